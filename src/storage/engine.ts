@@ -1,0 +1,129 @@
+/**
+ * The storage engine interface: an ordered byte key-value store with two keyspaces and atomic,
+ * optionally durable batches. The event store (src/store) is written against this interface only.
+ *
+ * Template methods: the public method checks the engine is open and the arguments are well formed,
+ * then calls the engine's `_method`. Engines implement the `_` methods only.
+ */
+import { err } from '../core/errors.js';
+
+/** `main` holds live data; `archive` holds archived aggregates (RocksDB: a separate, more compressed column family). */
+export type Space = 'main' | 'archive';
+export const SPACES: readonly Space[] = ['main', 'archive'];
+
+export type WriteOp =
+  | { readonly type: 'put'; readonly space: Space; readonly key: Buffer; readonly value: Buffer }
+  | { readonly type: 'del'; readonly space: Space; readonly key: Buffer };
+
+export interface RangeOptions {
+  readonly gte?: Buffer;
+  readonly gt?: Buffer;
+  readonly lte?: Buffer;
+  readonly lt?: Buffer;
+  readonly reverse?: boolean;
+  readonly limit?: number;
+}
+
+export interface WriteOptions {
+  /** true: the batch is on stable storage (fsync'd WAL) before the promise resolves. */
+  readonly sync: boolean;
+}
+
+export type EngineStatus = 'new' | 'opening' | 'open' | 'closing' | 'closed';
+
+export abstract class StorageEngine {
+  abstract readonly kind: string;
+  #status: EngineStatus = 'new';
+
+  get status(): EngineStatus {
+    return this.#status;
+  }
+
+  async open(): Promise<void> {
+    if (this.#status === 'open') return;
+    this.#status = 'opening';
+    try {
+      await this._open();
+      this.#status = 'open';
+    } catch (e) {
+      this.#status = 'closed';
+      throw e;
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.#status !== 'open') return;
+    this.#status = 'closing';
+    try {
+      await this._close();
+    } finally {
+      this.#status = 'closed';
+    }
+  }
+
+  get(space: Space, key: Buffer): Promise<Buffer | undefined> {
+    this.#check();
+    checkKey(key);
+    return this._get(space, key);
+  }
+
+  getMany(space: Space, keys: readonly Buffer[]): Promise<(Buffer | undefined)[]> {
+    this.#check();
+    keys.forEach(checkKey);
+    if (keys.length === 0) return Promise.resolve([]);
+    return this._getMany(space, keys);
+  }
+
+  /** Atomic: all operations are applied, or none. */
+  write(ops: readonly WriteOp[], options: WriteOptions): Promise<void> {
+    this.#check();
+    for (const op of ops) {
+      checkKey(op.key);
+      if (op.type === 'put' && !Buffer.isBuffer(op.value)) {
+        throw err('EDBX_ERR_INTERNAL', { reason: 'engine write: value must be a Buffer' });
+      }
+    }
+    if (ops.length === 0) return Promise.resolve();
+    return this._write(ops, options);
+  }
+
+  /** Entries in key order (or reverse), within the bounds. */
+  range(space: Space, options: RangeOptions = {}): AsyncIterable<[Buffer, Buffer]> {
+    this.#check();
+    return this._range(space, options);
+  }
+
+  /** Approximate statistics for `status`/benchmarks; engines may return an empty object. */
+  stats(): Record<string, number | string> {
+    return {};
+  }
+
+  protected abstract _open(): Promise<void>;
+  protected abstract _close(): Promise<void>;
+  protected abstract _get(space: Space, key: Buffer): Promise<Buffer | undefined>;
+  protected abstract _getMany(space: Space, keys: readonly Buffer[]): Promise<(Buffer | undefined)[]>;
+  protected abstract _write(ops: readonly WriteOp[], options: WriteOptions): Promise<void>;
+  protected abstract _range(space: Space, options: RangeOptions): AsyncIterable<[Buffer, Buffer]>;
+
+  #check(): void {
+    if (this.#status !== 'open') throw err('EDBX_ERR_STORE_NOT_OPEN');
+  }
+}
+
+function checkKey(key: Buffer): void {
+  if (!Buffer.isBuffer(key) || key.length === 0) {
+    throw err('EDBX_ERR_INTERNAL', { reason: 'engine key must be a non-empty Buffer' });
+  }
+}
+
+/** The smallest key strictly greater than every key starting with `prefix`. */
+export function prefixEnd(prefix: Buffer): Buffer {
+  const end = Buffer.from(prefix);
+  for (let i = end.length - 1; i >= 0; i--) {
+    if (end[i]! < 0xff) {
+      end[i] = end[i]! + 1;
+      return end.subarray(0, i + 1);
+    }
+  }
+  return Buffer.concat([prefix, Buffer.from([0xff])]);
+}
