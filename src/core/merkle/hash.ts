@@ -1,0 +1,56 @@
+/**
+ * RFC 6962 / RFC 9162 §2.1.1 hashing: SHA-256 with domain separation between leaves and interior
+ * nodes, so a leaf can never be passed off as an interior node (second-preimage defence).
+ */
+import { createHash } from 'node:crypto';
+
+/** Size in bytes of every hash in the tree (SHA-256). */
+export const HASH_BYTES = 32;
+
+const LEAF_PREFIX = Buffer.of(0x00);
+const NODE_PREFIX = Buffer.of(0x01);
+
+/**
+ * The hash of one leaf: `SHA-256(0x00 || data)`.
+ *
+ * @example
+ * leafHash(Buffer.alloc(0)).toString('hex'); // '6e340b9c…afa01d'
+ */
+export function leafHash(data: Uint8Array): Buffer {
+  return createHash('sha256').update(LEAF_PREFIX).update(data).digest();
+}
+
+/**
+ * The hash of an interior node: `SHA-256(0x01 || left || right)`.
+ *
+ * @example
+ * const root2 = nodeHash(leafHash(a), leafHash(b));
+ */
+export function nodeHash(left: Uint8Array, right: Uint8Array): Buffer {
+  return createHash('sha256').update(NODE_PREFIX).update(left).update(right).digest();
+}
+
+/**
+ * The root of the empty tree: `SHA-256("")` (RFC 9162 §2.1.1). Shared instance: do not mutate it.
+ */
+export const EMPTY_ROOT: Buffer = createHash('sha256').digest();
+
+/**
+ * Merkle Tree Hash of a list of leaf hashes, straight from the RFC's recursive definition: split at the
+ * largest power of two strictly below n, never duplicate a node. O(n) hashing and O(log n) recursion;
+ * meant as the reference for tests and small inputs, the frontier is what the store uses.
+ *
+ * @example
+ * rootOfLeafHashes([leafHash(a), leafHash(b), leafHash(c)]);
+ */
+export function rootOfLeafHashes(leaves: readonly Buffer[]): Buffer {
+  return leaves.length === 0 ? Buffer.from(EMPTY_ROOT) : mth(leaves, 0, leaves.length);
+}
+
+function mth(leaves: readonly Buffer[], start: number, end: number): Buffer {
+  const n = end - start;
+  if (n === 1) return leaves[start] as Buffer;
+  let k = 1;
+  while (k * 2 < n) k *= 2;
+  return nodeHash(mth(leaves, start, start + k), mth(leaves, start + k, end));
+}
