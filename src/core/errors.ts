@@ -172,6 +172,141 @@ export const ERRORS = {
     doc: 'Stored data does not match its Merkle hashes or could not be decoded: the store was altered or corrupted.',
   },
 
+  // --- keys ---
+  EDBX_ERR_WRONG_MASTER_KEY: {
+    status: 401,
+    kind: 'user',
+    message: () =>
+      'the master key does not match this data dir: check --master-key / EVENTDBX_MASTER_KEY (or the config file)',
+    doc: 'The master key does not unlock the keyring of the data dir. The key itself is never shown.',
+  },
+
+  // --- authentication (401) and authorisation (403) ---
+  EDBX_ERR_TOKEN_MISSING: {
+    status: 401,
+    kind: 'user',
+    message: () =>
+      'missing token: send `Authorization: Bearer <token>` (create one with `eventdbx token generate`)',
+    doc: 'The request has no bearer token.',
+  },
+  EDBX_ERR_TOKEN_MALFORMED: {
+    status: 401,
+    kind: 'user',
+    message: () =>
+      'malformed token: expected `Authorization: Bearer edbx_…` with the token printed by `token generate`',
+    doc: 'The Authorization header is not `Bearer <token>` or the token does not have the EventDBX shape.',
+  },
+  EDBX_ERR_TOKEN_UNKNOWN: {
+    status: 401,
+    kind: 'user',
+    message: () => 'unknown token: it was never issued by this store',
+    doc: 'No token with this value exists.',
+  },
+  EDBX_ERR_TOKEN_EXPIRED: {
+    status: 401,
+    kind: 'user',
+    message: (p) => `token ${p.id} expired at ${p.at}: refresh it with \`eventdbx token refresh\``,
+    doc: 'The token is past its expiry.',
+  },
+  EDBX_ERR_TOKEN_REVOKED: {
+    status: 401,
+    kind: 'user',
+    message: (p) => `token ${p.id} was revoked`,
+    doc: 'The token was revoked.',
+  },
+  EDBX_ERR_TOKEN_EXHAUSTED: {
+    status: 403,
+    kind: 'user',
+    message: (p) =>
+      `token ${p.id} has used its ${p.limit} writes: refresh it with \`eventdbx token refresh --limit\``,
+    doc: 'The token has no writes left.',
+  },
+  EDBX_ERR_TOKEN_READ_ONLY: {
+    status: 403,
+    kind: 'user',
+    message: (p) => `token ${p.id} is read-only and cannot write`,
+    doc: 'A read-only token was used for a write.',
+  },
+  EDBX_ERR_TOKEN_OUT_OF_SCOPE: {
+    status: 403,
+    kind: 'user',
+    message: (p) => `token ${p.id} may not access ${p.aggregate}`,
+    doc: 'The token is limited to other aggregates.',
+  },
+  EDBX_ERR_GROUP_NOT_ALLOWED: {
+    status: 403,
+    kind: 'user',
+    message: (p) =>
+      `group ${JSON.stringify(p.group)} may not manage tokens, schemas or plugins (only group "admin")`,
+    doc: 'Only tokens of group admin may use administrative endpoints.',
+  },
+  EDBX_ERR_TOKEN_NOT_FOUND: {
+    status: 404,
+    kind: 'user',
+    message: (p) =>
+      `no token matches ${JSON.stringify(p.token)}: give the full token or its id from \`token list\``,
+    doc: 'token revoke/refresh could not find the token.',
+  },
+
+  // --- HTTP ---
+  EDBX_ERR_ROUTE_NOT_FOUND: {
+    status: 404,
+    kind: 'user',
+    message: (p) => `no route ${p.method} ${p.url}: see /openapi.json for the API`,
+    doc: 'The HTTP method and path match no endpoint.',
+  },
+  EDBX_ERR_BODY_TOO_LARGE: {
+    status: 413,
+    kind: 'user',
+    message: (p) => `request body is over ${p.limit}`,
+    doc: 'The request body exceeds the server body limit.',
+  },
+  EDBX_ERR_UNSUPPORTED_MEDIA_TYPE: {
+    status: 415,
+    kind: 'user',
+    message: () => 'send the body as JSON with `Content-Type: application/json`',
+    doc: 'The request body is not JSON.',
+  },
+  EDBX_ERR_INVALID_JSON: {
+    status: 400,
+    kind: 'user',
+    message: (p) => `request body is not valid JSON: ${p.reason}`,
+    doc: 'The request body could not be parsed as JSON.',
+  },
+  EDBX_ERR_REQUEST_TIMEOUT: {
+    status: 408,
+    kind: 'user',
+    message: () => 'the request took too long to arrive',
+    doc: 'The request headers or body did not arrive within the server timeout.',
+  },
+  EDBX_ERR_SHUTTING_DOWN: {
+    status: 503,
+    kind: 'user',
+    message: () => 'the server is shutting down; retry against the restarted server',
+    doc: 'The server is stopping and accepts no new writes.',
+  },
+
+  EDBX_ERR_INVALID_CHECKPOINT: {
+    status: 400,
+    kind: 'user',
+    message: (p) => `not a signed checkpoint: ${p.reason}`,
+    doc: 'The saved checkpoint is not a C2SP signed note as printed by `eventdbx checkpoint`.',
+  },
+  EDBX_ERR_CHECKPOINT_MISMATCH: {
+    status: 409,
+    kind: 'user',
+    message: (p) => `checkpoint verification failed: ${p.reason}`,
+    doc: 'The current history does not extend the saved checkpoint (bad signature, rewritten or truncated history).',
+  },
+
+  EDBX_ERR_ALREADY_RUNNING: {
+    status: 409,
+    kind: 'user',
+    message: (p) =>
+      `a server is already running for ${p.data_dir} (pid ${p.pid}, port ${p.port}): use \`eventdbx stop\` or \`eventdbx restart\``,
+    doc: 'start was asked for a data dir that already has a running server.',
+  },
+
   // --- storage / configuration ---
   EDBX_ERR_STORE_LOCKED: {
     status: 503,

@@ -87,6 +87,20 @@ export abstract class StorageEngine {
     return this._write(ops, options);
   }
 
+  /**
+   * Synchronous `getMany`, for hot paths that cannot await (e.g. Merkle proof generation).
+   * Engines without synchronous reads throw EDBX_ERR_NOT_SUPPORTED.
+   *
+   * @example
+   * const [head] = engine.getManySync('main', [key]);
+   */
+  getManySync(space: Space, keys: readonly Buffer[]): (Buffer | undefined)[] {
+    this.#check();
+    keys.forEach(checkKey);
+    if (keys.length === 0) return [];
+    return this._getManySync(space, keys);
+  }
+
   /** Entries in key order (or reverse), within the bounds. */
   range(space: Space, options: RangeOptions = {}): AsyncIterable<[Buffer, Buffer]> {
     this.#check();
@@ -104,6 +118,11 @@ export abstract class StorageEngine {
   protected abstract _getMany(space: Space, keys: readonly Buffer[]): Promise<(Buffer | undefined)[]>;
   protected abstract _write(ops: readonly WriteOp[], options: WriteOptions): Promise<void>;
   protected abstract _range(space: Space, options: RangeOptions): AsyncIterable<[Buffer, Buffer]>;
+
+  /** Override to support `getManySync`. */
+  protected _getManySync(_space: Space, _keys: readonly Buffer[]): (Buffer | undefined)[] {
+    throw err('EDBX_ERR_NOT_SUPPORTED', { feature: 'synchronous reads', engine: this.kind });
+  }
 
   #check(): void {
     if (this.#status !== 'open') throw err('EDBX_ERR_STORE_NOT_OPEN');

@@ -1,0 +1,142 @@
+/** Human-readable rendering of operation results (the --json output is the result itself). */
+import type { EventRecord } from '../core/event.js';
+import type { describeToken } from '../core/tokens.js';
+import type { VerifyAllReport } from '../store/verify.js';
+import type {
+  AggregateSummary,
+  AggregateView,
+  SnapshotRecord,
+  StagedEvent,
+  VerifyReport,
+} from '../store/types.js';
+import { bold, formatEvent, green, keyValues, red, table } from './output.js';
+
+type TokenView = ReturnType<typeof describeToken>;
+type Renderer = (result: Record<string, unknown>) => string;
+
+const verifyLine = (r: VerifyReport): string =>
+  r.ok
+    ? `${green('ok')}   ${r.aggregate_type}/${r.aggregate_id} version ${r.version} root ${r.merkle_root}`
+    : `${red('FAIL')} ${r.aggregate_type}/${r.aggregate_id}: version ${r.first_bad_version}: ${r.reason}`;
+
+export const HUMAN: Record<string, Renderer> = {
+  'aggregate.apply': (r) => {
+    if (r.staged) {
+      const s = r.staged as StagedEvent;
+      return `staged #${s.seq} ${s.request.event_type} on ${s.request.aggregate_type}/${s.request.aggregate_id} (run \`eventdbx aggregate commit\` to append)`;
+    }
+    const e = r.event as EventRecord;
+    return `appended ${e.event_type} to ${e.aggregate_type}/${e.aggregate_id} at version ${e.version} (position ${e.position})\nmerkle_root ${e.merkle_root}`;
+  },
+  'aggregate.list': (r) =>
+    table(
+      (r.aggregates as AggregateSummary[]).map((a) => ({
+        aggregate: `${a.aggregate_type}/${a.aggregate_id}`,
+        version: a.version,
+        merkle_root: a.merkle_root,
+        status: a.archived ? 'archived' : 'live',
+      })),
+    ),
+  'aggregate.get': (r) => {
+    const a = r.aggregate as AggregateView;
+    const head = keyValues({
+      aggregate: `${a.aggregate_type}/${a.aggregate_id}`,
+      version: a.version,
+      merkle_root: a.merkle_root,
+      status: a.archived ? 'archived' : 'live',
+      updated_at: a.updated_at,
+    });
+    const state = Object.keys(a.state).length ? keyValues(a.state) : '(empty)';
+    const events = a.events ? `\n\n${bold('events')}\n${a.events.map(formatEvent).join('\n')}` : '';
+    return `${head}\n\n${bold('state')}\n${state}${events}`;
+  },
+  'aggregate.replay': (r) =>
+    (r.events as EventRecord[]).length
+      ? (r.events as EventRecord[]).map(formatEvent).join('\n')
+      : '(no events)',
+  'aggregate.verify': (r) => {
+    if (r.report) return verifyLine(r.report as VerifyReport);
+    const all = r.all as VerifyAllReport;
+    const lines = all.failures.map(verifyLine);
+    lines.push(
+      all.ledger.ok
+        ? `${green('ok')}   ledger: ${all.ledger.size} events, root ${all.ledger.root}`
+        : `${red('FAIL')} ledger: position ${all.ledger.first_bad_position}: ${all.ledger.reason}`,
+    );
+    lines.push(
+      `${all.ok ? green('verified') : red('verification failed')}: ${all.aggregates} aggregates, ${all.events} events, ${all.failures.length} failed`,
+    );
+    return lines.join('\n');
+  },
+  'aggregate.snapshot': (r) => {
+    const s = r.snapshot as SnapshotRecord;
+    return `snapshot of ${s.aggregate_type}/${s.aggregate_id} at version ${s.version}`;
+  },
+  'aggregate.archive': (r) =>
+    `archived ${(r.audit as EventRecord).payload.aggregate} (audit #${(r.audit as EventRecord).version})`,
+  'aggregate.restore': (r) =>
+    `restored ${(r.audit as EventRecord).payload.aggregate} (audit #${(r.audit as EventRecord).version})`,
+  'aggregate.commit': (r) => {
+    const c = r.committed as EventRecord[];
+    return [
+      `committed ${c.length} event(s) atomically:`,
+      ...c.map((e) => `  ${e.aggregate_type}/${e.aggregate_id} v${e.version} ${e.event_type}`),
+    ].join('\n');
+  },
+  'token.generate': (r) => {
+    const t = r.token as TokenView & { token: string };
+    return [
+      `token for ${t.group}/${t.user} (shown only now; store it safely):`,
+      '',
+      `  ${t.token}`,
+      '',
+      `id ${t.id}, expires ${t.expires_at ?? 'never'}, writes ${t.limit ?? 'unlimited'}${t.keep_alive ? ', keep-alive' : ''}${t.read_only ? ', read-only' : ''}${t.scopes.length ? `, scopes ${t.scopes.join(' ')}` : ''}`,
+    ].join('\n');
+  },
+  'token.list': (r) =>
+    table(
+      (r.tokens as TokenView[]).map((t) => ({
+        id: t.id,
+        group: t.group,
+        user: t.user,
+        status: t.status,
+        expires_at: t.expires_at ?? 'never',
+        remaining: t.remaining ?? 'unlimited',
+        access: `${t.read_only ? 'read-only' : 'read-write'}${t.scopes.length ? ` ${t.scopes.join(',')}` : ''}`,
+      })),
+    ),
+  'token.revoke': (r) =>
+    `revoked token ${(r.token as TokenView).id} (${(r.token as TokenView).group}/${(r.token as TokenView).user})`,
+  'token.refresh': (r) => {
+    const t = r.token as TokenView;
+    return `refreshed token ${t.id}: expires ${t.expires_at ?? 'never'}, writes left ${t.remaining ?? 'unlimited'}`;
+  },
+  'audit.list': (r) =>
+    table(
+      (r.entries as EventRecord[]).map((e) => ({
+        '#': e.version,
+        at: e.metadata.created_at,
+        by: `${e.metadata.issued_by.group}/${e.metadata.issued_by.user}`,
+        action: e.event_type,
+        details: Object.entries(e.payload)
+          .filter(([, v]) => v !== '')
+          .map(([k, v]) => `${k}=${v}`)
+          .join(' '),
+      })),
+    ),
+  'audit.verify': (r) => verifyLine(r.report as VerifyReport),
+  'checkpoint.show': (r) => (r.checkpoint as { note: string }).note.trimEnd(),
+  'checkpoint.verify': (r) => {
+    const v = r.verification as { from: { size: number }; to: { size: number; root: string } };
+    return `${green('ok')} the current history (${v.to.size} events, root ${v.to.root}) extends the saved checkpoint of ${v.from.size} events`;
+  },
+  'checkpoint.public-key': (r) => String(r.public_key).trimEnd(),
+};
+
+/** Whether a result means failure (exit code 1) even though the operation itself ran. */
+export function resultFailed(op: string, r: Record<string, unknown>): boolean {
+  if (op === 'audit.verify') return !(r.report as VerifyReport).ok;
+  if (op !== 'aggregate.verify') return false;
+  if (r.report) return !(r.report as VerifyReport).ok;
+  return !(r.all as VerifyAllReport).ok;
+}

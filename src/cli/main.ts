@@ -1,0 +1,319 @@
+#!/usr/bin/env node
+/**
+ * `eventdbx` — the command line. A declarative table of commands and flags (exactly the spec's), thin
+ * handlers that run store operations, one error → exit code mapping. Heavy modules load lazily so
+ * `--help` is instant.
+ */
+import { Command, CommanderError, Option } from 'commander';
+import { toEventDbxError } from '../core/errors.js';
+import { reportError } from './report.js';
+
+const VERSION = '1.1.0';
+
+interface Flag {
+  readonly flags: string;
+  readonly help: string;
+  readonly repeat?: boolean;
+  readonly required?: boolean;
+}
+
+interface CommandSpec {
+  readonly name: string;
+  readonly op: string;
+  readonly help: string;
+  readonly flags: readonly Flag[];
+}
+
+const AGG: Flag[] = [
+  { flags: '--aggregate <type>', help: 'aggregate type, e.g. patient', required: true },
+  { flags: '--aggregate-id <id>', help: 'aggregate id, e.g. p-001', required: true },
+];
+const COMMENT: Flag = { flags: '--comment <text>', help: 'why (recorded in the audit log)' };
+
+const AGGREGATE_COMMANDS: CommandSpec[] = [
+  {
+    name: 'apply',
+    op: 'aggregate.apply',
+    help: 'append an event to an aggregate',
+    flags: [
+      ...AGG,
+      { flags: '--event <name>', help: 'event type, e.g. patient-added', required: true },
+      { flags: '--field <KEY=VALUE>', help: 'payload field (repeatable)', repeat: true },
+      { flags: '--expected-version <n>', help: 'fail unless the aggregate is at version n (0 = new)' },
+      { flags: '--event-id <id>', help: 'client event id: retrying the same event returns the original' },
+      { flags: '--stage', help: 'stage the event; `aggregate commit` appends all staged events atomically' },
+    ],
+  },
+  {
+    name: 'list',
+    op: 'aggregate.list',
+    help: 'list aggregates with version, Merkle root and archive status',
+    flags: [
+      { flags: '--type <type>', help: 'only this aggregate type' },
+      { flags: '--skip <n>', help: 'skip the first n' },
+      { flags: '--take <n>', help: 'show at most n' },
+    ],
+  },
+  {
+    name: 'get',
+    op: 'aggregate.get',
+    help: 'show the state of an aggregate (now, or at a version)',
+    flags: [
+      ...AGG,
+      { flags: '--version <u64>', help: 'state at this version' },
+      { flags: '--include-events', help: 'also list the events' },
+    ],
+  },
+  {
+    name: 'replay',
+    op: 'aggregate.replay',
+    help: 'list the events of an aggregate in order',
+    flags: [
+      ...AGG,
+      { flags: '--skip <n>', help: 'skip the first n events' },
+      { flags: '--take <n>', help: 'show at most n events' },
+    ],
+  },
+  {
+    name: 'verify',
+    op: 'aggregate.verify',
+    help: 'recompute Merkle hashes from the stored events (all aggregates and the ledger when none is given)',
+    flags: [
+      { flags: '--aggregate <type>', help: 'aggregate type' },
+      { flags: '--aggregate-id <id>', help: 'aggregate id' },
+    ],
+  },
+  {
+    name: 'snapshot',
+    op: 'aggregate.snapshot',
+    help: 'store the current state as a snapshot',
+    flags: [...AGG, COMMENT],
+  },
+  {
+    name: 'archive',
+    op: 'aggregate.archive',
+    help: 'move an aggregate to long-term storage (appends refused)',
+    flags: [...AGG, COMMENT],
+  },
+  {
+    name: 'restore',
+    op: 'aggregate.restore',
+    help: 'bring an archived aggregate back',
+    flags: [...AGG, COMMENT],
+  },
+  {
+    name: 'commit',
+    op: 'aggregate.commit',
+    help: 'append all staged events atomically (all or none)',
+    flags: [],
+  },
+];
+
+const TOKEN_COMMANDS: CommandSpec[] = [
+  {
+    name: 'generate',
+    op: 'token.generate',
+    help: 'issue a token for one person (shown once)',
+    flags: [
+      { flags: '--group <name>', help: 'Unix-style group, e.g. admin or doctors', required: true },
+      { flags: '--user <name>', help: 'the person, e.g. jane', required: true },
+      { flags: '--expiration <secs>', help: 'lifetime in seconds (default: no expiry)' },
+      { flags: '--limit <writes>', help: 'number of writes allowed (default: unlimited)' },
+      { flags: '--keep-alive', help: 'each use extends the expiry by --expiration seconds' },
+      { flags: '--read-only', help: 'the token cannot write' },
+      {
+        flags: '--aggregate <type[/id]>',
+        help: 'limit the token to this aggregate type or instance (repeatable)',
+        repeat: true,
+      },
+    ],
+  },
+  { name: 'list', op: 'token.list', help: 'list tokens with status, expiry and remaining writes', flags: [] },
+  {
+    name: 'revoke',
+    op: 'token.revoke',
+    help: 'revoke a token immediately',
+    flags: [{ flags: '--token <value>', help: 'the token, or its id from `token list`', required: true }],
+  },
+  {
+    name: 'refresh',
+    op: 'token.refresh',
+    help: 'extend the lifetime and/or write allowance of a token',
+    flags: [
+      { flags: '--token <value>', help: 'the token, or its id from `token list`', required: true },
+      { flags: '--expiration <secs>', help: 'new lifetime in seconds from now' },
+      { flags: '--limit <writes>', help: 'new number of writes allowed' },
+    ],
+  },
+];
+
+const AUDIT_COMMANDS: CommandSpec[] = [
+  {
+    name: 'list',
+    op: 'audit.list',
+    help: 'list administrative actions (tokens, schemas, config, plugins, archive)',
+    flags: [{ flags: '--since <date>', help: 'only entries at or after this ISO date' }],
+  },
+  { name: 'verify', op: 'audit.verify', help: 'recompute the audit log Merkle tree', flags: [] },
+];
+
+const collect = (value: string, previous: string[] = []): string[] => [...previous, value];
+
+function addFlags(cmd: Command, flags: readonly Flag[]): Command {
+  for (const f of flags) {
+    const o = new Option(f.flags, f.help);
+    if (f.repeat) o.argParser(collect).default([]);
+    if (f.required) o.makeOptionMandatory();
+    cmd.addOption(o);
+  }
+  return cmd.option('--json', 'print JSON for scripts');
+}
+
+const globalConfig = (cmd: Command) => cmd.optsWithGlobals().config as string | undefined;
+
+function opCommand(parent: Command, spec: CommandSpec): void {
+  addFlags(parent.command(spec.name).description(spec.help), spec.flags).action(
+    async (opts, cmd: Command) => {
+      const { runOp } = await import('./run.js');
+      process.exitCode = await runOp(spec.op, opts, globalConfig(cmd));
+    },
+  );
+}
+
+function serverCommands(program: Command): void {
+  const startFlags = (c: Command) =>
+    c
+      .option('--port <u16>', 'HTTP port (default: config, else 7070)')
+      .option('--data-dir <path>', 'data directory (default: config, else ./.eventdbx)')
+      .option('--foreground', 'run in this terminal instead of as a daemon')
+      .option('--restrict [mode]', 'schema enforcement: true (default), strict, or false');
+  const lifecycle = async (name: string, opts: Record<string, unknown>, cmd: Command) => {
+    const m = await import('./server-commands.js');
+    process.exitCode = await m.lifecycle(name, opts, globalConfig(cmd));
+  };
+  startFlags(program.command('start').description('start the server (a daemon unless --foreground)')).action(
+    (o, c: Command) => lifecycle('start', o, c),
+  );
+  addFlags(program.command('stop').description('stop the running server gracefully'), []).action(
+    (o, c: Command) => lifecycle('stop', o, c),
+  );
+  addFlags(
+    program.command('status').description('port, PID, uptime, restriction and event count of the server'),
+    [],
+  ).action((o, c: Command) => lifecycle('status', o, c));
+  startFlags(
+    program.command('restart').description('stop the server (if running) and start it again'),
+  ).action((o, c: Command) => lifecycle('restart', o, c));
+  program
+    .command('destroy')
+    .description('remove the PID file, data directory and configuration file')
+    .option('--yes', 'do not ask for confirmation')
+    .action((o, c: Command) => lifecycle('destroy', o, c));
+}
+
+function build(): Command {
+  const program = new Command('eventdbx')
+    .description('EventDBX: an event-sourced, write-side database')
+    .version(VERSION, '-V, --version')
+    .option('--config <path>', 'configuration file (default ./.eventdbx.json or $EVENTDBX_CONFIG)')
+    .showHelpAfterError('(run with --help for usage)')
+    .exitOverride()
+    .configureOutput({ writeErr: (s) => process.stderr.write(s) });
+
+  const aggregate = program
+    .command('aggregate')
+    .description('append, read, verify, snapshot and archive aggregates');
+  for (const spec of AGGREGATE_COMMANDS) {
+    addFlags(aggregate.command(spec.name).description(spec.help), spec.flags).action(
+      async (opts, cmd: Command) => {
+        const { runOp } = await import('./run.js');
+        process.exitCode = await runOp(spec.op, opts, cmd.optsWithGlobals().config as string | undefined);
+      },
+    );
+  }
+
+  for (const [group, help, specs] of [
+    ['token', 'issue, list, revoke and refresh access tokens', TOKEN_COMMANDS],
+    ['audit', 'the tamper-evident log of administrative actions', AUDIT_COMMANDS],
+  ] as const) {
+    const parent = program.command(group).description(help);
+    for (const spec of specs) opCommand(parent, spec);
+  }
+
+  const checkpoint = addFlags(
+    program.command('checkpoint').description('print the latest signed checkpoint of the ledger'),
+    [],
+  ).action(async (opts, cmd: Command) => {
+    const { runOp } = await import('./run.js');
+    process.exitCode = await runOp('checkpoint.show', opts, globalConfig(cmd));
+  });
+  addFlags(checkpoint.command('verify').description('prove the current history extends a saved checkpoint'), [
+    {
+      flags: '--from <file>',
+      help: 'a checkpoint saved earlier (file with the signed note, or - for stdin)',
+      required: true,
+    },
+  ]).action(async (opts, cmd: Command) => {
+    const { runOp } = await import('./run.js');
+    const { readNote } = await import('./notes.js');
+    process.exitCode = await runOp(
+      'checkpoint.verify',
+      { ...opts, note: await readNote(String(opts.from)) },
+      globalConfig(cmd),
+    );
+  });
+  addFlags(
+    checkpoint.command('public-key').description('print the public key auditors use to verify checkpoints'),
+    [],
+  ).action(async (opts, cmd: Command) => {
+    const { runOp } = await import('./run.js');
+    process.exitCode = await runOp('checkpoint.public-key', opts, globalConfig(cmd));
+  });
+
+  serverCommands(program);
+
+  addFlags(
+    program
+      .command('config')
+      .description('persist configuration; the first call must include --master-key and --dek')
+      .option('--port <u16>', 'HTTP port (default 7070)')
+      .option('--data-dir <path>', 'data directory (default ./.eventdbx)')
+      .option(
+        '--master-key <secret>',
+        'master key (stored in the 0600 config file; or use EVENTDBX_MASTER_KEY)',
+      )
+      .option('--dek <secret>', 'data encryption key (or use EVENTDBX_DEK)')
+      .option('--memory-threshold <usize>', 'aggregate states kept in memory (LRU entries)'),
+    [],
+  ).action(async (opts, cmd: Command) => {
+    const { configCommand } = await import('./config-command.js');
+    process.exitCode = await configCommand(opts, globalConfig(cmd));
+  });
+
+  return program;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const program = build();
+  try {
+    await program.parseAsync(argv);
+    return Number(process.exitCode ?? 0);
+  } catch (e) {
+    if (e instanceof CommanderError) {
+      // Help and version exit 0; usage errors (unknown flag, missing value) exit 2. Commander printed the line.
+      return e.exitCode === 0 || e.code === 'commander.helpDisplayed' || e.code === 'commander.version'
+        ? 0
+        : 2;
+    }
+    return reportError(toEventDbxError(e));
+  }
+}
+
+main(process.argv).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (e: unknown) => {
+    process.exitCode = reportError(toEventDbxError(e));
+  },
+);

@@ -1,0 +1,190 @@
+/**
+ * Store operations behind the CLI commands. Each takes parsed arguments and returns a JSON-able result;
+ * the CLI runs them on a store it opens itself, or (while a server runs) asks the server to run them
+ * over its control socket, so output and exit codes are identical either way.
+ */
+import { err } from '../core/errors.js';
+import { wholeNumber } from '../core/names.js';
+import {
+  archiveAggregate,
+  commitStaged,
+  restoreAggregate,
+  stageEvent,
+  takeSnapshot,
+  verifyAggregate,
+  verifyAll,
+} from '../store/index.js';
+import { currentCheckpoint, verifyFromCheckpoint } from '../store/checkpoints.js';
+import { AUDIT_ID, AUDIT_TYPE } from '../store/index.js';
+import type { SecureStore } from '../store/secure.js';
+import { createToken, listTokens, refreshToken, revokeToken } from '../store/tokens.js';
+import type { WriteContext } from '../store/types.js';
+
+export type OpArgs = Record<string, unknown>;
+export type Op = (
+  secure: SecureStore,
+  args: OpArgs,
+  ctx: WriteContext,
+  progress?: (done: number, total: number) => void,
+) => Promise<unknown>;
+
+const str = (args: OpArgs, name: string): string => String(args[name]);
+const optNumber = (args: OpArgs, name: string, flag: string): number | undefined => {
+  const v = args[name];
+  if (v === undefined) return undefined;
+  const n = wholeNumber(v);
+  if (n === undefined)
+    throw err('EDBX_ERR_INVALID_ARGUMENT', { name: flag, value: v, reason: 'use a whole number >= 0' });
+  return n;
+};
+
+/** Parse repeated `--field KEY=VALUE` into a payload; the first '=' splits, values may contain '='. */
+export function parseFields(fields: readonly string[]): Record<string, string> {
+  const payload: Record<string, string> = {};
+  for (const f of fields) {
+    const eq = f.indexOf('=');
+    if (eq <= 0) {
+      throw err('EDBX_ERR_INVALID_ARGUMENT', {
+        name: '--field',
+        value: f,
+        reason: 'use KEY=VALUE (e.g. --field status=active)',
+      });
+    }
+    payload[f.slice(0, eq)] = f.slice(eq + 1);
+  }
+  return payload;
+}
+
+export const OPS: Record<string, Op> = {
+  'aggregate.apply': async ({ store }, a, ctx) => {
+    const req = {
+      aggregate_type: str(a, 'aggregate'),
+      aggregate_id: str(a, 'aggregateId'),
+      event_type: str(a, 'event'),
+      payload: parseFields((a.field as string[] | undefined) ?? []),
+      expected_version: optNumber(a, 'expectedVersion', '--expected-version'),
+      event_id: a.eventId === undefined ? undefined : str(a, 'eventId'),
+    };
+    if (a.stage) return { staged: await stageEvent(store, req, ctx) };
+    return { event: await store.append(req, ctx) };
+  },
+  'aggregate.list': async ({ store }, a) => ({
+    aggregates: await store.list({
+      skip: optNumber(a, 'skip', '--skip') ?? 0,
+      ...(a.take === undefined ? {} : { take: optNumber(a, 'take', '--take')! }),
+      ...(a.type === undefined ? {} : { type: str(a, 'type') }),
+    }),
+  }),
+  'aggregate.get': async ({ store }, a) => ({
+    aggregate: await store.aggregate(str(a, 'aggregate'), str(a, 'aggregateId'), {
+      ...(a.version === undefined ? {} : { version: versionArg(a.version) }),
+      includeEvents: Boolean(a.includeEvents),
+    }),
+  }),
+  'aggregate.replay': async ({ store }, a) => ({
+    events: await store.events(str(a, 'aggregate'), str(a, 'aggregateId'), {
+      skip: optNumber(a, 'skip', '--skip') ?? 0,
+      ...(a.take === undefined ? {} : { take: optNumber(a, 'take', '--take')! }),
+    }),
+  }),
+  'aggregate.verify': async ({ store }, a, _ctx, progress) => {
+    if (a.aggregate === undefined && a.aggregateId === undefined)
+      return { all: await verifyAll(store, progress) };
+    if (a.aggregate === undefined || a.aggregateId === undefined) {
+      throw err('EDBX_ERR_USAGE', {
+        reason: 'give both --aggregate and --aggregate-id, or neither to verify everything',
+      });
+    }
+    const type = str(a, 'aggregate');
+    const id = str(a, 'aggregateId');
+    await store.aggregate(type, id); // not found → coded error
+    return { report: await verifyAggregate(store, type, id) };
+  },
+  'aggregate.snapshot': async ({ store }, a, ctx) => ({
+    snapshot: await takeSnapshot(
+      store,
+      str(a, 'aggregate'),
+      str(a, 'aggregateId'),
+      ctx,
+      a.comment as string | undefined,
+    ),
+  }),
+  'aggregate.archive': async ({ store }, a, ctx) => ({
+    audit: await archiveAggregate(
+      store,
+      str(a, 'aggregate'),
+      str(a, 'aggregateId'),
+      ctx,
+      a.comment as string | undefined,
+    ),
+  }),
+  'aggregate.restore': async ({ store }, a, ctx) => ({
+    audit: await restoreAggregate(
+      store,
+      str(a, 'aggregate'),
+      str(a, 'aggregateId'),
+      ctx,
+      a.comment as string | undefined,
+    ),
+  }),
+  'aggregate.commit': async ({ store }) => ({ committed: await commitStaged(store) }),
+
+  'token.generate': async ({ store }, a, ctx) => ({
+    token: await createToken(
+      store,
+      {
+        group: str(a, 'group'),
+        user: str(a, 'user'),
+        expiration: optNumber(a, 'expiration', '--expiration'),
+        limit: optNumber(a, 'limit', '--limit'),
+        keepAlive: Boolean(a.keepAlive),
+        readOnly: Boolean(a.readOnly),
+        scopes: (a.aggregate as string[] | undefined) ?? [],
+      },
+      ctx,
+    ),
+  }),
+  'token.list': async ({ store }) => ({ tokens: listTokens(store) }),
+  'token.revoke': async ({ store }, a, ctx) => ({ token: await revokeToken(store, str(a, 'token'), ctx) }),
+  'token.refresh': async ({ store }, a, ctx) => ({
+    token: await refreshToken(store, str(a, 'token'), { expiration: a.expiration, limit: a.limit }, ctx),
+  }),
+
+  'audit.list': async ({ store }, a) => {
+    const since = a.since === undefined ? undefined : Date.parse(String(a.since));
+    if (since !== undefined && Number.isNaN(since)) {
+      throw err('EDBX_ERR_INVALID_ARGUMENT', {
+        name: '--since',
+        value: a.since,
+        reason: 'use an ISO date, e.g. 2026-11-01 or 2026-11-01T10:00:00Z',
+      });
+    }
+    const entries = await store.auditLog();
+    return {
+      entries:
+        since === undefined ? entries : entries.filter((e) => Date.parse(e.metadata.created_at) >= since),
+    };
+  },
+  'audit.verify': async ({ store }) => {
+    if (!(await store.meta(AUDIT_TYPE, AUDIT_ID)))
+      return {
+        report: { aggregate_type: AUDIT_TYPE, aggregate_id: AUDIT_ID, ok: true, version: 0, merkle_root: '' },
+      };
+    return { report: await verifyAggregate(store, AUDIT_TYPE, AUDIT_ID) };
+  },
+
+  'checkpoint.show': async (secure) => ({
+    checkpoint: { ...currentCheckpoint(secure), public_key: secure.publicKeyPem },
+  }),
+  'checkpoint.verify': async (secure, a) => {
+    const note = String(a.note);
+    return { verification: await verifyFromCheckpoint(secure, note) };
+  },
+  'checkpoint.public-key': async (secure) => ({ public_key: secure.publicKeyPem }),
+};
+
+function versionArg(v: unknown): number {
+  const n = wholeNumber(v);
+  if (n === undefined || n < 1) throw err('EDBX_ERR_INVALID_VERSION', { value: v });
+  return n;
+}

@@ -1,0 +1,44 @@
+/** CLI output: human-readable by default, JSON with --json; colour only on a TTY without NO_COLOR. */
+import type { EventRecord } from '../core/event.js';
+
+export const useColor = (): boolean => Boolean(process.stdout.isTTY) && !process.env.NO_COLOR;
+
+const paint = (code: number) => (s: string) => (useColor() ? `\u001b[${code}m${s}\u001b[0m` : s);
+export const bold = paint(1);
+export const dim = paint(2);
+export const green = paint(32);
+export const red = paint(31);
+
+export function printJson(value: unknown): void {
+  process.stdout.write(JSON.stringify(value, null, 2) + '\n');
+}
+
+export function table(rows: Array<Record<string, string | number | boolean>>, columns?: string[]): string {
+  if (rows.length === 0) return dim('(none)');
+  const cols = columns ?? Object.keys(rows[0]!);
+  const widths = cols.map((c) => Math.max(c.length, ...rows.map((r) => String(r[c] ?? '').length)));
+  const line = (cells: string[]) =>
+    cells
+      .map((c, i) => c.padEnd(widths[i]!))
+      .join('  ')
+      .trimEnd();
+  return [
+    bold(line(cols.map((c) => c.toUpperCase()))),
+    ...rows.map((r) => line(cols.map((c) => String(r[c] ?? '')))),
+  ].join('\n');
+}
+
+export function keyValues(obj: Record<string, unknown>): string {
+  const width = Math.max(...Object.keys(obj).map((k) => k.length));
+  return Object.entries(obj)
+    .map(([k, v]) => `${dim(k.padEnd(width))}  ${typeof v === 'object' ? JSON.stringify(v) : String(v)}`)
+    .join('\n');
+}
+
+export function formatEvent(e: EventRecord): string {
+  const who = `${e.metadata.issued_by.group}/${e.metadata.issued_by.user}`;
+  const fields = Object.entries(e.payload)
+    .map(([k, v]) => `${k}=${JSON.stringify(v)}`)
+    .join(' ');
+  return `${bold(`v${e.version}`)} ${e.event_type} ${dim(`#${e.position} ${e.metadata.created_at} by ${who}`)}\n    ${fields || dim('(empty payload)')}`;
+}

@@ -1,0 +1,34 @@
+/** Opening the store for a CLI command, and the local identity of CLI writes made without a token. */
+import os from 'node:os';
+import { err } from '../core/errors.js';
+import type { IssuedBy } from '../core/event.js';
+import { type Config, loadConfig } from '../config/config.js';
+import { createEngine } from '../storage/index.js';
+import { type SecureStore, openSecureStore } from '../store/secure.js';
+
+/** Writes made by the local CLI without a token are recorded as group `local` and the OS user. */
+export function localIdentity(): IssuedBy {
+  let user = process.env.USER ?? 'unknown';
+  try {
+    user = os.userInfo().username;
+  } catch {
+    // no passwd entry (containers): fall back to $USER
+  }
+  return { group: 'local', user };
+}
+
+export async function requireConfig(configFile?: string): Promise<Config> {
+  const config = await loadConfig(configFile);
+  if (!config.exists && !(config.masterKey && config.dek))
+    throw err('EDBX_ERR_CONFIG_MISSING', { path: config.path });
+  if (!config.masterKey || !config.dek) throw err('EDBX_ERR_CONFIG_KEYS_REQUIRED');
+  return config;
+}
+
+export function openLocalStore(config: Config): Promise<SecureStore> {
+  return openSecureStore(
+    createEngine('rocksdb', config.dataDir),
+    { masterKey: config.masterKey, dek: config.dek },
+    { memoryThreshold: config.memoryThreshold, maxPayloadBytes: config.maxPayloadBytes },
+  );
+}

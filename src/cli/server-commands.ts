@@ -1,0 +1,257 @@
+/** `start`, `stop`, `status`, `restart`, `destroy`: the server lifecycle around the PID file. */
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { openSync, closeSync } from 'node:fs';
+import { mkdir, readFile, rm } from 'node:fs/promises';
+import path from 'node:path';
+import { createInterface } from 'node:readline/promises';
+import { fileURLToPath } from 'node:url';
+import { type Config, loadConfig, writeConfigFile } from '../config/config.js';
+import { err, toEventDbxError } from '../core/errors.js';
+import { wholeNumber } from '../core/names.js';
+import { LOG_FILE, PID_FILE, type PidInfo } from '../server/serve.js';
+import { keyValues, printJson } from './output.js';
+import { reportError } from './report.js';
+
+const RESTRICT_MODES = ['true', 'strict', 'false'];
+
+function restrictMode(value: unknown): string {
+  if (value === undefined || value === true) return 'true';
+  if (typeof value === 'string' && RESTRICT_MODES.includes(value)) return value;
+  throw err('EDBX_ERR_USAGE', {
+    reason: `--restrict must be true, strict or false (got ${JSON.stringify(value)})`,
+  });
+}
+
+function portFlag(value: unknown, fallback: number): number {
+  if (value === undefined) return fallback;
+  const n = wholeNumber(value);
+  if (n === undefined || n < 1 || n > 65535)
+    throw err('EDBX_ERR_INVALID_ARGUMENT', { name: '--port', value, reason: 'use 1-65535' });
+  return n;
+}
+
+const alive = (pid: number): boolean => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+};
+
+/** The running server of a data dir, cleaning a stale PID file. */
+export async function runningServer(dataDir: string): Promise<PidInfo | undefined> {
+  const file = path.join(dataDir, PID_FILE);
+  let info: PidInfo;
+  try {
+    info = JSON.parse(await readFile(file, 'utf8')) as PidInfo;
+  } catch {
+    return undefined;
+  }
+  if (Number.isSafeInteger(info.pid) && alive(info.pid)) return info;
+  await rm(file, { force: true });
+  await rm(path.join(dataDir, 'control.sock'), { force: true });
+  return undefined;
+}
+
+/** Config for starting: flags override; a missing config becomes a development config with random keys. */
+async function startConfig(
+  opts: Record<string, unknown>,
+  configFile: string | undefined,
+  say: (s: string) => void,
+): Promise<Config> {
+  let config = await loadConfig(configFile);
+  if (!config.exists && !(config.masterKey && config.dek)) {
+    await writeConfigFile(config.path, {
+      master_key: randomBytes(32).toString('base64url'),
+      dek: randomBytes(32).toString('base64url'),
+    });
+    say(
+      `No configuration found: created a development config with random keys at ${config.path} (mode 0600).`,
+    );
+    say(
+      'For production, run `eventdbx config --master-key <secret> --dek <secret>` or set EVENTDBX_MASTER_KEY / EVENTDBX_DEK.',
+    );
+    config = await loadConfig(configFile);
+  }
+  if (!config.masterKey || !config.dek) throw err('EDBX_ERR_CONFIG_KEYS_REQUIRED');
+  const dataDir = opts.dataDir === undefined ? config.dataDir : path.resolve(String(opts.dataDir));
+  return { ...config, dataDir, port: portFlag(opts.port, config.port) };
+}
+
+async function start(opts: Record<string, unknown>, configFile: string | undefined): Promise<number> {
+  const daemonChild = typeof process.send === 'function';
+  const say = (line: string) =>
+    daemonChild ? process.send!({ type: 'announce', line }) : process.stdout.write(line + '\n');
+  const restrict = restrictMode(opts.restrict);
+  const config = await startConfig(opts, configFile, say);
+  const running = await runningServer(config.dataDir);
+  if (running) {
+    throw err('EDBX_ERR_ALREADY_RUNNING', { pid: running.pid, port: running.port, data_dir: config.dataDir });
+  }
+  if (opts.foreground) {
+    const { serveForeground } = await import('../server/serve.js');
+    await serveForeground({ config, port: config.port, restrict, announce: say });
+    if (daemonChild) process.send!({ type: 'ready', pid: process.pid, port: config.port });
+    return 0; // the server keeps the process alive until stopped
+  }
+  return daemonize(config, restrict, configFile);
+}
+
+async function daemonize(config: Config, restrict: string, configFile: string | undefined): Promise<number> {
+  await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
+  const logPath = path.join(config.dataDir, LOG_FILE);
+  const log = openSync(logPath, 'a', 0o600);
+  const main = fileURLToPath(new URL('./main.js', import.meta.url));
+  const args = [
+    main,
+    'start',
+    '--foreground',
+    '--port',
+    String(config.port),
+    '--data-dir',
+    config.dataDir,
+    `--restrict=${restrict}`,
+  ];
+  const child = spawn(process.execPath, [...args, ...(configFile ? ['--config', configFile] : [])], {
+    detached: true,
+    stdio: ['ignore', log, log, 'ipc'],
+    env: { ...process.env, EVENTDBX_CONFIG: config.path },
+  });
+  closeSync(log);
+  return new Promise<number>((resolve) => {
+    const timer = setTimeout(
+      () => finish(1, `the server did not become ready within 30 s; see ${logPath}`),
+      30_000,
+    );
+    const finish = (code: number, message?: string) => {
+      clearTimeout(timer);
+      if (message) process.stderr.write(`error: ${message}\n`);
+      child.removeAllListeners();
+      if (child.connected) child.disconnect();
+      child.unref();
+      resolve(code);
+    };
+    child.on(
+      'message',
+      (m: { type: string; line?: string; pid?: number; port?: number; message?: string }) => {
+        if (m.type === 'announce') process.stdout.write(m.line + '\n');
+        if (m.type === 'error') finish(1, m.message);
+        if (m.type === 'ready') {
+          process.stdout.write(`started: pid ${m.pid}, port ${m.port}, log ${logPath}\n`);
+          finish(0);
+        }
+      },
+    );
+    child.on('exit', async (code) => {
+      const tail = (await readFile(logPath, 'utf8').catch(() => '')).trim().split('\n').slice(-3).join('\n');
+      finish(1, `the server exited (code ${code}) before it was ready${tail ? `:\n${tail}` : ''}`);
+    });
+  });
+}
+
+async function stop(config: Config, quiet = false): Promise<number> {
+  const running = await runningServer(config.dataDir);
+  if (!running) {
+    if (!quiet) process.stdout.write(`no server is running for ${config.dataDir}\n`);
+    return 0;
+  }
+  process.kill(running.pid, 'SIGTERM');
+  const deadline = Date.now() + 15_000;
+  while (alive(running.pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+  if (alive(running.pid)) {
+    process.stderr.write(`server ${running.pid} did not stop within 15 s: killing it\n`);
+    process.kill(running.pid, 'SIGKILL');
+    while (alive(running.pid)) await new Promise((r) => setTimeout(r, 50));
+  }
+  await rm(path.join(config.dataDir, PID_FILE), { force: true });
+  await rm(path.join(config.dataDir, 'control.sock'), { force: true });
+  if (!quiet) process.stdout.write(`stopped server ${running.pid}\n`);
+  return 0;
+}
+
+async function status(config: Config, json: boolean): Promise<number> {
+  const running = await runningServer(config.dataDir);
+  if (!running) {
+    if (json) printJson({ running: false, data_dir: config.dataDir });
+    else process.stdout.write(`not running (no server for ${config.dataDir})\n`);
+    return 1;
+  }
+  let health: Record<string, unknown> = {};
+  try {
+    health = (await (await fetch(`http://127.0.0.1:${running.port}/health`)).json()) as Record<
+      string,
+      unknown
+    >;
+  } catch {
+    health = { status: 'not answering' };
+  }
+  const info = {
+    running: true,
+    pid: running.pid,
+    port: running.port,
+    uptime_seconds: Math.round((Date.now() - Date.parse(running.started_at)) / 1000),
+    restrict: running.restrict,
+    version: running.version,
+    events: health.events ?? 'unknown',
+    health: health.status ?? 'unknown',
+    data_dir: running.data_dir,
+  };
+  if (json) printJson(info);
+  else process.stdout.write(keyValues(info) + '\n');
+  return 0;
+}
+
+async function destroy(config: Config, yes: boolean): Promise<number> {
+  if (!yes) {
+    if (!process.stdin.isTTY)
+      throw err('EDBX_ERR_USAGE', {
+        reason: 'destroy removes all data: pass --yes to confirm when not on a terminal',
+      });
+    const rl = createInterface({ input: process.stdin, output: process.stdout });
+    const answer = await rl.question(
+      `This deletes ${config.dataDir} and ${config.path} for good. Type "destroy" to confirm: `,
+    );
+    rl.close();
+    if (answer.trim() !== 'destroy') {
+      process.stdout.write('cancelled\n');
+      return 1;
+    }
+  }
+  await stop(config, true);
+  await rm(config.dataDir, { recursive: true, force: true });
+  await rm(config.path, { force: true });
+  process.stdout.write(`removed ${config.dataDir} and ${config.path}\n`);
+  return 0;
+}
+
+export async function lifecycle(
+  name: string,
+  opts: Record<string, unknown>,
+  configFile?: string,
+): Promise<number> {
+  try {
+    if (name === 'start') return await start(opts, configFile);
+    const base = await loadConfig(configFile);
+    const config = {
+      ...base,
+      dataDir: opts.dataDir === undefined ? base.dataDir : path.resolve(String(opts.dataDir)),
+    };
+    if (name === 'stop') return await stop(config);
+    if (name === 'status') return await status(config, Boolean(opts.json));
+    if (name === 'destroy') return await destroy(config, Boolean(opts.yes));
+    if (name === 'restart') {
+      const running = await runningServer(config.dataDir);
+      await stop(config, true);
+      const carry = running && opts.port === undefined ? { port: String(running.port) } : {};
+      return await start({ ...carry, ...opts }, configFile);
+    }
+    throw err('EDBX_ERR_USAGE', { reason: `unknown command ${name}` });
+  } catch (e) {
+    const x = toEventDbxError(e);
+    if (typeof process.send === 'function')
+      process.send({ type: 'error', message: `${x.message} [${x.code}]` });
+    return reportError(x);
+  }
+}

@@ -1,0 +1,150 @@
+/**
+ * Configuration: a JSON file (default `./.eventdbx.json`, or `--config <path>` / `EVENTDBX_CONFIG`),
+ * overridden by `EVENTDBX_*` environment variables. Written atomically with mode 0600. Secrets are
+ * never printed: `describeConfig` masks them.
+ */
+import { constants, promises as fs } from 'node:fs';
+import path from 'node:path';
+import { z } from 'zod';
+import { err } from '../core/errors.js';
+import { DEFAULT_MAX_PAYLOAD_BYTES } from '../core/event.js';
+
+export const DEFAULT_CONFIG_PATH = '.eventdbx.json';
+export const DEFAULT_DATA_DIR = '.eventdbx';
+export const DEFAULT_PORT = 7070;
+export const DEFAULT_MEMORY_THRESHOLD = 10_000;
+
+const port = z.number().int().min(1).max(65535);
+const secret = z.string().min(1);
+
+const FileSchema = z
+  .object({
+    port: port.optional(),
+    data_dir: z.string().min(1).optional(),
+    master_key: secret.optional(),
+    dek: secret.optional(),
+    memory_threshold: z.number().int().min(1).optional(),
+    max_payload_bytes: z.number().int().min(1024).optional(),
+  })
+  .strict();
+
+export type ConfigFile = z.infer<typeof FileSchema>;
+
+export interface Config {
+  readonly path: string;
+  readonly exists: boolean;
+  readonly port: number;
+  readonly dataDir: string;
+  readonly masterKey: string | undefined;
+  readonly dek: string | undefined;
+  readonly memoryThreshold: number;
+  readonly maxPayloadBytes: number;
+  /** Values as stored in the file (for updates). */
+  readonly file: ConfigFile;
+}
+
+export function configPath(explicit?: string, env: NodeJS.ProcessEnv = process.env): string {
+  return path.resolve(explicit ?? env.EVENTDBX_CONFIG ?? DEFAULT_CONFIG_PATH);
+}
+
+export async function readConfigFile(file: string): Promise<ConfigFile | undefined> {
+  let text: string;
+  try {
+    text = await fs.readFile(file, 'utf8');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw err('EDBX_ERR_CONFIG_INVALID', { path: file, reason: (e as Error).message });
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    throw err('EDBX_ERR_CONFIG_INVALID', { path: file, reason: 'not valid JSON' });
+  }
+  const parsed = FileSchema.safeParse(json);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    throw err('EDBX_ERR_CONFIG_INVALID', {
+      path: file,
+      reason: `${issue.path.join('.') || 'file'}: ${issue.message}`,
+    });
+  }
+  return parsed.data;
+}
+
+function envNumber(env: NodeJS.ProcessEnv, name: string, schema: z.ZodNumber): number | undefined {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return undefined;
+  const n = Number(raw);
+  const ok = /^[0-9]+$/.test(raw) && schema.safeParse(n).success;
+  if (!ok)
+    throw err('EDBX_ERR_CONFIG_INVALID', {
+      path: `environment ${name}`,
+      reason: `${JSON.stringify(raw)} is out of range`,
+    });
+  return n;
+}
+
+/** Load the effective configuration: file values overridden by environment variables. */
+export async function loadConfig(explicit?: string, env: NodeJS.ProcessEnv = process.env): Promise<Config> {
+  const file = configPath(explicit, env);
+  const stored = await readConfigFile(file);
+  const f = stored ?? {};
+  const base = path.dirname(file);
+  const dataDir = env.EVENTDBX_DATA_DIR || f.data_dir || DEFAULT_DATA_DIR;
+  return {
+    path: file,
+    exists: stored !== undefined,
+    port: envNumber(env, 'EVENTDBX_PORT', port) ?? f.port ?? DEFAULT_PORT,
+    dataDir: path.resolve(env.EVENTDBX_DATA_DIR ? process.cwd() : base, dataDir),
+    masterKey: env.EVENTDBX_MASTER_KEY || f.master_key,
+    dek: env.EVENTDBX_DEK || f.dek,
+    memoryThreshold:
+      envNumber(env, 'EVENTDBX_MEMORY_THRESHOLD', z.number().int().min(1)) ??
+      f.memory_threshold ??
+      DEFAULT_MEMORY_THRESHOLD,
+    maxPayloadBytes:
+      envNumber(env, 'EVENTDBX_MAX_PAYLOAD_BYTES', z.number().int().min(1024)) ??
+      f.max_payload_bytes ??
+      DEFAULT_MAX_PAYLOAD_BYTES,
+    file: f,
+  };
+}
+
+/** Atomically write the config file with mode 0600 (temp file, fsync, rename, fsync the directory). */
+export async function writeConfigFile(file: string, values: ConfigFile): Promise<void> {
+  const parsed = FileSchema.parse(values);
+  const dir = path.dirname(file);
+  await fs.mkdir(dir, { recursive: true });
+  const tmp = path.join(dir, `.${path.basename(file)}.${process.pid}.tmp`);
+  const handle = await fs.open(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC, 0o600);
+  try {
+    await handle.writeFile(JSON.stringify(parsed, null, 2) + '\n');
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+  await fs.chmod(tmp, 0o600);
+  await fs.rename(tmp, file);
+  const d = await fs.open(dir, 'r');
+  try {
+    await d.sync();
+  } finally {
+    await d.close();
+  }
+}
+
+/** Mask a secret for display: never more than a hint of its length. */
+export const mask = (secretValue: string | undefined): string => (secretValue ? '********' : '(not set)');
+
+export function describeConfig(c: Config): Record<string, string | number> {
+  return {
+    config: c.path,
+    port: c.port,
+    data_dir: c.dataDir,
+    master_key: mask(c.masterKey),
+    dek: mask(c.dek),
+    memory_threshold: c.memoryThreshold,
+    max_payload_bytes: c.maxPayloadBytes,
+  };
+}

@@ -1,0 +1,91 @@
+/**
+ * Names and branded primitives. Types and event types are lowercase `[a-z0-9_-]{1,64}`; aggregate ids
+ * are 1-128 printable characters without control characters or '/', the separator of `type/id` keys.
+ */
+import { err } from './errors.js';
+
+declare const brand: unique symbol;
+type Brand<T, B extends string> = T & { readonly [brand]: B };
+
+export type AggregateType = Brand<string, 'AggregateType'>;
+export type AggregateId = Brand<string, 'AggregateId'>;
+export type EventType = Brand<string, 'EventType'>;
+/** 1-based version of an event within its aggregate. */
+export type Version = Brand<number, 'Version'>;
+/** 1-based, gap-free, store-wide position of an event. */
+export type Position = Brand<number, 'Position'>;
+
+const NAME = /^[a-z0-9_-]{1,64}$/;
+// Control characters (C0, DEL, C1), the key separator, and lone surrogates (not valid UTF-8 / JSON text).
+const BAD_ID_CHAR =
+  /[\u0000-\u001f\u007f-\u009f/]|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
+const BAD_TEXT_CHAR =
+  /[\u0000-\u001f\u007f-\u009f]|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
+
+export function aggregateType(value: unknown): AggregateType {
+  if (typeof value !== 'string' || !NAME.test(value)) throw err('EDBX_ERR_INVALID_AGGREGATE_TYPE', { value });
+  return value as AggregateType;
+}
+
+export function aggregateId(value: unknown): AggregateId {
+  if (typeof value !== 'string' || value.length === 0 || [...value].length > 128 || BAD_ID_CHAR.test(value)) {
+    throw err('EDBX_ERR_INVALID_AGGREGATE_ID', { value });
+  }
+  return value as AggregateId;
+}
+
+export function eventType(value: unknown): EventType {
+  if (typeof value !== 'string' || !NAME.test(value)) throw err('EDBX_ERR_INVALID_EVENT_TYPE', { value });
+  return value as EventType;
+}
+
+/** Field names: 1-128 printable characters. */
+export function fieldName(value: string): string {
+  if (value.length === 0 || [...value].length > 128 || BAD_TEXT_CHAR.test(value)) {
+    throw err('EDBX_ERR_INVALID_FIELD_NAME', { value });
+  }
+  return value;
+}
+
+/** True when the string has no lone surrogate and no NUL (both break canonical JSON or key encoding). */
+export function isWellFormedText(value: string): boolean {
+  return !/[\u0000]|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/.test(value);
+}
+
+export function eventId(value: unknown): string {
+  if (
+    typeof value !== 'string' ||
+    value.length === 0 ||
+    [...value].length > 128 ||
+    BAD_TEXT_CHAR.test(value)
+  ) {
+    throw err('EDBX_ERR_INVALID_EVENT_ID', { value });
+  }
+  return value;
+}
+
+/** Parse a version: a whole number >= 1 given as a number or a decimal string. */
+export function version(value: unknown): Version {
+  const n = wholeNumber(value);
+  if (n === undefined || n < 1) throw err('EDBX_ERR_INVALID_VERSION', { value });
+  return n as Version;
+}
+
+export function expectedVersion(value: unknown): number {
+  const n = wholeNumber(value);
+  if (n === undefined) throw err('EDBX_ERR_INVALID_EXPECTED_VERSION', { value });
+  return n;
+}
+
+/** A whole number >= 0 from a number or a plain decimal string (no signs, exponents or spaces). */
+export function wholeNumber(value: unknown): number | undefined {
+  if (typeof value === 'number') return Number.isSafeInteger(value) && value >= 0 ? value : undefined;
+  if (typeof value === 'string' && /^[0-9]{1,16}$/.test(value)) {
+    const n = Number(value);
+    return Number.isSafeInteger(n) ? n : undefined;
+  }
+  return undefined;
+}
+
+/** `type/id` display key of an aggregate. */
+export const aggregateKey = (type: string, id: string): string => `${type}/${id}`;

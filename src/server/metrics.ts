@@ -1,0 +1,51 @@
+/** Prometheus metrics: HTTP requests and latencies, appends and fsync batches (from the writer). */
+import type { FastifyInstance } from 'fastify';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { EventStore } from '../store/index.js';
+
+export class Metrics {
+  readonly registry = new Registry();
+  readonly #requests: Counter<'method' | 'route' | 'status'>;
+  readonly #latency: Histogram<'method' | 'route'>;
+
+  constructor(store: EventStore) {
+    collectDefaultMetrics({ register: this.registry, prefix: 'eventdbx_process_' });
+    this.#requests = new Counter({
+      name: 'eventdbx_http_requests_total',
+      help: 'HTTP requests by method, route and status',
+      labelNames: ['method', 'route', 'status'],
+      registers: [this.registry],
+    });
+    this.#latency = new Histogram({
+      name: 'eventdbx_http_request_duration_seconds',
+      help: 'HTTP request latency',
+      labelNames: ['method', 'route'],
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+      registers: [this.registry],
+    });
+    const stat = (name: string, help: string, read: () => number) =>
+      new Gauge({
+        name,
+        help,
+        registers: [this.registry],
+        collect() {
+          this.set(read());
+        },
+      });
+    stat('eventdbx_appends_total', 'events appended since start', () => store.writerStats.events);
+    stat(
+      'eventdbx_fsync_batches_total',
+      'durable write batches (one fsync each) since start',
+      () => store.writerStats.batches,
+    );
+    stat('eventdbx_events', 'events in the store (ledger size)', () => store.size);
+  }
+
+  instrument(app: FastifyInstance): void {
+    app.addHook('onResponse', async (req, reply) => {
+      const route = req.routeOptions.url ?? 'unmatched';
+      this.#requests.inc({ method: req.method, route, status: String(reply.statusCode) });
+      this.#latency.observe({ method: req.method, route }, reply.elapsedTime / 1000);
+    });
+  }
+}

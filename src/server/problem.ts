@@ -1,0 +1,69 @@
+/**
+ * The HTTP error edge: every error becomes `application/problem+json` (RFC 9457) with the registry's
+ * stable code and status. Unknown errors are 500 with a generic message (details go to the log only).
+ */
+import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
+import { type EventDbxError, err, isEventDbxError } from '../core/errors.js';
+
+export interface Problem {
+  readonly type: string;
+  readonly title: string;
+  readonly status: number;
+  readonly code: string;
+  readonly detail: string;
+  readonly instance?: string;
+}
+
+export function toProblem(e: EventDbxError, instance?: string): Problem {
+  return {
+    type: `https://eventdbx.dev/errors/${e.code}`,
+    title: e.code,
+    status: e.status,
+    code: e.code,
+    detail: e.message,
+    ...(instance ? { instance } : {}),
+  };
+}
+
+/** Map fastify's own errors (validation, body limits, parsing) to registry errors. */
+function fromFastify(e: FastifyError): EventDbxError {
+  if (e.validation && e.validation.length > 0) {
+    const v = e.validation[0]!;
+    const where = `${e.validationContext ?? 'request'}${v.instancePath ? v.instancePath.replace(/\//g, '.') : ''}`;
+    const extra =
+      v.keyword === 'additionalProperties'
+        ? ` (unknown field ${JSON.stringify((v.params as { additionalProperty?: string }).additionalProperty)})`
+        : '';
+    return err('EDBX_ERR_INVALID_ARGUMENT', {
+      name: where,
+      value: '',
+      reason: `${v.message ?? 'is invalid'}${extra}`,
+    });
+  }
+  switch (e.code) {
+    case 'FST_ERR_CTP_BODY_TOO_LARGE':
+      return err('EDBX_ERR_BODY_TOO_LARGE', { limit: 'the configured limit' });
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+      return err('EDBX_ERR_UNSUPPORTED_MEDIA_TYPE');
+    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
+    case 'FST_ERR_CTP_INVALID_JSON_BODY':
+      return err('EDBX_ERR_INVALID_JSON', { reason: e.message });
+  }
+  if (e.statusCode === 400 && /JSON/i.test(e.message))
+    return err('EDBX_ERR_INVALID_JSON', { reason: e.message });
+  if (e.statusCode === 413) return err('EDBX_ERR_BODY_TOO_LARGE', { limit: 'the configured limit' });
+  if (e.statusCode === 415) return err('EDBX_ERR_UNSUPPORTED_MEDIA_TYPE');
+  if (e.statusCode === 408) return err('EDBX_ERR_REQUEST_TIMEOUT');
+  return err('EDBX_ERR_INTERNAL', { reason: 'unexpected server error' }, e);
+}
+
+export function errorHandler(e: FastifyError | Error, req: FastifyRequest, reply: FastifyReply): void {
+  const error = isEventDbxError(e) ? e : fromFastify(e as FastifyError);
+  if (error.code === 'EDBX_ERR_INTERNAL') req.log.error({ err: e }, 'unhandled error');
+  void reply.code(error.status).type('application/problem+json').send(toProblem(error, req.url));
+}
+
+export function notFoundHandler(req: FastifyRequest, reply: FastifyReply): void {
+  const e = err('EDBX_ERR_ROUTE_NOT_FOUND', { method: req.method, url: req.url.split('?')[0] });
+  void reply.code(404).type('application/problem+json').send(toProblem(e, req.url));
+}

@@ -1,0 +1,267 @@
+/** Aggregate routes: the spec's endpoints plus pagination, single events, proofs and transactions. */
+import type { FastifyInstance } from 'fastify';
+import { err } from '../../core/errors.js';
+import { wholeNumber } from '../../core/names.js';
+import { type TokenRecord, scopeCovers } from '../../core/tokens.js';
+import { aggregateConsistencyProof, eventInclusionProof, verifyAggregate } from '../../store/index.js';
+import type { AppendRequest } from '../../store/types.js';
+import type { RouteContext } from '../app.js';
+import * as S from '../schemas.js';
+
+export const MAX_PAGE = 1000;
+export const DEFAULT_PAGE = 100;
+
+type Params = { aggregate_type: string; aggregate_id: string };
+type Query = Record<string, string | undefined>;
+
+function num(q: Query, name: string, fallback: number, min = 0, max = Number.MAX_SAFE_INTEGER): number {
+  const raw = q[name];
+  if (raw === undefined) return fallback;
+  const n = wholeNumber(raw);
+  if (n === undefined || n < min || n > max) {
+    throw err('EDBX_ERR_INVALID_ARGUMENT', {
+      name,
+      value: raw,
+      reason: `use a whole number from ${min} to ${max}`,
+    });
+  }
+  return n;
+}
+
+const encodeCursor = (v: unknown): string => Buffer.from(JSON.stringify(v)).toString('base64url');
+function decodeCursor<T>(raw: string | undefined, check: (v: unknown) => v is T): T | undefined {
+  if (raw === undefined) return undefined;
+  try {
+    const v: unknown = JSON.parse(Buffer.from(raw, 'base64url').toString('utf8'));
+    if (check(v)) return v;
+  } catch {
+    // fall through
+  }
+  throw err('EDBX_ERR_INVALID_ARGUMENT', {
+    name: 'cursor',
+    value: raw,
+    reason: 'use the next_cursor of a previous page',
+  });
+}
+const isVersionCursor = (v: unknown): v is { v: number } =>
+  typeof v === 'object' && v !== null && Number.isSafeInteger((v as { v: unknown }).v);
+const isKeyCursor = (v: unknown): v is { k: string } =>
+  typeof v === 'object' && v !== null && typeof (v as { k: unknown }).k === 'string';
+
+function expectedFromIfMatch(header: string | string[] | undefined): number | undefined {
+  if (header === undefined) return undefined;
+  const raw = (Array.isArray(header) ? header[0]! : header)
+    .trim()
+    .replace(/^W\//, '')
+    .replace(/^"(.*)"$/, '$1');
+  const n = wholeNumber(raw);
+  if (n === undefined) throw err('EDBX_ERR_INVALID_EXPECTED_VERSION', { value: raw });
+  return n;
+}
+
+export async function aggregateRoutes(app: FastifyInstance, ctx: RouteContext): Promise<void> {
+  const { store } = ctx;
+  const read = (req: { headers: { authorization?: string } }, p?: Params): TokenRecord =>
+    ctx.auth(req.headers.authorization, {
+      write: false,
+      ...(p ? { aggregate: { type: p.aggregate_type, id: p.aggregate_id } } : {}),
+    });
+  const writeCtx = (t: TokenRecord) => ({ issuedBy: { group: t.group, user: t.user }, tokenHash: t.hash });
+  const refuseWhileDraining = () => {
+    if (ctx.draining()) throw err('EDBX_ERR_SHUTTING_DOWN');
+  };
+
+  app.get<{ Querystring: Query }>('/v1/aggregates', { schema: S.listAggregates }, async (req) => {
+    const t = read(req);
+    const take = num(req.query, 'take', DEFAULT_PAGE, 1, MAX_PAGE);
+    const after = decodeCursor(req.query.cursor, isKeyCursor)?.k;
+    const items = [];
+    // Scoped tokens see only the aggregates they may read.
+    let cursor = after;
+    let skip = num(req.query, 'skip', 0);
+    for (;;) {
+      const page = await store.list({
+        skip,
+        take: take + 1,
+        ...(cursor ? { after: cursor } : {}),
+        ...(req.query.type ? { type: req.query.type } : {}),
+      });
+      skip = 0;
+      for (const a of page) {
+        if (t.scopes.length === 0 || t.scopes.some((s) => scopeCovers(s, a.aggregate_type, a.aggregate_id)))
+          items.push(a);
+        cursor = `${a.aggregate_type}/${a.aggregate_id}`;
+        if (items.length > take) break;
+      }
+      if (items.length > take || page.length < take + 1) break;
+    }
+    const more = items.length > take;
+    const shown = items.slice(0, take);
+    const last = shown.at(-1);
+    return {
+      aggregates: shown,
+      next_cursor: more && last ? encodeCursor({ k: `${last.aggregate_type}/${last.aggregate_id}` }) : null,
+    };
+  });
+
+  app.get<{ Params: Params; Querystring: Query }>(
+    '/v1/aggregates/:aggregate_type/:aggregate_id',
+    { schema: S.getAggregate },
+    async (req) => {
+      read(req, req.params);
+      const version = req.query.version === undefined ? undefined : num(req.query, 'version', 1, 1);
+      return store.aggregate(
+        req.params.aggregate_type,
+        req.params.aggregate_id,
+        version === undefined ? {} : { version },
+      );
+    },
+  );
+
+  app.get<{ Params: Params; Querystring: Query }>(
+    '/v1/aggregates/:aggregate_type/:aggregate_id/events',
+    { schema: S.listEvents },
+    async (req) => {
+      read(req, req.params);
+      const take = num(req.query, 'take', DEFAULT_PAGE, 1, MAX_PAGE);
+      const skip = num(req.query, 'skip', 0);
+      const after = decodeCursor(req.query.cursor, isVersionCursor)?.v ?? 0;
+      const events = await store.events(req.params.aggregate_type, req.params.aggregate_id, {
+        fromVersion: after + 1,
+        skip,
+        take: take + 1,
+      });
+      const shown = events.slice(0, take);
+      return {
+        events: shown,
+        next_cursor: events.length > take ? encodeCursor({ v: shown.at(-1)!.version }) : null,
+      };
+    },
+  );
+
+  app.get<{ Params: Params; Querystring: Query }>(
+    '/v1/aggregates/:aggregate_type/:aggregate_id/events/recent',
+    { schema: S.recentEvents },
+    async (req) => {
+      read(req, req.params);
+      const take = num(req.query, 'take', 10, 1, MAX_PAGE);
+      return {
+        events: await store.events(req.params.aggregate_type, req.params.aggregate_id, {
+          reverse: true,
+          take,
+        }),
+      };
+    },
+  );
+
+  app.get<{ Params: Params & { version: string } }>(
+    '/v1/aggregates/:aggregate_type/:aggregate_id/events/:version',
+    { schema: S.getEvent },
+    async (req) => {
+      read(req, req.params);
+      return store.event(
+        req.params.aggregate_type,
+        req.params.aggregate_id,
+        num(req.params, 'version', 1, 1),
+      );
+    },
+  );
+
+  app.get<{ Params: Params & { version: string }; Querystring: Query }>(
+    '/v1/aggregates/:aggregate_type/:aggregate_id/events/:version/proof',
+    { schema: S.eventProof },
+    async (req) => {
+      read(req, req.params);
+      const v = num(req.params, 'version', 1, 1);
+      return eventInclusionProof(
+        store,
+        req.params.aggregate_type,
+        req.params.aggregate_id,
+        v,
+        req.query.tree_size,
+      );
+    },
+  );
+
+  app.get<{ Params: Params; Querystring: Query }>(
+    '/v1/aggregates/:aggregate_type/:aggregate_id/consistency',
+    { schema: S.consistency },
+    async (req) => {
+      read(req, req.params);
+      if (req.query.from === undefined)
+        throw err('EDBX_ERR_INVALID_PROOF_RANGE', { reason: 'from is required (?from=m&to=n)' });
+      return aggregateConsistencyProof(
+        store,
+        req.params.aggregate_type,
+        req.params.aggregate_id,
+        req.query.from,
+        req.query.to,
+      );
+    },
+  );
+
+  app.get<{ Params: Params }>(
+    '/v1/aggregates/:aggregate_type/:aggregate_id/verify',
+    { schema: S.verify },
+    async (req) => {
+      read(req, req.params);
+      await store.aggregate(req.params.aggregate_type, req.params.aggregate_id);
+      return verifyAggregate(store, req.params.aggregate_type, req.params.aggregate_id);
+    },
+  );
+
+  app.post<{
+    Params: Params;
+    Body: {
+      event_type: string;
+      payload: Record<string, unknown>;
+      expected_version?: number;
+      event_id?: string;
+    };
+  }>('/v1/aggregates/:aggregate_type/:aggregate_id/events', { schema: S.appendEvent }, async (req, reply) => {
+    const t = ctx.auth(req.headers.authorization, {
+      write: true,
+      aggregate: { type: req.params.aggregate_type, id: req.params.aggregate_id },
+    });
+    refuseWhileDraining();
+    const fromHeader = expectedFromIfMatch(req.headers['if-match']);
+    const body = req.body;
+    if (
+      fromHeader !== undefined &&
+      body.expected_version !== undefined &&
+      fromHeader !== body.expected_version
+    ) {
+      throw err('EDBX_ERR_INVALID_ARGUMENT', {
+        name: 'If-Match',
+        value: fromHeader,
+        reason: 'disagrees with expected_version in the body',
+      });
+    }
+    const appendReq: AppendRequest = {
+      aggregate_type: req.params.aggregate_type,
+      aggregate_id: req.params.aggregate_id,
+      event_type: body.event_type,
+      payload: body.payload,
+      expected_version: body.expected_version ?? fromHeader,
+      event_id: body.event_id,
+    };
+    const [r] = await store.appendDetailed([appendReq], writeCtx(t));
+    return reply
+      .code(r!.duplicate ? 200 : 201)
+      .header('ETag', `"${r!.record.version}"`)
+      .send(r!.record);
+  });
+
+  app.post<{ Body: { events: Array<AppendRequest> } }>(
+    '/v1/transactions',
+    { schema: S.transaction },
+    async (req, reply) => {
+      const t = ctx.auth(req.headers.authorization, { write: true });
+      refuseWhileDraining();
+      const results = await store.appendDetailed(req.body.events, writeCtx(t));
+      return reply
+        .code(results.every((r) => r.duplicate) ? 200 : 201)
+        .send({ events: results.map((r) => r.record) });
+    },
+  );
+}

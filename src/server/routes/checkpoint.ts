@@ -1,0 +1,55 @@
+/** The signed checkpoint of the ledger, its public key, and ledger consistency proofs. */
+import type { FastifyInstance } from 'fastify';
+import { currentCheckpoint } from '../../store/checkpoints.js';
+import { ledgerConsistencyProof } from '../../store/index.js';
+import type { SecureStore } from '../../store/secure.js';
+import type { RouteContext } from '../app.js';
+
+const str = { type: 'string' } as const;
+
+export async function checkpointRoutes(
+  app: FastifyInstance,
+  ctx: RouteContext,
+  secure: SecureStore,
+): Promise<void> {
+  app.get(
+    '/v1/checkpoint',
+    {
+      schema: {
+        summary: 'Latest signed checkpoint of the store-wide ledger (C2SP signed note)',
+        response: {
+          200: {
+            type: 'object',
+            properties: {
+              origin: str,
+              size: { type: 'integer' },
+              root: str,
+              timestamp: str,
+              signature: str,
+              key_name: str,
+              note: str,
+              public_key: str,
+            },
+          },
+        },
+      },
+    },
+    async (req) => {
+      ctx.auth(req.headers.authorization, { write: false });
+      return { ...currentCheckpoint(secure), public_key: secure.publicKeyPem };
+    },
+  );
+  app.get<{ Querystring: { from?: string; to?: string } }>(
+    '/v1/ledger/consistency',
+    {
+      schema: {
+        summary: 'RFC 6962 consistency proof between two sizes of the ledger tree',
+        querystring: { type: 'object', properties: { from: str, to: str }, additionalProperties: false },
+      },
+    },
+    async (req) => {
+      ctx.auth(req.headers.authorization, { write: false });
+      return ledgerConsistencyProof(ctx.store, req.query.from, req.query.to);
+    },
+  );
+}

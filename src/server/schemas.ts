@@ -1,0 +1,242 @@
+/**
+ * JSON schemas of the REST API: request validation (unknown fields refused) and the OpenAPI document.
+ * Query values arrive as strings and are parsed by the handlers, so nothing is coerced silently.
+ */
+const str = { type: 'string' } as const;
+const int = { type: 'integer' } as const;
+const hex = { type: 'string', pattern: '^[0-9a-f]{64}$' } as const;
+const problem = {
+  description: 'application/problem+json with a stable `code`',
+  type: 'object',
+  properties: { type: str, title: str, status: int, code: str, detail: str, instance: str },
+} as const;
+const errors = {
+  400: problem,
+  401: problem,
+  403: problem,
+  404: problem,
+  409: problem,
+  413: problem,
+  422: problem,
+} as const;
+
+const stringMap = { type: 'object', additionalProperties: str } as const;
+const issuedBy = { type: 'object', properties: { group: str, user: str } } as const;
+
+export const eventRecord = {
+  type: 'object',
+  properties: {
+    aggregate_type: str,
+    aggregate_id: str,
+    event_type: str,
+    payload: stringMap,
+    metadata: { type: 'object', properties: { event_id: str, created_at: str, issued_by: issuedBy } },
+    version: int,
+    position: int,
+    hash: hex,
+    merkle_root: hex,
+  },
+} as const;
+
+const summary = {
+  type: 'object',
+  properties: {
+    aggregate_type: str,
+    aggregate_id: str,
+    version: int,
+    merkle_root: str,
+    archived: { type: 'boolean' },
+    updated_at: str,
+  },
+} as const;
+
+const aggregateView = {
+  type: 'object',
+  properties: {
+    aggregate_type: str,
+    aggregate_id: str,
+    version: int,
+    state: stringMap,
+    merkle_root: str,
+    archived: { type: 'boolean' },
+    created_at: str,
+    updated_at: str,
+  },
+} as const;
+
+const params = {
+  type: 'object',
+  properties: { aggregate_type: str, aggregate_id: str },
+  required: ['aggregate_type', 'aggregate_id'],
+} as const;
+const page = {
+  type: 'object',
+  properties: {
+    skip: { ...str, description: 'skip this many items' },
+    take: { ...str, description: 'page size, 1-1000 (default 100)' },
+    cursor: { ...str, description: 'next_cursor of the previous page' },
+  },
+  additionalProperties: false,
+} as const;
+const events = {
+  type: 'object',
+  properties: { events: { type: 'array', items: eventRecord }, next_cursor: { type: ['string', 'null'] } },
+} as const;
+
+const payload = {
+  type: 'object',
+  description: 'field → value; numbers and booleans are stored as strings',
+  additionalProperties: { type: ['string', 'number', 'boolean'] },
+} as const;
+const appendBody = {
+  type: 'object',
+  required: ['event_type', 'payload'],
+  additionalProperties: false,
+  properties: {
+    event_type: str,
+    payload,
+    expected_version: {
+      type: 'integer',
+      minimum: 0,
+      description: 'optimistic concurrency (0 = new aggregate)',
+    },
+    event_id: {
+      type: 'string',
+      minLength: 1,
+      maxLength: 128,
+      description: 'client id for idempotent retries',
+    },
+  },
+} as const;
+
+export const listAggregates = {
+  summary: 'List aggregates',
+  querystring: {
+    ...page,
+    properties: { ...page.properties, type: { ...str, description: 'only this aggregate type' } },
+  },
+  response: {
+    200: {
+      type: 'object',
+      properties: {
+        aggregates: { type: 'array', items: summary },
+        next_cursor: { type: ['string', 'null'] },
+      },
+    },
+    ...errors,
+  },
+};
+export const getAggregate = {
+  summary: 'Current state of an aggregate (or at ?version=)',
+  params,
+  querystring: { type: 'object', properties: { version: str }, additionalProperties: false },
+  response: { 200: aggregateView, ...errors },
+};
+export const listEvents = {
+  summary: 'Events of an aggregate, oldest first',
+  params,
+  querystring: page,
+  response: { 200: events, ...errors },
+};
+export const recentEvents = {
+  summary: 'The n most recent events, newest first (default 10)',
+  params,
+  querystring: { type: 'object', properties: { take: str }, additionalProperties: false },
+  response: { 200: events, ...errors },
+};
+const versionParams = {
+  ...params,
+  properties: { ...params.properties, version: str },
+  required: [...params.required, 'version'],
+};
+export const getEvent = {
+  summary: 'One event by version',
+  params: versionParams,
+  response: { 200: eventRecord, ...errors },
+};
+export const eventProof = {
+  summary: 'RFC 6962 inclusion proof of an event in the aggregate tree',
+  params: versionParams,
+  querystring: { type: 'object', properties: { tree_size: str }, additionalProperties: false },
+  response: {
+    200: {
+      type: 'object',
+      properties: {
+        leaf_index: int,
+        tree_size: int,
+        leaf_hash: hex,
+        audit_path: { type: 'array', items: hex },
+        root: hex,
+      },
+    },
+    ...errors,
+  },
+};
+export const consistency = {
+  summary: 'RFC 6962 consistency proof between two versions of the aggregate tree',
+  params,
+  querystring: { type: 'object', properties: { from: str, to: str }, additionalProperties: false },
+  response: {
+    200: {
+      type: 'object',
+      properties: {
+        first: int,
+        second: int,
+        first_root: hex,
+        second_root: hex,
+        consistency_path: { type: 'array', items: hex },
+      },
+    },
+    ...errors,
+  },
+};
+export const verify = {
+  summary: 'Recompute the Merkle tree from the stored events and compare',
+  params,
+  response: {
+    200: {
+      type: 'object',
+      properties: {
+        aggregate_type: str,
+        aggregate_id: str,
+        ok: { type: 'boolean' },
+        version: int,
+        merkle_root: str,
+        first_bad_version: int,
+        reason: str,
+      },
+    },
+    ...errors,
+  },
+};
+export const appendEvent = {
+  summary: 'Append an event (201; 200 when an event_id retry returns the original)',
+  params,
+  headers: {
+    type: 'object',
+    properties: { 'if-match': { ...str, description: 'expected version, e.g. "3"' } },
+  },
+  body: appendBody,
+  response: { 200: eventRecord, 201: eventRecord, ...errors },
+};
+export const transaction = {
+  summary: 'Append events to several aggregates atomically (all or none)',
+  body: {
+    type: 'object',
+    required: ['events'],
+    additionalProperties: false,
+    properties: {
+      events: {
+        type: 'array',
+        minItems: 1,
+        maxItems: 1000,
+        items: {
+          ...appendBody,
+          required: ['aggregate_type', 'aggregate_id', ...appendBody.required],
+          properties: { aggregate_type: str, aggregate_id: str, ...appendBody.properties },
+        },
+      },
+    },
+  },
+  response: { 200: events, 201: events, ...errors },
+};

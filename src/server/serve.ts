@@ -1,0 +1,122 @@
+/**
+ * Running the server in the foreground: open the store with its keys, serve HTTP and the control
+ * socket, write the PID file, and stop gracefully on SIGTERM/SIGINT (refuse new writes, finish
+ * in-flight requests, flush, close the store, remove the PID file and socket).
+ */
+import { mkdir, rm, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import type { Config } from '../config/config.js';
+import { toEventDbxError } from '../core/errors.js';
+import { createEngine } from '../storage/index.js';
+import { openSecureStore } from '../store/secure.js';
+import { createToken } from '../store/tokens.js';
+import { buildServer } from './app.js';
+import { serveControl } from './control.js';
+import { controlHandler } from './control-ops.js';
+import { checkpointRoutes } from './routes/checkpoint.js';
+import { VERSION } from '../version.js';
+
+export const PID_FILE = 'eventdbx.pid';
+export const LOG_FILE = 'eventdbx.log';
+
+export interface PidInfo {
+  readonly pid: number;
+  readonly port: number;
+  readonly started_at: string;
+  readonly restrict: string;
+  readonly version: string;
+  readonly data_dir: string;
+}
+
+export interface ServeOptions {
+  readonly config: Config;
+  readonly port: number;
+  readonly restrict: string;
+  /** Print the bootstrap admin token (first start of an empty store) to this stream. */
+  readonly announce: (line: string) => void;
+}
+
+export async function serveForeground(o: ServeOptions): Promise<void> {
+  const dataDir = o.config.dataDir;
+  await mkdir(dataDir, { recursive: true, mode: 0o700 });
+  const secure = await openSecureStore(
+    createEngine('rocksdb', dataDir),
+    { masterKey: o.config.masterKey, dek: o.config.dek },
+    {
+      memoryThreshold: o.config.memoryThreshold,
+      maxPayloadBytes: o.config.maxPayloadBytes,
+    },
+  );
+  const { store } = secure;
+  const { app, drain } = await buildServer({
+    store,
+    version: VERSION,
+    restrict: o.restrict,
+    logger: { level: process.env.EVENTDBX_LOG_LEVEL ?? 'info', redact: ['req.headers.authorization'] },
+    bodyLimit: Math.max(1024 * 1024, o.config.maxPayloadBytes * 4),
+    extraRoutes: [(a, ctx) => checkpointRoutes(a, ctx, secure)],
+  });
+  const control = await serveControl(dataDir, controlHandler(secure));
+  const pidFile = path.join(dataDir, PID_FILE);
+  let stopping = false;
+
+  const shutdown = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    app.log.info({ signal }, 'stopping: refusing new writes, finishing in-flight requests');
+    drain();
+    control.close();
+    try {
+      await app.close();
+      await store.close();
+    } finally {
+      await rm(pidFile, { force: true });
+      await rm(path.join(dataDir, 'control.sock'), { force: true });
+      app.log.info('stopped');
+      process.exit(0);
+    }
+  };
+  process.once('SIGTERM', () => void shutdown('SIGTERM'));
+  process.once('SIGINT', () => void shutdown('SIGINT'));
+
+  try {
+    await app.listen({ port: o.port, host: '0.0.0.0' });
+  } catch (e) {
+    control.close();
+    await store.close();
+    await rm(path.join(dataDir, 'control.sock'), { force: true });
+    const code = (e as NodeJS.ErrnoException).code;
+    throw toEventDbxError(
+      code === 'EADDRINUSE' ? new Error(`port ${o.port} is already in use: choose another with --port`) : e,
+    );
+  }
+  const info: PidInfo = {
+    pid: process.pid,
+    port: o.port,
+    started_at: new Date().toISOString(),
+    restrict: o.restrict,
+    version: VERSION,
+    data_dir: dataDir,
+  };
+  await writeFile(pidFile, JSON.stringify(info) + '\n', { mode: 0o600 });
+
+  if (store.tokens.size === 0) {
+    const t = await createToken(
+      store,
+      { group: 'admin', user: 'admin', expiration: 24 * 3600 },
+      { issuedBy: { group: 'local', user: 'bootstrap' } },
+    );
+    o.announce(
+      `\nNo tokens existed, so a one-time admin token was created (valid 24 h; shown only now):\n\n  ${t.token}\n`,
+    );
+    o.announce(
+      `Try it:\n\n  curl -H "Authorization: Bearer ${t.token}" http://localhost:${o.port}/v1/aggregates\n`,
+    );
+    o.announce(
+      `Issue personal tokens with: npx eventdbx token generate --group <group> --user <user> --expiration 3600\n`,
+    );
+  }
+  o.announce(
+    `EventDBX ${VERSION} listening on http://localhost:${o.port} (pid ${process.pid}, data ${dataDir}, restrict=${o.restrict})`,
+  );
+}

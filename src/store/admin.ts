@@ -1,0 +1,198 @@
+/**
+ * Administrative writes: snapshots, archive/restore, staging and commit. Each runs as an exclusive
+ * writer job, so it is atomic with its audit-log entry and never interleaves with appends.
+ */
+import { err } from '../core/errors.js';
+import { type EventRecord, normalizePayload } from '../core/event.js';
+import { aggregateId, aggregateType, eventId, eventType, expectedVersion } from '../core/names.js';
+import { type Space, prefixEnd } from '../storage/engine.js';
+import { openJson, sealJson } from './codec.js';
+import * as K from './keys.js';
+import { AUDIT_ID, AUDIT_TYPE, type EventStore } from './store.js';
+import type { AggregateMeta, AppendRequest, SnapshotRecord, StagedEvent, WriteContext } from './types.js';
+
+const AUDIT: readonly [string, string] = [AUDIT_TYPE, AUDIT_ID];
+
+/** Store the state at the current version as a snapshot. */
+export function takeSnapshot(
+  store: EventStore,
+  type: string,
+  id: string,
+  ctx: WriteContext,
+  comment?: string,
+): Promise<SnapshotRecord> {
+  aggregateType(type);
+  aggregateId(id);
+  return store.exclusive([[type, id], AUDIT], async (tx) => {
+    const live = tx.live(type, id);
+    if (!live) throw err('EDBX_ERR_AGGREGATE_NOT_FOUND', { aggregate_type: type, aggregate_id: id });
+    if (live.meta.archived)
+      throw err('EDBX_ERR_AGGREGATE_ARCHIVED', { aggregate_type: type, aggregate_id: id });
+    const snap = tx.putSnapshot(live.meta, ctx.issuedBy, comment);
+    tx.setLive(type, id, { ...live, meta: { ...live.meta, last_snapshot_version: live.meta.version } });
+    return snap;
+  });
+}
+
+/** Every key of an aggregate's events, Merkle nodes and snapshots in a keyspace. */
+async function aggregateEntries(
+  store: EventStore,
+  space: Space,
+  type: string,
+  id: string,
+): Promise<Array<[Buffer, Buffer]>> {
+  const out: Array<[Buffer, Buffer]> = [];
+  for (const prefix of [K.eventPrefix(type, id), K.nodePrefix(type, id), K.snapshotPrefix(type, id)]) {
+    for await (const entry of store.engine.range(space, { gte: prefix, lt: prefixEnd(prefix) }))
+      out.push(entry);
+  }
+  return out;
+}
+
+/**
+ * Move an aggregate's events, Merkle nodes, snapshots and state to the archive keyspace (long-term
+ * storage; nothing is deleted). Appends are refused until it is restored. Recorded in the audit log.
+ */
+export function archiveAggregate(
+  store: EventStore,
+  type: string,
+  id: string,
+  ctx: WriteContext,
+  comment?: string,
+): Promise<EventRecord> {
+  return moveAggregate(store, type, id, ctx, comment, 'archive');
+}
+
+/** Move an archived aggregate back to live storage. Recorded in the audit log. */
+export function restoreAggregate(
+  store: EventStore,
+  type: string,
+  id: string,
+  ctx: WriteContext,
+  comment?: string,
+): Promise<EventRecord> {
+  return moveAggregate(store, type, id, ctx, comment, 'main');
+}
+
+function moveAggregate(
+  store: EventStore,
+  type: string,
+  id: string,
+  ctx: WriteContext,
+  comment: string | undefined,
+  to: Space,
+): Promise<EventRecord> {
+  aggregateType(type);
+  aggregateId(id);
+  const from: Space = to === 'archive' ? 'main' : 'archive';
+  return store.exclusive([[type, id], AUDIT], async (tx) => {
+    const live = tx.live(type, id);
+    if (!live) throw err('EDBX_ERR_AGGREGATE_NOT_FOUND', { aggregate_type: type, aggregate_id: id });
+    const params = { aggregate_type: type, aggregate_id: id };
+    if (to === 'archive' && live.meta.archived) throw err('EDBX_ERR_AGGREGATE_ALREADY_ARCHIVED', params);
+    if (to === 'main' && !live.meta.archived) throw err('EDBX_ERR_AGGREGATE_NOT_ARCHIVED', params);
+    for (const [k, v] of await aggregateEntries(store, from, type, id)) {
+      tx.put(k, v, to);
+      tx.del(k, from);
+    }
+    let meta = live.meta;
+    if (to === 'main') {
+      // The main keyspace holds only a stub of an archived aggregate; the full meta is in the archive.
+      const full = await store.engine.get('archive', K.metaKey(type, id));
+      if (!full)
+        throw err('EDBX_ERR_INTEGRITY', {
+          where: `aggregate ${type}/${id}`,
+          reason: 'archived state is missing',
+        });
+      meta = openJson<AggregateMeta>(store.env.codec, full, `aggregate ${type}/${id}`);
+      tx.del(K.metaKey(type, id), 'archive');
+    }
+    tx.setLive(type, id, { ...live, meta: { ...meta, archived: to === 'archive' } });
+    return store.audit(tx, ctx, to === 'archive' ? 'aggregate-archived' : 'aggregate-restored', {
+      aggregate: `${type}/${id}`,
+      version: String(meta.version),
+      merkle_root: meta.merkle_root,
+      comment: comment ?? '',
+    });
+  });
+}
+
+/** Record an append as staged: durable, but invisible until `commitStaged`. */
+export async function stageEvent(
+  store: EventStore,
+  input: AppendRequest,
+  ctx: WriteContext,
+): Promise<StagedEvent> {
+  // Validate now so a bad event is refused when staged, not when the whole stage is committed.
+  const req: AppendRequest = {
+    aggregate_type: aggregateType(input.aggregate_type),
+    aggregate_id: aggregateId(input.aggregate_id),
+    event_type: eventType(input.event_type),
+    payload: normalizePayload(input.payload, store.env.maxPayloadBytes),
+    ...(input.expected_version === undefined
+      ? {}
+      : { expected_version: expectedVersion(input.expected_version) }),
+    ...(input.event_id === undefined ? {} : { event_id: eventId(input.event_id) }),
+  };
+  return store.exclusive([], async (tx) => {
+    const seq = (await lastStagedSeq(store)) + 1;
+    const staged: StagedEvent = {
+      seq,
+      request: req,
+      issued_by: ctx.issuedBy,
+      staged_at: store.env.now().toISOString(),
+    };
+    tx.put(K.stagedKey(seq), sealJson(store.env.codec, staged));
+    return staged;
+  });
+}
+
+async function lastStagedSeq(store: EventStore): Promise<number> {
+  for await (const [k] of store.engine.range('main', {
+    gte: K.stagedPrefix(),
+    lt: prefixEnd(K.stagedPrefix()),
+    reverse: true,
+    limit: 1,
+  })) {
+    return K.readU64(k, 1);
+  }
+  return 0;
+}
+
+export async function listStaged(store: EventStore): Promise<StagedEvent[]> {
+  const out: StagedEvent[] = [];
+  for await (const [, v] of store.engine.range('main', {
+    gte: K.stagedPrefix(),
+    lt: prefixEnd(K.stagedPrefix()),
+  })) {
+    out.push(openJson<StagedEvent>(store.env.codec, v, 'staged event'));
+  }
+  return out;
+}
+
+/**
+ * Append every staged event — across aggregates — atomically, in staging order, then clear the stage.
+ * If any staged event is refused, nothing is committed and the stage is kept.
+ */
+export function commitStaged(store: EventStore): Promise<EventRecord[]> {
+  return store.exclusive([], async (tx) => {
+    const staged = await listStaged(store);
+    if (staged.length === 0) throw err('EDBX_ERR_EMPTY_TRANSACTION');
+    await tx.fetch(
+      staged.map((s) => [s.request.aggregate_type, s.request.aggregate_id] as const),
+      staged.flatMap((s) => (s.request.event_id === undefined ? [] : [s.request.event_id])),
+    );
+    const records = staged.map((s) => tx.append(s.request, { issuedBy: s.issued_by }).record);
+    for (const s of staged) tx.del(K.stagedKey(s.seq));
+    return records;
+  });
+}
+
+/** Discard all staged events (nothing was ever visible). */
+export function clearStaged(store: EventStore): Promise<number> {
+  return store.exclusive([], async (tx) => {
+    const staged = await listStaged(store);
+    for (const s of staged) tx.del(K.stagedKey(s.seq));
+    return staged.length;
+  });
+}

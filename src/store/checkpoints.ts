@@ -1,0 +1,88 @@
+/**
+ * Checkpoints of the store-wide ledger: sign the current head; verify that the current history extends
+ * a saved checkpoint. Verification does not trust stored hashes: it re-verifies every aggregate and
+ * recomputes the ledger from its entries, then checks an RFC 6962 consistency proof from the saved
+ * size and root to the current head.
+ */
+import {
+  type Checkpoint,
+  parseCheckpoint,
+  signCheckpoint,
+  verifyCheckpointSignature,
+} from '../core/checkpoint.js';
+import { err } from '../core/errors.js';
+import { verifyConsistency } from '../core/merkle/index.js';
+import { ledgerConsistencyProof } from './proofs.js';
+import type { EventStore } from './store.js';
+import { verifyAll } from './verify.js';
+
+export interface CheckpointSigner {
+  readonly store: EventStore;
+  readonly signingKeyPem: string;
+  readonly publicKeyPem: string;
+}
+
+export const CHECKPOINT_ORIGIN = 'eventdbx/ledger';
+export const CHECKPOINT_KEY_NAME = 'eventdbx';
+
+export function currentCheckpoint(s: CheckpointSigner): Checkpoint {
+  return signCheckpoint(
+    s.store.ledgerHead(),
+    CHECKPOINT_ORIGIN,
+    CHECKPOINT_KEY_NAME,
+    s.signingKeyPem,
+    s.publicKeyPem,
+    s.store.env.now(),
+  );
+}
+
+export interface CheckpointVerification {
+  readonly ok: true;
+  readonly from: { size: number; root: string };
+  readonly to: { size: number; root: string };
+  readonly consistency_path: string[];
+}
+
+/** Prove the current history extends `note`; throws EDBX_ERR_CHECKPOINT_MISMATCH saying why not. */
+export async function verifyFromCheckpoint(
+  s: CheckpointSigner,
+  note: string,
+  publicKeyPem = s.publicKeyPem,
+): Promise<CheckpointVerification> {
+  const saved = parseCheckpoint(note);
+  const fail = (reason: string) => err('EDBX_ERR_CHECKPOINT_MISMATCH', { reason });
+  if (!verifyCheckpointSignature(note, publicKeyPem))
+    throw fail('the signature does not verify with the store public key');
+  const all = await verifyAll(s.store);
+  if (!all.ok) {
+    const first = all.failures[0];
+    throw fail(
+      first
+        ? `${first.aggregate_type}/${first.aggregate_id} version ${first.first_bad_version}: ${first.reason}`
+        : `ledger: ${all.ledger.reason}`,
+    );
+  }
+  const head = s.store.ledgerHead();
+  if (saved.size > head.size)
+    throw fail(
+      `the saved checkpoint has ${saved.size} events but the store only ${head.size}: history was truncated`,
+    );
+  if (saved.size === 0)
+    return { ok: true, from: { size: 0, root: saved.root }, to: head, consistency_path: [] };
+  const proof = await ledgerConsistencyProof(s.store, saved.size, head.size);
+  const ok = verifyConsistency(
+    saved.size,
+    head.size,
+    Buffer.from(saved.root, 'hex'),
+    Buffer.from(proof.second_root, 'hex'),
+    proof.consistency_path.map((h) => Buffer.from(h, 'hex')),
+  );
+  if (!ok || proof.second_root !== head.root)
+    throw fail(`the history up to ${saved.size} events was rewritten`);
+  return {
+    ok: true,
+    from: { size: saved.size, root: saved.root },
+    to: head,
+    consistency_path: proof.consistency_path,
+  };
+}

@@ -1,0 +1,21 @@
+/** The event store: public API. */
+export { EventStore, type EventStoreOptions, type CommitListener, AUDIT_TYPE, AUDIT_ID } from './store.js';
+export {
+  takeSnapshot,
+  archiveAggregate,
+  restoreAggregate,
+  stageEvent,
+  listStaged,
+  commitStaged,
+  clearStaged,
+} from './admin.js';
+export { verifyAggregate, verifyLedger, verifyAll, type VerifyAllReport } from './verify.js';
+export {
+  eventInclusionProof,
+  aggregateConsistencyProof,
+  ledgerConsistencyProof,
+  ledgerInclusionProof,
+} from './proofs.js';
+export { type RecordCodec, plainCodec } from './codec.js';
+export type { AppendValidator } from './tx.js';
+export type * from './types.js';

@@ -1,0 +1,107 @@
+/**
+ * Key layout (one byte tag, then fields; `\0` separates text fields, numbers are 8-byte big-endian so
+ * byte order = numeric order). Names never contain `\0` (control characters are refused), so keys are
+ * unambiguous and every aggregate's events form one contiguous, ordered range.
+ *
+ *   M type \0 id                    aggregate meta (version, state, Merkle frontier, archive flag)
+ *   E type \0 id \0 version         event record
+ *   N type \0 id \0 level index     perfect Merkle subtree hash of the aggregate tree (32 bytes)
+ *   S type \0 id \0 version         snapshot of the state at version
+ *   P position                      ledger entry: event hash (32 bytes) + `type \0 id \0 version`
+ *   L level index                   perfect Merkle subtree hash of the store-wide ledger tree
+ *   I event_id                      idempotency index: `type \0 id \0 version` of the event with that id
+ *   G name                          store-wide metadata (ledger frontier, staged sequence)
+ *   T seq                           staged (not yet committed) append
+ *   K token-hash                    access token record (the token itself is never stored)
+ */
+
+const SEP = Buffer.from([0]);
+
+export const TAG = {
+  meta: 0x4d, // M
+  event: 0x45, // E
+  node: 0x4e, // N
+  snapshot: 0x53, // S
+  position: 0x50, // P
+  ledgerNode: 0x4c, // L
+  idempotency: 0x49, // I
+  global: 0x47, // G
+  staged: 0x54, // T
+  token: 0x4b, // K
+} as const;
+
+export function u64(n: number): Buffer {
+  const b = Buffer.allocUnsafe(8);
+  b.writeBigUInt64BE(BigInt(n));
+  return b;
+}
+
+export const readU64 = (b: Buffer, offset = 0): number => Number(b.readBigUInt64BE(offset));
+
+const tag = (t: number): Buffer => Buffer.from([t]);
+const text = (s: string): Buffer => Buffer.from(s, 'utf8');
+
+/** `type \0 id` — the aggregate part shared by M, E, N and S keys. */
+export const aggregatePart = (type: string, id: string): Buffer => Buffer.concat([text(type), SEP, text(id)]);
+
+export const metaKey = (type: string, id: string): Buffer =>
+  Buffer.concat([tag(TAG.meta), aggregatePart(type, id)]);
+export const metaPrefix = (): Buffer => tag(TAG.meta);
+
+export const eventPrefix = (type: string, id: string): Buffer =>
+  Buffer.concat([tag(TAG.event), aggregatePart(type, id), SEP]);
+export const eventKey = (type: string, id: string, version: number): Buffer =>
+  Buffer.concat([eventPrefix(type, id), u64(version)]);
+
+export const nodePrefix = (type: string, id: string): Buffer =>
+  Buffer.concat([tag(TAG.node), aggregatePart(type, id), SEP]);
+export const nodeKey = (type: string, id: string, level: number, index: number): Buffer =>
+  Buffer.concat([nodePrefix(type, id), Buffer.from([level]), u64(index)]);
+
+export const snapshotPrefix = (type: string, id: string): Buffer =>
+  Buffer.concat([tag(TAG.snapshot), aggregatePart(type, id), SEP]);
+export const snapshotKey = (type: string, id: string, version: number): Buffer =>
+  Buffer.concat([snapshotPrefix(type, id), u64(version)]);
+
+export const positionKey = (position: number): Buffer => Buffer.concat([tag(TAG.position), u64(position)]);
+export const positionPrefix = (): Buffer => tag(TAG.position);
+
+export const ledgerNodeKey = (level: number, index: number): Buffer =>
+  Buffer.concat([tag(TAG.ledgerNode), Buffer.from([level]), u64(index)]);
+
+export const idempotencyKey = (eventId: string): Buffer =>
+  Buffer.concat([tag(TAG.idempotency), text(eventId)]);
+
+export const globalKey = (name: string): Buffer => Buffer.concat([tag(TAG.global), text(name)]);
+
+export const stagedKey = (seq: number): Buffer => Buffer.concat([tag(TAG.staged), u64(seq)]);
+export const stagedPrefix = (): Buffer => tag(TAG.staged);
+
+/** An event reference `type \0 id \0 version`, used by the ledger and the idempotency index. */
+export interface EventRef {
+  readonly type: string;
+  readonly id: string;
+  readonly version: number;
+}
+
+export const encodeRef = (r: EventRef): Buffer =>
+  Buffer.concat([aggregatePart(r.type, r.id), SEP, u64(r.version)]);
+
+export function decodeRef(b: Buffer): EventRef {
+  const sep1 = b.indexOf(0);
+  const rest = b.subarray(sep1 + 1, b.length - 9);
+  return {
+    type: b.subarray(0, sep1).toString('utf8'),
+    id: rest.toString('utf8'),
+    version: readU64(b, b.length - 8),
+  };
+}
+
+/** Split an M key back into type and id. */
+export function decodeMetaKey(key: Buffer): { type: string; id: string } {
+  const sep = key.indexOf(0, 1);
+  return { type: key.subarray(1, sep).toString('utf8'), id: key.subarray(sep + 1).toString('utf8') };
+}
+
+export const tokenKey = (hash: string): Buffer => Buffer.concat([tag(TAG.token), text(hash)]);
+export const tokenPrefix = (): Buffer => tag(TAG.token);

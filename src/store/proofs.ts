@@ -1,0 +1,171 @@
+/**
+ * Inclusion and consistency proofs over an aggregate's tree and over the store-wide ledger, generated
+ * from the stored perfect subtree hashes (one batched read, then pure computation).
+ */
+import { err } from '../core/errors.js';
+import {
+  type NodeRef,
+  consistencyNodes,
+  consistencyProof,
+  inclusionNodes,
+  inclusionProof,
+  nodeHash,
+} from '../core/merkle/index.js';
+import { aggregateId, aggregateType, version as checkVersion, wholeNumber } from '../core/names.js';
+import type { Space } from '../storage/engine.js';
+import * as K from './keys.js';
+import type { EventStore } from './store.js';
+import type { ConsistencyProofView, InclusionProofView } from './types.js';
+
+type KeyOf = (n: NodeRef) => Buffer;
+
+async function loadNodes(store: EventStore, space: Space, refs: NodeRef[], keyOf: KeyOf) {
+  const values = await store.engine.getMany(space, refs.map(keyOf));
+  const map = new Map<string, Buffer>();
+  refs.forEach((r, i) => {
+    const v = values[i];
+    if (!v || v.length !== 32) {
+      throw err('EDBX_ERR_INTEGRITY', {
+        where: `Merkle node ${r.level}/${r.index}`,
+        reason: 'missing or malformed',
+      });
+    }
+    map.set(`${r.level}/${r.index}`, v);
+  });
+  return (level: number, index: number): Buffer => {
+    const v = map.get(`${level}/${index}`);
+    if (!v) throw err('EDBX_ERR_INTERNAL', { reason: `proof read unplanned node ${level}/${index}` });
+    return v;
+  };
+}
+
+/** Root of the first `size` leaves, from stored perfect nodes (largest power-of-two blocks first). */
+async function rootAt(store: EventStore, space: Space, size: number, keyOf: KeyOf): Promise<Buffer> {
+  const refs: NodeRef[] = [];
+  let start = 0;
+  for (let level = 52; level >= 0; level--) {
+    const block = 2 ** level;
+    if (size - start >= block) {
+      refs.push({ level, index: start / block });
+      start += block;
+    }
+  }
+  const get = await loadNodes(store, space, refs, keyOf);
+  const hashes = refs.map((r) => get(r.level, r.index));
+  let root = hashes.pop()!;
+  while (hashes.length > 0) root = nodeHash(hashes.pop()!, root);
+  return root;
+}
+
+function treeSizeArg(value: unknown, current: number, name: string): number {
+  if (value === undefined) return current;
+  const n = wholeNumber(value);
+  if (n === undefined || n < 1 || n > current) {
+    throw err('EDBX_ERR_INVALID_PROOF_RANGE', {
+      reason: `${name} ${String(value)} must be between 1 and ${current}`,
+    });
+  }
+  return n;
+}
+
+/** Inclusion proof of `version` (leaf index version-1) in the aggregate's tree of `treeSize` events. */
+export async function eventInclusionProof(
+  store: EventStore,
+  type: string,
+  id: string,
+  version: number,
+  treeSize?: unknown,
+): Promise<InclusionProofView> {
+  aggregateType(type);
+  aggregateId(id);
+  const v = checkVersion(version);
+  const event = await store.event(type, id, v);
+  const live = (await store.meta(type, id))!;
+  const space: Space = live.meta.archived ? 'archive' : 'main';
+  const size = treeSizeArg(treeSize, live.meta.version, 'tree_size');
+  if (v > size)
+    throw err('EDBX_ERR_INVALID_PROOF_RANGE', { reason: `version ${v} is not in a tree of size ${size}` });
+  const keyOf: KeyOf = (n) => K.nodeKey(type, id, n.level, n.index);
+  const get = await loadNodes(store, space, inclusionNodes(v - 1, size), keyOf);
+  const path = inclusionProof(get, v - 1, size);
+  const root = await rootAt(store, space, size, keyOf);
+  return {
+    leaf_index: v - 1,
+    tree_size: size,
+    leaf_hash: event.hash,
+    audit_path: path.map((h) => h.toString('hex')),
+    root: root.toString('hex'),
+  };
+}
+
+/** Consistency proof between the aggregate's tree at `from` and at `to` events. */
+export async function aggregateConsistencyProof(
+  store: EventStore,
+  type: string,
+  id: string,
+  from: unknown,
+  to?: unknown,
+): Promise<ConsistencyProofView> {
+  aggregateType(type);
+  aggregateId(id);
+  const live = await store.meta(type, id);
+  if (!live) throw err('EDBX_ERR_AGGREGATE_NOT_FOUND', { aggregate_type: type, aggregate_id: id });
+  const space: Space = live.meta.archived ? 'archive' : 'main';
+  return consistency(store, space, live.meta.version, from, to, (n) => K.nodeKey(type, id, n.level, n.index));
+}
+
+/** Consistency proof between two sizes of the store-wide ledger tree. */
+export function ledgerConsistencyProof(
+  store: EventStore,
+  from: unknown,
+  to?: unknown,
+): Promise<ConsistencyProofView> {
+  return consistency(store, 'main', store.size, from, to, (n) => K.ledgerNodeKey(n.level, n.index));
+}
+
+/** Inclusion proof of the event at `position` in the ledger tree of `treeSize` events. */
+export async function ledgerInclusionProof(
+  store: EventStore,
+  position: number,
+  treeSize?: unknown,
+): Promise<InclusionProofView> {
+  const size = treeSizeArg(treeSize, store.size, 'tree_size');
+  const p = wholeNumber(position);
+  if (p === undefined || p < 1 || p > size) {
+    throw err('EDBX_ERR_INVALID_PROOF_RANGE', {
+      reason: `position ${String(position)} must be between 1 and ${size}`,
+    });
+  }
+  const keyOf: KeyOf = (n) => K.ledgerNodeKey(n.level, n.index);
+  const get = await loadNodes(store, 'main', inclusionNodes(p - 1, size), keyOf);
+  return {
+    leaf_index: p - 1,
+    tree_size: size,
+    leaf_hash: get(0, p - 1).toString('hex'),
+    audit_path: inclusionProof(get, p - 1, size).map((h) => h.toString('hex')),
+    root: (await rootAt(store, 'main', size, keyOf)).toString('hex'),
+  };
+}
+
+async function consistency(
+  store: EventStore,
+  space: Space,
+  current: number,
+  fromArg: unknown,
+  toArg: unknown,
+  keyOf: KeyOf,
+): Promise<ConsistencyProofView> {
+  const second = treeSizeArg(toArg, current, 'to');
+  const first = treeSizeArg(fromArg ?? undefined, current, 'from');
+  if (fromArg === undefined) throw err('EDBX_ERR_INVALID_PROOF_RANGE', { reason: 'from is required' });
+  if (first > second)
+    throw err('EDBX_ERR_INVALID_PROOF_RANGE', { reason: `from ${first} is larger than to ${second}` });
+  const get = await loadNodes(store, space, consistencyNodes(first, second), keyOf);
+  return {
+    first,
+    second,
+    first_root: (await rootAt(store, space, first, keyOf)).toString('hex'),
+    second_root: (await rootAt(store, space, second, keyOf)).toString('hex'),
+    consistency_path: consistencyProof(get, first, second).map((h) => h.toString('hex')),
+  };
+}

@@ -1,0 +1,110 @@
+/**
+ * Opening a store with its keys: the keyring (data keys wrapped under the master key) and the Ed25519
+ * checkpoint signing key live in the store itself under G keys. A wrong master key fails before
+ * anything is read or written. A new DEK becomes the key for new writes (rotation); a new master key
+ * re-wraps the keyring without rewriting data.
+ */
+import { createPublicKey } from 'node:crypto';
+import {
+  type KeyringRecord,
+  createKeyring,
+  generateSigningKey,
+  getKeyringSecret,
+  openKeyring,
+  putKeyringSecret,
+  rewrapKeyring,
+  validateKeyringRecord,
+} from '../core/crypto/index.js';
+import { err } from '../core/errors.js';
+import type { StorageEngine } from '../storage/engine.js';
+import { globalKey } from './keys.js';
+import { EventStore, type EventStoreOptions } from './store.js';
+
+export interface Keys {
+  readonly masterKey: string | undefined;
+  readonly dek: string | undefined;
+}
+
+export interface SecureStore {
+  readonly store: EventStore;
+  /** PEM of the Ed25519 private key signing checkpoints (never log it). */
+  readonly signingKeyPem: string;
+  readonly publicKeyPem: string;
+  /** What happened to the DEK at open: 'created' for a new store. */
+  readonly dek: 'created' | 'active' | 'reactivated' | 'added' | 'not-given';
+}
+
+const KEYRING = globalKey('keyring');
+const SIGNING = 'checkpoint-signing-key';
+
+async function readKeyring(engine: StorageEngine): Promise<KeyringRecord | undefined> {
+  const raw = await engine.get('main', KEYRING);
+  if (!raw) return undefined;
+  try {
+    return validateKeyringRecord(JSON.parse(raw.toString('utf8')));
+  } catch (e) {
+    throw err('EDBX_ERR_INTEGRITY', { where: 'keyring', reason: 'the stored keyring is damaged' }, e);
+  }
+}
+
+const encode = (r: KeyringRecord) => Buffer.from(JSON.stringify(r), 'utf8');
+
+/** Open the store at `engine` with its keys (creating the keyring on a new store). */
+export async function openSecureStore(
+  engine: StorageEngine,
+  keys: Keys,
+  options: Omit<EventStoreOptions, 'engine' | 'codec'> = {},
+): Promise<SecureStore> {
+  if (!keys.masterKey) throw err('EDBX_ERR_CONFIG_KEYS_REQUIRED');
+  await engine.open();
+  try {
+    const existing = await readKeyring(engine);
+    let record: KeyringRecord;
+    let status: SecureStore['dek'];
+    let opened;
+    if (!existing) {
+      if (!keys.dek) throw err('EDBX_ERR_CONFIG_KEYS_REQUIRED');
+      opened = createKeyring(keys.masterKey, keys.dek);
+      record = opened.record;
+      status = 'created';
+    } else {
+      opened = openKeyring(existing, keys.masterKey, keys.dek);
+      record = opened.record;
+      status = opened.dekStatus;
+    }
+    let signing = getKeyringSecret(record, opened.kek, SIGNING);
+    if (!signing) {
+      signing = Buffer.from(generateSigningKey().privateKeyPem, 'utf8');
+      record = putKeyringSecret(record, opened.kek, SIGNING, signing);
+    }
+    if (record !== existing)
+      await engine.write([{ type: 'put', space: 'main', key: KEYRING, value: encode(record) }], {
+        sync: true,
+      });
+    const store = await EventStore.open({ ...options, engine, codec: opened.codec });
+    const signingKeyPem = signing.toString('utf8');
+    const publicKeyPem = createPublicKey(signingKeyPem).export({ type: 'spki', format: 'pem' }).toString();
+    return { store, signingKeyPem, publicKeyPem, dek: status };
+  } catch (e) {
+    await engine.close();
+    throw e;
+  }
+}
+
+/** Re-wrap the keyring of a closed store under a new master key (no data is rewritten). */
+export async function rewrapStoreKeys(
+  engine: StorageEngine,
+  oldMasterKey: string,
+  newMasterKey: string,
+): Promise<boolean> {
+  await engine.open();
+  try {
+    const existing = await readKeyring(engine);
+    if (!existing) return false;
+    const next = rewrapKeyring(existing, oldMasterKey, newMasterKey);
+    await engine.write([{ type: 'put', space: 'main', key: KEYRING, value: encode(next) }], { sync: true });
+    return true;
+  } finally {
+    await engine.close();
+  }
+}

@@ -1,0 +1,517 @@
+/**
+ * The event store: appends through the group-commit writer, reads from the engine with an LRU of
+ * aggregate states. Pure of transports: the CLI and the server both drive this class.
+ *
+ * @example
+ * const store = await EventStore.open({ engine: new MemoryEngine() });
+ * await store.append({ aggregate_type: 'patient', aggregate_id: 'p-001', event_type: 'patient-added',
+ *   payload: { name: 'Jane' } }, { issuedBy: { group: 'admin', user: 'jane' } });
+ */
+import { LRUCache } from 'lru-cache';
+import { err } from '../core/errors.js';
+import { type TokenRecord, afterUse, authorize } from '../core/tokens.js';
+import { DEFAULT_MAX_PAYLOAD_BYTES, type EventRecord, type Payload, foldState } from '../core/event.js';
+import {
+  type Frontier,
+  EMPTY_ROOT,
+  decodeFrontier,
+  emptyFrontier,
+  frontierRoot,
+} from '../core/merkle/index.js';
+import {
+  aggregateId,
+  aggregateType,
+  eventId as checkEventId,
+  version as checkVersion,
+} from '../core/names.js';
+import { type Space, type StorageEngine, prefixEnd } from '../storage/engine.js';
+import { type RecordCodec, openJson, plainCodec } from './codec.js';
+import * as K from './keys.js';
+import { type AppendValidator, type LiveMeta, type TxEnv, type WriteTx, aggKey } from './tx.js';
+import type {
+  AggregateMeta,
+  AggregateSummary,
+  AggregateView,
+  AppendRequest,
+  SnapshotRecord,
+  WriteContext,
+} from './types.js';
+import { type Prefetch, Writer } from './writer.js';
+
+export interface EventStoreOptions {
+  readonly engine: StorageEngine;
+  readonly codec?: RecordCodec;
+  readonly now?: () => Date;
+  readonly maxPayloadBytes?: number;
+  /** Maximum number of aggregate states kept in memory (LRU). */
+  readonly memoryThreshold?: number;
+  readonly validator?: AppendValidator;
+}
+
+export const DEFAULT_MEMORY_THRESHOLD = 10_000;
+export const AUDIT_TYPE = '$audit';
+export const AUDIT_ID = 'log';
+
+export type CommitListener = (records: readonly EventRecord[]) => void;
+
+export class EventStore {
+  readonly engine: StorageEngine;
+  readonly env: TxEnv;
+  readonly #cache: LRUCache<string, LiveMeta>;
+  readonly #writer: Writer;
+  readonly #listeners = new Set<CommitListener>();
+  #thresholds = new Map<string, number>();
+  #validator: AppendValidator | undefined;
+  /** Bumped on every commit, so a read that raced a commit does not cache what it read. */
+  #epoch = 0;
+
+  /** Committed token records by hash (few; kept in memory, persisted under K keys). */
+  readonly tokens = new Map<string, TokenRecord>();
+
+  private constructor(options: EventStoreOptions, ledger: Frontier, thresholds: Map<string, number>) {
+    this.engine = options.engine;
+    this.#validator = options.validator;
+    this.#thresholds = thresholds;
+    this.env = {
+      codec: options.codec ?? plainCodec,
+      now: options.now ?? (() => new Date()),
+      maxPayloadBytes: options.maxPayloadBytes ?? DEFAULT_MAX_PAYLOAD_BYTES,
+      validator: (req, current) => this.#validator?.(req, current),
+      snapshotThreshold: (type) => this.#thresholds.get(type) ?? 0,
+    };
+    this.#cache = new LRUCache({ max: Math.max(1, options.memoryThreshold ?? DEFAULT_MEMORY_THRESHOLD) });
+    this.#writer = new Writer(
+      this.engine,
+      this.env,
+      {
+        loadMetas: (aggs) => this.#loadLive(aggs),
+        loadByEventId: (ids) => this.#loadByEventId(ids),
+        committed: (metas, records, tokens) => {
+          this.#epoch++;
+          for (const t of tokens.values()) this.tokens.set(t.hash, t);
+          for (const m of metas) this.#cache.set(aggKey(m.meta.aggregate_type, m.meta.aggregate_id), m);
+          if (records.length > 0) for (const l of this.#listeners) l(records);
+        },
+      },
+      ledger.size,
+      ledger,
+    );
+  }
+
+  static async open(options: EventStoreOptions): Promise<EventStore> {
+    await options.engine.open();
+    const raw = await options.engine.get('main', K.globalKey('ledger'));
+    const ledger = raw ? decodeFrontier(raw) : emptyFrontier;
+    const t = await options.engine.get('main', K.globalKey('snapshot-thresholds'));
+    const thresholds = new Map<string, number>(
+      t ? Object.entries(JSON.parse(t.toString('utf8')) as object) : [],
+    );
+    const store = new EventStore(options, ledger, thresholds);
+    for await (const [, v] of options.engine.range('main', {
+      gte: K.tokenPrefix(),
+      lt: prefixEnd(K.tokenPrefix()),
+    })) {
+      const t = openJson<TokenRecord>(store.env.codec, v, 'token record');
+      store.tokens.set(t.hash, t);
+    }
+    return store;
+  }
+
+  async close(): Promise<void> {
+    await this.#writer.idle();
+    await this.engine.close();
+  }
+
+  /** Replace the append validator (schemas); applies to the next append the writer runs. */
+  setValidator(v: AppendValidator | undefined): void {
+    this.#validator = v;
+  }
+
+  onCommit(listener: CommitListener): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  get writerStats(): Readonly<{ batches: number; events: number; jobs: number }> {
+    return this.#writer.stats;
+  }
+
+  /** Number of events in the store (= the ledger tree size = the last position). */
+  get size(): number {
+    return this.#writer.committedPosition;
+  }
+
+  ledgerHead(): { size: number; root: string } {
+    const l = this.#writer.committedLedger;
+    return { size: l.size, root: frontierRoot(l).toString('hex') };
+  }
+
+  // ---------------------------------------------------------------- writes
+
+  /** Append one event durably. Retrying with the same `event_id` returns the original record. */
+  async append(req: AppendRequest, ctx: WriteContext): Promise<EventRecord> {
+    const [r] = await this.appendMany([req], ctx);
+    return r!;
+  }
+
+  /** Append events to one or more aggregates atomically: all are written, or none. */
+  async appendMany(reqs: readonly AppendRequest[], ctx: WriteContext): Promise<EventRecord[]> {
+    return (await this.appendDetailed(reqs, ctx)).map((r) => r.record);
+  }
+
+  /** Like appendMany, also telling which records are idempotent replays of earlier appends. */
+  appendDetailed(
+    reqs: readonly AppendRequest[],
+    ctx: WriteContext,
+  ): Promise<Array<{ record: EventRecord; duplicate: boolean }>> {
+    if (reqs.length === 0) return Promise.reject(err('EDBX_ERR_EMPTY_TRANSACTION'));
+    let prefetch: Prefetch;
+    try {
+      prefetch = prefetchOf(reqs);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    return this.#writer.submit(prefetch, (tx) => {
+      const token = ctx.tokenHash === undefined ? undefined : tx.token(ctx.tokenHash, this.tokens);
+      if (ctx.tokenHash !== undefined && !token) throw err('EDBX_ERR_TOKEN_UNKNOWN');
+      const now = this.env.now();
+      if (token) {
+        for (const r of reqs) {
+          authorize(token, now, { write: true, aggregate: { type: r.aggregate_type, id: r.aggregate_id } });
+        }
+      }
+      const results = reqs.map((r) => tx.append(r, ctx));
+      const wrote = results.filter((r) => !r.duplicate).length;
+      if (token && token.remaining !== null && wrote > token.remaining) {
+        throw err('EDBX_ERR_TOKEN_EXHAUSTED', { id: token.id, limit: token.limit });
+      }
+      const used = token && afterUse(token, now, wrote);
+      if (used && used !== token) tx.setToken(used);
+      return results;
+    });
+  }
+
+  /** Run an exclusive write job (admin operations): it runs alone and may read while it runs. */
+  exclusive<T>(
+    aggregates: ReadonlyArray<readonly [string, string]>,
+    run: (tx: WriteTx) => Promise<T>,
+  ): Promise<T> {
+    return this.#writer.submit({ aggregates, eventIds: [] }, run, true);
+  }
+
+  /** Append to the store's own Merkle-protected audit log, inside a running transaction. */
+  audit(tx: WriteTx, ctx: WriteContext, action: string, details: Record<string, string>): EventRecord {
+    return tx.append(
+      { aggregate_type: AUDIT_TYPE, aggregate_id: AUDIT_ID, event_type: action, payload: details },
+      ctx,
+      { system: true },
+    ).record;
+  }
+
+  /** Set the automatic snapshot threshold of an aggregate type (0 = off). Schemas drive this. */
+  async setSnapshotThreshold(type: string, every: number, ctx: WriteContext): Promise<void> {
+    aggregateType(type);
+    if (!Number.isSafeInteger(every) || every < 0) {
+      throw err('EDBX_ERR_INVALID_ARGUMENT', {
+        name: 'snapshot threshold',
+        value: every,
+        reason: 'use a whole number >= 0',
+      });
+    }
+    await this.exclusive([[AUDIT_TYPE, AUDIT_ID]], async (tx) => {
+      const next = new Map(this.#thresholds);
+      if (every === 0) next.delete(type);
+      else next.set(type, every);
+      tx.put(K.globalKey('snapshot-thresholds'), Buffer.from(JSON.stringify(Object.fromEntries(next))));
+      this.audit(tx, ctx, 'snapshot-threshold-set', { aggregate_type: type, every: String(every) });
+      tx.afterCommit(() => (this.#thresholds = next));
+    });
+  }
+
+  snapshotThreshold(type: string): number {
+    return this.#thresholds.get(type) ?? 0;
+  }
+
+  // ---------------------------------------------------------------- reads
+
+  /** Committed meta of an aggregate (stub without state when archived), or null. */
+  async meta(type: string, id: string): Promise<LiveMeta | null> {
+    const [m] = await this.#loadLive([[type, id]]);
+    return m ?? null;
+  }
+
+  async #loadLive(aggs: ReadonlyArray<readonly [string, string]>): Promise<(LiveMeta | null)[]> {
+    const out: (LiveMeta | null)[] = new Array(aggs.length).fill(null);
+    const missing: number[] = [];
+    aggs.forEach(([t, i], n) => {
+      const hit = this.#cache.get(aggKey(t, i));
+      if (hit) out[n] = hit;
+      else missing.push(n);
+    });
+    if (missing.length === 0) return out;
+    const epoch = this.#epoch;
+    const values = await this.engine.getMany(
+      'main',
+      missing.map((n) => K.metaKey(aggs[n]![0], aggs[n]![1])),
+    );
+    missing.forEach((n, j) => {
+      const v = values[j];
+      if (!v) return;
+      const [t, i] = aggs[n]!;
+      const meta = openJson<AggregateMeta>(this.env.codec, v, `aggregate ${t}/${i}`);
+      const live: LiveMeta = { meta, frontier: decodeFrontier(Buffer.from(meta.frontier, 'base64')) };
+      out[n] = live;
+      if (epoch === this.#epoch && !meta.archived) this.#cache.set(aggKey(t, i), live);
+    });
+    return out;
+  }
+
+  async #loadByEventId(ids: readonly string[]): Promise<(EventRecord | null)[]> {
+    if (ids.length === 0) return [];
+    const refs = await this.engine.getMany('main', ids.map(K.idempotencyKey));
+    return Promise.all(
+      refs.map(async (r) => {
+        if (!r) return null;
+        const ref = K.decodeRef(r);
+        return this.#eventAt(ref.type, ref.id, ref.version);
+      }),
+    );
+  }
+
+  async #spaceOf(type: string, id: string): Promise<{ space: Space; live: LiveMeta }> {
+    const live = await this.meta(type, id);
+    if (!live) throw err('EDBX_ERR_AGGREGATE_NOT_FOUND', { aggregate_type: type, aggregate_id: id });
+    return { space: live.meta.archived ? 'archive' : 'main', live };
+  }
+
+  async #eventAt(type: string, id: string, version: number): Promise<EventRecord> {
+    const { space, live } = await this.#spaceOf(type, id);
+    const v = await this.engine.get(space, K.eventKey(type, id, version));
+    if (!v) {
+      throw err('EDBX_ERR_EVENT_NOT_FOUND', {
+        aggregate_type: type,
+        aggregate_id: id,
+        version,
+        current: live.meta.version,
+      });
+    }
+    return openJson<EventRecord>(this.env.codec, v, `event ${type}/${id}@${version}`);
+  }
+
+  /** One event by version. */
+  async event(type: string, id: string, version: number): Promise<EventRecord> {
+    aggregateType(type);
+    aggregateId(id);
+    return this.#eventAt(type, id, checkVersion(version));
+  }
+
+  /** Events of an aggregate in version order (or newest first with `reverse`). */
+  async events(
+    type: string,
+    id: string,
+    opts: { skip?: number; take?: number; reverse?: boolean; fromVersion?: number; toVersion?: number } = {},
+  ): Promise<EventRecord[]> {
+    aggregateType(type);
+    aggregateId(id);
+    const { space } = await this.#spaceOf(type, id);
+    return this.readEvents(space, type, id, opts);
+  }
+
+  /** Range read of events without existence checks (used by verify and rebuilds). */
+  async readEvents(
+    space: Space,
+    type: string,
+    id: string,
+    opts: { skip?: number; take?: number; reverse?: boolean; fromVersion?: number; toVersion?: number } = {},
+  ): Promise<EventRecord[]> {
+    const from = Math.max(1, opts.fromVersion ?? 1);
+    const to = opts.toVersion ?? Number.MAX_SAFE_INTEGER;
+    if (to < from) return [];
+    const skip = opts.skip ?? 0;
+    const take = opts.take;
+    const out: EventRecord[] = [];
+    let seen = 0;
+    for await (const [, v] of this.engine.range(space, {
+      gte: K.eventKey(type, id, from),
+      lte: K.eventKey(type, id, to),
+      reverse: opts.reverse ?? false,
+      ...(take === undefined ? {} : { limit: skip + take }),
+    })) {
+      if (seen++ < skip) continue;
+      out.push(openJson<EventRecord>(this.env.codec, v, `event ${type}/${id}`));
+    }
+    return out;
+  }
+
+  /** State of an aggregate now, or at `version` (rebuilt from the nearest snapshot at or below it). */
+  async aggregate(
+    type: string,
+    id: string,
+    opts: { version?: number; includeEvents?: boolean } = {},
+  ): Promise<AggregateView> {
+    aggregateType(type);
+    aggregateId(id);
+    const { space, live } = await this.#spaceOf(type, id);
+    const current = live.meta;
+    const at = opts.version === undefined ? current.version : checkVersion(opts.version);
+    if (at > current.version) {
+      throw err('EDBX_ERR_INVALID_VERSION', {
+        value: at,
+        reason: `${type}/${id} is at version ${current.version}`,
+      });
+    }
+    let state: Payload;
+    let merkleRoot = current.merkle_root;
+    let updatedAt = current.updated_at;
+    if (at === current.version && !current.archived) {
+      state = current.state;
+    } else {
+      const snap = await this.#nearestSnapshot(space, type, id, at);
+      const events = await this.readEvents(space, type, id, {
+        fromVersion: (snap?.version ?? 0) + 1,
+        toVersion: at,
+      });
+      state = events.reduce((s, e) => foldState(s, e.payload), snap?.state ?? {});
+      const last = events.at(-1);
+      merkleRoot = last?.merkle_root ?? snap?.merkle_root ?? merkleRoot;
+      updatedAt = last?.metadata.created_at ?? snap?.created_at ?? updatedAt;
+    }
+    const view: AggregateView = {
+      aggregate_type: type,
+      aggregate_id: id,
+      version: at,
+      state,
+      merkle_root: merkleRoot,
+      archived: current.archived,
+      created_at: current.created_at,
+      updated_at: updatedAt,
+    };
+    if (!opts.includeEvents) return view;
+    return { ...view, events: await this.readEvents(space, type, id, { toVersion: at }) };
+  }
+
+  async #nearestSnapshot(
+    space: Space,
+    type: string,
+    id: string,
+    atOrBelow: number,
+  ): Promise<SnapshotRecord | undefined> {
+    for await (const [, v] of this.engine.range(space, {
+      gte: K.snapshotKey(type, id, 1),
+      lte: K.snapshotKey(type, id, atOrBelow),
+      reverse: true,
+      limit: 1,
+    })) {
+      return openJson<SnapshotRecord>(this.env.codec, v, `snapshot of ${type}/${id}`);
+    }
+    return undefined;
+  }
+
+  /** Snapshots of an aggregate, oldest first. */
+  async snapshots(type: string, id: string): Promise<SnapshotRecord[]> {
+    const { space } = await this.#spaceOf(aggregateType(type), aggregateId(id));
+    const out: SnapshotRecord[] = [];
+    const prefix = K.snapshotPrefix(type, id);
+    for await (const [, v] of this.engine.range(space, { gte: prefix, lt: prefixEnd(prefix) })) {
+      out.push(openJson<SnapshotRecord>(this.env.codec, v, `snapshot of ${type}/${id}`));
+    }
+    return out;
+  }
+
+  /**
+   * Aggregates in key order. `after` is an exclusive cursor (`type/id` of the last item seen).
+   * System aggregates (types starting with '$') are listed only with `includeSystem`.
+   */
+  async list(
+    opts: { skip?: number; take?: number; after?: string; type?: string; includeSystem?: boolean } = {},
+  ): Promise<AggregateSummary[]> {
+    const prefix = opts.type
+      ? Buffer.concat([K.metaPrefix(), Buffer.from(aggregateType(opts.type)), Buffer.from([0])])
+      : K.metaPrefix();
+    let gt: Buffer | undefined;
+    if (opts.after !== undefined) {
+      const slash = opts.after.indexOf('/');
+      if (slash < 1)
+        throw err('EDBX_ERR_INVALID_ARGUMENT', {
+          name: 'cursor',
+          value: opts.after,
+          reason: 'expected type/id',
+        });
+      gt = K.metaKey(opts.after.slice(0, slash), opts.after.slice(slash + 1));
+    }
+    const skip = opts.skip ?? 0;
+    const take = opts.take ?? Number.MAX_SAFE_INTEGER;
+    const out: AggregateSummary[] = [];
+    let seen = 0;
+    for await (const [k, v] of this.engine.range('main', {
+      ...(gt ? { gt } : { gte: prefix }),
+      lt: prefixEnd(prefix),
+    })) {
+      const { type } = K.decodeMetaKey(k);
+      if (type.startsWith('$') && !opts.includeSystem) continue;
+      if (seen++ < skip) continue;
+      const m = openJson<AggregateMeta>(this.env.codec, v, `aggregate ${type}`);
+      out.push({
+        aggregate_type: m.aggregate_type,
+        aggregate_id: m.aggregate_id,
+        version: m.version,
+        merkle_root: m.merkle_root,
+        archived: m.archived,
+        updated_at: m.updated_at,
+      });
+      if (out.length >= take) break;
+    }
+    return out;
+  }
+
+  /** Committed events in position order starting at `from` (1-based), across aggregates. */
+  async readLog(from: number, limit: number): Promise<EventRecord[]> {
+    const refs: K.EventRef[] = [];
+    for await (const [, v] of this.engine.range('main', {
+      gte: K.positionKey(Math.max(1, from)),
+      lt: prefixEnd(K.positionPrefix()),
+      limit,
+    })) {
+      refs.push(K.decodeRef(v.subarray(32)));
+    }
+    const out: EventRecord[] = [];
+    for (const r of refs) out.push(await this.#eventAt(r.type, r.id, r.version));
+    return out;
+  }
+
+  /** The audit log (archive, restore, and later security events), oldest first. */
+  async auditLog(opts: { skip?: number; take?: number } = {}): Promise<EventRecord[]> {
+    if (!(await this.meta(AUDIT_TYPE, AUDIT_ID))) return [];
+    return this.readEvents('main', AUDIT_TYPE, AUDIT_ID, opts);
+  }
+
+  /** Drop cached state (tests that edit the engine directly use this). */
+  clearCache(): void {
+    this.#cache.clear();
+  }
+
+  /** Validate an event id early (CLI/HTTP use this for clean errors). */
+  static checkEventId(id: string): string {
+    return checkEventId(id);
+  }
+
+  static get emptyRoot(): string {
+    return EMPTY_ROOT.toString('hex');
+  }
+}
+
+function prefetchOf(reqs: readonly AppendRequest[]): Prefetch {
+  const aggregates: Array<readonly [string, string]> = [];
+  const eventIds: string[] = [];
+  const seen = new Set<string>();
+  for (const r of reqs) {
+    aggregates.push([aggregateType(r.aggregate_type), aggregateId(r.aggregate_id)]);
+    if (r.event_id !== undefined) {
+      const id = checkEventId(r.event_id);
+      if (seen.has(id)) throw err('EDBX_ERR_DUPLICATE_EVENT_ID', { event_id: id });
+      seen.add(id);
+      eventIds.push(id);
+    }
+  }
+  return { aggregates, eventIds };
+}

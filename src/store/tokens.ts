@@ -1,0 +1,185 @@
+/**
+ * Token lifecycle on the store: generate, list, revoke, refresh (each atomic with its audit entry) and
+ * authentication of a presented token. Writes charge allowances inside the append transaction
+ * (EventStore.appendMany), so limits are exact under concurrency and failed writes cost nothing.
+ */
+import { err } from '../core/errors.js';
+import { wholeNumber } from '../core/names.js';
+import {
+  type Access,
+  type TokenRecord,
+  afterUse,
+  authorize,
+  bearerToken,
+  describeToken,
+  generateToken,
+  hashToken,
+  parseScope,
+} from '../core/tokens.js';
+import { AUDIT_ID, AUDIT_TYPE, type EventStore } from './store.js';
+import type { WriteContext } from './types.js';
+
+const AUDIT: ReadonlyArray<readonly [string, string]> = [[AUDIT_TYPE, AUDIT_ID]];
+
+export interface GenerateOptions {
+  readonly group: string;
+  readonly user: string;
+  readonly expiration?: number | undefined;
+  readonly limit?: number | undefined;
+  readonly keepAlive?: boolean | undefined;
+  readonly readOnly?: boolean | undefined;
+  readonly scopes?: readonly string[] | undefined;
+}
+
+const NAME = /^[A-Za-z0-9._@-]{1,64}$/;
+
+function positive(value: unknown, flag: string): number | undefined {
+  if (value === undefined) return undefined;
+  const n = wholeNumber(value);
+  if (n === undefined || n < 1)
+    throw err('EDBX_ERR_INVALID_ARGUMENT', { name: flag, value, reason: 'use a whole number >= 1' });
+  return n;
+}
+
+/** Issue a token. The full token is returned once; only its hash is stored. */
+export async function createToken(store: EventStore, o: GenerateOptions, ctx: WriteContext) {
+  for (const [flag, v] of [
+    ['--group', o.group],
+    ['--user', o.user],
+  ] as const) {
+    if (typeof v !== 'string' || !NAME.test(v)) {
+      throw err('EDBX_ERR_INVALID_ARGUMENT', {
+        name: flag,
+        value: v,
+        reason: 'use 1-64 characters of letters, digits, . _ @ -',
+      });
+    }
+  }
+  const ttl = positive(o.expiration, '--expiration');
+  const limit = positive(o.limit, '--limit');
+  if (o.keepAlive && ttl === undefined) {
+    throw err('EDBX_ERR_INVALID_ARGUMENT', {
+      name: '--keep-alive',
+      value: true,
+      reason: 'needs --expiration <secs> to slide',
+    });
+  }
+  const scopes = [...new Set((o.scopes ?? []).map(parseScope))];
+  const fresh = generateToken();
+  const now = store.env.now();
+  const record: TokenRecord = {
+    id: fresh.id,
+    hash: fresh.hash,
+    group: o.group,
+    user: o.user,
+    created_at: now.toISOString(),
+    created_by: ctx.issuedBy,
+    ttl_seconds: ttl ?? null,
+    expires_at: ttl === undefined ? null : new Date(now.getTime() + ttl * 1000).toISOString(),
+    keep_alive: Boolean(o.keepAlive),
+    limit: limit ?? null,
+    remaining: limit ?? null,
+    revoked_at: null,
+    read_only: Boolean(o.readOnly),
+    scopes,
+  };
+  await store.exclusive(AUDIT, async (tx) => {
+    tx.setToken(record);
+    store.audit(tx, ctx, 'token-generated', {
+      token: record.id,
+      group: record.group,
+      user: record.user,
+      expires_at: record.expires_at ?? '',
+      limit: String(record.limit ?? ''),
+      read_only: String(record.read_only),
+      scopes: scopes.join(','),
+    });
+  });
+  return { token: fresh.token, ...describeToken(record, now) };
+}
+
+export function listTokens(store: EventStore) {
+  const now = store.env.now();
+  return [...store.tokens.values()]
+    .sort((a, b) => a.created_at.localeCompare(b.created_at))
+    .map((t) => describeToken(t, now));
+}
+
+/** Find a token by its full value or its unique id prefix (as shown by `token list`). */
+export function findToken(store: EventStore, value: string): TokenRecord {
+  const byHash = store.tokens.get(hashToken(value));
+  if (byHash) return byHash;
+  const matches =
+    value.length >= 8
+      ? [...store.tokens.values()].filter((t) => t.id === value || value.startsWith(t.id))
+      : [];
+  if (matches.length !== 1) throw err('EDBX_ERR_TOKEN_NOT_FOUND', { token: value.slice(0, 11) });
+  return matches[0]!;
+}
+
+export async function revokeToken(store: EventStore, value: string, ctx: WriteContext) {
+  const t = findToken(store, value);
+  return store.exclusive(AUDIT, async (tx) => {
+    const current = tx.token(t.hash, store.tokens)!;
+    const next: TokenRecord = current.revoked_at
+      ? current
+      : { ...current, revoked_at: store.env.now().toISOString() };
+    tx.setToken(next);
+    store.audit(tx, ctx, 'token-revoked', { token: t.id, group: t.group, user: t.user });
+    return describeToken(next, store.env.now());
+  });
+}
+
+/** Extend the lifetime (from now) and/or the write allowance of a token, in place. */
+export async function refreshToken(
+  store: EventStore,
+  value: string,
+  o: { expiration?: unknown; limit?: unknown },
+  ctx: WriteContext,
+) {
+  const t = findToken(store, value);
+  const ttl = positive(o.expiration, '--expiration');
+  const limit = positive(o.limit, '--limit');
+  if (ttl === undefined && limit === undefined) {
+    throw err('EDBX_ERR_USAGE', {
+      reason: 'token refresh needs --expiration <secs> and/or --limit <writes>',
+    });
+  }
+  return store.exclusive(AUDIT, async (tx) => {
+    const current = tx.token(t.hash, store.tokens)!;
+    if (current.revoked_at) throw err('EDBX_ERR_TOKEN_REVOKED', { id: current.id });
+    const now = store.env.now();
+    const next: TokenRecord = {
+      ...current,
+      ...(ttl === undefined
+        ? {}
+        : { ttl_seconds: ttl, expires_at: new Date(now.getTime() + ttl * 1000).toISOString() }),
+      ...(limit === undefined ? {} : { limit, remaining: limit }),
+    };
+    tx.setToken(next);
+    store.audit(tx, ctx, 'token-refreshed', {
+      token: t.id,
+      before: `expires_at=${current.expires_at ?? ''} remaining=${current.remaining ?? ''}`,
+      after: `expires_at=${next.expires_at ?? ''} remaining=${next.remaining ?? ''}`,
+    });
+    return describeToken(next, now);
+  });
+}
+
+/**
+ * Authenticate an `Authorization` header for an access. Writes are re-checked and charged inside the
+ * append transaction; this check gives reads and early refusals their precise error.
+ */
+export function authenticate(store: EventStore, header: string | undefined, access: Access): TokenRecord {
+  const token = bearerToken(header);
+  const t = store.tokens.get(hashToken(token));
+  if (!t) throw err('EDBX_ERR_TOKEN_UNKNOWN');
+  const now = store.env.now();
+  authorize(t, now, access);
+  if (!access.write && t.keep_alive) {
+    // Sliding expiry on reads is kept in memory; it becomes durable with the token's next write or
+    // token change (a crash only shortens the lifetime back to its last durable value).
+    store.tokens.set(t.hash, afterUse(t, now, 0));
+  }
+  return t;
+}

@@ -1,0 +1,274 @@
+/**
+ * A write transaction of the group-commit writer: an overlay over committed data that collects the
+ * operations of many appends into one atomic engine batch. Savepoints let one job fail without
+ * disturbing the others batched with it.
+ */
+import { randomUUID } from 'node:crypto';
+import { err } from '../core/errors.js';
+import {
+  type EventRecord,
+  type IssuedBy,
+  type Payload,
+  type UnsealedRecord,
+  foldState,
+  leafDataOf,
+  normalizePayload,
+  samePayload,
+} from '../core/event.js';
+import { type Frontier, appendLeaf, emptyFrontier, frontierRoot, leafHash } from '../core/merkle/index.js';
+import {
+  aggregateId,
+  aggregateType,
+  eventId as checkEventId,
+  eventType,
+  expectedVersion,
+} from '../core/names.js';
+import type { TokenRecord } from '../core/tokens.js';
+import type { WriteOp } from '../storage/engine.js';
+import { type RecordCodec, sealJson } from './codec.js';
+import * as K from './keys.js';
+import type { AggregateMeta, AppendRequest, SnapshotRecord, WriteContext } from './types.js';
+
+/** Committed per-aggregate state held in memory: the stored meta plus its decoded frontier. */
+export interface LiveMeta {
+  readonly meta: AggregateMeta;
+  readonly frontier: Frontier;
+}
+
+/** Checks an append against schemas (or anything else) before it is written; throws to refuse. */
+export type AppendValidator = (
+  req: { aggregate_type: string; aggregate_id: string; event_type: string; payload: Payload },
+  current: AggregateMeta | undefined,
+) => void;
+
+export interface TxEnv {
+  readonly codec: RecordCodec;
+  readonly now: () => Date;
+  readonly maxPayloadBytes: number;
+  readonly validator: AppendValidator | undefined;
+  readonly snapshotThreshold: (type: string) => number;
+}
+
+type Undo = () => void;
+
+export const aggKey = (type: string, id: string): string => `${type}\u0000${id}`;
+
+export class WriteTx {
+  readonly ops: WriteOp[] = [];
+  readonly records: EventRecord[] = [];
+  /** Run by the writer once the batch is durable, before the next batch starts. */
+  readonly onCommit: Array<() => void> = [];
+  /** Loaded (committed) metas; `null` = aggregate does not exist. */
+  readonly loaded = new Map<string, LiveMeta | null>();
+  /** Current overlay of metas touched by this transaction. */
+  readonly metas = new Map<string, LiveMeta | null>();
+  /** Token records changed by this transaction (hash → record). */
+  readonly tokens = new Map<string, TokenRecord>();
+  /** event_id → existing event (committed, looked up before the jobs ran, or written in this tx). */
+  readonly idem = new Map<string, EventRecord | null>();
+  position: number;
+  ledger: Frontier;
+  /** Exclusive jobs only: load more committed data into the overlay while running. */
+  fetch: (
+    aggregates: ReadonlyArray<readonly [string, string]>,
+    eventIds?: readonly string[],
+  ) => Promise<void> = () =>
+    Promise.reject(err('EDBX_ERR_INTERNAL', { reason: 'fetch is only available to exclusive jobs' }));
+  #journal: Undo[] = [];
+
+  constructor(
+    readonly env: TxEnv,
+    committedPosition: number,
+    committedLedger: Frontier,
+  ) {
+    this.position = committedPosition;
+    this.ledger = committedLedger;
+  }
+
+  savepoint(): () => void {
+    const ops = this.ops.length;
+    const records = this.records.length;
+    const onCommit = this.onCommit.length;
+    const journal = this.#journal.length;
+    const position = this.position;
+    const ledger = this.ledger;
+    return () => {
+      this.ops.length = ops;
+      this.records.length = records;
+      this.onCommit.length = onCommit;
+      while (this.#journal.length > journal) this.#journal.pop()!();
+      this.position = position;
+      this.ledger = ledger;
+    };
+  }
+
+  #set<K, V>(map: Map<K, V>, key: K, value: V): void {
+    const had = map.has(key);
+    const prev = map.get(key);
+    map.set(key, value);
+    this.#journal.push(() => (had ? map.set(key, prev as V) : map.delete(key)));
+  }
+
+  live(type: string, id: string): LiveMeta | null {
+    const k = aggKey(type, id);
+    const m = this.metas.get(k);
+    if (m !== undefined) return m;
+    const l = this.loaded.get(k);
+    if (l === undefined)
+      throw err('EDBX_ERR_INTERNAL', { reason: `aggregate ${type}/${id} was not prefetched` });
+    return l;
+  }
+
+  setLive(type: string, id: string, live: LiveMeta): void {
+    this.#set(this.metas, aggKey(type, id), live);
+  }
+
+  afterCommit(fn: () => void): void {
+    this.onCommit.push(fn);
+  }
+
+  /** Current token record: changed in this transaction, else committed. */
+  token(hash: string, committed: ReadonlyMap<string, TokenRecord>): TokenRecord | undefined {
+    return this.tokens.get(hash) ?? committed.get(hash);
+  }
+
+  setToken(t: TokenRecord): void {
+    this.#set(this.tokens, t.hash, t);
+    this.put(K.tokenKey(t.hash), sealJson(this.env.codec, t));
+  }
+
+  put(key: Buffer, value: Buffer, space: 'main' | 'archive' = 'main'): void {
+    this.ops.push({ type: 'put', space, key, value });
+  }
+
+  del(key: Buffer, space: 'main' | 'archive' = 'main'): void {
+    this.ops.push({ type: 'del', space, key });
+  }
+
+  /**
+   * Append one event. Validation happens before anything is recorded; throws a coded error to refuse.
+   * `system` appends (the audit log) may use reserved aggregate types starting with '$'.
+   */
+  append(
+    req: AppendRequest,
+    ctx: WriteContext,
+    opts: { system?: boolean } = {},
+  ): { record: EventRecord; duplicate: boolean } {
+    const type = opts.system ? req.aggregate_type : aggregateType(req.aggregate_type);
+    const id = aggregateId(req.aggregate_id);
+    const evType = eventType(req.event_type);
+    const payload = normalizePayload(req.payload, this.env.maxPayloadBytes);
+    const expected = req.expected_version === undefined ? undefined : expectedVersion(req.expected_version);
+    const clientId = req.event_id === undefined ? undefined : checkEventId(req.event_id);
+
+    if (clientId !== undefined) {
+      const prior = this.idem.get(clientId);
+      if (prior === undefined)
+        throw err('EDBX_ERR_INTERNAL', { reason: `event id ${clientId} was not prefetched` });
+      if (prior !== null) {
+        const same =
+          prior.aggregate_type === type &&
+          prior.aggregate_id === id &&
+          prior.event_type === evType &&
+          samePayload(prior.payload, payload);
+        if (!same) throw err('EDBX_ERR_EVENT_ID_CONFLICT', { event_id: clientId });
+        return { record: prior, duplicate: true };
+      }
+    }
+
+    const live = this.live(type, id);
+    const current = live?.meta;
+    if (current?.archived)
+      throw err('EDBX_ERR_AGGREGATE_ARCHIVED', { aggregate_type: type, aggregate_id: id });
+    const version = (current?.version ?? 0) + 1;
+    if (expected !== undefined && expected !== version - 1) {
+      throw err('EDBX_ERR_VERSION_CONFLICT', {
+        aggregate_type: type,
+        aggregate_id: id,
+        expected,
+        actual: version - 1,
+      });
+    }
+    this.env.validator?.({ aggregate_type: type, aggregate_id: id, event_type: evType, payload }, current);
+
+    const createdAt = this.env.now().toISOString();
+    const position = this.position + 1;
+    const unsealed: UnsealedRecord = {
+      aggregate_type: type,
+      aggregate_id: id,
+      event_type: evType,
+      payload,
+      metadata: {
+        event_id: clientId ?? randomUUID(),
+        created_at: createdAt,
+        issued_by: issuer(ctx.issuedBy),
+      },
+      version,
+      position,
+    };
+    const leaf = leafHash(leafDataOf(unsealed));
+    const grown = appendLeaf(live?.frontier ?? emptyFrontier, leaf);
+    const root = frontierRoot(grown.frontier);
+    const record: EventRecord = {
+      ...unsealed,
+      hash: leaf.toString('hex'),
+      merkle_root: root.toString('hex'),
+    };
+
+    for (const n of grown.completed) this.put(K.nodeKey(type, id, n.level, n.index), n.hash);
+    this.put(K.eventKey(type, id, version), sealJson(this.env.codec, record));
+    const ref = K.encodeRef({ type, id, version });
+    this.put(K.idempotencyKey(record.metadata.event_id), ref);
+
+    const ledger = appendLeaf(this.ledger, leaf);
+    for (const n of ledger.completed) this.put(K.ledgerNodeKey(n.level, n.index), n.hash);
+    this.put(K.positionKey(position), Buffer.concat([leaf, ref]));
+    this.ledger = ledger.frontier;
+    this.position = position;
+
+    const state = foldState(current?.state ?? {}, payload);
+    let meta: AggregateMeta = {
+      aggregate_type: type,
+      aggregate_id: id,
+      version,
+      state,
+      merkle_root: record.merkle_root,
+      frontier: '',
+      archived: false,
+      created_at: current?.created_at ?? createdAt,
+      created_by: current?.created_by ?? record.metadata.issued_by,
+      updated_at: createdAt,
+      updated_by: record.metadata.issued_by,
+      last_snapshot_version: current?.last_snapshot_version ?? 0,
+    };
+    const threshold = this.env.snapshotThreshold(type);
+    if (threshold > 0 && version - meta.last_snapshot_version >= threshold) {
+      meta = { ...meta, last_snapshot_version: version };
+      this.putSnapshot(meta, record.metadata.issued_by, 'automatic (snapshot threshold)');
+    }
+    this.setLive(type, id, { meta, frontier: grown.frontier });
+    this.#set(this.idem, record.metadata.event_id, record);
+    this.records.push(record);
+    return { record, duplicate: false };
+  }
+
+  putSnapshot(meta: AggregateMeta, by: IssuedBy, comment: string | undefined): SnapshotRecord {
+    const snap: SnapshotRecord = {
+      aggregate_type: meta.aggregate_type,
+      aggregate_id: meta.aggregate_id,
+      version: meta.version,
+      state: meta.state,
+      merkle_root: meta.merkle_root,
+      created_at: this.env.now().toISOString(),
+      taken_by: issuer(by),
+      ...(comment === undefined ? {} : { comment }),
+    };
+    this.put(
+      K.snapshotKey(meta.aggregate_type, meta.aggregate_id, meta.version),
+      sealJson(this.env.codec, snap),
+    );
+    return snap;
+  }
+}
+
+const issuer = (by: IssuedBy): IssuedBy => ({ group: by.group, user: by.user });

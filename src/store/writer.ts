@@ -1,0 +1,217 @@
+/**
+ * The single writer with group commit. Jobs queue up while a batch is being made durable; the next
+ * batch takes every queued job, runs each against one transaction overlay (a failing job is rolled back
+ * to its savepoint and rejected alone), and writes all their operations in one fsync'd engine batch.
+ * So concurrent appenders share fsyncs, and every acknowledged append is on disk.
+ */
+import { err, toEventDbxError } from '../core/errors.js';
+import type { EventRecord } from '../core/event.js';
+import type { TokenRecord } from '../core/tokens.js';
+import { type Frontier, encodeFrontier } from '../core/merkle/index.js';
+import type { StorageEngine } from '../storage/engine.js';
+import { openJson, sealJson } from './codec.js';
+import * as K from './keys.js';
+import { type LiveMeta, type TxEnv, WriteTx, aggKey } from './tx.js';
+import type { AggregateMeta } from './types.js';
+
+export interface Prefetch {
+  /** Aggregates (type, id) the job will touch. */
+  readonly aggregates: ReadonlyArray<readonly [string, string]>;
+  /** Client event ids the job will check for idempotency. */
+  readonly eventIds: readonly string[];
+}
+
+interface Job<T = unknown> {
+  readonly prefetch: Prefetch;
+  /** Exclusive jobs run alone in their batch and may read the engine while running. */
+  readonly exclusive: boolean;
+  readonly run: (tx: WriteTx) => T | Promise<T>;
+  readonly resolve: (value: T) => void;
+  readonly reject: (e: unknown) => void;
+}
+
+export interface WriterHooks {
+  /** Load committed metas (cache first, then engine). */
+  loadMetas(keys: ReadonlyArray<readonly [string, string]>): Promise<(LiveMeta | null)[]>;
+  /** Look up an existing event by event id. */
+  loadByEventId(ids: readonly string[]): Promise<(EventRecord | null)[]>;
+  /** Called after a batch is durable, with the metas it changed and the events it appended in order. */
+  committed(metas: LiveMeta[], records: EventRecord[], tokens: ReadonlyMap<string, TokenRecord>): void;
+}
+
+export interface WriterStats {
+  batches: number;
+  events: number;
+  jobs: number;
+}
+
+const MAX_JOBS_PER_BATCH = 4096;
+
+export class Writer {
+  readonly stats: WriterStats = { batches: 0, events: 0, jobs: 0 };
+  #queue: Job[] = [];
+  #running = false;
+  #failed: Error | undefined;
+  #idle: Array<() => void> = [];
+
+  constructor(
+    private readonly engine: StorageEngine,
+    private readonly env: TxEnv,
+    private readonly hooks: WriterHooks,
+    private position: number,
+    private ledger: Frontier,
+  ) {}
+
+  get committedPosition(): number {
+    return this.position;
+  }
+
+  get committedLedger(): Frontier {
+    return this.ledger;
+  }
+
+  submit<T>(prefetch: Prefetch, run: (tx: WriteTx) => T | Promise<T>, exclusive = false): Promise<T> {
+    if (this.#failed) {
+      return Promise.reject(
+        err('EDBX_ERR_STORE_IO', {
+          reason: `an earlier write failed (${this.#failed.message}); reopen the store`,
+        }),
+      );
+    }
+    return new Promise<T>((resolve, reject) => {
+      this.#queue.push({ prefetch, exclusive, run, resolve, reject } as Job<unknown> as Job);
+      if (!this.#running) void this.#drain();
+    });
+  }
+
+  /** Resolves when every queued job has finished. */
+  idle(): Promise<void> {
+    if (!this.#running && this.#queue.length === 0) return Promise.resolve();
+    return new Promise((r) => this.#idle.push(r));
+  }
+
+  async #drain(): Promise<void> {
+    this.#running = true;
+    try {
+      while (this.#queue.length > 0) {
+        const batch = this.#take();
+        await this.#runBatch(batch);
+      }
+    } finally {
+      this.#running = false;
+      for (const r of this.#idle.splice(0)) r();
+    }
+  }
+
+  #take(): Job[] {
+    const first = this.#queue[0]!;
+    if (first.exclusive) return this.#queue.splice(0, 1);
+    let n = 1;
+    while (n < this.#queue.length && n < MAX_JOBS_PER_BATCH && !this.#queue[n]!.exclusive) n++;
+    return this.#queue.splice(0, n);
+  }
+
+  async #runBatch(jobs: Job[]): Promise<void> {
+    if (this.#failed) {
+      for (const j of jobs)
+        j.reject(err('EDBX_ERR_STORE_IO', { reason: 'an earlier write failed; reopen the store' }));
+      return;
+    }
+    const tx = new WriteTx(this.env, this.position, this.ledger);
+    const outcomes: Array<{ ok: true; value: unknown } | { ok: false; error: unknown }> = [];
+    try {
+      const p = jobs.map((j) => j.prefetch);
+      await this.#prefetch(
+        tx,
+        p.flatMap((x) => x.aggregates),
+        p.flatMap((x) => x.eventIds),
+      );
+      if (jobs[0]?.exclusive)
+        tx.fetch = (aggregates, eventIds = []) => this.#prefetch(tx, aggregates, eventIds);
+    } catch (e) {
+      for (const j of jobs) j.reject(toEventDbxError(e));
+      return;
+    }
+    for (const job of jobs) {
+      const rollback = tx.savepoint();
+      try {
+        const value = job.exclusive ? await job.run(tx) : job.run(tx);
+        if (value instanceof Promise)
+          throw err('EDBX_ERR_INTERNAL', { reason: 'non-exclusive job returned a promise' });
+        outcomes.push({ ok: true, value });
+      } catch (e) {
+        rollback();
+        outcomes.push({ ok: false, error: e });
+      }
+    }
+
+    const changed: LiveMeta[] = [];
+    for (const [k, live] of tx.metas) {
+      if (live === null || live === tx.loaded.get(k)) continue;
+      changed.push(live);
+      const { meta } = live;
+      const stored: AggregateMeta = { ...meta, frontier: encodeFrontier(live.frontier).toString('base64') };
+      if (meta.archived) {
+        // Archived: the full meta (with state) lives in the archive keyspace, a stub stays in main.
+        tx.put(
+          K.metaKey(meta.aggregate_type, meta.aggregate_id),
+          sealJson(this.env.codec, stored),
+          'archive',
+        );
+        tx.put(
+          K.metaKey(meta.aggregate_type, meta.aggregate_id),
+          sealJson(this.env.codec, { ...stored, state: {} }),
+        );
+      } else {
+        tx.put(K.metaKey(meta.aggregate_type, meta.aggregate_id), sealJson(this.env.codec, stored));
+      }
+    }
+    if (tx.position !== this.position) {
+      tx.put(K.globalKey('ledger'), encodeFrontier(tx.ledger));
+    }
+
+    if (tx.ops.length > 0) {
+      try {
+        await this.engine.write(tx.ops, { sync: true });
+      } catch (e) {
+        // The outcome of a failed fsync is unknown: refuse further writes rather than guess.
+        const error = toEventDbxError(e);
+        this.#failed = error;
+        for (const j of jobs) j.reject(err('EDBX_ERR_STORE_IO', { reason: error.message }, e));
+        return;
+      }
+      this.stats.batches++;
+      this.stats.events += tx.records.length;
+    }
+    this.stats.jobs += jobs.length;
+    this.position = tx.position;
+    this.ledger = tx.ledger;
+    for (const fn of tx.onCommit) fn();
+    this.hooks.committed(changed, tx.records, tx.tokens);
+    jobs.forEach((job, i) => {
+      const o = outcomes[i]!;
+      if (o.ok) job.resolve(o.value);
+      else job.reject(o.error);
+    });
+  }
+
+  async #prefetch(
+    tx: WriteTx,
+    aggregates: ReadonlyArray<readonly [string, string]>,
+    eventIds: readonly string[],
+  ): Promise<void> {
+    const aggs = new Map<string, readonly [string, string]>();
+    for (const a of aggregates) if (!tx.loaded.has(aggKey(a[0], a[1]))) aggs.set(aggKey(a[0], a[1]), a);
+    const aggList = [...aggs.entries()];
+    const idList = [...new Set(eventIds)].filter((id) => !tx.idem.has(id));
+    const [metas, prior] = await Promise.all([
+      this.hooks.loadMetas(aggList.map(([, a]) => a)),
+      this.hooks.loadByEventId(idList),
+    ]);
+    aggList.forEach(([k], i) => tx.loaded.set(k, metas[i] ?? null));
+    idList.forEach((id, i) => tx.idem.set(id, prior[i] ?? null));
+  }
+}
+
+export const decodeMeta = (env: TxEnv, value: Buffer, where: string): AggregateMeta =>
+  openJson<AggregateMeta>(env.codec, value, where);

@@ -1,0 +1,489 @@
+/**
+ * Event store contract: the behaviour every storage engine must give the event store. Run by
+ * test/store.test.ts against the in-memory engine and RocksDB.
+ */
+import fc from 'fast-check';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { type EventDbxError, isEventDbxError } from '../../src/core/errors.js';
+import { leafDataOf } from '../../src/core/event.js';
+import { leafHash, verifyConsistency, verifyInclusion } from '../../src/core/merkle/index.js';
+import type { StorageEngine } from '../../src/storage/engine.js';
+import * as K from '../../src/store/keys.js';
+import {
+  AUDIT_ID,
+  AUDIT_TYPE,
+  EventStore,
+  aggregateConsistencyProof,
+  archiveAggregate,
+  commitStaged,
+  eventInclusionProof,
+  ledgerConsistencyProof,
+  listStaged,
+  restoreAggregate,
+  stageEvent,
+  takeSnapshot,
+  verifyAggregate,
+  verifyAll,
+} from '../../src/store/index.js';
+
+export type EngineFactory = () => Promise<{
+  engine: StorageEngine;
+  reopen?: () => StorageEngine;
+  cleanup: () => Promise<void>;
+}>;
+
+const jane = { issuedBy: { group: 'admin', user: 'jane' } };
+const ev = (id: string, event_type: string, payload: Record<string, unknown>, extra: object = {}) => ({
+  aggregate_type: 'patient',
+  aggregate_id: id,
+  event_type,
+  payload,
+  ...extra,
+});
+
+export async function expectCode(
+  p: Promise<unknown> | (() => unknown),
+  code: string,
+): Promise<EventDbxError> {
+  try {
+    await (typeof p === 'function' ? p() : p);
+  } catch (e) {
+    if (!isEventDbxError(e)) throw e;
+    expect(e.code).toBe(code);
+    return e;
+  }
+  throw new Error(`expected ${code}, but it succeeded`);
+}
+
+export function storeContract(name: string, factory: EngineFactory): void {
+  describe(`event store on ${name}`, () => {
+    let store: EventStore;
+    let engine: StorageEngine;
+    let cleanup: () => Promise<void>;
+    let reopen: (() => StorageEngine) | undefined;
+
+    beforeEach(async () => {
+      const made = await factory();
+      engine = made.engine;
+      cleanup = made.cleanup;
+      reopen = made.reopen;
+      store = await EventStore.open({ engine, now: () => new Date('2026-11-26T10:00:00.000Z') });
+    });
+    afterEach(async () => {
+      await store.close();
+      await cleanup();
+    });
+
+    it('appends an EventRecord with version, position, leaf hash and root', async () => {
+      const e = await store.append(
+        ev('p-001', 'patient-added', { name: 'Jane Doe', status: 'active' }),
+        jane,
+      );
+      expect(e).toMatchObject({
+        aggregate_type: 'patient',
+        aggregate_id: 'p-001',
+        event_type: 'patient-added',
+        payload: { name: 'Jane Doe', status: 'active' },
+        metadata: { created_at: '2026-11-26T10:00:00.000Z', issued_by: { group: 'admin', user: 'jane' } },
+        version: 1,
+        position: 1,
+      });
+      expect(e.metadata.event_id).toMatch(/^[0-9a-f-]{36}$/);
+      // Anyone can recompute the leaf from the record as served; a one-leaf tree's root is the leaf.
+      expect(e.hash).toBe(leafHash(leafDataOf(e)).toString('hex'));
+      expect(e.merkle_root).toBe(e.hash);
+      const e2 = await store.append(ev('p-001', 'patient-updated', { status: 'inactive' }), jane);
+      expect(e2.version).toBe(2);
+      expect(e2.position).toBe(2);
+      expect(e2.merkle_root).not.toBe(e.merkle_root);
+    });
+
+    it('folds payloads into state and rebuilds state at any version', async () => {
+      await store.append(ev('p-1', 'patient-added', { name: 'Jane', status: 'active' }), jane);
+      await store.append(ev('p-1', 'patient-updated', { status: 'inactive', ward: '3' }), jane);
+      await store.append(ev('p-1', 'patient-updated', { ward: '4' }), jane);
+      expect((await store.aggregate('patient', 'p-1')).state).toEqual({
+        name: 'Jane',
+        status: 'inactive',
+        ward: '4',
+      });
+      const v2 = await store.aggregate('patient', 'p-1', { version: 2, includeEvents: true });
+      expect(v2.state).toEqual({ name: 'Jane', status: 'inactive', ward: '3' });
+      expect(v2.events?.map((e) => e.version)).toEqual([1, 2]);
+      await expectCode(store.aggregate('patient', 'p-1', { version: 4 }), 'EDBX_ERR_INVALID_VERSION');
+      await expectCode(store.aggregate('patient', 'nobody'), 'EDBX_ERR_AGGREGATE_NOT_FOUND');
+    });
+
+    it('stores numbers and booleans as strings and refuses objects, arrays and null naming the field', async () => {
+      const e = await store.append(ev('p-1', 'measured', { weight: 72.5, alive: true }), jane);
+      expect(e.payload).toEqual({ weight: '72.5', alive: 'true' });
+      for (const bad of [{ a: { x: 1 } }, { a: [1] }, { a: null }]) {
+        const error = await expectCode(
+          store.append(ev('p-1', 'measured', bad), jane),
+          'EDBX_ERR_INVALID_FIELD_VALUE',
+        );
+        expect(error.message).toContain('"a"');
+      }
+      await expectCode(store.append(ev('p-1', 'measured', [] as never), jane), 'EDBX_ERR_INVALID_PAYLOAD');
+      expect(store.size).toBe(1);
+    });
+
+    it('limits payload size', async () => {
+      const small = await EventStore.open({ engine, maxPayloadBytes: 2048 });
+      await expectCode(
+        small.append(ev('p-1', 'big', { x: 'y'.repeat(4096) }), jane),
+        'EDBX_ERR_PAYLOAD_TOO_LARGE',
+      );
+      expect(small.size).toBe(0);
+    });
+
+    it('validates names with coded errors naming the bad value', async () => {
+      const cases: Array<[object, string, string]> = [
+        [{ aggregate_type: 'Patient' }, 'EDBX_ERR_INVALID_AGGREGATE_TYPE', 'Patient'],
+        [{ aggregate_type: 'a'.repeat(65) }, 'EDBX_ERR_INVALID_AGGREGATE_TYPE', 'aaa'],
+        [{ aggregate_id: '' }, 'EDBX_ERR_INVALID_AGGREGATE_ID', '""'],
+        [{ aggregate_id: 'a/b' }, 'EDBX_ERR_INVALID_AGGREGATE_ID', 'a/b'],
+        [{ aggregate_id: 'a\u0000b' }, 'EDBX_ERR_INVALID_AGGREGATE_ID', 'a\\u0000b'],
+        [{ aggregate_id: 'x'.repeat(129) }, 'EDBX_ERR_INVALID_AGGREGATE_ID', 'xxx'],
+        [{ event_type: 'Added!' }, 'EDBX_ERR_INVALID_EVENT_TYPE', 'Added!'],
+        [{ aggregate_type: '$audit' }, 'EDBX_ERR_INVALID_AGGREGATE_TYPE', '$audit'],
+      ];
+      for (const [override, code, shown] of cases) {
+        const error = await expectCode(
+          store.append({ ...ev('p-1', 'added', { a: '1' }), ...override }, jane),
+          code,
+        );
+        expect(error.message).toContain(shown);
+      }
+      const ok = await store.append(ev('ünï code id ✓', 'added', {}), jane);
+      expect(ok.aggregate_id).toBe('ünï code id ✓');
+      expect(store.size).toBe(1);
+    });
+
+    it('optimistic concurrency: a version mismatch is a conflict that writes nothing', async () => {
+      await store.append(ev('p-1', 'added', {}, { expected_version: 0 }), jane);
+      await expectCode(
+        store.append(ev('p-1', 'added', {}, { expected_version: 0 }), jane),
+        'EDBX_ERR_VERSION_CONFLICT',
+      );
+      const e = await expectCode(
+        store.append(ev('p-1', 'x', {}, { expected_version: 5 }), jane),
+        'EDBX_ERR_VERSION_CONFLICT',
+      );
+      expect(e.params).toMatchObject({ expected: 5, actual: 1 });
+      await store.append(ev('p-1', 'updated', {}, { expected_version: 1 }), jane);
+      expect((await store.aggregate('patient', 'p-1')).version).toBe(2);
+      expect(store.size).toBe(2);
+    });
+
+    it('idempotency: retrying the same event id returns the original; a different event under it conflicts', async () => {
+      const first = await store.append(ev('p-1', 'added', { a: '1' }, { event_id: 'client-1' }), jane);
+      const again = await store.append(ev('p-1', 'added', { a: '1' }, { event_id: 'client-1' }), jane);
+      expect(again).toEqual(first);
+      const concurrent = await Promise.all(
+        Array.from({ length: 10 }, () =>
+          store.append(ev('p-2', 'added', { b: '2' }, { event_id: 'client-2' }), jane),
+        ),
+      );
+      expect(new Set(concurrent.map((r) => r.position)).size).toBe(1);
+      await expectCode(
+        store.append(ev('p-1', 'added', { a: 'other' }, { event_id: 'client-1' }), jane),
+        'EDBX_ERR_EVENT_ID_CONFLICT',
+      );
+      await expectCode(
+        store.append(ev('p-9', 'added', { a: '1' }, { event_id: 'client-1' }), jane),
+        'EDBX_ERR_EVENT_ID_CONFLICT',
+      );
+      expect(store.size).toBe(2);
+    });
+
+    it('appendMany is atomic across aggregates: one refused event writes nothing', async () => {
+      await store.append(ev('a', 'added', {}), jane);
+      await expectCode(
+        store.appendMany(
+          [ev('b', 'added', {}), ev('c', 'added', {}), ev('a', 'x', {}, { expected_version: 0 })],
+          jane,
+        ),
+        'EDBX_ERR_VERSION_CONFLICT',
+      );
+      expect(store.size).toBe(1);
+      await expectCode(store.aggregate('patient', 'b'), 'EDBX_ERR_AGGREGATE_NOT_FOUND');
+      const ok = await store.appendMany(
+        [ev('b', 'added', {}), ev('c', 'added', {}), ev('b', 'updated', {})],
+        jane,
+      );
+      expect(ok.map((e) => [e.aggregate_id, e.version, e.position])).toEqual([
+        ['b', 1, 2],
+        ['c', 1, 3],
+        ['b', 2, 4],
+      ]);
+      await expectCode(store.appendMany([], jane), 'EDBX_ERR_EMPTY_TRANSACTION');
+      await expectCode(
+        store.appendMany([ev('d', 'a', {}, { event_id: 'x' }), ev('e', 'a', {}, { event_id: 'x' })], jane),
+        'EDBX_ERR_DUPLICATE_EVENT_ID',
+      );
+    });
+
+    it('group commit: concurrent appends share batches and stay gap-free and ordered', async () => {
+      const before = store.writerStats.batches;
+      const results = await Promise.all(
+        Array.from({ length: 200 }, (_, i) => store.append(ev(`p-${i % 7}`, 'tick', { i }), jane)),
+      );
+      const batches = store.writerStats.batches - before;
+      expect(batches).toBeLessThan(200);
+      expect(results.map((r) => r.position).sort((a, b) => a - b)).toEqual(
+        Array.from({ length: 200 }, (_, i) => i + 1),
+      );
+      for (let a = 0; a < 7; a++) {
+        const versions = (await store.events('patient', `p-${a}`)).map((e) => e.version);
+        expect(versions).toEqual(Array.from({ length: versions.length }, (_, i) => i + 1));
+      }
+      const log = await store.readLog(1, 500);
+      expect(log.map((e) => e.position)).toEqual(Array.from({ length: 200 }, (_, i) => i + 1));
+    });
+
+    it('a failed job in a batch does not disturb the jobs batched with it', async () => {
+      const outcomes = await Promise.allSettled([
+        store.append(ev('p-1', 'a', {}), jane),
+        store.append(ev('p-1', 'b', {}, { expected_version: 7 }), jane),
+        store.append(ev('p-1', 'c', {}), jane),
+      ]);
+      expect(outcomes.map((o) => o.status)).toEqual(['fulfilled', 'rejected', 'fulfilled']);
+      expect((await store.events('patient', 'p-1')).map((e) => [e.version, e.event_type])).toEqual([
+        [1, 'a'],
+        [2, 'c'],
+      ]);
+      expect((await verifyAll(store)).ok).toBe(true);
+    });
+
+    it('inclusion and consistency proofs verify against the aggregate root', async () => {
+      for (let i = 0; i < 23; i++) await store.append(ev('p-1', 'tick', { i }), jane);
+      const head = await store.aggregate('patient', 'p-1');
+      for (let v = 1; v <= 23; v++) {
+        const p = await eventInclusionProof(store, 'patient', 'p-1', v);
+        expect(p.tree_size).toBe(23);
+        expect(p.root).toBe(head.merkle_root);
+        const ok = verifyInclusion(
+          Buffer.from(p.leaf_hash, 'hex'),
+          p.leaf_index,
+          p.tree_size,
+          p.audit_path.map((h) => Buffer.from(h, 'hex')),
+          Buffer.from(p.root, 'hex'),
+        );
+        expect(ok).toBe(true);
+        const older = await eventInclusionProof(store, 'patient', 'p-1', v, 23 - (23 - v));
+        expect(older.root).toBe((await store.event('patient', 'p-1', v)).merkle_root);
+      }
+      for (let m = 1; m <= 23; m++) {
+        const c = await aggregateConsistencyProof(store, 'patient', 'p-1', m);
+        expect(c.first_root).toBe((await store.event('patient', 'p-1', m)).merkle_root);
+        expect(
+          verifyConsistency(
+            m,
+            23,
+            Buffer.from(c.first_root, 'hex'),
+            Buffer.from(c.second_root, 'hex'),
+            c.consistency_path.map((h) => Buffer.from(h, 'hex')),
+          ),
+        ).toBe(true);
+      }
+      await expectCode(eventInclusionProof(store, 'patient', 'p-1', 24), 'EDBX_ERR_EVENT_NOT_FOUND');
+      await expectCode(eventInclusionProof(store, 'patient', 'p-1', 5, 4), 'EDBX_ERR_INVALID_PROOF_RANGE');
+      await expectCode(
+        aggregateConsistencyProof(store, 'patient', 'p-1', 9, 3),
+        'EDBX_ERR_INVALID_PROOF_RANGE',
+      );
+      const l = await ledgerConsistencyProof(store, 5);
+      expect(l.second_root).toBe(store.ledgerHead().root);
+    });
+
+    it('verify recomputes from events and names the first bad version after a stored byte changes', async () => {
+      for (let i = 0; i < 10; i++) await store.append(ev('p-1', 'tick', { i: `value-${i}` }), jane);
+      expect((await verifyAggregate(store, 'patient', 'p-1')).ok).toBe(true);
+      const key = K.eventKey('patient', 'p-1', 6);
+      const stored = (await engine.get('main', key))!;
+      const tampered = Buffer.from(stored.toString('utf8').replace('value-5', 'value-X'), 'utf8');
+      expect(tampered.equals(stored)).toBe(false);
+      await engine.write([{ type: 'put', space: 'main', key, value: tampered }], { sync: true });
+      const r = await verifyAggregate(store, 'patient', 'p-1');
+      expect(r).toMatchObject({ ok: false, first_bad_version: 6 });
+      expect(r.reason).toMatch(/hash/);
+      expect((await verifyAll(store)).ok).toBe(false);
+    });
+
+    it('verify catches a rewritten history (event, hash and root recomputed) through the ledger', async () => {
+      for (let i = 0; i < 4; i++) await store.append(ev('p-1', 'tick', { i }), jane);
+      await store.append(ev('p-2', 'tick', {}), jane);
+      // Delete a whole aggregate: its own tree cannot notice, the store-wide ledger must.
+      const ops = [];
+      for (const prefix of [K.eventPrefix('patient', 'p-2'), K.nodePrefix('patient', 'p-2')]) {
+        for await (const [k] of engine.range('main', {
+          gte: prefix,
+          lt: Buffer.concat([prefix, Buffer.from([0xff])]),
+        }))
+          ops.push({ type: 'del' as const, space: 'main' as const, key: k });
+      }
+      ops.push({ type: 'del' as const, space: 'main' as const, key: K.metaKey('patient', 'p-2') });
+      await engine.write(ops, { sync: true });
+      store.clearCache();
+      const all = await verifyAll(store);
+      expect(all.ok).toBe(false);
+      expect(all.ledger.ok).toBe(false);
+    });
+
+    it('snapshots: manual and automatic, and state rebuilds start from the nearest one', async () => {
+      await store.setSnapshotThreshold('patient', 3, jane);
+      for (let i = 1; i <= 7; i++) await store.append(ev('p-1', 'tick', { [`f${i}`]: String(i) }), jane);
+      const snaps = await store.snapshots('patient', 'p-1');
+      expect(snaps.map((s) => s.version)).toEqual([3, 6]);
+      await takeSnapshot(store, 'patient', 'p-1', jane, 'before migration');
+      expect((await store.snapshots('patient', 'p-1')).at(-1)).toMatchObject({
+        version: 7,
+        comment: 'before migration',
+      });
+      // Break event 2: a state at version 4 is still served because it starts from the snapshot at 3.
+      const key = K.eventKey('patient', 'p-1', 2);
+      await engine.write([{ type: 'put', space: 'main', key, value: Buffer.from([0, 0x7b]) }], {
+        sync: true,
+      });
+      expect((await store.aggregate('patient', 'p-1', { version: 4 })).state).toEqual({
+        f1: '1',
+        f2: '2',
+        f3: '3',
+        f4: '4',
+      });
+      await expectCode(store.aggregate('patient', 'p-1', { version: 2 }), 'EDBX_ERR_INTEGRITY');
+      await expectCode(store.setSnapshotThreshold('patient', -1, jane), 'EDBX_ERR_INVALID_ARGUMENT');
+    });
+
+    it('archive moves an aggregate to the archive keyspace; appends refused; reads and verify work; restore', async () => {
+      for (let i = 0; i < 5; i++) await store.append(ev('p-1', 'tick', { i }), jane);
+      await store.append(ev('p-2', 'tick', {}), jane);
+      const audit = await archiveAggregate(store, 'patient', 'p-1', jane, 'discharged 2026');
+      expect(audit).toMatchObject({
+        aggregate_type: AUDIT_TYPE,
+        event_type: 'aggregate-archived',
+        payload: { aggregate: 'patient/p-1', comment: 'discharged 2026' },
+        metadata: { issued_by: jane.issuedBy },
+      });
+      expect(await engine.get('main', K.eventKey('patient', 'p-1', 1))).toBeUndefined();
+      expect(await engine.get('archive', K.eventKey('patient', 'p-1', 1))).toBeDefined();
+      await expectCode(store.append(ev('p-1', 'tick', {}), jane), 'EDBX_ERR_AGGREGATE_ARCHIVED');
+      await expectCode(
+        archiveAggregate(store, 'patient', 'p-1', jane),
+        'EDBX_ERR_AGGREGATE_ALREADY_ARCHIVED',
+      );
+      const view = await store.aggregate('patient', 'p-1');
+      expect(view).toMatchObject({ archived: true, version: 5, state: { i: '4' } });
+      expect((await store.events('patient', 'p-1')).length).toBe(5);
+      expect((await verifyAggregate(store, 'patient', 'p-1')).ok).toBe(true);
+      expect((await eventInclusionProof(store, 'patient', 'p-1', 2)).root).toBe(view.merkle_root);
+      expect((await store.list()).map((a) => [a.aggregate_id, a.archived])).toEqual([
+        ['p-1', true],
+        ['p-2', false],
+      ]);
+      expect((await verifyAll(store)).ok).toBe(true);
+      await restoreAggregate(store, 'patient', 'p-1', jane, 'readmitted');
+      await expectCode(restoreAggregate(store, 'patient', 'p-1', jane), 'EDBX_ERR_AGGREGATE_NOT_ARCHIVED');
+      expect((await store.append(ev('p-1', 'tick', {}), jane)).version).toBe(6);
+      expect((await store.aggregate('patient', 'p-1')).state).toEqual({ i: '4' });
+      const log = await store.auditLog();
+      expect(log.map((e) => [e.event_type, e.payload.comment])).toEqual([
+        ['aggregate-archived', 'discharged 2026'],
+        ['aggregate-restored', 'readmitted'],
+      ]);
+      expect((await verifyAggregate(store, AUDIT_TYPE, AUDIT_ID)).ok).toBe(true);
+      expect((await verifyAll(store)).ok).toBe(true);
+    });
+
+    it('staged events are invisible until commit, which appends them all atomically', async () => {
+      await stageEvent(store, ev('p-1', 'added', { a: '1' }), jane);
+      await stageEvent(store, { ...ev('x-1', 'added', {}), aggregate_type: 'order' }, jane);
+      await stageEvent(store, ev('p-1', 'updated', { a: '2' }), jane);
+      expect(store.size).toBe(0);
+      await expectCode(store.aggregate('patient', 'p-1'), 'EDBX_ERR_AGGREGATE_NOT_FOUND');
+      await expectCode(
+        stageEvent(store, ev('p-1', 'added', { o: {} }), jane),
+        'EDBX_ERR_INVALID_FIELD_VALUE',
+      );
+      const committed = await commitStaged(store);
+      expect(committed.map((e) => `${e.aggregate_type}/${e.aggregate_id}@${e.version}`)).toEqual([
+        'patient/p-1@1',
+        'order/x-1@1',
+        'patient/p-1@2',
+      ]);
+      expect(await listStaged(store)).toEqual([]);
+      await expectCode(commitStaged(store), 'EDBX_ERR_EMPTY_TRANSACTION');
+      // A refused staged event keeps the whole stage and commits nothing.
+      await stageEvent(store, ev('p-9', 'added', {}), jane);
+      await stageEvent(store, ev('p-1', 'updated', {}, { expected_version: 0 }), jane);
+      await expectCode(commitStaged(store), 'EDBX_ERR_VERSION_CONFLICT');
+      expect((await listStaged(store)).length).toBe(2);
+      await expectCode(store.aggregate('patient', 'p-9'), 'EDBX_ERR_AGGREGATE_NOT_FOUND');
+    });
+
+    it('lists aggregates with skip/take and an exclusive cursor, hiding system aggregates', async () => {
+      for (const id of ['c', 'a', 'b', 'd']) await store.append(ev(id, 'added', {}), jane);
+      await archiveAggregate(store, 'patient', 'd', jane);
+      const ids = (xs: { aggregate_id: string }[]) => xs.map((x) => x.aggregate_id);
+      expect(ids(await store.list())).toEqual(['a', 'b', 'c', 'd']);
+      expect(ids(await store.list({ skip: 1, take: 2 }))).toEqual(['b', 'c']);
+      expect(ids(await store.list({ after: 'patient/b' }))).toEqual(['c', 'd']);
+      expect((await store.list({ includeSystem: true })).some((a) => a.aggregate_type === AUDIT_TYPE)).toBe(
+        true,
+      );
+    });
+
+    if (name === 'rocksdb') {
+      it('everything survives close and reopen', async () => {
+        for (let i = 0; i < 5; i++) await store.append(ev(`p-${i % 2}`, 'tick', { i }), jane);
+        const head = store.ledgerHead();
+        await store.close();
+        store = await EventStore.open({ engine: reopen!() });
+        expect(store.ledgerHead()).toEqual(head);
+        expect((await store.append(ev('p-0', 'tick', {}), jane)).position).toBe(6);
+        expect((await verifyAll(store)).ok).toBe(true);
+      });
+    }
+
+    it('property: state at every version equals the replay of that many events', async () => {
+      await fc.assert(
+        fc.asyncProperty(
+          fc.array(
+            fc.dictionary(fc.constantFrom('a', 'b', 'c', 'd'), fc.string({ maxLength: 4 }), { maxKeys: 3 }),
+            { minLength: 1, maxLength: 15 },
+          ),
+          async (payloads) => {
+            const id = `prop-${Math.random().toString(36).slice(2)}`;
+            for (const p of payloads) await store.append(ev(id, 'set', p), jane);
+            let expected: Record<string, string> = {};
+            for (let v = 1; v <= payloads.length; v++) {
+              expected = { ...expected, ...payloads[v - 1] };
+              expect((await store.aggregate('patient', id, { version: v })).state).toEqual(expected);
+            }
+          },
+        ),
+        { numRuns: 15 },
+      );
+    });
+
+    it('property: idempotent retries never duplicate', async () => {
+      await fc.assert(
+        fc.asyncProperty(
+          fc.array(fc.integer({ min: 0, max: 5 }), { minLength: 1, maxLength: 30 }),
+          async (ids) => {
+            const before = store.size;
+            const tag = Math.random().toString(36).slice(2);
+            await Promise.all(
+              ids.map((i) =>
+                store.append(ev(`idem-${tag}-${i}`, 'once', { i }, { event_id: `${tag}-${i}` }), jane),
+              ),
+            );
+            expect(store.size - before).toBe(new Set(ids).size);
+          },
+        ),
+        { numRuns: 20 },
+      );
+    });
+  });
+}
