@@ -9,10 +9,12 @@ import type {
   StagedEvent,
   VerifyReport,
 } from '../store/types.js';
+import { PLUGIN_HUMAN } from './ops/plugin.js';
+import { SCHEMA_HUMAN } from './ops/schema.js';
+import type { Renderer } from './ops/types.js';
 import { bold, formatEvent, green, keyValues, red, table } from './output.js';
 
 type TokenView = ReturnType<typeof describeToken>;
-type Renderer = (result: Record<string, unknown>) => string;
 
 const verifyLine = (r: VerifyReport): string =>
   r.ok
@@ -131,6 +133,8 @@ export const HUMAN: Record<string, Renderer> = {
     return `${green('ok')} the current history (${v.to.size} events, root ${v.to.root}) extends the saved checkpoint of ${v.from.size} events`;
   },
   'checkpoint.public-key': (r) => String(r.public_key).trimEnd(),
+  ...SCHEMA_HUMAN,
+  ...PLUGIN_HUMAN,
 };
 
 /** Whether a result means failure (exit code 1) even though the operation itself ran. */

@@ -8,21 +8,10 @@ import { Command, CommanderError, Option } from 'commander';
 import { toEventDbxError } from '../core/errors.js';
 import { reportError } from './report.js';
 
-const VERSION = '1.1.0';
-
-interface Flag {
-  readonly flags: string;
-  readonly help: string;
-  readonly repeat?: boolean;
-  readonly required?: boolean;
-}
-
-interface CommandSpec {
-  readonly name: string;
-  readonly op: string;
-  readonly help: string;
-  readonly flags: readonly Flag[];
-}
+import { VERSION } from '../version.js';
+import { PLUGIN_COMMANDS } from './commands/plugin.js';
+import { SCHEMA_COMMANDS } from './commands/schema.js';
+import type { CommandSpec, Flag } from './spec.js';
 
 const AGG: Flag[] = [
   { flags: '--aggregate <type>', help: 'aggregate type, e.g. patient', required: true },
@@ -235,6 +224,8 @@ function build(): Command {
   for (const [group, help, specs] of [
     ['token', 'issue, list, revoke and refresh access tokens', TOKEN_COMMANDS],
     ['audit', 'the tamper-evident log of administrative actions', AUDIT_COMMANDS],
+    ['schema', 'restrict which events and fields aggregates accept', SCHEMA_COMMANDS],
+    ['plugin', 'keep external systems in sync with every committed event', PLUGIN_COMMANDS],
   ] as const) {
     const parent = program.command(group).description(help);
     for (const spec of specs) opCommand(parent, spec);

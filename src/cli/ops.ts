@@ -16,17 +16,10 @@ import {
 } from '../store/index.js';
 import { currentCheckpoint, verifyFromCheckpoint } from '../store/checkpoints.js';
 import { AUDIT_ID, AUDIT_TYPE } from '../store/index.js';
-import type { SecureStore } from '../store/secure.js';
 import { createToken, listTokens, refreshToken, revokeToken } from '../store/tokens.js';
-import type { WriteContext } from '../store/types.js';
-
-export type OpArgs = Record<string, unknown>;
-export type Op = (
-  secure: SecureStore,
-  args: OpArgs,
-  ctx: WriteContext,
-  progress?: (done: number, total: number) => void,
-) => Promise<unknown>;
+import { PLUGIN_OPS } from './ops/plugin.js';
+import { SCHEMA_OPS } from './ops/schema.js';
+import type { Op, OpArgs } from './ops/types.js';
 
 const str = (args: OpArgs, name: string): string => String(args[name]);
 const optNumber = (args: OpArgs, name: string, flag: string): number | undefined => {
@@ -181,6 +174,8 @@ export const OPS: Record<string, Op> = {
     return { verification: await verifyFromCheckpoint(secure, note) };
   },
   'checkpoint.public-key': async (secure) => ({ public_key: secure.publicKeyPem }),
+  ...SCHEMA_OPS,
+  ...PLUGIN_OPS,
 };
 
 function versionArg(v: unknown): number {

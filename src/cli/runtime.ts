@@ -4,6 +4,7 @@ import { err } from '../core/errors.js';
 import type { IssuedBy } from '../core/event.js';
 import { type Config, loadConfig } from '../config/config.js';
 import { createEngine } from '../storage/index.js';
+import { installSchemas } from '../store/schemas.js';
 import { type SecureStore, openSecureStore } from '../store/secure.js';
 
 /** Writes made by the local CLI without a token are recorded as group `local` and the OS user. */
@@ -25,10 +26,13 @@ export async function requireConfig(configFile?: string): Promise<Config> {
   return config;
 }
 
-export function openLocalStore(config: Config): Promise<SecureStore> {
-  return openSecureStore(
+/** Open the store in this process (no server runs); schemas apply in the default mode. */
+export async function openLocalStore(config: Config): Promise<SecureStore> {
+  const secure = await openSecureStore(
     createEngine('rocksdb', config.dataDir),
     { masterKey: config.masterKey, dek: config.dek },
     { memoryThreshold: config.memoryThreshold, maxPayloadBytes: config.maxPayloadBytes },
   );
+  await installSchemas(secure.store, 'true');
+  return secure;
 }

@@ -4,7 +4,7 @@
  * and an OpenAPI document generated from the route schemas at /openapi.json.
  */
 import swagger from '@fastify/swagger';
-import Fastify, { type FastifyInstance } from 'fastify';
+import Fastify, { type FastifyInstance, LogController } from 'fastify';
 import type { Access, TokenRecord } from '../core/tokens.js';
 import type { EventStore } from '../store/index.js';
 import { authenticate } from '../store/tokens.js';

@@ -8,12 +8,13 @@ import path from 'node:path';
 import type { Config } from '../config/config.js';
 import { toEventDbxError } from '../core/errors.js';
 import { createEngine } from '../storage/index.js';
+import { type RestrictMode, installSchemas } from '../store/schemas.js';
 import { openSecureStore } from '../store/secure.js';
 import { createToken } from '../store/tokens.js';
 import { buildServer } from './app.js';
 import { serveControl } from './control.js';
 import { controlHandler } from './control-ops.js';
-import { checkpointRoutes } from './routes/checkpoint.js';
+import { FEATURES } from './features.js';
 import { VERSION } from '../version.js';
 
 export const PID_FILE = 'eventdbx.pid';
@@ -54,8 +55,10 @@ export async function serveForeground(o: ServeOptions): Promise<void> {
     restrict: o.restrict,
     logger: { level: process.env.EVENTDBX_LOG_LEVEL ?? 'info', redact: ['req.headers.authorization'] },
     bodyLimit: Math.max(1024 * 1024, o.config.maxPayloadBytes * 4),
-    extraRoutes: [(a, ctx) => checkpointRoutes(a, ctx, secure)],
+    extraRoutes: FEATURES.filter((f) => f.routes).map((f) => (a, ctx) => f.routes!(a, ctx, secure)),
   });
+  await installSchemas(store, o.restrict as RestrictMode);
+  for (const f of FEATURES) await f.start?.(secure, app.log);
   const control = await serveControl(dataDir, controlHandler(secure));
   const pidFile = path.join(dataDir, PID_FILE);
   let stopping = false;
@@ -68,6 +71,7 @@ export async function serveForeground(o: ServeOptions): Promise<void> {
     control.close();
     try {
       await app.close();
+      for (const f of [...FEATURES].reverse()) await f.stop?.();
       await store.close();
     } finally {
       await rm(pidFile, { force: true });
@@ -80,7 +84,7 @@ export async function serveForeground(o: ServeOptions): Promise<void> {
   process.once('SIGINT', () => void shutdown('SIGINT'));
 
   try {
-    await app.listen({ port: o.port, host: '0.0.0.0' });
+    await app.listen({ port: o.port, host: process.env.EVENTDBX_HOST ?? '127.0.0.1' });
   } catch (e) {
     control.close();
     await store.close();

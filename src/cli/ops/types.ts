@@ -1,0 +1,19 @@
+/** Operation and renderer types shared by every command group. */
+import type { SecureStore } from '../../store/secure.js';
+import type { WriteContext } from '../../store/types.js';
+
+export type OpArgs = Record<string, unknown>;
+
+/**
+ * A store operation behind a CLI command: runs on the CLI's own store or, while a server runs, on the
+ * server's store through the control socket. Returns a JSON-able result (the --json output).
+ */
+export type Op = (
+  secure: SecureStore,
+  args: OpArgs,
+  ctx: WriteContext,
+  progress?: (done: number, total: number) => void,
+) => Promise<unknown>;
+
+/** Human-readable rendering of an operation's result. */
+export type Renderer = (result: Record<string, unknown>) => string;

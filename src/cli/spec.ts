@@ -1,0 +1,25 @@
+/** Declarative command tables: each command is flags (exactly the spec's) and the operation it runs. */
+export interface Flag {
+  /** Commander flag syntax, e.g. `--aggregate <type>` or `--stage`. */
+  readonly flags: string;
+  readonly help: string;
+  /** Repeatable flag collected into an array. */
+  readonly repeat?: boolean;
+  readonly required?: boolean;
+}
+
+export interface PositionalArg {
+  readonly name: string;
+  /** Key in the operation's arguments (default: name). */
+  readonly key?: string;
+  readonly required: boolean;
+}
+
+export interface CommandSpec {
+  readonly name: string;
+  /** Operation id in OPS (src/cli/ops.ts), run locally or through the server's control socket. */
+  readonly op: string;
+  readonly help: string;
+  readonly flags: readonly Flag[];
+  readonly args?: readonly PositionalArg[];
+}
