@@ -1,4 +1,10 @@
-/** `eventdbx config`: persist configuration updates; secrets are never echoed back. */
+/**
+ * `eventdbx config`: persist configuration updates; secrets are never echoed back. Key changes are
+ * applied to the store first (new DEK → key for new writes; new master key → keyring re-wrapped),
+ * atomically with an audit entry, through the running server when there is one.
+ */
+import { existsSync } from 'node:fs';
+import path from 'node:path';
 import { err, toEventDbxError } from '../core/errors.js';
 import { wholeNumber } from '../core/names.js';
 import {
@@ -8,8 +14,11 @@ import {
   readConfigFile,
   writeConfigFile,
 } from '../config/config.js';
-import { reportError } from './report.js';
+import { callControl } from '../server/control.js';
+import { OPS } from './ops.js';
 import { keyValues, printJson } from './output.js';
+import { reportError } from './report.js';
+import { localIdentity, openLocalStore } from './runtime.js';
 
 function numberFlag(
   value: unknown,
@@ -41,33 +50,62 @@ function secretFlag(value: unknown, flag: string): string | undefined {
   return value;
 }
 
+function defined<T extends Record<string, unknown>>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
+
 export async function configCommand(opts: Record<string, unknown>, configFile?: string): Promise<number> {
   try {
     const current = await loadConfig(configFile);
     const existing = await readConfigFile(current.path);
-    const update: ConfigFile = {
-      ...(existing ?? {}),
-      ...defined({
-        port: numberFlag(opts.port, '--port', 1, 65535),
-        data_dir: opts.dataDir as string | undefined,
-        master_key: secretFlag(opts.masterKey, '--master-key'),
-        dek: secretFlag(opts.dek, '--dek'),
-        memory_threshold: numberFlag(opts.memoryThreshold, '--memory-threshold', 1),
-      }),
-    };
+    const flags = defined({
+      port: numberFlag(opts.port, '--port', 1, 65535),
+      data_dir: opts.dataDir as string | undefined,
+      master_key: secretFlag(opts.masterKey, '--master-key'),
+      dek: secretFlag(opts.dek, '--dek'),
+      memory_threshold: numberFlag(opts.memoryThreshold, '--memory-threshold', 1),
+    });
+    const update: ConfigFile = { ...(existing ?? {}), ...flags };
     if (!existing && !(update.master_key && update.dek)) throw err('EDBX_ERR_CONFIG_KEYS_REQUIRED');
-    const changed = Object.keys(defined(opts)).filter((k) => k !== 'json').length > 0;
-    if (changed || !existing) await writeConfigFile(current.path, update);
+    const changed = Object.keys(flags).length > 0 || !existing;
+    if (changed && existing) await applyToStore(current, flags);
+    if (changed) await writeConfigFile(current.path, update);
     const shown = describeConfig(await loadConfig(configFile));
-    if (opts.json) printJson({ saved: changed || !existing, config: shown });
-    else
-      process.stdout.write(`${changed || !existing ? `saved ${current.path}\n` : ''}${keyValues(shown)}\n`);
+    if (opts.json) printJson({ saved: changed, config: shown });
+    else process.stdout.write(`${changed ? `saved ${current.path}\n` : ''}${keyValues(shown)}\n`);
     return 0;
   } catch (e) {
     return reportError(toEventDbxError(e));
   }
 }
 
-function defined<T extends Record<string, unknown>>(o: T): Partial<T> {
-  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+/** Rotate keys in the store and audit the change (only when the store exists). */
+async function applyToStore(
+  current: Awaited<ReturnType<typeof loadConfig>>,
+  flags: Partial<ConfigFile>,
+): Promise<void> {
+  if (!existsSync(path.join(current.dataDir, 'CURRENT'))) return;
+  if (!current.masterKey) throw err('EDBX_ERR_CONFIG_KEYS_REQUIRED');
+  const changes: Record<string, string> = {};
+  for (const k of ['port', 'data_dir', 'memory_threshold'] as const) {
+    if (flags[k] !== undefined && flags[k] !== current.file[k])
+      changes[k] = `${current.file[k] ?? '(default)'} -> ${flags[k]}`;
+  }
+  const args = {
+    current_master_key: current.masterKey,
+    ...(flags.master_key !== undefined && flags.master_key !== current.masterKey
+      ? { new_master_key: flags.master_key }
+      : {}),
+    ...(flags.dek !== undefined && flags.dek !== current.dek ? { new_dek: flags.dek } : {}),
+    changes,
+  };
+  if (!args.new_master_key && !args.new_dek && Object.keys(changes).length === 0) return;
+  const identity = localIdentity();
+  if (await callControl(current.dataDir, { op: 'config.apply', args, identity })) return;
+  const secure = await openLocalStore(current);
+  try {
+    await OPS['config.apply']!(secure, args, { issuedBy: identity });
+  } finally {
+    await secure.store.close();
+  }
 }

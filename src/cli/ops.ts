@@ -15,6 +15,7 @@ import {
   verifyAll,
 } from '../store/index.js';
 import { currentCheckpoint, verifyFromCheckpoint } from '../store/checkpoints.js';
+import { changeKeys } from '../store/secure.js';
 import { AUDIT_ID, AUDIT_TYPE } from '../store/index.js';
 import { createToken, listTokens, refreshToken, revokeToken } from '../store/tokens.js';
 import { PLUGIN_OPS } from './ops/plugin.js';
@@ -174,6 +175,18 @@ export const OPS: Record<string, Op> = {
     return { verification: await verifyFromCheckpoint(secure, note) };
   },
   'checkpoint.public-key': async (secure) => ({ public_key: secure.publicKeyPem }),
+  'config.apply': async (secure, a, ctx) => ({
+    keys: await changeKeys(
+      secure,
+      {
+        currentMasterKey: str(a, 'current_master_key'),
+        newMasterKey: a.new_master_key as string | undefined,
+        newDek: a.new_dek as string | undefined,
+      },
+      ctx,
+      (a.changes as Record<string, string> | undefined) ?? {},
+    ),
+  }),
   ...SCHEMA_OPS,
   ...PLUGIN_OPS,
 };

@@ -18,7 +18,8 @@ import {
 import { err } from '../core/errors.js';
 import type { StorageEngine } from '../storage/engine.js';
 import { globalKey } from './keys.js';
-import { EventStore, type EventStoreOptions } from './store.js';
+import { AUDIT_ID, AUDIT_TYPE, EventStore, type EventStoreOptions } from './store.js';
+import type { WriteContext } from './types.js';
 
 export interface Keys {
   readonly masterKey: string | undefined;
@@ -107,4 +108,55 @@ export async function rewrapStoreKeys(
   } finally {
     await engine.close();
   }
+}
+
+export interface KeyChange {
+  /** The master key the store is open with (needed to unwrap the keyring). */
+  readonly currentMasterKey: string;
+  readonly newMasterKey?: string | undefined;
+  readonly newDek?: string | undefined;
+}
+
+/**
+ * Rotate keys on an open store, atomically with an audit entry: a new DEK becomes the key for new
+ * writes (older records stay readable); a new master key re-wraps the keyring (no data rewritten).
+ */
+export async function changeKeys(
+  secure: SecureStore,
+  change: KeyChange,
+  ctx: WriteContext,
+  otherChanges: Record<string, string> = {},
+): Promise<{ dek: string; master_key: string }> {
+  const { store } = secure;
+  return store.exclusive([[AUDIT_TYPE, AUDIT_ID]], async (tx) => {
+    const existing = await readKeyring(store.engine);
+    if (!existing) throw err('EDBX_ERR_INTEGRITY', { where: 'keyring', reason: 'the store has no keyring' });
+    let record = existing;
+    let dek = 'unchanged';
+    let codec;
+    if (change.newDek !== undefined) {
+      const opened = openKeyring(record, change.currentMasterKey, change.newDek);
+      record = opened.record;
+      codec = opened.codec;
+      dek =
+        opened.dekStatus === 'added'
+          ? 'rotated to a new key'
+          : opened.dekStatus === 'reactivated'
+            ? 'switched back to an earlier key'
+            : 'unchanged';
+    } else {
+      openKeyring(record, change.currentMasterKey, undefined); // proves the current master key
+    }
+    const masterChanged =
+      change.newMasterKey !== undefined && change.newMasterKey !== change.currentMasterKey;
+    if (masterChanged) record = rewrapKeyring(record, change.currentMasterKey, change.newMasterKey!);
+    if (record !== existing) tx.put(KEYRING, encode(record));
+    const master_key = masterChanged ? 're-wrapped under the new master key' : 'unchanged';
+    store.audit(tx, ctx, 'config-changed', { dek, master_key, ...otherChanges });
+    if (codec) {
+      const next = codec;
+      tx.afterCommit(() => store.replaceCodec(next));
+    }
+    return { dek, master_key };
+  });
 }

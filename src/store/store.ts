@@ -127,6 +127,11 @@ export class EventStore {
     this.#validator = v;
   }
 
+  /** Switch the codec for new writes (DEK rotation); the new codec must still open older records. */
+  replaceCodec(codec: RecordCodec): void {
+    this.env.codec = codec;
+  }
+
   onCommit(listener: CommitListener): () => void {
     this.#listeners.add(listener);
     return () => this.#listeners.delete(listener);

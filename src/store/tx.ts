@@ -42,7 +42,8 @@ export type AppendValidator = (
 ) => void;
 
 export interface TxEnv {
-  readonly codec: RecordCodec;
+  /** Replaced in place on DEK rotation (EventStore.replaceCodec), so it is not readonly. */
+  codec: RecordCodec;
   readonly now: () => Date;
   readonly maxPayloadBytes: number;
   readonly validator: AppendValidator | undefined;
