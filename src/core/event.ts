@@ -4,7 +4,7 @@
  * Leaf data is the RFC 8785 canonical JSON of the record without `hash` and `merkle_root`: anyone holding
  * a record as served can recompute its leaf hash (see `leafDataOf`).
  */
-import canonicalize from 'canonicalize';
+import { canonicalJson } from './canonical.js';
 import { err } from './errors.js';
 import { fieldName, isWellFormedText } from './names.js';
 
@@ -84,7 +84,7 @@ export function normalizePayload(input: unknown, maxBytes = DEFAULT_MAX_PAYLOAD_
 /** Canonical bytes hashed as the Merkle leaf of an event. */
 export function leafDataOf(record: UnsealedRecord | EventRecord): Buffer {
   const { hash: _h, merkle_root: _r, ...rest } = record as EventRecord;
-  return Buffer.from(canonicalize(rest) as string, 'utf8');
+  return Buffer.from(canonicalJson(rest), 'utf8');
 }
 
 /** Fold payloads into state: later values overwrite earlier ones. */

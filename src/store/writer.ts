@@ -96,6 +96,8 @@ export class Writer {
       while (this.#queue.length > 0) {
         const batch = this.#take();
         await this.#runBatch(batch);
+        // Let the callers just acknowledged run and queue their next appends, so they share the next fsync.
+        if (this.#queue.length < MAX_JOBS_PER_BATCH) await new Promise((r) => setImmediate(r));
       }
     } finally {
       this.#running = false;

@@ -1,0 +1,34 @@
+import canonicalize from 'canonicalize';
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { canonicalJson } from '../src/core/canonical.js';
+
+describe('canonical JSON (RFC 8785)', () => {
+  it('matches the reference implementation on records of strings, integers and nested objects', () => {
+    const value = fc.letrec((tie) => ({
+      tree: fc.oneof({ depthSize: 'small' }, tie('leaf'), tie('obj'), tie('arr')),
+      leaf: fc.oneof(
+        fc.string({ unit: 'grapheme' }),
+        fc.string(),
+        fc.maxSafeInteger(),
+        fc.boolean(),
+        fc.constant(null),
+      ),
+      obj: fc.dictionary(fc.string({ unit: 'grapheme' }), tie('tree'), { maxKeys: 5 }),
+      arr: fc.array(tie('tree'), { maxLength: 4 }),
+    })).tree;
+    fc.assert(
+      fc.property(value, (v) => {
+        expect(canonicalJson(v)).toBe(canonicalize(v));
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
+  it('sorts keys by UTF-16 code units and escapes as JSON.stringify does', () => {
+    expect(canonicalJson({ b: 1, a: 'x', '\u20ac': 2, '\ud83d\ude00': 3, A: '\u2028' })).toBe(
+      '{"A":"\u2028","a":"x","b":1,"\u20ac":2,"\ud83d\ude00":3}',
+    );
+    expect(() => canonicalJson({ a: Number.NaN })).toThrow(/non-finite/);
+  });
+});
