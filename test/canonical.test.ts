@@ -14,7 +14,11 @@ describe('canonical JSON (RFC 8785)', () => {
         fc.boolean(),
         fc.constant(null),
       ),
-      obj: fc.dictionary(fc.string({ unit: 'grapheme' }), tie('tree'), { maxKeys: 5 }),
+      obj: fc.dictionary(
+        fc.oneof(fc.string({ unit: 'grapheme' }), fc.nat({ max: 30 }).map(String)),
+        tie('tree'),
+        { maxKeys: 5 },
+      ),
       arr: fc.array(tie('tree'), { maxLength: 4 }),
     })).tree;
     fc.assert(
@@ -30,5 +34,12 @@ describe('canonical JSON (RFC 8785)', () => {
       '{"A":"\u2028","a":"x","b":1,"\u20ac":2,"\ud83d\ude00":3}',
     );
     expect(() => canonicalJson({ a: Number.NaN })).toThrow(/non-finite/);
+    // Array-index-like keys sort as text in RFC 8785, not numerically as JavaScript orders them.
+    expect(canonicalJson({ '10': 'a', '9': 'b', x: { '2': 1, '10': 2 } })).toBe(
+      '{"10":"a","9":"b","x":{"10":2,"2":1}}',
+    );
+    expect(canonicalJson({ __proto__x: 1, b: [{ z: 1, a: 2 }] })).toBe(
+      '{"__proto__x":1,"b":[{"a":2,"z":1}]}',
+    );
   });
 });

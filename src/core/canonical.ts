@@ -9,7 +9,39 @@
  */
 import { err } from './errors.js';
 
+const INDEX_LIKE = /^(?:0|[1-9][0-9]*)$/;
+const SLOW = Symbol('slow');
+
+/**
+ * Fast path: copy objects with keys inserted in sorted order and let the native JSON.stringify do the
+ * rest. JavaScript orders array-index-like keys ("7", "42") numerically before other keys, which
+ * differs from RFC 8785's code-unit order, so such objects (rare) take the general path.
+ */
+function sortedCopy(value: unknown): unknown {
+  if (typeof value !== 'object' || value === null) {
+    if (typeof value === 'number' && !Number.isFinite(value)) throw SLOW;
+    return value;
+  }
+  if (Array.isArray(value)) return value.map(sortedCopy);
+  const obj = value as Record<string, unknown>;
+  const out: Record<string, unknown> = {};
+  for (const k of Object.keys(obj).sort()) {
+    if (INDEX_LIKE.test(k) || k === '__proto__') throw SLOW;
+    out[k] = sortedCopy(obj[k]);
+  }
+  return out;
+}
+
 export function canonicalJson(value: unknown): string {
+  try {
+    return JSON.stringify(sortedCopy(value)) ?? general(value);
+  } catch (e) {
+    if (e !== SLOW) throw e;
+    return general(value);
+  }
+}
+
+function general(value: unknown): string {
   switch (typeof value) {
     case 'string':
       return JSON.stringify(value);
@@ -21,7 +53,7 @@ export function canonicalJson(value: unknown): string {
       return value ? 'true' : 'false';
     case 'object': {
       if (value === null) return 'null';
-      if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
+      if (Array.isArray(value)) return `[${value.map(general).join(',')}]`;
       const obj = value as Record<string, unknown>;
       const keys = Object.keys(obj).sort();
       let out = '{';
@@ -29,7 +61,7 @@ export function canonicalJson(value: unknown): string {
       for (const k of keys) {
         const v = obj[k];
         if (v === undefined) continue;
-        out += `${first ? '' : ','}${JSON.stringify(k)}:${canonicalJson(v)}`;
+        out += `${first ? '' : ','}${JSON.stringify(k)}:${general(v)}`;
         first = false;
       }
       return out + '}';
