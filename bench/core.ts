@@ -186,4 +186,26 @@ async function main() {
   });
 }
 
+async function memoryBound() {
+  // Touch many distinct aggregates: the state LRU (memory threshold) keeps memory bounded.
+  const count = n(1_000_000);
+  await withStore(async (store) => {
+    const before = process.memoryUsage();
+    for (let i = 0; i < count; i += 1000) {
+      await store.appendMany(
+        Array.from({ length: Math.min(1000, count - i) }, (_, j) => req(`m${i + j}`)),
+        who,
+      );
+    }
+    global.gc?.();
+    const after = process.memoryUsage();
+    const mb = (b: number) => `${(b / 1048576).toFixed(0)} MiB`;
+    report(
+      `memory after touching ${count.toLocaleString('en-US')} aggregates (LRU 10,000)`,
+      `heap ${mb(before.heapUsed)} -> ${mb(after.heapUsed)}, rss ${mb(before.rss)} -> ${mb(after.rss)}`,
+    );
+  });
+}
+
 await main();
+await memoryBound();

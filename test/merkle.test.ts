@@ -36,7 +36,7 @@ interface Vectors {
 }
 
 const vectors = JSON.parse(
-  readFileSync(new URL('../../shared/testdata/rfc6962-vectors.json', import.meta.url), 'utf8'),
+  readFileSync(new URL('./fixtures/rfc6962-vectors.json', import.meta.url), 'utf8'),
 ) as Vectors;
 
 const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex');

@@ -152,6 +152,7 @@ function addFlags(cmd: Command, flags: readonly Flag[]): Command {
   for (const f of flags) {
     const o = new Option(f.flags, f.help);
     if (f.repeat) o.argParser(collect).default([]);
+    else if (f.parse) o.argParser(f.parse);
     if (f.required) o.makeOptionMandatory();
     cmd.addOption(o);
   }
@@ -161,12 +162,16 @@ function addFlags(cmd: Command, flags: readonly Flag[]): Command {
 const globalConfig = (cmd: Command) => cmd.optsWithGlobals().config as string | undefined;
 
 function opCommand(parent: Command, spec: CommandSpec): void {
-  addFlags(parent.command(spec.name).description(spec.help), spec.flags).action(
-    async (opts, cmd: Command) => {
-      const { runOp } = await import('./run.js');
-      process.exitCode = await runOp(spec.op, opts, globalConfig(cmd));
-    },
-  );
+  const command = parent.command(spec.name).description(spec.help);
+  for (const a of spec.args ?? []) command.argument(a.required ? `<${a.name}>` : `[${a.name}]`);
+  addFlags(command, spec.flags).action(async (...params: unknown[]) => {
+    // commander passes the positional arguments first, then the options and the command.
+    const cmd = params.at(-1) as Command;
+    const opts = params.at(-2) as Record<string, unknown>;
+    const positional = Object.fromEntries((spec.args ?? []).map((a, i) => [a.key ?? a.name, params[i]]));
+    const { runOp } = await import('./run.js');
+    process.exitCode = await runOp(spec.op, { ...opts, ...positional }, globalConfig(cmd));
+  });
 }
 
 function serverCommands(program: Command): void {

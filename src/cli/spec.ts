@@ -6,6 +6,8 @@ export interface Flag {
   /** Repeatable flag collected into an array. */
   readonly repeat?: boolean;
   readonly required?: boolean;
+  /** Convert the value where the CLI runs (e.g. resolve a relative path against its cwd). */
+  readonly parse?: (value: string) => unknown;
 }
 
 export interface PositionalArg {

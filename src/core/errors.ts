@@ -358,6 +358,188 @@ export const ERRORS = {
     message: (p) => `internal error: ${p.reason ?? 'unexpected failure'}`,
     doc: 'An unexpected failure; please report it.',
   },
+
+  // --- schemas (schema commands, /v1/schemas, and validation of appends in restricted mode) ---
+  EDBX_ERR_SCHEMA_NOT_FOUND: {
+    status: 404,
+    kind: 'user',
+    message: (p) =>
+      `aggregate ${s(p.aggregate)} has no schema: create one with \`eventdbx schema create --aggregate ${p.aggregate} --events <e1,e2,...>\``,
+    doc: 'The aggregate type has no schema.',
+  },
+  EDBX_ERR_SCHEMA_EXISTS: {
+    status: 409,
+    kind: 'user',
+    message: (p) =>
+      `aggregate ${s(p.aggregate)} already has a schema (version ${p.version}): change it with \`schema add\` or \`schema alter\``,
+    doc: '`schema create` was asked for an aggregate type that already has a schema.',
+  },
+  EDBX_ERR_SCHEMA_EVENT_EXISTS: {
+    status: 409,
+    kind: 'user',
+    message: (p) => `the schema of aggregate ${s(p.aggregate)} already declares event ${s(p.event)}`,
+    doc: '`schema add` was given an event the schema already declares.',
+  },
+  EDBX_ERR_SCHEMA_EVENT_NOT_FOUND: {
+    status: 404,
+    kind: 'user',
+    message: (p) =>
+      `the schema of aggregate ${s(p.aggregate)} declares no event ${s(p.event)} (declared: ${p.declared})`,
+    doc: '`schema alter --event` or `schema remove` named an event the schema does not declare.',
+  },
+  EDBX_ERR_SCHEMA_LAST_EVENT: {
+    status: 409,
+    kind: 'user',
+    message: (p) =>
+      `event ${s(p.event)} is the last event of the schema of aggregate ${s(p.aggregate)}: a schema needs at least one event (lock the aggregate with \`schema alter ${p.aggregate} --lock true\` to stop all appends)`,
+    doc: '`schema remove` would leave the schema without events.',
+  },
+  EDBX_ERR_SCHEMA_FIELD_EXISTS: {
+    status: 409,
+    kind: 'user',
+    message: (p) => `event ${s(p.event)} of aggregate ${s(p.aggregate)} already declares field ${s(p.field)}`,
+    doc: '`schema alter --add` was given a field the event already declares.',
+  },
+  EDBX_ERR_SCHEMA_FIELD_NOT_FOUND: {
+    status: 404,
+    kind: 'user',
+    message: (p) =>
+      `event ${s(p.event)} of aggregate ${s(p.aggregate)} declares no field ${s(p.field)} (declared: ${p.declared})`,
+    doc: '`schema alter --remove` named a field the event does not declare.',
+  },
+  EDBX_ERR_SCHEMA_LAST_FIELD: {
+    status: 409,
+    kind: 'user',
+    message: (p) =>
+      `removing ${p.fields} would leave event ${s(p.event)} of aggregate ${s(p.aggregate)} without declared fields, which accepts any field: add the fields to keep first, or remove the event and add it again to accept any field`,
+    doc: '`schema alter --remove` would remove every declared field of an event (an event without declared fields accepts any field).',
+  },
+  EDBX_ERR_INVALID_SNAPSHOT_THRESHOLD: {
+    status: 400,
+    kind: 'user',
+    message: (p) =>
+      `invalid snapshot threshold ${s(p.value)}: use a whole number of events >= 0 (0 = no automatic snapshots)`,
+    doc: 'A snapshot threshold is not a whole number >= 0.',
+  },
+  EDBX_ERR_SCHEMA_REQUIRED: {
+    status: 422,
+    kind: 'user',
+    message: (p) =>
+      `aggregate ${s(p.aggregate)} has no schema and the server runs with --restrict=strict: event ${s(p.event)} refused (create a schema with \`eventdbx schema create\`)`,
+    doc: 'In strict mode, appends to aggregate types without a schema are refused; nothing was written.',
+  },
+  EDBX_ERR_EVENT_NOT_IN_SCHEMA: {
+    status: 422,
+    kind: 'user',
+    message: (p) =>
+      `aggregate ${s(p.aggregate)} does not accept event ${s(p.event)}: its schema declares ${p.declared} (add it with \`eventdbx schema add\`)`,
+    doc: 'The event type is not declared in the schema of the aggregate type; nothing was written.',
+  },
+  EDBX_ERR_FIELD_NOT_PERMITTED: {
+    status: 422,
+    kind: 'user',
+    message: (p) =>
+      `event ${s(p.event)} of aggregate ${s(p.aggregate)} may not set field ${s(p.field)}: permitted fields are ${p.permitted}`,
+    doc: 'The payload has a field the event does not declare; nothing was written.',
+  },
+  EDBX_ERR_AGGREGATE_LOCKED: {
+    status: 403,
+    kind: 'user',
+    message: (p) =>
+      `aggregate ${s(p.aggregate)} is locked by its schema: event ${s(p.event)} refused (unlock with \`eventdbx schema alter ${p.aggregate} --lock false\`)`,
+    doc: 'The schema locks the whole aggregate type: no event may be appended; nothing was written.',
+  },
+  EDBX_ERR_FIELD_LOCKED: {
+    status: 403,
+    kind: 'user',
+    message: (p) =>
+      `field ${s(p.field)} of aggregate ${s(p.aggregate)} is locked: event ${s(p.event)} may not set it (unlock with \`eventdbx schema alter ${p.aggregate} --field ${p.field} --lock false\`)`,
+    doc: 'The schema locks a field: no event may set it; nothing was written.',
+  },
+
+  // --- plugins (plugin commands, /v1/plugins, and delivery failures recorded as last errors / dead letters) ---
+  EDBX_ERR_PLUGIN_UNKNOWN: {
+    status: 400,
+    kind: 'user',
+    message: (p) => `unknown plugin ${s(p.name)}: use one of postgres, sqlite, csv, tcp, http, json, log`,
+    doc: 'A plugin command or endpoint named a plugin kind that does not exist.',
+  },
+  EDBX_ERR_PLUGIN_NOT_FOUND: {
+    status: 404,
+    kind: 'user',
+    message: (p) =>
+      `plugin ${s(p.name)} is not configured: add it with \`eventdbx plugin ${p.name} …\` (see \`eventdbx plugin list\`)`,
+    doc: 'The plugin has never been configured (or was removed).',
+  },
+  EDBX_ERR_PLUGIN_CONFIG_INVALID: {
+    status: 400,
+    kind: 'user',
+    message: (p) => `plugin ${p.plugin}: ${p.reason}`,
+    doc: 'A plugin setting is missing or malformed (connection, path, host/port, endpoint, header, level, retry options).',
+  },
+  EDBX_ERR_PLUGIN_DATATYPE_INVALID: {
+    status: 400,
+    kind: 'user',
+    message: (p) => `unknown datatype ${s(p.value)}: use one of ${p.allowed}`,
+    doc: '`plugin map --datatype` was given a type the SQL plugins do not know.',
+  },
+  EDBX_ERR_PLUGIN_CAST: {
+    status: 422,
+    kind: 'user',
+    message: (p) =>
+      `field ${s(p.field)} of ${p.aggregate} v${p.version} is ${s(p.value)}, which is not a valid ${p.datatype} (mapped with \`plugin map\`): fix the mapping, then \`eventdbx plugin retry ${p.plugin}\``,
+    doc: 'A field value cannot be cast to the column type mapped for it; the event is dead-lettered (retrying cannot help until the mapping changes).',
+  },
+  EDBX_ERR_PLUGIN_REJECTED: {
+    status: 422,
+    kind: 'user',
+    message: (p) => `${p.plugin} refused ${p.aggregate} v${p.version}: ${p.reason}`,
+    doc: 'The destination refused the data itself (a constraint or data error); the event is dead-lettered.',
+  },
+  EDBX_ERR_PLUGIN_DELIVERY: {
+    status: 502,
+    kind: 'user',
+    message: (p) => `${p.plugin} delivery failed: ${p.reason} (retried with backoff)`,
+    doc: 'The destination is unreachable or answered with an error; delivery is retried with exponential backoff, then dead-lettered (or blocks).',
+  },
+
+  // --- client SDK (raised by src/client itself, never sent by a server) ---
+  EDBX_ERR_CONNECTION: {
+    status: 503,
+    kind: 'user',
+    message: (p) => `cannot reach the server: ${p.reason}`,
+    doc: 'SDK: the server could not be reached or timed out (idempotent requests were retried first).',
+  },
+  EDBX_ERR_UNEXPECTED_RESPONSE: {
+    status: 502,
+    kind: 'internal',
+    message: (p) => `unexpected response from the server: ${p.reason}`,
+    doc: 'SDK: the server answered something the API does not define (not JSON, no problem document).',
+  },
+  EDBX_ERR_CLIENT_CONFIG: {
+    status: 400,
+    kind: 'usage',
+    message: (p) => `client configuration: ${p.reason}`,
+    doc: 'SDK: a client option is unusable (bad URL, no trusted-checkpoint store, no pinned key).',
+  },
+  EDBX_ERR_PROOF_INVALID: {
+    status: 409,
+    kind: 'user',
+    message: (p) => `proof does not verify: ${p.reason}`,
+    doc: 'SDK: an event, its inclusion proof or a consistency proof does not verify against the root.',
+  },
+  EDBX_ERR_CHECKPOINT_SIGNATURE: {
+    status: 409,
+    kind: 'user',
+    message: (p) => `checkpoint signature does not verify: ${p.reason}`,
+    doc: 'SDK: a checkpoint is not signed by the pinned Ed25519 key (or the server advertises another key).',
+  },
+  EDBX_ERR_TRUST_STORE: {
+    status: 500,
+    kind: 'user',
+    message: (p) => `trusted checkpoint store: ${p.reason}`,
+    doc: 'SDK: the trusted-checkpoint store cannot be read or written, or what it holds does not verify.',
+  },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorCode = keyof typeof ERRORS;

@@ -45,10 +45,21 @@ export async function buildServer(
     connectionTimeout: 60_000,
     keepAliveTimeout: 5_000,
     return503OnClosing: true,
+    // Aggregate ids may be 128 characters, each up to 4 UTF-8 bytes percent-encoded (12 characters).
+    routerOptions: { maxParamLength: 2048 },
+    // Router errors (bad percent-encoding, over-long parameters) get problem+json like every other error.
+    frameworkErrors: errorHandler,
     ajv: {
-      customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: true, allErrors: false },
+      customOptions: {
+        removeAdditional: false,
+        coerceTypes: false,
+        useDefaults: true,
+        allErrors: false,
+        allowUnionTypes: true,
+      },
     },
-    disableRequestLogging: true,
+    // Per-request log lines are off (metrics count requests); errors are still logged.
+    logController: new LogController({ disableRequestLogging: true }),
   });
   let draining = false;
   const metrics = new Metrics(options.store);
@@ -63,6 +74,13 @@ export async function buildServer(
   app.setErrorHandler(errorHandler);
   app.setNotFoundHandler(notFoundHandler);
   metrics.instrument(app);
+  // Authenticate before the body is read and validated: an unauthenticated request gets 401, never a
+  // 400 that reveals the API's shape. Routes check their precise access (write, scope, admin) again.
+  app.addHook('onRequest', async (req) => {
+    const security = (req.routeOptions.schema as { security?: unknown[] } | undefined)?.security;
+    if (req.is404 || (Array.isArray(security) && security.length === 0)) return;
+    ctx.auth(req.headers.authorization, { write: false });
+  });
   await app.register(swagger, {
     openapi: {
       openapi: '3.1.0',

@@ -13,6 +13,9 @@
  *   G name                          store-wide metadata (ledger frontier, staged sequence)
  *   T seq                           staged (not yet committed) append
  *   K token-hash                    access token record (the token itself is never stored)
+ *   H aggregate \0 version          schema of an aggregate type, one entry per version (sealed)
+ *   X section name [\0 position]   plugins: config (c), delivery cursor (p), dead letters (d), field
+ *                                   type mappings (m); values sealed (connection strings, headers)
  */
 
 const SEP = Buffer.from([0]);
@@ -28,6 +31,8 @@ export const TAG = {
   global: 0x47, // G
   staged: 0x54, // T
   token: 0x4b, // K
+  schema: 0x48, // H
+  plugin: 0x58, // X
 } as const;
 
 export function u64(n: number): Buffer {
@@ -105,3 +110,25 @@ export function decodeMetaKey(key: Buffer): { type: string; id: string } {
 
 export const tokenKey = (hash: string): Buffer => Buffer.concat([tag(TAG.token), text(hash)]);
 export const tokenPrefix = (): Buffer => tag(TAG.token);
+
+/** `H aggregate \0` — every version of one schema; `H` alone — all schemas. */
+export const schemaPrefix = (aggregate?: string): Buffer =>
+  aggregate === undefined ? tag(TAG.schema) : Buffer.concat([tag(TAG.schema), text(aggregate), SEP]);
+export const schemaKey = (aggregate: string, version: number): Buffer =>
+  Buffer.concat([schemaPrefix(aggregate), u64(version)]);
+/** The aggregate type of an H key. */
+export const decodeSchemaKey = (key: Buffer): string => key.subarray(1, key.indexOf(0, 1)).toString('utf8');
+
+/** Sections of the plugin (X) keyspace. */
+export const PLUGIN_SECTION = { config: 0x63, cursor: 0x70, deadLetter: 0x64, mappings: 0x6d } as const;
+export type PluginSection = keyof typeof PLUGIN_SECTION;
+
+/** `X section name`: one record per plugin (config, cursor) or store-wide (`mappings`, name ''). */
+export const pluginKey = (section: PluginSection, name: string): Buffer =>
+  Buffer.concat([tag(TAG.plugin), Buffer.from([PLUGIN_SECTION[section]]), text(name)]);
+export const pluginSectionPrefix = (section: PluginSection): Buffer =>
+  Buffer.concat([tag(TAG.plugin), Buffer.from([PLUGIN_SECTION[section]])]);
+/** `X d name \0 position`: dead letters of a plugin in position order. */
+export const deadLetterPrefix = (name: string): Buffer => Buffer.concat([pluginKey('deadLetter', name), SEP]);
+export const deadLetterKey = (name: string, position: number): Buffer =>
+  Buffer.concat([deadLetterPrefix(name), u64(position)]);

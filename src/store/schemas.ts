@@ -1,10 +1,249 @@
 /**
- * Schemas restrict which events and fields aggregates accept. (Filled in by the schemas feature.)
+ * Schemas on the store: every version is kept under `H aggregate \0 version` (sealed), the current
+ * ones are held in memory and checked by the store's append validator, which runs inside the single
+ * writer. Each change is an exclusive writer job, atomic with its audit-log entry, and reaches the
+ * validator only once it is durable (`afterCommit`, before the writer runs the next batch): so a change
+ * that was acknowledged applies to every append processed after it.
+ *
+ * @example
+ * await installSchemas(store, 'true');
+ * await createSchema(store, { aggregate: 'patient', events: 'patient-added,patient-updated' }, ctx);
+ * await alterSchema(store, 'patient', { event: 'patient-added', add: 'name,status' }, ctx);
  */
-import type { EventStore } from './store.js';
+import { err } from '../core/errors.js';
+import { aggregateType, eventType } from '../core/names.js';
+import {
+  type AlterRequest,
+  type CompiledSchema,
+  type RestrictMode,
+  type Schema,
+  type SchemaChange,
+  RESTRICT_MODES,
+  addEvents,
+  alterSchema as alterBody,
+  checkAppend,
+  compileSchema,
+  newSchema,
+  parseNames,
+  parseThreshold,
+  removeEvent,
+} from '../core/schema.js';
+import { prefixEnd } from '../storage/engine.js';
+import { openJson, sealJson } from './codec.js';
+import * as K from './keys.js';
+import { AUDIT_ID, AUDIT_TYPE, type EventStore } from './store.js';
+import type { WriteContext } from './types.js';
 
-/** `true`: aggregates that have a schema are validated; `strict`: aggregates without one are refused too; `false`: nothing is validated. */
-export type RestrictMode = 'true' | 'strict' | 'false';
+export type { RestrictMode, Schema } from '../core/schema.js';
+
+const AUDIT: ReadonlyArray<readonly [string, string]> = [[AUDIT_TYPE, AUDIT_ID]];
+/** Who repairs a snapshot threshold that a crash left out of step with its schema. */
+const SYSTEM: WriteContext = { issuedBy: { group: 'system', user: 'schemas' } };
+
+/** The committed schemas of one store and its restriction mode, read by the validator. */
+class Registry {
+  mode: RestrictMode = 'true';
+  readonly schemas = new Map<string, CompiledSchema>();
+}
+
+const registries = new WeakMap<EventStore, Registry>();
+const pending = new WeakMap<EventStore, Promise<Registry>>();
+
+async function readCurrent(store: EventStore): Promise<Map<string, CompiledSchema>> {
+  const last = new Map<string, Buffer>();
+  const prefix = K.schemaPrefix();
+  // Keys sort by aggregate then version, so the last value seen per aggregate is its current version.
+  for await (const [k, v] of store.engine.range('main', { gte: prefix, lt: prefixEnd(prefix) })) {
+    last.set(K.decodeSchemaKey(k), v);
+  }
+  const out = new Map<string, CompiledSchema>();
+  for (const [aggregate, v] of last) {
+    out.set(aggregate, compileSchema(openJson<Schema>(store.env.codec, v, `schema of ${aggregate}`)));
+  }
+  return out;
+}
 
 /** Load the stored schemas and install the append validator for `mode` on the store. */
-export async function installSchemas(_store: EventStore, _mode: RestrictMode): Promise<void> {}
+export async function installSchemas(store: EventStore, mode: RestrictMode): Promise<void> {
+  if (!RESTRICT_MODES.includes(mode)) {
+    throw err('EDBX_ERR_INVALID_ARGUMENT', {
+      name: 'restrict mode',
+      value: mode,
+      reason: 'use true, strict or false',
+    });
+  }
+  const reg = registries.get(store) ?? new Registry();
+  // Loaded inside an exclusive job, so no schema change commits between the read and the swap.
+  await store.exclusive([], async (tx) => {
+    const loaded = await readCurrent(store);
+    tx.afterCommit(() => {
+      reg.schemas.clear();
+      for (const [a, c] of loaded) reg.schemas.set(a, c);
+      reg.mode = mode;
+      registries.set(store, reg);
+      store.setValidator((req) => checkAppend(reg.schemas.get(req.aggregate_type), reg.mode, req));
+    });
+  });
+  // A crash between a schema change and its threshold update leaves them apart: the schema wins.
+  for (const { schema } of [...reg.schemas.values()]) {
+    if (store.snapshotThreshold(schema.aggregate) !== schema.snapshot_threshold)
+      await store.setSnapshotThreshold(schema.aggregate, schema.snapshot_threshold, SYSTEM);
+  }
+}
+
+/** The restriction mode installed on the store (undefined before `installSchemas`). */
+export const restrictModeOf = (store: EventStore): RestrictMode | undefined => registries.get(store)?.mode;
+
+/** The store's registry, installing the default mode on first use by a store nobody installed. */
+function registry(store: EventStore): Promise<Registry> {
+  const r = registries.get(store);
+  if (r) return Promise.resolve(r);
+  let p = pending.get(store);
+  if (!p) {
+    p = installSchemas(store, 'true').then(() => registries.get(store)!);
+    pending.set(store, p);
+    p.catch(() => pending.delete(store));
+  }
+  return p;
+}
+
+export interface SchemaResult {
+  readonly schema: Schema;
+  /** False when the request asked for what the schema already says (no new version). */
+  readonly changed: boolean;
+}
+
+async function change(
+  store: EventStore,
+  aggregate: string,
+  ctx: WriteContext,
+  action: string,
+  compute: (current: Schema | undefined) => SchemaChange,
+): Promise<SchemaResult> {
+  const reg = await registry(store);
+  const out = await store.exclusive(AUDIT, async (tx) => {
+    // Exclusive jobs run alone and after every earlier commit's afterCommit: this is the current schema.
+    const current = reg.schemas.get(aggregate)?.schema;
+    const before = current?.snapshot_threshold ?? store.snapshotThreshold(aggregate);
+    const next = compute(current);
+    if (!next) return { schema: current!, changed: false, before };
+    const now = store.env.now().toISOString();
+    const schema: Schema = {
+      ...next.body,
+      version: (current?.version ?? 0) + 1,
+      created_at: current?.created_at ?? now,
+      updated_at: now,
+      updated_by: { group: ctx.issuedBy.group, user: ctx.issuedBy.user },
+      change: next.change,
+    };
+    tx.put(K.schemaKey(aggregate, schema.version), sealJson(store.env.codec, schema));
+    store.audit(tx, ctx, action, {
+      aggregate,
+      schema_version: String(schema.version),
+      change: next.change,
+    });
+    tx.afterCommit(() => reg.schemas.set(aggregate, compileSchema(schema)));
+    return { schema, changed: true, before };
+  });
+  const threshold = out.schema.snapshot_threshold;
+  if (out.changed && (threshold !== out.before || threshold !== store.snapshotThreshold(aggregate))) {
+    // The schema is durable first; a crash before this line is repaired by installSchemas. The value is
+    // read at submission, so with concurrent changes the last threshold job carries the last schema's.
+    const latest = reg.schemas.get(aggregate)!.schema.snapshot_threshold;
+    await store.setSnapshotThreshold(aggregate, latest, ctx);
+  }
+  return { schema: out.schema, changed: out.changed };
+}
+
+const notFound = (aggregate: string) => err('EDBX_ERR_SCHEMA_NOT_FOUND', { aggregate });
+
+/** `schema create`: the first version of a schema; refused when the aggregate type has one. */
+export async function createSchema(
+  store: EventStore,
+  input: { aggregate: unknown; events: unknown; snapshotThreshold?: unknown },
+  ctx: WriteContext,
+): Promise<SchemaResult> {
+  const aggregate = aggregateType(input.aggregate);
+  const events = parseNames(input.events, 'event');
+  const threshold =
+    input.snapshotThreshold === undefined ? undefined : parseThreshold(input.snapshotThreshold);
+  return change(store, aggregate, ctx, 'schema-created', (current) => {
+    if (current) throw err('EDBX_ERR_SCHEMA_EXISTS', { aggregate, version: current.version });
+    const body = newSchema(aggregate, events, threshold ?? store.snapshotThreshold(aggregate));
+    const extra = threshold === undefined ? '' : `; snapshot every ${threshold} events`;
+    return { body, change: `created with events ${events.join(', ')}${extra}` };
+  });
+}
+
+/** `schema add`: declare more events. */
+export async function addSchemaEvents(
+  store: EventStore,
+  aggregate: unknown,
+  events: unknown,
+  ctx: WriteContext,
+): Promise<SchemaResult> {
+  const type = aggregateType(aggregate);
+  const names = parseNames(events, 'event');
+  return change(store, type, ctx, 'schema-events-added', (current) => {
+    if (!current) throw notFound(type);
+    return addEvents(current, names);
+  });
+}
+
+/** `schema alter`: event fields, aggregate or field locks, snapshot threshold. */
+export async function alterSchema(
+  store: EventStore,
+  aggregate: unknown,
+  req: AlterRequest,
+  ctx: WriteContext,
+): Promise<SchemaResult> {
+  const type = aggregateType(aggregate);
+  return change(store, type, ctx, 'schema-altered', (current) => {
+    if (!current) throw notFound(type);
+    return alterBody(current, req);
+  });
+}
+
+/** `schema remove`: stop accepting an event (the last event cannot be removed). */
+export async function removeSchemaEvent(
+  store: EventStore,
+  aggregate: unknown,
+  event: unknown,
+  ctx: WriteContext,
+): Promise<SchemaResult> {
+  const type = aggregateType(aggregate);
+  const name = eventType(event);
+  return change(store, type, ctx, 'schema-event-removed', (current) => {
+    if (!current) throw notFound(type);
+    return removeEvent(current, name);
+  });
+}
+
+/** Current schemas, by aggregate type. */
+export async function listSchemas(store: EventStore): Promise<Schema[]> {
+  const reg = await registry(store);
+  return [...reg.schemas.values()]
+    .map((c) => c.schema)
+    .sort((a, b) => (a.aggregate < b.aggregate ? -1 : a.aggregate > b.aggregate ? 1 : 0));
+}
+
+/** The current schema of an aggregate type. */
+export async function getSchema(store: EventStore, aggregate: unknown): Promise<Schema> {
+  const type = aggregateType(aggregate);
+  const schema = (await registry(store)).schemas.get(type)?.schema;
+  if (!schema) throw notFound(type);
+  return schema;
+}
+
+/** Every version of a schema, oldest first. */
+export async function schemaHistory(store: EventStore, aggregate: unknown): Promise<Schema[]> {
+  const type = aggregateType(aggregate);
+  await registry(store);
+  const prefix = K.schemaPrefix(type);
+  const out: Schema[] = [];
+  for await (const [, v] of store.engine.range('main', { gte: prefix, lt: prefixEnd(prefix) })) {
+    out.push(openJson<Schema>(store.env.codec, v, `schema of ${type}`));
+  }
+  if (out.length === 0) throw notFound(type);
+  return out;
+}

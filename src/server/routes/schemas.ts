@@ -1,4 +1,251 @@
-/** The schema feature of the server (routes and background work). */
+/**
+ * The schema feature of the server: `GET /v1/schemas` and `GET /v1/schemas/{aggregate}` (any valid
+ * token), the history of a schema, and admin-only equivalents of the `schema` commands for tooling.
+ * Changes apply to the very next append (see src/store/schemas.ts).
+ */
+import type { FastifyInstance } from 'fastify';
+import { err } from '../../core/errors.js';
+import type { WriteContext } from '../../store/types.js';
+import {
+  addSchemaEvents,
+  alterSchema,
+  createSchema,
+  getSchema,
+  listSchemas,
+  removeSchemaEvent,
+  schemaHistory,
+} from '../../store/schemas.js';
+import type { RouteContext } from '../app.js';
 import type { Feature } from '../features.js';
 
-export const schemaFeature: Feature = { name: 'schema' };
+const str = { type: 'string' } as const;
+const int = { type: 'integer' } as const;
+const names = { type: 'array', items: str, minItems: 1 } as const;
+const threshold = {
+  type: ['integer', 'string'],
+  description: 'automatic snapshot every n events (0 = off)',
+} as const;
+const problem = {
+  description: 'application/problem+json with a stable `code`',
+  type: 'object',
+  properties: { type: str, title: str, status: int, code: str, detail: str, instance: str },
+} as const;
+const errors = { 400: problem, 401: problem, 403: problem, 404: problem, 409: problem } as const;
+
+/** One version of a schema, as every schema endpoint returns it. */
+const schema = {
+  type: 'object',
+  properties: {
+    aggregate: str,
+    version: { ...int, description: 'bumped by every change; earlier versions are kept (see /history)' },
+    events: {
+      type: 'object',
+      description: 'event type → fields it may set (empty = any field)',
+      additionalProperties: { type: 'object', properties: { fields: { type: 'array', items: str } } },
+    },
+    locked: { type: 'boolean', description: 'true: no event may be appended to this aggregate type' },
+    locked_fields: { type: 'array', items: str, description: 'fields no event may set' },
+    snapshot_threshold: { ...int, description: 'automatic snapshot every n events (0 = off)' },
+    created_at: str,
+    updated_at: str,
+    updated_by: { type: 'object', properties: { group: str, user: str } },
+    change: { ...str, description: 'what this version changed' },
+  },
+} as const;
+const aggregateParams = {
+  type: 'object',
+  properties: { aggregate: str },
+  required: ['aggregate'],
+} as const;
+
+type Params = { aggregate: string };
+
+async function schemaRoutes(app: FastifyInstance, ctx: RouteContext): Promise<void> {
+  const { store } = ctx;
+  const read = (req: { headers: { authorization?: string } }) =>
+    ctx.auth(req.headers.authorization, { write: false });
+  const admin = (req: { headers: { authorization?: string } }): WriteContext => {
+    const t = ctx.auth(req.headers.authorization, { write: true, admin: true });
+    if (ctx.draining()) throw err('EDBX_ERR_SHUTTING_DOWN');
+    return { issuedBy: { group: t.group, user: t.user } };
+  };
+
+  app.get(
+    '/v1/schemas',
+    {
+      schema: {
+        summary: 'List all schema definitions (current versions)',
+        response: {
+          200: { type: 'object', properties: { schemas: { type: 'array', items: schema } } },
+          ...errors,
+        },
+      },
+    },
+    async (req) => {
+      read(req);
+      return { schemas: await listSchemas(store) };
+    },
+  );
+
+  app.get<{ Params: Params }>(
+    '/v1/schemas/:aggregate',
+    {
+      schema: {
+        summary: 'The current schema of an aggregate type',
+        params: aggregateParams,
+        response: { 200: schema, ...errors },
+      },
+    },
+    async (req) => {
+      read(req);
+      return getSchema(store, req.params.aggregate);
+    },
+  );
+
+  app.get<{ Params: Params }>(
+    '/v1/schemas/:aggregate/history',
+    {
+      schema: {
+        summary: 'Every version of a schema, oldest first',
+        params: aggregateParams,
+        response: {
+          200: {
+            type: 'object',
+            properties: { aggregate: str, versions: { type: 'array', items: schema } },
+          },
+          ...errors,
+        },
+      },
+    },
+    async (req) => {
+      read(req);
+      return { aggregate: req.params.aggregate, versions: await schemaHistory(store, req.params.aggregate) };
+    },
+  );
+
+  app.post<{ Body: { aggregate: string; events: string[]; snapshot_threshold?: number | string } }>(
+    '/v1/schemas',
+    {
+      schema: {
+        summary: 'Create a schema (admin; like `schema create`); 409 if the aggregate type has one',
+        body: {
+          type: 'object',
+          required: ['aggregate', 'events'],
+          additionalProperties: false,
+          properties: { aggregate: str, events: names, snapshot_threshold: threshold },
+        },
+        response: { 201: schema, ...errors },
+      },
+    },
+    async (req, reply) => {
+      const by = admin(req);
+      const r = await createSchema(
+        store,
+        {
+          aggregate: req.body.aggregate,
+          events: req.body.events,
+          snapshotThreshold: req.body.snapshot_threshold,
+        },
+        by,
+      );
+      return reply.code(201).send(r.schema);
+    },
+  );
+
+  app.post<{ Params: Params; Body: { events: string[] } }>(
+    '/v1/schemas/:aggregate/events',
+    {
+      schema: {
+        summary: 'Declare more events (admin; like `schema add`)',
+        params: aggregateParams,
+        body: {
+          type: 'object',
+          required: ['events'],
+          additionalProperties: false,
+          properties: { events: names },
+        },
+        response: { 200: schema, ...errors },
+      },
+    },
+    async (req) => {
+      const by = admin(req);
+      return (await addSchemaEvents(store, req.params.aggregate, req.body.events, by)).schema;
+    },
+  );
+
+  app.patch<{
+    Params: Params;
+    Body: {
+      event?: string;
+      snapshot_threshold?: number | string;
+      lock?: boolean;
+      field?: string;
+      add?: string[];
+      remove?: string[];
+    };
+  }>(
+    '/v1/schemas/:aggregate',
+    {
+      schema: {
+        summary:
+          'Change a schema (admin; like `schema alter`): event + add/remove edit its fields; lock without field locks the aggregate type; field + lock locks one field',
+        params: aggregateParams,
+        body: {
+          type: 'object',
+          additionalProperties: false,
+          properties: {
+            event: str,
+            snapshot_threshold: threshold,
+            lock: { type: 'boolean' },
+            field: str,
+            add: names,
+            remove: names,
+          },
+        },
+        response: { 200: schema, ...errors },
+      },
+    },
+    async (req) => {
+      const by = admin(req);
+      const b = req.body;
+      const r = await alterSchema(
+        store,
+        req.params.aggregate,
+        {
+          event: b.event,
+          snapshotThreshold: b.snapshot_threshold,
+          lock: b.lock,
+          field: b.field,
+          add: b.add,
+          remove: b.remove,
+        },
+        by,
+      );
+      return r.schema;
+    },
+  );
+
+  app.delete<{ Params: Params & { event: string } }>(
+    '/v1/schemas/:aggregate/events/:event',
+    {
+      schema: {
+        summary: 'Stop accepting an event (admin; like `schema remove`); the last event cannot be removed',
+        params: {
+          type: 'object',
+          properties: { aggregate: str, event: str },
+          required: ['aggregate', 'event'],
+        },
+        response: { 200: schema, ...errors },
+      },
+    },
+    async (req) => {
+      const by = admin(req);
+      return (await removeSchemaEvent(store, req.params.aggregate, req.params.event, by)).schema;
+    },
+  );
+}
+
+export const schemaFeature: Feature = {
+  name: 'schema',
+  routes: (app, ctx) => schemaRoutes(app, ctx),
+};

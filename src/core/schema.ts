@@ -1,0 +1,288 @@
+/**
+ * Schemas: which events an aggregate type accepts, which fields each event may set, and locks. Pure:
+ * the model, the changes the `schema` commands make, and the check of an append against a schema.
+ *
+ * An event with no declared fields accepts any field; an event with declared fields accepts only
+ * those. A locked aggregate accepts no event; a locked field may be set by no event.
+ *
+ * @example
+ * const body = newSchema('patient', parseNames('patient-added,patient-updated', 'event'), 100);
+ * checkAppend(compileSchema({ ...body, version: 1 } as Schema), 'true',
+ *   { aggregate_type: 'patient', event_type: 'patient-added', payload: { name: 'Jane' } });
+ */
+import { err } from './errors.js';
+import type { IssuedBy, Payload } from './event.js';
+import { aggregateType, eventType, fieldName, wholeNumber } from './names.js';
+
+/** `true`: aggregates that have a schema are validated; `strict`: aggregates without one are refused too; `false`: nothing is validated. */
+export type RestrictMode = 'true' | 'strict' | 'false';
+export const RESTRICT_MODES: readonly RestrictMode[] = ['true', 'strict', 'false'];
+
+export interface EventSchema {
+  /** Fields the event may set; empty = any field. Sorted. */
+  readonly fields: readonly string[];
+}
+
+/** What a schema says (the part the commands change). */
+export interface SchemaBody {
+  readonly aggregate: string;
+  /** Event name → declaration. Read with `eventOf` (names like `constructor` are valid). */
+  readonly events: Readonly<Record<string, EventSchema>>;
+  /** No event may be appended to any aggregate of this type. */
+  readonly locked: boolean;
+  /** Fields no event may set. Sorted. */
+  readonly locked_fields: readonly string[];
+  /** Automatic snapshot every n events (0 = off). */
+  readonly snapshot_threshold: number;
+}
+
+/** One stored version of a schema (every change writes a new version; older ones are kept). */
+export interface Schema extends SchemaBody {
+  /** 1-based; bumped by every change. */
+  readonly version: number;
+  readonly created_at: string;
+  readonly updated_at: string;
+  readonly updated_by: IssuedBy;
+  /** What this version changed, e.g. `event patient-added: added fields name`. */
+  readonly change: string;
+}
+
+/** A schema change: the new body and a one-line description (null = nothing would change). */
+export type SchemaChange = { readonly body: SchemaBody; readonly change: string } | null;
+
+export interface AlterRequest {
+  readonly event?: unknown;
+  readonly snapshotThreshold?: unknown;
+  readonly lock?: unknown;
+  readonly field?: unknown;
+  readonly add?: unknown;
+  readonly remove?: unknown;
+}
+
+/** A schema prepared for checking appends quickly. */
+export interface CompiledSchema {
+  readonly schema: Schema;
+  /** Event → permitted fields (null = any field). */
+  readonly events: ReadonlyMap<string, ReadonlySet<string> | null>;
+  readonly lockedFields: ReadonlySet<string>;
+}
+
+export const eventOf = (s: SchemaBody, event: string): EventSchema | undefined =>
+  Object.hasOwn(s.events, event) ? s.events[event] : undefined;
+
+export const eventNames = (s: SchemaBody): string[] => Object.keys(s.events).sort();
+
+const listText = (xs: readonly string[]): string => (xs.length ? xs.join(', ') : '(none)');
+const sortedEvents = (events: Iterable<[string, EventSchema]>): Record<string, EventSchema> =>
+  Object.fromEntries([...events].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+
+/** Parse a list of event or field names: `a,b,c` or an array; duplicates are dropped, order kept. */
+export function parseNames(value: unknown, kind: 'event' | 'field'): string[] {
+  const items = Array.isArray(value) ? value : typeof value === 'string' ? value.split(',') : [value];
+  const check = kind === 'event' ? eventType : (v: unknown) => fieldName(String(v));
+  const names = items.map((v) => check(typeof v === 'string' ? v.trim() : v) as string);
+  return [...new Set(names)];
+}
+
+export function parseThreshold(value: unknown): number {
+  const n = wholeNumber(value);
+  if (n === undefined) throw err('EDBX_ERR_INVALID_SNAPSHOT_THRESHOLD', { value });
+  return n;
+}
+
+export function parseLock(value: unknown): boolean {
+  if (value === true || value === 'true') return true;
+  if (value === false || value === 'false') return false;
+  throw err('EDBX_ERR_INVALID_ARGUMENT', { name: 'lock', value, reason: 'use true or false' });
+}
+
+/** The first version of a schema. */
+export function newSchema(aggregate: string, events: readonly string[], threshold: number): SchemaBody {
+  return {
+    aggregate: aggregateType(aggregate),
+    events: sortedEvents(events.map((e) => [e, { fields: [] }])),
+    locked: false,
+    locked_fields: [],
+    snapshot_threshold: threshold,
+  };
+}
+
+export function addEvents(s: SchemaBody, events: readonly string[]): SchemaChange {
+  for (const e of events) {
+    if (eventOf(s, e)) throw err('EDBX_ERR_SCHEMA_EVENT_EXISTS', { aggregate: s.aggregate, event: e });
+  }
+  const next = [
+    ...Object.entries(s.events),
+    ...events.map((e): [string, EventSchema] => [e, { fields: [] }]),
+  ];
+  return { body: { ...s, events: sortedEvents(next) }, change: `added events ${events.join(', ')}` };
+}
+
+export function removeEvent(s: SchemaBody, event: string): SchemaChange {
+  requireEvent(s, event);
+  if (Object.keys(s.events).length === 1)
+    throw err('EDBX_ERR_SCHEMA_LAST_EVENT', { aggregate: s.aggregate, event });
+  const rest = Object.entries(s.events).filter(([e]) => e !== event);
+  return { body: { ...s, events: sortedEvents(rest) }, change: `removed event ${event}` };
+}
+
+function requireEvent(s: SchemaBody, event: string): EventSchema {
+  const e = eventOf(s, event);
+  if (!e) {
+    throw err('EDBX_ERR_SCHEMA_EVENT_NOT_FOUND', {
+      aggregate: s.aggregate,
+      event,
+      declared: listText(eventNames(s)),
+    });
+  }
+  return e;
+}
+
+const usage = (reason: string) => err('EDBX_ERR_USAGE', { reason });
+const given = (v: unknown): boolean => v !== undefined && v !== null;
+
+/**
+ * `schema alter`: `event` + `add`/`remove` edit an event's fields; `lock` without `field` locks the
+ * aggregate type; `field` + `lock` locks one field; `snapshotThreshold` sets automatic snapshots.
+ */
+export function alterSchema(s: SchemaBody, req: AlterRequest): SchemaChange {
+  const hasFields = given(req.add) || given(req.remove);
+  if (
+    !given(req.event) &&
+    !hasFields &&
+    !given(req.lock) &&
+    !given(req.snapshotThreshold) &&
+    !given(req.field)
+  )
+    throw usage(
+      'schema alter needs a change: --event <name> with --add/--remove, --lock <true|false> (with --field <name> for one field), or --snapshot-threshold <u64>',
+    );
+  if (hasFields && !given(req.event))
+    throw usage('--add/--remove edit the fields of one event: also give --event <name>');
+  if (given(req.event) && !hasFields)
+    throw usage('--event <name> needs --add <fields> and/or --remove <fields>');
+  if (given(req.field) && !given(req.lock))
+    throw usage('--field <name> needs --lock <true|false> (true: no event may set the field)');
+  if (given(req.lock) && !given(req.field) && given(req.event))
+    throw usage(
+      '--lock without --field locks the whole aggregate type, not one event: drop --event, or give --field <name> to lock a field',
+    );
+
+  let body: SchemaBody = s;
+  const changes: string[] = [];
+  if (given(req.event)) {
+    const event = eventType(req.event);
+    const decl = requireEvent(s, event);
+    const add = given(req.add) ? parseNames(req.add, 'field') : [];
+    const remove = given(req.remove) ? parseNames(req.remove, 'field') : [];
+    const both = add.find((f) => remove.includes(f));
+    if (both !== undefined) throw usage(`field ${JSON.stringify(both)} is both in --add and --remove`);
+    const fields = new Set(decl.fields);
+    for (const f of remove) {
+      if (!fields.delete(f)) {
+        throw err('EDBX_ERR_SCHEMA_FIELD_NOT_FOUND', {
+          aggregate: s.aggregate,
+          event,
+          field: f,
+          declared: listText(decl.fields),
+        });
+      }
+    }
+    for (const f of add) {
+      if (fields.has(f))
+        throw err('EDBX_ERR_SCHEMA_FIELD_EXISTS', { aggregate: s.aggregate, event, field: f });
+      fields.add(f);
+    }
+    if (fields.size === 0 && decl.fields.length > 0)
+      throw err('EDBX_ERR_SCHEMA_LAST_FIELD', {
+        aggregate: s.aggregate,
+        event,
+        fields: listText(remove),
+      });
+    const parts = [
+      ...(add.length ? [`added fields ${add.join(', ')}`] : []),
+      ...(remove.length ? [`removed fields ${remove.join(', ')}`] : []),
+    ];
+    const events = Object.entries(s.events).map(([e, d]): [string, EventSchema] =>
+      e === event ? [e, { fields: [...fields].sort() }] : [e, d],
+    );
+    body = { ...body, events: sortedEvents(events) };
+    changes.push(`event ${event}: ${parts.join(', ')}`);
+  }
+  if (given(req.lock)) {
+    const lock = parseLock(req.lock);
+    if (given(req.field)) {
+      const field = fieldName(String(req.field));
+      const locked = new Set(body.locked_fields);
+      if (locked.has(field) !== lock) {
+        if (lock) locked.add(field);
+        else locked.delete(field);
+        body = { ...body, locked_fields: [...locked].sort() };
+        changes.push(`${lock ? 'locked' : 'unlocked'} field ${field}`);
+      }
+    } else if (body.locked !== lock) {
+      body = { ...body, locked: lock };
+      changes.push(lock ? 'locked the aggregate type' : 'unlocked the aggregate type');
+    }
+  }
+  if (given(req.snapshotThreshold)) {
+    const n = parseThreshold(req.snapshotThreshold);
+    if (n !== body.snapshot_threshold) {
+      body = { ...body, snapshot_threshold: n };
+      changes.push(n === 0 ? 'automatic snapshots off' : `snapshot every ${n} events`);
+    }
+  }
+  return changes.length ? { body, change: changes.join('; ') } : null;
+}
+
+export function compileSchema(schema: Schema): CompiledSchema {
+  return {
+    schema,
+    events: new Map(
+      Object.entries(schema.events).map(([e, d]) => [e, d.fields.length ? new Set(d.fields) : null]),
+    ),
+    lockedFields: new Set(schema.locked_fields),
+  };
+}
+
+/**
+ * Check an append against the schema of its aggregate type; throws a coded error naming the
+ * aggregate, event and field to refuse it. System aggregates (types starting with '$') are exempt.
+ */
+export function checkAppend(
+  compiled: CompiledSchema | undefined,
+  mode: RestrictMode,
+  req: { readonly aggregate_type: string; readonly event_type: string; readonly payload: Payload },
+): void {
+  if (mode === 'false' || req.aggregate_type.startsWith('$')) return;
+  const aggregate = req.aggregate_type;
+  const event = req.event_type;
+  if (!compiled) {
+    if (mode === 'strict') throw err('EDBX_ERR_SCHEMA_REQUIRED', { aggregate, event });
+    return;
+  }
+  if (compiled.schema.locked) throw err('EDBX_ERR_AGGREGATE_LOCKED', { aggregate, event });
+  const permitted = compiled.events.get(event);
+  if (permitted === undefined) {
+    throw err('EDBX_ERR_EVENT_NOT_IN_SCHEMA', {
+      aggregate,
+      event,
+      declared: listText(eventNames(compiled.schema)),
+    });
+  }
+  const keys = Object.keys(req.payload);
+  for (const field of keys) {
+    if (compiled.lockedFields.has(field)) throw err('EDBX_ERR_FIELD_LOCKED', { aggregate, event, field });
+  }
+  if (permitted === null) return;
+  for (const field of keys) {
+    if (!permitted.has(field)) {
+      throw err('EDBX_ERR_FIELD_NOT_PERMITTED', {
+        aggregate,
+        event,
+        field,
+        permitted: listText([...permitted].sort()),
+      });
+    }
+  }
+}
