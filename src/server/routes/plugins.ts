@@ -1,4 +1,111 @@
-/** The plugin feature of the server (routes and background work). */
+/**
+ * The plugin feature of the server: runs the delivery host while the server runs (so configuration
+ * changes made through the CLI's control socket take effect at once), and admin-only endpoints for
+ * tooling: list (secrets masked), status, dead letters, replay and retry.
+ */
+import type { FastifyInstance } from 'fastify';
+import { err } from '../../core/errors.js';
+import { replayPlugin, retryPlugin } from '../../plugins/admin.js';
+import { deadLetters, listPlugins, pluginStatus } from '../../plugins/views.js';
+import type { DeliveryHost } from '../../plugins/host.js';
+import { wholeNumber } from '../../core/names.js';
+import type { WriteContext } from '../../store/types.js';
+import type { RouteContext } from '../app.js';
 import type { Feature } from '../features.js';
 
-export const pluginFeature: Feature = { name: 'plugin' };
+const str = { type: 'string' } as const;
+const nameParams = { type: 'object', properties: { name: str }, required: ['name'] } as const;
+
+type Auth = { headers: { authorization?: string } };
+
+async function pluginRoutes(app: FastifyInstance, ctx: RouteContext): Promise<void> {
+  const { store } = ctx;
+  const read = (req: Auth) => ctx.auth(req.headers.authorization, { write: false, admin: true });
+  const change = (req: Auth): WriteContext => {
+    const t = ctx.auth(req.headers.authorization, { write: true, admin: true });
+    if (ctx.draining()) throw err('EDBX_ERR_SHUTTING_DOWN');
+    return { issuedBy: { group: t.group, user: t.user } };
+  };
+
+  app.get(
+    '/v1/plugins',
+    { schema: { summary: 'Plugins (secrets masked) and field mappings (admin)' } },
+    async (req) => {
+      read(req);
+      return listPlugins(store);
+    },
+  );
+
+  app.get(
+    '/v1/plugins/status',
+    {
+      schema: {
+        summary: 'Delivery state of each plugin: cursor, lag, retries, last error, dead letters (admin)',
+      },
+    },
+    async (req) => {
+      read(req);
+      return pluginStatus(store);
+    },
+  );
+
+  app.get<{ Params: { name: string }; Querystring: { take?: string } }>(
+    '/v1/plugins/:name/dead-letters',
+    {
+      schema: {
+        summary: 'Events a plugin gave up on, with the reason (admin)',
+        params: nameParams,
+        querystring: { type: 'object', properties: { take: str }, additionalProperties: false },
+      },
+    },
+    async (req) => {
+      read(req);
+      const take = req.query.take === undefined ? undefined : wholeNumber(req.query.take);
+      if (take === 0 || (req.query.take !== undefined && take === undefined))
+        throw err('EDBX_ERR_INVALID_ARGUMENT', {
+          name: 'take',
+          value: req.query.take,
+          reason: 'use a whole number >= 1',
+        });
+      return deadLetters(store, req.params.name, take);
+    },
+  );
+
+  app.post<{ Params: { name: string }; Body: { from?: number } | undefined }>(
+    '/v1/plugins/:name/replay',
+    {
+      schema: {
+        summary: 'Deliver again from a position (default 1) to rebuild a destination (admin)',
+        params: nameParams,
+        body: {
+          type: 'object',
+          properties: { from: { type: 'integer', minimum: 1 } },
+          additionalProperties: false,
+        },
+      },
+    },
+    async (req) => replayPlugin(store, req.params.name, req.body?.from, change(req)),
+  );
+
+  app.post<{ Params: { name: string } }>(
+    '/v1/plugins/:name/retry',
+    { schema: { summary: 'Deliver the dead letters again now (admin)', params: nameParams } },
+    async (req) => retryPlugin(store, req.params.name, change(req)),
+  );
+}
+
+let host: DeliveryHost | undefined;
+
+export const pluginFeature: Feature = {
+  name: 'plugin',
+  routes: (app, ctx) => pluginRoutes(app, ctx),
+  async start(secure, log) {
+    const { DeliveryHost } = await import('../../plugins/host.js');
+    host = new DeliveryHost(secure.store, { log });
+    await host.start();
+  },
+  async stop() {
+    await host?.stop();
+    host = undefined;
+  },
+};

@@ -1,0 +1,218 @@
+/**
+ * Plugin administration, the changes: configure, map, replay, retry, remove (the read side is in
+ * views.ts). Pure store
+ * operations shared by the CLI (locally or inside the server over the control socket) and the REST
+ * API. Every change is an audited exclusive job; when the server's delivery host runs on this store,
+ * the change goes through it and takes effect at once. Without a server the configuration is only
+ * recorded (results say `running: false`).
+ */
+import { err } from '../core/errors.js';
+import { aggregateType, fieldName, wholeNumber } from '../core/names.js';
+import { AUDIT_ID, AUDIT_TYPE, type EventStore } from '../store/index.js';
+import type { WriteContext } from '../store/types.js';
+import { hostFor } from './registry.js';
+import {
+  countDeadLetters,
+  dropDeadLetters,
+  dropPlugin,
+  putConfig,
+  putCursor,
+  putMappings,
+  readConfig,
+  readCursor,
+  readMappings,
+} from './repository.js';
+import {
+  type PluginInput,
+  buildDelivery,
+  buildSettings,
+  describeTarget,
+  hasSettings,
+  pluginKind,
+} from './settings.js';
+import { parseDataType } from './sql/datatypes.js';
+import type { Mappings, PluginConfig, RetryOutcome } from './types.js';
+import { type PluginView, requireConfig, viewOf } from './views.js';
+
+const AUDIT: ReadonlyArray<readonly [string, string]> = [[AUDIT_TYPE, AUDIT_ID]];
+
+/** Run a change through the running host (so it takes effect now), or directly when none runs. */
+function apply<T>(store: EventStore, names: readonly string[], change: () => Promise<T>): Promise<T> {
+  const host = hostFor(store);
+  return host ? host.reconfigure(names, change) : change();
+}
+
+/**
+ * Add, change, enable or disable (`disable`) a plugin. A new plugin delivers from the first event
+ * (backfill) unless `from_now`. Settings are replaced when the kind's required flag is given;
+ * retry options given are changed, the others kept.
+ */
+export async function configurePlugin(
+  store: EventStore,
+  kindName: string,
+  input: PluginInput,
+  ctx: WriteContext,
+): Promise<{ plugin: PluginView; created: boolean; cursor: number; head: number; running: boolean }> {
+  const kind = pluginKind(kindName);
+  const name = kind;
+  const disable = input.disable === true || input.disable === 'true';
+  const fromNow = input.from_now === true || input.from_now === 'true';
+  const result = await apply(store, [name], () =>
+    store.exclusive(AUDIT, async (tx) => {
+      const prev = await readConfig(store, name);
+      const settings = hasSettings(kind, input) || !prev ? buildSettings(kind, input) : prev.settings;
+      const now = store.env.now().toISOString();
+      const config = {
+        name,
+        kind,
+        enabled: !disable,
+        settings,
+        delivery: buildDelivery(kind, input, prev?.delivery),
+        created_at: prev?.created_at ?? now,
+        updated_at: now,
+      } as PluginConfig;
+      putConfig(tx, store, config);
+      let cursor = await readCursor(store, name);
+      if (!cursor || fromNow) {
+        cursor = { ...cursor, position: fromNow ? store.size + 1 : 1 };
+        putCursor(tx, store, name, cursor);
+      }
+      store.audit(tx, ctx, disable ? 'plugin-disabled' : 'plugin-configured', {
+        plugin: name,
+        target: describeTarget(config),
+        enabled: String(!disable),
+        cursor: String(cursor.position),
+      });
+      return { config, created: !prev, cursor: cursor.position };
+    }),
+  );
+  return {
+    plugin: viewOf(result.config),
+    created: result.created,
+    cursor: result.cursor,
+    head: store.size,
+    running: hostFor(store) !== undefined,
+  };
+}
+
+/** Record the column type of a field for the SQL plugins (`plugin` = override for that one only). */
+export async function mapField(
+  store: EventStore,
+  input: { aggregate: unknown; field: unknown; datatype: unknown; plugin?: unknown },
+  ctx: WriteContext,
+): Promise<{
+  mapping: { aggregate: string; field: string; datatype: string; plugin: string };
+  running: boolean;
+}> {
+  const aggregate = aggregateType(input.aggregate);
+  const field = fieldName(String(input.field ?? ''));
+  const type = parseDataType(String(input.datatype ?? ''));
+  const target = input.plugin === undefined ? 'base' : input.plugin;
+  if (target !== 'base' && target !== 'postgres' && target !== 'sqlite') {
+    throw err('EDBX_ERR_PLUGIN_CONFIG_INVALID', {
+      plugin: String(target),
+      reason: '--plugin: mappings apply to the SQL plugins, postgres or sqlite',
+    });
+  }
+  await apply(store, ['postgres', 'sqlite'], () =>
+    store.exclusive(AUDIT, async (tx) => {
+      const m = await readMappings(store);
+      const next: Mappings = {
+        ...m,
+        [target]: { ...m[target], [aggregate]: { ...m[target][aggregate], [field]: type.name } },
+      };
+      putMappings(tx, store, next);
+      store.audit(tx, ctx, 'plugin-mapped', { aggregate, field, datatype: type.name, plugin: target });
+    }),
+  );
+  return {
+    mapping: { aggregate, field, datatype: type.name, plugin: target },
+    running: hostFor(store) !== undefined,
+  };
+}
+
+/** Deliver again from `from` (default 1, the first event); dead letters from there are cleared. */
+export async function replayPlugin(
+  store: EventStore,
+  nameArg: unknown,
+  from: unknown,
+  ctx: WriteContext,
+): Promise<{ plugin: string; from: number; head: number; cleared_dead_letters: number; running: boolean }> {
+  const name = pluginKind(nameArg);
+  const position = from === undefined ? 1 : wholeNumber(from);
+  if (position === undefined || position < 1 || position > store.size + 1) {
+    throw err('EDBX_ERR_INVALID_ARGUMENT', {
+      name: '--from',
+      value: from,
+      reason: `use a position from 1 to ${store.size + 1} (the store holds ${store.size} events)`,
+    });
+  }
+  const cleared = await apply(store, [name], () =>
+    store.exclusive(AUDIT, async (tx) => {
+      await requireConfig(store, name);
+      const cursor = await readCursor(store, name);
+      putCursor(tx, store, name, { ...cursor, position });
+      const n = await dropDeadLetters(tx, store, name, position);
+      store.audit(tx, ctx, 'plugin-replayed', { plugin: name, from: String(position) });
+      return n;
+    }),
+  );
+  return {
+    plugin: name,
+    from: position,
+    head: store.size,
+    cleared_dead_letters: cleared,
+    running: hostFor(store) !== undefined,
+  };
+}
+
+/**
+ * Deliver the dead letters again (and retry a blocked event at once). With the server running this
+ * happens now and the outcome is returned; otherwise it is recorded and happens when the server starts.
+ */
+export async function retryPlugin(
+  store: EventStore,
+  nameArg: unknown,
+  ctx: WriteContext,
+): Promise<{ plugin: string; running: boolean; queued: number; outcome?: RetryOutcome }> {
+  const name = pluginKind(nameArg);
+  await requireConfig(store, name);
+  const audit = (details: Record<string, string>) =>
+    store.exclusive(
+      AUDIT,
+      async (tx) => void store.audit(tx, ctx, 'plugin-retried', { plugin: name, ...details }),
+    );
+  const live = hostFor(store)?.retry(name);
+  if (live) {
+    const outcome = await live;
+    await audit({ retried: String(outcome.retried), delivered: String(outcome.delivered) });
+    return { plugin: name, running: true, queued: 0, outcome };
+  }
+  const queued = await countDeadLetters(store, name);
+  await apply(store, [name], () =>
+    store.exclusive(AUDIT, async (tx) => {
+      const cursor = await readCursor(store, name);
+      putCursor(tx, store, name, { ...cursor, position: cursor?.position ?? 1, retry_requested: true });
+      store.audit(tx, ctx, 'plugin-retried', { plugin: name, queued: String(queued) });
+    }),
+  );
+  return { plugin: name, running: false, queued };
+}
+
+/** Remove a plugin with its cursor and dead letters (what it delivered stays where it is). */
+export async function removePlugin(
+  store: EventStore,
+  nameArg: unknown,
+  ctx: WriteContext,
+): Promise<{ plugin: string; running: boolean }> {
+  const name = pluginKind(nameArg);
+  await apply(store, [name], () =>
+    store.exclusive(AUDIT, async (tx) => {
+      await requireConfig(store, name);
+      dropPlugin(tx, name);
+      await dropDeadLetters(tx, store, name);
+      store.audit(tx, ctx, 'plugin-removed', { plugin: name });
+    }),
+  );
+  return { plugin: name, running: hostFor(store) !== undefined };
+}

@@ -1,0 +1,38 @@
+/**
+ * Column naming shared by the table-shaped sinks (PostgreSQL, SQLite, CSV): the fixed row columns, and
+ * the column a payload field lands in. Identifiers are at most 63 bytes (PostgreSQL truncates longer
+ * ones silently, which could merge two fields): longer names are cut and suffixed with a hash.
+ */
+import { createHash } from 'node:crypto';
+import type { IssuedBy } from '../core/event.js';
+
+/** The fixed columns of every mirrored table, before the field columns. */
+export const ROW_COLUMNS = ['id', 'version', 'created_at', 'created_by', 'updated_at', 'updated_by'] as const;
+
+export const MAX_IDENT_BYTES = 63;
+
+const hash8 = (s: string): string => createHash('sha256').update(s).digest('hex').slice(0, 8);
+
+/** `name` if it fits in 63 bytes, else its longest prefix of whole characters that fits with `_<hash8>`. */
+export function fitIdent(name: string): string {
+  if (Buffer.byteLength(name) <= MAX_IDENT_BYTES) return name;
+  let out = '';
+  for (const ch of name) {
+    if (Buffer.byteLength(out + ch) > MAX_IDENT_BYTES - 9) break;
+    out += ch;
+  }
+  return `${out}_${hash8(name)}`;
+}
+
+/** The column of a field: fields named like a fixed column (any case) are stored as `field_<name>`. */
+export function fieldColumn(field: string, reserved: ReadonlySet<string>): string {
+  return fitIdent(reserved.has(field.toLowerCase()) ? `field_${field}` : field);
+}
+
+/** A column distinct from `taken` when `name` collides with it case-insensitively (SQLite). */
+export const disambiguate = (name: string): string => fitIdent(`${name}_${hash8(name)}`);
+
+export const RESERVED_SQL: ReadonlySet<string> = new Set(ROW_COLUMNS);
+
+/** `group/user`, how an issuer is written into a text column. */
+export const issuerText = (by: IssuedBy): string => `${by.group}/${by.user}`;

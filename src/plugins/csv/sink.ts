@@ -1,0 +1,148 @@
+/**
+ * CSV sink: `<output-dir>/<aggregate>.csv` per aggregate type, one RFC 4180 row per event with the
+ * aggregate state at that event. When a new field appears the header is widened: the file is
+ * rewritten with the wider header and padded rows into a temporary file that replaces it atomically
+ * (fsync, rename, fsync of the directory), so a crash leaves either the old or the new file.
+ */
+import { type FileHandle, mkdir, open, readFile, rename, rm, truncate, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { fieldColumn, issuerText } from '../columns.js';
+import { syncDir } from '../files.js';
+import { type CsvSettings, type DeliveryItem, type Sink, reasonOf, transientFailure } from '../types.js';
+import { formatRecord, parseCsv } from './rfc4180.js';
+
+/** Columns before the fields. */
+export const CSV_COLUMNS = [
+  'id',
+  'version',
+  'event',
+  'event_id',
+  'created_at',
+  'created_by',
+  'updated_at',
+  'updated_by',
+] as const;
+const RESERVED: ReadonlySet<string> = new Set(CSV_COLUMNS);
+
+class CsvFile {
+  private constructor(
+    readonly file: string,
+    private header: string[],
+    private index: Map<string, number>,
+    private handle: FileHandle,
+  ) {}
+
+  /** Open for appends, cutting off a row torn by a crash. */
+  static async open(file: string): Promise<CsvFile> {
+    await rm(`${file}.widening`, { force: true });
+    let text = '';
+    try {
+      text = await readFile(file, 'utf8');
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+    }
+    const parsed = parseCsv(text);
+    if (parsed.end < text.length) await truncate(file, Buffer.byteLength(text.slice(0, parsed.end)));
+    const header = parsed.records[0] ?? [];
+    const handle = await open(file, 'a');
+    return new CsvFile(file, header, new Map(header.map((c, i) => [c, i])), handle);
+  }
+
+  /** Append rows (column → value); widens the header first when a row has a new column. */
+  async append(rows: ReadonlyArray<ReadonlyMap<string, string>>): Promise<void> {
+    const wasEmpty = this.header.length === 0;
+    const added: string[] = [];
+    for (const r of rows) {
+      for (const c of r.keys()) if (!this.index.has(c) && !added.includes(c)) added.push(c);
+    }
+    if (added.length > 0) {
+      const header = [...this.header, ...added];
+      if (!wasEmpty) await this.#widen(header);
+      this.header = header;
+      this.index = new Map(header.map((c, i) => [c, i]));
+    }
+    const lines = rows.map((r) => formatRecord(this.header.map((c) => r.get(c) ?? '')));
+    if (wasEmpty) lines.unshift(formatRecord(this.header));
+    await this.handle.write(lines.join(''));
+  }
+
+  async sync(): Promise<void> {
+    await this.handle.datasync();
+  }
+
+  async #widen(header: string[]): Promise<void> {
+    await this.handle.close();
+    const { records } = parseCsv(await readFile(this.file, 'utf8'));
+    const pad = (r: string[]) => [...r, ...Array<string>(Math.max(0, header.length - r.length)).fill('')];
+    const tmp = `${this.file}.widening`;
+    await writeFile(tmp, [header, ...records.slice(1).map(pad)].map(formatRecord).join(''));
+    const fh = await open(tmp, 'r');
+    await fh.sync();
+    await fh.close();
+    await rename(tmp, this.file);
+    await syncDir(path.dirname(this.file));
+    this.handle = await open(this.file, 'a');
+  }
+
+  async close(): Promise<void> {
+    await this.handle.close().catch(() => undefined);
+  }
+}
+
+export class CsvSink implements Sink {
+  readonly needsState = true;
+  readonly batchSize = 500;
+  readonly #files = new Map<string, CsvFile>();
+
+  constructor(private readonly settings: CsvSettings) {}
+
+  async deliver(items: readonly DeliveryItem[]): Promise<void> {
+    try {
+      await mkdir(this.settings.output_dir, { recursive: true });
+      const byType = new Map<string, Array<Map<string, string>>>();
+      for (const { record, row } of items) {
+        const cells = new Map<string, string>([
+          ['id', record.aggregate_id],
+          ['version', String(record.version)],
+          ['event', record.event_type],
+          ['event_id', record.metadata.event_id],
+          ['created_at', row!.created_at],
+          ['created_by', issuerText(row!.created_by)],
+          ['updated_at', record.metadata.created_at],
+          ['updated_by', issuerText(record.metadata.issued_by)],
+        ]);
+        for (const [field, value] of Object.entries(row!.state))
+          cells.set(fieldColumn(field, RESERVED), value);
+        const list = byType.get(record.aggregate_type) ?? [];
+        list.push(cells);
+        byType.set(record.aggregate_type, list);
+      }
+      const touched: CsvFile[] = [];
+      for (const [type, rows] of byType) {
+        const f = await this.#file(type);
+        await f.append(rows);
+        touched.push(f);
+      }
+      for (const f of touched) await f.sync();
+    } catch (e) {
+      // The state of a half-written batch is unknown: reopen (and repair) the files on the next try.
+      await this.close();
+      throw transientFailure('csv', reasonOf(e), 0);
+    }
+  }
+
+  async #file(type: string): Promise<CsvFile> {
+    let f = this.#files.get(type);
+    if (!f) {
+      f = await CsvFile.open(path.join(this.settings.output_dir, `${type}.csv`));
+      this.#files.set(type, f);
+    }
+    return f;
+  }
+
+  async close(): Promise<void> {
+    const files = [...this.#files.values()];
+    this.#files.clear();
+    for (const f of files) await f.close();
+  }
+}

@@ -1,0 +1,350 @@
+/**
+ * The delivery loop of one plugin: reads the committed log from its cursor in position order, hands
+ * batches to the sink, and moves the durable cursor only after the sink acknowledged. Failures are
+ * retried with exponential backoff and jitter; after `max_attempts` an event is dead-lettered (the
+ * loop moves on) or the loop blocks, retrying at the longest delay. Each plugin has its own loop, so a
+ * slow or dead sink holds up nothing else, and the loop never runs on the writer's path: appends only
+ * wake it.
+ */
+import type { EventRecord } from '../core/event.js';
+import type { EventStore } from '../store/index.js';
+import { backoffDelay } from './backoff.js';
+import {
+  deleteDeadLetter,
+  listDeadLetters,
+  updateDeadLetter,
+  writeCursor,
+  writeDeadLetter,
+} from './repository.js';
+import { StateTracker } from './state.js';
+import {
+  type CursorRecord,
+  type DeliveryItem,
+  type LoopStats,
+  type PluginConfig,
+  type PluginLogger,
+  type RetryOutcome,
+  type Sink,
+  DeliveryFailure,
+  reasonOf,
+  transientFailure,
+} from './types.js';
+
+/** A cursor is written at most this often while events flow (and always when the loop idles or stops). */
+const PERSIST_EVERY_MS = 200;
+/** While idle, look at the log this often even without a commit notification. */
+const IDLE_POLL_MS = 5_000;
+
+interface Sleeper {
+  readonly finish: () => void;
+  readonly wakeOnCommit: boolean;
+}
+
+export class DeliveryLoop {
+  #cursor: number;
+  #persisted: CursorRecord;
+  #lastPersist = 0;
+  #persistTimer: NodeJS.Timeout | undefined;
+  #persisting: Promise<void> = Promise.resolve();
+  #attempts = 0;
+  /** Deliver one event at a time up to this position (isolating an unknown failing event of a batch). */
+  #isolateUntil = 0;
+  #stopped = false;
+  /** Stop gave up waiting for an in-flight delivery: this loop must not write its cursor any more. */
+  #abandoned = false;
+  #sleeper: Sleeper | undefined;
+  #retryWaiters: Array<(o: RetryOutcome) => void> = [];
+  #retryPending: boolean;
+  #done: Promise<void> | undefined;
+  readonly #tracker: StateTracker;
+  #stats: Omit<LoopStats, 'cursor' | 'attempts'> = {
+    state: 'starting',
+    delivered: 0,
+    retries: 0,
+    dead_lettered: 0,
+  };
+
+  constructor(
+    private readonly store: EventStore,
+    readonly config: PluginConfig,
+    private readonly sink: Sink,
+    private readonly log: PluginLogger,
+    start: CursorRecord,
+    /** Reads the committed log (the host's shared cache of its tail). */
+    private readonly readLog: (from: number, limit: number) => Promise<EventRecord[]> = (from, limit) =>
+      store.readLog(from, limit),
+  ) {
+    this.#cursor = Math.max(1, start.position);
+    this.#persisted = start;
+    this.#retryPending = start.retry_requested === true;
+    this.#tracker = new StateTracker(store);
+    if (start.last_error) this.#stats = { ...this.#stats, last_error: start.last_error };
+  }
+
+  get name(): string {
+    return this.config.name;
+  }
+
+  stats(): LoopStats {
+    return { ...this.#stats, cursor: this.#cursor, attempts: this.#attempts };
+  }
+
+  start(): void {
+    this.#done = this.#run();
+  }
+
+  /** New events were committed. */
+  notifyCommit(): void {
+    if (this.#sleeper?.wakeOnCommit) this.#sleeper.finish();
+  }
+
+  /** Retry the dead letters (and a blocked event) now. */
+  requestRetry(): Promise<RetryOutcome> {
+    return new Promise((resolve) => {
+      this.#retryWaiters.push(resolve);
+      this.#sleeper?.finish();
+    });
+  }
+
+  /** Stop after the in-flight delivery (waiting at most `graceMs`); the cursor is written last. */
+  async stop(graceMs = 5_000): Promise<void> {
+    this.#stopped = true;
+    this.#sleeper?.finish();
+    let timer: NodeJS.Timeout | undefined;
+    const late = await Promise.race([
+      (this.#done ?? Promise.resolve()).then(() => false),
+      new Promise<boolean>((r) => (timer = setTimeout(() => r(true), graceMs))),
+    ]);
+    clearTimeout(timer);
+    if (late) {
+      this.#abandoned = true;
+      this.log.warn(
+        { plugin: this.name },
+        'plugin stopped while a delivery was still in flight; it will be redelivered',
+      );
+      await this.sink.close().catch(() => undefined);
+    }
+  }
+
+  #set(patch: Partial<Omit<LoopStats, 'cursor' | 'attempts'>>): void {
+    this.#stats = { ...this.#stats, ...patch };
+  }
+
+  #sleep(ms: number | undefined, wakeOnCommit: boolean): Promise<void> {
+    return new Promise((resolve) => {
+      const finish = () => {
+        clearTimeout(timer);
+        if (this.#sleeper === sleeper) this.#sleeper = undefined;
+        resolve();
+      };
+      const timer = ms === undefined ? undefined : setTimeout(finish, ms);
+      const sleeper: Sleeper = { finish, wakeOnCommit };
+      this.#sleeper = sleeper;
+    });
+  }
+
+  async #run(): Promise<void> {
+    try {
+      while (!this.#stopped) {
+        try {
+          await this.#step();
+        } catch (e) {
+          // Not the sink's failure (the store could not be read): report it and try again later.
+          this.log.error({ plugin: this.name, err: reasonOf(e) }, 'plugin delivery step failed');
+          this.#set({ state: 'retrying' });
+          await this.#sleep(this.config.delivery.backoff_max_ms, false);
+        }
+      }
+    } finally {
+      await this.#persist().catch(() => undefined);
+      clearTimeout(this.#persistTimer);
+      await this.sink.close().catch(() => undefined);
+      for (const w of this.#retryWaiters.splice(0)) w({ retried: 0, delivered: 0, failed: 0 });
+      this.#set({ state: 'stopped' });
+    }
+  }
+
+  async #step(): Promise<void> {
+    if (this.#retryWaiters.length > 0 || this.#retryPending) return this.#retryDeadLetters();
+    if (this.#cursor > this.store.size) {
+      if (this.#persisted.position !== this.#cursor) return this.#persist();
+      this.#set({ state: 'idle' });
+      // Checked and registered in one synchronous step: a commit cannot slip in between.
+      if (!this.#stopped) await this.#sleep(IDLE_POLL_MS, true);
+      return;
+    }
+    const limit = this.#cursor <= this.#isolateUntil ? 1 : this.sink.batchSize;
+    const records = await this.readLog(this.#cursor, limit);
+    if (records.length === 0) {
+      await this.#sleep(50, true);
+      return;
+    }
+    const next = records.at(-1)!.position + 1;
+    // System aggregates ($audit) are the store's own bookkeeping, never delivered.
+    const items = await this.#items(records.filter((r) => !r.aggregate_type.startsWith('$')));
+    if (items.length === 0) return this.#advance(next, 0);
+    this.#set({ state: 'delivering' });
+    try {
+      await this.sink.deliver(items);
+    } catch (e) {
+      return this.#failed(items, e);
+    }
+    return this.#advance(next, items.length);
+  }
+
+  async #items(records: readonly EventRecord[]): Promise<DeliveryItem[]> {
+    if (!this.sink.needsState) return records.map((record) => ({ record }));
+    const out: DeliveryItem[] = [];
+    for (const record of records) out.push({ record, row: await this.#tracker.rowAt(record) });
+    return out;
+  }
+
+  async #advance(next: number, delivered: number): Promise<void> {
+    if (this.#abandoned) return;
+    this.#cursor = next;
+    this.#attempts = 0;
+    if (delivered > 0)
+      this.#set({
+        delivered: this.#stats.delivered + delivered,
+        last_delivered_at: new Date().toISOString(),
+      });
+    const wait = PERSIST_EVERY_MS - (Date.now() - this.#lastPersist);
+    if (wait <= 0) await this.#persist();
+    // Also while the next delivery is in flight: the durable cursor trails delivery by at most that long.
+    else this.#persistTimer ??= setTimeout(() => void this.#persist().catch(() => undefined), wait);
+  }
+
+  #record(): CursorRecord {
+    const last = this.#stats.last_error;
+    return {
+      position: this.#cursor,
+      ...(last ? { last_error: last } : {}),
+      ...(this.#retryPending ? { retry_requested: true } : {}),
+    };
+  }
+
+  /** Write the cursor record; writes are queued so they land in order. */
+  #persist(): Promise<void> {
+    clearTimeout(this.#persistTimer);
+    this.#persistTimer = undefined;
+    const run = this.#persisting.then(async () => {
+      if (this.#abandoned) return;
+      const rec = this.#record();
+      this.#lastPersist = Date.now();
+      await writeCursor(this.store, this.name, rec);
+      this.#persisted = rec;
+    });
+    this.#persisting = run.catch(() => undefined);
+    return run;
+  }
+
+  async #failed(items: readonly DeliveryItem[], e: unknown): Promise<void> {
+    const f = e instanceof DeliveryFailure ? e : transientFailure(this.name, reasonOf(e), 0);
+    const done = Math.min(f.delivered ?? 0, items.length);
+    if (done === items.length) return this.#advance(items.at(-1)!.record.position + 1, done);
+    if (done > 0) await this.#advance(items[done]!.record.position, done);
+    if (f.permanent && f.delivered === undefined && items.length > 1) {
+      // Which event the destination refused is unknown: deliver one at a time to find it.
+      this.#isolateUntil = items.at(-1)!.record.position;
+      return;
+    }
+    const failing = items[done]!.record;
+    this.#attempts++;
+    const at = new Date().toISOString();
+    this.#set({ last_error: { code: f.error.code, message: f.error.message, at } });
+    this.log.warn(
+      { plugin: this.name, position: failing.position, attempt: this.#attempts, code: f.error.code },
+      f.error.message,
+    );
+    const { delivery } = this.config;
+    if (f.permanent || this.#attempts >= delivery.max_attempts) {
+      if (delivery.on_failure === 'dead-letter') return this.#deadLetter(failing, f);
+      // Blocked: keep retrying at the longest delay until it succeeds or someone intervenes.
+      this.#set({
+        state: 'blocked',
+        next_retry_at: new Date(Date.now() + delivery.backoff_max_ms).toISOString(),
+      });
+      await this.#persist();
+      await this.#sleep(delivery.backoff_max_ms, false);
+      this.#set({ retries: this.#stats.retries + 1 });
+      return;
+    }
+    const delay = backoffDelay(this.#attempts, delivery);
+    this.#set({ state: 'retrying', next_retry_at: new Date(Date.now() + delay).toISOString() });
+    await this.#persist();
+    await this.#sleep(delay, false);
+    this.#set({ retries: this.#stats.retries + 1 });
+  }
+
+  async #deadLetter(record: EventRecord, f: DeliveryFailure): Promise<void> {
+    if (this.#abandoned) return;
+    const attempts = this.#attempts;
+    this.#cursor = record.position + 1;
+    this.#attempts = 0;
+    const rec = this.#record();
+    await this.#persisting;
+    await writeDeadLetter(
+      this.store,
+      {
+        plugin: this.name,
+        position: record.position,
+        aggregate_type: record.aggregate_type,
+        aggregate_id: record.aggregate_id,
+        version: record.version,
+        event_type: record.event_type,
+        event_id: record.metadata.event_id,
+        code: f.error.code,
+        reason: f.error.message,
+        attempts,
+        dead_lettered_at: new Date().toISOString(),
+      },
+      rec,
+    );
+    this.#persisted = rec;
+    this.#lastPersist = Date.now();
+    this.#set({ dead_lettered: this.#stats.dead_lettered + 1 });
+    this.log.warn(
+      { plugin: this.name, position: record.position, code: f.error.code },
+      `event dead-lettered after ${attempts} attempt(s); see \`eventdbx plugin dead-letters ${this.name}\``,
+    );
+  }
+
+  /** Deliver every dead letter once more, in position order; delivered ones are removed. */
+  async #retryDeadLetters(): Promise<void> {
+    const waiters = this.#retryWaiters.splice(0);
+    const letters = await listDeadLetters(this.store, this.name);
+    let delivered = 0;
+    let failed = 0;
+    for (const d of letters) {
+      if (this.#stopped) break;
+      const [record] = await this.readLog(d.position, 1);
+      if (!record || record.position !== d.position) {
+        await deleteDeadLetter(this.store, this.name, d.position);
+        continue;
+      }
+      try {
+        await this.sink.deliver(await this.#items([record]));
+        await deleteDeadLetter(this.store, this.name, d.position);
+        delivered++;
+      } catch (e) {
+        const f = e instanceof DeliveryFailure ? e : transientFailure(this.name, reasonOf(e), 0);
+        failed++;
+        await updateDeadLetter(this.store, {
+          ...d,
+          code: f.error.code,
+          reason: f.error.message,
+          attempts: d.attempts + 1,
+          dead_lettered_at: new Date().toISOString(),
+        });
+      }
+    }
+    // A blocked event gets a fresh set of attempts, starting now.
+    this.#attempts = 0;
+    if (this.#retryPending) {
+      this.#retryPending = false;
+      await this.#persist();
+    }
+    const outcome = { retried: letters.length, delivered, failed };
+    for (const w of waiters) w(outcome);
+  }
+}

@@ -1,0 +1,170 @@
+/**
+ * PostgreSQL sink: one table per aggregate type (`id`, `version`, `created_at`, `created_by`,
+ * `updated_at`, `updated_by`, one column per field), rows upserted with the aggregate state at the
+ * event. A batch is one transaction on a pooled connection. The upsert is guarded by version, so a
+ * redelivery never regresses a row and a replay rewrites rows with their newest state.
+ */
+import type { Pool, PoolClient } from 'pg';
+import { ROW_COLUMNS } from '../columns.js';
+import { postgresType } from '../sql/datatypes.js';
+import { type SqlField, type SqlRow, type TypeOf, buildRows, groupRows, quoteIdent } from '../sql/rows.js';
+import {
+  type DeliveryItem,
+  type DeliveryOptions,
+  type PostgresSettings,
+  type Sink,
+  DeliveryFailure,
+  reasonOf,
+  rejectedFailure,
+  transientFailure,
+} from '../types.js';
+
+/** Keep a statement well under PostgreSQL's 65535 bind parameters. */
+const MAX_PARAMS = 30_000;
+
+export class PostgresSink implements Sink {
+  readonly needsState = true;
+  readonly batchSize = 500;
+  #pool: Pool | undefined;
+  /** Columns known to exist, per table (cleared on any failure: a table may have been dropped). */
+  readonly #columns = new Map<string, Set<string>>();
+
+  constructor(
+    private readonly settings: PostgresSettings,
+    private readonly delivery: DeliveryOptions,
+    private readonly typeOf: TypeOf,
+  ) {}
+
+  async #getPool(): Promise<Pool> {
+    if (!this.#pool) {
+      const { default: pg } = await import('pg');
+      const pool = new pg.Pool({
+        connectionString: this.settings.connection,
+        max: 2,
+        connectionTimeoutMillis: this.delivery.timeout_ms,
+        query_timeout: this.delivery.timeout_ms,
+        idleTimeoutMillis: 30_000,
+        application_name: 'eventdbx',
+      });
+      // An idle connection that dies (server restart) is dropped; the next query connects again.
+      pool.on('error', () => undefined);
+      this.#pool = pool;
+    }
+    return this.#pool;
+  }
+
+  async deliver(items: readonly DeliveryItem[]): Promise<void> {
+    const { rows, failure } = buildRows('postgres', items, this.typeOf);
+    if (rows.length > 0) {
+      try {
+        await this.#write(rows);
+      } catch (e) {
+        throw classify(e, items);
+      }
+    }
+    if (failure) throw failure;
+  }
+
+  async #write(rows: readonly SqlRow[]): Promise<void> {
+    const client = await (await this.#getPool()).connect();
+    let healthy = true;
+    try {
+      await client.query('BEGIN');
+      for (const g of groupRows(rows)) {
+        await this.#ensureColumns(client, g.table, g.rows[0]!.fields);
+        const perRow = ROW_COLUMNS.length + g.columns.length;
+        const chunk = Math.max(1, Math.floor(MAX_PARAMS / perRow));
+        for (let i = 0; i < g.rows.length; i += chunk) {
+          const part = g.rows.slice(i, i + chunk);
+          await client.query(upsertSql(g.table, g.columns, part.length), part.flatMap(rowParams));
+        }
+      }
+      await client.query('COMMIT');
+    } catch (e) {
+      this.#columns.clear();
+      healthy = isSqlError(e);
+      if (healthy) await client.query('ROLLBACK').catch(() => (healthy = false));
+      throw e;
+    } finally {
+      // A connection that failed below SQL (network, server shutdown) is discarded, not reused.
+      client.release(!healthy);
+    }
+  }
+
+  async #ensureColumns(client: PoolClient, table: string, fields: readonly SqlField[]): Promise<void> {
+    let columns = this.#columns.get(table);
+    if (!columns) {
+      await client.query(
+        `CREATE TABLE IF NOT EXISTS ${quoteIdent(table)} (id TEXT PRIMARY KEY, version BIGINT NOT NULL, ` +
+          'created_at TIMESTAMPTZ, created_by TEXT, updated_at TIMESTAMPTZ, updated_by TEXT)',
+      );
+      const res = await client.query<{ column_name: string }>(
+        'SELECT column_name FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = $1',
+        [table],
+      );
+      columns = new Set(res.rows.map((r) => r.column_name));
+      this.#columns.set(table, columns);
+    }
+    for (const f of fields) {
+      if (columns.has(f.column)) continue;
+      await client.query(
+        `ALTER TABLE ${quoteIdent(table)} ADD COLUMN IF NOT EXISTS ${quoteIdent(f.column)} ${postgresType(f.type)}`,
+      );
+      columns.add(f.column);
+    }
+  }
+
+  async close(): Promise<void> {
+    const pool = this.#pool;
+    this.#pool = undefined;
+    await pool?.end().catch(() => undefined);
+  }
+}
+
+function upsertSql(table: string, columns: readonly string[], rows: number): string {
+  const all = [...ROW_COLUMNS, ...columns].map(quoteIdent);
+  const values: string[] = [];
+  let n = 0;
+  for (let r = 0; r < rows; r++) values.push(`(${all.map(() => `$${++n}`).join(', ')})`);
+  const set = all
+    .slice(1)
+    .map((c) => `${c} = EXCLUDED.${c}`)
+    .join(', ');
+  return (
+    `INSERT INTO ${quoteIdent(table)} AS cur (${all.join(', ')}) VALUES ${values.join(', ')} ` +
+    `ON CONFLICT (id) DO UPDATE SET ${set} WHERE EXCLUDED.version >= cur.version`
+  );
+}
+
+const rowParams = (r: SqlRow): unknown[] => [
+  r.id,
+  r.version,
+  r.created_at,
+  r.created_by,
+  r.updated_at,
+  r.updated_by,
+  ...r.fields.map((f) => f.value),
+];
+
+/** An error PostgreSQL reported for a statement (SQLSTATE), as opposed to a broken connection. */
+function isSqlError(e: unknown): boolean {
+  const code = (e as { code?: unknown }).code;
+  return typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) && !/^(08|57|53|58)/.test(code);
+}
+
+/**
+ * Data exceptions (22) and integrity violations (23) are the data's fault: retrying cannot help. In a
+ * batch the failing event is unknown, so the host isolates it; anything else (connection refused,
+ * server shutting down, permissions) is retried.
+ */
+function classify(e: unknown, items: readonly DeliveryItem[]): DeliveryFailure {
+  if (e instanceof DeliveryFailure) return e;
+  const code = (e as { code?: unknown }).code;
+  const reason = `${reasonOf(e)}${typeof code === 'string' ? ` (SQLSTATE ${code})` : ''}`;
+  if (typeof code === 'string' && /^(22|23)/.test(code)) {
+    return items.length === 1
+      ? rejectedFailure('postgres', items[0]!.record, reason, 0)
+      : rejectedFailure('postgres', items[0]!.record, reason, undefined);
+  }
+  return transientFailure('postgres', reason, 0);
+}

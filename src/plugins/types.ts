@@ -1,0 +1,241 @@
+/**
+ * Plugin types: the stored configuration of a plugin, the sink interface every destination implements,
+ * and the failure a sink reports. Pure: no I/O here.
+ */
+import { type EventDbxError, err } from '../core/errors.js';
+import type { EventRecord, IssuedBy, Payload } from '../core/event.js';
+
+export const PLUGIN_KINDS = ['postgres', 'sqlite', 'csv', 'tcp', 'http', 'json', 'log'] as const;
+export type PluginKind = (typeof PLUGIN_KINDS)[number];
+
+export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+export interface PostgresSettings {
+  /** Connection string (URL or key=value); may hold a password: never log it, mask it when shown. */
+  readonly connection: string;
+}
+export interface SqliteSettings {
+  readonly path: string;
+}
+export interface CsvSettings {
+  readonly output_dir: string;
+}
+export interface TcpSettings {
+  readonly host: string;
+  readonly port: number;
+}
+export interface HttpSettings {
+  readonly endpoint: string;
+  /** Extra request headers; values may be secrets (masked when shown). */
+  readonly headers: Readonly<Record<string, string>>;
+}
+export interface JsonSettings {
+  readonly path: string;
+  readonly pretty: boolean;
+}
+export interface LogSettings {
+  readonly level: LogLevel;
+  readonly template?: string;
+}
+
+export interface SettingsByKind {
+  postgres: PostgresSettings;
+  sqlite: SqliteSettings;
+  csv: CsvSettings;
+  tcp: TcpSettings;
+  http: HttpSettings;
+  json: JsonSettings;
+  log: LogSettings;
+}
+
+/** What happens to an event that still fails after `max_attempts`. */
+export type OnFailure = 'dead-letter' | 'block';
+
+export interface DeliveryOptions {
+  /** Attempts per event before it is dead-lettered (or the plugin reports itself blocked). */
+  readonly max_attempts: number;
+  /** First retry delay; doubles per attempt (with jitter) up to `backoff_max_ms`. */
+  readonly backoff_ms: number;
+  readonly backoff_max_ms: number;
+  readonly on_failure: OnFailure;
+  /** Per request / connection timeout of network sinks. */
+  readonly timeout_ms: number;
+}
+
+export const DEFAULT_DELIVERY: DeliveryOptions = {
+  max_attempts: 10,
+  backoff_ms: 500,
+  backoff_max_ms: 60_000,
+  on_failure: 'dead-letter',
+  timeout_ms: 10_000,
+};
+
+/** A plugin as stored (sealed) in the store. Plugins are named after their kind: one per kind. */
+export type PluginConfig = {
+  [K in PluginKind]: {
+    readonly name: string;
+    readonly kind: K;
+    readonly enabled: boolean;
+    readonly settings: SettingsByKind[K];
+    readonly delivery: DeliveryOptions;
+    readonly created_at: string;
+    readonly updated_at: string;
+  };
+}[PluginKind];
+
+/** The durable delivery state of a plugin (sealed: the last error may quote event data). */
+export interface CursorRecord {
+  /** Lowest position not yet acknowledged by the sink (1 = from the start). */
+  readonly position: number;
+  readonly last_error?: { readonly code: string; readonly message: string; readonly at: string };
+  /** `plugin retry` ran while no server was running: retry the dead letters when the host starts. */
+  readonly retry_requested?: boolean;
+}
+
+/** An event that failed every attempt, kept so it can be inspected and retried. */
+export interface DeadLetter {
+  readonly plugin: string;
+  readonly position: number;
+  readonly aggregate_type: string;
+  readonly aggregate_id: string;
+  readonly version: number;
+  readonly event_type: string;
+  readonly event_id: string;
+  readonly code: string;
+  readonly reason: string;
+  readonly attempts: number;
+  readonly dead_lettered_at: string;
+}
+
+/** Column type overrides recorded by `plugin map`: aggregate type → field → datatype. */
+export type TypeMap = Readonly<Record<string, Readonly<Record<string, string>>>>;
+
+export interface Mappings {
+  /** Base types (all SQL sinks). */
+  readonly base: TypeMap;
+  /** Per-plugin overrides (`--plugin postgres`). */
+  readonly postgres: TypeMap;
+  readonly sqlite: TypeMap;
+}
+
+export const EMPTY_MAPPINGS: Mappings = { base: {}, postgres: {}, sqlite: {} };
+
+/** The aggregate as of an event: what state sinks (SQL, CSV) write. */
+export interface AggregateRow {
+  readonly state: Payload;
+  readonly created_at: string;
+  readonly created_by: IssuedBy;
+}
+
+export interface DeliveryItem {
+  readonly record: EventRecord;
+  /** Present for sinks that declare `needsState`. */
+  readonly row?: AggregateRow;
+}
+
+/** Where the log sink writes (the server's logger). Levels a logger lacks are treated as disabled. */
+export type PluginLogger = {
+  [L in 'info' | 'warn' | 'error']: (obj: object, msg?: string) => void;
+} & {
+  [L in 'trace' | 'debug']?: (obj: object, msg?: string) => void;
+};
+
+/**
+ * A destination. `deliver` is all-or-nothing from the host's point of view unless it throws a
+ * `DeliveryFailure` saying how many leading items were delivered. It must be safe to deliver the same
+ * item again (at-least-once).
+ */
+export interface Sink {
+  /** Items carry the aggregate state at the event (`row`). */
+  readonly needsState: boolean;
+  /** Most events handed to one `deliver` call. */
+  readonly batchSize: number;
+  deliver(items: readonly DeliveryItem[]): Promise<void>;
+  close(): Promise<void>;
+}
+
+/**
+ * A sink's failure, carrying a registry error. `permanent`: retrying cannot help (a value that cannot be
+ * cast, a constraint): the event is dead-lettered at once. `delivered`: how many leading items reached
+ * the sink before the failure (undefined = unknown; the host then isolates the failing event by
+ * delivering one at a time).
+ */
+export class DeliveryFailure extends Error {
+  constructor(
+    readonly error: EventDbxError,
+    readonly permanent: boolean,
+    readonly delivered: number | undefined,
+  ) {
+    super(error.message);
+    this.name = 'DeliveryFailure';
+  }
+}
+
+/** The destination is unreachable or answered with an error: retried with backoff. */
+export const transientFailure = (plugin: string, reason: string, delivered?: number): DeliveryFailure =>
+  new DeliveryFailure(err('EDBX_ERR_PLUGIN_DELIVERY', { plugin, reason }), false, delivered);
+
+/** The destination refused the data itself: dead-lettered without retries. */
+export const rejectedFailure = (
+  plugin: string,
+  record: EventRecord,
+  reason: string,
+  delivered?: number,
+): DeliveryFailure =>
+  new DeliveryFailure(
+    err('EDBX_ERR_PLUGIN_REJECTED', {
+      plugin,
+      aggregate: `${record.aggregate_type}/${record.aggregate_id}`,
+      version: record.version,
+      reason,
+    }),
+    true,
+    delivered,
+  );
+
+/** A readable reason from anything a driver throws (Node's AggregateError has an empty message). */
+export function reasonOf(e: unknown): string {
+  if (e instanceof AggregateError && e.errors.length > 0)
+    return [...new Set(e.errors.map(reasonOf))].join('; ');
+  if (e instanceof Error) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (e.message) return e.message;
+    return code ?? e.name;
+  }
+  return String(e);
+}
+
+/** What a running plugin is doing. */
+export type LoopState = 'starting' | 'delivering' | 'idle' | 'retrying' | 'blocked' | 'stopped';
+
+/** Live delivery figures of a running plugin (counters since the server started). */
+export interface LoopStats {
+  readonly state: LoopState;
+  /** Lowest position not yet acknowledged. */
+  readonly cursor: number;
+  /** Failed attempts of the event at the cursor. */
+  readonly attempts: number;
+  readonly delivered: number;
+  readonly retries: number;
+  readonly dead_lettered: number;
+  readonly last_error?: CursorRecord['last_error'];
+  readonly last_delivered_at?: string;
+  readonly next_retry_at?: string;
+}
+
+/** Outcome of `plugin retry` on a running plugin. */
+export interface RetryOutcome {
+  readonly retried: number;
+  readonly delivered: number;
+  readonly failed: number;
+}
+
+/** The running delivery host as the admin operations see it (see registry.ts). */
+export interface HostHandle {
+  /** Stop the plugins' loops, run `change` (which writes config/cursors), then restart them. */
+  reconfigure<T>(names: readonly string[], change: () => Promise<T>): Promise<T>;
+  stats(name: string): LoopStats | undefined;
+  /** Retry the dead letters now; undefined when the plugin is not running (disabled). */
+  retry(name: string): Promise<RetryOutcome> | undefined;
+}

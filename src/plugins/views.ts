@@ -1,0 +1,128 @@
+/**
+ * The read side of plugin administration: configuration as shown (secrets masked), delivery status
+ * (stored cursor and dead letters, plus the live figures of the running host), and dead letters.
+ */
+import { err } from '../core/errors.js';
+import type { EventStore } from '../store/index.js';
+import { hostFor } from './registry.js';
+import {
+  countDeadLetters,
+  listConfigs,
+  listDeadLetters,
+  readConfig,
+  readCursor,
+  readMappings,
+} from './repository.js';
+import { describeTarget, maskedSettings, pluginKind } from './settings.js';
+import type {
+  CursorRecord,
+  DeadLetter,
+  DeliveryOptions,
+  LoopStats,
+  Mappings,
+  PluginConfig,
+  PluginKind,
+} from './types.js';
+
+/** A plugin as shown to people and API clients: secrets masked. */
+export interface PluginView {
+  readonly name: string;
+  readonly kind: PluginKind;
+  readonly enabled: boolean;
+  readonly target: string;
+  readonly settings: Record<string, unknown>;
+  readonly delivery: DeliveryOptions;
+  readonly created_at: string;
+  readonly updated_at: string;
+}
+
+export interface PluginStatus {
+  readonly name: string;
+  readonly kind: PluginKind;
+  readonly enabled: boolean;
+  readonly target: string;
+  /** `disabled`, `not running` (no server), or what the running loop does. */
+  readonly state: string;
+  /** Lowest position not yet acknowledged. */
+  readonly cursor: number;
+  /** Last position in the store. */
+  readonly head: number;
+  /** Events committed but not yet acknowledged by the sink. */
+  readonly lag: number;
+  readonly attempts: number;
+  readonly delivered: number;
+  readonly retries: number;
+  readonly dead_letters: number;
+  readonly last_error?: CursorRecord['last_error'];
+  readonly last_delivered_at?: string;
+  readonly next_retry_at?: string;
+}
+
+export const viewOf = (c: PluginConfig): PluginView => ({
+  name: c.name,
+  kind: c.kind,
+  enabled: c.enabled,
+  target: describeTarget(c),
+  settings: maskedSettings(c),
+  delivery: c.delivery,
+  created_at: c.created_at,
+  updated_at: c.updated_at,
+});
+
+export async function requireConfig(store: EventStore, name: string): Promise<PluginConfig> {
+  const c = await readConfig(store, name);
+  if (!c) throw err('EDBX_ERR_PLUGIN_NOT_FOUND', { name });
+  return c;
+}
+
+export async function listPlugins(store: EventStore): Promise<{ plugins: PluginView[]; mappings: Mappings }> {
+  return { plugins: (await listConfigs(store)).map(viewOf), mappings: await readMappings(store) };
+}
+
+export async function pluginStatus(
+  store: EventStore,
+): Promise<{ plugins: PluginStatus[]; running: boolean }> {
+  const host = hostFor(store);
+  const head = store.size;
+  const out: PluginStatus[] = [];
+  for (const c of await listConfigs(store)) {
+    const stored = await readCursor(store, c.name);
+    const live: LoopStats | undefined = host?.stats(c.name);
+    const cursor = live?.cursor ?? stored?.position ?? 1;
+    const lastError = live?.last_error ?? stored?.last_error;
+    out.push({
+      name: c.name,
+      kind: c.kind,
+      enabled: c.enabled,
+      target: describeTarget(c),
+      state: !c.enabled ? 'disabled' : !host ? 'not running' : (live?.state ?? 'stopped'),
+      cursor,
+      head,
+      lag: Math.max(0, head - (cursor - 1)),
+      attempts: live?.attempts ?? 0,
+      delivered: live?.delivered ?? 0,
+      retries: live?.retries ?? 0,
+      dead_letters: await countDeadLetters(store, c.name),
+      ...(lastError ? { last_error: lastError } : {}),
+      ...(live?.last_delivered_at ? { last_delivered_at: live.last_delivered_at } : {}),
+      ...(live?.next_retry_at && live.state !== 'idle' && live.state !== 'delivering'
+        ? { next_retry_at: live.next_retry_at }
+        : {}),
+    });
+  }
+  return { plugins: out, running: host !== undefined };
+}
+
+export async function deadLetters(
+  store: EventStore,
+  nameArg: unknown,
+  take?: number,
+): Promise<{ plugin: string; total: number; dead_letters: DeadLetter[] }> {
+  const name = pluginKind(nameArg);
+  await requireConfig(store, name);
+  return {
+    plugin: name,
+    total: await countDeadLetters(store, name),
+    dead_letters: await listDeadLetters(store, name, take),
+  };
+}
