@@ -479,9 +479,34 @@ export class EventStore {
     })) {
       refs.push(K.decodeRef(v.subarray(32)));
     }
-    const out: EventRecord[] = [];
-    for (const r of refs) out.push(await this.#eventAt(r.type, r.id, r.version));
-    return out;
+    if (refs.length === 0) return [];
+    // One batched read per keyspace: archived aggregates keep their events in the archive keyspace.
+    const distinct = [...new Map(refs.map((r) => [aggKey(r.type, r.id), [r.type, r.id] as const])).values()];
+    const metas = await this.#loadLive(distinct);
+    const archived = new Set(
+      distinct.filter((_, i) => metas[i]?.meta.archived).map(([t, i]) => aggKey(t, i)),
+    );
+    const spaceOf = (r: K.EventRef): Space => (archived.has(aggKey(r.type, r.id)) ? 'archive' : 'main');
+    const out: Array<EventRecord | undefined> = new Array(refs.length);
+    for (const space of ['main', 'archive'] as const) {
+      const idx = refs.flatMap((r, i) => (spaceOf(r) === space ? [i] : []));
+      if (idx.length === 0) continue;
+      const values = await this.engine.getMany(
+        space,
+        idx.map((i) => K.eventKey(refs[i]!.type, refs[i]!.id, refs[i]!.version)),
+      );
+      idx.forEach((i, j) => {
+        const r = refs[i]!;
+        const v = values[j];
+        if (!v)
+          throw err('EDBX_ERR_INTEGRITY', {
+            where: `ledger position ${from + i}`,
+            reason: `event ${r.type}/${r.id}@${r.version} is missing`,
+          });
+        out[i] = openJson<EventRecord>(this.env.codec, v, `event ${r.type}/${r.id}@${r.version}`);
+      });
+    }
+    return out as EventRecord[];
   }
 
   /** The audit log (archive, restore, and later security events), oldest first. */
