@@ -376,9 +376,9 @@ export function storeContract(name: string, factory: EngineFactory): void {
       const view = await store.aggregate('patient', 'p-1');
       expect(view).toMatchObject({ archived: true, version: 5, state: { i: '4' } });
       expect((await store.events('patient', 'p-1')).length).toBe(5);
-      const log = await store.readLog(1, 100);
-      expect(log.map((e) => e.position)).toEqual(Array.from({ length: store.size }, (_, i) => i + 1));
-      expect(log.filter((e) => e.aggregate_id === 'p-1').length).toBe(5);
+      const positions = await store.readLog(1, 100);
+      expect(positions.map((e) => e.position)).toEqual(Array.from({ length: store.size }, (_, i) => i + 1));
+      expect(positions.filter((e) => e.aggregate_id === 'p-1').length).toBe(5);
       expect((await verifyAggregate(store, 'patient', 'p-1')).ok).toBe(true);
       expect((await eventInclusionProof(store, 'patient', 'p-1', 2)).root).toBe(view.merkle_root);
       expect((await store.list()).map((a) => [a.aggregate_id, a.archived])).toEqual([
