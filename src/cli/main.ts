@@ -156,10 +156,14 @@ function addFlags(cmd: Command, flags: readonly Flag[]): Command {
     if (f.required) o.makeOptionMandatory();
     cmd.addOption(o);
   }
-  return cmd.option('--json', 'print JSON for scripts');
+  return withConfig(cmd.option('--json', 'print JSON for scripts'));
 }
 
-const globalConfig = (cmd: Command) => cmd.optsWithGlobals().config as string | undefined;
+/** `--config` is accepted before the command (program option) and after it (every command). */
+const CONFIG_HELP = 'configuration file (default ./.eventdbx.json or $EVENTDBX_CONFIG)';
+const withConfig = (cmd: Command): Command => cmd.option('--config <path>', CONFIG_HELP);
+const globalConfig = (cmd: Command) =>
+  (cmd.opts().config ?? cmd.optsWithGlobals().config) as string | undefined;
 
 function opCommand(parent: Command, spec: CommandSpec): void {
   const command = parent.command(spec.name).description(spec.help);
@@ -176,7 +180,7 @@ function opCommand(parent: Command, spec: CommandSpec): void {
 
 function serverCommands(program: Command): void {
   const startFlags = (c: Command) =>
-    c
+    withConfig(c)
       .option('--port <u16>', 'HTTP port (default: config, else 7070)')
       .option('--data-dir <path>', 'data directory (default: config, else ./.eventdbx)')
       .option('--foreground', 'run in this terminal instead of as a daemon')
@@ -200,6 +204,7 @@ function serverCommands(program: Command): void {
   ).action((o, c: Command) => lifecycle('restart', o, c));
   program
     .command('destroy')
+    .option('--config <path>', CONFIG_HELP)
     .description('remove the PID file, data directory and configuration file')
     .option('--yes', 'do not ask for confirmation')
     .action((o, c: Command) => lifecycle('destroy', o, c));
@@ -209,6 +214,7 @@ function build(): Command {
   const program = new Command('eventdbx')
     .description('EventDBX: an event-sourced, write-side database')
     .version(VERSION, '-V, --version')
+    .enablePositionalOptions()
     .option('--config <path>', 'configuration file (default ./.eventdbx.json or $EVENTDBX_CONFIG)')
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride()

@@ -1,0 +1,185 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type Project, project, run } from './helpers/cli.js';
+
+describe('CLI: aggregate and config commands on the data dir (no server)', () => {
+  let p: Project;
+  const json = async (args: string[]) => {
+    const r = await p.cli([...args, '--json']);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    return JSON.parse(r.stdout);
+  };
+  const A = ['--aggregate', 'patient', '--aggregate-id', 'p-001'];
+
+  beforeAll(async () => {
+    p = await project();
+  });
+  afterAll(async () => p?.cleanup());
+
+  it('refuses to run without a configuration, and the first config needs both keys', async () => {
+    const fresh = await project({ configure: false });
+    try {
+      const r = await fresh.cli(['aggregate', 'list']);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toMatch(/EDBX_ERR_CONFIG_MISSING/);
+      const c = await fresh.cli(['config', '--master-key', 'only-one']);
+      expect(c.code).toBe(1);
+      expect(c.stderr).toMatch(/EDBX_ERR_CONFIG_KEYS_REQUIRED/);
+    } finally {
+      await fresh.cleanup();
+    }
+  });
+
+  it('apply, get (now and at a version), replay, list, verify, with --json', async () => {
+    const e1 = (
+      await json([
+        'aggregate',
+        'apply',
+        ...A,
+        '--event',
+        'patient-added',
+        '--field',
+        'name=Jane Doe',
+        '--field',
+        'note=a=b',
+      ])
+    ).event;
+    expect(e1).toMatchObject({
+      version: 1,
+      payload: { name: 'Jane Doe', note: 'a=b' },
+      metadata: { issued_by: { group: 'local' } },
+    });
+    await json([
+      'aggregate',
+      'apply',
+      ...A,
+      '--event',
+      'patient-updated',
+      '--field',
+      'status=inactive',
+      '--expected-version',
+      '1',
+    ]);
+    expect((await json(['aggregate', 'get', ...A])).aggregate.state).toEqual({
+      name: 'Jane Doe',
+      note: 'a=b',
+      status: 'inactive',
+    });
+    // --version belongs to `get`, not to the program (regression: it printed the program version)
+    expect((await json(['aggregate', 'get', ...A, '--version', '1'])).aggregate).toMatchObject({
+      version: 1,
+      state: { name: 'Jane Doe', note: 'a=b' },
+    });
+    expect(
+      (await json(['aggregate', 'replay', ...A, '--skip', '1'])).events.map(
+        (e: { version: number }) => e.version,
+      ),
+    ).toEqual([2]);
+    expect((await json(['aggregate', 'list'])).aggregates).toEqual([
+      expect.objectContaining({ aggregate_id: 'p-001', version: 2, archived: false }),
+    ]);
+    expect((await json(['aggregate', 'verify', ...A])).report).toMatchObject({ ok: true, version: 2 });
+    expect((await json(['aggregate', 'verify'])).all).toMatchObject({ ok: true, aggregates: 1 });
+  });
+
+  it('snapshot, archive (appends refused), restore, all audited', async () => {
+    expect((await json(['aggregate', 'snapshot', ...A, '--comment', 'checkpoint'])).snapshot).toMatchObject({
+      version: 2,
+      comment: 'checkpoint',
+    });
+    await json(['aggregate', 'archive', ...A, '--comment', 'discharged']);
+    const refused = await p.cli(['aggregate', 'apply', ...A, '--event', 'patient-updated', '--field', 'x=1']);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toMatch(/EDBX_ERR_AGGREGATE_ARCHIVED/);
+    expect((await json(['aggregate', 'list'])).aggregates[0].archived).toBe(true);
+    expect((await json(['aggregate', 'get', ...A])).aggregate.state.status).toBe('inactive');
+    await json(['aggregate', 'restore', ...A, '--comment', 'readmitted']);
+    const audit = (await json(['audit', 'list'])).entries.map(
+      (e: { event_type: string; payload: { comment?: string } }) => [e.event_type, e.payload.comment],
+    );
+    expect(audit).toEqual([
+      ['aggregate-archived', 'discharged'],
+      ['aggregate-restored', 'readmitted'],
+    ]);
+  });
+
+  it('stage and commit across aggregates atomically', async () => {
+    await json([
+      'aggregate',
+      'apply',
+      '--stage',
+      '--aggregate',
+      'order',
+      '--aggregate-id',
+      'o-1',
+      '--event',
+      'placed',
+      '--field',
+      'total=12',
+    ]);
+    await json([
+      'aggregate',
+      'apply',
+      '--stage',
+      '--aggregate',
+      'stock',
+      '--aggregate-id',
+      's-9',
+      '--event',
+      'reserved',
+      '--field',
+      'qty=1',
+    ]);
+    expect((await p.cli(['aggregate', 'get', '--aggregate', 'order', '--aggregate-id', 'o-1'])).code).toBe(1);
+    const committed = (await json(['aggregate', 'commit'])).committed;
+    expect(committed.map((e: { aggregate_type: string }) => e.aggregate_type)).toEqual(['order', 'stock']);
+    const again = await p.cli(['aggregate', 'commit']);
+    expect(again.code).toBe(1);
+    expect(again.stderr).toMatch(/EDBX_ERR_EMPTY_TRANSACTION/);
+  });
+
+  it('bad input: one coded line on stderr, exit 1; usage errors exit 2', async () => {
+    const cases: Array<[string[], number, RegExp]> = [
+      [
+        ['aggregate', 'apply', ...A, '--event', 'x', '--field', 'novalue'],
+        1,
+        /EDBX_ERR_INVALID_ARGUMENT.*--field/,
+      ],
+      [
+        ['aggregate', 'get', '--aggregate', 'patient', '--aggregate-id', 'nobody'],
+        1,
+        /EDBX_ERR_AGGREGATE_NOT_FOUND/,
+      ],
+      [['aggregate', 'get', ...A, '--version', 'abc'], 1, /EDBX_ERR_INVALID_VERSION/],
+      [['aggregate', 'get', ...A, '--version', '99'], 1, /EDBX_ERR_INVALID_VERSION/],
+      [
+        ['aggregate', 'apply', '--aggregate', 'Patient', '--aggregate-id', 'x', '--event', 'e'],
+        1,
+        /EDBX_ERR_INVALID_AGGREGATE_TYPE/,
+      ],
+      [['aggregate', 'get', '--aggregate', 'patient'], 2, /required option '--aggregate-id/],
+      [['aggregate', 'frobnicate'], 2, /unknown command/],
+      [['aggregate', 'list', '--bogus'], 2, /unknown option/],
+    ];
+    for (const [args, code, stderr] of cases) {
+      const r = await p.cli(args);
+      expect(r.code, args.join(' ')).toBe(code);
+      expect(r.stderr).toMatch(stderr);
+      expect(r.stderr).not.toMatch(/\n\s+at /); // never a stack trace
+    }
+  });
+
+  it('accepts --config after the command, prints help with exit 0, and masks secrets', async () => {
+    const r = await run(['aggregate', 'list', '--config', p.configPath, '--json'], {
+      cwd: '/',
+      env: { ...process.env, EVENTDBX_CONFIG: '' },
+    });
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.stdout).aggregates.length).toBeGreaterThan(0);
+    expect((await p.cli(['aggregate', 'apply', '--help'])).code).toBe(0);
+    const shown = await p.cli(['config']);
+    expect(shown.stdout).toContain('********');
+    expect(shown.stdout).not.toContain('test-master');
+    expect(shown.stdout).not.toContain('test-dek');
+  });
+});
