@@ -143,7 +143,7 @@ describe('CLI: aggregate and config commands on the data dir (no server)', () =>
       [
         ['aggregate', 'apply', ...A, '--event', 'x', '--field', 'novalue'],
         1,
-        /EDBX_ERR_INVALID_ARGUMENT.*--field/,
+        /--field.*EDBX_ERR_INVALID_ARGUMENT/,
       ],
       [
         ['aggregate', 'get', '--aggregate', 'patient', '--aggregate-id', 'nobody'],
