@@ -1,4 +1,5 @@
 /** Opening the store for a CLI command, and the local identity of CLI writes made without a token. */
+import { mkdir } from 'node:fs/promises';
 import os from 'node:os';
 import { err } from '../core/errors.js';
 import type { IssuedBy } from '../core/event.js';
@@ -28,6 +29,8 @@ export async function requireConfig(configFile?: string): Promise<Config> {
 
 /** Open the store in this process (no server runs); schemas apply in the default mode. */
 export async function openLocalStore(config: Config): Promise<SecureStore> {
+  // Owner-only, like `start` makes it: the clear keys (aggregate ids, versions) are not for other users.
+  await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
   const secure = await openSecureStore(
     createEngine('rocksdb', config.dataDir),
     { masterKey: config.masterKey, dek: config.dek },

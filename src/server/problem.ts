@@ -45,6 +45,13 @@ function fromFastify(e: FastifyError): EventDbxError {
       return err('EDBX_ERR_BODY_TOO_LARGE', { limit: 'the configured limit' });
     case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
       return err('EDBX_ERR_UNSUPPORTED_MEDIA_TYPE');
+    case 'FST_ERR_BAD_URL':
+    case 'FST_ERR_MAX_PARAM_LENGTH':
+      return err('EDBX_ERR_INVALID_ARGUMENT', {
+        name: 'URL',
+        value: '',
+        reason: 'a path segment is not valid percent-encoding or is too long',
+      });
     case 'FST_ERR_CTP_EMPTY_JSON_BODY':
     case 'FST_ERR_CTP_INVALID_JSON_BODY':
       return err('EDBX_ERR_INVALID_JSON', { reason: e.message });

@@ -10,7 +10,7 @@ const problem = {
   type: 'object',
   properties: { type: str, title: str, status: int, code: str, detail: str, instance: str },
 } as const;
-const errors = {
+export const errors = {
   400: problem,
   401: problem,
   403: problem,

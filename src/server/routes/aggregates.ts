@@ -76,21 +76,26 @@ export async function aggregateRoutes(app: FastifyInstance, ctx: RouteContext): 
     const take = num(req.query, 'take', DEFAULT_PAGE, 1, MAX_PAGE);
     const after = decodeCursor(req.query.cursor, isKeyCursor)?.k;
     const items = [];
-    // Scoped tokens see only the aggregates they may read.
+    // Scoped tokens see only the aggregates they may read; their `skip` counts visible ones only.
+    const scoped = t.scopes.length > 0;
     let cursor = after;
     let skip = num(req.query, 'skip', 0);
     for (;;) {
       const page = await store.list({
-        skip,
+        skip: scoped ? 0 : skip,
         take: take + 1,
         ...(cursor ? { after: cursor } : {}),
         ...(req.query.type ? { type: req.query.type } : {}),
       });
-      skip = 0;
+      if (!scoped) skip = 0;
       for (const a of page) {
-        if (t.scopes.length === 0 || t.scopes.some((s) => scopeCovers(s, a.aggregate_type, a.aggregate_id)))
-          items.push(a);
         cursor = `${a.aggregate_type}/${a.aggregate_id}`;
+        if (scoped && !t.scopes.some((s) => scopeCovers(s, a.aggregate_type, a.aggregate_id))) continue;
+        if (skip > 0) {
+          skip--;
+          continue;
+        }
+        items.push(a);
         if (items.length > take) break;
       }
       if (items.length > take || page.length < take + 1) break;

@@ -4,6 +4,7 @@ import { currentCheckpoint } from '../../store/checkpoints.js';
 import { ledgerConsistencyProof } from '../../store/index.js';
 import type { SecureStore } from '../../store/secure.js';
 import type { RouteContext } from '../app.js';
+import { errors } from '../schemas.js';
 
 const str = { type: 'string' } as const;
 
@@ -31,6 +32,7 @@ export async function checkpointRoutes(
               public_key: str,
             },
           },
+          ...errors,
         },
       },
     },
@@ -45,6 +47,19 @@ export async function checkpointRoutes(
       schema: {
         summary: 'RFC 6962 consistency proof between two sizes of the ledger tree',
         querystring: { type: 'object', properties: { from: str, to: str }, additionalProperties: false },
+        response: {
+          200: {
+            type: 'object',
+            properties: {
+              first: { type: 'integer' },
+              second: { type: 'integer' },
+              first_root: str,
+              second_root: str,
+              consistency_path: { type: 'array', items: str },
+            },
+          },
+          ...errors,
+        },
       },
     },
     async (req) => {

@@ -1,6 +1,7 @@
 /** Health, metrics and the OpenAPI document. */
 import type { FastifyInstance } from 'fastify';
 import type { RouteContext } from '../app.js';
+import { errors } from '../schemas.js';
 
 export async function systemRoutes(app: FastifyInstance, ctx: RouteContext): Promise<void> {
   app.get(
@@ -34,7 +35,16 @@ export async function systemRoutes(app: FastifyInstance, ctx: RouteContext): Pro
 
   app.get(
     '/metrics',
-    { schema: { summary: 'Prometheus metrics (any valid token)', hide: false } },
+    {
+      schema: {
+        summary: 'Prometheus metrics (any valid token)',
+        produces: ['text/plain'],
+        response: {
+          200: { description: 'Prometheus text exposition format', type: 'string' },
+          401: errors[401],
+        },
+      },
+    },
     async (req, reply) => {
       ctx.auth(req.headers.authorization, { write: false });
       const text = await ctx.metrics.registry.metrics();
