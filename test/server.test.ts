@@ -72,4 +72,47 @@ describe('server: Getting Started and the spec cURL examples', () => {
     const state = await api(`${server.url}/v1/aggregates/patient/p-001`, token);
     expect(state.body.state).toEqual({ name: 'Jane Doe', status: 'inactive', comment: 'Archived via API' });
   });
+
+  it('lets group admin manage tokens over HTTP, and no one else', async () => {
+    const made = await api(`${server.url}/v1/tokens`, server.adminToken, {
+      body: { group: 'doctors', user: 'dr-house', expiration: 600, limit: 2, aggregates: ['patient'] },
+    });
+    expect(made.status).toBe(201);
+    expect(made.body).toMatchObject({
+      group: 'doctors',
+      user: 'dr-house',
+      status: 'active',
+      remaining: 2,
+      scopes: ['patient'],
+    });
+    const doctor = made.body.token as string;
+    const listed = await api(`${server.url}/v1/tokens`, server.adminToken);
+    expect(JSON.stringify(listed.body)).not.toContain(doctor);
+    expect(listed.body.tokens.some((t: { id: string }) => t.id === made.body.id)).toBe(true);
+    const denied = await api(`${server.url}/v1/tokens`, doctor);
+    expect(denied.status).toBe(403);
+    expect(denied.body.code).toBe('EDBX_ERR_GROUP_NOT_ALLOWED');
+    const refreshed = await api(`${server.url}/v1/tokens/${made.body.id}/refresh`, server.adminToken, {
+      body: { limit: 5 },
+    });
+    expect(refreshed.body.remaining).toBe(5);
+    const revoked = await api(`${server.url}/v1/tokens/${made.body.id}/revoke`, server.adminToken, {
+      method: 'POST',
+    });
+    expect(revoked.body.status).toBe('revoked');
+    const after = await api(`${server.url}/v1/aggregates`, doctor);
+    expect(after.body.code).toBe('EDBX_ERR_TOKEN_REVOKED');
+    const audit = await p.cli(['audit', 'list', '--json']);
+    const actions = JSON.parse(audit.stdout).entries.map((e: { event_type: string }) => e.event_type);
+    expect(actions).toEqual(expect.arrayContaining(['token-generated', 'token-refreshed', 'token-revoked']));
+  });
+
+  it('answers 415 for a body that is not JSON', async () => {
+    const r = await api(`${server.url}/v1/aggregates/patient/p-001/events`, server.adminToken, {
+      body: 'event_type=x',
+      headers: { 'content-type': 'text/plain' },
+    });
+    expect(r.status).toBe(415);
+    expect(r.body.code).toBe('EDBX_ERR_UNSUPPORTED_MEDIA_TYPE');
+  });
 });

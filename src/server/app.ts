@@ -71,6 +71,8 @@ export async function buildServer(
     auth: (header, access) => authenticate(options.store, header, access),
     draining: () => draining,
   };
+  // JSON only: without this, fastify would accept text/plain bodies and fail them as 400 later.
+  app.removeContentTypeParser('text/plain');
   app.setErrorHandler(errorHandler);
   app.setNotFoundHandler(notFoundHandler);
   metrics.instrument(app);

@@ -9,6 +9,7 @@ import { checkpointRoutes } from './routes/checkpoint.js';
 import { pluginFeature } from './routes/plugins.js';
 import { schemaFeature } from './routes/schemas.js';
 import { streamFeature } from './routes/stream.js';
+import { tokenFeature } from './routes/tokens.js';
 
 export interface FeatureLogger {
   info(obj: object, msg?: string): void;
@@ -25,6 +26,7 @@ export interface Feature {
 
 export const FEATURES: readonly Feature[] = [
   { name: 'checkpoint', routes: (app, ctx, secure) => checkpointRoutes(app, ctx, secure) },
+  tokenFeature,
   schemaFeature,
   pluginFeature,
   streamFeature,

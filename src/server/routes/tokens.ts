@@ -1,0 +1,137 @@
+/** Token management over HTTP for group `admin` (the same operations as `eventdbx token …`). */
+import type { FastifyInstance } from 'fastify';
+import { createToken, listTokens, refreshToken, revokeToken } from '../../store/tokens.js';
+import type { Feature } from '../features.js';
+import { errors } from '../schemas.js';
+
+const str = { type: 'string' } as const;
+const int = { type: 'integer', minimum: 1 } as const;
+const tokenView = {
+  type: 'object',
+  properties: {
+    token: { ...str, description: 'the secret, returned once by POST /v1/tokens only' },
+    id: str,
+    group: str,
+    user: str,
+    status: { type: 'string', enum: ['active', 'expired', 'revoked', 'exhausted'] },
+    expires_at: { type: ['string', 'null'] },
+    keep_alive: { type: 'boolean' },
+    limit: { type: ['integer', 'null'] },
+    remaining: { type: ['integer', 'null'] },
+    read_only: { type: 'boolean' },
+    scopes: { type: 'array', items: str },
+    created_at: str,
+    revoked_at: { type: ['string', 'null'] },
+  },
+} as const;
+const idParams = {
+  type: 'object',
+  properties: { id: { ...str, description: 'token id from the list, or the token' } },
+  required: ['id'],
+} as const;
+
+export const tokenFeature: Feature = {
+  name: 'tokens',
+  async routes(app: FastifyInstance, ctx) {
+    const admin = (header: string | undefined, write: boolean) => {
+      const t = ctx.auth(header, { write, admin: true });
+      return { issuedBy: { group: t.group, user: t.user } };
+    };
+    app.get(
+      '/v1/tokens',
+      {
+        schema: {
+          summary: 'List tokens (admin)',
+          response: {
+            200: { type: 'object', properties: { tokens: { type: 'array', items: tokenView } } },
+            ...errors,
+          },
+        },
+      },
+      async (req) => {
+        admin(req.headers.authorization, false);
+        return { tokens: listTokens(ctx.store) };
+      },
+    );
+    app.post<{
+      Body: {
+        group: string;
+        user: string;
+        expiration?: number;
+        limit?: number;
+        keep_alive?: boolean;
+        read_only?: boolean;
+        aggregates?: string[];
+      };
+    }>(
+      '/v1/tokens',
+      {
+        schema: {
+          summary: 'Issue a token for one person (admin); the secret is in the response only',
+          body: {
+            type: 'object',
+            required: ['group', 'user'],
+            additionalProperties: false,
+            properties: {
+              group: str,
+              user: str,
+              expiration: int,
+              limit: int,
+              keep_alive: { type: 'boolean' },
+              read_only: { type: 'boolean' },
+              aggregates: { type: 'array', items: str, maxItems: 100 },
+            },
+          },
+          response: { 201: tokenView, ...errors },
+        },
+      },
+      async (req, reply) => {
+        const wctx = admin(req.headers.authorization, true);
+        const b = req.body;
+        const t = await createToken(
+          ctx.store,
+          {
+            group: b.group,
+            user: b.user,
+            expiration: b.expiration,
+            limit: b.limit,
+            keepAlive: b.keep_alive,
+            readOnly: b.read_only,
+            scopes: b.aggregates,
+          },
+          wctx,
+        );
+        return reply.code(201).send(t);
+      },
+    );
+    app.post<{ Params: { id: string } }>(
+      '/v1/tokens/:id/revoke',
+      {
+        schema: {
+          summary: 'Revoke a token now (admin)',
+          params: idParams,
+          response: { 200: tokenView, ...errors },
+        },
+      },
+      async (req) => revokeToken(ctx.store, req.params.id, admin(req.headers.authorization, true)),
+    );
+    app.post<{ Params: { id: string }; Body: { expiration?: number; limit?: number } }>(
+      '/v1/tokens/:id/refresh',
+      {
+        schema: {
+          summary: 'Extend the lifetime and/or write allowance of a token (admin)',
+          params: idParams,
+          body: { type: 'object', additionalProperties: false, properties: { expiration: int, limit: int } },
+          response: { 200: tokenView, ...errors },
+        },
+      },
+      async (req) =>
+        refreshToken(
+          ctx.store,
+          req.params.id,
+          { expiration: req.body?.expiration, limit: req.body?.limit },
+          admin(req.headers.authorization, true),
+        ),
+    );
+  },
+};
