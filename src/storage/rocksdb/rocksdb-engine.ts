@@ -44,7 +44,9 @@ function openOptions(cacheSize: number): rocks.OpenOptions {
     createIfMissing: true,
     // Column options at the top level would only build an unused cache for the default CF template.
     cacheSize: 0,
-    walCompression: true,
+    // Values holding user data are AES-GCM sealed and do not compress: compressing the WAL would only
+    // cost CPU on the write path (the binding writes batches on the JS thread).
+    walCompression: false,
     // infoLogLevel is left unset: the binding then installs a null logger, so no LOG files pile up in
     // the data dir (the CLI opens the store once per command).
     columns: {
