@@ -24,18 +24,9 @@ import {
   schemaHistory,
 } from '../src/store/schemas.js';
 
-const jane = { issuedBy: { group: 'admin', user: 'jane' } };
+import { expectCode } from './helpers/expect.js';
 
-async function expectCode(p: Promise<unknown> | (() => unknown), code: string): Promise<EventDbxError> {
-  try {
-    await (typeof p === 'function' ? p() : p);
-  } catch (e) {
-    if (!isEventDbxError(e)) throw e;
-    expect(e.code).toBe(code);
-    return e;
-  }
-  throw new Error(`expected ${code}, but it succeeded`);
-}
+const jane = { issuedBy: { group: 'admin', user: 'jane' } };
 
 const ev = (event_type: string, payload: Record<string, string>, id = 'p-001', type = 'patient') => ({
   aggregate_type: type,

@@ -4,6 +4,7 @@
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { expectCode } from '../helpers/expect.js';
 import { EventDbxError, type ErrorCode } from '../../src/core/errors.js';
 import {
   prefixEnd,
@@ -45,18 +46,10 @@ const show = (entries: readonly (readonly [Buffer, Buffer])[]): string[] =>
   entries.map(([k, v]) => `${hex(k)}=${hex(v)}`);
 
 /** Assert that `fn` throws or rejects with the registry code. */
-export async function expectCode(fn: () => unknown, code: ErrorCode): Promise<void> {
-  let caught: unknown;
-  try {
-    await fn();
-  } catch (e) {
-    caught = e;
-  }
-  expect(caught, `expected ${code}`).toBeInstanceOf(EventDbxError);
-  expect((caught as EventDbxError).code).toBe(code);
-}
 
 /** The reference model of one keyspace: a Map plus sorting on demand. */
+export { expectCode };
+
 export class ModelSpace {
   readonly #entries = new Map<string, Buffer>();
 

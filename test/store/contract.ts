@@ -8,6 +8,7 @@ import { type EventDbxError, isEventDbxError } from '../../src/core/errors.js';
 import { leafDataOf } from '../../src/core/event.js';
 import { leafHash, verifyConsistency, verifyInclusion } from '../../src/core/merkle/index.js';
 import type { StorageEngine } from '../../src/storage/engine.js';
+import { expectCode } from '../helpers/expect.js';
 import * as K from '../../src/store/keys.js';
 import {
   AUDIT_ID,
@@ -26,6 +27,8 @@ import {
   verifyAll,
 } from '../../src/store/index.js';
 
+export { expectCode };
+
 export type EngineFactory = () => Promise<{
   engine: StorageEngine;
   reopen?: () => StorageEngine;
@@ -40,20 +43,6 @@ const ev = (id: string, event_type: string, payload: Record<string, unknown>, ex
   payload,
   ...extra,
 });
-
-export async function expectCode(
-  p: Promise<unknown> | (() => unknown),
-  code: string,
-): Promise<EventDbxError> {
-  try {
-    await (typeof p === 'function' ? p() : p);
-  } catch (e) {
-    if (!isEventDbxError(e)) throw e;
-    expect(e.code).toBe(code);
-    return e;
-  }
-  throw new Error(`expected ${code}, but it succeeded`);
-}
 
 export function storeContract(name: string, factory: EngineFactory): void {
   describe(`event store on ${name}`, () => {
