@@ -1,4 +1,359 @@
-/** The stream feature of the server (routes and background work). */
-import type { Feature } from '../features.js';
+/**
+ * The event stream: `GET /v1/events/stream?from=<position>[&aggregate=<type>]` as Server-Sent Events.
+ *
+ * Each connection catches up from the store-wide log (`readLog`, in pages), then follows commits
+ * (`onCommit`). One cursor, `next` (the next position to examine), decides what is sent: live records
+ * are used only when they start exactly at `next`, and anything else is read from the log, so the
+ * catch-up/live boundary can neither skip nor repeat a position. The live buffer is bounded; a slow
+ * reader loses only the buffer and catches up from the log again.
+ *
+ * Event ids are positions, so `Last-Event-ID` resumes. The token's read scopes apply per event;
+ * system aggregates ('$…') are never streamed. Heartbeats are comment lines; they also re-check the
+ * token (a revoked or expired token ends the stream) and carry the resume point past filtered events.
+ */
+import type { ServerResponse } from 'node:http';
+import type { FastifyInstance } from 'fastify';
+import { Counter, Gauge } from 'prom-client';
+import { type EventDbxError, err, toEventDbxError } from '../../core/errors.js';
+import type { EventRecord } from '../../core/event.js';
+import { aggregateType, wholeNumber } from '../../core/names.js';
+import { type TokenRecord, authorize, scopeCovers } from '../../core/tokens.js';
+import {
+  PATHS,
+  SSE_CONTENT_TYPE,
+  STREAM_ERROR,
+  STREAM_EVENT,
+  formatComment,
+  formatSse,
+} from '../../protocol/index.js';
+import type { EventStore } from '../../store/index.js';
+import type { RouteContext } from '../app.js';
+import type { Feature, FeatureLogger } from '../features.js';
+import { toProblem } from '../problem.js';
+import { errors } from '../schemas.js';
 
-export const streamFeature: Feature = { name: 'stream' };
+/** Log entries read per catch-up step. */
+const PAGE = 512;
+/** Live records buffered per connection before it falls back to reading the log. */
+const MAX_PENDING = 8192;
+/** Client reconnect delay advertised with `retry:`. */
+const RETRY_MS = 1000;
+
+/** SSE blocks of live records, shared by every connection that sends them (records are shared too). */
+const blocks = new WeakMap<EventRecord, string>();
+const blockOf = (r: EventRecord): string => {
+  let b = blocks.get(r);
+  if (b === undefined) {
+    b = formatSse({ id: r.position, event: STREAM_EVENT, data: JSON.stringify(r) });
+    blocks.set(r, b);
+  }
+  return b;
+};
+
+const heartbeatMs = (): number => {
+  const v = Number(process.env.EVENTDBX_STREAM_HEARTBEAT_MS);
+  return Number.isSafeInteger(v) && v > 0 ? v : 15_000;
+};
+
+interface Filter {
+  readonly aggregate: string | undefined;
+}
+
+class StreamConnection {
+  #next: number;
+  /** The last position the client was told about (event or id-only block). */
+  #told: number;
+  #pending: EventRecord[] = [];
+  #head = 0;
+  #pumping = false;
+  #scheduled = false;
+  #closed = false;
+  #token: TokenRecord;
+  #unsubscribe: () => void = () => {};
+  #timer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly store: EventStore,
+    private readonly res: ServerResponse,
+    token: TokenRecord,
+    private readonly filter: Filter,
+    from: number,
+    private readonly log: FeatureLogger,
+    private readonly onClose: (c: StreamConnection) => void,
+    private readonly onOverflow: () => void,
+  ) {
+    this.#token = token;
+    this.#next = from;
+    this.#told = from - 1;
+  }
+
+  start(): void {
+    // Listening first, in the same tick as `from` was computed: no commit can fall in between.
+    this.#unsubscribe = this.store.onCommit(this.#onCommit);
+    this.res.on('close', () => this.close());
+    this.res.on('error', () => this.close());
+    this.res.writeHead(200, {
+      'content-type': `${SSE_CONTENT_TYPE}; charset=utf-8`,
+      'cache-control': 'no-cache, no-transform',
+      'x-accel-buffering': 'no',
+    });
+    this.res.write(formatSse({ retry: RETRY_MS, id: this.#told }));
+    this.#timer = setInterval(() => this.#beat(), heartbeatMs());
+    this.#timer.unref();
+    void this.#pump();
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#unsubscribe();
+    clearInterval(this.#timer);
+    this.#pending = [];
+    this.#head = 0;
+    if (!this.res.writableEnded) this.res.end();
+    this.onClose(this);
+  }
+
+  #onCommit = (records: readonly EventRecord[]): void => {
+    if (this.#closed) return;
+    if (this.#pending.length - this.#head + records.length > MAX_PENDING) {
+      // Too far behind: drop the buffer, the log has it all.
+      this.#pending = [];
+      this.#head = 0;
+      this.onOverflow();
+    } else {
+      for (const r of records) this.#pending.push(r);
+    }
+    // Not inside the writer's commit hook: let the appends it resolves go first.
+    if (!this.#pumping && !this.#scheduled) {
+      this.#scheduled = true;
+      setImmediate(() => {
+        this.#scheduled = false;
+        void this.#pump();
+      });
+    }
+  };
+
+  #visible(r: EventRecord): boolean {
+    if (r.aggregate_type.startsWith('$')) return false;
+    if (this.filter.aggregate !== undefined && r.aggregate_type !== this.filter.aggregate) return false;
+    const scopes = this.#token.scopes;
+    return scopes.length === 0 || scopes.some((s) => scopeCovers(s, r.aggregate_type, r.aggregate_id));
+  }
+
+  /** Format the record at `next` (sent only if visible) and advance. */
+  #take(r: EventRecord): string {
+    if (r.position !== this.#next) {
+      throw err('EDBX_ERR_INTEGRITY', {
+        where: 'ledger',
+        reason: `position ${this.#next} is missing from the log (found ${r.position})`,
+      });
+    }
+    this.#next++;
+    if (!this.#visible(r)) return '';
+    this.#told = r.position;
+    return blockOf(r);
+  }
+
+  async #pump(): Promise<void> {
+    if (this.#pumping || this.#closed) return;
+    this.#pumping = true;
+    try {
+      while (!this.#closed) {
+        let out = '';
+        const p = this.#pending;
+        while (this.#head < p.length && p[this.#head]!.position < this.#next) this.#head++;
+        if (this.#head < p.length && p[this.#head]!.position === this.#next) {
+          while (this.#head < p.length && p[this.#head]!.position === this.#next)
+            out += this.#take(p[this.#head++]!);
+        } else if (this.#next <= this.store.size) {
+          const page = await this.store.readLog(this.#next, PAGE);
+          if (this.#closed) return;
+          if (page.length === 0) {
+            throw err('EDBX_ERR_INTEGRITY', {
+              where: 'ledger',
+              reason: `position ${this.#next} is missing from the log`,
+            });
+          }
+          for (const r of page) if (r.position >= this.#next) out += this.#take(r);
+        } else {
+          break;
+        }
+        if (this.#head === this.#pending.length) {
+          this.#pending = [];
+          this.#head = 0;
+        }
+        if (out && !this.res.write(out)) await this.#drained();
+      }
+    } catch (e) {
+      this.#fail(toEventDbxError(e));
+    } finally {
+      this.#pumping = false;
+    }
+  }
+
+  #drained(): Promise<void> {
+    return new Promise((resolve) => {
+      const done = () => {
+        this.res.off('drain', done);
+        this.res.off('close', done);
+        resolve();
+      };
+      this.res.on('drain', done);
+      this.res.on('close', done);
+    });
+  }
+
+  #beat(): void {
+    if (this.#closed) return;
+    try {
+      const current = this.store.tokens.get(this.#token.hash);
+      if (!current) throw err('EDBX_ERR_TOKEN_UNKNOWN');
+      authorize(current, this.store.env.now(), { write: false });
+      this.#token = current;
+    } catch (e) {
+      this.#fail(toEventDbxError(e));
+      return;
+    }
+    // Filtered-out positions went by: move the client's resume point past them. (Between awaits of
+    // the pump, every position below `next` has been written.)
+    const passed = this.#next - 1;
+    let out = formatComment('heartbeat');
+    if (passed > this.#told) {
+      this.#told = passed;
+      out += formatSse({ id: passed });
+    }
+    this.res.write(out);
+  }
+
+  #fail(e: EventDbxError): void {
+    if (this.#closed) return;
+    if (e.code === 'EDBX_ERR_INTERNAL' || e.code === 'EDBX_ERR_INTEGRITY')
+      this.log.error({ err: e }, 'event stream failed');
+    this.res.write(formatSse({ event: STREAM_ERROR, data: JSON.stringify(toProblem(e, PATHS.stream)) }));
+    this.close();
+  }
+}
+
+/** The open streams of one server. */
+class StreamHub {
+  readonly connections = new Set<StreamConnection>();
+  closeAll(): void {
+    for (const c of [...this.connections]) c.close();
+  }
+}
+
+const hubs = new Set<StreamHub>();
+
+function firstPosition(store: EventStore, query: { from?: string }, lastEventId: unknown): number {
+  if (lastEventId !== undefined) {
+    const raw = Array.isArray(lastEventId) ? lastEventId[0] : lastEventId;
+    const n = wholeNumber(raw);
+    if (n === undefined)
+      throw err('EDBX_ERR_INVALID_ARGUMENT', {
+        name: 'Last-Event-ID',
+        value: raw,
+        reason: 'use the id of the last event received (a position)',
+      });
+    return n + 1;
+  }
+  if (query.from === undefined) return store.size + 1;
+  const n = wholeNumber(query.from);
+  if (n === undefined)
+    throw err('EDBX_ERR_INVALID_ARGUMENT', {
+      name: 'from',
+      value: query.from,
+      reason: 'use a position, a whole number >= 0 (1 = from the first event)',
+    });
+  return Math.max(1, n);
+}
+
+async function streamRoutes(app: FastifyInstance, ctx: RouteContext): Promise<void> {
+  const hub = new StreamHub();
+  hubs.add(hub);
+  const overflows = new Counter({
+    name: 'eventdbx_stream_overflows_total',
+    help: 'live buffers dropped because a subscriber fell behind (it then catches up from the log)',
+    registers: [ctx.metrics.registry],
+  });
+  new Gauge({
+    name: 'eventdbx_stream_subscribers',
+    help: 'open event stream connections',
+    registers: [ctx.metrics.registry],
+    collect() {
+      this.set(hub.connections.size);
+    },
+  });
+  // Streams never finish on their own: end them before the server waits for in-flight requests.
+  app.addHook('preClose', async () => hub.closeAll());
+  app.addHook('onClose', async () => {
+    hub.closeAll();
+    hubs.delete(hub);
+  });
+
+  app.get<{ Querystring: { from?: string; aggregate?: string } }>(
+    PATHS.stream,
+    {
+      schema: {
+        summary: 'Live events as Server-Sent Events: catch up from a position, then follow commits',
+        description:
+          'text/event-stream. Each event: `id: <position>`, `event: event`, `data: <EventRecord JSON>`. ' +
+          'Resume with `Last-Event-ID` (or `from` = last id + 1). Comment heartbeats; an `id:`-only block ' +
+          'moves the resume point. A fatal error is `event: error` with a problem document, then the end.',
+        querystring: {
+          type: 'object',
+          properties: {
+            from: { type: 'string', description: 'first position to deliver (default: only new events)' },
+            aggregate: { type: 'string', description: 'only events of this aggregate type' },
+          },
+          additionalProperties: false,
+        },
+        headers: {
+          type: 'object',
+          properties: { 'last-event-id': { type: 'string', description: 'resume after this position' } },
+        },
+        produces: [SSE_CONTENT_TYPE],
+        response: {
+          200: { description: 'An endless text/event-stream (see above)', type: 'string' },
+          400: errors[400],
+          401: errors[401],
+          403: errors[403],
+        },
+      },
+    },
+    async (req, reply) => {
+      const token = ctx.auth(req.headers.authorization, { write: false });
+      const aggregate = req.query.aggregate === undefined ? undefined : aggregateType(req.query.aggregate);
+      if (
+        aggregate !== undefined &&
+        token.scopes.length > 0 &&
+        !token.scopes.some((s) => s === aggregate || s.startsWith(`${aggregate}/`))
+      ) {
+        throw err('EDBX_ERR_TOKEN_OUT_OF_SCOPE', { id: token.id, aggregate });
+      }
+      const from = firstPosition(ctx.store, req.query, req.headers['last-event-id']);
+      reply.hijack();
+      req.raw.socket.setTimeout(0);
+      const conn = new StreamConnection(
+        ctx.store,
+        reply.raw,
+        token,
+        { aggregate },
+        from,
+        req.log,
+        (c) => hub.connections.delete(c),
+        () => overflows.inc(),
+      );
+      hub.connections.add(conn);
+      conn.start();
+    },
+  );
+}
+
+export const streamFeature: Feature = {
+  name: 'stream',
+  routes: (app, ctx) => streamRoutes(app, ctx),
+  async stop() {
+    for (const h of hubs) h.closeAll();
+  },
+};

@@ -1,0 +1,84 @@
+/**
+ * `client.audit()`: advance a trusted checkpoint only when the server proves that its current history
+ * extends it. Signature first (pinned key), then size and roots, then an RFC 6962 consistency proof
+ * between the two signed roots; the trusted checkpoint is saved only after all of that passed.
+ */
+import type { CheckpointView, ConsistencyProof } from '../protocol/index.js';
+import { EventDbxConfigError, EventDbxVerificationError } from './errors.js';
+import type { CheckpointStore } from './trust.js';
+import { type TreeHead, type VerifiedCheckpoint, checkAdvance, checkCheckpoint, sameKey } from './verify.js';
+
+export interface AuditOptions {
+  /**
+   * With no key pinned (neither the client's `publicKey` nor one saved with a trusted checkpoint),
+   * trust the key the server advertises on this first audit and pin it. Off by default: pin the
+   * output of `eventdbx checkpoint public-key` instead.
+   */
+  readonly trustOnFirstUse?: boolean;
+  readonly signal?: AbortSignal;
+}
+
+export interface AuditResult {
+  /** The checkpoint trusted before this audit (null on the first audit). */
+  readonly previous: TreeHead | null;
+  /** The server's latest checkpoint, now trusted. */
+  readonly current: TreeHead & { readonly timestamp: string; readonly note: string };
+  /** The consistency proof that was checked (empty when none was needed). */
+  readonly consistency_path: readonly string[];
+}
+
+export interface AuditDeps {
+  readonly store: CheckpointStore;
+  readonly publicKey: string | undefined;
+  readonly checkpoint: () => Promise<CheckpointView>;
+  readonly consistency: (from: number, to: number) => Promise<ConsistencyProof>;
+  readonly now: () => Date;
+}
+
+export async function runAudit(d: AuditDeps, o: AuditOptions = {}): Promise<AuditResult> {
+  const saved = await d.store.load();
+  if (saved && d.publicKey && !sameKey(saved.public_key, d.publicKey)) {
+    throw new EventDbxVerificationError(
+      'EDBX_ERR_TRUST_STORE',
+      'the trusted checkpoint was verified with a different key than the pinned `publicKey`',
+    );
+  }
+  const view = await d.checkpoint();
+  let key = d.publicKey ?? saved?.public_key;
+  if (key === undefined) {
+    if (!o.trustOnFirstUse || typeof view.public_key !== 'string') {
+      throw new EventDbxConfigError(
+        'no public key is pinned: pass `publicKey` (the output of `eventdbx checkpoint public-key`) or audit({ trustOnFirstUse: true })',
+      );
+    }
+    key = view.public_key;
+  }
+  let trusted: VerifiedCheckpoint | undefined;
+  if (saved) {
+    try {
+      trusted = checkCheckpoint(saved.note, key);
+    } catch (e) {
+      throw new EventDbxVerificationError(
+        'EDBX_ERR_TRUST_STORE',
+        `the trusted checkpoint no longer verifies: ${(e as Error).message}`,
+        e,
+      );
+    }
+  }
+  const latest = checkCheckpoint(view.note, key, view);
+  let path: readonly string[] = [];
+  let proof: ConsistencyProof | undefined;
+  if (trusted && trusted.size > 0 && latest.size > trusted.size) {
+    proof = await d.consistency(trusted.size, latest.size);
+  }
+  checkAdvance(trusted, latest, proof);
+  if (proof) path = proof.consistency_path;
+  if (!trusted || latest.size > trusted.size || saved?.public_key !== key) {
+    await d.store.save({ note: latest.note, public_key: key, verified_at: d.now().toISOString() });
+  }
+  return {
+    previous: trusted ? { size: trusted.size, root: trusted.root } : null,
+    current: { size: latest.size, root: latest.root, timestamp: latest.timestamp, note: latest.note },
+    consistency_path: [...path],
+  };
+}

@@ -1,0 +1,364 @@
+/**
+ * `EventDbxClient`: typed access to every REST endpoint of an EventDBX server, client-side
+ * verification (`verifyEvent`, `audit`), and live subscriptions. Depends only on the wire protocol
+ * (src/protocol) and the pure Merkle and checkpoint verifiers; works with Node 20's built-in `fetch`.
+ *
+ * @example
+ * import { EventDbxClient } from 'eventdbx/client';
+ * const db = new EventDbxClient({ url: 'http://localhost:7070', token: process.env.EVENTDBX_TOKEN });
+ * const e = await db.append('patient', 'p-001', { event_type: 'patient-added', payload: { name: 'Jane' } });
+ * for await (const ev of db.events('patient', 'p-001')) console.log(ev.version, ev.payload);
+ */
+import { randomUUID } from 'node:crypto';
+import {
+  type AggregatePage,
+  type AggregateSummary,
+  type AggregateView,
+  type AppendBody,
+  type CheckpointView,
+  type ConsistencyProof,
+  type EventPage,
+  type EventRecord,
+  type Health,
+  type InclusionProof,
+  type ListAggregatesQuery,
+  type PageQuery,
+  PATHS,
+  type RecentEvents,
+  type SchemaAlterBody,
+  type SchemaCreateBody,
+  type SchemaDefinition,
+  type SchemaHistory,
+  type SchemaList,
+  type TransactionEvent,
+  type TransactionResult,
+  type VerifyReport,
+} from '../protocol/index.js';
+import { type AuditOptions, type AuditResult, runAudit } from './audit.js';
+import { EventDbxConfigError } from './errors.js';
+import { DEFAULT_RETRY, Transport } from './http.js';
+import { type CallOptions, type ClientOptions, DEFAULT_URL, baseUrl, whole } from './options.js';
+import { type SubscribeOptions, subscribe } from './subscribe.js';
+import { type CheckpointStore, FileCheckpointStore } from './trust.js';
+import { type TreeHead, type VerifiedEvent, checkEventProof } from './verify.js';
+
+export class EventDbxClient {
+  readonly url: string;
+  readonly #t: Transport;
+  readonly #o: ClientOptions;
+  readonly #trust: CheckpointStore | undefined;
+  #audits: Promise<unknown> = Promise.resolve();
+
+  constructor(options: ClientOptions = {}) {
+    this.#o = options;
+    this.url = baseUrl(options.url ?? process.env.EVENTDBX_URL ?? DEFAULT_URL);
+    const retry =
+      options.retry === false ? { ...DEFAULT_RETRY, retries: 0 } : { ...DEFAULT_RETRY, ...options.retry };
+    this.#t = new Transport({
+      url: this.url,
+      token: options.token ?? process.env.EVENTDBX_TOKEN,
+      fetch: options.fetch ?? globalThis.fetch,
+      retry,
+      timeoutMs: options.timeoutMs ?? 0,
+      headers: options.headers ?? {},
+    });
+    this.#trust = typeof options.trust === 'string' ? new FileCheckpointStore(options.trust) : options.trust;
+  }
+
+  async #get<T>(
+    path: string,
+    query?: Record<string, string | number | undefined>,
+    o?: CallOptions,
+  ): Promise<T> {
+    return (await this.#t.request<T>(path, { query, idempotent: true, signal: o?.signal })).body;
+  }
+
+  // ------------------------------------------------------------------ system
+
+  /** `GET /health` (no token needed). */
+  health(o?: CallOptions): Promise<Health> {
+    return this.#get(PATHS.health, undefined, o);
+  }
+
+  /** `GET /metrics`: Prometheus text. */
+  async metrics(o?: CallOptions): Promise<string> {
+    return (await this.#t.request<string>(PATHS.metrics, { idempotent: true, as: 'text', signal: o?.signal }))
+      .body;
+  }
+
+  /** `GET /openapi.json`: this API as OpenAPI 3.1. */
+  openApi(o?: CallOptions): Promise<Record<string, unknown>> {
+    return this.#get(PATHS.openapi, undefined, o);
+  }
+
+  // ------------------------------------------------------------------ aggregates
+
+  /** One page of `GET /v1/aggregates` (scoped tokens see only what they may read). */
+  listAggregates(q: ListAggregatesQuery = {}, o?: CallOptions): Promise<AggregatePage> {
+    return this.#get(PATHS.aggregates, { type: q.type, take: q.take, skip: q.skip, cursor: q.cursor }, o);
+  }
+
+  /**
+   * Every aggregate, following `next_cursor`.
+   *
+   * @example
+   * for await (const a of db.aggregates({ type: 'patient' })) console.log(a.aggregate_id, a.version);
+   */
+  async *aggregates(
+    q: { type?: string; pageSize?: number } & CallOptions = {},
+  ): AsyncGenerator<AggregateSummary> {
+    let cursor: string | undefined;
+    do {
+      const page = await this.listAggregates({ type: q.type, take: q.pageSize, cursor }, q);
+      yield* page.aggregates;
+      cursor = page.next_cursor ?? undefined;
+    } while (cursor !== undefined);
+  }
+
+  /** `GET /v1/aggregates/{type}/{id}`: the current state, or the state at `version`. */
+  getAggregate(type: string, id: string, q: { version?: number } & CallOptions = {}): Promise<AggregateView> {
+    return this.#get(PATHS.aggregate(type, id), { version: q.version }, q);
+  }
+
+  /** One page of `GET …/events`, oldest first. */
+  listEvents(type: string, id: string, q: PageQuery = {}, o?: CallOptions): Promise<EventPage> {
+    return this.#get(PATHS.events(type, id), { take: q.take, skip: q.skip, cursor: q.cursor }, o);
+  }
+
+  /**
+   * Every event of an aggregate from `fromVersion` (default 1), oldest first, fetched in pages.
+   *
+   * @example
+   * for await (const e of db.events('patient', 'p-001', { fromVersion: 10 })) apply(e);
+   */
+  async *events(
+    type: string,
+    id: string,
+    q: { fromVersion?: number; pageSize?: number } & CallOptions = {},
+  ): AsyncGenerator<EventRecord> {
+    const skip = q.fromVersion === undefined ? undefined : whole(q.fromVersion, 'fromVersion', 1) - 1;
+    let page = await this.listEvents(type, id, { take: q.pageSize, skip }, q);
+    yield* page.events;
+    while (page.next_cursor !== null) {
+      page = await this.listEvents(type, id, { take: q.pageSize, cursor: page.next_cursor }, q);
+      yield* page.events;
+    }
+  }
+
+  /** `GET …/events/recent?take=n`: the n newest events, newest first (server default 10). */
+  async recentEvents(type: string, id: string, take?: number, o?: CallOptions): Promise<EventRecord[]> {
+    return [...(await this.#get<RecentEvents>(PATHS.recent(type, id), { take }, o)).events];
+  }
+
+  /** `GET …/events/{version}`. */
+  getEvent(type: string, id: string, version: number, o?: CallOptions): Promise<EventRecord> {
+    return this.#get(PATHS.event(type, id, whole(version, 'version', 1)), undefined, o);
+  }
+
+  /** `GET …/events/{version}/proof`: inclusion in the aggregate tree (current size or `treeSize`). */
+  getEventProof(
+    type: string,
+    id: string,
+    version: number,
+    q: { treeSize?: number } & CallOptions = {},
+  ): Promise<InclusionProof> {
+    return this.#get(PATHS.eventProof(type, id, whole(version, 'version', 1)), { tree_size: q.treeSize }, q);
+  }
+
+  /** `GET …/consistency?from&to`: the aggregate tree at `from` events is a prefix of it at `to`. */
+  getAggregateConsistency(
+    type: string,
+    id: string,
+    from: number,
+    to?: number,
+    o?: CallOptions,
+  ): Promise<ConsistencyProof> {
+    return this.#get(PATHS.consistency(type, id), { from, to }, o);
+  }
+
+  /** `GET …/verify`: the server recomputes the aggregate's tree from its stored events. */
+  verifyAggregate(type: string, id: string, o?: CallOptions): Promise<VerifyReport> {
+    return this.#get(PATHS.verify(type, id), undefined, o);
+  }
+
+  // ------------------------------------------------------------------ writes
+
+  /**
+   * `POST …/events`. With `expected_version`, a concurrent writer makes it fail with
+   * `EDBX_ERR_VERSION_CONFLICT`; with `event_id`, it is idempotent and retried on connection errors.
+   *
+   * @example
+   * await db.append('patient', 'p-001', { event_type: 'patient-updated', payload: { status: 'inactive' },
+   *   expected_version: 4, event_id: 'import-7781' });
+   */
+  async append(type: string, id: string, body: AppendBody, o?: CallOptions): Promise<EventRecord> {
+    const b = this.#withId(body);
+    const res = await this.#t.request<EventRecord>(PATHS.events(type, id), {
+      method: 'POST',
+      body: b,
+      idempotent: b.event_id !== undefined,
+      signal: o?.signal,
+    });
+    return res.body;
+  }
+
+  /**
+   * `POST /v1/transactions`: append to several aggregates atomically (all or none). Retried only
+   * when every event carries an `event_id`.
+   */
+  async transaction(events: readonly TransactionEvent[], o?: CallOptions): Promise<EventRecord[]> {
+    const body = { events: events.map((e) => this.#withId(e)) };
+    const res = await this.#t.request<TransactionResult>(PATHS.transactions, {
+      method: 'POST',
+      body,
+      idempotent: body.events.every((e) => e.event_id !== undefined),
+      signal: o?.signal,
+    });
+    return [...res.body.events];
+  }
+
+  #withId<T extends AppendBody>(b: T): T {
+    return this.#o.generateEventIds && b.event_id === undefined ? { ...b, event_id: randomUUID() } : b;
+  }
+
+  // ------------------------------------------------------------------ schemas
+
+  /** `GET /v1/schemas`: the current version of every schema. */
+  async listSchemas(o?: CallOptions): Promise<SchemaDefinition[]> {
+    return [...(await this.#get<SchemaList>(PATHS.schemas, undefined, o)).schemas];
+  }
+
+  /** `GET /v1/schemas/{aggregate}` (`EDBX_ERR_SCHEMA_NOT_FOUND` when it has none). */
+  getSchema(aggregate: string, o?: CallOptions): Promise<SchemaDefinition> {
+    return this.#get(PATHS.schema(aggregate), undefined, o);
+  }
+
+  /** `GET /v1/schemas/{aggregate}/history`: every version, oldest first. */
+  async getSchemaHistory(aggregate: string, o?: CallOptions): Promise<SchemaDefinition[]> {
+    return [...(await this.#get<SchemaHistory>(PATHS.schemaHistory(aggregate), undefined, o)).versions];
+  }
+
+  /** `POST /v1/schemas` (admin token), like `schema create`. Not retried. */
+  createSchema(body: SchemaCreateBody, o?: CallOptions): Promise<SchemaDefinition> {
+    return this.#send('POST', PATHS.schemas, body, o);
+  }
+
+  /** `POST /v1/schemas/{aggregate}/events` (admin token), like `schema add`. Not retried. */
+  addSchemaEvents(aggregate: string, events: readonly string[], o?: CallOptions): Promise<SchemaDefinition> {
+    return this.#send('POST', PATHS.schemaEvents(aggregate), { events }, o);
+  }
+
+  /** `PATCH /v1/schemas/{aggregate}` (admin token), like `schema alter`. Not retried. */
+  alterSchema(aggregate: string, body: SchemaAlterBody, o?: CallOptions): Promise<SchemaDefinition> {
+    return this.#send('PATCH', PATHS.schema(aggregate), body, o);
+  }
+
+  /** `DELETE /v1/schemas/{aggregate}/events/{event}` (admin token), like `schema remove`. Not retried. */
+  removeSchemaEvent(aggregate: string, event: string, o?: CallOptions): Promise<SchemaDefinition> {
+    return this.#send('DELETE', PATHS.schemaEvent(aggregate, event), undefined, o);
+  }
+
+  async #send<T>(
+    method: 'POST' | 'PATCH' | 'DELETE',
+    path: string,
+    body: unknown,
+    o?: CallOptions,
+  ): Promise<T> {
+    return (await this.#t.request<T>(path, { method, body, idempotent: false, signal: o?.signal })).body;
+  }
+
+  // ------------------------------------------------------------------ ledger and verification
+
+  /** `GET /v1/checkpoint`: the latest signed checkpoint, unverified (see `audit()`). */
+  getCheckpoint(o?: CallOptions): Promise<CheckpointView> {
+    return this.#get(PATHS.checkpoint, undefined, o);
+  }
+
+  /** `GET /v1/ledger/consistency?from&to`: the ledger at `from` events is a prefix of it at `to`. */
+  getLedgerConsistency(from: number, to?: number, o?: CallOptions): Promise<ConsistencyProof> {
+    return this.#get(PATHS.ledgerConsistency, { from, to }, o);
+  }
+
+  /**
+   * Verify one event without trusting the server: recompute its leaf hash from its content, check its
+   * inclusion proof against the aggregate's root (the current one, or `tree` when you hold a root you
+   * trust), and check that its `merkle_root` is a prefix root of that tree. Throws
+   * `EventDbxVerificationError` (`EDBX_ERR_PROOF_INVALID`) when anything does not add up.
+   *
+   * @example
+   * const { event, tree } = await db.verifyEvent('patient', 'p-001', 3);
+   */
+  async verifyEvent(
+    type: string,
+    id: string,
+    version: number,
+    q: { tree?: TreeHead } & CallOptions = {},
+  ): Promise<VerifiedEvent> {
+    whole(version, 'version', 1);
+    let tree = q.tree;
+    if (!tree) {
+      const view = await this.getAggregate(type, id, q);
+      tree = { size: view.version, root: view.merkle_root };
+    }
+    const size = tree.size;
+    const [event, proof, consistency] = await Promise.all([
+      this.getEvent(type, id, version, q),
+      version <= size
+        ? this.getEventProof(type, id, version, { treeSize: size, signal: q.signal })
+        : undefined,
+      version < size ? this.getAggregateConsistency(type, id, version, size, q) : undefined,
+    ]);
+    return checkEventProof({ type, id, version, event, proof, tree, consistency });
+  }
+
+  /**
+   * Audit the ledger: fetch the latest signed checkpoint, check its signature with the pinned key,
+   * prove by a consistency proof that it extends the last trusted checkpoint, and only then save it as
+   * trusted. A truncated or rewritten history, a bad signature or a bad proof throws
+   * `EventDbxVerificationError`; the trusted checkpoint is then left as it was.
+   *
+   * @example
+   * const db = new EventDbxClient({ publicKey: pem, trust: './eventdbx-trusted.json' });
+   * const { previous, current } = await db.audit();
+   */
+  audit(o: AuditOptions = {}): Promise<AuditResult> {
+    const store = this.#trust;
+    if (!store)
+      return Promise.reject(
+        new EventDbxConfigError(
+          'audit() needs a trusted-checkpoint store: pass `trust` (a file path or a CheckpointStore)',
+        ),
+      );
+    const run = () =>
+      runAudit(
+        {
+          store,
+          publicKey: this.#o.publicKey,
+          checkpoint: () => this.getCheckpoint(o),
+          consistency: (from, to) => this.getLedgerConsistency(from, to, o),
+          now: () => new Date(),
+        },
+        o,
+      );
+    // One audit at a time per client, so the trusted checkpoint only moves forward.
+    const result = this.#audits.then(run, run);
+    this.#audits = result.catch(() => {});
+    return result;
+  }
+
+  // ------------------------------------------------------------------ stream
+
+  /**
+   * Live events in position order: catch up from `from`, then follow new commits, reconnecting and
+   * resuming on its own; each event is yielded exactly once. Break out of the loop or abort `signal`
+   * to stop. System events (types starting with '$') are never streamed; a scoped token sees only its
+   * aggregates.
+   *
+   * @example
+   * for await (const e of db.subscribe({ from: 1, aggregate: 'patient' })) project(e);
+   */
+  subscribe(o: SubscribeOptions = {}): AsyncGenerator<EventRecord, void, undefined> {
+    if (o.from !== undefined) whole(o.from, 'from', 0);
+    return subscribe(this.#t, o);
+  }
+}

@@ -1,0 +1,115 @@
+/**
+ * Typed errors of the SDK. Every error carries a stable `code`: the server's registry code for API
+ * errors, or one of the SDK's own codes (also listed in the registry, src/core/errors.ts).
+ *
+ * @example
+ * try {
+ *   await client.append('patient', 'p-001', { event_type: 'x', payload: {}, expected_version: 3 });
+ * } catch (e) {
+ *   if (isApiError(e, 'EDBX_ERR_VERSION_CONFLICT')) { … reload and retry … }
+ * }
+ */
+import type { Problem, ServerErrorCode } from '../protocol/index.js';
+
+/** Codes raised by the SDK itself, not sent by a server. */
+export type ClientErrorCode =
+  'EDBX_ERR_CONNECTION' | 'EDBX_ERR_UNEXPECTED_RESPONSE' | 'EDBX_ERR_CLIENT_CONFIG' | VerificationErrorCode;
+
+/** Codes of verification failures: the server's answer does not prove what it should. */
+export type VerificationErrorCode =
+  | 'EDBX_ERR_PROOF_INVALID'
+  | 'EDBX_ERR_CHECKPOINT_SIGNATURE'
+  | 'EDBX_ERR_CHECKPOINT_MISMATCH'
+  | 'EDBX_ERR_INVALID_CHECKPOINT'
+  | 'EDBX_ERR_TRUST_STORE';
+
+/** Base class: `code` is stable, `message` says what happened. */
+export class EventDbxClientError extends Error {
+  readonly code: ServerErrorCode | ClientErrorCode;
+  /** HTTP status for API errors. */
+  readonly status: number | undefined;
+
+  constructor(code: ServerErrorCode | ClientErrorCode, message: string, status?: number, cause?: unknown) {
+    super(message, cause === undefined ? undefined : { cause });
+    this.name = 'EventDbxClientError';
+    this.code = code;
+    this.status = status;
+  }
+}
+
+/** The server answered with a problem document. */
+export class EventDbxApiError extends EventDbxClientError {
+  override readonly code: ServerErrorCode;
+  override readonly status: number;
+  readonly problem: Problem;
+
+  constructor(problem: Problem) {
+    super(problem.code, `${problem.code}: ${problem.detail}`, problem.status);
+    this.name = 'EventDbxApiError';
+    this.code = problem.code;
+    this.status = problem.status;
+    this.problem = problem;
+  }
+}
+
+/** The server could not be reached (after the retries allowed), or the request timed out. */
+export class EventDbxConnectionError extends EventDbxClientError {
+  override readonly code: 'EDBX_ERR_CONNECTION' = 'EDBX_ERR_CONNECTION';
+  constructor(message: string, cause?: unknown) {
+    super('EDBX_ERR_CONNECTION', message, undefined, cause);
+    this.name = 'EventDbxConnectionError';
+  }
+}
+
+/** The server's answer is not what the API defines (not JSON, wrong shape). */
+export class EventDbxResponseError extends EventDbxClientError {
+  override readonly code: 'EDBX_ERR_UNEXPECTED_RESPONSE' = 'EDBX_ERR_UNEXPECTED_RESPONSE';
+  constructor(message: string, status?: number, cause?: unknown) {
+    super('EDBX_ERR_UNEXPECTED_RESPONSE', message, status, cause);
+    this.name = 'EventDbxResponseError';
+  }
+}
+
+/** The client is misconfigured (no URL, an unusable option). */
+export class EventDbxConfigError extends EventDbxClientError {
+  override readonly code: 'EDBX_ERR_CLIENT_CONFIG' = 'EDBX_ERR_CLIENT_CONFIG';
+  constructor(message: string) {
+    super('EDBX_ERR_CLIENT_CONFIG', message);
+    this.name = 'EventDbxConfigError';
+  }
+}
+
+/** A proof, signature or checkpoint did not verify: do not trust what the server said. */
+export class EventDbxVerificationError extends EventDbxClientError {
+  override readonly code: VerificationErrorCode;
+  constructor(code: VerificationErrorCode, message: string, cause?: unknown) {
+    super(code, message, undefined, cause);
+    this.name = 'EventDbxVerificationError';
+    this.code = code;
+  }
+}
+
+/** Narrow to an API error, optionally with a given code. */
+export function isApiError(e: unknown, code?: ServerErrorCode): e is EventDbxApiError {
+  return e instanceof EventDbxApiError && (code === undefined || e.code === code);
+}
+
+/** Narrow to a verification failure, optionally with a given code. */
+export function isVerificationError(
+  e: unknown,
+  code?: VerificationErrorCode,
+): e is EventDbxVerificationError {
+  return e instanceof EventDbxVerificationError && (code === undefined || e.code === code);
+}
+
+/** Every code the SDK raises itself (a test checks each is in the registry). */
+export const CLIENT_ERROR_CODES: readonly ClientErrorCode[] = [
+  'EDBX_ERR_CONNECTION',
+  'EDBX_ERR_UNEXPECTED_RESPONSE',
+  'EDBX_ERR_CLIENT_CONFIG',
+  'EDBX_ERR_PROOF_INVALID',
+  'EDBX_ERR_CHECKPOINT_SIGNATURE',
+  'EDBX_ERR_CHECKPOINT_MISMATCH',
+  'EDBX_ERR_INVALID_CHECKPOINT',
+  'EDBX_ERR_TRUST_STORE',
+];

@@ -1,0 +1,236 @@
+/**
+ * The SDK's HTTP layer over the built-in `fetch`: bearer auth, JSON bodies, problem+json errors mapped
+ * to typed errors, and retries with exponential backoff and jitter. Only requests that are safe to
+ * send twice are retried (reads, and appends whose every event carries an `event_id`), and only on
+ * connection errors and 503; an append without an id is never re-sent, because its first attempt may
+ * have been applied.
+ */
+import { isProblem } from '../protocol/index.js';
+import { EventDbxApiError, EventDbxConnectionError, EventDbxResponseError } from './errors.js';
+
+export interface RetryOptions {
+  /** Retries after the first attempt (default 4; 0 = never retry). */
+  readonly retries?: number;
+  /** First backoff delay in ms (default 100); doubles each retry, with jitter. */
+  readonly minDelayMs?: number;
+  /** Cap of one backoff delay in ms (default 3000). A 503's Retry-After is honoured up to this cap. */
+  readonly maxDelayMs?: number;
+}
+
+export interface TransportOptions {
+  readonly url: string;
+  readonly token: string | undefined;
+  readonly fetch: typeof fetch;
+  readonly retry: Required<RetryOptions>;
+  /** Per-attempt timeout in ms; 0 = none. */
+  readonly timeoutMs: number;
+  readonly headers: Readonly<Record<string, string>>;
+}
+
+export type Query = Readonly<Record<string, string | number | undefined>>;
+
+export interface RequestOptions {
+  readonly method?: 'GET' | 'POST' | 'PATCH' | 'DELETE';
+  readonly query?: Query;
+  readonly body?: unknown;
+  /** Safe to send twice: retried on connection errors and 503. */
+  readonly idempotent: boolean;
+  readonly signal?: AbortSignal | undefined;
+  readonly headers?: Readonly<Record<string, string>>;
+  /** Parse the body as JSON (default) or return it as text. */
+  readonly as?: 'json' | 'text';
+}
+
+export interface HttpResponse<T> {
+  readonly status: number;
+  readonly body: T;
+  readonly headers: Headers;
+}
+
+export const DEFAULT_RETRY: Required<RetryOptions> = { retries: 4, minDelayMs: 100, maxDelayMs: 3000 };
+
+/** Backoff before retry `attempt` (0-based): half fixed, half random ("equal jitter"). */
+export function backoff(attempt: number, r: Required<RetryOptions>): number {
+  const ceiling = Math.min(r.maxDelayMs, r.minDelayMs * 2 ** attempt);
+  return ceiling / 2 + Math.random() * (ceiling / 2);
+}
+
+/** Wait `ms`, or reject with the signal's reason when it aborts first. */
+export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) return reject(signal.reason);
+    const done = () => {
+      signal?.removeEventListener('abort', abort);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    const abort = () => {
+      clearTimeout(timer);
+      reject(signal!.reason);
+    };
+    signal?.addEventListener('abort', abort, { once: true });
+  });
+}
+
+function queryString(q: Query | undefined): string {
+  if (!q) return '';
+  let out = '';
+  for (const [k, v] of Object.entries(q)) {
+    if (v === undefined) continue;
+    out += `${out ? '&' : '?'}${encodeURIComponent(k)}=${encodeURIComponent(String(v))}`;
+  }
+  return out;
+}
+
+const describe = (e: unknown): string => {
+  const cause = (e as { cause?: { code?: string; message?: string } }).cause;
+  const base = e instanceof Error ? e.message : String(e);
+  return cause?.code ? `${base} (${cause.code})` : cause?.message ? `${base} (${cause.message})` : base;
+};
+
+function retryAfterMs(res: Response): number | undefined {
+  const h = res.headers.get('retry-after');
+  if (!h) return undefined;
+  const secs = Number(h);
+  return Number.isFinite(secs) && secs >= 0 ? secs * 1000 : undefined;
+}
+
+export class Transport {
+  readonly #o: TransportOptions;
+  readonly #auth: Record<string, string>;
+
+  constructor(o: TransportOptions) {
+    this.#o = o;
+    this.#auth = { ...o.headers, ...(o.token ? { authorization: `Bearer ${o.token}` } : {}) };
+  }
+
+  get url(): string {
+    return this.#o.url;
+  }
+
+  /** One request with retries as allowed; throws typed errors. */
+  async request<T>(path: string, o: RequestOptions): Promise<HttpResponse<T>> {
+    const method = o.method ?? (o.body === undefined ? 'GET' : 'POST');
+    const url = this.#o.url + path + queryString(o.query);
+    const headers: Record<string, string> = { ...this.#auth, accept: 'application/json', ...o.headers };
+    let body: string | undefined;
+    if (o.body !== undefined) {
+      headers['content-type'] = 'application/json';
+      body = JSON.stringify(o.body);
+    }
+    const retries = o.idempotent ? this.#o.retry.retries : 0;
+    const init: RequestInit = { method, headers, body };
+    for (let attempt = 0; ; attempt++) {
+      let res: Response;
+      let text: string;
+      try {
+        ({ res, text } = await this.#attempt(url, init, o.signal));
+      } catch (e) {
+        if (o.signal?.aborted) throw o.signal.reason;
+        if (attempt < retries) {
+          await sleep(backoff(attempt, this.#o.retry), o.signal);
+          continue;
+        }
+        const what = `${method} ${path}`;
+        throw new EventDbxConnectionError(
+          method === 'GET' || o.idempotent
+            ? `${what} failed: ${describe(e)}`
+            : `${what} failed: ${describe(e)}; the outcome is unknown (send an event_id to make appends safe to retry)`,
+          e,
+        );
+      }
+      if (res.status === 503 && attempt < retries) {
+        const wait = retryAfterMs(res) ?? backoff(attempt, this.#o.retry);
+        await sleep(Math.min(this.#o.retry.maxDelayMs, wait), o.signal);
+        continue;
+      }
+      return parse<T>(res, text, o.as ?? 'json');
+    }
+  }
+
+  /**
+   * One attempt: the response and its body, within `timeoutMs`. No signal reaches fetch unless a
+   * timeout or a caller's signal needs one (fetch's signal handling is costly); and then an
+   * AbortController with a timer, not `AbortSignal.timeout()`, which is slower still.
+   */
+  async #attempt(
+    url: string,
+    init: RequestInit,
+    user: AbortSignal | undefined,
+  ): Promise<{ res: Response; text: string }> {
+    const ms = this.#o.timeoutMs;
+    if (ms <= 0 && !user) {
+      const res = await this.#o.fetch(url, init);
+      return { res, text: await res.text() };
+    }
+    const ctl = new AbortController();
+    const timer =
+      ms > 0
+        ? setTimeout(
+            () => ctl.abort(new EventDbxConnectionError(`no answer within ${ms} ms (timeoutMs)`)),
+            ms,
+          )
+        : undefined;
+    const onAbort = () => ctl.abort(user!.reason);
+    if (user?.aborted) onAbort();
+    else user?.addEventListener('abort', onAbort, { once: true });
+    try {
+      const res = await this.#o.fetch(url, { ...init, signal: ctl.signal });
+      return { res, text: await res.text() };
+    } finally {
+      clearTimeout(timer);
+      user?.removeEventListener('abort', onAbort);
+    }
+  }
+
+  /**
+   * Open a streaming GET (one attempt): resolves with the response once its headers arrived with a
+   * 2xx status; maps anything else to a typed error. The caller reads (and cancels) the body.
+   */
+  async open(
+    path: string,
+    o: { query?: Query; headers?: Record<string, string>; signal: AbortSignal },
+  ): Promise<Response> {
+    const url = this.#o.url + path + queryString(o.query);
+    let res: Response;
+    try {
+      res = await this.#o.fetch(url, { headers: { ...this.#auth, ...o.headers }, signal: o.signal });
+    } catch (e) {
+      if (o.signal.aborted && !(o.signal.reason instanceof EventDbxConnectionError)) throw o.signal.reason;
+      throw new EventDbxConnectionError(`GET ${path} failed: ${describe(e)}`, e);
+    }
+    if (res.ok) return res;
+    let text = '';
+    try {
+      text = await res.text();
+    } catch (e) {
+      throw new EventDbxConnectionError(`GET ${path} failed while reading the error: ${describe(e)}`, e);
+    }
+    return failure(res, text);
+  }
+}
+
+function parse<T>(res: Response, text: string, as: 'json' | 'text'): HttpResponse<T> {
+  if (!res.ok) return failure(res, text);
+  if (as === 'text') return { status: res.status, body: text as T, headers: res.headers };
+  try {
+    return { status: res.status, body: JSON.parse(text) as T, headers: res.headers };
+  } catch (e) {
+    throw new EventDbxResponseError(`HTTP ${res.status}: the body is not JSON`, res.status, e);
+  }
+}
+
+/** A non-2xx answer as a typed error: the problem document's code, or an unexpected-response error. */
+function failure(res: Response, text: string): never {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    // not JSON: reported below
+  }
+  if (isProblem(parsed)) throw new EventDbxApiError(parsed);
+  throw new EventDbxResponseError(
+    `HTTP ${res.status} without a problem document: ${text.slice(0, 200) || '(empty body)'}`,
+    res.status,
+  );
+}

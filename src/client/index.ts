@@ -1,0 +1,37 @@
+/**
+ * The EventDBX TypeScript SDK (`import { EventDbxClient } from 'eventdbx/client'`).
+ */
+export { EventDbxClient } from './client.js';
+export { DEFAULT_URL, type ClientOptions, type CallOptions } from './options.js';
+export type { RetryOptions } from './http.js';
+export type { SubscribeOptions } from './subscribe.js';
+export type { AuditOptions, AuditResult } from './audit.js';
+export {
+  type CheckpointStore,
+  type TrustedCheckpoint,
+  FileCheckpointStore,
+  MemoryCheckpointStore,
+} from './trust.js';
+export {
+  type TreeHead,
+  type VerifiedCheckpoint,
+  type VerifiedEvent,
+  checkAdvance,
+  checkCheckpoint,
+  checkConsistency,
+  checkEventProof,
+} from './verify.js';
+export {
+  type ClientErrorCode,
+  type VerificationErrorCode,
+  CLIENT_ERROR_CODES,
+  EventDbxApiError,
+  EventDbxClientError,
+  EventDbxConfigError,
+  EventDbxConnectionError,
+  EventDbxResponseError,
+  EventDbxVerificationError,
+  isApiError,
+  isVerificationError,
+} from './errors.js';
+export type * from '../protocol/index.js';

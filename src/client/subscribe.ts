@@ -1,0 +1,148 @@
+/**
+ * `client.subscribe()`: the event stream (`GET /v1/events/stream`, Server-Sent Events) as an async
+ * iterator that reconnects on its own. It resumes after the last position it saw (`from` and
+ * `Last-Event-ID`), drops anything at or below it, and so yields every event exactly once, in position
+ * order, across dropped connections and server restarts. A connection that goes silent (no event and
+ * no heartbeat) for `idleTimeoutMs` is treated as dead.
+ */
+import {
+  type EventRecord,
+  PATHS,
+  SSE_CONTENT_TYPE,
+  STREAM_ERROR,
+  STREAM_EVENT,
+  SseParser,
+  isProblem,
+} from '../protocol/index.js';
+import {
+  EventDbxApiError,
+  EventDbxClientError,
+  EventDbxConnectionError,
+  EventDbxResponseError,
+} from './errors.js';
+import { type Transport, backoff, sleep } from './http.js';
+
+export interface SubscribeOptions {
+  /** First position to deliver (inclusive); absent = events committed after the stream opens. */
+  readonly from?: number;
+  /** Only events of this aggregate type. */
+  readonly aggregate?: string;
+  /** Abort to end the iteration (it then finishes without an error). */
+  readonly signal?: AbortSignal;
+  /** Reconnect when nothing arrived for this long (default 45 s; the server beats every 15 s). */
+  readonly idleTimeoutMs?: number;
+  /** First reconnect delay (default 100 ms), doubling with jitter up to `maxDelayMs` (default 5 s). */
+  readonly minDelayMs?: number;
+  readonly maxDelayMs?: number;
+  /** Give up after this many failed connection attempts in a row (default: never). */
+  readonly maxAttempts?: number;
+}
+
+class IdleTimeout extends EventDbxConnectionError {}
+
+/**
+ * Whether reconnecting can help: yes after network failures (including the body stream dying with a
+ * TypeError from fetch) and 502/503/504; no after other answers (bad token, bad query, a server error).
+ */
+function retryable(e: unknown): boolean {
+  if (e instanceof EventDbxApiError || e instanceof EventDbxResponseError)
+    return e.status === 502 || e.status === 503 || e.status === 504;
+  if (e instanceof EventDbxClientError) return e instanceof EventDbxConnectionError;
+  return true;
+}
+
+export async function* subscribe(
+  t: Transport,
+  o: SubscribeOptions = {},
+): AsyncGenerator<EventRecord, void, undefined> {
+  const idleMs = o.idleTimeoutMs ?? 45_000;
+  const retry = { retries: 0, minDelayMs: o.minDelayMs ?? 100, maxDelayMs: o.maxDelayMs ?? 5_000 };
+  /** Next position wanted; undefined until the server said where the live tail starts. */
+  let next = o.from === undefined ? undefined : Math.max(1, o.from);
+  let delivered = next === undefined ? 0 : next - 1;
+  let failures = 0;
+  while (!o.signal?.aborted) {
+    const ctl = new AbortController();
+    const onAbort = () => ctl.abort(o.signal!.reason);
+    o.signal?.addEventListener('abort', onAbort, { once: true });
+    let idle: NodeJS.Timeout | undefined;
+    const alive = (): void => {
+      clearTimeout(idle);
+      idle = setTimeout(() => ctl.abort(new IdleTimeout(`no data for ${idleMs} ms`)), idleMs);
+    };
+    let error: unknown;
+    try {
+      alive();
+      const res = await t.open(PATHS.stream, {
+        query: { from: next, aggregate: o.aggregate },
+        headers: {
+          accept: SSE_CONTENT_TYPE,
+          ...(next === undefined ? {} : { 'last-event-id': String(next - 1) }),
+        },
+        signal: ctl.signal,
+      });
+      if (!res.headers.get('content-type')?.startsWith(SSE_CONTENT_TYPE) || !res.body) {
+        await res.body?.cancel().catch(() => {});
+        throw new EventDbxResponseError(`the stream answered ${res.headers.get('content-type')}`, res.status);
+      }
+      const reader = res.body.getReader();
+      const decoder = new TextDecoder();
+      const parser = new SseParser();
+      try {
+        for (;;) {
+          // The idle timer runs only while waiting for the server, not while the consumer works.
+          alive();
+          const { value, done } = await reader.read();
+          clearTimeout(idle);
+          if (done) break;
+          failures = 0;
+          for (const m of parser.push(decoder.decode(value, { stream: true }))) {
+            if (m.event === STREAM_ERROR) {
+              const p: unknown = JSON.parse(m.data);
+              throw isProblem(p)
+                ? new EventDbxApiError(p)
+                : new EventDbxResponseError(`stream error: ${m.data}`);
+            }
+            if (!m.hasData) {
+              // An id-only block: where the stream stands (start, or filtered positions passed).
+              const id = m.id !== undefined && /^[0-9]+$/.test(m.id) ? Number(m.id) : undefined;
+              if (id !== undefined && (next === undefined || id + 1 > next)) next = id + 1;
+              continue;
+            }
+            if (m.event !== STREAM_EVENT) continue;
+            const record = JSON.parse(m.data) as EventRecord;
+            if (record.position <= delivered) continue;
+            delivered = record.position;
+            next = record.position + 1;
+            yield record;
+          }
+        }
+        error = new EventDbxConnectionError('the server ended the stream');
+      } finally {
+        await reader.cancel().catch(() => {});
+      }
+    } catch (e) {
+      if (o.signal?.aborted) return;
+      if (e instanceof SyntaxError)
+        throw new EventDbxResponseError('the stream sent an event that is not JSON', undefined, e);
+      if (ctl.signal.reason instanceof IdleTimeout) error = ctl.signal.reason;
+      else if (!retryable(e)) throw e;
+      else error = e;
+    } finally {
+      clearTimeout(idle);
+      o.signal?.removeEventListener('abort', onAbort);
+      ctl.abort();
+    }
+    failures++;
+    if (o.maxAttempts !== undefined && failures >= o.maxAttempts) {
+      throw error instanceof EventDbxClientError
+        ? error
+        : new EventDbxConnectionError(`the stream failed ${failures} times in a row`, error);
+    }
+    try {
+      await sleep(backoff(Math.min(failures - 1, 16), retry), o.signal);
+    } catch {
+      return;
+    }
+  }
+}

@@ -1,0 +1,52 @@
+/**
+ * The wire protocol of EventDBX's REST API: records, request bodies, envelopes, proofs, checkpoints,
+ * problem documents and the event stream format. Shared by the server and the client SDK.
+ */
+export type {
+  AggregateSummary,
+  AggregateView,
+  EventMetadata,
+  EventRecord,
+  Health,
+  IssuedBy,
+  Payload,
+  SchemaDefinition,
+  VerifyReport,
+} from './records.js';
+export type {
+  AppendBody,
+  ListAggregatesQuery,
+  PageQuery,
+  PayloadInput,
+  SchemaAlterBody,
+  SchemaCreateBody,
+  StreamQuery,
+  TransactionBody,
+  TransactionEvent,
+} from './requests.js';
+export type {
+  AggregatePage,
+  EventPage,
+  RecentEvents,
+  SchemaHistory,
+  SchemaList,
+  TransactionResult,
+} from './responses.js';
+export {
+  CHECKPOINT_ORIGIN,
+  type CheckpointView,
+  type ConsistencyProof,
+  type InclusionProof,
+} from './proofs.js';
+export { PROBLEM_CONTENT_TYPE, type Problem, type ServerErrorCode, isProblem } from './problem.js';
+export { PATHS } from './paths.js';
+export { leafBytes } from './leaf.js';
+export {
+  SSE_CONTENT_TYPE,
+  STREAM_ERROR,
+  STREAM_EVENT,
+  type SseMessage,
+  SseParser,
+  formatComment,
+  formatSse,
+} from './sse.js';

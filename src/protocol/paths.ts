@@ -1,0 +1,28 @@
+/** Paths of the REST API. Path segments are percent-encoded, so ids with any character route safely. */
+
+const seg = encodeURIComponent;
+
+export const PATHS = {
+  health: '/health',
+  metrics: '/metrics',
+  openapi: '/openapi.json',
+  aggregates: '/v1/aggregates',
+  aggregate: (type: string, id: string) => `/v1/aggregates/${seg(type)}/${seg(id)}`,
+  events: (type: string, id: string) => `/v1/aggregates/${seg(type)}/${seg(id)}/events`,
+  recent: (type: string, id: string) => `/v1/aggregates/${seg(type)}/${seg(id)}/events/recent`,
+  event: (type: string, id: string, version: number) =>
+    `/v1/aggregates/${seg(type)}/${seg(id)}/events/${version}`,
+  eventProof: (type: string, id: string, version: number) =>
+    `/v1/aggregates/${seg(type)}/${seg(id)}/events/${version}/proof`,
+  consistency: (type: string, id: string) => `/v1/aggregates/${seg(type)}/${seg(id)}/consistency`,
+  verify: (type: string, id: string) => `/v1/aggregates/${seg(type)}/${seg(id)}/verify`,
+  transactions: '/v1/transactions',
+  schemas: '/v1/schemas',
+  schema: (aggregate: string) => `/v1/schemas/${seg(aggregate)}`,
+  schemaHistory: (aggregate: string) => `/v1/schemas/${seg(aggregate)}/history`,
+  schemaEvents: (aggregate: string) => `/v1/schemas/${seg(aggregate)}/events`,
+  schemaEvent: (aggregate: string, event: string) => `/v1/schemas/${seg(aggregate)}/events/${seg(event)}`,
+  checkpoint: '/v1/checkpoint',
+  ledgerConsistency: '/v1/ledger/consistency',
+  stream: '/v1/events/stream',
+} as const;

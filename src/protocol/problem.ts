@@ -1,0 +1,23 @@
+/** Errors on the wire: RFC 9457 `application/problem+json` with the registry's stable `code`. */
+import type { ErrorCode } from '../core/errors.js';
+
+export const PROBLEM_CONTENT_TYPE = 'application/problem+json';
+
+/** A registry code, or one a newer server may add. */
+export type ServerErrorCode = ErrorCode | (string & {});
+
+export interface Problem {
+  readonly type: string;
+  readonly title: string;
+  readonly status: number;
+  readonly code: ServerErrorCode;
+  readonly detail: string;
+  readonly instance?: string;
+}
+
+/** Whether a parsed body is a problem document with the fields every EventDBX error has. */
+export function isProblem(v: unknown): v is Problem {
+  if (typeof v !== 'object' || v === null) return false;
+  const p = v as Record<string, unknown>;
+  return typeof p.code === 'string' && typeof p.status === 'number' && typeof p.detail === 'string';
+}

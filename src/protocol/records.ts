@@ -1,0 +1,110 @@
+/**
+ * The records the REST API serves, exactly as they appear on the wire. Shared by the server and the
+ * client SDK; pure types (a test keeps them in step with the store's own types).
+ */
+
+/** Field → value. Values are always strings once stored (numbers and booleans are stringified). */
+export type Payload = Readonly<Record<string, string>>;
+
+/** Who wrote an event: the `{group, user}` of the token used. */
+export interface IssuedBy {
+  readonly group: string;
+  readonly user: string;
+}
+
+export interface EventMetadata {
+  /** The client's `event_id` when it sent one, otherwise a server-generated UUID. */
+  readonly event_id: string;
+  /** RFC 3339 commit time. */
+  readonly created_at: string;
+  readonly issued_by: IssuedBy;
+}
+
+/**
+ * One committed event.
+ *
+ * @example
+ * { aggregate_type: 'patient', aggregate_id: 'p-001', event_type: 'patient-updated',
+ *   payload: { status: 'inactive' }, metadata: { … }, version: 5, position: 812,
+ *   hash: 'cafe…', merkle_root: 'dead…' }
+ */
+export interface EventRecord {
+  readonly aggregate_type: string;
+  readonly aggregate_id: string;
+  readonly event_type: string;
+  readonly payload: Payload;
+  readonly metadata: EventMetadata;
+  /** 1-based version within the aggregate. */
+  readonly version: number;
+  /** Store-wide, gap-free, 1-based commit order (the stream's event id). */
+  readonly position: number;
+  /** Hex RFC 6962 leaf hash of the canonical record without `hash` and `merkle_root`. */
+  readonly hash: string;
+  /** Hex root of the aggregate's Merkle tree after this event. */
+  readonly merkle_root: string;
+}
+
+/** One row of `GET /v1/aggregates`. */
+export interface AggregateSummary {
+  readonly aggregate_type: string;
+  readonly aggregate_id: string;
+  readonly version: number;
+  readonly merkle_root: string;
+  readonly archived: boolean;
+  readonly updated_at: string;
+}
+
+/** `GET /v1/aggregates/{type}/{id}[?version=n]`: the state folded from the events up to `version`. */
+export interface AggregateView {
+  readonly aggregate_type: string;
+  readonly aggregate_id: string;
+  readonly version: number;
+  readonly state: Payload;
+  readonly merkle_root: string;
+  readonly archived: boolean;
+  readonly created_at: string;
+  readonly updated_at: string;
+}
+
+/** `GET /v1/aggregates/{type}/{id}/verify`: the server recomputed the tree from the stored events. */
+export interface VerifyReport {
+  readonly aggregate_type: string;
+  readonly aggregate_id: string;
+  readonly ok: boolean;
+  readonly version: number;
+  readonly merkle_root: string;
+  /** First version whose record, hash or root does not match (absent when ok). */
+  readonly first_bad_version?: number;
+  readonly reason?: string;
+}
+
+/** `GET /health` (no token needed). */
+export interface Health {
+  readonly status: string;
+  readonly version: string;
+  /** Schema restriction mode: `true`, `strict` or `false`. */
+  readonly restrict: string;
+  readonly uptime_seconds: number;
+  /** Events in the store (the ledger size). */
+  readonly events: number;
+}
+
+/** One version of a schema, as every `/v1/schemas` endpoint returns it. */
+export interface SchemaDefinition {
+  readonly aggregate: string;
+  /** Bumped by every change; earlier versions are kept (see the history endpoint). */
+  readonly version: number;
+  /** Event type → the fields it may set (empty = any field). */
+  readonly events: Readonly<Record<string, { readonly fields: readonly string[] }>>;
+  /** True: no event may be appended to this aggregate type. */
+  readonly locked: boolean;
+  /** Fields no event may set. */
+  readonly locked_fields: readonly string[];
+  /** Automatic snapshot every n events (0 = off). */
+  readonly snapshot_threshold: number;
+  readonly created_at: string;
+  readonly updated_at: string;
+  readonly updated_by: IssuedBy;
+  /** What this version changed. */
+  readonly change: string;
+}

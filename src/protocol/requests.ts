@@ -1,0 +1,65 @@
+/** Request bodies and query parameters of the REST API. */
+
+/** A payload as sent: numbers and booleans are accepted and stored as strings. */
+export type PayloadInput = Readonly<Record<string, string | number | boolean>>;
+
+/** `POST /v1/aggregates/{type}/{id}/events`. */
+export interface AppendBody {
+  readonly event_type: string;
+  readonly payload: PayloadInput;
+  /** Optimistic concurrency: the version the aggregate must have now (0 = it must not exist). */
+  readonly expected_version?: number;
+  /** Client id (1-128 characters) that makes the append idempotent: a retry returns the original. */
+  readonly event_id?: string;
+}
+
+/** One event of `POST /v1/transactions`. */
+export interface TransactionEvent extends AppendBody {
+  readonly aggregate_type: string;
+  readonly aggregate_id: string;
+}
+
+/** `POST /v1/transactions`: append to several aggregates atomically (all or none, 1-1000 events). */
+export interface TransactionBody {
+  readonly events: readonly TransactionEvent[];
+}
+
+/** Paging of every list: `take` 1-1000 (default 100), `skip`, or the opaque `next_cursor`. */
+export interface PageQuery {
+  readonly take?: number;
+  readonly skip?: number;
+  readonly cursor?: string;
+}
+
+export interface ListAggregatesQuery extends PageQuery {
+  /** Only aggregates of this type. */
+  readonly type?: string;
+}
+
+/** `GET /v1/events/stream`. */
+export interface StreamQuery {
+  /** First position to deliver (inclusive); absent = only events committed after connecting. */
+  readonly from?: number;
+  /** Only events of this aggregate type. */
+  readonly aggregate?: string;
+}
+
+/** `POST /v1/schemas` (admin), like `schema create`. */
+export interface SchemaCreateBody {
+  readonly aggregate: string;
+  readonly events: readonly string[];
+  readonly snapshot_threshold?: number;
+}
+
+/**
+ * `PATCH /v1/schemas/{aggregate}` (admin), like `schema alter`: `event` with `add`/`remove` edits that
+ * event's fields; `lock` without `field` locks the aggregate type; `field` with `lock` locks one field.
+ */
+export interface SchemaAlterBody {
+  readonly event?: string;
+  readonly snapshot_threshold?: number;
+  readonly lock?: boolean;
+  readonly field?: string;
+  readonly add?: readonly string[];
+  readonly remove?: readonly string[];
+}

@@ -1,0 +1,35 @@
+/** Response envelopes of the REST API. */
+import type { AggregateSummary, EventRecord, SchemaDefinition } from './records.js';
+
+/** `GET /v1/aggregates`. `next_cursor` is null on the last page. */
+export interface AggregatePage {
+  readonly aggregates: readonly AggregateSummary[];
+  readonly next_cursor: string | null;
+}
+
+/** `GET …/events` (oldest first). `next_cursor` is null on the last page. */
+export interface EventPage {
+  readonly events: readonly EventRecord[];
+  readonly next_cursor: string | null;
+}
+
+/** `GET …/events/recent` (newest first). */
+export interface RecentEvents {
+  readonly events: readonly EventRecord[];
+}
+
+/** `POST /v1/transactions`: the records in request order. */
+export interface TransactionResult {
+  readonly events: readonly EventRecord[];
+}
+
+/** `GET /v1/schemas`: the current version of every schema. */
+export interface SchemaList {
+  readonly schemas: readonly SchemaDefinition[];
+}
+
+/** `GET /v1/schemas/{aggregate}/history`: every version, oldest first. */
+export interface SchemaHistory {
+  readonly aggregate: string;
+  readonly versions: readonly SchemaDefinition[];
+}

@@ -1,0 +1,327 @@
+/**
+ * Every SDK method against a real server (the built CLI's `start --foreground`): typed results, typed
+ * errors carrying the server's code, paging iterators, proofs that verify with the core verifiers,
+ * `verifyEvent`, schemas, checkpoints and `audit()` with a trusted-checkpoint file.
+ */
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { EventDbxApiError, EventDbxClient, EventDbxConfigError, isApiError } from '../../src/client/index.js';
+import { verifyConsistency, verifyInclusion } from '../../src/core/merkle/index.js';
+import { type Project, type RunningServer, project, startServer } from '../helpers/cli.js';
+
+const hex = (h: string) => Buffer.from(h, 'hex');
+
+async function codeOf(p: Promise<unknown>): Promise<string | undefined> {
+  return p.then(
+    () => undefined,
+    (e: unknown) => (e instanceof EventDbxApiError ? e.code : `not an API error: ${String(e)}`),
+  );
+}
+
+describe('EventDbxClient against a real server', () => {
+  let p: Project;
+  let server: RunningServer;
+  let db: EventDbxClient;
+
+  const token = async (...args: string[]) => {
+    const r = await p.cli(['token', 'generate', '--group', 'doctors', '--user', 'bob', ...args, '--json']);
+    expect(r.code).toBe(0);
+    return JSON.parse(r.stdout).token.token as string;
+  };
+
+  beforeAll(async () => {
+    p = await project();
+    server = await startServer(p, ['--restrict=false']);
+    db = new EventDbxClient({ url: server.url, token: server.adminToken });
+  });
+  afterAll(async () => {
+    await server?.stop();
+    await p?.cleanup();
+  });
+
+  it('takes its URL and token from EVENTDBX_URL / EVENTDBX_TOKEN, and refuses a bad URL', async () => {
+    const saved = { url: process.env.EVENTDBX_URL, token: process.env.EVENTDBX_TOKEN };
+    process.env.EVENTDBX_URL = `${server.url}/`;
+    process.env.EVENTDBX_TOKEN = server.adminToken;
+    try {
+      const fromEnv = new EventDbxClient();
+      expect(fromEnv.url).toBe(server.url);
+      expect((await fromEnv.listAggregates()).aggregates).toBeInstanceOf(Array);
+    } finally {
+      for (const [k, v] of [
+        ['EVENTDBX_URL', saved.url],
+        ['EVENTDBX_TOKEN', saved.token],
+      ] as const)
+        if (v === undefined) delete process.env[k];
+        else process.env[k] = v;
+    }
+    expect(() => new EventDbxClient({ url: 'localhost:7070' })).toThrow(EventDbxConfigError);
+    expect(() => new EventDbxClient({ url: 'ftp://x' })).toThrow(/http/);
+  });
+
+  it('health, metrics and the OpenAPI document', async () => {
+    expect(await new EventDbxClient({ url: server.url }).health()).toMatchObject({
+      status: 'ok',
+      restrict: 'false',
+    });
+    expect(await db.metrics()).toMatch(/^eventdbx_events \d+/m);
+    expect((await db.openApi()).paths).toHaveProperty(['/v1/events/stream']);
+  });
+
+  it('append returns the record; expected_version and event_id behave and errors carry the code', async () => {
+    const first = await db.append('patient', 'p-001', {
+      event_type: 'patient-added',
+      payload: { name: 'Jane Doe', age: 41, active: true },
+      expected_version: 0,
+      event_id: 'import-1',
+    });
+    expect(first).toMatchObject({
+      aggregate_type: 'patient',
+      aggregate_id: 'p-001',
+      version: 1,
+      payload: { name: 'Jane Doe', age: '41', active: 'true' },
+      metadata: { event_id: 'import-1', issued_by: { group: 'admin', user: 'admin' } },
+    });
+    // The same event id again: the original record, not a second event.
+    const again = await db.append('patient', 'p-001', {
+      event_type: 'patient-added',
+      payload: { name: 'Jane Doe', age: 41, active: true },
+      event_id: 'import-1',
+    });
+    expect(again).toEqual(first);
+    expect(
+      await codeOf(
+        db.append('patient', 'p-001', {
+          event_type: 'patient-added',
+          payload: { x: '1' },
+          event_id: 'import-1',
+        }),
+      ),
+    ).toBe('EDBX_ERR_EVENT_ID_CONFLICT');
+    const conflict = await db
+      .append('patient', 'p-001', { event_type: 'patient-updated', payload: {}, expected_version: 0 })
+      .catch((e: unknown) => e);
+    expect(isApiError(conflict, 'EDBX_ERR_VERSION_CONFLICT')).toBe(true);
+    expect(conflict).toMatchObject({ status: 409, problem: { code: 'EDBX_ERR_VERSION_CONFLICT' } });
+    expect(await codeOf(db.append('Patient', 'p-001', { event_type: 'x', payload: {} }))).toBe(
+      'EDBX_ERR_INVALID_AGGREGATE_TYPE',
+    );
+    expect(
+      await codeOf(
+        db.append('patient', 'p-001', { event_type: 'x', payload: { n: {} as unknown as string } }),
+      ),
+    ).toBe('EDBX_ERR_INVALID_ARGUMENT');
+    // Ids with characters that need encoding route to the right aggregate.
+    const odd = await db.append('patient', 'p 002?#%', { event_type: 'patient-added', payload: {} });
+    expect(odd.aggregate_id).toBe('p 002?#%');
+    expect((await db.getAggregate('patient', 'p 002?#%')).version).toBe(1);
+  });
+
+  it('transaction appends to several aggregates atomically', async () => {
+    const records = await db.transaction([
+      { aggregate_type: 'ward', aggregate_id: 'w-1', event_type: 'opened', payload: { beds: 4 } },
+      { aggregate_type: 'ward', aggregate_id: 'w-2', event_type: 'opened', payload: { beds: 6 } },
+      { aggregate_type: 'ward', aggregate_id: 'w-1', event_type: 'bed-added', payload: { beds: 5 } },
+    ]);
+    expect(records.map((r) => `${r.aggregate_id}@${r.version}`)).toEqual(['w-1@1', 'w-2@1', 'w-1@2']);
+    expect(records[1]!.position).toBe(records[0]!.position + 1);
+    const code = await codeOf(
+      db.transaction([
+        { aggregate_type: 'ward', aggregate_id: 'w-3', event_type: 'opened', payload: {} },
+        {
+          aggregate_type: 'ward',
+          aggregate_id: 'w-1',
+          event_type: 'closed',
+          payload: {},
+          expected_version: 0,
+        },
+      ]),
+    );
+    expect(code).toBe('EDBX_ERR_VERSION_CONFLICT');
+    expect(await codeOf(db.getAggregate('ward', 'w-3'))).toBe('EDBX_ERR_AGGREGATE_NOT_FOUND');
+  });
+
+  it('pages aggregates and events, reads state at a version, recent and single events', async () => {
+    for (let i = 1; i <= 5; i++)
+      for (let v = 1; v <= i * 2; v++)
+        await db.append('order', `o-${i}`, {
+          event_type: 'line-added',
+          payload: { [`line${v}`]: `item ${v}` },
+        });
+    const page = await db.listAggregates({ type: 'order', take: 2 });
+    expect(page.aggregates.map((a) => a.aggregate_id)).toEqual(['o-1', 'o-2']);
+    expect(page.next_cursor).toEqual(expect.any(String));
+    const next = await db.listAggregates({ type: 'order', take: 2, cursor: page.next_cursor! });
+    expect(next.aggregates.map((a) => a.aggregate_id)).toEqual(['o-3', 'o-4']);
+    const all = [];
+    for await (const a of db.aggregates({ type: 'order', pageSize: 2 }))
+      all.push(`${a.aggregate_id}@${a.version}`);
+    expect(all).toEqual(['o-1@2', 'o-2@4', 'o-3@6', 'o-4@8', 'o-5@10']);
+
+    const versions = [];
+    for await (const e of db.events('order', 'o-5', { pageSize: 3 })) versions.push(e.version);
+    expect(versions).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+    const tail = [];
+    for await (const e of db.events('order', 'o-5', { fromVersion: 8, pageSize: 2 })) tail.push(e.version);
+    expect(tail).toEqual([8, 9, 10]);
+    const firstPage = await db.listEvents('order', 'o-5', { take: 4, skip: 1 });
+    expect(firstPage.events.map((e) => e.version)).toEqual([2, 3, 4, 5]);
+
+    const at3 = await db.getAggregate('order', 'o-5', { version: 3 });
+    expect(at3).toMatchObject({ version: 3, state: { line1: 'item 1', line2: 'item 2', line3: 'item 3' } });
+    expect(Object.keys(at3.state)).toHaveLength(3);
+    expect((await db.recentEvents('order', 'o-5', 3)).map((e) => e.version)).toEqual([10, 9, 8]);
+    expect((await db.recentEvents('order', 'o-5')).length).toBe(10);
+    expect(await db.getEvent('order', 'o-5', 7)).toMatchObject({ version: 7, payload: { line7: 'item 7' } });
+    expect(await codeOf(db.getEvent('order', 'o-5', 11))).toBe('EDBX_ERR_EVENT_NOT_FOUND');
+    expect(await codeOf(db.getAggregate('order', 'nope'))).toBe('EDBX_ERR_AGGREGATE_NOT_FOUND');
+    expect(await codeOf(db.listAggregates({ take: 0 }))).toBe('EDBX_ERR_INVALID_ARGUMENT');
+  });
+
+  it('serves proofs that verify with the core verifiers, and a server-side verify report', async () => {
+    for (let v = 1; v <= 7; v++) await db.append('lab', 'l-1', { event_type: 'result', payload: { v } });
+    const view = await db.getAggregate('lab', 'l-1');
+    for (let v = 1; v <= 7; v++) {
+      const e = await db.getEvent('lab', 'l-1', v);
+      const proof = await db.getEventProof('lab', 'l-1', v);
+      expect(proof).toMatchObject({
+        leaf_index: v - 1,
+        tree_size: 7,
+        leaf_hash: e.hash,
+        root: view.merkle_root,
+      });
+      expect(verifyInclusion(hex(e.hash), v - 1, 7, proof.audit_path.map(hex), hex(view.merkle_root))).toBe(
+        true,
+      );
+      const older = await db.getEventProof('lab', 'l-1', 1, { treeSize: v });
+      expect(older.root).toBe(e.merkle_root);
+    }
+    const c = await db.getAggregateConsistency('lab', 'l-1', 3, 7);
+    const e3 = await db.getEvent('lab', 'l-1', 3);
+    expect(c).toMatchObject({
+      first: 3,
+      second: 7,
+      first_root: e3.merkle_root,
+      second_root: view.merkle_root,
+    });
+    expect(verifyConsistency(3, 7, hex(c.first_root), hex(c.second_root), c.consistency_path.map(hex))).toBe(
+      true,
+    );
+    expect((await db.getAggregateConsistency('lab', 'l-1', 2)).second).toBe(7);
+    expect(await db.verifyAggregate('lab', 'l-1')).toMatchObject({
+      ok: true,
+      version: 7,
+      merkle_root: view.merkle_root,
+    });
+    expect(await codeOf(db.getAggregateConsistency('lab', 'l-1', 5, 3))).toBe('EDBX_ERR_INVALID_PROOF_RANGE');
+  });
+
+  it('verifyEvent proves every event, and proves old events against a root held from earlier', async () => {
+    for (let v = 1; v <= 6; v++)
+      await db.append('rx', 'r-1', { event_type: 'dose', payload: { mg: v * 10 } });
+    const held = await db.getAggregate('rx', 'r-1');
+    for (let v = 1; v <= 6; v++) {
+      const r = await db.verifyEvent('rx', 'r-1', v);
+      expect(r.event.version).toBe(v);
+      expect(r.tree).toEqual({ size: 6, root: held.merkle_root });
+    }
+    for (let v = 7; v <= 9; v++)
+      await db.append('rx', 'r-1', { event_type: 'dose', payload: { mg: v * 10 } });
+    const tree = { size: held.version, root: held.merkle_root };
+    for (let v = 1; v <= 6; v++) expect((await db.verifyEvent('rx', 'r-1', v, { tree })).tree).toEqual(tree);
+    expect((await db.verifyEvent('rx', 'r-1', 9)).tree.size).toBe(9);
+    expect(await codeOf(db.verifyEvent('rx', 'r-1', 10))).toBe('EDBX_ERR_EVENT_NOT_FOUND');
+  });
+
+  it('schemas: create, add, alter, list, show, history and remove, admin-only writes', async () => {
+    const created = await db.createSchema({
+      aggregate: 'invoice',
+      events: ['invoice-issued'],
+      snapshot_threshold: 5,
+    });
+    expect(created).toMatchObject({ aggregate: 'invoice', version: 1, snapshot_threshold: 5 });
+    await db.addSchemaEvents('invoice', ['invoice-paid', 'invoice-voided']);
+    const altered = await db.alterSchema('invoice', { event: 'invoice-paid', add: ['amount', 'currency'] });
+    expect(altered.events['invoice-paid']!.fields).toEqual(['amount', 'currency']);
+    const removed = await db.removeSchemaEvent('invoice', 'invoice-voided');
+    expect(Object.keys(removed.events).sort()).toEqual(['invoice-issued', 'invoice-paid']);
+    expect((await db.listSchemas()).map((s) => s.aggregate)).toContain('invoice');
+    expect(await db.getSchema('invoice')).toEqual(removed);
+    expect((await db.getSchemaHistory('invoice')).map((s) => s.version)).toEqual([1, 2, 3, 4]);
+    expect(await codeOf(db.getSchema('nothing'))).toBe('EDBX_ERR_SCHEMA_NOT_FOUND');
+    expect(await codeOf(db.createSchema({ aggregate: 'invoice', events: ['x'] }))).toBe(
+      'EDBX_ERR_SCHEMA_EXISTS',
+    );
+    const doctor = new EventDbxClient({ url: server.url, token: await token() });
+    expect((await doctor.getSchema('invoice')).version).toBe(4);
+    expect(await codeOf(doctor.createSchema({ aggregate: 'bill', events: ['x'] }))).toBe(
+      'EDBX_ERR_GROUP_NOT_ALLOWED',
+    );
+  });
+
+  it('typed auth errors: no token, unknown token, read-only, out of scope', async () => {
+    const none = new EventDbxClient({ url: server.url, token: '' });
+    expect(await codeOf(none.listAggregates())).toBe('EDBX_ERR_TOKEN_MISSING');
+    const unknown = new EventDbxClient({ url: server.url, token: `edbx_${'A'.repeat(43)}` });
+    expect(await codeOf(unknown.listAggregates())).toBe('EDBX_ERR_TOKEN_UNKNOWN');
+    const reader = new EventDbxClient({ url: server.url, token: await token('--read-only') });
+    expect((await reader.getAggregate('lab', 'l-1')).version).toBe(7);
+    expect(await codeOf(reader.append('lab', 'l-1', { event_type: 'x', payload: {} }))).toBe(
+      'EDBX_ERR_TOKEN_READ_ONLY',
+    );
+    const scoped = new EventDbxClient({ url: server.url, token: await token('--aggregate', 'lab') });
+    expect(await codeOf(scoped.getAggregate('rx', 'r-1'))).toBe('EDBX_ERR_TOKEN_OUT_OF_SCOPE');
+    const seen = [];
+    for await (const a of scoped.aggregates()) seen.push(a.aggregate_type);
+    expect(new Set(seen)).toEqual(new Set(['lab']));
+  });
+
+  it('checkpoint, ledger consistency, and audit() with a pinned key and a trusted-checkpoint file', async () => {
+    const pinned = await p.cli(['checkpoint', 'public-key', '--json']);
+    expect(pinned.code).toBe(0);
+    // Pinned out of band: the PEM the CLI prints.
+    const publicKey = pinned.stdout.startsWith('{')
+      ? (JSON.parse(pinned.stdout).public_key as string)
+      : pinned.stdout.trim() + '\n';
+    expect(publicKey).toMatch(/^-----BEGIN PUBLIC KEY-----/);
+    const cp = await db.getCheckpoint();
+    expect(cp).toMatchObject({ origin: 'eventdbx/ledger', key_name: 'eventdbx', public_key: publicKey });
+    expect(cp.note.startsWith(`eventdbx/ledger\n${cp.size}\n`)).toBe(true);
+
+    const file = path.join(p.dir, 'auditor', 'trusted.json');
+    const auditor = new EventDbxClient({ url: server.url, token: server.adminToken, publicKey, trust: file });
+    const first = await auditor.audit();
+    expect(first.previous).toBeNull();
+    expect(first.current.size).toBeGreaterThanOrEqual(cp.size);
+    const saved1 = JSON.parse(await readFile(file, 'utf8'));
+    expect(saved1).toMatchObject({ note: first.current.note, public_key: publicKey });
+
+    for (let i = 0; i < 5; i++) await db.append('audit-me', 'a-1', { event_type: 'tick', payload: { i } });
+    const second = await auditor.audit();
+    expect(second.previous).toEqual({ size: first.current.size, root: first.current.root });
+    expect(second.current.size).toBe(first.current.size + 5);
+    expect(second.consistency_path.length).toBeGreaterThan(0);
+    expect(JSON.parse(await readFile(file, 'utf8')).note).toBe(second.current.note);
+    // Nothing new: the same checkpoint verifies again and stays trusted.
+    const third = await auditor.audit();
+    expect(third.current.size).toBe(second.current.size);
+
+    const c = await db.getLedgerConsistency(first.current.size, second.current.size);
+    expect(
+      verifyConsistency(
+        c.first,
+        c.second,
+        hex(first.current.root),
+        hex(second.current.root),
+        c.consistency_path.map(hex),
+      ),
+    ).toBe(true);
+    expect(await codeOf(db.getLedgerConsistency(second.current.size + 1))).toBe(
+      'EDBX_ERR_INVALID_PROOF_RANGE',
+    );
+    await expect(new EventDbxClient({ url: server.url, token: server.adminToken }).audit()).rejects.toThrow(
+      EventDbxConfigError,
+    );
+  });
+});
