@@ -9,20 +9,11 @@
  * as signed-note specifies for Ed25519. Auditors verify offline with the exported public key.
  */
 import { createHash, createPublicKey, sign, verify } from 'node:crypto';
+import type { CheckpointView } from '../protocol/proofs.js';
 import { err } from './errors.js';
 
-export interface Checkpoint {
-  readonly origin: string;
-  readonly size: number;
-  /** Hex root of the ledger tree of `size` events. */
-  readonly root: string;
-  readonly timestamp: string;
-  /** Base64 of key id ‖ signature, as on the note's signature line. */
-  readonly signature: string;
-  readonly key_name: string;
-  /** The full signed note text. */
-  readonly note: string;
-}
+/** A signed checkpoint as served by `GET /v1/checkpoint` (without the public key). */
+export type Checkpoint = Omit<CheckpointView, 'public_key'>;
 
 /** Raw 32-byte Ed25519 public key from a PEM (SPKI). */
 export function rawPublicKey(publicKeyPem: string): Buffer {

@@ -8,33 +8,10 @@ import { canonicalJson } from './canonical.js';
 import { err } from './errors.js';
 import { fieldName, isWellFormedText } from './names.js';
 
-export type Payload = Record<string, string>;
+// The record shapes are the wire protocol's (one definition, shared with the client SDK).
+import type { EventRecord, Payload } from '../protocol/records.js';
 
-export interface IssuedBy {
-  readonly group: string;
-  readonly user: string;
-}
-
-export interface EventMetadata {
-  readonly event_id: string;
-  readonly created_at: string;
-  readonly issued_by: IssuedBy;
-}
-
-export interface EventRecord {
-  readonly aggregate_type: string;
-  readonly aggregate_id: string;
-  readonly event_type: string;
-  readonly payload: Payload;
-  readonly metadata: EventMetadata;
-  readonly version: number;
-  /** Store-wide, gap-free, 1-based commit order. */
-  readonly position: number;
-  /** Hex RFC 6962 leaf hash of the canonical record without `hash` and `merkle_root`. */
-  readonly hash: string;
-  /** Hex root of the aggregate's Merkle tree after this event. */
-  readonly merkle_root: string;
-}
+export type { EventMetadata, EventRecord, IssuedBy, Payload } from '../protocol/records.js';
 
 export type UnsealedRecord = Omit<EventRecord, 'hash' | 'merkle_root'>;
 
@@ -55,7 +32,7 @@ export function normalizePayload(input: unknown, maxBytes = DEFAULT_MAX_PAYLOAD_
   if (input === null || typeof input !== 'object' || Array.isArray(input)) {
     throw err('EDBX_ERR_INVALID_PAYLOAD', { actual: describe(input) });
   }
-  const out: Payload = Object.create(null) as Payload;
+  const out: Record<string, string> = Object.create(null) as Record<string, string>;
   let size = 2;
   for (const [key, value] of Object.entries(input as Record<string, unknown>)) {
     fieldName(key);

@@ -1,6 +1,9 @@
 /**
  * What an event's Merkle leaf is made of: the RFC 8785 canonical JSON of the record as served, without
  * `hash` and `merkle_root`. Anyone holding a record can recompute its leaf hash from it alone.
+ *
+ * Deliberately independent of the server's encoder (src/core/canonical.ts): the client checks the
+ * server with a second implementation, and test/client/protocol.test.ts checks that the two agree.
  */
 import canonicalize from 'canonicalize';
 import type { EventRecord } from './records.js';

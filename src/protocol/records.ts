@@ -1,6 +1,6 @@
 /**
  * The records the REST API serves, exactly as they appear on the wire. Shared by the server and the
- * client SDK; pure types (a test keeps them in step with the store's own types).
+ * client SDK; pure types. The core and the store use these definitions for what they serve.
  */
 
 /** Field → value. Values are always strings once stored (numbers and booleans are stringified). */

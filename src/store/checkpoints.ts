@@ -40,7 +40,7 @@ export interface CheckpointVerification {
   readonly ok: true;
   readonly from: { size: number; root: string };
   readonly to: { size: number; root: string };
-  readonly consistency_path: string[];
+  readonly consistency_path: readonly string[];
 }
 
 /** Prove the current history extends `note`; throws EDBX_ERR_CHECKPOINT_MISMATCH saying why not. */

@@ -1,5 +1,15 @@
 /** Types of the event store's public API. */
 import type { EventRecord, IssuedBy, Payload } from '../core/event.js';
+import type { ConsistencyProof, InclusionProof } from '../protocol/proofs.js';
+import type { AggregateView as WireAggregateView } from '../protocol/records.js';
+
+// Shapes the API serves are defined once, in the wire protocol.
+export type { AggregateSummary, VerifyReport } from '../protocol/records.js';
+export type InclusionProofView = InclusionProof;
+export type ConsistencyProofView = ConsistencyProof;
+
+/** An aggregate's state (the wire shape), optionally with its events (`--include-events`). */
+export type AggregateView = WireAggregateView & { readonly events?: EventRecord[] };
 
 export interface AppendRequest {
   readonly aggregate_type: string;
@@ -37,27 +47,6 @@ export interface AggregateMeta {
   readonly last_snapshot_version: number;
 }
 
-export interface AggregateView {
-  readonly aggregate_type: string;
-  readonly aggregate_id: string;
-  readonly version: number;
-  readonly state: Payload;
-  readonly merkle_root: string;
-  readonly archived: boolean;
-  readonly created_at: string;
-  readonly updated_at: string;
-  readonly events?: EventRecord[];
-}
-
-export interface AggregateSummary {
-  readonly aggregate_type: string;
-  readonly aggregate_id: string;
-  readonly version: number;
-  readonly merkle_root: string;
-  readonly archived: boolean;
-  readonly updated_at: string;
-}
-
 export interface SnapshotRecord {
   readonly aggregate_type: string;
   readonly aggregate_id: string;
@@ -67,33 +56,6 @@ export interface SnapshotRecord {
   readonly created_at: string;
   readonly taken_by: IssuedBy;
   readonly comment?: string;
-}
-
-export interface InclusionProofView {
-  readonly leaf_index: number;
-  readonly tree_size: number;
-  readonly leaf_hash: string;
-  readonly audit_path: string[];
-  readonly root: string;
-}
-
-export interface ConsistencyProofView {
-  readonly first: number;
-  readonly second: number;
-  readonly first_root: string;
-  readonly second_root: string;
-  readonly consistency_path: string[];
-}
-
-export interface VerifyReport {
-  readonly aggregate_type: string;
-  readonly aggregate_id: string;
-  readonly ok: boolean;
-  readonly version: number;
-  readonly merkle_root: string;
-  /** First version whose record, hash or root does not match (absent when ok). */
-  readonly first_bad_version?: number;
-  readonly reason?: string;
 }
 
 export interface LedgerReport {
