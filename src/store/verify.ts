@@ -40,7 +40,8 @@ export async function verifyAggregate(store: EventStore, type: string, id: strin
   let frontier: Frontier = emptyFrontier;
   let state: Payload = {};
   let version = 0;
-  const nodes = new Map<string, Buffer>();
+  // Numeric keys (index * 64 + level; index < 2^46): much cheaper than strings for 2n entries.
+  const nodes = new Map<number, Buffer>();
   const positions: Array<[number, Buffer]> = [];
   try {
     const prefix = K.eventPrefix(type, id);
@@ -62,7 +63,7 @@ export async function verifyAggregate(store: EventStore, type: string, id: strin
       if (leaf.toString('hex') !== e.hash) throw new Bad(expected, 'event content does not match its hash');
       const grown = appendLeaf(frontier, leaf);
       frontier = grown.frontier;
-      for (const n of grown.completed) nodes.set(`${n.level}/${n.index}`, n.hash);
+      for (const n of grown.completed) nodes.set(n.index * 64 + n.level, n.hash);
       if (frontierRoot(frontier).toString('hex') !== e.merkle_root) {
         throw new Bad(expected, 'merkle_root does not match the recomputed tree');
       }
@@ -103,14 +104,14 @@ async function checkNodes(
   space: Space,
   type: string,
   id: string,
-  nodes: Map<string, Buffer>,
+  nodes: Map<number, Buffer>,
 ) {
   const prefix = K.nodePrefix(type, id);
   let count = 0;
   for await (const [key, value] of store.engine.range(space, { gte: prefix, lt: prefixEnd(prefix) })) {
     const level = key[key.length - 9]!;
     const index = K.readU64(key, key.length - 8);
-    const want = nodes.get(`${level}/${index}`);
+    const want = nodes.get(index * 64 + level);
     const firstLeaf = index * 2 ** level + 1;
     if (!want || !want.equals(value))
       throw new Bad(firstLeaf, `stored Merkle node ${level}/${index} does not match`);

@@ -27,8 +27,12 @@ export function leafHash(data: Uint8Array): Buffer {
  * @example
  * const root2 = nodeHash(leafHash(a), leafHash(b));
  */
+const NODE_SCRATCH = Buffer.alloc(1 + 2 * HASH_BYTES);
+
 export function nodeHash(left: Uint8Array, right: Uint8Array): Buffer {
-  const input = Buffer.allocUnsafe(1 + left.length + right.length);
+  // crypto.hash is synchronous, so one scratch buffer serves every call of the usual 32+32 shape.
+  const fits = left.length === HASH_BYTES && right.length === HASH_BYTES;
+  const input = fits ? NODE_SCRATCH : Buffer.allocUnsafe(1 + left.length + right.length);
   input[0] = 0x01;
   input.set(left, 1);
   input.set(right, 1 + left.length);
