@@ -21,6 +21,8 @@ import { createToken, listTokens, refreshToken, revokeToken } from '../store/tok
 import { PLUGIN_OPS } from './ops/plugin.js';
 import { SCHEMA_OPS } from './ops/schema.js';
 import type { Op, OpArgs } from './ops/types.js';
+import type { EventStore } from '../store/store.js';
+import type { WriteContext } from '../store/types.js';
 
 const str = (args: OpArgs, name: string): string => String(args[name]);
 const optNumber = (args: OpArgs, name: string, flag: string): number | undefined => {
@@ -48,6 +50,16 @@ export function parseFields(fields: readonly string[]): Record<string, string> {
   }
   return payload;
 }
+
+/** An operation on one aggregate with an optional `--comment` (snapshot, archive, restore). */
+const commented =
+  <T>(
+    key: string,
+    fn: (store: EventStore, type: string, id: string, ctx: WriteContext, comment?: string) => Promise<T>,
+  ): Op =>
+  async ({ store }, a, ctx) => ({
+    [key]: await fn(store, str(a, 'aggregate'), str(a, 'aggregateId'), ctx, a.comment as string | undefined),
+  });
 
 export const OPS: Record<string, Op> = {
   'aggregate.apply': async ({ store }, a, ctx) => {
@@ -94,33 +106,9 @@ export const OPS: Record<string, Op> = {
     await store.aggregate(type, id); // not found → coded error
     return { report: await verifyAggregate(store, type, id) };
   },
-  'aggregate.snapshot': async ({ store }, a, ctx) => ({
-    snapshot: await takeSnapshot(
-      store,
-      str(a, 'aggregate'),
-      str(a, 'aggregateId'),
-      ctx,
-      a.comment as string | undefined,
-    ),
-  }),
-  'aggregate.archive': async ({ store }, a, ctx) => ({
-    audit: await archiveAggregate(
-      store,
-      str(a, 'aggregate'),
-      str(a, 'aggregateId'),
-      ctx,
-      a.comment as string | undefined,
-    ),
-  }),
-  'aggregate.restore': async ({ store }, a, ctx) => ({
-    audit: await restoreAggregate(
-      store,
-      str(a, 'aggregate'),
-      str(a, 'aggregateId'),
-      ctx,
-      a.comment as string | undefined,
-    ),
-  }),
+  'aggregate.snapshot': commented('snapshot', takeSnapshot),
+  'aggregate.archive': commented('audit', archiveAggregate),
+  'aggregate.restore': commented('audit', restoreAggregate),
   'aggregate.commit': async ({ store }) => ({ committed: await commitStaged(store) }),
 
   'token.generate': async ({ store }, a, ctx) => ({
