@@ -1,3 +1,6 @@
+import { createHash } from 'node:crypto';
+import { readFile, readdir } from 'node:fs/promises';
+import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Project, project, run } from './helpers/cli.js';
 
@@ -181,5 +184,27 @@ describe('CLI: aggregate and config commands on the data dir (no server)', () =>
     expect(shown.stdout).toContain('********');
     expect(shown.stdout).not.toContain('test-master');
     expect(shown.stdout).not.toContain('test-dek');
+  });
+
+  it('a wrong master key is refused before the store is opened: the data dir stays byte for byte', async () => {
+    const snapshot = async () => {
+      const out: Record<string, string> = {};
+      for (const f of await readdir(p.dataDir)) {
+        out[f] = createHash('sha256')
+          .update(await readFile(path.join(p.dataDir, f)))
+          .digest('hex');
+      }
+      return out;
+    };
+    const before = await snapshot();
+    expect(Object.keys(before)).toContain('keyring.json');
+    const r = await run(['aggregate', 'list'], {
+      cwd: p.dir,
+      env: { ...p.env, EVENTDBX_MASTER_KEY: 'not-the-key' },
+    });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/EDBX_ERR_WRONG_MASTER_KEY/);
+    expect(r.stderr).not.toContain('not-the-key');
+    expect(await snapshot()).toEqual(before);
   });
 });

@@ -1,12 +1,10 @@
 /** Opening the store for a CLI command, and the local identity of CLI writes made without a token. */
-import { mkdir } from 'node:fs/promises';
 import os from 'node:os';
 import { err } from '../core/errors.js';
 import type { IssuedBy } from '../core/event.js';
 import { type Config, loadConfig } from '../config/config.js';
-import { createEngine } from '../storage/index.js';
 import { installSchemas } from '../store/schemas.js';
-import { type SecureStore, openSecureStore } from '../store/secure.js';
+import { type SecureStore, openDataDir } from '../store/secure.js';
 
 /** Writes made by the local CLI without a token are recorded as group `local` and the OS user. */
 export function localIdentity(): IssuedBy {
@@ -29,13 +27,7 @@ export async function requireConfig(configFile?: string): Promise<Config> {
 
 /** Open the store in this process (no server runs); schemas apply in the default mode. */
 export async function openLocalStore(config: Config): Promise<SecureStore> {
-  // Owner-only, like `start` makes it: the clear keys (aggregate ids, versions) are not for other users.
-  await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
-  const secure = await openSecureStore(
-    createEngine('rocksdb', config.dataDir),
-    { masterKey: config.masterKey, dek: config.dek },
-    { memoryThreshold: config.memoryThreshold, maxPayloadBytes: config.maxPayloadBytes },
-  );
+  const secure = await openDataDir(config);
   await installSchemas(secure.store, 'true');
   return secure;
 }

@@ -3,13 +3,12 @@
  * socket, write the PID file, and stop gracefully on SIGTERM/SIGINT (refuse new writes, finish
  * in-flight requests, flush, close the store, remove the PID file and socket).
  */
-import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Config } from '../config/config.js';
 import { toEventDbxError } from '../core/errors.js';
-import { createEngine } from '../storage/index.js';
 import { type RestrictMode, installSchemas } from '../store/schemas.js';
-import { openSecureStore } from '../store/secure.js';
+import { openDataDir } from '../store/secure.js';
 import { createToken } from '../store/tokens.js';
 import { buildServer } from './app.js';
 import { serveControl } from './control.js';
@@ -39,15 +38,7 @@ export interface ServeOptions {
 
 export async function serveForeground(o: ServeOptions): Promise<void> {
   const dataDir = o.config.dataDir;
-  await mkdir(dataDir, { recursive: true, mode: 0o700 });
-  const secure = await openSecureStore(
-    createEngine('rocksdb', dataDir),
-    { masterKey: o.config.masterKey, dek: o.config.dek },
-    {
-      memoryThreshold: o.config.memoryThreshold,
-      maxPayloadBytes: o.config.maxPayloadBytes,
-    },
-  );
+  const secure = await openDataDir(o.config);
   const { store } = secure;
   const { app, drain } = await buildServer({
     store,

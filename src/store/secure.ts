@@ -5,6 +5,9 @@
  * re-wraps the keyring without rewriting data.
  */
 import { createPublicKey } from 'node:crypto';
+import { renameSync, writeFileSync } from 'node:fs';
+import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import path from 'node:path';
 import {
   type KeyringRecord,
   createKeyring,
@@ -13,10 +16,12 @@ import {
   openKeyring,
   putKeyringSecret,
   rewrapKeyring,
+  unlockKeyring,
   validateKeyringRecord,
 } from '../core/crypto/index.js';
 import { err } from '../core/errors.js';
 import type { StorageEngine } from '../storage/engine.js';
+import { createEngine } from '../storage/index.js';
 import { globalKey } from './keys.js';
 import { AUDIT_ID, AUDIT_TYPE, EventStore, type EventStoreOptions } from './store.js';
 import type { WriteContext } from './types.js';
@@ -31,6 +36,8 @@ export interface SecureStore {
   /** PEM of the Ed25519 private key signing checkpoints (never log it). */
   readonly signingKeyPem: string;
   readonly publicKeyPem: string;
+  /** Where the keyring copy is kept (see openSecureStore). */
+  readonly keyringFile?: string;
   /** What happened to the DEK at open: 'created' for a new store. */
   readonly dek: 'created' | 'active' | 'reactivated' | 'added' | 'not-given';
 }
@@ -50,13 +57,43 @@ async function readKeyring(engine: StorageEngine): Promise<KeyringRecord | undef
 
 const encode = (r: KeyringRecord) => Buffer.from(JSON.stringify(r), 'utf8');
 
+async function readKeyringFile(file: string): Promise<KeyringRecord | undefined> {
+  try {
+    return validateKeyringRecord(JSON.parse(await readFile(file, 'utf8')));
+  } catch {
+    return undefined; // missing or unreadable: the store's own keyring decides
+  }
+}
+
+async function writeKeyringFile(file: string, record: KeyringRecord): Promise<void> {
+  const tmp = `${file}.${process.pid}.tmp`;
+  await writeFile(tmp, JSON.stringify(record), { mode: 0o600 });
+  await rename(tmp, file);
+}
+
+function writeKeyringFileSync(file: string, record: KeyringRecord): void {
+  const tmp = `${file}.${process.pid}.tmp`;
+  writeFileSync(tmp, JSON.stringify(record), { mode: 0o600 });
+  renameSync(tmp, file);
+}
+
 /** Open the store at `engine` with its keys (creating the keyring on a new store). */
 export async function openSecureStore(
   engine: StorageEngine,
   keys: Keys,
-  options: Omit<EventStoreOptions, 'engine' | 'codec'> = {},
+  options: Omit<EventStoreOptions, 'engine' | 'codec'> & {
+    /**
+     * A copy of the keyring kept beside the engine's files (holds no secret: everything in it is
+     * wrapped under the master key). A wrong master key is refused from it before the engine is
+     * even opened, so a refused start leaves the data dir byte for byte as it was.
+     */
+    readonly keyringFile?: string;
+  } = {},
 ): Promise<SecureStore> {
   if (!keys.masterKey) throw err('EDBX_ERR_CONFIG_KEYS_REQUIRED');
+  const { keyringFile, ...storeOptions } = options;
+  const copy = keyringFile ? await readKeyringFile(keyringFile) : undefined;
+  const unlocked = copy ? unlockKeyring(copy, keys.masterKey) : undefined;
   await engine.open();
   try {
     const existing = await readKeyring(engine);
@@ -69,7 +106,11 @@ export async function openSecureStore(
       record = opened.record;
       status = 'created';
     } else {
-      opened = openKeyring(existing, keys.masterKey, keys.dek);
+      const sameKek =
+        copy &&
+        copy.kek_salt === existing.kek_salt &&
+        JSON.stringify(copy.scrypt) === JSON.stringify(existing.scrypt);
+      opened = openKeyring(existing, keys.masterKey, keys.dek, new Date(), sameKek ? unlocked : undefined);
       record = opened.record;
       status = opened.dekStatus;
     }
@@ -82,10 +123,12 @@ export async function openSecureStore(
       await engine.write([{ type: 'put', space: 'main', key: KEYRING, value: encode(record) }], {
         sync: true,
       });
-    const store = await EventStore.open({ ...options, engine, codec: opened.codec });
+    if (keyringFile && JSON.stringify(copy) !== JSON.stringify(record))
+      await writeKeyringFile(keyringFile, record);
+    const store = await EventStore.open({ ...storeOptions, engine, codec: opened.codec });
     const signingKeyPem = signing.toString('utf8');
     const publicKeyPem = createPublicKey(signingKeyPem).export({ type: 'spki', format: 'pem' }).toString();
-    return { store, signingKeyPem, publicKeyPem, dek: status };
+    return { store, signingKeyPem, publicKeyPem, dek: status, ...(keyringFile ? { keyringFile } : {}) };
   } catch (e) {
     await engine.close();
     throw e;
@@ -150,7 +193,12 @@ export async function changeKeys(
     const masterChanged =
       change.newMasterKey !== undefined && change.newMasterKey !== change.currentMasterKey;
     if (masterChanged) record = rewrapKeyring(record, change.currentMasterKey, change.newMasterKey!);
-    if (record !== existing) tx.put(KEYRING, encode(record));
+    if (record !== existing) {
+      tx.put(KEYRING, encode(record));
+      const file = secure.keyringFile;
+      // The copy follows as soon as the store's keyring is durable, before the change is acknowledged.
+      if (file) tx.afterCommit(() => writeKeyringFileSync(file, record));
+    }
     const master_key = masterChanged ? 're-wrapped under the new master key' : 'unchanged';
     store.audit(tx, ctx, 'config-changed', { dek, master_key, ...otherChanges });
     if (codec) {
@@ -159,4 +207,28 @@ export async function changeKeys(
     }
     return { dek, master_key };
   });
+}
+
+/** The keyring copy beside RocksDB's files in a data dir (see openSecureStore). */
+export const KEYRING_COPY = 'keyring.json';
+
+/** Open the RocksDB store of a data dir (created owner-only) with its keys. */
+export async function openDataDir(c: {
+  readonly dataDir: string;
+  readonly masterKey: string | undefined;
+  readonly dek: string | undefined;
+  readonly memoryThreshold: number;
+  readonly maxPayloadBytes: number;
+}): Promise<SecureStore> {
+  // Owner-only: the clear parts of keys (aggregate ids, versions) are not for other users.
+  await mkdir(c.dataDir, { recursive: true, mode: 0o700 });
+  return openSecureStore(
+    createEngine('rocksdb', c.dataDir),
+    { masterKey: c.masterKey, dek: c.dek },
+    {
+      memoryThreshold: c.memoryThreshold,
+      maxPayloadBytes: c.maxPayloadBytes,
+      keyringFile: path.join(c.dataDir, KEYRING_COPY),
+    },
+  );
 }

@@ -13,6 +13,7 @@ export {
   openKeyring,
   putKeyringSecret,
   rewrapKeyring,
+  unlockKeyring,
   validateKeyringRecord,
 } from './keyring.js';
 export { type SigningKeyPair, generateSigningKey, sign, verifySignature } from './signing.js';

@@ -123,8 +123,19 @@ export function validateKeyringRecord(json: unknown): KeyringRecord {
 }
 
 /** Derive the KEK and prove it right with the check blob; a wrong master key fails here, first. */
+/**
+ * Check a master key against a keyring record (throws EDBX_ERR_WRONG_MASTER_KEY) and return the KEK,
+ * attached non-enumerably, for a following `openKeyring` of the same record.
+ */
+export function unlockKeyring(record: KeyringRecord, masterKey: string): WithKek {
+  return attachSecret({}, 'kek', unlock(validateKeyringRecord(record), masterKey)) as WithKek;
+}
+
 function unlock(record: KeyringRecord, masterKey: string): Buffer {
-  const kek = deriveKek(masterKey, Buffer.from(record.kek_salt, 'base64'), record.scrypt);
+  return checked(record, deriveKek(masterKey, Buffer.from(record.kek_salt, 'base64'), record.scrypt));
+}
+
+function checked(record: KeyringRecord, kek: Buffer): Buffer {
   let check: Buffer;
   try {
     check = unwrapSecret(kek, record.check, CHECK_CONTEXT);
@@ -206,9 +217,11 @@ export function openKeyring(
   masterKey: string,
   dek: string | undefined,
   now: Date = new Date(),
+  /** A KEK already derived for this record by `unlockKeyring` (saves a second scrypt). */
+  derived?: WithKek,
 ): OpenedKeyring {
   const current = validateKeyringRecord(record);
-  const kek = unlock(current, masterKey);
+  const kek = derived ? checked(current, Buffer.from(derived.kek)) : unlock(current, masterKey);
   const keys = unwrapKeys(current, kek);
   let next = current;
   let dekStatus: DekStatus = 'not-given';
