@@ -154,7 +154,7 @@ describe('CLI: aggregate and config commands on the data dir (no server)', () =>
         /EDBX_ERR_AGGREGATE_NOT_FOUND/,
       ],
       [['aggregate', 'get', ...A, '--version', 'abc'], 1, /EDBX_ERR_INVALID_VERSION/],
-      [['aggregate', 'get', ...A, '--version', '99'], 1, /EDBX_ERR_INVALID_VERSION/],
+      [['aggregate', 'get', ...A, '--version', '99'], 1, /has no version 99.*EDBX_ERR_EVENT_NOT_FOUND/],
       [
         ['aggregate', 'apply', '--aggregate', 'Patient', '--aggregate-id', 'x', '--event', 'e'],
         1,

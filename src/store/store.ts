@@ -360,9 +360,12 @@ export class EventStore {
     const current = live.meta;
     const at = opts.version === undefined ? current.version : checkVersion(opts.version);
     if (at > current.version) {
-      throw err('EDBX_ERR_INVALID_VERSION', {
-        value: at,
-        reason: `${type}/${id} is at version ${current.version}`,
+      // A well-formed version the aggregate has not reached: not found (404), like GET …/events/{version}.
+      throw err('EDBX_ERR_EVENT_NOT_FOUND', {
+        aggregate_type: type,
+        aggregate_id: id,
+        version: at,
+        current: current.version,
       });
     }
     let state: Payload;

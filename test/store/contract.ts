@@ -99,7 +99,8 @@ export function storeContract(name: string, factory: EngineFactory): void {
       const v2 = await store.aggregate('patient', 'p-1', { version: 2, includeEvents: true });
       expect(v2.state).toEqual({ name: 'Jane', status: 'inactive', ward: '3' });
       expect(v2.events?.map((e) => e.version)).toEqual([1, 2]);
-      await expectCode(store.aggregate('patient', 'p-1', { version: 4 }), 'EDBX_ERR_INVALID_VERSION');
+      await expectCode(store.aggregate('patient', 'p-1', { version: 4 }), 'EDBX_ERR_EVENT_NOT_FOUND');
+      await expectCode(store.aggregate('patient', 'p-1', { version: 0 }), 'EDBX_ERR_INVALID_VERSION');
       await expectCode(store.aggregate('patient', 'nobody'), 'EDBX_ERR_AGGREGATE_NOT_FOUND');
     });
 
