@@ -33,6 +33,9 @@ import {
   type TransactionEvent,
   type TransactionResult,
   type VerifyReport,
+  type IssuedToken,
+  type TokenCreateBody,
+  type TokenView,
 } from '../protocol/index.js';
 import { type AuditOptions, type AuditResult, runAudit } from './audit.js';
 import { EventDbxConfigError } from './errors.js';
@@ -256,6 +259,32 @@ export class EventDbxClient {
   /** `DELETE /v1/schemas/{aggregate}/events/{event}` (admin token), like `schema remove`. Not retried. */
   removeSchemaEvent(aggregate: string, event: string, o?: CallOptions): Promise<SchemaDefinition> {
     return this.#send('DELETE', PATHS.schemaEvent(aggregate, event), undefined, o);
+  }
+
+  // ------------------------------------------------------------------ tokens (group admin)
+
+  /** `GET /v1/tokens`: every token with its status (never a secret). */
+  async listTokens(o?: CallOptions): Promise<TokenView[]> {
+    return [...(await this.#get<{ tokens: TokenView[] }>(PATHS.tokens, undefined, o)).tokens];
+  }
+
+  /** `POST /v1/tokens`: issue a token for one person; its secret is in the result only. Not retried. */
+  createToken(body: TokenCreateBody, o?: CallOptions): Promise<IssuedToken> {
+    return this.#send('POST', PATHS.tokens, body, o);
+  }
+
+  /** `POST /v1/tokens/{id}/revoke`: revoke now (id from `listTokens`, or the token). Not retried. */
+  revokeToken(id: string, o?: CallOptions): Promise<TokenView> {
+    return this.#send('POST', PATHS.tokenAction(id, 'revoke'), {}, o);
+  }
+
+  /** `POST /v1/tokens/{id}/refresh`: new lifetime (seconds from now) and/or write allowance. Not retried. */
+  refreshToken(
+    id: string,
+    body: { expiration?: number; limit?: number },
+    o?: CallOptions,
+  ): Promise<TokenView> {
+    return this.#send('POST', PATHS.tokenAction(id, 'refresh'), body, o);
   }
 
   async #send<T>(

@@ -10,7 +10,9 @@ export type {
   Health,
   IssuedBy,
   Payload,
+  IssuedToken,
   SchemaDefinition,
+  TokenView,
   VerifyReport,
 } from './records.js';
 export type {
@@ -21,6 +23,7 @@ export type {
   SchemaAlterBody,
   SchemaCreateBody,
   StreamQuery,
+  TokenCreateBody,
   TransactionBody,
   TransactionEvent,
 } from './requests.js';

@@ -22,6 +22,8 @@ export const PATHS = {
   schemaHistory: (aggregate: string) => `/v1/schemas/${seg(aggregate)}/history`,
   schemaEvents: (aggregate: string) => `/v1/schemas/${seg(aggregate)}/events`,
   schemaEvent: (aggregate: string, event: string) => `/v1/schemas/${seg(aggregate)}/events/${seg(event)}`,
+  tokens: '/v1/tokens',
+  tokenAction: (id: string, action: 'revoke' | 'refresh') => `/v1/tokens/${seg(id)}/${action}`,
   checkpoint: '/v1/checkpoint',
   ledgerConsistency: '/v1/ledger/consistency',
   stream: '/v1/events/stream',

@@ -108,3 +108,24 @@ export interface SchemaDefinition {
   /** What this version changed. */
   readonly change: string;
 }
+
+/** An access token as listed by `GET /v1/tokens` (never the secret, never its hash). */
+export interface TokenView {
+  readonly id: string;
+  readonly group: string;
+  readonly user: string;
+  readonly status: 'active' | 'expired' | 'revoked' | 'exhausted';
+  readonly expires_at: string | null;
+  readonly keep_alive: boolean;
+  readonly limit: number | null;
+  readonly remaining: number | null;
+  readonly read_only: boolean;
+  readonly scopes: readonly string[];
+  readonly created_at: string;
+  readonly revoked_at: string | null;
+}
+
+/** `POST /v1/tokens`: the new token, with its secret (shown this once). */
+export interface IssuedToken extends TokenView {
+  readonly token: string;
+}

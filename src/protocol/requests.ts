@@ -63,3 +63,17 @@ export interface SchemaAlterBody {
   readonly add?: readonly string[];
   readonly remove?: readonly string[];
 }
+
+/** `POST /v1/tokens` (group admin): a token for one person. */
+export interface TokenCreateBody {
+  readonly group: string;
+  readonly user: string;
+  /** Lifetime in seconds. */
+  readonly expiration?: number;
+  /** Number of writes allowed. */
+  readonly limit?: number;
+  readonly keep_alive?: boolean;
+  readonly read_only?: boolean;
+  /** `type` or `type/id` the token is limited to. */
+  readonly aggregates?: readonly string[];
+}
