@@ -8,11 +8,11 @@ import path from 'node:path';
 import { z } from 'zod';
 import { err } from '../core/errors.js';
 import { DEFAULT_MAX_PAYLOAD_BYTES } from '../core/event.js';
+import { DEFAULT_MEMORY_THRESHOLD } from '../store/store.js';
 
 export const DEFAULT_CONFIG_PATH = '.eventdbx.json';
 export const DEFAULT_DATA_DIR = '.eventdbx';
 export const DEFAULT_PORT = 7070;
-export const DEFAULT_MEMORY_THRESHOLD = 10_000;
 
 const port = z.number().int().min(1).max(65535);
 const secret = z.string().min(1);

@@ -187,12 +187,3 @@ export function commitStaged(store: EventStore): Promise<EventRecord[]> {
     return records;
   });
 }
-
-/** Discard all staged events (nothing was ever visible). */
-export function clearStaged(store: EventStore): Promise<number> {
-  return store.exclusive([], async (tx) => {
-    const staged = await listStaged(store);
-    for (const s of staged) tx.del(K.stagedKey(s.seq));
-    return staged.length;
-  });
-}

@@ -7,7 +7,6 @@ export {
   stageEvent,
   listStaged,
   commitStaged,
-  clearStaged,
 } from './admin.js';
 export { verifyAggregate, verifyLedger, verifyAll, type VerifyAllReport } from './verify.js';
 export {

@@ -135,24 +135,6 @@ export async function openSecureStore(
   }
 }
 
-/** Re-wrap the keyring of a closed store under a new master key (no data is rewritten). */
-export async function rewrapStoreKeys(
-  engine: StorageEngine,
-  oldMasterKey: string,
-  newMasterKey: string,
-): Promise<boolean> {
-  await engine.open();
-  try {
-    const existing = await readKeyring(engine);
-    if (!existing) return false;
-    const next = rewrapKeyring(existing, oldMasterKey, newMasterKey);
-    await engine.write([{ type: 'put', space: 'main', key: KEYRING, value: encode(next) }], { sync: true });
-    return true;
-  } finally {
-    await engine.close();
-  }
-}
-
 export interface KeyChange {
   /** The master key the store is open with (needed to unwrap the keyring). */
   readonly currentMasterKey: string;

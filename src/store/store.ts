@@ -11,13 +11,7 @@ import { LRUCache } from 'lru-cache';
 import { err } from '../core/errors.js';
 import { type TokenRecord, afterUse, authorize } from '../core/tokens.js';
 import { DEFAULT_MAX_PAYLOAD_BYTES, type EventRecord, type Payload, foldState } from '../core/event.js';
-import {
-  type Frontier,
-  EMPTY_ROOT,
-  decodeFrontier,
-  emptyFrontier,
-  frontierRoot,
-} from '../core/merkle/index.js';
+import { type Frontier, decodeFrontier, emptyFrontier, frontierRoot } from '../core/merkle/index.js';
 import {
   aggregateId,
   aggregateType,
@@ -521,15 +515,6 @@ export class EventStore {
   /** Drop cached state (tests that edit the engine directly use this). */
   clearCache(): void {
     this.#cache.clear();
-  }
-
-  /** Validate an event id early (CLI/HTTP use this for clean errors). */
-  static checkEventId(id: string): string {
-    return checkEventId(id);
-  }
-
-  static get emptyRoot(): string {
-    return EMPTY_ROOT.toString('hex');
   }
 }
 

@@ -81,7 +81,7 @@ export async function verifyAggregate(store: EventStore, type: string, id: strin
     if (root !== live.meta.merkle_root)
       throw new Bad(version, 'stored aggregate root does not match the events');
     await checkNodes(store, space, type, id, nodes);
-    await checkState(store, space, live.meta, state);
+    await checkState(store, live.meta, state);
     await checkLedgerEntries(store, type, id, positions);
     return { ...base, ok: true, version, merkle_root: root };
   } catch (x) {
@@ -120,7 +120,7 @@ async function checkNodes(
   if (count !== nodes.size) throw new Bad(1, `${nodes.size - count} stored Merkle nodes are missing`);
 }
 
-async function checkState(store: EventStore, space: Space, meta: AggregateMeta, state: Payload) {
+async function checkState(store: EventStore, meta: AggregateMeta, state: Payload) {
   let stored = meta.state;
   if (meta.archived) {
     const full = await store.engine.get('archive', K.metaKey(meta.aggregate_type, meta.aggregate_id));
@@ -129,7 +129,6 @@ async function checkState(store: EventStore, space: Space, meta: AggregateMeta, 
   }
   if (!samePayload(stored, state))
     throw new Bad(meta.version, 'stored state differs from the replay of the events');
-  void space;
 }
 
 async function checkLedgerEntries(

@@ -9,7 +9,7 @@ import type { EventRecord } from '../core/event.js';
 import type { TokenRecord } from '../core/tokens.js';
 import { type Frontier, encodeFrontier } from '../core/merkle/index.js';
 import type { StorageEngine } from '../storage/engine.js';
-import { openJson, sealJson } from './codec.js';
+import { sealJson } from './codec.js';
 import * as K from './keys.js';
 import { type LiveMeta, type TxEnv, WriteTx, aggKey } from './tx.js';
 import type { AggregateMeta } from './types.js';
@@ -214,6 +214,3 @@ export class Writer {
     idList.forEach((id, i) => tx.idem.set(id, prior[i] ?? null));
   }
 }
-
-export const decodeMeta = (env: TxEnv, value: Buffer, where: string): AggregateMeta =>
-  openJson<AggregateMeta>(env.codec, value, where);
