@@ -23,6 +23,7 @@ import {
 import { prefixEnd } from '../src/storage/engine.js';
 import { RocksDbEngine } from '../src/storage/rocksdb/rocksdb-engine.js';
 import { openJson, sealJson } from '../src/store/codec.js';
+import { openEvent, sealEvent } from '../src/store/event-format.js';
 import * as K from '../src/store/keys.js';
 import { type SecureStore, openSecureStore } from '../src/store/secure.js';
 import type { AggregateMeta } from '../src/store/types.js';
@@ -486,10 +487,10 @@ describe('tamper detection', () => {
     await apply(p, 'p-001', { dose: '10mg' });
     await withStore(p.dataDir, async ({ store }) => {
       const key = K.eventKey('patient', 'p-001', 1);
-      const e = openJson<EventRecord>(store.env.codec, (await store.engine.get('main', key))!, 'test');
+      const e = openEvent(store.env.codec, (await store.engine.get('main', key))!, 'test');
       const forged = { ...e, payload: { dose: '50mg' } };
       await store.engine.write(
-        [{ type: 'put', space: 'main', key, value: sealJson(store.env.codec, forged) }],
+        [{ type: 'put', space: 'main', key, value: sealEvent(store.env.codec, forged) }],
         {
           sync: true,
         },
@@ -636,7 +637,7 @@ describe('audit log', () => {
     expect(good.code).toBe(0);
     await withStore(p.dataDir, async ({ store }) => {
       const key = K.eventKey('$audit', 'log', 3);
-      const e = openJson<EventRecord>(store.env.codec, (await store.engine.get('main', key))!, 'test');
+      const e = openEvent(store.env.codec, (await store.engine.get('main', key))!, 'test');
       expect(e.event_type).toBe('token-revoked');
       // Someone hides that they revoked the token by blaming another user.
       const forged: EventRecord = {
@@ -644,7 +645,7 @@ describe('audit log', () => {
         metadata: { ...e.metadata, issued_by: { group: 'admin', user: 'eve' } },
       };
       await store.engine.write(
-        [{ type: 'put', space: 'main', key, value: sealJson(store.env.codec, forged) }],
+        [{ type: 'put', space: 'main', key, value: sealEvent(store.env.codec, forged) }],
         {
           sync: true,
         },

@@ -26,7 +26,8 @@ const describe = (v: unknown): string =>
 
 /**
  * String-only storage: strings stay, finite numbers and booleans become their string form, anything
- * else is refused naming the field. Keys keep their order of appearance.
+ * else is refused naming the field. Keys come out sorted (the canonical order the record is hashed and
+ * stored in), so a record reads back exactly as its append returned it.
  */
 export function normalizePayload(input: unknown, maxBytes = DEFAULT_MAX_PAYLOAD_BYTES): Payload {
   if (input === null || typeof input !== 'object' || Array.isArray(input)) {
@@ -34,7 +35,9 @@ export function normalizePayload(input: unknown, maxBytes = DEFAULT_MAX_PAYLOAD_
   }
   const out: Record<string, string> = Object.create(null) as Record<string, string>;
   let size = 2;
-  for (const [key, value] of Object.entries(input as Record<string, unknown>)) {
+  const fields = input as Record<string, unknown>;
+  for (const key of Object.keys(fields).sort()) {
+    const value = fields[key];
     fieldName(key);
     let text: string;
     if (typeof value === 'string') text = value;
@@ -58,11 +61,15 @@ export function normalizePayload(input: unknown, maxBytes = DEFAULT_MAX_PAYLOAD_
   return { ...out };
 }
 
-/** Canonical bytes hashed as the Merkle leaf of an event. */
-export function leafDataOf(record: UnsealedRecord | EventRecord): Buffer {
+/** Canonical JSON hashed as the Merkle leaf of an event (the record without hash and root). */
+export function leafJsonOf(record: UnsealedRecord | EventRecord): string {
   const { hash: _h, merkle_root: _r, ...rest } = record as EventRecord;
-  return Buffer.from(canonicalJson(rest), 'utf8');
+  return canonicalJson(rest);
 }
+
+/** Canonical bytes hashed as the Merkle leaf of an event. */
+export const leafDataOf = (record: UnsealedRecord | EventRecord): Buffer =>
+  Buffer.from(leafJsonOf(record), 'utf8');
 
 /** Fold payloads into state: later values overwrite earlier ones. */
 export function foldState(state: Payload, payload: Payload): Payload {

@@ -20,6 +20,7 @@ import {
 } from '../core/names.js';
 import { type Space, type StorageEngine, prefixEnd } from '../storage/engine.js';
 import { type RecordCodec, openJson, plainCodec } from './codec.js';
+import { openEvent } from './event-format.js';
 import * as K from './keys.js';
 import { type AppendValidator, type LiveMeta, type TxEnv, type WriteTx, aggKey } from './tx.js';
 import type {
@@ -294,7 +295,7 @@ export class EventStore {
         current: live.meta.version,
       });
     }
-    return openJson<EventRecord>(this.env.codec, v, `event ${type}/${id}@${version}`);
+    return openEvent(this.env.codec, v, `event ${type}/${id}@${version}`);
   }
 
   /** One event by version. */
@@ -337,7 +338,7 @@ export class EventStore {
       ...(take === undefined ? {} : { limit: skip + take }),
     })) {
       if (seen++ < skip) continue;
-      out.push(openJson<EventRecord>(this.env.codec, v, `event ${type}/${id}`));
+      out.push(openEvent(this.env.codec, v, `event ${type}/${id}`));
     }
     return out;
   }
@@ -500,7 +501,7 @@ export class EventStore {
             where: `ledger position ${from + i}`,
             reason: `event ${r.type}/${r.id}@${r.version} is missing`,
           });
-        out[i] = openJson<EventRecord>(this.env.codec, v, `event ${r.type}/${r.id}@${r.version}`);
+        out[i] = openEvent(this.env.codec, v, `event ${r.type}/${r.id}@${r.version}`);
       });
     }
     return out as EventRecord[];

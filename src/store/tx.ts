@@ -11,11 +11,12 @@ import {
   type Payload,
   type UnsealedRecord,
   foldState,
-  leafDataOf,
+  leafJsonOf,
   normalizePayload,
   samePayload,
 } from '../core/event.js';
-import { type Frontier, appendLeaf, emptyFrontier, frontierRoot, leafHash } from '../core/merkle/index.js';
+import { type Frontier, appendLeaf, emptyFrontier, frontierRoot } from '../core/merkle/index.js';
+import { StoredEventBuilder } from './event-format.js';
 import {
   aggregateId,
   aggregateType,
@@ -207,7 +208,8 @@ export class WriteTx {
       version,
       position,
     };
-    const leaf = leafHash(leafDataOf(unsealed));
+    const stored = new StoredEventBuilder(leafJsonOf(unsealed));
+    const leaf = stored.leafHash();
     const grown = appendLeaf(live?.frontier ?? emptyFrontier, leaf);
     const root = frontierRoot(grown.frontier);
     const record: EventRecord = {
@@ -217,7 +219,7 @@ export class WriteTx {
     };
 
     for (const n of grown.completed) this.put(K.nodeKey(type, id, n.level, n.index), n.hash);
-    this.put(K.eventKey(type, id, version), sealJson(this.env.codec, record));
+    this.put(K.eventKey(type, id, version), this.env.codec.seal(stored.finish(leaf, root)));
     const ref = K.encodeRef({ type, id, version });
     this.put(K.idempotencyKey(record.metadata.event_id), ref);
 

@@ -5,8 +5,16 @@
  * store-wide tree from the ledger entries and matches it against the stored ledger and event counts.
  */
 import { isEventDbxError } from '../core/errors.js';
-import { type EventRecord, type Payload, foldState, leafDataOf, samePayload } from '../core/event.js';
-import { type Frontier, appendLeaf, emptyFrontier, frontierRoot, leafHash } from '../core/merkle/index.js';
+import { type Payload, foldState, leafDataOf, samePayload } from '../core/event.js';
+import {
+  type Frontier,
+  appendLeaf,
+  emptyFrontier,
+  frontierRoot,
+  leafHash,
+  sha256,
+} from '../core/merkle/index.js';
+import { type OpenedEvent, decodeEvent, isLegacy } from './event-format.js';
 import type { Space } from '../storage/engine.js';
 import { prefixEnd } from '../storage/engine.js';
 import { openJson } from './codec.js';
@@ -50,21 +58,24 @@ export async function verifyAggregate(store: EventStore, type: string, id: strin
       const keyVersion = K.readU64(key, key.length - 8);
       if (keyVersion !== expected)
         throw new Bad(expected, `event ${expected} is missing (found ${keyVersion})`);
-      let e: EventRecord;
+      let opened: OpenedEvent;
       try {
-        e = openJson<EventRecord>(store.env.codec, value, `event ${type}/${id}@${expected}`);
+        const where = `event ${type}/${id}@${expected}`;
+        opened = decodeEvent(store.env.codec.open(value, where), where);
       } catch (x) {
         throw new Bad(expected, isEventDbxError(x) ? x.message : 'undecodable record');
       }
+      const e = opened.record;
       if (e.aggregate_type !== type || e.aggregate_id !== id || e.version !== expected) {
         throw new Bad(expected, 'record does not belong at this key');
       }
-      const leaf = leafHash(leafDataOf(e));
-      if (leaf.toString('hex') !== e.hash) throw new Bad(expected, 'event content does not match its hash');
+      // The leaf hash of the bytes as stored (they are the canonical leaf data), never the stored hash.
+      const leaf = isLegacy(opened) ? leafHash(leafDataOf(e)) : sha256(opened.leafInput);
+      if (!leaf.equals(opened.hash)) throw new Bad(expected, 'event content does not match its hash');
       const grown = appendLeaf(frontier, leaf);
       frontier = grown.frontier;
       for (const n of grown.completed) nodes.set(n.index * 64 + n.level, n.hash);
-      if (frontierRoot(frontier).toString('hex') !== e.merkle_root) {
+      if (!frontierRoot(frontier).equals(opened.root)) {
         throw new Bad(expected, 'merkle_root does not match the recomputed tree');
       }
       state = foldState(state, e.payload);

@@ -19,6 +19,7 @@ import type { EventRecord as StoredRecord } from '../../src/core/event.js';
 import { appendLeaf, emptyFrontier, encodeFrontier } from '../../src/core/merkle/index.js';
 import { type WriteOp, createEngine, prefixEnd } from '../../src/storage/index.js';
 import { openJson, sealJson } from '../../src/store/codec.js';
+import { openEvent, sealEvent } from '../../src/store/event-format.js';
 import * as K from '../../src/store/keys.js';
 import { openSecureStore } from '../../src/store/secure.js';
 import type { EventStore } from '../../src/store/store.js';
@@ -69,7 +70,7 @@ async function rollBack(store: EventStore, keep: number): Promise<string[]> {
   })) {
     const ref = K.decodeRef(v.subarray(32));
     const raw = (await engine.get('main', K.eventKey(ref.type, ref.id, ref.version)))!;
-    const e = openJson<StoredRecord>(codec, raw, 'event');
+    const e = openEvent(codec, raw, 'event');
     ops.push({ type: 'del', space: 'main', key: k });
     ops.push({ type: 'del', space: 'main', key: K.eventKey(ref.type, ref.id, ref.version) });
     ops.push({ type: 'del', space: 'main', key: K.idempotencyKey(e.metadata.event_id) });
@@ -205,13 +206,13 @@ describe('tampering is caught by client.audit() and client.verifyEvent()', () =>
     await restart(async (store) => {
       const key = K.eventKey('patient', 'p-2', 2);
       const codec = store.env.codec;
-      const e = openJson<StoredRecord>(codec, (await store.engine.get('main', key))!, 'event');
+      const e = openEvent(codec, (await store.engine.get('main', key))!, 'event');
       const forged = { ...e, payload: { v: 'forged' } };
       const broken = Buffer.from((await store.engine.get('main', K.eventKey('patient', 'p-2', 3)))!);
       broken[broken.length - 1]! ^= 0x01;
       await store.engine.write(
         [
-          { type: 'put', space: 'main', key, value: sealJson(codec, forged) },
+          { type: 'put', space: 'main', key, value: sealEvent(codec, forged) },
           { type: 'put', space: 'main', key: K.eventKey('patient', 'p-2', 3), value: broken },
         ],
         { sync: true },

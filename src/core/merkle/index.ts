@@ -1,5 +1,5 @@
 /** RFC 6962 / RFC 9162 Merkle tree: hashing, append-only frontier, proof generation and verification. */
-export { HASH_BYTES, EMPTY_ROOT, leafHash, nodeHash, rootOfLeafHashes } from './hash.js';
+export { HASH_BYTES, EMPTY_ROOT, sha256, leafHash, nodeHash, rootOfLeafHashes } from './hash.js';
 export {
   type Frontier,
   type CompletedNode,

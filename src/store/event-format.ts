@@ -1,0 +1,132 @@
+/**
+ * How an event is stored (the plaintext, before the record codec seals it):
+ *
+ *   0x01 | hash (32) | merkle_root (32) | 0x00 | RFC 8785 canonical JSON of the record without
+ *                                               `hash` and `merkle_root` (the leaf data)
+ *
+ * The stored bytes are the leaf data itself, so an append canonicalises once and serialises nothing
+ * else, and verification hashes the stored bytes directly: `0x00 | leaf data` is exactly the RFC 6962
+ * leaf-hash input, hashed in place without a copy. Since the leaf hash is a SHA-256 of these bytes,
+ * any change to them shows, whatever it is.
+ *
+ * Records written before this format (plain JSON of the whole record, first byte `{`) still open.
+ */
+import { err } from '../core/errors.js';
+import { type EventRecord, leafJsonOf } from '../core/event.js';
+import { HASH_BYTES, sha256 } from '../core/merkle/index.js';
+import type { RecordCodec } from './codec.js';
+
+const FORMAT = 0x01;
+const LEGACY_JSON = 0x7b; // '{'
+const HASH_AT = 1;
+const ROOT_AT = HASH_AT + HASH_BYTES;
+const LEAF_INPUT_AT = ROOT_AT + HASH_BYTES;
+
+/** An event being written: its stored bytes, with the hashes filled in once known. */
+export class StoredEventBuilder {
+  readonly plain: Buffer;
+
+  constructor(leafJson: string) {
+    const bytes = Buffer.byteLength(leafJson);
+    this.plain = Buffer.allocUnsafe(LEAF_INPUT_AT + 1 + bytes);
+    this.plain[0] = FORMAT;
+    this.plain[LEAF_INPUT_AT] = 0x00;
+    this.plain.write(leafJson, LEAF_INPUT_AT + 1, bytes, 'utf8');
+  }
+
+  /** The RFC 6962 leaf hash: SHA-256(0x00 | leaf data). */
+  leafHash(): Buffer {
+    return sha256(this.plain.subarray(LEAF_INPUT_AT));
+  }
+
+  finish(hash: Buffer, root: Buffer): Buffer {
+    hash.copy(this.plain, HASH_AT);
+    root.copy(this.plain, ROOT_AT);
+    return this.plain;
+  }
+}
+
+/** A stored event, opened: the record as served plus the raw hashes and leaf-hash input. */
+export interface OpenedEvent {
+  readonly record: EventRecord;
+  /** The stored leaf hash and root (what `hash` and `merkle_root` say), as bytes. */
+  readonly hash: Buffer;
+  readonly root: Buffer;
+  /** SHA-256 of this is the leaf hash the stored bytes really have. */
+  readonly leafInput: Buffer;
+}
+
+interface LeafJson {
+  aggregate_type: string;
+  aggregate_id: string;
+  event_type: string;
+  payload: EventRecord['payload'];
+  metadata: EventRecord['metadata'];
+  version: number;
+  position: number;
+}
+
+/** Decode stored plaintext. Throws EDBX_ERR_INTEGRITY naming `where` when it is malformed. */
+export function decodeEvent(plain: Buffer, where: string): OpenedEvent {
+  const bad = (reason: string) => err('EDBX_ERR_INTEGRITY', { where, reason });
+  if (plain[0] === LEGACY_JSON) return decodeLegacy(plain, bad);
+  if (plain[0] !== FORMAT || plain.length <= LEAF_INPUT_AT + 1 || plain[LEAF_INPUT_AT] !== 0x00) {
+    throw bad('the stored event is malformed');
+  }
+  let p: LeafJson;
+  try {
+    p = JSON.parse(plain.toString('utf8', LEAF_INPUT_AT + 1)) as LeafJson;
+  } catch {
+    throw bad('the stored event is not valid JSON');
+  }
+  if (typeof p !== 'object' || p === null || typeof p.metadata !== 'object' || p.metadata === null) {
+    throw bad('the stored event lacks its fields');
+  }
+  const hash = plain.subarray(HASH_AT, ROOT_AT);
+  const root = plain.subarray(ROOT_AT, LEAF_INPUT_AT);
+  // The served shape, fields in the documented order (the canonical form sorts them).
+  const record: EventRecord = {
+    aggregate_type: p.aggregate_type,
+    aggregate_id: p.aggregate_id,
+    event_type: p.event_type,
+    payload: p.payload,
+    metadata: {
+      event_id: p.metadata.event_id,
+      created_at: p.metadata.created_at,
+      issued_by: p.metadata.issued_by,
+    },
+    version: p.version,
+    position: p.position,
+    hash: hash.toString('hex'),
+    merkle_root: root.toString('hex'),
+  };
+  return { record, hash, root, leafInput: plain.subarray(LEAF_INPUT_AT) };
+}
+
+function decodeLegacy(plain: Buffer, bad: (reason: string) => Error): OpenedEvent {
+  let record: EventRecord;
+  try {
+    record = JSON.parse(plain.toString('utf8')) as EventRecord;
+  } catch {
+    throw bad('the stored event is not valid JSON');
+  }
+  const hex = (s: unknown) => Buffer.from(typeof s === 'string' ? s : '', 'hex');
+  // Legacy records hold the whole record; its leaf data is recomputed by the caller that needs it.
+  return { record, hash: hex(record.hash), root: hex(record.merkle_root), leafInput: Buffer.alloc(0) };
+}
+
+/** Whether `decodeEvent` returned a legacy record (its `leafInput` is empty: recompute the leaf). */
+export const isLegacy = (e: OpenedEvent): boolean => e.leafInput.length === 0;
+
+export function openEvent(codec: RecordCodec, sealed: Buffer, where: string): EventRecord {
+  return decodeEvent(codec.open(sealed, where), where).record;
+}
+
+/**
+ * Stored bytes of a record as given (its `hash` and `merkle_root` taken as they are, not recomputed):
+ * for tools that move or rewrite events, and for tests that forge them.
+ */
+export function sealEvent(codec: RecordCodec, record: EventRecord): Buffer {
+  const stored = new StoredEventBuilder(leafJsonOf(record));
+  return codec.seal(stored.finish(Buffer.from(record.hash, 'hex'), Buffer.from(record.merkle_root, 'hex')));
+}
