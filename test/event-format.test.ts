@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { leafDataOf, type EventRecord } from '../src/core/event.js';
 import { leafHash } from '../src/core/merkle/index.js';
 import { plainCodec } from '../src/store/codec.js';
-import { decodeEvent, isLegacy, openEvent, sealEvent } from '../src/store/event-format.js';
+import { decodeEvent, isLegacy, openEvent, sealEvent, servedRecord } from '../src/store/event-format.js';
 import { expectCode } from './helpers/expect.js';
 
 const record: EventRecord = {
@@ -42,7 +42,7 @@ describe('stored event format', () => {
     const legacy = Buffer.from(JSON.stringify(record));
     const e = decodeEvent(legacy, 'test');
     expect(isLegacy(e)).toBe(true);
-    expect(e.record).toEqual(record);
+    expect(servedRecord(e)).toEqual(record);
   });
 
   it('refuses malformed bytes with an integrity error naming where', async () => {

@@ -745,7 +745,7 @@ describe('signed checkpoints', () => {
 /**
  * What an attacker with the keys and write access to the files can do: drop the newest `n` events of
  * an aggregate (they must be the newest of the ledger too) and rewrite every derived structure —
- * events, Merkle nodes, idempotency index, meta and state, ledger entries, ledger nodes, ledger head —
+ * events, Merkle node entries, idempotency index, meta and state, ledger entries, ledger head —
  * so that the store is self-consistent.
  */
 async function truncateNewest(secure: SecureStore, type: string, id: string, n: number): Promise<void> {
@@ -763,22 +763,10 @@ async function truncateNewest(secure: SecureStore, type: string, id: string, n: 
     ops.push({ type: 'del', space: 'main', key: K.idempotencyKey(e.metadata.event_id) });
     ops.push({ type: 'del', space: 'main', key: K.positionKey(e.position) });
   }
-  // Aggregate tree: drop all stored nodes and rebuild them from the kept events.
-  const nodePrefix = K.nodePrefix(type, id);
-  for await (const [k] of engine.range('main', { gte: nodePrefix, lt: prefixEnd(nodePrefix) }))
-    ops.push({ type: 'del', space: 'main', key: k });
+  // Aggregate tree: the N entries of the dropped versions go; earlier entries never change.
+  for (const e of drop) ops.push({ type: 'del', space: 'main', key: K.nodeKey(type, id, e.version) });
   let frontier: Frontier = emptyFrontier;
-  for (const e of keep) {
-    const grown = appendLeaf(frontier, Buffer.from(e.hash, 'hex'));
-    frontier = grown.frontier;
-    for (const node of grown.completed)
-      ops.push({
-        type: 'put',
-        space: 'main',
-        key: K.nodeKey(type, id, node.level, node.index),
-        value: node.hash,
-      });
-  }
+  for (const e of keep) frontier = appendLeaf(frontier, Buffer.from(e.hash, 'hex')).frontier;
   const metaRaw = (await engine.get('main', K.metaKey(type, id)))!;
   const meta = openJson<AggregateMeta>(codec, metaRaw, 'meta');
   const last = keep.at(-1)!;
@@ -792,25 +780,13 @@ async function truncateNewest(secure: SecureStore, type: string, id: string, n: 
     updated_by: last.metadata.issued_by,
   };
   ops.push({ type: 'put', space: 'main', key: K.metaKey(type, id), value: sealJson(codec, rewritten) });
-  // Ledger: drop all stored ledger nodes and rebuild them from the kept entries.
-  const ledgerPrefix = Buffer.from([K.TAG.ledgerNode]);
-  for await (const [k] of engine.range('main', { gte: ledgerPrefix, lt: prefixEnd(ledgerPrefix) }))
-    ops.push({ type: 'del', space: 'main', key: k });
+  // Ledger: the entries of the dropped positions went above (with their nodes); recompute the head.
   let ledger: Frontier = emptyFrontier;
   for await (const [, v] of engine.range('main', {
     gte: K.positionKey(1),
     lte: K.positionKey(size - n),
-  })) {
-    const grown = appendLeaf(ledger, v.subarray(0, 32));
-    ledger = grown.frontier;
-    for (const node of grown.completed)
-      ops.push({
-        type: 'put',
-        space: 'main',
-        key: K.ledgerNodeKey(node.level, node.index),
-        value: node.hash,
-      });
-  }
+  }))
+    ledger = appendLeaf(ledger, Buffer.from(v.subarray(0, 32))).frontier;
   ops.push({ type: 'put', space: 'main', key: K.globalKey('ledger'), value: encodeFrontier(ledger) });
   await engine.write(ops, { sync: true });
 }

@@ -46,9 +46,10 @@ export class StoredEventBuilder {
   }
 }
 
-/** A stored event, opened: the record as served plus the raw hashes and leaf-hash input. */
+/** A stored event, opened: its fields plus the raw hashes and leaf-hash input. */
 export interface OpenedEvent {
-  readonly record: EventRecord;
+  /** The record's fields as stored (without `hash` and `merkle_root`; see `servedRecord`). */
+  readonly fields: LeafFields;
   /** The stored leaf hash and root (what `hash` and `merkle_root` say), as bytes. */
   readonly hash: Buffer;
   readonly root: Buffer;
@@ -56,7 +57,7 @@ export interface OpenedEvent {
   readonly leafInput: Buffer;
 }
 
-interface LeafJson {
+export interface LeafFields {
   aggregate_type: string;
   aggregate_id: string;
   event_type: string;
@@ -73,19 +74,27 @@ export function decodeEvent(plain: Buffer, where: string): OpenedEvent {
   if (plain[0] !== FORMAT || plain.length <= LEAF_INPUT_AT + 1 || plain[LEAF_INPUT_AT] !== 0x00) {
     throw bad('the stored event is malformed');
   }
-  let p: LeafJson;
+  let p: LeafFields;
   try {
-    p = JSON.parse(plain.toString('utf8', LEAF_INPUT_AT + 1)) as LeafJson;
+    p = JSON.parse(plain.toString('utf8', LEAF_INPUT_AT + 1)) as LeafFields;
   } catch {
     throw bad('the stored event is not valid JSON');
   }
   if (typeof p !== 'object' || p === null || typeof p.metadata !== 'object' || p.metadata === null) {
     throw bad('the stored event lacks its fields');
   }
-  const hash = plain.subarray(HASH_AT, ROOT_AT);
-  const root = plain.subarray(ROOT_AT, LEAF_INPUT_AT);
-  // The served shape, fields in the documented order (the canonical form sorts them).
-  const record: EventRecord = {
+  return {
+    fields: p,
+    hash: plain.subarray(HASH_AT, ROOT_AT),
+    root: plain.subarray(ROOT_AT, LEAF_INPUT_AT),
+    leafInput: plain.subarray(LEAF_INPUT_AT),
+  };
+}
+
+/** The record as served, fields in the documented order (the canonical form sorts them). */
+export function servedRecord(e: OpenedEvent): EventRecord {
+  const p = e.fields;
+  return {
     aggregate_type: p.aggregate_type,
     aggregate_id: p.aggregate_id,
     event_type: p.event_type,
@@ -97,10 +106,9 @@ export function decodeEvent(plain: Buffer, where: string): OpenedEvent {
     },
     version: p.version,
     position: p.position,
-    hash: hash.toString('hex'),
-    merkle_root: root.toString('hex'),
+    hash: e.hash.toString('hex'),
+    merkle_root: e.root.toString('hex'),
   };
-  return { record, hash, root, leafInput: plain.subarray(LEAF_INPUT_AT) };
 }
 
 function decodeLegacy(plain: Buffer, bad: (reason: string) => Error): OpenedEvent {
@@ -112,14 +120,19 @@ function decodeLegacy(plain: Buffer, bad: (reason: string) => Error): OpenedEven
   }
   const hex = (s: unknown) => Buffer.from(typeof s === 'string' ? s : '', 'hex');
   // Legacy records hold the whole record; its leaf data is recomputed by the caller that needs it.
-  return { record, hash: hex(record.hash), root: hex(record.merkle_root), leafInput: Buffer.alloc(0) };
+  return {
+    fields: record,
+    hash: hex(record.hash),
+    root: hex(record.merkle_root),
+    leafInput: Buffer.alloc(0),
+  };
 }
 
 /** Whether `decodeEvent` returned a legacy record (its `leafInput` is empty: recompute the leaf). */
 export const isLegacy = (e: OpenedEvent): boolean => e.leafInput.length === 0;
 
 export function openEvent(codec: RecordCodec, sealed: Buffer, where: string): EventRecord {
-  return decodeEvent(codec.open(sealed, where), where).record;
+  return servedRecord(decodeEvent(codec.open(sealed, where), where));
 }
 
 /**

@@ -5,10 +5,13 @@
  *
  *   M type \0 id                    aggregate meta (version, state, Merkle frontier, archive flag)
  *   E type \0 id \0 version         event record
- *   N type \0 id \0 level index     perfect Merkle subtree hash of the aggregate tree (32 bytes)
+ *   N type \0 id \0 version         the perfect Merkle subtree hashes of the aggregate tree that the
+ *                                   append of `version` completed: levels 0..t, 32 bytes each (level 0
+ *                                   is the event's leaf hash; t = trailing one bits of version - 1)
  *   S type \0 id \0 version         snapshot of the state at version
- *   P position                      ledger entry: event hash (32 bytes) + `type \0 id \0 version`
- *   L level index                   perfect Merkle subtree hash of the store-wide ledger tree
+ *   P position                      ledger entry: the perfect subtree hashes of the ledger tree this
+ *                                   position completed (levels 0..t as for N; level 0 is the event
+ *                                   hash), then `type \0 id \0 version`
  *   I event_id                      idempotency index: `type \0 id \0 version` of the event with that id
  *   G name                          store-wide metadata (ledger frontier, staged sequence)
  *   T seq                           staged (not yet committed) append
@@ -26,7 +29,6 @@ export const TAG = {
   node: 0x4e, // N
   snapshot: 0x53, // S
   position: 0x50, // P
-  ledgerNode: 0x4c, // L
   idempotency: 0x49, // I
   global: 0x47, // G
   staged: 0x54, // T
@@ -60,8 +62,21 @@ export const eventKey = (type: string, id: string, version: number): Buffer =>
 
 export const nodePrefix = (type: string, id: string): Buffer =>
   Buffer.concat([tag(TAG.node), aggregatePart(type, id), SEP]);
-export const nodeKey = (type: string, id: string, level: number, index: number): Buffer =>
-  Buffer.concat([nodePrefix(type, id), Buffer.from([level]), u64(index)]);
+export const nodeKey = (type: string, id: string, version: number): Buffer =>
+  Buffer.concat([nodePrefix(type, id), u64(version)]);
+
+/**
+ * The 1-based leaf (version or position) whose append completed the perfect node `(level, index)`:
+ * its N (or P) entry holds that node at byte offset `32 * level`.
+ */
+export const completingLeaf = (level: number, index: number): number => (index + 1) * 2 ** level;
+
+/** How many perfect nodes (levels 0..t) the append of 1-based leaf `n` completes: 1 + trailing ones of n - 1. */
+export function completedCount(n: number): number {
+  let count = 1;
+  for (let rest = n - 1; rest % 2 === 1; rest = Math.floor(rest / 2)) count++;
+  return count;
+}
 
 export const snapshotPrefix = (type: string, id: string): Buffer =>
   Buffer.concat([tag(TAG.snapshot), aggregatePart(type, id), SEP]);
@@ -71,8 +86,28 @@ export const snapshotKey = (type: string, id: string, version: number): Buffer =
 export const positionKey = (position: number): Buffer => Buffer.concat([tag(TAG.position), u64(position)]);
 export const positionPrefix = (): Buffer => tag(TAG.position);
 
-export const ledgerNodeKey = (level: number, index: number): Buffer =>
-  Buffer.concat([tag(TAG.ledgerNode), Buffer.from([level]), u64(index)]);
+/** A P entry: the ledger nodes completed at this position (level 0 first) and the event's reference. */
+export interface LedgerEntry {
+  /** The event hash (the ledger leaf). */
+  readonly leaf: Buffer;
+  /** Every completed node, levels 0..t, 32 bytes each. */
+  readonly nodes: Buffer;
+  readonly ref: EventRef;
+}
+
+export const encodeLedgerEntry = (nodes: readonly Buffer[], ref: EventRef): Buffer =>
+  Buffer.concat([...nodes, encodeRef(ref)]);
+
+/** Parse a P entry; undefined when it is too short to hold its nodes and a reference. */
+export function decodeLedgerEntry(position: number, value: Buffer): LedgerEntry | undefined {
+  const nodeBytes = 32 * completedCount(position);
+  if (value.length < nodeBytes + 11) return undefined;
+  return {
+    leaf: value.subarray(0, 32),
+    nodes: value.subarray(0, nodeBytes),
+    ref: decodeRef(value.subarray(nodeBytes)),
+  };
+}
 
 export const idempotencyKey = (eventId: string): Buffer =>
   Buffer.concat([tag(TAG.idempotency), text(eventId)]);

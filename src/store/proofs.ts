@@ -17,7 +17,8 @@ import * as K from './keys.js';
 import type { EventStore } from './store.js';
 import type { ConsistencyProofView, InclusionProofView } from './types.js';
 
-type KeyOf = (n: NodeRef) => Buffer;
+/** The key of the entry holding the perfect node completed by 1-based leaf `n` (an N or a P key). */
+type EntryKey = (n: number) => Buffer;
 
 /**
  * Read the planned nodes in one batch. Synchronous where the engine offers it: a proof needs a few
@@ -32,19 +33,23 @@ async function readNodes(store: EventStore, space: Space, keys: Buffer[]): Promi
   }
 }
 
-async function loadNodes(store: EventStore, space: Space, refs: NodeRef[], keyOf: KeyOf) {
-  const values = await readNodes(store, space, refs.map(keyOf));
+async function loadNodes(store: EventStore, space: Space, refs: NodeRef[], entryKey: EntryKey) {
+  // Node (level, index) sits at offset 32·level of the entry of the leaf that completed it.
+  const leaves = [...new Set(refs.map((r) => K.completingLeaf(r.level, r.index)))];
+  const values = await readNodes(store, space, leaves.map(entryKey));
+  const entries = new Map(leaves.map((n, i) => [n, values[i]]));
   const map = new Map<string, Buffer>();
-  refs.forEach((r, i) => {
-    const v = values[i];
-    if (!v || v.length !== 32) {
+  for (const r of refs) {
+    const v = entries.get(K.completingLeaf(r.level, r.index));
+    const at = 32 * r.level;
+    if (!v || v.length < at + 32) {
       throw err('EDBX_ERR_INTEGRITY', {
         where: `Merkle node ${r.level}/${r.index}`,
         reason: 'missing or malformed',
       });
     }
-    map.set(`${r.level}/${r.index}`, v);
-  });
+    map.set(`${r.level}/${r.index}`, v.subarray(at, at + 32));
+  }
   return (level: number, index: number): Buffer => {
     const v = map.get(`${level}/${index}`);
     if (!v) throw err('EDBX_ERR_INTERNAL', { reason: `proof read unplanned node ${level}/${index}` });
@@ -53,7 +58,7 @@ async function loadNodes(store: EventStore, space: Space, refs: NodeRef[], keyOf
 }
 
 /** Root of the first `size` leaves, from stored perfect nodes (largest power-of-two blocks first). */
-async function rootAt(store: EventStore, space: Space, size: number, keyOf: KeyOf): Promise<Buffer> {
+async function rootAt(store: EventStore, space: Space, size: number, entryKey: EntryKey): Promise<Buffer> {
   const refs: NodeRef[] = [];
   let start = 0;
   for (let level = 52; level >= 0; level--) {
@@ -63,7 +68,7 @@ async function rootAt(store: EventStore, space: Space, size: number, keyOf: KeyO
       start += block;
     }
   }
-  const get = await loadNodes(store, space, refs, keyOf);
+  const get = await loadNodes(store, space, refs, entryKey);
   const hashes = refs.map((r) => get(r.level, r.index));
   let root = hashes.pop()!;
   while (hashes.length > 0) root = nodeHash(hashes.pop()!, root);
@@ -98,10 +103,10 @@ export async function eventInclusionProof(
   const size = treeSizeArg(treeSize, live.meta.version, 'tree_size');
   if (v > size)
     throw err('EDBX_ERR_INVALID_PROOF_RANGE', { reason: `version ${v} is not in a tree of size ${size}` });
-  const keyOf: KeyOf = (n) => K.nodeKey(type, id, n.level, n.index);
-  const get = await loadNodes(store, space, inclusionNodes(v - 1, size), keyOf);
+  const entryKey: EntryKey = (n) => K.nodeKey(type, id, n);
+  const get = await loadNodes(store, space, inclusionNodes(v - 1, size), entryKey);
   const path = inclusionProof(get, v - 1, size);
-  const root = await rootAt(store, space, size, keyOf);
+  const root = await rootAt(store, space, size, entryKey);
   return {
     leaf_index: v - 1,
     tree_size: size,
@@ -124,7 +129,7 @@ export async function aggregateConsistencyProof(
   const live = await store.meta(type, id);
   if (!live) throw err('EDBX_ERR_AGGREGATE_NOT_FOUND', { aggregate_type: type, aggregate_id: id });
   const space: Space = live.meta.archived ? 'archive' : 'main';
-  return consistency(store, space, live.meta.version, from, to, (n) => K.nodeKey(type, id, n.level, n.index));
+  return consistency(store, space, live.meta.version, from, to, (n) => K.nodeKey(type, id, n));
 }
 
 /** Consistency proof between two sizes of the store-wide ledger tree. */
@@ -133,7 +138,7 @@ export function ledgerConsistencyProof(
   from: unknown,
   to?: unknown,
 ): Promise<ConsistencyProofView> {
-  return consistency(store, 'main', store.size, from, to, (n) => K.ledgerNodeKey(n.level, n.index));
+  return consistency(store, 'main', store.size, from, to, K.positionKey);
 }
 
 /** Inclusion proof of the event at `position` in the ledger tree of `treeSize` events. */
@@ -149,14 +154,13 @@ export async function ledgerInclusionProof(
       reason: `position ${String(position)} must be between 1 and ${size}`,
     });
   }
-  const keyOf: KeyOf = (n) => K.ledgerNodeKey(n.level, n.index);
-  const get = await loadNodes(store, 'main', inclusionNodes(p - 1, size), keyOf);
+  const get = await loadNodes(store, 'main', inclusionNodes(p - 1, size), K.positionKey);
   return {
     leaf_index: p - 1,
     tree_size: size,
     leaf_hash: get(0, p - 1).toString('hex'),
     audit_path: inclusionProof(get, p - 1, size).map((h) => h.toString('hex')),
-    root: (await rootAt(store, 'main', size, keyOf)).toString('hex'),
+    root: (await rootAt(store, 'main', size, K.positionKey)).toString('hex'),
   };
 }
 
@@ -166,19 +170,19 @@ async function consistency(
   current: number,
   fromArg: unknown,
   toArg: unknown,
-  keyOf: KeyOf,
+  entryKey: EntryKey,
 ): Promise<ConsistencyProofView> {
   const second = treeSizeArg(toArg, current, 'to');
   const first = treeSizeArg(fromArg ?? undefined, current, 'from');
   if (fromArg === undefined) throw err('EDBX_ERR_INVALID_PROOF_RANGE', { reason: 'from is required' });
   if (first > second)
     throw err('EDBX_ERR_INVALID_PROOF_RANGE', { reason: `from ${first} is larger than to ${second}` });
-  const get = await loadNodes(store, space, consistencyNodes(first, second), keyOf);
+  const get = await loadNodes(store, space, consistencyNodes(first, second), entryKey);
   return {
     first,
     second,
-    first_root: (await rootAt(store, space, first, keyOf)).toString('hex'),
-    second_root: (await rootAt(store, space, second, keyOf)).toString('hex'),
+    first_root: (await rootAt(store, space, first, entryKey)).toString('hex'),
+    second_root: (await rootAt(store, space, second, entryKey)).toString('hex'),
     consistency_path: consistencyProof(get, first, second).map((h) => h.toString('hex')),
   };
 }

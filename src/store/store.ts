@@ -470,12 +470,18 @@ export class EventStore {
   /** Committed events in position order starting at `from` (1-based), across aggregates. */
   async readLog(from: number, limit: number): Promise<EventRecord[]> {
     const refs: K.EventRef[] = [];
-    for await (const [, v] of this.engine.range('main', {
-      gte: K.positionKey(Math.max(1, from)),
+    const first = Math.max(1, from);
+    for await (const [k, v] of this.engine.range('main', {
+      gte: K.positionKey(first),
       lt: prefixEnd(K.positionPrefix()),
       limit,
     })) {
-      refs.push(K.decodeRef(v.subarray(32)));
+      const position = K.readU64(k, 1);
+      const entry = K.decodeLedgerEntry(position, v);
+      if (!entry) {
+        throw err('EDBX_ERR_INTEGRITY', { where: `ledger position ${position}`, reason: 'malformed entry' });
+      }
+      refs.push(entry.ref);
     }
     if (refs.length === 0) return [];
     // One batched read per keyspace: archived aggregates keep their events in the archive keyspace.

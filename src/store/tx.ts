@@ -218,14 +218,20 @@ export class WriteTx {
       merkle_root: root.toString('hex'),
     };
 
-    for (const n of grown.completed) this.put(K.nodeKey(type, id, n.level, n.index), n.hash);
+    // One N entry per event holds every perfect node this append completed (level 0 = the leaf).
+    this.put(K.nodeKey(type, id, version), Buffer.concat(grown.completed.map((n) => n.hash)));
     this.put(K.eventKey(type, id, version), this.env.codec.seal(stored.finish(leaf, root)));
-    const ref = K.encodeRef({ type, id, version });
-    this.put(K.idempotencyKey(record.metadata.event_id), ref);
+    const ref = { type, id, version };
+    this.put(K.idempotencyKey(record.metadata.event_id), K.encodeRef(ref));
 
     const ledger = appendLeaf(this.ledger, leaf);
-    for (const n of ledger.completed) this.put(K.ledgerNodeKey(n.level, n.index), n.hash);
-    this.put(K.positionKey(position), Buffer.concat([leaf, ref]));
+    this.put(
+      K.positionKey(position),
+      K.encodeLedgerEntry(
+        ledger.completed.map((n) => n.hash),
+        ref,
+      ),
+    );
     this.ledger = ledger.frontier;
     this.position = position;
 

@@ -7,6 +7,7 @@
 import { isEventDbxError } from '../core/errors.js';
 import { type Payload, foldState, leafDataOf, samePayload } from '../core/event.js';
 import {
+  type CompletedNode,
   type Frontier,
   appendLeaf,
   emptyFrontier,
@@ -14,7 +15,7 @@ import {
   leafHash,
   sha256,
 } from '../core/merkle/index.js';
-import { type OpenedEvent, decodeEvent, isLegacy } from './event-format.js';
+import { type OpenedEvent, decodeEvent, isLegacy, servedRecord } from './event-format.js';
 import type { Space } from '../storage/engine.js';
 import { prefixEnd } from '../storage/engine.js';
 import { openJson } from './codec.js';
@@ -48,39 +49,60 @@ export async function verifyAggregate(store: EventStore, type: string, id: strin
   let frontier: Frontier = emptyFrontier;
   let state: Payload = {};
   let version = 0;
-  // Numeric keys (index * 64 + level; index < 2^46): much cheaper than strings for 2n entries.
-  const nodes = new Map<number, Buffer>();
-  const positions: Array<[number, Buffer]> = [];
+  const ledgerChecks = new LedgerEntryChecks(store, type, id);
+  // The N entries (one per version) are read in step with the events.
+  const nodePrefix = K.nodePrefix(type, id);
+  const nodeChunks = store.engine
+    .valueChunks(space, { gte: nodePrefix, lt: prefixEnd(nodePrefix) })
+    [Symbol.asyncIterator]();
+  let nodes: Buffer[] = [];
+  let nodeAt = 0;
+  const nextNodes = async (): Promise<Buffer | undefined> => {
+    if (nodeAt >= nodes.length) {
+      const r = await nodeChunks.next();
+      if (r.done) return undefined;
+      nodes = r.value;
+      nodeAt = 0;
+    }
+    return nodes[nodeAt++];
+  };
   try {
     const prefix = K.eventPrefix(type, id);
-    for await (const [key, value] of store.engine.range(space, { gte: prefix, lt: prefixEnd(prefix) })) {
-      const expected = version + 1;
-      const keyVersion = K.readU64(key, key.length - 8);
-      if (keyVersion !== expected)
-        throw new Bad(expected, `event ${expected} is missing (found ${keyVersion})`);
-      let opened: OpenedEvent;
-      try {
-        const where = `event ${type}/${id}@${expected}`;
-        opened = decodeEvent(store.env.codec.open(value, where), where);
-      } catch (x) {
-        throw new Bad(expected, isEventDbxError(x) ? x.message : 'undecodable record');
+    for await (const chunk of store.engine.valueChunks(space, { gte: prefix, lt: prefixEnd(prefix) })) {
+      for (const value of chunk) {
+        const expected = version + 1;
+        let opened: OpenedEvent;
+        try {
+          const where = `event ${type}/${id}@${expected}`;
+          opened = decodeEvent(store.env.codec.open(value, where), where);
+        } catch (x) {
+          throw new Bad(expected, isEventDbxError(x) ? x.message : 'undecodable record');
+        }
+        const e = opened.fields;
+        if (e.version !== expected && Number.isSafeInteger(e.version) && e.version > expected) {
+          throw new Bad(expected, `event ${expected} is missing (found ${e.version})`);
+        }
+        if (e.aggregate_type !== type || e.aggregate_id !== id || e.version !== expected) {
+          throw new Bad(expected, 'record does not belong at this key');
+        }
+        // The leaf hash of the bytes as stored (they are the canonical leaf data), never the stored hash.
+        const leaf = isLegacy(opened) ? leafHash(leafDataOf(servedRecord(opened))) : sha256(opened.leafInput);
+        if (!leaf.equals(opened.hash)) throw new Bad(expected, 'event content does not match its hash');
+        const grown = appendLeaf(frontier, leaf);
+        frontier = grown.frontier;
+        if (!sameNodes(await nextNodes(), grown.completed)) {
+          throw new Bad(expected, `stored Merkle nodes of version ${expected} do not match`);
+        }
+        if (!frontierRoot(frontier).equals(opened.root)) {
+          throw new Bad(expected, 'merkle_root does not match the recomputed tree');
+        }
+        state = foldState(state, e.payload);
+        await ledgerChecks.add(e.position, leaf);
+        version = expected;
       }
-      const e = opened.record;
-      if (e.aggregate_type !== type || e.aggregate_id !== id || e.version !== expected) {
-        throw new Bad(expected, 'record does not belong at this key');
-      }
-      // The leaf hash of the bytes as stored (they are the canonical leaf data), never the stored hash.
-      const leaf = isLegacy(opened) ? leafHash(leafDataOf(e)) : sha256(opened.leafInput);
-      if (!leaf.equals(opened.hash)) throw new Bad(expected, 'event content does not match its hash');
-      const grown = appendLeaf(frontier, leaf);
-      frontier = grown.frontier;
-      for (const n of grown.completed) nodes.set(n.index * 64 + n.level, n.hash);
-      if (!frontierRoot(frontier).equals(opened.root)) {
-        throw new Bad(expected, 'merkle_root does not match the recomputed tree');
-      }
-      state = foldState(state, e.payload);
-      positions.push([e.position, leaf]);
-      version = expected;
+    }
+    if ((await nextNodes()) !== undefined) {
+      throw new Bad(version + 1, `stored Merkle nodes exist beyond version ${version}`);
     }
     if (version !== live.meta.version) {
       throw new Bad(
@@ -91,11 +113,16 @@ export async function verifyAggregate(store: EventStore, type: string, id: strin
     const root = frontierRoot(frontier).toString('hex');
     if (root !== live.meta.merkle_root)
       throw new Bad(version, 'stored aggregate root does not match the events');
-    await checkNodes(store, space, type, id, nodes);
     await checkState(store, live.meta, state);
-    await checkLedgerEntries(store, type, id, positions);
+    await ledgerChecks.done();
     return { ...base, ok: true, version, merkle_root: root };
-  } catch (x) {
+  } catch (caught) {
+    // A ledger-entry check still in flight may have failed at an earlier version: report the first.
+    const pending = await ledgerChecks.settle();
+    const x =
+      pending instanceof Bad && (!(caught instanceof Bad) || pending.version < caught.version)
+        ? pending
+        : caught;
     if (x instanceof Bad) {
       return {
         ...base,
@@ -110,25 +137,10 @@ export async function verifyAggregate(store: EventStore, type: string, id: strin
   }
 }
 
-async function checkNodes(
-  store: EventStore,
-  space: Space,
-  type: string,
-  id: string,
-  nodes: Map<number, Buffer>,
-) {
-  const prefix = K.nodePrefix(type, id);
-  let count = 0;
-  for await (const [key, value] of store.engine.range(space, { gte: prefix, lt: prefixEnd(prefix) })) {
-    const level = key[key.length - 9]!;
-    const index = K.readU64(key, key.length - 8);
-    const want = nodes.get(index * 64 + level);
-    const firstLeaf = index * 2 ** level + 1;
-    if (!want || !want.equals(value))
-      throw new Bad(firstLeaf, `stored Merkle node ${level}/${index} does not match`);
-    count++;
-  }
-  if (count !== nodes.size) throw new Bad(1, `${nodes.size - count} stored Merkle nodes are missing`);
+/** Whether a stored N or P entry holds exactly these completed nodes (level 0 first). */
+function sameNodes(stored: Buffer | undefined, completed: readonly CompletedNode[]): boolean {
+  if (!stored || stored.length < 32 * completed.length) return false;
+  return completed.every((n, i) => n.hash.compare(stored, 32 * i, 32 * i + 32) === 0);
 }
 
 async function checkState(store: EventStore, meta: AggregateMeta, state: Payload) {
@@ -142,29 +154,67 @@ async function checkState(store: EventStore, meta: AggregateMeta, state: Payload
     throw new Bad(meta.version, 'stored state differs from the replay of the events');
 }
 
-async function checkLedgerEntries(
-  store: EventStore,
-  type: string,
-  id: string,
-  positions: Array<[number, Buffer]>,
-) {
-  const chunk = 1024;
-  for (let i = 0; i < positions.length; i += chunk) {
-    const part = positions.slice(i, i + chunk);
-    const values = await store.engine.getMany(
+/**
+ * Checks that each event's ledger entry holds its hash and points back at it. Reads are issued as the
+ * events are verified (a few chunks in flight, so memory stays bounded) and checked in order.
+ */
+class LedgerEntryChecks {
+  readonly #pending: Array<Promise<void>> = [];
+  #part: Array<[number, Buffer]> = [];
+  #firstVersion = 1;
+
+  constructor(
+    private readonly store: EventStore,
+    private readonly type: string,
+    private readonly id: string,
+  ) {}
+
+  /** Queue the entry of `version` (called in version order). */
+  async add(position: number, leaf: Buffer): Promise<void> {
+    this.#part.push([position, leaf]);
+    if (this.#part.length >= 1024) await this.#flush();
+  }
+
+  async #flush(): Promise<void> {
+    if (this.#part.length === 0) return;
+    const part = this.#part;
+    const first = this.#firstVersion;
+    this.#part = [];
+    this.#firstVersion += part.length;
+    const reading = this.store.engine.getMany(
       'main',
       part.map(([p]) => K.positionKey(p)),
     );
+    this.#pending.push(reading.then((values) => this.#check(part, first, values)));
+    // The first failing check wins, so failures surface in version order.
+    if (this.#pending.length > 4) await this.#pending.shift();
+  }
+
+  #check(part: Array<[number, Buffer]>, first: number, values: (Buffer | undefined)[]): void {
     part.forEach(([p, leaf], j) => {
       const v = values[j];
-      const version = i + j + 1;
-      if (!v || !v.subarray(0, 32).equals(leaf))
+      const version = first + j;
+      const entry = v && K.decodeLedgerEntry(p, v);
+      if (!entry || !entry.leaf.equals(leaf))
         throw new Bad(version, `ledger entry ${p} does not match the event`);
-      const ref = K.decodeRef(v.subarray(32));
-      if (ref.type !== type || ref.id !== id || ref.version !== version) {
+      const { ref } = entry;
+      if (ref.type !== this.type || ref.id !== this.id || ref.version !== version) {
         throw new Bad(version, `ledger entry ${p} points elsewhere`);
       }
     });
+  }
+
+  /** Wait for every check queued so far; throws the first failure. */
+  async done(): Promise<void> {
+    await this.#flush();
+    const failure = await this.settle();
+    if (failure !== undefined) throw failure;
+  }
+
+  /** Let every check in flight finish (none is left unhandled); the earliest failure, if any. */
+  async settle(): Promise<unknown> {
+    const results = await Promise.allSettled(this.#pending.splice(0));
+    return results.find((r) => r.status === 'rejected')?.reason;
   }
 }
 
@@ -175,8 +225,6 @@ async function checkLedgerEntries(
 export async function verifyLedger(store: EventStore, eventCount?: number): Promise<LedgerReport> {
   let frontier: Frontier = emptyFrontier;
   let expected = 1;
-  const nodeKeys: Buffer[] = [];
-  const nodeHashes: Buffer[] = [];
   const head = store.ledgerHead();
   const fail = (position: number, reason: string): LedgerReport => ({
     ok: false,
@@ -185,35 +233,21 @@ export async function verifyLedger(store: EventStore, eventCount?: number): Prom
     first_bad_position: position,
     reason,
   });
-  const flush = async (): Promise<number | undefined> => {
-    const stored = await store.engine.getMany('main', nodeKeys);
-    const bad = stored.findIndex((v, i) => !v || !v.equals(nodeHashes[i]!));
-    const at = bad >= 0 ? K.readU64(nodeKeys[bad]!, 2) * 2 ** nodeKeys[bad]![1]! + 1 : undefined;
-    nodeKeys.length = 0;
-    nodeHashes.length = 0;
-    return at;
-  };
   for await (const [key, value] of store.engine.range('main', {
     gte: K.positionKey(1),
     lt: prefixEnd(K.positionPrefix()),
   })) {
     const position = K.readU64(key, 1);
     if (position !== expected) return fail(expected, `ledger entry ${expected} is missing`);
-    if (value.length < 32 + 11) return fail(position, 'malformed ledger entry');
-    const grown = appendLeaf(frontier, value.subarray(0, 32));
+    const entry = K.decodeLedgerEntry(position, value);
+    if (!entry) return fail(position, 'malformed ledger entry');
+    const grown = appendLeaf(frontier, Buffer.from(entry.leaf));
     frontier = grown.frontier;
-    for (const n of grown.completed) {
-      nodeKeys.push(K.ledgerNodeKey(n.level, n.index));
-      nodeHashes.push(n.hash);
-    }
-    if (nodeKeys.length >= 4096) {
-      const bad = await flush();
-      if (bad !== undefined) return fail(bad, 'stored ledger node does not match the entries');
+    if (!sameNodes(entry.nodes, grown.completed)) {
+      return fail(position, 'stored ledger nodes do not match the entries');
     }
     expected++;
   }
-  const bad = await flush();
-  if (bad !== undefined) return fail(bad, 'stored ledger node does not match the entries');
   const size = expected - 1;
   const root = frontierRoot(frontier).toString('hex');
   if (size !== head.size || root !== head.root) {

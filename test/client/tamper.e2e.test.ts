@@ -39,20 +39,6 @@ async function editStore<T>(p: Project, edit: (store: EventStore) => Promise<T>)
   }
 }
 
-/** Delete the stored perfect Merkle nodes (`level byte ‖ u64 index` after `prefix`) that reach past `size` leaves. */
-async function dropNodesBeyond(
-  store: EventStore,
-  prefix: Buffer,
-  size: number,
-  ops: WriteOp[],
-): Promise<void> {
-  for await (const [key] of store.engine.range('main', { gte: prefix, lt: prefixEnd(prefix) })) {
-    const level = key[key.length - 9]!;
-    const index = K.readU64(key, key.length - 8);
-    if ((index + 1) * 2 ** level > size) ops.push({ type: 'del', space: 'main', key });
-  }
-}
-
 /**
  * Remove every event after position `keep`, as a careful attacker would: events, ledger entries,
  * idempotency keys and Merkle nodes deleted; each touched aggregate's meta (version, state, root,
@@ -68,11 +54,12 @@ async function rollBack(store: EventStore, keep: number): Promise<string[]> {
     gte: K.positionKey(keep + 1),
     lt: prefixEnd(K.positionPrefix()),
   })) {
-    const ref = K.decodeRef(v.subarray(32));
+    const ref = K.decodeLedgerEntry(K.readU64(k, 1), v)!.ref;
     const raw = (await engine.get('main', K.eventKey(ref.type, ref.id, ref.version)))!;
     const e = openEvent(codec, raw, 'event');
     ops.push({ type: 'del', space: 'main', key: k });
     ops.push({ type: 'del', space: 'main', key: K.eventKey(ref.type, ref.id, ref.version) });
+    ops.push({ type: 'del', space: 'main', key: K.nodeKey(ref.type, ref.id, ref.version) });
     ops.push({ type: 'del', space: 'main', key: K.idempotencyKey(e.metadata.event_id) });
     removed.push(`${ref.type}/${ref.id}@${ref.version}`);
     const key = `${ref.type}/${ref.id}`;
@@ -80,7 +67,6 @@ async function rollBack(store: EventStore, keep: number): Promise<string[]> {
   }
   for (const { type, id, version } of lowest.values()) {
     const keepVersion = version - 1;
-    await dropNodesBeyond(store, K.nodePrefix(type, id), keepVersion, ops);
     if (keepVersion === 0) {
       ops.push({ type: 'del', space: 'main', key: K.metaKey(type, id) });
       continue;
@@ -106,7 +92,6 @@ async function rollBack(store: EventStore, keep: number): Promise<string[]> {
   for await (const [, v] of engine.range('main', { gte: K.positionKey(1), lt: K.positionKey(keep + 1) }))
     ledger = appendLeaf(ledger, Buffer.from(v.subarray(0, 32))).frontier;
   ops.push({ type: 'put', space: 'main', key: K.globalKey('ledger'), value: encodeFrontier(ledger) });
-  await dropNodesBeyond(store, Buffer.from([K.TAG.ledgerNode]), keep, ops);
   await engine.write(ops, { sync: true });
   return removed;
 }

@@ -4,6 +4,7 @@
  * needed to append a leaf and to compute the root, in O(log n) space and hashing.
  */
 import { err } from '../errors.js';
+import { hash } from 'node:crypto';
 import { EMPTY_ROOT, HASH_BYTES, nodeHash } from './hash.js';
 
 /**
@@ -77,10 +78,20 @@ export function appendLeaf(f: Frontier, leaf: Buffer): { frontier: Frontier; com
 export function frontierRoot(f: Frontier): Buffer {
   const last = f.nodes[f.nodes.length - 1];
   if (last === undefined) return Buffer.from(EMPTY_ROOT);
-  let root = last;
-  for (let i = f.nodes.length - 2; i >= 0; i--) root = nodeHash(f.nodes[i] as Buffer, root);
-  return root;
+  if (f.nodes.length === 1) return last;
+  // Intermediate hashes stay latin1 strings (see sha256 in hash.ts): no Buffer per step.
+  FOLD_SCRATCH[0] = 0x01;
+  FOLD_SCRATCH.set(last, 1 + HASH_BYTES);
+  let root = '';
+  for (let i = f.nodes.length - 2; i >= 0; i--) {
+    if (i < f.nodes.length - 2) FOLD_SCRATCH.write(root, 1 + HASH_BYTES, HASH_BYTES, 'latin1');
+    FOLD_SCRATCH.set(f.nodes[i] as Buffer, 1);
+    root = hash('sha256', FOLD_SCRATCH, 'binary');
+  }
+  return Buffer.from(root, 'latin1');
 }
+
+const FOLD_SCRATCH = Buffer.alloc(1 + 2 * HASH_BYTES);
 
 /** Number of set bits of a non-negative safe integer (no 32-bit bit operations). */
 function popcount(n: number): number {

@@ -190,6 +190,11 @@ export class RocksDbEngine extends StorageEngine {
     return iterate(db, column, normalizeRange(options));
   }
 
+  protected override _valueChunks(space: Space, options: RangeOptions): AsyncIterable<Buffer[]> {
+    const { db, column } = this.#handles(space);
+    return iterate(db, column, normalizeRange(options), false);
+  }
+
   #handles(space: Space): { db: Db; column: Column } {
     if (!SPACES.includes(space)) {
       throw err('EDBX_ERR_INTERNAL', { reason: `unknown keyspace ${JSON.stringify(space)}` });
@@ -245,12 +250,20 @@ const successor = (key: Buffer): Buffer => Buffer.concat([key, Buffer.alloc(1)])
  * The native iterator is created on the first `next()` and reads from an implicit RocksDB snapshot
  * taken then, so concurrent writes never disturb an iteration in progress.
  */
-async function* iterate(db: Db, column: Column, range: NativeRange): AsyncGenerator<[Buffer, Buffer]> {
+function iterate(db: Db, column: Column, range: NativeRange): AsyncGenerator<[Buffer, Buffer]>;
+function iterate(db: Db, column: Column, range: NativeRange, keys: false): AsyncGenerator<Buffer[]>;
+async function* iterate(
+  db: Db,
+  column: Column,
+  range: NativeRange,
+  keys = true,
+): AsyncGenerator<[Buffer, Buffer] | Buffer[]> {
   if (range.empty) return;
   let it: rocks.Iterator;
   try {
     it = db.iterator({
       ...bufferOptions(column),
+      keys,
       ...(range.gte === undefined ? {} : { gte: range.gte }),
       ...(range.lt === undefined ? {} : { lt: range.lt }),
       reverse: range.reverse,
@@ -259,18 +272,28 @@ async function* iterate(db: Db, column: Column, range: NativeRange): AsyncGenera
   } catch (e) {
     throw ioError(e);
   }
+  // Once a caller comes back for a second chunk it is scanning: from then on the next chunk is read
+  // (on the thread pool) while the caller works through the current one.
+  let next: Promise<[Buffer, Buffer][]> | undefined = it.nextv(NEXTV_SIZE);
   try {
-    for (;;) {
+    for (let chunk = 1; next; chunk++) {
       let entries: [Buffer, Buffer][];
       try {
-        entries = await it.nextv(NEXTV_SIZE);
+        entries = await next;
       } catch (e) {
         throw ioError(e);
+      } finally {
+        next = undefined;
       }
       if (entries.length === 0) return;
-      yield* entries;
+      if (chunk > 1) next = it.nextv(NEXTV_SIZE);
+      if (keys) yield* entries;
+      else yield entries.map((e) => e[1]);
+      next ??= it.nextv(NEXTV_SIZE);
     }
   } finally {
+    // A read still in flight must settle before the iterator closes.
+    await next?.catch(() => undefined);
     await it.close();
   }
 }

@@ -51,6 +51,8 @@ declare module '@nxtedition/rocksdb' {
       reverse?: boolean;
       /** -1 (or omitted) = no limit. */
       limit?: number;
+      /** false: entries carry `undefined` keys (no key Buffers are made). */
+      keys?: boolean;
     }
 
     type BatchOp =
