@@ -315,6 +315,13 @@ export const ERRORS = {
       `data dir ${p.path} is in use by another process (a running server?); stop it or use its API`,
     doc: 'RocksDB allows one process per data dir; another process has it open.',
   },
+  EDBX_ERR_STORE_LAYOUT: {
+    status: 500,
+    kind: 'user',
+    message: (p) =>
+      `the data dir uses storage layout ${p.found}, this build reads layout ${p.expected}; open it with the build that wrote it`,
+    doc: 'The data dir was written by a development build with a different key layout (no migration exists between unreleased layouts).',
+  },
   EDBX_ERR_STORE_NOT_OPEN: {
     status: 503,
     kind: 'internal',

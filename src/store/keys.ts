@@ -13,7 +13,7 @@
  *                                   position completed (levels 0..t as for N; level 0 is the event
  *                                   hash), then `type \0 id \0 version`
  *   I event_id                      idempotency index: `type \0 id \0 version` of the event with that id
- *   G name                          store-wide metadata (ledger frontier, staged sequence)
+ *   G name                          store-wide metadata (layout version, ledger frontier, staged sequence)
  *   T seq                           staged (not yet committed) append
  *   K token-hash                    access token record (the token itself is never stored)
  *   H aggregate \0 version          schema of an aggregate type, one entry per version (sealed)

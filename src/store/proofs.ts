@@ -57,8 +57,8 @@ async function loadNodes(store: EventStore, space: Space, refs: NodeRef[], entry
   };
 }
 
-/** Root of the first `size` leaves, from stored perfect nodes (largest power-of-two blocks first). */
-async function rootAt(store: EventStore, space: Space, size: number, entryKey: EntryKey): Promise<Buffer> {
+/** The perfect nodes whose hashes fold into the root of the first `size` leaves, largest first. */
+function rootNodes(size: number): NodeRef[] {
   const refs: NodeRef[] = [];
   let start = 0;
   for (let level = 52; level >= 0; level--) {
@@ -68,8 +68,12 @@ async function rootAt(store: EventStore, space: Space, size: number, entryKey: E
       start += block;
     }
   }
-  const get = await loadNodes(store, space, refs, entryKey);
-  const hashes = refs.map((r) => get(r.level, r.index));
+  return refs;
+}
+
+/** Root of the first `size` leaves from loaded nodes (`rootNodes(size)` must have been loaded). */
+function rootFrom(get: (level: number, index: number) => Buffer, size: number): Buffer {
+  const hashes = rootNodes(size).map((r) => get(r.level, r.index));
   let root = hashes.pop()!;
   while (hashes.length > 0) root = nodeHash(hashes.pop()!, root);
   return root;
@@ -97,20 +101,27 @@ export async function eventInclusionProof(
   aggregateType(type);
   aggregateId(id);
   const v = checkVersion(version);
-  const event = await store.event(type, id, v);
-  const live = (await store.meta(type, id))!;
+  const live = await store.meta(type, id);
+  if (!live) throw err('EDBX_ERR_AGGREGATE_NOT_FOUND', { aggregate_type: type, aggregate_id: id });
+  const current = live.meta.version;
+  if (v > current) {
+    throw err('EDBX_ERR_EVENT_NOT_FOUND', { aggregate_type: type, aggregate_id: id, version: v, current });
+  }
   const space: Space = live.meta.archived ? 'archive' : 'main';
-  const size = treeSizeArg(treeSize, live.meta.version, 'tree_size');
+  const size = treeSizeArg(treeSize, current, 'tree_size');
   if (v > size)
     throw err('EDBX_ERR_INVALID_PROOF_RANGE', { reason: `version ${v} is not in a tree of size ${size}` });
-  const entryKey: EntryKey = (n) => K.nodeKey(type, id, n);
-  const get = await loadNodes(store, space, inclusionNodes(v - 1, size), entryKey);
+  // One read: the leaf (level 0 of its own entry), the audit path and the nodes of the root.
+  const leaf: NodeRef = { level: 0, index: v - 1 };
+  const get = await loadNodes(store, space, [leaf, ...inclusionNodes(v - 1, size), ...rootNodes(size)], (n) =>
+    K.nodeKey(type, id, n),
+  );
   const path = inclusionProof(get, v - 1, size);
-  const root = await rootAt(store, space, size, entryKey);
+  const root = rootFrom(get, size);
   return {
     leaf_index: v - 1,
     tree_size: size,
-    leaf_hash: event.hash,
+    leaf_hash: get(0, v - 1).toString('hex'),
     audit_path: path.map((h) => h.toString('hex')),
     root: root.toString('hex'),
   };
@@ -154,13 +165,18 @@ export async function ledgerInclusionProof(
       reason: `position ${String(position)} must be between 1 and ${size}`,
     });
   }
-  const get = await loadNodes(store, 'main', inclusionNodes(p - 1, size), K.positionKey);
+  const get = await loadNodes(
+    store,
+    'main',
+    [{ level: 0, index: p - 1 }, ...inclusionNodes(p - 1, size), ...rootNodes(size)],
+    K.positionKey,
+  );
   return {
     leaf_index: p - 1,
     tree_size: size,
     leaf_hash: get(0, p - 1).toString('hex'),
     audit_path: inclusionProof(get, p - 1, size).map((h) => h.toString('hex')),
-    root: (await rootAt(store, 'main', size, K.positionKey)).toString('hex'),
+    root: rootFrom(get, size).toString('hex'),
   };
 }
 
@@ -177,12 +193,17 @@ async function consistency(
   if (fromArg === undefined) throw err('EDBX_ERR_INVALID_PROOF_RANGE', { reason: 'from is required' });
   if (first > second)
     throw err('EDBX_ERR_INVALID_PROOF_RANGE', { reason: `from ${first} is larger than to ${second}` });
-  const get = await loadNodes(store, space, consistencyNodes(first, second), entryKey);
+  const get = await loadNodes(
+    store,
+    space,
+    [...consistencyNodes(first, second), ...rootNodes(first), ...rootNodes(second)],
+    entryKey,
+  );
   return {
     first,
     second,
-    first_root: (await rootAt(store, space, first, entryKey)).toString('hex'),
-    second_root: (await rootAt(store, space, second, entryKey)).toString('hex'),
+    first_root: rootFrom(get, first).toString('hex'),
+    second_root: rootFrom(get, second).toString('hex'),
     consistency_path: consistencyProof(get, first, second).map((h) => h.toString('hex')),
   };
 }

@@ -97,6 +97,7 @@ export class EventStore {
     await options.engine.open();
     const raw = await options.engine.get('main', K.globalKey('ledger'));
     const ledger = raw ? decodeFrontier(raw) : emptyFrontier;
+    await checkLayout(options.engine, ledger.size);
     const t = await options.engine.get('main', K.globalKey('snapshot-thresholds'));
     const thresholds = new Map<string, number>(
       t ? Object.entries(JSON.parse(t.toString('utf8')) as object) : [],
@@ -523,6 +524,26 @@ export class EventStore {
   clearCache(): void {
     this.#cache.clear();
   }
+}
+
+/**
+ * The key layout version (src/store/keys.ts). A store without events is stamped with the current one;
+ * a store with events but another (or no) stamp was written by an earlier development build whose
+ * Merkle node and ledger entries this build would misread: refuse it clearly instead.
+ */
+export const STORAGE_LAYOUT = 2;
+
+async function checkLayout(engine: StorageEngine, events: number): Promise<void> {
+  const stamp = await engine.get('main', K.globalKey('layout'));
+  const found = stamp ? Number(stamp.toString('utf8')) : 1;
+  if (found === STORAGE_LAYOUT) return;
+  if (events === 0 && !stamp) {
+    const value = Buffer.from(String(STORAGE_LAYOUT));
+    await engine.write([{ type: 'put', space: 'main', key: K.globalKey('layout'), value }], { sync: true });
+    return;
+  }
+  await engine.close();
+  throw err('EDBX_ERR_STORE_LAYOUT', { found, expected: STORAGE_LAYOUT });
 }
 
 function prefetchOf(reqs: readonly AppendRequest[]): Prefetch {

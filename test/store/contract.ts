@@ -438,6 +438,20 @@ export function storeContract(name: string, factory: EngineFactory): void {
         expect((await store.append(ev('p-0', 'tick', {}), jane)).position).toBe(6);
         expect((await verifyAll(store)).ok).toBe(true);
       });
+
+      it('refuses, with a coded error, a data dir holding events in another storage layout', async () => {
+        await store.append(ev('p-0', 'tick', {}), jane);
+        await engine.write([{ type: 'del', space: 'main', key: K.globalKey('layout') }], { sync: true });
+        await store.close();
+        const again = reopen!();
+        const e = await expectCode(EventStore.open({ engine: again }), 'EDBX_ERR_STORE_LAYOUT');
+        expect(e.message).toMatch(/layout 1, this build reads layout 2/);
+        expect(again.status).toBe('closed');
+        // The refusal changed nothing: still no stamp.
+        await again.open();
+        expect(await again.get('main', K.globalKey('layout'))).toBeUndefined();
+        await again.close();
+      });
     }
 
     it('property: state at every version equals the replay of that many events', async () => {
