@@ -83,6 +83,9 @@ describe('CLI: aggregate and config commands on the data dir (no server)', () =>
     ]);
     expect((await json(['aggregate', 'verify', ...A])).report).toMatchObject({ ok: true, version: 2 });
     expect((await json(['aggregate', 'verify'])).all).toMatchObject({ ok: true, aggregates: 1 });
+    expect((await p.cli(['aggregate', 'verify'])).stdout).toMatch(
+      /verified: 1 aggregate, 2 events, 0 failed/,
+    );
   });
 
   it('snapshot, archive (appends refused), restore, all audited', async () => {

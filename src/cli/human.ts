@@ -66,7 +66,7 @@ export const HUMAN: Record<string, Renderer> = {
         : `${red('FAIL')} ledger: position ${all.ledger.first_bad_position}: ${all.ledger.reason}`,
     );
     lines.push(
-      `${all.ok ? green('verified') : red('verification failed')}: ${all.aggregates} aggregates, ${all.events} events, ${all.failures.length} failed`,
+      `${all.ok ? green('verified') : red('verification failed')}: ${count(all.aggregates, 'aggregate')}, ${count(all.events, 'event')}, ${all.failures.length} failed`,
     );
     return lines.join('\n');
   },
@@ -144,3 +144,5 @@ export function resultFailed(op: string, r: Record<string, unknown>): boolean {
   if (r.report) return !(r.report as VerifyReport).ok;
   return !(r.all as VerifyAllReport).ok;
 }
+
+const count = (n: number, noun: string): string => `${n} ${noun}${n === 1 ? '' : 's'}`;
