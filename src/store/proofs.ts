@@ -9,7 +9,7 @@ import {
   consistencyProof,
   inclusionNodes,
   inclusionProof,
-  nodeHash,
+  frontierRoot,
 } from '../core/merkle/index.js';
 import { aggregateId, aggregateType, version as checkVersion, wholeNumber } from '../core/names.js';
 import type { Space } from '../storage/engine.js';
@@ -71,13 +71,9 @@ function rootNodes(size: number): NodeRef[] {
   return refs;
 }
 
-/** Root of the first `size` leaves from loaded nodes (`rootNodes(size)` must have been loaded). */
-function rootFrom(get: (level: number, index: number) => Buffer, size: number): Buffer {
-  const hashes = rootNodes(size).map((r) => get(r.level, r.index));
-  let root = hashes.pop()!;
-  while (hashes.length > 0) root = nodeHash(hashes.pop()!, root);
-  return root;
-}
+/** Root of the first `size` leaves from loaded nodes: `rootNodes(size)` are that tree's frontier. */
+const rootFrom = (get: (level: number, index: number) => Buffer, size: number): Buffer =>
+  frontierRoot({ size, nodes: rootNodes(size).map((r) => get(r.level, r.index)) });
 
 function treeSizeArg(value: unknown, current: number, name: string): number {
   if (value === undefined) return current;
