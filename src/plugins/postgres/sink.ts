@@ -7,7 +7,15 @@
 import type { Pool, PoolClient } from 'pg';
 import { ROW_COLUMNS } from '../columns.js';
 import { postgresType } from '../sql/datatypes.js';
-import { type SqlField, type SqlRow, type TypeOf, buildRows, groupRows, quoteIdent } from '../sql/rows.js';
+import {
+  type SqlField,
+  type SqlRow,
+  type TypeOf,
+  buildRows,
+  groupRows,
+  quoteIdent,
+  rowParams,
+} from '../sql/rows.js';
 import {
   type DeliveryItem,
   type DeliveryOptions,
@@ -76,7 +84,10 @@ export class PostgresSink implements Sink {
         const chunk = Math.max(1, Math.floor(MAX_PARAMS / perRow));
         for (let i = 0; i < g.rows.length; i += chunk) {
           const part = g.rows.slice(i, i + chunk);
-          await client.query(upsertSql(g.table, g.columns, part.length), part.flatMap(rowParams));
+          await client.query(
+            upsertSql(g.table, g.columns, part.length),
+            part.flatMap((r) => rowParams(r)),
+          );
         }
       }
       await client.query('COMMIT');
@@ -135,16 +146,6 @@ function upsertSql(table: string, columns: readonly string[], rows: number): str
     `ON CONFLICT (id) DO UPDATE SET ${set} WHERE EXCLUDED.version >= cur.version`
   );
 }
-
-const rowParams = (r: SqlRow): unknown[] => [
-  r.id,
-  r.version,
-  r.created_at,
-  r.created_by,
-  r.updated_at,
-  r.updated_by,
-  ...r.fields.map((f) => f.value),
-];
 
 /** An error PostgreSQL reported for a statement (SQLSTATE), as opposed to a broken connection. */
 function isSqlError(e: unknown): boolean {

@@ -27,6 +27,20 @@ export interface SqlRow {
 
 export type TypeOf = (aggregateType: string, field: string) => DataType;
 
+/**
+ * A row's statement parameters in table column order (ROW_COLUMNS, then the fields), each field value
+ * put in the driver's terms by `value`.
+ */
+export const rowParams = (r: SqlRow, value: (f: SqlField) => unknown = (f) => f.value): unknown[] => [
+  r.id,
+  r.version,
+  r.created_at,
+  r.created_by,
+  r.updated_at,
+  r.updated_by,
+  ...r.fields.map(value),
+];
+
 /** Column types for one SQL plugin: its own overrides, then the base mapping, then TEXT. */
 export function typeResolver(mappings: Mappings, plugin: 'postgres' | 'sqlite'): TypeOf {
   const cache = new Map<string, DataType>();

@@ -10,7 +10,15 @@ import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { ROW_COLUMNS, disambiguate } from '../columns.js';
 import { type SqlValue, sqliteType } from '../sql/datatypes.js';
-import { type SqlRow, type TypeOf, buildRows, groupRows, quoteIdent } from '../sql/rows.js';
+import {
+  type SqlField,
+  type SqlRow,
+  type TypeOf,
+  buildRows,
+  groupRows,
+  quoteIdent,
+  rowParams,
+} from '../sql/rows.js';
 import {
   type DeliveryItem,
   type Sink,
@@ -71,7 +79,7 @@ export class SqliteSink implements Sink {
     for (const g of groupRows(rows)) {
       const columns = this.#ensureColumns(db, g.table, g.rows[0]!);
       const st = this.#statement(db, g.table, columns);
-      for (const r of g.rows) st.run(rowParams(r));
+      for (const r of g.rows) st.run(rowParams(r, sqliteValue));
     }
   }
 
@@ -128,18 +136,9 @@ export class SqliteSink implements Sink {
 
 const toSqlite = (v: SqlValue): string | number | bigint | null => (typeof v === 'boolean' ? (v ? 1 : 0) : v);
 
-/** Values in SQLite's terms: booleans as 0/1, bigint columns as 64-bit integers. */
-const rowParams = (r: SqlRow): unknown[] => [
-  r.id,
-  r.version,
-  r.created_at,
-  r.created_by,
-  r.updated_at,
-  r.updated_by,
-  ...r.fields.map((f) =>
-    f.type.base === 'bigint' && typeof f.value === 'string' ? BigInt(f.value) : toSqlite(f.value),
-  ),
-];
+/** A field value in SQLite's terms: booleans as 0/1, bigint columns as 64-bit integers. */
+const sqliteValue = (f: SqlField): unknown =>
+  f.type.base === 'bigint' && typeof f.value === 'string' ? BigInt(f.value) : toSqlite(f.value);
 
 function classify(e: unknown, items: readonly DeliveryItem[]): DeliveryFailure {
   if (e instanceof DeliveryFailure) return e;
