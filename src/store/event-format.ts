@@ -131,9 +131,13 @@ function decodeLegacy(plain: Buffer, bad: (reason: string) => Error): OpenedEven
 /** Whether `decodeEvent` returned a legacy record (its `leafInput` is empty: recompute the leaf). */
 export const isLegacy = (e: OpenedEvent): boolean => e.leafInput.length === 0;
 
-export function openEvent(codec: RecordCodec, sealed: Buffer, where: string): EventRecord {
-  return servedRecord(decodeEvent(codec.open(sealed, where), where));
-}
+/** Unseal and decode a stored event. */
+export const openStoredEvent = (codec: RecordCodec, sealed: Buffer, where: string): OpenedEvent =>
+  decodeEvent(codec.open(sealed, where), where);
+
+/** Unseal a stored event into the record as served. */
+export const openEvent = (codec: RecordCodec, sealed: Buffer, where: string): EventRecord =>
+  servedRecord(openStoredEvent(codec, sealed, where));
 
 /**
  * Stored bytes of a record as given (its `hash` and `merkle_root` taken as they are, not recomputed):

@@ -15,7 +15,7 @@ import {
   leafHash,
   sha256,
 } from '../core/merkle/index.js';
-import { type OpenedEvent, decodeEvent, isLegacy, servedRecord } from './event-format.js';
+import { type OpenedEvent, isLegacy, openStoredEvent, servedRecord } from './event-format.js';
 import type { Space } from '../storage/engine.js';
 import { prefixEnd } from '../storage/engine.js';
 import { openJson } from './codec.js';
@@ -47,6 +47,7 @@ export async function verifyAggregate(store: EventStore, type: string, id: strin
     };
   const space: Space = live.meta.archived ? 'archive' : 'main';
   let frontier: Frontier = emptyFrontier;
+  let root = frontierRoot(frontier);
   let state: Payload = {};
   let version = 0;
   const ledgerChecks = new LedgerEntryChecks(store, type, id);
@@ -74,12 +75,12 @@ export async function verifyAggregate(store: EventStore, type: string, id: strin
         let opened: OpenedEvent;
         try {
           const where = `event ${type}/${id}@${expected}`;
-          opened = decodeEvent(store.env.codec.open(value, where), where);
+          opened = openStoredEvent(store.env.codec, value, where);
         } catch (x) {
           throw new Bad(expected, isEventDbxError(x) ? x.message : 'undecodable record');
         }
         const e = opened.fields;
-        if (e.version !== expected && Number.isSafeInteger(e.version) && e.version > expected) {
+        if (Number.isSafeInteger(e.version) && e.version > expected) {
           throw new Bad(expected, `event ${expected} is missing (found ${e.version})`);
         }
         if (e.aggregate_type !== type || e.aggregate_id !== id || e.version !== expected) {
@@ -93,7 +94,8 @@ export async function verifyAggregate(store: EventStore, type: string, id: strin
         if (!sameNodes(await nextNodes(), grown.completed)) {
           throw new Bad(expected, `stored Merkle nodes of version ${expected} do not match`);
         }
-        if (!frontierRoot(frontier).equals(opened.root)) {
+        root = frontierRoot(frontier);
+        if (!root.equals(opened.root)) {
           throw new Bad(expected, 'merkle_root does not match the recomputed tree');
         }
         state = foldState(state, e.payload);
@@ -110,12 +112,12 @@ export async function verifyAggregate(store: EventStore, type: string, id: strin
         `aggregate records version ${live.meta.version} but ${version} events are stored`,
       );
     }
-    const root = frontierRoot(frontier).toString('hex');
-    if (root !== live.meta.merkle_root)
+    const rootHex = root.toString('hex');
+    if (rootHex !== live.meta.merkle_root)
       throw new Bad(version, 'stored aggregate root does not match the events');
     await checkState(store, live.meta, state);
     await ledgerChecks.done();
-    return { ...base, ok: true, version, merkle_root: root };
+    return { ...base, ok: true, version, merkle_root: rootHex };
   } catch (caught) {
     // A ledger-entry check still in flight may have failed at an earlier version: report the first.
     const pending = await ledgerChecks.settle();
