@@ -136,12 +136,15 @@ export async function verifyAggregate(store: EventStore, type: string, id: strin
       };
     }
     throw x;
+  } finally {
+    // Stopped early: close the node scan too (the event scan closes with its loop).
+    await nodeChunks.return?.(undefined);
   }
 }
 
 /** Whether a stored N or P entry holds exactly these completed nodes (level 0 first). */
 function sameNodes(stored: Buffer | undefined, completed: readonly CompletedNode[]): boolean {
-  if (!stored || stored.length < 32 * completed.length) return false;
+  if (!stored || stored.length !== 32 * completed.length) return false;
   return completed.every((n, i) => n.hash.compare(stored, 32 * i, 32 * i + 32) === 0);
 }
 

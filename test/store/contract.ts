@@ -302,6 +302,26 @@ export function storeContract(name: string, factory: EngineFactory): void {
       expect((await verifyAll(store)).ok).toBe(false);
     });
 
+    it('verify names the version whose stored Merkle node entry was altered or extended', async () => {
+      for (let i = 0; i < 4; i++) await store.append(ev('p-1', 'tick', { i }), jane);
+      const key = K.nodeKey('patient', 'p-1', 2);
+      const stored = (await engine.get('main', key))!;
+      expect(stored.length).toBe(64); // version 2 completes the leaf and the node above it
+      const extended = Buffer.concat([stored, Buffer.alloc(32)]);
+      await engine.write([{ type: 'put', space: 'main', key, value: extended }], { sync: true });
+      expect(await verifyAggregate(store, 'patient', 'p-1')).toMatchObject({
+        ok: false,
+        first_bad_version: 2,
+      });
+      const flipped = Buffer.from(stored);
+      flipped[40]! ^= 1;
+      await engine.write([{ type: 'put', space: 'main', key, value: flipped }], { sync: true });
+      expect(await verifyAggregate(store, 'patient', 'p-1')).toMatchObject({
+        ok: false,
+        first_bad_version: 2,
+      });
+    });
+
     it('verify catches a rewritten history (event, hash and root recomputed) through the ledger', async () => {
       for (let i = 0; i < 4; i++) await store.append(ev('p-1', 'tick', { i }), jane);
       await store.append(ev('p-2', 'tick', {}), jane);
