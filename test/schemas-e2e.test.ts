@@ -3,7 +3,7 @@
  * server runs (a change applies to the very next POST), the REST endpoints, and the three modes.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type Project, type RunningServer, api, project, startServer } from './helpers/cli.js';
+import { type Project, type RunningServer, api, applyArgs, project, startServer } from './helpers/cli.js';
 
 const errorCode = (stderr: string): string | undefined => /\[(EDBX_ERR_[A-Z_]+)\]/.exec(stderr)?.[1];
 
@@ -18,18 +18,6 @@ async function expectCliError(p: Project, args: string[], code: string, exit = 1
   expect({ exit: r.code, code: errorCode(r.stderr) }).toEqual({ exit, code });
   return r.stderr;
 }
-
-const apply = (aggregate: string, id: string, event: string, fields: string[] = []) => [
-  'aggregate',
-  'apply',
-  '--aggregate',
-  aggregate,
-  '--aggregate-id',
-  id,
-  '--event',
-  event,
-  ...fields.flatMap((f) => ['--field', f]),
-];
 
 describe('schema commands without a server', () => {
   let p: Project;
@@ -57,7 +45,9 @@ describe('schema commands without a server', () => {
       snapshot_threshold: 100,
       events: { 'patient-added': { fields: [] }, 'patient-updated': { fields: [] } },
     });
-    const step8 = await p.cli(apply('patient', 'p-001', 'patient-added', ['name=Jane Doe', 'status=active']));
+    const step8 = await p.cli(
+      applyArgs('patient', 'p-001', 'patient-added', ['name=Jane Doe', 'status=active']),
+    );
     expect(step8.code).toBe(0);
 
     await json(p, ['schema', 'add', '--aggregate', 'patient', '--events', 'patient-discharged']);
@@ -108,7 +98,7 @@ describe('schema commands without a server', () => {
   it('refuses appends the schema forbids, naming aggregate, event and field (exit 1, nothing written)', async () => {
     const notPermitted = await expectCliError(
       p,
-      apply('patient', 'p-002', 'patient-added', ['name=Bob', 'ssn=123']),
+      applyArgs('patient', 'p-002', 'patient-added', ['name=Bob', 'ssn=123']),
       'EDBX_ERR_FIELD_NOT_PERMITTED',
     );
     expect(notPermitted).toContain('"ssn"');
@@ -116,7 +106,7 @@ describe('schema commands without a server', () => {
     expect(notPermitted).toContain('permitted fields are name, status');
     const unknown = await expectCliError(
       p,
-      apply('patient', 'p-002', 'patient-deleted'),
+      applyArgs('patient', 'p-002', 'patient-deleted'),
       'EDBX_ERR_EVENT_NOT_IN_SCHEMA',
     );
     expect(unknown).toContain('"patient"');
@@ -129,15 +119,15 @@ describe('schema commands without a server', () => {
     await json(p, ['schema', 'alter', 'patient', '--field', 'status', '--lock', 'true']);
     await expectCliError(
       p,
-      apply('patient', 'p-001', 'patient-updated', ['status=gone']),
+      applyArgs('patient', 'p-001', 'patient-updated', ['status=gone']),
       'EDBX_ERR_FIELD_LOCKED',
     );
     await json(p, ['schema', 'alter', 'patient', '--lock', 'true']);
-    await expectCliError(p, apply('patient', 'p-001', 'patient-updated'), 'EDBX_ERR_AGGREGATE_LOCKED');
+    await expectCliError(p, applyArgs('patient', 'p-001', 'patient-updated'), 'EDBX_ERR_AGGREGATE_LOCKED');
     await json(p, ['schema', 'alter', 'patient', '--lock', 'false']);
-    expect((await p.cli(apply('patient', 'p-001', 'patient-updated', ['note=x']))).code).toBe(0);
+    expect((await p.cli(applyArgs('patient', 'p-001', 'patient-updated', ['note=x']))).code).toBe(0);
     // Aggregates without a schema are not validated in the default mode.
-    expect((await p.cli(apply('visit', 'v-1', 'anything', ['x=1']))).code).toBe(0);
+    expect((await p.cli(applyArgs('visit', 'v-1', 'anything', ['x=1']))).code).toBe(0);
   });
 
   it('gives clear coded errors for bad schema commands', async () => {

@@ -27,7 +27,7 @@ import { openEvent, sealEvent } from '../src/store/event-format.js';
 import * as K from '../src/store/keys.js';
 import { type SecureStore, openSecureStore } from '../src/store/secure.js';
 import type { AggregateMeta } from '../src/store/types.js';
-import { type Project, project, startServer, api } from './helpers/cli.js';
+import { type Project, project, startServer, api, applyArgs } from './helpers/cli.js';
 
 const MASTER = 'test-master';
 const DEK = 'test-dek';
@@ -109,17 +109,15 @@ async function ok(p: Project, args: string[]) {
 const json = async (p: Project, args: string[]) => JSON.parse((await ok(p, [...args, '--json'])).stdout);
 
 const apply = (p: Project, id: string, fields: Record<string, string>, event = 'patient-updated') =>
-  ok(p, [
-    'aggregate',
-    'apply',
-    '--aggregate',
-    'patient',
-    '--aggregate-id',
-    id,
-    '--event',
-    event,
-    ...Object.entries(fields).flatMap(([k, v]) => ['--field', `${k}=${v}`]),
-  ]);
+  ok(
+    p,
+    applyArgs(
+      'patient',
+      id,
+      event,
+      Object.entries(fields).map(([k, v]) => `${k}=${v}`),
+    ),
+  );
 
 describe('encryption at rest', () => {
   it('no file under the data dir holds a payload marker: not the WAL right after the append, not the SST files after flushes', async () => {

@@ -11,6 +11,19 @@ import { fileURLToPath } from 'node:url';
 
 export const MAIN = fileURLToPath(new URL('../../dist/cli/main.js', import.meta.url));
 
+/** Arguments of `aggregate apply` for one event; each field is `KEY=VALUE`. */
+export const applyArgs = (aggregate: string, id: string, event: string, fields: readonly string[] = []) => [
+  'aggregate',
+  'apply',
+  '--aggregate',
+  aggregate,
+  '--aggregate-id',
+  id,
+  '--event',
+  event,
+  ...fields.flatMap((f) => ['--field', f]),
+];
+
 export interface CliResult {
   readonly code: number;
   readonly stdout: string;

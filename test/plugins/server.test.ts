@@ -7,7 +7,7 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { EventRecord } from '../../src/core/event.js';
-import { type Project, type RunningServer, api, project, startServer } from '../helpers/cli.js';
+import { type Project, type RunningServer, api, applyArgs, project, startServer } from '../helpers/cli.js';
 import { type HttpReceiver, httpReceiver, waitFor } from './fixtures.js';
 
 let p: Project;
@@ -25,19 +25,7 @@ afterEach(async () => {
   await p.cleanup();
 });
 
-const apply = (id: string, field: string) =>
-  p.cli([
-    'aggregate',
-    'apply',
-    '--aggregate',
-    'patient',
-    '--aggregate-id',
-    id,
-    '--event',
-    'patient-added',
-    '--field',
-    field,
-  ]);
+const apply = (id: string, field: string) => p.cli(applyArgs('patient', id, 'patient-added', [field]));
 
 async function post(s: RunningServer, id: string, payload: Record<string, string>): Promise<EventRecord> {
   const r = await api(`${s.url}/v1/aggregates/patient/${id}/events`, s.adminToken, {
