@@ -189,6 +189,51 @@ describe('RocksDbEngine', () => {
       expect(Object.values(stats).every((v) => typeof v === 'number')).toBe(true);
     }));
 
+  it('applies writes in the order they were made and lets close finish those still in flight', () =>
+    withRocks(async (engine, location) => {
+      await engine.open();
+      // Not awaited: all are queued to the write thread before close is called.
+      const writes = Array.from({ length: 50 }, (_, i) =>
+        engine.write([put('main', 'k', `v${i}`), put('archive', `a${i}`, String(i))], { sync: i % 2 === 0 }),
+      );
+      await engine.close();
+      await Promise.all(writes);
+      const again = new RocksDbEngine(location);
+      await again.open();
+      try {
+        expect(await again.get('main', b('k'))).toEqual(b('v49'));
+        expect((await collect(again.range('archive'))).length).toBe(50);
+      } finally {
+        await again.close();
+      }
+    }));
+
+  it('lets a process that wrote and forgot to close exit by itself', async () => {
+    const { dir, remove } = await tempDir();
+    try {
+      const engineModule = new URL('../dist/storage/rocksdb/rocksdb-engine.js', import.meta.url).href;
+      const script = `
+        const { RocksDbEngine } = await import(${JSON.stringify(engineModule)});
+        const engine = new RocksDbEngine(${JSON.stringify(path.join(dir, 'data'))});
+        await engine.open();
+        await engine.write([{ type: 'put', space: 'main', key: Buffer.from('k'), value: Buffer.from('v') }], { sync: true });
+        process.stdout.write('written\\n');
+      `;
+      const child = spawn(process.execPath, ['--input-type=module', '-e', script], {
+        stdio: ['ignore', 'pipe', 'inherit'],
+      });
+      let out = '';
+      child.stdout.on('data', (c: Buffer) => (out += c.toString()));
+      const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
+      const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
+      clearTimeout(timer);
+      expect(out).toBe('written\n');
+      expect(code).toBe(0);
+    } finally {
+      await remove();
+    }
+  });
+
   it('ends an iteration cut short by close with EDBX_ERR_STORE_NOT_OPEN', () =>
     withRocks(async (engine) => {
       await engine.open();

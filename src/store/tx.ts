@@ -82,6 +82,8 @@ export class WriteTx {
     readonly env: TxEnv,
     committedPosition: number,
     committedLedger: Frontier,
+    /** Token records changed by the batch in flight, which this transaction builds on. */
+    private readonly baseTokens: ReadonlyMap<string, TokenRecord> = new Map(),
   ) {
     this.position = committedPosition;
     this.ledger = committedLedger;
@@ -129,9 +131,9 @@ export class WriteTx {
     this.onCommit.push(fn);
   }
 
-  /** Current token record: changed in this transaction, else committed. */
+  /** Current token record: changed in this transaction or the batch in flight, else committed. */
   token(hash: string, committed: ReadonlyMap<string, TokenRecord>): TokenRecord | undefined {
-    return this.tokens.get(hash) ?? committed.get(hash);
+    return this.tokens.get(hash) ?? this.baseTokens.get(hash) ?? committed.get(hash);
   }
 
   setToken(t: TokenRecord): void {

@@ -3,6 +3,10 @@
  * batch takes every queued job, runs each against one transaction overlay (a failing job is rolled back
  * to its savepoint and rejected alone), and writes all their operations in one fsync'd engine batch.
  * So concurrent appenders share fsyncs, and every acknowledged append is on disk.
+ *
+ * Two batches overlap: while one is being written (the RocksDB engine writes on its own thread), the
+ * next is prepared on top of its uncommitted changes, and written only once it has committed. If
+ * that write fails, the prepared batch is refused with it; nothing is acknowledged before its fsync.
  */
 import { err, toEventDbxError } from '../core/errors.js';
 import type { EventRecord } from '../core/event.js';
@@ -47,12 +51,23 @@ export interface WriterStats {
 
 const MAX_JOBS_PER_BATCH = 4096;
 
+type Outcome = { ok: true; value: unknown } | { ok: false; error: unknown };
+
+interface Prepared {
+  readonly jobs: Job[];
+  readonly tx: WriteTx;
+  readonly outcomes: Outcome[];
+  readonly changed: LiveMeta[];
+}
+
 export class Writer {
   readonly stats: WriterStats = { batches: 0, events: 0, jobs: 0 };
   #queue: Job[] = [];
   #running = false;
   #failed: Error | undefined;
   #idle: Array<() => void> = [];
+  /** The prepared batch whose write is in flight, if any. */
+  #pending: WriteTx | undefined;
 
   constructor(
     private readonly engine: StorageEngine,
@@ -92,12 +107,31 @@ export class Writer {
 
   async #drain(): Promise<void> {
     this.#running = true;
+    // The batch whose write is in flight (write, then commit). The next batch is prepared meanwhile,
+    // on top of the in-flight batch's changes (#pending), and written once that batch has committed.
+    let inflight: Promise<void> | undefined;
     try {
-      while (this.#queue.length > 0) {
-        const batch = this.#take();
-        await this.#runBatch(batch);
-        // Let the callers just acknowledged run and queue their next appends, so they share the next fsync.
-        if (this.#queue.length < MAX_JOBS_PER_BATCH) await new Promise((r) => setImmediate(r));
+      for (;;) {
+        if (this.#queue.length === 0) {
+          if (!inflight) break;
+          await inflight;
+          inflight = undefined;
+          await this.#yield();
+          continue;
+        }
+        const batch = this.#take(inflight === undefined);
+        if (batch[0]!.exclusive) {
+          // Exclusive jobs read the engine while they run: everything before them must be committed.
+          await inflight;
+          inflight = undefined;
+          const prepared = await this.#prepare(batch);
+          if (prepared) await this.#commit(prepared);
+        } else {
+          const prepared = await this.#prepare(batch);
+          await inflight;
+          inflight = prepared && this.#commit(prepared);
+        }
+        await this.#yield();
       }
     } finally {
       this.#running = false;
@@ -105,22 +139,35 @@ export class Writer {
     }
   }
 
-  #take(): Job[] {
+  /** Lets the callers just acknowledged run and queue their next appends, so they share the next fsync. */
+  async #yield(): Promise<void> {
+    if (this.#queue.length < MAX_JOBS_PER_BATCH) await new Promise((r) => setImmediate(r));
+  }
+
+  /**
+   * The next batch: one exclusive job, or the queued jobs up to the next exclusive one. With no write
+   * in flight, only the first half: the rest is prepared while that half is written, and under steady
+   * load the callers settle into two groups that take turns (one being written, one being prepared).
+   */
+  #take(idle: boolean): Job[] {
     const first = this.#queue[0]!;
     if (first.exclusive) return this.#queue.splice(0, 1);
+    const max = idle ? Math.min(MAX_JOBS_PER_BATCH, Math.ceil(this.#queue.length / 2)) : MAX_JOBS_PER_BATCH;
     let n = 1;
-    while (n < this.#queue.length && n < MAX_JOBS_PER_BATCH && !this.#queue[n]!.exclusive) n++;
+    while (n < this.#queue.length && n < max && !this.#queue[n]!.exclusive) n++;
     return this.#queue.splice(0, n);
   }
 
-  async #runBatch(jobs: Job[]): Promise<void> {
-    if (this.#failed) {
-      for (const j of jobs)
-        j.reject(err('EDBX_ERR_STORE_IO', { reason: 'an earlier write failed; reopen the store' }));
-      return;
-    }
-    const tx = new WriteTx(this.env, this.position, this.ledger);
-    const outcomes: Array<{ ok: true; value: unknown } | { ok: false; error: unknown }> = [];
+  /** Runs the jobs against one transaction and collects its operations; writes nothing. */
+  async #prepare(jobs: Job[]): Promise<Prepared | undefined> {
+    const base = this.#pending;
+    const tx = new WriteTx(
+      this.env,
+      base?.position ?? this.position,
+      base?.ledger ?? this.ledger,
+      base?.tokens,
+    );
+    const outcomes: Outcome[] = [];
     try {
       const p = jobs.map((j) => j.prefetch);
       await this.#prefetch(
@@ -132,7 +179,7 @@ export class Writer {
         tx.fetch = (aggregates, eventIds = []) => this.#prefetch(tx, aggregates, eventIds);
     } catch (e) {
       for (const j of jobs) j.reject(toEventDbxError(e));
-      return;
+      return undefined;
     }
     for (const job of jobs) {
       const rollback = tx.savepoint();
@@ -168,33 +215,49 @@ export class Writer {
         tx.put(K.metaKey(meta.aggregate_type, meta.aggregate_id), sealJson(this.env.codec, stored));
       }
     }
-    if (tx.position !== this.position) {
+    if (tx.position !== (base?.position ?? this.position)) {
       tx.put(K.globalKey('ledger'), encodeFrontier(tx.ledger));
     }
+    const prepared: Prepared = { jobs, tx, outcomes, changed };
+    if (tx.ops.length > 0) this.#pending = tx;
+    return prepared;
+  }
 
-    if (tx.ops.length > 0) {
-      try {
-        await this.engine.write(tx.ops, { sync: true });
-      } catch (e) {
-        // The outcome of a failed fsync is unknown: refuse further writes rather than guess.
-        const error = toEventDbxError(e);
-        this.#failed = error;
-        for (const j of jobs) j.reject(err('EDBX_ERR_STORE_IO', { reason: error.message }, e));
+  /** Writes a prepared batch durably, then publishes it and answers its jobs. */
+  async #commit({ jobs, tx, outcomes, changed }: Prepared): Promise<void> {
+    try {
+      if (this.#failed) {
+        // Prepared on top of a batch whose write failed: it must not be written either.
+        for (const j of jobs)
+          j.reject(err('EDBX_ERR_STORE_IO', { reason: 'an earlier write failed; reopen the store' }));
         return;
       }
-      this.stats.batches++;
-      this.stats.events += tx.records.length;
+      if (tx.ops.length > 0) {
+        try {
+          await this.engine.write(tx.ops, { sync: true });
+        } catch (e) {
+          // The outcome of a failed fsync is unknown: refuse further writes rather than guess.
+          const error = toEventDbxError(e);
+          this.#failed = error;
+          for (const j of jobs) j.reject(err('EDBX_ERR_STORE_IO', { reason: error.message }, e));
+          return;
+        }
+        this.stats.batches++;
+        this.stats.events += tx.records.length;
+      }
+      this.stats.jobs += jobs.length;
+      this.position = tx.position;
+      this.ledger = tx.ledger;
+      for (const fn of tx.onCommit) fn();
+      this.hooks.committed(changed, tx.records, tx.tokens);
+      jobs.forEach((job, i) => {
+        const o = outcomes[i]!;
+        if (o.ok) job.resolve(o.value);
+        else job.reject(o.error);
+      });
+    } finally {
+      if (this.#pending === tx) this.#pending = undefined;
     }
-    this.stats.jobs += jobs.length;
-    this.position = tx.position;
-    this.ledger = tx.ledger;
-    for (const fn of tx.onCommit) fn();
-    this.hooks.committed(changed, tx.records, tx.tokens);
-    jobs.forEach((job, i) => {
-      const o = outcomes[i]!;
-      if (o.ok) job.resolve(o.value);
-      else job.reject(o.error);
-    });
   }
 
   async #prefetch(
@@ -202,10 +265,24 @@ export class Writer {
     aggregates: ReadonlyArray<readonly [string, string]>,
     eventIds: readonly string[],
   ): Promise<void> {
+    // What the batch in flight changed is not committed yet, but this batch builds on it.
+    const base = this.#pending;
     const aggs = new Map<string, readonly [string, string]>();
-    for (const a of aggregates) if (!tx.loaded.has(aggKey(a[0], a[1]))) aggs.set(aggKey(a[0], a[1]), a);
+    for (const a of aggregates) {
+      const k = aggKey(a[0], a[1]);
+      if (tx.loaded.has(k)) continue;
+      const pending = base?.metas.get(k);
+      if (pending !== undefined) tx.loaded.set(k, pending);
+      else aggs.set(k, a);
+    }
     const aggList = [...aggs.entries()];
-    const idList = [...new Set(eventIds)].filter((id) => !tx.idem.has(id));
+    const idList: string[] = [];
+    for (const id of new Set(eventIds)) {
+      if (tx.idem.has(id)) continue;
+      const pending = base?.idem.get(id);
+      if (pending) tx.idem.set(id, pending);
+      else idList.push(id);
+    }
     const [metas, prior] = await Promise.all([
       this.hooks.loadMetas(aggList.map(([, a]) => a)),
       this.hooks.loadByEventId(idList),

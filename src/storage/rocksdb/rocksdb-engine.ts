@@ -6,13 +6,15 @@
  * `put()`/`del()` (they always write unsynced), so every write goes through `batch`. Verified with
  * strace: one fdatasync per `sync: true` batch, none for `sync: false`.
  *
- * The binding writes batches synchronously on the JS thread, so a `sync: true` batch blocks the
- * event loop for the duration of the fdatasync.
+ * The binding writes batches synchronously on the calling thread, so writes go to a worker thread
+ * attached to the same database (write-thread.ts), started on the first write: the event loop stays
+ * free during memtable inserts and the fdatasync. Reads stay on the main thread.
  */
 import rocks from '@nxtedition/rocksdb';
 import { err, EventDbxError } from '../../core/errors.js';
 import { SPACES, StorageEngine } from '../engine.js';
 import type { RangeOptions, Space, WriteOp, WriteOptions } from '../engine.js';
+import { WriteThread, packOps } from './write-thread.js';
 
 const { RocksLevel } = rocks;
 type Db = rocks.RocksLevel;
@@ -76,6 +78,7 @@ export class RocksDbEngine extends StorageEngine {
   readonly #cacheSize: number;
   #db: Db | undefined;
   #columns: Record<Space, Column> | undefined;
+  #thread: WriteThread | undefined;
 
   constructor(location: string, options: RocksDbEngineOptions = {}) {
     super();
@@ -134,9 +137,13 @@ export class RocksDbEngine extends StorageEngine {
 
   protected async _close(): Promise<void> {
     const db = this.#db;
+    const thread = this.#thread;
     this.#db = undefined;
     this.#columns = undefined;
+    this.#thread = undefined;
     try {
+      // Writes in flight finish first; the worker must be gone before the database closes.
+      await thread?.close();
       await db?.close();
     } catch (e) {
       throw ioError(e);
@@ -170,19 +177,11 @@ export class RocksDbEngine extends StorageEngine {
 
   protected async _write(ops: readonly WriteOp[], options: WriteOptions): Promise<void> {
     const { db } = this.#handles('main');
-    // Map every op (and so validate every keyspace) before anything reaches the batch.
-    const batch = ops.map((op): rocks.BatchOp => {
-      const column = this.#handles(op.space).column;
-      return op.type === 'put'
-        ? { type: 'put', key: op.key, value: op.value, column }
-        : { type: 'del', key: op.key, column };
-    });
-    try {
-      // Only batch() honours sync (see the file comment).
-      await db.batch(batch, { sync: options.sync, keyEncoding: 'buffer', valueEncoding: 'buffer' });
-    } catch (e) {
-      throw ioError(e);
-    }
+    // Validate every keyspace before anything reaches the batch.
+    for (const op of ops) this.#handles(op.space);
+    this.#thread ??= new WriteThread(db.handle);
+    // The worker writes with batch(), the only call that honours sync (see the file comment).
+    await this.#thread.write(packOps(ops), options.sync);
   }
 
   protected _range(space: Space, options: RangeOptions): AsyncIterable<[Buffer, Buffer]> {

@@ -69,6 +69,8 @@ declare module '@nxtedition/rocksdb' {
       readonly status: 'opening' | 'open' | 'closing' | 'closed';
       readonly location: string;
       readonly columns: Record<string, ColumnHandle>;
+      /** Native pointer of the open database; `new RocksLevel(handle)` in a worker shares it. */
+      readonly handle: bigint;
       open(options?: OpenOptions): Promise<void>;
       close(): Promise<void>;
       getMany(keys: readonly Buffer[], options?: BufferOptions): Promise<(Buffer | undefined)[]>;
