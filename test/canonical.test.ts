@@ -2,6 +2,7 @@ import canonicalize from 'canonicalize';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { canonicalJson } from '../src/core/canonical.js';
+import { appendLeafJson } from '../src/core/event.js';
 
 describe('canonical JSON (RFC 8785)', () => {
   it('matches the reference implementation on records of strings, integers and nested objects', () => {
@@ -40,6 +41,29 @@ describe('canonical JSON (RFC 8785)', () => {
     );
     expect(canonicalJson({ __proto__x: 1, b: [{ z: 1, a: 2 }] })).toBe(
       '{"__proto__x":1,"b":[{"a":2,"z":1}]}',
+    );
+  });
+
+  it('writes the leaf JSON of an appended record exactly as the reference canonicalises it', () => {
+    const text = fc.oneof(fc.string({ unit: 'grapheme' }), fc.string({ unit: 'binary' }), fc.string());
+    const record = fc.record({
+      aggregate_type: text,
+      aggregate_id: text,
+      event_type: text,
+      payload: fc.dictionary(fc.oneof(text, fc.nat({ max: 30 }).map(String)), text, { maxKeys: 6 }),
+      metadata: fc.record({
+        event_id: text,
+        created_at: text,
+        issued_by: fc.record({ group: text, user: text }),
+      }),
+      version: fc.maxSafeNat(),
+      position: fc.maxSafeNat(),
+    });
+    fc.assert(
+      fc.property(record, (r) => {
+        expect(appendLeafJson(r)).toBe(canonicalize(r));
+      }),
+      { numRuns: 2000 },
     );
   });
 });

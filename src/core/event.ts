@@ -67,6 +67,31 @@ export function leafJsonOf(record: UnsealedRecord | EventRecord): string {
   return canonicalJson(rest);
 }
 
+const str = JSON.stringify;
+
+/**
+ * `leafJsonOf` for a record built by an append (exactly the fields of `UnsealedRecord`, payload values
+ * strings), written out directly: the append hot path. Keys are in RFC 8785 order (UTF-16 code
+ * units), strings as JSON.stringify writes them and integers as their decimal form, which is what
+ * RFC 8785 prescribes; test/canonical.test.ts checks it equals `leafJsonOf` on random records.
+ */
+export function appendLeafJson(r: UnsealedRecord): string {
+  const keys = Object.keys(r.payload).sort();
+  let payload = '';
+  for (let i = 0; i < keys.length; i++) {
+    const k = keys[i]!;
+    payload += `${i === 0 ? '' : ','}${str(k)}:${str(r.payload[k])}`;
+  }
+  const m = r.metadata;
+  return (
+    `{"aggregate_id":${str(r.aggregate_id)},"aggregate_type":${str(r.aggregate_type)},` +
+    `"event_type":${str(r.event_type)},"metadata":{"created_at":${str(m.created_at)},` +
+    `"event_id":${str(m.event_id)},"issued_by":{"group":${str(m.issued_by.group)},` +
+    `"user":${str(m.issued_by.user)}}},"payload":{${payload}},"position":${r.position},` +
+    `"version":${r.version}}`
+  );
+}
+
 /** Canonical bytes hashed as the Merkle leaf of an event. */
 export const leafDataOf = (record: UnsealedRecord | EventRecord): Buffer =>
   Buffer.from(leafJsonOf(record), 'utf8');

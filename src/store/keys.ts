@@ -37,33 +37,63 @@ export const TAG = {
   plugin: 0x58, // X
 } as const;
 
+const TWO_32 = 0x1_0000_0000;
+
+/** Writes a safe integer as 8 bytes big-endian (two 32-bit halves: no BigInt on the append path). */
+function writeU64(b: Buffer, n: number, at: number): void {
+  b.writeUInt32BE(Math.floor(n / TWO_32), at);
+  b.writeUInt32BE(n % TWO_32, at + 4);
+}
+
 export function u64(n: number): Buffer {
   const b = Buffer.allocUnsafe(8);
-  b.writeBigUInt64BE(BigInt(n));
+  writeU64(b, n, 0);
   return b;
 }
 
-export const readU64 = (b: Buffer, offset = 0): number => Number(b.readBigUInt64BE(offset));
+export const readU64 = (b: Buffer, offset = 0): number =>
+  b.readUInt32BE(offset) * TWO_32 + b.readUInt32BE(offset + 4);
 
 const tag = (t: number): Buffer => Buffer.from([t]);
 const text = (s: string): Buffer => Buffer.from(s, 'utf8');
 
-/** `type \0 id` — the aggregate part shared by M, E, N and S keys. */
-export const aggregatePart = (type: string, id: string): Buffer => Buffer.concat([text(type), SEP, text(id)]);
+/**
+ * `[tag] type \0 id [\0 version]` in one allocation: the keys (and event references) written for
+ * every event. `tag` -1 = none.
+ */
+function aggregateKey(tagByte: number, type: string, id: string, version?: number): Buffer {
+  const head = tagByte < 0 ? 0 : 1;
+  const typeBytes = Buffer.byteLength(type);
+  const idAt = head + typeBytes + 1;
+  const idBytes = Buffer.byteLength(id);
+  const end = idAt + idBytes;
+  const b = Buffer.allocUnsafe(version === undefined ? end : end + 9);
+  if (head) b[0] = tagByte;
+  b.write(type, head, typeBytes, 'utf8');
+  b[idAt - 1] = 0;
+  b.write(id, idAt, idBytes, 'utf8');
+  if (version !== undefined) {
+    b[end] = 0;
+    writeU64(b, version, end + 1);
+  }
+  return b;
+}
 
-export const metaKey = (type: string, id: string): Buffer =>
-  Buffer.concat([tag(TAG.meta), aggregatePart(type, id)]);
+/** `type \0 id` — the aggregate part shared by M, E, N and S keys. */
+export const aggregatePart = (type: string, id: string): Buffer => aggregateKey(-1, type, id);
+
+export const metaKey = (type: string, id: string): Buffer => aggregateKey(TAG.meta, type, id);
 export const metaPrefix = (): Buffer => tag(TAG.meta);
 
 export const eventPrefix = (type: string, id: string): Buffer =>
   Buffer.concat([tag(TAG.event), aggregatePart(type, id), SEP]);
 export const eventKey = (type: string, id: string, version: number): Buffer =>
-  Buffer.concat([eventPrefix(type, id), u64(version)]);
+  aggregateKey(TAG.event, type, id, version);
 
 export const nodePrefix = (type: string, id: string): Buffer =>
   Buffer.concat([tag(TAG.node), aggregatePart(type, id), SEP]);
 export const nodeKey = (type: string, id: string, version: number): Buffer =>
-  Buffer.concat([nodePrefix(type, id), u64(version)]);
+  aggregateKey(TAG.node, type, id, version);
 
 /**
  * The 1-based leaf (version or position) whose append completed the perfect node `(level, index)`:
@@ -81,9 +111,14 @@ export function completedCount(n: number): number {
 export const snapshotPrefix = (type: string, id: string): Buffer =>
   Buffer.concat([tag(TAG.snapshot), aggregatePart(type, id), SEP]);
 export const snapshotKey = (type: string, id: string, version: number): Buffer =>
-  Buffer.concat([snapshotPrefix(type, id), u64(version)]);
+  aggregateKey(TAG.snapshot, type, id, version);
 
-export const positionKey = (position: number): Buffer => Buffer.concat([tag(TAG.position), u64(position)]);
+export function positionKey(position: number): Buffer {
+  const b = Buffer.allocUnsafe(9);
+  b[0] = TAG.position;
+  writeU64(b, position, 1);
+  return b;
+}
 export const positionPrefix = (): Buffer => tag(TAG.position);
 
 /** A P entry: the ledger nodes completed at this position (level 0 first) and the event's reference. */
@@ -95,8 +130,13 @@ export interface LedgerEntry {
   readonly ref: EventRef;
 }
 
-export const encodeLedgerEntry = (nodes: readonly Buffer[], ref: EventRef): Buffer =>
-  Buffer.concat([...nodes, encodeRef(ref)]);
+export function encodeLedgerEntry(nodes: readonly Buffer[], ref: EventRef): Buffer {
+  const refBytes = encodeRef(ref);
+  const b = Buffer.allocUnsafe(32 * nodes.length + refBytes.length);
+  nodes.forEach((n, i) => n.copy(b, 32 * i));
+  refBytes.copy(b, 32 * nodes.length);
+  return b;
+}
 
 /** Parse a P entry; undefined when it is too short to hold its nodes and a reference. */
 export function decodeLedgerEntry(position: number, value: Buffer): LedgerEntry | undefined {
@@ -124,8 +164,7 @@ export interface EventRef {
   readonly version: number;
 }
 
-export const encodeRef = (r: EventRef): Buffer =>
-  Buffer.concat([aggregatePart(r.type, r.id), SEP, u64(r.version)]);
+export const encodeRef = (r: EventRef): Buffer => aggregateKey(-1, r.type, r.id, r.version);
 
 export function decodeRef(b: Buffer): EventRef {
   const sep1 = b.indexOf(0);

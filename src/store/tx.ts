@@ -11,7 +11,7 @@ import {
   type Payload,
   type UnsealedRecord,
   foldState,
-  leafJsonOf,
+  appendLeafJson,
   normalizePayload,
   samePayload,
 } from '../core/event.js';
@@ -210,7 +210,7 @@ export class WriteTx {
       version,
       position,
     };
-    const stored = new StoredEventBuilder(leafJsonOf(unsealed));
+    const stored = new StoredEventBuilder(appendLeafJson(unsealed));
     const leaf = stored.leafHash();
     const grown = appendLeaf(live?.frontier ?? emptyFrontier, leaf);
     const root = frontierRoot(grown.frontier);
