@@ -22,13 +22,16 @@ const BAD_ID_CHAR =
 const BAD_TEXT_CHAR =
   /[\u0000-\u001f\u007f-\u009f]|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
 
+/** More than `max` code points (the spread only runs for strings that might be). */
+const longerThan = (value: string, max: number): boolean => value.length > max && [...value].length > max;
+
 export function aggregateType(value: unknown): AggregateType {
   if (typeof value !== 'string' || !NAME.test(value)) throw err('EDBX_ERR_INVALID_AGGREGATE_TYPE', { value });
   return value as AggregateType;
 }
 
 export function aggregateId(value: unknown): AggregateId {
-  if (typeof value !== 'string' || value.length === 0 || [...value].length > 128 || BAD_ID_CHAR.test(value)) {
+  if (typeof value !== 'string' || value.length === 0 || longerThan(value, 128) || BAD_ID_CHAR.test(value)) {
     throw err('EDBX_ERR_INVALID_AGGREGATE_ID', { value });
   }
   return value as AggregateId;
@@ -41,7 +44,7 @@ export function eventType(value: unknown): EventType {
 
 /** Field names: 1-128 printable characters. */
 export function fieldName(value: string): string {
-  if (value.length === 0 || [...value].length > 128 || BAD_TEXT_CHAR.test(value)) {
+  if (value.length === 0 || longerThan(value, 128) || BAD_TEXT_CHAR.test(value)) {
     throw err('EDBX_ERR_INVALID_FIELD_NAME', { value });
   }
   return value;
@@ -49,14 +52,14 @@ export function fieldName(value: string): string {
 
 /** True when the string has no lone surrogate and no NUL (both break canonical JSON or key encoding). */
 export function isWellFormedText(value: string): boolean {
-  return !/[\u0000]|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/.test(value);
+  return value.isWellFormed() && !value.includes('\u0000');
 }
 
 export function eventId(value: unknown): string {
   if (
     typeof value !== 'string' ||
     value.length === 0 ||
-    [...value].length > 128 ||
+    longerThan(value, 128) ||
     BAD_TEXT_CHAR.test(value)
   ) {
     throw err('EDBX_ERR_INVALID_EVENT_ID', { value });

@@ -135,6 +135,10 @@ export function storeContract(name: string, factory: EngineFactory): void {
         [{ aggregate_id: 'a/b' }, 'EDBX_ERR_INVALID_AGGREGATE_ID', 'a/b'],
         [{ aggregate_id: 'a\u0000b' }, 'EDBX_ERR_INVALID_AGGREGATE_ID', 'a\\u0000b'],
         [{ aggregate_id: 'x'.repeat(129) }, 'EDBX_ERR_INVALID_AGGREGATE_ID', 'xxx'],
+        [{ aggregate_id: '😀'.repeat(129) }, 'EDBX_ERR_INVALID_AGGREGATE_ID', '😀'],
+        [{ payload: { note: 'a\u0000b' } }, 'EDBX_ERR_INVALID_FIELD_VALUE', 'note'],
+        [{ payload: { note: 'lone \ud800 half' } }, 'EDBX_ERR_INVALID_FIELD_VALUE', 'note'],
+        [{ payload: { ['f'.repeat(129)]: 'x' } }, 'EDBX_ERR_INVALID_FIELD_NAME', 'fff'],
         [{ event_type: 'Added!' }, 'EDBX_ERR_INVALID_EVENT_TYPE', 'Added!'],
         [{ aggregate_type: '$audit' }, 'EDBX_ERR_INVALID_AGGREGATE_TYPE', '$audit'],
       ];
@@ -147,7 +151,10 @@ export function storeContract(name: string, factory: EngineFactory): void {
       }
       const ok = await store.append(ev('ünï code id ✓', 'added', {}), jane);
       expect(ok.aggregate_id).toBe('ünï code id ✓');
-      expect(store.size).toBe(1);
+      // 128 code points is the limit, however many UTF-16 units they take.
+      const wide = await store.append(ev('😀'.repeat(128), 'added', { note: 'pair \ud83d\ude00 ok' }), jane);
+      expect(wide.payload.note).toBe('pair 😀 ok');
+      expect(store.size).toBe(2);
     });
 
     it('optimistic concurrency: a version mismatch is a conflict that writes nothing', async () => {
