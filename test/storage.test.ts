@@ -189,20 +189,24 @@ describe('RocksDbEngine', () => {
       expect(Object.values(stats).every((v) => typeof v === 'number')).toBe(true);
     }));
 
-  it('applies writes in the order they were made and lets close finish those still in flight', () =>
+  it('applies writes in the order they were made, inline or not, and lets close finish those in flight', () =>
     withRocks(async (engine, location) => {
       await engine.open();
       // Not awaited: all are queued to the write thread before close is called.
-      const writes = Array.from({ length: 50 }, (_, i) =>
-        engine.write([put('main', 'k', `v${i}`), put('archive', `a${i}`, String(i))], { sync: i % 2 === 0 }),
+      const writes = Array.from({ length: 51 }, (_, i) =>
+        engine.write([put('main', 'k', `v${i}`), put('archive', `a${i}`, String(i))], {
+          sync: i % 2 === 0,
+          // An inline write must not overtake the handed-over writes still in flight.
+          inline: i % 5 === 0,
+        }),
       );
       await engine.close();
       await Promise.all(writes);
       const again = new RocksDbEngine(location);
       await again.open();
       try {
-        expect(await again.get('main', b('k'))).toEqual(b('v49'));
-        expect((await collect(again.range('archive'))).length).toBe(50);
+        expect(await again.get('main', b('k'))).toEqual(b('v50'));
+        expect((await collect(again.range('archive'))).length).toBe(51);
       } finally {
         await again.close();
       }

@@ -27,6 +27,12 @@ export interface RangeOptions {
 export interface WriteOptions {
   /** true: the batch is on stable storage (fsync'd WAL) before the promise resolves. */
   readonly sync: boolean;
+  /**
+   * A hint that the caller has nothing to do meanwhile: an engine that writes on a thread of its own
+   * may write on the calling thread instead, saving the two thread hand-overs (when no earlier write
+   * is still in flight, so that order is kept). Engines may ignore it.
+   */
+  readonly inline?: boolean;
 }
 
 export type EngineStatus = 'new' | 'opening' | 'open' | 'closing' | 'closed';

@@ -234,7 +234,9 @@ export class Writer {
       }
       if (tx.ops.length > 0) {
         try {
-          await this.engine.write(tx.ops, { sync: true });
+          // A lone job with nobody queued behind it gains nothing from a write thread: write inline.
+          const inline = jobs.length === 1 && this.#queue.length === 0;
+          await this.engine.write(tx.ops, { sync: true, inline });
         } catch (e) {
           // The outcome of a failed fsync is unknown: refuse further writes rather than guess.
           const error = toEventDbxError(e);

@@ -7,8 +7,10 @@
  * strace: one fdatasync per `sync: true` batch, none for `sync: false`.
  *
  * The binding writes batches synchronously on the calling thread, so writes go to a worker thread
- * attached to the same database (write-thread.ts), started on the first write: the event loop stays
- * free during memtable inserts and the fdatasync. Reads stay on the main thread.
+ * attached to the same database (write-thread.ts), started on the first such write: the event loop
+ * stays free during memtable inserts and the fdatasync. Reads stay on the main thread. A write marked
+ * `inline` (the caller has nothing else to do) is made on the main thread when no handed-over write is
+ * in flight: a lone append then skips two thread hand-overs (~0.1 ms here).
  */
 import rocks from '@nxtedition/rocksdb';
 import { err, EventDbxError } from '../../core/errors.js';
@@ -178,9 +180,24 @@ export class RocksDbEngine extends StorageEngine {
   protected async _write(ops: readonly WriteOp[], options: WriteOptions): Promise<void> {
     const { db } = this.#handles('main');
     // Validate every keyspace before anything reaches the batch.
-    for (const op of ops) this.#handles(op.space);
+    const columns = ops.map((op) => this.#handles(op.space).column);
+    if (options.inline && (this.#thread === undefined || this.#thread.idle)) {
+      const batch = ops.map((op, i): rocks.BatchOp => {
+        const column = columns[i]!;
+        return op.type === 'put'
+          ? { type: 'put', key: op.key, value: op.value, column }
+          : { type: 'del', key: op.key, column };
+      });
+      try {
+        // Only batch() honours sync (see the file comment).
+        await db.batch(batch, { sync: options.sync, keyEncoding: 'buffer', valueEncoding: 'buffer' });
+      } catch (e) {
+        throw ioError(e);
+      }
+      return;
+    }
     this.#thread ??= new WriteThread(db.handle);
-    // The worker writes with batch(), the only call that honours sync (see the file comment).
+    // The worker writes with batch() too.
     await this.#thread.write(packOps(ops), options.sync);
   }
 

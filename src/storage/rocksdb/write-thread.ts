@@ -132,6 +132,11 @@ export class WriteThread {
     this.#worker.on('exit', (code) => this.#fail(`the write thread exited (code ${code})`));
   }
 
+  /** No write in flight. */
+  get idle(): boolean {
+    return this.#pending.size === 0;
+  }
+
   /** Writes one packed batch; resolves once RocksDB has applied it (and synced it, with `sync`). */
   write(buf: Buffer, sync: boolean): Promise<void> {
     if (this.#failure) return Promise.reject(this.#failure);
