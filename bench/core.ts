@@ -8,6 +8,7 @@ import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { verifyInclusion } from '../src/core/merkle/index.js';
 import type { WriteOp } from '../src/storage/engine.js';
+import { MemoryEngine } from '../src/storage/memory/memory-engine.js';
 import { RocksDbEngine } from '../src/storage/rocksdb/rocksdb-engine.js';
 import { EventStore, eventInclusionProof, verifyAggregate } from '../src/store/index.js';
 import type { AppendRequest } from '../src/store/types.js';
@@ -22,6 +23,11 @@ const req = (id: string): AppendRequest => ({
   event_type: 'patient-updated',
   payload,
 });
+
+/** Accepts writes and keeps nothing: what is left is the cost of the append path itself. */
+class DiscardEngine extends MemoryEngine {
+  protected override async _write(): Promise<void> {}
+}
 
 const rows: Array<[string, string]> = [];
 const report = (name: string, value: string) => {
@@ -108,10 +114,11 @@ async function main() {
     );
   }
 
-  // 3. 64 concurrent appenders through group commit
+  // 3. 64 concurrent appenders through group commit, next to the same load on an engine that stores
+  // nothing: the ceiling the append path's own JavaScript sets on this machine.
   {
     const count = n(200_000);
-    const { ms, batches } = await withStore(async (store) => {
+    const load = async (store: EventStore) => {
       let next = 0;
       const t0 = performance.now();
       await Promise.all(
@@ -120,11 +127,16 @@ async function main() {
         }),
       );
       return { ms: performance.now() - t0, batches: store.writerStats.batches };
-    });
+    };
+    const { ms, batches } = await withStore(load);
     report(
       'durable appends, 64 concurrent appenders (group commit)',
       `${rate(count, ms)} (${(count / batches).toFixed(1)} events/fsync)`,
     );
+    const discard = await EventStore.open({ engine: new DiscardEngine() });
+    const ceiling = await load(discard);
+    await discard.close();
+    report('  same load, engine that stores nothing (JS ceiling)', rate(count, ceiling.ms));
   }
 
   // 4. append latency at stream length 10 vs 1,000,000 (same aggregate), and replay/verify/proof
