@@ -101,4 +101,51 @@ describe('group-commit writer: overlapping batches', () => {
     engine.gated = false;
     await store.close();
   });
+
+  it('a commit listener that throws neither stops the others nor the writer (it is reported as a warning)', async () => {
+    const store = await EventStore.open({ engine: new MemoryEngine() });
+    const seen: number[] = [];
+    const warnings: string[] = [];
+    const onWarning = (w: Error) => void warnings.push(w.message);
+    process.on('warning', onWarning);
+    try {
+      store.onCommit(() => {
+        throw new Error('subscriber bug');
+      });
+      store.onCommit((records) => void seen.push(...records.map((r) => r.version)));
+      expect((await store.append(ev('admitted'), jane)).version).toBe(1);
+      expect((await store.append(ev('moved'), jane)).version).toBe(2);
+      expect(seen).toEqual([1, 2]);
+      await until(() => warnings.length === 2);
+      expect(warnings[0]).toContain('subscriber bug');
+    } finally {
+      process.off('warning', onWarning);
+      await store.close();
+    }
+  });
+
+  it('an unexpected failure after the jobs ran refuses their batch, writes nothing, and the store goes on', async () => {
+    const engine = new MemoryEngine();
+    let failMeta = false;
+    // Sealing the aggregate meta (plaintext JSON, unlike the stored event) fails once.
+    const codec = {
+      seal: (plain: Buffer) => {
+        if (failMeta && plain[0] === 0x7b) {
+          failMeta = false;
+          throw new Error('sealing failed');
+        }
+        return Buffer.concat([Buffer.from([0]), plain]);
+      },
+      open: (sealed: Buffer) => sealed.subarray(1),
+    };
+    const store = await EventStore.open({ engine, codec });
+    failMeta = true;
+    const e = await expectCode(store.append(ev('admitted'), jane), 'EDBX_ERR_INTERNAL');
+    expect(e.message).toContain('sealing failed');
+    expect(store.size).toBe(0);
+    expect(await eventKeys(engine)).toBe(0);
+    const ok = await store.append(ev('admitted'), jane);
+    expect([ok.version, ok.position]).toEqual([1, 1]);
+    await store.close();
+  });
 });

@@ -85,7 +85,20 @@ export class EventStore {
           this.#epoch++;
           for (const t of tokens.values()) this.tokens.set(t.hash, t);
           for (const m of metas) this.#cache.set(aggKey(m.meta.aggregate_type, m.meta.aggregate_id), m);
-          if (records.length > 0) for (const l of this.#listeners) l(records);
+          if (records.length > 0) {
+            for (const l of this.#listeners) {
+              // A failing listener (a subscriber, a plugin queue) must not stop the others or the
+              // writer: what it missed is still in the store. Surfaced as a process warning.
+              try {
+                l(records);
+              } catch (e) {
+                process.emitWarning(
+                  `EventDBX commit listener failed: ${e instanceof Error ? e.message : String(e)}`,
+                  { code: 'EDBX_LISTENER_FAILED' },
+                );
+              }
+            }
+          }
         },
       },
       ledger.size,

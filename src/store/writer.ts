@@ -195,28 +195,34 @@ export class Writer {
     }
 
     const changed: LiveMeta[] = [];
-    for (const [k, live] of tx.metas) {
-      if (live === null || live === tx.loaded.get(k)) continue;
-      changed.push(live);
-      const { meta } = live;
-      const stored: AggregateMeta = { ...meta, frontier: encodeFrontier(live.frontier).toString('base64') };
-      if (meta.archived) {
-        // Archived: the full meta (with state) lives in the archive keyspace, a stub stays in main.
-        tx.put(
-          K.metaKey(meta.aggregate_type, meta.aggregate_id),
-          sealJson(this.env.codec, stored),
-          'archive',
-        );
-        tx.put(
-          K.metaKey(meta.aggregate_type, meta.aggregate_id),
-          sealJson(this.env.codec, { ...stored, state: {} }),
-        );
-      } else {
-        tx.put(K.metaKey(meta.aggregate_type, meta.aggregate_id), sealJson(this.env.codec, stored));
+    try {
+      for (const [k, live] of tx.metas) {
+        if (live === null || live === tx.loaded.get(k)) continue;
+        changed.push(live);
+        const { meta } = live;
+        const stored: AggregateMeta = { ...meta, frontier: encodeFrontier(live.frontier).toString('base64') };
+        if (meta.archived) {
+          // Archived: the full meta (with state) lives in the archive keyspace, a stub stays in main.
+          tx.put(
+            K.metaKey(meta.aggregate_type, meta.aggregate_id),
+            sealJson(this.env.codec, stored),
+            'archive',
+          );
+          tx.put(
+            K.metaKey(meta.aggregate_type, meta.aggregate_id),
+            sealJson(this.env.codec, { ...stored, state: {} }),
+          );
+        } else {
+          tx.put(K.metaKey(meta.aggregate_type, meta.aggregate_id), sealJson(this.env.codec, stored));
+        }
       }
-    }
-    if (tx.position !== (base?.position ?? this.position)) {
-      tx.put(K.globalKey('ledger'), encodeFrontier(tx.ledger));
+      if (tx.position !== (base?.position ?? this.position)) {
+        tx.put(K.globalKey('ledger'), encodeFrontier(tx.ledger));
+      }
+    } catch (e) {
+      // Nothing is written: every job of the batch is refused, the store goes on.
+      for (const j of jobs) j.reject(toEventDbxError(e));
+      return undefined;
     }
     const prepared: Prepared = { jobs, tx, outcomes, changed };
     if (tx.ops.length > 0) this.#pending = tx;
@@ -250,8 +256,14 @@ export class Writer {
       this.stats.jobs += jobs.length;
       this.position = tx.position;
       this.ledger = tx.ledger;
-      for (const fn of tx.onCommit) fn();
-      this.hooks.committed(changed, tx.records, tx.tokens);
+      try {
+        for (const fn of tx.onCommit) fn();
+        this.hooks.committed(changed, tx.records, tx.tokens);
+      } catch (e) {
+        // The batch is durable, but what is held in memory may now disagree with it: refuse further
+        // writes (a reopen rebuilds memory from disk) rather than build on a guess.
+        this.#failed = toEventDbxError(e);
+      }
       jobs.forEach((job, i) => {
         const o = outcomes[i]!;
         if (o.ok) job.resolve(o.value);
