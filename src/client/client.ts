@@ -36,6 +36,11 @@ import {
   type IssuedToken,
   type TokenCreateBody,
   type TokenView,
+  type DeadLetterPage,
+  type PluginList,
+  type PluginStatusList,
+  type ReplayResult,
+  type RetryResult,
 } from '../protocol/index.js';
 import { type AuditOptions, type AuditResult, runAudit } from './audit.js';
 import { EventDbxConfigError } from './errors.js';
@@ -285,6 +290,33 @@ export class EventDbxClient {
     o?: CallOptions,
   ): Promise<TokenView> {
     return this.#send('POST', PATHS.tokenAction(id, 'refresh'), body, o);
+  }
+
+  // ------------------------------------------------------------------ plugins (admin)
+
+  /** `GET /v1/plugins`: every plugin (secrets masked) and the `plugin map` column types. */
+  listPlugins(o?: CallOptions): Promise<PluginList> {
+    return this.#get(PATHS.plugins, undefined, o);
+  }
+
+  /** `GET /v1/plugins/status`: each plugin's cursor, lag, retries, last error and dead letters. */
+  pluginStatus(o?: CallOptions): Promise<PluginStatusList> {
+    return this.#get(PATHS.pluginStatus, undefined, o);
+  }
+
+  /** `GET /v1/plugins/{name}/dead-letters`: the events a plugin gave up on, oldest first. */
+  pluginDeadLetters(name: string, q: { take?: number } & CallOptions = {}): Promise<DeadLetterPage> {
+    return this.#get(PATHS.pluginDeadLetters(name), { take: q.take }, q);
+  }
+
+  /** `POST /v1/plugins/{name}/replay`: deliver again from a position (default 1). Not retried. */
+  replayPlugin(name: string, from?: number, o?: CallOptions): Promise<ReplayResult> {
+    return this.#send('POST', PATHS.pluginAction(name, 'replay'), from === undefined ? {} : { from }, o);
+  }
+
+  /** `POST /v1/plugins/{name}/retry`: deliver the dead letters again now. Not retried. */
+  retryPlugin(name: string, o?: CallOptions): Promise<RetryResult> {
+    return this.#send('POST', PATHS.pluginAction(name, 'retry'), {}, o);
   }
 
   async #send<T>(

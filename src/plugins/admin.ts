@@ -31,7 +31,8 @@ import {
   pluginKind,
 } from './settings.js';
 import { parseDataType } from './sql/datatypes.js';
-import type { Mappings, PluginConfig, RetryOutcome } from './types.js';
+import type { ReplayResult, RetryResult } from '../protocol/plugins.js';
+import type { Mappings, PluginConfig } from './types.js';
 import { type PluginView, requireConfig, viewOf } from './views.js';
 
 const AUDIT: ReadonlyArray<readonly [string, string]> = [[AUDIT_TYPE, AUDIT_ID]];
@@ -137,7 +138,7 @@ export async function replayPlugin(
   nameArg: unknown,
   from: unknown,
   ctx: WriteContext,
-): Promise<{ plugin: string; from: number; head: number; cleared_dead_letters: number; running: boolean }> {
+): Promise<ReplayResult> {
   const name = pluginKind(nameArg);
   const position = from === undefined ? 1 : wholeNumber(from);
   if (position === undefined || position < 1 || position > store.size + 1) {
@@ -174,7 +175,7 @@ export async function retryPlugin(
   store: EventStore,
   nameArg: unknown,
   ctx: WriteContext,
-): Promise<{ plugin: string; running: boolean; queued: number; outcome?: RetryOutcome }> {
+): Promise<RetryResult> {
   const name = pluginKind(nameArg);
   await requireConfig(store, name);
   const audit = (details: Record<string, string>) =>

@@ -5,8 +5,26 @@
 import { type EventDbxError, err } from '../core/errors.js';
 import type { EventRecord, IssuedBy, Payload } from '../core/event.js';
 
-export const PLUGIN_KINDS = ['postgres', 'sqlite', 'csv', 'tcp', 'http', 'json', 'log'] as const;
-export type PluginKind = (typeof PLUGIN_KINDS)[number];
+import type {
+  DeliveryError,
+  DeliveryOptions,
+  Mappings,
+  PluginKind,
+  RetryOutcome,
+} from '../protocol/plugins.js';
+
+// The shapes the REST API shows live in the wire protocol, shared with the client SDK.
+export {
+  PLUGIN_KINDS,
+  type DeadLetter,
+  type DeliveryError,
+  type DeliveryOptions,
+  type Mappings,
+  type OnFailure,
+  type PluginKind,
+  type RetryOutcome,
+  type TypeMap,
+} from '../protocol/plugins.js';
 
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
@@ -49,20 +67,6 @@ export interface SettingsByKind {
   log: LogSettings;
 }
 
-/** What happens to an event that still fails after `max_attempts`. */
-export type OnFailure = 'dead-letter' | 'block';
-
-export interface DeliveryOptions {
-  /** Attempts per event before it is dead-lettered (or the plugin reports itself blocked). */
-  readonly max_attempts: number;
-  /** First retry delay; doubles per attempt (with jitter) up to `backoff_max_ms`. */
-  readonly backoff_ms: number;
-  readonly backoff_max_ms: number;
-  readonly on_failure: OnFailure;
-  /** Per request / connection timeout of network sinks. */
-  readonly timeout_ms: number;
-}
-
 export const DEFAULT_DELIVERY: DeliveryOptions = {
   max_attempts: 10,
   backoff_ms: 500,
@@ -88,35 +92,9 @@ export type PluginConfig = {
 export interface CursorRecord {
   /** Lowest position not yet acknowledged by the sink (1 = from the start). */
   readonly position: number;
-  readonly last_error?: { readonly code: string; readonly message: string; readonly at: string };
+  readonly last_error?: DeliveryError;
   /** `plugin retry` ran while no server was running: retry the dead letters when the host starts. */
   readonly retry_requested?: boolean;
-}
-
-/** An event that failed every attempt, kept so it can be inspected and retried. */
-export interface DeadLetter {
-  readonly plugin: string;
-  readonly position: number;
-  readonly aggregate_type: string;
-  readonly aggregate_id: string;
-  readonly version: number;
-  readonly event_type: string;
-  readonly event_id: string;
-  readonly code: string;
-  readonly reason: string;
-  readonly attempts: number;
-  readonly dead_lettered_at: string;
-}
-
-/** Column type overrides recorded by `plugin map`: aggregate type → field → datatype. */
-export type TypeMap = Readonly<Record<string, Readonly<Record<string, string>>>>;
-
-export interface Mappings {
-  /** Base types (all SQL sinks). */
-  readonly base: TypeMap;
-  /** Per-plugin overrides (`--plugin postgres`). */
-  readonly postgres: TypeMap;
-  readonly sqlite: TypeMap;
 }
 
 export const EMPTY_MAPPINGS: Mappings = { base: {}, postgres: {}, sqlite: {} };
@@ -222,13 +200,6 @@ export interface LoopStats {
   readonly last_error?: CursorRecord['last_error'];
   readonly last_delivered_at?: string;
   readonly next_retry_at?: string;
-}
-
-/** Outcome of `plugin retry` on a running plugin. */
-export interface RetryOutcome {
-  readonly retried: number;
-  readonly delivered: number;
-  readonly failed: number;
 }
 
 /** The running delivery host as the admin operations see it (see registry.ts). */

@@ -15,48 +15,15 @@ import {
 } from './repository.js';
 import { describeTarget, maskedSettings, pluginKind } from './settings.js';
 import type {
-  CursorRecord,
-  DeadLetter,
-  DeliveryOptions,
-  LoopStats,
-  Mappings,
-  PluginConfig,
-  PluginKind,
-} from './types.js';
+  DeadLetterPage,
+  PluginList,
+  PluginStatus,
+  PluginStatusList,
+  PluginView,
+} from '../protocol/plugins.js';
+import type { LoopStats, PluginConfig } from './types.js';
 
-/** A plugin as shown to people and API clients: secrets masked. */
-export interface PluginView {
-  readonly name: string;
-  readonly kind: PluginKind;
-  readonly enabled: boolean;
-  readonly target: string;
-  readonly settings: Record<string, unknown>;
-  readonly delivery: DeliveryOptions;
-  readonly created_at: string;
-  readonly updated_at: string;
-}
-
-export interface PluginStatus {
-  readonly name: string;
-  readonly kind: PluginKind;
-  readonly enabled: boolean;
-  readonly target: string;
-  /** `disabled`, `not running` (no server), or what the running loop does. */
-  readonly state: string;
-  /** Lowest position not yet acknowledged. */
-  readonly cursor: number;
-  /** Last position in the store. */
-  readonly head: number;
-  /** Events committed but not yet acknowledged by the sink. */
-  readonly lag: number;
-  readonly attempts: number;
-  readonly delivered: number;
-  readonly retries: number;
-  readonly dead_letters: number;
-  readonly last_error?: CursorRecord['last_error'];
-  readonly last_delivered_at?: string;
-  readonly next_retry_at?: string;
-}
+export type { PluginStatus, PluginView } from '../protocol/plugins.js';
 
 export const viewOf = (c: PluginConfig): PluginView => ({
   name: c.name,
@@ -75,13 +42,11 @@ export async function requireConfig(store: EventStore, name: string): Promise<Pl
   return c;
 }
 
-export async function listPlugins(store: EventStore): Promise<{ plugins: PluginView[]; mappings: Mappings }> {
+export async function listPlugins(store: EventStore): Promise<PluginList> {
   return { plugins: (await listConfigs(store)).map(viewOf), mappings: await readMappings(store) };
 }
 
-export async function pluginStatus(
-  store: EventStore,
-): Promise<{ plugins: PluginStatus[]; running: boolean }> {
+export async function pluginStatus(store: EventStore): Promise<PluginStatusList> {
   const host = hostFor(store);
   const head = store.size;
   const out: PluginStatus[] = [];
@@ -117,7 +82,7 @@ export async function deadLetters(
   store: EventStore,
   nameArg: unknown,
   take?: number,
-): Promise<{ plugin: string; total: number; dead_letters: DeadLetter[] }> {
+): Promise<DeadLetterPage> {
   const name = pluginKind(nameArg);
   await requireConfig(store, name);
   return {

@@ -43,6 +43,24 @@ export {
 } from './proofs.js';
 export { PROBLEM_CONTENT_TYPE, type Problem, type ServerErrorCode, isProblem } from './problem.js';
 export { PATHS } from './paths.js';
+export {
+  PLUGIN_KINDS,
+  type DeadLetter,
+  type DeadLetterPage,
+  type DeliveryError,
+  type DeliveryOptions,
+  type Mappings,
+  type OnFailure,
+  type PluginKind,
+  type PluginList,
+  type PluginStatus,
+  type PluginStatusList,
+  type PluginView,
+  type ReplayResult,
+  type RetryOutcome,
+  type RetryResult,
+  type TypeMap,
+} from './plugins.js';
 export { leafBytes } from './leaf.js';
 export {
   SSE_CONTENT_TYPE,

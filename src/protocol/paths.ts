@@ -27,4 +27,8 @@ export const PATHS = {
   checkpoint: '/v1/checkpoint',
   ledgerConsistency: '/v1/ledger/consistency',
   stream: '/v1/events/stream',
+  plugins: '/v1/plugins',
+  pluginStatus: '/v1/plugins/status',
+  pluginDeadLetters: (name: string) => `/v1/plugins/${seg(name)}/dead-letters`,
+  pluginAction: (name: string, action: 'replay' | 'retry') => `/v1/plugins/${seg(name)}/${action}`,
 } as const;

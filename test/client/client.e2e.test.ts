@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EventDbxApiError, EventDbxClient, EventDbxConfigError, isApiError } from '../../src/client/index.js';
 import { verifyConsistency, verifyInclusion } from '../../src/core/merkle/index.js';
 import { type Project, type RunningServer, project, startServer } from '../helpers/cli.js';
+import { waitFor } from '../plugins/fixtures.js';
 
 const hex = (h: string) => Buffer.from(h, 'hex');
 
@@ -323,5 +324,60 @@ describe('EventDbxClient against a real server', () => {
     await expect(new EventDbxClient({ url: server.url, token: server.adminToken }).audit()).rejects.toThrow(
       EventDbxConfigError,
     );
+  });
+
+  it('plugin administration: list (secrets masked), status, dead letters, retry and replay, admin only', async () => {
+    // Nothing listens on port 1: every delivery fails, and after one attempt the event is dead-lettered.
+    const add = await p.cli([
+      'plugin',
+      'http',
+      '--endpoint',
+      'http://127.0.0.1:1/hook',
+      '--header',
+      'Authorization=Bearer topsecret',
+      '--max-attempts',
+      '1',
+      '--backoff',
+      '5',
+    ]);
+    expect(add.code).toBe(0);
+    const e = await db.append('patient', 'plug-1', { event_type: 'patient-added', payload: { n: '1' } });
+
+    const listed = await db.listPlugins();
+    expect(listed.plugins.map((x) => x.name)).toContain('http');
+    expect(JSON.stringify(listed)).not.toContain('topsecret');
+    expect(listed.mappings).toHaveProperty('base');
+
+    // The plugin backfills every event in the store: each fails once and is dead-lettered.
+    const status = await waitFor('the backfill to be dead-lettered', async () => {
+      const st = await db.pluginStatus();
+      const http = st.plugins.find((x) => x.name === 'http');
+      return http && http.lag === 0 ? st : undefined;
+    });
+    expect(status.running).toBe(true);
+    const http = status.plugins.find((x) => x.name === 'http')!;
+    expect(http).toMatchObject({ enabled: true, head: e.position });
+    expect(http.dead_letters).toBeGreaterThanOrEqual(1);
+    const first = await db.pluginDeadLetters('http', { take: 1 });
+    expect(first).toMatchObject({ plugin: 'http', total: http.dead_letters });
+    expect(first.dead_letters).toEqual([
+      expect.objectContaining({ attempts: 1, code: 'EDBX_ERR_PLUGIN_DELIVERY' }),
+    ]);
+    const all = await db.pluginDeadLetters('http', { take: http.dead_letters });
+    expect(all.dead_letters.at(-1)).toMatchObject({ position: e.position, aggregate_id: 'plug-1' });
+
+    const retried = await db.retryPlugin('http');
+    expect(retried).toMatchObject({ plugin: 'http', running: true, queued: 0 });
+    expect(retried.outcome?.failed).toBe(retried.outcome?.retried);
+    const replayed = await db.replayPlugin('http', e.position);
+    expect(replayed).toMatchObject({ plugin: 'http', from: e.position, running: true });
+    expect(replayed.cleared_dead_letters).toBeGreaterThanOrEqual(1);
+
+    expect(await codeOf(db.pluginDeadLetters('nope'))).toBe('EDBX_ERR_PLUGIN_UNKNOWN');
+    expect(await codeOf(db.replayPlugin('http', 0))).toBe('EDBX_ERR_INVALID_ARGUMENT');
+    const staff = new EventDbxClient({ url: server.url, token: await token() });
+    expect(await codeOf(staff.pluginStatus())).toBe('EDBX_ERR_GROUP_NOT_ALLOWED');
+    expect(await codeOf(staff.retryPlugin('http'))).toBe('EDBX_ERR_GROUP_NOT_ALLOWED');
+    expect((await p.cli(['plugin', 'http', '--disable'])).code).toBe(0);
   });
 });
