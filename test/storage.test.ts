@@ -212,6 +212,25 @@ describe('RocksDbEngine', () => {
       }
     }));
 
+  it('writes a batch larger than the reused native batch keeps, then goes on, inline and handed over', () =>
+    withRocks(async (engine) => {
+      await engine.open();
+      const big = Buffer.alloc(64 * 1024, 1);
+      for (const inline of [true, false]) {
+        const ops = Array.from({ length: 160 }, (_, i) => put('main', `big-${inline}-${i}`, 'x'));
+        const large = ops.map((op) => ({ ...op, value: big }));
+        await engine.write(large, { sync: true, inline });
+        await engine.write([put('main', `after-${inline}`, 'ok')], { sync: true, inline });
+        await engine.write([{ type: 'del', space: 'main', key: b(`big-${inline}-0`) }], {
+          sync: true,
+          inline,
+        });
+        expect(await engine.get('main', b(`after-${inline}`))).toEqual(b('ok'));
+        expect(await engine.get('main', b(`big-${inline}-159`))).toEqual(big);
+        expect(await engine.get('main', b(`big-${inline}-0`))).toBeUndefined();
+      }
+    }));
+
   it('lets a process that wrote and forgot to close exit by itself', async () => {
     const { dir, remove } = await tempDir();
     try {

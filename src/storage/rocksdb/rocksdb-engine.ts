@@ -16,6 +16,7 @@ import rocks from '@nxtedition/rocksdb';
 import { err, EventDbxError } from '../../core/errors.js';
 import { SPACES, StorageEngine } from '../engine.js';
 import type { RangeOptions, Space, WriteOp, WriteOptions } from '../engine.js';
+import { NativeBatchWriter } from './native-batch.js';
 import { WriteThread, packOps } from './write-thread.js';
 
 const { RocksLevel } = rocks;
@@ -81,6 +82,7 @@ export class RocksDbEngine extends StorageEngine {
   #db: Db | undefined;
   #columns: Record<Space, Column> | undefined;
   #thread: WriteThread | undefined;
+  #inline: NativeBatchWriter | undefined;
 
   constructor(location: string, options: RocksDbEngineOptions = {}) {
     super();
@@ -143,6 +145,7 @@ export class RocksDbEngine extends StorageEngine {
     this.#db = undefined;
     this.#columns = undefined;
     this.#thread = undefined;
+    this.#inline = undefined;
     try {
       // Writes in flight finish first; the worker must be gone before the database closes.
       await thread?.close();
@@ -182,22 +185,22 @@ export class RocksDbEngine extends StorageEngine {
     // Validate every keyspace before anything reaches the batch.
     const columns = ops.map((op) => this.#handles(op.space).column);
     if (options.inline && (this.#thread === undefined || this.#thread.idle)) {
-      const batch = ops.map((op, i): rocks.BatchOp => {
-        const column = columns[i]!;
-        return op.type === 'put'
-          ? { type: 'put', key: op.key, value: op.value, column }
-          : { type: 'del', key: op.key, column };
-      });
+      this.#inline ??= new NativeBatchWriter(db.handle);
       try {
-        // Only batch() honours sync (see the file comment).
-        await db.batch(batch, { sync: options.sync, keyEncoding: 'buffer', valueEncoding: 'buffer' });
+        this.#inline.write(
+          ops.map((op, i) =>
+            op.type === 'put'
+              ? { type: 'put', key: op.key, value: op.value, column: columns[i]! }
+              : { type: 'del', key: op.key, column: columns[i]! },
+          ),
+          options.sync,
+        );
       } catch (e) {
         throw ioError(e);
       }
       return;
     }
     this.#thread ??= new WriteThread(db.handle);
-    // The worker writes with batch() too.
     await this.#thread.write(packOps(ops), options.sync);
   }
 

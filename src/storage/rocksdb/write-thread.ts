@@ -8,10 +8,10 @@
  * The batch crosses threads as one packed buffer (transferred, not copied):
  * `kind u8 | space u8 | keyLength u32 | valueLength u32 | key | value`, repeated.
  */
-import { createRequire } from 'node:module';
 import { Worker } from 'node:worker_threads';
 import { err } from '../../core/errors.js';
 import type { Space, WriteOp } from '../engine.js';
+import { BINDING_PATH, REUSE_LIMIT } from './native-batch.js';
 
 const HEADER = 10;
 const PUT = 0;
@@ -42,46 +42,58 @@ export function packOps(ops: readonly WriteOp[]): Buffer {
  * the TypeScript sources under test. Only dynamic imports: the worker inherits the process's flags,
  * and with `--input-type=module` the string is an ES module, without `require`. It attaches to
  * the database opened by the main thread and must never close it: the main thread closes it after
- * terminating the worker.
+ * terminating the worker. Like NativeBatchWriter (native-batch.ts), it fills one reusable native
+ * WriteBatch per write.
  */
 const WORKER_SOURCE = `
 (async () => {
 const { parentPort, workerData } = await import('node:worker_threads');
 const { createRequire } = await import('node:module');
-const { RocksLevel } = createRequire(workerData.module)(workerData.module);
-const db = new RocksLevel(workerData.handle, { keyEncoding: 'buffer', valueEncoding: 'buffer' });
-const SPACES = ['default', 'archive'];
-function unpack(buf) {
-  const ops = [];
+const binding = createRequire(workerData.binding)(workerData.binding);
+const db = binding.db_init(workerData.handle);
+let columns;
+let batch = binding.batch_init();
+function fill(buf) {
   for (let at = 0; at < buf.length; ) {
     const kind = buf[at];
-    const column = db.columns[SPACES[buf[at + 1]]];
+    const column = buf[at + 1] === 0 ? columns.default : columns.archive;
     const keyLength = buf.readUInt32LE(at + 2);
     const valueLength = buf.readUInt32LE(at + 6);
     at += 10;
     const key = buf.subarray(at, at + keyLength);
     at += keyLength;
     if (kind === 0) {
-      ops.push({ type: 'put', key, value: buf.subarray(at, at + valueLength), column });
+      binding.batch_put(batch, key, buf.subarray(at, at + valueLength), { column });
       at += valueLength;
     } else {
-      ops.push({ type: 'del', key, column });
+      binding.batch_del(batch, key, { column });
     }
   }
-  return ops;
 }
-db.open({}).then(
-  () => {
-    parentPort.postMessage({ ready: true });
-    parentPort.on('message', ({ id, buf, sync }) => {
-      db.batch(unpack(Buffer.from(buf)), { sync }).then(
-        () => parentPort.postMessage({ id }),
-        (e) => parentPort.postMessage({ id, error: String((e && (e.cause && e.cause.message || e.message)) || e) }),
-      );
-    });
-  },
-  (e) => parentPort.postMessage({ ready: false, error: String((e && e.message) || e) }),
-);
+const reason = (e) => String((e && ((e.cause && e.cause.message) || e.message)) || e);
+try {
+  // The database is open: db_open answers its column handles at once.
+  columns = binding.db_open(db, {}, () => {});
+  if (!columns || !columns.default || !columns.archive) throw new Error('column families missing');
+} catch (e) {
+  parentPort.postMessage({ ready: false, error: reason(e) });
+  return;
+}
+parentPort.postMessage({ ready: true });
+parentPort.on('message', ({ id, buf, sync }) => {
+  const bytes = Buffer.from(buf);
+  try {
+    binding.batch_clear(batch);
+    fill(bytes);
+    binding.batch_write(db, batch, { sync });
+    parentPort.postMessage({ id });
+  } catch (e) {
+    parentPort.postMessage({ id, error: reason(e) });
+  } finally {
+    binding.batch_clear(batch);
+    if (bytes.length > workerData.reuseLimit) batch = binding.batch_init();
+  }
+});
 })();
 `;
 
@@ -108,8 +120,10 @@ export class WriteThread {
   #failure: Error | undefined;
 
   constructor(handle: bigint) {
-    const module = createRequire(import.meta.url).resolve('@nxtedition/rocksdb');
-    this.#worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { module, handle } });
+    this.#worker = new Worker(WORKER_SOURCE, {
+      eval: true,
+      workerData: { binding: BINDING_PATH, handle, reuseLimit: REUSE_LIMIT },
+    });
     // Only writes in flight keep the process alive.
     this.#worker.unref();
     this.#ready = new Promise((resolve, reject) => {

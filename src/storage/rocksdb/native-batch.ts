@@ -1,0 +1,79 @@
+/**
+ * Writes through one reusable native `WriteBatch`. The binding's `db.batch()` makes a new native
+ * WriteBatch per call and frees it only when V8 finalises its handle; measured here, memory then grows
+ * with every byte written (900k puts of 400 bytes: 683 MB RSS, unchanged by forced GCs, with 6 MB of
+ * memtables and an empty block cache), while clearing and refilling one batch stays at 216 MB and is a
+ * little faster. This uses the binding's own native functions (`binding.js`), the same calls its
+ * `ChainedBatch` makes: `batch_init`, `batch_clear`, `batch_put`, `batch_del`, `batch_write`.
+ */
+import { createRequire } from 'node:module';
+import type rocks from '@nxtedition/rocksdb';
+
+const require = createRequire(import.meta.url);
+
+/** Path of the binding's native module loader, for this thread and for the write thread. */
+export const BINDING_PATH = require.resolve('@nxtedition/rocksdb/binding.js');
+
+/** A batch larger than this is not kept for reuse (its memory would stay reserved). */
+export const REUSE_LIMIT = 8 * 1024 * 1024;
+
+type External = object;
+
+interface NativeBinding {
+  db_init(handle: bigint): External;
+  batch_init(): External;
+  batch_clear(batch: External): void;
+  batch_put(batch: External, key: Buffer, value: Buffer, options: { column: rocks.ColumnHandle }): void;
+  batch_del(batch: External, key: Buffer, options: { column: rocks.ColumnHandle }): void;
+  batch_write(db: External, batch: External, options: { sync: boolean }): void;
+}
+
+export type NativeOp =
+  | {
+      readonly type: 'put';
+      readonly key: Buffer;
+      readonly value: Buffer;
+      readonly column: rocks.ColumnHandle;
+    }
+  | { readonly type: 'del'; readonly key: Buffer; readonly column: rocks.ColumnHandle };
+
+/**
+ * Synchronous batch writes on the calling thread, to the database behind `handle` (`db.handle`).
+ *
+ * @example
+ * const writer = new NativeBatchWriter(db.handle);
+ * writer.write([{ type: 'put', key, value, column: db.columns.default }], true);
+ */
+export class NativeBatchWriter {
+  readonly #binding = require(BINDING_PATH) as NativeBinding;
+  readonly #db: External;
+  #batch: External;
+
+  constructor(handle: bigint) {
+    this.#db = this.#binding.db_init(handle);
+    this.#batch = this.#binding.batch_init();
+  }
+
+  /** Applies every op atomically (fsync'd with `sync`); throws the binding's error. */
+  write(ops: readonly NativeOp[], sync: boolean): void {
+    const b = this.#binding;
+    const batch = this.#batch;
+    b.batch_clear(batch);
+    let bytes = 0;
+    for (const op of ops) {
+      if (op.type === 'put') {
+        b.batch_put(batch, op.key, op.value, { column: op.column });
+        bytes += op.key.length + op.value.length;
+      } else {
+        b.batch_del(batch, op.key, { column: op.column });
+        bytes += op.key.length;
+      }
+    }
+    try {
+      b.batch_write(this.#db, batch, { sync });
+    } finally {
+      b.batch_clear(batch);
+      if (bytes > REUSE_LIMIT) this.#batch = b.batch_init();
+    }
+  }
+}
