@@ -102,26 +102,40 @@ describe('group-commit writer: overlapping batches', () => {
     await store.close();
   });
 
-  it('a commit listener that throws neither stops the others nor the writer (it is reported as a warning)', async () => {
+  it('a commit listener that throws neither stops the others nor the writer, and is reported', async () => {
     const store = await EventStore.open({ engine: new MemoryEngine() });
     const seen: number[] = [];
-    const warnings: string[] = [];
-    const onWarning = (w: Error) => void warnings.push(w.message);
-    process.on('warning', onWarning);
+    const reported: unknown[] = [];
+    store.onListenerError((e) => void reported.push(e));
+    store.onCommit(() => {
+      throw new Error('subscriber bug');
+    });
+    store.onCommit((records) => void seen.push(...records.map((r) => r.version)));
+    expect((await store.append(ev('admitted'), jane)).version).toBe(1);
+    expect((await store.append(ev('moved'), jane)).version).toBe(2);
+    expect(seen).toEqual([1, 2]);
+    expect(reported).toHaveLength(2);
+    expect(String(reported[0])).toContain('subscriber bug');
+    await store.close();
+  });
+
+  it('reports a failing commit listener as a process warning by default', async () => {
+    const store = await EventStore.open({ engine: new MemoryEngine() });
+    const warnings: Error[] = [];
+    const emit = process.emitWarning;
+    process.emitWarning = ((w: string | Error, o?: unknown) =>
+      void warnings.push(Object.assign(new Error(String(w)), { options: o }))) as typeof process.emitWarning;
     try {
       store.onCommit(() => {
         throw new Error('subscriber bug');
       });
-      store.onCommit((records) => void seen.push(...records.map((r) => r.version)));
-      expect((await store.append(ev('admitted'), jane)).version).toBe(1);
-      expect((await store.append(ev('moved'), jane)).version).toBe(2);
-      expect(seen).toEqual([1, 2]);
-      await until(() => warnings.length === 2);
-      expect(warnings[0]).toContain('subscriber bug');
+      await store.append(ev('admitted'), jane);
     } finally {
-      process.off('warning', onWarning);
+      process.emitWarning = emit;
       await store.close();
     }
+    expect(warnings.map((w) => w.message)).toEqual(['EventDBX commit listener failed: subscriber bug']);
+    expect((warnings[0] as Error & { options: unknown }).options).toEqual({ code: 'EDBX_LISTENER_FAILED' });
   });
 
   it('an unexpected failure after the jobs ran refuses their batch, writes nothing, and the store goes on', async () => {

@@ -48,6 +48,7 @@ export async function serveForeground(o: ServeOptions): Promise<void> {
     bodyLimit: Math.max(1024 * 1024, o.config.maxPayloadBytes * 4),
     extraRoutes: FEATURES.filter((f) => f.routes).map((f) => (a, ctx) => f.routes!(a, ctx, secure)),
   });
+  store.onListenerError((e) => app.log.error({ err: e }, 'a commit listener failed'));
   await installSchemas(store, o.restrict as RestrictMode);
   for (const f of FEATURES) await f.start?.(secure, app.log);
   const control = await serveControl(dataDir, controlHandler(secure));

@@ -55,6 +55,10 @@ export class EventStore {
   readonly #cache: LRUCache<string, LiveMeta>;
   readonly #writer: Writer;
   readonly #listeners = new Set<CommitListener>();
+  #listenerError: (e: unknown) => void = (e) =>
+    process.emitWarning(`EventDBX commit listener failed: ${e instanceof Error ? e.message : String(e)}`, {
+      code: 'EDBX_LISTENER_FAILED',
+    });
   #thresholds = new Map<string, number>();
   #validator: AppendValidator | undefined;
   /** Bumped on every commit, so a read that raced a commit does not cache what it read. */
@@ -88,14 +92,11 @@ export class EventStore {
           if (records.length > 0) {
             for (const l of this.#listeners) {
               // A failing listener (a subscriber, a plugin queue) must not stop the others or the
-              // writer: what it missed is still in the store. Surfaced as a process warning.
+              // writer: what it missed is still in the store.
               try {
                 l(records);
               } catch (e) {
-                process.emitWarning(
-                  `EventDBX commit listener failed: ${e instanceof Error ? e.message : String(e)}`,
-                  { code: 'EDBX_LISTENER_FAILED' },
-                );
+                this.#listenerError(e);
               }
             }
           }
@@ -139,6 +140,11 @@ export class EventStore {
   /** Switch the codec for new writes (DEK rotation); the new codec must still open older records. */
   replaceCodec(codec: RecordCodec): void {
     this.env.codec = codec;
+  }
+
+  /** Where failures of commit listeners are reported (default: a process warning). */
+  onListenerError(report: (e: unknown) => void): void {
+    this.#listenerError = report;
   }
 
   onCommit(listener: CommitListener): () => void {
