@@ -62,7 +62,7 @@ export const HUMAN: Record<string, Renderer> = {
     const lines = all.failures.map(verifyLine);
     lines.push(
       all.ledger.ok
-        ? `${green('ok')}   ledger: ${all.ledger.size} events, root ${all.ledger.root}`
+        ? `${green('ok')}   ledger: ${count(all.ledger.size, 'event')}, root ${all.ledger.root}`
         : `${red('FAIL')} ledger: position ${all.ledger.first_bad_position}: ${all.ledger.reason}`,
     );
     lines.push(
@@ -130,7 +130,7 @@ export const HUMAN: Record<string, Renderer> = {
   'checkpoint.show': (r) => (r.checkpoint as { note: string }).note.trimEnd(),
   'checkpoint.verify': (r) => {
     const v = r.verification as { from: { size: number }; to: { size: number; root: string } };
-    return `${green('ok')} the current history (${v.to.size} events, root ${v.to.root}) extends the saved checkpoint of ${v.from.size} events`;
+    return `${green('ok')} the current history (${count(v.to.size, 'event')}, root ${v.to.root}) extends the saved checkpoint of ${count(v.from.size, 'event')}`;
   },
   'checkpoint.public-key': (r) => String(r.public_key).trimEnd(),
   ...SCHEMA_HUMAN,

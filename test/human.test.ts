@@ -1,0 +1,25 @@
+/** Human-readable CLI output: counts read as English ("1 event", "2 events"). */
+import { describe, expect, it } from 'vitest';
+import { HUMAN } from '../src/cli/human.js';
+
+const plain = (s: string) => s.replace(/\x1b\[[0-9;]*m/g, '');
+
+describe('human output of aggregate verify', () => {
+  it('counts the ledger, aggregates and events in the singular and the plural', () => {
+    const all = (events: number) => ({
+      all: {
+        ok: true,
+        aggregates: events,
+        events,
+        failures: [],
+        ledger: { ok: true, size: events, root: 'ab'.repeat(32) },
+      },
+    });
+    const one = plain(String(HUMAN['aggregate.verify']!(all(1))));
+    expect(one).toContain('ledger: 1 event, root');
+    expect(one).toContain('verified: 1 aggregate, 1 event, 0 failed');
+    const two = plain(String(HUMAN['aggregate.verify']!(all(2))));
+    expect(two).toContain('ledger: 2 events, root');
+    expect(two).toContain('verified: 2 aggregates, 2 events, 0 failed');
+  });
+});
