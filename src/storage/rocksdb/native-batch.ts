@@ -8,6 +8,7 @@
  */
 import { createRequire } from 'node:module';
 import type rocks from '@nxtedition/rocksdb';
+import type { Space, WriteOp } from '../engine.js';
 
 const require = createRequire(import.meta.url);
 
@@ -28,21 +29,12 @@ interface NativeBinding {
   batch_write(db: External, batch: External, options: { sync: boolean }): void;
 }
 
-export type NativeOp =
-  | {
-      readonly type: 'put';
-      readonly key: Buffer;
-      readonly value: Buffer;
-      readonly column: rocks.ColumnHandle;
-    }
-  | { readonly type: 'del'; readonly key: Buffer; readonly column: rocks.ColumnHandle };
-
 /**
  * Synchronous batch writes on the calling thread, to the database behind `handle` (`db.handle`).
  *
  * @example
  * const writer = new NativeBatchWriter(db.handle);
- * writer.write([{ type: 'put', key, value, column: db.columns.default }], true);
+ * writer.write([{ type: 'put', space: 'main', key, value }], { main, archive }, true);
  */
 export class NativeBatchWriter {
   readonly #binding = require(BINDING_PATH) as NativeBinding;
@@ -54,18 +46,19 @@ export class NativeBatchWriter {
     this.#batch = this.#binding.batch_init();
   }
 
-  /** Applies every op atomically (fsync'd with `sync`); throws the binding's error. */
-  write(ops: readonly NativeOp[], sync: boolean): void {
+  /** Applies every op atomically (fsync'd with `sync`) to its keyspace's column; throws the binding's error. */
+  write(ops: readonly WriteOp[], columns: Readonly<Record<Space, rocks.ColumnHandle>>, sync: boolean): void {
     const b = this.#binding;
     const batch = this.#batch;
     b.batch_clear(batch);
     let bytes = 0;
     for (const op of ops) {
+      const column = columns[op.space];
       if (op.type === 'put') {
-        b.batch_put(batch, op.key, op.value, { column: op.column });
+        b.batch_put(batch, op.key, op.value, { column });
         bytes += op.key.length + op.value.length;
       } else {
-        b.batch_del(batch, op.key, { column: op.column });
+        b.batch_del(batch, op.key, { column });
         bytes += op.key.length;
       }
     }

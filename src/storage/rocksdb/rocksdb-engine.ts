@@ -181,20 +181,13 @@ export class RocksDbEngine extends StorageEngine {
   }
 
   protected async _write(ops: readonly WriteOp[], options: WriteOptions): Promise<void> {
-    const { db } = this.#handles('main');
+    const { db, columns } = this.#handles('main');
     // Validate every keyspace before anything reaches the batch.
-    const columns = ops.map((op) => this.#handles(op.space).column);
+    for (const op of ops) this.#handles(op.space);
     if (options.inline && (this.#thread === undefined || this.#thread.idle)) {
       this.#inline ??= new NativeBatchWriter(db.handle);
       try {
-        this.#inline.write(
-          ops.map((op, i) =>
-            op.type === 'put'
-              ? { type: 'put', key: op.key, value: op.value, column: columns[i]! }
-              : { type: 'del', key: op.key, column: columns[i]! },
-          ),
-          options.sync,
-        );
+        this.#inline.write(ops, columns, options.sync);
       } catch (e) {
         throw ioError(e);
       }
@@ -214,14 +207,14 @@ export class RocksDbEngine extends StorageEngine {
     return iterate(db, column, normalizeRange(options), false);
   }
 
-  #handles(space: Space): { db: Db; column: Column } {
+  #handles(space: Space): { db: Db; column: Column; columns: Record<Space, Column> } {
     if (!SPACES.includes(space)) {
       throw err('EDBX_ERR_INTERNAL', { reason: `unknown keyspace ${JSON.stringify(space)}` });
     }
     const db = this.#db;
     const columns = this.#columns;
     if (db === undefined || columns === undefined) throw err('EDBX_ERR_STORE_NOT_OPEN');
-    return { db, column: columns[space] };
+    return { db, column: columns[space], columns };
   }
 }
 

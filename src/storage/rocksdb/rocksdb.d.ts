@@ -69,7 +69,7 @@ declare module '@nxtedition/rocksdb' {
       readonly status: 'opening' | 'open' | 'closing' | 'closed';
       readonly location: string;
       readonly columns: Record<string, ColumnHandle>;
-      /** Native pointer of the open database; `new RocksLevel(handle)` in a worker shares it. */
+      /** Native pointer of the open database; the binding's `db_init(handle)` (in any thread) shares it. */
       readonly handle: bigint;
       open(options?: OpenOptions): Promise<void>;
       close(): Promise<void>;
