@@ -122,6 +122,14 @@ export abstract class StorageEngine {
     return this._valueChunks(space, options);
   }
 
+  /**
+   * A token another thread of this process can attach to, reading the same open database (RocksDB's
+   * native handle); undefined when the engine cannot be shared (the in-memory engine).
+   */
+  shareHandle(): bigint | undefined {
+    return undefined;
+  }
+
   /** Approximate statistics for `status`/benchmarks; engines may return an empty object. */
   stats(): Record<string, number | string> {
     return {};

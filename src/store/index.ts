@@ -1,5 +1,12 @@
 /** The event store: public API. */
-export { EventStore, type EventStoreOptions, type CommitListener, AUDIT_TYPE, AUDIT_ID } from './store.js';
+export {
+  EventStore,
+  type EventStoreOptions,
+  type VerificationOptions,
+  type CommitListener,
+  AUDIT_TYPE,
+  AUDIT_ID,
+} from './store.js';
 export {
   takeSnapshot,
   archiveAggregate,

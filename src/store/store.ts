@@ -7,6 +7,7 @@
  * await store.append({ aggregate_type: 'patient', aggregate_id: 'p-001', event_type: 'patient-added',
  *   payload: { name: 'Jane' } }, { issuedBy: { group: 'admin', user: 'jane' } });
  */
+import { availableParallelism } from 'node:os';
 import { LRUCache } from 'lru-cache';
 import { err } from '../core/errors.js';
 import { type TokenRecord, afterUse, authorize } from '../core/tokens.js';
@@ -19,7 +20,8 @@ import {
   version as checkVersion,
 } from '../core/names.js';
 import { type Space, type StorageEngine, prefixEnd } from '../storage/engine.js';
-import { type RecordCodec, openJson, plainCodec } from './codec.js';
+import { type RecordCodec, type SharedCodec, openJson, plainCodec } from './codec.js';
+import { VerifyPool } from './verify-pool.js';
 import { openEvent } from './event-format.js';
 import * as K from './keys.js';
 import { type AppendValidator, type LiveMeta, type TxEnv, type WriteTx, aggKey } from './tx.js';
@@ -41,7 +43,23 @@ export interface EventStoreOptions {
   /** Maximum number of aggregate states kept in memory (LRU). */
   readonly memoryThreshold?: number;
   readonly validator?: AppendValidator;
+  /** How verification uses worker threads (see verify.ts). */
+  readonly verification?: VerificationOptions;
 }
+
+export interface VerificationOptions {
+  /**
+   * Worker threads verifying long aggregates. Default: 2, or 1 on a single core; 0 verifies on the
+   * calling thread only. Only an engine that can share its database (RocksDB) and a codec that can
+   * share its keys use them.
+   */
+  readonly threads?: number;
+  /** Aggregates with fewer events are verified on the calling thread; longer ones are cut into
+   * segments of at least this many events, one per thread. Default 10,000. */
+  readonly segmentEvents?: number;
+}
+
+const DEFAULT_SEGMENT_EVENTS = 10_000;
 
 export const DEFAULT_MEMORY_THRESHOLD = 10_000;
 export const AUDIT_TYPE = '$audit';
@@ -61,6 +79,8 @@ export class EventStore {
     });
   #thresholds = new Map<string, number>();
   #validator: AppendValidator | undefined;
+  readonly #verification: Required<VerificationOptions>;
+  #verifyPool: VerifyPool | undefined;
   /** Bumped on every commit, so a read that raced a commit does not cache what it read. */
   #epoch = 0;
 
@@ -71,6 +91,10 @@ export class EventStore {
     this.engine = options.engine;
     this.#validator = options.validator;
     this.#thresholds = thresholds;
+    this.#verification = {
+      threads: options.verification?.threads ?? Math.min(2, availableParallelism()),
+      segmentEvents: Math.max(1, options.verification?.segmentEvents ?? DEFAULT_SEGMENT_EVENTS),
+    };
     this.env = {
       codec: options.codec ?? plainCodec,
       now: options.now ?? (() => new Date()),
@@ -129,7 +153,24 @@ export class EventStore {
 
   async close(): Promise<void> {
     await this.#writer.idle();
+    // Verification workers read the database: they stop (between chunks) before it closes.
+    await this.#verifyPool?.close();
     await this.engine.close();
+  }
+
+  /**
+   * The verification worker threads and the codec they open values with; undefined when verification
+   * stays on this thread (turned off, an engine that cannot share its database, a codec that cannot
+   * share its keys). Started on first use.
+   */
+  verifyWorkers(): { pool: VerifyPool; codec: SharedCodec; segmentEvents: number } | undefined {
+    const codec = this.env.codec.share?.();
+    const { threads, segmentEvents } = this.#verification;
+    if (threads < 1 || codec === undefined || this.engine.status !== 'open') return undefined;
+    const handle = this.engine.shareHandle();
+    if (handle === undefined) return undefined;
+    this.#verifyPool ??= new VerifyPool(handle, threads);
+    return { pool: this.#verifyPool, codec, segmentEvents };
   }
 
   /** Replace the append validator (schemas); applies to the next append the writer runs. */

@@ -4,33 +4,16 @@
  * aggregate's meta and state, and the ledger entry pointing at it. The ledger check recomputes the
  * store-wide tree from the ledger entries and matches it against the stored ledger and event counts.
  */
-import { isEventDbxError } from '../core/errors.js';
-import { type Payload, foldState, leafDataOf, samePayload } from '../core/event.js';
-import {
-  type CompletedNode,
-  type Frontier,
-  appendLeaf,
-  emptyFrontier,
-  frontierRoot,
-  leafHash,
-  sha256,
-} from '../core/merkle/index.js';
-import { type OpenedEvent, isLegacy, openStoredEvent, servedRecord } from './event-format.js';
+import { type Payload, foldState, samePayload } from '../core/event.js';
+import { type Frontier, appendLeaf, emptyFrontier, frontierRoot } from '../core/merkle/index.js';
 import type { Space } from '../storage/engine.js';
 import { prefixEnd } from '../storage/engine.js';
 import { openJson } from './codec.js';
 import * as K from './keys.js';
 import type { EventStore } from './store.js';
 import type { AggregateMeta, LedgerReport, VerifyReport } from './types.js';
-
-class Bad extends Error {
-  constructor(
-    readonly version: number,
-    reason: string,
-  ) {
-    super(reason);
-  }
-}
+import { Bad, type Segment, sameNodes, verifySegment } from './verify-segment.js';
+import type { Outcome } from './verify-wire.js';
 
 /** Verify one aggregate. Never throws for integrity problems: it reports the first bad version. */
 export async function verifyAggregate(store: EventStore, type: string, id: string): Promise<VerifyReport> {
@@ -45,108 +28,136 @@ export async function verifyAggregate(store: EventStore, type: string, id: strin
       first_bad_version: 1,
       reason: 'aggregate not found',
     };
-  const space: Space = live.meta.archived ? 'archive' : 'main';
-  let frontier: Frontier = emptyFrontier;
-  let root = frontierRoot(frontier);
-  let state: Payload = {};
-  let version = 0;
-  const ledgerChecks = new LedgerEntryChecks(store, type, id);
-  // The N entries (one per version) are read in step with the events.
-  const nodePrefix = K.nodePrefix(type, id);
-  const nodeChunks = store.engine
-    .valueChunks(space, { gte: nodePrefix, lt: prefixEnd(nodePrefix) })
-    [Symbol.asyncIterator]();
-  let nodes: Buffer[] = [];
-  let nodeAt = 0;
-  const nextNodes = async (): Promise<Buffer | undefined> => {
-    if (nodeAt >= nodes.length) {
-      const r = await nodeChunks.next();
-      if (r.done) return undefined;
-      nodes = r.value;
-      nodeAt = 0;
-    }
-    return nodes[nodeAt++];
-  };
+  const meta = live.meta;
   try {
-    const prefix = K.eventPrefix(type, id);
-    for await (const chunk of store.engine.valueChunks(space, { gte: prefix, lt: prefixEnd(prefix) })) {
-      for (const value of chunk) {
-        const expected = version + 1;
-        let opened: OpenedEvent;
-        try {
-          const where = `event ${type}/${id}@${expected}`;
-          opened = openStoredEvent(store.env.codec, value, where);
-        } catch (x) {
-          throw new Bad(expected, isEventDbxError(x) ? x.message : 'undecodable record');
-        }
-        const e = opened.fields;
-        if (Number.isSafeInteger(e.version) && e.version > expected) {
-          throw new Bad(expected, `event ${expected} is missing (found ${e.version})`);
-        }
-        if (e.aggregate_type !== type || e.aggregate_id !== id || e.version !== expected) {
-          throw new Bad(expected, 'record does not belong at this key');
-        }
-        // The leaf hash of the bytes as stored (they are the canonical leaf data), never the stored hash.
-        const leaf = isLegacy(opened) ? leafHash(leafDataOf(servedRecord(opened))) : sha256(opened.leafInput);
-        if (!leaf.equals(opened.hash)) throw new Bad(expected, 'event content does not match its hash');
-        const grown = appendLeaf(frontier, leaf);
-        frontier = grown.frontier;
-        if (!sameNodes(await nextNodes(), grown.completed)) {
-          throw new Bad(expected, `stored Merkle nodes of version ${expected} do not match`);
-        }
-        root = frontierRoot(frontier);
-        if (!root.equals(opened.root)) {
-          throw new Bad(expected, 'merkle_root does not match the recomputed tree');
-        }
-        state = foldState(state, e.payload);
-        await ledgerChecks.add(e.position, leaf);
-        version = expected;
+    const plan = await planSegments(store, meta);
+    const { segments } = plan;
+    const outcomes = await runSegments(store, plan);
+    let state: Payload = {};
+    let frontier: Frontier = emptyFrontier;
+    for (const [i, o] of outcomes.entries()) {
+      if (!o.ok) throw o.failure;
+      state = foldState(state, o.result.state);
+      frontier = o.result.frontier;
+      const next = segments[i + 1];
+      // The next segment started from stored nodes, which this one has just checked: the same tree.
+      if (next && !sameFrontier(frontier, next.frontier)) {
+        throw new Bad(
+          next.frontier.size + 1,
+          `stored Merkle nodes before version ${next.frontier.size + 1} do not match`,
+        );
       }
     }
-    if ((await nextNodes()) !== undefined) {
-      throw new Bad(version + 1, `stored Merkle nodes exist beyond version ${version}`);
-    }
-    if (version !== live.meta.version) {
+    const version = frontier.size;
+    if (version !== meta.version) {
       throw new Bad(
         version + 1,
-        `aggregate records version ${live.meta.version} but ${version} events are stored`,
+        `aggregate records version ${meta.version} but ${version} events are stored`,
       );
     }
-    const rootHex = root.toString('hex');
-    if (rootHex !== live.meta.merkle_root)
+    const rootHex = frontierRoot(frontier).toString('hex');
+    if (rootHex !== meta.merkle_root)
       throw new Bad(version, 'stored aggregate root does not match the events');
-    await checkState(store, live.meta, state);
-    await ledgerChecks.done();
+    await checkState(store, meta, state);
     return { ...base, ok: true, version, merkle_root: rootHex };
-  } catch (caught) {
-    // A ledger-entry check still in flight may have failed at an earlier version: report the first.
-    const pending = await ledgerChecks.settle();
-    const x =
-      pending instanceof Bad && (!(caught instanceof Bad) || pending.version < caught.version)
-        ? pending
-        : caught;
+  } catch (x) {
     if (x instanceof Bad) {
       return {
         ...base,
         ok: false,
-        version: live.meta.version,
-        merkle_root: live.meta.merkle_root,
+        version: meta.version,
+        merkle_root: meta.merkle_root,
         first_bad_version: x.version,
         reason: x.message,
       };
     }
     throw x;
-  } finally {
-    // Stopped early: close the node scan too (the event scan closes with its loop).
-    await nodeChunks.return?.(undefined);
   }
 }
 
-/** Whether a stored N or P entry holds exactly these completed nodes (level 0 first). */
-function sameNodes(stored: Buffer | undefined, completed: readonly CompletedNode[]): boolean {
-  if (!stored || stored.length !== 32 * completed.length) return false;
-  return completed.every((n, i) => n.hash.compare(stored, 32 * i, 32 * i + 32) === 0);
+interface Plan {
+  readonly segments: readonly Segment[];
+  /** Whether the segments go to the worker threads (a long aggregate) or are verified here. */
+  readonly threaded: boolean;
 }
+
+/**
+ * Cut an aggregate into segments: one when it is short or there are no worker threads; otherwise up to
+ * one per worker, each at least `segmentEvents` long, each after the first starting from the frontier
+ * its stored Merkle nodes give. When those nodes are damaged, one segment (which then reports them).
+ */
+async function planSegments(store: EventStore, meta: AggregateMeta): Promise<Plan> {
+  const { aggregate_type: type, aggregate_id: id } = meta;
+  const space: Space = meta.archived ? 'archive' : 'main';
+  const whole = [{ type, id, space, frontier: emptyFrontier, to: undefined }];
+  const workers = store.verifyWorkers();
+  if (!workers || meta.version < workers.segmentEvents) return { segments: whole, threaded: false };
+  const count = Math.min(workers.pool.size, Math.floor(meta.version / workers.segmentEvents));
+  const cuts = Array.from({ length: count - 1 }, (_, i) => Math.round(((i + 1) * meta.version) / count));
+  const frontiers = await Promise.all(cuts.map((size) => storedFrontier(store, space, type, id, size)));
+  if (frontiers.some((f) => f === undefined)) return { segments: whole, threaded: true };
+  const starts = [emptyFrontier, ...(frontiers as Frontier[])];
+  return {
+    segments: starts.map((frontier, i) => ({ type, id, space, frontier, to: cuts[i] })),
+    threaded: true,
+  };
+}
+
+async function runSegments(store: EventStore, plan: Plan): Promise<Outcome[]> {
+  const workers = store.verifyWorkers();
+  if (workers && plan.threaded) {
+    return (await Promise.all(plan.segments.map((s) => workers.pool.run([s], workers.codec)))).flat();
+  }
+  const source = { engine: store.engine, codec: store.env.codec };
+  const outcomes: Outcome[] = [];
+  for (const s of plan.segments) {
+    outcomes.push(
+      await verifySegment(source, s).then(
+        (result) => ({ ok: true, result }) as const,
+        (failure: unknown) => ({ ok: false, failure }) as const,
+      ),
+    );
+  }
+  return outcomes;
+}
+
+/**
+ * The tree of the first `size` events as its stored nodes give it: the perfect subtree for each set
+ * bit of `size`, largest first, is the node at that level in the N entry of the subtree's last leaf.
+ * Undefined when an entry is missing or short.
+ */
+async function storedFrontier(
+  store: EventStore,
+  space: Space,
+  type: string,
+  id: string,
+  size: number,
+): Promise<Frontier | undefined> {
+  const wanted: Array<{ level: number; version: number }> = [];
+  let covered = 0;
+  for (let level = Math.floor(Math.log2(size)); level >= 0; level--) {
+    if (Math.floor(size / 2 ** level) % 2 === 1) {
+      covered += 2 ** level;
+      wanted.push({ level, version: covered });
+    }
+  }
+  const entries = await store.engine.getMany(
+    space,
+    wanted.map((w) => K.nodeKey(type, id, w.version)),
+  );
+  const nodes: Buffer[] = [];
+  for (const [i, { level }] of wanted.entries()) {
+    const entry = entries[i];
+    if (!entry || entry.length < 32 * (level + 1)) return undefined;
+    nodes.push(Buffer.from(entry.subarray(32 * level, 32 * level + 32)));
+  }
+  return { size, nodes };
+}
+
+const sameFrontier = (a: Frontier, b: Frontier): boolean =>
+  a.size === b.size &&
+  a.nodes.length === b.nodes.length &&
+  a.nodes.every((n, i) => n.equals(b.nodes[i] as Buffer));
 
 async function checkState(store: EventStore, meta: AggregateMeta, state: Payload) {
   let stored = meta.state;
@@ -157,70 +168,6 @@ async function checkState(store: EventStore, meta: AggregateMeta, state: Payload
   }
   if (!samePayload(stored, state))
     throw new Bad(meta.version, 'stored state differs from the replay of the events');
-}
-
-/**
- * Checks that each event's ledger entry holds its hash and points back at it. Reads are issued as the
- * events are verified (a few chunks in flight, so memory stays bounded) and checked in order.
- */
-class LedgerEntryChecks {
-  readonly #pending: Array<Promise<void>> = [];
-  #part: Array<[number, Buffer]> = [];
-  #firstVersion = 1;
-
-  constructor(
-    private readonly store: EventStore,
-    private readonly type: string,
-    private readonly id: string,
-  ) {}
-
-  /** Queue the entry of `version` (called in version order). */
-  async add(position: number, leaf: Buffer): Promise<void> {
-    this.#part.push([position, leaf]);
-    if (this.#part.length >= 1024) await this.#flush();
-  }
-
-  async #flush(): Promise<void> {
-    if (this.#part.length === 0) return;
-    const part = this.#part;
-    const first = this.#firstVersion;
-    this.#part = [];
-    this.#firstVersion += part.length;
-    const reading = this.store.engine.getMany(
-      'main',
-      part.map(([p]) => K.positionKey(p)),
-    );
-    this.#pending.push(reading.then((values) => this.#check(part, first, values)));
-    // The first failing check wins, so failures surface in version order.
-    if (this.#pending.length > 4) await this.#pending.shift();
-  }
-
-  #check(part: Array<[number, Buffer]>, first: number, values: (Buffer | undefined)[]): void {
-    part.forEach(([p, leaf], j) => {
-      const v = values[j];
-      const version = first + j;
-      const entry = v && K.decodeLedgerEntry(p, v);
-      if (!entry || !entry.leaf.equals(leaf))
-        throw new Bad(version, `ledger entry ${p} does not match the event`);
-      const { ref } = entry;
-      if (ref.type !== this.type || ref.id !== this.id || ref.version !== version) {
-        throw new Bad(version, `ledger entry ${p} points elsewhere`);
-      }
-    });
-  }
-
-  /** Wait for every check queued so far; throws the first failure. */
-  async done(): Promise<void> {
-    await this.#flush();
-    const failure = await this.settle();
-    if (failure !== undefined) throw failure;
-  }
-
-  /** Let every check in flight finish (none is left unhandled); the earliest failure, if any. */
-  async settle(): Promise<unknown> {
-    const results = await Promise.allSettled(this.#pending.splice(0));
-    return results.find((r) => r.status === 'rejected')?.reason;
-  }
 }
 
 /**

@@ -3,7 +3,7 @@
  * opens values sealed under any key of the keyring. Keys live in private fields, so the codec can be
  * logged or serialised without leaking them.
  */
-import type { RecordCodec } from '../../store/codec.js';
+import type { RecordCodec, SharedCodec } from '../../store/codec.js';
 import { err } from '../errors.js';
 import { isKeyId, openWith, sealWith } from './aead.js';
 import { KEY_BYTES } from './kdf.js';
@@ -65,6 +65,11 @@ export class AesGcmCodec implements RecordCodec {
 
   open(sealed: Buffer, where: string): Buffer {
     return openWith(this.#keyFor, sealed, where);
+  }
+
+  /** The keys, for a worker thread of this process to open the same values (never log this). */
+  share(): SharedCodec {
+    return { format: 'aes-256-gcm', activeKeyId: this.#activeId, keys: [...this.#keys] };
   }
 
   /** What `JSON.stringify` shows: the format and key ids, never key material. */

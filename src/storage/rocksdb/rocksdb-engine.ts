@@ -83,6 +83,8 @@ export class RocksDbEngine extends StorageEngine {
   #columns: Record<Space, Column> | undefined;
   #thread: WriteThread | undefined;
   #inline: NativeBatchWriter | undefined;
+  /** Set on an engine attached to a database another thread opened (see `attach`). */
+  #attachedTo: bigint | undefined;
 
   constructor(location: string, options: RocksDbEngineOptions = {}) {
     super();
@@ -105,6 +107,21 @@ export class RocksDbEngine extends StorageEngine {
     this.#cacheSize = cacheSize;
   }
 
+  /**
+   * A read-only engine on the database another thread of this process opened, from that engine's
+   * `shareHandle()` (verification runs on worker threads this way). It never writes and its `close()`
+   * leaves the database open: the owner must outlive it and closes the database.
+   */
+  static attach(handle: bigint): RocksDbEngine {
+    const engine = new RocksDbEngine('(attached)');
+    engine.#attachedTo = handle;
+    return engine;
+  }
+
+  override shareHandle(): bigint | undefined {
+    return this.#attachedTo ?? this.#db?.handle;
+  }
+
   /** Cheap estimates from RocksDB properties (they cover the `main` keyspace only). */
   override stats(): Record<string, number | string> {
     const db = this.#db;
@@ -122,6 +139,7 @@ export class RocksDbEngine extends StorageEngine {
   }
 
   protected async _open(): Promise<void> {
+    if (this.#attachedTo !== undefined) return this.#openAttached(this.#attachedTo);
     // Default both encodings to 'buffer': abstract-level would otherwise utf8-transcode keys and
     // values (0xff becomes U+FFFD) wherever an encoding is not passed per call.
     const db = new RocksLevel(this.location, { keyEncoding: 'buffer', valueEncoding: 'buffer' });
@@ -139,7 +157,33 @@ export class RocksDbEngine extends StorageEngine {
     this.#columns = { main, archive };
   }
 
+  async #openAttached(handle: bigint): Promise<void> {
+    // The binding takes the handle where it takes a location; opening an open database only answers
+    // its column handles. Typed as a location: the binding's typings know no other form.
+    const db = new RocksLevel(handle as unknown as string, {
+      keyEncoding: 'buffer',
+      valueEncoding: 'buffer',
+    });
+    try {
+      await db.open({ createIfMissing: false });
+    } catch (e) {
+      throw ioError(e);
+    }
+    const { default: main, archive } = db.columns;
+    if (main === undefined || archive === undefined) {
+      throw err('EDBX_ERR_STORE_IO', { reason: 'column families missing on the shared database' });
+    }
+    this.#db = db;
+    this.#columns = { main, archive };
+  }
+
   protected async _close(): Promise<void> {
+    if (this.#attachedTo !== undefined) {
+      // Never close a database this engine does not own (the same native object): just let go of it.
+      this.#db = undefined;
+      this.#columns = undefined;
+      return;
+    }
     const db = this.#db;
     const thread = this.#thread;
     this.#db = undefined;
@@ -181,6 +225,9 @@ export class RocksDbEngine extends StorageEngine {
   }
 
   protected async _write(ops: readonly WriteOp[], options: WriteOptions): Promise<void> {
+    if (this.#attachedTo !== undefined) {
+      throw err('EDBX_ERR_INTERNAL', { reason: 'an attached RocksDB engine is read-only' });
+    }
     const { db, columns } = this.#handles('main');
     // Validate every keyspace before anything reaches the batch.
     for (const op of ops) this.#handles(op.space);

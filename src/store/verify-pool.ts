@@ -1,0 +1,136 @@
+/**
+ * Verification worker threads (verify-thread.ts), attached to the store's open database. Started on
+ * first use, at most `size` of them, each verifying one task (a list of segments) at a time; idle
+ * workers do not keep the process alive. `close()` asks busy workers to stop between chunks, waits for
+ * their answers (their scans are closed by then), then terminates every worker: the store closes the
+ * database only after that.
+ */
+import type { Worker } from 'node:worker_threads';
+import { err } from '../core/errors.js';
+import { moduleWorker } from '../storage/module-worker.js';
+import type { SharedCodec } from './codec.js';
+import type { Segment } from './verify-segment.js';
+import {
+  type Outcome,
+  type TaskMessage,
+  type WireOutcome,
+  fromWireOutcome,
+  toWireSegment,
+} from './verify-wire.js';
+
+const THREAD_MODULE = new URL(
+  `./verify-thread.${import.meta.url.endsWith('.ts') ? 'ts' : 'js'}`,
+  import.meta.url,
+);
+
+interface Pending<T> {
+  readonly resolve: (value: T) => void;
+  readonly reject: (e: unknown) => void;
+}
+
+export class VerifyPool {
+  readonly #handle: bigint;
+  readonly #size: number;
+  readonly #idle: Worker[] = [];
+  readonly #answer = new Map<Worker, Pending<Outcome[]>>();
+  readonly #waiting: Array<Pending<Worker>> = [];
+  readonly #inflight = new Set<Promise<unknown>>();
+  #workers = 0;
+  #task = 0;
+  #closed = false;
+
+  constructor(handle: bigint, size: number) {
+    this.#handle = handle;
+    this.#size = Math.max(1, size);
+  }
+
+  /** Tasks handed to the workers so far. */
+  get tasks(): number {
+    return this.#task;
+  }
+
+  /** How many worker threads may verify at once. */
+  get size(): number {
+    return this.#size;
+  }
+
+  /** Verify `segments` in order on one worker; one outcome per segment. */
+  run(segments: readonly Segment[], codec: SharedCodec): Promise<Outcome[]> {
+    const running = this.#run(segments, codec);
+    const settled = running.catch(() => undefined);
+    this.#inflight.add(settled);
+    void settled.then(() => this.#inflight.delete(settled));
+    return running;
+  }
+
+  async #run(segments: readonly Segment[], codec: SharedCodec): Promise<Outcome[]> {
+    const worker = await this.#acquire();
+    const message: TaskMessage = {
+      kind: 'verify',
+      task: ++this.#task,
+      codec,
+      segments: segments.map(toWireSegment),
+    };
+    try {
+      return await new Promise<Outcome[]>((resolve, reject) => {
+        this.#answer.set(worker, { resolve, reject });
+        worker.ref();
+        worker.postMessage(message);
+      });
+    } finally {
+      this.#answer.delete(worker);
+      this.#release(worker);
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    for (const w of this.#waiting.splice(0)) w.reject(err('EDBX_ERR_STORE_NOT_OPEN'));
+    for (const w of this.#answer.keys()) w.postMessage({ kind: 'stop' });
+    // Every worker is idle once the tasks in flight are answered: their scans are closed.
+    await Promise.all(this.#inflight);
+    await Promise.all(this.#idle.splice(0).map((w) => w.terminate()));
+  }
+
+  async #acquire(): Promise<Worker> {
+    if (this.#closed) throw err('EDBX_ERR_STORE_NOT_OPEN');
+    const idle = this.#idle.pop();
+    if (idle) return idle;
+    if (this.#workers < this.#size) return this.#start();
+    return new Promise<Worker>((resolve, reject) => this.#waiting.push({ resolve, reject }));
+  }
+
+  #release(worker: Worker): void {
+    if (!this.#isAlive(worker)) return;
+    const next = this.#waiting.shift();
+    if (next) return next.resolve(worker);
+    worker.unref();
+    this.#idle.push(worker);
+  }
+
+  readonly #alive = new WeakSet<Worker>();
+
+  #isAlive(worker: Worker): boolean {
+    return this.#alive.has(worker);
+  }
+
+  #start(): Worker {
+    this.#workers++;
+    const worker = moduleWorker(THREAD_MODULE, { workerData: { handle: this.#handle } });
+    this.#alive.add(worker);
+    worker.on('message', (m: { outcomes: WireOutcome[] }) => {
+      this.#answer.get(worker)?.resolve(m.outcomes.map(fromWireOutcome));
+    });
+    const lost = (reason: string) => {
+      if (!this.#alive.delete(worker)) return;
+      this.#workers--;
+      const i = this.#idle.indexOf(worker);
+      if (i >= 0) this.#idle.splice(i, 1);
+      this.#answer.get(worker)?.reject(err('EDBX_ERR_INTERNAL', { reason: `verification worker ${reason}` }));
+    };
+    worker.on('error', (e) => lost(`failed: ${e.message}`));
+    worker.on('exit', (code) => lost(`exited (${code})`));
+    return worker;
+  }
+}

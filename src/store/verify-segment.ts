@@ -1,0 +1,226 @@
+/**
+ * Verifying a run of one aggregate's events (a segment): each event's leaf hash from its stored bytes,
+ * each root after it, every stored Merkle node, the ledger entry pointing at it, and the fold of the
+ * payloads. A segment starting after version 1 starts from the tree as it was before its first event
+ * (the frontier, taken from stored nodes that the segment before it checks), so the segments of a long
+ * aggregate can be verified on several threads at once. This module needs an engine and a codec only,
+ * never the store, so that it runs on worker threads (verify-thread.ts).
+ */
+import { isEventDbxError } from '../core/errors.js';
+import { type Payload, foldState, leafDataOf } from '../core/event.js';
+import {
+  type CompletedNode,
+  type Frontier,
+  appendLeaf,
+  frontierRoot,
+  leafHash,
+  sha256,
+} from '../core/merkle/index.js';
+import type { Space, StorageEngine } from '../storage/engine.js';
+import { prefixEnd } from '../storage/engine.js';
+import type { RecordCodec } from './codec.js';
+import { type OpenedEvent, isLegacy, openStoredEvent, servedRecord } from './event-format.js';
+import * as K from './keys.js';
+
+/** A verification failure at `version` (the first bad version found). */
+export class Bad extends Error {
+  constructor(
+    readonly version: number,
+    reason: string,
+  ) {
+    super(reason);
+  }
+}
+
+/** Verification stopped because the store is closing. */
+export class Stopped extends Error {}
+
+export interface Segment {
+  readonly type: string;
+  readonly id: string;
+  readonly space: Space;
+  /** The tree before the segment's first event: its size is that event's version - 1. */
+  readonly frontier: Frontier;
+  /** Last version of the segment; undefined: every event stored from the first on. */
+  readonly to: number | undefined;
+}
+
+export interface SegmentResult {
+  /** The fold of the segment's payloads (folding segment results in order gives the state). */
+  readonly state: Payload;
+  /** The tree after the segment's last event. */
+  readonly frontier: Frontier;
+}
+
+export interface SegmentSource {
+  readonly engine: StorageEngine;
+  readonly codec: RecordCodec;
+  /** Polled between chunks: true stops the verification with `Stopped`. */
+  readonly stopping?: () => boolean;
+}
+
+/** Verify one segment. Throws `Bad` for the first integrity problem, `Stopped` when told to stop. */
+export async function verifySegment(source: SegmentSource, segment: Segment): Promise<SegmentResult> {
+  const { engine, codec } = source;
+  const { type, id, space, to } = segment;
+  const from = segment.frontier.size + 1;
+  const stop = () => {
+    if (source.stopping?.()) throw new Stopped('verification stopped: the store is closing');
+  };
+  let frontier = segment.frontier;
+  let state: Payload = {};
+  let version = from - 1;
+  const ledgerChecks = new LedgerEntryChecks(engine, type, id, from);
+  // The N entries (one per version) are read in step with the events.
+  const nodeRange = keyRange(
+    K.nodePrefix(type, id),
+    K.nodeKey(type, id, from),
+    to === undefined ? undefined : K.nodeKey(type, id, to + 1),
+  );
+  const nodeChunks = engine.valueChunks(space, nodeRange)[Symbol.asyncIterator]();
+  let nodes: Buffer[] = [];
+  let nodeAt = 0;
+  const nextNodes = async (): Promise<Buffer | undefined> => {
+    if (nodeAt >= nodes.length) {
+      const r = await nodeChunks.next();
+      if (r.done) return undefined;
+      nodes = r.value;
+      nodeAt = 0;
+    }
+    return nodes[nodeAt++];
+  };
+  try {
+    // A bounded segment reads one event past its end, only to tell a missing last event the way one
+    // unbounded scan does ("event 115 is missing (found 116)").
+    const eventRange = keyRange(
+      K.eventPrefix(type, id),
+      K.eventKey(type, id, from),
+      to === undefined ? undefined : K.eventKey(type, id, to + 2),
+    );
+    scan: for await (const chunk of engine.valueChunks(space, eventRange)) {
+      stop();
+      for (const value of chunk) {
+        const expected = version + 1;
+        if (to !== undefined && expected > to) break scan;
+        let opened: OpenedEvent;
+        try {
+          opened = openStoredEvent(codec, value, `event ${type}/${id}@${expected}`);
+        } catch (x) {
+          throw new Bad(expected, isEventDbxError(x) ? x.message : 'undecodable record');
+        }
+        const e = opened.fields;
+        if (Number.isSafeInteger(e.version) && e.version > expected) {
+          throw new Bad(expected, `event ${expected} is missing (found ${e.version})`);
+        }
+        if (e.aggregate_type !== type || e.aggregate_id !== id || e.version !== expected) {
+          throw new Bad(expected, 'record does not belong at this key');
+        }
+        // The leaf hash of the bytes as stored (they are the canonical leaf data), never the stored hash.
+        const leaf = isLegacy(opened) ? leafHash(leafDataOf(servedRecord(opened))) : sha256(opened.leafInput);
+        if (!leaf.equals(opened.hash)) throw new Bad(expected, 'event content does not match its hash');
+        const grown = appendLeaf(frontier, leaf);
+        frontier = grown.frontier;
+        if (!sameNodes(await nextNodes(), grown.completed)) {
+          throw new Bad(expected, `stored Merkle nodes of version ${expected} do not match`);
+        }
+        if (!frontierRoot(frontier).equals(opened.root)) {
+          throw new Bad(expected, 'merkle_root does not match the recomputed tree');
+        }
+        state = foldState(state, e.payload);
+        await ledgerChecks.add(e.position, leaf);
+        version = expected;
+      }
+    }
+    if (to !== undefined && version !== to) throw new Bad(version + 1, `event ${version + 1} is missing`);
+    if ((await nextNodes()) !== undefined) {
+      throw new Bad(version + 1, `stored Merkle nodes exist beyond version ${version}`);
+    }
+    await ledgerChecks.done();
+    return { state, frontier };
+  } catch (caught) {
+    // A ledger-entry check still in flight may have failed at an earlier version: report the first.
+    const pending = await ledgerChecks.settle();
+    throw pending instanceof Bad && (!(caught instanceof Bad) || pending.version < caught.version)
+      ? pending
+      : caught;
+  } finally {
+    // Stopped early: close the node scan too (the event scan closes with its loop).
+    await nodeChunks.return?.(undefined);
+  }
+}
+
+/** Keys from `gte` up to `lt`, or to the end of `prefix` when there is no `lt`. */
+const keyRange = (prefix: Buffer, gte: Buffer, lt: Buffer | undefined) => ({
+  gte,
+  lt: lt ?? prefixEnd(prefix),
+});
+
+/** Whether a stored N or P entry holds exactly these completed nodes (level 0 first). */
+export function sameNodes(stored: Buffer | undefined, completed: readonly CompletedNode[]): boolean {
+  if (!stored || stored.length !== 32 * completed.length) return false;
+  return completed.every((n, i) => n.hash.compare(stored, 32 * i, 32 * i + 32) === 0);
+}
+
+/**
+ * Checks that each event's ledger entry holds its hash and points back at it. Reads are issued as the
+ * events are verified (a few chunks in flight, so memory stays bounded) and checked in order.
+ */
+class LedgerEntryChecks {
+  readonly #pending: Array<Promise<void>> = [];
+  #part: Array<[number, Buffer]> = [];
+
+  constructor(
+    private readonly engine: StorageEngine,
+    private readonly type: string,
+    private readonly id: string,
+    private firstVersion: number,
+  ) {}
+
+  /** Queue the entry of the next version (called in version order). */
+  async add(position: number, leaf: Buffer): Promise<void> {
+    this.#part.push([position, leaf]);
+    if (this.#part.length >= 1024) await this.#flush();
+  }
+
+  async #flush(): Promise<void> {
+    if (this.#part.length === 0) return;
+    const part = this.#part;
+    const first = this.firstVersion;
+    this.#part = [];
+    this.firstVersion += part.length;
+    const reading = this.engine.getMany(
+      'main',
+      part.map(([p]) => K.positionKey(p)),
+    );
+    this.#pending.push(reading.then((values) => this.#check(part, first, values)));
+    // The first failing check wins, so failures surface in version order.
+    if (this.#pending.length > 4) await this.#pending.shift();
+  }
+
+  #check(part: Array<[number, Buffer]>, first: number, values: (Buffer | undefined)[]): void {
+    part.forEach(([p, leaf], j) => {
+      const v = values[j];
+      const version = first + j;
+      const entry = v && K.decodeLedgerEntry(p, v);
+      if (!entry || !entry.leaf.equals(leaf))
+        throw new Bad(version, `ledger entry ${p} does not match the event`);
+      const { ref } = entry;
+      if (ref.type !== this.type || ref.id !== this.id || ref.version !== version) {
+        throw new Bad(version, `ledger entry ${p} points elsewhere`);
+      }
+    });
+  }
+
+  /** Wait for every check queued so far; throws the first failure. */
+  async done(): Promise<void> {
+    await this.#flush();
+    const failure = await this.settle();
+    if (failure !== undefined) throw failure;
+  }
+
+  /** Let every check in flight finish (none is left unhandled); the earliest failure, if any. */
+  async settle(): Promise<unknown> {
+    const results = await Promise.allSettled(this.#pending.splice(0));
+    return results.find((r) => r.status === 'rejected')?.reason;
+  }
+}
