@@ -197,6 +197,46 @@ describe('verification on worker threads', () => {
     expect(all).toMatchObject({ ok: true, aggregates: 2, events: EVENTS + 46 });
   });
 
+  it('verifies many short aggregates in groups on the workers, failures in aggregate order', async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'edbx-vt-'));
+    dirs.push(dir);
+    const seed = await open(dir, 0);
+    const ids = Array.from({ length: 120 }, (_, i) => `a-${String(i).padStart(3, '0')}`);
+    for (let v = 1; v <= 3; v++) {
+      await seed.appendMany(
+        ids.map((id) => ({
+          aggregate_type: 'order',
+          aggregate_id: id,
+          event_type: 'noted',
+          payload: { v: String(v) },
+        })),
+        who,
+      );
+    }
+    await seed.close();
+    await edit(dir, async (e) => {
+      for (const id of ['a-090', 'a-010']) {
+        await flip(e, K.eventKey('order', id, 2), (value) => value.indexOf('"noted"') + 1);
+      }
+    });
+    const here = await open(dir, 0);
+    const inline = await verifyAll(here);
+    await here.close();
+    const there = await open(dir, 2);
+    const progress: number[] = [];
+    const threaded = await verifyAll(there, (done) => progress.push(done));
+    const tasks = there.verifyWorkers()?.pool.tasks ?? 0;
+    await there.close();
+    expect(threaded).toEqual(inline);
+    expect(threaded.failures.map((f) => [f.aggregate_id, f.first_bad_version])).toEqual([
+      ['a-010', 2],
+      ['a-090', 2],
+    ]);
+    // 360 events in groups of about 50: several tasks, progress up to every aggregate.
+    expect(tasks).toBeGreaterThanOrEqual(6);
+    expect(progress.at(-1)).toBe(120);
+  });
+
   it('stops verifying when the store closes, and the database closes cleanly', async () => {
     const dir = await mkdtemp(path.join(os.tmpdir(), 'edbx-vt-'));
     dirs.push(dir);

@@ -11,28 +11,28 @@ import { prefixEnd } from '../storage/engine.js';
 import { openJson } from './codec.js';
 import * as K from './keys.js';
 import type { EventStore } from './store.js';
-import type { AggregateMeta, LedgerReport, VerifyReport } from './types.js';
+import { err } from '../core/errors.js';
+import type { AggregateMeta, AggregateSummary, LedgerReport, VerifyReport } from './types.js';
 import { Bad, type Segment, sameNodes, verifySegment } from './verify-segment.js';
 import type { Outcome } from './verify-wire.js';
 
 /** Verify one aggregate. Never throws for integrity problems: it reports the first bad version. */
 export async function verifyAggregate(store: EventStore, type: string, id: string): Promise<VerifyReport> {
   const live = await store.meta(type, id);
-  const base = { aggregate_type: type, aggregate_id: id };
-  if (!live)
-    return {
-      ...base,
-      ok: false,
-      version: 0,
-      merkle_root: '',
-      first_bad_version: 1,
-      reason: 'aggregate not found',
-    };
-  const meta = live.meta;
+  if (!live) return notFound(type, id);
+  const plan = await planSegments(store, live.meta);
+  return conclude(store, live.meta, plan.segments, await runSegments(store, plan));
+}
+
+/** The report on one aggregate from the outcomes of its segments and the final checks of its meta. */
+async function conclude(
+  store: EventStore,
+  meta: AggregateMeta,
+  segments: readonly Segment[],
+  outcomes: readonly Outcome[],
+): Promise<VerifyReport> {
+  const base = { aggregate_type: meta.aggregate_type, aggregate_id: meta.aggregate_id };
   try {
-    const plan = await planSegments(store, meta);
-    const { segments } = plan;
-    const outcomes = await runSegments(store, plan);
     let state: Payload = {};
     let frontier: Frontier = emptyFrontier;
     for (const [i, o] of outcomes.entries()) {
@@ -75,6 +75,25 @@ export async function verifyAggregate(store: EventStore, type: string, id: strin
   }
 }
 
+const notFound = (type: string, id: string): VerifyReport => ({
+  aggregate_type: type,
+  aggregate_id: id,
+  ok: false,
+  version: 0,
+  merkle_root: '',
+  first_bad_version: 1,
+  reason: 'aggregate not found',
+});
+
+/** The whole of an aggregate as one segment. */
+const wholeOf = (meta: AggregateMeta): Segment => ({
+  type: meta.aggregate_type,
+  id: meta.aggregate_id,
+  space: meta.archived ? 'archive' : 'main',
+  frontier: emptyFrontier,
+  to: undefined,
+});
+
 interface Plan {
   readonly segments: readonly Segment[];
   /** Whether the segments go to the worker threads (a long aggregate) or are verified here. */
@@ -87,9 +106,8 @@ interface Plan {
  * its stored Merkle nodes give. When those nodes are damaged, one segment (which then reports them).
  */
 async function planSegments(store: EventStore, meta: AggregateMeta): Promise<Plan> {
-  const { aggregate_type: type, aggregate_id: id } = meta;
-  const space: Space = meta.archived ? 'archive' : 'main';
-  const whole = [{ type, id, space, frontier: emptyFrontier, to: undefined }];
+  const whole = [wholeOf(meta)];
+  const { type, id, space } = whole[0] as Segment;
   const workers = store.verifyWorkers();
   if (!workers || meta.version < workers.segmentEvents) return { segments: whole, threaded: false };
   const count = Math.min(workers.pool.size, Math.floor(meta.version / workers.segmentEvents));
@@ -222,21 +240,76 @@ export interface VerifyAllReport {
   readonly ledger: LedgerReport;
 }
 
-/** Verify every aggregate (system ones included) and then the ledger. */
+/**
+ * Verify every aggregate (system ones included) and then the ledger. With worker threads, short
+ * aggregates go to them in groups of about `segmentEvents` events (a few groups in flight), and long
+ * ones are cut into segments as `verifyAggregate` does; failures are listed in aggregate order.
+ */
 export async function verifyAll(
   store: EventStore,
   onProgress?: (done: number, total: number) => void,
 ): Promise<VerifyAllReport> {
   const all = await store.list({ includeSystem: true });
-  const failures: VerifyReport[] = [];
-  let events = 0;
+  const reports: VerifyReport[] = [];
   let done = 0;
+  const finished = (found: readonly VerifyReport[]) => {
+    reports.push(...found);
+    done += found.length;
+    onProgress?.(done, all.length);
+  };
+  const workers = store.verifyWorkers();
+  const inflight = new Set<Promise<void>>();
+  let group: AggregateSummary[] = [];
+  let groupEvents = 0;
+  const dispatch = async () => {
+    const metas = group;
+    group = [];
+    groupEvents = 0;
+    const task = verifyGroup(store, metas).then(finished);
+    inflight.add(task);
+    void task.then(
+      () => inflight.delete(task),
+      () => undefined,
+    );
+    // A few groups in flight keep every worker busy while bounding what is held in memory.
+    if (inflight.size >= 2 * (workers?.pool.size ?? 1)) await Promise.race(inflight);
+  };
   for (const a of all) {
-    const r = await verifyAggregate(store, a.aggregate_type, a.aggregate_id);
-    if (!r.ok) failures.push(r);
-    events += a.version;
-    onProgress?.(++done, all.length);
+    if (!workers || a.version >= workers.segmentEvents) {
+      finished([await verifyAggregate(store, a.aggregate_type, a.aggregate_id)]);
+      continue;
+    }
+    group.push(a);
+    groupEvents += a.version;
+    if (groupEvents >= workers.segmentEvents) await dispatch();
   }
+  if (group.length > 0) await dispatch();
+  await Promise.all(inflight);
+  const order = new Map(all.map((a, i) => [`${a.aggregate_type}/${a.aggregate_id}`, i]));
+  const failures = reports
+    .filter((r) => !r.ok)
+    .sort(
+      (x, y) =>
+        (order.get(`${x.aggregate_type}/${x.aggregate_id}`) ?? 0) -
+        (order.get(`${y.aggregate_type}/${y.aggregate_id}`) ?? 0),
+    );
+  const events = all.reduce((n, a) => n + a.version, 0);
   const ledger = await verifyLedger(store, events);
   return { ok: failures.length === 0 && ledger.ok, aggregates: all.length, events, failures, ledger };
+}
+
+/** Verify short aggregates on one worker, each as one segment. */
+async function verifyGroup(
+  store: EventStore,
+  summaries: readonly AggregateSummary[],
+): Promise<VerifyReport[]> {
+  const workers = store.verifyWorkers();
+  if (!workers) throw err('EDBX_ERR_STORE_NOT_OPEN');
+  const lives = await Promise.all(summaries.map((a) => store.meta(a.aggregate_type, a.aggregate_id)));
+  const metas = lives.flatMap((l) => (l ? [l.meta] : []));
+  const segments = metas.map(wholeOf);
+  const outcomes = await workers.pool.run(segments, workers.codec);
+  return Promise.all(
+    metas.map((m, i) => conclude(store, m, [segments[i] as Segment], [outcomes[i] as Outcome])),
+  );
 }
