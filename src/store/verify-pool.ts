@@ -1,7 +1,7 @@
 /**
  * Verification worker threads (verify-thread.ts), attached to the store's open database. Started on
  * first use, at most `size` of them, each verifying one task (a list of segments) at a time; idle
- * workers do not keep the process alive. `close()` asks busy workers to stop between chunks, waits for
+ * workers do not keep the process alive. `close()` tells busy workers to stop between chunks, waits for
  * their answers (their scans are closed by then), then terminates every worker: the store closes the
  * database only after that.
  */
@@ -10,10 +10,11 @@ import { err } from '../core/errors.js';
 import { moduleWorker } from '../storage/module-worker.js';
 import type { SharedCodec } from './codec.js';
 import type { Segment } from './verify-segment.js';
+import type { VerifyReport } from './types.js';
 import {
   type Outcome,
+  type TaskAnswer,
   type TaskMessage,
-  type WireOutcome,
   fromWireOutcome,
   toWireSegment,
 } from './verify-wire.js';
@@ -32,9 +33,12 @@ export class VerifyPool {
   readonly #handle: bigint;
   readonly #size: number;
   readonly #idle: Worker[] = [];
-  readonly #answer = new Map<Worker, Pending<Outcome[]>>();
+  readonly #answer = new Map<Worker, Pending<TaskAnswer>>();
   readonly #waiting: Array<Pending<Worker>> = [];
   readonly #inflight = new Set<Promise<unknown>>();
+  /** Set to 1 on close: workers poll it between chunks (their reads are synchronous, so a message
+   * would wait until the task ends). */
+  readonly #stop = new Int32Array(new SharedArrayBuffer(4));
   #workers = 0;
   #task = 0;
   #closed = false;
@@ -55,24 +59,47 @@ export class VerifyPool {
   }
 
   /** Verify `segments` in order on one worker; one outcome per segment. */
-  run(segments: readonly Segment[], codec: SharedCodec): Promise<Outcome[]> {
-    const running = this.#run(segments, codec);
+  async run(segments: readonly Segment[], codec: SharedCodec): Promise<Outcome[]> {
+    const answer = await this.#track({
+      kind: 'segments',
+      task: ++this.#task,
+      codec,
+      segments: segments.map(toWireSegment),
+    });
+    if ('failure' in answer) return segments.map(() => fromWireOutcome(answer.failure));
+    if (!('outcomes' in answer))
+      throw err('EDBX_ERR_INTERNAL', { reason: 'verification worker answered out of turn' });
+    return answer.outcomes.map(fromWireOutcome);
+  }
+
+  /** Verify whole aggregates (metas read by the worker) on one worker; one report each, in order. */
+  async verifyAggregates(
+    aggregates: ReadonlyArray<readonly [string, string]>,
+    codec: SharedCodec,
+  ): Promise<VerifyReport[]> {
+    const answer = await this.#track({ kind: 'aggregates', task: ++this.#task, codec, aggregates });
+    if ('failure' in answer) {
+      const o = fromWireOutcome(answer.failure);
+      throw o.ok ? err('EDBX_ERR_INTERNAL', { reason: 'verification worker failed' }) : o.failure;
+    }
+    if (!('reports' in answer))
+      throw err('EDBX_ERR_INTERNAL', { reason: 'verification worker answered out of turn' });
+    return answer.reports;
+  }
+
+  /** Send a task; close() waits for every tracked task to settle. */
+  #track(message: TaskMessage): Promise<TaskAnswer> {
+    const running = this.#send(message);
     const settled = running.catch(() => undefined);
     this.#inflight.add(settled);
     void settled.then(() => this.#inflight.delete(settled));
     return running;
   }
 
-  async #run(segments: readonly Segment[], codec: SharedCodec): Promise<Outcome[]> {
+  async #send(message: TaskMessage): Promise<TaskAnswer> {
     const worker = await this.#acquire();
-    const message: TaskMessage = {
-      kind: 'verify',
-      task: ++this.#task,
-      codec,
-      segments: segments.map(toWireSegment),
-    };
     try {
-      return await new Promise<Outcome[]>((resolve, reject) => {
+      return await new Promise<TaskAnswer>((resolve, reject) => {
         this.#answer.set(worker, { resolve, reject });
         worker.ref();
         worker.postMessage(message);
@@ -87,7 +114,7 @@ export class VerifyPool {
     if (this.#closed) return;
     this.#closed = true;
     for (const w of this.#waiting.splice(0)) w.reject(err('EDBX_ERR_STORE_NOT_OPEN'));
-    for (const w of this.#answer.keys()) w.postMessage({ kind: 'stop' });
+    Atomics.store(this.#stop, 0, 1);
     // Every worker is idle once the tasks in flight are answered: their scans are closed.
     await Promise.all(this.#inflight);
     await Promise.all(this.#idle.splice(0).map((w) => w.terminate()));
@@ -117,11 +144,9 @@ export class VerifyPool {
 
   #start(): Worker {
     this.#workers++;
-    const worker = moduleWorker(THREAD_MODULE, { workerData: { handle: this.#handle } });
+    const worker = moduleWorker(THREAD_MODULE, { workerData: { handle: this.#handle, stop: this.#stop } });
     this.#alive.add(worker);
-    worker.on('message', (m: { outcomes: WireOutcome[] }) => {
-      this.#answer.get(worker)?.resolve(m.outcomes.map(fromWireOutcome));
-    });
+    worker.on('message', (m: TaskAnswer) => this.#answer.get(worker)?.resolve(m));
     const lost = (reason: string) => {
       if (!this.#alive.delete(worker)) return;
       this.#workers--;

@@ -7,20 +7,26 @@
  * never the store, so that it runs on worker threads (verify-thread.ts).
  */
 import { isEventDbxError } from '../core/errors.js';
-import { type Payload, foldState, leafDataOf } from '../core/event.js';
+import { type Payload, foldState, leafDataOf, samePayload } from '../core/event.js';
 import {
   type CompletedNode,
   type Frontier,
   appendLeaf,
+  emptyFrontier,
   frontierRoot,
   leafHash,
   sha256,
 } from '../core/merkle/index.js';
 import type { Space, StorageEngine } from '../storage/engine.js';
 import { prefixEnd } from '../storage/engine.js';
-import type { RecordCodec } from './codec.js';
+import { type RecordCodec, openJson } from './codec.js';
 import { type OpenedEvent, isLegacy, openStoredEvent, servedRecord } from './event-format.js';
 import * as K from './keys.js';
+import type { AggregateMeta, VerifyReport } from './types.js';
+
+/** What verifying a segment came to: its result, or what stopped it. */
+export type Outcome =
+  { readonly ok: true; readonly result: SegmentResult } | { readonly ok: false; readonly failure: unknown };
 
 /** A verification failure at `version` (the first bad version found). */
 export class Bad extends Error {
@@ -147,6 +153,113 @@ export async function verifySegment(source: SegmentSource, segment: Segment): Pr
     // Stopped early: close the node scan too (the event scan closes with its loop).
     await nodeChunks.return?.(undefined);
   }
+}
+
+/** The report on one aggregate from the outcomes of its segments and the final checks of its meta. */
+export async function conclude(
+  source: SegmentSource,
+  meta: AggregateMeta,
+  segments: readonly Segment[],
+  outcomes: readonly Outcome[],
+): Promise<VerifyReport> {
+  const base = { aggregate_type: meta.aggregate_type, aggregate_id: meta.aggregate_id };
+  try {
+    let state: Payload = {};
+    let frontier: Frontier = emptyFrontier;
+    for (const [i, o] of outcomes.entries()) {
+      if (!o.ok) throw o.failure;
+      state = foldState(state, o.result.state);
+      frontier = o.result.frontier;
+      const next = segments[i + 1];
+      // The next segment started from stored nodes, which this one has just checked: the same tree.
+      if (next && !sameFrontier(frontier, next.frontier)) {
+        throw new Bad(
+          next.frontier.size + 1,
+          `stored Merkle nodes before version ${next.frontier.size + 1} do not match`,
+        );
+      }
+    }
+    const version = frontier.size;
+    if (version !== meta.version) {
+      throw new Bad(
+        version + 1,
+        `aggregate records version ${meta.version} but ${version} events are stored`,
+      );
+    }
+    const rootHex = frontierRoot(frontier).toString('hex');
+    if (rootHex !== meta.merkle_root)
+      throw new Bad(version, 'stored aggregate root does not match the events');
+    await checkState(source, meta, state);
+    return { ...base, ok: true, version, merkle_root: rootHex };
+  } catch (x) {
+    if (x instanceof Bad) {
+      return {
+        ...base,
+        ok: false,
+        version: meta.version,
+        merkle_root: meta.merkle_root,
+        first_bad_version: x.version,
+        reason: x.message,
+      };
+    }
+    throw x;
+  }
+}
+
+export const notFound = (type: string, id: string): VerifyReport => ({
+  aggregate_type: type,
+  aggregate_id: id,
+  ok: false,
+  version: 0,
+  merkle_root: '',
+  first_bad_version: 1,
+  reason: 'aggregate not found',
+});
+
+/** The whole of an aggregate as one segment. */
+export const wholeOf = (meta: AggregateMeta): Segment => ({
+  type: meta.aggregate_type,
+  id: meta.aggregate_id,
+  space: meta.archived ? 'archive' : 'main',
+  frontier: emptyFrontier,
+  to: undefined,
+});
+
+/**
+ * Verify one aggregate whole, reading its meta here: what a worker does with the short aggregates of
+ * a verify-all.
+ */
+export async function verifyWhole(source: SegmentSource, type: string, id: string): Promise<VerifyReport> {
+  const raw = await source.engine.get('main', K.metaKey(type, id));
+  if (!raw) return notFound(type, id);
+  let meta: AggregateMeta;
+  try {
+    meta = openJson<AggregateMeta>(source.codec, raw, `aggregate ${type}/${id}`);
+  } catch (e) {
+    return { ...notFound(type, id), reason: isEventDbxError(e) ? e.message : 'undecodable aggregate meta' };
+  }
+  const segment = wholeOf(meta);
+  const outcome: Outcome = await verifySegment(source, segment).then(
+    (result) => ({ ok: true, result }) as const,
+    (failure: unknown) => ({ ok: false, failure }) as const,
+  );
+  return conclude(source, meta, [segment], [outcome]);
+}
+
+const sameFrontier = (a: Frontier, b: Frontier): boolean =>
+  a.size === b.size &&
+  a.nodes.length === b.nodes.length &&
+  a.nodes.every((n, i) => n.equals(b.nodes[i] as Buffer));
+
+async function checkState(source: SegmentSource, meta: AggregateMeta, state: Payload) {
+  let stored = meta.state;
+  if (meta.archived) {
+    const full = await source.engine.get('archive', K.metaKey(meta.aggregate_type, meta.aggregate_id));
+    if (!full) throw new Bad(meta.version, 'archived state is missing');
+    stored = openJson<AggregateMeta>(source.codec, full, 'archived aggregate').state;
+  }
+  if (!samePayload(stored, state))
+    throw new Bad(meta.version, 'stored state differs from the replay of the events');
 }
 
 /** Keys from `gte` up to `lt`, or to the end of `prefix` when there is no `lt`. */

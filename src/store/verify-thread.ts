@@ -5,29 +5,39 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { RocksDbEngine } from '../storage/rocksdb/rocksdb-engine.js';
 import { codecFromShared } from './codec.js';
-import { type TaskMessage, type WireOutcome, fromWireSegment, toWireOutcome } from './verify-wire.js';
-import { verifySegment } from './verify-segment.js';
+import type { VerifyReport } from './types.js';
+import { verifySegment, verifyWhole } from './verify-segment.js';
+import {
+  type TaskAnswer,
+  type TaskMessage,
+  type WireOutcome,
+  fromWireSegment,
+  toWireOutcome,
+} from './verify-wire.js';
 
 const port = parentPort;
 if (port === null) throw new Error('verify-thread.ts runs as a worker thread');
 
-const engine = RocksDbEngine.attach((workerData as { handle: bigint }).handle);
+const { handle, stop } = workerData as { handle: bigint; stop: Int32Array };
+const engine = RocksDbEngine.attach(handle);
 const opening = engine.open();
-let stopping = false;
+/** Set by the pool when the store closes (shared memory: this thread may be busy in synchronous reads). */
+const stopping = () => Atomics.load(stop, 0) === 1;
 
-port.on('message', (message: TaskMessage | { kind: 'stop' }) => {
-  if (message.kind === 'stop') {
-    stopping = true;
-    return;
-  }
-  void run(message).then((outcomes) => port.postMessage({ task: message.task, outcomes }));
+port.on('message', (message: TaskMessage) => {
+  void answer(message).then((a) => port.postMessage({ task: message.task, ...a }));
 });
 
-async function run(message: TaskMessage): Promise<WireOutcome[]> {
-  const outcomes: WireOutcome[] = [];
+async function answer(message: TaskMessage): Promise<TaskAnswer> {
   try {
     await opening;
-    const source = { engine, codec: codecFromShared(message.codec), stopping: () => stopping };
+    const source = { engine, codec: codecFromShared(message.codec), stopping };
+    if (message.kind === 'aggregates') {
+      const reports: VerifyReport[] = [];
+      for (const [type, id] of message.aggregates) reports.push(await verifyWhole(source, type, id));
+      return { reports };
+    }
+    const outcomes: WireOutcome[] = [];
     for (const wire of message.segments) {
       outcomes.push(
         await verifySegment(source, fromWireSegment(wire)).then(
@@ -36,8 +46,8 @@ async function run(message: TaskMessage): Promise<WireOutcome[]> {
         ),
       );
     }
+    return { outcomes };
   } catch (failure) {
-    while (outcomes.length < message.segments.length) outcomes.push(toWireOutcome({ ok: false, failure }));
+    return { failure: toWireOutcome({ ok: false, failure }) };
   }
-  return outcomes;
 }

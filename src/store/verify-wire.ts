@@ -7,7 +7,10 @@ import type { Frontier } from '../core/merkle/index.js';
 import { type ErrorCode, err, toEventDbxError } from '../core/errors.js';
 import type { Space } from '../storage/engine.js';
 import type { SharedCodec } from './codec.js';
-import { Bad, type Segment, type SegmentResult, Stopped } from './verify-segment.js';
+import type { VerifyReport } from './types.js';
+import { Bad, type Outcome, type Segment, Stopped } from './verify-segment.js';
+
+export type { Outcome };
 
 interface WireFrontier {
   readonly size: number;
@@ -22,21 +25,30 @@ export interface WireSegment {
   readonly to: number | undefined;
 }
 
-export interface TaskMessage {
-  readonly kind: 'verify';
-  readonly task: number;
-  readonly codec: SharedCodec;
-  readonly segments: readonly WireSegment[];
-}
+/** Verify segments (their outcomes come back), or whole aggregates by type and id (reports come back). */
+export type TaskMessage =
+  | {
+      readonly kind: 'segments';
+      readonly task: number;
+      readonly codec: SharedCodec;
+      readonly segments: readonly WireSegment[];
+    }
+  | {
+      readonly kind: 'aggregates';
+      readonly task: number;
+      readonly codec: SharedCodec;
+      readonly aggregates: ReadonlyArray<readonly [string, string]>;
+    };
+
+export type TaskAnswer =
+  | { readonly outcomes: WireOutcome[] }
+  | { readonly reports: VerifyReport[] }
+  | { readonly failure: WireOutcome };
 
 export type WireOutcome =
   | { readonly ok: true; readonly state: Payload; readonly frontier: WireFrontier }
   | { readonly ok: false; readonly bad: number; readonly reason: string }
   | { readonly ok: false; readonly code: ErrorCode; readonly params: Record<string, unknown> };
-
-/** What verifying a segment came to: its result, or what stopped it. */
-export type Outcome =
-  { readonly ok: true; readonly result: SegmentResult } | { readonly ok: false; readonly failure: unknown };
 
 const toBuffer = (u: Uint8Array): Buffer => Buffer.from(u.buffer, u.byteOffset, u.byteLength);
 const fromWireFrontier = (f: WireFrontier): Frontier => ({ size: f.size, nodes: f.nodes.map(toBuffer) });

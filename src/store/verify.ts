@@ -13,86 +13,26 @@ import * as K from './keys.js';
 import type { EventStore } from './store.js';
 import { err } from '../core/errors.js';
 import type { AggregateMeta, AggregateSummary, LedgerReport, VerifyReport } from './types.js';
-import { Bad, type Segment, sameNodes, verifySegment } from './verify-segment.js';
+import {
+  type Segment,
+  type SegmentSource,
+  conclude,
+  notFound,
+  sameNodes,
+  verifySegment,
+  wholeOf,
+} from './verify-segment.js';
 import type { Outcome } from './verify-wire.js';
+
+const sourceOf = (store: EventStore): SegmentSource => ({ engine: store.engine, codec: store.env.codec });
 
 /** Verify one aggregate. Never throws for integrity problems: it reports the first bad version. */
 export async function verifyAggregate(store: EventStore, type: string, id: string): Promise<VerifyReport> {
   const live = await store.meta(type, id);
   if (!live) return notFound(type, id);
   const plan = await planSegments(store, live.meta);
-  return conclude(store, live.meta, plan.segments, await runSegments(store, plan));
+  return conclude(sourceOf(store), live.meta, plan.segments, await runSegments(store, plan));
 }
-
-/** The report on one aggregate from the outcomes of its segments and the final checks of its meta. */
-async function conclude(
-  store: EventStore,
-  meta: AggregateMeta,
-  segments: readonly Segment[],
-  outcomes: readonly Outcome[],
-): Promise<VerifyReport> {
-  const base = { aggregate_type: meta.aggregate_type, aggregate_id: meta.aggregate_id };
-  try {
-    let state: Payload = {};
-    let frontier: Frontier = emptyFrontier;
-    for (const [i, o] of outcomes.entries()) {
-      if (!o.ok) throw o.failure;
-      state = foldState(state, o.result.state);
-      frontier = o.result.frontier;
-      const next = segments[i + 1];
-      // The next segment started from stored nodes, which this one has just checked: the same tree.
-      if (next && !sameFrontier(frontier, next.frontier)) {
-        throw new Bad(
-          next.frontier.size + 1,
-          `stored Merkle nodes before version ${next.frontier.size + 1} do not match`,
-        );
-      }
-    }
-    const version = frontier.size;
-    if (version !== meta.version) {
-      throw new Bad(
-        version + 1,
-        `aggregate records version ${meta.version} but ${version} events are stored`,
-      );
-    }
-    const rootHex = frontierRoot(frontier).toString('hex');
-    if (rootHex !== meta.merkle_root)
-      throw new Bad(version, 'stored aggregate root does not match the events');
-    await checkState(store, meta, state);
-    return { ...base, ok: true, version, merkle_root: rootHex };
-  } catch (x) {
-    if (x instanceof Bad) {
-      return {
-        ...base,
-        ok: false,
-        version: meta.version,
-        merkle_root: meta.merkle_root,
-        first_bad_version: x.version,
-        reason: x.message,
-      };
-    }
-    throw x;
-  }
-}
-
-const notFound = (type: string, id: string): VerifyReport => ({
-  aggregate_type: type,
-  aggregate_id: id,
-  ok: false,
-  version: 0,
-  merkle_root: '',
-  first_bad_version: 1,
-  reason: 'aggregate not found',
-});
-
-/** The whole of an aggregate as one segment. */
-const wholeOf = (meta: AggregateMeta): Segment => ({
-  type: meta.aggregate_type,
-  id: meta.aggregate_id,
-  space: meta.archived ? 'archive' : 'main',
-  frontier: emptyFrontier,
-  to: undefined,
-});
 
 interface Plan {
   readonly segments: readonly Segment[];
@@ -126,7 +66,7 @@ async function runSegments(store: EventStore, plan: Plan): Promise<Outcome[]> {
   if (workers && plan.threaded) {
     return (await Promise.all(plan.segments.map((s) => workers.pool.run([s], workers.codec)))).flat();
   }
-  const source = { engine: store.engine, codec: store.env.codec };
+  const source = sourceOf(store);
   const outcomes: Outcome[] = [];
   for (const s of plan.segments) {
     outcomes.push(
@@ -170,22 +110,6 @@ async function storedFrontier(
     nodes.push(Buffer.from(entry.subarray(32 * level, 32 * level + 32)));
   }
   return { size, nodes };
-}
-
-const sameFrontier = (a: Frontier, b: Frontier): boolean =>
-  a.size === b.size &&
-  a.nodes.length === b.nodes.length &&
-  a.nodes.every((n, i) => n.equals(b.nodes[i] as Buffer));
-
-async function checkState(store: EventStore, meta: AggregateMeta, state: Payload) {
-  let stored = meta.state;
-  if (meta.archived) {
-    const full = await store.engine.get('archive', K.metaKey(meta.aggregate_type, meta.aggregate_id));
-    if (!full) throw new Bad(meta.version, 'archived state is missing');
-    stored = openJson<AggregateMeta>(store.env.codec, full, 'archived aggregate').state;
-  }
-  if (!samePayload(stored, state))
-    throw new Bad(meta.version, 'stored state differs from the replay of the events');
 }
 
 /**
@@ -298,18 +222,15 @@ export async function verifyAll(
   return { ok: failures.length === 0 && ledger.ok, aggregates: all.length, events, failures, ledger };
 }
 
-/** Verify short aggregates on one worker, each as one segment. */
+/** Verify short aggregates on one worker, each whole (the worker reads their metas too). */
 async function verifyGroup(
   store: EventStore,
   summaries: readonly AggregateSummary[],
 ): Promise<VerifyReport[]> {
   const workers = store.verifyWorkers();
   if (!workers) throw err('EDBX_ERR_STORE_NOT_OPEN');
-  const lives = await Promise.all(summaries.map((a) => store.meta(a.aggregate_type, a.aggregate_id)));
-  const metas = lives.flatMap((l) => (l ? [l.meta] : []));
-  const segments = metas.map(wholeOf);
-  const outcomes = await workers.pool.run(segments, workers.codec);
-  return Promise.all(
-    metas.map((m, i) => conclude(store, m, [segments[i] as Segment], [outcomes[i] as Outcome])),
+  return workers.pool.verifyAggregates(
+    summaries.map((a) => [a.aggregate_type, a.aggregate_id] as const),
+    workers.codec,
   );
 }
