@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os';
 import { createHash } from 'node:crypto';
 import { readFile, readdir } from 'node:fs/promises';
 import path from 'node:path';
@@ -187,6 +188,24 @@ describe('CLI: aggregate and config commands on the data dir (no server)', () =>
     expect(shown.stdout).toContain('********');
     expect(shown.stdout).not.toContain('test-master');
     expect(shown.stdout).not.toContain('test-dek');
+  });
+
+  it('takes the number of verification threads from the file or EVENTDBX_VERIFY_THREADS', async () => {
+    const shown = JSON.parse((await p.cli(['config', '--json'])).stdout);
+    expect(JSON.stringify(shown)).toContain(`"verify_threads":${Math.min(2, availableParallelism())}`);
+    const env = { ...p.env, EVENTDBX_VERIFY_THREADS: '0' };
+    const inline = await run(['config', '--json'], { cwd: p.dir, env });
+    expect(inline.stdout).toContain('"verify_threads": 0');
+    const verified = await run(['aggregate', 'verify'], { cwd: p.dir, env });
+    expect(verified.code).toBe(0);
+    const bad = await run(['aggregate', 'verify'], {
+      cwd: p.dir,
+      env: { ...p.env, EVENTDBX_VERIFY_THREADS: 'two' },
+    });
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toMatch(
+      /EVENTDBX_VERIFY_THREADS is invalid: "two" is not a whole number; use 0 to 64 \[EDBX_ERR_CONFIG_INVALID\]/,
+    );
   });
 
   it('a wrong master key is refused before the store is opened: the data dir stays byte for byte', async () => {

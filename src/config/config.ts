@@ -8,13 +8,14 @@ import path from 'node:path';
 import { z } from 'zod';
 import { err } from '../core/errors.js';
 import { DEFAULT_MAX_PAYLOAD_BYTES } from '../core/event.js';
-import { DEFAULT_MEMORY_THRESHOLD } from '../store/store.js';
+import { DEFAULT_MEMORY_THRESHOLD, defaultVerifyThreads } from '../store/store.js';
 
 export const DEFAULT_CONFIG_PATH = '.eventdbx.json';
 export const DEFAULT_DATA_DIR = '.eventdbx';
 export const DEFAULT_PORT = 7070;
 
 const port = z.number().int().min(1).max(65535);
+const MAX_VERIFY_THREADS = 64;
 const secret = z.string().min(1);
 
 const FileSchema = z
@@ -25,6 +26,7 @@ const FileSchema = z
     dek: secret.optional(),
     memory_threshold: z.number().int().min(1).optional(),
     max_payload_bytes: z.number().int().min(1024).optional(),
+    verify_threads: z.number().int().min(0).max(MAX_VERIFY_THREADS).optional(),
   })
   .strict();
 
@@ -39,6 +41,7 @@ export interface Config {
   readonly dek: string | undefined;
   readonly memoryThreshold: number;
   readonly maxPayloadBytes: number;
+  readonly verifyThreads: number;
   /** Values as stored in the file (for updates). */
   readonly file: ConfigFile;
 }
@@ -76,12 +79,16 @@ function envNumber(env: NodeJS.ProcessEnv, name: string, schema: z.ZodNumber): n
   const raw = env[name];
   if (raw === undefined || raw === '') return undefined;
   const n = Number(raw);
-  const ok = /^[0-9]+$/.test(raw) && schema.safeParse(n).success;
-  if (!ok)
+  const whole = /^[0-9]+$/.test(raw);
+  if (!whole || !schema.safeParse(n).success) {
+    const min = schema.minValue ?? 0;
+    const max = schema.maxValue ?? Number.MAX_SAFE_INTEGER;
+    const range = max >= Number.MAX_SAFE_INTEGER ? `a whole number of at least ${min}` : `${min} to ${max}`;
     throw err('EDBX_ERR_CONFIG_INVALID', {
       path: `environment ${name}`,
-      reason: `${JSON.stringify(raw)} is out of range`,
+      reason: `${JSON.stringify(raw)} is ${whole ? 'out of range' : 'not a whole number'}; use ${range}`,
     });
+  }
   return n;
 }
 
@@ -107,6 +114,10 @@ export async function loadConfig(explicit?: string, env: NodeJS.ProcessEnv = pro
       envNumber(env, 'EVENTDBX_MAX_PAYLOAD_BYTES', z.number().int().min(1024)) ??
       f.max_payload_bytes ??
       DEFAULT_MAX_PAYLOAD_BYTES,
+    verifyThreads:
+      envNumber(env, 'EVENTDBX_VERIFY_THREADS', z.number().int().min(0).max(MAX_VERIFY_THREADS)) ??
+      f.verify_threads ??
+      defaultVerifyThreads(),
     file: f,
   };
 }
@@ -146,5 +157,6 @@ export function describeConfig(c: Config): Record<string, string | number> {
     dek: mask(c.dek),
     memory_threshold: c.memoryThreshold,
     max_payload_bytes: c.maxPayloadBytes,
+    verify_threads: c.verifyThreads,
   };
 }

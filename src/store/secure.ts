@@ -201,6 +201,7 @@ export async function openDataDir(c: {
   readonly dek: string | undefined;
   readonly memoryThreshold: number;
   readonly maxPayloadBytes: number;
+  readonly verifyThreads?: number;
 }): Promise<SecureStore> {
   // Owner-only: the clear parts of keys (aggregate ids, versions) are not for other users.
   await mkdir(c.dataDir, { recursive: true, mode: 0o700 });
@@ -210,6 +211,7 @@ export async function openDataDir(c: {
     {
       memoryThreshold: c.memoryThreshold,
       maxPayloadBytes: c.maxPayloadBytes,
+      ...(c.verifyThreads === undefined ? {} : { verification: { threads: c.verifyThreads } }),
       keyringFile: path.join(c.dataDir, KEYRING_COPY),
     },
   );

@@ -60,6 +60,8 @@ export interface VerificationOptions {
 }
 
 const DEFAULT_SEGMENT_EVENTS = 10_000;
+/** Verification worker threads by default: two, or one on a single core. */
+export const defaultVerifyThreads = (): number => Math.min(2, availableParallelism());
 
 export const DEFAULT_MEMORY_THRESHOLD = 10_000;
 export const AUDIT_TYPE = '$audit';
@@ -92,7 +94,7 @@ export class EventStore {
     this.#validator = options.validator;
     this.#thresholds = thresholds;
     this.#verification = {
-      threads: options.verification?.threads ?? Math.min(2, availableParallelism()),
+      threads: options.verification?.threads ?? defaultVerifyThreads(),
       segmentEvents: Math.max(1, options.verification?.segmentEvents ?? DEFAULT_SEGMENT_EVENTS),
     };
     this.env = {
