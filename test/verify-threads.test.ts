@@ -237,6 +237,32 @@ describe('verification on worker threads', () => {
     expect(progress.at(-1)).toBe(120);
   });
 
+  it('verifies a store page by page: every aggregate once, failures in order, progress to the total', async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'edbx-vt-'));
+    dirs.push(dir);
+    const seed = await open(dir, 0);
+    const ids = Array.from({ length: 2100 }, (_, i) => `c-${String(i).padStart(4, '0')}`);
+    await seed.appendMany(
+      ids.map((id) => ({ aggregate_type: 'cart', aggregate_id: id, event_type: 'noted', payload: { id } })),
+      who,
+    );
+    await seed.close();
+    await edit(dir, async (e) => {
+      for (const id of ['c-2050', 'c-0003']) {
+        await flip(e, K.eventKey('cart', id, 1), (value) => value.indexOf('"noted"') + 1);
+      }
+    });
+    for (const threads of [0, 2]) {
+      const store = await open(dir, threads);
+      const progress: Array<[number, number]> = [];
+      const all = await verifyAll(store, (done, total) => progress.push([done, total]));
+      await store.close();
+      expect(all).toMatchObject({ ok: false, aggregates: 2100, events: 2100 });
+      expect(all.failures.map((f) => f.aggregate_id)).toEqual(['c-0003', 'c-2050']);
+      expect(progress.at(-1)).toEqual([2100, 2100]);
+    }
+  });
+
   it('stops verifying when the store closes, and the database closes cleanly', async () => {
     const dir = await mkdtemp(path.join(os.tmpdir(), 'edbx-vt-'));
     dirs.push(dir);

@@ -488,6 +488,17 @@ export class EventStore {
    * Aggregates in key order. `after` is an exclusive cursor (`type/id` of the last item seen).
    * System aggregates (types starting with '$') are listed only with `includeSystem`.
    */
+  /** How many aggregates the store holds (system ones with `includeSystem`), without decoding them. */
+  async countAggregates(opts: { includeSystem?: boolean } = {}): Promise<number> {
+    const prefix = K.metaPrefix();
+    let count = 0;
+    for await (const [k] of this.engine.range('main', { gte: prefix, lt: prefixEnd(prefix) })) {
+      // A type starts right after the tag byte; system types start with '$'.
+      if (opts.includeSystem || k[1] !== 0x24) count++;
+    }
+    return count;
+  }
+
   async list(
     opts: { skip?: number; take?: number; after?: string; type?: string; includeSystem?: boolean } = {},
   ): Promise<AggregateSummary[]> {

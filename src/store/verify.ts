@@ -173,13 +173,17 @@ export async function verifyAll(
   store: EventStore,
   onProgress?: (done: number, total: number) => void,
 ): Promise<VerifyAllReport> {
-  const all = await store.list({ includeSystem: true });
-  const reports: VerifyReport[] = [];
+  // Aggregates are listed a page at a time, and only failures are kept: memory stays bounded
+  // however many aggregates the store holds.
+  const total = await store.countAggregates({ includeSystem: true });
+  const failures: VerifyReport[] = [];
   let done = 0;
+  let aggregates = 0;
+  let events = 0;
   const finished = (found: readonly VerifyReport[]) => {
-    reports.push(...found);
+    for (const r of found) if (!r.ok) failures.push(r);
     done += found.length;
-    onProgress?.(done, all.length);
+    onProgress?.(done, Math.max(total, done));
   };
   const workers = store.verifyWorkers();
   const inflight = new Set<Promise<void>>();
@@ -198,29 +202,34 @@ export async function verifyAll(
     // A few groups in flight keep every worker busy while bounding what is held in memory.
     if (inflight.size >= 2 * (workers?.pool.size ?? 1)) await Promise.race(inflight);
   };
-  for (const a of all) {
-    if (!workers || a.version >= workers.segmentEvents) {
-      finished([await verifyAggregate(store, a.aggregate_type, a.aggregate_id)]);
-      continue;
+  for (let after: string | undefined; ;) {
+    const page = await store.list({ includeSystem: true, take: LIST_PAGE, ...(after ? { after } : {}) });
+    for (const a of page) {
+      aggregates++;
+      events += a.version;
+      if (!workers || a.version >= workers.segmentEvents) {
+        finished([await verifyAggregate(store, a.aggregate_type, a.aggregate_id)]);
+        continue;
+      }
+      group.push(a);
+      groupEvents += a.version;
+      if (groupEvents >= workers.segmentEvents) await dispatch();
     }
-    group.push(a);
-    groupEvents += a.version;
-    if (groupEvents >= workers.segmentEvents) await dispatch();
+    const last = page.at(-1);
+    if (!last || page.length < LIST_PAGE) break;
+    after = `${last.aggregate_type}/${last.aggregate_id}`;
   }
   if (group.length > 0) await dispatch();
   await Promise.all(inflight);
-  const order = new Map(all.map((a, i) => [`${a.aggregate_type}/${a.aggregate_id}`, i]));
-  const failures = reports
-    .filter((r) => !r.ok)
-    .sort(
-      (x, y) =>
-        (order.get(`${x.aggregate_type}/${x.aggregate_id}`) ?? 0) -
-        (order.get(`${y.aggregate_type}/${y.aggregate_id}`) ?? 0),
-    );
-  const events = all.reduce((n, a) => n + a.version, 0);
+  // Groups finish out of order: list failures in aggregate (key) order.
+  const key = (r: VerifyReport) => K.metaKey(r.aggregate_type, r.aggregate_id);
+  failures.sort((x, y) => Buffer.compare(key(x), key(y)));
   const ledger = await verifyLedger(store, events);
-  return { ok: failures.length === 0 && ledger.ok, aggregates: all.length, events, failures, ledger };
+  return { ok: failures.length === 0 && ledger.ok, aggregates, events, failures, ledger };
 }
+
+/** Aggregates listed per read by verifyAll. */
+const LIST_PAGE = 1000;
 
 /** Verify short aggregates on one worker, each whole (the worker reads their metas too). */
 async function verifyGroup(
