@@ -11,7 +11,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { AesGcmCodec } from '../src/core/crypto/codec.js';
 import { RocksDbEngine } from '../src/storage/rocksdb/rocksdb-engine.js';
 import type { RecordCodec } from '../src/store/codec.js';
-import { EventStore, verifyAggregate, verifyAll } from '../src/store/index.js';
+import { EventStore, archiveAggregate, verifyAggregate, verifyAll } from '../src/store/index.js';
 import * as K from '../src/store/keys.js';
 import { expectCode } from './helpers/expect.js';
 
@@ -176,6 +176,24 @@ describe('verification on worker threads', () => {
     await store.close();
     await edit(dir, (e) => flip(e, K.positionKey(position), last));
     expect((await reports(dir)).report).toMatchObject({ ok: false, first_bad_version: 150 });
+  });
+
+  it('verifies an archived aggregate in segments from the archive keyspace', async () => {
+    const dir = await seeded();
+    const store = await open(dir, 0);
+    await archiveAggregate(store, 'patient', 'long', who, 'closed');
+    await store.close();
+    expect((await reports(dir)).report).toMatchObject({ ok: true, version: EVENTS });
+    await edit(dir, async (e) => {
+      const key = K.eventKey('patient', 'long', 170);
+      const value = Buffer.from((await e.get('archive', key))!);
+      const at = value.indexOf('"noted"') + 1;
+      value[at] = value[at]! ^ 0x01;
+      await e.write([{ type: 'put', space: 'archive', key, value }], { sync: true });
+    });
+    const { report, tasks } = await reports(dir);
+    expect(tasks).toBe(2);
+    expect(report).toMatchObject({ ok: false, first_bad_version: 170 });
   });
 
   it('opens encrypted events on the workers with the store keys', async () => {
