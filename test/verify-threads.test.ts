@@ -281,7 +281,10 @@ describe('verification on worker threads', () => {
     }
   });
 
-  it('stops verifying when the store closes, and the database closes cleanly', async () => {
+  it.each([
+    ['the store', (s: EventStore) => s.close()],
+    ['its engine alone', (s: EventStore) => s.engine.close()],
+  ])('stops verifying when %s closes, and the database closes cleanly', async (_, close) => {
     const dir = await mkdtemp(path.join(os.tmpdir(), 'edbx-vt-'));
     dirs.push(dir);
     const seed = await open(dir, 0);
@@ -297,7 +300,10 @@ describe('verification on worker threads', () => {
     // Handled from the start: it is meant to fail while the store closes.
     const failure = expectCode(verifying, 'EDBX_ERR_STORE_NOT_OPEN');
     while (store.verifyWorkers()?.pool.tasks !== 2) await new Promise((r) => setImmediate(r));
-    await store.close();
+    const pool = store.verifyWorkers()?.pool;
+    await close(store);
+    // The database closed only after the workers were told to let go of it.
+    expect(pool?.closed).toBe(true);
     await failure;
     // The lock was released: the data dir opens again, and verifies.
     const again = await open(dir, 2);

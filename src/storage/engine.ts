@@ -124,9 +124,11 @@ export abstract class StorageEngine {
 
   /**
    * A token another thread of this process can attach to, reading the same open database (RocksDB's
-   * native handle); undefined when the engine cannot be shared (the in-memory engine).
+   * native handle); undefined when the engine cannot be shared (the in-memory engine). Before the
+   * database closes, the engine calls `release` and waits for it: whoever attached must have let go
+   * of the database when it resolves.
    */
-  shareHandle(): bigint | undefined {
+  shareHandle(_release: () => Promise<void>): bigint | undefined {
     return undefined;
   }
 

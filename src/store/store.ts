@@ -155,8 +155,7 @@ export class EventStore {
 
   async close(): Promise<void> {
     await this.#writer.idle();
-    // Verification workers read the database: they stop (between chunks) before it closes.
-    await this.#verifyPool?.close();
+    // Verification workers stop (between chunks) before the database closes: the engine asks them.
     await this.engine.close();
   }
 
@@ -169,9 +168,11 @@ export class EventStore {
     const codec = this.env.codec.share?.();
     const { threads, segmentEvents } = this.#verification;
     if (threads < 1 || codec === undefined || this.engine.status !== 'open') return undefined;
-    const handle = this.engine.shareHandle();
-    if (handle === undefined) return undefined;
-    this.#verifyPool ??= new VerifyPool(handle, threads);
+    if (this.#verifyPool === undefined) {
+      const handle = this.engine.shareHandle(() => this.#verifyPool?.close() ?? Promise.resolve());
+      if (handle === undefined) return undefined;
+      this.#verifyPool = new VerifyPool(handle, threads);
+    }
     return { pool: this.#verifyPool, codec, segmentEvents };
   }
 

@@ -48,6 +48,11 @@ export class VerifyPool {
     this.#size = Math.max(1, size);
   }
 
+  /** Whether close() was called: no task is taken any more, and the workers are (being) stopped. */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
   /** Tasks handed to the workers so far. */
   get tasks(): number {
     return this.#task;

@@ -83,6 +83,8 @@ export class RocksDbEngine extends StorageEngine {
   #columns: Record<Space, Column> | undefined;
   #thread: WriteThread | undefined;
   #inline: NativeBatchWriter | undefined;
+  /** Called before the database closes: threads reading it through `shareHandle` let go. */
+  readonly #sharedWith = new Set<() => Promise<void>>();
   /** Set on an engine attached to a database another thread opened (see `attach`). */
   #attachedTo: bigint | undefined;
 
@@ -121,8 +123,10 @@ export class RocksDbEngine extends StorageEngine {
     return engine;
   }
 
-  override shareHandle(): bigint | undefined {
-    return this.#attachedTo ?? this.#db?.handle;
+  override shareHandle(release: () => Promise<void>): bigint | undefined {
+    const handle = this.#attachedTo ?? this.#db?.handle;
+    if (handle !== undefined) this.#sharedWith.add(release);
+    return handle;
   }
 
   /** Cheap estimates from RocksDB properties (they cover the `main` keyspace only). */
@@ -187,6 +191,10 @@ export class RocksDbEngine extends StorageEngine {
       this.#columns = undefined;
       return;
     }
+    // Threads attached to the database stop reading it first (see shareHandle).
+    const sharers = [...this.#sharedWith];
+    this.#sharedWith.clear();
+    await Promise.all(sharers.map((release) => release()));
     const db = this.#db;
     const thread = this.#thread;
     this.#db = undefined;
