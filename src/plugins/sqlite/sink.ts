@@ -1,24 +1,12 @@
 /**
  * SQLite sink: the PostgreSQL table shape in a local file (better-sqlite3). A batch is one
  * transaction (WAL, synchronous=FULL, so an acknowledged batch survives a power cut). The driver is
- * synchronous, so the busy timeout is 0: a file locked by another process fails fast and is retried
- * with backoff instead of blocking the server. SQLite has no `ADD COLUMN IF NOT EXISTS` and compares
- * column names case-insensitively: existing columns are read first.
+ * synchronous: the database is written on a thread of the sink's own (thread.ts, writer.ts), so its
+ * inserts and commit fsyncs never stall the server. Rows are built here, where the field mappings are.
  */
-import type BetterSqlite3 from 'better-sqlite3';
-import { mkdir } from 'node:fs/promises';
-import path from 'node:path';
-import { ROW_COLUMNS, disambiguate } from '../columns.js';
-import { type SqlValue, sqliteType } from '../sql/datatypes.js';
-import {
-  type SqlField,
-  type SqlRow,
-  type TypeOf,
-  buildRows,
-  groupRows,
-  quoteIdent,
-  rowParams,
-} from '../sql/rows.js';
+import type { Worker } from 'node:worker_threads';
+import { moduleWorker } from '../../storage/module-worker.js';
+import { type SqlRow, type TypeOf, buildRows } from '../sql/rows.js';
 import {
   type DeliveryItem,
   type Sink,
@@ -28,117 +16,84 @@ import {
   rejectedFailure,
   transientFailure,
 } from '../types.js';
+import type { SqliteAnswer, SqliteRequest } from './thread.js';
 
-type Db = BetterSqlite3.Database;
+const THREAD_MODULE = new URL(`./thread.${import.meta.url.endsWith('.ts') ? 'ts' : 'js'}`, import.meta.url);
+
+interface Pending {
+  readonly resolve: () => void;
+  readonly reject: (e: unknown) => void;
+}
 
 export class SqliteSink implements Sink {
   readonly needsState = true;
   readonly batchSize = 500;
-  #db: Db | undefined;
-  /** Per table: lower-cased column name → actual column name. */
-  readonly #columns = new Map<string, Map<string, string>>();
-  readonly #statements = new Map<string, BetterSqlite3.Statement>();
+  #thread: Worker | undefined;
+  readonly #pending = new Map<number, Pending>();
+  #next = 0;
 
   constructor(
     private readonly settings: SqliteSettings,
     private readonly typeOf: TypeOf,
   ) {}
 
-  async #open(): Promise<Db> {
-    if (this.#db) return this.#db;
-    const { default: Database } = await import('better-sqlite3');
-    await mkdir(path.dirname(this.settings.path), { recursive: true });
-    const db = new Database(this.settings.path, { timeout: 0 });
-    try {
-      db.pragma('journal_mode = WAL');
-      db.pragma('synchronous = FULL');
-    } catch (e) {
-      db.close();
-      throw e;
-    }
-    this.#db = db;
-    return db;
-  }
-
   async deliver(items: readonly DeliveryItem[]): Promise<void> {
     const { rows, failure } = buildRows('sqlite', items, this.typeOf);
     if (rows.length > 0) {
       try {
-        const db = await this.#open();
-        db.transaction(() => this.#write(db, rows))();
+        await this.#send(rows);
       } catch (e) {
-        this.#columns.clear();
-        this.#statements.clear();
         throw classify(e, items);
       }
     }
     if (failure) throw failure;
   }
 
-  #write(db: Db, rows: readonly SqlRow[]): void {
-    for (const g of groupRows(rows)) {
-      const columns = this.#ensureColumns(db, g.table, g.rows[0]!);
-      const st = this.#statement(db, g.table, columns);
-      for (const r of g.rows) st.run(rowParams(r, sqliteValue));
-    }
+  #send(rows: readonly SqlRow[]): Promise<void> {
+    return this.#request((id) => ({ id, rows }), (this.#thread ??= this.#start()));
   }
 
-  /** Create the table and missing columns; returns the actual column of each field of `sample`. */
-  #ensureColumns(db: Db, table: string, sample: SqlRow): string[] {
-    let existing = this.#columns.get(table);
-    if (!existing) {
-      db.exec(
-        `CREATE TABLE IF NOT EXISTS ${quoteIdent(table)} (id TEXT PRIMARY KEY, version INTEGER NOT NULL, ` +
-          'created_at TEXT, created_by TEXT, updated_at TEXT, updated_by TEXT)',
-      );
-      const info = db.prepare(`PRAGMA table_info(${quoteIdent(table)})`).all() as Array<{ name: string }>;
-      existing = new Map(info.map((c) => [c.name.toLowerCase(), c.name]));
-      this.#columns.set(table, existing);
-    }
-    return sample.fields.map((f) => {
-      let column = f.column;
-      const same = existing.get(column.toLowerCase());
-      // `Name` and `name` are one column to SQLite: the later field gets a distinct, stable name.
-      if (same !== undefined && same !== column) column = disambiguate(column);
-      if (!existing.has(column.toLowerCase())) {
-        db.exec(`ALTER TABLE ${quoteIdent(table)} ADD COLUMN ${quoteIdent(column)} ${sqliteType(f.type)}`);
-        existing.set(column.toLowerCase(), column);
-      }
-      return column;
+  #request(make: (id: number) => SqliteRequest, thread: Worker): Promise<void> {
+    const id = ++this.#next;
+    return new Promise<void>((resolve, reject) => {
+      this.#pending.set(id, { resolve, reject });
+      thread.ref();
+      thread.postMessage(make(id));
     });
   }
 
-  #statement(db: Db, table: string, columns: readonly string[]): BetterSqlite3.Statement {
-    const all = [...ROW_COLUMNS, ...columns].map(quoteIdent);
-    const key = `${table}\u0000${all.join('\u0000')}`;
-    let st = this.#statements.get(key);
-    if (!st) {
-      const set = all
-        .slice(1)
-        .map((c) => `${c} = excluded.${c}`)
-        .join(', ');
-      st = db.prepare(
-        `INSERT INTO ${quoteIdent(table)} (${all.join(', ')}) VALUES (${all.map(() => '?').join(', ')}) ` +
-          `ON CONFLICT (id) DO UPDATE SET ${set} WHERE excluded.version >= ${quoteIdent(table)}.version`,
-      );
-      this.#statements.set(key, st);
-    }
-    return st;
+  #start(): Worker {
+    const thread = moduleWorker(THREAD_MODULE, { workerData: { file: this.settings.path } });
+    // Idle, the thread does not keep the process alive.
+    thread.unref();
+    thread.on('message', (a: SqliteAnswer) => {
+      const p = this.#pending.get(a.id);
+      this.#pending.delete(a.id);
+      if (this.#pending.size === 0) thread.unref();
+      if (!p) return;
+      if (a.error) p.reject(Object.assign(new Error(a.error.message), { code: a.error.code }));
+      else p.resolve();
+    });
+    const lost = (reason: string) => {
+      if (this.#thread === thread) this.#thread = undefined;
+      const waiting = [...this.#pending.values()];
+      this.#pending.clear();
+      for (const p of waiting) p.reject(new Error(`the SQLite thread ${reason}`));
+    };
+    thread.on('error', (e) => lost(`failed: ${e.message}`));
+    thread.on('exit', (code) => lost(`exited (${code})`));
+    return thread;
   }
 
   async close(): Promise<void> {
-    const db = this.#db;
-    this.#db = undefined;
-    this.#statements.clear();
-    db?.close();
+    const thread = this.#thread;
+    this.#thread = undefined;
+    if (!thread) return;
+    // Answered after every batch sent before: then nothing is left to lose.
+    await this.#request((id) => ({ id, close: true }), thread).catch(() => undefined);
+    await thread.terminate();
   }
 }
-
-const toSqlite = (v: SqlValue): string | number | bigint | null => (typeof v === 'boolean' ? (v ? 1 : 0) : v);
-
-/** A field value in SQLite's terms: booleans as 0/1, bigint columns as 64-bit integers. */
-const sqliteValue = (f: SqlField): unknown =>
-  f.type.base === 'bigint' && typeof f.value === 'string' ? BigInt(f.value) : toSqlite(f.value);
 
 function classify(e: unknown, items: readonly DeliveryItem[]): DeliveryFailure {
   if (e instanceof DeliveryFailure) return e;

@@ -1,0 +1,115 @@
+/**
+ * The SQLite side of the SQLite sink (better-sqlite3, synchronous): one transaction per batch of rows,
+ * tables and columns created as rows need them. It runs on the sink's own thread (thread.ts), so that
+ * its inserts and the fsync of each commit never stall the server's event loop. SQLite has no
+ * `ADD COLUMN IF NOT EXISTS` and compares column names case-insensitively: existing columns are read
+ * first.
+ */
+import BetterSqlite3 from 'better-sqlite3';
+import { mkdirSync } from 'node:fs';
+import path from 'node:path';
+import { ROW_COLUMNS, disambiguate } from '../columns.js';
+import { type SqlValue, sqliteType } from '../sql/datatypes.js';
+import { type SqlField, type SqlRow, groupRows, quoteIdent, rowParams } from '../sql/rows.js';
+
+type Db = BetterSqlite3.Database;
+
+export class SqliteWriter {
+  #db: Db | undefined;
+  /** Per table: lower-cased column name → actual column name. */
+  readonly #columns = new Map<string, Map<string, string>>();
+  readonly #statements = new Map<string, BetterSqlite3.Statement>();
+
+  constructor(private readonly file: string) {}
+
+  /** Write the rows in one transaction (WAL, synchronous=FULL: committed means on disk). */
+  write(rows: readonly SqlRow[]): void {
+    try {
+      const db = this.#open();
+      db.transaction(() => {
+        for (const g of groupRows(rows)) {
+          const columns = this.#ensureColumns(db, g.table, g.rows[0]!);
+          const st = this.#statement(db, g.table, columns);
+          for (const r of g.rows) st.run(rowParams(r, sqliteValue));
+        }
+      })();
+    } catch (e) {
+      // What was learnt about the tables may be stale after a failure: read it again next time.
+      this.#columns.clear();
+      this.#statements.clear();
+      throw e;
+    }
+  }
+
+  close(): void {
+    const db = this.#db;
+    this.#db = undefined;
+    this.#statements.clear();
+    db?.close();
+  }
+
+  #open(): Db {
+    if (this.#db) return this.#db;
+    mkdirSync(path.dirname(this.file), { recursive: true });
+    // Busy timeout 0: a file locked by another process fails fast and is retried with backoff.
+    const db = new BetterSqlite3(this.file, { timeout: 0 });
+    try {
+      db.pragma('journal_mode = WAL');
+      db.pragma('synchronous = FULL');
+    } catch (e) {
+      db.close();
+      throw e;
+    }
+    this.#db = db;
+    return db;
+  }
+
+  /** Create the table and missing columns; returns the actual column of each field of `sample`. */
+  #ensureColumns(db: Db, table: string, sample: SqlRow): string[] {
+    let existing = this.#columns.get(table);
+    if (!existing) {
+      db.exec(
+        `CREATE TABLE IF NOT EXISTS ${quoteIdent(table)} (id TEXT PRIMARY KEY, version INTEGER NOT NULL, ` +
+          'created_at TEXT, created_by TEXT, updated_at TEXT, updated_by TEXT)',
+      );
+      const info = db.prepare(`PRAGMA table_info(${quoteIdent(table)})`).all() as Array<{ name: string }>;
+      existing = new Map(info.map((c) => [c.name.toLowerCase(), c.name]));
+      this.#columns.set(table, existing);
+    }
+    return sample.fields.map((f) => {
+      let column = f.column;
+      const same = existing.get(column.toLowerCase());
+      // `Name` and `name` are one column to SQLite: the later field gets a distinct, stable name.
+      if (same !== undefined && same !== column) column = disambiguate(column);
+      if (!existing.has(column.toLowerCase())) {
+        db.exec(`ALTER TABLE ${quoteIdent(table)} ADD COLUMN ${quoteIdent(column)} ${sqliteType(f.type)}`);
+        existing.set(column.toLowerCase(), column);
+      }
+      return column;
+    });
+  }
+
+  #statement(db: Db, table: string, columns: readonly string[]): BetterSqlite3.Statement {
+    const all = [...ROW_COLUMNS, ...columns].map(quoteIdent);
+    const key = `${table}\u0000${all.join('\u0000')}`;
+    let st = this.#statements.get(key);
+    if (!st) {
+      const set = all
+        .slice(1)
+        .map((c) => `${c} = excluded.${c}`)
+        .join(', ');
+      st = db.prepare(
+        `INSERT INTO ${quoteIdent(table)} (${all.join(', ')}) VALUES (${all.map(() => '?').join(', ')}) ` +
+          `ON CONFLICT (id) DO UPDATE SET ${set} WHERE excluded.version >= ${quoteIdent(table)}.version`,
+      );
+      this.#statements.set(key, st);
+    }
+    return st;
+  }
+}
+
+const toSqlite = (v: SqlValue): string | number | bigint | null => (typeof v === 'boolean' ? (v ? 1 : 0) : v);
+
+/** A field value in SQLite's terms: booleans as 0/1, bigint columns as 64-bit integers. */
+const sqliteValue = (f: SqlField): unknown =>
+  f.type.base === 'bigint' && typeof f.value === 'string' ? BigInt(f.value) : toSqlite(f.value);

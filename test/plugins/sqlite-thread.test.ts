@@ -1,0 +1,89 @@
+/**
+ * The SQLite sink writes on a thread of its own: better-sqlite3 is synchronous, and a batch of 500
+ * upserts plus the commit's fsync would otherwise stall the server's event loop for milliseconds.
+ */
+import Database from 'better-sqlite3';
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { parseDataType } from '../../src/plugins/sql/datatypes.js';
+import { SqliteSink } from '../../src/plugins/sqlite/sink.js';
+import type { DeliveryItem } from '../../src/plugins/types.js';
+
+const dirs: string[] = [];
+afterEach(async () => {
+  await Promise.all(dirs.splice(0).map((d) => rm(d, { recursive: true, force: true })));
+});
+
+const at = '2026-11-26T12:00:00.000Z';
+function items(count: number, from = 1): DeliveryItem[] {
+  return Array.from({ length: count }, (_, i) => {
+    const n = from + i;
+    const payload = { name: `patient ${n}`, ward: String(n % 9) };
+    return {
+      record: {
+        aggregate_type: 'patient',
+        aggregate_id: `p-${n}`,
+        event_type: 'patient-added',
+        payload,
+        metadata: { event_id: `e-${n}`, created_at: at, issued_by: { group: 'doctors', user: 'ana' } },
+        version: 1,
+        position: n,
+        hash: '',
+        merkle_root: '',
+      },
+      row: { state: payload, created_at: at, created_by: { group: 'doctors', user: 'ana' } },
+    };
+  });
+}
+
+async function sinkIn(): Promise<{ sink: SqliteSink; file: string }> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'edbx-sqlite-thread-'));
+  dirs.push(dir);
+  const file = path.join(dir, 'mirror.db');
+  return { sink: new SqliteSink({ path: file }, () => parseDataType('text')), file };
+}
+
+describe('SQLite sink thread', () => {
+  it('keeps the event loop turning while a batch is written, and everything is there after close', async () => {
+    const { sink, file } = await sinkIn();
+    await sink.deliver(items(1)); // the thread is up
+    let turns = 0;
+    let turning = true;
+    const spin = () => {
+      turns++;
+      if (turning) setImmediate(spin);
+    };
+    setImmediate(spin);
+    await sink.deliver(items(500, 2));
+    turning = false;
+    expect(turns).toBeGreaterThan(0);
+    await sink.close();
+    const db = new Database(file, { readonly: true });
+    try {
+      expect(db.prepare('SELECT count(*) AS n FROM patient').get()).toEqual({ n: 501 });
+      expect(db.prepare("SELECT name, ward FROM patient WHERE id = 'p-77'").get()).toEqual({
+        name: 'patient 77',
+        ward: String(77 % 9),
+      });
+    } finally {
+      db.close();
+    }
+  });
+
+  it('reports a locked file as a transient failure, and delivers once it is free', async () => {
+    const { sink, file } = await sinkIn();
+    await sink.deliver(items(1));
+    const other = new Database(file);
+    other.exec('BEGIN EXCLUSIVE');
+    await expect(sink.deliver(items(1, 2))).rejects.toMatchObject({
+      permanent: false,
+      message: expect.stringMatching(/SQLITE_BUSY/),
+    });
+    other.exec('COMMIT');
+    other.close();
+    await sink.deliver(items(1, 2));
+    await sink.close();
+  });
+});
