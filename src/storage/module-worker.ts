@@ -12,12 +12,28 @@ import { Worker, type WorkerOptions } from 'node:worker_threads';
 
 /** A worker running the module at `url` (a sibling module's URL, from `new URL(…, import.meta.url)`). */
 export function moduleWorker(url: URL, options: WorkerOptions = {}): Worker {
-  if (!url.pathname.endsWith('.ts')) return new Worker(url, options);
+  if (!url.pathname.endsWith('.ts')) return new Worker(url, { execArgv: fileExecArgv(), ...options });
   // Only dynamic imports: under `--input-type=module` the source is a module, otherwise a script.
   const source =
     `import(${JSON.stringify(tsxApi())})` +
     `.then(({ register }) => { register(); return import(${JSON.stringify(url.href)}); })`;
   return new Worker(source, { ...options, eval: true });
+}
+
+/**
+ * The process's flags, as a worker running a file inherits them, without `--input-type` (a process
+ * started with `node --input-type=module -e …` would otherwise refuse to start the worker: the flag
+ * only applies to string input).
+ */
+function fileExecArgv(): string[] {
+  const out: string[] = [];
+  const argv = process.execArgv;
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i] as string;
+    if (a === '--input-type') i++;
+    else if (!a.startsWith('--input-type=')) out.push(a);
+  }
+  return out;
 }
 
 let api: string | undefined;

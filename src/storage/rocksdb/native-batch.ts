@@ -12,16 +12,17 @@ import type { Space, WriteOp } from '../engine.js';
 
 const require = createRequire(import.meta.url);
 
-/** Path of the binding's native module loader, for this thread and for the write thread. */
-export const BINDING_PATH = require.resolve('@nxtedition/rocksdb/binding.js');
+/** Path of the binding's native module loader. */
+const BINDING_PATH = require.resolve('@nxtedition/rocksdb/binding.js');
 
 /** A batch larger than this is not kept for reuse (its memory would stay reserved). */
-export const REUSE_LIMIT = 8 * 1024 * 1024;
+const REUSE_LIMIT = 8 * 1024 * 1024;
 
 type External = object;
 
 interface NativeBinding {
   db_init(handle: bigint): External;
+  db_open(db: External, options: object, callback: () => void): Partial<Record<string, rocks.ColumnHandle>>;
   batch_init(): External;
   batch_clear(batch: External): void;
   batch_put(batch: External, key: Buffer, value: Buffer, options: { column: rocks.ColumnHandle }): void;
@@ -44,6 +45,16 @@ export class NativeBatchWriter {
   constructor(handle: bigint) {
     this.#db = this.#binding.db_init(handle);
     this.#batch = this.#binding.batch_init();
+  }
+
+  /**
+   * The column handle of each keyspace. The database is open (another thread opened it): the
+   * binding's `db_open` then answers its column handles at once, opening nothing.
+   */
+  columns(): Record<Space, rocks.ColumnHandle> {
+    const { default: main, archive } = this.#binding.db_open(this.#db, {}, () => {});
+    if (main === undefined || archive === undefined) throw new Error('column families missing');
+    return { main, archive };
   }
 
   /** Applies every op atomically (fsync'd with `sync`) to its keyspace's column; throws the binding's error. */

@@ -3,15 +3,16 @@
  * (memtable inserts, WAL append and, for a synced batch, the fdatasync), so on the main thread every
  * write stalls the event loop. The binding can share one open database with a worker thread through
  * its native handle: this worker owns every write, in submission order, while the main thread goes on
- * reading, serving requests and preparing the next batch.
+ * reading, serving requests and preparing the next batch. The worker (write-worker.ts) writes through a
+ * NativeBatchWriter, as the main thread does for the writes it makes inline.
  *
  * The batch crosses threads as one packed buffer (transferred, not copied):
  * `kind u8 | space u8 | keyLength u32 | valueLength u32 | key | value`, repeated.
  */
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
 import { err } from '../../core/errors.js';
 import type { Space, WriteOp } from '../engine.js';
-import { BINDING_PATH, REUSE_LIMIT } from './native-batch.js';
+import { moduleWorker } from '../module-worker.js';
 
 const HEADER = 10;
 const PUT = 0;
@@ -37,65 +38,32 @@ export function packOps(ops: readonly WriteOp[]): Buffer {
   return buf;
 }
 
-/**
- * Runs in the worker, evaluated from this string so that the same code serves the built package and
- * the TypeScript sources under test. Only dynamic imports: the worker inherits the process's flags,
- * and with `--input-type=module` the string is an ES module, without `require`. It attaches to
- * the database opened by the main thread and must never close it: the main thread closes it after
- * terminating the worker. Like NativeBatchWriter (native-batch.ts), it fills one reusable native
- * WriteBatch per write.
- */
-const WORKER_SOURCE = `
-(async () => {
-const { parentPort, workerData } = await import('node:worker_threads');
-const { createRequire } = await import('node:module');
-const binding = createRequire(workerData.binding)(workerData.binding);
-const db = binding.db_init(workerData.handle);
-let columns;
-let batch = binding.batch_init();
-function fill(buf) {
-  for (let at = 0; at < buf.length; ) {
+/** The ops of a buffer made by `packOps` (keys and values are views into it). */
+export function unpackOps(buf: Buffer): WriteOp[] {
+  const ops: WriteOp[] = [];
+  for (let at = 0; at < buf.length;) {
     const kind = buf[at];
-    const column = buf[at + 1] === 0 ? columns.default : columns.archive;
+    const space: Space = buf[at + 1] === SPACE_CODES.main ? 'main' : 'archive';
     const keyLength = buf.readUInt32LE(at + 2);
     const valueLength = buf.readUInt32LE(at + 6);
-    at += 10;
+    at += HEADER;
     const key = buf.subarray(at, at + keyLength);
     at += keyLength;
-    if (kind === 0) {
-      binding.batch_put(batch, key, buf.subarray(at, at + valueLength), { column });
+    if (kind === PUT) {
+      ops.push({ type: 'put', space, key, value: buf.subarray(at, at + valueLength) });
       at += valueLength;
     } else {
-      binding.batch_del(batch, key, { column });
+      ops.push({ type: 'del', space, key });
     }
   }
+  return ops;
 }
-const reason = (e) => String((e && ((e.cause && e.cause.message) || e.message)) || e);
-try {
-  // The database is open: db_open answers its column handles at once.
-  columns = binding.db_open(db, {}, () => {});
-  if (!columns || !columns.default || !columns.archive) throw new Error('column families missing');
-} catch (e) {
-  parentPort.postMessage({ ready: false, error: reason(e) });
-  return;
-}
-parentPort.postMessage({ ready: true });
-parentPort.on('message', ({ id, buf, sync }) => {
-  const bytes = Buffer.from(buf);
-  try {
-    binding.batch_clear(batch);
-    fill(bytes);
-    binding.batch_write(db, batch, { sync });
-    parentPort.postMessage({ id });
-  } catch (e) {
-    parentPort.postMessage({ id, error: reason(e) });
-  } finally {
-    binding.batch_clear(batch);
-    if (bytes.length > workerData.reuseLimit) batch = binding.batch_init();
-  }
-});
-})();
-`;
+
+/** The worker's module (write-worker.ts): the compiled file, or the TypeScript source under test. */
+const WORKER_MODULE = new URL(
+  `./write-worker.${import.meta.url.endsWith('.ts') ? 'ts' : 'js'}`,
+  import.meta.url,
+);
 
 interface Pending {
   readonly resolve: () => void;
@@ -120,10 +88,7 @@ export class WriteThread {
   #failure: Error | undefined;
 
   constructor(handle: bigint) {
-    this.#worker = new Worker(WORKER_SOURCE, {
-      eval: true,
-      workerData: { binding: BINDING_PATH, handle, reuseLimit: REUSE_LIMIT },
-    });
+    this.#worker = moduleWorker(WORKER_MODULE, { workerData: { handle } });
     // Only writes in flight keep the process alive.
     this.#worker.unref();
     this.#ready = new Promise((resolve, reject) => {
