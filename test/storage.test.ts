@@ -242,7 +242,9 @@ describe('RocksDbEngine', () => {
         await engine.write([{ type: 'put', space: 'main', key: Buffer.from('k'), value: Buffer.from('v') }], { sync: true });
         process.stdout.write('written\\n');
       `;
-      const child = spawn(process.execPath, ['--input-type=module', '-e', script], {
+      // --input-type applies to string input only, and --expose-gc is not for workers: the write
+      // thread must start all the same.
+      const child = spawn(process.execPath, ['--expose-gc', '--input-type=module', '-e', script], {
         stdio: ['ignore', 'pipe', 'inherit'],
       });
       let out = '';

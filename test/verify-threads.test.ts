@@ -10,7 +10,8 @@ import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { AesGcmCodec } from '../src/core/crypto/codec.js';
 import { RocksDbEngine } from '../src/storage/rocksdb/rocksdb-engine.js';
-import type { RecordCodec } from '../src/store/codec.js';
+import { type RecordCodec, plainCodec } from '../src/store/codec.js';
+import { VerifyPool } from '../src/store/verify-pool.js';
 import { EventStore, archiveAggregate, verifyAggregate, verifyAll } from '../src/store/index.js';
 import * as K from '../src/store/keys.js';
 import { expectCode } from './helpers/expect.js';
@@ -279,6 +280,26 @@ describe('verification on worker threads', () => {
       expect(all.failures.map((f) => f.aggregate_id)).toEqual(['c-0003', 'c-2050']);
       expect(progress.at(-1)).toEqual([2100, 2100]);
     }
+  });
+
+  it('stops workers left idle, and starts them again when needed', async () => {
+    const dir = await seeded();
+    const store = await open(dir, 0);
+    const handle = store.engine.shareHandle(async (): Promise<void> => pool.close());
+    const pool = new VerifyPool(handle!, 2, 100);
+    const codec = plainCodec.share!();
+    const whole = [['patient', 'long'] as const];
+    try {
+      expect(await pool.verifyAggregates(whole, codec)).toMatchObject([{ ok: true, version: EVENTS }]);
+      expect(pool.threads).toBe(1);
+      for (let i = 0; i < 100 && pool.threads > 0; i++) await new Promise((r) => setTimeout(r, 20));
+      expect(pool.threads).toBe(0);
+      expect(await pool.verifyAggregates(whole, codec)).toMatchObject([{ ok: true, version: EVENTS }]);
+      expect(pool.threads).toBe(1);
+    } finally {
+      await store.close();
+    }
+    expect(pool.closed).toBe(true);
   });
 
   it.each([

@@ -12,7 +12,7 @@ import { Worker, type WorkerOptions } from 'node:worker_threads';
 
 /** A worker running the module at `url` (a sibling module's URL, from `new URL(…, import.meta.url)`). */
 export function moduleWorker(url: URL, options: WorkerOptions = {}): Worker {
-  if (!url.pathname.endsWith('.ts')) return new Worker(url, { execArgv: fileExecArgv(), ...options });
+  if (!url.pathname.endsWith('.ts')) return fileWorker(url, options);
   // Only dynamic imports: under `--input-type=module` the source is a module, otherwise a script.
   const source =
     `import(${JSON.stringify(tsxApi())})` +
@@ -21,19 +21,22 @@ export function moduleWorker(url: URL, options: WorkerOptions = {}): Worker {
 }
 
 /**
- * The process's flags, as a worker running a file inherits them, without `--input-type` (a process
- * started with `node --input-type=module -e …` would otherwise refuse to start the worker: the flag
- * only applies to string input).
+ * A worker running a file. It inherits the process's flags, but a process started with
+ * `node --input-type=module -e …` would have it refused (that flag only applies to string input): the
+ * flags are then passed without it, and without any at all if Node finds one of the others is not
+ * for workers (explicit flags are checked, inherited ones are not).
  */
-function fileExecArgv(): string[] {
-  const out: string[] = [];
+function fileWorker(url: URL, options: WorkerOptions): Worker {
   const argv = process.execArgv;
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i] as string;
-    if (a === '--input-type') i++;
-    else if (!a.startsWith('--input-type=')) out.push(a);
+  const inputType = (a: string) => a === '--input-type' || a.startsWith('--input-type=');
+  if (!argv.some(inputType)) return new Worker(url, options);
+  const kept = argv.filter((a, i) => !inputType(a) && !(i > 0 && argv[i - 1] === '--input-type'));
+  try {
+    return new Worker(url, { execArgv: kept, ...options });
+  } catch (e) {
+    if ((e as { code?: unknown }).code !== 'ERR_WORKER_INVALID_EXEC_ARGV') throw e;
+    return new Worker(url, { execArgv: [], ...options });
   }
-  return out;
 }
 
 let api: string | undefined;

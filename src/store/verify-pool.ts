@@ -24,6 +24,9 @@ const THREAD_MODULE = new URL(
   import.meta.url,
 );
 
+/** Idle workers are stopped after this long. */
+const IDLE_MS = 30_000;
+
 interface Pending<T> {
   readonly resolve: (value: T) => void;
   readonly reject: (e: unknown) => void;
@@ -39,13 +42,22 @@ export class VerifyPool {
   /** Set to 1 on close: workers poll it between chunks (their reads are synchronous, so a message
    * would wait until the task ends). */
   readonly #stop = new Int32Array(new SharedArrayBuffer(4));
+  readonly #idleTimers = new Map<Worker, NodeJS.Timeout>();
+  readonly #idleMs: number;
   #workers = 0;
   #task = 0;
   #closed = false;
 
-  constructor(handle: bigint, size: number) {
+  /** `idleMs`: how long a worker may stay idle before it is stopped (started again when needed). */
+  constructor(handle: bigint, size: number, idleMs = IDLE_MS) {
     this.#handle = handle;
     this.#size = Math.max(1, size);
+    this.#idleMs = idleMs;
+  }
+
+  /** Worker threads running now (busy or idle). */
+  get threads(): number {
+    return this.#workers;
   }
 
   /** Whether close() was called: no task is taken any more, and the workers are (being) stopped. */
@@ -122,13 +134,19 @@ export class VerifyPool {
     Atomics.store(this.#stop, 0, 1);
     // Every worker is idle once the tasks in flight are answered: their scans are closed.
     await Promise.all(this.#inflight);
+    for (const t of this.#idleTimers.values()) clearTimeout(t);
+    this.#idleTimers.clear();
     await Promise.all(this.#idle.splice(0).map((w) => w.terminate()));
   }
 
   async #acquire(): Promise<Worker> {
     if (this.#closed) throw err('EDBX_ERR_STORE_NOT_OPEN');
     const idle = this.#idle.pop();
-    if (idle) return idle;
+    if (idle) {
+      clearTimeout(this.#idleTimers.get(idle));
+      this.#idleTimers.delete(idle);
+      return idle;
+    }
     if (this.#workers < this.#size) return this.#start();
     return new Promise<Worker>((resolve, reject) => this.#waiting.push({ resolve, reject }));
   }
@@ -139,6 +157,16 @@ export class VerifyPool {
     if (next) return next.resolve(worker);
     worker.unref();
     this.#idle.push(worker);
+    // A worker left idle a while is stopped: its memory goes back until the next verification.
+    const timer = setTimeout(() => {
+      this.#idleTimers.delete(worker);
+      const i = this.#idle.indexOf(worker);
+      if (i < 0) return;
+      this.#idle.splice(i, 1);
+      void worker.terminate();
+    }, this.#idleMs);
+    timer.unref();
+    this.#idleTimers.set(worker, timer);
   }
 
   readonly #alive = new WeakSet<Worker>();
@@ -148,13 +176,22 @@ export class VerifyPool {
   }
 
   #start(): Worker {
+    let worker: Worker;
+    try {
+      worker = moduleWorker(THREAD_MODULE, { workerData: { handle: this.#handle, stop: this.#stop } });
+    } catch (e) {
+      throw err('EDBX_ERR_INTERNAL', {
+        reason: `could not start a verification worker: ${(e as Error).message}`,
+      });
+    }
     this.#workers++;
-    const worker = moduleWorker(THREAD_MODULE, { workerData: { handle: this.#handle, stop: this.#stop } });
     this.#alive.add(worker);
     worker.on('message', (m: TaskAnswer) => this.#answer.get(worker)?.resolve(m));
     const lost = (reason: string) => {
       if (!this.#alive.delete(worker)) return;
       this.#workers--;
+      clearTimeout(this.#idleTimers.get(worker));
+      this.#idleTimers.delete(worker);
       const i = this.#idle.indexOf(worker);
       if (i >= 0) this.#idle.splice(i, 1);
       this.#answer.get(worker)?.reject(err('EDBX_ERR_INTERNAL', { reason: `verification worker ${reason}` }));
