@@ -8,7 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import fc from 'fast-check';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { type EventDbxError, isEventDbxError } from '../src/core/errors.js';
+import type { EventDbxError } from '../src/core/errors.js';
 import { type Schema, checkAppend, compileSchema, newSchema } from '../src/core/schema.js';
 import { MemoryEngine } from '../src/storage/memory/memory-engine.js';
 import { RocksDbEngine } from '../src/storage/rocksdb/rocksdb-engine.js';

@@ -4,14 +4,12 @@
  * aggregate's meta and state, and the ledger entry pointing at it. The ledger check recomputes the
  * store-wide tree from the ledger entries and matches it against the stored ledger and event counts.
  */
-import { type Payload, foldState, samePayload } from '../core/event.js';
+import { err } from '../core/errors.js';
 import { type Frontier, appendLeaf, emptyFrontier, frontierRoot } from '../core/merkle/index.js';
 import type { Space } from '../storage/engine.js';
 import { prefixEnd } from '../storage/engine.js';
-import { openJson } from './codec.js';
 import * as K from './keys.js';
 import type { EventStore } from './store.js';
-import { err } from '../core/errors.js';
 import type { AggregateMeta, AggregateSummary, LedgerReport, VerifyReport } from './types.js';
 import {
   type Segment,

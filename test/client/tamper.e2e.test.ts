@@ -15,7 +15,6 @@ import {
   type EventRecord,
   type TreeHead,
 } from '../../src/client/index.js';
-import type { EventRecord as StoredRecord } from '../../src/core/event.js';
 import { appendLeaf, emptyFrontier, encodeFrontier } from '../../src/core/merkle/index.js';
 import { type WriteOp, createEngine, prefixEnd } from '../../src/storage/index.js';
 import { openJson, sealJson } from '../../src/store/codec.js';

@@ -5,7 +5,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { expectCode } from '../helpers/expect.js';
-import { EventDbxError, type ErrorCode } from '../../src/core/errors.js';
 import {
   prefixEnd,
   type RangeOptions,

@@ -4,7 +4,6 @@
  */
 import fc from 'fast-check';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { type EventDbxError, isEventDbxError } from '../../src/core/errors.js';
 import { leafDataOf } from '../../src/core/event.js';
 import { leafHash, verifyConsistency, verifyInclusion } from '../../src/core/merkle/index.js';
 import type { StorageEngine } from '../../src/storage/engine.js';
