@@ -1,6 +1,7 @@
 /**
  * Verification worker threads (verify-thread.ts), attached to the store's open database. Started on
- * first use, at most `size` of them, each verifying one task (a list of segments) at a time; idle
+ * first use, at most `size` of them, each verifying one task (a segment, or a group of whole
+ * aggregates) at a time; idle
  * workers do not keep the process alive. `close()` tells busy workers to stop between chunks, waits for
  * their answers (their scans are closed by then), then terminates every worker: the store closes the
  * database only after that.
@@ -15,14 +16,11 @@ import {
   type Outcome,
   type TaskAnswer,
   type TaskMessage,
+  fromWireFailure,
   fromWireOutcome,
-  toWireSegment,
 } from './verify-wire.js';
 
-const THREAD_MODULE = new URL(
-  `./verify-thread.${import.meta.url.endsWith('.ts') ? 'ts' : 'js'}`,
-  import.meta.url,
-);
+const outOfTurn = () => err('EDBX_ERR_INTERNAL', { reason: 'verification worker answered out of turn' });
 
 /** Idle workers are stopped after this long. */
 const IDLE_MS = 30_000;
@@ -44,6 +42,8 @@ export class VerifyPool {
   readonly #stop = new Int32Array(new SharedArrayBuffer(4));
   readonly #idleTimers = new Map<Worker, NodeJS.Timeout>();
   readonly #idleMs: number;
+  /** Workers started and not yet lost (failed, exited or stopped). */
+  readonly #alive = new WeakSet<Worker>();
   #workers = 0;
   #task = 0;
   #closed = false;
@@ -75,18 +75,11 @@ export class VerifyPool {
     return this.#size;
   }
 
-  /** Verify `segments` in order on one worker; one outcome per segment. */
-  async run(segments: readonly Segment[], codec: SharedCodec): Promise<Outcome[]> {
-    const answer = await this.#track({
-      kind: 'segments',
-      task: ++this.#task,
-      codec,
-      segments: segments.map(toWireSegment),
-    });
-    if ('failure' in answer) return segments.map(() => fromWireOutcome(answer.failure));
-    if (!('outcomes' in answer))
-      throw err('EDBX_ERR_INTERNAL', { reason: 'verification worker answered out of turn' });
-    return answer.outcomes.map(fromWireOutcome);
+  /** Verify one segment on a worker. */
+  async run(segment: Segment, codec: SharedCodec): Promise<Outcome> {
+    const answer = await this.#track({ kind: 'segment', task: ++this.#task, codec, segment });
+    if ('outcome' in answer) return fromWireOutcome(answer.outcome);
+    throw 'failure' in answer ? fromWireFailure(answer.failure) : outOfTurn();
   }
 
   /** Verify whole aggregates (metas read by the worker) on one worker; one report each, in order. */
@@ -95,13 +88,8 @@ export class VerifyPool {
     codec: SharedCodec,
   ): Promise<VerifyReport[]> {
     const answer = await this.#track({ kind: 'aggregates', task: ++this.#task, codec, aggregates });
-    if ('failure' in answer) {
-      const o = fromWireOutcome(answer.failure);
-      throw o.ok ? err('EDBX_ERR_INTERNAL', { reason: 'verification worker failed' }) : o.failure;
-    }
-    if (!('reports' in answer))
-      throw err('EDBX_ERR_INTERNAL', { reason: 'verification worker answered out of turn' });
-    return answer.reports;
+    if ('reports' in answer) return answer.reports;
+    throw 'failure' in answer ? fromWireFailure(answer.failure) : outOfTurn();
   }
 
   /** Send a task; close() waits for every tracked task to settle. */
@@ -152,7 +140,7 @@ export class VerifyPool {
   }
 
   #release(worker: Worker): void {
-    if (!this.#isAlive(worker)) return;
+    if (!this.#alive.has(worker)) return;
     const next = this.#waiting.shift();
     if (next) return next.resolve(worker);
     worker.unref();
@@ -169,16 +157,12 @@ export class VerifyPool {
     this.#idleTimers.set(worker, timer);
   }
 
-  readonly #alive = new WeakSet<Worker>();
-
-  #isAlive(worker: Worker): boolean {
-    return this.#alive.has(worker);
-  }
-
   #start(): Worker {
     let worker: Worker;
     try {
-      worker = moduleWorker(THREAD_MODULE, { workerData: { handle: this.#handle, stop: this.#stop } });
+      worker = moduleWorker(import.meta.url, 'verify-thread', {
+        workerData: { handle: this.#handle, stop: this.#stop },
+      });
     } catch (e) {
       throw err('EDBX_ERR_INTERNAL', {
         reason: `could not start a verification worker: ${(e as Error).message}`,

@@ -65,6 +65,13 @@ export interface SegmentSource {
   readonly stopping?: () => boolean;
 }
 
+/** `verifySegment`, its result or failure as an Outcome (never rejects). */
+export const segmentOutcome = (source: SegmentSource, segment: Segment): Promise<Outcome> =>
+  verifySegment(source, segment).then(
+    (result) => ({ ok: true, result }) as const,
+    (failure: unknown) => ({ ok: false, failure }) as const,
+  );
+
 /** Verify one segment. Throws `Bad` for the first integrity problem, `Stopped` when told to stop. */
 export async function verifySegment(source: SegmentSource, segment: Segment): Promise<SegmentResult> {
   const { engine, codec } = source;
@@ -239,11 +246,7 @@ export async function verifyWhole(source: SegmentSource, type: string, id: strin
     return { ...notFound(type, id), reason: isEventDbxError(e) ? e.message : 'undecodable aggregate meta' };
   }
   const segment = wholeOf(meta);
-  const outcome: Outcome = await verifySegment(source, segment).then(
-    (result) => ({ ok: true, result }) as const,
-    (failure: unknown) => ({ ok: false, failure }) as const,
-  );
-  return conclude(source, meta, [segment], [outcome]);
+  return conclude(source, meta, [segment], [await segmentOutcome(source, segment)]);
 }
 
 const sameFrontier = (a: Frontier, b: Frontier): boolean =>

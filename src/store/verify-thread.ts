@@ -6,12 +6,12 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { RocksDbEngine } from '../storage/rocksdb/rocksdb-engine.js';
 import { codecFromShared } from './codec.js';
 import type { VerifyReport } from './types.js';
-import { verifySegment, verifyWhole } from './verify-segment.js';
+import { segmentOutcome, verifyWhole } from './verify-segment.js';
 import {
   type TaskAnswer,
   type TaskMessage,
-  type WireOutcome,
   fromWireSegment,
+  toWireFailure,
   toWireOutcome,
 } from './verify-wire.js';
 
@@ -32,22 +32,13 @@ async function answer(message: TaskMessage): Promise<TaskAnswer> {
   try {
     await opening;
     const source = { engine, codec: codecFromShared(message.codec), stopping };
-    if (message.kind === 'aggregates') {
-      const reports: VerifyReport[] = [];
-      for (const [type, id] of message.aggregates) reports.push(await verifyWhole(source, type, id));
-      return { reports };
+    if (message.kind === 'segment') {
+      return { outcome: toWireOutcome(await segmentOutcome(source, fromWireSegment(message.segment))) };
     }
-    const outcomes: WireOutcome[] = [];
-    for (const wire of message.segments) {
-      outcomes.push(
-        await verifySegment(source, fromWireSegment(wire)).then(
-          (result) => toWireOutcome({ ok: true, result }),
-          (failure: unknown) => toWireOutcome({ ok: false, failure }),
-        ),
-      );
-    }
-    return { outcomes };
+    const reports: VerifyReport[] = [];
+    for (const [type, id] of message.aggregates) reports.push(await verifyWhole(source, type, id));
+    return { reports };
   } catch (failure) {
-    return { failure: toWireOutcome({ ok: false, failure }) };
+    return { failure: toWireFailure(failure) };
   }
 }

@@ -25,13 +25,13 @@ export interface WireSegment {
   readonly to: number | undefined;
 }
 
-/** Verify segments (their outcomes come back), or whole aggregates by type and id (reports come back). */
+/** Verify a segment (its outcome comes back), or whole aggregates by type and id (reports come back). */
 export type TaskMessage =
   | {
-      readonly kind: 'segments';
+      readonly kind: 'segment';
       readonly task: number;
       readonly codec: SharedCodec;
-      readonly segments: readonly WireSegment[];
+      readonly segment: WireSegment;
     }
   | {
       readonly kind: 'aggregates';
@@ -41,19 +41,19 @@ export type TaskMessage =
     };
 
 export type TaskAnswer =
-  | { readonly outcomes: WireOutcome[] }
+  | { readonly outcome: WireOutcome }
   | { readonly reports: VerifyReport[] }
-  | { readonly failure: WireOutcome };
+  | { readonly failure: WireFailure };
 
-export type WireOutcome =
-  | { readonly ok: true; readonly state: Payload; readonly frontier: WireFrontier }
+type WireFailure =
   | { readonly ok: false; readonly bad: number; readonly reason: string }
   | { readonly ok: false; readonly code: ErrorCode; readonly params: Record<string, unknown> };
 
+export type WireOutcome =
+  { readonly ok: true; readonly state: Payload; readonly frontier: WireFrontier } | WireFailure;
+
 const toBuffer = (u: Uint8Array): Buffer => Buffer.from(u.buffer, u.byteOffset, u.byteLength);
 const fromWireFrontier = (f: WireFrontier): Frontier => ({ size: f.size, nodes: f.nodes.map(toBuffer) });
-
-export const toWireSegment = (s: Segment): WireSegment => s;
 
 export const fromWireSegment = (s: WireSegment): Segment => ({
   ...s,
@@ -62,7 +62,10 @@ export const fromWireSegment = (s: WireSegment): Segment => ({
 
 export function toWireOutcome(o: Outcome): WireOutcome {
   if (o.ok) return { ok: true, state: o.result.state, frontier: o.result.frontier };
-  const f = o.failure;
+  return toWireFailure(o.failure);
+}
+
+export function toWireFailure(f: unknown): WireFailure {
   if (f instanceof Bad) return { ok: false, bad: f.version, reason: f.message };
   const e = f instanceof Stopped ? err('EDBX_ERR_STORE_NOT_OPEN') : toEventDbxError(f);
   // Plain data only: anything else in the params would fail to cross the thread boundary.
@@ -71,6 +74,9 @@ export function toWireOutcome(o: Outcome): WireOutcome {
 
 export function fromWireOutcome(w: WireOutcome): Outcome {
   if (w.ok) return { ok: true, result: { state: w.state, frontier: fromWireFrontier(w.frontier) } };
-  if ('bad' in w) return { ok: false, failure: new Bad(w.bad, w.reason) };
-  return { ok: false, failure: err(w.code, w.params) };
+  return { ok: false, failure: fromWireFailure(w) };
 }
+
+/** The failure as it was thrown: `Bad` for integrity problems, else the coded error. */
+export const fromWireFailure = (w: WireFailure): Error =>
+  'bad' in w ? new Bad(w.bad, w.reason) : err(w.code, w.params);

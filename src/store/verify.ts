@@ -4,7 +4,6 @@
  * aggregate's meta and state, and the ledger entry pointing at it. The ledger check recomputes the
  * store-wide tree from the ledger entries and matches it against the stored ledger and event counts.
  */
-import { err } from '../core/errors.js';
 import { type Frontier, appendLeaf, emptyFrontier, frontierRoot } from '../core/merkle/index.js';
 import type { Space } from '../storage/engine.js';
 import { prefixEnd } from '../storage/engine.js';
@@ -17,7 +16,7 @@ import {
   conclude,
   notFound,
   sameNodes,
-  verifySegment,
+  segmentOutcome,
   wholeOf,
 } from './verify-segment.js';
 import type { Outcome } from './verify-wire.js';
@@ -32,10 +31,12 @@ export async function verifyAggregate(store: EventStore, type: string, id: strin
   return conclude(sourceOf(store), live.meta, plan.segments, await runSegments(store, plan));
 }
 
+type Workers = NonNullable<ReturnType<EventStore['verifyWorkers']>>;
+
 interface Plan {
   readonly segments: readonly Segment[];
-  /** Whether the segments go to the worker threads (a long aggregate) or are verified here. */
-  readonly threaded: boolean;
+  /** The worker threads the segments go to (a long aggregate); undefined: verified on this thread. */
+  readonly workers: Workers | undefined;
 }
 
 /**
@@ -47,33 +48,20 @@ async function planSegments(store: EventStore, meta: AggregateMeta): Promise<Pla
   const whole = [wholeOf(meta)];
   const { type, id, space } = whole[0] as Segment;
   const workers = store.verifyWorkers();
-  if (!workers || meta.version < workers.segmentEvents) return { segments: whole, threaded: false };
+  if (!workers || meta.version < workers.segmentEvents) return { segments: whole, workers: undefined };
   const count = Math.min(workers.pool.size, Math.floor(meta.version / workers.segmentEvents));
   const cuts = Array.from({ length: count - 1 }, (_, i) => Math.round(((i + 1) * meta.version) / count));
   const frontiers = await Promise.all(cuts.map((size) => storedFrontier(store, space, type, id, size)));
-  if (frontiers.some((f) => f === undefined)) return { segments: whole, threaded: true };
+  if (frontiers.some((f) => f === undefined)) return { segments: whole, workers };
   const starts = [emptyFrontier, ...(frontiers as Frontier[])];
-  return {
-    segments: starts.map((frontier, i) => ({ type, id, space, frontier, to: cuts[i] })),
-    threaded: true,
-  };
+  return { segments: starts.map((frontier, i) => ({ type, id, space, frontier, to: cuts[i] })), workers };
 }
 
-async function runSegments(store: EventStore, plan: Plan): Promise<Outcome[]> {
-  const workers = store.verifyWorkers();
-  if (workers && plan.threaded) {
-    return (await Promise.all(plan.segments.map((s) => workers.pool.run([s], workers.codec)))).flat();
-  }
+async function runSegments(store: EventStore, { segments, workers }: Plan): Promise<Outcome[]> {
+  if (workers) return Promise.all(segments.map((s) => workers.pool.run(s, workers.codec)));
   const source = sourceOf(store);
   const outcomes: Outcome[] = [];
-  for (const s of plan.segments) {
-    outcomes.push(
-      await verifySegment(source, s).then(
-        (result) => ({ ok: true, result }) as const,
-        (failure: unknown) => ({ ok: false, failure }) as const,
-      ),
-    );
-  }
+  for (const s of segments) outcomes.push(await segmentOutcome(source, s));
   return outcomes;
 }
 
@@ -187,18 +175,24 @@ export async function verifyAll(
   const inflight = new Set<Promise<void>>();
   let group: AggregateSummary[] = [];
   let groupEvents = 0;
-  const dispatch = async () => {
+  const dispatch = async ({ pool, codec }: Workers) => {
     const metas = group;
     group = [];
     groupEvents = 0;
-    const task = verifyGroup(store, metas).then(finished);
+    // The workers read the metas too.
+    const task = pool
+      .verifyAggregates(
+        metas.map((a) => [a.aggregate_type, a.aggregate_id] as const),
+        codec,
+      )
+      .then(finished);
     inflight.add(task);
     void task.then(
       () => inflight.delete(task),
       () => undefined,
     );
     // A few groups in flight keep every worker busy while bounding what is held in memory.
-    if (inflight.size >= 2 * (workers?.pool.size ?? 1)) await Promise.race(inflight);
+    if (inflight.size >= 2 * pool.size) await Promise.race(inflight);
   };
   for (let after: string | undefined; ;) {
     const page = await store.list({ includeSystem: true, take: LIST_PAGE, ...(after ? { after } : {}) });
@@ -211,13 +205,13 @@ export async function verifyAll(
       }
       group.push(a);
       groupEvents += a.version;
-      if (groupEvents >= workers.segmentEvents) await dispatch();
+      if (groupEvents >= workers.segmentEvents) await dispatch(workers);
     }
     const last = page.at(-1);
     if (!last || page.length < LIST_PAGE) break;
     after = `${last.aggregate_type}/${last.aggregate_id}`;
   }
-  if (group.length > 0) await dispatch();
+  if (workers && group.length > 0) await dispatch(workers);
   await Promise.all(inflight);
   // Groups finish out of order: list failures in aggregate (key) order.
   const key = (r: VerifyReport) => K.metaKey(r.aggregate_type, r.aggregate_id);
@@ -228,16 +222,3 @@ export async function verifyAll(
 
 /** Aggregates listed per read by verifyAll. */
 const LIST_PAGE = 1000;
-
-/** Verify short aggregates on one worker, each whole (the worker reads their metas too). */
-async function verifyGroup(
-  store: EventStore,
-  summaries: readonly AggregateSummary[],
-): Promise<VerifyReport[]> {
-  const workers = store.verifyWorkers();
-  if (!workers) throw err('EDBX_ERR_STORE_NOT_OPEN');
-  return workers.pool.verifyAggregates(
-    summaries.map((a) => [a.aggregate_type, a.aggregate_id] as const),
-    workers.codec,
-  );
-}
