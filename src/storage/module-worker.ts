@@ -10,14 +10,22 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { Worker, type WorkerOptions } from 'node:worker_threads';
 
-/** A worker running the module at `url` (a sibling module's URL, from `new URL(…, import.meta.url)`). */
-export function moduleWorker(url: URL, options: WorkerOptions = {}): Worker {
-  if (!url.pathname.endsWith('.ts')) return fileWorker(url, options);
+/**
+ * A worker running the module `name` beside the caller's module `from` (its `import.meta.url`): the
+ * `.ts` source beside a source, the `.js` file beside a built file.
+ *
+ * @example
+ * const worker = moduleWorker(import.meta.url, 'verify-thread', { workerData });
+ */
+export function moduleWorker(from: string, name: string, options: WorkerOptions = {}): Worker {
+  const source = from.endsWith('.ts');
+  const url = new URL(`./${name}.${source ? 'ts' : 'js'}`, from);
+  if (!source) return fileWorker(url, options);
   // Only dynamic imports: under `--input-type=module` the source is a module, otherwise a script.
-  const source =
+  const bootstrap =
     `import(${JSON.stringify(tsxApi())})` +
     `.then(({ register }) => { register(); return import(${JSON.stringify(url.href)}); })`;
-  return new Worker(source, { ...options, eval: true });
+  return new Worker(bootstrap, { ...options, eval: true });
 }
 
 /**

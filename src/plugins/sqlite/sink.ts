@@ -18,8 +18,6 @@ import {
 } from '../types.js';
 import type { SqliteAnswer, SqliteRequest } from './thread.js';
 
-const THREAD_MODULE = new URL(`./thread.${import.meta.url.endsWith('.ts') ? 'ts' : 'js'}`, import.meta.url);
-
 interface Pending {
   readonly resolve: () => void;
   readonly reject: (e: unknown) => void;
@@ -63,7 +61,7 @@ export class SqliteSink implements Sink {
   }
 
   #start(): Worker {
-    const thread = moduleWorker(THREAD_MODULE, { workerData: { file: this.settings.path } });
+    const thread = moduleWorker(import.meta.url, 'thread', { workerData: { file: this.settings.path } });
     // Idle, the thread does not keep the process alive.
     thread.unref();
     thread.on('message', (a: SqliteAnswer) => {

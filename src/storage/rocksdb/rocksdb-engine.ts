@@ -146,39 +146,25 @@ export class RocksDbEngine extends StorageEngine {
   }
 
   protected async _open(): Promise<void> {
-    if (this.#attachedTo !== undefined) return this.#openAttached(this.#attachedTo);
+    const attached = this.#attachedTo;
     // Default both encodings to 'buffer': abstract-level would otherwise utf8-transcode keys and
-    // values (0xff becomes U+FFFD) wherever an encoding is not passed per call.
-    const db = new RocksLevel(this.location, { keyEncoding: 'buffer', valueEncoding: 'buffer' });
-    try {
-      await db.open(openOptions(this.#cacheSize));
-    } catch (e) {
-      throw openError(e, this.location);
-    }
-    const { default: main, archive } = db.columns;
-    if (main === undefined || archive === undefined) {
-      await db.close();
-      throw err('EDBX_ERR_STORE_IO', { reason: `${this.location}: column families missing after open` });
-    }
-    this.#db = db;
-    this.#columns = { main, archive };
-  }
-
-  async #openAttached(handle: bigint): Promise<void> {
-    // The binding takes the handle where it takes a location; opening an open database only answers
-    // its column handles. Typed as a location: the binding's typings know no other form.
-    const db = new RocksLevel(handle as unknown as string, {
+    // values (0xff becomes U+FFFD) wherever an encoding is not passed per call. The binding takes a
+    // shared handle where it takes a location (its typings know only the location); opening an open
+    // database only answers its column handles.
+    const db = new RocksLevel(attached === undefined ? this.location : (attached as unknown as string), {
       keyEncoding: 'buffer',
       valueEncoding: 'buffer',
     });
     try {
-      await db.open({ createIfMissing: false });
+      await db.open(attached === undefined ? openOptions(this.#cacheSize) : { createIfMissing: false });
     } catch (e) {
-      throw ioError(e);
+      throw attached === undefined ? openError(e, this.location) : ioError(e);
     }
     const { default: main, archive } = db.columns;
     if (main === undefined || archive === undefined) {
-      throw err('EDBX_ERR_STORE_IO', { reason: 'column families missing on the shared database' });
+      // Never close a shared database: its owner does.
+      if (attached === undefined) await db.close();
+      throw err('EDBX_ERR_STORE_IO', { reason: `${this.location}: column families missing after open` });
     }
     this.#db = db;
     this.#columns = { main, archive };

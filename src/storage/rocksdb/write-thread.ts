@@ -59,12 +59,6 @@ export function unpackOps(buf: Buffer): WriteOp[] {
   return ops;
 }
 
-/** The worker's module (write-worker.ts): the compiled file, or the TypeScript source under test. */
-const WORKER_MODULE = new URL(
-  `./write-worker.${import.meta.url.endsWith('.ts') ? 'ts' : 'js'}`,
-  import.meta.url,
-);
-
 interface Pending {
   readonly resolve: () => void;
   readonly reject: (e: unknown) => void;
@@ -88,7 +82,7 @@ export class WriteThread {
   #failure: Error | undefined;
 
   constructor(handle: bigint) {
-    this.#worker = moduleWorker(WORKER_MODULE, { workerData: { handle } });
+    this.#worker = moduleWorker(import.meta.url, 'write-worker', { workerData: { handle } });
     // Only writes in flight keep the process alive.
     this.#worker.unref();
     this.#ready = new Promise((resolve, reject) => {

@@ -15,11 +15,9 @@ const reason = (e: unknown): string => {
   return String(x?.cause?.message ?? x?.message ?? e);
 };
 
-let writer: NativeBatchWriter;
-let columns: ReturnType<NativeBatchWriter['columns']>;
 try {
-  writer = new NativeBatchWriter((workerData as { handle: bigint }).handle);
-  columns = writer.columns();
+  const writer = new NativeBatchWriter((workerData as { handle: bigint }).handle);
+  const columns = writer.columns();
   port.postMessage({ ready: true });
   port.on('message', ({ id, buf, sync }: { id: number; buf: ArrayBuffer; sync: boolean }) => {
     try {
