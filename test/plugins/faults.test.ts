@@ -247,6 +247,40 @@ describe('PostgreSQL and SQLite with mapped types', () => {
     expect((await statusOf(store, 'postgres')).dead_letters).toBe(0);
   });
 
+  it('PostgreSQL stopped again and again while transactions are open: the process survives, rows catch up', async () => {
+    const url = await server.createDatabase();
+    host = await startHost(store);
+    await configurePlugin(
+      store,
+      'postgres',
+      { connection: url, ...FAST, backoff_max_ms: 100, max_attempts: 1000 },
+      jane,
+    );
+    let writing = true;
+    const writers = Array.from({ length: 8 }, async (_, w) => {
+      for (let n = 0; writing; n++) await store.append(ev(`p-${w}-${n % 20}`, { n: String(n) }), jane);
+    });
+    // A fast shutdown terminates backends that are inside the sink's transactions. Before the fix, the
+    // checked-out connection emitted an unhandled 'error' and the process ended (every cycle, here).
+    for (let cycle = 0; cycle < 3; cycle++) {
+      await waitFor('deliveries', async () => (await statusOf(store, 'postgres')).delivered > 0 || undefined);
+      await new Promise((r) => setTimeout(r, 300));
+      await server.stop();
+      await server.start();
+    }
+    writing = false;
+    await Promise.all(writers);
+    await caughtUp(store, 'postgres');
+    const rows = await query(url, 'SELECT id, version, n FROM patient ORDER BY id');
+    const expected = [];
+    for (const a of await store.list({ type: 'patient' })) {
+      const v = await store.aggregate('patient', a.aggregate_id);
+      expected.push({ id: a.aggregate_id, version: String(v.version), n: v.state.n });
+    }
+    expect(rows).toEqual(expected.sort((x, y) => x.id.localeCompare(y.id)));
+    expect((await statusOf(store, 'postgres')).dead_letters).toBe(0);
+  });
+
   it('casts values to the mapped column types and dead-letters a value that cannot be cast, naming it', async () => {
     const url = await server.createDatabase();
     const dir = await mkdtemp(path.join(os.tmpdir(), 'edbx-sqlite-'));

@@ -75,6 +75,11 @@ export class PostgresSink implements Sink {
 
   async #write(rows: readonly SqlRow[]): Promise<void> {
     const client = await (await this.#getPool()).connect();
+    // The pool only listens for errors on idle connections. A connection cut while checked out (the
+    // server shutting down, an administrator terminating the backend) emits 'error' on the client, which
+    // would otherwise be unhandled and end the process; the query in flight fails with it anyway.
+    const ignore = (): void => undefined;
+    client.on('error', ignore);
     let healthy = true;
     try {
       await client.query('BEGIN');
@@ -98,6 +103,7 @@ export class PostgresSink implements Sink {
       throw e;
     } finally {
       // A connection that failed below SQL (network, server shutdown) is discarded, not reused.
+      client.off('error', ignore);
       client.release(!healthy);
     }
   }
