@@ -231,6 +231,21 @@ describe('event stream', () => {
     expect(await sub.done).toMatchObject({ code: 'EDBX_ERR_TOKEN_REVOKED', status: 401 });
   });
 
+  it('sends nothing committed after the revoke, even before the next heartbeat', async () => {
+    const t = await token();
+    const sub = collect(new EventDbxClient({ url: server.url, token: t }).subscribe({ ...fast }));
+    await until(async () => (await subscribers()) >= 1, 'the subscription');
+    const before = await db.append('revoked', 'r-1', { event_type: 'seen', payload: { n: '1' } });
+    await until(() => sub.events.some((e) => e.position === before.position), 'the first event');
+    // The revoke and the next append land within a few milliseconds, well inside a heartbeat (200 ms).
+    await db.revokeToken(t);
+    await db.append('revoked', 'r-1', { event_type: 'secret', payload: { n: '2' } });
+    expect(await sub.done).toMatchObject({ code: 'EDBX_ERR_TOKEN_REVOKED' });
+    expect(sub.events.filter((e) => e.aggregate_type === 'revoked').map((e) => e.event_type)).toEqual([
+      'seen',
+    ]);
+  });
+
   it('forgets a client that disconnects, and ends when the consumer breaks out', async () => {
     await until(async () => (await subscribers()) === 0, 'no subscribers');
     const ctl = new AbortController();

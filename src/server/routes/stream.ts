@@ -8,8 +8,9 @@
  * reader loses only the buffer and catches up from the log again.
  *
  * Event ids are positions, so `Last-Event-ID` resumes. The token's read scopes apply per event;
- * system aggregates ('$…') are never streamed. Heartbeats are comment lines; they also re-check the
- * token (a revoked or expired token ends the stream) and carry the resume point past filtered events.
+ * system aggregates ('$…') are never streamed. The token is re-checked before every write and at every
+ * heartbeat (a revoked or expired token ends the stream before anything more is sent). Heartbeats are
+ * comment lines; they carry the resume point past filtered events.
  */
 import type { ServerResponse } from 'node:http';
 import type { FastifyInstance } from 'fastify';
@@ -183,6 +184,9 @@ class StreamConnection {
           this.#pending = [];
           this.#head = 0;
         }
+        // The token is checked again before anything is sent: a revoke or an expiry ends the stream
+        // before the next event, not at the next heartbeat.
+        if (out && !this.#stillAuthorized()) return;
         if (out && !this.res.write(out)) await this.#drained();
       }
     } catch (e) {
@@ -204,17 +208,22 @@ class StreamConnection {
     });
   }
 
-  #beat(): void {
-    if (this.#closed) return;
+  /** Re-checks the token (revoked, expired, removed); on failure ends the stream and returns false. */
+  #stillAuthorized(): boolean {
     try {
       const current = this.store.tokens.get(this.#token.hash);
       if (!current) throw err('EDBX_ERR_TOKEN_UNKNOWN');
       authorize(current, this.store.env.now(), { write: false });
       this.#token = current;
+      return true;
     } catch (e) {
       this.#fail(toEventDbxError(e));
-      return;
+      return false;
     }
+  }
+
+  #beat(): void {
+    if (this.#closed || !this.#stillAuthorized()) return;
     // Filtered-out positions went by: move the client's resume point past them. (Between awaits of
     // the pump, every position below `next` has been written.)
     const passed = this.#next - 1;
