@@ -13,6 +13,8 @@ import { repairTail } from '../../src/plugins/files.js';
 import { DEFAULT_TEMPLATE, renderTemplate } from '../../src/plugins/log/sink.js';
 import { buildDelivery, buildSettings, maskSecrets } from '../../src/plugins/settings.js';
 import { castValue, parseDataType, postgresType, sqliteType } from '../../src/plugins/sql/datatypes.js';
+import { typeResolver } from '../../src/plugins/sql/rows.js';
+import type { Mappings } from '../../src/plugins/types.js';
 import type { EventRecord } from '../../src/core/event.js';
 
 function code(fn: () => unknown): string {
@@ -143,6 +145,23 @@ describe('plugin map datatypes', () => {
         expect(castValue(parseDataType('integer'), String(n))).toEqual({ ok: true, value: n });
       }),
     );
+  });
+});
+
+describe('column type lookup', () => {
+  it('maps names that are also Object properties (constructor, toString, __proto__) like any other: TEXT unless mapped', () => {
+    const typeOf = typeResolver(
+      { base: { constructor: { toString: 'integer' } }, postgres: {}, sqlite: {} } as unknown as Mappings,
+      'sqlite',
+    );
+    for (const [type, field] of [
+      ['patient', 'constructor'],
+      ['constructor', 'name'],
+      ['patient', '__proto__'],
+      ['hasOwnProperty', 'valueOf'],
+    ])
+      expect(typeOf(type!, field!)).toEqual(parseDataType('text'));
+    expect(typeOf('constructor', 'toString')).toEqual(parseDataType('integer'));
   });
 });
 

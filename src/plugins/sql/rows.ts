@@ -44,7 +44,11 @@ export const rowParams = (r: SqlRow, value: (f: SqlField) => unknown = (f) => f.
 /** Column types for one SQL plugin: its own overrides, then the base mapping, then TEXT. */
 export function typeResolver(mappings: Mappings, plugin: 'postgres' | 'sqlite'): TypeOf {
   const cache = new Map<string, DataType>();
-  const lookup = (m: TypeMap, type: string, field: string) => m[type]?.[field];
+  // Own properties only: a field or aggregate type named `constructor` must not find Object's.
+  const lookup = (m: TypeMap, type: string, field: string): string | undefined => {
+    const fields = Object.hasOwn(m, type) ? m[type] : undefined;
+    return fields && Object.hasOwn(fields, field) ? fields[field] : undefined;
+  };
   return (type, field) => {
     const key = `${type}\u0000${field}`;
     let t = cache.get(key);
