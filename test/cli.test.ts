@@ -152,6 +152,17 @@ describe('CLI: aggregate and config commands on the data dir (no server)', () =>
         1,
         /--field.*EDBX_ERR_INVALID_ARGUMENT/,
       ],
+      // Before: silently dropped (`__proto__`) or the last one kept (a repeated field), and exit 0.
+      [
+        ['aggregate', 'apply', ...A, '--event', 'x', '--field', '__proto__=x'],
+        1,
+        /EDBX_ERR_INVALID_FIELD_NAME/,
+      ],
+      [
+        ['aggregate', 'apply', ...A, '--event', 'x', '--field', 'a=1', '--field', 'a=2'],
+        1,
+        /--field "a": given twice.*EDBX_ERR_INVALID_ARGUMENT/,
+      ],
       [
         ['aggregate', 'get', '--aggregate', 'patient', '--aggregate-id', 'nobody'],
         1,

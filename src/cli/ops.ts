@@ -36,7 +36,8 @@ const optNumber = (args: OpArgs, name: string, flag: string): number | undefined
 
 /** Parse repeated `--field KEY=VALUE` into a payload; the first '=' splits, values may contain '='. */
 export function parseFields(fields: readonly string[]): Record<string, string> {
-  const payload: Record<string, string> = {};
+  // A Map, then own properties: a key such as `__proto__` reaches validation instead of vanishing.
+  const payload = new Map<string, string>();
   for (const f of fields) {
     const eq = f.indexOf('=');
     if (eq <= 0) {
@@ -46,9 +47,17 @@ export function parseFields(fields: readonly string[]): Record<string, string> {
         reason: 'use KEY=VALUE (e.g. --field status=active)',
       });
     }
-    payload[f.slice(0, eq)] = f.slice(eq + 1);
+    const key = f.slice(0, eq);
+    if (payload.has(key)) {
+      throw err('EDBX_ERR_INVALID_ARGUMENT', {
+        name: '--field',
+        value: key,
+        reason: 'given twice: give each field once',
+      });
+    }
+    payload.set(key, f.slice(eq + 1));
   }
-  return payload;
+  return Object.fromEntries(payload);
 }
 
 /** An operation on one aggregate with an optional `--comment` (snapshot, archive, restore). */

@@ -13,7 +13,24 @@ interface ErrorSpec {
   readonly doc: string;
 }
 
-const s = (v: unknown): string => (typeof v === 'string' ? JSON.stringify(v) : String(v));
+/** Characters JSON leaves as they are but a terminal would act on or hide: DEL, C1, bidi, invisible. */
+const UNSEEN = /[\u007f-\u009f\u00ad\u200b-\u200f\u2028-\u202e\u2060-\u206f\ufeff]/g;
+const SHOWN = 80;
+
+/**
+ * A value as quoted in a message: strings JSON-quoted with every unseen character escaped, and long
+ * ones cut (a message stays one readable line, whatever was sent).
+ */
+const s = (v: unknown): string => {
+  if (typeof v !== 'string') return String(v);
+  const cut = v.length > SHOWN ? [...v] : undefined;
+  const text = cut && cut.length > SHOWN ? cut.slice(0, SHOWN - 20).join('') : v;
+  const quoted = JSON.stringify(text).replace(
+    UNSEEN,
+    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`,
+  );
+  return cut && cut.length > SHOWN ? `${quoted.slice(0, -1)}…" (${cut.length} characters)` : quoted;
+};
 
 export const ERRORS = {
   // --- input validation (400) ---
@@ -27,8 +44,8 @@ export const ERRORS = {
     status: 400,
     kind: 'user',
     message: (p) =>
-      `invalid aggregate id ${s(p.value)}: use 1-128 printable characters without control characters or '/'`,
-    doc: 'An aggregate id is empty, longer than 128 characters, or contains a control character or "/".',
+      `invalid aggregate id ${s(p.value)}: use 1-128 visible characters without control characters, '/' or spaces at either end (not '.' or '..')`,
+    doc: 'An aggregate id is empty, longer than 128 characters, contains a control or invisible character (zero-width, bidi control) or "/", starts or ends with a space, or is "." or "..".',
   },
   EDBX_ERR_INVALID_EVENT_TYPE: {
     status: 400,
@@ -40,8 +57,8 @@ export const ERRORS = {
     status: 400,
     kind: 'user',
     message: (p) =>
-      `invalid field name ${s(p.value)}: use 1-128 printable characters without control characters`,
-    doc: 'A payload field name is empty, too long or contains control characters.',
+      `invalid field name ${s(p.value)}: use 1-128 printable characters without control characters (not "__proto__")`,
+    doc: 'A payload field name is empty, too long, contains control characters, or is "__proto__" (which JavaScript consumers cannot hold as a plain field).',
   },
   EDBX_ERR_INVALID_FIELD_VALUE: {
     status: 400,

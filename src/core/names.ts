@@ -1,6 +1,7 @@
 /**
  * Names and branded primitives. Types and event types are lowercase `[a-z0-9_-]{1,64}`; aggregate ids
- * are 1-128 printable characters without control characters or '/', the separator of `type/id` keys.
+ * are 1-128 printable characters without control or invisible characters, '/' (the separator of
+ * `type/id` keys), or spaces at either end, and not '.' or '..'.
  */
 import { err } from './errors.js';
 
@@ -30,8 +31,22 @@ export function aggregateType(value: unknown): AggregateType {
   return value as AggregateType;
 }
 
+// Invisible and direction-changing characters (soft hyphen, zero-width, bidi controls, BOM): two ids
+// that look the same must be the same id.
+const INVISIBLE = /[\u00ad\u200b-\u200f\u2028-\u202e\u2060-\u206f\ufeff]/;
+
 export function aggregateId(value: unknown): AggregateId {
-  if (typeof value !== 'string' || value.length === 0 || longerThan(value, 128) || BAD_ID_CHAR.test(value)) {
+  if (
+    typeof value !== 'string' ||
+    value.length === 0 ||
+    longerThan(value, 128) ||
+    BAD_ID_CHAR.test(value) ||
+    INVISIBLE.test(value) ||
+    value.trim() !== value ||
+    // '.' and '..' are path steps in every URL: no HTTP client could address them.
+    value === '.' ||
+    value === '..'
+  ) {
     throw err('EDBX_ERR_INVALID_AGGREGATE_ID', { value });
   }
   return value as AggregateId;
@@ -44,7 +59,7 @@ export function eventType(value: unknown): EventType {
 
 /** Field names: 1-128 printable characters. */
 export function fieldName(value: string): string {
-  if (value.length === 0 || longerThan(value, 128) || BAD_TEXT_CHAR.test(value)) {
+  if (value.length === 0 || longerThan(value, 128) || BAD_TEXT_CHAR.test(value) || value === '__proto__') {
     throw err('EDBX_ERR_INVALID_FIELD_NAME', { value });
   }
   return value;

@@ -127,6 +127,7 @@ export function storeContract(name: string, factory: EngineFactory): void {
     });
 
     it('validates names with coded errors naming the bad value', async () => {
+      const code0 = 'EDBX_ERR_INVALID_AGGREGATE_ID';
       const cases: Array<[object, string, string]> = [
         [{ aggregate_type: 'Patient' }, 'EDBX_ERR_INVALID_AGGREGATE_TYPE', 'Patient'],
         [{ aggregate_type: 'a'.repeat(65) }, 'EDBX_ERR_INVALID_AGGREGATE_TYPE', 'aaa'],
@@ -140,6 +141,15 @@ export function storeContract(name: string, factory: EngineFactory): void {
         [{ payload: { ['f'.repeat(129)]: 'x' } }, 'EDBX_ERR_INVALID_FIELD_NAME', 'fff'],
         [{ event_type: 'Added!' }, 'EDBX_ERR_INVALID_EVENT_TYPE', 'Added!'],
         [{ aggregate_type: '$audit' }, 'EDBX_ERR_INVALID_AGGREGATE_TYPE', '$audit'],
+        // Ids no URL can address, and ids that look like another id.
+        [{ aggregate_id: '.' }, 'EDBX_ERR_INVALID_AGGREGATE_ID', '"."'],
+        [{ aggregate_id: '..' }, 'EDBX_ERR_INVALID_AGGREGATE_ID', '".."'],
+        [{ aggregate_id: ' p-1 ' }, 'EDBX_ERR_INVALID_AGGREGATE_ID', '" p-1 "'],
+        [{ aggregate_id: ' ' }, 'EDBX_ERR_INVALID_AGGREGATE_ID', '" "'],
+        [{ aggregate_id: 'p-\u200b1' }, 'EDBX_ERR_INVALID_AGGREGATE_ID', '"p-\\u200b1"'],
+        [{ aggregate_id: '\u202ep-1' }, 'EDBX_ERR_INVALID_AGGREGATE_ID', '"\\u202ep-1"'],
+        [{ aggregate_id: 'p\u007f1' }, 'EDBX_ERR_INVALID_AGGREGATE_ID', '"p\\u007f1"'],
+        [{ payload: JSON.parse('{"__proto__":"x"}') }, 'EDBX_ERR_INVALID_FIELD_NAME', '__proto__'],
       ];
       for (const [override, code, shown] of cases) {
         const error = await expectCode(
@@ -148,6 +158,10 @@ export function storeContract(name: string, factory: EngineFactory): void {
         );
         expect(error.message).toContain(shown);
       }
+      // However long the bad value, the message stays one short line.
+      const long = await expectCode(store.append(ev('/'.repeat(100_000), 'added', {}), jane), code0);
+      expect(long.message.length).toBeLessThan(300);
+      expect(long.message).toContain('(100000 characters)');
       const ok = await store.append(ev('ünï code id ✓', 'added', {}), jane);
       expect(ok.aggregate_id).toBe('ünï code id ✓');
       // 128 code points is the limit, however many UTF-16 units they take.
