@@ -145,6 +145,56 @@ describe('CLI: aggregate and config commands on the data dir (no server)', () =>
     expect(again.stderr).toMatch(/EDBX_ERR_EMPTY_TRANSACTION/);
   });
 
+  it('a bad event is refused when staged; a stage the store moved past is named at commit and can be discarded', async () => {
+    const stage = (id: string, ...extra: string[]) =>
+      p.cli([
+        'aggregate',
+        'apply',
+        '--stage',
+        '--aggregate',
+        'order',
+        '--aggregate-id',
+        id,
+        '--event',
+        'placed',
+        ...extra,
+      ]);
+    expect((await stage('o-3', '--expected-version', '0')).code).toBe(0);
+    // Staged after the first, the second cannot be at version 0: refused now, not at commit.
+    const second = await stage('o-3', '--expected-version', '0');
+    expect(second.code).toBe(1);
+    expect(second.stderr).toMatch(/EDBX_ERR_VERSION_CONFLICT/);
+    // The store moves past the staged event (o-3 now exists): commit names it and commits nothing.
+    expect(
+      (
+        await p.cli([
+          'aggregate',
+          'apply',
+          '--aggregate',
+          'order',
+          '--aggregate-id',
+          'o-3',
+          '--event',
+          'placed',
+        ])
+      ).code,
+    ).toBe(0);
+    const refused = await p.cli(['aggregate', 'commit']);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr.trim().split('\n')).toHaveLength(1);
+    expect(refused.stderr).toMatch(
+      /staged event #\d+ \(placed on order\/o-3\).*EDBX_ERR_VERSION_CONFLICT.*--discard.*EDBX_ERR_STAGED_EVENT_REFUSED/,
+    );
+    const discarded = await json(['aggregate', 'commit', '--discard']);
+    expect(
+      discarded.discarded.map((s: { request: { aggregate_id: string } }) => s.request.aggregate_id),
+    ).toEqual(['o-3']);
+    expect(
+      (await json(['aggregate', 'get', '--aggregate', 'order', '--aggregate-id', 'o-3'])).aggregate.version,
+    ).toBe(1);
+    expect((await p.cli(['aggregate', 'commit'])).stderr).toMatch(/EDBX_ERR_EMPTY_TRANSACTION/);
+  });
+
   it('bad input: one coded line on stderr, exit 1; usage errors exit 2', async () => {
     const cases: Array<[string[], number, RegExp]> = [
       [

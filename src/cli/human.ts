@@ -79,6 +79,18 @@ export const HUMAN: Record<string, Renderer> = {
   'aggregate.restore': (r) =>
     `restored ${(r.audit as EventRecord).payload.aggregate} (audit #${(r.audit as EventRecord).version})`,
   'aggregate.commit': (r) => {
+    if (r.discarded) {
+      const d = r.discarded as StagedEvent[];
+      return d.length === 0
+        ? 'nothing staged: nothing to discard'
+        : [
+            `discarded ${d.length} staged event(s), none appended:`,
+            ...d.map(
+              (s) =>
+                `  #${s.seq} ${s.request.event_type} on ${s.request.aggregate_type}/${s.request.aggregate_id}`,
+            ),
+          ].join('\n');
+    }
     const c = r.committed as EventRecord[];
     return [
       `committed ${c.length} event(s) atomically:`,

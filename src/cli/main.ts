@@ -94,7 +94,7 @@ const AGGREGATE_COMMANDS: CommandSpec[] = [
     name: 'commit',
     op: 'aggregate.commit',
     help: 'append all staged events atomically (all or none)',
-    flags: [],
+    flags: [{ flags: '--discard', help: 'drop every staged event instead, appending none' }],
   },
 ];
 

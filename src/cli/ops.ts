@@ -8,6 +8,7 @@ import { wholeNumber } from '../core/names.js';
 import {
   archiveAggregate,
   commitStaged,
+  discardStaged,
   restoreAggregate,
   stageEvent,
   takeSnapshot,
@@ -118,7 +119,8 @@ export const OPS: Record<string, Op> = {
   'aggregate.snapshot': commented('snapshot', takeSnapshot),
   'aggregate.archive': commented('audit', archiveAggregate),
   'aggregate.restore': commented('audit', restoreAggregate),
-  'aggregate.commit': async ({ store }) => ({ committed: await commitStaged(store) }),
+  'aggregate.commit': async ({ store }, a) =>
+    a.discard ? { discarded: await discardStaged(store) } : { committed: await commitStaged(store) },
 
   'token.generate': async ({ store }, a, ctx) => ({
     token: await createToken(

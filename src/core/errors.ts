@@ -117,6 +117,13 @@ export const ERRORS = {
     message: () => 'nothing to commit: the transaction holds no events',
     doc: 'An atomic append or `aggregate commit` was given no events.',
   },
+  EDBX_ERR_STAGED_EVENT_REFUSED: {
+    status: 409,
+    kind: 'user',
+    message: (p) =>
+      `staged event #${p.seq} (${p.event}) cannot be appended: ${p.reason} [${p.cause}]; fix the cause and commit again, or drop the stage with \`eventdbx aggregate commit --discard\``,
+    doc: 'A staged event is refused at commit (or when a later event is staged): nothing is committed and the stage is kept. The message names the staged event and the cause.',
+  },
   EDBX_ERR_USAGE: {
     status: 400,
     kind: 'usage',

@@ -2,13 +2,14 @@
  * Administrative writes: snapshots, archive/restore, staging and commit. Each runs as an exclusive
  * writer job, so it is atomic with its audit-log entry and never interleaves with appends.
  */
-import { err } from '../core/errors.js';
+import { err, toEventDbxError } from '../core/errors.js';
 import { type EventRecord, normalizePayload } from '../core/event.js';
 import { aggregateId, aggregateType, eventId, eventType, expectedVersion } from '../core/names.js';
 import { type Space, prefixEnd } from '../storage/engine.js';
 import { openJson, sealJson } from './codec.js';
 import * as K from './keys.js';
 import { AUDIT_ID, AUDIT_TYPE, type EventStore } from './store.js';
+import type { WriteTx } from './tx.js';
 import type { AggregateMeta, AppendRequest, SnapshotRecord, StagedEvent, WriteContext } from './types.js';
 
 const AUDIT: readonly [string, string] = [AUDIT_TYPE, AUDIT_ID];
@@ -123,7 +124,6 @@ export async function stageEvent(
   input: AppendRequest,
   ctx: WriteContext,
 ): Promise<StagedEvent> {
-  // Validate now so a bad event is refused when staged, not when the whole stage is committed.
   const req: AppendRequest = {
     aggregate_type: aggregateType(input.aggregate_type),
     aggregate_id: aggregateId(input.aggregate_id),
@@ -135,28 +135,55 @@ export async function stageEvent(
     ...(input.event_id === undefined ? {} : { event_id: eventId(input.event_id) }),
   };
   return store.exclusive([], async (tx) => {
-    const seq = (await lastStagedSeq(store)) + 1;
+    const stage = await listStaged(store);
     const staged: StagedEvent = {
-      seq,
+      seq: (stage.at(-1)?.seq ?? 0) + 1,
       request: req,
       issued_by: ctx.issuedBy,
       staged_at: store.env.now().toISOString(),
     };
-    tx.put(K.stagedKey(seq), sealJson(store.env.codec, staged));
+    // Validate now, as `commit` would (schemas, expected versions, idempotency, archived aggregates,
+    // after the events staged before it), so a bad event is refused when staged rather than blocking
+    // the whole stage at commit. The rehearsal's appends are rolled back.
+    const rollback = tx.savepoint();
+    try {
+      await rehearse(tx, stage, staged);
+    } finally {
+      rollback();
+    }
+    tx.put(K.stagedKey(staged.seq), sealJson(store.env.codec, staged));
     return staged;
   });
 }
 
-async function lastStagedSeq(store: EventStore): Promise<number> {
-  for await (const [k] of store.engine.range('main', {
-    gte: K.stagedPrefix(),
-    lt: prefixEnd(K.stagedPrefix()),
-    reverse: true,
-    limit: 1,
-  })) {
-    return K.readU64(k, 1);
-  }
-  return 0;
+/**
+ * Append staged events (and `extra`, whose refusal is reported as is) to a transaction. A staged event
+ * that is refused is named, with how to get past it.
+ */
+async function rehearse(
+  tx: WriteTx,
+  stage: readonly StagedEvent[],
+  extra?: StagedEvent,
+): Promise<EventRecord[]> {
+  const all = extra ? [...stage, extra] : stage;
+  await tx.fetch(
+    all.map((s) => [s.request.aggregate_type, s.request.aggregate_id] as const),
+    all.flatMap((s) => (s.request.event_id === undefined ? [] : [s.request.event_id])),
+  );
+  return all.map((s) => {
+    try {
+      return tx.append(s.request, { issuedBy: s.issued_by }).record;
+    } catch (e) {
+      const cause = toEventDbxError(e);
+      if (s === extra || cause.kind !== 'user') throw cause;
+      throw err('EDBX_ERR_STAGED_EVENT_REFUSED', {
+        seq: s.seq,
+        event: `${s.request.event_type} on ${s.request.aggregate_type}/${s.request.aggregate_id}`,
+        reason: cause.message,
+        cause: cause.code,
+      });
+    }
+  });
 }
 
 export async function listStaged(store: EventStore): Promise<StagedEvent[]> {
@@ -172,18 +199,23 @@ export async function listStaged(store: EventStore): Promise<StagedEvent[]> {
 
 /**
  * Append every staged event — across aggregates — atomically, in staging order, then clear the stage.
- * If any staged event is refused, nothing is committed and the stage is kept.
+ * If any staged event is refused, nothing is committed and the stage is kept (`discardStaged` drops it).
  */
 export function commitStaged(store: EventStore): Promise<EventRecord[]> {
   return store.exclusive([], async (tx) => {
     const staged = await listStaged(store);
     if (staged.length === 0) throw err('EDBX_ERR_EMPTY_TRANSACTION');
-    await tx.fetch(
-      staged.map((s) => [s.request.aggregate_type, s.request.aggregate_id] as const),
-      staged.flatMap((s) => (s.request.event_id === undefined ? [] : [s.request.event_id])),
-    );
-    const records = staged.map((s) => tx.append(s.request, { issuedBy: s.issued_by }).record);
+    const records = await rehearse(tx, staged);
     for (const s of staged) tx.del(K.stagedKey(s.seq));
     return records;
+  });
+}
+
+/** Drop every staged event without appending any; returns what was dropped. */
+export function discardStaged(store: EventStore): Promise<StagedEvent[]> {
+  return store.exclusive([], async (tx) => {
+    const staged = await listStaged(store);
+    for (const s of staged) tx.del(K.stagedKey(s.seq));
+    return staged;
   });
 }

@@ -14,6 +14,7 @@ export {
   stageEvent,
   listStaged,
   commitStaged,
+  discardStaged,
 } from './admin.js';
 export { verifyAggregate, verifyLedger, verifyAll, type VerifyAllReport } from './verify.js';
 export {
