@@ -846,13 +846,21 @@ describe('daemon lifecycle', () => {
     const port = await new Promise<number>((resolve) =>
       blocker.listen(0, '127.0.0.1', () => resolve((blocker.address() as net.AddressInfo).port)),
     );
+    // With a plugin configured, the foreground server used to keep running (its delivery loop) after
+    // saying the port was taken, and the daemon left that process behind.
+    expect((await p.cli(['plugin', 'json', '--path', path.join(p.dir, 'out.jsonl')])).code).toBe(0);
     try {
-      const r = await p.cli(['start', '--port', String(port)]);
-      expect(r.code).not.toBe(0);
-      expect(r.stderr).toMatch(/already in use/);
-      expect(await pidOf()).toBeUndefined();
+      for (const args of [['start'], ['start', '--foreground']]) {
+        const r = await p.cli([...args, '--port', String(port)]);
+        expect(r.code, args.join(' ')).toBe(1);
+        expect(r.stderr).toMatch(/port \d+ is already in use.*\[EDBX_ERR_PORT_IN_USE\]/);
+        expect(await pidOf()).toBeUndefined();
+      }
+      // Nothing holds the data dir: the CLI opens the store directly at once.
+      expect((await p.cli(['aggregate', 'list'])).code).toBe(0);
     } finally {
       blocker.close();
+      await p.cli(['plugin', 'remove', 'json']);
     }
   });
 

@@ -124,6 +124,12 @@ export const ERRORS = {
       `staged event #${p.seq} (${p.event}) cannot be appended: ${p.reason} [${p.cause}]; fix the cause and commit again, or drop the stage with \`eventdbx aggregate commit --discard\``,
     doc: 'A staged event is refused at commit (or when a later event is staged): nothing is committed and the stage is kept. The message names the staged event and the cause.',
   },
+  EDBX_ERR_PORT_IN_USE: {
+    status: 409,
+    kind: 'user',
+    message: (p) => `port ${p.port} is already in use: stop what listens there or choose another with --port`,
+    doc: 'The server cannot listen on its port because another process already does.',
+  },
   EDBX_ERR_USAGE: {
     status: 400,
     kind: 'usage',

@@ -6,14 +6,14 @@
 import { rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Config } from '../config/config.js';
-import { toEventDbxError } from '../core/errors.js';
+import { err, toEventDbxError } from '../core/errors.js';
 import { type RestrictMode, installSchemas } from '../store/schemas.js';
 import { openDataDir } from '../store/secure.js';
 import { createToken } from '../store/tokens.js';
 import { buildServer } from './app.js';
 import { serveControl } from './control.js';
 import { controlHandler } from './control-ops.js';
-import { FEATURES } from './features.js';
+import { FEATURES, type Feature } from './features.js';
 import { VERSION } from '../version.js';
 
 export const PID_FILE = 'eventdbx.pid';
@@ -50,8 +50,31 @@ export async function serveForeground(o: ServeOptions): Promise<void> {
   });
   store.onListenerError((e) => app.log.error({ err: e }, 'a commit listener failed'));
   await installSchemas(store, o.restrict as RestrictMode);
-  for (const f of FEATURES) await f.start?.(secure, app.log);
-  const control = await serveControl(dataDir, controlHandler(secure));
+  // The port first: a start that cannot listen stops before anything (plugins, the control socket)
+  // runs that would have to be undone, and the process exits.
+  try {
+    await app.listen({ port: o.port, host: process.env.EVENTDBX_HOST ?? '127.0.0.1' });
+  } catch (e) {
+    await app.close().catch(() => undefined);
+    await store.close();
+    throw (e as NodeJS.ErrnoException).code === 'EADDRINUSE'
+      ? err('EDBX_ERR_PORT_IN_USE', { port: o.port })
+      : toEventDbxError(e);
+  }
+  const started: Feature[] = [];
+  let control: Awaited<ReturnType<typeof serveControl>>;
+  try {
+    for (const f of FEATURES) {
+      await f.start?.(secure, app.log);
+      started.push(f);
+    }
+    control = await serveControl(dataDir, controlHandler(secure));
+  } catch (e) {
+    await app.close().catch(() => undefined);
+    for (const f of started.reverse()) await f.stop?.().catch(() => undefined);
+    await store.close();
+    throw toEventDbxError(e);
+  }
   const pidFile = path.join(dataDir, PID_FILE);
   let stopping = false;
 
@@ -75,17 +98,6 @@ export async function serveForeground(o: ServeOptions): Promise<void> {
   process.once('SIGTERM', () => void shutdown('SIGTERM'));
   process.once('SIGINT', () => void shutdown('SIGINT'));
 
-  try {
-    await app.listen({ port: o.port, host: process.env.EVENTDBX_HOST ?? '127.0.0.1' });
-  } catch (e) {
-    control.close();
-    await store.close();
-    await rm(path.join(dataDir, 'control.sock'), { force: true });
-    const code = (e as NodeJS.ErrnoException).code;
-    throw toEventDbxError(
-      code === 'EADDRINUSE' ? new Error(`port ${o.port} is already in use: choose another with --port`) : e,
-    );
-  }
   const info: PidInfo = {
     pid: process.pid,
     port: o.port,
