@@ -441,7 +441,11 @@ export class EventStore {
       state = events.reduce((s, e) => foldState(s, e.payload), snap?.state ?? {});
       const last = events.at(-1);
       merkleRoot = last?.merkle_root ?? snap?.merkle_root ?? merkleRoot;
-      updatedAt = last?.metadata.created_at ?? snap?.created_at ?? updatedAt;
+      // The time of the event at `at` (not when a snapshot of it was taken).
+      updatedAt =
+        last?.metadata.created_at ??
+        snap?.updated_at ??
+        (await this.#eventAt(type, id, at)).metadata.created_at;
     }
     const view: AggregateView = {
       aggregate_type: type,

@@ -271,6 +271,7 @@ export class WriteTx {
       state: meta.state,
       merkle_root: meta.merkle_root,
       created_at: this.env.now().toISOString(),
+      updated_at: meta.updated_at,
       taken_by: issuer(by),
       ...(comment === undefined ? {} : { comment }),
     };

@@ -53,7 +53,10 @@ export interface SnapshotRecord {
   readonly version: number;
   readonly state: Payload;
   readonly merkle_root: string;
+  /** When the snapshot was taken. */
   readonly created_at: string;
+  /** When the event at `version` was appended (the state's `updated_at`); absent in older snapshots. */
+  readonly updated_at?: string;
   readonly taken_by: IssuedBy;
   readonly comment?: string;
 }

@@ -387,6 +387,27 @@ export function storeContract(name: string, factory: EngineFactory): void {
       await expectCode(store.setSnapshotThreshold('patient', -1, jane), 'EDBX_ERR_INVALID_ARGUMENT');
     });
 
+    it('a state at a past version rebuilt from a snapshot carries the time of its event, not of the snapshot', async () => {
+      let ms = Date.parse('2026-01-01T00:00:00Z');
+      const clocked = await EventStore.open({ engine, now: () => new Date(ms) });
+      const first = await clocked.append(ev('p-9', 'tick', { a: '1' }), jane);
+      ms += 60_000;
+      await takeSnapshot(clocked, 'patient', 'p-9', jane);
+      ms += 60_000;
+      await clocked.setSnapshotThreshold('patient', 1, jane);
+      const second = await clocked.append(ev('p-9', 'tick', { a: '2' }), jane); // automatic snapshot at 2
+      ms += 60_000;
+      await clocked.append(ev('p-9', 'tick', { a: '3' }), jane);
+      expect((await clocked.snapshots('patient', 'p-9')).map((s) => s.version)).toEqual([1, 2, 3]);
+      for (const e of [first, second]) {
+        expect(await clocked.aggregate('patient', 'p-9', { version: e.version })).toMatchObject({
+          version: e.version,
+          updated_at: e.metadata.created_at,
+          merkle_root: e.merkle_root,
+        });
+      }
+    });
+
     it('archive moves an aggregate to the archive keyspace; appends refused; reads and verify work; restore', async () => {
       for (let i = 0; i < 5; i++) await store.append(ev('p-1', 'tick', { i }), jane);
       await store.append(ev('p-2', 'tick', {}), jane);
