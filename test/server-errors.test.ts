@@ -343,6 +343,9 @@ describe('REST API errors and extras', () => {
     );
     expect(okRes.status).toBe(201);
     expect(okRes.headers.get('etag')).toBe(`"${current + 1}"`);
+    // GET of the state carries the same ETag, ready for the next If-Match.
+    const state = await api(`${url}/v1/aggregates/patient/p-1`, writer);
+    expect(state.headers.get('etag')).toBe(`"${current + 1}"`);
     // Idempotent retry returns the original (200); a different event under the same id is a conflict.
     const first = await post(writer, 'patient', 'p-1', {
       event_type: 'a',
@@ -463,6 +466,18 @@ describe('REST API errors and extras', () => {
       'r-11',
     ]);
     problem(await api(`${url}/v1/aggregates?take=1001`, writer), 400, 'EDBX_ERR_INVALID_ARGUMENT');
+    // A cursor from before the type (made by hand, or from an unfiltered listing) does not widen it.
+    const early = Buffer.from(JSON.stringify({ k: 'aaa/x' })).toString('base64url');
+    const typed = await api(`${url}/v1/aggregates?type=room&take=1000&cursor=${early}`, writer);
+    expect(new Set(typed.body.aggregates.map((a: { aggregate_type: string }) => a.aggregate_type))).toEqual(
+      new Set(['room']),
+    );
+    const negative = Buffer.from(JSON.stringify({ v: -1 })).toString('base64url');
+    problem(
+      await api(`${url}/v1/aggregates/room/r-01/events?cursor=${negative}`, writer),
+      400,
+      'EDBX_ERR_INVALID_ARGUMENT',
+    );
     // A scoped token pages through what it may see: skip and cursors count visible aggregates only.
     const rooms = await tokenFor(p, [
       '--group',

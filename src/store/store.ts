@@ -525,10 +525,9 @@ export class EventStore {
     const take = opts.take ?? Number.MAX_SAFE_INTEGER;
     const out: AggregateSummary[] = [];
     let seen = 0;
-    for await (const [k, v] of this.engine.range('main', {
-      ...(gt ? { gt } : { gte: prefix }),
-      lt: prefixEnd(prefix),
-    })) {
+    // A cursor before the listed type (taken from another listing) must not widen the range.
+    const from = gt && Buffer.compare(gt, prefix) >= 0 ? { gt } : { gte: prefix };
+    for await (const [k, v] of this.engine.range('main', { ...from, lt: prefixEnd(prefix) })) {
       const { type } = K.decodeMetaKey(k);
       if (type.startsWith('$') && !opts.includeSystem) continue;
       if (seen++ < skip) continue;

@@ -44,7 +44,7 @@ function decodeCursor<T>(raw: string | undefined, check: (v: unknown) => v is T)
   });
 }
 const isVersionCursor = (v: unknown): v is { v: number } =>
-  typeof v === 'object' && v !== null && Number.isSafeInteger((v as { v: unknown }).v);
+  typeof v === 'object' && v !== null && wholeNumber((v as { v: unknown }).v) !== undefined;
 const isKeyCursor = (v: unknown): v is { k: string } =>
   typeof v === 'object' && v !== null && typeof (v as { k: unknown }).k === 'string';
 
@@ -112,14 +112,17 @@ export async function aggregateRoutes(app: FastifyInstance, ctx: RouteContext): 
   app.get<{ Params: Params; Querystring: Query }>(
     '/v1/aggregates/:aggregate_type/:aggregate_id',
     { schema: S.getAggregate },
-    async (req) => {
+    async (req, reply) => {
       read(req, req.params);
       const version = req.query.version === undefined ? undefined : num(req.query, 'version', 1, 1);
-      return store.aggregate(
+      const view = await store.aggregate(
         req.params.aggregate_type,
         req.params.aggregate_id,
         version === undefined ? {} : { version },
       );
+      // The version, as POST …/events answers it: what `If-Match` takes for the next append.
+      if (version === undefined) reply.header('etag', `"${view.version}"`);
+      return view;
     },
   );
 
