@@ -163,8 +163,9 @@ export const ERRORS = {
   EDBX_ERR_EVENT_ID_CONFLICT: {
     status: 409,
     kind: 'user',
-    message: (p) => `event id ${s(p.event_id)} was already used for a different event; use a new event id`,
-    doc: 'An event id was reused with a different aggregate, event type or payload.',
+    message: (p) =>
+      `event id ${s(p.event_id)} was already used ${p.reason ?? 'for a different event'}; use a new event id`,
+    doc: 'An event id was reused with a different aggregate, event type, payload or author, or a transaction mixes events already appended with new ones (a retried transaction repeats all of its events).',
   },
   EDBX_ERR_DUPLICATE_EVENT_ID: {
     status: 400,

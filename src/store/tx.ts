@@ -176,6 +176,10 @@ export class WriteTx {
           prior.event_type === evType &&
           samePayload(prior.payload, payload);
         if (!same) throw err('EDBX_ERR_EVENT_ID_CONFLICT', { event_id: clientId });
+        // A retry is the same person's: someone else must not be told their write succeeded.
+        const by = prior.metadata.issued_by;
+        if (by.group !== ctx.issuedBy.group || by.user !== ctx.issuedBy.user)
+          throw err('EDBX_ERR_EVENT_ID_CONFLICT', { event_id: clientId, reason: 'by someone else' });
         return { record: prior, duplicate: true };
       }
     }

@@ -19,6 +19,7 @@ import {
   eventInclusionProof,
   ledgerConsistencyProof,
   listStaged,
+  discardStaged,
   restoreAggregate,
   stageEvent,
   takeSnapshot,
@@ -204,7 +205,30 @@ export function storeContract(name: string, factory: EngineFactory): void {
         store.append(ev('p-9', 'added', { a: '1' }, { event_id: 'client-1' }), jane),
         'EDBX_ERR_EVENT_ID_CONFLICT',
       );
+      // The same event from someone else is not their retry: they are not told it succeeded.
+      const bob = { issuedBy: { group: 'admin', user: 'bob' } };
+      const other = await expectCode(
+        store.append(ev('p-1', 'added', { a: '1' }, { event_id: 'client-1' }), bob),
+        'EDBX_ERR_EVENT_ID_CONFLICT',
+      );
+      expect(other.message).toContain('by someone else');
       expect(store.size).toBe(2);
+    });
+
+    it('a retried transaction returns its events; one mixing appended events with new ones is refused whole', async () => {
+      const tx = [
+        ev('t-1', 'added', { a: '1' }, { event_id: 'tx-a' }),
+        ev('t-2', 'added', { b: '1' }, { event_id: 'tx-b' }),
+      ];
+      const first = await store.appendMany(tx, jane);
+      expect(await store.appendMany(tx, jane)).toEqual(first);
+      const mixed = await expectCode(
+        store.appendMany([tx[0]!, ev('t-3', 'added', {}, { event_id: 'tx-c' })], jane),
+        'EDBX_ERR_EVENT_ID_CONFLICT',
+      );
+      expect(mixed.message).toContain('"tx-a"');
+      expect(store.size).toBe(2);
+      await expectCode(store.aggregate('patient', 't-3'), 'EDBX_ERR_AGGREGATE_NOT_FOUND');
     });
 
     it('appendMany is atomic across aggregates: one refused event writes nothing', async () => {
@@ -469,12 +493,22 @@ export function storeContract(name: string, factory: EngineFactory): void {
       ]);
       expect(await listStaged(store)).toEqual([]);
       await expectCode(commitStaged(store), 'EDBX_ERR_EMPTY_TRANSACTION');
-      // A refused staged event keeps the whole stage and commits nothing.
-      await stageEvent(store, ev('p-9', 'added', {}), jane);
-      await stageEvent(store, ev('p-1', 'updated', {}, { expected_version: 0 }), jane);
-      await expectCode(commitStaged(store), 'EDBX_ERR_VERSION_CONFLICT');
+      // An event that cannot follow the store and the stage is refused when staged.
+      await stageEvent(store, ev('p-8', 'added', {}), jane);
+      await expectCode(
+        stageEvent(store, ev('p-1', 'updated', {}, { expected_version: 0 }), jane),
+        'EDBX_ERR_VERSION_CONFLICT',
+      );
+      await stageEvent(store, ev('p-9', 'added', {}, { expected_version: 0 }), jane);
+      // The store moves past a staged event: commit names it, commits nothing, keeps the stage.
+      await store.append(ev('p-9', 'added', {}), jane);
+      const refused = await expectCode(commitStaged(store), 'EDBX_ERR_STAGED_EVENT_REFUSED');
+      expect(refused.params).toMatchObject({ seq: 2, cause: 'EDBX_ERR_VERSION_CONFLICT' });
       expect((await listStaged(store)).length).toBe(2);
-      await expectCode(store.aggregate('patient', 'p-9'), 'EDBX_ERR_AGGREGATE_NOT_FOUND');
+      await expectCode(store.aggregate('patient', 'p-8'), 'EDBX_ERR_AGGREGATE_NOT_FOUND');
+      expect((await discardStaged(store)).map((s) => s.request.aggregate_id)).toEqual(['p-8', 'p-9']);
+      expect(await listStaged(store)).toEqual([]);
+      expect((await store.aggregate('patient', 'p-9')).version).toBe(1);
     });
 
     it('lists aggregates with skip/take and an exclusive cursor, hiding system aggregates', async () => {
