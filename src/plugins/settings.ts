@@ -6,6 +6,7 @@
 import path from 'node:path';
 import { err } from '../core/errors.js';
 import { wholeNumber } from '../core/names.js';
+import { maskConnection, parseConnection } from './postgres/connection.js';
 import {
   type DeliveryOptions,
   type LogLevel,
@@ -91,11 +92,7 @@ export function buildSettings<K extends PluginKind>(kind: K, i: PluginInput): Se
   const s: { [P in PluginKind]: () => SettingsByKind[P] } = {
     postgres: () => {
       const connection = text('postgres', '--connection', i.connection);
-      if (!/^postgres(ql)?:\/\//i.test(connection) && !connection.includes('='))
-        throw invalid(
-          'postgres',
-          '--connection: use a URL (postgres://user:pass@host:5432/db) or key=value pairs',
-        );
+      parseConnection(connection);
       return { connection };
     },
     sqlite: () => ({ path: filePath('sqlite', '--path', i.path) }),
@@ -190,7 +187,7 @@ export function maskSecrets(value: string): string {
 export function maskedSettings(config: PluginConfig): Record<string, unknown> {
   switch (config.kind) {
     case 'postgres':
-      return { connection: maskSecrets(config.settings.connection) };
+      return { connection: maskConnection(config.settings.connection) };
     case 'http':
       return {
         endpoint: maskSecrets(config.settings.endpoint),
@@ -205,7 +202,7 @@ export function maskedSettings(config: PluginConfig): Record<string, unknown> {
 export function describeTarget(config: PluginConfig): string {
   switch (config.kind) {
     case 'postgres':
-      return maskSecrets(config.settings.connection);
+      return maskConnection(config.settings.connection);
     case 'sqlite':
       return config.settings.path;
     case 'csv':

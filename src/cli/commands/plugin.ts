@@ -52,7 +52,7 @@ export const PLUGIN_COMMANDS: CommandSpec[] = [
   sink('postgres', 'mirror aggregate state into PostgreSQL tables (one per aggregate type)', [
     {
       flags: '--connection <connection-string>',
-      help: 'e.g. postgres://user:pass@host:5432/db (stored sealed)',
+      help: "postgres://user:pass@host:5432/db (percent-encode the password) or key=value pairs: host=db user=bob password='…' dbname=app (stored sealed)",
     },
     TIMEOUT,
   ]),

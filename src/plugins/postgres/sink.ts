@@ -6,6 +6,7 @@
  */
 import type { Pool, PoolClient } from 'pg';
 import { ROW_COLUMNS } from '../columns.js';
+import { driverConnectionString } from './connection.js';
 import { postgresType } from '../sql/datatypes.js';
 import {
   type SqlField,
@@ -47,7 +48,7 @@ export class PostgresSink implements Sink {
     if (!this.#pool) {
       const { default: pg } = await import('pg');
       const pool = new pg.Pool({
-        connectionString: this.settings.connection,
+        connectionString: driverConnectionString(this.settings.connection),
         max: 2,
         connectionTimeoutMillis: this.delivery.timeout_ms,
         query_timeout: this.delivery.timeout_ms,
