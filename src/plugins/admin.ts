@@ -22,14 +22,7 @@ import {
   readCursor,
   readMappings,
 } from './repository.js';
-import {
-  type PluginInput,
-  buildDelivery,
-  buildSettings,
-  describeTarget,
-  hasSettings,
-  pluginKind,
-} from './settings.js';
+import { type PluginInput, buildDelivery, buildSettings, describeTarget, pluginKind } from './settings.js';
 import { parseDataType } from './sql/datatypes.js';
 import type { ReplayResult, RetryResult } from '../protocol/plugins.js';
 import type { Mappings, PluginConfig } from './types.js';
@@ -45,8 +38,7 @@ function apply<T>(store: EventStore, names: readonly string[], change: () => Pro
 
 /**
  * Add, change, enable or disable (`disable`) a plugin. A new plugin delivers from the first event
- * (backfill) unless `from_now`. Settings are replaced when the kind's required flag is given;
- * retry options given are changed, the others kept.
+ * (backfill) unless `from_now`. Settings and retry options given are changed, the others kept.
  */
 export async function configurePlugin(
   store: EventStore,
@@ -61,7 +53,7 @@ export async function configurePlugin(
   const result = await apply(store, [name], () =>
     store.exclusive(AUDIT, async (tx) => {
       const prev = await readConfig(store, name);
-      const settings = hasSettings(kind, input) || !prev ? buildSettings(kind, input) : prev.settings;
+      const settings = buildSettings(kind, input, prev?.kind === kind ? prev.settings : undefined);
       const now = store.env.now().toISOString();
       const config = {
         name,

@@ -27,7 +27,7 @@ export interface PluginInput {
   readonly host?: unknown;
   readonly port?: unknown;
   readonly endpoint?: unknown;
-  /** `KEY=VALUE` strings. */
+  /** `KEY=VALUE` strings (replace the set), or false to remove every header. */
   readonly headers?: unknown;
   readonly pretty?: unknown;
   readonly level?: unknown;
@@ -87,57 +87,84 @@ function number(plugin: string, flag: string, v: unknown, min: number, max: numb
   return n;
 }
 
-/** The kind's settings from the input; throws naming the missing or malformed flag. */
-export function buildSettings<K extends PluginKind>(kind: K, i: PluginInput): SettingsByKind[K] {
-  const s: { [P in PluginKind]: () => SettingsByKind[P] } = {
-    postgres: () => {
+/** A flag the input omits: the previous value when there is one, else the flag is required. */
+function kept<T>(plugin: string, flag: string, previous: T | undefined): T {
+  if (previous === undefined) throw invalid(plugin, `${flag} is required`);
+  return previous;
+}
+
+/**
+ * The kind's settings from the input; a setting the input omits keeps its previous value (`previous`,
+ * the plugin's current settings), so re-running a command with only `--disable` or `--timeout` changes
+ * nothing else. Throws naming the missing or malformed flag.
+ */
+export function buildSettings<K extends PluginKind>(
+  kind: K,
+  i: PluginInput,
+  previous?: SettingsByKind[K],
+): SettingsByKind[K] {
+  const given = (v: unknown) => v !== undefined;
+  const s: { [P in PluginKind]: (prev: SettingsByKind[P] | undefined) => SettingsByKind[P] } = {
+    postgres: (prev) => {
+      if (!given(i.connection)) return { connection: kept('postgres', '--connection', prev?.connection) };
       const connection = text('postgres', '--connection', i.connection);
       parseConnection(connection);
       return { connection };
     },
-    sqlite: () => ({ path: filePath('sqlite', '--path', i.path) }),
-    csv: () => ({ output_dir: filePath('csv', '--output-dir', i.output_dir) }),
-    tcp: () => ({ host: text('tcp', '--host', i.host), port: number('tcp', '--port', i.port, 1, 65535) }),
-    http: () => {
-      const endpoint = text('http', '--endpoint', i.endpoint);
-      let url: URL;
-      try {
-        url = new URL(endpoint);
-      } catch {
-        throw invalid('http', '--endpoint: use an absolute http:// or https:// URL');
-      }
-      if (url.protocol !== 'http:' && url.protocol !== 'https:')
-        throw invalid('http', '--endpoint: use an absolute http:// or https:// URL');
-      return { endpoint, headers: headers(i.headers) };
-    },
-    json: () => ({
-      path: filePath('json', '--path', i.path),
-      pretty: i.pretty === true || i.pretty === 'true',
+    sqlite: (prev) => ({
+      path: given(i.path) ? filePath('sqlite', '--path', i.path) : kept('sqlite', '--path', prev?.path),
     }),
-    log: () => {
-      if (typeof i.level !== 'string' || !(LOG_LEVELS as readonly string[]).includes(i.level))
-        throw invalid('log', `--level ${JSON.stringify(i.level ?? '')}: use one of ${LOG_LEVELS.join(', ')}`);
-      if (i.template === undefined) return { level: i.level as LogLevel };
+    csv: (prev) => ({
+      output_dir: given(i.output_dir)
+        ? filePath('csv', '--output-dir', i.output_dir)
+        : kept('csv', '--output-dir', prev?.output_dir),
+    }),
+    tcp: (prev) => ({
+      host: given(i.host) ? text('tcp', '--host', i.host) : kept('tcp', '--host', prev?.host),
+      port: given(i.port) ? number('tcp', '--port', i.port, 1, 65535) : kept('tcp', '--port', prev?.port),
+    }),
+    http: (prev) => {
+      let endpoint: string;
+      if (given(i.endpoint)) {
+        endpoint = text('http', '--endpoint', i.endpoint);
+        let url: URL;
+        try {
+          url = new URL(endpoint);
+        } catch {
+          throw invalid('http', '--endpoint: use an absolute http:// or https:// URL');
+        }
+        if (url.protocol !== 'http:' && url.protocol !== 'https:')
+          throw invalid('http', '--endpoint: use an absolute http:// or https:// URL');
+      } else endpoint = kept('http', '--endpoint', prev?.endpoint);
+      // Headers given replace the set; none given keep it; `--no-header` (false) removes them all.
+      const h = i.headers;
+      const omitted = h === undefined || (Array.isArray(h) && h.length === 0);
+      return {
+        endpoint,
+        headers: h === false || h === 'false' ? {} : omitted ? (prev?.headers ?? {}) : headers(h),
+      };
+    },
+    json: (prev) => ({
+      path: given(i.path) ? filePath('json', '--path', i.path) : kept('json', '--path', prev?.path),
+      pretty: given(i.pretty) ? i.pretty === true || i.pretty === 'true' : (prev?.pretty ?? false),
+    }),
+    log: (prev) => {
+      let level: LogLevel;
+      if (given(i.level)) {
+        if (typeof i.level !== 'string' || !(LOG_LEVELS as readonly string[]).includes(i.level))
+          throw invalid('log', `--level ${JSON.stringify(i.level)}: use one of ${LOG_LEVELS.join(', ')}`);
+        level = i.level as LogLevel;
+      } else level = kept('log', '--level', prev?.level);
+      // `--no-template` (false) goes back to the default line.
+      if (i.template === false || i.template === 'false') return { level };
+      if (i.template === undefined)
+        return prev?.template === undefined ? { level } : { level, template: prev.template };
       const template = text('log', '--template', i.template);
       if (template.length > 1000) throw invalid('log', '--template: use at most 1000 characters');
-      return { level: i.level as LogLevel, template };
+      return { level, template };
     },
   };
-  return s[kind]() as SettingsByKind[K];
-}
-
-/** Whether the input carries the kind's required setting (else only enable/disable/retry options change). */
-export function hasSettings(kind: PluginKind, i: PluginInput): boolean {
-  const required: Record<PluginKind, unknown[]> = {
-    postgres: [i.connection],
-    sqlite: [i.path],
-    csv: [i.output_dir],
-    tcp: [i.host, i.port],
-    http: [i.endpoint],
-    json: [i.path],
-    log: [i.level],
-  };
-  return required[kind].some((v) => v !== undefined);
+  return (s[kind] as (prev: SettingsByKind[K] | undefined) => SettingsByKind[K])(previous);
 }
 
 /** Retry options: the given ones over the previous (or default) ones. */

@@ -71,14 +71,16 @@ export const PLUGIN_COMMANDS: CommandSpec[] = [
     { flags: '--endpoint <url>', help: 'http:// or https:// URL' },
     {
       flags: '--header <KEY=VALUE>',
-      help: 'request header (repeatable; values stored sealed)',
+      help: 'request header (repeatable; values stored sealed); given headers replace the previous set',
       repeat: true,
     },
+    { flags: '--no-header', help: 'remove every header' },
     TIMEOUT,
   ]),
   sink('json', 'append each EventRecord to a file (JSON Lines)', [
     { flags: '--path <file>', help: 'output file', parse: resolvePath },
     { flags: '--pretty', help: 'indented records (read back with `jq -c . <file>`)' },
+    { flags: '--no-pretty', help: 'one record per line (JSON Lines, the default)' },
   ]),
   sink('log', "emit a line per event through the server's log", [
     { flags: '--level <trace|debug|info|warn|error>', help: 'log level of the lines' },
@@ -86,6 +88,7 @@ export const PLUGIN_COMMANDS: CommandSpec[] = [
       flags: '--template <text>',
       help: 'line with {aggregate} {event} {id} {version}; default "aggregate={aggregate} id={id} event={event}"',
     },
+    { flags: '--no-template', help: 'go back to the default line' },
   ]),
   { name: 'list', op: 'plugin.list', help: 'list plugins (secrets masked) and field mappings', flags: [] },
   {
