@@ -24,6 +24,7 @@ import {
 } from './repository.js';
 import { type PluginInput, buildDelivery, buildSettings, describeTarget, pluginKind } from './settings.js';
 import { parseDataType } from './sql/datatypes.js';
+import { checkTarget } from './targets.js';
 import type { ReplayResult, RetryResult } from '../protocol/plugins.js';
 import type { Mappings, PluginConfig } from './types.js';
 import { type PluginView, requireConfig, viewOf } from './views.js';
@@ -54,6 +55,8 @@ export async function configurePlugin(
     store.exclusive(AUDIT, async (tx) => {
       const prev = await readConfig(store, name);
       const settings = buildSettings(kind, input, prev?.kind === kind ? prev.settings : undefined);
+      // A target given now is checked; one kept from before is not (a --disable must not fail on it).
+      if (JSON.stringify(settings) !== JSON.stringify(prev?.settings)) await checkTarget(kind, settings);
       const now = store.env.now().toISOString();
       const config = {
         name,

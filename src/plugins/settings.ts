@@ -3,6 +3,7 @@
  * masked form shown by `plugin list` and written to the audit log. Secrets (passwords in connection
  * strings, header values) never leave this module unmasked except into the sealed config record.
  */
+import { isIP } from 'node:net';
 import path from 'node:path';
 import { err } from '../core/errors.js';
 import { wholeNumber } from '../core/names.js';
@@ -55,7 +56,23 @@ const text = (plugin: string, flag: string, v: unknown): string => {
   return v;
 };
 
-const filePath = (plugin: string, flag: string, v: unknown): string => path.resolve(text(plugin, flag, v));
+const filePath = (plugin: string, flag: string, v: unknown): string => {
+  if (typeof v === 'string' && v.trim() === '')
+    throw invalid(plugin, `${flag} ${JSON.stringify(v)} is empty: give a path, e.g. ./out`);
+  return path.resolve(text(plugin, flag, v));
+};
+
+/** A host name (RFC 1123 labels) or an IP address: no scheme, port, path or spaces. */
+function hostName(plugin: string, flag: string, v: unknown): string {
+  const host = text(plugin, flag, v);
+  const label = '[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?';
+  if (isIP(host) === 0 && !(host.length <= 253 && new RegExp(`^${label}(?:\\.${label})*\\.?$`).test(host)))
+    throw invalid(
+      plugin,
+      `${flag} ${JSON.stringify(host)} is not a host name: use a name or an IP address such as collector.internal or 10.0.0.5 (no scheme, port or path)`,
+    );
+  return host;
+}
 
 const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 
@@ -120,7 +137,7 @@ export function buildSettings<K extends PluginKind>(
         : kept('csv', '--output-dir', prev?.output_dir),
     }),
     tcp: (prev) => ({
-      host: given(i.host) ? text('tcp', '--host', i.host) : kept('tcp', '--host', prev?.host),
+      host: given(i.host) ? hostName('tcp', '--host', i.host) : kept('tcp', '--host', prev?.host),
       port: given(i.port) ? number('tcp', '--port', i.port, 1, 65535) : kept('tcp', '--port', prev?.port),
     }),
     http: (prev) => {

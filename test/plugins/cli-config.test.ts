@@ -2,6 +2,8 @@
  * Plugin configuration through the real CLI (no server: the configuration is recorded in the store):
  * what a re-run keeps, and what is refused at configuration time with which exit code.
  */
+import { writeFile } from 'node:fs/promises';
+import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Project, project } from '../helpers/cli.js';
 
@@ -13,8 +15,8 @@ afterAll(async () => {
   await p.cleanup();
 });
 
-async function listed(name: string): Promise<any> {
-  const r = await p.cli(['plugin', 'list', '--json']);
+async function listed(name: string, in_: Project = p): Promise<any> {
+  const r = await in_.cli(['plugin', 'list', '--json']);
   expect(r.code).toBe(0);
   return (JSON.parse(r.stdout) as { plugins: any[] }).plugins.find((x) => x.name === name);
 }
@@ -53,5 +55,32 @@ describe('re-running a plugin command keeps the settings it omits (QA item 4)', 
     expect((await listed('log')).settings).toEqual({ level: 'warn', template: '{id}' });
     expect((await p.cli(['plugin', 'log', '--no-template'])).code).toBe(0);
     expect((await listed('log')).settings).toEqual({ level: 'warn' });
+  });
+});
+
+describe('targets that cannot work are refused when configuring (QA item 5)', () => {
+  it('refuses each with exit 1, one line naming the value and what to use, and records nothing', async () => {
+    const q = await project();
+    await writeFile(path.join(q.dir, 'afile'), 'x');
+    const cases: Array<[string[], string]> = [
+      [['postgres', '--connection', 'postgres://u:p@127.0.0.1:54x2/db'], 'port "54x2"'],
+      [['json', '--path', 'afile/out.jsonl'], 'is a file, not a directory'],
+      [['json', '--path', '.'], 'is a directory'],
+      [['json', '--path', ''], '--path "" is empty'],
+      [['sqlite', '--path', '.'], 'is a directory'],
+      [['csv', '--output-dir', 'afile/csv'], 'is a file, not a directory'],
+      [['csv', '--output-dir', 'afile'], 'is a file, not a directory'],
+      [['tcp', '--host', 'a b', '--port', '5170'], '--host "a b" is not a host name'],
+      [['tcp', '--host', 'http://x', '--port', '5170'], '--host "http://x" is not a host name'],
+    ];
+    for (const [args, says] of cases) {
+      const r = await q.cli(['plugin', ...args]);
+      expect({ args, code: r.code }).toEqual({ args, code: 1 });
+      expect(r.stderr).toContain('EDBX_ERR_PLUGIN_CONFIG_INVALID');
+      expect(r.stderr).toContain(says);
+      expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    }
+    expect(JSON.parse((await q.cli(['plugin', 'list', '--json'])).stdout).plugins).toEqual([]);
+    await q.cleanup();
   });
 });

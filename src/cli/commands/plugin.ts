@@ -6,8 +6,8 @@
 import path from 'node:path';
 import type { CommandSpec, Flag } from '../spec.js';
 
-/** Paths are resolved where the CLI runs (the op may run inside a server with another cwd). */
-const resolvePath = (v: string): string => path.resolve(v);
+/** Paths are resolved where the CLI runs (the op may run inside a server with another cwd); an empty one is refused by the op. */
+const resolvePath = (v: string): string => (v.trim() === '' ? v : path.resolve(v));
 
 const DELIVERY: readonly Flag[] = [
   { flags: '--disable', help: 'keep the configuration but stop delivering (run without it to enable)' },
