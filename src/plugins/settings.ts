@@ -7,7 +7,7 @@ import { isIP } from 'node:net';
 import path from 'node:path';
 import { err } from '../core/errors.js';
 import { wholeNumber } from '../core/names.js';
-import { maskConnection, parseConnection } from './postgres/connection.js';
+import { maskConnection, maskQuery, parseConnection } from './postgres/connection.js';
 import {
   type DeliveryOptions,
   type LogLevel,
@@ -220,11 +220,30 @@ export function buildDelivery(
 
 const MASK = '***';
 
-/** Hide the password of a connection string or URL (`user:***@host`, `password=***`). */
+/**
+ * An HTTP endpoint as shown: the password of its user info and the value of every query parameter
+ * masked (`?token=***`), since either may be a credential. One that does not parse is hidden whole.
+ */
+export function maskUrl(value: string): string {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    return MASK;
+  }
+  const user = url.username || url.password ? `${url.username}${url.password ? `:${MASK}` : ''}@` : '';
+  const query = url.search ? `?${maskQuery(url.search.slice(1), true)}` : '';
+  return `${url.protocol}//${user}${url.host}${url.pathname}${query}`;
+}
+
+/** Hide the secrets of a PostgreSQL connection string or a URL; never returns an unparsable string as is. */
 export function maskSecrets(value: string): string {
-  return value
-    .replace(/(\/\/[^/:@\s]*:)[^@\s/]*@/g, `$1${MASK}@`)
-    .replace(/(password\s*=\s*)('(?:[^'\\]|\\.)*'|[^\s&]+)/gi, `$1${MASK}`);
+  try {
+    parseConnection(value);
+    return maskConnection(value);
+  } catch {
+    return maskUrl(value);
+  }
 }
 
 /** Settings as shown to people and written to the audit log: no secret in clear. */
@@ -234,7 +253,7 @@ export function maskedSettings(config: PluginConfig): Record<string, unknown> {
       return { connection: maskConnection(config.settings.connection) };
     case 'http':
       return {
-        endpoint: maskSecrets(config.settings.endpoint),
+        endpoint: maskUrl(config.settings.endpoint),
         headers: Object.fromEntries(Object.keys(config.settings.headers).map((k) => [k, MASK])),
       };
     default:
@@ -255,7 +274,7 @@ export function describeTarget(config: PluginConfig): string {
       return `${config.settings.host}:${config.settings.port}`;
     case 'http': {
       const names = Object.keys(config.settings.headers);
-      return `POST ${maskSecrets(config.settings.endpoint)}${names.length ? ` (headers: ${names.map((n) => `${n}: ${MASK}`).join(', ')})` : ''}`;
+      return `POST ${maskUrl(config.settings.endpoint)}${names.length ? ` (headers: ${names.map((n) => `${n}: ${MASK}`).join(', ')})` : ''}`;
     }
     case 'json':
       return `${config.settings.path}${config.settings.pretty ? ' (pretty)' : ' (JSON Lines)'}`;
