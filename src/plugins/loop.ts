@@ -294,7 +294,9 @@ export class DeliveryLoop {
         event_type: record.event_type,
         event_id: record.metadata.event_id,
         code: f.error.code,
-        reason: f.error.message,
+        // Said only when it is so: a permanent failure or --max-attempts 1 is tried once.
+        reason:
+          attempts > 1 ? `${f.error.message} (${attempts} attempts, retried with backoff)` : f.error.message,
         attempts,
         dead_lettered_at: new Date().toISOString(),
       },

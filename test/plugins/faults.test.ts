@@ -449,3 +449,33 @@ describe('TCP destination that goes away', () => {
     }
   });
 });
+
+describe('delivery error reasons (QA item 7)', () => {
+  it('label only PostgreSQL errors as SQLSTATE, and mention retries only when there were some', async () => {
+    const port = await freePort(); // nothing listens: connection refused
+    host = await startHost(store);
+    await configurePlugin(
+      store,
+      'postgres',
+      { connection: `postgres://u@127.0.0.1:${port}/db`, ...FAST, max_attempts: 1 },
+      jane,
+    );
+    await configurePlugin(store, 'http', { endpoint: rx.url, ...FAST, max_attempts: 2 }, jane);
+    rx.respond = () => 500;
+    await store.append(ev('p-1', { a: '1' }), jane);
+    const pg = await waitFor(
+      'a postgres dead letter',
+      async () => (await deadLetters(store, 'postgres')).dead_letters[0],
+    );
+    expect(pg.attempts).toBe(1);
+    expect(pg.reason).toContain('ECONNREFUSED');
+    expect(pg.reason).not.toContain('SQLSTATE');
+    expect(pg.reason).not.toContain('retried');
+    const http = await waitFor(
+      'an http dead letter',
+      async () => (await deadLetters(store, 'http')).dead_letters[0],
+    );
+    expect(http.attempts).toBe(2);
+    expect(http.reason).toContain('answered 500 (2 attempts, retried with backoff)');
+  });
+});
