@@ -68,11 +68,15 @@ export async function configurePlugin(
         updated_at: now,
       } as PluginConfig;
       putConfig(tx, store, config);
-      let cursor = await readCursor(store, name);
-      if (!cursor || fromNow) {
-        cursor = { ...cursor, position: fromNow ? store.size + 1 : 1 };
-        putCursor(tx, store, name, cursor);
+      const stored = await readCursor(store, name);
+      let cursor = stored ?? { position: 1 };
+      if (fromNow) cursor = { ...cursor, position: store.size + 1 };
+      // The last error was about the old target: a new one starts with a clean slate.
+      if (prev && cursor.last_error && JSON.stringify(prev.settings) !== JSON.stringify(settings)) {
+        const { last_error: _, ...rest } = cursor;
+        cursor = rest;
       }
+      if (cursor !== stored) putCursor(tx, store, name, cursor);
       store.audit(tx, ctx, disable ? 'plugin-disabled' : 'plugin-configured', {
         plugin: name,
         target: describeTarget(config),

@@ -328,6 +328,7 @@ export class DeliveryLoop {
         await this.sink.deliver(await this.#items([record]));
         await deleteDeadLetter(this.store, this.name, d.position);
         delivered++;
+        this.#set({ delivered: this.#stats.delivered + 1, last_delivered_at: new Date().toISOString() });
       } catch (e) {
         const f = e instanceof DeliveryFailure ? e : transientFailure(this.name, reasonOf(e), 0);
         failed++;

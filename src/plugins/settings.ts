@@ -18,6 +18,7 @@ import {
   DEFAULT_DELIVERY,
   LOG_LEVELS,
   PLUGIN_KINDS,
+  TEMPLATE_PLACEHOLDERS,
 } from './types.js';
 
 /** Input of a configure call (CLI flags, snake_case). Only the kind's own settings are read. */
@@ -106,7 +107,11 @@ function number(plugin: string, flag: string, v: unknown, min: number, max: numb
 
 /** A flag the input omits: the previous value when there is one, else the flag is required. */
 function kept<T>(plugin: string, flag: string, previous: T | undefined): T {
-  if (previous === undefined) throw invalid(plugin, `${flag} is required`);
+  // A new plugin without its target is a malformed command line, like any missing required flag.
+  if (previous === undefined)
+    throw err('EDBX_ERR_USAGE', {
+      reason: `error: required option '${flag}' not specified (eventdbx plugin ${plugin} --help)`,
+    });
   return previous;
 }
 
@@ -178,6 +183,14 @@ export function buildSettings<K extends PluginKind>(
         return prev?.template === undefined ? { level } : { level, template: prev.template };
       const template = text('log', '--template', i.template);
       if (template.length > 1000) throw invalid('log', '--template: use at most 1000 characters');
+      const unknown = [...template.matchAll(/\{([A-Za-z_][A-Za-z0-9_]*)\}/g)]
+        .map((m) => m[1]!)
+        .find((k) => !(TEMPLATE_PLACEHOLDERS as readonly string[]).includes(k));
+      if (unknown !== undefined)
+        throw invalid(
+          'log',
+          `--template: unknown placeholder {${unknown}}: use ${TEMPLATE_PLACEHOLDERS.map((k) => `{${k}}`).join(', ')}`,
+        );
       return { level, template };
     },
   };
@@ -212,7 +225,11 @@ export function buildDelivery(
         ? previous.timeout_ms
         : number(kind, '--timeout', i.timeout_ms, 1, 3_600_000),
   };
-  if (d.backoff_max_ms < d.backoff_ms) return { ...d, backoff_max_ms: d.backoff_ms };
+  if (d.backoff_max_ms < d.backoff_ms)
+    throw invalid(
+      kind,
+      `--backoff ${d.backoff_ms} is longer than --backoff-max ${d.backoff_max_ms}: lower --backoff or raise --backoff-max`,
+    );
   return d;
 }
 

@@ -61,7 +61,8 @@ export interface PluginView {
   readonly enabled: boolean;
   readonly target: string;
   readonly settings: Record<string, unknown>;
-  readonly delivery: DeliveryOptions;
+  /** `timeout_ms` only for the network plugins (postgres, tcp, http). */
+  readonly delivery: Omit<DeliveryOptions, 'timeout_ms'> & { readonly timeout_ms?: number };
   readonly created_at: string;
   readonly updated_at: string;
 }

@@ -84,3 +84,41 @@ describe('targets that cannot work are refused when configuring (QA item 5)', ()
     await q.cleanup();
   });
 });
+
+describe('plugin command checks and output (QA item 8)', () => {
+  it('missing targets are usage errors (exit 2); inverted backoff and unknown placeholders are refused', async () => {
+    const q = await project();
+    try {
+      const pgMissing = await q.cli(['plugin', 'postgres']);
+      expect(pgMissing.code).toBe(2);
+      expect(pgMissing.stderr).toContain("required option '--connection'");
+      const tcpMissing = await q.cli(['plugin', 'tcp', '--port', '5170']);
+      expect(tcpMissing.code).toBe(2);
+      expect(tcpMissing.stderr).toContain("required option '--host'");
+      const url = 'http://127.0.0.1:9/hook';
+      const inverted = await q.cli([
+        'plugin',
+        'http',
+        '--endpoint',
+        url,
+        '--backoff',
+        '5000',
+        '--backoff-max',
+        '100',
+      ]);
+      expect(inverted.code).toBe(1);
+      expect(inverted.stderr).toContain('--backoff 5000 is longer than --backoff-max 100');
+      const foo = await q.cli(['plugin', 'log', '--level', 'info', '--template', '{id} {foo}']);
+      expect(foo.code).toBe(1);
+      expect(foo.stderr).toContain('unknown placeholder {foo}: use {aggregate}, {id}, {event}, {version}');
+      expect(JSON.parse((await q.cli(['plugin', 'list', '--json'])).stdout).plugins).toEqual([]);
+
+      expect((await q.cli(['plugin', 'json', '--path', 'out.jsonl'])).code).toBe(0);
+      expect((await q.cli(['plugin', 'http', '--endpoint', url])).code).toBe(0);
+      expect((await listed('json', q)).delivery).not.toHaveProperty('timeout_ms');
+      expect((await listed('http', q)).delivery).toHaveProperty('timeout_ms', 10_000);
+    } finally {
+      await q.cleanup();
+    }
+  });
+});

@@ -479,3 +479,23 @@ describe('delivery error reasons (QA item 7)', () => {
     expect(http.reason).toContain('answered 500 (2 attempts, retried with backoff)');
   });
 });
+
+describe('plugin status figures (QA item 8)', () => {
+  it('counts dead letters delivered by retry as delivered, and forgets the last error when the target changes', async () => {
+    rx.respond = () => 500;
+    host = await startHost(store);
+    await configurePlugin(store, 'http', { endpoint: rx.url, ...FAST, max_attempts: 1 }, jane);
+    await store.append(ev('p-1', { a: '1' }), jane);
+    await waitFor('a dead letter', async () => (await deadLetters(store, 'http')).total === 1);
+    rx.respond = () => 200;
+    expect((await retryPlugin(store, 'http', jane)).outcome).toMatchObject({ delivered: 1 });
+    const after = await statusOf(store, 'http');
+    expect(after).toMatchObject({ delivered: 1, dead_letters: 0 });
+    // Kept after recovery (it shows when it happened), gone once the plugin points elsewhere.
+    expect(after.last_error?.at).toEqual(expect.any(String));
+    await configurePlugin(store, 'http', { endpoint: `${rx.url}?v=2` }, jane);
+    expect((await statusOf(store, 'http')).last_error).toBeUndefined();
+    await configurePlugin(store, 'http', { disable: true }, jane);
+    expect((await statusOf(store, 'http')).last_error).toBeUndefined();
+  });
+});
