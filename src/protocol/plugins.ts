@@ -78,7 +78,10 @@ export interface PluginStatus {
   readonly cursor: number;
   /** Last position in the store. */
   readonly head: number;
-  /** Events committed but not yet acknowledged by the sink. */
+  /**
+   * Positions committed but not yet acknowledged by the sink, system events (audit entries, which are
+   * skipped) included: an upper bound of the events still to deliver.
+   */
   readonly lag: number;
   readonly attempts: number;
   readonly delivered: number;

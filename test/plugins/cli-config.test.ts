@@ -5,7 +5,7 @@
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type Project, project } from '../helpers/cli.js';
+import { type Project, applyArgs, project } from '../helpers/cli.js';
 
 let p: Project;
 beforeAll(async () => {
@@ -117,6 +117,25 @@ describe('plugin command checks and output (QA item 8)', () => {
       expect((await q.cli(['plugin', 'http', '--endpoint', url])).code).toBe(0);
       expect((await listed('json', q)).delivery).not.toHaveProperty('timeout_ms');
       expect((await listed('http', q)).delivery).toHaveProperty('timeout_ms', 10_000);
+    } finally {
+      await q.cleanup();
+    }
+  });
+});
+
+describe('plugin replay output (QA item 9)', () => {
+  it('states positions, not a count of events that system events inflate', async () => {
+    const q = await project();
+    try {
+      expect((await q.cli(applyArgs('patient', 'p-1', 'patient-added', ['a=1']))).code).toBe(0);
+      expect((await q.cli(['plugin', 'json', '--path', 'out.jsonl'])).code).toBe(0);
+      const r = await q.cli(['plugin', 'replay', 'json', '--from', '1']);
+      expect(r.code).toBe(0);
+      // One user event, the rest audit entries: the old count said "(3 event(s))".
+      const head =
+        /\(positions 1 to (\d+); system events such as audit entries among them are skipped\)/.exec(r.stdout);
+      expect(Number(head?.[1])).toBeGreaterThan(1);
+      expect(r.stdout).not.toContain('event(s)');
     } finally {
       await q.cleanup();
     }
