@@ -537,7 +537,7 @@ export const ERRORS = {
   EDBX_ERR_PLUGIN_DELIVERY: {
     status: 502,
     kind: 'user',
-    message: (p) => `${p.plugin} delivery failed: ${p.reason} (retried with backoff)`,
+    message: (p) => `${p.plugin} delivery failed: ${p.reason}`,
     doc: 'The destination is unreachable or answered with an error; delivery is retried with exponential backoff, then dead-lettered (or blocks).',
   },
 

@@ -22,15 +22,9 @@ import {
   readCursor,
   readMappings,
 } from './repository.js';
-import {
-  type PluginInput,
-  buildDelivery,
-  buildSettings,
-  describeTarget,
-  hasSettings,
-  pluginKind,
-} from './settings.js';
+import { type PluginInput, buildDelivery, buildSettings, describeTarget, pluginKind } from './settings.js';
 import { parseDataType } from './sql/datatypes.js';
+import { checkTarget } from './targets.js';
 import type { ReplayResult, RetryResult } from '../protocol/plugins.js';
 import type { Mappings, PluginConfig } from './types.js';
 import { type PluginView, requireConfig, viewOf } from './views.js';
@@ -45,8 +39,7 @@ function apply<T>(store: EventStore, names: readonly string[], change: () => Pro
 
 /**
  * Add, change, enable or disable (`disable`) a plugin. A new plugin delivers from the first event
- * (backfill) unless `from_now`. Settings are replaced when the kind's required flag is given;
- * retry options given are changed, the others kept.
+ * (backfill) unless `from_now`. Settings and retry options given are changed, the others kept.
  */
 export async function configurePlugin(
   store: EventStore,
@@ -61,7 +54,9 @@ export async function configurePlugin(
   const result = await apply(store, [name], () =>
     store.exclusive(AUDIT, async (tx) => {
       const prev = await readConfig(store, name);
-      const settings = hasSettings(kind, input) || !prev ? buildSettings(kind, input) : prev.settings;
+      const settings = buildSettings(kind, input, prev?.kind === kind ? prev.settings : undefined);
+      // A target given now is checked; one kept from before is not (a --disable must not fail on it).
+      if (JSON.stringify(settings) !== JSON.stringify(prev?.settings)) await checkTarget(kind, settings);
       const now = store.env.now().toISOString();
       const config = {
         name,
@@ -73,11 +68,15 @@ export async function configurePlugin(
         updated_at: now,
       } as PluginConfig;
       putConfig(tx, store, config);
-      let cursor = await readCursor(store, name);
-      if (!cursor || fromNow) {
-        cursor = { ...cursor, position: fromNow ? store.size + 1 : 1 };
-        putCursor(tx, store, name, cursor);
+      const stored = await readCursor(store, name);
+      let cursor = stored ?? { position: 1 };
+      if (fromNow) cursor = { ...cursor, position: store.size + 1 };
+      // The last error was about the old target: a new one starts with a clean slate.
+      if (prev && cursor.last_error && JSON.stringify(prev.settings) !== JSON.stringify(settings)) {
+        const { last_error: _, ...rest } = cursor;
+        cursor = rest;
       }
+      if (cursor !== stored) putCursor(tx, store, name, cursor);
       store.audit(tx, ctx, disable ? 'plugin-disabled' : 'plugin-configured', {
         plugin: name,
         target: describeTarget(config),

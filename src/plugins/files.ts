@@ -1,9 +1,11 @@
 /**
- * File helpers of the file sinks (CSV, JSON): durable appends, and repair of a record torn by a crash
+ * File helpers of the file sinks (CSV, JSON): durable appends, repair of a record torn by a crash
  * in the middle of a write (the file is cut back to its last complete record; that record's event is
- * redelivered, since the cursor never moves before the bytes are synced).
+ * redelivered, since the cursor never moves before the bytes are synced), and noticing that an open
+ * file was deleted or replaced under the sink.
  */
-import { type FileHandle, open } from 'node:fs/promises';
+import type { Stats } from 'node:fs';
+import { type FileHandle, open, stat } from 'node:fs/promises';
 
 const CHUNK = 64 * 1024;
 
@@ -52,4 +54,28 @@ export async function syncDir(dir: string): Promise<void> {
   } finally {
     await fh.close();
   }
+}
+
+/** Whether two stats are of one file (same device and inode). */
+export const sameFile = (a: Pick<Stats, 'dev' | 'ino'>, b: Pick<Stats, 'dev' | 'ino'> | undefined): boolean =>
+  b !== undefined && a.dev === b.dev && a.ino === b.ino;
+
+/** The stats of `file`, or undefined when it does not exist. */
+export async function statOrNone(file: string): Promise<Stats | undefined> {
+  try {
+    return await stat(file);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT' || (e as NodeJS.ErrnoException).code === 'ENOTDIR')
+      return undefined;
+    throw e;
+  }
+}
+
+/**
+ * Whether `file` still names the file open as `fh`. A file deleted (or replaced) while open keeps
+ * taking writes through the handle, into a file nobody can read: sinks reopen instead.
+ */
+export async function stillAt(fh: FileHandle, file: string): Promise<boolean> {
+  const [open, named] = await Promise.all([fh.stat(), statOrNone(file)]);
+  return sameFile(open, named);
 }

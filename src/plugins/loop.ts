@@ -294,7 +294,9 @@ export class DeliveryLoop {
         event_type: record.event_type,
         event_id: record.metadata.event_id,
         code: f.error.code,
-        reason: f.error.message,
+        // Said only when it is so: a permanent failure or --max-attempts 1 is tried once.
+        reason:
+          attempts > 1 ? `${f.error.message} (${attempts} attempts, retried with backoff)` : f.error.message,
         attempts,
         dead_lettered_at: new Date().toISOString(),
       },
@@ -326,6 +328,7 @@ export class DeliveryLoop {
         await this.sink.deliver(await this.#items([record]));
         await deleteDeadLetter(this.store, this.name, d.position);
         delivered++;
+        this.#set({ delivered: this.#stats.delivered + 1, last_delivered_at: new Date().toISOString() });
       } catch (e) {
         const f = e instanceof DeliveryFailure ? e : transientFailure(this.name, reasonOf(e), 0);
         failed++;

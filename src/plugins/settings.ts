@@ -3,9 +3,11 @@
  * masked form shown by `plugin list` and written to the audit log. Secrets (passwords in connection
  * strings, header values) never leave this module unmasked except into the sealed config record.
  */
+import { isIP } from 'node:net';
 import path from 'node:path';
 import { err } from '../core/errors.js';
 import { wholeNumber } from '../core/names.js';
+import { maskConnection, maskQuery, parseConnection } from './postgres/connection.js';
 import {
   type DeliveryOptions,
   type LogLevel,
@@ -16,6 +18,7 @@ import {
   DEFAULT_DELIVERY,
   LOG_LEVELS,
   PLUGIN_KINDS,
+  TEMPLATE_PLACEHOLDERS,
 } from './types.js';
 
 /** Input of a configure call (CLI flags, snake_case). Only the kind's own settings are read. */
@@ -26,7 +29,7 @@ export interface PluginInput {
   readonly host?: unknown;
   readonly port?: unknown;
   readonly endpoint?: unknown;
-  /** `KEY=VALUE` strings. */
+  /** `KEY=VALUE` strings (replace the set), or false to remove every header. */
   readonly headers?: unknown;
   readonly pretty?: unknown;
   readonly level?: unknown;
@@ -54,7 +57,23 @@ const text = (plugin: string, flag: string, v: unknown): string => {
   return v;
 };
 
-const filePath = (plugin: string, flag: string, v: unknown): string => path.resolve(text(plugin, flag, v));
+const filePath = (plugin: string, flag: string, v: unknown): string => {
+  if (typeof v === 'string' && v.trim() === '')
+    throw invalid(plugin, `${flag} ${JSON.stringify(v)} is empty: give a path, e.g. ./out`);
+  return path.resolve(text(plugin, flag, v));
+};
+
+/** A host name (RFC 1123 labels) or an IP address: no scheme, port, path or spaces. */
+function hostName(plugin: string, flag: string, v: unknown): string {
+  const host = text(plugin, flag, v);
+  const label = '[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?';
+  if (isIP(host) === 0 && !(host.length <= 253 && new RegExp(`^${label}(?:\\.${label})*\\.?$`).test(host)))
+    throw invalid(
+      plugin,
+      `${flag} ${JSON.stringify(host)} is not a host name: use a name or an IP address such as collector.internal or 10.0.0.5 (no scheme, port or path)`,
+    );
+  return host;
+}
 
 const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 
@@ -86,61 +105,96 @@ function number(plugin: string, flag: string, v: unknown, min: number, max: numb
   return n;
 }
 
-/** The kind's settings from the input; throws naming the missing or malformed flag. */
-export function buildSettings<K extends PluginKind>(kind: K, i: PluginInput): SettingsByKind[K] {
-  const s: { [P in PluginKind]: () => SettingsByKind[P] } = {
-    postgres: () => {
-      const connection = text('postgres', '--connection', i.connection);
-      if (!/^postgres(ql)?:\/\//i.test(connection) && !connection.includes('='))
-        throw invalid(
-          'postgres',
-          '--connection: use a URL (postgres://user:pass@host:5432/db) or key=value pairs',
-        );
-      return { connection };
-    },
-    sqlite: () => ({ path: filePath('sqlite', '--path', i.path) }),
-    csv: () => ({ output_dir: filePath('csv', '--output-dir', i.output_dir) }),
-    tcp: () => ({ host: text('tcp', '--host', i.host), port: number('tcp', '--port', i.port, 1, 65535) }),
-    http: () => {
-      const endpoint = text('http', '--endpoint', i.endpoint);
-      let url: URL;
-      try {
-        url = new URL(endpoint);
-      } catch {
-        throw invalid('http', '--endpoint: use an absolute http:// or https:// URL');
-      }
-      if (url.protocol !== 'http:' && url.protocol !== 'https:')
-        throw invalid('http', '--endpoint: use an absolute http:// or https:// URL');
-      return { endpoint, headers: headers(i.headers) };
-    },
-    json: () => ({
-      path: filePath('json', '--path', i.path),
-      pretty: i.pretty === true || i.pretty === 'true',
-    }),
-    log: () => {
-      if (typeof i.level !== 'string' || !(LOG_LEVELS as readonly string[]).includes(i.level))
-        throw invalid('log', `--level ${JSON.stringify(i.level ?? '')}: use one of ${LOG_LEVELS.join(', ')}`);
-      if (i.template === undefined) return { level: i.level as LogLevel };
-      const template = text('log', '--template', i.template);
-      if (template.length > 1000) throw invalid('log', '--template: use at most 1000 characters');
-      return { level: i.level as LogLevel, template };
-    },
-  };
-  return s[kind]() as SettingsByKind[K];
+/** A flag the input omits: the previous value when there is one, else the flag is required. */
+function kept<T>(plugin: string, flag: string, previous: T | undefined): T {
+  // A new plugin without its target is a malformed command line, like any missing required flag.
+  if (previous === undefined)
+    throw err('EDBX_ERR_USAGE', {
+      reason: `error: required option '${flag}' not specified (eventdbx plugin ${plugin} --help)`,
+    });
+  return previous;
 }
 
-/** Whether the input carries the kind's required setting (else only enable/disable/retry options change). */
-export function hasSettings(kind: PluginKind, i: PluginInput): boolean {
-  const required: Record<PluginKind, unknown[]> = {
-    postgres: [i.connection],
-    sqlite: [i.path],
-    csv: [i.output_dir],
-    tcp: [i.host, i.port],
-    http: [i.endpoint],
-    json: [i.path],
-    log: [i.level],
+/**
+ * The kind's settings from the input; a setting the input omits keeps its previous value (`previous`,
+ * the plugin's current settings), so re-running a command with only `--disable` or `--timeout` changes
+ * nothing else. Throws naming the missing or malformed flag.
+ */
+export function buildSettings<K extends PluginKind>(
+  kind: K,
+  i: PluginInput,
+  previous?: SettingsByKind[K],
+): SettingsByKind[K] {
+  const given = (v: unknown) => v !== undefined;
+  const s: { [P in PluginKind]: (prev: SettingsByKind[P] | undefined) => SettingsByKind[P] } = {
+    postgres: (prev) => {
+      if (!given(i.connection)) return { connection: kept('postgres', '--connection', prev?.connection) };
+      const connection = text('postgres', '--connection', i.connection);
+      parseConnection(connection);
+      return { connection };
+    },
+    sqlite: (prev) => ({
+      path: given(i.path) ? filePath('sqlite', '--path', i.path) : kept('sqlite', '--path', prev?.path),
+    }),
+    csv: (prev) => ({
+      output_dir: given(i.output_dir)
+        ? filePath('csv', '--output-dir', i.output_dir)
+        : kept('csv', '--output-dir', prev?.output_dir),
+    }),
+    tcp: (prev) => ({
+      host: given(i.host) ? hostName('tcp', '--host', i.host) : kept('tcp', '--host', prev?.host),
+      port: given(i.port) ? number('tcp', '--port', i.port, 1, 65535) : kept('tcp', '--port', prev?.port),
+    }),
+    http: (prev) => {
+      let endpoint: string;
+      if (given(i.endpoint)) {
+        endpoint = text('http', '--endpoint', i.endpoint);
+        let url: URL;
+        try {
+          url = new URL(endpoint);
+        } catch {
+          throw invalid('http', '--endpoint: use an absolute http:// or https:// URL');
+        }
+        if (url.protocol !== 'http:' && url.protocol !== 'https:')
+          throw invalid('http', '--endpoint: use an absolute http:// or https:// URL');
+      } else endpoint = kept('http', '--endpoint', prev?.endpoint);
+      // Headers given replace the set; none given keep it; `--no-header` (false) removes them all.
+      const h = i.headers;
+      const omitted = h === undefined || (Array.isArray(h) && h.length === 0);
+      return {
+        endpoint,
+        headers: h === false || h === 'false' ? {} : omitted ? (prev?.headers ?? {}) : headers(h),
+      };
+    },
+    json: (prev) => ({
+      path: given(i.path) ? filePath('json', '--path', i.path) : kept('json', '--path', prev?.path),
+      pretty: given(i.pretty) ? i.pretty === true || i.pretty === 'true' : (prev?.pretty ?? false),
+    }),
+    log: (prev) => {
+      let level: LogLevel;
+      if (given(i.level)) {
+        if (typeof i.level !== 'string' || !(LOG_LEVELS as readonly string[]).includes(i.level))
+          throw invalid('log', `--level ${JSON.stringify(i.level)}: use one of ${LOG_LEVELS.join(', ')}`);
+        level = i.level as LogLevel;
+      } else level = kept('log', '--level', prev?.level);
+      // `--no-template` (false) goes back to the default line.
+      if (i.template === false || i.template === 'false') return { level };
+      if (i.template === undefined)
+        return prev?.template === undefined ? { level } : { level, template: prev.template };
+      const template = text('log', '--template', i.template);
+      if (template.length > 1000) throw invalid('log', '--template: use at most 1000 characters');
+      const unknown = [...template.matchAll(/\{([A-Za-z_][A-Za-z0-9_]*)\}/g)]
+        .map((m) => m[1]!)
+        .find((k) => !(TEMPLATE_PLACEHOLDERS as readonly string[]).includes(k));
+      if (unknown !== undefined)
+        throw invalid(
+          'log',
+          `--template: unknown placeholder {${unknown}}: use ${TEMPLATE_PLACEHOLDERS.map((k) => `{${k}}`).join(', ')}`,
+        );
+      return { level, template };
+    },
   };
-  return required[kind].some((v) => v !== undefined);
+  return (s[kind] as (prev: SettingsByKind[K] | undefined) => SettingsByKind[K])(previous);
 }
 
 /** Retry options: the given ones over the previous (or default) ones. */
@@ -171,7 +225,11 @@ export function buildDelivery(
         ? previous.timeout_ms
         : number(kind, '--timeout', i.timeout_ms, 1, 3_600_000),
   };
-  if (d.backoff_max_ms < d.backoff_ms) return { ...d, backoff_max_ms: d.backoff_ms };
+  if (d.backoff_max_ms < d.backoff_ms)
+    throw invalid(
+      kind,
+      `--backoff ${d.backoff_ms} is longer than --backoff-max ${d.backoff_max_ms}: lower --backoff or raise --backoff-max`,
+    );
   return d;
 }
 
@@ -179,21 +237,40 @@ export function buildDelivery(
 
 const MASK = '***';
 
-/** Hide the password of a connection string or URL (`user:***@host`, `password=***`). */
+/**
+ * An HTTP endpoint as shown: the password of its user info and the value of every query parameter
+ * masked (`?token=***`), since either may be a credential. One that does not parse is hidden whole.
+ */
+export function maskUrl(value: string): string {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    return MASK;
+  }
+  const user = url.username || url.password ? `${url.username}${url.password ? `:${MASK}` : ''}@` : '';
+  const query = url.search ? `?${maskQuery(url.search.slice(1), true)}` : '';
+  return `${url.protocol}//${user}${url.host}${url.pathname}${query}`;
+}
+
+/** Hide the secrets of a PostgreSQL connection string or a URL; never returns an unparsable string as is. */
 export function maskSecrets(value: string): string {
-  return value
-    .replace(/(\/\/[^/:@\s]*:)[^@\s/]*@/g, `$1${MASK}@`)
-    .replace(/(password\s*=\s*)('(?:[^'\\]|\\.)*'|[^\s&]+)/gi, `$1${MASK}`);
+  try {
+    parseConnection(value);
+    return maskConnection(value);
+  } catch {
+    return maskUrl(value);
+  }
 }
 
 /** Settings as shown to people and written to the audit log: no secret in clear. */
 export function maskedSettings(config: PluginConfig): Record<string, unknown> {
   switch (config.kind) {
     case 'postgres':
-      return { connection: maskSecrets(config.settings.connection) };
+      return { connection: maskConnection(config.settings.connection) };
     case 'http':
       return {
-        endpoint: maskSecrets(config.settings.endpoint),
+        endpoint: maskUrl(config.settings.endpoint),
         headers: Object.fromEntries(Object.keys(config.settings.headers).map((k) => [k, MASK])),
       };
     default:
@@ -205,7 +282,7 @@ export function maskedSettings(config: PluginConfig): Record<string, unknown> {
 export function describeTarget(config: PluginConfig): string {
   switch (config.kind) {
     case 'postgres':
-      return maskSecrets(config.settings.connection);
+      return maskConnection(config.settings.connection);
     case 'sqlite':
       return config.settings.path;
     case 'csv':
@@ -214,7 +291,7 @@ export function describeTarget(config: PluginConfig): string {
       return `${config.settings.host}:${config.settings.port}`;
     case 'http': {
       const names = Object.keys(config.settings.headers);
-      return `POST ${maskSecrets(config.settings.endpoint)}${names.length ? ` (headers: ${names.map((n) => `${n}: ${MASK}`).join(', ')})` : ''}`;
+      return `POST ${maskUrl(config.settings.endpoint)}${names.length ? ` (headers: ${names.map((n) => `${n}: ${MASK}`).join(', ')})` : ''}`;
     }
     case 'json':
       return `${config.settings.path}${config.settings.pretty ? ' (pretty)' : ' (JSON Lines)'}`;

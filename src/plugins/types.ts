@@ -27,6 +27,10 @@ export {
 } from '../protocol/plugins.js';
 
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error'] as const;
+/** What a log plugin's template may hold. */
+export const TEMPLATE_PLACEHOLDERS = ['aggregate', 'id', 'event', 'version', 'position', 'event_id'] as const;
+/** The kinds whose `timeout_ms` means something (network destinations). */
+export const NETWORK_KINDS: readonly PluginKind[] = ['postgres', 'tcp', 'http'];
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
 export interface PostgresSettings {

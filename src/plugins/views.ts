@@ -21,9 +21,12 @@ import type {
   PluginStatusList,
   PluginView,
 } from '../protocol/plugins.js';
-import type { LoopStats, PluginConfig } from './types.js';
+import { type DeliveryOptions, type LoopStats, type PluginConfig, NETWORK_KINDS } from './types.js';
 
 export type { PluginStatus, PluginView } from '../protocol/plugins.js';
+
+const withoutTimeout = ({ timeout_ms: _, ...rest }: DeliveryOptions): Omit<DeliveryOptions, 'timeout_ms'> =>
+  rest;
 
 export const viewOf = (c: PluginConfig): PluginView => ({
   name: c.name,
@@ -31,7 +34,8 @@ export const viewOf = (c: PluginConfig): PluginView => ({
   enabled: c.enabled,
   target: describeTarget(c),
   settings: maskedSettings(c),
-  delivery: c.delivery,
+  // A timeout only applies to the network destinations: not shown for the file and log plugins.
+  delivery: NETWORK_KINDS.includes(c.kind) ? c.delivery : withoutTimeout(c.delivery),
   created_at: c.created_at,
   updated_at: c.updated_at,
 });

@@ -61,7 +61,8 @@ export interface PluginView {
   readonly enabled: boolean;
   readonly target: string;
   readonly settings: Record<string, unknown>;
-  readonly delivery: DeliveryOptions;
+  /** `timeout_ms` only for the network plugins (postgres, tcp, http). */
+  readonly delivery: Omit<DeliveryOptions, 'timeout_ms'> & { readonly timeout_ms?: number };
   readonly created_at: string;
   readonly updated_at: string;
 }
@@ -77,7 +78,10 @@ export interface PluginStatus {
   readonly cursor: number;
   /** Last position in the store. */
   readonly head: number;
-  /** Events committed but not yet acknowledged by the sink. */
+  /**
+   * Positions committed but not yet acknowledged by the sink, system events (audit entries, which are
+   * skipped) included: an upper bound of the events still to deliver.
+   */
   readonly lag: number;
   readonly attempts: number;
   readonly delivered: number;

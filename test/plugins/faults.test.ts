@@ -449,3 +449,53 @@ describe('TCP destination that goes away', () => {
     }
   });
 });
+
+describe('delivery error reasons (QA item 7)', () => {
+  it('label only PostgreSQL errors as SQLSTATE, and mention retries only when there were some', async () => {
+    const port = await freePort(); // nothing listens: connection refused
+    host = await startHost(store);
+    await configurePlugin(
+      store,
+      'postgres',
+      { connection: `postgres://u@127.0.0.1:${port}/db`, ...FAST, max_attempts: 1 },
+      jane,
+    );
+    await configurePlugin(store, 'http', { endpoint: rx.url, ...FAST, max_attempts: 2 }, jane);
+    rx.respond = () => 500;
+    await store.append(ev('p-1', { a: '1' }), jane);
+    const pg = await waitFor(
+      'a postgres dead letter',
+      async () => (await deadLetters(store, 'postgres')).dead_letters[0],
+    );
+    expect(pg.attempts).toBe(1);
+    expect(pg.reason).toContain('ECONNREFUSED');
+    expect(pg.reason).not.toContain('SQLSTATE');
+    expect(pg.reason).not.toContain('retried');
+    const http = await waitFor(
+      'an http dead letter',
+      async () => (await deadLetters(store, 'http')).dead_letters[0],
+    );
+    expect(http.attempts).toBe(2);
+    expect(http.reason).toContain('answered 500 (2 attempts, retried with backoff)');
+  });
+});
+
+describe('plugin status figures (QA item 8)', () => {
+  it('counts dead letters delivered by retry as delivered, and forgets the last error when the target changes', async () => {
+    rx.respond = () => 500;
+    host = await startHost(store);
+    await configurePlugin(store, 'http', { endpoint: rx.url, ...FAST, max_attempts: 1 }, jane);
+    await store.append(ev('p-1', { a: '1' }), jane);
+    await waitFor('a dead letter', async () => (await deadLetters(store, 'http')).total === 1);
+    rx.respond = () => 200;
+    expect((await retryPlugin(store, 'http', jane)).outcome).toMatchObject({ delivered: 1 });
+    const after = await statusOf(store, 'http');
+    expect(after).toMatchObject({ delivered: 1, dead_letters: 0 });
+    // Kept after recovery (it shows when it happened), gone once the plugin points elsewhere.
+    expect(after.last_error?.at).toEqual(expect.any(String));
+    await configurePlugin(store, 'http', { endpoint: `${rx.url}?v=2` }, jane);
+    expect((await statusOf(store, 'http')).last_error).toBeUndefined();
+    await configurePlugin(store, 'http', { disable: true }, jane);
+    expect((await statusOf(store, 'http')).last_error).toBeUndefined();
+  });
+});

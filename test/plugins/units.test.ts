@@ -11,7 +11,14 @@ import { formatRecord, parseCsv } from '../../src/plugins/csv/rfc4180.js';
 import { CsvSink } from '../../src/plugins/csv/sink.js';
 import { repairTail } from '../../src/plugins/files.js';
 import { DEFAULT_TEMPLATE, renderTemplate } from '../../src/plugins/log/sink.js';
-import { buildDelivery, buildSettings, maskSecrets } from '../../src/plugins/settings.js';
+import {
+  buildDelivery,
+  buildSettings,
+  describeTarget,
+  maskSecrets,
+  maskedSettings,
+} from '../../src/plugins/settings.js';
+import { DEFAULT_DELIVERY } from '../../src/plugins/types.js';
 import { castValue, parseDataType, postgresType, sqliteType } from '../../src/plugins/sql/datatypes.js';
 import { typeResolver } from '../../src/plugins/sql/rows.js';
 import type { Mappings } from '../../src/plugins/types.js';
@@ -205,6 +212,25 @@ describe('masking secrets', () => {
       'postgres://db/app?user=bob&password=***&sslmode=require',
     );
     expect(maskSecrets('postgres://db/app')).toBe('postgres://db/app');
+  });
+
+  it('hides every query parameter value and the password of an HTTP endpoint (QA item 6)', () => {
+    const config = {
+      name: 'http',
+      kind: 'http',
+      enabled: true,
+      settings: { endpoint: 'https://u:pw1@hooks.example.com/in?token=tok1&team=ops#frag', headers: {} },
+      delivery: DEFAULT_DELIVERY,
+      created_at: '',
+      updated_at: '',
+    } as const;
+    const shown = [describeTarget(config), JSON.stringify(maskedSettings(config))];
+    for (const text of shown) {
+      expect(text).not.toMatch(/pw1|tok1|ops/);
+      expect(text).toContain('https://u:***@hooks.example.com/in?token=***&team=***');
+    }
+    expect(maskSecrets('http://x/?a=secret')).toBe('http://x/?a=***');
+    expect(maskSecrets('not a url secret')).toBe('***');
   });
 });
 

@@ -6,8 +6,8 @@
 import path from 'node:path';
 import type { CommandSpec, Flag } from '../spec.js';
 
-/** Paths are resolved where the CLI runs (the op may run inside a server with another cwd). */
-const resolvePath = (v: string): string => path.resolve(v);
+/** Paths are resolved where the CLI runs (the op may run inside a server with another cwd); an empty one is refused by the op. */
+const resolvePath = (v: string): string => (v.trim() === '' ? v : path.resolve(v));
 
 const DELIVERY: readonly Flag[] = [
   { flags: '--disable', help: 'keep the configuration but stop delivering (run without it to enable)' },
@@ -52,7 +52,7 @@ export const PLUGIN_COMMANDS: CommandSpec[] = [
   sink('postgres', 'mirror aggregate state into PostgreSQL tables (one per aggregate type)', [
     {
       flags: '--connection <connection-string>',
-      help: 'e.g. postgres://user:pass@host:5432/db (stored sealed)',
+      help: "postgres://user:pass@host:5432/db (percent-encode the password) or key=value pairs: host=db user=bob password='…' dbname=app (stored sealed)",
     },
     TIMEOUT,
   ]),
@@ -71,14 +71,16 @@ export const PLUGIN_COMMANDS: CommandSpec[] = [
     { flags: '--endpoint <url>', help: 'http:// or https:// URL' },
     {
       flags: '--header <KEY=VALUE>',
-      help: 'request header (repeatable; values stored sealed)',
+      help: 'request header (repeatable; values stored sealed); given headers replace the previous set',
       repeat: true,
     },
+    { flags: '--no-header', help: 'remove every header' },
     TIMEOUT,
   ]),
   sink('json', 'append each EventRecord to a file (JSON Lines)', [
     { flags: '--path <file>', help: 'output file', parse: resolvePath },
     { flags: '--pretty', help: 'indented records (read back with `jq -c . <file>`)' },
+    { flags: '--no-pretty', help: 'one record per line (JSON Lines, the default)' },
   ]),
   sink('log', "emit a line per event through the server's log", [
     { flags: '--level <trace|debug|info|warn|error>', help: 'log level of the lines' },
@@ -86,6 +88,7 @@ export const PLUGIN_COMMANDS: CommandSpec[] = [
       flags: '--template <text>',
       help: 'line with {aggregate} {event} {id} {version}; default "aggregate={aggregate} id={id} event={event}"',
     },
+    { flags: '--no-template', help: 'go back to the default line' },
   ]),
   { name: 'list', op: 'plugin.list', help: 'list plugins (secrets masked) and field mappings', flags: [] },
   {

@@ -101,6 +101,12 @@ const mappingRows = (m: Mappings) =>
     ),
   );
 
+/** Positions, not events: the system events among them (audit entries) are skipped, not delivered. */
+const replayed = (from: number, head: number): string =>
+  from > head
+    ? 'the events committed from now on'
+    : `positions ${from} to ${head}; system events such as audit entries among them are skipped`;
+
 const shorten = (s: string, n = 60) => (s.length > n ? `${s.slice(0, n - 1)}…` : s);
 
 export const PLUGIN_HUMAN: Record<string, Renderer> = {
@@ -144,7 +150,7 @@ export const PLUGIN_HUMAN: Record<string, Renderer> = {
   },
   'plugin.replay': (r) =>
     [
-      `plugin ${bold(String(r.plugin))} delivers again from position ${r.from} (${Math.max(0, (r.head as number) - (r.from as number) + 1)} event(s))${(r.cleared_dead_letters as number) > 0 ? `; ${r.cleared_dead_letters} dead letter(s) cleared` : ''}`,
+      `plugin ${bold(String(r.plugin))} delivers again from position ${r.from} (${replayed(r.from as number, r.head as number)})${(r.cleared_dead_letters as number) > 0 ? `; ${r.cleared_dead_letters} dead letter(s) cleared` : ''}`,
       afterChange(r.running),
     ].join('\n'),
   'plugin.dead-letters': (r) => {

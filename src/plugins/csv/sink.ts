@@ -7,7 +7,7 @@
 import { type FileHandle, mkdir, open, readFile, rename, rm, truncate, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fieldColumn, issuerText } from '../columns.js';
-import { syncDir } from '../files.js';
+import { stillAt, syncDir } from '../files.js';
 import { type CsvSettings, type DeliveryItem, type Sink, reasonOf, transientFailure } from '../types.js';
 import { formatRecord, parseCsv } from './rfc4180.js';
 
@@ -64,6 +64,11 @@ class CsvFile {
     const lines = rows.map((r) => formatRecord(this.header.map((c) => r.get(c) ?? '')));
     if (wasEmpty) lines.unshift(formatRecord(this.header));
     await this.handle.write(lines.join(''));
+  }
+
+  /** Whether the path still names the open file (not deleted, nor replaced by someone else). */
+  current(): Promise<boolean> {
+    return stillAt(this.handle, this.file);
   }
 
   async sync(): Promise<void> {
@@ -133,6 +138,11 @@ export class CsvSink implements Sink {
 
   async #file(type: string): Promise<CsvFile> {
     let f = this.#files.get(type);
+    if (f && !(await f.current())) {
+      // Deleted (or the directory was) while open: start a new file, header first.
+      await f.close();
+      f = undefined;
+    }
     if (!f) {
       f = await CsvFile.open(path.join(this.settings.output_dir, `${type}.csv`));
       this.#files.set(type, f);

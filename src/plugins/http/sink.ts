@@ -7,7 +7,7 @@
  */
 import http from 'node:http';
 import https from 'node:https';
-import { maskSecrets } from '../settings.js';
+import { maskUrl } from '../settings.js';
 import {
   type DeliveryItem,
   type DeliveryOptions,
@@ -63,7 +63,7 @@ export class HttpSink implements Sink {
   }
 
   async deliver(items: readonly DeliveryItem[]): Promise<void> {
-    const where = `POST ${maskSecrets(this.settings.endpoint)}`;
+    const where = `POST ${maskUrl(this.settings.endpoint)}`;
     for (let i = 0; i < items.length; i++) {
       const { record } = items[i]!;
       let status: number;

@@ -5,7 +5,7 @@
  */
 import { type FileHandle, mkdir, open } from 'node:fs/promises';
 import path from 'node:path';
-import { repairTail } from '../files.js';
+import { repairTail, stillAt } from '../files.js';
 import { type DeliveryItem, type JsonSettings, type Sink, reasonOf, transientFailure } from '../types.js';
 
 export class JsonSink implements Sink {
@@ -16,6 +16,8 @@ export class JsonSink implements Sink {
   constructor(private readonly settings: JsonSettings) {}
 
   async #open(): Promise<FileHandle> {
+    // Deleted (or replaced) while open: appending through the old handle would lose the records.
+    if (this.#handle && !(await stillAt(this.#handle, this.settings.path))) await this.close();
     if (!this.#handle) {
       await mkdir(path.dirname(this.settings.path), { recursive: true });
       // A pretty document ends with a `}` at the start of a line (nested ones are indented).

@@ -6,6 +6,7 @@
  */
 import type { Pool, PoolClient } from 'pg';
 import { ROW_COLUMNS } from '../columns.js';
+import { driverConnectionString } from './connection.js';
 import { postgresType } from '../sql/datatypes.js';
 import {
   type SqlField,
@@ -47,7 +48,7 @@ export class PostgresSink implements Sink {
     if (!this.#pool) {
       const { default: pg } = await import('pg');
       const pool = new pg.Pool({
-        connectionString: this.settings.connection,
+        connectionString: driverConnectionString(this.settings.connection),
         max: 2,
         connectionTimeoutMillis: this.delivery.timeout_ms,
         query_timeout: this.delivery.timeout_ms,
@@ -153,10 +154,19 @@ function upsertSql(table: string, columns: readonly string[], rows: number): str
   );
 }
 
-/** An error PostgreSQL reported for a statement (SQLSTATE), as opposed to a broken connection. */
+/** The SQLSTATE of an error PostgreSQL itself reported (the driver's DatabaseError), else undefined. */
+function sqlState(e: unknown): string | undefined {
+  const { code, severity } = (e ?? {}) as { code?: unknown; severity?: unknown };
+  // Node's own errors have codes too (ENOTFOUND, EPIPE, ERR_INVALID_URL): only the server sends a severity.
+  return typeof severity === 'string' && typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code)
+    ? code
+    : undefined;
+}
+
+/** An error PostgreSQL reported for a statement, as opposed to a broken connection. */
 function isSqlError(e: unknown): boolean {
-  const code = (e as { code?: unknown }).code;
-  return typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) && !/^(08|57|53|58)/.test(code);
+  const code = sqlState(e);
+  return code !== undefined && !/^(08|57|53|58)/.test(code);
 }
 
 /**
@@ -166,9 +176,9 @@ function isSqlError(e: unknown): boolean {
  */
 function classify(e: unknown, items: readonly DeliveryItem[]): DeliveryFailure {
   if (e instanceof DeliveryFailure) return e;
-  const code = (e as { code?: unknown }).code;
-  const reason = `${reasonOf(e)}${typeof code === 'string' ? ` (SQLSTATE ${code})` : ''}`;
-  if (typeof code === 'string' && /^(22|23)/.test(code)) {
+  const code = sqlState(e);
+  const reason = `${reasonOf(e)}${code ? ` (SQLSTATE ${code})` : ''}`;
+  if (code && /^(22|23)/.test(code)) {
     return items.length === 1
       ? rejectedFailure('postgres', items[0]!.record, reason, 0)
       : rejectedFailure('postgres', items[0]!.record, reason, undefined);

@@ -6,16 +6,19 @@
  * first.
  */
 import BetterSqlite3 from 'better-sqlite3';
-import { mkdirSync } from 'node:fs';
+import { type Stats, mkdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { ROW_COLUMNS, disambiguate } from '../columns.js';
 import { type SqlValue, sqliteType } from '../sql/datatypes.js';
 import { type SqlField, type SqlRow, groupRows, quoteIdent, rowParams } from '../sql/rows.js';
+import { sameFile } from '../files.js';
 
 type Db = BetterSqlite3.Database;
 
 export class SqliteWriter {
   #db: Db | undefined;
+  /** The database file as opened (device and inode). */
+  #opened: Pick<Stats, 'dev' | 'ino'> | undefined;
   /** Per table: lower-cased column name → actual column name. */
   readonly #columns = new Map<string, Map<string, string>>();
   readonly #statements = new Map<string, BetterSqlite3.Statement>();
@@ -45,10 +48,14 @@ export class SqliteWriter {
     const db = this.#db;
     this.#db = undefined;
     this.#statements.clear();
+    this.#columns.clear();
     db?.close();
   }
 
   #open(): Db {
+    // Deleted or replaced while open: the connection would go on writing into the unlinked file.
+    // Closing checkpoints into it and removes its WAL; the database is then created afresh.
+    if (this.#db && !sameFile(this.#opened!, statOrNone(this.file))) this.close();
     if (this.#db) return this.#db;
     mkdirSync(path.dirname(this.file), { recursive: true });
     // Busy timeout 0: a file locked by another process fails fast and is retried with backoff.
@@ -61,6 +68,7 @@ export class SqliteWriter {
       throw e;
     }
     this.#db = db;
+    this.#opened = statSync(this.file);
     return db;
   }
 
@@ -105,6 +113,14 @@ export class SqliteWriter {
       this.#statements.set(key, st);
     }
     return st;
+  }
+}
+
+function statOrNone(file: string): Stats | undefined {
+  try {
+    return statSync(file);
+  } catch {
+    return undefined;
   }
 }
 
