@@ -74,6 +74,19 @@ describe('HTTP destination that fails, then recovers', () => {
     expect(s.last_error?.message).toContain('answered 500');
   });
 
+  it('a new target starts without the last error of the old one; recovery alone keeps it (it carries its time)', async () => {
+    rx.respond = (_body, n) => (n < 3 ? 500 : 200);
+    host = await startHost(store);
+    await configurePlugin(store, 'http', { endpoint: rx.url, ...FAST }, jane);
+    await store.append(ev('p-1', { seq: '1' }), jane);
+    await caughtUp(store, 'http');
+    expect((await statusOf(store, 'http')).last_error?.message).toContain('answered 500');
+    await configurePlugin(store, 'http', { endpoint: `${rx.url}/v2`, ...FAST }, jane);
+    await store.append(ev('p-1', { seq: '2' }), jane);
+    await caughtUp(store, 'http');
+    expect((await statusOf(store, 'http')).last_error).toBeUndefined();
+  });
+
   it('fails every event twice before accepting it: still all of them, in order', async () => {
     const tries = new Map<string, number>();
     rx.respond = (body) => {
