@@ -14,7 +14,8 @@ import { CsvSink } from '../../src/plugins/csv/sink.js';
 import { JsonSink } from '../../src/plugins/json/sink.js';
 import { parseDataType } from '../../src/plugins/sql/datatypes.js';
 import { SqliteSink } from '../../src/plugins/sqlite/sink.js';
-import type { DeliveryItem, Sink } from '../../src/plugins/types.js';
+import type { Sink } from '../../src/plugins/types.js';
+import { deliveryItems } from './fixtures.js';
 
 const dirs: string[] = [];
 const sinks: Sink[] = [];
@@ -29,23 +30,6 @@ async function tempDir(): Promise<string> {
   return dir;
 }
 
-const at = '2026-11-26T12:00:00.000Z';
-function item(n: number): DeliveryItem {
-  const payload = { name: `patient ${n}` };
-  const record: EventRecord = {
-    aggregate_type: 'patient',
-    aggregate_id: `p-${n}`,
-    event_type: 'patient-added',
-    payload,
-    metadata: { event_id: `e-${n}`, created_at: at, issued_by: { group: 'doctors', user: 'ana' } },
-    version: 1,
-    position: n,
-    hash: '',
-    merkle_root: '',
-  };
-  return { record, row: { state: payload, created_at: at, created_by: record.metadata.issued_by } };
-}
-
 function keep<S extends Sink>(s: S): S {
   sinks.push(s);
   return s;
@@ -56,22 +40,22 @@ describe('output deleted while the sink has it open (QA item 3)', () => {
     const dir = path.join(await tempDir(), 'csv');
     const file = path.join(dir, 'patient.csv');
     const sink = keep(new CsvSink({ output_dir: dir }));
-    await sink.deliver([item(1)]);
+    await sink.deliver(deliveryItems(1, 1));
     await rm(file);
-    await sink.deliver([item(2)]);
+    await sink.deliver(deliveryItems(1, 2));
     const after = parseCsv(await readFile(file, 'utf8')).records;
     expect(after.map((r) => r[0])).toEqual(['id', 'p-2']);
     await rm(dir, { recursive: true });
-    await sink.deliver([item(3)]);
+    await sink.deliver(deliveryItems(1, 3));
     expect(parseCsv(await readFile(file, 'utf8')).records.map((r) => r[0])).toEqual(['id', 'p-3']);
   });
 
   it('JSON: a deleted file, then a deleted directory, are created again', async () => {
     const file = path.join(await tempDir(), 'out', 'events.jsonl');
     const sink = keep(new JsonSink({ path: file, pretty: false }));
-    await sink.deliver([item(1)]);
+    await sink.deliver(deliveryItems(1, 1));
     await rm(file);
-    await sink.deliver([item(2)]);
+    await sink.deliver(deliveryItems(1, 2));
     const ids = async () =>
       (await readFile(file, 'utf8'))
         .trim()
@@ -79,16 +63,16 @@ describe('output deleted while the sink has it open (QA item 3)', () => {
         .map((l) => (JSON.parse(l) as EventRecord).aggregate_id);
     expect(await ids()).toEqual(['p-2']);
     await rm(path.dirname(file), { recursive: true });
-    await sink.deliver([item(3)]);
+    await sink.deliver(deliveryItems(1, 3));
     expect(await ids()).toEqual(['p-3']);
   });
 
   it('SQLite: a deleted database file is created again, with its table', async () => {
     const file = path.join(await tempDir(), 'mirror.db');
     const sink = keep(new SqliteSink({ path: file }, () => parseDataType('text')));
-    await sink.deliver([item(1)]);
+    await sink.deliver(deliveryItems(1, 1));
     await rm(file);
-    await sink.deliver([item(2)]);
+    await sink.deliver(deliveryItems(1, 2));
     const db = new Database(file, { readonly: true });
     try {
       expect(db.prepare('SELECT id, name FROM patient').all()).toEqual([{ id: 'p-2', name: 'patient 2' }]);

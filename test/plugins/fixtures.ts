@@ -8,6 +8,7 @@ import net from 'node:net';
 import type { EventRecord } from '../../src/core/event.js';
 import { DeliveryHost, pluginStatus } from '../../src/plugins/index.js';
 import type { PluginInput, PluginLogger, PluginStatus } from '../../src/plugins/index.js';
+import type { DeliveryItem } from '../../src/plugins/types.js';
 import { MemoryEngine } from '../../src/storage/index.js';
 import { EventStore } from '../../src/store/index.js';
 
@@ -17,6 +18,28 @@ export const jane = { issuedBy: { group: 'admin', user: 'jane' } };
 export const FAST: PluginInput = { backoff_ms: 5, backoff_max_ms: 50, timeout_ms: 2_000 };
 
 export const openStore = () => EventStore.open({ engine: new MemoryEngine() });
+
+/** Delivery items for driving a sink directly: `patient/p-<n>` at version 1, positions from `from`. */
+export function deliveryItems(count: number, from = 1): DeliveryItem[] {
+  const at = '2026-11-26T12:00:00.000Z';
+  const by = { group: 'doctors', user: 'ana' };
+  return Array.from({ length: count }, (_, i) => {
+    const n = from + i;
+    const payload = { name: `patient ${n}`, ward: String(n % 9) };
+    const record: EventRecord = {
+      aggregate_type: 'patient',
+      aggregate_id: `p-${n}`,
+      event_type: 'patient-added',
+      payload,
+      metadata: { event_id: `e-${n}`, created_at: at, issued_by: by },
+      version: 1,
+      position: n,
+      hash: '',
+      merkle_root: '',
+    };
+    return { record, row: { state: payload, created_at: at, created_by: by } };
+  });
+}
 
 export interface LogLine {
   readonly level: string;

@@ -9,34 +9,14 @@ import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { parseDataType } from '../../src/plugins/sql/datatypes.js';
 import { SqliteSink } from '../../src/plugins/sqlite/sink.js';
-import type { DeliveryItem } from '../../src/plugins/types.js';
+import { deliveryItems } from './fixtures.js';
 
 const dirs: string[] = [];
 afterEach(async () => {
   await Promise.all(dirs.splice(0).map((d) => rm(d, { recursive: true, force: true })));
 });
 
-const at = '2026-11-26T12:00:00.000Z';
-function items(count: number, from = 1): DeliveryItem[] {
-  return Array.from({ length: count }, (_, i) => {
-    const n = from + i;
-    const payload = { name: `patient ${n}`, ward: String(n % 9) };
-    return {
-      record: {
-        aggregate_type: 'patient',
-        aggregate_id: `p-${n}`,
-        event_type: 'patient-added',
-        payload,
-        metadata: { event_id: `e-${n}`, created_at: at, issued_by: { group: 'doctors', user: 'ana' } },
-        version: 1,
-        position: n,
-        hash: '',
-        merkle_root: '',
-      },
-      row: { state: payload, created_at: at, created_by: { group: 'doctors', user: 'ana' } },
-    };
-  });
-}
+const items = deliveryItems;
 
 async function sinkIn(): Promise<{ sink: SqliteSink; file: string }> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'edbx-sqlite-thread-'));
