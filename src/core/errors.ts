@@ -13,7 +13,16 @@ interface ErrorSpec {
   readonly doc: string;
 }
 
-const s = (v: unknown): string => (typeof v === 'string' ? JSON.stringify(v) : String(v));
+/** Longest shown value, in characters: a message quotes what was sent, never echoes a whole body. */
+const SHOWN = 80;
+
+/** A value as a message shows it: strings and objects as JSON (quoted, control characters escaped), cut short. */
+export function shown(v: unknown): string {
+  const text = typeof v === 'string' || (typeof v === 'object' && v !== null) ? JSON.stringify(v) : String(v);
+  const chars = Array.from(text); // code points: never cut a character in half
+  return chars.length > SHOWN ? `${chars.slice(0, SHOWN).join('')}…` : text;
+}
+const s = shown;
 
 export const ERRORS = {
   // --- input validation (400) ---

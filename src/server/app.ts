@@ -56,6 +56,8 @@ export async function buildServer(
         useDefaults: true,
         allErrors: false,
         allowUnionTypes: true,
+        // Each error carries the value that failed, so the problem can show what was sent.
+        verbose: true,
       },
     },
     // Per-request log lines are off (metrics count requests); errors are still logged.

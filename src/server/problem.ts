@@ -4,6 +4,7 @@
  */
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { type EventDbxError, err, isEventDbxError } from '../core/errors.js';
+import { fromValidation } from './validation.js';
 
 export interface Problem {
   readonly type: string;
@@ -27,19 +28,7 @@ export function toProblem(e: EventDbxError, instance?: string): Problem {
 
 /** Map fastify's own errors (validation, body limits, parsing) to registry errors. */
 function fromFastify(e: FastifyError): EventDbxError {
-  if (e.validation && e.validation.length > 0) {
-    const v = e.validation[0]!;
-    const where = `${e.validationContext ?? 'request'}${v.instancePath ? v.instancePath.replace(/\//g, '.') : ''}`;
-    const extra =
-      v.keyword === 'additionalProperties'
-        ? ` (unknown field ${JSON.stringify((v.params as { additionalProperty?: string }).additionalProperty)})`
-        : '';
-    return err('EDBX_ERR_INVALID_ARGUMENT', {
-      name: where,
-      value: '',
-      reason: `${v.message ?? 'is invalid'}${extra}`,
-    });
-  }
+  if (e.validation && e.validation.length > 0) return fromValidation(e.validation[0]!, e.validationContext);
   switch (e.code) {
     case 'FST_ERR_CTP_BODY_TOO_LARGE':
       return err('EDBX_ERR_BODY_TOO_LARGE', { limit: 'the configured limit' });
