@@ -49,7 +49,7 @@ export const ERRORS = {
     status: 400,
     kind: 'user',
     message: (p) =>
-      `invalid field name ${s(p.value)}: use 1-128 printable characters without control characters`,
+      `invalid field name ${s(p.value)}: ${p.reason ?? 'use 1-128 printable characters without control characters'}`,
     doc: 'A payload field name is empty, too long or contains control characters.',
   },
   EDBX_ERR_INVALID_FIELD_VALUE: {
@@ -273,8 +273,8 @@ export const ERRORS = {
   EDBX_ERR_UNSUPPORTED_MEDIA_TYPE: {
     status: 415,
     kind: 'user',
-    message: () => 'send the body as JSON with `Content-Type: application/json`',
-    doc: 'The request body is not JSON.',
+    message: (p) => `${p.reason ?? 'send the body as JSON with `Content-Type: application/json`'}`,
+    doc: 'The request body is not JSON, is not UTF-8 (charset) or is compressed (Content-Encoding).',
   },
   EDBX_ERR_INVALID_JSON: {
     status: 400,

@@ -9,6 +9,7 @@ import type { Access, TokenRecord } from '../core/tokens.js';
 import type { EventStore } from '../store/index.js';
 import { authenticate } from '../store/tokens.js';
 import { Metrics } from './metrics.js';
+import { parseJsonBody } from './json-body.js';
 import { errorHandler, notFoundHandler } from './problem.js';
 import { aggregateRoutes } from './routes/aggregates.js';
 import { systemRoutes } from './routes/system.js';
@@ -75,6 +76,14 @@ export async function buildServer(
   };
   // JSON only: without this, fastify would accept text/plain bodies and fail them as 400 later.
   app.removeContentTypeParser('text/plain');
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (req, body, done) => {
+    try {
+      done(null, parseJsonBody(req, body as Buffer));
+    } catch (e) {
+      done(e as Error, undefined);
+    }
+  });
   app.setErrorHandler(errorHandler);
   app.setNotFoundHandler(notFoundHandler);
   metrics.instrument(app);
