@@ -285,8 +285,21 @@ export const ERRORS = {
   EDBX_ERR_REQUEST_TIMEOUT: {
     status: 408,
     kind: 'user',
-    message: () => 'the request took too long to arrive',
+    message: (p) =>
+      `the request did not arrive within ${p.ms === undefined ? 'the server timeout' : `${p.ms} ms`}: send the headers and body without pausing`,
     doc: 'The request headers or body did not arrive within the server timeout.',
+  },
+  EDBX_ERR_HEADERS_TOO_LARGE: {
+    status: 431,
+    kind: 'user',
+    message: (p) => `the request headers are over ${p.limit} bytes: send fewer or shorter headers`,
+    doc: 'The request line and headers exceed the server limit (16 KiB).',
+  },
+  EDBX_ERR_MALFORMED_REQUEST: {
+    status: 400,
+    kind: 'user',
+    message: (p) => `the request is not valid HTTP/1.1 (${p.reason}): check the client`,
+    doc: 'The bytes received are not an HTTP request (bad request line, header or chunked encoding).',
   },
   EDBX_ERR_SHUTTING_DOWN: {
     status: 503,

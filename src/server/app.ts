@@ -4,13 +4,14 @@
  * and an OpenAPI document generated from the route schemas at /openapi.json.
  */
 import swagger from '@fastify/swagger';
-import Fastify, { type FastifyInstance, LogController } from 'fastify';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify';
 import type { Access, TokenRecord } from '../core/tokens.js';
 import type { EventStore } from '../store/index.js';
 import { authenticate } from '../store/tokens.js';
 import { Metrics } from './metrics.js';
 import { parseJsonBody } from './json-body.js';
 import { errorHandler, notFoundHandler } from './problem.js';
+import { type Timeouts, clientErrorHandler, httpTimeouts } from './protocol.js';
 import { aggregateRoutes } from './routes/aggregates.js';
 import { systemRoutes } from './routes/system.js';
 
@@ -21,6 +22,8 @@ export interface ServerOptions {
   /** pino logger options, or false to disable logging. */
   readonly logger?: boolean | Record<string, unknown>;
   readonly bodyLimit?: number;
+  /** Request, headers and keep-alive timeouts (tests make them short). */
+  readonly timeouts?: Timeouts;
   /** Extra route plugins (schemas, checkpoint, streams) registered by later layers. */
   readonly extraRoutes?: ReadonlyArray<(app: FastifyInstance, ctx: RouteContext) => Promise<void> | void>;
 }
@@ -39,12 +42,14 @@ export interface RouteContext {
 export async function buildServer(
   options: ServerOptions,
 ): Promise<{ app: FastifyInstance; ctx: RouteContext; drain: () => void }> {
+  const timeouts = httpTimeouts(options.timeouts);
+  let log: FastifyBaseLogger | undefined;
   const app = Fastify({
     logger: options.logger ?? false,
     bodyLimit: options.bodyLimit ?? 1024 * 1024,
-    requestTimeout: 30_000,
-    connectionTimeout: 60_000,
-    keepAliveTimeout: 5_000,
+    ...timeouts,
+    // Timed-out, oversized and malformed requests that never reach a route get problem+json too.
+    clientErrorHandler: clientErrorHandler(timeouts, () => log!),
     return503OnClosing: true,
     // Aggregate ids may be 128 characters, each up to 4 UTF-8 bytes percent-encoded (12 characters).
     routerOptions: { maxParamLength: 2048 },
@@ -64,6 +69,7 @@ export async function buildServer(
     // Per-request log lines are off (metrics count requests); errors are still logged.
     logController: new LogController({ disableRequestLogging: true }),
   });
+  log = app.log;
   let draining = false;
   const metrics = new Metrics(options.store);
   const ctx: RouteContext = {
