@@ -5,6 +5,7 @@
  */
 import swagger from '@fastify/swagger';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify';
+import { err } from '../core/errors.js';
 import type { Access, TokenRecord } from '../core/tokens.js';
 import type { EventStore } from '../store/index.js';
 import { authenticate } from '../store/tokens.js';
@@ -50,7 +51,8 @@ export async function buildServer(
     ...timeouts,
     // Timed-out, oversized and malformed requests that never reach a route get problem+json too.
     clientErrorHandler: clientErrorHandler(timeouts, () => log!),
-    return503OnClosing: true,
+    // Requests that arrive while closing get problem+json from the onRequest hook below.
+    return503OnClosing: false,
     // Aggregate ids may be 128 characters, each up to 4 UTF-8 bytes percent-encoded (12 characters).
     routerOptions: { maxParamLength: 2048 },
     // Router errors (bad percent-encoding, over-long parameters) get problem+json like every other error.
@@ -95,7 +97,13 @@ export async function buildServer(
   metrics.instrument(app);
   // Authenticate before the body is read and validated: an unauthenticated request gets 401, never a
   // 400 that reveals the API's shape. Routes check their precise access (write, scope, admin) again.
+  // Closing: in-flight requests finish, new ones are refused with 503 (writes already are while draining).
+  let closing = false;
+  app.addHook('preClose', async () => {
+    closing = draining = true;
+  });
   app.addHook('onRequest', async (req) => {
+    if (closing) throw err('EDBX_ERR_SHUTTING_DOWN');
     const security = (req.routeOptions.schema as { security?: unknown[] } | undefined)?.security;
     if (req.is404 || (Array.isArray(security) && security.length === 0)) return;
     ctx.auth(req.headers.authorization, { write: false });

@@ -6,6 +6,9 @@ import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { type EventDbxError, err, isEventDbxError } from '../core/errors.js';
 import { fromValidation } from './validation.js';
 
+/** Seconds a client should wait before retrying a request refused while the server stops. */
+const RETRY_AFTER_S = 2;
+
 export interface Problem {
   readonly type: string;
   readonly title: string;
@@ -56,6 +59,9 @@ function fromFastify(e: FastifyError): EventDbxError {
 export function errorHandler(e: FastifyError | Error, req: FastifyRequest, reply: FastifyReply): void {
   const error = isEventDbxError(e) ? e : fromFastify(e as FastifyError);
   if (error.code === 'EDBX_ERR_INTERNAL') req.log.error({ err: e }, 'unhandled error');
+  // The server is stopping: the client should try again shortly (the restarted server, another node).
+  if (error.code === 'EDBX_ERR_SHUTTING_DOWN')
+    void reply.header('Retry-After', String(RETRY_AFTER_S)).header('Connection', 'close');
   void reply.code(error.status).type('application/problem+json').send(toProblem(error, req.url));
 }
 
