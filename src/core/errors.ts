@@ -267,7 +267,8 @@ export const ERRORS = {
   EDBX_ERR_BODY_TOO_LARGE: {
     status: 413,
     kind: 'user',
-    message: (p) => `request body is over ${p.limit}`,
+    message: (p) =>
+      `request body is over ${p.limit === undefined ? 'the server limit' : `the limit of ${p.limit} bytes`}: send a smaller body (split a large transaction)`,
     doc: 'The request body exceeds the server body limit.',
   },
   EDBX_ERR_UNSUPPORTED_MEDIA_TYPE: {

@@ -30,11 +30,11 @@ export function toProblem(e: EventDbxError, instance?: string): Problem {
 }
 
 /** Map fastify's own errors (validation, body limits, parsing) to registry errors. */
-function fromFastify(e: FastifyError): EventDbxError {
+function fromFastify(e: FastifyError, bodyLimit: number | undefined): EventDbxError {
   if (e.validation && e.validation.length > 0) return fromValidation(e.validation[0]!, e.validationContext);
   switch (e.code) {
     case 'FST_ERR_CTP_BODY_TOO_LARGE':
-      return err('EDBX_ERR_BODY_TOO_LARGE', { limit: 'the configured limit' });
+      return err('EDBX_ERR_BODY_TOO_LARGE', { limit: bodyLimit });
     case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
       return err('EDBX_ERR_UNSUPPORTED_MEDIA_TYPE');
     case 'FST_ERR_BAD_URL':
@@ -50,14 +50,15 @@ function fromFastify(e: FastifyError): EventDbxError {
   }
   if (e.statusCode === 400 && /JSON/i.test(e.message))
     return err('EDBX_ERR_INVALID_JSON', { reason: e.message });
-  if (e.statusCode === 413) return err('EDBX_ERR_BODY_TOO_LARGE', { limit: 'the configured limit' });
+  if (e.statusCode === 413) return err('EDBX_ERR_BODY_TOO_LARGE', { limit: bodyLimit });
   if (e.statusCode === 415) return err('EDBX_ERR_UNSUPPORTED_MEDIA_TYPE');
   if (e.statusCode === 408) return err('EDBX_ERR_REQUEST_TIMEOUT');
   return err('EDBX_ERR_INTERNAL', { reason: 'unexpected server error' }, e);
 }
 
 export function errorHandler(e: FastifyError | Error, req: FastifyRequest, reply: FastifyReply): void {
-  const error = isEventDbxError(e) ? e : fromFastify(e as FastifyError);
+  const bodyLimit = req.routeOptions?.bodyLimit ?? req.server?.initialConfig.bodyLimit;
+  const error = isEventDbxError(e) ? e : fromFastify(e as FastifyError, bodyLimit);
   if (error.code === 'EDBX_ERR_INTERNAL') req.log.error({ err: e }, 'unhandled error');
   // The server is stopping: the client should try again shortly (the restarted server, another node).
   if (error.code === 'EDBX_ERR_SHUTTING_DOWN')
