@@ -56,9 +56,30 @@ function fromFastify(e: FastifyError, bodyLimit: number | undefined): EventDbxEr
   return err('EDBX_ERR_INTERNAL', { reason: 'unexpected server error' }, e);
 }
 
+/**
+ * Errors of a client that went away mid-request (reset, closed before the body ended, aborted): there
+ * is no one to answer and nothing wrong with the server, so they are not logged as errors.
+ */
+const GONE = new Set([
+  'ECONNRESET',
+  'EPIPE',
+  'ECONNABORTED',
+  'ERR_STREAM_PREMATURE_CLOSE',
+  'HPE_INVALID_EOF_STATE',
+]);
+export const isClientGone = (e: unknown): boolean =>
+  GONE.has((e as { code?: string } | undefined)?.code ?? '') ||
+  (e as Error | undefined)?.message === 'aborted';
+
 export function errorHandler(e: FastifyError | Error, req: FastifyRequest, reply: FastifyReply): void {
   const bodyLimit = req.routeOptions?.bodyLimit ?? req.server?.initialConfig.bodyLimit;
-  const error = isEventDbxError(e) ? e : fromFastify(e as FastifyError, bodyLimit);
+  let error: EventDbxError;
+  if (isEventDbxError(e)) error = e;
+  else if (isClientGone(e)) {
+    // The answer goes nowhere, but sending it ends the request (close() waits for in-flight ones).
+    req.log.debug({ err: e }, 'client went away');
+    error = err('EDBX_ERR_MALFORMED_REQUEST', { reason: 'the client closed the connection mid-request' });
+  } else error = fromFastify(e as FastifyError, bodyLimit);
   if (error.code === 'EDBX_ERR_INTERNAL') req.log.error({ err: e }, 'unhandled error');
   // The server is stopping: the client should try again shortly (the restarted server, another node).
   if (error.code === 'EDBX_ERR_SHUTTING_DOWN')

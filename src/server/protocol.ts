@@ -7,7 +7,7 @@ import { STATUS_CODES, maxHeaderSize } from 'node:http';
 import type { Socket } from 'node:net';
 import type { FastifyBaseLogger } from 'fastify';
 import { err } from '../core/errors.js';
-import { toProblem } from './problem.js';
+import { isClientGone, toProblem } from './problem.js';
 
 export interface Timeouts {
   /** The whole request (headers and body) must arrive within this (default 30 s). */
@@ -43,16 +43,11 @@ export function httpTimeouts(t: Timeouts = {}): HttpTimeouts {
   };
 }
 
-/** Errors of a client that went away: nothing to answer, nothing wrong with the server. */
-const GONE = new Set(['ECONNRESET', 'EPIPE', 'ECONNABORTED', 'ERR_STREAM_PREMATURE_CLOSE']);
-export const isClientGone = (e: unknown): boolean =>
-  GONE.has((e as { code?: string } | undefined)?.code ?? '') ||
-  (e as Error | undefined)?.message === 'aborted';
-
 export function clientErrorHandler(timeouts: HttpTimeouts, log: () => FastifyBaseLogger) {
   return (e: NodeJS.ErrnoException, socket: Socket): void => {
     if (isClientGone(e) || socket.destroyed) {
       log().debug({ err: e }, 'client went away');
+      socket.destroy();
       return;
     }
     let error;
