@@ -689,6 +689,16 @@ describe('REST API errors and extras', () => {
           ? ((await res.json()) as { code: string })
           : (await res.body?.cancel(), undefined);
         expect(body?.code, `${method} ${path}`).not.toBe('EDBX_ERR_ROUTE_NOT_FOUND');
+        // Error answers are declared as sent: problem+json, with the statuses the route really answers.
+        if (res.status >= 400)
+          expect(Object.keys(op.responses ?? {}), `${method} ${path}`).toContain(String(res.status));
+        for (const [status, declared] of Object.entries(op.responses ?? {})) {
+          if (Number(status) >= 400)
+            expect(
+              Object.keys((declared as { content?: object }).content ?? {}),
+              `${method} ${path} ${status}`,
+            ).toEqual(['application/problem+json']);
+        }
       }
     }
     expect(doc.body.components.securitySchemes.bearer).toMatchObject({ type: 'http', scheme: 'bearer' });

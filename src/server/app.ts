@@ -14,6 +14,7 @@ import { parseJsonBody } from './json-body.js';
 import { errorHandler, notFoundHandler } from './problem.js';
 import { type Timeouts, clientErrorHandler, httpTimeouts } from './protocol.js';
 import { aggregateRoutes } from './routes/aggregates.js';
+import { problem, protocolErrors } from './schemas.js';
 import { systemRoutes } from './routes/system.js';
 
 export interface ServerOptions {
@@ -108,6 +109,13 @@ export async function buildServer(
     if (req.is404 || (Array.isArray(security) && security.length === 0)) return;
     ctx.auth(req.headers.authorization, { write: false });
   });
+  // Every route can answer 408, 431 and 503 (see protocol.ts and the closing hook): declare them once.
+  app.addHook('onRoute', (route) => {
+    const schema = route.schema as { response?: Record<string, unknown> } | undefined;
+    // A route without response schemas keeps the default success answer (any JSON) next to them.
+    if (schema)
+      schema.response = { ...(schema.response ?? { 200: { description: 'OK' } }), ...protocolErrors };
+  });
   await app.register(swagger, {
     openapi: {
       openapi: '3.1.0',
@@ -117,7 +125,10 @@ export async function buildServer(
         description:
           'Event-sourced, write-side database. Errors are application/problem+json with a stable `code`.',
       },
-      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
+      components: {
+        securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } },
+        schemas: { Problem: { ...problem, required: [...problem.required] } },
+      },
       security: [{ bearer: [] }],
     },
   });
