@@ -123,17 +123,17 @@ describe('REST API errors and extras', () => {
       ],
       [
         post(limited, 'patient', 'p-1', { event_type: 'a', payload: { x: { nested: 1 } } }),
-        'EDBX_ERR_INVALID_ARGUMENT',
+        'EDBX_ERR_INVALID_FIELD_VALUE',
       ],
       [
         post(limited, 'patient', 'p-1', { event_type: 'a', payload: { x: [1, 2] } }),
-        'EDBX_ERR_INVALID_ARGUMENT',
+        'EDBX_ERR_INVALID_FIELD_VALUE',
       ],
       [
         post(limited, 'patient', 'p-1', { event_type: 'a', payload: { x: null } }),
-        'EDBX_ERR_INVALID_ARGUMENT',
+        'EDBX_ERR_INVALID_FIELD_VALUE',
       ],
-      [post(limited, 'patient', 'p-1', { event_type: 'a', payload: 'text' }), 'EDBX_ERR_INVALID_ARGUMENT'],
+      [post(limited, 'patient', 'p-1', { event_type: 'a', payload: 'text' }), 'EDBX_ERR_INVALID_PAYLOAD'],
       [post(limited, 'patient', 'p-1', { event_type: 'a' }), 'EDBX_ERR_INVALID_ARGUMENT'],
       [
         post(limited, 'patient', 'p-1', { event_type: 'a', payload: {}, extra: 1 }),
@@ -141,11 +141,11 @@ describe('REST API errors and extras', () => {
       ],
       [
         post(limited, 'patient', 'p-1', { event_type: 'a', payload: {}, expected_version: '1' }),
-        'EDBX_ERR_INVALID_ARGUMENT',
+        'EDBX_ERR_INVALID_EXPECTED_VERSION',
       ],
       [
         post(limited, 'patient', 'p-1', { event_type: 'a', payload: {}, event_id: 'e'.repeat(129) }),
-        'EDBX_ERR_INVALID_ARGUMENT',
+        'EDBX_ERR_INVALID_EVENT_ID',
       ],
       [post(limited, 'patient', 'p-1', '{"event_type": "a", "payload": {'), 'EDBX_ERR_INVALID_JSON'],
       [
@@ -167,7 +167,7 @@ describe('REST API errors and extras', () => {
       [api(`${events('patient', 'p-1')}?skip=-1`, limited), 'EDBX_ERR_INVALID_ARGUMENT'],
       [api(`${events('patient', 'p-1')}?cursor=not-a-cursor`, limited), 'EDBX_ERR_INVALID_ARGUMENT'],
       [api(`${events('patient', 'p-1')}?unknown=1`, limited), 'EDBX_ERR_INVALID_ARGUMENT'],
-      [api(`${events('patient', 'p-1')}/zero`, limited), 'EDBX_ERR_INVALID_ARGUMENT'],
+      [api(`${events('patient', 'p-1')}/zero`, limited), 'EDBX_ERR_INVALID_VERSION'],
       [api(`${url}/v1/aggregates/patient/p-1/consistency`, limited), 'EDBX_ERR_INVALID_PROOF_RANGE'],
       [api(`${url}/v1/aggregates?cursor=%%%`, limited), 'EDBX_ERR_INVALID_ARGUMENT'],
     ];
@@ -704,6 +704,16 @@ describe('REST API errors and extras', () => {
           ? ((await res.json()) as { code: string })
           : (await res.body?.cancel(), undefined);
         expect(body?.code, `${method} ${path}`).not.toBe('EDBX_ERR_ROUTE_NOT_FOUND');
+        // Error answers are declared as sent: problem+json, with the statuses the route really answers.
+        if (res.status >= 400)
+          expect(Object.keys(op.responses ?? {}), `${method} ${path}`).toContain(String(res.status));
+        for (const [status, declared] of Object.entries(op.responses ?? {})) {
+          if (Number(status) >= 400)
+            expect(
+              Object.keys((declared as { content?: object }).content ?? {}),
+              `${method} ${path} ${status}`,
+            ).toEqual(['application/problem+json']);
+        }
       }
     }
     expect(doc.body.components.securitySchemes.bearer).toMatchObject({ type: 'http', scheme: 'bearer' });

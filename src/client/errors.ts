@@ -52,11 +52,14 @@ export class EventDbxApiError extends EventDbxClientError {
   }
 }
 
-/** The server could not be reached (after the retries allowed), or the request timed out. */
+/**
+ * The server could not be reached (after the retries allowed), the request timed out, or something in
+ * front of it answered 503 without a problem document (`status` 503).
+ */
 export class EventDbxConnectionError extends EventDbxClientError {
   override readonly code: 'EDBX_ERR_CONNECTION' = 'EDBX_ERR_CONNECTION';
-  constructor(message: string, cause?: unknown) {
-    super('EDBX_ERR_CONNECTION', message, undefined, cause);
+  constructor(message: string, cause?: unknown, status?: number) {
+    super('EDBX_ERR_CONNECTION', message, status, cause);
     this.name = 'EventDbxConnectionError';
   }
 }

@@ -229,6 +229,15 @@ function failure(res: Response, text: string): never {
     // not JSON: reported below
   }
   if (isProblem(parsed)) throw new EventDbxApiError(parsed);
+  // A 503 without a problem document (a proxy, a server still starting or stopping) means unavailable,
+  // like a refused connection: retried the same way, then reported as a connection error.
+  if (res.status === 503) {
+    throw new EventDbxConnectionError(
+      `the server is unavailable (HTTP 503): ${text.slice(0, 200) || '(empty body)'}`,
+      undefined,
+      503,
+    );
+  }
   throw new EventDbxResponseError(
     `HTTP ${res.status} without a problem document: ${text.slice(0, 200) || '(empty body)'}`,
     res.status,

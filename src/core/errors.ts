@@ -15,22 +15,29 @@ interface ErrorSpec {
 
 /** Characters JSON leaves as they are but a terminal would act on or hide: DEL, C1, bidi, invisible. */
 const UNSEEN = /[\u007f-\u009f\u00ad\u200b-\u200f\u2028-\u202e\u2060-\u206f\ufeff]/g;
+/** Longest shown value, in characters: a message quotes what was sent, never echoes a whole body. */
 const SHOWN = 80;
 
 /**
- * A value as quoted in a message: strings JSON-quoted with every unseen character escaped, and long
- * ones cut (a message stays one readable line, whatever was sent).
+ * A value as a message shows it: strings JSON-quoted and objects as JSON, every unseen character
+ * escaped, long ones cut with their length (a message stays one readable line, whatever was sent).
  */
-const s = (v: unknown): string => {
-  if (typeof v !== 'string') return String(v);
-  const cut = v.length > SHOWN ? [...v] : undefined;
-  const text = cut && cut.length > SHOWN ? cut.slice(0, SHOWN - 20).join('') : v;
-  const quoted = JSON.stringify(text).replace(
+export function shown(v: unknown): string {
+  if (typeof v !== 'string' && (typeof v !== 'object' || v === null)) return String(v);
+  const raw = typeof v === 'string' ? v : JSON.stringify(v);
+  const chars = raw.length > SHOWN ? Array.from(raw) : undefined; // code points: never cut one in half
+  const long = chars !== undefined && chars.length > SHOWN;
+  const text = long ? chars.slice(0, SHOWN - 20).join('') : raw;
+  const out = (typeof v === 'string' ? JSON.stringify(text) : text).replace(
     UNSEEN,
     (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`,
   );
-  return cut && cut.length > SHOWN ? `${quoted.slice(0, -1)}…" (${cut.length} characters)` : quoted;
-};
+  if (!long) return out;
+  return typeof v === 'string'
+    ? `${out.slice(0, -1)}…" (${chars.length} characters)`
+    : `${out}… (${chars.length} characters)`;
+}
+const s = shown;
 
 export const ERRORS = {
   // --- input validation (400) ---
@@ -57,7 +64,7 @@ export const ERRORS = {
     status: 400,
     kind: 'user',
     message: (p) =>
-      `invalid field name ${s(p.value)}: use 1-128 printable characters without control characters (not "__proto__")`,
+      `invalid field name ${s(p.value)}: ${p.reason ?? 'use 1-128 printable characters without control characters (not "__proto__")'}`,
     doc: 'A payload field name is empty, too long, contains control characters, or is "__proto__" (which JavaScript consumers cannot hold as a plain field).',
   },
   EDBX_ERR_INVALID_FIELD_VALUE: {
@@ -289,14 +296,15 @@ export const ERRORS = {
   EDBX_ERR_BODY_TOO_LARGE: {
     status: 413,
     kind: 'user',
-    message: (p) => `request body is over ${p.limit}`,
+    message: (p) =>
+      `request body is over ${p.limit === undefined ? 'the server limit' : `the limit of ${p.limit} bytes`}: send a smaller body (split a large transaction)`,
     doc: 'The request body exceeds the server body limit.',
   },
   EDBX_ERR_UNSUPPORTED_MEDIA_TYPE: {
     status: 415,
     kind: 'user',
-    message: () => 'send the body as JSON with `Content-Type: application/json`',
-    doc: 'The request body is not JSON.',
+    message: (p) => `${p.reason ?? 'send the body as JSON with `Content-Type: application/json`'}`,
+    doc: 'The request body is not JSON, is not UTF-8 (charset) or is compressed (Content-Encoding).',
   },
   EDBX_ERR_INVALID_JSON: {
     status: 400,
@@ -307,8 +315,21 @@ export const ERRORS = {
   EDBX_ERR_REQUEST_TIMEOUT: {
     status: 408,
     kind: 'user',
-    message: () => 'the request took too long to arrive',
+    message: (p) =>
+      `the request did not arrive within ${p.ms === undefined ? 'the server timeout' : `${p.ms} ms`}: send the headers and body without pausing`,
     doc: 'The request headers or body did not arrive within the server timeout.',
+  },
+  EDBX_ERR_HEADERS_TOO_LARGE: {
+    status: 431,
+    kind: 'user',
+    message: (p) => `the request headers are over ${p.limit} bytes: send fewer or shorter headers`,
+    doc: 'The request line and headers exceed the server limit (16 KiB).',
+  },
+  EDBX_ERR_MALFORMED_REQUEST: {
+    status: 400,
+    kind: 'user',
+    message: (p) => `the request is not valid HTTP/1.1 (${p.reason}): check the client`,
+    doc: 'The bytes received are not an HTTP request (bad request line, header or chunked encoding).',
   },
   EDBX_ERR_SHUTTING_DOWN: {
     status: 503,
@@ -546,7 +567,7 @@ export const ERRORS = {
     status: 503,
     kind: 'user',
     message: (p) => `cannot reach the server: ${p.reason}`,
-    doc: 'SDK: the server could not be reached or timed out (idempotent requests were retried first).',
+    doc: 'SDK: the server could not be reached, timed out, or answered 503 without a problem document (idempotent requests were retried first).',
   },
   EDBX_ERR_UNEXPECTED_RESPONSE: {
     status: 502,

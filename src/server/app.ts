@@ -4,13 +4,17 @@
  * and an OpenAPI document generated from the route schemas at /openapi.json.
  */
 import swagger from '@fastify/swagger';
-import Fastify, { type FastifyInstance, LogController } from 'fastify';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify';
+import { err } from '../core/errors.js';
 import type { Access, TokenRecord } from '../core/tokens.js';
 import type { EventStore } from '../store/index.js';
 import { authenticate } from '../store/tokens.js';
 import { Metrics } from './metrics.js';
+import { parseJsonBody } from './json-body.js';
 import { errorHandler, notFoundHandler } from './problem.js';
+import { type Timeouts, clientErrorHandler, httpTimeouts } from './protocol.js';
 import { aggregateRoutes } from './routes/aggregates.js';
+import { problem, protocolErrors } from './schemas.js';
 import { systemRoutes } from './routes/system.js';
 
 export interface ServerOptions {
@@ -20,6 +24,8 @@ export interface ServerOptions {
   /** pino logger options, or false to disable logging. */
   readonly logger?: boolean | Record<string, unknown>;
   readonly bodyLimit?: number;
+  /** Request, headers and keep-alive timeouts (tests make them short). */
+  readonly timeouts?: Timeouts;
   /** Extra route plugins (schemas, checkpoint, streams) registered by later layers. */
   readonly extraRoutes?: ReadonlyArray<(app: FastifyInstance, ctx: RouteContext) => Promise<void> | void>;
 }
@@ -38,13 +44,16 @@ export interface RouteContext {
 export async function buildServer(
   options: ServerOptions,
 ): Promise<{ app: FastifyInstance; ctx: RouteContext; drain: () => void }> {
+  const timeouts = httpTimeouts(options.timeouts);
+  let log: FastifyBaseLogger | undefined;
   const app = Fastify({
     logger: options.logger ?? false,
     bodyLimit: options.bodyLimit ?? 1024 * 1024,
-    requestTimeout: 30_000,
-    connectionTimeout: 60_000,
-    keepAliveTimeout: 5_000,
-    return503OnClosing: true,
+    ...timeouts,
+    // Timed-out, oversized and malformed requests that never reach a route get problem+json too.
+    clientErrorHandler: clientErrorHandler(timeouts, () => log!),
+    // Requests that arrive while closing get problem+json from the onRequest hook below.
+    return503OnClosing: false,
     // Aggregate ids may be 128 characters, each up to 4 UTF-8 bytes percent-encoded (12 characters).
     routerOptions: { maxParamLength: 2048 },
     // Router errors (bad percent-encoding, over-long parameters) get problem+json like every other error.
@@ -56,11 +65,14 @@ export async function buildServer(
         useDefaults: true,
         allErrors: false,
         allowUnionTypes: true,
+        // Each error carries the value that failed, so the problem can show what was sent.
+        verbose: true,
       },
     },
     // Per-request log lines are off (metrics count requests); errors are still logged.
     logController: new LogController({ disableRequestLogging: true }),
   });
+  log = app.log;
   let draining = false;
   const metrics = new Metrics(options.store);
   const ctx: RouteContext = {
@@ -73,15 +85,36 @@ export async function buildServer(
   };
   // JSON only: without this, fastify would accept text/plain bodies and fail them as 400 later.
   app.removeContentTypeParser('text/plain');
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (req, body, done) => {
+    try {
+      done(null, parseJsonBody(req, body as Buffer));
+    } catch (e) {
+      done(e as Error, undefined);
+    }
+  });
   app.setErrorHandler(errorHandler);
   app.setNotFoundHandler(notFoundHandler);
   metrics.instrument(app);
   // Authenticate before the body is read and validated: an unauthenticated request gets 401, never a
   // 400 that reveals the API's shape. Routes check their precise access (write, scope, admin) again.
+  // Closing: in-flight requests finish, new ones are refused with 503 (writes already are while draining).
+  let closing = false;
+  app.addHook('preClose', async () => {
+    closing = draining = true;
+  });
   app.addHook('onRequest', async (req) => {
+    if (closing) throw err('EDBX_ERR_SHUTTING_DOWN');
     const security = (req.routeOptions.schema as { security?: unknown[] } | undefined)?.security;
     if (req.is404 || (Array.isArray(security) && security.length === 0)) return;
     ctx.auth(req.headers.authorization, { write: false });
+  });
+  // Every route can answer 408, 431 and 503 (see protocol.ts and the closing hook): declare them once.
+  app.addHook('onRoute', (route) => {
+    const schema = route.schema as { response?: Record<string, unknown> } | undefined;
+    // A route without response schemas keeps the default success answer (any JSON) next to them.
+    if (schema)
+      schema.response = { ...(schema.response ?? { 200: { description: 'OK' } }), ...protocolErrors };
   });
   await app.register(swagger, {
     openapi: {
@@ -92,7 +125,10 @@ export async function buildServer(
         description:
           'Event-sourced, write-side database. Errors are application/problem+json with a stable `code`.',
       },
-      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
+      components: {
+        securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } },
+        schemas: { Problem: { ...problem, required: [...problem.required] } },
+      },
       security: [{ bearer: [] }],
     },
   });

@@ -23,22 +23,31 @@ export class Metrics {
       buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
       registers: [this.registry],
     });
-    const stat = (name: string, help: string, read: () => number) =>
-      new Gauge({
+    // Totals since start are counters (Prometheus `_total`); collect() copies the writer's figure.
+    const total = (name: string, help: string, read: () => number) =>
+      new Counter({
         name,
         help,
         registers: [this.registry],
         collect() {
-          this.set(read());
+          this.reset();
+          this.inc(read());
         },
       });
-    stat('eventdbx_appends_total', 'events appended since start', () => store.writerStats.events);
-    stat(
+    total('eventdbx_appends_total', 'events appended since start', () => store.writerStats.events);
+    total(
       'eventdbx_fsync_batches_total',
       'durable write batches (one fsync each) since start',
       () => store.writerStats.batches,
     );
-    stat('eventdbx_events', 'events in the store (ledger size)', () => store.size);
+    new Gauge({
+      name: 'eventdbx_events',
+      help: 'events in the store (ledger size)',
+      registers: [this.registry],
+      collect() {
+        this.set(store.size);
+      },
+    });
   }
 
   instrument(app: FastifyInstance): void {

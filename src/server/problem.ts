@@ -4,6 +4,10 @@
  */
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { type EventDbxError, err, isEventDbxError } from '../core/errors.js';
+import { fromValidation } from './validation.js';
+
+/** Seconds a client should wait before retrying a request refused while the server stops. */
+const RETRY_AFTER_S = 2;
 
 export interface Problem {
   readonly type: string;
@@ -26,23 +30,11 @@ export function toProblem(e: EventDbxError, instance?: string): Problem {
 }
 
 /** Map fastify's own errors (validation, body limits, parsing) to registry errors. */
-function fromFastify(e: FastifyError): EventDbxError {
-  if (e.validation && e.validation.length > 0) {
-    const v = e.validation[0]!;
-    const where = `${e.validationContext ?? 'request'}${v.instancePath ? v.instancePath.replace(/\//g, '.') : ''}`;
-    const extra =
-      v.keyword === 'additionalProperties'
-        ? ` (unknown field ${JSON.stringify((v.params as { additionalProperty?: string }).additionalProperty)})`
-        : '';
-    return err('EDBX_ERR_INVALID_ARGUMENT', {
-      name: where,
-      value: '',
-      reason: `${v.message ?? 'is invalid'}${extra}`,
-    });
-  }
+function fromFastify(e: FastifyError, bodyLimit: number | undefined): EventDbxError {
+  if (e.validation && e.validation.length > 0) return fromValidation(e.validation[0]!, e.validationContext);
   switch (e.code) {
     case 'FST_ERR_CTP_BODY_TOO_LARGE':
-      return err('EDBX_ERR_BODY_TOO_LARGE', { limit: 'the configured limit' });
+      return err('EDBX_ERR_BODY_TOO_LARGE', { limit: bodyLimit });
     case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
       return err('EDBX_ERR_UNSUPPORTED_MEDIA_TYPE');
     case 'FST_ERR_BAD_URL':
@@ -58,15 +50,40 @@ function fromFastify(e: FastifyError): EventDbxError {
   }
   if (e.statusCode === 400 && /JSON/i.test(e.message))
     return err('EDBX_ERR_INVALID_JSON', { reason: e.message });
-  if (e.statusCode === 413) return err('EDBX_ERR_BODY_TOO_LARGE', { limit: 'the configured limit' });
+  if (e.statusCode === 413) return err('EDBX_ERR_BODY_TOO_LARGE', { limit: bodyLimit });
   if (e.statusCode === 415) return err('EDBX_ERR_UNSUPPORTED_MEDIA_TYPE');
   if (e.statusCode === 408) return err('EDBX_ERR_REQUEST_TIMEOUT');
   return err('EDBX_ERR_INTERNAL', { reason: 'unexpected server error' }, e);
 }
 
+/**
+ * Errors of a client that went away mid-request (reset, closed before the body ended, aborted): there
+ * is no one to answer and nothing wrong with the server, so they are not logged as errors.
+ */
+const GONE = new Set([
+  'ECONNRESET',
+  'EPIPE',
+  'ECONNABORTED',
+  'ERR_STREAM_PREMATURE_CLOSE',
+  'HPE_INVALID_EOF_STATE',
+]);
+export const isClientGone = (e: unknown): boolean =>
+  GONE.has((e as { code?: string } | undefined)?.code ?? '') ||
+  (e as Error | undefined)?.message === 'aborted';
+
 export function errorHandler(e: FastifyError | Error, req: FastifyRequest, reply: FastifyReply): void {
-  const error = isEventDbxError(e) ? e : fromFastify(e as FastifyError);
+  const bodyLimit = req.routeOptions?.bodyLimit ?? req.server?.initialConfig.bodyLimit;
+  let error: EventDbxError;
+  if (isEventDbxError(e)) error = e;
+  else if (isClientGone(e)) {
+    // The answer goes nowhere, but sending it ends the request (close() waits for in-flight ones).
+    req.log.debug({ err: e }, 'client went away');
+    error = err('EDBX_ERR_MALFORMED_REQUEST', { reason: 'the client closed the connection mid-request' });
+  } else error = fromFastify(e as FastifyError, bodyLimit);
   if (error.code === 'EDBX_ERR_INTERNAL') req.log.error({ err: e }, 'unhandled error');
+  // The server is stopping: the client should try again shortly (the restarted server, another node).
+  if (error.code === 'EDBX_ERR_SHUTTING_DOWN')
+    void reply.header('Retry-After', String(RETRY_AFTER_S)).header('Connection', 'close');
   void reply.code(error.status).type('application/problem+json').send(toProblem(error, req.url));
 }
 

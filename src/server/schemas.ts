@@ -5,19 +5,37 @@
 const str = { type: 'string' } as const;
 const int = { type: 'integer' } as const;
 const hex = { type: 'string', pattern: '^[0-9a-f]{64}$' } as const;
-const problem = {
-  description: 'application/problem+json with a stable `code`',
+/** RFC 9457 problem details, as every error answer carries them. */
+export const problem = {
+  title: 'Problem',
+  description: 'application/problem+json with a stable `code` (see docs/errors.md)',
   type: 'object',
+  required: ['type', 'title', 'status', 'code', 'detail'],
   properties: { type: str, title: str, status: int, code: str, detail: str, instance: str },
 } as const;
+const problemResponse = (description: string) =>
+  ({ description, content: { 'application/problem+json': { schema: problem } } }) as const;
+
+/** Error answers by status; routes declare those they can return. */
 export const errors = {
-  400: problem,
-  401: problem,
-  403: problem,
-  404: problem,
-  409: problem,
-  413: problem,
-  422: problem,
+  400: problemResponse('Bad input: the detail names the argument and what to send'),
+  401: problemResponse('Missing, unknown, expired or revoked token'),
+  403: problemResponse('The token may not do this (read-only, scope, group, archived or locked)'),
+  404: problemResponse('No such aggregate, event, schema, token or plugin'),
+  409: problemResponse('Conflict: expected version, event id, or state'),
+  413: problemResponse('Body or payload over the limit'),
+  415: problemResponse('Body is not UTF-8 JSON, or is compressed'),
+  422: problemResponse('Refused by the schema of the aggregate type'),
+} as const;
+
+/** What a read can answer (no body: no 409, 413, 415 or 422). */
+export const readErrors = { 400: errors[400], 401: errors[401], 403: errors[403], 404: errors[404] } as const;
+
+/** Answers any route can give, added to every route: timeouts, oversized headers, shutting down. */
+export const protocolErrors = {
+  408: problemResponse('The request did not arrive within the server timeout'),
+  431: problemResponse('Request headers too large'),
+  503: problemResponse('The server is shutting down: retry after Retry-After seconds'),
 } as const;
 
 const stringMap = { type: 'object', additionalProperties: str } as const;
@@ -123,26 +141,26 @@ export const listAggregates = {
         next_cursor: { type: ['string', 'null'] },
       },
     },
-    ...errors,
+    ...readErrors,
   },
 };
 export const getAggregate = {
   summary: 'Current state of an aggregate (or at ?version=)',
   params,
   querystring: { type: 'object', properties: { version: str }, additionalProperties: false },
-  response: { 200: aggregateView, ...errors },
+  response: { 200: aggregateView, ...readErrors },
 };
 export const listEvents = {
   summary: 'Events of an aggregate, oldest first',
   params,
   querystring: page,
-  response: { 200: events, ...errors },
+  response: { 200: events, ...readErrors },
 };
 export const recentEvents = {
   summary: 'The n most recent events, newest first (default 10)',
   params,
   querystring: { type: 'object', properties: { take: str }, additionalProperties: false },
-  response: { 200: events, ...errors },
+  response: { 200: events, ...readErrors },
 };
 const versionParams = {
   ...params,
@@ -152,7 +170,7 @@ const versionParams = {
 export const getEvent = {
   summary: 'One event by version',
   params: versionParams,
-  response: { 200: eventRecord, ...errors },
+  response: { 200: eventRecord, ...readErrors },
 };
 export const eventProof = {
   summary: 'RFC 6962 inclusion proof of an event in the aggregate tree',
@@ -169,7 +187,7 @@ export const eventProof = {
         root: hex,
       },
     },
-    ...errors,
+    ...readErrors,
   },
 };
 export const consistency = {
@@ -187,7 +205,7 @@ export const consistency = {
         consistency_path: { type: 'array', items: hex },
       },
     },
-    ...errors,
+    ...readErrors,
   },
 };
 export const verify = {
@@ -206,7 +224,7 @@ export const verify = {
         reason: str,
       },
     },
-    ...errors,
+    ...readErrors,
   },
 };
 export const appendEvent = {

@@ -112,7 +112,7 @@ describe('EventDbxClient against a real server', () => {
       await codeOf(
         db.append('patient', 'p-001', { event_type: 'x', payload: { n: {} as unknown as string } }),
       ),
-    ).toBe('EDBX_ERR_INVALID_ARGUMENT');
+    ).toBe('EDBX_ERR_INVALID_FIELD_VALUE');
     // Ids with characters that need encoding route to the right aggregate.
     const odd = await db.append('patient', 'p 002?#%', { event_type: 'patient-added', payload: {} });
     expect(odd.aggregate_id).toBe('p 002?#%');

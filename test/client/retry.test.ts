@@ -14,7 +14,7 @@ import {
 } from '../../src/client/index.js';
 import { freePort } from '../helpers/cli.js';
 
-type Mode = { fail: number; how: '503' | 'reset' };
+type Mode = { fail: number; how: '503' | 'plain 503' | 'reset' };
 
 let server: http.Server;
 let url: string;
@@ -42,6 +42,13 @@ beforeAll(async () => {
       if (received.length <= mode.fail) {
         if (mode.how === 'reset') {
           req.socket.destroy();
+          return;
+        }
+        if (mode.how === 'plain 503') {
+          // What a proxy, or fastify closing with return503OnClosing, answers: no problem document.
+          const text = '{"error":"Service Unavailable","message":"Service Unavailable","statusCode":503}';
+          res.writeHead(503, { 'content-type': 'application/json', connection: 'close' });
+          res.end(text);
           return;
         }
         res.writeHead(503, { 'content-type': 'application/problem+json', 'retry-after': '0' });
@@ -84,7 +91,7 @@ const failure = (p: Promise<unknown>) =>
     (e: unknown) => e,
   );
 
-describe.each(['503', 'reset'] as const)('after %s', (how) => {
+describe.each(['503', 'plain 503', 'reset'] as const)('after %s', (how) => {
   it('retries reads until they succeed', async () => {
     mode = { fail: 2, how };
     expect(await client().listAggregates()).toEqual({ aggregates: [], next_cursor: null });
@@ -104,6 +111,7 @@ describe.each(['503', 'reset'] as const)('after %s', (how) => {
     const e = await failure(client().append('patient', 'p-1', append));
     expect(received).toHaveLength(1);
     if (how === '503') expect(e).toMatchObject({ code: 'EDBX_ERR_SHUTTING_DOWN', status: 503 });
+    else if (how === 'plain 503') expect(e).toMatchObject({ code: 'EDBX_ERR_CONNECTION', status: 503 });
     else {
       expect(e).toBeInstanceOf(EventDbxConnectionError);
       expect((e as Error).message).toMatch(/outcome is unknown/);
@@ -131,6 +139,7 @@ describe.each(['503', 'reset'] as const)('after %s', (how) => {
     const e = await failure(client().getAggregate('patient', 'p-1'));
     expect(received).toHaveLength(4);
     expect(e).toBeInstanceOf(how === '503' ? EventDbxApiError : EventDbxConnectionError);
+    if (how === 'plain 503') expect((e as Error).message).toMatch(/HTTP 503/);
     received = [];
     await failure(client({ retry: false }).getAggregate('patient', 'p-1'));
     expect(received).toHaveLength(1);

@@ -1,7 +1,7 @@
 /** Aggregate routes: the spec's endpoints plus pagination, single events, proofs and transactions. */
 import type { FastifyInstance } from 'fastify';
 import { err } from '../../core/errors.js';
-import { wholeNumber } from '../../core/names.js';
+import { version as parseVersion, wholeNumber } from '../../core/names.js';
 import { type TokenRecord, scopeCovers } from '../../core/tokens.js';
 import { aggregateConsistencyProof, eventInclusionProof, verifyAggregate } from '../../store/index.js';
 import type { AppendRequest } from '../../store/types.js';
@@ -114,7 +114,7 @@ export async function aggregateRoutes(app: FastifyInstance, ctx: RouteContext): 
     { schema: S.getAggregate },
     async (req, reply) => {
       read(req, req.params);
-      const version = req.query.version === undefined ? undefined : num(req.query, 'version', 1, 1);
+      const version = req.query.version === undefined ? undefined : parseVersion(req.query.version);
       const view = await store.aggregate(
         req.params.aggregate_type,
         req.params.aggregate_id,
@@ -170,7 +170,7 @@ export async function aggregateRoutes(app: FastifyInstance, ctx: RouteContext): 
       return store.event(
         req.params.aggregate_type,
         req.params.aggregate_id,
-        num(req.params, 'version', 1, 1),
+        parseVersion(req.params.version),
       );
     },
   );
@@ -180,7 +180,7 @@ export async function aggregateRoutes(app: FastifyInstance, ctx: RouteContext): 
     { schema: S.eventProof },
     async (req) => {
       read(req, req.params);
-      const v = num(req.params, 'version', 1, 1);
+      const v = parseVersion(req.params.version);
       return eventInclusionProof(
         store,
         req.params.aggregate_type,

@@ -12,6 +12,7 @@ import { wholeNumber } from '../../core/names.js';
 import type { WriteContext } from '../../store/types.js';
 import type { RouteContext } from '../app.js';
 import type { Feature } from '../features.js';
+import { errors, readErrors } from '../schemas.js';
 
 const str = { type: 'string' } as const;
 const nameParams = { type: 'object', properties: { name: str }, required: ['name'] } as const;
@@ -29,7 +30,12 @@ async function pluginRoutes(app: FastifyInstance, ctx: RouteContext): Promise<vo
 
   app.get(
     '/v1/plugins',
-    { schema: { summary: 'Plugins (secrets masked) and field mappings (admin)' } },
+    {
+      schema: {
+        summary: 'Plugins (secrets masked) and field mappings (admin)',
+        response: { 200: { description: 'OK' }, ...readErrors },
+      },
+    },
     async (req) => {
       read(req);
       return listPlugins(store);
@@ -41,6 +47,7 @@ async function pluginRoutes(app: FastifyInstance, ctx: RouteContext): Promise<vo
     {
       schema: {
         summary: 'Delivery state of each plugin: cursor, lag, retries, last error, dead letters (admin)',
+        response: { 200: { description: 'OK' }, ...readErrors },
       },
     },
     async (req) => {
@@ -56,6 +63,7 @@ async function pluginRoutes(app: FastifyInstance, ctx: RouteContext): Promise<vo
         summary: 'Events a plugin gave up on, with the reason (admin)',
         params: nameParams,
         querystring: { type: 'object', properties: { take: str }, additionalProperties: false },
+        response: { 200: { description: 'OK' }, ...readErrors },
       },
     },
     async (req) => {
@@ -82,6 +90,7 @@ async function pluginRoutes(app: FastifyInstance, ctx: RouteContext): Promise<vo
           properties: { from: { type: 'integer', minimum: 1 } },
           additionalProperties: false,
         },
+        response: { 200: { description: 'OK' }, ...errors },
       },
     },
     async (req) => replayPlugin(store, req.params.name, req.body?.from, change(req)),
@@ -89,7 +98,13 @@ async function pluginRoutes(app: FastifyInstance, ctx: RouteContext): Promise<vo
 
   app.post<{ Params: { name: string } }>(
     '/v1/plugins/:name/retry',
-    { schema: { summary: 'Deliver the dead letters again now (admin)', params: nameParams } },
+    {
+      schema: {
+        summary: 'Deliver the dead letters again now (admin)',
+        params: nameParams,
+        response: { 200: { description: 'OK' }, ...errors },
+      },
+    },
     async (req) => retryPlugin(store, req.params.name, change(req)),
   );
 }

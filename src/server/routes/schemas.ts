@@ -17,6 +17,7 @@ import {
 } from '../../store/schemas.js';
 import type { RouteContext } from '../app.js';
 import type { Feature } from '../features.js';
+import { errors as allErrors } from '../schemas.js';
 
 const str = { type: 'string' } as const;
 const int = { type: 'integer' } as const;
@@ -25,12 +26,13 @@ const threshold = {
   type: ['integer', 'string'],
   description: 'automatic snapshot every n events (0 = off)',
 } as const;
-const problem = {
-  description: 'application/problem+json with a stable `code`',
-  type: 'object',
-  properties: { type: str, title: str, status: int, code: str, detail: str, instance: str },
+const errors = {
+  400: allErrors[400],
+  401: allErrors[401],
+  403: allErrors[403],
+  404: allErrors[404],
+  409: allErrors[409],
 } as const;
-const errors = { 400: problem, 401: problem, 403: problem, 404: problem, 409: problem } as const;
 
 /** One version of a schema, as every schema endpoint returns it. */
 const schema = {

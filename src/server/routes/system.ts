@@ -52,7 +52,17 @@ export async function systemRoutes(app: FastifyInstance, ctx: RouteContext): Pro
     },
   );
 
-  app.get('/openapi.json', { schema: { summary: 'This API as OpenAPI 3.1', security: [] } }, async () =>
-    app.swagger(),
+  app.get(
+    '/openapi.json',
+    {
+      schema: {
+        summary: 'This API as OpenAPI 3.1',
+        security: [],
+        response: {
+          200: { description: 'The OpenAPI document', type: 'object', additionalProperties: true },
+        },
+      },
+    },
+    async () => app.swagger(),
   );
 }

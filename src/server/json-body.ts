@@ -1,0 +1,136 @@
+/**
+ * The server's one JSON body parser. JSON is UTF-8 (RFC 8259), so other charsets and bytes that are not
+ * UTF-8 are refused rather than decoded with replacement characters; bodies are not compressed
+ * (Content-Encoding is refused, never parsed as if it were JSON). Duplicate keys are refused (JSON.parse
+ * would keep the last silently), a key named `__proto__` is refused, and numbers inside a payload keep
+ * the exact digits sent: payload values are stored as strings, and a JavaScript number would round
+ * 12345678901234567890.
+ *
+ * Fast path: native JSON.parse, then one walk (members, `__proto__`, payload numbers) and one lexical
+ * count of members in the text. Only bodies with duplicate keys or numbers in a payload are parsed
+ * again with lossless-json, which keeps numbers as their source text and names duplicate keys.
+ */
+import { isUtf8 } from 'node:buffer';
+import { parse as parseContentType } from 'content-type';
+import type { FastifyRequest } from 'fastify';
+import { isLosslessNumber, parse as parseLossless } from 'lossless-json';
+import { err } from '../core/errors.js';
+
+export function parseJsonBody(req: FastifyRequest, body: Buffer): unknown {
+  const encoding = req.headers['content-encoding']?.trim().toLowerCase();
+  if (encoding && encoding !== 'identity') {
+    throw err('EDBX_ERR_UNSUPPORTED_MEDIA_TYPE', {
+      reason: `Content-Encoding ${encoding} is not supported: send the body uncompressed`,
+    });
+  }
+  const charset = charsetOf(req.headers['content-type']);
+  if (charset !== undefined && charset !== 'utf-8' && charset !== 'utf8') {
+    throw err('EDBX_ERR_UNSUPPORTED_MEDIA_TYPE', {
+      reason: `charset ${charset} is not supported: JSON bodies are UTF-8 (charset=utf-8, or no charset)`,
+    });
+  }
+  if (!isUtf8(body)) {
+    throw err('EDBX_ERR_INVALID_JSON', { reason: 'the body is not valid UTF-8: send it encoded as UTF-8' });
+  }
+  const text = body.toString('utf8');
+  if (text.trim() === '')
+    throw err('EDBX_ERR_INVALID_JSON', { reason: 'the body is empty: send a JSON object' });
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (e) {
+    throw err('EDBX_ERR_INVALID_JSON', { reason: (e as Error).message });
+  }
+  const seen = walk(value, false);
+  if (!seen.payloadNumbers && seen.members === membersInText(text)) return value;
+  try {
+    return exact(parseLossless(text), false);
+  } catch (e) {
+    const key = /Duplicate key '(.*)' encountered/.exec((e as Error).message)?.[1];
+    throw err('EDBX_ERR_INVALID_JSON', {
+      reason:
+        key === undefined
+          ? (e as Error).message
+          : `field ${JSON.stringify(key)} appears more than once in an object: send each field once`,
+    });
+  }
+}
+
+function charsetOf(header: string | undefined): string | undefined {
+  if (header === undefined) return undefined;
+  try {
+    return parseContentType(header).parameters.charset?.toLowerCase();
+  } catch {
+    throw err('EDBX_ERR_UNSUPPORTED_MEDIA_TYPE', {
+      reason: `malformed Content-Type ${JSON.stringify(header)}`,
+    });
+  }
+}
+
+const isObject = (v: unknown): v is Record<string, unknown> =>
+  typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/** Count object members, refuse `__proto__`, and note numbers inside a `payload` object. */
+function walk(v: unknown, inPayload: boolean): { members: number; payloadNumbers: boolean } {
+  let members = 0;
+  let payloadNumbers = false;
+  if (Array.isArray(v)) {
+    for (const item of v) {
+      const r = walk(item, false);
+      members += r.members;
+      payloadNumbers ||= r.payloadNumbers;
+    }
+  } else if (isObject(v)) {
+    for (const key of Object.keys(v)) {
+      if (key === '__proto__') {
+        throw inPayload
+          ? err('EDBX_ERR_INVALID_FIELD_NAME', {
+              value: key,
+              reason: 'this name is not allowed: rename the field',
+            })
+          : err('EDBX_ERR_INVALID_ARGUMENT', { name: 'field name', value: key, reason: 'is not allowed' });
+      }
+      members++;
+      const child = v[key];
+      if (inPayload && typeof child === 'number') payloadNumbers = true;
+      const r = walk(child, key === 'payload' && isObject(child));
+      members += r.members;
+      payloadNumbers ||= r.payloadNumbers;
+    }
+  }
+  return { members, payloadNumbers };
+}
+
+/**
+ * Members written in valid JSON text: every ':' outside a string separates a key from its value. More
+ * than JSON.parse kept means a key appeared twice in one object.
+ */
+function membersInText(text: string): number {
+  let n = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === 0x5c)
+        i++; // backslash: skip the escaped character
+      else if (c === 0x22) inString = false;
+    } else if (c === 0x22) inString = true;
+    else if (c === 0x3a) n++;
+  }
+  return n;
+}
+
+/** lossless-json's numbers: the digits as sent for a payload value, JavaScript numbers elsewhere. */
+function exact(v: unknown, payloadValue = false): unknown {
+  if (isLosslessNumber(v)) return payloadValue ? v.value : Number(v.value);
+  if (Array.isArray(v)) return v.map((item) => exact(item));
+  if (!isObject(v)) return v;
+  const out: Record<string, unknown> = {};
+  for (const [key, child] of Object.entries(v)) {
+    out[key] =
+      key === 'payload' && isObject(child)
+        ? Object.fromEntries(Object.entries(child).map(([k, c]) => [k, exact(c, true)]))
+        : exact(child);
+  }
+  return out;
+}

@@ -1,0 +1,77 @@
+/**
+ * The HTTP/1.1 layer below fastify's routing: request timeouts and the answers to requests that never
+ * reach a route (timed out, oversized headers, bytes that are not HTTP). Node reports these as the
+ * server's `clientError` on the raw socket; they get problem+json like every other error.
+ */
+import { STATUS_CODES, maxHeaderSize } from 'node:http';
+import type { Socket } from 'node:net';
+import type { FastifyBaseLogger } from 'fastify';
+import { err } from '../core/errors.js';
+import { isClientGone, toProblem } from './problem.js';
+
+export interface Timeouts {
+  /** The whole request (headers and body) must arrive within this (default 30 s). */
+  readonly requestMs?: number;
+  /** The headers must arrive within this (default: requestMs). */
+  readonly headersMs?: number;
+  /** An idle keep-alive connection is closed after this (default 5 s). */
+  readonly keepAliveMs?: number;
+}
+
+export interface HttpTimeouts {
+  readonly requestTimeout: number;
+  readonly keepAliveTimeout: number;
+  readonly connectionTimeout: number;
+  readonly http: { headersTimeout: number; requestTimeout: number; connectionsCheckingInterval: number };
+}
+
+/**
+ * Node checks the request and headers timeouts only every `connectionsCheckingInterval` (30 s by
+ * default, so a 30 s timeout fired after up to 60 s): check ten times per timeout, at most every
+ * second. The socket inactivity timeout stays above the request timeout, or it would close a stalled
+ * request without an answer before the 408 could be sent.
+ */
+export function httpTimeouts(t: Timeouts = {}): HttpTimeouts {
+  const request = t.requestMs ?? 30_000;
+  const headers = Math.min(t.headersMs ?? request, request);
+  const interval = Math.max(10, Math.min(1_000, Math.floor(headers / 10)));
+  return {
+    requestTimeout: request,
+    keepAliveTimeout: t.keepAliveMs ?? 5_000,
+    connectionTimeout: Math.max(60_000, request + 2 * interval),
+    http: { headersTimeout: headers, requestTimeout: request, connectionsCheckingInterval: interval },
+  };
+}
+
+export function clientErrorHandler(timeouts: HttpTimeouts, log: () => FastifyBaseLogger) {
+  return (e: NodeJS.ErrnoException, socket: Socket): void => {
+    if (isClientGone(e) || socket.destroyed) {
+      log().debug({ err: e }, 'client went away');
+      socket.destroy();
+      return;
+    }
+    let error;
+    if (e.code === 'ERR_HTTP_REQUEST_TIMEOUT') {
+      // A request whose headers arrived is timed out by requestTimeout, else by headersTimeout.
+      const started = Boolean((socket as { _httpMessage?: unknown })._httpMessage);
+      const ms = started ? timeouts.http.requestTimeout : timeouts.http.headersTimeout;
+      error = err('EDBX_ERR_REQUEST_TIMEOUT', { ms });
+    } else if (e.code === 'HPE_HEADER_OVERFLOW') {
+      error = err('EDBX_ERR_HEADERS_TOO_LARGE', { limit: maxHeaderSize });
+    } else {
+      error = err('EDBX_ERR_MALFORMED_REQUEST', { reason: e.code ?? e.message });
+    }
+    log().debug({ err: e }, 'client error');
+    // As Node does: answer only if no response of this connection has started.
+    const inFlight = (socket as { _httpMessage?: { headersSent?: boolean } | null })._httpMessage;
+    if (socket.writable && !inFlight?.headersSent) {
+      const body = JSON.stringify(toProblem(error));
+      socket.write(
+        `HTTP/1.1 ${error.status} ${STATUS_CODES[error.status]}\r\n` +
+          'Content-Type: application/problem+json; charset=utf-8\r\n' +
+          `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+      );
+    }
+    socket.destroy();
+  };
+}

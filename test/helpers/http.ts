@@ -1,0 +1,154 @@
+/**
+ * An in-process server for HTTP edge tests: `buildServer` on the in-memory engine, listening on a real
+ * socket on 127.0.0.1, with an admin token; and `raw()` to send exact bytes and read the exact answer
+ * (fetch would fix up what these tests need to get wrong on purpose).
+ */
+import net from 'node:net';
+import type { FastifyInstance } from 'fastify';
+import { type ServerOptions, buildServer } from '../../src/server/app.js';
+import { MemoryEngine } from '../../src/storage/memory/memory-engine.js';
+import { EventStore } from '../../src/store/index.js';
+import { createToken } from '../../src/store/tokens.js';
+
+export interface TestServer {
+  readonly app: FastifyInstance;
+  readonly store: EventStore;
+  readonly url: string;
+  readonly port: number;
+  readonly token: string;
+  /** Log lines written by the server (pino JSON), when `logs: true`. */
+  readonly logs: Array<Record<string, unknown>>;
+  close(): Promise<void>;
+}
+
+export async function testServer(
+  o: Partial<Omit<ServerOptions, 'store' | 'version' | 'restrict'>> & { logs?: boolean } = {},
+): Promise<TestServer> {
+  const store = await EventStore.open({ engine: new MemoryEngine() });
+  const logs: Array<Record<string, unknown>> = [];
+  const { logs: capture, ...rest } = o;
+  const { app } = await buildServer({
+    store,
+    version: 'test',
+    restrict: 'false',
+    ...rest,
+    ...(capture
+      ? {
+          logger: {
+            level: 'trace',
+            stream: { write: (line: string) => void logs.push(JSON.parse(line) as Record<string, unknown>) },
+          },
+        }
+      : {}),
+  });
+  const { token } = await createToken(
+    store,
+    { group: 'admin', user: 'admin', expiration: 3600 },
+    { issuedBy: { group: 'local', user: 'test' } },
+  );
+  await app.listen({ port: 0, host: '127.0.0.1' });
+  const port = (app.server.address() as net.AddressInfo).port;
+  return {
+    app,
+    store,
+    url: `http://127.0.0.1:${port}`,
+    port,
+    token,
+    logs,
+    close: async () => {
+      await app.close();
+      await store.close();
+    },
+  };
+}
+
+export interface RawResponse {
+  readonly status: number;
+  readonly headers: Record<string, string>;
+  readonly text: string;
+  readonly body: any;
+}
+
+/** Parse one HTTP/1.1 response (the server closes the connection or sends Content-Length). */
+export function parseResponse(data: string): RawResponse | undefined {
+  const end = data.indexOf('\r\n\r\n');
+  if (end < 0) return undefined;
+  const [statusLine, ...lines] = data.slice(0, end).split('\r\n');
+  const headers: Record<string, string> = {};
+  for (const l of lines) {
+    const i = l.indexOf(':');
+    headers[l.slice(0, i).trim().toLowerCase()] = l.slice(i + 1).trim();
+  }
+  const text = data.slice(end + 4);
+  let body: unknown;
+  try {
+    body = JSON.parse(text);
+  } catch {
+    body = undefined;
+  }
+  return { status: Number(statusLine!.split(' ')[1]), headers, text, body };
+}
+
+/**
+ * Open a socket, let `drive` write to it (possibly slowly), and resolve with the response once the
+ * server closes the connection, or with `undefined` if it closed without answering.
+ */
+export function raw(
+  port: number,
+  drive: (socket: net.Socket) => void | Promise<void>,
+): Promise<RawResponse | undefined> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect(port, '127.0.0.1');
+    let data = '';
+    socket.setEncoding('latin1');
+    socket.on('data', (d: string) => (data += d));
+    socket.on('error', () => undefined);
+    socket.on('close', () => resolve(parseResponse(data)));
+    socket.on('connect', () => {
+      Promise.resolve(drive(socket)).catch(reject);
+    });
+  });
+}
+
+/** Send `head` + `body` bytes at once and read the answer (the request asks to close the connection). */
+export function rawRequest(port: number, head: string, body: Buffer | string = ''): Promise<RawResponse> {
+  const bytes = typeof body === 'string' ? Buffer.from(body) : body;
+  return raw(port, (s) => {
+    s.write(`${head}\r\nContent-Length: ${bytes.length}\r\nConnection: close\r\n\r\n`);
+    s.write(bytes);
+  }).then((r) => {
+    if (!r) throw new Error('the server closed the connection without an answer');
+    return r;
+  });
+}
+
+/** POST JSON (or exact bytes) with fetch and return status, headers and parsed body. */
+export async function post(
+  s: TestServer,
+  path: string,
+  body: unknown,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; headers: Headers; body: any }> {
+  const res = await fetch(`${s.url}${path}`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${s.token}`, 'content-type': 'application/json', ...headers },
+    body: typeof body === 'string' || Buffer.isBuffer(body) ? body : JSON.stringify(body),
+  });
+  const text = await res.text();
+  return { status: res.status, headers: res.headers, body: text ? JSON.parse(text) : undefined };
+}
+
+export async function get(
+  s: TestServer,
+  path: string,
+): Promise<{ status: number; headers: Headers; body: any }> {
+  const res = await fetch(`${s.url}${path}`, { headers: { authorization: `Bearer ${s.token}` } });
+  const text = await res.text();
+  let body: unknown;
+  try {
+    body = JSON.parse(text);
+  } catch {
+    body = text;
+  }
+  return { status: res.status, headers: res.headers, body };
+}

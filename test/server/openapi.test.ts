@@ -1,0 +1,63 @@
+/**
+ * /openapi.json declares error answers as they are sent (QA item 8: they were declared
+ * application/json, text/plain or text/event-stream, and statuses the routes return were missing).
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type TestServer, get, testServer } from '../helpers/http.js';
+
+type Op = { responses: Record<string, { content?: Record<string, { schema?: { properties?: object } }> }> };
+
+describe('OpenAPI error responses', () => {
+  let s: TestServer;
+  let paths: Record<string, Record<string, Op>>;
+  beforeAll(async () => {
+    s = await testServer();
+    paths = (await get(s, '/openapi.json')).body.paths;
+  });
+  afterAll(() => s?.close());
+
+  it('declares every error status as application/problem+json with the Problem schema, and 408/431/503 everywhere', () => {
+    for (const [path, ops] of Object.entries(paths)) {
+      for (const [method, op] of Object.entries(ops)) {
+        const where = `${method.toUpperCase()} ${path}`;
+        expect(Object.keys(op.responses), where).toEqual(expect.arrayContaining(['408', '431', '503']));
+        for (const [status, res] of Object.entries(op.responses)) {
+          if (Number(status) < 400) continue;
+          expect(Object.keys(res.content ?? {}), `${where} ${status}`).toEqual(['application/problem+json']);
+          expect(
+            res.content!['application/problem+json']!.schema?.properties,
+            `${where} ${status}`,
+          ).toHaveProperty('code');
+        }
+      }
+    }
+  });
+
+  it('declares the statuses the routes really answer', async () => {
+    const post = paths['/v1/aggregates/{aggregate_type}/{aggregate_id}/events']!.post!;
+    expect(Object.keys(post.responses)).toEqual(
+      expect.arrayContaining(['400', '401', '403', '404', '409', '413', '415', '422']),
+    );
+    for (const [path, ops] of Object.entries(paths)) {
+      for (const [method, op] of Object.entries(ops)) {
+        const concrete = path.replace(/\{[^}]+\}/g, (m) => (m === '{version}' ? '1' : 'x'));
+        for (const init of <Array<{ headers: Record<string, string> }>>[
+          { headers: { authorization: `Bearer ${s.token}`, 'content-type': 'application/json' } },
+          { headers: { 'content-type': 'text/plain' } },
+        ]) {
+          const res = await fetch(`${s.url}${concrete}`, {
+            method: method.toUpperCase(),
+            ...init,
+            ...(method === 'get' ? {} : { body: '{}' }),
+          });
+          await res.body?.cancel();
+          if (res.status >= 400)
+            expect(
+              Object.keys(op.responses),
+              `${method.toUpperCase()} ${path} answered ${res.status}`,
+            ).toContain(String(res.status));
+        }
+      }
+    }
+  });
+});
