@@ -298,11 +298,13 @@ describe('REST API errors and extras', () => {
     problem(await api(`${events('patient', 'p-1')}/99`, writer), 404, 'EDBX_ERR_EVENT_NOT_FOUND');
     problem(await api(`${events('patient', 'p-1')}/99/proof`, writer), 404, 'EDBX_ERR_EVENT_NOT_FOUND');
     problem(await api(`${url}/v1/nothing-here`, writer), 404, 'EDBX_ERR_ROUTE_NOT_FOUND');
-    problem(
-      await api(`${url}/v1/aggregates/patient/p-1`, writer, { method: 'DELETE' }),
-      404,
-      'EDBX_ERR_ROUTE_NOT_FOUND',
-    );
+    // A path that exists, with a method it does not take: 405 with the methods it does.
+    const wrong = await api(`${url}/v1/aggregates/patient/p-1`, writer, { method: 'DELETE' });
+    problem(wrong, 405, 'EDBX_ERR_METHOD_NOT_ALLOWED');
+    expect(wrong.headers.get('allow')).toBe('GET, HEAD');
+    const put = await api(`${events('patient', 'p-1')}`, writer, { method: 'PUT', body: {} });
+    problem(put, 405, 'EDBX_ERR_METHOD_NOT_ALLOWED');
+    expect(put.headers.get('allow')).toBe('GET, HEAD, POST');
   });
 
   it('409: expected_version in the body and via If-Match; event_id reused for a different event', async () => {

@@ -293,6 +293,12 @@ export const ERRORS = {
     message: (p) => `no route ${p.method} ${p.url}: see /openapi.json for the API`,
     doc: 'The HTTP method and path match no endpoint.',
   },
+  EDBX_ERR_METHOD_NOT_ALLOWED: {
+    status: 405,
+    kind: 'user',
+    message: (p) => `${p.method} is not allowed on ${p.url}: use ${p.allowed}`,
+    doc: 'The path exists, but not for this HTTP method; the `Allow` header lists the methods it takes.',
+  },
   EDBX_ERR_BODY_TOO_LARGE: {
     status: 413,
     kind: 'user',

@@ -4,6 +4,7 @@
  * and an OpenAPI document generated from the route schemas at /openapi.json.
  */
 import swagger from '@fastify/swagger';
+import Router, { type HTTPMethod } from 'find-my-way';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify';
 import { err } from '../core/errors.js';
 import type { Access, TokenRecord } from '../core/tokens.js';
@@ -94,7 +95,16 @@ export async function buildServer(
     }
   });
   app.setErrorHandler(errorHandler);
-  app.setNotFoundHandler(notFoundHandler);
+  // Every route's method and path, to tell a wrong method (405 with Allow) from a wrong path (404).
+  const known = Router({ maxParamLength: 2048 });
+  app.addHook('onRoute', (route) => {
+    for (const method of [route.method].flat()) {
+      if (!known.hasRoute(method as HTTPMethod, route.url))
+        known.on(method as HTTPMethod, route.url, () => {});
+    }
+  });
+  const methods = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE'] as const;
+  app.setNotFoundHandler(notFoundHandler((path) => methods.filter((m) => known.find(m, path) !== null)));
   metrics.instrument(app);
   // Authenticate before the body is read and validated: an unauthenticated request gets 401, never a
   // 400 that reveals the API's shape. Routes check their precise access (write, scope, admin) again.

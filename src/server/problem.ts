@@ -87,7 +87,24 @@ export function errorHandler(e: FastifyError | Error, req: FastifyRequest, reply
   void reply.code(error.status).type('application/problem+json').send(toProblem(error, req.url));
 }
 
-export function notFoundHandler(req: FastifyRequest, reply: FastifyReply): void {
-  const e = err('EDBX_ERR_ROUTE_NOT_FOUND', { method: req.method, url: req.url.split('?')[0] });
-  void reply.code(404).type('application/problem+json').send(toProblem(e, req.url));
+/**
+ * No route for the method and path: 405 with `Allow` when the path exists for other methods (`allowed`
+ * lists them), else 404.
+ */
+export function notFoundHandler(allowed: (path: string) => string[]) {
+  return (req: FastifyRequest, reply: FastifyReply): void => {
+    const url = req.url.split('?')[0]!;
+    const methods = allowed(url);
+    if (methods.length > 0) {
+      const e = err('EDBX_ERR_METHOD_NOT_ALLOWED', { method: req.method, url, allowed: methods.join(', ') });
+      void reply
+        .code(405)
+        .header('allow', methods.join(', '))
+        .type('application/problem+json')
+        .send(toProblem(e, req.url));
+      return;
+    }
+    const e = err('EDBX_ERR_ROUTE_NOT_FOUND', { method: req.method, url });
+    void reply.code(404).type('application/problem+json').send(toProblem(e, req.url));
+  };
 }
