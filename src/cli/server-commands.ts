@@ -242,6 +242,9 @@ export async function lifecycle(
     if (name === 'status') return await status(config, Boolean(opts.json));
     if (name === 'destroy') return await destroy(config, Boolean(opts.yes));
     if (name === 'restart') {
+      // Refuse bad options while the server still runs: a failed restart must not leave it down.
+      restrictMode(opts.restrict);
+      portFlag(opts.port, config.port);
       const running = await runningServer(config.dataDir);
       await stop(config, true);
       const carry = running && opts.port === undefined ? { port: String(running.port) } : {};
