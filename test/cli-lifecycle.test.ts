@@ -55,4 +55,27 @@ describe('server lifecycle from the CLI', () => {
     expect(alive(pid)).toBe(true);
     expect(await pidOf()).toBe(pid);
   });
+
+  it('a stopped server is reported with its PID instead of hanging the CLI', async () => {
+    const pid = (await pidOf())!;
+    // Commands still go through the control channel of a server that answers.
+    expect((await p.cli(['aggregate', 'list'])).code).toBe(0);
+    process.kill(pid, 'SIGSTOP');
+    try {
+      for (const args of [['status'], ['aggregate', 'list']]) {
+        const t0 = Date.now();
+        const r = await p.cli(args);
+        expect(Date.now() - t0).toBeLessThan(15_000);
+        expect(r.code, args.join(' ')).toBe(1);
+        expect(r.stderr).toMatch(
+          new RegExp(
+            `^error: the server at PID ${pid} does not answer.*\\[EDBX_ERR_SERVER_NOT_ANSWERING\\]\n$`,
+          ),
+        );
+      }
+    } finally {
+      process.kill(pid, 'SIGCONT');
+    }
+    expect((await p.cli(['aggregate', 'list'])).code).toBe(0);
+  }, 40_000);
 });

@@ -14,6 +14,8 @@ import { keyValues, printJson } from './output.js';
 import { reportError } from './report.js';
 
 const RESTRICT_MODES = ['true', 'strict', 'false'];
+/** `status` waits this long for the server's /health before saying it does not answer. */
+const HEALTH_TIMEOUT_MS = 5000;
 
 function restrictMode(value: unknown): string {
   if (value === undefined || value === true) return 'true';
@@ -180,10 +182,10 @@ async function status(config: Config, json: boolean): Promise<number> {
   }
   let health: Record<string, unknown> = {};
   try {
-    health = (await (await fetch(`http://127.0.0.1:${running.port}/health`)).json()) as Record<
-      string,
-      unknown
-    >;
+    const res = await fetch(`http://127.0.0.1:${running.port}/health`, {
+      signal: AbortSignal.timeout(HEALTH_TIMEOUT_MS),
+    });
+    health = (await res.json()) as Record<string, unknown>;
   } catch {
     health = { status: 'not answering' };
   }
@@ -200,7 +202,10 @@ async function status(config: Config, json: boolean): Promise<number> {
   };
   if (json) printJson(info);
   else process.stdout.write(keyValues(info) + '\n');
-  return 0;
+  if (health.status !== 'not answering') return 0;
+  return reportError(
+    err('EDBX_ERR_SERVER_NOT_ANSWERING', { pid: running.pid, seconds: HEALTH_TIMEOUT_MS / 1000 }),
+  );
 }
 
 async function destroy(config: Config, yes: boolean): Promise<number> {

@@ -307,6 +307,14 @@ export const ERRORS = {
     doc: 'start was asked for a data dir that already has a running server.',
   },
 
+  EDBX_ERR_SERVER_NOT_ANSWERING: {
+    status: 503,
+    kind: 'user',
+    message: (p) =>
+      `the server at PID ${p.pid} does not answer (nothing within ${p.seconds} s): check that process (stopped or hung?), or end it with \`eventdbx stop\``,
+    doc: 'The CLI reached the running server but it did not acknowledge a command in time (the process is stopped, hung or overloaded).',
+  },
+
   // --- storage / configuration ---
   EDBX_ERR_STORE_LOCKED: {
     status: 503,

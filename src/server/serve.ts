@@ -11,12 +11,12 @@ import { type RestrictMode, installSchemas } from '../store/schemas.js';
 import { openDataDir } from '../store/secure.js';
 import { createToken } from '../store/tokens.js';
 import { buildServer } from './app.js';
-import { serveControl } from './control.js';
+import { PID_FILE, serveControl } from './control.js';
 import { controlHandler } from './control-ops.js';
 import { FEATURES } from './features.js';
 import { VERSION } from '../version.js';
 
-export const PID_FILE = 'eventdbx.pid';
+export { PID_FILE } from './control.js';
 export const LOG_FILE = 'eventdbx.log';
 
 export interface PidInfo {
