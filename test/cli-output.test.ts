@@ -1,0 +1,43 @@
+/**
+ * What the CLI prints, end to end on a real data dir (no server): stored text cannot inject terminal
+ * escapes or fake lines, paging and idempotent retries read the same in every command.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type Project, project } from './helpers/cli.js';
+
+const A = ['--aggregate', 'patient', '--aggregate-id', 'p-001'];
+const ESC = '\u001b';
+// eslint-disable-next-line no-control-regex
+const CONTROL = /[\u0000-\u0009\u000b-\u001f\u007f-\u009f]/;
+
+describe('CLI human output', () => {
+  let p: Project;
+  const ok = async (args: string[]) => {
+    const r = await p.cli(args);
+    expect(r.stderr, args.join(' ')).toBe('');
+    expect(r.code).toBe(0);
+    return r.stdout;
+  };
+
+  beforeAll(async () => {
+    p = await project();
+  });
+  afterAll(async () => p?.cleanup());
+
+  it('escapes control characters and newlines of stored values in the state table and the audit list', async () => {
+    const evil = `Jane${ESC}[2J${ESC}[31m\nstatus   deceased\u009b1m`;
+    await ok(['aggregate', 'apply', ...A, '--event', 'patient-added', '--field', `name=${evil}`]);
+    await ok(['aggregate', 'archive', ...A, '--comment', `gone${ESC}]0;pwned\u0007\nfake line`]);
+
+    const get = await ok(['aggregate', 'get', ...A, '--include-events']);
+    expect(get).not.toMatch(CONTROL);
+    expect(get).toContain('Jane\\u001b[2J\\u001b[31m\\nstatus   deceased\\u009b1m');
+    // One line per state field: the newline in the value did not start a fake "status" row.
+    expect(get.split('\n').filter((l) => /^status\s+deceased/.test(l))).toEqual([]);
+
+    const audit = await ok(['audit', 'list']);
+    expect(audit).not.toMatch(CONTROL);
+    expect(audit).toContain('gone\\u001b]0;pwned\\u0007\\nfake line');
+    expect(audit.trimEnd().split('\n')).toHaveLength(2); // header and one entry
+  });
+});
