@@ -40,4 +40,15 @@ describe('CLI human output', () => {
     expect(audit).toContain('gone\\u001b]0;pwned\\u0007\\nfake line');
     expect(audit.trimEnd().split('\n')).toHaveLength(2); // header and one entry
   });
+
+  it('--take 0 shows no aggregates and no events, like every page size', async () => {
+    await ok(['aggregate', 'apply', '--aggregate', 'order', '--aggregate-id', 'o-1', '--event', 'placed']);
+    const list = async (take: string) =>
+      JSON.parse(await ok(['aggregate', 'list', '--take', take, '--json'])).aggregates.length;
+    const replay = async (take: string) =>
+      JSON.parse(await ok(['aggregate', 'replay', ...A, '--take', take, '--json'])).events.length;
+    expect([await list('0'), await list('1'), await list('5')]).toEqual([0, 1, 2]);
+    expect([await replay('0'), await replay('1')]).toEqual([0, 1]);
+    expect(await ok(['aggregate', 'list', '--take', '0'])).toBe('(none)\n');
+  });
 });

@@ -520,6 +520,7 @@ export class EventStore {
     const skip = opts.skip ?? 0;
     const take = opts.take ?? Number.MAX_SAFE_INTEGER;
     const out: AggregateSummary[] = [];
+    if (take <= 0) return out; // like events(): take 0 is an empty page, not one aggregate
     let seen = 0;
     for await (const [k, v] of this.engine.range('main', {
       ...(gt ? { gt } : { gte: prefix }),
