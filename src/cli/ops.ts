@@ -117,8 +117,8 @@ export const OPS: Record<string, Op> = {
       {
         group: str(a, 'group'),
         user: str(a, 'user'),
-        expiration: optNumber(a, 'expiration', '--expiration'),
-        limit: optNumber(a, 'limit', '--limit'),
+        expiration: a.expiration,
+        limit: a.limit,
         keepAlive: Boolean(a.keepAlive),
         readOnly: Boolean(a.readOnly),
         scopes: (a.aggregate as string[] | undefined) ?? [],

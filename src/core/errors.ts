@@ -218,8 +218,24 @@ export const ERRORS = {
     status: 403,
     kind: 'user',
     message: (p) =>
-      `token ${p.id} has used its ${p.limit} writes: refresh it with \`eventdbx token refresh --limit\``,
-    doc: 'The token has no writes left.',
+      p.needed === undefined
+        ? `token ${p.id} has used its ${p.limit} writes: a token refresh with a new limit gives it more`
+        : `token ${p.id} has ${p.remaining} write${p.remaining === 1 ? '' : 's'} left and this request needs ${p.needed}: nothing was written; a token refresh with a new limit gives it more`,
+    doc: 'The token has no writes left, or fewer than the request (a transaction) would write.',
+  },
+  EDBX_ERR_TOKEN_ALREADY_REVOKED: {
+    status: 409,
+    kind: 'user',
+    message: (p) =>
+      `token ${p.id} is already revoked (at ${p.at}): it cannot be revoked again or refreshed; issue a new token instead`,
+    doc: 'Revoke or refresh was asked for a token that is already revoked (nothing changes, nothing is audited).',
+  },
+  EDBX_ERR_TOKEN_EXPIRATION_REQUIRED: {
+    status: 409,
+    kind: 'user',
+    message: (p) =>
+      `token ${p.id} expired at ${p.at}: a refresh of an expired token must give a new expiration (seconds from now)`,
+    doc: 'A refresh of an expired token gave only a limit: it would stay expired.',
   },
   EDBX_ERR_TOKEN_READ_ONLY: {
     status: 403,

@@ -155,17 +155,16 @@ export function alterSchema(s: SchemaBody, req: AlterRequest): SchemaChange {
     !given(req.field)
   )
     throw usage(
-      'schema alter needs a change: --event <name> with --add/--remove, --lock <true|false> (with --field <name> for one field), or --snapshot-threshold <u64>',
+      'schema alter needs a change: an event with fields to add and/or remove, a lock (true or false; with a field to lock just that field), or a snapshot threshold',
     );
   if (hasFields && !given(req.event))
-    throw usage('--add/--remove edit the fields of one event: also give --event <name>');
-  if (given(req.event) && !hasFields)
-    throw usage('--event <name> needs --add <fields> and/or --remove <fields>');
+    throw usage('fields to add or remove belong to one event: also give the event');
+  if (given(req.event) && !hasFields) throw usage('an event needs fields to add and/or remove');
   if (given(req.field) && !given(req.lock))
-    throw usage('--field <name> needs --lock <true|false> (true: no event may set the field)');
+    throw usage('a field needs a lock (true: no event may set the field, false: unlock it)');
   if (given(req.lock) && !given(req.field) && given(req.event))
     throw usage(
-      '--lock without --field locks the whole aggregate type, not one event: drop --event, or give --field <name> to lock a field',
+      'a lock without a field locks the whole aggregate type, not one event: drop the event, or give a field to lock',
     );
 
   let body: SchemaBody = s;
@@ -176,7 +175,7 @@ export function alterSchema(s: SchemaBody, req: AlterRequest): SchemaChange {
     const add = given(req.add) ? parseNames(req.add, 'field') : [];
     const remove = given(req.remove) ? parseNames(req.remove, 'field') : [];
     const both = add.find((f) => remove.includes(f));
-    if (both !== undefined) throw usage(`field ${JSON.stringify(both)} is both in --add and --remove`);
+    if (both !== undefined) throw usage(`field ${JSON.stringify(both)} is both added and removed`);
     const fields = new Set(decl.fields);
     for (const f of remove) {
       if (!fields.delete(f)) {

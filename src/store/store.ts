@@ -247,7 +247,12 @@ export class EventStore {
       const results = reqs.map((r) => tx.append(r, ctx));
       const wrote = results.filter((r) => !r.duplicate).length;
       if (token && token.remaining !== null && wrote > token.remaining) {
-        throw err('EDBX_ERR_TOKEN_EXHAUSTED', { id: token.id, limit: token.limit });
+        throw err('EDBX_ERR_TOKEN_EXHAUSTED', {
+          id: token.id,
+          limit: token.limit,
+          remaining: token.remaining,
+          needed: wrote,
+        });
       }
       const used = token && afterUse(token, now, wrote);
       if (used && used !== token) tx.setToken(used);
