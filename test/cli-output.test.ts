@@ -51,4 +51,20 @@ describe('CLI human output', () => {
     expect([await replay('0'), await replay('1')]).toEqual([0, 1]);
     expect(await ok(['aggregate', 'list', '--take', '0'])).toBe('(none)\n');
   });
+
+  it('a retry of the same --event-id says it was already appended, and --json has "duplicate": true', async () => {
+    const B = ['--aggregate', 'patient', '--aggregate-id', 'p-002'];
+    await ok(['aggregate', 'apply', ...B, '--event', 'patient-added']);
+    const apply = [...B, '--event', 'patient-updated', '--field', 'status=ok', '--event-id', 'evt-42'];
+    const first = await ok(['aggregate', 'apply', ...apply]);
+    expect(first).toMatch(/^appended patient-updated to patient\/p-002 at version 2/);
+    const again = await ok(['aggregate', 'apply', ...apply]);
+    expect(again).toMatch(
+      /^already appended: event id evt-42 is patient-updated on patient\/p-002 at version 2 .*nothing written/,
+    );
+    const json = JSON.parse(await ok(['aggregate', 'apply', ...apply, '--json']));
+    expect(json).toMatchObject({ duplicate: true, event: { version: 2 } });
+    const fresh = ['--event', 'patient-updated', '--field', 'status=new'];
+    expect(JSON.parse(await ok(['aggregate', 'apply', ...B, ...fresh, '--json'])).duplicate).toBe(false);
+  });
 });

@@ -72,7 +72,9 @@ export const OPS: Record<string, Op> = {
       event_id: a.eventId === undefined ? undefined : str(a, 'eventId'),
     };
     if (a.stage) return { staged: await stageEvent(store, req, ctx) };
-    return { event: await store.append(req, ctx) };
+    // A retry of the same --event-id returns the original record; say so (the HTTP API answers 200).
+    const [r] = await store.appendDetailed([req], ctx);
+    return { event: r!.record, duplicate: r!.duplicate };
   },
   'aggregate.list': async ({ store }, a) => ({
     aggregates: await store.list({
