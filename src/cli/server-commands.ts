@@ -12,6 +12,7 @@ import { wholeNumber } from '../core/names.js';
 import { LOG_FILE, PID_FILE, type PidInfo } from '../server/serve.js';
 import { keyValues, printJson } from './output.js';
 import { reportError } from './report.js';
+import { requireKeys } from './runtime.js';
 
 const RESTRICT_MODES = ['true', 'strict', 'false'];
 /** `status` waits this long for the server's /health before saying it does not answer. */
@@ -77,7 +78,7 @@ async function startConfig(
     );
     config = await loadConfig(configFile);
   }
-  if (!config.masterKey || !config.dek) throw err('EDBX_ERR_CONFIG_KEYS_REQUIRED');
+  requireKeys(config);
   const dataDir = opts.dataDir === undefined ? config.dataDir : path.resolve(String(opts.dataDir));
   return { ...config, dataDir, port: portFlag(opts.port, config.port) };
 }

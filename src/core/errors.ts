@@ -368,8 +368,16 @@ export const ERRORS = {
   EDBX_ERR_CONFIG_KEYS_REQUIRED: {
     status: 400,
     kind: 'user',
-    message: () => 'the first configuration must include both --master-key and --dek',
-    doc: 'The first `config` call must set both keys.',
+    message: () =>
+      'the first configuration needs both keys: --master-key and --dek, or EVENTDBX_MASTER_KEY and EVENTDBX_DEK in the environment',
+    doc: 'The first `config` call must set both keys (as flags, or in the environment so they stay out of the file).',
+  },
+  EDBX_ERR_CONFIG_KEYS_NOT_SET: {
+    status: 400,
+    kind: 'user',
+    message: (p) =>
+      `no ${p.missing} set: ${p.path} does not hold it, so set ${p.env} in the environment (or store it with \`eventdbx config ${p.flag} <secret>\`)`,
+    doc: 'The config file holds no master key or DEK (they are kept in the environment) and the environment does not set them either.',
   },
   EDBX_ERR_CONFIG_INVALID: {
     status: 400,
