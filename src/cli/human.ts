@@ -74,7 +74,8 @@ export const HUMAN: Record<string, Renderer> = {
   },
   'aggregate.snapshot': (r) => {
     const s = r.snapshot as SnapshotRecord;
-    return `snapshot of ${s.aggregate_type}/${s.aggregate_id} at version ${s.version}`;
+    const why = s.comment ? ` (comment: ${printable(s.comment)})` : '';
+    return `snapshot of ${s.aggregate_type}/${s.aggregate_id} at version ${s.version}${why}, recorded in the audit log`;
   },
   'aggregate.archive': (r) =>
     `archived ${(r.audit as EventRecord).payload.aggregate} (audit #${(r.audit as EventRecord).version})`,
