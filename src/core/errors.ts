@@ -437,7 +437,7 @@ export const ERRORS = {
     status: 409,
     kind: 'user',
     message: (p) => `event ${s(p.event)} of aggregate ${s(p.aggregate)} already declares field ${s(p.field)}`,
-    doc: '`schema alter --add` was given a field the event already declares.',
+    doc: 'Not raised since 1.1.0 (adding a field the event already declares changes nothing); kept so the code is never reused.',
   },
   EDBX_ERR_SCHEMA_FIELD_NOT_FOUND: {
     status: 404,

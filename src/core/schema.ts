@@ -187,11 +187,9 @@ export function alterSchema(s: SchemaBody, req: AlterRequest): SchemaChange {
         });
       }
     }
-    for (const f of add) {
-      if (fields.has(f))
-        throw err('EDBX_ERR_SCHEMA_FIELD_EXISTS', { aggregate: s.aggregate, event, field: f });
-      fields.add(f);
-    }
+    // Adding a field the event already declares asks for what the schema says: no change.
+    const added = add.filter((f) => !fields.has(f));
+    for (const f of added) fields.add(f);
     if (fields.size === 0 && decl.fields.length > 0)
       throw err('EDBX_ERR_SCHEMA_LAST_FIELD', {
         aggregate: s.aggregate,
@@ -199,14 +197,16 @@ export function alterSchema(s: SchemaBody, req: AlterRequest): SchemaChange {
         fields: listText(remove),
       });
     const parts = [
-      ...(add.length ? [`added fields ${add.join(', ')}`] : []),
+      ...(added.length ? [`added fields ${added.join(', ')}`] : []),
       ...(remove.length ? [`removed fields ${remove.join(', ')}`] : []),
     ];
-    const events = Object.entries(s.events).map(([e, d]): [string, EventSchema] =>
-      e === event ? [e, { fields: [...fields].sort() }] : [e, d],
-    );
-    body = { ...body, events: sortedEvents(events) };
-    changes.push(`event ${event}: ${parts.join(', ')}`);
+    if (parts.length) {
+      const events = Object.entries(s.events).map(([e, d]): [string, EventSchema] =>
+        e === event ? [e, { fields: [...fields].sort() }] : [e, d],
+      );
+      body = { ...body, events: sortedEvents(events) };
+      changes.push(`event ${event}: ${parts.join(', ')}`);
+    }
   }
   if (given(req.lock)) {
     const lock = parseLock(req.lock);
