@@ -90,6 +90,9 @@ describe('CLI: aggregate and config commands on the data dir (no server)', () =>
   });
 
   it('snapshot, archive (appends refused), restore, all audited', async () => {
+    expect((await p.cli(['aggregate', 'snapshot', ...A, '--comment', 'before import'])).stdout).toBe(
+      'snapshot of patient/p-001 at version 2 (comment: before import), recorded in the audit log\n',
+    );
     expect((await json(['aggregate', 'snapshot', ...A, '--comment', 'checkpoint'])).snapshot).toMatchObject({
       version: 2,
       comment: 'checkpoint',
@@ -105,6 +108,8 @@ describe('CLI: aggregate and config commands on the data dir (no server)', () =>
       (e: { event_type: string; payload: { comment?: string } }) => [e.event_type, e.payload.comment],
     );
     expect(audit).toEqual([
+      ['aggregate-snapshot-taken', 'before import'],
+      ['aggregate-snapshot-taken', 'checkpoint'],
       ['aggregate-archived', 'discharged'],
       ['aggregate-restored', 'readmitted'],
     ]);

@@ -148,10 +148,6 @@ describe('schemas on the store', () => {
     it('refuses field edits that make no sense, with coded errors', async () => {
       await patient();
       await alterSchema(store, 'patient', { event: 'patient-added', add: 'name' }, jane);
-      await expectCode(
-        alterSchema(store, 'patient', { event: 'patient-added', add: 'name' }, jane),
-        'EDBX_ERR_SCHEMA_FIELD_EXISTS',
-      );
       const nf = await expectCode(
         alterSchema(store, 'patient', { event: 'patient-added', remove: 'status' }, jane),
         'EDBX_ERR_SCHEMA_FIELD_NOT_FOUND',
@@ -209,6 +205,19 @@ describe('schemas on the store', () => {
       expect(r.changed).toBe(false);
       expect(r.schema.version).toBe(2);
       expect((await store.auditLog()).length).toBe(audit);
+    });
+
+    it('adding a field the event already declares is unchanged; with a new one, only the new one is added', async () => {
+      await patient();
+      await alterSchema(store, 'patient', { event: 'patient-added', add: 'name' }, jane);
+      const audit = (await store.auditLog()).length;
+      const same = await alterSchema(store, 'patient', { event: 'patient-added', add: 'name' }, jane);
+      expect(same).toMatchObject({ changed: false, schema: { version: 2 } });
+      expect((await store.auditLog()).length).toBe(audit);
+      const more = await alterSchema(store, 'patient', { event: 'patient-added', add: 'name,dob' }, jane);
+      expect(more.changed).not.toBe(false);
+      expect(more.schema.change).toBe('event patient-added: added fields dob');
+      expect(more.schema.events['patient-added']).toEqual({ fields: ['dob', 'name'] });
     });
   });
 

@@ -102,6 +102,40 @@ describe('server: Getting Started and the spec cURL examples', () => {
     expect(revoked.body.status).toBe('revoked');
     const after = await api(`${server.url}/v1/aggregates`, doctor);
     expect(after.body.code).toBe('EDBX_ERR_TOKEN_REVOKED');
+    // The admin's own token is fine: refusals about the target token are 409, not 401.
+    const again = await api(`${server.url}/v1/tokens/${made.body.id}/revoke`, server.adminToken, {
+      method: 'POST',
+    });
+    expect([again.status, again.body.code]).toEqual([409, 'EDBX_ERR_TOKEN_ALREADY_REVOKED']);
+    const refreshRevoked = await api(`${server.url}/v1/tokens/${made.body.id}/refresh`, server.adminToken, {
+      body: { limit: 5 },
+    });
+    expect([refreshRevoked.status, refreshRevoked.body.code]).toEqual([
+      409,
+      'EDBX_ERR_TOKEN_ALREADY_REVOKED',
+    ]);
+    const other = await api(`${server.url}/v1/tokens`, server.adminToken, {
+      body: { group: 'doctors', user: 'dr-wilson', limit: 1 },
+    });
+    const unknownField = await api(`${server.url}/v1/tokens/${other.body.id}/revoke`, server.adminToken, {
+      body: { reason: 'left' },
+    });
+    expect([unknownField.status, unknownField.body.code]).toEqual([400, 'EDBX_ERR_INVALID_ARGUMENT']);
+    expect(unknownField.body.detail).toContain('unknown field "reason"');
+    const noFields = await api(`${server.url}/v1/tokens/${other.body.id}/refresh`, server.adminToken, {
+      body: {},
+    });
+    expect(noFields.body.detail).not.toMatch(/--/); // no CLI flags in HTTP messages
+    const tx = await api(`${server.url}/v1/transactions`, other.body.token, {
+      body: {
+        events: [
+          { aggregate_type: 'patient', aggregate_id: 'p-7', event_type: 'patient-added', payload: {} },
+          { aggregate_type: 'patient', aggregate_id: 'p-7', event_type: 'patient-added', payload: {} },
+        ],
+      },
+    });
+    expect([tx.status, tx.body.code]).toEqual([403, 'EDBX_ERR_TOKEN_EXHAUSTED']);
+    expect(tx.body.detail).toMatch(/has 1 write left and this request needs 2/);
     const audit = await p.cli(['audit', 'list', '--json']);
     const actions = JSON.parse(audit.stdout).entries.map((e: { event_type: string }) => e.event_type);
     expect(actions).toEqual(expect.arrayContaining(['token-generated', 'token-refreshed', 'token-revoked']));

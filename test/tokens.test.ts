@@ -329,7 +329,7 @@ describe('tokens: refresh and revoke', () => {
     ).toBe('EDBX_ERR_TOKEN_REVOKED');
     expect(await eventCount()).toBe(1);
     expect(await codeOf(() => refreshToken(store, token, { expiration: 60 }, ADMIN_CTX))).toBe(
-      'EDBX_ERR_TOKEN_REVOKED',
+      'EDBX_ERR_TOKEN_ALREADY_REVOKED',
     );
     expect(listTokens(store)[0]!.status).toBe('revoked');
   });
@@ -524,5 +524,76 @@ describe('tokens: secrets', () => {
     const text = JSON.stringify(log);
     expect(text).not.toContain(token);
     expect(text).not.toContain(hashToken(token));
+  });
+});
+
+/** The message of the coded error a call throws. */
+async function messageOf(fn: () => unknown): Promise<string> {
+  try {
+    await fn();
+  } catch (e) {
+    if (isEventDbxError(e)) return `${e.message} [${e.code}]`;
+    throw e;
+  }
+  return 'ok';
+}
+
+const auditCount = async () => (await store.auditLog()).length;
+
+describe('tokens: refusals that say what is wrong with the target token', () => {
+  it('revoking a revoked token is refused and audited once', async () => {
+    const token = await issue();
+    await revokeToken(store, token, ADMIN_CTX);
+    const audited = await auditCount();
+    advance(10);
+    expect(await messageOf(() => revokeToken(store, token, ADMIN_CTX))).toMatch(
+      new RegExp(
+        `already revoked \\(at ${new Date(T0).toISOString()}\\).*\\[EDBX_ERR_TOKEN_ALREADY_REVOKED\\]`,
+      ),
+    );
+    expect(await auditCount()).toBe(audited);
+    expect(record(token).revoked_at).toBe(new Date(T0).toISOString());
+  });
+
+  it('refreshing an expired token with only a limit is refused: it needs a new expiration', async () => {
+    const token = await issue({ expiration: 60 });
+    advance(61);
+    const audited = await auditCount();
+    expect(await messageOf(() => refreshToken(store, token, { limit: 5 }, ADMIN_CTX))).toMatch(
+      /expired at .*must give a new expiration.*\[EDBX_ERR_TOKEN_EXPIRATION_REQUIRED\]/,
+    );
+    expect(await auditCount()).toBe(audited);
+    expect(record(token).remaining).toBeNull();
+    const r = await refreshToken(store, token, { limit: 5, expiration: 60 }, ADMIN_CTX);
+    expect(r).toMatchObject({ status: 'active', remaining: 5 });
+  });
+
+  it('one range message for every bad expiration or limit, from the CLI (strings) or HTTP (numbers)', async () => {
+    const token = await issue();
+    const range = 'use a whole number of seconds from 1 to 3153600000';
+    for (const bad of ['-5', '0', '99999999999999999', '3153600001', 'abc', 1.5, 0]) {
+      expect(await messageOf(() => issue({ expiration: bad }))).toContain(range);
+      expect(await messageOf(() => refreshToken(store, token, { expiration: bad }, ADMIN_CTX))).toContain(
+        range,
+      );
+    }
+    for (const bad of ['-5', '0', '99999999999999999']) {
+      expect(await messageOf(() => issue({ limit: bad }))).toContain(
+        `invalid limit "${bad}": use a whole number of writes from 1 to ${Number.MAX_SAFE_INTEGER}`,
+      );
+    }
+    expect(
+      (await createToken(store, { group: 'g', user: 'u', expiration: '3153600000' }, ADMIN_CTX)).status,
+    ).toBe('active');
+  });
+
+  it('a transaction larger than the writes left says how many are left and how many it needs', async () => {
+    const token = await issue({ limit: 3 });
+    await write(token);
+    await write(token);
+    const message = await messageOf(() => writeMany(token, [req('p-1'), req('p-2')]));
+    expect(message).toMatch(/has 1 write left and this request needs 2: nothing was written/);
+    expect(message).not.toMatch(/--|eventdbx /); // worded for HTTP and the CLI alike
+    expect(record(token).remaining).toBe(1);
   });
 });

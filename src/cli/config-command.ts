@@ -18,7 +18,8 @@ import { callControl } from '../server/control.js';
 import { OPS } from './ops.js';
 import { keyValues, printJson } from './output.js';
 import { reportError } from './report.js';
-import { localIdentity, openLocalStore } from './runtime.js';
+import { localIdentity, openLocalStore, requireKeys } from './runtime.js';
+import { runningServer } from './server-commands.js';
 
 function numberFlag(
   value: unknown,
@@ -50,6 +51,9 @@ function secretFlag(value: unknown, flag: string): string | undefined {
   return value;
 }
 
+/** Settings a running server read at start (key changes apply to it at once). */
+const RESTART_KEYS = ['port', 'data_dir', 'memory_threshold'] as const;
+
 function defined<T extends Record<string, unknown>>(o: T): Partial<T> {
   return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
 }
@@ -66,13 +70,24 @@ export async function configCommand(opts: Record<string, unknown>, configFile?: 
       memory_threshold: numberFlag(opts.memoryThreshold, '--memory-threshold', 1),
     });
     const update: ConfigFile = { ...(existing ?? {}), ...flags };
-    if (!existing && !(update.master_key && update.dek)) throw err('EDBX_ERR_CONFIG_KEYS_REQUIRED');
+    // Keys from the environment count (and are not written): secrets need not sit in the file.
+    if (!existing && !((update.master_key ?? current.masterKey) && (update.dek ?? current.dek)))
+      throw err('EDBX_ERR_CONFIG_KEYS_REQUIRED');
     const changed = Object.keys(flags).length > 0 || !existing;
     if (changed && existing) await applyToStore(current, flags);
     if (changed) await writeConfigFile(current.path, update);
     const shown = describeConfig(await loadConfig(configFile));
-    if (opts.json) printJson({ saved: changed, config: shown });
-    else process.stdout.write(`${changed ? `saved ${current.path}\n` : ''}${keyValues(shown)}\n`);
+    const running = changed ? await runningServer(current.dataDir) : undefined;
+    const restart =
+      running && RESTART_KEYS.some((k) => flags[k] !== undefined && flags[k] !== current.file[k]);
+    if (opts.json) printJson({ saved: changed, config: shown, restart_needed: Boolean(restart) });
+    else {
+      process.stdout.write(`${changed ? `saved ${current.path}\n` : ''}${keyValues(shown)}\n`);
+      if (restart)
+        process.stdout.write(
+          `the server running for ${current.dataDir} (pid ${running.pid}) uses the new settings after \`eventdbx restart\`\n`,
+        );
+    }
     return 0;
   } catch (e) {
     return reportError(toEventDbxError(e));
@@ -81,11 +96,17 @@ export async function configCommand(opts: Record<string, unknown>, configFile?: 
 
 /** Rotate keys in the store and audit the change (only when the store exists). */
 async function applyToStore(
-  current: Awaited<ReturnType<typeof loadConfig>>,
+  loaded: Awaited<ReturnType<typeof loadConfig>>,
   flags: Partial<ConfigFile>,
 ): Promise<void> {
-  if (!existsSync(path.join(current.dataDir, 'CURRENT'))) return;
-  if (!current.masterKey) throw err('EDBX_ERR_CONFIG_KEYS_REQUIRED');
+  if (!existsSync(path.join(loaded.dataDir, 'CURRENT'))) return;
+  // Keys kept only in the environment until now: a key given here is the current one, being stored.
+  const current = {
+    ...loaded,
+    masterKey: loaded.masterKey ?? flags.master_key,
+    dek: loaded.dek ?? flags.dek,
+  };
+  requireKeys(current);
   const changes: Record<string, string> = {};
   for (const k of ['port', 'data_dir', 'memory_threshold'] as const) {
     if (flags[k] !== undefined && flags[k] !== current.file[k])

@@ -12,7 +12,7 @@ import type {
 import { PLUGIN_HUMAN } from './ops/plugin.js';
 import { SCHEMA_HUMAN } from './ops/schema.js';
 import type { Renderer } from './ops/types.js';
-import { bold, formatEvent, green, keyValues, red, table } from './output.js';
+import { bold, formatEvent, green, keyValues, printable, red, table } from './output.js';
 
 type TokenView = ReturnType<typeof describeToken>;
 
@@ -28,6 +28,8 @@ export const HUMAN: Record<string, Renderer> = {
       return `staged #${s.seq} ${s.request.event_type} on ${s.request.aggregate_type}/${s.request.aggregate_id} (run \`eventdbx aggregate commit\` to append)`;
     }
     const e = r.event as EventRecord;
+    if (r.duplicate)
+      return `already appended: event id ${printable(e.metadata.event_id)} is ${e.event_type} on ${e.aggregate_type}/${e.aggregate_id} at version ${e.version} (position ${e.position}); nothing written\nmerkle_root ${e.merkle_root}`;
     return `appended ${e.event_type} to ${e.aggregate_type}/${e.aggregate_id} at version ${e.version} (position ${e.position})\nmerkle_root ${e.merkle_root}`;
   },
   'aggregate.list': (r) =>
@@ -72,7 +74,8 @@ export const HUMAN: Record<string, Renderer> = {
   },
   'aggregate.snapshot': (r) => {
     const s = r.snapshot as SnapshotRecord;
-    return `snapshot of ${s.aggregate_type}/${s.aggregate_id} at version ${s.version}`;
+    const why = s.comment ? ` (comment: ${printable(s.comment)})` : '';
+    return `snapshot of ${s.aggregate_type}/${s.aggregate_id} at version ${s.version}${why}, recorded in the audit log`;
   },
   'aggregate.archive': (r) =>
     `archived ${(r.audit as EventRecord).payload.aggregate} (audit #${(r.audit as EventRecord).version})`,

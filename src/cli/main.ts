@@ -179,12 +179,17 @@ function opCommand(parent: Command, spec: CommandSpec): void {
 }
 
 function serverCommands(program: Command): void {
+  const DATA_DIR: Flag = {
+    flags: '--data-dir <path>',
+    help: 'data directory of the server (default: config, else ./.eventdbx)',
+  };
   const startFlags = (c: Command) =>
-    withConfig(c)
-      .option('--port <u16>', 'HTTP port (default: config, else 7070)')
-      .option('--data-dir <path>', 'data directory (default: config, else ./.eventdbx)')
-      .option('--foreground', 'run in this terminal instead of as a daemon')
-      .option('--restrict [mode]', 'schema enforcement: true (default), strict, or false');
+    addFlags(c, [
+      { flags: '--port <u16>', help: 'HTTP port (default: config, else 7070)' },
+      DATA_DIR,
+      { flags: '--foreground', help: 'run in this terminal instead of as a daemon' },
+      { flags: '--restrict [mode]', help: 'schema enforcement: true (default), strict, or false' },
+    ]);
   const lifecycle = async (name: string, opts: Record<string, unknown>, cmd: Command) => {
     const m = await import('./server-commands.js');
     process.exitCode = await m.lifecycle(name, opts, globalConfig(cmd));
@@ -192,22 +197,22 @@ function serverCommands(program: Command): void {
   startFlags(program.command('start').description('start the server (a daemon unless --foreground)')).action(
     (o, c: Command) => lifecycle('start', o, c),
   );
-  addFlags(program.command('stop').description('stop the running server gracefully'), []).action(
+  addFlags(program.command('stop').description('stop the running server gracefully'), [DATA_DIR]).action(
     (o, c: Command) => lifecycle('stop', o, c),
   );
   addFlags(
-    program.command('status').description('port, PID, uptime, restriction and event count of the server'),
-    [],
+    program
+      .command('status')
+      .description('port, PID, uptime, restriction and event count of the server (exit 1 when none runs)'),
+    [DATA_DIR],
   ).action((o, c: Command) => lifecycle('status', o, c));
   startFlags(
     program.command('restart').description('stop the server (if running) and start it again'),
   ).action((o, c: Command) => lifecycle('restart', o, c));
-  program
-    .command('destroy')
-    .option('--config <path>', CONFIG_HELP)
-    .description('remove the PID file, data directory and configuration file')
-    .option('--yes', 'do not ask for confirmation')
-    .action((o, c: Command) => lifecycle('destroy', o, c));
+  addFlags(
+    program.command('destroy').description('remove the PID file, data directory and configuration file'),
+    [DATA_DIR, { flags: '--yes', help: 'do not ask for confirmation' }],
+  ).action((o, c: Command) => lifecycle('destroy', o, c));
 }
 
 function build(): Command {

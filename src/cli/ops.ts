@@ -82,7 +82,9 @@ export const OPS: Record<string, Op> = {
       event_id: a.eventId === undefined ? undefined : str(a, 'eventId'),
     };
     if (a.stage) return { staged: await stageEvent(store, req, ctx) };
-    return { event: await store.append(req, ctx) };
+    // A retry of the same --event-id returns the original record; say so (the HTTP API answers 200).
+    const [r] = await store.appendDetailed([req], ctx);
+    return { event: r!.record, duplicate: r!.duplicate };
   },
   'aggregate.list': async ({ store }, a) => ({
     aggregates: await store.list({
@@ -128,8 +130,8 @@ export const OPS: Record<string, Op> = {
       {
         group: str(a, 'group'),
         user: str(a, 'user'),
-        expiration: optNumber(a, 'expiration', '--expiration'),
-        limit: optNumber(a, 'limit', '--limit'),
+        expiration: a.expiration,
+        limit: a.limit,
         keepAlive: Boolean(a.keepAlive),
         readOnly: Boolean(a.readOnly),
         scopes: (a.aggregate as string[] | undefined) ?? [],

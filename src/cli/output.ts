@@ -9,6 +9,20 @@ export const dim = paint(2);
 export const green = paint(32);
 export const red = paint(31);
 
+const ESCAPES: Record<string, string> = { '\n': '\\n', '\r': '\\r', '\t': '\\t' };
+
+/**
+ * Text from data made safe for a terminal: control characters (C0, DEL, C1) and line separators are
+ * shown as escapes (`\n`, `\u001b`), so a stored value cannot move the cursor, recolour the screen or
+ * start a fake line. Every human output of stored text goes through this one function.
+ */
+export function printable(value: unknown): string {
+  return String(value).replace(
+    /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g,
+    (c) => ESCAPES[c] ?? `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`,
+  );
+}
+
 export function printJson(value: unknown): void {
   process.stdout.write(JSON.stringify(value, null, 2) + '\n');
 }
@@ -16,7 +30,8 @@ export function printJson(value: unknown): void {
 export function table(rows: Array<Record<string, string | number | boolean>>, columns?: string[]): string {
   if (rows.length === 0) return dim('(none)');
   const cols = columns ?? Object.keys(rows[0]!);
-  const widths = cols.map((c) => Math.max(c.length, ...rows.map((r) => String(r[c] ?? '').length)));
+  const cell = (r: Record<string, unknown>, c: string) => printable(r[c] ?? '');
+  const widths = cols.map((c) => Math.max(c.length, ...rows.map((r) => cell(r, c).length)));
   const line = (cells: string[]) =>
     cells
       .map((c, i) => c.padEnd(widths[i]!))
@@ -24,21 +39,24 @@ export function table(rows: Array<Record<string, string | number | boolean>>, co
       .trimEnd();
   return [
     bold(line(cols.map((c) => c.toUpperCase()))),
-    ...rows.map((r) => line(cols.map((c) => String(r[c] ?? '')))),
+    ...rows.map((r) => line(cols.map((c) => cell(r, c)))),
   ].join('\n');
 }
 
 export function keyValues(obj: Record<string, unknown>): string {
   const width = Math.max(...Object.keys(obj).map((k) => k.length));
   return Object.entries(obj)
-    .map(([k, v]) => `${dim(k.padEnd(width))}  ${typeof v === 'object' ? JSON.stringify(v) : String(v)}`)
+    .map(
+      ([k, v]) =>
+        `${dim(printable(k).padEnd(width))}  ${printable(typeof v === 'object' ? JSON.stringify(v) : v)}`,
+    )
     .join('\n');
 }
 
 export function formatEvent(e: EventRecord): string {
-  const who = `${e.metadata.issued_by.group}/${e.metadata.issued_by.user}`;
+  const who = printable(`${e.metadata.issued_by.group}/${e.metadata.issued_by.user}`);
   const fields = Object.entries(e.payload)
-    .map(([k, v]) => `${k}=${JSON.stringify(v)}`)
+    .map(([k, v]) => printable(`${k}=${JSON.stringify(v)}`))
     .join(' ');
   return `${bold(`v${e.version}`)} ${e.event_type} ${dim(`#${e.position} ${e.metadata.created_at} by ${who}`)}\n    ${fields || dim('(empty payload)')}`;
 }

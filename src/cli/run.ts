@@ -43,18 +43,21 @@ async function execute(
 ): Promise<Record<string, unknown>> {
   const config = await requireConfig(configFile);
   const identity = localIdentity();
-  const remote = await callControl(config.dataDir, { op, args: wireArgs(opts), identity });
-  if (remote) return remote.result as Record<string, unknown>;
-  const secure = await openLocalStore(config);
   const bar = op === 'aggregate.verify' && !opts.json ? await progressBar() : undefined;
   try {
-    return (await OPS[op]!(secure, wireArgs(opts), { issuedBy: identity }, bar?.update)) as Record<
-      string,
-      unknown
-    >;
+    const remote = await callControl(config.dataDir, { op, args: wireArgs(opts), identity }, bar?.update);
+    if (remote) return remote.result as Record<string, unknown>;
+    const secure = await openLocalStore(config);
+    try {
+      return (await OPS[op]!(secure, wireArgs(opts), { issuedBy: identity }, bar?.update)) as Record<
+        string,
+        unknown
+      >;
+    } finally {
+      await secure.store.close();
+    }
   } finally {
     bar?.stop();
-    await secure.store.close();
   }
 }
 

@@ -21,8 +21,26 @@ export async function requireConfig(configFile?: string): Promise<Config> {
   const config = await loadConfig(configFile);
   if (!config.exists && !(config.masterKey && config.dek))
     throw err('EDBX_ERR_CONFIG_MISSING', { path: config.path });
-  if (!config.masterKey || !config.dek) throw err('EDBX_ERR_CONFIG_KEYS_REQUIRED');
+  requireKeys(config);
   return config;
+}
+
+/** Both keys, from the file or (when the file leaves them out) the environment. */
+export function requireKeys(config: Config): void {
+  if (!config.masterKey)
+    throw err('EDBX_ERR_CONFIG_KEYS_NOT_SET', {
+      missing: 'master key',
+      path: config.path,
+      env: 'EVENTDBX_MASTER_KEY',
+      flag: '--master-key',
+    });
+  if (!config.dek)
+    throw err('EDBX_ERR_CONFIG_KEYS_NOT_SET', {
+      missing: 'data encryption key',
+      path: config.path,
+      env: 'EVENTDBX_DEK',
+      flag: '--dek',
+    });
 }
 
 /** Open the store in this process (no server runs); schemas apply in the default mode. */

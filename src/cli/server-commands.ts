@@ -12,8 +12,11 @@ import { wholeNumber } from '../core/names.js';
 import { LOG_FILE, PID_FILE, type PidInfo } from '../server/serve.js';
 import { keyValues, printJson } from './output.js';
 import { reportError } from './report.js';
+import { requireKeys } from './runtime.js';
 
 const RESTRICT_MODES = ['true', 'strict', 'false'];
+/** `status` waits this long for the server's /health before saying it does not answer. */
+const HEALTH_TIMEOUT_MS = 5000;
 
 function restrictMode(value: unknown): string {
   if (value === undefined || value === true) return 'true';
@@ -75,31 +78,92 @@ async function startConfig(
     );
     config = await loadConfig(configFile);
   }
-  if (!config.masterKey || !config.dek) throw err('EDBX_ERR_CONFIG_KEYS_REQUIRED');
+  requireKeys(config);
   const dataDir = opts.dataDir === undefined ? config.dataDir : path.resolve(String(opts.dataDir));
   return { ...config, dataDir, port: portFlag(opts.port, config.port) };
 }
 
-async function start(opts: Record<string, unknown>, configFile: string | undefined): Promise<number> {
+/** What `start --json` prints once the server serves (restart adds what it stopped). */
+interface Started {
+  started: true;
+  pid: number;
+  port: number;
+  data_dir: string;
+  restrict: string;
+  config: string;
+  log: string | null;
+  admin_token?: { token: string; id: string; expires_at: string | null };
+  notices: string[];
+}
+
+async function start(
+  opts: Record<string, unknown>,
+  configFile: string | undefined,
+  extra: Record<string, unknown> = {},
+): Promise<number> {
   const daemonChild = typeof process.send === 'function';
-  const say = (line: string) =>
-    daemonChild ? process.send!({ type: 'announce', line }) : process.stdout.write(line + '\n');
+  const json = Boolean(opts.json) && !daemonChild;
+  const notices: string[] = [];
+  let adminToken: Started['admin_token'];
+  const say = (line: string) => {
+    if (daemonChild) process.send!({ type: 'announce', line });
+    else if (json) notices.push(line.trim());
+    else process.stdout.write(line + '\n');
+  };
   const restrict = restrictMode(opts.restrict);
   const config = await startConfig(opts, configFile, say);
   const running = await runningServer(config.dataDir);
   if (running) {
     throw err('EDBX_ERR_ALREADY_RUNNING', { pid: running.pid, port: running.port, data_dir: config.dataDir });
   }
+  const started = (pid: number, port: number, log: string | null): Started => ({
+    started: true,
+    pid,
+    port,
+    data_dir: config.dataDir,
+    restrict,
+    config: config.path,
+    log,
+    ...(adminToken ? { admin_token: adminToken } : {}),
+    notices,
+    ...extra,
+  });
   if (opts.foreground) {
     const { serveForeground } = await import('../server/serve.js');
-    await serveForeground({ config, port: config.port, restrict, announce: say });
+    await serveForeground({
+      config,
+      port: config.port,
+      restrict,
+      announce: say,
+      onAdminToken: (t) =>
+        daemonChild ? process.send!({ type: 'admin_token', token: t }) : (adminToken = t),
+    });
     if (daemonChild) process.send!({ type: 'ready', pid: process.pid, port: config.port });
+    else if (json) printJson(started(process.pid, config.port, null));
     return 0; // the server keeps the process alive until stopped
   }
-  return daemonize(config, restrict, configFile);
+  return daemonize(
+    config,
+    restrict,
+    configFile,
+    (pid, port, log) => {
+      if (json) printJson(started(pid, port, log));
+      else process.stdout.write(`started: pid ${pid}, port ${port}, log ${log}\n`);
+    },
+    {
+      announce: say,
+      adminToken: (t) => (adminToken = t),
+    },
+  );
 }
 
-async function daemonize(config: Config, restrict: string, configFile: string | undefined): Promise<number> {
+async function daemonize(
+  config: Config,
+  restrict: string,
+  configFile: string | undefined,
+  ready: (pid: number, port: number, log: string) => void,
+  on: { announce: (line: string) => void; adminToken: (t: NonNullable<Started['admin_token']>) => void },
+): Promise<number> {
   await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
   const logPath = path.join(config.dataDir, LOG_FILE);
   const log = openSync(logPath, 'a', 0o600);
@@ -133,17 +197,15 @@ async function daemonize(config: Config, restrict: string, configFile: string | 
       child.unref();
       resolve(code);
     };
-    child.on(
-      'message',
-      (m: { type: string; line?: string; pid?: number; port?: number; message?: string }) => {
-        if (m.type === 'announce') process.stdout.write(m.line + '\n');
-        if (m.type === 'error') finish(1, m.message);
-        if (m.type === 'ready') {
-          process.stdout.write(`started: pid ${m.pid}, port ${m.port}, log ${logPath}\n`);
-          finish(0);
-        }
-      },
-    );
+    child.on('message', (m: DaemonMessage) => {
+      if (m.type === 'announce') on.announce(m.line);
+      if (m.type === 'admin_token') on.adminToken(m.token);
+      if (m.type === 'error') finish(1, m.message);
+      if (m.type === 'ready') {
+        ready(m.pid, m.port, logPath);
+        finish(0);
+      }
+    });
     child.on('exit', async (code) => {
       const tail = (await readFile(logPath, 'utf8').catch(() => '')).trim().split('\n').slice(-3).join('\n');
       finish(1, `the server exited (code ${code}) before it was ready${tail ? `:\n${tail}` : ''}`);
@@ -151,12 +213,17 @@ async function daemonize(config: Config, restrict: string, configFile: string | 
   });
 }
 
-async function stop(config: Config, quiet = false): Promise<number> {
+/** IPC from the daemon child to the `start` that spawned it. */
+type DaemonMessage =
+  | { type: 'announce'; line: string }
+  | { type: 'admin_token'; token: NonNullable<Started['admin_token']> }
+  | { type: 'error'; message: string }
+  | { type: 'ready'; pid: number; port: number };
+
+/** Stop the data dir's server; returns the PID it stopped (undefined when none ran). */
+async function stopServer(config: Config): Promise<number | undefined> {
   const running = await runningServer(config.dataDir);
-  if (!running) {
-    if (!quiet) process.stdout.write(`no server is running for ${config.dataDir}\n`);
-    return 0;
-  }
+  if (!running) return undefined;
   process.kill(running.pid, 'SIGTERM');
   const deadline = Date.now() + 15_000;
   while (alive(running.pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
@@ -167,7 +234,14 @@ async function stop(config: Config, quiet = false): Promise<number> {
   }
   await rm(path.join(config.dataDir, PID_FILE), { force: true });
   await rm(path.join(config.dataDir, 'control.sock'), { force: true });
-  if (!quiet) process.stdout.write(`stopped server ${running.pid}\n`);
+  return running.pid;
+}
+
+async function stop(config: Config, json: boolean): Promise<number> {
+  const pid = await stopServer(config);
+  if (json) printJson({ stopped: pid !== undefined, pid: pid ?? null, data_dir: config.dataDir });
+  else if (pid === undefined) process.stdout.write(`no server is running for ${config.dataDir}\n`);
+  else process.stdout.write(`stopped server ${pid}\n`);
   return 0;
 }
 
@@ -180,10 +254,10 @@ async function status(config: Config, json: boolean): Promise<number> {
   }
   let health: Record<string, unknown> = {};
   try {
-    health = (await (await fetch(`http://127.0.0.1:${running.port}/health`)).json()) as Record<
-      string,
-      unknown
-    >;
+    const res = await fetch(`http://127.0.0.1:${running.port}/health`, {
+      signal: AbortSignal.timeout(HEALTH_TIMEOUT_MS),
+    });
+    health = (await res.json()) as Record<string, unknown>;
   } catch {
     health = { status: 'not answering' };
   }
@@ -200,29 +274,41 @@ async function status(config: Config, json: boolean): Promise<number> {
   };
   if (json) printJson(info);
   else process.stdout.write(keyValues(info) + '\n');
-  return 0;
+  if (health.status !== 'not answering') return 0;
+  return reportError(
+    err('EDBX_ERR_SERVER_NOT_ANSWERING', { pid: running.pid, seconds: HEALTH_TIMEOUT_MS / 1000 }),
+  );
 }
 
-async function destroy(config: Config, yes: boolean): Promise<number> {
+async function destroy(config: Config, yes: boolean, json: boolean): Promise<number> {
+  // The config file goes too only when it describes this data dir (`--data-dir` may name another).
+  const ownConfig = config.dataDir === (await loadConfig(config.path)).dataDir;
+  const what = ownConfig ? `${config.dataDir} and ${config.path}` : config.dataDir;
   if (!yes) {
     if (!process.stdin.isTTY)
       throw err('EDBX_ERR_USAGE', {
         reason: 'destroy removes all data: pass --yes to confirm when not on a terminal',
       });
     const rl = createInterface({ input: process.stdin, output: process.stdout });
-    const answer = await rl.question(
-      `This deletes ${config.dataDir} and ${config.path} for good. Type "destroy" to confirm: `,
-    );
+    const answer = await rl.question(`This deletes ${what} for good. Type "destroy" to confirm: `);
     rl.close();
     if (answer.trim() !== 'destroy') {
-      process.stdout.write('cancelled\n');
+      if (json) printJson({ destroyed: false });
+      else process.stdout.write('cancelled\n');
       return 1;
     }
   }
-  await stop(config, true);
+  const pid = await stopServer(config);
   await rm(config.dataDir, { recursive: true, force: true });
-  await rm(config.path, { force: true });
-  process.stdout.write(`removed ${config.dataDir} and ${config.path}\n`);
+  if (ownConfig) await rm(config.path, { force: true });
+  if (json)
+    printJson({
+      destroyed: true,
+      stopped_pid: pid ?? null,
+      data_dir: config.dataDir,
+      config: ownConfig ? config.path : null,
+    });
+  else process.stdout.write(`removed ${what}\n`);
   return 0;
 }
 
@@ -238,14 +324,21 @@ export async function lifecycle(
       ...base,
       dataDir: opts.dataDir === undefined ? base.dataDir : path.resolve(String(opts.dataDir)),
     };
-    if (name === 'stop') return await stop(config);
-    if (name === 'status') return await status(config, Boolean(opts.json));
-    if (name === 'destroy') return await destroy(config, Boolean(opts.yes));
+    const json = Boolean(opts.json);
+    if (name === 'stop') return await stop(config, json);
+    if (name === 'status') return await status(config, json);
+    if (name === 'destroy') return await destroy(config, Boolean(opts.yes), json);
     if (name === 'restart') {
+      // Refuse bad options while the server still runs: a failed restart must not leave it down.
+      restrictMode(opts.restrict);
+      portFlag(opts.port, config.port);
       const running = await runningServer(config.dataDir);
-      await stop(config, true);
+      const stopped = await stopServer(config);
       const carry = running && opts.port === undefined ? { port: String(running.port) } : {};
-      return await start({ ...carry, ...opts }, configFile);
+      return await start({ ...carry, ...opts }, configFile, {
+        restarted: true,
+        stopped_pid: stopped ?? null,
+      });
     }
     throw err('EDBX_ERR_USAGE', { reason: `unknown command ${name}` });
   } catch (e) {

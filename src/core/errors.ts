@@ -256,8 +256,24 @@ export const ERRORS = {
     status: 403,
     kind: 'user',
     message: (p) =>
-      `token ${p.id} has used its ${p.limit} writes: refresh it with \`eventdbx token refresh --limit\``,
-    doc: 'The token has no writes left.',
+      p.needed === undefined
+        ? `token ${p.id} has used its ${p.limit} writes: a token refresh with a new limit gives it more`
+        : `token ${p.id} has ${p.remaining} write${p.remaining === 1 ? '' : 's'} left and this request needs ${p.needed}: nothing was written; a token refresh with a new limit gives it more`,
+    doc: 'The token has no writes left, or fewer than the request (a transaction) would write.',
+  },
+  EDBX_ERR_TOKEN_ALREADY_REVOKED: {
+    status: 409,
+    kind: 'user',
+    message: (p) =>
+      `token ${p.id} is already revoked (at ${p.at}): it cannot be revoked again or refreshed; issue a new token instead`,
+    doc: 'Revoke or refresh was asked for a token that is already revoked (nothing changes, nothing is audited).',
+  },
+  EDBX_ERR_TOKEN_EXPIRATION_REQUIRED: {
+    status: 409,
+    kind: 'user',
+    message: (p) =>
+      `token ${p.id} expired at ${p.at}: a refresh of an expired token must give a new expiration (seconds from now)`,
+    doc: 'A refresh of an expired token gave only a limit: it would stay expired.',
   },
   EDBX_ERR_TOKEN_READ_ONLY: {
     status: 403,
@@ -365,6 +381,14 @@ export const ERRORS = {
     doc: 'start was asked for a data dir that already has a running server.',
   },
 
+  EDBX_ERR_SERVER_NOT_ANSWERING: {
+    status: 503,
+    kind: 'user',
+    message: (p) =>
+      `the server at PID ${p.pid} does not answer (nothing within ${p.seconds} s): check that process (stopped or hung?), or end it with \`eventdbx stop\``,
+    doc: 'The CLI reached the running server but it did not acknowledge a command in time (the process is stopped, hung or overloaded).',
+  },
+
   // --- storage / configuration ---
   EDBX_ERR_STORE_LOCKED: {
     status: 503,
@@ -402,8 +426,16 @@ export const ERRORS = {
   EDBX_ERR_CONFIG_KEYS_REQUIRED: {
     status: 400,
     kind: 'user',
-    message: () => 'the first configuration must include both --master-key and --dek',
-    doc: 'The first `config` call must set both keys.',
+    message: () =>
+      'the first configuration needs both keys: --master-key and --dek, or EVENTDBX_MASTER_KEY and EVENTDBX_DEK in the environment',
+    doc: 'The first `config` call must set both keys (as flags, or in the environment so they stay out of the file).',
+  },
+  EDBX_ERR_CONFIG_KEYS_NOT_SET: {
+    status: 400,
+    kind: 'user',
+    message: (p) =>
+      `no ${p.missing} set: ${p.path} does not hold it, so set ${p.env} in the environment (or store it with \`eventdbx config ${p.flag} <secret>\`)`,
+    doc: 'The config file holds no master key or DEK (they are kept in the environment) and the environment does not set them either.',
   },
   EDBX_ERR_CONFIG_INVALID: {
     status: 400,
@@ -463,7 +495,7 @@ export const ERRORS = {
     status: 409,
     kind: 'user',
     message: (p) => `event ${s(p.event)} of aggregate ${s(p.aggregate)} already declares field ${s(p.field)}`,
-    doc: '`schema alter --add` was given a field the event already declares.',
+    doc: 'Not raised since 1.1.0 (adding a field the event already declares changes nothing); kept so the code is never reused.',
   },
   EDBX_ERR_SCHEMA_FIELD_NOT_FOUND: {
     status: 404,

@@ -155,17 +155,16 @@ export function alterSchema(s: SchemaBody, req: AlterRequest): SchemaChange {
     !given(req.field)
   )
     throw usage(
-      'schema alter needs a change: --event <name> with --add/--remove, --lock <true|false> (with --field <name> for one field), or --snapshot-threshold <u64>',
+      'schema alter needs a change: an event with fields to add and/or remove, a lock (true or false; with a field to lock just that field), or a snapshot threshold',
     );
   if (hasFields && !given(req.event))
-    throw usage('--add/--remove edit the fields of one event: also give --event <name>');
-  if (given(req.event) && !hasFields)
-    throw usage('--event <name> needs --add <fields> and/or --remove <fields>');
+    throw usage('fields to add or remove belong to one event: also give the event');
+  if (given(req.event) && !hasFields) throw usage('an event needs fields to add and/or remove');
   if (given(req.field) && !given(req.lock))
-    throw usage('--field <name> needs --lock <true|false> (true: no event may set the field)');
+    throw usage('a field needs a lock (true: no event may set the field, false: unlock it)');
   if (given(req.lock) && !given(req.field) && given(req.event))
     throw usage(
-      '--lock without --field locks the whole aggregate type, not one event: drop --event, or give --field <name> to lock a field',
+      'a lock without a field locks the whole aggregate type, not one event: drop the event, or give a field to lock',
     );
 
   let body: SchemaBody = s;
@@ -176,7 +175,7 @@ export function alterSchema(s: SchemaBody, req: AlterRequest): SchemaChange {
     const add = given(req.add) ? parseNames(req.add, 'field') : [];
     const remove = given(req.remove) ? parseNames(req.remove, 'field') : [];
     const both = add.find((f) => remove.includes(f));
-    if (both !== undefined) throw usage(`field ${JSON.stringify(both)} is both in --add and --remove`);
+    if (both !== undefined) throw usage(`field ${JSON.stringify(both)} is both added and removed`);
     const fields = new Set(decl.fields);
     for (const f of remove) {
       if (!fields.delete(f)) {
@@ -188,11 +187,9 @@ export function alterSchema(s: SchemaBody, req: AlterRequest): SchemaChange {
         });
       }
     }
-    for (const f of add) {
-      if (fields.has(f))
-        throw err('EDBX_ERR_SCHEMA_FIELD_EXISTS', { aggregate: s.aggregate, event, field: f });
-      fields.add(f);
-    }
+    // Adding a field the event already declares asks for what the schema says: no change.
+    const added = add.filter((f) => !fields.has(f));
+    for (const f of added) fields.add(f);
     if (fields.size === 0 && decl.fields.length > 0)
       throw err('EDBX_ERR_SCHEMA_LAST_FIELD', {
         aggregate: s.aggregate,
@@ -200,14 +197,16 @@ export function alterSchema(s: SchemaBody, req: AlterRequest): SchemaChange {
         fields: listText(remove),
       });
     const parts = [
-      ...(add.length ? [`added fields ${add.join(', ')}`] : []),
+      ...(added.length ? [`added fields ${added.join(', ')}`] : []),
       ...(remove.length ? [`removed fields ${remove.join(', ')}`] : []),
     ];
-    const events = Object.entries(s.events).map(([e, d]): [string, EventSchema] =>
-      e === event ? [e, { fields: [...fields].sort() }] : [e, d],
-    );
-    body = { ...body, events: sortedEvents(events) };
-    changes.push(`event ${event}: ${parts.join(', ')}`);
+    if (parts.length) {
+      const events = Object.entries(s.events).map(([e, d]): [string, EventSchema] =>
+        e === event ? [e, { fields: [...fields].sort() }] : [e, d],
+      );
+      body = { ...body, events: sortedEvents(events) };
+      changes.push(`event ${event}: ${parts.join(', ')}`);
+    }
   }
   if (given(req.lock)) {
     const lock = parseLock(req.lock);

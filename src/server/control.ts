@@ -1,8 +1,12 @@
 /**
  * The local control channel: a Unix socket in the data dir (mode 0600, so only the owner of the data
  * dir can administer) through which CLI commands run on the server's open store while it runs.
- * Protocol: one JSON request line, one JSON response line per connection.
+ * Protocol, one request per connection: the client sends one JSON request line; the server answers
+ * `{"ack":true}` at once, then a `{"keepalive":true}` or `{"progress":[done,total]}` line at least
+ * every second while it works, then the JSON response line. So a client can tell a long operation
+ * (verify) from a server that does not answer (stopped, hung) without a limit on the operation itself.
  */
+import { readFileSync } from 'node:fs';
 import { chmod, rm } from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
@@ -10,6 +14,8 @@ import { type EventDbxError, type ErrorCode, ERRORS, err, toEventDbxError } from
 import type { IssuedBy } from '../core/event.js';
 
 export const SOCKET_NAME = 'control.sock';
+/** The server's PID file in its data dir (written once it listens). */
+export const PID_FILE = 'eventdbx.pid';
 export const socketPath = (dataDir: string): string => path.join(dataDir, SOCKET_NAME);
 
 export interface ControlRequest {
@@ -21,9 +27,17 @@ export interface ControlRequest {
 type ControlResponse =
   { ok: true; result: unknown } | { ok: false; code: string; params: Record<string, unknown> };
 
-export type ControlHandler = (req: ControlRequest) => Promise<unknown>;
+export type ControlHandler = (
+  req: ControlRequest,
+  progress: (done: number, total: number) => void,
+) => Promise<unknown>;
 
 const MAX_REQUEST = 4 * 1024 * 1024;
+const KEEPALIVE_MS = 1000;
+/** How long the client waits for the server's acknowledgement (connection included). */
+const HANDSHAKE_MS = 5000;
+/** How long the client waits between two lines once acknowledged (keepalives come every second). */
+const IDLE_MS = 15_000;
 
 export async function serveControl(dataDir: string, handler: ControlHandler): Promise<net.Server> {
   const file = socketPath(dataDir);
@@ -42,13 +56,25 @@ export async function serveControl(dataDir: string, handler: ControlHandler): Pr
       if (nl < 0) return;
       const line = buf.slice(0, nl);
       buf = '';
-      void respond(line).then((res) => socket.end(JSON.stringify(res) + '\n'));
+      socket.removeAllListeners('data');
+      const send = (msg: unknown) => {
+        if (socket.writable) socket.write(JSON.stringify(msg) + '\n');
+      };
+      send({ ack: true });
+      const keepalive = setInterval(() => send({ keepalive: true }), KEEPALIVE_MS);
+      void respond(line, (done, total) => send({ progress: [done, total] })).then((res) => {
+        clearInterval(keepalive);
+        socket.end(JSON.stringify(res) + '\n');
+      });
     });
   });
-  async function respond(line: string): Promise<ControlResponse> {
+  async function respond(
+    line: string,
+    progress: (done: number, total: number) => void,
+  ): Promise<ControlResponse> {
     try {
       const req = JSON.parse(line) as ControlRequest;
-      return { ok: true, result: await handler(req) };
+      return { ok: true, result: await handler(req, progress) };
     } catch (e) {
       const x = toEventDbxError(e);
       return { ok: false, code: x.code, params: x.params };
@@ -69,35 +95,86 @@ export async function serveControl(dataDir: string, handler: ControlHandler): Pr
 
 /**
  * Send a request to a running server. Resolves `undefined` when no server listens (no socket, or a
- * stale one), so the caller opens the store itself.
+ * stale one), so the caller opens the store itself. A server that does not acknowledge within 5 s, or
+ * goes silent for 15 s afterwards, is `EDBX_ERR_SERVER_NOT_ANSWERING` (never a hang).
  */
-export function callControl(dataDir: string, req: ControlRequest): Promise<{ result: unknown } | undefined> {
+export function callControl(
+  dataDir: string,
+  req: ControlRequest,
+  onProgress?: (done: number, total: number) => void,
+): Promise<{ result: unknown } | undefined> {
   return new Promise((resolve, reject) => {
     const socket = net.connect(socketPath(dataDir));
     let buf = '';
     let connected = false;
+    let settled = false;
+    let timer: NodeJS.Timeout | undefined;
+    const settle = (fn: () => void) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      fn();
+    };
+    const wait = (ms: number) => {
+      clearTimeout(timer);
+      timer = setTimeout(
+        () =>
+          settle(() => {
+            socket.destroy();
+            reject(err('EDBX_ERR_SERVER_NOT_ANSWERING', { pid: serverPid(dataDir), seconds: ms / 1000 }));
+          }),
+        ms,
+      );
+    };
+    wait(HANDSHAKE_MS);
     socket.setEncoding('utf8');
     socket.on('connect', () => {
       connected = true;
       socket.write(JSON.stringify(req) + '\n');
     });
-    socket.on('data', (d: string) => (buf += d));
-    socket.on('error', (e: NodeJS.ErrnoException) => {
-      if (!connected && (e.code === 'ENOENT' || e.code === 'ECONNREFUSED')) resolve(undefined);
-      else reject(err('EDBX_ERR_STORE_IO', { reason: `control socket: ${e.message}` }));
-    });
-    socket.on('end', () => {
-      try {
-        const res = JSON.parse(buf) as ControlResponse;
-        if (res.ok) resolve({ result: res.result });
-        else reject(rebuild(res.code, res.params));
-      } catch {
-        reject(
-          err('EDBX_ERR_STORE_IO', { reason: 'the server closed the control connection without an answer' }),
-        );
+    socket.on('data', (d: string) => {
+      buf += d;
+      for (let nl = buf.indexOf('\n'); nl >= 0; nl = buf.indexOf('\n')) {
+        const line = buf.slice(0, nl);
+        buf = buf.slice(nl + 1);
+        wait(IDLE_MS);
+        let msg: ControlMessage;
+        try {
+          msg = JSON.parse(line) as ControlMessage;
+        } catch {
+          continue; // the end of the connection reports a missing answer
+        }
+        if ('progress' in msg) onProgress?.(msg.progress[0], msg.progress[1]);
+        else if ('ok' in msg)
+          settle(() => (msg.ok ? resolve({ result: msg.result }) : reject(rebuild(msg.code, msg.params))));
       }
     });
+    socket.on('error', (e: NodeJS.ErrnoException) =>
+      settle(() => {
+        if (!connected && (e.code === 'ENOENT' || e.code === 'ECONNREFUSED')) resolve(undefined);
+        else reject(err('EDBX_ERR_STORE_IO', { reason: `control socket: ${e.message}` }));
+      }),
+    );
+    socket.on('close', () =>
+      settle(() =>
+        reject(
+          err('EDBX_ERR_STORE_IO', { reason: 'the server closed the control connection without an answer' }),
+        ),
+      ),
+    );
   });
+}
+
+type ControlMessage =
+  ControlResponse | { ack: true } | { keepalive: true } | { progress: [done: number, total: number] };
+
+/** The PID of the data dir's server, for messages ('unknown' when its PID file cannot be read). */
+function serverPid(dataDir: string): number | string {
+  try {
+    return (JSON.parse(readFileSync(path.join(dataDir, PID_FILE), 'utf8')) as { pid: number }).pid;
+  } catch {
+    return 'unknown';
+  }
 }
 
 function rebuild(code: string, params: Record<string, unknown>): EventDbxError {

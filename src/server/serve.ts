@@ -11,12 +11,12 @@ import { type RestrictMode, installSchemas } from '../store/schemas.js';
 import { openDataDir } from '../store/secure.js';
 import { createToken } from '../store/tokens.js';
 import { buildServer } from './app.js';
-import { serveControl } from './control.js';
+import { PID_FILE, serveControl } from './control.js';
 import { controlHandler } from './control-ops.js';
 import { FEATURES, type Feature } from './features.js';
 import { VERSION } from '../version.js';
 
-export const PID_FILE = 'eventdbx.pid';
+export { PID_FILE } from './control.js';
 export const LOG_FILE = 'eventdbx.log';
 
 export interface PidInfo {
@@ -34,6 +34,8 @@ export interface ServeOptions {
   readonly restrict: string;
   /** Print the bootstrap admin token (first start of an empty store) to this stream. */
   readonly announce: (line: string) => void;
+  /** The bootstrap admin token itself, for `start --json`. */
+  readonly onAdminToken?: (token: { token: string; id: string; expires_at: string | null }) => void;
 }
 
 export async function serveForeground(o: ServeOptions): Promise<void> {
@@ -114,6 +116,7 @@ export async function serveForeground(o: ServeOptions): Promise<void> {
       { group: 'admin', user: 'admin', expiration: 24 * 3600 },
       { issuedBy: { group: 'local', user: 'bootstrap' } },
     );
+    o.onAdminToken?.({ token: t.token, id: t.id, expires_at: t.expires_at });
     o.announce(
       `\nNo tokens existed, so a one-time admin token was created (valid 24 h; shown only now):\n\n  ${t.token}\n`,
     );

@@ -31,6 +31,14 @@ export function takeSnapshot(
       throw err('EDBX_ERR_AGGREGATE_ARCHIVED', { aggregate_type: type, aggregate_id: id });
     const snap = tx.putSnapshot(live.meta, ctx.issuedBy, comment);
     tx.setLive(type, id, { ...live, meta: { ...live.meta, last_snapshot_version: live.meta.version } });
+    // A snapshot asked for by someone is an administrative action, audited with its comment like
+    // archive and restore (automatic snapshots from a schema threshold are not).
+    store.audit(tx, ctx, 'aggregate-snapshot-taken', {
+      aggregate: `${type}/${id}`,
+      version: String(snap.version),
+      merkle_root: snap.merkle_root,
+      comment: comment ?? '',
+    });
     return snap;
   });
 }

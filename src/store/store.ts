@@ -256,7 +256,12 @@ export class EventStore {
         });
       }
       if (token && token.remaining !== null && wrote > token.remaining) {
-        throw err('EDBX_ERR_TOKEN_EXHAUSTED', { id: token.id, limit: token.limit });
+        throw err('EDBX_ERR_TOKEN_EXHAUSTED', {
+          id: token.id,
+          limit: token.limit,
+          remaining: token.remaining,
+          needed: wrote,
+        });
       }
       const used = token && afterUse(token, now, wrote);
       if (used && used !== token) tx.setToken(used);
@@ -533,6 +538,7 @@ export class EventStore {
     const skip = opts.skip ?? 0;
     const take = opts.take ?? Number.MAX_SAFE_INTEGER;
     const out: AggregateSummary[] = [];
+    if (take <= 0) return out; // like events(): take 0 is an empty page, not one aggregate
     let seen = 0;
     // A cursor before the listed type (taken from another listing) must not widen the range.
     const from = gt && Buffer.compare(gt, prefix) >= 0 ? { gt } : { gte: prefix };

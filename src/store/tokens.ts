@@ -15,6 +15,7 @@ import {
   generateToken,
   hashToken,
   parseScope,
+  tokenStatus,
 } from '../core/tokens.js';
 import { AUDIT_ID, AUDIT_TYPE, type EventStore } from './store.js';
 import type { WriteContext } from './types.js';
@@ -24,8 +25,10 @@ const AUDIT: ReadonlyArray<readonly [string, string]> = [[AUDIT_TYPE, AUDIT_ID]]
 export interface GenerateOptions {
   readonly group: string;
   readonly user: string;
-  readonly expiration?: number | undefined;
-  readonly limit?: number | undefined;
+  /** Seconds; validated here (numbers from HTTP, strings from the CLI). */
+  readonly expiration?: unknown;
+  /** Writes; validated here like `expiration`. */
+  readonly limit?: unknown;
   readonly keepAlive?: boolean | undefined;
   readonly readOnly?: boolean | undefined;
   readonly scopes?: readonly string[] | undefined;
@@ -33,19 +36,31 @@ export interface GenerateOptions {
 
 const NAME = /^[A-Za-z0-9._@-]{1,64}$/;
 
-function positive(value: unknown, flag: string): number | undefined {
+/** Upper bounds: an expiration must stay a valid date (100 years), a limit a safe integer. */
+export const TOKEN_RANGES = {
+  expiration: { max: 100 * 365 * 24 * 3600, unit: 'seconds' },
+  limit: { max: Number.MAX_SAFE_INTEGER, unit: 'writes' },
+} as const;
+
+/** Validate an expiration or limit with one message for every bad value (CLI and HTTP alike). */
+function positive(value: unknown, name: keyof typeof TOKEN_RANGES): number | undefined {
   if (value === undefined) return undefined;
   const n = wholeNumber(value);
-  if (n === undefined || n < 1)
-    throw err('EDBX_ERR_INVALID_ARGUMENT', { name: flag, value, reason: 'use a whole number >= 1' });
+  const { max, unit } = TOKEN_RANGES[name];
+  if (n === undefined || n < 1 || n > max)
+    throw err('EDBX_ERR_INVALID_ARGUMENT', {
+      name,
+      value,
+      reason: `use a whole number of ${unit} from 1 to ${max}`,
+    });
   return n;
 }
 
 /** Issue a token. The full token is returned once; only its hash is stored. */
 export async function createToken(store: EventStore, o: GenerateOptions, ctx: WriteContext) {
   for (const [flag, v] of [
-    ['--group', o.group],
-    ['--user', o.user],
+    ['group', o.group],
+    ['user', o.user],
   ] as const) {
     if (typeof v !== 'string' || !NAME.test(v)) {
       throw err('EDBX_ERR_INVALID_ARGUMENT', {
@@ -55,13 +70,13 @@ export async function createToken(store: EventStore, o: GenerateOptions, ctx: Wr
       });
     }
   }
-  const ttl = positive(o.expiration, '--expiration');
-  const limit = positive(o.limit, '--limit');
+  const ttl = positive(o.expiration, 'expiration');
+  const limit = positive(o.limit, 'limit');
   if (o.keepAlive && ttl === undefined) {
     throw err('EDBX_ERR_INVALID_ARGUMENT', {
-      name: '--keep-alive',
+      name: 'keep-alive',
       value: true,
-      reason: 'needs --expiration <secs> to slide',
+      reason: 'needs an expiration (seconds) to slide',
     });
   }
   const scopes = [...new Set((o.scopes ?? []).map(parseScope))];
@@ -117,13 +132,14 @@ export function findToken(store: EventStore, value: string): TokenRecord {
   return matches[0]!;
 }
 
+/** Revoke a token; revoking it again is refused (nothing changes, no second audit entry). */
 export async function revokeToken(store: EventStore, value: string, ctx: WriteContext) {
   const t = findToken(store, value);
   return store.exclusive(AUDIT, async (tx) => {
     const current = tx.token(t.hash, store.tokens)!;
-    const next: TokenRecord = current.revoked_at
-      ? current
-      : { ...current, revoked_at: store.env.now().toISOString() };
+    if (current.revoked_at)
+      throw err('EDBX_ERR_TOKEN_ALREADY_REVOKED', { id: current.id, at: current.revoked_at });
+    const next: TokenRecord = { ...current, revoked_at: store.env.now().toISOString() };
     tx.setToken(next);
     store.audit(tx, ctx, 'token-revoked', { token: t.id, group: t.group, user: t.user });
     return describeToken(next, store.env.now());
@@ -138,17 +154,21 @@ export async function refreshToken(
   ctx: WriteContext,
 ) {
   const t = findToken(store, value);
-  const ttl = positive(o.expiration, '--expiration');
-  const limit = positive(o.limit, '--limit');
+  const ttl = positive(o.expiration, 'expiration');
+  const limit = positive(o.limit, 'limit');
   if (ttl === undefined && limit === undefined) {
     throw err('EDBX_ERR_USAGE', {
-      reason: 'token refresh needs --expiration <secs> and/or --limit <writes>',
+      reason: 'a token refresh needs a new expiration (seconds) and/or a new limit (writes)',
     });
   }
   return store.exclusive(AUDIT, async (tx) => {
     const current = tx.token(t.hash, store.tokens)!;
-    if (current.revoked_at) throw err('EDBX_ERR_TOKEN_REVOKED', { id: current.id });
+    // 409 about the target token: a 401 would say the caller's own token is bad.
+    if (current.revoked_at)
+      throw err('EDBX_ERR_TOKEN_ALREADY_REVOKED', { id: current.id, at: current.revoked_at });
     const now = store.env.now();
+    if (ttl === undefined && tokenStatus(current, now) === 'expired')
+      throw err('EDBX_ERR_TOKEN_EXPIRATION_REQUIRED', { id: current.id, at: current.expires_at });
     const next: TokenRecord = {
       ...current,
       ...(ttl === undefined

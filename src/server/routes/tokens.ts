@@ -1,11 +1,13 @@
 /** Token management over HTTP for group `admin` (the same operations as `eventdbx token …`). */
 import type { FastifyInstance } from 'fastify';
-import { createToken, listTokens, refreshToken, revokeToken } from '../../store/tokens.js';
+import { err } from '../../core/errors.js';
+import { TOKEN_RANGES, createToken, listTokens, refreshToken, revokeToken } from '../../store/tokens.js';
 import type { Feature } from '../features.js';
 import { errors } from '../schemas.js';
 
 const str = { type: 'string' } as const;
 const int = { type: 'integer', minimum: 1 } as const;
+const seconds = { ...int, maximum: TOKEN_RANGES.expiration.max } as const;
 const tokenView = {
   type: 'object',
   properties: {
@@ -75,7 +77,7 @@ export const tokenFeature: Feature = {
             properties: {
               group: str,
               user: str,
-              expiration: int,
+              expiration: seconds,
               limit: int,
               keep_alive: { type: 'boolean' },
               read_only: { type: 'boolean' },
@@ -113,7 +115,18 @@ export const tokenFeature: Feature = {
           response: { 200: tokenView, ...errors },
         },
       },
-      async (req) => revokeToken(ctx.store, req.params.id, admin(req.headers.authorization, true)),
+      async (req) => {
+        // No body is needed; like every route, refuse fields it does not define (a body schema would
+        // also refuse the usual empty POST).
+        const extra = Object.keys((req.body ?? {}) as object)[0];
+        if (extra !== undefined)
+          throw err('EDBX_ERR_INVALID_ARGUMENT', {
+            name: 'body',
+            value: '',
+            reason: `must NOT have additional properties (unknown field ${JSON.stringify(extra)})`,
+          });
+        return revokeToken(ctx.store, req.params.id, admin(req.headers.authorization, true));
+      },
     );
     app.post<{ Params: { id: string }; Body: { expiration?: number; limit?: number } }>(
       '/v1/tokens/:id/refresh',
@@ -121,7 +134,11 @@ export const tokenFeature: Feature = {
         schema: {
           summary: 'Extend the lifetime and/or write allowance of a token (admin)',
           params: idParams,
-          body: { type: 'object', additionalProperties: false, properties: { expiration: int, limit: int } },
+          body: {
+            type: 'object',
+            additionalProperties: false,
+            properties: { expiration: seconds, limit: int },
+          },
           response: { 200: tokenView, ...errors },
         },
       },

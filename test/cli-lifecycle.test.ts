@@ -1,0 +1,127 @@
+/**
+ * Server lifecycle commands from the CLI against a real daemon: failed restarts keep the server up,
+ * an unresponsive server is reported instead of hanging, `--json` and `--data-dir` everywhere.
+ */
+import { existsSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type Project, freePort, project } from './helpers/cli.js';
+
+const alive = (pid: number): boolean => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+describe('server lifecycle from the CLI', () => {
+  let p: Project;
+  const pidOf = async (dataDir = p.dataDir): Promise<number | undefined> => {
+    try {
+      return JSON.parse(await readFile(path.join(dataDir, 'eventdbx.pid'), 'utf8')).pid as number;
+    } catch {
+      return undefined;
+    }
+  };
+
+  beforeAll(async () => {
+    p = await project();
+    const r = await p.cli(['config', '--port', String(await freePort())]);
+    if (r.code !== 0) throw new Error(r.stderr);
+  });
+  afterAll(async () => {
+    for (const dir of [p.dataDir, path.join(p.dir, 'other')]) {
+      const pid = await pidOf(dir);
+      if (pid && alive(pid)) {
+        process.kill(pid, 'SIGCONT');
+        process.kill(pid, 'SIGKILL');
+      }
+    }
+    await p.cleanup();
+  });
+
+  it('a restart with a bad option refuses before stopping: the server keeps running', async () => {
+    const started = await p.cli(['start']);
+    expect(started.code, started.stderr).toBe(0);
+    const pid = (await pidOf())!;
+    const bogus = await p.cli(['restart', '--restrict=bogus']);
+    expect(bogus.code).toBe(2);
+    expect(bogus.stderr).toMatch(/--restrict.*\[EDBX_ERR_USAGE\]/);
+    const port = await p.cli(['restart', '--port', '99999']);
+    expect(port.code).toBe(1);
+    expect(port.stderr).toMatch(/--port.*\[EDBX_ERR_INVALID_ARGUMENT\]/);
+    expect(alive(pid)).toBe(true);
+    expect(await pidOf()).toBe(pid);
+  });
+
+  it('a stopped server is reported with its PID instead of hanging the CLI', async () => {
+    const pid = (await pidOf())!;
+    // Commands still go through the control channel of a server that answers.
+    expect((await p.cli(['aggregate', 'list'])).code).toBe(0);
+    process.kill(pid, 'SIGSTOP');
+    try {
+      for (const args of [['status'], ['aggregate', 'list']]) {
+        const t0 = Date.now();
+        const r = await p.cli(args);
+        expect(Date.now() - t0).toBeLessThan(15_000);
+        expect(r.code, args.join(' ')).toBe(1);
+        expect(r.stderr).toMatch(
+          new RegExp(
+            `^error: the server at PID ${pid} does not answer.*\\[EDBX_ERR_SERVER_NOT_ANSWERING\\]\n$`,
+          ),
+        );
+      }
+    } finally {
+      process.kill(pid, 'SIGCONT');
+    }
+    expect((await p.cli(['aggregate', 'list'])).code).toBe(0);
+  }, 40_000);
+
+  it('start, restart, stop and destroy print JSON with --json', async () => {
+    const old = (await pidOf())!;
+    const restarted = await p.cli(['restart', '--json']);
+    expect(restarted.code, restarted.stderr).toBe(0);
+    const r = JSON.parse(restarted.stdout);
+    expect(r).toMatchObject({ restarted: true, stopped_pid: old, started: true, data_dir: p.dataDir });
+    expect(r.pid).toBe(await pidOf());
+    const stopped = await p.cli(['stop', '--json']);
+    expect(stopped.code).toBe(0);
+    expect(JSON.parse(stopped.stdout)).toEqual({ stopped: true, pid: r.pid, data_dir: p.dataDir });
+    expect(JSON.parse((await p.cli(['stop', '--json'])).stdout)).toMatchObject({ stopped: false, pid: null });
+    const started = await p.cli(['start', '--json']);
+    expect(started.code, started.stderr).toBe(0);
+    expect(JSON.parse(started.stdout)).toMatchObject({
+      started: true,
+      pid: await pidOf(),
+      port: r.port,
+      restrict: 'true',
+      log: path.join(p.dataDir, 'eventdbx.log'),
+    });
+    expect((await p.cli(['stop'])).code).toBe(0);
+  });
+
+  it('stop, status, restart and destroy manage the server of --data-dir', async () => {
+    const other = path.join(p.dir, 'other');
+    const port = await freePort();
+    const started = await p.cli(['start', '--data-dir', other, '--port', String(port), '--json']);
+    expect(started.code, started.stderr).toBe(0);
+    const { pid, admin_token } = JSON.parse(started.stdout);
+    expect(admin_token.token).toMatch(/^edbx_/); // the one-time bootstrap token of a new store
+    expect(await pidOf(other)).toBe(pid);
+    expect((await p.cli(['status'])).code).toBe(1); // the default data dir has no server
+    const status = await p.cli(['status', '--data-dir', other, '--json']);
+    expect(JSON.parse(status.stdout)).toMatchObject({ running: true, pid, port });
+    const restarted = JSON.parse((await p.cli(['restart', '--data-dir', other, '--json'])).stdout);
+    expect(restarted).toMatchObject({ stopped_pid: pid, port, data_dir: other });
+    const stopped = await p.cli(['stop', '--data-dir', other]);
+    expect(stopped.stdout).toBe(`stopped server ${restarted.pid}\n`);
+    expect(alive(restarted.pid)).toBe(false);
+    const destroyed = await p.cli(['destroy', '--data-dir', other, '--yes', '--json']);
+    expect(JSON.parse(destroyed.stdout)).toMatchObject({ destroyed: true, data_dir: other, config: null });
+    expect(existsSync(other)).toBe(false);
+    expect(existsSync(p.configPath)).toBe(true); // it belongs to the default data dir
+  });
+});
