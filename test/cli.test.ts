@@ -200,6 +200,29 @@ describe('CLI: aggregate and config commands on the data dir (no server)', () =>
     expect((await p.cli(['aggregate', 'commit'])).stderr).toMatch(/EDBX_ERR_EMPTY_TRANSACTION/);
   });
 
+  it('concurrent commands without a server wait for each other instead of failing on the lock', async () => {
+    const runs = await Promise.all(
+      Array.from({ length: 6 }, (_, i) =>
+        p.cli([
+          'aggregate',
+          'apply',
+          '--aggregate',
+          'queue',
+          '--aggregate-id',
+          'q-1',
+          '--event',
+          'added',
+          '--field',
+          `n=${i}`,
+        ]),
+      ),
+    );
+    expect(runs.map((r) => [r.code, r.stderr])).toEqual(runs.map(() => [0, '']));
+    expect(
+      (await json(['aggregate', 'get', '--aggregate', 'queue', '--aggregate-id', 'q-1'])).aggregate.version,
+    ).toBe(6);
+  });
+
   it('bad input: one coded line on stderr, exit 1; usage errors exit 2', async () => {
     const cases: Array<[string[], number, RegExp]> = [
       [

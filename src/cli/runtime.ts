@@ -43,9 +43,24 @@ export function requireKeys(config: Config): void {
     });
 }
 
-/** Open the store in this process (no server runs); schemas apply in the default mode. */
-export async function openLocalStore(config: Config): Promise<SecureStore> {
-  const secure = await openDataDir(config);
-  await installSchemas(secure.store, 'true');
-  return secure;
+/** How long a CLI command waits for another command that holds the data dir (RocksDB: one process). */
+const LOCK_WAIT_MS = 10_000;
+
+/**
+ * Open the store in this process (no server runs); schemas apply in the default mode. Another CLI
+ * command holding the data dir is waited for (it is done in a moment), with backoff, up to
+ * LOCK_WAIT_MS; then EDBX_ERR_STORE_LOCKED.
+ */
+export async function openLocalStore(config: Config, waitMs = LOCK_WAIT_MS): Promise<SecureStore> {
+  const deadline = Date.now() + waitMs;
+  for (let delay = 20; ; delay = Math.min(delay * 2, 250)) {
+    try {
+      const secure = await openDataDir(config);
+      await installSchemas(secure.store, 'true');
+      return secure;
+    } catch (e) {
+      if ((e as { code?: string }).code !== 'EDBX_ERR_STORE_LOCKED' || Date.now() + delay > deadline) throw e;
+      await new Promise((r) => setTimeout(r, delay));
+    }
+  }
 }

@@ -394,7 +394,7 @@ export const ERRORS = {
     status: 503,
     kind: 'user',
     message: (p) =>
-      `data dir ${p.path} is in use by another process (a running server?); stop it or use its API`,
+      `data dir ${p.path} is in use by another process (a server that does not answer, or another eventdbx command still running): wait for it, or stop it`,
     doc: 'RocksDB allows one process per data dir; another process has it open.',
   },
   EDBX_ERR_STORE_LAYOUT: {
