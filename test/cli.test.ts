@@ -262,6 +262,9 @@ describe('CLI: aggregate and config commands on the data dir (no server)', () =>
       expect(r.code, args.join(' ')).toBe(code);
       expect(r.stderr).toMatch(stderr);
       expect(r.stderr).not.toMatch(/\n\s+at /); // never a stack trace
+      // One line, ending with its code (usage errors too: commander's used to take two, uncoded).
+      expect(r.stderr.trimEnd().split('\n'), args.join(' ')).toHaveLength(1);
+      expect(r.stderr.trimEnd()).toMatch(/\[EDBX_ERR_[A-Z_]+\]$/);
     }
   });
 

@@ -221,9 +221,12 @@ function build(): Command {
     .version(VERSION, '-V, --version')
     .enablePositionalOptions()
     .option('--config <path>', 'configuration file (default ./.eventdbx.json or $EVENTDBX_CONFIG)')
-    .showHelpAfterError('(run with --help for usage)')
     .exitOverride()
-    .configureOutput({ writeErr: (s) => process.stderr.write(s) });
+    .configureOutput({
+      writeErr: (s) => process.stderr.write(s),
+      // One line, coded like every other error: `error: unknown option '--bogus' … [EDBX_ERR_USAGE]`.
+      outputError: (s, write) => write(`${s.trimEnd()} (run with --help for usage) [EDBX_ERR_USAGE]\n`),
+    });
 
   const aggregate = program
     .command('aggregate')

@@ -110,7 +110,7 @@ function kept<T>(plugin: string, flag: string, previous: T | undefined): T {
   // A new plugin without its target is a malformed command line, like any missing required flag.
   if (previous === undefined)
     throw err('EDBX_ERR_USAGE', {
-      reason: `error: required option '${flag}' not specified (eventdbx plugin ${plugin} --help)`,
+      reason: `required option '${flag}' not specified (run eventdbx plugin ${plugin} --help for usage)`,
     });
   return previous;
 }
