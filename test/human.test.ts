@@ -6,10 +6,11 @@ const plain = (s: string) => s.replace(/\x1b\[[0-9;]*m/g, '');
 
 describe('human output of aggregate verify', () => {
   it('counts the ledger, aggregates and events in the singular and the plural', () => {
-    const all = (events: number) => ({
+    const all = (events: number, system = 0) => ({
       all: {
         ok: true,
         aggregates: events,
+        system,
         events,
         failures: [],
         ledger: { ok: true, size: events, root: 'ab'.repeat(32) },
@@ -21,5 +22,8 @@ describe('human output of aggregate verify', () => {
     const two = plain(String(HUMAN['aggregate.verify']!(all(2))));
     expect(two).toContain('ledger: 2 events, root');
     expect(two).toContain('verified: 2 aggregates, 2 events, 0 failed');
+    // The audit log is verified too, but it is not one of the user's aggregates (list hides it).
+    const audited = plain(String(HUMAN['aggregate.verify']!(all(2, 1))));
+    expect(audited).toContain('verified: 1 aggregate and the audit log, 2 events, 0 failed');
   });
 });

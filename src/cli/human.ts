@@ -12,7 +12,7 @@ import type {
 import { PLUGIN_HUMAN } from './ops/plugin.js';
 import { SCHEMA_HUMAN } from './ops/schema.js';
 import type { Renderer } from './ops/types.js';
-import { bold, formatEvent, green, keyValues, printable, red, table } from './output.js';
+import { bold, count, formatEvent, green, keyValues, printable, red, table } from './output.js';
 
 type TokenView = ReturnType<typeof describeToken>;
 
@@ -68,7 +68,7 @@ export const HUMAN: Record<string, Renderer> = {
         : `${red('FAIL')} ledger: position ${all.ledger.first_bad_position}: ${all.ledger.reason}`,
     );
     lines.push(
-      `${all.ok ? green('verified') : red('verification failed')}: ${count(all.aggregates, 'aggregate')}, ${count(all.events, 'event')}, ${all.failures.length} failed`,
+      `${all.ok ? green('verified') : red('verification failed')}: ${count(all.aggregates - all.system, 'aggregate')}${all.system > 0 ? ' and the audit log' : ''}, ${count(all.events, 'event')}, ${all.failures.length} failed`,
     );
     return lines.join('\n');
   },
@@ -159,5 +159,3 @@ export function resultFailed(op: string, r: Record<string, unknown>): boolean {
   if (r.report) return !(r.report as VerifyReport).ok;
   return !(r.all as VerifyAllReport).ok;
 }
-
-const count = (n: number, noun: string): string => `${n} ${noun}${n === 1 ? '' : 's'}`;

@@ -60,3 +60,6 @@ export function formatEvent(e: EventRecord): string {
     .join(' ');
   return `${bold(`v${e.version}`)} ${e.event_type} ${dim(`#${e.position} ${e.metadata.created_at} by ${who}`)}\n    ${fields || dim('(empty payload)')}`;
 }
+
+/** `1 event`, `2 events`. */
+export const count = (n: number, noun: string): string => `${n} ${noun}${n === 1 ? '' : 's'}`;

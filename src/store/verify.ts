@@ -144,7 +144,10 @@ export async function verifyLedger(store: EventStore, eventCount?: number): Prom
 
 export interface VerifyAllReport {
   readonly ok: boolean;
+  /** Aggregates verified, the system ones (the audit log) included. */
   readonly aggregates: number;
+  /** Of those, system aggregates ('$…', not listed by `aggregate list`). */
+  readonly system: number;
   readonly events: number;
   readonly failures: VerifyReport[];
   readonly ledger: LedgerReport;
@@ -165,6 +168,7 @@ export async function verifyAll(
   const failures: VerifyReport[] = [];
   let done = 0;
   let aggregates = 0;
+  let system = 0;
   let events = 0;
   const finished = (found: readonly VerifyReport[]) => {
     for (const r of found) if (!r.ok) failures.push(r);
@@ -198,6 +202,7 @@ export async function verifyAll(
     const page = await store.list({ includeSystem: true, take: LIST_PAGE, ...(after ? { after } : {}) });
     for (const a of page) {
       aggregates++;
+      if (a.aggregate_type.startsWith('$')) system++;
       events += a.version;
       if (!workers || a.version >= workers.segmentEvents) {
         finished([await verifyAggregate(store, a.aggregate_type, a.aggregate_id)]);
@@ -217,7 +222,7 @@ export async function verifyAll(
   const key = (r: VerifyReport) => K.metaKey(r.aggregate_type, r.aggregate_id);
   failures.sort((x, y) => Buffer.compare(key(x), key(y)));
   const ledger = await verifyLedger(store, events);
-  return { ok: failures.length === 0 && ledger.ok, aggregates, events, failures, ledger };
+  return { ok: failures.length === 0 && ledger.ok, aggregates, system, events, failures, ledger };
 }
 
 /** Aggregates listed per read by verifyAll. */

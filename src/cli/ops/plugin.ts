@@ -11,7 +11,7 @@ import {
 } from '../../plugins/views.js';
 import type { PluginInput } from '../../plugins/settings.js';
 import { type DeadLetter, type Mappings, type RetryOutcome, PLUGIN_KINDS } from '../../plugins/types.js';
-import { bold, dim, table } from '../output.js';
+import { bold, count, dim, table } from '../output.js';
 import type { Op, OpArgs, Renderer } from './types.js';
 
 /** commander's camelCase options → the plugin input. */
@@ -127,7 +127,7 @@ export const PLUGIN_HUMAN: Record<string, Renderer> = {
         name: p.name,
         enabled: p.enabled ? 'yes' : 'no',
         target: p.target,
-        retries: `${p.delivery.max_attempts} attempts, then ${p.delivery.on_failure}`,
+        retries: `${count(p.delivery.max_attempts, 'attempt')}, then ${p.delivery.on_failure}`,
       })),
     );
     const rows = mappingRows(r.mappings as Mappings);
