@@ -65,6 +65,19 @@ export function fieldName(value: string): string {
   return value;
 }
 
+/** A comment recorded with an administrative action: up to 1000 characters of well-formed text. */
+export function comment(value: string | undefined): string | undefined {
+  if (value === undefined) return undefined;
+  if (longerThan(value, 1000) || !isWellFormedText(value)) {
+    throw err('EDBX_ERR_INVALID_ARGUMENT', {
+      name: 'comment',
+      value,
+      reason: 'use at most 1000 characters of text (no NUL)',
+    });
+  }
+  return value;
+}
+
 /** True when the string has no lone surrogate and no NUL (both break canonical JSON or key encoding). */
 export function isWellFormedText(value: string): boolean {
   return value.isWellFormed() && !value.includes('\u0000');

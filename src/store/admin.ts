@@ -4,7 +4,14 @@
  */
 import { err, toEventDbxError } from '../core/errors.js';
 import { type EventRecord, normalizePayload } from '../core/event.js';
-import { aggregateId, aggregateType, eventId, eventType, expectedVersion } from '../core/names.js';
+import {
+  aggregateId,
+  aggregateType,
+  comment as checkComment,
+  eventId,
+  eventType,
+  expectedVersion,
+} from '../core/names.js';
 import { type Space, prefixEnd } from '../storage/engine.js';
 import { openJson, sealJson } from './codec.js';
 import * as K from './keys.js';
@@ -15,7 +22,7 @@ import type { AggregateMeta, AppendRequest, SnapshotRecord, StagedEvent, WriteCo
 const AUDIT: readonly [string, string] = [AUDIT_TYPE, AUDIT_ID];
 
 /** Store the state at the current version as a snapshot. */
-export function takeSnapshot(
+export async function takeSnapshot(
   store: EventStore,
   type: string,
   id: string,
@@ -24,6 +31,7 @@ export function takeSnapshot(
 ): Promise<SnapshotRecord> {
   aggregateType(type);
   aggregateId(id);
+  checkComment(comment);
   return store.exclusive([[type, id], AUDIT], async (tx) => {
     const live = tx.live(type, id);
     if (!live) throw err('EDBX_ERR_AGGREGATE_NOT_FOUND', { aggregate_type: type, aggregate_id: id });
@@ -83,7 +91,7 @@ export function restoreAggregate(
   return moveAggregate(store, type, id, ctx, comment, 'main');
 }
 
-function moveAggregate(
+async function moveAggregate(
   store: EventStore,
   type: string,
   id: string,
@@ -93,6 +101,7 @@ function moveAggregate(
 ): Promise<EventRecord> {
   aggregateType(type);
   aggregateId(id);
+  checkComment(comment);
   const from: Space = to === 'archive' ? 'main' : 'archive';
   return store.exclusive([[type, id], AUDIT], async (tx) => {
     const live = tx.live(type, id);

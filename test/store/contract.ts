@@ -432,6 +432,20 @@ export function storeContract(name: string, factory: EngineFactory): void {
       }
     });
 
+    it('comments of administrative actions are bounded text: refused whole, nothing written', async () => {
+      await store.append(ev('p-1', 'added', {}), jane);
+      const size = store.size;
+      await expectCode(
+        archiveAggregate(store, 'patient', 'p-1', jane, 'x'.repeat(1001)),
+        'EDBX_ERR_INVALID_ARGUMENT',
+      );
+      await expectCode(takeSnapshot(store, 'patient', 'p-1', jane, 'a\u0000b'), 'EDBX_ERR_INVALID_ARGUMENT');
+      expect(store.size).toBe(size);
+      expect(await store.snapshots('patient', 'p-1')).toEqual([]);
+      expect((await store.aggregate('patient', 'p-1')).archived).toBe(false);
+      await archiveAggregate(store, 'patient', 'p-1', jane, 'é'.repeat(1000));
+    });
+
     it('archive moves an aggregate to the archive keyspace; appends refused; reads and verify work; restore', async () => {
       for (let i = 0; i < 5; i++) await store.append(ev('p-1', 'tick', { i }), jane);
       await store.append(ev('p-2', 'tick', {}), jane);
