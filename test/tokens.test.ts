@@ -413,6 +413,19 @@ describe('tokens: read-only, scopes and groups', () => {
     );
   });
 
+  it('an admin token with scopes or a write limit may not administer (it could issue itself an unrestricted token)', async () => {
+    const scoped = await issue({ group: 'admin', user: 'sc', scopes: ['patient/p-1'] });
+    const limited = await issue({ group: 'admin', user: 'lim', limit: 1 });
+    for (const t of [scoped, limited]) {
+      for (const write of [true, false])
+        expect(await codeOf(() => authenticate(store, bearer(t), { write, admin: true }))).toBe(
+          'EDBX_ERR_ADMIN_TOKEN_RESTRICTED',
+        );
+    }
+    // They still write and read what they cover.
+    expect((await write(limited)).metadata.issued_by.user).toBe('lim');
+  });
+
   it('records the token owner, not "the app", as issued_by of every event', async () => {
     const token = await issue({ group: 'doctors', user: 'dr-house' });
     const e = await write(token);

@@ -294,6 +294,13 @@ export const ERRORS = {
       `group ${JSON.stringify(p.group)} may not manage tokens, schemas or plugins (only group "admin")`,
     doc: 'Only tokens of group admin may use administrative endpoints.',
   },
+  EDBX_ERR_ADMIN_TOKEN_RESTRICTED: {
+    status: 403,
+    kind: 'user',
+    message: (p) =>
+      `token ${p.id} is limited (${p.limits}): managing tokens, schemas or plugins needs an admin token without aggregate scopes or a write limit`,
+    doc: 'An admin token with aggregate scopes or a write limit may not administer: it could otherwise issue tokens beyond its own limits.',
+  },
   EDBX_ERR_TOKEN_NOT_FOUND: {
     status: 404,
     kind: 'user',

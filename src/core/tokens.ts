@@ -85,6 +85,13 @@ export function authorize(t: TokenRecord, now: Date, access: Access): void {
   if (status === 'revoked') throw err('EDBX_ERR_TOKEN_REVOKED', { id: t.id });
   if (status === 'expired') throw err('EDBX_ERR_TOKEN_EXPIRED', { id: t.id, at: t.expires_at });
   if (access.admin && t.group !== 'admin') throw err('EDBX_ERR_GROUP_NOT_ALLOWED', { group: t.group });
+  // A restricted admin could issue itself an unrestricted token (or lock types outside its scopes).
+  if (access.admin && (t.scopes.length > 0 || t.limit !== null)) {
+    const limits = [t.scopes.length > 0 ? 'aggregate scopes' : '', t.limit !== null ? 'a write limit' : '']
+      .filter(Boolean)
+      .join(' and ');
+    throw err('EDBX_ERR_ADMIN_TOKEN_RESTRICTED', { id: t.id, limits });
+  }
   if (access.write && t.read_only) throw err('EDBX_ERR_TOKEN_READ_ONLY', { id: t.id });
   if (access.write && status === 'exhausted')
     throw err('EDBX_ERR_TOKEN_EXHAUSTED', { id: t.id, limit: t.limit });
