@@ -340,6 +340,22 @@ describe('key rotation', () => {
     const changes = audit.entries.filter((e: EventRecord) => e.event_type === 'config-changed');
     expect(changes).toHaveLength(3);
     expect(JSON.stringify(audit)).not.toMatch(/second-dek|third-dek|test-dek/);
+
+    // Any other command given another DEK (a typo, a stale EVENTDBX_DEK) is refused and changes nothing:
+    // it used to make that DEK the active key, silently and unaudited.
+    const { run } = await import('./helpers/cli.js');
+    const contentBefore = await dump(p.dataDir);
+    for (const [dek, what] of [
+      ['typo-dek', 'is not a key of this store'],
+      ['third-dek', 'is an earlier key of this store'],
+    ] as const) {
+      const r = await run(['aggregate', 'list'], { cwd: p.dir, env: { ...p.env, EVENTDBX_DEK: dek } });
+      expect(r.code).toBe(1);
+      expect(r.stderr).toContain(what);
+      expect(r.stderr).toContain('EDBX_ERR_DEK_MISMATCH');
+      expect(r.stderr).not.toContain(dek);
+    }
+    expect(await dump(p.dataDir)).toEqual(contentBefore);
   });
 
   it('`config --master-key NEW` re-wraps the keyring without rewriting data; the old master key stops working', async () => {

@@ -123,7 +123,10 @@ async function applyToStore(
   if (!args.new_master_key && !args.new_dek && Object.keys(changes).length === 0) return;
   const identity = localIdentity();
   if (await callControl(current.dataDir, { op: 'config.apply', args, identity })) return;
-  const secure = await openLocalStore(current);
+  // Opened with the master key alone (it proves the authority to change keys), so a DEK being given
+  // here is applied and audited by config.apply, and a config file left with an earlier DEK (a crash
+  // between the store's change and the file's) can be put right by giving the DEK again.
+  const secure = await openLocalStore({ ...current, dek: undefined });
   try {
     await OPS['config.apply']!(secure, args, { issuedBy: identity });
   } finally {

@@ -294,6 +294,13 @@ export const ERRORS = {
       `group ${JSON.stringify(p.group)} may not manage tokens, schemas or plugins (only group "admin")`,
     doc: 'Only tokens of group admin may use administrative endpoints.',
   },
+  EDBX_ERR_DEK_MISMATCH: {
+    status: 403,
+    kind: 'user',
+    message: (p) =>
+      `the data encryption key given (config file or EVENTDBX_DEK) ${p.what}: give the active key; to rotate to a new one, run \`eventdbx config --dek <new>\``,
+    doc: "The DEK configured does not match the store's active key. Opening never rotates keys (that is `config --dek`, which is audited); nothing was changed.",
+  },
   EDBX_ERR_ADMIN_TOKEN_RESTRICTED: {
     status: 403,
     kind: 'user',

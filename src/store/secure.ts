@@ -113,6 +113,15 @@ export async function openSecureStore(
       opened = openKeyring(existing, keys.masterKey, keys.dek, new Date(), sameKek ? unlocked : undefined);
       record = opened.record;
       status = opened.dekStatus;
+      // Opening never changes keys: a DEK other than the active one is a mistake (a typo, a stale
+      // environment), refused before anything is written. Rotation is `config --dek`, audited.
+      if (status === 'added' || status === 'reactivated')
+        throw err('EDBX_ERR_DEK_MISMATCH', {
+          what:
+            status === 'added'
+              ? 'is not a key of this store'
+              : 'is an earlier key of this store, not its active one',
+        });
     }
     let signing = getKeyringSecret(record, opened.kek, SIGNING);
     if (!signing) {
