@@ -140,6 +140,24 @@ export const openEvent = (codec: RecordCodec, sealed: Buffer, where: string): Ev
   servedRecord(openStoredEvent(codec, sealed, where));
 
 /**
+ * Unseal the event stored at `type/id@version`, refusing a record that names other coordinates (one
+ * copied or moved onto this key): reads never serve it as this event.
+ */
+export function openEventAt(
+  codec: RecordCodec,
+  sealed: Buffer,
+  type: string,
+  id: string,
+  version: number,
+): EventRecord {
+  const where = `event ${type}/${id}@${version}`;
+  const e = openEvent(codec, sealed, where);
+  if (e.aggregate_type !== type || e.aggregate_id !== id || e.version !== version)
+    throw err('EDBX_ERR_INTEGRITY', { where, reason: 'the record stored there is another event' });
+  return e;
+}
+
+/**
  * Stored bytes of a record as given (its `hash` and `merkle_root` taken as they are, not recomputed):
  * for tools that move or rewrite events, and for tests that forge them.
  */

@@ -22,7 +22,7 @@ import {
 import { type Space, type StorageEngine, prefixEnd } from '../storage/engine.js';
 import { type RecordCodec, type SharedCodec, openJson, plainCodec } from './codec.js';
 import { VerifyPool } from './verify-pool.js';
-import { openEvent } from './event-format.js';
+import { openEventAt } from './event-format.js';
 import * as K from './keys.js';
 import { type AppendValidator, type LiveMeta, type TxEnv, type WriteTx, aggKey } from './tx.js';
 import type {
@@ -373,7 +373,7 @@ export class EventStore {
         current: live.meta.version,
       });
     }
-    return openEvent(this.env.codec, v, `event ${type}/${id}@${version}`);
+    return openEventAt(this.env.codec, v, type, id, version);
   }
 
   /** One event by version. */
@@ -409,14 +409,14 @@ export class EventStore {
     const take = opts.take;
     const out: EventRecord[] = [];
     let seen = 0;
-    for await (const [, v] of this.engine.range(space, {
+    for await (const [k, v] of this.engine.range(space, {
       gte: K.eventKey(type, id, from),
       lte: K.eventKey(type, id, to),
       reverse: opts.reverse ?? false,
       ...(take === undefined ? {} : { limit: skip + take }),
     })) {
       if (seen++ < skip) continue;
-      out.push(openEvent(this.env.codec, v, `event ${type}/${id}`));
+      out.push(openEventAt(this.env.codec, v, type, id, K.readU64(k, k.length - 8)));
     }
     return out;
   }
@@ -600,7 +600,7 @@ export class EventStore {
             where: `ledger position ${from + i}`,
             reason: `event ${r.type}/${r.id}@${r.version} is missing`,
           });
-        out[i] = openEvent(this.env.codec, v, `event ${r.type}/${r.id}@${r.version}`);
+        out[i] = openEventAt(this.env.codec, v, r.type, r.id, r.version);
       });
     }
     return out as EventRecord[];

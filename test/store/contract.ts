@@ -432,6 +432,20 @@ export function storeContract(name: string, factory: EngineFactory): void {
       }
     });
 
+    it('an event record copied onto the key of another version is never served as that event', async () => {
+      for (let i = 1; i <= 4; i++) await store.append(ev('p-1', 'tick', { n: String(i) }), jane);
+      const v1 = await engine.get('main', K.eventKey('patient', 'p-1', 1));
+      await engine.write([{ type: 'put', space: 'main', key: K.eventKey('patient', 'p-1', 4), value: v1! }], {
+        sync: true,
+      });
+      await expectCode(store.event('patient', 'p-1', 4), 'EDBX_ERR_INTEGRITY');
+      await expectCode(store.events('patient', 'p-1'), 'EDBX_ERR_INTEGRITY');
+      await expectCode(store.events('patient', 'p-1', { reverse: true, take: 1 }), 'EDBX_ERR_INTEGRITY');
+      await expectCode(store.readLog(1, 10), 'EDBX_ERR_INTEGRITY');
+      // Versions below the damage still read.
+      expect((await store.events('patient', 'p-1', { take: 3 })).map((e) => e.version)).toEqual([1, 2, 3]);
+    });
+
     it('comments of administrative actions are bounded text: refused whole, nothing written', async () => {
       await store.append(ev('p-1', 'added', {}), jane);
       const size = store.size;
