@@ -16,7 +16,7 @@ import { type Space, prefixEnd } from '../storage/engine.js';
 import { openJson, sealJson } from './codec.js';
 import * as K from './keys.js';
 import { AUDIT_ID, AUDIT_TYPE, type EventStore } from './store.js';
-import type { WriteTx } from './tx.js';
+import { type WriteTx, refuseMixedRetry } from './tx.js';
 import type { AggregateMeta, AppendRequest, SnapshotRecord, StagedEvent, WriteContext } from './types.js';
 
 const AUDIT: readonly [string, string] = [AUDIT_TYPE, AUDIT_ID];
@@ -187,20 +187,37 @@ async function rehearse(
     all.map((s) => [s.request.aggregate_type, s.request.aggregate_id] as const),
     all.flatMap((s) => (s.request.event_id === undefined ? [] : [s.request.event_id])),
   );
-  return all.map((s) => {
+  const refused = (s: StagedEvent, e: unknown) => {
+    const cause = toEventDbxError(e);
+    if (s === extra || cause.kind !== 'user') return cause;
+    return err('EDBX_ERR_STAGED_EVENT_REFUSED', {
+      seq: s.seq,
+      event: `${s.request.event_type} on ${s.request.aggregate_type}/${s.request.aggregate_id}`,
+      reason: cause.message,
+      cause: cause.code,
+    });
+  };
+  const results = all.map((s) => {
     try {
-      return tx.append(s.request, { issuedBy: s.issued_by }).record;
+      return tx.append(s.request, { issuedBy: s.issued_by });
     } catch (e) {
-      const cause = toEventDbxError(e);
-      if (s === extra || cause.kind !== 'user') throw cause;
-      throw err('EDBX_ERR_STAGED_EVENT_REFUSED', {
-        seq: s.seq,
-        event: `${s.request.event_type} on ${s.request.aggregate_type}/${s.request.aggregate_id}`,
-        reason: cause.message,
-        cause: cause.code,
-      });
+      throw refused(s, e);
     }
   });
+  // An event already appended has nothing to stage; a stage is committed whole, so one that mixes an
+  // event appended since (same event id) with new ones is refused like such a transaction.
+  const last = results.at(-1);
+  if (extra && last?.duplicate)
+    throw err('EDBX_ERR_EVENT_ID_CONFLICT', {
+      event_id: last.record.metadata.event_id,
+      reason: 'by an event already appended: there is nothing to stage',
+    });
+  try {
+    refuseMixedRetry(results);
+  } catch (e) {
+    throw refused(all[results.findIndex((r) => r.duplicate)]!, e);
+  }
+  return results.map((r) => r.record);
 }
 
 export async function listStaged(store: EventStore): Promise<StagedEvent[]> {

@@ -24,7 +24,14 @@ import { type RecordCodec, type SharedCodec, openJson, plainCodec } from './code
 import { VerifyPool } from './verify-pool.js';
 import { openEventAt } from './event-format.js';
 import * as K from './keys.js';
-import { type AppendValidator, type LiveMeta, type TxEnv, type WriteTx, aggKey } from './tx.js';
+import {
+  type AppendValidator,
+  type LiveMeta,
+  type TxEnv,
+  type WriteTx,
+  aggKey,
+  refuseMixedRetry,
+} from './tx.js';
 import type {
   AggregateMeta,
   AggregateSummary,
@@ -245,16 +252,8 @@ export class EventStore {
         }
       }
       const results = reqs.map((r) => tx.append(r, ctx));
+      refuseMixedRetry(results);
       const wrote = results.filter((r) => !r.duplicate).length;
-      // Transactions are atomic, so a retry finds all of its events appended or none: a mix is a new
-      // transaction reusing an event id.
-      const replayed = results.find((r) => r.duplicate);
-      if (replayed && wrote > 0) {
-        throw err('EDBX_ERR_EVENT_ID_CONFLICT', {
-          event_id: replayed.record.metadata.event_id,
-          reason: 'in an earlier transaction, with events this one adds',
-        });
-      }
       if (token && token.remaining !== null && wrote > token.remaining) {
         throw err('EDBX_ERR_TOKEN_EXHAUSTED', {
           id: token.id,

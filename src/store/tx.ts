@@ -55,6 +55,20 @@ type Undo = () => void;
 
 export const aggKey = (type: string, id: string): string => `${type}\u0000${id}`;
 
+/**
+ * Transactions are atomic, so a retry finds all of its events appended or none: a transaction mixing
+ * idempotent replays with new events is a new transaction reusing an event id, refused whole.
+ */
+export function refuseMixedRetry(results: ReadonlyArray<{ record: EventRecord; duplicate: boolean }>): void {
+  const replayed = results.find((r) => r.duplicate);
+  if (replayed && results.some((r) => !r.duplicate)) {
+    throw err('EDBX_ERR_EVENT_ID_CONFLICT', {
+      event_id: replayed.record.metadata.event_id,
+      reason: 'in an earlier transaction, with events this one adds',
+    });
+  }
+}
+
 export class WriteTx {
   readonly ops: WriteOp[] = [];
   readonly records: EventRecord[] = [];

@@ -537,6 +537,20 @@ export function storeContract(name: string, factory: EngineFactory): void {
       expect((await discardStaged(store)).map((s) => s.request.aggregate_id)).toEqual(['p-8', 'p-9']);
       expect(await listStaged(store)).toEqual([]);
       expect((await store.aggregate('patient', 'p-9')).version).toBe(1);
+
+      // Event ids: an event already appended has nothing to stage; a stage mixing an event appended
+      // since with new ones is refused whole, like such a transaction.
+      await store.append(ev('p-30', 'added', { a: '1' }, { event_id: 'ev-30' }), jane);
+      await expectCode(
+        stageEvent(store, ev('p-30', 'added', { a: '1' }, { event_id: 'ev-30' }), jane),
+        'EDBX_ERR_EVENT_ID_CONFLICT',
+      );
+      await stageEvent(store, ev('p-31', 'added', { a: '1' }, { event_id: 'ev-31' }), jane);
+      await stageEvent(store, ev('p-32', 'added', {}), jane);
+      await store.append(ev('p-31', 'added', { a: '1' }, { event_id: 'ev-31' }), jane);
+      const mixed = await expectCode(commitStaged(store), 'EDBX_ERR_STAGED_EVENT_REFUSED');
+      expect(mixed.params).toMatchObject({ cause: 'EDBX_ERR_EVENT_ID_CONFLICT' });
+      await expectCode(store.aggregate('patient', 'p-32'), 'EDBX_ERR_AGGREGATE_NOT_FOUND');
     });
 
     it('lists aggregates with skip/take and an exclusive cursor, hiding system aggregates', async () => {
