@@ -4,6 +4,7 @@
  */
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
+import net from 'node:net';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Project, freePort, project } from './helpers/cli.js';
@@ -53,6 +54,18 @@ describe('server lifecycle from the CLI', () => {
     const port = await p.cli(['restart', '--port', '99999']);
     expect(port.code).toBe(1);
     expect(port.stderr).toMatch(/--port.*\[EDBX_ERR_INVALID_ARGUMENT\]/);
+    // A port something else listens on: refused before stopping too.
+    const blocker = net.createServer();
+    const taken = await new Promise<number>((resolve) =>
+      blocker.listen(0, '127.0.0.1', () => resolve((blocker.address() as net.AddressInfo).port)),
+    );
+    try {
+      const busy = await p.cli(['restart', '--port', String(taken)]);
+      expect(busy.code).toBe(1);
+      expect(busy.stderr).toMatch(/port \d+ is already in use.*\[EDBX_ERR_PORT_IN_USE\]/);
+    } finally {
+      blocker.close();
+    }
     expect(alive(pid)).toBe(true);
     expect(await pidOf()).toBe(pid);
   });

@@ -2,6 +2,7 @@
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { openSync, closeSync } from 'node:fs';
+import net from 'node:net';
 import { mkdir, readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { createInterface } from 'node:readline/promises';
@@ -312,6 +313,15 @@ async function destroy(config: Config, yes: boolean, json: boolean): Promise<num
   return 0;
 }
 
+/** Whether a server could listen on `port` of the address the server binds. */
+function portFree(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const probe = net.createServer();
+    probe.once('error', () => resolve(false));
+    probe.listen(port, process.env.EVENTDBX_HOST ?? '127.0.0.1', () => probe.close(() => resolve(true)));
+  });
+}
+
 export async function lifecycle(
   name: string,
   opts: Record<string, unknown>,
@@ -331,8 +341,12 @@ export async function lifecycle(
     if (name === 'restart') {
       // Refuse bad options while the server still runs: a failed restart must not leave it down.
       restrictMode(opts.restrict);
-      portFlag(opts.port, config.port);
+      const port = portFlag(opts.port, config.port);
       const running = await runningServer(config.dataDir);
+      // A port other than the one it holds must be free now (it could still be taken by the time the
+      // new server listens, which then says so; this catches the usual mistake before stopping).
+      if (opts.port !== undefined && port !== running?.port && !(await portFree(port)))
+        throw err('EDBX_ERR_PORT_IN_USE', { port });
       const stopped = await stopServer(config);
       const carry = running && opts.port === undefined ? { port: String(running.port) } : {};
       return await start({ ...carry, ...opts }, configFile, {
