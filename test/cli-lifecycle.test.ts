@@ -70,6 +70,26 @@ describe('server lifecycle from the CLI', () => {
     expect(await pidOf()).toBe(pid);
   });
 
+  it('stop finishes gracefully even while a client has sent only part of a request', async () => {
+    if (!(await pidOf()) || !alive((await pidOf())!)) expect((await p.cli(['start'])).code).toBe(0);
+    const pid = (await pidOf())!;
+    const port = JSON.parse(await readFile(path.join(p.dataDir, 'eventdbx.pid'), 'utf8')).port as number;
+    const half = net.connect(port, '127.0.0.1');
+    await new Promise((r) => half.once('connect', r));
+    half.on('error', () => undefined);
+    half.write(
+      'POST /v1/aggregates/a/b/events HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"event_',
+    );
+    await new Promise((r) => setTimeout(r, 100)); // let the server read the headers
+    const stopped = await p.cli(['stop']);
+    expect(stopped.code).toBe(0);
+    // Before: the server waited for the body until `stop` killed it after 15 s.
+    expect(stopped.stderr).not.toMatch(/killing/);
+    expect(alive(pid)).toBe(false);
+    half.destroy();
+    expect((await p.cli(['start'])).code).toBe(0); // for the tests below
+  });
+
   it('a stopped server is reported with its PID instead of hanging the CLI', async () => {
     const pid = (await pidOf())!;
     // Commands still go through the control channel of a server that answers.

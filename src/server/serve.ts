@@ -17,6 +17,8 @@ import { FEATURES, type Feature } from './features.js';
 import { VERSION } from '../version.js';
 
 export { PID_FILE } from './control.js';
+/** How long a stopping server lets in-flight requests finish before cutting their connections. */
+const SHUTDOWN_GRACE_MS = 5_000;
 export const LOG_FILE = 'eventdbx.log';
 
 export interface PidInfo {
@@ -86,8 +88,13 @@ export async function serveForeground(o: ServeOptions): Promise<void> {
     app.log.info({ signal }, 'stopping: refusing new writes, finishing in-flight requests');
     drain();
     control.close();
+    // A request still unfinished after the grace period (a client that stopped sending mid-body) is cut,
+    // so the store still closes cleanly, well before `stop` would have to kill the process.
+    const cut = setTimeout(() => app.server.closeAllConnections(), SHUTDOWN_GRACE_MS);
+    cut.unref();
     try {
       await app.close();
+      clearTimeout(cut);
       for (const f of [...FEATURES].reverse()) await f.stop?.();
       await store.close();
     } finally {
