@@ -74,11 +74,14 @@ describe('server lifecycle from the CLI', () => {
     if (!(await pidOf()) || !alive((await pidOf())!)) expect((await p.cli(['start'])).code).toBe(0);
     const pid = (await pidOf())!;
     const port = JSON.parse(await readFile(path.join(p.dataDir, 'eventdbx.pid'), 'utf8')).port as number;
+    const issued = await p.cli(['token', 'generate', '--group', 'admin', '--user', 'half', '--json']);
+    const token = JSON.parse(issued.stdout).token.token as string;
     const half = net.connect(port, '127.0.0.1');
     await new Promise((r) => half.once('connect', r));
     half.on('error', () => undefined);
     half.write(
-      'POST /v1/aggregates/a/b/events HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"event_',
+      'POST /v1/aggregates/a/b/events HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n' +
+        `Authorization: Bearer ${token}\r\nContent-Length: 100\r\n\r\n{"event_`,
     );
     await new Promise((r) => setTimeout(r, 100)); // let the server read the headers
     const stopped = await p.cli(['stop']);
