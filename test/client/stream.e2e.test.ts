@@ -220,6 +220,13 @@ describe('event stream', () => {
     });
     expect(raw.status).toBe(400);
     expect(await raw.json()).toMatchObject({ code: 'EDBX_ERR_INVALID_ARGUMENT' });
+    // HEAD of an endless stream was never answered: it is 405, GET only.
+    const head = await fetch(`${server.url}/v1/events/stream`, {
+      method: 'HEAD',
+      headers: { authorization: `Bearer ${server.adminToken}` },
+      signal: AbortSignal.timeout(10_000),
+    });
+    expect([head.status, head.headers.get('allow')]).toEqual([405, 'GET']);
   });
 
   it('ends the stream with a typed error when the token is revoked', async () => {

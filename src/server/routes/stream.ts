@@ -303,6 +303,8 @@ async function streamRoutes(app: FastifyInstance, ctx: RouteContext): Promise<vo
   app.get<{ Querystring: { from?: string; aggregate?: string } }>(
     PATHS.stream,
     {
+      // A stream has no end, so a HEAD of it (headers only) would never be answered: GET only.
+      exposeHeadRoute: false,
       schema: {
         summary: 'Live events as Server-Sent Events: catch up from a position, then follow commits',
         description:
