@@ -33,8 +33,13 @@ export function parseJsonBody(req: FastifyRequest, body: Buffer): unknown {
     throw err('EDBX_ERR_INVALID_JSON', { reason: 'the body is not valid UTF-8: send it encoded as UTF-8' });
   }
   const text = body.toString('utf8');
-  if (text.trim() === '')
+  if (text.trim() === '') {
+    // Many clients send a JSON Content-Type on every request: an empty body is no body, unless the
+    // route needs one.
+    const schema = req.routeOptions.schema?.body as { required?: unknown[] } | undefined;
+    if (!schema?.required?.length) return null;
     throw err('EDBX_ERR_INVALID_JSON', { reason: 'the body is empty: send a JSON object' });
+  }
   let value: unknown;
   try {
     value = JSON.parse(text);

@@ -154,6 +154,14 @@ describe('plugins with the server', () => {
     const replay = await api(`${s.url}/v1/plugins/http/replay`, s.adminToken, { body: { from: 1 } });
     expect(replay.status).toBe(200);
     await waitFor('the replayed event', () => rx.accepted.length === 2);
+    // The body is optional (from 1): none at all, or an empty one sent with a JSON Content-Type.
+    const bare = await api(`${s.url}/v1/plugins/http/replay`, s.adminToken, { method: 'POST' });
+    expect([bare.status, bare.body.from]).toEqual([200, 1]);
+    const empty = await api(`${s.url}/v1/plugins/http/replay`, s.adminToken, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+    });
+    expect([empty.status, empty.body.from]).toEqual([200, 1]);
 
     const gen = await cliJson(['token', 'generate', '--group', 'staff', '--user', 'bob']);
     const staff = gen.token.token as string;

@@ -85,8 +85,9 @@ async function pluginRoutes(app: FastifyInstance, ctx: RouteContext): Promise<vo
       schema: {
         summary: 'Deliver again from a position (default 1) to rebuild a destination (admin)',
         params: nameParams,
+        // Optional: no body replays from position 1.
         body: {
-          type: 'object',
+          type: ['object', 'null'],
           properties: { from: { type: 'integer', minimum: 1 } },
           additionalProperties: false,
         },
