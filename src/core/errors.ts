@@ -13,8 +13,11 @@ interface ErrorSpec {
   readonly doc: string;
 }
 
-/** Characters JSON leaves as they are but a terminal would act on or hide: DEL, C1, bidi, invisible. */
-const UNSEEN = /[\u007f-\u009f\u00ad\u200b-\u200f\u2028-\u202e\u2060-\u206f\ufeff]/g;
+/**
+ * Characters JSON leaves as they are but a terminal would act on or hide, or show as a plain space:
+ * DEL, C1, format and default-ignorable characters (bidi, zero-width), separators other than ' '.
+ */
+const UNSEEN = /[\u007f-\u009f\p{Cf}\p{Default_Ignorable_Code_Point}\p{Zl}\p{Zp}]|(?! )\p{Zs}/gu;
 /** Longest shown value, in characters: a message quotes what was sent, never echoes a whole body. */
 const SHOWN = 80;
 
@@ -28,10 +31,10 @@ export function shown(v: unknown): string {
   const chars = raw.length > SHOWN ? Array.from(raw) : undefined; // code points: never cut one in half
   const long = chars !== undefined && chars.length > SHOWN;
   const text = long ? chars.slice(0, SHOWN - 20).join('') : raw;
-  const out = (typeof v === 'string' ? JSON.stringify(text) : text).replace(
-    UNSEEN,
-    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`,
-  );
+  const out = (typeof v === 'string' ? JSON.stringify(text) : text).replace(UNSEEN, (c) => {
+    const cp = c.codePointAt(0)!;
+    return cp > 0xffff ? `\\u{${cp.toString(16)}}` : `\\u${cp.toString(16).padStart(4, '0')}`;
+  });
   if (!long) return out;
   return typeof v === 'string'
     ? `${out.slice(0, -1)}…" (${chars.length} characters)`

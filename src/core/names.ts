@@ -31,9 +31,10 @@ export function aggregateType(value: unknown): AggregateType {
   return value as AggregateType;
 }
 
-// Invisible and direction-changing characters (soft hyphen, zero-width, bidi controls, BOM): two ids
-// that look the same must be the same id.
-const INVISIBLE = /[\u00ad\u200b-\u200f\u2028-\u202e\u2060-\u206f\ufeff]/;
+// Invisible and direction-changing characters (format characters such as zero-width and bidi
+// controls, and every default-ignorable code point: fillers, variation selectors, tags), and
+// separators other than the space: two ids that look the same must be the same id.
+const INVISIBLE = /[\p{Cf}\p{Default_Ignorable_Code_Point}\p{Zl}\p{Zp}]|(?! )\p{Zs}/u;
 
 export function aggregateId(value: unknown): AggregateId {
   if (

@@ -150,6 +150,11 @@ export function storeContract(name: string, factory: EngineFactory): void {
         [{ aggregate_id: 'p-\u200b1' }, 'EDBX_ERR_INVALID_AGGREGATE_ID', '"p-\\u200b1"'],
         [{ aggregate_id: '\u202ep-1' }, 'EDBX_ERR_INVALID_AGGREGATE_ID', '"\\u202ep-1"'],
         [{ aggregate_id: 'p\u007f1' }, 'EDBX_ERR_INVALID_AGGREGATE_ID', '"p\\u007f1"'],
+        [{ aggregate_id: 'p\u061c1' }, 'EDBX_ERR_INVALID_AGGREGATE_ID', '"p\\u061c1"'],
+        [{ aggregate_id: 'p\u31641' }, 'EDBX_ERR_INVALID_AGGREGATE_ID', '"p\\u31641"'],
+        [{ aggregate_id: 'p-1\ufe0f' }, 'EDBX_ERR_INVALID_AGGREGATE_ID', '"p-1\\ufe0f"'],
+        [{ aggregate_id: '\u00a0p-1' }, 'EDBX_ERR_INVALID_AGGREGATE_ID', '"\\u00a0p-1"'],
+        [{ aggregate_id: 'p\u{e0001}' }, 'EDBX_ERR_INVALID_AGGREGATE_ID', '"p\\u{e0001}"'],
         [{ payload: JSON.parse('{"__proto__":"x"}') }, 'EDBX_ERR_INVALID_FIELD_NAME', '__proto__'],
       ];
       for (const [override, code, shown] of cases) {
