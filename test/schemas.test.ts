@@ -176,6 +176,12 @@ describe('schemas on the store', () => {
       ]) {
         await expectCode(alterSchema(store, 'patient', usage, jane), 'EDBX_ERR_USAGE');
       }
+      // An event with a lock is told about the lock rule, not asked for fields.
+      const lockEvent = await expectCode(
+        alterSchema(store, 'patient', { event: 'patient-added', lock: true }, jane),
+        'EDBX_ERR_USAGE',
+      );
+      expect(lockEvent.message).toContain('a lock without a field locks the whole aggregate type');
       await expectCode(alterSchema(store, 'patient', { lock: 'yes' }, jane), 'EDBX_ERR_INVALID_ARGUMENT');
       await expectCode(
         alterSchema(store, 'patient', { snapshotThreshold: 'ten' }, jane),

@@ -159,13 +159,14 @@ export function alterSchema(s: SchemaBody, req: AlterRequest): SchemaChange {
     );
   if (hasFields && !given(req.event))
     throw usage('fields to add or remove belong to one event: also give the event');
-  if (given(req.event) && !hasFields) throw usage('an event needs fields to add and/or remove');
-  if (given(req.field) && !given(req.lock))
-    throw usage('a field needs a lock (true: no event may set the field, false: unlock it)');
+  // The lock rule first: an event with a lock (and no field) is that mistake, not a missing field list.
   if (given(req.lock) && !given(req.field) && given(req.event))
     throw usage(
       'a lock without a field locks the whole aggregate type, not one event: drop the event, or give a field to lock',
     );
+  if (given(req.event) && !hasFields) throw usage('an event needs fields to add and/or remove');
+  if (given(req.field) && !given(req.lock))
+    throw usage('a field needs a lock (true: no event may set the field, false: unlock it)');
 
   let body: SchemaBody = s;
   const changes: string[] = [];
