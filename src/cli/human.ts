@@ -95,6 +95,7 @@ export const HUMAN: Record<string, Renderer> = {
           ].join('\n');
     }
     const c = r.committed as EventRecord[];
+    if (c.length === 0) return 'nothing staged: nothing to commit';
     return [
       `committed ${c.length} event(s) atomically:`,
       ...c.map((e) => `  ${e.aggregate_type}/${e.aggregate_id} v${e.version} ${e.event_type}`),

@@ -238,7 +238,8 @@ export async function listStaged(store: EventStore): Promise<StagedEvent[]> {
 export function commitStaged(store: EventStore): Promise<EventRecord[]> {
   return store.exclusive([], async (tx) => {
     const staged = await listStaged(store);
-    if (staged.length === 0) throw err('EDBX_ERR_EMPTY_TRANSACTION');
+    // Nothing staged commits nothing, successfully: the spec's `commit` is a no-op that scripts call.
+    if (staged.length === 0) return [];
     const records = await rehearse(tx, staged);
     for (const s of staged) tx.del(K.stagedKey(s.seq));
     return records;

@@ -525,7 +525,7 @@ export function storeContract(name: string, factory: EngineFactory): void {
         'patient/p-1@2',
       ]);
       expect(await listStaged(store)).toEqual([]);
-      await expectCode(commitStaged(store), 'EDBX_ERR_EMPTY_TRANSACTION');
+      expect(await commitStaged(store)).toEqual([]); // nothing staged: a successful no-op
       // An event that cannot follow the store and the stage is refused when staged.
       await stageEvent(store, ev('p-8', 'added', {}), jane);
       await expectCode(
