@@ -125,7 +125,7 @@ export const ERRORS = {
     status: 400,
     kind: 'user',
     message: () => 'nothing to commit: the transaction holds no events',
-    doc: 'An atomic append or `aggregate commit` was given no events.',
+    doc: 'An atomic append (`POST /v1/transactions`, `appendMany`) was given no events.',
   },
   EDBX_ERR_STAGED_EVENT_REFUSED: {
     status: 409,
