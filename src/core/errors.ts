@@ -315,7 +315,7 @@ export const ERRORS = {
     status: 404,
     kind: 'user',
     message: (p) =>
-      `no token matches ${JSON.stringify(p.token)}: give the full token or its id from \`token list\``,
+      `no token matches ${JSON.stringify(p.token)}: give the full token or its id, as token listings show it`,
     doc: 'token revoke/refresh could not find the token.',
   },
 
