@@ -248,6 +248,12 @@ describe('CLI: aggregate and config commands on the data dir (no server)', () =>
         /EDBX_ERR_AGGREGATE_NOT_FOUND/,
       ],
       [['aggregate', 'get', ...A, '--version', 'abc'], 1, /EDBX_ERR_INVALID_VERSION/],
+      // The API's code for the same mistake.
+      [
+        ['aggregate', 'apply', ...A, '--event', 'x', '--expected-version', '-1'],
+        1,
+        /EDBX_ERR_INVALID_EXPECTED_VERSION/,
+      ],
       [['aggregate', 'get', ...A, '--version', '99'], 1, /has no version 99.*EDBX_ERR_EVENT_NOT_FOUND/],
       [
         ['aggregate', 'apply', '--aggregate', 'Patient', '--aggregate-id', 'x', '--event', 'e'],

@@ -4,7 +4,7 @@
  * over its control socket, so output and exit codes are identical either way.
  */
 import { err } from '../core/errors.js';
-import { wholeNumber } from '../core/names.js';
+import { expectedVersion, wholeNumber } from '../core/names.js';
 import {
   archiveAggregate,
   commitStaged,
@@ -78,7 +78,8 @@ export const OPS: Record<string, Op> = {
       aggregate_id: str(a, 'aggregateId'),
       event_type: str(a, 'event'),
       payload: parseFields((a.field as string[] | undefined) ?? []),
-      expected_version: optNumber(a, 'expectedVersion', '--expected-version'),
+      // The same rule and code as the API's expected_version (EDBX_ERR_INVALID_EXPECTED_VERSION).
+      expected_version: a.expectedVersion === undefined ? undefined : expectedVersion(a.expectedVersion),
       event_id: a.eventId === undefined ? undefined : str(a, 'eventId'),
     };
     if (a.stage) return { staged: await stageEvent(store, req, ctx) };
