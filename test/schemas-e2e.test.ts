@@ -312,6 +312,12 @@ describe('schemas with a server running (--restrict, the default)', () => {
         400,
         'EDBX_ERR_INVALID_SNAPSHOT_THRESHOLD',
       ],
+      // A number in a string is not silently read as the number.
+      [
+        await api(`${base}/visit`, server.adminToken, { method: 'PATCH', body: { snapshot_threshold: '5' } }),
+        400,
+        'EDBX_ERR_INVALID_SNAPSHOT_THRESHOLD',
+      ],
       [
         await api(`${base}/visit`, server.adminToken, { method: 'PATCH', body: { colour: 'red' } }),
         400,

@@ -34,6 +34,7 @@ export function fromValidation(v: FastifySchemaValidationError, context: string 
       return err('EDBX_ERR_INVALID_FIELD_VALUE', { field: last, actual: describeType(data) });
     if (last === 'event_id') return err('EDBX_ERR_INVALID_EVENT_ID', { value: data });
     if (last === 'expected_version') return err('EDBX_ERR_INVALID_EXPECTED_VERSION', { value: data });
+    if (last === 'snapshot_threshold') return err('EDBX_ERR_INVALID_SNAPSHOT_THRESHOLD', { value: data });
   }
   const name = [context ?? 'request', ...path].join('.');
   if (v.keyword === 'additionalProperties') {

@@ -22,8 +22,10 @@ import { errors as allErrors } from '../schemas.js';
 const str = { type: 'string' } as const;
 const int = { type: 'integer' } as const;
 const names = { type: 'array', items: str, minItems: 1 } as const;
+// A JSON number, as every other count of the API: "5" is not silently read as 5.
 const threshold = {
-  type: ['integer', 'string'],
+  type: 'integer',
+  minimum: 0,
   description: 'automatic snapshot every n events (0 = off)',
 } as const;
 const errors = {
