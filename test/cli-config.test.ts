@@ -67,5 +67,15 @@ describe('config', () => {
     expect(JSON.parse(json.stdout)).toMatchObject({ saved: true, restart_needed: true });
     const keysOnly = await p.cli(['config', '--dek', 'rotated-dek', '--json']);
     expect(JSON.parse(keysOnly.stdout)).toMatchObject({ saved: true, restart_needed: false });
+    // The value the server already runs with (here the default) needs no restart.
+    const same = await p.cli([
+      'config',
+      '--memory-threshold',
+      '10000',
+      '--port',
+      String(server.port),
+      '--json',
+    ]);
+    expect(JSON.parse(same.stdout)).toMatchObject({ saved: true, restart_needed: false });
   });
 });

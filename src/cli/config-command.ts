@@ -78,8 +78,14 @@ export async function configCommand(opts: Record<string, unknown>, configFile?: 
     if (changed) await writeConfigFile(current.path, update);
     const shown = describeConfig(await loadConfig(configFile));
     const running = changed ? await runningServer(current.dataDir) : undefined;
-    const restart =
-      running && RESTART_KEYS.some((k) => flags[k] !== undefined && flags[k] !== current.file[k]);
+    // Compared with what the server runs with (defaults included), not with what the file spelled out.
+    const effective = {
+      port: running?.port ?? current.port,
+      data_dir: running?.data_dir ?? current.dataDir,
+      memory_threshold: current.memoryThreshold,
+    };
+    const given = { ...flags, ...(flags.data_dir ? { data_dir: path.resolve(flags.data_dir) } : {}) };
+    const restart = running && RESTART_KEYS.some((k) => given[k] !== undefined && given[k] !== effective[k]);
     if (opts.json) printJson({ saved: changed, config: shown, restart_needed: Boolean(restart) });
     else {
       process.stdout.write(`${changed ? `saved ${current.path}\n` : ''}${keyValues(shown)}\n`);
