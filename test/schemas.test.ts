@@ -24,6 +24,9 @@ import {
   schemaHistory,
 } from '../src/store/schemas.js';
 
+import { verifyAuditState } from '../src/store/audit-state.js';
+import * as K from '../src/store/keys.js';
+import { createToken, revokeToken } from '../src/store/tokens.js';
 import { expectCode } from './helpers/expect.js';
 
 const jane = { issuedBy: { group: 'admin', user: 'jane' } };
@@ -481,5 +484,44 @@ describe('checkAppend (pure)', () => {
         ).not.toThrow();
       }),
     );
+  });
+});
+
+describe('schemas and tokens against the audit log', () => {
+  it('audit state verification finds a schema rolled back, a revocation undone and records slipped in', async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'edbx-audit-state-'));
+    try {
+      let store = await EventStore.open({ engine: new RocksDbEngine(dir) });
+      await installSchemas(store, 'true');
+      await createSchema(store, { aggregate: 'patient', events: 'patient-added' }, jane);
+      await alterSchema(store, 'patient', { lock: true }, jane);
+      const { token } = await createToken(store, { group: 'doctors', user: 'ann' }, jane);
+      const t = [...store.tokens.values()][0]!;
+      const beforeRevoke = await store.engine.get('main', K.tokenKey(t.hash));
+      await revokeToken(store, token, jane);
+      expect(await verifyAuditState(store, await store.auditLog())).toEqual({ ok: true, problems: [] });
+
+      // With write access to the data dir but not the keys: drop the newest schema version, and put
+      // back the token record from before its revocation. Events, ledger and audit log all verify.
+      await store.engine.write(
+        [
+          { type: 'del', space: 'main', key: K.schemaKey('patient', 2) },
+          { type: 'put', space: 'main', key: K.tokenKey(t.hash), value: beforeRevoke! },
+        ],
+        { sync: true },
+      );
+      await store.close();
+      store = await EventStore.open({ engine: new RocksDbEngine(dir) });
+      await installSchemas(store, 'true');
+      const report = await verifyAuditState(store, await store.auditLog());
+      expect(report.ok).toBe(false);
+      expect(report.problems).toEqual([
+        'schema patient: stored version 1, the audit log records version 2',
+        `token ${t.id}: active, the audit log records its revocation`,
+      ]);
+      await store.close();
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });

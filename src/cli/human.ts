@@ -12,6 +12,7 @@ import type {
 import { PLUGIN_HUMAN } from './ops/plugin.js';
 import { SCHEMA_HUMAN } from './ops/schema.js';
 import type { Renderer } from './ops/types.js';
+import type { AuditStateReport } from '../store/audit-state.js';
 import { bold, count, formatEvent, green, keyValues, printable, red, table } from './output.js';
 
 type TokenView = ReturnType<typeof describeToken>;
@@ -142,7 +143,17 @@ export const HUMAN: Record<string, Renderer> = {
           .join(' '),
       })),
     ),
-  'audit.verify': (r) => verifyLine(r.report as VerifyReport),
+  'audit.verify': (r) => {
+    const state = r.state as AuditStateReport | undefined;
+    const lines = [verifyLine(r.report as VerifyReport)];
+    if (state)
+      lines.push(
+        state.ok
+          ? `${green('ok')}   schemas and tokens match the audit log`
+          : state.problems.map((p) => `${red('FAIL')} ${printable(p)}`).join('\n'),
+      );
+    return lines.join('\n');
+  },
   'checkpoint.show': (r) => (r.checkpoint as { note: string }).note.trimEnd(),
   'checkpoint.verify': (r) => {
     const v = r.verification as { from: { size: number }; to: { size: number; root: string } };
@@ -155,7 +166,8 @@ export const HUMAN: Record<string, Renderer> = {
 
 /** Whether a result means failure (exit code 1) even though the operation itself ran. */
 export function resultFailed(op: string, r: Record<string, unknown>): boolean {
-  if (op === 'audit.verify') return !(r.report as VerifyReport).ok;
+  if (op === 'audit.verify')
+    return !(r.report as VerifyReport).ok || (r.state as AuditStateReport | undefined)?.ok === false;
   if (op !== 'aggregate.verify') return false;
   if (r.report) return !(r.report as VerifyReport).ok;
   return !(r.all as VerifyAllReport).ok;

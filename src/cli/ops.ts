@@ -15,6 +15,7 @@ import {
   verifyAggregate,
   verifyAll,
 } from '../store/index.js';
+import { verifyAuditState } from '../store/audit-state.js';
 import { currentCheckpoint, verifyFromCheckpoint } from '../store/checkpoints.js';
 import { changeKeys } from '../store/secure.js';
 import { AUDIT_ID, AUDIT_TYPE } from '../store/index.js';
@@ -162,11 +163,12 @@ export const OPS: Record<string, Op> = {
     };
   },
   'audit.verify': async ({ store }) => {
-    if (!(await store.meta(AUDIT_TYPE, AUDIT_ID)))
-      return {
-        report: { aggregate_type: AUDIT_TYPE, aggregate_id: AUDIT_ID, ok: true, version: 0, merkle_root: '' },
-      };
-    return { report: await verifyAggregate(store, AUDIT_TYPE, AUDIT_ID) };
+    const report = (await store.meta(AUDIT_TYPE, AUDIT_ID))
+      ? await verifyAggregate(store, AUDIT_TYPE, AUDIT_ID)
+      : { aggregate_type: AUDIT_TYPE, aggregate_id: AUDIT_ID, ok: true, version: 0, merkle_root: '' };
+    // Only a log that verifies can vouch for the schemas and tokens stored beside it.
+    if (!report.ok) return { report };
+    return { report, state: await verifyAuditState(store, await store.auditLog()) };
   },
 
   'checkpoint.show': async (secure) => ({
