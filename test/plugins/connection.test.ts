@@ -74,14 +74,7 @@ describe('PostgreSQL connection strings that cannot be read one way only (QA ite
         }
       }),
     );
-    expect(shown('postgres://bob:hunter2@db:5432/app')).toBe('postgres://bob:***@db:5432/app');
-    expect(shown('postgres://db/app?user=bob&password=s3cr3t&sslmode=require')).toBe(
-      'postgres://db/app?user=bob&password=***&sslmode=require',
-    );
-    expect(shown("host=db user=bob password='a b' dbname=app")).toBe(
-      'host=db user=bob password=*** dbname=app',
-    );
-    // Stored before connection strings were checked: hidden whole, never shown raw.
+    // (The usual forms are masked as units.test.ts 'masking secrets' shows.) Stored before connection strings were checked: hidden whole, never shown raw.
     expect(shown('postgres://u:Sup3r Secret@h/db')).toBe('*** (unreadable connection string)');
   });
 });
