@@ -159,5 +159,8 @@ describe('server lifecycle from the CLI', () => {
     expect(JSON.parse(destroyed.stdout)).toMatchObject({ destroyed: true, data_dir: other, config: null });
     expect(existsSync(other)).toBe(false);
     expect(existsSync(p.configPath)).toBe(true); // it belongs to the default data dir
+    // Again: nothing is there, and it says so (it used to report a removal).
+    const again = await p.cli(['destroy', '--data-dir', other, '--yes', '--json']);
+    expect([again.code, JSON.parse(again.stdout).destroyed]).toEqual([0, false]);
   });
 });

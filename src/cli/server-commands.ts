@@ -1,7 +1,7 @@
 /** `start`, `stop`, `status`, `restart`, `destroy`: the server lifecycle around the PID file. */
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { openSync, closeSync } from 'node:fs';
+import { closeSync, existsSync, openSync } from 'node:fs';
 import net from 'node:net';
 import { mkdir, readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
@@ -283,7 +283,13 @@ async function status(config: Config, json: boolean): Promise<number> {
 
 async function destroy(config: Config, yes: boolean, json: boolean): Promise<number> {
   // The config file goes too only when it describes this data dir (`--data-dir` may name another).
-  const ownConfig = config.dataDir === (await loadConfig(config.path)).dataDir;
+  const ownConfig = config.dataDir === (await loadConfig(config.path)).dataDir && existsSync(config.path);
+  if (!existsSync(config.dataDir) && !ownConfig) {
+    // Nothing there: say so instead of reporting a removal.
+    if (json) printJson({ destroyed: false, data_dir: config.dataDir, config: null });
+    else process.stdout.write(`nothing to destroy: ${config.dataDir} does not exist\n`);
+    return 0;
+  }
   const what = ownConfig ? `${config.dataDir} and ${config.path}` : config.dataDir;
   if (!yes) {
     if (!process.stdin.isTTY)
