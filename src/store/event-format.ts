@@ -139,6 +139,14 @@ export const openStoredEvent = (codec: RecordCodec, sealed: Buffer, where: strin
 export const openEvent = (codec: RecordCodec, sealed: Buffer, where: string): EventRecord =>
   servedRecord(openStoredEvent(codec, sealed, where));
 
+/** Whether a record names the coordinates of the key it is stored at. */
+export const belongsAt = (
+  e: { readonly aggregate_type: string; readonly aggregate_id: string; readonly version: number },
+  type: string,
+  id: string,
+  version: number,
+): boolean => e.aggregate_type === type && e.aggregate_id === id && e.version === version;
+
 /**
  * Unseal the event stored at `type/id@version`, refusing a record that names other coordinates (one
  * copied or moved onto this key): reads never serve it as this event.
@@ -152,7 +160,7 @@ export function openEventAt(
 ): EventRecord {
   const where = `event ${type}/${id}@${version}`;
   const e = openEvent(codec, sealed, where);
-  if (e.aggregate_type !== type || e.aggregate_id !== id || e.version !== version)
+  if (!belongsAt(e, type, id, version))
     throw err('EDBX_ERR_INTEGRITY', { where, reason: 'the record stored there is another event' });
   return e;
 }

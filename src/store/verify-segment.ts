@@ -20,7 +20,7 @@ import {
 import type { Space, StorageEngine } from '../storage/engine.js';
 import { prefixEnd } from '../storage/engine.js';
 import { type RecordCodec, openJson } from './codec.js';
-import { type OpenedEvent, isLegacy, openStoredEvent, servedRecord } from './event-format.js';
+import { type OpenedEvent, belongsAt, isLegacy, openStoredEvent, servedRecord } from './event-format.js';
 import * as K from './keys.js';
 import type { AggregateMeta, VerifyReport } from './types.js';
 
@@ -125,7 +125,7 @@ export async function verifySegment(source: SegmentSource, segment: Segment): Pr
         if (Number.isSafeInteger(e.version) && e.version > expected) {
           throw new Bad(expected, `event ${expected} is missing (found ${e.version})`);
         }
-        if (e.aggregate_type !== type || e.aggregate_id !== id || e.version !== expected) {
+        if (!belongsAt(e, type, id, expected)) {
           throw new Bad(expected, 'record does not belong at this key');
         }
         // The leaf hash of the bytes as stored (they are the canonical leaf data), never the stored hash.
