@@ -94,6 +94,22 @@ describe('libpq key=value connection strings (QA item 2)', () => {
     expect(refusal(() => parseConnection('host=db port=abc')).message).toContain('port "abc"');
   });
 
+  it('refuse an sslmode the driver does not know (it would silently read it as verify-full)', () => {
+    for (const bad of [
+      'host=db sslmode=bogus',
+      'postgres://u@db/app?sslmode=bogus',
+      'postgres://db/a?x=1&sslmode=Require',
+    ]) {
+      const r = refusal(() => parseConnection(bad));
+      expect(r.code, bad).toBe('EDBX_ERR_PLUGIN_CONFIG_INVALID');
+      expect(r.message, bad).toMatch(/sslmode "(bogus|Require)" is not known: use disable, prefer, require/);
+    }
+    for (const mode of ['disable', 'prefer', 'require', 'verify-ca', 'verify-full', 'no-verify']) {
+      expect(parseConnection(`host=db sslmode=${mode}`).form).toBe('pairs');
+      expect(parseConnection(`postgres://db/app?sslmode=${mode}`).form).toBe('url');
+    }
+  });
+
   describe('with a real PostgreSQL', () => {
     let server: PgServer;
     let store: EventStore;

@@ -57,6 +57,14 @@ function checkPort(port: string): void {
     throw invalid(`--connection: port ${JSON.stringify(port)} is not a port: use a number from 1 to 65535`);
 }
 
+/** The sslmode values the driver knows; it reads any other as "verify the certificate", silently. */
+const SSL_MODES = ['disable', 'prefer', 'require', 'verify-ca', 'verify-full', 'no-verify'];
+
+function checkSslMode(mode: string): void {
+  if (!SSL_MODES.includes(mode))
+    throw invalid(`--connection: sslmode ${JSON.stringify(mode)} is not known: use ${SSL_MODES.join(', ')}`);
+}
+
 function parseUrl(s: string): ParsedUrl {
   const scheme = s.slice(0, s.indexOf('://'));
   const afterScheme = s.slice(scheme.length + 3);
@@ -85,6 +93,8 @@ function parseUrl(s: string): ParsedUrl {
   } catch {
     throw invalid(`--connection cannot be read unambiguously: ${ENCODE_HINT}`);
   }
+  const query = rest.split('#')[0]!.split('?')[1];
+  for (const mode of new URLSearchParams(query ?? '').getAll('sslmode')) checkSslMode(mode);
   return { form: 'url', scheme, user, hasPassword: colon >= 0, hostport, rest };
 }
 
@@ -123,6 +133,7 @@ function parsePairs(s: string): ParsedPairs {
       }
     }
     if (k === 'port') checkPort(value);
+    if (k === 'sslmode') checkSslMode(value);
     pairs.push([k as Keyword, value]);
   }
   if (pairs.length === 0) throw invalid('--connection is required');
