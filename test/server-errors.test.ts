@@ -162,6 +162,10 @@ describe('REST API errors and extras', () => {
         ),
         'EDBX_ERR_INVALID_ARGUMENT',
       ],
+      [
+        post(limited, 'patient', 'p-1', { event_type: 'a', payload: {} }, { 'if-match': 'W/"0"' }),
+        'EDBX_ERR_INVALID_ARGUMENT',
+      ],
       [api(`${events('patient', 'p-1')}?take=0`, limited), 'EDBX_ERR_INVALID_ARGUMENT'],
       [api(`${events('patient', 'p-1')}?take=1001`, limited), 'EDBX_ERR_INVALID_ARGUMENT'],
       [api(`${events('patient', 'p-1')}?skip=-1`, limited), 'EDBX_ERR_INVALID_ARGUMENT'],

@@ -50,10 +50,15 @@ const isKeyCursor = (v: unknown): v is { k: string } =>
 
 function expectedFromIfMatch(header: string | string[] | undefined): number | undefined {
   if (header === undefined) return undefined;
-  const raw = (Array.isArray(header) ? header[0]! : header)
-    .trim()
-    .replace(/^W\//, '')
-    .replace(/^"(.*)"$/, '$1');
+  const tag = (Array.isArray(header) ? header[0]! : header).trim();
+  // RFC 9110 §13.1.1: If-Match compares strong tags, so a weak one can never match.
+  if (tag.startsWith('W/'))
+    throw err('EDBX_ERR_INVALID_ARGUMENT', {
+      name: 'If-Match',
+      value: tag,
+      reason: 'is a weak tag, which If-Match never matches: send the ETag as served, e.g. "3"',
+    });
+  const raw = tag.replace(/^"(.*)"$/, '$1');
   const n = wholeNumber(raw);
   if (n === undefined) throw err('EDBX_ERR_INVALID_EXPECTED_VERSION', { value: raw });
   return n;
