@@ -164,3 +164,30 @@ describe('server lifecycle from the CLI', () => {
     expect([again.code, JSON.parse(again.stdout).destroyed]).toEqual([0, false]);
   });
 });
+
+describe('the first start, without a config', () => {
+  it('records the data dir and port it was given, so the next commands reach this server', async () => {
+    const p = await project({ configure: false });
+    const port = await freePort();
+    const dataDir = path.join(p.dir, 'elsewhere');
+    try {
+      const started = await p.cli(['start', '--data-dir', dataDir, '--port', String(port)]);
+      expect(started.code, started.stderr).toBe(0);
+      expect(started.stdout).toContain('random keys (and this data dir and port)');
+      const config = JSON.parse(await readFile(p.configPath, 'utf8'));
+      expect(config).toMatchObject({ data_dir: dataDir, port });
+      // The command start prints next mints a token the running server knows.
+      const t = await p.cli(['token', 'generate', '--group', 'g', '--user', 'u', '--json']);
+      expect(t.code, t.stderr).toBe(0);
+      const token = JSON.parse(t.stdout).token.token as string;
+      const res = await fetch(`http://127.0.0.1:${port}/v1/aggregates`, {
+        headers: { authorization: `Bearer ${token}` },
+      });
+      expect(res.status).toBe(200);
+      expect(existsSync(p.dataDir)).toBe(false); // no second store in ./.eventdbx
+    } finally {
+      await p.cli(['stop']);
+      await p.cleanup();
+    }
+  });
+});

@@ -67,12 +67,18 @@ async function startConfig(
 ): Promise<Config> {
   let config = await loadConfig(configFile);
   if (!config.exists && !(config.masterKey && config.dek)) {
+    const given = [opts.dataDir === undefined ? '' : 'data dir', opts.port === undefined ? '' : 'port'];
+    const recorded = given.some(Boolean) ? ` (and this ${given.filter(Boolean).join(' and ')})` : '';
+    // The data dir and port given to this start are recorded too, so that the commands printed next
+    // (`token generate`, …) reach this server rather than opening a new store in ./.eventdbx.
     await writeConfigFile(config.path, {
       master_key: randomBytes(32).toString('base64url'),
       dek: randomBytes(32).toString('base64url'),
+      ...(opts.dataDir === undefined ? {} : { data_dir: path.resolve(String(opts.dataDir)) }),
+      ...(opts.port === undefined ? {} : { port: portFlag(opts.port, config.port) }),
     });
     say(
-      `No configuration found: created a development config with random keys at ${config.path} (mode 0600).`,
+      `No configuration found: created a development config with random keys${recorded} at ${config.path} (mode 0600).`,
     );
     say(
       'For production, run `eventdbx config --master-key <secret> --dek <secret>` or set EVENTDBX_MASTER_KEY / EVENTDBX_DEK.',
