@@ -14,10 +14,14 @@ interface ErrorSpec {
 }
 
 /**
- * Characters JSON leaves as they are but a terminal would act on or hide, or show as a plain space:
- * DEL, C1, format and default-ignorable characters (bidi, zero-width), separators other than ' '.
+ * Invisible and direction-changing characters (format characters such as zero-width and bidi
+ * controls, and every default-ignorable code point: fillers, variation selectors, tags), and
+ * separators other than the space. Ids refuse them (two ids that look the same must be the same id);
+ * messages escape them.
  */
-const UNSEEN = /[\u007f-\u009f\p{Cf}\p{Default_Ignorable_Code_Point}\p{Zl}\p{Zp}]|(?! )\p{Zs}/gu;
+export const INVISIBLE = /[\p{Cf}\p{Default_Ignorable_Code_Point}\p{Zl}\p{Zp}]|(?! )\p{Zs}/u;
+/** What a message escapes: the invisible characters, and DEL and C1 controls a terminal would act on. */
+const UNSEEN = new RegExp(`[\\u007f-\\u009f]|${INVISIBLE.source}`, 'gu');
 /** Longest shown value, in characters: a message quotes what was sent, never echoes a whole body. */
 const SHOWN = 80;
 

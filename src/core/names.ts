@@ -3,7 +3,7 @@
  * are 1-128 printable characters without control or invisible characters, '/' (the separator of
  * `type/id` keys), or spaces at either end, and not '.' or '..'.
  */
-import { err } from './errors.js';
+import { INVISIBLE, err } from './errors.js';
 
 declare const brand: unique symbol;
 type Brand<T, B extends string> = T & { readonly [brand]: B };
@@ -30,11 +30,6 @@ export function aggregateType(value: unknown): AggregateType {
   if (typeof value !== 'string' || !NAME.test(value)) throw err('EDBX_ERR_INVALID_AGGREGATE_TYPE', { value });
   return value as AggregateType;
 }
-
-// Invisible and direction-changing characters (format characters such as zero-width and bidi
-// controls, and every default-ignorable code point: fillers, variation selectors, tags), and
-// separators other than the space: two ids that look the same must be the same id.
-const INVISIBLE = /[\p{Cf}\p{Default_Ignorable_Code_Point}\p{Zl}\p{Zp}]|(?! )\p{Zs}/u;
 
 export function aggregateId(value: unknown): AggregateId {
   if (
