@@ -12,7 +12,13 @@ import { AesGcmCodec } from '../src/core/crypto/codec.js';
 import { RocksDbEngine } from '../src/storage/rocksdb/rocksdb-engine.js';
 import { type RecordCodec, plainCodec } from '../src/store/codec.js';
 import { VerifyPool } from '../src/store/verify-pool.js';
-import { EventStore, archiveAggregate, verifyAggregate, verifyAll } from '../src/store/index.js';
+import {
+  EventStore,
+  archiveAggregate,
+  takeSnapshot,
+  verifyAggregate,
+  verifyAll,
+} from '../src/store/index.js';
 import * as K from '../src/store/keys.js';
 import { expectCode } from './helpers/expect.js';
 
@@ -177,6 +183,50 @@ describe('verification on worker threads', () => {
     await store.close();
     await edit(dir, (e) => flip(e, K.positionKey(position), last));
     expect((await reports(dir)).report).toMatchObject({ ok: false, first_bad_version: 150 });
+  });
+
+  it('checks a snapshot in the second segment against the state the first segment ends with', async () => {
+    // A field set only by the first event: the second segment cannot check it alone.
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'edbx-vt-'));
+    dirs.push(dir);
+    const store = await open(dir, 0);
+    const ev = (n: number) => ({
+      aggregate_type: 'patient',
+      aggregate_id: 'long',
+      event_type: 'noted',
+      payload: n === 1 ? { origin: 'ward 3', n: '1' } : { n: String(n) },
+    });
+    await store.appendMany(
+      Array.from({ length: 200 }, (_, i) => ev(i + 1)),
+      who,
+    );
+    await takeSnapshot(store, 'patient', 'long', who);
+    await store.appendMany(
+      Array.from({ length: 30 }, (_, i) => ev(201 + i)),
+      who,
+    );
+    await store.close();
+    const { report, tasks } = await reports(dir);
+    expect(report).toMatchObject({ ok: true, version: 230 });
+    expect(tasks).toBe(2);
+    for (const state of [
+      { n: '200', origin: 'ward 4' },
+      { n: '200' },
+      { n: '200', origin: 'ward 3', extra: 'x' },
+    ]) {
+      await edit(dir, async (e) => {
+        const key = K.snapshotKey('patient', 'long', 200);
+        const value = (await e.get('main', key))!;
+        const snap = { ...JSON.parse(value.subarray(1).toString()), state };
+        const forged = Buffer.concat([value.subarray(0, 1), Buffer.from(JSON.stringify(snap))]);
+        await e.write([{ type: 'put', space: 'main', key, value: forged }], { sync: true });
+      });
+      expect((await reports(dir)).report, JSON.stringify(state)).toMatchObject({
+        ok: false,
+        first_bad_version: 200,
+        reason: 'snapshot at version 200 differs from the replay of the events',
+      });
+    }
   });
 
   it('verifies an archived aggregate in segments from the archive keyspace', async () => {

@@ -14,10 +14,11 @@ import {
 } from '../core/names.js';
 import { type Space, prefixEnd } from '../storage/engine.js';
 import { openJson, sealJson } from './codec.js';
+import { openMetaAt } from './bound.js';
 import * as K from './keys.js';
 import { AUDIT_ID, AUDIT_TYPE, type EventStore } from './store.js';
 import { type WriteTx, refuseMixedRetry } from './tx.js';
-import type { AggregateMeta, AppendRequest, SnapshotRecord, StagedEvent, WriteContext } from './types.js';
+import type { AppendRequest, SnapshotRecord, StagedEvent, WriteContext } from './types.js';
 
 const AUDIT: readonly [string, string] = [AUDIT_TYPE, AUDIT_ID];
 
@@ -122,7 +123,7 @@ async function moveAggregate(
           where: `aggregate ${type}/${id}`,
           reason: 'archived state is missing',
         });
-      meta = openJson<AggregateMeta>(store.env.codec, full, `aggregate ${type}/${id}`);
+      meta = openMetaAt(store.env.codec, full, type, id);
       tx.del(K.metaKey(type, id), 'archive');
     }
     tx.setLive(type, id, { ...live, meta: { ...meta, archived: to === 'archive' } });

@@ -9,7 +9,7 @@
  */
 import { availableParallelism } from 'node:os';
 import { LRUCache } from 'lru-cache';
-import { err } from '../core/errors.js';
+import { type EventDbxError, err } from '../core/errors.js';
 import { type TokenRecord, afterUse, authorize } from '../core/tokens.js';
 import { DEFAULT_MAX_PAYLOAD_BYTES, type EventRecord, type Payload, foldState } from '../core/event.js';
 import { type Frontier, decodeFrontier, emptyFrontier, frontierRoot } from '../core/merkle/index.js';
@@ -22,6 +22,7 @@ import {
 import { type Space, type StorageEngine, prefixEnd } from '../storage/engine.js';
 import { type RecordCodec, type SharedCodec, openJson, plainCodec } from './codec.js';
 import { VerifyPool } from './verify-pool.js';
+import { openMetaAt, openSnapshotAt } from './bound.js';
 import { openEventAt } from './event-format.js';
 import * as K from './keys.js';
 import {
@@ -33,7 +34,6 @@ import {
   refuseMixedRetry,
 } from './tx.js';
 import type {
-  AggregateMeta,
   AggregateSummary,
   AggregateView,
   AppendRequest,
@@ -80,6 +80,8 @@ export class EventStore {
   readonly engine: StorageEngine;
   readonly env: TxEnv;
   readonly #cache: LRUCache<string, LiveMeta>;
+  /** Metas the writer may build on: written by it, or read and found not rolled back (#loadForWrite). */
+  readonly #checkedForWrite = new WeakSet<LiveMeta>();
   readonly #writer: Writer;
   readonly #listeners = new Set<CommitListener>();
   #listenerError: (e: unknown) => void = (e) =>
@@ -116,12 +118,15 @@ export class EventStore {
       this.engine,
       this.env,
       {
-        loadMetas: (aggs) => this.#loadLive(aggs),
+        loadMetas: (aggs) => this.#loadForWrite(aggs),
         loadByEventId: (ids) => this.#loadByEventId(ids),
         committed: (metas, records, tokens) => {
           this.#epoch++;
           for (const t of tokens.values()) this.tokens.set(t.hash, t);
-          for (const m of metas) this.#cache.set(aggKey(m.meta.aggregate_type, m.meta.aggregate_id), m);
+          for (const m of metas) {
+            this.#cache.set(aggKey(m.meta.aggregate_type, m.meta.aggregate_id), m);
+            this.#checkedForWrite.add(m);
+          }
           if (records.length > 0) {
             for (const l of this.#listeners) {
               // A failing listener (a subscriber, a plugin queue) must not stop the others or the
@@ -335,10 +340,45 @@ export class EventStore {
       const v = values[j];
       if (!v) return;
       const [t, i] = aggs[n]!;
-      const meta = openJson<AggregateMeta>(this.env.codec, v, `aggregate ${t}/${i}`);
+      const meta = openMetaAt(this.env.codec, v, t, i);
       const live: LiveMeta = { meta, frontier: decodeFrontier(Buffer.from(meta.frontier, 'base64')) };
       out[n] = live;
       if (epoch === this.#epoch && !meta.archived) this.#cache.set(aggKey(t, i), live);
+    });
+    return out;
+  }
+
+  /**
+   * Metas for the writer. Nothing stored is ever overwritten: before the first append to an aggregate
+   * whose meta was read from disk, the event after its recorded version must not exist (it would if
+   * the meta were rolled back or removed). Such an aggregate refuses appends with the integrity error.
+   */
+  async #loadForWrite(
+    aggs: ReadonlyArray<readonly [string, string]>,
+  ): Promise<(LiveMeta | null | EventDbxError)[]> {
+    const lives = await this.#loadLive(aggs);
+    const out: (LiveMeta | null | EventDbxError)[] = lives;
+    const unchecked = lives.flatMap((l, n) =>
+      (l === null || !this.#checkedForWrite.has(l)) && !l?.meta.archived ? [n] : [],
+    );
+    if (unchecked.length === 0) return lives;
+    const next = (n: number) => (lives[n]?.meta.version ?? 0) + 1;
+    const found = await this.engine.getMany(
+      'main',
+      unchecked.map((n) => K.eventKey(aggs[n]![0], aggs[n]![1], next(n))),
+    );
+    unchecked.forEach((n, j) => {
+      const live = lives[n];
+      const [type, id] = aggs[n]!;
+      if (found[j] === undefined) {
+        if (live) this.#checkedForWrite.add(live);
+        return;
+      }
+      const broken = err('EDBX_ERR_INTEGRITY', {
+        where: `aggregate ${type}/${id}`,
+        reason: `event ${next(n)} is stored but the aggregate records version ${next(n) - 1}; run \`eventdbx aggregate verify\``,
+      });
+      out[n] = broken;
     });
     return out;
   }
@@ -390,11 +430,16 @@ export class EventStore {
   ): Promise<EventRecord[]> {
     aggregateType(type);
     aggregateId(id);
-    const { space } = await this.#spaceOf(type, id);
-    return this.readEvents(space, type, id, opts);
+    const { space, live } = await this.#spaceOf(type, id);
+    const last = Math.min(opts.toVersion ?? live.meta.version, live.meta.version);
+    return this.readEvents(space, type, id, { ...opts, toVersion: last });
   }
 
-  /** Range read of events without existence checks (used by verify and rebuilds). */
+  /**
+   * Range read of events without existence checks on the aggregate. The versions read must follow
+   * each other without a gap (and, with a known `toVersion`, reach it): a missing event is an
+   * integrity error, never a shorter history served as complete.
+   */
   async readEvents(
     space: Space,
     type: string,
@@ -406,16 +451,32 @@ export class EventStore {
     if (to < from) return [];
     const skip = opts.skip ?? 0;
     const take = opts.take;
+    const reverse = opts.reverse ?? false;
+    const bounded = to !== Number.MAX_SAFE_INTEGER;
     const out: EventRecord[] = [];
     let seen = 0;
+    // The version the next record must have (unknown for the first of a reverse read without a bound).
+    let next: number | undefined = reverse ? (bounded ? to : undefined) : from;
+    const missing = (version: number) =>
+      err('EDBX_ERR_INTEGRITY', {
+        where: `event ${type}/${id}@${version}`,
+        reason: 'the event is missing from the stored history; run `eventdbx aggregate verify`',
+      });
     for await (const [k, v] of this.engine.range(space, {
       gte: K.eventKey(type, id, from),
       lte: K.eventKey(type, id, to),
-      reverse: opts.reverse ?? false,
+      reverse,
       ...(take === undefined ? {} : { limit: skip + take }),
     })) {
+      const version = K.readU64(k, k.length - 8);
+      if (next !== undefined && version !== next) throw missing(next);
+      next = reverse ? version - 1 : version + 1;
       if (seen++ < skip) continue;
-      out.push(openEventAt(this.env.codec, v, type, id, K.readU64(k, k.length - 8)));
+      out.push(openEventAt(this.env.codec, v, type, id, version));
+    }
+    if (bounded) {
+      const expected = Math.max(0, Math.min(take ?? Number.MAX_SAFE_INTEGER, to - from + 1 - skip));
+      if (out.length < expected) throw missing(next ?? (reverse ? to : from));
     }
     return out;
   }
@@ -447,18 +508,22 @@ export class EventStore {
       state = current.state;
     } else {
       const snap = await this.#nearestSnapshot(space, type, id, at);
+      // From the event at the snapshot's version: the snapshot must carry that event's root.
       const events = await this.readEvents(space, type, id, {
-        fromVersion: (snap?.version ?? 0) + 1,
+        fromVersion: snap?.version ?? 1,
         toVersion: at,
       });
-      state = events.reduce((s, e) => foldState(s, e.payload), snap?.state ?? {});
-      const last = events.at(-1);
-      merkleRoot = last?.merkle_root ?? snap?.merkle_root ?? merkleRoot;
+      if (snap && events[0]!.merkle_root !== snap.merkle_root) {
+        throw err('EDBX_ERR_INTEGRITY', {
+          where: `snapshot of ${type}/${id}@${snap.version}`,
+          reason: 'its merkle_root is not that of the event at its version',
+        });
+      }
+      state = events.slice(snap ? 1 : 0).reduce((s, e) => foldState(s, e.payload), snap?.state ?? {});
+      const last = events.at(-1)!;
+      merkleRoot = last.merkle_root;
       // The time of the event at `at` (not when a snapshot of it was taken).
-      updatedAt =
-        last?.metadata.created_at ??
-        snap?.updated_at ??
-        (await this.#eventAt(type, id, at)).metadata.created_at;
+      updatedAt = last.metadata.created_at;
     }
     const view: AggregateView = {
       aggregate_type: type,
@@ -480,13 +545,13 @@ export class EventStore {
     id: string,
     atOrBelow: number,
   ): Promise<SnapshotRecord | undefined> {
-    for await (const [, v] of this.engine.range(space, {
+    for await (const [k, v] of this.engine.range(space, {
       gte: K.snapshotKey(type, id, 1),
       lte: K.snapshotKey(type, id, atOrBelow),
       reverse: true,
       limit: 1,
     })) {
-      return openJson<SnapshotRecord>(this.env.codec, v, `snapshot of ${type}/${id}`);
+      return openSnapshotAt(this.env.codec, v, type, id, K.readU64(k, k.length - 8));
     }
     return undefined;
   }
@@ -496,8 +561,8 @@ export class EventStore {
     const { space } = await this.#spaceOf(aggregateType(type), aggregateId(id));
     const out: SnapshotRecord[] = [];
     const prefix = K.snapshotPrefix(type, id);
-    for await (const [, v] of this.engine.range(space, { gte: prefix, lt: prefixEnd(prefix) })) {
-      out.push(openJson<SnapshotRecord>(this.env.codec, v, `snapshot of ${type}/${id}`));
+    for await (const [k, v] of this.engine.range(space, { gte: prefix, lt: prefixEnd(prefix) })) {
+      out.push(openSnapshotAt(this.env.codec, v, type, id, K.readU64(k, k.length - 8)));
     }
     return out;
   }
@@ -542,10 +607,10 @@ export class EventStore {
     // A cursor before the listed type (taken from another listing) must not widen the range.
     const from = gt && Buffer.compare(gt, prefix) >= 0 ? { gt } : { gte: prefix };
     for await (const [k, v] of this.engine.range('main', { ...from, lt: prefixEnd(prefix) })) {
-      const { type } = K.decodeMetaKey(k);
+      const { type, id } = K.decodeMetaKey(k);
       if (type.startsWith('$') && !opts.includeSystem) continue;
       if (seen++ < skip) continue;
-      const m = openJson<AggregateMeta>(this.env.codec, v, `aggregate ${type}`);
+      const m = openMetaAt(this.env.codec, v, type, id);
       out.push({
         aggregate_type: m.aggregate_type,
         aggregate_id: m.aggregate_id,
@@ -607,8 +672,9 @@ export class EventStore {
 
   /** The audit log (archive, restore, and later security events), oldest first. */
   async auditLog(opts: { skip?: number; take?: number } = {}): Promise<EventRecord[]> {
-    if (!(await this.meta(AUDIT_TYPE, AUDIT_ID))) return [];
-    return this.readEvents('main', AUDIT_TYPE, AUDIT_ID, opts);
+    const live = await this.meta(AUDIT_TYPE, AUDIT_ID);
+    if (!live) return [];
+    return this.readEvents('main', AUDIT_TYPE, AUDIT_ID, { ...opts, toVersion: live.meta.version });
   }
 
   /** Drop cached state (tests that edit the engine directly use this). */

@@ -78,6 +78,8 @@ export class WriteTx {
   readonly loaded = new Map<string, LiveMeta | null>();
   /** Current overlay of metas touched by this transaction. */
   readonly metas = new Map<string, LiveMeta | null>();
+  /** Aggregates that refuse writes (their stored data is inconsistent), with the error they give. */
+  readonly refused = new Map<string, Error>();
   /** Token records changed by this transaction (hash → record). */
   readonly tokens = new Map<string, TokenRecord>();
   /** event_id → existing event (committed, looked up before the jobs ran, or written in this tx). */
@@ -129,6 +131,8 @@ export class WriteTx {
 
   live(type: string, id: string): LiveMeta | null {
     const k = aggKey(type, id);
+    const refusal = this.refused.get(k);
+    if (refusal) throw refusal;
     const m = this.metas.get(k);
     if (m !== undefined) return m;
     const l = this.loaded.get(k);

@@ -19,7 +19,8 @@ import {
 } from '../core/merkle/index.js';
 import type { Space, StorageEngine } from '../storage/engine.js';
 import { prefixEnd } from '../storage/engine.js';
-import { type RecordCodec, openJson } from './codec.js';
+import { openMetaAt, openSnapshotAt } from './bound.js';
+import type { RecordCodec } from './codec.js';
 import { type OpenedEvent, belongsAt, isLegacy, openStoredEvent, servedRecord } from './event-format.js';
 import * as K from './keys.js';
 import type { AggregateMeta, VerifyReport } from './types.js';
@@ -56,6 +57,21 @@ export interface SegmentResult {
   readonly state: Payload;
   /** The tree after the segment's last event. */
   readonly frontier: Frontier;
+  /**
+   * Snapshots in a segment after the first, checked as far as the segment can: what is left to check
+   * against the state before the segment (`conclude` does).
+   */
+  readonly snapshots: readonly SnapshotRest[];
+}
+
+/**
+ * A snapshot's fields the segment did not set: they must be the state before the segment, and every
+ * field of that state must be in the snapshot (`keys`: all of the snapshot's fields).
+ */
+export interface SnapshotRest {
+  readonly version: number;
+  readonly rest: Payload;
+  readonly keys: readonly string[];
 }
 
 export interface SegmentSource {
@@ -84,6 +100,7 @@ export async function verifySegment(source: SegmentSource, segment: Segment): Pr
   let state: Payload = {};
   let version = from - 1;
   const ledgerChecks = new LedgerEntryChecks(engine, type, id, from);
+  const snapshots = new SnapshotChecks(source, segment);
   // The N entries (one per version) are read in step with the events.
   const nodeRange = keyRange(
     K.nodePrefix(type, id),
@@ -140,7 +157,8 @@ export async function verifySegment(source: SegmentSource, segment: Segment): Pr
           throw new Bad(expected, 'merkle_root does not match the recomputed tree');
         }
         state = foldState(state, e.payload);
-        await ledgerChecks.add(e.position, leaf);
+        await ledgerChecks.add(e.position, leaf, e.metadata.event_id);
+        await snapshots.at(expected, frontier, state);
         version = expected;
       }
     }
@@ -148,8 +166,9 @@ export async function verifySegment(source: SegmentSource, segment: Segment): Pr
     if ((await nextNodes()) !== undefined) {
       throw new Bad(version + 1, `stored Merkle nodes exist beyond version ${version}`);
     }
+    await snapshots.done(version);
     await ledgerChecks.done();
-    return { state, frontier };
+    return { state, frontier, snapshots: snapshots.rests };
   } catch (caught) {
     // A ledger-entry check still in flight may have failed at an earlier version: report the first.
     const pending = await ledgerChecks.settle();
@@ -157,8 +176,9 @@ export async function verifySegment(source: SegmentSource, segment: Segment): Pr
       ? pending
       : caught;
   } finally {
-    // Stopped early: close the node scan too (the event scan closes with its loop).
+    // Stopped early: close the node and snapshot scans too (the event scan closes with its loop).
     await nodeChunks.return?.(undefined);
+    await snapshots.close();
   }
 }
 
@@ -175,6 +195,7 @@ export async function conclude(
     let frontier: Frontier = emptyFrontier;
     for (const [i, o] of outcomes.entries()) {
       if (!o.ok) throw o.failure;
+      for (const snap of o.result.snapshots) checkSnapshotRest(snap, state);
       state = foldState(state, o.result.state);
       frontier = o.result.frontier;
       const next = segments[i + 1];
@@ -241,7 +262,7 @@ export async function verifyWhole(source: SegmentSource, type: string, id: strin
   if (!raw) return notFound(type, id);
   let meta: AggregateMeta;
   try {
-    meta = openJson<AggregateMeta>(source.codec, raw, `aggregate ${type}/${id}`);
+    meta = openMetaAt(source.codec, raw, type, id);
   } catch (e) {
     return { ...notFound(type, id), reason: isEventDbxError(e) ? e.message : 'undecodable aggregate meta' };
   }
@@ -259,7 +280,11 @@ async function checkState(source: SegmentSource, meta: AggregateMeta, state: Pay
   if (meta.archived) {
     const full = await source.engine.get('archive', K.metaKey(meta.aggregate_type, meta.aggregate_id));
     if (!full) throw new Bad(meta.version, 'archived state is missing');
-    stored = openJson<AggregateMeta>(source.codec, full, 'archived aggregate').state;
+    try {
+      stored = openMetaAt(source.codec, full, meta.aggregate_type, meta.aggregate_id).state;
+    } catch (x) {
+      throw new Bad(meta.version, isEventDbxError(x) ? x.message : 'undecodable archived state');
+    }
   }
   if (!samePayload(stored, state))
     throw new Bad(meta.version, 'stored state differs from the replay of the events');
@@ -277,13 +302,105 @@ export function sameNodes(stored: Buffer | undefined, completed: readonly Comple
   return completed.every((n, i) => n.hash.compare(stored, 32 * i, 32 * i + 32) === 0);
 }
 
+/** Check what a snapshot in a later segment left (`SnapshotRest`) against the state before the segment. */
+function checkSnapshotRest(snap: SnapshotRest, before: Payload): void {
+  const keys = new Set(snap.keys);
+  const same =
+    Object.entries(snap.rest).every(([k, v]) => Object.hasOwn(before, k) && before[k] === v) &&
+    Object.keys(before).every((k) => keys.has(k));
+  if (!same) throw snapshotDiffers(snap.version);
+}
+
+const snapshotDiffers = (version: number) =>
+  new Bad(version, `snapshot at version ${version} differs from the replay of the events`);
+
 /**
- * Checks that each event's ledger entry holds its hash and points back at it. Reads are issued as the
+ * Checks each snapshot of a segment as the events are verified: it is bound to its key, carries the
+ * root of its version, and holds the state at its version (in a segment after the first, the fields
+ * the segment set; the rest goes to `conclude`). A snapshot past the last event is reported too.
+ */
+class SnapshotChecks {
+  readonly rests: SnapshotRest[] = [];
+  readonly #scan: AsyncIterator<[Buffer, Buffer]>;
+  #next: { version: number; value: Buffer } | undefined | null = null;
+
+  constructor(
+    private readonly source: SegmentSource,
+    private readonly segment: Segment,
+  ) {
+    const { type, id, to } = segment;
+    const from = segment.frontier.size + 1;
+    this.#scan = source.engine
+      .range(
+        segment.space,
+        keyRange(
+          K.snapshotPrefix(type, id),
+          K.snapshotKey(type, id, from),
+          to === undefined ? undefined : K.snapshotKey(type, id, to + 1),
+        ),
+      )
+      [Symbol.asyncIterator]();
+  }
+
+  async #peek(): Promise<{ version: number; value: Buffer } | undefined> {
+    if (this.#next === null) {
+      const r = await this.#scan.next();
+      this.#next = r.done
+        ? undefined
+        : { version: K.readU64(r.value[0], r.value[0].length - 8), value: r.value[1] };
+    }
+    return this.#next;
+  }
+
+  /** The event at `version` has been verified: the tree and the segment's fold after it. */
+  async at(version: number, frontier: Frontier, state: Payload): Promise<void> {
+    for (let next = await this.#peek(); next && next.version <= version; next = await this.#peek()) {
+      this.#next = null;
+      if (next.version < version)
+        throw new Bad(next.version, `snapshot at version ${next.version} has no event`);
+      const { type, id } = this.segment;
+      let snap;
+      try {
+        snap = openSnapshotAt(this.source.codec, next.value, type, id, version);
+      } catch (x) {
+        throw new Bad(version, isEventDbxError(x) ? x.message : 'undecodable snapshot');
+      }
+      if (snap.merkle_root !== frontierRoot(frontier).toString('hex'))
+        throw new Bad(version, `snapshot at version ${version} does not carry the root of that version`);
+      if (this.segment.frontier.size === 0) {
+        if (!samePayload(snap.state, state)) throw snapshotDiffers(version);
+        continue;
+      }
+      const rest: Record<string, string> = {};
+      for (const [k, v] of Object.entries(snap.state)) {
+        if (!Object.hasOwn(state, k)) rest[k] = v;
+        else if (state[k] !== v) throw snapshotDiffers(version);
+      }
+      if (Object.keys(state).some((k) => !Object.hasOwn(snap.state, k))) throw snapshotDiffers(version);
+      this.rests.push({ version, rest, keys: Object.keys(snap.state) });
+    }
+  }
+
+  /** Every event is verified up to `last`: a snapshot left is one of a version with no event. */
+  async done(last: number): Promise<void> {
+    const next = await this.#peek();
+    if (next)
+      throw new Bad(next.version, `snapshot at version ${next.version} is past the last event (${last})`);
+  }
+
+  async close(): Promise<void> {
+    await this.#scan.return?.(undefined);
+  }
+}
+
+/**
+ * Checks that each event's ledger entry holds its hash and points back at it, and that its event id's
+ * idempotency entry points at it (a retry must find the event, never append it again). Reads are issued as the
  * events are verified (a few chunks in flight, so memory stays bounded) and checked in order.
  */
 class LedgerEntryChecks {
   readonly #pending: Array<Promise<void>> = [];
-  #part: Array<[number, Buffer]> = [];
+  #part: Array<[number, Buffer, string]> = [];
 
   constructor(
     private readonly engine: StorageEngine,
@@ -293,8 +410,8 @@ class LedgerEntryChecks {
   ) {}
 
   /** Queue the entry of the next version (called in version order). */
-  async add(position: number, leaf: Buffer): Promise<void> {
-    this.#part.push([position, leaf]);
+  async add(position: number, leaf: Buffer, eventId: string): Promise<void> {
+    this.#part.push([position, leaf, eventId]);
     if (this.#part.length >= 1024) await this.#flush();
   }
 
@@ -304,17 +421,28 @@ class LedgerEntryChecks {
     const first = this.firstVersion;
     this.#part = [];
     this.firstVersion += part.length;
-    const reading = this.engine.getMany(
-      'main',
-      part.map(([p]) => K.positionKey(p)),
-    );
-    this.#pending.push(reading.then((values) => this.#check(part, first, values)));
+    const reading = Promise.all([
+      this.engine.getMany(
+        'main',
+        part.map(([p]) => K.positionKey(p)),
+      ),
+      this.engine.getMany(
+        'main',
+        part.map(([, , eventId]) => K.idempotencyKey(eventId)),
+      ),
+    ]);
+    this.#pending.push(reading.then(([values, refs]) => this.#check(part, first, values, refs)));
     // The first failing check wins, so failures surface in version order.
     if (this.#pending.length > 4) await this.#pending.shift();
   }
 
-  #check(part: Array<[number, Buffer]>, first: number, values: (Buffer | undefined)[]): void {
-    part.forEach(([p, leaf], j) => {
+  #check(
+    part: Array<[number, Buffer, string]>,
+    first: number,
+    values: (Buffer | undefined)[],
+    refs: (Buffer | undefined)[],
+  ): void {
+    part.forEach(([p, leaf, eventId], j) => {
       const v = values[j];
       const version = first + j;
       const entry = v && K.decodeLedgerEntry(p, v);
@@ -323,6 +451,12 @@ class LedgerEntryChecks {
       const { ref } = entry;
       if (ref.type !== this.type || ref.id !== this.id || ref.version !== version) {
         throw new Bad(version, `ledger entry ${p} points elsewhere`);
+      }
+      const idem = refs[j];
+      if (!idem) throw new Bad(version, `the index of event id ${JSON.stringify(eventId)} is missing`);
+      const at = K.decodeRef(idem);
+      if (at.type !== this.type || at.id !== this.id || at.version !== version) {
+        throw new Bad(version, `the index of event id ${JSON.stringify(eventId)} points elsewhere`);
       }
     });
   }

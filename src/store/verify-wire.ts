@@ -8,7 +8,7 @@ import { type ErrorCode, err, toEventDbxError } from '../core/errors.js';
 import type { Space } from '../storage/engine.js';
 import type { SharedCodec } from './codec.js';
 import type { VerifyReport } from './types.js';
-import { Bad, type Outcome, type Segment, Stopped } from './verify-segment.js';
+import { Bad, type Outcome, type Segment, type SnapshotRest, Stopped } from './verify-segment.js';
 
 export type { Outcome };
 
@@ -50,7 +50,13 @@ type WireFailure =
   | { readonly ok: false; readonly code: ErrorCode; readonly params: Record<string, unknown> };
 
 export type WireOutcome =
-  { readonly ok: true; readonly state: Payload; readonly frontier: WireFrontier } | WireFailure;
+  | {
+      readonly ok: true;
+      readonly state: Payload;
+      readonly frontier: WireFrontier;
+      readonly snapshots: readonly SnapshotRest[];
+    }
+  | WireFailure;
 
 const toBuffer = (u: Uint8Array): Buffer => Buffer.from(u.buffer, u.byteOffset, u.byteLength);
 const fromWireFrontier = (f: WireFrontier): Frontier => ({ size: f.size, nodes: f.nodes.map(toBuffer) });
@@ -61,7 +67,8 @@ export const fromWireSegment = (s: WireSegment): Segment => ({
 });
 
 export function toWireOutcome(o: Outcome): WireOutcome {
-  if (o.ok) return { ok: true, state: o.result.state, frontier: o.result.frontier };
+  if (o.ok)
+    return { ok: true, state: o.result.state, frontier: o.result.frontier, snapshots: o.result.snapshots };
   return toWireFailure(o.failure);
 }
 
@@ -73,7 +80,11 @@ export function toWireFailure(f: unknown): WireFailure {
 }
 
 export function fromWireOutcome(w: WireOutcome): Outcome {
-  if (w.ok) return { ok: true, result: { state: w.state, frontier: fromWireFrontier(w.frontier) } };
+  if (w.ok)
+    return {
+      ok: true,
+      result: { state: w.state, frontier: fromWireFrontier(w.frontier), snapshots: w.snapshots },
+    };
   return { ok: false, failure: fromWireFailure(w) };
 }
 

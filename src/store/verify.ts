@@ -7,9 +7,11 @@
 import { type Frontier, appendLeaf, emptyFrontier, frontierRoot } from '../core/merkle/index.js';
 import type { Space } from '../storage/engine.js';
 import { prefixEnd } from '../storage/engine.js';
+import { isEventDbxError } from '../core/errors.js';
+import { openMetaAt } from './bound.js';
 import * as K from './keys.js';
 import type { EventStore } from './store.js';
-import type { AggregateMeta, AggregateSummary, LedgerReport, VerifyReport } from './types.js';
+import type { AggregateMeta, LedgerReport, VerifyReport } from './types.js';
 import {
   type Segment,
   type SegmentSource,
@@ -25,7 +27,15 @@ const sourceOf = (store: EventStore): SegmentSource => ({ engine: store.engine, 
 
 /** Verify one aggregate. Never throws for integrity problems: it reports the first bad version. */
 export async function verifyAggregate(store: EventStore, type: string, id: string): Promise<VerifyReport> {
-  const live = await store.meta(type, id);
+  let live;
+  try {
+    live = await store.meta(type, id);
+  } catch (e) {
+    // A meta that cannot be opened here (or is another aggregate's): reported, not thrown.
+    if (isEventDbxError(e) && e.code === 'EDBX_ERR_INTEGRITY')
+      return { ...notFound(type, id), reason: e.message };
+    throw e;
+  }
   if (!live) return notFound(type, id);
   const plan = await planSegments(store, live.meta);
   return conclude(sourceOf(store), live.meta, plan.segments, await runSegments(store, plan));
@@ -171,13 +181,17 @@ export async function verifyAll(
   let system = 0;
   let events = 0;
   const finished = (found: readonly VerifyReport[]) => {
-    for (const r of found) if (!r.ok) failures.push(r);
+    for (const r of found) {
+      if (!r.ok) failures.push(r);
+      // What each aggregate says it holds, counted from its verified meta, never a listing's.
+      events += r.version;
+    }
     done += found.length;
     onProgress?.(done, Math.max(total, done));
   };
   const workers = store.verifyWorkers();
   const inflight = new Set<Promise<void>>();
-  let group: AggregateSummary[] = [];
+  let group: Array<{ type: string; id: string }> = [];
   let groupEvents = 0;
   const dispatch = async ({ pool, codec }: Workers) => {
     const metas = group;
@@ -186,7 +200,7 @@ export async function verifyAll(
     // The workers read the metas too.
     const task = pool
       .verifyAggregates(
-        metas.map((a) => [a.aggregate_type, a.aggregate_id] as const),
+        metas.map((a) => [a.type, a.id] as const),
         codec,
       )
       .then(finished);
@@ -198,23 +212,36 @@ export async function verifyAll(
     // A few groups in flight keep every worker busy while bounding what is held in memory.
     if (inflight.size >= 2 * pool.size) await Promise.race(inflight);
   };
-  for (let after: string | undefined; ;) {
-    const page = await store.list({ includeSystem: true, take: LIST_PAGE, ...(after ? { after } : {}) });
-    for (const a of page) {
+  // Every meta key, whatever its value: one that does not open, or names another aggregate, is a
+  // failure of the aggregate its key names.
+  // Read a page at a time (no iterator stays open while the page is verified).
+  const prefix = K.metaPrefix();
+  for (let after: Buffer | undefined; ;) {
+    const page: Array<[Buffer, Buffer]> = [];
+    const from = after ? { gt: after } : { gte: prefix };
+    for await (const kv of store.engine.range('main', { ...from, lt: prefixEnd(prefix), limit: LIST_PAGE }))
+      page.push(kv);
+    for (const [k, v] of page) {
+      const { type, id } = K.decodeMetaKey(k);
       aggregates++;
-      if (a.aggregate_type.startsWith('$')) system++;
-      events += a.version;
-      if (!workers || a.version >= workers.segmentEvents) {
-        finished([await verifyAggregate(store, a.aggregate_type, a.aggregate_id)]);
+      if (type.startsWith('$')) system++;
+      let meta;
+      try {
+        meta = openMetaAt(store.env.codec, v, type, id);
+      } catch (e) {
+        finished([{ ...notFound(type, id), reason: isEventDbxError(e) ? e.message : 'undecodable meta' }]);
         continue;
       }
-      group.push(a);
-      groupEvents += a.version;
+      if (!workers || meta.version >= workers.segmentEvents) {
+        finished([await verifyAggregate(store, type, id)]);
+        continue;
+      }
+      group.push({ type, id });
+      groupEvents += meta.version;
       if (groupEvents >= workers.segmentEvents) await dispatch(workers);
     }
-    const last = page.at(-1);
-    if (!last || page.length < LIST_PAGE) break;
-    after = `${last.aggregate_type}/${last.aggregate_id}`;
+    if (page.length < LIST_PAGE) break;
+    after = page.at(-1)![0];
   }
   if (workers && group.length > 0) await dispatch(workers);
   await Promise.all(inflight);

@@ -36,7 +36,7 @@ interface Job<T = unknown> {
 
 export interface WriterHooks {
   /** Load committed metas (cache first, then engine). */
-  loadMetas(keys: ReadonlyArray<readonly [string, string]>): Promise<(LiveMeta | null)[]>;
+  loadMetas(keys: ReadonlyArray<readonly [string, string]>): Promise<(LiveMeta | null | Error)[]>;
   /** Look up an existing event by event id. */
   loadByEventId(ids: readonly string[]): Promise<(EventRecord | null)[]>;
   /** Called after a batch is durable, with the metas it changed and the events it appended in order. */
@@ -301,7 +301,11 @@ export class Writer {
       this.hooks.loadMetas(aggList.map(([, a]) => a)),
       this.hooks.loadByEventId(idList),
     ]);
-    aggList.forEach(([k], i) => tx.loaded.set(k, metas[i] ?? null));
+    aggList.forEach(([k], i) => {
+      const m = metas[i] ?? null;
+      if (m instanceof Error) tx.refused.set(k, m);
+      tx.loaded.set(k, m instanceof Error ? null : m);
+    });
     idList.forEach((id, i) => tx.idem.set(id, prior[i] ?? null));
   }
 }

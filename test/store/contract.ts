@@ -451,6 +451,147 @@ export function storeContract(name: string, factory: EngineFactory): void {
       expect((await store.events('patient', 'p-1', { take: 3 })).map((e) => e.version)).toEqual([1, 2, 3]);
     });
 
+    // Tampering through the engine (what someone with the files but not the keys can do): values
+    // copied, swapped, rolled back or removed are refused by reads and reported by verify.
+    const put = (key: Buffer, value: Buffer, space: 'main' | 'archive' = 'main') =>
+      engine.write([{ type: 'put', space, key, value }], { sync: true });
+    const del = (key: Buffer) => engine.write([{ type: 'del', space: 'main', key }], { sync: true });
+    const stored = async (key: Buffer) => (await engine.get('main', key))!;
+    const failed = async (id: string) => {
+      const r = await verifyAggregate(store, 'patient', id);
+      expect(r.ok, `verify of ${id}`).toBe(false);
+      expect(r).toMatchObject({ aggregate_type: 'patient', aggregate_id: id });
+      return r;
+    };
+
+    it('a meta copied or swapped onto another aggregate is never served or verified as it', async () => {
+      for (let i = 1; i <= 3; i++) await store.append(ev('p-1', 'tick', { who: 'one', n: i }), jane);
+      for (let i = 1; i <= 3; i++) await store.append(ev('p-2', 'tick', { who: 'two', n: i }), jane);
+      const [m1, m2] = [await stored(K.metaKey('patient', 'p-1')), await stored(K.metaKey('patient', 'p-2'))];
+      await put(K.metaKey('patient', 'p-1'), m2);
+      await put(K.metaKey('patient', 'p-2'), m1);
+      store.clearCache();
+      const size = store.size;
+      await expectCode(store.aggregate('patient', 'p-1'), 'EDBX_ERR_INTEGRITY');
+      await expectCode(store.events('patient', 'p-2'), 'EDBX_ERR_INTEGRITY');
+      await expectCode(store.list(), 'EDBX_ERR_INTEGRITY');
+      await expectCode(store.append(ev('p-1', 'tick', { n: 4 }), jane), 'EDBX_ERR_INTEGRITY');
+      expect(store.size).toBe(size);
+      expect((await failed('p-1')).reason).toContain('patient/p-2');
+      const all = await verifyAll(store);
+      expect(all.ok).toBe(false);
+      expect(all.failures.map((f) => f.aggregate_id)).toEqual(['p-1', 'p-2']);
+    });
+
+    it('an aggregate deleted whole, another meta copied onto its key, fails verify of everything', async () => {
+      for (let i = 1; i <= 3; i++) await store.append(ev('p-2', 'tick', { n: i }), jane);
+      for (let i = 1; i <= 3; i++) await store.append(ev('p-3', 'tick', { n: i }), jane);
+      expect((await verifyAll(store)).ok).toBe(true);
+      for (let v = 1; v <= 3; v++) {
+        await del(K.eventKey('patient', 'p-2', v));
+        await del(K.nodeKey('patient', 'p-2', v));
+      }
+      await put(K.metaKey('patient', 'p-2'), await stored(K.metaKey('patient', 'p-3')));
+      store.clearCache();
+      const all = await verifyAll(store);
+      expect(all.ok).toBe(false);
+      expect(all.failures.map((f) => f.aggregate_id)).toEqual(['p-2']);
+      expect(all.ledger.ok).toBe(false); // p-2's three ledger entries point at events no meta holds
+    });
+
+    it('a snapshot is used and verified only at its own key, with the root of its version', async () => {
+      for (let i = 1; i <= 6; i++) {
+        await store.append(ev('p-1', 'tick', { n: i, [`f${i % 2}`]: `v${i}` }), jane);
+        if (i === 3 || i === 6) await takeSnapshot(store, 'patient', 'p-1', jane);
+      }
+      for (let i = 1; i <= 3; i++) await store.append(ev('p-2', 'tick', { n: `other-${i}` }), jane);
+      await takeSnapshot(store, 'patient', 'p-2', jane);
+      const at4 = await store.aggregate('patient', 'p-1', { version: 4 });
+      expect((await verifyAggregate(store, 'patient', 'p-1')).ok).toBe(true);
+      const own3 = await stored(K.snapshotKey('patient', 'p-1', 3));
+      // Another aggregate's snapshot, and a later snapshot of the same aggregate, at p-1@3.
+      for (const forged of [K.snapshotKey('patient', 'p-2', 3), K.snapshotKey('patient', 'p-1', 6)]) {
+        await put(K.snapshotKey('patient', 'p-1', 3), await stored(forged));
+        await expectCode(store.aggregate('patient', 'p-1', { version: 4 }), 'EDBX_ERR_INTEGRITY');
+        await expectCode(store.snapshots('patient', 'p-1'), 'EDBX_ERR_INTEGRITY');
+        expect((await failed('p-1')).first_bad_version).toBe(3);
+      }
+      // Names and root right, state forged (possible without encryption): reads cannot tell, verify does.
+      const snap = JSON.parse((await stored(K.snapshotKey('patient', 'p-1', 3))).subarray(1).toString());
+      const forgedState = { ...JSON.parse(own3.subarray(1).toString()), state: { n: 'forged' } };
+      expect(snap.version).toBe(6);
+      await put(
+        K.snapshotKey('patient', 'p-1', 3),
+        Buffer.concat([own3.subarray(0, 1), Buffer.from(JSON.stringify(forgedState))]),
+      );
+      const r = await failed('p-1');
+      expect(r).toMatchObject({
+        first_bad_version: 3,
+        reason: 'snapshot at version 3 differs from the replay of the events',
+      });
+      // A snapshot past the last event.
+      await put(K.snapshotKey('patient', 'p-1', 3), own3);
+      expect((await store.aggregate('patient', 'p-1', { version: 4 })).state).toEqual(at4.state);
+      await put(K.snapshotKey('patient', 'p-1', 9), own3);
+      expect((await failed('p-1')).reason).toContain('past the last event');
+    });
+
+    it('an append never overwrites a stored event, even after the meta was rolled back or removed', async () => {
+      await store.append(ev('p-1', 'tick', { n: 1 }), jane);
+      await store.append(ev('p-1', 'tick', { n: 2 }), jane);
+      const before = await stored(K.metaKey('patient', 'p-1'));
+      await store.append(ev('p-1', 'tick', { n: 3 }), jane);
+      const third = await stored(K.eventKey('patient', 'p-1', 3));
+      const first = await stored(K.eventKey('patient', 'p-1', 1));
+      const size = store.size;
+      await put(K.metaKey('patient', 'p-1'), before);
+      store.clearCache();
+      await expectCode(store.append(ev('p-1', 'tick', { n: 'again' }), jane), 'EDBX_ERR_INTEGRITY');
+      await del(K.metaKey('patient', 'p-1'));
+      store.clearCache();
+      await expectCode(store.append(ev('p-1', 'tick', { n: 'anew' }), jane), 'EDBX_ERR_INTEGRITY');
+      expect(store.size).toBe(size);
+      expect(await stored(K.eventKey('patient', 'p-1', 3))).toEqual(third);
+      expect(await stored(K.eventKey('patient', 'p-1', 1))).toEqual(first);
+      // Other aggregates, batched with the refused ones, are written.
+      const [a, b] = await Promise.allSettled([
+        store.append(ev('p-1', 'tick', {}), jane),
+        store.append(ev('p-9', 'tick', {}), jane),
+      ]);
+      expect(a.status).toBe('rejected');
+      expect(b).toMatchObject({ status: 'fulfilled', value: { version: 1 } });
+    });
+
+    it('reads refuse a history with a missing event instead of serving it shorter', async () => {
+      for (let i = 1; i <= 5; i++) await store.append(ev('p-1', 'tick', { n: i }), jane);
+      await del(K.eventKey('patient', 'p-1', 3));
+      await expectCode(store.events('patient', 'p-1'), 'EDBX_ERR_INTEGRITY');
+      await expectCode(store.events('patient', 'p-1', { skip: 1, take: 3 }), 'EDBX_ERR_INTEGRITY');
+      await expectCode(store.events('patient', 'p-1', { reverse: true, take: 3 }), 'EDBX_ERR_INTEGRITY');
+      await expectCode(store.aggregate('patient', 'p-1', { version: 4 }), 'EDBX_ERR_INTEGRITY');
+      await expectCode(store.aggregate('patient', 'p-1', { includeEvents: true }), 'EDBX_ERR_INTEGRITY');
+      // What lies before (or, newest first, after) the gap still reads.
+      expect((await store.events('patient', 'p-1', { take: 2 })).map((e) => e.version)).toEqual([1, 2]);
+      const recent = await store.events('patient', 'p-1', { reverse: true, take: 2 });
+      expect(recent.map((e) => e.version)).toEqual([5, 4]);
+      // The newest event missing: a full read does not end early either.
+      await del(K.eventKey('patient', 'p-1', 5));
+      await expectCode(store.events('patient', 'p-1', { fromVersion: 4 }), 'EDBX_ERR_INTEGRITY');
+    });
+
+    it("verify checks that each event id's index points at its event", async () => {
+      const e = await store.append(ev('p-1', 'tick', { n: 1 }, { event_id: 'evt-1' }), jane);
+      await store.append(ev('p-2', 'tick', { n: 1 }), jane);
+      expect((await verifyAll(store)).ok).toBe(true);
+      const other = await stored(
+        K.idempotencyKey((await store.event('patient', 'p-2', 1)).metadata.event_id),
+      );
+      await put(K.idempotencyKey(e.metadata.event_id), other);
+      expect((await failed('p-1')).reason).toBe('the index of event id "evt-1" points elsewhere');
+      await del(K.idempotencyKey(e.metadata.event_id));
+      expect((await failed('p-1')).reason).toBe('the index of event id "evt-1" is missing');
+    });
+
     it('comments of administrative actions are bounded text: refused whole, nothing written', async () => {
       await store.append(ev('p-1', 'added', {}), jane);
       const size = store.size;
