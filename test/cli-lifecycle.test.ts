@@ -7,16 +7,7 @@ import { readFile } from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type Project, freePort, project } from './helpers/cli.js';
-
-const alive = (pid: number): boolean => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-};
+import { type Project, freePort, project, run, running } from './helpers/cli.js';
 
 describe('server lifecycle from the CLI', () => {
   let p: Project;
@@ -36,7 +27,7 @@ describe('server lifecycle from the CLI', () => {
   afterAll(async () => {
     for (const dir of [p.dataDir, path.join(p.dir, 'other')]) {
       const pid = await pidOf(dir);
-      if (pid && alive(pid)) {
+      if (pid && running(pid)) {
         process.kill(pid, 'SIGCONT');
         process.kill(pid, 'SIGKILL');
       }
@@ -66,12 +57,12 @@ describe('server lifecycle from the CLI', () => {
     } finally {
       blocker.close();
     }
-    expect(alive(pid)).toBe(true);
+    expect(running(pid)).toBe(true);
     expect(await pidOf()).toBe(pid);
   });
 
   it('stop finishes gracefully even while a client has sent only part of a request', async () => {
-    if (!(await pidOf()) || !alive((await pidOf())!)) expect((await p.cli(['start'])).code).toBe(0);
+    if (!(await pidOf()) || !running((await pidOf())!)) expect((await p.cli(['start'])).code).toBe(0);
     const pid = (await pidOf())!;
     const port = JSON.parse(await readFile(path.join(p.dataDir, 'eventdbx.pid'), 'utf8')).port as number;
     const issued = await p.cli(['token', 'generate', '--group', 'admin', '--user', 'half', '--json']);
@@ -88,7 +79,7 @@ describe('server lifecycle from the CLI', () => {
     expect(stopped.code).toBe(0);
     // Before: the server waited for the body until `stop` killed it after 15 s.
     expect(stopped.stderr).not.toMatch(/killing/);
-    expect(alive(pid)).toBe(false);
+    expect(running(pid)).toBe(false);
     half.destroy();
     expect((await p.cli(['start'])).code).toBe(0); // for the tests below
   });
@@ -154,7 +145,7 @@ describe('server lifecycle from the CLI', () => {
     expect(restarted).toMatchObject({ stopped_pid: pid, port, data_dir: other });
     const stopped = await p.cli(['stop', '--data-dir', other]);
     expect(stopped.stdout).toBe(`stopped server ${restarted.pid}\n`);
-    expect(alive(restarted.pid)).toBe(false);
+    expect(running(restarted.pid)).toBe(false);
     const destroyed = await p.cli(['destroy', '--data-dir', other, '--yes', '--json']);
     expect(JSON.parse(destroyed.stdout)).toMatchObject({ destroyed: true, data_dir: other, config: null });
     expect(existsSync(other)).toBe(false);
@@ -170,14 +161,28 @@ describe('the first start, without a config', () => {
     const p = await project({ configure: false });
     const port = await freePort();
     const dataDir = path.join(p.dir, 'elsewhere');
+    // The implicit ./.eventdbx.json (no --config, no EVENTDBX_CONFIG) is the one created.
+    const env = { ...p.env };
+    delete env.EVENTDBX_CONFIG;
+    const cli = (args: string[]) => run(args, { cwd: p.dir, env });
     try {
-      const started = await p.cli(['start', '--data-dir', dataDir, '--port', String(port)]);
+      // A config named explicitly but missing is a mistake, not a reason to create a store.
+      for (const named of [
+        p.cli(['start', '--port', String(port)]),
+        cli(['start', '--config', 'typo.json']),
+      ]) {
+        const r = await named;
+        expect(r.code).toBe(1);
+        expect(r.stderr).toMatch(/no configuration at .*\[EDBX_ERR_CONFIG_MISSING\]/);
+      }
+      expect(existsSync(p.dataDir)).toBe(false);
+      const started = await cli(['start', '--data-dir', dataDir, '--port', String(port)]);
       expect(started.code, started.stderr).toBe(0);
       expect(started.stdout).toContain('random keys (and this data dir and port)');
       const config = JSON.parse(await readFile(p.configPath, 'utf8'));
       expect(config).toMatchObject({ data_dir: dataDir, port });
       // The command start prints next mints a token the running server knows.
-      const t = await p.cli(['token', 'generate', '--group', 'g', '--user', 'u', '--json']);
+      const t = await cli(['token', 'generate', '--group', 'g', '--user', 'u', '--json']);
       expect(t.code, t.stderr).toBe(0);
       const token = JSON.parse(t.stdout).token.token as string;
       const res = await fetch(`http://127.0.0.1:${port}/v1/aggregates`, {
@@ -186,7 +191,7 @@ describe('the first start, without a config', () => {
       expect(res.status).toBe(200);
       expect(existsSync(p.dataDir)).toBe(false); // no second store in ./.eventdbx
     } finally {
-      await p.cli(['stop']);
+      await cli(['stop']);
       await p.cleanup();
     }
   });

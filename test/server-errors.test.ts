@@ -7,14 +7,22 @@
  */
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { verifyCheckpointSignature } from '../src/core/checkpoint.js';
 import type { EventRecord } from '../src/core/event.js';
 import { verifyConsistency, verifyInclusion } from '../src/core/merkle/verify.js';
-import { type Project, type RunningServer, api, freePort, project, startServer } from './helpers/cli.js';
+import {
+  type Project,
+  type RunningServer,
+  api,
+  freePort,
+  project,
+  running,
+  startServer,
+} from './helpers/cli.js';
 
 type Res = Awaited<ReturnType<typeof api>>;
 
@@ -801,20 +809,12 @@ describe('daemon lifecycle', () => {
       return undefined;
     }
   };
-  const alive = (pid: number) => {
-    try {
-      process.kill(pid, 0);
-      return true;
-    } catch {
-      return false;
-    }
-  };
   beforeAll(async () => {
     p = await project();
   });
   afterAll(async () => {
     const pid = await pidOf();
-    if (pid && alive(pid)) process.kill(pid, 'SIGKILL');
+    if (pid && running(pid)) process.kill(pid, 'SIGKILL');
     await p.cleanup();
   });
 
@@ -834,7 +834,7 @@ describe('daemon lifecycle', () => {
     expect(m).not.toBeNull();
     const pid = Number(m![1]);
     expect(Number(m![2])).toBe(port);
-    expect(alive(pid)).toBe(true);
+    expect(running(pid)).toBe(true);
     expect(await pidOf()).toBe(pid);
     // Accepting requests as soon as `start` returned.
     expect((await api(`http://127.0.0.1:${port}/health`, undefined)).status).toBe(200);
@@ -857,7 +857,7 @@ describe('daemon lifecycle', () => {
     const second = await p.cli(['start', '--port', String(await freePort())]);
     expect(second.code).not.toBe(0);
     expect(second.stderr).toContain('EDBX_ERR_ALREADY_RUNNING');
-    expect(alive(pid)).toBe(true);
+    expect(running(pid)).toBe(true);
     expect(await pidOf()).toBe(pid);
   });
 
@@ -866,7 +866,7 @@ describe('daemon lifecycle', () => {
     const r = await p.cli(['stop']);
     expect(r.code).toBe(0);
     expect(r.stdout).toContain(`stopped server ${pid}`);
-    expect(alive(pid)).toBe(false);
+    expect(running(pid)).toBe(false);
     expect(existsSync(path.join(p.dataDir, 'eventdbx.pid'))).toBe(false);
     expect(existsSync(path.join(p.dataDir, 'control.sock'))).toBe(false);
     expect((await p.cli(['stop'])).stdout).toMatch(/no server is running/);
@@ -925,18 +925,46 @@ describe('daemon lifecycle', () => {
     expect(r.code, r.stderr).toBe(0);
   });
 
+  it('never signals a process that took over the PID of a server killed with -9', async () => {
+    // A live process that is not the server, with the PID file of a server started at another time.
+    const other = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1000)'], { stdio: 'ignore' });
+    const dataDir = path.join(p.dir, 'reused');
+    await mkdir(dataDir, { recursive: true });
+    try {
+      await writeFile(
+        path.join(dataDir, 'eventdbx.pid'),
+        JSON.stringify({
+          pid: other.pid,
+          port: 1,
+          started_at: new Date().toISOString(),
+          restrict: 'true',
+          version: 'x',
+          data_dir: dataDir,
+          process_start: '1',
+        }),
+      );
+      const stopped = await p.cli(['stop', '--data-dir', dataDir]);
+      expect(stopped.stdout).toMatch(/no server is running/);
+      expect(other.exitCode).toBeNull();
+      expect(other.signalCode).toBeNull();
+      expect(existsSync(path.join(dataDir, 'eventdbx.pid'))).toBe(false);
+    } finally {
+      other.kill('SIGKILL');
+    }
+  });
+
   it('`destroy` refuses without a terminal unless --yes, then stops the server and removes data dir and config', async () => {
     const pid = (await pidOf())!;
     const refused = await p.cli(['destroy']);
     expect(refused.code).toBe(2);
     expect(refused.stderr).toMatch(/--yes/);
-    expect(alive(pid)).toBe(true);
+    expect(running(pid)).toBe(true);
     expect(existsSync(p.dataDir)).toBe(true);
     expect(existsSync(p.configPath)).toBe(true);
 
     const r = await p.cli(['destroy', '--yes']);
     expect(r.code, r.stderr).toBe(0);
-    expect(alive(pid)).toBe(false);
+    expect(running(pid)).toBe(false);
     expect(existsSync(p.dataDir)).toBe(false);
     expect(existsSync(p.configPath)).toBe(false);
     const s = await p.cli(['status']);

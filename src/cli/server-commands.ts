@@ -10,6 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { type Config, loadConfig, writeConfigFile } from '../config/config.js';
 import { err, toEventDbxError } from '../core/errors.js';
 import { wholeNumber } from '../core/names.js';
+import { processFacts } from '../server/proc.js';
 import { LOG_FILE, PID_FILE, type PidInfo } from '../server/serve.js';
 import { keyValues, printJson } from './output.js';
 import { reportError } from './report.js';
@@ -35,13 +36,20 @@ function portFlag(value: unknown, fallback: number): number {
   return n;
 }
 
-const alive = (pid: number): boolean => {
+/**
+ * Whether the process is still running, and (given the start time the PID file recorded) still the
+ * process the PID file was written by. A zombie (exited, not reaped yet) is not running.
+ */
+const alive = (pid: number, start?: string): boolean => {
   try {
     process.kill(pid, 0);
-    return true;
   } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
+    if ((e as NodeJS.ErrnoException).code !== 'EPERM') return false;
   }
+  const facts = processFacts(pid);
+  if (!facts) return true; // no /proc: a process with that PID exists, nothing more is known
+  if (facts.state === 'Z' || facts.state === 'X') return false;
+  return start === undefined || facts.start === start;
 };
 
 /** The running server of a data dir, cleaning a stale PID file. */
@@ -53,7 +61,7 @@ export async function runningServer(dataDir: string): Promise<PidInfo | undefine
   } catch {
     return undefined;
   }
-  if (Number.isSafeInteger(info.pid) && alive(info.pid)) return info;
+  if (Number.isSafeInteger(info.pid) && alive(info.pid, info.process_start)) return info;
   await rm(file, { force: true });
   await rm(path.join(dataDir, 'control.sock'), { force: true });
   return undefined;
@@ -66,6 +74,11 @@ async function startConfig(
   say: (s: string) => void,
 ): Promise<Config> {
   let config = await loadConfig(configFile);
+  // A config named by --config or EVENTDBX_CONFIG that is not there is a mistake (a typo in a unit
+  // file must not bring up an empty store): only the implicit ./.eventdbx.json is created.
+  const named = configFile !== undefined || Boolean(process.env.EVENTDBX_CONFIG);
+  if (!config.exists && named && !(config.masterKey && config.dek))
+    throw err('EDBX_ERR_CONFIG_MISSING', { path: config.path });
   if (!config.exists && !(config.masterKey && config.dek)) {
     const given = [opts.dataDir === undefined ? '' : 'data dir', opts.port === undefined ? '' : 'port'];
     const recorded = given.some(Boolean) ? ` (and this ${given.filter(Boolean).join(' and ')})` : '';
@@ -231,13 +244,17 @@ type DaemonMessage =
 async function stopServer(config: Config): Promise<number | undefined> {
   const running = await runningServer(config.dataDir);
   if (!running) return undefined;
-  process.kill(running.pid, 'SIGTERM');
-  const deadline = Date.now() + 15_000;
-  while (alive(running.pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
-  if (alive(running.pid)) {
-    process.stderr.write(`server ${running.pid} did not stop within 15 s: killing it\n`);
-    process.kill(running.pid, 'SIGKILL');
-    while (alive(running.pid)) await new Promise((r) => setTimeout(r, 50));
+  const { pid, process_start: start } = running;
+  const waitUntil = async (ms: number) => {
+    const deadline = Date.now() + ms;
+    while (alive(pid, start) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    return !alive(pid, start);
+  };
+  process.kill(pid, 'SIGTERM');
+  if (!(await waitUntil(15_000))) {
+    process.stderr.write(`server ${pid} did not stop within 15 s: killing it\n`);
+    process.kill(pid, 'SIGKILL');
+    if (!(await waitUntil(10_000))) throw err('EDBX_ERR_SERVER_NOT_ANSWERING', { pid, seconds: 25 });
   }
   await rm(path.join(config.dataDir, PID_FILE), { force: true });
   await rm(path.join(config.dataDir, 'control.sock'), { force: true });

@@ -12,6 +12,7 @@ import { openDataDir } from '../store/secure.js';
 import { createToken } from '../store/tokens.js';
 import { buildServer } from './app.js';
 import { PID_FILE, serveControl } from './control.js';
+import { processFacts } from './proc.js';
 import { controlHandler } from './control-ops.js';
 import { FEATURES, type Feature } from './features.js';
 import { VERSION } from '../version.js';
@@ -28,6 +29,8 @@ export interface PidInfo {
   readonly restrict: string;
   readonly version: string;
   readonly data_dir: string;
+  /** The server process's start time (`processFacts`), so that a reused PID is not taken for it. */
+  readonly process_start?: string;
 }
 
 export interface ServeOptions {
@@ -114,6 +117,7 @@ export async function serveForeground(o: ServeOptions): Promise<void> {
     restrict: o.restrict,
     version: VERSION,
     data_dir: dataDir,
+    ...(processFacts(process.pid) ? { process_start: processFacts(process.pid)!.start } : {}),
   };
   await writeFile(pidFile, JSON.stringify(info) + '\n', { mode: 0o600 });
 

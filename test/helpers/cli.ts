@@ -7,6 +7,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { processFacts } from '../../src/server/proc.js';
 import { fileURLToPath } from 'node:url';
 
 export const MAIN = fileURLToPath(new URL('../../dist/cli/main.js', import.meta.url));
@@ -181,4 +182,15 @@ export async function api(
     // not JSON
   }
   return { status: res.status, body, headers: res.headers };
+}
+
+/** Whether a process runs (a zombie, exited but not reaped yet, does not). */
+export function running(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch {
+    return false;
+  }
+  const state = processFacts(pid)?.state;
+  return state !== 'Z' && state !== 'X';
 }
