@@ -606,7 +606,10 @@ export class EventStore {
     let seen = 0;
     // A cursor before the listed type (taken from another listing) must not widen the range.
     const from = gt && Buffer.compare(gt, prefix) >= 0 ? { gt } : { gte: prefix };
+    let scanned = 0;
     for await (const [k, v] of this.engine.range('main', { ...from, lt: prefixEnd(prefix) })) {
+      // A long listing lets timers and other requests run (the scan's chunks resolve as microtasks).
+      if (++scanned % 1024 === 0) await new Promise((r) => setImmediate(r));
       const { type, id } = K.decodeMetaKey(k);
       if (type.startsWith('$') && !opts.includeSystem) continue;
       if (seen++ < skip) continue;

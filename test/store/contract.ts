@@ -592,6 +592,18 @@ export function storeContract(name: string, factory: EngineFactory): void {
       expect((await failed('p-1')).reason).toBe('the index of event id "evt-1" is missing');
     });
 
+    it('a long listing lets other work run while it scans (a server stays responsive)', async () => {
+      for (let b = 0; b < 3; b++)
+        await store.appendMany(
+          Array.from({ length: 1000 }, (_, i) => ev(`p-${b}-${i}`, 'tick', {})),
+          jane,
+        );
+      const order: string[] = [];
+      setImmediate(() => order.push('other work'));
+      await store.list().then((all) => order.push(`listed ${all.length}`));
+      expect(order).toEqual(['other work', 'listed 3000']);
+    });
+
     it('comments of administrative actions are bounded text: refused whole, nothing written', async () => {
       await store.append(ev('p-1', 'added', {}), jane);
       const size = store.size;
