@@ -402,6 +402,13 @@ export const ERRORS = {
     doc: 'start was asked for a data dir that already has a running server.',
   },
 
+  EDBX_ERR_COMMAND_INTERRUPTED: {
+    status: 503,
+    kind: 'user',
+    message: (p) =>
+      `the server (PID ${p.pid}) went away before the command finished (${p.reason}): whether it took effect is unknown; check with \`eventdbx status\` and a read before retrying`,
+    doc: 'The connection to the running server ended before it answered a command (the server stopped or was killed); the command may or may not have been applied.',
+  },
   EDBX_ERR_SERVER_NOT_ANSWERING: {
     status: 503,
     kind: 'user',

@@ -152,16 +152,13 @@ export function callControl(
     socket.on('error', (e: NodeJS.ErrnoException) =>
       settle(() => {
         if (!connected && (e.code === 'ENOENT' || e.code === 'ECONNREFUSED')) resolve(undefined);
-        else reject(err('EDBX_ERR_STORE_IO', { reason: `control socket: ${e.message}` }));
+        else if (!connected) reject(err('EDBX_ERR_STORE_IO', { reason: `control socket: ${e.message}` }));
+        else reject(interrupted(e.code ?? e.message));
       }),
     );
-    socket.on('close', () =>
-      settle(() =>
-        reject(
-          err('EDBX_ERR_STORE_IO', { reason: 'the server closed the control connection without an answer' }),
-        ),
-      ),
-    );
+    socket.on('close', () => settle(() => reject(interrupted('connection closed without an answer'))));
+    const interrupted = (reason: string) =>
+      err('EDBX_ERR_COMMAND_INTERRUPTED', { pid: serverPid(dataDir), reason });
   });
 }
 
