@@ -10,7 +10,9 @@
  * await createSchema(store, { aggregate: 'patient', events: 'patient-added,patient-updated' }, ctx);
  * await alterSchema(store, 'patient', { event: 'patient-added', add: 'name,status' }, ctx);
  */
+import { canonicalJson } from '../core/canonical.js';
 import { err } from '../core/errors.js';
+import { sha256 } from '../core/merkle/index.js';
 import { aggregateType, eventType } from '../core/names.js';
 import {
   type AlterRequest,
@@ -49,17 +51,38 @@ class Registry {
 const registries = new WeakMap<EventStore, Registry>();
 const pending = new WeakMap<EventStore, Promise<Registry>>();
 
+/**
+ * Open the schema record stored at an H key. Sealing does not bind a value to its key, so a record
+ * moved, copied or swapped to another key opens fine: one that names another aggregate type or
+ * version than its key is refused (it would apply one type's rules, or locks, to another).
+ */
+export function openSchemaAt(store: EventStore, key: Buffer, value: Buffer): Schema {
+  const aggregate = K.decodeSchemaKey(key);
+  const version = K.readU64(key, key.length - 8);
+  const where = `schema ${aggregate} version ${version}`;
+  const schema = openJson<Schema | null>(store.env.codec, value, where);
+  if (schema?.aggregate !== aggregate || schema.version !== version) {
+    throw err('EDBX_ERR_INTEGRITY', {
+      where,
+      reason: `the record is ${String(schema?.aggregate)} version ${String(schema?.version)}: it does not belong at this key`,
+    });
+  }
+  return schema;
+}
+
+/** SHA-256 (hex) of a schema record's canonical JSON: the audit log entry of each change carries it. */
+export const schemaDigest = (schema: Schema): string =>
+  sha256(Buffer.from(canonicalJson(schema), 'utf8')).toString('hex');
+
 async function readCurrent(store: EventStore): Promise<Map<string, CompiledSchema>> {
-  const last = new Map<string, Buffer>();
+  const last = new Map<string, [Buffer, Buffer]>();
   const prefix = K.schemaPrefix();
   // Keys sort by aggregate then version, so the last value seen per aggregate is its current version.
   for await (const [k, v] of store.engine.range('main', { gte: prefix, lt: prefixEnd(prefix) })) {
-    last.set(K.decodeSchemaKey(k), v);
+    last.set(K.decodeSchemaKey(k), [k, v]);
   }
   const out = new Map<string, CompiledSchema>();
-  for (const [aggregate, v] of last) {
-    out.set(aggregate, compileSchema(openJson<Schema>(store.env.codec, v, `schema of ${aggregate}`)));
-  }
+  for (const [aggregate, [k, v]] of last) out.set(aggregate, compileSchema(openSchemaAt(store, k, v)));
   return out;
 }
 
@@ -141,6 +164,9 @@ async function change(
       aggregate,
       schema_version: String(schema.version),
       change: next.change,
+      // What the record holds, so `audit verify` compares content (a record swapped or rewritten
+      // keeps its version number), not only the version.
+      schema_digest: schemaDigest(schema),
     });
     tx.afterCommit(() => reg.schemas.set(aggregate, compileSchema(schema)));
     return { schema, changed: true, before };
@@ -241,8 +267,8 @@ export async function schemaHistory(store: EventStore, aggregate: unknown): Prom
   await registry(store);
   const prefix = K.schemaPrefix(type);
   const out: Schema[] = [];
-  for await (const [, v] of store.engine.range('main', { gte: prefix, lt: prefixEnd(prefix) })) {
-    out.push(openJson<Schema>(store.env.codec, v, `schema of ${type}`));
+  for await (const [k, v] of store.engine.range('main', { gte: prefix, lt: prefixEnd(prefix) })) {
+    out.push(openSchemaAt(store, k, v));
   }
   if (out.length === 0) throw notFound(type);
   return out;
