@@ -11,10 +11,13 @@ import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { AesGcmCodec } from '../src/core/crypto/codec.js';
 import type { Schema } from '../src/core/schema.js';
+import type { Space } from '../src/storage/engine.js';
+import { prefixEnd } from '../src/storage/engine.js';
 import { RocksDbEngine } from '../src/storage/rocksdb/rocksdb-engine.js';
+import { archiveAggregate, restoreAggregate } from '../src/store/admin.js';
 import { verifyAuditState } from '../src/store/audit-state.js';
 import { sealJson } from '../src/store/codec.js';
-import { EventStore } from '../src/store/index.js';
+import { EventStore, verifyAll } from '../src/store/index.js';
 import * as K from '../src/store/keys.js';
 import {
   addSchemaEvents,
@@ -42,6 +45,29 @@ async function reopen(): Promise<void> {
 
 const tamper = (ops: Op[]) => store.engine.write(ops, { sync: true });
 
+async function entries(space: Space, prefix: Buffer): Promise<Array<[Buffer, Buffer]>> {
+  const out: Array<[Buffer, Buffer]> = [];
+  for await (const e of store.engine.range(space, { gte: prefix, lt: prefixEnd(prefix) })) out.push(e);
+  return out;
+}
+
+/** Every E, N and S entry of an aggregate in a keyspace. */
+const dataOf = async (space: Space, type: string, id: string) => [
+  ...(await entries(space, K.eventPrefix(type, id))),
+  ...(await entries(space, K.nodePrefix(type, id))),
+  ...(await entries(space, K.snapshotPrefix(type, id))),
+];
+
+/** Move entries between keyspaces, as a backup restore or a hand edit of the files would. */
+const moveOps = (found: Array<[Buffer, Buffer]>, from: Space, to: Space): Op[] =>
+  found.flatMap(([key, value]): Op[] => [
+    { type: 'put', space: to, key, value },
+    { type: 'del', space: from, key },
+  ]);
+
+const apply = (id: string, payload: Record<string, string>, type = 'patient', event = 'patient-added') =>
+  store.append({ aggregate_type: type, aggregate_id: id, event_type: event, payload }, jane);
+
 async function problems(): Promise<string[]> {
   return (await verifyAuditState(store, await store.auditLog())).problems;
 }
@@ -54,6 +80,65 @@ beforeEach(async () => {
 afterEach(async () => {
   await store.close();
   await rm(dir, { recursive: true, force: true });
+});
+
+describe('finding 5: archive states against the audit log', () => {
+  beforeEach(async () => {
+    for (const name of ['Alice', 'Alice B', 'Alice C']) await apply('p-010', { name });
+    await apply('p-011', { name: 'Carl' });
+  });
+
+  it('an archived aggregate put back live (pre-archive meta, events moved back) is reported', async () => {
+    const before = await store.engine.get('main', K.metaKey('patient', 'p-010'));
+    await archiveAggregate(store, 'patient', 'p-010', jane, 'legal hold');
+    expect(await problems()).toEqual([]);
+
+    await tamper([
+      ...moveOps(await dataOf('archive', 'patient', 'p-010'), 'archive', 'main'),
+      { type: 'del', space: 'archive', key: K.metaKey('patient', 'p-010') },
+      { type: 'put', space: 'main', key: K.metaKey('patient', 'p-010'), value: before! },
+    ]);
+    await reopen();
+    // Everything else still verifies: only the audit log says the aggregate was archived.
+    expect((await verifyAll(store)).ok).toBe(true);
+    expect(await problems()).toEqual([
+      'aggregate patient/p-010: live, the audit log records its archiving (entry 1)',
+    ]);
+  });
+
+  it('a restored aggregate put back into the archive (restore rolled back) is reported', async () => {
+    await archiveAggregate(store, 'patient', 'p-010', jane, 'hold');
+    const stub = await store.engine.get('main', K.metaKey('patient', 'p-010'));
+    const full = await store.engine.get('archive', K.metaKey('patient', 'p-010'));
+    await restoreAggregate(store, 'patient', 'p-010', jane, 'back');
+    expect(await problems()).toEqual([]);
+
+    await tamper([
+      ...moveOps(await dataOf('main', 'patient', 'p-010'), 'main', 'archive'),
+      { type: 'put', space: 'archive', key: K.metaKey('patient', 'p-010'), value: full! },
+      { type: 'put', space: 'main', key: K.metaKey('patient', 'p-010'), value: stub! },
+    ]);
+    await reopen();
+    expect((await verifyAll(store)).ok).toBe(true);
+    expect(await problems()).toEqual([
+      'aggregate patient/p-010: archived, the audit log records its restore (entry 2)',
+    ]);
+  });
+
+  it('archived state never archived by an audit entry, and events left in live storage, are reported', async () => {
+    await archiveAggregate(store, 'patient', 'p-010', jane, 'hold');
+    const full = await store.engine.get('archive', K.metaKey('patient', 'p-010'));
+    const [event] = await entries('archive', K.eventPrefix('patient', 'p-010'));
+    await tamper([
+      { type: 'put', space: 'archive', key: K.metaKey('patient', 'p-011'), value: full! },
+      { type: 'put', space: 'main', key: event![0], value: event![1] },
+    ]);
+    await reopen();
+    expect(await problems()).toEqual([
+      'aggregate patient/p-010: events are in live storage, the audit log records its archiving (entry 1)',
+      'aggregate patient/p-011: archived, but the audit log never recorded its archiving',
+    ]);
+  });
 });
 
 describe('finding 6: schema records bound to their key and to the digest in the audit log', () => {

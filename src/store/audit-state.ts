@@ -1,8 +1,9 @@
 /**
- * Schemas and tokens live outside the event trees; the audit log (a Merkle-verified aggregate) records
- * every change to them. So the stored records must be exactly what the log says they became: a schema
- * rolled back, swapped or rewritten, a revocation undone, a token or schema slipped in or removed —
- * with write access to the data dir but not the keys — shows up here.
+ * Schemas, tokens and archive states live outside the event trees; the audit log (a Merkle-verified
+ * aggregate) records every change to them. So the stored records must be exactly what the log says
+ * they became: a schema rolled back, swapped or rewritten, a revocation undone, an archived aggregate
+ * put back live, a record slipped in or removed — with write access to the data dir but not the keys
+ * — shows up here.
  *
  * Records are read from the engine, not from what the store holds in memory: a running server loaded
  * them before anyone could edit the files.
@@ -10,13 +11,15 @@
  * Checked: every stored schema record against its key; each schema's current version against the last
  * version the log recorded for it, and each version's content against the digest its log entry
  * carries (entries written before digests existed carry only the version); each token's existence and
- * revocation against its generation and revocation entries. Not checked: a token's remaining writes
- * and sliding expiry, which change with use and are not logged per use.
+ * revocation against its generation and revocation entries; each aggregate's archive state against its
+ * last archive or restore entry, and every archived aggregate against an archive entry. Not checked: a
+ * token's remaining writes and sliding expiry, which change with use and are not logged per use.
  */
 import { isEventDbxError } from '../core/errors.js';
 import type { EventRecord } from '../core/event.js';
 import type { Schema } from '../core/schema.js';
 import { prefixEnd } from '../storage/engine.js';
+import { verifyArchiveStates } from './audit-archive.js';
 import * as K from './keys.js';
 import { openSchemaAt, schemaDigest } from './schemas.js';
 import type { EventStore } from './store.js';
@@ -27,7 +30,7 @@ export interface AuditStateReport {
   readonly problems: string[];
 }
 
-/** What the log says about schemas and tokens. */
+/** What the log says about schemas and tokens (archives are read by audit-archive.ts). */
 interface Logged {
   /** Aggregate type → version → digest of the record (undefined in entries older than digests). */
   readonly schemas: Map<string, Map<number, string | undefined>>;
@@ -57,6 +60,7 @@ export async function verifyAuditState(
   const problems: string[] = [];
   await verifySchemas(store, logged, problems);
   verifyTokens(store, logged, problems);
+  problems.push(...(await verifyArchiveStates(store, log)));
   return { ok: problems.length === 0, problems };
 }
 
