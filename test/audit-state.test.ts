@@ -15,9 +15,9 @@ import type { Space } from '../src/storage/engine.js';
 import { prefixEnd } from '../src/storage/engine.js';
 import { RocksDbEngine } from '../src/storage/rocksdb/rocksdb-engine.js';
 import { archiveAggregate, restoreAggregate } from '../src/store/admin.js';
-import { verifyAuditState } from '../src/store/audit-state.js';
+import { verifyAuditLog, verifyAuditState } from '../src/store/audit-state.js';
 import { sealJson } from '../src/store/codec.js';
-import { EventStore, verifyAll } from '../src/store/index.js';
+import { AUDIT_ID, AUDIT_TYPE, EventStore, verifyAll } from '../src/store/index.js';
 import * as K from '../src/store/keys.js';
 import {
   addSchemaEvents,
@@ -69,7 +69,9 @@ const apply = (id: string, payload: Record<string, string>, type = 'patient', ev
   store.append({ aggregate_type: type, aggregate_id: id, event_type: event, payload }, jane);
 
 async function problems(): Promise<string[]> {
-  return (await verifyAuditState(store, await store.auditLog())).problems;
+  const { report, state } = await verifyAuditLog(store);
+  expect(report.ok).toBe(true);
+  return state!.problems;
 }
 
 beforeEach(async () => {
@@ -196,5 +198,40 @@ describe('finding 6: schema records bound to their key and to the digest in the 
     expect((await verifyAuditState(store, log)).problems).toEqual([
       'schema patient: stored version 1, the audit log records version 2',
     ]);
+  });
+});
+
+describe('finding 14: audit verify never passes a missing audit log', () => {
+  it('fails "missing" when the log meta is deleted (its events remain)', async () => {
+    await apply('p-001', { name: 'Jane' });
+    await createSchema(store, { aggregate: 'order', events: 'placed' }, jane);
+    await tamper([{ type: 'del', space: 'main', key: K.metaKey(AUDIT_TYPE, AUDIT_ID) }]);
+    await reopen();
+    const { report, state } = await verifyAuditLog(store);
+    expect(report).toMatchObject({ ok: false, reason: 'missing, but its events are stored' });
+    expect(state).toBeUndefined();
+  });
+
+  it('fails "missing" when the log meta and events are deleted but the ledger points at them', async () => {
+    await apply('p-001', { name: 'Jane' });
+    await createSchema(store, { aggregate: 'order', events: 'placed' }, jane);
+    const gone = [
+      ...(await entries('main', K.eventPrefix(AUDIT_TYPE, AUDIT_ID))),
+      ...(await entries('main', K.nodePrefix(AUDIT_TYPE, AUDIT_ID))),
+    ];
+    await tamper([
+      { type: 'del', space: 'main', key: K.metaKey(AUDIT_TYPE, AUDIT_ID) },
+      ...gone.map(([key]): Op => ({ type: 'del', space: 'main', key })),
+    ]);
+    await reopen();
+    const { report } = await verifyAuditLog(store);
+    expect(report).toMatchObject({ ok: false, reason: 'missing, but ledger position 2 holds its event 1' });
+  });
+
+  it('passes a store that never had an audit log (events appended, nothing administered)', async () => {
+    await apply('p-001', { name: 'Jane' });
+    const { report, state } = await verifyAuditLog(store);
+    expect(report).toMatchObject({ ok: true, version: 0 });
+    expect(state).toEqual({ ok: true, problems: [] });
   });
 });

@@ -22,12 +22,69 @@ import { prefixEnd } from '../storage/engine.js';
 import { verifyArchiveStates } from './audit-archive.js';
 import * as K from './keys.js';
 import { openSchemaAt, schemaDigest } from './schemas.js';
-import type { EventStore } from './store.js';
+import { AUDIT_ID, AUDIT_TYPE, type EventStore } from './store.js';
+import type { VerifyReport } from './types.js';
+import { verifyAggregate } from './verify.js';
 
 export interface AuditStateReport {
   readonly ok: boolean;
   /** One line per disagreement, naming the record and what the log says. */
   readonly problems: string[];
+}
+
+/** What `audit verify` reports: the audit log's own tree, and (when it verifies) the state check. */
+export interface AuditVerification {
+  readonly report: VerifyReport;
+  readonly state?: AuditStateReport;
+}
+
+/**
+ * `audit verify`: the audit log's Merkle tree, then the records it vouches for. A log whose meta is
+ * gone while its events or ledger entries remain is reported missing, never as an empty log.
+ */
+export async function verifyAuditLog(store: EventStore): Promise<AuditVerification> {
+  let report: VerifyReport;
+  if (await store.meta(AUDIT_TYPE, AUDIT_ID)) {
+    report = await verifyAggregate(store, AUDIT_TYPE, AUDIT_ID);
+  } else {
+    const trace = await auditTrace(store);
+    report =
+      trace === undefined
+        ? { aggregate_type: AUDIT_TYPE, aggregate_id: AUDIT_ID, ok: true, version: 0, merkle_root: '' }
+        : {
+            aggregate_type: AUDIT_TYPE,
+            aggregate_id: AUDIT_ID,
+            ok: false,
+            version: 0,
+            merkle_root: '',
+            reason: `missing, but ${trace}`,
+          };
+  }
+  // Only a log that verifies can vouch for the records stored beside it.
+  if (!report.ok) return { report };
+  return { report, state: await verifyAuditState(store, await store.auditLog()) };
+}
+
+/**
+ * Where the store still shows an audit log that has no meta: its events, or a ledger entry pointing at
+ * one (the ledger is read up to the first such entry). Undefined: the store never had an audit log
+ * (events appended, nothing administered).
+ */
+async function auditTrace(store: EventStore): Promise<string | undefined> {
+  if (store.size === 0) return undefined;
+  const events = K.eventPrefix(AUDIT_TYPE, AUDIT_ID);
+  for await (const _ of store.engine.range('main', { gte: events, lt: prefixEnd(events), limit: 1 }))
+    return 'its events are stored';
+  for await (const [k, v] of store.engine.range('main', {
+    gte: K.positionKey(1),
+    lt: prefixEnd(K.positionPrefix()),
+  })) {
+    const position = K.readU64(k, 1);
+    const ref = K.decodeLedgerEntry(position, v)?.ref;
+    if (ref?.type === AUDIT_TYPE && ref.id === AUDIT_ID)
+      return `ledger position ${position} holds its event ${ref.version}`;
+  }
+  return undefined;
 }
 
 /** What the log says about schemas and tokens (archives are read by audit-archive.ts). */
