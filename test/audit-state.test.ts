@@ -235,3 +235,40 @@ describe('finding 14: audit verify never passes a missing audit log', () => {
     expect(state).toEqual({ ok: true, problems: [] });
   });
 });
+
+describe('finding 16: opening the store never writes to repair snapshot thresholds', () => {
+  it('a tampered threshold is not repaired on open; the schema applies and audit verify reports it', async () => {
+    await createSchema(store, { aggregate: 'patient', events: 'patient-added', snapshotThreshold: 3 }, jane);
+    await reopen();
+    expect(await problems()).toEqual([]);
+    await tamper([
+      {
+        type: 'put',
+        space: 'main',
+        key: K.globalKey('snapshot-thresholds'),
+        value: Buffer.from('{"patient":1000}'),
+      },
+    ]);
+    await reopen();
+    const size = store.size;
+    const logged = (await store.auditLog()).length;
+    expect(await problems()).toEqual([
+      'snapshot threshold of patient: stored 1000, its schema (version 1) says 3',
+    ]);
+    // Nothing written by opening or verifying; the schema's threshold is the one used.
+    expect(store.size).toBe(size);
+    expect((await store.auditLog()).length).toBe(logged);
+    expect(store.snapshotThreshold('patient')).toBe(3);
+    for (let i = 1; i <= 3; i++) await apply('p-001', { n: String(i) });
+    expect((await store.snapshots('patient', 'p-001')).map((s) => s.version)).toEqual([3]);
+
+    // The schema's next change writes its threshold again, audited under the user who made it.
+    await alterSchema(store, 'patient', { lock: true }, jane);
+    expect((await store.auditLog()).at(-1)).toMatchObject({
+      event_type: 'snapshot-threshold-set',
+      payload: { aggregate_type: 'patient', every: '3' },
+      metadata: { issued_by: jane.issuedBy },
+    });
+    expect(await problems()).toEqual([]);
+  });
+});

@@ -1,9 +1,9 @@
 /**
- * Schemas, tokens and archive states live outside the event trees; the audit log (a Merkle-verified
- * aggregate) records every change to them. So the stored records must be exactly what the log says
- * they became: a schema rolled back, swapped or rewritten, a revocation undone, an archived aggregate
- * put back live, a record slipped in or removed — with write access to the data dir but not the keys
- * — shows up here.
+ * Schemas, tokens, archive states and snapshot thresholds live outside the event trees; the audit log
+ * (a Merkle-verified aggregate) records every change to them. So the stored records must be exactly
+ * what the log says they became: a schema rolled back, swapped or rewritten, a revocation undone, an
+ * archived aggregate put back live, a threshold edited, a record slipped in or removed — with write
+ * access to the data dir but not the keys — shows up here.
  *
  * Records are read from the engine, not from what the store holds in memory: a running server loaded
  * them before anyone could edit the files.
@@ -12,7 +12,8 @@
  * version the log recorded for it, and each version's content against the digest its log entry
  * carries (entries written before digests existed carry only the version); each token's existence and
  * revocation against its generation and revocation entries; each aggregate's archive state against its
- * last archive or restore entry, and every archived aggregate against an archive entry. Not checked: a
+ * last archive or restore entry, and every archived aggregate against an archive entry; each stored
+ * snapshot threshold against its schema (or, without one, the last threshold entry). Not checked: a
  * token's remaining writes and sliding expiry, which change with use and are not logged per use.
  */
 import { isEventDbxError } from '../core/errors.js';
@@ -87,16 +88,18 @@ async function auditTrace(store: EventStore): Promise<string | undefined> {
   return undefined;
 }
 
-/** What the log says about schemas and tokens (archives are read by audit-archive.ts). */
+/** What the log says about schemas, tokens and thresholds (archives are read by audit-archive.ts). */
 interface Logged {
   /** Aggregate type → version → digest of the record (undefined in entries older than digests). */
   readonly schemas: Map<string, Map<number, string | undefined>>;
   readonly generated: Set<string>;
   readonly revoked: Set<string>;
+  /** Aggregate type → the last threshold set. */
+  readonly thresholds: Map<string, number>;
 }
 
 function readLog(log: readonly EventRecord[]): Logged {
-  const out: Logged = { schemas: new Map(), generated: new Set(), revoked: new Set() };
+  const out: Logged = { schemas: new Map(), generated: new Set(), revoked: new Set(), thresholds: new Map() };
   for (const e of log) {
     const p = e.payload;
     if (e.event_type.startsWith('schema-') && p.aggregate && p.schema_version) {
@@ -105,6 +108,8 @@ function readLog(log: readonly EventRecord[]): Logged {
       out.schemas.set(p.aggregate, versions);
     } else if (e.event_type === 'token-generated' && p.token) out.generated.add(p.token);
     else if (e.event_type === 'token-revoked' && p.token) out.revoked.add(p.token);
+    else if (e.event_type === 'snapshot-threshold-set' && p.aggregate_type)
+      out.thresholds.set(p.aggregate_type, Number(p.every));
   }
   return out;
 }
@@ -115,9 +120,10 @@ export async function verifyAuditState(
 ): Promise<AuditStateReport> {
   const logged = readLog(log);
   const problems: string[] = [];
-  await verifySchemas(store, logged, problems);
+  const current = await verifySchemas(store, logged, problems);
   verifyTokens(store, logged, problems);
   problems.push(...(await verifyArchiveStates(store, log)));
+  await verifyThresholds(store, logged, current, problems);
   return { ok: problems.length === 0, problems };
 }
 
@@ -200,4 +206,38 @@ function verifyTokens(store: EventStore, { generated, revoked }: Logged, problem
   for (const id of tokens.keys())
     if (!generated.has(id))
       problems.push(`token ${id}: stored but the audit log never recorded its generation`);
+}
+
+/**
+ * The stored thresholds (G snapshot-thresholds, kept in clear) are derived: an aggregate type's schema
+ * says what its threshold is, and the store uses that whatever the stored copy says. A disagreement is
+ * reported here, never repaired silently when the store opens.
+ */
+async function verifyThresholds(
+  store: EventStore,
+  logged: Logged,
+  schemas: ReadonlyMap<string, Schema>,
+  problems: string[],
+): Promise<void> {
+  const raw = await store.engine.get('main', K.globalKey('snapshot-thresholds'));
+  let stored: Record<string, unknown> = {};
+  if (raw) {
+    try {
+      const parsed: unknown = JSON.parse(raw.toString('utf8'));
+      if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new Error();
+      stored = parsed as Record<string, unknown>;
+    } catch {
+      problems.push('snapshot thresholds: the stored record is not a JSON object');
+      return;
+    }
+  }
+  const types = new Set([...Object.keys(stored), ...schemas.keys(), ...logged.thresholds.keys()]);
+  for (const type of [...types].sort()) {
+    const have = Object.hasOwn(stored, type) ? stored[type] : 0;
+    const schema = schemas.get(type);
+    const want = schema ? schema.snapshot_threshold : (logged.thresholds.get(type) ?? 0);
+    if (have === want) continue;
+    const says = schema ? `its schema (version ${schema.version}) says` : 'the audit log records';
+    problems.push(`snapshot threshold of ${type}: stored ${JSON.stringify(have)}, ${says} ${want}`);
+  }
 }

@@ -39,8 +39,6 @@ import type { WriteContext } from './types.js';
 export type { RestrictMode, Schema } from '../core/schema.js';
 
 const AUDIT: ReadonlyArray<readonly [string, string]> = [[AUDIT_TYPE, AUDIT_ID]];
-/** Who repairs a snapshot threshold that a crash left out of step with its schema. */
-const SYSTEM: WriteContext = { issuedBy: { group: 'system', user: 'schemas' } };
 
 /** The committed schemas of one store and its restriction mode, read by the validator. */
 class Registry {
@@ -107,10 +105,22 @@ export async function installSchemas(store: EventStore, mode: RestrictMode): Pro
       store.setValidator((req) => checkAppend(reg.schemas.get(req.aggregate_type), reg.mode, req));
     });
   });
-  // A crash between a schema change and its threshold update leaves them apart: the schema wins.
-  for (const { schema } of [...reg.schemas.values()]) {
-    if (store.snapshotThreshold(schema.aggregate) !== schema.snapshot_threshold)
-      await store.setSnapshotThreshold(schema.aggregate, schema.snapshot_threshold, SYSTEM);
+  // The schemas say what the thresholds are; the stored copy (in clear) may disagree after a crash
+  // between a schema change and its threshold update, or after tampering. The schema wins, in memory
+  // only: opening a store (even to verify it) writes nothing, and `audit verify` reports the difference.
+  store.useSnapshotThresholds(
+    new Map([...reg.schemas.values()].map(({ schema }) => [schema.aggregate, schema.snapshot_threshold])),
+  );
+}
+
+/** The snapshot threshold of an aggregate type as stored (G snapshot-thresholds), 0 when none. */
+async function storedThreshold(store: EventStore, aggregate: string): Promise<number> {
+  const raw = await store.engine.get('main', K.globalKey('snapshot-thresholds'));
+  try {
+    const every = (raw && (JSON.parse(raw.toString('utf8')) as Record<string, unknown>)[aggregate]) ?? 0;
+    return typeof every === 'number' ? every : -1;
+  } catch {
+    return -1;
   }
 }
 
@@ -172,8 +182,14 @@ async function change(
     return { schema, changed: true, before };
   });
   const threshold = out.schema.snapshot_threshold;
-  if (out.changed && (threshold !== out.before || threshold !== store.snapshotThreshold(aggregate))) {
-    // The schema is durable first; a crash before this line is repaired by installSchemas. The value is
+  if (
+    out.changed &&
+    (threshold !== out.before ||
+      threshold !== store.snapshotThreshold(aggregate) ||
+      threshold !== (await storedThreshold(store, aggregate)))
+  ) {
+    // The schema is durable first; a crash before this line leaves the stored threshold behind (the
+    // schema's applies, `audit verify` reports it): the schema's next change writes it. The value is
     // read at submission, so with concurrent changes the last threshold job carries the last schema's.
     const latest = reg.schemas.get(aggregate)!.schema.snapshot_threshold;
     await store.setSnapshotThreshold(aggregate, latest, ctx);
