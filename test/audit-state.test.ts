@@ -201,6 +201,45 @@ describe('finding 6: schema records bound to their key and to the digest in the 
   });
 });
 
+describe('finding 12: archive and restore verify what they move', () => {
+  beforeEach(async () => {
+    for (const name of ['Alice', 'Alice B', 'Alice C']) await apply('p-010', { name });
+  });
+
+  /** Flip one byte of the sealed event at version 2. */
+  async function corrupt(space: Space): Promise<void> {
+    const key = K.eventKey('patient', 'p-010', 2);
+    const value = Buffer.from((await store.engine.get(space, key))!);
+    value[value.length - 20]! ^= 0x60;
+    await tamper([{ type: 'put', space, key, value }]);
+  }
+
+  it('archiving a corrupted aggregate is refused and moves nothing', async () => {
+    await corrupt('main');
+    const before = store.size;
+    const e = await expectCode(
+      archiveAggregate(store, 'patient', 'p-010', jane, 'hold'),
+      'EDBX_ERR_INTEGRITY',
+    );
+    expect(e.message).toContain('nothing was moved');
+    expect(store.size).toBe(before);
+    expect(await dataOf('archive', 'patient', 'p-010')).toEqual([]);
+    expect(await store.engine.get('archive', K.metaKey('patient', 'p-010'))).toBeUndefined();
+    expect((await store.meta('patient', 'p-010'))!.meta.archived).toBe(false);
+  });
+
+  it('restoring a corrupted archived aggregate is refused and moves nothing', async () => {
+    await archiveAggregate(store, 'patient', 'p-010', jane, 'hold');
+    await corrupt('archive');
+    const before = store.size;
+    await expectCode(restoreAggregate(store, 'patient', 'p-010', jane, 'back'), 'EDBX_ERR_INTEGRITY');
+    expect(store.size).toBe(before);
+    expect(await dataOf('main', 'patient', 'p-010')).toEqual([]);
+    expect(await store.engine.get('archive', K.metaKey('patient', 'p-010'))).toBeDefined();
+    expect((await store.meta('patient', 'p-010'))!.meta.archived).toBe(true);
+  });
+});
+
 describe('finding 14: audit verify never passes a missing audit log', () => {
   it('fails "missing" when the log meta is deleted (its events remain)', async () => {
     await apply('p-001', { name: 'Jane' });

@@ -17,6 +17,7 @@ import { openJson, sealJson } from './codec.js';
 import * as K from './keys.js';
 import { AUDIT_ID, AUDIT_TYPE, type EventStore } from './store.js';
 import { type WriteTx, refuseMixedRetry } from './tx.js';
+import { verifyAggregate } from './verify.js';
 import type { AggregateMeta, AppendRequest, SnapshotRecord, StagedEvent, WriteContext } from './types.js';
 
 const AUDIT: readonly [string, string] = [AUDIT_TYPE, AUDIT_ID];
@@ -109,6 +110,14 @@ async function moveAggregate(
     const params = { aggregate_type: type, aggregate_id: id };
     if (to === 'archive' && live.meta.archived) throw err('EDBX_ERR_AGGREGATE_ALREADY_ARCHIVED', params);
     if (to === 'main' && !live.meta.archived) throw err('EDBX_ERR_AGGREGATE_NOT_ARCHIVED', params);
+    // The audit entry attests to the version and root moved: only an aggregate that verifies is moved,
+    // so tampering is not carried over into the other keyspace under an entry that looks clean.
+    const report = await verifyAggregate(store, type, id);
+    if (!report.ok)
+      throw err('EDBX_ERR_INTEGRITY', {
+        where: `aggregate ${type}/${id}`,
+        reason: `version ${report.first_bad_version ?? '?'}: ${report.reason ?? 'does not verify'}; nothing was moved`,
+      });
     for (const [k, v] of await aggregateEntries(store, from, type, id)) {
       tx.put(k, v, to);
       tx.del(k, from);
