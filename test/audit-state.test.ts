@@ -14,7 +14,13 @@ import type { Schema } from '../src/core/schema.js';
 import type { Space } from '../src/storage/engine.js';
 import { prefixEnd } from '../src/storage/engine.js';
 import { RocksDbEngine } from '../src/storage/rocksdb/rocksdb-engine.js';
-import { archiveAggregate, restoreAggregate } from '../src/store/admin.js';
+import {
+  archiveAggregate,
+  restoreAggregate,
+  stageEvent,
+  commitStaged,
+  listStaged,
+} from '../src/store/admin.js';
 import { verifyAuditLog, verifyAuditState } from '../src/store/audit-state.js';
 import { sealJson } from '../src/store/codec.js';
 import { AUDIT_ID, AUDIT_TYPE, EventStore, verifyAll } from '../src/store/index.js';
@@ -237,6 +243,37 @@ describe('finding 12: archive and restore verify what they move', () => {
     expect(await dataOf('main', 'patient', 'p-010')).toEqual([]);
     expect(await store.engine.get('archive', K.metaKey('patient', 'p-010'))).toBeDefined();
     expect((await store.meta('patient', 'p-010'))!.meta.archived).toBe(true);
+  });
+});
+
+describe('finding 13: staged records carry the sequence number of their key', () => {
+  const stage = (id: string, total: string) =>
+    stageEvent(
+      store,
+      { aggregate_type: 'order', aggregate_id: id, event_type: 'placed', payload: { total } },
+      jane,
+    );
+
+  it('staged records reordered or repeated under other keys are refused, and nothing commits', async () => {
+    await stage('o-2', '100');
+    await stage('o-3', '5');
+    const [first, second] = (await entries('main', K.stagedPrefix())).map(([, value]) => value);
+    await tamper([
+      { type: 'put', space: 'main', key: K.stagedKey(7), value: first! },
+      { type: 'put', space: 'main', key: K.stagedKey(1), value: second! },
+    ]);
+    const before = store.size;
+    const e = await expectCode(commitStaged(store), 'EDBX_ERR_INTEGRITY');
+    expect(e.message).toContain('staged event 1');
+    await expectCode(listStaged(store), 'EDBX_ERR_INTEGRITY');
+    expect(store.size).toBe(before);
+  });
+
+  it('a staged record repeated under a longer key with the same sequence number is refused', async () => {
+    await stage('o-2', '100');
+    const [[key, value]] = (await entries('main', K.stagedPrefix())) as [[Buffer, Buffer]];
+    await tamper([{ type: 'put', space: 'main', key: Buffer.concat([key, Buffer.from('x')]), value }]);
+    await expectCode(commitStaged(store), 'EDBX_ERR_INTEGRITY');
   });
 });
 

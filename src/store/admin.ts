@@ -229,13 +229,29 @@ async function rehearse(
   return results.map((r) => r.record);
 }
 
+const STAGED_KEY_BYTES = K.stagedKey(0).length;
+
+/**
+ * The staged events in staging order. Sealing does not bind a value to its key, so a staged record
+ * copied or moved to another key (reordering or repeating what commit appends) opens fine: each must
+ * carry the sequence number of its key.
+ */
 export async function listStaged(store: EventStore): Promise<StagedEvent[]> {
   const out: StagedEvent[] = [];
-  for await (const [, v] of store.engine.range('main', {
+  for await (const [k, v] of store.engine.range('main', {
     gte: K.stagedPrefix(),
     lt: prefixEnd(K.stagedPrefix()),
   })) {
-    out.push(openJson<StagedEvent>(store.env.codec, v, 'staged event'));
+    const seq = K.readU64(k, 1);
+    const where = `staged event ${seq}`;
+    const staged = openJson<StagedEvent | null>(store.env.codec, v, where);
+    const repeated = out.length > 0 && out.at(-1)!.seq >= seq;
+    if (k.length !== STAGED_KEY_BYTES || staged?.seq !== seq || repeated)
+      throw err('EDBX_ERR_INTEGRITY', {
+        where,
+        reason: `the record is staged event ${String(staged?.seq)}: it does not belong at this key`,
+      });
+    out.push(staged);
   }
   return out;
 }
