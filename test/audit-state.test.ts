@@ -31,6 +31,7 @@ import {
   createSchema,
   getSchema,
   installSchemas,
+  listSchemas,
   schemaDigest,
   schemaHistory,
 } from '../src/store/schemas.js';
@@ -171,10 +172,32 @@ describe('finding 6: schema records bound to their key and to the digest in the 
       { type: 'put', space: 'main', key: K.schemaKey('order', 2), value: patient! },
       { type: 'put', space: 'main', key: K.schemaKey('patient', 2), value: order! },
     ]);
-    // The locked field is never bypassed: the schemas do not load.
-    const refused = await expectCode(installSchemas(store, 'true'), 'EDBX_ERR_INTEGRITY');
-    expect(refused.message).toContain('schema order version 2');
-    await expectCode(schemaHistory(store, 'patient'), 'EDBX_ERR_INTEGRITY');
+    await reopen();
+    // The locked field is never bypassed: appends to either type, their schemas and changes to them are
+    // refused with the integrity error; the rest of the store works and audit verify can report it.
+    const refused = await expectCode(
+      store.append(
+        { aggregate_type: 'patient', aggregate_id: 'p-9', event_type: 'placed', payload: { ssn: '123' } },
+        jane,
+      ),
+      'EDBX_ERR_INTEGRITY',
+    );
+    expect(refused.message).toContain('schema patient version 2: the record is order version 2');
+    await expectCode(
+      store.append({ aggregate_type: 'order', aggregate_id: 'o-9', event_type: 'placed', payload: {} }, jane),
+      'EDBX_ERR_INTEGRITY',
+    );
+    await expectCode(getSchema(store, 'patient'), 'EDBX_ERR_INTEGRITY');
+    await expectCode(listSchemas(store), 'EDBX_ERR_INTEGRITY');
+    await expectCode(schemaHistory(store, 'order'), 'EDBX_ERR_INTEGRITY');
+    await expectCode(
+      alterSchema(store, 'patient', { field: 'ssn', lock: false }, jane),
+      'EDBX_ERR_INTEGRITY',
+    );
+    await store.append(
+      { aggregate_type: 'visit', aggregate_id: 'v-1', event_type: 'seen', payload: {} },
+      jane,
+    );
 
     expect(await problems()).toEqual([
       'integrity check failed for schema order version 2: the record is patient version 2: it does not belong at this key',

@@ -11,7 +11,7 @@
  * await alterSchema(store, 'patient', { event: 'patient-added', add: 'name,status' }, ctx);
  */
 import { canonicalJson } from '../core/canonical.js';
-import { err } from '../core/errors.js';
+import { type EventDbxError, err, isEventDbxError } from '../core/errors.js';
 import { sha256 } from '../core/merkle/index.js';
 import { aggregateType, eventType } from '../core/names.js';
 import {
@@ -44,6 +44,12 @@ const AUDIT: ReadonlyArray<readonly [string, string]> = [[AUDIT_TYPE, AUDIT_ID]]
 class Registry {
   mode: RestrictMode = 'true';
   readonly schemas = new Map<string, CompiledSchema>();
+  /**
+   * Aggregate types whose current schema record does not open at its key (tampering): their rules are
+   * unknown, so their appends (unless nothing is validated), schema reads and changes are refused with
+   * the integrity error, while the rest of the store stays readable and `audit verify` can report it.
+   */
+  readonly broken = new Map<string, EventDbxError>();
 }
 
 const registries = new WeakMap<EventStore, Registry>();
@@ -72,16 +78,26 @@ export function openSchemaAt(store: EventStore, key: Buffer, value: Buffer): Sch
 export const schemaDigest = (schema: Schema): string =>
   sha256(Buffer.from(canonicalJson(schema), 'utf8')).toString('hex');
 
-async function readCurrent(store: EventStore): Promise<Map<string, CompiledSchema>> {
+async function readCurrent(
+  store: EventStore,
+): Promise<{ schemas: Map<string, CompiledSchema>; broken: Map<string, EventDbxError> }> {
   const last = new Map<string, [Buffer, Buffer]>();
   const prefix = K.schemaPrefix();
   // Keys sort by aggregate then version, so the last value seen per aggregate is its current version.
   for await (const [k, v] of store.engine.range('main', { gte: prefix, lt: prefixEnd(prefix) })) {
     last.set(K.decodeSchemaKey(k), [k, v]);
   }
-  const out = new Map<string, CompiledSchema>();
-  for (const [aggregate, [k, v]] of last) out.set(aggregate, compileSchema(openSchemaAt(store, k, v)));
-  return out;
+  const schemas = new Map<string, CompiledSchema>();
+  const broken = new Map<string, EventDbxError>();
+  for (const [aggregate, [k, v]] of last) {
+    try {
+      schemas.set(aggregate, compileSchema(openSchemaAt(store, k, v)));
+    } catch (e) {
+      if (!isEventDbxError(e) || e.code !== 'EDBX_ERR_INTEGRITY') throw e;
+      broken.set(aggregate, e);
+    }
+  }
+  return { schemas, broken };
 }
 
 /** Load the stored schemas and install the append validator for `mode` on the store. */
@@ -99,10 +115,16 @@ export async function installSchemas(store: EventStore, mode: RestrictMode): Pro
     const loaded = await readCurrent(store);
     tx.afterCommit(() => {
       reg.schemas.clear();
-      for (const [a, c] of loaded) reg.schemas.set(a, c);
+      for (const [a, c] of loaded.schemas) reg.schemas.set(a, c);
+      reg.broken.clear();
+      for (const [a, e] of loaded.broken) reg.broken.set(a, e);
       reg.mode = mode;
       registries.set(store, reg);
-      store.setValidator((req) => checkAppend(reg.schemas.get(req.aggregate_type), reg.mode, req));
+      store.setValidator((req) => {
+        const broken = reg.broken.get(req.aggregate_type);
+        if (broken && reg.mode !== 'false') throw broken;
+        checkAppend(reg.schemas.get(req.aggregate_type), reg.mode, req);
+      });
     });
   });
   // The schemas say what the thresholds are; the stored copy (in clear) may disagree after a crash
@@ -155,6 +177,7 @@ async function change(
 ): Promise<SchemaResult> {
   const reg = await registry(store);
   const out = await store.exclusive(AUDIT, async (tx) => {
+    refuseBroken(reg, aggregate);
     // Exclusive jobs run alone and after every earlier commit's afterCommit: this is the current schema.
     const current = reg.schemas.get(aggregate)?.schema;
     const before = current?.snapshot_threshold ?? store.snapshotThreshold(aggregate);
@@ -261,9 +284,16 @@ export async function removeSchemaEvent(
   });
 }
 
+/** A schema whose current record does not open at its key is refused, never served or changed. */
+function refuseBroken(reg: Registry, aggregate?: string): void {
+  const broken = aggregate === undefined ? reg.broken.values().next().value : reg.broken.get(aggregate);
+  if (broken) throw broken;
+}
+
 /** Current schemas, by aggregate type. */
 export async function listSchemas(store: EventStore): Promise<Schema[]> {
   const reg = await registry(store);
+  refuseBroken(reg);
   return [...reg.schemas.values()]
     .map((c) => c.schema)
     .sort((a, b) => (a.aggregate < b.aggregate ? -1 : a.aggregate > b.aggregate ? 1 : 0));
@@ -272,7 +302,9 @@ export async function listSchemas(store: EventStore): Promise<Schema[]> {
 /** The current schema of an aggregate type. */
 export async function getSchema(store: EventStore, aggregate: unknown): Promise<Schema> {
   const type = aggregateType(aggregate);
-  const schema = (await registry(store)).schemas.get(type)?.schema;
+  const reg = await registry(store);
+  refuseBroken(reg, type);
+  const schema = reg.schemas.get(type)?.schema;
   if (!schema) throw notFound(type);
   return schema;
 }
