@@ -1,6 +1,6 @@
 /** Human-readable CLI output: counts read as English ("1 event", "2 events"). */
 import { describe, expect, it } from 'vitest';
-import { HUMAN } from '../src/cli/human.js';
+import { HUMAN, resultFailed } from '../src/cli/human.js';
 
 const plain = (s: string) => s.replace(/\x1b\[[0-9;]*m/g, '');
 
@@ -25,5 +25,21 @@ describe('human output of aggregate verify', () => {
     // The audit log is verified too, but it is not one of the user's aggregates (list hides it).
     const audited = plain(String(HUMAN['aggregate.verify']!(all(2, 1))));
     expect(audited).toContain('verified: 1 aggregate and the audit log, 2 events, 0 failed');
+  });
+});
+
+describe('human output of audit verify', () => {
+  it('reports a missing audit log as a failure, not as "ok version 0" (audit finding 14)', () => {
+    const report = {
+      aggregate_type: '$audit',
+      aggregate_id: 'log',
+      ok: false,
+      version: 0,
+      merkle_root: '',
+      reason: 'missing, but its events are stored',
+    };
+    const out = plain(String(HUMAN['audit.verify']!({ report })));
+    expect(out).toBe('FAIL $audit/log: missing, but its events are stored');
+    expect(resultFailed('audit.verify', { report })).toBe(true);
   });
 });

@@ -286,11 +286,16 @@ describe('schemas on the store', () => {
       }
     });
 
-    it('a snapshot threshold left out of step with its schema (crash) is repaired on install', async () => {
+    it("a snapshot threshold left out of step with its schema (crash) takes the schema's on install, writing nothing", async () => {
       await createSchema(store, { aggregate: 'patient', events: 'a', snapshotThreshold: 5 }, jane);
       await store.setSnapshotThreshold('patient', 9, jane);
+      const size = store.size;
       await installSchemas(store, 'true');
       expect(store.snapshotThreshold('patient')).toBe(5);
+      expect(store.size).toBe(size);
+      expect((await verifyAuditState(store, await store.auditLog())).problems).toEqual([
+        'snapshot threshold of patient: stored 9, its schema (version 1) says 5',
+      ]);
     });
   });
 

@@ -20,7 +20,7 @@ type TokenView = ReturnType<typeof describeToken>;
 const verifyLine = (r: VerifyReport): string =>
   r.ok
     ? `${green('ok')}   ${r.aggregate_type}/${r.aggregate_id} version ${r.version} root ${r.merkle_root}`
-    : `${red('FAIL')} ${r.aggregate_type}/${r.aggregate_id}: version ${r.first_bad_version}: ${r.reason}`;
+    : `${red('FAIL')} ${r.aggregate_type}/${r.aggregate_id}: ${r.first_bad_version === undefined ? '' : `version ${r.first_bad_version}: `}${r.reason}`;
 
 export const HUMAN: Record<string, Renderer> = {
   'aggregate.apply': (r) => {
@@ -149,7 +149,7 @@ export const HUMAN: Record<string, Renderer> = {
     if (state)
       lines.push(
         state.ok
-          ? `${green('ok')}   schemas and tokens match the audit log`
+          ? `${green('ok')}   schemas, tokens, archives and snapshot thresholds match the audit log`
           : state.problems.map((p) => `${red('FAIL')} ${printable(p)}`).join('\n'),
       );
     return lines.join('\n');

@@ -18,6 +18,7 @@ import { openMetaAt } from './bound.js';
 import * as K from './keys.js';
 import { AUDIT_ID, AUDIT_TYPE, type EventStore } from './store.js';
 import { type WriteTx, refuseMixedRetry } from './tx.js';
+import { verifyAggregate } from './verify.js';
 import type { AppendRequest, SnapshotRecord, StagedEvent, WriteContext } from './types.js';
 
 const AUDIT: readonly [string, string] = [AUDIT_TYPE, AUDIT_ID];
@@ -110,6 +111,14 @@ async function moveAggregate(
     const params = { aggregate_type: type, aggregate_id: id };
     if (to === 'archive' && live.meta.archived) throw err('EDBX_ERR_AGGREGATE_ALREADY_ARCHIVED', params);
     if (to === 'main' && !live.meta.archived) throw err('EDBX_ERR_AGGREGATE_NOT_ARCHIVED', params);
+    // The audit entry attests to the version and root moved: only an aggregate that verifies is moved,
+    // so tampering is not carried over into the other keyspace under an entry that looks clean.
+    const report = await verifyAggregate(store, type, id);
+    if (!report.ok)
+      throw err('EDBX_ERR_INTEGRITY', {
+        where: `aggregate ${type}/${id}`,
+        reason: `version ${report.first_bad_version ?? '?'}: ${report.reason ?? 'does not verify'}; nothing was moved`,
+      });
     for (const [k, v] of await aggregateEntries(store, from, type, id)) {
       tx.put(k, v, to);
       tx.del(k, from);
@@ -221,13 +230,29 @@ async function rehearse(
   return results.map((r) => r.record);
 }
 
+const STAGED_KEY_BYTES = K.stagedKey(0).length;
+
+/**
+ * The staged events in staging order. Sealing does not bind a value to its key, so a staged record
+ * copied or moved to another key (reordering or repeating what commit appends) opens fine: each must
+ * carry the sequence number of its key.
+ */
 export async function listStaged(store: EventStore): Promise<StagedEvent[]> {
   const out: StagedEvent[] = [];
-  for await (const [, v] of store.engine.range('main', {
+  for await (const [k, v] of store.engine.range('main', {
     gte: K.stagedPrefix(),
     lt: prefixEnd(K.stagedPrefix()),
   })) {
-    out.push(openJson<StagedEvent>(store.env.codec, v, 'staged event'));
+    const seq = K.readU64(k, 1);
+    const where = `staged event ${seq}`;
+    const staged = openJson<StagedEvent | null>(store.env.codec, v, where);
+    const repeated = out.length > 0 && out.at(-1)!.seq >= seq;
+    if (k.length !== STAGED_KEY_BYTES || staged?.seq !== seq || repeated)
+      throw err('EDBX_ERR_INTEGRITY', {
+        where,
+        reason: `the record is staged event ${String(staged?.seq)}: it does not belong at this key`,
+      });
+    out.push(staged);
   }
   return out;
 }

@@ -1,16 +1,31 @@
 /**
- * Schemas and tokens live outside the event trees; the audit log (a Merkle-verified aggregate) records
- * every change to them. So the stored records must be exactly what the log says they became: a
- * schema rolled back to an earlier version, a revocation undone, a token or schema slipped in or
- * removed — with write access to the data dir but not the keys — shows up here.
+ * Schemas, tokens, archive states and snapshot thresholds live outside the event trees; the audit log
+ * (a Merkle-verified aggregate) records every change to them. So the stored records must be exactly
+ * what the log says they became: a schema rolled back, swapped or rewritten, a revocation undone, an
+ * archived aggregate put back live, a threshold edited, a record slipped in or removed — with write
+ * access to the data dir but not the keys — shows up here.
  *
- * Checked: each schema's current version against the last version the log recorded for it; each
- * token's existence and revocation against its generation and revocation entries. Not checked: a
+ * Records are read from the engine, not from what the store holds in memory: a running server loaded
+ * them before anyone could edit the files.
+ *
+ * Checked: every stored schema record against its key; each schema's current version against the last
+ * version the log recorded for it, and each version's content against the digest its log entry
+ * carries (entries written before digests existed carry only the version); each token's existence and
+ * revocation against its generation and revocation entries; each aggregate's archive state against its
+ * last archive or restore entry, and every archived aggregate against an archive entry; each stored
+ * snapshot threshold against its schema (or, without one, the last threshold entry). Not checked: a
  * token's remaining writes and sliding expiry, which change with use and are not logged per use.
  */
+import { isEventDbxError } from '../core/errors.js';
 import type { EventRecord } from '../core/event.js';
-import type { EventStore } from './store.js';
-import { listSchemas } from './schemas.js';
+import type { Schema } from '../core/schema.js';
+import { prefixEnd } from '../storage/engine.js';
+import { verifyArchiveStates } from './audit-archive.js';
+import * as K from './keys.js';
+import { openSchemaAt, schemaDigest } from './schemas.js';
+import { AUDIT_ID, AUDIT_TYPE, type EventStore } from './store.js';
+import type { VerifyReport } from './types.js';
+import { verifyAggregate } from './verify.js';
 
 export interface AuditStateReport {
   readonly ok: boolean;
@@ -18,34 +33,167 @@ export interface AuditStateReport {
   readonly problems: string[];
 }
 
+/** What `audit verify` reports: the audit log's own tree, and (when it verifies) the state check. */
+export interface AuditVerification {
+  readonly report: VerifyReport;
+  readonly state?: AuditStateReport;
+}
+
+/**
+ * `audit verify`: the audit log's Merkle tree, then the records it vouches for. A log whose meta is
+ * gone while its events or ledger entries remain is reported missing, never as an empty log.
+ */
+export async function verifyAuditLog(store: EventStore): Promise<AuditVerification> {
+  let report: VerifyReport;
+  if (await store.meta(AUDIT_TYPE, AUDIT_ID)) {
+    report = await verifyAggregate(store, AUDIT_TYPE, AUDIT_ID);
+  } else {
+    const trace = await auditTrace(store);
+    report =
+      trace === undefined
+        ? { aggregate_type: AUDIT_TYPE, aggregate_id: AUDIT_ID, ok: true, version: 0, merkle_root: '' }
+        : {
+            aggregate_type: AUDIT_TYPE,
+            aggregate_id: AUDIT_ID,
+            ok: false,
+            version: 0,
+            merkle_root: '',
+            reason: `missing, but ${trace}`,
+          };
+  }
+  // Only a log that verifies can vouch for the records stored beside it.
+  if (!report.ok) return { report };
+  return { report, state: await verifyAuditState(store, await store.auditLog()) };
+}
+
+/**
+ * Where the store still shows an audit log that has no meta: its events, or a ledger entry pointing at
+ * one (the ledger is read up to the first such entry). Undefined: the store never had an audit log
+ * (events appended, nothing administered).
+ */
+async function auditTrace(store: EventStore): Promise<string | undefined> {
+  if (store.size === 0) return undefined;
+  const events = K.eventPrefix(AUDIT_TYPE, AUDIT_ID);
+  for await (const _ of store.engine.range('main', { gte: events, lt: prefixEnd(events), limit: 1 }))
+    return 'its events are stored';
+  for await (const [k, v] of store.engine.range('main', {
+    gte: K.positionKey(1),
+    lt: prefixEnd(K.positionPrefix()),
+  })) {
+    const position = K.readU64(k, 1);
+    const ref = K.decodeLedgerEntry(position, v)?.ref;
+    if (ref?.type === AUDIT_TYPE && ref.id === AUDIT_ID)
+      return `ledger position ${position} holds its event ${ref.version}`;
+  }
+  return undefined;
+}
+
+/** What the log says about schemas, tokens and thresholds (archives are read by audit-archive.ts). */
+interface Logged {
+  /** Aggregate type → version → digest of the record (undefined in entries older than digests). */
+  readonly schemas: Map<string, Map<number, string | undefined>>;
+  readonly generated: Set<string>;
+  readonly revoked: Set<string>;
+  /** Aggregate type → the last threshold set. */
+  readonly thresholds: Map<string, number>;
+}
+
+function readLog(log: readonly EventRecord[]): Logged {
+  const out: Logged = { schemas: new Map(), generated: new Set(), revoked: new Set(), thresholds: new Map() };
+  for (const e of log) {
+    const p = e.payload;
+    if (e.event_type.startsWith('schema-') && p.aggregate && p.schema_version) {
+      const versions = out.schemas.get(p.aggregate) ?? new Map<number, string | undefined>();
+      versions.set(Number(p.schema_version), p.schema_digest);
+      out.schemas.set(p.aggregate, versions);
+    } else if (e.event_type === 'token-generated' && p.token) out.generated.add(p.token);
+    else if (e.event_type === 'token-revoked' && p.token) out.revoked.add(p.token);
+    else if (e.event_type === 'snapshot-threshold-set' && p.aggregate_type)
+      out.thresholds.set(p.aggregate_type, Number(p.every));
+  }
+  return out;
+}
+
 export async function verifyAuditState(
   store: EventStore,
   log: readonly EventRecord[],
 ): Promise<AuditStateReport> {
+  const logged = readLog(log);
   const problems: string[] = [];
-  const schemaVersions = new Map<string, number>();
-  const generated = new Set<string>();
-  const revoked = new Set<string>();
-  for (const e of log) {
-    const p = e.payload;
-    if (e.event_type.startsWith('schema-') && p.aggregate && p.schema_version)
-      schemaVersions.set(p.aggregate, Number(p.schema_version));
-    else if (e.event_type === 'token-generated' && p.token) generated.add(p.token);
-    else if (e.event_type === 'token-revoked' && p.token) revoked.add(p.token);
-  }
+  const current = await verifySchemas(store, logged, problems);
+  verifyTokens(store, logged, problems);
+  problems.push(...(await verifyArchiveStates(store, log)));
+  await verifyThresholds(store, logged, current, problems);
+  return { ok: problems.length === 0, problems };
+}
 
-  const stored = new Map((await listSchemas(store)).map((s) => [s.aggregate, s.version]));
-  for (const [aggregate, version] of schemaVersions) {
-    const now = stored.get(aggregate);
-    if (now === undefined)
-      problems.push(`schema ${aggregate}: missing, the audit log records version ${version}`);
-    else if (now !== version)
-      problems.push(`schema ${aggregate}: stored version ${now}, the audit log records version ${version}`);
+/** Every stored schema record by aggregate type and version (undefined: it does not open at its key). */
+async function storedSchemas(
+  store: EventStore,
+  problems: string[],
+): Promise<Map<string, Map<number, Schema | undefined>>> {
+  const out = new Map<string, Map<number, Schema | undefined>>();
+  const prefix = K.schemaPrefix();
+  for await (const [k, v] of store.engine.range('main', { gte: prefix, lt: prefixEnd(prefix) })) {
+    const aggregate = K.decodeSchemaKey(k);
+    let schema: Schema | undefined;
+    try {
+      schema = openSchemaAt(store, k, v);
+    } catch (e) {
+      if (!isEventDbxError(e)) throw e;
+      problems.push(e.message);
+    }
+    const versions = out.get(aggregate) ?? new Map<number, Schema | undefined>();
+    versions.set(K.readU64(k, k.length - 8), schema);
+    out.set(aggregate, versions);
   }
-  for (const [aggregate, version] of stored)
-    if (!schemaVersions.has(aggregate))
-      problems.push(`schema ${aggregate}: version ${version} is stored but the audit log never recorded it`);
+  return out;
+}
 
+/** Checks the schema records; returns each aggregate type's current schema (when it opens). */
+async function verifySchemas(
+  store: EventStore,
+  logged: Logged,
+  problems: string[],
+): Promise<Map<string, Schema>> {
+  const stored = await storedSchemas(store, problems);
+  const current = new Map<string, Schema>();
+  for (const [aggregate, versions] of logged.schemas) {
+    const last = Math.max(...versions.keys());
+    const have = stored.get(aggregate);
+    const now = have && Math.max(...have.keys());
+    if (have === undefined || now === undefined) {
+      problems.push(`schema ${aggregate}: missing, the audit log records version ${last}`);
+      continue;
+    }
+    if (now !== last)
+      problems.push(`schema ${aggregate}: stored version ${now}, the audit log records version ${last}`);
+    for (const [version, digest] of versions) {
+      // Versions above the stored current one are the rollback reported above.
+      if (version > now) continue;
+      if (!have.has(version))
+        problems.push(`schema ${aggregate} version ${version}: missing, the audit log records it`);
+      const schema = have.get(version);
+      if (schema && digest !== undefined && schemaDigest(schema) !== digest)
+        problems.push(
+          `schema ${aggregate} version ${version}: the stored record differs from the one the audit log records`,
+        );
+    }
+    for (const version of have.keys())
+      if (version < last && !versions.has(version))
+        problems.push(`schema ${aggregate} version ${version}: stored but the audit log never recorded it`);
+  }
+  for (const [aggregate, versions] of stored) {
+    const now = Math.max(...versions.keys());
+    if (!logged.schemas.has(aggregate))
+      problems.push(`schema ${aggregate}: version ${now} is stored but the audit log never recorded it`);
+    const schema = versions.get(now);
+    if (schema) current.set(aggregate, schema);
+  }
+  return current;
+}
+
+function verifyTokens(store: EventStore, { generated, revoked }: Logged, problems: string[]): void {
   const tokens = new Map([...store.tokens.values()].map((t) => [t.id, t]));
   for (const id of generated) {
     const t = tokens.get(id);
@@ -58,6 +206,38 @@ export async function verifyAuditState(
   for (const id of tokens.keys())
     if (!generated.has(id))
       problems.push(`token ${id}: stored but the audit log never recorded its generation`);
+}
 
-  return { ok: problems.length === 0, problems };
+/**
+ * The stored thresholds (G snapshot-thresholds, kept in clear) are derived: an aggregate type's schema
+ * says what its threshold is, and the store uses that whatever the stored copy says. A disagreement is
+ * reported here, never repaired silently when the store opens.
+ */
+async function verifyThresholds(
+  store: EventStore,
+  logged: Logged,
+  schemas: ReadonlyMap<string, Schema>,
+  problems: string[],
+): Promise<void> {
+  const raw = await store.engine.get('main', K.globalKey('snapshot-thresholds'));
+  let stored: Record<string, unknown> = {};
+  if (raw) {
+    try {
+      const parsed: unknown = JSON.parse(raw.toString('utf8'));
+      if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new Error();
+      stored = parsed as Record<string, unknown>;
+    } catch {
+      problems.push('snapshot thresholds: the stored record is not a JSON object');
+      return;
+    }
+  }
+  const types = new Set([...Object.keys(stored), ...schemas.keys(), ...logged.thresholds.keys()]);
+  for (const type of [...types].sort()) {
+    const have = Object.hasOwn(stored, type) ? stored[type] : 0;
+    const schema = schemas.get(type);
+    const want = schema ? schema.snapshot_threshold : (logged.thresholds.get(type) ?? 0);
+    if (have === want) continue;
+    const says = schema ? `its schema (version ${schema.version}) says` : 'the audit log records';
+    problems.push(`snapshot threshold of ${type}: stored ${JSON.stringify(have)}, ${says} ${want}`);
+  }
 }

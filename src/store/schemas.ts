@@ -10,7 +10,9 @@
  * await createSchema(store, { aggregate: 'patient', events: 'patient-added,patient-updated' }, ctx);
  * await alterSchema(store, 'patient', { event: 'patient-added', add: 'name,status' }, ctx);
  */
-import { err } from '../core/errors.js';
+import { canonicalJson } from '../core/canonical.js';
+import { type EventDbxError, err, isEventDbxError } from '../core/errors.js';
+import { sha256 } from '../core/merkle/index.js';
 import { aggregateType, eventType } from '../core/names.js';
 import {
   type AlterRequest,
@@ -37,30 +39,65 @@ import type { WriteContext } from './types.js';
 export type { RestrictMode, Schema } from '../core/schema.js';
 
 const AUDIT: ReadonlyArray<readonly [string, string]> = [[AUDIT_TYPE, AUDIT_ID]];
-/** Who repairs a snapshot threshold that a crash left out of step with its schema. */
-const SYSTEM: WriteContext = { issuedBy: { group: 'system', user: 'schemas' } };
 
 /** The committed schemas of one store and its restriction mode, read by the validator. */
 class Registry {
   mode: RestrictMode = 'true';
   readonly schemas = new Map<string, CompiledSchema>();
+  /**
+   * Aggregate types whose current schema record does not open at its key (tampering): their rules are
+   * unknown, so their appends (unless nothing is validated), schema reads and changes are refused with
+   * the integrity error, while the rest of the store stays readable and `audit verify` can report it.
+   */
+  readonly broken = new Map<string, EventDbxError>();
 }
 
 const registries = new WeakMap<EventStore, Registry>();
 const pending = new WeakMap<EventStore, Promise<Registry>>();
 
-async function readCurrent(store: EventStore): Promise<Map<string, CompiledSchema>> {
-  const last = new Map<string, Buffer>();
+/**
+ * Open the schema record stored at an H key. Sealing does not bind a value to its key, so a record
+ * moved, copied or swapped to another key opens fine: one that names another aggregate type or
+ * version than its key is refused (it would apply one type's rules, or locks, to another).
+ */
+export function openSchemaAt(store: EventStore, key: Buffer, value: Buffer): Schema {
+  const aggregate = K.decodeSchemaKey(key);
+  const version = K.readU64(key, key.length - 8);
+  const where = `schema ${aggregate} version ${version}`;
+  const schema = openJson<Schema | null>(store.env.codec, value, where);
+  if (schema?.aggregate !== aggregate || schema.version !== version) {
+    throw err('EDBX_ERR_INTEGRITY', {
+      where,
+      reason: `the record is ${String(schema?.aggregate)} version ${String(schema?.version)}: it does not belong at this key`,
+    });
+  }
+  return schema;
+}
+
+/** SHA-256 (hex) of a schema record's canonical JSON: the audit log entry of each change carries it. */
+export const schemaDigest = (schema: Schema): string =>
+  sha256(Buffer.from(canonicalJson(schema), 'utf8')).toString('hex');
+
+async function readCurrent(
+  store: EventStore,
+): Promise<{ schemas: Map<string, CompiledSchema>; broken: Map<string, EventDbxError> }> {
+  const last = new Map<string, [Buffer, Buffer]>();
   const prefix = K.schemaPrefix();
   // Keys sort by aggregate then version, so the last value seen per aggregate is its current version.
   for await (const [k, v] of store.engine.range('main', { gte: prefix, lt: prefixEnd(prefix) })) {
-    last.set(K.decodeSchemaKey(k), v);
+    last.set(K.decodeSchemaKey(k), [k, v]);
   }
-  const out = new Map<string, CompiledSchema>();
-  for (const [aggregate, v] of last) {
-    out.set(aggregate, compileSchema(openJson<Schema>(store.env.codec, v, `schema of ${aggregate}`)));
+  const schemas = new Map<string, CompiledSchema>();
+  const broken = new Map<string, EventDbxError>();
+  for (const [aggregate, [k, v]] of last) {
+    try {
+      schemas.set(aggregate, compileSchema(openSchemaAt(store, k, v)));
+    } catch (e) {
+      if (!isEventDbxError(e) || e.code !== 'EDBX_ERR_INTEGRITY') throw e;
+      broken.set(aggregate, e);
+    }
   }
-  return out;
+  return { schemas, broken };
 }
 
 /** Load the stored schemas and install the append validator for `mode` on the store. */
@@ -78,16 +115,34 @@ export async function installSchemas(store: EventStore, mode: RestrictMode): Pro
     const loaded = await readCurrent(store);
     tx.afterCommit(() => {
       reg.schemas.clear();
-      for (const [a, c] of loaded) reg.schemas.set(a, c);
+      for (const [a, c] of loaded.schemas) reg.schemas.set(a, c);
+      reg.broken.clear();
+      for (const [a, e] of loaded.broken) reg.broken.set(a, e);
       reg.mode = mode;
       registries.set(store, reg);
-      store.setValidator((req) => checkAppend(reg.schemas.get(req.aggregate_type), reg.mode, req));
+      store.setValidator((req) => {
+        const broken = reg.broken.get(req.aggregate_type);
+        if (broken && reg.mode !== 'false') throw broken;
+        checkAppend(reg.schemas.get(req.aggregate_type), reg.mode, req);
+      });
     });
   });
-  // A crash between a schema change and its threshold update leaves them apart: the schema wins.
-  for (const { schema } of [...reg.schemas.values()]) {
-    if (store.snapshotThreshold(schema.aggregate) !== schema.snapshot_threshold)
-      await store.setSnapshotThreshold(schema.aggregate, schema.snapshot_threshold, SYSTEM);
+  // The schemas say what the thresholds are; the stored copy (in clear) may disagree after a crash
+  // between a schema change and its threshold update, or after tampering. The schema wins, in memory
+  // only: opening a store (even to verify it) writes nothing, and `audit verify` reports the difference.
+  store.useSnapshotThresholds(
+    new Map([...reg.schemas.values()].map(({ schema }) => [schema.aggregate, schema.snapshot_threshold])),
+  );
+}
+
+/** The snapshot threshold of an aggregate type as stored (G snapshot-thresholds), 0 when none. */
+async function storedThreshold(store: EventStore, aggregate: string): Promise<number> {
+  const raw = await store.engine.get('main', K.globalKey('snapshot-thresholds'));
+  try {
+    const every = (raw && (JSON.parse(raw.toString('utf8')) as Record<string, unknown>)[aggregate]) ?? 0;
+    return typeof every === 'number' ? every : -1;
+  } catch {
+    return -1;
   }
 }
 
@@ -122,6 +177,7 @@ async function change(
 ): Promise<SchemaResult> {
   const reg = await registry(store);
   const out = await store.exclusive(AUDIT, async (tx) => {
+    refuseBroken(reg, aggregate);
     // Exclusive jobs run alone and after every earlier commit's afterCommit: this is the current schema.
     const current = reg.schemas.get(aggregate)?.schema;
     const before = current?.snapshot_threshold ?? store.snapshotThreshold(aggregate);
@@ -141,13 +197,22 @@ async function change(
       aggregate,
       schema_version: String(schema.version),
       change: next.change,
+      // What the record holds, so `audit verify` compares content (a record swapped or rewritten
+      // keeps its version number), not only the version.
+      schema_digest: schemaDigest(schema),
     });
     tx.afterCommit(() => reg.schemas.set(aggregate, compileSchema(schema)));
     return { schema, changed: true, before };
   });
   const threshold = out.schema.snapshot_threshold;
-  if (out.changed && (threshold !== out.before || threshold !== store.snapshotThreshold(aggregate))) {
-    // The schema is durable first; a crash before this line is repaired by installSchemas. The value is
+  if (
+    out.changed &&
+    (threshold !== out.before ||
+      threshold !== store.snapshotThreshold(aggregate) ||
+      threshold !== (await storedThreshold(store, aggregate)))
+  ) {
+    // The schema is durable first; a crash before this line leaves the stored threshold behind (the
+    // schema's applies, `audit verify` reports it): the schema's next change writes it. The value is
     // read at submission, so with concurrent changes the last threshold job carries the last schema's.
     const latest = reg.schemas.get(aggregate)!.schema.snapshot_threshold;
     await store.setSnapshotThreshold(aggregate, latest, ctx);
@@ -219,9 +284,16 @@ export async function removeSchemaEvent(
   });
 }
 
+/** A schema whose current record does not open at its key is refused, never served or changed. */
+function refuseBroken(reg: Registry, aggregate?: string): void {
+  const broken = aggregate === undefined ? reg.broken.values().next().value : reg.broken.get(aggregate);
+  if (broken) throw broken;
+}
+
 /** Current schemas, by aggregate type. */
 export async function listSchemas(store: EventStore): Promise<Schema[]> {
   const reg = await registry(store);
+  refuseBroken(reg);
   return [...reg.schemas.values()]
     .map((c) => c.schema)
     .sort((a, b) => (a.aggregate < b.aggregate ? -1 : a.aggregate > b.aggregate ? 1 : 0));
@@ -230,7 +302,9 @@ export async function listSchemas(store: EventStore): Promise<Schema[]> {
 /** The current schema of an aggregate type. */
 export async function getSchema(store: EventStore, aggregate: unknown): Promise<Schema> {
   const type = aggregateType(aggregate);
-  const schema = (await registry(store)).schemas.get(type)?.schema;
+  const reg = await registry(store);
+  refuseBroken(reg, type);
+  const schema = reg.schemas.get(type)?.schema;
   if (!schema) throw notFound(type);
   return schema;
 }
@@ -241,8 +315,8 @@ export async function schemaHistory(store: EventStore, aggregate: unknown): Prom
   await registry(store);
   const prefix = K.schemaPrefix(type);
   const out: Schema[] = [];
-  for await (const [, v] of store.engine.range('main', { gte: prefix, lt: prefixEnd(prefix) })) {
-    out.push(openJson<Schema>(store.env.codec, v, `schema of ${type}`));
+  for await (const [k, v] of store.engine.range('main', { gte: prefix, lt: prefixEnd(prefix) })) {
+    out.push(openSchemaAt(store, k, v));
   }
   if (out.length === 0) throw notFound(type);
   return out;

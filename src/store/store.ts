@@ -310,6 +310,19 @@ export class EventStore {
     });
   }
 
+  /**
+   * Use these thresholds from now on without writing them: the ones the schemas (the audited source)
+   * give, whatever the stored copy says (`audit verify` reports the difference).
+   */
+  useSnapshotThresholds(derived: ReadonlyMap<string, number>): void {
+    const next = new Map(this.#thresholds);
+    for (const [type, every] of derived) {
+      if (every === 0) next.delete(type);
+      else next.set(type, every);
+    }
+    this.#thresholds = next;
+  }
+
   snapshotThreshold(type: string): number {
     return this.#thresholds.get(type) ?? 0;
   }

@@ -1,0 +1,373 @@
+/**
+ * Regressions of the tamper-evidence audit (findings 5, 6, 12, 13, 14, 16): records stored beside the
+ * events — archive states, schemas, staged appends, the audit log's meta, snapshot thresholds — edited
+ * through the storage engine with write access to the data dir but not the keys (sealed values are
+ * only moved, copied or deleted), and each edit detected.
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { AesGcmCodec } from '../src/core/crypto/codec.js';
+import type { Schema } from '../src/core/schema.js';
+import type { Space } from '../src/storage/engine.js';
+import { prefixEnd } from '../src/storage/engine.js';
+import { RocksDbEngine } from '../src/storage/rocksdb/rocksdb-engine.js';
+import {
+  archiveAggregate,
+  restoreAggregate,
+  stageEvent,
+  commitStaged,
+  listStaged,
+} from '../src/store/admin.js';
+import { verifyAuditLog, verifyAuditState } from '../src/store/audit-state.js';
+import { sealJson } from '../src/store/codec.js';
+import { AUDIT_ID, AUDIT_TYPE, EventStore, verifyAll } from '../src/store/index.js';
+import * as K from '../src/store/keys.js';
+import {
+  addSchemaEvents,
+  alterSchema,
+  createSchema,
+  getSchema,
+  installSchemas,
+  listSchemas,
+  schemaDigest,
+  schemaHistory,
+} from '../src/store/schemas.js';
+import { expectCode } from './helpers/expect.js';
+
+const jane = { issuedBy: { group: 'admin', user: 'jane' } };
+type Op = Parameters<RocksDbEngine['write']>[0][number];
+
+let dir: string;
+let store: EventStore;
+const codec = new AesGcmCodec({ activeKeyId: 1, keys: new Map([[1, randomBytes(32)]]) });
+
+async function reopen(): Promise<void> {
+  await store.close();
+  store = await EventStore.open({ engine: new RocksDbEngine(dir), codec });
+  await installSchemas(store, 'true');
+}
+
+const tamper = (ops: Op[]) => store.engine.write(ops, { sync: true });
+
+async function entries(space: Space, prefix: Buffer): Promise<Array<[Buffer, Buffer]>> {
+  const out: Array<[Buffer, Buffer]> = [];
+  for await (const e of store.engine.range(space, { gte: prefix, lt: prefixEnd(prefix) })) out.push(e);
+  return out;
+}
+
+/** Every E, N and S entry of an aggregate in a keyspace. */
+const dataOf = async (space: Space, type: string, id: string) => [
+  ...(await entries(space, K.eventPrefix(type, id))),
+  ...(await entries(space, K.nodePrefix(type, id))),
+  ...(await entries(space, K.snapshotPrefix(type, id))),
+];
+
+/** Move entries between keyspaces, as a backup restore or a hand edit of the files would. */
+const moveOps = (found: Array<[Buffer, Buffer]>, from: Space, to: Space): Op[] =>
+  found.flatMap(([key, value]): Op[] => [
+    { type: 'put', space: to, key, value },
+    { type: 'del', space: from, key },
+  ]);
+
+const apply = (id: string, payload: Record<string, string>, type = 'patient', event = 'patient-added') =>
+  store.append({ aggregate_type: type, aggregate_id: id, event_type: event, payload }, jane);
+
+async function problems(): Promise<string[]> {
+  const { report, state } = await verifyAuditLog(store);
+  expect(report.ok).toBe(true);
+  return state!.problems;
+}
+
+beforeEach(async () => {
+  dir = await mkdtemp(path.join(os.tmpdir(), 'edbx-audit-state-'));
+  store = await EventStore.open({ engine: new RocksDbEngine(dir), codec });
+  await installSchemas(store, 'true');
+});
+afterEach(async () => {
+  await store.close();
+  await rm(dir, { recursive: true, force: true });
+});
+
+describe('finding 5: archive states against the audit log', () => {
+  beforeEach(async () => {
+    for (const name of ['Alice', 'Alice B', 'Alice C']) await apply('p-010', { name });
+    await apply('p-011', { name: 'Carl' });
+  });
+
+  it('an archived aggregate put back live (pre-archive meta, events moved back) is reported', async () => {
+    const before = await store.engine.get('main', K.metaKey('patient', 'p-010'));
+    await archiveAggregate(store, 'patient', 'p-010', jane, 'legal hold');
+    expect(await problems()).toEqual([]);
+
+    await tamper([
+      ...moveOps(await dataOf('archive', 'patient', 'p-010'), 'archive', 'main'),
+      { type: 'del', space: 'archive', key: K.metaKey('patient', 'p-010') },
+      { type: 'put', space: 'main', key: K.metaKey('patient', 'p-010'), value: before! },
+    ]);
+    await reopen();
+    // Everything else still verifies: only the audit log says the aggregate was archived.
+    expect((await verifyAll(store)).ok).toBe(true);
+    expect(await problems()).toEqual([
+      'aggregate patient/p-010: live, the audit log records its archiving (entry 1)',
+    ]);
+  });
+
+  it('a restored aggregate put back into the archive (restore rolled back) is reported', async () => {
+    await archiveAggregate(store, 'patient', 'p-010', jane, 'hold');
+    const stub = await store.engine.get('main', K.metaKey('patient', 'p-010'));
+    const full = await store.engine.get('archive', K.metaKey('patient', 'p-010'));
+    await restoreAggregate(store, 'patient', 'p-010', jane, 'back');
+    expect(await problems()).toEqual([]);
+
+    await tamper([
+      ...moveOps(await dataOf('main', 'patient', 'p-010'), 'main', 'archive'),
+      { type: 'put', space: 'archive', key: K.metaKey('patient', 'p-010'), value: full! },
+      { type: 'put', space: 'main', key: K.metaKey('patient', 'p-010'), value: stub! },
+    ]);
+    await reopen();
+    expect((await verifyAll(store)).ok).toBe(true);
+    expect(await problems()).toEqual([
+      'aggregate patient/p-010: archived, the audit log records its restore (entry 2)',
+    ]);
+  });
+
+  it('archived state never archived by an audit entry, and events left in live storage, are reported', async () => {
+    await archiveAggregate(store, 'patient', 'p-010', jane, 'hold');
+    const full = await store.engine.get('archive', K.metaKey('patient', 'p-010'));
+    const [event] = await entries('archive', K.eventPrefix('patient', 'p-010'));
+    await tamper([
+      { type: 'put', space: 'archive', key: K.metaKey('patient', 'p-011'), value: full! },
+      { type: 'put', space: 'main', key: event![0], value: event![1] },
+    ]);
+    await reopen();
+    expect(await problems()).toEqual([
+      'aggregate patient/p-010: events are in live storage, the audit log records its archiving (entry 1)',
+      'aggregate patient/p-011: archived, but the audit log never recorded its archiving',
+    ]);
+  });
+});
+
+describe('finding 6: schema records bound to their key and to the digest in the audit log', () => {
+  beforeEach(async () => {
+    await createSchema(store, { aggregate: 'order', events: 'placed,shipped' }, jane);
+    await addSchemaEvents(store, 'order', 'cancelled', jane);
+    await createSchema(store, { aggregate: 'patient', events: 'patient-added,patient-updated' }, jane);
+    await alterSchema(store, 'patient', { field: 'ssn', lock: true }, jane);
+  });
+
+  it('each schema change is logged with the SHA-256 of the record it wrote', async () => {
+    const log = (await store.auditLog()).filter((e) => e.event_type.startsWith('schema-'));
+    const history = [...(await schemaHistory(store, 'order')), ...(await schemaHistory(store, 'patient'))];
+    expect(log.map((e) => e.payload.schema_digest)).toEqual(history.map(schemaDigest));
+    expect(await problems()).toEqual([]);
+  });
+
+  it('two swapped schema records are an integrity error on read and reported by audit verify', async () => {
+    const order = await store.engine.get('main', K.schemaKey('order', 2));
+    const patient = await store.engine.get('main', K.schemaKey('patient', 2));
+    await tamper([
+      { type: 'put', space: 'main', key: K.schemaKey('order', 2), value: patient! },
+      { type: 'put', space: 'main', key: K.schemaKey('patient', 2), value: order! },
+    ]);
+    await reopen();
+    // The locked field is never bypassed: appends to either type, their schemas and changes to them are
+    // refused with the integrity error; the rest of the store works and audit verify can report it.
+    const refused = await expectCode(
+      store.append(
+        { aggregate_type: 'patient', aggregate_id: 'p-9', event_type: 'placed', payload: { ssn: '123' } },
+        jane,
+      ),
+      'EDBX_ERR_INTEGRITY',
+    );
+    expect(refused.message).toContain('schema patient version 2: the record is order version 2');
+    await expectCode(
+      store.append({ aggregate_type: 'order', aggregate_id: 'o-9', event_type: 'placed', payload: {} }, jane),
+      'EDBX_ERR_INTEGRITY',
+    );
+    await expectCode(getSchema(store, 'patient'), 'EDBX_ERR_INTEGRITY');
+    await expectCode(listSchemas(store), 'EDBX_ERR_INTEGRITY');
+    await expectCode(schemaHistory(store, 'order'), 'EDBX_ERR_INTEGRITY');
+    await expectCode(
+      alterSchema(store, 'patient', { field: 'ssn', lock: false }, jane),
+      'EDBX_ERR_INTEGRITY',
+    );
+    await store.append(
+      { aggregate_type: 'visit', aggregate_id: 'v-1', event_type: 'seen', payload: {} },
+      jane,
+    );
+
+    expect(await problems()).toEqual([
+      'integrity check failed for schema order version 2: the record is patient version 2: it does not belong at this key',
+      'integrity check failed for schema patient version 2: the record is order version 2: it does not belong at this key',
+    ]);
+  });
+
+  it('a schema record rewritten at its own key and version is reported by its digest', async () => {
+    const locked = await getSchema(store, 'patient');
+    const unlocked: Schema = { ...locked, locked_fields: [] };
+    await tamper([
+      { type: 'put', space: 'main', key: K.schemaKey('patient', 2), value: sealJson(codec, unlocked) },
+    ]);
+    await reopen();
+    expect(await problems()).toEqual([
+      'schema patient version 2: the stored record differs from the one the audit log records',
+    ]);
+  });
+
+  it('log entries written before digests existed are compared by version', async () => {
+    const log = (await store.auditLog()).map((e) => {
+      const { schema_digest: _, ...payload } = e.payload;
+      return { ...e, payload };
+    });
+    expect(await verifyAuditState(store, log)).toEqual({ ok: true, problems: [] });
+    await tamper([{ type: 'del', space: 'main', key: K.schemaKey('patient', 2) }]);
+    expect((await verifyAuditState(store, log)).problems).toEqual([
+      'schema patient: stored version 1, the audit log records version 2',
+    ]);
+  });
+});
+
+describe('finding 12: archive and restore verify what they move', () => {
+  beforeEach(async () => {
+    for (const name of ['Alice', 'Alice B', 'Alice C']) await apply('p-010', { name });
+  });
+
+  /** Flip one byte of the sealed event at version 2. */
+  async function corrupt(space: Space): Promise<void> {
+    const key = K.eventKey('patient', 'p-010', 2);
+    const value = Buffer.from((await store.engine.get(space, key))!);
+    value[value.length - 20]! ^= 0x60;
+    await tamper([{ type: 'put', space, key, value }]);
+  }
+
+  it('archiving a corrupted aggregate is refused and moves nothing', async () => {
+    await corrupt('main');
+    const before = store.size;
+    const e = await expectCode(
+      archiveAggregate(store, 'patient', 'p-010', jane, 'hold'),
+      'EDBX_ERR_INTEGRITY',
+    );
+    expect(e.message).toContain('nothing was moved');
+    expect(store.size).toBe(before);
+    expect(await dataOf('archive', 'patient', 'p-010')).toEqual([]);
+    expect(await store.engine.get('archive', K.metaKey('patient', 'p-010'))).toBeUndefined();
+    expect((await store.meta('patient', 'p-010'))!.meta.archived).toBe(false);
+  });
+
+  it('restoring a corrupted archived aggregate is refused and moves nothing', async () => {
+    await archiveAggregate(store, 'patient', 'p-010', jane, 'hold');
+    await corrupt('archive');
+    const before = store.size;
+    await expectCode(restoreAggregate(store, 'patient', 'p-010', jane, 'back'), 'EDBX_ERR_INTEGRITY');
+    expect(store.size).toBe(before);
+    expect(await dataOf('main', 'patient', 'p-010')).toEqual([]);
+    expect(await store.engine.get('archive', K.metaKey('patient', 'p-010'))).toBeDefined();
+    expect((await store.meta('patient', 'p-010'))!.meta.archived).toBe(true);
+  });
+});
+
+describe('finding 13: staged records carry the sequence number of their key', () => {
+  const stage = (id: string, total: string) =>
+    stageEvent(
+      store,
+      { aggregate_type: 'order', aggregate_id: id, event_type: 'placed', payload: { total } },
+      jane,
+    );
+
+  it('staged records reordered or repeated under other keys are refused, and nothing commits', async () => {
+    await stage('o-2', '100');
+    await stage('o-3', '5');
+    const [first, second] = (await entries('main', K.stagedPrefix())).map(([, value]) => value);
+    await tamper([
+      { type: 'put', space: 'main', key: K.stagedKey(7), value: first! },
+      { type: 'put', space: 'main', key: K.stagedKey(1), value: second! },
+    ]);
+    const before = store.size;
+    const e = await expectCode(commitStaged(store), 'EDBX_ERR_INTEGRITY');
+    expect(e.message).toContain('staged event 1');
+    await expectCode(listStaged(store), 'EDBX_ERR_INTEGRITY');
+    expect(store.size).toBe(before);
+  });
+
+  it('a staged record repeated under a longer key with the same sequence number is refused', async () => {
+    await stage('o-2', '100');
+    const [[key, value]] = (await entries('main', K.stagedPrefix())) as [[Buffer, Buffer]];
+    await tamper([{ type: 'put', space: 'main', key: Buffer.concat([key, Buffer.from('x')]), value }]);
+    await expectCode(commitStaged(store), 'EDBX_ERR_INTEGRITY');
+  });
+});
+
+describe('finding 14: audit verify never passes a missing audit log', () => {
+  it('fails "missing" when the log meta is deleted (its events remain)', async () => {
+    await apply('p-001', { name: 'Jane' });
+    await createSchema(store, { aggregate: 'order', events: 'placed' }, jane);
+    await tamper([{ type: 'del', space: 'main', key: K.metaKey(AUDIT_TYPE, AUDIT_ID) }]);
+    await reopen();
+    const { report, state } = await verifyAuditLog(store);
+    expect(report).toMatchObject({ ok: false, reason: 'missing, but its events are stored' });
+    expect(state).toBeUndefined();
+  });
+
+  it('fails "missing" when the log meta and events are deleted but the ledger points at them', async () => {
+    await apply('p-001', { name: 'Jane' });
+    await createSchema(store, { aggregate: 'order', events: 'placed' }, jane);
+    const gone = [
+      ...(await entries('main', K.eventPrefix(AUDIT_TYPE, AUDIT_ID))),
+      ...(await entries('main', K.nodePrefix(AUDIT_TYPE, AUDIT_ID))),
+    ];
+    await tamper([
+      { type: 'del', space: 'main', key: K.metaKey(AUDIT_TYPE, AUDIT_ID) },
+      ...gone.map(([key]): Op => ({ type: 'del', space: 'main', key })),
+    ]);
+    await reopen();
+    const { report } = await verifyAuditLog(store);
+    expect(report).toMatchObject({ ok: false, reason: 'missing, but ledger position 2 holds its event 1' });
+  });
+
+  it('passes a store that never had an audit log (events appended, nothing administered)', async () => {
+    await apply('p-001', { name: 'Jane' });
+    const { report, state } = await verifyAuditLog(store);
+    expect(report).toMatchObject({ ok: true, version: 0 });
+    expect(state).toEqual({ ok: true, problems: [] });
+  });
+});
+
+describe('finding 16: opening the store never writes to repair snapshot thresholds', () => {
+  it('a tampered threshold is not repaired on open; the schema applies and audit verify reports it', async () => {
+    await createSchema(store, { aggregate: 'patient', events: 'patient-added', snapshotThreshold: 3 }, jane);
+    await reopen();
+    expect(await problems()).toEqual([]);
+    await tamper([
+      {
+        type: 'put',
+        space: 'main',
+        key: K.globalKey('snapshot-thresholds'),
+        value: Buffer.from('{"patient":1000}'),
+      },
+    ]);
+    await reopen();
+    const size = store.size;
+    const logged = (await store.auditLog()).length;
+    expect(await problems()).toEqual([
+      'snapshot threshold of patient: stored 1000, its schema (version 1) says 3',
+    ]);
+    // Nothing written by opening or verifying; the schema's threshold is the one used.
+    expect(store.size).toBe(size);
+    expect((await store.auditLog()).length).toBe(logged);
+    expect(store.snapshotThreshold('patient')).toBe(3);
+    for (let i = 1; i <= 3; i++) await apply('p-001', { n: String(i) });
+    expect((await store.snapshots('patient', 'p-001')).map((s) => s.version)).toEqual([3]);
+
+    // The schema's next change writes its threshold again, audited under the user who made it.
+    await alterSchema(store, 'patient', { lock: true }, jane);
+    expect((await store.auditLog()).at(-1)).toMatchObject({
+      event_type: 'snapshot-threshold-set',
+      payload: { aggregate_type: 'patient', every: '3' },
+      metadata: { issued_by: jane.issuedBy },
+    });
+    expect(await problems()).toEqual([]);
+  });
+});
