@@ -172,7 +172,7 @@ export const OPS: Record<string, Op> = {
   },
 
   'checkpoint.show': async (secure) => ({
-    checkpoint: { ...currentCheckpoint(secure), public_key: secure.publicKeyPem },
+    checkpoint: { ...(await currentCheckpoint(secure)), public_key: secure.publicKeyPem },
   }),
   'checkpoint.verify': async (secure, a) => {
     const note = String(a.note);

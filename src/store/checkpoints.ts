@@ -12,7 +12,7 @@ import {
 } from '../core/checkpoint.js';
 import { err } from '../core/errors.js';
 import { verifyConsistency } from '../core/merkle/index.js';
-import { ledgerConsistencyProof } from './proofs.js';
+import { checkedLedgerHead, ledgerConsistencyProof } from './proofs.js';
 import type { EventStore } from './store.js';
 import { verifyAll } from './verify.js';
 
@@ -25,9 +25,13 @@ export interface CheckpointSigner {
 export const CHECKPOINT_ORIGIN = 'eventdbx/ledger';
 export const CHECKPOINT_KEY_NAME = 'eventdbx';
 
-export function currentCheckpoint(s: CheckpointSigner): Checkpoint {
+/**
+ * Sign the current ledger head, once it is checked against the ledger entries: EDBX_ERR_INTEGRITY,
+ * and nothing signed, when they disagree.
+ */
+export async function currentCheckpoint(s: CheckpointSigner): Promise<Checkpoint> {
   return signCheckpoint(
-    s.store.ledgerHead(),
+    await checkedLedgerHead(s.store),
     CHECKPOINT_ORIGIN,
     CHECKPOINT_KEY_NAME,
     s.signingKeyPem,

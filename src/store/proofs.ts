@@ -269,6 +269,31 @@ export async function ledgerInclusionProof(
   };
 }
 
+/**
+ * The ledger head a checkpoint signs, checked against the ledger entries: the root of the head's
+ * frontier (`G ledger`, stored unsealed) must be the root the entries' nodes give for that size,
+ * O(log n) reads. Throws EDBX_ERR_INTEGRITY when they disagree: a store must never sign a head its
+ * entries do not back (one flipped byte would make it sign two roots for one size).
+ */
+export async function checkedLedgerHead(store: EventStore): Promise<{ size: number; root: string }> {
+  const head = store.ledgerHead();
+  if (head.size === 0) return head;
+  const fail = (reason: string) =>
+    err('EDBX_ERR_INTEGRITY', { where: 'the ledger head', reason: `${reason} (run \`aggregate verify\`)` });
+  let root: Buffer;
+  try {
+    const [get] = await loadNodes(store, 'main', rootNodes(head.size), K.positionKey);
+    root = rootFrom(get, head.size);
+  } catch (e) {
+    if (!isEventDbxError(e, 'EDBX_ERR_INTEGRITY')) throw e;
+    throw fail(`the ledger entries of its ${head.size} events are missing or malformed`);
+  }
+  if (root.toString('hex') !== head.root) {
+    throw fail(`its root for ${head.size} events is not the one the ledger entries give`);
+  }
+  return head;
+}
+
 /** `[first, second]` of a consistency proof from the `from` and `to` arguments (`to` defaults to `current`). */
 function consistencyRange(current: number, fromArg: unknown, toArg: unknown): [number, number] {
   const second = treeSizeArg(toArg, current, 'to');

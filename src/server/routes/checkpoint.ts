@@ -38,7 +38,7 @@ export async function checkpointRoutes(
     },
     async (req) => {
       ctx.auth(req.headers.authorization, { write: false });
-      return { ...currentCheckpoint(secure), public_key: secure.publicKeyPem };
+      return { ...(await currentCheckpoint(secure)), public_key: secure.publicKeyPem };
     },
   );
   app.get<{ Querystring: { from?: string; to?: string } }>(
