@@ -176,7 +176,8 @@ export const OPS: Record<string, Op> = {
   }),
   'checkpoint.verify': async (secure, a) => {
     const note = String(a.note);
-    return { verification: await verifyFromCheckpoint(secure, note) };
+    const pinned = a.public_key === undefined ? undefined : String(a.public_key);
+    return { verification: await verifyFromCheckpoint(secure, note, pinned) };
   },
   'checkpoint.public-key': async (secure) => ({ public_key: secure.publicKeyPem }),
   'config.apply': async (secure, a, ctx) => ({

@@ -47,16 +47,22 @@ export interface CheckpointVerification {
   readonly consistency_path: readonly string[];
 }
 
-/** Prove the current history extends `note`; throws EDBX_ERR_CHECKPOINT_MISMATCH saying why not. */
+/**
+ * Prove the current history extends `note`; throws EDBX_ERR_CHECKPOINT_MISMATCH saying why not. The
+ * note's signature is checked with `pinnedKeyPem` when given (a key an auditor saved earlier), else
+ * with the store's own key, which whoever replaced the keyring would control.
+ */
 export async function verifyFromCheckpoint(
   s: CheckpointSigner,
   note: string,
-  publicKeyPem = s.publicKeyPem,
+  pinnedKeyPem?: string,
 ): Promise<CheckpointVerification> {
   const saved = parseCheckpoint(note);
   const fail = (reason: string) => err('EDBX_ERR_CHECKPOINT_MISMATCH', { reason });
-  if (!verifyCheckpointSignature(note, publicKeyPem))
-    throw fail('the signature does not verify with the store public key');
+  if (!verifyCheckpointSignature(note, pinnedKeyPem ?? s.publicKeyPem)) {
+    const key = pinnedKeyPem === undefined ? 'the store public key' : 'the pinned public key (--public-key)';
+    throw fail(`the signature does not verify with ${key}`);
+  }
   const all = await verifyAll(s.store);
   if (!all.ok) {
     const first = all.failures[0];
