@@ -263,12 +263,21 @@ function build(): Command {
       help: 'a checkpoint saved earlier (file with the signed note, or - for stdin)',
       required: true,
     },
+    {
+      flags: '--public-key <file>',
+      help: 'check the signature with this key (PEM saved from `checkpoint public-key`), not the store key',
+    },
   ]).action(async (opts, cmd: Command) => {
     const { runOp } = await import('./run.js');
-    const { readNote } = await import('./notes.js');
+    const { readNote, readPublicKey } = await import('./notes.js');
+    const { publicKey, ...rest } = opts as Record<string, unknown>;
     process.exitCode = await runOp(
       'checkpoint.verify',
-      { ...opts, note: await readNote(String(opts.from)) },
+      {
+        ...rest,
+        note: await readNote(String(opts.from)),
+        ...(publicKey === undefined ? {} : { public_key: await readPublicKey(String(publicKey)) }),
+      },
       globalConfig(cmd),
     );
   });

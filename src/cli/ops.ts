@@ -164,11 +164,12 @@ export const OPS: Record<string, Op> = {
   'audit.verify': ({ store }) => verifyAuditLog(store),
 
   'checkpoint.show': async (secure) => ({
-    checkpoint: { ...currentCheckpoint(secure), public_key: secure.publicKeyPem },
+    checkpoint: { ...(await currentCheckpoint(secure)), public_key: secure.publicKeyPem },
   }),
   'checkpoint.verify': async (secure, a) => {
     const note = String(a.note);
-    return { verification: await verifyFromCheckpoint(secure, note) };
+    const pinned = a.public_key === undefined ? undefined : String(a.public_key);
+    return { verification: await verifyFromCheckpoint(secure, note, pinned) };
   },
   'checkpoint.public-key': async (secure) => ({ public_key: secure.publicKeyPem }),
   'config.apply': async (secure, a, ctx) => ({

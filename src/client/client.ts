@@ -341,6 +341,25 @@ export class EventDbxClient {
   }
 
   /**
+   * `GET /v1/ledger/proof?position&tree_size`: inclusion of the event at `position` in the ledger tree
+   * of `treeSize` events (default: the current size). Unverified: check it against the root of a
+   * checkpoint of that size (see `audit()`), with the event's own `hash` as the leaf.
+   *
+   * @example
+   * const cp = await db.getCheckpoint();
+   * const p = await db.getLedgerProof(event.position, { treeSize: cp.size });
+   * // verifyInclusion from 'eventdbx'; cp checked first (its signature, with the pinned key)
+   * verifyInclusion(hex(event.hash), p.leaf_index, cp.size, p.audit_path.map(hex), hex(cp.root));
+   */
+  getLedgerProof(position: number, q: { treeSize?: number } & CallOptions = {}): Promise<InclusionProof> {
+    return this.#get(
+      PATHS.ledgerProof,
+      { position: whole(position, 'position', 1), tree_size: q.treeSize },
+      q,
+    );
+  }
+
+  /**
    * Verify one event without trusting the server: recompute its leaf hash from its content, check its
    * inclusion proof against the aggregate's root (the current one, or `tree` when you hold a root you
    * trust), and check that its `merkle_root` is a prefix root of that tree. Throws

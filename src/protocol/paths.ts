@@ -26,6 +26,7 @@ export const PATHS = {
   tokenAction: (id: string, action: 'revoke' | 'refresh') => `/v1/tokens/${seg(id)}/${action}`,
   checkpoint: '/v1/checkpoint',
   ledgerConsistency: '/v1/ledger/consistency',
+  ledgerProof: '/v1/ledger/proof',
   stream: '/v1/events/stream',
   plugins: '/v1/plugins',
   pluginStatus: '/v1/plugins/status',

@@ -1,6 +1,11 @@
 /** Merkle proofs and the signed checkpoint, as served. Hashes are lowercase hex SHA-256. */
 
-/** RFC 6962 inclusion proof: `GET …/events/{version}/proof[?tree_size=n]`. Leaf index = version - 1. */
+/**
+ * RFC 6962 inclusion proof: `GET …/events/{version}/proof[?tree_size=n]` (leaf index = version - 1,
+ * in the aggregate's tree) or `GET /v1/ledger/proof?position=p[&tree_size=n]` (leaf index =
+ * position - 1, in the store-wide ledger tree; `leaf_hash` is the event's `hash`). Check it against a
+ * root obtained elsewhere (an event's `merkle_root`, a signed checkpoint), never against `root` alone.
+ */
 export interface InclusionProof {
   readonly leaf_index: number;
   readonly tree_size: number;

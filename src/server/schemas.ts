@@ -28,6 +28,11 @@ export const errors = {
   422: problemResponse('Refused by the schema of the aggregate type'),
 } as const;
 
+/** A proof or checkpoint refused because the stored hashes do not check out (EDBX_ERR_INTEGRITY). */
+export const integrityError = {
+  500: problemResponse('Stored hashes failed an integrity check (EDBX_ERR_INTEGRITY): nothing is served'),
+} as const;
+
 /** What a read can answer (no body: no 409, 413, 415 or 422). */
 export const readErrors = { 400: errors[400], 401: errors[401], 403: errors[403], 404: errors[404] } as const;
 
@@ -172,23 +177,33 @@ export const getEvent = {
   params: versionParams,
   response: { 200: eventRecord, ...readErrors },
 };
+const inclusionProof = {
+  type: 'object',
+  properties: {
+    leaf_index: int,
+    tree_size: int,
+    leaf_hash: hex,
+    audit_path: { type: 'array', items: hex },
+    root: hex,
+  },
+} as const;
 export const eventProof = {
   summary: 'RFC 6962 inclusion proof of an event in the aggregate tree',
   params: versionParams,
   querystring: { type: 'object', properties: { tree_size: str }, additionalProperties: false },
-  response: {
-    200: {
-      type: 'object',
-      properties: {
-        leaf_index: int,
-        tree_size: int,
-        leaf_hash: hex,
-        audit_path: { type: 'array', items: hex },
-        root: hex,
-      },
-    },
-    ...readErrors,
+  response: { 200: inclusionProof, ...readErrors, ...integrityError },
+};
+export const ledgerProof = {
+  summary: 'RFC 6962 inclusion proof of the event at a position in the store-wide ledger tree',
+  description:
+    'leaf_hash is the hash of the event at `position` (leaf index position - 1); root is the ledger root ' +
+    'at tree_size (default: the current size), the root a checkpoint of that size signs.',
+  querystring: {
+    type: 'object',
+    properties: { position: str, tree_size: str },
+    additionalProperties: false,
   },
+  response: { 200: inclusionProof, ...readErrors, ...integrityError },
 };
 export const consistency = {
   summary: 'RFC 6962 consistency proof between two versions of the aggregate tree',
@@ -206,6 +221,7 @@ export const consistency = {
       },
     },
     ...readErrors,
+    ...integrityError,
   },
 };
 export const verify = {

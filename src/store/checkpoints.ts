@@ -12,7 +12,7 @@ import {
 } from '../core/checkpoint.js';
 import { err } from '../core/errors.js';
 import { verifyConsistency } from '../core/merkle/index.js';
-import { ledgerConsistencyProof } from './proofs.js';
+import { checkedLedgerHead, ledgerConsistencyProof } from './proofs.js';
 import type { EventStore } from './store.js';
 import { verifyAll } from './verify.js';
 
@@ -25,9 +25,13 @@ export interface CheckpointSigner {
 export const CHECKPOINT_ORIGIN = 'eventdbx/ledger';
 export const CHECKPOINT_KEY_NAME = 'eventdbx';
 
-export function currentCheckpoint(s: CheckpointSigner): Checkpoint {
+/**
+ * Sign the current ledger head, once it is checked against the ledger entries: EDBX_ERR_INTEGRITY,
+ * and nothing signed, when they disagree.
+ */
+export async function currentCheckpoint(s: CheckpointSigner): Promise<Checkpoint> {
   return signCheckpoint(
-    s.store.ledgerHead(),
+    await checkedLedgerHead(s.store),
     CHECKPOINT_ORIGIN,
     CHECKPOINT_KEY_NAME,
     s.signingKeyPem,
@@ -43,16 +47,22 @@ export interface CheckpointVerification {
   readonly consistency_path: readonly string[];
 }
 
-/** Prove the current history extends `note`; throws EDBX_ERR_CHECKPOINT_MISMATCH saying why not. */
+/**
+ * Prove the current history extends `note`; throws EDBX_ERR_CHECKPOINT_MISMATCH saying why not. The
+ * note's signature is checked with `pinnedKeyPem` when given (a key an auditor saved earlier), else
+ * with the store's own key, which whoever replaced the keyring would control.
+ */
 export async function verifyFromCheckpoint(
   s: CheckpointSigner,
   note: string,
-  publicKeyPem = s.publicKeyPem,
+  pinnedKeyPem?: string,
 ): Promise<CheckpointVerification> {
   const saved = parseCheckpoint(note);
   const fail = (reason: string) => err('EDBX_ERR_CHECKPOINT_MISMATCH', { reason });
-  if (!verifyCheckpointSignature(note, publicKeyPem))
-    throw fail('the signature does not verify with the store public key');
+  if (!verifyCheckpointSignature(note, pinnedKeyPem ?? s.publicKeyPem)) {
+    const key = pinnedKeyPem === undefined ? 'the store public key' : 'the pinned public key (--public-key)';
+    throw fail(`the signature does not verify with ${key}`);
+  }
   const all = await verifyAll(s.store);
   if (!all.ok) {
     const first = all.failures[0];

@@ -1,6 +1,11 @@
 /**
  * Inclusion and consistency proofs over an aggregate's tree and over the store-wide ledger, generated
  * from the stored perfect subtree hashes (one batched read, then pure computation).
+ *
+ * The stored nodes are not sealed, so a proof is never served on their word alone: an aggregate's
+ * proof must lead to the `merkle_root` its event at that tree size carries (sealed with the event),
+ * and a ledger proof must at least verify against the root its own entries give. The ledger head a
+ * checkpoint signs is checked against the entries too (`checkedLedgerHead`).
  */
 import { err, isEventDbxError } from '../core/errors.js';
 import {
@@ -10,9 +15,12 @@ import {
   inclusionNodes,
   inclusionProof,
   frontierRoot,
+  verifyConsistency,
+  verifyInclusion,
 } from '../core/merkle/index.js';
 import { aggregateId, aggregateType, version as checkVersion, wholeNumber } from '../core/names.js';
 import type { Space } from '../storage/engine.js';
+import { openEventAt } from './event-format.js';
 import * as K from './keys.js';
 import type { EventStore } from './store.js';
 import type { ConsistencyProofView, InclusionProofView } from './types.js';
@@ -33,10 +41,20 @@ async function readNodes(store: EventStore, space: Space, keys: Buffer[]): Promi
   }
 }
 
-async function loadNodes(store: EventStore, space: Space, refs: NodeRef[], entryKey: EntryKey) {
+/**
+ * Read the entries holding `refs` and, in the same batch, the values of `also` (the events whose roots
+ * a proof is checked against). Returns a node getter and those values.
+ */
+async function loadNodes(
+  store: EventStore,
+  space: Space,
+  refs: NodeRef[],
+  entryKey: EntryKey,
+  also: Buffer[] = [],
+): Promise<[(level: number, index: number) => Buffer, (Buffer | undefined)[]]> {
   // Node (level, index) sits at offset 32·level of the entry of the leaf that completed it.
   const leaves = [...new Set(refs.map((r) => K.completingLeaf(r.level, r.index)))];
-  const values = await readNodes(store, space, leaves.map(entryKey));
+  const values = await readNodes(store, space, [...leaves.map(entryKey), ...also]);
   const entries = new Map(leaves.map((n, i) => [n, values[i]]));
   const map = new Map<string, Buffer>();
   for (const r of refs) {
@@ -50,11 +68,12 @@ async function loadNodes(store: EventStore, space: Space, refs: NodeRef[], entry
     }
     map.set(`${r.level}/${r.index}`, v.subarray(at, at + 32));
   }
-  return (level: number, index: number): Buffer => {
+  const get = (level: number, index: number): Buffer => {
     const v = map.get(`${level}/${index}`);
     if (!v) throw err('EDBX_ERR_INTERNAL', { reason: `proof read unplanned node ${level}/${index}` });
     return v;
   };
+  return [get, values.slice(leaves.length)];
 }
 
 /** The perfect nodes whose hashes fold into the root of the first `size` leaves, largest first. */
@@ -86,7 +105,22 @@ function treeSizeArg(value: unknown, current: number, name: string): number {
   return n;
 }
 
-/** Inclusion proof of `version` (leaf index version-1) in the aggregate's tree of `treeSize` events. */
+/** The root of the aggregate's tree at `size` events, as its event `size` carries it (sealed with it). */
+function carriedRoot(store: EventStore, value: Buffer | undefined, type: string, id: string, size: number) {
+  if (!value) {
+    throw err('EDBX_ERR_INTEGRITY', { where: `event ${type}/${id}@${size}`, reason: 'it is missing' });
+  }
+  return openEventAt(store.env.codec, value, type, id, size).merkle_root;
+}
+
+/** Stored Merkle nodes of an aggregate that do not lead to the root its events carry. */
+const nodesDisagree = (type: string, id: string, reason: string) =>
+  err('EDBX_ERR_INTEGRITY', { where: `Merkle nodes of ${type}/${id}`, reason });
+
+/**
+ * Inclusion proof of `version` (leaf index version-1) in the aggregate's tree of `treeSize` events.
+ * Refused with EDBX_ERR_INTEGRITY unless it leads to the `merkle_root` of the event at `treeSize`.
+ */
 export async function eventInclusionProof(
   store: EventStore,
   type: string,
@@ -107,23 +141,40 @@ export async function eventInclusionProof(
   const size = treeSizeArg(treeSize, current, 'tree_size');
   if (v > size)
     throw err('EDBX_ERR_INVALID_PROOF_RANGE', { reason: `version ${v} is not in a tree of size ${size}` });
-  // One read: the leaf (level 0 of its own entry), the audit path and the nodes of the root.
+  // One read: the leaf (level 0 of its own entry), the audit path, the nodes of the root, and the
+  // event at `size`, whose sealed `merkle_root` the proof must lead to.
   const leaf: NodeRef = { level: 0, index: v - 1 };
-  const get = await loadNodes(store, space, [leaf, ...inclusionNodes(v - 1, size), ...rootNodes(size)], (n) =>
-    K.nodeKey(type, id, n),
+  const [get, [last]] = await loadNodes(
+    store,
+    space,
+    [leaf, ...inclusionNodes(v - 1, size), ...rootNodes(size)],
+    (n) => K.nodeKey(type, id, n),
+    [K.eventKey(type, id, size)],
   );
+  const expected = carriedRoot(store, last, type, id, size);
+  const leafHash = get(0, v - 1);
   const path = inclusionProof(get, v - 1, size);
   const root = rootFrom(get, size);
+  if (root.toString('hex') !== expected || !verifyInclusion(leafHash, v - 1, size, path, root)) {
+    throw nodesDisagree(
+      type,
+      id,
+      `the proof of version ${v} does not lead to the root event ${size} carries (run \`aggregate verify\`)`,
+    );
+  }
   return {
     leaf_index: v - 1,
     tree_size: size,
-    leaf_hash: get(0, v - 1).toString('hex'),
+    leaf_hash: leafHash.toString('hex'),
     audit_path: path.map((h) => h.toString('hex')),
-    root: root.toString('hex'),
+    root: expected,
   };
 }
 
-/** Consistency proof between the aggregate's tree at `from` and at `to` events. */
+/**
+ * Consistency proof between the aggregate's tree at `from` and at `to` events. Refused with
+ * EDBX_ERR_INTEGRITY unless its roots are the `merkle_root`s the events at `from` and `to` carry.
+ */
 export async function aggregateConsistencyProof(
   store: EventStore,
   type: string,
@@ -136,22 +187,58 @@ export async function aggregateConsistencyProof(
   const live = await store.meta(type, id);
   if (!live) throw err('EDBX_ERR_AGGREGATE_NOT_FOUND', { aggregate_type: type, aggregate_id: id });
   const space: Space = live.meta.archived ? 'archive' : 'main';
-  return consistency(store, space, live.meta.version, from, to, (n) => K.nodeKey(type, id, n));
+  const [first, second] = consistencyRange(live.meta.version, from, to);
+  const [get, [atFirst, atSecond]] = await loadNodes(
+    store,
+    space,
+    consistencyRefs(first, second),
+    (n) => K.nodeKey(type, id, n),
+    [K.eventKey(type, id, first), K.eventKey(type, id, second)],
+  );
+  const proof = consistencyView(get, first, second);
+  if (
+    proof.first_root !== carriedRoot(store, atFirst, type, id, first) ||
+    proof.second_root !== carriedRoot(store, atSecond, type, id, second) ||
+    !verifiesAsServed(proof)
+  ) {
+    throw nodesDisagree(
+      type,
+      id,
+      `the proof from ${first} to ${second} events does not join the roots events ${first} and ${second} carry (run \`aggregate verify\`)`,
+    );
+  }
+  return proof;
 }
 
-/** Consistency proof between two sizes of the store-wide ledger tree. */
-export function ledgerConsistencyProof(
+/** Stored ledger nodes that contradict each other. */
+const ledgerDisagrees = (reason: string) => err('EDBX_ERR_INTEGRITY', { where: 'ledger entries', reason });
+
+/**
+ * Consistency proof between two sizes of the store-wide ledger tree. No event carries a ledger root:
+ * the roots are the ones the ledger entries give (what checkpoints sign), and the proof must verify
+ * between them.
+ */
+export async function ledgerConsistencyProof(
   store: EventStore,
   from: unknown,
   to?: unknown,
 ): Promise<ConsistencyProofView> {
-  return consistency(store, 'main', store.size, from, to, K.positionKey);
+  const [first, second] = consistencyRange(store.size, from, to);
+  const [get] = await loadNodes(store, 'main', consistencyRefs(first, second), K.positionKey);
+  const proof = consistencyView(get, first, second);
+  if (!verifiesAsServed(proof)) {
+    throw ledgerDisagrees(`the consistency proof from ${first} to ${second} events does not verify`);
+  }
+  return proof;
 }
 
-/** Inclusion proof of the event at `position` in the ledger tree of `treeSize` events. */
+/**
+ * Inclusion proof of the event at `position` in the ledger tree of `treeSize` events (default: the
+ * current size). Its root is the one the ledger entries give, which a checkpoint of that size signs.
+ */
 export async function ledgerInclusionProof(
   store: EventStore,
-  position: number,
+  position: unknown,
   treeSize?: unknown,
 ): Promise<InclusionProofView> {
   const size = treeSizeArg(treeSize, store.size, 'tree_size');
@@ -161,40 +248,74 @@ export async function ledgerInclusionProof(
       reason: `position ${String(position)} must be between 1 and ${size}`,
     });
   }
-  const get = await loadNodes(
+  const [get] = await loadNodes(
     store,
     'main',
     [{ level: 0, index: p - 1 }, ...inclusionNodes(p - 1, size), ...rootNodes(size)],
     K.positionKey,
   );
+  const leafHash = get(0, p - 1);
+  const path = inclusionProof(get, p - 1, size);
+  const root = rootFrom(get, size);
+  if (!verifyInclusion(leafHash, p - 1, size, path, root)) {
+    throw ledgerDisagrees(`the proof of position ${p} in ${size} events does not verify`);
+  }
   return {
     leaf_index: p - 1,
     tree_size: size,
-    leaf_hash: get(0, p - 1).toString('hex'),
-    audit_path: inclusionProof(get, p - 1, size).map((h) => h.toString('hex')),
-    root: rootFrom(get, size).toString('hex'),
+    leaf_hash: leafHash.toString('hex'),
+    audit_path: path.map((h) => h.toString('hex')),
+    root: root.toString('hex'),
   };
 }
 
-async function consistency(
-  store: EventStore,
-  space: Space,
-  current: number,
-  fromArg: unknown,
-  toArg: unknown,
-  entryKey: EntryKey,
-): Promise<ConsistencyProofView> {
+/**
+ * The ledger head a checkpoint signs, checked against the ledger entries: the root of the head's
+ * frontier (`G ledger`, stored unsealed) must be the root the entries' nodes give for that size,
+ * O(log n) reads. Throws EDBX_ERR_INTEGRITY when they disagree: a store must never sign a head its
+ * entries do not back (one flipped byte would make it sign two roots for one size).
+ */
+export async function checkedLedgerHead(store: EventStore): Promise<{ size: number; root: string }> {
+  const head = store.ledgerHead();
+  if (head.size === 0) return head;
+  const fail = (reason: string) =>
+    err('EDBX_ERR_INTEGRITY', { where: 'the ledger head', reason: `${reason} (run \`aggregate verify\`)` });
+  let root: Buffer;
+  try {
+    const [get] = await loadNodes(store, 'main', rootNodes(head.size), K.positionKey);
+    root = rootFrom(get, head.size);
+  } catch (e) {
+    if (!isEventDbxError(e, 'EDBX_ERR_INTEGRITY')) throw e;
+    throw fail(`the ledger entries of its ${head.size} events are missing or malformed`);
+  }
+  if (root.toString('hex') !== head.root) {
+    throw fail(`its root for ${head.size} events is not the one the ledger entries give`);
+  }
+  return head;
+}
+
+/** `[first, second]` of a consistency proof from the `from` and `to` arguments (`to` defaults to `current`). */
+function consistencyRange(current: number, fromArg: unknown, toArg: unknown): [number, number] {
   const second = treeSizeArg(toArg, current, 'to');
   const first = treeSizeArg(fromArg ?? undefined, current, 'from');
   if (fromArg === undefined) throw err('EDBX_ERR_INVALID_PROOF_RANGE', { reason: 'from is required' });
   if (first > second)
     throw err('EDBX_ERR_INVALID_PROOF_RANGE', { reason: `from ${first} is larger than to ${second}` });
-  const get = await loadNodes(
-    store,
-    space,
-    [...consistencyNodes(first, second), ...rootNodes(first), ...rootNodes(second)],
-    entryKey,
-  );
+  return [first, second];
+}
+
+/** The nodes a consistency proof and both its roots are computed from. */
+const consistencyRefs = (first: number, second: number): NodeRef[] => [
+  ...consistencyNodes(first, second),
+  ...rootNodes(first),
+  ...rootNodes(second),
+];
+
+function consistencyView(
+  get: (level: number, index: number) => Buffer,
+  first: number,
+  second: number,
+): ConsistencyProofView {
   return {
     first,
     second,
@@ -203,3 +324,13 @@ async function consistency(
     consistency_path: consistencyProof(get, first, second).map((h) => h.toString('hex')),
   };
 }
+
+/** Whether a consistency proof verifies as it would be served (a client's check, run before serving). */
+const verifiesAsServed = (p: ConsistencyProofView): boolean =>
+  verifyConsistency(
+    p.first,
+    p.second,
+    Buffer.from(p.first_root, 'hex'),
+    Buffer.from(p.second_root, 'hex'),
+    p.consistency_path.map((h) => Buffer.from(h, 'hex')),
+  );

@@ -192,15 +192,9 @@ describe('tampering is caught by client.audit() and client.verifyEvent()', () =>
       const codec = store.env.codec;
       const e = openEvent(codec, (await store.engine.get('main', key))!, 'event');
       const forged = { ...e, payload: { v: 'forged' } };
-      const broken = Buffer.from((await store.engine.get('main', K.eventKey('patient', 'p-2', 3)))!);
-      broken[broken.length - 1]! ^= 0x01;
-      await store.engine.write(
-        [
-          { type: 'put', space: 'main', key, value: sealEvent(codec, forged) },
-          { type: 'put', space: 'main', key: K.eventKey('patient', 'p-2', 3), value: broken },
-        ],
-        { sync: true },
-      );
+      await store.engine.write([{ type: 'put', space: 'main', key, value: sealEvent(codec, forged) }], {
+        sync: true,
+      });
     });
     const served: EventRecord = await db.getEvent('patient', 'p-2', 2);
     expect(served.payload).toEqual({ v: 'forged' });
@@ -208,9 +202,18 @@ describe('tampering is caught by client.audit() and client.verifyEvent()', () =>
     expect(e).toBeInstanceOf(EventDbxVerificationError);
     expect((e as Error).message).toMatch(/does not hash/);
     await expect(db.verifyEvent('patient', 'p-2', 1)).resolves.toBeDefined();
+
+    await restart(async (store) => {
+      const key = K.eventKey('patient', 'p-2', 3);
+      const broken = Buffer.from((await store.engine.get('main', key))!);
+      broken[broken.length - 1]! ^= 0x01;
+      await store.engine.write([{ type: 'put', space: 'main', key, value: broken }], { sync: true });
+    });
     const broken = await failure(db.getEvent('patient', 'p-2', 3));
     expect(broken).toBeInstanceOf(EventDbxApiError);
     expect(broken).toMatchObject({ code: 'EDBX_ERR_INTEGRITY' });
+    // Proofs of the tree of 3 events are refused too: the root they must lead to is in event 3.
+    expect(await failure(db.verifyEvent('patient', 'p-2', 1))).toMatchObject({ code: 'EDBX_ERR_INTEGRITY' });
   });
 
   it("another store's server fails the audit on its signature", async () => {

@@ -1,10 +1,11 @@
-/** The signed checkpoint of the ledger, its public key, and ledger consistency proofs. */
+/** The signed checkpoint of the ledger, its public key, and ledger inclusion and consistency proofs. */
 import type { FastifyInstance } from 'fastify';
 import { currentCheckpoint } from '../../store/checkpoints.js';
-import { ledgerConsistencyProof } from '../../store/index.js';
+import { err } from '../../core/errors.js';
+import { ledgerConsistencyProof, ledgerInclusionProof } from '../../store/index.js';
 import type { SecureStore } from '../../store/secure.js';
 import type { RouteContext } from '../app.js';
-import { errors } from '../schemas.js';
+import { errors, integrityError, ledgerProof } from '../schemas.js';
 
 const str = { type: 'string' } as const;
 
@@ -33,12 +34,13 @@ export async function checkpointRoutes(
             },
           },
           ...errors,
+          ...integrityError,
         },
       },
     },
     async (req) => {
       ctx.auth(req.headers.authorization, { write: false });
-      return { ...currentCheckpoint(secure), public_key: secure.publicKeyPem };
+      return { ...(await currentCheckpoint(secure)), public_key: secure.publicKeyPem };
     },
   );
   app.get<{ Querystring: { from?: string; to?: string } }>(
@@ -59,12 +61,26 @@ export async function checkpointRoutes(
             },
           },
           ...errors,
+          ...integrityError,
         },
       },
     },
     async (req) => {
       ctx.auth(req.headers.authorization, { write: false });
       return ledgerConsistencyProof(ctx.store, req.query.from, req.query.to);
+    },
+  );
+  // Links an event (by its `position`) to a signed checkpoint: the same hashes the checkpoint covers.
+  app.get<{ Querystring: { position?: string; tree_size?: string } }>(
+    '/v1/ledger/proof',
+    { schema: ledgerProof },
+    async (req) => {
+      ctx.auth(req.headers.authorization, { write: false });
+      if (req.query.position === undefined)
+        throw err('EDBX_ERR_INVALID_PROOF_RANGE', {
+          reason: 'position is required (?position=p&tree_size=n)',
+        });
+      return ledgerInclusionProof(ctx.store, req.query.position, req.query.tree_size);
     },
   );
 }
