@@ -116,7 +116,9 @@ export const ERRORS = {
   EDBX_ERR_INVALID_ARGUMENT: {
     status: 400,
     kind: 'user',
-    message: (p) => `invalid ${p.name} ${s(p.value)}: ${p.reason}`,
+    // A missing argument has no value to quote (`undefined` is not JSON): it is named as required.
+    message: (p) =>
+      p.missing ? `${p.name} is required: send it` : `invalid ${p.name} ${s(p.value)}: ${p.reason}`,
     doc: 'An argument is malformed; the message names it and says what is expected.',
   },
   EDBX_ERR_INVALID_PROOF_RANGE: {

@@ -246,7 +246,8 @@ export const transaction = {
     properties: {
       events: {
         type: 'array',
-        minItems: 1,
+        // No minItems: an empty list is the store's EDBX_ERR_EMPTY_TRANSACTION, not a generic 400.
+        description: 'at least one event (none: EDBX_ERR_EMPTY_TRANSACTION), at most 1000',
         maxItems: 1000,
         items: {
           ...appendBody,
