@@ -107,6 +107,20 @@ describe('server lifecycle from the CLI', () => {
     expect((await p.cli(['aggregate', 'list'])).code).toBe(0);
   }, 40_000);
 
+  it('a restart without options keeps the running port and restriction (qa2-spec #2)', async () => {
+    const strict = JSON.parse((await p.cli(['restart', '--restrict=strict', '--json'])).stdout);
+    expect(strict.restrict).toBe('strict');
+    // Before: the port was kept but the restriction went back to the default, loosening enforcement.
+    const plain = await p.cli(['restart', '--json']);
+    expect(plain.code, plain.stderr).toBe(0);
+    expect(JSON.parse(plain.stdout)).toMatchObject({ port: strict.port, restrict: 'strict' });
+    const status = JSON.parse((await p.cli(['status', '--json'])).stdout);
+    expect(status).toMatchObject({ running: true, port: strict.port, restrict: 'strict' });
+    // An option given still wins; `--restrict` alone means true.
+    const loose = JSON.parse((await p.cli(['restart', '--restrict', '--json'])).stdout);
+    expect(loose).toMatchObject({ port: strict.port, restrict: 'true' });
+  });
+
   it('start, restart, stop and destroy print JSON with --json', async () => {
     const old = (await pidOf())!;
     const restarted = await p.cli(['restart', '--json']);

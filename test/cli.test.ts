@@ -191,6 +191,9 @@ describe('CLI: aggregate and config commands on the data dir (no server)', () =>
     expect(refused.stderr).toMatch(
       /staged event #\d+ \(placed on order\/o-3\).*EDBX_ERR_VERSION_CONFLICT.*--discard.*EDBX_ERR_STAGED_EVENT_REFUSED/,
     );
+    // One code in brackets, at the end (qa2-spec #12: the cause's code was bracketed first).
+    expect(refused.stderr.match(/\[EDBX_[A-Z_]+\]/g)).toEqual(['[EDBX_ERR_STAGED_EVENT_REFUSED]']);
+    expect(refused.stderr).toMatch(/\[EDBX_ERR_STAGED_EVENT_REFUSED\]\n$/);
     const discarded = await json(['aggregate', 'commit', '--discard']);
     expect(
       discarded.discarded.map((s: { request: { aggregate_id: string } }) => s.request.aggregate_id),

@@ -436,6 +436,53 @@ describe('key rotation', () => {
   });
 });
 
+describe('keys given to a command while a server runs (qa2-spec #1)', () => {
+  it('a wrong or stale key is refused as when no server runs, with the same line and exit code', async () => {
+    const p = await fresh();
+    await apply(p, 'p-001', { name: 'Jane' }, 'patient-added');
+    const { run } = await import('./helpers/cli.js');
+    const as = (env: Record<string, string>, args: string[]) =>
+      run(args, { cwd: p.dir, env: { ...p.env, ...env } });
+    const attempts: Array<[Record<string, string>, string[], string]> = [
+      [{ EVENTDBX_DEK: 'typo-dek' }, ['aggregate', 'list'], 'is not a key of this store'],
+      [{ EVENTDBX_DEK: DEK }, ['aggregate', 'list'], 'is an earlier key of this store'],
+      [{ EVENTDBX_DEK: 'typo-dek' }, applyArgs('patient', 'p-009', 'e', ['a=1']), 'EDBX_ERR_DEK_MISMATCH'],
+      [{ EVENTDBX_MASTER_KEY: MASTER }, ['aggregate', 'list'], 'EDBX_ERR_WRONG_MASTER_KEY'],
+      [
+        { EVENTDBX_MASTER_KEY: 'typo', EVENTDBX_DEK: 'typo' },
+        ['token', 'generate', '--group', 'admin', '--user', 'mallory'],
+        'EDBX_ERR_WRONG_MASTER_KEY',
+      ],
+    ];
+    const server = await startServer(p, ['--restrict=false']);
+    const withServer: string[] = [];
+    try {
+      // Key rotation goes through the server and still works; the server then knows the new keys.
+      await ok(p, ['config', '--dek', 'second-dek']);
+      await ok(p, ['config', '--master-key', 'second-master']);
+      await ok(p, ['aggregate', 'list']);
+      for (const [env, args, what] of attempts) {
+        const r = await as(env, args);
+        expect(r.code, args.join(' ')).toBe(1);
+        expect(r.stderr).toContain(what);
+        for (const secret of Object.values(env)) expect(r.stderr).not.toContain(`${secret} `);
+        withServer.push(r.stderr);
+      }
+      // Nothing was written: no aggregate p-009, no token for mallory.
+      const got = await api(`${server.url}/v1/aggregates/patient/p-009`, server.adminToken);
+      expect(got.status).toBe(404);
+      const tokens = await api(`${server.url}/v1/tokens`, server.adminToken);
+      expect(JSON.stringify(tokens.body)).not.toContain('mallory');
+    } finally {
+      await server.stop();
+    }
+    // Without a server: the very same lines.
+    const direct: string[] = [];
+    for (const [env, args] of attempts) direct.push((await as(env, args)).stderr);
+    expect(withServer).toEqual(direct);
+  });
+});
+
 describe('tamper detection', () => {
   it('one changed byte of an encrypted event is reported by reads and by verify, never returned as data', async () => {
     const p = await fresh();

@@ -608,7 +608,7 @@ describe('REST API errors and extras', () => {
     problem(
       await api(`${url}/v1/transactions`, writer, { body: { events: [] } }),
       400,
-      'EDBX_ERR_INVALID_ARGUMENT',
+      'EDBX_ERR_EMPTY_TRANSACTION',
     );
     expect(await ledgerSize()).toBe(before);
     problem(await api(`${url}/v1/aggregates/account/a-1`, writer), 404, 'EDBX_ERR_AGGREGATE_NOT_FOUND');

@@ -18,7 +18,7 @@ import { callControl } from '../server/control.js';
 import { OPS } from './ops.js';
 import { keyValues, printJson } from './output.js';
 import { reportError } from './report.js';
-import { localIdentity, openLocalStore, requireKeys } from './runtime.js';
+import { localIdentity, openLocalStore, proofOfKeys, requireKeys } from './runtime.js';
 import { runningServer } from './server-commands.js';
 
 function numberFlag(
@@ -128,7 +128,8 @@ async function applyToStore(
   };
   if (!args.new_master_key && !args.new_dek && Object.keys(changes).length === 0) return;
   const identity = localIdentity();
-  if (await callControl(current.dataDir, { op: 'config.apply', args, identity })) return;
+  const proof = await proofOfKeys(current, false);
+  if (await callControl(current.dataDir, { op: 'config.apply', args, identity, proof })) return;
   // Opened with the master key alone (it proves the authority to change keys), so a DEK being given
   // here is applied and audited by config.apply, and a config file left with an earlier DEK (a crash
   // between the store's change and the file's) can be put right by giving the DEK again.

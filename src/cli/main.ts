@@ -183,12 +183,16 @@ function serverCommands(program: Command): void {
     flags: '--data-dir <path>',
     help: 'data directory of the server (default: config, else ./.eventdbx)',
   };
-  const startFlags = (c: Command) =>
+  // `restart` keeps the running server's port and restriction when not given.
+  const startFlags = (c: Command, kept = '') =>
     addFlags(c, [
-      { flags: '--port <u16>', help: 'HTTP port (default: config, else 7070)' },
+      { flags: '--port <u16>', help: `HTTP port (default: ${kept}config, else 7070)` },
       DATA_DIR,
       { flags: '--foreground', help: 'run in this terminal instead of as a daemon' },
-      { flags: '--restrict [mode]', help: 'schema enforcement: true (default), strict, or false' },
+      {
+        flags: '--restrict [mode]',
+        help: `schema enforcement: true, strict, or false (default: ${kept}true)`,
+      },
     ]);
   const lifecycle = async (name: string, opts: Record<string, unknown>, cmd: Command) => {
     const m = await import('./server-commands.js');
@@ -207,7 +211,12 @@ function serverCommands(program: Command): void {
     [DATA_DIR],
   ).action((o, c: Command) => lifecycle('status', o, c));
   startFlags(
-    program.command('restart').description('stop the server (if running) and start it again'),
+    program
+      .command('restart')
+      .description(
+        'stop the server (if running) and start it again; --port and --restrict not given are kept from the running server',
+      ),
+    "the running server's, else ",
   ).action((o, c: Command) => lifecycle('restart', o, c));
   addFlags(
     program.command('destroy').description('remove the PID file, data directory and configuration file'),

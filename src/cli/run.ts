@@ -8,7 +8,7 @@ import { HUMAN, resultFailed } from './human.js';
 import { OPS } from './ops.js';
 import { printJson } from './output.js';
 import { reportError } from './report.js';
-import { localIdentity, openLocalStore, requireConfig } from './runtime.js';
+import { localIdentity, openLocalStore, proofOfKeys, requireConfig } from './runtime.js';
 
 async function progressBar(): Promise<
   { update: (done: number, total: number) => void; stop: () => void } | undefined
@@ -45,7 +45,12 @@ async function execute(
   const identity = localIdentity();
   const bar = op === 'aggregate.verify' && !opts.json ? await progressBar() : undefined;
   try {
-    const remote = await callControl(config.dataDir, { op, args: wireArgs(opts), identity }, bar?.update);
+    const proof = await proofOfKeys(config);
+    const remote = await callControl(
+      config.dataDir,
+      { op, args: wireArgs(opts), identity, proof },
+      bar?.update,
+    );
     if (remote) return remote.result as Record<string, unknown>;
     const secure = await openLocalStore(config);
     try {

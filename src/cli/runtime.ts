@@ -1,10 +1,14 @@
 /** Opening the store for a CLI command, and the local identity of CLI writes made without a token. */
+import { readFile } from 'node:fs/promises';
 import os from 'node:os';
+import path from 'node:path';
+import { type KeyProof, proveKeys } from '../core/crypto/key-proof.js';
+import { validateKeyringRecord } from '../core/crypto/keyring.js';
 import { err } from '../core/errors.js';
 import type { IssuedBy } from '../core/event.js';
 import { type Config, loadConfig } from '../config/config.js';
 import { installSchemas } from '../store/schemas.js';
-import { type SecureStore, openDataDir } from '../store/secure.js';
+import { KEYRING_COPY, type SecureStore, openDataDir } from '../store/secure.js';
 
 /** Writes made by the local CLI without a token are recorded as group `local` and the OS user. */
 export function localIdentity(): IssuedBy {
@@ -41,6 +45,26 @@ export function requireKeys(config: Config): void {
       env: 'EVENTDBX_DEK',
       flag: '--dek',
     });
+}
+
+/**
+ * Proof of the keys of `config` for a running server to check (see core/crypto/key-proof.ts), made
+ * with the install salt from the data dir's keyring copy; undefined when there is no readable copy
+ * (no server has opened the data dir: the command opens the store itself and checks the keys there).
+ * `withDek: false` proves the master key alone (`config`).
+ */
+export async function proofOfKeys(config: Config, withDek = true): Promise<KeyProof | undefined> {
+  if (!config.masterKey) return undefined;
+  let salt: Buffer;
+  try {
+    const record = validateKeyringRecord(
+      JSON.parse(await readFile(path.join(config.dataDir, KEYRING_COPY), 'utf8')),
+    );
+    salt = Buffer.from(record.salt, 'base64');
+  } catch {
+    return undefined;
+  }
+  return proveKeys({ masterKey: config.masterKey, ...(withDek ? { dek: config.dek } : {}) }, salt);
 }
 
 /** How long a CLI command waits for another command that holds the data dir (RocksDB: one process). */

@@ -377,7 +377,13 @@ export async function lifecycle(
       if (opts.port !== undefined && port !== running?.port && !(await portFree(port)))
         throw err('EDBX_ERR_PORT_IN_USE', { port });
       const stopped = await stopServer(config);
-      const carry = running && opts.port === undefined ? { port: String(running.port) } : {};
+      // One rule: a start option not given is kept from the running server (port and restriction).
+      const carry = {
+        ...(running && opts.port === undefined ? { port: String(running.port) } : {}),
+        ...(running && opts.restrict === undefined && RESTRICT_MODES.includes(running.restrict)
+          ? { restrict: running.restrict }
+          : {}),
+      };
       return await start({ ...carry, ...opts }, configFile, {
         restarted: true,
         stopped_pid: stopped ?? null,

@@ -116,7 +116,9 @@ export const ERRORS = {
   EDBX_ERR_INVALID_ARGUMENT: {
     status: 400,
     kind: 'user',
-    message: (p) => `invalid ${p.name} ${s(p.value)}: ${p.reason}`,
+    // A missing argument has no value to quote (`undefined` is not JSON): it is named as required.
+    message: (p) =>
+      p.missing ? `${p.name} is required: send it` : `invalid ${p.name} ${s(p.value)}: ${p.reason}`,
     doc: 'An argument is malformed; the message names it and says what is expected.',
   },
   EDBX_ERR_INVALID_PROOF_RANGE: {
@@ -135,7 +137,8 @@ export const ERRORS = {
     status: 409,
     kind: 'user',
     message: (p) =>
-      `staged event #${p.seq} (${p.event}) cannot be appended: ${p.reason} [${p.cause}]; fix the cause and commit again, or drop the stage with \`eventdbx aggregate commit --discard\``,
+      // The cause's code in words, not in brackets: the line ends with this error's code alone.
+      `staged event #${p.seq} (${p.event}) cannot be appended (cause ${p.cause}): ${p.reason}; fix the cause and commit again, or drop the stage with \`eventdbx aggregate commit --discard\``,
     doc: 'A staged event is refused at commit (or when a later event is staged): nothing is committed and the stage is kept. The message names the staged event and the cause.',
   },
   EDBX_ERR_PORT_IN_USE: {

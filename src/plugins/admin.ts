@@ -131,20 +131,25 @@ export async function mapField(
   };
 }
 
-/** Deliver again from `from` (default 1, the first event); dead letters from there are cleared. */
+/**
+ * Deliver again from `from` (default 1, the first event); dead letters from there are cleared.
+ * `fromName` is how the caller's user gave `from` (the CLI flag, or the HTTP body field).
+ */
 export async function replayPlugin(
   store: EventStore,
   nameArg: unknown,
   from: unknown,
   ctx: WriteContext,
+  fromName = '--from',
 ): Promise<ReplayResult> {
   const name = pluginKind(nameArg);
   const position = from === undefined ? 1 : wholeNumber(from);
   if (position === undefined || position < 1 || position > store.size + 1) {
+    // Positions number the ledger, whose entries include the audit log's.
     throw err('EDBX_ERR_INVALID_ARGUMENT', {
-      name: '--from',
+      name: fromName,
       value: from,
-      reason: `use a position from 1 to ${store.size + 1} (the store holds ${store.size} events)`,
+      reason: `use a position from 1 to ${store.size + 1} (the ledger holds ${store.size} positions, audit entries included)`,
     });
   }
   const cleared = await apply(store, [name], () =>

@@ -15,7 +15,7 @@ import { parseJsonBody } from './json-body.js';
 import { errorHandler, notFoundHandler } from './problem.js';
 import { type Timeouts, clientErrorHandler, httpTimeouts } from './protocol.js';
 import { aggregateRoutes } from './routes/aggregates.js';
-import { problem, protocolErrors } from './schemas.js';
+import { declaredResponses, problem } from './schemas.js';
 import { systemRoutes } from './routes/system.js';
 
 export interface ServerOptions {
@@ -119,12 +119,10 @@ export async function buildServer(
     if (req.is404 || (Array.isArray(security) && security.length === 0)) return;
     ctx.auth(req.headers.authorization, { write: false });
   });
-  // Every route can answer 408, 431 and 503 (see protocol.ts and the closing hook): declare them once.
+  // What every route can answer by its method (408, 431, 503; 413 and 415 with a body): declared once.
   app.addHook('onRoute', (route) => {
     const schema = route.schema as { response?: Record<string, unknown> } | undefined;
-    // A route without response schemas keeps the default success answer (any JSON) next to them.
-    if (schema)
-      schema.response = { ...(schema.response ?? { 200: { description: 'OK' } }), ...protocolErrors };
+    if (schema) schema.response = declaredResponses(route.method, schema.response);
   });
   await app.register(swagger, {
     openapi: {

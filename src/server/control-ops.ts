@@ -1,13 +1,27 @@
 /** Runs CLI operations sent over the control socket on the server's open store. */
+import { AesGcmCodec } from '../core/crypto/codec.js';
 import { err } from '../core/errors.js';
 import { OPS } from '../cli/ops.js';
 import type { SecureStore } from '../store/secure.js';
 import type { ControlHandler } from './control.js';
 
+/** `config` proves the master key alone: it opens the store with it alone to change keys. */
+const MASTER_KEY_ONLY = new Set(['config.apply']);
+
 export function controlHandler(secure: SecureStore): ControlHandler {
   return async (req, progress) => {
     const op = OPS[req.op];
     if (!op) throw err('EDBX_ERR_USAGE', { reason: `unknown operation ${JSON.stringify(req.op)}` });
+    // The keys the command was given are checked as when the CLI opens the store itself.
+    if (req.proof === undefined)
+      throw err('EDBX_ERR_STORE_IO', {
+        reason:
+          'the command could not prove its keys to the server: keyring.json in the data dir is missing or unreadable (`eventdbx restart` writes it again)',
+      });
+    const codec = secure.store.env.codec;
+    if (!(codec instanceof AesGcmCodec))
+      throw err('EDBX_ERR_INTERNAL', { reason: 'the server store is not encrypted' });
+    secure.keyCheck.check(req.proof, codec, !MASTER_KEY_ONLY.has(req.op));
     return op(secure, req.args, { issuedBy: req.identity }, progress);
   };
 }

@@ -11,6 +11,7 @@ import { chmod, rm } from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
 import { type EventDbxError, type ErrorCode, ERRORS, err, toEventDbxError } from '../core/errors.js';
+import type { KeyProof } from '../core/crypto/key-proof.js';
 import type { IssuedBy } from '../core/event.js';
 
 export const SOCKET_NAME = 'control.sock';
@@ -22,6 +23,8 @@ export interface ControlRequest {
   readonly op: string;
   readonly args: Record<string, unknown>;
   readonly identity: IssuedBy;
+  /** Proof of the keys the command was given (never the keys), checked before the command runs. */
+  readonly proof?: KeyProof | undefined;
 }
 
 type ControlResponse =

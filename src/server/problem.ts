@@ -71,6 +71,15 @@ export const isClientGone = (e: unknown): boolean =>
   GONE.has((e as { code?: string } | undefined)?.code ?? '') ||
   (e as Error | undefined)?.message === 'aborted';
 
+/**
+ * The challenge a 401 carries (RFC 6750 §3): a request without a token gets the bare scheme, one whose
+ * token is malformed, unknown, expired or revoked gets `error="invalid_token"`.
+ */
+export function wwwAuthenticate(code: string): string {
+  const realm = 'Bearer realm="eventdbx"';
+  return code === 'EDBX_ERR_TOKEN_MISSING' ? realm : `${realm}, error="invalid_token"`;
+}
+
 export function errorHandler(e: FastifyError | Error, req: FastifyRequest, reply: FastifyReply): void {
   const bodyLimit = req.routeOptions?.bodyLimit ?? req.server?.initialConfig.bodyLimit;
   let error: EventDbxError;
@@ -81,6 +90,7 @@ export function errorHandler(e: FastifyError | Error, req: FastifyRequest, reply
     error = err('EDBX_ERR_MALFORMED_REQUEST', { reason: 'the client closed the connection mid-request' });
   } else error = fromFastify(e as FastifyError, bodyLimit);
   if (error.code === 'EDBX_ERR_INTERNAL') req.log.error({ err: e }, 'unhandled error');
+  if (error.status === 401) void reply.header('WWW-Authenticate', wwwAuthenticate(error.code));
   // The server is stopping: the client should try again shortly (the restarted server, another node).
   if (error.code === 'EDBX_ERR_SHUTTING_DOWN')
     void reply.header('Retry-After', String(RETRY_AFTER_S)).header('Connection', 'close');

@@ -43,6 +43,26 @@ export const protocolErrors = {
   503: problemResponse('The server is shutting down: retry after Retry-After seconds'),
 } as const;
 
+/** Answers only a request whose body the server reads can get (refused by a schema, too large, not JSON). */
+const WRITE_ONLY = ['409', '413', '415', '422'];
+
+/**
+ * The answers a route declares in /openapi.json: those it lists, plus what its method makes possible
+ * on every route. Any route answers 408, 431 and 503; any route of a method with a body answers 413 and
+ * 415 (a body is read and refused when too large or not JSON, whether or not the route takes one); a
+ * GET or HEAD never answers 409, 413, 415 or 422 (nothing is written, no body is read).
+ */
+export function declaredResponses(
+  method: string | readonly string[],
+  response: Record<string, unknown> | undefined,
+): Record<string, unknown> {
+  // A route without response schemas keeps the default success answer (any JSON) next to them.
+  const listed = { ...(response ?? { 200: { description: 'OK' } }), ...protocolErrors };
+  const reads = [method].flat().every((m) => m === 'GET' || m === 'HEAD');
+  if (!reads) return { ...listed, 413: errors[413], 415: errors[415] };
+  return Object.fromEntries(Object.entries(listed).filter(([status]) => !WRITE_ONLY.includes(status)));
+}
+
 const stringMap = { type: 'object', additionalProperties: str } as const;
 const issuedBy = { type: 'object', properties: { group: str, user: str } } as const;
 
@@ -262,7 +282,8 @@ export const transaction = {
     properties: {
       events: {
         type: 'array',
-        minItems: 1,
+        // No minItems: an empty list is the store's EDBX_ERR_EMPTY_TRANSACTION, not a generic 400.
+        description: 'at least one event (none: EDBX_ERR_EMPTY_TRANSACTION), at most 1000',
         maxItems: 1000,
         items: {
           ...appendBody,

@@ -1,7 +1,8 @@
 /**
  * JSON-schema (ajv) validation failures as registry errors: the documented specific code where one
- * exists (payload, field value, event id, expected version), else EDBX_ERR_INVALID_ARGUMENT naming the
- * field; always with the value that was sent (ajv runs with `verbose`, so each error carries it).
+ * exists (payload, field value, event type, event id, expected version), else EDBX_ERR_INVALID_ARGUMENT
+ * naming the field (a missing one as required); always with the value that was sent (ajv runs with
+ * `verbose`, so each error carries it).
  */
 import type { FastifySchemaValidationError } from 'fastify';
 import { type EventDbxError, err } from '../core/errors.js';
@@ -32,6 +33,7 @@ export function fromValidation(v: FastifySchemaValidationError, context: string 
     if (last === 'payload') return err('EDBX_ERR_INVALID_PAYLOAD', { actual: describeType(data) });
     if (parent === 'payload')
       return err('EDBX_ERR_INVALID_FIELD_VALUE', { field: last, actual: describeType(data) });
+    if (last === 'event_type') return err('EDBX_ERR_INVALID_EVENT_TYPE', { value: data });
     if (last === 'event_id') return err('EDBX_ERR_INVALID_EVENT_ID', { value: data });
     if (last === 'expected_version') return err('EDBX_ERR_INVALID_EXPECTED_VERSION', { value: data });
     if (last === 'snapshot_threshold') return err('EDBX_ERR_INVALID_SNAPSHOT_THRESHOLD', { value: data });
@@ -47,11 +49,7 @@ export function fromValidation(v: FastifySchemaValidationError, context: string 
   }
   if (v.keyword === 'required') {
     const field = (v.params as { missingProperty?: string }).missingProperty;
-    return err('EDBX_ERR_INVALID_ARGUMENT', {
-      name: `${name}.${field}`,
-      value: undefined,
-      reason: 'is required: send it',
-    });
+    return err('EDBX_ERR_INVALID_ARGUMENT', { name: `${name}.${field}`, missing: true });
   }
   // A query parameter given twice arrives as an array.
   if ((context === 'querystring' || context === 'headers') && Array.isArray(data)) {

@@ -9,6 +9,7 @@ import { renameSync, writeFileSync } from 'node:fs';
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import {
+  KeyCheck,
   type KeyringRecord,
   createKeyring,
   generateSigningKey,
@@ -40,6 +41,8 @@ export interface SecureStore {
   readonly keyringFile?: string;
   /** What happened to the DEK at open: 'created' for a new store. */
   readonly dek: 'created' | 'active' | 'reactivated' | 'added' | 'not-given';
+  /** Checks the keys a CLI command proves over the control socket (follows `changeKeys`). */
+  readonly keyCheck: KeyCheck;
 }
 
 const KEYRING = globalKey('keyring');
@@ -137,7 +140,15 @@ export async function openSecureStore(
     const store = await EventStore.open({ ...storeOptions, engine, codec: opened.codec });
     const signingKeyPem = signing.toString('utf8');
     const publicKeyPem = createPublicKey(signingKeyPem).export({ type: 'spki', format: 'pem' }).toString();
-    return { store, signingKeyPem, publicKeyPem, dek: status, ...(keyringFile ? { keyringFile } : {}) };
+    const keyCheck = new KeyCheck(keys.masterKey, Buffer.from(record.salt, 'base64'));
+    return {
+      store,
+      signingKeyPem,
+      publicKeyPem,
+      dek: status,
+      keyCheck,
+      ...(keyringFile ? { keyringFile } : {}),
+    };
   } catch (e) {
     await engine.close();
     throw e;
@@ -189,6 +200,10 @@ export async function changeKeys(
       const file = secure.keyringFile;
       // The copy follows as soon as the store's keyring is durable, before the change is acknowledged.
       if (file) tx.afterCommit(() => writeKeyringFileSync(file, record));
+    }
+    if (masterChanged) {
+      const next = change.newMasterKey!;
+      tx.afterCommit(() => secure.keyCheck.setMasterKey(next));
     }
     const master_key = masterChanged ? 're-wrapped under the new master key' : 'unchanged';
     store.audit(tx, ctx, 'config-changed', { dek, master_key, ...otherChanges });

@@ -3,6 +3,8 @@
  * application/json, text/plain or text/event-stream, and statuses the routes return were missing).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { FEATURES } from '../../src/server/features.js';
+import type { SecureStore } from '../../src/store/secure.js';
 import { type TestServer, get, testServer } from '../helpers/http.js';
 
 type Op = { responses: Record<string, { content?: Record<string, { schema?: { properties?: object } }> }> };
@@ -59,5 +61,36 @@ describe('OpenAPI error responses', () => {
         }
       }
     }
+  });
+});
+
+describe('OpenAPI statuses by method (qa2-spec #3)', () => {
+  let s: TestServer;
+  let paths: Record<string, Record<string, Op>>;
+  beforeAll(async () => {
+    // Every feature's routes (schemas, tokens, plugins, checkpoint, stream): only the document is read.
+    s = await testServer({
+      extraRoutes: FEATURES.filter((f) => f.routes).map(
+        (f) => (app, ctx) => f.routes!(app, ctx, {} as SecureStore),
+      ),
+    });
+    paths = (await get(s, '/openapi.json')).body.paths;
+  });
+  afterAll(() => s?.close());
+
+  it('a route of a method with a body declares 413 and 415; a GET declares none of 409, 413, 415, 422', () => {
+    expect(paths['/v1/schemas/{aggregate}']?.patch).toBeDefined();
+    let gets = 0;
+    for (const [path, ops] of Object.entries(paths)) {
+      for (const [method, op] of Object.entries(ops)) {
+        const statuses = Object.keys(op.responses);
+        const where = `${method.toUpperCase()} ${path}`;
+        if (method === 'get') {
+          gets++;
+          for (const status of ['409', '413', '415', '422']) expect(statuses, where).not.toContain(status);
+        } else expect(statuses, where).toEqual(expect.arrayContaining(['413', '415']));
+      }
+    }
+    expect(gets).toBeGreaterThan(10);
   });
 });

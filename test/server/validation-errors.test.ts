@@ -57,6 +57,26 @@ describe('validation errors: specific codes and the value sent', () => {
     expect(r.body).toMatchObject({ status: 400, code: 'EDBX_ERR_INVALID_FIELD_VALUE' });
   });
 
+  it('an empty transaction is EDBX_ERR_EMPTY_TRANSACTION, as documented (qa2-spec #4)', async () => {
+    const r = await post(s, '/v1/transactions', { events: [] });
+    expect(r.status).toBe(400);
+    expect(r.body.code).toBe('EDBX_ERR_EMPTY_TRANSACTION');
+  });
+
+  it('an event type that is not a string is EDBX_ERR_INVALID_EVENT_TYPE (qa2-spec #4)', async () => {
+    const r = await append({ event_type: 5, payload: {} });
+    expect(r.body).toMatchObject({ status: 400, code: 'EDBX_ERR_INVALID_EVENT_TYPE' });
+    expect(r.body.detail).toMatch(/invalid event type 5:/);
+  });
+
+  it('names a missing field as required, without an `undefined` value (qa2-spec #4)', async () => {
+    const r = await append({ payload: {} });
+    expect(r.body).toMatchObject({ status: 400, code: 'EDBX_ERR_INVALID_ARGUMENT' });
+    expect(r.body.detail).toBe('body.event_type is required: send it');
+    const inTx = await post(s, '/v1/transactions', { events: [{ aggregate_type: 'patient', payload: {} }] });
+    expect(inTx.body.detail).toMatch(/^body\.events\.0\.\w+ is required: send it$/);
+  });
+
   it('shows the value of a generic argument error, truncated and escaped', async () => {
     const twice = await get(s, '/v1/aggregates?take=2&take=3');
     expect(twice.body.code).toBe('EDBX_ERR_INVALID_ARGUMENT');

@@ -4,9 +4,11 @@
  * logged or serialised without leaking them.
  */
 import type { RecordCodec, SharedCodec } from '../../store/codec.js';
+import { timingSafeEqual } from 'node:crypto';
 import { err } from '../errors.js';
 import { isKeyId, openWith, sealWith } from './aead.js';
 import { KEY_BYTES } from './kdf.js';
+import { dekTag } from './key-proof.js';
 
 export interface AesGcmCodecOptions {
   /** Key id used for new seals; must be in `keys`. */
@@ -57,6 +59,19 @@ export class AesGcmCodec implements RecordCodec {
   /** Key ids this codec can open, ascending. */
   get keyIds(): number[] {
     return [...this.#keys.keys()].sort((a, b) => a - b);
+  }
+
+  /**
+   * The id of the data key whose proof (see key-proof.ts) over `nonce` is `tag`, or undefined. Every key
+   * is compared, in constant time each, without an early exit.
+   */
+  keyIdProving(nonce: string, tag: Buffer): number | undefined {
+    let found: number | undefined;
+    for (const [id, key] of this.#keys) {
+      const mine = dekTag(key, nonce);
+      if (mine.length === tag.length && timingSafeEqual(mine, tag)) found = id;
+    }
+    return found;
   }
 
   seal(plain: Buffer): Buffer {

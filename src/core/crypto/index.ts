@@ -16,4 +16,5 @@ export {
   unlockKeyring,
   validateKeyringRecord,
 } from './keyring.js';
+export { KeyCheck, type KeyProof, type ProvableKeys, proveKeys } from './key-proof.js';
 export { type SigningKeyPair, generateSigningKey, sign, verifySignature } from './signing.js';

@@ -94,7 +94,7 @@ async function pluginRoutes(app: FastifyInstance, ctx: RouteContext): Promise<vo
         response: { 200: { description: 'OK' }, ...errors },
       },
     },
-    async (req) => replayPlugin(store, req.params.name, req.body?.from, change(req)),
+    async (req) => replayPlugin(store, req.params.name, req.body?.from, change(req), 'body.from'),
   );
 
   app.post<{ Params: { name: string } }>(
