@@ -147,9 +147,51 @@ export async function verifyLedger(store: EventStore, eventCount?: number): Prom
     );
   }
   if (eventCount !== undefined && eventCount !== size) {
+    const orphan = await firstOrphan(store);
+    if (orphan)
+      return fail(
+        orphan.position,
+        `ledger entry ${orphan.position} points at ${orphan.ref.type}/${orphan.ref.id}@${orphan.ref.version}, an aggregate with no meta (removed?)`,
+      );
     return fail(size, `aggregates hold ${eventCount} events but the ledger has ${size}`);
   }
   return { ok: true, size, root };
+}
+
+/**
+ * The first ledger entry whose aggregate has no meta: what a count mismatch usually means (an
+ * aggregate removed, or its meta). Only run when the counts disagree; holds each aggregate seen once.
+ */
+async function firstOrphan(store: EventStore): Promise<{ position: number; ref: K.EventRef } | undefined> {
+  const known = new Set<string>();
+  let batch: Array<{ position: number; ref: K.EventRef }> = [];
+  const check = async () => {
+    const fresh = [
+      ...new Map(batch.map((b) => [K.metaKey(b.ref.type, b.ref.id).toString('latin1'), b])).entries(),
+    ].filter(([k]) => !known.has(k));
+    const metas = await store.engine.getMany(
+      'main',
+      fresh.map(([k]) => Buffer.from(k, 'latin1')),
+    );
+    const missing = new Set(fresh.filter((_, i) => metas[i] === undefined).map(([k]) => k));
+    for (const [k] of fresh) known.add(k);
+    const found = batch.find((b) => missing.has(K.metaKey(b.ref.type, b.ref.id).toString('latin1')));
+    batch = [];
+    return found;
+  };
+  for await (const [key, value] of store.engine.range('main', {
+    gte: K.positionKey(1),
+    lt: prefixEnd(K.positionPrefix()),
+  })) {
+    const position = K.readU64(key, 1);
+    const entry = K.decodeLedgerEntry(position, value);
+    if (entry) batch.push({ position, ref: entry.ref });
+    if (batch.length >= 1024) {
+      const found = await check();
+      if (found) return found;
+    }
+  }
+  return batch.length > 0 ? check() : undefined;
 }
 
 export interface VerifyAllReport {

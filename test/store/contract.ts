@@ -499,6 +499,20 @@ export function storeContract(name: string, factory: EngineFactory): void {
       expect(all.ledger.ok).toBe(false); // p-2's three ledger entries point at events no meta holds
     });
 
+    it('verify of everything names the aggregate whose meta was removed', async () => {
+      await store.append(ev('p-0', 'tick', {}), jane);
+      for (let i = 1; i <= 3; i++) await store.append(ev('p-1', 'tick', { n: i }), jane);
+      await del(K.metaKey('patient', 'p-1'));
+      store.clearCache();
+      const all = await verifyAll(store);
+      expect(all.ok).toBe(false);
+      expect(all.ledger).toMatchObject({
+        ok: false,
+        first_bad_position: 2,
+        reason: 'ledger entry 2 points at patient/p-1@1, an aggregate with no meta (removed?)',
+      });
+    });
+
     it('a snapshot is used and verified only at its own key, with the root of its version', async () => {
       for (let i = 1; i <= 6; i++) {
         await store.append(ev('p-1', 'tick', { n: i, [`f${i % 2}`]: `v${i}` }), jane);
