@@ -40,8 +40,10 @@ describe('server lifecycle from the CLI', () => {
     expect(started.code, started.stderr).toBe(0);
     const pid = (await pidOf())!;
     const bogus = await p.cli(['restart', '--restrict=bogus']);
-    expect(bogus.code).toBe(2);
-    expect(bogus.stderr).toMatch(/--restrict.*\[EDBX_ERR_USAGE\]/);
+    expect(bogus.code).toBe(1);
+    expect(bogus.stderr).toMatch(
+      /invalid --restrict "bogus": use true, strict or false \[EDBX_ERR_INVALID_ARGUMENT\]/,
+    );
     const port = await p.cli(['restart', '--port', '99999']);
     expect(port.code).toBe(1);
     expect(port.stderr).toMatch(/--port.*\[EDBX_ERR_INVALID_ARGUMENT\]/);

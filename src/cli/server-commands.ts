@@ -23,9 +23,8 @@ const HEALTH_TIMEOUT_MS = 5000;
 function restrictMode(value: unknown): string {
   if (value === undefined || value === true) return 'true';
   if (typeof value === 'string' && RESTRICT_MODES.includes(value)) return value;
-  throw err('EDBX_ERR_USAGE', {
-    reason: `--restrict must be true, strict or false (got ${JSON.stringify(value)})`,
-  });
+  // A bad value, like a bad --port: exit 1 (exit 2 is for a malformed command line).
+  throw err('EDBX_ERR_INVALID_ARGUMENT', { name: '--restrict', value, reason: 'use true, strict or false' });
 }
 
 function portFlag(value: unknown, fallback: number): number {

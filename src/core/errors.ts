@@ -151,7 +151,7 @@ export const ERRORS = {
     status: 400,
     kind: 'usage',
     message: (p) => String(p.reason),
-    doc: 'The command line is malformed (unknown flag, missing required flag, bad flag value).',
+    doc: 'The command (or request) is malformed or incomplete: an unknown command or flag, a required flag or part missing. A bad value is EDBX_ERR_INVALID_ARGUMENT or a specific code.',
   },
 
   // --- not found (404) ---
