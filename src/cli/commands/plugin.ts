@@ -83,7 +83,7 @@ export const PLUGIN_COMMANDS: CommandSpec[] = [
     { flags: '--no-pretty', help: 'one record per line (JSON Lines, the default)' },
   ]),
   sink('log', "emit a line per event through the server's log", [
-    { flags: '--level <trace|debug|info|warn|error>', help: 'log level of the lines' },
+    { flags: '--level <level>', help: 'log level of the lines: trace, debug, info, warn or error' },
     {
       flags: '--template <text>',
       help: 'line with {aggregate} {event} {id} {version}; default "aggregate={aggregate} id={id} event={event}"',
