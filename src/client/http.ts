@@ -135,7 +135,11 @@ export class Transport {
         throw new EventDbxConnectionError(
           method === 'GET' || o.idempotent
             ? `${what} failed: ${describe(e)}`
-            : `${what} failed: ${describe(e)}; the outcome is unknown (send an event_id to make appends safe to retry)`,
+            : `${what} failed: ${describe(e)}; the outcome is unknown${
+                /\/events$|\/v1\/transactions$/.test(path)
+                  ? ' (send an event_id to make appends safe to retry)'
+                  : '; check before retrying'
+              }`,
           e,
         );
       }

@@ -118,6 +118,16 @@ describe.each(['503', 'plain 503', 'reset'] as const)('after %s', (how) => {
     }
   });
 
+  it('a failed write that is not an append does not suggest an event id', async () => {
+    mode = { fail: 2, how };
+    const e = await failure(client().createToken({ group: 'g', user: 'u' }));
+    expect(received).toHaveLength(1);
+    if (how === 'reset') {
+      expect((e as Error).message).toMatch(/outcome is unknown; check before retrying$/);
+      expect((e as Error).message).not.toContain('event_id');
+    }
+  });
+
   it('retries a transaction only when every event has an id', async () => {
     const ev = (id?: string) => ({
       aggregate_type: 'patient',
