@@ -20,6 +20,7 @@ import {
   verifyAll,
 } from '../src/store/index.js';
 import * as K from '../src/store/keys.js';
+import { editEngine } from './helpers/engine.js';
 import { expectCode } from './helpers/expect.js';
 
 const who = { issuedBy: { group: 'audit', user: 'ana' } };
@@ -81,15 +82,7 @@ async function reports(dir: string, codec?: RecordCodec) {
   return { report: threaded, tasks };
 }
 
-async function edit(dir: string, fn: (engine: RocksDbEngine) => Promise<void>): Promise<void> {
-  const engine = new RocksDbEngine(dir);
-  await engine.open();
-  try {
-    await fn(engine);
-  } finally {
-    await engine.close();
-  }
-}
+const edit = editEngine;
 
 /** Alter one byte of a stored event: in its event type when it is readable, else its last byte. */
 const flipEventByte = (version: number) => (e: RocksDbEngine) =>

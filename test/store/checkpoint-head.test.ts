@@ -14,6 +14,7 @@ import { RocksDbEngine } from '../../src/storage/rocksdb/rocksdb-engine.js';
 import { type CheckpointSigner, currentCheckpoint } from '../../src/store/checkpoints.js';
 import { EventStore } from '../../src/store/index.js';
 import * as K from '../../src/store/keys.js';
+import { editEngine } from '../helpers/engine.js';
 import { expectCode } from '../helpers/expect.js';
 
 const jane = { issuedBy: { group: 'admin', user: 'jane' } };
@@ -40,13 +41,7 @@ async function open(): Promise<EventStore> {
 async function edit(fn: (e: RocksDbEngine) => Promise<void>): Promise<void> {
   await store?.close();
   store = undefined;
-  const engine = new RocksDbEngine(dir);
-  await engine.open();
-  try {
-    await fn(engine);
-  } finally {
-    await engine.close();
-  }
+  await editEngine(dir, fn);
 }
 
 async function flip(e: RocksDbEngine, key: Buffer, offset: number, mask = 0x01): Promise<void> {
