@@ -8,6 +8,7 @@ import { createHash } from 'node:crypto';
 import canonicalize from 'canonicalize';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { EventDbxApiError, EventDbxClient } from '../../src/client/index.js';
 import type { EventRecord } from '../../src/core/event.js';
 import { verifyInclusion } from '../../src/core/merkle/index.js';
 import { buildServer } from '../../src/server/app.js';
@@ -311,5 +312,34 @@ describe('OpenAPI', () => {
       for (const status of statuses)
         expect(Object.keys(op.responses[status].content)).toEqual(['application/problem+json']);
     }
+  });
+});
+
+describe('the SDK: auditLog() and verifyAuditLog()', () => {
+  it('pages the audit log with since, take and cursor, and verifies it', async () => {
+    const url = await s.app.listen({ port: 0, host: '127.0.0.1' });
+    const db = new EventDbxClient({ url, token: readOnlyAdmin });
+    const all = (await db.auditLog()).entries;
+    expect(all.map((e) => e.version)).toEqual(Array.from({ length: 11 }, (_, i) => i + 1));
+    const since = new Date(START + 2 * DAY).toISOString();
+    const seen: EventRecord[] = [];
+    let page = await db.auditLog({ since, take: 2 });
+    seen.push(...page.entries);
+    while (page.next_cursor !== null) {
+      page = await db.auditLog({ since, take: 2, cursor: page.next_cursor });
+      seen.push(...page.entries);
+    }
+    expect(seen).toEqual(all.filter((e) => e.metadata.created_at >= since));
+    expect(seen).toHaveLength(5);
+    expect((await db.auditLog({ skip: 10 })).entries.map((e) => e.version)).toEqual([11]);
+
+    const v = await db.verifyAuditLog();
+    expect(v).toMatchObject({ ok: true, report: { ok: true, version: 11 }, state: { ok: true } });
+
+    const refused = await new EventDbxClient({ url, token: doctor }).verifyAuditLog().catch((e) => e);
+    expect(refused).toBeInstanceOf(EventDbxApiError);
+    expect(refused.code).toBe('EDBX_ERR_GROUP_NOT_ALLOWED');
+    const bad = await db.auditLog({ since: 'yesterday-ish' }).catch((e) => e);
+    expect(bad.code).toBe('EDBX_ERR_INVALID_ARGUMENT');
   });
 });
