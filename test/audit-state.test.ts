@@ -75,7 +75,7 @@ const moveOps = (found: Array<[Buffer, Buffer]>, from: Space, to: Space): Op[] =
 const apply = (id: string, payload: Record<string, string>, type = 'patient', event = 'patient-added') =>
   store.append({ aggregate_type: type, aggregate_id: id, event_type: event, payload }, jane);
 
-async function problems(): Promise<string[]> {
+async function problems(): Promise<readonly string[]> {
   const { report, state } = await verifyAuditLog(store);
   expect(report.ok).toBe(true);
   return state!.problems;

@@ -729,7 +729,7 @@ describe('audit log', () => {
     });
     const r = await q.cli(['audit', 'verify', '--json']);
     expect(r.code).toBe(1);
-    expect(JSON.parse(r.stdout).report).toMatchObject({ ok: false, first_bad_version: 1 });
+    expect(JSON.parse(r.stdout)).toMatchObject({ ok: false, report: { ok: false, first_bad_version: 1 } });
   });
 });
 

@@ -690,6 +690,8 @@ describe('REST API errors and extras', () => {
       ['get', '/v1/aggregates/{aggregate_type}/{aggregate_id}/verify'],
       ['post', '/v1/transactions'],
       ['get', '/v1/checkpoint'],
+      ['get', '/v1/audit'],
+      ['get', '/v1/audit/verify'],
       ['get', '/v1/schemas'],
       ['get', '/v1/schemas/{aggregate}'],
     ];

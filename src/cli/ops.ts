@@ -15,6 +15,7 @@ import {
   verifyAggregate,
   verifyAll,
 } from '../store/index.js';
+import { auditEntries, auditSince } from '../store/audit-log.js';
 import { verifyAuditLog } from '../store/audit-state.js';
 import { currentCheckpoint, verifyFromCheckpoint } from '../store/checkpoints.js';
 import { changeKeys } from '../store/secure.js';
@@ -146,21 +147,9 @@ export const OPS: Record<string, Op> = {
     token: await refreshToken(store, str(a, 'token'), { expiration: a.expiration, limit: a.limit }, ctx),
   }),
 
-  'audit.list': async ({ store }, a) => {
-    const since = a.since === undefined ? undefined : Date.parse(String(a.since));
-    if (since !== undefined && Number.isNaN(since)) {
-      throw err('EDBX_ERR_INVALID_ARGUMENT', {
-        name: '--since',
-        value: a.since,
-        reason: 'use an ISO date, e.g. 2026-11-01 or 2026-11-01T10:00:00Z',
-      });
-    }
-    const entries = await store.auditLog();
-    return {
-      entries:
-        since === undefined ? entries : entries.filter((e) => Date.parse(e.metadata.created_at) >= since),
-    };
-  },
+  'audit.list': async ({ store }, a) => ({
+    entries: await auditEntries(store, { since: auditSince(a.since, '--since') }),
+  }),
   'audit.verify': ({ store }) => verifyAuditLog(store),
 
   'checkpoint.show': async (secure) => ({

@@ -15,6 +15,9 @@ import {
   type AggregateSummary,
   type AggregateView,
   type AppendBody,
+  type AuditPage,
+  type AuditQuery,
+  type AuditVerification,
   type CheckpointView,
   type ConsistencyProof,
   type EventPage,
@@ -290,6 +293,29 @@ export class EventDbxClient {
     o?: CallOptions,
   ): Promise<TokenView> {
     return this.#send('POST', PATHS.tokenAction(id, 'refresh'), body, o);
+  }
+
+  // ------------------------------------------------------------------ audit log (admin)
+
+  /**
+   * One page of `GET /v1/audit`: the audit log's entries (token, schema, archive, snapshot, config and
+   * plugin changes), oldest first, as full `EventRecord`s. Give the same `since` with each `cursor`.
+   * Not to be confused with `audit()`, which verifies the signed checkpoint.
+   *
+   * @example
+   * let page = await db.auditLog({ since: '2026-11-01' });
+   * while (page.next_cursor) page = await db.auditLog({ since: '2026-11-01', cursor: page.next_cursor });
+   */
+  auditLog(q: AuditQuery = {}, o?: CallOptions): Promise<AuditPage> {
+    return this.#get(PATHS.audit, { since: q.since, take: q.take, skip: q.skip, cursor: q.cursor }, o);
+  }
+
+  /**
+   * `GET /v1/audit/verify`: the server recomputes the audit log's tree and checks the records it vouches
+   * for (`eventdbx audit verify`). Resolves whether or not it verifies: check `ok`.
+   */
+  verifyAuditLog(o?: CallOptions): Promise<AuditVerification> {
+    return this.#get(PATHS.auditVerify, undefined, o);
   }
 
   // ------------------------------------------------------------------ plugins (admin)

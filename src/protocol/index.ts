@@ -5,6 +5,8 @@
 export type {
   AggregateSummary,
   AggregateView,
+  AuditStateReport,
+  AuditVerification,
   EventMetadata,
   EventRecord,
   Health,
@@ -17,6 +19,7 @@ export type {
 } from './records.js';
 export type {
   AppendBody,
+  AuditQuery,
   ListAggregatesQuery,
   PageQuery,
   PayloadInput,
@@ -29,6 +32,7 @@ export type {
 } from './requests.js';
 export type {
   AggregatePage,
+  AuditPage,
   EventPage,
   RecentEvents,
   SchemaHistory,

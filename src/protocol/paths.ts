@@ -24,6 +24,8 @@ export const PATHS = {
   schemaEvent: (aggregate: string, event: string) => `/v1/schemas/${seg(aggregate)}/events/${seg(event)}`,
   tokens: '/v1/tokens',
   tokenAction: (id: string, action: 'revoke' | 'refresh') => `/v1/tokens/${seg(id)}/${action}`,
+  audit: '/v1/audit',
+  auditVerify: '/v1/audit/verify',
   checkpoint: '/v1/checkpoint',
   ledgerConsistency: '/v1/ledger/consistency',
   ledgerProof: '/v1/ledger/proof',

@@ -78,6 +78,23 @@ export interface VerifyReport {
   readonly reason?: string;
 }
 
+/** The records stored beside the events (schemas, tokens, archive states, thresholds) against the audit log. */
+export interface AuditStateReport {
+  readonly ok: boolean;
+  /** One line per disagreement, naming the record and what the log says. */
+  readonly problems: readonly string[];
+}
+
+/**
+ * `GET /v1/audit/verify` and `eventdbx audit verify --json`: the audit log's own tree (`report`), then,
+ * when it verifies, the records it vouches for (`state`). `ok` is true when both check out.
+ */
+export interface AuditVerification {
+  readonly ok: boolean;
+  readonly report: VerifyReport;
+  readonly state?: AuditStateReport;
+}
+
 /** `GET /health` (no token needed). */
 export interface Health {
   readonly status: string;

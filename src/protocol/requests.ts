@@ -36,6 +36,12 @@ export interface ListAggregatesQuery extends PageQuery {
   readonly type?: string;
 }
 
+/** `GET /v1/audit` (admin). */
+export interface AuditQuery extends PageQuery {
+  /** Only entries written at or after this date (ISO 8601, e.g. `2026-11-01` or `2026-11-01T10:00:00Z`). */
+  readonly since?: string;
+}
+
 /** `GET /v1/events/stream`. */
 export interface StreamQuery {
   /** First position to deliver (inclusive); absent = only events committed after connecting. */

@@ -33,3 +33,9 @@ export interface SchemaHistory {
   readonly aggregate: string;
   readonly versions: readonly SchemaDefinition[];
 }
+
+/** `GET /v1/audit` (admin): audit log entries, oldest first. `next_cursor` is null on the last page. */
+export interface AuditPage {
+  readonly entries: readonly EventRecord[];
+  readonly next_cursor: string | null;
+}

@@ -5,6 +5,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { SecureStore } from '../store/secure.js';
 import type { RouteContext } from './app.js';
+import { auditFeature } from './routes/audit.js';
 import { checkpointRoutes } from './routes/checkpoint.js';
 import { pluginFeature } from './routes/plugins.js';
 import { schemaFeature } from './routes/schemas.js';
@@ -27,6 +28,7 @@ export interface Feature {
 export const FEATURES: readonly Feature[] = [
   { name: 'checkpoint', routes: (app, ctx, secure) => checkpointRoutes(app, ctx, secure) },
   tokenFeature,
+  auditFeature,
   schemaFeature,
   pluginFeature,
   streamFeature,

@@ -112,7 +112,8 @@ const params = {
   properties: { aggregate_type: str, aggregate_id: str },
   required: ['aggregate_type', 'aggregate_id'],
 } as const;
-const page = {
+/** Paging of every list (`skip`, `take`, `cursor`); a listing adds its filters to `properties`. */
+export const page = {
   type: 'object',
   properties: {
     skip: { ...str, description: 'skip this many items' },
@@ -244,24 +245,22 @@ export const consistency = {
     ...integrityError,
   },
 };
+export const verifyReport = {
+  type: 'object',
+  properties: {
+    aggregate_type: str,
+    aggregate_id: str,
+    ok: { type: 'boolean' },
+    version: int,
+    merkle_root: str,
+    first_bad_version: int,
+    reason: str,
+  },
+} as const;
 export const verify = {
   summary: 'Recompute the Merkle tree from the stored events and compare',
   params,
-  response: {
-    200: {
-      type: 'object',
-      properties: {
-        aggregate_type: str,
-        aggregate_id: str,
-        ok: { type: 'boolean' },
-        version: int,
-        merkle_root: str,
-        first_bad_version: int,
-        reason: str,
-      },
-    },
-    ...readErrors,
-  },
+  response: { 200: verifyReport, ...readErrors },
 };
 export const appendEvent = {
   summary: 'Append an event (201; 200 when an event_id retry returns the original)',

@@ -19,6 +19,7 @@
 import { isEventDbxError } from '../core/errors.js';
 import type { EventRecord } from '../core/event.js';
 import type { Schema } from '../core/schema.js';
+import type { AuditStateReport, AuditVerification } from '../protocol/records.js';
 import { prefixEnd } from '../storage/engine.js';
 import { verifyArchiveStates } from './audit-archive.js';
 import * as K from './keys.js';
@@ -27,17 +28,8 @@ import { AUDIT_ID, AUDIT_TYPE, type EventStore } from './store.js';
 import type { VerifyReport } from './types.js';
 import { verifyAggregate } from './verify.js';
 
-export interface AuditStateReport {
-  readonly ok: boolean;
-  /** One line per disagreement, naming the record and what the log says. */
-  readonly problems: string[];
-}
-
-/** What `audit verify` reports: the audit log's own tree, and (when it verifies) the state check. */
-export interface AuditVerification {
-  readonly report: VerifyReport;
-  readonly state?: AuditStateReport;
-}
+// The reports `audit verify` and GET /v1/audit/verify serve are wire shapes.
+export type { AuditStateReport, AuditVerification } from '../protocol/records.js';
 
 /**
  * `audit verify`: the audit log's Merkle tree, then the records it vouches for. A log whose meta is
@@ -62,8 +54,9 @@ export async function verifyAuditLog(store: EventStore): Promise<AuditVerificati
           };
   }
   // Only a log that verifies can vouch for the records stored beside it.
-  if (!report.ok) return { report };
-  return { report, state: await verifyAuditState(store, await store.auditLog()) };
+  if (!report.ok) return { ok: false, report };
+  const state = await verifyAuditState(store, await store.auditLog());
+  return { ok: state.ok, report, state };
 }
 
 /**

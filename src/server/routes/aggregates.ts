@@ -6,47 +6,19 @@ import { type TokenRecord, scopeCovers } from '../../core/tokens.js';
 import { aggregateConsistencyProof, eventInclusionProof, verifyAggregate } from '../../store/index.js';
 import type { AppendRequest } from '../../store/types.js';
 import type { RouteContext } from '../app.js';
+import {
+  DEFAULT_PAGE,
+  MAX_PAGE,
+  type Query,
+  decodeCursor,
+  encodeCursor,
+  isKeyCursor,
+  isVersionCursor,
+  num,
+} from '../paging.js';
 import * as S from '../schemas.js';
 
-export const MAX_PAGE = 1000;
-export const DEFAULT_PAGE = 100;
-
 type Params = { aggregate_type: string; aggregate_id: string };
-type Query = Record<string, string | undefined>;
-
-function num(q: Query, name: string, fallback: number, min = 0, max = Number.MAX_SAFE_INTEGER): number {
-  const raw = q[name];
-  if (raw === undefined) return fallback;
-  const n = wholeNumber(raw);
-  if (n === undefined || n < min || n > max) {
-    throw err('EDBX_ERR_INVALID_ARGUMENT', {
-      name,
-      value: raw,
-      reason: `use a whole number from ${min} to ${max}`,
-    });
-  }
-  return n;
-}
-
-const encodeCursor = (v: unknown): string => Buffer.from(JSON.stringify(v)).toString('base64url');
-function decodeCursor<T>(raw: string | undefined, check: (v: unknown) => v is T): T | undefined {
-  if (raw === undefined) return undefined;
-  try {
-    const v: unknown = JSON.parse(Buffer.from(raw, 'base64url').toString('utf8'));
-    if (check(v)) return v;
-  } catch {
-    // fall through
-  }
-  throw err('EDBX_ERR_INVALID_ARGUMENT', {
-    name: 'cursor',
-    value: raw,
-    reason: 'use the next_cursor of a previous page',
-  });
-}
-const isVersionCursor = (v: unknown): v is { v: number } =>
-  typeof v === 'object' && v !== null && wholeNumber((v as { v: unknown }).v) !== undefined;
-const isKeyCursor = (v: unknown): v is { k: string } =>
-  typeof v === 'object' && v !== null && typeof (v as { k: unknown }).k === 'string';
 
 function expectedFromIfMatch(header: string | string[] | undefined): number | undefined {
   if (header === undefined) return undefined;

@@ -1,0 +1,81 @@
+/**
+ * Reading the audit log for `audit list` and GET /v1/audit (auditor QA, finding 11): the entries since
+ * a date, after a version, skipped and taken, are exactly those of the whole log filtered and sliced,
+ * including across the chunks a date filter scans the log in.
+ */
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import type { EventRecord } from '../../src/core/event.js';
+import { MemoryEngine } from '../../src/storage/memory/memory-engine.js';
+import { auditEntries, auditSince } from '../../src/store/audit-log.js';
+import { AUDIT_ID, AUDIT_TYPE, EventStore } from '../../src/store/index.js';
+import { expectCode } from '../helpers/expect.js';
+
+const jane = { issuedBy: { group: 'admin', user: 'jane' } };
+const DAY = 86_400_000;
+const START = Date.parse('2026-11-01T00:00:00Z');
+
+let store: EventStore;
+
+/** `n` audit entries, one a day from `day` days after START (the store's clock is set for each). */
+async function audited(n: number, day: number): Promise<void> {
+  for (let i = 0; i < n; i++) {
+    vi.setSystemTime(START + (day + i) * DAY);
+    await store.exclusive([[AUDIT_TYPE, AUDIT_ID]], async (tx) => {
+      store.audit(tx, jane, 'token-generated', { n: String(day + i) });
+    });
+  }
+}
+
+const versions = (es: readonly EventRecord[]) => es.map((e) => e.version);
+
+beforeEach(async () => {
+  vi.useFakeTimers({ toFake: ['Date'] });
+  store = await EventStore.open({ engine: new MemoryEngine() });
+});
+afterEach(async () => {
+  await store.close();
+  vi.useRealTimers();
+});
+
+describe('auditEntries', () => {
+  it('is empty before the first administrative action', async () => {
+    expect(await auditEntries(store)).toEqual([]);
+    expect(await auditEntries(store, { since: START, take: 5 })).toEqual([]);
+  });
+
+  it('serves the whole log filtered by date, after a version, skipped and taken (across scan chunks)', async () => {
+    await audited(600, 0);
+    const all = await store.auditLog();
+    expect(versions(await auditEntries(store))).toEqual(versions(all));
+    for (const since of [undefined, START, START + 300 * DAY, START + 600 * DAY])
+      for (const after of [undefined, 10, 299, 600])
+        for (const skip of [undefined, 3, 256])
+          for (const take of [undefined, 1, 300]) {
+            const expected = all
+              .filter((e) => since === undefined || Date.parse(e.metadata.created_at) >= since)
+              .filter((e) => e.version > (after ?? 0))
+              .slice(skip ?? 0)
+              .slice(0, take);
+            const got = await auditEntries(store, { since, after, skip, take });
+            expect(versions(got), JSON.stringify({ since, after, skip, take })).toEqual(versions(expected));
+          }
+  });
+
+  it('compares every entry with `since`: an entry whose clock went back is left out, later ones kept', async () => {
+    await audited(3, 10);
+    await audited(1, 2); // the writer's clock went back
+    await audited(2, 20);
+    const got = await auditEntries(store, { since: START + 5 * DAY });
+    expect(got.map((e) => e.payload.n)).toEqual(['10', '11', '12', '20', '21']);
+  });
+});
+
+describe('auditSince', () => {
+  it('reads an ISO date or date-time, and refuses anything else naming the parameter', async () => {
+    expect(auditSince(undefined, 'since')).toBeUndefined();
+    expect(auditSince('2026-11-01', 'since')).toBe(START);
+    expect(auditSince('2026-11-01T10:00:00Z', 'since')).toBe(START + 10 * 3_600_000);
+    await expectCode(() => auditSince('yesterday-ish', 'since'), 'EDBX_ERR_INVALID_ARGUMENT');
+    expect(() => auditSince('yesterday-ish', '--since')).toThrow(/--since/);
+  });
+});
