@@ -16,7 +16,7 @@ import { errorHandler, notFoundHandler } from './problem.js';
 import { type Timeouts, clientErrorHandler, httpTimeouts } from './protocol.js';
 import { aggregateRoutes } from './routes/aggregates.js';
 import { problem, protocolErrors } from './schemas.js';
-import { systemRoutes } from './routes/system.js';
+import { WRITES_REFUSED, systemRoutes } from './routes/system.js';
 
 export interface ServerOptions {
   readonly store: EventStore;
@@ -74,6 +74,7 @@ export async function buildServer(
     logController: new LogController({ disableRequestLogging: true }),
   });
   log = app.log;
+  options.store.onWriteFailure((e) => app.log.error({ code: e.code }, `${WRITES_REFUSED}: ${e.message}`));
   let draining = false;
   const metrics = new Metrics(options.store);
   const ctx: RouteContext = {
@@ -123,8 +124,14 @@ export async function buildServer(
   app.addHook('onRoute', (route) => {
     const schema = route.schema as { response?: Record<string, unknown> } | undefined;
     // A route without response schemas keeps the default success answer (any JSON) next to them.
-    if (schema)
-      schema.response = { ...(schema.response ?? { 200: { description: 'OK' } }), ...protocolErrors };
+    if (!schema) return;
+    const response: Record<string, unknown> = { ...(schema.response ?? { 200: { description: 'OK' } }) };
+    for (const [status, answer] of Object.entries(protocolErrors)) {
+      // A route that gives the status an answer of its own (/health's 503) keeps it, next to the problem.
+      const own = response[status] as { content?: object } | undefined;
+      response[status] = own?.content ? { ...own, content: { ...answer.content, ...own.content } } : answer;
+    }
+    schema.response = response;
   });
   await app.register(swagger, {
     openapi: {
