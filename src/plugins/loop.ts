@@ -325,7 +325,8 @@ export class DeliveryLoop {
         continue;
       }
       try {
-        await this.sink.deliver(await this.#items([record]));
+        const items = await this.#items([record]);
+        await this.sink.deliver(items.map((item) => ({ ...item, retry: true })));
         await deleteDeadLetter(this.store, this.name, d.position);
         delivered++;
         this.#set({ delivered: this.#stats.delivered + 1, last_delivered_at: new Date().toISOString() });

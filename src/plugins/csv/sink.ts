@@ -3,6 +3,13 @@
  * aggregate state at that event. When a new field appears the header is widened: the file is
  * rewritten with the wider header and padded rows into a temporary file that replaces it atomically
  * (fsync, rename, fsync of the directory), so a crash leaves either the old or the new file.
+ *
+ * Each event is written once, crashes included. The durable cursor trails delivery, so after a crash
+ * the last events arrive again, in position order; the rows already in a file are the first of them
+ * (for that file). A row names its event exactly by `id` and `version`, so when the sink opens a file
+ * it notes the highest version of each aggregate in it, and skips the events that arrive at or below
+ * it, until the first one the file does not hold (from there on none are, and the note is dropped). A
+ * dead letter delivered again by `plugin retry` is written all the same.
  */
 import { type FileHandle, mkdir, open, readFile, rename, rm, truncate, writeFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -30,6 +37,8 @@ class CsvFile {
     private header: string[],
     private index: Map<string, number>,
     private handle: FileHandle,
+    /** Highest version of each aggregate in the file as opened; dropped at the first new event. */
+    private written: Map<string, number> | undefined,
   ) {}
 
   /** Open for appends, cutting off a row torn by a crash. */
@@ -45,7 +54,33 @@ class CsvFile {
     if (parsed.end < text.length) await truncate(file, Buffer.byteLength(text.slice(0, parsed.end)));
     const header = parsed.records[0] ?? [];
     const handle = await open(file, 'a');
-    return new CsvFile(file, header, new Map(header.map((c, i) => [c, i])), handle);
+    const written = new Map<string, number>();
+    try {
+      // What the file holds may still be only in the page cache (written by a process killed before
+      // its fsync): make it durable before trusting it to skip events.
+      await handle.datasync();
+      const [id, version] = [header.indexOf('id'), header.indexOf('version')];
+      for (const r of parsed.records.slice(1)) {
+        const v = Number(r[version]);
+        const key = r[id];
+        if (key !== undefined && Number.isSafeInteger(v) && v > (written.get(key) ?? 0)) written.set(key, v);
+      }
+    } catch (e) {
+      await handle.close().catch(() => undefined);
+      throw e;
+    }
+    return new CsvFile(file, header, new Map(header.map((c, i) => [c, i])), handle, written);
+  }
+
+  /**
+   * Whether the file already holds this event, delivered again in order after a crash or a failed
+   * batch. The first event it does not hold ends the check: every later one is new too.
+   */
+  holds(id: string, version: number): boolean {
+    const v = this.written?.get(id);
+    if (v !== undefined && version <= v) return true;
+    this.written = undefined;
+    return false;
   }
 
   /** Append rows (column → value); widens the header first when a row has a new column. */
@@ -104,8 +139,14 @@ export class CsvSink implements Sink {
   async deliver(items: readonly DeliveryItem[]): Promise<void> {
     try {
       await mkdir(this.settings.output_dir, { recursive: true });
-      const byType = new Map<string, Array<Map<string, string>>>();
-      for (const { record, row } of items) {
+      const files = new Map<string, CsvFile>();
+      const byFile = new Map<CsvFile, Array<Map<string, string>>>();
+      for (const { record, row, retry } of items) {
+        let file = files.get(record.aggregate_type);
+        if (!file) files.set(record.aggregate_type, (file = await this.#file(record.aggregate_type)));
+        const list = byFile.get(file) ?? [];
+        byFile.set(file, list);
+        if (!retry && file.holds(record.aggregate_id, record.version)) continue;
         const cells = new Map<string, string>([
           ['id', record.aggregate_id],
           ['version', String(record.version)],
@@ -118,13 +159,11 @@ export class CsvSink implements Sink {
         ]);
         for (const [field, value] of Object.entries(row!.state))
           cells.set(fieldColumn(field, RESERVED), value);
-        const list = byType.get(record.aggregate_type) ?? [];
         list.push(cells);
-        byType.set(record.aggregate_type, list);
       }
       const touched: CsvFile[] = [];
-      for (const [type, rows] of byType) {
-        const f = await this.#file(type);
+      for (const [f, rows] of byFile) {
+        if (rows.length === 0) continue;
         await f.append(rows);
         touched.push(f);
       }
