@@ -11,6 +11,13 @@ import { createInterface } from 'node:readline';
 
 const CHUNK = 64 * 1024;
 
+/**
+ * Modes of the files and directories the file sinks create (CSV, JSON, SQLite): they hold plaintext
+ * copies of payloads that are encrypted at rest in the store, so owner-only. Existing ones keep theirs.
+ */
+export const PRIVATE_FILE = 0o600;
+export const PRIVATE_DIR = 0o700;
+
 /** Cut `file` after the last occurrence of `terminator` (or to empty); a missing file is fine. */
 export async function repairTail(file: string, terminator: string): Promise<void> {
   let fh: FileHandle;

@@ -11,10 +11,21 @@
  * it, until the first one the file does not hold (from there on none are, and the note is dropped). A
  * dead letter delivered again by `plugin retry` is written all the same.
  */
-import { type FileHandle, mkdir, open, readFile, rename, rm, truncate, writeFile } from 'node:fs/promises';
+import {
+  type FileHandle,
+  chmod,
+  mkdir,
+  open,
+  readFile,
+  rename,
+  rm,
+  stat,
+  truncate,
+  writeFile,
+} from 'node:fs/promises';
 import path from 'node:path';
 import { fieldColumn, issuerText } from '../columns.js';
-import { stillAt, syncDir } from '../files.js';
+import { PRIVATE_DIR, PRIVATE_FILE, stillAt, syncDir } from '../files.js';
 import { type CsvSettings, type DeliveryItem, type Sink, reasonOf, transientFailure } from '../types.js';
 import { formatRecord, parseCsv } from './rfc4180.js';
 
@@ -53,7 +64,7 @@ class CsvFile {
     const parsed = parseCsv(text);
     if (parsed.end < text.length) await truncate(file, Buffer.byteLength(text.slice(0, parsed.end)));
     const header = parsed.records[0] ?? [];
-    const handle = await open(file, 'a');
+    const handle = await open(file, 'a', PRIVATE_FILE);
     const written = new Map<string, number>();
     try {
       // What the file holds may still be only in the page cache (written by a process killed before
@@ -115,7 +126,11 @@ class CsvFile {
     const { records } = parseCsv(await readFile(this.file, 'utf8'));
     const pad = (r: string[]) => [...r, ...Array<string>(Math.max(0, header.length - r.length)).fill('')];
     const tmp = `${this.file}.widening`;
-    await writeFile(tmp, [header, ...records.slice(1).map(pad)].map(formatRecord).join(''));
+    await writeFile(tmp, [header, ...records.slice(1).map(pad)].map(formatRecord).join(''), {
+      mode: PRIVATE_FILE,
+    });
+    // The rewritten file replaces the file as it was: it keeps its mode (a user's 0644 stays 0644).
+    await chmod(tmp, (await stat(this.file)).mode & 0o7777);
     const fh = await open(tmp, 'r');
     await fh.sync();
     await fh.close();
@@ -138,7 +153,7 @@ export class CsvSink implements Sink {
 
   async deliver(items: readonly DeliveryItem[]): Promise<void> {
     try {
-      await mkdir(this.settings.output_dir, { recursive: true });
+      await mkdir(this.settings.output_dir, { recursive: true, mode: PRIVATE_DIR });
       const files = new Map<string, CsvFile>();
       const byFile = new Map<CsvFile, Array<Map<string, string>>>();
       for (const { record, row, retry } of items) {

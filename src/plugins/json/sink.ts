@@ -10,7 +10,7 @@
  */
 import { type FileHandle, mkdir, open } from 'node:fs/promises';
 import path from 'node:path';
-import { maxPosition, repairTail, sameFile, stillAt } from '../files.js';
+import { PRIVATE_DIR, PRIVATE_FILE, maxPosition, repairTail, sameFile, stillAt } from '../files.js';
 import { type DeliveryItem, type JsonSettings, type Sink, reasonOf, transientFailure } from '../types.js';
 
 /** The file as this sink last synced it: `high` is the highest position in its first `size` bytes. */
@@ -33,10 +33,10 @@ export class JsonSink implements Sink {
     // Deleted (or replaced) while open: appending through the old handle would lose the records.
     if (this.#handle && !(await stillAt(this.#handle, this.settings.path))) await this.close();
     if (!this.#handle) {
-      await mkdir(path.dirname(this.settings.path), { recursive: true });
+      await mkdir(path.dirname(this.settings.path), { recursive: true, mode: PRIVATE_DIR });
       // A pretty document ends with a `}` at the start of a line (nested ones are indented).
       await repairTail(this.settings.path, this.settings.pretty ? '\n}\n' : '\n');
-      const fh = await open(this.settings.path, 'a');
+      const fh = await open(this.settings.path, 'a', PRIVATE_FILE);
       try {
         // What the file holds may still be only in the page cache (written by a process killed before
         // its fsync): make it durable before trusting it to skip events.
