@@ -5,10 +5,11 @@
  */
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { err, toEventDbxError } from '../core/errors.js';
+import { err, isEventDbxError, toEventDbxError } from '../core/errors.js';
 import { wholeNumber } from '../core/names.js';
 import {
   type ConfigFile,
+  checkConfigWritable,
   describeConfig,
   loadConfig,
   readConfigFile,
@@ -74,8 +75,16 @@ export async function configCommand(opts: Record<string, unknown>, configFile?: 
     if (!existing && !((update.master_key ?? current.masterKey) && (update.dek ?? current.dek)))
       throw err('EDBX_ERR_CONFIG_KEYS_REQUIRED');
     const changed = Object.keys(flags).length > 0 || !existing;
-    if (changed && existing) await applyToStore(current, flags);
-    if (changed) await writeConfigFile(current.path, update);
+    // A file that cannot be written is found before the store takes a new key, so nothing changes.
+    if (changed) await checkConfigWritable(current.path);
+    const rotated = changed && existing ? await applyToStore(current, flags) : NOTHING_ROTATED;
+    if (changed) {
+      try {
+        await writeConfigFile(current.path, update);
+      } catch (e) {
+        throw unrecorded(e, rotated);
+      }
+    }
     const shown = describeConfig(await loadConfig(configFile));
     const running = changed ? await runningServer(current.dataDir) : undefined;
     // Compared with what the server runs with (defaults included), not with what the file spelled out.
@@ -100,12 +109,39 @@ export async function configCommand(opts: Record<string, unknown>, configFile?: 
   }
 }
 
+/** Which keys the store took (new master key, new DEK). */
+interface Rotated {
+  readonly masterKey: boolean;
+  readonly dek: boolean;
+}
+const NOTHING_ROTATED: Rotated = { masterKey: false, dek: false };
+
+/**
+ * The config file could not be written after the store took a new key: the store and the file now
+ * disagree, and the error says how to go on (never quoting a key).
+ */
+function unrecorded(e: unknown, rotated: Rotated): unknown {
+  if (!isEventDbxError(e, 'EDBX_ERR_CONFIG_WRITE') || e.params.written) return e;
+  if (!rotated.masterKey && !rotated.dek) return e;
+  const applied = [rotated.masterKey && 'master key', rotated.dek && 'DEK'].filter(Boolean).join(' and ');
+  const env = [rotated.masterKey && 'EVENTDBX_MASTER_KEY', rotated.dek && 'EVENTDBX_DEK']
+    .filter(Boolean)
+    .join(' and ');
+  // The file's old master key no longer opens the store: the new one must come from the environment.
+  const rerun =
+    (rotated.masterKey ? 'EVENTDBX_MASTER_KEY=<new master key> ' : '') +
+    'eventdbx config' +
+    (rotated.masterKey ? ' --master-key <new master key>' : '') +
+    (rotated.dek ? ' --dek <new DEK>' : '');
+  return err('EDBX_ERR_CONFIG_WRITE', { ...e.params, applied, env, rerun }, e);
+}
+
 /** Rotate keys in the store and audit the change (only when the store exists). */
 async function applyToStore(
   loaded: Awaited<ReturnType<typeof loadConfig>>,
   flags: Partial<ConfigFile>,
-): Promise<void> {
-  if (!existsSync(path.join(loaded.dataDir, 'CURRENT'))) return;
+): Promise<Rotated> {
+  if (!existsSync(path.join(loaded.dataDir, 'CURRENT'))) return NOTHING_ROTATED;
   // Keys kept only in the environment until now: a key given here is the current one, being stored.
   const current = {
     ...loaded,
@@ -126,10 +162,11 @@ async function applyToStore(
     ...(flags.dek !== undefined && flags.dek !== current.dek ? { new_dek: flags.dek } : {}),
     changes,
   };
-  if (!args.new_master_key && !args.new_dek && Object.keys(changes).length === 0) return;
+  const rotated = { masterKey: args.new_master_key !== undefined, dek: args.new_dek !== undefined };
+  if (!rotated.masterKey && !rotated.dek && Object.keys(changes).length === 0) return rotated;
   const identity = localIdentity();
   const proof = await proofOfKeys(current, false);
-  if (await callControl(current.dataDir, { op: 'config.apply', args, identity, proof })) return;
+  if (await callControl(current.dataDir, { op: 'config.apply', args, identity, proof })) return rotated;
   // Opened with the master key alone (it proves the authority to change keys), so a DEK being given
   // here is applied and audited by config.apply, and a config file left with an earlier DEK (a crash
   // between the store's change and the file's) can be put right by giving the DEK again.
@@ -139,4 +176,5 @@ async function applyToStore(
   } finally {
     await secure.store.close();
   }
+  return rotated;
 }

@@ -122,27 +122,93 @@ export async function loadConfig(explicit?: string, env: NodeJS.ProcessEnv = pro
   };
 }
 
-/** Atomically write the config file with mode 0600 (temp file, fsync, rename, fsync the directory). */
+/** The temporary file `writeConfigFile` writes `file` through (beside it, named after this process). */
+const tempFor = (file: string, pid = process.pid): string =>
+  path.join(path.dirname(file), `.${path.basename(file)}.${pid}.tmp`);
+
+const writeFailed = (file: string, e: unknown) =>
+  err('EDBX_ERR_CONFIG_WRITE', { path: file, reason: (e as Error).message }, e);
+
+/**
+ * Check that `file` can be written as `writeConfigFile` writes it (a temporary file beside it, renamed
+ * over it), before a key change touches the store: a file that cannot be written then changes nothing.
+ */
+export async function checkConfigWritable(file: string): Promise<void> {
+  const tmp = tempFor(file);
+  try {
+    await fs.mkdir(path.dirname(file), { recursive: true });
+    await (await fs.open(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC, 0o600)).close();
+    await fs.rm(tmp, { force: true });
+    // An immutable file cannot be renamed over, and says so to access(); a mode without write
+    // permission does not stop the rename, so EACCES is no reason to refuse.
+    await fs.access(file, constants.W_OK).catch((e: NodeJS.ErrnoException) => {
+      if (e.code !== 'ENOENT' && e.code !== 'EACCES') throw e;
+    });
+  } catch (e) {
+    await fs.rm(tmp, { force: true }).catch(() => undefined);
+    throw writeFailed(file, e);
+  }
+}
+
+/** Remove temporary files of `file` left by `config` processes that were killed mid-write (they hold keys). */
+async function removeStaleTemps(file: string): Promise<void> {
+  const prefix = `.${path.basename(file)}.`;
+  const names = await fs.readdir(path.dirname(file)).catch(() => [] as string[]);
+  for (const name of names) {
+    const pid = name.startsWith(prefix) && name.endsWith('.tmp') ? name.slice(prefix.length, -4) : '';
+    if (!/^[0-9]+$/.test(pid) || Number(pid) === process.pid || alive(Number(pid))) continue;
+    await fs.rm(path.join(path.dirname(file), name), { force: true }).catch(() => undefined);
+  }
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Atomically write the config file with mode 0600 (temp file, fsync, rename, fsync the directory).
+ * On failure the temp file (it may hold keys) is removed and the error is EDBX_ERR_CONFIG_WRITE.
+ */
 export async function writeConfigFile(file: string, values: ConfigFile): Promise<void> {
   const parsed = FileSchema.parse(values);
   const dir = path.dirname(file);
-  await fs.mkdir(dir, { recursive: true });
-  const tmp = path.join(dir, `.${path.basename(file)}.${process.pid}.tmp`);
-  const handle = await fs.open(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC, 0o600);
+  const tmp = tempFor(file);
+  let renamed = false;
   try {
-    await handle.writeFile(JSON.stringify(parsed, null, 2) + '\n');
-    await handle.sync();
-  } finally {
-    await handle.close();
+    await fs.mkdir(dir, { recursive: true });
+    const handle = await fs.open(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC, 0o600);
+    try {
+      await handle.writeFile(JSON.stringify(parsed, null, 2) + '\n');
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    await fs.chmod(tmp, 0o600);
+    await fs.rename(tmp, file);
+    renamed = true;
+    const d = await fs.open(dir, 'r');
+    try {
+      await d.sync();
+    } finally {
+      await d.close();
+    }
+  } catch (e) {
+    if (!renamed) await fs.rm(tmp, { force: true }).catch(() => undefined);
+    // Renamed: the file holds the new values, but the rename may not survive a power loss.
+    throw renamed
+      ? err(
+          'EDBX_ERR_CONFIG_WRITE',
+          { path: file, reason: `written, not synced: ${(e as Error).message}`, written: true },
+          e,
+        )
+      : writeFailed(file, e);
   }
-  await fs.chmod(tmp, 0o600);
-  await fs.rename(tmp, file);
-  const d = await fs.open(dir, 'r');
-  try {
-    await d.sync();
-  } finally {
-    await d.close();
-  }
+  await removeStaleTemps(file);
 }
 
 /** Mask a secret for display: never more than a hint of its length. */

@@ -40,9 +40,12 @@ export interface NewToken {
   readonly hash: string;
 }
 
+/** A token's id: its short prefix, safe to show and to log (e.g. `edbx_Q2x9fA`). */
+export const tokenIdOf = (token: string): string => token.slice(0, 11);
+
 export function generateToken(): NewToken {
   const token = TOKEN_PREFIX + randomBytes(32).toString('base64url');
-  return { token, id: token.slice(0, 11), hash: hashToken(token) };
+  return { token, id: tokenIdOf(token), hash: hashToken(token) };
 }
 
 /** Hex SHA-256 of a token (one-shot `crypto.hash`: a fraction of `createHash` on every request). */

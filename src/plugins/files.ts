@@ -1,13 +1,22 @@
 /**
  * File helpers of the file sinks (CSV, JSON): durable appends, repair of a record torn by a crash
  * in the middle of a write (the file is cut back to its last complete record; that record's event is
- * redelivered, since the cursor never moves before the bytes are synced), and noticing that an open
+ * redelivered, since the cursor never moves before the bytes are synced), finding the last event a
+ * file holds (so events redelivered after a crash are not written twice), and noticing that an open
  * file was deleted or replaced under the sink.
  */
-import type { Stats } from 'node:fs';
+import { type Stats, createReadStream } from 'node:fs';
 import { type FileHandle, open, stat } from 'node:fs/promises';
+import { createInterface } from 'node:readline';
 
 const CHUNK = 64 * 1024;
+
+/**
+ * Modes of the files and directories the file sinks create (CSV, JSON, SQLite): they hold plaintext
+ * copies of payloads that are encrypted at rest in the store, so owner-only. Existing ones keep theirs.
+ */
+export const PRIVATE_FILE = 0o600;
+export const PRIVATE_DIR = 0o700;
 
 /** Cut `file` after the last occurrence of `terminator` (or to empty); a missing file is fine. */
 export async function repairTail(file: string, terminator: string): Promise<void> {
@@ -78,4 +87,21 @@ export async function statOrNone(file: string): Promise<Stats | undefined> {
 export async function stillAt(fh: FileHandle, file: string): Promise<boolean> {
   const [open, named] = await Promise.all([fh.stat(), statOrNone(file)]);
   return sameFile(open, named);
+}
+
+/**
+ * The highest `position` of the EventRecord JSON documents in `file` from byte `from` (a record
+ * boundary) on, 0 if none. Payload values are strings and keys are escaped, so `"position": <digits>`
+ * only ever is a record's own position, in JSON Lines as in `--pretty` documents.
+ */
+export async function maxPosition(file: string, from = 0): Promise<number> {
+  let max = 0;
+  const lines = createInterface({
+    input: createReadStream(file, { start: from, encoding: 'utf8' }),
+    crlfDelay: Infinity,
+  });
+  for await (const line of lines) {
+    for (const m of line.matchAll(/"position":\s*(\d+)/g)) max = Math.max(max, Number(m[1]));
+  }
+  return max;
 }

@@ -7,6 +7,7 @@
  * wake it.
  */
 import type { EventRecord } from '../core/event.js';
+import { RepeatFilter } from '../core/repeats.js';
 import type { EventStore } from '../store/index.js';
 import { backoffDelay } from './backoff.js';
 import {
@@ -57,6 +58,8 @@ export class DeliveryLoop {
   #retryPending: boolean;
   #done: Promise<void> | undefined;
   readonly #tracker: StateTracker;
+  /** A dead destination fails every event alike: its warnings are logged once a minute, with a count. */
+  readonly #repeats = new RepeatFilter();
   #stats: Omit<LoopStats, 'cursor' | 'attempts'> = {
     state: 'starting',
     delivered: 0,
@@ -252,10 +255,18 @@ export class DeliveryLoop {
     this.#attempts++;
     const at = new Date().toISOString();
     this.#set({ last_error: { code: f.error.code, message: f.error.message, at } });
-    this.log.warn(
-      { plugin: this.name, position: failing.position, attempt: this.#attempts, code: f.error.code },
-      f.error.message,
-    );
+    const left = this.#repeats.pass(`attempt:${f.error.code}:${f.error.message}`);
+    if (left !== undefined)
+      this.log.warn(
+        {
+          plugin: this.name,
+          position: failing.position,
+          attempt: this.#attempts,
+          code: f.error.code,
+          ...(left > 0 ? { repeated: left } : {}),
+        },
+        f.error.message,
+      );
     const { delivery } = this.config;
     if (f.permanent || this.#attempts >= delivery.max_attempts) {
       if (delivery.on_failure === 'dead-letter') return this.#deadLetter(failing, f);
@@ -305,10 +316,17 @@ export class DeliveryLoop {
     this.#persisted = rec;
     this.#lastPersist = Date.now();
     this.#set({ dead_lettered: this.#stats.dead_lettered + 1 });
-    this.log.warn(
-      { plugin: this.name, position: record.position, code: f.error.code },
-      `event dead-lettered after ${attempts} attempt(s); see \`eventdbx plugin dead-letters ${this.name}\``,
-    );
+    const left = this.#repeats.pass(`dead-letter:${f.error.code}:${f.error.message}:${attempts}`);
+    if (left !== undefined)
+      this.log.warn(
+        {
+          plugin: this.name,
+          position: record.position,
+          code: f.error.code,
+          ...(left > 0 ? { repeated: left } : {}),
+        },
+        `event dead-lettered after ${attempts} attempt(s); see \`eventdbx plugin dead-letters ${this.name}\``,
+      );
   }
 
   /** Deliver every dead letter once more, in position order; delivered ones are removed. */
@@ -325,7 +343,8 @@ export class DeliveryLoop {
         continue;
       }
       try {
-        await this.sink.deliver(await this.#items([record]));
+        const items = await this.#items([record]);
+        await this.sink.deliver(items.map((item) => ({ ...item, retry: true })));
         await deleteDeadLetter(this.store, this.name, d.position);
         delivered++;
         this.#set({ delivered: this.#stats.delivered + 1, last_delivered_at: new Date().toISOString() });

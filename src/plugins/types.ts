@@ -114,6 +114,11 @@ export interface DeliveryItem {
   readonly record: EventRecord;
   /** Present for sinks that declare `needsState`. */
   readonly row?: AggregateRow;
+  /**
+   * A dead letter delivered again (`plugin retry`), out of position order: a file sink writes it even
+   * though its file already holds later events (it skips only events redelivered in order).
+   */
+  readonly retry?: boolean;
 }
 
 /** Where the log sink writes (the server's logger). Levels a logger lacks are treated as disabled. */
@@ -126,7 +131,8 @@ export type PluginLogger = {
 /**
  * A destination. `deliver` is all-or-nothing from the host's point of view unless it throws a
  * `DeliveryFailure` saying how many leading items were delivered. It must be safe to deliver the same
- * item again (at-least-once).
+ * item again (at-least-once): the durable cursor trails delivery, so after a crash the last events
+ * arrive again, in order.
  */
 export interface Sink {
   /** Items carry the aggregate state at the event (`row`). */

@@ -16,7 +16,7 @@ import { errorHandler, notFoundHandler } from './problem.js';
 import { type Timeouts, clientErrorHandler, httpTimeouts } from './protocol.js';
 import { aggregateRoutes } from './routes/aggregates.js';
 import { declaredResponses, problem } from './schemas.js';
-import { systemRoutes } from './routes/system.js';
+import { WRITES_REFUSED, systemRoutes } from './routes/system.js';
 
 export interface ServerOptions {
   readonly store: EventStore;
@@ -46,6 +46,7 @@ export async function buildServer(
   options: ServerOptions,
 ): Promise<{ app: FastifyInstance; ctx: RouteContext; drain: () => void }> {
   const timeouts = httpTimeouts(options.timeouts);
+  const onError = errorHandler();
   let log: FastifyBaseLogger | undefined;
   const app = Fastify({
     logger: options.logger ?? false,
@@ -58,7 +59,7 @@ export async function buildServer(
     // Aggregate ids may be 128 characters, each up to 4 UTF-8 bytes percent-encoded (12 characters).
     routerOptions: { maxParamLength: 2048 },
     // Router errors (bad percent-encoding, over-long parameters) get problem+json like every other error.
-    frameworkErrors: errorHandler,
+    frameworkErrors: onError,
     ajv: {
       customOptions: {
         removeAdditional: false,
@@ -74,6 +75,7 @@ export async function buildServer(
     logController: new LogController({ disableRequestLogging: true }),
   });
   log = app.log;
+  options.store.onWriteFailure((e) => app.log.error({ code: e.code }, `${WRITES_REFUSED}: ${e.message}`));
   let draining = false;
   const metrics = new Metrics(options.store);
   const ctx: RouteContext = {
@@ -94,7 +96,7 @@ export async function buildServer(
       done(e as Error, undefined);
     }
   });
-  app.setErrorHandler(errorHandler);
+  app.setErrorHandler(onError);
   // Every route's method and path, to tell a wrong method (405 with Allow) from a wrong path (404).
   const known = Router({ maxParamLength: 2048 });
   app.addHook('onRoute', (route) => {

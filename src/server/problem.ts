@@ -1,9 +1,12 @@
 /**
  * The HTTP error edge: every error becomes `application/problem+json` (RFC 9457) with the registry's
  * stable code and status. Unknown errors are 500 with a generic message (details go to the log only).
+ * Server errors and refused authentications are logged (see logAnswer).
  */
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { type EventDbxError, err, isEventDbxError } from '../core/errors.js';
+import { RepeatFilter } from '../core/repeats.js';
+import { isTokenShaped, tokenIdOf } from '../core/tokens.js';
 import { fromValidation } from './validation.js';
 
 /** Seconds a client should wait before retrying a request refused while the server stops. */
@@ -80,21 +83,68 @@ export function wwwAuthenticate(code: string): string {
   return code === 'EDBX_ERR_TOKEN_MISSING' ? realm : `${realm}, error="invalid_token"`;
 }
 
-export function errorHandler(e: FastifyError | Error, req: FastifyRequest, reply: FastifyReply): void {
-  const bodyLimit = req.routeOptions?.bodyLimit ?? req.server?.initialConfig.bodyLimit;
-  let error: EventDbxError;
-  if (isEventDbxError(e)) error = e;
-  else if (isClientGone(e)) {
-    // The answer goes nowhere, but sending it ends the request (close() waits for in-flight ones).
-    req.log.debug({ err: e }, 'client went away');
-    error = err('EDBX_ERR_MALFORMED_REQUEST', { reason: 'the client closed the connection mid-request' });
-  } else error = fromFastify(e as FastifyError, bodyLimit);
-  if (error.code === 'EDBX_ERR_INTERNAL') req.log.error({ err: e }, 'unhandled error');
-  if (error.status === 401) void reply.header('WWW-Authenticate', wwwAuthenticate(error.code));
-  // The server is stopping: the client should try again shortly (the restarted server, another node).
-  if (error.code === 'EDBX_ERR_SHUTTING_DOWN')
-    void reply.header('Retry-After', String(RETRY_AFTER_S)).header('Connection', 'close');
-  void reply.code(error.status).type('application/problem+json').send(toProblem(error, req.url));
+/** The id (short prefix) of the token a refused request presented, when it had one: never more. */
+function presentedTokenId(e: EventDbxError, header: string | undefined): string | undefined {
+  if (typeof e.params.id === 'string') return e.params.id;
+  const m = header === undefined ? null : /^Bearer\s+(\S+)\s*$/i.exec(header);
+  return m && isTokenShaped(m[1]!) ? tokenIdOf(m[1]!) : undefined;
+}
+
+/**
+ * What the log says of an answer: every server error (5xx) at error level, every refused
+ * authentication (401) at warn level with the token's id, never a token, key or payload. Repeats of
+ * one failure (a full disk refusing every write, a client retrying a revoked token) are collapsed:
+ * the first is logged, then one a minute with the number left out (`repeated`).
+ */
+function logAnswer(repeats: RepeatFilter, error: EventDbxError, cause: unknown, req: FastifyRequest): void {
+  // A stop refusing requests is expected, and says so itself.
+  if (error.code === 'EDBX_ERR_SHUTTING_DOWN') return;
+  const where = { method: req.method, route: req.routeOptions?.url ?? '(no route)' };
+  if (error.status >= 500) {
+    const left = repeats.pass(`${error.code}:${error.message}`);
+    if (left === undefined) return;
+    const internal = error.code === 'EDBX_ERR_INTERNAL' ? { err: cause } : {};
+    const repeated = left > 0 ? { repeated: left } : {};
+    req.log.error(
+      { code: error.code, status: error.status, ...where, ...internal, ...repeated },
+      error.message,
+    );
+  } else if (error.status === 401) {
+    const tokenId = presentedTokenId(error, req.headers.authorization);
+    const left = repeats.pass(`${error.code}:${tokenId}:${req.ip}`);
+    if (left === undefined) return;
+    req.log.warn(
+      {
+        code: error.code,
+        ...(tokenId ? { token_id: tokenId } : {}),
+        ip: req.ip,
+        ...where,
+        ...(left > 0 ? { repeated: left } : {}),
+      },
+      'authentication refused',
+    );
+  }
+}
+
+/** The error handler of one server (it collapses repeated log lines of that server). */
+export function errorHandler(): (e: FastifyError | Error, req: FastifyRequest, reply: FastifyReply) => void {
+  const repeats = new RepeatFilter();
+  return (e, req, reply) => {
+    const bodyLimit = req.routeOptions?.bodyLimit ?? req.server?.initialConfig.bodyLimit;
+    let error: EventDbxError;
+    if (isEventDbxError(e)) error = e;
+    else if (isClientGone(e)) {
+      // The answer goes nowhere, but sending it ends the request (close() waits for in-flight ones).
+      req.log.debug({ err: e }, 'client went away');
+      error = err('EDBX_ERR_MALFORMED_REQUEST', { reason: 'the client closed the connection mid-request' });
+    } else error = fromFastify(e as FastifyError, bodyLimit);
+    logAnswer(repeats, error, e, req);
+    if (error.status === 401) void reply.header('WWW-Authenticate', wwwAuthenticate(error.code));
+    // The server is stopping: the client should try again shortly (the restarted server, another node).
+    if (error.code === 'EDBX_ERR_SHUTTING_DOWN')
+      void reply.header('Retry-After', String(RETRY_AFTER_S)).header('Connection', 'close');
+    void reply.code(error.status).type('application/problem+json').send(toProblem(error, req.url));
+  };
 }
 
 /**

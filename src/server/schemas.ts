@@ -57,7 +57,12 @@ export function declaredResponses(
   response: Record<string, unknown> | undefined,
 ): Record<string, unknown> {
   // A route without response schemas keeps the default success answer (any JSON) next to them.
-  const listed = { ...(response ?? { 200: { description: 'OK' } }), ...protocolErrors };
+  const listed: Record<string, unknown> = { ...(response ?? { 200: { description: 'OK' } }) };
+  for (const [status, answer] of Object.entries(protocolErrors)) {
+    // A route that gives the status an answer of its own (/health's 503) keeps it, next to the problem.
+    const own = listed[status] as { content?: object } | undefined;
+    listed[status] = own?.content ? { ...own, content: { ...answer.content, ...own.content } } : answer;
+  }
   const reads = [method].flat().every((m) => m === 'GET' || m === 'HEAD');
   if (!reads) return { ...listed, 413: errors[413], 415: errors[415] };
   return Object.fromEntries(Object.entries(listed).filter(([status]) => !WRITE_ONLY.includes(status)));

@@ -6,7 +6,7 @@
 import { rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Config } from '../config/config.js';
-import { err, toEventDbxError } from '../core/errors.js';
+import { type EventDbxError, err, shown, toEventDbxError } from '../core/errors.js';
 import { type RestrictMode, installSchemas } from '../store/schemas.js';
 import { openDataDir } from '../store/secure.js';
 import { createToken } from '../store/tokens.js';
@@ -43,15 +43,54 @@ export interface ServeOptions {
   readonly onAdminToken?: (token: { token: string; id: string; expires_at: string | null }) => void;
 }
 
+/** pino's levels, as `EVENTDBX_LOG_LEVEL` takes them. */
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+
+/** `EVENTDBX_LOG_LEVEL` (default `info`), checked before anything starts. */
+export function logLevel(env: NodeJS.ProcessEnv = process.env): string {
+  const raw = env.EVENTDBX_LOG_LEVEL;
+  if (raw === undefined || raw === '') return 'info';
+  if ((LOG_LEVELS as readonly string[]).includes(raw)) return raw;
+  throw err('EDBX_ERR_CONFIG_INVALID', {
+    path: 'environment EVENTDBX_LOG_LEVEL',
+    reason: `${shown(raw)} is not a log level; use one of ${LOG_LEVELS.join(', ')}`,
+  });
+}
+
+/** What `listen` failing on `EVENTDBX_HOST` means, as a coded error naming the variable. */
+export function listenError(e: unknown, port: number, host: string): EventDbxError {
+  const code = (e as NodeJS.ErrnoException).code;
+  if (code === 'EADDRINUSE') return err('EDBX_ERR_PORT_IN_USE', { port });
+  const why: Record<string, string> = {
+    ENOTFOUND: 'no such host name',
+    EAI_AGAIN: 'the host name cannot be resolved now',
+    EAI_FAIL: 'the host name cannot be resolved',
+    EADDRNOTAVAIL: 'not an address of this machine',
+    EINVAL: 'not an address to listen on',
+  };
+  const reason = code === undefined ? undefined : why[code];
+  if (reason === undefined) return toEventDbxError(e);
+  return err(
+    'EDBX_ERR_CONFIG_INVALID',
+    {
+      path: 'environment EVENTDBX_HOST',
+      reason: `cannot listen on ${shown(host)} (${reason}, ${code}); use an address of this machine, such as 127.0.0.1 (the default) or 0.0.0.0 for every interface`,
+    },
+    e,
+  );
+}
+
 export async function serveForeground(o: ServeOptions): Promise<void> {
   const dataDir = o.config.dataDir;
+  const level = logLevel();
+  const host = process.env.EVENTDBX_HOST || '127.0.0.1';
   const secure = await openDataDir(o.config);
   const { store } = secure;
   const { app, drain } = await buildServer({
     store,
     version: VERSION,
     restrict: o.restrict,
-    logger: { level: process.env.EVENTDBX_LOG_LEVEL ?? 'info', redact: ['req.headers.authorization'] },
+    logger: { level, redact: ['req.headers.authorization'] },
     bodyLimit: Math.max(1024 * 1024, o.config.maxPayloadBytes * 4),
     extraRoutes: FEATURES.filter((f) => f.routes).map((f) => (a, ctx) => f.routes!(a, ctx, secure)),
   });
@@ -60,13 +99,11 @@ export async function serveForeground(o: ServeOptions): Promise<void> {
   // The port first: a start that cannot listen stops before anything (plugins, the control socket)
   // runs that would have to be undone, and the process exits.
   try {
-    await app.listen({ port: o.port, host: process.env.EVENTDBX_HOST ?? '127.0.0.1' });
+    await app.listen({ port: o.port, host });
   } catch (e) {
     await app.close().catch(() => undefined);
     await store.close();
-    throw (e as NodeJS.ErrnoException).code === 'EADDRINUSE'
-      ? err('EDBX_ERR_PORT_IN_USE', { port: o.port })
-      : toEventDbxError(e);
+    throw listenError(e, o.port, host);
   }
   const started: Feature[] = [];
   let control: Awaited<ReturnType<typeof serveControl>>;

@@ -88,6 +88,7 @@ export class EventStore {
     process.emitWarning(`EventDBX commit listener failed: ${e instanceof Error ? e.message : String(e)}`, {
       code: 'EDBX_LISTENER_FAILED',
     });
+  #writeFailure: (e: EventDbxError) => void = () => undefined;
   #thresholds = new Map<string, number>();
   #validator: AppendValidator | undefined;
   readonly #verification: Required<VerificationOptions>;
@@ -139,6 +140,7 @@ export class EventStore {
             }
           }
         },
+        failed: (e) => this.#writeFailure(e),
       },
       ledger.size,
       ledger,
@@ -201,6 +203,19 @@ export class EventStore {
   /** Where failures of commit listeners are reported (default: a process warning). */
   onListenerError(report: (e: unknown) => void): void {
     this.#listenerError = report;
+  }
+
+  /**
+   * Why this store refuses every write: a write failed (disk full, I/O error), and what it left on disk
+   * is unknown until the store is reopened. Undefined while writes go through.
+   */
+  get writeFailure(): EventDbxError | undefined {
+    return this.#writer.failure;
+  }
+
+  /** Told once, when a failed write makes the store refuse every further write (see writeFailure). */
+  onWriteFailure(report: (e: EventDbxError) => void): void {
+    this.#writeFailure = report;
   }
 
   onCommit(listener: CommitListener): () => void {

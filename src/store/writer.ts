@@ -8,7 +8,7 @@
  * next is prepared on top of its uncommitted changes, and written only once it has committed. If
  * that write fails, the prepared batch is refused with it; nothing is acknowledged before its fsync.
  */
-import { err, toEventDbxError } from '../core/errors.js';
+import { type EventDbxError, err, toEventDbxError } from '../core/errors.js';
 import type { EventRecord } from '../core/event.js';
 import type { TokenRecord } from '../core/tokens.js';
 import { type Frontier, encodeFrontier } from '../core/merkle/index.js';
@@ -41,6 +41,8 @@ export interface WriterHooks {
   loadByEventId(ids: readonly string[]): Promise<(EventRecord | null)[]>;
   /** Called after a batch is durable, with the metas it changed and the events it appended in order. */
   committed(metas: LiveMeta[], records: EventRecord[], tokens: ReadonlyMap<string, TokenRecord>): void;
+  /** Called once, when a failure first makes the writer refuse every further write. */
+  failed?(error: EventDbxError): void;
 }
 
 export interface WriterStats {
@@ -64,7 +66,7 @@ export class Writer {
   readonly stats: WriterStats = { batches: 0, events: 0, jobs: 0 };
   #queue: Job[] = [];
   #running = false;
-  #failed: Error | undefined;
+  #failed: EventDbxError | undefined;
   #idle: Array<() => void> = [];
   /** The prepared batch whose write is in flight, if any. */
   #pending: WriteTx | undefined;
@@ -83,6 +85,21 @@ export class Writer {
 
   get committedLedger(): Frontier {
     return this.ledger;
+  }
+
+  /** Why every write is refused since a write failed (undefined while writes go through). */
+  get failure(): EventDbxError | undefined {
+    return this.#failed;
+  }
+
+  #fail(error: EventDbxError): void {
+    if (this.#failed) return;
+    this.#failed = error;
+    try {
+      this.hooks.failed?.(error);
+    } catch {
+      // Reporting must not keep the batch's callers from their answer.
+    }
   }
 
   submit<T>(prefetch: Prefetch, run: (tx: WriteTx) => T | Promise<T>, exclusive = false): Promise<T> {
@@ -246,7 +263,7 @@ export class Writer {
         } catch (e) {
           // The outcome of a failed fsync is unknown: refuse further writes rather than guess.
           const error = toEventDbxError(e);
-          this.#failed = error;
+          this.#fail(error);
           for (const j of jobs) j.reject(err('EDBX_ERR_STORE_IO', { reason: error.message }, e));
           return;
         }
@@ -262,7 +279,7 @@ export class Writer {
       } catch (e) {
         // The batch is durable, but what is held in memory may now disagree with it: refuse further
         // writes (a reopen rebuilds memory from disk) rather than build on a guess.
-        this.#failed = toEventDbxError(e);
+        this.#fail(toEventDbxError(e));
       }
       jobs.forEach((job, i) => {
         const o = outcomes[i]!;

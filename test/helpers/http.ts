@@ -6,6 +6,7 @@
 import net from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import { type ServerOptions, buildServer } from '../../src/server/app.js';
+import type { StorageEngine } from '../../src/storage/engine.js';
 import { MemoryEngine } from '../../src/storage/memory/memory-engine.js';
 import { EventStore } from '../../src/store/index.js';
 import { createToken } from '../../src/store/tokens.js';
@@ -22,11 +23,15 @@ export interface TestServer {
 }
 
 export async function testServer(
-  o: Partial<Omit<ServerOptions, 'store' | 'version' | 'restrict'>> & { logs?: boolean } = {},
+  o: Partial<Omit<ServerOptions, 'store' | 'version' | 'restrict'>> & {
+    logs?: boolean;
+    /** The engine under the store (default: a new in-memory one). */
+    engine?: StorageEngine;
+  } = {},
 ): Promise<TestServer> {
-  const store = await EventStore.open({ engine: new MemoryEngine() });
+  const { logs: capture, engine, ...rest } = o;
+  const store = await EventStore.open({ engine: engine ?? new MemoryEngine() });
   const logs: Array<Record<string, unknown>> = [];
-  const { logs: capture, ...rest } = o;
   const { app } = await buildServer({
     store,
     version: 'test',

@@ -46,6 +46,8 @@ export interface Fixture {
 export interface SinkHarness {
   readonly label: string;
   readonly kind: PluginKind;
+  /** A file sink: each event is written once, even when delivered again (after a crash, a replay). */
+  readonly once?: boolean;
   setup(): Promise<Fixture>;
 }
 
@@ -137,6 +139,7 @@ export function harnesses(pgServer: () => PgServer): SinkHarness[] {
     {
       label: 'csv',
       kind: 'csv',
+      once: true,
       async setup() {
         const dir = await tempDir();
         const out = path.join(dir, 'csv');
@@ -220,6 +223,7 @@ export function harnesses(pgServer: () => PgServer): SinkHarness[] {
     ...[false, true].map((pretty): SinkHarness => ({
       label: pretty ? 'json --pretty' : 'json',
       kind: 'json',
+      once: true,
       async setup() {
         const dir = await tempDir();
         const file = path.join(dir, 'out', 'events.json');

@@ -3,11 +3,29 @@
  * aggregate state at that event. When a new field appears the header is widened: the file is
  * rewritten with the wider header and padded rows into a temporary file that replaces it atomically
  * (fsync, rename, fsync of the directory), so a crash leaves either the old or the new file.
+ *
+ * Each event is written once, crashes included. The durable cursor trails delivery, so after a crash
+ * the last events arrive again, in position order; the rows already in a file are the first of them
+ * (for that file). A row names its event exactly by `id` and `version`, so when the sink opens a file
+ * it notes the highest version of each aggregate in it, and skips the events that arrive at or below
+ * it, until the first one the file does not hold (from there on none are, and the note is dropped). A
+ * dead letter delivered again by `plugin retry` is written all the same.
  */
-import { type FileHandle, mkdir, open, readFile, rename, rm, truncate, writeFile } from 'node:fs/promises';
+import {
+  type FileHandle,
+  chmod,
+  mkdir,
+  open,
+  readFile,
+  rename,
+  rm,
+  stat,
+  truncate,
+  writeFile,
+} from 'node:fs/promises';
 import path from 'node:path';
 import { fieldColumn, issuerText } from '../columns.js';
-import { stillAt, syncDir } from '../files.js';
+import { PRIVATE_DIR, PRIVATE_FILE, stillAt, syncDir } from '../files.js';
 import { type CsvSettings, type DeliveryItem, type Sink, reasonOf, transientFailure } from '../types.js';
 import { formatRecord, parseCsv } from './rfc4180.js';
 
@@ -30,6 +48,8 @@ class CsvFile {
     private header: string[],
     private index: Map<string, number>,
     private handle: FileHandle,
+    /** Highest version of each aggregate in the file as opened; dropped at the first new event. */
+    private written: Map<string, number> | undefined,
   ) {}
 
   /** Open for appends, cutting off a row torn by a crash. */
@@ -44,8 +64,34 @@ class CsvFile {
     const parsed = parseCsv(text);
     if (parsed.end < text.length) await truncate(file, Buffer.byteLength(text.slice(0, parsed.end)));
     const header = parsed.records[0] ?? [];
-    const handle = await open(file, 'a');
-    return new CsvFile(file, header, new Map(header.map((c, i) => [c, i])), handle);
+    const handle = await open(file, 'a', PRIVATE_FILE);
+    const written = new Map<string, number>();
+    try {
+      // What the file holds may still be only in the page cache (written by a process killed before
+      // its fsync): make it durable before trusting it to skip events.
+      await handle.datasync();
+      const [id, version] = [header.indexOf('id'), header.indexOf('version')];
+      for (const r of parsed.records.slice(1)) {
+        const v = Number(r[version]);
+        const key = r[id];
+        if (key !== undefined && Number.isSafeInteger(v) && v > (written.get(key) ?? 0)) written.set(key, v);
+      }
+    } catch (e) {
+      await handle.close().catch(() => undefined);
+      throw e;
+    }
+    return new CsvFile(file, header, new Map(header.map((c, i) => [c, i])), handle, written);
+  }
+
+  /**
+   * Whether the file already holds this event, delivered again in order after a crash or a failed
+   * batch. The first event it does not hold ends the check: every later one is new too.
+   */
+  holds(id: string, version: number): boolean {
+    const v = this.written?.get(id);
+    if (v !== undefined && version <= v) return true;
+    this.written = undefined;
+    return false;
   }
 
   /** Append rows (column → value); widens the header first when a row has a new column. */
@@ -80,7 +126,11 @@ class CsvFile {
     const { records } = parseCsv(await readFile(this.file, 'utf8'));
     const pad = (r: string[]) => [...r, ...Array<string>(Math.max(0, header.length - r.length)).fill('')];
     const tmp = `${this.file}.widening`;
-    await writeFile(tmp, [header, ...records.slice(1).map(pad)].map(formatRecord).join(''));
+    await writeFile(tmp, [header, ...records.slice(1).map(pad)].map(formatRecord).join(''), {
+      mode: PRIVATE_FILE,
+    });
+    // The rewritten file replaces the file as it was: it keeps its mode (a user's 0644 stays 0644).
+    await chmod(tmp, (await stat(this.file)).mode & 0o7777);
     const fh = await open(tmp, 'r');
     await fh.sync();
     await fh.close();
@@ -103,9 +153,15 @@ export class CsvSink implements Sink {
 
   async deliver(items: readonly DeliveryItem[]): Promise<void> {
     try {
-      await mkdir(this.settings.output_dir, { recursive: true });
-      const byType = new Map<string, Array<Map<string, string>>>();
-      for (const { record, row } of items) {
+      await mkdir(this.settings.output_dir, { recursive: true, mode: PRIVATE_DIR });
+      const files = new Map<string, CsvFile>();
+      const byFile = new Map<CsvFile, Array<Map<string, string>>>();
+      for (const { record, row, retry } of items) {
+        let file = files.get(record.aggregate_type);
+        if (!file) files.set(record.aggregate_type, (file = await this.#file(record.aggregate_type)));
+        const list = byFile.get(file) ?? [];
+        byFile.set(file, list);
+        if (!retry && file.holds(record.aggregate_id, record.version)) continue;
         const cells = new Map<string, string>([
           ['id', record.aggregate_id],
           ['version', String(record.version)],
@@ -118,13 +174,11 @@ export class CsvSink implements Sink {
         ]);
         for (const [field, value] of Object.entries(row!.state))
           cells.set(fieldColumn(field, RESERVED), value);
-        const list = byType.get(record.aggregate_type) ?? [];
         list.push(cells);
-        byType.set(record.aggregate_type, list);
       }
       const touched: CsvFile[] = [];
-      for (const [type, rows] of byType) {
-        const f = await this.#file(type);
+      for (const [f, rows] of byFile) {
+        if (rows.length === 0) continue;
         await f.append(rows);
         touched.push(f);
       }

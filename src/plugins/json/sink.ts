@@ -2,42 +2,81 @@
  * JSON sink: appends each `EventRecord` to a file, one JSON document per line (JSON Lines), or
  * indented with `--pretty` (documents separated by a newline; read them back with `jq -c . file`).
  * A batch is one write and one fsync; a record torn by a crash is cut off when the file is reopened.
+ *
+ * Each event is written once, crashes included: the durable cursor trails delivery, so after a crash
+ * the last events arrive again, in position order. The sink knows the highest position its file holds
+ * (read once when it opens the file, then kept) and skips what arrives in order at or below it; a dead
+ * letter delivered again by `plugin retry` is written all the same.
  */
 import { type FileHandle, mkdir, open } from 'node:fs/promises';
 import path from 'node:path';
-import { repairTail, stillAt } from '../files.js';
+import { PRIVATE_DIR, PRIVATE_FILE, maxPosition, repairTail, sameFile, stillAt } from '../files.js';
 import { type DeliveryItem, type JsonSettings, type Sink, reasonOf, transientFailure } from '../types.js';
+
+/** The file as this sink last synced it: `high` is the highest position in its first `size` bytes. */
+interface Known {
+  readonly dev: number;
+  readonly ino: number;
+  readonly size: number;
+  readonly high: number;
+}
 
 export class JsonSink implements Sink {
   readonly needsState = false;
   readonly batchSize = 1000;
   #handle: FileHandle | undefined;
+  #known: Known | undefined;
 
   constructor(private readonly settings: JsonSettings) {}
 
-  async #open(): Promise<FileHandle> {
+  async #open(): Promise<{ fh: FileHandle; high: number }> {
     // Deleted (or replaced) while open: appending through the old handle would lose the records.
     if (this.#handle && !(await stillAt(this.#handle, this.settings.path))) await this.close();
     if (!this.#handle) {
-      await mkdir(path.dirname(this.settings.path), { recursive: true });
+      await mkdir(path.dirname(this.settings.path), { recursive: true, mode: PRIVATE_DIR });
       // A pretty document ends with a `}` at the start of a line (nested ones are indented).
       await repairTail(this.settings.path, this.settings.pretty ? '\n}\n' : '\n');
-      this.#handle = await open(this.settings.path, 'a');
+      const fh = await open(this.settings.path, 'a', PRIVATE_FILE);
+      try {
+        // What the file holds may still be only in the page cache (written by a process killed before
+        // its fsync): make it durable before trusting it to skip events.
+        await fh.datasync();
+        const st = await fh.stat();
+        const known = this.#known;
+        // Only what was appended since this sink last synced the file (a failed batch) is read again.
+        const from = known && sameFile(st, known) && st.size >= known.size ? known : undefined;
+        const high = Math.max(from?.high ?? 0, await maxPosition(this.settings.path, from?.size ?? 0));
+        this.#known = { dev: st.dev, ino: st.ino, size: st.size, high };
+      } catch (e) {
+        await fh.close().catch(() => undefined);
+        throw e;
+      }
+      this.#handle = fh;
     }
-    return this.#handle;
+    return { fh: this.#handle, high: this.#known!.high };
   }
 
   async deliver(items: readonly DeliveryItem[]): Promise<void> {
-    const text = items
-      .map(
-        ({ record }) =>
-          `${this.settings.pretty ? JSON.stringify(record, null, 2) : JSON.stringify(record)}\n`,
-      )
-      .join('');
     try {
-      const fh = await this.#open();
+      const { fh, high } = await this.#open();
+      // Redelivered in order after a crash (or a failed batch): already in the file.
+      const fresh = items.filter(({ record, retry }) => retry || record.position > high);
+      if (fresh.length === 0) return;
+      const text = fresh
+        .map(
+          ({ record }) =>
+            `${this.settings.pretty ? JSON.stringify(record, null, 2) : JSON.stringify(record)}\n`,
+        )
+        .join('');
       await fh.write(text);
       await fh.datasync();
+      const st = await fh.stat();
+      this.#known = {
+        dev: st.dev,
+        ino: st.ino,
+        size: st.size,
+        high: Math.max(high, ...fresh.map(({ record }) => record.position)),
+      };
     } catch (e) {
       await this.close();
       throw transientFailure('json', reasonOf(e), 0);

@@ -3,34 +3,63 @@ import type { FastifyInstance } from 'fastify';
 import type { RouteContext } from '../app.js';
 import { errors } from '../schemas.js';
 
+/** What /health and the log say of a server whose writes failed. */
+export const WRITES_REFUSED =
+  'a write failed, so every write is refused until the server is restarted (`eventdbx restart`, once the cause is fixed)';
+
 export async function systemRoutes(app: FastifyInstance, ctx: RouteContext): Promise<void> {
+  const health = {
+    status: { type: 'string' },
+    version: { type: 'string' },
+    restrict: { type: 'string' },
+    uptime_seconds: { type: 'number' },
+    events: { type: 'integer' },
+  } as const;
   app.get(
     '/health',
     {
       schema: {
         summary: 'Liveness probe (no token needed)',
+        description:
+          '200 with `status: "ok"`; 503 with `status: "failing"` when the server cannot write (a write ' +
+          'failed: it refuses every write until it is restarted), with the `code` and `detail` of the failure.',
         security: [],
         response: {
-          200: {
-            type: 'object',
-            properties: {
-              status: { type: 'string' },
-              version: { type: 'string' },
-              restrict: { type: 'string' },
-              uptime_seconds: { type: 'number' },
-              events: { type: 'integer' },
+          200: { type: 'object', properties: health },
+          503: {
+            description: 'The server refuses writes until it is restarted (or is shutting down)',
+            content: {
+              'application/json': {
+                schema: {
+                  type: 'object',
+                  properties: { ...health, code: { type: 'string' }, detail: { type: 'string' } },
+                },
+              },
             },
           },
         },
       },
     },
-    async () => ({
-      status: 'ok',
-      version: ctx.options.version,
-      restrict: ctx.options.restrict,
-      uptime_seconds: Math.round((Date.now() - ctx.startedAt.getTime()) / 1000),
-      events: ctx.store.size,
-    }),
+    async (_req, reply) => {
+      const body = {
+        version: ctx.options.version,
+        restrict: ctx.options.restrict,
+        uptime_seconds: Math.round((Date.now() - ctx.startedAt.getTime()) / 1000),
+        events: ctx.store.size,
+      };
+      const failure = ctx.store.writeFailure;
+      if (!failure) return { status: 'ok', ...body };
+      // Load balancers and monitors see a non-2xx answer; people see why and what to do.
+      return reply
+        .code(503)
+        .type('application/json')
+        .send({
+          status: 'failing',
+          ...body,
+          code: failure.code,
+          detail: `${WRITES_REFUSED}: ${failure.message}`,
+        });
+    },
   );
 
   app.get(

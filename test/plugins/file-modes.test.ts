@@ -1,0 +1,80 @@
+/**
+ * Sink outputs are owner-only (QA qa2-ops item 9): the CSV, JSON and SQLite files are plaintext copies
+ * of payloads that are encrypted at rest in the store, and were created 0644 in 0755 directories. New
+ * files are 0600 and new directories 0700; files and directories that exist keep their modes.
+ */
+import { chmod, mkdir, mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { CsvSink } from '../../src/plugins/csv/sink.js';
+import { JsonSink } from '../../src/plugins/json/sink.js';
+import { parseDataType } from '../../src/plugins/sql/datatypes.js';
+import { SqliteSink } from '../../src/plugins/sqlite/sink.js';
+import type { DeliveryItem, Sink } from '../../src/plugins/types.js';
+import { deliveryItems } from './fixtures.js';
+
+const dirs: string[] = [];
+const sinks: Sink[] = [];
+afterEach(async () => {
+  await Promise.all(sinks.splice(0).map((s) => s.close()));
+  await Promise.all(dirs.splice(0).map((d) => rm(d, { recursive: true, force: true })));
+});
+async function tempDir(): Promise<string> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'edbx-modes-'));
+  dirs.push(dir);
+  return dir;
+}
+const keep = <S extends Sink>(s: S): S => (sinks.push(s), s);
+const mode = async (p: string) => (await stat(p)).mode & 0o777;
+
+/** An item whose state brings a new field (the CSV header is widened: the file is rewritten). */
+function withNewField(position: number): DeliveryItem {
+  const [item] = deliveryItems(1, position);
+  return { ...item!, row: { ...item!.row!, state: { ...item!.row!.state, extra: 'x' } } };
+}
+
+describe('sink output modes (qa2-ops #9)', () => {
+  it('new output files are 0600 and new directories 0700', async () => {
+    const root = await tempDir();
+    const csvDir = path.join(root, 'a', 'csv');
+    const json = path.join(root, 'b', 'out', 'events.jsonl');
+    const db = path.join(root, 'c', 'mirror.db');
+    await keep(new CsvSink({ output_dir: csvDir })).deliver([...deliveryItems(2, 1), withNewField(3)]);
+    await keep(new JsonSink({ path: json, pretty: false })).deliver(deliveryItems(2, 1));
+    await keep(new SqliteSink({ path: db }, () => parseDataType('text'))).deliver(deliveryItems(2, 1));
+
+    for (const d of [
+      path.join(root, 'a'),
+      csvDir,
+      path.join(root, 'b'),
+      path.dirname(json),
+      path.join(root, 'c'),
+    ])
+      expect(await mode(d), d).toBe(0o700);
+    expect(await mode(path.join(csvDir, 'patient.csv'))).toBe(0o600);
+    expect(await mode(json)).toBe(0o600);
+    const dbFiles = (await readdir(path.dirname(db))).filter((f) => f.startsWith('mirror.db'));
+    expect(dbFiles).toContain('mirror.db');
+    for (const f of dbFiles) expect(await mode(path.join(path.dirname(db), f)), f).toBe(0o600);
+  });
+
+  it('files and directories that exist keep their modes, a widened CSV file too', async () => {
+    const root = await tempDir();
+    const csvDir = path.join(root, 'csv');
+    await mkdir(csvDir);
+    await chmod(csvDir, 0o755);
+    const csv = keep(new CsvSink({ output_dir: csvDir }));
+    await csv.deliver(deliveryItems(1, 1));
+    await chmod(path.join(csvDir, 'patient.csv'), 0o640);
+    await csv.deliver([withNewField(2)]);
+    expect(await mode(csvDir)).toBe(0o755);
+    expect(await mode(path.join(csvDir, 'patient.csv'))).toBe(0o640);
+
+    const json = path.join(root, 'events.jsonl');
+    await writeFile(json, '');
+    await chmod(json, 0o640);
+    await keep(new JsonSink({ path: json, pretty: false })).deliver(deliveryItems(1, 1));
+    expect(await mode(json)).toBe(0o640);
+  });
+});

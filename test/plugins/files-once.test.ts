@@ -1,0 +1,230 @@
+/**
+ * The file sinks deliver each event once across crashes (QA qa2-ops item 4): the durable cursor trails
+ * delivery (by up to 200 ms), so after a kill -9 the last events arrive again, and the JSON and CSV
+ * files held them twice. Each sink now finds what its file already holds when it opens it and skips
+ * the events redelivered in order; a dead letter delivered again by `plugin retry` is still written.
+ * Real files, and a real delivery host whose cursor is moved back as a crash leaves it.
+ */
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import type { EventRecord } from '../../src/core/event.js';
+import { configurePlugin } from '../../src/plugins/index.js';
+import { parseCsv } from '../../src/plugins/csv/rfc4180.js';
+import { CsvSink } from '../../src/plugins/csv/sink.js';
+import { JsonSink } from '../../src/plugins/json/sink.js';
+import { DeliveryLoop } from '../../src/plugins/loop.js';
+import { readConfig, writeCursor } from '../../src/plugins/repository.js';
+import type { DeliveryItem, Sink } from '../../src/plugins/types.js';
+import type { EventStore } from '../../src/store/index.js';
+import {
+  FAST,
+  caughtUp,
+  deliveryItems,
+  jane,
+  openStore,
+  recordingLogger,
+  startHost,
+  userEvents,
+  waitFor,
+} from './fixtures.js';
+
+const dirs: string[] = [];
+const stores: EventStore[] = [];
+afterEach(async () => {
+  await Promise.all(stores.splice(0).map((s) => s.close()));
+  await Promise.all(dirs.splice(0).map((d) => rm(d, { recursive: true, force: true })));
+});
+async function tempDir(): Promise<string> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'edbx-once-'));
+  dirs.push(dir);
+  return dir;
+}
+
+/** The positions of a JSON Lines or --pretty file, in file order. */
+async function jsonPositions(file: string): Promise<number[]> {
+  const text = await readFile(file, 'utf8');
+  return text
+    .split(/\n(?=\{)/)
+    .filter((r) => r.trim())
+    .map((r) => (JSON.parse(r) as EventRecord).position);
+}
+
+const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i);
+
+/** `count` events of aggregates p-1..p-3 in turn (versions rising), positions from 1. */
+function history(count: number): DeliveryItem[] {
+  const at = '2026-11-26T12:00:00.000Z';
+  const by = { group: 'doctors', user: 'ana' };
+  const versions = new Map<string, number>();
+  return range(1, count).map((position) => {
+    const id = `p-${((position - 1) % 3) + 1}`;
+    const version = (versions.get(id) ?? 0) + 1;
+    versions.set(id, version);
+    const payload = { step: String(version) };
+    const record: EventRecord = {
+      aggregate_type: 'patient',
+      aggregate_id: id,
+      event_type: 'patient-updated',
+      payload,
+      metadata: { event_id: `e-${position}`, created_at: at, issued_by: by },
+      version,
+      position,
+      hash: '',
+      merkle_root: '',
+    };
+    return { record, row: { state: payload, created_at: at, created_by: by } };
+  });
+}
+
+async function csvRows(file: string): Promise<string[]> {
+  const { records } = parseCsv(await readFile(file, 'utf8'));
+  return records.slice(1).map((r) => `${r[0]}@${r[1]}`);
+}
+const rowsOf = (items: readonly DeliveryItem[]) =>
+  items.map((i) => `${i.record.aggregate_id}@${i.record.version}`);
+
+describe('JSON sink: each event once across crashes (qa2-ops #4)', () => {
+  for (const pretty of [false, true]) {
+    it(`skips what a restarted sink is given again (${pretty ? '--pretty' : 'JSON Lines'})`, async () => {
+      const file = path.join(await tempDir(), 'events.json');
+      const before = new JsonSink({ path: file, pretty });
+      await before.deliver(deliveryItems(10, 1));
+      // kill -9: the cursor was last written at position 6, so 6..10 come again, then new ones.
+      const after = new JsonSink({ path: file, pretty });
+      await after.deliver(deliveryItems(5, 6));
+      await after.deliver(deliveryItems(5, 11));
+      await before.close();
+      await after.close();
+      expect(await jsonPositions(file)).toEqual(range(1, 15));
+    });
+  }
+
+  it('a record torn by the crash is cut off and written again, once', async () => {
+    const file = path.join(await tempDir(), 'events.jsonl');
+    const sink = new JsonSink({ path: file, pretty: false });
+    await sink.deliver(deliveryItems(4, 1));
+    await sink.close();
+    const torn = JSON.stringify(deliveryItems(1, 5)[0]!.record).slice(0, 40);
+    await writeFile(file, (await readFile(file, 'utf8')) + torn);
+    const again = new JsonSink({ path: file, pretty: false });
+    await again.deliver(deliveryItems(4, 3));
+    await again.close();
+    expect(await jsonPositions(file)).toEqual(range(1, 6));
+  });
+
+  it('writes a dead letter delivered again, below what the file holds', async () => {
+    const file = path.join(await tempDir(), 'events.jsonl');
+    const sink = new JsonSink({ path: file, pretty: false });
+    await sink.deliver([...deliveryItems(2, 1), ...deliveryItems(3, 4)]);
+    await sink.deliver(deliveryItems(1, 3).map((i) => ({ ...i, retry: true })));
+    await sink.close();
+    expect(await jsonPositions(file)).toEqual([1, 2, 4, 5, 6, 3]);
+  });
+});
+
+describe('CSV sink: each event once across crashes (qa2-ops #4)', () => {
+  it('skips the rows a restarted sink is given again, by aggregate id and version', async () => {
+    const dir = await tempDir();
+    const events = history(12);
+    const before = new CsvSink({ output_dir: dir });
+    await before.deliver(events.slice(0, 9));
+    const after = new CsvSink({ output_dir: dir });
+    await after.deliver(events.slice(4, 7));
+    await after.deliver(events.slice(7, 12));
+    await before.close();
+    await after.close();
+    expect(await csvRows(path.join(dir, 'patient.csv'))).toEqual(rowsOf(events));
+  });
+
+  it('writes a dead letter delivered again, below what the file holds', async () => {
+    const dir = await tempDir();
+    const events = history(6);
+    const sink = new CsvSink({ output_dir: dir });
+    await sink.deliver([...events.slice(0, 3), ...events.slice(4)]);
+    await sink.deliver([{ ...events[3]!, retry: true }]);
+    await sink.close();
+    expect(await csvRows(path.join(dir, 'patient.csv'))).toEqual(
+      rowsOf([...events.slice(0, 3), ...events.slice(4), events[3]!]),
+    );
+  });
+});
+
+describe('a delivery host whose cursor trails what the files hold (qa2-ops #4)', () => {
+  it('JSON and CSV files hold every event once after the host starts again from an older cursor', async () => {
+    const dir = await tempDir();
+    const store = await openStore();
+    stores.push(store);
+    const json = path.join(dir, 'events.jsonl');
+    let host = await startHost(store);
+    await configurePlugin(store, 'json', { path: json }, jane);
+    await configurePlugin(store, 'csv', { output_dir: path.join(dir, 'csv') }, jane);
+    const ev = (id: string, n: number) => ({
+      aggregate_type: 'patient',
+      aggregate_id: id,
+      event_type: 'patient-updated',
+      payload: { n: String(n) },
+    });
+    for (let n = 1; n <= 12; n++) await store.append(ev(`p-${n % 4}`, n), jane);
+    await caughtUp(store, 'json');
+    await caughtUp(store, 'csv');
+    await host.stop();
+    // What a kill -9 leaves: cursors written some events before the last delivery.
+    const events = await userEvents(store);
+    await writeCursor(store, 'json', { position: events[4]!.position });
+    await writeCursor(store, 'csv', { position: events[2]!.position });
+    host = await startHost(store);
+    for (let n = 13; n <= 15; n++) await store.append(ev(`p-${n % 4}`, n), jane);
+    await caughtUp(store, 'json');
+    await caughtUp(store, 'csv');
+    await host.stop();
+
+    const all = await userEvents(store);
+    expect(await jsonPositions(json)).toEqual(all.map((e) => e.position));
+    expect(await csvRows(path.join(dir, 'csv', 'patient.csv'))).toEqual(
+      all.map((e) => `${e.aggregate_id}@${e.version}`),
+    );
+  });
+
+  it('plugin retry writes a dead-lettered event into a file that holds later ones', async () => {
+    const dir = await tempDir();
+    const store = await openStore();
+    stores.push(store);
+    const file = path.join(dir, 'events.jsonl');
+    await configurePlugin(store, 'json', { path: file, ...FAST, max_attempts: 1 }, jane);
+    const config = (await readConfig(store, 'json'))!;
+    // A JSON sink that fails the poison event until it is fixed.
+    const real = new JsonSink({ path: file, pretty: false });
+    let broken = true;
+    const sink: Sink = {
+      needsState: false,
+      batchSize: 1,
+      deliver: (items) =>
+        broken && items.some((i) => i.record.payload.poison === 'yes')
+          ? Promise.reject(new Error('poison'))
+          : real.deliver(items),
+      close: () => real.close(),
+    };
+    const loop = new DeliveryLoop(store, config, sink, recordingLogger(), { position: 1 });
+    store.onCommit(() => loop.notifyCommit());
+    loop.start();
+    const ev = (n: number, poison = 'no') => ({
+      aggregate_type: 'patient',
+      aggregate_id: `p-${n}`,
+      event_type: 'patient-added',
+      payload: { poison },
+    });
+    await store.append(ev(1), jane);
+    const bad = await store.append(ev(2, 'yes'), jane);
+    await store.append(ev(3), jane);
+    const last = await store.append(ev(4), jane);
+    await waitFor('delivery past the dead letter', () => loop.stats().cursor > last.position);
+    broken = false;
+    expect(await loop.requestRetry()).toMatchObject({ retried: 1, delivered: 1 });
+    await loop.stop();
+    const positions = await jsonPositions(file);
+    expect(positions.filter((p) => p === bad.position)).toHaveLength(1);
+    expect(positions).toHaveLength(4);
+  });
+});

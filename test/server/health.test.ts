@@ -1,0 +1,70 @@
+/**
+ * A server whose writes failed says so (QA qa2-ops item 2): after a failed write (disk full) the store
+ * refuses every write until it is reopened, so /health answers 503 `status: "failing"` with the reason
+ * (load balancers and monitors notice), and the failure is logged once, at error level, when it happens.
+ */
+import { describe, expect, it } from 'vitest';
+import { err } from '../../src/core/errors.js';
+import { MemoryEngine } from '../../src/storage/memory/memory-engine.js';
+import { post, testServer } from '../helpers/http.js';
+
+const event = { event_type: 'admitted', payload: { ward: '3' } };
+
+describe('/health of a server whose writes failed (qa2-ops #2)', () => {
+  it('answers 503 "failing" with the reason, and the failure is logged once at error level', async () => {
+    const engine = new MemoryEngine();
+    const s = await testServer({ engine, logs: true });
+    try {
+      expect(await post(s, '/v1/aggregates/patient/p-1/events', event)).toMatchObject({ status: 201 });
+      const ok = await fetch(`${s.url}/health`);
+      expect(ok.status).toBe(200);
+      const before = (await ok.json()) as Record<string, unknown>;
+      expect(before).toMatchObject({ status: 'ok', version: 'test', restrict: 'false' });
+
+      engine.faultNextWrite(err('EDBX_ERR_STORE_IO', { reason: 'No space left on device' }));
+      const failed = await post(s, '/v1/aggregates/patient/p-1/events', event);
+      expect({ status: failed.status, code: failed.body.code }).toEqual({
+        status: 500,
+        code: 'EDBX_ERR_STORE_IO',
+      });
+      // Refused from now on, although the disk would take the write again.
+      const refused = await post(s, '/v1/aggregates/patient/p-2/events', event);
+      expect(refused.status).toBe(500);
+
+      const res = await fetch(`${s.url}/health`);
+      expect(res.status).toBe(503);
+      expect(res.headers.get('content-type')).toMatch(/^application\/json/);
+      const body = (await res.json()) as Record<string, unknown>;
+      expect(body).toMatchObject({
+        status: 'failing',
+        version: 'test',
+        restrict: 'false',
+        events: before.events,
+        code: 'EDBX_ERR_STORE_IO',
+      });
+      expect(typeof body.uptime_seconds).toBe('number');
+      expect(body.detail).toContain('No space left on device');
+      expect(body.detail).toContain('restart');
+      expect(s.store.writeFailure?.code).toBe('EDBX_ERR_STORE_IO');
+
+      const told = s.logs.filter((l) => String(l.msg).includes('every write is refused'));
+      expect(told).toHaveLength(1);
+      expect(told[0]).toMatchObject({ level: 50, code: 'EDBX_ERR_STORE_IO' });
+      expect(String(told[0]!.msg)).toContain('No space left on device');
+    } finally {
+      await s.close();
+    }
+  });
+
+  it('the OpenAPI document gives /health a 503 answer of its own next to the shutdown problem', async () => {
+    const s = await testServer();
+    try {
+      const doc = (await (await fetch(`${s.url}/openapi.json`)).json()) as any;
+      const content = doc.paths['/health'].get.responses['503'].content;
+      expect(Object.keys(content).sort()).toEqual(['application/json', 'application/problem+json']);
+      expect(content['application/json'].schema.properties.detail).toEqual({ type: 'string' });
+    } finally {
+      await s.close();
+    }
+  });
+});

@@ -1,0 +1,101 @@
+/**
+ * What the server log tells an operator (QA qa2-ops item 7): every server error (5xx) at error level
+ * with its code, refused authentication (401) at warn level with the token's id only, and repeats of
+ * one failure collapsed (a full disk refusing every write must not write a line per request). Never a
+ * token or a payload value.
+ */
+import { describe, expect, it } from 'vitest';
+import { err } from '../../src/core/errors.js';
+import { RepeatFilter } from '../../src/core/repeats.js';
+import { MemoryEngine } from '../../src/storage/memory/memory-engine.js';
+import { createToken, revokeToken } from '../../src/store/tokens.js';
+import { post, testServer } from '../helpers/http.js';
+
+const secret = 'payload-secret-4711';
+const event = { event_type: 'admitted', payload: { ward: secret } };
+
+describe('server log (qa2-ops #7)', () => {
+  it('logs refused authentication at warn level with the token id, never the token', async () => {
+    const s = await testServer({ logs: true });
+    try {
+      const jane = { issuedBy: { group: 'admin', user: 'jane' } };
+      const revoked = await createToken(s.store, { group: 'doctors', user: 'ann' }, jane);
+      await revokeToken(s.store, revoked.id, jane);
+      const unknown = `edbx_${'A'.repeat(43)}`;
+      const from = s.logs.length;
+      for (const token of [revoked.token, unknown, undefined]) {
+        const res = await fetch(`${s.url}/v1/aggregates`, {
+          headers: token ? { authorization: `Bearer ${token}` } : {},
+        });
+        expect(res.status).toBe(401);
+      }
+      const lines = s.logs.slice(from).filter((l) => l.msg === 'authentication refused');
+      expect(lines.map((l) => [l.level, l.code, l.token_id])).toEqual([
+        [40, 'EDBX_ERR_TOKEN_REVOKED', revoked.id],
+        [40, 'EDBX_ERR_TOKEN_UNKNOWN', unknown.slice(0, 11)],
+        [40, 'EDBX_ERR_TOKEN_MISSING', undefined],
+      ]);
+      expect(lines[0]).toMatchObject({ method: 'GET', route: '/v1/aggregates' });
+      const text = JSON.stringify(s.logs);
+      expect(text).not.toContain(revoked.token);
+      expect(text).not.toContain(unknown);
+    } finally {
+      await s.close();
+    }
+  });
+
+  it('logs server errors at error level with their code, collapsing repeats, without payloads', async () => {
+    const engine = new MemoryEngine();
+    const s = await testServer({ engine, logs: true });
+    try {
+      engine.faultNextWrite(err('EDBX_ERR_STORE_IO', { reason: 'No space left on device' }));
+      for (let i = 0; i < 6; i++) {
+        const r = await post(s, `/v1/aggregates/patient/p-${i}/events`, event);
+        expect(r.status).toBe(500);
+      }
+      const errors = s.logs.filter((l) => l.level === 50 && l.code === 'EDBX_ERR_STORE_IO');
+      // The store's failure once, the failed write, then the first refusal; the other five are left out.
+      expect(errors.map((l) => String(l.msg))).toEqual([
+        expect.stringContaining('every write is refused'),
+        expect.stringContaining('No space left on device'),
+        expect.stringContaining('an earlier write failed'),
+      ]);
+      expect(errors[1]).toMatchObject({
+        status: 500,
+        method: 'POST',
+        route: '/v1/aggregates/:aggregate_type/:aggregate_id/events',
+      });
+      expect(JSON.stringify(s.logs)).not.toContain(secret);
+    } finally {
+      await s.close();
+    }
+  });
+});
+
+describe('RepeatFilter', () => {
+  it('passes the first of a kind, then one per interval with the number left out', () => {
+    let now = 0;
+    const f = new RepeatFilter(60_000, () => now);
+    expect(f.pass('a')).toBe(0);
+    expect(f.pass('a')).toBeUndefined();
+    expect(f.pass('b')).toBe(0);
+    now = 59_999;
+    expect(f.pass('a')).toBeUndefined();
+    now = 60_000;
+    expect(f.pass('a')).toBe(2);
+    expect(f.pass('a')).toBeUndefined();
+    now = 200_000;
+    expect(f.pass('a')).toBe(1);
+    expect(f.pass('b')).toBe(0);
+  });
+
+  it('remembers a bounded number of kinds', () => {
+    const f = new RepeatFilter(60_000, () => 0, 2);
+    f.pass('a');
+    f.pass('b');
+    f.pass('c');
+    // 'a' was forgotten: it passes again at once.
+    expect(f.pass('a')).toBe(0);
+    expect(f.pass('c')).toBeUndefined();
+  });
+});
