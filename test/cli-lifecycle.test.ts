@@ -3,10 +3,12 @@
  * an unresponsive server is reported instead of hanging, `--json` and `--data-dir` everywhere.
  */
 import { existsSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import http from 'node:http';
 import net from 'node:net';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { processFacts } from '../src/server/proc.js';
 import { type Project, freePort, project, run, running } from './helpers/cli.js';
 
 describe('server lifecycle from the CLI', () => {
@@ -208,6 +210,51 @@ describe('the first start, without a config', () => {
       expect(existsSync(p.dataDir)).toBe(false); // no second store in ./.eventdbx
     } finally {
       await cli(['stop']);
+      await p.cleanup();
+    }
+  });
+});
+
+describe('status of a server whose writes failed', () => {
+  it('shows health failing and exits 1 with the reason', async () => {
+    const p = await project();
+    // A stand-in answering /health as a server whose write failed does (this test process holds the PID).
+    const fake = http.createServer((_req, res) => {
+      res.writeHead(503, { 'content-type': 'application/json' });
+      res.end(
+        JSON.stringify({
+          status: 'failing',
+          events: 7,
+          code: 'EDBX_ERR_STORE_IO',
+          detail: 'writes are refused until `eventdbx restart`: no space left on device',
+        }),
+      );
+    });
+    const port = await new Promise<number>((r) =>
+      fake.listen(0, '127.0.0.1', () => r((fake.address() as net.AddressInfo).port)),
+    );
+    try {
+      await mkdir(p.dataDir, { recursive: true });
+      await writeFile(
+        path.join(p.dataDir, 'eventdbx.pid'),
+        JSON.stringify({
+          pid: process.pid,
+          port,
+          started_at: new Date().toISOString(),
+          restrict: 'true',
+          version: 'x',
+          data_dir: p.dataDir,
+          process_start: processFacts(process.pid)?.start,
+        }),
+      );
+      const r = await p.cli(['status']);
+      expect(r.code).toBe(1);
+      expect(r.stdout).toMatch(/health\s+failing/);
+      expect(r.stderr).toBe(
+        'error: writes are refused until `eventdbx restart`: no space left on device [EDBX_ERR_STORE_IO]\n',
+      );
+    } finally {
+      fake.close();
       await p.cleanup();
     }
   });

@@ -11,7 +11,7 @@ import { type Config, loadConfig, writeConfigFile } from '../config/config.js';
 import { err, toEventDbxError } from '../core/errors.js';
 import { wholeNumber } from '../core/names.js';
 import { processFacts } from '../server/proc.js';
-import { LOG_FILE, PID_FILE, type PidInfo } from '../server/serve.js';
+import { LOG_FILE, PID_FILE, type PidInfo, logLevel } from '../server/serve.js';
 import { keyValues, printJson } from './output.js';
 import { reportError } from './report.js';
 import { requireKeys } from './runtime.js';
@@ -297,6 +297,11 @@ async function status(config: Config, json: boolean): Promise<number> {
   };
   if (json) printJson(info);
   else process.stdout.write(keyValues(info) + '\n');
+  // Running, but refusing writes since one failed (a full disk): exit non-zero with the reason.
+  if (health.status === 'failing') {
+    process.stderr.write(`error: ${String(health.detail)} [${String(health.code)}]\n`);
+    return 1;
+  }
   if (health.status !== 'not answering') return 0;
   return reportError(
     err('EDBX_ERR_SERVER_NOT_ANSWERING', { pid: running.pid, seconds: HEALTH_TIMEOUT_MS / 1000 }),
@@ -369,6 +374,7 @@ export async function lifecycle(
     if (name === 'restart') {
       // Refuse bad options while the server still runs: a failed restart must not leave it down.
       restrictMode(opts.restrict);
+      logLevel(); // a bad EVENTDBX_LOG_LEVEL would stop the server, then fail to start it
       const port = portFlag(opts.port, config.port);
       const running = await runningServer(config.dataDir);
       // A port other than the one it holds must be free now (it could still be taken by the time the
