@@ -79,7 +79,16 @@ describe('server lifecycle from the CLI', () => {
         `Authorization: Bearer ${token}\r\nContent-Length: 100\r\n\r\n{"event_`,
     );
     await new Promise((r) => setTimeout(r, 100)); // let the server read the headers
-    const stopped = await p.cli(['stop']);
+    const stopping = p.cli(['stop']);
+    // While it finishes what is in flight (here, for up to 5 s), status says it is stopping.
+    const pidFile = path.join(p.dataDir, 'eventdbx.pid');
+    while (!(await readFile(pidFile, 'utf8').catch(() => '')).includes('stopping_since'))
+      await new Promise((r) => setTimeout(r, 20));
+    const during = await p.cli(['status']);
+    expect(during.stdout).toMatch(/health\s+stopping/);
+    expect(during.stderr).toMatch(/shutting down.*\[EDBX_ERR_SHUTTING_DOWN\]/);
+    expect(during.code).toBe(1);
+    const stopped = await stopping;
     expect(stopped.code).toBe(0);
     // Before: the server waited for the body until `stop` killed it after 15 s.
     expect(stopped.stderr).not.toMatch(/killing/);

@@ -276,14 +276,16 @@ async function status(config: Config, json: boolean): Promise<number> {
     return 1;
   }
   let health: Record<string, unknown> = {};
-  try {
-    const res = await fetch(`http://127.0.0.1:${running.port}/health`, {
-      signal: AbortSignal.timeout(HEALTH_TIMEOUT_MS),
-    });
-    health = (await res.json()) as Record<string, unknown>;
-  } catch {
-    health = { status: 'not answering' };
-  }
+  if (running.stopping_since !== undefined) health = { status: 'stopping' };
+  else
+    try {
+      const res = await fetch(`http://127.0.0.1:${running.port}/health`, {
+        signal: AbortSignal.timeout(HEALTH_TIMEOUT_MS),
+      });
+      health = (await res.json()) as Record<string, unknown>;
+    } catch {
+      health = { status: 'not answering' };
+    }
   const info = {
     running: true,
     pid: running.pid,
@@ -302,6 +304,7 @@ async function status(config: Config, json: boolean): Promise<number> {
     process.stderr.write(`error: ${String(health.detail)} [${String(health.code)}]\n`);
     return 1;
   }
+  if (health.status === 'stopping') return reportError(err('EDBX_ERR_SHUTTING_DOWN'));
   if (health.status !== 'not answering') return 0;
   return reportError(
     err('EDBX_ERR_SERVER_NOT_ANSWERING', { pid: running.pid, seconds: HEALTH_TIMEOUT_MS / 1000 }),

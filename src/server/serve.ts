@@ -31,6 +31,8 @@ export interface PidInfo {
   readonly data_dir: string;
   /** The server process's start time (`processFacts`), so that a reused PID is not taken for it. */
   readonly process_start?: string;
+  /** Set when the server began to stop (it finishes what is in flight, then exits). */
+  readonly stopping_since?: string;
 }
 
 export interface ServeOptions {
@@ -128,6 +130,12 @@ export async function serveForeground(o: ServeOptions): Promise<void> {
     app.log.info({ signal }, 'stopping: refusing new writes, finishing in-flight requests');
     drain();
     control.close();
+    // `status` meanwhile says the server is stopping (it no longer listens), not that it hangs.
+    const marked = async () =>
+      writeFile(pidFile, JSON.stringify({ ...info, stopping_since: new Date().toISOString() }) + '\n', {
+        mode: 0o600,
+      });
+    await marked().catch(() => undefined); // (a signal before the PID file was written: nothing to mark)
     // A request still unfinished after the grace period (a client that stopped sending mid-body) is cut,
     // so the store still closes cleanly, well before `stop` would have to kill the process.
     const cut = setTimeout(() => app.server.closeAllConnections(), SHUTDOWN_GRACE_MS);
