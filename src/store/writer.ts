@@ -106,7 +106,7 @@ export class Writer {
     if (this.#failed) {
       return Promise.reject(
         err('EDBX_ERR_STORE_IO', {
-          reason: `an earlier write failed (${this.#failed.message}); reopen the store`,
+          reason: `an earlier write failed (${reasonOf(this.#failed)}); reopen the store`,
         }),
       );
     }
@@ -264,7 +264,7 @@ export class Writer {
           // The outcome of a failed fsync is unknown: refuse further writes rather than guess.
           const error = toEventDbxError(e);
           this.#fail(error);
-          for (const j of jobs) j.reject(err('EDBX_ERR_STORE_IO', { reason: error.message }, e));
+          for (const j of jobs) j.reject(err('EDBX_ERR_STORE_IO', { reason: reasonOf(error) }, e));
           return;
         }
         this.stats.batches++;
@@ -326,3 +326,7 @@ export class Writer {
     idList.forEach((id, i) => tx.idem.set(id, prior[i] ?? null));
   }
 }
+
+/** What went wrong, without a "storage error:" of its own when it already is one. */
+const reasonOf = (e: EventDbxError): string =>
+  e.code === 'EDBX_ERR_STORE_IO' ? String(e.params.reason) : e.message;

@@ -23,13 +23,17 @@ describe('/health of a server whose writes failed (qa2-ops #2)', () => {
 
       engine.faultNextWrite(err('EDBX_ERR_STORE_IO', { reason: 'No space left on device' }));
       const failed = await post(s, '/v1/aggregates/patient/p-1/events', event);
-      expect({ status: failed.status, code: failed.body.code }).toEqual({
+      expect({ status: failed.status, code: failed.body.code, detail: failed.body.detail }).toEqual({
         status: 500,
         code: 'EDBX_ERR_STORE_IO',
+        detail: 'storage error: No space left on device',
       });
       // Refused from now on, although the disk would take the write again.
       const refused = await post(s, '/v1/aggregates/patient/p-2/events', event);
       expect(refused.status).toBe(500);
+      expect(refused.body.detail).toBe(
+        'storage error: an earlier write failed (No space left on device); reopen the store',
+      );
 
       const res = await fetch(`${s.url}/health`);
       expect(res.status).toBe(503);
