@@ -1,6 +1,8 @@
 /** Prometheus metrics: HTTP requests and latencies, appends and fsync batches (from the writer). */
 import type { FastifyInstance } from 'fastify';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { pluginStatus } from '../plugins/views.js';
+import type { PluginStatus, PluginStatusList } from '../protocol/plugins.js';
 import type { EventStore } from '../store/index.js';
 
 export class Metrics {
@@ -39,6 +41,39 @@ export class Metrics {
       'eventdbx_fsync_batches_total',
       'durable write batches (one fsync each) since start',
       () => store.writerStats.batches,
+    );
+    // Plugin health, read once per scrape for the three series (a scrape collects every metric at once).
+    let scrape: Promise<PluginStatusList> | undefined;
+    const plugins = () => {
+      if (!scrape) {
+        scrape = pluginStatus(store);
+        setImmediate(() => (scrape = undefined));
+      }
+      return scrape;
+    };
+    const perPlugin = (name: string, help: string, value: (p: PluginStatus) => number, state = false) =>
+      new Gauge({
+        name,
+        help,
+        labelNames: state ? ['plugin', 'kind', 'state'] : ['plugin', 'kind'],
+        registers: [this.registry],
+        async collect() {
+          this.reset();
+          for (const p of (await plugins()).plugins)
+            this.set({ plugin: p.name, kind: p.kind, ...(state ? { state: p.state } : {}) }, value(p));
+        },
+      });
+    perPlugin(
+      'eventdbx_plugin_lag',
+      'positions committed but not yet delivered by each plugin (audit entries included)',
+      (p) => p.lag,
+    );
+    perPlugin('eventdbx_plugin_dead_letters', 'events each plugin gave up on', (p) => p.dead_letters);
+    perPlugin(
+      'eventdbx_plugin_state',
+      "each plugin's delivery state (1 for its current state)",
+      () => 1,
+      true,
     );
     new Gauge({
       name: 'eventdbx_events',

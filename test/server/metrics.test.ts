@@ -1,5 +1,8 @@
 /** `_total` metrics are Prometheus counters (QA item 7: appends and fsync batches were gauges). */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import os from 'node:os';
+import path from 'node:path';
+import { configurePlugin } from '../../src/plugins/index.js';
 import { type TestServer, get, post, testServer } from '../helpers/http.js';
 
 describe('/metrics', () => {
@@ -22,5 +25,23 @@ describe('/metrics', () => {
     expect(value('eventdbx_appends_total')).toBe(s.store.writerStats.events);
     expect(value('eventdbx_fsync_batches_total')).toBe(s.store.writerStats.batches);
     expect(value('eventdbx_appends_total')).toBeGreaterThanOrEqual(3);
+  });
+
+  it("shows each plugin's lag, dead letters and state", async () => {
+    const out = path.join(os.tmpdir(), `edbx-metrics-${process.pid}.jsonl`);
+    await configurePlugin(s.store, 'json', { path: out }, { issuedBy: { group: 'admin', user: 'ops' } });
+    const text = (await get(s, '/metrics')).body as string;
+    for (const [name, type] of [
+      ['eventdbx_plugin_lag', 'gauge'],
+      ['eventdbx_plugin_dead_letters', 'gauge'],
+      ['eventdbx_plugin_state', 'gauge'],
+    ])
+      expect(text).toContain(`# TYPE ${name} ${type}`);
+    // No delivery loop runs in this in-process server: every position is still to deliver.
+    expect(text).toMatch(
+      new RegExp(`^eventdbx_plugin_lag\\{plugin="json",kind="json"\\} ${s.store.size}$`, 'm'),
+    );
+    expect(text).toMatch(/^eventdbx_plugin_dead_letters\{plugin="json",kind="json"\} 0$/m);
+    expect(text).toMatch(/^eventdbx_plugin_state\{plugin="json",kind="json",state="not running"\} 1$/m);
   });
 });
