@@ -285,7 +285,11 @@ describe('CLI: aggregate and config commands on the data dir (no server)', () =>
     });
     expect(r.code).toBe(0);
     expect(JSON.parse(r.stdout).aggregates.length).toBeGreaterThan(0);
-    expect((await p.cli(['aggregate', 'apply', '--help'])).code).toBe(0);
+    const help = await p.cli(['aggregate', 'apply', '--help']);
+    expect(help.code).toBe(0);
+    // Required options say so in the help, not only when they are missing.
+    expect(help.stdout).toMatch(/--aggregate <type> +aggregate type, e\.g\. patient \(required\)/);
+    expect(help.stdout).toMatch(/--expected-version <n> +fail unless(?:(?!required).)*$/m);
     const shown = await p.cli(['config']);
     expect(shown.stdout).toContain('********');
     expect(shown.stdout).not.toContain('test-master');

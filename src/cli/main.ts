@@ -150,7 +150,7 @@ const collect = (value: string, previous: string[] = []): string[] => [...previo
 
 function addFlags(cmd: Command, flags: readonly Flag[]): Command {
   for (const f of flags) {
-    const o = new Option(f.flags, f.help);
+    const o = new Option(f.flags, f.required ? `${f.help} (required)` : f.help);
     if (f.repeat) o.argParser(collect).default([]);
     else if (f.parse) o.argParser(f.parse);
     if (f.required) o.makeOptionMandatory();
