@@ -19,6 +19,7 @@ import {
   restoreAggregate,
   stageEvent,
   commitStaged,
+  discardStaged,
   listStaged,
 } from '../src/store/admin.js';
 import { verifyAuditLog, verifyAuditState } from '../src/store/audit-state.js';
@@ -289,7 +290,13 @@ describe('finding 13: staged records carry the sequence number of their key', ()
     const e = await expectCode(commitStaged(store), 'EDBX_ERR_INTEGRITY');
     expect(e.message).toContain('staged event 1');
     await expectCode(listStaged(store), 'EDBX_ERR_INTEGRITY');
+    expect(e.message).toContain('aggregate commit --discard');
     expect(store.size).toBe(before);
+    // The damaged stage is dropped whole by a discard, and staging works again.
+    expect((await discardStaged(store)).map((d) => d.seq)).toEqual([2]);
+    expect(await entries('main', K.stagedPrefix())).toEqual([]);
+    await stage('o-4', '1');
+    expect((await listStaged(store)).map((d) => d.request.aggregate_id)).toEqual(['o-4']);
   });
 
   it('a staged record repeated under a longer key with the same sequence number is refused', async () => {

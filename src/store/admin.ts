@@ -250,7 +250,7 @@ export async function listStaged(store: EventStore): Promise<StagedEvent[]> {
     if (k.length !== STAGED_KEY_BYTES || staged?.seq !== seq || repeated)
       throw err('EDBX_ERR_INTEGRITY', {
         where,
-        reason: `the record is staged event ${String(staged?.seq)}: it does not belong at this key`,
+        reason: `the record is staged event ${String(staged?.seq)}: it does not belong at this key (drop the stage with \`eventdbx aggregate commit --discard\`)`,
       });
     out.push(staged);
   }
@@ -272,11 +272,25 @@ export function commitStaged(store: EventStore): Promise<EventRecord[]> {
   });
 }
 
-/** Drop every staged event without appending any; returns what was dropped. */
+/**
+ * Drop every staged event without appending any; returns what was dropped. A damaged stage (a record
+ * that does not open, or is not at its key) is dropped whole too: that is how it is cleared.
+ */
 export function discardStaged(store: EventStore): Promise<StagedEvent[]> {
   return store.exclusive([], async (tx) => {
-    const staged = await listStaged(store);
-    for (const s of staged) tx.del(K.stagedKey(s.seq));
-    return staged;
+    const dropped: StagedEvent[] = [];
+    for await (const [k, v] of store.engine.range('main', {
+      gte: K.stagedPrefix(),
+      lt: prefixEnd(K.stagedPrefix()),
+    })) {
+      tx.del(k);
+      try {
+        const staged = openJson<StagedEvent | null>(store.env.codec, v, 'staged event');
+        if (staged && k.length === STAGED_KEY_BYTES && staged.seq === K.readU64(k, 1)) dropped.push(staged);
+      } catch {
+        // Unreadable: dropped all the same, not listed.
+      }
+    }
+    return dropped;
   });
 }
