@@ -9,7 +9,7 @@
  */
 import { availableParallelism } from 'node:os';
 import { LRUCache } from 'lru-cache';
-import { type EventDbxError, err } from '../core/errors.js';
+import { type EventDbxError, err, isEventDbxError } from '../core/errors.js';
 import { type TokenRecord, afterUse, authorize } from '../core/tokens.js';
 import { DEFAULT_MAX_PAYLOAD_BYTES, type EventRecord, type Payload, foldState } from '../core/event.js';
 import { type Frontier, decodeFrontier, emptyFrontier, frontierRoot } from '../core/merkle/index.js';
@@ -23,6 +23,7 @@ import { type Space, type StorageEngine, prefixEnd } from '../storage/engine.js'
 import { type RecordCodec, type SharedCodec, openJson, plainCodec } from './codec.js';
 import { VerifyPool } from './verify-pool.js';
 import { openMetaAt, openSnapshotAt } from './bound.js';
+import { checkedLedgerHead } from './proofs.js';
 import { openEventAt } from './event-format.js';
 import * as K from './keys.js';
 import {
@@ -164,6 +165,10 @@ export class EventStore {
       const t = openJson<TokenRecord>(store.env.codec, v, 'token record');
       store.tokens.set(t.hash, t);
     }
+    // A ledger head its entries do not back (edited, or rolled back) must not be built on: every
+    // append would extend a wrong tree. Reads still work; writes are refused, and /health says so.
+    const head = await ledgerHeadProblem(store);
+    if (head) store.#writer.refuse(head);
     return store;
   }
 
@@ -748,4 +753,21 @@ function prefetchOf(reqs: readonly AppendRequest[]): Prefetch {
     }
   }
   return { aggregates, eventIds };
+}
+
+/** Why the stored ledger head cannot be appended to, or undefined when its entries back it. */
+async function ledgerHeadProblem(store: EventStore): Promise<EventDbxError | undefined> {
+  try {
+    await checkedLedgerHead(store);
+  } catch (e) {
+    if (isEventDbxError(e, 'EDBX_ERR_INTEGRITY')) return e;
+    throw e;
+  }
+  const size = store.ledgerHead().size;
+  if (await store.engine.get('main', K.positionKey(size + 1)))
+    return err('EDBX_ERR_INTEGRITY', {
+      where: 'the ledger head',
+      reason: `it records ${size} events but entry ${size + 1} is stored (rolled back?); run \`aggregate verify\``,
+    });
+  return undefined;
 }

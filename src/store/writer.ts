@@ -92,6 +92,11 @@ export class Writer {
     return this.#failed;
   }
 
+  /** Refuse every write from now on with `error` (what the store found on disk cannot be built on). */
+  refuse(error: EventDbxError): void {
+    this.#fail(error);
+  }
+
   #fail(error: EventDbxError): void {
     if (this.#failed) return;
     this.#failed = error;
@@ -105,9 +110,11 @@ export class Writer {
   submit<T>(prefetch: Prefetch, run: (tx: WriteTx) => T | Promise<T>, exclusive = false): Promise<T> {
     if (this.#failed) {
       return Promise.reject(
-        err('EDBX_ERR_STORE_IO', {
-          reason: `an earlier write failed (${reasonOf(this.#failed)}); reopen the store`,
-        }),
+        this.#failed.code === 'EDBX_ERR_STORE_IO'
+          ? err('EDBX_ERR_STORE_IO', {
+              reason: `an earlier write failed (${reasonOf(this.#failed)}); reopen the store`,
+            })
+          : this.#failed,
       );
     }
     return new Promise<T>((resolve, reject) => {

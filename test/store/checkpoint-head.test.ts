@@ -97,3 +97,37 @@ describe('checkpoints sign only a ledger head the ledger entries back (finding 8
     expect(e.message).toMatch(/ledger head: the ledger entries of its 6 events are missing or malformed/);
   });
 });
+
+describe('a store whose ledger head its entries do not back refuses writes from the start', () => {
+  const append = (s: EventStore) =>
+    s.append({ aggregate_type: 'patient', aggregate_id: 'p-9', event_type: 'tick', payload: {} }, jane);
+
+  it('after one byte of the head changed: reads work, appends are refused, and it says why', async () => {
+    await edit((e) => flip(e, K.globalKey('ledger'), 20));
+    const s = await open();
+    const e = await expectCode(append(s), 'EDBX_ERR_INTEGRITY');
+    expect(e.message).toMatch(/ledger head: its root for 6 events is not the one the ledger entries give/);
+    expect(s.writeFailure?.code).toBe('EDBX_ERR_INTEGRITY');
+    expect((await s.events('patient', 'p-0')).length).toBe(3);
+    expect(s.size).toBe(6);
+  });
+
+  it('after the head was rolled back to an earlier one (its entries go further)', async () => {
+    const s0 = store!;
+    const earlier = (await s0.engine.get('main', K.globalKey('ledger')))!;
+    await append(s0);
+    await edit((e) =>
+      e.write([{ type: 'put', space: 'main', key: K.globalKey('ledger'), value: earlier }], { sync: true }),
+    );
+    const s = await open();
+    const e = await expectCode(append(s), 'EDBX_ERR_INTEGRITY');
+    expect(e.message).toMatch(/it records 6 events but entry 7 is stored/);
+  });
+
+  it('an intact store writes as usual', async () => {
+    await edit(async () => undefined); // closed and opened again
+    const s = await open();
+    expect(s.writeFailure).toBeUndefined();
+    expect((await append(s)).position).toBe(7);
+  });
+});
