@@ -12,7 +12,7 @@ import {
   restoreAggregate,
   stageEvent,
   takeSnapshot,
-  verifyAggregate,
+  verifyNamed,
   verifyAll,
 } from '../store/index.js';
 import { auditEntries, auditSince } from '../store/audit-log.js';
@@ -117,8 +117,7 @@ export const OPS: Record<string, Op> = {
     }
     const type = str(a, 'aggregate');
     const id = str(a, 'aggregateId');
-    await store.aggregate(type, id); // not found → coded error
-    return { report: await verifyAggregate(store, type, id) };
+    return { report: await verifyNamed(store, type, id) };
   },
   'aggregate.snapshot': commented('snapshot', takeSnapshot),
   'aggregate.archive': commented('audit', archiveAggregate),

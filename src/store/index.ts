@@ -16,7 +16,7 @@ export {
   commitStaged,
   discardStaged,
 } from './admin.js';
-export { verifyAggregate, verifyLedger, verifyAll, type VerifyAllReport } from './verify.js';
+export { verifyAggregate, verifyLedger, verifyAll, verifyNamed, type VerifyAllReport } from './verify.js';
 export {
   eventInclusionProof,
   aggregateConsistencyProof,

@@ -428,8 +428,25 @@ export class EventStore {
     );
   }
 
+  /**
+   * Whether events of an aggregate are stored (in either keyspace) — asked when its meta is missing: a
+   * meta removed from under its events is damage to report, not an aggregate that does not exist.
+   */
+  async storesEventsOf(type: string, id: string): Promise<boolean> {
+    const key = K.eventKey(type, id, 1);
+    return (
+      (await this.engine.get('main', key)) !== undefined ||
+      (await this.engine.get('archive', key)) !== undefined
+    );
+  }
+
   async #spaceOf(type: string, id: string): Promise<{ space: Space; live: LiveMeta }> {
     const live = await this.meta(type, id);
+    if (!live && (await this.storesEventsOf(type, id)))
+      throw err('EDBX_ERR_INTEGRITY', {
+        where: `aggregate ${type}/${id}`,
+        reason: 'its meta is missing but its events are stored; run `eventdbx aggregate verify`',
+      });
     if (!live) throw err('EDBX_ERR_AGGREGATE_NOT_FOUND', { aggregate_type: type, aggregate_id: id });
     return { space: live.meta.archived ? 'archive' : 'main', live };
   }

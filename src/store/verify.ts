@@ -7,7 +7,8 @@
 import { type Frontier, appendLeaf, emptyFrontier, frontierRoot } from '../core/merkle/index.js';
 import type { Space } from '../storage/engine.js';
 import { prefixEnd } from '../storage/engine.js';
-import { isEventDbxError } from '../core/errors.js';
+import { err, isEventDbxError } from '../core/errors.js';
+import { aggregateId, aggregateType } from '../core/names.js';
 import { openMetaAt } from './bound.js';
 import * as K from './keys.js';
 import type { EventStore } from './store.js';
@@ -36,9 +37,24 @@ export async function verifyAggregate(store: EventStore, type: string, id: strin
       return { ...notFound(type, id), reason: e.message };
     throw e;
   }
+  if (!live && (await store.storesEventsOf(type, id)))
+    return { ...notFound(type, id), reason: 'its meta is missing but its events are stored' };
   if (!live) return notFound(type, id);
   const plan = await planSegments(store, live.meta);
   return conclude(sourceOf(store), live.meta, plan.segments, await runSegments(store, plan));
+}
+
+/**
+ * `verifyAggregate` for a caller that names one aggregate (the CLI, the API): a bad name or an
+ * aggregate that does not exist is a coded error; anything found wrong with one that does is the report.
+ */
+export async function verifyNamed(store: EventStore, type: string, id: string): Promise<VerifyReport> {
+  aggregateType(type);
+  aggregateId(id);
+  const report = await verifyAggregate(store, type, id);
+  if (!report.ok && report.reason === notFound(type, id).reason)
+    throw err('EDBX_ERR_AGGREGATE_NOT_FOUND', { aggregate_type: type, aggregate_id: id });
+  return report;
 }
 
 type Workers = NonNullable<ReturnType<EventStore['verifyWorkers']>>;

@@ -25,6 +25,7 @@ import {
   takeSnapshot,
   verifyAggregate,
   verifyAll,
+  verifyNamed,
 } from '../../src/store/index.js';
 
 export { expectCode };
@@ -511,6 +512,14 @@ export function storeContract(name: string, factory: EngineFactory): void {
         first_bad_position: 2,
         reason: 'ledger entry 2 points at patient/p-1@1, an aggregate with no meta (removed?)',
       });
+      // Named alone, it is damage too, never "not found".
+      await expectCode(store.aggregate('patient', 'p-1'), 'EDBX_ERR_INTEGRITY');
+      expect(await verifyNamed(store, 'patient', 'p-1')).toMatchObject({
+        ok: false,
+        reason: 'its meta is missing but its events are stored',
+      });
+      await expectCode(verifyNamed(store, 'patient', 'nobody'), 'EDBX_ERR_AGGREGATE_NOT_FOUND');
+      await expectCode(verifyNamed(store, 'Bad Type', 'x'), 'EDBX_ERR_INVALID_AGGREGATE_TYPE');
     });
 
     it('a snapshot is used and verified only at its own key, with the root of its version', async () => {

@@ -3,7 +3,7 @@ import type { FastifyInstance } from 'fastify';
 import { err } from '../../core/errors.js';
 import { version as parseVersion, wholeNumber } from '../../core/names.js';
 import { type TokenRecord, scopeCovers } from '../../core/tokens.js';
-import { aggregateConsistencyProof, eventInclusionProof, verifyAggregate } from '../../store/index.js';
+import { aggregateConsistencyProof, eventInclusionProof, verifyNamed } from '../../store/index.js';
 import type { AppendRequest } from '../../store/types.js';
 import type { RouteContext } from '../app.js';
 import {
@@ -190,8 +190,7 @@ export async function aggregateRoutes(app: FastifyInstance, ctx: RouteContext): 
     { schema: S.verify },
     async (req) => {
       read(req, req.params);
-      await store.aggregate(req.params.aggregate_type, req.params.aggregate_id);
-      return verifyAggregate(store, req.params.aggregate_type, req.params.aggregate_id);
+      return verifyNamed(store, req.params.aggregate_type, req.params.aggregate_id);
     },
   );
 
