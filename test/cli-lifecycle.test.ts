@@ -268,3 +268,20 @@ describe('status of a server whose writes failed', () => {
     }
   });
 });
+
+describe('a start whose data dir cannot be written', () => {
+  it('is refused with a coded error naming the dir', async () => {
+    const p = await project();
+    try {
+      await writeFile(path.join(p.dir, 'a-file'), 'not a directory');
+      const dataDir = path.join(p.dir, 'a-file', 'db');
+      const r = await p.cli(['start', '--data-dir', dataDir, '--port', String(await freePort())]);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toBe(
+        `error: cannot write in the data dir ${dataDir} (ENOTDIR): make it writable by this user (and the disk not full), or choose another with --data-dir [EDBX_ERR_DATA_DIR_NOT_WRITABLE]\n`,
+      );
+    } finally {
+      await p.cleanup();
+    }
+  });
+});

@@ -183,9 +183,15 @@ async function daemonize(
   ready: (pid: number, port: number, log: string) => void,
   on: { announce: (line: string) => void; adminToken: (t: NonNullable<Started['admin_token']>) => void },
 ): Promise<number> {
-  await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
   const logPath = path.join(config.dataDir, LOG_FILE);
-  const log = openSync(logPath, 'a', 0o600);
+  let log: number;
+  try {
+    await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
+    log = openSync(logPath, 'a', 0o600);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code ?? 'error';
+    throw err('EDBX_ERR_DATA_DIR_NOT_WRITABLE', { path: config.dataDir, reason: code });
+  }
   const main = fileURLToPath(new URL('./main.js', import.meta.url));
   const args = [
     main,

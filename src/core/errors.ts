@@ -441,6 +441,13 @@ export const ERRORS = {
     message: () => 'the store is not open',
     doc: 'An operation was attempted on a closed store.',
   },
+  EDBX_ERR_DATA_DIR_NOT_WRITABLE: {
+    status: 500,
+    kind: 'user',
+    message: (p) =>
+      `cannot write in the data dir ${p.path} (${p.reason}): make it writable by this user (and the disk not full), or choose another with --data-dir`,
+    doc: 'The server cannot create or write files in its data dir (read-only mount, permissions, full disk).',
+  },
   EDBX_ERR_STORE_IO: {
     status: 500,
     kind: 'user',
