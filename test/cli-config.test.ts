@@ -2,7 +2,7 @@
  * `eventdbx config` end to end: keys may live only in the environment (never written to the file),
  * and a setting a running server read at start says that a restart applies it.
  */
-import { readFile } from 'node:fs/promises';
+import { chmod, readFile } from 'node:fs/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Project, type RunningServer, freePort, project, run, startServer } from './helpers/cli.js';
 
@@ -77,5 +77,23 @@ describe('config', () => {
       '--json',
     ]);
     expect(JSON.parse(same.stdout)).toMatchObject({ saved: true, restart_needed: false });
+  });
+});
+
+describe('a config file holding keys that others can read', () => {
+  it('is used, with a warning that says how to fix it', async () => {
+    const p = await project();
+    try {
+      await chmod(p.configPath, 0o644);
+      const loose = await p.cli(['aggregate', 'list']);
+      expect(loose.code).toBe(0);
+      expect(loose.stderr).toBe(
+        `warning: ${p.configPath} holds keys and others can read it (mode 0644): run \`chmod 600 ${p.configPath}\`\n`,
+      );
+      await chmod(p.configPath, 0o600);
+      expect((await p.cli(['aggregate', 'list'])).stderr).toBe('');
+    } finally {
+      await p.cleanup();
+    }
   });
 });

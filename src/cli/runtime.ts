@@ -1,4 +1,5 @@
 /** Opening the store for a CLI command, and the local identity of CLI writes made without a token. */
+import { statSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -45,6 +46,23 @@ export function requireKeys(config: Config): void {
       env: 'EVENTDBX_DEK',
       flag: '--dek',
     });
+  warnIfKeysReadable(config);
+}
+
+/** A config file holding keys that others can read (written by hand, copied with cp): say so, once. */
+function warnIfKeysReadable(config: Config): void {
+  if (!config.file.master_key && !config.file.dek) return;
+  let mode: number;
+  try {
+    mode = statSync(config.path).mode & 0o777;
+  } catch {
+    return;
+  }
+  if ((mode & 0o077) === 0) return;
+  const octal = mode.toString(8).padStart(4, '0');
+  process.stderr.write(
+    `warning: ${config.path} holds keys and others can read it (mode ${octal}): run \`chmod 600 ${config.path}\`\n`,
+  );
 }
 
 /**
