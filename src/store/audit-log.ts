@@ -9,18 +9,34 @@ import { AUDIT_ID, AUDIT_TYPE, type EventStore } from './store.js';
 /** Entries read at a time while filtering by date: the log is scanned, never read whole into memory. */
 const CHUNK = 256;
 
+/** An ISO 8601 date (UTC midnight), or a date and time with `Z` or an offset. */
+const ISO = /^(\d{4})-(\d{2})-(\d{2})(?:T(\d{2}):(\d{2})(?::(\d{2})(?:\.\d{1,9})?)?(?:Z|[+-]\d{2}:\d{2}))?$/;
+
 /**
- * A `since` value as a time in ms, or undefined when absent. Anything `Date.parse` does not read is
- * refused with EDBX_ERR_INVALID_ARGUMENT naming `name` (`--since` on the CLI, `since` over HTTP).
+ * A `since` value as a time in ms, or undefined when absent. Only ISO dates that exist are read: a
+ * date alone is midnight UTC, a time needs `Z` or an offset (the server's time zone must not decide).
+ * Anything else is refused with EDBX_ERR_INVALID_ARGUMENT naming `name` (`--since`, or `since`).
  */
 export function auditSince(raw: unknown, name: string): number | undefined {
   if (raw === undefined) return undefined;
-  const since = Date.parse(String(raw));
-  if (Number.isNaN(since)) {
+  const text = String(raw);
+  const m = ISO.exec(text);
+  const since = m ? Date.parse(text) : NaN;
+  const [y, mo, d, h = '0', mi = '0', sec = '0'] = (m ?? []).slice(1);
+  const real =
+    m !== null &&
+    !Number.isNaN(since) &&
+    new Date(Date.UTC(Number(y), Number(mo) - 1, Number(d))).getUTCDate() === Number(d) &&
+    Number(mo) >= 1 &&
+    Number(mo) <= 12 &&
+    Number(h) <= 23 &&
+    Number(mi) <= 59 &&
+    Number(sec) <= 59;
+  if (!real) {
     throw err('EDBX_ERR_INVALID_ARGUMENT', {
       name,
       value: raw,
-      reason: 'use an ISO date, e.g. 2026-11-01 or 2026-11-01T10:00:00Z',
+      reason: 'use an ISO date that exists, e.g. 2026-11-01 (midnight UTC) or 2026-11-01T10:00:00Z',
     });
   }
   return since;

@@ -76,6 +76,17 @@ describe('auditSince', () => {
     expect(auditSince('2026-11-01', 'since')).toBe(START);
     expect(auditSince('2026-11-01T10:00:00Z', 'since')).toBe(START + 10 * 3_600_000);
     await expectCode(() => auditSince('yesterday-ish', 'since'), 'EDBX_ERR_INVALID_ARGUMENT');
+    expect(auditSince('2026-11-01T11:00:00+01:00', 'since')).toBe(START + 10 * 3_600_000);
+    // Only ISO dates that exist; a time needs a zone (the server's own must not decide).
+    for (const bad of [
+      '2026-02-30',
+      '2026-13-01',
+      '1',
+      'Nov 1 2026',
+      '2026-11-01T10:00',
+      '2026-11-01T24:00Z',
+    ])
+      await expectCode(() => auditSince(bad, 'since'), 'EDBX_ERR_INVALID_ARGUMENT');
     expect(() => auditSince('yesterday-ish', '--since')).toThrow(/--since/);
   });
 });
