@@ -301,7 +301,7 @@ export const ERRORS = {
     status: 403,
     kind: 'user',
     message: (p) =>
-      `group ${JSON.stringify(p.group)} may not manage tokens, schemas or plugins (only group "admin")`,
+      `group ${JSON.stringify(p.group)} may not administer (tokens, schemas, plugins, the audit log): only group "admin" may`,
     doc: 'Only tokens of group admin may use administrative endpoints.',
   },
   EDBX_ERR_DEK_MISMATCH: {
