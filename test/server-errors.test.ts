@@ -923,10 +923,15 @@ describe('daemon lifecycle', () => {
     // A CLI command works on the store directly again (the stale socket is gone too).
     const apply = await p.cli(['aggregate', 'list']);
     expect(apply.code, apply.stderr).toBe(0);
-    // And a new server starts.
+    // And a new server starts, its log saying how the previous one ended.
     const port = await freePort();
     const r = await p.cli(['start', '--port', String(port)]);
     expect(r.code, r.stderr).toBe(0);
+    const log = await readFile(path.join(p.dataDir, 'eventdbx.log'), 'utf8');
+    const warned = log.split('\n').filter((l) => l.includes('ended without a clean stop'));
+    expect(warned).toHaveLength(1);
+    expect(JSON.parse(warned[0]!)).toMatchObject({ level: 40, previous_pid: dead });
+    expect(existsSync(path.join(p.dataDir, 'eventdbx.pid.unclean'))).toBe(false);
   });
 
   it('never signals a process that took over the PID of a server killed with -9', async () => {

@@ -3,7 +3,7 @@ import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { closeSync, existsSync, openSync } from 'node:fs';
 import net from 'node:net';
-import { mkdir, readFile, rm } from 'node:fs/promises';
+import { mkdir, readFile, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { createInterface } from 'node:readline/promises';
 import { fileURLToPath } from 'node:url';
@@ -11,7 +11,7 @@ import { type Config, loadConfig, writeConfigFile } from '../config/config.js';
 import { err, toEventDbxError } from '../core/errors.js';
 import { wholeNumber } from '../core/names.js';
 import { processFacts } from '../server/proc.js';
-import { LOG_FILE, PID_FILE, type PidInfo, logLevel } from '../server/serve.js';
+import { LOG_FILE, PID_FILE, type PidInfo, UNCLEAN_SUFFIX, logLevel } from '../server/serve.js';
 import { keyValues, printJson } from './output.js';
 import { reportError } from './report.js';
 import { requireKeys } from './runtime.js';
@@ -61,7 +61,9 @@ export async function runningServer(dataDir: string): Promise<PidInfo | undefine
     return undefined;
   }
   if (Number.isSafeInteger(info.pid) && alive(info.pid, info.process_start)) return info;
-  await rm(file, { force: true });
+  // The server it names ended without a clean stop (killed, crashed, the machine went down): the next
+  // server's log says so (serve.ts reads this).
+  await rename(file, `${file}${UNCLEAN_SUFFIX}`).catch(() => rm(file, { force: true }));
   await rm(path.join(dataDir, 'control.sock'), { force: true });
   return undefined;
 }

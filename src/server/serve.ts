@@ -3,8 +3,9 @@
  * socket, write the PID file, and stop gracefully on SIGTERM/SIGINT (refuse new writes, finish
  * in-flight requests, flush, close the store, remove the PID file and socket).
  */
-import { rm, writeFile } from 'node:fs/promises';
+import { readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import type { FastifyBaseLogger } from 'fastify';
 import type { Config } from '../config/config.js';
 import { type EventDbxError, err, shown, toEventDbxError } from '../core/errors.js';
 import { type RestrictMode, installSchemas } from '../store/schemas.js';
@@ -21,6 +22,25 @@ export { PID_FILE } from './control.js';
 /** How long a stopping server lets in-flight requests finish before cutting their connections. */
 const SHUTDOWN_GRACE_MS = 5_000;
 export const LOG_FILE = 'eventdbx.log';
+
+/** Beside the PID file: the PID file of a server that ended without a clean stop, found stale. */
+export const UNCLEAN_SUFFIX = '.unclean';
+
+/** Say in the log that the previous server ended without a clean stop (once), from its stale PID file. */
+async function reportUncleanEnd(pidFile: string, log: FastifyBaseLogger): Promise<void> {
+  const file = `${pidFile}${UNCLEAN_SUFFIX}`;
+  let previous: Partial<PidInfo>;
+  try {
+    previous = JSON.parse(await readFile(file, 'utf8')) as Partial<PidInfo>;
+  } catch {
+    return;
+  }
+  await rm(file, { force: true });
+  log.warn(
+    { previous_pid: previous.pid, previous_started_at: previous.started_at },
+    'the previous server ended without a clean stop (killed, crashed or the machine went down); acknowledged writes are durable, and `eventdbx aggregate verify` checks the store',
+  );
+}
 
 export interface PidInfo {
   readonly pid: number;
@@ -165,6 +185,7 @@ export async function serveForeground(o: ServeOptions): Promise<void> {
     ...(processFacts(process.pid) ? { process_start: processFacts(process.pid)!.start } : {}),
   };
   await writeFile(pidFile, JSON.stringify(info) + '\n', { mode: 0o600 });
+  await reportUncleanEnd(pidFile, app.log);
 
   if (store.tokens.size === 0) {
     const t = await createToken(
