@@ -60,6 +60,7 @@ let secure: SecureStore;
 let app: FastifyInstance;
 let admin: string;
 let reader: string;
+let scoped: string;
 
 const get = async (path: string, token: string | null = reader) => {
   const res = await app.inject({
@@ -80,10 +81,12 @@ beforeAll(async () => {
   }));
   const issuedBy = { issuedBy: { group: 'local', user: 'test' } };
   admin = (await createToken(secure.store, { group: 'admin', user: 'admin' }, issuedBy)).token;
-  reader = (
+  reader = (await createToken(secure.store, { group: 'auditors', user: 'ann', readOnly: true }, issuedBy))
+    .token;
+  scoped = (
     await createToken(
       secure.store,
-      { group: 'auditors', user: 'ann', readOnly: true, scopes: ['patient'] },
+      { group: 'doctors', user: 'bob', readOnly: true, scopes: ['patient'] },
       issuedBy,
     )
   ).token;
@@ -178,9 +181,12 @@ describe('GET /v1/ledger/proof (finding 11)', () => {
     expect((await get('/v1/ledger/proof?position=1&extra=1')).status).toBe(400);
   });
 
-  it('has the auth of GET /v1/checkpoint: any valid token, none refused', async () => {
+  it('needs a valid token not limited to some aggregates (the ledger covers them all)', async () => {
     expect((await get('/v1/ledger/proof?position=1', admin)).status).toBe(200);
     expect((await get('/v1/ledger/proof?position=1', reader)).status).toBe(200);
+    const limited = await get('/v1/ledger/proof?position=1', scoped);
+    expect(limited.status).toBe(403);
+    expect(limited.body.code).toBe('EDBX_ERR_TOKEN_OUT_OF_SCOPE');
     for (const path of ['/v1/checkpoint', '/v1/ledger/proof?position=1']) {
       const r = await get(path, null);
       expect(r.status, path).toBe(401);

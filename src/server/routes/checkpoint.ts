@@ -75,7 +75,10 @@ export async function checkpointRoutes(
     '/v1/ledger/proof',
     { schema: ledgerProof },
     async (req) => {
-      ctx.auth(req.headers.authorization, { write: false });
+      const t = ctx.auth(req.headers.authorization, { write: false });
+      // A ledger proof shows the hashes of events of any aggregate: not for a token limited to some.
+      if (t.scopes.length > 0)
+        throw err('EDBX_ERR_TOKEN_OUT_OF_SCOPE', { id: t.id, aggregate: 'the whole ledger' });
       if (req.query.position === undefined)
         throw err('EDBX_ERR_INVALID_PROOF_RANGE', {
           reason: 'position is required (?position=p&tree_size=n)',
