@@ -223,7 +223,8 @@ export const ledgerProof = {
   summary: 'RFC 6962 inclusion proof of the event at a position in the store-wide ledger tree',
   description:
     'leaf_hash is the hash of the event at `position` (leaf index position - 1); root is the ledger root ' +
-    'at tree_size (default: the current size), the root a checkpoint of that size signs.',
+    'at tree_size (default: the current size), the root a checkpoint of that size signs. A token ' +
+    'limited to some aggregates is refused (403): the ledger covers every aggregate.',
   querystring: {
     type: 'object',
     properties: { position: str, tree_size: str },
