@@ -137,7 +137,7 @@ async function storedSchemas(
       problems.push(e.message);
     }
     const versions = out.get(aggregate) ?? new Map<number, Schema | undefined>();
-    versions.set(K.readU64(k, k.length - 8), schema);
+    versions.set(K.keyVersion(k), schema);
     out.set(aggregate, versions);
   }
   return out;

@@ -6,6 +6,7 @@
  */
 import { err } from '../core/errors.js';
 import { type RecordCodec, openJson } from './codec.js';
+import { belongsAt } from './event-format.js';
 import type { AggregateMeta, SnapshotRecord } from './types.js';
 
 /** The meta stored at `type/id`, refused when it names another aggregate. */
@@ -31,7 +32,7 @@ export function openSnapshotAt(
 ): SnapshotRecord {
   const where = `snapshot of ${type}/${id}@${version}`;
   const snap = openJson<SnapshotRecord>(codec, sealed, where);
-  if (snap.aggregate_type !== type || snap.aggregate_id !== id || snap.version !== version) {
+  if (!belongsAt(snap, type, id, version)) {
     throw err('EDBX_ERR_INTEGRITY', {
       where,
       reason: `the snapshot stored there is of ${snap.aggregate_type}/${snap.aggregate_id}@${snap.version}`,

@@ -54,6 +54,9 @@ export function u64(n: number): Buffer {
 export const readU64 = (b: Buffer, offset = 0): number =>
   b.readUInt32BE(offset) * TWO_32 + b.readUInt32BE(offset + 4);
 
+/** The version that ends an event, node, snapshot or schema key (and an event reference). */
+export const keyVersion = (key: Buffer): number => readU64(key, key.length - 8);
+
 const tag = (t: number): Buffer => Buffer.from([t]);
 const text = (s: string): Buffer => Buffer.from(s, 'utf8');
 
@@ -172,7 +175,7 @@ export function decodeRef(b: Buffer): EventRef {
   return {
     type: b.subarray(0, sep1).toString('utf8'),
     id: rest.toString('utf8'),
-    version: readU64(b, b.length - 8),
+    version: keyVersion(b),
   };
 }
 

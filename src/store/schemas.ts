@@ -62,7 +62,7 @@ const pending = new WeakMap<EventStore, Promise<Registry>>();
  */
 export function openSchemaAt(store: EventStore, key: Buffer, value: Buffer): Schema {
   const aggregate = K.decodeSchemaKey(key);
-  const version = K.readU64(key, key.length - 8);
+  const version = K.keyVersion(key);
   const where = `schema ${aggregate} version ${version}`;
   const schema = openJson<Schema | null>(store.env.codec, value, where);
   if (schema?.aggregate !== aggregate || schema.version !== version) {

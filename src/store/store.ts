@@ -518,7 +518,7 @@ export class EventStore {
       reverse,
       ...(take === undefined ? {} : { limit: skip + take }),
     })) {
-      const version = K.readU64(k, k.length - 8);
+      const version = K.keyVersion(k);
       if (next !== undefined && version !== next) throw missing(next);
       next = reverse ? version - 1 : version + 1;
       if (seen++ < skip) continue;
@@ -601,7 +601,7 @@ export class EventStore {
       reverse: true,
       limit: 1,
     })) {
-      return openSnapshotAt(this.env.codec, v, type, id, K.readU64(k, k.length - 8));
+      return openSnapshotAt(this.env.codec, v, type, id, K.keyVersion(k));
     }
     return undefined;
   }
@@ -612,7 +612,7 @@ export class EventStore {
     const out: SnapshotRecord[] = [];
     const prefix = K.snapshotPrefix(type, id);
     for await (const [k, v] of this.engine.range(space, { gte: prefix, lt: prefixEnd(prefix) })) {
-      out.push(openSnapshotAt(this.env.codec, v, type, id, K.readU64(k, k.length - 8)));
+      out.push(openSnapshotAt(this.env.codec, v, type, id, K.keyVersion(k)));
     }
     return out;
   }

@@ -345,9 +345,7 @@ class SnapshotChecks {
   async #peek(): Promise<{ version: number; value: Buffer } | undefined> {
     if (this.#next === null) {
       const r = await this.#scan.next();
-      this.#next = r.done
-        ? undefined
-        : { version: K.readU64(r.value[0], r.value[0].length - 8), value: r.value[1] };
+      this.#next = r.done ? undefined : { version: K.keyVersion(r.value[0]), value: r.value[1] };
     }
     return this.#next;
   }
