@@ -93,7 +93,7 @@ async function readCurrent(
     try {
       schemas.set(aggregate, compileSchema(openSchemaAt(store, k, v)));
     } catch (e) {
-      if (!isEventDbxError(e) || e.code !== 'EDBX_ERR_INTEGRITY') throw e;
+      if (!isEventDbxError(e, 'EDBX_ERR_INTEGRITY')) throw e;
       broken.set(aggregate, e);
     }
   }

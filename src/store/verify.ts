@@ -12,6 +12,7 @@ import { aggregateId, aggregateType } from '../core/names.js';
 import { openMetaAt } from './bound.js';
 import * as K from './keys.js';
 import type { EventStore } from './store.js';
+import { aggKey } from './tx.js';
 import type { AggregateMeta, LedgerReport, VerifyReport } from './types.js';
 import {
   type Segment,
@@ -33,15 +34,19 @@ export async function verifyAggregate(store: EventStore, type: string, id: strin
     live = await store.meta(type, id);
   } catch (e) {
     // A meta that cannot be opened here (or is another aggregate's): reported, not thrown.
-    if (isEventDbxError(e) && e.code === 'EDBX_ERR_INTEGRITY')
-      return { ...notFound(type, id), reason: e.message };
+    if (isEventDbxError(e, 'EDBX_ERR_INTEGRITY')) return { ...notFound(type, id), reason: e.message };
     throw e;
   }
   if (!live && (await store.storesEventsOf(type, id)))
     return { ...notFound(type, id), reason: 'its meta is missing but its events are stored' };
   if (!live) return notFound(type, id);
-  const plan = await planSegments(store, live.meta);
-  return conclude(sourceOf(store), live.meta, plan.segments, await runSegments(store, plan));
+  return verifyMeta(store, live.meta);
+}
+
+/** Verify the aggregate of a meta already opened (and checked against its key). */
+async function verifyMeta(store: EventStore, meta: AggregateMeta): Promise<VerifyReport> {
+  const plan = await planSegments(store, meta);
+  return conclude(sourceOf(store), meta, plan.segments, await runSegments(store, plan));
 }
 
 /**
@@ -179,19 +184,21 @@ export async function verifyLedger(store: EventStore, eventCount?: number): Prom
  * aggregate removed, or its meta). Only run when the counts disagree; holds each aggregate seen once.
  */
 async function firstOrphan(store: EventStore): Promise<{ position: number; ref: K.EventRef } | undefined> {
-  const known = new Set<string>();
+  /** Aggregate (`aggKey`) → whether it has a meta, for each aggregate met so far. */
+  const hasMeta = new Map<string, boolean>();
   let batch: Array<{ position: number; ref: K.EventRef }> = [];
   const check = async () => {
-    const fresh = [
-      ...new Map(batch.map((b) => [K.metaKey(b.ref.type, b.ref.id).toString('latin1'), b])).entries(),
-    ].filter(([k]) => !known.has(k));
+    const unknown = new Map<string, K.EventRef>();
+    for (const { ref } of batch) {
+      const k = aggKey(ref.type, ref.id);
+      if (!hasMeta.has(k)) unknown.set(k, ref);
+    }
     const metas = await store.engine.getMany(
       'main',
-      fresh.map(([k]) => Buffer.from(k, 'latin1')),
+      [...unknown.values()].map((r) => K.metaKey(r.type, r.id)),
     );
-    const missing = new Set(fresh.filter((_, i) => metas[i] === undefined).map(([k]) => k));
-    for (const [k] of fresh) known.add(k);
-    const found = batch.find((b) => missing.has(K.metaKey(b.ref.type, b.ref.id).toString('latin1')));
+    [...unknown.keys()].forEach((k, i) => hasMeta.set(k, metas[i] !== undefined));
+    const found = batch.find(({ ref }) => !hasMeta.get(aggKey(ref.type, ref.id)));
     batch = [];
     return found;
   };
@@ -291,7 +298,7 @@ export async function verifyAll(
         continue;
       }
       if (!workers || meta.version >= workers.segmentEvents) {
-        finished([await verifyAggregate(store, type, id)]);
+        finished([await verifyMeta(store, meta)]);
         continue;
       }
       group.push({ type, id });
