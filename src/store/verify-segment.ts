@@ -158,7 +158,8 @@ export async function verifySegment(source: SegmentSource, segment: Segment): Pr
         }
         state = foldState(state, e.payload);
         await ledgerChecks.add(e.position, leaf, e.metadata.event_id);
-        await snapshots.at(expected, frontier, state);
+        // The root just checked is the root of this version (most versions have no snapshot).
+        if (snapshots.due(expected)) await snapshots.at(expected, opened.root, state);
         version = expected;
       }
     }
@@ -350,8 +351,13 @@ class SnapshotChecks {
     return this.#next;
   }
 
-  /** The event at `version` has been verified: the tree and the segment's fold after it. */
-  async at(version: number, frontier: Frontier, state: Payload): Promise<void> {
+  /** Whether a snapshot may be stored at or below `version` (none read yet, or the next one is). */
+  due(version: number): boolean {
+    return this.#next === null || (this.#next !== undefined && this.#next.version <= version);
+  }
+
+  /** The event at `version` has been verified: the tree's root and the segment's fold after it. */
+  async at(version: number, root: Buffer, state: Payload): Promise<void> {
     for (let next = await this.#peek(); next && next.version <= version; next = await this.#peek()) {
       this.#next = null;
       if (next.version < version)
@@ -363,7 +369,7 @@ class SnapshotChecks {
       } catch (x) {
         throw new Bad(version, isEventDbxError(x) ? x.message : 'undecodable snapshot');
       }
-      if (snap.merkle_root !== frontierRoot(frontier).toString('hex'))
+      if (snap.merkle_root !== root.toString('hex'))
         throw new Bad(version, `snapshot at version ${version} does not carry the root of that version`);
       if (this.segment.frontier.size === 0) {
         if (!samePayload(snap.state, state)) throw snapshotDiffers(version);
