@@ -2,8 +2,9 @@
  * File helpers of the file sinks (CSV, JSON): durable appends, repair of a record torn by a crash
  * in the middle of a write (the file is cut back to its last complete record; that record's event is
  * redelivered, since the cursor never moves before the bytes are synced), finding the last event a
- * file holds (so events redelivered after a crash are not written twice), and noticing that an open
- * file was deleted or replaced under the sink.
+ * file holds (so events redelivered after a crash are not written twice) or a given one (a dead letter
+ * an earlier retry may have written), and noticing that an open file was deleted or replaced under
+ * the sink.
  */
 import { type Stats, createReadStream } from 'node:fs';
 import { type FileHandle, open, stat } from 'node:fs/promises';
@@ -90,18 +91,39 @@ export async function stillAt(fh: FileHandle, file: string): Promise<boolean> {
 }
 
 /**
- * The highest `position` of the EventRecord JSON documents in `file` from byte `from` (a record
- * boundary) on, 0 if none. Payload values are strings and keys are escaped, so `"position": <digits>`
- * only ever is a record's own position, in JSON Lines as in `--pretty` documents.
+ * Call `visit` with the `position` of each EventRecord JSON document in `file` from byte `from` (a
+ * record boundary) on, until it returns true. Payload values are strings and keys are escaped, so
+ * `"position": <digits>` only ever is a record's own position, in JSON Lines as in `--pretty` documents.
  */
+async function scanPositions(
+  file: string,
+  from: number,
+  visit: (position: number) => boolean,
+): Promise<void> {
+  const input = createReadStream(file, { start: from, encoding: 'utf8' });
+  try {
+    for await (const line of createInterface({ input, crlfDelay: Infinity })) {
+      for (const m of line.matchAll(/"position":\s*(\d+)/g)) if (visit(Number(m[1]))) return;
+    }
+  } finally {
+    // Stopped early (a position found), the stream would stay open.
+    input.destroy();
+  }
+}
+
+/** The highest `position` of the records in `file` from byte `from` on, 0 if none. */
 export async function maxPosition(file: string, from = 0): Promise<number> {
   let max = 0;
-  const lines = createInterface({
-    input: createReadStream(file, { start: from, encoding: 'utf8' }),
-    crlfDelay: Infinity,
+  await scanPositions(file, from, (p) => {
+    max = Math.max(max, p);
+    return false;
   });
-  for await (const line of lines) {
-    for (const m of line.matchAll(/"position":\s*(\d+)/g)) max = Math.max(max, Number(m[1]));
-  }
   return max;
+}
+
+/** Whether `file` holds the record at `position` (it may read the whole file: only when in doubt). */
+export async function holdsPosition(file: string, position: number): Promise<boolean> {
+  let found = false;
+  await scanPositions(file, 0, (p) => (found = p === position));
+  return found;
 }

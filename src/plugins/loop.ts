@@ -329,7 +329,10 @@ export class DeliveryLoop {
       );
   }
 
-  /** Deliver every dead letter once more, in position order; delivered ones are removed. */
+  /**
+   * Deliver every dead letter once more, in position order; delivered ones are removed. A file sink
+   * writes a dead letter below what its file holds, so each is marked first (see `maybeDelivered`).
+   */
   async #retryDeadLetters(): Promise<void> {
     const waiters = this.#retryWaiters.splice(0);
     const letters = await listDeadLetters(this.store, this.name);
@@ -342,9 +345,16 @@ export class DeliveryLoop {
         await deleteDeadLetter(this.store, this.name, d.position);
         continue;
       }
+      // Marked (durably) before the delivery: a crash between the sink's write and the removal below,
+      // or a failure after the bytes reached the file, leaves the mark, and the next retry tells the
+      // sink the event may be there already. Only then does a file sink read its file to look.
+      const maybeDelivered = d.outcome_unknown === true;
+      if (!maybeDelivered) await updateDeadLetter(this.store, { ...d, outcome_unknown: true });
       try {
         const items = await this.#items([record]);
-        await this.sink.deliver(items.map((item) => ({ ...item, retry: true })));
+        await this.sink.deliver(
+          items.map((item) => ({ ...item, retry: true, ...(maybeDelivered ? { maybeDelivered } : {}) })),
+        );
         await deleteDeadLetter(this.store, this.name, d.position);
         delivered++;
         this.#set({ delivered: this.#stats.delivered + 1, last_delivered_at: new Date().toISOString() });
@@ -357,6 +367,8 @@ export class DeliveryLoop {
           reason: f.error.message,
           attempts: d.attempts + 1,
           dead_lettered_at: new Date().toISOString(),
+          // Whatever the sink says it delivered, its bytes may have reached the file (a failed fsync).
+          outcome_unknown: true,
         });
       }
     }

@@ -15,6 +15,7 @@ import {
   type DeadLetter,
   type Mappings,
   type PluginConfig,
+  type StoredDeadLetter,
   EMPTY_MAPPINGS,
 } from './types.js';
 
@@ -44,21 +45,25 @@ export async function readMappings(store: EventStore): Promise<Mappings> {
   };
 }
 
+/** A plugin's dead letters as stored (with the host's bookkeeping: see `shownDeadLetter`). */
 export async function listDeadLetters(
   store: EventStore,
   name: string,
   limit?: number,
-): Promise<DeadLetter[]> {
+): Promise<StoredDeadLetter[]> {
   const prefix = K.deadLetterPrefix(name);
-  const out: DeadLetter[] = [];
+  const out: StoredDeadLetter[] = [];
   for await (const [, v] of store.engine.range('main', {
     gte: prefix,
     lt: prefixEnd(prefix),
     ...(limit === undefined ? {} : { limit }),
   }))
-    out.push(openJson<DeadLetter>(store.env.codec, v, `plugin ${name} dead letter`));
+    out.push(openJson<StoredDeadLetter>(store.env.codec, v, `plugin ${name} dead letter`));
   return out;
 }
+
+/** A dead letter as people and API clients see it: the host's bookkeeping is its own. */
+export const shownDeadLetter = ({ outcome_unknown: _, ...shown }: StoredDeadLetter): DeadLetter => shown;
 
 export async function countDeadLetters(store: EventStore, name: string): Promise<number> {
   const prefix = K.deadLetterPrefix(name);
@@ -117,7 +122,11 @@ export const writeCursor = (store: EventStore, name: string, c: CursorRecord): P
   );
 
 /** Record a dead letter and move the cursor past it, atomically and durably. */
-export const writeDeadLetter = (store: EventStore, d: DeadLetter, cursor: CursorRecord): Promise<void> =>
+export const writeDeadLetter = (
+  store: EventStore,
+  d: StoredDeadLetter,
+  cursor: CursorRecord,
+): Promise<void> =>
   store.engine.write(
     [
       {
@@ -136,7 +145,8 @@ export const writeDeadLetter = (store: EventStore, d: DeadLetter, cursor: Cursor
     { sync: true },
   );
 
-export const updateDeadLetter = (store: EventStore, d: DeadLetter): Promise<void> =>
+/** Rewrite a dead letter, durably (its mark must be on disk before the delivery it guards). */
+export const updateDeadLetter = (store: EventStore, d: StoredDeadLetter): Promise<void> =>
   store.engine.write(
     [
       {

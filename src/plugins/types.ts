@@ -6,6 +6,7 @@ import { type EventDbxError, err } from '../core/errors.js';
 import type { EventRecord, IssuedBy, Payload } from '../core/event.js';
 
 import type {
+  DeadLetter,
   DeliveryError,
   DeliveryOptions,
   Mappings,
@@ -101,6 +102,16 @@ export interface CursorRecord {
   readonly retry_requested?: boolean;
 }
 
+/** A dead letter as stored: what `plugin dead-letters` shows, plus the host's own bookkeeping. */
+export interface StoredDeadLetter extends DeadLetter {
+  /**
+   * A delivery of it by `plugin retry` began and did not end in its removal (the server crashed, or
+   * the sink failed, maybe after its bytes reached the destination): it may already be delivered.
+   * Set durably before each retry's delivery; kept until the letter is removed.
+   */
+  readonly outcome_unknown?: true;
+}
+
 export const EMPTY_MAPPINGS: Mappings = { base: {}, postgres: {}, sqlite: {} };
 
 /** The aggregate as of an event: what state sinks (SQL, CSV) write. */
@@ -119,6 +130,13 @@ export interface DeliveryItem {
    * though its file already holds later events (it skips only events redelivered in order).
    */
   readonly retry?: boolean;
+  /**
+   * With `retry`: an earlier retry of this dead letter may have delivered it (its outcome was never
+   * known). A file sink looks in its file for it and writes it only if absent; the other sinks are
+   * idempotent or at-least-once and ignore this. Rare (a crash or a failed retry), so the file is read
+   * only then.
+   */
+  readonly maybeDelivered?: boolean;
 }
 
 /** Where the log sink writes (the server's logger). Levels a logger lacks are treated as disabled. */

@@ -12,6 +12,7 @@ import {
   readConfig,
   readCursor,
   readMappings,
+  shownDeadLetter,
 } from './repository.js';
 import { describeTarget, maskedSettings, pluginKind } from './settings.js';
 import type {
@@ -92,6 +93,6 @@ export async function deadLetters(
   return {
     plugin: name,
     total: await countDeadLetters(store, name),
-    dead_letters: await listDeadLetters(store, name, take),
+    dead_letters: (await listDeadLetters(store, name, take)).map(shownDeadLetter),
   };
 }

@@ -3,7 +3,9 @@
  * delivery (by up to 200 ms), so after a kill -9 the last events arrive again, and the JSON and CSV
  * files held them twice. Each sink now finds what its file already holds when it opens it and skips
  * the events redelivered in order; a dead letter delivered again by `plugin retry` is still written.
- * Real files, and a real delivery host whose cursor is moved back as a crash leaves it.
+ * A retry that wrote its dead letter but did not remove it (a crash, a failed fsync) left it marked, and
+ * the next retry of it is written only if the file lacks it. Real files, and a real delivery host whose
+ * cursor is moved back as a crash leaves it.
  */
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
@@ -15,7 +17,8 @@ import { parseCsv } from '../../src/plugins/csv/rfc4180.js';
 import { CsvSink } from '../../src/plugins/csv/sink.js';
 import { JsonSink } from '../../src/plugins/json/sink.js';
 import { DeliveryLoop } from '../../src/plugins/loop.js';
-import { readConfig, writeCursor } from '../../src/plugins/repository.js';
+import { listDeadLetters, readConfig, readCursor, writeCursor } from '../../src/plugins/repository.js';
+import { deadLetters } from '../../src/plugins/views.js';
 import type { DeliveryItem, Sink } from '../../src/plugins/types.js';
 import type { EventStore } from '../../src/store/index.js';
 import {
@@ -122,6 +125,27 @@ describe('JSON sink: each event once across crashes (qa2-ops #4)', () => {
     await sink.close();
     expect(await jsonPositions(file)).toEqual([1, 2, 4, 5, 6, 3]);
   });
+
+  for (const pretty of [false, true]) {
+    const mode = pretty ? '--pretty' : 'JSON Lines';
+    it(`writes a dead letter an earlier retry may have written only if it is absent (${mode})`, async () => {
+      const file = path.join(await tempDir(), 'events.json');
+      const before = new JsonSink({ path: file, pretty });
+      await before.deliver([...deliveryItems(2, 1), ...deliveryItems(3, 4)]);
+      await before.close();
+      const inDoubt = deliveryItems(1, 3).map((i) => ({ ...i, retry: true, maybeDelivered: true }));
+      // Below what the file holds and not in it (the earlier retry failed before its write): written.
+      const sink = new JsonSink({ path: file, pretty });
+      await sink.deliver(inDoubt);
+      // In it: the retry crashed before its dead letter was removed, here or in an earlier process.
+      await sink.deliver(inDoubt);
+      await sink.close();
+      const after = new JsonSink({ path: file, pretty });
+      await after.deliver(inDoubt);
+      await after.close();
+      expect(await jsonPositions(file)).toEqual([1, 2, 4, 5, 6, 3]);
+    });
+  }
 });
 
 describe('CSV sink: each event once across crashes (qa2-ops #4)', () => {
@@ -145,6 +169,25 @@ describe('CSV sink: each event once across crashes (qa2-ops #4)', () => {
     await sink.deliver([...events.slice(0, 3), ...events.slice(4)]);
     await sink.deliver([{ ...events[3]!, retry: true }]);
     await sink.close();
+    expect(await csvRows(path.join(dir, 'patient.csv'))).toEqual(
+      rowsOf([...events.slice(0, 3), ...events.slice(4), events[3]!]),
+    );
+  });
+
+  it('writes a dead letter an earlier retry may have written only if no row has its id and version', async () => {
+    const dir = await tempDir();
+    const events = history(6);
+    const before = new CsvSink({ output_dir: dir });
+    await before.deliver([...events.slice(0, 3), ...events.slice(4)]);
+    await before.close();
+    const inDoubt = [{ ...events[3]!, retry: true, maybeDelivered: true }];
+    const sink = new CsvSink({ output_dir: dir });
+    await sink.deliver(inDoubt);
+    await sink.deliver(inDoubt);
+    await sink.close();
+    const after = new CsvSink({ output_dir: dir });
+    await after.deliver(inDoubt);
+    await after.close();
     expect(await csvRows(path.join(dir, 'patient.csv'))).toEqual(
       rowsOf([...events.slice(0, 3), ...events.slice(4), events[3]!]),
     );
@@ -226,5 +269,120 @@ describe('a delivery host whose cursor trails what the files hold (qa2-ops #4)',
     const positions = await jsonPositions(file);
     expect(positions.filter((p) => p === bad.position)).toHaveLength(1);
     expect(positions).toHaveLength(4);
+  });
+});
+
+/** What the test sink does with the poison event: refuse it, write it, or write it and then fail/hang. */
+type Poison = 'refuse' | 'write' | 'write-then-fail' | 'write-then-hang';
+
+/**
+ * A loop over a real file sink whose second event (the poison one) was dead-lettered while the later
+ * ones were delivered; `poison.now` says what the sink does with that event from then on.
+ */
+async function deadLettered(store: EventStore, name: 'json' | 'csv', real: Sink) {
+  const config = (await readConfig(store, name))!;
+  const poison = { now: 'refuse' as Poison };
+  const sink: Sink = {
+    needsState: real.needsState,
+    batchSize: 1,
+    async deliver(items) {
+      if (!items.some((i) => i.record.payload.poison === 'yes')) return real.deliver(items);
+      if (poison.now === 'refuse') throw new Error('poison');
+      await real.deliver(items);
+      // A crash (kill -9) after the sink's write and fsync, before the dead letter is removed.
+      if (poison.now === 'write-then-hang') await new Promise(() => undefined);
+      // The bytes reached the file, then its fsync (or stat) threw.
+      if (poison.now === 'write-then-fail') throw new Error('fsync failed');
+    },
+    close: () => real.close(),
+  };
+  const loop = new DeliveryLoop(store, config, sink, recordingLogger(), { position: 1 });
+  store.onCommit(() => loop.notifyCommit());
+  loop.start();
+  const ev = (n: number, poisoned = 'no') => ({
+    aggregate_type: 'patient',
+    aggregate_id: `p-${n}`,
+    event_type: 'patient-added',
+    payload: { poison: poisoned },
+  });
+  await store.append(ev(1), jane);
+  const bad = await store.append(ev(2, 'yes'), jane);
+  await store.append(ev(3), jane);
+  const last = await store.append(ev(4), jane);
+  await waitFor('delivery past the dead letter', () => loop.stats().cursor > last.position);
+  return { config, loop, poison, bad };
+}
+
+describe('plugin retry writes a dead letter into a file once, crashes included', () => {
+  it('a crash after the JSON sink wrote the event and before its dead letter was removed', async () => {
+    const dir = await tempDir();
+    const store = await openStore();
+    stores.push(store);
+    const file = path.join(dir, 'events.jsonl');
+    await configurePlugin(store, 'json', { path: file, ...FAST, max_attempts: 1 }, jane);
+    const real = new JsonSink({ path: file, pretty: false });
+    const { config, loop, poison, bad } = await deadLettered(store, 'json', real);
+    poison.now = 'write-then-hang';
+    void loop.requestRetry();
+    await waitFor('the dead letter written', async () => (await jsonPositions(file)).includes(bad.position));
+    await loop.stop(50);
+    // The mark is the host's own: not shown.
+    expect((await listDeadLetters(store, 'json'))[0]).toMatchObject({ outcome_unknown: true });
+    expect((await deadLetters(store, 'json')).dead_letters[0]).not.toHaveProperty('outcome_unknown');
+
+    // The server starts again.
+    const cursor = (await readCursor(store, 'json'))!;
+    const again = new DeliveryLoop(
+      store,
+      config,
+      new JsonSink({ path: file, pretty: false }),
+      recordingLogger(),
+      cursor,
+    );
+    again.start();
+    expect(await again.requestRetry()).toEqual({ retried: 1, delivered: 1, failed: 0 });
+    await again.stop();
+    const positions = await jsonPositions(file);
+    expect(positions.filter((p) => p === bad.position)).toHaveLength(1);
+    expect(positions).toHaveLength(4);
+    expect(await listDeadLetters(store, 'json')).toEqual([]);
+  });
+
+  it('a CSV write that reached the file before the retry failed, then a retry that goes through', async () => {
+    const dir = await tempDir();
+    const store = await openStore();
+    stores.push(store);
+    await configurePlugin(store, 'csv', { output_dir: dir, ...FAST, max_attempts: 1 }, jane);
+    const { loop, poison, bad } = await deadLettered(store, 'csv', new CsvSink({ output_dir: dir }));
+    poison.now = 'write-then-fail';
+    expect(await loop.requestRetry()).toMatchObject({ retried: 1, delivered: 0, failed: 1 });
+    expect(await listDeadLetters(store, 'csv')).toMatchObject([
+      { position: bad.position, attempts: 2, outcome_unknown: true },
+    ]);
+    // Failing again keeps the mark.
+    expect(await loop.requestRetry()).toMatchObject({ failed: 1 });
+    expect(await listDeadLetters(store, 'csv')).toMatchObject([{ attempts: 3, outcome_unknown: true }]);
+    poison.now = 'write';
+    expect(await loop.requestRetry()).toMatchObject({ retried: 1, delivered: 1 });
+    await loop.stop();
+    const rows = await csvRows(path.join(dir, 'patient.csv'));
+    expect(rows.filter((r) => r === `${bad.aggregate_id}@1`)).toHaveLength(1);
+    expect(rows).toHaveLength(4);
+    expect(await listDeadLetters(store, 'csv')).toEqual([]);
+  });
+
+  it('a retry that goes through at once removes the dead letter, the file holding it once', async () => {
+    const dir = await tempDir();
+    const store = await openStore();
+    stores.push(store);
+    const file = path.join(dir, 'events.json');
+    await configurePlugin(store, 'json', { path: file, pretty: true, ...FAST, max_attempts: 1 }, jane);
+    const real = new JsonSink({ path: file, pretty: true });
+    const { loop, poison, bad } = await deadLettered(store, 'json', real);
+    poison.now = 'write';
+    expect(await loop.requestRetry()).toEqual({ retried: 1, delivered: 1, failed: 0 });
+    await loop.stop();
+    expect(await listDeadLetters(store, 'json')).toEqual([]);
+    expect((await jsonPositions(file)).filter((p) => p === bad.position)).toHaveLength(1);
   });
 });

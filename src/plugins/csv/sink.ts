@@ -9,7 +9,9 @@
  * (for that file). A row names its event exactly by `id` and `version`, so when the sink opens a file
  * it notes the highest version of each aggregate in it, and skips the events that arrive at or below
  * it, until the first one the file does not hold (from there on none are, and the note is dropped). A
- * dead letter delivered again by `plugin retry` is written all the same.
+ * dead letter delivered again by `plugin retry` is written all the same, unless an earlier retry of it
+ * may have written it (a crash before the letter was removed, a failed fsync): then the sink looks for
+ * a row with its `id` and `version` first.
  */
 import {
   type FileHandle,
@@ -94,6 +96,13 @@ class CsvFile {
     return false;
   }
 
+  /** Whether any row of the file is this event (reads the whole file: only for a dead letter in doubt). */
+  async contains(id: string, version: number): Promise<boolean> {
+    const [header, ...rows] = parseCsv(await readFile(this.file, 'utf8')).records;
+    const [i, v] = [header?.indexOf('id') ?? -1, header?.indexOf('version') ?? -1];
+    return i >= 0 && v >= 0 && rows.some((r) => r[i] === id && Number(r[v]) === version);
+  }
+
   /** Append rows (column → value); widens the header first when a row has a new column. */
   async append(rows: ReadonlyArray<ReadonlyMap<string, string>>): Promise<void> {
     const wasEmpty = this.header.length === 0;
@@ -156,12 +165,16 @@ export class CsvSink implements Sink {
       await mkdir(this.settings.output_dir, { recursive: true, mode: PRIVATE_DIR });
       const files = new Map<string, CsvFile>();
       const byFile = new Map<CsvFile, Array<Map<string, string>>>();
-      for (const { record, row, retry } of items) {
+      for (const { record, row, retry, maybeDelivered } of items) {
         let file = files.get(record.aggregate_type);
         if (!file) files.set(record.aggregate_type, (file = await this.#file(record.aggregate_type)));
         const list = byFile.get(file) ?? [];
         byFile.set(file, list);
-        if (!retry && file.holds(record.aggregate_id, record.version)) continue;
+        // A dead letter is written below what the file holds, unless an earlier retry may have.
+        const held = retry
+          ? maybeDelivered === true && (await file.contains(record.aggregate_id, record.version))
+          : file.holds(record.aggregate_id, record.version);
+        if (held) continue;
         const cells = new Map<string, string>([
           ['id', record.aggregate_id],
           ['version', String(record.version)],

@@ -6,11 +6,21 @@
  * Each event is written once, crashes included: the durable cursor trails delivery, so after a crash
  * the last events arrive again, in position order. The sink knows the highest position its file holds
  * (read once when it opens the file, then kept) and skips what arrives in order at or below it; a dead
- * letter delivered again by `plugin retry` is written all the same.
+ * letter delivered again by `plugin retry` is written all the same, unless an earlier retry of it may
+ * have written it (a crash before the letter was removed, a failed fsync): then the sink looks for its
+ * position in the file first.
  */
 import { type FileHandle, mkdir, open } from 'node:fs/promises';
 import path from 'node:path';
-import { PRIVATE_DIR, PRIVATE_FILE, maxPosition, repairTail, sameFile, stillAt } from '../files.js';
+import {
+  PRIVATE_DIR,
+  PRIVATE_FILE,
+  holdsPosition,
+  maxPosition,
+  repairTail,
+  sameFile,
+  stillAt,
+} from '../files.js';
 import { type DeliveryItem, type JsonSettings, type Sink, reasonOf, transientFailure } from '../types.js';
 
 /** The file as this sink last synced it: `high` is the highest position in its first `size` bytes. */
@@ -59,8 +69,16 @@ export class JsonSink implements Sink {
   async deliver(items: readonly DeliveryItem[]): Promise<void> {
     try {
       const { fh, high } = await this.#open();
-      // Redelivered in order after a crash (or a failed batch): already in the file.
-      const fresh = items.filter(({ record, retry }) => retry || record.position > high);
+      const fresh: DeliveryItem[] = [];
+      for (const item of items) {
+        const { record, retry, maybeDelivered } = item;
+        // Redelivered in order after a crash (or a failed batch): already in the file. A dead letter
+        // is written below what the file holds, unless an earlier retry of it may have written it.
+        const held = retry
+          ? maybeDelivered === true && (await holdsPosition(this.settings.path, record.position))
+          : record.position <= high;
+        if (!held) fresh.push(item);
+      }
       if (fresh.length === 0) return;
       const text = fresh
         .map(
