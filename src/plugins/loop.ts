@@ -54,7 +54,8 @@ export class DeliveryLoop {
   /** Stop gave up waiting for an in-flight delivery: this loop must not write its cursor any more. */
   #abandoned = false;
   #sleeper: Sleeper | undefined;
-  #retryWaiters: Array<(o: RetryOutcome) => void> = [];
+  /** Callers of requestRetry, answered when the retry they asked for has run (or could not). */
+  #retryWaiters: Array<{ resolve: (o: RetryOutcome) => void; reject: (e: unknown) => void }> = [];
   #retryPending: boolean;
   #done: Promise<void> | undefined;
   readonly #tracker: StateTracker;
@@ -103,8 +104,8 @@ export class DeliveryLoop {
 
   /** Retry the dead letters (and a blocked event) now. */
   requestRetry(): Promise<RetryOutcome> {
-    return new Promise((resolve) => {
-      this.#retryWaiters.push(resolve);
+    return new Promise((resolve, reject) => {
+      this.#retryWaiters.push({ resolve, reject });
       this.#sleeper?.finish();
     });
   }
@@ -162,7 +163,7 @@ export class DeliveryLoop {
       await this.#persist().catch(() => undefined);
       clearTimeout(this.#persistTimer);
       await this.sink.close().catch(() => undefined);
-      for (const w of this.#retryWaiters.splice(0)) w({ retried: 0, delivered: 0, failed: 0 });
+      for (const w of this.#retryWaiters.splice(0)) w.resolve({ retried: 0, delivered: 0, failed: 0 });
       this.#set({ state: 'stopped' });
     }
   }
@@ -335,6 +336,17 @@ export class DeliveryLoop {
    */
   async #retryDeadLetters(): Promise<void> {
     const waiters = this.#retryWaiters.splice(0);
+    try {
+      const outcome = await this.#retryEach();
+      for (const w of waiters) w.resolve(outcome);
+    } catch (e) {
+      // The store could not be read or written: the callers are told, not left waiting.
+      for (const w of waiters) w.reject(e);
+      throw e;
+    }
+  }
+
+  async #retryEach(): Promise<RetryOutcome> {
     const letters = await listDeadLetters(this.store, this.name);
     let delivered = 0;
     let failed = 0;
@@ -378,7 +390,6 @@ export class DeliveryLoop {
       this.#retryPending = false;
       await this.#persist();
     }
-    const outcome = { retried: letters.length, delivered, failed };
-    for (const w of waiters) w(outcome);
+    return { retried: letters.length, delivered, failed };
   }
 }

@@ -386,3 +386,23 @@ describe('plugin retry writes a dead letter into a file once, crashes included',
     expect((await jsonPositions(file)).filter((p) => p === bad.position)).toHaveLength(1);
   });
 });
+
+describe('plugin retry when the store cannot be written', () => {
+  it('the caller gets the error instead of waiting forever', async () => {
+    const dir = await tempDir();
+    const store = await openStore();
+    stores.push(store);
+    const file = path.join(dir, 'events.jsonl');
+    await configurePlugin(store, 'json', { path: file, ...FAST, max_attempts: 1 }, jane);
+    const { loop, poison } = await deadLettered(store, 'json', new JsonSink({ path: file, pretty: false }));
+    poison.now = 'write';
+    // The disk fails under the store (EIO): marking the dead letter before its delivery cannot be written.
+    const write = store.engine.write.bind(store.engine);
+    store.engine.write = () => Promise.reject(new Error('EIO: i/o error, write'));
+    await expect(loop.requestRetry()).rejects.toThrow(/EIO/);
+    store.engine.write = write;
+    // The next request is served once the store can be written again.
+    expect(await loop.requestRetry()).toMatchObject({ retried: 1, delivered: 1 });
+    await loop.stop();
+  });
+});
