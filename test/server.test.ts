@@ -141,6 +141,31 @@ describe('server: Getting Started and the spec cURL examples', () => {
     expect(actions).toEqual(expect.arrayContaining(['token-generated', 'token-refreshed', 'token-revoked']));
   });
 
+  it('answers a retried append and transaction of a token whose allowance they used up (qa4-sdk #1)', async () => {
+    const issued = await api(`${server.url}/v1/tokens`, server.adminToken, {
+      body: { group: 'doctors', user: 'dr-last', limit: 2 },
+    });
+    const token = issued.body.token as string;
+    const event = { event_type: 'patient-added', payload: { name: 'Ann' }, event_id: 'last-1' };
+    const url = `${server.url}/v1/aggregates/patient/p-last/events`;
+    const first = await api(url, token, { body: event });
+    const txBody = {
+      events: [{ aggregate_type: 'patient', aggregate_id: 'p-last2', ...event, event_id: 'last-2' }],
+    };
+    const tx = await api(`${server.url}/v1/transactions`, token, { body: txBody });
+    expect([first.status, tx.status]).toEqual([201, 201]);
+    // Both answers were lost; the client retries the identical requests with the spent token.
+    const again = await api(url, token, { body: event });
+    expect([again.status, again.body]).toEqual([200, first.body]);
+    const txAgain = await api(`${server.url}/v1/transactions`, token, { body: txBody });
+    expect([txAgain.status, txAgain.body]).toEqual([200, tx.body]);
+    const fresh = await api(url, token, { body: { ...event, event_id: 'last-3' } });
+    expect([fresh.status, fresh.body.code]).toEqual([403, 'EDBX_ERR_TOKEN_EXHAUSTED']);
+    expect(fresh.body.detail).toMatch(/has used its 2 writes/);
+    const state = await api(`${server.url}/v1/aggregates/patient/p-last`, token);
+    expect(state.body.version).toBe(1);
+  });
+
   it('answers 415 for a body that is not JSON', async () => {
     const r = await api(`${server.url}/v1/aggregates/patient/p-001/events`, server.adminToken, {
       body: 'event_type=x',

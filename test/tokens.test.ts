@@ -53,12 +53,13 @@ async function write(token: string, r: AppendRequest = req()) {
   const t = authenticate(store, bearer(token), {
     write: true,
     aggregate: { type: r.aggregate_type, id: r.aggregate_id },
+    allowanceChecked: 'by-transaction',
   });
   return store.append(r, { issuedBy: { group: t.group, user: t.user }, tokenHash: t.hash });
 }
 
 async function writeMany(token: string, reqs: AppendRequest[]) {
-  const t = authenticate(store, bearer(token), { write: true });
+  const t = authenticate(store, bearer(token), { write: true, allowanceChecked: 'by-transaction' });
   return store.appendMany(reqs, { issuedBy: { group: t.group, user: t.user }, tokenHash: t.hash });
 }
 
@@ -218,6 +219,21 @@ describe('tokens: write limit', () => {
       'EDBX_ERR_EVENT_ID_CONFLICT',
     );
     expect(record(token).remaining).toBe(1);
+  });
+
+  it('answers the retry of an event that used up the allowance with the original (qa4-sdk #1)', async () => {
+    const token = await issue({ limit: 1 });
+    const first = await write(token, req('p-1', { a: '1' }, { event_id: 'evt-last' }));
+    expect(record(token).remaining).toBe(0);
+    // The answer was lost on the way back; the client retries the identical event.
+    expect(await write(token, req('p-1', { a: '1' }, { event_id: 'evt-last' }))).toEqual(first);
+    // A new event, or another event under that id, is still refused, and nothing is written.
+    expect(await codeOf(() => write(token, req('p-1', { a: '2' })))).toBe('EDBX_ERR_TOKEN_EXHAUSTED');
+    expect(await codeOf(() => write(token, req('p-1', { a: '2' }, { event_id: 'evt-last' })))).toBe(
+      'EDBX_ERR_EVENT_ID_CONFLICT',
+    );
+    expect(await eventCount()).toBe(1);
+    expect(record(token).remaining).toBe(0);
   });
 
   it('refuses a transaction larger than the allowance as a whole: nothing written, nothing charged', async () => {

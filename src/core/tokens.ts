@@ -74,6 +74,12 @@ export interface Access {
   readonly aggregate?: { readonly type: string; readonly id: string };
   /** Token, schema and plugin management. */
   readonly admin?: boolean;
+  /**
+   * Appends: the write allowance is checked by the transaction against what it actually writes, so an
+   * idempotent retry of events already appended (which writes nothing) is answered with the original
+   * records even by a token whose allowance those events used up.
+   */
+  readonly allowanceChecked?: 'by-transaction';
 }
 
 /** Whether a scope pattern (`type` or `type/id`) covers an aggregate. */
@@ -96,7 +102,7 @@ export function authorize(t: TokenRecord, now: Date, access: Access): void {
     throw err('EDBX_ERR_ADMIN_TOKEN_RESTRICTED', { id: t.id, limits });
   }
   if (access.write && t.read_only) throw err('EDBX_ERR_TOKEN_READ_ONLY', { id: t.id });
-  if (access.write && status === 'exhausted')
+  if (access.write && status === 'exhausted' && access.allowanceChecked !== 'by-transaction')
     throw err('EDBX_ERR_TOKEN_EXHAUSTED', { id: t.id, limit: t.limit });
   if (access.aggregate && t.scopes.length > 0) {
     const { type, id } = access.aggregate;

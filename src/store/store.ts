@@ -273,7 +273,11 @@ export class EventStore {
       const now = this.env.now();
       if (token) {
         for (const r of reqs) {
-          authorize(token, now, { write: true, aggregate: { type: r.aggregate_type, id: r.aggregate_id } });
+          authorize(token, now, {
+            write: true,
+            aggregate: { type: r.aggregate_type, id: r.aggregate_id },
+            allowanceChecked: 'by-transaction',
+          });
         }
       }
       const results = reqs.map((r) => tx.append(r, ctx));
@@ -283,8 +287,7 @@ export class EventStore {
         throw err('EDBX_ERR_TOKEN_EXHAUSTED', {
           id: token.id,
           limit: token.limit,
-          remaining: token.remaining,
-          needed: wrote,
+          ...(token.remaining === 0 ? {} : { remaining: token.remaining, needed: wrote }),
         });
       }
       const used = token && afterUse(token, now, wrote);

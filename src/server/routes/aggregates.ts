@@ -206,6 +206,7 @@ export async function aggregateRoutes(app: FastifyInstance, ctx: RouteContext): 
     const t = ctx.auth(req.headers.authorization, {
       write: true,
       aggregate: { type: req.params.aggregate_type, id: req.params.aggregate_id },
+      allowanceChecked: 'by-transaction',
     });
     refuseWhileDraining();
     const fromHeader = expectedFromIfMatch(req.headers['if-match']);
@@ -240,7 +241,7 @@ export async function aggregateRoutes(app: FastifyInstance, ctx: RouteContext): 
     '/v1/transactions',
     { schema: S.transaction },
     async (req, reply) => {
-      const t = ctx.auth(req.headers.authorization, { write: true });
+      const t = ctx.auth(req.headers.authorization, { write: true, allowanceChecked: 'by-transaction' });
       refuseWhileDraining();
       const results = await store.appendDetailed(req.body.events, writeCtx(t));
       return reply
