@@ -48,6 +48,8 @@ export class DeliveryLoop {
   #persistTimer: NodeJS.Timeout | undefined;
   #persisting: Promise<void> = Promise.resolve();
   #attempts = 0;
+  /** An attempt at the event at the cursor may have written it (see DeliveryFailure.maybeWritten). */
+  #maybeWritten = false;
   /** Deliver one event at a time up to this position (isolating an unknown failing event of a batch). */
   #isolateUntil = 0;
   #stopped = false;
@@ -207,6 +209,7 @@ export class DeliveryLoop {
     if (this.#abandoned) return;
     this.#cursor = next;
     this.#attempts = 0;
+    this.#maybeWritten = false;
     if (delivered > 0)
       this.#set({
         delivered: this.#stats.delivered + delivered,
@@ -254,6 +257,7 @@ export class DeliveryLoop {
     }
     const failing = items[done]!.record;
     this.#attempts++;
+    if (f.maybeWritten) this.#maybeWritten = true;
     const at = new Date().toISOString();
     this.#set({ last_error: { code: f.error.code, message: f.error.message, at } });
     const left = this.#repeats.pass(`attempt:${f.error.code}:${f.error.message}`);
@@ -291,8 +295,10 @@ export class DeliveryLoop {
   async #deadLetter(record: EventRecord, f: DeliveryFailure): Promise<void> {
     if (this.#abandoned) return;
     const attempts = this.#attempts;
+    const maybeWritten = this.#maybeWritten;
     this.#cursor = record.position + 1;
     this.#attempts = 0;
+    this.#maybeWritten = false;
     const rec = this.#record();
     await this.#persisting;
     await writeDeadLetter(
@@ -311,6 +317,8 @@ export class DeliveryLoop {
           attempts > 1 ? `${f.error.message} (${attempts} attempts, retried with backoff)` : f.error.message,
         attempts,
         dead_lettered_at: new Date().toISOString(),
+        // An attempt's bytes may be in the destination (a file): `plugin retry` checks before writing.
+        ...(maybeWritten ? { outcome_unknown: true as const } : {}),
       },
       rec,
     );

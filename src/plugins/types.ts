@@ -172,6 +172,11 @@ export class DeliveryFailure extends Error {
     readonly error: EventDbxError,
     readonly permanent: boolean,
     readonly delivered: number | undefined,
+    /**
+     * The items after `delivered` may have reached the destination all the same (a file sink whose
+     * write began, then failed or could not be synced): a dead letter made of one is marked so.
+     */
+    readonly maybeWritten = false,
   ) {
     super(error.message);
     this.name = 'DeliveryFailure';
@@ -179,8 +184,13 @@ export class DeliveryFailure extends Error {
 }
 
 /** The destination is unreachable or answered with an error: retried with backoff. */
-export const transientFailure = (plugin: string, reason: string, delivered?: number): DeliveryFailure =>
-  new DeliveryFailure(err('EDBX_ERR_PLUGIN_DELIVERY', { plugin, reason }), false, delivered);
+export const transientFailure = (
+  plugin: string,
+  reason: string,
+  delivered?: number,
+  maybeWritten = false,
+): DeliveryFailure =>
+  new DeliveryFailure(err('EDBX_ERR_PLUGIN_DELIVERY', { plugin, reason }), false, delivered, maybeWritten);
 
 /** The destination refused the data itself: dead-lettered without retries. */
 export const rejectedFailure = (

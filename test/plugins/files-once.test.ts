@@ -19,7 +19,7 @@ import { JsonSink } from '../../src/plugins/json/sink.js';
 import { DeliveryLoop } from '../../src/plugins/loop.js';
 import { listDeadLetters, readConfig, readCursor, writeCursor } from '../../src/plugins/repository.js';
 import { deadLetters } from '../../src/plugins/views.js';
-import type { DeliveryItem, Sink } from '../../src/plugins/types.js';
+import { type DeliveryItem, type Sink, transientFailure } from '../../src/plugins/types.js';
 import type { EventStore } from '../../src/store/index.js';
 import {
   FAST,
@@ -279,9 +279,9 @@ type Poison = 'refuse' | 'write' | 'write-then-fail' | 'write-then-hang';
  * A loop over a real file sink whose second event (the poison one) was dead-lettered while the later
  * ones were delivered; `poison.now` says what the sink does with that event from then on.
  */
-async function deadLettered(store: EventStore, name: 'json' | 'csv', real: Sink) {
+async function deadLettered(store: EventStore, name: 'json' | 'csv', real: Sink, first: Poison = 'refuse') {
   const config = (await readConfig(store, name))!;
-  const poison = { now: 'refuse' as Poison };
+  const poison = { now: first };
   const sink: Sink = {
     needsState: real.needsState,
     batchSize: 1,
@@ -291,8 +291,8 @@ async function deadLettered(store: EventStore, name: 'json' | 'csv', real: Sink)
       await real.deliver(items);
       // A crash (kill -9) after the sink's write and fsync, before the dead letter is removed.
       if (poison.now === 'write-then-hang') await new Promise(() => undefined);
-      // The bytes reached the file, then its fsync (or stat) threw.
-      if (poison.now === 'write-then-fail') throw new Error('fsync failed');
+      // The bytes reached the file, then its fsync (or stat) threw: what the file sinks then report.
+      if (poison.now === 'write-then-fail') throw transientFailure(name, 'fsync failed', 0, true);
     },
     close: () => real.close(),
   };
@@ -384,6 +384,47 @@ describe('plugin retry writes a dead letter into a file once, crashes included',
     await loop.stop();
     expect(await listDeadLetters(store, 'json')).toEqual([]);
     expect((await jsonPositions(file)).filter((p) => p === bad.position)).toHaveLength(1);
+  });
+});
+
+describe('a dead letter whose failed delivery may have reached the file', () => {
+  for (const name of ['json', 'csv'] as const) {
+    it(`is written once by plugin retry (${name})`, async () => {
+      const dir = await tempDir();
+      const store = await openStore();
+      stores.push(store);
+      const file = path.join(dir, 'events.jsonl');
+      const settings = name === 'json' ? { path: file } : { output_dir: dir };
+      await configurePlugin(store, name, { ...settings, ...FAST, max_attempts: 1 }, jane);
+      const real =
+        name === 'json' ? new JsonSink({ path: file, pretty: false }) : new CsvSink({ output_dir: dir });
+      // The poison event's write reached the file, then its sync failed: dead-lettered, marked.
+      const { loop, poison, bad } = await deadLettered(store, name, real, 'write-then-fail');
+      expect(await listDeadLetters(store, name)).toMatchObject([
+        { position: bad.position, outcome_unknown: true },
+      ]);
+      poison.now = 'write';
+      expect(await loop.requestRetry()).toEqual({ retried: 1, delivered: 1, failed: 0 });
+      await loop.stop();
+      const held =
+        name === 'json'
+          ? (await jsonPositions(file)).map(String)
+          : await csvRows(path.join(dir, 'patient.csv'));
+      const wanted = name === 'json' ? String(bad.position) : `${bad.aggregate_id}@1`;
+      expect(held.filter((h) => h === wanted)).toHaveLength(1);
+      expect(held).toHaveLength(4);
+    });
+  }
+
+  it('a refused delivery that wrote nothing is not marked: retry writes it without reading the file', async () => {
+    const dir = await tempDir();
+    const store = await openStore();
+    stores.push(store);
+    const file = path.join(dir, 'events.jsonl');
+    await configurePlugin(store, 'json', { path: file, ...FAST, max_attempts: 1 }, jane);
+    const { loop } = await deadLettered(store, 'json', new JsonSink({ path: file, pretty: false }));
+    expect((await listDeadLetters(store, 'json'))[0]).not.toHaveProperty('outcome_unknown');
+    await loop.stop();
   });
 });
 

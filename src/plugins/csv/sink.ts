@@ -161,6 +161,7 @@ export class CsvSink implements Sink {
   constructor(private readonly settings: CsvSettings) {}
 
   async deliver(items: readonly DeliveryItem[]): Promise<void> {
+    let writing = false;
     try {
       await mkdir(this.settings.output_dir, { recursive: true, mode: PRIVATE_DIR });
       const files = new Map<string, CsvFile>();
@@ -192,6 +193,7 @@ export class CsvSink implements Sink {
       const touched: CsvFile[] = [];
       for (const [f, rows] of byFile) {
         if (rows.length === 0) continue;
+        writing = true;
         await f.append(rows);
         touched.push(f);
       }
@@ -199,7 +201,7 @@ export class CsvSink implements Sink {
     } catch (e) {
       // The state of a half-written batch is unknown: reopen (and repair) the files on the next try.
       await this.close();
-      throw transientFailure('csv', reasonOf(e), 0);
+      throw transientFailure('csv', reasonOf(e), 0, writing);
     }
   }
 

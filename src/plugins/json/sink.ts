@@ -67,6 +67,7 @@ export class JsonSink implements Sink {
   }
 
   async deliver(items: readonly DeliveryItem[]): Promise<void> {
+    let writing = false;
     try {
       const { fh, high } = await this.#open();
       const fresh: DeliveryItem[] = [];
@@ -86,6 +87,7 @@ export class JsonSink implements Sink {
             `${this.settings.pretty ? JSON.stringify(record, null, 2) : JSON.stringify(record)}\n`,
         )
         .join('');
+      writing = true;
       await fh.write(text);
       await fh.datasync();
       const st = await fh.stat();
@@ -97,7 +99,7 @@ export class JsonSink implements Sink {
       };
     } catch (e) {
       await this.close();
-      throw transientFailure('json', reasonOf(e), 0);
+      throw transientFailure('json', reasonOf(e), 0, writing);
     }
   }
 
