@@ -27,12 +27,9 @@ import {
   type ListAggregatesQuery,
   type PageQuery,
   PATHS,
-  type RecentEvents,
   type SchemaAlterBody,
   type SchemaCreateBody,
   type SchemaDefinition,
-  type SchemaHistory,
-  type SchemaList,
   type TransactionEvent,
   type TransactionResult,
   type VerifyReport,
@@ -44,10 +41,12 @@ import {
   type PluginStatusList,
   type ReplayResult,
   type RetryResult,
+  SHAPES,
+  type Shape,
 } from '../protocol/index.js';
 import { type AuditOptions, type AuditResult, runAudit } from './audit.js';
 import { EventDbxConfigError } from './errors.js';
-import { DEFAULT_RETRY, Transport } from './http.js';
+import { DEFAULT_RETRY, type Query, Transport } from './http.js';
 import { type CallOptions, type ClientOptions, DEFAULT_URL, baseUrl, whole } from './options.js';
 import { type SubscribeOptions, subscribe } from './subscribe.js';
 import { type CheckpointStore, FileCheckpointStore } from './trust.js';
@@ -76,19 +75,24 @@ export class EventDbxClient {
     this.#trust = typeof options.trust === 'string' ? new FileCheckpointStore(options.trust) : options.trust;
   }
 
-  async #get<T>(
-    path: string,
-    query?: Record<string, string | number | undefined>,
-    o?: CallOptions,
-  ): Promise<T> {
-    return (await this.#t.request<T>(path, { query, idempotent: true, signal: o?.signal })).body;
+  /** A read whose answer must have `shape` (else `EDBX_ERR_UNEXPECTED_RESPONSE`). */
+  async #get<T>(shape: Shape<T>, path: string, query?: Query, o?: CallOptions): Promise<T> {
+    return (await this.#t.request<T>(path, { query, idempotent: true, signal: o?.signal, shape })).body;
+  }
+
+  /**
+   * A read for the verifiers (`verifyEvent`, `audit`), unchecked here: they check every field they
+   * use themselves, so that a falsified answer, whatever its shape, is a verification error.
+   */
+  async #unverified(path: string, query?: Query, o?: CallOptions): Promise<unknown> {
+    return (await this.#t.request<unknown>(path, { query, idempotent: true, signal: o?.signal })).body;
   }
 
   // ------------------------------------------------------------------ system
 
   /** `GET /health` (no token needed). */
   health(o?: CallOptions): Promise<Health> {
-    return this.#get(PATHS.health, undefined, o);
+    return this.#get(SHAPES.health, PATHS.health, undefined, o);
   }
 
   /** `GET /metrics`: Prometheus text. */
@@ -99,14 +103,19 @@ export class EventDbxClient {
 
   /** `GET /openapi.json`: this API as OpenAPI 3.1. */
   openApi(o?: CallOptions): Promise<Record<string, unknown>> {
-    return this.#get(PATHS.openapi, undefined, o);
+    return this.#get(SHAPES.openApi, PATHS.openapi, undefined, o);
   }
 
   // ------------------------------------------------------------------ aggregates
 
   /** One page of `GET /v1/aggregates` (scoped tokens see only what they may read). */
   listAggregates(q: ListAggregatesQuery = {}, o?: CallOptions): Promise<AggregatePage> {
-    return this.#get(PATHS.aggregates, { type: q.type, take: q.take, skip: q.skip, cursor: q.cursor }, o);
+    return this.#get(
+      SHAPES.aggregatePage,
+      PATHS.aggregates,
+      { type: q.type, take: q.take, skip: q.skip, cursor: q.cursor },
+      o,
+    );
   }
 
   /**
@@ -128,12 +137,17 @@ export class EventDbxClient {
 
   /** `GET /v1/aggregates/{type}/{id}`: the current state, or the state at `version`. */
   getAggregate(type: string, id: string, q: { version?: number } & CallOptions = {}): Promise<AggregateView> {
-    return this.#get(PATHS.aggregate(type, id), { version: q.version }, q);
+    return this.#get(SHAPES.aggregateView, PATHS.aggregate(type, id), { version: q.version }, q);
   }
 
   /** One page of `GET …/events`, oldest first. */
   listEvents(type: string, id: string, q: PageQuery = {}, o?: CallOptions): Promise<EventPage> {
-    return this.#get(PATHS.events(type, id), { take: q.take, skip: q.skip, cursor: q.cursor }, o);
+    return this.#get(
+      SHAPES.eventPage,
+      PATHS.events(type, id),
+      { take: q.take, skip: q.skip, cursor: q.cursor },
+      o,
+    );
   }
 
   /**
@@ -158,12 +172,12 @@ export class EventDbxClient {
 
   /** `GET …/events/recent?take=n`: the n newest events, newest first (server default 10). */
   async recentEvents(type: string, id: string, take?: number, o?: CallOptions): Promise<EventRecord[]> {
-    return [...(await this.#get<RecentEvents>(PATHS.recent(type, id), { take }, o)).events];
+    return [...(await this.#get(SHAPES.recentEvents, PATHS.recent(type, id), { take }, o)).events];
   }
 
   /** `GET …/events/{version}`. */
   getEvent(type: string, id: string, version: number, o?: CallOptions): Promise<EventRecord> {
-    return this.#get(PATHS.event(type, id, whole(version, 'version', 1)), undefined, o);
+    return this.#get(SHAPES.eventRecord, PATHS.event(type, id, whole(version, 'version', 1)), undefined, o);
   }
 
   /** `GET …/events/{version}/proof`: inclusion in the aggregate tree (current size or `treeSize`). */
@@ -173,7 +187,12 @@ export class EventDbxClient {
     version: number,
     q: { treeSize?: number } & CallOptions = {},
   ): Promise<InclusionProof> {
-    return this.#get(PATHS.eventProof(type, id, whole(version, 'version', 1)), { tree_size: q.treeSize }, q);
+    return this.#get(
+      SHAPES.inclusionProof,
+      PATHS.eventProof(type, id, whole(version, 'version', 1)),
+      { tree_size: q.treeSize },
+      q,
+    );
   }
 
   /** `GET …/consistency?from&to`: the aggregate tree at `from` events is a prefix of it at `to`. */
@@ -184,12 +203,12 @@ export class EventDbxClient {
     to?: number,
     o?: CallOptions,
   ): Promise<ConsistencyProof> {
-    return this.#get(PATHS.consistency(type, id), { from, to }, o);
+    return this.#get(SHAPES.consistencyProof, PATHS.consistency(type, id), { from, to }, o);
   }
 
   /** `GET …/verify`: the server recomputes the aggregate's tree from its stored events. */
   verifyAggregate(type: string, id: string, o?: CallOptions): Promise<VerifyReport> {
-    return this.#get(PATHS.verify(type, id), undefined, o);
+    return this.#get(SHAPES.verifyReport, PATHS.verify(type, id), undefined, o);
   }
 
   // ------------------------------------------------------------------ writes
@@ -209,6 +228,7 @@ export class EventDbxClient {
       body: b,
       idempotent: b.event_id !== undefined,
       signal: o?.signal,
+      shape: SHAPES.eventRecord,
     });
     return res.body;
   }
@@ -224,6 +244,7 @@ export class EventDbxClient {
       body,
       idempotent: body.events.every((e) => e.event_id !== undefined),
       signal: o?.signal,
+      shape: SHAPES.transactionResult,
     });
     return [...res.body.events];
   }
@@ -236,54 +257,56 @@ export class EventDbxClient {
 
   /** `GET /v1/schemas`: the current version of every schema. */
   async listSchemas(o?: CallOptions): Promise<SchemaDefinition[]> {
-    return [...(await this.#get<SchemaList>(PATHS.schemas, undefined, o)).schemas];
+    return [...(await this.#get(SHAPES.schemaList, PATHS.schemas, undefined, o)).schemas];
   }
 
   /** `GET /v1/schemas/{aggregate}` (`EDBX_ERR_SCHEMA_NOT_FOUND` when it has none). */
   getSchema(aggregate: string, o?: CallOptions): Promise<SchemaDefinition> {
-    return this.#get(PATHS.schema(aggregate), undefined, o);
+    return this.#get(SHAPES.schema, PATHS.schema(aggregate), undefined, o);
   }
 
   /** `GET /v1/schemas/{aggregate}/history`: every version, oldest first. */
   async getSchemaHistory(aggregate: string, o?: CallOptions): Promise<SchemaDefinition[]> {
-    return [...(await this.#get<SchemaHistory>(PATHS.schemaHistory(aggregate), undefined, o)).versions];
+    return [
+      ...(await this.#get(SHAPES.schemaHistory, PATHS.schemaHistory(aggregate), undefined, o)).versions,
+    ];
   }
 
   /** `POST /v1/schemas` (admin token), like `schema create`. Not retried. */
   createSchema(body: SchemaCreateBody, o?: CallOptions): Promise<SchemaDefinition> {
-    return this.#send('POST', PATHS.schemas, body, o);
+    return this.#send(SHAPES.schema, 'POST', PATHS.schemas, body, o);
   }
 
   /** `POST /v1/schemas/{aggregate}/events` (admin token), like `schema add`. Not retried. */
   addSchemaEvents(aggregate: string, events: readonly string[], o?: CallOptions): Promise<SchemaDefinition> {
-    return this.#send('POST', PATHS.schemaEvents(aggregate), { events }, o);
+    return this.#send(SHAPES.schema, 'POST', PATHS.schemaEvents(aggregate), { events }, o);
   }
 
   /** `PATCH /v1/schemas/{aggregate}` (admin token), like `schema alter`. Not retried. */
   alterSchema(aggregate: string, body: SchemaAlterBody, o?: CallOptions): Promise<SchemaDefinition> {
-    return this.#send('PATCH', PATHS.schema(aggregate), body, o);
+    return this.#send(SHAPES.schema, 'PATCH', PATHS.schema(aggregate), body, o);
   }
 
   /** `DELETE /v1/schemas/{aggregate}/events/{event}` (admin token), like `schema remove`. Not retried. */
   removeSchemaEvent(aggregate: string, event: string, o?: CallOptions): Promise<SchemaDefinition> {
-    return this.#send('DELETE', PATHS.schemaEvent(aggregate, event), undefined, o);
+    return this.#send(SHAPES.schema, 'DELETE', PATHS.schemaEvent(aggregate, event), undefined, o);
   }
 
   // ------------------------------------------------------------------ tokens (group admin)
 
   /** `GET /v1/tokens`: every token with its status (never a secret). */
   async listTokens(o?: CallOptions): Promise<TokenView[]> {
-    return [...(await this.#get<{ tokens: TokenView[] }>(PATHS.tokens, undefined, o)).tokens];
+    return [...(await this.#get(SHAPES.tokenList, PATHS.tokens, undefined, o)).tokens];
   }
 
   /** `POST /v1/tokens`: issue a token for one person; its secret is in the result only. Not retried. */
   createToken(body: TokenCreateBody, o?: CallOptions): Promise<IssuedToken> {
-    return this.#send('POST', PATHS.tokens, body, o);
+    return this.#send(SHAPES.issuedToken, 'POST', PATHS.tokens, body, o);
   }
 
   /** `POST /v1/tokens/{id}/revoke`: revoke now (id from `listTokens`, or the token). Not retried. */
   revokeToken(id: string, o?: CallOptions): Promise<TokenView> {
-    return this.#send('POST', PATHS.tokenAction(id, 'revoke'), {}, o);
+    return this.#send(SHAPES.token, 'POST', PATHS.tokenAction(id, 'revoke'), {}, o);
   }
 
   /** `POST /v1/tokens/{id}/refresh`: new lifetime (seconds from now) and/or write allowance. Not retried. */
@@ -292,7 +315,7 @@ export class EventDbxClient {
     body: { expiration?: number; limit?: number },
     o?: CallOptions,
   ): Promise<TokenView> {
-    return this.#send('POST', PATHS.tokenAction(id, 'refresh'), body, o);
+    return this.#send(SHAPES.token, 'POST', PATHS.tokenAction(id, 'refresh'), body, o);
   }
 
   // ------------------------------------------------------------------ audit log (admin)
@@ -307,7 +330,12 @@ export class EventDbxClient {
    * while (page.next_cursor) page = await db.auditLog({ since: '2026-11-01', cursor: page.next_cursor });
    */
   auditLog(q: AuditQuery = {}, o?: CallOptions): Promise<AuditPage> {
-    return this.#get(PATHS.audit, { since: q.since, take: q.take, skip: q.skip, cursor: q.cursor }, o);
+    return this.#get(
+      SHAPES.auditPage,
+      PATHS.audit,
+      { since: q.since, take: q.take, skip: q.skip, cursor: q.cursor },
+      o,
+    );
   }
 
   /**
@@ -315,55 +343,63 @@ export class EventDbxClient {
    * for (`eventdbx audit verify`). Resolves whether or not it verifies: check `ok`.
    */
   verifyAuditLog(o?: CallOptions): Promise<AuditVerification> {
-    return this.#get(PATHS.auditVerify, undefined, o);
+    return this.#get(SHAPES.auditVerification, PATHS.auditVerify, undefined, o);
   }
 
   // ------------------------------------------------------------------ plugins (admin)
 
   /** `GET /v1/plugins`: every plugin (secrets masked) and the `plugin map` column types. */
   listPlugins(o?: CallOptions): Promise<PluginList> {
-    return this.#get(PATHS.plugins, undefined, o);
+    return this.#get(SHAPES.pluginList, PATHS.plugins, undefined, o);
   }
 
   /** `GET /v1/plugins/status`: each plugin's cursor, lag, retries, last error and dead letters. */
   pluginStatus(o?: CallOptions): Promise<PluginStatusList> {
-    return this.#get(PATHS.pluginStatus, undefined, o);
+    return this.#get(SHAPES.pluginStatus, PATHS.pluginStatus, undefined, o);
   }
 
   /** `GET /v1/plugins/{name}/dead-letters`: the events a plugin gave up on, oldest first. */
   pluginDeadLetters(name: string, q: { take?: number } & CallOptions = {}): Promise<DeadLetterPage> {
-    return this.#get(PATHS.pluginDeadLetters(name), { take: q.take }, q);
+    return this.#get(SHAPES.deadLetters, PATHS.pluginDeadLetters(name), { take: q.take }, q);
   }
 
   /** `POST /v1/plugins/{name}/replay`: deliver again from a position (default 1). Not retried. */
   replayPlugin(name: string, from?: number, o?: CallOptions): Promise<ReplayResult> {
-    return this.#send('POST', PATHS.pluginAction(name, 'replay'), from === undefined ? {} : { from }, o);
+    return this.#send(
+      SHAPES.replayResult,
+      'POST',
+      PATHS.pluginAction(name, 'replay'),
+      from === undefined ? {} : { from },
+      o,
+    );
   }
 
   /** `POST /v1/plugins/{name}/retry`: deliver the dead letters again now. Not retried. */
   retryPlugin(name: string, o?: CallOptions): Promise<RetryResult> {
-    return this.#send('POST', PATHS.pluginAction(name, 'retry'), {}, o);
+    return this.#send(SHAPES.retryResult, 'POST', PATHS.pluginAction(name, 'retry'), {}, o);
   }
 
   async #send<T>(
+    shape: Shape<T>,
     method: 'POST' | 'PATCH' | 'DELETE',
     path: string,
     body: unknown,
     o?: CallOptions,
   ): Promise<T> {
-    return (await this.#t.request<T>(path, { method, body, idempotent: false, signal: o?.signal })).body;
+    return (await this.#t.request<T>(path, { method, body, idempotent: false, signal: o?.signal, shape }))
+      .body;
   }
 
   // ------------------------------------------------------------------ ledger and verification
 
   /** `GET /v1/checkpoint`: the latest signed checkpoint, unverified (see `audit()`). */
   getCheckpoint(o?: CallOptions): Promise<CheckpointView> {
-    return this.#get(PATHS.checkpoint, undefined, o);
+    return this.#get(SHAPES.checkpoint, PATHS.checkpoint, undefined, o);
   }
 
   /** `GET /v1/ledger/consistency?from&to`: the ledger at `from` events is a prefix of it at `to`. */
   getLedgerConsistency(from: number, to?: number, o?: CallOptions): Promise<ConsistencyProof> {
-    return this.#get(PATHS.ledgerConsistency, { from, to }, o);
+    return this.#get(SHAPES.consistencyProof, PATHS.ledgerConsistency, { from, to }, o);
   }
 
   /**
@@ -379,6 +415,7 @@ export class EventDbxClient {
    */
   getLedgerProof(position: number, q: { treeSize?: number } & CallOptions = {}): Promise<InclusionProof> {
     return this.#get(
+      SHAPES.inclusionProof,
       PATHS.ledgerProof,
       { position: whole(position, 'position', 1), tree_size: q.treeSize },
       q,
@@ -401,18 +438,23 @@ export class EventDbxClient {
     q: { tree?: TreeHead } & CallOptions = {},
   ): Promise<VerifiedEvent> {
     whole(version, 'version', 1);
+    // The answers go to checkEventProof as they came: it checks every field it uses, so that any
+    // falsified answer, whatever its shape, is a verification error.
     let tree = q.tree;
     if (!tree) {
-      const view = await this.getAggregate(type, id, q);
-      tree = { size: view.version, root: view.merkle_root };
+      const view = await this.#unverified(PATHS.aggregate(type, id), undefined, q);
+      const v = view as Partial<AggregateView> | null;
+      tree = { size: v?.version as number, root: v?.merkle_root as string };
     }
     const size = tree.size;
     const [event, proof, consistency] = await Promise.all([
-      this.getEvent(type, id, version, q),
+      this.#unverified(PATHS.event(type, id, version), undefined, q),
       version <= size
-        ? this.getEventProof(type, id, version, { treeSize: size, signal: q.signal })
+        ? this.#unverified(PATHS.eventProof(type, id, version), { tree_size: size }, q)
         : undefined,
-      version < size ? this.getAggregateConsistency(type, id, version, size, q) : undefined,
+      version < size
+        ? this.#unverified(PATHS.consistency(type, id), { from: version, to: size }, q)
+        : undefined,
     ]);
     return checkEventProof({ type, id, version, event, proof, tree, consistency });
   }
@@ -440,8 +482,9 @@ export class EventDbxClient {
         {
           store,
           publicKey: this.#o.publicKey,
-          checkpoint: () => this.getCheckpoint(o),
-          consistency: (from, to) => this.getLedgerConsistency(from, to, o),
+          // Unchecked here: runAudit and the verifiers check every field they use.
+          checkpoint: () => this.#unverified(PATHS.checkpoint, undefined, o),
+          consistency: (from, to) => this.#unverified(PATHS.ledgerConsistency, { from, to }, o),
           now: () => new Date(),
         },
         o,

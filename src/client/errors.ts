@@ -64,7 +64,10 @@ export class EventDbxConnectionError extends EventDbxClientError {
   }
 }
 
-/** The server's answer is not what the API defines (not JSON, wrong shape). */
+/**
+ * The server's answer is not what the API defines: not JSON, or a 2xx body without the fields of its
+ * type (src/protocol/shapes.ts); the message names the first field that is wrong.
+ */
 export class EventDbxResponseError extends EventDbxClientError {
   override readonly code: 'EDBX_ERR_UNEXPECTED_RESPONSE' = 'EDBX_ERR_UNEXPECTED_RESPONSE';
   constructor(message: string, status?: number, cause?: unknown) {

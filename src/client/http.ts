@@ -3,9 +3,10 @@
  * to typed errors, and retries with exponential backoff and jitter. Only requests that are safe to
  * send twice are retried (reads, and appends whose every event carries an `event_id`), and only on
  * connection errors and 503; an append without an id is never re-sent, because its first attempt may
- * have been applied.
+ * have been applied. A 2xx body is returned only once it has the shape of its type
+ * (src/protocol/shapes.ts).
  */
-import { isProblem } from '../protocol/index.js';
+import { type Shape, isProblem } from '../protocol/index.js';
 import { EventDbxApiError, EventDbxConnectionError, EventDbxResponseError } from './errors.js';
 
 export interface RetryOptions {
@@ -39,6 +40,8 @@ export interface RequestOptions {
   readonly headers?: Readonly<Record<string, string>>;
   /** Parse the body as JSON (default) or return it as text. */
   readonly as?: 'json' | 'text';
+  /** What a 2xx JSON body must look like; another body is `EDBX_ERR_UNEXPECTED_RESPONSE`. */
+  readonly shape?: Shape<unknown>;
 }
 
 export interface HttpResponse<T> {
@@ -148,7 +151,7 @@ export class Transport {
         await sleep(Math.min(this.#o.retry.maxDelayMs, wait), o.signal);
         continue;
       }
-      return parse<T>(res, text, o.as ?? 'json');
+      return parse<T>(res, text, o.as ?? 'json', o.shape, `${method} ${path}`);
     }
   }
 
@@ -214,24 +217,42 @@ export class Transport {
   }
 }
 
-function parse<T>(res: Response, text: string, as: 'json' | 'text'): HttpResponse<T> {
+function parse<T>(
+  res: Response,
+  text: string,
+  as: 'json' | 'text',
+  shape: Shape<unknown> | undefined,
+  what: string,
+): HttpResponse<T> {
   if (!res.ok) return failure(res, text);
   if (as === 'text') return { status: res.status, body: text as T, headers: res.headers };
+  let body: unknown;
   try {
-    return { status: res.status, body: JSON.parse(text) as T, headers: res.headers };
+    body = JSON.parse(text);
   } catch (e) {
     throw new EventDbxResponseError(`HTTP ${res.status}: the body is not JSON`, res.status, e);
+  }
+  const wrong = shape?.check(body);
+  if (shape && wrong !== undefined) {
+    throw new EventDbxResponseError(
+      `${what} answered HTTP ${res.status} with something other than ${shape.name}: ${wrong}`,
+      res.status,
+    );
+  }
+  return { status: res.status, body: body as T, headers: res.headers };
+}
+
+function jsonOrUndefined(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
   }
 }
 
 /** A non-2xx answer as a typed error: the problem document's code, or an unexpected-response error. */
 function failure(res: Response, text: string): never {
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(text);
-  } catch {
-    // not JSON: reported below
-  }
+  const parsed = jsonOrUndefined(text);
   if (isProblem(parsed)) throw new EventDbxApiError(parsed);
   // A 503 without a problem document (a proxy, a server still starting or stopping) means unavailable,
   // like a refused connection: retried the same way, then reported as a connection error.

@@ -11,6 +11,7 @@ import {
   SSE_CONTENT_TYPE,
   STREAM_ERROR,
   STREAM_EVENT,
+  SHAPES,
   SseParser,
   isProblem,
 } from '../protocol/index.js';
@@ -111,6 +112,11 @@ export async function* subscribe(
             }
             if (m.event !== STREAM_EVENT) continue;
             const record = JSON.parse(m.data) as EventRecord;
+            const wrong = SHAPES.eventRecord.check(record);
+            if (wrong !== undefined)
+              throw new EventDbxResponseError(
+                `the stream sent an event that is not an EventRecord: ${wrong}`,
+              );
             if (record.position <= delivered) continue;
             delivered = record.position;
             next = record.position + 1;

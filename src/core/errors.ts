@@ -658,7 +658,7 @@ export const ERRORS = {
     status: 502,
     kind: 'internal',
     message: (p) => `unexpected response from the server: ${p.reason}`,
-    doc: 'SDK: the server answered something the API does not define (not JSON, no problem document).',
+    doc: 'SDK: the server answered something the API does not define (not JSON, no problem document, a 2xx body without a field of its type).',
   },
   EDBX_ERR_CLIENT_CONFIG: {
     status: 400,

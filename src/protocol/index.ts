@@ -66,6 +66,7 @@ export {
   type TypeMap,
 } from './plugins.js';
 export { leafBytes } from './leaf.js';
+export { SHAPES, type Shape } from './shapes.js';
 export {
   SSE_CONTENT_TYPE,
   STREAM_ERROR,

@@ -1,0 +1,171 @@
+/**
+ * What the SDK makes of answers it cannot use (QA qa4-sdk #2): a 2xx answer of the wrong shape is
+ * `EDBX_ERR_UNEXPECTED_RESPONSE` naming what is wrong, never a resolved value or a bare TypeError.
+ * A local HTTP server on 127.0.0.1 plays whatever answers the server should not give.
+ */
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { EventDbxClient, EventDbxResponseError, MemoryCheckpointStore } from '../../src/client/index.js';
+
+const record = {
+  aggregate_type: 'patient',
+  aggregate_id: 'p-1',
+  event_type: 'admitted',
+  payload: {},
+  metadata: { event_id: 'e', created_at: '2026-01-01T00:00:00.000Z', issued_by: { group: 'g', user: 'u' } },
+  version: 1,
+  position: 1,
+  hash: '0'.repeat(64),
+  merkle_root: '0'.repeat(64),
+};
+
+/** Rejected with (returns) the error; fails the test when it resolves. */
+async function rejection(p: Promise<unknown>): Promise<unknown> {
+  return p.then(
+    (v) => expect.fail(`resolved with ${JSON.stringify(v)}`),
+    (e: unknown) => e,
+  );
+}
+
+describe('a 2xx answer of the wrong shape is EDBX_ERR_UNEXPECTED_RESPONSE (qa4-sdk #2)', () => {
+  let server: http.Server;
+  let db: EventDbxClient;
+  /** What the server answers next: status and JSON text (an SSE stream for the stream route). */
+  let answer = { status: 200, text: '{"hello":"world"}' };
+
+  beforeAll(async () => {
+    server = http.createServer((req, res) => {
+      req.resume();
+      req.on('end', () => {
+        if (req.url!.startsWith('/v1/events/stream')) {
+          res.writeHead(200, { 'content-type': 'text/event-stream' });
+          res.end(`id: 0\n\nid: 1\nevent: event\ndata: ${answer.text}\n\n`);
+          return;
+        }
+        res.writeHead(answer.status, { 'content-type': 'application/json' });
+        res.end(answer.text);
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    db = new EventDbxClient({ url, token: 't', retry: false });
+  });
+  afterAll(() => new Promise<void>((r) => server.close(() => r())));
+
+  async function unexpected(call: () => Promise<unknown>, status: number, text: string): Promise<string> {
+    answer = { status, text };
+    const e = await rejection(call());
+    expect(e).toBeInstanceOf(EventDbxResponseError);
+    expect(e).toMatchObject({ code: 'EDBX_ERR_UNEXPECTED_RESPONSE', status });
+    expect((e as Error).message).not.toContain('\n');
+    return (e as Error).message;
+  }
+
+  it('names what is wrong: a missing field, a wrong type, null, a bad record inside a list', async () => {
+    const append = () => db.append('patient', 'p-1', { event_type: 'admitted', payload: {} });
+    expect(await unexpected(append, 201, '{"hello":"world"}')).toBe(
+      'POST /v1/aggregates/patient/p-1/events answered HTTP 201 with something other than an EventRecord: aggregate_type is missing',
+    );
+    expect(await unexpected(append, 201, 'null')).toMatch(/EventRecord: the answer is null, not an object$/);
+    expect(await unexpected(append, 200, JSON.stringify({ ...record, version: '1' }))).toMatch(
+      /: version is a string, not a number$/,
+    );
+    const { issued_by: _, ...metadata } = record.metadata;
+    expect(await unexpected(append, 201, JSON.stringify({ ...record, metadata }))).toMatch(
+      /: metadata\.issued_by is missing$/,
+    );
+    const tx = () =>
+      db.transaction([{ aggregate_type: 'patient', aggregate_id: 'p-1', event_type: 'x', payload: {} }]);
+    expect(await unexpected(tx, 201, '{"hello":"world"}')).toMatch(/transaction result: events is missing$/);
+    expect(
+      await unexpected(
+        () => db.recentEvents('patient', 'p-1'),
+        200,
+        JSON.stringify({ events: [record, { ...record, position: null }] }),
+      ),
+    ).toMatch(/: events\[1\]\.position is null, not a number$/);
+    expect(await unexpected(() => db.getAggregate('patient', 'p-1'), 200, '{"hello":"world"}')).toMatch(
+      /an AggregateView: aggregate_type is missing$/,
+    );
+    expect(await unexpected(() => db.health(), 200, '{"status":"ok"}')).toMatch(/: version is missing$/);
+  });
+
+  it('checks the answer of every method that returns one, paging iterators included', async () => {
+    const calls: Record<string, () => Promise<unknown>> = {
+      openApi: () => db.openApi(),
+      listAggregates: () => db.listAggregates(),
+      aggregates: () => db.aggregates().next(),
+      getAggregate: () => db.getAggregate('patient', 'p-1'),
+      listEvents: () => db.listEvents('patient', 'p-1'),
+      events: () => db.events('patient', 'p-1').next(),
+      recentEvents: () => db.recentEvents('patient', 'p-1'),
+      getEvent: () => db.getEvent('patient', 'p-1', 1),
+      getEventProof: () => db.getEventProof('patient', 'p-1', 1),
+      getAggregateConsistency: () => db.getAggregateConsistency('patient', 'p-1', 1, 2),
+      verifyAggregate: () => db.verifyAggregate('patient', 'p-1'),
+      append: () => db.append('patient', 'p-1', { event_type: 'x', payload: {} }),
+      transaction: () => db.transaction([]),
+      listSchemas: () => db.listSchemas(),
+      getSchema: () => db.getSchema('patient'),
+      getSchemaHistory: () => db.getSchemaHistory('patient'),
+      createSchema: () => db.createSchema({ aggregate: 'patient', events: ['x'] }),
+      addSchemaEvents: () => db.addSchemaEvents('patient', ['y']),
+      alterSchema: () => db.alterSchema('patient', { lock: true }),
+      removeSchemaEvent: () => db.removeSchemaEvent('patient', 'y'),
+      listTokens: () => db.listTokens(),
+      createToken: () => db.createToken({ group: 'g', user: 'u' }),
+      revokeToken: () => db.revokeToken('t'),
+      refreshToken: () => db.refreshToken('t', { limit: 1 }),
+      auditLog: () => db.auditLog(),
+      verifyAuditLog: () => db.verifyAuditLog(),
+      listPlugins: () => db.listPlugins(),
+      pluginStatus: () => db.pluginStatus(),
+      pluginDeadLetters: () => db.pluginDeadLetters('log'),
+      replayPlugin: () => db.replayPlugin('log'),
+      retryPlugin: () => db.retryPlugin('log'),
+      getCheckpoint: () => db.getCheckpoint(),
+      getLedgerConsistency: () => db.getLedgerConsistency(1, 2),
+      getLedgerProof: () => db.getLedgerProof(1),
+      health: () => db.health(),
+      subscribe: () => db.subscribe({ from: 1 }).next(),
+    };
+    for (const [name, call] of Object.entries(calls)) {
+      for (const text of ['{"hello":"world"}', 'null', '[]', '"text"']) {
+        answer = { status: 200, text };
+        const e = await rejection(call());
+        expect(e, `${name} answered ${text}`).toBeInstanceOf(EventDbxResponseError);
+        expect((e as Error).message, name).toMatch(/missing|not an object/);
+      }
+    }
+    // The verifiers check every field themselves: a falsified answer of any shape does not verify.
+    answer = { status: 200, text: '{"hello":"world"}' };
+    expect(await rejection(db.verifyEvent('patient', 'p-1', 1))).toMatchObject({
+      code: 'EDBX_ERR_PROOF_INVALID',
+    });
+    const auditing = new EventDbxClient({
+      url: db.url,
+      token: 't',
+      retry: false,
+      trust: new MemoryCheckpointStore(),
+    });
+    expect(await rejection(auditing.audit({ trustOnFirstUse: true }))).toMatchObject({
+      code: 'EDBX_ERR_CLIENT_CONFIG',
+    });
+    answer = { status: 200, text: 'null' };
+    expect(
+      await rejection(
+        new EventDbxClient({ url: db.url, publicKey: 'pem', trust: new MemoryCheckpointStore() }).audit(),
+      ),
+    ).toMatchObject({ code: 'EDBX_ERR_INVALID_CHECKPOINT' });
+  });
+
+  it('the stream: an event that is not an EventRecord ends the iteration with the error', async () => {
+    answer = { status: 200, text: JSON.stringify({ ...record, position: '1' }) };
+    const e = await rejection(db.subscribe({ from: 1, maxAttempts: 1 }).next());
+    expect(e).toBeInstanceOf(EventDbxResponseError);
+    expect((e as Error).message).toBe(
+      'the stream sent an event that is not an EventRecord: position is a string, not a number',
+    );
+  });
+});
