@@ -90,9 +90,24 @@ export class EventDbxClient {
 
   // ------------------------------------------------------------------ system
 
-  /** `GET /health` (no token needed). */
-  health(o?: CallOptions): Promise<Health> {
-    return this.#get(SHAPES.health, PATHS.health, undefined, o);
+  /**
+   * `GET /health` (no token needed): `status: "ok"`, or `"failing"` with the `code` and `detail` of a
+   * failed write (the server refuses writes until it is restarted; its 503 is this answer, not an
+   * error). A stopping server is `EDBX_ERR_SHUTTING_DOWN`, no answer `EDBX_ERR_CONNECTION`.
+   *
+   * @example
+   * const h = await db.health();
+   * if (h.status === 'failing') alert(`${h.code}: ${h.detail}`); // fix the cause, then `eventdbx restart`
+   */
+  async health(o?: CallOptions): Promise<Health> {
+    return (
+      await this.#t.request<Health>(PATHS.health, {
+        idempotent: true,
+        signal: o?.signal,
+        shape: SHAPES.health,
+        answer: { status: 503, shape: SHAPES.healthFailing },
+      })
+    ).body;
   }
 
   /** `GET /metrics`: Prometheus text. */

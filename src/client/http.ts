@@ -42,6 +42,11 @@ export interface RequestOptions {
   readonly as?: 'json' | 'text';
   /** What a 2xx JSON body must look like; another body is `EDBX_ERR_UNEXPECTED_RESPONSE`. */
   readonly shape?: Shape<unknown>;
+  /**
+   * A non-2xx status whose body, when it has this shape, is an answer rather than an error, and is
+   * returned at once, never retried: /health's 503 `failing`.
+   */
+  readonly answer?: { readonly status: number; readonly shape: Shape<unknown> };
 }
 
 export interface HttpResponse<T> {
@@ -145,6 +150,11 @@ export class Transport {
               }`,
           e,
         );
+      }
+      if (res.status === o.answer?.status) {
+        const body = jsonOrUndefined(text);
+        if (o.answer.shape.check(body) === undefined)
+          return { status: res.status, body: body as T, headers: res.headers };
       }
       if (res.status === 503 && attempt < retries) {
         const wait = retryAfterMs(res) ?? backoff(attempt, this.#o.retry);

@@ -10,6 +10,8 @@ export type {
   EventMetadata,
   EventRecord,
   Health,
+  HealthFailing,
+  HealthOk,
   IssuedBy,
   Payload,
   IssuedToken,

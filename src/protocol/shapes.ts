@@ -32,6 +32,8 @@ import type {
   AuditVerification,
   EventRecord,
   Health,
+  HealthFailing,
+  HealthOk,
   IssuedToken,
   SchemaDefinition,
   TokenView,
@@ -68,6 +70,12 @@ const string: Check = (v) => (typeof v === 'string' ? undefined : wrong(v, 'a st
 const number: Check = (v) => (typeof v === 'number' ? undefined : wrong(v, 'a number'));
 const boolean: Check = (v) => (typeof v === 'boolean' ? undefined : wrong(v, 'a boolean'));
 const object: Check = (v) => (isObject(v) ? undefined : wrong(v, 'an object'));
+const literal =
+  (want: string): Check =>
+  (v) =>
+    v === want
+      ? undefined
+      : ` is ${JSON.stringify(v)?.slice(0, 40) ?? 'missing'}, not ${JSON.stringify(want)}`;
 const nullable =
   (c: Check): Check =>
   (v) =>
@@ -171,13 +179,14 @@ const tokenFields: Fields<TokenView> = {
   revoked_at: nullable(string),
 };
 const tokenView = fields<TokenView>(tokenFields);
-const health = fields<Health>({
-  status: string,
-  version: string,
-  restrict: string,
-  uptime_seconds: number,
-  events: number,
+const healthFields = { version: string, restrict: string, uptime_seconds: number, events: number };
+const healthFailing = fields<HealthFailing>({
+  status: literal('failing'),
+  ...healthFields,
+  code: string,
+  detail: string,
 });
+const healthOk = fields<HealthOk>({ status: literal('ok'), ...healthFields });
 
 const pluginView = fields<PluginView>({
   name: string,
@@ -222,7 +231,11 @@ const deadLetter = fields<DeadLetter>({
 
 /** The shape of each answer the SDK reads, by answer type. */
 export const SHAPES = {
-  health: shape<Health>('a health answer', health),
+  health: shape<Health>('a health answer', (v) =>
+    isObject(v) && v.status === 'failing' ? healthFailing(v) : healthOk(v),
+  ),
+  /** /health's 503 when a write failed: an answer, not an error (a stopping server sends a problem). */
+  healthFailing: shape<HealthFailing>('a failing health answer', healthFailing),
   openApi: shape<Record<string, unknown>>(
     'an OpenAPI document',
     fields<{ openapi: string; paths: object }>({ openapi: string, paths: object }),

@@ -1,12 +1,17 @@
 /**
- * What the SDK makes of answers it cannot use (QA qa4-sdk #2): a 2xx answer of the wrong shape is
- * `EDBX_ERR_UNEXPECTED_RESPONSE` naming what is wrong, never a resolved value or a bare TypeError.
- * A local HTTP server on 127.0.0.1 plays whatever answers the server should not give.
+ * What the SDK makes of answers it cannot use (QA qa4-sdk #2, #3): a 2xx answer of the wrong shape is
+ * `EDBX_ERR_UNEXPECTED_RESPONSE` naming what is wrong, never a resolved value or a bare TypeError;
+ * /health's 503 "failing" is a health answer, not an unavailable server. A local HTTP server on
+ * 127.0.0.1 plays whatever answers the server should not give; a real in-process server (in-memory
+ * engine with an injected write fault) gives the failing health.
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EventDbxClient, EventDbxResponseError, MemoryCheckpointStore } from '../../src/client/index.js';
+import { err } from '../../src/core/errors.js';
+import { MemoryEngine } from '../../src/storage/memory/memory-engine.js';
+import { post, testServer } from '../helpers/http.js';
 
 const record = {
   aggregate_type: 'patient',
@@ -89,6 +94,9 @@ describe('a 2xx answer of the wrong shape is EDBX_ERR_UNEXPECTED_RESPONSE (qa4-s
       /an AggregateView: aggregate_type is missing$/,
     );
     expect(await unexpected(() => db.health(), 200, '{"status":"ok"}')).toMatch(/: version is missing$/);
+    expect(await unexpected(() => db.health(), 200, '{"status":"down","version":"1"}')).toMatch(
+      /: status is "down", not "ok"$/,
+    );
   });
 
   it('checks the answer of every method that returns one, paging iterators included', async () => {
@@ -167,5 +175,41 @@ describe('a 2xx answer of the wrong shape is EDBX_ERR_UNEXPECTED_RESPONSE (qa4-s
     expect((e as Error).message).toBe(
       'the stream sent an event that is not an EventRecord: position is a string, not a number',
     );
+  });
+});
+
+describe('health() of a server whose writes failed returns the failing answer (qa4-sdk #3)', () => {
+  it('status "failing" with the code and detail, from the first answer, not retried', async () => {
+    const engine = new MemoryEngine();
+    const s = await testServer({ engine });
+    try {
+      let calls = 0;
+      const counting: typeof fetch = (input, init) => {
+        calls++;
+        return fetch(input, init);
+      };
+      const db = new EventDbxClient({ url: s.url, fetch: counting });
+      expect(await db.health()).toMatchObject({ status: 'ok', version: 'test', restrict: 'false' });
+      engine.faultNextWrite(err('EDBX_ERR_STORE_IO', { reason: 'No space left on device' }));
+      expect(
+        (await post(s, '/v1/aggregates/patient/p-1/events', { event_type: 'x', payload: {} })).status,
+      ).toBe(500);
+      calls = 0;
+      const h = await db.health();
+      expect(calls).toBe(1);
+      expect(h).toMatchObject({
+        status: 'failing',
+        version: 'test',
+        restrict: 'false',
+        code: 'EDBX_ERR_STORE_IO',
+      });
+      expect(typeof h.uptime_seconds).toBe('number');
+      // The type says which fields a failing answer has.
+      if (h.status !== 'failing') throw new Error('not failing');
+      expect(h.detail).toContain('No space left on device');
+      expect(h.detail).toContain('eventdbx restart');
+    } finally {
+      await s.close();
+    }
   });
 });
