@@ -26,7 +26,7 @@ import {
   type InclusionProof,
   type ListAggregatesQuery,
   type PageQuery,
-  PATHS,
+  PATHS as ANY_PATHS,
   type SchemaAlterBody,
   type SchemaCreateBody,
   type SchemaDefinition,
@@ -47,11 +47,28 @@ import {
 import { type AuditOptions, type AuditResult, runAudit } from './audit.js';
 import { EventDbxConfigError } from './errors.js';
 import { DEFAULT_RETRY, type Query, Transport } from './http.js';
-import { type CallOptions, type ClientOptions, DEFAULT_URL, baseUrl, whole } from './options.js';
+import { type CallOptions, type ClientOptions, DEFAULT_URL, baseUrl, urlSafe, whole } from './options.js';
 import { type SubscribeOptions, subscribe } from './subscribe.js';
 import { type CheckpointStore, FileCheckpointStore } from './trust.js';
 import { type TreeHead, type VerifiedEvent, checkEventProof } from './verify.js';
 
+/** The API's paths, refusing an id that cannot be sent in a URL with a configuration error. */
+const PATHS = Object.fromEntries(
+  Object.entries(ANY_PATHS).map(([k, build]) => [
+    k,
+    typeof build === 'string'
+      ? build
+      : (...args: unknown[]) => {
+          for (const a of args) if (typeof a === 'string') urlSafe(a);
+          return (build as (...a: unknown[]) => string)(...args);
+        },
+  ]),
+) as typeof ANY_PATHS;
+
+/**
+ * Every method that returns a Promise is `async`, and the iterators check their arguments on their
+ * first `next()`: a bad argument rejects like any other error, never throws where it is called.
+ */
 export class EventDbxClient {
   readonly url: string;
   readonly #t: Transport;
@@ -117,14 +134,14 @@ export class EventDbxClient {
   }
 
   /** `GET /openapi.json`: this API as OpenAPI 3.1. */
-  openApi(o?: CallOptions): Promise<Record<string, unknown>> {
+  async openApi(o?: CallOptions): Promise<Record<string, unknown>> {
     return this.#get(SHAPES.openApi, PATHS.openapi, undefined, o);
   }
 
   // ------------------------------------------------------------------ aggregates
 
   /** One page of `GET /v1/aggregates` (scoped tokens see only what they may read). */
-  listAggregates(q: ListAggregatesQuery = {}, o?: CallOptions): Promise<AggregatePage> {
+  async listAggregates(q: ListAggregatesQuery = {}, o?: CallOptions): Promise<AggregatePage> {
     return this.#get(
       SHAPES.aggregatePage,
       PATHS.aggregates,
@@ -151,12 +168,16 @@ export class EventDbxClient {
   }
 
   /** `GET /v1/aggregates/{type}/{id}`: the current state, or the state at `version`. */
-  getAggregate(type: string, id: string, q: { version?: number } & CallOptions = {}): Promise<AggregateView> {
+  async getAggregate(
+    type: string,
+    id: string,
+    q: { version?: number } & CallOptions = {},
+  ): Promise<AggregateView> {
     return this.#get(SHAPES.aggregateView, PATHS.aggregate(type, id), { version: q.version }, q);
   }
 
   /** One page of `GET …/events`, oldest first. */
-  listEvents(type: string, id: string, q: PageQuery = {}, o?: CallOptions): Promise<EventPage> {
+  async listEvents(type: string, id: string, q: PageQuery = {}, o?: CallOptions): Promise<EventPage> {
     return this.#get(
       SHAPES.eventPage,
       PATHS.events(type, id),
@@ -191,12 +212,12 @@ export class EventDbxClient {
   }
 
   /** `GET …/events/{version}`. */
-  getEvent(type: string, id: string, version: number, o?: CallOptions): Promise<EventRecord> {
+  async getEvent(type: string, id: string, version: number, o?: CallOptions): Promise<EventRecord> {
     return this.#get(SHAPES.eventRecord, PATHS.event(type, id, whole(version, 'version', 1)), undefined, o);
   }
 
   /** `GET …/events/{version}/proof`: inclusion in the aggregate tree (current size or `treeSize`). */
-  getEventProof(
+  async getEventProof(
     type: string,
     id: string,
     version: number,
@@ -211,7 +232,7 @@ export class EventDbxClient {
   }
 
   /** `GET …/consistency?from&to`: the aggregate tree at `from` events is a prefix of it at `to`. */
-  getAggregateConsistency(
+  async getAggregateConsistency(
     type: string,
     id: string,
     from: number,
@@ -222,7 +243,7 @@ export class EventDbxClient {
   }
 
   /** `GET …/verify`: the server recomputes the aggregate's tree from its stored events. */
-  verifyAggregate(type: string, id: string, o?: CallOptions): Promise<VerifyReport> {
+  async verifyAggregate(type: string, id: string, o?: CallOptions): Promise<VerifyReport> {
     return this.#get(SHAPES.verifyReport, PATHS.verify(type, id), undefined, o);
   }
 
@@ -276,7 +297,7 @@ export class EventDbxClient {
   }
 
   /** `GET /v1/schemas/{aggregate}` (`EDBX_ERR_SCHEMA_NOT_FOUND` when it has none). */
-  getSchema(aggregate: string, o?: CallOptions): Promise<SchemaDefinition> {
+  async getSchema(aggregate: string, o?: CallOptions): Promise<SchemaDefinition> {
     return this.#get(SHAPES.schema, PATHS.schema(aggregate), undefined, o);
   }
 
@@ -288,22 +309,26 @@ export class EventDbxClient {
   }
 
   /** `POST /v1/schemas` (admin token), like `schema create`. Not retried. */
-  createSchema(body: SchemaCreateBody, o?: CallOptions): Promise<SchemaDefinition> {
+  async createSchema(body: SchemaCreateBody, o?: CallOptions): Promise<SchemaDefinition> {
     return this.#send(SHAPES.schema, 'POST', PATHS.schemas, body, o);
   }
 
   /** `POST /v1/schemas/{aggregate}/events` (admin token), like `schema add`. Not retried. */
-  addSchemaEvents(aggregate: string, events: readonly string[], o?: CallOptions): Promise<SchemaDefinition> {
+  async addSchemaEvents(
+    aggregate: string,
+    events: readonly string[],
+    o?: CallOptions,
+  ): Promise<SchemaDefinition> {
     return this.#send(SHAPES.schema, 'POST', PATHS.schemaEvents(aggregate), { events }, o);
   }
 
   /** `PATCH /v1/schemas/{aggregate}` (admin token), like `schema alter`. Not retried. */
-  alterSchema(aggregate: string, body: SchemaAlterBody, o?: CallOptions): Promise<SchemaDefinition> {
+  async alterSchema(aggregate: string, body: SchemaAlterBody, o?: CallOptions): Promise<SchemaDefinition> {
     return this.#send(SHAPES.schema, 'PATCH', PATHS.schema(aggregate), body, o);
   }
 
   /** `DELETE /v1/schemas/{aggregate}/events/{event}` (admin token), like `schema remove`. Not retried. */
-  removeSchemaEvent(aggregate: string, event: string, o?: CallOptions): Promise<SchemaDefinition> {
+  async removeSchemaEvent(aggregate: string, event: string, o?: CallOptions): Promise<SchemaDefinition> {
     return this.#send(SHAPES.schema, 'DELETE', PATHS.schemaEvent(aggregate, event), undefined, o);
   }
 
@@ -315,17 +340,17 @@ export class EventDbxClient {
   }
 
   /** `POST /v1/tokens`: issue a token for one person; its secret is in the result only. Not retried. */
-  createToken(body: TokenCreateBody, o?: CallOptions): Promise<IssuedToken> {
+  async createToken(body: TokenCreateBody, o?: CallOptions): Promise<IssuedToken> {
     return this.#send(SHAPES.issuedToken, 'POST', PATHS.tokens, body, o);
   }
 
   /** `POST /v1/tokens/{id}/revoke`: revoke now (id from `listTokens`, or the token). Not retried. */
-  revokeToken(id: string, o?: CallOptions): Promise<TokenView> {
+  async revokeToken(id: string, o?: CallOptions): Promise<TokenView> {
     return this.#send(SHAPES.token, 'POST', PATHS.tokenAction(id, 'revoke'), {}, o);
   }
 
   /** `POST /v1/tokens/{id}/refresh`: new lifetime (seconds from now) and/or write allowance. Not retried. */
-  refreshToken(
+  async refreshToken(
     id: string,
     body: { expiration?: number; limit?: number },
     o?: CallOptions,
@@ -344,7 +369,7 @@ export class EventDbxClient {
    * let page = await db.auditLog({ since: '2026-11-01' });
    * while (page.next_cursor) page = await db.auditLog({ since: '2026-11-01', cursor: page.next_cursor });
    */
-  auditLog(q: AuditQuery = {}, o?: CallOptions): Promise<AuditPage> {
+  async auditLog(q: AuditQuery = {}, o?: CallOptions): Promise<AuditPage> {
     return this.#get(
       SHAPES.auditPage,
       PATHS.audit,
@@ -357,29 +382,29 @@ export class EventDbxClient {
    * `GET /v1/audit/verify`: the server recomputes the audit log's tree and checks the records it vouches
    * for (`eventdbx audit verify`). Resolves whether or not it verifies: check `ok`.
    */
-  verifyAuditLog(o?: CallOptions): Promise<AuditVerification> {
+  async verifyAuditLog(o?: CallOptions): Promise<AuditVerification> {
     return this.#get(SHAPES.auditVerification, PATHS.auditVerify, undefined, o);
   }
 
   // ------------------------------------------------------------------ plugins (admin)
 
   /** `GET /v1/plugins`: every plugin (secrets masked) and the `plugin map` column types. */
-  listPlugins(o?: CallOptions): Promise<PluginList> {
+  async listPlugins(o?: CallOptions): Promise<PluginList> {
     return this.#get(SHAPES.pluginList, PATHS.plugins, undefined, o);
   }
 
   /** `GET /v1/plugins/status`: each plugin's cursor, lag, retries, last error and dead letters. */
-  pluginStatus(o?: CallOptions): Promise<PluginStatusList> {
+  async pluginStatus(o?: CallOptions): Promise<PluginStatusList> {
     return this.#get(SHAPES.pluginStatus, PATHS.pluginStatus, undefined, o);
   }
 
   /** `GET /v1/plugins/{name}/dead-letters`: the events a plugin gave up on, oldest first. */
-  pluginDeadLetters(name: string, q: { take?: number } & CallOptions = {}): Promise<DeadLetterPage> {
+  async pluginDeadLetters(name: string, q: { take?: number } & CallOptions = {}): Promise<DeadLetterPage> {
     return this.#get(SHAPES.deadLetters, PATHS.pluginDeadLetters(name), { take: q.take }, q);
   }
 
   /** `POST /v1/plugins/{name}/replay`: deliver again from a position (default 1). Not retried. */
-  replayPlugin(name: string, from?: number, o?: CallOptions): Promise<ReplayResult> {
+  async replayPlugin(name: string, from?: number, o?: CallOptions): Promise<ReplayResult> {
     return this.#send(
       SHAPES.replayResult,
       'POST',
@@ -390,7 +415,7 @@ export class EventDbxClient {
   }
 
   /** `POST /v1/plugins/{name}/retry`: deliver the dead letters again now. Not retried. */
-  retryPlugin(name: string, o?: CallOptions): Promise<RetryResult> {
+  async retryPlugin(name: string, o?: CallOptions): Promise<RetryResult> {
     return this.#send(SHAPES.retryResult, 'POST', PATHS.pluginAction(name, 'retry'), {}, o);
   }
 
@@ -408,12 +433,12 @@ export class EventDbxClient {
   // ------------------------------------------------------------------ ledger and verification
 
   /** `GET /v1/checkpoint`: the latest signed checkpoint, unverified (see `audit()`). */
-  getCheckpoint(o?: CallOptions): Promise<CheckpointView> {
+  async getCheckpoint(o?: CallOptions): Promise<CheckpointView> {
     return this.#get(SHAPES.checkpoint, PATHS.checkpoint, undefined, o);
   }
 
   /** `GET /v1/ledger/consistency?from&to`: the ledger at `from` events is a prefix of it at `to`. */
-  getLedgerConsistency(from: number, to?: number, o?: CallOptions): Promise<ConsistencyProof> {
+  async getLedgerConsistency(from: number, to?: number, o?: CallOptions): Promise<ConsistencyProof> {
     return this.#get(SHAPES.consistencyProof, PATHS.ledgerConsistency, { from, to }, o);
   }
 
@@ -428,7 +453,10 @@ export class EventDbxClient {
    * // verifyInclusion from 'eventdbx'; cp checked first (its signature, with the pinned key)
    * verifyInclusion(hex(event.hash), p.leaf_index, cp.size, p.audit_path.map(hex), hex(cp.root));
    */
-  getLedgerProof(position: number, q: { treeSize?: number } & CallOptions = {}): Promise<InclusionProof> {
+  async getLedgerProof(
+    position: number,
+    q: { treeSize?: number } & CallOptions = {},
+  ): Promise<InclusionProof> {
     return this.#get(
       SHAPES.inclusionProof,
       PATHS.ledgerProof,
@@ -484,13 +512,11 @@ export class EventDbxClient {
    * const db = new EventDbxClient({ publicKey: pem, trust: './eventdbx-trusted.json' });
    * const { previous, current } = await db.audit();
    */
-  audit(o: AuditOptions = {}): Promise<AuditResult> {
+  async audit(o: AuditOptions = {}): Promise<AuditResult> {
     const store = this.#trust;
     if (!store)
-      return Promise.reject(
-        new EventDbxConfigError(
-          'audit() needs a trusted-checkpoint store: pass `trust` (a file path or a CheckpointStore)',
-        ),
+      throw new EventDbxConfigError(
+        'audit() needs a trusted-checkpoint store: pass `trust` (a file path or a CheckpointStore)',
       );
     const run = () =>
       runAudit(
@@ -516,13 +542,12 @@ export class EventDbxClient {
    * Live events in position order: catch up from `from`, then follow new commits, reconnecting and
    * resuming on its own; each event is yielded exactly once. Break out of the loop or abort `signal`
    * to stop. System events (types starting with '$') are never streamed; a scoped token sees only its
-   * aggregates.
+   * aggregates. A bad `from` is an `EDBX_ERR_CLIENT_CONFIG` from the first `next()`.
    *
    * @example
    * for await (const e of db.subscribe({ from: 1, aggregate: 'patient' })) project(e);
    */
   subscribe(o: SubscribeOptions = {}): AsyncGenerator<EventRecord, void, undefined> {
-    if (o.from !== undefined) whole(o.from, 'from', 0);
     return subscribe(this.#t, o);
   }
 }

@@ -77,7 +77,10 @@ export class EventDbxResponseError extends EventDbxClientError {
   }
 }
 
-/** The client is misconfigured (no URL, an unusable option). */
+/**
+ * The client is misconfigured (no URL, an unusable option), or a method got an argument it cannot
+ * send (a version below 1, an id with a lone surrogate, a payload that is not JSON).
+ */
 export class EventDbxConfigError extends EventDbxClientError {
   override readonly code: 'EDBX_ERR_CLIENT_CONFIG' = 'EDBX_ERR_CLIENT_CONFIG';
   constructor(message: string) {

@@ -7,7 +7,13 @@
  * (src/protocol/shapes.ts).
  */
 import { type Shape, isProblem } from '../protocol/index.js';
-import { EventDbxApiError, EventDbxConnectionError, EventDbxResponseError } from './errors.js';
+import {
+  EventDbxApiError,
+  EventDbxConfigError,
+  EventDbxConnectionError,
+  EventDbxResponseError,
+} from './errors.js';
+import { urlSafe } from './options.js';
 
 export interface RetryOptions {
   /** Retries after the first attempt (default 4; 0 = never retry). */
@@ -85,7 +91,7 @@ function queryString(q: Query | undefined): string {
   let out = '';
   for (const [k, v] of Object.entries(q)) {
     if (v === undefined) continue;
-    out += `${out ? '&' : '?'}${encodeURIComponent(k)}=${encodeURIComponent(String(v))}`;
+    out += `${out ? '&' : '?'}${encodeURIComponent(k)}=${encodeURIComponent(urlSafe(String(v)))}`;
   }
   return out;
 }
@@ -124,7 +130,12 @@ export class Transport {
     let body: string | undefined;
     if (o.body !== undefined) {
       headers['content-type'] = 'application/json';
-      body = JSON.stringify(o.body);
+      try {
+        body = JSON.stringify(o.body);
+      } catch (e) {
+        // A BigInt or a cycle in a payload: a bad argument, found before anything is sent.
+        throw new EventDbxConfigError(`the request body cannot be sent as JSON: ${(e as Error).message}`);
+      }
     }
     const retries = o.idempotent ? this.#o.retry.retries : 0;
     const init: RequestInit = { method, headers, body };

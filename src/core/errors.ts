@@ -664,7 +664,7 @@ export const ERRORS = {
     status: 400,
     kind: 'usage',
     message: (p) => `client configuration: ${p.reason}`,
-    doc: 'SDK: a client option is unusable (bad URL, no trusted-checkpoint store, no pinned key).',
+    doc: 'SDK: a client option is unusable (bad URL, no trusted-checkpoint store, no pinned key), or an argument (a version below 1, an id with a lone surrogate, a payload that is not JSON).',
   },
   EDBX_ERR_PROOF_INVALID: {
     status: 409,

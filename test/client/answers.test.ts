@@ -1,16 +1,23 @@
 /**
- * What the SDK makes of answers it cannot use (QA qa4-sdk #2, #3): a 2xx answer of the wrong shape is
- * `EDBX_ERR_UNEXPECTED_RESPONSE` naming what is wrong, never a resolved value or a bare TypeError;
- * /health's 503 "failing" is a health answer, not an unavailable server. A local HTTP server on
- * 127.0.0.1 plays whatever answers the server should not give; a real in-process server (in-memory
- * engine with an injected write fault) gives the failing health.
+ * What the SDK makes of answers and arguments it cannot use (QA qa4-sdk #2, #3, #4): a 2xx answer of
+ * the wrong shape is `EDBX_ERR_UNEXPECTED_RESPONSE` naming what is wrong, never a resolved value or a
+ * bare TypeError; /health's 503 "failing" is a health answer, not an unavailable server; and a bad
+ * argument rejects the returned promise (or the iterator's first `next()`), never throws at the call.
+ * A local HTTP server on 127.0.0.1 plays whatever answers the server should not give; a real
+ * in-process server (in-memory engine with an injected write fault) gives the failing health.
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { EventDbxClient, EventDbxResponseError, MemoryCheckpointStore } from '../../src/client/index.js';
+import {
+  EventDbxClient,
+  EventDbxClientError,
+  EventDbxResponseError,
+  MemoryCheckpointStore,
+} from '../../src/client/index.js';
 import { err } from '../../src/core/errors.js';
 import { MemoryEngine } from '../../src/storage/memory/memory-engine.js';
+import { freePort } from '../helpers/cli.js';
 import { post, testServer } from '../helpers/http.js';
 
 const record = {
@@ -210,6 +217,76 @@ describe('health() of a server whose writes failed returns the failing answer (q
       expect(h.detail).toContain('eventdbx restart');
     } finally {
       await s.close();
+    }
+  });
+});
+
+describe('a bad argument rejects, it never throws where the method is called (qa4-sdk #4)', () => {
+  it('every public method returns a rejected promise, or an iterator whose first next() rejects', async () => {
+    const url = `http://127.0.0.1:${await freePort()}`;
+    const db = new EventDbxClient({ url, token: 't', retry: false });
+    const S = 'p-\ud800'; // a lone surrogate: cannot be put in a URL
+    const big = { n: 1n } as unknown as Record<string, string>; // cannot be sent as JSON
+    const stopped = { signal: AbortSignal.abort(new Error('stopped')) };
+    const CONFIG = 'EDBX_ERR_CLIENT_CONFIG';
+    const calls: Record<string, [() => unknown, string]> = {
+      health: [() => db.health(stopped), 'stopped'],
+      metrics: [() => db.metrics(stopped), 'stopped'],
+      openApi: [() => db.openApi(stopped), 'stopped'],
+      listAggregates: [() => db.listAggregates({ type: S }), CONFIG],
+      aggregates: [() => db.aggregates({ type: S }), CONFIG],
+      getAggregate: [() => db.getAggregate('patient', S), CONFIG],
+      listEvents: [() => db.listEvents(S, 'p-1'), CONFIG],
+      events: [() => db.events('patient', 'p-1', { fromVersion: 0 }), CONFIG],
+      recentEvents: [() => db.recentEvents('patient', S), CONFIG],
+      getEvent: [() => db.getEvent('patient', 'p-1', 0), CONFIG],
+      getEventProof: [() => db.getEventProof('patient', 'p-1', 0), CONFIG],
+      getAggregateConsistency: [() => db.getAggregateConsistency('patient', S, 1), CONFIG],
+      verifyAggregate: [() => db.verifyAggregate('patient', S), CONFIG],
+      append: [() => db.append('patient', 'p-1', { event_type: 'x', payload: big }), CONFIG],
+      transaction: [
+        () => db.transaction([{ aggregate_type: 'a', aggregate_id: 'b', event_type: 'x', payload: big }]),
+        CONFIG,
+      ],
+      listSchemas: [() => db.listSchemas(stopped), 'stopped'],
+      getSchema: [() => db.getSchema(S), CONFIG],
+      getSchemaHistory: [() => db.getSchemaHistory(S), CONFIG],
+      createSchema: [() => db.createSchema({ aggregate: 'a', events: ['x'], big } as never), CONFIG],
+      addSchemaEvents: [() => db.addSchemaEvents(S, ['x']), CONFIG],
+      alterSchema: [() => db.alterSchema(S, {}), CONFIG],
+      removeSchemaEvent: [() => db.removeSchemaEvent('patient', S), CONFIG],
+      listTokens: [() => db.listTokens(stopped), 'stopped'],
+      createToken: [() => db.createToken({ group: 'g', user: 'u', big } as never), CONFIG],
+      revokeToken: [() => db.revokeToken(S), CONFIG],
+      refreshToken: [() => db.refreshToken(S, {}), CONFIG],
+      auditLog: [() => db.auditLog({ since: S }), CONFIG],
+      verifyAuditLog: [() => db.verifyAuditLog(stopped), 'stopped'],
+      listPlugins: [() => db.listPlugins(stopped), 'stopped'],
+      pluginStatus: [() => db.pluginStatus(stopped), 'stopped'],
+      pluginDeadLetters: [() => db.pluginDeadLetters(S), CONFIG],
+      replayPlugin: [() => db.replayPlugin(S), CONFIG],
+      retryPlugin: [() => db.retryPlugin(S), CONFIG],
+      getCheckpoint: [() => db.getCheckpoint(stopped), 'stopped'],
+      getLedgerConsistency: [() => db.getLedgerConsistency(1, 2, stopped), 'stopped'],
+      getLedgerProof: [() => db.getLedgerProof(0), CONFIG],
+      verifyEvent: [() => db.verifyEvent('patient', 'p-1', 0), CONFIG],
+      audit: [() => db.audit(), CONFIG],
+      subscribe: [() => db.subscribe({ from: -1 }), CONFIG],
+    };
+    const methods = Object.getOwnPropertyNames(EventDbxClient.prototype).filter((m) => m !== 'constructor');
+    expect(Object.keys(calls).sort()).toEqual(methods.sort());
+    for (const [name, [call, expected]] of Object.entries(calls)) {
+      let result: unknown;
+      expect(() => (result = call()), name).not.toThrow();
+      const iterator = result as AsyncGenerator<unknown>;
+      if (!(result instanceof Promise)) expect(typeof iterator[Symbol.asyncIterator], name).toBe('function');
+      const e = await rejection(result instanceof Promise ? result : iterator.next());
+      if (expected === 'stopped') expect(e, name).toMatchObject({ message: 'stopped' });
+      else {
+        expect(e, name).toBeInstanceOf(EventDbxClientError);
+        expect(e, name).toMatchObject({ code: expected });
+        expect((e as Error).message, name).toMatch(/version|position|from|surrogate|JSON|trust/);
+      }
     }
   });
 });
