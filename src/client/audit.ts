@@ -30,8 +30,10 @@ export interface AuditResult {
 export interface AuditDeps {
   readonly store: CheckpointStore;
   readonly publicKey: string | undefined;
-  readonly checkpoint: () => Promise<CheckpointView>;
-  readonly consistency: (from: number, to: number) => Promise<ConsistencyProof>;
+  /** The `GET /v1/checkpoint` answer, as it came (a `CheckpointView` unless the server lies). */
+  readonly checkpoint: () => Promise<unknown>;
+  /** A ledger consistency proof, as it came. */
+  readonly consistency: (from: number, to: number) => Promise<unknown>;
   readonly now: () => Date;
 }
 
@@ -43,7 +45,8 @@ export async function runAudit(d: AuditDeps, o: AuditOptions = {}): Promise<Audi
       'the trusted checkpoint was verified with a different key than the pinned `publicKey`',
     );
   }
-  const view = await d.checkpoint();
+  const answer = await d.checkpoint();
+  const view = (typeof answer === 'object' && answer !== null ? answer : {}) as Partial<CheckpointView>;
   let key = d.publicKey ?? saved?.public_key;
   if (key === undefined) {
     if (!o.trustOnFirstUse || typeof view.public_key !== 'string') {
@@ -65,14 +68,14 @@ export async function runAudit(d: AuditDeps, o: AuditOptions = {}): Promise<Audi
       );
     }
   }
-  const latest = checkCheckpoint(view.note, key, view);
+  const latest = checkCheckpoint(view.note, key, answer);
   let path: readonly string[] = [];
-  let proof: ConsistencyProof | undefined;
+  let proof: unknown;
   if (trusted && trusted.size > 0 && latest.size > trusted.size) {
     proof = await d.consistency(trusted.size, latest.size);
   }
   checkAdvance(trusted, latest, proof);
-  if (proof) path = proof.consistency_path;
+  if (proof) path = (proof as ConsistencyProof).consistency_path;
   if (!trusted || latest.size > trusted.size || saved?.public_key !== key) {
     await d.store.save({ note: latest.note, public_key: key, verified_at: d.now().toISOString() });
   }

@@ -54,7 +54,8 @@ export class EventDbxApiError extends EventDbxClientError {
 
 /**
  * The server could not be reached (after the retries allowed), the request timed out, or something in
- * front of it answered 503 without a problem document (`status` 503).
+ * front of it answered 503 without a problem document (`status` 503; /health's `failing` 503 is an
+ * answer, which `health()` returns).
  */
 export class EventDbxConnectionError extends EventDbxClientError {
   override readonly code: 'EDBX_ERR_CONNECTION' = 'EDBX_ERR_CONNECTION';
@@ -64,7 +65,10 @@ export class EventDbxConnectionError extends EventDbxClientError {
   }
 }
 
-/** The server's answer is not what the API defines (not JSON, wrong shape). */
+/**
+ * The server's answer is not what the API defines: not JSON, or a 2xx body without the fields of its
+ * type (src/protocol/shapes.ts); the message names the first field that is wrong.
+ */
 export class EventDbxResponseError extends EventDbxClientError {
   override readonly code: 'EDBX_ERR_UNEXPECTED_RESPONSE' = 'EDBX_ERR_UNEXPECTED_RESPONSE';
   constructor(message: string, status?: number, cause?: unknown) {
@@ -73,7 +77,10 @@ export class EventDbxResponseError extends EventDbxClientError {
   }
 }
 
-/** The client is misconfigured (no URL, an unusable option). */
+/**
+ * The client is misconfigured (no URL, an unusable option), or a method got an argument it cannot
+ * send (a version below 1, an id with a lone surrogate, a payload that is not JSON).
+ */
 export class EventDbxConfigError extends EventDbxClientError {
   override readonly code: 'EDBX_ERR_CLIENT_CONFIG' = 'EDBX_ERR_CLIENT_CONFIG';
   constructor(message: string) {

@@ -3,10 +3,17 @@
  * to typed errors, and retries with exponential backoff and jitter. Only requests that are safe to
  * send twice are retried (reads, and appends whose every event carries an `event_id`), and only on
  * connection errors and 503; an append without an id is never re-sent, because its first attempt may
- * have been applied.
+ * have been applied. A 2xx body is returned only once it has the shape of its type
+ * (src/protocol/shapes.ts).
  */
-import { isProblem } from '../protocol/index.js';
-import { EventDbxApiError, EventDbxConnectionError, EventDbxResponseError } from './errors.js';
+import { type Shape, isProblem } from '../protocol/index.js';
+import {
+  EventDbxApiError,
+  EventDbxConfigError,
+  EventDbxConnectionError,
+  EventDbxResponseError,
+} from './errors.js';
+import { urlSafe } from './options.js';
 
 export interface RetryOptions {
   /** Retries after the first attempt (default 4; 0 = never retry). */
@@ -39,6 +46,13 @@ export interface RequestOptions {
   readonly headers?: Readonly<Record<string, string>>;
   /** Parse the body as JSON (default) or return it as text. */
   readonly as?: 'json' | 'text';
+  /** What a 2xx JSON body must look like; another body is `EDBX_ERR_UNEXPECTED_RESPONSE`. */
+  readonly shape?: Shape<unknown>;
+  /**
+   * A non-2xx status whose body, when it has this shape, is an answer rather than an error, and is
+   * returned at once, never retried: /health's 503 `failing`.
+   */
+  readonly answer?: { readonly status: number; readonly shape: Shape<unknown> };
 }
 
 export interface HttpResponse<T> {
@@ -77,7 +91,7 @@ function queryString(q: Query | undefined): string {
   let out = '';
   for (const [k, v] of Object.entries(q)) {
     if (v === undefined) continue;
-    out += `${out ? '&' : '?'}${encodeURIComponent(k)}=${encodeURIComponent(String(v))}`;
+    out += `${out ? '&' : '?'}${encodeURIComponent(k)}=${encodeURIComponent(urlSafe(String(v)))}`;
   }
   return out;
 }
@@ -116,7 +130,12 @@ export class Transport {
     let body: string | undefined;
     if (o.body !== undefined) {
       headers['content-type'] = 'application/json';
-      body = JSON.stringify(o.body);
+      try {
+        body = JSON.stringify(o.body);
+      } catch (e) {
+        // A BigInt or a cycle in a payload: a bad argument, found before anything is sent.
+        throw new EventDbxConfigError(`the request body cannot be sent as JSON: ${(e as Error).message}`);
+      }
     }
     const retries = o.idempotent ? this.#o.retry.retries : 0;
     const init: RequestInit = { method, headers, body };
@@ -143,12 +162,17 @@ export class Transport {
           e,
         );
       }
+      if (res.status === o.answer?.status) {
+        const body = jsonOrUndefined(text);
+        if (o.answer.shape.check(body) === undefined)
+          return { status: res.status, body: body as T, headers: res.headers };
+      }
       if (res.status === 503 && attempt < retries) {
         const wait = retryAfterMs(res) ?? backoff(attempt, this.#o.retry);
         await sleep(Math.min(this.#o.retry.maxDelayMs, wait), o.signal);
         continue;
       }
-      return parse<T>(res, text, o.as ?? 'json');
+      return parse<T>(res, text, o.as ?? 'json', o.shape, `${method} ${path}`);
     }
   }
 
@@ -214,24 +238,42 @@ export class Transport {
   }
 }
 
-function parse<T>(res: Response, text: string, as: 'json' | 'text'): HttpResponse<T> {
+function parse<T>(
+  res: Response,
+  text: string,
+  as: 'json' | 'text',
+  shape: Shape<unknown> | undefined,
+  what: string,
+): HttpResponse<T> {
   if (!res.ok) return failure(res, text);
   if (as === 'text') return { status: res.status, body: text as T, headers: res.headers };
+  let body: unknown;
   try {
-    return { status: res.status, body: JSON.parse(text) as T, headers: res.headers };
+    body = JSON.parse(text);
   } catch (e) {
     throw new EventDbxResponseError(`HTTP ${res.status}: the body is not JSON`, res.status, e);
+  }
+  const wrong = shape?.check(body);
+  if (shape && wrong !== undefined) {
+    throw new EventDbxResponseError(
+      `${what} answered HTTP ${res.status} with something other than ${shape.name}: ${wrong}`,
+      res.status,
+    );
+  }
+  return { status: res.status, body: body as T, headers: res.headers };
+}
+
+function jsonOrUndefined(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
   }
 }
 
 /** A non-2xx answer as a typed error: the problem document's code, or an unexpected-response error. */
 function failure(res: Response, text: string): never {
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(text);
-  } catch {
-    // not JSON: reported below
-  }
+  const parsed = jsonOrUndefined(text);
   if (isProblem(parsed)) throw new EventDbxApiError(parsed);
   // A 503 without a problem document (a proxy, a server still starting or stopping) means unavailable,
   // like a refused connection: retried the same way, then reported as a connection error.

@@ -59,3 +59,15 @@ export function whole(v: number, name: string, min: number): number {
     throw new EventDbxConfigError(`${name} must be a whole number >= ${min}, got ${String(v)}`);
   return v;
 }
+
+/**
+ * A string that can be sent in a URL, or a configuration error: one with a lone surrogate (half of
+ * a UTF-16 pair, e.g. a string cut in the middle of an emoji) has no UTF-8 form.
+ */
+export function urlSafe(v: string): string {
+  if (!v.isWellFormed())
+    throw new EventDbxConfigError(
+      `${JSON.stringify(v).slice(0, 80)} cannot be sent in a URL: it has a lone surrogate (not well-formed Unicode)`,
+    );
+  return v;
+}

@@ -11,6 +11,7 @@ import {
   SSE_CONTENT_TYPE,
   STREAM_ERROR,
   STREAM_EVENT,
+  SHAPES,
   SseParser,
   isProblem,
 } from '../protocol/index.js';
@@ -21,9 +22,13 @@ import {
   EventDbxResponseError,
 } from './errors.js';
 import { type Transport, backoff, sleep } from './http.js';
+import { whole } from './options.js';
 
 export interface SubscribeOptions {
-  /** First position to deliver (inclusive); absent = events committed after the stream opens. */
+  /**
+   * First position to deliver (inclusive); absent = events committed after the stream opens. A bad
+   * one is an `EDBX_ERR_CLIENT_CONFIG` from the first `next()`.
+   */
   readonly from?: number;
   /** Only events of this aggregate type. */
   readonly aggregate?: string;
@@ -55,6 +60,7 @@ export async function* subscribe(
   t: Transport,
   o: SubscribeOptions = {},
 ): AsyncGenerator<EventRecord, void, undefined> {
+  if (o.from !== undefined) whole(o.from, 'from', 0);
   const idleMs = o.idleTimeoutMs ?? 45_000;
   const retry = { retries: 0, minDelayMs: o.minDelayMs ?? 100, maxDelayMs: o.maxDelayMs ?? 5_000 };
   /** Next position wanted; undefined until the server said where the live tail starts. */
@@ -111,6 +117,11 @@ export async function* subscribe(
             }
             if (m.event !== STREAM_EVENT) continue;
             const record = JSON.parse(m.data) as EventRecord;
+            const wrong = SHAPES.eventRecord.check(record);
+            if (wrong !== undefined)
+              throw new EventDbxResponseError(
+                `the stream sent an event that is not an EventRecord: ${wrong}`,
+              );
             if (record.position <= delivered) continue;
             delivered = record.position;
             next = record.position + 1;

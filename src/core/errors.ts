@@ -658,13 +658,13 @@ export const ERRORS = {
     status: 502,
     kind: 'internal',
     message: (p) => `unexpected response from the server: ${p.reason}`,
-    doc: 'SDK: the server answered something the API does not define (not JSON, no problem document).',
+    doc: 'SDK: the server answered something the API does not define (not JSON, no problem document, a 2xx body without a field of its type).',
   },
   EDBX_ERR_CLIENT_CONFIG: {
     status: 400,
     kind: 'usage',
     message: (p) => `client configuration: ${p.reason}`,
-    doc: 'SDK: a client option is unusable (bad URL, no trusted-checkpoint store, no pinned key).',
+    doc: 'SDK: a client option is unusable (bad URL, no trusted-checkpoint store, no pinned key), or an argument (a version below 1, an id with a lone surrogate, a payload that is not JSON).',
   },
   EDBX_ERR_PROOF_INVALID: {
     status: 409,

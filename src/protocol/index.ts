@@ -10,6 +10,8 @@ export type {
   EventMetadata,
   EventRecord,
   Health,
+  HealthFailing,
+  HealthOk,
   IssuedBy,
   Payload,
   IssuedToken,
@@ -66,6 +68,7 @@ export {
   type TypeMap,
 } from './plugins.js';
 export { leafBytes } from './leaf.js';
+export { SHAPES, type Shape } from './shapes.js';
 export {
   SSE_CONTENT_TYPE,
   STREAM_ERROR,

@@ -2,6 +2,7 @@
  * The records the REST API serves, exactly as they appear on the wire. Shared by the server and the
  * client SDK; pure types. The core and the store use these definitions for what they serve.
  */
+import type { ServerErrorCode } from './problem.js';
 
 /** Field → value. Values are always strings once stored (numbers and booleans are stringified). */
 export type Payload = Readonly<Record<string, string>>;
@@ -95,15 +96,34 @@ export interface AuditVerification {
   readonly state?: AuditStateReport;
 }
 
-/** `GET /health` (no token needed). */
-export interface Health {
-  readonly status: string;
+/**
+ * `GET /health` (no token needed): 200 with `status: "ok"`, or 503 with `status: "failing"` once a write
+ * failed (the server then refuses every write until it is restarted). A stopping server answers 503
+ * with a problem document (`EDBX_ERR_SHUTTING_DOWN`) instead.
+ */
+export type Health = HealthOk | HealthFailing;
+
+interface HealthFacts {
   readonly version: string;
   /** Schema restriction mode: `true`, `strict` or `false`. */
   readonly restrict: string;
   readonly uptime_seconds: number;
   /** Events in the store (the ledger size). */
   readonly events: number;
+}
+
+/** `GET /health` of a server that writes. */
+export interface HealthOk extends HealthFacts {
+  readonly status: 'ok';
+}
+
+/** `GET /health` (503) of a server whose writes failed: fix the cause, then `eventdbx restart`. */
+export interface HealthFailing extends HealthFacts {
+  readonly status: 'failing';
+  /** The code of the failed write, e.g. `EDBX_ERR_STORE_IO`. */
+  readonly code: ServerErrorCode;
+  /** Why, and what to do. */
+  readonly detail: string;
 }
 
 /** One version of a schema, as every `/v1/schemas` endpoint returns it. */

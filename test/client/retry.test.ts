@@ -1,7 +1,8 @@
 /**
  * Retries: reads and appends that carry an event id are retried on connection errors and 503 with
  * backoff; an append without an id is sent once, whatever happens. A local HTTP server on 127.0.0.1
- * plays the failing server and counts what arrives.
+ * plays the failing server and counts what arrives. A 503 is an answer only as /health's "failing"
+ * (answers.test.ts); a stopping server's problem or a proxy's plain 503 are retried like any.
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -153,6 +154,14 @@ describe.each(['503', 'plain 503', 'reset'] as const)('after %s', (how) => {
     received = [];
     await failure(client({ retry: false }).getAggregate('patient', 'p-1'));
     expect(received).toHaveLength(1);
+  });
+
+  it('health(): a 503 that is not a failing health answer is retried, then an error, as any (qa4-sdk #3)', async () => {
+    mode = { fail: 100, how };
+    const e = await failure(client().health());
+    expect(received).toHaveLength(4);
+    if (how === '503') expect(e).toMatchObject({ code: 'EDBX_ERR_SHUTTING_DOWN', status: 503 });
+    else expect(e).toBeInstanceOf(EventDbxConnectionError);
   });
 });
 

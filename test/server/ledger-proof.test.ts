@@ -222,6 +222,6 @@ describe('GET /v1/ledger/proof (finding 11)', () => {
       verifyInclusion(hex(e.hash), proof.leaf_index, head.size, proof.audit_path.map(hex), hex(head.root)),
     ).toBe(true);
     expect((await db.getLedgerProof(e.position)).tree_size).toBe(secure.store.size);
-    expect(() => db.getLedgerProof(0)).toThrow(EventDbxConfigError);
+    await expect(db.getLedgerProof(0)).rejects.toThrow(EventDbxConfigError);
   });
 });

@@ -1,5 +1,6 @@
 /** Health, metrics and the OpenAPI document. */
 import type { FastifyInstance } from 'fastify';
+import type { Health } from '../../protocol/index.js';
 import type { RouteContext } from '../app.js';
 import { errors } from '../schemas.js';
 
@@ -48,7 +49,7 @@ export async function systemRoutes(app: FastifyInstance, ctx: RouteContext): Pro
         events: ctx.store.size,
       };
       const failure = ctx.store.writeFailure;
-      if (!failure) return { status: 'ok', ...body };
+      if (!failure) return { status: 'ok', ...body } satisfies Health;
       // Load balancers and monitors see a non-2xx answer; people see why and what to do.
       return reply
         .code(503)
@@ -58,7 +59,7 @@ export async function systemRoutes(app: FastifyInstance, ctx: RouteContext): Pro
           ...body,
           code: failure.code,
           detail: `${WRITES_REFUSED}: ${failure.message}`,
-        });
+        } satisfies Health);
     },
   );
 
