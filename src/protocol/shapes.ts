@@ -2,10 +2,11 @@
  * Shape checks of the API's answers, for the client SDK: a 2xx body becomes a typed result only once
  * it has the fields its type declares, so a gateway's JSON, a `null` or a cut-off record is reported
  * as an unexpected answer instead of resolving as a record whose `version` is undefined, or failing
- * later with a bare TypeError. Cheap on purpose: `typeof` checks of each declared field (nested
+ * later with a bare TypeError. Zod schemas, cheap on purpose: the type of each declared field (nested
  * records and array items included), no patterns or ranges, unknown fields allowed (a newer server
  * may add some). What a verifier relies on (hex hashes, sizes) it checks itself, in src/client/verify.ts.
  */
+import { z } from 'zod';
 import type {
   AggregatePage,
   AuditPage,
@@ -49,72 +50,51 @@ export interface Shape<T> {
   readonly _type?: T;
 }
 
-/**
- * Undefined when `v` passes, else where and what is wrong, relative to `v`: " is missing",
- * ".version is a string, not a number", "[3].hash is missing". Paths are built only on a failure.
- */
-type Check = (v: unknown) => string | undefined;
-/** One check per field of `T`, optional fields included (so the checks keep up with the types). */
+type Check = z.ZodType;
+/** One schema per field of `T`, optional fields included (so the checks keep up with the types). */
 type Fields<T> = { readonly [K in keyof T]-?: Check };
 
-const isObject = (v: unknown): v is Record<string, unknown> =>
-  typeof v === 'object' && v !== null && !Array.isArray(v);
+const string = z.string();
+const number = z.number();
+const boolean = z.boolean();
+/** Any JSON object (not an array, not null); its members are not checked. */
+const object = z.looseObject({});
+const literal = (want: string) => z.literal(want);
+const nullable = (c: Check) => z.nullable(c);
+const optional = (c: Check) => z.optional(c);
+const list = (item: Check) => z.array(item);
+const fields = <T>(spec: Fields<T>) => z.looseObject(spec as Record<string, Check>);
 
-function wrong(v: unknown, want: string): string {
-  if (v === undefined) return ' is missing';
-  const got = v === null ? 'null' : Array.isArray(v) ? 'an array' : `a ${typeof v}`;
-  return ` is ${got}, not ${want}`;
+const article = (type: string) => (/^[aeiou]/.test(type) ? `an ${type}` : `a ${type}`);
+
+function describe(v: unknown): string {
+  return v === null ? 'null' : Array.isArray(v) ? 'an array' : article(typeof v);
 }
 
-const string: Check = (v) => (typeof v === 'string' ? undefined : wrong(v, 'a string'));
-const number: Check = (v) => (typeof v === 'number' ? undefined : wrong(v, 'a number'));
-const boolean: Check = (v) => (typeof v === 'boolean' ? undefined : wrong(v, 'a boolean'));
-const object: Check = (v) => (isObject(v) ? undefined : wrong(v, 'an object'));
-const literal =
-  (want: string): Check =>
-  (v) =>
-    v === want
-      ? undefined
-      : ` is ${JSON.stringify(v)?.slice(0, 40) ?? 'missing'}, not ${JSON.stringify(want)}`;
-const nullable =
-  (c: Check): Check =>
-  (v) =>
-    v === null ? undefined : c(v);
-const optional =
-  (c: Check): Check =>
-  (v) =>
-    v === undefined ? undefined : c(v);
+/** `events[1].position`: where an issue is, as a reader of the JSON would write it. */
+const pathText = (path: readonly PropertyKey[]): string =>
+  path.map((k, i) => (typeof k === 'number' ? `[${k}]` : i === 0 ? String(k) : `.${String(k)}`)).join('');
 
-function list(item: Check): Check {
-  return (v) => {
-    if (!Array.isArray(v)) return wrong(v, 'an array');
-    for (let i = 0; i < v.length; i++) {
-      const bad = item(v[i]);
-      if (bad !== undefined) return `[${i}]${bad}`;
-    }
-    return undefined;
-  };
+/** What is wrong, in a few words: " is missing", " is a string, not a number", ' is "down", not "ok"'. */
+function problem(issue: z.core.$ZodIssue, root: unknown): string {
+  let v: unknown = root;
+  for (const k of issue.path)
+    v = v !== null && typeof v === 'object' ? (v as Record<PropertyKey, unknown>)[k] : undefined;
+  const where = issue.path.length === 0 ? 'the answer' : pathText(issue.path);
+  if (v === undefined) return `${where} is missing`;
+  if (issue.code === 'invalid_type') return `${where} is ${describe(v)}, not ${article(issue.expected)}`;
+  if (issue.code === 'invalid_value')
+    return `${where} is ${JSON.stringify(v)?.slice(0, 40)}, not ${issue.values.map((x) => JSON.stringify(x)).join(' or ')}`;
+  return `${where}: ${issue.message}`;
 }
 
-function fields<T>(spec: Fields<T>): Check {
-  const keys = Object.keys(spec);
-  const checks = Object.values(spec) as Check[];
-  return (v) => {
-    if (!isObject(v)) return wrong(v, 'an object');
-    for (let i = 0; i < keys.length; i++) {
-      const bad = checks[i]!(v[keys[i]!]);
-      if (bad !== undefined) return `.${keys[i]}${bad}`;
-    }
-    return undefined;
-  };
-}
-
-function shape<T>(name: string, check: Check): Shape<T> {
+/** `schema`, or a function choosing the schema by the answer (one of several kinds of answer). */
+function shape<T>(name: string, schema: Check | ((v: unknown) => Check)): Shape<T> {
   return {
     name,
     check: (v) => {
-      const bad = check(v);
-      return bad === undefined ? undefined : bad.startsWith('.') ? bad.slice(1) : `the answer${bad}`;
+      const r = (typeof schema === 'function' ? schema(v) : schema).safeParse(v);
+      return r.success ? undefined : problem(r.error.issues[0]!, v);
     },
   };
 }
@@ -232,7 +212,8 @@ const deadLetter = fields<DeadLetter>({
 /** The shape of each answer the SDK reads, by answer type. */
 export const SHAPES = {
   health: shape<Health>('a health answer', (v) =>
-    isObject(v) && v.status === 'failing' ? healthFailing(v) : healthOk(v),
+    // A failing answer is checked as one; anything else must be an "ok" answer.
+    (v as { status?: unknown } | null)?.status === 'failing' ? healthFailing : healthOk,
   ),
   /** /health's 503 when a write failed: an answer, not an error (a stopping server sends a problem). */
   healthFailing: shape<HealthFailing>('a failing health answer', healthFailing),
