@@ -19,18 +19,9 @@ import { err } from '../../src/core/errors.js';
 import { MemoryEngine } from '../../src/storage/memory/memory-engine.js';
 import { freePort } from '../helpers/cli.js';
 import { post, testServer } from '../helpers/http.js';
+import { answeredRecord } from './fake.js';
 
-const record = {
-  aggregate_type: 'patient',
-  aggregate_id: 'p-1',
-  event_type: 'admitted',
-  payload: {},
-  metadata: { event_id: 'e', created_at: '2026-01-01T00:00:00.000Z', issued_by: { group: 'g', user: 'u' } },
-  version: 1,
-  position: 1,
-  hash: '0'.repeat(64),
-  merkle_root: '0'.repeat(64),
-};
+const record = answeredRecord;
 
 /** Rejected with (returns) the error; fails the test when it resolves. */
 async function rejection(p: Promise<unknown>): Promise<unknown> {

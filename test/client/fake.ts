@@ -9,6 +9,19 @@ import { leafDataOf } from '../../src/core/event.js';
 import { consistencyProof, inclusionProof, leafHash, rootOfLeafHashes } from '../../src/core/merkle/index.js';
 import type { EventRecord } from '../../src/protocol/index.js';
 
+/** A well-formed EventRecord as a server answers it (its hashes are not checked by these tests). */
+export const answeredRecord = {
+  aggregate_type: 'patient',
+  aggregate_id: 'p-1',
+  event_type: 'admitted',
+  payload: {},
+  metadata: { event_id: 'e', created_at: '2026-01-01T00:00:00.000Z', issued_by: { group: 'g', user: 'u' } },
+  version: 1,
+  position: 1,
+  hash: '0'.repeat(64),
+  merkle_root: '0'.repeat(64),
+};
+
 export const TYPE = 'patient';
 export const ID = 'p-1';
 

@@ -14,6 +14,7 @@ import {
   type ClientOptions,
 } from '../../src/client/index.js';
 import { freePort } from '../helpers/cli.js';
+import { answeredRecord } from './fake.js';
 
 type Mode = { fail: number; how: '503' | 'plain 503' | 'reset' };
 
@@ -22,17 +23,7 @@ let url: string;
 let mode: Mode = { fail: 0, how: '503' };
 let received: Array<{ method: string; url: string; body: string }> = [];
 
-const record = {
-  aggregate_type: 'patient',
-  aggregate_id: 'p-1',
-  event_type: 'x',
-  payload: {},
-  metadata: { event_id: 'e', created_at: '2026-01-01T00:00:00.000Z', issued_by: { group: 'g', user: 'u' } },
-  version: 1,
-  position: 1,
-  hash: '0'.repeat(64),
-  merkle_root: '0'.repeat(64),
-};
+const record = answeredRecord;
 
 beforeAll(async () => {
   server = http.createServer((req, res) => {

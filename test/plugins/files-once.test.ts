@@ -236,34 +236,9 @@ describe('a delivery host whose cursor trails what the files hold (qa2-ops #4)',
     stores.push(store);
     const file = path.join(dir, 'events.jsonl');
     await configurePlugin(store, 'json', { path: file, ...FAST, max_attempts: 1 }, jane);
-    const config = (await readConfig(store, 'json'))!;
-    // A JSON sink that fails the poison event until it is fixed.
     const real = new JsonSink({ path: file, pretty: false });
-    let broken = true;
-    const sink: Sink = {
-      needsState: false,
-      batchSize: 1,
-      deliver: (items) =>
-        broken && items.some((i) => i.record.payload.poison === 'yes')
-          ? Promise.reject(new Error('poison'))
-          : real.deliver(items),
-      close: () => real.close(),
-    };
-    const loop = new DeliveryLoop(store, config, sink, recordingLogger(), { position: 1 });
-    store.onCommit(() => loop.notifyCommit());
-    loop.start();
-    const ev = (n: number, poison = 'no') => ({
-      aggregate_type: 'patient',
-      aggregate_id: `p-${n}`,
-      event_type: 'patient-added',
-      payload: { poison },
-    });
-    await store.append(ev(1), jane);
-    const bad = await store.append(ev(2, 'yes'), jane);
-    await store.append(ev(3), jane);
-    const last = await store.append(ev(4), jane);
-    await waitFor('delivery past the dead letter', () => loop.stats().cursor > last.position);
-    broken = false;
+    const { loop, poison, bad } = await deadLettered(store, 'json', real);
+    poison.now = 'write';
     expect(await loop.requestRetry()).toMatchObject({ retried: 1, delivered: 1 });
     await loop.stop();
     const positions = await jsonPositions(file);
