@@ -39,6 +39,12 @@ afterEach(async () => {
   await Promise.all(stores.splice(0).map((s) => s.close()));
   await Promise.all(dirs.splice(0).map((d) => rm(d, { recursive: true, force: true })));
 });
+/** A store closed after the test. */
+async function freshStore(): Promise<EventStore> {
+  const store = await openStore();
+  stores.push(store);
+  return store;
+}
 async function tempDir(): Promise<string> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'edbx-once-'));
   dirs.push(dir);
@@ -197,8 +203,7 @@ describe('CSV sink: each event once across crashes (qa2-ops #4)', () => {
 describe('a delivery host whose cursor trails what the files hold (qa2-ops #4)', () => {
   it('JSON and CSV files hold every event once after the host starts again from an older cursor', async () => {
     const dir = await tempDir();
-    const store = await openStore();
-    stores.push(store);
+    const store = await freshStore();
     const json = path.join(dir, 'events.jsonl');
     let host = await startHost(store);
     await configurePlugin(store, 'json', { path: json }, jane);
@@ -232,8 +237,7 @@ describe('a delivery host whose cursor trails what the files hold (qa2-ops #4)',
 
   it('plugin retry writes a dead-lettered event into a file that holds later ones', async () => {
     const dir = await tempDir();
-    const store = await openStore();
-    stores.push(store);
+    const store = await freshStore();
     const file = path.join(dir, 'events.jsonl');
     await configurePlugin(store, 'json', { path: file, ...FAST, max_attempts: 1 }, jane);
     const real = new JsonSink({ path: file, pretty: false });
@@ -291,8 +295,7 @@ async function deadLettered(store: EventStore, name: 'json' | 'csv', real: Sink,
 describe('plugin retry writes a dead letter into a file once, crashes included', () => {
   it('a crash after the JSON sink wrote the event and before its dead letter was removed', async () => {
     const dir = await tempDir();
-    const store = await openStore();
-    stores.push(store);
+    const store = await freshStore();
     const file = path.join(dir, 'events.jsonl');
     await configurePlugin(store, 'json', { path: file, ...FAST, max_attempts: 1 }, jane);
     const real = new JsonSink({ path: file, pretty: false });
@@ -325,8 +328,7 @@ describe('plugin retry writes a dead letter into a file once, crashes included',
 
   it('a CSV write that reached the file before the retry failed, then a retry that goes through', async () => {
     const dir = await tempDir();
-    const store = await openStore();
-    stores.push(store);
+    const store = await freshStore();
     await configurePlugin(store, 'csv', { output_dir: dir, ...FAST, max_attempts: 1 }, jane);
     const { loop, poison, bad } = await deadLettered(store, 'csv', new CsvSink({ output_dir: dir }));
     poison.now = 'write-then-fail';
@@ -348,8 +350,7 @@ describe('plugin retry writes a dead letter into a file once, crashes included',
 
   it('a retry that goes through at once removes the dead letter, the file holding it once', async () => {
     const dir = await tempDir();
-    const store = await openStore();
-    stores.push(store);
+    const store = await freshStore();
     const file = path.join(dir, 'events.json');
     await configurePlugin(store, 'json', { path: file, pretty: true, ...FAST, max_attempts: 1 }, jane);
     const real = new JsonSink({ path: file, pretty: true });
@@ -393,8 +394,7 @@ describe('a dead letter whose failed delivery may have reached the file', () => 
 
   it('a refused delivery that wrote nothing is not marked: retry writes it without reading the file', async () => {
     const dir = await tempDir();
-    const store = await openStore();
-    stores.push(store);
+    const store = await freshStore();
     const file = path.join(dir, 'events.jsonl');
     await configurePlugin(store, 'json', { path: file, ...FAST, max_attempts: 1 }, jane);
     const { loop } = await deadLettered(store, 'json', new JsonSink({ path: file, pretty: false }));
@@ -406,8 +406,7 @@ describe('a dead letter whose failed delivery may have reached the file', () => 
 describe('plugin retry when the store cannot be written', () => {
   it('the caller gets the error instead of waiting forever', async () => {
     const dir = await tempDir();
-    const store = await openStore();
-    stores.push(store);
+    const store = await freshStore();
     const file = path.join(dir, 'events.jsonl');
     await configurePlugin(store, 'json', { path: file, ...FAST, max_attempts: 1 }, jane);
     const { loop, poison } = await deadLettered(store, 'json', new JsonSink({ path: file, pretty: false }));
