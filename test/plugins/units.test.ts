@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { isEventDbxError } from '../../src/core/errors.js';
 import { backoffDelay } from '../../src/plugins/backoff.js';
 import { MAX_IDENT_BYTES, fieldColumn, fitIdent } from '../../src/plugins/columns.js';
-import { formatRecord, parseCsv } from '../../src/plugins/csv/rfc4180.js';
+import { formatRecord, parseCsv, scanCsv } from '../../src/plugins/csv/rfc4180.js';
 import { CsvSink } from '../../src/plugins/csv/sink.js';
 import { repairTail } from '../../src/plugins/files.js';
 import { DEFAULT_TEMPLATE, renderTemplate } from '../../src/plugins/log/sink.js';
@@ -183,6 +183,37 @@ describe('RFC 4180 CSV', () => {
         expect(parsed.end).toBe(text.length);
       }),
     );
+  });
+
+  it('reads a file in chunks as it reads it whole, torn last record included (property)', async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'edbx-csv-'));
+    const file = path.join(dir, 'x.csv');
+    const field = fc.string({ unit: fc.constantFrom('a', 'é', '漢', ',', '"', '\r', '\n', ' ') });
+    try {
+      await fc.assert(
+        fc.asyncProperty(
+          fc.array(fc.array(field, { minLength: 1, maxLength: 4 }), { maxLength: 6 }),
+          fc.constantFrom('', 'torn,"half', '1,2\r'),
+          fc.integer({ min: 1, max: 16 }),
+          async (records, tail, chunkBytes) => {
+            const text = records.map(formatRecord).join('') + tail;
+            await writeFile(file, text);
+            const seen: string[][] = [];
+            let end = 0;
+            for await (const chunk of scanCsv(file, chunkBytes)) {
+              seen.push(...chunk.records);
+              end = chunk.end;
+            }
+            const whole = parseCsv(text);
+            expect(seen).toEqual(whole.records);
+            expect(end).toBe(Buffer.byteLength(text.slice(0, whole.end)));
+          },
+        ),
+        { numRuns: 200 },
+      );
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 
   it('quotes only what needs quoting and ends records with CRLF', () => {

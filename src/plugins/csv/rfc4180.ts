@@ -1,8 +1,11 @@
 /**
  * RFC 4180 CSV: CRLF record terminators, fields quoted when they hold a comma, a quote, a line break
  * (or edge spaces), quotes doubled inside quoted fields. The parser also reports where the last
- * complete record ends, so a record torn by a crash can be cut off.
+ * complete record ends, so a record torn by a crash can be cut off. Files are read in chunks
+ * (`scanCsv`): a sink's file grows for as long as it runs, past what one string can hold.
  */
+import { createReadStream } from 'node:fs';
+import { StringDecoder } from 'node:string_decoder';
 
 const NEEDS_QUOTES = /[",\r\n]|^\s|\s$/;
 
@@ -81,4 +84,33 @@ export function parseCsv(text: string): ParsedCsv {
     }
   }
   return { records, end };
+}
+
+/** The complete records of one chunk of a file, and the byte offset just after the last of them. */
+export interface CsvChunk {
+  readonly records: string[][];
+  readonly end: number;
+}
+
+/**
+ * The complete records of `file`, a chunk at a time, in bounded memory (one chunk plus a record
+ * spanning chunks). Nothing for a missing file. An unterminated last record is left out: the last
+ * chunk's `end` is where a file torn by a crash should be cut.
+ */
+export async function* scanCsv(file: string, chunkBytes = 1 << 20): AsyncGenerator<CsvChunk> {
+  const decoder = new StringDecoder('utf8');
+  let rest = '';
+  let end = 0;
+  try {
+    for await (const chunk of createReadStream(file, { highWaterMark: chunkBytes })) {
+      const text = rest + decoder.write(chunk as Buffer);
+      const parsed = parseCsv(text);
+      end += Buffer.byteLength(text.slice(0, parsed.end));
+      rest = text.slice(parsed.end);
+      yield { records: parsed.records, end };
+    }
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return;
+    throw e;
+  }
 }

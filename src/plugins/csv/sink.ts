@@ -13,23 +13,12 @@
  * may have written it (a crash before the letter was removed, a failed fsync): then the sink looks for
  * a row with its `id` and `version` first.
  */
-import {
-  type FileHandle,
-  chmod,
-  mkdir,
-  open,
-  readFile,
-  rename,
-  rm,
-  stat,
-  truncate,
-  writeFile,
-} from 'node:fs/promises';
+import { type FileHandle, mkdir, open, rename, rm, stat, truncate } from 'node:fs/promises';
 import path from 'node:path';
 import { fieldColumn, issuerText } from '../columns.js';
-import { PRIVATE_DIR, PRIVATE_FILE, stillAt, syncDir } from '../files.js';
+import { PRIVATE_DIR, PRIVATE_FILE, statOrNone, stillAt, syncDir } from '../files.js';
 import { type CsvSettings, type DeliveryItem, type Sink, reasonOf, transientFailure } from '../types.js';
-import { formatRecord, parseCsv } from './rfc4180.js';
+import { formatRecord, scanCsv } from './rfc4180.js';
 
 /** Columns before the fields. */
 export const CSV_COLUMNS = [
@@ -57,31 +46,35 @@ class CsvFile {
   /** Open for appends, cutting off a row torn by a crash. */
   static async open(file: string): Promise<CsvFile> {
     await rm(`${file}.widening`, { force: true });
-    let text = '';
-    try {
-      text = await readFile(file, 'utf8');
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
-    }
-    const parsed = parseCsv(text);
-    if (parsed.end < text.length) await truncate(file, Buffer.byteLength(text.slice(0, parsed.end)));
-    const header = parsed.records[0] ?? [];
-    const handle = await open(file, 'a', PRIVATE_FILE);
+    let header: string[] | undefined;
+    let at: { id: number; version: number } | undefined;
+    let end = 0;
     const written = new Map<string, number>();
+    for await (const chunk of scanCsv(file)) {
+      end = chunk.end;
+      for (const r of chunk.records) {
+        if (!header) {
+          header = r;
+          at = { id: r.indexOf('id'), version: r.indexOf('version') };
+          continue;
+        }
+        const v = Number(r[at!.version]);
+        const key = r[at!.id];
+        if (key !== undefined && Number.isSafeInteger(v) && v > (written.get(key) ?? 0)) written.set(key, v);
+      }
+    }
+    const size = (await statOrNone(file))?.size ?? 0;
+    if (end < size) await truncate(file, end);
+    const handle = await open(file, 'a', PRIVATE_FILE);
     try {
       // What the file holds may still be only in the page cache (written by a process killed before
       // its fsync): make it durable before trusting it to skip events.
       await handle.datasync();
-      const [id, version] = [header.indexOf('id'), header.indexOf('version')];
-      for (const r of parsed.records.slice(1)) {
-        const v = Number(r[version]);
-        const key = r[id];
-        if (key !== undefined && Number.isSafeInteger(v) && v > (written.get(key) ?? 0)) written.set(key, v);
-      }
     } catch (e) {
       await handle.close().catch(() => undefined);
       throw e;
     }
+    header ??= [];
     return new CsvFile(file, header, new Map(header.map((c, i) => [c, i])), handle, written);
   }
 
@@ -98,9 +91,14 @@ class CsvFile {
 
   /** Whether any row of the file is this event (reads the whole file: only for a dead letter in doubt). */
   async contains(id: string, version: number): Promise<boolean> {
-    const [header, ...rows] = parseCsv(await readFile(this.file, 'utf8')).records;
-    const [i, v] = [header?.indexOf('id') ?? -1, header?.indexOf('version') ?? -1];
-    return i >= 0 && v >= 0 && rows.some((r) => r[i] === id && Number(r[v]) === version);
+    let at: { id: number; version: number } | undefined;
+    for await (const { records } of scanCsv(this.file)) {
+      for (const r of records) {
+        if (!at) at = { id: r.indexOf('id'), version: r.indexOf('version') };
+        else if (at.id >= 0 && r[at.id] === id && Number(r[at.version]) === version) return true;
+      }
+    }
+    return false;
   }
 
   /** Append rows (column → value); widens the header first when a row has a new column. */
@@ -132,17 +130,23 @@ class CsvFile {
 
   async #widen(header: string[]): Promise<void> {
     await this.handle.close();
-    const { records } = parseCsv(await readFile(this.file, 'utf8'));
     const pad = (r: string[]) => [...r, ...Array<string>(Math.max(0, header.length - r.length)).fill('')];
     const tmp = `${this.file}.widening`;
-    await writeFile(tmp, [header, ...records.slice(1).map(pad)].map(formatRecord).join(''), {
-      mode: PRIVATE_FILE,
-    });
-    // The rewritten file replaces the file as it was: it keeps its mode (a user's 0644 stays 0644).
-    await chmod(tmp, (await stat(this.file)).mode & 0o7777);
-    const fh = await open(tmp, 'r');
-    await fh.sync();
-    await fh.close();
+    const out = await open(tmp, 'w', PRIVATE_FILE);
+    try {
+      await out.write(formatRecord(header));
+      let first = true;
+      for await (const { records } of scanCsv(this.file)) {
+        const rows = first ? records.slice(1) : records;
+        if (records.length > 0) first = false;
+        await out.write(rows.map((r) => formatRecord(pad(r))).join(''));
+      }
+      // The rewritten file replaces the file as it was: it keeps its mode (a user's 0644 stays 0644).
+      await out.chmod((await stat(this.file)).mode & 0o7777);
+      await out.sync();
+    } finally {
+      await out.close();
+    }
     await rename(tmp, this.file);
     await syncDir(path.dirname(this.file));
     this.handle = await open(this.file, 'a');
