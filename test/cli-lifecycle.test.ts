@@ -8,6 +8,7 @@ import http from 'node:http';
 import net from 'node:net';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { lastBytes } from '../src/cli/server-commands.js';
 import { processFacts } from '../src/server/proc.js';
 import { type Project, freePort, project, run, running } from './helpers/cli.js';
 
@@ -280,6 +281,23 @@ describe('a start whose data dir cannot be written', () => {
       expect(r.stderr).toBe(
         `error: cannot write in the data dir ${dataDir} (ENOTDIR): make it writable by this user (and the disk not full), or choose another with --data-dir [EDBX_ERR_DATA_DIR_NOT_WRITABLE]\n`,
       );
+    } finally {
+      await p.cleanup();
+    }
+  });
+});
+
+describe('the log tail a failed start shows', () => {
+  it('reads only the end of a long log, and nothing of a missing one', async () => {
+    const p = await project();
+    try {
+      const log = path.join(p.dir, 'eventdbx.log');
+      const line = (i: number) => `{"level":30,"msg":"line ${i}"}\n`;
+      await writeFile(log, Array.from({ length: 50_000 }, (_, i) => line(i)).join(''));
+      const tail = await lastBytes(log, 4096);
+      expect(Buffer.byteLength(tail)).toBe(4096);
+      expect(tail.endsWith(line(49_999))).toBe(true);
+      expect(await lastBytes(path.join(p.dir, 'missing.log'), 4096)).toBe('');
     } finally {
       await p.cleanup();
     }

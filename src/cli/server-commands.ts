@@ -3,7 +3,7 @@ import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { closeSync, existsSync, openSync } from 'node:fs';
 import net from 'node:net';
-import { mkdir, readFile, rename, rm } from 'node:fs/promises';
+import { mkdir, open, readFile, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { createInterface } from 'node:readline/promises';
 import { fileURLToPath } from 'node:url';
@@ -234,10 +234,27 @@ async function daemonize(
       }
     });
     child.on('exit', async (code) => {
-      const tail = (await readFile(logPath, 'utf8').catch(() => '')).trim().split('\n').slice(-3).join('\n');
+      const tail = (await lastBytes(logPath, 16 * 1024)).trim().split('\n').slice(-3).join('\n');
       finish(1, `the server exited (code ${code}) before it was ready${tail ? `:\n${tail}` : ''}`);
     });
   });
+}
+
+/** The end of a file (a log that may have grown for a year), '' when it cannot be read. */
+export async function lastBytes(file: string, bytes: number): Promise<string> {
+  try {
+    const fh = await open(file, 'r');
+    try {
+      const { size } = await fh.stat();
+      const at = Math.max(0, size - bytes);
+      const { buffer, bytesRead } = await fh.read(Buffer.alloc(size - at), 0, size - at, at);
+      return buffer.subarray(0, bytesRead).toString('utf8');
+    } finally {
+      await fh.close();
+    }
+  } catch {
+    return '';
+  }
 }
 
 /** IPC from the daemon child to the `start` that spawned it. */
