@@ -26,6 +26,7 @@ import {
   type PluginLogger,
   type RetryOutcome,
   type Sink,
+  type StoredDeadLetter,
   DeliveryFailure,
   reasonOf,
   transientFailure,
@@ -35,6 +36,8 @@ import {
 const PERSIST_EVERY_MS = 200;
 /** While idle, look at the log this often even without a commit notification. */
 const IDLE_POLL_MS = 5_000;
+/** Dead letters read at a time by `plugin retry`. */
+export const RETRY_PAGE = 500;
 
 interface Sleeper {
   readonly finish: () => void;
@@ -355,9 +358,31 @@ export class DeliveryLoop {
   }
 
   async #retryEach(): Promise<RetryOutcome> {
-    const letters = await listDeadLetters(this.store, this.name);
+    let retried = 0;
     let delivered = 0;
     let failed = 0;
+    // A page at a time: a long outage can leave more dead letters than are worth holding in memory.
+    for (let from = 0; !this.#stopped;) {
+      const page = await listDeadLetters(this.store, this.name, RETRY_PAGE, from);
+      if (page.length === 0) break;
+      from = page.at(-1)!.position + 1;
+      retried += page.length;
+      ({ delivered, failed } = await this.#retryPage(page, delivered, failed));
+    }
+    // A blocked event gets a fresh set of attempts, starting now.
+    this.#attempts = 0;
+    if (this.#retryPending) {
+      this.#retryPending = false;
+      await this.#persist();
+    }
+    return { retried, delivered, failed };
+  }
+
+  async #retryPage(
+    letters: readonly StoredDeadLetter[],
+    delivered: number,
+    failed: number,
+  ): Promise<{ delivered: number; failed: number }> {
     for (const d of letters) {
       if (this.#stopped) break;
       const [record] = await this.readLog(d.position, 1);
@@ -392,12 +417,6 @@ export class DeliveryLoop {
         });
       }
     }
-    // A blocked event gets a fresh set of attempts, starting now.
-    this.#attempts = 0;
-    if (this.#retryPending) {
-      this.#retryPending = false;
-      await this.#persist();
-    }
-    return { retried: letters.length, delivered, failed };
+    return { delivered, failed };
   }
 }

@@ -45,16 +45,20 @@ export async function readMappings(store: EventStore): Promise<Mappings> {
   };
 }
 
-/** A plugin's dead letters as stored (with the host's bookkeeping: see `shownDeadLetter`). */
+/**
+ * A plugin's dead letters as stored (with the host's bookkeeping: see `shownDeadLetter`), in position
+ * order, from position `from` on.
+ */
 export async function listDeadLetters(
   store: EventStore,
   name: string,
   limit?: number,
+  from = 0,
 ): Promise<StoredDeadLetter[]> {
   const prefix = K.deadLetterPrefix(name);
   const out: StoredDeadLetter[] = [];
   for await (const [, v] of store.engine.range('main', {
-    gte: prefix,
+    gte: from > 0 ? K.deadLetterKey(name, from) : prefix,
     lt: prefixEnd(prefix),
     ...(limit === undefined ? {} : { limit }),
   }))

@@ -16,8 +16,14 @@ import { configurePlugin } from '../../src/plugins/index.js';
 import { parseCsv } from '../../src/plugins/csv/rfc4180.js';
 import { CsvSink } from '../../src/plugins/csv/sink.js';
 import { JsonSink } from '../../src/plugins/json/sink.js';
-import { DeliveryLoop } from '../../src/plugins/loop.js';
-import { listDeadLetters, readConfig, readCursor, writeCursor } from '../../src/plugins/repository.js';
+import { DeliveryLoop, RETRY_PAGE } from '../../src/plugins/loop.js';
+import {
+  listDeadLetters,
+  readConfig,
+  readCursor,
+  writeCursor,
+  writeDeadLetter,
+} from '../../src/plugins/repository.js';
 import { deadLetters } from '../../src/plugins/views.js';
 import { type DeliveryItem, type Sink, transientFailure } from '../../src/plugins/types.js';
 import type { EventStore } from '../../src/store/index.js';
@@ -419,5 +425,53 @@ describe('plugin retry when the store cannot be written', () => {
     // The next request is served once the store can be written again.
     expect(await loop.requestRetry()).toMatchObject({ retried: 1, delivered: 1 });
     await loop.stop();
+  });
+});
+
+describe('plugin retry of more dead letters than one page', () => {
+  it('delivers every one, a page at a time, in position order', async () => {
+    const dir = await tempDir();
+    const store = await freshStore();
+    const file = path.join(dir, 'events.jsonl');
+    await configurePlugin(store, 'json', { path: file, ...FAST }, jane);
+    const count = 2 * RETRY_PAGE + 7;
+    const records = await store.appendMany(
+      Array.from({ length: count }, (_, i) => ({
+        aggregate_type: 'patient',
+        aggregate_id: `p-${i}`,
+        event_type: 'patient-added',
+        payload: {},
+      })),
+      jane,
+    );
+    // What a long outage leaves: every event dead-lettered, the cursor past them all.
+    const cursor = { position: store.size + 1 };
+    for (const r of records) {
+      await writeDeadLetter(
+        store,
+        {
+          plugin: 'json',
+          position: r.position,
+          aggregate_type: r.aggregate_type,
+          aggregate_id: r.aggregate_id,
+          version: r.version,
+          event_type: r.event_type,
+          event_id: r.metadata.event_id,
+          code: 'EDBX_ERR_PLUGIN_DELIVERY',
+          reason: 'outage',
+          attempts: 1,
+          dead_lettered_at: r.metadata.created_at,
+        },
+        cursor,
+      );
+    }
+    const config = (await readConfig(store, 'json'))!;
+    const sink = new JsonSink({ path: file, pretty: false });
+    const loop = new DeliveryLoop(store, config, sink, recordingLogger(), cursor);
+    loop.start();
+    expect(await loop.requestRetry()).toEqual({ retried: count, delivered: count, failed: 0 });
+    await loop.stop();
+    expect(await jsonPositions(file)).toEqual(records.map((r) => r.position));
+    expect(await listDeadLetters(store, 'json')).toEqual([]);
   });
 });
