@@ -80,6 +80,14 @@ export async function serveControl(dataDir: string, handler: ControlHandler): Pr
       return { ok: true, result: await handler(req, progress) };
     } catch (e) {
       const x = toEventDbxError(e);
+      // The server closes the store under a running command (a verify) only when it stops, after it
+      // closed this socket: the command was cut off, which the client reports as such.
+      if (x.code === 'EDBX_ERR_STORE_NOT_OPEN' && !server.listening)
+        return {
+          ok: false,
+          code: 'EDBX_ERR_COMMAND_INTERRUPTED',
+          params: { pid: process.pid, reason: 'the server stopped while the command ran' },
+        };
       return { ok: false, code: x.code, params: x.params };
     }
   }

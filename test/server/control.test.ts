@@ -9,6 +9,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { callControl, serveControl, socketPath } from '../../src/server/control.js';
+import { MemoryEngine } from '../../src/storage/memory/memory-engine.js';
+import { EventStore } from '../../src/store/index.js';
 import { expectCode } from '../helpers/expect.js';
 
 const dirs: string[] = [];
@@ -85,5 +87,39 @@ describe('a long answer (QA4 #1)', () => {
   it('still reports a server that goes silent in the middle of its answer', async () => {
     const dir = await dyingServer((socket) => socket.write('{"ok":true,"result":"aaaa'));
     await expectCode(callControl(dir, request, undefined, { idleMs: 100 }), 'EDBX_ERR_SERVER_NOT_ANSWERING');
+  });
+});
+
+describe('a command cut off by the server stopping (QA4 #9)', () => {
+  it('is reported as interrupted, not as a store that is not open', async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'edbx-ctl-'));
+    dirs.push(dir);
+    const store = await EventStore.open({ engine: new MemoryEngine() });
+    let started!: () => void;
+    const running = new Promise<void>((r) => (started = r));
+    let stopped!: () => void;
+    const stop = new Promise<void>((r) => (stopped = r));
+    // A long command (a verify) still reading when the server closes the socket, then the store.
+    const control = await serveControl(dir, async () => {
+      started();
+      await stop;
+      return store.list({ take: 1 });
+    });
+    const answer = callControl(dir, request);
+    await running;
+    control.close();
+    await store.close();
+    stopped();
+    const e = await expectCode(answer, 'EDBX_ERR_COMMAND_INTERRUPTED');
+    expect(e.message).toMatch(new RegExp(`^the server \\(PID ${process.pid}\\) went away .*stopped`));
+  });
+
+  it('is still answered with its own error while the server runs', async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'edbx-ctl-'));
+    dirs.push(dir);
+    const store = await EventStore.open({ engine: new MemoryEngine() });
+    await store.close();
+    servers.push(await serveControl(dir, async () => store.list({ take: 1 })));
+    await expectCode(callControl(dir, request), 'EDBX_ERR_STORE_NOT_OPEN');
   });
 });
