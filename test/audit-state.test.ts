@@ -10,9 +10,11 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { AesGcmCodec } from '../src/core/crypto/codec.js';
+import type { EventRecord } from '../src/core/event.js';
 import type { Schema } from '../src/core/schema.js';
 import type { Space } from '../src/storage/engine.js';
 import { prefixEnd } from '../src/storage/engine.js';
+import { MemoryEngine } from '../src/storage/memory/memory-engine.js';
 import { RocksDbEngine } from '../src/storage/rocksdb/rocksdb-engine.js';
 import {
   archiveAggregate,
@@ -376,5 +378,33 @@ describe('finding 16: opening the store never writes to repair snapshot threshol
       metadata: { issued_by: jane.issuedBy },
     });
     expect(await problems()).toEqual([]);
+  });
+});
+
+describe('an audit log of any size (QA4 #6)', () => {
+  it('reports 200,000 archivings the store does not hold, and a schema logged at version 200,000', async () => {
+    const n = 200_000;
+    const mem = await EventStore.open({ engine: new MemoryEngine() });
+    try {
+      const entry = (version: number, event_type: string, payload: Record<string, string>) =>
+        ({ version, event_type, payload }) as unknown as EventRecord;
+      const log = [
+        ...Array.from({ length: n }, (_, i) =>
+          entry(i + 1, 'schema-altered', { aggregate: 'order', schema_version: String(i + 1) }),
+        ),
+        ...Array.from({ length: n }, (_, i) =>
+          entry(n + i + 1, 'aggregate-archived', { aggregate: `order/o-${i}` }),
+        ),
+      ];
+      // Before: Math.max(...versions) and push(...problems) took one argument each: a RangeError.
+      const { problems } = await verifyAuditState(mem, log);
+      expect(problems).toHaveLength(n + 1);
+      expect(problems[0]).toBe(`schema order: missing, the audit log records version ${n}`);
+      expect(problems[n]).toBe(
+        `aggregate order/o-${n - 1}: missing, the audit log records its archiving (entry ${2 * n})`,
+      );
+    } finally {
+      await mem.close();
+    }
   });
 });

@@ -1,9 +1,11 @@
 /**
  * What the CLI prints, end to end on a real data dir (no server): stored text cannot inject terminal
- * escapes or fake lines, paging and idempotent retries read the same in every command.
+ * escapes or fake lines, paging and idempotent retries read the same in every command, and a reader
+ * that closes early ends the output quietly.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type Project, project } from './helpers/cli.js';
+import { spawn } from 'node:child_process';
+import { MAIN, type Project, project } from './helpers/cli.js';
 
 const A = ['--aggregate', 'patient', '--aggregate-id', 'p-001'];
 const ESC = '\u001b';
@@ -67,4 +69,23 @@ describe('CLI human output', () => {
     const fresh = ['--event', 'patient-updated', '--field', 'status=new'];
     expect(JSON.parse(await ok(['aggregate', 'apply', ...B, ...fresh, '--json'])).duplicate).toBe(false);
   });
+
+  it.each([[[]], [['--json']]])(
+    'ends quietly with exit 0 when the reader closes stdout early (QA4 #8) %j',
+    async (extra: string[]) => {
+      await ok(['aggregate', 'apply', '--aggregate', 'order', '--aggregate-id', 'o-9', '--event', 'placed']);
+      const child = spawn(process.execPath, [MAIN, 'aggregate', 'list', ...extra], {
+        cwd: p.dir,
+        env: p.env,
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      // The reader is gone before the command writes (`| head` that has its lines): EPIPE.
+      child.stdout.destroy();
+      let stderr = '';
+      child.stderr.on('data', (d) => (stderr += d));
+      const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+      // Before: an unhandled 'error' event, Node's stack trace on stderr and exit 1.
+      expect({ code, stderr }).toEqual({ code: 0, stderr: '' });
+    },
+  );
 });

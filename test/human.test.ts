@@ -1,6 +1,7 @@
-/** Human-readable CLI output: counts read as English ("1 event", "2 events"). */
+/** Human-readable CLI output: counts read as English ("1 event", "2 events"); tables of any size. */
 import { describe, expect, it } from 'vitest';
 import { HUMAN, resultFailed } from '../src/cli/human.js';
+import { keyValues } from '../src/cli/output.js';
 
 const plain = (s: string) => s.replace(/\x1b\[[0-9;]*m/g, '');
 
@@ -41,5 +42,31 @@ describe('human output of audit verify', () => {
     const out = plain(String(HUMAN['audit.verify']!({ report })));
     expect(out).toBe('FAIL $audit/log: missing, but its events are stored');
     expect(resultFailed('audit.verify', { report })).toBe(true);
+  });
+});
+
+describe('human output of a large listing (QA4 #6)', () => {
+  it('prints a table of 200,000 aggregates, one line each, in aligned columns', () => {
+    const n = 200_000;
+    const aggregates = Array.from({ length: n }, (_, i) => ({
+      aggregate_type: 'customer',
+      aggregate_id: `c-${i}`,
+      version: (i % 9) + 1,
+      merkle_root: 'ab'.repeat(32),
+      archived: false,
+    }));
+    // Before: Math.max(...rows) took one argument per row: "Maximum call stack size exceeded".
+    const lines = plain(String(HUMAN['aggregate.list']!({ aggregates }))).split('\n');
+    expect(lines).toHaveLength(n + 1);
+    const width = 'customer/c-199999'.length;
+    expect(lines[0]).toMatch(new RegExp(`^AGGREGATE {${width - 'AGGREGATE'.length + 2}}VERSION`));
+    expect(lines[1]).toBe(`${'customer/c-0'.padEnd(width)}  1        ${'ab'.repeat(32)}  live`);
+  });
+
+  it('prints the key-value view of an object with 200,000 keys', () => {
+    const obj = Object.fromEntries(Array.from({ length: 200_000 }, (_, i) => [`k${i}`, i]));
+    const lines = plain(keyValues(obj)).split('\n');
+    expect(lines).toHaveLength(200_000);
+    expect(lines[0]).toBe(`${'k0'.padEnd('k199999'.length)}  0`);
   });
 });

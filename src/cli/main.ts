@@ -337,6 +337,15 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
+// A reader that stops early (`eventdbx aggregate list | head`) closes the pipe: the rest of the output
+// is dropped and the command ends with its own exit code, quietly, as other Unix tools do (Node
+// ignores SIGPIPE, so the write fails with EPIPE, an unhandled 'error' event and a stack trace).
+for (const stream of [process.stdout, process.stderr])
+  stream.on('error', (e: NodeJS.ErrnoException) => {
+    if (e.code === 'EPIPE') return;
+    if (stream === process.stdout) process.exitCode = reportError(toEventDbxError(e));
+  });
+
 main(process.argv).then(
   (code) => {
     process.exitCode = code;

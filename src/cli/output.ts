@@ -31,7 +31,8 @@ export function table(rows: Array<Record<string, string | number | boolean>>, co
   if (rows.length === 0) return dim('(none)');
   const cols = columns ?? Object.keys(rows[0]!);
   const cell = (r: Record<string, unknown>, c: string) => printable(r[c] ?? '');
-  const widths = cols.map((c) => Math.max(c.length, ...rows.map((r) => cell(r, c).length)));
+  // A loop, not Math.max(...rows): one argument per row overflows the stack above ~125k rows.
+  const widths = cols.map((c) => rows.reduce((w, r) => Math.max(w, cell(r, c).length), c.length));
   const line = (cells: string[]) =>
     cells
       .map((c, i) => c.padEnd(widths[i]!))
@@ -44,7 +45,7 @@ export function table(rows: Array<Record<string, string | number | boolean>>, co
 }
 
 export function keyValues(obj: Record<string, unknown>): string {
-  const width = Math.max(...Object.keys(obj).map((k) => k.length));
+  const width = Object.keys(obj).reduce((w, k) => Math.max(w, k.length), 0);
   return Object.entries(obj)
     .map(
       ([k, v]) =>

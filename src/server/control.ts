@@ -39,7 +39,7 @@ const MAX_REQUEST = 4 * 1024 * 1024;
 const KEEPALIVE_MS = 1000;
 /** How long the client waits for the server's acknowledgement (connection included). */
 const HANDSHAKE_MS = 5000;
-/** How long the client waits between two lines once acknowledged (keepalives come every second). */
+/** How long the client waits between two reads once acknowledged (keepalives come every second). */
 const IDLE_MS = 15_000;
 
 export async function serveControl(dataDir: string, handler: ControlHandler): Promise<net.Server> {
@@ -80,6 +80,14 @@ export async function serveControl(dataDir: string, handler: ControlHandler): Pr
       return { ok: true, result: await handler(req, progress) };
     } catch (e) {
       const x = toEventDbxError(e);
+      // The server closes the store under a running command (a verify) only when it stops, after it
+      // closed this socket: the command was cut off, which the client reports as such.
+      if (x.code === 'EDBX_ERR_STORE_NOT_OPEN' && !server.listening)
+        return {
+          ok: false,
+          code: 'EDBX_ERR_COMMAND_INTERRUPTED',
+          params: { pid: process.pid, reason: 'the server stopped while the command ran' },
+        };
       return { ok: false, code: x.code, params: x.params };
     }
   }
@@ -96,19 +104,31 @@ export async function serveControl(dataDir: string, handler: ControlHandler): Pr
   return server;
 }
 
+/** How long `callControl` waits; tests shorten them. */
+export interface ControlTimeouts {
+  /** For the server's first bytes (connection included). */
+  readonly handshakeMs?: number;
+  /** Between two reads once the server answered (keepalives come every second). */
+  readonly idleMs?: number;
+}
+
 /**
  * Send a request to a running server. Resolves `undefined` when no server listens (no socket, or a
- * stale one), so the caller opens the store itself. A server that does not acknowledge within 5 s, or
- * goes silent for 15 s afterwards, is `EDBX_ERR_SERVER_NOT_ANSWERING` (never a hang).
+ * stale one), so the caller opens the store itself. A server that sends nothing within 5 s, or goes
+ * silent for 15 s afterwards, is `EDBX_ERR_SERVER_NOT_ANSWERING` (never a hang).
  */
 export function callControl(
   dataDir: string,
   req: ControlRequest,
   onProgress?: (done: number, total: number) => void,
+  timeouts: ControlTimeouts = {},
 ): Promise<{ result: unknown } | undefined> {
+  const idleMs = timeouts.idleMs ?? IDLE_MS;
   return new Promise((resolve, reject) => {
     const socket = net.connect(socketPath(dataDir));
-    let buf = '';
+    // The chunks of the line being read: an answer can be hundreds of MB, so each chunk is searched
+    // for its end once and the line joined once (appending and searching the whole was quadratic).
+    let pending: string[] = [];
     let connected = false;
     let settled = false;
     let timer: NodeJS.Timeout | undefined;
@@ -129,28 +149,35 @@ export function callControl(
         ms,
       );
     };
-    wait(HANDSHAKE_MS);
+    wait(timeouts.handshakeMs ?? HANDSHAKE_MS);
     socket.setEncoding('utf8');
     socket.on('connect', () => {
       connected = true;
       socket.write(JSON.stringify(req) + '\n');
     });
-    socket.on('data', (d: string) => {
-      buf += d;
-      for (let nl = buf.indexOf('\n'); nl >= 0; nl = buf.indexOf('\n')) {
-        const line = buf.slice(0, nl);
-        buf = buf.slice(nl + 1);
-        wait(IDLE_MS);
-        let msg: ControlMessage;
-        try {
-          msg = JSON.parse(line) as ControlMessage;
-        } catch {
-          continue; // the end of the connection reports a missing answer
-        }
-        if ('progress' in msg) onProgress?.(msg.progress[0], msg.progress[1]);
-        else if ('ok' in msg)
-          settle(() => (msg.ok ? resolve({ result: msg.result }) : reject(rebuild(msg.code, msg.params))));
+    const onLine = (line: string) => {
+      let msg: ControlMessage;
+      try {
+        msg = JSON.parse(line) as ControlMessage;
+      } catch {
+        return; // the end of the connection reports a missing answer
       }
+      if ('progress' in msg) onProgress?.(msg.progress[0], msg.progress[1]);
+      else if ('ok' in msg)
+        settle(() => (msg.ok ? resolve({ result: msg.result }) : reject(rebuild(msg.code, msg.params))));
+    };
+    socket.on('data', (d: string) => {
+      // Bytes arriving are the server answering, even in the middle of a long answer line.
+      if (!settled) wait(idleMs);
+      let start = 0;
+      for (let nl = d.indexOf('\n'); nl >= 0; nl = d.indexOf('\n', start)) {
+        pending.push(d.slice(start, nl));
+        const line = pending.join('');
+        pending = [];
+        start = nl + 1;
+        onLine(line);
+      }
+      if (start < d.length) pending.push(d.slice(start));
     });
     socket.on('error', (e: NodeJS.ErrnoException) =>
       settle(() => {

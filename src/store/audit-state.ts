@@ -115,7 +115,8 @@ export async function verifyAuditState(
   const problems: string[] = [];
   const current = await verifySchemas(store, logged, problems);
   verifyTokens(store, logged, problems);
-  problems.push(...(await verifyArchiveStates(store, log)));
+  // A loop, not push(...): one argument per problem overflows the stack above ~125k of them.
+  for (const problem of await verifyArchiveStates(store, log)) problems.push(problem);
   await verifyThresholds(store, logged, current, problems);
   return { ok: problems.length === 0, problems };
 }
@@ -143,6 +144,13 @@ async function storedSchemas(
   return out;
 }
 
+/** The highest of `versions` (-Infinity for none, as Math.max), without one argument per version. */
+function highest(versions: Iterable<number>): number {
+  let max = -Infinity;
+  for (const v of versions) max = Math.max(max, v);
+  return max;
+}
+
 /** Checks the schema records; returns each aggregate type's current schema (when it opens). */
 async function verifySchemas(
   store: EventStore,
@@ -152,9 +160,9 @@ async function verifySchemas(
   const stored = await storedSchemas(store, problems);
   const current = new Map<string, Schema>();
   for (const [aggregate, versions] of logged.schemas) {
-    const last = Math.max(...versions.keys());
+    const last = highest(versions.keys());
     const have = stored.get(aggregate);
-    const now = have && Math.max(...have.keys());
+    const now = have && highest(have.keys());
     if (have === undefined || now === undefined) {
       problems.push(`schema ${aggregate}: missing, the audit log records version ${last}`);
       continue;
@@ -177,7 +185,7 @@ async function verifySchemas(
         problems.push(`schema ${aggregate} version ${version}: stored but the audit log never recorded it`);
   }
   for (const [aggregate, versions] of stored) {
-    const now = Math.max(...versions.keys());
+    const now = highest(versions.keys());
     if (!logged.schemas.has(aggregate))
       problems.push(`schema ${aggregate}: version ${now} is stored but the audit log never recorded it`);
     const schema = versions.get(now);

@@ -1,13 +1,16 @@
 /**
- * The CLI's end of the control channel when the server goes away mid-command: the outcome is unknown,
- * and the error says so (it is not a storage error).
+ * The CLI's end of the control channel: a server that goes away mid-command leaves an unknown outcome,
+ * and the error says so (it is not a storage error); a long answer is read in linear time, and bytes
+ * still arriving count as the server answering.
  */
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { callControl, socketPath } from '../../src/server/control.js';
+import { callControl, serveControl, socketPath } from '../../src/server/control.js';
+import { MemoryEngine } from '../../src/storage/memory/memory-engine.js';
+import { EventStore } from '../../src/store/index.js';
 import { expectCode } from '../helpers/expect.js';
 
 const dirs: string[] = [];
@@ -17,7 +20,7 @@ afterEach(async () => {
   await Promise.all(dirs.splice(0).map((d) => rm(d, { recursive: true, force: true })));
 });
 
-/** A control socket that acknowledges a command, then ends the connection as `end` does. */
+/** A control socket that acknowledges a command, then hands the connection to `end`. */
 async function dyingServer(end: (socket: net.Socket) => void): Promise<string> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'edbx-ctl-'));
   dirs.push(dir);
@@ -43,5 +46,80 @@ describe('a command the server did not finish', () => {
     const dir = await dyingServer(end);
     const e = await expectCode(callControl(dir, request), 'EDBX_ERR_COMMAND_INTERRUPTED');
     expect(e.message).toMatch(/^the server \(PID 4242\) went away before the command finished .*unknown/);
+  });
+});
+
+describe('a long answer (QA4 #1)', () => {
+  it('arrives intact through a real control socket when it is tens of MB', async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'edbx-ctl-'));
+    dirs.push(dir);
+    const rows = Array.from({ length: 200_000 }, (_, i) => ({
+      id: `c-${String(i).padStart(7, '0')}`,
+      pad: 'x'.repeat(150),
+    }));
+    servers.push(await serveControl(dir, async () => rows));
+    // Before: each 64 KiB chunk was appended and the whole line searched again (quadratic), and only a
+    // complete line counted as the server answering, so this answer outlasted a 2 s idle limit.
+    const answer = await callControl(dir, request, undefined, { idleMs: 2_000 });
+    expect(answer?.result).toEqual(rows);
+  });
+
+  it('is not taken for a server that does not answer while its bytes keep arriving', async () => {
+    const parts = 30;
+    const dir = await dyingServer((socket) => {
+      let i = 0;
+      const tick = setInterval(() => {
+        if (socket.destroyed) return clearInterval(tick);
+        if (i === 0) socket.write('{"ok":true,"result":"');
+        if (i < parts) socket.write('a'.repeat(1000));
+        else {
+          clearInterval(tick);
+          socket.end('"}\n');
+        }
+        i += 1;
+      }, 20);
+    });
+    // The answer takes about 600 ms, thirty times the idle limit, sent steadily in one line.
+    const answer = await callControl(dir, request, undefined, { idleMs: 200 });
+    expect(answer?.result).toBe('a'.repeat(1000 * parts));
+  });
+
+  it('still reports a server that goes silent in the middle of its answer', async () => {
+    const dir = await dyingServer((socket) => socket.write('{"ok":true,"result":"aaaa'));
+    await expectCode(callControl(dir, request, undefined, { idleMs: 100 }), 'EDBX_ERR_SERVER_NOT_ANSWERING');
+  });
+});
+
+describe('a command cut off by the server stopping (QA4 #9)', () => {
+  it('is reported as interrupted, not as a store that is not open', async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'edbx-ctl-'));
+    dirs.push(dir);
+    const store = await EventStore.open({ engine: new MemoryEngine() });
+    let started!: () => void;
+    const running = new Promise<void>((r) => (started = r));
+    let stopped!: () => void;
+    const stop = new Promise<void>((r) => (stopped = r));
+    // A long command (a verify) still reading when the server closes the socket, then the store.
+    const control = await serveControl(dir, async () => {
+      started();
+      await stop;
+      return store.list({ take: 1 });
+    });
+    const answer = callControl(dir, request);
+    await running;
+    control.close();
+    await store.close();
+    stopped();
+    const e = await expectCode(answer, 'EDBX_ERR_COMMAND_INTERRUPTED');
+    expect(e.message).toMatch(new RegExp(`^the server \\(PID ${process.pid}\\) went away .*stopped`));
+  });
+
+  it('is still answered with its own error while the server runs', async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'edbx-ctl-'));
+    dirs.push(dir);
+    const store = await EventStore.open({ engine: new MemoryEngine() });
+    await store.close();
+    servers.push(await serveControl(dir, async () => store.list({ take: 1 })));
+    await expectCode(callControl(dir, request), 'EDBX_ERR_STORE_NOT_OPEN');
   });
 });
