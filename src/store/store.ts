@@ -620,27 +620,34 @@ export class EventStore {
     return out;
   }
 
-  /**
-   * Aggregates in key order. `after` is an exclusive cursor (`type/id` of the last item seen).
-   * System aggregates (types starting with '$') are listed only with `includeSystem`.
-   */
   /** How many aggregates the store holds (system ones with `includeSystem`), without decoding them. */
   async countAggregates(opts: { includeSystem?: boolean } = {}): Promise<number> {
     const prefix = K.metaPrefix();
     let count = 0;
-    for await (const [k] of this.engine.range('main', { gte: prefix, lt: prefixEnd(prefix) })) {
+    for await (const keys of this.engine.keyChunks('main', { gte: prefix, lt: prefixEnd(prefix) })) {
       // A type starts right after the tag byte; system types start with '$'.
-      if (opts.includeSystem || k[1] !== 0x24) count++;
+      for (const k of keys) if (opts.includeSystem || k[1] !== 0x24) count++;
     }
     return count;
   }
 
+  /**
+   * Aggregates in key order. `after` is an exclusive cursor (`type/id` of the last item seen).
+   * System aggregates (types starting with '$') are listed only with `includeSystem`. With `scopes`
+   * (a token's `type` and `type/id` patterns) only the aggregates they cover are listed, and only
+   * their key ranges are read: a token scoped to one aggregate costs one lookup, not a scan.
+   */
   async list(
-    opts: { skip?: number; take?: number; after?: string; type?: string; includeSystem?: boolean } = {},
+    opts: {
+      skip?: number;
+      take?: number;
+      after?: string;
+      type?: string;
+      includeSystem?: boolean;
+      scopes?: readonly string[];
+    } = {},
   ): Promise<AggregateSummary[]> {
-    const prefix = opts.type
-      ? Buffer.concat([K.metaPrefix(), Buffer.from(aggregateType(opts.type)), Buffer.from([0])])
-      : K.metaPrefix();
+    const spans = listSpans(opts);
     let gt: Buffer | undefined;
     if (opts.after !== undefined) {
       const slash = opts.after.indexOf('/');
@@ -652,29 +659,46 @@ export class EventStore {
         });
       gt = K.metaKey(opts.after.slice(0, slash), opts.after.slice(slash + 1));
     }
-    const skip = opts.skip ?? 0;
     const take = opts.take ?? Number.MAX_SAFE_INTEGER;
     const out: AggregateSummary[] = [];
     if (take <= 0) return out; // like events(): take 0 is an empty page, not one aggregate
-    let seen = 0;
-    // A cursor before the listed type (taken from another listing) must not widen the range.
-    const from = gt && Buffer.compare(gt, prefix) >= 0 ? { gt } : { gte: prefix };
+    // A cursor before a span (taken from another listing) must not widen it.
+    const from = (span: KeySpan) => (gt && Buffer.compare(gt, span.gte) >= 0 ? { gt } : { gte: span.gte });
+    // A long listing lets timers and other requests run (the scan's chunks resolve as microtasks).
     let scanned = 0;
-    for await (const [k, v] of this.engine.range('main', { ...from, lt: prefixEnd(prefix) })) {
-      // A long listing lets timers and other requests run (the scan's chunks resolve as microtasks).
-      if (++scanned % 1024 === 0) await new Promise((r) => setImmediate(r));
-      const { type, id } = K.decodeMetaKey(k);
-      if (type.startsWith('$') && !opts.includeSystem) continue;
-      if (seen++ < skip) continue;
-      const m = openMetaAt(this.env.codec, v, type, id);
-      out.push({
-        aggregate_type: m.aggregate_type,
-        aggregate_id: m.aggregate_id,
-        version: m.version,
-        merkle_root: m.merkle_root,
-        archived: m.archived,
-        updated_at: m.updated_at,
-      });
+    const breathe = async (n: number) => {
+      const before = scanned;
+      scanned += n;
+      if (Math.floor(scanned / 1024) > Math.floor(before / 1024)) await new Promise((r) => setImmediate(r));
+    };
+    let skip = opts.skip ?? 0;
+    // Skipped aggregates are counted by key: their metas are neither read out nor opened.
+    for (const span of spans) {
+      if (skip === 0) break;
+      if (gt && Buffer.compare(gt, span.lt) >= 0) continue;
+      for await (const keys of this.engine.keyChunks('main', { ...from(span), lt: span.lt, limit: skip })) {
+        await breathe(keys.length);
+        skip -= keys.length;
+        gt = keys.at(-1);
+      }
+    }
+    if (skip > 0) return out;
+    for (const span of spans) {
+      if (gt && Buffer.compare(gt, span.lt) >= 0) continue;
+      const limit = take - out.length;
+      for await (const [k, v] of this.engine.range('main', { ...from(span), lt: span.lt, limit })) {
+        await breathe(1);
+        const { type, id } = K.decodeMetaKey(k);
+        const m = openMetaAt(this.env.codec, v, type, id);
+        out.push({
+          aggregate_type: m.aggregate_type,
+          aggregate_id: m.aggregate_id,
+          version: m.version,
+          merkle_root: m.merkle_root,
+          archived: m.archived,
+          updated_at: m.updated_at,
+        });
+      }
       if (out.length >= take) break;
     }
     return out;
@@ -757,6 +781,57 @@ async function checkLayout(engine: StorageEngine, events: number): Promise<void>
   }
   await engine.close();
   throw err('EDBX_ERR_STORE_LAYOUT', { found, expected: STORAGE_LAYOUT });
+}
+
+/** A range of meta keys: `gte` inclusive, `lt` exclusive. */
+interface KeySpan {
+  readonly gte: Buffer;
+  readonly lt: Buffer;
+}
+
+/**
+ * The meta key ranges a listing reads, in key order, disjoint. System types all start with '$',
+ * which sorts below every character a type name may use, so hiding them is leaving out one range.
+ */
+function listSpans(opts: { type?: string; includeSystem?: boolean; scopes?: readonly string[] }): KeySpan[] {
+  const typeSpan = (type: string): KeySpan => {
+    const prefix = Buffer.concat([K.metaPrefix(), Buffer.from(type), Buffer.from([0])]);
+    return { gte: prefix, lt: prefixEnd(prefix) };
+  };
+  const type = opts.type === undefined ? undefined : aggregateType(opts.type);
+  if (opts.scopes === undefined) {
+    if (type !== undefined) return [typeSpan(type)];
+    const meta = K.metaPrefix();
+    if (opts.includeSystem) return [{ gte: meta, lt: prefixEnd(meta) }];
+    const system = Buffer.concat([meta, Buffer.from('$')]);
+    return [
+      { gte: meta, lt: system },
+      { gte: prefixEnd(system), lt: prefixEnd(meta) },
+    ];
+  }
+  const spans: KeySpan[] = [];
+  for (const scope of opts.scopes) {
+    const slash = scope.indexOf('/');
+    const scopeType = slash < 0 ? scope : scope.slice(0, slash);
+    if (type !== undefined && scopeType !== type) continue;
+    if (scopeType.startsWith('$') && !opts.includeSystem) continue;
+    if (slash < 0) spans.push(typeSpan(scope));
+    else {
+      const key = K.metaKey(scopeType, scope.slice(slash + 1));
+      // The successor of a key in byte order is the key followed by 0x00.
+      spans.push({ gte: key, lt: Buffer.concat([key, Buffer.from([0])]) });
+    }
+  }
+  // Overlapping scopes (`patient` and `patient/p-1`) list each aggregate once.
+  spans.sort((a, b) => Buffer.compare(a.gte, b.gte));
+  const merged: KeySpan[] = [];
+  for (const span of spans) {
+    const last = merged.at(-1);
+    if (last && Buffer.compare(span.gte, last.lt) <= 0) {
+      if (Buffer.compare(span.lt, last.lt) > 0) merged[merged.length - 1] = { gte: last.gte, lt: span.lt };
+    } else merged.push(span);
+  }
+  return merged;
 }
 
 function prefetchOf(reqs: readonly AppendRequest[]): Prefetch {
