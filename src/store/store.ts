@@ -72,6 +72,17 @@ const DEFAULT_SEGMENT_EVENTS = 10_000;
 export const defaultVerifyThreads = (): number => Math.min(2, availableParallelism());
 
 export const DEFAULT_MEMORY_THRESHOLD = 10_000;
+/** Events decoded per chunk of `scanEvents`: what a streaming reader holds at a time. */
+const EVENT_CHUNK = 512;
+
+/** A range of an aggregate's events: versions `fromVersion`..`toVersion`, then `skip` and `take`. */
+export interface EventRangeOptions {
+  readonly skip?: number;
+  readonly take?: number;
+  readonly reverse?: boolean;
+  readonly fromVersion?: number;
+  readonly toVersion?: number;
+}
 export const AUDIT_TYPE = '$audit';
 export const AUDIT_ID = 'log';
 
@@ -476,11 +487,7 @@ export class EventStore {
   }
 
   /** Events of an aggregate in version order (or newest first with `reverse`). */
-  async events(
-    type: string,
-    id: string,
-    opts: { skip?: number; take?: number; reverse?: boolean; fromVersion?: number; toVersion?: number } = {},
-  ): Promise<EventRecord[]> {
+  async events(type: string, id: string, opts: EventRangeOptions = {}): Promise<EventRecord[]> {
     aggregateType(type);
     aggregateId(id);
     const { space, live } = await this.#spaceOf(type, id);
@@ -497,16 +504,35 @@ export class EventStore {
     space: Space,
     type: string,
     id: string,
-    opts: { skip?: number; take?: number; reverse?: boolean; fromVersion?: number; toVersion?: number } = {},
+    opts: EventRangeOptions = {},
   ): Promise<EventRecord[]> {
+    const out: EventRecord[] = [];
+    for await (const chunk of this.scanEvents(space, type, id, opts)) {
+      for (const e of chunk) out.push(e);
+    }
+    return out;
+  }
+
+  /**
+   * `readEvents` a chunk at a time, with the same checks: a caller that folds or streams the chunks
+   * as they come holds one chunk, not the whole range. A gap is refused when it is met, so a caller
+   * may have consumed earlier chunks before the error: it must not use what it built from them.
+   */
+  async *scanEvents(
+    space: Space,
+    type: string,
+    id: string,
+    opts: EventRangeOptions = {},
+  ): AsyncGenerator<EventRecord[]> {
     const from = Math.max(1, opts.fromVersion ?? 1);
     const to = opts.toVersion ?? Number.MAX_SAFE_INTEGER;
-    if (to < from) return [];
+    if (to < from) return;
     const skip = opts.skip ?? 0;
     const take = opts.take;
     const reverse = opts.reverse ?? false;
     const bounded = to !== Number.MAX_SAFE_INTEGER;
-    const out: EventRecord[] = [];
+    let chunk: EventRecord[] = [];
+    let served = 0;
     let seen = 0;
     // The version the next record must have (unknown for the first of a reverse read without a bound).
     let next: number | undefined = reverse ? (bounded ? to : undefined) : from;
@@ -525,13 +551,19 @@ export class EventStore {
       if (next !== undefined && version !== next) throw missing(next);
       next = reverse ? version - 1 : version + 1;
       if (seen++ < skip) continue;
-      out.push(openEventAt(this.env.codec, v, type, id, version));
+      chunk.push(openEventAt(this.env.codec, v, type, id, version));
+      if (chunk.length >= EVENT_CHUNK) {
+        served += chunk.length;
+        yield chunk;
+        chunk = [];
+      }
     }
+    served += chunk.length;
     if (bounded) {
       const expected = Math.max(0, Math.min(take ?? Number.MAX_SAFE_INTEGER, to - from + 1 - skip));
-      if (out.length < expected) throw missing(next ?? (reverse ? to : from));
+      if (served < expected) throw missing(next ?? (reverse ? to : from));
     }
-    return out;
+    if (chunk.length > 0) yield chunk;
   }
 
   /** State of an aggregate now, or at `version` (rebuilt from the nearest snapshot at or below it). */
@@ -561,22 +593,32 @@ export class EventStore {
       state = current.state;
     } else {
       const snap = await this.#nearestSnapshot(space, type, id, at);
+      // Folded while the events are read, a chunk at a time: a long history since the snapshot is
+      // never held whole (concurrent reads of old versions would each hold theirs).
+      state = snap?.state ?? {};
+      let last: EventRecord | undefined;
       // From the event at the snapshot's version: the snapshot must carry that event's root.
-      const events = await this.readEvents(space, type, id, {
+      for await (const chunk of this.scanEvents(space, type, id, {
         fromVersion: snap?.version ?? 1,
         toVersion: at,
-      });
-      if (snap && events[0]!.merkle_root !== snap.merkle_root) {
-        throw err('EDBX_ERR_INTEGRITY', {
-          where: `snapshot of ${type}/${id}@${snap.version}`,
-          reason: 'its merkle_root is not that of the event at its version',
-        });
+      })) {
+        for (const e of chunk) {
+          if (last === undefined && snap) {
+            if (e.merkle_root !== snap.merkle_root) {
+              throw err('EDBX_ERR_INTEGRITY', {
+                where: `snapshot of ${type}/${id}@${snap.version}`,
+                reason: 'its merkle_root is not that of the event at its version',
+              });
+            }
+          } else state = foldState(state, e.payload);
+          last = e;
+        }
+        // A long fold lets timers and other requests run (the scan's chunks resolve as microtasks).
+        await new Promise((r) => setImmediate(r));
       }
-      state = events.slice(snap ? 1 : 0).reduce((s, e) => foldState(s, e.payload), snap?.state ?? {});
-      const last = events.at(-1)!;
-      merkleRoot = last.merkle_root;
+      merkleRoot = last!.merkle_root;
       // The time of the event at `at` (not when a snapshot of it was taken).
-      updatedAt = last.metadata.created_at;
+      updatedAt = last!.metadata.created_at;
     }
     const view: AggregateView = {
       aggregate_type: type,
