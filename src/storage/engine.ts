@@ -123,6 +123,15 @@ export abstract class StorageEngine {
   }
 
   /**
+   * Keys only, in key order, a chunk at a time: for scans that count or skip entries without opening
+   * them (RocksDB then makes no value Buffers).
+   */
+  keyChunks(space: Space, options: RangeOptions = {}): AsyncIterable<Buffer[]> {
+    this.#check();
+    return this._keyChunks(space, options);
+  }
+
+  /**
    * A token another thread of this process can attach to, reading the same open database (RocksDB's
    * native handle); undefined when the engine cannot be shared (the in-memory engine). Before the
    * database closes, the engine calls `release` and waits for it: whoever attached must have let go
@@ -149,6 +158,19 @@ export abstract class StorageEngine {
     let chunk: Buffer[] = [];
     for await (const [, value] of this._range(space, options)) {
       chunk.push(value);
+      if (chunk.length >= 1000) {
+        yield chunk;
+        chunk = [];
+      }
+    }
+    if (chunk.length > 0) yield chunk;
+  }
+
+  /** Engines may override with something cheaper than chunking `range`. */
+  protected async *_keyChunks(space: Space, options: RangeOptions): AsyncIterable<Buffer[]> {
+    let chunk: Buffer[] = [];
+    for await (const [key] of this._range(space, options)) {
+      chunk.push(key);
       if (chunk.length >= 1000) {
         yield chunk;
         chunk = [];

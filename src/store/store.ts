@@ -72,6 +72,17 @@ const DEFAULT_SEGMENT_EVENTS = 10_000;
 export const defaultVerifyThreads = (): number => Math.min(2, availableParallelism());
 
 export const DEFAULT_MEMORY_THRESHOLD = 10_000;
+/** Events decoded per chunk of `scanEvents`: what a streaming reader holds at a time. */
+const EVENT_CHUNK = 512;
+
+/** A range of an aggregate's events: versions `fromVersion`..`toVersion`, then `skip` and `take`. */
+export interface EventRangeOptions {
+  readonly skip?: number;
+  readonly take?: number;
+  readonly reverse?: boolean;
+  readonly fromVersion?: number;
+  readonly toVersion?: number;
+}
 export const AUDIT_TYPE = '$audit';
 export const AUDIT_ID = 'log';
 
@@ -476,11 +487,7 @@ export class EventStore {
   }
 
   /** Events of an aggregate in version order (or newest first with `reverse`). */
-  async events(
-    type: string,
-    id: string,
-    opts: { skip?: number; take?: number; reverse?: boolean; fromVersion?: number; toVersion?: number } = {},
-  ): Promise<EventRecord[]> {
+  async events(type: string, id: string, opts: EventRangeOptions = {}): Promise<EventRecord[]> {
     aggregateType(type);
     aggregateId(id);
     const { space, live } = await this.#spaceOf(type, id);
@@ -497,16 +504,35 @@ export class EventStore {
     space: Space,
     type: string,
     id: string,
-    opts: { skip?: number; take?: number; reverse?: boolean; fromVersion?: number; toVersion?: number } = {},
+    opts: EventRangeOptions = {},
   ): Promise<EventRecord[]> {
+    const out: EventRecord[] = [];
+    for await (const chunk of this.scanEvents(space, type, id, opts)) {
+      for (const e of chunk) out.push(e);
+    }
+    return out;
+  }
+
+  /**
+   * `readEvents` a chunk at a time, with the same checks: a caller that folds or streams the chunks
+   * as they come holds one chunk, not the whole range. A gap is refused when it is met, so a caller
+   * may have consumed earlier chunks before the error: it must not use what it built from them.
+   */
+  async *scanEvents(
+    space: Space,
+    type: string,
+    id: string,
+    opts: EventRangeOptions = {},
+  ): AsyncGenerator<EventRecord[]> {
     const from = Math.max(1, opts.fromVersion ?? 1);
     const to = opts.toVersion ?? Number.MAX_SAFE_INTEGER;
-    if (to < from) return [];
+    if (to < from) return;
     const skip = opts.skip ?? 0;
     const take = opts.take;
     const reverse = opts.reverse ?? false;
     const bounded = to !== Number.MAX_SAFE_INTEGER;
-    const out: EventRecord[] = [];
+    let chunk: EventRecord[] = [];
+    let served = 0;
     let seen = 0;
     // The version the next record must have (unknown for the first of a reverse read without a bound).
     let next: number | undefined = reverse ? (bounded ? to : undefined) : from;
@@ -525,13 +551,19 @@ export class EventStore {
       if (next !== undefined && version !== next) throw missing(next);
       next = reverse ? version - 1 : version + 1;
       if (seen++ < skip) continue;
-      out.push(openEventAt(this.env.codec, v, type, id, version));
+      chunk.push(openEventAt(this.env.codec, v, type, id, version));
+      if (chunk.length >= EVENT_CHUNK) {
+        served += chunk.length;
+        yield chunk;
+        chunk = [];
+      }
     }
+    served += chunk.length;
     if (bounded) {
       const expected = Math.max(0, Math.min(take ?? Number.MAX_SAFE_INTEGER, to - from + 1 - skip));
-      if (out.length < expected) throw missing(next ?? (reverse ? to : from));
+      if (served < expected) throw missing(next ?? (reverse ? to : from));
     }
-    return out;
+    if (chunk.length > 0) yield chunk;
   }
 
   /** State of an aggregate now, or at `version` (rebuilt from the nearest snapshot at or below it). */
@@ -561,22 +593,32 @@ export class EventStore {
       state = current.state;
     } else {
       const snap = await this.#nearestSnapshot(space, type, id, at);
+      // Folded while the events are read, a chunk at a time: a long history since the snapshot is
+      // never held whole (concurrent reads of old versions would each hold theirs).
+      state = snap?.state ?? {};
+      let last: EventRecord | undefined;
       // From the event at the snapshot's version: the snapshot must carry that event's root.
-      const events = await this.readEvents(space, type, id, {
+      for await (const chunk of this.scanEvents(space, type, id, {
         fromVersion: snap?.version ?? 1,
         toVersion: at,
-      });
-      if (snap && events[0]!.merkle_root !== snap.merkle_root) {
-        throw err('EDBX_ERR_INTEGRITY', {
-          where: `snapshot of ${type}/${id}@${snap.version}`,
-          reason: 'its merkle_root is not that of the event at its version',
-        });
+      })) {
+        for (const e of chunk) {
+          if (last === undefined && snap) {
+            if (e.merkle_root !== snap.merkle_root) {
+              throw err('EDBX_ERR_INTEGRITY', {
+                where: `snapshot of ${type}/${id}@${snap.version}`,
+                reason: 'its merkle_root is not that of the event at its version',
+              });
+            }
+          } else state = foldState(state, e.payload);
+          last = e;
+        }
+        // A long fold lets timers and other requests run (the scan's chunks resolve as microtasks).
+        await new Promise((r) => setImmediate(r));
       }
-      state = events.slice(snap ? 1 : 0).reduce((s, e) => foldState(s, e.payload), snap?.state ?? {});
-      const last = events.at(-1)!;
-      merkleRoot = last.merkle_root;
+      merkleRoot = last!.merkle_root;
       // The time of the event at `at` (not when a snapshot of it was taken).
-      updatedAt = last.metadata.created_at;
+      updatedAt = last!.metadata.created_at;
     }
     const view: AggregateView = {
       aggregate_type: type,
@@ -620,27 +662,34 @@ export class EventStore {
     return out;
   }
 
-  /**
-   * Aggregates in key order. `after` is an exclusive cursor (`type/id` of the last item seen).
-   * System aggregates (types starting with '$') are listed only with `includeSystem`.
-   */
   /** How many aggregates the store holds (system ones with `includeSystem`), without decoding them. */
   async countAggregates(opts: { includeSystem?: boolean } = {}): Promise<number> {
     const prefix = K.metaPrefix();
     let count = 0;
-    for await (const [k] of this.engine.range('main', { gte: prefix, lt: prefixEnd(prefix) })) {
+    for await (const keys of this.engine.keyChunks('main', { gte: prefix, lt: prefixEnd(prefix) })) {
       // A type starts right after the tag byte; system types start with '$'.
-      if (opts.includeSystem || k[1] !== 0x24) count++;
+      for (const k of keys) if (opts.includeSystem || k[1] !== 0x24) count++;
     }
     return count;
   }
 
+  /**
+   * Aggregates in key order. `after` is an exclusive cursor (`type/id` of the last item seen).
+   * System aggregates (types starting with '$') are listed only with `includeSystem`. With `scopes`
+   * (a token's `type` and `type/id` patterns) only the aggregates they cover are listed, and only
+   * their key ranges are read: a token scoped to one aggregate costs one lookup, not a scan.
+   */
   async list(
-    opts: { skip?: number; take?: number; after?: string; type?: string; includeSystem?: boolean } = {},
+    opts: {
+      skip?: number;
+      take?: number;
+      after?: string;
+      type?: string;
+      includeSystem?: boolean;
+      scopes?: readonly string[];
+    } = {},
   ): Promise<AggregateSummary[]> {
-    const prefix = opts.type
-      ? Buffer.concat([K.metaPrefix(), Buffer.from(aggregateType(opts.type)), Buffer.from([0])])
-      : K.metaPrefix();
+    const spans = listSpans(opts);
     let gt: Buffer | undefined;
     if (opts.after !== undefined) {
       const slash = opts.after.indexOf('/');
@@ -652,29 +701,46 @@ export class EventStore {
         });
       gt = K.metaKey(opts.after.slice(0, slash), opts.after.slice(slash + 1));
     }
-    const skip = opts.skip ?? 0;
     const take = opts.take ?? Number.MAX_SAFE_INTEGER;
     const out: AggregateSummary[] = [];
     if (take <= 0) return out; // like events(): take 0 is an empty page, not one aggregate
-    let seen = 0;
-    // A cursor before the listed type (taken from another listing) must not widen the range.
-    const from = gt && Buffer.compare(gt, prefix) >= 0 ? { gt } : { gte: prefix };
+    // A cursor before a span (taken from another listing) must not widen it.
+    const from = (span: KeySpan) => (gt && Buffer.compare(gt, span.gte) >= 0 ? { gt } : { gte: span.gte });
+    // A long listing lets timers and other requests run (the scan's chunks resolve as microtasks).
     let scanned = 0;
-    for await (const [k, v] of this.engine.range('main', { ...from, lt: prefixEnd(prefix) })) {
-      // A long listing lets timers and other requests run (the scan's chunks resolve as microtasks).
-      if (++scanned % 1024 === 0) await new Promise((r) => setImmediate(r));
-      const { type, id } = K.decodeMetaKey(k);
-      if (type.startsWith('$') && !opts.includeSystem) continue;
-      if (seen++ < skip) continue;
-      const m = openMetaAt(this.env.codec, v, type, id);
-      out.push({
-        aggregate_type: m.aggregate_type,
-        aggregate_id: m.aggregate_id,
-        version: m.version,
-        merkle_root: m.merkle_root,
-        archived: m.archived,
-        updated_at: m.updated_at,
-      });
+    const breathe = async (n: number) => {
+      const before = scanned;
+      scanned += n;
+      if (Math.floor(scanned / 1024) > Math.floor(before / 1024)) await new Promise((r) => setImmediate(r));
+    };
+    let skip = opts.skip ?? 0;
+    // Skipped aggregates are counted by key: their metas are neither read out nor opened.
+    for (const span of spans) {
+      if (skip === 0) break;
+      if (gt && Buffer.compare(gt, span.lt) >= 0) continue;
+      for await (const keys of this.engine.keyChunks('main', { ...from(span), lt: span.lt, limit: skip })) {
+        await breathe(keys.length);
+        skip -= keys.length;
+        gt = keys.at(-1);
+      }
+    }
+    if (skip > 0) return out;
+    for (const span of spans) {
+      if (gt && Buffer.compare(gt, span.lt) >= 0) continue;
+      const limit = take - out.length;
+      for await (const [k, v] of this.engine.range('main', { ...from(span), lt: span.lt, limit })) {
+        await breathe(1);
+        const { type, id } = K.decodeMetaKey(k);
+        const m = openMetaAt(this.env.codec, v, type, id);
+        out.push({
+          aggregate_type: m.aggregate_type,
+          aggregate_id: m.aggregate_id,
+          version: m.version,
+          merkle_root: m.merkle_root,
+          archived: m.archived,
+          updated_at: m.updated_at,
+        });
+      }
       if (out.length >= take) break;
     }
     return out;
@@ -757,6 +823,57 @@ async function checkLayout(engine: StorageEngine, events: number): Promise<void>
   }
   await engine.close();
   throw err('EDBX_ERR_STORE_LAYOUT', { found, expected: STORAGE_LAYOUT });
+}
+
+/** A range of meta keys: `gte` inclusive, `lt` exclusive. */
+interface KeySpan {
+  readonly gte: Buffer;
+  readonly lt: Buffer;
+}
+
+/**
+ * The meta key ranges a listing reads, in key order, disjoint. System types all start with '$',
+ * which sorts below every character a type name may use, so hiding them is leaving out one range.
+ */
+function listSpans(opts: { type?: string; includeSystem?: boolean; scopes?: readonly string[] }): KeySpan[] {
+  const typeSpan = (type: string): KeySpan => {
+    const prefix = Buffer.concat([K.metaPrefix(), Buffer.from(type), Buffer.from([0])]);
+    return { gte: prefix, lt: prefixEnd(prefix) };
+  };
+  const type = opts.type === undefined ? undefined : aggregateType(opts.type);
+  if (opts.scopes === undefined) {
+    if (type !== undefined) return [typeSpan(type)];
+    const meta = K.metaPrefix();
+    if (opts.includeSystem) return [{ gte: meta, lt: prefixEnd(meta) }];
+    const system = Buffer.concat([meta, Buffer.from('$')]);
+    return [
+      { gte: meta, lt: system },
+      { gte: prefixEnd(system), lt: prefixEnd(meta) },
+    ];
+  }
+  const spans: KeySpan[] = [];
+  for (const scope of opts.scopes) {
+    const slash = scope.indexOf('/');
+    const scopeType = slash < 0 ? scope : scope.slice(0, slash);
+    if (type !== undefined && scopeType !== type) continue;
+    if (scopeType.startsWith('$') && !opts.includeSystem) continue;
+    if (slash < 0) spans.push(typeSpan(scope));
+    else {
+      const key = K.metaKey(scopeType, scope.slice(slash + 1));
+      // The successor of a key in byte order is the key followed by 0x00.
+      spans.push({ gte: key, lt: Buffer.concat([key, Buffer.from([0])]) });
+    }
+  }
+  // Overlapping scopes (`patient` and `patient/p-1`) list each aggregate once.
+  spans.sort((a, b) => Buffer.compare(a.gte, b.gte));
+  const merged: KeySpan[] = [];
+  for (const span of spans) {
+    const last = merged.at(-1);
+    if (last && Buffer.compare(span.gte, last.lt) <= 0) {
+      if (Buffer.compare(span.lt, last.lt) > 0) merged[merged.length - 1] = { gte: last.gte, lt: span.lt };
+    } else merged.push(span);
+  }
+  return merged;
 }
 
 function prefetchOf(reqs: readonly AppendRequest[]): Prefetch {

@@ -346,6 +346,33 @@ export function storageContract(
           expect(tail[1499]![0]).toEqual(key(n - 1500));
         }));
 
+      it('hands over the keys (keyChunks) and the values (valueChunks) that range does, in chunks', () =>
+        withEngine(async (engine) => {
+          const n = 2500;
+          const key = (i: number): Buffer => b(`k${String(i).padStart(5, '0')}`);
+          await engine.write(
+            Array.from({ length: n }, (_, i) => put('main', key(i), `v${i}`)),
+            { sync: false },
+          );
+          const flat = async (chunks: AsyncIterable<Buffer[]>): Promise<string[]> => {
+            const out: string[] = [];
+            for await (const chunk of chunks) {
+              expect(chunk.length).toBeGreaterThan(0);
+              out.push(...chunk.map(hex));
+            }
+            return out;
+          };
+          for (const options of [
+            {},
+            { gt: key(10), lte: key(2100), reverse: true, limit: 1200 },
+            { limit: 0 },
+          ]) {
+            const entries = await collect(engine.range('main', options));
+            expect(await flat(engine.keyChunks('main', options))).toEqual(entries.map(([k]) => hex(k)));
+            expect(await flat(engine.valueChunks('main', options))).toEqual(entries.map(([, v]) => hex(v)));
+          }
+        }));
+
       it('is not disturbed by writes made while it iterates', () =>
         withEngine(async (engine) => {
           const n = 2500;

@@ -2,7 +2,7 @@
 import type { FastifyInstance } from 'fastify';
 import { err } from '../../core/errors.js';
 import { version as parseVersion, wholeNumber } from '../../core/names.js';
-import { type TokenRecord, scopeCovers } from '../../core/tokens.js';
+import type { TokenRecord } from '../../core/tokens.js';
 import { aggregateConsistencyProof, eventInclusionProof, verifyNamed } from '../../store/index.js';
 import type { AppendRequest } from '../../store/types.js';
 import type { RouteContext } from '../app.js';
@@ -52,31 +52,15 @@ export async function aggregateRoutes(app: FastifyInstance, ctx: RouteContext): 
     const t = read(req);
     const take = num(req.query, 'take', DEFAULT_PAGE, 1, MAX_PAGE);
     const after = decodeCursor(req.query.cursor, isKeyCursor)?.k;
-    const items = [];
-    // Scoped tokens see only the aggregates they may read; their `skip` counts visible ones only.
-    const scoped = t.scopes.length > 0;
-    let cursor = after;
-    let skip = num(req.query, 'skip', 0);
-    for (;;) {
-      const page = await store.list({
-        skip: scoped ? 0 : skip,
-        take: take + 1,
-        ...(cursor ? { after: cursor } : {}),
-        ...(req.query.type ? { type: req.query.type } : {}),
-      });
-      if (!scoped) skip = 0;
-      for (const a of page) {
-        cursor = `${a.aggregate_type}/${a.aggregate_id}`;
-        if (scoped && !t.scopes.some((s) => scopeCovers(s, a.aggregate_type, a.aggregate_id))) continue;
-        if (skip > 0) {
-          skip--;
-          continue;
-        }
-        items.push(a);
-        if (items.length > take) break;
-      }
-      if (items.length > take || page.length < take + 1) break;
-    }
+    // Scoped tokens see only the aggregates they may read (their `skip` counts those only); the
+    // store reads only what the scopes cover.
+    const items = await store.list({
+      skip: num(req.query, 'skip', 0),
+      take: take + 1,
+      ...(after ? { after } : {}),
+      ...(req.query.type ? { type: req.query.type } : {}),
+      ...(t.scopes.length > 0 ? { scopes: t.scopes } : {}),
+    });
     const more = items.length > take;
     const shown = items.slice(0, take);
     const last = shown.at(-1);

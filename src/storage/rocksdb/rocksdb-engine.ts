@@ -244,12 +244,17 @@ export class RocksDbEngine extends StorageEngine {
 
   protected _range(space: Space, options: RangeOptions): AsyncIterable<[Buffer, Buffer]> {
     const { db, column } = this.#handles(space);
-    return iterate(db, column, normalizeRange(options), true, this.#attachedTo !== undefined);
+    return iterate(db, column, normalizeRange(options), 'entries', this.#attachedTo !== undefined);
   }
 
   protected override _valueChunks(space: Space, options: RangeOptions): AsyncIterable<Buffer[]> {
     const { db, column } = this.#handles(space);
-    return iterate(db, column, normalizeRange(options), false, this.#attachedTo !== undefined);
+    return iterate(db, column, normalizeRange(options), 'values', this.#attachedTo !== undefined);
+  }
+
+  protected override _keyChunks(space: Space, options: RangeOptions): AsyncIterable<Buffer[]> {
+    const { db, column } = this.#handles(space);
+    return iterate(db, column, normalizeRange(options), 'keys', this.#attachedTo !== undefined);
   }
 
   #handles(space: Space): { db: Db; column: Column; columns: Record<Space, Column> } {
@@ -303,6 +308,9 @@ function normalizeRange(options: RangeOptions): NativeRange {
 
 const successor = (key: Buffer): Buffer => Buffer.concat([key, Buffer.alloc(1)]);
 
+/** What an iteration hands over: entries, or chunks of values only or keys only. */
+type IterateMode = 'entries' | 'values' | 'keys';
+
 /**
  * The native iterator is created on the first `next()` and reads from an implicit RocksDB snapshot
  * taken then, so concurrent writes never disturb an iteration in progress.
@@ -311,21 +319,21 @@ function iterate(
   db: Db,
   column: Column,
   range: NativeRange,
-  keys: true,
+  mode: 'entries',
   sync: boolean,
 ): AsyncGenerator<[Buffer, Buffer]>;
 function iterate(
   db: Db,
   column: Column,
   range: NativeRange,
-  keys: false,
+  mode: 'values' | 'keys',
   sync: boolean,
 ): AsyncGenerator<Buffer[]>;
 async function* iterate(
   db: Db,
   column: Column,
   range: NativeRange,
-  keys: boolean,
+  mode: IterateMode,
   sync: boolean,
 ): AsyncGenerator<[Buffer, Buffer] | Buffer[]> {
   if (range.empty) return;
@@ -333,7 +341,8 @@ async function* iterate(
   try {
     it = db.iterator({
       ...bufferOptions(column),
-      keys,
+      keys: mode !== 'values',
+      values: mode !== 'keys',
       ...(range.gte === undefined ? {} : { gte: range.gte }),
       ...(range.lt === undefined ? {} : { lt: range.lt }),
       reverse: range.reverse,
@@ -342,7 +351,7 @@ async function* iterate(
   } catch (e) {
     throw ioError(e);
   }
-  if (sync) return yield* readSync(it as unknown as SyncIterator, keys);
+  if (sync) return yield* readSync(it as unknown as SyncIterator, mode);
   // Once a caller comes back for a second chunk it is scanning: from then on the next chunk is read
   // (on the thread pool) while the caller works through the current one.
   let next: Promise<[Buffer, Buffer][]> | undefined = it.nextv(NEXTV_SIZE);
@@ -358,8 +367,8 @@ async function* iterate(
       }
       if (entries.length === 0) return;
       if (chunk > 1) next = it.nextv(NEXTV_SIZE);
-      if (keys) yield* entries;
-      else yield entries.map((e) => e[1]);
+      if (mode === 'entries') yield* entries;
+      else yield entries.map((e) => e[mode === 'keys' ? 0 : 1]);
       next ??= it.nextv(NEXTV_SIZE);
     }
   } finally {
@@ -375,7 +384,7 @@ interface SyncIterator {
   close(): Promise<void>;
 }
 
-async function* readSync(it: SyncIterator, keys: boolean): AsyncGenerator<[Buffer, Buffer] | Buffer[]> {
+async function* readSync(it: SyncIterator, mode: IterateMode): AsyncGenerator<[Buffer, Buffer] | Buffer[]> {
   try {
     for (;;) {
       let read: { rows: Buffer[]; finished: boolean };
@@ -385,12 +394,13 @@ async function* readSync(it: SyncIterator, keys: boolean): AsyncGenerator<[Buffe
         throw ioError(e);
       }
       const { rows } = read;
-      if (keys) {
+      if (mode === 'entries') {
         for (let i = 0; i < rows.length; i += 2) yield [rows[i] as Buffer, rows[i + 1] as Buffer];
       } else if (rows.length > 0) {
-        const values = new Array<Buffer>(rows.length / 2);
-        for (let i = 1; i < rows.length; i += 2) values[(i - 1) / 2] = rows[i] as Buffer;
-        yield values;
+        const column = new Array<Buffer>(rows.length / 2);
+        const at = mode === 'keys' ? 0 : 1;
+        for (let i = at; i < rows.length; i += 2) column[(i - at) / 2] = rows[i] as Buffer;
+        yield column;
       }
       if (read.finished || rows.length === 0) return;
     }

@@ -53,6 +53,8 @@ declare module '@nxtedition/rocksdb' {
       limit?: number;
       /** false: entries carry `undefined` keys (no key Buffers are made). */
       keys?: boolean;
+      /** false: entries carry `undefined` values (no value Buffers are made). */
+      values?: boolean;
     }
 
     type BatchOp =
