@@ -13,7 +13,7 @@
  * in flight: a lone append then skips two thread hand-overs (~0.1 ms here).
  */
 import rocks from '@nxtedition/rocksdb';
-import { err, EventDbxError } from '../../core/errors.js';
+import { err, EventDbxError, throwIfAborted } from '../../core/errors.js';
 import { SPACES, StorageEngine } from '../engine.js';
 import type { RangeOptions, Space, WriteOp, WriteOptions } from '../engine.js';
 import { NativeBatchWriter } from './native-batch.js';
@@ -270,6 +270,7 @@ interface NativeRange {
   /** -1: unlimited. */
   readonly limit: number;
   readonly empty: boolean;
+  readonly signal: AbortSignal | undefined;
 }
 
 /**
@@ -298,7 +299,8 @@ function normalizeRange(options: RangeOptions): NativeRange {
     limit === 0 ||
     (lt !== undefined && lt.length === 0) ||
     (gte !== undefined && lt !== undefined && Buffer.compare(gte, lt) >= 0);
-  return { gte, lt, reverse: options.reverse === true, limit: limit > MAX_INT32 ? -1 : limit, empty };
+  const reverse = options.reverse === true;
+  return { gte, lt, reverse, limit: limit > MAX_INT32 ? -1 : limit, empty, signal: options.signal };
 }
 
 const successor = (key: Buffer): Buffer => Buffer.concat([key, Buffer.alloc(1)]);
@@ -342,7 +344,7 @@ async function* iterate(
   } catch (e) {
     throw ioError(e);
   }
-  if (sync) return yield* readSync(it as unknown as SyncIterator, keys);
+  if (sync) return yield* readSync(it as unknown as SyncIterator, keys, range.signal);
   // Once a caller comes back for a second chunk it is scanning: from then on the next chunk is read
   // (on the thread pool) while the caller works through the current one.
   let next: Promise<[Buffer, Buffer][]> | undefined = it.nextv(NEXTV_SIZE);
@@ -357,6 +359,7 @@ async function* iterate(
         next = undefined;
       }
       if (entries.length === 0) return;
+      throwIfAborted(range.signal);
       if (chunk > 1) next = it.nextv(NEXTV_SIZE);
       if (keys) yield* entries;
       else yield entries.map((e) => e[1]);
@@ -375,9 +378,14 @@ interface SyncIterator {
   close(): Promise<void>;
 }
 
-async function* readSync(it: SyncIterator, keys: boolean): AsyncGenerator<[Buffer, Buffer] | Buffer[]> {
+async function* readSync(
+  it: SyncIterator,
+  keys: boolean,
+  signal: AbortSignal | undefined,
+): AsyncGenerator<[Buffer, Buffer] | Buffer[]> {
   try {
     for (;;) {
+      throwIfAborted(signal);
       let read: { rows: Buffer[]; finished: boolean };
       try {
         read = it._nextvSync(NEXTV_SIZE, {});
