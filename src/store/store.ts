@@ -75,6 +75,16 @@ export const DEFAULT_MEMORY_THRESHOLD = 10_000;
 export const AUDIT_TYPE = '$audit';
 export const AUDIT_ID = 'log';
 
+/** A range read of one aggregate's events; `signal` stops it between chunks (a client that went away). */
+export interface ReadEventsOptions {
+  skip?: number;
+  take?: number;
+  reverse?: boolean;
+  fromVersion?: number;
+  toVersion?: number;
+  signal?: AbortSignal | undefined;
+}
+
 export type CommitListener = (records: readonly EventRecord[]) => void;
 
 export class EventStore {
@@ -476,11 +486,7 @@ export class EventStore {
   }
 
   /** Events of an aggregate in version order (or newest first with `reverse`). */
-  async events(
-    type: string,
-    id: string,
-    opts: { skip?: number; take?: number; reverse?: boolean; fromVersion?: number; toVersion?: number } = {},
-  ): Promise<EventRecord[]> {
+  async events(type: string, id: string, opts: ReadEventsOptions = {}): Promise<EventRecord[]> {
     aggregateType(type);
     aggregateId(id);
     const { space, live } = await this.#spaceOf(type, id);
@@ -497,7 +503,7 @@ export class EventStore {
     space: Space,
     type: string,
     id: string,
-    opts: { skip?: number; take?: number; reverse?: boolean; fromVersion?: number; toVersion?: number } = {},
+    opts: ReadEventsOptions = {},
   ): Promise<EventRecord[]> {
     const from = Math.max(1, opts.fromVersion ?? 1);
     const to = opts.toVersion ?? Number.MAX_SAFE_INTEGER;
@@ -520,6 +526,7 @@ export class EventStore {
       lte: K.eventKey(type, id, to),
       reverse,
       ...(take === undefined ? {} : { limit: skip + take }),
+      signal: opts.signal,
     })) {
       const version = K.keyVersion(k);
       if (next !== undefined && version !== next) throw missing(next);
@@ -538,7 +545,7 @@ export class EventStore {
   async aggregate(
     type: string,
     id: string,
-    opts: { version?: number; includeEvents?: boolean } = {},
+    opts: { version?: number; includeEvents?: boolean; signal?: AbortSignal | undefined } = {},
   ): Promise<AggregateView> {
     aggregateType(type);
     aggregateId(id);
@@ -565,6 +572,7 @@ export class EventStore {
       const events = await this.readEvents(space, type, id, {
         fromVersion: snap?.version ?? 1,
         toVersion: at,
+        signal: opts.signal,
       });
       if (snap && events[0]!.merkle_root !== snap.merkle_root) {
         throw err('EDBX_ERR_INTEGRITY', {
@@ -589,7 +597,8 @@ export class EventStore {
       updated_at: updatedAt,
     };
     if (!opts.includeEvents) return view;
-    return { ...view, events: await this.readEvents(space, type, id, { toVersion: at }) };
+    const events = await this.readEvents(space, type, id, { toVersion: at, signal: opts.signal });
+    return { ...view, events };
   }
 
   async #nearestSnapshot(
@@ -636,7 +645,14 @@ export class EventStore {
   }
 
   async list(
-    opts: { skip?: number; take?: number; after?: string; type?: string; includeSystem?: boolean } = {},
+    opts: {
+      skip?: number;
+      take?: number;
+      after?: string;
+      type?: string;
+      includeSystem?: boolean;
+      signal?: AbortSignal | undefined;
+    } = {},
   ): Promise<AggregateSummary[]> {
     const prefix = opts.type
       ? Buffer.concat([K.metaPrefix(), Buffer.from(aggregateType(opts.type)), Buffer.from([0])])
@@ -660,7 +676,8 @@ export class EventStore {
     // A cursor before the listed type (taken from another listing) must not widen the range.
     const from = gt && Buffer.compare(gt, prefix) >= 0 ? { gt } : { gte: prefix };
     let scanned = 0;
-    for await (const [k, v] of this.engine.range('main', { ...from, lt: prefixEnd(prefix) })) {
+    const range = { ...from, lt: prefixEnd(prefix), signal: opts.signal };
+    for await (const [k, v] of this.engine.range('main', range)) {
       // A long listing lets timers and other requests run (the scan's chunks resolve as microtasks).
       if (++scanned % 1024 === 0) await new Promise((r) => setImmediate(r));
       const { type, id } = K.decodeMetaKey(k);
@@ -727,7 +744,9 @@ export class EventStore {
   }
 
   /** The audit log (archive, restore, and later security events), oldest first. */
-  async auditLog(opts: { skip?: number; take?: number } = {}): Promise<EventRecord[]> {
+  async auditLog(
+    opts: { skip?: number; take?: number; signal?: AbortSignal | undefined } = {},
+  ): Promise<EventRecord[]> {
     const live = await this.meta(AUDIT_TYPE, AUDIT_ID);
     if (!live) return [];
     return this.readEvents('main', AUDIT_TYPE, AUDIT_ID, { ...opts, toVersion: live.meta.version });
