@@ -10,7 +10,14 @@ import { readFileSync } from 'node:fs';
 import { chmod, rm } from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
-import { type EventDbxError, type ErrorCode, ERRORS, err, toEventDbxError } from '../core/errors.js';
+import {
+  type EventDbxError,
+  type ErrorCode,
+  ERRORS,
+  err,
+  isEventDbxError,
+  toEventDbxError,
+} from '../core/errors.js';
 import type { KeyProof } from '../core/crypto/key-proof.js';
 import type { IssuedBy } from '../core/event.js';
 
@@ -30,9 +37,14 @@ export interface ControlRequest {
 type ControlResponse =
   { ok: true; result: unknown } | { ok: false; code: string; params: Record<string, unknown> };
 
+/**
+ * `signal` is aborted when the command's client goes away before the answer (Ctrl-C of the CLI) with
+ * EDBX_ERR_CANCELLED, or when the server stops with EDBX_ERR_SHUTTING_DOWN: long reads stop there.
+ */
 export type ControlHandler = (
   req: ControlRequest,
   progress: (done: number, total: number) => void,
+  signal: AbortSignal,
 ) => Promise<unknown>;
 
 const MAX_REQUEST = 4 * 1024 * 1024;
@@ -42,9 +54,21 @@ const HANDSHAKE_MS = 5000;
 /** How long the client waits between two lines once acknowledged (keepalives come every second). */
 const IDLE_MS = 15_000;
 
-export async function serveControl(dataDir: string, handler: ControlHandler): Promise<net.Server> {
+/**
+ * Serve the control socket. `stop` (aborted when the server stops) aborts the commands still running
+ * with its reason; one that meets the store already closed is answered with that reason too.
+ */
+export async function serveControl(
+  dataDir: string,
+  handler: ControlHandler,
+  stop: AbortSignal = new AbortController().signal,
+): Promise<net.Server> {
   const file = socketPath(dataDir);
   await rm(file, { force: true });
+  const running = new Set<AbortController>();
+  stop.addEventListener('abort', () => {
+    for (const c of running) c.abort(stop.reason);
+  });
   const server = net.createServer((socket) => {
     let buf = '';
     socket.setEncoding('utf8');
@@ -65,7 +89,18 @@ export async function serveControl(dataDir: string, handler: ControlHandler): Pr
       };
       send({ ack: true });
       const keepalive = setInterval(() => send({ keepalive: true }), KEEPALIVE_MS);
-      void respond(line, (done, total) => send({ progress: [done, total] })).then((res) => {
+      const controller = new AbortController();
+      if (stop.aborted) controller.abort(stop.reason);
+      running.add(controller);
+      let answered = false;
+      // The client closed its end (Ctrl-C) before the answer: no one will read it.
+      socket.once('close', () => {
+        if (!answered) controller.abort(err('EDBX_ERR_CANCELLED'));
+      });
+      const progress = (done: number, total: number) => send({ progress: [done, total] });
+      void respond(line, progress, controller.signal).then((res) => {
+        answered = true;
+        running.delete(controller);
         clearInterval(keepalive);
         socket.end(JSON.stringify(res) + '\n');
       });
@@ -74,12 +109,15 @@ export async function serveControl(dataDir: string, handler: ControlHandler): Pr
   async function respond(
     line: string,
     progress: (done: number, total: number) => void,
+    signal: AbortSignal,
   ): Promise<ControlResponse> {
     try {
       const req = JSON.parse(line) as ControlRequest;
-      return { ok: true, result: await handler(req, progress) };
+      return { ok: true, result: await handler(req, progress, signal) };
     } catch (e) {
-      const x = toEventDbxError(e);
+      // The store closed under a command because the server stops: say that, not "not open".
+      const closed = isEventDbxError(e, 'EDBX_ERR_STORE_NOT_OPEN') && isEventDbxError(stop.reason);
+      const x = closed ? (stop.reason as EventDbxError) : toEventDbxError(e);
       return { ok: false, code: x.code, params: x.params };
     }
   }

@@ -6,6 +6,7 @@ import { type TokenRecord, scopeCovers } from '../../core/tokens.js';
 import { aggregateConsistencyProof, eventInclusionProof, verifyNamed } from '../../store/index.js';
 import type { AppendRequest } from '../../store/types.js';
 import type { RouteContext } from '../app.js';
+import { signalOf } from '../in-flight.js';
 import {
   DEFAULT_PAGE,
   MAX_PAGE,
@@ -63,6 +64,7 @@ export async function aggregateRoutes(app: FastifyInstance, ctx: RouteContext): 
         take: take + 1,
         ...(cursor ? { after: cursor } : {}),
         ...(req.query.type ? { type: req.query.type } : {}),
+        signal: signalOf(req),
       });
       if (!scoped) skip = 0;
       for (const a of page) {
@@ -92,11 +94,10 @@ export async function aggregateRoutes(app: FastifyInstance, ctx: RouteContext): 
     async (req, reply) => {
       read(req, req.params);
       const version = req.query.version === undefined ? undefined : parseVersion(req.query.version);
-      const view = await store.aggregate(
-        req.params.aggregate_type,
-        req.params.aggregate_id,
-        version === undefined ? {} : { version },
-      );
+      const view = await store.aggregate(req.params.aggregate_type, req.params.aggregate_id, {
+        ...(version === undefined ? {} : { version }),
+        signal: signalOf(req),
+      });
       // The version, as POST …/events answers it: what `If-Match` takes for the next append.
       if (version === undefined) reply.header('etag', `"${view.version}"`);
       return view;
@@ -115,6 +116,7 @@ export async function aggregateRoutes(app: FastifyInstance, ctx: RouteContext): 
         fromVersion: after + 1,
         skip,
         take: take + 1,
+        signal: signalOf(req),
       });
       const shown = events.slice(0, take);
       return {
@@ -190,7 +192,7 @@ export async function aggregateRoutes(app: FastifyInstance, ctx: RouteContext): 
     { schema: S.verify },
     async (req) => {
       read(req, req.params);
-      return verifyNamed(store, req.params.aggregate_type, req.params.aggregate_id);
+      return verifyNamed(store, req.params.aggregate_type, req.params.aggregate_id, signalOf(req));
     },
   );
 
