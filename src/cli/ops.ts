@@ -88,28 +88,31 @@ export const OPS: Record<string, Op> = {
     const [r] = await store.appendDetailed([req], ctx);
     return { event: r!.record, duplicate: r!.duplicate };
   },
-  'aggregate.list': async ({ store }, a) => ({
+  'aggregate.list': async ({ store }, a, _ctx, _progress, signal) => ({
     aggregates: await store.list({
       skip: optNumber(a, 'skip', '--skip') ?? 0,
       ...(a.take === undefined ? {} : { take: optNumber(a, 'take', '--take')! }),
       ...(a.type === undefined ? {} : { type: str(a, 'type') }),
+      signal,
     }),
   }),
-  'aggregate.get': async ({ store }, a) => ({
+  'aggregate.get': async ({ store }, a, _ctx, _progress, signal) => ({
     aggregate: await store.aggregate(str(a, 'aggregate'), str(a, 'aggregateId'), {
       ...(a.version === undefined ? {} : { version: versionArg(a.version) }),
       includeEvents: Boolean(a.includeEvents),
+      signal,
     }),
   }),
-  'aggregate.replay': async ({ store }, a) => ({
+  'aggregate.replay': async ({ store }, a, _ctx, _progress, signal) => ({
     events: await store.events(str(a, 'aggregate'), str(a, 'aggregateId'), {
       skip: optNumber(a, 'skip', '--skip') ?? 0,
       ...(a.take === undefined ? {} : { take: optNumber(a, 'take', '--take')! }),
+      signal,
     }),
   }),
-  'aggregate.verify': async ({ store }, a, _ctx, progress) => {
+  'aggregate.verify': async ({ store }, a, _ctx, progress, signal) => {
     if (a.aggregate === undefined && a.aggregateId === undefined)
-      return { all: await verifyAll(store, progress) };
+      return { all: await verifyAll(store, progress, signal) };
     if (a.aggregate === undefined || a.aggregateId === undefined) {
       throw err('EDBX_ERR_USAGE', {
         reason: 'give both --aggregate and --aggregate-id, or neither to verify everything',
@@ -117,7 +120,7 @@ export const OPS: Record<string, Op> = {
     }
     const type = str(a, 'aggregate');
     const id = str(a, 'aggregateId');
-    return { report: await verifyNamed(store, type, id) };
+    return { report: await verifyNamed(store, type, id, signal) };
   },
   'aggregate.snapshot': commented('snapshot', takeSnapshot),
   'aggregate.archive': commented('audit', archiveAggregate),
@@ -146,10 +149,10 @@ export const OPS: Record<string, Op> = {
     token: await refreshToken(store, str(a, 'token'), { expiration: a.expiration, limit: a.limit }, ctx),
   }),
 
-  'audit.list': async ({ store }, a) => ({
-    entries: await auditEntries(store, { since: auditSince(a.since, '--since') }),
+  'audit.list': async ({ store }, a, _ctx, _progress, signal) => ({
+    entries: await auditEntries(store, { since: auditSince(a.since, '--since'), signal }),
   }),
-  'audit.verify': ({ store }) => verifyAuditLog(store),
+  'audit.verify': ({ store }, _a, _ctx, _progress, signal) => verifyAuditLog(store, signal),
 
   'checkpoint.show': async (secure) => ({
     checkpoint: { ...(await currentCheckpoint(secure)), public_key: secure.publicKeyPem },

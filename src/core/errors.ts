@@ -383,6 +383,13 @@ export const ERRORS = {
     message: () => 'the server is shutting down; retry against the restarted server',
     doc: 'The server is stopping and accepts no new writes.',
   },
+  EDBX_ERR_CANCELLED: {
+    // 499 as nginx logs it: the client closed the request; no one receives this answer.
+    status: 499,
+    kind: 'user',
+    message: () => 'the client went away before the answer: the operation was stopped',
+    doc: 'A long read (listing, events, state at a version, verification, audit log) was stopped because its client closed the connection (or the CLI command was interrupted); nothing was changed.',
+  },
 
   EDBX_ERR_INVALID_CHECKPOINT: {
     status: 400,
@@ -724,4 +731,14 @@ export function toEventDbxError(e: unknown): EventDbxError {
 /** CLI exit codes: 0 ok, 1 user error, 2 usage error. Internal errors are also 1 (with the code shown). */
 export function exitCodeFor(e: EventDbxError): 1 | 2 {
   return e.kind === 'usage' ? 2 : 1;
+}
+
+/**
+ * Stop a long read whose caller gave up, between two chunks of its work: throws the signal's reason
+ * when it is a coded error (a stopping server aborts with EDBX_ERR_SHUTTING_DOWN), else
+ * EDBX_ERR_CANCELLED. Writes never take a signal: a write commits whole or not at all.
+ */
+export function throwIfAborted(signal: AbortSignal | undefined): void {
+  if (!signal?.aborted) return;
+  throw isEventDbxError(signal.reason) ? signal.reason : err('EDBX_ERR_CANCELLED');
 }

@@ -14,6 +14,7 @@ import { Metrics } from './metrics.js';
 import { parseJsonBody } from './json-body.js';
 import { errorHandler, notFoundHandler } from './problem.js';
 import { type Timeouts, clientErrorHandler, httpTimeouts } from './protocol.js';
+import { trackInFlight } from './in-flight.js';
 import { aggregateRoutes } from './routes/aggregates.js';
 import { declaredResponses, problem } from './schemas.js';
 import { WRITES_REFUSED, systemRoutes } from './routes/system.js';
@@ -27,6 +28,11 @@ export interface ServerOptions {
   readonly bodyLimit?: number;
   /** Request, headers and keep-alive timeouts (tests make them short). */
   readonly timeouts?: Timeouts;
+  /**
+   * Aborted by a stopping server once it stops waiting for the requests in flight: their long reads
+   * end with its reason (EDBX_ERR_SHUTTING_DOWN).
+   */
+  readonly stopSignal?: AbortSignal;
   /** Extra route plugins (schemas, checkpoint, streams) registered by later layers. */
   readonly extraRoutes?: ReadonlyArray<(app: FastifyInstance, ctx: RouteContext) => Promise<void> | void>;
 }
@@ -46,7 +52,8 @@ export async function buildServer(
   options: ServerOptions,
 ): Promise<{ app: FastifyInstance; ctx: RouteContext; drain: () => void }> {
   const timeouts = httpTimeouts(options.timeouts);
-  const onError = errorHandler();
+  let closing = false;
+  const onError = errorHandler(() => closing);
   let log: FastifyBaseLogger | undefined;
   const app = Fastify({
     logger: options.logger ?? false,
@@ -108,10 +115,10 @@ export async function buildServer(
   const methods = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE'] as const;
   app.setNotFoundHandler(notFoundHandler((path) => methods.filter((m) => known.find(m, path) !== null)));
   metrics.instrument(app);
+  trackInFlight(app, timeouts.connectionTimeout, options.stopSignal ?? new AbortController().signal);
   // Authenticate before the body is read and validated: an unauthenticated request gets 401, never a
   // 400 that reveals the API's shape. Routes check their precise access (write, scope, admin) again.
   // Closing: in-flight requests finish, new ones are refused with 503 (writes already are while draining).
-  let closing = false;
   app.addHook('preClose', async () => {
     closing = draining = true;
   });

@@ -9,7 +9,7 @@ import type { ControlHandler } from './control.js';
 const MASTER_KEY_ONLY = new Set(['config.apply']);
 
 export function controlHandler(secure: SecureStore): ControlHandler {
-  return async (req, progress) => {
+  return async (req, progress, signal) => {
     const op = OPS[req.op];
     if (!op) throw err('EDBX_ERR_USAGE', { reason: `unknown operation ${JSON.stringify(req.op)}` });
     // The keys the command was given are checked as when the CLI opens the store itself.
@@ -22,6 +22,6 @@ export function controlHandler(secure: SecureStore): ControlHandler {
     if (!(codec instanceof AesGcmCodec))
       throw err('EDBX_ERR_INTERNAL', { reason: 'the server store is not encrypted' });
     secure.keyCheck.check(req.proof, codec, !MASTER_KEY_ONLY.has(req.op));
-    return op(secure, req.args, { issuedBy: req.identity }, progress);
+    return op(secure, req.args, { issuedBy: req.identity }, progress, signal);
   };
 }

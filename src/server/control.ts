@@ -30,9 +30,14 @@ export interface ControlRequest {
 type ControlResponse =
   { ok: true; result: unknown } | { ok: false; code: string; params: Record<string, unknown> };
 
+/**
+ * `signal` is aborted when the command's client goes away before the answer (Ctrl-C of the CLI) with
+ * EDBX_ERR_CANCELLED, or when the server stops with EDBX_ERR_SHUTTING_DOWN: long reads stop there.
+ */
 export type ControlHandler = (
   req: ControlRequest,
   progress: (done: number, total: number) => void,
+  signal: AbortSignal,
 ) => Promise<unknown>;
 
 const MAX_REQUEST = 4 * 1024 * 1024;
@@ -42,9 +47,21 @@ const HANDSHAKE_MS = 5000;
 /** How long the client waits between two reads once acknowledged (keepalives come every second). */
 const IDLE_MS = 15_000;
 
-export async function serveControl(dataDir: string, handler: ControlHandler): Promise<net.Server> {
+/**
+ * Serve the control socket. `stop` (aborted when the server stops) aborts the commands still running
+ * with its reason; one that meets the store already closed is answered with that reason too.
+ */
+export async function serveControl(
+  dataDir: string,
+  handler: ControlHandler,
+  stop: AbortSignal = new AbortController().signal,
+): Promise<net.Server> {
   const file = socketPath(dataDir);
   await rm(file, { force: true });
+  const running = new Set<AbortController>();
+  stop.addEventListener('abort', () => {
+    for (const c of running) c.abort(stop.reason);
+  });
   const server = net.createServer((socket) => {
     let buf = '';
     socket.setEncoding('utf8');
@@ -65,7 +82,18 @@ export async function serveControl(dataDir: string, handler: ControlHandler): Pr
       };
       send({ ack: true });
       const keepalive = setInterval(() => send({ keepalive: true }), KEEPALIVE_MS);
-      void respond(line, (done, total) => send({ progress: [done, total] })).then((res) => {
+      const controller = new AbortController();
+      if (stop.aborted) controller.abort(stop.reason);
+      running.add(controller);
+      let answered = false;
+      // The client closed its end (Ctrl-C) before the answer: no one will read it.
+      socket.once('close', () => {
+        if (!answered) controller.abort(err('EDBX_ERR_CANCELLED'));
+      });
+      const progress = (done: number, total: number) => send({ progress: [done, total] });
+      void respond(line, progress, controller.signal).then((res) => {
+        answered = true;
+        running.delete(controller);
         clearInterval(keepalive);
         socket.end(JSON.stringify(res) + '\n');
       });
@@ -74,15 +102,17 @@ export async function serveControl(dataDir: string, handler: ControlHandler): Pr
   async function respond(
     line: string,
     progress: (done: number, total: number) => void,
+    signal: AbortSignal,
   ): Promise<ControlResponse> {
     try {
       const req = JSON.parse(line) as ControlRequest;
-      return { ok: true, result: await handler(req, progress) };
+      return { ok: true, result: await handler(req, progress, signal) };
     } catch (e) {
       const x = toEventDbxError(e);
-      // The server closes the store under a running command (a verify) only when it stops, after it
-      // closed this socket: the command was cut off, which the client reports as such.
-      if (x.code === 'EDBX_ERR_STORE_NOT_OPEN' && !server.listening)
+      // The server stops under a running command (a verify): its reads are stopped, or meet the store
+      // already closed. The command was cut off, which the client reports as such.
+      const stopping = stop.aborted || !server.listening;
+      if (stopping && (x.code === 'EDBX_ERR_STORE_NOT_OPEN' || x.code === 'EDBX_ERR_SHUTTING_DOWN'))
         return {
           ok: false,
           code: 'EDBX_ERR_COMMAND_INTERRUPTED',

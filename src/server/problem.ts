@@ -100,6 +100,11 @@ function logAnswer(repeats: RepeatFilter, error: EventDbxError, cause: unknown, 
   // A stop refusing requests is expected, and says so itself.
   if (error.code === 'EDBX_ERR_SHUTTING_DOWN') return;
   const where = { method: req.method, route: req.routeOptions?.url ?? '(no route)' };
+  // Not a server error, but work left unfinished: say which request it was.
+  if (error.code === 'EDBX_ERR_CANCELLED') {
+    req.log.info({ code: error.code, ...where }, 'request stopped: the client went away before the answer');
+    return;
+  }
   if (error.status >= 500) {
     const left = repeats.pass(`${error.code}:${error.message}`);
     if (left === undefined) return;
@@ -126,13 +131,19 @@ function logAnswer(repeats: RepeatFilter, error: EventDbxError, cause: unknown, 
   }
 }
 
-/** The error handler of one server (it collapses repeated log lines of that server). */
-export function errorHandler(): (e: FastifyError | Error, req: FastifyRequest, reply: FastifyReply) => void {
+/**
+ * The error handler of one server (it collapses repeated log lines of that server). `closing`: the
+ * server is stopping, so a request still running when the store closed gets the stop's 503.
+ */
+export function errorHandler(
+  closing: () => boolean = () => false,
+): (e: FastifyError | Error, req: FastifyRequest, reply: FastifyReply) => void {
   const repeats = new RepeatFilter();
   return (e, req, reply) => {
     const bodyLimit = req.routeOptions?.bodyLimit ?? req.server?.initialConfig.bodyLimit;
     let error: EventDbxError;
-    if (isEventDbxError(e)) error = e;
+    if (isEventDbxError(e, 'EDBX_ERR_STORE_NOT_OPEN') && closing()) error = err('EDBX_ERR_SHUTTING_DOWN');
+    else if (isEventDbxError(e)) error = e;
     else if (isClientGone(e)) {
       // The answer goes nowhere, but sending it ends the request (close() waits for in-flight ones).
       req.log.debug({ err: e }, 'client went away');

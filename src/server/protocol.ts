@@ -16,6 +16,11 @@ export interface Timeouts {
   readonly headersMs?: number;
   /** An idle keep-alive connection is closed after this (default 5 s). */
   readonly keepAliveMs?: number;
+  /**
+   * A connection with no traffic is closed after this (default 60 s, always above the request timeout),
+   * but never while a request's handler runs (in-flight.ts).
+   */
+  readonly idleMs?: number;
 }
 
 export interface HttpTimeouts {
@@ -38,7 +43,7 @@ export function httpTimeouts(t: Timeouts = {}): HttpTimeouts {
   return {
     requestTimeout: request,
     keepAliveTimeout: t.keepAliveMs ?? 5_000,
-    connectionTimeout: Math.max(60_000, request + 2 * interval),
+    connectionTimeout: Math.max(t.idleMs ?? 60_000, request + 2 * interval),
     http: { headersTimeout: headers, requestTimeout: request, connectionsCheckingInterval: interval },
   };
 }

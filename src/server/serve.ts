@@ -108,12 +108,16 @@ export async function serveForeground(o: ServeOptions): Promise<void> {
   const host = process.env.EVENTDBX_HOST || '127.0.0.1';
   const secure = await openDataDir(o.config);
   const { store } = secure;
+  // Aborted when the stop stops waiting: long reads still running end with the stop's 503.
+  const stopping = new AbortController();
+  const stopReads = () => stopping.abort(err('EDBX_ERR_SHUTTING_DOWN'));
   const { app, drain } = await buildServer({
     store,
     version: VERSION,
     restrict: o.restrict,
     logger: { level, redact: ['req.headers.authorization'] },
     bodyLimit: Math.max(1024 * 1024, o.config.maxPayloadBytes * 4),
+    stopSignal: stopping.signal,
     extraRoutes: FEATURES.filter((f) => f.routes).map((f) => (a, ctx) => f.routes!(a, ctx, secure)),
   });
   store.onListenerError((e) => app.log.error({ err: e }, 'a commit listener failed'));
@@ -134,7 +138,7 @@ export async function serveForeground(o: ServeOptions): Promise<void> {
       await f.start?.(secure, app.log);
       started.push(f);
     }
-    control = await serveControl(dataDir, controlHandler(secure));
+    control = await serveControl(dataDir, controlHandler(secure), stopping.signal);
   } catch (e) {
     await app.close().catch(() => undefined);
     for (const f of started.reverse()) await f.stop?.().catch(() => undefined);
@@ -142,11 +146,11 @@ export async function serveForeground(o: ServeOptions): Promise<void> {
     throw toEventDbxError(e);
   }
   const pidFile = path.join(dataDir, PID_FILE);
-  let stopping = false;
+  let stopped = false;
 
   const shutdown = async (signal: string) => {
-    if (stopping) return;
-    stopping = true;
+    if (stopped) return;
+    stopped = true;
     app.log.info({ signal }, 'stopping: refusing new writes, finishing in-flight requests');
     drain();
     control.close();
@@ -158,11 +162,16 @@ export async function serveForeground(o: ServeOptions): Promise<void> {
     await marked().catch(() => undefined); // (a signal before the PID file was written: nothing to mark)
     // A request still unfinished after the grace period (a client that stopped sending mid-body) is cut,
     // so the store still closes cleanly, well before `stop` would have to kill the process.
-    const cut = setTimeout(() => app.server.closeAllConnections(), SHUTDOWN_GRACE_MS);
+    const cut = setTimeout(() => {
+      stopReads();
+      app.server.closeAllConnections();
+    }, SHUTDOWN_GRACE_MS);
     cut.unref();
     try {
       await app.close();
       clearTimeout(cut);
+      // Commands of the control socket are not waited for: their long reads stop before the store closes.
+      stopReads();
       for (const f of [...FEATURES].reverse()) await f.stop?.();
       await store.close();
     } finally {

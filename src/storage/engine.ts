@@ -5,7 +5,7 @@
  * Template methods: the public method checks the engine is open and the arguments are well formed,
  * then calls the engine's `_method`. Engines implement the `_` methods only.
  */
-import { err } from '../core/errors.js';
+import { err, throwIfAborted } from '../core/errors.js';
 
 /** `main` holds live data; `archive` holds archived aggregates (RocksDB: a separate, more compressed column family). */
 export type Space = 'main' | 'archive';
@@ -22,6 +22,11 @@ export interface RangeOptions {
   readonly lt?: Buffer;
   readonly reverse?: boolean;
   readonly limit?: number;
+  /**
+   * Checked before each chunk is read: once aborted, the scan ends with the signal's coded reason
+   * (`throwIfAborted`). Long reads pass their request's signal so that a client that went away stops them.
+   */
+  readonly signal?: AbortSignal | undefined;
 }
 
 export interface WriteOptions {
@@ -110,6 +115,7 @@ export abstract class StorageEngine {
   /** Entries in key order (or reverse), within the bounds. */
   range(space: Space, options: RangeOptions = {}): AsyncIterable<[Buffer, Buffer]> {
     this.#check();
+    throwIfAborted(options.signal);
     return this._range(space, options);
   }
 
@@ -119,6 +125,7 @@ export abstract class StorageEngine {
    */
   valueChunks(space: Space, options: RangeOptions = {}): AsyncIterable<Buffer[]> {
     this.#check();
+    throwIfAborted(options.signal);
     return this._valueChunks(space, options);
   }
 

@@ -51,6 +51,8 @@ export interface AuditEntriesOptions {
   readonly skip?: number;
   /** At most this many entries (default: all). */
   readonly take?: number;
+  /** Stops the read between chunks (a client that went away). */
+  readonly signal?: AbortSignal | undefined;
 }
 
 /** Audit log entries, oldest first; none when the store has no audit log yet. */
@@ -61,7 +63,7 @@ export async function auditEntries(store: EventStore, o: AuditEntriesOptions = {
   let from = (o.after ?? 0) + 1;
   let skip = o.skip ?? 0;
   const read = (opts: { fromVersion: number; toVersion: number; skip?: number; take?: number }) =>
-    store.readEvents('main', AUDIT_TYPE, AUDIT_ID, opts);
+    store.readEvents('main', AUDIT_TYPE, AUDIT_ID, { ...opts, signal: o.signal });
   if (o.since === undefined) return read({ fromVersion: from, toVersion: last, skip, take: o.take });
   // created_at is the writer's clock, not an order: every entry is compared, as `audit list` always did.
   const want = o.take ?? Number.MAX_SAFE_INTEGER;

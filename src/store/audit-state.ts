@@ -35,10 +35,10 @@ export type { AuditStateReport, AuditVerification } from '../protocol/records.js
  * `audit verify`: the audit log's Merkle tree, then the records it vouches for. A log whose meta is
  * gone while its events or ledger entries remain is reported missing, never as an empty log.
  */
-export async function verifyAuditLog(store: EventStore): Promise<AuditVerification> {
+export async function verifyAuditLog(store: EventStore, signal?: AbortSignal): Promise<AuditVerification> {
   let report: VerifyReport;
   if (await store.meta(AUDIT_TYPE, AUDIT_ID)) {
-    report = await verifyAggregate(store, AUDIT_TYPE, AUDIT_ID);
+    report = await verifyAggregate(store, AUDIT_TYPE, AUDIT_ID, signal);
   } else {
     const trace = await auditTrace(store);
     report =
@@ -55,7 +55,7 @@ export async function verifyAuditLog(store: EventStore): Promise<AuditVerificati
   }
   // Only a log that verifies can vouch for the records stored beside it.
   if (!report.ok) return { ok: false, report };
-  const state = await verifyAuditState(store, await store.auditLog());
+  const state = await verifyAuditState(store, await store.auditLog({ signal }));
   return { ok: state.ok, report, state };
 }
 

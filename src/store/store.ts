@@ -76,15 +76,18 @@ export const DEFAULT_MEMORY_THRESHOLD = 10_000;
 const EVENT_CHUNK = 512;
 
 /** A range of an aggregate's events: versions `fromVersion`..`toVersion`, then `skip` and `take`. */
-export interface EventRangeOptions {
-  readonly skip?: number;
-  readonly take?: number;
-  readonly reverse?: boolean;
-  readonly fromVersion?: number;
-  readonly toVersion?: number;
-}
 export const AUDIT_TYPE = '$audit';
 export const AUDIT_ID = 'log';
+
+/** A range read of one aggregate's events; `signal` stops it between chunks (a client that went away). */
+export interface ReadEventsOptions {
+  skip?: number;
+  take?: number;
+  reverse?: boolean;
+  fromVersion?: number;
+  toVersion?: number;
+  signal?: AbortSignal | undefined;
+}
 
 export type CommitListener = (records: readonly EventRecord[]) => void;
 
@@ -487,7 +490,7 @@ export class EventStore {
   }
 
   /** Events of an aggregate in version order (or newest first with `reverse`). */
-  async events(type: string, id: string, opts: EventRangeOptions = {}): Promise<EventRecord[]> {
+  async events(type: string, id: string, opts: ReadEventsOptions = {}): Promise<EventRecord[]> {
     aggregateType(type);
     aggregateId(id);
     const { space, live } = await this.#spaceOf(type, id);
@@ -504,7 +507,7 @@ export class EventStore {
     space: Space,
     type: string,
     id: string,
-    opts: EventRangeOptions = {},
+    opts: ReadEventsOptions = {},
   ): Promise<EventRecord[]> {
     const out: EventRecord[] = [];
     for await (const chunk of this.scanEvents(space, type, id, opts)) {
@@ -522,7 +525,7 @@ export class EventStore {
     space: Space,
     type: string,
     id: string,
-    opts: EventRangeOptions = {},
+    opts: ReadEventsOptions = {},
   ): AsyncGenerator<EventRecord[]> {
     const from = Math.max(1, opts.fromVersion ?? 1);
     const to = opts.toVersion ?? Number.MAX_SAFE_INTEGER;
@@ -546,6 +549,7 @@ export class EventStore {
       lte: K.eventKey(type, id, to),
       reverse,
       ...(take === undefined ? {} : { limit: skip + take }),
+      signal: opts.signal,
     })) {
       const version = K.keyVersion(k);
       if (next !== undefined && version !== next) throw missing(next);
@@ -570,7 +574,7 @@ export class EventStore {
   async aggregate(
     type: string,
     id: string,
-    opts: { version?: number; includeEvents?: boolean } = {},
+    opts: { version?: number; includeEvents?: boolean; signal?: AbortSignal | undefined } = {},
   ): Promise<AggregateView> {
     aggregateType(type);
     aggregateId(id);
@@ -601,6 +605,7 @@ export class EventStore {
       for await (const chunk of this.scanEvents(space, type, id, {
         fromVersion: snap?.version ?? 1,
         toVersion: at,
+        signal: opts.signal,
       })) {
         for (const e of chunk) {
           if (last === undefined && snap) {
@@ -631,7 +636,8 @@ export class EventStore {
       updated_at: updatedAt,
     };
     if (!opts.includeEvents) return view;
-    return { ...view, events: await this.readEvents(space, type, id, { toVersion: at }) };
+    const events = await this.readEvents(space, type, id, { toVersion: at, signal: opts.signal });
+    return { ...view, events };
   }
 
   async #nearestSnapshot(
@@ -687,6 +693,7 @@ export class EventStore {
       type?: string;
       includeSystem?: boolean;
       scopes?: readonly string[];
+      signal?: AbortSignal | undefined;
     } = {},
   ): Promise<AggregateSummary[]> {
     const spans = listSpans(opts);
@@ -718,7 +725,12 @@ export class EventStore {
     for (const span of spans) {
       if (skip === 0) break;
       if (gt && Buffer.compare(gt, span.lt) >= 0) continue;
-      for await (const keys of this.engine.keyChunks('main', { ...from(span), lt: span.lt, limit: skip })) {
+      for await (const keys of this.engine.keyChunks('main', {
+        ...from(span),
+        lt: span.lt,
+        limit: skip,
+        signal: opts.signal,
+      })) {
         await breathe(keys.length);
         skip -= keys.length;
         gt = keys.at(-1);
@@ -728,7 +740,12 @@ export class EventStore {
     for (const span of spans) {
       if (gt && Buffer.compare(gt, span.lt) >= 0) continue;
       const limit = take - out.length;
-      for await (const [k, v] of this.engine.range('main', { ...from(span), lt: span.lt, limit })) {
+      for await (const [k, v] of this.engine.range('main', {
+        ...from(span),
+        lt: span.lt,
+        limit,
+        signal: opts.signal,
+      })) {
         await breathe(1);
         const { type, id } = K.decodeMetaKey(k);
         const m = openMetaAt(this.env.codec, v, type, id);
@@ -793,7 +810,9 @@ export class EventStore {
   }
 
   /** The audit log (archive, restore, and later security events), oldest first. */
-  async auditLog(opts: { skip?: number; take?: number } = {}): Promise<EventRecord[]> {
+  async auditLog(
+    opts: { skip?: number; take?: number; signal?: AbortSignal | undefined } = {},
+  ): Promise<EventRecord[]> {
     const live = await this.meta(AUDIT_TYPE, AUDIT_ID);
     if (!live) return [];
     return this.readEvents('main', AUDIT_TYPE, AUDIT_ID, { ...opts, toVersion: live.meta.version });

@@ -7,7 +7,7 @@
  * database only after that.
  */
 import type { Worker } from 'node:worker_threads';
-import { err } from '../core/errors.js';
+import { err, throwIfAborted } from '../core/errors.js';
 import { moduleWorker } from '../storage/module-worker.js';
 import type { SharedCodec } from './codec.js';
 import type { Segment } from './verify-segment.js';
@@ -75,9 +75,11 @@ export class VerifyPool {
     return this.#size;
   }
 
-  /** Verify one segment on a worker. */
-  async run(segment: Segment, codec: SharedCodec): Promise<Outcome> {
-    const answer = await this.#track({ kind: 'segment', task: ++this.#task, codec, segment });
+  /** Verify one segment on a worker; `signal` stops it between chunks. */
+  async run(segment: Segment, codec: SharedCodec, signal?: AbortSignal): Promise<Outcome> {
+    const message = { kind: 'segment', task: ++this.#task, codec, segment } as const;
+    const answer = await this.#track(message, signal);
+    throwIfAborted(signal);
     if ('outcome' in answer) return fromWireOutcome(answer.outcome);
     throw 'failure' in answer ? fromWireFailure(answer.failure) : outOfTurn();
   }
@@ -86,15 +88,32 @@ export class VerifyPool {
   async verifyAggregates(
     aggregates: ReadonlyArray<readonly [string, string]>,
     codec: SharedCodec,
+    signal?: AbortSignal,
   ): Promise<VerifyReport[]> {
-    const answer = await this.#track({ kind: 'aggregates', task: ++this.#task, codec, aggregates });
+    const message = { kind: 'aggregates', task: ++this.#task, codec, aggregates } as const;
+    const answer = await this.#track(message, signal);
+    throwIfAborted(signal);
     if ('reports' in answer) return answer.reports;
     throw 'failure' in answer ? fromWireFailure(answer.failure) : outOfTurn();
   }
 
-  /** Send a task; close() waits for every tracked task to settle. */
-  #track(message: TaskMessage): Promise<TaskAnswer> {
-    const running = this.#send(message);
+  /**
+   * Send a task; close() waits for every tracked task to settle. An abort of `signal` reaches the busy
+   * worker through shared memory (it polls between chunks; a message would wait for the task's end).
+   */
+  #track(message: TaskMessage, signal?: AbortSignal): Promise<TaskAnswer> {
+    throwIfAborted(signal);
+    let running: Promise<TaskAnswer>;
+    if (signal) {
+      const cancel = new Int32Array(new SharedArrayBuffer(4));
+      const abort = () => Atomics.store(cancel, 0, 1);
+      signal.addEventListener('abort', abort, { once: true });
+      running = this.#send({ ...message, cancel });
+      void running.then(
+        () => signal.removeEventListener('abort', abort),
+        () => signal.removeEventListener('abort', abort),
+      );
+    } else running = this.#send(message);
     const settled = running.catch(() => undefined);
     this.#inflight.add(settled);
     void settled.then(() => this.#inflight.delete(settled));

@@ -31,7 +31,9 @@ port.on('message', (message: TaskMessage) => {
 async function answer(message: TaskMessage): Promise<TaskAnswer> {
   try {
     await opening;
-    const source = { engine, codec: codecFromShared(message.codec), stopping };
+    const { cancel } = message;
+    const stopped = cancel ? () => stopping() || Atomics.load(cancel, 0) === 1 : stopping;
+    const source = { engine, codec: codecFromShared(message.codec), stopping: stopped };
     if (message.kind === 'segment') {
       return { outcome: toWireOutcome(await segmentOutcome(source, fromWireSegment(message.segment))) };
     }

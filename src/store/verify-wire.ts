@@ -32,12 +32,15 @@ export type TaskMessage =
       readonly task: number;
       readonly codec: SharedCodec;
       readonly segment: WireSegment;
+      readonly cancel?: Int32Array | undefined;
     }
   | {
       readonly kind: 'aggregates';
       readonly task: number;
       readonly codec: SharedCodec;
       readonly aggregates: ReadonlyArray<readonly [string, string]>;
+      /** Set to 1 when the caller gave up (its client went away): the task stops between chunks. */
+      readonly cancel?: Int32Array | undefined;
     };
 
 export type TaskAnswer =

@@ -7,7 +7,7 @@
 import { type Frontier, appendLeaf, emptyFrontier, frontierRoot } from '../core/merkle/index.js';
 import type { Space } from '../storage/engine.js';
 import { prefixEnd } from '../storage/engine.js';
-import { err, isEventDbxError } from '../core/errors.js';
+import { err, isEventDbxError, throwIfAborted } from '../core/errors.js';
 import { aggregateId, aggregateType } from '../core/names.js';
 import { openMetaAt } from './bound.js';
 import * as K from './keys.js';
@@ -25,10 +25,23 @@ import {
 } from './verify-segment.js';
 import type { Outcome } from './verify-wire.js';
 
-const sourceOf = (store: EventStore): SegmentSource => ({ engine: store.engine, codec: store.env.codec });
+/** With a signal, a verification on this thread stops at its next chunk once the caller gave up. */
+const sourceOf = (store: EventStore, signal?: AbortSignal): SegmentSource => ({
+  engine: store.engine,
+  codec: store.env.codec,
+  ...(signal ? { stopping: () => signal.aborted } : {}),
+});
 
-/** Verify one aggregate. Never throws for integrity problems: it reports the first bad version. */
-export async function verifyAggregate(store: EventStore, type: string, id: string): Promise<VerifyReport> {
+/**
+ * Verify one aggregate. Never throws for integrity problems: it reports the first bad version.
+ * `signal` stops it between chunks (EDBX_ERR_CANCELLED).
+ */
+export async function verifyAggregate(
+  store: EventStore,
+  type: string,
+  id: string,
+  signal?: AbortSignal,
+): Promise<VerifyReport> {
   let live;
   try {
     live = await store.meta(type, id);
@@ -40,23 +53,35 @@ export async function verifyAggregate(store: EventStore, type: string, id: strin
   if (!live && (await store.storesEventsOf(type, id)))
     return { ...notFound(type, id), reason: 'its meta is missing but its events are stored' };
   if (!live) return notFound(type, id);
-  return verifyMeta(store, live.meta);
+  return verifyMeta(store, live.meta, signal);
 }
 
 /** Verify the aggregate of a meta already opened (and checked against its key). */
-async function verifyMeta(store: EventStore, meta: AggregateMeta): Promise<VerifyReport> {
+async function verifyMeta(
+  store: EventStore,
+  meta: AggregateMeta,
+  signal?: AbortSignal,
+): Promise<VerifyReport> {
   const plan = await planSegments(store, meta);
-  return conclude(sourceOf(store), meta, plan.segments, await runSegments(store, plan));
+  const outcomes = await runSegments(store, plan, signal);
+  // A segment stopped because the caller gave up is not an integrity finding.
+  throwIfAborted(signal);
+  return conclude(sourceOf(store), meta, plan.segments, outcomes);
 }
 
 /**
  * `verifyAggregate` for a caller that names one aggregate (the CLI, the API): a bad name or an
  * aggregate that does not exist is a coded error; anything found wrong with one that does is the report.
  */
-export async function verifyNamed(store: EventStore, type: string, id: string): Promise<VerifyReport> {
+export async function verifyNamed(
+  store: EventStore,
+  type: string,
+  id: string,
+  signal?: AbortSignal,
+): Promise<VerifyReport> {
   aggregateType(type);
   aggregateId(id);
-  const report = await verifyAggregate(store, type, id);
+  const report = await verifyAggregate(store, type, id, signal);
   if (!report.ok && report.reason === notFound(type, id).reason)
     throw err('EDBX_ERR_AGGREGATE_NOT_FOUND', { aggregate_type: type, aggregate_id: id });
   return report;
@@ -88,9 +113,13 @@ async function planSegments(store: EventStore, meta: AggregateMeta): Promise<Pla
   return { segments: starts.map((frontier, i) => ({ type, id, space, frontier, to: cuts[i] })), workers };
 }
 
-async function runSegments(store: EventStore, { segments, workers }: Plan): Promise<Outcome[]> {
-  if (workers) return Promise.all(segments.map((s) => workers.pool.run(s, workers.codec)));
-  const source = sourceOf(store);
+async function runSegments(
+  store: EventStore,
+  { segments, workers }: Plan,
+  signal?: AbortSignal,
+): Promise<Outcome[]> {
+  if (workers) return Promise.all(segments.map((s) => workers.pool.run(s, workers.codec, signal)));
+  const source = sourceOf(store, signal);
   const outcomes: Outcome[] = [];
   for (const s of segments) outcomes.push(await segmentOutcome(source, s));
   return outcomes;
@@ -133,7 +162,11 @@ async function storedFrontier(
  * Verify the store-wide ledger: entries are gap-free from 1, the recomputed tree matches every stored
  * ledger node and the stored head, and (with `eventCount`) the entry count equals the events stored.
  */
-export async function verifyLedger(store: EventStore, eventCount?: number): Promise<LedgerReport> {
+export async function verifyLedger(
+  store: EventStore,
+  eventCount?: number,
+  signal?: AbortSignal,
+): Promise<LedgerReport> {
   let frontier: Frontier = emptyFrontier;
   let expected = 1;
   const head = store.ledgerHead();
@@ -147,6 +180,7 @@ export async function verifyLedger(store: EventStore, eventCount?: number): Prom
   for await (const [key, value] of store.engine.range('main', {
     gte: K.positionKey(1),
     lt: prefixEnd(K.positionPrefix()),
+    signal,
   })) {
     const position = K.readU64(key, 1);
     if (position !== expected) return fail(expected, `ledger entry ${expected} is missing`);
@@ -236,6 +270,7 @@ export interface VerifyAllReport {
 export async function verifyAll(
   store: EventStore,
   onProgress?: (done: number, total: number) => void,
+  signal?: AbortSignal,
 ): Promise<VerifyAllReport> {
   // Aggregates are listed a page at a time, and only failures are kept: memory stays bounded
   // however many aggregates the store holds.
@@ -267,6 +302,7 @@ export async function verifyAll(
       .verifyAggregates(
         metas.map((a) => [a.type, a.id] as const),
         codec,
+        signal,
       )
       .then(finished);
     inflight.add(task);
@@ -284,8 +320,8 @@ export async function verifyAll(
   for (let after: Buffer | undefined; ;) {
     const page: Array<[Buffer, Buffer]> = [];
     const from = after ? { gt: after } : { gte: prefix };
-    for await (const kv of store.engine.range('main', { ...from, lt: prefixEnd(prefix), limit: LIST_PAGE }))
-      page.push(kv);
+    const range = { ...from, lt: prefixEnd(prefix), limit: LIST_PAGE, signal };
+    for await (const kv of store.engine.range('main', range)) page.push(kv);
     for (const [k, v] of page) {
       const { type, id } = K.decodeMetaKey(k);
       aggregates++;
@@ -298,7 +334,7 @@ export async function verifyAll(
         continue;
       }
       if (!workers || meta.version >= workers.segmentEvents) {
-        finished([await verifyMeta(store, meta)]);
+        finished([await verifyMeta(store, meta, signal)]);
         continue;
       }
       group.push({ type, id });
@@ -313,7 +349,7 @@ export async function verifyAll(
   // Groups finish out of order: list failures in aggregate (key) order.
   const key = (r: VerifyReport) => K.metaKey(r.aggregate_type, r.aggregate_id);
   failures.sort((x, y) => Buffer.compare(key(x), key(y)));
-  const ledger = await verifyLedger(store, events);
+  const ledger = await verifyLedger(store, events, signal);
   return { ok: failures.length === 0 && ledger.ok, aggregates, system, events, failures, ledger };
 }
 

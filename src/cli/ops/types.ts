@@ -7,12 +7,14 @@ export type OpArgs = Record<string, unknown>;
 /**
  * A store operation behind a CLI command: runs on the CLI's own store or, while a server runs, on the
  * server's store through the control socket. Returns a JSON-able result (the --json output).
+ * `signal` (on the server: aborted when the CLI goes away) stops the long reads; writes ignore it.
  */
 export type Op = (
   secure: SecureStore,
   args: OpArgs,
   ctx: WriteContext,
   progress?: (done: number, total: number) => void,
+  signal?: AbortSignal,
 ) => Promise<unknown>;
 
 /** Human-readable rendering of an operation's result. */

@@ -6,6 +6,7 @@ import type { TokenRecord } from '../../core/tokens.js';
 import { aggregateConsistencyProof, eventInclusionProof, verifyNamed } from '../../store/index.js';
 import type { AppendRequest } from '../../store/types.js';
 import type { RouteContext } from '../app.js';
+import { signalOf } from '../in-flight.js';
 import {
   DEFAULT_PAGE,
   MAX_PAGE,
@@ -60,6 +61,7 @@ export async function aggregateRoutes(app: FastifyInstance, ctx: RouteContext): 
       ...(after ? { after } : {}),
       ...(req.query.type ? { type: req.query.type } : {}),
       ...(t.scopes.length > 0 ? { scopes: t.scopes } : {}),
+      signal: signalOf(req),
     });
     const more = items.length > take;
     const shown = items.slice(0, take);
@@ -76,11 +78,10 @@ export async function aggregateRoutes(app: FastifyInstance, ctx: RouteContext): 
     async (req, reply) => {
       read(req, req.params);
       const version = req.query.version === undefined ? undefined : parseVersion(req.query.version);
-      const view = await store.aggregate(
-        req.params.aggregate_type,
-        req.params.aggregate_id,
-        version === undefined ? {} : { version },
-      );
+      const view = await store.aggregate(req.params.aggregate_type, req.params.aggregate_id, {
+        ...(version === undefined ? {} : { version }),
+        signal: signalOf(req),
+      });
       // The version, as POST …/events answers it: what `If-Match` takes for the next append.
       if (version === undefined) reply.header('etag', `"${view.version}"`);
       return view;
@@ -99,6 +100,7 @@ export async function aggregateRoutes(app: FastifyInstance, ctx: RouteContext): 
         fromVersion: after + 1,
         skip,
         take: take + 1,
+        signal: signalOf(req),
       });
       const shown = events.slice(0, take);
       return {
@@ -174,7 +176,7 @@ export async function aggregateRoutes(app: FastifyInstance, ctx: RouteContext): 
     { schema: S.verify },
     async (req) => {
       read(req, req.params);
-      return verifyNamed(store, req.params.aggregate_type, req.params.aggregate_id);
+      return verifyNamed(store, req.params.aggregate_type, req.params.aggregate_id, signalOf(req));
     },
   );
 

@@ -7,6 +7,7 @@ import type { FastifyInstance } from 'fastify';
 import { auditEntries, auditSince } from '../../store/audit-log.js';
 import { verifyAuditLog } from '../../store/audit-state.js';
 import type { Feature } from '../features.js';
+import { signalOf } from '../in-flight.js';
 import {
   DEFAULT_PAGE,
   MAX_PAGE,
@@ -65,6 +66,7 @@ export const auditFeature: Feature = {
           after: decodeCursor(req.query.cursor, isVersionCursor)?.v,
           skip: num(req.query, 'skip', 0),
           take: take + 1,
+          signal: signalOf(req),
         });
         const shown = entries.slice(0, take);
         return {
@@ -101,7 +103,7 @@ export const auditFeature: Feature = {
       },
       async (req) => {
         admin(req.headers.authorization);
-        return verifyAuditLog(ctx.store);
+        return verifyAuditLog(ctx.store, signalOf(req));
       },
     );
   },

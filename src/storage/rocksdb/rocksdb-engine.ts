@@ -13,7 +13,7 @@
  * in flight: a lone append then skips two thread hand-overs (~0.1 ms here).
  */
 import rocks from '@nxtedition/rocksdb';
-import { err, EventDbxError } from '../../core/errors.js';
+import { err, EventDbxError, throwIfAborted } from '../../core/errors.js';
 import { SPACES, StorageEngine } from '../engine.js';
 import type { RangeOptions, Space, WriteOp, WriteOptions } from '../engine.js';
 import { NativeBatchWriter } from './native-batch.js';
@@ -275,6 +275,7 @@ interface NativeRange {
   /** -1: unlimited. */
   readonly limit: number;
   readonly empty: boolean;
+  readonly signal: AbortSignal | undefined;
 }
 
 /**
@@ -303,7 +304,8 @@ function normalizeRange(options: RangeOptions): NativeRange {
     limit === 0 ||
     (lt !== undefined && lt.length === 0) ||
     (gte !== undefined && lt !== undefined && Buffer.compare(gte, lt) >= 0);
-  return { gte, lt, reverse: options.reverse === true, limit: limit > MAX_INT32 ? -1 : limit, empty };
+  const reverse = options.reverse === true;
+  return { gte, lt, reverse, limit: limit > MAX_INT32 ? -1 : limit, empty, signal: options.signal };
 }
 
 const successor = (key: Buffer): Buffer => Buffer.concat([key, Buffer.alloc(1)]);
@@ -351,7 +353,7 @@ async function* iterate(
   } catch (e) {
     throw ioError(e);
   }
-  if (sync) return yield* readSync(it as unknown as SyncIterator, mode);
+  if (sync) return yield* readSync(it as unknown as SyncIterator, mode, range.signal);
   // Once a caller comes back for a second chunk it is scanning: from then on the next chunk is read
   // (on the thread pool) while the caller works through the current one.
   let next: Promise<[Buffer, Buffer][]> | undefined = it.nextv(NEXTV_SIZE);
@@ -366,6 +368,7 @@ async function* iterate(
         next = undefined;
       }
       if (entries.length === 0) return;
+      throwIfAborted(range.signal);
       if (chunk > 1) next = it.nextv(NEXTV_SIZE);
       if (mode === 'entries') yield* entries;
       else yield entries.map((e) => e[mode === 'keys' ? 0 : 1]);
@@ -384,9 +387,14 @@ interface SyncIterator {
   close(): Promise<void>;
 }
 
-async function* readSync(it: SyncIterator, mode: IterateMode): AsyncGenerator<[Buffer, Buffer] | Buffer[]> {
+async function* readSync(
+  it: SyncIterator,
+  mode: IterateMode,
+  signal: AbortSignal | undefined,
+): AsyncGenerator<[Buffer, Buffer] | Buffer[]> {
   try {
     for (;;) {
+      throwIfAborted(signal);
       let read: { rows: Buffer[]; finished: boolean };
       try {
         read = it._nextvSync(NEXTV_SIZE, {});
