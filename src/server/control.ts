@@ -12,6 +12,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { type EventDbxError, type ErrorCode, ERRORS, err, toEventDbxError } from '../core/errors.js';
 import type { KeyProof } from '../core/crypto/key-proof.js';
+import { jsonPieces } from './json-pieces.js';
 import type { IssuedBy } from '../core/event.js';
 
 export const SOCKET_NAME = 'control.sock';
@@ -91,11 +92,11 @@ export async function serveControl(
         if (!answered) controller.abort(err('EDBX_ERR_CANCELLED'));
       });
       const progress = (done: number, total: number) => send({ progress: [done, total] });
-      void respond(line, progress, controller.signal).then((res) => {
+      void respond(line, progress, controller.signal).then(async (res) => {
         answered = true;
         running.delete(controller);
         clearInterval(keepalive);
-        socket.end(JSON.stringify(res) + '\n');
+        await writeAnswer(socket, res);
       });
     });
   });
@@ -132,6 +133,36 @@ export async function serveControl(
   }
   await chmod(file, 0o600);
   return server;
+}
+
+/** Bytes of an answer gathered before they are written (and other work may run). */
+const WRITE_PIECE = 1 << 20;
+
+/**
+ * Write an answer line a piece at a time, letting other work run between pieces and waiting for the
+ * client to read what was sent: a large answer neither stalls the server nor piles up in its memory.
+ */
+async function writeAnswer(socket: net.Socket, res: ControlResponse): Promise<void> {
+  let pending = '';
+  for (const piece of jsonPieces(res)) {
+    pending += piece;
+    if (pending.length < WRITE_PIECE) continue;
+    if (socket.destroyed) return;
+    if (!socket.write(pending)) {
+      await new Promise<void>((resolve) => {
+        const done = () => {
+          socket.off('drain', done);
+          socket.off('close', done);
+          resolve();
+        };
+        socket.once('drain', done);
+        socket.once('close', done);
+      });
+    }
+    pending = '';
+    await new Promise((r) => setImmediate(r));
+  }
+  if (!socket.destroyed) socket.end(`${pending}\n`);
 }
 
 /** How long `callControl` waits; tests shorten them. */
