@@ -416,7 +416,9 @@ export const ERRORS = {
     status: 503,
     kind: 'user',
     message: (p) =>
-      `the server (PID ${p.pid}) went away before the command finished (${p.reason}): whether it took effect is unknown; check with \`eventdbx status\` and a read before retrying`,
+      p.applied === false
+        ? `the server (PID ${p.pid}) stopped before the command finished (${p.reason}): nothing was changed; run it again once a server is running`
+        : `the server (PID ${p.pid}) went away before the command finished (${p.reason}): whether it took effect is unknown; check with \`eventdbx status\` and a read before retrying`,
     doc: 'The connection to the running server ended before it answered a command (the server stopped or was killed); the command may or may not have been applied.',
   },
   EDBX_ERR_SERVER_NOT_ANSWERING: {

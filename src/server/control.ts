@@ -117,7 +117,8 @@ export async function serveControl(
         return {
           ok: false,
           code: 'EDBX_ERR_COMMAND_INTERRUPTED',
-          params: { pid: process.pid, reason: 'the server stopped while the command ran' },
+          // It failed on the closed store: whatever it was, it changed nothing.
+          params: { pid: process.pid, reason: 'the server stopped while the command ran', applied: false },
         };
       return { ok: false, code: x.code, params: x.params };
     }
