@@ -49,7 +49,7 @@ export async function aggregateRoutes(app: FastifyInstance, ctx: RouteContext): 
     if (ctx.draining()) throw err('EDBX_ERR_SHUTTING_DOWN');
   };
 
-  app.get<{ Querystring: Query }>('/v1/aggregates', { schema: S.listAggregates }, async (req) => {
+  app.get<{ Querystring: Query }>('/v1/aggregates', { schema: S.listAggregates }, async (req, reply) => {
     const t = read(req);
     const take = num(req.query, 'take', DEFAULT_PAGE, 1, MAX_PAGE);
     const after = decodeCursor(req.query.cursor, isKeyCursor)?.k;
@@ -61,7 +61,7 @@ export async function aggregateRoutes(app: FastifyInstance, ctx: RouteContext): 
       ...(after ? { after } : {}),
       ...(req.query.type ? { type: req.query.type } : {}),
       ...(t.scopes.length > 0 ? { scopes: t.scopes } : {}),
-      signal: signalOf(req),
+      signal: signalOf(reply),
     });
     const more = items.length > take;
     const shown = items.slice(0, take);
@@ -78,10 +78,12 @@ export async function aggregateRoutes(app: FastifyInstance, ctx: RouteContext): 
     async (req, reply) => {
       read(req, req.params);
       const version = req.query.version === undefined ? undefined : parseVersion(req.query.version);
-      const view = await store.aggregate(req.params.aggregate_type, req.params.aggregate_id, {
-        ...(version === undefined ? {} : { version }),
-        signal: signalOf(req),
-      });
+      // Only a past version is a long read (a fold of events); the current state is in memory.
+      const view = await store.aggregate(
+        req.params.aggregate_type,
+        req.params.aggregate_id,
+        version === undefined ? {} : { version, signal: signalOf(reply) },
+      );
       // The version, as POST …/events answers it: what `If-Match` takes for the next append.
       if (version === undefined) reply.header('etag', `"${view.version}"`);
       return view;
@@ -91,7 +93,7 @@ export async function aggregateRoutes(app: FastifyInstance, ctx: RouteContext): 
   app.get<{ Params: Params; Querystring: Query }>(
     '/v1/aggregates/:aggregate_type/:aggregate_id/events',
     { schema: S.listEvents },
-    async (req) => {
+    async (req, reply) => {
       read(req, req.params);
       const take = num(req.query, 'take', DEFAULT_PAGE, 1, MAX_PAGE);
       const skip = num(req.query, 'skip', 0);
@@ -100,7 +102,7 @@ export async function aggregateRoutes(app: FastifyInstance, ctx: RouteContext): 
         fromVersion: after + 1,
         skip,
         take: take + 1,
-        signal: signalOf(req),
+        signal: signalOf(reply),
       });
       const shown = events.slice(0, take);
       return {
@@ -174,9 +176,9 @@ export async function aggregateRoutes(app: FastifyInstance, ctx: RouteContext): 
   app.get<{ Params: Params }>(
     '/v1/aggregates/:aggregate_type/:aggregate_id/verify',
     { schema: S.verify },
-    async (req) => {
+    async (req, reply) => {
       read(req, req.params);
-      return verifyNamed(store, req.params.aggregate_type, req.params.aggregate_id, signalOf(req));
+      return verifyNamed(store, req.params.aggregate_type, req.params.aggregate_id, signalOf(reply));
     },
   );
 

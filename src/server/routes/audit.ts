@@ -58,7 +58,7 @@ export const auditFeature: Feature = {
           },
         },
       },
-      async (req) => {
+      async (req, reply) => {
         admin(req.headers.authorization);
         const take = num(req.query, 'take', DEFAULT_PAGE, 1, MAX_PAGE);
         const entries = await auditEntries(ctx.store, {
@@ -66,7 +66,7 @@ export const auditFeature: Feature = {
           after: decodeCursor(req.query.cursor, isVersionCursor)?.v,
           skip: num(req.query, 'skip', 0),
           take: take + 1,
-          signal: signalOf(req),
+          signal: signalOf(reply),
         });
         const shown = entries.slice(0, take);
         return {
@@ -101,9 +101,9 @@ export const auditFeature: Feature = {
           },
         },
       },
-      async (req) => {
+      async (req, reply) => {
         admin(req.headers.authorization);
-        return verifyAuditLog(ctx.store, signalOf(req));
+        return verifyAuditLog(ctx.store, signalOf(reply));
       },
     );
   },
