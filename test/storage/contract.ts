@@ -28,6 +28,14 @@ const put = (space: Space, key: Buffer | string, value: Buffer | string): WriteO
   key: typeof key === 'string' ? b(key) : key,
   value: typeof value === 'string' ? b(value) : value,
 });
+/** The key of entry `i` of `fill`: `k00000`, `k00001`, … (in key order). */
+const key = (i: number): Buffer => b(`k${String(i).padStart(5, '0')}`);
+/** Write `n` entries `key(i)` → `v<i>` to `space`. */
+const fill = (engine: StorageEngine, space: Space, n: number): Promise<void> =>
+  engine.write(
+    Array.from({ length: n }, (_, i) => put(space, key(i), `v${i}`)),
+    { sync: false },
+  );
 const del = (space: Space, key: Buffer | string): WriteOp => ({
   type: 'del',
   space,
@@ -332,11 +340,7 @@ export function storageContract(
       it('walks more entries than one native batch, with and without a limit', () =>
         withEngine(async (engine) => {
           const n = 2500;
-          const key = (i: number): Buffer => b(`k${String(i).padStart(5, '0')}`);
-          await engine.write(
-            Array.from({ length: n }, (_, i) => put('archive', key(i), `v${i}`)),
-            { sync: false },
-          );
+          await fill(engine, 'archive', n);
           const all = await collect(engine.range('archive'));
           expect(all).toHaveLength(n);
           expect(all.every(([k], i) => k.equals(key(i)))).toBe(true);
@@ -349,11 +353,7 @@ export function storageContract(
       it('hands over the keys (keyChunks) and the values (valueChunks) that range does, in chunks', () =>
         withEngine(async (engine) => {
           const n = 2500;
-          const key = (i: number): Buffer => b(`k${String(i).padStart(5, '0')}`);
-          await engine.write(
-            Array.from({ length: n }, (_, i) => put('main', key(i), `v${i}`)),
-            { sync: false },
-          );
+          await fill(engine, 'main', n);
           const flat = async (chunks: AsyncIterable<Buffer[]>): Promise<string[]> => {
             const out: string[] = [];
             for await (const chunk of chunks) {
@@ -376,11 +376,7 @@ export function storageContract(
       it('is not disturbed by writes made while it iterates', () =>
         withEngine(async (engine) => {
           const n = 2500;
-          const key = (i: number): Buffer => b(`k${String(i).padStart(5, '0')}`);
-          await engine.write(
-            Array.from({ length: n }, (_, i) => put('main', key(i), `v${i}`)),
-            { sync: false },
-          );
+          await fill(engine, 'main', n);
           const seen: [Buffer, Buffer][] = [];
           let i = 0;
           for await (const entry of engine.range('main', { gte: key(0), lt: b('k99999') })) {
