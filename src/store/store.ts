@@ -527,13 +527,20 @@ export class EventStore {
     id: string,
     opts: ReadEventsOptions = {},
   ): AsyncGenerator<EventRecord[]> {
-    const from = Math.max(1, opts.fromVersion ?? 1);
-    const to = opts.toVersion ?? Number.MAX_SAFE_INTEGER;
-    if (to < from) return;
-    const skip = opts.skip ?? 0;
-    const take = opts.take;
     const reverse = opts.reverse ?? false;
-    const bounded = to !== Number.MAX_SAFE_INTEGER;
+    const bounded = opts.toVersion !== undefined;
+    const first = Math.max(1, opts.fromVersion ?? 1);
+    const last = opts.toVersion ?? Number.MAX_SAFE_INTEGER;
+    // Versions are contiguous (a gap is refused), so skipping N events is starting N versions further:
+    // the skipped events are not read at all (`replay --skip 299990` reads ten events, not 300,000).
+    // Only a newest-first read without an upper bound does not know where that is.
+    const seek = !reverse || bounded;
+    const skipped = Math.min(opts.skip ?? 0, Math.max(0, last - first + 1));
+    const from = seek && !reverse ? first + skipped : first;
+    const to = seek && reverse ? last - skipped : last;
+    if (to < from) return;
+    const skip = seek ? 0 : (opts.skip ?? 0);
+    const take = opts.take;
     let chunk: EventRecord[] = [];
     let served = 0;
     let seen = 0;

@@ -130,3 +130,20 @@ describe('state of an aggregate at a past version (qa4 #4)', () => {
     }
   });
 });
+
+describe('events with skip (qa4 #7: `replay --skip 299990` read every skipped event)', () => {
+  it('reads only the events it serves, oldest or newest first, and serves the same as a scan', async () => {
+    for (const reverse of [false, true]) {
+      engine.reset();
+      const page = await store.events('ledger', 'long-1', { skip: EVENTS - 10, take: 5, reverse });
+      expect(page.map((e) => e.version)).toEqual(
+        reverse ? [10, 9, 8, 7, 6] : [11991, 11992, 11993, 11994, 11995],
+      );
+      expect(engine.entries.get(String.fromCharCode(K.TAG.event))).toBe(5);
+    }
+    const past = await store.events('ledger', 'long-1', { skip: EVENTS, take: 5 });
+    expect(past).toEqual([]);
+    const from = await store.events('ledger', 'long-1', { fromVersion: 100, skip: 2, take: 2 });
+    expect(from.map((e) => e.version)).toEqual([102, 103]);
+  });
+});
