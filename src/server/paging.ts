@@ -33,6 +33,23 @@ export function num(
 
 export const encodeCursor = (v: unknown): string => Buffer.from(JSON.stringify(v)).toString('base64url');
 
+/**
+ * A page from items read with one more than it shows (`take + 1`): the first `take`, and the cursor
+ * after the last of them when there is more (`cursorOf` gives what the cursor holds), else null.
+ */
+export function pageOf<T>(
+  items: readonly T[],
+  take: number,
+  cursorOf: (last: T) => unknown,
+): { shown: T[]; next_cursor: string | null } {
+  const shown = items.slice(0, take);
+  const last = shown.at(-1);
+  return {
+    shown,
+    next_cursor: items.length > take && last !== undefined ? encodeCursor(cursorOf(last)) : null,
+  };
+}
+
 export function decodeCursor<T>(raw: string | undefined, check: (v: unknown) => v is T): T | undefined {
   if (raw === undefined) return undefined;
   try {

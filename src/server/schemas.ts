@@ -127,9 +127,11 @@ export const page = {
   },
   additionalProperties: false,
 } as const;
+/** The cursor of the next page, null on the last. */
+export const nextCursor = { type: ['string', 'null'] } as const;
 const events = {
   type: 'object',
-  properties: { events: { type: 'array', items: eventRecord }, next_cursor: { type: ['string', 'null'] } },
+  properties: { events: { type: 'array', items: eventRecord }, next_cursor: nextCursor },
 } as const;
 
 const payload = {
@@ -169,7 +171,7 @@ export const listAggregates = {
       type: 'object',
       properties: {
         aggregates: { type: 'array', items: summary },
-        next_cursor: { type: ['string', 'null'] },
+        next_cursor: nextCursor,
       },
     },
     ...readErrors,

@@ -12,7 +12,7 @@ import {
   MAX_PAGE,
   type Query,
   decodeCursor,
-  encodeCursor,
+  pageOf,
   isKeyCursor,
   isVersionCursor,
   num,
@@ -63,13 +63,10 @@ export async function aggregateRoutes(app: FastifyInstance, ctx: RouteContext): 
       ...(t.scopes.length > 0 ? { scopes: t.scopes } : {}),
       signal: signalOf(reply),
     });
-    const more = items.length > take;
-    const shown = items.slice(0, take);
-    const last = shown.at(-1);
-    return {
-      aggregates: shown,
-      next_cursor: more && last ? encodeCursor({ k: `${last.aggregate_type}/${last.aggregate_id}` }) : null,
-    };
+    const { shown, next_cursor } = pageOf(items, take, (a) => ({
+      k: `${a.aggregate_type}/${a.aggregate_id}`,
+    }));
+    return { aggregates: shown, next_cursor };
   });
 
   app.get<{ Params: Params; Querystring: Query }>(
@@ -104,11 +101,8 @@ export async function aggregateRoutes(app: FastifyInstance, ctx: RouteContext): 
         take: take + 1,
         signal: signalOf(reply),
       });
-      const shown = events.slice(0, take);
-      return {
-        events: shown,
-        next_cursor: events.length > take ? encodeCursor({ v: shown.at(-1)!.version }) : null,
-      };
+      const { shown, next_cursor } = pageOf(events, take, (e) => ({ v: e.version }));
+      return { events: shown, next_cursor };
     },
   );
 

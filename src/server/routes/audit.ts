@@ -8,16 +8,8 @@ import { auditEntries, auditSince } from '../../store/audit-log.js';
 import { verifyAuditLog } from '../../store/audit-state.js';
 import type { Feature } from '../features.js';
 import { signalOf } from '../in-flight.js';
-import {
-  DEFAULT_PAGE,
-  MAX_PAGE,
-  type Query,
-  decodeCursor,
-  encodeCursor,
-  isVersionCursor,
-  num,
-} from '../paging.js';
-import { errors, eventRecord, integrityError, page, verifyReport } from '../schemas.js';
+import { DEFAULT_PAGE, MAX_PAGE, type Query, decodeCursor, pageOf, isVersionCursor, num } from '../paging.js';
+import { errors, eventRecord, integrityError, nextCursor, page, verifyReport } from '../schemas.js';
 
 const str = { type: 'string' } as const;
 /** What an admin read can answer: no 404 (the log is empty before the first action, never missing). */
@@ -50,7 +42,7 @@ export const auditFeature: Feature = {
               type: 'object',
               properties: {
                 entries: { type: 'array', items: eventRecord },
-                next_cursor: { type: ['string', 'null'] },
+                next_cursor: nextCursor,
               },
             },
             ...adminReadErrors,
@@ -68,11 +60,8 @@ export const auditFeature: Feature = {
           take: take + 1,
           signal: signalOf(reply),
         });
-        const shown = entries.slice(0, take);
-        return {
-          entries: shown,
-          next_cursor: entries.length > take ? encodeCursor({ v: shown.at(-1)!.version }) : null,
-        };
+        const { shown, next_cursor } = pageOf(entries, take, (e) => ({ v: e.version }));
+        return { entries: shown, next_cursor };
       },
     );
     app.get(
