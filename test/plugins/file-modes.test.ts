@@ -3,8 +3,7 @@
  * of payloads that are encrypted at rest in the store, and were created 0644 in 0755 directories. New
  * files are 0600 and new directories 0700; files and directories that exist keep their modes.
  */
-import { chmod, mkdir, mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
-import os from 'node:os';
+import { chmod, mkdir, readdir, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { CsvSink } from '../../src/plugins/csv/sink.js';
@@ -12,19 +11,13 @@ import { JsonSink } from '../../src/plugins/json/sink.js';
 import { parseDataType } from '../../src/plugins/sql/datatypes.js';
 import { SqliteSink } from '../../src/plugins/sqlite/sink.js';
 import type { DeliveryItem, Sink } from '../../src/plugins/types.js';
-import { deliveryItems } from './fixtures.js';
+import { deliveryItems, tempDirs } from './fixtures.js';
 
-const dirs: string[] = [];
+const tempDir = tempDirs('edbx-modes-');
 const sinks: Sink[] = [];
 afterEach(async () => {
   await Promise.all(sinks.splice(0).map((s) => s.close()));
-  await Promise.all(dirs.splice(0).map((d) => rm(d, { recursive: true, force: true })));
 });
-async function tempDir(): Promise<string> {
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'edbx-modes-'));
-  dirs.push(dir);
-  return dir;
-}
 const keep = <S extends Sink>(s: S): S => (sinks.push(s), s);
 const mode = async (p: string) => (await stat(p)).mode & 0o777;
 

@@ -4,8 +4,7 @@
  * can read (they were counted as delivered and lost).
  */
 import Database from 'better-sqlite3';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import os from 'node:os';
+import { readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { EventRecord } from '../../src/core/event.js';
@@ -15,20 +14,13 @@ import { JsonSink } from '../../src/plugins/json/sink.js';
 import { parseDataType } from '../../src/plugins/sql/datatypes.js';
 import { SqliteSink } from '../../src/plugins/sqlite/sink.js';
 import type { Sink } from '../../src/plugins/types.js';
-import { deliveryItems } from './fixtures.js';
+import { deliveryItems, tempDirs } from './fixtures.js';
 
-const dirs: string[] = [];
+const tempDir = tempDirs('edbx-deleted-');
 const sinks: Sink[] = [];
 afterEach(async () => {
   await Promise.all(sinks.splice(0).map((s) => s.close()));
-  await Promise.all(dirs.splice(0).map((d) => rm(d, { recursive: true, force: true })));
 });
-
-async function tempDir(): Promise<string> {
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'edbx-deleted-'));
-  dirs.push(dir);
-  return dir;
-}
 
 function keep<S extends Sink>(s: S): S {
   sinks.push(s);

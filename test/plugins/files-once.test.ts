@@ -7,8 +7,7 @@
  * the next retry of it is written only if the file lacks it. Real files, and a real delivery host whose
  * cursor is moved back as a crash leaves it.
  */
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import os from 'node:os';
+import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { EventRecord } from '../../src/core/event.js';
@@ -35,26 +34,21 @@ import {
   openStore,
   recordingLogger,
   startHost,
+  tempDirs,
   userEvents,
   waitFor,
 } from './fixtures.js';
 
-const dirs: string[] = [];
+const tempDir = tempDirs('edbx-once-');
 const stores: EventStore[] = [];
 afterEach(async () => {
   await Promise.all(stores.splice(0).map((s) => s.close()));
-  await Promise.all(dirs.splice(0).map((d) => rm(d, { recursive: true, force: true })));
 });
 /** A store closed after the test. */
 async function freshStore(): Promise<EventStore> {
   const store = await openStore();
   stores.push(store);
   return store;
-}
-async function tempDir(): Promise<string> {
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'edbx-once-'));
-  dirs.push(dir);
-  return dir;
 }
 
 /** The positions of a JSON Lines or --pretty file, in file order. */
