@@ -358,16 +358,18 @@ export class DeliveryLoop {
   }
 
   async #retryEach(): Promise<RetryOutcome> {
-    let retried = 0;
-    let delivered = 0;
-    let failed = 0;
+    const outcome = { retried: 0, delivered: 0, failed: 0 };
     // A page at a time: a long outage can leave more dead letters than are worth holding in memory.
     for (let from = 0; !this.#stopped;) {
       const page = await listDeadLetters(this.store, this.name, RETRY_PAGE, from);
       if (page.length === 0) break;
       from = page.at(-1)!.position + 1;
-      retried += page.length;
-      ({ delivered, failed } = await this.#retryPage(page, delivered, failed));
+      outcome.retried += page.length;
+      for (const d of page) {
+        if (this.#stopped) break;
+        const result = await this.#retryOne(d);
+        if (result !== 'gone') outcome[result]++;
+      }
     }
     // A blocked event gets a fresh set of attempts, starting now.
     this.#attempts = 0;
@@ -375,48 +377,41 @@ export class DeliveryLoop {
       this.#retryPending = false;
       await this.#persist();
     }
-    return { retried, delivered, failed };
+    return outcome;
   }
 
-  async #retryPage(
-    letters: readonly StoredDeadLetter[],
-    delivered: number,
-    failed: number,
-  ): Promise<{ delivered: number; failed: number }> {
-    for (const d of letters) {
-      if (this.#stopped) break;
-      const [record] = await this.readLog(d.position, 1);
-      if (!record || record.position !== d.position) {
-        await deleteDeadLetter(this.store, this.name, d.position);
-        continue;
-      }
-      // Marked (durably) before the delivery: a crash between the sink's write and the removal below,
-      // or a failure after the bytes reached the file, leaves the mark, and the next retry tells the
-      // sink the event may be there already. Only then does a file sink read its file to look.
-      const maybeDelivered = d.outcome_unknown === true;
-      if (!maybeDelivered) await updateDeadLetter(this.store, { ...d, outcome_unknown: true });
-      try {
-        const items = await this.#items([record]);
-        await this.sink.deliver(
-          items.map((item) => ({ ...item, retry: true, ...(maybeDelivered ? { maybeDelivered } : {}) })),
-        );
-        await deleteDeadLetter(this.store, this.name, d.position);
-        delivered++;
-        this.#set({ delivered: this.#stats.delivered + 1, last_delivered_at: new Date().toISOString() });
-      } catch (e) {
-        const f = e instanceof DeliveryFailure ? e : transientFailure(this.name, reasonOf(e), 0);
-        failed++;
-        await updateDeadLetter(this.store, {
-          ...d,
-          code: f.error.code,
-          reason: f.error.message,
-          attempts: d.attempts + 1,
-          dead_lettered_at: new Date().toISOString(),
-          // Whatever the sink says it delivered, its bytes may have reached the file (a failed fsync).
-          outcome_unknown: true,
-        });
-      }
+  /** Deliver one dead letter again: removed once delivered, kept (one more attempt) when it fails. */
+  async #retryOne(d: StoredDeadLetter): Promise<'delivered' | 'failed' | 'gone'> {
+    const [record] = await this.readLog(d.position, 1);
+    if (!record || record.position !== d.position) {
+      await deleteDeadLetter(this.store, this.name, d.position);
+      return 'gone';
     }
-    return { delivered, failed };
+    // Marked (durably) before the delivery: a crash between the sink's write and the removal below,
+    // or a failure after the bytes reached the file, leaves the mark, and the next retry tells the
+    // sink the event may be there already. Only then does a file sink read its file to look.
+    const maybeDelivered = d.outcome_unknown === true;
+    if (!maybeDelivered) await updateDeadLetter(this.store, { ...d, outcome_unknown: true });
+    try {
+      const items = await this.#items([record]);
+      await this.sink.deliver(
+        items.map((item) => ({ ...item, retry: true, ...(maybeDelivered ? { maybeDelivered } : {}) })),
+      );
+      await deleteDeadLetter(this.store, this.name, d.position);
+      this.#set({ delivered: this.#stats.delivered + 1, last_delivered_at: new Date().toISOString() });
+      return 'delivered';
+    } catch (e) {
+      const f = e instanceof DeliveryFailure ? e : transientFailure(this.name, reasonOf(e), 0);
+      await updateDeadLetter(this.store, {
+        ...d,
+        code: f.error.code,
+        reason: f.error.message,
+        attempts: d.attempts + 1,
+        dead_lettered_at: new Date().toISOString(),
+        // Whatever the sink says it delivered, its bytes may have reached the file (a failed fsync).
+        outcome_unknown: true,
+      });
+      return 'failed';
+    }
   }
 }
