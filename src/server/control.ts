@@ -12,6 +12,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { type EventDbxError, type ErrorCode, ERRORS, err, toEventDbxError } from '../core/errors.js';
 import type { KeyProof } from '../core/crypto/key-proof.js';
+import { Cancellations } from './cancellations.js';
 import { jsonPieces } from './json-pieces.js';
 import type { IssuedBy } from '../core/event.js';
 
@@ -59,10 +60,7 @@ export async function serveControl(
 ): Promise<net.Server> {
   const file = socketPath(dataDir);
   await rm(file, { force: true });
-  const running = new Set<AbortController>();
-  stop.addEventListener('abort', () => {
-    for (const c of running) c.abort(stop.reason);
-  });
+  const commands = new Cancellations(stop);
   const server = net.createServer((socket) => {
     let buf = '';
     socket.setEncoding('utf8');
@@ -83,18 +81,16 @@ export async function serveControl(
       };
       send({ ack: true });
       const keepalive = setInterval(() => send({ keepalive: true }), KEEPALIVE_MS);
-      const controller = new AbortController();
-      if (stop.aborted) controller.abort(stop.reason);
-      running.add(controller);
+      const command = commands.open();
       let answered = false;
       // The client closed its end (Ctrl-C) before the answer: no one will read it.
       socket.once('close', () => {
-        if (!answered) controller.abort(err('EDBX_ERR_CANCELLED'));
+        if (!answered) command.cancel();
       });
       const progress = (done: number, total: number) => send({ progress: [done, total] });
-      void respond(line, progress, controller.signal).then(async (res) => {
+      void respond(line, progress, command.signal).then(async (res) => {
         answered = true;
-        running.delete(controller);
+        command.end();
         clearInterval(keepalive);
         await writeAnswer(socket, res);
       });

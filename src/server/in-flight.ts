@@ -11,11 +11,10 @@
  */
 import type { Socket } from 'node:net';
 import type { FastifyInstance, FastifyReply } from 'fastify';
-import { err } from '../core/errors.js';
+import { Cancellations } from './cancellations.js';
 
 interface Tracking {
-  readonly running: Set<AbortController>;
-  readonly stop: AbortSignal;
+  readonly reads: Cancellations;
   readonly connectionTimeout: number;
 }
 
@@ -44,28 +43,23 @@ export function signalOf(reply: FastifyReply): AbortSignal {
   if (known) return known;
   const t = (reply.server as unknown as Record<string, Tracking | undefined>)[KEY];
   if (!t) return never;
-  const controller = new AbortController();
-  signals.set(reply, controller.signal);
-  if (t.stop.aborted) controller.abort(t.stop.reason);
-  t.running.add(controller);
+  const read = t.reads.open();
+  signals.set(reply, read.signal);
   // 'close' comes after the answer is written, or when the connection ended before it was.
   reply.raw.once('close', () => {
-    t.running.delete(controller);
-    if (!reply.raw.writableEnded) controller.abort(err('EDBX_ERR_CANCELLED'));
+    read.end();
+    if (!reply.raw.writableEnded) read.cancel();
   });
   // The request has arrived whole (the request timeout no longer applies to it): the socket's
   // inactivity timeout would cut the answer of a handler that takes longer, with nothing sent or logged.
   idle(reply, 0);
   // The answer is handed to the socket: a client that does not read it is an idle client again.
   reply.raw.once('prefinish', () => idle(reply, t.connectionTimeout));
-  return controller.signal;
+  return read.signal;
 }
 
 /** Let the routes of `app` take signals; `stop` aborts those still running (with its reason). */
 export function trackInFlight(app: FastifyInstance, connectionTimeout: number, stop: AbortSignal): void {
-  const tracking: Tracking = { running: new Set(), stop, connectionTimeout };
-  stop.addEventListener('abort', () => {
-    for (const c of tracking.running) c.abort(stop.reason);
-  });
+  const tracking: Tracking = { reads: new Cancellations(stop), connectionTimeout };
   app.decorate(KEY, tracking);
 }
