@@ -135,6 +135,7 @@ export abstract class StorageEngine {
    */
   keyChunks(space: Space, options: RangeOptions = {}): AsyncIterable<Buffer[]> {
     this.#check();
+    throwIfAborted(options.signal);
     return this._keyChunks(space, options);
   }
 
