@@ -6,9 +6,6 @@ import { err } from '../core/errors.js';
 import type { EventRecord } from '../core/event.js';
 import { AUDIT_ID, AUDIT_TYPE, type EventStore } from './store.js';
 
-/** Entries read at a time while filtering by date: the log is scanned, never read whole into memory. */
-const CHUNK = 256;
-
 /** An ISO 8601 date (UTC midnight), or a date and time with `Z` or an offset. */
 const ISO = /^(\d{4})-(\d{2})-(\d{2})(?:T(\d{2}):(\d{2})(?::(\d{2})(?:\.\d{1,9})?)?(?:Z|[+-]\d{2}:\d{2}))?$/;
 
@@ -60,22 +57,22 @@ export async function auditEntries(store: EventStore, o: AuditEntriesOptions = {
   const live = await store.meta(AUDIT_TYPE, AUDIT_ID);
   if (!live) return [];
   const last = live.meta.version;
-  let from = (o.after ?? 0) + 1;
+  const from = (o.after ?? 0) + 1;
   let skip = o.skip ?? 0;
-  const read = (opts: { fromVersion: number; toVersion: number; skip?: number; take?: number }) =>
-    store.readEvents('main', AUDIT_TYPE, AUDIT_ID, { ...opts, signal: o.signal });
-  if (o.since === undefined) return read({ fromVersion: from, toVersion: last, skip, take: o.take });
+  const range = { fromVersion: from, toVersion: last, signal: o.signal };
+  if (o.since === undefined)
+    return store.readEvents('main', AUDIT_TYPE, AUDIT_ID, { ...range, skip, take: o.take });
   // created_at is the writer's clock, not an order: every entry is compared, as `audit list` always did.
+  // The log is scanned a chunk at a time, never read whole into memory.
   const want = o.take ?? Number.MAX_SAFE_INTEGER;
   const out: EventRecord[] = [];
-  while (from <= last && out.length < want) {
-    const to = Math.min(last, from + CHUNK - 1);
-    for (const e of await read({ fromVersion: from, toVersion: to })) {
+  if (want <= 0) return out;
+  for await (const chunk of store.scanEvents('main', AUDIT_TYPE, AUDIT_ID, range)) {
+    for (const e of chunk) {
       if (Date.parse(e.metadata.created_at) < o.since) continue;
       if (skip > 0) skip--;
-      else if (out.push(e) === want) break;
+      else if (out.push(e) === want) return out;
     }
-    from = to + 1;
   }
   return out;
 }
