@@ -75,11 +75,13 @@ export const DEFAULT_MEMORY_THRESHOLD = 10_000;
 /** Events decoded per chunk of `scanEvents`: what a streaming reader holds at a time. */
 const EVENT_CHUNK = 512;
 
-/** A range of an aggregate's events: versions `fromVersion`..`toVersion`, then `skip` and `take`. */
 export const AUDIT_TYPE = '$audit';
 export const AUDIT_ID = 'log';
 
-/** A range read of one aggregate's events; `signal` stops it between chunks (a client that went away). */
+/**
+ * A range read of one aggregate's events: versions `fromVersion`..`toVersion`, then `skip` and `take`;
+ * `signal` stops it between chunks (a client that went away).
+ */
 export interface ReadEventsOptions {
   skip?: number;
   take?: number;
