@@ -16,7 +16,7 @@ import { errorHandler, notFoundHandler } from './problem.js';
 import { type Timeouts, clientErrorHandler, httpTimeouts } from './protocol.js';
 import { trackInFlight } from './in-flight.js';
 import { aggregateRoutes } from './routes/aggregates.js';
-import { declaredResponses, problem } from './schemas.js';
+import { declaredResponses, documented, problem } from './schemas.js';
 import { WRITES_REFUSED, systemRoutes } from './routes/system.js';
 
 export interface ServerOptions {
@@ -134,6 +134,7 @@ export async function buildServer(
     if (schema) schema.response = declaredResponses(route.method, schema.response);
   });
   await app.register(swagger, {
+    transform: ({ schema, url }) => ({ schema: schema && documented(schema), url }),
     openapi: {
       openapi: '3.1.0',
       info: {

@@ -4,6 +4,32 @@
  */
 const str = { type: 'string' } as const;
 const int = { type: 'integer' } as const;
+/** Marks a query parameter that is a whole number (see `uint`). */
+const WHOLE_NUMBER = 'whole number';
+/**
+ * A whole-number query parameter. It is validated as text, because the handler parses it and names
+ * what is wrong (range, sign, digits), and /openapi.json documents it as an integer (`documented`).
+ */
+export const uint = (description: string) =>
+  ({ type: 'string', $comment: WHOLE_NUMBER, description }) as const;
+
+/**
+ * A route's schema as /openapi.json shows it: whole-number query parameters typed as integers, so
+ * generated clients send numbers. Validation keeps the text schema.
+ */
+export function documented<T extends object>(schema: T): T {
+  const query = (schema as { querystring?: unknown }).querystring as
+    { properties?: Record<string, Record<string, unknown>> } | undefined;
+  if (!query?.properties) return schema;
+  const properties = Object.fromEntries(
+    Object.entries(query.properties).map(([name, p]) => {
+      if (p.$comment !== WHOLE_NUMBER) return [name, p];
+      const { $comment: _, ...rest } = p;
+      return [name, { ...rest, type: 'integer', minimum: 0 }];
+    }),
+  );
+  return { ...schema, querystring: { ...query, properties } };
+}
 const hex = { type: 'string', pattern: '^[0-9a-f]{64}$' } as const;
 /** RFC 9457 problem details, as every error answer carries them. */
 export const problem = {
@@ -121,8 +147,8 @@ const params = {
 export const page = {
   type: 'object',
   properties: {
-    skip: { ...str, description: 'skip this many items' },
-    take: { ...str, description: 'page size, 1-1000 (default 100)' },
+    skip: uint('skip this many items'),
+    take: uint('page size, 1-1000 (default 100)'),
     cursor: { ...str, description: 'next_cursor of the previous page' },
   },
   additionalProperties: false,
@@ -180,7 +206,11 @@ export const listAggregates = {
 export const getAggregate = {
   summary: 'Current state of an aggregate (or at ?version=)',
   params,
-  querystring: { type: 'object', properties: { version: str }, additionalProperties: false },
+  querystring: {
+    type: 'object',
+    properties: { version: uint('the version to rebuild the state at') },
+    additionalProperties: false,
+  },
   response: { 200: aggregateView, ...readErrors },
 };
 export const listEvents = {
@@ -192,7 +222,11 @@ export const listEvents = {
 export const recentEvents = {
   summary: 'The n most recent events, newest first (default 10)',
   params,
-  querystring: { type: 'object', properties: { take: str }, additionalProperties: false },
+  querystring: {
+    type: 'object',
+    properties: { take: uint('how many events, 1-1000 (default 10)') },
+    additionalProperties: false,
+  },
   response: { 200: events, ...readErrors },
 };
 const versionParams = {
@@ -218,7 +252,11 @@ const inclusionProof = {
 export const eventProof = {
   summary: 'RFC 6962 inclusion proof of an event in the aggregate tree',
   params: versionParams,
-  querystring: { type: 'object', properties: { tree_size: str }, additionalProperties: false },
+  querystring: {
+    type: 'object',
+    properties: { tree_size: uint('tree size (default: the current version)') },
+    additionalProperties: false,
+  },
   response: { 200: inclusionProof, ...readErrors, ...integrityError },
 };
 export const ledgerProof = {
@@ -229,7 +267,10 @@ export const ledgerProof = {
     'limited to some aggregates is refused (403): the ledger covers every aggregate.',
   querystring: {
     type: 'object',
-    properties: { position: str, tree_size: str },
+    properties: {
+      position: uint('position of the event (1 = first)'),
+      tree_size: uint('ledger size (default: the current size)'),
+    },
     additionalProperties: false,
   },
   response: { 200: inclusionProof, ...readErrors, ...integrityError },
@@ -237,7 +278,11 @@ export const ledgerProof = {
 export const consistency = {
   summary: 'RFC 6962 consistency proof between two versions of the aggregate tree',
   params,
-  querystring: { type: 'object', properties: { from: str, to: str }, additionalProperties: false },
+  querystring: {
+    type: 'object',
+    properties: { from: uint('the older version m'), to: uint('the newer version n') },
+    additionalProperties: false,
+  },
   response: {
     200: {
       type: 'object',

@@ -99,3 +99,46 @@ describe('OpenAPI statuses by method (qa2-spec #3)', () => {
     expect(gets).toBeGreaterThan(10);
   });
 });
+
+describe('OpenAPI query parameters', () => {
+  let s: TestServer;
+  let paths: Record<string, Record<string, { parameters?: Array<Record<string, any>> }>>;
+  beforeAll(async () => {
+    s = await testServer({
+      extraRoutes: FEATURES.filter((f) => f.routes).map(
+        (f) => (app, ctx) => f.routes!(app, ctx, {} as SecureStore),
+      ),
+    });
+    paths = (await get(s, '/openapi.json')).body.paths;
+  });
+  afterAll(() => s?.close());
+
+  const query = (path: string, name: string) =>
+    paths[path]!.get!.parameters!.find((p) => p.in === 'query' && p.name === name)!.schema;
+
+  it('documents whole-number parameters as integers, and text ones as strings', () => {
+    const events = '/v1/aggregates/{aggregate_type}/{aggregate_id}/events';
+    for (const [path, name] of [
+      [events, 'skip'],
+      [events, 'take'],
+      ['/v1/aggregates/{aggregate_type}/{aggregate_id}', 'version'],
+      [`${events}/recent`, 'take'],
+      [`${events}/{version}/proof`, 'tree_size'],
+      ['/v1/aggregates/{aggregate_type}/{aggregate_id}/consistency', 'from'],
+      ['/v1/ledger/proof', 'position'],
+      ['/v1/ledger/consistency', 'to'],
+      ['/v1/events/stream', 'from'],
+    ] as const)
+      expect(query(path, name), `${path} ${name}`).toMatchObject({ type: 'integer', minimum: 0 });
+    expect(query(events, 'cursor')).toMatchObject({ type: 'string' });
+    expect(JSON.stringify(paths)).not.toContain('$comment');
+  });
+
+  it('still answers a bad whole number with the handler’s own message, not a schema error', async () => {
+    const res = await get(s, '/v1/aggregates?take=0');
+    expect(res.status).toBe(400);
+    expect(res.body.code).toBe('EDBX_ERR_INVALID_ARGUMENT');
+    expect(res.body.detail).toMatch(/take/);
+    expect(res.body.detail).not.toMatch(/must be/);
+  });
+});

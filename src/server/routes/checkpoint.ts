@@ -5,7 +5,7 @@ import { err } from '../../core/errors.js';
 import { ledgerConsistencyProof, ledgerInclusionProof } from '../../store/index.js';
 import type { SecureStore } from '../../store/secure.js';
 import type { RouteContext } from '../app.js';
-import { errors, integrityError, ledgerProof } from '../schemas.js';
+import { errors, integrityError, ledgerProof, uint } from '../schemas.js';
 
 const str = { type: 'string' } as const;
 
@@ -48,7 +48,11 @@ export async function checkpointRoutes(
     {
       schema: {
         summary: 'RFC 6962 consistency proof between two sizes of the ledger tree',
-        querystring: { type: 'object', properties: { from: str, to: str }, additionalProperties: false },
+        querystring: {
+          type: 'object',
+          properties: { from: uint('the older ledger size m'), to: uint('the newer ledger size n') },
+          additionalProperties: false,
+        },
         response: {
           200: {
             type: 'object',

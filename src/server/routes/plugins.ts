@@ -12,7 +12,7 @@ import { wholeNumber } from '../../core/names.js';
 import type { WriteContext } from '../../store/types.js';
 import type { RouteContext } from '../app.js';
 import type { Feature } from '../features.js';
-import { errors, readErrors } from '../schemas.js';
+import { errors, readErrors, uint } from '../schemas.js';
 
 const str = { type: 'string' } as const;
 const nameParams = { type: 'object', properties: { name: str }, required: ['name'] } as const;
@@ -62,7 +62,11 @@ async function pluginRoutes(app: FastifyInstance, ctx: RouteContext): Promise<vo
       schema: {
         summary: 'Events a plugin gave up on, with the reason (admin)',
         params: nameParams,
-        querystring: { type: 'object', properties: { take: str }, additionalProperties: false },
+        querystring: {
+          type: 'object',
+          properties: { take: uint('at most this many dead letters') },
+          additionalProperties: false,
+        },
         response: { 200: { description: 'OK' }, ...readErrors },
       },
     },

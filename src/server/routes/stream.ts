@@ -31,7 +31,7 @@ import type { EventStore } from '../../store/index.js';
 import type { RouteContext } from '../app.js';
 import type { Feature, FeatureLogger } from '../features.js';
 import { toProblem } from '../problem.js';
-import { errors } from '../schemas.js';
+import { errors, uint } from '../schemas.js';
 
 /** Log entries read per catch-up step. */
 const PAGE = 512;
@@ -314,7 +314,7 @@ async function streamRoutes(app: FastifyInstance, ctx: RouteContext): Promise<vo
         querystring: {
           type: 'object',
           properties: {
-            from: { type: 'string', description: 'first position to deliver (default: only new events)' },
+            from: uint('first position to deliver (default: only new events)'),
             aggregate: { type: 'string', description: 'only events of this aggregate type' },
           },
           additionalProperties: false,
