@@ -49,14 +49,23 @@ const HANDSHAKE_MS = 5000;
 /** How long the client waits between two reads once acknowledged (keepalives come every second). */
 const IDLE_MS = 15_000;
 
+/** Where the control socket says what went wrong on the server's side (the server's log). */
+export interface ControlLog {
+  info(fields: object, message: string): void;
+  error(fields: object, message: string): void;
+}
+
 /**
  * Serve the control socket. `stop` (aborted when the server stops) aborts the commands still running
- * with its reason; one that meets the store already closed is answered with that reason too.
+ * with its reason; one that meets the store already closed is answered with that reason too. `log`
+ * gets, like the HTTP side's log, each command stopped because its CLI went away (info) and each
+ * server error (error; an internal one with its stack) — never the command's arguments.
  */
 export async function serveControl(
   dataDir: string,
   handler: ControlHandler,
   stop: AbortSignal = new AbortController().signal,
+  log?: ControlLog,
 ): Promise<net.Server> {
   const file = socketPath(dataDir);
   await rm(file, { force: true });
@@ -101,8 +110,10 @@ export async function serveControl(
     progress: (done: number, total: number) => void,
     signal: AbortSignal,
   ): Promise<ControlResponse> {
+    let op: string | undefined;
     try {
       const req = JSON.parse(line) as ControlRequest;
+      op = typeof req.op === 'string' ? req.op : undefined;
       return { ok: true, result: await handler(req, progress, signal) };
     } catch (e) {
       const x = toEventDbxError(e);
@@ -116,6 +127,14 @@ export async function serveControl(
           // It failed on the closed store: whatever it was, it changed nothing.
           params: { pid: process.pid, reason: 'the server stopped while the command ran', applied: false },
         };
+      const where = { channel: 'control', ...(op === undefined ? {} : { op }) };
+      if (x.code === 'EDBX_ERR_CANCELLED')
+        log?.info({ code: x.code, ...where }, 'command stopped: the CLI went away before the answer');
+      else if (x.status >= 500)
+        log?.error(
+          { code: x.code, status: x.status, ...where, ...(x.code === 'EDBX_ERR_INTERNAL' ? { err: e } : {}) },
+          x.message,
+        );
       return { ok: false, code: x.code, params: x.params };
     }
   }

@@ -84,21 +84,33 @@ describe('a long read whose client went away (QA4 #5)', () => {
     expect(health.status).toBe(200);
   });
 
-  it('an abandoned CLI command (control socket closed) stops too', async () => {
+  it('an abandoned CLI command (control socket closed) stops too, and the server log says so', async () => {
     const engine = new GatedEngine();
     const store = await EventStore.open({ engine });
     await seed(store);
     const dir = await mkdtemp(path.join(os.tmpdir(), 'edbx-cancel-'));
     dirs.push(dir);
     let outcome: unknown = 'running';
-    const control = await serveControl(dir, async (req, progress, signal) => {
-      try {
-        return await OPS[req.op]!({ store } as SecureStore, req.args, ctx, progress, signal);
-      } catch (e) {
-        outcome = e;
-        throw e;
-      }
-    });
+    const logged: Array<{ level: string; fields: Record<string, unknown>; message: string }> = [];
+    const log = {
+      info: (fields: object, message: string) =>
+        logged.push({ level: 'info', fields: { ...fields }, message }),
+      error: (fields: object, message: string) =>
+        logged.push({ level: 'error', fields: { ...fields }, message }),
+    };
+    const control = await serveControl(
+      dir,
+      async (req, progress, signal) => {
+        try {
+          return await OPS[req.op]!({ store } as SecureStore, req.args, ctx, progress, signal);
+        } catch (e) {
+          outcome = e;
+          throw e;
+        }
+      },
+      undefined,
+      log,
+    );
     try {
       const held = engine.holdAfter(1500);
       const before = engine.entries;
@@ -111,6 +123,14 @@ describe('a long read whose client went away (QA4 #5)', () => {
       await until(() => outcome !== 'running', 'the command to end');
       expect(isEventDbxError(outcome, 'EDBX_ERR_CANCELLED')).toBe(true);
       expect(engine.entries - before).toBeLessThan(2100);
+      await until(() => logged.length > 0, 'the log line');
+      expect(logged).toEqual([
+        {
+          level: 'info',
+          fields: { code: 'EDBX_ERR_CANCELLED', channel: 'control', op: 'aggregate.list' },
+          message: 'command stopped: the CLI went away before the answer',
+        },
+      ]);
     } finally {
       control.close();
       await store.close();

@@ -8,6 +8,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { err } from '../../src/core/errors.js';
 import { callControl, serveControl, socketPath } from '../../src/server/control.js';
 import { MemoryEngine } from '../../src/storage/memory/memory-engine.js';
 import { EventStore } from '../../src/store/index.js';
@@ -123,5 +124,41 @@ describe('a command cut off by the server stopping (QA4 #9)', () => {
     await store.close();
     servers.push(await serveControl(dir, async () => store.list({ take: 1 })));
     await expectCode(callControl(dir, request), 'EDBX_ERR_STORE_NOT_OPEN');
+  });
+});
+
+describe('the server log of control commands', () => {
+  it('logs a server error at error level (an internal one with its stack), and a user error not at all', async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'edbx-ctl-'));
+    dirs.push(dir);
+    const logged: Array<{ level: string; fields: Record<string, unknown>; message: string }> = [];
+    const log = {
+      info: (fields: object, message: string) =>
+        logged.push({ level: 'info', fields: { ...fields }, message }),
+      error: (fields: object, message: string) =>
+        logged.push({ level: 'error', fields: { ...fields }, message }),
+    };
+    let failure: unknown = new TypeError('boom');
+    servers.push(
+      await serveControl(
+        dir,
+        async () => {
+          throw failure;
+        },
+        undefined,
+        log,
+      ),
+    );
+    await expectCode(callControl(dir, request), 'EDBX_ERR_INTERNAL');
+    expect(logged).toHaveLength(1);
+    expect(logged[0]).toMatchObject({
+      level: 'error',
+      fields: { code: 'EDBX_ERR_INTERNAL', status: 500, channel: 'control', op: 'aggregate.restore' },
+    });
+    expect((logged[0]!.fields.err as Error).stack).toMatch(/TypeError: boom/);
+    logged.length = 0;
+    failure = err('EDBX_ERR_AGGREGATE_NOT_FOUND', { type: 'patient', id: 'p-1' });
+    await expectCode(callControl(dir, request), 'EDBX_ERR_AGGREGATE_NOT_FOUND');
+    expect(logged).toEqual([]);
   });
 });
