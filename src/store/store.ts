@@ -678,10 +678,13 @@ export class EventStore {
   }
 
   /** How many aggregates the store holds (system ones with `includeSystem`), without decoding them. */
-  async countAggregates(opts: { includeSystem?: boolean } = {}): Promise<number> {
+  async countAggregates(
+    opts: { includeSystem?: boolean; signal?: AbortSignal | undefined } = {},
+  ): Promise<number> {
     const prefix = K.metaPrefix();
     let count = 0;
-    for await (const keys of this.engine.keyChunks('main', { gte: prefix, lt: prefixEnd(prefix) })) {
+    const range = { gte: prefix, lt: prefixEnd(prefix), signal: opts.signal };
+    for await (const keys of this.engine.keyChunks('main', range)) {
       // A type starts right after the tag byte; system types start with '$'.
       for (const k of keys) if (opts.includeSystem || k[1] !== 0x24) count++;
     }

@@ -274,7 +274,7 @@ export async function verifyAll(
 ): Promise<VerifyAllReport> {
   // Aggregates are listed a page at a time, and only failures are kept: memory stays bounded
   // however many aggregates the store holds.
-  const total = await store.countAggregates({ includeSystem: true });
+  const total = await store.countAggregates({ includeSystem: true, signal });
   const failures: VerifyReport[] = [];
   let done = 0;
   let aggregates = 0;

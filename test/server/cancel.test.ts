@@ -9,10 +9,11 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { OPS } from '../../src/cli/ops.js';
-import { isEventDbxError } from '../../src/core/errors.js';
+import { err, isEventDbxError } from '../../src/core/errors.js';
 import { serveControl, socketPath } from '../../src/server/control.js';
 import type { SecureStore } from '../../src/store/secure.js';
-import { EventStore } from '../../src/store/index.js';
+import { EventStore, verifyAll } from '../../src/store/index.js';
+import { expectCode } from '../helpers/expect.js';
 import { GatedEngine } from '../helpers/gated-engine.js';
 import { type TestServer, raw, testServer } from '../helpers/http.js';
 
@@ -133,6 +134,26 @@ describe('a long read whose client went away (QA4 #5)', () => {
       ]);
     } finally {
       control.close();
+      await store.close();
+    }
+  });
+
+  it('a verify of every aggregate stops while it still counts them', async () => {
+    const engine = new GatedEngine();
+    const store = await EventStore.open({ engine });
+    try {
+      await seed(store);
+      const held = engine.holdAfter(100);
+      const before = engine.entries;
+      const stop = new AbortController();
+      const verifying = verifyAll(store, undefined, stop.signal);
+      verifying.catch(() => undefined);
+      await held;
+      stop.abort(err('EDBX_ERR_CANCELLED'));
+      engine.release();
+      await expectCode(verifying, 'EDBX_ERR_CANCELLED');
+      expect(engine.entries - before).toBeLessThan(AGGREGATES / 2);
+    } finally {
       await store.close();
     }
   });
