@@ -37,7 +37,7 @@ export type { AuditStateReport, AuditVerification } from '../protocol/records.js
  */
 export async function verifyAuditLog(store: EventStore, signal?: AbortSignal): Promise<AuditVerification> {
   let report: VerifyReport;
-  if (await store.meta(AUDIT_TYPE, AUDIT_ID)) {
+  if (await store.storedMeta(AUDIT_TYPE, AUDIT_ID)) {
     report = await verifyAggregate(store, AUDIT_TYPE, AUDIT_ID, signal);
   } else {
     const trace = await auditTrace(store);

@@ -97,8 +97,8 @@ export class EventStore {
   readonly engine: StorageEngine;
   readonly env: TxEnv;
   readonly #cache: LRUCache<string, LiveMeta>;
-  /** Metas the writer may build on: written by it, or read and found not rolled back (#loadForWrite). */
-  readonly #checkedForWrite = new WeakSet<LiveMeta>();
+  /** Metas the events do not contradict: written by the writer, or read and checked (#loadChecked). */
+  readonly #checked = new WeakSet<LiveMeta>();
   readonly #writer: Writer;
   readonly #listeners = new Set<CommitListener>();
   #listenerError: (e: unknown) => void = (e) =>
@@ -136,14 +136,14 @@ export class EventStore {
       this.engine,
       this.env,
       {
-        loadMetas: (aggs) => this.#loadForWrite(aggs),
+        loadMetas: (aggs) => this.#loadChecked(aggs),
         loadByEventId: (ids) => this.#loadByEventId(ids),
         committed: (metas, records, tokens) => {
           this.#epoch++;
           for (const t of tokens.values()) this.tokens.set(t.hash, t);
           for (const m of metas) {
             this.#cache.set(aggKey(m.meta.aggregate_type, m.meta.aggregate_id), m);
-            this.#checkedForWrite.add(m);
+            this.#checked.add(m);
           }
           if (records.length > 0) {
             for (const l of this.#listeners) {
@@ -368,8 +368,22 @@ export class EventStore {
 
   // ---------------------------------------------------------------- reads
 
-  /** Committed meta of an aggregate (stub without state when archived), or null. */
+  /**
+   * Committed meta of an aggregate (stub without state when archived), or null. A meta read from disk
+   * that the store's events contradict (rolled back or removed behind the store's back) is refused
+   * with EDBX_ERR_INTEGRITY rather than served as a shorter history (see #loadChecked).
+   */
   async meta(type: string, id: string): Promise<LiveMeta | null> {
+    const [m] = await this.#loadChecked([[type, id]]);
+    if (m instanceof Error) throw m;
+    return m ?? null;
+  }
+
+  /**
+   * The meta as stored, not checked against the events: for verification, which checks it in full and
+   * reports what it finds instead of refusing.
+   */
+  async storedMeta(type: string, id: string): Promise<LiveMeta | null> {
     const [m] = await this.#loadLive([[type, id]]);
     return m ?? null;
   }
@@ -401,17 +415,18 @@ export class EventStore {
   }
 
   /**
-   * Metas for the writer. Nothing stored is ever overwritten: before the first append to an aggregate
-   * whose meta was read from disk, the event after its recorded version must not exist (it would if
-   * the meta were rolled back or removed). Such an aggregate refuses appends with the integrity error.
+   * Metas checked against the events: nothing stored is ever overwritten, so the event after a meta's
+   * recorded version must not exist (it would if the meta were rolled back or removed). Each meta read
+   * from disk is checked once (one more point read); metas the writer wrote need none. An aggregate
+   * that fails gets the integrity error in its place: reads refuse it, and so do appends.
    */
-  async #loadForWrite(
+  async #loadChecked(
     aggs: ReadonlyArray<readonly [string, string]>,
   ): Promise<(LiveMeta | null | EventDbxError)[]> {
     const lives = await this.#loadLive(aggs);
     const out: (LiveMeta | null | EventDbxError)[] = lives;
     const unchecked = lives.flatMap((l, n) =>
-      (l === null || !this.#checkedForWrite.has(l)) && !l?.meta.archived ? [n] : [],
+      (l === null || !this.#checked.has(l)) && !l?.meta.archived ? [n] : [],
     );
     if (unchecked.length === 0) return lives;
     const next = (n: number) => (lives[n]?.meta.version ?? 0) + 1;
@@ -419,18 +434,34 @@ export class EventStore {
       'main',
       unchecked.map((n) => K.eventKey(aggs[n]![0], aggs[n]![1], next(n))),
     );
+    const contradicted: number[] = [];
     unchecked.forEach((n, j) => {
       const live = lives[n];
-      const [type, id] = aggs[n]!;
       if (found[j] === undefined) {
-        if (live) this.#checkedForWrite.add(live);
+        if (live) this.#checked.add(live);
+      } else contradicted.push(n);
+    });
+    if (contradicted.length === 0) return out;
+    // A reader may have read the meta just before a commit of the next event: the meta on disk has
+    // moved on since, and the writer vouches for what it wrote. Still the old version: tampered.
+    const again = await this.engine.getMany(
+      'main',
+      contradicted.map((n) => K.metaKey(aggs[n]![0], aggs[n]![1])),
+    );
+    contradicted.forEach((n, j) => {
+      const [type, id] = aggs[n]!;
+      const v = again[j];
+      const meta = v ? openMetaAt(this.env.codec, v, type, id) : undefined;
+      if (meta && meta.version >= next(n)) {
+        const live: LiveMeta = { meta, frontier: decodeFrontier(Buffer.from(meta.frontier, 'base64')) };
+        this.#checked.add(live);
+        out[n] = live;
         return;
       }
-      const broken = err('EDBX_ERR_INTEGRITY', {
+      out[n] = err('EDBX_ERR_INTEGRITY', {
         where: `aggregate ${type}/${id}`,
         reason: `event ${next(n)} is stored but the aggregate records version ${next(n) - 1}; run \`eventdbx aggregate verify\``,
       });
-      out[n] = broken;
     });
     return out;
   }

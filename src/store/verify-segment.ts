@@ -210,8 +210,10 @@ export async function conclude(
     }
     const version = frontier.size;
     if (version !== meta.version) {
+      // The first version the two disagree on: the first event the meta does not account for, or
+      // the first one it records that is not stored.
       throw new Bad(
-        version + 1,
+        Math.min(version, meta.version) + 1,
         `aggregate records version ${meta.version} but ${version} events are stored`,
       );
     }

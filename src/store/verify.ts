@@ -44,7 +44,7 @@ export async function verifyAggregate(
 ): Promise<VerifyReport> {
   let live;
   try {
-    live = await store.meta(type, id);
+    live = await store.storedMeta(type, id);
   } catch (e) {
     // A meta that cannot be opened here (or is another aggregate's): reported, not thrown.
     if (isEventDbxError(e, 'EDBX_ERR_INTEGRITY')) return { ...notFound(type, id), reason: e.message };
