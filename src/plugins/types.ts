@@ -253,4 +253,6 @@ export interface HostHandle {
   stats(name: string): LoopStats | undefined;
   /** Retry the dead letters now; undefined when the plugin is not running (disabled). */
   retry(name: string): Promise<RetryOutcome> | undefined;
+  /** Why the plugin was not started: the audit log does not vouch for its configuration. */
+  failure(name: string): DeliveryError | undefined;
 }

@@ -1,21 +1,30 @@
 /**
  * Regressions of the auditor QA's finding 2: plugin configurations are checked against the audit log.
  * Someone with write access to the data dir but not the keys copies sealed plugin records (X keys)
- * back from an old backup, onto another plugin's key, or deletes them; `audit verify` reports it.
+ * back from an old backup, onto another plugin's key, or deletes them; `audit verify` reports it, and
+ * the delivery host does not run the plugin (nothing reaches its target) while the others deliver.
  */
 import { randomBytes } from 'node:crypto';
-import { rm } from 'node:fs/promises';
+import { readFile, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { AesGcmCodec } from '../../src/core/crypto/codec.js';
-import { configurePlugin, listPlugins, mapField, removePlugin } from '../../src/plugins/index.js';
+import {
+  type DeliveryHost,
+  configurePlugin,
+  listPlugins,
+  mapField,
+  pluginStatus,
+  removePlugin,
+} from '../../src/plugins/index.js';
 import { putConfig } from '../../src/plugins/repository.js';
 import type { PluginConfig } from '../../src/plugins/types.js';
+import { Metrics } from '../../src/server/metrics.js';
 import { RocksDbEngine } from '../../src/storage/rocksdb/rocksdb-engine.js';
 import { verifyAuditLog } from '../../src/store/audit-state.js';
 import { AUDIT_ID, AUDIT_TYPE, EventStore } from '../../src/store/index.js';
 import * as K from '../../src/store/keys.js';
-import { jane, tempDirs } from './fixtures.js';
+import { type LogLine, caughtUp, jane, recordingLogger, startHost, statusOf, tempDirs } from './fixtures.js';
 
 const tempDir = tempDirs('edbx-plugin-audit-');
 const codec = new AesGcmCodec({ activeKeyId: 1, keys: new Map([[1, randomBytes(32)]]) });
@@ -24,10 +33,22 @@ const secret = { aggregate_type: 'patient', aggregate_id: 'p-1', event_type: 'ad
 let dir: string;
 let files: string;
 let store: EventStore;
+let host: DeliveryHost | undefined;
+let lines: LogLine[];
 
 async function reopen(): Promise<void> {
+  await host?.stop();
+  host = undefined;
   await store.close();
   store = await EventStore.open({ engine: new RocksDbEngine(dir), codec });
+}
+
+/** Start the delivery host, as the server does, recording what it logs. */
+async function serve(): Promise<DeliveryHost> {
+  const log = recordingLogger();
+  lines = log.lines;
+  host = await startHost(store, log);
+  return host;
 }
 
 /** The sealed values of these X keys, as a backup of the data dir holds them. */
@@ -51,6 +72,11 @@ async function problems(): Promise<readonly string[]> {
   return state!.problems;
 }
 
+const exists = (file: string) =>
+  stat(file).then(
+    () => true,
+    () => false,
+  );
 const config = (name: string) => K.pluginKey('config', name);
 const cursor = (name: string) => K.pluginKey('cursor', name);
 
@@ -60,11 +86,13 @@ beforeEach(async () => {
   store = await EventStore.open({ engine: new RocksDbEngine(dir), codec });
 });
 afterEach(async () => {
+  await host?.stop();
+  host = undefined;
   await store.close();
 });
 
 describe('a removed plugin restored from an old backup (auditor QA finding 2)', () => {
-  it('is reported by audit verify', async () => {
+  it('is reported by audit verify, not started, and nothing reaches its old target; others deliver', async () => {
     const vendor = path.join(files, 'old-vendor.jsonl');
     await configurePlugin(store, 'json', { path: vendor }, jane);
     await configurePlugin(store, 'log', { level: 'info' }, jane);
@@ -79,6 +107,54 @@ describe('a removed plugin restored from an old backup (auditor QA finding 2)', 
     expect(await problems()).toEqual([
       'plugin json: stored, but the audit log records its removal (entry 3)',
     ]);
+
+    await serve();
+    await caughtUp(store, 'log');
+    const json = await statusOf(store, 'json');
+    expect(json.state).toBe('failed');
+    expect(json.last_error).toMatchObject({
+      code: 'EDBX_ERR_INTEGRITY',
+      message: expect.stringContaining(
+        'integrity check failed for plugin json: stored, but the audit log records its removal (entry 3); not delivering',
+      ),
+    });
+    expect(json.last_error!.message).not.toContain('\n');
+    expect((await listPlugins(store)).plugins.find((p) => p.name === 'json')?.failure).toEqual(
+      json.last_error,
+    );
+    expect(lines.filter((l) => l.level === 'error').map((l) => l.msg)).toEqual([json.last_error!.message]);
+    const metrics = await new Metrics(store).registry.metrics();
+    expect(metrics).toContain('eventdbx_plugin_state{plugin="json",kind="json",state="failed"} 1');
+    expect(metrics).toContain('eventdbx_plugin_state{plugin="log",kind="log",state="idle"} 1');
+
+    // The log plugin delivered the event; the restored plugin never ran, so its target stays empty.
+    expect(lines.some((l) => l.msg.includes('aggregate=patient id=p-1 event=added'))).toBe(true);
+    await store.append({ ...secret, payload: { diagnosis: 'MORE' } }, jane);
+    await caughtUp(store, 'log');
+    expect(await exists(vendor)).toBe(false);
+  });
+
+  it('removing it, or configuring it again, records the decision and ends the failure', async () => {
+    const vendor = path.join(files, 'old-vendor.jsonl');
+    await configurePlugin(store, 'json', { path: vendor }, jane);
+    const old = await backup(config('json'), cursor('json'));
+    await removePlugin(store, 'json', jane);
+    await restore(old);
+    await reopen();
+    await serve();
+    expect((await statusOf(store, 'json')).state).toBe('failed');
+
+    await removePlugin(store, 'json', jane);
+    expect(await problems()).toEqual([]);
+    expect((await pluginStatus(store)).plugins).toEqual([]);
+    // An admin who wants one back says so; the new entry vouches for the record it writes.
+    const fresh = path.join(files, 'new.jsonl');
+    await configurePlugin(store, 'json', { path: fresh }, jane);
+    await store.append({ ...secret, payload: { a: '1' } }, jane);
+    await caughtUp(store, 'json');
+    expect(await problems()).toEqual([]);
+    expect(await readFile(fresh, 'utf8')).toContain('"a":"1"');
+    expect(await exists(vendor)).toBe(false);
   });
 });
 
@@ -94,6 +170,11 @@ describe('plugin records that are not what the audit log says', () => {
     expect(await problems()).toEqual([
       'plugin json: the stored configuration is not the one the audit log records (entry 2)',
     ]);
+    await serve();
+    await store.append({ ...secret, payload: { a: '1' } }, jane);
+    expect((await statusOf(store, 'json')).state).toBe('failed');
+    expect(host!.running).toEqual([]);
+    expect(await exists(before)).toBe(false);
   });
 
   it('a record copied onto another plugin, and one deleted, are reported', async () => {
@@ -111,9 +192,16 @@ describe('plugin records that are not what the audit log says', () => {
       'plugin csv: stored, but the audit log never recorded it',
       'plugin json: missing, the audit log records its configuration (entry 1)',
     ]);
+    await serve();
+    expect((await statusOf(store, 'csv')).state).toBe('failed');
+    expect(host!.running).toEqual([]);
+    expect(lines.filter((l) => l.level === 'error').map((l) => l.msg)).toEqual([
+      expect.stringContaining('plugin csv: stored, but the audit log never recorded it'),
+      'integrity check failed for plugin json: missing, the audit log records its configuration (entry 1)',
+    ]);
   });
 
-  it('field mappings rolled back are reported', async () => {
+  it('field mappings rolled back are reported, and the SQL plugins they apply to are not started', async () => {
     await mapField(store, { aggregate: 'patient', field: 'age', datatype: 'integer' }, jane);
     const old = await backup(K.pluginKey('mappings', ''));
     await mapField(store, { aggregate: 'patient', field: 'age', datatype: 'text' }, jane);
@@ -126,6 +214,26 @@ describe('plugin records that are not what the audit log says', () => {
       'field mapping patient.age (postgres and sqlite): stored "integer", the audit log records text (entry 2)',
       'field mapping patient.ref (postgres): missing, the audit log records uuid (entry 3)',
     ]);
+    await serve();
+    expect((await statusOf(store, 'sqlite')).last_error?.message).toContain(
+      'field mapping patient.age (postgres and sqlite): stored "integer", the audit log records text (entry 2)',
+    );
+    expect(host!.running).toEqual(['log']);
+  });
+
+  it('an audit log that cannot be read vouches for nothing: no plugin runs', async () => {
+    await configurePlugin(store, 'log', { level: 'info' }, jane);
+    await configurePlugin(store, 'json', { path: path.join(files, 'a.jsonl') }, jane);
+    await store.engine.write([{ type: 'del', space: 'main', key: K.eventKey(AUDIT_TYPE, AUDIT_ID, 1) }], {
+      sync: true,
+    });
+    await reopen();
+    await serve();
+    expect(host!.running).toEqual([]);
+    for (const name of ['json', 'log'])
+      expect((await statusOf(store, name)).last_error?.message).toContain(
+        `integrity check failed for plugin ${name}: the audit log cannot be read (integrity check failed for event $audit/log@1`,
+      );
   });
 
   it('entries written before digests are compared by presence and enabled state', async () => {
@@ -159,34 +267,71 @@ describe('plugin records that are not what the audit log says', () => {
     await store.append({ ...secret, payload: { a: '1' } }, jane);
     await reopen();
     expect(await problems()).toEqual([]);
+    await serve();
+    await caughtUp(store, 'json');
     const enabled = await backup(config('json'));
+    await host!.stop();
     await legacy(false);
     await restore(enabled);
     await reopen();
     expect(await problems()).toEqual(['plugin json: enabled, the audit log records it disabled (entry 2)']);
+    await serve();
+    expect((await statusOf(store, 'json')).state).toBe('failed');
   });
 });
 
 describe('plugin changes across restarts', () => {
-  it('add, change, disable, enable, remove and add again stay clean across reopens', async () => {
+  it('add, change, disable, enable, remove and add again stay clean, with and without a server', async () => {
+    const a = path.join(files, 'a.jsonl');
+    const b = path.join(files, 'b.jsonl');
     const clean = async () => {
-      await reopen();
       expect(await problems()).toEqual([]);
+      expect((await pluginStatus(store)).plugins.filter((p) => p.state === 'failed')).toEqual([]);
     };
-    await configurePlugin(store, 'json', { path: path.join(files, 'a.jsonl') }, jane);
+    // Recorded with no server running (as the CLI does), then started.
+    await configurePlugin(store, 'json', { path: a }, jane);
+    await store.append({ ...secret, payload: { n: '1' } }, jane);
+    await reopen();
+    await serve();
+    await caughtUp(store, 'json');
     await clean();
-    await configurePlugin(store, 'json', { path: path.join(files, 'b.jsonl') }, jane);
+    // Changed while the server runs, then restarted.
+    await configurePlugin(store, 'json', { path: b }, jane);
     await mapField(store, { aggregate: 'patient', field: 'n', datatype: 'integer' }, jane);
     await configurePlugin(store, 'sqlite', { path: path.join(files, 'm.db') }, jane);
+    await store.append({ ...secret, payload: { n: '2' } }, jane);
+    await caughtUp(store, 'json');
+    await caughtUp(store, 'sqlite');
+    await clean();
+    await reopen();
+    await serve();
     await clean();
     await configurePlugin(store, 'json', { disable: true }, jane);
+    await reopen();
+    await serve();
     await clean();
+    expect((await statusOf(store, 'json')).state).toBe('disabled');
     await configurePlugin(store, 'json', {}, jane);
     await removePlugin(store, 'sqlite', jane);
+    await reopen();
+    await serve();
+    await caughtUp(store, 'json');
     await clean();
     await removePlugin(store, 'json', jane);
-    await configurePlugin(store, 'json', { path: path.join(files, 'a.jsonl'), from_now: true }, jane);
+    await configurePlugin(store, 'json', { path: a, from_now: true }, jane);
+    await store.append({ ...secret, payload: { n: '3' } }, jane);
+    await caughtUp(store, 'json');
+    await reopen();
+    await serve();
     await clean();
+    expect(lines.filter((l) => l.level === 'error')).toEqual([]);
+    const ns = async (file: string) =>
+      (await readFile(file, 'utf8'))
+        .trim()
+        .split('\n')
+        .map((l) => (JSON.parse(l) as { payload: { n: string } }).payload.n);
+    expect(await ns(a)).toEqual(['1', '3']);
+    expect(await ns(b)).toEqual(['2']);
   });
 
   it('the audit entry carries a digest, never the secrets, and the salt is never shown', async () => {
