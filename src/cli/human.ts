@@ -149,7 +149,7 @@ export const HUMAN: Record<string, Renderer> = {
     if (state)
       lines.push(
         state.ok
-          ? `${green('ok')}   schemas, tokens, archives and snapshot thresholds match the audit log`
+          ? `${green('ok')}   schemas, tokens, archives, snapshot thresholds and plugins match the audit log`
           : state.problems.map((p) => `${red('FAIL')} ${printable(p)}`).join('\n'),
       );
     return lines.join('\n');

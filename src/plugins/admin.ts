@@ -6,8 +6,10 @@
  * the change goes through it and takes effect at once. Without a server the configuration is only
  * recorded (results say `running: false`).
  */
+import { randomBytes } from 'node:crypto';
 import { err } from '../core/errors.js';
 import { aggregateType, fieldName, wholeNumber } from '../core/names.js';
+import { pluginConfigDigest } from '../store/audit-plugins.js';
 import { AUDIT_ID, AUDIT_TYPE, type EventStore } from '../store/index.js';
 import type { WriteContext } from '../store/types.js';
 import { hostFor } from './registry.js';
@@ -66,6 +68,7 @@ export async function configurePlugin(
         delivery: buildDelivery(kind, input, prev?.delivery),
         created_at: prev?.created_at ?? now,
         updated_at: now,
+        salt: randomBytes(16).toString('base64url'),
       } as PluginConfig;
       putConfig(tx, store, config);
       const stored = await readCursor(store, name);
@@ -82,6 +85,8 @@ export async function configurePlugin(
         target: describeTarget(config),
         enabled: String(!disable),
         cursor: String(cursor.position),
+        // What the delivery host and `audit verify` compare the stored record with.
+        config_digest: pluginConfigDigest(config),
       });
       return { config, created: !prev, cursor: cursor.position };
     }),

@@ -4,10 +4,19 @@
  * delivery), and applies configuration changes without a restart: the affected loops stop after their
  * in-flight delivery, the change is written, and they start again from what the store holds.
  *
+ * A plugin runs only with the configuration the audit log vouches for (see store/audit-plugins.ts):
+ * one whose stored record is not what the log's latest entry describes — a removed plugin's sealed
+ * record copied back from an old backup, say — would deliver decrypted events to a target nobody
+ * configured any more. It is not started: status shows it `failed` with EDBX_ERR_INTEGRITY, and the
+ * server logs why at error level. The log's plugin entries are read once, when the host starts, and
+ * then only the entries appended since, when a plugin starts again after a change.
+ *
  * @example
  * const host = new DeliveryHost(store, { log: app.log });
  * await host.start(); // delivers until host.stop()
  */
+import { err } from '../core/errors.js';
+import { PluginTrail, pluginConfigProblem } from '../store/audit-plugins.js';
 import type { EventStore } from '../store/index.js';
 import { LogCache } from './log-cache.js';
 import { DeliveryLoop } from './loop.js';
@@ -15,8 +24,11 @@ import { attachHost, detachHost } from './registry.js';
 import { listConfigs, readConfig, readCursor, readMappings } from './repository.js';
 import { createSink } from './sinks.js';
 import {
+  type DeliveryError,
   type HostHandle,
   type LoopStats,
+  type Mappings,
+  type PluginConfig,
   type PluginLogger,
   type RetryOutcome,
   EMPTY_MAPPINGS,
@@ -37,6 +49,10 @@ export class DeliveryHost implements HostHandle {
   #queue: Promise<unknown> = Promise.resolve();
   #stopped = false;
   readonly #log: LogCache;
+  /** What the audit log says about plugins, kept up to date before each plugin starts. */
+  readonly #trail = new PluginTrail();
+  /** Plugins not started because the audit log does not vouch for them, and why. */
+  readonly #failed = new Map<string, DeliveryError>();
 
   constructor(
     readonly store: EventStore,
@@ -52,7 +68,9 @@ export class DeliveryHost implements HostHandle {
       for (const loop of this.#loops.values()) loop.notifyCommit();
     });
     await this.#serial(async () => {
-      for (const c of await listConfigs(this.store)) await this.#startLoop(c.name);
+      const configs = await listConfigs(this.store);
+      for (const c of configs) await this.#startLoop(c.name);
+      this.#reportMissing(new Set(configs.map((c) => c.name)));
     });
   }
 
@@ -89,6 +107,10 @@ export class DeliveryHost implements HostHandle {
     return this.#loops.get(name)?.requestRetry();
   }
 
+  failure(name: string): DeliveryError | undefined {
+    return this.#failed.get(name);
+  }
+
   /** Names of the plugins being delivered. */
   get running(): string[] {
     return [...this.#loops.keys()];
@@ -101,12 +123,15 @@ export class DeliveryHost implements HostHandle {
   }
 
   async #startLoop(name: string): Promise<void> {
+    this.#failed.delete(name);
     try {
       const config = await readConfig(this.store, name);
+      const sql = config?.kind === 'postgres' || config?.kind === 'sqlite';
+      const mappings = sql ? await readMappings(this.store) : EMPTY_MAPPINGS;
+      const problem = await this.#unvouched(name, config, mappings);
+      if (problem) return this.#refuse(name, problem);
       if (!config?.enabled) return;
       const cursor = (await readCursor(this.store, name)) ?? { position: 1 };
-      const sql = config.kind === 'postgres' || config.kind === 'sqlite';
-      const mappings = sql ? await readMappings(this.store) : EMPTY_MAPPINGS;
       const sink = createSink(config, { log: this.options.log, mappings });
       const loop = new DeliveryLoop(this.store, config, sink, this.options.log, cursor, (from, limit) =>
         this.#log.read(from, limit),
@@ -115,6 +140,45 @@ export class DeliveryHost implements HostHandle {
       loop.start();
     } catch (e) {
       this.options.log.error({ plugin: name, err: reasonOf(e) }, 'plugin could not start');
+    }
+  }
+
+  /** Why the audit log does not vouch for a plugin's stored configuration (and mappings, for SQL). */
+  async #unvouched(
+    name: string,
+    config: PluginConfig | undefined,
+    mappings: Mappings,
+  ): Promise<string | undefined> {
+    try {
+      await this.#trail.catchUp(this.store);
+    } catch (e) {
+      // A log that cannot be read vouches for nothing.
+      return `the audit log cannot be read (${reasonOf(e)})`;
+    }
+    const problem = pluginConfigProblem(name, config, this.#trail.plugins.get(name));
+    if (problem || !config || (config.kind !== 'postgres' && config.kind !== 'sqlite')) return problem;
+    return this.#trail.mappingProblems(mappings, ['base', config.kind])[0];
+  }
+
+  #refuse(name: string, problem: string): void {
+    const e = err('EDBX_ERR_INTEGRITY', {
+      where: `plugin ${name}`,
+      reason: `${problem}; not delivering: compare it with \`eventdbx audit list\`, then configure it again or remove it (\`eventdbx plugin remove ${name}\`)`,
+    });
+    this.#failed.set(name, { code: e.code, message: e.message, at: this.store.env.now().toISOString() });
+    this.options.log.error({ plugin: name, code: e.code }, e.message);
+  }
+
+  /** A plugin the audit log says is configured but whose record is gone cannot run: say so. */
+  #reportMissing(stored: ReadonlySet<string>): void {
+    for (const [name, logged] of this.#trail.plugins) {
+      if (stored.has(name)) continue;
+      const problem = pluginConfigProblem(name, undefined, logged);
+      if (problem)
+        this.options.log.error(
+          { plugin: name, code: 'EDBX_ERR_INTEGRITY' },
+          err('EDBX_ERR_INTEGRITY', { where: `plugin ${name}`, reason: problem }).message,
+        );
     }
   }
 }

@@ -27,11 +27,18 @@ const get = async <T>(store: EventStore, key: Buffer, where: string): Promise<T 
 export const readConfig = (store: EventStore, name: string): Promise<PluginConfig | undefined> =>
   get<PluginConfig>(store, K.pluginKey('config', name), `plugin ${name} config`);
 
+/**
+ * Every stored configuration, named by its key: the seal does not cover the key, so a record copied
+ * onto another plugin's key is listed under that key (with the kind and settings it holds), and the
+ * delivery host, reading it by that name, refuses it (see store/audit-plugins.ts).
+ */
 export async function listConfigs(store: EventStore): Promise<PluginConfig[]> {
   const prefix = K.pluginSectionPrefix('config');
   const out: PluginConfig[] = [];
-  for await (const [, v] of store.engine.range('main', { gte: prefix, lt: prefixEnd(prefix) }))
-    out.push(openJson<PluginConfig>(store.env.codec, v, 'plugin config'));
+  for await (const [k, v] of store.engine.range('main', { gte: prefix, lt: prefixEnd(prefix) })) {
+    const name = K.decodePluginKey(k);
+    out.push({ ...openJson<PluginConfig>(store.env.codec, v, `plugin ${name} config`), name });
+  }
   return out;
 }
 

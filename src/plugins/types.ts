@@ -90,6 +90,12 @@ export type PluginConfig = {
     readonly delivery: DeliveryOptions;
     readonly created_at: string;
     readonly updated_at: string;
+    /**
+     * Random, new with every change, never shown: it makes the record's `config_digest` in the audit
+     * log (see store/audit-plugins.ts) useless for guessing the secrets in it. Absent in records
+     * written before digests existed.
+     */
+    readonly salt?: string;
   };
 }[PluginKind];
 
@@ -247,4 +253,6 @@ export interface HostHandle {
   stats(name: string): LoopStats | undefined;
   /** Retry the dead letters now; undefined when the plugin is not running (disabled). */
   retry(name: string): Promise<RetryOutcome> | undefined;
+  /** Why the plugin was not started: the audit log does not vouch for its configuration. */
+  failure(name: string): DeliveryError | undefined;
 }

@@ -22,7 +22,13 @@ import type {
   PluginStatusList,
   PluginView,
 } from '../protocol/plugins.js';
-import { type DeliveryOptions, type LoopStats, type PluginConfig, NETWORK_KINDS } from './types.js';
+import {
+  type DeliveryError,
+  type DeliveryOptions,
+  type LoopStats,
+  type PluginConfig,
+  NETWORK_KINDS,
+} from './types.js';
 
 export type { PluginStatus, PluginView } from '../protocol/plugins.js';
 
@@ -48,7 +54,24 @@ export async function requireConfig(store: EventStore, name: string): Promise<Pl
 }
 
 export async function listPlugins(store: EventStore): Promise<PluginList> {
-  return { plugins: (await listConfigs(store)).map(viewOf), mappings: await readMappings(store) };
+  const host = hostFor(store);
+  const plugins = (await listConfigs(store)).map((c): PluginView => {
+    const failure = host?.failure(c.name);
+    return failure ? { ...viewOf(c), failure } : viewOf(c);
+  });
+  return { plugins, mappings: await readMappings(store) };
+}
+
+function stateOf(
+  c: PluginConfig,
+  hosted: boolean,
+  live: LoopStats | undefined,
+  failure: DeliveryError | undefined,
+): string {
+  if (failure) return 'failed';
+  if (!c.enabled) return 'disabled';
+  if (!hosted) return 'not running';
+  return live?.state ?? 'stopped';
 }
 
 export async function pluginStatus(store: EventStore): Promise<PluginStatusList> {
@@ -58,14 +81,15 @@ export async function pluginStatus(store: EventStore): Promise<PluginStatusList>
   for (const c of await listConfigs(store)) {
     const stored = await readCursor(store, c.name);
     const live: LoopStats | undefined = host?.stats(c.name);
+    const failure = host?.failure(c.name);
     const cursor = live?.cursor ?? stored?.position ?? 1;
-    const lastError = live?.last_error ?? stored?.last_error;
+    const lastError = failure ?? live?.last_error ?? stored?.last_error;
     out.push({
       name: c.name,
       kind: c.kind,
       enabled: c.enabled,
       target: describeTarget(c),
-      state: !c.enabled ? 'disabled' : !host ? 'not running' : (live?.state ?? 'stopped'),
+      state: stateOf(c, host !== undefined, live, failure),
       cursor,
       head,
       lag: Math.max(0, head - (cursor - 1)),

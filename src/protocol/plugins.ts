@@ -65,6 +65,11 @@ export interface PluginView {
   readonly delivery: Omit<DeliveryOptions, 'timeout_ms'> & { readonly timeout_ms?: number };
   readonly created_at: string;
   readonly updated_at: string;
+  /**
+   * Why the running server does not run this plugin: its stored configuration is not the one the
+   * audit log vouches for (`EDBX_ERR_INTEGRITY`). Absent otherwise, and when no server runs.
+   */
+  readonly failure?: DeliveryError;
 }
 
 export interface PluginStatus {
@@ -72,7 +77,10 @@ export interface PluginStatus {
   readonly kind: PluginKind;
   readonly enabled: boolean;
   readonly target: string;
-  /** `disabled`, `not running` (no server), or what the running loop does. */
+  /**
+   * `disabled`, `not running` (no server), `failed` (not started: `last_error` says why), or what the
+   * running loop does.
+   */
   readonly state: string;
   /** Lowest position not yet acknowledged. */
   readonly cursor: number;

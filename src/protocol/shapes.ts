@@ -177,6 +177,7 @@ const pluginView = fields<PluginView>({
   delivery: object,
   created_at: string,
   updated_at: string,
+  failure: optional(object),
 });
 const pluginStatus = fields<PluginStatus>({
   name: string,

@@ -1,9 +1,10 @@
 /**
- * Schemas, tokens, archive states and snapshot thresholds live outside the event trees; the audit log
- * (a Merkle-verified aggregate) records every change to them. So the stored records must be exactly
- * what the log says they became: a schema rolled back, swapped or rewritten, a revocation undone, an
- * archived aggregate put back live, a threshold edited, a record slipped in or removed — with write
- * access to the data dir but not the keys — shows up here.
+ * Schemas, tokens, archive states, snapshot thresholds and plugin configurations live outside the
+ * event trees; the audit log (a Merkle-verified aggregate) records every change to them. So the stored
+ * records must be exactly what the log says they became: a schema rolled back, swapped or rewritten, a
+ * revocation undone, an archived aggregate put back live, a threshold edited, a removed plugin put
+ * back, a record slipped in or removed — with write access to the data dir but not the keys — shows
+ * up here.
  *
  * Records are read from the engine, not from what the store holds in memory: a running server loaded
  * them before anyone could edit the files.
@@ -13,7 +14,8 @@
  * carries (entries written before digests existed carry only the version); each token's existence and
  * revocation against its generation and revocation entries; each aggregate's archive state against its
  * last archive or restore entry, and every archived aggregate against an archive entry; each stored
- * snapshot threshold against its schema (or, without one, the last threshold entry). Not checked: a
+ * snapshot threshold against its schema (or, without one, the last threshold entry); plugin
+ * configurations and field mappings against their entries (audit-plugins.ts). Not checked: a
  * token's remaining writes and sliding expiry, which change with use and are not logged per use.
  */
 import { isEventDbxError } from '../core/errors.js';
@@ -22,6 +24,7 @@ import type { Schema } from '../core/schema.js';
 import type { AuditStateReport, AuditVerification } from '../protocol/records.js';
 import { prefixEnd } from '../storage/engine.js';
 import { verifyArchiveStates } from './audit-archive.js';
+import { verifyPluginState } from './audit-plugins.js';
 import * as K from './keys.js';
 import { openSchemaAt, schemaDigest } from './schemas.js';
 import { AUDIT_ID, AUDIT_TYPE, type EventStore } from './store.js';
@@ -118,6 +121,7 @@ export async function verifyAuditState(
   // A loop, not push(...): one argument per problem overflows the stack above ~125k of them.
   for (const problem of await verifyArchiveStates(store, log)) problems.push(problem);
   await verifyThresholds(store, logged, current, problems);
+  for (const problem of await verifyPluginState(store, log)) problems.push(problem);
   return { ok: problems.length === 0, problems };
 }
 

@@ -205,6 +205,8 @@ export const pluginKey = (section: PluginSection, name: string): Buffer =>
   Buffer.concat([tag(TAG.plugin), Buffer.from([PLUGIN_SECTION[section]]), text(name)]);
 export const pluginSectionPrefix = (section: PluginSection): Buffer =>
   Buffer.concat([tag(TAG.plugin), Buffer.from([PLUGIN_SECTION[section]])]);
+/** The plugin name of an `X c` or `X p` key. */
+export const decodePluginKey = (key: Buffer): string => key.subarray(2).toString('utf8');
 /** `X d name \0 position`: dead letters of a plugin in position order. */
 export const deadLetterPrefix = (name: string): Buffer => Buffer.concat([pluginKey('deadLetter', name), SEP]);
 export const deadLetterKey = (name: string, position: number): Buffer =>

@@ -11,7 +11,7 @@ import {
 } from '../../plugins/views.js';
 import type { PluginInput } from '../../plugins/settings.js';
 import { type DeadLetter, type Mappings, type RetryOutcome, PLUGIN_KINDS } from '../../plugins/types.js';
-import { bold, count, dim, table } from '../output.js';
+import { bold, count, dim, red, table } from '../output.js';
 import type { Op, OpArgs, Renderer } from './types.js';
 
 /** commander's camelCase options → the plugin input. */
@@ -109,6 +109,12 @@ const replayed = (from: number, head: number): string =>
 
 const shorten = (s: string, n = 60) => (s.length > n ? `${s.slice(0, n - 1)}…` : s);
 
+/** The plugins the server refused to start, each with its whole reason (a table cell is cut short). */
+const failures = (
+  plugins: ReadonlyArray<{ name: string; failure?: { message: string } | undefined }>,
+): string[] =>
+  plugins.flatMap((p) => (p.failure ? [red(`${p.name} not started: ${p.failure.message}`)] : []));
+
 export const PLUGIN_HUMAN: Record<string, Renderer> = {
   ...Object.fromEntries(PLUGIN_KINDS.map((kind) => [`plugin.${kind}`, configured])),
   'plugin.map': (r) => {
@@ -131,7 +137,8 @@ export const PLUGIN_HUMAN: Record<string, Renderer> = {
       })),
     );
     const rows = mappingRows(r.mappings as Mappings);
-    return rows.length ? `${plugins}\n\n${bold('field mappings')}\n${table(rows)}` : plugins;
+    const out = [plugins, ...failures(r.plugins as PluginView[])].join('\n');
+    return rows.length ? `${out}\n\n${bold('field mappings')}\n${table(rows)}` : out;
   },
   'plugin.status': (r) => {
     const out = table(
@@ -146,7 +153,9 @@ export const PLUGIN_HUMAN: Record<string, Renderer> = {
         last_error: p.last_error ? shorten(`${p.last_error.at} ${p.last_error.message}`) : '',
       })),
     );
-    return r.running ? out : `${out}\n${dim('no server is running: plugins deliver while the server runs')}`;
+    if (!r.running) return `${out}\n${dim('no server is running: plugins deliver while the server runs')}`;
+    const failed = (r.plugins as PluginStatus[]).filter((p) => p.state === 'failed');
+    return [out, ...failures(failed.map((p) => ({ name: p.name, failure: p.last_error })))].join('\n');
   },
   'plugin.replay': (r) =>
     [
