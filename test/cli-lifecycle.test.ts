@@ -2,6 +2,7 @@
  * Server lifecycle commands from the CLI against a real daemon: failed restarts keep the server up,
  * an unresponsive server is reported instead of hanging, `--json` and `--data-dir` everywhere.
  */
+import { execFileSync, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import http from 'node:http';
@@ -10,7 +11,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { lastBytes } from '../src/cli/server-commands.js';
 import { processFacts } from '../src/server/proc.js';
-import { type Project, freePort, project, run, running } from './helpers/cli.js';
+import { MAIN, type Project, freePort, project, run, running } from './helpers/cli.js';
 
 describe('server lifecycle from the CLI', () => {
   let p: Project;
@@ -302,4 +303,56 @@ describe('the log tail a failed start shows', () => {
       await p.cleanup();
     }
   });
+});
+
+describe('a daemon whose `start` goes away while it starts (chaos QA #4)', () => {
+  it('keeps running, and says in its log how to get the admin token nobody saw', async () => {
+    const p = await project();
+    const port = await freePort();
+    let daemon: number | undefined;
+    try {
+      const launcher = spawn(process.execPath, [MAIN, 'start', '--port', String(port)], {
+        cwd: p.dir,
+        env: p.env,
+        stdio: 'ignore',
+      });
+      // Freeze the daemon as soon as it exists, kill its launcher, then let it go on.
+      const deadline = Date.now() + 20_000;
+      while (daemon === undefined) {
+        if (Date.now() > deadline) throw new Error('the daemon never appeared');
+        let children = '';
+        try {
+          children = execFileSync('ps', ['-o', 'pid=', '--ppid', String(launcher.pid)], { encoding: 'utf8' });
+        } catch {
+          // ps exits 1 while the launcher has no child yet.
+        }
+        daemon = Number(children.trim().split('\n')[0]) || undefined;
+        if (daemon === undefined) await new Promise((r) => setTimeout(r, 5));
+      }
+      process.kill(daemon, 'SIGSTOP');
+      launcher.kill('SIGKILL');
+      await new Promise((r) => launcher.once('exit', r));
+      process.kill(daemon, 'SIGCONT');
+      const log = path.join(p.dataDir, 'eventdbx.log');
+      const until = Date.now() + 20_000;
+      while (!(await readFile(log, 'utf8').catch(() => '')).includes('was not shown')) {
+        if (Date.now() > until) throw new Error(`no notice in the log:\n${await readFile(log, 'utf8')}`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      const status = await p.cli(['status', '--json']);
+      expect(status.code, status.stderr).toBe(0);
+      expect(JSON.parse(status.stdout)).toMatchObject({ running: true, pid: daemon });
+      const text = await readFile(log, 'utf8');
+      expect(text).not.toMatch(/ERR_IPC_CHANNEL_CLOSED/);
+      expect(text).toMatch(
+        /the one-time admin token edbx_\w+ was not shown: .*`eventdbx token generate --group admin --user <you>`/,
+      );
+      // The token itself is in no file.
+      expect(text).not.toMatch(/edbx_[A-Za-z0-9_-]{43}/);
+      expect((await p.cli(['stop'])).code).toBe(0);
+    } finally {
+      if (daemon !== undefined && running(daemon)) process.kill(daemon, 'SIGKILL');
+      await p.cleanup();
+    }
+  }, 60_000);
 });

@@ -127,7 +127,7 @@ async function start(
   const notices: string[] = [];
   let adminToken: Started['admin_token'];
   const say = (line: string) => {
-    if (daemonChild) process.send!({ type: 'announce', line });
+    if (daemonChild) void tellLauncher({ type: 'announce', line });
     else if (json) notices.push(line.trim());
     else process.stdout.write(line + '\n');
   };
@@ -156,10 +156,20 @@ async function start(
       port: config.port,
       restrict,
       announce: say,
-      onAdminToken: (t) =>
-        daemonChild ? process.send!({ type: 'admin_token', token: t }) : (adminToken = t),
+      onAdminToken: (t) => {
+        if (!daemonChild) adminToken = t;
+        else
+          void tellLauncher({ type: 'admin_token', token: t }).then((told) => {
+            // Never written anywhere else: the token is a secret. Say how to get another one.
+            if (!told)
+              process.stderr.write(
+                `the one-time admin token ${t.id} was not shown: the \`start\` that launched this ` +
+                  'server went away first; issue one with `eventdbx token generate --group admin --user <you>`\n',
+              );
+          });
+      },
     });
-    if (daemonChild) process.send!({ type: 'ready', pid: process.pid, port: config.port });
+    if (daemonChild) await tellLauncher({ type: 'ready', pid: process.pid, port: config.port });
     else if (json) printJson(started(process.pid, config.port, null));
     return 0; // the server keeps the process alive until stopped
   }
@@ -255,6 +265,15 @@ export async function lastBytes(file: string, bytes: number): Promise<string> {
   } catch {
     return '';
   }
+}
+
+/**
+ * Send a message to the `start` that launched this daemon; false when it is gone (killed, its terminal
+ * closed, a supervisor's timeout). The daemon does not depend on its launcher: it runs on either way.
+ */
+function tellLauncher(message: DaemonMessage): Promise<boolean> {
+  if (!process.connected || typeof process.send !== 'function') return Promise.resolve(false);
+  return new Promise((resolve) => process.send!(message, undefined, {}, (e) => resolve(!e)));
 }
 
 /** IPC from the daemon child to the `start` that spawned it. */
@@ -426,7 +445,7 @@ export async function lifecycle(
   } catch (e) {
     const x = toEventDbxError(e);
     if (typeof process.send === 'function')
-      process.send({ type: 'error', message: `${x.message} [${x.code}]` });
+      await tellLauncher({ type: 'error', message: `${x.message} [${x.code}]` });
     return reportError(x);
   }
 }
