@@ -2,9 +2,12 @@
  * The local control channel: a Unix socket in the data dir (mode 0600, so only the owner of the data
  * dir can administer) through which CLI commands run on the server's open store while it runs.
  * Protocol, one request per connection: the client sends one JSON request line; the server answers
- * `{"ack":true}` at once, then a `{"keepalive":true}` or `{"progress":[done,total]}` line at least
- * every second while it works, then the JSON response line. So a client can tell a long operation
- * (verify) from a server that does not answer (stopped, hung) without a limit on the operation itself.
+ * `{"ack":true}` at once; the client confirms with `{"go":true}`, and only then does the command run;
+ * the server sends a `{"keepalive":true}` or `{"progress":[done,total]}` line at least every second
+ * while it works, then the JSON response line. So a client can tell a long operation (verify) from a
+ * server that does not answer (stopped, hung) without a limit on the operation itself — and a client
+ * that gave up waiting for the acknowledgement knows its command never runs: a paused server that
+ * resumes finds the request but not the confirmation (the client closed the connection instead).
  */
 import { readFileSync } from 'node:fs';
 import { chmod, rm } from 'node:fs/promises';
@@ -43,6 +46,8 @@ export type ControlHandler = (
 ) => Promise<unknown>;
 
 const MAX_REQUEST = 4 * 1024 * 1024;
+/** The client's confirmation that it still waits for the command it sent. */
+const GO = '{"go":true}\n';
 const KEEPALIVE_MS = 1000;
 /** How long the client waits for the server's acknowledgement (connection included). */
 const HANDSHAKE_MS = 5000;
@@ -83,28 +88,50 @@ export async function serveControl(
       const nl = buf.indexOf('\n');
       if (nl < 0) return;
       const line = buf.slice(0, nl);
-      buf = '';
+      buf = buf.slice(nl + 1);
       socket.removeAllListeners('data');
       const send = (msg: unknown) => {
         if (socket.writable) socket.write(JSON.stringify(msg) + '\n');
       };
       send({ ack: true });
-      const keepalive = setInterval(() => send({ keepalive: true }), KEEPALIVE_MS);
-      const command = commands.open();
-      let answered = false;
-      // The client closed its end (Ctrl-C) before the answer: no one will read it.
-      socket.once('close', () => {
-        if (!answered) command.cancel();
-      });
-      const progress = (done: number, total: number) => send({ progress: [done, total] });
-      void respond(line, progress, command.signal).then(async (res) => {
-        answered = true;
-        command.end();
-        clearInterval(keepalive);
-        await writeAnswer(socket, res);
-      });
+      // Run only once the client confirms it still waits: one that gave up meanwhile (a server paused
+      // past the client's handshake limit) has closed the connection, and its command is dropped.
+      const unconfirmed = setTimeout(() => socket.destroy(), HANDSHAKE_MS);
+      const confirmed = () => {
+        clearTimeout(unconfirmed);
+        socket.removeAllListeners('data');
+        socket.removeListener('close', dropped);
+        run(socket, line, send);
+      };
+      const dropped = () => clearTimeout(unconfirmed);
+      socket.once('close', dropped);
+      const onConfirm = (chunk: string) => {
+        buf += chunk;
+        if (buf.includes('\n')) {
+          if (buf.startsWith(GO)) confirmed();
+          else socket.destroy();
+        } else if (buf.length > GO.length) socket.destroy();
+      };
+      socket.on('data', onConfirm);
+      if (buf.length > 0) onConfirm('');
     });
   });
+  function run(socket: net.Socket, line: string, send: (msg: unknown) => void): void {
+    const keepalive = setInterval(() => send({ keepalive: true }), KEEPALIVE_MS);
+    const command = commands.open();
+    let answered = false;
+    // The client closed its end (Ctrl-C) before the answer: no one will read it.
+    socket.once('close', () => {
+      if (!answered) command.cancel();
+    });
+    const progress = (done: number, total: number) => send({ progress: [done, total] });
+    void respond(line, progress, command.signal).then(async (res) => {
+      answered = true;
+      command.end();
+      clearInterval(keepalive);
+      await writeAnswer(socket, res);
+    });
+  }
   async function respond(
     line: string,
     progress: (done: number, total: number) => void,
@@ -207,6 +234,8 @@ export function callControl(
     // for its end once and the line joined once (appending and searching the whole was quadratic).
     let pending: string[] = [];
     let connected = false;
+    // Sent the confirmation: from here on the command may run, whatever happens to the connection.
+    let confirmed = false;
     let settled = false;
     let timer: NodeJS.Timeout | undefined;
     const settle = (fn: () => void) => {
@@ -221,7 +250,13 @@ export function callControl(
         () =>
           settle(() => {
             socket.destroy();
-            reject(err('EDBX_ERR_SERVER_NOT_ANSWERING', { pid: serverPid(dataDir), seconds: ms / 1000 }));
+            reject(
+              err('EDBX_ERR_SERVER_NOT_ANSWERING', {
+                pid: serverPid(dataDir),
+                seconds: ms / 1000,
+                command: confirmed ? 'running' : 'not-run',
+              }),
+            );
           }),
         ms,
       );
@@ -239,7 +274,10 @@ export function callControl(
       } catch {
         return; // the end of the connection reports a missing answer
       }
-      if ('progress' in msg) onProgress?.(msg.progress[0], msg.progress[1]);
+      if ('ack' in msg && !confirmed && !settled) {
+        confirmed = true;
+        socket.write(GO);
+      } else if ('progress' in msg) onProgress?.(msg.progress[0], msg.progress[1]);
       else if ('ok' in msg)
         settle(() => (msg.ok ? resolve({ result: msg.result }) : reject(rebuild(msg.code, msg.params))));
     };

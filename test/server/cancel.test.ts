@@ -117,6 +117,8 @@ describe('a long read whose client went away (QA4 #5)', () => {
       const before = engine.entries;
       const socket = net.connect(socketPath(dir));
       socket.write(JSON.stringify({ op: 'aggregate.list', args: {}, identity: ctx.issuedBy }) + '\n');
+      // As the CLI does: confirm on the acknowledgement, and the command runs.
+      socket.once('data', () => socket.write('{"go":true}\n'));
       await held;
       socket.destroy();
       await until(async () => (await connections(control)) === 0, 'the server to see the close');

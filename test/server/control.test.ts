@@ -162,3 +162,56 @@ describe('the server log of control commands', () => {
     expect(logged).toEqual([]);
   });
 });
+
+describe('a command sent to a server that does not acknowledge it in time (chaos QA #3)', () => {
+  it('never runs, even when the server resumes and reads it, and the CLI is told so', async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'edbx-ctl-'));
+    dirs.push(dir);
+    let ran = 0;
+    let resume!: () => void;
+    const resumed = new Promise<void>((r) => (resume = r));
+    // A server that accepts the connection but reads nothing until it "resumes" (as a SIGSTOPped one).
+    const control = await serveControl(dir, async () => {
+      ran++;
+      return { ok: 1 };
+    });
+    servers.push(control);
+    const accepted: net.Socket[] = [];
+    control.prependListener('connection', (socket: net.Socket) => {
+      socket.pause();
+      accepted.push(socket);
+      void resumed.then(() => socket.resume());
+    });
+    const e = await expectCode(
+      callControl(dir, request, undefined, { handshakeMs: 200 }),
+      'EDBX_ERR_SERVER_NOT_ANSWERING',
+    );
+    expect(e.message).toMatch(/does not answer \(nothing within 0\.2 s\): the command was not run;/);
+    resume();
+    // The server reads the request and the close behind it: the command is dropped.
+    await new Promise((r) => setTimeout(r, 300));
+    expect(accepted).toHaveLength(1);
+    expect(ran).toBe(0);
+    // A client that waits runs its command as before.
+    expect(await callControl(dir, request)).toEqual({ result: { ok: 1 } });
+    expect(ran).toBe(1);
+  });
+
+  it('is reported with an unknown outcome when the server goes silent after confirming', async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'edbx-ctl-'));
+    dirs.push(dir);
+    // A server that acknowledges, is confirmed, then says nothing more.
+    const server = net.createServer((socket) => {
+      socket.once('data', () => socket.write('{"ack":true}\n'));
+    });
+    servers.push(server);
+    await new Promise<void>((r) => server.listen(socketPath(dir), r));
+    const e = await expectCode(
+      callControl(dir, request, undefined, { idleMs: 200 }),
+      'EDBX_ERR_SERVER_NOT_ANSWERING',
+    );
+    expect(e.message).toMatch(
+      /stopped answering .* while it ran the command: whether it took effect is unknown/,
+    );
+  });
+});
