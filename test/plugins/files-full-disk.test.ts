@@ -1,9 +1,9 @@
 /**
- * The JSON and CSV sinks on a disk that fills up (QA qa-chaos item 1). A write to a filling
+ * The JSON and CSV sinks on a disk that fills up (QA qa-chaos items 1 and 2). A write to a filling
  * disk may store only part of its data without an error (Linux on a full tmpfs: 65,536 of 100,000
  * bytes, then ENOSPC on the next write). The sinks made one write per batch and did not check
  * `bytesWritten`: the batch counted as delivered with most of it missing, the next batch was glued
- * onto the torn record.
+ * onto the torn record, and a CSV header widening replaced the file with a truncated copy.
  *
  * How the full disk is made: the files are real (a temp dir, node's own `open`), but the sinks open
  * them through their `OpenFile` seam with a wrapper whose writes take only the bytes left on a
@@ -13,7 +13,7 @@
  * a buffer (the QA report used a small tmpfs, as root). The wrapper is deterministic and runs
  * everywhere.
  */
-import { open, readFile } from 'node:fs/promises';
+import { open, readFile, readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { EventRecord } from '../../src/core/event.js';
@@ -237,6 +237,40 @@ describe('CSV sink on a filling disk (qa-chaos #1)', () => {
     disk.free = Infinity;
     await sink.deliver(bigItems(5, 3));
     expect(await csvRows(file)).toEqual(rowsOf(bigItems(7, 1)));
+  });
+});
+
+describe('CSV header widening on a filling disk (qa-chaos #2)', () => {
+  /** An item whose state brings a new field: the header is widened, the file rewritten. */
+  const withNewField = (position: number): DeliveryItem => {
+    const [item] = bigItems(1, position);
+    return { ...item!, row: { ...item!.row!, state: { ...item!.row!.state, extra: 'e' } } };
+  };
+
+  it('a copy that does not fit never replaces the file: it stays byte for byte, the copy is removed', async () => {
+    const dir = await tempDir();
+    const file = path.join(dir, 'patient.csv');
+    const disk = fillingDisk(Infinity);
+    const sink = keep(new CsvSink({ output_dir: dir }, disk.openFile));
+    const first = bigItems(6, 1);
+    await sink.deliver(first);
+    const before = await readFile(file);
+    // Less room than the copy needs (it is a little larger than the file).
+    disk.free = before.length - 1000;
+    const failure = await fullDiskFailure(sink.deliver([withNewField(7)]), dir);
+    expect(failure.maybeWritten).toBe(false);
+    expect(await readFile(file)).toEqual(before);
+    expect(await readdir(dir)).toEqual(['patient.csv']);
+
+    disk.free = Infinity;
+    await sink.deliver([withNewField(7)]);
+    const { records } = parseCsv(await readFile(file, 'utf8'));
+    expect(records[0]).toContain('extra');
+    expect(records.slice(1).map((r) => `${r[0]}@${r[1]}`)).toEqual(rowsOf([...first, withNewField(7)]));
+    // The rows delivered before the widening are whole: same cells, padded.
+    const body = records[0]!.indexOf('body');
+    for (const r of records.slice(1)) expect(r[body]).toBe('x'.repeat(1000));
+    expect(records.at(-1)![records[0]!.indexOf('extra')]).toBe('e');
   });
 });
 

@@ -17,7 +17,7 @@
  * data without an error, so every byte is written in a loop (the next write then fails with ENOSPC);
  * when a write or fsync of the batch fails, every file it appended to is cut back to its length before
  * the batch. Only when a cut fails too may rows of the batch be in a file: the failure says so
- * (`maybeWritten`).
+ * (`maybeWritten`). A widening that fails removes its temporary file and leaves the file untouched.
  */
 import { type FileHandle, mkdir, open, rename, rm, stat, truncate } from 'node:fs/promises';
 import path from 'node:path';
@@ -161,28 +161,39 @@ class CsvFile {
     await this.handle.datasync();
   }
 
+  /**
+   * Rewrite the file with a wider header into a temporary file that replaces it. Every write of the
+   * copy is checked and the copy is synced before the rename: a short copy (a full disk) must never
+   * replace the file. On any failure before the rename the copy is removed and the file is as it was.
+   */
   async #widen(header: string[]): Promise<void> {
-    await this.handle.close();
     const pad = (r: string[]) => [...r, ...Array<string>(Math.max(0, header.length - r.length)).fill('')];
     const tmp = `${this.file}.widening`;
-    const out = await this.openFile(tmp, 'w', PRIVATE_FILE);
     try {
-      await out.write(formatRecord(header));
-      let first = true;
-      for await (const { records } of scanCsv(this.file)) {
-        const rows = first ? records.slice(1) : records;
-        if (records.length > 0) first = false;
-        await out.write(rows.map((r) => formatRecord(pad(r))).join(''));
+      const out = await this.openFile(tmp, 'w', PRIVATE_FILE);
+      try {
+        await writeAll(out, formatRecord(header));
+        let first = true;
+        for await (const { records } of scanCsv(this.file)) {
+          const rows = first ? records.slice(1) : records;
+          if (records.length > 0) first = false;
+          await writeAll(out, rows.map((r) => formatRecord(pad(r))).join(''));
+        }
+        // The rewritten file replaces the file as it was: it keeps its mode (a user's 0644 stays 0644).
+        await out.chmod((await stat(this.file)).mode & 0o7777);
+        await out.sync();
+      } finally {
+        await out.close();
       }
-      // The rewritten file replaces the file as it was: it keeps its mode (a user's 0644 stays 0644).
-      await out.chmod((await stat(this.file)).mode & 0o7777);
-      await out.sync();
-    } finally {
-      await out.close();
+    } catch (e) {
+      await rm(tmp, { force: true }).catch(() => undefined);
+      throw e;
     }
     await rename(tmp, this.file);
-    await syncDir(path.dirname(this.file));
+    const old = this.handle;
     this.handle = await this.openFile(this.file, 'a');
+    await old.close();
+    await syncDir(path.dirname(this.file));
   }
 
   async close(): Promise<void> {
