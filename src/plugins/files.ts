@@ -1,14 +1,16 @@
 /**
- * File helpers of the file sinks (CSV, JSON): durable appends, repair of a record torn by a crash
- * in the middle of a write (the file is cut back to its last complete record; that record's event is
- * redelivered, since the cursor never moves before the bytes are synced), finding the last event a
- * file holds (so events redelivered after a crash are not written twice) or a given one (a dead letter
- * an earlier retry may have written), and noticing that an open file was deleted or replaced under
- * the sink.
+ * File helpers of the file sinks (CSV, JSON): durable appends (every byte written, or the batch cut
+ * off again: a write to a filling disk may take only part of its data without an error), repair of a
+ * record torn by a crash in the middle of a write (the file is cut back to its last complete record;
+ * that record's event is redelivered, since the cursor never moves before the bytes are synced),
+ * finding the last event a file holds (so events redelivered after a crash are not written twice) or a
+ * given one (a dead letter an earlier retry may have written), and noticing that an open file was
+ * deleted or replaced under the sink.
  */
 import { type Stats, createReadStream } from 'node:fs';
 import { type FileHandle, open, stat } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
+import { reasonOf } from './types.js';
 
 const CHUNK = 64 * 1024;
 
@@ -18,6 +20,55 @@ const CHUNK = 64 * 1024;
  */
 export const PRIVATE_FILE = 0o600;
 export const PRIVATE_DIR = 0o700;
+
+/**
+ * How a file sink opens the files it writes: `open` of node:fs/promises. A test passes one whose
+ * handles run out of space like a filling disk (short writes, then ENOSPC), which no portable test
+ * can make a real disk do.
+ */
+export type OpenFile = (file: string, flags: string, mode?: number) => Promise<FileHandle>;
+
+/**
+ * Write all of `data` through `fh` (at its end, or its current offset). A write may store only part
+ * of what it was given without an error (a disk filling up: the next write then fails with ENOSPC),
+ * so one `write` call is not enough: loop until every byte is written or a write fails.
+ */
+export async function writeAll(fh: FileHandle, data: string): Promise<void> {
+  const bytes = Buffer.from(data, 'utf8');
+  for (let at = 0; at < bytes.length;) {
+    const { bytesWritten } = await fh.write(bytes, at, bytes.length - at);
+    // Never seen on a regular file, but looping on it would never end.
+    if (bytesWritten <= 0) throw new Error(`a write stored 0 of ${bytes.length - at} bytes`);
+    at += bytesWritten;
+  }
+}
+
+/**
+ * Cut a file back to `size`, its length before a batch that failed, and make that durable: no torn
+ * record stays, and the retry appends cleanly. False when that failed too: the batch's bytes may then
+ * be in the file (whole records, and a torn one the next open cuts off).
+ */
+export async function cutBack(fh: FileHandle, size: number): Promise<boolean> {
+  try {
+    await fh.truncate(size);
+    await fh.sync();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * The reason a file sink's delivery failed, as its last error, dead letters and log say it. A full
+ * disk (or quota) is named as such with what to do: the bare `ENOSPC: no space left on device, write`
+ * does not say which file, nor that delivery resumes once there is room.
+ */
+export function fileFailureReason(plugin: string, target: string, e: unknown): string {
+  const code = (e as NodeJS.ErrnoException | undefined)?.code;
+  if (code !== 'ENOSPC' && code !== 'EDQUOT') return reasonOf(e);
+  const what = code === 'ENOSPC' ? 'no space left on the disk' : 'the disk quota is used up';
+  return `cannot write ${target}: ${what} (${code}); free space there (delivery is retried; \`eventdbx plugin retry ${plugin}\` redelivers dead letters)`;
+}
 
 /** Cut `file` after the last occurrence of `terminator` (or to empty); a missing file is fine. */
 export async function repairTail(file: string, terminator: string): Promise<void> {

@@ -12,12 +12,28 @@
  * dead letter delivered again by `plugin retry` is written all the same, unless an earlier retry of it
  * may have written it (a crash before the letter was removed, a failed fsync): then the sink looks for
  * a row with its `id` and `version` first.
+ *
+ * A batch is in the files whole or not at all. A write to a filling disk may store only part of its
+ * data without an error, so every byte is written in a loop (the next write then fails with ENOSPC);
+ * when a write or fsync of the batch fails, every file it appended to is cut back to its length before
+ * the batch. Only when a cut fails too may rows of the batch be in a file: the failure says so
+ * (`maybeWritten`). A widening that fails removes its temporary file and leaves the file untouched.
  */
 import { type FileHandle, mkdir, open, rename, rm, stat, truncate } from 'node:fs/promises';
 import path from 'node:path';
 import { fieldColumn, issuerText } from '../columns.js';
-import { PRIVATE_DIR, PRIVATE_FILE, statOrNone, stillAt, syncDir } from '../files.js';
-import { type CsvSettings, type DeliveryItem, type Sink, reasonOf, transientFailure } from '../types.js';
+import {
+  type OpenFile,
+  PRIVATE_DIR,
+  PRIVATE_FILE,
+  cutBack,
+  fileFailureReason,
+  statOrNone,
+  stillAt,
+  syncDir,
+  writeAll,
+} from '../files.js';
+import { type CsvSettings, type DeliveryItem, type Sink, transientFailure } from '../types.js';
 import { formatRecord, scanCsv } from './rfc4180.js';
 
 /** Columns before the fields. */
@@ -34,8 +50,12 @@ export const CSV_COLUMNS = [
 const RESERVED: ReadonlySet<string> = new Set(CSV_COLUMNS);
 
 class CsvFile {
+  /** The file's length before the rows of the batch being written: what a failed batch is cut to. */
+  #before: number | undefined;
+
   private constructor(
     readonly file: string,
+    private readonly openFile: OpenFile,
     private header: string[],
     private index: Map<string, number>,
     private handle: FileHandle,
@@ -44,7 +64,7 @@ class CsvFile {
   ) {}
 
   /** Open for appends, cutting off a row torn by a crash. */
-  static async open(file: string): Promise<CsvFile> {
+  static async open(file: string, openFile: OpenFile): Promise<CsvFile> {
     await rm(`${file}.widening`, { force: true });
     let header: string[] | undefined;
     let at: { id: number; version: number } | undefined;
@@ -65,7 +85,7 @@ class CsvFile {
     }
     const size = (await statOrNone(file))?.size ?? 0;
     if (end < size) await truncate(file, end);
-    const handle = await open(file, 'a', PRIVATE_FILE);
+    const handle = await openFile(file, 'a', PRIVATE_FILE);
     try {
       // What the file holds may still be only in the page cache (written by a process killed before
       // its fsync): make it durable before trusting it to skip events.
@@ -75,7 +95,7 @@ class CsvFile {
       throw e;
     }
     header ??= [];
-    return new CsvFile(file, header, new Map(header.map((c, i) => [c, i])), handle, written);
+    return new CsvFile(file, openFile, header, new Map(header.map((c, i) => [c, i])), handle, written);
   }
 
   /**
@@ -103,6 +123,7 @@ class CsvFile {
 
   /** Append rows (column → value); widens the header first when a row has a new column. */
   async append(rows: ReadonlyArray<ReadonlyMap<string, string>>): Promise<void> {
+    this.#before = undefined;
     const wasEmpty = this.header.length === 0;
     const added: string[] = [];
     for (const r of rows) {
@@ -116,7 +137,19 @@ class CsvFile {
     }
     const lines = rows.map((r) => formatRecord(this.header.map((c) => r.get(c) ?? '')));
     if (wasEmpty) lines.unshift(formatRecord(this.header));
-    await this.handle.write(lines.join(''));
+    // Taken after a widening: the wider file is whole (it replaced the old one atomically).
+    this.#before = (await this.handle.stat()).size;
+    await writeAll(this.handle, lines.join(''));
+  }
+
+  /**
+   * Cut off the rows the failed batch appended (durably). False when the cut failed: they may be in
+   * the file, whole or torn (the next open cuts a torn row off).
+   */
+  async cutBatch(): Promise<boolean> {
+    const before = this.#before;
+    this.#before = undefined;
+    return before === undefined || (await cutBack(this.handle, before));
   }
 
   /** Whether the path still names the open file (not deleted, nor replaced by someone else). */
@@ -128,28 +161,39 @@ class CsvFile {
     await this.handle.datasync();
   }
 
+  /**
+   * Rewrite the file with a wider header into a temporary file that replaces it. Every write of the
+   * copy is checked and the copy is synced before the rename: a short copy (a full disk) must never
+   * replace the file. On any failure before the rename the copy is removed and the file is as it was.
+   */
   async #widen(header: string[]): Promise<void> {
-    await this.handle.close();
     const pad = (r: string[]) => [...r, ...Array<string>(Math.max(0, header.length - r.length)).fill('')];
     const tmp = `${this.file}.widening`;
-    const out = await open(tmp, 'w', PRIVATE_FILE);
     try {
-      await out.write(formatRecord(header));
-      let first = true;
-      for await (const { records } of scanCsv(this.file)) {
-        const rows = first ? records.slice(1) : records;
-        if (records.length > 0) first = false;
-        await out.write(rows.map((r) => formatRecord(pad(r))).join(''));
+      const out = await this.openFile(tmp, 'w', PRIVATE_FILE);
+      try {
+        await writeAll(out, formatRecord(header));
+        let first = true;
+        for await (const { records } of scanCsv(this.file)) {
+          const rows = first ? records.slice(1) : records;
+          if (records.length > 0) first = false;
+          await writeAll(out, rows.map((r) => formatRecord(pad(r))).join(''));
+        }
+        // The rewritten file replaces the file as it was: it keeps its mode (a user's 0644 stays 0644).
+        await out.chmod((await stat(this.file)).mode & 0o7777);
+        await out.sync();
+      } finally {
+        await out.close();
       }
-      // The rewritten file replaces the file as it was: it keeps its mode (a user's 0644 stays 0644).
-      await out.chmod((await stat(this.file)).mode & 0o7777);
-      await out.sync();
-    } finally {
-      await out.close();
+    } catch (e) {
+      await rm(tmp, { force: true }).catch(() => undefined);
+      throw e;
     }
     await rename(tmp, this.file);
+    const old = this.handle;
+    this.handle = await this.openFile(this.file, 'a');
+    await old.close();
     await syncDir(path.dirname(this.file));
-    this.handle = await open(this.file, 'a');
   }
 
   async close(): Promise<void> {
@@ -162,10 +206,13 @@ export class CsvSink implements Sink {
   readonly batchSize = 500;
   readonly #files = new Map<string, CsvFile>();
 
-  constructor(private readonly settings: CsvSettings) {}
+  constructor(
+    private readonly settings: CsvSettings,
+    private readonly openFile: OpenFile = open,
+  ) {}
 
   async deliver(items: readonly DeliveryItem[]): Promise<void> {
-    let writing = false;
+    const touched: CsvFile[] = [];
     try {
       await mkdir(this.settings.output_dir, { recursive: true, mode: PRIVATE_DIR });
       const files = new Map<string, CsvFile>();
@@ -194,18 +241,19 @@ export class CsvSink implements Sink {
           cells.set(fieldColumn(field, RESERVED), value);
         list.push(cells);
       }
-      const touched: CsvFile[] = [];
       for (const [f, rows] of byFile) {
         if (rows.length === 0) continue;
-        writing = true;
-        await f.append(rows);
         touched.push(f);
+        await f.append(rows);
       }
       for (const f of touched) await f.sync();
     } catch (e) {
-      // The state of a half-written batch is unknown: reopen (and repair) the files on the next try.
+      // Every file the batch appended to is cut back: none keeps part of a batch reported failed.
+      let torn = false;
+      for (const f of touched) if (!(await f.cutBatch())) torn = true;
+      // Reopen (and repair) the files on the next try.
       await this.close();
-      throw transientFailure('csv', reasonOf(e), 0, writing);
+      throw transientFailure('csv', fileFailureReason('csv', this.settings.output_dir, e), 0, torn);
     }
   }
 
@@ -217,7 +265,7 @@ export class CsvSink implements Sink {
       f = undefined;
     }
     if (!f) {
-      f = await CsvFile.open(path.join(this.settings.output_dir, `${type}.csv`));
+      f = await CsvFile.open(path.join(this.settings.output_dir, `${type}.csv`), this.openFile);
       this.#files.set(type, f);
     }
     return f;

@@ -1,7 +1,11 @@
 /**
  * JSON sink: appends each `EventRecord` to a file, one JSON document per line (JSON Lines), or
  * indented with `--pretty` (documents separated by a newline; read them back with `jq -c . file`).
- * A batch is one write and one fsync; a record torn by a crash is cut off when the file is reopened.
+ * A batch is one append and one fsync; a record torn by a crash is cut off when the file is reopened.
+ * A batch is in the file whole or not at all: a write to a filling disk may store only part of its
+ * data without an error, so every byte is written in a loop (the next write then fails with ENOSPC),
+ * and a batch whose write or fsync failed is cut off again before the failure is reported. Only when
+ * that cut fails too may its records be in the file: the failure says so (`maybeWritten`).
  *
  * Each event is written once, crashes included: the durable cursor trails delivery, so after a crash
  * the last events arrive again, in position order. The sink knows the highest position its file holds
@@ -13,15 +17,19 @@
 import { type FileHandle, mkdir, open } from 'node:fs/promises';
 import path from 'node:path';
 import {
+  type OpenFile,
   PRIVATE_DIR,
   PRIVATE_FILE,
+  cutBack,
+  fileFailureReason,
   holdsPosition,
   maxPosition,
   repairTail,
   sameFile,
   stillAt,
+  writeAll,
 } from '../files.js';
-import { type DeliveryItem, type JsonSettings, type Sink, reasonOf, transientFailure } from '../types.js';
+import { type DeliveryItem, type JsonSettings, type Sink, transientFailure } from '../types.js';
 
 /** The file as this sink last synced it: `high` is the highest position in its first `size` bytes. */
 interface Known {
@@ -37,7 +45,10 @@ export class JsonSink implements Sink {
   #handle: FileHandle | undefined;
   #known: Known | undefined;
 
-  constructor(private readonly settings: JsonSettings) {}
+  constructor(
+    private readonly settings: JsonSettings,
+    private readonly openFile: OpenFile = open,
+  ) {}
 
   async #open(): Promise<{ fh: FileHandle; high: number }> {
     // Deleted (or replaced) while open: appending through the old handle would lose the records.
@@ -46,7 +57,7 @@ export class JsonSink implements Sink {
       await mkdir(path.dirname(this.settings.path), { recursive: true, mode: PRIVATE_DIR });
       // A pretty document ends with a `}` at the start of a line (nested ones are indented).
       await repairTail(this.settings.path, this.settings.pretty ? '\n}\n' : '\n');
-      const fh = await open(this.settings.path, 'a', PRIVATE_FILE);
+      const fh = await this.openFile(this.settings.path, 'a', PRIVATE_FILE);
       try {
         // What the file holds may still be only in the page cache (written by a process killed before
         // its fsync): make it durable before trusting it to skip events.
@@ -67,7 +78,8 @@ export class JsonSink implements Sink {
   }
 
   async deliver(items: readonly DeliveryItem[]): Promise<void> {
-    let writing = false;
+    /** Set once the batch's write begins: the handle and the length to cut back to if it fails. */
+    let writing: { fh: FileHandle; size: number } | undefined;
     try {
       const { fh, high } = await this.#open();
       const fresh: DeliveryItem[] = [];
@@ -87,8 +99,8 @@ export class JsonSink implements Sink {
             `${this.settings.pretty ? JSON.stringify(record, null, 2) : JSON.stringify(record)}\n`,
         )
         .join('');
-      writing = true;
-      await fh.write(text);
+      writing = { fh, size: (await fh.stat()).size };
+      await writeAll(fh, text);
       await fh.datasync();
       const st = await fh.stat();
       this.#known = {
@@ -98,8 +110,9 @@ export class JsonSink implements Sink {
         high: Math.max(high, ...fresh.map(({ record }) => record.position)),
       };
     } catch (e) {
+      const torn = writing !== undefined && !(await cutBack(writing.fh, writing.size));
       await this.close();
-      throw transientFailure('json', reasonOf(e), 0, writing);
+      throw transientFailure('json', fileFailureReason('json', this.settings.path, e), 0, torn);
     }
   }
 
