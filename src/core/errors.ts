@@ -46,10 +46,10 @@ export function shown(v: unknown): string {
 }
 const s = shown;
 
-/** A word as a POSIX shell reads it back: plain ones as they are, others single-quoted. */
-const shellWord = (v: unknown): string => {
+/** A word as a POSIX shell reads it back (in a command a message shows): plain, or single-quoted. */
+export const shellWord = (v: unknown): string => {
   const t = String(v);
-  return /^[A-Za-z0-9_.,:@%+=-]+$/.test(t) ? t : `'${t.replace(/'/g, `'\\''`)}'`;
+  return /^[A-Za-z0-9_./,:@%+=-]+$/.test(t) ? t : `'${t.replace(/'/g, `'\\''`)}'`;
 };
 
 /**
