@@ -5,7 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { type KeyProof, proveKeys } from '../core/crypto/key-proof.js';
 import { validateKeyringRecord } from '../core/crypto/keyring.js';
-import { err } from '../core/errors.js';
+import { err, shellWord } from '../core/errors.js';
 import type { IssuedBy } from '../core/event.js';
 import { type Config, loadConfig } from '../config/config.js';
 import { installSchemas } from '../store/schemas.js';
@@ -66,6 +66,27 @@ function warnIfKeysReadable(config: Config): void {
 }
 
 /**
+ * A data dir that other users can open (made by hand before the first `start`, or loosened since):
+ * they could read what RocksDB keeps in clear (the wrapped keyring to guess the master key offline,
+ * aggregate and event ids) and copy the store. Said, not fixed: the directory is the user's to chmod.
+ * Files the store creates are owner-only whatever the directory's mode (see private-umask.ts).
+ */
+export function warnIfDataDirOpen(dataDir: string): void {
+  let mode: number;
+  try {
+    mode = statSync(dataDir).mode & 0o777;
+  } catch {
+    return; // not there yet: it is created 0700
+  }
+  if ((mode & 0o077) === 0) return;
+  const octal = mode.toString(8).padStart(4, '0');
+  const dir = shellWord(dataDir);
+  process.stderr.write(
+    `warning: data dir ${dataDir} is open to other users (mode ${octal}): run \`chmod 700 ${dir}\`\n`,
+  );
+}
+
+/**
  * Proof of the keys of `config` for a running server to check (see core/crypto/key-proof.ts), made
  * with the install salt from the data dir's keyring copy; undefined when there is no readable copy
  * (no server has opened the data dir: the command opens the store itself and checks the keys there).
@@ -91,9 +112,10 @@ const LOCK_WAIT_MS = 10_000;
 /**
  * Open the store in this process (no server runs); schemas apply in the default mode. Another CLI
  * command holding the data dir is waited for (it is done in a moment), with backoff, up to
- * LOCK_WAIT_MS; then EDBX_ERR_STORE_LOCKED.
+ * LOCK_WAIT_MS; then EDBX_ERR_STORE_LOCKED. A data dir others can open is warned about first.
  */
 export async function openLocalStore(config: Config, waitMs = LOCK_WAIT_MS): Promise<SecureStore> {
+  warnIfDataDirOpen(config.dataDir);
   const deadline = Date.now() + waitMs;
   for (let delay = 20; ; delay = Math.min(delay * 2, 250)) {
     try {

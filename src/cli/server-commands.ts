@@ -14,7 +14,7 @@ import { processFacts } from '../server/proc.js';
 import { LOG_FILE, PID_FILE, type PidInfo, UNCLEAN_SUFFIX, logLevel } from '../server/serve.js';
 import { keyValues, printJson } from './output.js';
 import { reportError } from './report.js';
-import { requireKeys } from './runtime.js';
+import { requireKeys, warnIfDataDirOpen } from './runtime.js';
 
 const RESTRICT_MODES = ['true', 'strict', 'false'];
 /** `status` waits this long for the server's /health before saying it does not answer. */
@@ -137,6 +137,8 @@ async function start(
   if (running) {
     throw err('EDBX_ERR_ALREADY_RUNNING', { pid: running.pid, port: running.port, data_dir: config.dataDir });
   }
+  // The daemon's stderr is its (JSON lines) log: the `start` that spawned it has said so already.
+  if (!daemonChild) warnIfDataDirOpen(config.dataDir);
   const started = (pid: number, port: number, log: string | null): Started => ({
     started: true,
     pid,

@@ -46,6 +46,19 @@ export function shown(v: unknown): string {
 }
 const s = shown;
 
+/** A word as a POSIX shell reads it back (in a command a message shows): plain, or single-quoted. */
+export const shellWord = (v: unknown): string => {
+  const t = String(v);
+  return /^[A-Za-z0-9_./,:@%+=-]+$/.test(t) ? t : `'${t.replace(/'/g, `'\\''`)}'`;
+};
+
+/**
+ * Where a delivery failure points for the data it may not quote: the command that shows the aggregate
+ * as of the event (its state holds every value the event set).
+ */
+const seeEvent = (p: Record<string, unknown>): string =>
+  `\`eventdbx aggregate get --aggregate ${p.aggregate_type} --aggregate-id ${shellWord(p.aggregate_id)} --version ${p.version}\``;
+
 export const ERRORS = {
   // --- input validation (400) ---
   EDBX_ERR_INVALID_AGGREGATE_TYPE: {
@@ -641,15 +654,18 @@ export const ERRORS = {
   EDBX_ERR_PLUGIN_CAST: {
     status: 422,
     kind: 'user',
+    // Never the value: this message goes to the server log (plaintext, often shipped elsewhere) and
+    // is shown as the dead letter's reason to anyone who administers plugins.
     message: (p) =>
-      `field ${s(p.field)} of ${p.aggregate} v${p.version} is ${s(p.value)}, which is not a valid ${p.datatype} (mapped with \`plugin map\`): fix the mapping, then \`eventdbx plugin retry ${p.plugin}\``,
-    doc: 'A field value cannot be cast to the column type mapped for it; the event is dead-lettered (retrying cannot help until the mapping changes).',
+      `field ${s(p.field)} of ${p.aggregate_type}/${p.aggregate_id} v${p.version} is not a valid ${p.datatype} (mapped with \`plugin map\`); values are not logged: see it with ${seeEvent(p)}, fix the mapping, then \`eventdbx plugin retry ${p.plugin}\``,
+    doc: 'A field value cannot be cast to the column type mapped for it; the event is dead-lettered (retrying cannot help until the mapping changes). The message names the field, event and type, never the value.',
   },
   EDBX_ERR_PLUGIN_REJECTED: {
     status: 422,
     kind: 'user',
-    message: (p) => `${p.plugin} refused ${p.aggregate} v${p.version}: ${p.reason}`,
-    doc: 'The destination refused the data itself (a constraint or data error); the event is dead-lettered.',
+    message: (p) =>
+      `${p.plugin} refused ${p.aggregate_type}/${p.aggregate_id} v${p.version}: ${p.reason}; values are not logged: see them with ${seeEvent(p)}`,
+    doc: "The destination refused the data itself (a constraint or data error); the event is dead-lettered. The reason is the destination's error code and the objects it names, never a value.",
   },
   EDBX_ERR_PLUGIN_DELIVERY: {
     status: 502,

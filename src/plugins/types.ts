@@ -189,7 +189,10 @@ export class DeliveryFailure extends Error {
   }
 }
 
-/** The destination is unreachable or answered with an error: retried with backoff. */
+/**
+ * The destination is unreachable or answered with an error: retried with backoff. `reason` is logged
+ * and kept as a dead letter's reason: it never quotes a payload value (nor a destination's answer).
+ */
 export const transientFailure = (
   plugin: string,
   reason: string,
@@ -198,7 +201,7 @@ export const transientFailure = (
 ): DeliveryFailure =>
   new DeliveryFailure(err('EDBX_ERR_PLUGIN_DELIVERY', { plugin, reason }), false, delivered, maybeWritten);
 
-/** The destination refused the data itself: dead-lettered without retries. */
+/** The destination refused the data itself: dead-lettered without retries. `reason`: as above. */
 export const rejectedFailure = (
   plugin: string,
   record: EventRecord,
@@ -208,7 +211,8 @@ export const rejectedFailure = (
   new DeliveryFailure(
     err('EDBX_ERR_PLUGIN_REJECTED', {
       plugin,
-      aggregate: `${record.aggregate_type}/${record.aggregate_id}`,
+      aggregate_type: record.aggregate_type,
+      aggregate_id: record.aggregate_id,
       version: record.version,
       reason,
     }),

@@ -139,7 +139,16 @@ export async function serveControl(
   ): Promise<ControlResponse> {
     let op: string | undefined;
     try {
-      const req = JSON.parse(line) as ControlRequest;
+      let req: ControlRequest;
+      try {
+        req = JSON.parse(line) as ControlRequest;
+      } catch {
+        // Not JSON's own message: it quotes the line (a payload value, say), and would be logged as a
+        // server error.
+        throw err('EDBX_ERR_INVALID_JSON', {
+          reason: 'the control request is not one JSON line: use the eventdbx CLI of this version',
+        });
+      }
       op = typeof req.op === 'string' ? req.op : undefined;
       return { ok: true, result: await handler(req, progress, signal) };
     } catch (e) {

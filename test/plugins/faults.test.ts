@@ -294,7 +294,7 @@ describe('PostgreSQL and SQLite with mapped types', () => {
     expect((await statusOf(store, 'postgres')).dead_letters).toBe(0);
   });
 
-  it('casts values to the mapped column types and dead-letters a value that cannot be cast, naming it', async () => {
+  it('casts values to the mapped column types and dead-letters a value that cannot be cast, naming its field', async () => {
     const url = await server.createDatabase();
     const dir = await mkdtemp(path.join(os.tmpdir(), 'edbx-sqlite-'));
     const file = path.join(dir, 'mirror.db');
@@ -363,9 +363,8 @@ describe('PostgreSQL and SQLite with mapped types', () => {
           code: 'EDBX_ERR_PLUGIN_CAST',
           attempts: 1,
         });
-        expect(dl.dead_letters[0]!.reason).toContain(
-          'field "age" of patient/p-1 v2 is "forty-two", which is not a valid integer',
-        );
+        expect(dl.dead_letters[0]!.reason).toContain('field "age" of patient/p-1 v2 is not a valid integer');
+        expect(dl.dead_letters[0]!.reason).not.toContain('forty-two');
       }
 
       const db = new Database(file, { readonly: true });

@@ -10,6 +10,7 @@ import { CsvSink } from '../../src/plugins/csv/sink.js';
 import { JsonSink } from '../../src/plugins/json/sink.js';
 import { parseDataType } from '../../src/plugins/sql/datatypes.js';
 import { SqliteSink } from '../../src/plugins/sqlite/sink.js';
+import { holdPrivateUmask } from '../../src/storage/rocksdb/private-umask.js';
 import type { DeliveryItem, Sink } from '../../src/plugins/types.js';
 import { deliveryItems, tempDirs } from './fixtures.js';
 
@@ -69,5 +70,47 @@ describe('sink output modes (qa2-ops #9)', () => {
     await chmod(json, 0o640);
     await keep(new JsonSink({ path: json, pretty: false })).deliver(deliveryItems(1, 1));
     expect(await mode(json)).toBe(0o640);
+  });
+
+  it("keep those modes under the umask of a server's open store (qa-aud #5)", async () => {
+    // A server holds an owner-only umask while its store is open: the outputs a user points at must
+    // not change for it, a file others may read (made so on purpose) included.
+    const release = holdPrivateUmask();
+    try {
+      const root = await tempDir();
+      const csvDir = path.join(root, 'csv');
+      await mkdir(csvDir);
+      await chmod(csvDir, 0o755);
+      const csv = keep(new CsvSink({ output_dir: csvDir }));
+      await csv.deliver(deliveryItems(1, 1));
+      await chmod(path.join(csvDir, 'patient.csv'), 0o644);
+      await csv.deliver([withNewField(2)]);
+      expect(await mode(csvDir)).toBe(0o755);
+      expect(await mode(path.join(csvDir, 'patient.csv'))).toBe(0o644);
+
+      const json = path.join(root, 'events.jsonl');
+      await writeFile(json, '', { mode: 0o644 });
+      await chmod(json, 0o644);
+      await keep(new JsonSink({ pretty: false, path: json })).deliver(deliveryItems(1, 1));
+      expect(await mode(json)).toBe(0o644);
+
+      // SQLite gives its -wal and -shm files the database's mode, whatever the umask.
+      const db = path.join(root, 'shared', 'mirror.db');
+      await mkdir(path.dirname(db));
+      await writeFile(db, '');
+      await chmod(db, 0o644);
+      await keep(new SqliteSink({ path: db }, () => parseDataType('text'))).deliver(deliveryItems(2, 1));
+      const dbFiles = (await readdir(path.dirname(db))).filter((f) => f.startsWith('mirror.db'));
+      expect(dbFiles.sort()).toEqual(['mirror.db', 'mirror.db-shm', 'mirror.db-wal']);
+      for (const f of dbFiles) expect(await mode(path.join(path.dirname(db), f)), f).toBe(0o644);
+
+      // New ones are as documented: files 0600, directories 0700.
+      const fresh = path.join(root, 'new', 'events.jsonl');
+      await keep(new JsonSink({ pretty: false, path: fresh })).deliver(deliveryItems(1, 1));
+      expect(await mode(path.dirname(fresh))).toBe(0o700);
+      expect(await mode(fresh)).toBe(0o600);
+    } finally {
+      release();
+    }
   });
 });

@@ -179,6 +179,41 @@ describe('plugins with the server', () => {
     );
   });
 
+  it('writes no payload value to the server log nor to the dead letter (qa-aud #3)', async () => {
+    const secret = 'HIV-POSITIVE-SECRET';
+    server = await startServer(p, ['--restrict=false']);
+    await cliJson(['plugin', 'sqlite', '--path', 'mirror.db', '--max-attempts', '1']);
+    await cliJson(['plugin', 'map', '--aggregate', 'patient', '--field', 'age', '--datatype', 'integer']);
+    await post(server, 'p-1', { age: secret });
+    const s = server;
+    const dl = await waitFor('a dead letter', async () => {
+      const r = await api(`${s.url}/v1/plugins/sqlite/dead-letters`, s.adminToken);
+      return r.body.total === 1 ? r.body : undefined;
+    });
+    expect(dl.dead_letters[0]).toMatchObject({ code: 'EDBX_ERR_PLUGIN_CAST', version: 1 });
+    await waitFor('the logged failure', () => s.output().includes('EDBX_ERR_PLUGIN_CAST'));
+    const shown = [
+      s.output(),
+      JSON.stringify(dl),
+      (await p.cli(['plugin', 'dead-letters', 'sqlite'])).stdout,
+      (await p.cli(['plugin', 'status'])).stdout,
+      JSON.stringify((await api(`${s.url}/v1/plugins/status`, s.adminToken)).body),
+    ];
+    for (const text of shown) expect(text).not.toContain(secret);
+    // The value is where it belongs: in the aggregate, for those allowed to read it.
+    const got = await p.cli([
+      'aggregate',
+      'get',
+      '--aggregate',
+      'patient',
+      '--aggregate-id',
+      'p-1',
+      '--version',
+      '1',
+    ]);
+    expect(got.stdout).toContain(secret);
+  });
+
   it("writes the log plugin's lines through the server log at the configured level", async () => {
     server = await startServer(p, ['--restrict=false']);
     await cliJson(['plugin', 'log', '--level', 'warn', '--template', '{aggregate} {id} {event} v{version}']);

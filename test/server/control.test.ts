@@ -215,3 +215,29 @@ describe('a command sent to a server that does not acknowledge it in time (chaos
     );
   });
 });
+
+describe('a control request that is not JSON (qa-aud #3)', () => {
+  it('is refused as such, and neither the log nor the answer quotes it', async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'edbx-ctl-'));
+    dirs.push(dir);
+    const logged: unknown[] = [];
+    const log = { info: (...a: unknown[]) => logged.push(a), error: (...a: unknown[]) => logged.push(a) };
+    servers.push(await serveControl(dir, async () => 'ran', undefined, log));
+    // Short: JSON.parse's own message quotes ten characters or so around where it stopped.
+    const secret = 'PHI-42';
+    const lines = await new Promise<string[]>((resolve, reject) => {
+      const socket = net.connect(socketPath(dir));
+      let got = '';
+      socket.setEncoding('utf8');
+      socket.on('data', (d: string) => (got += d));
+      socket.on('error', reject);
+      socket.on('end', () => resolve(got.trim().split('\n')));
+      // The request, then the confirmation the server waits for before it runs a command.
+      socket.write(`{"op":"aggregate.apply","args":{"payload":{"x":${secret}}}}\n{"go":true}\n`);
+    });
+    const answer = JSON.parse(lines.at(-1)!) as { ok: boolean; code: string; params: unknown };
+    expect(answer).toMatchObject({ ok: false, code: 'EDBX_ERR_INVALID_JSON' });
+    expect(lines.join('\n')).not.toContain(secret);
+    expect(JSON.stringify(logged)).not.toContain(secret);
+  });
+});

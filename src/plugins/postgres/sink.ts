@@ -7,6 +7,7 @@
 import type { Pool, PoolClient } from 'pg';
 import { ROW_COLUMNS } from '../columns.js';
 import { driverConnectionString } from './connection.js';
+import { classify, isSqlError } from './errors.js';
 import { postgresType } from '../sql/datatypes.js';
 import {
   type SqlField,
@@ -17,16 +18,7 @@ import {
   quoteIdent,
   rowParams,
 } from '../sql/rows.js';
-import {
-  type DeliveryItem,
-  type DeliveryOptions,
-  type PostgresSettings,
-  type Sink,
-  DeliveryFailure,
-  reasonOf,
-  rejectedFailure,
-  transientFailure,
-} from '../types.js';
+import { type DeliveryItem, type DeliveryOptions, type PostgresSettings, type Sink } from '../types.js';
 
 /** Keep a statement well under PostgreSQL's 65535 bind parameters. */
 const MAX_PARAMS = 30_000;
@@ -152,36 +144,4 @@ function upsertSql(table: string, columns: readonly string[], rows: number): str
     `INSERT INTO ${quoteIdent(table)} AS cur (${all.join(', ')}) VALUES ${values.join(', ')} ` +
     `ON CONFLICT (id) DO UPDATE SET ${set} WHERE EXCLUDED.version >= cur.version`
   );
-}
-
-/** The SQLSTATE of an error PostgreSQL itself reported (the driver's DatabaseError), else undefined. */
-function sqlState(e: unknown): string | undefined {
-  const { code, severity } = (e ?? {}) as { code?: unknown; severity?: unknown };
-  // Node's own errors have codes too (ENOTFOUND, EPIPE, ERR_INVALID_URL): only the server sends a severity.
-  return typeof severity === 'string' && typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code)
-    ? code
-    : undefined;
-}
-
-/** An error PostgreSQL reported for a statement, as opposed to a broken connection. */
-function isSqlError(e: unknown): boolean {
-  const code = sqlState(e);
-  return code !== undefined && !/^(08|57|53|58)/.test(code);
-}
-
-/**
- * Data exceptions (22) and integrity violations (23) are the data's fault: retrying cannot help. In a
- * batch the failing event is unknown, so the host isolates it; anything else (connection refused,
- * server shutting down, permissions) is retried.
- */
-function classify(e: unknown, items: readonly DeliveryItem[]): DeliveryFailure {
-  if (e instanceof DeliveryFailure) return e;
-  const code = sqlState(e);
-  const reason = `${reasonOf(e)}${code ? ` (SQLSTATE ${code})` : ''}`;
-  if (code && /^(22|23)/.test(code)) {
-    return items.length === 1
-      ? rejectedFailure('postgres', items[0]!.record, reason, 0)
-      : rejectedFailure('postgres', items[0]!.record, reason, undefined);
-  }
-  return transientFailure('postgres', reason, 0);
 }

@@ -66,8 +66,9 @@ export const tableName = (aggregateType: string): string => fitIdent(aggregateTy
 /**
  * Rows for a batch, cast and collapsed to the newest version per aggregate (each row is the full
  * state, so the last one wins). A value that cannot be cast stops the batch at the event that set it:
- * the rows before it are returned with a permanent failure naming the field, so the host dead-letters
- * exactly that event. Later events of the aggregate omit that column (it keeps its last good value).
+ * the rows before it are returned with a permanent failure naming the field (never the value), so the
+ * host dead-letters exactly that event. Later events of the aggregate omit that column (it keeps its
+ * last good value).
  */
 export function buildRows(
   plugin: string,
@@ -86,12 +87,13 @@ export function buildRows(
         // Only the event that set the value fails; later events leave that column as it was.
         if (!Object.prototype.hasOwnProperty.call(record.payload, field)) continue;
         const failure = new DeliveryFailure(
+          // The value stays out: the message is logged and kept as the dead letter's reason.
           err('EDBX_ERR_PLUGIN_CAST', {
             plugin,
             field,
-            aggregate: `${record.aggregate_type}/${record.aggregate_id}`,
+            aggregate_type: record.aggregate_type,
+            aggregate_id: record.aggregate_id,
             version: record.version,
-            value: raw.length > 64 ? `${raw.slice(0, 64)}…` : raw,
             datatype: type.name,
           }),
           true,

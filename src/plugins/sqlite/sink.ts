@@ -93,10 +93,25 @@ export class SqliteSink implements Sink {
   }
 }
 
+/**
+ * Codes whose message is text of the database's own (a trigger's `RAISE`, which takes any expression
+ * and so can quote the row, or an application function's), not one of SQLite's templates, which name
+ * only tables, columns and the schema's constraints.
+ */
+const USER_TEXT = new Set(['SQLITE_CONSTRAINT_TRIGGER', 'SQLITE_CONSTRAINT_FUNCTION']);
+
+/** The reason a failure is logged and dead-lettered with: never a value of the row. */
+function sqliteReason(e: unknown): string {
+  const code = String((e as { code?: unknown }).code ?? '');
+  if (USER_TEXT.has(code))
+    return `a trigger or function of the database refused the row (${code}; its message is left out: it can quote values)`;
+  return `${reasonOf(e)}${code ? ` (${code})` : ''}`;
+}
+
 function classify(e: unknown, items: readonly DeliveryItem[]): DeliveryFailure {
   if (e instanceof DeliveryFailure) return e;
   const code = String((e as { code?: unknown }).code ?? '');
-  const reason = `${reasonOf(e)}${code ? ` (${code})` : ''}`;
+  const reason = sqliteReason(e);
   if (code.startsWith('SQLITE_CONSTRAINT') || code === 'SQLITE_MISMATCH' || code === 'SQLITE_TOOBIG') {
     return rejectedFailure('sqlite', items[0]!.record, reason, items.length === 1 ? 0 : undefined);
   }

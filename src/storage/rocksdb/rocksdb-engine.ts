@@ -17,6 +17,7 @@ import { err, EventDbxError, throwIfAborted } from '../../core/errors.js';
 import { SPACES, StorageEngine } from '../engine.js';
 import type { RangeOptions, Space, WriteOp, WriteOptions } from '../engine.js';
 import { NativeBatchWriter } from './native-batch.js';
+import { holdPrivateUmask } from './private-umask.js';
 import { WriteThread, packOps } from './write-thread.js';
 
 const { RocksLevel } = rocks;
@@ -87,6 +88,8 @@ export class RocksDbEngine extends StorageEngine {
   readonly #sharedWith = new Set<() => Promise<void>>();
   /** Set on an engine attached to a database another thread opened (see `attach`). */
   #attachedTo: bigint | undefined;
+  /** Ends this engine's hold on the owner-only umask its database's files are created under. */
+  #releaseUmask: (() => void) | undefined;
 
   constructor(location: string, options: RocksDbEngineOptions = {}) {
     super();
@@ -155,17 +158,25 @@ export class RocksDbEngine extends StorageEngine {
       keyEncoding: 'buffer',
       valueEncoding: 'buffer',
     });
+    // Held from before the first file is created until the database is closed (see private-umask.ts).
+    const release = attached === undefined ? holdPrivateUmask() : undefined;
     try {
       await db.open(attached === undefined ? openOptions(this.#cacheSize) : { createIfMissing: false });
     } catch (e) {
+      release?.();
       throw attached === undefined ? openError(e, this.location) : ioError(e);
     }
     const { default: main, archive } = db.columns;
     if (main === undefined || archive === undefined) {
-      // Never close a shared database: its owner does.
-      if (attached === undefined) await db.close();
+      try {
+        // Never close a shared database: its owner does.
+        if (attached === undefined) await db.close();
+      } finally {
+        release?.();
+      }
       throw err('EDBX_ERR_STORE_IO', { reason: `${this.location}: column families missing after open` });
     }
+    this.#releaseUmask = release;
     this.#db = db;
     this.#columns = { main, archive };
   }
@@ -193,6 +204,9 @@ export class RocksDbEngine extends StorageEngine {
       await db?.close();
     } catch (e) {
       throw ioError(e);
+    } finally {
+      this.#releaseUmask?.();
+      this.#releaseUmask = undefined;
     }
   }
 
