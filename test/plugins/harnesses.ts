@@ -190,7 +190,15 @@ export function harnesses(pgServer: () => PgServer): SinkHarness[] {
         const rx = await tcpReceiver();
         return {
           input: { host: '127.0.0.1', port: rx.port },
-          read: async () => ({ kind: 'events', events: rx.lines.map(eventOf) }),
+          async read() {
+            // The cursor moves once the kernel took the bytes; the receiver, in this same process,
+            // reads them on a later turn of the event loop. Read once nothing arrived for a while.
+            for (let seen = -1; seen !== rx.lines.length;) {
+              seen = rx.lines.length;
+              await new Promise((r) => setTimeout(r, 25));
+            }
+            return { kind: 'events', events: rx.lines.map(eventOf) };
+          },
           teardown: () => rx.close(),
         };
       },
