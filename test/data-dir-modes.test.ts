@@ -4,9 +4,11 @@
  * another local user read the wrapped keyring (to guess the master key offline) and the ids, and
  * could copy the store; `start` said nothing. Real RocksDB files, and the real CLI and daemon.
  */
-import { chmod, mkdir, mkdtemp, readFile, readdir, rm, stat } from 'node:fs/promises';
+import { spawnSync } from 'node:child_process';
+import { chmod, mkdir, mkdtemp, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { RocksDbEngine } from '../src/storage/index.js';
 import type { WriteOp } from '../src/storage/engine.js';
@@ -173,5 +175,42 @@ describe('a data dir other users can open (qa-aud #5)', () => {
     expect(started.code, started.stderr).toBe(0);
     expect(started.stderr).toBe('');
     expect(await mode(p.dataDir)).toBe(0o700);
+  });
+});
+
+describe('a user other than the data dir owner (qa-aud #5)', () => {
+  const root = process.getuid?.() === 0;
+  it.skipIf(!root)('is told it cannot read the data dir, never that no server runs', async (ctx) => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'edbx-owner-'));
+    dirs.push(dir);
+    const dataDir = path.join(dir, 'data');
+    await mkdir(dataDir, { mode: 0o700 });
+    await writeFile(path.join(dataDir, 'eventdbx.pid'), JSON.stringify({ pid: process.pid }), {
+      mode: 0o600,
+    });
+    await chmod(dir, 0o755);
+    const module = pathToFileURL(path.resolve('dist/cli/server-commands.js')).href;
+    // As `nobody`: the data dir is root's, 0700. (A checkout nobody can read, as under /root, cannot
+    // run this.)
+    const as = { uid: 65534, gid: 65534, encoding: 'utf8' } as const;
+    const readable = spawnSync(
+      process.execPath,
+      ['-e', `require('fs').accessSync(${JSON.stringify(path.resolve('dist/cli/server-commands.js'))})`],
+      as,
+    );
+    if (readable.status !== 0) ctx.skip();
+    const r = spawnSync(
+      process.execPath,
+      [
+        '--input-type=module',
+        '-e',
+        `import(${JSON.stringify(module)}).then((m) => m.runningServer(${JSON.stringify(dataDir)})).then(` +
+          `(s) => console.log('running', JSON.stringify(s)), (e) => console.log(e.code, e.message))`,
+      ],
+      as,
+    );
+    expect(r.stdout.trim()).toBe(
+      `EDBX_ERR_DATA_DIR_NOT_READABLE cannot read the data dir ${dataDir} (EACCES): run this command as the user that owns it (the server's user), or choose another with --data-dir`,
+    );
   });
 });

@@ -57,7 +57,11 @@ export async function runningServer(dataDir: string): Promise<PidInfo | undefine
   let info: PidInfo;
   try {
     info = JSON.parse(await readFile(file, 'utf8')) as PidInfo;
-  } catch {
+  } catch (e) {
+    // Another user than the data dir's owner cannot tell whether a server runs: never "not running".
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'EACCES' || code === 'EPERM')
+      throw err('EDBX_ERR_DATA_DIR_NOT_READABLE', { path: dataDir, reason: code });
     return undefined;
   }
   if (Number.isSafeInteger(info.pid) && alive(info.pid, info.process_start)) return info;

@@ -472,6 +472,13 @@ export const ERRORS = {
       `cannot write in the data dir ${p.path} (${p.reason}): make it writable by this user (and the disk not full), or choose another with --data-dir`,
     doc: 'The server cannot create or write files in its data dir (read-only mount, permissions, full disk).',
   },
+  EDBX_ERR_DATA_DIR_NOT_READABLE: {
+    status: 500,
+    kind: 'user',
+    message: (p) =>
+      `cannot read the data dir ${p.path} (${p.reason}): run this command as the user that owns it (the server's user), or choose another with --data-dir`,
+    doc: 'The CLI cannot read the data dir (its files are owner-only): it cannot tell whether a server runs there, nor open the store.',
+  },
   EDBX_ERR_STORE_IO: {
     status: 500,
     kind: 'user',
