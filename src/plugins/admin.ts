@@ -192,7 +192,11 @@ export async function retryPlugin(
       AUDIT,
       async (tx) => void store.audit(tx, ctx, 'plugin-retried', { plugin: name, ...details }),
     );
-  const live = hostFor(store)?.retry(name);
+  const host = hostFor(store);
+  // Not run because the audit log does not vouch for it: retrying later would not happen either.
+  const refused = host?.refusal(name);
+  if (refused) throw refused;
+  const live = host?.retry(name);
   if (live) {
     const outcome = await live;
     await audit({ retried: String(outcome.retried), delivered: String(outcome.delivered) });

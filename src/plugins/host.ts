@@ -15,7 +15,7 @@
  * const host = new DeliveryHost(store, { log: app.log });
  * await host.start(); // delivers until host.stop()
  */
-import { err } from '../core/errors.js';
+import { type EventDbxError, err } from '../core/errors.js';
 import { PluginTrail, pluginConfigProblem } from '../store/audit-plugins.js';
 import type { EventStore } from '../store/index.js';
 import { LogCache } from './log-cache.js';
@@ -52,7 +52,7 @@ export class DeliveryHost implements HostHandle {
   /** What the audit log says about plugins, kept up to date before each plugin starts. */
   readonly #trail = new PluginTrail();
   /** Plugins not started because the audit log does not vouch for them, and why. */
-  readonly #failed = new Map<string, DeliveryError>();
+  readonly #failed = new Map<string, { error: EventDbxError; at: string }>();
 
   constructor(
     readonly store: EventStore,
@@ -108,7 +108,12 @@ export class DeliveryHost implements HostHandle {
   }
 
   failure(name: string): DeliveryError | undefined {
-    return this.#failed.get(name);
+    const f = this.#failed.get(name);
+    return f && { code: f.error.code, message: f.error.message, at: f.at };
+  }
+
+  refusal(name: string): EventDbxError | undefined {
+    return this.#failed.get(name)?.error;
   }
 
   /** Names of the plugins being delivered. */
@@ -165,7 +170,7 @@ export class DeliveryHost implements HostHandle {
       where: `plugin ${name}`,
       reason: `${problem}; not delivering: compare it with \`eventdbx audit list\`, then configure it again or remove it (\`eventdbx plugin remove ${name}\`)`,
     });
-    this.#failed.set(name, { code: e.code, message: e.message, at: this.store.env.now().toISOString() });
+    this.#failed.set(name, { error: e, at: this.store.env.now().toISOString() });
     this.options.log.error({ plugin: name, code: e.code }, e.message);
   }
 

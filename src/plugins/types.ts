@@ -259,4 +259,6 @@ export interface HostHandle {
   retry(name: string): Promise<RetryOutcome> | undefined;
   /** Why the plugin was not started: the audit log does not vouch for its configuration. */
   failure(name: string): DeliveryError | undefined;
+  /** The same, as the error a command on that plugin (`plugin retry`) is refused with. */
+  refusal(name: string): EventDbxError | undefined;
 }

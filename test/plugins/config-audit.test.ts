@@ -16,8 +16,10 @@ import {
   mapField,
   pluginStatus,
   removePlugin,
+  retryPlugin,
 } from '../../src/plugins/index.js';
 import { putConfig } from '../../src/plugins/repository.js';
+import { expectCode } from '../helpers/expect.js';
 import type { PluginConfig } from '../../src/plugins/types.js';
 import { Metrics } from '../../src/server/metrics.js';
 import { RocksDbEngine } from '../../src/storage/rocksdb/rocksdb-engine.js';
@@ -132,6 +134,9 @@ describe('a removed plugin restored from an old backup (auditor QA finding 2)', 
     await store.append({ ...secret, payload: { diagnosis: 'MORE' } }, jane);
     await caughtUp(store, 'log');
     expect(await exists(vendor)).toBe(false);
+    // Nor does `plugin retry` promise a delivery that will not happen: it is refused with the reason.
+    const refused = await expectCode(retryPlugin(store, 'json', jane), 'EDBX_ERR_INTEGRITY');
+    expect(refused.message).toBe(json.last_error!.message);
   });
 
   it('removing it, or configuring it again, records the decision and ends the failure', async () => {
