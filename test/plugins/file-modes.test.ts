@@ -53,23 +53,27 @@ describe('sink output modes (qa2-ops #9)', () => {
     for (const f of dbFiles) expect(await mode(path.join(path.dirname(db), f)), f).toBe(0o600);
   });
 
-  it('files and directories that exist keep their modes, a widened CSV file too', async () => {
-    const root = await tempDir();
+  /** Outputs that exist keep their modes: a 0755 CSV dir, its file (widened too) and a JSON file. */
+  async function expectModesKept(root: string, fileMode: number): Promise<void> {
     const csvDir = path.join(root, 'csv');
     await mkdir(csvDir);
     await chmod(csvDir, 0o755);
     const csv = keep(new CsvSink({ output_dir: csvDir }));
     await csv.deliver(deliveryItems(1, 1));
-    await chmod(path.join(csvDir, 'patient.csv'), 0o640);
+    await chmod(path.join(csvDir, 'patient.csv'), fileMode);
     await csv.deliver([withNewField(2)]);
     expect(await mode(csvDir)).toBe(0o755);
-    expect(await mode(path.join(csvDir, 'patient.csv'))).toBe(0o640);
+    expect(await mode(path.join(csvDir, 'patient.csv'))).toBe(fileMode);
 
     const json = path.join(root, 'events.jsonl');
     await writeFile(json, '');
-    await chmod(json, 0o640);
+    await chmod(json, fileMode);
     await keep(new JsonSink({ path: json, pretty: false })).deliver(deliveryItems(1, 1));
-    expect(await mode(json)).toBe(0o640);
+    expect(await mode(json)).toBe(fileMode);
+  }
+
+  it('files and directories that exist keep their modes, a widened CSV file too', async () => {
+    await expectModesKept(await tempDir(), 0o640);
   });
 
   it("keep those modes under the umask of a server's open store (qa-aud #5)", async () => {
@@ -78,21 +82,7 @@ describe('sink output modes (qa2-ops #9)', () => {
     const release = holdPrivateUmask();
     try {
       const root = await tempDir();
-      const csvDir = path.join(root, 'csv');
-      await mkdir(csvDir);
-      await chmod(csvDir, 0o755);
-      const csv = keep(new CsvSink({ output_dir: csvDir }));
-      await csv.deliver(deliveryItems(1, 1));
-      await chmod(path.join(csvDir, 'patient.csv'), 0o644);
-      await csv.deliver([withNewField(2)]);
-      expect(await mode(csvDir)).toBe(0o755);
-      expect(await mode(path.join(csvDir, 'patient.csv'))).toBe(0o644);
-
-      const json = path.join(root, 'events.jsonl');
-      await writeFile(json, '', { mode: 0o644 });
-      await chmod(json, 0o644);
-      await keep(new JsonSink({ pretty: false, path: json })).deliver(deliveryItems(1, 1));
-      expect(await mode(json)).toBe(0o644);
+      await expectModesKept(root, 0o644);
 
       // SQLite gives its -wal and -shm files the database's mode, whatever the umask.
       const db = path.join(root, 'shared', 'mirror.db');

@@ -14,6 +14,7 @@ import { serveControl, socketPath } from '../../src/server/control.js';
 import type { SecureStore } from '../../src/store/secure.js';
 import { EventStore, verifyAll } from '../../src/store/index.js';
 import { expectCode } from '../helpers/expect.js';
+import { collectingLog } from '../helpers/log.js';
 import { GatedEngine } from '../helpers/gated-engine.js';
 import { type TestServer, raw, testServer } from '../helpers/http.js';
 
@@ -92,13 +93,8 @@ describe('a long read whose client went away (QA4 #5)', () => {
     const dir = await mkdtemp(path.join(os.tmpdir(), 'edbx-cancel-'));
     dirs.push(dir);
     let outcome: unknown = 'running';
-    const logged: Array<{ level: string; fields: Record<string, unknown>; message: string }> = [];
-    const log = {
-      info: (fields: object, message: string) =>
-        logged.push({ level: 'info', fields: { ...fields }, message }),
-      error: (fields: object, message: string) =>
-        logged.push({ level: 'error', fields: { ...fields }, message }),
-    };
+    const log = collectingLog();
+    const { logged } = log;
     const control = await serveControl(
       dir,
       async (req, progress, signal) => {

@@ -13,6 +13,7 @@ import { callControl, serveControl, socketPath } from '../../src/server/control.
 import { MemoryEngine } from '../../src/storage/memory/memory-engine.js';
 import { EventStore } from '../../src/store/index.js';
 import { expectCode } from '../helpers/expect.js';
+import { collectingLog } from '../helpers/log.js';
 
 const dirs: string[] = [];
 const servers: net.Server[] = [];
@@ -131,13 +132,8 @@ describe('the server log of control commands', () => {
   it('logs a server error at error level (an internal one with its stack), and a user error not at all', async () => {
     const dir = await mkdtemp(path.join(os.tmpdir(), 'edbx-ctl-'));
     dirs.push(dir);
-    const logged: Array<{ level: string; fields: Record<string, unknown>; message: string }> = [];
-    const log = {
-      info: (fields: object, message: string) =>
-        logged.push({ level: 'info', fields: { ...fields }, message }),
-      error: (fields: object, message: string) =>
-        logged.push({ level: 'error', fields: { ...fields }, message }),
-    };
+    const log = collectingLog();
+    const { logged } = log;
     let failure: unknown = new TypeError('boom');
     servers.push(
       await serveControl(
