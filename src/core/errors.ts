@@ -472,6 +472,19 @@ export const ERRORS = {
       `cannot write in the data dir ${p.path} (${p.reason}): make it writable by this user (and the disk not full), or choose another with --data-dir`,
     doc: 'The server cannot create or write files in its data dir (read-only mount, permissions, full disk).',
   },
+  EDBX_ERR_BACKUP_TARGET: {
+    status: 409,
+    kind: 'user',
+    message: (p) => `cannot back up into ${p.path}: ${p.reason}`,
+    doc: 'A backup is written only into a new directory or an empty one outside the data dir: it never mixes with or replaces files already there.',
+  },
+  EDBX_ERR_BACKUP_CHECK_FAILED: {
+    status: 500,
+    kind: 'internal',
+    message: (p) =>
+      `the backup copy does not match the store (${p.reason}); it was removed: run the backup again`,
+    doc: 'The copy a backup wrote, opened again, does not hold what the store held at the backup point (entries or ledger); nothing was left at the target.',
+  },
   EDBX_ERR_STORE_IO: {
     status: 500,
     kind: 'user',

@@ -287,11 +287,13 @@ export class RocksDbEngine extends StorageEngine {
       throw ioError(e);
     }
     let closed: Promise<void> | undefined;
-    const close = (): Promise<void> => (closed ??= it.close().catch((e: unknown) => Promise.reject(ioError(e))));
+    const close = (): Promise<void> =>
+      (closed ??= it.close().catch((e: unknown) => Promise.reject(ioError(e))));
     let read = false;
     return {
       async *chunks(signal?: AbortSignal): AsyncGenerator<Array<[Buffer, Buffer]>> {
-        if (read || closed !== undefined) throw err('EDBX_ERR_INTERNAL', { reason: 'a pinned read is read once' });
+        if (read || closed !== undefined)
+          throw err('EDBX_ERR_INTERNAL', { reason: 'a pinned read is read once' });
         read = true;
         try {
           for (;;) {
