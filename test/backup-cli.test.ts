@@ -30,6 +30,17 @@ describe('eventdbx backup through a running daemon', () => {
     await p.cleanup();
   });
 
+  it('is listed in --help and says what it takes', async () => {
+    const top = await p.cli(['--help']);
+    expect(top.stdout).toMatch(/backup \[options\] <dir> +copy the whole store/);
+    const help = await p.cli(['backup', '--help']);
+    expect(help.code).toBe(0);
+    for (const flag of ['--data-dir <path>', '--json', '--config <path>'])
+      expect(help.stdout).toContain(flag);
+    expect(help.stdout).toMatch(/dir +a directory that does not exist yet \(or an empty one\)/);
+    expect((await p.cli(['backup'])).code).toBe(2);
+  });
+
   it('writes a backup the daemon logs, which restores with the same keys', async () => {
     expect((await p.cli(['start'])).code).toBe(0);
     for (let i = 1; i <= 3; i++)
