@@ -10,6 +10,10 @@ import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { archiveAggregate, backupStore, verifyAll } from '../src/store/index.js';
 import { type SecureStore, openDataDir } from '../src/store/secure.js';
+import { EventStore } from '../src/store/store.js';
+import { globalKey } from '../src/store/keys.js';
+import { decodeFrontier } from '../src/core/merkle/index.js';
+import { MemoryEngine, RocksDbEngine } from '../src/storage/index.js';
 import type { EventRecord } from '../src/core/event.js';
 import { expectCode } from './helpers/expect.js';
 
@@ -98,6 +102,47 @@ describe('backupStore', () => {
     } finally {
       if (secure.store.engine.status === 'open') await secure.store.close();
     }
+  });
+
+  it.each([
+    ['rocksdb', (root: string) => new RocksDbEngine(path.join(root, 'data'))],
+    ['in-memory', () => new MemoryEngine()],
+  ] as const)('pins between two group commits, and backs up a store on the %s engine', async (_, make) => {
+    const root = await tempRoot();
+    const store = await EventStore.open({ engine: make(root), verification: { threads: 0 } });
+    const heads: Array<[number, number]> = [];
+    try {
+      let stop = false;
+      const appenders = Array.from({ length: 8 }, async (_, w) => {
+        for (let n = 0; !stop; n++)
+          await store.append(
+            { aggregate_type: 'patient', aggregate_id: `w-${w}`, event_type: 'e', payload: { n: String(n) } },
+            ctx,
+          );
+      });
+      while (store.size < 500) await new Promise((r) => setTimeout(r, 5));
+      // At rest, the ledger on disk is the committed one: no batch is half way through its commit.
+      for (let i = 0; i < 50; i++)
+        heads.push(
+          await store.atRest(() => {
+            const [raw] = store.engine.getManySync('main', [globalKey('ledger')]);
+            return [decodeFrontier(raw!).size, store.ledgerHead().size];
+          }),
+        );
+      const report = await backupStore(store, path.join(root, 'b'));
+      stop = true;
+      await Promise.all(appenders);
+      const copy = await EventStore.open({ engine: new RocksDbEngine(path.join(root, 'b')) });
+      try {
+        expect(copy.ledgerHead()).toEqual({ size: report.events, root: report.ledger_root });
+        expect((await verifyAll(copy)).ok).toBe(true);
+      } finally {
+        await copy.close();
+      }
+    } finally {
+      await store.close();
+    }
+    for (const [stored, committed] of heads) expect(stored).toBe(committed);
   });
 
   it('refuses a target that is a file, a directory that is not empty, or in the data dir', async () => {

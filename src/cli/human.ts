@@ -163,7 +163,8 @@ export const HUMAN: Record<string, Renderer> = {
   'checkpoint.public-key': (r) => String(r.public_key).trimEnd(),
   backup: (r) => {
     const b = r.backup as BackupReport;
-    return `${green('ok')} backed up ${count(b.events, 'event')} (${count(b.entries.main + b.entries.archive, 'entry').replace('entrys', 'entries')}, ${b.bytes} bytes) to ${printable(b.path)} in ${b.seconds} s\nledger_root ${b.ledger_root}`;
+    const entries = b.entries.main + b.entries.archive;
+    return `${green('ok')} backed up ${count(b.events, 'event')} (${entries} ${entries === 1 ? 'entry' : 'entries'}, ${b.bytes} bytes) to ${printable(b.path)} in ${b.seconds} s\nledger_root ${b.ledger_root}`;
   },
   ...SCHEMA_HUMAN,
   ...PLUGIN_HUMAN,
