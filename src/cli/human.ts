@@ -1,6 +1,7 @@
 /** Human-readable rendering of operation results (the --json output is the result itself). */
 import type { EventRecord } from '../core/event.js';
 import type { describeToken } from '../core/tokens.js';
+import type { BackupReport } from '../store/backup.js';
 import type { VerifyAllReport } from '../store/verify.js';
 import type {
   AggregateSummary,
@@ -160,6 +161,11 @@ export const HUMAN: Record<string, Renderer> = {
     return `${green('ok')} the current history (${count(v.to.size, 'event')}, root ${v.to.root}) extends the saved checkpoint of ${count(v.from.size, 'event')}`;
   },
   'checkpoint.public-key': (r) => String(r.public_key).trimEnd(),
+  backup: (r) => {
+    const b = r.backup as BackupReport;
+    const entries = b.entries.main + b.entries.archive;
+    return `${green('ok')} backed up ${count(b.events, 'event')} (${entries} ${entries === 1 ? 'entry' : 'entries'}, ${b.bytes} bytes) to ${printable(b.path)} in ${b.seconds} s\nledger_root ${b.ledger_root}`;
+  },
   ...SCHEMA_HUMAN,
   ...PLUGIN_HUMAN,
 };

@@ -298,6 +298,21 @@ function build(): Command {
     process.exitCode = await runOp('checkpoint.public-key', opts, globalConfig(cmd));
   });
 
+  addFlags(
+    program
+      .command('backup')
+      .argument('<dir>', 'a directory that does not exist yet (or an empty one)')
+      .description(
+        'copy the whole store, as of one point in time, into a new directory (online: writes go on)',
+      ),
+    [{ flags: '--data-dir <path>', help: 'data directory to back up (default: config, else ./.eventdbx)' }],
+  ).action(async (dir: string, opts: Record<string, unknown>, cmd: Command) => {
+    const { runOp } = await import('./run.js');
+    const { resolve } = await import('node:path');
+    // Resolved here: a running server writes the backup, from its own working directory.
+    process.exitCode = await runOp('backup', { ...opts, dir: resolve(dir) }, globalConfig(cmd));
+  });
+
   serverCommands(program);
 
   addFlags(

@@ -3,10 +3,12 @@
  * the CLI runs them on a store it opens itself, or (while a server runs) asks the server to run them
  * over its control socket, so output and exit codes are identical either way.
  */
+import path from 'node:path';
 import { err } from '../core/errors.js';
 import { expectedVersion, wholeNumber } from '../core/names.js';
 import {
   archiveAggregate,
+  backupStore,
   commitStaged,
   discardStaged,
   restoreAggregate,
@@ -163,6 +165,14 @@ export const OPS: Record<string, Op> = {
     return { verification: await verifyFromCheckpoint(secure, note, pinned) };
   },
   'checkpoint.public-key': async (secure) => ({ public_key: secure.publicKeyPem }),
+  backup: async (secure, a, _ctx, progress, signal) => {
+    const dir = str(a, 'dir');
+    // The server runs elsewhere than the CLI: the CLI resolves the path where it runs.
+    if (!path.isAbsolute(dir))
+      throw err('EDBX_ERR_USAGE', { reason: 'the backup directory must be an absolute path' });
+    const dataDir = secure.keyringFile === undefined ? undefined : path.dirname(secure.keyringFile);
+    return { backup: await backupStore(secure.store, dir, { signal, progress, dataDir }) };
+  },
   'config.apply': async (secure, a, ctx) => ({
     keys: await changeKeys(
       secure,

@@ -479,6 +479,19 @@ export const ERRORS = {
       `cannot read the data dir ${p.path} (${p.reason}): run this command as the user that owns it (the server's user), or choose another with --data-dir`,
     doc: 'The CLI cannot read the data dir (its files are owner-only): it cannot tell whether a server runs there, nor open the store.',
   },
+  EDBX_ERR_BACKUP_TARGET: {
+    status: 409,
+    kind: 'user',
+    message: (p) => `cannot back up into ${p.path}: ${p.reason}`,
+    doc: 'A backup is written only into a new directory or an empty one outside the data dir: it never mixes with or replaces files already there.',
+  },
+  EDBX_ERR_BACKUP_CHECK_FAILED: {
+    status: 500,
+    kind: 'internal',
+    message: (p) =>
+      `the backup copy does not match the store (${p.reason}); it was removed: run the backup again`,
+    doc: 'The copy a backup wrote, opened again, does not hold what the store held at the backup point (entries or ledger); nothing was left at the target.',
+  },
   EDBX_ERR_STORE_IO: {
     status: 500,
     kind: 'user',

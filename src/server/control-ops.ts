@@ -1,14 +1,19 @@
 /** Runs CLI operations sent over the control socket on the server's open store. */
 import { AesGcmCodec } from '../core/crypto/codec.js';
-import { err } from '../core/errors.js';
+import { err, toEventDbxError } from '../core/errors.js';
 import { OPS } from '../cli/ops.js';
+import type { BackupReport } from '../store/backup.js';
 import type { SecureStore } from '../store/secure.js';
-import type { ControlHandler } from './control.js';
+import type { ControlHandler, ControlLog } from './control.js';
 
 /** `config` proves the master key alone: it opens the store with it alone to change keys. */
 const MASTER_KEY_ONLY = new Set(['config.apply']);
 
-export function controlHandler(secure: SecureStore): ControlHandler {
+/**
+ * `log` gets each backup (a read of everything) with who asked for it: the CLI's identity, the target
+ * and, once written, its size — never keys or values.
+ */
+export function controlHandler(secure: SecureStore, log?: ControlLog): ControlHandler {
   return async (req, progress, signal) => {
     const op = OPS[req.op];
     if (!op) throw err('EDBX_ERR_USAGE', { reason: `unknown operation ${JSON.stringify(req.op)}` });
@@ -22,6 +27,20 @@ export function controlHandler(secure: SecureStore): ControlHandler {
     if (!(codec instanceof AesGcmCodec))
       throw err('EDBX_ERR_INTERNAL', { reason: 'the server store is not encrypted' });
     secure.keyCheck.check(req.proof, codec, !MASTER_KEY_ONLY.has(req.op));
-    return op(secure, req.args, { issuedBy: req.identity }, progress, signal);
+    if (req.op !== 'backup') return op(secure, req.args, { issuedBy: req.identity }, progress, signal);
+    const who = { channel: 'control', op: req.op, issued_by: req.identity, target: String(req.args.dir) };
+    log?.info(who, 'backup started');
+    let result: { backup: BackupReport };
+    try {
+      result = (await op(secure, req.args, { issuedBy: req.identity }, progress, signal)) as {
+        backup: BackupReport;
+      };
+    } catch (e) {
+      log?.info({ ...who, code: toEventDbxError(e).code }, 'backup not written');
+      throw e;
+    }
+    const { events, entries, bytes, seconds } = result.backup;
+    log?.info({ ...who, events, entries, bytes, seconds }, 'backup written');
+    return result;
   };
 }

@@ -138,7 +138,7 @@ export async function serveForeground(o: ServeOptions): Promise<void> {
       await f.start?.(secure, app.log);
       started.push(f);
     }
-    control = await serveControl(dataDir, controlHandler(secure), stopping.signal, app.log);
+    control = await serveControl(dataDir, controlHandler(secure, app.log), stopping.signal, app.log);
   } catch (e) {
     await app.close().catch(() => undefined);
     for (const f of started.reverse()) await f.stop?.().catch(() => undefined);

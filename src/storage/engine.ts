@@ -40,6 +40,17 @@ export interface WriteOptions {
   readonly inline?: boolean;
 }
 
+/**
+ * One keyspace's entries as of the moment `pin` returned, read later: what a backup copies. Writes made
+ * after the pin are never seen. Read it once; `close` releases the snapshot (idempotent), and reading
+ * to the end or stopping early does so too.
+ */
+export interface PinnedRead {
+  /** Entries in key order, a chunk at a time; `signal` stops the read between chunks. */
+  chunks(signal?: AbortSignal): AsyncIterable<Array<[Buffer, Buffer]>>;
+  close(): Promise<void>;
+}
+
 export type EngineStatus = 'new' | 'opening' | 'open' | 'closing' | 'closed';
 
 export abstract class StorageEngine {
@@ -140,6 +151,21 @@ export abstract class StorageEngine {
   }
 
   /**
+   * Pin a keyspace's entries now, to read them later (see PinnedRead). The pin is taken before this
+   * returns, synchronously: pins taken one after the other with no write landing between them (the
+   * store pins inside an exclusive writer job) are one consistent point in time. Engines that cannot
+   * pin throw EDBX_ERR_NOT_SUPPORTED.
+   *
+   * @example
+   * const [main, archive] = SPACES.map((space) => engine.pin(space));
+   * for await (const chunk of main.chunks()) for (const [key, value] of chunk) copy(key, value);
+   */
+  pin(space: Space): PinnedRead {
+    this.#check();
+    return this._pin(space);
+  }
+
+  /**
    * A token another thread of this process can attach to, reading the same open database (RocksDB's
    * native handle); undefined when the engine cannot be shared (the in-memory engine). Before the
    * database closes, the engine calls `release` and waits for it: whoever attached must have let go
@@ -185,6 +211,11 @@ export abstract class StorageEngine {
       }
     }
     if (chunk.length > 0) yield chunk;
+  }
+
+  /** Override to support `pin`. */
+  protected _pin(_space: Space): PinnedRead {
+    throw err('EDBX_ERR_NOT_SUPPORTED', { feature: 'pinned reads (backup)', engine: this.kind });
   }
 
   /** Override to support `getManySync`. */

@@ -7,7 +7,7 @@ import { MemoryEngine } from './memory/memory-engine.js';
 import { RocksDbEngine } from './rocksdb/rocksdb-engine.js';
 
 export { StorageEngine, SPACES, prefixEnd } from './engine.js';
-export type { EngineStatus, RangeOptions, Space, WriteOp, WriteOptions } from './engine.js';
+export type { EngineStatus, PinnedRead, RangeOptions, Space, WriteOp, WriteOptions } from './engine.js';
 export { MemoryEngine } from './memory/memory-engine.js';
 export { RocksDbEngine } from './rocksdb/rocksdb-engine.js';
 export type { RocksDbEngineOptions } from './rocksdb/rocksdb-engine.js';

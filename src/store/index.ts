@@ -16,6 +16,7 @@ export {
   commitStaged,
   discardStaged,
 } from './admin.js';
+export { backupStore, type BackupOptions, type BackupReport } from './backup.js';
 export { verifyAggregate, verifyLedger, verifyAll, verifyNamed, type VerifyAllReport } from './verify.js';
 export {
   eventInclusionProof,

@@ -320,6 +320,16 @@ export class EventStore {
     return this.#writer.submit({ aggregates, eventIds: [] }, run, true);
   }
 
+  /**
+   * Run `fn` at a point no commit lands in: as an exclusive writer job, after every earlier batch has
+   * committed and before any later one is written (a backup pins its reads there). It must not await:
+   * writers stall while it runs. A store that refuses writes lands none, and runs it at once.
+   */
+  atRest<T>(fn: () => T): Promise<T> {
+    if (this.#writer.failure) return Promise.resolve().then(fn);
+    return this.#writer.submit({ aggregates: [], eventIds: [] }, async () => fn(), true);
+  }
+
   /** Append to the store's own Merkle-protected audit log, inside a running transaction. */
   audit(tx: WriteTx, ctx: WriteContext, action: string, details: Record<string, string>): EventRecord {
     return tx.append(

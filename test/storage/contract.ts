@@ -250,6 +250,41 @@ export function storageContract(
         expect(engine.getManySync('main', [])).toEqual([]);
       }));
 
+    it('pins both keyspaces as of the pin: later writes are not read, even across chunks', () =>
+      withEngine(async (engine) => {
+        await fill(engine, 'main', 2500);
+        await engine.write([put('archive', 'a1', 'x')], { sync: false });
+        const pins = { main: engine.pin('main'), archive: engine.pin('archive') };
+        await engine.write([del('main', key(0)), put('main', 'zz', 'late'), put('archive', 'a2', 'y')], {
+          sync: true,
+        });
+        const read = async (space: Space) => {
+          const out: [Buffer, Buffer][] = [];
+          for await (const chunk of pins[space].chunks()) out.push(...chunk);
+          return out;
+        };
+        const main = await read('main');
+        expect(main).toHaveLength(2500);
+        expect(main[0]).toEqual([key(0), b('v0')]);
+        expect(show(await read('archive'))).toEqual(show([[b('a1'), b('x')]]));
+        await pins.main.close(); // idempotent after a full read
+      }));
+
+    it('stops a pinned read between chunks once its signal is aborted', () =>
+      withEngine(async (engine) => {
+        await fill(engine, 'main', 2500);
+        const pin = engine.pin('main');
+        const stop = new AbortController();
+        let chunks = 0;
+        await expectCode(async () => {
+          for await (const _ of pin.chunks(stop.signal)) {
+            chunks++;
+            stop.abort();
+          }
+        }, 'EDBX_ERR_CANCELLED');
+        expect(chunks).toBe(1);
+      }));
+
     describe('range', () => {
       const data = ['a', 'b', 'b\x00', 'ba', 'c', 'd\xff', 'd\xff\x00', 'e'];
       const probes = ['\x00', 'a', 'b', 'b\x00', 'bb', 'd', 'd\xff', 'e', 'z'];

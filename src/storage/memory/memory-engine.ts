@@ -5,7 +5,7 @@
  */
 import { err, throwIfAborted } from '../../core/errors.js';
 import { SPACES, StorageEngine } from '../engine.js';
-import type { RangeOptions, Space, WriteOp, WriteOptions } from '../engine.js';
+import type { PinnedRead, RangeOptions, Space, WriteOp, WriteOptions } from '../engine.js';
 
 interface Entry {
   readonly key: Buffer;
@@ -143,6 +143,25 @@ export class MemoryEngine extends StorageEngine {
     const store = this.#space(space);
     checkRange(options);
     return iterate(store, options);
+  }
+
+  /** Entries are immutable and the slice is taken now: later writes change the array, not the slice. */
+  protected override _pin(space: Space): PinnedRead {
+    let entries: Entry[] | undefined = this.#space(space).slice({});
+    return {
+      async *chunks(signal?: AbortSignal): AsyncGenerator<Array<[Buffer, Buffer]>> {
+        const pinned = entries;
+        if (pinned === undefined) throw err('EDBX_ERR_INTERNAL', { reason: 'a pinned read is read once' });
+        entries = undefined;
+        for (let i = 0; i < pinned.length; i += 1000) {
+          throwIfAborted(signal);
+          yield pinned.slice(i, i + 1000).map(({ key, value }) => [copy(key), copy(value)]);
+        }
+      },
+      close: async () => {
+        entries = undefined;
+      },
+    };
   }
 
   #space(space: Space): SortedKeyspace {

@@ -15,7 +15,7 @@
 import rocks from '@nxtedition/rocksdb';
 import { err, EventDbxError, throwIfAborted } from '../../core/errors.js';
 import { SPACES, StorageEngine } from '../engine.js';
-import type { RangeOptions, Space, WriteOp, WriteOptions } from '../engine.js';
+import type { PinnedRead, RangeOptions, Space, WriteOp, WriteOptions } from '../engine.js';
 import { NativeBatchWriter } from './native-batch.js';
 import { holdPrivateUmask } from './private-umask.js';
 import { WriteThread, packOps } from './write-thread.js';
@@ -269,6 +269,50 @@ export class RocksDbEngine extends StorageEngine {
   protected override _keyChunks(space: Space, options: RangeOptions): AsyncIterable<Buffer[]> {
     const { db, column } = this.#handles(space);
     return iterate(db, column, normalizeRange(options), 'keys', this.#attachedTo !== undefined);
+  }
+
+  /**
+   * The native iterator is created here, synchronously (the binding creates RocksDB's iterator in its
+   * constructor), and reads from the implicit snapshot RocksDB takes then.
+   */
+  protected override _pin(space: Space): PinnedRead {
+    if (this.#attachedTo !== undefined) {
+      throw err('EDBX_ERR_NOT_SUPPORTED', { feature: 'pinned reads (backup)', engine: 'attached rocksdb' });
+    }
+    const { db, column } = this.#handles(space);
+    let it: rocks.Iterator;
+    try {
+      it = db.iterator(bufferOptions(column));
+    } catch (e) {
+      throw ioError(e);
+    }
+    let closed: Promise<void> | undefined;
+    const close = (): Promise<void> =>
+      (closed ??= it.close().catch((e: unknown) => Promise.reject(ioError(e))));
+    let read = false;
+    return {
+      async *chunks(signal?: AbortSignal): AsyncGenerator<Array<[Buffer, Buffer]>> {
+        if (read || closed !== undefined)
+          throw err('EDBX_ERR_INTERNAL', { reason: 'a pinned read is read once' });
+        read = true;
+        try {
+          for (;;) {
+            throwIfAborted(signal);
+            let entries: [Buffer, Buffer][];
+            try {
+              entries = await it.nextv(NEXTV_SIZE);
+            } catch (e) {
+              throw ioError(e);
+            }
+            if (entries.length === 0) return;
+            yield entries;
+          }
+        } finally {
+          await close();
+        }
+      },
+      close,
+    };
   }
 
   #handles(space: Space): { db: Db; column: Column; columns: Record<Space, Column> } {

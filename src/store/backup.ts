@@ -1,0 +1,252 @@
+/**
+ * Online, consistent backups. Copying the files of a running RocksDB gives an inconsistent copy, and
+ * the binding has no checkpoint or backup API, so a backup reads every key instead: both keyspaces are
+ * pinned (engine.pin) inside one exclusive writer job, so no commit lands between the two pins and
+ * writers stall only for that moment; the pinned reads are then streamed out while writes go on.
+ *
+ * The copy is a new RocksDB database (the engine's own options) plus `keyring.json`, written in a
+ * temporary sibling of the target, reopened and checked against the pinned point (entries per
+ * keyspace, ledger size and root), fsync'd, and only then renamed into place: a crash, a failure or a
+ * cancellation never leaves at the target something that looks like a complete backup, and a failed
+ * or cancelled backup removes its temporary directory. Never copied: the config file, the keys, the
+ * PID file, the control socket, the log (they are not in the store).
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdir, open, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { err, throwIfAborted } from '../core/errors.js';
+import { decodeFrontier, emptyFrontier, frontierRoot } from '../core/merkle/index.js';
+import { type PinnedRead, SPACES, type Space, type StorageEngine } from '../storage/engine.js';
+import { createEngine } from '../storage/index.js';
+import { globalKey } from './keys.js';
+import { KEYRING_COPY } from './secure.js';
+import type { EventStore } from './store.js';
+
+export interface BackupOptions {
+  /** Stops the backup between chunks (EDBX_ERR_CANCELLED, or the signal's coded reason). */
+  readonly signal?: AbortSignal | undefined;
+  /** Entries copied so far and an estimate of all of them (at least the count so far). */
+  readonly progress?: ((done: number, total: number) => void) | undefined;
+  /** The data dir: a target inside it is refused (it would be copied into the next backup, and `destroy` removes it). */
+  readonly dataDir?: string | undefined;
+}
+
+/** What a backup wrote, as of its pinned point. */
+export interface BackupReport {
+  readonly path: string;
+  /** Events in the copy: the ledger size at the pinned point. */
+  readonly events: number;
+  /** Ledger root (hex) at the pinned point. */
+  readonly ledger_root: string;
+  readonly entries: Readonly<Record<Space, number>>;
+  /** Bytes on disk of the backup directory. */
+  readonly bytes: number;
+  readonly seconds: number;
+}
+
+const KEYRING = globalKey('keyring');
+const LEDGER = globalKey('ledger');
+
+/**
+ * Back up the store into `target` (a directory that does not exist yet, or an empty one).
+ *
+ * @example
+ * const report = await backupStore(secure.store, '/backups/eventdbx-2024-06-01');
+ * // { path, events: 1200, ledger_root: 'ab…', entries: { main: 3605, archive: 0 }, bytes, seconds }
+ */
+export async function backupStore(
+  store: EventStore,
+  target: string,
+  options: BackupOptions = {},
+): Promise<BackupReport> {
+  const started = performance.now();
+  const { signal } = options;
+  const dest = path.resolve(target);
+  await checkTarget(dest, options.dataDir);
+  throwIfAborted(signal);
+  const parent = path.dirname(dest);
+  await mkdir(parent, { recursive: true, mode: 0o700 });
+  const tmp = path.join(
+    parent,
+    `.${path.basename(dest)}.backup-${process.pid}-${randomBytes(4).toString('hex')}`,
+  );
+  await mkdir(tmp, { mode: 0o700 });
+  let pins: Map<Space, PinnedRead> | undefined;
+  try {
+    const engine = store.engine;
+    const estimate = estimatedEntries(engine);
+    const pinned = await store.atRest(() => ({ pins: pinAll(engine), head: store.ledgerHead() }));
+    pins = pinned.pins;
+    const { head } = pinned;
+    const copied = await copyInto(tmp, pins, estimate, options);
+    if (copied.keyring !== undefined)
+      await writeFile(path.join(tmp, KEYRING_COPY), copied.keyring, { mode: 0o600 });
+    throwIfAborted(signal);
+    await checkCopy(tmp, copied.entries, head);
+    const bytes = await syncTree(tmp);
+    // The last moment a cancellation is heard: after the rename the backup is complete.
+    throwIfAborted(signal);
+    try {
+      await rename(tmp, dest);
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === 'ENOTEMPTY' || code === 'EEXIST' || code === 'ENOTDIR')
+        throw err('EDBX_ERR_BACKUP_TARGET', {
+          path: dest,
+          reason: 'something was written there meanwhile; name another directory',
+        });
+      throw e;
+    }
+    await syncDir(parent);
+    return {
+      path: dest,
+      events: head.size,
+      ledger_root: head.root,
+      entries: copied.entries,
+      bytes,
+      seconds: Math.round(performance.now() - started) / 1000,
+    };
+  } catch (e) {
+    await Promise.all([...(pins?.values() ?? [])].map((p) => p.close().catch(() => undefined)));
+    await rm(tmp, { recursive: true, force: true });
+    throw e;
+  }
+}
+
+/** Only a new directory, or an empty one, outside the data dir. */
+async function checkTarget(dest: string, dataDir: string | undefined): Promise<void> {
+  if (dataDir !== undefined) {
+    const rel = path.relative(path.resolve(dataDir), dest);
+    if (rel === '' || (!rel.startsWith('..') && !path.isAbsolute(rel)))
+      throw err('EDBX_ERR_BACKUP_TARGET', {
+        path: dest,
+        reason: 'it is in the data dir; name a directory outside it',
+      });
+  }
+  let isDir: boolean;
+  try {
+    isDir = (await stat(dest)).isDirectory();
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return;
+    throw err('EDBX_ERR_BACKUP_TARGET', { path: dest, reason: `${(e as Error).message}` });
+  }
+  if (!isDir)
+    throw err('EDBX_ERR_BACKUP_TARGET', {
+      path: dest,
+      reason: 'a file is there; name a directory that does not exist yet (or an empty one)',
+    });
+  if ((await readdir(dest)).length > 0)
+    throw err('EDBX_ERR_BACKUP_TARGET', {
+      path: dest,
+      reason: 'the directory is not empty; name one that does not exist yet (or an empty one)',
+    });
+}
+
+/** Both keyspaces pinned one after the other, with nothing awaited between (see EventStore.atRest). */
+function pinAll(engine: StorageEngine): Map<Space, PinnedRead> {
+  const pins = new Map<Space, PinnedRead>();
+  try {
+    for (const space of SPACES) pins.set(space, engine.pin(space));
+  } catch (e) {
+    for (const p of pins.values()) void p.close().catch(() => undefined);
+    throw e;
+  }
+  return pins;
+}
+
+/** The engine's own count estimate, for the progress bar only. */
+function estimatedEntries(engine: StorageEngine): number {
+  const stats = engine.stats();
+  const n = (k: string): number => (typeof stats[k] === 'number' ? stats[k] : 0);
+  return n('main.keys_estimate') + n('keys.main') + n('keys.archive');
+}
+
+/** Streams the pinned reads into a new RocksDB database at `dir`, a chunk per batch. */
+async function copyInto(
+  dir: string,
+  pins: ReadonlyMap<Space, PinnedRead>,
+  estimate: number,
+  { signal, progress }: BackupOptions,
+): Promise<{ entries: Record<Space, number>; keyring: Buffer | undefined }> {
+  const copy = createEngine('rocksdb', dir);
+  await copy.open();
+  const entries: Record<Space, number> = { main: 0, archive: 0 };
+  let keyring: Buffer | undefined;
+  try {
+    for (const [space, pin] of pins) {
+      for await (const chunk of pin.chunks(signal)) {
+        if (space === 'main' && keyring === undefined)
+          keyring = chunk.find(([key]) => key.equals(KEYRING))?.[1];
+        // Unsynced: the whole copy is fsync'd once it is complete (syncTree), before the rename.
+        await copy.write(
+          chunk.map(([key, value]) => ({ type: 'put', space, key, value })),
+          { sync: false },
+        );
+        entries[space] += chunk.length;
+        const done = entries.main + entries.archive;
+        progress?.(done, Math.max(done, estimate));
+      }
+    }
+  } finally {
+    await copy.close();
+  }
+  return { entries, keyring };
+}
+
+/** Reopens the copy: its entries per keyspace and its ledger must be the pinned point's. */
+async function checkCopy(
+  dir: string,
+  entries: Readonly<Record<Space, number>>,
+  head: { size: number; root: string },
+): Promise<void> {
+  const copy = createEngine('rocksdb', dir);
+  await copy.open();
+  try {
+    for (const space of SPACES) {
+      let n = 0;
+      for await (const keys of copy.keyChunks(space)) n += keys.length;
+      if (n !== entries[space])
+        throw err('EDBX_ERR_BACKUP_CHECK_FAILED', {
+          reason: `${space} keyspace: ${n} entries in the copy, ${entries[space]} read from the store`,
+        });
+    }
+    const raw = await copy.get('main', LEDGER);
+    const ledger = raw ? decodeFrontier(raw) : emptyFrontier;
+    const root = frontierRoot(ledger).toString('hex');
+    if (ledger.size !== head.size || root !== head.root)
+      throw err('EDBX_ERR_BACKUP_CHECK_FAILED', {
+        reason: `the copy's ledger is ${ledger.size} events (root ${root}), the store's was ${head.size} (root ${head.root})`,
+      });
+  } finally {
+    await copy.close();
+  }
+}
+
+/** fsync every file and directory under `dir` (and `dir`); answers the bytes of its files. */
+async function syncTree(dir: string): Promise<number> {
+  let bytes = 0;
+  for (const entry of await readdir(dir, { withFileTypes: true })) {
+    const p = path.join(dir, entry.name);
+    if (entry.isDirectory()) bytes += await syncTree(p);
+    else if (entry.isFile()) {
+      const fh = await open(p, 'r');
+      try {
+        await fh.sync();
+        bytes += (await fh.stat()).size;
+      } finally {
+        await fh.close();
+      }
+    }
+  }
+  await syncDir(dir);
+  return bytes;
+}
+
+async function syncDir(dir: string): Promise<void> {
+  const fh = await open(dir, 'r');
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}

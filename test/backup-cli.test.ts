@@ -1,0 +1,110 @@
+/**
+ * `eventdbx backup` end to end: the built CLI asks a running daemon through its control socket, the
+ * daemon logs who backed up what, and the README's restore story holds: stop, put the backup in
+ * place, start with the same keys; `aggregate verify` passes and `checkpoint verify` reports history
+ * saved after the backup as truncated.
+ */
+import { readFile, readdir, rename, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type Project, applyArgs, freePort, project, running } from './helpers/cli.js';
+
+describe('eventdbx backup through a running daemon', () => {
+  let p: Project;
+  const pid = async (): Promise<number | undefined> => {
+    try {
+      return JSON.parse(await readFile(path.join(p.dataDir, 'eventdbx.pid'), 'utf8')).pid as number;
+    } catch {
+      return undefined;
+    }
+  };
+
+  beforeAll(async () => {
+    p = await project();
+    const r = await p.cli(['config', '--port', String(await freePort())]);
+    if (r.code !== 0) throw new Error(r.stderr);
+  });
+  afterAll(async () => {
+    const id = await pid();
+    if (id && running(id)) process.kill(id, 'SIGKILL');
+    await p.cleanup();
+  });
+
+  it('is listed in --help and says what it takes', async () => {
+    const top = await p.cli(['--help']);
+    expect(top.stdout).toMatch(/backup \[options\] <dir> +copy the whole store/);
+    const help = await p.cli(['backup', '--help']);
+    expect(help.code).toBe(0);
+    for (const flag of ['--data-dir <path>', '--json', '--config <path>'])
+      expect(help.stdout).toContain(flag);
+    expect(help.stdout).toMatch(/dir +a directory that does not exist yet \(or an empty one\)/);
+    expect((await p.cli(['backup'])).code).toBe(2);
+  });
+
+  it('writes a backup the daemon logs, which restores with the same keys', async () => {
+    expect((await p.cli(['start'])).code).toBe(0);
+    for (let i = 1; i <= 3; i++)
+      expect((await p.cli(applyArgs('patient', 'p-1', 'patient-updated', [`n=${i}`]))).code).toBe(0);
+
+    // Relative to the CLI's directory, though the daemon writes it.
+    const backup = await p.cli(['backup', 'backups/first', '--json']);
+    expect(backup.code, backup.stderr).toBe(0);
+    const report = JSON.parse(backup.stdout).backup as { path: string; events: number; ledger_root: string };
+    expect(report.path).toBe(path.join(p.dir, 'backups', 'first'));
+    // The three events and the daemon's own audit entries (its admin token).
+    expect(report.events).toBeGreaterThanOrEqual(3);
+    expect((await readdir(path.join(p.dir, 'backups'))).sort()).toEqual(['first']);
+    const again = await p.cli(['backup', 'backups/first']);
+    expect(again.code).toBe(1);
+    expect(again.stderr).toMatch(/the directory is not empty.*\[EDBX_ERR_BACKUP_TARGET\]/);
+
+    const log = await readFile(path.join(p.dataDir, 'eventdbx.log'), 'utf8');
+    const lines = log
+      .split('\n')
+      .filter((l) => l.includes('"op":"backup"'))
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(lines.map((l) => l.msg)).toEqual([
+      'backup started',
+      'backup written',
+      'backup started',
+      'backup not written',
+    ]);
+    expect(lines[3]).toMatchObject({ code: 'EDBX_ERR_BACKUP_TARGET' });
+    expect(lines[0]!.issued_by).toMatchObject({ group: 'local' });
+    expect(lines[1]).toMatchObject({ target: report.path, events: report.events });
+    expect(log).not.toContain('test-master');
+    expect(log).not.toContain('test-dek');
+
+    // History goes on after the backup; an auditor saves a checkpoint of it.
+    expect((await p.cli(applyArgs('patient', 'p-1', 'patient-updated', ['n=4']))).code).toBe(0);
+    const checkpoint = await p.cli(['checkpoint', '--json']);
+    const note = path.join(p.dir, 'later.checkpoint');
+    await writeFile(note, JSON.parse(checkpoint.stdout).checkpoint.note as string);
+
+    // Restore: stop, put the backup in place, start with the same keys.
+    expect((await p.cli(['stop'])).code).toBe(0);
+    await rename(p.dataDir, path.join(p.dir, 'old-data'));
+    await rename(report.path, p.dataDir);
+    expect((await p.cli(['start'])).code).toBe(0);
+    const verified = await p.cli(['aggregate', 'verify', '--json']);
+    expect(verified.code, verified.stderr).toBe(0);
+    expect(JSON.parse(verified.stdout).all).toMatchObject({ ok: true, ledger: { ok: true } });
+    const replay = await p.cli([
+      'aggregate',
+      'replay',
+      '--aggregate',
+      'patient',
+      '--aggregate-id',
+      'p-1',
+      '--json',
+    ]);
+    expect(JSON.parse(replay.stdout).events).toHaveLength(3);
+    const truncated = await p.cli(['checkpoint', 'verify', '--from', note]);
+    expect(truncated.code).toBe(1);
+    expect(truncated.stderr).toContain(
+      `${report.events + 1} events but the store only ${report.events}: history was truncated`,
+    );
+    expect(truncated.stderr).toContain('[EDBX_ERR_CHECKPOINT_MISMATCH]');
+    expect((await p.cli(['stop'])).code).toBe(0);
+  });
+});

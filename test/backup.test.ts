@@ -1,0 +1,213 @@
+/**
+ * Online backups on real RocksDB: a backup taken while appenders run is one consistent point in time
+ * (every event acknowledged before it started, a gap-free ledger prefix, both keyspaces), opens with
+ * the same keys and verifies; a target that is not new or empty is refused; a cancelled backup leaves
+ * nothing behind.
+ */
+import { mkdir, mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { archiveAggregate, backupStore, verifyAll } from '../src/store/index.js';
+import { type SecureStore, openDataDir } from '../src/store/secure.js';
+import { EventStore } from '../src/store/store.js';
+import { globalKey } from '../src/store/keys.js';
+import { decodeFrontier } from '../src/core/merkle/index.js';
+import { MemoryEngine, RocksDbEngine } from '../src/storage/index.js';
+import type { EventRecord } from '../src/core/event.js';
+import { expectCode } from './helpers/expect.js';
+
+const ctx = { issuedBy: { group: 'admin', user: 'jane' } };
+/** An acknowledged event as the ledger holds it. */
+const ref = (e: EventRecord): string => `${e.aggregate_id}/${e.version}@${e.position}`;
+const dirs: string[] = [];
+afterEach(async () => {
+  await Promise.all(dirs.splice(0).map((d) => rm(d, { recursive: true, force: true })));
+});
+
+async function tempRoot(): Promise<string> {
+  const root = await mkdtemp(path.join(os.tmpdir(), 'edbx-backup-'));
+  dirs.push(root);
+  return root;
+}
+
+const open = (dataDir: string): Promise<SecureStore> =>
+  openDataDir({
+    dataDir,
+    masterKey: 'backup-master',
+    dek: 'backup-dek',
+    memoryThreshold: 100,
+    maxPayloadBytes: 256 * 1024,
+    verifyThreads: 0,
+  });
+
+const append = (secure: SecureStore, id: string, n: number) =>
+  secure.store.append(
+    { aggregate_type: 'patient', aggregate_id: id, event_type: 'patient-updated', payload: { n: String(n) } },
+    ctx,
+  );
+
+describe('backupStore', () => {
+  it('copies one point in time while appenders run: it opens with the same keys and verifies', async () => {
+    const root = await tempRoot();
+    const secure = await open(path.join(root, 'data'));
+    const target = path.join(root, 'backups', 'b1');
+    try {
+      for (let i = 0; i < 300; i++) await append(secure, `p-${i % 30}`, i);
+      // Archived aggregates live in the other keyspace: both must be in the copy.
+      await append(secure, 'cold', 0);
+      await archiveAggregate(secure.store, 'patient', 'cold', ctx);
+      const acked = new Set<string>();
+      let stop = false;
+      const appenders = Array.from({ length: 8 }, async (_, w) => {
+        for (let n = 0; !stop; n++) acked.add(ref(await append(secure, `w-${w}-${n % 5}`, n)));
+      });
+      while (acked.size < 200) await new Promise((r) => setTimeout(r, 5));
+      const before = new Set(acked);
+      const report = await backupStore(secure.store, target);
+      const during = acked.size;
+      stop = true;
+      await Promise.all(appenders);
+      expect(report.path).toBe(target);
+      expect(report.entries.archive).toBeGreaterThan(0);
+      expect(report.bytes).toBeGreaterThan(0);
+      expect(report.events).toBeGreaterThanOrEqual(302 + before.size);
+      expect(secure.store.size).toBeGreaterThan(302 + before.size);
+      expect(during).toBeGreaterThan(before.size); // the appenders ran on while it copied
+      await secure.store.close();
+
+      expect((await stat(target)).mode & 0o777).toBe(0o700);
+      const files = await readdir(target);
+      expect(files).toContain('keyring.json');
+      expect(files.filter((f) => /^(eventdbx\.|control\.sock|\.eventdbx\.json)/.test(f))).toEqual([]);
+      for (const f of files) expect(((await stat(path.join(target, f))).mode & 0o077).toString(8)).toBe('0');
+      expect((await readdir(path.dirname(target))).sort()).toEqual(['b1']); // no temp dir left
+
+      const copy = await open(target);
+      try {
+        expect(copy.dek).toBe('active');
+        expect(copy.store.ledgerHead()).toEqual({ size: report.events, root: report.ledger_root });
+        const verified = await verifyAll(copy.store);
+        expect(verified.failures).toEqual([]);
+        expect(verified.ok).toBe(true);
+        const log = await copy.store.readLog(1, report.events + 10);
+        expect(log.map((e) => e.position)).toEqual(Array.from({ length: report.events }, (_, i) => i + 1));
+        const ids = new Set(log.map(ref));
+        for (const id of before) expect(ids.has(id)).toBe(true);
+        expect((await copy.store.meta('patient', 'cold'))?.meta.archived).toBe(true);
+        expect(await copy.store.events('patient', 'cold')).toHaveLength(1);
+      } finally {
+        await copy.store.close();
+      }
+    } finally {
+      if (secure.store.engine.status === 'open') await secure.store.close();
+    }
+  });
+
+  it.each([
+    ['rocksdb', (root: string) => new RocksDbEngine(path.join(root, 'data'))],
+    ['in-memory', () => new MemoryEngine()],
+  ] as const)('pins between two group commits, and backs up a store on the %s engine', async (_, make) => {
+    const root = await tempRoot();
+    const store = await EventStore.open({ engine: make(root), verification: { threads: 0 } });
+    const heads: Array<[number, number]> = [];
+    try {
+      let stop = false;
+      const appenders = Array.from({ length: 8 }, async (_, w) => {
+        for (let n = 0; !stop; n++)
+          await store.append(
+            { aggregate_type: 'patient', aggregate_id: `w-${w}`, event_type: 'e', payload: { n: String(n) } },
+            ctx,
+          );
+      });
+      while (store.size < 500) await new Promise((r) => setTimeout(r, 5));
+      // At rest, the ledger on disk is the committed one: no batch is half way through its commit.
+      for (let i = 0; i < 50; i++)
+        heads.push(
+          await store.atRest(() => {
+            const [raw] = store.engine.getManySync('main', [globalKey('ledger')]);
+            return [decodeFrontier(raw!).size, store.ledgerHead().size];
+          }),
+        );
+      const report = await backupStore(store, path.join(root, 'b'));
+      stop = true;
+      await Promise.all(appenders);
+      const copy = await EventStore.open({ engine: new RocksDbEngine(path.join(root, 'b')) });
+      try {
+        expect(copy.ledgerHead()).toEqual({ size: report.events, root: report.ledger_root });
+        expect((await verifyAll(copy)).ok).toBe(true);
+      } finally {
+        await copy.close();
+      }
+    } finally {
+      await store.close();
+    }
+    for (const [stored, committed] of heads) expect(stored).toBe(committed);
+  });
+
+  it('refuses a target that is a file, a directory that is not empty, or in the data dir', async () => {
+    const root = await tempRoot();
+    const dataDir = path.join(root, 'data');
+    const secure = await open(dataDir);
+    try {
+      await append(secure, 'p-1', 1);
+      const full = path.join(root, 'full');
+      await mkdir(full);
+      await writeFile(path.join(full, 'old'), 'x');
+      const file = path.join(root, 'file');
+      await writeFile(file, 'x');
+      for (const target of [full, file]) {
+        const e = await expectCode(backupStore(secure.store, target), 'EDBX_ERR_BACKUP_TARGET');
+        expect(e.message).toContain(target);
+      }
+      await expectCode(
+        backupStore(secure.store, path.join(dataDir, 'inside'), { dataDir }),
+        'EDBX_ERR_BACKUP_TARGET',
+      );
+      expect(await readdir(full)).toEqual(['old']);
+      // An empty directory is taken.
+      const empty = path.join(root, 'empty');
+      await mkdir(empty);
+      expect((await backupStore(secure.store, empty)).events).toBe(1);
+      expect(await readdir(empty)).toContain('keyring.json');
+      expect((await readdir(root)).sort()).toEqual(['data', 'empty', 'file', 'full']);
+    } finally {
+      await secure.store.close();
+    }
+  });
+
+  it('leaves nothing at the target and no temp dir when cancelled part way', async () => {
+    const root = await tempRoot();
+    const secure = await open(path.join(root, 'data'));
+    try {
+      await secure.store.appendMany(
+        Array.from({ length: 1500 }, (_, i) => ({
+          aggregate_type: 'patient',
+          aggregate_id: `p-${i}`,
+          event_type: 'patient-added',
+          payload: { n: String(i) },
+        })),
+        ctx,
+      );
+      const stop = new AbortController();
+      const target = path.join(root, 'b');
+      const chunks: number[] = [];
+      await expectCode(
+        backupStore(secure.store, target, {
+          signal: stop.signal,
+          progress: (done) => {
+            chunks.push(done);
+            stop.abort();
+          },
+        }),
+        'EDBX_ERR_CANCELLED',
+      );
+      expect(chunks).toHaveLength(1);
+      expect((await readdir(root)).sort()).toEqual(['data']);
+      // The store is untouched and a later backup goes through.
+      expect((await backupStore(secure.store, target)).events).toBe(1500);
+    } finally {
+      await secure.store.close();
+    }
+  });
+});
