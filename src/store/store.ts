@@ -435,22 +435,25 @@ export class EventStore {
   ): Promise<(LiveMeta | null | EventDbxError)[]> {
     const lives = await this.#loadLive(aggs);
     const out: (LiveMeta | null | EventDbxError)[] = lives;
-    const unchecked = lives.flatMap((l, n) =>
-      (l === null || !this.#checked.has(l)) && !l?.meta.archived ? [n] : [],
-    );
+    const unchecked = lives.flatMap((l, n) => (l === null || !this.#checked.has(l) ? [n] : []));
     if (unchecked.length === 0) return lives;
     const next = (n: number) => (lives[n]?.meta.version ?? 0) + 1;
-    const found = await this.engine.getMany(
-      'main',
-      unchecked.map((n) => K.eventKey(aggs[n]![0], aggs[n]![1], next(n))),
-    );
+    // An archived aggregate's events are in the archive keyspace: its stub is checked against them.
     const contradicted: number[] = [];
-    unchecked.forEach((n, j) => {
-      const live = lives[n];
-      if (found[j] === undefined) {
-        if (live) this.#checked.add(live);
-      } else contradicted.push(n);
-    });
+    for (const space of ['main', 'archive'] as const) {
+      const here = unchecked.filter((n) => (lives[n]?.meta.archived ? 'archive' : 'main') === space);
+      if (here.length === 0) continue;
+      const found = await this.engine.getMany(
+        space,
+        here.map((n) => K.eventKey(aggs[n]![0], aggs[n]![1], next(n))),
+      );
+      here.forEach((n, j) => {
+        const live = lives[n];
+        if (found[j] === undefined) {
+          if (live) this.#checked.add(live);
+        } else contradicted.push(n);
+      });
+    }
     if (contradicted.length === 0) return out;
     // A reader may have read the meta just before a commit of the next event: the meta on disk has
     // moved on since, and the writer vouches for what it wrote. Still the old version: tampered.

@@ -606,6 +606,22 @@ export function storeContract(name: string, factory: EngineFactory): void {
       expect((await store.aggregate('patient', 'p-1')).version).toBe(6);
     });
 
+    it('reads refuse an archived aggregate whose meta was rolled back behind the store', async () => {
+      for (let i = 1; i <= 2; i++) await store.append(ev('p-1', 'tick', { n: i }), jane);
+      await archiveAggregate(store, 'patient', 'p-1', jane);
+      const old = await stored(K.metaKey('patient', 'p-1'));
+      await restoreAggregate(store, 'patient', 'p-1', jane);
+      await store.append(ev('p-1', 'tick', { n: 3 }), jane);
+      await archiveAggregate(store, 'patient', 'p-1', jane);
+      expect((await store.aggregate('patient', 'p-1')).version).toBe(3);
+      await put(K.metaKey('patient', 'p-1'), old);
+      store.clearCache();
+      const e = await expectCode(store.aggregate('patient', 'p-1'), 'EDBX_ERR_INTEGRITY');
+      expect(e.message).toMatch(/event 3 is stored but the aggregate records version 2/);
+      await expectCode(store.events('patient', 'p-1'), 'EDBX_ERR_INTEGRITY');
+      await expectCode(store.event('patient', 'p-1', 3), 'EDBX_ERR_INTEGRITY');
+    });
+
     it('a read racing the commit of the next event is never taken for a rolled-back meta', async () => {
       await store.append(ev('p-1', 'tick', { n: 0 }), jane);
       let reading = true;
