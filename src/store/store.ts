@@ -816,7 +816,31 @@ export class EventStore {
       }
       if (out.length >= take) break;
     }
+    await this.#checkListed(out);
     return out;
+  }
+
+  /**
+   * A listing serves metas as read from disk: each is checked against its events as #loadChecked does
+   * (no event may follow its version), in one batched read per keyspace for those not already checked,
+   * so a meta rolled back behind the store is refused here too instead of listed with an old version.
+   */
+  async #checkListed(items: readonly AggregateSummary[]): Promise<void> {
+    const todo = items.filter((a) => {
+      const known = this.#cache.get(aggKey(a.aggregate_type, a.aggregate_id));
+      return !(known && this.#checked.has(known) && known.meta.version === a.version);
+    });
+    for (const space of ['main', 'archive'] as const) {
+      const here = todo.filter((a) => (a.archived ? 'archive' : 'main') === space);
+      if (here.length === 0) continue;
+      const found = await this.engine.getMany(
+        space,
+        here.map((a) => K.eventKey(a.aggregate_type, a.aggregate_id, a.version + 1)),
+      );
+      // A commit may have landed since the page was read: meta() re-reads, and refuses a rollback.
+      for (const [j, a] of here.entries())
+        if (found[j] !== undefined) await this.meta(a.aggregate_type, a.aggregate_id);
+    }
   }
 
   /** Committed events in position order starting at `from` (1-based), across aggregates. */

@@ -598,6 +598,9 @@ export function storeContract(name: string, factory: EngineFactory): void {
       await expectCode(store.events('patient', 'p-1', { reverse: true, take: 2 }), 'EDBX_ERR_INTEGRITY');
       await expectCode(store.event('patient', 'p-1', 5), 'EDBX_ERR_INTEGRITY');
       await expectCode(store.meta('patient', 'p-1'), 'EDBX_ERR_INTEGRITY');
+      // Nor is it listed with its old version (the listing reads metas itself).
+      store.clearCache();
+      await expectCode(store.list(), 'EDBX_ERR_INTEGRITY');
       // Verification reports it with the first version the meta does not account for.
       expect(await failed('p-1')).toMatchObject({ first_bad_version: 4, version: 3 });
       // Put back, it reads again.
@@ -620,6 +623,8 @@ export function storeContract(name: string, factory: EngineFactory): void {
       expect(e.message).toMatch(/event 3 is stored but the aggregate records version 2/);
       await expectCode(store.events('patient', 'p-1'), 'EDBX_ERR_INTEGRITY');
       await expectCode(store.event('patient', 'p-1', 3), 'EDBX_ERR_INTEGRITY');
+      store.clearCache();
+      await expectCode(store.list(), 'EDBX_ERR_INTEGRITY');
     });
 
     it('a read racing the commit of the next event is never taken for a rolled-back meta', async () => {
