@@ -28,6 +28,7 @@ import { verifyAuditLog, verifyAuditState } from '../src/store/audit-state.js';
 import { sealJson } from '../src/store/codec.js';
 import { AUDIT_ID, AUDIT_TYPE, EventStore, verifyAll } from '../src/store/index.js';
 import * as K from '../src/store/keys.js';
+import { frontierBytes } from '../src/store/ledger-head.js';
 import {
   addSchemaEvents,
   alterSchema,
@@ -334,6 +335,54 @@ describe('finding 14: audit verify never passes a missing audit log', () => {
     await reopen();
     const { report } = await verifyAuditLog(store);
     expect(report).toMatchObject({ ok: false, reason: 'missing, but ledger position 2 holds its event 1' });
+  });
+
+  it('fails when its newest entries are cut off and its meta put back (qa-comp #1)', async () => {
+    await apply('p-001', { name: 'Jane' });
+    await createSchema(store, { aggregate: 'order', events: 'placed' }, jane);
+    const meta = (await entries('main', K.metaKey(AUDIT_TYPE, AUDIT_ID)))[0]!;
+    const before = (await store.meta(AUDIT_TYPE, AUDIT_ID))!.meta.version;
+    await addSchemaEvents(store, 'order', 'shipped', jane);
+    const cut = before + 1;
+    expect((await store.meta(AUDIT_TYPE, AUDIT_ID))!.meta.version).toBe(cut);
+    await tamper([
+      { type: 'put', space: 'main', key: meta[0], value: meta[1] },
+      { type: 'del', space: 'main', key: K.eventKey(AUDIT_TYPE, AUDIT_ID, cut) },
+      { type: 'del', space: 'main', key: K.nodeKey(AUDIT_TYPE, AUDIT_ID, cut) },
+    ]);
+    await store.close();
+    store = await EventStore.open({ engine: new RocksDbEngine(dir), codec });
+    const { report, state } = await verifyAuditLog(store);
+    expect(report).toMatchObject({ ok: false, version: before, first_bad_version: cut });
+    expect(report.reason).toMatch(
+      new RegExp(`the ledger head records ${cut} audit entries but the log holds ${before}`),
+    );
+    expect(state).toBeUndefined();
+    // Nothing is built on it: the log is not read as if whole, nor appended to (a new entry would
+    // paper over the cut); other aggregates are not concerned.
+    await expectCode(store.meta(AUDIT_TYPE, AUDIT_ID), 'EDBX_ERR_INTEGRITY');
+    await expectCode(
+      createSchema(store, { aggregate: 'ward', events: 'opened' }, jane),
+      'EDBX_ERR_INTEGRITY',
+    );
+    expect((await apply('p-002', { name: 'Joe' })).version).toBe(1);
+    store.clearCache();
+    expect((await verifyAuditLog(store)).report.ok).toBe(false);
+  });
+
+  it('a trailer spliced from an older ledger head is refused, the tree still reads', async () => {
+    await apply('p-001', { name: 'Jane' });
+    const old = (await store.engine.get('main', K.globalKey('ledger')))!;
+    await createSchema(store, { aggregate: 'order', events: 'placed' }, jane);
+    const now = (await store.engine.get('main', K.globalKey('ledger')))!;
+    const spliced = Buffer.concat([now.subarray(0, frontierBytes(now)), old.subarray(frontierBytes(old))]);
+    await tamper([{ type: 'put', space: 'main', key: K.globalKey('ledger'), value: spliced }]);
+    const size = store.size;
+    await store.close();
+    store = await EventStore.open({ engine: new RocksDbEngine(dir), codec });
+    expect(store.size).toBe(size);
+    expect(store.auditProblem?.message).toMatch(/spliced from another head/);
+    expect((await verifyAuditLog(store)).report.ok).toBe(false);
   });
 
   it('passes a store that never had an audit log (events appended, nothing administered)', async () => {

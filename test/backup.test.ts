@@ -11,6 +11,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { archiveAggregate, backupStore, verifyAll } from '../src/store/index.js';
 import { type SecureStore, openDataDir } from '../src/store/secure.js';
 import { EventStore } from '../src/store/store.js';
+import { frontierBytes } from '../src/store/ledger-head.js';
 import { globalKey } from '../src/store/keys.js';
 import { decodeFrontier } from '../src/core/merkle/index.js';
 import { MemoryEngine, RocksDbEngine } from '../src/storage/index.js';
@@ -126,7 +127,7 @@ describe('backupStore', () => {
         heads.push(
           await store.atRest(() => {
             const [raw] = store.engine.getManySync('main', [globalKey('ledger')]);
-            return [decodeFrontier(raw!).size, store.ledgerHead().size];
+            return [decodeFrontier(raw!.subarray(0, frontierBytes(raw!))).size, store.ledgerHead().size];
           }),
         );
       const report = await backupStore(store, path.join(root, 'b'));

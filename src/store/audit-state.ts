@@ -56,6 +56,14 @@ export async function verifyAuditLog(store: EventStore, signal?: AbortSignal): P
             reason: `missing, but ${trace}`,
           };
   }
+  // A log whose own entries verify may still be cut short: the ledger head records its length.
+  if (report.ok && store.auditProblem)
+    report = {
+      ...report,
+      ok: false,
+      first_bad_version: report.version + 1,
+      reason: store.auditProblem.message,
+    };
   // Only a log that verifies can vouch for the records stored beside it.
   if (!report.ok) return { ok: false, report };
   const state = await verifyAuditState(store, await store.auditLog({ signal }));

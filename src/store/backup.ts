@@ -19,6 +19,7 @@ import { decodeFrontier, emptyFrontier, frontierRoot } from '../core/merkle/inde
 import { type PinnedRead, SPACES, type Space, type StorageEngine } from '../storage/engine.js';
 import { createEngine } from '../storage/index.js';
 import { globalKey } from './keys.js';
+import { frontierBytes } from './ledger-head.js';
 import { KEYRING_COPY } from './secure.js';
 import type { EventStore } from './store.js';
 
@@ -211,7 +212,8 @@ async function checkCopy(
         });
     }
     const raw = await copy.get('main', LEDGER);
-    const ledger = raw ? decodeFrontier(raw) : emptyFrontier;
+    // The head's frontier (its sealed audit trailer follows, see ledger-head.ts).
+    const ledger = raw ? decodeFrontier(raw.subarray(0, frontierBytes(raw))) : emptyFrontier;
     const root = frontierRoot(ledger).toString('hex');
     if (ledger.size !== head.size || root !== head.root)
       throw err('EDBX_ERR_BACKUP_CHECK_FAILED', {

@@ -24,6 +24,7 @@ import { type RecordCodec, type SharedCodec, openJson, plainCodec } from './code
 import { VerifyPool } from './verify-pool.js';
 import { openMetaAt, openSnapshotAt } from './bound.js';
 import { checkedLedgerHead } from './proofs.js';
+import { type LedgerHead, decodeLedgerHead, frontierBytes } from './ledger-head.js';
 import { openEventAt } from './event-format.js';
 import * as K from './keys.js';
 import {
@@ -112,11 +113,26 @@ export class EventStore {
   #verifyPool: VerifyPool | undefined;
   /** Bumped on every commit, so a read that raced a commit does not cache what it read. */
   #epoch = 0;
+  /**
+   * Why the audit log cannot be trusted: shorter than the ledger head says (ledger-head.ts). Reads of
+   * it and appends to it are refused; other aggregates are not concerned.
+   */
+  #auditProblem: EventDbxError | undefined;
+
+  /** Why the audit log cannot be trusted (undefined when its length is what the ledger head records). */
+  get auditProblem(): EventDbxError | undefined {
+    return this.#auditProblem;
+  }
 
   /** Committed token records by hash (few; kept in memory, persisted under K keys). */
   readonly tokens = new Map<string, TokenRecord>();
 
-  private constructor(options: EventStoreOptions, ledger: Frontier, thresholds: Map<string, number>) {
+  private constructor(
+    options: EventStoreOptions,
+    ledger: Frontier,
+    thresholds: Map<string, number>,
+    auditVersion: number,
+  ) {
     this.engine = options.engine;
     this.#validator = options.validator;
     this.#thresholds = thresholds;
@@ -161,19 +177,43 @@ export class EventStore {
       },
       ledger.size,
       ledger,
+      auditVersion,
     );
   }
 
   static async open(options: EventStoreOptions): Promise<EventStore> {
     await options.engine.open();
     const raw = await options.engine.get('main', K.globalKey('ledger'));
-    const ledger = raw ? decodeFrontier(raw) : emptyFrontier;
+    let head: LedgerHead = { ledger: emptyFrontier, audit: undefined };
+    let trailerProblem: EventDbxError | undefined;
+    try {
+      if (raw) head = decodeLedgerHead(options.codec ?? plainCodec, raw);
+    } catch (e) {
+      // An audit trailer that does not open, or belongs to another head: the tree itself still reads.
+      if (!isEventDbxError(e, 'EDBX_ERR_INTEGRITY') || !raw) throw e;
+      head = { ledger: decodeFrontier(raw.subarray(0, frontierBytes(raw))), audit: undefined };
+      trailerProblem = e;
+    }
+    const ledger = head.ledger;
     await checkLayout(options.engine, ledger.size);
     const t = await options.engine.get('main', K.globalKey('snapshot-thresholds'));
     const thresholds = new Map<string, number>(
       t ? Object.entries(JSON.parse(t.toString('utf8')) as object) : [],
     );
-    const store = new EventStore(options, ledger, thresholds);
+    // The audit log's length as the stored meta says it; the head's trailer says what it must be.
+    const auditMeta = await options.engine.get('main', K.metaKey(AUDIT_TYPE, AUDIT_ID));
+    const logged = auditMeta
+      ? openMetaAt(options.codec ?? plainCodec, auditMeta, AUDIT_TYPE, AUDIT_ID).version
+      : 0;
+    const store = new EventStore(options, ledger, thresholds, head.audit ?? logged);
+    store.#auditProblem =
+      trailerProblem ??
+      (head.audit !== undefined && head.audit !== logged
+        ? err('EDBX_ERR_INTEGRITY', {
+            where: 'the audit log',
+            reason: `the ledger head records ${head.audit} audit entries but the log holds ${logged} (entries cut off, or its meta put back?); run \`eventdbx aggregate verify\``,
+          })
+        : undefined);
     for await (const [, v] of options.engine.range('main', {
       gte: K.tokenPrefix(),
       lt: prefixEnd(K.tokenPrefix()),
@@ -183,8 +223,8 @@ export class EventStore {
     }
     // A ledger head its entries do not back (edited, or rolled back) must not be built on: every
     // append would extend a wrong tree. Reads still work; writes are refused, and /health says so.
-    const head = await ledgerHeadProblem(store);
-    if (head) store.#writer.refuse(head);
+    const problem = await ledgerHeadProblem(store);
+    if (problem) store.#writer.refuse(problem);
     return store;
   }
 
@@ -434,9 +474,14 @@ export class EventStore {
     aggs: ReadonlyArray<readonly [string, string]>,
   ): Promise<(LiveMeta | null | EventDbxError)[]> {
     const lives = await this.#loadLive(aggs);
-    const out: (LiveMeta | null | EventDbxError)[] = lives;
-    const unchecked = lives.flatMap((l, n) => (l === null || !this.#checked.has(l) ? [n] : []));
-    if (unchecked.length === 0) return lives;
+    const out: (LiveMeta | null | EventDbxError)[] = lives.slice();
+    // An audit log cut short is neither read nor appended to: a new entry would paper over the cut.
+    const cut = (n: number) => this.#auditProblem && aggs[n]![0] === AUDIT_TYPE && aggs[n]![1] === AUDIT_ID;
+    lives.forEach((_, n) => {
+      if (cut(n)) out[n] = this.#auditProblem!;
+    });
+    const unchecked = lives.flatMap((l, n) => ((l === null || !this.#checked.has(l)) && !cut(n) ? [n] : []));
+    if (unchecked.length === 0) return out;
     const next = (n: number) => (lives[n]?.meta.version ?? 0) + 1;
     // An archived aggregate's events are in the archive keyspace: its stub is checked against them.
     const contradicted: number[] = [];

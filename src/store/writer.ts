@@ -15,6 +15,7 @@ import { type Frontier, encodeFrontier } from '../core/merkle/index.js';
 import type { StorageEngine } from '../storage/engine.js';
 import { sealJson } from './codec.js';
 import * as K from './keys.js';
+import { encodeLedgerHead } from './ledger-head.js';
 import { type LiveMeta, type TxEnv, WriteTx, aggKey } from './tx.js';
 import type { AggregateMeta } from './types.js';
 
@@ -62,6 +63,9 @@ interface Prepared {
   readonly changed: LiveMeta[];
 }
 
+/** The audit log's key among a transaction's metas (its type and id as store.ts names them). */
+const AUDIT_KEY = aggKey('$audit', 'log');
+
 export class Writer {
   readonly stats: WriterStats = { batches: 0, events: 0, jobs: 0 };
   #queue: Job[] = [];
@@ -77,7 +81,11 @@ export class Writer {
     private readonly hooks: WriterHooks,
     private position: number,
     private ledger: Frontier,
+    /** The audit log's length as of the committed ledger head (ledger-head.ts). */
+    private auditVersion: number,
   ) {}
+  /** The audit log's length each prepared (not yet committed) transaction leaves. */
+  readonly #auditOf = new WeakMap<WriteTx, number>();
 
   get committedPosition(): number {
     return this.position;
@@ -240,8 +248,10 @@ export class Writer {
           tx.put(K.metaKey(meta.aggregate_type, meta.aggregate_id), sealJson(this.env.codec, stored));
         }
       }
+      const audit = tx.metas.get(AUDIT_KEY)?.meta.version ?? (base ? this.#auditOf.get(base) : undefined);
+      this.#auditOf.set(tx, audit ?? this.auditVersion);
       if (tx.position !== (base?.position ?? this.position)) {
-        tx.put(K.globalKey('ledger'), encodeFrontier(tx.ledger));
+        tx.put(K.globalKey('ledger'), encodeLedgerHead(this.env.codec, tx.ledger, this.#auditOf.get(tx)!));
       }
     } catch (e) {
       // Nothing is written: every job of the batch is refused, the store goes on.
@@ -280,6 +290,7 @@ export class Writer {
       this.stats.jobs += jobs.length;
       this.position = tx.position;
       this.ledger = tx.ledger;
+      this.auditVersion = this.#auditOf.get(tx) ?? this.auditVersion;
       try {
         for (const fn of tx.onCommit) fn();
         this.hooks.committed(changed, tx.records, tx.tokens);
