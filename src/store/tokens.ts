@@ -105,6 +105,8 @@ export async function createToken(store: EventStore, o: GenerateOptions, ctx: Wr
       group: record.group,
       user: record.user,
       expires_at: record.expires_at ?? '',
+      // With keep-alive the expiry slides by the same span from each use: expires_at alone is not the grant.
+      keep_alive: String(record.keep_alive),
       limit: String(record.limit ?? ''),
       read_only: String(record.read_only),
       scopes: scopes.join(','),
