@@ -7,11 +7,15 @@ import { type KeyProof, proveKeys } from '../core/crypto/key-proof.js';
 import { validateKeyringRecord } from '../core/crypto/keyring.js';
 import { err, shellWord } from '../core/errors.js';
 import type { IssuedBy } from '../core/event.js';
+import { LOCAL_GROUP } from '../core/tokens.js';
 import { type Config, loadConfig } from '../config/config.js';
 import { installSchemas } from '../store/schemas.js';
 import { KEYRING_COPY, type SecureStore, openDataDir } from '../store/secure.js';
 
-/** Writes made by the local CLI without a token are recorded as group `local` and the OS user. */
+/**
+ * Writes made by the local CLI without a token are recorded as group `local` and the OS user. No token
+ * is issued for that group (store/tokens.ts), so no HTTP write is recorded the same way.
+ */
 export function localIdentity(): IssuedBy {
   let user = process.env.USER ?? 'unknown';
   try {
@@ -19,7 +23,7 @@ export function localIdentity(): IssuedBy {
   } catch {
     // no passwd entry (containers): fall back to $USER
   }
-  return { group: 'local', user };
+  return { group: LOCAL_GROUP, user };
 }
 
 export async function requireConfig(configFile?: string): Promise<Config> {
