@@ -39,6 +39,7 @@ import {
   schemaDigest,
   schemaHistory,
 } from '../src/store/schemas.js';
+import { createToken, revokeToken } from '../src/store/tokens.js';
 import { expectCode } from './helpers/expect.js';
 
 const jane = { issuedBy: { group: 'admin', user: 'jane' } };
@@ -455,5 +456,52 @@ describe('an audit log of any size (QA4 #6)', () => {
     } finally {
       await mem.close();
     }
+  });
+});
+
+describe('QA-comp #4: token-generated records keep_alive, and audit verify compares it', () => {
+  it('logs keep_alive with the grant; a token made sliding behind the log is reported', async () => {
+    const sliding = await createToken(
+      store,
+      { group: 'doctors', user: 'dr-k', expiration: 3, keepAlive: true },
+      jane,
+    );
+    const fixed = await createToken(store, { group: 'doctors', user: 'dr-m', expiration: 3 }, jane);
+    const generated = (await store.auditLog()).filter((e) => e.event_type === 'token-generated');
+    expect(generated.map((e) => [e.payload.token, e.payload.keep_alive])).toEqual([
+      [sliding.id, 'true'],
+      [fixed.id, 'false'],
+    ]);
+    expect(await problems()).toEqual([]);
+
+    const record = [...store.tokens.values()].find((t) => t.id === fixed.id)!;
+    await tamper([
+      {
+        type: 'put',
+        space: 'main',
+        key: K.tokenKey(record.hash),
+        value: sealJson(codec, { ...record, keep_alive: true }),
+      },
+    ]);
+    await reopen();
+    expect(await problems()).toEqual([`token ${fixed.id}: keep-alive on, the audit log records it off`]);
+  });
+
+  it('generation entries written before keep_alive was logged are not compared on it', async () => {
+    const t = await createToken(
+      store,
+      { group: 'doctors', user: 'dr-k', expiration: 3, keepAlive: true },
+      jane,
+    );
+    const log = (await store.auditLog()).map((e) => {
+      const { keep_alive: _, ...payload } = e.payload;
+      return { ...e, payload };
+    });
+    expect(await verifyAuditState(store, log)).toEqual({ ok: true, problems: [] });
+    await revokeToken(store, t.token, jane);
+    // The rest of the token check still applies to such entries.
+    expect((await verifyAuditState(store, log)).problems).toEqual([
+      `token ${t.id}: revoked, the audit log records no revocation`,
+    ]);
   });
 });

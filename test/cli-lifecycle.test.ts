@@ -4,7 +4,7 @@
  */
 import { execFileSync, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import net from 'node:net';
 import path from 'node:path';
@@ -344,14 +344,86 @@ describe('a daemon whose `start` goes away while it starts (chaos QA #4)', () =>
       expect(JSON.parse(status.stdout)).toMatchObject({ running: true, pid: daemon });
       const text = await readFile(log, 'utf8');
       expect(text).not.toMatch(/ERR_IPC_CHANNEL_CLOSED/);
-      expect(text).toMatch(
-        /the one-time admin token edbx_[\w-]+ was not shown: .*`eventdbx token generate --group admin --user <you>`/,
-      );
+      // One JSON line of the log, at warn level, like the server's own (QA-comp #10).
+      const notice = jsonLines(text).find((l) => String(l.msg).includes('was not shown'));
+      expect(notice).toMatchObject({
+        level: 40,
+        time: expect.any(Number),
+        pid: daemon,
+        token_id: expect.stringMatching(/^edbx_/),
+        msg: expect.stringMatching(
+          /^the one-time admin token edbx_[\w-]+ was not shown: .*`eventdbx token generate --group admin --user <you>`$/,
+        ),
+      });
       // The token itself is in no file.
       expect(text).not.toMatch(/edbx_[A-Za-z0-9_-]{43}/);
       expect((await p.cli(['stop'])).code).toBe(0);
     } finally {
       if (daemon !== undefined && running(daemon)) process.kill(daemon, 'SIGKILL');
+      await p.cleanup();
+    }
+  }, 60_000);
+});
+
+/** Every line of a daemon's log, each parsed as JSON (a line that is not JSON fails the test). */
+function jsonLines(text: string): Array<Record<string, unknown>> {
+  return text
+    .trim()
+    .split('\n')
+    .map((line, i) => {
+      try {
+        return JSON.parse(line) as Record<string, unknown>;
+      } catch {
+        throw new Error(`log line ${i + 1} is not JSON: ${line}`);
+      }
+    });
+}
+
+describe('what the daemon writes to its log besides the server is JSON lines too (QA-comp #10)', () => {
+  it('the warning about a config file others can read: text on the terminal, a warn line in the log', async () => {
+    const p = await project();
+    try {
+      await chmod(p.configPath, 0o644);
+      const started = await p.cli(['start', '--port', String(await freePort())]);
+      expect(started.code, started.stderr).toBe(0);
+      const warning = `${p.configPath} holds keys and others can read it (mode 0644): run \`chmod 600 ${p.configPath}\``;
+      expect(started.stderr).toContain(`warning: ${warning}\n`);
+      const lines = jsonLines(await readFile(path.join(p.dataDir, 'eventdbx.log'), 'utf8'));
+      expect(lines.filter((l) => l.msg === warning)).toEqual([
+        expect.objectContaining({ level: 40, time: expect.any(Number), pid: expect.any(Number) }),
+      ]);
+      expect((await p.cli(['stop'])).code).toBe(0);
+    } finally {
+      await p.cli(['stop']);
+      await p.cleanup();
+    }
+  }, 60_000);
+
+  it('the error that stops a daemon from starting: an error line with its code in the log', async () => {
+    const p = await project();
+    const taken = net.createServer();
+    await new Promise<void>((r) => taken.listen(0, '127.0.0.1', r));
+    try {
+      const port = (taken.address() as net.AddressInfo).port;
+      const started = await p.cli(['start', '--port', String(port)]);
+      expect(started.code).toBe(1);
+      expect(started.stderr).toContain('EDBX_ERR_PORT_IN_USE');
+      // The daemon writes it once it has told its launcher, which may already have exited.
+      const log = path.join(p.dataDir, 'eventdbx.log');
+      const until = Date.now() + 20_000;
+      while (!(await readFile(log, 'utf8').catch(() => '')).includes('EDBX_ERR_PORT_IN_USE')) {
+        if (Date.now() > until) throw new Error(`no error in the log:\n${await readFile(log, 'utf8')}`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      const lines = jsonLines(await readFile(log, 'utf8'));
+      expect(lines.at(-1)).toMatchObject({
+        level: 50,
+        time: expect.any(Number),
+        code: 'EDBX_ERR_PORT_IN_USE',
+        msg: expect.stringContaining(String(port)),
+      });
+    } finally {
+      await new Promise((r) => taken.close(r));
       await p.cleanup();
     }
   }, 60_000);

@@ -4,10 +4,16 @@
  * revoke, read-only, scopes, the admin group, one distinct coded error per rejection, and secrets
  * that are never stored or listed.
  */
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { type ErrorCode, isEventDbxError } from '../src/core/errors.js';
 import { type Access, type TokenRecord, hashToken } from '../src/core/tokens.js';
 import { MemoryEngine } from '../src/storage/memory/memory-engine.js';
+import { RocksDbEngine } from '../src/storage/rocksdb/rocksdb-engine.js';
+import { plainCodec, sealJson } from '../src/store/codec.js';
+import * as K from '../src/store/keys.js';
 import { EventStore } from '../src/store/store.js';
 import {
   authenticate,
@@ -440,6 +446,43 @@ describe('tokens: read-only, scopes and groups', () => {
     }
     // They still write and read what they cover.
     expect((await write(limited)).metadata.issued_by.user).toBe('lim');
+  });
+
+  it('refuses tokens for group local, the group of CLI writes on the host without a token (QA-comp #6)', async () => {
+    for (const group of ['local', 'Local', 'LOCAL']) {
+      const message = await messageOf(() => issue({ group, user: 'root' }));
+      expect(message).toBe(
+        `group ${JSON.stringify(group)} is reserved for writes made on the host without a token (recorded as local/<OS user>): issue the token for another group [EDBX_ERR_GROUP_RESERVED]`,
+      );
+    }
+    // Nothing issued, nothing audited; a look-alike group is another group.
+    expect(listTokens(store)).toEqual([]);
+    expect(await auditCount()).toBe(0);
+    expect(await codeOf(() => issue({ group: 'locals' }))).toBe('ok');
+  });
+
+  it('a local token stored before the reservation keeps working (QA-comp #6)', async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'edbx-local-token-'));
+    try {
+      let disk = await EventStore.open({ engine: new RocksDbEngine(dir) });
+      const { token } = await createToken(disk, { group: 'doctors', user: 'root' }, ADMIN_CTX);
+      const old: TokenRecord = { ...disk.tokens.get(hashToken(token))!, group: 'local' };
+      await disk.engine.write(
+        [{ type: 'put', space: 'main', key: K.tokenKey(old.hash), value: sealJson(plainCodec, old) }],
+        { sync: true },
+      );
+      await disk.close();
+      disk = await EventStore.open({ engine: new RocksDbEngine(dir) });
+      try {
+        const t = authenticate(disk, bearer(token), { write: true, allowanceChecked: 'by-transaction' });
+        const e = await disk.append(req(), { issuedBy: { group: t.group, user: t.user }, tokenHash: t.hash });
+        expect(e.metadata.issued_by).toEqual({ group: 'local', user: 'root' });
+      } finally {
+        await disk.close();
+      }
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 
   it('records the token owner, not "the app", as issued_by of every event', async () => {

@@ -104,7 +104,11 @@ const TOKEN_COMMANDS: CommandSpec[] = [
     op: 'token.generate',
     help: 'issue a token for one person (shown once)',
     flags: [
-      { flags: '--group <name>', help: 'Unix-style group, e.g. admin or doctors', required: true },
+      {
+        flags: '--group <name>',
+        help: 'Unix-style group, e.g. admin or doctors (not local: it marks CLI writes made without a token)',
+        required: true,
+      },
       { flags: '--user <name>', help: 'the person, e.g. jane', required: true },
       { flags: '--expiration <secs>', help: 'lifetime in seconds (default: no expiry)' },
       { flags: '--limit <writes>', help: 'number of writes allowed (default: unlimited)' },

@@ -1,7 +1,11 @@
-/** The CLI's one error edge: one line on stderr with the stable code; exit 1 (user) or 2 (usage). */
+/**
+ * The CLI's one error edge: one line on stderr with the stable code (a JSON line in the daemon's log,
+ * see stderr.ts); exit 1 (user) or 2 (usage).
+ */
 import { type EventDbxError, exitCodeFor } from '../core/errors.js';
+import { errorLine } from './stderr.js';
 
 export function reportError(e: EventDbxError): number {
-  process.stderr.write(`error: ${e.message} [${e.code}]\n`);
+  errorLine(e.message, e.code);
   return exitCodeFor(e);
 }

@@ -7,11 +7,16 @@ import { type KeyProof, proveKeys } from '../core/crypto/key-proof.js';
 import { validateKeyringRecord } from '../core/crypto/keyring.js';
 import { err, shellWord } from '../core/errors.js';
 import type { IssuedBy } from '../core/event.js';
+import { LOCAL_GROUP } from '../core/tokens.js';
 import { type Config, loadConfig } from '../config/config.js';
 import { installSchemas } from '../store/schemas.js';
 import { KEYRING_COPY, type SecureStore, openDataDir } from '../store/secure.js';
+import { warn } from './stderr.js';
 
-/** Writes made by the local CLI without a token are recorded as group `local` and the OS user. */
+/**
+ * Writes made by the local CLI without a token are recorded as group `local` and the OS user. No token
+ * is issued for that group (store/tokens.ts), so no HTTP write is recorded the same way.
+ */
 export function localIdentity(): IssuedBy {
   let user = process.env.USER ?? 'unknown';
   try {
@@ -19,7 +24,7 @@ export function localIdentity(): IssuedBy {
   } catch {
     // no passwd entry (containers): fall back to $USER
   }
-  return { group: 'local', user };
+  return { group: LOCAL_GROUP, user };
 }
 
 export async function requireConfig(configFile?: string): Promise<Config> {
@@ -60,9 +65,7 @@ function warnIfKeysReadable(config: Config): void {
   }
   if ((mode & 0o077) === 0) return;
   const octal = mode.toString(8).padStart(4, '0');
-  process.stderr.write(
-    `warning: ${config.path} holds keys and others can read it (mode ${octal}): run \`chmod 600 ${config.path}\`\n`,
-  );
+  warn(`${config.path} holds keys and others can read it (mode ${octal}): run \`chmod 600 ${config.path}\``);
 }
 
 /**
@@ -81,9 +84,7 @@ export function warnIfDataDirOpen(dataDir: string): void {
   if ((mode & 0o077) === 0) return;
   const octal = mode.toString(8).padStart(4, '0');
   const dir = shellWord(dataDir);
-  process.stderr.write(
-    `warning: data dir ${dataDir} is open to other users (mode ${octal}): run \`chmod 700 ${dir}\`\n`,
-  );
+  warn(`data dir ${dataDir} is open to other users (mode ${octal}): run \`chmod 700 ${dir}\``);
 }
 
 /**

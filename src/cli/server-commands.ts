@@ -15,6 +15,7 @@ import { LOG_FILE, PID_FILE, type PidInfo, UNCLEAN_SUFFIX, logLevel } from '../s
 import { keyValues, printJson } from './output.js';
 import { reportError } from './report.js';
 import { requireKeys, warnIfDataDirOpen } from './runtime.js';
+import { logLine, stderrIsLog } from './stderr.js';
 
 const RESTRICT_MODES = ['true', 'strict', 'false'];
 /** `status` waits this long for the server's /health before saying it does not answer. */
@@ -127,6 +128,8 @@ async function start(
   extra: Record<string, unknown> = {},
 ): Promise<number> {
   const daemonChild = typeof process.send === 'function';
+  // Its stderr is the server's JSON-lines log: warnings and errors from here on are lines of it.
+  if (daemonChild) stderrIsLog();
   const json = Boolean(opts.json) && !daemonChild;
   const notices: string[] = [];
   let adminToken: Started['admin_token'];
@@ -166,11 +169,15 @@ async function start(
         if (!daemonChild) adminToken = t;
         else
           void tellLauncher({ type: 'admin_token', token: t }).then((told) => {
-            // Never written anywhere else: the token is a secret. Say how to get another one.
+            // Never written anywhere else: the token is a secret (its id is not). Say how to get another.
             if (!told)
               process.stderr.write(
-                `the one-time admin token ${t.id} was not shown: the \`start\` that launched this ` +
-                  'server went away first; issue one with `eventdbx token generate --group admin --user <you>`\n',
+                logLine(
+                  'warn',
+                  `the one-time admin token ${t.id} was not shown: the \`start\` that launched this ` +
+                    'server went away first; issue one with `eventdbx token generate --group admin --user <you>`',
+                  { token_id: t.id },
+                ),
               );
           });
       },

@@ -317,6 +317,13 @@ export const ERRORS = {
       `group ${JSON.stringify(p.group)} may not administer (tokens, schemas, plugins, the audit log): only group "admin" may`,
     doc: 'Only tokens of group admin may use administrative endpoints.',
   },
+  EDBX_ERR_GROUP_RESERVED: {
+    status: 400,
+    kind: 'user',
+    message: (p) =>
+      `group ${s(p.group)} is reserved for writes made on the host without a token (recorded as local/<OS user>): issue the token for another group`,
+    doc: 'Token generation for group local (in any case) was refused: events attributed to local/<user> must be writes made on the host by the CLI without a token.',
+  },
   EDBX_ERR_DEK_MISMATCH: {
     status: 403,
     kind: 'user',

@@ -10,6 +10,12 @@ import { err } from './errors.js';
 export const TOKEN_PREFIX = 'edbx_';
 const TOKEN_RE = /^edbx_[A-Za-z0-9_-]{43}$/;
 
+/**
+ * The group of writes made on the host by the CLI without a token (with the OS user). Reserved: no
+ * token is issued for it, so `local/<user>` in `issued_by` always means such a write.
+ */
+export const LOCAL_GROUP = 'local';
+
 export type TokenStatus = 'active' | 'expired' | 'revoked' | 'exhausted';
 
 export interface TokenRecord {

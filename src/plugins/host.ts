@@ -133,8 +133,8 @@ export class DeliveryHost implements HostHandle {
       const config = await readConfig(this.store, name);
       const sql = config?.kind === 'postgres' || config?.kind === 'sqlite';
       const mappings = sql ? await readMappings(this.store) : EMPTY_MAPPINGS;
-      const problem = await this.#unvouched(name, config, mappings);
-      if (problem) return this.#refuse(name, problem);
+      const unvouched = await this.#unvouched(name, config, mappings);
+      if (unvouched) return this.#refuse(name, unvouched);
       if (!config?.enabled) return;
       const cursor = (await readCursor(this.store, name)) ?? { position: 1 };
       const sink = createSink(config, { log: this.options.log, mappings });
@@ -148,27 +148,40 @@ export class DeliveryHost implements HostHandle {
     }
   }
 
-  /** Why the audit log does not vouch for a plugin's stored configuration (and mappings, for SQL). */
+  /**
+   * Why the audit log does not vouch for a plugin's stored configuration (and mappings, for SQL), with
+   * what makes it vouch again.
+   */
   async #unvouched(
     name: string,
     config: PluginConfig | undefined,
     mappings: Mappings,
-  ): Promise<string | undefined> {
+  ): Promise<{ problem: string; fix: string } | undefined> {
+    // What clears a problem with the plugin's own record: a new entry for it, or its removal.
+    const reconfigure = `configure it again or remove it (\`eventdbx plugin remove ${name}\`)`;
     try {
       await this.#trail.catchUp(this.store);
     } catch (e) {
       // A log that cannot be read vouches for nothing.
-      return `the audit log cannot be read (${reasonOf(e)})`;
+      return { problem: `the audit log cannot be read (${reasonOf(e)})`, fix: reconfigure };
     }
     const problem = pluginConfigProblem(name, config, this.#trail.plugins.get(name));
-    if (problem || !config || (config.kind !== 'postgres' && config.kind !== 'sqlite')) return problem;
-    return this.#trail.mappingProblems(mappings, ['base', config.kind])[0];
+    if (problem) return { problem, fix: reconfigure };
+    if (!config || (config.kind !== 'postgres' && config.kind !== 'sqlite')) return undefined;
+    // Mappings apply to the whole store: configuring or removing the plugin leaves them as they are.
+    const mapping = this.#trail.mappingIssues(mappings, ['base', config.kind])[0];
+    return (
+      mapping && {
+        problem: mapping.problem,
+        fix: `${mapping.fix} (mappings apply to every SQL plugin: configuring or removing this one does not change them)`,
+      }
+    );
   }
 
-  #refuse(name: string, problem: string): void {
+  #refuse(name: string, { problem, fix }: { problem: string; fix: string }): void {
     const e = err('EDBX_ERR_INTEGRITY', {
       where: `plugin ${name}`,
-      reason: `${problem}; not delivering: compare it with \`eventdbx audit list\`, then configure it again or remove it (\`eventdbx plugin remove ${name}\`)`,
+      reason: `${problem}; not delivering: compare it with \`eventdbx audit list\`, then ${fix}`,
     });
     this.#failed.set(name, { error: e, at: this.store.env.now().toISOString() });
     this.options.log.error({ plugin: name, code: e.code }, e.message);

@@ -2,33 +2,72 @@
  * JSON schemas of the REST API: request validation (unknown fields refused) and the OpenAPI document.
  * Query values arrive as strings and are parsed by the handlers, so nothing is coerced silently.
  */
+import { MAX_PAGE } from './paging.js';
+
 const str = { type: 'string' } as const;
 const int = { type: 'integer' } as const;
-/** Marks a query parameter that is a whole number (see `uint`). */
+/** Marks a query or path parameter that is a whole number, with its range (see `uint`). */
 const WHOLE_NUMBER = 'whole number';
-/**
- * A whole-number query parameter. It is validated as text, because the handler parses it and names
- * what is wrong (range, sign, digits), and /openapi.json documents it as an integer (`documented`).
- */
-export const uint = (description: string) =>
-  ({ type: 'string', $comment: WHOLE_NUMBER, description }) as const;
+/** The largest whole number a parameter takes anywhere: the handlers refuse unsafe integers. */
+export const MAX_WHOLE = Number.MAX_SAFE_INTEGER;
+
+/** The range a handler enforces; no `maximum`: the bound depends on the store (the current size). */
+export interface WholeRange {
+  readonly minimum: 0 | 1;
+  readonly maximum?: number;
+}
 
 /**
- * A route's schema as /openapi.json shows it: whole-number query parameters typed as integers, so
- * generated clients send numbers. Validation keeps the text schema.
+ * A whole-number query or path parameter. It is validated as text, because the handler parses it and
+ * names what is wrong (range, sign, digits), and /openapi.json documents it as an integer with the
+ * range the handler enforces (`documented`). The range travels in `$comment`, an annotation the
+ * validator ignores.
  */
-export function documented<T extends object>(schema: T): T {
-  const query = (schema as { querystring?: unknown }).querystring as
-    { properties?: Record<string, Record<string, unknown>> } | undefined;
-  if (!query?.properties) return schema;
-  const properties = Object.fromEntries(
-    Object.entries(query.properties).map(([name, p]) => {
-      if (p.$comment !== WHOLE_NUMBER) return [name, p];
+export const uint = (description: string, range: WholeRange) =>
+  ({
+    type: 'string',
+    $comment: `${WHOLE_NUMBER} ${range.minimum}..${range.maximum ?? ''}`,
+    description,
+  }) as const;
+
+/** The page size of every listing: the handlers refuse 0 and more than MAX_PAGE (paging.ts). */
+export const PAGE_TAKE: WholeRange = { minimum: 1, maximum: MAX_PAGE };
+/** Items skipped: 0 upwards. */
+export const SKIP: WholeRange = { minimum: 0, maximum: MAX_WHOLE };
+/** A version, position or tree size refused above the current one: 1 up to that. */
+export const UP_TO_CURRENT: WholeRange = { minimum: 1 };
+
+const RANGE = new RegExp(`^${WHOLE_NUMBER} (\\d+)\\.\\.(\\d*)$`);
+
+/** The properties of a parameter object as /openapi.json shows them (whole numbers as integers). */
+function documentedProperties(
+  properties: Record<string, Record<string, unknown>>,
+): Record<string, Record<string, unknown>> {
+  return Object.fromEntries(
+    Object.entries(properties).map(([name, p]) => {
+      const range = typeof p.$comment === 'string' ? RANGE.exec(p.$comment) : null;
+      if (!range) return [name, p];
       const { $comment: _, ...rest } = p;
-      return [name, { ...rest, type: 'integer', minimum: 0 }];
+      const maximum = range[2] ? { maximum: Number(range[2]) } : {};
+      return [name, { ...rest, type: 'integer', minimum: Number(range[1]), ...maximum }];
     }),
   );
-  return { ...schema, querystring: { ...query, properties } };
+}
+
+/**
+ * A route's schema as /openapi.json shows it: whole-number query and path parameters typed as
+ * integers with their range, so generated clients send numbers the server takes. Validation keeps the
+ * text schema.
+ */
+export function documented<T extends object>(schema: T): T {
+  let out = schema;
+  for (const part of ['querystring', 'params'] as const) {
+    const parameters = (out as Record<string, unknown>)[part] as
+      { properties?: Record<string, Record<string, unknown>> } | undefined;
+    if (!parameters?.properties) continue;
+    out = { ...out, [part]: { ...parameters, properties: documentedProperties(parameters.properties) } };
+  }
+  return out;
 }
 const hex = { type: 'string', pattern: '^[0-9a-f]{64}$' } as const;
 /** RFC 9457 problem details, as every error answer carries them. */
@@ -147,8 +186,8 @@ const params = {
 export const page = {
   type: 'object',
   properties: {
-    skip: uint('skip this many items'),
-    take: uint('page size, 1-1000 (default 100)'),
+    skip: uint('skip this many items', SKIP),
+    take: uint('page size, 1-1000 (default 100)', PAGE_TAKE),
     cursor: { ...str, description: 'next_cursor of the previous page' },
   },
   additionalProperties: false,
@@ -208,7 +247,9 @@ export const getAggregate = {
   params,
   querystring: {
     type: 'object',
-    properties: { version: uint('the version to rebuild the state at') },
+    properties: {
+      version: uint('the version to rebuild the state at (1 up to the current version)', UP_TO_CURRENT),
+    },
     additionalProperties: false,
   },
   response: { 200: aggregateView, ...readErrors },
@@ -224,14 +265,17 @@ export const recentEvents = {
   params,
   querystring: {
     type: 'object',
-    properties: { take: uint('how many events, 1-1000 (default 10)') },
+    properties: { take: uint('how many events, 1-1000 (default 10)', PAGE_TAKE) },
     additionalProperties: false,
   },
   response: { 200: events, ...readErrors },
 };
 const versionParams = {
   ...params,
-  properties: { ...params.properties, version: str },
+  properties: {
+    ...params.properties,
+    version: uint('the event version (1 up to the current version)', UP_TO_CURRENT),
+  },
   required: [...params.required, 'version'],
 };
 export const getEvent = {
@@ -254,7 +298,9 @@ export const eventProof = {
   params: versionParams,
   querystring: {
     type: 'object',
-    properties: { tree_size: uint('tree size (default: the current version)') },
+    properties: {
+      tree_size: uint('tree size, from the version up to the current one (default: current)', UP_TO_CURRENT),
+    },
     additionalProperties: false,
   },
   response: { 200: inclusionProof, ...readErrors, ...integrityError },
@@ -268,8 +314,8 @@ export const ledgerProof = {
   querystring: {
     type: 'object',
     properties: {
-      position: uint('position of the event (1 = first)'),
-      tree_size: uint('ledger size (default: the current size)'),
+      position: uint('position of the event (1 = first), at most tree_size', UP_TO_CURRENT),
+      tree_size: uint('ledger size, at most the current size (default: the current size)', UP_TO_CURRENT),
     },
     additionalProperties: false,
   },
@@ -280,7 +326,10 @@ export const consistency = {
   params,
   querystring: {
     type: 'object',
-    properties: { from: uint('the older version m'), to: uint('the newer version n') },
+    properties: {
+      from: uint('the older version m, 1 up to n', UP_TO_CURRENT),
+      to: uint('the newer version n, up to the current version (default)', UP_TO_CURRENT),
+    },
     additionalProperties: false,
   },
   response: {

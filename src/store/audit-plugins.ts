@@ -18,7 +18,7 @@
  * back only means events are delivered again).
  */
 import { canonicalJson } from '../core/canonical.js';
-import { isEventDbxError } from '../core/errors.js';
+import { isEventDbxError, shellWord } from '../core/errors.js';
 import type { EventRecord } from '../core/event.js';
 import { sha256 } from '../core/merkle/index.js';
 import { prefixEnd } from '../storage/engine.js';
@@ -44,6 +44,20 @@ export interface LoggedPlugin {
   /** Undefined in entries older than digests. */
   readonly digest: string | undefined;
 }
+
+/**
+ * A field mapping that is not what the log says, and what makes it so. Mappings apply to the whole
+ * store, not to one plugin: configuring or removing a plugin leaves them as they are; only `plugin map`
+ * (which records a new entry) changes them.
+ */
+export interface MappingProblem {
+  readonly problem: string;
+  readonly fix: string;
+}
+
+/** The `plugin map` command that records `datatype` for a field in a mapping section. */
+const mapCommand = (section: MappingSection, aggregate: string, field: string, datatype: string): string =>
+  `\`eventdbx plugin map --aggregate ${shellWord(aggregate)} --field ${shellWord(field)} --datatype ${shellWord(datatype)}${section === 'base' ? '' : ` --plugin ${section}`}\``;
 
 /** A field mapping as its last `plugin-mapped` entry recorded it. */
 interface LoggedMapping {
@@ -114,10 +128,20 @@ export class PluginTrail {
    * delivery host compares only what a plugin uses).
    */
   mappingProblems(stored: unknown, sections: readonly MappingSection[] = MAPPING_SECTIONS): string[] {
+    return this.mappingIssues(stored, sections).map((m) => m.problem);
+  }
+
+  /** `mappingProblems`, each with the command that makes the stored mapping what the log says. */
+  mappingIssues(stored: unknown, sections: readonly MappingSection[] = MAPPING_SECTIONS): MappingProblem[] {
     if (stored !== undefined && !isObject(stored))
-      return ['field mappings: the stored record is not a JSON object'];
+      return [
+        {
+          problem: 'field mappings: the stored record is not a JSON object',
+          fix: 'run `eventdbx plugin map …` again for each `plugin-mapped` entry `eventdbx audit list` shows',
+        },
+      ];
     const record: Partial<Record<MappingSection, unknown>> = stored ?? {};
-    const problems: string[] = [];
+    const problems: MappingProblem[] = [];
     for (const section of sections) {
       const logged = this.#mappings.get(section)!;
       const have = new Map<string, unknown>();
@@ -127,20 +151,30 @@ export class PluginTrail {
           have.set(`${aggregate}\0${field}`, datatype);
       const what = (field: string) =>
         `field mapping ${field.replace('\0', '.')} (${section === 'base' ? 'postgres and sqlite' : section})`;
+      const map = (key: string, datatype: string) => {
+        const [aggregate = '', field = ''] = key.split('\0');
+        return mapCommand(section, aggregate, field, datatype);
+      };
       for (const [field, want] of logged) {
         const got = have.get(field);
+        const fix = `run ${map(field, want.datatype)} to apply the type the audit log records again`;
         if (got === undefined)
-          problems.push(
-            `${what(field)}: missing, the audit log records ${want.datatype} (entry ${want.entry})`,
-          );
+          problems.push({
+            problem: `${what(field)}: missing, the audit log records ${want.datatype} (entry ${want.entry})`,
+            fix,
+          });
         else if (got !== want.datatype)
-          problems.push(
-            `${what(field)}: stored ${JSON.stringify(got)}, the audit log records ${want.datatype} (entry ${want.entry})`,
-          );
+          problems.push({
+            problem: `${what(field)}: stored ${JSON.stringify(got)}, the audit log records ${want.datatype} (entry ${want.entry})`,
+            fix,
+          });
       }
       for (const [field, got] of have)
         if (!logged.has(field))
-          problems.push(`${what(field)}: stored ${JSON.stringify(got)}, but the audit log never recorded it`);
+          problems.push({
+            problem: `${what(field)}: stored ${JSON.stringify(got)}, but the audit log never recorded it`,
+            fix: `record the type you intend with ${map(field, 'text')} (text: as if never mapped) or another --datatype`,
+          });
     }
     return problems;
   }

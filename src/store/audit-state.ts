@@ -12,7 +12,8 @@
  * Checked: every stored schema record against its key; each schema's current version against the last
  * version the log recorded for it, and each version's content against the digest its log entry
  * carries (entries written before digests existed carry only the version); each token's existence and
- * revocation against its generation and revocation entries; each aggregate's archive state against its
+ * revocation against its generation and revocation entries, and its keep-alive against its generation
+ * entry (entries written before keep-alive was logged do not carry it); each aggregate's archive state against its
  * last archive or restore entry, and every archived aggregate against an archive entry; each stored
  * snapshot threshold against its schema (or, without one, the last threshold entry); plugin
  * configurations and field mappings against their entries (audit-plugins.ts). Not checked: a
@@ -96,21 +97,23 @@ async function auditTrace(store: EventStore): Promise<string | undefined> {
 interface Logged {
   /** Aggregate type → version → digest of the record (undefined in entries older than digests). */
   readonly schemas: Map<string, Map<number, string | undefined>>;
-  readonly generated: Set<string>;
+  /** Token id → the keep-alive its generation entry records (undefined in entries older than it). */
+  readonly generated: Map<string, boolean | undefined>;
   readonly revoked: Set<string>;
   /** Aggregate type → the last threshold set. */
   readonly thresholds: Map<string, number>;
 }
 
 function readLog(log: readonly EventRecord[]): Logged {
-  const out: Logged = { schemas: new Map(), generated: new Set(), revoked: new Set(), thresholds: new Map() };
+  const out: Logged = { schemas: new Map(), generated: new Map(), revoked: new Set(), thresholds: new Map() };
   for (const e of log) {
     const p = e.payload;
     if (e.event_type.startsWith('schema-') && p.aggregate && p.schema_version) {
       const versions = out.schemas.get(p.aggregate) ?? new Map<number, string | undefined>();
       versions.set(Number(p.schema_version), p.schema_digest);
       out.schemas.set(p.aggregate, versions);
-    } else if (e.event_type === 'token-generated' && p.token) out.generated.add(p.token);
+    } else if (e.event_type === 'token-generated' && p.token)
+      out.generated.set(p.token, p.keep_alive === undefined ? undefined : p.keep_alive === 'true');
     else if (e.event_type === 'token-revoked' && p.token) out.revoked.add(p.token);
     else if (e.event_type === 'snapshot-threshold-set' && p.aggregate_type)
       out.thresholds.set(p.aggregate_type, Number(p.every));
@@ -208,13 +211,21 @@ async function verifySchemas(
 
 function verifyTokens(store: EventStore, { generated, revoked }: Logged, problems: string[]): void {
   const tokens = new Map([...store.tokens.values()].map((t) => [t.id, t]));
-  for (const id of generated) {
+  for (const [id, keepAlive] of generated) {
     const t = tokens.get(id);
-    if (!t) problems.push(`token ${id}: missing, the audit log records its generation`);
-    else if (revoked.has(id) && t.revoked_at === null)
+    if (!t) {
+      problems.push(`token ${id}: missing, the audit log records its generation`);
+      continue;
+    }
+    if (revoked.has(id) && t.revoked_at === null)
       problems.push(`token ${id}: active, the audit log records its revocation`);
     else if (!revoked.has(id) && t.revoked_at !== null)
       problems.push(`token ${id}: revoked, the audit log records no revocation`);
+    // Nothing changes keep-alive after generation; entries written before it was logged are not compared.
+    if (keepAlive !== undefined && t.keep_alive !== keepAlive)
+      problems.push(
+        `token ${id}: keep-alive ${t.keep_alive ? 'on' : 'off'}, the audit log records it ${keepAlive ? 'on' : 'off'}`,
+      );
   }
   for (const id of tokens.keys())
     if (!generated.has(id))

@@ -8,6 +8,7 @@ import { wholeNumber } from '../core/names.js';
 import {
   type Access,
   type TokenRecord,
+  LOCAL_GROUP,
   afterUse,
   authorize,
   bearerToken,
@@ -70,6 +71,8 @@ export async function createToken(store: EventStore, o: GenerateOptions, ctx: Wr
       });
     }
   }
+  // A token of group `local` (in any case) would make its writes read as if made on the host.
+  if (o.group.toLowerCase() === LOCAL_GROUP) throw err('EDBX_ERR_GROUP_RESERVED', { group: o.group });
   const ttl = positive(o.expiration, 'expiration');
   const limit = positive(o.limit, 'limit');
   if (o.keepAlive && ttl === undefined) {
@@ -105,6 +108,8 @@ export async function createToken(store: EventStore, o: GenerateOptions, ctx: Wr
       group: record.group,
       user: record.user,
       expires_at: record.expires_at ?? '',
+      // With keep-alive the expiry slides by the same span from each use: expires_at alone is not the grant.
+      keep_alive: String(record.keep_alive),
       limit: String(record.limit ?? ''),
       read_only: String(record.read_only),
       scopes: scopes.join(','),

@@ -48,4 +48,15 @@ describe('client SDK: token management (group admin)', () => {
     expect(listed.find((t) => t.id === issued.id)?.status).toBe('revoked');
     expect(JSON.stringify(listed)).not.toContain(issued.token);
   });
+
+  it('refuses tokens for group local over the SDK and the CLI: it is reserved (QA-comp #6)', async () => {
+    for (const user of ['root', 'bootstrap'])
+      await expect(admin.createToken({ group: 'local', user })).rejects.toSatisfy(
+        (x: unknown) => isApiError(x, 'EDBX_ERR_GROUP_RESERVED') && x.status === 400,
+      );
+    const cli = await p.cli(['token', 'generate', '--group', 'local', '--user', 'root']);
+    expect(cli.code).not.toBe(0);
+    expect(cli.stderr).toContain('reserved for writes made on the host without a token');
+    expect((await admin.listTokens()).map((t) => t.group)).not.toContain('local');
+  });
 });

@@ -23,6 +23,8 @@ import { expectCode } from '../helpers/expect.js';
 import type { PluginConfig } from '../../src/plugins/types.js';
 import { Metrics } from '../../src/server/metrics.js';
 import { RocksDbEngine } from '../../src/storage/rocksdb/rocksdb-engine.js';
+import type { EventRecord } from '../../src/core/event.js';
+import { PluginTrail } from '../../src/store/audit-plugins.js';
 import { verifyAuditLog } from '../../src/store/audit-state.js';
 import { AUDIT_ID, AUDIT_TYPE, EventStore } from '../../src/store/index.js';
 import * as K from '../../src/store/keys.js';
@@ -224,6 +226,56 @@ describe('plugin records that are not what the audit log says', () => {
       'field mapping patient.age (postgres and sqlite): stored "integer", the audit log records text (entry 2)',
     );
     expect(host!.running).toEqual(['log']);
+  });
+
+  it('a mapping mismatch names the `plugin map` command that clears it, and that command does (QA-comp #7)', async () => {
+    await mapField(store, { aggregate: 'patient', field: 'age', datatype: 'integer' }, jane);
+    const old = await backup(K.pluginKey('mappings', ''));
+    await mapField(store, { aggregate: 'patient', field: 'age', datatype: 'text' }, jane);
+    await configurePlugin(store, 'sqlite', { path: path.join(files, 'mirror.db') }, jane);
+    await restore(old);
+    await reopen();
+    await serve();
+    const fix = '`eventdbx plugin map --aggregate patient --field age --datatype text`';
+    expect((await statusOf(store, 'sqlite')).last_error?.message).toBe(
+      'integrity check failed for plugin sqlite: field mapping patient.age (postgres and sqlite): stored "integer", the audit log records text (entry 2); not delivering: compare it with `eventdbx audit list`, then ' +
+        `run ${fix} to apply the type the audit log records again (mappings apply to every SQL plugin: configuring or removing this one does not change them)`,
+    );
+    // Configuring the plugin again records a new entry but leaves the mapping: still failed.
+    await configurePlugin(store, 'sqlite', {}, jane);
+    expect((await statusOf(store, 'sqlite')).state).toBe('failed');
+    // The command the message names clears it.
+    await mapField(store, { aggregate: 'patient', field: 'age', datatype: 'text' }, jane);
+    expect((await statusOf(store, 'sqlite')).state).not.toBe('failed');
+    expect(host!.running).toEqual(['sqlite']);
+    expect(await problems()).toEqual([]);
+  });
+
+  it('each mapping problem names its own `plugin map` command: never recorded, per plugin, quoted type', () => {
+    const trail = new PluginTrail();
+    const mapped = (version: number, payload: Record<string, string>) =>
+      ({ version, event_type: 'plugin-mapped', payload }) as unknown as EventRecord;
+    trail.add([
+      mapped(1, { plugin: 'base', aggregate: 'patient', field: 'n', datatype: 'numeric(10,2)' }),
+      mapped(2, { plugin: 'sqlite', aggregate: 'patient', field: 'due', datatype: 'date' }),
+    ]);
+    const again = 'to apply the type the audit log records again';
+    expect(trail.mappingIssues({ base: { patient: { x: 'integer' } }, sqlite: {} })).toEqual([
+      {
+        problem:
+          'field mapping patient.n (postgres and sqlite): missing, the audit log records numeric(10,2) (entry 1)',
+        fix: `run \`eventdbx plugin map --aggregate patient --field n --datatype 'numeric(10,2)'\` ${again}`,
+      },
+      {
+        problem:
+          'field mapping patient.x (postgres and sqlite): stored "integer", but the audit log never recorded it',
+        fix: 'record the type you intend with `eventdbx plugin map --aggregate patient --field x --datatype text` (text: as if never mapped) or another --datatype',
+      },
+      {
+        problem: 'field mapping patient.due (sqlite): missing, the audit log records date (entry 2)',
+        fix: `run \`eventdbx plugin map --aggregate patient --field due --datatype date --plugin sqlite\` ${again}`,
+      },
+    ]);
   });
 
   it('an audit log that cannot be read vouches for nothing: no plugin runs', async () => {

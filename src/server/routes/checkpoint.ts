@@ -5,7 +5,7 @@ import { err } from '../../core/errors.js';
 import { ledgerConsistencyProof, ledgerInclusionProof } from '../../store/index.js';
 import type { SecureStore } from '../../store/secure.js';
 import type { RouteContext } from '../app.js';
-import { errors, integrityError, ledgerProof, uint } from '../schemas.js';
+import { UP_TO_CURRENT, errors, integrityError, ledgerProof, uint } from '../schemas.js';
 
 const str = { type: 'string' } as const;
 
@@ -50,7 +50,10 @@ export async function checkpointRoutes(
         summary: 'RFC 6962 consistency proof between two sizes of the ledger tree',
         querystring: {
           type: 'object',
-          properties: { from: uint('the older ledger size m'), to: uint('the newer ledger size n') },
+          properties: {
+            from: uint('the older ledger size m, 1 up to n', UP_TO_CURRENT),
+            to: uint('the newer ledger size n, up to the current size (default)', UP_TO_CURRENT),
+          },
           additionalProperties: false,
         },
         response: {

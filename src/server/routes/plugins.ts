@@ -12,7 +12,7 @@ import { wholeNumber } from '../../core/names.js';
 import type { WriteContext } from '../../store/types.js';
 import type { RouteContext } from '../app.js';
 import type { Feature } from '../features.js';
-import { errors, readErrors, uint } from '../schemas.js';
+import { MAX_WHOLE, errors, readErrors, uint } from '../schemas.js';
 
 const str = { type: 'string' } as const;
 const nameParams = { type: 'object', properties: { name: str }, required: ['name'] } as const;
@@ -64,7 +64,7 @@ async function pluginRoutes(app: FastifyInstance, ctx: RouteContext): Promise<vo
         params: nameParams,
         querystring: {
           type: 'object',
-          properties: { take: uint('at most this many dead letters') },
+          properties: { take: uint('at most this many dead letters', { minimum: 1, maximum: MAX_WHOLE }) },
           additionalProperties: false,
         },
         response: { 200: { description: 'OK' }, ...readErrors },

@@ -31,7 +31,7 @@ import type { EventStore } from '../../store/index.js';
 import type { RouteContext } from '../app.js';
 import type { Feature, FeatureLogger } from '../features.js';
 import { toProblem } from '../problem.js';
-import { errors, uint } from '../schemas.js';
+import { MAX_WHOLE, errors, uint } from '../schemas.js';
 
 /** Log entries read per catch-up step. */
 const PAGE = 512;
@@ -314,7 +314,10 @@ async function streamRoutes(app: FastifyInstance, ctx: RouteContext): Promise<vo
         querystring: {
           type: 'object',
           properties: {
-            from: uint('first position to deliver (default: only new events)'),
+            from: uint('first position to deliver, 0 or 1 = the first event (default: only new events)', {
+              minimum: 0,
+              maximum: MAX_WHOLE,
+            }),
             aggregate: { type: 'string', description: 'only events of this aggregate type' },
           },
           additionalProperties: false,
