@@ -7,17 +7,11 @@
 import { readFile, readdir, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type Project, applyArgs, freePort, project, running } from './helpers/cli.js';
+import { type Project, applyArgs, freePort, project, running, serverPid } from './helpers/cli.js';
 
 describe('eventdbx backup through a running daemon', () => {
   let p: Project;
-  const pid = async (): Promise<number | undefined> => {
-    try {
-      return JSON.parse(await readFile(path.join(p.dataDir, 'eventdbx.pid'), 'utf8')).pid as number;
-    } catch {
-      return undefined;
-    }
-  };
+  const pid = () => serverPid(p.dataDir);
 
   beforeAll(async () => {
     p = await project();

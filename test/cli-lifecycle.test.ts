@@ -11,17 +11,11 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { lastBytes } from '../src/cli/server-commands.js';
 import { processFacts } from '../src/server/proc.js';
-import { MAIN, type Project, freePort, project, run, running } from './helpers/cli.js';
+import { MAIN, type Project, freePort, project, run, running, serverPid } from './helpers/cli.js';
 
 describe('server lifecycle from the CLI', () => {
   let p: Project;
-  const pidOf = async (dataDir = p.dataDir): Promise<number | undefined> => {
-    try {
-      return JSON.parse(await readFile(path.join(dataDir, 'eventdbx.pid'), 'utf8')).pid as number;
-    } catch {
-      return undefined;
-    }
-  };
+  const pidOf = (dataDir = p.dataDir) => serverPid(dataDir);
 
   beforeAll(async () => {
     p = await project();

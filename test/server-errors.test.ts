@@ -21,6 +21,7 @@ import {
   freePort,
   project,
   running,
+  serverPid,
   startServer,
 } from './helpers/cli.js';
 
@@ -806,13 +807,7 @@ describe('graceful stop under load', () => {
 
 describe('daemon lifecycle', () => {
   let p: Project;
-  const pidOf = async (): Promise<number | undefined> => {
-    try {
-      return JSON.parse(await readFile(path.join(p.dataDir, 'eventdbx.pid'), 'utf8')).pid as number;
-    } catch {
-      return undefined;
-    }
-  };
+  const pidOf = () => serverPid(p.dataDir);
   beforeAll(async () => {
     p = await project();
   });

@@ -3,7 +3,7 @@
  * a temporary project dir with its own config, `cli(...)` to run commands, and a real server.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -193,4 +193,13 @@ export function running(pid: number): boolean {
   }
   const state = processFacts(pid)?.state;
   return state !== 'Z' && state !== 'X';
+}
+
+/** The PID a data dir's PID file names, or undefined when there is none (no server started there). */
+export async function serverPid(dataDir: string): Promise<number | undefined> {
+  try {
+    return JSON.parse(await readFile(path.join(dataDir, 'eventdbx.pid'), 'utf8')).pid as number;
+  } catch {
+    return undefined;
+  }
 }
