@@ -10,7 +10,7 @@
  * next commit writes one.
  */
 import { err } from '../core/errors.js';
-import { type Frontier, decodeFrontier, encodeFrontier } from '../core/merkle/index.js';
+import { type Frontier, decodeFrontier, encodeFrontier, encodedFrontierBytes } from '../core/merkle/index.js';
 import { openJson, sealJson } from './codec.js';
 import type { RecordCodec } from './codec.js';
 
@@ -19,9 +19,6 @@ export interface LedgerHead {
   /** Versions in the audit log when the head was written; undefined in a head without a trailer. */
   readonly audit: number | undefined;
 }
-
-const SIZE_BYTES = 8;
-const HASH_BYTES = 32;
 
 interface Trailer {
   /** The ledger size of the head it was written with (binds the trailer to that head). */
@@ -37,12 +34,7 @@ export function encodeLedgerHead(codec: RecordCodec, ledger: Frontier, audit: nu
 }
 
 /** Bytes of the frontier at the start of a stored head (the trailer follows them). */
-export function frontierBytes(raw: Buffer): number {
-  if (raw.length < SIZE_BYTES) return raw.length;
-  let bits = 0;
-  for (let n = Number(raw.readBigUInt64BE(0)); n > 0; n = Math.floor(n / 2)) bits += n % 2;
-  return Math.min(raw.length, SIZE_BYTES + HASH_BYTES * bits);
-}
+export const frontierBytes = encodedFrontierBytes;
 
 export function decodeLedgerHead(codec: RecordCodec, raw: Buffer): LedgerHead {
   const end = frontierBytes(raw);

@@ -36,6 +36,7 @@ import {
   refuseMixedRetry,
 } from './tx.js';
 import type {
+  AggregateMeta,
   AggregateSummary,
   AggregateView,
   AppendRequest,
@@ -457,7 +458,7 @@ export class EventStore {
       if (!v) return;
       const [t, i] = aggs[n]!;
       const meta = openMetaAt(this.env.codec, v, t, i);
-      const live: LiveMeta = { meta, frontier: decodeFrontier(Buffer.from(meta.frontier, 'base64')) };
+      const live = liveOf(meta);
       out[n] = live;
       if (epoch === this.#epoch && !meta.archived) this.#cache.set(aggKey(t, i), live);
     });
@@ -511,7 +512,7 @@ export class EventStore {
       const v = again[j];
       const meta = v ? openMetaAt(this.env.codec, v, type, id) : undefined;
       if (meta && meta.version >= next(n)) {
-        const live: LiveMeta = { meta, frontier: decodeFrontier(Buffer.from(meta.frontier, 'base64')) };
+        const live = liveOf(meta);
         this.#checked.add(live);
         out[n] = live;
         return;
@@ -955,6 +956,12 @@ export class EventStore {
  * Merkle node and ledger entries this build would misread: refuse it clearly instead.
  */
 export const STORAGE_LAYOUT = 2;
+
+/** A meta as held in memory: with its Merkle frontier decoded. */
+const liveOf = (meta: AggregateMeta): LiveMeta => ({
+  meta,
+  frontier: decodeFrontier(Buffer.from(meta.frontier, 'base64')),
+});
 
 async function checkLayout(engine: StorageEngine, events: number): Promise<void> {
   const stamp = await engine.get('main', K.globalKey('layout'));

@@ -116,6 +116,15 @@ export function encodeFrontier(f: Frontier): Buffer {
 }
 
 /**
+ * Bytes an `encodeFrontier` encoding takes at the start of `b` (what follows them is another
+ * record's, e.g. the ledger head's trailer); all of `b` when it is too short to say.
+ */
+export function encodedFrontierBytes(b: Buffer): number {
+  if (b.length < SIZE_BYTES) return b.length;
+  return Math.min(b.length, SIZE_BYTES + HASH_BYTES * popcount(Number(b.readBigUInt64BE(0))));
+}
+
+/**
  * Parse `encodeFrontier` output. The number of hashes must equal the number of set bits of the size;
  * anything else means the stored state is corrupt and throws `EDBX_ERR_INTEGRITY`.
  *

@@ -8,6 +8,7 @@ export {
   frontierRoot,
   encodeFrontier,
   decodeFrontier,
+  encodedFrontierBytes,
 } from './frontier.js';
 export {
   type NodeRef,
