@@ -5,7 +5,12 @@
  */
 import swagger from '@fastify/swagger';
 import Router, { type HTTPMethod } from 'find-my-way';
-import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify';
+import Fastify, {
+  type FastifyBaseLogger,
+  type FastifyInstance,
+  LogController,
+  type onRequestHookHandler,
+} from 'fastify';
 import { err } from '../core/errors.js';
 import type { Access, TokenRecord } from '../core/tokens.js';
 import type { EventStore } from '../store/index.js';
@@ -122,11 +127,17 @@ export async function buildServer(
   app.addHook('preClose', async () => {
     closing = draining = true;
   });
-  app.addHook('onRequest', async (req) => {
-    if (closing) throw err('EDBX_ERR_SHUTTING_DOWN');
-    const security = (req.routeOptions.schema as { security?: unknown[] } | undefined)?.security;
-    if (req.is404 || (Array.isArray(security) && security.length === 0)) return;
+  app.addHook('onRequest', (_req, _reply, done) => done(closing ? err('EDBX_ERR_SHUTTING_DOWN') : undefined));
+  // Decided per route when it is added (a route whose schema says `security: []` is public; unmatched
+  // paths get 404 without a token), so no request pays for looking its route's options up.
+  const authenticateFirst: onRequestHookHandler = (req, _reply, done) => {
     ctx.auth(req.headers.authorization, { write: false });
+    done();
+  };
+  app.addHook('onRoute', (route) => {
+    const security = (route.schema as { security?: unknown[] } | undefined)?.security;
+    if (Array.isArray(security) && security.length === 0) return;
+    route.onRequest = [authenticateFirst, ...[route.onRequest ?? []].flat()];
   });
   // What every route can answer by its method (408, 431, 503; 413 and 415 with a body): declared once.
   app.addHook('onRoute', (route) => {

@@ -1,5 +1,5 @@
 /** Prometheus metrics: HTTP requests and latencies, appends and fsync batches (from the writer). */
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, onResponseHookHandler } from 'fastify';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { pluginStatus } from '../plugins/views.js';
 import type { PluginStatus, PluginStatusList } from '../protocol/plugins.js';
@@ -85,11 +85,40 @@ export class Metrics {
     });
   }
 
+  /**
+   * Count and time every request. Each route gets its own hook with its labels bound when it is added
+   * (prom-client would otherwise hash the label set on every request); unmatched paths share one.
+   */
   instrument(app: FastifyInstance): void {
-    app.addHook('onResponse', async (req, reply) => {
-      const route = req.routeOptions.url ?? 'unmatched';
-      this.#requests.inc({ method: req.method, route, status: String(reply.statusCode) });
-      this.#latency.observe({ method: req.method, route }, reply.elapsedTime / 1000);
+    const hook = (method: string, route: string): onResponseHookHandler => {
+      const latency = this.#latency.labels({ method, route });
+      const counted = new Map<number, Counter.Internal>();
+      return (_req, reply, done) => {
+        let requests = counted.get(reply.statusCode);
+        if (requests === undefined) {
+          requests = this.#requests.labels({ method, route, status: String(reply.statusCode) });
+          counted.set(reply.statusCode, requests);
+        }
+        requests.inc();
+        latency.observe(reply.elapsedTime / 1000);
+        done();
+      };
+    };
+    app.addHook('onRoute', (route) => {
+      const methods = [route.method].flat();
+      // A route for several methods: each request finds its method's hook.
+      const hooks = new Map(methods.map((m) => [m, hook(m, route.url)]));
+      const one = hooks.size === 1 ? hooks.values().next().value! : undefined;
+      const onResponse: onResponseHookHandler =
+        one ?? ((req, reply, done) => hooks.get(req.method)!.call(app, req, reply, done));
+      route.onResponse = [...[route.onResponse ?? []].flat(), onResponse];
+    });
+    const unmatched = new Map<string, onResponseHookHandler>();
+    app.addHook('onResponse', function (req, reply, done) {
+      if (!req.is404) return done();
+      let h = unmatched.get(req.method);
+      if (h === undefined) unmatched.set(req.method, (h = hook(req.method, 'unmatched')));
+      h.call(this, req, reply, done);
     });
   }
 }

@@ -192,12 +192,30 @@ export async function refreshToken(
 }
 
 /**
+ * The token hash an `Authorization` header carries, remembered for the last headers seen: a client
+ * sends the same header with every request, and each request is authenticated twice (before its body
+ * is read, then for its precise access). Only well-formed headers are remembered, as hashes (the map's
+ * keys are the headers themselves, in memory only); whether the token is known is asked every time.
+ */
+const headerHashes = new Map<string, string>();
+const HEADER_HASHES = 1024;
+
+function hashOfHeader(header: string | undefined): string {
+  const known = header === undefined ? undefined : headerHashes.get(header);
+  if (known !== undefined) return known;
+  const hash = hashToken(bearerToken(header));
+  // Full: start over (cheaper than an LRU, and a client's next request puts its header back).
+  if (headerHashes.size >= HEADER_HASHES) headerHashes.clear();
+  headerHashes.set(header!, hash);
+  return hash;
+}
+
+/**
  * Authenticate an `Authorization` header for an access. Writes are re-checked and charged inside the
  * append transaction; this check gives reads and early refusals their precise error.
  */
 export function authenticate(store: EventStore, header: string | undefined, access: Access): TokenRecord {
-  const token = bearerToken(header);
-  const t = store.tokens.get(hashToken(token));
+  const t = store.tokens.get(hashOfHeader(header));
   if (!t) throw err('EDBX_ERR_TOKEN_UNKNOWN');
   const now = store.env.now();
   authorize(t, now, access);

@@ -27,6 +27,28 @@ describe('/metrics', () => {
     expect(value('eventdbx_appends_total')).toBeGreaterThanOrEqual(3);
   });
 
+  it('counts and times requests by method, route and status, unmatched paths and refusals included', async () => {
+    await post(s, '/v1/aggregates/patient/p-1/events', { event_type: 'a', payload: {} });
+    const before = await get(s, '/metrics');
+    const count = (text: string, labels: string) =>
+      Number(new RegExp(`^eventdbx_http_requests_total\\{${labels}\\} (\\S+)$`, 'm').exec(text)?.[1] ?? 0);
+    const state = 'method="GET",route="/v1/aggregates/:aggregate_type/:aggregate_id",status="200"';
+    const head = 'method="HEAD",route="/v1/aggregates",status="401"';
+    const unmatched = 'method="GET",route="unmatched",status="404"';
+    expect((await get(s, '/v1/aggregates/patient/p-1')).status).toBe(200);
+    expect((await get(s, '/v1/aggregates/patient/p-1')).status).toBe(200);
+    // HEAD routes are protected like their GET: no token, 401.
+    expect((await fetch(`${s.url}/v1/aggregates`, { method: 'HEAD' })).status).toBe(401);
+    expect((await get(s, '/v1/no-such-thing')).status).toBe(404);
+    const text = (await get(s, '/metrics')).body as string;
+    expect(count(text, state) - count(before.body as string, state)).toBe(2);
+    expect(count(text, head) - count(before.body as string, head)).toBe(1);
+    expect(count(text, unmatched) - count(before.body as string, unmatched)).toBe(1);
+    expect(text).toMatch(
+      /^eventdbx_http_request_duration_seconds_count\{method="GET",route="\/v1\/aggregates\/:aggregate_type\/:aggregate_id"\} [1-9]/m,
+    );
+  });
+
   it("shows each plugin's lag, dead letters and state", async () => {
     const out = path.join(os.tmpdir(), `edbx-metrics-${process.pid}.jsonl`);
     await configurePlugin(s.store, 'json', { path: out }, { issuedBy: { group: 'admin', user: 'ops' } });
