@@ -51,6 +51,9 @@ export interface PinnedRead {
   close(): Promise<void>;
 }
 
+/** Bounds of a pinned read. */
+export type PinRange = Pick<RangeOptions, 'gte' | 'lt'>;
+
 export type EngineStatus = 'new' | 'opening' | 'open' | 'closing' | 'closed';
 
 export abstract class StorageEngine {
@@ -151,7 +154,8 @@ export abstract class StorageEngine {
   }
 
   /**
-   * Pin a keyspace's entries now, to read them later (see PinnedRead). The pin is taken before this
+   * Pin a keyspace's entries now (those within `range`, else all), to read them later (see
+   * PinnedRead). The pin is taken before this
    * returns, synchronously: pins taken one after the other with no write landing between them (the
    * store pins inside an exclusive writer job) are one consistent point in time. Engines that cannot
    * pin throw EDBX_ERR_NOT_SUPPORTED.
@@ -160,9 +164,9 @@ export abstract class StorageEngine {
    * const [main, archive] = SPACES.map((space) => engine.pin(space));
    * for await (const chunk of main.chunks()) for (const [key, value] of chunk) copy(key, value);
    */
-  pin(space: Space): PinnedRead {
+  pin(space: Space, range: PinRange = {}): PinnedRead {
     this.#check();
-    return this._pin(space);
+    return this._pin(space, range);
   }
 
   /**
@@ -214,7 +218,7 @@ export abstract class StorageEngine {
   }
 
   /** Override to support `pin`. */
-  protected _pin(_space: Space): PinnedRead {
+  protected _pin(_space: Space, _range: PinRange): PinnedRead {
     throw err('EDBX_ERR_NOT_SUPPORTED', { feature: 'pinned reads (backup)', engine: this.kind });
   }
 

@@ -220,6 +220,7 @@ export async function conclude(
     const rootHex = frontierRoot(frontier).toString('hex');
     if (rootHex !== meta.merkle_root)
       throw new Bad(version, 'stored aggregate root does not match the events');
+    await checkNothingBeyond(source, meta);
     await checkState(source, meta, state);
     return { ...base, ok: true, version, merkle_root: rootHex };
   } catch (x) {
@@ -247,14 +248,59 @@ export const notFound = (type: string, id: string): VerifyReport => ({
   reason: 'aggregate not found',
 });
 
-/** The whole of an aggregate as one segment. */
+/** The whole of an aggregate, as its meta records it, as one segment. */
 export const wholeOf = (meta: AggregateMeta): Segment => ({
   type: meta.aggregate_type,
   id: meta.aggregate_id,
   space: meta.archived ? 'archive' : 'main',
   frontier: emptyFrontier,
-  to: undefined,
+  to: meta.version,
 });
+
+/**
+ * Nothing is stored past the version a meta records (an event, its Merkle nodes, a snapshot), unless it
+ * was committed since the meta was read: writes go on while a verification runs, and what they add is
+ * for the next one. What the meta does not account for and no newer meta vouches for is a meta rolled
+ * back behind its events, or something slipped in after them.
+ */
+async function checkNothingBeyond(source: SegmentSource, meta: AggregateMeta): Promise<void> {
+  const { aggregate_type: type, aggregate_id: id, version } = meta;
+  const space: Space = meta.archived ? 'archive' : 'main';
+  const lastBeyond = async (prefix: Buffer, first: Buffer): Promise<number | undefined> => {
+    for await (const [key] of source.engine.range(space, {
+      gte: first,
+      lt: prefixEnd(prefix),
+      reverse: true,
+      limit: 1,
+    }))
+      return K.keyVersion(key);
+    return undefined;
+  };
+  const found = [
+    [await lastBeyond(K.eventPrefix(type, id), K.eventKey(type, id, version + 1)), 'event'],
+    [await lastBeyond(K.nodePrefix(type, id), K.nodeKey(type, id, version + 1)), 'node'],
+    [await lastBeyond(K.snapshotPrefix(type, id), K.snapshotKey(type, id, version + 1)), 'snapshot'],
+  ] as const;
+  if (found.every(([v]) => v === undefined)) return;
+  const now = await currentMeta(source, type, id);
+  for (const [last, kind] of found) {
+    if (last === undefined || (now && now.archived === meta.archived && now.version >= last)) continue;
+    if (kind === 'event')
+      throw new Bad(version + 1, `aggregate records version ${version} but event ${last} is stored`);
+    if (kind === 'node') throw new Bad(version + 1, `stored Merkle nodes exist beyond version ${version}`);
+    throw new Bad(last, `snapshot at version ${last} is past the last event (${version})`);
+  }
+}
+
+/** The aggregate's meta as stored now; undefined when it is missing or does not open. */
+async function currentMeta(source: SegmentSource, type: string, id: string) {
+  const raw = await source.engine.get('main', K.metaKey(type, id));
+  try {
+    return raw && openMetaAt(source.codec, raw, type, id);
+  } catch {
+    return undefined;
+  }
+}
 
 /**
  * Verify one aggregate whole, reading its meta here: what a worker does with the short aggregates of
@@ -269,8 +315,38 @@ export async function verifyWhole(source: SegmentSource, type: string, id: strin
   } catch (e) {
     return { ...notFound(type, id), reason: isEventDbxError(e) ? e.message : 'undecodable aggregate meta' };
   }
-  const segment = wholeOf(meta);
-  return conclude(source, meta, [segment], [await segmentOutcome(source, segment)]);
+  return verifyLatest(source, meta, async (m) => {
+    const segment = wholeOf(m);
+    return conclude(source, m, [segment], [await segmentOutcome(source, segment)]);
+  });
+}
+
+/** Verifications of one aggregate, in all, when writes keep moving it under them (see verifyLatest). */
+const ATTEMPTS = 3;
+
+/**
+ * `verify` the aggregate of `meta`; when that fails and the aggregate has changed since (archived or
+ * restored: its events moved to the other keyspace while they were read), again on its meta as it is
+ * now, up to ATTEMPTS times in all. A failure of an aggregate that did not change stands.
+ */
+export async function verifyLatest(
+  source: SegmentSource,
+  meta: AggregateMeta,
+  verify: (meta: AggregateMeta) => Promise<VerifyReport>,
+): Promise<VerifyReport> {
+  for (let attempt = 1; ; attempt++) {
+    const report = await verify(meta);
+    if (report.ok || attempt === ATTEMPTS) return report;
+    const now = await currentMeta(source, meta.aggregate_type, meta.aggregate_id);
+    const moved =
+      now !== undefined &&
+      (now.archived !== meta.archived ||
+        now.version !== meta.version ||
+        now.merkle_root !== meta.merkle_root ||
+        now.last_snapshot_version !== meta.last_snapshot_version);
+    if (!moved) return report;
+    meta = now;
+  }
 }
 
 const sameFrontier = (a: Frontier, b: Frontier): boolean =>

@@ -5,7 +5,7 @@
  * store-wide tree from the ledger entries and matches it against the stored ledger and event counts.
  */
 import { type Frontier, appendLeaf, emptyFrontier, frontierRoot } from '../core/merkle/index.js';
-import type { Space } from '../storage/engine.js';
+import type { PinnedRead, Space } from '../storage/engine.js';
 import { prefixEnd } from '../storage/engine.js';
 import { err, isEventDbxError, throwIfAborted } from '../core/errors.js';
 import { aggregateId, aggregateType } from '../core/names.js';
@@ -21,6 +21,7 @@ import {
   notFound,
   sameNodes,
   segmentOutcome,
+  verifyLatest,
   wholeOf,
 } from './verify-segment.js';
 import type { Outcome } from './verify-wire.js';
@@ -62,11 +63,13 @@ async function verifyMeta(
   meta: AggregateMeta,
   signal?: AbortSignal,
 ): Promise<VerifyReport> {
-  const plan = await planSegments(store, meta);
-  const outcomes = await runSegments(store, plan, signal);
-  // A segment stopped because the caller gave up is not an integrity finding.
-  throwIfAborted(signal);
-  return conclude(sourceOf(store), meta, plan.segments, outcomes);
+  return verifyLatest(sourceOf(store), meta, async (m) => {
+    const plan = await planSegments(store, m);
+    const outcomes = await runSegments(store, plan, signal);
+    // A segment stopped because the caller gave up is not an integrity finding.
+    throwIfAborted(signal);
+    return conclude(sourceOf(store), m, plan.segments, outcomes);
+  });
 }
 
 /**
@@ -110,7 +113,8 @@ async function planSegments(store: EventStore, meta: AggregateMeta): Promise<Pla
   const frontiers = await Promise.all(cuts.map((size) => storedFrontier(store, space, type, id, size)));
   if (frontiers.some((f) => f === undefined)) return { segments: whole, workers };
   const starts = [emptyFrontier, ...(frontiers as Frontier[])];
-  return { segments: starts.map((frontier, i) => ({ type, id, space, frontier, to: cuts[i] })), workers };
+  const segments = starts.map((frontier, i) => ({ type, id, space, frontier, to: cuts[i] ?? meta.version }));
+  return { segments, workers };
 }
 
 async function runSegments(
@@ -161,15 +165,18 @@ async function storedFrontier(
 /**
  * Verify the store-wide ledger: entries are gap-free from 1, the recomputed tree matches every stored
  * ledger node and the stored head, and (with `eventCount`) the entry count equals the events stored.
+ * The head and the entries are read as of one point between two commits (`at`, or pinned here):
+ * appends committed meanwhile are for the next verification.
  */
 export async function verifyLedger(
   store: EventStore,
   eventCount?: number,
   signal?: AbortSignal,
+  at?: LedgerPin,
 ): Promise<LedgerReport> {
+  const { head, entries } = at ?? (await store.atRest(() => pinLedger(store)));
   let frontier: Frontier = emptyFrontier;
   let expected = 1;
-  const head = store.ledgerHead();
   const fail = (position: number, reason: string): LedgerReport => ({
     ok: false,
     size: head.size,
@@ -177,21 +184,23 @@ export async function verifyLedger(
     first_bad_position: position,
     reason,
   });
-  for await (const [key, value] of store.engine.range('main', {
-    gte: K.positionKey(1),
-    lt: prefixEnd(K.positionPrefix()),
-    signal,
-  })) {
-    const position = K.readU64(key, 1);
-    if (position !== expected) return fail(expected, `ledger entry ${expected} is missing`);
-    const entry = K.decodeLedgerEntry(position, value);
-    if (!entry) return fail(position, 'malformed ledger entry');
-    const grown = appendLeaf(frontier, Buffer.from(entry.leaf));
-    frontier = grown.frontier;
-    if (!sameNodes(entry.nodes, grown.completed)) {
-      return fail(position, 'stored ledger nodes do not match the entries');
+  try {
+    for await (const chunk of entries.chunks(signal)) {
+      for (const [key, value] of chunk) {
+        const position = K.readU64(key, 1);
+        if (position !== expected) return fail(expected, `ledger entry ${expected} is missing`);
+        const entry = K.decodeLedgerEntry(position, value);
+        if (!entry) return fail(position, 'malformed ledger entry');
+        const grown = appendLeaf(frontier, Buffer.from(entry.leaf));
+        frontier = grown.frontier;
+        if (!sameNodes(entry.nodes, grown.completed)) {
+          return fail(position, 'stored ledger nodes do not match the entries');
+        }
+        expected++;
+      }
     }
-    expected++;
+  } finally {
+    await entries.close();
   }
   const size = expected - 1;
   const root = frontierRoot(frontier).toString('hex');
@@ -202,7 +211,7 @@ export async function verifyLedger(
     );
   }
   if (eventCount !== undefined && eventCount !== size) {
-    const orphan = await firstOrphan(store);
+    const orphan = await firstOrphan(store, size);
     if (orphan)
       return fail(
         orphan.position,
@@ -213,11 +222,26 @@ export async function verifyLedger(
   return { ok: true, size, root };
 }
 
+/** The ledger head and its entries, pinned at one point between two commits. */
+interface LedgerPin {
+  readonly head: { size: number; root: string };
+  readonly entries: PinnedRead;
+}
+
+/** Call at rest (`store.atRest`): the head in memory and the entries on disk then agree. */
+const pinLedger = (store: EventStore): LedgerPin => ({
+  head: store.ledgerHead(),
+  entries: store.engine.pin('main', { gte: K.positionKey(1), lt: prefixEnd(K.positionPrefix()) }),
+});
+
 /**
  * The first ledger entry whose aggregate has no meta: what a count mismatch usually means (an
  * aggregate removed, or its meta). Only run when the counts disagree; holds each aggregate seen once.
  */
-async function firstOrphan(store: EventStore): Promise<{ position: number; ref: K.EventRef } | undefined> {
+async function firstOrphan(
+  store: EventStore,
+  size: number,
+): Promise<{ position: number; ref: K.EventRef } | undefined> {
   /** Aggregate (`aggKey`) → whether it has a meta, for each aggregate met so far. */
   const hasMeta = new Map<string, boolean>();
   let batch: Array<{ position: number; ref: K.EventRef }> = [];
@@ -236,9 +260,10 @@ async function firstOrphan(store: EventStore): Promise<{ position: number; ref: 
     batch = [];
     return found;
   };
+  // Up to the size verified: entries appended since belong to aggregates created since, maybe.
   for await (const [key, value] of store.engine.range('main', {
     gte: K.positionKey(1),
-    lt: prefixEnd(K.positionPrefix()),
+    lt: K.positionKey(size + 1),
   })) {
     const position = K.readU64(key, 1);
     const entry = K.decodeLedgerEntry(position, value);
@@ -272,20 +297,35 @@ export async function verifyAll(
   onProgress?: (done: number, total: number) => void,
   signal?: AbortSignal,
 ): Promise<VerifyAllReport> {
-  // Aggregates are listed a page at a time, and only failures are kept: memory stays bounded
-  // however many aggregates the store holds.
+  // Every meta and the ledger as of one point between two commits: the events the metas record are
+  // exactly the ledger's entries then, however many appends land while the verification runs.
+  const prefix = K.metaPrefix();
+  const pinned = await store.atRest(() => ({
+    metas: store.engine.pin('main', { gte: prefix, lt: prefixEnd(prefix) }),
+    ledger: pinLedger(store),
+  }));
+  try {
+    return await verifyPinned(store, pinned, onProgress, signal);
+  } finally {
+    await Promise.all([pinned.metas.close(), pinned.ledger.entries.close()]);
+  }
+}
+
+async function verifyPinned(
+  store: EventStore,
+  pinned: { metas: PinnedRead; ledger: LedgerPin },
+  onProgress?: (done: number, total: number) => void,
+  signal?: AbortSignal,
+): Promise<VerifyAllReport> {
   const total = await store.countAggregates({ includeSystem: true, signal });
   const failures: VerifyReport[] = [];
   let done = 0;
   let aggregates = 0;
   let system = 0;
+  // What the pinned metas record (each aggregate is verified as far as its meta then said, or further).
   let events = 0;
   const finished = (found: readonly VerifyReport[]) => {
-    for (const r of found) {
-      if (!r.ok) failures.push(r);
-      // What each aggregate says it holds, counted from its verified meta, never a listing's.
-      events += r.version;
-    }
+    for (const r of found) if (!r.ok) failures.push(r);
     done += found.length;
     onProgress?.(done, Math.max(total, done));
   };
@@ -314,15 +354,9 @@ export async function verifyAll(
     if (inflight.size >= 2 * pool.size) await Promise.race(inflight);
   };
   // Every meta key, whatever its value: one that does not open, or names another aggregate, is a
-  // failure of the aggregate its key names.
-  // Read a page at a time (no iterator stays open while the page is verified).
-  const prefix = K.metaPrefix();
-  for (let after: Buffer | undefined; ;) {
-    const page: Array<[Buffer, Buffer]> = [];
-    const from = after ? { gt: after } : { gte: prefix };
-    const range = { ...from, lt: prefixEnd(prefix), limit: LIST_PAGE, signal };
-    for await (const kv of store.engine.range('main', range)) page.push(kv);
-    for (const [k, v] of page) {
+  // failure of the aggregate its key names. The pinned read holds no more than a chunk at a time.
+  for await (const chunk of pinned.metas.chunks(signal)) {
+    for (const [k, v] of chunk) {
       const { type, id } = K.decodeMetaKey(k);
       aggregates++;
       if (type.startsWith('$')) system++;
@@ -333,6 +367,7 @@ export async function verifyAll(
         finished([{ ...notFound(type, id), reason: isEventDbxError(e) ? e.message : 'undecodable meta' }]);
         continue;
       }
+      events += meta.version;
       if (!workers || meta.version >= workers.segmentEvents) {
         finished([await verifyMeta(store, meta, signal)]);
         continue;
@@ -341,17 +376,12 @@ export async function verifyAll(
       groupEvents += meta.version;
       if (groupEvents >= workers.segmentEvents) await dispatch(workers);
     }
-    if (page.length < LIST_PAGE) break;
-    after = page.at(-1)![0];
   }
   if (workers && group.length > 0) await dispatch(workers);
   await Promise.all(inflight);
   // Groups finish out of order: list failures in aggregate (key) order.
   const key = (r: VerifyReport) => K.metaKey(r.aggregate_type, r.aggregate_id);
   failures.sort((x, y) => Buffer.compare(key(x), key(y)));
-  const ledger = await verifyLedger(store, events, signal);
+  const ledger = await verifyLedger(store, events, signal, pinned.ledger);
   return { ok: failures.length === 0 && ledger.ok, aggregates, system, events, failures, ledger };
 }
-
-/** Aggregates listed per read by verifyAll. */
-const LIST_PAGE = 1000;

@@ -352,6 +352,54 @@ export function storeContract(name: string, factory: EngineFactory): void {
       expect((await verifyAll(store)).ok).toBe(false);
     });
 
+    it('verify reports no damage while writes go on: appends, new aggregates, archive and restore', async () => {
+      for (let i = 0; i < 20; i++) await store.append(ev('hot', 'tick', { i }), jane);
+      await store.append(ev('cold', 'tick', {}), jane);
+      let writing = true;
+      const writers = [
+        (async () => {
+          for (let i = 0; writing; i++) await store.append(ev('hot', 'tick', { i }), jane);
+        })(),
+        (async () => {
+          for (let i = 0; writing; i++) await store.append(ev(`new-${i}`, 'tick', { i }), jane);
+        })(),
+        (async () => {
+          while (writing) {
+            await archiveAggregate(store, 'patient', 'cold', jane);
+            await restoreAggregate(store, 'patient', 'cold', jane);
+          }
+        })(),
+      ];
+      const reports = [];
+      try {
+        for (let round = 0; round < 8; round++) {
+          reports.push(await verifyAggregate(store, 'patient', 'hot'));
+          reports.push(await verifyAggregate(store, 'patient', 'cold'));
+          const all = await verifyAll(store);
+          reports.push(...all.failures, { ...all.ledger, aggregate_id: 'ledger' });
+        }
+      } finally {
+        writing = false;
+        await Promise.all(writers);
+      }
+      expect(reports.filter((r) => !r.ok)).toEqual([]);
+      expect((await store.meta('patient', 'hot'))!.meta.version).toBeGreaterThan(20);
+      // Damage is still damage: a meta rolled back behind its events is reported, writes or not.
+      const before = (await engine.get('main', K.metaKey('patient', 'hot')))!;
+      const version = (await store.meta('patient', 'hot'))!.meta.version;
+      await store.append(ev('hot', 'tick', {}), jane);
+      await engine.write([{ type: 'put', space: 'main', key: K.metaKey('patient', 'hot'), value: before }], {
+        sync: true,
+      });
+      store.clearCache();
+      expect(await verifyAggregate(store, 'patient', 'hot')).toMatchObject({
+        ok: false,
+        first_bad_version: version + 1,
+        reason: `aggregate records version ${version} but event ${version + 1} is stored`,
+      });
+      expect((await verifyAll(store)).ok).toBe(false);
+    });
+
     it('verify names the version whose stored Merkle node entry was altered or extended', async () => {
       for (let i = 0; i < 4; i++) await store.append(ev('p-1', 'tick', { i }), jane);
       const key = K.nodeKey('patient', 'p-1', 2);

@@ -5,7 +5,7 @@
  */
 import { err, throwIfAborted } from '../../core/errors.js';
 import { SPACES, StorageEngine } from '../engine.js';
-import type { PinnedRead, RangeOptions, Space, WriteOp, WriteOptions } from '../engine.js';
+import type { PinRange, PinnedRead, RangeOptions, Space, WriteOp, WriteOptions } from '../engine.js';
 
 interface Entry {
   readonly key: Buffer;
@@ -146,8 +146,8 @@ export class MemoryEngine extends StorageEngine {
   }
 
   /** Entries are immutable and the slice is taken now: later writes change the array, not the slice. */
-  protected override _pin(space: Space): PinnedRead {
-    let entries: Entry[] | undefined = this.#space(space).slice({});
+  protected override _pin(space: Space, range: PinRange): PinnedRead {
+    let entries: Entry[] | undefined = this.#space(space).slice(range);
     return {
       async *chunks(signal?: AbortSignal): AsyncGenerator<Array<[Buffer, Buffer]>> {
         const pinned = entries;

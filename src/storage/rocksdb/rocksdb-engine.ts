@@ -16,7 +16,7 @@
 import rocks from '@nxtedition/rocksdb';
 import { err, EventDbxError, throwIfAborted } from '../../core/errors.js';
 import { SPACES, StorageEngine } from '../engine.js';
-import type { PinnedRead, RangeOptions, Space, WriteOp, WriteOptions } from '../engine.js';
+import type { PinRange, PinnedRead, RangeOptions, Space, WriteOp, WriteOptions } from '../engine.js';
 import { NativeBatchWriter } from './native-batch.js';
 import { holdPrivateUmask } from './private-umask.js';
 import { WriteThread, packOps } from './write-thread.js';
@@ -284,14 +284,14 @@ export class RocksDbEngine extends StorageEngine {
    * The native iterator is created here, synchronously (the binding creates RocksDB's iterator in its
    * constructor), and reads from the implicit snapshot RocksDB takes then.
    */
-  protected override _pin(space: Space): PinnedRead {
+  protected override _pin(space: Space, range: PinRange): PinnedRead {
     if (this.#attachedTo !== undefined) {
       throw err('EDBX_ERR_NOT_SUPPORTED', { feature: 'pinned reads (backup)', engine: 'attached rocksdb' });
     }
     const { db, column } = this.#handles(space);
     let it: rocks.Iterator;
     try {
-      it = db.iterator(bufferOptions(column));
+      it = db.iterator({ ...bufferOptions(column), ...range });
     } catch (e) {
       throw ioError(e);
     }
