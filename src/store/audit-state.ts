@@ -22,9 +22,11 @@
 import { isEventDbxError } from '../core/errors.js';
 import type { EventRecord } from '../core/event.js';
 import type { Schema } from '../core/schema.js';
+import type { TokenRecord } from '../core/tokens.js';
 import type { AuditStateReport, AuditVerification } from '../protocol/records.js';
 import { prefixEnd } from '../storage/engine.js';
 import { verifyArchiveStates } from './audit-archive.js';
+import { atOnePoint } from './audit-point.js';
 import { verifyPluginState } from './audit-plugins.js';
 import * as K from './keys.js';
 import { openSchemaAt, schemaDigest } from './schemas.js';
@@ -40,6 +42,17 @@ export type { AuditStateReport, AuditVerification } from '../protocol/records.js
  * gone while its events or ledger entries remain is reported missing, never as an empty log.
  */
 export async function verifyAuditLog(store: EventStore, signal?: AbortSignal): Promise<AuditVerification> {
+  // The records are compared with the log as of one point (audit-point.ts), taken before the log's tree
+  // is verified: the tree verified below then covers every entry the comparison read.
+  let state: AuditStateReport | undefined;
+  let unread: unknown;
+  try {
+    state = await atOnePoint(store, ({ log, tokens }) => verifyAuditState(store, log, tokens), signal);
+  } catch (e) {
+    // A log that does not read is one that does not verify: the report below says why.
+    if (!isEventDbxError(e, 'EDBX_ERR_INTEGRITY')) throw e;
+    unread = e;
+  }
   let report: VerifyReport;
   if (await store.storedMeta(AUDIT_TYPE, AUDIT_ID)) {
     report = await verifyAggregate(store, AUDIT_TYPE, AUDIT_ID, signal);
@@ -67,7 +80,7 @@ export async function verifyAuditLog(store: EventStore, signal?: AbortSignal): P
     };
   // Only a log that verifies can vouch for the records stored beside it.
   if (!report.ok) return { ok: false, report };
-  const state = await verifyAuditState(store, await store.auditLog({ signal }));
+  if (state === undefined) throw unread;
   return { ok: state.ok, report, state };
 }
 
@@ -121,14 +134,19 @@ function readLog(log: readonly EventRecord[]): Logged {
   return out;
 }
 
+/**
+ * The stored records against `log`, and the tokens against it too (by default those held now: give
+ * the ones held when `log` was read, see audit-point.ts).
+ */
 export async function verifyAuditState(
   store: EventStore,
   log: readonly EventRecord[],
+  tokens: Iterable<TokenRecord> = store.tokens.values(),
 ): Promise<AuditStateReport> {
   const logged = readLog(log);
   const problems: string[] = [];
   const current = await verifySchemas(store, logged, problems);
-  verifyTokens(store, logged, problems);
+  verifyTokens(tokens, logged, problems);
   // A loop, not push(...): one argument per problem overflows the stack above ~125k of them.
   for (const problem of await verifyArchiveStates(store, log)) problems.push(problem);
   await verifyThresholds(store, logged, current, problems);
@@ -209,8 +227,8 @@ async function verifySchemas(
   return current;
 }
 
-function verifyTokens(store: EventStore, { generated, revoked }: Logged, problems: string[]): void {
-  const tokens = new Map([...store.tokens.values()].map((t) => [t.id, t]));
+function verifyTokens(held: Iterable<TokenRecord>, { generated, revoked }: Logged, problems: string[]): void {
+  const tokens = new Map([...held].map((t) => [t.id, t]));
   for (const [id, keepAlive] of generated) {
     const t = tokens.get(id);
     if (!t) {

@@ -294,6 +294,23 @@ export class EventStore {
     return this.#writer.committedPosition;
   }
 
+  /**
+   * The audit log's version (its length) as of the last commit. Read in `atRest`, it is the version
+   * the records the log vouches for (tokens, schemas, plugins, archive states) are at.
+   */
+  get auditVersion(): number {
+    return this.#writer.committedAuditVersion;
+  }
+
+  /**
+   * The audit log's version while no batch that changes it is prepared or being written (so the
+   * records it vouches for are on disk as of that version); undefined while one is (audit-point.ts).
+   */
+  get settledAuditVersion(): number | undefined {
+    const committed = this.#writer.committedAuditVersion;
+    return this.#writer.preparedAuditVersion === committed ? committed : undefined;
+  }
+
   ledgerHead(): { size: number; root: string } {
     const l = this.#writer.committedLedger;
     return { size: l.size, root: frontierRoot(l).toString('hex') };

@@ -95,6 +95,17 @@ export class Writer {
     return this.ledger;
   }
 
+  /** The audit log's version (its length) as of the last commit. */
+  get committedAuditVersion(): number {
+    return this.auditVersion;
+  }
+
+  /** The audit log's version once the batches prepared so far have committed. */
+  get preparedAuditVersion(): number {
+    const pending = this.#pending;
+    return (pending && this.#auditOf.get(pending)) ?? this.auditVersion;
+  }
+
   /** Why every write is refused since a write failed (undefined while writes go through). */
   get failure(): EventDbxError | undefined {
     return this.#failed;
