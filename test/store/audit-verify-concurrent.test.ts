@@ -73,10 +73,7 @@ describe('audit verify while admin actions commit (concurrency QA finding 2)', (
       stop = true;
       await Promise.all(admin);
     }
-    // The log's own tree check (verify.ts) races appends to the log too: that is fixed there, not here.
-    const treeRace = /^log: (stored Merkle nodes exist beyond|aggregate records version \d+ but)/;
-    expect(verdicts.filter((v) => v !== 'ok' && !treeRace.test(v))).toEqual([]);
-    expect(verdicts.filter((v) => v === 'ok').length).toBeGreaterThanOrEqual(10);
+    expect(verdicts.filter((v) => v !== 'ok')).toEqual([]);
     // Once the actions stop, the same check still passes (and the log has grown meanwhile).
     expect(verdictOf(await verifyAuditLog(store))).toBe('ok');
   });
