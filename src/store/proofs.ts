@@ -131,14 +131,25 @@ export async function eventInclusionProof(
   aggregateType(type);
   aggregateId(id);
   const v = checkVersion(version);
-  const live = await store.meta(type, id);
-  if (!live) throw err('EDBX_ERR_AGGREGATE_NOT_FOUND', { aggregate_type: type, aggregate_id: id });
-  const current = live.meta.version;
-  if (v > current) {
-    throw err('EDBX_ERR_EVENT_NOT_FOUND', { aggregate_type: type, aggregate_id: id, version: v, current });
-  }
-  const space: Space = live.meta.archived ? 'archive' : 'main';
-  const size = treeSizeArg(treeSize, current, 'tree_size');
+  // In the keyspace the meta names, again if an archive or restore moved the nodes meanwhile.
+  return store.readAggregate(type, id, async (space, live) => {
+    const current = live.meta.version;
+    if (v > current) {
+      throw err('EDBX_ERR_EVENT_NOT_FOUND', { aggregate_type: type, aggregate_id: id, version: v, current });
+    }
+    return inclusionIn(store, space, type, id, v, treeSizeArg(treeSize, current, 'tree_size'));
+  });
+}
+
+/** The inclusion proof, read from the keyspace that holds the aggregate. */
+async function inclusionIn(
+  store: EventStore,
+  space: Space,
+  type: string,
+  id: string,
+  v: number,
+  size: number,
+): Promise<InclusionProofView> {
   if (v > size)
     throw err('EDBX_ERR_INVALID_PROOF_RANGE', { reason: `version ${v} is not in a tree of size ${size}` });
   // One read: the leaf (level 0 of its own entry), the audit path, the nodes of the root, and the
@@ -184,10 +195,21 @@ export async function aggregateConsistencyProof(
 ): Promise<ConsistencyProofView> {
   aggregateType(type);
   aggregateId(id);
-  const live = await store.meta(type, id);
-  if (!live) throw err('EDBX_ERR_AGGREGATE_NOT_FOUND', { aggregate_type: type, aggregate_id: id });
-  const space: Space = live.meta.archived ? 'archive' : 'main';
-  const [first, second] = consistencyRange(live.meta.version, from, to);
+  // In the keyspace the meta names, again if an archive or restore moved the nodes meanwhile.
+  return store.readAggregate(type, id, (space, live) =>
+    consistencyIn(store, space, type, id, ...consistencyRange(live.meta.version, from, to)),
+  );
+}
+
+/** The consistency proof, read from the keyspace that holds the aggregate. */
+async function consistencyIn(
+  store: EventStore,
+  space: Space,
+  type: string,
+  id: string,
+  first: number,
+  second: number,
+): Promise<ConsistencyProofView> {
   const [get, [atFirst, atSecond]] = await loadNodes(
     store,
     space,

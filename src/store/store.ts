@@ -26,6 +26,7 @@ import { openMetaAt, openSnapshotAt } from './bound.js';
 import { checkedLedgerHead } from './proofs.js';
 import { type LedgerHead, decodeLedgerHead, frontierBytes } from './ledger-head.js';
 import { openEventAt } from './event-format.js';
+import { Moves, movesAggregate } from './moves.js';
 import * as K from './keys.js';
 import {
   type AppendValidator,
@@ -119,6 +120,8 @@ export class EventStore {
    * it and appends to it are refused; other aggregates are not concerned.
    */
   #auditProblem: EventDbxError | undefined;
+  /** Archives and restores: a read that finds data missing tells a move from damage by them. */
+  readonly #moves = new Moves();
 
   /** Why the audit log cannot be trusted (undefined when its length is what the ledger head records). */
   get auditProblem(): EventDbxError | undefined {
@@ -375,7 +378,19 @@ export class EventStore {
     aggregates: ReadonlyArray<readonly [string, string]>,
     run: (tx: WriteTx) => Promise<T>,
   ): Promise<T> {
-    return this.#writer.submit({ aggregates, eventIds: [] }, run, true);
+    let settle: (() => void) | undefined;
+    const done = this.#writer.submit(
+      { aggregates, eventIds: [] },
+      async (tx) => {
+        const value = await run(tx);
+        // Counted before the batch is written: a read that misses what the write moves sees it begun.
+        if (movesAggregate(tx)) settle = this.#moves.begin();
+        return value;
+      },
+      true,
+    );
+    // Settled once its callers may see it: written and published (metas cached), or refused.
+    return done.finally(() => settle?.());
   }
 
   /**
@@ -577,8 +592,33 @@ export class EventStore {
     return { space: live.meta.archived ? 'archive' : 'main', live };
   }
 
+  /**
+   * Run `read` of an aggregate's events, Merkle nodes or snapshots in the keyspace its meta names.
+   * Archive and restore move them between keyspaces: a read that took the keyspace before a move and
+   * read after it finds nothing there, which is not damage. It runs again in the keyspace the meta
+   * names then (moves.ts); what is missing without a move is reported as it was found.
+   *
+   * @example
+   * const first = await store.readAggregate('patient', 'p-001', (space) =>
+   *   store.readEvents(space, 'patient', 'p-001', { take: 1 }));
+   */
+  readAggregate<T>(type: string, id: string, read: (space: Space, live: LiveMeta) => Promise<T>): Promise<T> {
+    return this.#moves.despite(async () => {
+      const { space, live } = await this.#spaceOf(type, id);
+      return read(space, live);
+    });
+  }
+
+  /**
+   * For the writer's idempotency lookups, which need no retry: moves are writer jobs, so none is
+   * under way while the writer reads (and waiting for one there would wait for the writer itself).
+   */
   async #eventAt(type: string, id: string, version: number): Promise<EventRecord> {
     const { space, live } = await this.#spaceOf(type, id);
+    return this.#eventIn(space, live, type, id, version);
+  }
+
+  async #eventIn(space: Space, live: LiveMeta, type: string, id: string, version: number) {
     const v = await this.engine.get(space, K.eventKey(type, id, version));
     if (!v) {
       throw err('EDBX_ERR_EVENT_NOT_FOUND', {
@@ -595,16 +635,18 @@ export class EventStore {
   async event(type: string, id: string, version: number): Promise<EventRecord> {
     aggregateType(type);
     aggregateId(id);
-    return this.#eventAt(type, id, checkVersion(version));
+    const v = checkVersion(version);
+    return this.readAggregate(type, id, (space, live) => this.#eventIn(space, live, type, id, v));
   }
 
   /** Events of an aggregate in version order (or newest first with `reverse`). */
   async events(type: string, id: string, opts: ReadEventsOptions = {}): Promise<EventRecord[]> {
     aggregateType(type);
     aggregateId(id);
-    const { space, live } = await this.#spaceOf(type, id);
-    const last = Math.min(opts.toVersion ?? live.meta.version, live.meta.version);
-    return this.readEvents(space, type, id, { ...opts, toVersion: last });
+    return this.readAggregate(type, id, (space, live) => {
+      const last = Math.min(opts.toVersion ?? live.meta.version, live.meta.version);
+      return this.readEvents(space, type, id, { ...opts, toVersion: last });
+    });
   }
 
   /**
@@ -694,7 +736,16 @@ export class EventStore {
   ): Promise<AggregateView> {
     aggregateType(type);
     aggregateId(id);
-    const { space, live } = await this.#spaceOf(type, id);
+    return this.readAggregate(type, id, (space, live) => this.#aggregateIn(space, live, type, id, opts));
+  }
+
+  async #aggregateIn(
+    space: Space,
+    live: LiveMeta,
+    type: string,
+    id: string,
+    opts: { version?: number; includeEvents?: boolean; signal?: AbortSignal | undefined },
+  ): Promise<AggregateView> {
     const current = live.meta;
     const at = opts.version === undefined ? current.version : checkVersion(opts.version);
     if (at > current.version) {
@@ -775,13 +826,23 @@ export class EventStore {
 
   /** Snapshots of an aggregate, oldest first. */
   async snapshots(type: string, id: string): Promise<SnapshotRecord[]> {
-    const { space } = await this.#spaceOf(aggregateType(type), aggregateId(id));
-    const out: SnapshotRecord[] = [];
+    aggregateType(type);
+    aggregateId(id);
     const prefix = K.snapshotPrefix(type, id);
-    for await (const [k, v] of this.engine.range(space, { gte: prefix, lt: prefixEnd(prefix) })) {
-      out.push(openSnapshotAt(this.env.codec, v, type, id, K.keyVersion(k)));
-    }
-    return out;
+    return this.readAggregate(type, id, async (space, live) => {
+      const out: SnapshotRecord[] = [];
+      for await (const [k, v] of this.engine.range(space, { gte: prefix, lt: prefixEnd(prefix) })) {
+        out.push(openSnapshotAt(this.env.codec, v, type, id, K.keyVersion(k)));
+      }
+      // The meta records the last one taken: a list that does not end with it was read in the wrong
+      // keyspace (a move raced the read) or lost snapshots, and is not served as the aggregate's.
+      if (live.meta.last_snapshot_version > 0 && out.at(-1)?.version !== live.meta.last_snapshot_version)
+        throw err('EDBX_ERR_INTEGRITY', {
+          where: `snapshot of ${type}/${id}@${live.meta.last_snapshot_version}`,
+          reason: 'the snapshot is missing; run `eventdbx aggregate verify`',
+        });
+      return out;
+    });
   }
 
   /** How many aggregates the store holds (system ones with `includeSystem`), without decoding them. */
@@ -908,6 +969,11 @@ export class EventStore {
 
   /** Committed events in position order starting at `from` (1-based), across aggregates. */
   async readLog(from: number, limit: number): Promise<EventRecord[]> {
+    // The metas name the keyspace of each event: an archive or restore may move some meanwhile.
+    return this.#moves.despite(() => this.#readLog(from, limit));
+  }
+
+  async #readLog(from: number, limit: number): Promise<EventRecord[]> {
     const refs: K.EventRef[] = [];
     const first = Math.max(1, from);
     for await (const [k, v] of this.engine.range('main', {
