@@ -2,9 +2,10 @@
  * The delivery loop of one plugin: reads the committed log from its cursor in position order, hands
  * batches to the sink, and moves the durable cursor only after the sink acknowledged. Failures are
  * retried with exponential backoff and jitter; after `max_attempts` an event is dead-lettered (the
- * loop moves on) or the loop blocks, retrying at the longest delay. Each plugin has its own loop, so a
- * slow or dead sink holds up nothing else, and the loop never runs on the writer's path: appends only
- * wake it.
+ * loop moves on) or the loop blocks, retrying at the longest delay. A batch whose failure names no
+ * event is first delivered one event at a time, so only the failing one is given up on. Each plugin
+ * has its own loop, so a slow or dead sink holds up nothing else, and the loop never runs on the
+ * writer's path: appends only wake it.
  */
 import type { EventRecord } from '../core/event.js';
 import { RepeatFilter } from '../core/repeats.js';
