@@ -2,9 +2,10 @@
  * The delivery loop of one plugin: reads the committed log from its cursor in position order, hands
  * batches to the sink, and moves the durable cursor only after the sink acknowledged. Failures are
  * retried with exponential backoff and jitter; after `max_attempts` an event is dead-lettered (the
- * loop moves on) or the loop blocks, retrying at the longest delay. Each plugin has its own loop, so a
- * slow or dead sink holds up nothing else, and the loop never runs on the writer's path: appends only
- * wake it.
+ * loop moves on) or the loop blocks, retrying at the longest delay. A batch whose failure names no
+ * event is first delivered one event at a time, so only the failing one is given up on. Each plugin
+ * has its own loop, so a slow or dead sink holds up nothing else, and the loop never runs on the
+ * writer's path: appends only wake it.
  */
 import type { EventRecord } from '../core/event.js';
 import { RepeatFilter } from '../core/repeats.js';
@@ -51,8 +52,11 @@ export class DeliveryLoop {
   #persistTimer: NodeJS.Timeout | undefined;
   #persisting: Promise<void> = Promise.resolve();
   #attempts = 0;
-  /** An attempt at the event at the cursor may have written it (see DeliveryFailure.maybeWritten). */
-  #maybeWritten = false;
+  /**
+   * A failed attempt may have written the events up to this position (see DeliveryFailure.maybeWritten):
+   * a batch's, when its events are then isolated, not only the one at the cursor.
+   */
+  #maybeWrittenUntil = 0;
   /** Deliver one event at a time up to this position (isolating an unknown failing event of a batch). */
   #isolateUntil = 0;
   #stopped = false;
@@ -212,7 +216,6 @@ export class DeliveryLoop {
     if (this.#abandoned) return;
     this.#cursor = next;
     this.#attempts = 0;
-    this.#maybeWritten = false;
     if (delivered > 0)
       this.#set({
         delivered: this.#stats.delivered + delivered,
@@ -253,14 +256,16 @@ export class DeliveryLoop {
     const done = Math.min(f.delivered ?? 0, items.length);
     if (done === items.length) return this.#advance(items.at(-1)!.record.position + 1, done);
     if (done > 0) await this.#advance(items[done]!.record.position, done);
-    if (f.permanent && f.delivered === undefined && items.length > 1) {
-      // Which event the destination refused is unknown: deliver one at a time to find it.
-      this.#isolateUntil = items.at(-1)!.record.position;
-      return;
-    }
+    const last = items.at(-1)!.record.position;
+    if (f.maybeWritten) this.#maybeWrittenUntil = Math.max(this.#maybeWrittenUntil, last);
+    // Which event failed is known only when the sink names it; a batch written as a whole (one
+    // transaction, one file write) names none, and blaming its first event would dead-letter healthy
+    // events under another one's error.
+    const named = f.delivered !== undefined && (f.permanent || f.isolated);
+    const unknown = !named && items.length - done > 1;
+    if (unknown && f.permanent) return this.#isolate(last);
     const failing = items[done]!.record;
     this.#attempts++;
-    if (f.maybeWritten) this.#maybeWritten = true;
     const at = new Date().toISOString();
     this.#set({ last_error: { code: f.error.code, message: f.error.message, at } });
     const left = this.#repeats.pass(`attempt:${f.error.code}:${f.error.message}`);
@@ -277,6 +282,9 @@ export class DeliveryLoop {
       );
     const { delivery } = this.config;
     if (f.permanent || this.#attempts >= delivery.max_attempts) {
+      // Retried as a batch for as long as an event would be (the destination may just be down), but
+      // nothing is given up on before the failing event is found: the others are delivered.
+      if (unknown) return this.#isolate(last);
       if (delivery.on_failure === 'dead-letter') return this.#deadLetter(failing, f);
       // Blocked: keep retrying at the longest delay until it succeeds or someone intervenes.
       this.#set({
@@ -295,13 +303,18 @@ export class DeliveryLoop {
     this.#set({ retries: this.#stats.retries + 1 });
   }
 
+  /** Deliver one event at a time up to `until`, each with a fresh set of attempts. */
+  #isolate(until: number): void {
+    this.#isolateUntil = until;
+    this.#attempts = 0;
+  }
+
   async #deadLetter(record: EventRecord, f: DeliveryFailure): Promise<void> {
     if (this.#abandoned) return;
     const attempts = this.#attempts;
-    const maybeWritten = this.#maybeWritten;
+    const maybeWritten = record.position <= this.#maybeWrittenUntil;
     this.#cursor = record.position + 1;
     this.#attempts = 0;
-    this.#maybeWritten = false;
     const rec = this.#record();
     await this.#persisting;
     await writeDeadLetter(

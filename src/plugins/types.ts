@@ -169,9 +169,12 @@ export interface Sink {
 
 /**
  * A sink's failure, carrying a registry error. `permanent`: retrying cannot help (a value that cannot be
- * cast, a constraint): the event is dead-lettered at once. `delivered`: how many leading items reached
- * the sink before the failure (undefined = unknown; the host then isolates the failing event by
- * delivering one at a time).
+ * cast, a constraint, a destination limit): the event is dead-lettered at once. `delivered`: how many
+ * leading items reached the sink before the failure (undefined = unknown). Which item failed is known
+ * only when the sink names it: a permanent failure with `delivered` set, or one marked `isolated`.
+ * Otherwise (a batch written as a whole: a transaction, a file write) the host isolates it by
+ * delivering the rest one at a time before it dead-letters anything, so one refused event never takes
+ * its neighbours with it.
  */
 export class DeliveryFailure extends Error {
   constructor(
@@ -183,6 +186,8 @@ export class DeliveryFailure extends Error {
      * write began, then failed or could not be synced): a dead letter made of one is marked so.
      */
     readonly maybeWritten = false,
+    /** The item at `delivered` failed on its own: the sink sent it alone (HTTP, one request each). */
+    readonly isolated = false,
   ) {
     super(error.message);
     this.name = 'DeliveryFailure';
@@ -200,6 +205,13 @@ export const transientFailure = (
   maybeWritten = false,
 ): DeliveryFailure =>
   new DeliveryFailure(err('EDBX_ERR_PLUGIN_DELIVERY', { plugin, reason }), false, delivered, maybeWritten);
+
+/**
+ * The destination failed the item at `delivered`, which the sink sent on its own (HTTP: one request per
+ * event): retried with backoff, then dead-lettered; no other item is blamed for it. `reason`: as above.
+ */
+export const itemFailure = (plugin: string, reason: string, delivered: number): DeliveryFailure =>
+  new DeliveryFailure(err('EDBX_ERR_PLUGIN_DELIVERY', { plugin, reason }), false, delivered, false, true);
 
 /** The destination refused the data itself: dead-lettered without retries. `reason`: as above. */
 export const rejectedFailure = (

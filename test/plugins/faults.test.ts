@@ -130,6 +130,8 @@ describe('HTTP destination that keeps failing for one event', () => {
       code: 'EDBX_ERR_PLUGIN_DELIVERY',
     });
     expect(dl.dead_letters[0]!.reason).toContain('answered 500');
+    // HTTP names the event that failed (one request each): no second round to isolate it.
+    expect((await statusOf(store, 'http')).retries).toBe(2);
 
     broken = false;
     const r = await retryPlugin(store, 'http', jane);

@@ -13,8 +13,8 @@ import {
   type DeliveryOptions,
   type HttpSettings,
   type Sink,
+  itemFailure,
   reasonOf,
-  transientFailure,
 } from '../types.js';
 
 export class HttpSink implements Sink {
@@ -70,9 +70,9 @@ export class HttpSink implements Sink {
       try {
         status = await this.#post(JSON.stringify(record), record.metadata.event_id);
       } catch (e) {
-        throw transientFailure('http', `${where}: ${reasonOf(e)}`, i);
+        throw itemFailure('http', `${where}: ${reasonOf(e)}`, i);
       }
-      if (status < 200 || status > 299) throw transientFailure('http', `${where} answered ${status}`, i);
+      if (status < 200 || status > 299) throw itemFailure('http', `${where} answered ${status}`, i);
     }
   }
 

@@ -108,16 +108,17 @@ export function serverReason(e: ServerError): string {
 }
 
 /**
- * Data exceptions (22) and integrity violations (23) are the data's fault: retrying cannot help. In a
- * batch the failing event is unknown, so the host isolates it; anything else (connection refused,
- * server shutting down, permissions) is retried.
+ * Data exceptions (22), integrity violations (23) and program limits (54: a table's 1600 columns, a row
+ * or index entry too big) are the event's fault: retrying cannot help. In a batch the failing event is
+ * unknown, so the host isolates it; anything else (connection refused, server shutting down,
+ * permissions) is retried.
  */
 export function classify(e: unknown, items: readonly DeliveryItem[]): DeliveryFailure {
   if (e instanceof DeliveryFailure) return e;
   const code = sqlState(e);
   // Below SQL (refused, reset, timed out, TLS) the driver's message names the connection only.
   const reason = code ? serverReason(e as ServerError) : reasonOf(e);
-  if (code && /^(22|23)/.test(code)) {
+  if (code && /^(22|23|54)/.test(code)) {
     return items.length === 1
       ? rejectedFailure('postgres', items[0]!.record, reason, 0)
       : rejectedFailure('postgres', items[0]!.record, reason, undefined);

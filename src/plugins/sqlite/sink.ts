@@ -108,11 +108,24 @@ function sqliteReason(e: unknown): string {
   return `${reasonOf(e)}${code ? ` (${code})` : ''}`;
 }
 
+/**
+ * SQLite's limits that a row can reach (plain SQLITE_ERROR, told by the message): a table's columns
+ * (SQLITE_MAX_COLUMN, 2000 by default), bound values, the statement's length. As SQLITE_TOOBIG (a
+ * value over the size limit), the same row fails every time.
+ */
+const LIMIT = /^(too many columns|too many SQL variables|statement too long)\b/;
+
 function classify(e: unknown, items: readonly DeliveryItem[]): DeliveryFailure {
   if (e instanceof DeliveryFailure) return e;
   const code = String((e as { code?: unknown }).code ?? '');
   const reason = sqliteReason(e);
-  if (code.startsWith('SQLITE_CONSTRAINT') || code === 'SQLITE_MISMATCH' || code === 'SQLITE_TOOBIG') {
+  const limit = code === 'SQLITE_ERROR' && LIMIT.test(reasonOf(e));
+  if (
+    code.startsWith('SQLITE_CONSTRAINT') ||
+    code === 'SQLITE_MISMATCH' ||
+    code === 'SQLITE_TOOBIG' ||
+    limit
+  ) {
     return rejectedFailure('sqlite', items[0]!.record, reason, items.length === 1 ? 0 : undefined);
   }
   return transientFailure('sqlite', reason, 0);
