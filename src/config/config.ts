@@ -7,7 +7,7 @@ import { constants, promises as fs } from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
 import { err } from '../core/errors.js';
-import { DEFAULT_MAX_PAYLOAD_BYTES } from '../core/event.js';
+import { DEFAULT_MAX_PAYLOAD_BYTES, DEFAULT_MAX_STATE_BYTES } from '../core/event.js';
 import { DEFAULT_MEMORY_THRESHOLD, defaultVerifyThreads } from '../store/store.js';
 
 export const DEFAULT_CONFIG_PATH = '.eventdbx.json';
@@ -26,6 +26,7 @@ const FileSchema = z
     dek: secret.optional(),
     memory_threshold: z.number().int().min(1).optional(),
     max_payload_bytes: z.number().int().min(1024).optional(),
+    max_state_bytes: z.number().int().min(1024).optional(),
     verify_threads: z.number().int().min(0).max(MAX_VERIFY_THREADS).optional(),
   })
   .strict();
@@ -41,6 +42,8 @@ export interface Config {
   readonly dek: string | undefined;
   readonly memoryThreshold: number;
   readonly maxPayloadBytes: number;
+  /** Bound on an aggregate's state (appends that would grow it past this are refused). */
+  readonly maxStateBytes: number;
   readonly verifyThreads: number;
   /** Values as stored in the file (for updates). */
   readonly file: ConfigFile;
@@ -114,6 +117,10 @@ export async function loadConfig(explicit?: string, env: NodeJS.ProcessEnv = pro
       envNumber(env, 'EVENTDBX_MAX_PAYLOAD_BYTES', z.number().int().min(1024)) ??
       f.max_payload_bytes ??
       DEFAULT_MAX_PAYLOAD_BYTES,
+    maxStateBytes:
+      envNumber(env, 'EVENTDBX_MAX_STATE_BYTES', z.number().int().min(1024)) ??
+      f.max_state_bytes ??
+      DEFAULT_MAX_STATE_BYTES,
     verifyThreads:
       envNumber(env, 'EVENTDBX_VERIFY_THREADS', z.number().int().min(0).max(MAX_VERIFY_THREADS)) ??
       f.verify_threads ??
@@ -223,6 +230,7 @@ export function describeConfig(c: Config): Record<string, string | number> {
     dek: mask(c.dek),
     memory_threshold: c.memoryThreshold,
     max_payload_bytes: c.maxPayloadBytes,
+    max_state_bytes: c.maxStateBytes,
     verify_threads: c.verifyThreads,
   };
 }

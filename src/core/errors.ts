@@ -107,6 +107,13 @@ export const ERRORS = {
       `payload is ${p.size} bytes, over the limit of ${p.limit} bytes (config: max_payload_bytes)`,
     doc: 'The encoded payload exceeds the configured limit (default 256 KiB).',
   },
+  EDBX_ERR_STATE_TOO_LARGE: {
+    status: 413,
+    kind: 'user',
+    message: (p) =>
+      `aggregate ${p.aggregate_type}/${p.aggregate_id} would hold ${p.size} bytes of state, over the limit of ${p.limit} bytes (config: max_state_bytes): start a new aggregate for further events (and archive this one), or raise the limit`,
+    doc: 'An append would make an aggregate’s state (all its fields, measured as a payload is) larger than the configured limit (default 16 MiB). Nothing is written. An aggregate already over the limit stays readable and takes appends that do not grow its state.',
+  },
   EDBX_ERR_INVALID_VERSION: {
     status: 400,
     kind: 'user',

@@ -16,6 +16,22 @@ export type { EventMetadata, EventRecord, IssuedBy, Payload } from '../protocol/
 export type UnsealedRecord = Omit<EventRecord, 'hash' | 'merkle_root'>;
 
 export const DEFAULT_MAX_PAYLOAD_BYTES = 256 * 1024;
+/**
+ * Default bound on an aggregate's state, measured as a payload is (`payloadBytes`): every append
+ * re-seals and rewrites the whole state, and a read answers it whole, so its size is their cost.
+ */
+export const DEFAULT_MAX_STATE_BYTES = 16 * 1024 * 1024;
+
+/** Bytes one field adds to a payload or state: its UTF-8 name and value, quotes and separators. */
+export const fieldBytes = (name: string, value: string): number =>
+  Buffer.byteLength(name) + Buffer.byteLength(value) + 6;
+
+/** The size a payload (or an aggregate's state) is measured by against the configured limits. */
+export function payloadBytes(payload: Payload): number {
+  let size = 2;
+  for (const [name, value] of Object.entries(payload)) size += fieldBytes(name, value);
+  return size;
+}
 
 const describe = (v: unknown): string =>
   v === null
@@ -55,7 +71,7 @@ export function normalizePayload(input: unknown, maxBytes = DEFAULT_MAX_PAYLOAD_
       });
     }
     out[key] = text;
-    size += Buffer.byteLength(key) + Buffer.byteLength(text) + 6;
+    size += fieldBytes(key, text);
   }
   if (size > maxBytes) throw err('EDBX_ERR_PAYLOAD_TOO_LARGE', { size, limit: maxBytes });
   return { ...out };

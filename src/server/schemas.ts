@@ -88,7 +88,7 @@ export const errors = {
   403: problemResponse('The token may not do this (read-only, scope, group, archived or locked)'),
   404: problemResponse('No such aggregate, event, schema, token or plugin'),
   409: problemResponse('Conflict: expected version, event id, or state'),
-  413: problemResponse('Body or payload over the limit'),
+  413: problemResponse('Body, payload or aggregate state over the limit (the code says which)'),
   415: problemResponse('Body is not UTF-8 JSON, or is compressed'),
   422: problemResponse('Refused by the schema of the aggregate type'),
 } as const;

@@ -225,6 +225,7 @@ export async function openDataDir(c: {
   readonly dek: string | undefined;
   readonly memoryThreshold: number;
   readonly maxPayloadBytes: number;
+  readonly maxStateBytes?: number;
   readonly verifyThreads?: number;
 }): Promise<SecureStore> {
   // Owner-only: the clear parts of keys (aggregate ids, versions) are not for other users.
@@ -235,6 +236,7 @@ export async function openDataDir(c: {
     {
       memoryThreshold: c.memoryThreshold,
       maxPayloadBytes: c.maxPayloadBytes,
+      ...(c.maxStateBytes === undefined ? {} : { maxStateBytes: c.maxStateBytes }),
       ...(c.verifyThreads === undefined ? {} : { verification: { threads: c.verifyThreads } }),
       keyringFile: path.join(c.dataDir, KEYRING_COPY),
     },

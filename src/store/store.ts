@@ -11,7 +11,13 @@ import { availableParallelism } from 'node:os';
 import { LRUCache } from 'lru-cache';
 import { type EventDbxError, err, isEventDbxError } from '../core/errors.js';
 import { type TokenRecord, afterUse, authorize } from '../core/tokens.js';
-import { DEFAULT_MAX_PAYLOAD_BYTES, type EventRecord, type Payload, foldState } from '../core/event.js';
+import {
+  DEFAULT_MAX_PAYLOAD_BYTES,
+  DEFAULT_MAX_STATE_BYTES,
+  type EventRecord,
+  type Payload,
+  foldState,
+} from '../core/event.js';
 import { type Frontier, decodeFrontier, emptyFrontier, frontierRoot } from '../core/merkle/index.js';
 import {
   aggregateId,
@@ -51,6 +57,8 @@ export interface EventStoreOptions {
   readonly codec?: RecordCodec;
   readonly now?: () => Date;
   readonly maxPayloadBytes?: number;
+  /** Bound on an aggregate's state in bytes, measured as a payload is (default 16 MiB). */
+  readonly maxStateBytes?: number;
   /** Maximum number of aggregate states kept in memory (LRU). */
   readonly memoryThreshold?: number;
   readonly validator?: AppendValidator;
@@ -148,6 +156,7 @@ export class EventStore {
       codec: options.codec ?? plainCodec,
       now: options.now ?? (() => new Date()),
       maxPayloadBytes: options.maxPayloadBytes ?? DEFAULT_MAX_PAYLOAD_BYTES,
+      maxStateBytes: options.maxStateBytes ?? DEFAULT_MAX_STATE_BYTES,
       validator: (req, current) => this.#validator?.(req, current),
       snapshotThreshold: (type) => this.#thresholds.get(type) ?? 0,
     };

@@ -12,7 +12,9 @@ import {
   type UnsealedRecord,
   foldState,
   appendLeafJson,
+  fieldBytes,
   normalizePayload,
+  payloadBytes,
   samePayload,
 } from '../core/event.js';
 import { type Frontier, appendLeaf, emptyFrontier, frontierRoot } from '../core/merkle/index.js';
@@ -47,6 +49,8 @@ export interface TxEnv {
   codec: RecordCodec;
   readonly now: () => Date;
   readonly maxPayloadBytes: number;
+  /** Bound on an aggregate's state, measured as a payload is (see `grownState`). */
+  readonly maxStateBytes: number;
   readonly validator: AppendValidator | undefined;
   readonly snapshotThreshold: (type: string) => number;
 }
@@ -54,6 +58,37 @@ export interface TxEnv {
 type Undo = () => void;
 
 export const aggKey = (type: string, id: string): string => `${type}\u0000${id}`;
+
+/**
+ * Sizes of states already measured. A state is never changed in place (an append folds into a new
+ * object), so an append measures only the fields it sets, not the whole state again.
+ */
+const stateSizes = new WeakMap<Payload, number>();
+
+function stateSize(state: Payload): number {
+  let size = stateSizes.get(state);
+  if (size === undefined) stateSizes.set(state, (size = payloadBytes(state)));
+  return size;
+}
+
+/**
+ * The state after `payload` is folded into `before`, refused if it would be over `limit` bytes. An
+ * aggregate already over the limit (stored before it was set or lowered) stays readable and takes
+ * appends that do not grow its state, so it can still be corrected or closed.
+ */
+function grownState(type: string, id: string, before: Payload, payload: Payload, limit: number): Payload {
+  const was = stateSize(before);
+  let size = was;
+  for (const [name, value] of Object.entries(payload)) {
+    const old = Object.prototype.hasOwnProperty.call(before, name) ? before[name] : undefined;
+    size += fieldBytes(name, value) - (old === undefined ? 0 : fieldBytes(name, old));
+  }
+  if (size > limit && size > was)
+    throw err('EDBX_ERR_STATE_TOO_LARGE', { aggregate_type: type, aggregate_id: id, size, limit });
+  const state = foldState(before, payload);
+  stateSizes.set(state, size);
+  return state;
+}
 
 /**
  * Transactions are atomic, so a retry finds all of its events appended or none: a transaction mixing
@@ -216,6 +251,11 @@ export class WriteTx {
       });
     }
     this.env.validator?.({ aggregate_type: type, aggregate_id: id, event_type: evType, payload }, current);
+    // The audit log is exempt: its state is the last value of each field the store's own actions
+    // record, bounded by the code, and refusing it would refuse the administrative action itself.
+    const state = opts.system
+      ? foldState(current?.state ?? {}, payload)
+      : grownState(type, id, current?.state ?? {}, payload, this.env.maxStateBytes);
 
     const createdAt = this.env.now().toISOString();
     const position = this.position + 1;
@@ -259,7 +299,6 @@ export class WriteTx {
     this.ledger = ledger.frontier;
     this.position = position;
 
-    const state = foldState(current?.state ?? {}, payload);
     let meta: AggregateMeta = {
       aggregate_type: type,
       aggregate_id: id,

@@ -8,7 +8,7 @@ import type { FastifyInstance } from 'fastify';
 import { type ServerOptions, buildServer } from '../../src/server/app.js';
 import type { StorageEngine } from '../../src/storage/engine.js';
 import { MemoryEngine } from '../../src/storage/memory/memory-engine.js';
-import { EventStore } from '../../src/store/index.js';
+import { EventStore, type EventStoreOptions } from '../../src/store/index.js';
 import { createToken } from '../../src/store/tokens.js';
 
 export interface TestServer {
@@ -27,10 +27,12 @@ export async function testServer(
     logs?: boolean;
     /** The engine under the store (default: a new in-memory one). */
     engine?: StorageEngine;
+    /** Options of the store (limits), beside its engine. */
+    storeOptions?: Omit<EventStoreOptions, 'engine'>;
   } = {},
 ): Promise<TestServer> {
-  const { logs: capture, engine, ...rest } = o;
-  const store = await EventStore.open({ engine: engine ?? new MemoryEngine() });
+  const { logs: capture, engine, storeOptions, ...rest } = o;
+  const store = await EventStore.open({ ...storeOptions, engine: engine ?? new MemoryEngine() });
   const logs: Array<Record<string, unknown>> = [];
   const { app } = await buildServer({
     store,

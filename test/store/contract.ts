@@ -128,6 +128,94 @@ export function storeContract(name: string, factory: EngineFactory): void {
       expect(small.size).toBe(0);
     });
 
+    // QA-scale finding 3: each append rewrites the whole state, so an unbounded state made appends
+    // ever slower (101 ms to 1.3 s by 76 MB). State sizes count as payloads do: 2 + per field
+    // name + value + 6 bytes.
+    it('refuses an append that would grow a state past max_state_bytes, writing nothing', async () => {
+      const small = await EventStore.open({ engine, maxStateBytes: 2048 });
+      await small.append(ev('p-1', 'noted', { x: 'a'.repeat(1000) }), jane); // 1009 bytes
+      const error = await expectCode(
+        small.append(ev('p-1', 'noted', { y: 'b'.repeat(1200) }), jane), // 1009 + 1207
+        'EDBX_ERR_STATE_TOO_LARGE',
+      );
+      expect(error.message).toContain('patient/p-1');
+      expect(error.message).toContain('2216 bytes');
+      expect(error.message).toContain('2048 bytes');
+      expect(error.message).toContain('start a new aggregate');
+      expect(small.size).toBe(1);
+      const after = await small.aggregate('patient', 'p-1');
+      expect(after.version).toBe(1);
+      expect(Object.keys(after.state)).toEqual(['x']);
+      // Up to the limit exactly is allowed; one byte more is not.
+      await small.append(ev('p-1', 'noted', { z: 'c'.repeat(1000) }), jane); // 2016
+      await small.append(ev('p-1', 'noted', { w: 'd'.repeat(25) }), jane); // 2048
+      await expectCode(
+        small.append(ev('p-1', 'noted', { w: 'd'.repeat(26) }), jane),
+        'EDBX_ERR_STATE_TOO_LARGE',
+      );
+      await expectCode(
+        small.append(ev('p-2', 'noted', { v: 'e'.repeat(2040) }), jane),
+        'EDBX_ERR_STATE_TOO_LARGE',
+      );
+      expect(small.size).toBe(3);
+      expect((await small.aggregate('patient', 'p-1')).version).toBe(3);
+      await expectCode(small.aggregate('patient', 'p-2'), 'EDBX_ERR_AGGREGATE_NOT_FOUND');
+    });
+
+    it('refuses a whole transaction when one of its events would grow a state past the limit', async () => {
+      const small = await EventStore.open({ engine, maxStateBytes: 2048 });
+      await expectCode(
+        small.appendMany(
+          [ev('p-2', 'noted', { a: 'ok' }), ev('p-1', 'noted', { x: 'a'.repeat(3000) })],
+          jane,
+        ),
+        'EDBX_ERR_STATE_TOO_LARGE',
+      );
+      // Two events each under the limit, together over it on one aggregate.
+      await expectCode(
+        small.appendMany(
+          [ev('p-1', 'noted', { x: 'a'.repeat(1500) }), ev('p-1', 'noted', { y: 'b'.repeat(1500) })],
+          jane,
+        ),
+        'EDBX_ERR_STATE_TOO_LARGE',
+      );
+      expect(small.size).toBe(0);
+      await expectCode(small.aggregate('patient', 'p-1'), 'EDBX_ERR_AGGREGATE_NOT_FOUND');
+      await expectCode(small.aggregate('patient', 'p-2'), 'EDBX_ERR_AGGREGATE_NOT_FOUND');
+      const ok = await small.appendMany(
+        [ev('p-1', 'noted', { x: 'a'.repeat(900) }), ev('p-1', 'noted', { y: 'b'.repeat(900) })],
+        jane,
+      );
+      expect(ok.map((r) => r.version)).toEqual([1, 2]);
+    });
+
+    it('keeps an aggregate already over a lowered limit readable, taking appends that do not grow it', async () => {
+      await store.append(ev('p-1', 'noted', { x: 'a'.repeat(3000), y: 'b'.repeat(100) }), jane); // 3116
+      const small = await EventStore.open({ engine, maxStateBytes: 2048 });
+      expect((await small.aggregate('patient', 'p-1')).state.x).toHaveLength(3000);
+      await expectCode(small.append(ev('p-1', 'noted', { z: '1' }), jane), 'EDBX_ERR_STATE_TOO_LARGE');
+      await expectCode(
+        small.append(ev('p-1', 'noted', { y: 'c'.repeat(101) }), jane),
+        'EDBX_ERR_STATE_TOO_LARGE',
+      );
+      await small.append(ev('p-1', 'noted', { y: 'c'.repeat(100) }), jane); // same size
+      await small.append(ev('p-1', 'noted', { x: 'short' }), jane); // shrinks to 125
+      await small.append(ev('p-1', 'noted', { z: 'd'.repeat(1000) }), jane); // grows, under the limit
+      expect((await small.aggregate('patient', 'p-1')).version).toBe(4);
+    });
+
+    it('bounds states at 16 MiB by default', async () => {
+      const big = await EventStore.open({ engine, maxPayloadBytes: 8_000_100 });
+      const field = 'f'.repeat(8_000_000);
+      await big.append(ev('p-1', 'noted', { a: field }), jane);
+      await big.append(ev('p-1', 'noted', { b: field }), jane); // 16,000,016 bytes
+      await expectCode(
+        big.append(ev('p-1', 'noted', { c: 'g'.repeat(800_000) }), jane),
+        'EDBX_ERR_STATE_TOO_LARGE',
+      );
+      expect(big.size).toBe(2);
+    });
+
     it('validates names with coded errors naming the bad value', async () => {
       const code0 = 'EDBX_ERR_INVALID_AGGREGATE_ID';
       const cases: Array<[object, string, string]> = [
