@@ -330,7 +330,7 @@ function build(): Command {
         'master key (stored in the 0600 config file; or use EVENTDBX_MASTER_KEY)',
       )
       .option('--dek <secret>', 'data encryption key (or use EVENTDBX_DEK)')
-      .option('--memory-threshold <usize>', 'aggregate states kept in memory (LRU entries)'),
+      .option('--memory-threshold <usize>', 'aggregate states kept in memory (LRU entries, within 256 MiB)'),
     [],
   ).action(async (opts, cmd: Command) => {
     const { configCommand } = await import('./config-command.js');

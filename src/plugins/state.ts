@@ -2,21 +2,60 @@
  * The aggregate as of each event, for the sinks that write state (SQL rows, CSV rows). Delivery walks
  * the log in position order, so the state at version v is usually the cached state at v-1 folded with
  * the event's payload; anything else (a restart, a replay, a dead-letter retry) rebuilds it from the
- * store once.
+ * store once, from the nearest snapshot at or below v-1 (from event 1 for a type without a snapshot
+ * threshold).
+ *
+ * The cache is bounded by the estimated bytes of its rows (core/size.ts), not by a count of them. A
+ * backlog written by many aggregates at once interleaves them in the log: every aggregate between two
+ * events of one aggregate must still be cached when the second comes, or that event rebuilds its
+ * state from the store, a fold of all earlier events, and catch-up turns quadratic. A count (it was
+ * 10,000) is the wrong bound both ways: too few for many small states (11,000 interleaved containers
+ * missed on every event), far too much memory for a few large ones. In bytes, the default budget holds
+ * about 90,000 states of a few short fields, and large ones cannot take more than the budget. Each entry
+ * counts a fixed overhead besides its row, so the byte budget bounds the count too. States that do
+ * not fit rebuild as above: a snapshot threshold on their type bounds each rebuild.
  */
 import { LRUCache } from 'lru-cache';
 import { type EventRecord, foldState } from '../core/event.js';
+import { estimateBytes } from '../core/size.js';
 import type { EventStore } from '../store/index.js';
 import type { AggregateRow } from './types.js';
 
+/** Estimated bytes of cached rows per state plugin by default: 64 MiB (the store's own is 256 MiB). */
+export const DEFAULT_TRACKER_BYTES = 64 * 1024 * 1024;
+/** An entry besides its row: the key, the entry object, the LRU's map entry and list slots. */
+const ENTRY_BYTES = 160;
+
+export interface StateTrackerLimits {
+  /** Estimated bytes of the cached rows (default DEFAULT_TRACKER_BYTES). */
+  readonly maxBytes?: number;
+  /** At most this many rows as well (default: only the byte budget, which bounds the count). */
+  readonly max?: number;
+}
+
+interface Entry {
+  readonly version: number;
+  readonly row: AggregateRow;
+}
+
 export class StateTracker {
-  readonly #cache: LRUCache<string, { version: number; row: AggregateRow }>;
+  readonly #cache: LRUCache<string, Entry>;
 
   constructor(
     private readonly store: EventStore,
-    max = 10_000,
+    limits: StateTrackerLimits = {},
   ) {
-    this.#cache = new LRUCache({ max });
+    this.#cache = new LRUCache<string, Entry>({
+      // lru-cache preallocates `max` slots: no count unless asked, the byte budget bounds it anyway.
+      ...(limits.max === undefined ? {} : { max: Math.max(1, limits.max) }),
+      maxSize: Math.max(1, limits.maxBytes ?? DEFAULT_TRACKER_BYTES),
+      sizeCalculation: (e, key) => ENTRY_BYTES + 2 * key.length + estimateBytes(e.row),
+    });
+  }
+
+  /** Rows cached, and their estimated bytes (for tests and diagnostics). */
+  get cached(): { readonly rows: number; readonly bytes: number } {
+    return { rows: this.#cache.size, bytes: this.#cache.calculatedSize };
   }
 
   async rowAt(record: EventRecord): Promise<AggregateRow> {

@@ -40,6 +40,7 @@ import {
   type TxEnv,
   type WriteTx,
   aggKey,
+  liveMetaBytes,
   refuseMixedRetry,
 } from './tx.js';
 import type {
@@ -61,6 +62,8 @@ export interface EventStoreOptions {
   readonly maxStateBytes?: number;
   /** Maximum number of aggregate states kept in memory (LRU). */
   readonly memoryThreshold?: number;
+  /** Estimated bytes those states may take (core/size.ts); the LRU evicts at whichever is reached. */
+  readonly memoryBytes?: number;
   readonly validator?: AppendValidator;
   /** How verification uses worker threads (see verify.ts). */
   readonly verification?: VerificationOptions;
@@ -83,6 +86,8 @@ const DEFAULT_SEGMENT_EVENTS = 10_000;
 export const defaultVerifyThreads = (): number => Math.min(2, availableParallelism());
 
 export const DEFAULT_MEMORY_THRESHOLD = 10_000;
+/** 256 MiB: a count alone bounds nothing when a state may be a few bytes or tens of megabytes. */
+export const DEFAULT_MEMORY_BYTES = 256 * 1024 * 1024;
 /** Events decoded per chunk of `scanEvents`: what a streaming reader holds at a time. */
 const EVENT_CHUNK = 512;
 
@@ -160,7 +165,13 @@ export class EventStore {
       validator: (req, current) => this.#validator?.(req, current),
       snapshotThreshold: (type) => this.#thresholds.get(type) ?? 0,
     };
-    this.#cache = new LRUCache({ max: Math.max(1, options.memoryThreshold ?? DEFAULT_MEMORY_THRESHOLD) });
+    // A state larger than the whole budget is not cached (lru-cache drops the key, so an older copy
+    // is never served): its reads go to the engine.
+    this.#cache = new LRUCache({
+      max: Math.max(1, options.memoryThreshold ?? DEFAULT_MEMORY_THRESHOLD),
+      maxSize: Math.max(1, options.memoryBytes ?? DEFAULT_MEMORY_BYTES),
+      sizeCalculation: liveMetaBytes,
+    });
     this.#writer = new Writer(
       this.engine,
       this.env,
@@ -1039,6 +1050,11 @@ export class EventStore {
   /** Drop cached state (tests that edit the engine directly use this). */
   clearCache(): void {
     this.#cache.clear();
+  }
+
+  /** States in the LRU and their estimated bytes (core/size.ts): what the memory bounds bound. */
+  get cached(): { readonly states: number; readonly bytes: number } {
+    return { states: this.#cache.size, bytes: this.#cache.calculatedSize };
   }
 }
 

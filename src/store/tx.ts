@@ -18,6 +18,7 @@ import {
   samePayload,
 } from '../core/event.js';
 import { type Frontier, appendLeaf, emptyFrontier, frontierRoot } from '../core/merkle/index.js';
+import { estimateBytes } from '../core/size.js';
 import { StoredEventBuilder } from './event-format.js';
 import {
   aggregateId,
@@ -37,6 +38,13 @@ export interface LiveMeta {
   readonly meta: AggregateMeta;
   readonly frontier: Frontier;
 }
+
+/** A frontier node: a 32-byte hash in its own Buffer (object, backing store, pointers). */
+const FRONTIER_NODE_BYTES = 128;
+
+/** Estimated memory of a cached LiveMeta (the store's LRU is bounded in bytes by it). */
+export const liveMetaBytes = (live: LiveMeta): number =>
+  estimateBytes(live.meta) + FRONTIER_NODE_BYTES * live.frontier.nodes.length;
 
 /** Checks an append against schemas (or anything else) before it is written; throws to refuse. */
 export type AppendValidator = (
