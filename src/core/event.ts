@@ -33,6 +33,31 @@ export function payloadBytes(payload: Payload): number {
   return size;
 }
 
+/**
+ * Sizes of states already measured. A state is never changed in place (an append folds into a new
+ * object), so a size, once known, stays true, and an append measures only the fields it sets.
+ */
+const stateSizes = new WeakMap<Payload, number>();
+
+/** `payloadBytes` of a state, measured once per state object. */
+export function stateBytes(state: Payload): number {
+  let size = stateSizes.get(state);
+  if (size === undefined) stateSizes.set(state, (size = payloadBytes(state)));
+  return size;
+}
+
+/** Record the size of a new state worked out from its predecessor's (see `stateBytes`). */
+export function knownStateBytes(state: Payload, size: number): void {
+  stateSizes.set(state, size);
+}
+
+/**
+ * Memory a state held in a cache takes, estimated from its size: JavaScript strings take up to two
+ * bytes a character, and each field a property slot besides (its 6 bytes, tripled, stand for it).
+ * Caches bounded in bytes use it: one state may be a few bytes or tens of megabytes.
+ */
+export const stateMemoryBytes = (state: Payload): number => 3 * stateBytes(state);
+
 const describe = (v: unknown): string =>
   v === null
     ? 'null'

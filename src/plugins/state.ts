@@ -5,7 +5,7 @@
  * store once, from the nearest snapshot at or below v-1 (from event 1 for a type without a snapshot
  * threshold).
  *
- * The cache is bounded by the estimated bytes of its rows (core/size.ts), not by a count of them. A
+ * The cache is bounded by the estimated bytes of its rows (stateMemoryBytes), not by a count of them. A
  * backlog written by many aggregates at once interleaves them in the log: every aggregate between two
  * events of one aggregate must still be cached when the second comes, or that event rebuilds its
  * state from the store, a fold of all earlier events, and catch-up turns quadratic. A count (it was
@@ -16,8 +16,7 @@
  * not fit rebuild as above: a snapshot threshold on their type bounds each rebuild.
  */
 import { LRUCache } from 'lru-cache';
-import { type EventRecord, foldState } from '../core/event.js';
-import { estimateBytes } from '../core/size.js';
+import { type EventRecord, foldState, stateMemoryBytes } from '../core/event.js';
 import type { EventStore } from '../store/index.js';
 import type { AggregateRow } from './types.js';
 
@@ -49,7 +48,7 @@ export class StateTracker {
       // lru-cache preallocates `max` slots: no count unless asked, the byte budget bounds it anyway.
       ...(limits.max === undefined ? {} : { max: Math.max(1, limits.max) }),
       maxSize: Math.max(1, limits.maxBytes ?? DEFAULT_TRACKER_BYTES),
-      sizeCalculation: (e, key) => ENTRY_BYTES + 2 * key.length + estimateBytes(e.row),
+      sizeCalculation: (e, key) => ENTRY_BYTES + 2 * key.length + stateMemoryBytes(e.row.state),
     });
   }
 

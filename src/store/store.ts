@@ -62,7 +62,7 @@ export interface EventStoreOptions {
   readonly maxStateBytes?: number;
   /** Maximum number of aggregate states kept in memory (LRU). */
   readonly memoryThreshold?: number;
-  /** Estimated bytes those states may take (core/size.ts); the LRU evicts at whichever is reached. */
+  /** Estimated bytes those states may take (stateMemoryBytes); the LRU evicts at whichever is reached. */
   readonly memoryBytes?: number;
   readonly validator?: AppendValidator;
   /** How verification uses worker threads (see verify.ts). */
@@ -1052,7 +1052,7 @@ export class EventStore {
     this.#cache.clear();
   }
 
-  /** States in the LRU and their estimated bytes (core/size.ts): what the memory bounds bound. */
+  /** States in the LRU and their estimated bytes (stateMemoryBytes): what the memory bounds bound. */
   get cached(): { readonly states: number; readonly bytes: number } {
     return { states: this.#cache.size, bytes: this.#cache.calculatedSize };
   }

@@ -13,12 +13,13 @@ import {
   foldState,
   appendLeafJson,
   fieldBytes,
+  knownStateBytes,
   normalizePayload,
-  payloadBytes,
   samePayload,
+  stateBytes,
+  stateMemoryBytes,
 } from '../core/event.js';
 import { type Frontier, appendLeaf, emptyFrontier, frontierRoot } from '../core/merkle/index.js';
-import { estimateBytes } from '../core/size.js';
 import { StoredEventBuilder } from './event-format.js';
 import {
   aggregateId,
@@ -39,12 +40,14 @@ export interface LiveMeta {
   readonly frontier: Frontier;
 }
 
+/** A meta besides its state: its object, names, dates, root and the cache's entry. */
+const META_BYTES = 1024;
 /** A frontier node: a 32-byte hash in its own Buffer (object, backing store, pointers). */
 const FRONTIER_NODE_BYTES = 128;
 
 /** Estimated memory of a cached LiveMeta (the store's LRU is bounded in bytes by it). */
 export const liveMetaBytes = (live: LiveMeta): number =>
-  estimateBytes(live.meta) + FRONTIER_NODE_BYTES * live.frontier.nodes.length;
+  META_BYTES + stateMemoryBytes(live.meta.state) + FRONTIER_NODE_BYTES * live.frontier.nodes.length;
 
 /** Checks an append against schemas (or anything else) before it is written; throws to refuse. */
 export type AppendValidator = (
@@ -68,24 +71,12 @@ type Undo = () => void;
 export const aggKey = (type: string, id: string): string => `${type}\u0000${id}`;
 
 /**
- * Sizes of states already measured. A state is never changed in place (an append folds into a new
- * object), so an append measures only the fields it sets, not the whole state again.
- */
-const stateSizes = new WeakMap<Payload, number>();
-
-function stateSize(state: Payload): number {
-  let size = stateSizes.get(state);
-  if (size === undefined) stateSizes.set(state, (size = payloadBytes(state)));
-  return size;
-}
-
-/**
  * The state after `payload` is folded into `before`, refused if it would be over `limit` bytes. An
  * aggregate already over the limit (stored before it was set or lowered) stays readable and takes
  * appends that do not grow its state, so it can still be corrected or closed.
  */
 function grownState(type: string, id: string, before: Payload, payload: Payload, limit: number): Payload {
-  const was = stateSize(before);
+  const was = stateBytes(before);
   let size = was;
   for (const [name, value] of Object.entries(payload)) {
     const old = Object.prototype.hasOwnProperty.call(before, name) ? before[name] : undefined;
@@ -94,7 +85,7 @@ function grownState(type: string, id: string, before: Payload, payload: Payload,
   if (size > limit && size > was)
     throw err('EDBX_ERR_STATE_TOO_LARGE', { aggregate_type: type, aggregate_id: id, size, limit });
   const state = foldState(before, payload);
-  stateSizes.set(state, size);
+  knownStateBytes(state, size);
   return state;
 }
 

@@ -1,11 +1,11 @@
 /**
  * QA-scale finding 4: the store's state LRU counted aggregates, not bytes (`--memory-threshold`,
  * default 10,000): 12,000 aggregates of ~200 KB state took a server to 2.6 GB by reads alone. The LRU
- * is now bounded by the estimated bytes of its states as well (core/size.ts), whichever is reached
+ * is now bounded by the estimated bytes of its states as well (stateMemoryBytes), whichever is reached
  * first; a state larger than the whole budget is read from the engine every time, never stale.
  */
 import { describe, expect, it } from 'vitest';
-import { estimateBytes } from '../../src/core/size.js';
+import { knownStateBytes, payloadBytes, stateBytes, stateMemoryBytes } from '../../src/core/event.js';
 import { MemoryEngine } from '../../src/storage/memory/memory-engine.js';
 import { EventStore } from '../../src/store/index.js';
 
@@ -76,18 +76,19 @@ describe('the state cache is bounded in bytes as well as by count (QA-scale 4)',
   });
 });
 
-describe('estimated bytes of a state', () => {
-  it('grows with the characters, the fields and the nesting, and is never zero', () => {
-    expect(estimateBytes({})).toBeGreaterThan(0);
-    expect(estimateBytes({ a: 'x'.repeat(1000) })).toBeGreaterThan(2000);
+describe('estimated memory of a state', () => {
+  it('grows with the characters and the fields, and is never zero', () => {
+    expect(stateMemoryBytes({})).toBeGreaterThan(0);
+    expect(stateMemoryBytes({ a: 'x'.repeat(1000) })).toBeGreaterThan(2000);
     const many = Object.fromEntries(Array.from({ length: 100 }, (_, i) => [`field${i}`, '1']));
-    expect(estimateBytes(many)).toBeGreaterThan(100 * estimateBytes('1'));
-    expect(estimateBytes({ a: { b: [1, 2, true, null] } })).toBeGreaterThan(estimateBytes({ a: 1 }));
+    expect(stateMemoryBytes(many)).toBeGreaterThan(100 * stateMemoryBytes({}));
   });
 
-  it('walks a deeply nested value without overflowing the stack', () => {
-    let deep: unknown = 'leaf';
-    for (let i = 0; i < 100_000; i++) deep = { d: deep };
-    expect(estimateBytes(deep)).toBeGreaterThan(100_000);
+  it('is remembered per state: a state folded from a measured one is not walked again', () => {
+    const before = { a: 'x'.repeat(10) };
+    expect(stateBytes(before)).toBe(payloadBytes(before));
+    const after = { ...before, b: 'y' };
+    knownStateBytes(after, 12345);
+    expect(stateBytes(after)).toBe(12345);
   });
 });
