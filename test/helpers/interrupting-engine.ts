@@ -4,9 +4,7 @@
  * a test interleaves an archive or restore with a read deterministically, without relying on timing.
  */
 import { err } from '../../src/core/errors.js';
-import type { RangeOptions, Space } from '../../src/storage/engine.js';
-import { MemoryEngine } from '../../src/storage/memory/memory-engine.js';
-import { RocksDbEngine } from '../../src/storage/rocksdb/rocksdb-engine.js';
+import type { RangeOptions, Space, StorageEngine } from '../../src/storage/engine.js';
 import * as K from '../../src/store/keys.js';
 
 /** The actions armed, and the keys that set them off. */
@@ -40,76 +38,48 @@ class Interrupter {
 /** A range's bounds: a RocksDB iterator reads the database as it was when it was made. */
 const bounds = (o: RangeOptions) => [o.gte ?? o.gt, o.lte ?? o.lt];
 
-export class InterruptingMemoryEngine extends MemoryEngine {
-  readonly #at = new Interrupter();
-
+/** An engine that runs a test's actions in the middle of its reads. */
+export type Interrupting<E extends StorageEngine = StorageEngine> = E & {
   /**
    * Run each action (awaited) before one read of an event, node or snapshot key of `type/id`: the
    * first before the next such read, the second before the one after it, and so on.
    */
-  beforeReads(type: string, id: string, ...actions: Array<() => Promise<void>>): void {
-    this.#at.arm(type, id, actions);
-  }
-
+  beforeReads(type: string, id: string, ...actions: Array<() => Promise<void>>): void;
   /** How many of the actions armed last have run. */
-  get interruptions(): number {
-    return this.#at.ran;
-  }
+  readonly interruptions: number;
+};
 
-  /** Synchronous reads cannot wait for the action: refused, as an engine without them does. */
-  override getManySync(): (Buffer | undefined)[] {
-    throw err('EDBX_ERR_NOT_SUPPORTED', { feature: 'synchronous reads', engine: this.kind });
-  }
+type Reads = {
+  _get(space: Space, key: Buffer): Promise<Buffer | undefined>;
+  _getMany(space: Space, keys: readonly Buffer[]): Promise<(Buffer | undefined)[]>;
+  _range(space: Space, options: RangeOptions): AsyncIterable<[Buffer, Buffer]>;
+  getManySync(space: Space, keys: readonly Buffer[]): (Buffer | undefined)[];
+};
 
-  protected override async _get(space: Space, key: Buffer): Promise<Buffer | undefined> {
-    await this.#at.before([key]);
-    return super._get(space, key);
-  }
-
-  protected override async _getMany(space: Space, keys: readonly Buffer[]): Promise<(Buffer | undefined)[]> {
-    await this.#at.before(keys);
-    return super._getMany(space, keys);
-  }
-
-  protected override async *_range(space: Space, options: RangeOptions): AsyncIterable<[Buffer, Buffer]> {
-    await this.#at.before(bounds(options));
-    yield* super._range(space, options);
-  }
-}
-
-export class InterruptingRocksDbEngine extends RocksDbEngine {
-  readonly #at = new Interrupter();
-
-  /**
-   * Run each action (awaited) before one read of an event, node or snapshot key of `type/id`: the
-   * first before the next such read, the second before the one after it, and so on.
-   */
-  beforeReads(type: string, id: string, ...actions: Array<() => Promise<void>>): void {
-    this.#at.arm(type, id, actions);
-  }
-
-  /** How many of the actions armed last have run. */
-  get interruptions(): number {
-    return this.#at.ran;
-  }
-
-  /** Synchronous reads cannot wait for the action: refused, as an engine without them does. */
-  override getManySync(): (Buffer | undefined)[] {
-    throw err('EDBX_ERR_NOT_SUPPORTED', { feature: 'synchronous reads', engine: this.kind });
-  }
-
-  protected override async _get(space: Space, key: Buffer): Promise<Buffer | undefined> {
-    await this.#at.before([key]);
-    return super._get(space, key);
-  }
-
-  protected override async _getMany(space: Space, keys: readonly Buffer[]): Promise<(Buffer | undefined)[]> {
-    await this.#at.before(keys);
-    return super._getMany(space, keys);
-  }
-
-  protected override async *_range(space: Space, options: RangeOptions): AsyncIterable<[Buffer, Buffer]> {
-    await this.#at.before(bounds(options));
-    yield* super._range(space, options);
-  }
+/**
+ * `engine`, its reads wrapped (the protected ones every public read goes through) so that the actions
+ * armed with `beforeReads` run before them. Synchronous reads cannot wait for an action: they are
+ * refused, as an engine without them does.
+ */
+export function interrupting<E extends StorageEngine>(engine: E): Interrupting<E> {
+  const at = new Interrupter();
+  const reads = engine as unknown as Reads;
+  const get = reads._get.bind(engine);
+  const getMany = reads._getMany.bind(engine);
+  const range = reads._range.bind(engine);
+  reads._get = async (space, key) => (await at.before([key]), get(space, key));
+  reads._getMany = async (space, keys) => (await at.before(keys), getMany(space, keys));
+  reads._range = async function* (space, options) {
+    await at.before(bounds(options));
+    yield* range(space, options);
+  };
+  reads.getManySync = () => {
+    throw err('EDBX_ERR_NOT_SUPPORTED', { feature: 'synchronous reads', engine: engine.kind });
+  };
+  return Object.defineProperties(engine, {
+    beforeReads: {
+      value: (type: string, id: string, ...actions: Array<() => Promise<void>>) => at.arm(type, id, actions),
+    },
+    interruptions: { get: () => at.ran },
+  }) as Interrupting<E>;
 }

@@ -86,47 +86,57 @@ function sqliteRows(file: string, sql: string): Array<Record<string, unknown>> {
 const HEALTHY = ['c-1', 'c-2', 'c-3', 'c-4', 'c-5'].map((id) => ({ id, version: 1 }));
 
 describe('an event over the column limit among healthy ones (QA-scale 1)', () => {
-  it('SQLite: only it is dead-lettered, at once; every other event is in the mirror', async () => {
-    const file = path.join(dir, 'mirror.db');
-    const bad = await batchAround(wide);
-    host = await startHost(store);
-    await configurePlugin(store, 'sqlite', { path: file, ...FAST, max_attempts: 3 }, jane);
-    await caughtUp(store, 'sqlite');
+  const mirrors = [
+    {
+      kind: 'sqlite',
+      limit: 'too many columns',
+      async target() {
+        const file = path.join(dir, 'mirror.db');
+        return {
+          config: { path: file },
+          rows: async () => sqliteRows(file, 'SELECT id, version FROM container ORDER BY id'),
+        };
+      },
+    },
+    {
+      kind: 'postgres',
+      limit: 'SQLSTATE 54011',
+      async target() {
+        const url = await server.createDatabase();
+        return {
+          config: { connection: url },
+          rows: async () =>
+            (await pgRows(url, 'SELECT id, version FROM container ORDER BY id')).map((r) => ({
+              id: r.id,
+              version: Number(r.version),
+            })),
+        };
+      },
+    },
+  ] as const;
 
-    const dl = await deadLetters(store, 'sqlite');
-    expect(dl.dead_letters).toHaveLength(1);
-    expect(dl.dead_letters[0]).toMatchObject({
-      position: bad.position,
-      aggregate_id: 'w-1',
-      code: 'EDBX_ERR_PLUGIN_REJECTED',
-      attempts: 1,
+  for (const { kind, limit, target } of mirrors) {
+    it(`${kind}: only it is dead-lettered (${limit}), at once; every other event is in the mirror`, async () => {
+      const { config, rows } = await target();
+      const bad = await batchAround(wide);
+      host = await startHost(store);
+      await configurePlugin(store, kind, { ...config, ...FAST, max_attempts: 3 }, jane);
+      await caughtUp(store, kind);
+
+      const dl = await deadLetters(store, kind);
+      expect(dl.dead_letters).toHaveLength(1);
+      expect(dl.dead_letters[0]).toMatchObject({
+        position: bad.position,
+        aggregate_id: 'w-1',
+        code: 'EDBX_ERR_PLUGIN_REJECTED',
+        attempts: 1,
+      });
+      expect(dl.dead_letters[0]!.reason).toContain(limit);
+      expect(await rows()).toEqual(HEALTHY);
+      // A limit is never retried: no round of backoff for the batch, nor for any event in it.
+      expect(await statusOf(store, kind)).toMatchObject({ retries: 0, dead_letters: 1, delivered: 5 });
     });
-    expect(dl.dead_letters[0]!.reason).toContain('too many columns');
-    expect(sqliteRows(file, 'SELECT id, version FROM container ORDER BY id')).toEqual(HEALTHY);
-    // A limit is never retried: no round of backoff for the batch, nor for any event in it.
-    expect(await statusOf(store, 'sqlite')).toMatchObject({ retries: 0, dead_letters: 1, delivered: 5 });
-  });
-
-  it('PostgreSQL: only it is dead-lettered (SQLSTATE 54011), at once; every other event is mirrored', async () => {
-    const url = await server.createDatabase();
-    const bad = await batchAround(wide);
-    host = await startHost(store);
-    await configurePlugin(store, 'postgres', { connection: url, ...FAST, max_attempts: 3 }, jane);
-    await caughtUp(store, 'postgres');
-
-    const dl = await deadLetters(store, 'postgres');
-    expect(dl.dead_letters).toHaveLength(1);
-    expect(dl.dead_letters[0]).toMatchObject({
-      position: bad.position,
-      aggregate_id: 'w-1',
-      code: 'EDBX_ERR_PLUGIN_REJECTED',
-      attempts: 1,
-    });
-    expect(dl.dead_letters[0]!.reason).toContain('SQLSTATE 54011');
-    const rows = await pgRows(url, 'SELECT id, version FROM container ORDER BY id');
-    expect(rows.map((r) => ({ id: r.id, version: Number(r.version) }))).toEqual(HEALTHY);
-    expect(await statusOf(store, 'postgres')).toMatchObject({ retries: 0, dead_letters: 1, delivered: 5 });
-  });
+  }
 });
 
 describe('a batch that fails for one event with an error that may pass (QA-scale 1)', () => {

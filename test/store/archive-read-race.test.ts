@@ -19,7 +19,9 @@ import {
 } from '../../src/store/index.js';
 import * as K from '../../src/store/keys.js';
 import { expectCode } from '../helpers/expect.js';
-import { InterruptingMemoryEngine, InterruptingRocksDbEngine } from '../helpers/interrupting-engine.js';
+import { type Interrupting, interrupting } from '../helpers/interrupting-engine.js';
+import { MemoryEngine } from '../../src/storage/memory/memory-engine.js';
+import { RocksDbEngine } from '../../src/storage/rocksdb/rocksdb-engine.js';
 
 const jane = { issuedBy: { group: 'admin', user: 'jane' } };
 const tick = (id: string, n: number) => ({
@@ -59,11 +61,11 @@ const archive: Move = async (s) => void (await archiveAggregate(s, 'acct', 'a-1'
 const restore: Move = async (s) => void (await restoreAggregate(s, 'acct', 'a-1', jane));
 
 const engines = {
-  memory: async () => ({ engine: new InterruptingMemoryEngine(), cleanup: async () => undefined }),
+  memory: async () => ({ engine: interrupting(new MemoryEngine()), cleanup: async () => undefined }),
   rocksdb: async () => {
     const dir = await mkdtemp(path.join(os.tmpdir(), 'edbx-archive-race-'));
     return {
-      engine: new InterruptingRocksDbEngine(path.join(dir, 'data')),
+      engine: interrupting(new RocksDbEngine(path.join(dir, 'data'))),
       cleanup: () => rm(dir, { recursive: true, force: true }),
     };
   },
@@ -71,7 +73,7 @@ const engines = {
 
 for (const [name, make] of Object.entries(engines)) {
   describe(`reads racing aggregate archive and restore on ${name} (qa-conc #3)`, () => {
-    let engine: InterruptingMemoryEngine | InterruptingRocksDbEngine;
+    let engine: Interrupting;
     let store: EventStore;
     let cleanup: () => Promise<void>;
 
