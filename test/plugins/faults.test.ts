@@ -7,7 +7,6 @@ import Database from 'better-sqlite3';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import pg from 'pg';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import {
   type DeliveryHost,
@@ -33,7 +32,7 @@ import {
   waitFor,
 } from './fixtures.js';
 import { freePort } from '../helpers/cli.js';
-import { type PgServer, startPostgres } from './pg-harness.js';
+import { type PgServer, pgQuery, startPostgres } from './pg-harness.js';
 
 const ev = (id: string, payload: Record<string, string>, type = 'patient') => ({
   aggregate_type: type,
@@ -206,16 +205,6 @@ describe('PostgreSQL and SQLite with mapped types', () => {
     await server?.destroy();
   });
 
-  async function query(url: string, sql: string): Promise<Array<Record<string, unknown>>> {
-    const c = new pg.Client({ connectionString: url });
-    await c.connect();
-    try {
-      return (await c.query(sql)).rows as Array<Record<string, unknown>>;
-    } finally {
-      await c.end();
-    }
-  }
-
   it('PostgreSQL stopped during appends, then restarted: the table catches up to the exact final state (issue 6)', async () => {
     const url = await server.createDatabase();
     await mapField(store, { aggregate: 'patient', field: 'visits', datatype: 'integer' }, jane);
@@ -247,7 +236,7 @@ describe('PostgreSQL and SQLite with mapped types', () => {
     await write(20, 100);
     await caughtUp(store, 'postgres');
 
-    const rows = await query(url, 'SELECT id, version, visits, name FROM patient ORDER BY id');
+    const rows = await pgQuery(url, 'SELECT id, version, visits, name FROM patient ORDER BY id');
     const expected = [];
     for (const a of await store.list({ type: 'patient' })) {
       const v = await store.aggregate('patient', a.aggregate_id);
@@ -286,7 +275,7 @@ describe('PostgreSQL and SQLite with mapped types', () => {
     writing = false;
     await Promise.all(writers);
     await caughtUp(store, 'postgres');
-    const rows = await query(url, 'SELECT id, version, n FROM patient ORDER BY id');
+    const rows = await pgQuery(url, 'SELECT id, version, n FROM patient ORDER BY id');
     const expected = [];
     for (const a of await store.list({ type: 'patient' })) {
       const v = await store.aggregate('patient', a.aggregate_id);
@@ -341,7 +330,7 @@ describe('PostgreSQL and SQLite with mapped types', () => {
       await caughtUp(store, 'postgres');
       await caughtUp(store, 'sqlite');
 
-      const [row] = await query(url, "SELECT * FROM patient WHERE id = 'p-1'");
+      const [row] = await pgQuery(url, "SELECT * FROM patient WHERE id = 'p-1'");
       expect(row).toMatchObject({
         version: '3',
         age: 42,
@@ -354,7 +343,7 @@ describe('PostgreSQL and SQLite with mapped types', () => {
       });
       expect((row!.seen as Date).toISOString()).toBe('2024-12-01T17:22:43.512Z');
       expect((row!.born as Date).getFullYear()).toBe(1990);
-      const [p2] = await query(url, "SELECT age, name FROM patient WHERE id = 'p-2'");
+      const [p2] = await pgQuery(url, "SELECT age, name FROM patient WHERE id = 'p-2'");
       expect(p2).toEqual({ age: null, name: 'Empty age' });
 
       for (const plugin of ['postgres', 'sqlite']) {

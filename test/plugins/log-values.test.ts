@@ -9,7 +9,6 @@ import Database from 'better-sqlite3';
 import http from 'node:http';
 import type net from 'node:net';
 import path from 'node:path';
-import pg from 'pg';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { type DeliveryHost, configurePlugin, deadLetters, mapField } from '../../src/plugins/index.js';
 import type { DeadLetter } from '../../src/plugins/types.js';
@@ -25,7 +24,7 @@ import {
   tempDirs,
   waitFor,
 } from './fixtures.js';
-import { type PgServer, startPostgres } from './pg-harness.js';
+import { type PgServer, pgQuery, startPostgres } from './pg-harness.js';
 
 const SECRET = 'HIV-POSITIVE-SECRET';
 const tempDir = tempDirs('edbx-log-values-');
@@ -157,16 +156,6 @@ describe('PostgreSQL errors (qa-aud #3)', () => {
     await pgServer?.destroy();
   });
 
-  async function exec(url: string, sql: string): Promise<void> {
-    const c = new pg.Client({ connectionString: url });
-    await c.connect();
-    try {
-      await c.query(sql);
-    } finally {
-      await c.end();
-    }
-  }
-
   const TABLE =
     'CREATE TABLE patient (id TEXT PRIMARY KEY, version BIGINT NOT NULL, created_at TIMESTAMPTZ, ' +
     'created_by TEXT, updated_at TIMESTAMPTZ, updated_by TEXT';
@@ -184,7 +173,7 @@ describe('PostgreSQL errors (qa-aud #3)', () => {
     const url = await pgServer.createDatabase();
     // Columns whose types the mapping does not know of (made by hand): PostgreSQL refuses the text,
     // quoting it in its message (22P02); a unique and a check constraint quote the row in their detail.
-    await exec(
+    await pgQuery(
       url,
       `${TABLE}, age INTEGER, ssn TEXT CONSTRAINT patient_ssn_key UNIQUE, ` +
         "note TEXT CONSTRAINT short_note CHECK (note <> '" +
@@ -220,7 +209,7 @@ describe('PostgreSQL errors (qa-aud #3)', () => {
 
   it('never logs the text of a trigger that raises with the row, whatever SQLSTATE it gives', async () => {
     const url = await pgServer.createDatabase();
-    await exec(
+    await pgQuery(
       url,
       `${TABLE}, note TEXT);` +
         'CREATE FUNCTION no_notes() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN ' +
@@ -240,10 +229,10 @@ describe('PostgreSQL errors (qa-aud #3)', () => {
 
   it("keeps the server's message where it names only objects (a missing permission)", async () => {
     const url = await pgServer.createDatabase();
-    await exec(url, `${TABLE}, note TEXT); REVOKE ALL ON patient FROM PUBLIC;`);
+    await pgQuery(url, `${TABLE}, note TEXT); REVOKE ALL ON patient FROM PUBLIC;`);
     const limited = new URL(url);
     const role = `mirror_${limited.pathname.slice(1)}`;
-    await exec(
+    await pgQuery(
       url,
       `CREATE ROLE ${role} LOGIN; GRANT CONNECT ON DATABASE ${limited.pathname.slice(1)} TO ${role};`,
     );

@@ -79,6 +79,10 @@ async function withClient<T>(url: string, fn: (c: pg.Client) => Promise<T>): Pro
   }
 }
 
+/** The rows `sql` answers on the database at `url` (one connection, closed after). */
+export const pgQuery = (url: string, sql: string): Promise<Array<Record<string, unknown>>> =>
+  withClient(url, async (c) => (await c.query(sql)).rows as Array<Record<string, unknown>>);
+
 function databaseUrl(url: string, db: string): string {
   const u = new URL(url);
   u.pathname = `/${db}`;

@@ -8,13 +8,12 @@ import Database from 'better-sqlite3';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import pg from 'pg';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { EventRecord } from '../../src/core/event.js';
 import { type DeliveryHost, configurePlugin, deadLetters } from '../../src/plugins/index.js';
 import type { EventStore } from '../../src/store/index.js';
 import { FAST, caughtUp, jane, openStore, startHost, statusOf, waitFor } from './fixtures.js';
-import { type PgServer, startPostgres } from './pg-harness.js';
+import { type PgServer, pgQuery, startPostgres } from './pg-harness.js';
 
 let store: EventStore;
 let host: DeliveryHost | undefined;
@@ -64,16 +63,6 @@ async function batchAround(poison: () => Promise<EventRecord>): Promise<EventRec
   return bad;
 }
 
-async function pgRows(url: string, sql: string): Promise<Array<Record<string, unknown>>> {
-  const c = new pg.Client({ connectionString: url });
-  await c.connect();
-  try {
-    return (await c.query(sql)).rows as Array<Record<string, unknown>>;
-  } finally {
-    await c.end();
-  }
-}
-
 function sqliteRows(file: string, sql: string): Array<Record<string, unknown>> {
   const db = new Database(file, { readonly: true });
   try {
@@ -106,7 +95,7 @@ describe('an event over the column limit among healthy ones (QA-scale 1)', () =>
         return {
           config: { connection: url },
           rows: async () =>
-            (await pgRows(url, 'SELECT id, version FROM container ORDER BY id')).map((r) => ({
+            (await pgQuery(url, 'SELECT id, version FROM container ORDER BY id')).map((r) => ({
               id: r.id,
               version: Number(r.version),
             })),
@@ -143,7 +132,7 @@ describe('a batch that fails for one event with an error that may pass (QA-scale
   /** A trigger refuses `c-bad` with P0001 (raise exception): a failure the sink retries. */
   async function refusingDatabase(): Promise<string> {
     const url = await server.createDatabase();
-    await pgRows(
+    await pgQuery(
       url,
       `CREATE TABLE container (id TEXT PRIMARY KEY, version BIGINT NOT NULL, created_at TIMESTAMPTZ,
          created_by TEXT, updated_at TIMESTAMPTZ, updated_by TEXT);
@@ -169,7 +158,7 @@ describe('a batch that fails for one event with an error that may pass (QA-scale
       code: 'EDBX_ERR_PLUGIN_DELIVERY',
       attempts: 3,
     });
-    const rows = await pgRows(url, 'SELECT id, version FROM container ORDER BY id');
+    const rows = await pgQuery(url, 'SELECT id, version FROM container ORDER BY id');
     expect(rows.map((r) => ({ id: r.id, version: Number(r.version) }))).toEqual(HEALTHY);
     // One round for the batch, one for the failing event: not one per event before it.
     expect(await statusOf(store, 'postgres')).toMatchObject({ retries: 4, dead_letters: 1, delivered: 5 });
@@ -190,7 +179,7 @@ describe('a batch that fails for one event with an error that may pass (QA-scale
       return x.state === 'blocked' ? x : undefined;
     });
     expect(s).toMatchObject({ cursor: bad.position, dead_letters: 0 });
-    const rows = await pgRows(url, 'SELECT id FROM container ORDER BY id');
+    const rows = await pgQuery(url, 'SELECT id FROM container ORDER BY id');
     expect(rows.map((r) => r.id)).toEqual(['c-1', 'c-2', 'c-3']);
   });
 });
