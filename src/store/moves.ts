@@ -40,6 +40,21 @@ export class Moves {
   }
 
   /**
+   * Watch for moves from now on: whether one was under way now or began since (a verification that
+   * found something missing asks, and verifies again once `settled`).
+   */
+  watch(): () => boolean {
+    const begun = this.#begun;
+    const underWay = this.#underWay.size > 0;
+    return () => underWay || this.#begun !== begun;
+  }
+
+  /** Resolves once the moves under way now have settled. */
+  async settled(): Promise<void> {
+    await Promise.all(this.#underWay);
+  }
+
+  /**
    * Run `read` (which picks keyspaces from metas), again when it failed with what a move explains (an
    * event, node or snapshot missing: EDBX_ERR_INTEGRITY or EDBX_ERR_EVENT_NOT_FOUND) and a move was
    * under way when it began or began since. Bounded: a read that keeps racing moves gives the error
@@ -47,16 +62,15 @@ export class Moves {
    */
   async despite<T>(read: () => Promise<T>): Promise<T> {
     for (let attempt = 1; ; attempt++) {
-      const begun = this.#begun;
-      const underWay = this.#underWay.size > 0;
+      const raced = this.watch();
       try {
         return await read();
       } catch (e) {
         const missing =
           isEventDbxError(e, 'EDBX_ERR_INTEGRITY') || isEventDbxError(e, 'EDBX_ERR_EVENT_NOT_FOUND');
-        if (!missing || !(underWay || this.#begun !== begun) || attempt >= ATTEMPTS) throw e;
+        if (!missing || !raced() || attempt >= ATTEMPTS) throw e;
         // Once they have settled, the metas name the keyspace the data is in now.
-        await Promise.all(this.#underWay);
+        await this.settled();
       }
     }
   }

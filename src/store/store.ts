@@ -630,6 +630,15 @@ export class EventStore {
   }
 
   /**
+   * Watch for archives and restores from now on (see Moves.watch): `raced()` tells whether one was
+   * under way or began since, `settled()` waits for those under way. Verification asks, so that a
+   * failure a move explains is verified again rather than reported as damage.
+   */
+  watchMoves(): { raced: () => boolean; settled: () => Promise<void> } {
+    return { raced: this.#moves.watch(), settled: () => this.#moves.settled() };
+  }
+
+  /**
    * For the writer's idempotency lookups, which need no retry: moves are writer jobs, so none is
    * under way while the writer reads (and waiting for one there would wait for the writer itself).
    */

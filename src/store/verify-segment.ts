@@ -322,30 +322,44 @@ export async function verifyWhole(source: SegmentSource, type: string, id: strin
 }
 
 /** Verifications of one aggregate, in all, when writes keep moving it under them (see verifyLatest). */
-const ATTEMPTS = 3;
+const ATTEMPTS = 5;
+
+/** Archives and restores seen from a verification (EventStore.watchMoves). */
+export interface MoveWatch {
+  /** Whether a move was under way when the watch began, or one began since. */
+  raced(): boolean;
+  /** Resolves once the moves under way have settled. */
+  settled(): Promise<void>;
+}
 
 /**
- * `verify` the aggregate of `meta`; when that fails and the aggregate has changed since (archived or
- * restored: its events moved to the other keyspace while they were read), again on its meta as it is
- * now, up to ATTEMPTS times in all. A failure of an aggregate that did not change stands.
+ * `verify` the aggregate of `meta`; when that fails and the aggregate may have moved meanwhile
+ * (archived or restored: its events went to the other keyspace while they were read), again on its
+ * meta as it is now, up to ATTEMPTS times in all. Whether it moved: `watch` says so where the store is
+ * at hand (an archive and a restore within one attempt leave the meta as it was); on a worker thread,
+ * a meta that changed says so. A failure of an aggregate that did not move stands.
  */
 export async function verifyLatest(
   source: SegmentSource,
   meta: AggregateMeta,
   verify: (meta: AggregateMeta) => Promise<VerifyReport>,
+  watch?: () => MoveWatch,
 ): Promise<VerifyReport> {
   for (let attempt = 1; ; attempt++) {
+    const moves = watch?.();
     const report = await verify(meta);
     if (report.ok || attempt === ATTEMPTS) return report;
+    const raced = moves?.raced() ?? false;
+    if (raced) await moves!.settled();
     const now = await currentMeta(source, meta.aggregate_type, meta.aggregate_id);
-    const moved =
+    const changed =
       now !== undefined &&
       (now.archived !== meta.archived ||
         now.version !== meta.version ||
         now.merkle_root !== meta.merkle_root ||
         now.last_snapshot_version !== meta.last_snapshot_version);
-    if (!moved) return report;
-    meta = now;
+    if (!changed && !raced) return report;
+    meta = now ?? meta;
   }
 }
 

@@ -63,13 +63,18 @@ async function verifyMeta(
   meta: AggregateMeta,
   signal?: AbortSignal,
 ): Promise<VerifyReport> {
-  return verifyLatest(sourceOf(store), meta, async (m) => {
-    const plan = await planSegments(store, m);
-    const outcomes = await runSegments(store, plan, signal);
-    // A segment stopped because the caller gave up is not an integrity finding.
-    throwIfAborted(signal);
-    return conclude(sourceOf(store), m, plan.segments, outcomes);
-  });
+  return verifyLatest(
+    sourceOf(store),
+    meta,
+    async (m) => {
+      const plan = await planSegments(store, m);
+      const outcomes = await runSegments(store, plan, signal);
+      // A segment stopped because the caller gave up is not an integrity finding.
+      throwIfAborted(signal);
+      return conclude(sourceOf(store), m, plan.segments, outcomes);
+    },
+    () => store.watchMoves(),
+  );
 }
 
 /**
@@ -337,14 +342,22 @@ async function verifyPinned(
     const metas = group;
     group = [];
     groupEvents = 0;
-    // The workers read the metas too.
+    // The workers read the metas too. A worker cannot see archives and restores: a failure while one
+    // ran is verified again here, where they are seen (verifyLatest).
+    const moves = store.watchMoves();
     const task = pool
       .verifyAggregates(
         metas.map((a) => [a.type, a.id] as const),
         codec,
         signal,
       )
-      .then(finished);
+      .then(async (found) => {
+        if (!moves.raced()) return finished(found);
+        await moves.settled();
+        const again = async (r: VerifyReport) =>
+          r.ok ? r : verifyAggregate(store, r.aggregate_type, r.aggregate_id, signal);
+        finished(await Promise.all(found.map(again)));
+      });
     inflight.add(task);
     void task.then(
       () => inflight.delete(task),

@@ -15,9 +15,11 @@ import {
   archiveAggregate,
   eventInclusionProof,
   restoreAggregate,
+  verifyAggregate,
   takeSnapshot,
 } from '../../src/store/index.js';
 import * as K from '../../src/store/keys.js';
+import { verifyLatest } from '../../src/store/verify-segment.js';
 import { expectCode } from '../helpers/expect.js';
 import { type Interrupting, interrupting } from '../helpers/interrupting-engine.js';
 import { MemoryEngine } from '../../src/storage/memory/memory-engine.js';
@@ -123,6 +125,31 @@ for (const [name, make] of Object.entries(engines)) {
         expect(await racing(read, [archive, restore], !fromMeta.has(what))).toEqual(before);
       });
     }
+
+    it('verify: archived and restored while it reads (its meta then as before), reports no damage', async () => {
+      const report = await racing((s) => verifyAggregate(s, 'acct', 'a-1'), [archive, restore]);
+      expect(report).toMatchObject({ ok: true, version: 20 });
+    });
+
+    it('verify runs again when a move raced it, though the meta is then as before (qa-retest #1)', async () => {
+      const meta = (await store.storedMeta('acct', 'a-1'))!.meta;
+      const failed = {
+        ...(await verifyAggregate(store, 'acct', 'a-1')),
+        ok: false,
+        reason: 'event 1 is missing',
+      };
+      const source = { engine, codec: store.env.codec };
+      for (const raced of [true, false]) {
+        let calls = 0;
+        const verify = async () => (++calls === 1 ? failed : verifyAggregate(store, 'acct', 'a-1'));
+        const report = await verifyLatest(source, meta, verify, () => ({
+          raced: () => raced,
+          settled: async () => undefined,
+        }));
+        // A move under way: verified again. None, and the meta unchanged: the failure stands.
+        expect({ raced, calls, ok: report.ok }).toEqual({ raced, calls: raced ? 2 : 1, ok: raced });
+      }
+    });
 
     it('a missing event is still reported while a move of another aggregate races the read', async () => {
       await engine.write([{ type: 'del', space: 'main', key: K.eventKey('acct', 'a-1', 4) }], { sync: true });
