@@ -33,6 +33,7 @@ import { checkedLedgerHead } from './proofs.js';
 import { type LedgerHead, decodeLedgerHead, frontierBytes } from './ledger-head.js';
 import { openEventAt } from './event-format.js';
 import { Moves, movesAggregate } from './moves.js';
+import type { MoveWatch } from './verify-segment.js';
 import * as K from './keys.js';
 import {
   type AppendValidator,
@@ -631,11 +632,18 @@ export class EventStore {
 
   /**
    * Watch for archives and restores from now on (see Moves.watch): `raced()` tells whether one was
-   * under way or began since, `settled()` waits for those under way. Verification asks, so that a
-   * failure a move explains is verified again rather than reported as damage.
+   * under way or began since, `settled()` waits for those under way, `alone()` runs where none can
+   * land. Verification asks, so that a failure a move explains is verified again rather than reported
+   * as damage.
    */
-  watchMoves(): { raced: () => boolean; settled: () => Promise<void> } {
-    return { raced: this.#moves.watch(), settled: () => this.#moves.settled() };
+  watchMoves(): MoveWatch {
+    return {
+      raced: this.#moves.watch(),
+      settled: () => this.#moves.settled(),
+      // An exclusive job runs alone: no archive or restore lands while it runs. A store that refuses
+      // writes lands none either (and refuses exclusive jobs).
+      alone: <T>(fn: () => Promise<T>) => (this.writeFailure ? fn() : this.exclusive([], fn)),
+    };
   }
 
   /**

@@ -330,6 +330,8 @@ export interface MoveWatch {
   raced(): boolean;
   /** Resolves once the moves under way have settled. */
   settled(): Promise<void>;
+  /** Run `fn` where no move can land (an exclusive writer job): the last attempt, when all raced. */
+  alone?<T>(fn: () => Promise<T>): Promise<T>;
 }
 
 /**
@@ -345,21 +347,24 @@ export async function verifyLatest(
   verify: (meta: AggregateMeta) => Promise<VerifyReport>,
   watch?: () => MoveWatch,
 ): Promise<VerifyReport> {
+  const latest = async () => (await currentMeta(source, meta.aggregate_type, meta.aggregate_id)) ?? meta;
   for (let attempt = 1; ; attempt++) {
     const moves = watch?.();
     const report = await verify(meta);
     if (report.ok || attempt === ATTEMPTS) return report;
     const raced = moves?.raced() ?? false;
     if (raced) await moves!.settled();
-    const now = await currentMeta(source, meta.aggregate_type, meta.aggregate_id);
+    const now = await latest();
     const changed =
-      now !== undefined &&
-      (now.archived !== meta.archived ||
-        now.version !== meta.version ||
-        now.merkle_root !== meta.merkle_root ||
-        now.last_snapshot_version !== meta.last_snapshot_version);
+      now.archived !== meta.archived ||
+      now.version !== meta.version ||
+      now.merkle_root !== meta.merkle_root ||
+      now.last_snapshot_version !== meta.last_snapshot_version;
     if (!changed && !raced) return report;
-    meta = now ?? meta;
+    meta = now;
+    // Moved under every attempt so far (an archive and restore loop): the last runs where none lands.
+    if (raced && attempt === ATTEMPTS - 1 && moves?.alone)
+      return moves.alone(async () => verify((meta = await latest())));
   }
 }
 

@@ -149,6 +149,23 @@ for (const [name, make] of Object.entries(engines)) {
         // A move under way: verified again. None, and the meta unchanged: the failure stands.
         expect({ raced, calls, ok: report.ok }).toEqual({ raced, calls: raced ? 2 : 1, ok: raced });
       }
+      // Raced every time (an archive and restore loop): the last attempt runs where no move lands.
+      let alone = false;
+      let calls = 0;
+      const report = await verifyLatest(
+        source,
+        meta,
+        async () => (++calls, alone ? verifyAggregate(store, 'acct', 'a-1') : failed),
+        () => ({
+          raced: () => true,
+          settled: async () => undefined,
+          alone: async (fn) => {
+            alone = true;
+            return fn();
+          },
+        }),
+      );
+      expect({ calls, alone, ok: report.ok }).toEqual({ calls: 5, alone: true, ok: true });
     });
 
     it('a missing event is still reported while a move of another aggregate races the read', async () => {
