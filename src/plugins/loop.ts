@@ -196,7 +196,9 @@ export class DeliveryLoop {
     // System aggregates ($audit) are the store's own bookkeeping, never delivered.
     const items = await this.#items(records.filter((r) => !r.aggregate_type.startsWith('$')));
     if (items.length === 0) return this.#advance(next, 0);
-    this.#set({ state: 'delivering' });
+    // Past its attempts with --on-failure block, a plugin trying the event again is still blocked on it.
+    const { max_attempts, on_failure } = this.config.delivery;
+    this.#set({ state: on_failure === 'block' && this.#attempts >= max_attempts ? 'blocked' : 'delivering' });
     try {
       await this.sink.deliver(items);
     } catch (e) {

@@ -104,9 +104,9 @@ describe('HTTP destination that fails, then recovers', () => {
   });
 });
 
-describe('HTTP destination that keeps failing for one event', () => {
-  const poison = (body: { payload: Record<string, string> }) => body.payload.poison === 'yes';
+const poison = (body: { payload: Record<string, string> }) => body.payload.poison === 'yes';
 
+describe('HTTP destination that keeps failing for one event', () => {
   it('dead-letters it after max attempts, delivers the rest in order, and retry delivers it later', async () => {
     let broken = true;
     rx.respond = (body) => (broken && poison(body) ? 500 : 200);
@@ -163,6 +163,31 @@ describe('HTTP destination that keeps failing for one event', () => {
     await retryPlugin(store, 'http', jane); // retries the blocked event now, not after the long backoff
     await caughtUp(store, 'http');
     expect(ids(rx.accepted)).toEqual(ids(await userEvents(store)));
+  });
+});
+
+describe('a plugin blocked on an event', () => {
+  it('shows blocked while it tries the event again, not delivering (qa-retest #2)', async () => {
+    // Each attempt at the poison event takes a while, as against a slow destination.
+    rx.respond = async (body) =>
+      poison(body) ? new Promise<number>((r) => setTimeout(() => r(500), 150)) : 200;
+    host = await startHost(store);
+    await configurePlugin(
+      store,
+      'http',
+      { endpoint: rx.url, ...FAST, max_attempts: 1, on_failure: 'block', backoff_max_ms: 20 },
+      jane,
+    );
+    await store.append(ev('p-1', { poison: 'yes' }), jane);
+    await waitFor('blocked', async () =>
+      (await statusOf(store, 'http')).state === 'blocked' ? true : undefined,
+    );
+    const states = new Set<string>();
+    for (let i = 0; i < 40; i++) {
+      states.add((await statusOf(store, 'http')).state);
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    expect([...states]).toEqual(['blocked']);
   });
 });
 
