@@ -46,9 +46,19 @@ export function stateBytes(state: Payload): number {
   return size;
 }
 
-/** Record the size of a new state worked out from its predecessor's (see `stateBytes`). */
-export function knownStateBytes(state: Payload, size: number): void {
-  stateSizes.set(state, size);
+/**
+ * `foldState`, its result's size (`stateBytes`) worked out from `state`'s and the fields `payload`
+ * sets, rather than measured again whole.
+ */
+export function foldSized(state: Payload, payload: Payload): Payload {
+  let size = stateBytes(state);
+  for (const [name, value] of Object.entries(payload)) {
+    const old = Object.prototype.hasOwnProperty.call(state, name) ? state[name] : undefined;
+    size += fieldBytes(name, value) - (old === undefined ? 0 : fieldBytes(name, old));
+  }
+  const folded = foldState(state, payload);
+  stateSizes.set(folded, size);
+  return folded;
 }
 
 /**

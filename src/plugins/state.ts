@@ -16,7 +16,7 @@
  * not fit rebuild as above: a snapshot threshold on their type bounds each rebuild.
  */
 import { LRUCache } from 'lru-cache';
-import { type EventRecord, foldState, stateMemoryBytes } from '../core/event.js';
+import { type EventRecord, foldSized, foldState, stateMemoryBytes } from '../core/event.js';
 import type { EventStore } from '../store/index.js';
 import type { AggregateRow } from './types.js';
 
@@ -63,7 +63,7 @@ export class StateTracker {
     if (hit?.version === record.version) return hit.row;
     let row: AggregateRow;
     if (hit?.version === record.version - 1) {
-      row = { ...hit.row, state: foldState(hit.row.state, record.payload) };
+      row = { ...hit.row, state: foldSized(hit.row.state, record.payload) };
     } else if (record.version === 1) {
       row = {
         state: { ...record.payload },

@@ -10,10 +10,9 @@ import {
   type IssuedBy,
   type Payload,
   type UnsealedRecord,
+  foldSized,
   foldState,
   appendLeafJson,
-  fieldBytes,
-  knownStateBytes,
   normalizePayload,
   samePayload,
   stateBytes,
@@ -77,15 +76,10 @@ export const aggKey = (type: string, id: string): string => `${type}\u0000${id}`
  */
 function grownState(type: string, id: string, before: Payload, payload: Payload, limit: number): Payload {
   const was = stateBytes(before);
-  let size = was;
-  for (const [name, value] of Object.entries(payload)) {
-    const old = Object.prototype.hasOwnProperty.call(before, name) ? before[name] : undefined;
-    size += fieldBytes(name, value) - (old === undefined ? 0 : fieldBytes(name, old));
-  }
+  const state = foldSized(before, payload);
+  const size = stateBytes(state);
   if (size > limit && size > was)
     throw err('EDBX_ERR_STATE_TOO_LARGE', { aggregate_type: type, aggregate_id: id, size, limit });
-  const state = foldState(before, payload);
-  knownStateBytes(state, size);
   return state;
 }
 
