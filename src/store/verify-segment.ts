@@ -364,7 +364,7 @@ export async function verifyLatest(
     meta = now;
     // Moved under every attempt so far (an archive and restore loop): the last runs where none lands.
     if (raced && attempt === ATTEMPTS - 1 && moves?.alone)
-      return moves.alone(async () => verify((meta = await latest())));
+      return moves.alone(async () => verify(await latest()));
   }
 }
 
