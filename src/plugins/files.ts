@@ -33,8 +33,8 @@ export type OpenFile = (file: string, flags: string, mode?: number) => Promise<F
  * of what it was given without an error (a disk filling up: the next write then fails with ENOSPC),
  * so one `write` call is not enough: loop until every byte is written or a write fails.
  */
-export async function writeAll(fh: FileHandle, data: string): Promise<void> {
-  const bytes = Buffer.from(data, 'utf8');
+export async function writeAll(fh: FileHandle, data: string | Buffer): Promise<void> {
+  const bytes = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
   for (let at = 0; at < bytes.length;) {
     const { bytesWritten } = await fh.write(bytes, at, bytes.length - at);
     // Never seen on a regular file, but looping on it would never end.

@@ -1,5 +1,6 @@
 /** The pure parts of the plugins: datatypes and casts, CSV, masking, backoff, names, settings, file repair. */
 import fc from 'fast-check';
+import { createReadStream } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -7,7 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { isEventDbxError } from '../../src/core/errors.js';
 import { backoffDelay } from '../../src/plugins/backoff.js';
 import { MAX_IDENT_BYTES, fieldColumn, fitIdent } from '../../src/plugins/columns.js';
-import { formatRecord, parseCsv, scanCsv } from '../../src/plugins/csv/rfc4180.js';
+import { formatRecord, padRecords, parseCsv, walkCsv } from '../../src/plugins/csv/rfc4180.js';
 import { CsvSink } from '../../src/plugins/csv/sink.js';
 import { repairTail } from '../../src/plugins/files.js';
 import { DEFAULT_TEMPLATE, renderTemplate } from '../../src/plugins/log/sink.js';
@@ -185,7 +186,7 @@ describe('RFC 4180 CSV', () => {
     );
   });
 
-  it('reads a file in chunks as it reads it whole, torn last record included (property)', async () => {
+  it('walks a file in chunks as it reads it whole, torn last record included (property)', async () => {
     const dir = await mkdtemp(path.join(os.tmpdir(), 'edbx-csv-'));
     const file = path.join(dir, 'x.csv');
     const field = fc.string({ unit: fc.constantFrom('a', 'é', '漢', ',', '"', '\r', '\n', ' ') });
@@ -195,17 +196,24 @@ describe('RFC 4180 CSV', () => {
           fc.array(fc.array(field, { minLength: 1, maxLength: 4 }), { maxLength: 6 }),
           fc.constantFrom('', 'torn,"half', '1,2\r'),
           fc.integer({ min: 1, max: 16 }),
-          async (records, tail, chunkBytes) => {
+          fc.integer({ min: 0, max: 3 }),
+          async (records, tail, chunkBytes, lead) => {
             const text = records.map(formatRecord).join('') + tail;
             await writeFile(file, text);
-            const seen: string[][] = [];
+            const all: string[][] = [];
+            const leading: Array<Array<string | undefined>> = [];
             let end = 0;
-            for await (const chunk of scanCsv(file, chunkBytes)) {
-              seen.push(...chunk.records);
+            const chunks = createReadStream(file, { highWaterMark: chunkBytes }) as AsyncIterable<Buffer>;
+            for await (const chunk of walkCsv(chunks, lead)) {
+              for (const r of chunk.records) {
+                all.push(r.all());
+                leading.push(Array.from({ length: lead }, (_, k) => r.field(k)));
+              }
               end = chunk.end;
             }
             const whole = parseCsv(text);
-            expect(seen).toEqual(whole.records);
+            expect(all).toEqual(whole.records);
+            expect(leading).toEqual(whole.records.map((r) => Array.from({ length: lead }, (_, k) => r[k])));
             expect(end).toBe(Buffer.byteLength(text.slice(0, whole.end)));
           },
         ),
@@ -214,6 +222,42 @@ describe('RFC 4180 CSV', () => {
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
+  });
+
+  it('pads every record below the header to a width, copying its bytes, in any chunking (property)', async () => {
+    const field = fc.string({ unit: fc.constantFrom('a', 'é', '漢', ',', '"', '\r', '\n', ' ') });
+    const chunked = async function* (bytes: Buffer, sizes: number[]) {
+      for (let at = 0, k = 0; at < bytes.length; k++) {
+        const n = sizes[k % sizes.length]!;
+        yield bytes.subarray(at, at + n);
+        at += n;
+      }
+    };
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(fc.array(field, { minLength: 1, maxLength: 4 }), { minLength: 1, maxLength: 6 }),
+        fc.array(fc.boolean(), { minLength: 6, maxLength: 6 }),
+        fc.constantFrom('', 'torn,"half', '1,2\r'),
+        fc.array(fc.integer({ min: 1, max: 9 }), { minLength: 1, maxLength: 4 }),
+        fc.integer({ min: 1, max: 7 }),
+        async (records, lf, tail, sizes, width) => {
+          // CRLF as the sink writes, or LF as an editor might have: each keeps its terminator.
+          const lines = records.map((r, i) => {
+            const line = formatRecord(r);
+            return lf[i] ? line.slice(0, -2) + '\n' : line;
+          });
+          const bytes = Buffer.from(lines.join('') + tail);
+          const parts: Buffer[] = [];
+          for await (const b of padRecords(chunked(bytes, sizes), width)) parts.push(b);
+          const want = records.slice(1).map((r, i) => {
+            const line = formatRecord([...r, ...Array<string>(Math.max(0, width - r.length)).fill('')]);
+            return lf[i + 1] ? line.slice(0, -2) + '\n' : line;
+          });
+          expect(Buffer.concat(parts).toString()).toBe(want.join(''));
+        },
+      ),
+      { numRuns: 300 },
+    );
   });
 
   it('quotes only what needs quoting and ends records with CRLF', () => {

@@ -1,11 +1,9 @@
 /**
  * RFC 4180 CSV: CRLF record terminators, fields quoted when they hold a comma, a quote, a line break
  * (or edge spaces), quotes doubled inside quoted fields. The parser also reports where the last
- * complete record ends, so a record torn by a crash can be cut off. Files are read in chunks
- * (`scanCsv`): a sink's file grows for as long as it runs, past what one string can hold.
+ * complete record ends, so a record torn by a crash can be cut off. Files are walked as bytes in
+ * chunks (`walkCsv`): a sink's file grows for as long as it runs, past what one string can hold.
  */
-import { createReadStream } from 'node:fs';
-import { StringDecoder } from 'node:string_decoder';
 
 const NEEDS_QUOTES = /[",\r\n]|^\s|\s$/;
 
@@ -86,31 +84,150 @@ export function parseCsv(text: string): ParsedCsv {
   return { records, end };
 }
 
-/** The complete records of one chunk of a file, and the byte offset just after the last of them. */
-export interface CsvChunk {
-  readonly records: string[][];
-  readonly end: number;
+const QUOTE = 0x22;
+const COMMA = 0x2c;
+const CR = 0x0d;
+const LF = 0x0a;
+const CRLF_BYTES = Buffer.from('\r\n');
+const LF_BYTES = Buffer.from('\n');
+
+/** One record of a CSV byte stream, as `walkCsv` found it: where its bytes are, not yet decoded. */
+export class CsvRecord {
+  constructor(
+    /** The bytes the record is in: `source[from, to)`, without its terminator. */
+    readonly source: Buffer,
+    readonly from: number,
+    readonly to: number,
+    /** CRLF or LF, as the record ended. */
+    readonly terminator: Buffer,
+    /** How many fields it has. */
+    readonly fields: number,
+    /** Offsets (from `from`) of its first commas, as many as the walk's `lead`. */
+    private readonly commas: readonly number[],
+  ) {}
+
+  /** The text of field `k`, for `k` up to the walk's `lead` (undefined past the last field). */
+  field(k: number): string | undefined {
+    if (k >= this.fields) return undefined;
+    if (k > this.commas.length || (k === this.commas.length && k < this.fields - 1))
+      throw new RangeError(`field ${k} is past the walk's lead`);
+    const from = this.from + (k === 0 ? 0 : this.commas[k - 1]! + 1);
+    const to = k < this.commas.length ? this.from + this.commas[k]! : this.to;
+    const raw = this.source.toString('utf8', from, to);
+    return raw.startsWith('"') ? raw.slice(1, -1).replace(/""/g, '"') : raw;
+  }
+
+  /** Every field's text. */
+  all(): string[] {
+    return parseCsv(`${this.source.toString('utf8', this.from, this.to)}\n`).records[0] ?? [''];
+  }
 }
 
 /**
- * The complete records of `file`, a chunk at a time, in bounded memory (one chunk plus a record
- * spanning chunks). Nothing for a missing file. An unterminated last record is left out: the last
- * chunk's `end` is where a file torn by a crash should be cut.
+ * The complete records of a CSV byte stream, a chunk's worth at a time, with the byte offset just
+ * after the last of them (an unterminated last record, torn by a crash, is left out, as `parseCsv`
+ * does). Fields are not decoded: only the offsets of the first `lead` commas are noted, so that
+ * `field(k)` for `k < lead` costs one small decode. Quoted fields may hold commas and line breaks;
+ * doubled quotes toggle the quoted state twice, so counting quotes tells inside from outside. Much
+ * cheaper than `scanCsv` where a file is only copied or a few of its columns are read.
  */
-export async function* scanCsv(file: string, chunkBytes = 1 << 20): AsyncGenerator<CsvChunk> {
-  const decoder = new StringDecoder('utf8');
-  let rest = '';
-  let end = 0;
-  try {
-    for await (const chunk of createReadStream(file, { highWaterMark: chunkBytes })) {
-      const text = rest + decoder.write(chunk as Buffer);
-      const parsed = parseCsv(text);
-      end += Buffer.byteLength(text.slice(0, parsed.end));
-      rest = text.slice(parsed.end);
-      yield { records: parsed.records, end };
+export async function* walkCsv(
+  chunks: AsyncIterable<Buffer>,
+  lead = 0,
+): AsyncGenerator<{ records: CsvRecord[]; end: number }> {
+  const walker = new CsvWalker(lead);
+  for await (const chunk of chunks) {
+    const records = walker.push(chunk);
+    yield { records, end: walker.end };
+  }
+}
+
+/** `walkCsv`'s state between chunks (a plain method: V8 optimises its loop better than a generator's). */
+class CsvWalker {
+  #quoted = false;
+  #commas: number[] = [];
+  #fields = 1;
+  /** The current record's bytes from earlier chunks, and how many there are. */
+  #held: Buffer[] = [];
+  #heldBytes = 0;
+  #last = 0;
+  /** Offset just after the last complete record. */
+  end = 0;
+
+  constructor(private readonly lead: number) {}
+
+  push(chunk: Buffer): CsvRecord[] {
+    const records: CsvRecord[] = [];
+    const lead = this.lead;
+    let quoted = this.#quoted;
+    let fields = this.#fields;
+    let last = this.#last;
+    let start = 0;
+    for (let i = 0; i < chunk.length; i++) {
+      const c = chunk[i]!;
+      const before = last;
+      last = c;
+      if (c === QUOTE) quoted = !quoted;
+      else if (quoted) continue;
+      else if (c === COMMA) {
+        if (this.#commas.length < lead) this.#commas.push(this.#heldBytes + i - start);
+        fields++;
+      } else if (c === LF) {
+        const crlf = before === CR;
+        const terminator = crlf ? CRLF_BYTES : LF_BYTES;
+        if (this.#held.length === 0) {
+          records.push(new CsvRecord(chunk, start, crlf ? i - 1 : i, terminator, fields, this.#commas));
+        } else {
+          // Spanning chunks: copied whole. Its CR may be the last byte of the chunk before.
+          const bytes = Buffer.concat([...this.#held, chunk.subarray(start, i)]);
+          const to = bytes.length - (crlf ? 1 : 0);
+          records.push(new CsvRecord(bytes, 0, to, terminator, fields, this.#commas));
+        }
+        this.end += this.#heldBytes + i + 1 - start;
+        this.#held = [];
+        this.#heldBytes = 0;
+        this.#commas = [];
+        start = i + 1;
+        fields = 1;
+      }
     }
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return;
-    throw e;
+    if (start < chunk.length) {
+      this.#held.push(chunk.subarray(start));
+      this.#heldBytes += chunk.length - start;
+    }
+    this.#quoted = quoted;
+    this.#fields = fields;
+    this.#last = last;
+    return records;
+  }
+}
+
+/**
+ * The records of a CSV byte stream, each padded with empty fields to `width`, the first (the header)
+ * left out: what widening a file's header needs for every row below it. Bytes are copied as they are,
+ * not parsed and formatted again; a record only gets `,` × (the fields it lacks) before its terminator.
+ */
+export async function* padRecords(chunks: AsyncIterable<Buffer>, width: number): AsyncGenerator<Buffer> {
+  let header = true;
+  const pads = new Map<number, Buffer>();
+  for await (const { records } of walkCsv(chunks)) {
+    const rows = header ? records.slice(1) : records;
+    if (records.length > 0) header = false;
+    if (rows.length === 0) continue;
+    let size = 0;
+    for (const r of rows) size += r.to - r.from + Math.max(0, width - r.fields) + r.terminator.length;
+    const out = Buffer.allocUnsafe(size);
+    let at = 0;
+    for (const r of rows) {
+      at += r.source.copy(out, at, r.from, r.to);
+      if (r.fields < width) {
+        const n = width - r.fields;
+        let pad = pads.get(n);
+        if (!pad) pads.set(n, (pad = Buffer.from(','.repeat(n))));
+        at += pad.copy(out, at);
+      }
+      at += r.terminator.copy(out, at);
+    }
+    yield out;
   }
 }

@@ -19,6 +19,7 @@
  * the batch. Only when a cut fails too may rows of the batch be in a file: the failure says so
  * (`maybeWritten`). A widening that fails removes its temporary file and leaves the file untouched.
  */
+import { createReadStream } from 'node:fs';
 import { type FileHandle, mkdir, open, rename, rm, stat, truncate } from 'node:fs/promises';
 import path from 'node:path';
 import { fieldColumn, issuerText } from '../columns.js';
@@ -34,7 +35,7 @@ import {
   writeAll,
 } from '../files.js';
 import { type CsvSettings, type DeliveryItem, type Sink, transientFailure } from '../types.js';
-import { formatRecord, scanCsv } from './rfc4180.js';
+import { type CsvRecord, formatRecord, padRecords, walkCsv } from './rfc4180.js';
 
 /** Columns before the fields. */
 export const CSV_COLUMNS = [
@@ -48,6 +49,38 @@ export const CSV_COLUMNS = [
   'updated_by',
 ] as const;
 const RESERVED: ReadonlySet<string> = new Set(CSV_COLUMNS);
+
+/**
+ * Read `file` once: its header, each row's `id` and `version` cells (as text) given to `row` until it
+ * returns true, and where the last complete record ends (a record torn by a crash is after it). Only
+ * those two cells are decoded: on a file of hundreds of megabytes this is what opening costs.
+ */
+async function scanRows(
+  file: string,
+  row: (id: string | undefined, version: string | undefined) => boolean | void,
+): Promise<{ header: string[] | undefined; end: number }> {
+  let header: string[] | undefined;
+  let at = { id: -1, version: -1 };
+  let end = 0;
+  // The sink's own header starts with id and version: two commas' offsets find both cells.
+  const lead = 2;
+  const cell = (r: CsvRecord, k: number) => (k < 0 ? undefined : k < lead ? r.field(k) : r.all()[k]);
+  try {
+    const chunks = createReadStream(file, { highWaterMark: 1 << 20 }) as AsyncIterable<Buffer>;
+    for await (const chunk of walkCsv(chunks, lead)) {
+      end = chunk.end;
+      for (const r of chunk.records) {
+        if (!header) {
+          header = r.all();
+          at = { id: header.indexOf('id'), version: header.indexOf('version') };
+        } else if (row(cell(r, at.id), cell(r, at.version)) === true) return { header, end };
+      }
+    }
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+  }
+  return { header, end };
+}
 
 class CsvFile {
   /** The file's length before the rows of the batch being written: what a failed batch is cut to. */
@@ -66,23 +99,11 @@ class CsvFile {
   /** Open for appends, cutting off a row torn by a crash. */
   static async open(file: string, openFile: OpenFile): Promise<CsvFile> {
     await rm(`${file}.widening`, { force: true });
-    let header: string[] | undefined;
-    let at: { id: number; version: number } | undefined;
-    let end = 0;
     const written = new Map<string, number>();
-    for await (const chunk of scanCsv(file)) {
-      end = chunk.end;
-      for (const r of chunk.records) {
-        if (!header) {
-          header = r;
-          at = { id: r.indexOf('id'), version: r.indexOf('version') };
-          continue;
-        }
-        const v = Number(r[at!.version]);
-        const key = r[at!.id];
-        if (key !== undefined && Number.isSafeInteger(v) && v > (written.get(key) ?? 0)) written.set(key, v);
-      }
-    }
+    const { header = [], end } = await scanRows(file, (key, version) => {
+      const v = Number(version);
+      if (key !== undefined && Number.isSafeInteger(v) && v > (written.get(key) ?? 0)) written.set(key, v);
+    });
     const size = (await statOrNone(file))?.size ?? 0;
     if (end < size) await truncate(file, end);
     const handle = await openFile(file, 'a', PRIVATE_FILE);
@@ -94,7 +115,6 @@ class CsvFile {
       await handle.close().catch(() => undefined);
       throw e;
     }
-    header ??= [];
     return new CsvFile(file, openFile, header, new Map(header.map((c, i) => [c, i])), handle, written);
   }
 
@@ -111,14 +131,9 @@ class CsvFile {
 
   /** Whether any row of the file is this event (reads the whole file: only for a dead letter in doubt). */
   async contains(id: string, version: number): Promise<boolean> {
-    let at: { id: number; version: number } | undefined;
-    for await (const { records } of scanCsv(this.file)) {
-      for (const r of records) {
-        if (!at) at = { id: r.indexOf('id'), version: r.indexOf('version') };
-        else if (at.id >= 0 && r[at.id] === id && Number(r[at.version]) === version) return true;
-      }
-    }
-    return false;
+    let found = false;
+    await scanRows(this.file, (key, v) => (found = key === id && Number(v) === version));
+    return found;
   }
 
   /** Append rows (column → value); widens the header first when a row has a new column. */
@@ -167,18 +182,13 @@ class CsvFile {
    * replace the file. On any failure before the rename the copy is removed and the file is as it was.
    */
   async #widen(header: string[]): Promise<void> {
-    const pad = (r: string[]) => [...r, ...Array<string>(Math.max(0, header.length - r.length)).fill('')];
     const tmp = `${this.file}.widening`;
     try {
       const out = await this.openFile(tmp, 'w', PRIVATE_FILE);
       try {
         await writeAll(out, formatRecord(header));
-        let first = true;
-        for await (const { records } of scanCsv(this.file)) {
-          const rows = first ? records.slice(1) : records;
-          if (records.length > 0) first = false;
-          await writeAll(out, rows.map((r) => formatRecord(pad(r))).join(''));
-        }
+        const rows = createReadStream(this.file, { highWaterMark: 1 << 20 }) as AsyncIterable<Buffer>;
+        for await (const padded of padRecords(rows, header.length)) await writeAll(out, padded);
         // The rewritten file replaces the file as it was: it keeps its mode (a user's 0644 stays 0644).
         await out.chmod((await stat(this.file)).mode & 0o7777);
         await out.sync();
