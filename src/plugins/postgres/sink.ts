@@ -115,13 +115,14 @@ export class PostgresSink implements Sink {
       columns = new Set(res.rows.map((r) => r.column_name));
       this.#columns.set(table, columns);
     }
-    for (const f of fields) {
-      if (columns.has(f.column)) continue;
-      await client.query(
-        `ALTER TABLE ${quoteIdent(table)} ADD COLUMN IF NOT EXISTS ${quoteIdent(f.column)} ${postgresType(f.type)}`,
-      );
-      columns.add(f.column);
-    }
+    // All of a row's new columns in one statement: one round trip (and over 1600 columns, one refusal).
+    const missing = new Map(fields.filter((f) => !columns.has(f.column)).map((f) => [f.column, f.type]));
+    if (missing.size === 0) return;
+    const adds = [...missing].map(
+      ([c, type]) => `ADD COLUMN IF NOT EXISTS ${quoteIdent(c)} ${postgresType(type)}`,
+    );
+    await client.query(`ALTER TABLE ${quoteIdent(table)} ${adds.join(', ')}`);
+    for (const c of missing.keys()) columns.add(c);
   }
 
   async close(): Promise<void> {

@@ -15,6 +15,9 @@ import { PRIVATE_DIR, PRIVATE_FILE, sameFile } from '../files.js';
 
 type Db = BetterSqlite3.Database;
 
+/** SQLite's default SQLITE_MAX_COLUMN, which better-sqlite3 builds with: columns of a table. */
+const SQLITE_MAX_COLUMN = 2000;
+
 export class SqliteWriter {
   #db: Db | undefined;
   /** The database file as opened (device and inode). */
@@ -86,17 +89,34 @@ export class SqliteWriter {
       existing = new Map(info.map((c) => [c.name.toLowerCase(), c.name]));
       this.#columns.set(table, existing);
     }
-    return sample.fields.map((f) => {
-      let column = f.column;
-      const same = existing.get(column.toLowerCase());
+    const added = new Map<string, string>();
+    const missing: Array<{ column: string; type: SqlField['type'] }> = [];
+    const columns = sample.fields.map((f) => {
+      const same = existing.get(f.column.toLowerCase()) ?? added.get(f.column.toLowerCase());
       // `Name` and `name` are one column to SQLite: the later field gets a distinct, stable name.
-      if (same !== undefined && same !== column) column = disambiguate(column);
-      if (!existing.has(column.toLowerCase())) {
-        db.exec(`ALTER TABLE ${quoteIdent(table)} ADD COLUMN ${quoteIdent(column)} ${sqliteType(f.type)}`);
-        existing.set(column.toLowerCase(), column);
+      const column = same !== undefined && same !== f.column ? disambiguate(f.column) : f.column;
+      const key = column.toLowerCase();
+      if (!existing.has(key) && !added.has(key)) {
+        added.set(key, column);
+        missing.push({ column, type: f.type });
       }
       return column;
     });
+    // Each ADD COLUMN rewrites the table's schema, so a row over the limit would cost seconds of
+    // them before SQLite refused the 2001st: refuse it first, with SQLite's own error.
+    if (existing.size + missing.length > SQLITE_MAX_COLUMN) {
+      throw Object.assign(
+        new Error(
+          `too many columns on ${table}: ${existing.size + missing.length} (SQLite allows ${SQLITE_MAX_COLUMN})`,
+        ),
+        { code: 'SQLITE_ERROR' },
+      );
+    }
+    for (const { column, type } of missing) {
+      db.exec(`ALTER TABLE ${quoteIdent(table)} ADD COLUMN ${quoteIdent(column)} ${sqliteType(type)}`);
+      existing.set(column.toLowerCase(), column);
+    }
+    return columns;
   }
 
   #statement(db: Db, table: string, columns: readonly string[]): BetterSqlite3.Statement {
