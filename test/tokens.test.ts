@@ -115,7 +115,7 @@ describe('tokens: expiry', () => {
     expect(await codeOf(() => read(token))).toBe('EDBX_ERR_TOKEN_EXPIRED');
     expect(await codeOf(() => write(token))).toBe('EDBX_ERR_TOKEN_EXPIRED');
     expect(await eventCount()).toBe(2);
-    expect(listTokens(store)[0]!.status).toBe('expired');
+    expect((await listTokens(store))[0]!.status).toBe('expired');
   });
 
   it('re-checks expiry inside the write transaction, so a token that expires while queued writes nothing', async () => {
@@ -133,7 +133,7 @@ describe('tokens: expiry', () => {
     const token = await issue();
     advance(10 * 365 * 24 * 3600);
     expect(await codeOf(() => write(token))).toBe('ok');
-    expect(listTokens(store)[0]!.expires_at).toBeNull();
+    expect((await listTokens(store))[0]!.expires_at).toBeNull();
   });
 });
 
@@ -189,7 +189,7 @@ describe('tokens: write limit', () => {
     expect(await codeOf(() => write(token))).toBe('EDBX_ERR_TOKEN_EXHAUSTED');
     expect(await eventCount()).toBe(3);
     expect(await codeOf(() => read(token))).toBe('ok');
-    expect(listTokens(store)[0]).toMatchObject({ status: 'exhausted', limit: 3, remaining: 0 });
+    expect((await listTokens(store))[0]).toMatchObject({ status: 'exhausted', limit: 3, remaining: 0 });
   });
 
   it('charges only successful writes: version conflicts, bad payloads and bad names cost nothing', async () => {
@@ -329,7 +329,7 @@ describe('tokens: refresh and revoke', () => {
   it('refresh needs --expiration and/or --limit, and finds a token by its listed id', async () => {
     const token = await issue();
     expect(await codeOf(() => refreshToken(store, token, {}, ADMIN_CTX))).toBe('EDBX_ERR_USAGE');
-    const id = listTokens(store)[0]!.id;
+    const id = (await listTokens(store))[0]!.id;
     expect((await refreshToken(store, id, { limit: 7 }, ADMIN_CTX)).remaining).toBe(7);
     expect(await codeOf(() => refreshToken(store, 'edbx_nothere', { limit: 1 }, ADMIN_CTX))).toBe(
       'EDBX_ERR_TOKEN_NOT_FOUND',
@@ -353,12 +353,12 @@ describe('tokens: refresh and revoke', () => {
     expect(await codeOf(() => refreshToken(store, token, { expiration: 60 }, ADMIN_CTX))).toBe(
       'EDBX_ERR_TOKEN_ALREADY_REVOKED',
     );
-    expect(listTokens(store)[0]!.status).toBe('revoked');
+    expect((await listTokens(store))[0]!.status).toBe('revoked');
   });
 
   it('revoke by the id shown in `token list`', async () => {
     const token = await issue();
-    await revokeToken(store, listTokens(store)[0]!.id, ADMIN_CTX);
+    await revokeToken(store, (await listTokens(store))[0]!.id, ADMIN_CTX);
     expect(await codeOf(() => read(token))).toBe('EDBX_ERR_TOKEN_REVOKED');
   });
 });
@@ -456,7 +456,7 @@ describe('tokens: read-only, scopes and groups', () => {
       );
     }
     // Nothing issued, nothing audited; a look-alike group is another group.
-    expect(listTokens(store)).toEqual([]);
+    expect(await listTokens(store)).toEqual([]);
     expect(await auditCount()).toBe(0);
     expect(await codeOf(() => issue({ group: 'locals' }))).toBe('ok');
   });
@@ -566,7 +566,7 @@ describe('tokens: secrets', () => {
 
   it('`token list` shows id, group, user, status, expiry and remaining writes, never the token or its hash', async () => {
     const token = await issue({ expiration: 60, limit: 5 });
-    const listed = listTokens(store);
+    const listed = await listTokens(store);
     expect(listed).toEqual([
       expect.objectContaining({
         id: token.slice(0, 11),

@@ -1,5 +1,6 @@
 /** Human-readable rendering of operation results (the --json output is the result itself). */
 import type { EventRecord } from '../core/event.js';
+import type { Schema } from '../core/schema.js';
 import type { describeToken } from '../core/tokens.js';
 import type { BackupReport } from '../store/backup.js';
 import type { VerifyAllReport } from '../store/verify.js';
@@ -11,12 +12,35 @@ import type {
   VerifyReport,
 } from '../store/types.js';
 import { PLUGIN_HUMAN } from './ops/plugin.js';
-import { SCHEMA_HUMAN } from './ops/schema.js';
+import { SCHEMA_HUMAN, schemaRows } from './ops/schema.js';
 import type { Renderer } from './ops/types.js';
 import type { AuditStateReport } from '../store/audit-state.js';
 import { bold, count, formatEvent, green, keyValues, printable, red, table } from './output.js';
 
 type TokenView = ReturnType<typeof describeToken>;
+
+/** The rows of `token list`, one per token. */
+const tokenRows = (tokens: readonly TokenView[]) =>
+  tokens.map((t) => ({
+    id: t.id,
+    group: t.group,
+    user: t.user,
+    status: t.status,
+    expires_at: t.expires_at ?? 'never',
+    remaining: t.remaining ?? 'unlimited',
+    access: `${t.read_only ? 'read-only' : 'read-write'}${t.scopes.length ? ` ${t.scopes.join(',')}` : ''}`,
+  }));
+
+/**
+ * Listings printed whole but read a page at a time (run.ts, ops/page.ts): the key of their items in
+ * the result, and their table rows.
+ */
+export const PAGED: Readonly<
+  Record<string, { key: string; rows: (items: readonly unknown[]) => Array<Record<string, unknown>> }>
+> = {
+  'token.list': { key: 'tokens', rows: (items) => tokenRows(items as TokenView[]) },
+  'schema.list': { key: 'schemas', rows: (items) => schemaRows(items as Schema[]) },
+};
 
 const verifyLine = (r: VerifyReport): string =>
   r.ok
@@ -113,18 +137,7 @@ export const HUMAN: Record<string, Renderer> = {
       `id ${t.id}, expires ${t.expires_at ?? 'never'}, writes ${t.limit ?? 'unlimited'}${t.keep_alive ? ', keep-alive' : ''}${t.read_only ? ', read-only' : ''}${t.scopes.length ? `, scopes ${t.scopes.join(' ')}` : ''}`,
     ].join('\n');
   },
-  'token.list': (r) =>
-    table(
-      (r.tokens as TokenView[]).map((t) => ({
-        id: t.id,
-        group: t.group,
-        user: t.user,
-        status: t.status,
-        expires_at: t.expires_at ?? 'never',
-        remaining: t.remaining ?? 'unlimited',
-        access: `${t.read_only ? 'read-only' : 'read-write'}${t.scopes.length ? ` ${t.scopes.join(',')}` : ''}`,
-      })),
-    ),
+  'token.list': (r) => table(tokenRows(r.tokens as TokenView[])),
   'token.revoke': (r) =>
     `revoked token ${(r.token as TokenView).id} (${(r.token as TokenView).group}/${(r.token as TokenView).user})`,
   'token.refresh': (r) => {

@@ -121,7 +121,15 @@ const TOKEN_COMMANDS: CommandSpec[] = [
       },
     ],
   },
-  { name: 'list', op: 'token.list', help: 'list tokens with status, expiry and remaining writes', flags: [] },
+  {
+    name: 'list',
+    op: 'token.list',
+    help: 'list tokens with status, expiry and remaining writes',
+    flags: [
+      { flags: '--skip <n>', help: 'skip the first n' },
+      { flags: '--take <n>', help: 'show at most n' },
+    ],
+  },
   {
     name: 'revoke',
     op: 'token.revoke',

@@ -21,7 +21,9 @@ import { auditEntries, auditSince } from '../store/audit-log.js';
 import { verifyAuditLog } from '../store/audit-state.js';
 import { currentCheckpoint, verifyFromCheckpoint } from '../store/checkpoints.js';
 import { changeKeys } from '../store/secure.js';
-import { createToken, listTokens, refreshToken, revokeToken } from '../store/tokens.js';
+import { createToken, refreshToken, revokeToken, tokenPosition, tokenRecords } from '../store/tokens.js';
+import { describeToken } from '../core/tokens.js';
+import { pagedOp } from './ops/page.js';
 import { PLUGIN_OPS } from './ops/plugin.js';
 import { SCHEMA_OPS } from './ops/schema.js';
 import type { Op, OpArgs } from './ops/types.js';
@@ -29,7 +31,7 @@ import type { EventStore } from '../store/store.js';
 import type { WriteContext } from '../store/types.js';
 
 const str = (args: OpArgs, name: string): string => String(args[name]);
-const optNumber = (args: OpArgs, name: string, flag: string): number | undefined => {
+export const optNumber = (args: OpArgs, name: string, flag: string): number | undefined => {
   const v = args[name];
   if (v === undefined) return undefined;
   const n = wholeNumber(v);
@@ -145,7 +147,10 @@ export const OPS: Record<string, Op> = {
       ctx,
     ),
   }),
-  'token.list': async ({ store }) => ({ tokens: listTokens(store) }),
+  'token.list': pagedOp('tokens', tokenRecords, tokenPosition, (store, records) => {
+    const now = store.env.now();
+    return records.map((t) => describeToken(t, now));
+  }),
   'token.revoke': async ({ store }, a, ctx) => ({ token: await revokeToken(store, str(a, 'token'), ctx) }),
   'token.refresh': async ({ store }, a, ctx) => ({
     token: await refreshToken(store, str(a, 'token'), { expiration: a.expiration, limit: a.limit }, ctx),

@@ -30,6 +30,8 @@ import {
   type SchemaAlterBody,
   type SchemaCreateBody,
   type SchemaDefinition,
+  type SchemaList,
+  type TokenPage,
   type TransactionEvent,
   type TransactionResult,
   type VerifyReport,
@@ -64,6 +66,21 @@ const PATHS = Object.fromEntries(
         },
   ]),
 ) as typeof ANY_PATHS;
+
+/** Every item of a paged listing, one page at a time: `read` fetches the page after `cursor`. */
+async function* pages<K extends string, T>(
+  read: (
+    cursor: string | undefined,
+  ) => Promise<{ readonly [k in K]: readonly T[] } & { next_cursor: string | null }>,
+  key: K,
+): AsyncGenerator<T> {
+  let cursor: string | undefined;
+  do {
+    const page = await read(cursor);
+    yield* page[key];
+    cursor = page.next_cursor ?? undefined;
+  } while (cursor !== undefined);
+}
 
 /**
  * Every method that returns a Promise is `async`, and the iterators check their arguments on their
@@ -159,12 +176,10 @@ export class EventDbxClient {
   async *aggregates(
     q: { type?: string; pageSize?: number } & CallOptions = {},
   ): AsyncGenerator<AggregateSummary> {
-    let cursor: string | undefined;
-    do {
-      const page = await this.listAggregates({ type: q.type, take: q.pageSize, cursor }, q);
-      yield* page.aggregates;
-      cursor = page.next_cursor ?? undefined;
-    } while (cursor !== undefined);
+    yield* pages(
+      (cursor) => this.listAggregates({ type: q.type, take: q.pageSize, cursor }, q),
+      'aggregates',
+    );
   }
 
   /** `GET /v1/aggregates/{type}/{id}`: the current state, or the state at `version`. */
@@ -291,9 +306,19 @@ export class EventDbxClient {
 
   // ------------------------------------------------------------------ schemas
 
-  /** `GET /v1/schemas`: the current version of every schema. */
-  async listSchemas(o?: CallOptions): Promise<SchemaDefinition[]> {
-    return [...(await this.#get(SHAPES.schemaList, PATHS.schemas, undefined, o)).schemas];
+  /** One page of `GET /v1/schemas`: current versions, by aggregate type. */
+  async listSchemas(q: PageQuery = {}, o?: CallOptions): Promise<SchemaList> {
+    return this.#get(SHAPES.schemaList, PATHS.schemas, { take: q.take, skip: q.skip, cursor: q.cursor }, o);
+  }
+
+  /**
+   * Every schema (current versions, by aggregate type), following `next_cursor`.
+   *
+   * @example
+   * for await (const s of db.schemas()) console.log(s.aggregate, s.version);
+   */
+  async *schemas(q: { pageSize?: number } & CallOptions = {}): AsyncGenerator<SchemaDefinition> {
+    yield* pages((cursor) => this.listSchemas({ take: q.pageSize, cursor }, q), 'schemas');
   }
 
   /** `GET /v1/schemas/{aggregate}` (`EDBX_ERR_SCHEMA_NOT_FOUND` when it has none). */
@@ -334,9 +359,22 @@ export class EventDbxClient {
 
   // ------------------------------------------------------------------ tokens (group admin)
 
-  /** `GET /v1/tokens`: every token with its status (never a secret). */
-  async listTokens(o?: CallOptions): Promise<TokenView[]> {
-    return [...(await this.#get(SHAPES.tokenList, PATHS.tokens, undefined, o)).tokens];
+  /**
+   * One page of `GET /v1/tokens`: tokens with their status (never a secret), in a fixed order that is
+   * not the order of creation.
+   */
+  async listTokens(q: PageQuery = {}, o?: CallOptions): Promise<TokenPage> {
+    return this.#get(SHAPES.tokenPage, PATHS.tokens, { take: q.take, skip: q.skip, cursor: q.cursor }, o);
+  }
+
+  /**
+   * Every token, following `next_cursor`.
+   *
+   * @example
+   * for await (const t of admin.tokens()) if (t.status === 'expired') await admin.revokeToken(t.id);
+   */
+  async *tokens(q: { pageSize?: number } & CallOptions = {}): AsyncGenerator<TokenView> {
+    yield* pages((cursor) => this.listTokens({ take: q.pageSize, cursor }, q), 'tokens');
   }
 
   /** `POST /v1/tokens`: issue a token for one person; its secret is in the result only. Not retried. */

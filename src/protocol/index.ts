@@ -39,6 +39,7 @@ export type {
   RecentEvents,
   SchemaHistory,
   SchemaList,
+  TokenPage,
   TransactionResult,
 } from './responses.js';
 export {

@@ -1,5 +1,5 @@
 /** Response envelopes of the REST API. */
-import type { AggregateSummary, EventRecord, SchemaDefinition } from './records.js';
+import type { AggregateSummary, EventRecord, SchemaDefinition, TokenView } from './records.js';
 
 /** `GET /v1/aggregates`. `next_cursor` is null on the last page. */
 export interface AggregatePage {
@@ -23,9 +23,19 @@ export interface TransactionResult {
   readonly events: readonly EventRecord[];
 }
 
-/** `GET /v1/schemas`: the current version of every schema. */
+/** `GET /v1/schemas`: current versions, by aggregate type. `next_cursor` is null on the last page. */
 export interface SchemaList {
   readonly schemas: readonly SchemaDefinition[];
+  readonly next_cursor: string | null;
+}
+
+/**
+ * `GET /v1/tokens` (admin), in a fixed order that is not the order of creation. `next_cursor` is null
+ * on the last page.
+ */
+export interface TokenPage {
+  readonly tokens: readonly TokenView[];
+  readonly next_cursor: string | null;
 }
 
 /** `GET /v1/schemas/{aggregate}/history`: every version, oldest first. */

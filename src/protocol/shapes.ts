@@ -14,6 +14,7 @@ import type {
   RecentEvents,
   SchemaHistory,
   SchemaList,
+  TokenPage,
   TransactionResult,
 } from './responses.js';
 import type {
@@ -278,16 +279,19 @@ export const SHAPES = {
     }),
   ),
   schema: shape<SchemaDefinition>('a schema', schema),
-  schemaList: shape<SchemaList>('a list of schemas', fields<SchemaList>({ schemas: list(schema) })),
+  schemaList: shape<SchemaList>(
+    'a page of schemas',
+    fields<SchemaList>({ schemas: list(schema), next_cursor: cursor }),
+  ),
   schemaHistory: shape<SchemaHistory>(
     'a schema history',
     fields<SchemaHistory>({ aggregate: string, versions: list(schema) }),
   ),
   token: shape<TokenView>('a TokenView', tokenView),
   issuedToken: shape<IssuedToken>('an issued token', fields<IssuedToken>({ ...tokenFields, token: string })),
-  tokenList: shape<{ tokens: TokenView[] }>(
-    'a list of tokens',
-    fields<{ tokens: TokenView[] }>({ tokens: list(tokenView) }),
+  tokenPage: shape<TokenPage>(
+    'a page of tokens',
+    fields<TokenPage>({ tokens: list(tokenView), next_cursor: cursor }),
   ),
   auditPage: shape<AuditPage>(
     'a page of the audit log',

@@ -290,13 +290,49 @@ function refuseBroken(reg: Registry, aggregate?: string): void {
   if (broken) throw broken;
 }
 
-/** Current schemas, by aggregate type. */
-export async function listSchemas(store: EventStore): Promise<Schema[]> {
+export interface SchemaListOptions {
+  /** Resume after this aggregate type (the last one seen). */
+  readonly after?: string | undefined;
+  readonly skip?: number;
+  readonly take?: number;
+  readonly signal?: AbortSignal | undefined;
+}
+
+/**
+ * Current schemas, by aggregate type. The aggregate types come from the H range, one seek each past
+ * the versions of the one before (a schema's history is never read out), so only the page is read;
+ * each current version is the committed one the validator applies.
+ */
+export async function listSchemas(store: EventStore, o: SchemaListOptions = {}): Promise<Schema[]> {
   const reg = await registry(store);
   refuseBroken(reg);
-  return [...reg.schemas.values()]
-    .map((c) => c.schema)
-    .sort((a, b) => (a.aggregate < b.aggregate ? -1 : a.aggregate > b.aggregate ? 1 : 0));
+  const take = o.take ?? Number.MAX_SAFE_INTEGER;
+  const out: Schema[] = [];
+  const lt = prefixEnd(K.schemaPrefix());
+  let gte = o.after === undefined ? K.schemaPrefix() : prefixEnd(K.schemaPrefix(o.after));
+  let skip = o.skip ?? 0;
+  while (out.length < take) {
+    const key = await firstKey(store, gte, lt, o.signal);
+    if (key === undefined) break;
+    const aggregate = K.decodeSchemaKey(key);
+    gte = prefixEnd(K.schemaPrefix(aggregate));
+    // A schema whose first version is written but not yet applied is listed once it applies.
+    const schema = reg.schemas.get(aggregate)?.schema;
+    if (!schema) continue;
+    if (skip > 0) skip--;
+    else out.push(schema);
+  }
+  return out;
+}
+
+async function firstKey(
+  store: EventStore,
+  gte: Buffer,
+  lt: Buffer,
+  signal: AbortSignal | undefined,
+): Promise<Buffer | undefined> {
+  for await (const keys of store.engine.keyChunks('main', { gte, lt, limit: 1, signal })) return keys[0];
+  return undefined;
 }
 
 /** The current schema of an aggregate type. */

@@ -18,6 +18,9 @@ import {
   parseScope,
   tokenStatus,
 } from '../core/tokens.js';
+import { prefixEnd } from '../storage/engine.js';
+import { openJson } from './codec.js';
+import * as K from './keys.js';
 import { AUDIT_ID, AUDIT_TYPE, type EventStore } from './store.js';
 import type { WriteContext } from './types.js';
 
@@ -118,11 +121,74 @@ export async function createToken(store: EventStore, o: GenerateOptions, ctx: Wr
   return { token: fresh.token, ...describeToken(record, now) };
 }
 
-export function listTokens(store: EventStore) {
+export interface TokenListOptions {
+  /** Resume after this token: the `tokenPosition` of the last one seen. */
+  readonly after?: string | undefined;
+  readonly skip?: number;
+  readonly take?: number;
+  readonly signal?: AbortSignal | undefined;
+}
+
+const HASH = /^[0-9a-f]{64}$/;
+const badPosition = (value: string) =>
+  err('EDBX_ERR_INVALID_ARGUMENT', {
+    name: 'cursor',
+    value,
+    reason: 'use the next_cursor of a previous page',
+  });
+
+/**
+ * Where a listing stopped: the token's hash, sealed with the store's codec, so a cursor never shows a
+ * hash (the listing itself shows none) and one made by hand is refused.
+ */
+export const tokenPosition = (store: EventStore, t: TokenRecord): string =>
+  store.env.codec.seal(Buffer.from(t.hash, 'utf8')).toString('base64url');
+
+function openPosition(store: EventStore, position: string): string {
+  let hash: string;
+  try {
+    hash = store.env.codec.open(Buffer.from(position, 'base64url'), 'token list cursor').toString('utf8');
+  } catch {
+    throw badPosition(position);
+  }
+  if (!HASH.test(hash)) throw badPosition(position);
+  return hash;
+}
+
+/**
+ * Token records in key order (by hash, so not by creation), read from the K range: only the page is
+ * read, the skipped keys are counted without their values. The record held in memory is returned
+ * when there is one, since a keep-alive expiry slides in memory before it is written.
+ */
+export async function tokenRecords(store: EventStore, o: TokenListOptions = {}): Promise<TokenRecord[]> {
+  const take = o.take ?? Number.MAX_SAFE_INTEGER;
+  const out: TokenRecord[] = [];
+  if (take <= 0) return out;
+  const prefix = K.tokenPrefix();
+  let from: { gt: Buffer } | { gte: Buffer } =
+    o.after === undefined ? { gte: prefix } : { gt: K.tokenKey(openPosition(store, o.after)) };
+  const lt = prefixEnd(prefix);
+  let skip = o.skip ?? 0;
+  if (skip > 0) {
+    for await (const keys of store.engine.keyChunks('main', { ...from, lt, limit: skip, signal: o.signal })) {
+      skip -= keys.length;
+      from = { gt: keys.at(-1)! };
+    }
+    if (skip > 0) return out;
+  }
+  for await (const [k, v] of store.engine.range('main', { ...from, lt, limit: take, signal: o.signal })) {
+    out.push(
+      store.tokens.get(k.subarray(1).toString('utf8')) ??
+        openJson<TokenRecord>(store.env.codec, v, 'token record'),
+    );
+  }
+  return out;
+}
+
+/** What `token list` and GET /v1/tokens show of each token: never the token or its hash. */
+export async function listTokens(store: EventStore, o: TokenListOptions = {}) {
   const now = store.env.now();
-  return [...store.tokens.values()]
-    .sort((a, b) => a.created_at.localeCompare(b.created_at))
-    .map((t) => describeToken(t, now));
+  return (await tokenRecords(store, o)).map((t) => describeToken(t, now));
 }
 
 /** Find a token by its full value or its unique id prefix (as shown by `token list`). */

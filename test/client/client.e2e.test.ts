@@ -247,7 +247,7 @@ describe('EventDbxClient against a real server', () => {
     expect(altered.events['invoice-paid']!.fields).toEqual(['amount', 'currency']);
     const removed = await db.removeSchemaEvent('invoice', 'invoice-voided');
     expect(Object.keys(removed.events).sort()).toEqual(['invoice-issued', 'invoice-paid']);
-    expect((await db.listSchemas()).map((s) => s.aggregate)).toContain('invoice');
+    expect((await db.listSchemas()).schemas.map((s) => s.aggregate)).toContain('invoice');
     expect(await db.getSchema('invoice')).toEqual(removed);
     expect((await db.getSchemaHistory('invoice')).map((s) => s.version)).toEqual([1, 2, 3, 4]);
     expect(await codeOf(db.getSchema('nothing'))).toBe('EDBX_ERR_SCHEMA_NOT_FOUND');

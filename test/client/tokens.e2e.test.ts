@@ -44,7 +44,7 @@ describe('client SDK: token management (group admin)', () => {
     );
     expect((await admin.refreshToken(issued.id, { limit: 3 })).remaining).toBe(3);
     expect((await admin.revokeToken(issued.id)).status).toBe('revoked');
-    const listed = await admin.listTokens();
+    const listed = (await admin.listTokens()).tokens;
     expect(listed.find((t) => t.id === issued.id)?.status).toBe('revoked');
     expect(JSON.stringify(listed)).not.toContain(issued.token);
   });
@@ -57,6 +57,6 @@ describe('client SDK: token management (group admin)', () => {
     const cli = await p.cli(['token', 'generate', '--group', 'local', '--user', 'root']);
     expect(cli.code).not.toBe(0);
     expect(cli.stderr).toContain('reserved for writes made on the host without a token');
-    expect((await admin.listTokens()).map((t) => t.group)).not.toContain('local');
+    expect((await admin.listTokens()).tokens.map((t) => t.group)).not.toContain('local');
   });
 });

@@ -51,7 +51,15 @@ export const SCHEMA_COMMANDS: CommandSpec[] = [
     help: 'stop accepting an event (a schema keeps at least one event)',
     flags: [AGGREGATE, { flags: '--event <name>', help: 'the event to remove', required: true }],
   },
-  { name: 'list', op: 'schema.list', help: 'list the schemas', flags: [] },
+  {
+    name: 'list',
+    op: 'schema.list',
+    help: 'list the schemas',
+    flags: [
+      { flags: '--skip <n>', help: 'skip the first n' },
+      { flags: '--take <n>', help: 'show at most n' },
+    ],
+  },
   {
     name: 'show',
     op: 'schema.show',

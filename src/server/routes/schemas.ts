@@ -17,7 +17,9 @@ import {
 } from '../../store/schemas.js';
 import type { RouteContext } from '../app.js';
 import type { Feature } from '../features.js';
-import { errors as allErrors } from '../schemas.js';
+import { signalOf } from '../in-flight.js';
+import { DEFAULT_PAGE, MAX_PAGE, type Query, decodeCursor, isKeyCursor, num, pageOf } from '../paging.js';
+import { errors as allErrors, nextCursor, page } from '../schemas.js';
 
 const str = { type: 'string' } as const;
 const int = { type: 'integer' } as const;
@@ -74,20 +76,32 @@ async function schemaRoutes(app: FastifyInstance, ctx: RouteContext): Promise<vo
     return { issuedBy: { group: t.group, user: t.user } };
   };
 
-  app.get(
+  app.get<{ Querystring: Query }>(
     '/v1/schemas',
     {
       schema: {
-        summary: 'List all schema definitions (current versions)',
+        summary: 'List the schema definitions (current versions) by aggregate type, a page at a time',
+        querystring: page,
         response: {
-          200: { type: 'object', properties: { schemas: { type: 'array', items: schema } } },
+          200: {
+            type: 'object',
+            properties: { schemas: { type: 'array', items: schema }, next_cursor: nextCursor },
+          },
           ...errors,
         },
       },
     },
-    async (req) => {
+    async (req, reply) => {
       read(req);
-      return { schemas: await listSchemas(store) };
+      const take = num(req.query, 'take', DEFAULT_PAGE, 1, MAX_PAGE);
+      const schemas = await listSchemas(store, {
+        after: decodeCursor(req.query.cursor, isKeyCursor)?.k,
+        skip: num(req.query, 'skip', 0),
+        take: take + 1,
+        signal: signalOf(reply),
+      });
+      const { shown, next_cursor } = pageOf(schemas, take, (s) => ({ k: s.aggregate }));
+      return { schemas: shown, next_cursor };
     },
   );
 

@@ -1,9 +1,19 @@
 /** Token management over HTTP for group `admin` (the same operations as `eventdbx token …`). */
 import type { FastifyInstance } from 'fastify';
 import { err } from '../../core/errors.js';
-import { TOKEN_RANGES, createToken, listTokens, refreshToken, revokeToken } from '../../store/tokens.js';
+import { describeToken } from '../../core/tokens.js';
+import {
+  TOKEN_RANGES,
+  createToken,
+  refreshToken,
+  revokeToken,
+  tokenPosition,
+  tokenRecords,
+} from '../../store/tokens.js';
 import type { Feature } from '../features.js';
-import { errors } from '../schemas.js';
+import { signalOf } from '../in-flight.js';
+import { DEFAULT_PAGE, MAX_PAGE, type Query, decodeCursor, isKeyCursor, num, pageOf } from '../paging.js';
+import { errors, nextCursor, page } from '../schemas.js';
 
 const str = { type: 'string' } as const;
 const int = { type: 'integer', minimum: 1 } as const;
@@ -39,20 +49,35 @@ export const tokenFeature: Feature = {
       const t = ctx.auth(header, { write, admin: true });
       return { issuedBy: { group: t.group, user: t.user } };
     };
-    app.get(
+    app.get<{ Querystring: Query }>(
       '/v1/tokens',
       {
         schema: {
-          summary: 'List tokens (admin)',
+          summary: 'List tokens (admin), a page at a time',
+          description:
+            'In a fixed order that is not the order of creation; follow `next_cursor` for the next page.',
+          querystring: page,
           response: {
-            200: { type: 'object', properties: { tokens: { type: 'array', items: tokenView } } },
+            200: {
+              type: 'object',
+              properties: { tokens: { type: 'array', items: tokenView }, next_cursor: nextCursor },
+            },
             ...errors,
           },
         },
       },
-      async (req) => {
+      async (req, reply) => {
         admin(req.headers.authorization, false);
-        return { tokens: listTokens(ctx.store) };
+        const take = num(req.query, 'take', DEFAULT_PAGE, 1, MAX_PAGE);
+        const records = await tokenRecords(ctx.store, {
+          after: decodeCursor(req.query.cursor, isKeyCursor)?.k,
+          skip: num(req.query, 'skip', 0),
+          take: take + 1,
+          signal: signalOf(reply),
+        });
+        const { shown, next_cursor } = pageOf(records, take, (t) => ({ k: tokenPosition(ctx.store, t) }));
+        const now = ctx.store.env.now();
+        return { tokens: shown.map((t) => describeToken(t, now)), next_cursor };
       },
     );
     app.post<{
