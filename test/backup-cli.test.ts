@@ -2,12 +2,19 @@
  * `eventdbx backup` end to end: the built CLI asks a running daemon through its control socket, the
  * daemon logs who backed up what, and the README's restore story holds: stop, put the backup in
  * place, start with the same keys; `aggregate verify` passes and `checkpoint verify` reports history
- * saved after the backup as truncated.
+ * saved after the backup as truncated. The first server on the restored backup says what the restore
+ * undid (a token revoked since works again) and records the restore in the audit log, once.
  */
 import { readFile, readdir, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type Project, applyArgs, freePort, project, running, serverPid } from './helpers/cli.js';
+import { type Project, applyArgs, freePort, project, run, running, serverPid } from './helpers/cli.js';
+
+interface AuditEntry {
+  readonly event_type: string;
+  readonly payload: Record<string, string>;
+  readonly metadata: { readonly issued_by: { readonly group: string } };
+}
 
 describe('eventdbx backup through a running daemon', () => {
   let p: Project;
@@ -40,6 +47,11 @@ describe('eventdbx backup through a running daemon', () => {
     for (let i = 1; i <= 3; i++)
       expect((await p.cli(applyArgs('patient', 'p-1', 'patient-updated', [`n=${i}`]))).code).toBe(0);
 
+    // A leaver's token, revoked after the backup: the restore brings it back (and says so).
+    const leaver = await p.cli(['token', 'generate', '--group', 'nurses', '--user', 'leaver', '--json']);
+    expect(leaver.code, leaver.stderr).toBe(0);
+    const leaverToken = JSON.parse(leaver.stdout).token as { token: string; id: string };
+
     // Relative to the CLI's directory, though the daemon writes it.
     const backup = await p.cli(['backup', 'backups/first', '--json']);
     expect(backup.code, backup.stderr).toBe(0);
@@ -71,6 +83,7 @@ describe('eventdbx backup through a running daemon', () => {
 
     // History goes on after the backup; an auditor saves a checkpoint of it.
     expect((await p.cli(applyArgs('patient', 'p-1', 'patient-updated', ['n=4']))).code).toBe(0);
+    expect((await p.cli(['token', 'revoke', '--token', leaverToken.id])).code).toBe(0);
     const checkpoint = await p.cli(['checkpoint', '--json']);
     const note = path.join(p.dir, 'later.checkpoint');
     await writeFile(note, JSON.parse(checkpoint.stdout).checkpoint.note as string);
@@ -79,7 +92,43 @@ describe('eventdbx backup through a running daemon', () => {
     expect((await p.cli(['stop'])).code).toBe(0);
     await rename(p.dataDir, path.join(p.dir, 'old-data'));
     await rename(report.path, p.dataDir);
-    expect((await p.cli(['start'])).code).toBe(0);
+    const started = await p.cli(['start']);
+    expect(started.code).toBe(0);
+    // The first server on a restored backup says what a restore undoes, and records it once.
+    expect(started.stdout).toMatch(/this data dir is a backup taken at \S+ \(\d+ events\), restored/);
+    expect(started.stdout).toContain('token revocations included');
+    const tokens = JSON.parse((await p.cli(['token', 'list', '--json'])).stdout).tokens as Array<{
+      id: string;
+      status: string;
+    }>;
+    expect(tokens.find((t) => t.id === leaverToken.id)?.status).toBe('active');
+    const restoredLog = await readFile(path.join(p.dataDir, 'eventdbx.log'), 'utf8');
+    expect(restoredLog).toMatch(/"level":40,.*"backup_events":\d+.*restored/);
+    const audit = async () =>
+      (JSON.parse((await p.cli(['audit', 'list', '--json'])).stdout).entries as AuditEntry[]).filter(
+        (e) => e.event_type === 'store-restored',
+      );
+    const [restored, ...more] = await audit();
+    expect(more).toEqual([]);
+    expect(restored!.metadata.issued_by.group).toBe('local');
+    expect(restored!.payload).toMatchObject({
+      backup_events: String(report.events),
+      backup_ledger_root: report.ledger_root,
+    });
+    expect(await readdir(p.dataDir)).not.toContain('backup.json');
+    // What the restore undid, as the README says to list it: the old data dir's audit log since then.
+    const since = restored!.payload.backup_taken_at!;
+    const undone = await run(['audit', 'list', '--since', since, '--json'], {
+      cwd: p.dir,
+      env: { ...p.env, EVENTDBX_DATA_DIR: path.join(p.dir, 'old-data') },
+    });
+    expect(undone.code, undone.stderr).toBe(0);
+    const revoked = (JSON.parse(undone.stdout).entries as AuditEntry[]).filter(
+      (e) => e.event_type === 'token-revoked',
+    );
+    expect(revoked.map((e) => e.payload.token)).toEqual([leaverToken.id]);
+    expect((await p.cli(['restart'])).stdout).not.toContain('restored');
+    expect(await audit()).toHaveLength(1);
     const verified = await p.cli(['aggregate', 'verify', '--json']);
     expect(verified.code, verified.stderr).toBe(0);
     expect(JSON.parse(verified.stdout).all).toMatchObject({ ok: true, ledger: { ok: true } });
@@ -93,10 +142,12 @@ describe('eventdbx backup through a running daemon', () => {
       '--json',
     ]);
     expect(JSON.parse(replay.stdout).events).toHaveLength(3);
+    // The note has the event and the revocation after the backup; the store, the backup and its
+    // restore entry.
     const truncated = await p.cli(['checkpoint', 'verify', '--from', note]);
     expect(truncated.code).toBe(1);
     expect(truncated.stderr).toContain(
-      `${report.events + 1} events but the store only ${report.events}: history was truncated`,
+      `${report.events + 2} events but the store only ${report.events + 1}: history was truncated`,
     );
     expect(truncated.stderr).toContain('[EDBX_ERR_CHECKPOINT_MISMATCH]');
     expect((await p.cli(['stop'])).code).toBe(0);

@@ -9,7 +9,10 @@ import type { FastifyBaseLogger } from 'fastify';
 import type { Config } from '../config/config.js';
 import { type EventDbxError, err, shown, toEventDbxError } from '../core/errors.js';
 import { type RestrictMode, installSchemas } from '../store/schemas.js';
+import { RESTORED_ACTION, recordRestore } from '../store/restored.js';
 import { openDataDir } from '../store/secure.js';
+import type { EventStore } from '../store/store.js';
+import { localIdentity } from '../cli/runtime.js';
 import { createToken } from '../store/tokens.js';
 import { buildServer } from './app.js';
 import { PID_FILE, serveControl } from './control.js';
@@ -40,6 +43,24 @@ async function reportUncleanEnd(pidFile: string, log: FastifyBaseLogger): Promis
     { previous_pid: previous.pid, previous_started_at: previous.started_at },
     'the previous server ended without a clean stop (killed, crashed or the machine went down); acknowledged writes are durable, and `eventdbx aggregate verify` checks the store',
   );
+}
+
+/** Record a restore (a backup put in place of the data dir) in the audit log, and say what it undid. */
+async function reportRestore(
+  store: EventStore,
+  dataDir: string,
+  log: FastifyBaseLogger,
+  announce: (line: string) => void,
+): Promise<void> {
+  const backup = await recordRestore(store, dataDir, localIdentity());
+  if (!backup) return;
+  const what =
+    `this data dir is a backup taken at ${backup.taken_at} (${backup.events} events), restored: ` +
+    'everything done after it is undone, token revocations included (those tokens work again: ' +
+    `revoke them again; \`EVENTDBX_DATA_DIR=<old data dir> eventdbx audit list --since ` +
+    `${backup.taken_at}\` lists them). The restore is recorded in the audit log (${RESTORED_ACTION}).`;
+  log.warn({ backup_taken_at: backup.taken_at, backup_events: backup.events }, what);
+  announce(`\nNote: ${what}\n`);
 }
 
 export interface PidInfo {
@@ -195,6 +216,7 @@ export async function serveForeground(o: ServeOptions): Promise<void> {
   };
   await writeFile(pidFile, JSON.stringify(info) + '\n', { mode: 0o600 });
   await reportUncleanEnd(pidFile, app.log);
+  await reportRestore(store, dataDir, app.log, o.announce);
 
   if (store.tokens.size === 0) {
     const t = await createToken(

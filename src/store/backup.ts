@@ -8,7 +8,8 @@
  * temporary sibling of the target, reopened and checked against the pinned point (entries per
  * keyspace, ledger size and root), fsync'd, and only then renamed into place: a crash, a failure or a
  * cancellation never leaves at the target something that looks like a complete backup, and a failed
- * or cancelled backup removes its temporary directory. Never copied: the config file, the keys, the
+ * or cancelled backup removes its temporary directory. `backup.json` in it says when it was taken and
+ * what it held: a server started on it after a restore records the restore (restored.ts). Never copied: the config file, the keys, the
  * PID file, the control socket, the log (they are not in the store).
  */
 import { randomBytes } from 'node:crypto';
@@ -20,6 +21,7 @@ import { type PinnedRead, SPACES, type Space, type StorageEngine } from '../stor
 import { createEngine } from '../storage/index.js';
 import { globalKey } from './keys.js';
 import { frontierBytes } from './ledger-head.js';
+import { writeBackupMarker } from './restored.js';
 import { KEYRING_COPY } from './secure.js';
 import type { EventStore } from './store.js';
 
@@ -76,7 +78,11 @@ export async function backupStore(
   try {
     const engine = store.engine;
     const estimate = estimatedEntries(engine);
-    const pinned = await store.atRest(() => ({ pins: pinAll(engine), head: store.ledgerHead() }));
+    const pinned = await store.atRest(() => ({
+      pins: pinAll(engine),
+      head: store.ledgerHead(),
+      at: new Date().toISOString(),
+    }));
     pins = pinned.pins;
     const { head } = pinned;
     const copied = await copyInto(tmp, pins, estimate, options);
@@ -84,6 +90,8 @@ export async function backupStore(
       await writeFile(path.join(tmp, KEYRING_COPY), copied.keyring, { mode: 0o600 });
     throwIfAborted(signal);
     await checkCopy(tmp, copied.entries, head);
+    // Names it as a backup: a server started on it after a restore records the restore (restored.ts).
+    await writeBackupMarker(tmp, { taken_at: pinned.at, events: head.size, ledger_root: head.root });
     const bytes = await syncTree(tmp);
     // The last moment a cancellation is heard: after the rename the backup is complete.
     throwIfAborted(signal);
