@@ -1,9 +1,9 @@
 /**
  * The aggregate as of each event, for the sinks that write state (SQL rows, CSV rows). Delivery walks
  * the log in position order, so the state at version v is usually the cached state at v-1 folded with
- * the event's payload; anything else (a restart, a replay, a dead-letter retry) rebuilds it from the
- * store once, from the nearest snapshot at or below v-1 (from event 1 for a type without a snapshot
- * threshold).
+ * the event's payload. Otherwise (a restart, a replay, a dead-letter retry) the newest event's state
+ * is the store's own, and an older one is rebuilt from the store once, from the nearest snapshot at
+ * or below v-1 (from event 1 for a type without a snapshot threshold).
  *
  * The cache is bounded by the estimated bytes of its rows (stateMemoryBytes), not by a count of them. A
  * backlog written by many aggregates at once interleaves them in the log: every aggregate between two
@@ -71,15 +71,23 @@ export class StateTracker {
         created_by: record.metadata.issued_by,
       };
     } else {
-      const [first, before] = await Promise.all([
-        this.store.event(record.aggregate_type, record.aggregate_id, 1),
-        this.store.aggregate(record.aggregate_type, record.aggregate_id, { version: record.version - 1 }),
-      ]);
-      row = {
-        state: foldState(before.state, record.payload),
-        created_at: first.metadata.created_at,
-        created_by: first.metadata.issued_by,
-      };
+      // Delivery that keeps up asks for the newest event: the store holds that state already (a
+      // restart's first event of each aggregate, one at a million events, costs no replay).
+      const live = await this.store.meta(record.aggregate_type, record.aggregate_id);
+      const meta = live?.meta;
+      if (meta && !meta.archived && meta.version === record.version) {
+        row = { state: meta.state, created_at: meta.created_at, created_by: meta.created_by };
+      } else {
+        const [first, before] = await Promise.all([
+          this.store.event(record.aggregate_type, record.aggregate_id, 1),
+          this.store.aggregate(record.aggregate_type, record.aggregate_id, { version: record.version - 1 }),
+        ]);
+        row = {
+          state: foldState(before.state, record.payload),
+          created_at: first.metadata.created_at,
+          created_by: first.metadata.issued_by,
+        };
+      }
     }
     // Never replace a newer cached state with an older one (dead-letter retries go back in time).
     if (!hit || hit.version < record.version) this.#cache.set(key, { version: record.version, row });

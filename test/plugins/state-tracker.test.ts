@@ -126,3 +126,26 @@ describe('the tracker is bounded in bytes, not by a count of rows (QA-scale 4)',
     expect(tracker.cached.rows).toBe(10);
   });
 });
+
+describe('a tracker that starts cold (a restart)', () => {
+  it("takes the newest event's row from the store without a replay, and rebuilds only older ones", async () => {
+    const store = await interleaved(1, 200, (r) => ({ round: `${r}`, [`f${r % 7}`]: `${r}` }));
+    const events = await userEvents(store);
+    const counted = countingRebuilds(store);
+    const first = events[0]!;
+    const newest = events[events.length - 1]!;
+    const row = await new StateTracker(counted.store).rowAt(newest);
+    expect(row).toEqual({
+      state: (await store.aggregate('reefer', 'r-0')).state,
+      created_at: first.metadata.created_at,
+      created_by: first.metadata.issued_by,
+    });
+    // Before, a fold of the 199 events before it.
+    expect(counted.rebuilds()).toBe(0);
+
+    const older = events[99]!;
+    const rebuilt = await new StateTracker(counted.store).rowAt(older);
+    expect(rebuilt.state).toEqual((await store.aggregate('reefer', 'r-0', { version: 100 })).state);
+    expect(counted.rebuilds()).toBe(1);
+  });
+});
