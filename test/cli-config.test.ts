@@ -58,13 +58,22 @@ describe('config', () => {
     const r = await p.cli(['config', '--master-key', 'env-master', '--dek', 'env-dek']);
     expect(r.code, r.stderr).toBe(0);
     server = await startServer(p);
-    const changed = await p.cli(['config', '--port', String(await freePort())]);
+    const port = await freePort();
+    const changed = await p.cli(['config', '--port', String(port)]);
     expect(changed.code, changed.stderr).toBe(0);
+    // This server was started with --port, which a plain restart keeps: the command says so.
     expect(changed.stdout).toMatch(
-      /the server running for .* \(pid \d+\) uses the new settings after `eventdbx restart`/,
+      new RegExp(
+        `the server running for .* \\(pid \\d+\\) uses the new settings after \`eventdbx restart --port ${port}\` \\(its start was given --port ${server.port}, which a plain restart keeps\\)`,
+      ),
     );
-    const json = await p.cli(['config', '--port', String(await freePort()), '--json']);
-    expect(JSON.parse(json.stdout)).toMatchObject({ saved: true, restart_needed: true });
+    const next = await freePort();
+    const json = await p.cli(['config', '--port', String(next), '--json']);
+    expect(JSON.parse(json.stdout)).toMatchObject({
+      saved: true,
+      restart_needed: true,
+      restart_command: `eventdbx restart --port ${next}`,
+    });
     const keysOnly = await p.cli(['config', '--dek', 'rotated-dek', '--json']);
     expect(JSON.parse(keysOnly.stdout)).toMatchObject({ saved: true, restart_needed: false });
     // The value the server already runs with (here the default) needs no restart.

@@ -7,6 +7,8 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { err, isEventDbxError, toEventDbxError } from '../core/errors.js';
 import { wholeNumber } from '../core/names.js';
+import { RESTRICT_MODES, type RestrictMode } from '../core/schema.js';
+import type { PidInfo } from '../server/serve.js';
 import {
   type ConfigFile,
   checkConfigWritable,
@@ -52,8 +54,16 @@ function secretFlag(value: unknown, flag: string): string | undefined {
   return value;
 }
 
+function restrictFlag(value: unknown): RestrictMode | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value === 'string' && (RESTRICT_MODES as readonly string[]).includes(value))
+    return value as RestrictMode;
+  throw err('EDBX_ERR_INVALID_ARGUMENT', { name: '--restrict', value, reason: 'use true, strict or false' });
+}
+
 /** Settings a running server read at start (key changes apply to it at once). */
-const RESTART_KEYS = ['port', 'data_dir', 'memory_threshold'] as const;
+const RESTART_KEYS = ['port', 'data_dir', 'memory_threshold', 'restrict'] as const;
+type RestartKey = (typeof RESTART_KEYS)[number];
 
 function defined<T extends Record<string, unknown>>(o: T): Partial<T> {
   return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
@@ -69,6 +79,7 @@ export async function configCommand(opts: Record<string, unknown>, configFile?: 
       master_key: secretFlag(opts.masterKey, '--master-key'),
       dek: secretFlag(opts.dek, '--dek'),
       memory_threshold: numberFlag(opts.memoryThreshold, '--memory-threshold', 1),
+      restrict: restrictFlag(opts.restrict),
     });
     const update: ConfigFile = { ...(existing ?? {}), ...flags };
     // Keys from the environment count (and are not written): secrets need not sit in the file.
@@ -92,21 +103,55 @@ export async function configCommand(opts: Record<string, unknown>, configFile?: 
       port: running?.port ?? current.port,
       data_dir: running?.data_dir ?? current.dataDir,
       memory_threshold: current.memoryThreshold,
+      restrict: running?.restrict ?? current.restrict,
     };
     const given = { ...flags, ...(flags.data_dir ? { data_dir: path.resolve(flags.data_dir) } : {}) };
-    const restart = running && RESTART_KEYS.some((k) => given[k] !== undefined && given[k] !== effective[k]);
-    if (opts.json) printJson({ saved: changed, config: shown, restart_needed: Boolean(restart) });
+    const pending = running
+      ? RESTART_KEYS.filter((k) => given[k] !== undefined && given[k] !== effective[k])
+      : [];
+    const restart = running && pending.length > 0 ? howToApply(running, pending, given) : undefined;
+    if (opts.json)
+      printJson({
+        saved: changed,
+        config: shown,
+        restart_needed: restart !== undefined,
+        ...(restart ? { restart_command: restart.command } : {}),
+      });
     else {
       process.stdout.write(`${changed ? `saved ${current.path}\n` : ''}${keyValues(shown)}\n`);
-      if (restart)
-        process.stdout.write(
-          `the server running for ${current.dataDir} (pid ${running.pid}) uses the new settings after \`eventdbx restart\`\n`,
-        );
+      if (restart) process.stdout.write(`the server running for ${current.dataDir} ${restart.says}\n`);
     }
     return 0;
   } catch (e) {
     return reportError(toEventDbxError(e));
   }
+}
+
+/**
+ * What makes the running server take the changed settings, and how to say it. `restart` keeps the
+ * options the server's own command line gave it (a `start --port`): those must be given again. It
+ * finds the server by the configured data dir, so a new data dir needs a stop of the old one first.
+ */
+function howToApply(
+  running: PidInfo,
+  pending: readonly RestartKey[],
+  given: Partial<Record<RestartKey, string | number>>,
+): { command: string; says: string } {
+  const who = `(pid ${running.pid})`;
+  if (pending.includes('data_dir')) {
+    const command = `eventdbx stop --data-dir ${running.data_dir} && eventdbx start`;
+    return { command, says: `${who} keeps its data dir: run \`${command}\` to use the new one` };
+  }
+  // A server of an earlier version does not record what it was given: restart keeps both.
+  const kept = (['port', 'restrict'] as const).filter(
+    (k) => pending.includes(k) && (running.given ?? ['port', 'restrict']).includes(k),
+  );
+  const flag = (k: 'port' | 'restrict', v: unknown) => (k === 'port' ? `--port ${v}` : `--restrict=${v}`);
+  const command = ['eventdbx restart', ...kept.map((k) => flag(k, given[k]))].join(' ');
+  const because = kept.length
+    ? ` (its start was given ${kept.map((k) => flag(k, running[k])).join(' and ')}, which a plain restart keeps)`
+    : '';
+  return { command, says: `${who} uses the new settings after \`${command}\`${because}` };
 }
 
 /** Which keys the store took (new master key, new DEK). */
@@ -150,7 +195,7 @@ async function applyToStore(
   };
   requireKeys(current);
   const changes: Record<string, string> = {};
-  for (const k of ['port', 'data_dir', 'memory_threshold'] as const) {
+  for (const k of ['port', 'data_dir', 'memory_threshold', 'restrict'] as const) {
     if (flags[k] !== undefined && flags[k] !== current.file[k])
       changes[k] = `${current.file[k] ?? '(default)'} -> ${flags[k]}`;
   }

@@ -195,7 +195,7 @@ function serverCommands(program: Command): void {
     flags: '--data-dir <path>',
     help: 'data directory of the server (default: config, else ./.eventdbx)',
   };
-  // `restart` keeps the running server's port and restriction when not given.
+  // `restart` keeps the port and restriction the running server's command line gave it.
   const startFlags = (c: Command, kept = '') =>
     addFlags(c, [
       { flags: '--port <u16>', help: `HTTP port (default: ${kept}config, else 7070)` },
@@ -203,7 +203,7 @@ function serverCommands(program: Command): void {
       { flags: '--foreground', help: 'run in this terminal instead of as a daemon' },
       {
         flags: '--restrict [mode]',
-        help: `schema enforcement: true, strict, or false (default: ${kept}true)`,
+        help: `schema enforcement: true, strict, or false (default: ${kept}config, else true)`,
       },
     ]);
   const lifecycle = async (name: string, opts: Record<string, unknown>, cmd: Command) => {
@@ -226,9 +226,9 @@ function serverCommands(program: Command): void {
     program
       .command('restart')
       .description(
-        'stop the server (if running) and start it again; --port and --restrict not given are kept from the running server',
+        'stop the server (if running) and start it again; --port and --restrict given to the running server are kept, the rest is read from the config again',
       ),
-    "the running server's, else ",
+    "the running server's if given to its start, else ",
   ).action((o, c: Command) => lifecycle('restart', o, c));
   addFlags(
     program.command('destroy').description('remove the PID file, data directory and configuration file'),
@@ -338,7 +338,11 @@ function build(): Command {
         'master key (stored in the 0600 config file; or use EVENTDBX_MASTER_KEY)',
       )
       .option('--dek <secret>', 'data encryption key (or use EVENTDBX_DEK)')
-      .option('--memory-threshold <usize>', 'aggregate states kept in memory (LRU entries, within 256 MiB)'),
+      .option('--memory-threshold <usize>', 'aggregate states kept in memory (LRU entries, within 256 MiB)')
+      .option(
+        '--restrict <mode>',
+        'schema enforcement of a start without --restrict: true, strict or false (default true)',
+      ),
     [],
   ).action(async (opts, cmd: Command) => {
     const { configCommand } = await import('./config-command.js');

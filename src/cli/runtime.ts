@@ -111,7 +111,8 @@ export async function proofOfKeys(config: Config, withDek = true): Promise<KeyPr
 const LOCK_WAIT_MS = 10_000;
 
 /**
- * Open the store in this process (no server runs); schemas apply in the default mode. Another CLI
+ * Open the store in this process (no server runs); schemas apply in the configured mode (`restrict`,
+ * default true), the one a plain `start` would run with. Another CLI
  * command holding the data dir is waited for (it is done in a moment), with backoff, up to
  * LOCK_WAIT_MS; then EDBX_ERR_STORE_LOCKED. A data dir others can open is warned about first.
  */
@@ -121,7 +122,7 @@ export async function openLocalStore(config: Config, waitMs = LOCK_WAIT_MS): Pro
   for (let delay = 20; ; delay = Math.min(delay * 2, 250)) {
     try {
       const secure = await openDataDir(config);
-      await installSchemas(secure.store, 'true');
+      await installSchemas(secure.store, config.restrict);
       return secure;
     } catch (e) {
       if ((e as { code?: string }).code !== 'EDBX_ERR_STORE_LOCKED' || Date.now() + delay > deadline) throw e;

@@ -10,20 +10,32 @@ import { fileURLToPath } from 'node:url';
 import { type Config, loadConfig, writeConfigFile } from '../config/config.js';
 import { err, toEventDbxError } from '../core/errors.js';
 import { wholeNumber } from '../core/names.js';
+import { RESTRICT_MODES, type RestrictMode } from '../core/schema.js';
 import { processFacts } from '../server/proc.js';
-import { LOG_FILE, PID_FILE, type PidInfo, UNCLEAN_SUFFIX, logLevel } from '../server/serve.js';
+import {
+  LOG_FILE,
+  PID_FILE,
+  type PidInfo,
+  type StartFlag,
+  UNCLEAN_SUFFIX,
+  logLevel,
+} from '../server/serve.js';
 import { keyValues, printJson } from './output.js';
 import { reportError } from './report.js';
 import { requireKeys, warnIfDataDirOpen } from './runtime.js';
 import { logLine, stderrIsLog } from './stderr.js';
 
-const RESTRICT_MODES = ['true', 'strict', 'false'];
+/** Start options whose value may come from the command line or the configuration. */
+const START_FLAGS: readonly StartFlag[] = ['port', 'restrict'];
 /** `status` waits this long for the server's /health before saying it does not answer. */
 const HEALTH_TIMEOUT_MS = 5000;
 
-function restrictMode(value: unknown): string {
-  if (value === undefined || value === true) return 'true';
-  if (typeof value === 'string' && RESTRICT_MODES.includes(value)) return value;
+/** `--restrict[=mode]` (alone: true), or undefined when not given (the configuration's mode applies). */
+function restrictFlag(value: unknown): RestrictMode | undefined {
+  if (value === undefined) return undefined;
+  if (value === true) return 'true';
+  if (typeof value === 'string' && (RESTRICT_MODES as readonly string[]).includes(value))
+    return value as RestrictMode;
   // A bad value, like a bad --port: exit 1 (exit 2 is for a malformed command line).
   throw err('EDBX_ERR_INVALID_ARGUMENT', { name: '--restrict', value, reason: 'use true, strict or false' });
 }
@@ -122,10 +134,15 @@ interface Started {
   notices: string[];
 }
 
+/**
+ * Start the server. `extra` is added to `--json`'s output, and `notes` (lines) are printed once it
+ * started (listed in `notices` with `--json`): restart's account of what changed.
+ */
 async function start(
   opts: Record<string, unknown>,
   configFile: string | undefined,
   extra: Record<string, unknown> = {},
+  notes: readonly string[] = [],
 ): Promise<number> {
   const daemonChild = typeof process.send === 'function';
   // Its stderr is the server's JSON-lines log: warnings and errors from here on are lines of it.
@@ -138,8 +155,10 @@ async function start(
     else if (json) notices.push(line.trim());
     else process.stdout.write(line + '\n');
   };
-  const restrict = restrictMode(opts.restrict);
+  const flagged = restrictFlag(opts.restrict);
   const config = await startConfig(opts, configFile, say);
+  const restrict = flagged ?? config.restrict;
+  const given = START_FLAGS.filter((k) => opts[k] !== undefined);
   const running = await runningServer(config.dataDir);
   if (running) {
     throw err('EDBX_ERR_ALREADY_RUNNING', { pid: running.pid, port: running.port, data_dir: config.dataDir });
@@ -155,15 +174,17 @@ async function start(
     config: config.path,
     log,
     ...(adminToken ? { admin_token: adminToken } : {}),
-    notices,
+    notices: [...notices, ...notes],
     ...extra,
   });
   if (opts.foreground) {
+    if (!json) for (const n of notes) say(n);
     const { serveForeground } = await import('../server/serve.js');
     await serveForeground({
       config,
       port: config.port,
       restrict,
+      given,
       announce: say,
       onAdminToken: (t) => {
         if (!daemonChild) adminToken = t;
@@ -188,11 +209,14 @@ async function start(
   }
   return daemonize(
     config,
-    restrict,
+    { port: given.includes('port') ? config.port : undefined, restrict: flagged },
     configFile,
     (pid, port, log) => {
       if (json) printJson(started(pid, port, log));
-      else process.stdout.write(`started: pid ${pid}, port ${port}, log ${log}\n`);
+      else
+        process.stdout.write(
+          `started: pid ${pid}, port ${port}, log ${log}\n${notes.map((n) => `${n}\n`).join('')}`,
+        );
     },
     {
       announce: say,
@@ -201,9 +225,14 @@ async function start(
   );
 }
 
+/**
+ * Spawn `start --foreground` as a daemon. Only the options this start was given are passed on: the
+ * daemon reads the others from the configuration, as this process did, and its PID file records
+ * which were given (see PidInfo.given).
+ */
 async function daemonize(
   config: Config,
-  restrict: string,
+  flags: { readonly port: number | undefined; readonly restrict: RestrictMode | undefined },
   configFile: string | undefined,
   ready: (pid: number, port: number, log: string) => void,
   on: { announce: (line: string) => void; adminToken: (t: NonNullable<Started['admin_token']>) => void },
@@ -222,11 +251,10 @@ async function daemonize(
     main,
     'start',
     '--foreground',
-    '--port',
-    String(config.port),
     '--data-dir',
     config.dataDir,
-    `--restrict=${restrict}`,
+    ...(flags.port === undefined ? [] : ['--port', String(flags.port)]),
+    ...(flags.restrict === undefined ? [] : [`--restrict=${flags.restrict}`]),
   ];
   const child = spawn(process.execPath, [...args, ...(configFile ? ['--config', configFile] : [])], {
     detached: true,
@@ -415,6 +443,54 @@ function portFree(port: number): Promise<boolean> {
   });
 }
 
+/**
+ * `restart`: stop, then start with the options the running server was given on its command line and
+ * the configuration as it is now for the rest, an option given to `restart` winning. So `config
+ * --port` then `restart` moves the server (as `config` says it will), and a plain `restart` does not
+ * undo a `start --port` or `--restrict=strict`. What changed is said. Options are checked before the
+ * server is stopped: a failed restart must not leave it down.
+ */
+async function restart(
+  config: Config,
+  opts: Record<string, unknown>,
+  configFile: string | undefined,
+): Promise<number> {
+  restrictFlag(opts.restrict);
+  logLevel(); // a bad EVENTDBX_LOG_LEVEL would stop the server, then fail to start it
+  portFlag(opts.port, config.port);
+  const running = await runningServer(config.dataDir);
+  // A server of an earlier version does not record what it was given: both are kept, as they were.
+  const kept = (k: StartFlag) =>
+    running !== undefined && opts[k] === undefined && (running.given ?? START_FLAGS).includes(k);
+  const next = {
+    ...(kept('port') ? { port: String(running!.port) } : {}),
+    ...(kept('restrict') && (RESTRICT_MODES as readonly string[]).includes(running!.restrict)
+      ? { restrict: running!.restrict }
+      : {}),
+    ...opts,
+  };
+  const port = portFlag(next.port, config.port);
+  const restrict = restrictFlag(next.restrict) ?? config.restrict;
+  // A port other than the one it holds must be free now (it could still be taken by the time the
+  // new server listens, which then says so; this catches the usual mistake before stopping).
+  if (port !== running?.port && !(await portFree(port))) throw err('EDBX_ERR_PORT_IN_USE', { port });
+  const changed: Record<string, { from: string | number; to: string | number; source: string }> = {};
+  const notes: string[] = [];
+  for (const [k, to] of [
+    ['port', port],
+    ['restrict', restrict],
+  ] as const) {
+    if (!running || running[k] === to) continue;
+    const source = opts[k] === undefined ? 'configuration' : `--${k}`;
+    changed[k] = { from: running[k], to, source };
+    notes.push(
+      `${k} changed: ${running[k]} -> ${to} (${source === 'configuration' ? 'from the configuration' : source})`,
+    );
+  }
+  const stopped = await stopServer(config);
+  return start(next, configFile, { restarted: true, stopped_pid: stopped ?? null, changed }, notes);
+}
+
 export async function lifecycle(
   name: string,
   opts: Record<string, unknown>,
@@ -431,29 +507,7 @@ export async function lifecycle(
     if (name === 'stop') return await stop(config, json);
     if (name === 'status') return await status(config, json);
     if (name === 'destroy') return await destroy(config, Boolean(opts.yes), json);
-    if (name === 'restart') {
-      // Refuse bad options while the server still runs: a failed restart must not leave it down.
-      restrictMode(opts.restrict);
-      logLevel(); // a bad EVENTDBX_LOG_LEVEL would stop the server, then fail to start it
-      const port = portFlag(opts.port, config.port);
-      const running = await runningServer(config.dataDir);
-      // A port other than the one it holds must be free now (it could still be taken by the time the
-      // new server listens, which then says so; this catches the usual mistake before stopping).
-      if (opts.port !== undefined && port !== running?.port && !(await portFree(port)))
-        throw err('EDBX_ERR_PORT_IN_USE', { port });
-      const stopped = await stopServer(config);
-      // One rule: a start option not given is kept from the running server (port and restriction).
-      const carry = {
-        ...(running && opts.port === undefined ? { port: String(running.port) } : {}),
-        ...(running && opts.restrict === undefined && RESTRICT_MODES.includes(running.restrict)
-          ? { restrict: running.restrict }
-          : {}),
-      };
-      return await start({ ...carry, ...opts }, configFile, {
-        restarted: true,
-        stopped_pid: stopped ?? null,
-      });
-    }
+    if (name === 'restart') return await restart(config, opts, configFile);
     throw err('EDBX_ERR_USAGE', { reason: `unknown command ${name}` });
   } catch (e) {
     const x = toEventDbxError(e);

@@ -50,6 +50,7 @@ import { type AuditOptions, type AuditResult, runAudit } from './audit.js';
 import { EventDbxConfigError } from './errors.js';
 import { DEFAULT_RETRY, type Query, Transport } from './http.js';
 import { type CallOptions, type ClientOptions, DEFAULT_URL, baseUrl, urlSafe, whole } from './options.js';
+import { type AppendOutcome, type TransactionOutcome, outcomeOf } from './outcome.js';
 import { type SubscribeOptions, subscribe } from './subscribe.js';
 import { type CheckpointStore, FileCheckpointStore } from './trust.js';
 import { type TreeHead, type VerifiedEvent, checkEventProof } from './verify.js';
@@ -273,6 +274,20 @@ export class EventDbxClient {
    *   expected_version: 4, event_id: 'import-7781' });
    */
   async append(type: string, id: string, body: AppendBody, o?: CallOptions): Promise<EventRecord> {
+    return (await this.appendOutcome(type, id, body, o)).record;
+  }
+
+  /**
+   * `append`, also saying whether the event is new (`duplicate: false`) or was already appended by
+   * an earlier call with the same `event_id` (`duplicate: true`, nothing written): a command handler
+   * retried after its own crash runs its once-only side effects only for a new event.
+   *
+   * @example
+   * const { record, duplicate } = await db.appendOutcome('prescription', 'rx-7', {
+   *   event_type: 'filled', payload: { units: 30 }, expected_version: 3, event_id: 'fill-rx-7-3' });
+   * if (!duplicate) await notifyPatient(record);
+   */
+  async appendOutcome(type: string, id: string, body: AppendBody, o?: CallOptions): Promise<AppendOutcome> {
     const b = this.#withId(body);
     const res = await this.#t.request<EventRecord>(PATHS.events(type, id), {
       method: 'POST',
@@ -281,7 +296,7 @@ export class EventDbxClient {
       signal: o?.signal,
       shape: SHAPES.eventRecord,
     });
-    return res.body;
+    return { record: res.body, ...outcomeOf(res) };
   }
 
   /**
@@ -289,6 +304,21 @@ export class EventDbxClient {
    * when every event carries an `event_id`.
    */
   async transaction(events: readonly TransactionEvent[], o?: CallOptions): Promise<EventRecord[]> {
+    return (await this.transactionOutcome(events, o)).records;
+  }
+
+  /**
+   * `transaction`, also saying whether its events were already appended by an earlier call with the
+   * same `event_id`s (`duplicate: true`, nothing written; a transaction is a duplicate as a whole).
+   *
+   * @example
+   * const { records, duplicate } = await db.transactionOutcome([fillEvent, stockEvent]);
+   * if (!duplicate) await notifyPatient(records[0]!);
+   */
+  async transactionOutcome(
+    events: readonly TransactionEvent[],
+    o?: CallOptions,
+  ): Promise<TransactionOutcome> {
     const body = { events: events.map((e) => this.#withId(e)) };
     const res = await this.#t.request<TransactionResult>(PATHS.transactions, {
       method: 'POST',
@@ -297,7 +327,7 @@ export class EventDbxClient {
       signal: o?.signal,
       shape: SHAPES.transactionResult,
     });
-    return [...res.body.events];
+    return { records: [...res.body.events], ...outcomeOf(res) };
   }
 
   #withId<T extends AppendBody>(b: T): T {

@@ -59,6 +59,8 @@ export interface HttpResponse<T> {
   readonly status: number;
   readonly body: T;
   readonly headers: Headers;
+  /** Earlier attempts that got no answer (a dropped connection, a timeout): they may have been applied. */
+  readonly unanswered: number;
 }
 
 export const DEFAULT_RETRY: Required<RetryOptions> = { retries: 4, minDelayMs: 100, maxDelayMs: 3000 };
@@ -139,6 +141,7 @@ export class Transport {
     }
     const retries = o.idempotent ? this.#o.retry.retries : 0;
     const init: RequestInit = { method, headers, body };
+    let unanswered = 0;
     for (let attempt = 0; ; attempt++) {
       let res: Response;
       let text: string;
@@ -147,6 +150,7 @@ export class Transport {
       } catch (e) {
         if (o.signal?.aborted) throw o.signal.reason;
         if (attempt < retries) {
+          unanswered++;
           await sleep(backoff(attempt, this.#o.retry), o.signal);
           continue;
         }
@@ -165,14 +169,14 @@ export class Transport {
       if (res.status === o.answer?.status) {
         const body = jsonOrUndefined(text);
         if (o.answer.shape.check(body) === undefined)
-          return { status: res.status, body: body as T, headers: res.headers };
+          return { status: res.status, body: body as T, headers: res.headers, unanswered };
       }
       if (res.status === 503 && attempt < retries) {
         const wait = retryAfterMs(res) ?? backoff(attempt, this.#o.retry);
         await sleep(Math.min(this.#o.retry.maxDelayMs, wait), o.signal);
         continue;
       }
-      return parse<T>(res, text, o.as ?? 'json', o.shape, `${method} ${path}`);
+      return { ...parse<T>(res, text, o.as ?? 'json', o.shape, `${method} ${path}`), unanswered };
     }
   }
 
@@ -244,7 +248,7 @@ function parse<T>(
   as: 'json' | 'text',
   shape: Shape<unknown> | undefined,
   what: string,
-): HttpResponse<T> {
+): Omit<HttpResponse<T>, 'unanswered'> {
   if (!res.ok) return failure(res, text);
   if (as === 'text') return { status: res.status, body: text as T, headers: res.headers };
   let body: unknown;

@@ -6,6 +6,7 @@ export { DEFAULT_URL, type ClientOptions, type CallOptions } from './options.js'
 export type { RetryOptions } from './http.js';
 export type { SubscribeOptions } from './subscribe.js';
 export type { AuditOptions, AuditResult } from './audit.js';
+export type { AppendOutcome, TransactionOutcome } from './outcome.js';
 export {
   type CheckpointStore,
   type TrustedCheckpoint,

@@ -8,6 +8,7 @@ import path from 'node:path';
 import { z } from 'zod';
 import { err } from '../core/errors.js';
 import { DEFAULT_MAX_PAYLOAD_BYTES, DEFAULT_MAX_STATE_BYTES } from '../core/event.js';
+import { RESTRICT_MODES, type RestrictMode } from '../core/schema.js';
 import { DEFAULT_MEMORY_THRESHOLD, defaultVerifyThreads } from '../store/store.js';
 
 export const DEFAULT_CONFIG_PATH = '.eventdbx.json';
@@ -28,6 +29,7 @@ const FileSchema = z
     max_payload_bytes: z.number().int().min(1024).optional(),
     max_state_bytes: z.number().int().min(1024).optional(),
     verify_threads: z.number().int().min(0).max(MAX_VERIFY_THREADS).optional(),
+    restrict: z.enum(RESTRICT_MODES as [RestrictMode, ...RestrictMode[]]).optional(),
   })
   .strict();
 
@@ -45,6 +47,11 @@ export interface Config {
   /** Bound on an aggregate's state (appends that would grow it past this are refused). */
   readonly maxStateBytes: number;
   readonly verifyThreads: number;
+  /**
+   * Schema enforcement of a `start` given no `--restrict` (and of CLI commands while no server
+   * runs), so that `strict` survives a crash or a restore followed by a plain `start`.
+   */
+  readonly restrict: RestrictMode;
   /** Values as stored in the file (for updates). */
   readonly file: ConfigFile;
 }
@@ -95,6 +102,16 @@ function envNumber(env: NodeJS.ProcessEnv, name: string, schema: z.ZodNumber): n
   return n;
 }
 
+function envRestrict(env: NodeJS.ProcessEnv): RestrictMode | undefined {
+  const raw = env.EVENTDBX_RESTRICT;
+  if (raw === undefined || raw === '') return undefined;
+  if ((RESTRICT_MODES as readonly string[]).includes(raw)) return raw as RestrictMode;
+  throw err('EDBX_ERR_CONFIG_INVALID', {
+    path: 'environment EVENTDBX_RESTRICT',
+    reason: `${JSON.stringify(raw)} is not a mode; use true, strict or false`,
+  });
+}
+
 /** Load the effective configuration: file values overridden by environment variables. */
 export async function loadConfig(explicit?: string, env: NodeJS.ProcessEnv = process.env): Promise<Config> {
   const file = configPath(explicit, env);
@@ -125,6 +142,7 @@ export async function loadConfig(explicit?: string, env: NodeJS.ProcessEnv = pro
       envNumber(env, 'EVENTDBX_VERIFY_THREADS', z.number().int().min(0).max(MAX_VERIFY_THREADS)) ??
       f.verify_threads ??
       defaultVerifyThreads(),
+    restrict: envRestrict(env) ?? f.restrict ?? 'true',
     file: f,
   };
 }
@@ -232,5 +250,6 @@ export function describeConfig(c: Config): Record<string, string | number> {
     max_payload_bytes: c.maxPayloadBytes,
     max_state_bytes: c.maxStateBytes,
     verify_threads: c.verifyThreads,
+    restrict: c.restrict,
   };
 }

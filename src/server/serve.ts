@@ -63,6 +63,9 @@ async function reportRestore(
   announce(`\nNote: ${what}\n`);
 }
 
+/** The start options `restart` tells apart by where they came from. */
+export type StartFlag = 'port' | 'restrict';
+
 export interface PidInfo {
   readonly pid: number;
   readonly port: number;
@@ -70,6 +73,12 @@ export interface PidInfo {
   readonly restrict: string;
   readonly version: string;
   readonly data_dir: string;
+  /**
+   * The start options given on the command line (`port`, `restrict`): `restart` keeps these and
+   * reads the others from the configuration again. Absent from the PID file of a server of an
+   * earlier version: `restart` then keeps both, as it used to.
+   */
+  readonly given?: readonly StartFlag[];
   /** The server process's start time (`processFacts`), so that a reused PID is not taken for it. */
   readonly process_start?: string;
   /** Set when the server began to stop (it finishes what is in flight, then exits). */
@@ -80,6 +89,8 @@ export interface ServeOptions {
   readonly config: Config;
   readonly port: number;
   readonly restrict: string;
+  /** Which of port and restriction the command line gave (the rest came from the configuration). */
+  readonly given: readonly StartFlag[];
   /** Print the bootstrap admin token (first start of an empty store) to this stream. */
   readonly announce: (line: string) => void;
   /** The bootstrap admin token itself, for `start --json`. */
@@ -210,6 +221,7 @@ export async function serveForeground(o: ServeOptions): Promise<void> {
     port: o.port,
     started_at: new Date().toISOString(),
     restrict: o.restrict,
+    given: o.given,
     version: VERSION,
     data_dir: dataDir,
     ...(processFacts(process.pid) ? { process_start: processFacts(process.pid)!.start } : {}),

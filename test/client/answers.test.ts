@@ -241,6 +241,12 @@ describe('a bad argument rejects, it never throws where the method is called (qa
         () => db.transaction([{ aggregate_type: 'a', aggregate_id: 'b', event_type: 'x', payload: big }]),
         CONFIG,
       ],
+      appendOutcome: [() => db.appendOutcome('patient', 'p-1', { event_type: 'x', payload: big }), CONFIG],
+      transactionOutcome: [
+        () =>
+          db.transactionOutcome([{ aggregate_type: 'a', aggregate_id: 'b', event_type: 'x', payload: big }]),
+        CONFIG,
+      ],
       listSchemas: [() => db.listSchemas({}, stopped), 'stopped'],
       schemas: [() => db.schemas(stopped), 'stopped'],
       getSchema: [() => db.getSchema(S), CONFIG],

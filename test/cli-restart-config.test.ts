@@ -1,0 +1,127 @@
+/**
+ * Where a running server's port and restriction come from, end to end with the built CLI and a real
+ * daemon: `restart` keeps what the server's command line gave it and reads the rest from the config
+ * as it is now (so `config --port` + `restart` moves it, as `config` says), and `config --restrict`
+ * makes a mode survive a crash followed by a plain `start`.
+ */
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { type Project, applyArgs, freePort, project, run, running, serverPid } from './helpers/cli.js';
+
+let p: Project | undefined;
+afterEach(async () => {
+  const pid = p && (await serverPid(p.dataDir));
+  if (pid && running(pid)) process.kill(pid, 'SIGKILL');
+  await p?.cleanup();
+  p = undefined;
+});
+
+const ok = async (args: string[], env?: NodeJS.ProcessEnv) => {
+  const r = env ? await run(args, { cwd: p!.dir, env }) : await p!.cli(args);
+  expect(r.code, `${args.join(' ')}: ${r.stderr}`).toBe(0);
+  return r;
+};
+const json = async (args: string[]) => JSON.parse((await ok([...args, '--json'])).stdout);
+const statusOf = () => json(['status']);
+
+describe('restart and the config (qa-dev #3)', () => {
+  it('config --port then restart moves a server whose port came from the config, and says so', async () => {
+    p = await project();
+    const [a, b] = [await freePort(), await freePort()];
+    await ok(['config', '--port', String(a)]);
+    await ok(['start']);
+    const changed = await ok(['config', '--port', String(b)]);
+    expect(changed.stdout).toMatch(
+      /the server running for .* \(pid \d+\) uses the new settings after `eventdbx restart`\n$/,
+    );
+    const restarted = await ok(['restart']);
+    // Before: the restart kept port a, and the server moved to b only at some later plain start.
+    expect(restarted.stdout).toContain(`port changed: ${a} -> ${b} (from the configuration)\n`);
+    expect(await statusOf()).toMatchObject({ port: b });
+    expect((await fetch(`http://127.0.0.1:${b}/health`)).status).toBe(200);
+    // Nothing changed: nothing is said.
+    const again = await json(['restart']);
+    expect([again.port, again.changed]).toEqual([b, {}]);
+  });
+
+  it('a port given to start is kept by a plain restart, and config says what to run instead', async () => {
+    p = await project();
+    const [a, b, c] = [await freePort(), await freePort(), await freePort()];
+    await ok(['config', '--port', String(a)]);
+    await ok(['start', '--port', String(b)]);
+    const changed = await json(['config', '--port', String(c)]);
+    expect(changed).toMatchObject({ restart_needed: true, restart_command: `eventdbx restart --port ${c}` });
+    const said = await ok(['config', '--port', String(c)]);
+    expect(said.stdout).toContain(
+      `uses the new settings after \`eventdbx restart --port ${c}\` (its start was given --port ${b}, which a plain restart keeps)`,
+    );
+    const kept = await json(['restart']);
+    expect([kept.port, kept.changed]).toEqual([b, {}]);
+    // An option given to restart wins, and is kept in turn.
+    const moved = await json(['restart', '--port', String(c)]);
+    expect(moved).toMatchObject({ port: c, changed: { port: { from: b, to: c, source: '--port' } } });
+    expect(await json(['restart'])).toMatchObject({ port: c });
+    const pidFile = JSON.parse(await readFile(path.join(p.dataDir, 'eventdbx.pid'), 'utf8'));
+    expect(pidFile.given).toEqual(['port']);
+  });
+});
+
+describe('config --restrict (qa-dev #4)', () => {
+  it('a strict mode in the config survives a crash followed by a plain start', async () => {
+    p = await project();
+    await ok(['config', '--port', String(await freePort()), '--restrict', 'strict']);
+    expect(JSON.parse(await readFile(p.configPath, 'utf8')).restrict).toBe('strict');
+    await ok(['start']);
+    expect(await statusOf()).toMatchObject({ restrict: 'strict' });
+    process.kill((await serverPid(p.dataDir))!, 'SIGKILL');
+    const started = await ok(['start']);
+    expect(started.stdout).toContain('restrict=strict');
+    expect(await statusOf()).toMatchObject({ restrict: 'strict' });
+    // Before: the plain start ran restrict=true and accepted a type without a schema.
+    const refused = await p.cli(applyArgs('noschema', 'n1', 'x'));
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toMatch(/\[EDBX_ERR_SCHEMA_REQUIRED\]/);
+    // Without a server, CLI commands use the configured mode too.
+    await ok(['stop']);
+    expect((await p.cli(applyArgs('noschema', 'n1', 'x'))).stderr).toMatch(/\[EDBX_ERR_SCHEMA_REQUIRED\]/);
+  });
+
+  it('a --restrict flag wins over the config, EVENTDBX_RESTRICT over the file', async () => {
+    p = await project();
+    await ok(['config', '--port', String(await freePort()), '--restrict', 'strict']);
+    expect(await json(['start', '--restrict'])).toMatchObject({ restrict: 'true' });
+    await ok(['stop']);
+    const env = { ...p.env, EVENTDBX_RESTRICT: 'false' };
+    expect(JSON.parse((await ok(['start', '--json'], env)).stdout)).toMatchObject({ restrict: 'false' });
+    expect((await ok(['config', '--json'], env)).stdout).toContain('"restrict": "false"');
+    await ok(['stop']);
+    const bad = await run(['start'], { cwd: p.dir, env: { ...p.env, EVENTDBX_RESTRICT: 'yes' } });
+    expect([bad.code, bad.stderr]).toEqual([
+      1,
+      'error: configuration environment EVENTDBX_RESTRICT is invalid: "yes" is not a mode; use true, strict or false [EDBX_ERR_CONFIG_INVALID]\n',
+    ]);
+    const badFlag = await p.cli(['config', '--restrict', 'yes']);
+    expect([badFlag.code, badFlag.stderr]).toEqual([
+      1,
+      'error: invalid --restrict "yes": use true, strict or false [EDBX_ERR_INVALID_ARGUMENT]\n',
+    ]);
+  });
+
+  it('restart takes a config --restrict unless the running server was given --restrict', async () => {
+    p = await project();
+    await ok(['config', '--port', String(await freePort())]);
+    await ok(['start']);
+    expect((await json(['config', '--restrict', 'strict'])).restart_command).toBe('eventdbx restart');
+    const restarted = await ok(['restart']);
+    expect(restarted.stdout).toContain('restrict changed: true -> strict (from the configuration)\n');
+    expect(await statusOf()).toMatchObject({ restrict: 'strict' });
+    await ok(['restart', '--restrict=false']);
+    const told = await json(['config', '--restrict', 'true']);
+    expect(told.restart_command).toBe('eventdbx restart --restrict=true');
+    expect(await json(['restart'])).toMatchObject({ restrict: 'false' });
+    // The change is in the audit log, like the other settings'.
+    const audit = await ok(['audit', 'list', '--json']);
+    expect(audit.stdout).toContain('strict -> true');
+  });
+});
