@@ -8,9 +8,9 @@
  * writer's path: appends only wake it.
  */
 import type { EventRecord } from '../core/event.js';
-import { RepeatFilter } from '../core/repeats.js';
 import type { EventStore } from '../store/index.js';
 import { backoffDelay } from './backoff.js';
+import { FailureLog } from './failure-log.js';
 import {
   deleteDeadLetter,
   listDeadLetters,
@@ -69,7 +69,7 @@ export class DeliveryLoop {
   #done: Promise<void> | undefined;
   readonly #tracker: StateTracker;
   /** A dead destination fails every event alike: its warnings are logged once a minute, with a count. */
-  readonly #repeats = new RepeatFilter();
+  readonly #failureLog: FailureLog;
   #stats: Omit<LoopStats, 'cursor' | 'attempts'> = {
     state: 'starting',
     delivered: 0,
@@ -86,7 +86,10 @@ export class DeliveryLoop {
     /** Reads the committed log (the host's shared cache of its tail). */
     private readonly readLog: (from: number, limit: number) => Promise<EventRecord[]> = (from, limit) =>
       store.readLog(from, limit),
+    /** How long identical failures are collapsed into one log line. */
+    repeatIntervalMs?: number,
   ) {
+    this.#failureLog = new FailureLog(config.name, log, repeatIntervalMs);
     this.#cursor = Math.max(1, start.position);
     this.#persisted = start;
     this.#retryPending = start.retry_requested === true;
@@ -171,6 +174,7 @@ export class DeliveryLoop {
     } finally {
       await this.#persist().catch(() => undefined);
       clearTimeout(this.#persistTimer);
+      this.#failureLog.close();
       await this.sink.close().catch(() => undefined);
       for (const w of this.#retryWaiters.splice(0)) w.resolve({ retried: 0, delivered: 0, failed: 0 });
       this.#set({ state: 'stopped' });
@@ -204,6 +208,7 @@ export class DeliveryLoop {
     } catch (e) {
       return this.#failed(items, e);
     }
+    this.#failureLog.delivered(items[0]!.record.position);
     return this.#advance(next, items.length);
   }
 
@@ -270,18 +275,11 @@ export class DeliveryLoop {
     this.#attempts++;
     const at = new Date().toISOString();
     this.#set({ last_error: { code: f.error.code, message: f.error.message, at } });
-    const left = this.#repeats.pass(`attempt:${f.error.code}:${f.error.message}`);
-    if (left !== undefined)
-      this.log.warn(
-        {
-          plugin: this.name,
-          position: failing.position,
-          attempt: this.#attempts,
-          code: f.error.code,
-          ...(left > 0 ? { repeated: left } : {}),
-        },
-        f.error.message,
-      );
+    this.#failureLog.failed(
+      `attempt:${f.error.code}:${f.error.message}`,
+      { plugin: this.name, position: failing.position, attempt: this.#attempts, code: f.error.code },
+      f.error.message,
+    );
     const { delivery } = this.config;
     if (f.permanent || this.#attempts >= delivery.max_attempts) {
       // Retried as a batch for as long as an event would be (the destination may just be down), but
@@ -343,17 +341,11 @@ export class DeliveryLoop {
     this.#persisted = rec;
     this.#lastPersist = Date.now();
     this.#set({ dead_lettered: this.#stats.dead_lettered + 1 });
-    const left = this.#repeats.pass(`dead-letter:${f.error.code}:${f.error.message}:${attempts}`);
-    if (left !== undefined)
-      this.log.warn(
-        {
-          plugin: this.name,
-          position: record.position,
-          code: f.error.code,
-          ...(left > 0 ? { repeated: left } : {}),
-        },
-        `event dead-lettered after ${attempts} attempt(s); see \`eventdbx plugin dead-letters ${this.name}\``,
-      );
+    this.#failureLog.warn(
+      `dead-letter:${f.error.code}:${f.error.message}:${attempts}`,
+      { plugin: this.name, position: record.position, code: f.error.code },
+      `event dead-lettered after ${attempts} attempt(s); see \`eventdbx plugin dead-letters ${this.name}\``,
+    );
   }
 
   /**
