@@ -705,7 +705,14 @@ export const ERRORS = {
     status: 502,
     kind: 'user',
     message: (p) => `${p.plugin} delivery failed: ${p.reason}`,
-    doc: 'The destination is unreachable or answered with an error; delivery is retried with exponential backoff, then dead-lettered (or blocks).',
+    doc: 'The destination answered with an error (or a file or SQLite write failed); delivery is retried with exponential backoff, then, after --max-attempts, dead-lettered (or blocks).',
+  },
+  EDBX_ERR_PLUGIN_UNREACHABLE: {
+    status: 503,
+    kind: 'user',
+    message: (p) =>
+      `${p.plugin} cannot reach its destination: ${p.reason}; delivery resumes once it is reachable (check that it runs)`,
+    doc: "The destination could not be reached (connection refused, reset or timed out, a name that does not resolve, a database starting up or shutting down, HTTP 429, 502, 503 or 504). Nothing is wrong with the events: this counts toward no event's --max-attempts, and delivery is retried with backoff (at most --backoff-max apart) until the destination is back; nothing is dead-lettered.",
   },
 
   // --- client SDK (raised by src/client itself, never sent by a server) ---

@@ -2,15 +2,17 @@
  * The delivery loop of one plugin: reads the committed log from its cursor in position order, hands
  * batches to the sink, and moves the durable cursor only after the sink acknowledged. Failures are
  * retried with exponential backoff and jitter; after `max_attempts` an event is dead-lettered (the
- * loop moves on) or the loop blocks, retrying at the longest delay. A batch whose failure names no
- * event is first delivered one event at a time, so only the failing one is given up on. Each plugin
- * has its own loop, so a slow or dead sink holds up nothing else, and the loop never runs on the
- * writer's path: appends only wake it.
+ * loop moves on) or the loop blocks, retrying at the longest delay. A destination that cannot be reached
+ * costs no event an attempt: it is retried, at most `backoff_max_ms` apart, until it is back (an outage
+ * is not the event's fault, and its dead letters would wait for a manual `plugin retry`). A batch whose
+ * failure names no event is first delivered one event at a time, so only the failing one is given up
+ * on. Each plugin has its own loop, so a slow or dead sink holds up nothing else, and the loop never
+ * runs on the writer's path: appends only wake it.
  */
 import type { EventRecord } from '../core/event.js';
-import { RepeatFilter } from '../core/repeats.js';
 import type { EventStore } from '../store/index.js';
 import { backoffDelay } from './backoff.js';
+import { FailureLog } from './failure-log.js';
 import {
   deleteDeadLetter,
   listDeadLetters,
@@ -52,6 +54,8 @@ export class DeliveryLoop {
   #persistTimer: NodeJS.Timeout | undefined;
   #persisting: Promise<void> = Promise.resolve();
   #attempts = 0;
+  /** Failures in a row at the cursor that could not reach the destination (not counted as attempts). */
+  #outage = 0;
   /**
    * A failed attempt may have written the events up to this position (see DeliveryFailure.maybeWritten):
    * a batch's, when its events are then isolated, not only the one at the cursor.
@@ -69,7 +73,7 @@ export class DeliveryLoop {
   #done: Promise<void> | undefined;
   readonly #tracker: StateTracker;
   /** A dead destination fails every event alike: its warnings are logged once a minute, with a count. */
-  readonly #repeats = new RepeatFilter();
+  readonly #failureLog: FailureLog;
   #stats: Omit<LoopStats, 'cursor' | 'attempts'> = {
     state: 'starting',
     delivered: 0,
@@ -86,7 +90,10 @@ export class DeliveryLoop {
     /** Reads the committed log (the host's shared cache of its tail). */
     private readonly readLog: (from: number, limit: number) => Promise<EventRecord[]> = (from, limit) =>
       store.readLog(from, limit),
+    /** How long identical failures are collapsed into one log line. */
+    repeatIntervalMs?: number,
   ) {
+    this.#failureLog = new FailureLog(config.name, log, repeatIntervalMs);
     this.#cursor = Math.max(1, start.position);
     this.#persisted = start;
     this.#retryPending = start.retry_requested === true;
@@ -171,6 +178,7 @@ export class DeliveryLoop {
     } finally {
       await this.#persist().catch(() => undefined);
       clearTimeout(this.#persistTimer);
+      this.#failureLog.close();
       await this.sink.close().catch(() => undefined);
       for (const w of this.#retryWaiters.splice(0)) w.resolve({ retried: 0, delivered: 0, failed: 0 });
       this.#set({ state: 'stopped' });
@@ -198,12 +206,14 @@ export class DeliveryLoop {
     if (items.length === 0) return this.#advance(next, 0);
     // Past its attempts with --on-failure block, a plugin trying the event again is still blocked on it.
     const { max_attempts, on_failure } = this.config.delivery;
-    this.#set({ state: on_failure === 'block' && this.#attempts >= max_attempts ? 'blocked' : 'delivering' });
+    const blocked = on_failure === 'block' && this.#attempts >= max_attempts;
+    this.#set({ state: this.#outage > 0 ? 'unreachable' : blocked ? 'blocked' : 'delivering' });
     try {
       await this.sink.deliver(items);
     } catch (e) {
       return this.#failed(items, e);
     }
+    this.#failureLog.delivered(items[0]!.record.position);
     return this.#advance(next, items.length);
   }
 
@@ -218,6 +228,7 @@ export class DeliveryLoop {
     if (this.#abandoned) return;
     this.#cursor = next;
     this.#attempts = 0;
+    this.#outage = 0;
     if (delivered > 0)
       this.#set({
         delivered: this.#stats.delivered + delivered,
@@ -267,23 +278,27 @@ export class DeliveryLoop {
     const unknown = !named && items.length - done > 1;
     if (unknown && f.permanent) return this.#isolate(last);
     const failing = items[done]!.record;
-    this.#attempts++;
+    // Not reaching the destination says nothing about the event: however long the outage, it costs
+    // the event no attempt (the backoff still grows, up to backoff_max_ms).
+    if (f.unreachable) this.#outage++;
+    else {
+      this.#outage = 0;
+      this.#attempts++;
+    }
     const at = new Date().toISOString();
     this.#set({ last_error: { code: f.error.code, message: f.error.message, at } });
-    const left = this.#repeats.pass(`attempt:${f.error.code}:${f.error.message}`);
-    if (left !== undefined)
-      this.log.warn(
-        {
-          plugin: this.name,
-          position: failing.position,
-          attempt: this.#attempts,
-          code: f.error.code,
-          ...(left > 0 ? { repeated: left } : {}),
-        },
-        f.error.message,
-      );
+    this.#failureLog.failed(
+      `attempt:${f.error.code}:${f.error.message}`,
+      {
+        plugin: this.name,
+        position: failing.position,
+        ...(f.unreachable ? {} : { attempt: this.#attempts }),
+        code: f.error.code,
+      },
+      f.error.message,
+    );
     const { delivery } = this.config;
-    if (f.permanent || this.#attempts >= delivery.max_attempts) {
+    if (!f.unreachable && (f.permanent || this.#attempts >= delivery.max_attempts)) {
       // Retried as a batch for as long as an event would be (the destination may just be down), but
       // nothing is given up on before the failing event is found: the others are delivered.
       if (unknown) return this.#isolate(last);
@@ -298,8 +313,11 @@ export class DeliveryLoop {
       this.#set({ retries: this.#stats.retries + 1 });
       return;
     }
-    const delay = backoffDelay(this.#attempts, delivery);
-    this.#set({ state: 'retrying', next_retry_at: new Date(Date.now() + delay).toISOString() });
+    const delay = backoffDelay(this.#attempts + this.#outage, delivery);
+    this.#set({
+      state: f.unreachable ? 'unreachable' : 'retrying',
+      next_retry_at: new Date(Date.now() + delay).toISOString(),
+    });
     await this.#persist();
     await this.#sleep(delay, false);
     this.#set({ retries: this.#stats.retries + 1 });
@@ -317,6 +335,7 @@ export class DeliveryLoop {
     const maybeWritten = record.position <= this.#maybeWrittenUntil;
     this.#cursor = record.position + 1;
     this.#attempts = 0;
+    this.#outage = 0;
     const rec = this.#record();
     await this.#persisting;
     await writeDeadLetter(
@@ -343,17 +362,11 @@ export class DeliveryLoop {
     this.#persisted = rec;
     this.#lastPersist = Date.now();
     this.#set({ dead_lettered: this.#stats.dead_lettered + 1 });
-    const left = this.#repeats.pass(`dead-letter:${f.error.code}:${f.error.message}:${attempts}`);
-    if (left !== undefined)
-      this.log.warn(
-        {
-          plugin: this.name,
-          position: record.position,
-          code: f.error.code,
-          ...(left > 0 ? { repeated: left } : {}),
-        },
-        `event dead-lettered after ${attempts} attempt(s); see \`eventdbx plugin dead-letters ${this.name}\``,
-      );
+    this.#failureLog.warn(
+      `dead-letter:${f.error.code}:${f.error.message}:${attempts}`,
+      { plugin: this.name, position: record.position, code: f.error.code },
+      `event dead-lettered after ${attempts} attempt(s); see \`eventdbx plugin dead-letters ${this.name}\``,
+    );
   }
 
   /**
@@ -421,7 +434,8 @@ export class DeliveryLoop {
         ...d,
         code: f.error.code,
         reason: f.error.message,
-        attempts: d.attempts + 1,
+        // Not reaching the destination was no attempt at the event.
+        attempts: d.attempts + (f.unreachable ? 0 : 1),
         dead_lettered_at: new Date().toISOString(),
         // Whatever the sink says it delivered, its bytes may have reached the file (a failed fsync).
         outcome_unknown: true,

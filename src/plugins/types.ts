@@ -169,7 +169,9 @@ export interface Sink {
 
 /**
  * A sink's failure, carrying a registry error. `permanent`: retrying cannot help (a value that cannot be
- * cast, a constraint, a destination limit): the event is dead-lettered at once. `delivered`: how many
+ * cast, a constraint, a destination limit): the event is dead-lettered at once. `unreachable`: the
+ * destination could not be reached, which says nothing about the event: retried until it is back, the
+ * failure costs no event an attempt (see `unreachableFailure`). `delivered`: how many
  * leading items reached the sink before the failure (undefined = unknown). Which item failed is known
  * only when the sink names it: a permanent failure with `delivered` set, or one marked `isolated`.
  * Otherwise (a batch written as a whole: a transaction, a file write) the host isolates it by
@@ -188,6 +190,7 @@ export class DeliveryFailure extends Error {
     readonly maybeWritten = false,
     /** The item at `delivered` failed on its own: the sink sent it alone (HTTP, one request each). */
     readonly isolated = false,
+    readonly unreachable = false,
   ) {
     super(error.message);
     this.name = 'DeliveryFailure';
@@ -195,8 +198,9 @@ export class DeliveryFailure extends Error {
 }
 
 /**
- * The destination is unreachable or answered with an error: retried with backoff. `reason` is logged
- * and kept as a dead letter's reason: it never quotes a payload value (nor a destination's answer).
+ * The destination answered with an error (or a write failed): retried with backoff, then dead-lettered.
+ * `reason` is logged and kept as a dead letter's reason: it never quotes a payload value (nor a
+ * destination's answer).
  */
 export const transientFailure = (
   plugin: string,
@@ -212,6 +216,24 @@ export const transientFailure = (
  */
 export const itemFailure = (plugin: string, reason: string, delivered: number): DeliveryFailure =>
   new DeliveryFailure(err('EDBX_ERR_PLUGIN_DELIVERY', { plugin, reason }), false, delivered, false, true);
+
+/**
+ * The destination could not be reached: refused, reset or timed out, a name that does not resolve, a
+ * server starting up or shutting down, a gateway saying so. Each sink decides what that covers (its
+ * `classify`); only it knows whether its destination took part. Retried with backoff, at most
+ * `backoff_max_ms` apart, for as long as the outage lasts, and never counted toward `max_attempts`: an
+ * outage is not the event's fault, so it dead-letters nothing and no one has to `plugin retry` after it.
+ * `reason`: as above.
+ */
+export const unreachableFailure = (plugin: string, reason: string, delivered = 0): DeliveryFailure =>
+  new DeliveryFailure(
+    err('EDBX_ERR_PLUGIN_UNREACHABLE', { plugin, reason }),
+    false,
+    delivered,
+    false,
+    false,
+    true,
+  );
 
 /** The destination refused the data itself: dead-lettered without retries. `reason`: as above. */
 export const rejectedFailure = (
@@ -244,15 +266,53 @@ export function reasonOf(e: unknown): string {
   return String(e);
 }
 
+/**
+ * The error codes of a network path that failed: nothing answered, the connection broke or timed out,
+ * the name did not resolve, the route is down. They say nothing about what was being sent.
+ */
+const NETWORK_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ECONNABORTED',
+  'ETIMEDOUT',
+  'EPIPE',
+  'EHOSTUNREACH',
+  'EHOSTDOWN',
+  'ENETUNREACH',
+  'ENETDOWN',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+]);
+
+/**
+ * Whether `e` is a failure to reach a destination over the network (see NETWORK_CODES; TLS refusing
+ * the connection too), as Node reports it. Node's AggregateError (every address of a name refused)
+ * counts when all of its errors do.
+ */
+export function isNetworkError(e: unknown): boolean {
+  if (e instanceof AggregateError && e.errors.length > 0) return e.errors.every(isNetworkError);
+  const code = (e as { code?: unknown } | null)?.code;
+  if (typeof code !== 'string') return false;
+  return NETWORK_CODES.has(code) || /^ERR_(TLS|SSL)_|CERT|SELF_SIGNED|UNABLE_TO_/.test(code);
+}
+
 /** What a running plugin is doing. */
-export type LoopState = 'starting' | 'delivering' | 'idle' | 'retrying' | 'blocked' | 'stopped';
+export type LoopState =
+  | 'starting'
+  | 'delivering'
+  | 'idle'
+  | 'retrying'
+  /** The destination cannot be reached: retrying until it is back (no attempts counted). */
+  | 'unreachable'
+  | 'blocked'
+  | 'stopped';
 
 /** Live delivery figures of a running plugin (counters since the server started). */
 export interface LoopStats {
   readonly state: LoopState;
   /** Lowest position not yet acknowledged. */
   readonly cursor: number;
-  /** Failed attempts of the event at the cursor. */
+  /** Failed attempts of the event at the cursor (those that could not reach the destination are not). */
   readonly attempts: number;
   readonly delivered: number;
   readonly retries: number;

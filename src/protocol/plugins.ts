@@ -11,7 +11,11 @@ export type PluginKind = (typeof PLUGIN_KINDS)[number];
 export type OnFailure = 'dead-letter' | 'block';
 
 export interface DeliveryOptions {
-  /** Attempts per event before it is dead-lettered (or the plugin reports itself blocked). */
+  /**
+   * Attempts per event before it is dead-lettered (or the plugin reports itself blocked). Only attempts
+   * that reached the destination count: while it cannot be reached (EDBX_ERR_PLUGIN_UNREACHABLE) the
+   * plugin retries without counting, however long that lasts.
+   */
   readonly max_attempts: number;
   /** First retry delay; doubles per attempt (with jitter) up to `backoff_max_ms`. */
   readonly backoff_ms: number;

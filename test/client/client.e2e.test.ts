@@ -5,11 +5,11 @@
  */
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { EventDbxApiError, EventDbxClient, EventDbxConfigError, isApiError } from '../../src/client/index.js';
 import { verifyConsistency, verifyInclusion } from '../../src/core/merkle/index.js';
 import { type Project, type RunningServer, project, startServer } from '../helpers/cli.js';
-import { waitFor } from '../plugins/fixtures.js';
+import { httpReceiver, waitFor } from '../plugins/fixtures.js';
 
 const hex = (h: string) => Buffer.from(h, 'hex');
 
@@ -327,12 +327,16 @@ describe('EventDbxClient against a real server', () => {
   });
 
   it('plugin administration: list (secrets masked), status, dead letters, retry and replay, admin only', async () => {
-    // Nothing listens on port 1: every delivery fails, and after one attempt the event is dead-lettered.
+    // The receiver refuses every event (400): after one attempt each is dead-lettered. (A receiver
+    // that cannot be reached dead-letters nothing: it is retried until it is back.)
+    const rx = await httpReceiver();
+    onTestFinished(() => rx.close());
+    rx.respond = () => 400;
     const add = await p.cli([
       'plugin',
       'http',
       '--endpoint',
-      'http://127.0.0.1:1/hook',
+      rx.url,
       '--header',
       'Authorization=Bearer topsecret',
       '--max-attempts',

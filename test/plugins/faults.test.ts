@@ -4,10 +4,10 @@
  * cast, and a stuck destination that must not hold up appends or other plugins.
  */
 import Database from 'better-sqlite3';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, onTestFinished } from 'vitest';
 import {
   type DeliveryHost,
   configurePlugin,
@@ -256,7 +256,7 @@ describe('PostgreSQL and SQLite with mapped types', () => {
       const s = await statusOf(store, 'postgres');
       return s.last_error && s.lag > 0 ? s : undefined;
     });
-    expect(down.last_error!.code).toBe('EDBX_ERR_PLUGIN_DELIVERY');
+    expect(down.last_error!.code).toBe('EDBX_ERR_PLUGIN_UNREACHABLE');
     await server.start();
     await write(20, 100);
     await caughtUp(store, 'postgres');
@@ -481,7 +481,8 @@ describe('TCP destination that goes away', () => {
 describe('delivery error reasons (QA item 7)', () => {
   it('label only PostgreSQL errors as SQLSTATE, and mention retries only when there were some', async () => {
     const port = await freePort(); // nothing listens: connection refused
-    host = await startHost(store);
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'edbx-reasons-'));
+    onTestFinished(() => rm(dir, { recursive: true, force: true }));
     await configurePlugin(
       store,
       'postgres',
@@ -489,16 +490,26 @@ describe('delivery error reasons (QA item 7)', () => {
       jane,
     );
     await configurePlugin(store, 'http', { endpoint: rx.url, ...FAST, max_attempts: 2 }, jane);
+    // A file that cannot be opened (a directory took its name): tried once, then dead-lettered.
+    const file = path.join(dir, 'events.jsonl');
+    await configurePlugin(store, 'json', { path: file, ...FAST, max_attempts: 1 }, jane);
+    await mkdir(file);
+    host = await startHost(store);
     rx.respond = () => 500;
     await store.append(ev('p-1', { a: '1' }), jane);
+    // Unreachable: retried without counting attempts, never dead-lettered (qa-dev #5).
     const pg = await waitFor(
-      'a postgres dead letter',
-      async () => (await deadLetters(store, 'postgres')).dead_letters[0],
+      'a postgres failure',
+      async () => (await statusOf(store, 'postgres')).last_error,
     );
-    expect(pg.attempts).toBe(1);
-    expect(pg.reason).toContain('ECONNREFUSED');
-    expect(pg.reason).not.toContain('SQLSTATE');
-    expect(pg.reason).not.toContain('retried');
+    expect(pg.message).toContain('ECONNREFUSED');
+    expect(pg.message).not.toContain('SQLSTATE');
+    const json = await waitFor(
+      'a json dead letter',
+      async () => (await deadLetters(store, 'json')).dead_letters[0],
+    );
+    expect(json.attempts).toBe(1);
+    expect(json.reason).not.toContain('retried');
     const http = await waitFor(
       'an http dead letter',
       async () => (await deadLetters(store, 'http')).dead_letters[0],

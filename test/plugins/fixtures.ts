@@ -126,7 +126,8 @@ export interface HttpReceiver {
   close(): Promise<void>;
 }
 
-export async function httpReceiver(): Promise<HttpReceiver> {
+/** An HTTP receiver on 127.0.0.1, on `port` (default: any free one). */
+export async function httpReceiver(port = 0): Promise<HttpReceiver> {
   const r: Omit<HttpReceiver, 'url' | 'close'> = { accepted: [], requests: [], respond: () => 200 };
   const server = http.createServer((req, res) => {
     let body = '';
@@ -144,10 +145,10 @@ export async function httpReceiver(): Promise<HttpReceiver> {
       res.writeHead(status, { 'content-type': 'text/plain' }).end('ok');
     });
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as net.AddressInfo;
+  await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
+  const bound = (server.address() as net.AddressInfo).port;
   return Object.assign(r, {
-    url: `http://127.0.0.1:${port}/events`,
+    url: `http://127.0.0.1:${bound}/events`,
     close: () =>
       new Promise<void>((resolve) => {
         server.closeAllConnections();

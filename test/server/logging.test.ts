@@ -89,6 +89,33 @@ describe('RepeatFilter', () => {
     expect(f.pass('b')).toBe(0);
   });
 
+  it('hands back what it left out once the interval passed, or all of it, with the last one (qa-dev #6)', () => {
+    let now = 0;
+    const f = new RepeatFilter<string>(60_000, () => now);
+    expect(f.nextDue()).toBeUndefined();
+    f.pass('a', 'a1');
+    f.pass('b', 'b1');
+    expect(f.nextDue()).toBeUndefined(); // nothing left out yet
+    now = 10_000;
+    f.pass('a', 'a2');
+    f.pass('a', 'a3');
+    expect(f.nextDue()).toBe(50_000);
+    expect(f.due()).toEqual([]);
+    now = 60_000;
+    expect(f.due()).toEqual([{ key: 'a', left: 2, last: 'a3' }]);
+    // Counted as reported then: the next one is left out for another interval.
+    expect(f.pass('a', 'a4')).toBeUndefined();
+    expect(f.pass('b', 'b2')).toBe(0); // b's interval has passed: reported at once
+    expect(f.pass('b', 'b3')).toBeUndefined();
+    now = 61_000;
+    expect(f.due(true)).toEqual([
+      { key: 'a', left: 1, last: 'a4' },
+      { key: 'b', left: 1, last: 'b3' },
+    ]);
+    expect(f.due(true)).toEqual([]);
+    expect(f.nextDue()).toBeUndefined();
+  });
+
   it('remembers a bounded number of kinds', () => {
     const f = new RepeatFilter(60_000, () => 0, 2);
     f.pass('a');

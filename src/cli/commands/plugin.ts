@@ -15,7 +15,10 @@ const DELIVERY: readonly Flag[] = [
     flags: '--from-now',
     help: 'deliver only events committed from now on (default: backfill from the first)',
   },
-  { flags: '--max-attempts <n>', help: 'attempts per event before it is dead-lettered (default 10)' },
+  {
+    flags: '--max-attempts <n>',
+    help: 'attempts per event before it is dead-lettered (default 10); an unreachable destination uses none',
+  },
   { flags: '--backoff <ms>', help: 'first retry delay, doubled per attempt with jitter (default 500)' },
   { flags: '--backoff-max <ms>', help: 'longest retry delay (default 60000)' },
   {

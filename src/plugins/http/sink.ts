@@ -1,9 +1,11 @@
 /**
  * HTTP sink: POSTs each `EventRecord` as JSON with the configured headers and `Idempotency-Key: <event
  * id>`, one request at a time (so the receiver sees position order) over a kept-alive connection. A 2xx
- * answer is delivered; any other status, a network error or a timeout fails the event (retried).
- * node:http rather than fetch: it costs several times less CPU per request, and this runs in the
- * server's process.
+ * answer is delivered. No answer (refused, reset, timed out, a name that does not resolve) or one that
+ * says the receiver cannot take requests now (UNAVAILABLE) makes the destination unreachable: retried
+ * until it is back, costing the event no attempt. Any other status fails the event: retried, then
+ * dead-lettered. node:http rather than fetch: it costs several times less CPU per request, and this
+ * runs in the server's process.
  */
 import http from 'node:http';
 import https from 'node:https';
@@ -13,9 +15,18 @@ import {
   type DeliveryOptions,
   type HttpSettings,
   type Sink,
+  isNetworkError,
   itemFailure,
   reasonOf,
+  unreachableFailure,
 } from '../types.js';
+
+/**
+ * Too many requests, a gateway that cannot reach the receiver (bad gateway, gateway timeout), a
+ * receiver out of service: answers about the receiver, not about the event. A 500 may be the event's
+ * (a handler failing on it), so it counts.
+ */
+const UNAVAILABLE = new Set([429, 502, 503, 504]);
 
 export class HttpSink implements Sink {
   readonly needsState = false;
@@ -56,7 +67,9 @@ export class HttpSink implements Sink {
           res.resume(); // the answer's body is not used; reading it frees the connection
         },
       );
-      req.on('timeout', () => req.destroy(new Error(`no answer within ${ms} ms`)));
+      req.on('timeout', () =>
+        req.destroy(Object.assign(new Error(`no answer within ${ms} ms`), { code: 'ETIMEDOUT' })),
+      );
       req.on('error', reject);
       req.end(body);
     });
@@ -70,8 +83,11 @@ export class HttpSink implements Sink {
       try {
         status = await this.#post(JSON.stringify(record), record.metadata.event_id);
       } catch (e) {
-        throw itemFailure('http', `${where}: ${reasonOf(e)}`, i);
+        // Anything else a request can throw (a header node:http refuses) is not about reaching it.
+        const reason = `${where}: ${reasonOf(e)}`;
+        throw isNetworkError(e) ? unreachableFailure('http', reason, i) : itemFailure('http', reason, i);
       }
+      if (UNAVAILABLE.has(status)) throw unreachableFailure('http', `${where} answered ${status}`, i);
       if (status < 200 || status > 299) throw itemFailure('http', `${where} answered ${status}`, i);
     }
   }

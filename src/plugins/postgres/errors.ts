@@ -5,7 +5,15 @@
  * trigger's `RAISE` of a column): those are replaced by the SQLSTATE, its condition and the objects
  * the error names (table, column, constraint, type), never a value. Pure: no I/O.
  */
-import { type DeliveryItem, DeliveryFailure, reasonOf, rejectedFailure, transientFailure } from '../types.js';
+import {
+  type DeliveryItem,
+  DeliveryFailure,
+  isNetworkError,
+  reasonOf,
+  rejectedFailure,
+  transientFailure,
+  unreachableFailure,
+} from '../types.js';
 
 /**
  * SQLSTATE classes whose messages name only objects, types, settings and the connection: connection
@@ -108,16 +116,40 @@ export function serverReason(e: ServerError): string {
 }
 
 /**
+ * SQLSTATEs of a server that takes no statement now, whatever it is: a connection exception (08), a
+ * shutdown, a crash, a database starting up or dropped (57P01-57P05; not 57014, a statement cancelled),
+ * too many connections (53300).
+ */
+const UNAVAILABLE = /^(08|57P|53300)/;
+
+/** The driver's own errors for a connection that broke, timed out or was never made (pg, pg-pool). */
+const DRIVER_CONNECTION =
+  /^(Connection terminated|Query read timeout|timeout expired|timeout exceeded when trying to connect|Client has encountered a connection error|Client was closed)/;
+
+/** The reason of any driver error: a server error's without quoting data, else the driver's. */
+const reasonFor = (e: unknown): string => (sqlState(e) ? serverReason(e as ServerError) : reasonOf(e));
+
+/**
+ * No connection could be had (from the pool): refused, timed out, a name that does not resolve, TLS, a
+ * password or database the server refuses, a server starting up. No event was sent, so none is to
+ * blame: the destination is unreachable until that changes.
+ */
+export const connectFailure = (e: unknown): DeliveryFailure => unreachableFailure('postgres', reasonFor(e));
+
+/**
  * Data exceptions (22), integrity violations (23) and program limits (54: a table's 1600 columns, a row
  * or index entry too big) are the event's fault: retrying cannot help. In a batch the failing event is
- * unknown, so the host isolates it; anything else (connection refused, server shutting down,
- * permissions) is retried.
+ * unknown, so the host isolates it. A connection that broke, or a server that takes no statements
+ * (UNAVAILABLE), makes the destination unreachable: retried without counting attempts. Anything else
+ * (permissions, a missing schema, a deadlock) is retried, then dead-lettered.
  */
 export function classify(e: unknown, items: readonly DeliveryItem[]): DeliveryFailure {
   if (e instanceof DeliveryFailure) return e;
   const code = sqlState(e);
   // Below SQL (refused, reset, timed out, TLS) the driver's message names the connection only.
-  const reason = code ? serverReason(e as ServerError) : reasonOf(e);
+  const reason = reasonFor(e);
+  if (code ? UNAVAILABLE.test(code) : isNetworkError(e) || DRIVER_CONNECTION.test(reasonOf(e)))
+    return unreachableFailure('postgres', reason);
   if (code && /^(22|23|54)/.test(code)) {
     return items.length === 1
       ? rejectedFailure('postgres', items[0]!.record, reason, 0)

@@ -7,7 +7,7 @@
 import type { Pool, PoolClient } from 'pg';
 import { ROW_COLUMNS } from '../columns.js';
 import { driverConnectionString } from './connection.js';
-import { classify, isSqlError } from './errors.js';
+import { classify, connectFailure, isSqlError } from './errors.js';
 import { postgresType } from '../sql/datatypes.js';
 import {
   type SqlField,
@@ -67,7 +67,9 @@ export class PostgresSink implements Sink {
   }
 
   async #write(rows: readonly SqlRow[]): Promise<void> {
-    const client = await (await this.#getPool()).connect();
+    const client = await (await this.#getPool()).connect().catch((e: unknown) => {
+      throw connectFailure(e);
+    });
     // The pool only listens for errors on idle connections. A connection cut while checked out (the
     // server shutting down, an administrator terminating the backend) emits 'error' on the client, which
     // would otherwise be unhandled and end the process; the query in flight fails with it anyway.

@@ -2,7 +2,9 @@
  * TCP sink: one line of `EventRecord` JSON per event over a kept-open connection. A batch is one write;
  * it counts as delivered when the kernel has taken the bytes. A broken, closed or refused connection
  * fails the batch (retried with backoff over a new connection), so lines are never skipped; a receiver
- * that dies after reading may see lines again (at-least-once: dedupe on `metadata.event_id`).
+ * that dies after reading may see lines again (at-least-once: dedupe on `metadata.event_id`). Every
+ * failure here is one of reaching the receiver (a stream of bytes has nothing a receiver can refuse
+ * before taking it), so it is an unreachable destination: retried until it is back, never a dead letter.
  */
 import net from 'node:net';
 import {
@@ -11,7 +13,7 @@ import {
   type Sink,
   type TcpSettings,
   reasonOf,
-  transientFailure,
+  unreachableFailure,
 } from '../types.js';
 
 export class TcpSink implements Sink {
@@ -77,7 +79,7 @@ export class TcpSink implements Sink {
       });
     } catch (e) {
       this.#drop();
-      throw transientFailure('tcp', `${this.settings.host}:${this.settings.port}: ${reasonOf(e)}`, 0);
+      throw unreachableFailure('tcp', `${this.settings.host}:${this.settings.port}: ${reasonOf(e)}`);
     }
   }
 
