@@ -14,6 +14,7 @@ import type {
 import { PLUGIN_HUMAN } from './ops/plugin.js';
 import { SCHEMA_HUMAN, schemaRows } from './ops/schema.js';
 import type { Renderer } from './ops/types.js';
+import { type ListPrinter, lineList, tableList } from './list-output.js';
 import type { AuditStateReport } from '../store/audit-state.js';
 import { bold, count, formatEvent, green, keyValues, printable, red, table } from './output.js';
 
@@ -47,6 +48,18 @@ const verifyLine = (r: VerifyReport): string =>
     ? `${green('ok')}   ${r.aggregate_type}/${r.aggregate_id} version ${r.version} root ${r.merkle_root}`
     : `${red('FAIL')} ${r.aggregate_type}/${r.aggregate_id}: ${r.first_bad_version === undefined ? '' : `version ${r.first_bad_version}: `}${r.reason}`;
 
+/** Human output of the listings (LISTINGS in ops.ts), printed a page at a time. */
+export const HUMAN_LISTS: Record<string, () => ListPrinter> = {
+  'aggregate.list': () =>
+    tableList((a: AggregateSummary) => ({
+      aggregate: `${a.aggregate_type}/${a.aggregate_id}`,
+      version: a.version,
+      merkle_root: a.merkle_root,
+      status: a.archived ? 'archived' : 'live',
+    })),
+  'aggregate.replay': () => lineList(formatEvent, '(no events)'),
+};
+
 export const HUMAN: Record<string, Renderer> = {
   'aggregate.apply': (r) => {
     if (r.staged) {
@@ -58,15 +71,6 @@ export const HUMAN: Record<string, Renderer> = {
       return `already appended: event id ${printable(e.metadata.event_id)} is ${e.event_type} on ${e.aggregate_type}/${e.aggregate_id} at version ${e.version} (position ${e.position}); nothing written\nmerkle_root ${e.merkle_root}`;
     return `appended ${e.event_type} to ${e.aggregate_type}/${e.aggregate_id} at version ${e.version} (position ${e.position})\nmerkle_root ${e.merkle_root}`;
   },
-  'aggregate.list': (r) =>
-    table(
-      (r.aggregates as AggregateSummary[]).map((a) => ({
-        aggregate: `${a.aggregate_type}/${a.aggregate_id}`,
-        version: a.version,
-        merkle_root: a.merkle_root,
-        status: a.archived ? 'archived' : 'live',
-      })),
-    ),
   'aggregate.get': (r) => {
     const a = r.aggregate as AggregateView;
     const head = keyValues({
@@ -80,10 +84,6 @@ export const HUMAN: Record<string, Renderer> = {
     const events = a.events ? `\n\n${bold('events')}\n${a.events.map(formatEvent).join('\n')}` : '';
     return `${head}\n\n${bold('state')}\n${state}${events}`;
   },
-  'aggregate.replay': (r) =>
-    (r.events as EventRecord[]).length
-      ? (r.events as EventRecord[]).map(formatEvent).join('\n')
-      : '(no events)',
   'aggregate.verify': (r) => {
     if (r.report) return verifyLine(r.report as VerifyReport);
     const all = r.all as VerifyAllReport;

@@ -20,13 +20,14 @@ import {
 import { auditEntries, auditSince } from '../store/audit-log.js';
 import { verifyAuditLog } from '../store/audit-state.js';
 import { currentCheckpoint, verifyFromCheckpoint } from '../store/checkpoints.js';
+import { aggregatePages, eventPages } from '../store/pages.js';
 import { changeKeys } from '../store/secure.js';
 import { createToken, refreshToken, revokeToken, tokenPosition, tokenRecords } from '../store/tokens.js';
 import { describeToken } from '../core/tokens.js';
 import { pagedOp } from './ops/page.js';
 import { PLUGIN_OPS } from './ops/plugin.js';
 import { SCHEMA_OPS } from './ops/schema.js';
-import type { Op, OpArgs } from './ops/types.js';
+import type { Listing, Op, OpArgs } from './ops/types.js';
 import type { EventStore } from '../store/store.js';
 import type { WriteContext } from '../store/types.js';
 
@@ -76,6 +77,42 @@ const commented =
     [key]: await fn(store, str(a, 'aggregate'), str(a, 'aggregateId'), ctx, a.comment as string | undefined),
   });
 
+/** The long listings, read and printed a page at a time (see Listing, and run.ts). */
+export const LISTINGS: Record<string, Listing> = {
+  'aggregate.list': {
+    key: 'aggregates',
+    pages: ({ store }, a, signal) =>
+      aggregatePages(store, {
+        skip: optNumber(a, 'skip', '--skip') ?? 0,
+        ...(a.take === undefined ? {} : { take: optNumber(a, 'take', '--take')! }),
+        ...(a.type === undefined ? {} : { type: str(a, 'type') }),
+        signal,
+      }),
+  },
+  'aggregate.replay': {
+    key: 'events',
+    pages: ({ store }, a, signal) =>
+      eventPages(store, str(a, 'aggregate'), str(a, 'aggregateId'), {
+        skip: optNumber(a, 'skip', '--skip') ?? 0,
+        ...(a.take === undefined ? {} : { take: optNumber(a, 'take', '--take')! }),
+        signal,
+      }),
+  },
+};
+
+/**
+ * A listing as one result, for a caller that wants it whole: a control request without `stream`
+ * (a CLI of an earlier version) and the tests that drive an operation directly.
+ */
+const whole =
+  (name: string): Op =>
+  async (secure, a, _ctx, _progress, signal) => {
+    const { key, pages } = LISTINGS[name]!;
+    const items: unknown[] = [];
+    for await (const page of pages(secure, a, signal)) for (const item of page) items.push(item);
+    return { [key]: items };
+  };
+
 export const OPS: Record<string, Op> = {
   'aggregate.apply': async ({ store }, a, ctx) => {
     const req = {
@@ -92,14 +129,7 @@ export const OPS: Record<string, Op> = {
     const [r] = await store.appendDetailed([req], ctx);
     return { event: r!.record, duplicate: r!.duplicate };
   },
-  'aggregate.list': async ({ store }, a, _ctx, _progress, signal) => ({
-    aggregates: await store.list({
-      skip: optNumber(a, 'skip', '--skip') ?? 0,
-      ...(a.take === undefined ? {} : { take: optNumber(a, 'take', '--take')! }),
-      ...(a.type === undefined ? {} : { type: str(a, 'type') }),
-      signal,
-    }),
-  }),
+  'aggregate.list': whole('aggregate.list'),
   'aggregate.get': async ({ store }, a, _ctx, _progress, signal) => ({
     aggregate: await store.aggregate(str(a, 'aggregate'), str(a, 'aggregateId'), {
       ...(a.version === undefined ? {} : { version: versionArg(a.version) }),
@@ -107,13 +137,7 @@ export const OPS: Record<string, Op> = {
       signal,
     }),
   }),
-  'aggregate.replay': async ({ store }, a, _ctx, _progress, signal) => ({
-    events: await store.events(str(a, 'aggregate'), str(a, 'aggregateId'), {
-      skip: optNumber(a, 'skip', '--skip') ?? 0,
-      ...(a.take === undefined ? {} : { take: optNumber(a, 'take', '--take')! }),
-      signal,
-    }),
-  }),
+  'aggregate.replay': whole('aggregate.replay'),
   'aggregate.verify': async ({ store }, a, _ctx, progress, signal) => {
     if (a.aggregate === undefined && a.aggregateId === undefined)
       return { all: await verifyAll(store, progress, signal) };

@@ -27,15 +27,66 @@ export function printJson(value: unknown): void {
   process.stdout.write(JSON.stringify(value, null, 2) + '\n');
 }
 
-export function table(rows: Array<Record<string, string | number | boolean>>, columns?: string[]): string {
+export type Row = Record<string, string | number | boolean>;
+
+/** Each column as wide as its header and its widest cell in `rows`. */
+const columnWidths = (rows: readonly Row[], cols: readonly string[]): number[] =>
+  // A loop, not Math.max(...rows): one argument per row overflows the stack above ~125k rows.
+  cols.map((c) => rows.reduce((w, r) => Math.max(w, cell(r, c).length), c.length));
+const cell = (r: Row, c: string) => printable(r[c] ?? '');
+const padded = (cells: readonly string[], widths: readonly number[]) =>
+  cells
+    .map((c, i) => c.padEnd(widths[i] ?? 0))
+    .join('  ')
+    .trimEnd();
+const rowLine = (r: Row, cols: readonly string[], widths: readonly number[]) =>
+  padded(
+    cols.map((c) => cell(r, c)),
+    widths,
+  );
+const headLine = (cols: readonly string[], widths: readonly number[]) =>
+  bold(
+    padded(
+      cols.map((c) => c.toUpperCase()),
+      widths,
+    ),
+  );
+
+export function table(rows: Row[], columns?: string[]): string {
   if (rows.length === 0) return dim('(none)');
   const cols = columns ?? Object.keys(rows[0]!);
-  return tableText(
-    rows,
-    cols,
-    cols.map((c) => c.length),
-    true,
-  );
+  const widths = columnWidths(rows, cols);
+  return [headLine(cols, widths), ...rows.map((r) => rowLine(r, cols, widths))].join('\n');
+}
+
+/** Rows a streamed table measures its columns on before it prints its header. */
+const TABLE_SAMPLE = 1000;
+
+/**
+ * A table printed as its rows come (`aggregate list`): the same text as `table` up to `sample` rows.
+ * The columns are as wide as in the first `sample` rows, which wait for the header; a wider cell
+ * after them pushes the rest of its own row only. `rows` and `end` return the text to print.
+ */
+export function tableStream(sample = TABLE_SAMPLE): { rows(rows: readonly Row[]): string; end(): string } {
+  let held: Row[] = [];
+  let cols: string[] | undefined;
+  let widths: number[] = [];
+  const lines = (rows: readonly Row[]) => rows.map((r) => `${rowLine(r, cols!, widths)}\n`);
+  const start = () => {
+    cols = Object.keys(held[0]!);
+    widths = columnWidths(held, cols);
+    const text = [`${headLine(cols, widths)}\n`, ...lines(held)].join('');
+    held = [];
+    return text;
+  };
+  return {
+    rows(rows) {
+      if (cols) return lines(rows).join('');
+      for (const r of rows) held.push(r);
+      return held.length >= sample ? start() : '';
+    },
+    end: () => (cols ? '' : held.length > 0 ? start() : `${dim('(none)')}\n`),
+  };
 }
 
 /** Rows as table lines; `widths` (one per column) grow to the widest cell and are kept by the caller. */

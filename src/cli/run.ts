@@ -5,11 +5,13 @@
 import path from 'node:path';
 import { toEventDbxError } from '../core/errors.js';
 import { callControl } from '../server/control.js';
+import type { Config } from '../config/config.js';
 import { MAX_PAGE } from '../server/paging.js';
 import type { SecureStore } from '../store/secure.js';
-import { HUMAN, PAGED, resultFailed } from './human.js';
-import { OPS, optNumber } from './ops.js';
-import { jsonList, printJson, tableList } from './output.js';
+import { HUMAN, HUMAN_LISTS, PAGED, resultFailed } from './human.js';
+import { ReaderGone, jsonList } from './list-output.js';
+import { LISTINGS, OPS, optNumber } from './ops.js';
+import { jsonList as jsonPages, printJson, tableList } from './output.js';
 import { reportError } from './report.js';
 import { localIdentity, openLocalStore, proofOfKeys, requireConfig } from './runtime.js';
 
@@ -59,6 +61,12 @@ function interruptible(): { signal: AbortSignal; done: () => void } {
   return { signal: ctl.signal, done: () => process.removeListener('SIGINT', abort) };
 }
 
+async function commandConfig(opts: Record<string, unknown>, configFile?: string): Promise<Config> {
+  const loaded = await requireConfig(configFile);
+  // `--data-dir` (the commands that take it) names another data dir than the config's.
+  return opts.dataDir === undefined ? loaded : { ...loaded, dataDir: path.resolve(String(opts.dataDir)) };
+}
+
 type Run = (args: Record<string, unknown>) => Promise<Record<string, unknown>>;
 
 /**
@@ -71,10 +79,7 @@ async function session<T>(
   configFile: string | undefined,
   use: (run: Run) => Promise<T>,
 ): Promise<T> {
-  const loaded = await requireConfig(configFile);
-  // `--data-dir` (the commands that take it) names another data dir than the config's.
-  const config =
-    opts.dataDir === undefined ? loaded : { ...loaded, dataDir: path.resolve(String(opts.dataDir)) };
+  const config = await commandConfig(opts, configFile);
   const identity = localIdentity();
   const format = PROGRESS[op];
   const bar = format !== undefined && !opts.json ? await progressBar(format) : undefined;
@@ -121,7 +126,7 @@ async function runPaged(
 ): Promise<void> {
   const skip = optNumber(opts, 'skip', '--skip');
   let left = optNumber(opts, 'take', '--take') ?? Number.POSITIVE_INFINITY;
-  const out = opts.json ? jsonList(listing.key) : tableList(listing.rows);
+  const out = opts.json ? jsonPages(listing.key) : tableList(listing.rows);
   await session(op, opts, configFile, async (run) => {
     let cursor: string | undefined;
     // Stops early when the reader of the output went away (`| head`).
@@ -141,7 +146,41 @@ async function runPaged(
   await out.end();
 }
 
+/**
+ * A listing (LISTINGS), printed a page at a time as the server sends it or the store here reads it.
+ * Output and exit code are those of the same listing printed whole; one cut off by an error prints
+ * the error line and exits non-zero, its output left unfinished (see list-output.ts).
+ */
+async function runListing(op: string, opts: Record<string, unknown>, configFile?: string): Promise<number> {
+  const listing = LISTINGS[op]!;
+  const printer = opts.json ? jsonList(listing.key) : HUMAN_LISTS[op]!();
+  try {
+    const config = await commandConfig(opts, configFile);
+    const args = wireArgs(opts);
+    const request = { op, args, identity: localIdentity(), proof: await proofOfKeys(config), stream: true };
+    const remote = await callControl(config.dataDir, request, undefined, {}, (items) => printer.items(items));
+    if (remote) {
+      // A server of an earlier version answers with the whole list.
+      const whole = (remote.result as Record<string, unknown> | null)?.[listing.key];
+      if (Array.isArray(whole)) await printer.items(whole);
+    } else {
+      const secure = await openLocalStore(config);
+      try {
+        for await (const page of listing.pages(secure, args)) await printer.items(page);
+      } finally {
+        await secure.store.close();
+      }
+    }
+    await printer.end();
+    return 0;
+  } catch (e) {
+    if (e instanceof ReaderGone) return 0;
+    return reportError(toEventDbxError(e));
+  }
+}
+
 export async function runOp(op: string, opts: Record<string, unknown>, configFile?: string): Promise<number> {
+  if (op in LISTINGS) return runListing(op, opts, configFile);
   try {
     const listing = PAGED[op];
     if (listing) {
