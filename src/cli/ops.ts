@@ -20,11 +20,9 @@ import {
 import { auditEntries, auditSince } from '../store/audit-log.js';
 import { verifyAuditLog } from '../store/audit-state.js';
 import { currentCheckpoint, verifyFromCheckpoint } from '../store/checkpoints.js';
-import { aggregatePages, eventPages } from '../store/pages.js';
+import { aggregatePages, eventPages, schemaPages, tokenPages } from '../store/pages.js';
 import { changeKeys } from '../store/secure.js';
-import { createToken, refreshToken, revokeToken, tokenPosition, tokenRecords } from '../store/tokens.js';
-import { describeToken } from '../core/tokens.js';
-import { pagedOp } from './ops/page.js';
+import { createToken, refreshToken, revokeToken } from '../store/tokens.js';
 import { PLUGIN_OPS } from './ops/plugin.js';
 import { SCHEMA_OPS } from './ops/schema.js';
 import type { Listing, Op, OpArgs } from './ops/types.js';
@@ -32,7 +30,7 @@ import type { EventStore } from '../store/store.js';
 import type { WriteContext } from '../store/types.js';
 
 const str = (args: OpArgs, name: string): string => String(args[name]);
-export const optNumber = (args: OpArgs, name: string, flag: string): number | undefined => {
+const optNumber = (args: OpArgs, name: string, flag: string): number | undefined => {
   const v = args[name];
   if (v === undefined) return undefined;
   const n = wholeNumber(v);
@@ -77,14 +75,19 @@ const commented =
     [key]: await fn(store, str(a, 'aggregate'), str(a, 'aggregateId'), ctx, a.comment as string | undefined),
   });
 
+/** `--skip` and `--take` of a listing. */
+const window = (a: OpArgs) => ({
+  skip: optNumber(a, 'skip', '--skip') ?? 0,
+  ...(a.take === undefined ? {} : { take: optNumber(a, 'take', '--take')! }),
+});
+
 /** The long listings, read and printed a page at a time (see Listing, and run.ts). */
 export const LISTINGS: Record<string, Listing> = {
   'aggregate.list': {
     key: 'aggregates',
     pages: ({ store }, a, signal) =>
       aggregatePages(store, {
-        skip: optNumber(a, 'skip', '--skip') ?? 0,
-        ...(a.take === undefined ? {} : { take: optNumber(a, 'take', '--take')! }),
+        ...window(a),
         ...(a.type === undefined ? {} : { type: str(a, 'type') }),
         signal,
       }),
@@ -92,11 +95,15 @@ export const LISTINGS: Record<string, Listing> = {
   'aggregate.replay': {
     key: 'events',
     pages: ({ store }, a, signal) =>
-      eventPages(store, str(a, 'aggregate'), str(a, 'aggregateId'), {
-        skip: optNumber(a, 'skip', '--skip') ?? 0,
-        ...(a.take === undefined ? {} : { take: optNumber(a, 'take', '--take')! }),
-        signal,
-      }),
+      eventPages(store, str(a, 'aggregate'), str(a, 'aggregateId'), { ...window(a), signal }),
+  },
+  'token.list': {
+    key: 'tokens',
+    pages: ({ store }, a, signal) => tokenPages(store, { ...window(a), signal }),
+  },
+  'schema.list': {
+    key: 'schemas',
+    pages: ({ store }, a, signal) => schemaPages(store, { ...window(a), signal }),
   },
 };
 
@@ -129,7 +136,6 @@ export const OPS: Record<string, Op> = {
     const [r] = await store.appendDetailed([req], ctx);
     return { event: r!.record, duplicate: r!.duplicate };
   },
-  'aggregate.list': whole('aggregate.list'),
   'aggregate.get': async ({ store }, a, _ctx, _progress, signal) => ({
     aggregate: await store.aggregate(str(a, 'aggregate'), str(a, 'aggregateId'), {
       ...(a.version === undefined ? {} : { version: versionArg(a.version) }),
@@ -137,7 +143,6 @@ export const OPS: Record<string, Op> = {
       signal,
     }),
   }),
-  'aggregate.replay': whole('aggregate.replay'),
   'aggregate.verify': async ({ store }, a, _ctx, progress, signal) => {
     if (a.aggregate === undefined && a.aggregateId === undefined)
       return { all: await verifyAll(store, progress, signal) };
@@ -170,10 +175,6 @@ export const OPS: Record<string, Op> = {
       },
       ctx,
     ),
-  }),
-  'token.list': pagedOp('tokens', tokenRecords, tokenPosition, (store, records) => {
-    const now = store.env.now();
-    return records.map((t) => describeToken(t, now));
   }),
   'token.revoke': async ({ store }, a, ctx) => ({ token: await revokeToken(store, str(a, 'token'), ctx) }),
   'token.refresh': async ({ store }, a, ctx) => ({
@@ -216,6 +217,7 @@ export const OPS: Record<string, Op> = {
   }),
   ...SCHEMA_OPS,
   ...PLUGIN_OPS,
+  ...Object.fromEntries(Object.keys(LISTINGS).map((name) => [name, whole(name)])),
 };
 
 function versionArg(v: unknown): number {

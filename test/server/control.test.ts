@@ -13,7 +13,9 @@ import { err } from '../../src/core/errors.js';
 import { StreamedAnswer, callControl, serveControl, socketPath } from '../../src/server/control.js';
 import { MemoryEngine } from '../../src/storage/memory/memory-engine.js';
 import { EventStore } from '../../src/store/index.js';
-import { aggregatePages } from '../../src/store/pages.js';
+import { aggregatePages, schemaPages, tokenPages } from '../../src/store/pages.js';
+import { createSchema, listSchemas } from '../../src/store/schemas.js';
+import { createToken, listTokens } from '../../src/store/tokens.js';
 import { expectCode } from '../helpers/expect.js';
 import { GatedEngine } from '../helpers/gated-engine.js';
 import { collectingLog } from '../helpers/log.js';
@@ -280,6 +282,51 @@ describe('a listing sent a page at a time (scale test: 1M aggregates took ~1 GB 
     expect(await answer).toEqual({ result: null });
     expect(pages.map((p) => p.length)).toEqual([100, 100, 50]);
     await store.close();
+  });
+
+  it('sends the token and schema lists a page at a time, --skip and --take across pages', async () => {
+    const store = await EventStore.open({ engine: new MemoryEngine() });
+    const by = { issuedBy: request.identity };
+    for (let i = 0; i < 25; i++) {
+      await createToken(store, { group: 'nurses', user: `n-${i}` }, by);
+      await createSchema(store, { aggregate: `t-${String(i).padStart(2, '0')}`, events: ['a'] }, by);
+    }
+    const lists = [
+      { whole: await listTokens(store), pages: (o: object) => tokenPages(store, o, 10) },
+      { whole: await listSchemas(store), pages: (o: object) => schemaPages(store, o, 10) },
+    ];
+    for (const { whole, pages } of lists) {
+      const dir = await listing(() => pages({}));
+      const got: unknown[][] = [];
+      const answer = await callControl(dir, listRequest, undefined, {}, (items) => void got.push(items));
+      expect(answer).toEqual({ result: null });
+      expect(got.map((p) => p.length)).toEqual([10, 10, 5]);
+      expect(got.flat()).toEqual(whole);
+      const window: unknown[] = [];
+      for await (const page of pages({ skip: 7, take: 12 })) window.push(...page);
+      expect(window).toEqual(whole.slice(7, 19));
+    }
+    await store.close();
+  });
+
+  it('fails a token list cut off by the store closing with its code, after the pages before it', async () => {
+    const store = await EventStore.open({ engine: new MemoryEngine() });
+    for (let i = 0; i < 25; i++)
+      await createToken(store, { group: 'nurses', user: `n-${i}` }, { issuedBy: request.identity });
+    const whole = await listTokens(store);
+    // The server stops between two pages: the next read meets the closed store.
+    const dir = await listing(async function* () {
+      for await (const page of tokenPages(store, {}, 10)) {
+        yield page;
+        await store.close();
+      }
+    });
+    const got: unknown[] = [];
+    await expectCode(
+      callControl(dir, listRequest, undefined, {}, (items) => void got.push(...items)),
+      'EDBX_ERR_STORE_NOT_OPEN',
+    );
+    expect(got).toEqual(whole.slice(0, 10));
   });
 
   it('waits for a client slower than the idle limit to take each page', async () => {

@@ -21,9 +21,9 @@ export type Op = (
 export type Renderer = (result: Record<string, unknown>) => string;
 
 /**
- * An operation whose answer is one long list (`aggregate list`, `aggregate replay`): read a page at a
- * time and printed as it comes, on the CLI's own store or through the server, so neither side holds
- * the whole list. The --json output is `{"<key>": [...items]}`, as one result holding the list.
+ * An operation whose answer is one long list (`aggregate list`, `aggregate replay`, `token list`,
+ * `schema list`): read a page at a time and printed as it comes, on the CLI's own store or through the
+ * server, so neither side holds the whole list. The --json output is `{"<key>": [...items]}`, as one result holding the list.
  */
 export interface Listing {
   readonly key: string;
