@@ -5,6 +5,7 @@
  * script cannot take a short list for the whole. Each page waits for stdout to take the one before,
  * so a slow reader (`| less`) slows the listing instead of piling it up in memory.
  */
+import { drained } from '../server/control.js';
 import { type Row, tableStream } from './output.js';
 
 /** The reader closed stdout (`| head`): the listing stops there and ends quietly (see main.ts). */
@@ -22,15 +23,7 @@ export function out(text: string): void | Promise<void> {
   const stdout = process.stdout;
   if (stdout.destroyed) throw new ReaderGone();
   if (text === '' || stdout.write(text)) return;
-  return new Promise<void>((resolve) => {
-    const done = () => {
-      stdout.off('drain', done);
-      stdout.off('close', done);
-      resolve();
-    };
-    stdout.once('drain', done);
-    stdout.once('close', done);
-  });
+  return drained(stdout);
 }
 
 const indented = (item: unknown) => `    ${JSON.stringify(item, null, 2).replace(/\n/g, '\n    ')}`;

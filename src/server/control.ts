@@ -16,6 +16,7 @@ import { readFileSync } from 'node:fs';
 import { chmod, rm } from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
+import type { Writable } from 'node:stream';
 import {
   type EventDbxError,
   type ErrorCode,
@@ -243,16 +244,16 @@ async function writeAnswer(socket: net.Socket, res: ControlResponse): Promise<vo
   if (!socket.destroyed) socket.end(`${pending}\n`);
 }
 
-/** Resolves once the socket took what was written, or closed. */
-function drained(socket: net.Socket): Promise<void> {
+/** Resolves once a stream whose buffer is full (a socket, stdout) took what was written, or closed. */
+export function drained(stream: Writable): Promise<void> {
   return new Promise<void>((resolve) => {
     const done = () => {
-      socket.off('drain', done);
-      socket.off('close', done);
+      stream.off('drain', done);
+      stream.off('close', done);
       resolve();
     };
-    socket.once('drain', done);
-    socket.once('close', done);
+    stream.once('drain', done);
+    stream.once('close', done);
   });
 }
 
