@@ -1,7 +1,7 @@
 /** Human-readable CLI output: counts read as English ("1 event", "2 events"); tables of any size. */
 import { describe, expect, it } from 'vitest';
 import { HUMAN, resultFailed } from '../src/cli/human.js';
-import { keyValues } from '../src/cli/output.js';
+import { keyValues, table, tableStream } from '../src/cli/output.js';
 
 const plain = (s: string) => s.replace(/\x1b\[[0-9;]*m/g, '');
 
@@ -46,21 +46,41 @@ describe('human output of audit verify', () => {
 });
 
 describe('human output of a large listing (QA4 #6)', () => {
-  it('prints a table of 200,000 aggregates, one line each, in aligned columns', () => {
+  it('prints a table of 200,000 aggregates a page at a time, one line each, in aligned columns', () => {
     const n = 200_000;
-    const aggregates = Array.from({ length: n }, (_, i) => ({
-      aggregate_type: 'customer',
-      aggregate_id: `c-${i}`,
+    const rows = Array.from({ length: n }, (_, i) => ({
+      aggregate: `customer/c-${String(i).padStart(6, '0')}`,
       version: (i % 9) + 1,
       merkle_root: 'ab'.repeat(32),
-      archived: false,
+      status: 'live',
     }));
     // Before: Math.max(...rows) took one argument per row: "Maximum call stack size exceeded".
-    const lines = plain(String(HUMAN['aggregate.list']!({ aggregates }))).split('\n');
+    const streamed = tableStream();
+    let text = '';
+    for (let i = 0; i < n; i += 1000) text += streamed.rows(rows.slice(i, i + 1000));
+    text += streamed.end();
+    const lines = plain(text).trimEnd().split('\n');
     expect(lines).toHaveLength(n + 1);
     const width = 'customer/c-199999'.length;
     expect(lines[0]).toMatch(new RegExp(`^AGGREGATE {${width - 'AGGREGATE'.length + 2}}VERSION`));
-    expect(lines[1]).toBe(`${'customer/c-0'.padEnd(width)}  1        ${'ab'.repeat(32)}  live`);
+    expect(lines[1]).toBe(`${'customer/c-000000'}  1        ${'ab'.repeat(32)}  live`);
+    expect(lines[n]).toBe(`${'customer/c-199999'}  2        ${'ab'.repeat(32)}  live`);
+    // Up to one page, the text `table` prints of the same rows.
+    const small = tableStream();
+    expect(small.rows(rows.slice(0, 10)) + small.end()).toBe(`${table(rows.slice(0, 10))}\n`);
+  });
+
+  it('measures a streamed table on its first 1,000 rows: a wider cell later pushes only its own row', () => {
+    const row = (id: string) => ({ aggregate: `customer/${id}`, version: 1, status: 'live' });
+    const streamed = tableStream();
+    let text = streamed.rows(Array.from({ length: 1000 }, (_, i) => row(`c-${String(i).padStart(3, '0')}`)));
+    text += streamed.rows([row('c-1000-much-longer'), row('c-1001')]) + streamed.end();
+    const lines = plain(text).trimEnd().split('\n');
+    expect(lines.slice(-2)).toEqual([
+      'customer/c-1000-much-longer  1        live',
+      'customer/c-1001  1        live',
+    ]);
+    expect(lines[1]).toBe('customer/c-000  1        live');
   });
 
   it('prints the key-value view of an object with 200,000 keys', () => {

@@ -5,6 +5,9 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EventDbxClient, isApiError } from '../src/client/index.js';
+import { loadConfig } from '../src/config/config.js';
+import { proofOfKeys } from '../src/cli/runtime.js';
+import { callControl } from '../src/server/control.js';
 import { type Project, type RunningServer, project, startServer } from './helpers/cli.js';
 
 /** More than one CLI page (1000) of each. */
@@ -117,6 +120,22 @@ describe('CLI (more than one page of 1000)', () => {
 
   it('prints every token and schema through the running server', async () => {
     check(await listings());
+  });
+
+  it('gets them from the server a page at a time, as aggregate list, the last line counting them', async () => {
+    const config = await loadConfig(p.configPath, p.env);
+    const identity = { group: 'local', user: 'tester' };
+    for (const [op, pages] of [
+      ['token.list', [1000, TOKENS + 2 - 1000]],
+      ['schema.list', [1000, SCHEMAS - 1000]],
+    ] as const) {
+      const got: number[] = [];
+      const request = { op, args: {}, identity, proof: await proofOfKeys(config), stream: true };
+      const answer = await callControl(config.dataDir, request, undefined, {}, (items) => {
+        got.push(items.length);
+      });
+      expect({ op, answer, got }).toEqual({ op, answer: { result: null }, got: pages });
+    }
   });
 
   it('takes --skip and --take across pages, and refuses a bad one with its flag named', async () => {

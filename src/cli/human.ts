@@ -1,6 +1,5 @@
 /** Human-readable rendering of operation results (the --json output is the result itself). */
 import type { EventRecord } from '../core/event.js';
-import type { Schema } from '../core/schema.js';
 import type { describeToken } from '../core/tokens.js';
 import type { BackupReport } from '../store/backup.js';
 import type { VerifyAllReport } from '../store/verify.js';
@@ -12,40 +11,43 @@ import type {
   VerifyReport,
 } from '../store/types.js';
 import { PLUGIN_HUMAN } from './ops/plugin.js';
-import { SCHEMA_HUMAN, schemaRows } from './ops/schema.js';
+import { SCHEMA_HUMAN, schemaRow } from './ops/schema.js';
 import type { Renderer } from './ops/types.js';
+import { type ListPrinter, lineList, tableList } from './list-output.js';
 import type { AuditStateReport } from '../store/audit-state.js';
 import { bold, count, formatEvent, green, keyValues, printable, red, table } from './output.js';
 
 type TokenView = ReturnType<typeof describeToken>;
 
-/** The rows of `token list`, one per token. */
-const tokenRows = (tokens: readonly TokenView[]) =>
-  tokens.map((t) => ({
-    id: t.id,
-    group: t.group,
-    user: t.user,
-    status: t.status,
-    expires_at: t.expires_at ?? 'never',
-    remaining: t.remaining ?? 'unlimited',
-    access: `${t.read_only ? 'read-only' : 'read-write'}${t.scopes.length ? ` ${t.scopes.join(',')}` : ''}`,
-  }));
-
-/**
- * Listings printed whole but read a page at a time (run.ts, ops/page.ts): the key of their items in
- * the result, and their table rows.
- */
-export const PAGED: Readonly<
-  Record<string, { key: string; rows: (items: readonly unknown[]) => Array<Record<string, unknown>> }>
-> = {
-  'token.list': { key: 'tokens', rows: (items) => tokenRows(items as TokenView[]) },
-  'schema.list': { key: 'schemas', rows: (items) => schemaRows(items as Schema[]) },
-};
+/** The row of a token in `token list`. */
+const tokenRow = (t: TokenView) => ({
+  id: t.id,
+  group: t.group,
+  user: t.user,
+  status: t.status,
+  expires_at: t.expires_at ?? 'never',
+  remaining: t.remaining ?? 'unlimited',
+  access: `${t.read_only ? 'read-only' : 'read-write'}${t.scopes.length ? ` ${t.scopes.join(',')}` : ''}`,
+});
 
 const verifyLine = (r: VerifyReport): string =>
   r.ok
     ? `${green('ok')}   ${r.aggregate_type}/${r.aggregate_id} version ${r.version} root ${r.merkle_root}`
     : `${red('FAIL')} ${r.aggregate_type}/${r.aggregate_id}: ${r.first_bad_version === undefined ? '' : `version ${r.first_bad_version}: `}${r.reason}`;
+
+/** Human output of the listings (LISTINGS in ops.ts), printed a page at a time. */
+export const HUMAN_LISTS: Record<string, () => ListPrinter> = {
+  'aggregate.list': () =>
+    tableList((a: AggregateSummary) => ({
+      aggregate: `${a.aggregate_type}/${a.aggregate_id}`,
+      version: a.version,
+      merkle_root: a.merkle_root,
+      status: a.archived ? 'archived' : 'live',
+    })),
+  'aggregate.replay': () => lineList(formatEvent, '(no events)'),
+  'token.list': () => tableList(tokenRow),
+  'schema.list': () => tableList(schemaRow),
+};
 
 export const HUMAN: Record<string, Renderer> = {
   'aggregate.apply': (r) => {
@@ -58,15 +60,6 @@ export const HUMAN: Record<string, Renderer> = {
       return `already appended: event id ${printable(e.metadata.event_id)} is ${e.event_type} on ${e.aggregate_type}/${e.aggregate_id} at version ${e.version} (position ${e.position}); nothing written\nmerkle_root ${e.merkle_root}`;
     return `appended ${e.event_type} to ${e.aggregate_type}/${e.aggregate_id} at version ${e.version} (position ${e.position})\nmerkle_root ${e.merkle_root}`;
   },
-  'aggregate.list': (r) =>
-    table(
-      (r.aggregates as AggregateSummary[]).map((a) => ({
-        aggregate: `${a.aggregate_type}/${a.aggregate_id}`,
-        version: a.version,
-        merkle_root: a.merkle_root,
-        status: a.archived ? 'archived' : 'live',
-      })),
-    ),
   'aggregate.get': (r) => {
     const a = r.aggregate as AggregateView;
     const head = keyValues({
@@ -80,10 +73,6 @@ export const HUMAN: Record<string, Renderer> = {
     const events = a.events ? `\n\n${bold('events')}\n${a.events.map(formatEvent).join('\n')}` : '';
     return `${head}\n\n${bold('state')}\n${state}${events}`;
   },
-  'aggregate.replay': (r) =>
-    (r.events as EventRecord[]).length
-      ? (r.events as EventRecord[]).map(formatEvent).join('\n')
-      : '(no events)',
   'aggregate.verify': (r) => {
     if (r.report) return verifyLine(r.report as VerifyReport);
     const all = r.all as VerifyAllReport;
@@ -137,7 +126,6 @@ export const HUMAN: Record<string, Renderer> = {
       `id ${t.id}, expires ${t.expires_at ?? 'never'}, writes ${t.limit ?? 'unlimited'}${t.keep_alive ? ', keep-alive' : ''}${t.read_only ? ', read-only' : ''}${t.scopes.length ? `, scopes ${t.scopes.join(' ')}` : ''}`,
     ].join('\n');
   },
-  'token.list': (r) => table(tokenRows(r.tokens as TokenView[])),
   'token.revoke': (r) =>
     `revoked token ${(r.token as TokenView).id} (${(r.token as TokenView).group}/${(r.token as TokenView).user})`,
   'token.refresh': (r) => {

@@ -20,18 +20,17 @@ import {
 import { auditEntries, auditSince } from '../store/audit-log.js';
 import { verifyAuditLog } from '../store/audit-state.js';
 import { currentCheckpoint, verifyFromCheckpoint } from '../store/checkpoints.js';
+import { aggregatePages, eventPages, schemaPages, tokenPages } from '../store/pages.js';
 import { changeKeys } from '../store/secure.js';
-import { createToken, refreshToken, revokeToken, tokenPosition, tokenRecords } from '../store/tokens.js';
-import { describeToken } from '../core/tokens.js';
-import { pagedOp } from './ops/page.js';
+import { createToken, refreshToken, revokeToken } from '../store/tokens.js';
 import { PLUGIN_OPS } from './ops/plugin.js';
 import { SCHEMA_OPS } from './ops/schema.js';
-import type { Op, OpArgs } from './ops/types.js';
+import type { Listing, Op, OpArgs } from './ops/types.js';
 import type { EventStore } from '../store/store.js';
 import type { WriteContext } from '../store/types.js';
 
 const str = (args: OpArgs, name: string): string => String(args[name]);
-export const optNumber = (args: OpArgs, name: string, flag: string): number | undefined => {
+const optNumber = (args: OpArgs, name: string, flag: string): number | undefined => {
   const v = args[name];
   if (v === undefined) return undefined;
   const n = wholeNumber(v);
@@ -76,6 +75,51 @@ const commented =
     [key]: await fn(store, str(a, 'aggregate'), str(a, 'aggregateId'), ctx, a.comment as string | undefined),
   });
 
+/** `--skip` and `--take` of a listing. */
+const window = (a: OpArgs) => ({
+  skip: optNumber(a, 'skip', '--skip') ?? 0,
+  ...(a.take === undefined ? {} : { take: optNumber(a, 'take', '--take')! }),
+});
+
+/** The long listings, read and printed a page at a time (see Listing, and run.ts). */
+export const LISTINGS: Record<string, Listing> = {
+  'aggregate.list': {
+    key: 'aggregates',
+    pages: ({ store }, a, signal) =>
+      aggregatePages(store, {
+        ...window(a),
+        ...(a.type === undefined ? {} : { type: str(a, 'type') }),
+        signal,
+      }),
+  },
+  'aggregate.replay': {
+    key: 'events',
+    pages: ({ store }, a, signal) =>
+      eventPages(store, str(a, 'aggregate'), str(a, 'aggregateId'), { ...window(a), signal }),
+  },
+  'token.list': {
+    key: 'tokens',
+    pages: ({ store }, a, signal) => tokenPages(store, { ...window(a), signal }),
+  },
+  'schema.list': {
+    key: 'schemas',
+    pages: ({ store }, a, signal) => schemaPages(store, { ...window(a), signal }),
+  },
+};
+
+/**
+ * A listing as one result, for a caller that wants it whole: a control request without `stream`
+ * (a CLI of an earlier version) and the tests that drive an operation directly.
+ */
+const whole =
+  (name: string): Op =>
+  async (secure, a, _ctx, _progress, signal) => {
+    const { key, pages } = LISTINGS[name]!;
+    const items: unknown[] = [];
+    for await (const page of pages(secure, a, signal)) for (const item of page) items.push(item);
+    return { [key]: items };
+  };
+
 export const OPS: Record<string, Op> = {
   'aggregate.apply': async ({ store }, a, ctx) => {
     const req = {
@@ -92,25 +136,10 @@ export const OPS: Record<string, Op> = {
     const [r] = await store.appendDetailed([req], ctx);
     return { event: r!.record, duplicate: r!.duplicate };
   },
-  'aggregate.list': async ({ store }, a, _ctx, _progress, signal) => ({
-    aggregates: await store.list({
-      skip: optNumber(a, 'skip', '--skip') ?? 0,
-      ...(a.take === undefined ? {} : { take: optNumber(a, 'take', '--take')! }),
-      ...(a.type === undefined ? {} : { type: str(a, 'type') }),
-      signal,
-    }),
-  }),
   'aggregate.get': async ({ store }, a, _ctx, _progress, signal) => ({
     aggregate: await store.aggregate(str(a, 'aggregate'), str(a, 'aggregateId'), {
       ...(a.version === undefined ? {} : { version: versionArg(a.version) }),
       includeEvents: Boolean(a.includeEvents),
-      signal,
-    }),
-  }),
-  'aggregate.replay': async ({ store }, a, _ctx, _progress, signal) => ({
-    events: await store.events(str(a, 'aggregate'), str(a, 'aggregateId'), {
-      skip: optNumber(a, 'skip', '--skip') ?? 0,
-      ...(a.take === undefined ? {} : { take: optNumber(a, 'take', '--take')! }),
       signal,
     }),
   }),
@@ -146,10 +175,6 @@ export const OPS: Record<string, Op> = {
       },
       ctx,
     ),
-  }),
-  'token.list': pagedOp('tokens', tokenRecords, tokenPosition, (store, records) => {
-    const now = store.env.now();
-    return records.map((t) => describeToken(t, now));
   }),
   'token.revoke': async ({ store }, a, ctx) => ({ token: await revokeToken(store, str(a, 'token'), ctx) }),
   'token.refresh': async ({ store }, a, ctx) => ({
@@ -192,6 +217,7 @@ export const OPS: Record<string, Op> = {
   }),
   ...SCHEMA_OPS,
   ...PLUGIN_OPS,
+  ...Object.fromEntries(Object.keys(LISTINGS).map((name) => [name, whole(name)])),
 };
 
 function versionArg(v: unknown): number {

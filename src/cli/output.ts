@@ -27,101 +27,65 @@ export function printJson(value: unknown): void {
   process.stdout.write(JSON.stringify(value, null, 2) + '\n');
 }
 
-export function table(rows: Array<Record<string, string | number | boolean>>, columns?: string[]): string {
+export type Row = Record<string, string | number | boolean>;
+
+/** Each column as wide as its header and its widest cell in `rows`. */
+const columnWidths = (rows: readonly Row[], cols: readonly string[]): number[] =>
+  // A loop, not Math.max(...rows): one argument per row overflows the stack above ~125k rows.
+  cols.map((c) => rows.reduce((w, r) => Math.max(w, cell(r, c).length), c.length));
+const cell = (r: Row, c: string) => printable(r[c] ?? '');
+const padded = (cells: readonly string[], widths: readonly number[]) =>
+  cells
+    .map((c, i) => c.padEnd(widths[i] ?? 0))
+    .join('  ')
+    .trimEnd();
+const rowLine = (r: Row, cols: readonly string[], widths: readonly number[]) =>
+  padded(
+    cols.map((c) => cell(r, c)),
+    widths,
+  );
+const headLine = (cols: readonly string[], widths: readonly number[]) =>
+  bold(
+    padded(
+      cols.map((c) => c.toUpperCase()),
+      widths,
+    ),
+  );
+
+export function table(rows: Row[], columns?: string[]): string {
   if (rows.length === 0) return dim('(none)');
   const cols = columns ?? Object.keys(rows[0]!);
-  return tableText(
-    rows,
-    cols,
-    cols.map((c) => c.length),
-    true,
-  );
+  const widths = columnWidths(rows, cols);
+  return [headLine(cols, widths), ...rows.map((r) => rowLine(r, cols, widths))].join('\n');
 }
 
-/** Rows as table lines; `widths` (one per column) grow to the widest cell and are kept by the caller. */
-function tableText(
-  rows: Array<Record<string, unknown>>,
-  cols: string[],
-  widths: number[],
-  header: boolean,
-): string {
-  const cell = (r: Record<string, unknown>, c: string) => printable(r[c] ?? '');
-  // A loop, not Math.max(...rows): one argument per row overflows the stack above ~125k rows.
-  cols.forEach((c, i) => (widths[i] = rows.reduce((w, r) => Math.max(w, cell(r, c).length), widths[i]!)));
-  const line = (cells: string[]) =>
-    cells
-      .map((c, i) => c.padEnd(widths[i]!))
-      .join('  ')
-      .trimEnd();
-  return [
-    ...(header ? [bold(line(cols.map((c) => c.toUpperCase())))] : []),
-    ...rows.map((r) => line(cols.map((c) => cell(r, c)))),
-  ].join('\n');
-}
-
-/** Write to stdout, waiting while its reader is behind, so a long listing does not pile up in memory. */
-export async function writeOut(text: string): Promise<void> {
-  const out = process.stdout;
-  if (out.destroyed || out.write(text)) return;
-  await new Promise<void>((resolve) => {
-    const done = () => {
-      out.off('drain', done);
-      out.off('close', done);
-      out.off('error', done);
-      resolve();
-    };
-    out.on('drain', done);
-    out.on('close', done);
-    out.on('error', done);
-  });
-}
-
-/** A listing written as it is read, a page at a time. */
-export interface ListWriter {
-  write(items: readonly unknown[]): Promise<void>;
-  end(): Promise<void>;
-}
+/** Rows a streamed table measures its columns on before it prints its header. */
+const TABLE_SAMPLE = 1000;
 
 /**
- * `{ "<key>": [items] }` exactly as printJson writes it whole, written a page of items at a time.
- *
- * @example
- * const out = jsonList('tokens');
- * await out.write(page1); await out.write(page2); await out.end();
+ * A table printed as its rows come (`aggregate list`): the same text as `table` up to `sample` rows.
+ * The columns are as wide as in the first `sample` rows, which wait for the header; a wider cell
+ * after them pushes the rest of its own row only. `rows` and `end` return the text to print.
  */
-export function jsonList(key: string): ListWriter {
-  let started = false;
-  return {
-    async write(items) {
-      if (items.length === 0) return;
-      const text = items.map((i) => `    ${JSON.stringify(i, null, 2).replace(/\n/g, '\n    ')}`).join(',\n');
-      await writeOut(`${started ? ',\n' : `{\n  ${JSON.stringify(key)}: [\n`}${text}`);
-      started = true;
-    },
-    end: () => writeOut(started ? '\n  ]\n}\n' : `{\n  ${JSON.stringify(key)}: []\n}\n`),
-  };
-}
-
-/**
- * The table of `table()`, written a page of rows at a time: the header once, each column as wide as
- * its widest cell so far (a single page prints exactly as `table()`; a later, wider cell widens its
- * column from its page on).
- */
-export function tableList(rowsOf: (items: readonly unknown[]) => Array<Record<string, unknown>>): ListWriter {
+export function tableStream(sample = TABLE_SAMPLE): { rows(rows: readonly Row[]): string; end(): string } {
+  let held: Row[] = [];
   let cols: string[] | undefined;
-  const widths: number[] = [];
+  let widths: number[] = [];
+  const lines = (rows: readonly Row[]) => rows.map((r) => `${rowLine(r, cols!, widths)}\n`);
+  const start = () => {
+    cols = Object.keys(held[0]!);
+    widths = columnWidths(held, cols);
+    const text = [`${headLine(cols, widths)}\n`, ...lines(held)].join('');
+    held = [];
+    return text;
+  };
   return {
-    async write(items) {
-      const rows = rowsOf(items);
-      if (rows.length === 0) return;
-      const header = cols === undefined;
-      cols ??= Object.keys(rows[0]!);
-      if (header) widths.push(...cols.map((c) => c.length));
-      await writeOut(`${tableText(rows, cols, widths, header)}\n`);
+    rows(rows) {
+      if (cols) return lines(rows).join('');
+      for (const r of rows) held.push(r);
+      return held.length >= sample ? start() : '';
     },
-    end: async () => {
-      if (cols === undefined) await writeOut(`${dim('(none)')}\n`);
-    },
+    end: () => (cols ? '' : held.length > 0 ? start() : `${dim('(none)')}\n`),
   };
 }
 

@@ -5,11 +5,11 @@
 import path from 'node:path';
 import { toEventDbxError } from '../core/errors.js';
 import { callControl } from '../server/control.js';
-import { MAX_PAGE } from '../server/paging.js';
-import type { SecureStore } from '../store/secure.js';
-import { HUMAN, PAGED, resultFailed } from './human.js';
-import { OPS, optNumber } from './ops.js';
-import { jsonList, printJson, tableList } from './output.js';
+import type { Config } from '../config/config.js';
+import { HUMAN, HUMAN_LISTS, resultFailed } from './human.js';
+import { ReaderGone, jsonList } from './list-output.js';
+import { LISTINGS, OPS } from './ops.js';
+import { printJson } from './output.js';
 import { reportError } from './report.js';
 import { localIdentity, openLocalStore, proofOfKeys, requireConfig } from './runtime.js';
 
@@ -59,96 +59,85 @@ function interruptible(): { signal: AbortSignal; done: () => void } {
   return { signal: ctl.signal, done: () => process.removeListener('SIGINT', abort) };
 }
 
-type Run = (args: Record<string, unknown>) => Promise<Record<string, unknown>>;
-
-/**
- * Run `op` (once, or a page at a time) through the server's control socket while a server answers,
- * else on the store opened here, once, for every run of the session.
- */
-async function session<T>(
-  op: string,
-  opts: Record<string, unknown>,
-  configFile: string | undefined,
-  use: (run: Run) => Promise<T>,
-): Promise<T> {
+async function commandConfig(opts: Record<string, unknown>, configFile?: string): Promise<Config> {
   const loaded = await requireConfig(configFile);
   // `--data-dir` (the commands that take it) names another data dir than the config's.
-  const config =
-    opts.dataDir === undefined ? loaded : { ...loaded, dataDir: path.resolve(String(opts.dataDir)) };
+  return opts.dataDir === undefined ? loaded : { ...loaded, dataDir: path.resolve(String(opts.dataDir)) };
+}
+
+async function execute(
+  op: string,
+  opts: Record<string, unknown>,
+  configFile?: string,
+): Promise<Record<string, unknown>> {
+  const config = await commandConfig(opts, configFile);
   const identity = localIdentity();
   const format = PROGRESS[op];
   const bar = format !== undefined && !opts.json ? await progressBar(format) : undefined;
-  const local: { secure?: SecureStore } = {};
   try {
     const proof = await proofOfKeys(config);
-    return await use(async (args) => {
-      if (!local.secure) {
-        const remote = await callControl(config.dataDir, { op, args, identity, proof }, bar?.update);
-        if (remote) return remote.result as Record<string, unknown>;
-        local.secure = await openLocalStore(config);
-      }
-      const interrupt = CANCELLABLE.has(op) ? interruptible() : undefined;
-      try {
-        return (await OPS[op]!(
-          local.secure,
-          args,
-          { issuedBy: identity },
-          bar?.update,
-          interrupt?.signal,
-        )) as Record<string, unknown>;
-      } finally {
-        interrupt?.done();
-      }
-    });
-  } finally {
+    const remote = await callControl(
+      config.dataDir,
+      { op, args: wireArgs(opts), identity, proof },
+      bar?.update,
+    );
+    if (remote) return remote.result as Record<string, unknown>;
+    const secure = await openLocalStore(config);
+    const interrupt = CANCELLABLE.has(op) ? interruptible() : undefined;
     try {
-      await local.secure?.store.close();
+      return (await OPS[op]!(
+        secure,
+        wireArgs(opts),
+        { issuedBy: identity },
+        bar?.update,
+        interrupt?.signal,
+      )) as Record<string, unknown>;
     } finally {
-      bar?.stop();
+      interrupt?.done();
+      await secure.store.close();
     }
+  } finally {
+    bar?.stop();
   }
 }
 
 /**
- * A listing printed whole (`token list`, `schema list`) but read and written a page at a time, so
- * neither the server nor the CLI holds all of it; `--skip` and `--take` as `aggregate list`'s.
+ * A listing (LISTINGS), printed a page at a time as the server sends it or the store here reads it.
+ * Output and exit code are those of the same listing printed whole; one cut off by an error prints
+ * the error line and exits non-zero, its output left unfinished (see list-output.ts).
  */
-async function runPaged(
-  op: string,
-  listing: (typeof PAGED)[string],
-  opts: Record<string, unknown>,
-  configFile?: string,
-): Promise<void> {
-  const skip = optNumber(opts, 'skip', '--skip');
-  let left = optNumber(opts, 'take', '--take') ?? Number.POSITIVE_INFINITY;
-  const out = opts.json ? jsonList(listing.key) : tableList(listing.rows);
-  await session(op, opts, configFile, async (run) => {
-    let cursor: string | undefined;
-    // Stops early when the reader of the output went away (`| head`).
-    while (left > 0 && !process.stdout.destroyed) {
-      const page = await run({
-        take: Math.min(left, MAX_PAGE),
-        ...(cursor === undefined ? { skip } : { cursor }),
-      });
-      const items = page[listing.key] as unknown[];
-      left -= items.length;
-      await out.write(items);
-      // A server of an earlier version answers the whole listing, without a cursor.
-      cursor = (page.next_cursor as string | null | undefined) ?? undefined;
-      if (cursor === undefined) break;
+async function runListing(op: string, opts: Record<string, unknown>, configFile?: string): Promise<number> {
+  const listing = LISTINGS[op]!;
+  const printer = opts.json ? jsonList(listing.key) : HUMAN_LISTS[op]!();
+  try {
+    const config = await commandConfig(opts, configFile);
+    const args = wireArgs(opts);
+    const request = { op, args, identity: localIdentity(), proof: await proofOfKeys(config), stream: true };
+    const remote = await callControl(config.dataDir, request, undefined, {}, (items) => printer.items(items));
+    if (remote) {
+      // A server of an earlier version answers with the whole list.
+      const whole = (remote.result as Record<string, unknown> | null)?.[listing.key];
+      if (Array.isArray(whole)) await printer.items(whole);
+    } else {
+      const secure = await openLocalStore(config);
+      try {
+        for await (const page of listing.pages(secure, args)) await printer.items(page);
+      } finally {
+        await secure.store.close();
+      }
     }
-  });
-  await out.end();
+    await printer.end();
+    return 0;
+  } catch (e) {
+    if (e instanceof ReaderGone) return 0;
+    return reportError(toEventDbxError(e));
+  }
 }
 
 export async function runOp(op: string, opts: Record<string, unknown>, configFile?: string): Promise<number> {
+  if (op in LISTINGS) return runListing(op, opts, configFile);
   try {
-    const listing = PAGED[op];
-    if (listing) {
-      await runPaged(op, listing, opts, configFile);
-      return 0;
-    }
-    const result = await session(op, opts, configFile, (run) => run(wireArgs(opts)));
+    const result = await execute(op, opts, configFile);
     if (opts.json) printJson(result);
     else process.stdout.write(HUMAN[op]!(result) + '\n');
     return resultFailed(op, result) ? 1 : 0;

@@ -1,10 +1,10 @@
 /** Runs CLI operations sent over the control socket on the server's open store. */
 import { AesGcmCodec } from '../core/crypto/codec.js';
 import { err, toEventDbxError } from '../core/errors.js';
-import { OPS } from '../cli/ops.js';
+import { LISTINGS, OPS } from '../cli/ops.js';
 import type { BackupReport } from '../store/backup.js';
 import type { SecureStore } from '../store/secure.js';
-import type { ControlHandler, ControlLog } from './control.js';
+import { type ControlHandler, type ControlLog, StreamedAnswer } from './control.js';
 
 /** `config` proves the master key alone: it opens the store with it alone to change keys. */
 const MASTER_KEY_ONLY = new Set(['config.apply']);
@@ -27,6 +27,9 @@ export function controlHandler(secure: SecureStore, log?: ControlLog): ControlHa
     if (!(codec instanceof AesGcmCodec))
       throw err('EDBX_ERR_INTERNAL', { reason: 'the server store is not encrypted' });
     secure.keyCheck.check(req.proof, codec, !MASTER_KEY_ONLY.has(req.op));
+    // A listing goes out a page at a time to a CLI that prints it so; an earlier CLI gets it whole.
+    const listing = LISTINGS[req.op];
+    if (listing && req.stream) return new StreamedAnswer(listing.pages(secure, req.args, signal));
     if (req.op !== 'backup') return op(secure, req.args, { issuedBy: req.identity }, progress, signal);
     const who = { channel: 'control', op: req.op, issued_by: req.identity, target: String(req.args.dir) };
     log?.info(who, 'backup started');

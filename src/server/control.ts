@@ -8,12 +8,23 @@
  * server that does not answer (stopped, hung) without a limit on the operation itself — and a client
  * that gave up waiting for the acknowledgement knows its command never runs: a paused server that
  * resumes finds the request but not the confirmation (the client closed the connection instead).
+ * A long listing (`aggregate list`) asked with `stream` comes as `{"items":[...]}` lines, a page at a
+ * time as the store is read, before the response line, which counts them: only that line says the
+ * listing is complete (a connection that ends before it is an interrupted command, never a short list).
  */
 import { readFileSync } from 'node:fs';
 import { chmod, rm } from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
-import { type EventDbxError, type ErrorCode, ERRORS, err, toEventDbxError } from '../core/errors.js';
+import type { Writable } from 'node:stream';
+import {
+  type EventDbxError,
+  type ErrorCode,
+  ERRORS,
+  err,
+  throwIfAborted,
+  toEventDbxError,
+} from '../core/errors.js';
 import type { KeyProof } from '../core/crypto/key-proof.js';
 import { Cancellations } from './cancellations.js';
 import { jsonPieces } from './json-pieces.js';
@@ -30,10 +41,21 @@ export interface ControlRequest {
   readonly identity: IssuedBy;
   /** Proof of the keys the command was given (never the keys), checked before the command runs. */
   readonly proof?: KeyProof | undefined;
+  /** The client takes a listing a page at a time (`items` lines); without it, a listing comes whole. */
+  readonly stream?: boolean;
 }
 
 type ControlResponse =
-  { ok: true; result: unknown } | { ok: false; code: string; params: Record<string, unknown> };
+  | { ok: true; result: unknown; items?: number }
+  | { ok: false; code: string; params: Record<string, unknown> };
+
+/**
+ * What a handler returns for a listing asked with `stream`: its pages are sent as they are read, each
+ * once the client has taken the one before, so neither side holds more than a page or two.
+ */
+export class StreamedAnswer {
+  constructor(readonly pages: AsyncIterable<readonly unknown[]>) {}
+}
 
 /**
  * `signal` is aborted when the command's client goes away before the answer (Ctrl-C of the CLI) with
@@ -125,7 +147,14 @@ export async function serveControl(
       if (!answered) command.cancel();
     });
     const progress = (done: number, total: number) => send({ progress: [done, total] });
-    void respond(line, progress, command.signal).then(async (res) => {
+    // One write per page: keepalives go between whole lines, never inside one.
+    const sendItems = async (items: readonly unknown[]) => {
+      if (!socket.destroyed && !socket.write(`${JSON.stringify({ items })}\n`)) await drained(socket);
+      // The client went away: its close cancels the command (at once, or once the event is emitted).
+      if (socket.destroyed && !socket.closed) await new Promise((r) => socket.once('close', r));
+      throwIfAborted(command.signal);
+    };
+    void respond(line, progress, command.signal, sendItems).then(async (res) => {
       answered = true;
       command.end();
       clearInterval(keepalive);
@@ -136,6 +165,7 @@ export async function serveControl(
     line: string,
     progress: (done: number, total: number) => void,
     signal: AbortSignal,
+    sendItems: (items: readonly unknown[]) => Promise<void>,
   ): Promise<ControlResponse> {
     let op: string | undefined;
     try {
@@ -150,7 +180,14 @@ export async function serveControl(
         });
       }
       op = typeof req.op === 'string' ? req.op : undefined;
-      return { ok: true, result: await handler(req, progress, signal) };
+      const result = await handler(req, progress, signal);
+      if (!(result instanceof StreamedAnswer)) return { ok: true, result };
+      let items = 0;
+      for await (const page of result.pages) {
+        await sendItems(page);
+        items += page.length;
+      }
+      return { ok: true, result: null, items };
     } catch (e) {
       const x = toEventDbxError(e);
       // The server stops under a running command (a verify): its reads are stopped, or meet the store
@@ -200,21 +237,24 @@ async function writeAnswer(socket: net.Socket, res: ControlResponse): Promise<vo
     pending += piece;
     if (pending.length < WRITE_PIECE) continue;
     if (socket.destroyed) return;
-    if (!socket.write(pending)) {
-      await new Promise<void>((resolve) => {
-        const done = () => {
-          socket.off('drain', done);
-          socket.off('close', done);
-          resolve();
-        };
-        socket.once('drain', done);
-        socket.once('close', done);
-      });
-    }
+    if (!socket.write(pending)) await drained(socket);
     pending = '';
     await new Promise((r) => setImmediate(r));
   }
   if (!socket.destroyed) socket.end(`${pending}\n`);
+}
+
+/** Resolves once a stream whose buffer is full (a socket, stdout) took what was written, or closed. */
+export function drained(stream: Writable): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const done = () => {
+      stream.off('drain', done);
+      stream.off('close', done);
+      resolve();
+    };
+    stream.once('drain', done);
+    stream.once('close', done);
+  });
 }
 
 /** How long `callControl` waits; tests shorten them. */
@@ -229,12 +269,16 @@ export interface ControlTimeouts {
  * Send a request to a running server. Resolves `undefined` when no server listens (no socket, or a
  * stale one), so the caller opens the store itself. A server that sends nothing within 5 s, or goes
  * silent for 15 s afterwards, is `EDBX_ERR_SERVER_NOT_ANSWERING` (never a hang).
+ * `onItems` gets the pages of a listing asked with `stream`, in order; while the promise it returns
+ * is pending (the output is full), the socket is not read and the idle limit does not run: the
+ * server waits for the CLI's reader, not the other way round. A rejection ends the call with it.
  */
 export function callControl(
   dataDir: string,
   req: ControlRequest,
   onProgress?: (done: number, total: number) => void,
   timeouts: ControlTimeouts = {},
+  onItems?: (items: unknown[]) => void | Promise<void>,
 ): Promise<{ result: unknown } | undefined> {
   const idleMs = timeouts.idleMs ?? IDLE_MS;
   return new Promise((resolve, reject) => {
@@ -247,6 +291,9 @@ export function callControl(
     let confirmed = false;
     let settled = false;
     let timer: NodeJS.Timeout | undefined;
+    // Items received, and pages whose output is still being written.
+    let received = 0;
+    let writing = 0;
     const settle = (fn: () => void) => {
       if (settled) return;
       settled = true;
@@ -287,12 +334,42 @@ export function callControl(
         confirmed = true;
         socket.write(GO);
       } else if ('progress' in msg) onProgress?.(msg.progress[0], msg.progress[1]);
-      else if ('ok' in msg)
-        settle(() => (msg.ok ? resolve({ result: msg.result }) : reject(rebuild(msg.code, msg.params))));
+      else if ('ok' in msg) settle(() => (msg.ok ? answered(msg) : reject(rebuild(msg.code, msg.params))));
+      else if ('items' in msg) onPage(msg.items);
+    };
+    const onPage = (items: unknown[]) => {
+      if (settled) return;
+      received += items.length;
+      let written: void | Promise<void>;
+      try {
+        written = onItems?.(items);
+      } catch (e) {
+        settle(() => (socket.destroy(), reject(e)));
+        return;
+      }
+      if (!written) return;
+      writing++;
+      socket.pause();
+      clearTimeout(timer);
+      written.then(
+        () => {
+          if (--writing > 0) return;
+          // Even once answered: the socket reads on to the server's end of the connection.
+          socket.resume();
+          if (!settled) wait(idleMs);
+        },
+        (e: unknown) => settle(() => (socket.destroy(), reject(e))),
+      );
+    };
+    const answered = (msg: { result: unknown; items?: number }) => {
+      // A listing is complete only when the server's count matches what arrived.
+      if (msg.items !== undefined && msg.items !== received)
+        reject(interrupted(`the answer ended after ${received} of ${msg.items} items`));
+      else resolve({ result: msg.result });
     };
     socket.on('data', (d: string) => {
       // Bytes arriving are the server answering, even in the middle of a long answer line.
-      if (!settled) wait(idleMs);
+      if (!settled && writing === 0) wait(idleMs);
       let start = 0;
       for (let nl = d.indexOf('\n'); nl >= 0; nl = d.indexOf('\n', start)) {
         pending.push(d.slice(start, nl));
@@ -317,7 +394,11 @@ export function callControl(
 }
 
 type ControlMessage =
-  ControlResponse | { ack: true } | { keepalive: true } | { progress: [done: number, total: number] };
+  | ControlResponse
+  | { ack: true }
+  | { keepalive: true }
+  | { progress: [done: number, total: number] }
+  | { items: unknown[] };
 
 /** The PID of the data dir's server, for messages ('unknown' when its PID file cannot be read). */
 function serverPid(dataDir: string): number | string {

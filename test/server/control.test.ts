@@ -1,7 +1,8 @@
 /**
  * The CLI's end of the control channel: a server that goes away mid-command leaves an unknown outcome,
  * and the error says so (it is not a storage error); a long answer is read in linear time, and bytes
- * still arriving count as the server answering.
+ * still arriving count as the server answering; a listing comes a page at a time, and only its last
+ * line says it is complete.
  */
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import net from 'node:net';
@@ -9,10 +10,14 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { err } from '../../src/core/errors.js';
-import { callControl, serveControl, socketPath } from '../../src/server/control.js';
+import { StreamedAnswer, callControl, serveControl, socketPath } from '../../src/server/control.js';
 import { MemoryEngine } from '../../src/storage/memory/memory-engine.js';
 import { EventStore } from '../../src/store/index.js';
+import { aggregatePages, schemaPages, tokenPages } from '../../src/store/pages.js';
+import { createSchema, listSchemas } from '../../src/store/schemas.js';
+import { createToken, listTokens } from '../../src/store/tokens.js';
 import { expectCode } from '../helpers/expect.js';
+import { GatedEngine } from '../helpers/gated-engine.js';
 import { collectingLog } from '../helpers/log.js';
 
 const dirs: string[] = [];
@@ -235,5 +240,155 @@ describe('a control request that is not JSON (qa-aud #3)', () => {
     expect(answer).toMatchObject({ ok: false, code: 'EDBX_ERR_INVALID_JSON' });
     expect(lines.join('\n')).not.toContain(secret);
     expect(JSON.stringify(logged)).not.toContain(secret);
+  });
+});
+
+describe('a listing sent a page at a time (scale test: 1M aggregates took ~1 GB per side)', () => {
+  const listRequest = { ...request, op: 'aggregate.list', stream: true };
+  async function listing(
+    pages: () => AsyncIterable<readonly unknown[]>,
+    log?: ReturnType<typeof collectingLog>,
+  ) {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'edbx-ctl-'));
+    dirs.push(dir);
+    await writeFile(path.join(dir, 'eventdbx.pid'), JSON.stringify({ pid: 4242 }));
+    servers.push(await serveControl(dir, async () => new StreamedAnswer(pages()), undefined, log));
+    return dir;
+  }
+
+  it('hands over the first page while the store is still being read', async () => {
+    const engine = new GatedEngine();
+    const store = await EventStore.open({ engine });
+    const reqs = Array.from({ length: 250 }, (_, i) => ({
+      aggregate_type: 'customer',
+      aggregate_id: `c-${String(i).padStart(3, '0')}`,
+      event_type: 'created',
+      payload: {},
+    }));
+    await store.appendMany(reqs, { issuedBy: request.identity });
+    const held = engine.holdAfter(150);
+    const dir = await listing(() => aggregatePages(store, {}, 100));
+    const pages: unknown[][] = [];
+    let first!: () => void;
+    const gotFirst = new Promise<void>((r) => (first = r));
+    const answer = callControl(dir, listRequest, undefined, {}, (items) => {
+      pages.push(items);
+      first();
+    });
+    // The scan is held in the second page: the first one is already with the client.
+    await Promise.all([held, gotFirst]);
+    expect(pages.map((p) => p.length)).toEqual([100]);
+    engine.release();
+    expect(await answer).toEqual({ result: null });
+    expect(pages.map((p) => p.length)).toEqual([100, 100, 50]);
+    await store.close();
+  });
+
+  it('sends the token and schema lists a page at a time, --skip and --take across pages', async () => {
+    const store = await EventStore.open({ engine: new MemoryEngine() });
+    const by = { issuedBy: request.identity };
+    for (let i = 0; i < 25; i++) {
+      await createToken(store, { group: 'nurses', user: `n-${i}` }, by);
+      await createSchema(store, { aggregate: `t-${String(i).padStart(2, '0')}`, events: ['a'] }, by);
+    }
+    const lists = [
+      { whole: await listTokens(store), pages: (o: object) => tokenPages(store, o, 10) },
+      { whole: await listSchemas(store), pages: (o: object) => schemaPages(store, o, 10) },
+    ];
+    for (const { whole, pages } of lists) {
+      const dir = await listing(() => pages({}));
+      const got: unknown[][] = [];
+      const answer = await callControl(dir, listRequest, undefined, {}, (items) => void got.push(items));
+      expect(answer).toEqual({ result: null });
+      expect(got.map((p) => p.length)).toEqual([10, 10, 5]);
+      expect(got.flat()).toEqual(whole);
+      const window: unknown[] = [];
+      for await (const page of pages({ skip: 7, take: 12 })) window.push(...page);
+      expect(window).toEqual(whole.slice(7, 19));
+    }
+    await store.close();
+  });
+
+  it('fails a token list cut off by the store closing with its code, after the pages before it', async () => {
+    const store = await EventStore.open({ engine: new MemoryEngine() });
+    for (let i = 0; i < 25; i++)
+      await createToken(store, { group: 'nurses', user: `n-${i}` }, { issuedBy: request.identity });
+    const whole = await listTokens(store);
+    // The server stops between two pages: the next read meets the closed store.
+    const dir = await listing(async function* () {
+      for await (const page of tokenPages(store, {}, 10)) {
+        yield page;
+        await store.close();
+      }
+    });
+    const got: unknown[] = [];
+    await expectCode(
+      callControl(dir, listRequest, undefined, {}, (items) => void got.push(...items)),
+      'EDBX_ERR_STORE_NOT_OPEN',
+    );
+    expect(got).toEqual(whole.slice(0, 10));
+  });
+
+  it('waits for a client slower than the idle limit to take each page', async () => {
+    const dir = await listing(async function* () {
+      for (let i = 0; i < 3; i++) yield [i];
+    });
+    const got: unknown[] = [];
+    // Each page takes the client 300 ms to print (a full pipe): the server is not taken for silent.
+    const answer = await callControl(dir, listRequest, undefined, { idleMs: 100 }, async (items) => {
+      got.push(...items);
+      await new Promise((r) => setTimeout(r, 300));
+    });
+    expect({ answer, got }).toEqual({ answer: { result: null }, got: [0, 1, 2] });
+  });
+
+  it('fails with the error met mid-listing, after the pages before it, and the server logs it', async () => {
+    const log = collectingLog();
+    const dir = await listing(async function* () {
+      yield [1, 2];
+      throw new TypeError('boom');
+    }, log);
+    const got: unknown[] = [];
+    await expectCode(
+      callControl(dir, listRequest, undefined, {}, (items) => void got.push(...items)),
+      'EDBX_ERR_INTERNAL',
+    );
+    expect(got).toEqual([1, 2]);
+    expect(log.logged.map((l) => l.fields.code)).toEqual(['EDBX_ERR_INTERNAL']);
+  });
+
+  it.each([
+    ['ends the connection after some pages', '{"items":[1]}\n', true],
+    ['counts more items than it sent', '{"items":[1]}\n{"ok":true,"result":null,"items":2}\n', false],
+  ])('is interrupted, never taken as complete, when the server %s', async (_, lines, end) => {
+    const dir = await dyingServer((socket) => {
+      socket.once('data', () => (end ? socket.end(lines) : socket.write(lines)));
+    });
+    const e = await expectCode(
+      callControl(dir, listRequest, undefined, {}, () => undefined),
+      'EDBX_ERR_COMMAND_INTERRUPTED',
+    );
+    expect(e.message).toMatch(/^the server \(PID 4242\) went away before the command finished/);
+  });
+
+  it('stops reading the store when the client goes away mid-listing', async () => {
+    const log = collectingLog();
+    let read = 0;
+    const dir = await listing(async function* () {
+      for (;;) {
+        read++;
+        yield ['x'.repeat(64 * 1024)];
+      }
+    }, log);
+    const gone = new Error('reader gone');
+    const e = await callControl(dir, listRequest, undefined, {}, () => {
+      throw gone;
+    }).catch((x: unknown) => x);
+    expect(e).toBe(gone);
+    const deadline = Date.now() + 5_000;
+    while (log.logged.length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    expect(log.logged.map((l) => l.fields.code)).toEqual(['EDBX_ERR_CANCELLED']);
+    // A few pages were in flight (socket buffers), not the endless rest.
+    expect(read).toBeLessThan(100);
   });
 });

@@ -5,12 +5,10 @@ import {
   alterSchema,
   createSchema,
   getSchema,
-  listSchemas,
   removeSchemaEvent,
   schemaHistory,
 } from '../../store/schemas.js';
 import { bold, dim, keyValues, table } from '../output.js';
-import { pagedOp } from './page.js';
 import type { Op, Renderer } from './types.js';
 
 export const SCHEMA_OPS: Record<string, Op> = {
@@ -36,26 +34,20 @@ export const SCHEMA_OPS: Record<string, Op> = {
       ctx,
     ),
   'schema.remove': async ({ store }, a, ctx) => removeSchemaEvent(store, a.aggregate, a.event, ctx),
-  'schema.list': pagedOp(
-    'schemas',
-    (store, page) => listSchemas(store, page),
-    (_store, s: Schema) => s.aggregate,
-  ),
   'schema.show': async ({ store }, a) => ({
     schema: await getSchema(store, a.aggregate),
     ...(a.history ? { history: await schemaHistory(store, a.aggregate) } : {}),
   }),
 };
 
-/** The rows of `schema list`, one per schema (printed a page at a time: run.ts). */
-export const schemaRows = (schemas: readonly Schema[]) =>
-  schemas.map((s) => ({
-    aggregate: s.aggregate,
-    version: s.version,
-    events: Object.keys(s.events).join(','),
-    locked: s.locked ? 'yes' : s.locked_fields.length ? `fields ${s.locked_fields.join(',')}` : 'no',
-    snapshots: thresholdText(s.snapshot_threshold),
-  }));
+/** The row of a schema in `schema list` (HUMAN_LISTS in human.ts). */
+export const schemaRow = (s: Schema) => ({
+  aggregate: s.aggregate,
+  version: s.version,
+  events: Object.keys(s.events).join(','),
+  locked: s.locked ? 'yes' : s.locked_fields.length ? `fields ${s.locked_fields.join(',')}` : 'no',
+  snapshots: thresholdText(s.snapshot_threshold),
+});
 
 const fieldsText = (fields: readonly string[]): string => (fields.length ? fields.join(', ') : '(any)');
 const thresholdText = (n: number): string => (n === 0 ? 'off' : `every ${n} events`);
@@ -89,7 +81,6 @@ export const SCHEMA_HUMAN: Record<string, Renderer> = {
   'schema.add': changed,
   'schema.alter': changed,
   'schema.remove': changed,
-  'schema.list': (r) => table(schemaRows(r.schemas as Schema[])),
   'schema.show': (r) => {
     const main = describe(r.schema as Schema);
     const history = r.history as Schema[] | undefined;

@@ -19,3 +19,17 @@ export type Op = (
 
 /** Human-readable rendering of an operation's result. */
 export type Renderer = (result: Record<string, unknown>) => string;
+
+/**
+ * An operation whose answer is one long list (`aggregate list`, `aggregate replay`, `token list`,
+ * `schema list`): read a page at a time and printed as it comes, on the CLI's own store or through the
+ * server, so neither side holds the whole list. The --json output is `{"<key>": [...items]}`, as one result holding the list.
+ */
+export interface Listing {
+  readonly key: string;
+  readonly pages: (
+    secure: SecureStore,
+    args: OpArgs,
+    signal?: AbortSignal,
+  ) => AsyncIterable<readonly unknown[]>;
+}
