@@ -11,7 +11,7 @@ import { reportError } from './report.js';
 import { VERSION } from '../version.js';
 import { PLUGIN_COMMANDS } from './commands/plugin.js';
 import { SCHEMA_COMMANDS } from './commands/schema.js';
-import type { CommandSpec, Flag } from './spec.js';
+import { type CommandSpec, type Flag, WINDOW_FLAGS } from './spec.js';
 
 const AGG: Flag[] = [
   { flags: '--aggregate <type>', help: 'aggregate type, e.g. patient', required: true },
@@ -37,11 +37,7 @@ const AGGREGATE_COMMANDS: CommandSpec[] = [
     name: 'list',
     op: 'aggregate.list',
     help: 'list aggregates with version, Merkle root and archive status',
-    flags: [
-      { flags: '--type <type>', help: 'only this aggregate type' },
-      { flags: '--skip <n>', help: 'skip the first n' },
-      { flags: '--take <n>', help: 'show at most n' },
-    ],
+    flags: [{ flags: '--type <type>', help: 'only this aggregate type' }, ...WINDOW_FLAGS],
   },
   {
     name: 'get',
@@ -125,10 +121,7 @@ const TOKEN_COMMANDS: CommandSpec[] = [
     name: 'list',
     op: 'token.list',
     help: 'list tokens with status, expiry and remaining writes',
-    flags: [
-      { flags: '--skip <n>', help: 'skip the first n' },
-      { flags: '--take <n>', help: 'show at most n' },
-    ],
+    flags: WINDOW_FLAGS,
   },
   {
     name: 'revoke',

@@ -10,6 +10,12 @@ export interface Flag {
   readonly parse?: (value: string) => unknown;
 }
 
+/** `--skip` and `--take` of every listing (`aggregate list`, `token list`, `schema list`). */
+export const WINDOW_FLAGS: readonly Flag[] = [
+  { flags: '--skip <n>', help: 'skip the first n' },
+  { flags: '--take <n>', help: 'show at most n' },
+];
+
 export interface PositionalArg {
   readonly name: string;
   /** Key in the operation's arguments (default: name). */

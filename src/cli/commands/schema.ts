@@ -1,5 +1,5 @@
 /** `eventdbx schema …` command table (flags exactly as the spec, plus `show --history`). */
-import type { CommandSpec, Flag } from '../spec.js';
+import { type CommandSpec, type Flag, WINDOW_FLAGS } from '../spec.js';
 
 const AGGREGATE: Flag = { flags: '--aggregate <name>', help: 'aggregate type, e.g. patient', required: true };
 const EVENTS: Flag = {
@@ -55,10 +55,7 @@ export const SCHEMA_COMMANDS: CommandSpec[] = [
     name: 'list',
     op: 'schema.list',
     help: 'list the schemas',
-    flags: [
-      { flags: '--skip <n>', help: 'skip the first n' },
-      { flags: '--take <n>', help: 'show at most n' },
-    ],
+    flags: WINDOW_FLAGS,
   },
   {
     name: 'show',
