@@ -181,6 +181,13 @@ export const ERRORS = {
     message: (p) => `aggregate ${p.aggregate_type}/${p.aggregate_id} does not exist`,
     doc: 'The aggregate has no events.',
   },
+  EDBX_ERR_POSITION_BEYOND_HEAD: {
+    status: 416,
+    kind: 'user',
+    message: (p) =>
+      `${p.name} ${p.value} is beyond the end of the log (the store holds ${p.size} positions, so at most ${Number(p.size) + 1}, the next one): if you saved it from this store, the store was restored from a backup since; reread from a position it holds (1 = the first)`,
+    doc: "A stream was asked to start (`from`, `Last-Event-ID`) past the next position the store will write: the position was saved from history this store no longer has (it was restored from a backup) or from another store. Answered before the stream starts; the SDK's `subscribe()` throws it instead of reconnecting.",
+  },
   EDBX_ERR_EVENT_NOT_FOUND: {
     status: 404,
     kind: 'user',
@@ -706,6 +713,13 @@ export const ERRORS = {
     kind: 'user',
     message: (p) => `${p.plugin} delivery failed: ${p.reason}`,
     doc: 'The destination is unreachable or answered with an error; delivery is retried with exponential backoff, then dead-lettered (or blocks).',
+  },
+  EDBX_ERR_PLUGIN_DIVERGED: {
+    status: 409,
+    kind: 'user',
+    message: (p) =>
+      `${p.plugin} destination ${p.target} holds ${p.held}, which this store does not have (${p.why}): the store was restored from a backup, or the destination is shared with another store; nothing is delivered until you rebuild it with \`eventdbx plugin replay ${p.plugin} --rebuild\``,
+    doc: "A destination (postgres, sqlite, json, csv) holds an event this store does not have: one beyond its last position, or one that differs from the store's event at that position. The store was restored from a backup taken before that event, or another store writes to the same destination. The plugin delivers nothing and dead-letters nothing (its status shows `failed`) until `eventdbx plugin replay <name> --rebuild` clears the destination and delivers everything again.",
   },
 
   // --- client SDK (raised by src/client itself, never sent by a server) ---

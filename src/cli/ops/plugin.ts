@@ -58,7 +58,7 @@ export const PLUGIN_OPS: Record<string, Op> = {
     mapField(store, { aggregate: a.aggregate, field: a.field, datatype: a.datatype, plugin: a.plugin }, ctx),
   'plugin.list': ({ store }) => listPlugins(store),
   'plugin.status': ({ store }) => pluginStatus(store),
-  'plugin.replay': ({ store }, a, ctx) => replayPlugin(store, a.name, a.from, ctx),
+  'plugin.replay': ({ store }, a, ctx) => replayPlugin(store, a.name, a.from, ctx, '--from', a.rebuild),
   'plugin.dead-letters': ({ store }, a) => deadLetters(store, a.name, take(a)),
   'plugin.retry': ({ store }, a, ctx) => retryPlugin(store, a.name, ctx),
   'plugin.remove': ({ store }, a, ctx) => removePlugin(store, a.name, ctx),
@@ -159,6 +159,7 @@ export const PLUGIN_HUMAN: Record<string, Renderer> = {
   },
   'plugin.replay': (r) =>
     [
+      ...((r.rebuilt as string[] | undefined) ?? []),
       `plugin ${bold(String(r.plugin))} delivers again from position ${r.from} (${replayed(r.from as number, r.head as number)})${(r.cleared_dead_letters as number) > 0 ? `; ${r.cleared_dead_letters} dead letter(s) cleared` : ''}`,
       afterChange(r.running),
     ].join('\n'),
