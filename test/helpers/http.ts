@@ -29,9 +29,11 @@ export async function testServer(
     engine?: StorageEngine;
     /** Options of the store (limits), beside its engine. */
     storeOptions?: Omit<EventStoreOptions, 'engine'>;
+    /** Port to listen on (default: any free one). */
+    port?: number;
   } = {},
 ): Promise<TestServer> {
-  const { logs: capture, engine, storeOptions, ...rest } = o;
+  const { logs: capture, engine, storeOptions, port: listenPort, ...rest } = o;
   const store = await EventStore.open({ ...storeOptions, engine: engine ?? new MemoryEngine() });
   const logs: Array<Record<string, unknown>> = [];
   const { app } = await buildServer({
@@ -53,7 +55,7 @@ export async function testServer(
     { group: 'admin', user: 'admin', expiration: 3600 },
     { issuedBy: { group: 'local', user: 'test' } },
   );
-  await app.listen({ port: 0, host: '127.0.0.1' });
+  await app.listen({ port: listenPort ?? 0, host: '127.0.0.1' });
   const port = (app.server.address() as net.AddressInfo).port;
   return {
     app,
