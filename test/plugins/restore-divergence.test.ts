@@ -13,7 +13,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { EventRecord } from '../../src/core/event.js';
-import { type DeliveryHost, configurePlugin, replayPlugin } from '../../src/plugins/index.js';
+import { type DeliveryHost, configurePlugin, replayPlugin, retryPlugin } from '../../src/plugins/index.js';
 import { backupStore } from '../../src/store/index.js';
 import { type SecureStore, openDataDir } from '../../src/store/secure.js';
 import { sampleEvents } from './contract.js';
@@ -114,6 +114,10 @@ describe.each(harnesses(() => pg!).filter((h) => SINKS.has(h.label)))(
           expect(s.last_error!.message).toContain(`eventdbx plugin replay ${h.kind} --rebuild`);
           expect(s.dead_letters).toBe(0);
           expect(log.lines.some((l) => l.level === 'error' && l.msg === s.last_error!.message)).toBe(true);
+          // `plugin retry` would deliver into it too: refused with the same error.
+          await expect(retryPlugin(b.store, h.kind, jane)).rejects.toMatchObject({
+            code: 'EDBX_ERR_PLUGIN_DIVERGED',
+          });
           // Nothing of the restored store's was written over the lost history.
           expect(observed(await fx.read())).toEqual(lost);
 

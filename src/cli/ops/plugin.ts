@@ -111,9 +111,18 @@ const shorten = (s: string, n = 60) => (s.length > n ? `${s.slice(0, n - 1)}…`
 
 /** The plugins the server refused to start, each with its whole reason (a table cell is cut short). */
 const failures = (
-  plugins: ReadonlyArray<{ name: string; failure?: { message: string } | undefined }>,
+  plugins: ReadonlyArray<{ name: string; failure?: { code?: string; message: string } | undefined }>,
 ): string[] =>
-  plugins.flatMap((p) => (p.failure ? [red(`${p.name} not started: ${p.failure.message}`)] : []));
+  plugins.flatMap((p) =>
+    p.failure
+      ? [
+          // A diverged destination's plugin runs, and delivers nothing until it is rebuilt.
+          red(
+            `${p.name} ${p.failure.code === 'EDBX_ERR_PLUGIN_DIVERGED' ? 'not delivering' : 'not started'}: ${p.failure.message}`,
+          ),
+        ]
+      : [],
+  );
 
 export const PLUGIN_HUMAN: Record<string, Renderer> = {
   ...Object.fromEntries(PLUGIN_KINDS.map((kind) => [`plugin.${kind}`, configured])),
