@@ -471,14 +471,26 @@ export class EventDbxClient {
     return this.#get(SHAPES.deadLetters, PATHS.pluginDeadLetters(name), { take: q.take }, q);
   }
 
-  /** `POST /v1/plugins/{name}/replay`: deliver again from a position (default 1). Not retried. */
-  async replayPlugin(name: string, from?: number, o?: CallOptions): Promise<ReplayResult> {
+  /**
+   * `POST /v1/plugins/{name}/replay`: deliver again from a position (default 1). Not retried. With
+   * `{ rebuild: true }` the destination is cleared first (its tables dropped, its files moved aside),
+   * then everything is delivered: the repair for `EDBX_ERR_PLUGIN_DIVERGED`.
+   *
+   * @example
+   * await db.replayPlugin('postgres', undefined, { rebuild: true });
+   */
+  async replayPlugin(
+    name: string,
+    from?: number,
+    o?: CallOptions & { readonly rebuild?: boolean },
+  ): Promise<ReplayResult> {
+    const { rebuild, ...call } = o ?? {};
     return this.#send(
       SHAPES.replayResult,
       'POST',
       PATHS.pluginAction(name, 'replay'),
-      from === undefined ? {} : { from },
-      o,
+      { ...(from === undefined ? {} : { from }), ...(rebuild ? { rebuild: true } : {}) },
+      call,
     );
   }
 

@@ -181,6 +181,13 @@ export const ERRORS = {
     message: (p) => `aggregate ${p.aggregate_type}/${p.aggregate_id} does not exist`,
     doc: 'The aggregate has no events.',
   },
+  EDBX_ERR_POSITION_BEYOND_HEAD: {
+    status: 416,
+    kind: 'user',
+    message: (p) =>
+      `${p.name} ${p.value} is beyond the end of the log (the store holds ${p.size} positions, so at most ${Number(p.size) + 1}, the next one): if you saved it from this store, the store was restored from a backup since; reread from a position it holds (1 = the first)`,
+    doc: "A stream was asked to start (`from`, `Last-Event-ID`) past the next position the store will write: the position was saved from history this store no longer has (it was restored from a backup) or from another store. Answered before the stream starts; the SDK's `subscribe()` throws it instead of reconnecting.",
+  },
   EDBX_ERR_EVENT_NOT_FOUND: {
     status: 404,
     kind: 'user',
@@ -713,6 +720,13 @@ export const ERRORS = {
     message: (p) =>
       `${p.plugin} cannot reach its destination: ${p.reason}; delivery resumes once it is reachable (check that it runs)`,
     doc: "The destination could not be reached (connection refused, reset or timed out, a name that does not resolve, a database starting up or shutting down, HTTP 429, 502, 503 or 504). Nothing is wrong with the events: this counts toward no event's --max-attempts, and delivery is retried with backoff (at most --backoff-max apart) until the destination is back; nothing is dead-lettered.",
+  },
+  EDBX_ERR_PLUGIN_DIVERGED: {
+    status: 409,
+    kind: 'user',
+    message: (p) =>
+      `${p.plugin} destination ${p.target} holds ${p.held}, which this store does not have (${p.why}): the store was restored from a backup, or the destination is shared with another store; nothing is delivered until you rebuild it with \`eventdbx plugin replay ${p.plugin} --rebuild\``,
+    doc: "A destination (postgres, sqlite, json, csv) holds an event this store does not have: one beyond its last position, or one that differs from the store's event at that position. The store was restored from a backup taken before that event, or another store writes to the same destination. The plugin delivers nothing and dead-letters nothing (its status shows `failed`) until `eventdbx plugin replay <name> --rebuild` clears the destination and delivers everything again.",
   },
 
   // --- client SDK (raised by src/client itself, never sent by a server) ---

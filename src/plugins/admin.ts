@@ -12,6 +12,7 @@ import { aggregateType, fieldName, wholeNumber } from '../core/names.js';
 import { pluginConfigDigest } from '../store/audit-plugins.js';
 import { AUDIT_ID, AUDIT_TYPE, type EventStore } from '../store/index.js';
 import type { WriteContext } from '../store/types.js';
+import { clearDestination } from './rebuild.js';
 import { hostFor } from './registry.js';
 import {
   countDeadLetters,
@@ -138,7 +139,9 @@ export async function mapField(
 
 /**
  * Deliver again from `from` (default 1, the first event); dead letters from there are cleared.
- * `fromName` is how the caller's user gave `from` (the CLI flag, or the HTTP body field).
+ * `fromName` is how the caller's user gave `from` (the CLI flag, or the HTTP body field). With
+ * `rebuild`, the destination is cleared first (see rebuild.ts) and everything is delivered again:
+ * the repair for a destination that holds history the store does not have.
  */
 export async function replayPlugin(
   store: EventStore,
@@ -146,8 +149,16 @@ export async function replayPlugin(
   from: unknown,
   ctx: WriteContext,
   fromName = '--from',
+  rebuildArg: unknown = false,
 ): Promise<ReplayResult> {
   const name = pluginKind(nameArg);
+  const rebuild = rebuildArg === true || rebuildArg === 'true';
+  if (rebuild && from !== undefined && wholeNumber(from) !== 1)
+    throw err('EDBX_ERR_INVALID_ARGUMENT', {
+      name: fromName,
+      value: from,
+      reason: 'a rebuild delivers everything again, from position 1: leave it out',
+    });
   const position = from === undefined ? 1 : wholeNumber(from);
   if (position === undefined || position < 1 || position > store.size + 1) {
     // Positions number the ledger, whose entries include the audit log's.
@@ -157,14 +168,22 @@ export async function replayPlugin(
       reason: `use a position from 1 to ${store.size + 1} (the ledger holds ${store.size} positions, audit entries included)`,
     });
   }
-  const cleared = await apply(store, [name], () =>
+  const { cleared, rebuilt } = await apply(store, [name], () =>
     store.exclusive(AUDIT, async (tx) => {
-      await requireConfig(store, name);
+      const config = await requireConfig(store, name);
+      // Cleared while the plugin's loop is stopped: nothing writes there meanwhile.
+      const rebuilt = rebuild ? await clearDestination(store, config) : undefined;
       const cursor = await readCursor(store, name);
-      putCursor(tx, store, name, { ...cursor, position });
+      // A rebuilt destination starts afresh: the error that asked for it no longer applies.
+      const { last_error: _, ...kept } = cursor ?? { position };
+      putCursor(tx, store, name, { ...(rebuild ? kept : cursor), position });
       const n = await dropDeadLetters(tx, store, name, position);
-      store.audit(tx, ctx, 'plugin-replayed', { plugin: name, from: String(position) });
-      return n;
+      store.audit(tx, ctx, 'plugin-replayed', {
+        plugin: name,
+        from: String(position),
+        ...(rebuild ? { rebuild: 'true' } : {}),
+      });
+      return { cleared: n, rebuilt };
     }),
   );
   return {
@@ -172,6 +191,7 @@ export async function replayPlugin(
     from: position,
     head: store.size,
     cleared_dead_letters: cleared,
+    ...(rebuilt ? { rebuilt } : {}),
     running: hostFor(store) !== undefined,
   };
 }

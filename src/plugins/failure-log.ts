@@ -11,7 +11,7 @@ import { type LeftOut, RepeatFilter } from '../core/repeats.js';
 import type { PluginLogger } from './types.js';
 
 interface Line {
-  readonly level: 'info' | 'warn';
+  readonly level: 'info' | 'warn' | 'error';
   readonly fields: object;
   readonly msg: string;
 }
@@ -42,6 +42,11 @@ export class FailureLog {
   /** A line a failing destination repeats for every event (a dead letter), collapsed by `key`. */
   warn(key: string, fields: object, msg: string): void {
     this.#note(key, { level: 'warn', fields, msg });
+  }
+
+  /** A line that stops delivery (a diverged destination), collapsed by `key`, logged at `error`. */
+  error(key: string, fields: object, msg: string): void {
+    this.#note(key, { level: 'error', fields, msg });
   }
 
   /** A delivery went through: after failures, their counts left out are logged, then the recovery. */

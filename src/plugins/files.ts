@@ -4,11 +4,13 @@
  * record torn by a crash in the middle of a write (the file is cut back to its last complete record;
  * that record's event is redelivered, since the cursor never moves before the bytes are synced),
  * finding the last event a file holds (so events redelivered after a crash are not written twice) or a
- * given one (a dead letter an earlier retry may have written), and noticing that an open file was
- * deleted or replaced under the sink.
+ * given one (a dead letter an earlier retry may have written), reading the last record (compared with
+ * the store's event before anything is delivered: see divergence.ts), moving a file aside
+ * (`plugin replay --rebuild`), and noticing that an open file was deleted or replaced under the sink.
  */
 import { type Stats, createReadStream } from 'node:fs';
-import { type FileHandle, open, stat } from 'node:fs/promises';
+import { type FileHandle, open, rename, stat } from 'node:fs/promises';
+import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { reasonOf } from './types.js';
 
@@ -177,4 +179,48 @@ export async function holdsPosition(file: string, position: number): Promise<boo
   let found = false;
   await scanPositions(file, 0, (p) => (found = p === position));
   return found;
+}
+
+/**
+ * The text of the last record of `file`, whose records each end with `terminator` (as repairTail
+ * leaves it), or undefined when it has none. Read backwards: only the last record's bytes.
+ */
+export async function lastRecord(file: string, terminator: string): Promise<string | undefined> {
+  let fh: FileHandle;
+  try {
+    fh = await open(file, 'r');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw e;
+  }
+  try {
+    const term = Buffer.from(terminator, 'utf8');
+    let pos = (await fh.stat()).size;
+    let tail = Buffer.alloc(0);
+    while (pos > 0) {
+      const n = Math.min(CHUNK, pos);
+      pos -= n;
+      const chunk = Buffer.alloc(n);
+      await fh.read(chunk, 0, n, pos);
+      tail = Buffer.concat([chunk, tail]);
+      // The terminator before the last record's own: where that record starts.
+      const at = tail.length > term.length ? tail.lastIndexOf(term, tail.length - term.length - 1) : -1;
+      if (at >= 0) return tail.subarray(at + term.length).toString('utf8');
+    }
+    return tail.length > 0 ? tail.toString('utf8') : undefined;
+  } finally {
+    await fh.close();
+  }
+}
+
+/**
+ * Move `file` aside to `<file>.<suffix>` (durably), for `plugin replay --rebuild`: what a sink wrote is
+ * kept, never deleted. Says what was done; nothing when there is no such file.
+ */
+export async function moveAside(file: string, suffix: string): Promise<string[]> {
+  if (!(await statOrNone(file))) return [];
+  const to = `${file}.${suffix}`;
+  await rename(file, to);
+  await syncDir(path.dirname(file));
+  return [`moved ${file} to ${to}`];
 }

@@ -9,9 +9,11 @@
  * on. Each plugin has its own loop, so a slow or dead sink holds up nothing else, and the loop never
  * runs on the writer's path: appends only wake it.
  */
+import type { EventDbxError } from '../core/errors.js';
 import type { EventRecord } from '../core/event.js';
 import type { EventStore } from '../store/index.js';
 import { backoffDelay } from './backoff.js';
+import { divergence } from './divergence.js';
 import { FailureLog } from './failure-log.js';
 import {
   deleteDeadLetter,
@@ -72,6 +74,10 @@ export class DeliveryLoop {
   #retryPending: boolean;
   #done: Promise<void> | undefined;
   readonly #tracker: StateTracker;
+  /** The destination was compared with the store since the sink last (re)opened (divergence.ts). */
+  #checked = false;
+  /** The destination holds events the store does not have: nothing is delivered (see #matches). */
+  #diverged: EventDbxError | undefined;
   /** A dead destination fails every event alike: its warnings are logged once a minute, with a count. */
   readonly #failureLog: FailureLog;
   #stats: Omit<LoopStats, 'cursor' | 'attempts'> = {
@@ -186,9 +192,13 @@ export class DeliveryLoop {
   }
 
   async #step(): Promise<void> {
+    if (this.#diverged) return this.#holdDiverged(this.#diverged);
     if (this.#retryWaiters.length > 0 || this.#retryPending) return this.#retryDeadLetters();
     if (this.#cursor > this.store.size) {
       if (this.#persisted.position !== this.#cursor) return this.#persist();
+      // Told at start even with nothing to deliver; a destination that cannot be read now is
+      // compared before the first delivery.
+      if (!this.#checked && !(await this.#matches().catch(() => true))) return;
       this.#set({ state: 'idle' });
       // Checked and registered in one synchronous step: a commit cannot slip in between.
       if (!this.#stopped) await this.#sleep(IDLE_POLL_MS, true);
@@ -209,12 +219,50 @@ export class DeliveryLoop {
     const blocked = on_failure === 'block' && this.#attempts >= max_attempts;
     this.#set({ state: this.#outage > 0 ? 'unreachable' : blocked ? 'blocked' : 'delivering' });
     try {
+      if (!(await this.#matches())) return;
       await this.sink.deliver(items);
     } catch (e) {
+      // The sink reopens after a failure: its destination is compared again.
+      this.#checked = false;
       return this.#failed(items, e);
     }
     this.#failureLog.delivered(items[0]!.record.position);
     return this.#advance(next, items.length);
+  }
+
+  /**
+   * Whether the destination holds only what the store has (divergence.ts). When it does not, the loop
+   * stops delivering (state `failed`, the error as its last error, logged), dead-letters nothing,
+   * and looks again at the longest retry delay, in case the destination was put right by hand.
+   */
+  async #matches(): Promise<boolean> {
+    if (this.#checked) return true;
+    const diverged = await divergence(this.store, this.config, this.sink);
+    this.#checked = true;
+    if (!diverged) return true;
+    this.#diverged = diverged;
+    this.#set({
+      state: 'failed',
+      last_error: { code: diverged.code, message: diverged.message, at: new Date().toISOString() },
+    });
+    this.#failureLog.error(
+      `diverged:${diverged.message}`,
+      { plugin: this.name, code: diverged.code },
+      diverged.message,
+    );
+    await this.#persist();
+    return false;
+  }
+
+  async #holdDiverged(e: EventDbxError): Promise<void> {
+    // `plugin retry` would deliver into the destination too: refused, saying why.
+    for (const w of this.#retryWaiters.splice(0)) w.reject(e);
+    await this.#sleep(this.config.delivery.backoff_max_ms, false);
+    for (const w of this.#retryWaiters.splice(0)) w.reject(e);
+    if (this.#stopped) return;
+    // Looked at again (the state stays `failed` meanwhile): it may have been put right by hand.
+    this.#diverged = undefined;
+    this.#checked = false;
   }
 
   async #items(records: readonly EventRecord[]): Promise<DeliveryItem[]> {
@@ -376,6 +424,10 @@ export class DeliveryLoop {
   async #retryDeadLetters(): Promise<void> {
     const waiters = this.#retryWaiters.splice(0);
     try {
+      if (!(await this.#matches())) {
+        for (const w of waiters) w.reject(this.#diverged);
+        return;
+      }
       const outcome = await this.#retryEach();
       for (const w of waiters) w.resolve(outcome);
     } catch (e) {

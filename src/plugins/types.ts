@@ -153,6 +153,20 @@ export type PluginLogger = {
 };
 
 /**
+ * An event a destination says it holds, as it recorded it: by position (and the event's hash, when
+ * the destination keeps it), or by aggregate, version and event id (CSV rows). The host compares it
+ * with the store's before delivering (see divergence.ts).
+ */
+export type HeldEvent =
+  | { readonly position: number; readonly hash?: string }
+  | {
+      readonly aggregate_type: string;
+      readonly aggregate_id: string;
+      readonly version: number;
+      readonly event_id: string;
+    };
+
+/**
  * A destination. `deliver` is all-or-nothing from the host's point of view unless it throws a
  * `DeliveryFailure` saying how many leading items were delivered. It must be safe to deliver the same
  * item again (at-least-once): the durable cursor trails delivery, so after a crash the last events
@@ -165,6 +179,17 @@ export interface Sink {
   readonly batchSize: number;
   deliver(items: readonly DeliveryItem[]): Promise<void>;
   close(): Promise<void>;
+  /**
+   * Sinks that keep what they delivered (SQL tables, files): the newest events the destination holds,
+   * read when it opens. An event the store does not have means the destination is ahead of the store
+   * (restored from a backup) or fed by another store: the host then delivers nothing.
+   */
+  held?(): Promise<HeldEvent[]>;
+  /**
+   * Remove what the plugin wrote (`plugin replay --rebuild`): its tables and bookkeeping, or its files
+   * moved aside under `suffix`. `types` are the store's aggregate types. Says what was done.
+   */
+  clear?(types: readonly string[], suffix: string): Promise<string[]>;
 }
 
 /**
@@ -305,6 +330,8 @@ export type LoopState =
   /** The destination cannot be reached: retrying until it is back (no attempts counted). */
   | 'unreachable'
   | 'blocked'
+  /** The destination holds events the store does not have (EDBX_ERR_PLUGIN_DIVERGED): not delivering. */
+  | 'failed'
   | 'stopped';
 
 /** Live delivery figures of a running plugin (counters since the server started). */

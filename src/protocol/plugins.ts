@@ -82,8 +82,9 @@ export interface PluginStatus {
   readonly enabled: boolean;
   readonly target: string;
   /**
-   * `disabled`, `not running` (no server), `failed` (not started: `last_error` says why), or what the
-   * running loop does.
+   * `disabled`, `not running` (no server), `failed` (not started, or its destination holds events
+   * the store does not have, EDBX_ERR_PLUGIN_DIVERGED: `last_error` says why and what to run), or
+   * what the running loop does.
    */
   readonly state: string;
   /** Lowest position not yet acknowledged. */
@@ -129,6 +130,8 @@ export interface ReplayResult {
   readonly from: number;
   readonly head: number;
   readonly cleared_dead_letters: number;
+  /** With `rebuild`: what was cleared first, one line per table dropped or file moved aside. */
+  readonly rebuilt?: string[];
   readonly running: boolean;
 }
 

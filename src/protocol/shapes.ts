@@ -327,6 +327,7 @@ export const SHAPES = {
       from: number,
       head: number,
       cleared_dead_letters: number,
+      rebuilt: optional(strings),
       running: boolean,
     }),
   ),

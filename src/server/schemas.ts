@@ -78,7 +78,7 @@ export const problem = {
   required: ['type', 'title', 'status', 'code', 'detail'],
   properties: { type: str, title: str, status: int, code: str, detail: str, instance: str },
 } as const;
-const problemResponse = (description: string) =>
+export const problemResponse = (description: string) =>
   ({ description, content: { 'application/problem+json': { schema: problem } } }) as const;
 
 /** Error answers by status; routes declare those they can return. */

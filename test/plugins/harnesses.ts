@@ -10,6 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
 import { parseCsv } from '../../src/plugins/csv/rfc4180.js';
+import { HEAD_TABLE, TABLES_TABLE } from '../../src/plugins/sql/bookkeeping.js';
 import type { PluginInput, PluginKind, PluginLogger } from '../../src/plugins/index.js';
 import { type LogLine, httpReceiver, recordingLogger, tcpReceiver } from './fixtures.js';
 import type { PgServer } from './pg-harness.js';
@@ -51,6 +52,8 @@ export interface SinkHarness {
   setup(): Promise<Fixture>;
 }
 
+/** The SQL sinks' own tables (sql/bookkeeping.ts): not aggregate rows. */
+const BOOKKEEPING: ReadonlySet<string> = new Set([HEAD_TABLE, TABLES_TABLE]);
 const FIXED_SQL = new Set(['id', 'version', 'created_at', 'created_by', 'updated_at', 'updated_by']);
 
 function rowOf(r: Record<string, unknown>): Row {
@@ -93,6 +96,7 @@ export function harnesses(pgServer: () => PgServer): SinkHarness[] {
               );
               const rows = new Map<string, Row>();
               for (const { table_name } of tables.rows) {
+                if (BOOKKEEPING.has(table_name)) continue;
                 const res = await c.query(`SELECT * FROM "${table_name}"`);
                 for (const r of res.rows as Array<Record<string, unknown>>)
                   rows.set(`${table_name}/${String(r.id)}`, rowOf(r));
@@ -124,6 +128,7 @@ export function harnesses(pgServer: () => PgServer): SinkHarness[] {
                 name: string;
               }>;
               for (const { name } of tables) {
+                if (BOOKKEEPING.has(name)) continue;
                 for (const r of db.prepare(`SELECT * FROM "${name}"`).all() as Array<Record<string, unknown>>)
                   rows.set(`${name}/${String(r.id)}`, rowOf(r));
               }

@@ -229,7 +229,14 @@ describe('OpenAPI whole-number ranges are the ones the server enforces', () => {
         if (maximum !== undefined) bounds.push([maximum, maximum + 1]);
         for (const [inside, outside] of bounds) {
           const ok = await fetchOne(at(inside));
-          expect({ at: at(inside), status: ok.status }).toEqual({ at: at(inside), status: 200 });
+          // A stream may not start past the next position the store will write (a position saved
+          // before a restore): the largest `from` is taken as a number, then refused with a 416.
+          const beyond = template === '/v1/events/stream' && inside === maximum;
+          expect({ at: at(inside), status: ok.status, code: beyond ? ok.body?.code : undefined }).toEqual({
+            at: at(inside),
+            status: beyond ? 416 : 200,
+            code: beyond ? 'EDBX_ERR_POSITION_BEYOND_HEAD' : undefined,
+          });
           const refused = await fetchOne(at(outside));
           expect({ at: at(outside), status: refused.status }).toEqual({ at: at(outside), status: 400 });
           // The handler's own message, not the validator's (`must be integer`, `must be >= 1`).

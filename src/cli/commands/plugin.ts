@@ -105,7 +105,13 @@ export const PLUGIN_COMMANDS: CommandSpec[] = [
     op: 'plugin.replay',
     help: 'deliver again from a position (default: the first event) to rebuild a destination',
     args: NAME,
-    flags: [{ flags: '--from <position>', help: 'first position to deliver again (default 1)' }],
+    flags: [
+      { flags: '--from <position>', help: 'first position to deliver again (default 1)' },
+      {
+        flags: '--rebuild',
+        help: 'first clear the destination (drop its tables; move its files aside), then deliver everything: the repair after a restore from a backup',
+      },
+    ],
   },
   {
     name: 'dead-letters',

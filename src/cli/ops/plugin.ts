@@ -58,7 +58,7 @@ export const PLUGIN_OPS: Record<string, Op> = {
     mapField(store, { aggregate: a.aggregate, field: a.field, datatype: a.datatype, plugin: a.plugin }, ctx),
   'plugin.list': ({ store }) => listPlugins(store),
   'plugin.status': ({ store }) => pluginStatus(store),
-  'plugin.replay': ({ store }, a, ctx) => replayPlugin(store, a.name, a.from, ctx),
+  'plugin.replay': ({ store }, a, ctx) => replayPlugin(store, a.name, a.from, ctx, '--from', a.rebuild),
   'plugin.dead-letters': ({ store }, a) => deadLetters(store, a.name, take(a)),
   'plugin.retry': ({ store }, a, ctx) => retryPlugin(store, a.name, ctx),
   'plugin.remove': ({ store }, a, ctx) => removePlugin(store, a.name, ctx),
@@ -111,9 +111,18 @@ const shorten = (s: string, n = 60) => (s.length > n ? `${s.slice(0, n - 1)}…`
 
 /** The plugins the server refused to start, each with its whole reason (a table cell is cut short). */
 const failures = (
-  plugins: ReadonlyArray<{ name: string; failure?: { message: string } | undefined }>,
+  plugins: ReadonlyArray<{ name: string; failure?: { code?: string; message: string } | undefined }>,
 ): string[] =>
-  plugins.flatMap((p) => (p.failure ? [red(`${p.name} not started: ${p.failure.message}`)] : []));
+  plugins.flatMap((p) =>
+    p.failure
+      ? [
+          // A diverged destination's plugin runs, and delivers nothing until it is rebuilt.
+          red(
+            `${p.name} ${p.failure.code === 'EDBX_ERR_PLUGIN_DIVERGED' ? 'not delivering' : 'not started'}: ${p.failure.message}`,
+          ),
+        ]
+      : [],
+  );
 
 export const PLUGIN_HUMAN: Record<string, Renderer> = {
   ...Object.fromEntries(PLUGIN_KINDS.map((kind) => [`plugin.${kind}`, configured])),
@@ -159,6 +168,7 @@ export const PLUGIN_HUMAN: Record<string, Renderer> = {
   },
   'plugin.replay': (r) =>
     [
+      ...((r.rebuilt as string[] | undefined) ?? []),
       `plugin ${bold(String(r.plugin))} delivers again from position ${r.from} (${replayed(r.from as number, r.head as number)})${(r.cleared_dead_letters as number) > 0 ? `; ${r.cleared_dead_letters} dead letter(s) cleared` : ''}`,
       afterChange(r.running),
     ].join('\n'),

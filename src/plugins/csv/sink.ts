@@ -18,9 +18,13 @@
  * when a write or fsync of the batch fails, every file it appended to is cut back to its length before
  * the batch. Only when a cut fails too may rows of the batch be in a file: the failure says so
  * (`maybeWritten`). A widening that fails removes its temporary file and leaves the file untouched.
+ *
+ * The last row of each file (`id`, `version`, `event_id`) is what the host compares with the store's
+ * event before it delivers (divergence.ts): a store restored from a backup writes versions these
+ * rows already have, which would be skipped as held. `--rebuild` moves the files aside.
  */
 import { createReadStream } from 'node:fs';
-import { type FileHandle, mkdir, open, rename, rm, stat, truncate } from 'node:fs/promises';
+import { type FileHandle, mkdir, open, readdir, rename, rm, stat, truncate } from 'node:fs/promises';
 import path from 'node:path';
 import { fieldColumn, issuerText } from '../columns.js';
 import {
@@ -29,12 +33,19 @@ import {
   PRIVATE_FILE,
   cutBack,
   fileFailureReason,
+  moveAside,
   statOrNone,
   stillAt,
   syncDir,
   writeAll,
 } from '../files.js';
-import { type CsvSettings, type DeliveryItem, type Sink, transientFailure } from '../types.js';
+import {
+  type CsvSettings,
+  type DeliveryItem,
+  type HeldEvent,
+  type Sink,
+  transientFailure,
+} from '../types.js';
 import { type CsvRecord, formatRecord, padRecords, walkCsv } from './rfc4180.js';
 
 /** Columns before the fields. */
@@ -58,8 +69,9 @@ const RESERVED: ReadonlySet<string> = new Set(CSV_COLUMNS);
 async function scanRows(
   file: string,
   row: (id: string | undefined, version: string | undefined) => boolean | void,
-): Promise<{ header: string[] | undefined; end: number }> {
+): Promise<{ header: string[] | undefined; end: number; last: CsvRecord | undefined }> {
   let header: string[] | undefined;
+  let last: CsvRecord | undefined;
   let at = { id: -1, version: -1 };
   let end = 0;
   // The sink's own header starts with id and version: two commas' offsets find both cells.
@@ -73,13 +85,16 @@ async function scanRows(
         if (!header) {
           header = r.all();
           at = { id: header.indexOf('id'), version: header.indexOf('version') };
-        } else if (row(cell(r, at.id), cell(r, at.version)) === true) return { header, end };
+        } else {
+          last = r;
+          if (row(cell(r, at.id), cell(r, at.version)) === true) return { header, end, last };
+        }
       }
     }
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
   }
-  return { header, end };
+  return { header, end, last };
 }
 
 class CsvFile {
@@ -94,13 +109,19 @@ class CsvFile {
     private handle: FileHandle,
     /** Highest version of each aggregate in the file as opened; dropped at the first new event. */
     private written: Map<string, number> | undefined,
+    /** The file's last row as opened: its event, to compare with the store's. */
+    readonly newest: { id: string; version: number; event_id: string } | undefined,
   ) {}
 
   /** Open for appends, cutting off a row torn by a crash. */
   static async open(file: string, openFile: OpenFile): Promise<CsvFile> {
     await rm(`${file}.widening`, { force: true });
     const written = new Map<string, number>();
-    const { header = [], end } = await scanRows(file, (key, version) => {
+    const {
+      header = [],
+      end,
+      last,
+    } = await scanRows(file, (key, version) => {
       const v = Number(version);
       if (key !== undefined && Number.isSafeInteger(v) && v > (written.get(key) ?? 0)) written.set(key, v);
     });
@@ -115,7 +136,22 @@ class CsvFile {
       await handle.close().catch(() => undefined);
       throw e;
     }
-    return new CsvFile(file, openFile, header, new Map(header.map((c, i) => [c, i])), handle, written);
+    const cells = last?.all();
+    const cell = (name: string) => cells?.[header.indexOf(name)];
+    const [id, version, eventId] = [cell('id'), Number(cell('version')), cell('event_id')];
+    const newest =
+      id !== undefined && eventId !== undefined && Number.isSafeInteger(version)
+        ? { id, version, event_id: eventId }
+        : undefined;
+    return new CsvFile(
+      file,
+      openFile,
+      header,
+      new Map(header.map((c, i) => [c, i])),
+      handle,
+      written,
+      newest,
+    );
   }
 
   /**
@@ -264,6 +300,42 @@ export class CsvSink implements Sink {
       // Reopen (and repair) the files on the next try.
       await this.close();
       throw transientFailure('csv', fileFailureReason('csv', this.settings.output_dir, e), 0, torn);
+    }
+  }
+
+  /** The last row of each file in the directory (aggregate type = file name). */
+  async held(): Promise<HeldEvent[]> {
+    try {
+      const out: HeldEvent[] = [];
+      for (const type of await this.#types()) {
+        const n = (await this.#file(type)).newest;
+        if (n)
+          out.push({ aggregate_type: type, aggregate_id: n.id, version: n.version, event_id: n.event_id });
+      }
+      return out;
+    } catch (e) {
+      await this.close();
+      throw transientFailure('csv', fileFailureReason('csv', this.settings.output_dir, e), 0);
+    }
+  }
+
+  /** Move every file aside (`plugin replay --rebuild`). */
+  async clear(_types: readonly string[], suffix: string): Promise<string[]> {
+    await this.close();
+    const done: string[] = [];
+    for (const type of await this.#types())
+      done.push(...(await moveAside(path.join(this.settings.output_dir, `${type}.csv`), suffix)));
+    return done;
+  }
+
+  /** The aggregate types the directory has a file of. */
+  async #types(): Promise<string[]> {
+    try {
+      const names = await readdir(this.settings.output_dir);
+      return names.filter((n) => n.endsWith('.csv') && n.length > 4).map((n) => n.slice(0, -4));
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return [];
+      throw e;
     }
   }
 

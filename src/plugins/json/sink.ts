@@ -13,6 +13,9 @@
  * letter delivered again by `plugin retry` is written all the same, unless an earlier retry of it may
  * have written it (a crash before the letter was removed, a failed fsync): then the sink looks for its
  * position in the file first.
+ *
+ * Records carry their position and hash: the last one (and the highest position) is what the host
+ * compares with the store before it delivers (divergence.ts), and `--rebuild` moves the file aside.
  */
 import { type FileHandle, mkdir, open } from 'node:fs/promises';
 import path from 'node:path';
@@ -23,13 +26,31 @@ import {
   cutBack,
   fileFailureReason,
   holdsPosition,
+  lastRecord,
   maxPosition,
+  moveAside,
   repairTail,
   sameFile,
   stillAt,
   writeAll,
 } from '../files.js';
-import { type DeliveryItem, type JsonSettings, type Sink, transientFailure } from '../types.js';
+import {
+  type DeliveryItem,
+  type HeldEvent,
+  type JsonSettings,
+  type Sink,
+  transientFailure,
+} from '../types.js';
+
+/** A record as the file holds it; anything else (a line someone added by hand) is not one. */
+function parsed(text: string): { position?: unknown; hash?: unknown } | undefined {
+  try {
+    const v: unknown = JSON.parse(text);
+    return typeof v === 'object' && v !== null ? v : undefined;
+  } catch {
+    return undefined;
+  }
+}
 
 /** The file as this sink last synced it: `high` is the highest position in its first `size` bytes. */
 interface Known {
@@ -114,6 +135,31 @@ export class JsonSink implements Sink {
       await this.close();
       throw transientFailure('json', fileFailureReason('json', this.settings.path, e), 0, torn);
     }
+  }
+
+  /** The last record of the file (the newest delivered), and its highest position if that is another. */
+  async held(): Promise<HeldEvent[]> {
+    try {
+      const { high } = await this.#open();
+      const text = await lastRecord(this.settings.path, this.settings.pretty ? '\n}\n' : '\n');
+      const last = text === undefined ? undefined : parsed(text);
+      const out: HeldEvent[] = [];
+      if (typeof last?.position === 'number' && typeof last.hash === 'string')
+        out.push({ position: last.position, hash: last.hash });
+      // A dead letter retried last is below what the file holds: its highest position is checked too.
+      if (high > 0 && (out.length === 0 || high > Number(last?.position))) out.push({ position: high });
+      return out;
+    } catch (e) {
+      await this.close();
+      throw transientFailure('json', fileFailureReason('json', this.settings.path, e), 0);
+    }
+  }
+
+  /** Move the file aside (`plugin replay --rebuild`). */
+  async clear(_types: readonly string[], suffix: string): Promise<string[]> {
+    await this.close();
+    this.#known = undefined;
+    return moveAside(this.settings.path, suffix);
   }
 
   async close(): Promise<void> {

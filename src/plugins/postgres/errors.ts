@@ -67,7 +67,7 @@ const CONDITIONS: Readonly<Record<string, string>> = {
 };
 
 /** The fields of the driver's DatabaseError that are read here. */
-interface ServerError {
+export interface ServerError {
   readonly code: string;
   readonly message?: unknown;
   readonly where?: unknown;

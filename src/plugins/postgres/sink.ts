@@ -2,12 +2,25 @@
  * PostgreSQL sink: one table per aggregate type (`id`, `version`, `created_at`, `created_by`,
  * `updated_at`, `updated_by`, one column per field), rows upserted with the aggregate state at the
  * event. A batch is one transaction on a pooled connection. The upsert is guarded by version, so a
- * redelivery never regresses a row and a replay rewrites rows with their newest state.
+ * redelivery never regresses a row and a replay rewrites rows with their newest state. The same
+ * transaction records the newest event delivered and the tables created (sql/bookkeeping.ts): the
+ * version guard would silently drop the events of a store restored from a backup, so the host
+ * compares that record with the store before delivering, and `--rebuild` drops what is recorded.
  */
 import type { Pool, PoolClient } from 'pg';
 import { ROW_COLUMNS } from '../columns.js';
 import { driverConnectionString } from './connection.js';
-import { classify, connectFailure, isSqlError } from './errors.js';
+import { type ServerError, classify, connectFailure, isSqlError, serverReason, sqlState } from './errors.js';
+import {
+  CREATE_BOOKKEEPING,
+  HEAD_TABLE,
+  HEAD_UPSERT,
+  TABLES_TABLE,
+  TABLE_INSERT,
+  dropStatement,
+  newestOf,
+  tablesToDrop,
+} from '../sql/bookkeeping.js';
 import { postgresType } from '../sql/datatypes.js';
 import {
   type SqlField,
@@ -18,7 +31,16 @@ import {
   quoteIdent,
   rowParams,
 } from '../sql/rows.js';
-import { type DeliveryItem, type DeliveryOptions, type PostgresSettings, type Sink } from '../types.js';
+import {
+  type DeliveryItem,
+  type DeliveryOptions,
+  type HeldEvent,
+  type PostgresSettings,
+  type Sink,
+  DeliveryFailure,
+  reasonOf,
+  transientFailure,
+} from '../types.js';
 
 /** Keep a statement well under PostgreSQL's 65535 bind parameters. */
 const MAX_PARAMS = 30_000;
@@ -29,6 +51,8 @@ export class PostgresSink implements Sink {
   #pool: Pool | undefined;
   /** Columns known to exist, per table (cleared on any failure: a table may have been dropped). */
   readonly #columns = new Map<string, Set<string>>();
+  /** The bookkeeping tables are known to exist (forgotten with the columns on any failure). */
+  #bookkept = false;
 
   constructor(
     private readonly settings: PostgresSettings,
@@ -58,7 +82,7 @@ export class PostgresSink implements Sink {
     const { rows, failure } = buildRows('postgres', items, this.typeOf);
     if (rows.length > 0) {
       try {
-        await this.#write(rows);
+        await this.#write(rows, newestOf(items, failure?.delivered));
       } catch (e) {
         throw classify(e, items);
       }
@@ -66,18 +90,15 @@ export class PostgresSink implements Sink {
     if (failure) throw failure;
   }
 
-  async #write(rows: readonly SqlRow[]): Promise<void> {
-    const client = await (await this.#getPool()).connect().catch((e: unknown) => {
-      throw connectFailure(e);
-    });
-    // The pool only listens for errors on idle connections. A connection cut while checked out (the
-    // server shutting down, an administrator terminating the backend) emits 'error' on the client, which
-    // would otherwise be unhandled and end the process; the query in flight fails with it anyway.
-    const ignore = (): void => undefined;
-    client.on('error', ignore);
-    let healthy = true;
-    try {
-      await client.query('BEGIN');
+  async #write(
+    rows: readonly SqlRow[],
+    newest: { position: number; hash: string } | undefined,
+  ): Promise<void> {
+    await this.#transaction(async (client) => {
+      if (!this.#bookkept) {
+        for (const sql of CREATE_BOOKKEEPING) await client.query(sql);
+        this.#bookkept = true;
+      }
       for (const g of groupRows(rows)) {
         await this.#ensureColumns(client, g.table, g.rows[0]!.fields);
         const perRow = ROW_COLUMNS.length + g.columns.length;
@@ -90,9 +111,86 @@ export class PostgresSink implements Sink {
           );
         }
       }
+      if (newest) await client.query(HEAD_UPSERT(pgParam), [newest.position, newest.hash]);
+    });
+  }
+
+  /**
+   * The newest event the tables hold, as recorded with the last batch (none before the first). Read
+   * on a connection of its own, listened to for errors from before it connects until it is ended:
+   * asked only when the sink (re)opens, and never racing the pool's checkouts.
+   */
+  async held(): Promise<HeldEvent[]> {
+    const { default: pg } = await import('pg');
+    const client = new pg.Client({
+      connectionString: driverConnectionString(this.settings.connection),
+      connectionTimeoutMillis: this.delivery.timeout_ms,
+      query_timeout: this.delivery.timeout_ms,
+      application_name: 'eventdbx',
+    });
+    client.on('error', () => undefined);
+    try {
+      await client.connect().catch((e: unknown) => {
+        throw connectFailure(e);
+      });
+      const exists = await client.query<{ t: string | null }>('SELECT to_regclass($1) AS t', [HEAD_TABLE]);
+      if (exists.rows[0]?.t == null) return [];
+      const head = await client.query<{ position: string; hash: string }>(
+        `SELECT position, hash FROM ${HEAD_TABLE} WHERE id = 1`,
+      );
+      return head.rows.map((r) => ({ position: Number(r.position), hash: r.hash }));
+    } catch (e) {
+      if (e instanceof DeliveryFailure) throw e;
+      throw transientFailure('postgres', sqlState(e) ? serverReason(e as ServerError) : reasonOf(e), 0);
+    } finally {
+      await client.end().catch(() => undefined);
+    }
+  }
+
+  /** Drop the tables this sink created (and those of the store's types) and its bookkeeping. */
+  async clear(types: readonly string[]): Promise<string[]> {
+    this.#columns.clear();
+    this.#bookkept = false;
+    return this.#transaction(async (client) => {
+      const exists = await client.query<{ t: string | null }>('SELECT to_regclass($1) AS t', [TABLES_TABLE]);
+      const recorded =
+        exists.rows[0]?.t == null
+          ? []
+          : (await client.query<{ name: string }>(`SELECT name FROM ${TABLES_TABLE}`)).rows.map(
+              (r) => r.name,
+            );
+      const dropped: string[] = [];
+      for (const table of [...tablesToDrop(recorded, types), TABLES_TABLE, HEAD_TABLE]) {
+        const found = await client.query<{ t: string | null }>('SELECT to_regclass($1) AS t', [
+          quoteIdent(table),
+        ]);
+        if (found.rows[0]?.t == null) continue;
+        await client.query(dropStatement(table));
+        dropped.push(`dropped table ${table}`);
+      }
+      return dropped;
+    });
+  }
+
+  /** Run `fn` in one transaction on a pooled connection. */
+  async #transaction<T>(fn: (client: PoolClient) => Promise<T>): Promise<T> {
+    const client = await (await this.#getPool()).connect().catch((e: unknown) => {
+      throw connectFailure(e);
+    });
+    // The pool only listens for errors on idle connections. A connection cut while checked out (the
+    // server shutting down, an administrator terminating the backend) emits 'error' on the client, which
+    // would otherwise be unhandled and end the process; the query in flight fails with it anyway.
+    const ignore = (): void => undefined;
+    client.on('error', ignore);
+    let healthy = true;
+    try {
+      await client.query('BEGIN');
+      const result = await fn(client);
       await client.query('COMMIT');
+      return result;
     } catch (e) {
       this.#columns.clear();
+      this.#bookkept = false;
       healthy = isSqlError(e);
       if (healthy) await client.query('ROLLBACK').catch(() => (healthy = false));
       throw e;
@@ -116,6 +214,7 @@ export class PostgresSink implements Sink {
       );
       columns = new Set(res.rows.map((r) => r.column_name));
       this.#columns.set(table, columns);
+      await client.query(TABLE_INSERT(pgParam), [table]);
     }
     // All of a row's new columns in one statement: one round trip (and over 1600 columns, one refusal).
     const missing = new Map(fields.filter((f) => !columns.has(f.column)).map((f) => [f.column, f.type]));
@@ -133,6 +232,8 @@ export class PostgresSink implements Sink {
     await pool?.end().catch(() => undefined);
   }
 }
+
+const pgParam = (n: number): string => `$${n}`;
 
 function upsertSql(table: string, columns: readonly string[], rows: number): string {
   const all = [...ROW_COLUMNS, ...columns].map(quoteIdent);

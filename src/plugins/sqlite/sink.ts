@@ -6,9 +6,11 @@
  */
 import type { Worker } from 'node:worker_threads';
 import { moduleWorker } from '../../storage/module-worker.js';
+import { newestOf } from '../sql/bookkeeping.js';
 import { type SqlRow, type TypeOf, buildRows } from '../sql/rows.js';
 import {
   type DeliveryItem,
+  type HeldEvent,
   type Sink,
   type SqliteSettings,
   DeliveryFailure,
@@ -19,7 +21,7 @@ import {
 import type { SqliteAnswer, SqliteRequest } from './thread.js';
 
 interface Pending {
-  readonly resolve: () => void;
+  readonly resolve: (result: SqliteAnswer['result']) => void;
   readonly reject: (e: unknown) => void;
 }
 
@@ -39,7 +41,7 @@ export class SqliteSink implements Sink {
     const { rows, failure } = buildRows('sqlite', items, this.typeOf);
     if (rows.length > 0) {
       try {
-        await this.#send(rows);
+        await this.#send(rows, newestOf(items, failure?.delivered));
       } catch (e) {
         throw classify(e, items);
       }
@@ -47,13 +49,32 @@ export class SqliteSink implements Sink {
     if (failure) throw failure;
   }
 
-  #send(rows: readonly SqlRow[]): Promise<void> {
-    return this.#request((id) => ({ id, rows }), (this.#thread ??= this.#start()));
+  async #send(
+    rows: readonly SqlRow[],
+    newest: { position: number; hash: string } | undefined,
+  ): Promise<void> {
+    await this.#request((id) => ({ id, rows, newest }), (this.#thread ??= this.#start()));
   }
 
-  #request(make: (id: number) => SqliteRequest, thread: Worker): Promise<void> {
+  /** The newest event the tables hold, as recorded with the last batch (none before the first). */
+  async held(): Promise<HeldEvent[]> {
+    try {
+      const r = await this.#request((id) => ({ id, held: true }), (this.#thread ??= this.#start()));
+      return (r ?? []) as HeldEvent[];
+    } catch (e) {
+      throw transientFailure('sqlite', sqliteReason(e), 0);
+    }
+  }
+
+  /** Drop the tables this sink created (and those of the store's types) and its bookkeeping. */
+  async clear(types: readonly string[]): Promise<string[]> {
+    const r = await this.#request((id) => ({ id, clear: types }), (this.#thread ??= this.#start()));
+    return ((r ?? []) as string[]).map((d) => `${d} in ${this.settings.path}`);
+  }
+
+  #request(make: (id: number) => SqliteRequest, thread: Worker): Promise<SqliteAnswer['result']> {
     const id = ++this.#next;
-    return new Promise<void>((resolve, reject) => {
+    return new Promise<SqliteAnswer['result']>((resolve, reject) => {
       this.#pending.set(id, { resolve, reject });
       thread.ref();
       thread.postMessage(make(id));
@@ -70,7 +91,7 @@ export class SqliteSink implements Sink {
       if (this.#pending.size === 0) thread.unref();
       if (!p) return;
       if (a.error) p.reject(Object.assign(new Error(a.error.message), { code: a.error.code }));
-      else p.resolve();
+      else p.resolve(a.result);
     });
     const lost = (reason: string) => {
       if (this.#thread === thread) this.#thread = undefined;

@@ -3,14 +3,25 @@
  * tables and columns created as rows need them. It runs on the sink's own thread (thread.ts), so that
  * its inserts and the fsync of each commit never stall the server's event loop. SQLite has no
  * `ADD COLUMN IF NOT EXISTS` and compares column names case-insensitively: existing columns are read
- * first.
+ * first. Each transaction also records the newest event delivered and the tables created (see
+ * ../sql/bookkeeping.ts).
  */
 import BetterSqlite3 from 'better-sqlite3';
 import { type Stats, closeSync, mkdirSync, openSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { ROW_COLUMNS, disambiguate } from '../columns.js';
 import { type SqlValue, sqliteType } from '../sql/datatypes.js';
+import {
+  CREATE_BOOKKEEPING,
+  HEAD_TABLE,
+  HEAD_UPSERT,
+  TABLES_TABLE,
+  TABLE_INSERT,
+  dropStatement,
+  tablesToDrop,
+} from '../sql/bookkeeping.js';
 import { type SqlField, type SqlRow, groupRows, quoteIdent, rowParams } from '../sql/rows.js';
+import type { HeldEvent } from '../types.js';
 import { PRIVATE_DIR, PRIVATE_FILE, sameFile } from '../files.js';
 
 type Db = BetterSqlite3.Database;
@@ -29,15 +40,17 @@ export class SqliteWriter {
   constructor(private readonly file: string) {}
 
   /** Write the rows in one transaction (WAL, synchronous=FULL: committed means on disk). */
-  write(rows: readonly SqlRow[]): void {
+  write(rows: readonly SqlRow[], newest?: { position: number; hash: string }): void {
     try {
       const db = this.#open();
       db.transaction(() => {
+        for (const sql of CREATE_BOOKKEEPING) db.exec(sql);
         for (const g of groupRows(rows)) {
           const columns = this.#ensureColumns(db, g.table, g.rows[0]!);
           const st = this.#statement(db, g.table, columns);
           for (const r of g.rows) st.run(rowParams(r, sqliteValue));
         }
+        if (newest) db.prepare(HEAD_UPSERT(() => '?')).run(newest.position, newest.hash);
       })();
     } catch (e) {
       // What was learnt about the tables may be stale after a failure: read it again next time.
@@ -45,6 +58,34 @@ export class SqliteWriter {
       this.#statements.clear();
       throw e;
     }
+  }
+
+  /** The newest event the tables hold, as recorded with the last batch (none before the first). */
+  held(): HeldEvent[] {
+    const db = this.#open();
+    if (!exists(db, HEAD_TABLE)) return [];
+    const row = db.prepare(`SELECT position, hash FROM ${HEAD_TABLE} WHERE id = 1`).get() as
+      { position: number; hash: string } | undefined;
+    return row ? [{ position: Number(row.position), hash: row.hash }] : [];
+  }
+
+  /** Drop the tables this sink created (and those of the store's types) and its bookkeeping. */
+  clear(types: readonly string[]): string[] {
+    const db = this.#open();
+    this.#columns.clear();
+    this.#statements.clear();
+    const recorded = exists(db, TABLES_TABLE)
+      ? (db.prepare(`SELECT name FROM ${TABLES_TABLE}`).all() as Array<{ name: string }>).map((r) => r.name)
+      : [];
+    const dropped: string[] = [];
+    db.transaction(() => {
+      for (const table of [...tablesToDrop(recorded, types), TABLES_TABLE, HEAD_TABLE]) {
+        if (!exists(db, table)) continue;
+        db.exec(dropStatement(table));
+        dropped.push(`dropped table ${table}`);
+      }
+    })();
+    return dropped;
   }
 
   close(): void {
@@ -88,6 +129,7 @@ export class SqliteWriter {
       const info = db.prepare(`PRAGMA table_info(${quoteIdent(table)})`).all() as Array<{ name: string }>;
       existing = new Map(info.map((c) => [c.name.toLowerCase(), c.name]));
       this.#columns.set(table, existing);
+      db.prepare(TABLE_INSERT(() => '?')).run(table);
     }
     const added = new Map<string, string>();
     const missing: Array<{ column: string; type: SqlField['type'] }> = [];
@@ -137,6 +179,9 @@ export class SqliteWriter {
     return st;
   }
 }
+
+const exists = (db: Db, table: string): boolean =>
+  db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?").get(table) !== undefined;
 
 function statOrNone(file: string): Stats | undefined {
   try {

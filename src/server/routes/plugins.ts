@@ -83,7 +83,7 @@ async function pluginRoutes(app: FastifyInstance, ctx: RouteContext): Promise<vo
     },
   );
 
-  app.post<{ Params: { name: string }; Body: { from?: number } | undefined }>(
+  app.post<{ Params: { name: string }; Body: { from?: number; rebuild?: boolean } | undefined }>(
     '/v1/plugins/:name/replay',
     {
       schema: {
@@ -92,13 +92,21 @@ async function pluginRoutes(app: FastifyInstance, ctx: RouteContext): Promise<vo
         // Optional: no body replays from position 1.
         body: {
           type: ['object', 'null'],
-          properties: { from: { type: 'integer', minimum: 1 } },
+          properties: {
+            from: { type: 'integer', minimum: 1 },
+            rebuild: {
+              type: 'boolean',
+              description:
+                'clear the destination first (tables dropped, files moved aside), then deliver everything from 1',
+            },
+          },
           additionalProperties: false,
         },
         response: { 200: { description: 'OK' }, ...errors },
       },
     },
-    async (req) => replayPlugin(store, req.params.name, req.body?.from, change(req), 'body.from'),
+    async (req) =>
+      replayPlugin(store, req.params.name, req.body?.from, change(req), 'body.from', req.body?.rebuild),
   );
 
   app.post<{ Params: { name: string } }>(

@@ -31,7 +31,7 @@ import type { EventStore } from '../../store/index.js';
 import type { RouteContext } from '../app.js';
 import type { Feature, FeatureLogger } from '../features.js';
 import { toProblem } from '../problem.js';
-import { MAX_WHOLE, errors, uint } from '../schemas.js';
+import { MAX_WHOLE, errors, problemResponse, uint } from '../schemas.js';
 
 /** Log entries read per catch-up step. */
 const PAGE = 512;
@@ -254,7 +254,24 @@ class StreamHub {
 
 const hubs = new Set<StreamHub>();
 
+/**
+ * Where the stream starts. A start past the next position the store will write is refused
+ * (EDBX_ERR_POSITION_BEYOND_HEAD) rather than followed: it was saved from history this store does not
+ * have (restored from a backup since, or another store), and the stream would send nothing until
+ * the store grew past it, then events the saver never saw under positions it thinks it has.
+ */
 function firstPosition(store: EventStore, query: { from?: string }, lastEventId: unknown): number {
+  const n = givenPosition(store, query, lastEventId);
+  if (n.position > store.size + 1)
+    throw err('EDBX_ERR_POSITION_BEYOND_HEAD', { name: n.name, value: n.value, size: store.size });
+  return n.position;
+}
+
+function givenPosition(
+  store: EventStore,
+  query: { from?: string },
+  lastEventId: unknown,
+): { position: number; name: string; value: unknown } {
   if (lastEventId !== undefined) {
     const raw = Array.isArray(lastEventId) ? lastEventId[0] : lastEventId;
     const n = wholeNumber(raw);
@@ -264,9 +281,9 @@ function firstPosition(store: EventStore, query: { from?: string }, lastEventId:
         value: raw,
         reason: 'use the id of the last event received (a position)',
       });
-    return n + 1;
+    return { position: n + 1, name: 'Last-Event-ID', value: n };
   }
-  if (query.from === undefined) return store.size + 1;
+  if (query.from === undefined) return { position: store.size + 1, name: 'from', value: undefined };
   const n = wholeNumber(query.from);
   if (n === undefined)
     throw err('EDBX_ERR_INVALID_ARGUMENT', {
@@ -274,7 +291,7 @@ function firstPosition(store: EventStore, query: { from?: string }, lastEventId:
       value: query.from,
       reason: 'use a position, a whole number >= 0 (1 = from the first event)',
     });
-  return Math.max(1, n);
+  return { position: Math.max(1, n), name: 'from', value: n };
 }
 
 async function streamRoutes(app: FastifyInstance, ctx: RouteContext): Promise<void> {
@@ -314,10 +331,13 @@ async function streamRoutes(app: FastifyInstance, ctx: RouteContext): Promise<vo
         querystring: {
           type: 'object',
           properties: {
-            from: uint('first position to deliver, 0 or 1 = the first event (default: only new events)', {
-              minimum: 0,
-              maximum: MAX_WHOLE,
-            }),
+            from: uint(
+              'first position to deliver, 0 or 1 = the first event (default: only new events); past the store size + 1 it is refused (416)',
+              {
+                minimum: 0,
+                maximum: MAX_WHOLE,
+              },
+            ),
             aggregate: { type: 'string', description: 'only events of this aggregate type' },
           },
           additionalProperties: false,
@@ -332,6 +352,9 @@ async function streamRoutes(app: FastifyInstance, ctx: RouteContext): Promise<vo
           400: errors[400],
           401: errors[401],
           403: errors[403],
+          416: problemResponse(
+            'EDBX_ERR_POSITION_BEYOND_HEAD: `from` (or `Last-Event-ID` + 1) is past the next position the store will write (a position saved before a restore from a backup)',
+          ),
         },
       },
     },
