@@ -72,6 +72,26 @@ export function fileFailureReason(plugin: string, target: string, e: unknown): s
   return `cannot write ${target}: ${what} (${code}); free space there (delivery is retried; \`eventdbx plugin retry ${plugin}\` redelivers dead letters)`;
 }
 
+/**
+ * The end of a file read backwards, a chunk at a time: after each read, the bytes from `pos` to the
+ * end (`tail`) and how many that read added (`n`).
+ */
+async function* tails(
+  fh: FileHandle,
+  size: number,
+): AsyncGenerator<{ pos: number; tail: Buffer; n: number }> {
+  let pos = size;
+  let tail = Buffer.alloc(0);
+  while (pos > 0) {
+    const n = Math.min(CHUNK, pos);
+    pos -= n;
+    const chunk = Buffer.alloc(n);
+    await fh.read(chunk, 0, n, pos);
+    tail = Buffer.concat([chunk, tail]);
+    yield { pos, tail, n };
+  }
+}
+
 /** Cut `file` after the last occurrence of `terminator` (or to empty); a missing file is fine. */
 export async function repairTail(file: string, terminator: string): Promise<void> {
   let fh: FileHandle;
@@ -84,14 +104,7 @@ export async function repairTail(file: string, terminator: string): Promise<void
   try {
     const size = (await fh.stat()).size;
     const term = Buffer.from(terminator, 'utf8');
-    let pos = size;
-    let tail = Buffer.alloc(0);
-    while (pos > 0) {
-      const n = Math.min(CHUNK, pos);
-      pos -= n;
-      const chunk = Buffer.alloc(n);
-      await fh.read(chunk, 0, n, pos);
-      tail = Buffer.concat([chunk, tail]);
+    for await (const { pos, tail, n } of tails(fh, size)) {
       if (tail.length === n && tail.length >= term.length && tail.subarray(-term.length).equals(term)) return;
       const at = tail.lastIndexOf(term);
       if (at >= 0) {
@@ -195,19 +208,14 @@ export async function lastRecord(file: string, terminator: string): Promise<stri
   }
   try {
     const term = Buffer.from(terminator, 'utf8');
-    let pos = (await fh.stat()).size;
-    let tail = Buffer.alloc(0);
-    while (pos > 0) {
-      const n = Math.min(CHUNK, pos);
-      pos -= n;
-      const chunk = Buffer.alloc(n);
-      await fh.read(chunk, 0, n, pos);
-      tail = Buffer.concat([chunk, tail]);
+    let whole: Buffer | undefined;
+    for await (const { tail } of tails(fh, (await fh.stat()).size)) {
       // The terminator before the last record's own: where that record starts.
       const at = tail.length > term.length ? tail.lastIndexOf(term, tail.length - term.length - 1) : -1;
       if (at >= 0) return tail.subarray(at + term.length).toString('utf8');
+      whole = tail;
     }
-    return tail.length > 0 ? tail.toString('utf8') : undefined;
+    return whole && whole.length > 0 ? whole.toString('utf8') : undefined;
   } finally {
     await fh.close();
   }
