@@ -6,6 +6,8 @@
  * letter. Real destinations: the throwaway PostgreSQL of pg-harness.ts, and a closed port, then a
  * listener, on 127.0.0.1.
  */
+import http from 'node:http';
+import type net from 'node:net';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { type DeliveryHost, configurePlugin, deadLetters } from '../../src/plugins/index.js';
 import type { EventStore } from '../../src/store/index.js';
@@ -167,5 +169,94 @@ describe('a closed port (qa-dev #5)', () => {
       expect.objectContaining({ position: bad.position, attempts: MAX_ATTEMPTS }),
     ]);
     expect(dl.dead_letters[0]!.reason).toContain('answered 500');
+  });
+});
+
+/**
+ * A receiver that takes a request and never answers it (resets, closes, hangs) was reached: the event
+ * counts an attempt and is dead-lettered in the end, instead of holding every later event back as
+ * `unreachable` forever. Only a kept-alive connection closed just as a request went out is retried at
+ * once, on a new connection, for free.
+ */
+describe('an HTTP receiver that takes a request and gives no answer', () => {
+  /** Answers 200, except what `misbehave` handles (it returns true when it dealt with the request). */
+  async function receiver(misbehave: (body: string, req: http.IncomingMessage) => boolean) {
+    const accepted: string[] = [];
+    const server = http.createServer((req, res) => {
+      let body = '';
+      req.setEncoding('utf8');
+      req.on('data', (d: string) => (body += d));
+      req.on('end', () => {
+        if (misbehave(body, req)) return;
+        accepted.push((JSON.parse(body) as { metadata: { event_id: string } }).metadata.event_id);
+        res.writeHead(200).end('ok');
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    closing.push(
+      () =>
+        new Promise<void>((resolve) => {
+          server.closeAllConnections();
+          server.close(() => resolve());
+        }),
+    );
+    return { url: `http://127.0.0.1:${(server.address() as net.AddressInfo).port}/events`, accepted };
+  }
+
+  async function poisoned(
+    misbehave: (body: string, req: http.IncomingMessage) => boolean,
+    timeout_ms = 2_000,
+  ) {
+    const rx = await receiver(misbehave);
+    host = await startHost(store);
+    await configurePlugin(
+      store,
+      'http',
+      { endpoint: rx.url, ...FAST, timeout_ms, max_attempts: MAX_ATTEMPTS },
+      jane,
+    );
+    await append('p-1', { n: '1' });
+    const bad = await append('p-2', { poison: 'yes' });
+    await append('p-3', { n: '3' });
+    await caughtUp(store, 'http');
+    expect(rx.accepted).toEqual(
+      eventIds((await userEvents(store)).filter((e) => e.position !== bad.position)),
+    );
+    const dl = await deadLetters(store, 'http');
+    expect(dl.dead_letters).toEqual([
+      expect.objectContaining({ position: bad.position, attempts: MAX_ATTEMPTS }),
+    ]);
+    return dl.dead_letters[0]!.reason;
+  }
+
+  it('a connection reset on one event dead-letters that event; the rest are delivered in order', async () => {
+    const reason = await poisoned((body, req) => body.includes('"poison"') && (req.socket.destroy(), true));
+    expect(reason).toContain('the receiver took the request and closed the connection without answering');
+  });
+
+  it('no answer within the timeout to one event dead-letters that event', async () => {
+    const reason = await poisoned((body) => body.includes('"poison"'), 200);
+    expect(reason).toContain('the receiver took the request but sent no answer within 200 ms');
+  });
+
+  it('a kept-alive connection closed as a request goes out is retried at once, costing nothing', async () => {
+    let closedOnce = false;
+    const served = new WeakMap<net.Socket, number>();
+    const rx = await receiver((_body, req) => {
+      const n = (served.get(req.socket) ?? 0) + 1;
+      served.set(req.socket, n);
+      // The second request on a connection, once: as if the receiver's idle timeout had just closed it.
+      if (n !== 2 || closedOnce) return false;
+      closedOnce = true;
+      req.socket.destroy();
+      return true;
+    });
+    host = await startHost(store);
+    await configurePlugin(store, 'http', { endpoint: rx.url, ...FAST, max_attempts: MAX_ATTEMPTS }, jane);
+    for (let i = 0; i < 4; i++) await append(`p-${i}`, { n: String(i) });
+    const s = await caughtUp(store, 'http');
+    expect(closedOnce).toBe(true);
+    expect(rx.accepted).toEqual(eventIds(await userEvents(store)));
+    expect(s).toMatchObject({ retries: 0, attempts: 0, dead_letters: 0 });
   });
 });
