@@ -3,7 +3,8 @@
  * failing every write does not flood the log: the first report of a kind goes out at once, then at
  * most one per interval, saying how many like it were left out meanwhile. What is left out is never
  * lost: the caller asks for the kinds whose interval has passed (`due()`, on a timer) and for all of
- * them when the failure stops (`due(true)`), each with its last occurrence. Pure: the clock is given.
+ * them when the failure stops (`due(true)`), each with its last occurrence. Pure: the clock is given;
+ * core/repeat-log.ts runs the timer for a logger.
  *
  * @example
  * const repeats = new RepeatFilter<object>();

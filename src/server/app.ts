@@ -12,6 +12,7 @@ import Fastify, {
   type onRequestHookHandler,
 } from 'fastify';
 import { err } from '../core/errors.js';
+import { RepeatLog } from '../core/repeat-log.js';
 import type { Access, TokenRecord } from '../core/tokens.js';
 import type { EventStore } from '../store/index.js';
 import { authenticate } from '../store/tokens.js';
@@ -38,6 +39,8 @@ export interface ServerOptions {
    * end with its reason (EDBX_ERR_SHUTTING_DOWN).
    */
   readonly stopSignal?: AbortSignal;
+  /** How long identical error lines are collapsed into one (default a minute; tests make it short). */
+  readonly repeatIntervalMs?: number;
   /** Extra route plugins (schemas, checkpoint, streams) registered by later layers. */
   readonly extraRoutes?: ReadonlyArray<(app: FastifyInstance, ctx: RouteContext) => Promise<void> | void>;
 }
@@ -58,7 +61,6 @@ export async function buildServer(
 ): Promise<{ app: FastifyInstance; ctx: RouteContext; drain: () => void }> {
   const timeouts = httpTimeouts(options.timeouts);
   let closing = false;
-  const onError = errorHandler(() => closing);
   let log: FastifyBaseLogger | undefined;
   const app = Fastify({
     logger: options.logger ?? false,
@@ -71,7 +73,7 @@ export async function buildServer(
     // Aggregate ids may be 128 characters, each up to 4 UTF-8 bytes percent-encoded (12 characters).
     routerOptions: { maxParamLength: 2048 },
     // Router errors (bad percent-encoding, over-long parameters) get problem+json like every other error.
-    frameworkErrors: onError,
+    frameworkErrors: (e, req, reply) => onError(e, req, reply),
     ajv: {
       customOptions: {
         removeAdditional: false,
@@ -87,6 +89,13 @@ export async function buildServer(
     logController: new LogController({ disableRequestLogging: true }),
   });
   log = app.log;
+  // Repeated error lines are collapsed; the counts left out are logged by a timer, or when it closes.
+  const lines = new RepeatLog(app.log, options.repeatIntervalMs);
+  const onError = errorHandler(() => closing, lines);
+  app.addHook('onClose', (_app, done) => {
+    lines.close();
+    done();
+  });
   options.store.onWriteFailure((e) => app.log.error({ code: e.code }, `${WRITES_REFUSED}: ${e.message}`));
   let draining = false;
   const metrics = new Metrics(options.store);

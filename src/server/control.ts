@@ -26,6 +26,7 @@ import {
   toEventDbxError,
 } from '../core/errors.js';
 import type { KeyProof } from '../core/crypto/key-proof.js';
+import { RepeatLog } from '../core/repeat-log.js';
 import { Cancellations } from './cancellations.js';
 import { jsonPieces } from './json-pieces.js';
 import type { IssuedBy } from '../core/event.js';
@@ -86,17 +87,21 @@ export interface ControlLog {
  * Serve the control socket. `stop` (aborted when the server stops) aborts the commands still running
  * with its reason; one that meets the store already closed is answered with that reason too. `log`
  * gets, like the HTTP side's log, each command stopped because its CLI went away (info) and each
- * server error (error; an internal one with its stack) — never the command's arguments.
+ * server error (error; an internal one with its stack) — never the command's arguments. Identical
+ * server errors are collapsed alike (core/repeat-log.ts, for `repeatIntervalMs`): the counts left out
+ * are logged once the interval has passed, and when the server stops or the socket closes.
  */
 export async function serveControl(
   dataDir: string,
   handler: ControlHandler,
   stop: AbortSignal = new AbortController().signal,
   log?: ControlLog,
+  repeatIntervalMs?: number,
 ): Promise<net.Server> {
   const file = socketPath(dataDir);
   await rm(file, { force: true });
   const commands = new Cancellations(stop);
+  const lines = log && new RepeatLog<'error'>(log, repeatIntervalMs);
   const server = net.createServer((socket) => {
     let buf = '';
     socket.setEncoding('utf8');
@@ -204,10 +209,16 @@ export async function serveControl(
       if (x.code === 'EDBX_ERR_CANCELLED')
         log?.info({ code: x.code, ...where }, 'command stopped: the CLI went away before the answer');
       else if (x.status >= 500)
-        log?.error(
-          { code: x.code, status: x.status, ...where, ...(x.code === 'EDBX_ERR_INTERNAL' ? { err: e } : {}) },
-          x.message,
-        );
+        lines?.note(`${x.code}:${x.message}`, {
+          level: 'error',
+          fields: {
+            code: x.code,
+            status: x.status,
+            ...where,
+            ...(x.code === 'EDBX_ERR_INTERNAL' ? { err: e } : {}),
+          },
+          msg: x.message,
+        });
       return { ok: false, code: x.code, params: x.params };
     }
   }
@@ -221,6 +232,13 @@ export async function serveControl(
     process.umask(old);
   }
   await chmod(file, 0o600);
+  // A stopping server exits before the socket's last connection ends: its stop logs the counts.
+  const closeLines = () => lines?.close();
+  stop.addEventListener('abort', closeLines, { once: true });
+  server.once('close', () => {
+    stop.removeEventListener('abort', closeLines);
+    closeLines();
+  });
   return server;
 }
 

@@ -5,7 +5,7 @@
  */
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { type EventDbxError, err, isEventDbxError } from '../core/errors.js';
-import { RepeatFilter } from '../core/repeats.js';
+import type { RepeatLog } from '../core/repeat-log.js';
 import { isTokenShaped, tokenIdOf } from '../core/tokens.js';
 import { fromValidation } from './validation.js';
 
@@ -93,52 +93,45 @@ function presentedTokenId(e: EventDbxError, header: string | undefined): string 
 /**
  * What the log says of an answer: every server error (5xx) at error level, every refused
  * authentication (401) at warn level with the token's id, never a token, key or payload. Repeats of
- * one failure (a full disk refusing every write, a client retrying a revoked token) are collapsed:
- * the first is logged, then one a minute with the number left out (`repeated`).
+ * one failure (a full disk refusing every write, a client retrying a revoked token) are collapsed by
+ * `lines`: the first is logged, then one a minute with the number left out (`repeated`); what is left
+ * out is logged once its minute has passed or when the server stops, never lost.
  */
-function logAnswer(repeats: RepeatFilter, error: EventDbxError, cause: unknown, req: FastifyRequest): void {
+function logAnswer(lines: RepeatLog, error: EventDbxError, cause: unknown, req: FastifyRequest): void {
   // A stop refusing requests is expected, and says so itself.
   if (error.code === 'EDBX_ERR_SHUTTING_DOWN') return;
-  const where = { method: req.method, route: req.routeOptions?.url ?? '(no route)' };
+  const where = { reqId: req.id, method: req.method, route: req.routeOptions?.url ?? '(no route)' };
   // Not a server error, but work left unfinished: say which request it was.
   if (error.code === 'EDBX_ERR_CANCELLED') {
     req.log.info({ code: error.code, ...where }, 'request stopped: the client went away before the answer');
     return;
   }
   if (error.status >= 500) {
-    const left = repeats.pass(`${error.code}:${error.message}`);
-    if (left === undefined) return;
     const internal = error.code === 'EDBX_ERR_INTERNAL' ? { err: cause } : {};
-    const repeated = left > 0 ? { repeated: left } : {};
-    req.log.error(
-      { code: error.code, status: error.status, ...where, ...internal, ...repeated },
-      error.message,
-    );
+    lines.note(`${error.code}:${error.message}`, {
+      level: 'error',
+      fields: { code: error.code, status: error.status, ...where, ...internal },
+      msg: error.message,
+    });
   } else if (error.status === 401) {
     const tokenId = presentedTokenId(error, req.headers.authorization);
-    const left = repeats.pass(`${error.code}:${tokenId}:${req.ip}`);
-    if (left === undefined) return;
-    req.log.warn(
-      {
-        code: error.code,
-        ...(tokenId ? { token_id: tokenId } : {}),
-        ip: req.ip,
-        ...where,
-        ...(left > 0 ? { repeated: left } : {}),
-      },
-      'authentication refused',
-    );
+    lines.note(`${error.code}:${tokenId}:${req.ip}`, {
+      level: 'warn',
+      fields: { code: error.code, ...(tokenId ? { token_id: tokenId } : {}), ip: req.ip, ...where },
+      msg: 'authentication refused',
+    });
   }
 }
 
 /**
- * The error handler of one server (it collapses repeated log lines of that server). `closing`: the
- * server is stopping, so a request still running when the store closed gets the stop's 503.
+ * The error handler of one server. `closing`: the server is stopping, so a request still running when
+ * the store closed gets the stop's 503. `lines`: the server's log, collapsing repeated lines (the
+ * server closes it when it stops, logging the counts left out).
  */
 export function errorHandler(
-  closing: () => boolean = () => false,
+  closing: () => boolean,
+  lines: RepeatLog,
 ): (e: FastifyError | Error, req: FastifyRequest, reply: FastifyReply) => void {
-  const repeats = new RepeatFilter();
   return (e, req, reply) => {
     const bodyLimit = req.routeOptions?.bodyLimit ?? req.server?.initialConfig.bodyLimit;
     let error: EventDbxError;
@@ -149,7 +142,7 @@ export function errorHandler(
       req.log.debug({ err: e }, 'client went away');
       error = err('EDBX_ERR_MALFORMED_REQUEST', { reason: 'the client closed the connection mid-request' });
     } else error = fromFastify(e as FastifyError, bodyLimit);
-    logAnswer(repeats, error, e, req);
+    logAnswer(lines, error, e, req);
     if (error.status === 401) void reply.header('WWW-Authenticate', wwwAuthenticate(error.code));
     // The server is stopping: the client should try again shortly (the restarted server, another node).
     if (error.code === 'EDBX_ERR_SHUTTING_DOWN')

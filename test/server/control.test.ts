@@ -18,7 +18,7 @@ import { createSchema, listSchemas } from '../../src/store/schemas.js';
 import { createToken, listTokens } from '../../src/store/tokens.js';
 import { expectCode } from '../helpers/expect.js';
 import { GatedEngine } from '../helpers/gated-engine.js';
-import { collectingLog } from '../helpers/log.js';
+import { type Logged, collectingLog } from '../helpers/log.js';
 
 const dirs: string[] = [];
 const servers: net.Server[] = [];
@@ -161,6 +161,65 @@ describe('the server log of control commands', () => {
     failure = err('EDBX_ERR_AGGREGATE_NOT_FOUND', { type: 'patient', id: 'p-1' });
     await expectCode(callControl(dir, request), 'EDBX_ERR_AGGREGATE_NOT_FOUND');
     expect(logged).toEqual([]);
+  });
+});
+
+describe('repeated server errors of control commands', () => {
+  const failing = async (dir: string, log: ReturnType<typeof collectingLog>, stop?: AbortSignal) => {
+    const control = await serveControl(
+      dir,
+      async () => {
+        throw err('EDBX_ERR_STORE_IO', { reason: 'No space left on device' });
+      },
+      stop,
+      log,
+      300,
+    );
+    servers.push(control);
+    return control;
+  };
+  const occurrences = (logged: readonly Logged[]) =>
+    logged.reduce((n, l) => n + 1 + ((l.fields.repeated as number | undefined) ?? 0), 0);
+
+  it('are collapsed like those of HTTP requests, and the count left out is logged once the interval passed', async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'edbx-ctl-'));
+    dirs.push(dir);
+    const log = collectingLog();
+    await failing(dir, log);
+    for (let i = 0; i < 5; i++) await expectCode(callControl(dir, request), 'EDBX_ERR_STORE_IO');
+    expect(log.logged).toEqual([
+      expect.objectContaining({
+        level: 'error',
+        fields: expect.not.objectContaining({ repeated: expect.anything() }),
+      }),
+    ]);
+    for (const until = Date.now() + 5_000; log.logged.length < 2; await new Promise((r) => setTimeout(r, 20)))
+      if (Date.now() > until) throw new Error('the count left out was never logged');
+    expect(log.logged[1]).toMatchObject({
+      level: 'error',
+      fields: {
+        code: 'EDBX_ERR_STORE_IO',
+        status: 500,
+        channel: 'control',
+        op: 'aggregate.restore',
+        repeated: 3,
+      },
+    });
+    expect(occurrences(log.logged)).toBe(5);
+  });
+
+  it('a stopping server logs the count left out at once', async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'edbx-ctl-'));
+    dirs.push(dir);
+    const log = collectingLog();
+    const stop = new AbortController();
+    await failing(dir, log, stop.signal);
+    for (let i = 0; i < 3; i++) await expectCode(callControl(dir, request), 'EDBX_ERR_STORE_IO');
+    expect(log.logged).toHaveLength(1);
+    stop.abort(err('EDBX_ERR_SHUTTING_DOWN'));
+    expect(log.logged).toHaveLength(2);
+    expect(log.logged[1]).toMatchObject({ fields: { code: 'EDBX_ERR_STORE_IO', repeated: 1 } });
+    expect(occurrences(log.logged)).toBe(3);
   });
 });
 

@@ -4,11 +4,14 @@
  * one failure collapsed (a full disk refusing every write must not write a line per request). Never a
  * token or a payload value.
  */
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { err } from '../../src/core/errors.js';
 import { RepeatFilter } from '../../src/core/repeats.js';
 import { MemoryEngine } from '../../src/storage/memory/memory-engine.js';
 import { createToken, revokeToken } from '../../src/store/tokens.js';
+import { freePort, project } from '../helpers/cli.js';
 import { post, testServer } from '../helpers/http.js';
 
 const secret = 'payload-secret-4711';
@@ -70,6 +73,117 @@ describe('server log (qa2-ops #7)', () => {
       await s.close();
     }
   });
+});
+
+/** A token of the right shape that this store never issued (its id is its first 11 characters). */
+const wrongToken = `edbx_${'W'.repeat(43)}`;
+const refused = (url: string) =>
+  fetch(`${url}/v1/aggregates`, { headers: { authorization: `Bearer ${wrongToken}` } }).then((r) => r.status);
+const refusals = (logs: ReadonlyArray<Record<string, unknown>>) =>
+  logs.filter((l) => l.msg === 'authentication refused');
+/** Every occurrence the lines stand for: each line itself and the `repeated` ones left out before it. */
+const occurrences = (lines: ReadonlyArray<Record<string, unknown>>) =>
+  lines.reduce((n, l) => n + 1 + ((l.repeated as number | undefined) ?? 0), 0);
+const waitFor = async (what: string, done: () => boolean, ms = 5_000) => {
+  for (const until = Date.now() + ms; !done(); await new Promise((r) => setTimeout(r, 20)))
+    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
+};
+
+describe('repeated error lines left out are logged, never lost', () => {
+  it('a flood of refused authentications: the first line at once, the count left out once the interval passed', async () => {
+    const s = await testServer({ logs: true, repeatIntervalMs: 300 });
+    try {
+      for (let i = 0; i < 5; i++) expect(await refused(s.url)).toBe(401);
+      // Within the interval: the first of the five only.
+      expect(refusals(s.logs)).toEqual([
+        expect.objectContaining({
+          level: 40,
+          code: 'EDBX_ERR_TOKEN_UNKNOWN',
+          token_id: wrongToken.slice(0, 11),
+        }),
+      ]);
+      expect(refusals(s.logs)[0]).not.toHaveProperty('repeated');
+      // Nothing else happens: no later refusal carries the count, the timer logs it.
+      await waitFor('the count left out', () => refusals(s.logs).length === 2);
+      const last = refusals(s.logs)[1]!;
+      // The last of the four left out, carrying the three before it: five occurrences in all.
+      expect(last).toMatchObject({
+        level: 40,
+        code: 'EDBX_ERR_TOKEN_UNKNOWN',
+        token_id: wrongToken.slice(0, 11),
+        ip: '127.0.0.1',
+        method: 'GET',
+        route: '/v1/aggregates',
+        repeated: 3,
+      });
+      expect(occurrences(refusals(s.logs))).toBe(5);
+      expect(JSON.stringify(s.logs)).not.toContain(wrongToken);
+    } finally {
+      await s.close();
+    }
+  });
+
+  it('a stopping server logs the counts left out of every kind (server errors too)', async () => {
+    const engine = new MemoryEngine();
+    const s = await testServer({ engine, logs: true });
+    let closed = false;
+    try {
+      for (let i = 0; i < 4; i++) expect(await refused(s.url)).toBe(401);
+      engine.faultNextWrite(err('EDBX_ERR_STORE_IO', { reason: 'No space left on device' }));
+      for (let i = 0; i < 4; i++)
+        expect((await post(s, `/v1/aggregates/patient/p-${i}/events`, event)).status).toBe(500);
+      const refusing = () =>
+        s.logs.filter((l) => l.level === 50 && String(l.msg).includes('an earlier write failed'));
+      // The interval is a minute: before the stop, one line of each kind.
+      expect(refusals(s.logs)).toHaveLength(1);
+      expect(refusing()).toHaveLength(1);
+      await s.close();
+      closed = true;
+      expect(refusals(s.logs).at(-1)).toMatchObject({ code: 'EDBX_ERR_TOKEN_UNKNOWN', repeated: 2 });
+      expect(occurrences(refusals(s.logs))).toBe(4);
+      // Four writes refused after the failed one: the first logged, the last at the stop with the one before.
+      expect(refusing().at(-1)).toMatchObject({ code: 'EDBX_ERR_STORE_IO', status: 500, repeated: 1 });
+      expect(occurrences(refusing())).toBe(3);
+    } finally {
+      if (!closed) await s.close();
+    }
+  });
+
+  it("a daemon's log file holds the count of refused authentications left out once it stops", async () => {
+    const p = await project();
+    try {
+      const port = await freePort();
+      const started = await p.cli(['start', '--port', String(port)]);
+      expect(started.code, started.stderr).toBe(0);
+      for (let i = 0; i < 6; i++) expect(await refused(`http://127.0.0.1:${port}`)).toBe(401);
+      expect((await p.cli(['stop'])).code).toBe(0);
+      const log = await readFile(path.join(p.dataDir, 'eventdbx.log'), 'utf8');
+      const lines = refusals(
+        log
+          .trim()
+          .split('\n')
+          .map((l) => JSON.parse(l) as Record<string, unknown>),
+      );
+      expect(lines).toEqual([
+        expect.objectContaining({
+          level: 40,
+          code: 'EDBX_ERR_TOKEN_UNKNOWN',
+          token_id: wrongToken.slice(0, 11),
+        }),
+        expect.objectContaining({
+          level: 40,
+          code: 'EDBX_ERR_TOKEN_UNKNOWN',
+          token_id: wrongToken.slice(0, 11),
+          repeated: 4,
+        }),
+      ]);
+      expect(lines[0]).not.toHaveProperty('repeated');
+      expect(log).not.toContain(wrongToken);
+    } finally {
+      await p.cli(['stop']);
+      await p.cleanup();
+    }
+  }, 60_000);
 });
 
 describe('RepeatFilter', () => {
