@@ -6,7 +6,7 @@
  * with node:crypto alone.
  */
 import { createHash, createPublicKey, randomBytes, verify as edVerify } from 'node:crypto';
-import { readFile, readdir, stat, writeFile } from 'node:fs/promises';
+import { readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -22,6 +22,7 @@ import {
 } from '../src/core/merkle/index.js';
 import { prefixEnd } from '../src/storage/engine.js';
 import { RocksDbEngine } from '../src/storage/rocksdb/rocksdb-engine.js';
+import { ACKNOWLEDGED_HEAD } from '../src/store/acknowledged.js';
 import { openJson, sealJson } from '../src/store/codec.js';
 import { openEvent, sealEvent } from '../src/store/event-format.js';
 import * as K from '../src/store/keys.js';
@@ -91,8 +92,13 @@ async function withEngine<T>(dataDir: string, fn: (e: RocksDbEngine) => Promise<
   }
 }
 
-/** Run `fn` on the store opened in this process with its keys, as an insider with the keys could. */
+/**
+ * Run `fn` on the store opened in this process with its keys, as an insider with the keys could, who
+ * also removes the acknowledged-head file (which alone would refuse a store cut short at once; see
+ * test/store/acknowledged.test.ts): the signed checkpoints must catch what they do.
+ */
 async function withStore<T>(dataDir: string, fn: (s: SecureStore) => Promise<T>, masterKey = MASTER) {
+  await rm(path.join(dataDir, ACKNOWLEDGED_HEAD), { force: true });
   const secure = await openSecureStore(new RocksDbEngine(dataDir), { masterKey, dek: undefined });
   try {
     return await fn(secure);

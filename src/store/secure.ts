@@ -24,6 +24,7 @@ import { err } from '../core/errors.js';
 import type { StorageEngine } from '../storage/engine.js';
 import { createEngine } from '../storage/index.js';
 import { globalKey } from './keys.js';
+import { ACKNOWLEDGED_HEAD } from './acknowledged.js';
 import { AUDIT_ID, AUDIT_TYPE, EventStore, type EventStoreOptions } from './store.js';
 import type { WriteContext } from './types.js';
 
@@ -239,6 +240,7 @@ export async function openDataDir(c: {
       ...(c.maxStateBytes === undefined ? {} : { maxStateBytes: c.maxStateBytes }),
       ...(c.verifyThreads === undefined ? {} : { verification: { threads: c.verifyThreads } }),
       keyringFile: path.join(c.dataDir, KEYRING_COPY),
+      acknowledgedHead: { file: path.join(c.dataDir, ACKNOWLEDGED_HEAD) },
     },
   );
 }

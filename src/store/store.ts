@@ -31,6 +31,7 @@ import { VerifyPool } from './verify-pool.js';
 import { openMetaAt, openSnapshotAt } from './bound.js';
 import { checkedLedgerHead } from './proofs.js';
 import { type LedgerHead, decodeLedgerHead, frontierBytes } from './ledger-head.js';
+import { type AcknowledgedHead, AcknowledgedHeadFile, lossOf, readAcknowledgedHead } from './acknowledged.js';
 import { openEventAt } from './event-format.js';
 import { Moves, movesAggregate } from './moves.js';
 import type { MoveWatch } from './verify-segment.js';
@@ -68,6 +69,8 @@ export interface EventStoreOptions {
   readonly validator?: AppendValidator;
   /** How verification uses worker threads (see verify.ts). */
   readonly verification?: VerificationOptions;
+  /** The acknowledged-head file kept beside the engine's (acknowledged.ts); none without it. */
+  readonly acknowledgedHead?: { readonly file: string; readonly intervalMs?: number };
 }
 
 export interface VerificationOptions {
@@ -142,6 +145,19 @@ export class EventStore {
     return this.#auditProblem;
   }
 
+  /** Keeps the acknowledged-head file (undefined without one, or when a loss was found). */
+  #acknowledged: AcknowledgedHeadFile | undefined;
+  /**
+   * Events acknowledged before the store was last closed that it no longer holds, or an
+   * acknowledged-head file that does not open (acknowledged.ts): writes are refused, verify fails.
+   */
+  #loss: EventDbxError | undefined;
+
+  /** Why the store is not what it had acknowledged (undefined when it holds all it did). */
+  get acknowledgedLoss(): EventDbxError | undefined {
+    return this.#loss;
+  }
+
   /** Committed token records by hash (few; kept in memory, persisted under K keys). */
   readonly tokens = new Map<string, TokenRecord>();
 
@@ -181,6 +197,7 @@ export class EventStore {
         loadByEventId: (ids) => this.#loadByEventId(ids),
         committed: (metas, records, tokens) => {
           this.#epoch++;
+          this.#acknowledged?.committed();
           for (const t of tokens.values()) this.tokens.set(t.hash, t);
           for (const m of metas) {
             this.#cache.set(aggKey(m.meta.aggregate_type, m.meta.aggregate_id), m);
@@ -250,11 +267,34 @@ export class EventStore {
     // append would extend a wrong tree. Reads still work; writes are refused, and /health says so.
     const problem = await ledgerHeadProblem(store);
     if (problem) store.#writer.refuse(problem);
+    if (options.acknowledgedHead) await store.#keepAcknowledged(options.acknowledgedHead);
     return store;
+  }
+
+  /** Compare the store with its acknowledged-head file, and keep the file from now on if it holds all. */
+  async #keepAcknowledged({ file, intervalMs }: { readonly file: string; readonly intervalMs?: number }) {
+    let found: AcknowledgedHead | undefined;
+    try {
+      found = await readAcknowledgedHead(file, this.env.codec);
+      this.#loss = found && lossOf(file, found, this.ledgerHead());
+    } catch (e) {
+      if (!isEventDbxError(e, 'EDBX_ERR_INTEGRITY')) throw e;
+      this.#loss = e;
+    }
+    // The file stays as it is while it says more than the store holds: it is the evidence.
+    if (this.#loss) return this.#writer.refuse(this.#loss);
+    this.#acknowledged = await AcknowledgedHeadFile.start(
+      file,
+      () => this.ledgerHead(),
+      () => this.env.codec,
+      found,
+      intervalMs,
+    );
   }
 
   async close(): Promise<void> {
     await this.#writer.idle();
+    await this.#acknowledged?.close();
     // Verification workers stop (between chunks) before the database closes: the engine asks them.
     await this.engine.close();
   }

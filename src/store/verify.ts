@@ -215,6 +215,8 @@ export async function verifyLedger(
       `ledger head (${head.size}) does not match its ${size} entries`,
     );
   }
+  const loss = store.acknowledgedLoss;
+  if (loss) return fail(size + 1, loss.message);
   if (eventCount !== undefined && eventCount !== size) {
     const orphan = await firstOrphan(store, size);
     if (orphan)

@@ -5,7 +5,7 @@
  * history, edits a stored event), the server restarts and looks healthy — and `client.audit()` /
  * `client.verifyEvent()` reject, with typed errors, leaving the trusted checkpoint as it was.
  */
-import { readFile } from 'node:fs/promises';
+import { readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -17,6 +17,7 @@ import {
 } from '../../src/client/index.js';
 import { appendLeaf, emptyFrontier, encodeFrontier } from '../../src/core/merkle/index.js';
 import { type WriteOp, createEngine, prefixEnd } from '../../src/storage/index.js';
+import { ACKNOWLEDGED_HEAD } from '../../src/store/acknowledged.js';
 import { openJson, sealJson } from '../../src/store/codec.js';
 import { openEvent, sealEvent } from '../../src/store/event-format.js';
 import * as K from '../../src/store/keys.js';
@@ -25,8 +26,13 @@ import type { EventStore } from '../../src/store/store.js';
 import type { AggregateMeta } from '../../src/store/types.js';
 import { type Project, type RunningServer, project, startServer } from '../helpers/cli.js';
 
-/** Open the stopped server's store with its keys, edit it, close it. */
+/**
+ * Open the stopped server's store with its keys, edit it, close it. The attacker also removes the
+ * acknowledged-head file, which would otherwise make the server refuse the shortened store at once
+ * (test/store/acknowledged.test.ts): what is left to catch them is the auditor's trusted checkpoint.
+ */
 async function editStore<T>(p: Project, edit: (store: EventStore) => Promise<T>): Promise<T> {
+  await rm(path.join(p.dataDir, ACKNOWLEDGED_HEAD));
   const secure = await openSecureStore(createEngine('rocksdb', p.dataDir), {
     masterKey: 'test-master',
     dek: 'test-dek',

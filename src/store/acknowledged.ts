@@ -1,0 +1,212 @@
+/**
+ * The acknowledged head: a small file beside RocksDB's (`acknowledged-head` in the data dir) saying how
+ * many events, with which ledger root, the store had made durable and acknowledged. RocksDB keeps the
+ * newest writes in its write-ahead log, and on opening a log with a damaged or cut-off record it
+ * recovers the writes before it and drops the rest without a word (its default recovery mode, which
+ * the binding cannot change). The ledger head, the audit log's length and every index are dropped
+ * with them, so everything the store checks itself still agrees: acknowledged events, and token
+ * revocations, would be gone unnoticed. This file is written outside RocksDB and read at open: a store
+ * holding fewer events than it says were acknowledged refuses writes and fails `verify`.
+ *
+ * Written off the commit path, at most every `intervalMs` while commits land and once more when the
+ * store closes: it lags what was acknowledged by at most that interval plus one fsync (a crash just
+ * after an acknowledgement loses nothing from RocksDB either; a damaged log found at the next open
+ * is caught for everything acknowledged before that). Never ahead of the store: it records only
+ * committed heads. Two slots, written alternately in place and each sealed with the store's codec
+ * (authenticated when the store is encrypted), so a write torn by a crash leaves the other intact.
+ * A missing file (a store from before it existed, a restored backup) is written anew; an operator who
+ * accepts a loss moves the file aside.
+ */
+import { type FileHandle, open } from 'node:fs/promises';
+import { err } from '../core/errors.js';
+import { type RecordCodec, openJson, sealJson } from './codec.js';
+
+/** The file's name in the data dir. */
+export const ACKNOWLEDGED_HEAD = 'acknowledged-head';
+
+export interface AcknowledgedHead {
+  /** Events acknowledged (the ledger size). */
+  readonly size: number;
+  /** The ledger root at that size (hex). */
+  readonly root: string;
+  /** When it was written (ISO 8601). */
+  readonly at: string;
+}
+
+const SLOT = 512;
+const WHERE = `the ${ACKNOWLEDGED_HEAD} file`;
+
+const isHead = (v: unknown): v is AcknowledgedHead => {
+  const h = v as Partial<AcknowledgedHead> | null;
+  return (
+    typeof h === 'object' &&
+    h !== null &&
+    Number.isSafeInteger(h.size) &&
+    h.size! >= 0 &&
+    typeof h.root === 'string' &&
+    /^[0-9a-f]{64}$/.test(h.root) &&
+    typeof h.at === 'string'
+  );
+};
+
+function readSlot(codec: RecordCodec, bytes: Buffer): AcknowledgedHead | undefined {
+  if (bytes.length < 4) return undefined;
+  const length = bytes.readUInt32BE(0);
+  if (length === 0 || length > SLOT - 4 || 4 + length > bytes.length) return undefined;
+  try {
+    const head = openJson<unknown>(codec, bytes.subarray(4, 4 + length), WHERE);
+    return isHead(head) ? head : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The head the file records (the newer of its two slots); undefined when there is no file. A file
+ * with no slot that opens was damaged or edited: EDBX_ERR_INTEGRITY.
+ */
+export async function readAcknowledgedHead(
+  file: string,
+  codec: RecordCodec,
+): Promise<AcknowledgedHead | undefined> {
+  let handle: FileHandle;
+  try {
+    handle = await open(file, 'r');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw err('EDBX_ERR_STORE_IO', { reason: `${file}: ${(e as Error).message}` });
+  }
+  try {
+    const bytes = Buffer.alloc(2 * SLOT);
+    const { bytesRead } = await handle.read(bytes, 0, bytes.length, 0);
+    const slots = [0, 1]
+      .map((i) => readSlot(codec, bytes.subarray(i * SLOT, Math.min(bytesRead, (i + 1) * SLOT))))
+      .filter((h): h is AcknowledgedHead => h !== undefined);
+    if (slots.length === 0)
+      throw err('EDBX_ERR_INTEGRITY', {
+        where: WHERE,
+        reason: `neither of its records opens (damaged or edited); if the store is otherwise sound, move ${file} aside`,
+      });
+    return slots.reduce((a, b) => (b.size > a.size || (b.size === a.size && b.at > a.at) ? b : a));
+  } finally {
+    await handle.close();
+  }
+}
+
+const lost = (from: number, to: number): string =>
+  from === to ? `event ${from} is lost` : `events ${from}-${to} are lost`;
+
+/** The loss a store shows when it holds fewer events than its file says were acknowledged. */
+export function lossOf(
+  file: string,
+  acknowledged: AcknowledgedHead,
+  held: { readonly size: number; readonly root: string },
+) {
+  if (held.size > acknowledged.size) return undefined;
+  if (held.size === acknowledged.size && held.root === acknowledged.root) return undefined;
+  return err('EDBX_ERR_INTEGRITY', {
+    where: 'the store',
+    reason:
+      held.size < acknowledged.size
+        ? `it holds ${held.size} events but had acknowledged ${acknowledged.size} by ${acknowledged.at} (its write-ahead log was damaged or cut short: ${lost(held.size + 1, acknowledged.size)}); restore a backup, or to go on without them move ${file} aside`
+        : `its ${held.size} events have ledger root ${held.root.slice(0, 16)}…, not the ${acknowledged.root.slice(0, 16)}… acknowledged by ${acknowledged.at} (rewritten?); restore a backup, or move ${file} aside`,
+  });
+}
+
+/**
+ * Keeps the file up with the committed head: `committed()` after each commit; `close()` writes the
+ * last head and closes the file.
+ */
+export class AcknowledgedHeadFile {
+  #handle: FileHandle | undefined;
+  #slot = 0;
+  /** The size last written (or found in the file). */
+  #written: number;
+  #timer: NodeJS.Timeout | undefined;
+  #writing: Promise<void> | undefined;
+  #failed: unknown;
+
+  private constructor(
+    private readonly file: string,
+    private readonly head: () => { size: number; root: string },
+    private readonly codec: () => RecordCodec,
+    private readonly intervalMs: number,
+    written: number,
+  ) {
+    this.#written = written;
+  }
+
+  /**
+   * Start keeping `file`, which recorded `found` (undefined: none). The current head is written at
+   * once when the file is missing or behind.
+   */
+  static async start(
+    file: string,
+    head: () => { size: number; root: string },
+    codec: () => RecordCodec,
+    found: AcknowledgedHead | undefined,
+    intervalMs = 50,
+  ): Promise<AcknowledgedHeadFile> {
+    const keeper = new AcknowledgedHeadFile(file, head, codec, intervalMs, found ? found.size : -1);
+    if (found === undefined || head().size > found.size) await keeper.#write();
+    return keeper;
+  }
+
+  /** A commit landed: the file follows within the interval. */
+  committed(): void {
+    if (this.#timer !== undefined || this.#failed !== undefined) return;
+    this.#timer = setTimeout(() => {
+      this.#timer = undefined;
+      void this.#write().catch((e: unknown) => (this.#failed = e));
+    }, this.intervalMs);
+    this.#timer.unref();
+  }
+
+  async #write(): Promise<void> {
+    while (this.#writing) await this.#writing;
+    const head = this.head();
+    if (head.size <= this.#written) return;
+    this.#writing = this.#put(head);
+    try {
+      await this.#writing;
+    } finally {
+      this.#writing = undefined;
+    }
+  }
+
+  async #put(head: { size: number; root: string }): Promise<void> {
+    const sealed = sealJson(this.codec(), { ...head, at: new Date().toISOString() });
+    if (sealed.length > SLOT - 4) throw err('EDBX_ERR_INTERNAL', { reason: 'acknowledged head too large' });
+    const slot = Buffer.alloc(SLOT);
+    slot.writeUInt32BE(sealed.length, 0);
+    sealed.copy(slot, 4);
+    this.#handle ??= await openForWrite(this.file);
+    await this.#handle.write(slot, 0, SLOT, this.#slot * SLOT);
+    await this.#handle.datasync();
+    this.#slot = 1 - this.#slot;
+    this.#written = head.size;
+  }
+
+  /** Write the last committed head and close the file. */
+  async close(): Promise<void> {
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+    try {
+      if (this.#failed === undefined) await this.#write();
+    } catch {
+      // A file left behind the store (a full disk) is safe: it only ever says too little.
+    } finally {
+      await this.#handle?.close();
+      this.#handle = undefined;
+    }
+  }
+}
+
+async function openForWrite(file: string): Promise<FileHandle> {
+  try {
+    return await open(file, 'r+');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+    return open(file, 'w+', 0o600);
+  }
+}
