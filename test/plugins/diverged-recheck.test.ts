@@ -1,0 +1,102 @@
+/**
+ * A plugin whose destination diverged (EDBX_ERR_PLUGIN_DIVERGED) reads its destination again only when
+ * someone acts: it compared it every backoff_max_ms, for ever, for nothing. `plugin retry` compares
+ * it again, is refused while it still differs and resumes delivery once it was put right by hand.
+ * With a real JSON Lines file made to hold an event the store does not have (as a destination another
+ * store writes to).
+ */
+import { appendFile, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { type DeliveryHost, configurePlugin, retryPlugin } from '../../src/plugins/index.js';
+import { JsonSink } from '../../src/plugins/json/sink.js';
+import type { EventStore } from '../../src/store/index.js';
+import {
+  FAST,
+  caughtUp,
+  jane,
+  openStore,
+  recordingLogger,
+  startHost,
+  statusOf,
+  userEvents,
+  waitFor,
+} from './fixtures.js';
+
+let dir: string;
+let file: string;
+let store: EventStore;
+let host: DeliveryHost | undefined;
+beforeEach(async () => {
+  dir = await mkdtemp(path.join(os.tmpdir(), 'edbx-diverged-'));
+  file = path.join(dir, 'events.jsonl');
+  store = await openStore();
+});
+afterEach(async () => {
+  vi.restoreAllMocks();
+  await host?.stop();
+  host = undefined;
+  await store.close();
+  await rm(dir, { recursive: true, force: true });
+});
+
+const append = (n: number) =>
+  store.append(
+    { aggregate_type: 'patient', aggregate_id: `p-${n}`, event_type: 'added', payload: { n: String(n) } },
+    jane,
+  );
+
+/** Three events delivered, then a record of an event the store does not have appended to the file. */
+async function diverge(): Promise<{ delivered: string }> {
+  // backoff_max_ms 50: the loop used to compare the destination again every 50 ms.
+  await configurePlugin(store, 'json', { path: file, ...FAST }, jane);
+  host = await startHost(store);
+  for (let i = 0; i < 3; i++) await append(i);
+  await caughtUp(store, 'json');
+  await host.stop();
+  host = undefined;
+  const delivered = await readFile(file, 'utf8');
+  const last = JSON.parse(delivered.trim().split('\n').at(-1)!) as Record<string, unknown>;
+  await appendFile(file, `${JSON.stringify({ ...last, position: 999, hash: 'f'.repeat(64) })}\n`);
+  return { delivered };
+}
+
+const failed = () =>
+  waitFor('the plugin to refuse', async () => {
+    const s = await statusOf(store, 'json');
+    return s.state === 'failed' ? s : undefined;
+  });
+
+describe('a diverged plugin', () => {
+  it('reads its destination again only when retried, and resumes once it was put right by hand', async () => {
+    const { delivered } = await diverge();
+    const held = vi.spyOn(JsonSink.prototype, 'held');
+    const log = recordingLogger();
+    host = await startHost(store, log);
+    const s = await failed();
+    expect(s.last_error!.message).toContain('holds the event at position 999');
+    // Forty times the longest retry delay: compared once, at start, and logged once.
+    await new Promise((r) => setTimeout(r, 2_000));
+    expect(held).toHaveBeenCalledTimes(1);
+    expect(log.lines.filter((l) => l.level === 'error').map((l) => l.msg)).toEqual([s.last_error!.message]);
+
+    // `plugin retry` compares again: still diverged, refused with why and what to run.
+    await expect(retryPlugin(store, 'json', jane)).rejects.toMatchObject({
+      code: 'EDBX_ERR_PLUGIN_DIVERGED',
+      message: expect.stringContaining('`eventdbx plugin replay json --rebuild`'),
+    });
+    expect(held).toHaveBeenCalledTimes(2);
+    expect((await statusOf(store, 'json')).state).toBe('failed');
+
+    // Put right by hand (the foreign record removed): a retry compares again and delivery resumes.
+    await writeFile(file, delivered);
+    await append(3);
+    await expect(retryPlugin(store, 'json', jane)).resolves.toMatchObject({ running: true });
+    await caughtUp(store, 'json');
+    const lines = (await readFile(file, 'utf8')).trim().split('\n');
+    expect(lines.map((l) => (JSON.parse(l) as { aggregate_id: string }).aggregate_id)).toEqual(
+      (await userEvents(store)).map((e) => e.aggregate_id),
+    );
+  }, 30_000);
+});
