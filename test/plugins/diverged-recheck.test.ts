@@ -1,16 +1,23 @@
 /**
  * A plugin whose destination diverged (EDBX_ERR_PLUGIN_DIVERGED) reads its destination again only when
  * someone acts: it compared it every backoff_max_ms, for ever, for nothing. `plugin retry` compares
- * it again, is refused while it still differs and resumes delivery once it was put right by hand.
- * With a real JSON Lines file made to hold an event the store does not have (as a destination another
- * store writes to).
+ * it again, is refused while it still differs and resumes delivery once it was put right by hand; a
+ * plain `plugin replay` is refused before anything changes; `plugin list` shows why. With a real JSON
+ * Lines file made to hold an event the store does not have (as a destination another store writes to).
  */
 import { appendFile, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { type DeliveryHost, configurePlugin, retryPlugin } from '../../src/plugins/index.js';
+import {
+  type DeliveryHost,
+  configurePlugin,
+  listPlugins,
+  replayPlugin,
+  retryPlugin,
+} from '../../src/plugins/index.js';
 import { JsonSink } from '../../src/plugins/json/sink.js';
+import { readCursor } from '../../src/plugins/repository.js';
 import type { EventStore } from '../../src/store/index.js';
 import {
   FAST,
@@ -99,4 +106,36 @@ describe('a diverged plugin', () => {
       (await userEvents(store)).map((e) => e.aggregate_id),
     );
   }, 30_000);
+
+  it('refuses a plain replay before anything changes, and `plugin list` says why', async () => {
+    await diverge();
+    host = await startHost(store);
+    const s = await failed();
+    const before = await readCursor(store, 'json');
+    await expect(replayPlugin(store, 'json', undefined, jane)).rejects.toMatchObject({
+      code: 'EDBX_ERR_PLUGIN_DIVERGED',
+      message: s.last_error!.message,
+    });
+    expect(await readCursor(store, 'json')).toEqual(before);
+    expect((await failed()).last_error!.code).toBe('EDBX_ERR_PLUGIN_DIVERGED');
+    const [view] = (await listPlugins(store)).plugins;
+    expect(view!.failure).toMatchObject({ code: 'EDBX_ERR_PLUGIN_DIVERGED', message: s.last_error!.message });
+  });
+
+  it('is refused by `plugin retry` and `plugin replay` on the data dir, with no server running', async () => {
+    await diverge();
+    const before = await readCursor(store, 'json');
+    for (const command of [
+      () => retryPlugin(store, 'json', jane),
+      () => replayPlugin(store, 'json', undefined, jane),
+    ])
+      await expect(command()).rejects.toMatchObject({
+        code: 'EDBX_ERR_PLUGIN_DIVERGED',
+        message: expect.stringMatching(
+          /^json destination .* holds the event at position 999, which this store does not have \(its last position is \d+\).*`eventdbx plugin replay json --rebuild`$/,
+        ),
+      });
+    // Nothing recorded: no retry waits for the server, the cursor did not move.
+    expect(await readCursor(store, 'json')).toEqual(before);
+  });
 });
