@@ -196,9 +196,13 @@ export class DeliveryLoop {
     if (this.#retryWaiters.length > 0 || this.#retryPending) return this.#retryDeadLetters();
     if (this.#cursor > this.store.size) {
       if (this.#persisted.position !== this.#cursor) return this.#persist();
-      // Told at start even with nothing to deliver; a destination that cannot be read now is
-      // compared before the first delivery.
-      if (!this.#checked && !(await this.#matches().catch(() => true))) return;
+      if (!this.#checked) {
+        // Told at start even with nothing to deliver; a destination that cannot be read now is
+        // compared before the first delivery.
+        if (!(await this.#matches().catch(() => true))) return;
+        // A commit while it was read woke no sleeper: deliver it now, not at the next idle poll.
+        if (this.#cursor <= this.store.size) return;
+      }
       this.#set({ state: 'idle' });
       // Checked and registered in one synchronous step: a commit cannot slip in between.
       if (!this.#stopped) await this.#sleep(IDLE_POLL_MS, true);

@@ -139,3 +139,17 @@ describe('a diverged plugin', () => {
     expect(await readCursor(store, 'json')).toEqual(before);
   });
 });
+
+describe('the comparison at start', () => {
+  it('does not hold back an event committed while the destination is read', async () => {
+    await configurePlugin(store, 'json', { path: file, ...FAST }, jane);
+    const read = JsonSink.prototype.held;
+    vi.spyOn(JsonSink.prototype, 'held').mockImplementationOnce(async function (this: JsonSink) {
+      await append(0);
+      return read.call(this);
+    });
+    host = await startHost(store);
+    // Well within the idle poll (5 s), which it used to wait for: the commit's wake-up was missed.
+    await waitFor('the event delivered', async () => (await readFile(file, 'utf8')).includes('"p-0"'), 3_000);
+  });
+});
