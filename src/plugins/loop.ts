@@ -442,8 +442,9 @@ export class DeliveryLoop {
       const outcome = await this.#retryEach();
       for (const w of waiters) w.resolve(outcome);
     } catch (e) {
-      // The store could not be read or written: the callers are told, not left waiting.
-      for (const w of waiters) w.reject(e);
+      // The store could not be read or written, or the destination read to compare it: the callers
+      // are told (the sink's coded error, not its wrapper), not left waiting.
+      for (const w of waiters) w.reject(e instanceof DeliveryFailure ? e.error : e);
       throw e;
     }
   }

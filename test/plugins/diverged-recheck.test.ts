@@ -5,7 +5,7 @@
  * plain `plugin replay` is refused before anything changes; `plugin list` shows why. With a real JSON
  * Lines file made to hold an event the store does not have (as a destination another store writes to).
  */
-import { appendFile, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { appendFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
@@ -106,6 +106,19 @@ describe('a diverged plugin', () => {
       (await userEvents(store)).map((e) => e.aggregate_id),
     );
   }, 30_000);
+
+  it('answers a retry whose comparison cannot read the destination with the coded reason', async () => {
+    await diverge();
+    host = await startHost(store);
+    await failed();
+    // The file replaced by a directory: it cannot be read to compare it.
+    await rm(file);
+    await mkdir(file);
+    await expect(retryPlugin(store, 'json', jane)).rejects.toMatchObject({
+      code: 'EDBX_ERR_PLUGIN_DELIVERY',
+      message: expect.stringContaining(file),
+    });
+  });
 
   it('refuses a plain replay before anything changes, and `plugin list` says why', async () => {
     await diverge();
