@@ -474,7 +474,8 @@ export class EventDbxClient {
   /**
    * `POST /v1/plugins/{name}/replay`: deliver again from a position (default 1). Not retried. With
    * `{ rebuild: true }` the destination is cleared first (its tables dropped, its files moved aside),
-   * then everything is delivered: the repair for `EDBX_ERR_PLUGIN_DIVERGED`.
+   * then everything is delivered: the repair for `EDBX_ERR_PLUGIN_DIVERGED`, which a replay without it
+   * throws (409) while the destination holds events the store does not have.
    *
    * @example
    * await db.replayPlugin('postgres', undefined, { rebuild: true });
@@ -494,7 +495,10 @@ export class EventDbxClient {
     );
   }
 
-  /** `POST /v1/plugins/{name}/retry`: deliver the dead letters again now. Not retried. */
+  /**
+   * `POST /v1/plugins/{name}/retry`: deliver the dead letters again now. Not retried. Throws
+   * `EDBX_ERR_PLUGIN_DIVERGED` (409) while the destination holds events the store does not have.
+   */
   async retryPlugin(name: string, o?: CallOptions): Promise<RetryResult> {
     return this.#send(SHAPES.retryResult, 'POST', PATHS.pluginAction(name, 'retry'), {}, o);
   }

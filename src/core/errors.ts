@@ -726,7 +726,7 @@ export const ERRORS = {
     kind: 'user',
     message: (p) =>
       `${p.plugin} destination ${p.target} holds ${p.held}, which this store does not have (${p.why}): the store was restored from a backup, or the destination is shared with another store; nothing is delivered until you rebuild it with \`eventdbx plugin replay ${p.plugin} --rebuild\``,
-    doc: "A destination (postgres, sqlite, json, csv) holds an event this store does not have: one beyond its last position, or one that differs from the store's event at that position. The store was restored from a backup taken before that event, or another store writes to the same destination. The plugin delivers nothing and dead-letters nothing (its status shows `failed`) until `eventdbx plugin replay <name> --rebuild` clears the destination and delivers everything again.",
+    doc: "A destination (postgres, sqlite, json, csv) holds an event this store does not have: one beyond its last position, or one that differs from the store's event at that position. The store was restored from a backup taken before that event, or another store writes to the same destination. The plugin delivers nothing and dead-letters nothing (its status shows `failed`) until `eventdbx plugin replay <name> --rebuild` clears the destination and delivers everything again; `plugin retry` (which compares the destination again) and a replay without `--rebuild` are refused with this error.",
   },
 
   // --- client SDK (raised by src/client itself, never sent by a server) ---

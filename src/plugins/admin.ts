@@ -12,6 +12,7 @@ import { aggregateType, fieldName, wholeNumber } from '../core/names.js';
 import { pluginConfigDigest } from '../store/audit-plugins.js';
 import { AUDIT_ID, AUDIT_TYPE, type EventStore } from '../store/index.js';
 import type { WriteContext } from '../store/types.js';
+import { refuseDiverged } from './divergence.js';
 import { clearDestination } from './rebuild.js';
 import { hostFor } from './registry.js';
 import {
@@ -168,8 +169,11 @@ export async function replayPlugin(
       reason: `use a position from 1 to ${store.size + 1} (the ledger holds ${store.size} positions, audit entries included)`,
     });
   }
-  const { cleared, rebuilt } = await apply(store, [name], () =>
-    store.exclusive(AUDIT, async (tx) => {
+  const { cleared, rebuilt } = await apply(store, [name], async () => {
+    // A destination holding history the store lacks keeps it through a plain replay: refused, saying
+    // so, before anything changes (compared while the plugin's loop is stopped).
+    if (!rebuild) await refuseDiverged(store, await requireConfig(store, name));
+    return store.exclusive(AUDIT, async (tx) => {
       const config = await requireConfig(store, name);
       // Cleared while the plugin's loop is stopped: nothing writes there meanwhile.
       const rebuilt = rebuild ? await clearDestination(store, config) : undefined;
@@ -184,8 +188,8 @@ export async function replayPlugin(
         ...(rebuild ? { rebuild: 'true' } : {}),
       });
       return { cleared: n, rebuilt };
-    }),
-  );
+    });
+  });
   return {
     plugin: name,
     from: position,
@@ -206,7 +210,7 @@ export async function retryPlugin(
   ctx: WriteContext,
 ): Promise<RetryResult> {
   const name = pluginKind(nameArg);
-  await requireConfig(store, name);
+  const config = await requireConfig(store, name);
   const audit = (details: Record<string, string>) =>
     store.exclusive(
       AUDIT,
@@ -223,13 +227,16 @@ export async function retryPlugin(
     return { plugin: name, running: true, queued: 0, outcome };
   }
   const queued = await countDeadLetters(store, name);
-  await apply(store, [name], () =>
-    store.exclusive(AUDIT, async (tx) => {
+  await apply(store, [name], async () => {
+    // The loop compares a diverged destination again when retried (loop.ts); without one, it is
+    // compared here, or the retry would be recorded for a plugin that cannot deliver it.
+    await refuseDiverged(store, config);
+    await store.exclusive(AUDIT, async (tx) => {
       const cursor = await readCursor(store, name);
       putCursor(tx, store, name, { ...cursor, position: cursor?.position ?? 1, retry_requested: true });
       store.audit(tx, ctx, 'plugin-retried', { plugin: name, queued: String(queued) });
-    }),
-  );
+    });
+  });
   return { plugin: name, running: false, queued };
 }
 

@@ -11,8 +11,10 @@
  */
 import { type EventDbxError, err, isEventDbxError } from '../core/errors.js';
 import type { EventStore } from '../store/index.js';
+import { readMappings } from './repository.js';
 import { describeTarget } from './settings.js';
-import type { HeldEvent, PluginConfig, Sink } from './types.js';
+import { createSink } from './sinks.js';
+import { type HeldEvent, type PluginConfig, type Sink, DeliveryFailure } from './types.js';
 
 /** What the destination holds, as the message names it. */
 const named = (h: HeldEvent): string =>
@@ -63,4 +65,28 @@ export async function divergence(
       });
   }
   return undefined;
+}
+
+/**
+ * Throw EDBX_ERR_PLUGIN_DIVERGED when the destination of `config` holds an event this store does not
+ * have, compared now with a sink of its own: for the commands that cannot mend it (`plugin retry`
+ * while no loop delivers the plugin, a replay without --rebuild), run while no loop delivers it, so
+ * that they say why instead of succeeding while the plugin stays `failed`. A destination that cannot
+ * be read now (a database down) passes: the plugin's loop compares it before it delivers anything.
+ */
+export async function refuseDiverged(store: EventStore, config: PluginConfig): Promise<void> {
+  const sink = createSink(config, {
+    log: { info() {}, warn() {}, error() {} },
+    mappings: await readMappings(store),
+  });
+  let diverged: EventDbxError | undefined;
+  try {
+    diverged = await divergence(store, config, sink).catch((e: unknown) => {
+      if (e instanceof DeliveryFailure) return undefined;
+      throw e;
+    });
+  } finally {
+    await sink.close().catch(() => undefined);
+  }
+  if (diverged) throw diverged;
 }

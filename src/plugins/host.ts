@@ -109,7 +109,10 @@ export class DeliveryHost implements HostHandle {
 
   failure(name: string): DeliveryError | undefined {
     const f = this.#failed.get(name);
-    return f && { code: f.error.code, message: f.error.message, at: f.at };
+    if (f) return { code: f.error.code, message: f.error.message, at: f.at };
+    // A loop is `failed` only while its destination diverged: it runs, and delivers nothing.
+    const live = this.#loops.get(name)?.stats();
+    return live?.state === 'failed' ? live.last_error : undefined;
   }
 
   refusal(name: string): EventDbxError | undefined {

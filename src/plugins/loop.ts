@@ -192,13 +192,17 @@ export class DeliveryLoop {
   }
 
   async #step(): Promise<void> {
-    if (this.#diverged) return this.#holdDiverged(this.#diverged);
+    if (this.#diverged) return this.#holdDiverged();
     if (this.#retryWaiters.length > 0 || this.#retryPending) return this.#retryDeadLetters();
     if (this.#cursor > this.store.size) {
       if (this.#persisted.position !== this.#cursor) return this.#persist();
-      // Told at start even with nothing to deliver; a destination that cannot be read now is
-      // compared before the first delivery.
-      if (!this.#checked && !(await this.#matches().catch(() => true))) return;
+      if (!this.#checked) {
+        // Told at start even with nothing to deliver; a destination that cannot be read now is
+        // compared before the first delivery.
+        if (!(await this.#matches().catch(() => true))) return;
+        // A commit while it was read woke no sleeper: deliver it now, not at the next idle poll.
+        if (this.#cursor <= this.store.size) return;
+      }
       this.#set({ state: 'idle' });
       // Checked and registered in one synchronous step: a commit cannot slip in between.
       if (!this.#stopped) await this.#sleep(IDLE_POLL_MS, true);
@@ -233,7 +237,7 @@ export class DeliveryLoop {
   /**
    * Whether the destination holds only what the store has (divergence.ts). When it does not, the loop
    * stops delivering (state `failed`, the error as its last error, logged), dead-letters nothing,
-   * and looks again at the longest retry delay, in case the destination was put right by hand.
+   * and waits for someone to act (see #holdDiverged).
    */
   async #matches(): Promise<boolean> {
     if (this.#checked) return true;
@@ -254,13 +258,20 @@ export class DeliveryLoop {
     return false;
   }
 
-  async #holdDiverged(e: EventDbxError): Promise<void> {
-    // `plugin retry` would deliver into the destination too: refused, saying why.
-    for (const w of this.#retryWaiters.splice(0)) w.reject(e);
-    await this.#sleep(this.config.delivery.backoff_max_ms, false);
-    for (const w of this.#retryWaiters.splice(0)) w.reject(e);
-    if (this.#stopped) return;
-    // Looked at again (the state stays `failed` meanwhile): it may have been put right by hand.
+  /**
+   * A diverged destination does not mend itself, so it is not read again on a timer (a query or a
+   * file read every backoff_max_ms, for ever, for nothing): only when someone acts. `plugin retry`
+   * compares it again here, as it may have been put right by hand, and is refused with the error
+   * while it still differs; a replay, a configuration change, enabling the plugin and a restart
+   * start a new loop, which compares it before delivering. Meanwhile the destination is let go (no
+   * open file, connection or SQLite thread), and what the sink knew of it is forgotten: a retry
+   * reads it afresh.
+   */
+  async #holdDiverged(): Promise<void> {
+    await this.sink.close().catch(() => undefined);
+    if (this.#retryWaiters.length === 0 && !this.#stopped) await this.#sleep(undefined, false);
+    if (this.#stopped || this.#retryWaiters.length === 0) return;
+    // The state stays `failed` while it is compared (#retryDeadLetters answers the callers).
     this.#diverged = undefined;
     this.#checked = false;
   }
@@ -431,8 +442,9 @@ export class DeliveryLoop {
       const outcome = await this.#retryEach();
       for (const w of waiters) w.resolve(outcome);
     } catch (e) {
-      // The store could not be read or written: the callers are told, not left waiting.
-      for (const w of waiters) w.reject(e);
+      // The store could not be read or written, or the destination read to compare it: the callers
+      // are told (the sink's coded error, not its wrapper), not left waiting.
+      for (const w of waiters) w.reject(e instanceof DeliveryFailure ? e.error : e);
       throw e;
     }
   }

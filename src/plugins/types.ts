@@ -356,7 +356,10 @@ export interface HostHandle {
   stats(name: string): LoopStats | undefined;
   /** Retry the dead letters now; undefined when the plugin is not running (disabled). */
   retry(name: string): Promise<RetryOutcome> | undefined;
-  /** Why the plugin was not started: the audit log does not vouch for its configuration. */
+  /**
+   * Why the plugin does not deliver: not started, as the audit log does not vouch for its
+   * configuration, or its destination diverged (EDBX_ERR_PLUGIN_DIVERGED).
+   */
   failure(name: string): DeliveryError | undefined;
   /** The same, as the error a command on that plugin (`plugin retry`) is refused with. */
   refusal(name: string): EventDbxError | undefined;

@@ -70,8 +70,9 @@ export interface PluginView {
   readonly created_at: string;
   readonly updated_at: string;
   /**
-   * Why the running server does not run this plugin: its stored configuration is not the one the
-   * audit log vouches for (`EDBX_ERR_INTEGRITY`). Absent otherwise, and when no server runs.
+   * Why the running server does not deliver this plugin: its stored configuration is not the one the
+   * audit log vouches for (`EDBX_ERR_INTEGRITY`), or its destination holds events the store does not
+   * have (`EDBX_ERR_PLUGIN_DIVERGED`). Absent otherwise, and when no server runs.
    */
   readonly failure?: DeliveryError;
 }

@@ -6,7 +6,8 @@
  * backup: the plugin refuses with EDBX_ERR_PLUGIN_DIVERGED (status `failed`, logged, nothing
  * dead-lettered, nothing written), whether the restored store was written to before the server starts
  * (the destination's newest event differs from the store's) or after (it is beyond the store's head);
- * then `plugin replay --rebuild` makes the destination equal to the store.
+ * `plugin retry` and a plain `plugin replay` are refused with it, with or without a server; then
+ * `plugin replay --rebuild` makes the destination equal to the store.
  */
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import os from 'node:os';
@@ -98,6 +99,14 @@ describe.each(harnesses(() => pg!).filter((h) => SINKS.has(h.label)))(
           b = await open(path.join(root, 'backup'));
           // Other events at the versions (and, written before the start, positions) the lost history had.
           if (when === 'before') await append(b, 12, 100);
+          // No server runs: `plugin retry` and a plain `plugin replay` compare the destination
+          // themselves, and say why they cannot help instead of being recorded.
+          const diverged = {
+            code: 'EDBX_ERR_PLUGIN_DIVERGED',
+            message: expect.stringContaining(`\`eventdbx plugin replay ${h.kind} --rebuild\``),
+          };
+          await expect(retryPlugin(b.store, h.kind, jane)).rejects.toMatchObject(diverged);
+          await expect(replayPlugin(b.store, h.kind, undefined, jane)).rejects.toMatchObject(diverged);
           const log = recordingLogger();
           host = await startHost(b.store, log);
           if (when === 'after') await append(b, 2, 100);
@@ -118,6 +127,13 @@ describe.each(harnesses(() => pg!).filter((h) => SINKS.has(h.label)))(
           await expect(retryPlugin(b.store, h.kind, jane)).rejects.toMatchObject({
             code: 'EDBX_ERR_PLUGIN_DIVERGED',
           });
+          // A replay without --rebuild cannot mend it either: refused, the cursor left where it was.
+          const cursor = (await statusOf(b.store, h.kind)).cursor;
+          await expect(replayPlugin(b.store, h.kind, undefined, jane)).rejects.toMatchObject({
+            code: 'EDBX_ERR_PLUGIN_DIVERGED',
+            message: s.last_error!.message,
+          });
+          expect((await statusOf(b.store, h.kind)).cursor).toBe(cursor);
           // Nothing of the restored store's was written over the lost history.
           expect(observed(await fx.read())).toEqual(lost);
 
