@@ -12,14 +12,17 @@
  * store closes: it lags what was acknowledged by at most that interval plus one fsync (a crash just
  * after an acknowledgement loses nothing from RocksDB either; a damaged log found at the next open
  * is caught for everything acknowledged before that). Never ahead of the store: it records only
- * committed heads. Two slots, written alternately in place and each sealed with the store's codec
- * (authenticated when the store is encrypted), so a write torn by a crash leaves the other intact.
+ * committed heads. Two slots, written alternately in place, each JSON with its SHA-256, so a write torn
+ * by a crash leaves the other intact. Not sealed with the store's keys: it holds no secret (an event
+ * count and a ledger root, what a checkpoint publishes), and it must still say what was acknowledged
+ * when the loss took the keyring with it. A checksum, not a signature: whoever can write the file
+ * can as well remove it, which is what the signed checkpoints an auditor keeps are for.
  * A missing file (a store from before it existed, a restored backup) is written anew; an operator who
  * accepts a loss moves the file aside.
  */
+import { createHash } from 'node:crypto';
 import { type FileHandle, open } from 'node:fs/promises';
 import { err } from '../core/errors.js';
-import { type RecordCodec, openJson, sealJson } from './codec.js';
 
 /** The file's name in the data dir. */
 export const ACKNOWLEDGED_HEAD = 'acknowledged-head';
@@ -49,12 +52,17 @@ const isHead = (v: unknown): v is AcknowledgedHead => {
   );
 };
 
-function readSlot(codec: RecordCodec, bytes: Buffer): AcknowledgedHead | undefined {
+const sha256 = (b: Buffer): Buffer => createHash('sha256').update(b).digest();
+
+/** A slot: the JSON's length (4 bytes), the JSON, its SHA-256. */
+function readSlot(bytes: Buffer): AcknowledgedHead | undefined {
   if (bytes.length < 4) return undefined;
   const length = bytes.readUInt32BE(0);
-  if (length === 0 || length > SLOT - 4 || 4 + length > bytes.length) return undefined;
+  if (length === 0 || 4 + length + 32 > Math.min(SLOT, bytes.length)) return undefined;
+  const json = bytes.subarray(4, 4 + length);
+  if (!sha256(json).equals(bytes.subarray(4 + length, 4 + length + 32))) return undefined;
   try {
-    const head = openJson<unknown>(codec, bytes.subarray(4, 4 + length), WHERE);
+    const head = JSON.parse(json.toString('utf8')) as unknown;
     return isHead(head) ? head : undefined;
   } catch {
     return undefined;
@@ -65,10 +73,7 @@ function readSlot(codec: RecordCodec, bytes: Buffer): AcknowledgedHead | undefin
  * The head the file records (the newer of its two slots); undefined when there is no file. A file
  * with no slot that opens was damaged or edited: EDBX_ERR_INTEGRITY.
  */
-export async function readAcknowledgedHead(
-  file: string,
-  codec: RecordCodec,
-): Promise<AcknowledgedHead | undefined> {
+export async function readAcknowledgedHead(file: string): Promise<AcknowledgedHead | undefined> {
   let handle: FileHandle;
   try {
     handle = await open(file, 'r');
@@ -80,12 +85,12 @@ export async function readAcknowledgedHead(
     const bytes = Buffer.alloc(2 * SLOT);
     const { bytesRead } = await handle.read(bytes, 0, bytes.length, 0);
     const slots = [0, 1]
-      .map((i) => readSlot(codec, bytes.subarray(i * SLOT, Math.min(bytesRead, (i + 1) * SLOT))))
+      .map((i) => readSlot(bytes.subarray(i * SLOT, Math.min(bytesRead, (i + 1) * SLOT))))
       .filter((h): h is AcknowledgedHead => h !== undefined);
     if (slots.length === 0)
       throw err('EDBX_ERR_INTEGRITY', {
         where: WHERE,
-        reason: `neither of its records opens (damaged or edited); if the store is otherwise sound, move ${file} aside`,
+        reason: `neither of its two records is intact (damaged or edited); if the store is otherwise sound, move ${file} aside`,
       });
     return slots.reduce((a, b) => (b.size > a.size || (b.size === a.size && b.at > a.at) ? b : a));
   } finally {
@@ -129,7 +134,6 @@ export class AcknowledgedHeadFile {
   private constructor(
     private readonly file: string,
     private readonly head: () => { size: number; root: string },
-    private readonly codec: () => RecordCodec,
     private readonly intervalMs: number,
     written: number,
   ) {
@@ -143,11 +147,10 @@ export class AcknowledgedHeadFile {
   static async start(
     file: string,
     head: () => { size: number; root: string },
-    codec: () => RecordCodec,
     found: AcknowledgedHead | undefined,
     intervalMs = 50,
   ): Promise<AcknowledgedHeadFile> {
-    const keeper = new AcknowledgedHeadFile(file, head, codec, intervalMs, found ? found.size : -1);
+    const keeper = new AcknowledgedHeadFile(file, head, intervalMs, found ? found.size : -1);
     if (found === undefined || head().size > found.size) await keeper.#write();
     return keeper;
   }
@@ -175,11 +178,14 @@ export class AcknowledgedHeadFile {
   }
 
   async #put(head: { size: number; root: string }): Promise<void> {
-    const sealed = sealJson(this.codec(), { ...head, at: new Date().toISOString() });
-    if (sealed.length > SLOT - 4) throw err('EDBX_ERR_INTERNAL', { reason: 'acknowledged head too large' });
+    const json = Buffer.from(
+      JSON.stringify({ size: head.size, root: head.root, at: new Date().toISOString() }),
+      'utf8',
+    );
     const slot = Buffer.alloc(SLOT);
-    slot.writeUInt32BE(sealed.length, 0);
-    sealed.copy(slot, 4);
+    slot.writeUInt32BE(json.length, 0);
+    json.copy(slot, 4);
+    sha256(json).copy(slot, 4 + json.length);
     this.#handle ??= await openForWrite(this.file);
     await this.#handle.write(slot, 0, SLOT, this.#slot * SLOT);
     await this.#handle.datasync();

@@ -105,6 +105,13 @@ export async function openSecureStore(
     let status: SecureStore['dek'];
     let opened;
     if (!existing) {
+      // A new keyring here would be written over the copy: the keys of every record still stored,
+      // lost for good. The store lost its keyring (a write-ahead log cut short, files removed).
+      if (copy)
+        throw err('EDBX_ERR_INTEGRITY', {
+          where: 'the keyring',
+          reason: `the store holds none but ${keyringFile} says it had one (its write-ahead log was damaged or cut short, or its files were removed); restore a backup`,
+        });
       if (!keys.dek) throw err('EDBX_ERR_CONFIG_KEYS_REQUIRED');
       opened = createKeyring(keys.masterKey, keys.dek);
       record = opened.record;

@@ -275,7 +275,7 @@ export class EventStore {
   async #keepAcknowledged({ file, intervalMs }: { readonly file: string; readonly intervalMs?: number }) {
     let found: AcknowledgedHead | undefined;
     try {
-      found = await readAcknowledgedHead(file, this.env.codec);
+      found = await readAcknowledgedHead(file);
       this.#loss = found && lossOf(file, found, this.ledgerHead());
     } catch (e) {
       if (!isEventDbxError(e, 'EDBX_ERR_INTEGRITY')) throw e;
@@ -283,13 +283,7 @@ export class EventStore {
     }
     // The file stays as it is while it says more than the store holds: it is the evidence.
     if (this.#loss) return this.#writer.refuse(this.#loss);
-    this.#acknowledged = await AcknowledgedHeadFile.start(
-      file,
-      () => this.ledgerHead(),
-      () => this.env.codec,
-      found,
-      intervalMs,
-    );
+    this.#acknowledged = await AcknowledgedHeadFile.start(file, () => this.ledgerHead(), found, intervalMs);
   }
 
   async close(): Promise<void> {
