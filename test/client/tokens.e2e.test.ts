@@ -43,6 +43,12 @@ describe('client SDK: token management (group admin)', () => {
     // The person, and the token used (QA audit #2): the SDK's own leaf check covers the id.
     expect(e.metadata.issued_by).toEqual({ group: 'doctors', user: 'dr-grey', token: issued.id });
     expect((await admin.verifyEvent('patient', 'p-9', 1)).event).toEqual(e);
+    // The CLI shows it beside the person: on the event, and on the audit entry of the token's issue.
+    const replay = await p.cli(['aggregate', 'replay', '--aggregate', 'patient', '--aggregate-id', 'p-9']);
+    expect(replay.stdout).toContain(`by doctors/dr-grey (${issued.id})`);
+    const audit = (await p.cli(['audit', 'list'])).stdout.split('\n');
+    const adminId = server.adminToken.slice(0, 11);
+    expect(audit.find((l) => l.includes(`token=${issued.id}`))).toContain(`admin/admin (${adminId})`);
     await expect(doctor.append('patient', 'p-9', { event_type: 'seen', payload: {} })).rejects.toSatisfy(
       (x: unknown) => isApiError(x, 'EDBX_ERR_TOKEN_EXHAUSTED'),
     );
