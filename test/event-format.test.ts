@@ -45,6 +45,24 @@ describe('stored event format', () => {
     expect(leafHash(leafDataOf(record)).equals(leafHash(e.leafInput.subarray(1)))).toBe(true);
   });
 
+  it('serves the token id a record holds, after group and user, and records without one as before (QA audit #2)', () => {
+    const withToken: EventRecord = {
+      ...record,
+      metadata: { ...record.metadata, issued_by: { group: 'doctors', user: 'jane', token: 'edbx_Q2x9fA' } },
+    };
+    const opened = openEvent(plainCodec, sealEvent(plainCodec, withToken), 'test');
+    expect(opened).toEqual(withToken);
+    expect(Object.keys(opened.metadata.issued_by)).toEqual(['group', 'user', 'token']);
+    // Canonical order: the id sits between group and user in the hashed bytes.
+    expect(leafDataOf(withToken).toString()).toContain(
+      '"issued_by":{"group":"doctors","token":"edbx_Q2x9fA","user":"jane"}',
+    );
+    expect(leafDataOf(record).toString()).toContain('"issued_by":{"group":"doctors","user":"jane"}}');
+    expect(Object.keys(openEvent(plainCodec, sealEvent(plainCodec, record), 't').metadata.issued_by)).toEqual(
+      ['group', 'user'],
+    );
+  });
+
   it('still opens records stored as plain JSON by earlier versions', () => {
     const legacy = Buffer.from(JSON.stringify(record));
     const e = decodeEvent(legacy, 'test');

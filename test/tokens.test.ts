@@ -476,7 +476,8 @@ describe('tokens: read-only, scopes and groups', () => {
       try {
         const t = authenticate(disk, bearer(token), { write: true, allowanceChecked: 'by-transaction' });
         const e = await disk.append(req(), { issuedBy: { group: t.group, user: t.user }, tokenHash: t.hash });
-        expect(e.metadata.issued_by).toEqual({ group: 'local', user: 'root' });
+        // Its token id tells its writes from those made on the host, which carry none (QA audit #2).
+        expect(e.metadata.issued_by).toEqual({ group: 'local', user: 'root', token: t.id });
       } finally {
         await disk.close();
       }
@@ -485,10 +486,20 @@ describe('tokens: read-only, scopes and groups', () => {
     }
   });
 
-  it('records the token owner, not "the app", as issued_by of every event', async () => {
+  it('records the token owner, not "the app", as issued_by of every event, with the token id', async () => {
     const token = await issue({ group: 'doctors', user: 'dr-house' });
     const e = await write(token);
-    expect(e.metadata.issued_by).toEqual({ group: 'doctors', user: 'dr-house' });
+    expect(e.metadata.issued_by).toEqual({ group: 'doctors', user: 'dr-house', token: token.slice(0, 11) });
+  });
+
+  it('records the token charged, whatever the write context claims (QA audit #2)', async () => {
+    const token = await issue({ group: 'doctors', user: 'dr-house' });
+    const t = read(token);
+    const [e] = await store.appendMany([req()], {
+      issuedBy: { group: 'admin', user: 'jane', token: 'edbx_forged' },
+      tokenHash: t.hash,
+    });
+    expect(e!.metadata.issued_by).toEqual({ group: 'doctors', user: 'dr-house', token: t.id });
   });
 });
 

@@ -15,7 +15,7 @@ import { SCHEMA_HUMAN, schemaRow } from './ops/schema.js';
 import type { Renderer } from './ops/types.js';
 import { type ListPrinter, lineList, tableList } from './list-output.js';
 import type { AuditStateReport } from '../store/audit-state.js';
-import { bold, count, formatEvent, green, keyValues, printable, red, table } from './output.js';
+import { bold, count, formatEvent, green, issuerLabel, keyValues, printable, red, table } from './output.js';
 
 type TokenView = ReturnType<typeof describeToken>;
 
@@ -137,7 +137,7 @@ export const HUMAN: Record<string, Renderer> = {
       (r.entries as EventRecord[]).map((e) => ({
         '#': e.version,
         at: e.metadata.created_at,
-        by: `${e.metadata.issued_by.group}/${e.metadata.issued_by.user}`,
+        by: issuerLabel(e.metadata.issued_by),
         action: e.event_type,
         details: Object.entries(e.payload)
           .filter(([, v]) => v !== '')

@@ -1,5 +1,5 @@
 /** CLI output: human-readable by default, JSON with --json; colour only on a TTY without NO_COLOR. */
-import type { EventRecord } from '../core/event.js';
+import type { EventIssuer, EventRecord } from '../core/event.js';
 
 export const useColor = (): boolean => Boolean(process.stdout.isTTY) && !process.env.NO_COLOR;
 
@@ -99,8 +99,13 @@ export function keyValues(obj: Record<string, unknown>): string {
     .join('\n');
 }
 
+/** `doctors/dr-house (edbx_Q2x9fA)`: who wrote an event, and with which token (none on the host). */
+export function issuerLabel(by: EventIssuer): string {
+  return printable(`${by.group}/${by.user}${by.token === undefined ? '' : ` (${by.token})`}`);
+}
+
 export function formatEvent(e: EventRecord): string {
-  const who = printable(`${e.metadata.issued_by.group}/${e.metadata.issued_by.user}`);
+  const who = issuerLabel(e.metadata.issued_by);
   const fields = Object.entries(e.payload)
     .map(([k, v]) => printable(`${k}=${JSON.stringify(v)}`))
     .join(' ');

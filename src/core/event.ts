@@ -9,9 +9,9 @@ import { err } from './errors.js';
 import { fieldName, isWellFormedText } from './names.js';
 
 // The record shapes are the wire protocol's (one definition, shared with the client SDK).
-import type { EventRecord, Payload } from '../protocol/records.js';
+import type { EventIssuer, EventRecord, Payload } from '../protocol/records.js';
 
-export type { EventMetadata, EventRecord, IssuedBy, Payload } from '../protocol/records.js';
+export type { EventIssuer, EventMetadata, EventRecord, IssuedBy, Payload } from '../protocol/records.js';
 
 export type UnsealedRecord = Omit<EventRecord, 'hash' | 'merkle_root'>;
 
@@ -134,14 +134,26 @@ export function appendLeafJson(r: UnsealedRecord): string {
     payload += `${i === 0 ? '' : ','}${str(k)}:${str(r.payload[k])}`;
   }
   const m = r.metadata;
+  const by = m.issued_by;
+  // "group" < "token" < "user": the token id, when there is one, goes between the two.
+  const token = by.token === undefined ? '' : `"token":${str(by.token)},`;
   return (
     `{"aggregate_id":${str(r.aggregate_id)},"aggregate_type":${str(r.aggregate_type)},` +
     `"event_type":${str(r.event_type)},"metadata":{"created_at":${str(m.created_at)},` +
-    `"event_id":${str(m.event_id)},"issued_by":{"group":${str(m.issued_by.group)},` +
-    `"user":${str(m.issued_by.user)}}},"payload":{${payload}},"position":${r.position},` +
+    `"event_id":${str(m.event_id)},"issued_by":{"group":${str(by.group)},${token}` +
+    `"user":${str(by.user)}}},"payload":{${payload}},"position":${r.position},` +
     `"version":${r.version}}`
   );
 }
+
+/**
+ * Who wrote an event, as its record holds it: group, user and, when the write was made with a token,
+ * the token's id (copied, so nothing else a caller's object carries ends up in the record).
+ */
+export const eventIssuer = (by: EventIssuer): EventIssuer =>
+  by.token === undefined
+    ? { group: by.group, user: by.user }
+    : { group: by.group, user: by.user, token: by.token };
 
 /** Canonical bytes hashed as the Merkle leaf of an event. */
 export const leafDataOf = (record: UnsealedRecord | EventRecord): Buffer =>

@@ -6,6 +6,7 @@
  */
 import { hash, randomBytes } from 'node:crypto';
 import { err } from './errors.js';
+import type { EventIssuer } from './event.js';
 
 export const TOKEN_PREFIX = 'edbx_';
 const TOKEN_RE = /^edbx_[A-Za-z0-9_-]{43}$/;
@@ -117,6 +118,12 @@ export function authorize(t: TokenRecord, now: Date, access: Access): void {
     }
   }
 }
+
+/**
+ * Who writes with a token, as its events record it: the token's person and its id (never the secret or
+ * its hash), so each event can be joined to the `token-generated` audit entry that says who issued it.
+ */
+export const issuerOf = (t: TokenRecord): EventIssuer => ({ group: t.group, user: t.user, token: t.id });
 
 /** The record after one successful use: sliding expiry and, for writes, one less allowance. */
 export function afterUse(t: TokenRecord, now: Date, wrote: number): TokenRecord {

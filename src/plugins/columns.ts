@@ -4,7 +4,7 @@
  * ones silently, which could merge two fields): longer names are cut and suffixed with a hash.
  */
 import { createHash } from 'node:crypto';
-import type { IssuedBy } from '../core/event.js';
+import type { EventIssuer } from '../core/event.js';
 
 /** The fixed columns of every mirrored table, before the field columns. */
 export const ROW_COLUMNS = ['id', 'version', 'created_at', 'created_by', 'updated_at', 'updated_by'] as const;
@@ -34,5 +34,11 @@ export const disambiguate = (name: string): string => fitIdent(`${name}_${hash8(
 
 export const RESERVED_SQL: ReadonlySet<string> = new Set(ROW_COLUMNS);
 
-/** `group/user`, how an issuer is written into a text column. */
-export const issuerText = (by: IssuedBy): string => `${by.group}/${by.user}`;
+/**
+ * How an issuer is written into a text column: `group/user`, then `/<token id>` when the event was
+ * written with a token (`doctors/dr-house/edbx_Q2x9fA`). A new fixed column would take the name of
+ * field columns tables may already have, so the token id rides in the text (a token's group and user,
+ * and its id, hold no `/`).
+ */
+export const issuerText = (by: EventIssuer): string =>
+  by.token === undefined ? `${by.group}/${by.user}` : `${by.group}/${by.user}/${by.token}`;

@@ -3,7 +3,7 @@
  * and the failure a sink reports. Pure: no I/O here.
  */
 import { type EventDbxError, err } from '../core/errors.js';
-import type { EventRecord, IssuedBy, Payload } from '../core/event.js';
+import type { EventIssuer, EventRecord, Payload } from '../core/event.js';
 
 import type {
   DeadLetter,
@@ -124,7 +124,7 @@ export const EMPTY_MAPPINGS: Mappings = { base: {}, postgres: {}, sqlite: {} };
 export interface AggregateRow {
   readonly state: Payload;
   readonly created_at: string;
-  readonly created_by: IssuedBy;
+  readonly created_by: EventIssuer;
 }
 
 export interface DeliveryItem {

@@ -7,6 +7,7 @@ export type {
   AggregateView,
   AuditStateReport,
   AuditVerification,
+  EventIssuer,
   EventMetadata,
   EventRecord,
   Health,

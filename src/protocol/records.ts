@@ -7,10 +7,24 @@ import type { ServerErrorCode } from './problem.js';
 /** Field → value. Values are always strings once stored (numbers and booleans are stringified). */
 export type Payload = Readonly<Record<string, string>>;
 
-/** Who wrote an event: the `{group, user}` of the token used. */
+/** A person: the `{group, user}` of the token used, or `local/<OS user>` for the CLI on the host. */
 export interface IssuedBy {
   readonly group: string;
   readonly user: string;
+}
+
+/**
+ * Who wrote an event: the person, and the public id of the token the write was made with (`edbx_` and
+ * six characters, as `token list`, the audit log and errors name it; never the secret or its hash).
+ * The id joins the event to the audit log's `token-generated` entry of that token, which says who
+ * issued it. Without `token`: a write made on the host by the CLI without a token (group `local`), by
+ * a program that embeds the store, or an event written before token ids were recorded.
+ *
+ * @example
+ * { group: 'doctors', user: 'dr-house', token: 'edbx_Q2x9fA' }
+ */
+export interface EventIssuer extends IssuedBy {
+  readonly token?: string;
 }
 
 export interface EventMetadata {
@@ -18,7 +32,7 @@ export interface EventMetadata {
   readonly event_id: string;
   /** RFC 3339 commit time. */
   readonly created_at: string;
-  readonly issued_by: IssuedBy;
+  readonly issued_by: EventIssuer;
 }
 
 /**

@@ -100,13 +100,18 @@ function shape<T>(name: string, schema: Check | ((v: unknown) => Check)): Shape<
   };
 }
 
-const issuedBy = fields<EventRecord['metadata']['issued_by']>({ group: string, user: string });
+const issuedBy = fields<SchemaDefinition['updated_by']>({ group: string, user: string });
+const eventIssuer = fields<EventRecord['metadata']['issued_by']>({
+  group: string,
+  user: string,
+  token: optional(string),
+});
 const eventRecord = fields<EventRecord>({
   aggregate_type: string,
   aggregate_id: string,
   event_type: string,
   payload: object,
-  metadata: fields<EventRecord['metadata']>({ event_id: string, created_at: string, issued_by: issuedBy }),
+  metadata: fields<EventRecord['metadata']>({ event_id: string, created_at: string, issued_by: eventIssuer }),
   version: number,
   position: number,
   hash: string,

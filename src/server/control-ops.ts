@@ -30,12 +30,15 @@ export function controlHandler(secure: SecureStore, log?: ControlLog): ControlHa
     // A listing goes out a page at a time to a CLI that prints it so; an earlier CLI gets it whole.
     const listing = LISTINGS[req.op];
     if (listing && req.stream) return new StreamedAnswer(listing.pages(secure, req.args, signal));
-    if (req.op !== 'backup') return op(secure, req.args, { issuedBy: req.identity }, progress, signal);
-    const who = { channel: 'control', op: req.op, issued_by: req.identity, target: String(req.args.dir) };
+    // The channel carries no token: what it writes is recorded as made on the host, with no token id
+    // (one a request names is dropped). A request without an identity still reads as before.
+    const ctx = { issuedBy: req.identity && { group: req.identity.group, user: req.identity.user } };
+    if (req.op !== 'backup') return op(secure, req.args, ctx, progress, signal);
+    const who = { channel: 'control', op: req.op, issued_by: ctx.issuedBy, target: String(req.args.dir) };
     log?.info(who, 'backup started');
     let result: { backup: BackupReport };
     try {
-      result = (await op(secure, req.args, { issuedBy: req.identity }, progress, signal)) as {
+      result = (await op(secure, req.args, ctx, progress, signal)) as {
         backup: BackupReport;
       };
     } catch (e) {

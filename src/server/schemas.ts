@@ -134,7 +134,19 @@ export function declaredResponses(
 }
 
 const stringMap = { type: 'object', additionalProperties: str } as const;
-const issuedBy = { type: 'object', properties: { group: str, user: str } } as const;
+const issuedBy = {
+  type: 'object',
+  properties: {
+    group: str,
+    user: str,
+    // Declared, or the serialiser would drop it and the record would no longer match its leaf hash.
+    token: {
+      type: 'string',
+      description:
+        'id of the token the event was written with (as token list and the audit log name it); absent for writes made on the host without a token and for events written before it was recorded',
+    },
+  },
+} as const;
 
 export const eventRecord = {
   type: 'object',

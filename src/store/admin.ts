@@ -3,7 +3,7 @@
  * writer job, so it is atomic with its audit-log entry and never interleaves with appends.
  */
 import { err, toEventDbxError } from '../core/errors.js';
-import { type EventRecord, normalizePayload } from '../core/event.js';
+import { type EventRecord, eventIssuer, normalizePayload } from '../core/event.js';
 import {
   aggregateId,
   aggregateType,
@@ -166,7 +166,7 @@ export async function stageEvent(
     const staged: StagedEvent = {
       seq: (stage.at(-1)?.seq ?? 0) + 1,
       request: req,
-      issued_by: ctx.issuedBy,
+      issued_by: eventIssuer(ctx.issuedBy),
       staged_at: store.env.now().toISOString(),
     };
     // Validate now, as `commit` would (schemas, expected versions, idempotency, archived aggregates,

@@ -12,7 +12,7 @@
  * Records written before this format (plain JSON of the whole record, first byte `{`) still open.
  */
 import { err } from '../core/errors.js';
-import { type EventRecord, leafJsonOf } from '../core/event.js';
+import { type EventRecord, eventIssuer, leafJsonOf } from '../core/event.js';
 import { HASH_BYTES, sha256 } from '../core/merkle/index.js';
 import type { RecordCodec } from './codec.js';
 
@@ -102,7 +102,7 @@ export function servedRecord(e: OpenedEvent): EventRecord {
     metadata: {
       event_id: p.metadata.event_id,
       created_at: p.metadata.created_at,
-      issued_by: p.metadata.issued_by,
+      issued_by: eventIssuer(p.metadata.issued_by),
     },
     version: p.version,
     position: p.position,

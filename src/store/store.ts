@@ -10,7 +10,7 @@
 import { availableParallelism } from 'node:os';
 import { LRUCache } from 'lru-cache';
 import { type EventDbxError, err, isEventDbxError } from '../core/errors.js';
-import { type TokenRecord, afterUse, authorize } from '../core/tokens.js';
+import { type TokenRecord, afterUse, authorize, issuerOf } from '../core/tokens.js';
 import {
   DEFAULT_MAX_PAYLOAD_BYTES,
   DEFAULT_MAX_STATE_BYTES,
@@ -412,7 +412,9 @@ export class EventStore {
           });
         }
       }
-      const results = reqs.map((r) => tx.append(r, ctx));
+      // The token charged is the one the events record: its person and its id.
+      const by = token ? { ...ctx, issuedBy: issuerOf(token) } : ctx;
+      const results = reqs.map((r) => tx.append(r, by));
       refuseMixedRetry(results);
       const wrote = results.filter((r) => !r.duplicate).length;
       if (token && token.remaining !== null && wrote > token.remaining) {

@@ -94,7 +94,8 @@ export async function createToken(store: EventStore, o: GenerateOptions, ctx: Wr
     group: o.group,
     user: o.user,
     created_at: now.toISOString(),
-    created_by: ctx.issuedBy,
+    // The person who issued it; the audit entry below records the token they used as well.
+    created_by: { group: ctx.issuedBy.group, user: ctx.issuedBy.user },
     ttl_seconds: ttl ?? null,
     expires_at: ttl === undefined ? null : new Date(now.getTime() + ttl * 1000).toISOString(),
     keep_alive: Boolean(o.keepAlive),

@@ -6,13 +6,14 @@
 import { randomUUID } from 'node:crypto';
 import { err } from '../core/errors.js';
 import {
+  type EventIssuer,
   type EventRecord,
-  type IssuedBy,
   type Payload,
   type UnsealedRecord,
   foldSized,
   foldState,
   appendLeafJson,
+  eventIssuer,
   normalizePayload,
   samePayload,
   stateBytes,
@@ -260,7 +261,7 @@ export class WriteTx {
       metadata: {
         event_id: clientId ?? randomUUID(),
         created_at: createdAt,
-        issued_by: issuer(ctx.issuedBy),
+        issued_by: eventIssuer(ctx.issuedBy),
       },
       version,
       position,
@@ -317,7 +318,7 @@ export class WriteTx {
     return { record, duplicate: false };
   }
 
-  putSnapshot(meta: AggregateMeta, by: IssuedBy, comment: string | undefined): SnapshotRecord {
+  putSnapshot(meta: AggregateMeta, by: EventIssuer, comment: string | undefined): SnapshotRecord {
     const snap: SnapshotRecord = {
       aggregate_type: meta.aggregate_type,
       aggregate_id: meta.aggregate_id,
@@ -326,7 +327,7 @@ export class WriteTx {
       merkle_root: meta.merkle_root,
       created_at: this.env.now().toISOString(),
       updated_at: meta.updated_at,
-      taken_by: issuer(by),
+      taken_by: eventIssuer(by),
       ...(comment === undefined ? {} : { comment }),
     };
     this.put(
@@ -336,5 +337,3 @@ export class WriteTx {
     return snap;
   }
 }
-
-const issuer = (by: IssuedBy): IssuedBy => ({ group: by.group, user: by.user });

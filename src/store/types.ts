@@ -1,5 +1,5 @@
 /** Types of the event store's public API. */
-import type { EventRecord, IssuedBy, Payload } from '../core/event.js';
+import type { EventIssuer, EventRecord, Payload } from '../core/event.js';
 import type { ConsistencyProof, InclusionProof } from '../protocol/proofs.js';
 import type { AggregateView as WireAggregateView } from '../protocol/records.js';
 
@@ -23,10 +23,17 @@ export interface AppendRequest {
   readonly event_id?: string | undefined;
 }
 
-/** Who is writing, recorded in every event's `metadata.issued_by`. */
+/**
+ * Who is writing, recorded in every event's `metadata.issued_by` (audit entries included): the person,
+ * and the id of the token the write is made with (`issuerOf(token)` in core/tokens.ts). No `token` is
+ * for writes made without one: the CLI on the host (group `local`) and embedded use.
+ */
 export interface WriteContext {
-  readonly issuedBy: IssuedBy;
-  /** The token used, by hash: checked and charged inside the write transaction (exact limits). */
+  readonly issuedBy: EventIssuer;
+  /**
+   * The token used, by hash: checked and charged inside the write transaction (exact limits). The
+   * events then record that token's group, user and id, whatever `issuedBy` says.
+   */
   readonly tokenHash?: string;
 }
 
@@ -41,9 +48,9 @@ export interface AggregateMeta {
   readonly frontier: string;
   readonly archived: boolean;
   readonly created_at: string;
-  readonly created_by: IssuedBy;
+  readonly created_by: EventIssuer;
   readonly updated_at: string;
-  readonly updated_by: IssuedBy;
+  readonly updated_by: EventIssuer;
   readonly last_snapshot_version: number;
 }
 
@@ -57,7 +64,7 @@ export interface SnapshotRecord {
   readonly created_at: string;
   /** When the event at `version` was appended (the state's `updated_at`); absent in older snapshots. */
   readonly updated_at?: string;
-  readonly taken_by: IssuedBy;
+  readonly taken_by: EventIssuer;
   readonly comment?: string;
 }
 
@@ -72,6 +79,7 @@ export interface LedgerReport {
 export interface StagedEvent {
   readonly seq: number;
   readonly request: AppendRequest;
-  readonly issued_by: IssuedBy;
+  /** Who staged it: the events a commit appends record them (and their token, if they had one). */
+  readonly issued_by: EventIssuer;
   readonly staged_at: string;
 }

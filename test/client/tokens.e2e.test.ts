@@ -1,6 +1,11 @@
+import os from 'node:os';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EventDbxClient, isApiError } from '../../src/client/index.js';
-import { type Project, type RunningServer, project, startServer } from '../helpers/cli.js';
+import { proofOfKeys } from '../../src/cli/runtime.js';
+import { loadConfig } from '../../src/config/config.js';
+import type { EventRecord, IssuedBy } from '../../src/core/event.js';
+import { callControl } from '../../src/server/control.js';
+import { type Project, type RunningServer, applyArgs, project, startServer } from '../helpers/cli.js';
 
 describe('client SDK: token management (group admin)', () => {
   let p: Project;
@@ -35,7 +40,15 @@ describe('client SDK: token management (group admin)', () => {
       (x: unknown) => isApiError(x, 'EDBX_ERR_TOKEN_OUT_OF_SCOPE'),
     );
     const e = await doctor.append('patient', 'p-9', { event_type: 'seen', payload: { by: 'grey' } });
-    expect(e.metadata.issued_by).toEqual({ group: 'doctors', user: 'dr-grey' });
+    // The person, and the token used (QA audit #2): the SDK's own leaf check covers the id.
+    expect(e.metadata.issued_by).toEqual({ group: 'doctors', user: 'dr-grey', token: issued.id });
+    expect((await admin.verifyEvent('patient', 'p-9', 1)).event).toEqual(e);
+    // The CLI shows it beside the person: on the event, and on the audit entry of the token's issue.
+    const replay = await p.cli(['aggregate', 'replay', '--aggregate', 'patient', '--aggregate-id', 'p-9']);
+    expect(replay.stdout).toContain(`by doctors/dr-grey (${issued.id})`);
+    const audit = (await p.cli(['audit', 'list'])).stdout.split('\n');
+    const adminId = server.adminToken.slice(0, 11);
+    expect(audit.find((l) => l.includes(`token=${issued.id}`))).toContain(`admin/admin (${adminId})`);
     await expect(doctor.append('patient', 'p-9', { event_type: 'seen', payload: {} })).rejects.toSatisfy(
       (x: unknown) => isApiError(x, 'EDBX_ERR_TOKEN_EXHAUSTED'),
     );
@@ -47,6 +60,39 @@ describe('client SDK: token management (group admin)', () => {
     const listed = (await admin.listTokens()).tokens;
     expect(listed.find((t) => t.id === issued.id)?.status).toBe('revoked');
     expect(JSON.stringify(listed)).not.toContain(issued.token);
+  });
+
+  it('records CLI writes through the running server as made on the host, with no token id (QA audit #2)', async () => {
+    const me = os.userInfo().username;
+    const applied = await p.cli([...applyArgs('patient', 'p-cli', 'seen', ['a=1']), '--json']);
+    expect(applied.code).toBe(0);
+    expect(JSON.parse(applied.stdout).event.metadata.issued_by).toEqual({ group: 'local', user: me });
+    // Staged events record who staged them; the commit appends them so.
+    expect((await p.cli([...applyArgs('patient', 'p-cli', 'seen', ['a=2']), '--stage'])).code).toBe(0);
+    const committed = await p.cli(['aggregate', 'commit', '--json']);
+    expect(committed.code).toBe(0);
+    expect(JSON.parse(committed.stdout).committed[0].metadata.issued_by).toEqual({
+      group: 'local',
+      user: me,
+    });
+    // The channel has no token: a request that names one is recorded without it.
+    const config = await loadConfig(p.configPath, p.env);
+    const forged = await callControl(config.dataDir, {
+      op: 'aggregate.apply',
+      args: { aggregate: 'patient', aggregateId: 'p-cli', event: 'seen', field: ['a=3'] },
+      identity: { group: 'local', user: me, token: 'edbx_forged' } as IssuedBy,
+      proof: await proofOfKeys(config),
+    });
+    expect((forged?.result as { event: EventRecord }).event.metadata.issued_by).toEqual({
+      group: 'local',
+      user: me,
+    });
+    const served = (await admin.listEvents('patient', 'p-cli')).events.map((e) => e.metadata.issued_by);
+    expect(served).toEqual([
+      { group: 'local', user: me },
+      { group: 'local', user: me },
+      { group: 'local', user: me },
+    ]);
   });
 
   it('refuses tokens for group local over the SDK and the CLI: it is reserved (QA-comp #6)', async () => {

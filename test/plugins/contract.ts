@@ -44,9 +44,19 @@ export function sampleEvents(n: number, offset = 0): AppendRequest[] {
   });
 }
 
+/** `group/user`, and `/<token id>` when the event was written with a token: the text columns' form. */
+function issuerText(e: EventRecord): string {
+  const { group, user, token } = e.metadata.issued_by;
+  return token === undefined ? `${group}/${user}` : `${group}/${user}/${token}`;
+}
+
+/** Every other event written with a token: its id must reach the destination too (QA audit #2). */
+const withToken = { issuedBy: { ...jane.issuedBy, token: 'edbx_Tok3n1' } };
+
 async function append(store: EventStore, reqs: AppendRequest[], concurrent = false): Promise<void> {
-  if (concurrent) await Promise.all(reqs.map((r) => store.append(r, jane)));
-  else for (const r of reqs) await store.append(r, jane);
+  const by = (i: number) => (i % 2 === 0 ? jane : withToken);
+  if (concurrent) await Promise.all(reqs.map((r, i) => store.append(r, by(i))));
+  else for (const [i, r] of reqs.entries()) await store.append(r, by(i));
 }
 
 /** The rows a state sink must hold: every aggregate `delivered` touched, as of the last delivered event. */
@@ -58,7 +68,7 @@ function expectedRows(all: readonly EventRecord[], delivered: readonly EventReco
     const k = `${e.aggregate_type}/${e.aggregate_id}`;
     if (!touched.has(k)) continue;
     const prev = rows.get(k);
-    const by = `${e.metadata.issued_by.group}/${e.metadata.issued_by.user}`;
+    const by = issuerText(e);
     rows.set(k, {
       version: e.version,
       state: foldState(prev?.state ?? {}, e.payload),
@@ -117,6 +127,8 @@ export function expectDelivered(
       expect(e.event_id).toBe(want.metadata.event_id);
     }
     if (e.state) expect(e.state).toEqual(states.get(key(e)));
+    if (e.issued_by) expect(e.issued_by).toEqual(want.metadata.issued_by);
+    if (e.updated_by !== undefined) expect(e.updated_by).toBe(issuerText(want));
   }
 }
 

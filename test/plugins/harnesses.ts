@@ -9,6 +9,7 @@ import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
+import type { EventIssuer } from '../../src/core/event.js';
 import { parseCsv } from '../../src/plugins/csv/rfc4180.js';
 import { HEAD_TABLE, TABLES_TABLE } from '../../src/plugins/sql/bookkeeping.js';
 import type { PluginInput, PluginKind, PluginLogger } from '../../src/plugins/index.js';
@@ -24,6 +25,9 @@ export interface Delivered {
   readonly event_id: string;
   readonly payload?: Record<string, string>;
   readonly state?: Record<string, string>;
+  /** Who wrote it, as the record says (record sinks) or as CSV's `updated_by` text has it. */
+  readonly issued_by?: EventIssuer;
+  readonly updated_by?: string;
 }
 
 /** One mirrored row (state sinks), keyed `type/id`. */
@@ -70,8 +74,8 @@ function rowOf(r: Record<string, unknown>): Row {
 const tempDir = () => mkdtemp(path.join(os.tmpdir(), 'edbx-plugin-'));
 
 function eventOf(line: string): Delivered {
-  const e = JSON.parse(line) as Delivered & { metadata: { event_id: string } };
-  return { ...e, event_id: e.metadata.event_id };
+  const e = JSON.parse(line) as Delivered & { metadata: { event_id: string; issued_by: EventIssuer } };
+  return { ...e, event_id: e.metadata.event_id, issued_by: e.metadata.issued_by };
 }
 
 /** Split concatenated pretty JSON documents (each ends with a `}` line). */
@@ -178,6 +182,7 @@ export function harnesses(pgServer: () => PgServer): SinkHarness[] {
                   event_type: cell('event'),
                   event_id: cell('event_id'),
                   state,
+                  updated_by: cell('updated_by'),
                 });
               }
             }

@@ -2,7 +2,7 @@
 import type { FastifyInstance } from 'fastify';
 import { err } from '../../core/errors.js';
 import { version as parseVersion, wholeNumber } from '../../core/names.js';
-import type { TokenRecord } from '../../core/tokens.js';
+import { type TokenRecord, issuerOf } from '../../core/tokens.js';
 import { aggregateConsistencyProof, eventInclusionProof, verifyNamed } from '../../store/index.js';
 import type { AppendRequest } from '../../store/types.js';
 import type { RouteContext } from '../app.js';
@@ -44,7 +44,7 @@ export async function aggregateRoutes(app: FastifyInstance, ctx: RouteContext): 
       write: false,
       ...(p ? { aggregate: { type: p.aggregate_type, id: p.aggregate_id } } : {}),
     });
-  const writeCtx = (t: TokenRecord) => ({ issuedBy: { group: t.group, user: t.user }, tokenHash: t.hash });
+  const writeCtx = (t: TokenRecord) => ({ issuedBy: issuerOf(t), tokenHash: t.hash });
   const refuseWhileDraining = () => {
     if (ctx.draining()) throw err('EDBX_ERR_SHUTTING_DOWN');
   };

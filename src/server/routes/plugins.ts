@@ -9,6 +9,7 @@ import { replayPlugin, retryPlugin } from '../../plugins/admin.js';
 import { deadLetters, listPlugins, pluginStatus } from '../../plugins/views.js';
 import type { DeliveryHost } from '../../plugins/host.js';
 import { wholeNumber } from '../../core/names.js';
+import { issuerOf } from '../../core/tokens.js';
 import type { WriteContext } from '../../store/types.js';
 import type { RouteContext } from '../app.js';
 import type { Feature } from '../features.js';
@@ -25,7 +26,7 @@ async function pluginRoutes(app: FastifyInstance, ctx: RouteContext): Promise<vo
   const change = (req: Auth): WriteContext => {
     const t = ctx.auth(req.headers.authorization, { write: true, admin: true });
     if (ctx.draining()) throw err('EDBX_ERR_SHUTTING_DOWN');
-    return { issuedBy: { group: t.group, user: t.user } };
+    return { issuedBy: issuerOf(t) };
   };
 
   app.get(

@@ -5,6 +5,7 @@
  */
 import type { FastifyInstance } from 'fastify';
 import { err } from '../../core/errors.js';
+import { issuerOf } from '../../core/tokens.js';
 import type { WriteContext } from '../../store/types.js';
 import {
   addSchemaEvents,
@@ -73,7 +74,7 @@ async function schemaRoutes(app: FastifyInstance, ctx: RouteContext): Promise<vo
   const admin = (req: { headers: { authorization?: string } }): WriteContext => {
     const t = ctx.auth(req.headers.authorization, { write: true, admin: true });
     if (ctx.draining()) throw err('EDBX_ERR_SHUTTING_DOWN');
-    return { issuedBy: { group: t.group, user: t.user } };
+    return { issuedBy: issuerOf(t) };
   };
 
   app.get<{ Querystring: Query }>(

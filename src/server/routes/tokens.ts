@@ -1,7 +1,7 @@
 /** Token management over HTTP for group `admin` (the same operations as `eventdbx token …`). */
 import type { FastifyInstance } from 'fastify';
 import { err } from '../../core/errors.js';
-import { describeToken } from '../../core/tokens.js';
+import { describeToken, issuerOf } from '../../core/tokens.js';
 import {
   TOKEN_RANGES,
   createToken,
@@ -47,7 +47,7 @@ export const tokenFeature: Feature = {
   async routes(app: FastifyInstance, ctx) {
     const admin = (header: string | undefined, write: boolean) => {
       const t = ctx.auth(header, { write, admin: true });
-      return { issuedBy: { group: t.group, user: t.user } };
+      return { issuedBy: issuerOf(t) };
     };
     app.get<{ Querystring: Query }>(
       '/v1/tokens',
