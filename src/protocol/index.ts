@@ -41,6 +41,7 @@ export type {
   SchemaList,
   TokenPage,
   TransactionResult,
+  WithheldAuditEntry,
 } from './responses.js';
 export {
   CHECKPOINT_ORIGIN,
