@@ -27,7 +27,7 @@ const tokenRow = (t: TokenView) => ({
   status: t.status,
   expires_at: t.expires_at ?? 'never',
   remaining: t.remaining ?? 'unlimited',
-  access: `${t.read_only ? 'read-only' : 'read-write'}${t.scopes.length ? ` ${t.scopes.join(',')}` : ''}`,
+  access: `${t.read_only ? 'read-only' : 'read-write'}${t.scopes.length ? ` ${t.scopes.join(',')}` : ''}${t.audit ? ' +audit' : ''}`,
 });
 
 const verifyLine = (r: VerifyReport): string =>
@@ -123,7 +123,7 @@ export const HUMAN: Record<string, Renderer> = {
       '',
       `  ${t.token}`,
       '',
-      `id ${t.id}, expires ${t.expires_at ?? 'never'}, writes ${t.limit ?? 'unlimited'}${t.keep_alive ? ', keep-alive' : ''}${t.read_only ? ', read-only' : ''}${t.scopes.length ? `, scopes ${t.scopes.join(' ')}` : ''}`,
+      `id ${t.id}, expires ${t.expires_at ?? 'never'}, writes ${t.limit ?? 'unlimited'}${t.keep_alive ? ', keep-alive' : ''}${t.read_only ? ', read-only' : ''}${t.scopes.length ? `, scopes ${t.scopes.join(' ')}` : ''}${t.audit ? ', reads the audit log' : ''}`,
     ].join('\n');
   },
   'token.revoke': (r) =>

@@ -115,6 +115,10 @@ const TOKEN_COMMANDS: CommandSpec[] = [
         help: 'limit the token to this aggregate type or instance (repeatable)',
         repeat: true,
       },
+      {
+        flags: '--audit',
+        help: 'the token may read the audit log (only the entries about its --aggregate scopes, if any)',
+      },
     ],
   },
   {

@@ -172,6 +172,7 @@ export const OPS: Record<string, Op> = {
         keepAlive: Boolean(a.keepAlive),
         readOnly: Boolean(a.readOnly),
         scopes: (a.aggregate as string[] | undefined) ?? [],
+        audit: Boolean(a.audit),
       },
       ctx,
     ),

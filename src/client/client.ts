@@ -426,12 +426,14 @@ export class EventDbxClient {
     return this.#send(SHAPES.token, 'POST', PATHS.tokenAction(id, 'refresh'), body, o);
   }
 
-  // ------------------------------------------------------------------ audit log (admin)
+  // ------------------------------------------------------------------ audit log (--audit or admin)
 
   /**
    * One page of `GET /v1/audit`: the audit log's entries (token, schema, archive, snapshot, config and
    * plugin changes), oldest first, as full `EventRecord`s. Give the same `since` with each `cursor`.
-   * Not to be confused with `audit()`, which verifies the signed checkpoint.
+   * Not to be confused with `audit()`, which verifies the signed checkpoint. Needs a token issued with
+   * `audit: true` (`--audit`) or an unrestricted admin token; a token with aggregate scopes gets the
+   * entries about them, and the others as `withheld` (version, position and leaf hash only).
    *
    * @example
    * let page = await db.auditLog({ since: '2026-11-01' });
@@ -529,7 +531,9 @@ export class EventDbxClient {
   /**
    * `GET /v1/ledger/proof?position&tree_size`: inclusion of the event at `position` in the ledger tree
    * of `treeSize` events (default: the current size). Unverified: check it against the root of a
-   * checkpoint of that size (see `audit()`), with the event's own `hash` as the leaf.
+   * checkpoint of that size (see `audit()`), with the event's own `hash` as the leaf. A token with
+   * aggregate scopes may ask for the positions of their events (and, with `audit`, of audit log entries):
+   * others are refused with `EDBX_ERR_TOKEN_OUT_OF_SCOPE`.
    *
    * @example
    * const cp = await db.getCheckpoint();

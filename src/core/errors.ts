@@ -322,14 +322,16 @@ export const ERRORS = {
     status: 403,
     kind: 'user',
     message: (p) => `token ${p.id} may not access ${p.aggregate}`,
-    doc: 'The token is limited to other aggregates.',
+    doc: 'The token is limited to other aggregates: their events, states, schemas and ledger proofs only (and, issued with `--audit`, the audit log and its ledger proofs).',
   },
   EDBX_ERR_GROUP_NOT_ALLOWED: {
     status: 403,
     kind: 'user',
     message: (p) =>
-      `group ${JSON.stringify(p.group)} may not administer (tokens, schemas, plugins, the audit log): only group "admin" may`,
-    doc: 'Only tokens of group admin may use administrative endpoints.',
+      p.audit
+        ? `group ${JSON.stringify(p.group)} may not read the audit log: use a token issued with --audit (any group), or of group "admin"`
+        : `group ${JSON.stringify(p.group)} may not administer (tokens, schemas, plugins, the audit log): only group "admin" may`,
+    doc: 'Only tokens of group admin may use administrative endpoints; the audit log is also open to tokens issued with `--audit`.',
   },
   EDBX_ERR_GROUP_RESERVED: {
     status: 400,
@@ -349,8 +351,10 @@ export const ERRORS = {
     status: 403,
     kind: 'user',
     message: (p) =>
-      `token ${p.id} is limited (${p.limits}): managing tokens, schemas or plugins needs an admin token without aggregate scopes or a write limit`,
-    doc: 'An admin token with aggregate scopes or a write limit may not administer: it could otherwise issue tokens beyond its own limits.',
+      p.audit
+        ? `token ${p.id} is limited (${p.limits}): reading the audit log needs a token issued with --audit, or an admin token without aggregate scopes or a write limit`
+        : `token ${p.id} is limited (${p.limits}): managing tokens, schemas or plugins needs an admin token without aggregate scopes or a write limit`,
+    doc: 'An admin token with aggregate scopes or a write limit may not administer: it could otherwise issue tokens beyond its own limits. It reads the audit log only if issued with `--audit`.',
   },
   EDBX_ERR_TOKEN_NOT_FOUND: {
     status: 404,

@@ -1,8 +1,9 @@
 /**
  * Access tokens: long random secrets with a recognisable prefix, stored only as a SHA-256 hash (a
  * 256-bit random secret needs no slow hash). Each token belongs to one person (`group`, `user`) and may
- * expire (optionally sliding with `keep_alive`), carry a write allowance, be read-only, and be limited
- * to some aggregates. Pure: the store persists records and decrements allowances atomically.
+ * expire (optionally sliding with `keep_alive`), carry a write allowance, be read-only, be limited to
+ * some aggregates, and may read the audit log (`audit`). Pure: the store persists records and
+ * decrements allowances atomically.
  */
 import { hash, randomBytes } from 'node:crypto';
 import { err } from './errors.js';
@@ -39,6 +40,11 @@ export interface TokenRecord {
   readonly read_only: boolean;
   /** `type` or `type/id` patterns; empty = every aggregate. */
   readonly scopes: readonly string[];
+  /**
+   * May read the audit log (`token generate --audit`) without being an unrestricted admin: what its
+   * scopes cover of it (see core/audit-scope.ts). Absent from records issued before the flag existed.
+   */
+  readonly audit?: boolean;
 }
 
 export interface NewToken {
@@ -82,6 +88,23 @@ export interface Access {
   /** Token, schema and plugin management. */
   readonly admin?: boolean;
   /**
+   * Reading the audit log: a token issued with `--audit`, or one that may administer (group `admin`,
+   * no scopes, no limit).
+   */
+  readonly auditLog?: boolean;
+  /**
+   * A ledger proof of the event at `position`, of aggregate `type/id` (`auditEntry`: an entry of the
+   * audit log). A scoped token may prove its own aggregates' events, and with `--audit` the audit log's.
+   */
+  readonly ledger?: {
+    readonly position: number;
+    readonly type: string;
+    readonly id: string;
+    readonly auditEntry: boolean;
+  };
+  /** The schema of this aggregate type: a scoped token reads only those of the types it may read. */
+  readonly schemaOf?: string;
+  /**
    * Appends: the write allowance is checked by the transaction against what it actually writes, so an
    * idempotent retry of events already appended (which writes nothing) is answered with the original
    * records even by a token whose allowance those events used up.
@@ -95,18 +118,50 @@ export function scopeCovers(scope: string, type: string, id: string): boolean {
   return slash < 0 ? scope === type : scope.slice(0, slash) === type && scope.slice(slash + 1) === id;
 }
 
+/** The aggregate type of a scope pattern (`type` or `type/id`). */
+const scopeType = (scope: string): string => {
+  const slash = scope.indexOf('/');
+  return slash < 0 ? scope : scope.slice(0, slash);
+};
+
+/** Whether scopes let a token read some aggregate of a type (every type when there are none). */
+export const scopesReachType = (scopes: readonly string[], type: string): boolean =>
+  scopes.length === 0 || scopes.some((s) => scopeType(s) === type);
+
+/**
+ * Whether two sets of scopes share an aggregate (an empty set is every aggregate): `patient` and
+ * `patient/p-1` do, `patient/p-1` and `patient/p-2` do not.
+ */
+export function scopesOverlap(a: readonly string[], b: readonly string[]): boolean {
+  if (a.length === 0 || b.length === 0) return true;
+  return a.some((x) =>
+    b.some((y) => scopeType(x) === scopeType(y) && (x === scopeType(x) || y === scopeType(y) || x === y)),
+  );
+}
+
+/** Whether a ledger proof of an event may be given to the token (see Access.ledger). */
+function mayProve(t: TokenRecord, ledger: NonNullable<Access['ledger']>): boolean {
+  if (t.scopes.length === 0) return true;
+  if (ledger.auditEntry) return t.audit === true;
+  return t.scopes.some((s) => scopeCovers(s, ledger.type, ledger.id));
+}
+
 /** Throws the coded error for the first rule the use breaks. */
 export function authorize(t: TokenRecord, now: Date, access: Access): void {
   const status = tokenStatus(t, now);
   if (status === 'revoked') throw err('EDBX_ERR_TOKEN_REVOKED', { id: t.id });
   if (status === 'expired') throw err('EDBX_ERR_TOKEN_EXPIRED', { id: t.id, at: t.expires_at });
-  if (access.admin && t.group !== 'admin') throw err('EDBX_ERR_GROUP_NOT_ALLOWED', { group: t.group });
+  // The audit log is also for a token issued with --audit; without it, only for who may administer.
+  const admin = access.admin === true || (access.auditLog === true && t.audit !== true);
+  const auditOnly = access.auditLog === true && access.admin !== true;
+  if (admin && t.group !== 'admin')
+    throw err('EDBX_ERR_GROUP_NOT_ALLOWED', { group: t.group, audit: auditOnly });
   // A restricted admin could issue itself an unrestricted token (or lock types outside its scopes).
-  if (access.admin && (t.scopes.length > 0 || t.limit !== null)) {
+  if (admin && (t.scopes.length > 0 || t.limit !== null)) {
     const limits = [t.scopes.length > 0 ? 'aggregate scopes' : '', t.limit !== null ? 'a write limit' : '']
       .filter(Boolean)
       .join(' and ');
-    throw err('EDBX_ERR_ADMIN_TOKEN_RESTRICTED', { id: t.id, limits });
+    throw err('EDBX_ERR_ADMIN_TOKEN_RESTRICTED', { id: t.id, limits, audit: auditOnly });
   }
   if (access.write && t.read_only) throw err('EDBX_ERR_TOKEN_READ_ONLY', { id: t.id });
   if (access.write && status === 'exhausted' && access.allowanceChecked !== 'by-transaction')
@@ -116,6 +171,16 @@ export function authorize(t: TokenRecord, now: Date, access: Access): void {
     if (!t.scopes.some((s) => scopeCovers(s, type, id))) {
       throw err('EDBX_ERR_TOKEN_OUT_OF_SCOPE', { id: t.id, aggregate: `${type}/${id}` });
     }
+  }
+  // Never names the aggregate at that position: that would tell the token what it may not read.
+  if (access.ledger && !mayProve(t, access.ledger)) {
+    throw err('EDBX_ERR_TOKEN_OUT_OF_SCOPE', {
+      id: t.id,
+      aggregate: `ledger position ${access.ledger.position}: a token with aggregate scopes may prove only the events of those aggregates (and, issued with --audit, the audit log's entries)`,
+    });
+  }
+  if (access.schemaOf !== undefined && !scopesReachType(t.scopes, access.schemaOf)) {
+    throw err('EDBX_ERR_TOKEN_OUT_OF_SCOPE', { id: t.id, aggregate: `the schema of ${access.schemaOf}` });
   }
 }
 
@@ -148,6 +213,7 @@ export function describeToken(t: TokenRecord, now: Date) {
     remaining: t.remaining,
     read_only: t.read_only,
     scopes: [...t.scopes],
+    audit: t.audit === true,
     created_at: t.created_at,
     revoked_at: t.revoked_at,
   };

@@ -42,6 +42,7 @@ export type {
   SchemaList,
   TokenPage,
   TransactionResult,
+  WithheldAuditEntry,
 } from './responses.js';
 export {
   CHECKPOINT_ORIGIN,

@@ -172,6 +172,8 @@ export interface TokenView {
   readonly remaining: number | null;
   readonly read_only: boolean;
   readonly scopes: readonly string[];
+  /** May read the audit log (`--audit`): with scopes, the entries about what they cover. */
+  readonly audit: boolean;
   readonly created_at: string;
   readonly revoked_at: string | null;
 }

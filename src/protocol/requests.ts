@@ -82,4 +82,9 @@ export interface TokenCreateBody {
   readonly read_only?: boolean;
   /** `type` or `type/id` the token is limited to. */
   readonly aggregates?: readonly string[];
+  /**
+   * The token may read the audit log (`GET /v1/audit`, `/v1/audit/verify`) and prove its entries in the
+   * ledger, without reading every aggregate: with `aggregates`, only the entries about them.
+   */
+  readonly audit?: boolean;
 }

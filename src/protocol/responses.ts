@@ -44,8 +44,22 @@ export interface SchemaHistory {
   readonly versions: readonly SchemaDefinition[];
 }
 
-/** `GET /v1/audit` (admin): audit log entries, oldest first. `next_cursor` is null on the last page. */
+/** An audit log entry withheld from a token limited to some aggregates: enough to recompute the tree. */
+export interface WithheldAuditEntry {
+  readonly version: number;
+  readonly position: number;
+  /** The entry's leaf hash (hex), as its `hash` would be. */
+  readonly hash: string;
+}
+
+/**
+ * `GET /v1/audit` (a token issued with `--audit`, or admin): audit log entries, oldest first.
+ * `next_cursor` is null on the last page. A token with aggregate scopes gets the entries about them,
+ * the tokens that can reach them and the store as a whole; the others are in `withheld` (always empty
+ * for a token without scopes). `skip` and `take` count both.
+ */
 export interface AuditPage {
   readonly entries: readonly EventRecord[];
+  readonly withheld: readonly WithheldAuditEntry[];
   readonly next_cursor: string | null;
 }

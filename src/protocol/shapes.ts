@@ -16,6 +16,7 @@ import type {
   SchemaList,
   TokenPage,
   TransactionResult,
+  WithheldAuditEntry,
 } from './responses.js';
 import type {
   DeadLetter,
@@ -161,6 +162,7 @@ const tokenFields: Fields<TokenView> = {
   remaining: nullable(number),
   read_only: boolean,
   scopes: strings,
+  audit: boolean,
   created_at: string,
   revoked_at: nullable(string),
 };
@@ -300,7 +302,11 @@ export const SHAPES = {
   ),
   auditPage: shape<AuditPage>(
     'a page of the audit log',
-    fields<AuditPage>({ entries: events, next_cursor: cursor }),
+    fields<AuditPage>({
+      entries: events,
+      withheld: list(fields<WithheldAuditEntry>({ version: number, position: number, hash: string })),
+      next_cursor: cursor,
+    }),
   ),
   auditVerification: shape<AuditVerification>(
     'an audit log verification',

@@ -322,7 +322,8 @@ export const ledgerProof = {
   description:
     'leaf_hash is the hash of the event at `position` (leaf index position - 1); root is the ledger root ' +
     'at tree_size (default: the current size), the root a checkpoint of that size signs. A token ' +
-    'limited to some aggregates is refused (403): the ledger covers every aggregate.',
+    'limited to some aggregates may ask for the positions of their events (and, issued with --audit, ' +
+    'of audit log entries); any other position is refused (403 EDBX_ERR_TOKEN_OUT_OF_SCOPE).',
   querystring: {
     type: 'object',
     properties: {

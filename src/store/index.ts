@@ -23,6 +23,7 @@ export {
   aggregateConsistencyProof,
   ledgerConsistencyProof,
   ledgerInclusionProof,
+  ledgerEventRef,
 } from './proofs.js';
 export { type RecordCodec, plainCodec } from './codec.js';
 export type { AppendValidator } from './tx.js';

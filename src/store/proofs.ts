@@ -292,6 +292,25 @@ export async function ledgerInclusionProof(
 }
 
 /**
+ * The aggregate and version of the event at a ledger position (its P entry's reference), to decide
+ * whether a token limited to some aggregates may have its proof; undefined when `position` is not a
+ * position of the store (the proof then says why). A missing or malformed entry is EDBX_ERR_INTEGRITY:
+ * access is never decided without it.
+ */
+export async function ledgerEventRef(store: EventStore, position: unknown): Promise<K.EventRef | undefined> {
+  const p = wholeNumber(position);
+  if (p === undefined || p < 1 || p > store.size) return undefined;
+  const value = await store.engine.get('main', K.positionKey(p));
+  const entry = value === undefined ? undefined : K.decodeLedgerEntry(p, value);
+  if (!entry)
+    throw err('EDBX_ERR_INTEGRITY', {
+      where: `ledger position ${p}`,
+      reason: value === undefined ? 'missing entry' : 'malformed entry',
+    });
+  return entry.ref;
+}
+
+/**
  * The ledger head a checkpoint signs, checked against the ledger entries: the root of the head's
  * frontier (`G ledger`, stored unsealed) must be the root the entries' nodes give for that size,
  * O(log n) reads. Throws EDBX_ERR_INTEGRITY when they disagree: a store must never sign a head its

@@ -296,6 +296,8 @@ export interface SchemaListOptions {
   readonly skip?: number;
   readonly take?: number;
   readonly signal?: AbortSignal | undefined;
+  /** Only these aggregate types (a token limited to some aggregates lists only theirs). */
+  readonly types?: readonly string[] | undefined;
 }
 
 /**
@@ -308,6 +310,12 @@ export async function listSchemas(store: EventStore, o: SchemaListOptions = {}):
   refuseBroken(reg);
   const take = o.take ?? Number.MAX_SAFE_INTEGER;
   const out: Schema[] = [];
+  if (o.types !== undefined) {
+    // Type names are ASCII, so this is the order of the H keys, the order of the whole listing.
+    const types = [...new Set(o.types)].sort().filter((t) => o.after === undefined || t > o.after);
+    const schemas = types.flatMap((t) => reg.schemas.get(t)?.schema ?? []);
+    return schemas.slice(o.skip ?? 0, (o.skip ?? 0) + take);
+  }
   const lt = prefixEnd(K.schemaPrefix());
   let gte = o.after === undefined ? K.schemaPrefix() : prefixEnd(K.schemaPrefix(o.after));
   let skip = o.skip ?? 0;

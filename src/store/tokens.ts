@@ -36,6 +36,8 @@ export interface GenerateOptions {
   readonly keepAlive?: boolean | undefined;
   readonly readOnly?: boolean | undefined;
   readonly scopes?: readonly string[] | undefined;
+  /** May read the audit log (what its scopes cover of it) without being an unrestricted admin. */
+  readonly audit?: boolean | undefined;
 }
 
 const NAME = /^[A-Za-z0-9._@-]{1,64}$/;
@@ -104,6 +106,7 @@ export async function createToken(store: EventStore, o: GenerateOptions, ctx: Wr
     revoked_at: null,
     read_only: Boolean(o.readOnly),
     scopes,
+    audit: Boolean(o.audit),
   };
   await store.exclusive(AUDIT, async (tx) => {
     tx.setToken(record);
@@ -117,6 +120,7 @@ export async function createToken(store: EventStore, o: GenerateOptions, ctx: Wr
       limit: String(record.limit ?? ''),
       read_only: String(record.read_only),
       scopes: scopes.join(','),
+      audit: String(record.audit),
     });
   });
   return { token: fresh.token, ...describeToken(record, now) };
@@ -202,6 +206,21 @@ export function findToken(store: EventStore, value: string): TokenRecord {
       : [];
   if (matches.length !== 1) throw err('EDBX_ERR_TOKEN_NOT_FOUND', { token: value.slice(0, 11) });
   return matches[0]!;
+}
+
+/**
+ * The scopes of each token by id, for showing a scoped token the audit entries about tokens that can
+ * reach its aggregates. Two tokens sharing an id prefix (a 1 in 2^36 chance) get both their scopes.
+ */
+export function scopesById(store: EventStore): (id: string) => readonly string[] | undefined {
+  const byId = new Map<string, string[]>();
+  for (const t of store.tokens.values()) {
+    const seen = byId.get(t.id);
+    // An empty list is every aggregate: it stays empty whatever the other token's scopes are.
+    if (seen === undefined) byId.set(t.id, [...t.scopes]);
+    else if (seen.length > 0) byId.set(t.id, t.scopes.length === 0 ? [] : [...seen, ...t.scopes]);
+  }
+  return (id) => byId.get(id);
 }
 
 /** Revoke a token; revoking it again is refused (nothing changes, no second audit entry). */

@@ -167,7 +167,7 @@ describe('GET /v1/audit (finding 11)', () => {
     const last = await get('/v1/audit?skip=9&take=2');
     expect(versions(last.body.entries)).toEqual([10, 11]);
     expect(last.body.next_cursor).toBeNull();
-    expect((await get('/v1/audit?skip=11')).body).toEqual({ entries: [], next_cursor: null });
+    expect((await get('/v1/audit?skip=11')).body).toEqual({ entries: [], withheld: [], next_cursor: null });
     expect((await get('/v1/audit?take=1000')).body.entries).toHaveLength(all.length);
 
     // Day 2 on: the tokens of n-2, n-3, n-4, the revocation and the schema.
@@ -182,10 +182,14 @@ describe('GET /v1/audit (finding 11)', () => {
     ]);
     expect(later.every((e) => e.metadata.created_at >= since)).toBe(true);
     expect(versions((await get('/v1/audit?since=2024-03-06&skip=1')).body.entries)).toEqual([11]);
-    expect((await get('/v1/audit?since=2999-01-01')).body).toEqual({ entries: [], next_cursor: null });
+    expect((await get('/v1/audit?since=2999-01-01')).body).toEqual({
+      entries: [],
+      withheld: [],
+      next_cursor: null,
+    });
   });
 
-  it('needs an admin token: 401 without one, 403 for another group or a restricted admin', async () => {
+  it('needs an admin token (or one issued with --audit): 401 without one, 403 for another group or a restricted admin', async () => {
     for (const path of ['/v1/audit', '/v1/audit/verify']) {
       const none = await get(path, null);
       expect(none.status, path).toBe(401);
@@ -297,7 +301,7 @@ describe('OpenAPI', () => {
       'query:take',
     ]);
     const page = list.responses['200'].content['application/json'].schema;
-    expect(Object.keys(page.properties).sort()).toEqual(['entries', 'next_cursor']);
+    expect(Object.keys(page.properties).sort()).toEqual(['entries', 'next_cursor', 'withheld']);
     expect(Object.keys(page.properties.entries.items.properties)).toEqual(
       expect.arrayContaining(['hash', 'merkle_root', 'position', 'version', 'metadata']),
     );

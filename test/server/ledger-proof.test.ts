@@ -181,7 +181,7 @@ describe('GET /v1/ledger/proof (finding 11)', () => {
     expect((await get('/v1/ledger/proof?position=1&extra=1')).status).toBe(400);
   });
 
-  it('needs a valid token not limited to some aggregates (the ledger covers them all)', async () => {
+  it("needs a valid token; one limited to some aggregates is refused others' positions (here an audit entry)", async () => {
     expect((await get('/v1/ledger/proof?position=1', admin)).status).toBe(200);
     expect((await get('/v1/ledger/proof?position=1', reader)).status).toBe(200);
     const limited = await get('/v1/ledger/proof?position=1', scoped);

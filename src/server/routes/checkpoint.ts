@@ -2,7 +2,13 @@
 import type { FastifyInstance } from 'fastify';
 import { currentCheckpoint } from '../../store/checkpoints.js';
 import { err } from '../../core/errors.js';
-import { ledgerConsistencyProof, ledgerInclusionProof } from '../../store/index.js';
+import {
+  AUDIT_ID,
+  AUDIT_TYPE,
+  ledgerConsistencyProof,
+  ledgerEventRef,
+  ledgerInclusionProof,
+} from '../../store/index.js';
 import type { SecureStore } from '../../store/secure.js';
 import type { RouteContext } from '../app.js';
 import { UP_TO_CURRENT, errors, integrityError, ledgerProof, uint } from '../schemas.js';
@@ -83,13 +89,25 @@ export async function checkpointRoutes(
     { schema: ledgerProof },
     async (req) => {
       const t = ctx.auth(req.headers.authorization, { write: false });
-      // A ledger proof shows the hashes of events of any aggregate: not for a token limited to some.
-      if (t.scopes.length > 0)
-        throw err('EDBX_ERR_TOKEN_OUT_OF_SCOPE', { id: t.id, aggregate: 'the whole ledger' });
       if (req.query.position === undefined)
         throw err('EDBX_ERR_INVALID_PROOF_RANGE', {
           reason: 'position is required (?position=p&tree_size=n)',
         });
+      // A token limited to some aggregates proves their events (and, with --audit, the audit log's):
+      // the proof shows only hashes, but the leaf of another aggregate's event is not its to have.
+      if (t.scopes.length > 0) {
+        const ref = await ledgerEventRef(ctx.store, req.query.position);
+        if (ref !== undefined)
+          ctx.auth(req.headers.authorization, {
+            write: false,
+            ledger: {
+              position: Number(req.query.position),
+              type: ref.type,
+              id: ref.id,
+              auditEntry: ref.type === AUDIT_TYPE && ref.id === AUDIT_ID,
+            },
+          });
+      }
       return ledgerInclusionProof(ctx.store, req.query.position, req.query.tree_size);
     },
   );

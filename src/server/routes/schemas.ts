@@ -1,10 +1,11 @@
 /**
  * The schema feature of the server: `GET /v1/schemas` and `GET /v1/schemas/{aggregate}` (any valid
- * token), the history of a schema, and admin-only equivalents of the `schema` commands for tooling.
+ * token; one limited to some aggregates reads only their types' schemas), the history of a schema, and admin-only equivalents of the `schema` commands for tooling.
  * Changes apply to the very next append (see src/store/schemas.ts).
  */
 import type { FastifyInstance } from 'fastify';
 import { err } from '../../core/errors.js';
+import { aggregateType } from '../../core/names.js';
 import { issuerOf } from '../../core/tokens.js';
 import type { WriteContext } from '../../store/types.js';
 import {
@@ -71,6 +72,13 @@ async function schemaRoutes(app: FastifyInstance, ctx: RouteContext): Promise<vo
   const { store } = ctx;
   const read = (req: { headers: { authorization?: string } }) =>
     ctx.auth(req.headers.authorization, { write: false });
+  /** A read of one type's schema: a token limited to some aggregates reads only their types'. */
+  const readSchemaOf = (req: { headers: { authorization?: string } }, aggregate: string): string => {
+    read(req);
+    const type = aggregateType(aggregate);
+    ctx.auth(req.headers.authorization, { write: false, schemaOf: type });
+    return type;
+  };
   const admin = (req: { headers: { authorization?: string } }): WriteContext => {
     const t = ctx.auth(req.headers.authorization, { write: true, admin: true });
     if (ctx.draining()) throw err('EDBX_ERR_SHUTTING_DOWN');
@@ -82,6 +90,8 @@ async function schemaRoutes(app: FastifyInstance, ctx: RouteContext): Promise<vo
     {
       schema: {
         summary: 'List the schema definitions (current versions) by aggregate type, a page at a time',
+        description:
+          'A token limited to some aggregates (--aggregate) lists only the schemas of their types.',
         querystring: page,
         response: {
           200: {
@@ -93,9 +103,10 @@ async function schemaRoutes(app: FastifyInstance, ctx: RouteContext): Promise<vo
       },
     },
     async (req, reply) => {
-      read(req);
+      const t = read(req);
       const take = num(req.query, 'take', DEFAULT_PAGE, 1, MAX_PAGE);
       const schemas = await listSchemas(store, {
+        ...(t.scopes.length > 0 ? { types: t.scopes.map((s) => s.split('/')[0]!) } : {}),
         after: decodeCursor(req.query.cursor, isKeyCursor)?.k,
         skip: num(req.query, 'skip', 0),
         take: take + 1,
@@ -115,10 +126,7 @@ async function schemaRoutes(app: FastifyInstance, ctx: RouteContext): Promise<vo
         response: { 200: schema, ...errors },
       },
     },
-    async (req) => {
-      read(req);
-      return getSchema(store, req.params.aggregate);
-    },
+    async (req) => getSchema(store, readSchemaOf(req, req.params.aggregate)),
   );
 
   app.get<{ Params: Params }>(
@@ -137,8 +145,8 @@ async function schemaRoutes(app: FastifyInstance, ctx: RouteContext): Promise<vo
       },
     },
     async (req) => {
-      read(req);
-      return { aggregate: req.params.aggregate, versions: await schemaHistory(store, req.params.aggregate) };
+      const type = readSchemaOf(req, req.params.aggregate);
+      return { aggregate: type, versions: await schemaHistory(store, type) };
     },
   );
 

@@ -18,7 +18,7 @@ import { Counter, Gauge } from 'prom-client';
 import { type EventDbxError, err, toEventDbxError } from '../../core/errors.js';
 import type { EventRecord } from '../../core/event.js';
 import { aggregateType, wholeNumber } from '../../core/names.js';
-import { type TokenRecord, authorize, scopeCovers } from '../../core/tokens.js';
+import { type TokenRecord, authorize, scopeCovers, scopesReachType } from '../../core/tokens.js';
 import {
   PATHS,
   SSE_CONTENT_TYPE,
@@ -361,11 +361,7 @@ async function streamRoutes(app: FastifyInstance, ctx: RouteContext): Promise<vo
     async (req, reply) => {
       const token = ctx.auth(req.headers.authorization, { write: false });
       const aggregate = req.query.aggregate === undefined ? undefined : aggregateType(req.query.aggregate);
-      if (
-        aggregate !== undefined &&
-        token.scopes.length > 0 &&
-        !token.scopes.some((s) => s === aggregate || s.startsWith(`${aggregate}/`))
-      ) {
+      if (aggregate !== undefined && !scopesReachType(token.scopes, aggregate)) {
         throw err('EDBX_ERR_TOKEN_OUT_OF_SCOPE', { id: token.id, aggregate });
       }
       const from = firstPosition(ctx.store, req.query, req.headers['last-event-id']);

@@ -32,6 +32,10 @@ const tokenView = {
     remaining: { type: ['integer', 'null'] },
     read_only: { type: 'boolean' },
     scopes: { type: 'array', items: str },
+    audit: {
+      type: 'boolean',
+      description: 'may read the audit log (what its scopes cover of it) and prove its entries',
+    },
     created_at: str,
     revoked_at: { type: ['string', 'null'] },
   },
@@ -89,6 +93,7 @@ export const tokenFeature: Feature = {
         keep_alive?: boolean;
         read_only?: boolean;
         aggregates?: string[];
+        audit?: boolean;
       };
     }>(
       '/v1/tokens',
@@ -107,6 +112,12 @@ export const tokenFeature: Feature = {
               keep_alive: { type: 'boolean' },
               read_only: { type: 'boolean' },
               aggregates: { type: 'array', items: str, maxItems: 100 },
+              audit: {
+                type: 'boolean',
+                description:
+                  'the token may read GET /v1/audit and /v1/audit/verify and prove audit entries in the ledger ' +
+                  '(`token generate --audit`); with `aggregates`, only the entries about them',
+              },
             },
           },
           response: { 201: tokenView, ...errors },
@@ -125,6 +136,7 @@ export const tokenFeature: Feature = {
             keepAlive: b.keep_alive,
             readOnly: b.read_only,
             scopes: b.aggregates,
+            audit: b.audit,
           },
           wctx,
         );
