@@ -680,3 +680,23 @@ describe('tokens: refusals that say what is wrong with the target token', () => 
     expect(record(token).remaining).toBe(1);
   });
 });
+
+describe('token ids', () => {
+  it('a new token never takes the id of a token the store holds: it is drawn again', async () => {
+    const draws = [
+      'edbx_SAMEidAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA',
+      'edbx_SAMEidBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBB',
+      'edbx_OTHERiCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCC',
+    ];
+    const generate = () => {
+      const token = draws.shift()!;
+      return { token, id: token.slice(0, 11), hash: hashToken(token) };
+    };
+    const first = await createToken(store, { group: 'doctors', user: 'ann' }, ADMIN_CTX, generate);
+    const second = await createToken(store, { group: 'doctors', user: 'bob' }, ADMIN_CTX, generate);
+    expect(first.id).toBe('edbx_SAMEid');
+    expect(second.id).toBe('edbx_OTHERi');
+    expect(second.token).toBe('edbx_OTHERiCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCC');
+    expect(draws).toEqual([]);
+  });
+});

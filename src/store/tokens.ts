@@ -62,8 +62,17 @@ function positive(value: unknown, name: keyof typeof TOKEN_RANGES): number | und
   return n;
 }
 
-/** Issue a token. The full token is returned once; only its hash is stored. */
-export async function createToken(store: EventStore, o: GenerateOptions, ctx: WriteContext) {
+/**
+ * Issue a token. The full token is returned once; only its hash is stored. Its id (the first 11
+ * characters, 36 random bits) names it in events, the audit log and `token revoke`, so a new token
+ * never shares one with a token the store holds. `generate`: for tests.
+ */
+export async function createToken(
+  store: EventStore,
+  o: GenerateOptions,
+  ctx: WriteContext,
+  generate = generateToken,
+) {
   for (const [flag, v] of [
     ['group', o.group],
     ['user', o.user],
@@ -88,7 +97,9 @@ export async function createToken(store: EventStore, o: GenerateOptions, ctx: Wr
     });
   }
   const scopes = [...new Set((o.scopes ?? []).map(parseScope))];
-  const fresh = generateToken();
+  const taken = new Set([...store.tokens.values()].map((t) => t.id));
+  let fresh = generate();
+  while (taken.has(fresh.id)) fresh = generate();
   const now = store.env.now();
   const record: TokenRecord = {
     id: fresh.id,
