@@ -59,6 +59,9 @@ describe('auditEntryVisible', () => {
       'plugin-retried',
     ])
       expect(seen(ANN, event, { plugin: 'postgres' }), event).toBe(true);
+    // A backup copies every aggregate, the auditor's too.
+    const backup = { path: '/backups/b1', taken_at: '2026-11-30T02:00:00Z', events: '12', ledger_root: 'ab' };
+    expect(seen(ANN, 'backup-taken', backup)).toBe(true);
   });
 });
 

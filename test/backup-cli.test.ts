@@ -3,18 +3,84 @@
  * daemon logs who backed up what, and the README's restore story holds: stop, put the backup in
  * place, start with the same keys; `aggregate verify` passes and `checkpoint verify` reports history
  * saved after the backup as truncated. The first server on the restored backup says what the restore
- * undid (a token revoked since works again) and records the restore in the audit log, once.
+ * undid (a token revoked since works again) and records the restore in the audit log, once. Each
+ * backup written, directly or through the daemon, is in the audit log (`backup-taken`, QA audit
+ * finding 5); a failed one is not.
  */
 import { readFile, readdir, rename, writeFile } from 'node:fs/promises';
+import { userInfo } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Project, applyArgs, freePort, project, run, running, serverPid } from './helpers/cli.js';
 
 interface AuditEntry {
   readonly event_type: string;
+  readonly version: number;
   readonly payload: Record<string, string>;
-  readonly metadata: { readonly issued_by: { readonly group: string } };
+  readonly metadata: {
+    readonly created_at: string;
+    readonly issued_by: { readonly group: string; readonly user: string };
+  };
 }
+
+/** The `backup-taken` entries of the audit log, as `audit list --json` prints them. */
+async function backupsTaken(p: Project): Promise<AuditEntry[]> {
+  const r = await p.cli(['audit', 'list', '--json']);
+  expect(r.code, r.stderr).toBe(0);
+  return (JSON.parse(r.stdout).entries as AuditEntry[]).filter((e) => e.event_type === 'backup-taken');
+}
+
+/** The report's point, who ran it (the CLI's OS user, as `local/<user>`) and where: the entry's fields. */
+function expectRecorded(entry: AuditEntry | undefined, report: BackupJson): void {
+  expect(entry?.metadata.issued_by).toEqual({ group: 'local', user: userInfo().username });
+  expect(entry?.payload).toEqual({
+    path: report.path,
+    taken_at: expect.stringMatching(/^\d{4}-\d{2}-\d{2}T[\d:.]+Z$/),
+    events: String(report.events),
+    ledger_root: report.ledger_root,
+  });
+  expect(entry?.version).toBe(report.audit_entry);
+}
+
+interface BackupJson {
+  readonly path: string;
+  readonly events: number;
+  readonly ledger_root: string;
+  readonly audit_entry: number;
+}
+
+describe('eventdbx backup on the store, no server running', () => {
+  let p: Project;
+  beforeAll(async () => {
+    p = await project();
+  });
+  afterAll(async () => {
+    await p.cleanup();
+  });
+
+  it('records one backup-taken entry for the backup written and none for one refused (QA #5)', async () => {
+    for (let i = 1; i <= 2; i++)
+      expect((await p.cli(applyArgs('patient', 'p-1', 'patient-updated', [`n=${i}`]))).code).toBe(0);
+    const backup = await p.cli(['backup', 'backups/direct', '--json']);
+    expect(backup.code, backup.stderr).toBe(0);
+    const report = JSON.parse(backup.stdout).backup as BackupJson;
+    expect(report.events).toBe(2);
+    const again = await p.cli(['backup', 'backups/direct']);
+    expect(again.stderr).toMatch(/the directory is not empty.*\[EDBX_ERR_BACKUP_TARGET\]/);
+    const taken = await backupsTaken(p);
+    expect(taken).toHaveLength(1);
+    expectRecorded(taken[0], report);
+    // Readable in `audit list` (details in key order), and the log still vouches for the records beside it.
+    const list = await p.cli(['audit', 'list']);
+    expect(list.stdout).toContain(
+      `local/${userInfo().username}  backup-taken  events=2 ledger_root=${report.ledger_root} path=${report.path} taken_at=`,
+    );
+    const human = await p.cli(['backup', 'backups/second']);
+    expect(human.stdout).toContain(`recorded in the audit log (audit #${report.audit_entry + 1})`);
+    const verified = await p.cli(['audit', 'verify']);
+    expect(verified.code, verified.stdout + verified.stderr).toBe(0);
+  });
+});
 
 describe('eventdbx backup through a running daemon', () => {
   let p: Project;
@@ -55,7 +121,7 @@ describe('eventdbx backup through a running daemon', () => {
     // Relative to the CLI's directory, though the daemon writes it.
     const backup = await p.cli(['backup', 'backups/first', '--json']);
     expect(backup.code, backup.stderr).toBe(0);
-    const report = JSON.parse(backup.stdout).backup as { path: string; events: number; ledger_root: string };
+    const report = JSON.parse(backup.stdout).backup as BackupJson;
     expect(report.path).toBe(path.join(p.dir, 'backups', 'first'));
     // The three events and the daemon's own audit entries (its admin token).
     expect(report.events).toBeGreaterThanOrEqual(3);
@@ -63,6 +129,10 @@ describe('eventdbx backup through a running daemon', () => {
     const again = await p.cli(['backup', 'backups/first']);
     expect(again.code).toBe(1);
     expect(again.stderr).toMatch(/the directory is not empty.*\[EDBX_ERR_BACKUP_TARGET\]/);
+    // The backup written is in the audit log, once, with who ran it; the one refused is not.
+    const taken = await backupsTaken(p);
+    expect(taken).toHaveLength(1);
+    expectRecorded(taken[0], report);
 
     const log = await readFile(path.join(p.dataDir, 'eventdbx.log'), 'utf8');
     const lines = log
@@ -77,7 +147,11 @@ describe('eventdbx backup through a running daemon', () => {
     ]);
     expect(lines[3]).toMatchObject({ code: 'EDBX_ERR_BACKUP_TARGET' });
     expect(lines[0]!.issued_by).toMatchObject({ group: 'local' });
-    expect(lines[1]).toMatchObject({ target: report.path, events: report.events });
+    expect(lines[1]).toMatchObject({
+      target: report.path,
+      events: report.events,
+      audit_entry: report.audit_entry,
+    });
     expect(log).not.toContain('test-master');
     expect(log).not.toContain('test-dek');
 
@@ -142,12 +216,12 @@ describe('eventdbx backup through a running daemon', () => {
       '--json',
     ]);
     expect(JSON.parse(replay.stdout).events).toHaveLength(3);
-    // The note has the event and the revocation after the backup; the store, the backup and its
-    // restore entry.
+    // The note has the backup's entry, the event and the revocation after the backup; the store, the
+    // backup and its restore entry (the backup does not hold its own backup-taken entry).
     const truncated = await p.cli(['checkpoint', 'verify', '--from', note]);
     expect(truncated.code).toBe(1);
     expect(truncated.stderr).toContain(
-      `${report.events + 2} events but the store only ${report.events + 1}: history was truncated`,
+      `${report.events + 3} events but the store only ${report.events + 1}: history was truncated`,
     );
     expect(truncated.stderr).toContain('[EDBX_ERR_CHECKPOINT_MISMATCH]');
     expect((await p.cli(['stop'])).code).toBe(0);

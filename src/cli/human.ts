@@ -165,7 +165,10 @@ export const HUMAN: Record<string, Renderer> = {
   backup: (r) => {
     const b = r.backup as BackupReport;
     const entries = b.entries.main + b.entries.archive;
-    return `${green('ok')} backed up ${count(b.events, 'event')} (${entries} ${entries === 1 ? 'entry' : 'entries'}, ${b.bytes} bytes) to ${printable(b.path)} in ${b.seconds} s\nledger_root ${b.ledger_root}`;
+    // A server of an earlier version does not record backups, nor say it did.
+    const audited =
+      b.audit_entry === undefined ? '' : `\nrecorded in the audit log (audit #${b.audit_entry})`;
+    return `${green('ok')} backed up ${count(b.events, 'event')} (${entries} ${entries === 1 ? 'entry' : 'entries'}, ${b.bytes} bytes) to ${printable(b.path)} in ${b.seconds} s\nledger_root ${b.ledger_root}${audited}`;
   },
   ...SCHEMA_HUMAN,
   ...PLUGIN_HUMAN,

@@ -196,13 +196,13 @@ export const OPS: Record<string, Op> = {
     return { verification: await verifyFromCheckpoint(secure, note, pinned) };
   },
   'checkpoint.public-key': async (secure) => ({ public_key: secure.publicKeyPem }),
-  backup: async (secure, a, _ctx, progress, signal) => {
+  backup: async (secure, a, ctx, progress, signal) => {
     const dir = str(a, 'dir');
     // The server runs elsewhere than the CLI: the CLI resolves the path where it runs.
     if (!path.isAbsolute(dir))
       throw err('EDBX_ERR_USAGE', { reason: 'the backup directory must be an absolute path' });
     const dataDir = secure.keyringFile === undefined ? undefined : path.dirname(secure.keyringFile);
-    return { backup: await backupStore(secure.store, dir, { signal, progress, dataDir }) };
+    return { backup: await backupStore(secure.store, dir, ctx, { signal, progress, dataDir }) };
   },
   'config.apply': async (secure, a, ctx) => ({
     keys: await changeKeys(

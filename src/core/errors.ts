@@ -517,6 +517,14 @@ export const ERRORS = {
       `the backup copy does not match the store (${p.reason}); it was removed: run the backup again`,
     doc: 'The copy a backup wrote, opened again, does not hold what the store held at the backup point (entries or ledger); nothing was left at the target.',
   },
+  EDBX_ERR_BACKUP_NOT_RECORDED: {
+    status: 409,
+    kind: 'user',
+    message: (p) =>
+      // The cause's code in words, not in brackets: the line ends with this error's code alone.
+      `cannot back up: every backup is recorded in the audit log, and this store cannot append to it (cause ${p.cause}): ${p.reason}; nothing was left at ${p.path}: put that right, then back up again`,
+    doc: 'A backup is a copy of everything, so each one is recorded in the audit log (`backup-taken`); a store that refuses writes, or whose audit log was cut short, cannot record it, and no backup is left at the target.',
+  },
   EDBX_ERR_STORE_IO: {
     status: 500,
     kind: 'user',

@@ -11,7 +11,8 @@ const MASTER_KEY_ONLY = new Set(['config.apply']);
 
 /**
  * `log` gets each backup (a read of everything) with who asked for it: the CLI's identity, the target
- * and, once written, its size — never keys or values.
+ * and, once written, its size and its audit entry — never keys or values. The audit log's `backup-taken`
+ * entry is the tamper-evident record (backup.ts); these lines also show the backups that failed.
  */
 export function controlHandler(secure: SecureStore, log?: ControlLog): ControlHandler {
   return async (req, progress, signal) => {
@@ -45,8 +46,8 @@ export function controlHandler(secure: SecureStore, log?: ControlLog): ControlHa
       log?.info({ ...who, code: toEventDbxError(e).code }, 'backup not written');
       throw e;
     }
-    const { events, entries, bytes, seconds } = result.backup;
-    log?.info({ ...who, events, entries, bytes, seconds }, 'backup written');
+    const { events, entries, bytes, seconds, audit_entry } = result.backup;
+    log?.info({ ...who, events, entries, bytes, seconds, audit_entry }, 'backup written');
     return result;
   };
 }

@@ -11,11 +11,21 @@
  * or cancelled backup removes its temporary directory. `backup.json` in it says when it was taken and
  * what it held: a server started on it after a restore records the restore (restored.ts). Never copied: the config file, the keys, the
  * PID file, the control socket, the log (they are not in the store).
+ *
+ * A backup is a read of everything, so each one is recorded in the audit log (`backup-taken`: who,
+ * where, and the pinned point's time, events and ledger root), in its own commit once the backup is
+ * complete and renamed into place. So the copy never holds its own entry (it holds the store as of the
+ * pin), and a failed or cancelled backup records nothing: nothing was left at the target. A backup is
+ * never left without its entry: a store that cannot append to its audit log (writes refused, the log
+ * cut short) refuses the backup before copying, and one that fails to record it after the rename
+ * removes the backup again (EDBX_ERR_BACKUP_NOT_RECORDED). Only a crash between the rename and that
+ * commit leaves a backup without an entry (the server's log still has `backup started`).
  */
 import { randomBytes } from 'node:crypto';
 import { mkdir, open, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { err, throwIfAborted } from '../core/errors.js';
+import { type EventDbxError, err, throwIfAborted, toEventDbxError } from '../core/errors.js';
+import type { EventRecord } from '../core/event.js';
 import { decodeFrontier, emptyFrontier, frontierRoot } from '../core/merkle/index.js';
 import { type PinnedRead, SPACES, type Space, type StorageEngine } from '../storage/engine.js';
 import { createEngine } from '../storage/index.js';
@@ -23,7 +33,11 @@ import { globalKey } from './keys.js';
 import { frontierBytes } from './ledger-head.js';
 import { writeBackupMarker } from './restored.js';
 import { KEYRING_COPY } from './secure.js';
-import type { EventStore } from './store.js';
+import { AUDIT_ID, AUDIT_TYPE, type EventStore } from './store.js';
+import type { WriteContext } from './types.js';
+
+/** The audit log's entry for a backup written (its payload: BackupTakenPayload in the protocol). */
+export const BACKUP_TAKEN = 'backup-taken';
 
 export interface BackupOptions {
   /** Stops the backup between chunks (EDBX_ERR_CANCELLED, or the signal's coded reason). */
@@ -45,27 +59,46 @@ export interface BackupReport {
   /** Bytes on disk of the backup directory. */
   readonly bytes: number;
   readonly seconds: number;
+  /** The version of its `backup-taken` entry in the audit log. */
+  readonly audit_entry: number;
 }
 
 const KEYRING = globalKey('keyring');
 const LEDGER = globalKey('ledger');
 
 /**
- * Back up the store into `target` (a directory that does not exist yet, or an empty one).
+ * Back up the store into `target` (a directory that does not exist yet, or an empty one), and record
+ * it in the audit log as done by `ctx.issuedBy`.
  *
  * @example
- * const report = await backupStore(secure.store, '/backups/eventdbx-2024-06-01');
- * // { path, events: 1200, ledger_root: 'ab…', entries: { main: 3605, archive: 0 }, bytes, seconds }
+ * const report = await backupStore(secure.store, '/backups/eventdbx-2024-06-01', {
+ *   issuedBy: { group: 'local', user: 'ops' },
+ * });
+ * // { path, events: 1200, ledger_root: 'ab…', entries: { main: 3605, archive: 0 }, bytes, seconds,
+ * //   audit_entry: 17 }
  */
 export async function backupStore(
   store: EventStore,
   target: string,
+  ctx: WriteContext,
   options: BackupOptions = {},
 ): Promise<BackupReport> {
   const started = performance.now();
   const { signal } = options;
   const dest = path.resolve(target);
+  // Checked first: a caller passing the options third (as before backups were audited) would otherwise
+  // copy everything, then fail to record who did.
+  const by = (ctx as Partial<WriteContext> | undefined)?.issuedBy;
+  if (typeof by?.group !== 'string' || typeof by.user !== 'string')
+    throw err('EDBX_ERR_INVALID_ARGUMENT', {
+      name: 'ctx',
+      value: ctx,
+      reason: 'say who takes the backup: { issuedBy: { group, user } } (the audit log records it)',
+    });
   await checkTarget(dest, options.dataDir);
+  // Not a whole copy first, only to find that it cannot be recorded.
+  const refused = store.writeFailure ?? store.auditProblem;
+  if (refused) throw notRecorded(refused, dest);
   throwIfAborted(signal);
   const parent = path.dirname(dest);
   await mkdir(parent, { recursive: true, mode: 0o700 });
@@ -107,6 +140,7 @@ export async function backupStore(
       throw e;
     }
     await syncDir(parent);
+    const entry = await recordBackup(store, ctx, dest, pinned.at, head);
     return {
       path: dest,
       events: head.size,
@@ -114,6 +148,7 @@ export async function backupStore(
       entries: copied.entries,
       bytes,
       seconds: Math.round(performance.now() - started) / 1000,
+      audit_entry: entry.version,
     };
   } catch (e) {
     await Promise.all([...(pins?.values() ?? [])].map((p) => p.close().catch(() => undefined)));
@@ -121,6 +156,32 @@ export async function backupStore(
     throw e;
   }
 }
+
+/**
+ * The backup's `backup-taken` entry, in a commit of its own after the backup is in place (so the copy,
+ * pinned earlier, never holds it). A backup whose entry cannot be written is removed again.
+ */
+async function recordBackup(
+  store: EventStore,
+  ctx: WriteContext,
+  dest: string,
+  takenAt: string,
+  head: { size: number; root: string },
+): Promise<EventRecord> {
+  const details = { path: dest, taken_at: takenAt, events: String(head.size), ledger_root: head.root };
+  try {
+    return await store.exclusive([[AUDIT_TYPE, AUDIT_ID]], async (tx) =>
+      store.audit(tx, ctx, BACKUP_TAKEN, details),
+    );
+  } catch (e) {
+    await rm(dest, { recursive: true, force: true });
+    await syncDir(path.dirname(dest)).catch(() => undefined);
+    throw notRecorded(toEventDbxError(e), dest);
+  }
+}
+
+const notRecorded = (cause: EventDbxError, dest: string): EventDbxError =>
+  err('EDBX_ERR_BACKUP_NOT_RECORDED', { cause: cause.code, reason: cause.message, path: dest }, cause);
 
 /** Only a new directory, or an empty one, outside the data dir. */
 async function checkTarget(dest: string, dataDir: string | undefined): Promise<void> {

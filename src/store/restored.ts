@@ -9,6 +9,9 @@
  * A crash between the two finds the entry on the next start and does not record it twice (the
  * restored log cannot hold an entry for this backup written before the backup). Commands run on the
  * data dir without a server leave the file alone: a backup opened to be inspected stays a backup.
+ *
+ * Best effort: the marker is only a file. A plain copy of an old data dir, or a backup whose marker was
+ * removed, is not noticed; what proves a rollback is a signed checkpoint kept outside the store.
  */
 import { readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';

@@ -31,6 +31,7 @@ import {
   removeEvent,
 } from '../core/schema.js';
 import { prefixEnd } from '../storage/engine.js';
+import type { AuditAction } from '../protocol/audit.js';
 import { openJson, sealJson } from './codec.js';
 import * as K from './keys.js';
 import { AUDIT_ID, AUDIT_TYPE, type EventStore } from './store.js';
@@ -172,7 +173,7 @@ async function change(
   store: EventStore,
   aggregate: string,
   ctx: WriteContext,
-  action: string,
+  action: AuditAction,
   compute: (current: Schema | undefined) => SchemaChange,
 ): Promise<SchemaResult> {
   const reg = await registry(store);

@@ -26,6 +26,7 @@ import {
   version as checkVersion,
 } from '../core/names.js';
 import { type Space, type StorageEngine, prefixEnd } from '../storage/engine.js';
+import type { AuditAction } from '../protocol/audit.js';
 import { type RecordCodec, type SharedCodec, openJson, plainCodec } from './codec.js';
 import { VerifyPool } from './verify-pool.js';
 import { openMetaAt, openSnapshotAt } from './bound.js';
@@ -461,7 +462,7 @@ export class EventStore {
   }
 
   /** Append to the store's own Merkle-protected audit log, inside a running transaction. */
-  audit(tx: WriteTx, ctx: WriteContext, action: string, details: Record<string, string>): EventRecord {
+  audit(tx: WriteTx, ctx: WriteContext, action: AuditAction, details: Record<string, string>): EventRecord {
     return tx.append(
       { aggregate_type: AUDIT_TYPE, aggregate_id: AUDIT_ID, event_type: action, payload: details },
       ctx,

@@ -87,7 +87,7 @@ describe.each(harnesses(() => pg!).filter((h) => SINKS.has(h.label)))(
           host = await startHost(a.store);
           await append(a, 6, 0);
           await caughtUp(a.store, h.kind);
-          await backupStore(a.store, path.join(root, 'backup'));
+          await backupStore(a.store, path.join(root, 'backup'), jane);
           // The history the restore loses: delivered, then gone.
           await append(a, 9, 6);
           await caughtUp(a.store, h.kind);

@@ -1,0 +1,62 @@
+/**
+ * What the audit log (`$audit/log`, served by `GET /v1/audit`) records: each entry is an EventRecord
+ * whose `event_type` is the action, `metadata.issued_by` who did it and `metadata.created_at` when, and
+ * whose payload holds the action's details (strings, like every payload).
+ */
+
+/**
+ * The actions the audit log records, as an entry's `event_type`. A later server may record more, so a
+ * reader keeps `event_type` a string and treats an action it does not know as one it cannot interpret.
+ */
+export type AuditAction =
+  | 'token-generated'
+  | 'token-revoked'
+  | 'token-refreshed'
+  | 'schema-created'
+  | 'schema-events-added'
+  | 'schema-altered'
+  | 'schema-event-removed'
+  | 'snapshot-threshold-set'
+  | 'aggregate-snapshot-taken'
+  | 'aggregate-archived'
+  | 'aggregate-restored'
+  | 'config-changed'
+  | 'plugin-configured'
+  | 'plugin-disabled'
+  | 'plugin-mapped'
+  | 'plugin-replayed'
+  | 'plugin-retried'
+  | 'plugin-removed'
+  | 'backup-taken'
+  | 'store-restored';
+
+/**
+ * The payload of a `backup-taken` entry: a backup (`eventdbx backup`) was written, complete, at `path`.
+ * Its `issued_by` is whoever ran it (the operator's `local/<os user>`). Written after the backup was in
+ * place, so the backup itself never holds its own entry: it holds the store as of `taken_at`.
+ *
+ * @example
+ * { path: '/backups/eventdbx-2026-11-30', taken_at: '2026-11-30T02:00:00.123Z', events: '1200',
+ *   ledger_root: 'ab12…' }
+ */
+export interface BackupTakenPayload {
+  /** Where the backup was written (an absolute path on the server's host). */
+  readonly path: string;
+  /** When its point in time was pinned (ISO 8601): its `backup.json` says the same. */
+  readonly taken_at: string;
+  /** Events in the backup (the ledger size at that point), as a decimal string. */
+  readonly events: string;
+  /** The ledger root at that point (hex). */
+  readonly ledger_root: string;
+}
+
+/**
+ * The payload of a `store-restored` entry, written by the first server started on a restored backup
+ * while the backup's `backup.json` is still there. Advisory: a plain copy of an old data dir carries no
+ * `backup.json` and records nothing; only a signed checkpoint saved outside the store proves a rollback.
+ */
+export interface StoreRestoredPayload {
+  readonly backup_taken_at: string;
+  readonly backup_events: string;
+  readonly backup_ledger_root: string;
+}
