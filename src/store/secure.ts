@@ -5,7 +5,7 @@
  * re-wraps the keyring without rewriting data.
  */
 import { createPublicKey } from 'node:crypto';
-import { renameSync, writeFileSync } from 'node:fs';
+import { existsSync, renameSync, writeFileSync } from 'node:fs';
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import {
@@ -25,6 +25,7 @@ import type { StorageEngine } from '../storage/engine.js';
 import { createEngine } from '../storage/index.js';
 import { globalKey } from './keys.js';
 import { ACKNOWLEDGED_HEAD } from './acknowledged.js';
+import { BACKUP_MARKER } from './restored.js';
 import { AUDIT_ID, AUDIT_TYPE, EventStore, type EventStoreOptions } from './store.js';
 import type { WriteContext } from './types.js';
 
@@ -247,7 +248,10 @@ export async function openDataDir(c: {
       ...(c.maxStateBytes === undefined ? {} : { maxStateBytes: c.maxStateBytes }),
       ...(c.verifyThreads === undefined ? {} : { verification: { threads: c.verifyThreads } }),
       keyringFile: path.join(c.dataDir, KEYRING_COPY),
-      acknowledgedHead: { file: path.join(c.dataDir, ACKNOWLEDGED_HEAD) },
+      acknowledgedHead: {
+        file: path.join(c.dataDir, ACKNOWLEDGED_HEAD),
+        restored: existsSync(path.join(c.dataDir, BACKUP_MARKER)),
+      },
     },
   );
 }

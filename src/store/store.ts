@@ -71,7 +71,17 @@ export interface EventStoreOptions {
   /** How verification uses worker threads (see verify.ts). */
   readonly verification?: VerificationOptions;
   /** The acknowledged-head file kept beside the engine's (acknowledged.ts); none without it. */
-  readonly acknowledgedHead?: { readonly file: string; readonly intervalMs?: number };
+  readonly acknowledgedHead?: AcknowledgedHeadOptions;
+}
+
+export interface AcknowledgedHeadOptions {
+  readonly file: string;
+  readonly intervalMs?: number;
+  /**
+   * The store is a restored backup (its `backup.json` is there): a file found beside it was left by
+   * the store it replaced, so it is written anew from this one.
+   */
+  readonly restored?: boolean;
 }
 
 export interface VerificationOptions {
@@ -273,10 +283,10 @@ export class EventStore {
   }
 
   /** Compare the store with its acknowledged-head file, and keep the file from now on if it holds all. */
-  async #keepAcknowledged({ file, intervalMs }: { readonly file: string; readonly intervalMs?: number }) {
+  async #keepAcknowledged({ file, intervalMs, restored }: AcknowledgedHeadOptions) {
     let found: AcknowledgedHead | undefined;
     try {
-      found = await readAcknowledgedHead(file);
+      found = restored ? undefined : await readAcknowledgedHead(file);
       this.#loss = found && lossOf(file, found, this.ledgerHead());
     } catch (e) {
       if (!isEventDbxError(e, 'EDBX_ERR_INTEGRITY')) throw e;

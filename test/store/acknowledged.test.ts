@@ -5,7 +5,7 @@
  * how many events were acknowledged: a store holding fewer refuses writes and fails verify, naming
  * what is lost and what to do; moving the file aside accepts the loss.
  */
-import { mkdtemp, readFile, readdir, rename, rm, stat, truncate, writeFile } from 'node:fs/promises';
+import { cp, mkdtemp, readFile, readdir, rename, rm, stat, truncate, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -17,6 +17,7 @@ import {
 } from '../../src/store/acknowledged.js';
 import { createEngine } from '../../src/storage/index.js';
 import { globalKey } from '../../src/store/keys.js';
+import { backupStore } from '../../src/store/backup.js';
 import { KEYRING_COPY, type SecureStore, openDataDir } from '../../src/store/secure.js';
 import { verifyAll } from '../../src/store/verify.js';
 
@@ -192,5 +193,37 @@ describe('a store that lost its keyring', () => {
     expect(isEventDbxError(e, 'EDBX_ERR_INTEGRITY')).toBe(true);
     expect((e as Error).message).toContain('the keyring: the store holds none but');
     expect(await readFile(path.join(dataDir, KEYRING_COPY), 'utf8')).toBe(copy);
+  });
+});
+
+describe('a backup restored over the files of a newer store', () => {
+  it('writes its acknowledged head anew instead of taking the newer store for a loss', async () => {
+    const root = await tempDir();
+    const dataDir = path.join(root, 'data');
+    let secure = await open(dataDir);
+    for (let i = 1; i <= 3; i++) await append(secure, `p-${i}`);
+    await backupStore(secure.store, path.join(root, 'backup'), ctx);
+    for (let i = 4; i <= 6; i++) await append(secure, `p-${i}`);
+    const after = secure.store.size;
+    await secure.store.close();
+    // The backup's files copied into the data dir, the newer store's acknowledged-head left there.
+    const ack = await readFile(path.join(dataDir, ACKNOWLEDGED_HEAD));
+    await rm(dataDir, { recursive: true });
+    await cp(path.join(root, 'backup'), dataDir, { recursive: true });
+    await writeFile(path.join(dataDir, ACKNOWLEDGED_HEAD), ack);
+    expect((await readAcknowledgedHead(path.join(dataDir, ACKNOWLEDGED_HEAD)))?.size).toBe(after);
+
+    secure = await open(dataDir);
+    try {
+      expect(secure.store.size).toBeLessThan(after);
+      expect(secure.store.acknowledgedLoss).toBeUndefined();
+      await append(secure, 'p-7');
+      await secure.store.close();
+      expect((await readAcknowledgedHead(path.join(dataDir, ACKNOWLEDGED_HEAD)))?.size).toBe(
+        secure.store.size,
+      );
+    } finally {
+      await secure.store.close();
+    }
   });
 });
