@@ -402,7 +402,12 @@ describe("README auditor's procedure, run word for word against a real server (Q
       expect(r.code).toBe(1);
       expect(r.stderr).toMatch(/Error: the checkpoint is not signed by the pinned key/);
       await expect(readdir(path.join(pinned, 'audit-trail'))).resolves.toEqual([]);
-      // The key GET /v1/checkpoint serves vouches for its own notes, whoever serves them.
+      // The key GET /v1/checkpoint serves vouches for its own notes, whoever serves them, and says so.
+      const doc = (await api(`${impostor.url}/openapi.json`, undefined)).body;
+      const field =
+        doc.paths['/v1/checkpoint'].get.responses['200'].content['application/json'].schema.properties
+          .public_key;
+      expect(field.description).toMatch(/the server's own word.*pinned out of band/s);
       const served = (await api(`${impostor.url}/v1/checkpoint`, token)).body.public_key as string;
       const trusting = await auditorDir('trusting', served);
       expect((await audit(trusting, [], token, impostor.url)).code).toBe(0);
