@@ -36,7 +36,12 @@ export async function checkpointRoutes(
               signature: str,
               key_name: str,
               note: str,
-              public_key: str,
+              public_key: {
+                type: 'string',
+                description:
+                  "PEM of the key the server says it signs with: the server's own word. Verify notes " +
+                  'with the output of `eventdbx checkpoint public-key`, pinned out of band.',
+              },
             },
           },
           ...errors,
