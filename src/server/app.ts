@@ -32,6 +32,11 @@ export interface ServerOptions {
   /** pino logger options, or false to disable logging. */
   readonly logger?: boolean | Record<string, unknown>;
   readonly bodyLimit?: number;
+  /**
+   * Open connections at most (Node's `server.maxConnections`): one over it is closed at once, before
+   * a byte is read, and counted and logged. Default: no cap (`start` passes the configured one).
+   */
+  readonly maxConnections?: number;
   /** Request, headers and keep-alive timeouts (tests make them short). */
   readonly timeouts?: Timeouts;
   /**
@@ -54,6 +59,22 @@ export interface RouteContext {
   auth(header: string | undefined, access: Access): TokenRecord;
   /** True while the server drains for shutdown: new writes are refused with 503. */
   readonly draining: () => boolean;
+}
+
+/**
+ * Node closes a connection over the cap as soon as it is accepted (its 'drop' event); each is counted,
+ * and logged at warn level (collapsed: a flood is a line a minute with the number left out).
+ */
+function capConnections(app: FastifyInstance, max: number, metrics: Metrics, lines: RepeatLog): void {
+  app.server.maxConnections = max;
+  app.server.on('drop', (peer?: { remoteAddress?: string }) => {
+    metrics.connectionDropped();
+    lines.note('max-connections', {
+      level: 'warn',
+      fields: { max_connections: max, ...(peer?.remoteAddress ? { ip: peer.remoteAddress } : {}) },
+      msg: 'connection closed at once: the server has max_connections open (EVENTDBX_MAX_CONNECTIONS)',
+    });
+  });
 }
 
 export async function buildServer(
@@ -129,6 +150,7 @@ export async function buildServer(
   const methods = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE'] as const;
   app.setNotFoundHandler(notFoundHandler((path) => methods.filter((m) => known.find(m, path) !== null)));
   metrics.instrument(app);
+  if (options.maxConnections !== undefined) capConnections(app, options.maxConnections, metrics, lines);
   trackInFlight(app, timeouts.connectionTimeout, options.stopSignal ?? new AbortController().signal);
   // Authenticate before the body is read and validated: an unauthenticated request gets 401, never a
   // 400 that reveals the API's shape. Routes check their precise access (write, scope, admin) again.
