@@ -13,7 +13,7 @@ import Fastify, {
 } from 'fastify';
 import { err } from '../core/errors.js';
 import { RepeatLog } from '../core/repeat-log.js';
-import type { Access, TokenRecord } from '../core/tokens.js';
+import { type Access, type TokenRecord, redactTokens } from '../core/tokens.js';
 import type { EventStore } from '../store/index.js';
 import { authenticate } from '../store/tokens.js';
 import { Metrics } from './metrics.js';
@@ -62,6 +62,16 @@ export interface RouteContext {
 }
 
 /**
+ * The logger options with every line's tokens shown as their ids (`redactTokens`), whatever logged
+ * it (an error's message quoting a value, a plugin's line): pino's last hook before the line is written.
+ */
+function redactingLogger(logger: boolean | Record<string, unknown>): boolean | Record<string, unknown> {
+  if (logger === false) return false;
+  const o = logger === true ? {} : logger;
+  return { ...o, hooks: { ...(o.hooks as object | undefined), streamWrite: redactTokens } };
+}
+
+/**
  * Node closes a connection over the cap as soon as it is accepted (its 'drop' event); each is counted,
  * and logged at warn level (collapsed: a flood is a line a minute with the number left out).
  */
@@ -84,7 +94,7 @@ export async function buildServer(
   let closing = false;
   let log: FastifyBaseLogger | undefined;
   const app = Fastify({
-    logger: options.logger ?? false,
+    logger: redactingLogger(options.logger ?? false),
     bodyLimit: options.bodyLimit ?? 1024 * 1024,
     ...timeouts,
     // Timed-out, oversized and malformed requests that never reach a route get problem+json too.
