@@ -62,7 +62,7 @@ function restrictFlag(value: unknown): RestrictMode | undefined {
 }
 
 /** Settings a running server read at start (key changes apply to it at once). */
-const RESTART_KEYS = ['port', 'data_dir', 'memory_threshold', 'restrict'] as const;
+const RESTART_KEYS = ['port', 'data_dir', 'memory_threshold', 'max_connections', 'restrict'] as const;
 type RestartKey = (typeof RESTART_KEYS)[number];
 
 function defined<T extends Record<string, unknown>>(o: T): Partial<T> {
@@ -79,6 +79,7 @@ export async function configCommand(opts: Record<string, unknown>, configFile?: 
       master_key: secretFlag(opts.masterKey, '--master-key'),
       dek: secretFlag(opts.dek, '--dek'),
       memory_threshold: numberFlag(opts.memoryThreshold, '--memory-threshold', 1),
+      max_connections: numberFlag(opts.maxConnections, '--max-connections', 1, 1_000_000),
       restrict: restrictFlag(opts.restrict),
     });
     const update: ConfigFile = { ...(existing ?? {}), ...flags };
@@ -103,6 +104,7 @@ export async function configCommand(opts: Record<string, unknown>, configFile?: 
       port: running?.port ?? current.port,
       data_dir: running?.data_dir ?? current.dataDir,
       memory_threshold: current.memoryThreshold,
+      max_connections: current.maxConnections,
       restrict: running?.restrict ?? current.restrict,
     };
     const given = { ...flags, ...(flags.data_dir ? { data_dir: path.resolve(flags.data_dir) } : {}) };
@@ -195,7 +197,7 @@ async function applyToStore(
   };
   requireKeys(current);
   const changes: Record<string, string> = {};
-  for (const k of ['port', 'data_dir', 'memory_threshold', 'restrict'] as const) {
+  for (const k of ['port', 'data_dir', 'memory_threshold', 'max_connections', 'restrict'] as const) {
     if (flags[k] !== undefined && flags[k] !== current.file[k])
       changes[k] = `${current.file[k] ?? '(default)'} -> ${flags[k]}`;
   }

@@ -337,6 +337,10 @@ function build(): Command {
       .option('--dek <secret>', 'data encryption key (or use EVENTDBX_DEK)')
       .option('--memory-threshold <usize>', 'aggregate states kept in memory (LRU entries, within 256 MiB)')
       .option(
+        '--max-connections <n>',
+        'open HTTP connections at most; one over it is closed at once (default 1024)',
+      )
+      .option(
         '--restrict <mode>',
         'schema enforcement of a start without --restrict: true, strict or false (default true)',
       ),

@@ -14,6 +14,13 @@ import { DEFAULT_MEMORY_THRESHOLD, defaultVerifyThreads } from '../store/store.j
 export const DEFAULT_CONFIG_PATH = '.eventdbx.json';
 export const DEFAULT_DATA_DIR = '.eventdbx';
 export const DEFAULT_PORT = 7070;
+/**
+ * Open HTTP connections the server keeps at most (Node's `server.maxConnections`); one over it is
+ * closed at once. Far more than a small host serves well, and far below its open-files limit, which
+ * the store's files and the plugins' connections share.
+ */
+export const DEFAULT_MAX_CONNECTIONS = 1024;
+const maxConnections = z.number().int().min(1).max(1_000_000);
 
 const port = z.number().int().min(1).max(65535);
 const MAX_VERIFY_THREADS = 64;
@@ -29,6 +36,7 @@ const FileSchema = z
     max_payload_bytes: z.number().int().min(1024).optional(),
     max_state_bytes: z.number().int().min(1024).optional(),
     verify_threads: z.number().int().min(0).max(MAX_VERIFY_THREADS).optional(),
+    max_connections: maxConnections.optional(),
     restrict: z.enum(RESTRICT_MODES as [RestrictMode, ...RestrictMode[]]).optional(),
   })
   .strict();
@@ -47,6 +55,8 @@ export interface Config {
   /** Bound on an aggregate's state (appends that would grow it past this are refused). */
   readonly maxStateBytes: number;
   readonly verifyThreads: number;
+  /** Open HTTP connections at most; one over it is closed at once. */
+  readonly maxConnections: number;
   /**
    * Schema enforcement of a `start` given no `--restrict` (and of CLI commands while no server
    * runs), so that `strict` survives a crash or a restore followed by a plain `start`.
@@ -142,6 +152,10 @@ export async function loadConfig(explicit?: string, env: NodeJS.ProcessEnv = pro
       envNumber(env, 'EVENTDBX_VERIFY_THREADS', z.number().int().min(0).max(MAX_VERIFY_THREADS)) ??
       f.verify_threads ??
       defaultVerifyThreads(),
+    maxConnections:
+      envNumber(env, 'EVENTDBX_MAX_CONNECTIONS', maxConnections) ??
+      f.max_connections ??
+      DEFAULT_MAX_CONNECTIONS,
     restrict: envRestrict(env) ?? f.restrict ?? 'true',
     file: f,
   };
@@ -250,6 +264,7 @@ export function describeConfig(c: Config): Record<string, string | number> {
     max_payload_bytes: c.maxPayloadBytes,
     max_state_bytes: c.maxStateBytes,
     verify_threads: c.verifyThreads,
+    max_connections: c.maxConnections,
     restrict: c.restrict,
   };
 }

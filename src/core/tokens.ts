@@ -66,6 +66,23 @@ export const hashToken = (token: string): string => hash('sha256', token, 'hex')
 
 export const isTokenShaped = (token: string): boolean => TOKEN_RE.test(token);
 
+/**
+ * A token anywhere in a text, or any longer run of its characters after the prefix than an id has: a
+ * value cut short to be shown (errors.ts `shown`) may end in part of a token.
+ */
+const TOKEN_IN_TEXT = /edbx_[A-Za-z0-9_-]{7,}/g;
+
+/**
+ * `text` with every token in it shown as its id only (`edbx_Q2x9fA…`), as everywhere else a token is
+ * named. For what is echoed to a client or logged: a token sent by mistake in a query or path
+ * (`?token=edbx_…`) must not come back in an error or reach the log.
+ *
+ * @example
+ * redactTokens('"edbx_Q2x9fAbc…" is not a version'); // '"edbx_Q2x9fA…" is not a version'
+ */
+export const redactTokens = (text: string): string =>
+  text.includes(TOKEN_PREFIX) ? text.replace(TOKEN_IN_TEXT, (t) => `${tokenIdOf(t)}…`) : text;
+
 /** Parse `Authorization: Bearer <token>`; throws MISSING / MALFORMED. */
 export function bearerToken(header: string | undefined): string {
   if (header === undefined || header.trim() === '') throw err('EDBX_ERR_TOKEN_MISSING');

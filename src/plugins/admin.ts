@@ -26,7 +26,14 @@ import {
   readCursor,
   readMappings,
 } from './repository.js';
-import { type PluginInput, buildDelivery, buildSettings, describeTarget, pluginKind } from './settings.js';
+import {
+  type PluginInput,
+  buildDelivery,
+  buildSettings,
+  describeTarget,
+  droppedHeaders,
+  pluginKind,
+} from './settings.js';
 import { parseDataType } from './sql/datatypes.js';
 import { checkTarget } from './targets.js';
 import type { ReplayResult, RetryResult } from '../protocol/plugins.js';
@@ -43,14 +50,23 @@ function apply<T>(store: EventStore, names: readonly string[], change: () => Pro
 
 /**
  * Add, change, enable or disable (`disable`) a plugin. A new plugin delivers from the first event
- * (backfill) unless `from_now`. Settings and retry options given are changed, the others kept.
+ * (backfill) unless `from_now`. Settings and retry options given are changed, the others kept, except
+ * HTTP headers when the endpoint moves to another origin: those are dropped unless `keep_headers`,
+ * and `dropped_headers` names them (as does the audit entry).
  */
 export async function configurePlugin(
   store: EventStore,
   kindName: string,
   input: PluginInput,
   ctx: WriteContext,
-): Promise<{ plugin: PluginView; created: boolean; cursor: number; head: number; running: boolean }> {
+): Promise<{
+  plugin: PluginView;
+  created: boolean;
+  cursor: number;
+  head: number;
+  running: boolean;
+  dropped_headers?: string[];
+}> {
   const kind = pluginKind(kindName);
   const name = kind;
   const disable = input.disable === true || input.disable === 'true';
@@ -59,6 +75,7 @@ export async function configurePlugin(
     store.exclusive(AUDIT, async (tx) => {
       const prev = await readConfig(store, name);
       const settings = buildSettings(kind, input, prev?.kind === kind ? prev.settings : undefined);
+      const dropped = droppedHeaders(kind, input, prev, settings);
       // A target given now is checked; one kept from before is not (a --disable must not fail on it).
       if (JSON.stringify(settings) !== JSON.stringify(prev?.settings)) await checkTarget(kind, settings);
       const now = store.env.now().toISOString();
@@ -87,10 +104,12 @@ export async function configurePlugin(
         target: describeTarget(config),
         enabled: String(!disable),
         cursor: String(cursor.position),
+        // Names only, like `target`: the values may be credentials.
+        ...(dropped.length ? { dropped_headers: dropped.join(', ') } : {}),
         // What the delivery host and `audit verify` compare the stored record with.
         config_digest: pluginConfigDigest(config),
       });
-      return { config, created: !prev, cursor: cursor.position };
+      return { config, created: !prev, cursor: cursor.position, dropped };
     }),
   );
   return {
@@ -99,6 +118,7 @@ export async function configurePlugin(
     cursor: result.cursor,
     head: store.size,
     running: hostFor(store) !== undefined,
+    ...(result.dropped.length ? { dropped_headers: result.dropped } : {}),
   };
 }
 

@@ -31,6 +31,8 @@ export interface PluginInput {
   readonly endpoint?: unknown;
   /** `KEY=VALUE` strings (replace the set), or false to remove every header. */
   readonly headers?: unknown;
+  /** Keep the headers when `endpoint` moves to another origin (by default they are dropped). */
+  readonly keep_headers?: unknown;
   readonly pretty?: unknown;
   readonly level?: unknown;
   readonly template?: unknown;
@@ -105,6 +107,35 @@ function number(plugin: string, flag: string, v: unknown, min: number, max: numb
   return n;
 }
 
+/** No `--header` and no `--no-header`: the previous headers are kept (or dropped, see droppedHeaders). */
+const headersOmitted = (i: PluginInput): boolean =>
+  i.headers === undefined || (Array.isArray(i.headers) && i.headers.length === 0);
+
+/** Same scheme, host and port (`URL.origin`, default ports included); an unparsable URL is another origin. */
+function sameOrigin(a: string, b: string): boolean {
+  try {
+    return new URL(a).origin === new URL(b).origin;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * The names of the previous HTTP headers that `buildSettings` dropped because the endpoint moved to
+ * another origin without `--header`, `--no-header` or `--keep-headers` (empty otherwise), so the
+ * caller can say so and audit it. Names only: the values may be secrets.
+ */
+export function droppedHeaders(
+  kind: PluginKind,
+  i: PluginInput,
+  previous: PluginConfig | undefined,
+  next: SettingsByKind[PluginKind],
+): string[] {
+  if (kind !== 'http' || previous?.kind !== 'http' || !headersOmitted(i)) return [];
+  const kept = (next as SettingsByKind['http']).headers;
+  return Object.keys(previous.settings.headers).filter((name) => !(name in kept));
+}
+
 /** A flag the input omits: the previous value when there is one, else the flag is required. */
 function kept<T>(plugin: string, flag: string, previous: T | undefined): T {
   // A new plugin without its target is a malformed command line, like any missing required flag.
@@ -118,7 +149,8 @@ function kept<T>(plugin: string, flag: string, previous: T | undefined): T {
 /**
  * The kind's settings from the input; a setting the input omits keeps its previous value (`previous`,
  * the plugin's current settings), so re-running a command with only `--disable` or `--timeout` changes
- * nothing else. Throws naming the missing or malformed flag.
+ * nothing else. One exception: HTTP headers are dropped when `--endpoint` moves to another origin,
+ * unless `keep_headers` (see droppedHeaders). Throws naming the missing or malformed flag.
  */
 export function buildSettings<K extends PluginKind>(
   kind: K,
@@ -160,11 +192,20 @@ export function buildSettings<K extends PluginKind>(
       } else endpoint = kept('http', '--endpoint', prev?.endpoint);
       // Headers given replace the set; none given keep it; `--no-header` (false) removes them all.
       const h = i.headers;
-      const omitted = h === undefined || (Array.isArray(h) && h.length === 0);
-      return {
-        endpoint,
-        headers: h === false || h === 'false' ? {} : omitted ? (prev?.headers ?? {}) : headers(h),
-      };
+      const keep = i.keep_headers === true || i.keep_headers === 'true';
+      if (keep && !headersOmitted(i))
+        throw invalid(
+          'http',
+          h === false || h === 'false'
+            ? '--keep-headers keeps the headers and --no-header removes them: give one of them'
+            : '--keep-headers keeps the previous headers and --header replaces them: give one of them',
+        );
+      if (h === false || h === 'false') return { endpoint, headers: {} };
+      if (!headersOmitted(i)) return { endpoint, headers: headers(h) };
+      // Headers are often the receiver's credentials (`Authorization`): another receiver does not get
+      // them unless asked (`--keep-headers`). A path or query change on the same origin keeps them.
+      const moved = prev !== undefined && !sameOrigin(prev.endpoint, endpoint);
+      return { endpoint, headers: moved && !keep ? {} : (prev?.headers ?? {}) };
     },
     json: (prev) => ({
       path: given(i.path) ? filePath('json', '--path', i.path) : kept('json', '--path', prev?.path),

@@ -13,7 +13,7 @@ import Fastify, {
 } from 'fastify';
 import { err } from '../core/errors.js';
 import { RepeatLog } from '../core/repeat-log.js';
-import type { Access, TokenRecord } from '../core/tokens.js';
+import { type Access, type TokenRecord, redactTokens } from '../core/tokens.js';
 import type { EventStore } from '../store/index.js';
 import { authenticate } from '../store/tokens.js';
 import { Metrics } from './metrics.js';
@@ -32,6 +32,11 @@ export interface ServerOptions {
   /** pino logger options, or false to disable logging. */
   readonly logger?: boolean | Record<string, unknown>;
   readonly bodyLimit?: number;
+  /**
+   * Open connections at most (Node's `server.maxConnections`): one over it is closed at once, before
+   * a byte is read, and counted and logged. Default: no cap (`start` passes the configured one).
+   */
+  readonly maxConnections?: number;
   /** Request, headers and keep-alive timeouts (tests make them short). */
   readonly timeouts?: Timeouts;
   /**
@@ -56,6 +61,32 @@ export interface RouteContext {
   readonly draining: () => boolean;
 }
 
+/**
+ * The logger options with every line's tokens shown as their ids (`redactTokens`), whatever logged
+ * it (an error's message quoting a value, a plugin's line): pino's last hook before the line is written.
+ */
+function redactingLogger(logger: boolean | Record<string, unknown>): boolean | Record<string, unknown> {
+  if (logger === false) return false;
+  const o = logger === true ? {} : logger;
+  return { ...o, hooks: { ...(o.hooks as object | undefined), streamWrite: redactTokens } };
+}
+
+/**
+ * Node closes a connection over the cap as soon as it is accepted (its 'drop' event); each is counted,
+ * and logged at warn level (collapsed: a flood is a line a minute with the number left out).
+ */
+function capConnections(app: FastifyInstance, max: number, metrics: Metrics, lines: RepeatLog): void {
+  app.server.maxConnections = max;
+  app.server.on('drop', (peer?: { remoteAddress?: string }) => {
+    metrics.connectionDropped();
+    lines.note('max-connections', {
+      level: 'warn',
+      fields: { max_connections: max, ...(peer?.remoteAddress ? { ip: peer.remoteAddress } : {}) },
+      msg: 'connection closed at once: the server has max_connections open (EVENTDBX_MAX_CONNECTIONS)',
+    });
+  });
+}
+
 export async function buildServer(
   options: ServerOptions,
 ): Promise<{ app: FastifyInstance; ctx: RouteContext; drain: () => void }> {
@@ -63,7 +94,7 @@ export async function buildServer(
   let closing = false;
   let log: FastifyBaseLogger | undefined;
   const app = Fastify({
-    logger: options.logger ?? false,
+    logger: redactingLogger(options.logger ?? false),
     bodyLimit: options.bodyLimit ?? 1024 * 1024,
     ...timeouts,
     // Timed-out, oversized and malformed requests that never reach a route get problem+json too.
@@ -129,6 +160,7 @@ export async function buildServer(
   const methods = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE'] as const;
   app.setNotFoundHandler(notFoundHandler((path) => methods.filter((m) => known.find(m, path) !== null)));
   metrics.instrument(app);
+  if (options.maxConnections !== undefined) capConnections(app, options.maxConnections, metrics, lines);
   trackInFlight(app, timeouts.connectionTimeout, options.stopSignal ?? new AbortController().signal);
   // Authenticate before the body is read and validated: an unauthenticated request gets 401, never a
   // 400 that reveals the API's shape. Routes check their precise access (write, scope, admin) again.

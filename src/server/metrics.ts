@@ -9,6 +9,7 @@ export class Metrics {
   readonly registry = new Registry();
   readonly #requests: Counter<'method' | 'route' | 'status'>;
   readonly #latency: Histogram<'method' | 'route'>;
+  readonly #dropped: Counter;
 
   constructor(store: EventStore) {
     collectDefaultMetrics({ register: this.registry, prefix: 'eventdbx_process_' });
@@ -23,6 +24,11 @@ export class Metrics {
       help: 'HTTP request latency',
       labelNames: ['method', 'route'],
       buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+      registers: [this.registry],
+    });
+    this.#dropped = new Counter({
+      name: 'eventdbx_http_connections_dropped_total',
+      help: 'connections closed at once because max_connections were open',
       registers: [this.registry],
     });
     // Totals since start are counters (Prometheus `_total`); collect() copies the writer's figure.
@@ -83,6 +89,11 @@ export class Metrics {
         this.set(store.size);
       },
     });
+  }
+
+  /** A connection over the cap was closed at once. */
+  connectionDropped(): void {
+    this.#dropped.inc();
   }
 
   /**

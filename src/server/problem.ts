@@ -6,7 +6,7 @@
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { type EventDbxError, err, isEventDbxError } from '../core/errors.js';
 import type { RepeatLog } from '../core/repeat-log.js';
-import { isTokenShaped, tokenIdOf } from '../core/tokens.js';
+import { isTokenShaped, redactTokens, tokenIdOf } from '../core/tokens.js';
 import { fromValidation } from './validation.js';
 
 /** Seconds a client should wait before retrying a request refused while the server stops. */
@@ -21,14 +21,18 @@ export interface Problem {
   readonly instance?: string;
 }
 
+/**
+ * The problem details of an error. `detail` may quote a value sent and `instance` is the URL sent:
+ * a token among them (sent by mistake as `?token=edbx_…`) is shown as its id only.
+ */
 export function toProblem(e: EventDbxError, instance?: string): Problem {
   return {
     type: `https://eventdbx.dev/errors/${e.code}`,
     title: e.code,
     status: e.status,
     code: e.code,
-    detail: e.message,
-    ...(instance ? { instance } : {}),
+    detail: redactTokens(e.message),
+    ...(instance ? { instance: redactTokens(instance) } : {}),
   };
 }
 

@@ -48,10 +48,16 @@ export function httpTimeouts(t: Timeouts = {}): HttpTimeouts {
   };
 }
 
+/**
+ * What the log says of a client error: not the error itself, since Node's parse errors carry the
+ * request's raw bytes (`rawPacket`), its Authorization header and body included.
+ */
+const logged = (e: NodeJS.ErrnoException) => ({ code: e.code, reason: e.message });
+
 export function clientErrorHandler(timeouts: HttpTimeouts, log: () => FastifyBaseLogger) {
   return (e: NodeJS.ErrnoException, socket: Socket): void => {
     if (isClientGone(e) || socket.destroyed) {
-      log().debug({ err: e }, 'client went away');
+      log().debug(logged(e), 'client went away');
       socket.destroy();
       return;
     }
@@ -66,7 +72,7 @@ export function clientErrorHandler(timeouts: HttpTimeouts, log: () => FastifyBas
     } else {
       error = err('EDBX_ERR_MALFORMED_REQUEST', { reason: e.code ?? e.message });
     }
-    log().debug({ err: e }, 'client error');
+    log().debug(logged(e), 'client error');
     // As Node does: answer only if no response of this connection has started.
     const inFlight = (socket as { _httpMessage?: { headersSent?: boolean } | null })._httpMessage;
     if (socket.writable && !inFlight?.headersSent) {

@@ -149,6 +149,7 @@ export async function serveForeground(o: ServeOptions): Promise<void> {
     restrict: o.restrict,
     logger: { level, redact: ['req.headers.authorization'] },
     bodyLimit: Math.max(1024 * 1024, o.config.maxPayloadBytes * 4),
+    maxConnections: o.config.maxConnections,
     stopSignal: stopping.signal,
     extraRoutes: FEATURES.filter((f) => f.routes).map((f) => (a, ctx) => f.routes!(a, ctx, secure)),
   });

@@ -78,6 +78,10 @@ export const PLUGIN_COMMANDS: CommandSpec[] = [
       repeat: true,
     },
     { flags: '--no-header', help: 'remove every header' },
+    {
+      flags: '--keep-headers',
+      help: 'keep the headers when --endpoint moves to another scheme, host or port (by default they are dropped: they may be credentials of the old receiver)',
+    },
     TIMEOUT,
   ]),
   sink('json', 'append each EventRecord to a file (JSON Lines)', [

@@ -23,6 +23,7 @@ const input = (a: OpArgs): PluginInput => ({
   port: a.port,
   endpoint: a.endpoint,
   headers: a.header,
+  keep_headers: a.keepHeaders,
   pretty: a.pretty,
   level: a.level,
   template: a.template,
@@ -78,6 +79,11 @@ const configured: Renderer = (r) => {
       ? `plugin ${bold(p.name)} ${r.created ? 'added' : 'updated'}: ${p.target}`
       : `plugin ${bold(p.name)} disabled (configuration kept; run the command without --disable to enable): ${p.target}`,
   ];
+  const dropped = r.dropped_headers as string[] | undefined;
+  if (dropped?.length)
+    lines.push(
+      `dropped header(s) ${dropped.join(', ')}: the endpoint moved to another origin, and they may be the old receiver's credentials; give them again with --header KEY=VALUE (or move with --keep-headers to keep them)`,
+    );
   if (p.enabled) {
     lines.push(
       cursor <= head
