@@ -6,12 +6,10 @@
  * token lists only its types' schemas. Through real HTTP on 127.0.0.1, on RocksDB in a temp dir;
  * proofs and the log's tree are checked independently of the server's code.
  */
-import { createHash, createPublicKey, verify as edVerify } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import type net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import canonicalize from 'canonicalize';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EventDbxApiError, EventDbxClient } from '../../src/client/index.js';
@@ -22,52 +20,15 @@ import { RocksDbEngine } from '../../src/storage/rocksdb/rocksdb-engine.js';
 import { archiveAggregate, takeSnapshot } from '../../src/store/index.js';
 import { type SecureStore, openSecureStore } from '../../src/store/secure.js';
 import { createToken } from '../../src/store/tokens.js';
+import { checkNote as checkedNote, leafOf, mth, walk } from '../helpers/independent.js';
 
-const H = (...parts: Buffer[]) => createHash('sha256').update(Buffer.concat(parts)).digest();
 const hex = (h: string) => Buffer.from(h, 'hex');
-
-/** RFC 6962 §2.1 Merkle Tree Hash of leaf hashes. */
-function mth(leaves: readonly Buffer[]): Buffer {
-  if (leaves.length === 1) return leaves[0]!;
-  let k = 1;
-  while (k * 2 < leaves.length) k *= 2;
-  return H(Buffer.from([1]), mth(leaves.slice(0, k)), mth(leaves.slice(k)));
-}
-
-/** RFC 9162 §2.1.3.2: the root an audit path leads to from `leaf`, or undefined when malformed. */
-function walk(leaf: Buffer, index: number, size: number, auditPath: readonly string[]): Buffer | undefined {
-  let fn = index;
-  let sn = size - 1;
-  let r = leaf;
-  for (const p of auditPath.map(hex)) {
-    if (sn === 0) return undefined;
-    if (fn % 2 === 1 || fn === sn) {
-      r = H(Buffer.from([1]), p, r);
-      if (fn % 2 === 0)
-        do {
-          fn = Math.floor(fn / 2);
-          sn = Math.floor(sn / 2);
-        } while (fn % 2 === 0 && fn !== 0);
-    } else r = H(Buffer.from([1]), r, p);
-    fn = Math.floor(fn / 2);
-    sn = Math.floor(sn / 2);
-  }
-  return sn === 0 ? r : undefined;
-}
-
-/** The leaf of a record, recomputed from its content (RFC 8785 + SHA-256 with the 0x00 prefix). */
-function leafOf(e: EventRecord): Buffer {
-  const { hash: _h, merkle_root: _r, ...content } = e;
-  return H(Buffer.from([0]), Buffer.from(canonicalize(content)!));
-}
 
 /** The signed checkpoint's size and root, checked with the key exported out of band. */
 function checkNote(note: string, pem: string): { size: number; root: Buffer } {
-  const [body, sigLine] = note.split('\n\n');
-  const sig = Buffer.from(sigLine!.split(' ')[2]!, 'base64').subarray(4);
-  expect(edVerify(null, Buffer.from(body + '\n'), createPublicKey(pem), sig)).toBe(true);
-  const [, size, rootB64] = body!.split('\n');
-  return { size: Number(size), root: Buffer.from(rootB64!, 'base64') };
+  const head = checkedNote(note, pem);
+  expect(head).toBeDefined();
+  return head!;
 }
 
 let dir: string;
