@@ -11,6 +11,7 @@ import { type EventDbxError, err, shown, toEventDbxError } from '../core/errors.
 import { type RestrictMode, installSchemas } from '../store/schemas.js';
 import { RESTORED_ACTION, recordRestore } from '../store/restored.js';
 import { openDataDir } from '../store/secure.js';
+import { WRITES_REFUSED } from './routes/system.js';
 import type { EventStore } from '../store/store.js';
 import { localIdentity } from '../cli/runtime.js';
 import { createToken } from '../store/tokens.js';
@@ -230,8 +231,19 @@ export async function serveForeground(o: ServeOptions): Promise<void> {
   await writeFile(pidFile, JSON.stringify(info) + '\n', { mode: 0o600 });
   await reportUncleanEnd(pidFile, app.log);
   await reportRestore(store, dataDir, app.log, o.announce);
+  // Found on opening the store (events it acknowledged are gone, its ledger head is wrong): it serves
+  // reads, refuses writes, and /health answers 503 with the same line.
+  const refused = store.writeFailure;
+  if (refused) {
+    app.log.error({ code: refused.code }, `${WRITES_REFUSED}: ${refused.message}`);
+    o.announce(`
+Warning: ${WRITES_REFUSED}: ${refused.message} [${refused.code}]
+`);
+  }
 
-  if (store.tokens.size === 0) {
+  if (store.tokens.size === 0 && refused) {
+    o.announce('No tokens exist, and none can be created while writes are refused.\n');
+  } else if (store.tokens.size === 0) {
     const t = await createToken(
       store,
       { group: 'admin', user: 'admin', expiration: 24 * 3600 },

@@ -111,23 +111,28 @@ export async function installSchemas(store: EventStore, mode: RestrictMode): Pro
     });
   }
   const reg = registries.get(store) ?? new Registry();
-  // Loaded inside an exclusive job, so no schema change commits between the read and the swap.
-  await store.exclusive([], async (tx) => {
-    const loaded = await readCurrent(store);
-    tx.afterCommit(() => {
-      reg.schemas.clear();
-      for (const [a, c] of loaded.schemas) reg.schemas.set(a, c);
-      reg.broken.clear();
-      for (const [a, e] of loaded.broken) reg.broken.set(a, e);
-      reg.mode = mode;
-      registries.set(store, reg);
-      store.setValidator((req) => {
-        const broken = reg.broken.get(req.aggregate_type);
-        if (broken && reg.mode !== 'false') throw broken;
-        checkAppend(reg.schemas.get(req.aggregate_type), reg.mode, req);
-      });
+  const install = (loaded: Awaited<ReturnType<typeof readCurrent>>) => {
+    reg.schemas.clear();
+    for (const [a, c] of loaded.schemas) reg.schemas.set(a, c);
+    reg.broken.clear();
+    for (const [a, e] of loaded.broken) reg.broken.set(a, e);
+    reg.mode = mode;
+    registries.set(store, reg);
+    store.setValidator((req) => {
+      const broken = reg.broken.get(req.aggregate_type);
+      if (broken && reg.mode !== 'false') throw broken;
+      checkAppend(reg.schemas.get(req.aggregate_type), reg.mode, req);
     });
-  });
+  };
+  // Loaded inside an exclusive job, so no schema change commits between the read and the swap. A
+  // store that refuses writes (it lost acknowledged events, its ledger head is wrong) commits nothing,
+  // so it is read as it is: its reads (list, get, verify, the audit log) still work.
+  if (store.writeFailure) install(await readCurrent(store));
+  else
+    await store.exclusive([], async (tx) => {
+      const loaded = await readCurrent(store);
+      tx.afterCommit(() => install(loaded));
+    });
   // The schemas say what the thresholds are; the stored copy (in clear) may disagree after a crash
   // between a schema change and its threshold update, or after tampering. The schema wins, in memory
   // only: opening a store (even to verify it) writes nothing, and `audit verify` reports the difference.

@@ -6,7 +6,7 @@ import { errors } from '../schemas.js';
 
 /** What /health and the log say of a server whose writes failed. */
 export const WRITES_REFUSED =
-  'a write failed, so every write is refused until the server is restarted (`eventdbx restart`, once the cause is fixed)';
+  'every write is refused until the cause is fixed and the server restarted (`eventdbx restart`)';
 
 export async function systemRoutes(app: FastifyInstance, ctx: RouteContext): Promise<void> {
   const health = {
