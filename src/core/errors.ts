@@ -330,7 +330,7 @@ export const ERRORS = {
     message: (p) =>
       p.audit
         ? `group ${JSON.stringify(p.group)} may not read the audit log: use a token issued with --audit (any group), or of group "admin"`
-        : `group ${JSON.stringify(p.group)} may not administer (tokens, schemas, plugins, the audit log): only group "admin" may`,
+        : `group ${JSON.stringify(p.group)} may not administer (tokens, schemas, plugins): only group "admin" may`,
     doc: 'Only tokens of group admin may use administrative endpoints; the audit log is also open to tokens issued with `--audit`.',
   },
   EDBX_ERR_GROUP_RESERVED: {

@@ -193,6 +193,12 @@ export function buildSettings<K extends PluginKind>(
       // Headers given replace the set; none given keep it; `--no-header` (false) removes them all.
       const h = i.headers;
       const keep = i.keep_headers === true || i.keep_headers === 'true';
+      // Alone it would change nothing, yet be taken (and audited) as a change.
+      if (keep && !given(i.endpoint))
+        throw invalid(
+          'http',
+          '--keep-headers goes with --endpoint: it keeps the headers when the endpoint moves',
+        );
       if (keep && !headersOmitted(i))
         throw invalid(
           'http',

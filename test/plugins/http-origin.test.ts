@@ -114,7 +114,7 @@ describe('plugin http: headers and a new endpoint (QA audit #8)', () => {
     expect(Object.keys(await headersListed())).toEqual(['X-A']);
   });
 
-  it('refuses --keep-headers with --header or --no-header, changing nothing', async () => {
+  it('refuses --keep-headers with --header or --no-header, or without --endpoint, changing nothing', async () => {
     expect((await p.cli(withSecrets('http://127.0.0.1:9/in'))).code).toBe(0);
     for (const extra of [['--header', 'X-A=b'], ['--no-header']]) {
       const r = await p.cli([
@@ -129,6 +129,10 @@ describe('plugin http: headers and a new endpoint (QA audit #8)', () => {
       expect(r.stderr).toContain('EDBX_ERR_PLUGIN_CONFIG_INVALID');
       expect(r.stderr).toContain('give one of them');
     }
+    // Alone, it would change nothing: refused rather than taken (and audited) as a change.
+    const alone = await p.cli(['plugin', 'http', '--keep-headers']);
+    expect(alone.code).toBe(1);
+    expect(alone.stderr).toContain('--keep-headers goes with --endpoint');
     expect(Object.keys(await headersListed())).toEqual(['Authorization', 'X-Api-Key']);
   });
 });
