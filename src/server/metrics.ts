@@ -101,6 +101,15 @@ export class Metrics {
    * (prom-client would otherwise hash the label set on every request); unmatched paths share one.
    */
   instrument(app: FastifyInstance): void {
+    const server = app.server;
+    new Gauge({
+      name: 'eventdbx_http_connections_open',
+      help: 'HTTP connections open now (max_connections caps them)',
+      registers: [this.registry],
+      async collect() {
+        this.set(await new Promise<number>((r) => server.getConnections((e, n) => r(e ? 0 : n))));
+      },
+    });
     const hook = (method: string, route: string): onResponseHookHandler => {
       const latency = this.#latency.labels({ method, route });
       const counted = new Map<number, Counter.Internal>();

@@ -78,6 +78,8 @@ describe('a cap on open connections (QA audit #10)', () => {
         `GET /metrics HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${s.token}`,
       );
       expect(metrics.text).toMatch(/^eventdbx_http_connections_dropped_total 1$/m);
+      // How close the server is to the cap: the two held connections and this one.
+      expect(metrics.text).toMatch(/^eventdbx_http_connections_open 3$/m);
       const dropped = s.logs.filter((l) => String(l.msg).includes('max_connections'));
       expect(dropped).toHaveLength(1);
       expect(dropped[0]).toMatchObject({ level: 40, max_connections: cap, ip: '127.0.0.1' });
