@@ -5,6 +5,7 @@
  * and the store checked before deciding — writes are refused with the one coded line, and `start` runs
  * a server that serves reads, says why writes are refused, and answers /health with 503.
  */
+import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ACKNOWLEDGED_HEAD, AcknowledgedHeadFile } from '../src/store/acknowledged.js';
@@ -68,5 +69,13 @@ describe('a data dir that lost acknowledged events', () => {
     expect(write.code).toBe(1);
     expect(write.stderr).toMatch(LOST);
     expect((await p.cli(['stop'])).code).toBe(0);
+    // Its log says it once, as an error line with the code.
+    const told = (await readFile(path.join(p.dataDir, 'eventdbx.log'), 'utf8'))
+      .split('\n')
+      .filter((l) => l.includes('every write is refused'))
+      .map((l) => JSON.parse(l) as { level: number; code: string; msg: string });
+    expect(told).toHaveLength(1);
+    expect(told[0]).toMatchObject({ level: 50, code: 'EDBX_ERR_INTEGRITY' });
+    expect(told[0]!.msg).toMatch(/had acknowledged 8/);
   });
 });

@@ -232,14 +232,9 @@ export async function serveForeground(o: ServeOptions): Promise<void> {
   await reportUncleanEnd(pidFile, app.log);
   await reportRestore(store, dataDir, app.log, o.announce);
   // Found on opening the store (events it acknowledged are gone, its ledger head is wrong): it serves
-  // reads, refuses writes, and /health answers 503 with the same line.
+  // reads, refuses writes, and /health answers 503 with the same line (the server logs it).
   const refused = store.writeFailure;
-  if (refused) {
-    app.log.error({ code: refused.code }, `${WRITES_REFUSED}: ${refused.message}`);
-    o.announce(`
-Warning: ${WRITES_REFUSED}: ${refused.message} [${refused.code}]
-`);
-  }
+  if (refused) o.announce(`\nWarning: ${WRITES_REFUSED}: ${refused.message} [${refused.code}]\n`);
 
   if (store.tokens.size === 0 && refused) {
     o.announce('No tokens exist, and none can be created while writes are refused.\n');

@@ -344,9 +344,15 @@ export class EventStore {
     return this.#writer.failure;
   }
 
-  /** Told once, when a failed write makes the store refuse every further write (see writeFailure). */
+  /**
+   * Told once, when a failed write makes the store refuse every further write (see writeFailure); at
+   * once when it already refuses them (what it found on opening: events it acknowledged are gone, a
+   * ledger head its entries do not back).
+   */
   onWriteFailure(report: (e: EventDbxError) => void): void {
     this.#writeFailure = report;
+    const failure = this.#writer.failure;
+    if (failure) report(failure);
   }
 
   onCommit(listener: CommitListener): () => void {
