@@ -39,7 +39,7 @@ import {
   schemaDigest,
   schemaHistory,
 } from '../src/store/schemas.js';
-import { createToken, revokeToken } from '../src/store/tokens.js';
+import { createToken, refreshToken, revokeToken } from '../src/store/tokens.js';
 import { expectCode } from './helpers/expect.js';
 
 const jane = { issuedBy: { group: 'admin', user: 'jane' } };
@@ -484,7 +484,9 @@ describe('QA-comp #4: token-generated records keep_alive, and audit verify compa
       },
     ]);
     await reopen();
-    expect(await problems()).toEqual([`token ${fixed.id}: keep-alive on, the audit log records it off`]);
+    expect(await problems()).toEqual([
+      `token ${fixed.id}: keep-alive on, the audit log records keep-alive off`,
+    ]);
   });
 
   it('generation entries written before keep_alive was logged are not compared on it', async () => {
@@ -503,5 +505,46 @@ describe('QA-comp #4: token-generated records keep_alive, and audit verify compa
     expect((await verifyAuditState(store, log)).problems).toEqual([
       `token ${t.id}: revoked, the audit log records no revocation`,
     ]);
+  });
+});
+
+describe('audit verify compares every grant a token-generated entry records', () => {
+  it('reports a token widened behind the log: read-only lifted, scope dropped, audit added, person changed', async () => {
+    const t = await createToken(
+      store,
+      { group: 'nurses', user: 'joy', expiration: 600, readOnly: true, scopes: ['patient'] },
+      jane,
+    );
+    expect(await problems()).toEqual([]);
+    const record = [...store.tokens.values()].find((x) => x.id === t.id)!;
+    await tamper([
+      {
+        type: 'put',
+        space: 'main',
+        key: K.tokenKey(record.hash),
+        value: sealJson(codec, {
+          ...record,
+          group: 'admin',
+          user: 'mallory',
+          read_only: false,
+          scopes: [],
+          audit: true,
+        }),
+      },
+    ]);
+    await reopen();
+    expect(await problems()).toEqual([
+      `token ${t.id}: group admin, the audit log records group nurses`,
+      `token ${t.id}: user mallory, the audit log records user joy`,
+      `token ${t.id}: read-write, the audit log records read-only`,
+      `token ${t.id}: every aggregate, the audit log records scopes patient`,
+      `token ${t.id}: audit log readable, the audit log records audit log not readable`,
+    ]);
+  });
+
+  it('a refresh (expiry, allowance) is not a change of grant', async () => {
+    const t = await createToken(store, { group: 'doctors', user: 'dr-k', expiration: 60, limit: 5 }, jane);
+    await refreshToken(store, t.token, { expiration: 3600, limit: 50 }, jane);
+    expect(await problems()).toEqual([]);
   });
 });

@@ -110,8 +110,8 @@ async function auditTrace(store: EventStore): Promise<string | undefined> {
 interface Logged {
   /** Aggregate type → version → digest of the record (undefined in entries older than digests). */
   readonly schemas: Map<string, Map<number, string | undefined>>;
-  /** Token id → the keep-alive its generation entry records (undefined in entries older than it). */
-  readonly generated: Map<string, boolean | undefined>;
+  /** Token id → the grant its generation entry records (fields absent from older entries are left out). */
+  readonly generated: Map<string, Grant>;
   readonly revoked: Set<string>;
   /** Aggregate type → the last threshold set. */
   readonly thresholds: Map<string, number>;
@@ -125,8 +125,7 @@ function readLog(log: readonly EventRecord[]): Logged {
       const versions = out.schemas.get(p.aggregate) ?? new Map<number, string | undefined>();
       versions.set(Number(p.schema_version), p.schema_digest);
       out.schemas.set(p.aggregate, versions);
-    } else if (e.event_type === 'token-generated' && p.token)
-      out.generated.set(p.token, p.keep_alive === undefined ? undefined : p.keep_alive === 'true');
+    } else if (e.event_type === 'token-generated' && p.token) out.generated.set(p.token, grantOf(p));
     else if (e.event_type === 'token-revoked' && p.token) out.revoked.add(p.token);
     else if (e.event_type === 'snapshot-threshold-set' && p.aggregate_type)
       out.thresholds.set(p.aggregate_type, Number(p.every));
@@ -227,9 +226,43 @@ async function verifySchemas(
   return current;
 }
 
+/**
+ * What a token may do, as generation fixed it: nothing changes these afterwards (`token refresh` moves
+ * only the expiry and the write allowance), so a stored record that differs was changed behind the log.
+ */
+interface Grant {
+  readonly group?: string;
+  readonly user?: string;
+  readonly keep_alive?: boolean;
+  readonly read_only?: boolean;
+  readonly scopes?: string;
+  readonly audit?: boolean;
+}
+
+const flag = (v: string | undefined) => (v === undefined ? undefined : v === 'true');
+
+/** The grant an entry records; each field logged later than the entry was written is undefined. */
+const grantOf = (p: Readonly<Record<string, string>>): Grant => ({
+  group: p.group,
+  user: p.user,
+  keep_alive: flag(p.keep_alive),
+  read_only: flag(p.read_only),
+  scopes: p.scopes,
+  audit: flag(p.audit),
+});
+
+const shownGrant: { [K in keyof Grant]-?: (v: NonNullable<Grant[K]>) => string } = {
+  group: (v) => `group ${v}`,
+  user: (v) => `user ${v}`,
+  keep_alive: (v) => `keep-alive ${v ? 'on' : 'off'}`,
+  read_only: (v) => (v ? 'read-only' : 'read-write'),
+  scopes: (v) => (v === '' ? 'every aggregate' : `scopes ${v}`),
+  audit: (v) => `audit log ${v ? 'readable' : 'not readable'}`,
+};
+
 function verifyTokens(held: Iterable<TokenRecord>, { generated, revoked }: Logged, problems: string[]): void {
   const tokens = new Map([...held].map((t) => [t.id, t]));
-  for (const [id, keepAlive] of generated) {
+  for (const [id, logged] of generated) {
     const t = tokens.get(id);
     if (!t) {
       problems.push(`token ${id}: missing, the audit log records its generation`);
@@ -239,11 +272,22 @@ function verifyTokens(held: Iterable<TokenRecord>, { generated, revoked }: Logge
       problems.push(`token ${id}: active, the audit log records its revocation`);
     else if (!revoked.has(id) && t.revoked_at !== null)
       problems.push(`token ${id}: revoked, the audit log records no revocation`);
-    // Nothing changes keep-alive after generation; entries written before it was logged are not compared.
-    if (keepAlive !== undefined && t.keep_alive !== keepAlive)
-      problems.push(
-        `token ${id}: keep-alive ${t.keep_alive ? 'on' : 'off'}, the audit log records it ${keepAlive ? 'on' : 'off'}`,
-      );
+    const stored = grantOf({
+      group: t.group,
+      user: t.user,
+      keep_alive: String(t.keep_alive),
+      read_only: String(t.read_only),
+      scopes: t.scopes.join(','),
+      audit: String(t.audit ?? false),
+    });
+    // Entries written before a field was logged are not compared on it.
+    for (const key of Object.keys(shownGrant) as Array<keyof Grant>) {
+      const was = logged[key];
+      const is = stored[key]!;
+      if (was === undefined || was === is) continue;
+      const show = shownGrant[key] as (v: unknown) => string;
+      problems.push(`token ${id}: ${show(is)}, the audit log records ${show(was)}`);
+    }
   }
   for (const id of tokens.keys())
     if (!generated.has(id))
