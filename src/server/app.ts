@@ -129,7 +129,11 @@ export async function buildServer(
   });
   options.store.onWriteFailure((e) => app.log.error({ code: e.code }, `${WRITES_REFUSED}: ${e.message}`));
   let draining = false;
-  const metrics = new Metrics(options.store);
+  const metrics = new Metrics(options.store, options.version);
+  app.addHook('onClose', (_app, done) => {
+    metrics.close();
+    done();
+  });
   const ctx: RouteContext = {
     store: options.store,
     metrics,

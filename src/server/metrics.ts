@@ -1,18 +1,47 @@
-/** Prometheus metrics: HTTP requests and latencies, appends and fsync batches (from the writer). */
+/**
+ * Prometheus metrics: HTTP requests and latencies, appends, fsync batches and their durations (from the
+ * writer), whether the store takes writes, plugin delivery, the build, and Node's standard process
+ * metrics under their standard names (`process_*`, `nodejs_*`) so stock dashboards and alerts match.
+ */
 import type { FastifyInstance, onResponseHookHandler } from 'fastify';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { pluginStatus } from '../plugins/views.js';
 import type { PluginStatus, PluginStatusList } from '../protocol/plugins.js';
-import type { EventStore } from '../store/index.js';
+import { type EventStore, STORAGE_LAYOUT } from '../store/index.js';
+import { VERSION } from '../version.js';
 
 export class Metrics {
   readonly registry = new Registry();
   readonly #requests: Counter<'method' | 'route' | 'status'>;
   readonly #latency: Histogram<'method' | 'route'>;
   readonly #dropped: Counter;
+  readonly #stopTiming: () => void;
 
-  constructor(store: EventStore) {
-    collectDefaultMetrics({ register: this.registry, prefix: 'eventdbx_process_' });
+  /** `version` is the one /health reports (default: this package's). */
+  constructor(store: EventStore, version: string = VERSION) {
+    collectDefaultMetrics({ register: this.registry });
+    new Gauge({
+      name: 'eventdbx_build_info',
+      help: 'always 1; the version of the server and the storage layout of its data dir as labels',
+      labelNames: ['version', 'layout'],
+      registers: [this.registry],
+    }).set({ version, layout: String(STORAGE_LAYOUT) }, 1);
+    new Gauge({
+      name: 'eventdbx_store_writable',
+      help: '1 while the store takes writes, 0 once it refuses every write until a restart (see /health)',
+      registers: [this.registry],
+      collect() {
+        this.set(store.writeFailure ? 0 : 1);
+      },
+    });
+    // Observed once per durable batch (never per event): a batch's events share its one fsync.
+    const fsync = new Histogram({
+      name: 'eventdbx_fsync_duration_seconds',
+      help: 'time to write and fsync one durable batch of appends',
+      buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+      registers: [this.registry],
+    });
+    this.#stopTiming = store.onBatchWritten((seconds) => fsync.observe(seconds));
     this.#requests = new Counter({
       name: 'eventdbx_http_requests_total',
       help: 'HTTP requests by method, route and status',
@@ -57,7 +86,13 @@ export class Metrics {
       }
       return scrape;
     };
-    const perPlugin = (name: string, help: string, value: (p: PluginStatus) => number, state = false) =>
+    // A plugin's series with no value (undefined) is left out of the scrape.
+    const perPlugin = (
+      name: string,
+      help: string,
+      value: (p: PluginStatus) => number | undefined,
+      state = false,
+    ) =>
       new Gauge({
         name,
         help,
@@ -65,10 +100,28 @@ export class Metrics {
         registers: [this.registry],
         async collect() {
           this.reset();
-          for (const p of (await plugins()).plugins)
-            this.set({ plugin: p.name, kind: p.kind, ...(state ? { state: p.state } : {}) }, value(p));
+          for (const p of (await plugins()).plugins) {
+            const v = value(p);
+            if (v !== undefined)
+              this.set({ plugin: p.name, kind: p.kind, ...(state ? { state: p.state } : {}) }, v);
+          }
         },
       });
+    new Counter({
+      name: 'eventdbx_plugin_delivered_total',
+      help: 'events each plugin delivered since its delivery started (server start or plugin change)',
+      labelNames: ['plugin', 'kind'],
+      registers: [this.registry],
+      async collect() {
+        this.reset();
+        for (const p of (await plugins()).plugins) this.inc({ plugin: p.name, kind: p.kind }, p.delivered);
+      },
+    });
+    perPlugin(
+      'eventdbx_plugin_last_delivery_timestamp_seconds',
+      'when each plugin last delivered an event (Unix time); absent until its first delivery since start',
+      (p) => (p.last_delivered_at ? Date.parse(p.last_delivered_at) / 1000 : undefined),
+    );
     perPlugin(
       'eventdbx_plugin_lag',
       'positions committed but not yet delivered by each plugin (audit entries included)',
@@ -89,6 +142,11 @@ export class Metrics {
         this.set(store.size);
       },
     });
+  }
+
+  /** Stop timing the store's batches (the server closes). */
+  close(): void {
+    this.#stopTiming();
   }
 
   /** A connection over the cap was closed at once. */

@@ -6,6 +6,7 @@ export {
   type CommitListener,
   AUDIT_TYPE,
   AUDIT_ID,
+  STORAGE_LAYOUT,
 } from './store.js';
 export {
   takeSnapshot,

@@ -132,6 +132,7 @@ export class EventStore {
   readonly #checked = new WeakSet<LiveMeta>();
   readonly #writer: Writer;
   readonly #listeners = new Set<CommitListener>();
+  readonly #written = new Set<(seconds: number) => void>();
   #listenerError: (e: unknown) => void = (e) =>
     process.emitWarning(`EventDBX commit listener failed: ${e instanceof Error ? e.message : String(e)}`, {
       code: 'EDBX_LISTENER_FAILED',
@@ -227,6 +228,9 @@ export class EventStore {
           }
         },
         failed: (e) => this.#writeFailure(e),
+        written: (seconds) => {
+          for (const l of this.#written) l(seconds);
+        },
       },
       ledger.size,
       ledger,
@@ -358,6 +362,15 @@ export class EventStore {
   onCommit(listener: CommitListener): () => void {
     this.#listeners.add(listener);
     return () => this.#listeners.delete(listener);
+  }
+
+  /**
+   * Told after each durable batch (one write and fsync, shared by every append of the batch) how many
+   * seconds the engine took to write it; returns the function that stops telling. For metrics.
+   */
+  onBatchWritten(listener: (seconds: number) => void): () => void {
+    this.#written.add(listener);
+    return () => this.#written.delete(listener);
   }
 
   get writerStats(): Readonly<{ batches: number; events: number; jobs: number }> {

@@ -44,6 +44,11 @@ export interface WriterHooks {
   committed(metas: LiveMeta[], records: EventRecord[], tokens: ReadonlyMap<string, TokenRecord>): void;
   /** Called once, when a failure first makes the writer refuse every further write. */
   failed?(error: EventDbxError): void;
+  /**
+   * Called once per durable batch, after its write (and fsync) succeeded, with how long the engine
+   * took: once a batch, never once an event, so timing costs nothing that grows with the load.
+   */
+  written?(seconds: number): void;
 }
 
 export interface WriterStats {
@@ -284,10 +289,13 @@ export class Writer {
         return;
       }
       if (tx.ops.length > 0) {
+        let seconds = 0;
         try {
           // A lone job with nobody queued behind it gains nothing from a write thread: write inline.
           const inline = jobs.length === 1 && this.#queue.length === 0;
+          const started = performance.now();
           await this.engine.write(tx.ops, { sync: true, inline });
+          seconds = (performance.now() - started) / 1000;
         } catch (e) {
           // The outcome of a failed fsync is unknown: refuse further writes rather than guess.
           const error = toEventDbxError(e);
@@ -297,6 +305,11 @@ export class Writer {
         }
         this.stats.batches++;
         this.stats.events += tx.records.length;
+        try {
+          this.hooks.written?.(seconds);
+        } catch {
+          // Timing is reported, never a reason to fail the batch.
+        }
       }
       this.stats.jobs += jobs.length;
       this.position = tx.position;

@@ -1,9 +1,45 @@
-/** `_total` metrics are Prometheus counters (QA item 7: appends and fsync batches were gauges). */
+/**
+ * `_total` metrics are Prometheus counters (QA item 7: appends and fsync batches were gauges), and
+ * /metrics has what an operator alerts on (qa-ops #4): whether the store takes writes, how long each
+ * durable batch takes, what each plugin delivered and when, the build, and the standard process names.
+ */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { readdir, stat, truncate } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { err } from '../../src/core/errors.js';
 import { configurePlugin } from '../../src/plugins/index.js';
+import { Metrics } from '../../src/server/metrics.js';
+import type { WriteOp, WriteOptions } from '../../src/storage/engine.js';
+import { RocksDbEngine } from '../../src/storage/rocksdb/rocksdb-engine.js';
+import { STORAGE_LAYOUT } from '../../src/store/index.js';
+import { openDataDir } from '../../src/store/secure.js';
+import { createToken } from '../../src/store/tokens.js';
 import { type TestServer, get, post, testServer } from '../helpers/http.js';
+import { caughtUp, jane, startHost, tempDirs } from '../plugins/fixtures.js';
+
+const tempDir = tempDirs('edbx-metrics-');
+const event = { event_type: 'a', payload: {} };
+
+/** The value of one series (exact name and labels) in a scrape, or undefined when it is absent. */
+function series(text: string, nameAndLabels: string): number | undefined {
+  const escaped = nameAndLabels.replace(/[{}()[\].*+?^$|\\]/g, '\\$&');
+  const m = new RegExp(`^${escaped} (\\S+)$`, 'm').exec(text);
+  return m ? Number(m[1]) : undefined;
+}
+
+/** RocksDB whose writes can be made slow, or fail once (a full disk). */
+class Disk extends RocksDbEngine {
+  delayMs = 0;
+  fail: Error | undefined;
+  protected override async _write(ops: readonly WriteOp[], options: WriteOptions): Promise<void> {
+    if (this.delayMs > 0) await new Promise((r) => setTimeout(r, this.delayMs));
+    const fail = this.fail;
+    this.fail = undefined;
+    if (fail) throw fail;
+    return super._write(ops, options);
+  }
+}
 
 describe('/metrics', () => {
   let s: TestServer;
@@ -65,5 +101,148 @@ describe('/metrics', () => {
     );
     expect(text).toMatch(/^eventdbx_plugin_dead_letters\{plugin="json",kind="json"\} 0$/m);
     expect(text).toMatch(/^eventdbx_plugin_state\{plugin="json",kind="json",state="not running"\} 1$/m);
+    // Nothing delivered yet: the counter is 0 and there is no last delivery to show.
+    expect(text).toContain('# TYPE eventdbx_plugin_delivered_total counter');
+    expect(series(text, 'eventdbx_plugin_delivered_total{plugin="json",kind="json"}')).toBe(0);
+    expect(text).toContain('# TYPE eventdbx_plugin_last_delivery_timestamp_seconds gauge');
+    expect(text).not.toMatch(/^eventdbx_plugin_last_delivery_timestamp_seconds\{/m);
+  });
+
+  it('names the process metrics as the standard dashboards do (process_*, nodejs_*)', async () => {
+    const text = (await get(s, '/metrics')).body as string;
+    expect(text).toContain('# TYPE process_cpu_seconds_total counter');
+    expect(text).toMatch(/^process_resident_memory_bytes \d+/m);
+    expect(text).toMatch(/^nodejs_heap_size_used_bytes \d+/m);
+    expect(text).not.toContain('eventdbx_process_');
+  });
+
+  it("gives the server's version and storage layout in eventdbx_build_info", async () => {
+    const text = (await get(s, '/metrics')).body as string;
+    expect(text).toContain('# TYPE eventdbx_build_info gauge');
+    expect(series(text, `eventdbx_build_info{version="test",layout="${STORAGE_LAYOUT}"}`)).toBe(1);
+  });
+
+  it('is scraped with a read-only token scoped to an aggregate type that holds nothing', async () => {
+    const { token } = await createToken(
+      s.store,
+      { group: 'monitoring', user: 'prometheus', readOnly: true, scopes: ['prometheus'] },
+      jane,
+    );
+    const res = await fetch(`${s.url}/metrics`, { headers: { authorization: `Bearer ${token}` } });
+    expect(res.status).toBe(200);
+    expect(await res.text()).toContain('eventdbx_store_writable 1');
+  });
+});
+
+describe('/metrics on RocksDB: writes and their durability', () => {
+  it('times each durable batch once, whatever its number of events', async () => {
+    const engine = new Disk(path.join(await tempDir(), 'data'));
+    const s = await testServer({ engine });
+    try {
+      const before = (await get(s, '/metrics')).body as string;
+      expect(before).toContain('# TYPE eventdbx_fsync_duration_seconds histogram');
+      const count = (text: string) => series(text, 'eventdbx_fsync_duration_seconds_count') ?? NaN;
+      const batches = s.store.writerStats.batches;
+      // One transaction of 20 events is one batch, one fsync, one observation.
+      const events = Array.from({ length: 20 }, (_, i) => ({
+        aggregate_type: 'patient',
+        aggregate_id: `p-${i}`,
+        ...event,
+      }));
+      expect((await post(s, '/v1/transactions', { events })).status).toBe(201);
+      // A slow disk shows in the batch's duration.
+      engine.delayMs = 120;
+      expect((await post(s, '/v1/aggregates/patient/p-1/events', event)).status).toBe(201);
+      const text = (await get(s, '/metrics')).body as string;
+      expect(s.store.writerStats.batches - batches).toBe(2);
+      expect(count(text) - count(before)).toBe(2);
+      expect(count(text)).toBe(s.store.writerStats.batches);
+      expect(series(text, 'eventdbx_fsync_duration_seconds_sum')).toBeGreaterThanOrEqual(0.1);
+      const le = (b: string) => series(text, `eventdbx_fsync_duration_seconds_bucket{le="${b}"}`) ?? NaN;
+      // The slow batch is above 0.1 s, every other one below it.
+      expect(le('0.1')).toBe(count(text) - 1);
+      expect(le('+Inf')).toBe(count(text));
+    } finally {
+      await s.close();
+    }
+  });
+
+  it('says eventdbx_store_writable 0 once a failed write makes the store refuse writes', async () => {
+    const engine = new Disk(path.join(await tempDir(), 'data'));
+    const s = await testServer({ engine });
+    try {
+      expect((await post(s, '/v1/aggregates/patient/p-1/events', event)).status).toBe(201);
+      const ok = (await get(s, '/metrics')).body as string;
+      expect(ok).toContain('# TYPE eventdbx_store_writable gauge');
+      expect(series(ok, 'eventdbx_store_writable')).toBe(1);
+      const timed = series(ok, 'eventdbx_fsync_duration_seconds_count');
+
+      engine.fail = err('EDBX_ERR_STORE_IO', { reason: 'No space left on device' });
+      expect((await post(s, '/v1/aggregates/patient/p-1/events', event)).status).toBe(500);
+      const failed = (await get(s, '/metrics')).body as string;
+      expect(series(failed, 'eventdbx_store_writable')).toBe(0);
+      // A failed write is not timed as a durable batch.
+      expect(series(failed, 'eventdbx_fsync_duration_seconds_count')).toBe(timed);
+      expect((await fetch(`${s.url}/health`)).status).toBe(503);
+    } finally {
+      await s.close();
+    }
+  });
+
+  it('says eventdbx_store_writable 0 for a store that lost acknowledged events', async () => {
+    const dataDir = path.join(await tempDir(), 'data');
+    const open = () =>
+      openDataDir({
+        dataDir,
+        masterKey: 'm-master',
+        dek: 'm-dek',
+        memoryThreshold: 100,
+        maxPayloadBytes: 256 * 1024,
+        verifyThreads: 0,
+      });
+    let secure = await open();
+    for (let i = 1; i <= 10; i++)
+      await secure.store.append({ aggregate_type: 'patient', aggregate_id: `p-${i}`, ...event }, jane);
+    await secure.store.close();
+    // The newest write-ahead log cut short: RocksDB drops the newest acknowledged events.
+    const wal = (await readdir(dataDir))
+      .filter((f) => /^\d+\.log$/.test(f))
+      .sort()
+      .at(-1)!;
+    await truncate(path.join(dataDir, wal), (await stat(path.join(dataDir, wal))).size - 300);
+    secure = await open();
+    try {
+      expect(secure.store.acknowledgedLoss).toBeDefined();
+      const metrics = new Metrics(secure.store);
+      expect(series(await metrics.registry.metrics(), 'eventdbx_store_writable')).toBe(0);
+      metrics.close();
+    } finally {
+      await secure.store.close();
+    }
+  });
+});
+
+describe('/metrics of a delivering plugin', () => {
+  it('counts what each plugin delivered and says when it last delivered', async () => {
+    const dir = await tempDir();
+    const s = await testServer({ engine: new RocksDbEngine(path.join(dir, 'data')) });
+    await configurePlugin(s.store, 'json', { path: path.join(dir, 'out.jsonl') }, jane);
+    const host = await startHost(s.store);
+    try {
+      const start = Date.now() / 1000;
+      for (let i = 0; i < 5; i++)
+        expect((await post(s, `/v1/aggregates/patient/p-${i}/events`, event)).status).toBe(201);
+      await caughtUp(s.store, 'json');
+      const text = (await get(s, '/metrics')).body as string;
+      // The token-generated audit entry is never delivered: only the 5 events.
+      expect(series(text, 'eventdbx_plugin_delivered_total{plugin="json",kind="json"}')).toBe(5);
+      const last = series(text, 'eventdbx_plugin_last_delivery_timestamp_seconds{plugin="json",kind="json"}');
+      expect(last).toBeGreaterThanOrEqual(Math.floor(start));
+      expect(last).toBeLessThanOrEqual(Date.now() / 1000);
+      expect(series(text, 'eventdbx_plugin_lag{plugin="json",kind="json"}')).toBe(0);
+    } finally {
+      await host.stop();
+      await s.close();
+    }
   });
 });
