@@ -364,6 +364,11 @@ export class EventStore {
     return this.#writer.stats;
   }
 
+  /** The store's storage layout: this build's STORAGE_LAYOUT (`open` refuses any other). */
+  get layout(): number {
+    return STORAGE_LAYOUT;
+  }
+
   /** Number of events in the store (= the ledger tree size = the last position). */
   get size(): number {
     return this.#writer.committedPosition;
@@ -1129,9 +1134,10 @@ export class EventStore {
 }
 
 /**
- * The key layout version (src/store/keys.ts). A store without events is stamped with the current one;
- * a store with events but another (or no) stamp was written by an earlier development build whose
- * Merkle node and ledger entries this build would misread: refuse it clearly instead.
+ * The key layout version (src/store/keys.ts), stored under `G layout` as its decimal digits. A store
+ * without events is stamped with the current one; a store with events but another (or no) stamp was
+ * written by another build whose Merkle node and ledger entries this build would misread: refuse it
+ * clearly instead. Shown by `status`, `/health` and `backup.json`; README "Upgrading".
  */
 export const STORAGE_LAYOUT = 2;
 
