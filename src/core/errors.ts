@@ -503,8 +503,10 @@ export const ERRORS = {
     status: 500,
     kind: 'user',
     message: (p) =>
-      `cannot write in the data dir ${p.path} (${p.reason}): make it writable by this user (and the disk not full), or choose another with --data-dir`,
-    doc: 'The server cannot create or write files in its data dir (read-only mount, permissions, full disk).',
+      p.reason === 'EROFS'
+        ? `cannot write in the data dir ${p.path} (EROFS: a read-only filesystem): every command opens the store for writing, reads included; remount it read-write, or copy it (\`cp -a\`) to a writable directory and use the copy (--data-dir or EVENTDBX_DATA_DIR)`
+        : `cannot write in the data dir ${p.path} (${p.reason}): make it writable by this user (and the disk not full), or choose another with --data-dir`,
+    doc: 'The server or a CLI command cannot create or write files in its data dir (read-only mount, permissions, full disk). Every command opens the store for writing, reads included (RocksDB takes a lock file in it): a read-only copy is read by copying it somewhere writable.',
   },
   EDBX_ERR_DATA_DIR_NOT_READABLE: {
     status: 500,
