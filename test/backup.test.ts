@@ -6,7 +6,7 @@
  * after it is in place, so the copy does not hold it; one that fails, is cancelled or cannot be
  * recorded leaves neither a backup nor an entry.
  */
-import { mkdir, mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -88,6 +88,14 @@ describe('backupStore', () => {
       expect(files.filter((f) => /^(eventdbx\.|control\.sock|\.eventdbx\.json)/.test(f))).toEqual([]);
       for (const f of files) expect(((await stat(path.join(target, f))).mode & 0o077).toString(8)).toBe('0');
       expect((await readdir(path.dirname(target))).sort()).toEqual(['b1']); // no temp dir left
+      // backup.json names the copy's storage layout: a backup restores into a build that reads it (qa-ops #5).
+      expect(report.layout).toBe(2);
+      expect(JSON.parse(await readFile(path.join(target, 'backup.json'), 'utf8'))).toEqual({
+        taken_at: expect.any(String),
+        events: report.events,
+        ledger_root: report.ledger_root,
+        layout: 2,
+      });
 
       const copy = await open(target);
       try {

@@ -168,7 +168,8 @@ export const HUMAN: Record<string, Renderer> = {
     // A server of an earlier version does not record backups, nor say it did.
     const audited =
       b.audit_entry === undefined ? '' : `\nrecorded in the audit log (audit #${b.audit_entry})`;
-    return `${green('ok')} backed up ${count(b.events, 'event')} (${entries} ${entries === 1 ? 'entry' : 'entries'}, ${b.bytes} bytes) to ${printable(b.path)} in ${b.seconds} s\nledger_root ${b.ledger_root}${audited}`;
+    const layout = b.layout === undefined ? '' : `\nlayout ${b.layout}`;
+    return `${green('ok')} backed up ${count(b.events, 'event')} (${entries} ${entries === 1 ? 'entry' : 'entries'}, ${b.bytes} bytes) to ${printable(b.path)} in ${b.seconds} s\nledger_root ${b.ledger_root}${layout}${audited}`;
   },
   ...SCHEMA_HUMAN,
   ...PLUGIN_HUMAN,

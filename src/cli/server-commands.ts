@@ -379,11 +379,13 @@ async function status(config: Config, json: boolean): Promise<number> {
     restrict: running.restrict,
     version: running.version,
     events: health.events ?? 'unknown',
+    // The store's format version (README "Upgrading"); null when the server did not say.
+    layout: typeof health.layout === 'number' ? health.layout : null,
     health: health.status ?? 'unknown',
     data_dir: running.data_dir,
   };
   if (json) printJson(info);
-  else process.stdout.write(keyValues(info) + '\n');
+  else process.stdout.write(keyValues({ ...info, layout: info.layout ?? 'unknown' }) + '\n');
   // Running, but refusing writes since one failed (a full disk): exit non-zero with the reason.
   if (health.status === 'failing') {
     process.stderr.write(`error: ${String(health.detail)} [${String(health.code)}]\n`);

@@ -480,9 +480,18 @@ export const ERRORS = {
   EDBX_ERR_STORE_LAYOUT: {
     status: 500,
     kind: 'user',
-    message: (p) =>
-      `the data dir uses storage layout ${p.found}, this build reads layout ${p.expected}; open it with the build that wrote it`,
-    doc: 'The data dir was written by a development build with a different key layout (no migration exists between unreleased layouts).',
+    message: (p) => {
+      const build = `this build (EventDBX ${p.version}) reads layout ${p.expected} only`;
+      const restore = `or restore a backup taken with layout ${p.expected} (backups keep their store's layout)`;
+      if (p.found === 'missing')
+        return `the data dir holds events but no storage layout marker (an early development build wrote it, or the marker was removed); ${build}: open it with the build that wrote it, ${restore}`;
+      if (p.found === 'garbled')
+        return `the data dir's storage layout marker is ${s(p.raw)}, not a layout number (damaged); ${build}: restore a backup taken with layout ${p.expected}`;
+      if (Number(p.found) > Number(p.expected))
+        return `the data dir uses storage layout ${p.found}, newer than this build's: ${build}; open it with the newer build that wrote it (a build that reads layout ${p.found}); downgrades are not supported: to go back, restore the backup taken before the upgrade`;
+      return `the data dir uses storage layout ${p.found}, older than this build's: ${build} and has no migration from layout ${p.found}; open it with the build that wrote it (a build that reads layout ${p.found}), ${restore}`;
+    },
+    doc: 'The data dir was written in another storage layout than this build reads (the `G layout` key; `eventdbx status`, `GET /health` and `backup.json` show it), or its marker is missing or damaged. Nothing was changed. Open it with a build that reads its layout, or restore a backup taken with this build\'s layout; see README "Upgrading".',
   },
   EDBX_ERR_STORE_NOT_OPEN: {
     status: 503,
@@ -494,8 +503,10 @@ export const ERRORS = {
     status: 500,
     kind: 'user',
     message: (p) =>
-      `cannot write in the data dir ${p.path} (${p.reason}): make it writable by this user (and the disk not full), or choose another with --data-dir`,
-    doc: 'The server cannot create or write files in its data dir (read-only mount, permissions, full disk).',
+      p.reason === 'EROFS'
+        ? `cannot write in the data dir ${p.path} (EROFS: a read-only filesystem): every command opens the store for writing, reads included; remount it read-write, or copy it (\`cp -a\`) to a writable directory and use the copy (--data-dir or EVENTDBX_DATA_DIR)`
+        : `cannot write in the data dir ${p.path} (${p.reason}): make it writable by this user (and the disk not full), or choose another with --data-dir`,
+    doc: 'The server or a CLI command cannot create or write files in its data dir (read-only mount, permissions, full disk). Every command opens the store for writing, reads included (RocksDB takes a lock file in it): a read-only copy is read by copying it somewhere writable.',
   },
   EDBX_ERR_DATA_DIR_NOT_READABLE: {
     status: 500,

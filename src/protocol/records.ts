@@ -124,6 +124,8 @@ interface HealthFacts {
   readonly uptime_seconds: number;
   /** Events in the store (the ledger size). */
   readonly events: number;
+  /** The store's storage layout (its format version; README "Upgrading"). Absent from older servers. */
+  readonly layout?: number;
 }
 
 /** `GET /health` of a server that writes. */

@@ -167,7 +167,13 @@ const tokenFields: Fields<TokenView> = {
   revoked_at: nullable(string),
 };
 const tokenView = fields<TokenView>(tokenFields);
-const healthFields = { version: string, restrict: string, uptime_seconds: number, events: number };
+const healthFields = {
+  version: string,
+  restrict: string,
+  uptime_seconds: number,
+  events: number,
+  layout: optional(number),
+};
 const healthFailing = fields<HealthFailing>({
   status: literal('failing'),
   ...healthFields,

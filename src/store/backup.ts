@@ -55,6 +55,8 @@ export interface BackupReport {
   readonly events: number;
   /** Ledger root (hex) at the pinned point. */
   readonly ledger_root: string;
+  /** The copy's storage layout (the store's; also in `backup.json`). */
+  readonly layout: number;
   readonly entries: Readonly<Record<Space, number>>;
   /** Bytes on disk of the backup directory. */
   readonly bytes: number;
@@ -74,8 +76,8 @@ const LEDGER = globalKey('ledger');
  * const report = await backupStore(secure.store, '/backups/eventdbx-2024-06-01', {
  *   issuedBy: { group: 'local', user: 'ops' },
  * });
- * // { path, events: 1200, ledger_root: 'ab…', entries: { main: 3605, archive: 0 }, bytes, seconds,
- * //   audit_entry: 17 }
+ * // { path, events: 1200, ledger_root: 'ab…', layout: 2, entries: { main: 3605, archive: 0 }, bytes,
+ * //   seconds, audit_entry: 17 }
  */
 export async function backupStore(
   store: EventStore,
@@ -124,7 +126,12 @@ export async function backupStore(
     throwIfAborted(signal);
     await checkCopy(tmp, copied.entries, head);
     // Names it as a backup: a server started on it after a restore records the restore (restored.ts).
-    await writeBackupMarker(tmp, { taken_at: pinned.at, events: head.size, ledger_root: head.root });
+    await writeBackupMarker(tmp, {
+      taken_at: pinned.at,
+      events: head.size,
+      ledger_root: head.root,
+      layout: store.layout,
+    });
     const bytes = await syncTree(tmp);
     // The last moment a cancellation is heard: after the rename the backup is complete.
     throwIfAborted(signal);
@@ -145,6 +152,7 @@ export async function backupStore(
       path: dest,
       events: head.size,
       ledger_root: head.root,
+      layout: store.layout,
       entries: copied.entries,
       bytes,
       seconds: Math.round(performance.now() - started) / 1000,

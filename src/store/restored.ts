@@ -30,6 +30,11 @@ export interface BackupMarker {
   readonly events: number;
   /** The ledger root at that point (hex). */
   readonly ledger_root: string;
+  /**
+   * The storage layout of the copy (the store's): a backup restores only into a build that reads it.
+   * Absent from backups taken before it was recorded (they hold layout 2).
+   */
+  readonly layout?: number;
 }
 
 /** Write the marker into a backup being made (owner-only, like the rest of it). */
@@ -50,6 +55,7 @@ async function readMarker(dataDir: string): Promise<BackupMarker | undefined> {
     taken_at: String(m.taken_at ?? ''),
     events: Number(m.events ?? 0),
     ledger_root: String(m.ledger_root ?? ''),
+    ...(typeof m.layout === 'number' ? { layout: m.layout } : {}),
   };
 }
 

@@ -27,6 +27,7 @@ import {
 } from '../core/names.js';
 import { type Space, type StorageEngine, prefixEnd } from '../storage/engine.js';
 import type { AuditAction } from '../protocol/audit.js';
+import { VERSION } from '../version.js';
 import { type RecordCodec, type SharedCodec, openJson, plainCodec } from './codec.js';
 import { VerifyPool } from './verify-pool.js';
 import { openMetaAt, openSnapshotAt } from './bound.js';
@@ -375,6 +376,11 @@ export class EventStore {
 
   get writerStats(): Readonly<{ batches: number; events: number; jobs: number }> {
     return this.#writer.stats;
+  }
+
+  /** The store's storage layout: this build's STORAGE_LAYOUT (`open` refuses any other). */
+  get layout(): number {
+    return STORAGE_LAYOUT;
   }
 
   /** Number of events in the store (= the ledger tree size = the last position). */
@@ -1142,9 +1148,10 @@ export class EventStore {
 }
 
 /**
- * The key layout version (src/store/keys.ts). A store without events is stamped with the current one;
- * a store with events but another (or no) stamp was written by an earlier development build whose
- * Merkle node and ledger entries this build would misread: refuse it clearly instead.
+ * The key layout version (src/store/keys.ts), stored under `G layout` as its decimal digits. A store
+ * without events is stamped with the current one; a store with events but another (or no) stamp was
+ * written by another build whose Merkle node and ledger entries this build would misread: refuse it
+ * clearly instead. Shown by `status`, `/health` and `backup.json`; README "Upgrading".
  */
 export const STORAGE_LAYOUT = 2;
 
@@ -1156,15 +1163,17 @@ const liveOf = (meta: AggregateMeta): LiveMeta => ({
 
 async function checkLayout(engine: StorageEngine, events: number): Promise<void> {
   const stamp = await engine.get('main', K.globalKey('layout'));
-  const found = stamp ? Number(stamp.toString('utf8')) : 1;
-  if (found === STORAGE_LAYOUT) return;
+  const text = stamp?.toString('utf8');
+  if (text === String(STORAGE_LAYOUT)) return;
   if (events === 0 && !stamp) {
     const value = Buffer.from(String(STORAGE_LAYOUT));
     await engine.write([{ type: 'put', space: 'main', key: K.globalKey('layout'), value }], { sync: true });
     return;
   }
   await engine.close();
-  throw err('EDBX_ERR_STORE_LAYOUT', { found, expected: STORAGE_LAYOUT });
+  // A marker missing or not a number is told apart from another layout: no build reads it as it is.
+  const found = text === undefined ? 'missing' : /^[1-9][0-9]{0,8}$/.test(text) ? Number(text) : 'garbled';
+  throw err('EDBX_ERR_STORE_LAYOUT', { found, expected: STORAGE_LAYOUT, version: VERSION, raw: text });
 }
 
 /** A range of meta keys: `gte` inclusive, `lt` exclusive. */

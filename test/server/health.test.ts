@@ -19,7 +19,8 @@ describe('/health of a server whose writes failed (qa2-ops #2)', () => {
       const ok = await fetch(`${s.url}/health`);
       expect(ok.status).toBe(200);
       const before = (await ok.json()) as Record<string, unknown>;
-      expect(before).toMatchObject({ status: 'ok', version: 'test', restrict: 'false' });
+      // The store's format version is shown (qa-ops #5).
+      expect(before).toMatchObject({ status: 'ok', version: 'test', restrict: 'false', layout: 2 });
 
       engine.faultNextWrite(err('EDBX_ERR_STORE_IO', { reason: 'No space left on device' }));
       const failed = await post(s, '/v1/aggregates/patient/p-1/events', event);
@@ -44,6 +45,7 @@ describe('/health of a server whose writes failed (qa2-ops #2)', () => {
         version: 'test',
         restrict: 'false',
         events: before.events,
+        layout: 2,
         code: 'EDBX_ERR_STORE_IO',
       });
       expect(typeof body.uptime_seconds).toBe('number');

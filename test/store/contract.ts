@@ -960,12 +960,38 @@ export function storeContract(name: string, factory: EngineFactory): void {
         await store.close();
         const again = reopen!();
         const e = await expectCode(EventStore.open({ engine: again }), 'EDBX_ERR_STORE_LAYOUT');
-        expect(e.message).toMatch(/layout 1, this build reads layout 2/);
+        // Before (qa-ops #5): "layout 1"; a missing marker is said to be missing.
+        expect(e.message).toMatch(
+          /^the data dir holds events but no storage layout marker .*this build \(EventDBX [\d.]+\) reads layout 2 only: open it with the build that wrote it, or restore a backup taken with layout 2/,
+        );
         expect(again.status).toBe('closed');
         // The refusal changed nothing: still no stamp.
         await again.open();
         expect(await again.get('main', K.globalKey('layout'))).toBeUndefined();
         await again.close();
+      });
+
+      it('tells a garbled, a newer and an older layout marker apart, each saying what to do (qa-ops #5)', async () => {
+        await store.append(ev('p-0', 'tick', {}), jane);
+        expect(store.layout).toBe(2);
+        await store.close();
+        const told: Record<string, RegExp> = {
+          // Before: "storage layout NaN".
+          abc: /^the data dir's storage layout marker is "abc", not a layout number \(damaged\).*restore a backup taken with layout 2$/,
+          '3': /^the data dir uses storage layout 3, newer than this build's: .*reads layout 2 only; open it with the newer build that wrote it \(a build that reads layout 3\); downgrades are not supported: to go back, restore the backup taken before the upgrade$/,
+          '1': /^the data dir uses storage layout 1, older than this build's: .*no migration from layout 1; open it with the build that wrote it/,
+        };
+        for (const [stamp, message] of Object.entries(told)) {
+          const again = reopen!();
+          await again.open();
+          const value = Buffer.from(stamp);
+          await again.write([{ type: 'put', space: 'main', key: K.globalKey('layout'), value }], {
+            sync: true,
+          });
+          await again.close();
+          const e = await expectCode(EventStore.open({ engine: again }), 'EDBX_ERR_STORE_LAYOUT');
+          expect(e.message, stamp).toMatch(message);
+        }
       });
     }
 

@@ -15,6 +15,7 @@ export async function systemRoutes(app: FastifyInstance, ctx: RouteContext): Pro
     restrict: { type: 'string' },
     uptime_seconds: { type: 'number' },
     events: { type: 'integer' },
+    layout: { type: 'integer' },
   } as const;
   app.get(
     '/health',
@@ -47,6 +48,7 @@ export async function systemRoutes(app: FastifyInstance, ctx: RouteContext): Pro
         restrict: ctx.options.restrict,
         uptime_seconds: Math.round((Date.now() - ctx.startedAt.getTime()) / 1000),
         events: ctx.store.size,
+        layout: ctx.store.layout,
       };
       const failure = ctx.store.writeFailure;
       if (!failure) return { status: 'ok', ...body } satisfies Health;

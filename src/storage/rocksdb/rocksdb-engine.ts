@@ -523,15 +523,34 @@ function reasonOf(e: unknown): string {
 }
 
 const LOCK_MESSAGE = /IO error: (lock |While lock file|LockFile )/;
+/**
+ * RocksDB's texts for the errno of a file it could not create (`…/LOCK: Read-only file system`): the
+ * binding has no read-only open, so even a read needs a data dir it can write in.
+ */
+const NOT_WRITABLE: ReadonlyArray<readonly [RegExp, string]> = [
+  [/IO error: .*: Read-only file system$/, 'EROFS'],
+  [/IO error: .*: Permission denied$/, 'EACCES'],
+];
 
-function openError(e: unknown, path: string): EventDbxError {
+/**
+ * The coded error for a failed open of the database at `path`: another process holds it, the data dir
+ * is not writable (a read-only mount, permissions), or a plain I/O error.
+ *
+ * @example
+ * openError(new Error('IO error: while open a file for lock: /d/LOCK: Read-only file system'), '/d');
+ * // EDBX_ERR_DATA_DIR_NOT_WRITABLE, reason EROFS
+ */
+export function openError(e: unknown, path: string): EventDbxError {
   if (e instanceof EventDbxError) return e;
   const chain = causes(e);
   const locked = chain.some(
     (c) => c.code === 'LEVEL_LOCKED' || (typeof c.message === 'string' && LOCK_MESSAGE.test(c.message)),
   );
   if (locked) return err('EDBX_ERR_STORE_LOCKED', { path }, e);
-  return err('EDBX_ERR_STORE_IO', { reason: `cannot open ${path}: ${reasonOf(e)}` }, e);
+  const text = reasonOf(e);
+  const denied = NOT_WRITABLE.find(([pattern]) => pattern.test(text));
+  if (denied) return err('EDBX_ERR_DATA_DIR_NOT_WRITABLE', { path, reason: denied[1] }, e);
+  return err('EDBX_ERR_STORE_IO', { reason: `cannot open ${path}: ${text}` }, e);
 }
 
 function ioError(e: unknown): EventDbxError {
