@@ -99,7 +99,10 @@ describe('server lifecycle from the CLI', () => {
     expect((await p.cli(['aggregate', 'list'])).code).toBe(0);
     process.kill(pid, 'SIGSTOP');
     try {
-      for (const args of [['status'], ['aggregate', 'list']]) {
+      for (const args of [
+        ['status', '--json'],
+        ['aggregate', 'list'],
+      ]) {
         const t0 = Date.now();
         const r = await p.cli(args);
         expect(Date.now() - t0).toBeLessThan(15_000);
@@ -109,6 +112,9 @@ describe('server lifecycle from the CLI', () => {
             `^error: the server at PID ${pid} does not answer.*\\[EDBX_ERR_SERVER_NOT_ANSWERING\\]\n$`,
           ),
         );
+        // The count is null when unknown, never a string in a number's place (qa-ops #9a).
+        if (args[0] === 'status')
+          expect(JSON.parse(r.stdout)).toMatchObject({ pid, events: null, health: 'not answering' });
       }
     } finally {
       process.kill(pid, 'SIGCONT');

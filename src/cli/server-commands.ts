@@ -378,14 +378,18 @@ async function status(config: Config, json: boolean): Promise<number> {
     uptime_seconds: Math.round((Date.now() - Date.parse(running.started_at)) / 1000),
     restrict: running.restrict,
     version: running.version,
-    events: health.events ?? 'unknown',
+    // A number, or null when the server did not say (`health` says why): never a string in its place.
+    events: typeof health.events === 'number' ? health.events : null,
     // The store's format version (README "Upgrading"); null when the server did not say.
     layout: typeof health.layout === 'number' ? health.layout : null,
     health: health.status ?? 'unknown',
     data_dir: running.data_dir,
   };
   if (json) printJson(info);
-  else process.stdout.write(keyValues({ ...info, layout: info.layout ?? 'unknown' }) + '\n');
+  else
+    process.stdout.write(
+      keyValues({ ...info, events: info.events ?? 'unknown', layout: info.layout ?? 'unknown' }) + '\n',
+    );
   // Running, but refusing writes since one failed (a full disk): exit non-zero with the reason.
   if (health.status === 'failing') {
     process.stderr.write(`error: ${String(health.detail)} [${String(health.code)}]\n`);
