@@ -449,6 +449,9 @@ function portFree(port: number): Promise<boolean> {
   });
 }
 
+/** The environment variable that overrides each start option's configured value. */
+const ENV_OF: Readonly<Record<StartFlag, string>> = { port: 'EVENTDBX_PORT', restrict: 'EVENTDBX_RESTRICT' };
+
 /**
  * `restart`: stop, then start with the options the running server was given on its command line and
  * the configuration as it is now for the rest, an option given to `restart` winning. So `config
@@ -487,11 +490,12 @@ async function restart(
     ['restrict', restrict],
   ] as const) {
     if (!running || running[k] === to) continue;
-    const source = opts[k] === undefined ? 'configuration' : `--${k}`;
+    const env = process.env[ENV_OF[k]] ? ENV_OF[k] : undefined;
+    const source = opts[k] !== undefined ? `--${k}` : env ? `environment ${env}` : 'configuration';
     changed[k] = { from: running[k], to, source };
-    notes.push(
-      `${k} changed: ${running[k]} -> ${to} (${source === 'configuration' ? 'from the configuration' : source})`,
-    );
+    const from =
+      opts[k] !== undefined ? source : env ? `from ${env} in the environment` : 'from the configuration';
+    notes.push(`${k} changed: ${running[k]} -> ${to} (${from})`);
   }
   const stopped = await stopServer(config);
   return start(next, configFile, { restarted: true, stopped_pid: stopped ?? null, changed }, notes);
