@@ -164,14 +164,30 @@ describe('server lifecycle from the CLI', () => {
   it('stop, status, restart and destroy manage the server of --data-dir', async () => {
     const other = path.join(p.dir, 'other');
     const port = await freePort();
-    const started = await p.cli(['start', '--data-dir', other, '--port', String(port), '--json']);
+    // On another loopback address (qa-ops #3): status used to ask 127.0.0.1, and the banner said localhost.
+    const started = await run(['start', '--data-dir', other, '--port', String(port), '--json'], {
+      cwd: p.dir,
+      env: { ...p.env, EVENTDBX_HOST: '127.0.0.2' },
+    });
     expect(started.code, started.stderr).toBe(0);
-    const { pid, admin_token } = JSON.parse(started.stdout);
+    const { pid, admin_token, notices } = JSON.parse(started.stdout);
     expect(admin_token.token).toMatch(/^edbx_/); // the one-time bootstrap token of a new store
+    expect(notices.join('\n')).toContain(`http://127.0.0.2:${port}/v1/aggregates`);
+    expect(notices.at(-1)).toMatch(
+      new RegExp(`^EventDBX \\S+ listening on http://127\\.0\\.0\\.2:${port} \\(pid`),
+    );
     expect(await pidOf(other)).toBe(pid);
     expect((await p.cli(['status'])).code).toBe(1); // the default data dir has no server
     const status = await p.cli(['status', '--data-dir', other, '--json']);
-    expect(JSON.parse(status.stdout)).toMatchObject({ running: true, pid, port });
+    expect(status.code, status.stderr).toBe(0);
+    expect(JSON.parse(status.stdout)).toMatchObject({
+      running: true,
+      pid,
+      port,
+      host: '127.0.0.2',
+      health: 'ok',
+      events: expect.any(Number),
+    });
     const restarted = JSON.parse((await p.cli(['restart', '--data-dir', other, '--json'])).stdout);
     expect(restarted).toMatchObject({ stopped_pid: pid, port, data_dir: other });
     const stopped = await p.cli(['stop', '--data-dir', other]);

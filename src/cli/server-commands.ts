@@ -11,6 +11,7 @@ import { type Config, loadConfig, writeConfigFile } from '../config/config.js';
 import { err, toEventDbxError } from '../core/errors.js';
 import { wholeNumber } from '../core/names.js';
 import { RESTRICT_MODES, type RestrictMode } from '../core/schema.js';
+import { DEFAULT_HOST, httpUrl, reachableHost } from '../server/listen-address.js';
 import { processFacts } from '../server/proc.js';
 import {
   LOG_FILE,
@@ -361,10 +362,12 @@ async function status(config: Config, json: boolean): Promise<number> {
     return 1;
   }
   let health: Record<string, unknown> = {};
+  // Where the server listens (a server of an earlier version records no host: the default).
+  const host = running.host ?? DEFAULT_HOST;
   if (running.stopping_since !== undefined) health = { status: 'stopping' };
   else
     try {
-      const res = await fetch(`http://127.0.0.1:${running.port}/health`, {
+      const res = await fetch(`${httpUrl(reachableHost(host), running.port)}/health`, {
         signal: AbortSignal.timeout(HEALTH_TIMEOUT_MS),
       });
       health = (await res.json()) as Record<string, unknown>;
@@ -375,6 +378,7 @@ async function status(config: Config, json: boolean): Promise<number> {
     running: true,
     pid: running.pid,
     port: running.port,
+    host,
     uptime_seconds: Math.round((Date.now() - Date.parse(running.started_at)) / 1000),
     restrict: running.restrict,
     version: running.version,
