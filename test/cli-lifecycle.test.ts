@@ -57,8 +57,42 @@ describe('server lifecycle from the CLI', () => {
     } finally {
       blocker.close();
     }
+    // EVENTDBX_HOST too (qa-ops #1): it used to stop the server, then the new one could not listen.
+    for (const host of ['10.255.255.1', 'no-such-host.invalid']) {
+      const r = await run(['restart', '--json'], { cwd: p.dir, env: { ...p.env, EVENTDBX_HOST: host } });
+      expect([r.code, r.stdout]).toEqual([1, '']);
+      expect(r.stderr).toMatch(/EVENTDBX_HOST is invalid: cannot listen on .*\[EDBX_ERR_CONFIG_INVALID\]\n$/);
+    }
     expect(running(pid)).toBe(true);
     expect(await pidOf()).toBe(pid);
+  });
+
+  it('a restart that fails once the server is stopped says so, and how to start it (qa-ops #1)', async () => {
+    const pid = (await pidOf())!;
+    // A master key that does not open the store can only be found by starting.
+    const env = { ...p.env, EVENTDBX_MASTER_KEY: 'not-the-key' };
+    const r = await run(['restart', '--json'], { cwd: p.dir, env });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toBe(
+      `error: the server (pid ${pid}) was stopped, but the new one did not start: the master key does not match ` +
+        'this data dir: check --master-key / EVENTDBX_MASTER_KEY (or the config file) [EDBX_ERR_WRONG_MASTER_KEY]; ' +
+        `no server runs for ${p.dataDir} now: fix that, then run \`eventdbx start\` [EDBX_ERR_RESTART_FAILED]\n`,
+    );
+    expect(JSON.parse(r.stdout)).toEqual({
+      restarted: false,
+      stopped_pid: pid,
+      started: false,
+      data_dir: p.dataDir,
+      code: 'EDBX_ERR_RESTART_FAILED',
+      error: {
+        code: 'EDBX_ERR_WRONG_MASTER_KEY',
+        message: expect.stringMatching(/^the master key does not/),
+      },
+      start_command: 'eventdbx start',
+    });
+    expect(running(pid)).toBe(false);
+    const started = await p.cli(['start']);
+    expect(started.code, started.stderr).toBe(0);
   });
 
   it('stop finishes gracefully even while a client has sent only part of a request', async () => {

@@ -8,8 +8,8 @@ import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import type { FastifyBaseLogger } from 'fastify';
 import type { Config } from '../config/config.js';
-import { type EventDbxError, err, shown, toEventDbxError } from '../core/errors.js';
-import { httpUrl, listenHost, reachableHost } from './listen-address.js';
+import { err, shown, toEventDbxError } from '../core/errors.js';
+import { httpUrl, listenError, listenHost, reachableHost } from './listen-address.js';
 import { type RestrictMode, installSchemas } from '../store/schemas.js';
 import { RESTORED_ACTION, recordRestore } from '../store/restored.js';
 import { openDataDir } from '../store/secure.js';
@@ -25,6 +25,7 @@ import { FEATURES, type Feature } from './features.js';
 import { VERSION } from '../version.js';
 
 export { PID_FILE } from './control.js';
+export { listenError } from './listen-address.js';
 /** How long a stopping server lets in-flight requests finish before cutting their connections. */
 const SHUTDOWN_GRACE_MS = 5_000;
 export const LOG_FILE = 'eventdbx.log';
@@ -118,29 +119,6 @@ export function logLevel(env: NodeJS.ProcessEnv = process.env): string {
     path: 'environment EVENTDBX_LOG_LEVEL',
     reason: `${shown(raw)} is not a log level; use one of ${LOG_LEVELS.join(', ')}`,
   });
-}
-
-/** What `listen` failing on `EVENTDBX_HOST` means, as a coded error naming the variable. */
-export function listenError(e: unknown, port: number, host: string): EventDbxError {
-  const code = (e as NodeJS.ErrnoException).code;
-  if (code === 'EADDRINUSE') return err('EDBX_ERR_PORT_IN_USE', { port });
-  const why: Record<string, string> = {
-    ENOTFOUND: 'no such host name',
-    EAI_AGAIN: 'the host name cannot be resolved now',
-    EAI_FAIL: 'the host name cannot be resolved',
-    EADDRNOTAVAIL: 'not an address of this machine',
-    EINVAL: 'not an address to listen on',
-  };
-  const reason = code === undefined ? undefined : why[code];
-  if (reason === undefined) return toEventDbxError(e);
-  return err(
-    'EDBX_ERR_CONFIG_INVALID',
-    {
-      path: 'environment EVENTDBX_HOST',
-      reason: `cannot listen on ${shown(host)} (${reason}, ${code}); use an address of this machine, such as 127.0.0.1 (the default) or 0.0.0.0 for every interface`,
-    },
-    e,
-  );
 }
 
 export async function serveForeground(o: ServeOptions): Promise<void> {
