@@ -57,8 +57,42 @@ describe('server lifecycle from the CLI', () => {
     } finally {
       blocker.close();
     }
+    // EVENTDBX_HOST too (qa-ops #1): it used to stop the server, then the new one could not listen.
+    for (const host of ['10.255.255.1', 'no-such-host.invalid']) {
+      const r = await run(['restart', '--json'], { cwd: p.dir, env: { ...p.env, EVENTDBX_HOST: host } });
+      expect([r.code, r.stdout]).toEqual([1, '']);
+      expect(r.stderr).toMatch(/EVENTDBX_HOST is invalid: cannot listen on .*\[EDBX_ERR_CONFIG_INVALID\]\n$/);
+    }
     expect(running(pid)).toBe(true);
     expect(await pidOf()).toBe(pid);
+  });
+
+  it('a restart that fails once the server is stopped says so, and how to start it (qa-ops #1)', async () => {
+    const pid = (await pidOf())!;
+    // A master key that does not open the store can only be found by starting.
+    const env = { ...p.env, EVENTDBX_MASTER_KEY: 'not-the-key' };
+    const r = await run(['restart', '--json'], { cwd: p.dir, env });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toBe(
+      `error: the server (pid ${pid}) was stopped, but the new one did not start: the master key does not match ` +
+        'this data dir: check --master-key / EVENTDBX_MASTER_KEY (or the config file) [EDBX_ERR_WRONG_MASTER_KEY]; ' +
+        `no server runs for ${p.dataDir} now: fix that, then run \`eventdbx start\` [EDBX_ERR_RESTART_FAILED]\n`,
+    );
+    expect(JSON.parse(r.stdout)).toEqual({
+      restarted: false,
+      stopped_pid: pid,
+      started: false,
+      data_dir: p.dataDir,
+      code: 'EDBX_ERR_RESTART_FAILED',
+      error: {
+        code: 'EDBX_ERR_WRONG_MASTER_KEY',
+        message: expect.stringMatching(/^the master key does not/),
+      },
+      start_command: 'eventdbx start',
+    });
+    expect(running(pid)).toBe(false);
+    const started = await p.cli(['start']);
+    expect(started.code, started.stderr).toBe(0);
   });
 
   it('stop finishes gracefully even while a client has sent only part of a request', async () => {
@@ -99,7 +133,10 @@ describe('server lifecycle from the CLI', () => {
     expect((await p.cli(['aggregate', 'list'])).code).toBe(0);
     process.kill(pid, 'SIGSTOP');
     try {
-      for (const args of [['status'], ['aggregate', 'list']]) {
+      for (const args of [
+        ['status', '--json'],
+        ['aggregate', 'list'],
+      ]) {
         const t0 = Date.now();
         const r = await p.cli(args);
         expect(Date.now() - t0).toBeLessThan(15_000);
@@ -109,6 +146,9 @@ describe('server lifecycle from the CLI', () => {
             `^error: the server at PID ${pid} does not answer.*\\[EDBX_ERR_SERVER_NOT_ANSWERING\\]\n$`,
           ),
         );
+        // The count is null when unknown, never a string in a number's place (qa-ops #9a).
+        if (args[0] === 'status')
+          expect(JSON.parse(r.stdout)).toMatchObject({ pid, events: null, health: 'not answering' });
       }
     } finally {
       process.kill(pid, 'SIGCONT');
@@ -158,14 +198,30 @@ describe('server lifecycle from the CLI', () => {
   it('stop, status, restart and destroy manage the server of --data-dir', async () => {
     const other = path.join(p.dir, 'other');
     const port = await freePort();
-    const started = await p.cli(['start', '--data-dir', other, '--port', String(port), '--json']);
+    // On another loopback address (qa-ops #3): status used to ask 127.0.0.1, and the banner said localhost.
+    const started = await run(['start', '--data-dir', other, '--port', String(port), '--json'], {
+      cwd: p.dir,
+      env: { ...p.env, EVENTDBX_HOST: '127.0.0.2' },
+    });
     expect(started.code, started.stderr).toBe(0);
-    const { pid, admin_token } = JSON.parse(started.stdout);
+    const { pid, admin_token, notices } = JSON.parse(started.stdout);
     expect(admin_token.token).toMatch(/^edbx_/); // the one-time bootstrap token of a new store
+    expect(notices.join('\n')).toContain(`http://127.0.0.2:${port}/v1/aggregates`);
+    expect(notices.at(-1)).toMatch(
+      new RegExp(`^EventDBX \\S+ listening on http://127\\.0\\.0\\.2:${port} \\(pid`),
+    );
     expect(await pidOf(other)).toBe(pid);
     expect((await p.cli(['status'])).code).toBe(1); // the default data dir has no server
     const status = await p.cli(['status', '--data-dir', other, '--json']);
-    expect(JSON.parse(status.stdout)).toMatchObject({ running: true, pid, port });
+    expect(status.code, status.stderr).toBe(0);
+    expect(JSON.parse(status.stdout)).toMatchObject({
+      running: true,
+      pid,
+      port,
+      host: '127.0.0.2',
+      health: 'ok',
+      events: expect.any(Number),
+    });
     const restarted = JSON.parse((await p.cli(['restart', '--data-dir', other, '--json'])).stdout);
     expect(restarted).toMatchObject({ stopped_pid: pid, port, data_dir: other });
     const stopped = await p.cli(['stop', '--data-dir', other]);

@@ -43,6 +43,12 @@ describe('restart and the config (qa-dev #3)', () => {
     // Nothing changed: nothing is said.
     const again = await json(['restart']);
     expect([again.port, again.changed]).toEqual([b, {}]);
+    // A port from EVENTDBX_PORT is said to come from there, not from the configuration (qa-ops #8).
+    const c = await freePort();
+    const env = await ok(['restart', '--json'], { ...p.env, EVENTDBX_PORT: String(c) });
+    const moved = JSON.parse(env.stdout);
+    expect(moved.changed).toEqual({ port: { from: b, to: c, source: 'environment EVENTDBX_PORT' } });
+    expect(moved.notices).toContain(`port changed: ${b} -> ${c} (from EVENTDBX_PORT in the environment)`);
   });
 
   it('a port given to start is kept by a plain restart, and config says what to run instead', async () => {

@@ -2,15 +2,15 @@
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { closeSync, existsSync, openSync } from 'node:fs';
-import net from 'node:net';
 import { mkdir, open, readFile, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { createInterface } from 'node:readline/promises';
 import { fileURLToPath } from 'node:url';
 import { type Config, loadConfig, writeConfigFile } from '../config/config.js';
-import { err, toEventDbxError } from '../core/errors.js';
+import { err, shellWord, toEventDbxError } from '../core/errors.js';
 import { wholeNumber } from '../core/names.js';
 import { RESTRICT_MODES, type RestrictMode } from '../core/schema.js';
+import { DEFAULT_HOST, httpUrl, listenHost, listenProblem, reachableHost } from '../server/listen-address.js';
 import { processFacts } from '../server/proc.js';
 import {
   LOG_FILE,
@@ -262,31 +262,33 @@ async function daemonize(
     env: { ...process.env, EVENTDBX_CONFIG: config.path },
   });
   closeSync(log);
-  return new Promise<number>((resolve) => {
+  return new Promise<number>((resolve, reject) => {
     const timer = setTimeout(
-      () => finish(1, `the server did not become ready within 30 s; see ${logPath}`),
+      () => finish(new NotStarted(`the server did not become ready within 30 s; see ${logPath}`)),
       30_000,
     );
-    const finish = (code: number, message?: string) => {
+    const finish = (failed?: NotStarted) => {
       clearTimeout(timer);
-      if (message) process.stderr.write(`error: ${message}\n`);
       child.removeAllListeners();
       if (child.connected) child.disconnect();
       child.unref();
-      resolve(code);
+      if (failed) reject(failed);
+      else resolve(0);
     };
     child.on('message', (m: DaemonMessage) => {
       if (m.type === 'announce') on.announce(m.line);
       if (m.type === 'admin_token') on.adminToken(m.token);
-      if (m.type === 'error') finish(1, m.message);
+      if (m.type === 'error') finish(new NotStarted(m.message, m.code));
       if (m.type === 'ready') {
         ready(m.pid, m.port, logPath);
-        finish(0);
+        finish();
       }
     });
     child.on('exit', async (code) => {
       const tail = (await lastBytes(logPath, 16 * 1024)).trim().split('\n').slice(-3).join('\n');
-      finish(1, `the server exited (code ${code}) before it was ready${tail ? `:\n${tail}` : ''}`);
+      finish(
+        new NotStarted(`the server exited (code ${code}) before it was ready${tail ? `:\n${tail}` : ''}`),
+      );
     });
   });
 }
@@ -321,8 +323,25 @@ function tellLauncher(message: DaemonMessage): Promise<boolean> {
 type DaemonMessage =
   | { type: 'announce'; line: string }
   | { type: 'admin_token'; token: NonNullable<Started['admin_token']> }
-  | { type: 'error'; message: string }
+  | { type: 'error'; message: string; code?: string }
   | { type: 'ready'; pid: number; port: number };
+
+/**
+ * A daemon that did not start: the error it reported (its message and code, already formatted by the
+ * daemon's registry), or what its launcher saw (it exited, it never became ready).
+ */
+class NotStarted extends Error {
+  constructor(
+    message: string,
+    readonly code?: string,
+  ) {
+    super(message);
+  }
+  /** As the error line shows it: the message, then the code when there is one. */
+  get line(): string {
+    return this.code === undefined ? this.message : `${this.message} [${this.code}]`;
+  }
+}
 
 /** Stop the data dir's server; returns the PID it stopped (undefined when none ran). */
 async function stopServer(config: Config): Promise<number | undefined> {
@@ -361,10 +380,12 @@ async function status(config: Config, json: boolean): Promise<number> {
     return 1;
   }
   let health: Record<string, unknown> = {};
+  // Where the server listens (a server of an earlier version records no host: the default).
+  const host = running.host ?? DEFAULT_HOST;
   if (running.stopping_since !== undefined) health = { status: 'stopping' };
   else
     try {
-      const res = await fetch(`http://127.0.0.1:${running.port}/health`, {
+      const res = await fetch(`${httpUrl(reachableHost(host), running.port)}/health`, {
         signal: AbortSignal.timeout(HEALTH_TIMEOUT_MS),
       });
       health = (await res.json()) as Record<string, unknown>;
@@ -375,17 +396,22 @@ async function status(config: Config, json: boolean): Promise<number> {
     running: true,
     pid: running.pid,
     port: running.port,
+    host,
     uptime_seconds: Math.round((Date.now() - Date.parse(running.started_at)) / 1000),
     restrict: running.restrict,
     version: running.version,
-    events: health.events ?? 'unknown',
+    // A number, or null when the server did not say (`health` says why): never a string in its place.
+    events: typeof health.events === 'number' ? health.events : null,
     // The store's format version (README "Upgrading"); null when the server did not say.
     layout: typeof health.layout === 'number' ? health.layout : null,
     health: health.status ?? 'unknown',
     data_dir: running.data_dir,
   };
   if (json) printJson(info);
-  else process.stdout.write(keyValues({ ...info, layout: info.layout ?? 'unknown' }) + '\n');
+  else
+    process.stdout.write(
+      keyValues({ ...info, events: info.events ?? 'unknown', layout: info.layout ?? 'unknown' }) + '\n',
+    );
   // Running, but refusing writes since one failed (a full disk): exit non-zero with the reason.
   if (health.status === 'failing') {
     process.stderr.write(`error: ${String(health.detail)} [${String(health.code)}]\n`);
@@ -436,14 +462,8 @@ async function destroy(config: Config, yes: boolean, json: boolean): Promise<num
   return 0;
 }
 
-/** Whether a server could listen on `port` of the address the server binds. */
-function portFree(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const probe = net.createServer();
-    probe.once('error', () => resolve(false));
-    probe.listen(port, process.env.EVENTDBX_HOST ?? '127.0.0.1', () => probe.close(() => resolve(true)));
-  });
-}
+/** The environment variable that overrides each start option's configured value. */
+const ENV_OF: Readonly<Record<StartFlag, string>> = { port: 'EVENTDBX_PORT', restrict: 'EVENTDBX_RESTRICT' };
 
 /**
  * `restart`: stop, then start with the options the running server was given on its command line and
@@ -460,6 +480,10 @@ async function restart(
   restrictFlag(opts.restrict);
   logLevel(); // a bad EVENTDBX_LOG_LEVEL would stop the server, then fail to start it
   portFlag(opts.port, config.port);
+  // EVENTDBX_HOST alike: a name that does not resolve, or an address not of this machine (any port).
+  const host = listenHost();
+  const hostProblem = await listenProblem(0, host);
+  if (hostProblem) throw hostProblem;
   const running = await runningServer(config.dataDir);
   // A server of an earlier version does not record what it was given: both are kept, as they were.
   const kept = (k: StartFlag) =>
@@ -475,7 +499,8 @@ async function restart(
   const restrict = restrictFlag(next.restrict) ?? config.restrict;
   // A port other than the one it holds must be free now (it could still be taken by the time the
   // new server listens, which then says so; this catches the usual mistake before stopping).
-  if (port !== running?.port && !(await portFree(port))) throw err('EDBX_ERR_PORT_IN_USE', { port });
+  const portProblem = port === running?.port ? undefined : await listenProblem(port, host);
+  if (portProblem) throw portProblem;
   const changed: Record<string, { from: string | number; to: string | number; source: string }> = {};
   const notes: string[] = [];
   for (const [k, to] of [
@@ -483,14 +508,47 @@ async function restart(
     ['restrict', restrict],
   ] as const) {
     if (!running || running[k] === to) continue;
-    const source = opts[k] === undefined ? 'configuration' : `--${k}`;
+    const env = process.env[ENV_OF[k]] ? ENV_OF[k] : undefined;
+    const source = opts[k] !== undefined ? `--${k}` : env ? `environment ${env}` : 'configuration';
     changed[k] = { from: running[k], to, source };
-    notes.push(
-      `${k} changed: ${running[k]} -> ${to} (${source === 'configuration' ? 'from the configuration' : source})`,
-    );
+    const from =
+      opts[k] !== undefined ? source : env ? `from ${env} in the environment` : 'from the configuration';
+    notes.push(`${k} changed: ${running[k]} -> ${to} (${from})`);
   }
   const stopped = await stopServer(config);
-  return start(next, configFile, { restarted: true, stopped_pid: stopped ?? null, changed }, notes);
+  const extra = { restarted: true, stopped_pid: stopped ?? null, changed };
+  if (stopped === undefined) return start(next, configFile, extra, notes);
+  try {
+    return await start(next, configFile, extra, notes);
+  } catch (e) {
+    // The server is down now: say so, and how to bring it up with what this restart would have given it.
+    const command = [
+      'eventdbx start',
+      ...(next.port === undefined ? [] : [`--port ${port}`]),
+      ...(next.restrict === undefined ? [] : [`--restrict=${restrict}`]),
+      ...(opts.dataDir === undefined ? [] : [`--data-dir ${shellWord(config.dataDir)}`]),
+      ...(configFile === undefined ? [] : [`--config ${shellWord(configFile)}`]),
+    ].join(' ');
+    const cause = e instanceof NotStarted ? e : toEventDbxError(e);
+    const reason = cause instanceof NotStarted ? cause.line : `${cause.message} [${cause.code}]`;
+    const failed = err('EDBX_ERR_RESTART_FAILED', {
+      pid: stopped,
+      reason,
+      data_dir: config.dataDir,
+      command,
+    });
+    if (opts.json)
+      printJson({
+        restarted: false,
+        stopped_pid: stopped,
+        started: false,
+        data_dir: config.dataDir,
+        code: failed.code,
+        error: { code: cause.code ?? null, message: cause.message },
+        start_command: command,
+      });
+    throw failed;
+  }
 }
 
 export async function lifecycle(
@@ -512,9 +570,14 @@ export async function lifecycle(
     if (name === 'restart') return await restart(config, opts, configFile);
     throw err('EDBX_ERR_USAGE', { reason: `unknown command ${name}` });
   } catch (e) {
+    if (e instanceof NotStarted) {
+      // Its daemon wrote the error to the log already; the launcher shows it as it came.
+      process.stderr.write(`error: ${e.line}\n`);
+      return 1;
+    }
     const x = toEventDbxError(e);
     if (typeof process.send === 'function')
-      await tellLauncher({ type: 'error', message: `${x.message} [${x.code}]` });
+      await tellLauncher({ type: 'error', message: x.message, code: x.code });
     return reportError(x);
   }
 }

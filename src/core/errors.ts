@@ -449,6 +449,13 @@ export const ERRORS = {
       `a server is already running for ${p.data_dir} (pid ${p.pid}, port ${p.port}): use \`eventdbx stop\` or \`eventdbx restart\``,
     doc: 'start was asked for a data dir that already has a running server.',
   },
+  EDBX_ERR_RESTART_FAILED: {
+    status: 503,
+    kind: 'user',
+    message: (p) =>
+      `the server (pid ${p.pid}) was stopped, but the new one did not start: ${p.reason}; no server runs for ${p.data_dir} now: fix that, then run \`${p.command}\``,
+    doc: 'restart stopped the server, then the new one failed to start (the reason, with its own code, is in the message): nothing runs until it is started again.',
+  },
 
   EDBX_ERR_COMMAND_INTERRUPTED: {
     status: 503,

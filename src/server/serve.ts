@@ -4,10 +4,12 @@
  * in-flight requests, flush, close the store, remove the PID file and socket).
  */
 import { readFile, rm, writeFile } from 'node:fs/promises';
+import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import type { FastifyBaseLogger } from 'fastify';
 import type { Config } from '../config/config.js';
-import { type EventDbxError, err, shown, toEventDbxError } from '../core/errors.js';
+import { err, shown, toEventDbxError } from '../core/errors.js';
+import { httpUrl, listenError, listenHost, reachableHost } from './listen-address.js';
 import { type RestrictMode, installSchemas } from '../store/schemas.js';
 import { RESTORED_ACTION, recordRestore } from '../store/restored.js';
 import { openDataDir } from '../store/secure.js';
@@ -23,6 +25,7 @@ import { FEATURES, type Feature } from './features.js';
 import { VERSION } from '../version.js';
 
 export { PID_FILE } from './control.js';
+export { listenError } from './listen-address.js';
 /** How long a stopping server lets in-flight requests finish before cutting their connections. */
 const SHUTDOWN_GRACE_MS = 5_000;
 export const LOG_FILE = 'eventdbx.log';
@@ -75,6 +78,12 @@ export interface PidInfo {
   readonly version: string;
   readonly data_dir: string;
   /**
+   * The address the server listens on (`EVENTDBX_HOST` resolved: `127.0.0.1`, `0.0.0.0`, …), where
+   * `status` asks it for /health. Absent from the PID file of a server of an earlier version, which
+   * listened on the default.
+   */
+  readonly host?: string;
+  /**
    * The start options given on the command line (`port`, `restrict`): `restart` keeps these and
    * reads the others from the configuration again. Absent from the PID file of a server of an
    * earlier version: `restart` then keeps both, as it used to.
@@ -112,33 +121,10 @@ export function logLevel(env: NodeJS.ProcessEnv = process.env): string {
   });
 }
 
-/** What `listen` failing on `EVENTDBX_HOST` means, as a coded error naming the variable. */
-export function listenError(e: unknown, port: number, host: string): EventDbxError {
-  const code = (e as NodeJS.ErrnoException).code;
-  if (code === 'EADDRINUSE') return err('EDBX_ERR_PORT_IN_USE', { port });
-  const why: Record<string, string> = {
-    ENOTFOUND: 'no such host name',
-    EAI_AGAIN: 'the host name cannot be resolved now',
-    EAI_FAIL: 'the host name cannot be resolved',
-    EADDRNOTAVAIL: 'not an address of this machine',
-    EINVAL: 'not an address to listen on',
-  };
-  const reason = code === undefined ? undefined : why[code];
-  if (reason === undefined) return toEventDbxError(e);
-  return err(
-    'EDBX_ERR_CONFIG_INVALID',
-    {
-      path: 'environment EVENTDBX_HOST',
-      reason: `cannot listen on ${shown(host)} (${reason}, ${code}); use an address of this machine, such as 127.0.0.1 (the default) or 0.0.0.0 for every interface`,
-    },
-    e,
-  );
-}
-
 export async function serveForeground(o: ServeOptions): Promise<void> {
   const dataDir = o.config.dataDir;
   const level = logLevel();
-  const host = process.env.EVENTDBX_HOST || '127.0.0.1';
+  const host = listenHost();
   const secure = await openDataDir(o.config);
   const { store } = secure;
   // Aborted when the stop stops waiting: long reads still running end with the stop's 503.
@@ -165,6 +151,8 @@ export async function serveForeground(o: ServeOptions): Promise<void> {
     await store.close();
     throw listenError(e, o.port, host);
   }
+  // The address itself (a host name resolved): `status` reaches the server there.
+  const bound = (app.server.address() as AddressInfo | null)?.address ?? host;
   const started: Feature[] = [];
   let control: Awaited<ReturnType<typeof serveControl>>;
   try {
@@ -226,6 +214,7 @@ export async function serveForeground(o: ServeOptions): Promise<void> {
     given: o.given,
     version: VERSION,
     data_dir: dataDir,
+    host: bound,
     ...(processFacts(process.pid) ? { process_start: processFacts(process.pid)!.start } : {}),
   };
   await writeFile(pidFile, JSON.stringify(info) + '\n', { mode: 0o600 });
@@ -249,13 +238,14 @@ export async function serveForeground(o: ServeOptions): Promise<void> {
       `\nNo tokens existed, so a one-time admin token was created (valid 24 h; shown only now):\n\n  ${t.token}\n`,
     );
     o.announce(
-      `Try it:\n\n  curl -H "Authorization: Bearer ${t.token}" http://localhost:${o.port}/v1/aggregates\n`,
+      `Try it:\n\n  curl -H "Authorization: Bearer ${t.token}" ${httpUrl(reachableHost(bound), o.port)}/v1/aggregates\n`,
     );
     o.announce(
       `Issue personal tokens with: npx eventdbx token generate --group <group> --user <user> --expiration 3600\n`,
     );
   }
+  const unspecified = reachableHost(bound) !== bound;
   o.announce(
-    `EventDBX ${VERSION} listening on http://localhost:${o.port} (pid ${process.pid}, data ${dataDir}, restrict=${o.restrict})`,
+    `EventDBX ${VERSION} listening on ${httpUrl(bound, o.port)}${unspecified ? ' (every interface)' : ''} (pid ${process.pid}, data ${dataDir}, restrict=${o.restrict})`,
   );
 }
