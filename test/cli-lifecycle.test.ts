@@ -4,7 +4,7 @@
  */
 import { execFileSync, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import net from 'node:net';
 import path from 'node:path';
@@ -67,30 +67,68 @@ describe('server lifecycle from the CLI', () => {
     expect(await pidOf()).toBe(pid);
   });
 
+  it('a restart given keys that do not open the store, or none, refuses before stopping', async () => {
+    const pid = (await pidOf())!;
+    // They used to be found by the new server only: the old one was stopped, and none started.
+    const wrong = await run(['restart', '--json'], {
+      cwd: p.dir,
+      env: { ...p.env, EVENTDBX_MASTER_KEY: 'not-the-key' },
+    });
+    expect([wrong.code, wrong.stdout]).toEqual([1, '']);
+    expect(wrong.stderr).toMatch(/^error: the master key does not match .*\[EDBX_ERR_WRONG_MASTER_KEY\]\n$/);
+    const dek = await run(['restart'], { cwd: p.dir, env: { ...p.env, EVENTDBX_DEK: 'not-the-dek' } });
+    expect(dek.code).toBe(1);
+    expect(dek.stderr).toMatch(/\[EDBX_ERR_DEK_MISMATCH\]\n$/);
+    // A config file gone: no development config with random keys is made over a running store.
+    const config = path.join(p.dir, '.eventdbx.json');
+    const saved = await readFile(config);
+    await rm(config);
+    try {
+      const none = await p.cli(['restart', '--data-dir', p.dataDir]);
+      expect(none.code).toBe(1);
+      expect(none.stderr).toMatch(/\[EDBX_ERR_CONFIG_KEYS_NOT_SET\]\n$/);
+      expect(existsSync(config)).toBe(false);
+    } finally {
+      await writeFile(config, saved, { mode: 0o600 });
+    }
+    expect(running(pid)).toBe(true);
+    expect(await pidOf()).toBe(pid);
+  });
+
   it('a restart that fails once the server is stopped says so, and how to start it (qa-ops #1)', async () => {
     const pid = (await pidOf())!;
-    // A master key that does not open the store can only be found by starting.
-    const env = { ...p.env, EVENTDBX_MASTER_KEY: 'not-the-key' };
-    const r = await run(['restart', '--json'], { cwd: p.dir, env });
-    expect(r.code).toBe(1);
-    expect(r.stderr).toBe(
-      `error: the server (pid ${pid}) was stopped, but the new one did not start: the master key does not match ` +
-        'this data dir: check --master-key / EVENTDBX_MASTER_KEY (or the config file) [EDBX_ERR_WRONG_MASTER_KEY]; ' +
-        `no server runs for ${p.dataDir} now: fix that, then run \`eventdbx start\` [EDBX_ERR_RESTART_FAILED]\n`,
-    );
-    expect(JSON.parse(r.stdout)).toEqual({
-      restarted: false,
-      stopped_pid: pid,
-      started: false,
-      data_dir: p.dataDir,
-      code: 'EDBX_ERR_RESTART_FAILED',
-      error: {
-        code: 'EDBX_ERR_WRONG_MASTER_KEY',
-        message: expect.stringMatching(/^the master key does not/),
-      },
-      start_command: 'eventdbx start',
-    });
-    expect(running(pid)).toBe(false);
+    const { port } = JSON.parse(await readFile(path.join(p.dataDir, 'eventdbx.pid'), 'utf8')) as {
+      port: number;
+    };
+    // The same port on another address of this machine, held by something else: only the new server,
+    // once the old one let go of the port, can find that out.
+    const blocker = net.createServer();
+    await new Promise<void>((resolve) => blocker.listen(port, '127.0.0.2', () => resolve()));
+    try {
+      const r = await run(['restart', '--json'], {
+        cwd: p.dir,
+        env: { ...p.env, EVENTDBX_HOST: '127.0.0.2' },
+      });
+      expect(r.code).toBe(1);
+      expect(r.stderr).toMatch(
+        new RegExp(
+          `^error: the server \\(pid ${pid}\\) was stopped, but the new one did not start: .*\\[EDBX_ERR_PORT_IN_USE\\]; ` +
+            `no server runs for .* now: fix that, then run \`eventdbx start\` \\[EDBX_ERR_RESTART_FAILED\\]\\n$`,
+        ),
+      );
+      expect(JSON.parse(r.stdout)).toEqual({
+        restarted: false,
+        stopped_pid: pid,
+        started: false,
+        data_dir: p.dataDir,
+        code: 'EDBX_ERR_RESTART_FAILED',
+        error: { code: 'EDBX_ERR_PORT_IN_USE', message: expect.stringContaining(String(port)) },
+        start_command: 'eventdbx start',
+      });
+      expect(running(pid)).toBe(false);
+    } finally {
+      blocker.close();
+    }
     const started = await p.cli(['start']);
     expect(started.code, started.stderr).toBe(0);
   });

@@ -11,6 +11,7 @@ import { err, shellWord, toEventDbxError } from '../core/errors.js';
 import { wholeNumber } from '../core/names.js';
 import { RESTRICT_MODES, type RestrictMode } from '../core/schema.js';
 import { DEFAULT_HOST, httpUrl, listenHost, listenProblem, reachableHost } from '../server/listen-address.js';
+import { callControl } from '../server/control.js';
 import { processFacts } from '../server/proc.js';
 import {
   LOG_FILE,
@@ -22,7 +23,7 @@ import {
 } from '../server/serve.js';
 import { keyValues, printJson } from './output.js';
 import { reportError } from './report.js';
-import { requireKeys, warnIfDataDirOpen } from './runtime.js';
+import { localIdentity, proofOfKeys, requireKeys, warnIfDataDirOpen } from './runtime.js';
 import { logLine, stderrIsLog } from './stderr.js';
 
 /** Start options whose value may come from the command line or the configuration. */
@@ -472,6 +473,24 @@ const ENV_OF: Readonly<Record<StartFlag, string>> = { port: 'EVENTDBX_PORT', res
  * undo a `start --port` or `--restrict=strict`. What changed is said. Options are checked before the
  * server is stopped: a failed restart must not leave it down.
  */
+/**
+ * The keys the new server would be given must open the store: the running server checks them (as it
+ * checks a command's) before it is stopped. A restart without keys, or with a wrong one, used to stop
+ * the server and then fail to start (a missing config even became a development config with random
+ * keys). Without a keyring copy to prove against (restart writes it again), the start finds out.
+ */
+async function keysOpenStore(config: Config): Promise<void> {
+  requireKeys(config);
+  const proof = await proofOfKeys(config);
+  if (proof === undefined) return;
+  await callControl(config.dataDir, {
+    op: 'checkpoint.public-key',
+    args: {},
+    identity: localIdentity(),
+    proof,
+  });
+}
+
 async function restart(
   config: Config,
   opts: Record<string, unknown>,
@@ -501,6 +520,7 @@ async function restart(
   // new server listens, which then says so; this catches the usual mistake before stopping).
   const portProblem = port === running?.port ? undefined : await listenProblem(port, host);
   if (portProblem) throw portProblem;
+  if (running) await keysOpenStore(config);
   const changed: Record<string, { from: string | number; to: string | number; source: string }> = {};
   const notes: string[] = [];
   for (const [k, to] of [
