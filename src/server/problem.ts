@@ -87,11 +87,15 @@ export function wwwAuthenticate(code: string): string {
   return code === 'EDBX_ERR_TOKEN_MISSING' ? realm : `${realm}, error="invalid_token"`;
 }
 
-/** The id (short prefix) of the token a refused request presented, when it had one: never more. */
-function presentedTokenId(e: EventDbxError, header: string | undefined): string | undefined {
-  if (typeof e.params.id === 'string') return e.params.id;
+/** The id (short prefix) of the token an `Authorization` header presents, when it has one: never more. */
+export function headerTokenId(header: string | undefined): string | undefined {
   const m = header === undefined ? null : /^Bearer\s+(\S+)\s*$/i.exec(header);
   return m && isTokenShaped(m[1]!) ? tokenIdOf(m[1]!) : undefined;
+}
+
+/** The id of the token a refused request presented, when it had one: never more. */
+function presentedTokenId(e: EventDbxError, header: string | undefined): string | undefined {
+  return typeof e.params.id === 'string' ? e.params.id : headerTokenId(header);
 }
 
 /**
