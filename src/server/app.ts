@@ -11,7 +11,7 @@ import Fastify, {
   LogController,
   type onRequestHookHandler,
 } from 'fastify';
-import { err } from '../core/errors.js';
+import { WRITES_REFUSED, err } from '../core/errors.js';
 import { RepeatLog } from '../core/repeat-log.js';
 import { type Access, type TokenRecord, redactTokens } from '../core/tokens.js';
 import type { EventStore } from '../store/index.js';
@@ -23,7 +23,7 @@ import { type Timeouts, clientErrorHandler, httpTimeouts } from './protocol.js';
 import { trackInFlight } from './in-flight.js';
 import { aggregateRoutes } from './routes/aggregates.js';
 import { declaredResponses, documented, problem } from './schemas.js';
-import { WRITES_REFUSED, systemRoutes } from './routes/system.js';
+import { systemRoutes } from './routes/system.js';
 
 export interface ServerOptions {
   readonly store: EventStore;

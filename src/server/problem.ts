@@ -4,7 +4,7 @@
  * Server errors and refused authentications are logged (see logAnswer).
  */
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
-import { type EventDbxError, err, isEventDbxError } from '../core/errors.js';
+import { type EventDbxError, err, isEventDbxError, publicDetail } from '../core/errors.js';
 import type { RepeatLog } from '../core/repeat-log.js';
 import { isTokenShaped, redactTokens, tokenIdOf } from '../core/tokens.js';
 import { fromValidation } from './validation.js';
@@ -31,7 +31,8 @@ export function toProblem(e: EventDbxError, instance?: string): Problem {
     title: e.code,
     status: e.status,
     code: e.code,
-    detail: redactTokens(e.message),
+    // Never the server's file paths (a storage error's): the log has the full message.
+    detail: redactTokens(publicDetail(e)),
     ...(instance ? { instance: redactTokens(instance) } : {}),
   };
 }

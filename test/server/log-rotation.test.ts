@@ -1,8 +1,8 @@
 /**
- * What an operator running a daemon for months needs of its log (QA qa-ops items 2 and 9b): SIGHUP
+ * What an operator running a daemon for months needs of its log (QA qa-ops items 2, 9b and 6): SIGHUP
  * reopens `<data-dir>/eventdbx.log` after a rotation and never stops the server (foreground too), a
- * crash's reason reaches the current log, and `EVENTDBX_LOG_LEVEL=debug` logs a line per request
- * (token id only, no ids or payload values).
+ * crash's reason reaches the current log, `EVENTDBX_LOG_LEVEL=debug` logs a line per request (token id
+ * only, no ids or payload values), and a storage error tells HTTP clients its code, never server paths.
  */
 import { spawn } from 'node:child_process';
 import { readFile, rename } from 'node:fs/promises';
@@ -13,6 +13,7 @@ import {
   MAIN,
   type Project,
   api,
+  applyArgs,
   freePort,
   project,
   running,
@@ -150,4 +151,54 @@ describe('the daemon log (qa-ops #2, #9b)', () => {
       await p.cleanup();
     }
   });
+});
+
+describe('a storage error over HTTP (qa-ops #6)', () => {
+  it('tells clients the code and a generic detail, the log and the CLI the full text and `eventdbx restart`', async () => {
+    const p = await project();
+    try {
+      // A file size limit the write-ahead log soon exceeds ("File too large"), as a full disk would.
+      const { url, token } = await startDaemon(p, 'ulimit -f 200 &&');
+      const big = { event_type: 'admitted', payload: { note: 'x'.repeat(4000) } };
+      let failed: { status: number; body: any } | undefined;
+      for (let i = 0; i < 2000 && !failed; i++) {
+        const r = await api(`${url}/v1/aggregates/patient/p-${i}/events`, token, { body: big });
+        if (r.status !== 201) failed = r;
+      }
+      const refused = await api(`${url}/v1/aggregates/patient/q-1/events`, token, { body: big });
+      const health = await api(`${url}/health`, undefined);
+      expect(failed).toMatchObject({
+        status: 500,
+        body: {
+          code: 'EDBX_ERR_STORE_IO',
+          detail: "storage error on the server; the server's log has the cause",
+        },
+      });
+      expect(refused).toMatchObject({
+        status: 500,
+        body: {
+          code: 'EDBX_ERR_STORE_IO',
+          detail:
+            "storage error: an earlier write failed; every write is refused until the cause is fixed and the server restarted (`eventdbx restart`); the server's log has the cause",
+        },
+      });
+      expect(health).toMatchObject({ status: 503, body: { status: 'failing', code: 'EDBX_ERR_STORE_IO' } });
+      for (const answer of [failed!.body, refused.body, health.body])
+        expect(JSON.stringify(answer)).not.toContain(p.dir);
+      // The CLI's user is the operator: the full text, through the server.
+      const cli = await p.cli(applyArgs('patient', 'q-2', 'admitted', ['note=x']));
+      expect(cli.code).toBe(1);
+      expect(cli.stderr).toContain('File too large');
+      expect(cli.stderr).toContain(
+        'every write is refused until the cause is fixed and the server restarted (`eventdbx restart`)',
+      );
+      const log = JSON.stringify(await lines(path.join(p.dataDir, 'eventdbx.log')));
+      expect(log).toContain(`${p.dataDir}/`);
+      expect(log).toContain('File too large');
+      expect(log).not.toContain('reopen the store');
+    } finally {
+      await p.cli(['stop']);
+      await p.cleanup();
+    }
+  }, 60_000);
 });
