@@ -21,10 +21,11 @@ import {
   UNCLEAN_SUFFIX,
   logLevel,
 } from '../server/serve.js';
+import type { LogFile } from '../server/log-file.js';
 import { keyValues, printJson } from './output.js';
 import { reportError } from './report.js';
 import { localIdentity, proofOfKeys, requireKeys, warnIfDataDirOpen } from './runtime.js';
-import { logLine, stderrIsLog } from './stderr.js';
+import { stderrIsLog, warn } from './stderr.js';
 
 /** Start options whose value may come from the command line or the configuration. */
 const START_FLAGS: readonly StartFlag[] = ['port', 'restrict'];
@@ -181,11 +182,19 @@ async function start(
   if (opts.foreground) {
     if (!json) for (const n of notes) say(n);
     const { serveForeground } = await import('../server/serve.js');
+    // The daemon's log, by its name (which SIGHUP reopens): its lines and ours go through it.
+    let logFile: LogFile | undefined;
+    if (daemonChild) {
+      const { LogFile } = await import('../server/log-file.js');
+      logFile = new LogFile(path.join(config.dataDir, LOG_FILE));
+      stderrIsLog((line) => logFile!.write(line));
+    }
     await serveForeground({
       config,
       port: config.port,
       restrict,
       given,
+      logFile,
       announce: say,
       onAdminToken: (t) => {
         if (!daemonChild) adminToken = t;
@@ -193,13 +202,10 @@ async function start(
           void tellLauncher({ type: 'admin_token', token: t }).then((told) => {
             // Never written anywhere else: the token is a secret (its id is not). Say how to get another.
             if (!told)
-              process.stderr.write(
-                logLine(
-                  'warn',
-                  `the one-time admin token ${t.id} was not shown: the \`start\` that launched this ` +
-                    'server went away first; issue one with `eventdbx token generate --group admin --user <you>`',
-                  { token_id: t.id },
-                ),
+              warn(
+                `the one-time admin token ${t.id} was not shown: the \`start\` that launched this ` +
+                  'server went away first; issue one with `eventdbx token generate --group admin --user <you>`',
+                { token_id: t.id },
               );
           });
       },

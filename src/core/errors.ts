@@ -10,8 +10,18 @@ interface ErrorSpec {
   readonly status: number;
   readonly kind: ErrorKind;
   readonly message: (p: Record<string, unknown>) => string;
+  /**
+   * What an HTTP client is told instead of the message, when the message may name the server's files
+   * (a storage engine's error quotes its paths): the client gets the code and this; the server's log,
+   * and the CLI (whose user is the operator), the full message.
+   */
+  readonly publicDetail?: (p: Record<string, unknown>) => string;
   readonly doc: string;
 }
+
+/** What a server whose write failed does until it is restarted (its /health, log and refusals say it). */
+export const WRITES_REFUSED =
+  'every write is refused until the cause is fixed and the server restarted (`eventdbx restart`)';
 
 /**
  * Invisible and direction-changing characters (format characters such as zero-width and bidi
@@ -546,8 +556,16 @@ export const ERRORS = {
   EDBX_ERR_STORE_IO: {
     status: 500,
     kind: 'user',
-    message: (p) => `storage error: ${p.reason}`,
-    doc: 'The storage engine reported an I/O error.',
+    // `refused`: a write after one that failed (the store cannot tell what the failed one left on disk).
+    message: (p) =>
+      p.refused
+        ? `storage error: an earlier write failed (${p.reason}); ${WRITES_REFUSED}`
+        : `storage error: ${p.reason}`,
+    publicDetail: (p) =>
+      p.refused
+        ? `storage error: an earlier write failed; ${WRITES_REFUSED}; the server's log has the cause`
+        : "storage error on the server; the server's log has the cause",
+    doc: "The storage engine reported an I/O error (disk full, a file over its size limit, a failing disk). After a failed write, every write is refused until the server is restarted (`eventdbx restart`). HTTP clients get this code with a generic detail; the server's log and the CLI show the engine's own message, with the file it names.",
   },
   EDBX_ERR_CONFIG_MISSING: {
     status: 400,
@@ -822,6 +840,15 @@ export class EventDbxError extends Error {
 
 export const err = (code: ErrorCode, params: Record<string, unknown> = {}, cause?: unknown): EventDbxError =>
   new EventDbxError(code, params, cause === undefined ? undefined : { cause });
+
+/**
+ * An error's detail as an HTTP client sees it: its message, or the generic text of a code whose message
+ * may name the server's files (ErrorSpec.publicDetail).
+ */
+export function publicDetail(e: EventDbxError): string {
+  const spec: ErrorSpec = ERRORS[e.code];
+  return spec.publicDetail ? spec.publicDetail(e.params) : e.message;
+}
 
 export const isEventDbxError = (e: unknown, code?: ErrorCode): e is EventDbxError =>
   e instanceof EventDbxError && (code === undefined || e.code === code);

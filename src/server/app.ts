@@ -11,19 +11,19 @@ import Fastify, {
   LogController,
   type onRequestHookHandler,
 } from 'fastify';
-import { err } from '../core/errors.js';
+import { WRITES_REFUSED, err } from '../core/errors.js';
 import { RepeatLog } from '../core/repeat-log.js';
 import { type Access, type TokenRecord, redactTokens } from '../core/tokens.js';
 import type { EventStore } from '../store/index.js';
 import { authenticate } from '../store/tokens.js';
 import { Metrics } from './metrics.js';
 import { parseJsonBody } from './json-body.js';
-import { errorHandler, notFoundHandler } from './problem.js';
+import { errorHandler, headerTokenId, notFoundHandler } from './problem.js';
 import { type Timeouts, clientErrorHandler, httpTimeouts } from './protocol.js';
 import { trackInFlight } from './in-flight.js';
 import { aggregateRoutes } from './routes/aggregates.js';
 import { declaredResponses, documented, problem } from './schemas.js';
-import { WRITES_REFUSED, systemRoutes } from './routes/system.js';
+import { systemRoutes } from './routes/system.js';
 
 export interface ServerOptions {
   readonly store: EventStore;
@@ -87,6 +87,31 @@ function capConnections(app: FastifyInstance, max: number, metrics: Metrics, lin
   });
 }
 
+/**
+ * The access log, at debug level (`EVENTDBX_LOG_LEVEL=debug`): one line per answered request with its
+ * method, route (the pattern, not the path: ids stay out), status, duration, client address and the
+ * token's id (never the token, never a payload value). Not collapsed: each request is a line.
+ */
+function accessLog(app: FastifyInstance): void {
+  // Decided once (the level is fixed at start): at other levels no request pays for it.
+  if (app.log.level !== 'debug' && app.log.level !== 'trace') return;
+  app.addHook('onResponse', (req, reply, done) => {
+    const tokenId = headerTokenId(req.headers.authorization);
+    req.log.debug(
+      {
+        method: req.method,
+        route: req.routeOptions?.url ?? '(no route)',
+        status: reply.statusCode,
+        duration_ms: Math.round(reply.elapsedTime * 10) / 10,
+        ip: req.ip,
+        ...(tokenId ? { token_id: tokenId } : {}),
+      },
+      'request',
+    );
+    done();
+  });
+}
+
 export async function buildServer(
   options: ServerOptions,
 ): Promise<{ app: FastifyInstance; ctx: RouteContext; drain: () => void }> {
@@ -116,7 +141,7 @@ export async function buildServer(
         verbose: true,
       },
     },
-    // Per-request log lines are off (metrics count requests); errors are still logged.
+    // fastify's request lines are off (they show the URL, ids and all): accessLog writes ours at debug.
     logController: new LogController({ disableRequestLogging: true }),
   });
   log = app.log;
@@ -164,6 +189,7 @@ export async function buildServer(
   const methods = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE'] as const;
   app.setNotFoundHandler(notFoundHandler((path) => methods.filter((m) => known.find(m, path) !== null)));
   metrics.instrument(app);
+  accessLog(app);
   if (options.maxConnections !== undefined) capConnections(app, options.maxConnections, metrics, lines);
   trackInFlight(app, timeouts.connectionTimeout, options.stopSignal ?? new AbortController().signal);
   // Authenticate before the body is read and validated: an unauthenticated request gets 401, never a

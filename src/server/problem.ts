@@ -4,7 +4,7 @@
  * Server errors and refused authentications are logged (see logAnswer).
  */
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
-import { type EventDbxError, err, isEventDbxError } from '../core/errors.js';
+import { type EventDbxError, err, isEventDbxError, publicDetail } from '../core/errors.js';
 import type { RepeatLog } from '../core/repeat-log.js';
 import { isTokenShaped, redactTokens, tokenIdOf } from '../core/tokens.js';
 import { fromValidation } from './validation.js';
@@ -31,7 +31,8 @@ export function toProblem(e: EventDbxError, instance?: string): Problem {
     title: e.code,
     status: e.status,
     code: e.code,
-    detail: redactTokens(e.message),
+    // Never the server's file paths (a storage error's): the log has the full message.
+    detail: redactTokens(publicDetail(e)),
     ...(instance ? { instance: redactTokens(instance) } : {}),
   };
 }
@@ -87,11 +88,15 @@ export function wwwAuthenticate(code: string): string {
   return code === 'EDBX_ERR_TOKEN_MISSING' ? realm : `${realm}, error="invalid_token"`;
 }
 
-/** The id (short prefix) of the token a refused request presented, when it had one: never more. */
-function presentedTokenId(e: EventDbxError, header: string | undefined): string | undefined {
-  if (typeof e.params.id === 'string') return e.params.id;
+/** The id (short prefix) of the token an `Authorization` header presents, when it has one: never more. */
+export function headerTokenId(header: string | undefined): string | undefined {
   const m = header === undefined ? null : /^Bearer\s+(\S+)\s*$/i.exec(header);
   return m && isTokenShaped(m[1]!) ? tokenIdOf(m[1]!) : undefined;
+}
+
+/** The id of the token a refused request presented, when it had one: never more. */
+function presentedTokenId(e: EventDbxError, header: string | undefined): string | undefined {
+  return typeof e.params.id === 'string' ? e.params.id : headerTokenId(header);
 }
 
 /**

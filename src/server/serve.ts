@@ -8,12 +8,11 @@ import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import type { FastifyBaseLogger } from 'fastify';
 import type { Config } from '../config/config.js';
-import { err, shown, toEventDbxError } from '../core/errors.js';
+import { WRITES_REFUSED, err, shown, toEventDbxError } from '../core/errors.js';
 import { httpUrl, listenError, listenHost, reachableHost } from './listen-address.js';
 import { type RestrictMode, installSchemas } from '../store/schemas.js';
 import { RESTORED_ACTION, recordRestore } from '../store/restored.js';
 import { openDataDir } from '../store/secure.js';
-import { WRITES_REFUSED } from './routes/system.js';
 import type { EventStore } from '../store/store.js';
 import { localIdentity } from '../cli/runtime.js';
 import { createToken } from '../store/tokens.js';
@@ -23,6 +22,7 @@ import { processFacts } from './proc.js';
 import { controlHandler } from './control-ops.js';
 import { FEATURES, type Feature } from './features.js';
 import { VERSION } from '../version.js';
+import { type LogFile, logLine } from './log-file.js';
 
 export { PID_FILE } from './control.js';
 export { listenError } from './listen-address.js';
@@ -103,6 +103,11 @@ export interface ServeOptions {
   readonly given: readonly StartFlag[];
   /** Print the bootstrap admin token (first start of an empty store) to this stream. */
   readonly announce: (line: string) => void;
+  /**
+   * The daemon's log file (`start` without `--foreground`): the server logs into it, and SIGHUP
+   * reopens it. Without one (`start --foreground`) the server logs to stdout, which SIGHUP leaves be.
+   */
+  readonly logFile?: LogFile;
   /** The bootstrap admin token itself, for `start --json`. */
   readonly onAdminToken?: (token: { token: string; id: string; expires_at: string | null }) => void;
 }
@@ -121,9 +126,44 @@ export function logLevel(env: NodeJS.ProcessEnv = process.env): string {
   });
 }
 
+/**
+ * SIGHUP (logrotate's postrotate, systemd's ExecReload) reopens the daemon's log by its name, saying so
+ * in the old file and the new one, and never stops the server (Node's default would end it at once).
+ * `log` is the server's logger once it exists (a SIGHUP while the store opens is answered too).
+ */
+function onHangup(file: LogFile | undefined, log: () => FastifyBaseLogger | undefined): () => void {
+  const say = (level: 'info' | 'warn', msg: string) => {
+    const logger = log();
+    if (logger) logger[level]({ signal: 'SIGHUP' }, msg);
+    else if (file) file.write(logLine(level, msg, { signal: 'SIGHUP' }));
+    else process.stdout.write(logLine(level, msg, { signal: 'SIGHUP' }));
+  };
+  return () => {
+    if (!file)
+      return say('info', 'SIGHUP: this server logs to its stdout (start --foreground): nothing to reopen');
+    say('info', `SIGHUP: reopening the log by its name, ${file.path}`);
+    try {
+      file.reopen();
+    } catch (e) {
+      const reason = (e as NodeJS.ErrnoException).code ?? String(e);
+      return say(
+        'warn',
+        `SIGHUP: cannot reopen the log ${file.path} (${reason}): still writing to the file opened before`,
+      );
+    }
+    say('info', 'log reopened (SIGHUP)');
+  };
+}
+
 export async function serveForeground(o: ServeOptions): Promise<void> {
   const dataDir = o.config.dataDir;
   const level = logLevel();
+  let logger: FastifyBaseLogger | undefined;
+  process.on(
+    'SIGHUP',
+    onHangup(o.logFile, () => logger),
+  );
+  o.logFile?.reportCrashes();
   const host = listenHost();
   const secure = await openDataDir(o.config);
   const { store } = secure;
@@ -134,12 +174,13 @@ export async function serveForeground(o: ServeOptions): Promise<void> {
     store,
     version: VERSION,
     restrict: o.restrict,
-    logger: { level, redact: ['req.headers.authorization'] },
+    logger: { level, redact: ['req.headers.authorization'], ...(o.logFile ? { stream: o.logFile } : {}) },
     bodyLimit: Math.max(1024 * 1024, o.config.maxPayloadBytes * 4),
     maxConnections: o.config.maxConnections,
     stopSignal: stopping.signal,
     extraRoutes: FEATURES.filter((f) => f.routes).map((f) => (a, ctx) => f.routes!(a, ctx, secure)),
   });
+  logger = app.log;
   store.onListenerError((e) => app.log.error({ err: e }, 'a commit listener failed'));
   await installSchemas(store, o.restrict as RestrictMode);
   // The port first: a start that cannot listen stops before anything (plugins, the control socket)

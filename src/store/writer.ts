@@ -76,6 +76,8 @@ export class Writer {
   #queue: Job[] = [];
   #running = false;
   #failed: EventDbxError | undefined;
+  /** Whether #failed is a write that failed (not what the store found on opening, see refuse). */
+  #writeFailed = false;
   #idle: Array<() => void> = [];
   /** The prepared batch whose write is in flight, if any. */
   #pending: WriteTx | undefined;
@@ -121,6 +123,16 @@ export class Writer {
     this.#fail(error);
   }
 
+  /**
+   * What a write is refused with once `failed` made the store refuse every write: after a failed
+   * write, one message (which names `eventdbx restart`) whatever the engine said.
+   */
+  #refusal(failed: EventDbxError): EventDbxError {
+    return this.#writeFailed || failed.code === 'EDBX_ERR_STORE_IO'
+      ? err('EDBX_ERR_STORE_IO', { reason: reasonOf(failed), refused: true })
+      : failed;
+  }
+
   #fail(error: EventDbxError): void {
     if (this.#failed) return;
     this.#failed = error;
@@ -133,13 +145,7 @@ export class Writer {
 
   submit<T>(prefetch: Prefetch, run: (tx: WriteTx) => T | Promise<T>, exclusive = false): Promise<T> {
     if (this.#failed) {
-      return Promise.reject(
-        this.#failed.code === 'EDBX_ERR_STORE_IO'
-          ? err('EDBX_ERR_STORE_IO', {
-              reason: `an earlier write failed (${reasonOf(this.#failed)}); reopen the store`,
-            })
-          : this.#failed,
-      );
+      return Promise.reject(this.#refusal(this.#failed));
     }
     return new Promise<T>((resolve, reject) => {
       this.#queue.push({ prefetch, exclusive, run, resolve, reject } as Job<unknown> as Job);
@@ -284,8 +290,7 @@ export class Writer {
     try {
       if (this.#failed) {
         // Prepared on top of a batch whose write failed: it must not be written either.
-        for (const j of jobs)
-          j.reject(err('EDBX_ERR_STORE_IO', { reason: 'an earlier write failed; reopen the store' }));
+        for (const j of jobs) j.reject(this.#refusal(this.#failed));
         return;
       }
       if (tx.ops.length > 0) {
@@ -299,6 +304,7 @@ export class Writer {
         } catch (e) {
           // The outcome of a failed fsync is unknown: refuse further writes rather than guess.
           const error = toEventDbxError(e);
+          if (!this.#failed) this.#writeFailed = true;
           this.#fail(error);
           for (const j of jobs) j.reject(err('EDBX_ERR_STORE_IO', { reason: reasonOf(error) }, e));
           return;

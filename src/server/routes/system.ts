@@ -2,11 +2,8 @@
 import type { FastifyInstance } from 'fastify';
 import type { Health } from '../../protocol/index.js';
 import type { RouteContext } from '../app.js';
+import { WRITES_REFUSED, publicDetail } from '../../core/errors.js';
 import { errors } from '../schemas.js';
-
-/** What /health and the log say of a server whose writes failed. */
-export const WRITES_REFUSED =
-  'every write is refused until the cause is fixed and the server restarted (`eventdbx restart`)';
 
 export async function systemRoutes(app: FastifyInstance, ctx: RouteContext): Promise<void> {
   const health = {
@@ -60,7 +57,8 @@ export async function systemRoutes(app: FastifyInstance, ctx: RouteContext): Pro
           status: 'failing',
           ...body,
           code: failure.code,
-          detail: `${WRITES_REFUSED}: ${failure.message}`,
+          // The code and a generic detail (the log has the full message, which may name server files).
+          detail: `${WRITES_REFUSED}: ${publicDetail(failure)}`,
         } satisfies Health);
     },
   );
