@@ -17,9 +17,12 @@ import {
 import { urlSafe } from './options.js';
 
 export interface RetryOptions {
-  /** Retries after the first attempt (default 4; 0 = never retry). */
+  /**
+   * Retries after the first attempt (default 6; 0 = never retry). With the default delays they wait
+   * 4.9–9.75 s in all, enough to ride out an `eventdbx restart` (1–3 s of refused connections).
+   */
   readonly retries?: number;
-  /** First backoff delay in ms (default 100); doubles each retry, with jitter. */
+  /** First backoff delay in ms (default 250); doubles each retry, with jitter. */
   readonly minDelayMs?: number;
   /**
    * Cap of one backoff delay in ms (default 3000). A Retry-After (of a 502, 503 or 504) is honoured
@@ -85,7 +88,11 @@ function unknownOutcome(method: string, path: string, idempotent: boolean): stri
   }`;
 }
 
-export const DEFAULT_RETRY: Required<RetryOptions> = { retries: 4, minDelayMs: 100, maxDelayMs: 3000 };
+/**
+ * Delays of 125–250, 250–500, 500–1000, 1000–2000, then twice 1500–3000 ms (capped): 4.9–9.75 s in
+ * all, so an idempotent request outlasts a server restart rather than failing in the middle of it.
+ */
+export const DEFAULT_RETRY: Required<RetryOptions> = { retries: 6, minDelayMs: 250, maxDelayMs: 3000 };
 
 /** Backoff before retry `attempt` (0-based): half fixed, half random ("equal jitter"). */
 export function backoff(attempt: number, r: Required<RetryOptions>): number {

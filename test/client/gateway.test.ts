@@ -1,13 +1,15 @@
 /**
- * The SDK behind a gateway (QA sdk #4): a real in-process server on 127.0.0.1, reached through a tiny
- * node:http proxy that answers 502 or 504 (text/html, no problem document) as a reverse proxy does
- * while its upstream is away. Retryable requests ride them out like a 503; the rest fail as
- * connection errors naming the status.
+ * The SDK behind a gateway and across a restart (QA sdk #4, #8): a real in-process server on
+ * 127.0.0.1, reached through a tiny node:http proxy that answers 502 or 504 (text/html, no problem
+ * document) as a reverse proxy does while its upstream is away. Retryable requests ride them out like
+ * a 503; the rest fail as connection errors naming the status. With the default retry budget, a read
+ * rides out 1.6 s of refused connections (an `eventdbx restart` takes 1.2–2.5 s).
  */
 import http from 'node:http';
-import type net from 'node:net';
+import net from 'node:net';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { EventDbxClient, EventDbxConnectionError } from '../../src/client/index.js';
+import { freePort } from '../helpers/cli.js';
 import { type TestServer, testServer } from '../helpers/http.js';
 
 let upstream: TestServer;
@@ -105,4 +107,24 @@ describe.each([502, 504])('a gateway answering %i without a problem document (qa
     expect((e as Error).message).toMatch(/outcome is unknown \(send an event_id/);
     expect(hits).toBe(1);
   });
+});
+it('the default retry budget rides out a restart: 1.6 s of refused connections (qa-sdk #8)', async () => {
+  const port = await freePort();
+  // Nothing listens on `port` for 1.6 s, then a TCP relay to the real server does.
+  const sockets = new Set<net.Socket>();
+  const relay = net.createServer((down) => {
+    const up = net.connect(upstream.port, '127.0.0.1');
+    sockets.add(up).add(down);
+    down.pipe(up).pipe(down);
+    for (const s of [up, down]) s.on('error', () => (up.destroy(), down.destroy()));
+  });
+  const opened = new Promise<void>((r) => setTimeout(() => relay.listen(port, '127.0.0.1', r), 1600));
+  try {
+    const db = new EventDbxClient({ url: `http://127.0.0.1:${port}`, token: upstream.token });
+    expect((await db.health()).status).toBe('ok');
+  } finally {
+    await opened;
+    for (const s of sockets) s.destroy();
+    await new Promise<void>((r) => relay.close(() => r()));
+  }
 });
