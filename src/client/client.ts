@@ -630,10 +630,15 @@ export class EventDbxClient {
    * Live events in position order: catch up from `from`, then follow new commits, reconnecting and
    * resuming on its own; each event is yielded exactly once. Break out of the loop or abort `signal`
    * to stop. System events (types starting with '$') are never streamed; a scoped token sees only its
-   * aggregates. A bad `from` is an `EDBX_ERR_CLIENT_CONFIG` from the first `next()`.
+   * aggregates. A bad `from` is an `EDBX_ERR_CLIENT_CONFIG` from the first `next()`. `onCaughtUp`
+   * says when everything up to the store's last position has been yielded (a rebuild's end).
    *
    * @example
    * for await (const e of db.subscribe({ from: 1, aggregate: 'patient' })) project(e);
+   * // rebuild, then stop: the loop ends once caught up
+   * const done = new AbortController();
+   * for await (const e of db.subscribe({ from: 1, signal: done.signal, onCaughtUp: () => done.abort() }))
+   *   project(e);
    */
   subscribe(o: SubscribeOptions = {}): AsyncGenerator<EventRecord, void, undefined> {
     return subscribe(this.#t, o);
