@@ -53,7 +53,13 @@ import { type CallOptions, type ClientOptions, DEFAULT_URL, baseUrl, urlSafe, wh
 import { type AppendOutcome, type TransactionOutcome, outcomeOf } from './outcome.js';
 import { type SubscribeOptions, subscribe } from './subscribe.js';
 import { type CheckpointStore, FileCheckpointStore } from './trust.js';
-import { type TreeHead, type VerifiedEvent, checkEventProof } from './verify.js';
+import {
+  type TreeHead,
+  type VerifiedEvent,
+  type VerifiedLedgerEvent,
+  checkEventProof,
+  checkLedgerInclusion,
+} from './verify.js';
 
 /** The API's paths, refusing an id that cannot be sent in a URL with a configuration error. */
 const PATHS = Object.fromEntries(
@@ -530,16 +536,13 @@ export class EventDbxClient {
 
   /**
    * `GET /v1/ledger/proof?position&tree_size`: inclusion of the event at `position` in the ledger tree
-   * of `treeSize` events (default: the current size). Unverified: check it against the root of a
-   * checkpoint of that size (see `audit()`), with the event's own `hash` as the leaf. A token with
-   * aggregate scopes may ask for the positions of their events (and, with `audit`, of audit log entries):
-   * others are refused with `EDBX_ERR_TOKEN_OUT_OF_SCOPE`.
+   * of `treeSize` events (default: the current size), as leaf `position − 1`. Unverified:
+   * `verifyLedgerInclusion` fetches and checks it. A token with aggregate scopes may ask for the
+   * positions of their events (and, with `audit`, of audit log entries): others are refused with
+   * `EDBX_ERR_TOKEN_OUT_OF_SCOPE`.
    *
    * @example
-   * const cp = await db.getCheckpoint();
-   * const p = await db.getLedgerProof(event.position, { treeSize: cp.size });
-   * // verifyInclusion from 'eventdbx'; cp checked first (its signature, with the pinned key)
-   * verifyInclusion(hex(event.hash), p.leaf_index, cp.size, p.audit_path.map(hex), hex(cp.root));
+   * const p = await db.getLedgerProof(event.position, { treeSize: 120 });
    */
   async getLedgerProof(
     position: number,
@@ -554,10 +557,45 @@ export class EventDbxClient {
   }
 
   /**
-   * Verify one event without trusting the server: recompute its leaf hash from its content, check its
-   * inclusion proof against the aggregate's root (the current one, or `tree` when you hold a root you
-   * trust), and check that its `merkle_root` is a prefix root of that tree. Throws
-   * `EventDbxVerificationError` (`EDBX_ERR_PROOF_INVALID`) when anything does not add up.
+   * Tie an event to a signed checkpoint: recompute its leaf hash from its content and check, with the
+   * ledger proof (`GET /v1/ledger/proof`), that it is leaf `position − 1` of the ledger tree whose size
+   * and root `checkpoint` gives. Pass a checkpoint whose signature was verified with the pinned key
+   * (`audit()`'s `current`): then the event is proven authentic, not merely consistent with what the
+   * server says. An event newer than the checkpoint is an `EDBX_ERR_CLIENT_CONFIG` (audit again); a
+   * proof that does not verify is an `EventDbxVerificationError` (`EDBX_ERR_PROOF_INVALID`).
+   *
+   * @example
+   * const { current } = await db.audit();
+   * await db.verifyLedgerInclusion(await db.getEvent('patient', 'p-001', 3), current);
+   */
+  async verifyLedgerInclusion(
+    event: EventRecord,
+    checkpoint: TreeHead,
+    o?: CallOptions,
+  ): Promise<VerifiedLedgerEvent> {
+    const position = whole(
+      (event as Partial<EventRecord> | null)?.position as number,
+      'the event position',
+      1,
+    );
+    const size = whole(checkpoint?.size, 'the checkpoint size', 0);
+    if (position > size)
+      throw new EventDbxConfigError(
+        `the event at position ${position} is newer than the checkpoint of ${size} events: audit() again for one that covers it`,
+      );
+    // Unchecked here: checkLedgerInclusion checks every field it uses.
+    const proof = await this.#unverified(PATHS.ledgerProof, { position, tree_size: size }, o);
+    return checkLedgerInclusion({ event, proof, checkpoint });
+  }
+
+  /**
+   * Verify one event against its aggregate's Merkle tree: recompute its leaf hash from its content,
+   * check its inclusion proof against the aggregate's root, and check that its `merkle_root` is a
+   * prefix root of that tree. Without `tree`, the root is the one the server sends now, so this proves
+   * that the server's answers agree with each other and with the event's content, not that they are
+   * authentic: for that, pass a `tree` you verified before, or tie the event to a signed checkpoint
+   * (`verifyLedgerInclusion`). Throws `EventDbxVerificationError` (`EDBX_ERR_PROOF_INVALID`) when
+   * anything does not add up.
    *
    * @example
    * const { event, tree } = await db.verifyEvent('patient', 'p-001', 3);
@@ -630,10 +668,15 @@ export class EventDbxClient {
    * Live events in position order: catch up from `from`, then follow new commits, reconnecting and
    * resuming on its own; each event is yielded exactly once. Break out of the loop or abort `signal`
    * to stop. System events (types starting with '$') are never streamed; a scoped token sees only its
-   * aggregates. A bad `from` is an `EDBX_ERR_CLIENT_CONFIG` from the first `next()`.
+   * aggregates. A bad `from` is an `EDBX_ERR_CLIENT_CONFIG` from the first `next()`. `onCaughtUp`
+   * says when everything up to the store's last position has been yielded (a rebuild's end).
    *
    * @example
    * for await (const e of db.subscribe({ from: 1, aggregate: 'patient' })) project(e);
+   * // rebuild, then stop: the loop ends once caught up
+   * const done = new AbortController();
+   * for await (const e of db.subscribe({ from: 1, signal: done.signal, onCaughtUp: () => done.abort() }))
+   *   project(e);
    */
   subscribe(o: SubscribeOptions = {}): AsyncGenerator<EventRecord, void, undefined> {
     return subscribe(this.#t, o);

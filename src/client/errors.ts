@@ -54,8 +54,8 @@ export class EventDbxApiError extends EventDbxClientError {
 
 /**
  * The server could not be reached (after the retries allowed), the request timed out, or something in
- * front of it answered 503 without a problem document (`status` 503; /health's `failing` 503 is an
- * answer, which `health()` returns).
+ * front of it answered 502, 503 or 504 without a problem document (`status` says which; /health's
+ * `failing` 503 is an answer, which `health()` returns).
  */
 export class EventDbxConnectionError extends EventDbxClientError {
   override readonly code: 'EDBX_ERR_CONNECTION' = 'EDBX_ERR_CONNECTION';

@@ -2,8 +2,9 @@
  * The SDK's HTTP layer over the built-in `fetch`: bearer auth, JSON bodies, problem+json errors mapped
  * to typed errors, and retries with exponential backoff and jitter. Only requests that are safe to
  * send twice are retried (reads, and appends whose every event carries an `event_id`), and only on
- * connection errors and 503; an append without an id is never re-sent, because its first attempt may
- * have been applied. A 2xx body is returned only once it has the shape of its type
+ * connection errors and 502, 503 and 504 (the statuses of a proxy or gateway whose upstream is away,
+ * as `subscribe()` treats them too); an append without an id is never re-sent, because its first
+ * attempt may have been applied. A 2xx body is returned only once it has the shape of its type
  * (src/protocol/shapes.ts).
  */
 import { type Shape, isProblem } from '../protocol/index.js';
@@ -16,11 +17,17 @@ import {
 import { urlSafe } from './options.js';
 
 export interface RetryOptions {
-  /** Retries after the first attempt (default 4; 0 = never retry). */
+  /**
+   * Retries after the first attempt (default 6; 0 = never retry). With the default delays they wait
+   * 4.9–9.75 s in all, enough to ride out an `eventdbx restart` (1–3 s of refused connections).
+   */
   readonly retries?: number;
-  /** First backoff delay in ms (default 100); doubles each retry, with jitter. */
+  /** First backoff delay in ms (default 250); doubles each retry, with jitter. */
   readonly minDelayMs?: number;
-  /** Cap of one backoff delay in ms (default 3000). A 503's Retry-After is honoured up to this cap. */
+  /**
+   * Cap of one backoff delay in ms (default 3000). A Retry-After (of a 502, 503 or 504) is honoured
+   * up to this cap.
+   */
   readonly maxDelayMs?: number;
 }
 
@@ -40,7 +47,7 @@ export interface RequestOptions {
   readonly method?: 'GET' | 'POST' | 'PATCH' | 'DELETE';
   readonly query?: Query;
   readonly body?: unknown;
-  /** Safe to send twice: retried on connection errors and 503. */
+  /** Safe to send twice: retried on connection errors and 502, 503, 504. */
   readonly idempotent: boolean;
   readonly signal?: AbortSignal | undefined;
   readonly headers?: Readonly<Record<string, string>>;
@@ -59,11 +66,33 @@ export interface HttpResponse<T> {
   readonly status: number;
   readonly body: T;
   readonly headers: Headers;
-  /** Earlier attempts that got no answer (a dropped connection, a timeout): they may have been applied. */
+  /**
+   * Earlier attempts that got no answer (a dropped connection, a timeout, a gateway's 502 or 504):
+   * they may have been applied.
+   */
   readonly unanswered: number;
 }
 
-export const DEFAULT_RETRY: Required<RetryOptions> = { retries: 4, minDelayMs: 100, maxDelayMs: 3000 };
+/** Statuses that say "unavailable for now" (a gateway's upstream is away, or the server is stopping). */
+const TRANSIENT = new Set([502, 503, 504]);
+
+/**
+ * What a failed request that is not safe to retry adds to its error: the server may have applied it.
+ */
+function unknownOutcome(method: string, path: string, idempotent: boolean): string {
+  if (method === 'GET' || idempotent) return '';
+  return `; the outcome is unknown${
+    /\/events$|\/v1\/transactions$/.test(path)
+      ? ' (send an event_id to make appends safe to retry)'
+      : '; check before retrying'
+  }`;
+}
+
+/**
+ * Delays of 125–250, 250–500, 500–1000, 1000–2000, then twice 1500–3000 ms (capped): 4.9–9.75 s in
+ * all, so an idempotent request outlasts a server restart rather than failing in the middle of it.
+ */
+export const DEFAULT_RETRY: Required<RetryOptions> = { retries: 6, minDelayMs: 250, maxDelayMs: 3000 };
 
 /** Backoff before retry `attempt` (0-based): half fixed, half random ("equal jitter"). */
 export function backoff(attempt: number, r: Required<RetryOptions>): number {
@@ -154,15 +183,8 @@ export class Transport {
           await sleep(backoff(attempt, this.#o.retry), o.signal);
           continue;
         }
-        const what = `${method} ${path}`;
         throw new EventDbxConnectionError(
-          method === 'GET' || o.idempotent
-            ? `${what} failed: ${describe(e)}`
-            : `${what} failed: ${describe(e)}; the outcome is unknown${
-                /\/events$|\/v1\/transactions$/.test(path)
-                  ? ' (send an event_id to make appends safe to retry)'
-                  : '; check before retrying'
-              }`,
+          `${method} ${path} failed: ${describe(e)}${unknownOutcome(method, path, o.idempotent)}`,
           e,
         );
       }
@@ -171,10 +193,20 @@ export class Transport {
         if (o.answer.shape.check(body) === undefined)
           return { status: res.status, body: body as T, headers: res.headers, unanswered };
       }
-      if (res.status === 503 && attempt < retries) {
+      if (TRANSIENT.has(res.status) && attempt < retries) {
+        // A gateway's 502/504 may come after the server applied the request (it timed out, or the
+        // connection dropped before the answer): like an attempt that got no answer.
+        if (res.status !== 503) unanswered++;
         const wait = retryAfterMs(res) ?? backoff(attempt, this.#o.retry);
         await sleep(Math.min(this.#o.retry.maxDelayMs, wait), o.signal);
         continue;
+      }
+      if ((res.status === 502 || res.status === 504) && !isProblem(jsonOrUndefined(text))) {
+        throw new EventDbxConnectionError(
+          `${method} ${path} failed: ${gateway(res.status, text)}${unknownOutcome(method, path, o.idempotent)}`,
+          undefined,
+          res.status,
+        );
       }
       return { ...parse<T>(res, text, o.as ?? 'json', o.shape, `${method} ${path}`), unanswered };
     }
@@ -275,12 +307,17 @@ function jsonOrUndefined(text: string): unknown {
   }
 }
 
+const gateway = (status: number, text: string): string =>
+  `a gateway in front of the server answered HTTP ${status}: ${text.slice(0, 200) || '(empty body)'}`;
+
 /** A non-2xx answer as a typed error: the problem document's code, or an unexpected-response error. */
 function failure(res: Response, text: string): never {
   const parsed = jsonOrUndefined(text);
   if (isProblem(parsed)) throw new EventDbxApiError(parsed);
-  // A 503 without a problem document (a proxy, a server still starting or stopping) means unavailable,
-  // like a refused connection: retried the same way, then reported as a connection error.
+  // A 502/503/504 without a problem document (a proxy, a server still starting or stopping) means
+  // unavailable, like a refused connection: retried the same way, then reported as a connection error.
+  if (res.status === 502 || res.status === 504)
+    throw new EventDbxConnectionError(gateway(res.status, text), undefined, res.status);
   if (res.status === 503) {
     throw new EventDbxConnectionError(
       `the server is unavailable (HTTP 503): ${text.slice(0, 200) || '(empty body)'}`,

@@ -17,10 +17,12 @@ export {
   type TreeHead,
   type VerifiedCheckpoint,
   type VerifiedEvent,
+  type VerifiedLedgerEvent,
   checkAdvance,
   checkCheckpoint,
   checkConsistency,
   checkEventProof,
+  checkLedgerInclusion,
 } from './verify.js';
 export {
   type ClientErrorCode,

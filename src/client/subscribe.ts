@@ -3,7 +3,8 @@
  * iterator that reconnects on its own. It resumes after the last position it saw (`from` and
  * `Last-Event-ID`), drops anything at or below it, and so yields every event exactly once, in position
  * order, across dropped connections and server restarts. A connection that goes silent (no event and
- * no heartbeat) for `idleTimeoutMs` is treated as dead.
+ * no heartbeat) for `idleTimeoutMs` is treated as dead. The server's `caught-up` block, once per
+ * connection, becomes the `onCaughtUp` call.
  */
 import {
   type EventRecord,
@@ -12,6 +13,7 @@ import {
   STREAM_ERROR,
   STREAM_EVENT,
   SHAPES,
+  STREAM_CAUGHT_UP,
   SseParser,
   isProblem,
 } from '../protocol/index.js';
@@ -41,9 +43,30 @@ export interface SubscribeOptions {
   readonly maxDelayMs?: number;
   /** Give up after this many failed connection attempts in a row (default: never). */
   readonly maxAttempts?: number;
+  /**
+   * Called when the stream has caught up: every event up to `position`, the store's last position
+   * when the call is made, has been yielded (and the loop body has run for it), or is not for this
+   * subscription. `position` may be an entry that is never streamed (an audit log entry, another
+   * aggregate type), so compare with it rather than with the last event's position, or with
+   * `health().events`. Called once per connection: after the first catch-up, and again after each
+   * reconnection. A projection rebuild stops there: `onCaughtUp: () => stop.abort()` ends the loop
+   * (with `signal: stop.signal`), and `from: position + 1` follows on later. An error it throws
+   * ends the iteration with that error.
+   */
+  readonly onCaughtUp?: (position: number) => void | Promise<void>;
 }
 
 class IdleTimeout extends EventDbxConnectionError {}
+
+/** An error of the consumer's own callback: passed through, never a reason to reconnect. */
+class Own {
+  constructor(readonly error: unknown) {}
+}
+
+/** The position of a `caught-up` block (its id, which its data repeats), or undefined. */
+function caughtUpAt(id: string | undefined): number | undefined {
+  return id !== undefined && /^[0-9]+$/.test(id) ? Number(id) : undefined;
+}
 
 /**
  * Whether reconnecting can help: yes after network failures (including the body stream dying with a
@@ -115,6 +138,20 @@ export async function* subscribe(
               if (id !== undefined && (next === undefined || id + 1 > next)) next = id + 1;
               continue;
             }
+            if (m.event === STREAM_CAUGHT_UP) {
+              const head = caughtUpAt(m.id);
+              if (head === undefined)
+                throw new EventDbxResponseError(`the stream sent a caught-up block without a position`);
+              if (next === undefined || head + 1 > next) next = head + 1;
+              try {
+                await o.onCaughtUp?.(head);
+              } catch (e) {
+                throw new Own(e);
+              }
+              // Stopped by the callback: nothing after the head it was told about.
+              if (o.signal?.aborted) return;
+              continue;
+            }
             if (m.event !== STREAM_EVENT) continue;
             const record = JSON.parse(m.data) as EventRecord;
             const wrong = SHAPES.eventRecord.check(record);
@@ -133,6 +170,7 @@ export async function* subscribe(
         await reader.cancel().catch(() => {});
       }
     } catch (e) {
+      if (e instanceof Own) throw e.error;
       if (o.signal?.aborted) return;
       if (e instanceof SyntaxError)
         throw new EventDbxResponseError('the stream sent an event that is not JSON', undefined, e);

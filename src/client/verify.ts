@@ -94,17 +94,8 @@ export function checkEventProof(i: EventProofInput): VerifiedEvent {
   const size = count(i.tree.size, 'the tree size');
   const root = hex(i.tree.root, 'the tree root');
   expect(i.version >= 1 && i.version <= size, `version ${i.version} is not in a tree of ${size} events`);
-  let leaf: Buffer;
-  try {
-    leaf = leafHash(leafBytes(e as unknown as EventRecord));
-  } catch (err) {
-    return fail('EDBX_ERR_PROOF_INVALID', 'the event cannot be canonicalized', err);
-  }
+  const leaf = contentLeaf(e);
   const leafHex = leaf.toString('hex');
-  expect(
-    hex(e.hash, 'the event hash') === leafHex,
-    'the event does not hash to its `hash` (its content was changed)',
-  );
   expect(hex(p.leaf_hash, 'leaf_hash') === leafHex, 'the proof is for a different leaf than this event');
   expect(count(p.leaf_index, 'leaf_index') === i.version - 1, `leaf_index is not ${i.version - 1}`);
   expect(count(p.tree_size, 'tree_size') === size, `tree_size is not ${size}`);
@@ -126,6 +117,73 @@ export function checkEventProof(i: EventProofInput): VerifiedEvent {
     );
   }
   return { event: e as unknown as EventRecord, leaf_hash: leafHex, tree: { size, root } };
+}
+
+/** The event's leaf hash, recomputed from its content; it must be the event's own `hash`. */
+function contentLeaf(e: Obj): Buffer {
+  let leaf: Buffer;
+  try {
+    leaf = leafHash(leafBytes(e as unknown as EventRecord));
+  } catch (err) {
+    return fail('EDBX_ERR_PROOF_INVALID', 'the event cannot be canonicalized', err);
+  }
+  expect(
+    hex(e.hash, 'the event hash') === leaf.toString('hex'),
+    'the event does not hash to its `hash` (its content was changed)',
+  );
+  return leaf;
+}
+
+/** What `verifyLedgerInclusion` proved. */
+export interface VerifiedLedgerEvent {
+  readonly event: EventRecord;
+  /** Recomputed from the event. */
+  readonly leaf_hash: string;
+  /** The event's index in the ledger tree: its `position` − 1. */
+  readonly leaf_index: number;
+  /** The ledger tree (a checkpoint) the event was proven to be in. */
+  readonly checkpoint: TreeHead;
+}
+
+/**
+ * Check that `event`, whose leaf hash is recomputed from its content, is leaf `position − 1` of the
+ * store-wide ledger tree `checkpoint` (its size and root, from a checkpoint whose signature you
+ * verified: `audit()`'s `current`), by the `GET /v1/ledger/proof` answer `proof`.
+ *
+ * @example
+ * checkLedgerInclusion({ event, proof, checkpoint: { size: 120, root } });
+ */
+export function checkLedgerInclusion(i: {
+  readonly event: unknown;
+  readonly proof: unknown;
+  readonly checkpoint: TreeHead;
+}): VerifiedLedgerEvent {
+  const e = obj(i.event, 'the event');
+  const p = obj(i.proof, 'the ledger proof');
+  const size = count(i.checkpoint.size, 'the checkpoint size');
+  const root = hex(i.checkpoint.root, 'the checkpoint root');
+  const position = count(e.position, 'the event position');
+  expect(position >= 1 && position <= size, `position ${position} is not in a checkpoint of ${size} events`);
+  const leaf = contentLeaf(e);
+  const leafHex = leaf.toString('hex');
+  const index = position - 1;
+  expect(hex(p.leaf_hash, 'leaf_hash') === leafHex, 'the proof is for a different leaf than this event');
+  expect(count(p.leaf_index, 'leaf_index') === index, `leaf_index is not ${index}`);
+  expect(count(p.tree_size, 'tree_size') === size, `tree_size is not ${size}`);
+  expect(
+    hex(p.root, 'the proof root') === root,
+    "the proof is against a different root than the checkpoint's",
+  );
+  expect(
+    verifyInclusion(leaf, index, size, path(p.audit_path, 'audit_path'), Buffer.from(root, 'hex')),
+    `the ledger proof does not lead from position ${position} to the checkpoint's root of ${size} events`,
+  );
+  return {
+    event: e as unknown as EventRecord,
+    leaf_hash: leafHex,
+    leaf_index: index,
+    checkpoint: { size, root },
+  };
 }
 
 /**

@@ -782,7 +782,7 @@ export const ERRORS = {
     status: 503,
     kind: 'user',
     message: (p) => `cannot reach the server: ${p.reason}`,
-    doc: 'SDK: the server could not be reached, timed out, or answered 503 without a problem document (idempotent requests were retried first).',
+    doc: 'SDK: the server could not be reached, timed out, or it (or a proxy in front of it) answered 502, 503 or 504 without a problem document (idempotent requests were retried first).',
   },
   EDBX_ERR_UNEXPECTED_RESPONSE: {
     status: 502,

@@ -75,6 +75,7 @@ export { leafBytes } from './leaf.js';
 export { SHAPES, type Shape } from './shapes.js';
 export {
   SSE_CONTENT_TYPE,
+  STREAM_CAUGHT_UP,
   STREAM_ERROR,
   STREAM_EVENT,
   type SseMessage,

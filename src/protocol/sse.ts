@@ -5,13 +5,17 @@
  *   id: <position>\nevent: event\ndata: <EventRecord JSON>\n\n
  *
  * An `id:`-only block (no data) moves the resume point without an event: sent first, so a client
- * knows where it started, and with heartbeats when filtered-out positions went by. Heartbeats are
- * comment lines. A fatal error is `event: error` with a problem document, then the stream ends.
+ * knows where it started, and with heartbeats when filtered-out positions went by. Once per
+ * connection, when everything up to the store's head has been sent, `event: caught-up` says so with
+ * the head as its id and `data: {"position":<head>}`: the log's last position, which may be an
+ * entry the client never sees (an audit log entry, another aggregate type). Heartbeats are comment
+ * lines. A fatal error is `event: error` with a problem document, then the stream ends.
  */
 
 export const SSE_CONTENT_TYPE = 'text/event-stream';
 export const STREAM_EVENT = 'event';
 export const STREAM_ERROR = 'error';
+export const STREAM_CAUGHT_UP = 'caught-up';
 
 export interface SseMessage {
   /** The `id:` field, if the block had one. */

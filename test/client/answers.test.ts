@@ -271,6 +271,10 @@ describe('a bad argument rejects, it never throws where the method is called (qa
       getLedgerConsistency: [() => db.getLedgerConsistency(1, 2, stopped), 'stopped'],
       getLedgerProof: [() => db.getLedgerProof(0), CONFIG],
       verifyEvent: [() => db.verifyEvent('patient', 'p-1', 0), CONFIG],
+      verifyLedgerInclusion: [
+        () => db.verifyLedgerInclusion({ ...record, position: 0 }, { size: 1, root: '0'.repeat(64) }),
+        CONFIG,
+      ],
       audit: [() => db.audit(), CONFIG],
       subscribe: [() => db.subscribe({ from: -1 }), CONFIG],
     };

@@ -6,7 +6,13 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
-import { EventDbxApiError, EventDbxClient, EventDbxConfigError, isApiError } from '../../src/client/index.js';
+import {
+  EventDbxApiError,
+  EventDbxClient,
+  EventDbxConfigError,
+  MemoryCheckpointStore,
+  isApiError,
+} from '../../src/client/index.js';
 import { verifyConsistency, verifyInclusion } from '../../src/core/merkle/index.js';
 import { type Project, type RunningServer, project, startServer } from '../helpers/cli.js';
 import { httpReceiver, waitFor } from '../plugins/fixtures.js';
@@ -324,6 +330,50 @@ describe('EventDbxClient against a real server', () => {
     await expect(new EventDbxClient({ url: server.url, token: server.adminToken }).audit()).rejects.toThrow(
       EventDbxConfigError,
     );
+  });
+
+  it('verifyLedgerInclusion ties an event to an audited checkpoint, leaf = position - 1 (qa-sdk #10)', async () => {
+    const pinned = await p.cli(['checkpoint', 'public-key', '--json']);
+    const publicKey = pinned.stdout.startsWith('{')
+      ? (JSON.parse(pinned.stdout).public_key as string)
+      : pinned.stdout.trim() + '\n';
+    const e = await db.append('ledger-link', 'l-1', { event_type: 'x', payload: { n: '1' } });
+    const trust = new MemoryCheckpointStore();
+    const auditor = new EventDbxClient({ url: server.url, token: server.adminToken, publicKey, trust });
+    const { current } = await auditor.audit();
+    const ok = await auditor.verifyLedgerInclusion(e, current);
+    expect(ok).toEqual({
+      event: e,
+      leaf_hash: e.hash,
+      leaf_index: e.position - 1,
+      checkpoint: { size: current.size, root: current.root },
+    });
+    const failed = (p: Promise<unknown>) =>
+      p.then(
+        () => 'resolved',
+        (x: { code?: string }) => x.code,
+      );
+    // Changed content, another root, a forged proof, and an event the checkpoint does not cover.
+    expect(await failed(auditor.verifyLedgerInclusion({ ...e, payload: { n: '2' } }, current))).toBe(
+      'EDBX_ERR_PROOF_INVALID',
+    );
+    expect(await failed(auditor.verifyLedgerInclusion(e, { ...current, root: e.merkle_root }))).toBe(
+      'EDBX_ERR_PROOF_INVALID',
+    );
+    const forging = new EventDbxClient({
+      url: server.url,
+      token: server.adminToken,
+      fetch: async (input, init) => {
+        const res = await fetch(input, init);
+        if (!String(input).includes('/v1/ledger/proof')) return res;
+        const proof = (await res.json()) as { audit_path: string[] };
+        proof.audit_path[0] = 'f'.repeat(64);
+        return new Response(JSON.stringify(proof), { status: 200, headers: res.headers });
+      },
+    });
+    expect(await failed(forging.verifyLedgerInclusion(e, current))).toBe('EDBX_ERR_PROOF_INVALID');
+    const newer = await db.append('ledger-link', 'l-1', { event_type: 'x', payload: { n: '3' } });
+    expect(await failed(auditor.verifyLedgerInclusion(newer, current))).toBe('EDBX_ERR_CLIENT_CONFIG');
   });
 
   it('plugin administration: list (secrets masked), status, dead letters, retry and replay, admin only', async () => {

@@ -169,10 +169,11 @@ describe('event stream', () => {
     await expect(db.verifyEvent('lab', 'l-9', 1)).resolves.toMatchObject({ event: last });
   });
 
-  it('resumes with Last-Event-ID, sends ids = positions, heartbeats, and an id past filtered events', async () => {
+  it('resumes with Last-Event-ID, sends ids = positions, caught-up, heartbeats, and an id past filtered events', async () => {
     const a = await db.append('resume', 'r-1', { event_type: 'a', payload: {} });
     const b = await db.append('resume', 'r-1', { event_type: 'b', payload: {} });
     const other = await db.append('elsewhere', 'x', { event_type: 'c', payload: {} });
+    let later: EventRecord | undefined;
     const ctl = new AbortController();
     const res = await fetch(`${server.url}/v1/events/stream?aggregate=resume`, {
       headers: { authorization: `Bearer ${server.adminToken}`, 'last-event-id': String(a.position) },
@@ -183,18 +184,52 @@ describe('event stream', () => {
     const reader = res.body!.getReader();
     let text = '';
     const dec = new TextDecoder();
-    while (!(text.includes(': heartbeat') && text.includes(`id: ${other.position}\n\n`))) {
+    // Caught up at the head, which is filtered out; then a heartbeat moves the resume point past a
+    // later filtered event.
+    const caughtUp = `id: ${other.position}\nevent: caught-up\ndata: {"position":${other.position}}\n\n`;
+    while (!(later && text.includes(': heartbeat') && text.includes(`id: ${later.position}\n\n`))) {
       const { value, done } = await reader.read();
       if (done) break;
       text += dec.decode(value);
+      if (!later && text.includes(caughtUp))
+        later = await db.append('elsewhere', 'x', { event_type: 'c', payload: {} });
     }
     ctl.abort();
     expect(text.startsWith(`retry: 1000\nid: ${a.position}\n\n`)).toBe(true);
+    expect(text.split('caught-up').length).toBe(2);
     expect(text).toContain(`id: ${b.position}\nevent: event\ndata: ${JSON.stringify(b)}\n\n`);
     // Exactly one event: b (a is before the resume point, c is filtered out).
     expect([...text.matchAll(/^id: (\d+)\nevent: event\n/gm)].map((m) => Number(m[1]))).toEqual([b.position]);
     expect(text).not.toContain(`"event_type":"a"`);
     expect(text).not.toContain('"elsewhere"');
+  });
+
+  it('tells a rebuild when it has caught up, though the head is an entry it never gets (qa-sdk #9)', async () => {
+    const written = [];
+    for (let i = 0; i < 3; i++)
+      written.push(await db.append('rebuild', 'b-1', { event_type: 'x', payload: { i: String(i) } }));
+    await db.createToken({ group: 'nurses', user: 'rebuild' }); // an audit log entry: the new head
+    const head = (await db.health()).events;
+    expect(head).toBeGreaterThan(written[2]!.position);
+    const stop = new AbortController();
+    const got: EventRecord[] = [];
+    const caught: Array<{ position: number; seen: number }> = [];
+    for await (const e of db.subscribe({
+      from: written[0]!.position,
+      aggregate: 'rebuild',
+      signal: AbortSignal.any([stop.signal, AbortSignal.timeout(5_000)]),
+      onCaughtUp: (position) => {
+        caught.push({ position, seen: got.length });
+        stop.abort();
+      },
+    }))
+      got.push(e);
+    expect(caught).toEqual([{ position: head, seen: 3 }]);
+    expect(got).toEqual(written);
+    // Without `from`: caught up at once. An error of the callback ends the loop with that error.
+    const boom = new Error('boom');
+    const ended = collect(db.subscribe({ onCaughtUp: () => Promise.reject(boom), ...fast }));
+    expect(await ended.done).toBe(boom);
   });
 
   it('refuses bad requests with typed errors instead of reconnecting', async () => {

@@ -10,7 +10,9 @@
  * Event ids are positions, so `Last-Event-ID` resumes. The token's read scopes apply per event;
  * system aggregates ('$…') are never streamed. The token is re-checked before every write and at every
  * heartbeat (a revoked or expired token ends the stream before anything more is sent). Heartbeats are
- * comment lines; they carry the resume point past filtered events.
+ * comment lines; they carry the resume point past filtered events. The first time a connection has
+ * sent everything up to the store's head, it says so (`event: caught-up`): what a projection rebuild
+ * waits for, since the head may be a position it never receives (an audit entry, a filtered one).
  */
 import type { ServerResponse } from 'node:http';
 import type { FastifyInstance } from 'fastify';
@@ -22,6 +24,7 @@ import { type TokenRecord, authorize, scopeCovers, scopesReachType } from '../..
 import {
   PATHS,
   SSE_CONTENT_TYPE,
+  STREAM_CAUGHT_UP,
   STREAM_ERROR,
   STREAM_EVENT,
   formatComment,
@@ -69,6 +72,7 @@ class StreamConnection {
   #pumping = false;
   #scheduled = false;
   #closed = false;
+  #caughtUp = false;
   #token: TokenRecord;
   #unsubscribe: () => void = () => {};
   #timer: NodeJS.Timeout | undefined;
@@ -177,6 +181,16 @@ class StreamConnection {
             });
           }
           for (const r of page) if (r.position >= this.#next) out += this.#take(r);
+        } else if (!this.#caughtUp) {
+          // Every position up to the head has been sent or passed: say so once, with the head as
+          // the resume point (it also moves the client past filtered positions at the end).
+          this.#caughtUp = true;
+          this.#told = this.#next - 1;
+          out = formatSse({
+            id: this.#told,
+            event: STREAM_CAUGHT_UP,
+            data: JSON.stringify({ position: this.#told }),
+          });
         } else {
           break;
         }
@@ -327,7 +341,9 @@ async function streamRoutes(app: FastifyInstance, ctx: RouteContext): Promise<vo
         description:
           'text/event-stream. Each event: `id: <position>`, `event: event`, `data: <EventRecord JSON>`. ' +
           'Resume with `Last-Event-ID` (or `from` = last id + 1). Comment heartbeats; an `id:`-only block ' +
-          'moves the resume point. A fatal error is `event: error` with a problem document, then the end.',
+          'moves the resume point. Once everything up to the head has been sent, `event: caught-up` with ' +
+          '`id: <head>` and `data: {"position":<head>}` (once per connection). ' +
+          'A fatal error is `event: error` with a problem document, then the end.',
         querystring: {
           type: 'object',
           properties: {
