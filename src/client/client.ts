@@ -49,7 +49,15 @@ import {
 import { type AuditOptions, type AuditResult, runAudit } from './audit.js';
 import { EventDbxConfigError } from './errors.js';
 import { DEFAULT_RETRY, type Query, Transport } from './http.js';
-import { type CallOptions, type ClientOptions, DEFAULT_URL, baseUrl, urlSafe, whole } from './options.js';
+import {
+  type CallOptions,
+  type ClientOptions,
+  DEFAULT_URL,
+  baseUrl,
+  checkPayload,
+  urlSafe,
+  whole,
+} from './options.js';
 import { type AppendOutcome, type TransactionOutcome, outcomeOf } from './outcome.js';
 import { type SubscribeOptions, subscribe } from './subscribe.js';
 import { type CheckpointStore, FileCheckpointStore } from './trust.js';
@@ -268,6 +276,8 @@ export class EventDbxClient {
   /**
    * `POST …/events`. With `expected_version`, a concurrent writer makes it fail with
    * `EDBX_ERR_VERSION_CONFLICT`; with `event_id`, it is idempotent and retried on connection errors.
+   * A payload number is sent as JavaScript prints it (`70.10` is `70.1`); NaN, ±Infinity and integers
+   * beyond ±(2^53−1) are refused (`EDBX_ERR_CLIENT_CONFIG`): send exact values as strings.
    *
    * @example
    * await db.append('patient', 'p-001', { event_type: 'patient-updated', payload: { status: 'inactive' },
@@ -288,6 +298,7 @@ export class EventDbxClient {
    * if (!duplicate) await notifyPatient(record);
    */
   async appendOutcome(type: string, id: string, body: AppendBody, o?: CallOptions): Promise<AppendOutcome> {
+    checkPayload(body.payload, 'payload');
     const b = this.#withId(body);
     const res = await this.#t.request<EventRecord>(PATHS.events(type, id), {
       method: 'POST',
@@ -319,6 +330,7 @@ export class EventDbxClient {
     events: readonly TransactionEvent[],
     o?: CallOptions,
   ): Promise<TransactionOutcome> {
+    events.forEach((e, i) => checkPayload(e?.payload, `events[${i}].payload`));
     const body = { events: events.map((e) => this.#withId(e)) };
     const res = await this.#t.request<TransactionResult>(PATHS.transactions, {
       method: 'POST',

@@ -71,3 +71,34 @@ export function urlSafe(v: string): string {
     );
   return v;
 }
+
+/**
+ * Refuse payload numbers that would not be stored as written: NaN and ±Infinity (JSON has no form for
+ * them; they would arrive as null), and integers beyond ±(2^53−1), whose digits JavaScript has already
+ * changed (9007199254740993 is 9007199254740992 by the time the SDK sees it). `where` names the
+ * payload in the message, e.g. `events[2].payload`.
+ */
+export function checkPayload(payload: unknown, where: string): void {
+  const seen = new Set<object>();
+  const walk = (v: unknown, at: string): void => {
+    if (typeof v === 'number') {
+      if (!Number.isFinite(v))
+        throw new EventDbxConfigError(
+          `${at} is ${String(v)}, which JSON cannot carry (it would be sent as null): send a finite number, or a string`,
+        );
+      if (Number.isInteger(v) && !Number.isSafeInteger(v))
+        throw new EventDbxConfigError(
+          `${at} is ${String(v)}, an integer beyond ±(2^53−1) that JavaScript cannot hold exactly (its digits may already have changed): send the exact digits as a string`,
+        );
+      return;
+    }
+    // Nested values are not in the payload's type; checked anyway. A cycle is left to JSON.stringify.
+    if (typeof v !== 'object' || v === null || seen.has(v)) return;
+    seen.add(v);
+    if (Array.isArray(v)) v.forEach((x, i) => walk(x, `${at}[${i}]`));
+    else
+      for (const [k, x] of Object.entries(v))
+        walk(x, /^[A-Za-z_$][\w$]*$/.test(k) ? `${at}.${k}` : `${at}[${JSON.stringify(k)}]`);
+  };
+  walk(payload, where);
+}
