@@ -55,6 +55,9 @@ import {
   DEFAULT_URL,
   baseUrl,
   checkPayload,
+  pinnedKey,
+  retryOption,
+  timeoutOption,
   urlSafe,
   whole,
 } from './options.js';
@@ -100,19 +103,21 @@ export class EventDbxClient {
   readonly #t: Transport;
   readonly #o: ClientOptions;
   readonly #trust: CheckpointStore | undefined;
+  /** The pinned key as Node reads it (a literal `\n` in the option read as a newline). */
+  readonly #publicKey: string | undefined;
   #audits: Promise<unknown> = Promise.resolve();
 
+  /** Checks every option: one that cannot work is an `EventDbxConfigError` here, not at a later call. */
   constructor(options: ClientOptions = {}) {
     this.#o = options;
     this.url = baseUrl(options.url ?? process.env.EVENTDBX_URL ?? DEFAULT_URL);
-    const retry =
-      options.retry === false ? { ...DEFAULT_RETRY, retries: 0 } : { ...DEFAULT_RETRY, ...options.retry };
+    this.#publicKey = options.publicKey === undefined ? undefined : pinnedKey(options.publicKey);
     this.#t = new Transport({
       url: this.url,
       token: options.token ?? process.env.EVENTDBX_TOKEN,
       fetch: options.fetch ?? globalThis.fetch,
-      retry,
-      timeoutMs: options.timeoutMs ?? 0,
+      retry: retryOption(options.retry, DEFAULT_RETRY),
+      timeoutMs: timeoutOption(options.timeoutMs ?? 0, 'timeoutMs'),
       headers: options.headers ?? {},
     });
     this.#trust = typeof options.trust === 'string' ? new FileCheckpointStore(options.trust) : options.trust;
@@ -191,13 +196,17 @@ export class EventDbxClient {
     );
   }
 
-  /** `GET /v1/aggregates/{type}/{id}`: the current state, or the state at `version`. */
+  /**
+   * `GET /v1/aggregates/{type}/{id}`: the current state, or the state at `version` (a whole number
+   * >= 1, else `EDBX_ERR_CLIENT_CONFIG`, like every version argument).
+   */
   async getAggregate(
     type: string,
     id: string,
     q: { version?: number } & CallOptions = {},
   ): Promise<AggregateView> {
-    return this.#get(SHAPES.aggregateView, PATHS.aggregate(type, id), { version: q.version }, q);
+    const version = q.version === undefined ? undefined : whole(q.version, 'version', 1);
+    return this.#get(SHAPES.aggregateView, PATHS.aggregate(type, id), { version }, q);
   }
 
   /** One page of `GET …/events`, oldest first. */
@@ -622,7 +631,7 @@ export class EventDbxClient {
       runAudit(
         {
           store,
-          publicKey: this.#o.publicKey,
+          publicKey: this.#publicKey,
           // Unchecked here: runAudit and the verifiers check every field they use.
           checkpoint: () => this.#unverified(PATHS.checkpoint, undefined, o),
           consistency: (from, to) => this.#unverified(PATHS.ledgerConsistency, { from, to }, o),

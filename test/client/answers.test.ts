@@ -19,7 +19,7 @@ import { err } from '../../src/core/errors.js';
 import { MemoryEngine } from '../../src/storage/memory/memory-engine.js';
 import { freePort } from '../helpers/cli.js';
 import { post, testServer } from '../helpers/http.js';
-import { answeredRecord } from './fake.js';
+import { answeredRecord, signer } from './fake.js';
 
 const record = answeredRecord;
 
@@ -163,7 +163,11 @@ describe('a 2xx answer of the wrong shape is EDBX_ERR_UNEXPECTED_RESPONSE (qa4-s
     answer = { status: 200, text: 'null' };
     expect(
       await rejection(
-        new EventDbxClient({ url: db.url, publicKey: 'pem', trust: new MemoryCheckpointStore() }).audit(),
+        new EventDbxClient({
+          url: db.url,
+          publicKey: signer().publicKeyPem,
+          trust: new MemoryCheckpointStore(),
+        }).audit(),
       ),
     ).toMatchObject({ code: 'EDBX_ERR_INVALID_CHECKPOINT' });
   });
