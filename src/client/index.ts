@@ -27,6 +27,7 @@ export {
   type VerificationErrorCode,
   CLIENT_ERROR_CODES,
   EventDbxApiError,
+  EventDbxCancelledError,
   EventDbxClientError,
   EventDbxConfigError,
   EventDbxConnectionError,

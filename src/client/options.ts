@@ -42,6 +42,7 @@ export interface ClientOptions {
 
 /** Per-call options. */
 export interface CallOptions {
+  /** Abort the call: it rejects with `EventDbxCancelledError` (`EDBX_ERR_CANCELLED`, `cause` = the reason). */
   readonly signal?: AbortSignal;
 }
 

@@ -286,7 +286,8 @@ describe('a bad argument rejects, it never throws where the method is called (qa
       const iterator = result as AsyncGenerator<unknown>;
       if (!(result instanceof Promise)) expect(typeof iterator[Symbol.asyncIterator], name).toBe('function');
       const e = await rejection(result instanceof Promise ? result : iterator.next());
-      if (expected === 'stopped') expect(e, name).toMatchObject({ message: 'stopped' });
+      if (expected === 'stopped')
+        expect(e, name).toMatchObject({ code: 'EDBX_ERR_CANCELLED', cause: { message: 'stopped' } });
       else {
         expect(e, name).toBeInstanceOf(EventDbxClientError);
         expect(e, name).toMatchObject({ code: expected });
