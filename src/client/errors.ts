@@ -9,7 +9,13 @@
  *   if (isApiError(e, 'EDBX_ERR_VERSION_CONFLICT')) { … reload and retry … }
  * }
  */
-import type { Problem, ServerErrorCode } from '../protocol/index.js';
+import { ERROR_CODES, type ErrorCode, type Problem, type ServerErrorCode } from '../protocol/index.js';
+
+/**
+ * Every code of this version's registry, for `isApiError(e, code)` and `switch (e.code)`; `ERROR_CODES`
+ * lists them at run time. A newer server may send a code not in it (`e.code` is typed to allow that).
+ */
+export { ERROR_CODES, type ErrorCode };
 
 /** Codes raised by the SDK itself, not sent by a server. */
 export type ClientErrorCode =
@@ -117,8 +123,11 @@ export class EventDbxVerificationError extends EventDbxClientError {
   }
 }
 
-/** Narrow to an API error, optionally with a given code. */
-export function isApiError(e: unknown, code?: ServerErrorCode): e is EventDbxApiError {
+/**
+ * Narrow to an API error, optionally with a given code (one of `ErrorCode`, so a misspelt code does
+ * not compile; for a code newer than this SDK, compare `e.code` yourself).
+ */
+export function isApiError(e: unknown, code?: ErrorCode): e is EventDbxApiError {
   return e instanceof EventDbxApiError && (code === undefined || e.code === code);
 }
 
