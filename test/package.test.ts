@@ -30,7 +30,13 @@ describe('package entry points', () => {
 
   it('eventdbx/client exports the client the README shows', async () => {
     const client = await load(pkg.exports['./client']!);
-    for (const name of ['EventDbxClient', 'isApiError', 'isVerificationError'])
+    for (const name of [
+      'EventDbxClient',
+      'isApiError',
+      'isVerificationError',
+      'EventDbxCancelledError',
+      'ERROR_CODES',
+    ])
       expect(client[name], name).toBeDefined();
   });
 

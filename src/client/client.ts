@@ -49,7 +49,18 @@ import {
 import { type AuditOptions, type AuditResult, runAudit } from './audit.js';
 import { EventDbxConfigError } from './errors.js';
 import { DEFAULT_RETRY, type Query, Transport } from './http.js';
-import { type CallOptions, type ClientOptions, DEFAULT_URL, baseUrl, urlSafe, whole } from './options.js';
+import {
+  type CallOptions,
+  type ClientOptions,
+  DEFAULT_URL,
+  baseUrl,
+  checkPayload,
+  pinnedKey,
+  retryOption,
+  timeoutOption,
+  urlSafe,
+  whole,
+} from './options.js';
 import { type AppendOutcome, type TransactionOutcome, outcomeOf } from './outcome.js';
 import { type SubscribeOptions, subscribe } from './subscribe.js';
 import { type CheckpointStore, FileCheckpointStore } from './trust.js';
@@ -98,19 +109,21 @@ export class EventDbxClient {
   readonly #t: Transport;
   readonly #o: ClientOptions;
   readonly #trust: CheckpointStore | undefined;
+  /** The pinned key as Node reads it (a literal `\n` in the option read as a newline). */
+  readonly #publicKey: string | undefined;
   #audits: Promise<unknown> = Promise.resolve();
 
+  /** Checks every option: one that cannot work is an `EventDbxConfigError` here, not at a later call. */
   constructor(options: ClientOptions = {}) {
     this.#o = options;
     this.url = baseUrl(options.url ?? process.env.EVENTDBX_URL ?? DEFAULT_URL);
-    const retry =
-      options.retry === false ? { ...DEFAULT_RETRY, retries: 0 } : { ...DEFAULT_RETRY, ...options.retry };
+    this.#publicKey = options.publicKey === undefined ? undefined : pinnedKey(options.publicKey);
     this.#t = new Transport({
       url: this.url,
       token: options.token ?? process.env.EVENTDBX_TOKEN,
       fetch: options.fetch ?? globalThis.fetch,
-      retry,
-      timeoutMs: options.timeoutMs ?? 0,
+      retry: retryOption(options.retry, DEFAULT_RETRY),
+      timeoutMs: timeoutOption(options.timeoutMs ?? 0, 'timeoutMs'),
       headers: options.headers ?? {},
     });
     this.#trust = typeof options.trust === 'string' ? new FileCheckpointStore(options.trust) : options.trust;
@@ -189,13 +202,17 @@ export class EventDbxClient {
     );
   }
 
-  /** `GET /v1/aggregates/{type}/{id}`: the current state, or the state at `version`. */
+  /**
+   * `GET /v1/aggregates/{type}/{id}`: the current state, or the state at `version` (a whole number
+   * >= 1, else `EDBX_ERR_CLIENT_CONFIG`, like every version argument).
+   */
   async getAggregate(
     type: string,
     id: string,
     q: { version?: number } & CallOptions = {},
   ): Promise<AggregateView> {
-    return this.#get(SHAPES.aggregateView, PATHS.aggregate(type, id), { version: q.version }, q);
+    const version = q.version === undefined ? undefined : whole(q.version, 'version', 1);
+    return this.#get(SHAPES.aggregateView, PATHS.aggregate(type, id), { version }, q);
   }
 
   /** One page of `GET …/events`, oldest first. */
@@ -274,6 +291,8 @@ export class EventDbxClient {
   /**
    * `POST …/events`. With `expected_version`, a concurrent writer makes it fail with
    * `EDBX_ERR_VERSION_CONFLICT`; with `event_id`, it is idempotent and retried on connection errors.
+   * A payload number is sent as JavaScript prints it (`70.10` is `70.1`); NaN, ±Infinity and integers
+   * beyond ±(2^53−1) are refused (`EDBX_ERR_CLIENT_CONFIG`): send exact values as strings.
    *
    * @example
    * await db.append('patient', 'p-001', { event_type: 'patient-updated', payload: { status: 'inactive' },
@@ -294,6 +313,7 @@ export class EventDbxClient {
    * if (!duplicate) await notifyPatient(record);
    */
   async appendOutcome(type: string, id: string, body: AppendBody, o?: CallOptions): Promise<AppendOutcome> {
+    checkPayload(body.payload, 'payload');
     const b = this.#withId(body);
     const res = await this.#t.request<EventRecord>(PATHS.events(type, id), {
       method: 'POST',
@@ -325,6 +345,7 @@ export class EventDbxClient {
     events: readonly TransactionEvent[],
     o?: CallOptions,
   ): Promise<TransactionOutcome> {
+    events.forEach((e, i) => checkPayload(e?.payload, `events[${i}].payload`));
     const body = { events: events.map((e) => this.#withId(e)) };
     const res = await this.#t.request<TransactionResult>(PATHS.transactions, {
       method: 'POST',
@@ -648,7 +669,7 @@ export class EventDbxClient {
       runAudit(
         {
           store,
-          publicKey: this.#o.publicKey,
+          publicKey: this.#publicKey,
           // Unchecked here: runAudit and the verifiers check every field they use.
           checkpoint: () => this.#unverified(PATHS.checkpoint, undefined, o),
           consistency: (from, to) => this.#unverified(PATHS.ledgerConsistency, { from, to }, o),

@@ -9,11 +9,21 @@
  *   if (isApiError(e, 'EDBX_ERR_VERSION_CONFLICT')) { … reload and retry … }
  * }
  */
-import type { Problem, ServerErrorCode } from '../protocol/index.js';
+import { ERROR_CODES, type ErrorCode, type Problem, type ServerErrorCode } from '../protocol/index.js';
+
+/**
+ * Every code of this version's registry, for `isApiError(e, code)` and `switch (e.code)`; `ERROR_CODES`
+ * lists them at run time. A newer server may send a code not in it (`e.code` is typed to allow that).
+ */
+export { ERROR_CODES, type ErrorCode };
 
 /** Codes raised by the SDK itself, not sent by a server. */
 export type ClientErrorCode =
-  'EDBX_ERR_CONNECTION' | 'EDBX_ERR_UNEXPECTED_RESPONSE' | 'EDBX_ERR_CLIENT_CONFIG' | VerificationErrorCode;
+  | 'EDBX_ERR_CONNECTION'
+  | 'EDBX_ERR_UNEXPECTED_RESPONSE'
+  | 'EDBX_ERR_CLIENT_CONFIG'
+  | 'EDBX_ERR_CANCELLED'
+  | VerificationErrorCode;
 
 /** Codes of verification failures: the server's answer does not prove what it should. */
 export type VerificationErrorCode =
@@ -89,6 +99,20 @@ export class EventDbxConfigError extends EventDbxClientError {
   }
 }
 
+/**
+ * The call's `signal` was aborted (by you, or by an `AbortSignal.timeout()`), before or while it ran,
+ * retries and their waits included; `cause` is the signal's reason. A write aborted after it was sent
+ * may still have been applied. (`subscribe()` is different: aborting it ends the iteration.)
+ */
+export class EventDbxCancelledError extends EventDbxClientError {
+  override readonly code: 'EDBX_ERR_CANCELLED' = 'EDBX_ERR_CANCELLED';
+  constructor(reason: unknown) {
+    const why = reason instanceof Error ? `${reason.name}: ${reason.message}` : String(reason);
+    super('EDBX_ERR_CANCELLED', `the call was aborted by its signal (${why})`, undefined, reason);
+    this.name = 'EventDbxCancelledError';
+  }
+}
+
 /** A proof, signature or checkpoint did not verify: do not trust what the server said. */
 export class EventDbxVerificationError extends EventDbxClientError {
   override readonly code: VerificationErrorCode;
@@ -99,8 +123,11 @@ export class EventDbxVerificationError extends EventDbxClientError {
   }
 }
 
-/** Narrow to an API error, optionally with a given code. */
-export function isApiError(e: unknown, code?: ServerErrorCode): e is EventDbxApiError {
+/**
+ * Narrow to an API error, optionally with a given code (one of `ErrorCode`, so a misspelt code does
+ * not compile; for a code newer than this SDK, compare `e.code` yourself).
+ */
+export function isApiError(e: unknown, code?: ErrorCode): e is EventDbxApiError {
   return e instanceof EventDbxApiError && (code === undefined || e.code === code);
 }
 
@@ -117,6 +144,7 @@ export const CLIENT_ERROR_CODES: readonly ClientErrorCode[] = [
   'EDBX_ERR_CONNECTION',
   'EDBX_ERR_UNEXPECTED_RESPONSE',
   'EDBX_ERR_CLIENT_CONFIG',
+  'EDBX_ERR_CANCELLED',
   'EDBX_ERR_PROOF_INVALID',
   'EDBX_ERR_CHECKPOINT_SIGNATURE',
   'EDBX_ERR_CHECKPOINT_MISMATCH',

@@ -10,6 +10,7 @@
 import { type Shape, isProblem } from '../protocol/index.js';
 import {
   EventDbxApiError,
+  EventDbxCancelledError,
   EventDbxConfigError,
   EventDbxConnectionError,
   EventDbxResponseError,
@@ -100,10 +101,10 @@ export function backoff(attempt: number, r: Required<RetryOptions>): number {
   return ceiling / 2 + Math.random() * (ceiling / 2);
 }
 
-/** Wait `ms`, or reject with the signal's reason when it aborts first. */
+/** Wait `ms`, or reject with `EDBX_ERR_CANCELLED` (cause: the signal's reason) when it aborts first. */
 export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve, reject) => {
-    if (signal?.aborted) return reject(signal.reason);
+    if (signal?.aborted) return reject(new EventDbxCancelledError(signal.reason));
     const done = () => {
       signal?.removeEventListener('abort', abort);
       resolve();
@@ -111,7 +112,7 @@ export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
     const timer = setTimeout(done, ms);
     const abort = () => {
       clearTimeout(timer);
-      reject(signal!.reason);
+      reject(new EventDbxCancelledError(signal!.reason));
     };
     signal?.addEventListener('abort', abort, { once: true });
   });
@@ -177,7 +178,7 @@ export class Transport {
       try {
         ({ res, text } = await this.#attempt(url, init, o.signal));
       } catch (e) {
-        if (o.signal?.aborted) throw o.signal.reason;
+        if (o.signal?.aborted) throw new EventDbxCancelledError(o.signal.reason);
         if (attempt < retries) {
           unanswered++;
           await sleep(backoff(attempt, this.#o.retry), o.signal);

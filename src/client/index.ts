@@ -26,9 +26,12 @@ export {
 } from './verify.js';
 export {
   type ClientErrorCode,
+  type ErrorCode,
   type VerificationErrorCode,
   CLIENT_ERROR_CODES,
+  ERROR_CODES,
   EventDbxApiError,
+  EventDbxCancelledError,
   EventDbxClientError,
   EventDbxConfigError,
   EventDbxConnectionError,

@@ -24,7 +24,7 @@ import {
   EventDbxResponseError,
 } from './errors.js';
 import { type Transport, backoff, sleep } from './http.js';
-import { whole } from './options.js';
+import { delayOption, timeoutOption, whole } from './options.js';
 
 export interface SubscribeOptions {
   /**
@@ -36,7 +36,11 @@ export interface SubscribeOptions {
   readonly aggregate?: string;
   /** Abort to end the iteration (it then finishes without an error). */
   readonly signal?: AbortSignal;
-  /** Reconnect when nothing arrived for this long (default 45 s; the server beats every 15 s). */
+  /**
+   * Reconnect when nothing arrived for this long (default 45 s; the server beats every 15 s): a whole
+   * number of ms up to 2^31−1, or 0 or `Infinity` to wait for ever (a silently dead connection is then
+   * never noticed). Anything else is an `EDBX_ERR_CLIENT_CONFIG` from the first `next()`.
+   */
   readonly idleTimeoutMs?: number;
   /** First reconnect delay (default 100 ms), doubling with jitter up to `maxDelayMs` (default 5 s). */
   readonly minDelayMs?: number;
@@ -84,8 +88,13 @@ export async function* subscribe(
   o: SubscribeOptions = {},
 ): AsyncGenerator<EventRecord, void, undefined> {
   if (o.from !== undefined) whole(o.from, 'from', 0);
-  const idleMs = o.idleTimeoutMs ?? 45_000;
-  const retry = { retries: 0, minDelayMs: o.minDelayMs ?? 100, maxDelayMs: o.maxDelayMs ?? 5_000 };
+  if (o.maxAttempts !== undefined) whole(o.maxAttempts, 'maxAttempts', 1);
+  const idleMs = timeoutOption(o.idleTimeoutMs ?? 45_000, 'idleTimeoutMs'); // 0 = none
+  const retry = {
+    retries: 0,
+    minDelayMs: delayOption(o.minDelayMs ?? 100, 'minDelayMs'),
+    maxDelayMs: delayOption(o.maxDelayMs ?? 5_000, 'maxDelayMs'),
+  };
   /** Next position wanted; undefined until the server said where the live tail starts. */
   let next = o.from === undefined ? undefined : Math.max(1, o.from);
   let delivered = next === undefined ? 0 : next - 1;
@@ -97,7 +106,7 @@ export async function* subscribe(
     let idle: NodeJS.Timeout | undefined;
     const alive = (): void => {
       clearTimeout(idle);
-      idle = setTimeout(() => ctl.abort(new IdleTimeout(`no data for ${idleMs} ms`)), idleMs);
+      if (idleMs > 0) idle = setTimeout(() => ctl.abort(new IdleTimeout(`no data for ${idleMs} ms`)), idleMs);
     };
     let error: unknown;
     try {

@@ -436,7 +436,7 @@ export const ERRORS = {
     status: 499,
     kind: 'user',
     message: () => 'the client went away before the answer: the operation was stopped',
-    doc: 'A long read (listing, events, state at a version, verification, audit log) was stopped because its client closed the connection (or the CLI command was interrupted); nothing was changed.',
+    doc: "A long read (listing, events, state at a version, verification, audit log) was stopped because its client closed the connection (or the CLI command was interrupted); nothing was changed. SDK: a call whose `signal` was aborted (`EventDbxCancelledError`, its `cause` the signal's reason); a write aborted after it was sent may still have been applied.",
   },
 
   EDBX_ERR_INVALID_CHECKPOINT: {
@@ -794,7 +794,7 @@ export const ERRORS = {
     status: 400,
     kind: 'usage',
     message: (p) => `client configuration: ${p.reason}`,
-    doc: 'SDK: a client option is unusable (bad URL, no trusted-checkpoint store, no pinned key), or an argument (a version below 1, an id with a lone surrogate, a payload that is not JSON).',
+    doc: 'SDK: a client option is unusable (bad URL, a `timeoutMs`, `idleTimeoutMs` or `retry` value out of range, a `publicKey` that is not an Ed25519 public key in PEM, no trusted-checkpoint store, no pinned key), or an argument (a version below 1, an id with a lone surrogate, a payload that is not JSON, a payload number that is NaN, infinite, or an integer beyond ±(2^53−1), which JavaScript cannot hold exactly: send such values as strings).',
   },
   EDBX_ERR_PROOF_INVALID: {
     status: 409,

@@ -51,7 +51,14 @@ export {
   type ConsistencyProof,
   type InclusionProof,
 } from './proofs.js';
-export { PROBLEM_CONTENT_TYPE, type Problem, type ServerErrorCode, isProblem } from './problem.js';
+export {
+  ERROR_CODES,
+  PROBLEM_CONTENT_TYPE,
+  type ErrorCode,
+  type Problem,
+  type ServerErrorCode,
+  isProblem,
+} from './problem.js';
 export { PATHS } from './paths.js';
 export {
   PLUGIN_KINDS,

@@ -1,7 +1,12 @@
 /** Errors on the wire: RFC 9457 `application/problem+json` with the registry's stable `code`. */
-import type { ErrorCode } from '../core/errors.js';
+import { ERRORS, type ErrorCode } from '../core/errors.js';
+
+export type { ErrorCode };
 
 export const PROBLEM_CONTENT_TYPE = 'application/problem+json';
+
+/** Every code of the registry (src/core/errors.ts): what this version's server and SDK can raise. */
+export const ERROR_CODES: readonly ErrorCode[] = Object.freeze(Object.keys(ERRORS) as ErrorCode[]);
 
 /** A registry code, or one a newer server may add. */
 export type ServerErrorCode = ErrorCode | (string & {});

@@ -19,7 +19,7 @@ import { err } from '../../src/core/errors.js';
 import { MemoryEngine } from '../../src/storage/memory/memory-engine.js';
 import { freePort } from '../helpers/cli.js';
 import { post, testServer } from '../helpers/http.js';
-import { answeredRecord } from './fake.js';
+import { answeredRecord, signer } from './fake.js';
 
 const record = answeredRecord;
 
@@ -163,7 +163,11 @@ describe('a 2xx answer of the wrong shape is EDBX_ERR_UNEXPECTED_RESPONSE (qa4-s
     answer = { status: 200, text: 'null' };
     expect(
       await rejection(
-        new EventDbxClient({ url: db.url, publicKey: 'pem', trust: new MemoryCheckpointStore() }).audit(),
+        new EventDbxClient({
+          url: db.url,
+          publicKey: signer().publicKeyPem,
+          trust: new MemoryCheckpointStore(),
+        }).audit(),
       ),
     ).toMatchObject({ code: 'EDBX_ERR_INVALID_CHECKPOINT' });
   });
@@ -286,7 +290,8 @@ describe('a bad argument rejects, it never throws where the method is called (qa
       const iterator = result as AsyncGenerator<unknown>;
       if (!(result instanceof Promise)) expect(typeof iterator[Symbol.asyncIterator], name).toBe('function');
       const e = await rejection(result instanceof Promise ? result : iterator.next());
-      if (expected === 'stopped') expect(e, name).toMatchObject({ message: 'stopped' });
+      if (expected === 'stopped')
+        expect(e, name).toMatchObject({ code: 'EDBX_ERR_CANCELLED', cause: { message: 'stopped' } });
       else {
         expect(e, name).toBeInstanceOf(EventDbxClientError);
         expect(e, name).toMatchObject({ code: expected });

@@ -200,8 +200,9 @@ it('a per-request timeout aborts a request that hangs, and an aborted signal sto
     const pending = failure(
       new EventDbxClient({ url: c.url, token: 't', timeoutMs: 0 }).health({ signal: ctl.signal }),
     );
-    ctl.abort(new Error('stop'));
-    expect(await pending).toMatchObject({ message: 'stop' });
+    const stop = new Error('stop');
+    ctl.abort(stop);
+    expect(await pending).toMatchObject({ code: 'EDBX_ERR_CANCELLED', cause: stop });
   } finally {
     hang.closeAllConnections();
     await new Promise<void>((r) => hang.close(() => r()));

@@ -1,0 +1,168 @@
+/**
+ * Options and arguments the SDK checks before anything is sent (QA qa-sdk #2, #3, #7): timeouts and
+ * retry values a Node timer cannot honour, a pinned key that is not an Ed25519 public key in PEM, a
+ * version below 1. A real in-process server (in-memory engine, with the event stream) on 127.0.0.1
+ * answers, behind a fetch that counts what is sent; `audit()` runs against a fake ledger (fake.ts).
+ */
+import { generateKeyPairSync } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  type ClientOptions,
+  EventDbxClient,
+  EventDbxConfigError,
+  MemoryCheckpointStore,
+} from '../../src/client/index.js';
+import { leafHash } from '../../src/core/merkle/hash.js';
+import { streamFeature } from '../../src/server/routes/stream.js';
+import { type TestServer, testServer } from '../helpers/http.js';
+import { ledgerServer, signer } from './fake.js';
+
+/** Rejected with (returns) the error; fails the test when it resolves. */
+async function rejection(p: Promise<unknown>): Promise<unknown> {
+  return p.then(
+    (v) => expect.fail(`resolved with ${JSON.stringify(v)}`),
+    (e: unknown) => e,
+  );
+}
+
+/** What the constructor throws with these options (fails the test when it throws nothing). */
+function thrown(o: ClientOptions): unknown {
+  try {
+    new EventDbxClient(o);
+  } catch (e) {
+    return e;
+  }
+  return expect.fail(`accepted ${JSON.stringify(o)}`);
+}
+
+let s: TestServer;
+let sent = 0;
+const counting: typeof fetch = (input, init) => {
+  sent++;
+  return fetch(input, init);
+};
+const client = (o: ClientOptions = {}) =>
+  new EventDbxClient({ url: s.url, token: s.token, fetch: counting, retry: false, ...o });
+
+beforeAll(async () => {
+  s = await testServer({
+    extraRoutes: [(app, ctx) => streamFeature.routes!(app, ctx, undefined as never)],
+  });
+});
+afterAll(() => s.close());
+
+describe('timeouts and retry values are checked by the constructor and subscribe() (qa-sdk #2)', () => {
+  it('refuses what a Node timer cannot wait, naming the option and the range', () => {
+    for (const timeoutMs of [-5, NaN, 2 ** 31, 3e9, 1.5, -Infinity]) {
+      const e = thrown({ url: s.url, timeoutMs });
+      expect(e, String(timeoutMs)).toBeInstanceOf(EventDbxConfigError);
+      expect((e as Error).message).toBe(
+        `timeoutMs must be a whole number of ms from 1 to 2147483647, or 0 or Infinity for no timeout; got ${String(timeoutMs)}`,
+      );
+    }
+    const retry: Array<[ClientOptions['retry'], string]> = [
+      [{ retries: -1 }, 'retry.retries must be a whole number >= 0 (0 = never retry), got -1'],
+      [{ retries: 1.5 }, 'retry.retries must be a whole number >= 0 (0 = never retry), got 1.5'],
+      [{ minDelayMs: -1 }, 'retry.minDelayMs must be a whole number of ms from 0 to 2147483647, got -1'],
+      [
+        { maxDelayMs: Infinity },
+        'retry.maxDelayMs must be a whole number of ms from 0 to 2147483647, got Infinity',
+      ],
+    ];
+    for (const [r, message] of retry) expect(thrown({ url: s.url, retry: r })).toMatchObject({ message });
+  });
+
+  it('timeoutMs Infinity (and 0) mean no timeout: a slow answer still arrives', async () => {
+    const slow: typeof fetch = async (input, init) => {
+      await new Promise((r) => setTimeout(r, 30));
+      return fetch(input, init);
+    };
+    for (const timeoutMs of [Infinity, 0, 60_000]) {
+      const h = await client({ timeoutMs, fetch: slow }).health();
+      expect(h, String(timeoutMs)).toMatchObject({ status: 'ok' });
+    }
+  });
+
+  it('subscribe() refuses a bad idleTimeoutMs or delay from its first next(); Infinity waits for ever', async () => {
+    const db = client();
+    for (const [o, option] of [
+      [{ idleTimeoutMs: -1 }, 'idleTimeoutMs'],
+      [{ idleTimeoutMs: NaN }, 'idleTimeoutMs'],
+      [{ idleTimeoutMs: 2 ** 31 }, 'idleTimeoutMs'],
+      [{ minDelayMs: -1 }, 'minDelayMs'],
+      [{ maxAttempts: 0 }, 'maxAttempts'],
+    ] as const) {
+      const e = await rejection(db.subscribe({ from: 1, ...o }).next());
+      expect(e).toBeInstanceOf(EventDbxConfigError);
+      expect((e as Error).message.startsWith(`${option} must be a whole number`)).toBe(true);
+    }
+    await db.append('patient', 'p-stream', { event_type: 'x', payload: { n: 1 } });
+    await db.append('patient', 'p-stream', { event_type: 'x', payload: { n: 2 } });
+    const stop = AbortSignal.timeout(5_000);
+    const seen: number[] = [];
+    let attempts = 0;
+    const watched = client({
+      fetch: (input, init) => (attempts++, fetch(input, init)),
+    });
+    for await (const e of watched.subscribe({
+      from: 1,
+      aggregate: 'patient',
+      idleTimeoutMs: Infinity,
+      signal: stop,
+    })) {
+      if (e.aggregate_id === 'p-stream') seen.push(Number(e.payload.n));
+      if (seen.length === 2) break;
+    }
+    expect(seen).toEqual([1, 2]);
+    expect(attempts).toBe(1);
+  });
+});
+
+describe('the pinned publicKey is checked by the constructor (qa-sdk #3)', () => {
+  const key = signer();
+  const leaves = Array.from({ length: 5 }, (_, i) => leafHash(Buffer.from(`leaf ${i}`)));
+
+  it('a PEM whose newlines are a literal "\\n" (a .env file) is accepted, and audit() verifies with it', async () => {
+    const oneLine = key.publicKeyPem.trim().replace(/\n/g, '\\n');
+    expect(oneLine).not.toContain('\n');
+    const db = new EventDbxClient({
+      url: 'http://127.0.0.1:1',
+      publicKey: oneLine,
+      trust: new MemoryCheckpointStore(),
+      fetch: ledgerServer(leaves, 5, key),
+    });
+    expect((await db.audit()).current.size).toBe(5);
+  });
+
+  it('anything but an Ed25519 public key in PEM is EventDbxConfigError at construction', () => {
+    const rsa = generateKeyPairSync('rsa', { modulusLength: 1024 });
+    const cases: Array<[string, RegExp]> = [
+      ['pem', /^publicKey must be the Ed25519 public key in PEM .*, got "pem"$/],
+      ['', /^publicKey must be .*, got ""$/],
+      [key.publicKeyPem.split('\n')[1]!, /\(-----BEGIN PUBLIC KEY----- …\)/], // the base64 line alone
+      ['-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEA\n-----END PUBLIC KEY-----\n', /this one cannot be read/],
+      [key.privateKeyPem, /not a private key/],
+      [rsa.publicKey.export({ type: 'spki', format: 'pem' }).toString(), /this one is an rsa key$/],
+    ];
+    for (const [publicKey, message] of cases) {
+      const e = thrown({ url: 'http://127.0.0.1:1', publicKey });
+      expect(e, publicKey).toBeInstanceOf(EventDbxConfigError);
+      expect((e as Error).message, publicKey).toMatch(message);
+    }
+  });
+});
+
+describe('a version below 1 is a client error wherever it is given (qa-sdk #7)', () => {
+  it('getAggregate({ version: 0 | 1.5 | -1 }) is EDBX_ERR_CLIENT_CONFIG; nothing is sent', async () => {
+    const db = client();
+    sent = 0;
+    for (const version of [0, 1.5, -1, NaN]) {
+      const e = await rejection(db.getAggregate('patient', 'p-ok', { version }));
+      expect(e).toBeInstanceOf(EventDbxConfigError);
+      expect((e as Error).message).toBe(`version must be a whole number >= 1, got ${String(version)}`);
+    }
+    expect(sent).toBe(0);
+    await db.append('patient', 'p-ok', { event_type: 'x', payload: { n: 1 } });
+    expect((await db.getAggregate('patient', 'p-ok', { version: 1 })).version).toBe(1);
+  });
+});
