@@ -61,7 +61,11 @@ describe('a data dir that lost acknowledged events', () => {
     expect(start.stdout).toMatch(LOST);
     const health = await fetch(`http://127.0.0.1:${port}/health`);
     expect(health.status).toBe(503);
-    expect(await health.json()).toMatchObject({ status: 'failing', code: 'EDBX_ERR_INTEGRITY', events: 3 });
+    const failing = (await health.json()) as { detail: string };
+    expect(failing).toMatchObject({ status: 'failing', code: 'EDBX_ERR_INTEGRITY', events: 3 });
+    // What was lost, and who must act; not the server's files (the log and the CLI name them).
+    expect(failing.detail).toMatch(/it holds 3 events but had acknowledged 8 \(events 4-8 are lost\)/);
+    expect(failing.detail).not.toContain(p.dir);
     // Through the running server, the same: reads answer, writes get the line.
     const list = await p.cli(['aggregate', 'list', '--json']);
     expect(list.code, list.stderr).toBe(0);

@@ -254,7 +254,10 @@ export const ERRORS = {
     status: 500,
     kind: 'user',
     message: (p) => `integrity check failed for ${p.where}: ${p.reason}`,
-    doc: 'Stored data does not match its Merkle hashes or could not be decoded: the store was altered or corrupted.',
+    // `summary`: the reason without the server's files, for a reason that names them.
+    publicDetail: (p) =>
+      `integrity check failed for ${p.where}: ${p.summary ?? p.reason}${p.summary ? "; the server's log has the rest" : ''}`,
+    doc: "Stored data does not match its Merkle hashes or could not be decoded: the store was altered or corrupted. When the reason names the server's files (a store that lost acknowledged events), HTTP clients get it without them; the server's log and the CLI show it whole.",
   },
 
   // --- keys ---
@@ -613,7 +616,9 @@ export const ERRORS = {
     status: 500,
     kind: 'internal',
     message: (p) => `internal error: ${p.reason ?? 'unexpected failure'}`,
-    doc: 'An unexpected failure; please report it.',
+    // The reason of an unexpected failure is whatever was thrown: it may name the server's files.
+    publicDetail: () => "internal error on the server; the server's log has the cause",
+    doc: "An unexpected failure; please report it. HTTP clients get this code with a generic detail; the server's log has the error and its stack.",
   },
 
   // --- schemas (schema commands, /v1/schemas, and validation of appends in restricted mode) ---

@@ -91,6 +91,7 @@ export async function readAcknowledgedHead(file: string): Promise<AcknowledgedHe
       throw err('EDBX_ERR_INTEGRITY', {
         where: WHERE,
         reason: `neither of its two records is intact (damaged or edited); if \`eventdbx aggregate verify\` finds the store sound, move ${file} aside`,
+        summary: 'neither of its two records is intact (damaged or edited)',
       });
     return slots.reduce((a, b) => (b.size > a.size || (b.size === a.size && b.at > a.at) ? b : a));
   } finally {
@@ -115,6 +116,10 @@ export function lossOf(
       held.size < acknowledged.size
         ? `it holds ${held.size} events but had acknowledged ${acknowledged.size} by ${acknowledged.at} (its write-ahead log was damaged or cut short, or an older copy was put in its place without its backup.json: ${lost(held.size + 1, acknowledged.size)}); restore a backup, or to go on without them move ${file} aside`
         : `its ${held.size} events have ledger root ${held.root.slice(0, 16)}…, not the ${acknowledged.root.slice(0, 16)}… acknowledged by ${acknowledged.at} (rewritten?); restore a backup, or move ${file} aside`,
+    summary:
+      held.size < acknowledged.size
+        ? `it holds ${held.size} events but had acknowledged ${acknowledged.size} (${lost(held.size + 1, acknowledged.size)}): an operator must restore a backup or accept the loss`
+        : `its ${held.size} events are not the ones it acknowledged: an operator must restore a backup or accept the change`,
   });
 }
 
