@@ -392,10 +392,15 @@ export class DeliveryLoop {
     if (this.#abandoned) return;
     const attempts = this.#attempts;
     const maybeWritten = record.position <= this.#maybeWrittenUntil;
-    this.#cursor = record.position + 1;
     this.#attempts = 0;
     this.#outage = 0;
-    const rec = this.#record();
+    // The cursor moves past the event once its dead letter is stored (with the cursor, in one write):
+    // `plugin status` never shows the event passed (lag 0) without its dead letter, and a failed write
+    // leaves the event to be delivered again rather than skipped. No timed cursor write may land after
+    // this one with the cursor before it.
+    clearTimeout(this.#persistTimer);
+    this.#persistTimer = undefined;
+    const rec = { ...this.#record(), position: record.position + 1 };
     await this.#persisting;
     await writeDeadLetter(
       this.store,
@@ -418,6 +423,7 @@ export class DeliveryLoop {
       },
       rec,
     );
+    this.#cursor = rec.position;
     this.#persisted = rec;
     this.#lastPersist = Date.now();
     this.#set({ dead_lettered: this.#stats.dead_lettered + 1 });
