@@ -20,16 +20,9 @@ import { MemoryEngine } from '../../src/storage/memory/memory-engine.js';
 import { freePort } from '../helpers/cli.js';
 import { post, testServer } from '../helpers/http.js';
 import { answeredRecord, signer } from './fake.js';
+import { rejection } from './checks.js';
 
 const record = answeredRecord;
-
-/** Rejected with (returns) the error; fails the test when it resolves. */
-async function rejection(p: Promise<unknown>): Promise<unknown> {
-  return p.then(
-    (v) => expect.fail(`resolved with ${JSON.stringify(v)}`),
-    (e: unknown) => e,
-  );
-}
 
 describe('a 2xx answer of the wrong shape is EDBX_ERR_UNEXPECTED_RESPONSE (qa4-sdk #2)', () => {
   let server: http.Server;

@@ -13,23 +13,10 @@ import {
 } from '../../src/client/index.js';
 import { freePort } from '../helpers/cli.js';
 import { type TestServer, testServer } from '../helpers/http.js';
-
-/** Rejected with (returns) the error; fails the test when it resolves. */
-async function rejection(p: Promise<unknown>): Promise<unknown> {
-  return p.then(
-    (v) => expect.fail(`resolved with ${JSON.stringify(v)}`),
-    (e: unknown) => e,
-  );
-}
+import { countingClient, rejection } from './checks.js';
 
 let s: TestServer;
-let sent = 0;
-const counting: typeof fetch = (input, init) => {
-  sent++;
-  return fetch(input, init);
-};
-const client = (o: ClientOptions = {}) =>
-  new EventDbxClient({ url: s.url, token: s.token, fetch: counting, retry: false, ...o });
+const client = (o: ClientOptions = {}) => countingClient(s, o);
 
 beforeAll(async () => {
   s = await testServer();

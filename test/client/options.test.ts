@@ -16,14 +16,7 @@ import { leafHash } from '../../src/core/merkle/hash.js';
 import { streamFeature } from '../../src/server/routes/stream.js';
 import { type TestServer, testServer } from '../helpers/http.js';
 import { ledgerServer, signer } from './fake.js';
-
-/** Rejected with (returns) the error; fails the test when it resolves. */
-async function rejection(p: Promise<unknown>): Promise<unknown> {
-  return p.then(
-    (v) => expect.fail(`resolved with ${JSON.stringify(v)}`),
-    (e: unknown) => e,
-  );
-}
+import { countingClient, rejection, sent } from './checks.js';
 
 /** What the constructor throws with these options (fails the test when it throws nothing). */
 function thrown(o: ClientOptions): unknown {
@@ -36,13 +29,7 @@ function thrown(o: ClientOptions): unknown {
 }
 
 let s: TestServer;
-let sent = 0;
-const counting: typeof fetch = (input, init) => {
-  sent++;
-  return fetch(input, init);
-};
-const client = (o: ClientOptions = {}) =>
-  new EventDbxClient({ url: s.url, token: s.token, fetch: counting, retry: false, ...o });
+const client = (o: ClientOptions = {}) => countingClient(s, o);
 
 beforeAll(async () => {
   s = await testServer({
@@ -155,13 +142,13 @@ describe('the pinned publicKey is checked by the constructor (qa-sdk #3)', () =>
 describe('a version below 1 is a client error wherever it is given (qa-sdk #7)', () => {
   it('getAggregate({ version: 0 | 1.5 | -1 }) is EDBX_ERR_CLIENT_CONFIG; nothing is sent', async () => {
     const db = client();
-    sent = 0;
+    sent.count = 0;
     for (const version of [0, 1.5, -1, NaN]) {
       const e = await rejection(db.getAggregate('patient', 'p-ok', { version }));
       expect(e).toBeInstanceOf(EventDbxConfigError);
       expect((e as Error).message).toBe(`version must be a whole number >= 1, got ${String(version)}`);
     }
-    expect(sent).toBe(0);
+    expect(sent.count).toBe(0);
     await db.append('patient', 'p-ok', { event_type: 'x', payload: { n: 1 } });
     expect((await db.getAggregate('patient', 'p-ok', { version: 1 })).version).toBe(1);
   });

@@ -5,25 +5,12 @@
  * behind a fetch that counts what is sent.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type ClientOptions, EventDbxClient, EventDbxConfigError } from '../../src/client/index.js';
+import { type ClientOptions, EventDbxConfigError } from '../../src/client/index.js';
 import { type TestServer, testServer } from '../helpers/http.js';
-
-/** Rejected with (returns) the error; fails the test when it resolves. */
-async function rejection(p: Promise<unknown>): Promise<unknown> {
-  return p.then(
-    (v) => expect.fail(`resolved with ${JSON.stringify(v)}`),
-    (e: unknown) => e,
-  );
-}
+import { countingClient, rejection, sent } from './checks.js';
 
 let s: TestServer;
-let sent = 0;
-const counting: typeof fetch = (input, init) => {
-  sent++;
-  return fetch(input, init);
-};
-const client = (o: ClientOptions = {}) =>
-  new EventDbxClient({ url: s.url, token: s.token, fetch: counting, retry: false, ...o });
+const client = (o: ClientOptions = {}) => countingClient(s, o);
 
 beforeAll(async () => {
   s = await testServer();
@@ -33,7 +20,7 @@ afterAll(() => s.close());
 describe('payload numbers that would not be stored as written are refused (qa-sdk #1, #13)', () => {
   it('an integer beyond 2^53 is EDBX_ERR_CLIENT_CONFIG naming the field; nothing is sent', async () => {
     const db = client();
-    sent = 0;
+    sent.count = 0;
     const e = await rejection(
       db.append('patient', 'p-big', { event_type: 'vitals', payload: { mrn: 9007199254740993 } }),
     );
@@ -49,12 +36,12 @@ describe('payload numbers that would not be stored as written are refused (qa-sd
     );
     expect(tx).toMatchObject({ code: 'EDBX_ERR_CLIENT_CONFIG' });
     expect((tx as Error).message).toMatch(/^events\[1\]\.payload\["n-2"\] is -1e\+21, an integer beyond/);
-    expect(sent).toBe(0);
+    expect(sent.count).toBe(0);
   });
 
   it('NaN and ±Infinity are refused naming the field, not sent as null', async () => {
     const db = client();
-    sent = 0;
+    sent.count = 0;
     for (const bad of [NaN, Infinity, -Infinity]) {
       const e = await rejection(
         db.append('patient', 'p-nan', { event_type: 'vitals', payload: { hr: bad } }),
@@ -64,7 +51,7 @@ describe('payload numbers that would not be stored as written are refused (qa-sd
         message: `payload.hr is ${String(bad)}, which JSON cannot carry (it would be sent as null): send a finite number, or a string`,
       });
     }
-    expect(sent).toBe(0);
+    expect(sent.count).toBe(0);
   });
 
   it('safe integers, decimals (as JavaScript prints them) and exact digits in strings are stored', async () => {
