@@ -117,7 +117,11 @@ export class EventDbxClient {
   constructor(options: ClientOptions = {}) {
     this.#o = options;
     this.url = baseUrl(options.url ?? process.env.EVENTDBX_URL ?? DEFAULT_URL);
-    this.#publicKey = options.publicKey === undefined ? undefined : pinnedKey(options.publicKey);
+    // An empty value (`EVENTDBX_PUBLIC_KEY=` in a compose file) pins nothing, as no value does: audit()
+    // then refuses to run without a key, so nothing is trusted by mistake.
+    const pin = options.publicKey;
+    this.#publicKey =
+      pin === undefined || (typeof pin === 'string' && pin.trim() === '') ? undefined : pinnedKey(pin);
     this.#t = new Transport({
       url: this.url,
       token: options.token ?? process.env.EVENTDBX_TOKEN,

@@ -29,7 +29,8 @@ export interface ClientOptions {
   /**
    * Pinned Ed25519 public key (PEM) of the server's checkpoints: `eventdbx checkpoint public-key`.
    * Newlines may be written as a literal `\n` (as in a .env file). Checked by the constructor: a key
-   * that is not an Ed25519 public key in PEM is an `EventDbxConfigError`.
+   * that is not an Ed25519 public key in PEM is an `EventDbxConfigError`; an empty string pins nothing
+   * (as `undefined` does: `audit()` then needs `trustOnFirstUse`).
    */
   readonly publicKey?: string;
   /** Where `audit()` keeps the last verified checkpoint: a file path or a store of your own. */

@@ -121,11 +121,24 @@ describe('the pinned publicKey is checked by the constructor (qa-sdk #3)', () =>
     expect((await db.audit()).current.size).toBe(5);
   });
 
+  it('an empty publicKey (EVENTDBX_PUBLIC_KEY= in a compose file) pins nothing: audit() asks for a key', async () => {
+    for (const publicKey of ['', '  \n']) {
+      const db = new EventDbxClient({
+        url: 'http://127.0.0.1:1',
+        publicKey,
+        trust: new MemoryCheckpointStore(),
+        fetch: ledgerServer(leaves, 5, key),
+      });
+      const e = await rejection(db.audit());
+      expect(e).toBeInstanceOf(EventDbxConfigError);
+      expect((e as Error).message).toMatch(/^no public key is pinned/);
+    }
+  });
+
   it('anything but an Ed25519 public key in PEM is EventDbxConfigError at construction', () => {
     const rsa = generateKeyPairSync('rsa', { modulusLength: 1024 });
     const cases: Array<[string, RegExp]> = [
       ['pem', /^publicKey must be the Ed25519 public key in PEM .*, got "pem"$/],
-      ['', /^publicKey must be .*, got ""$/],
       [key.publicKeyPem.split('\n')[1]!, /\(-----BEGIN PUBLIC KEY----- …\)/], // the base64 line alone
       ['-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEA\n-----END PUBLIC KEY-----\n', /this one cannot be read/],
       [key.privateKeyPem, /not a private key/],
