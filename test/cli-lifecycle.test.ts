@@ -354,6 +354,22 @@ describe('status of a server whose writes failed', () => {
       expect(r.stderr).toBe(
         'error: writes are refused until `eventdbx restart`: no space left on device [EDBX_ERR_STORE_IO]\n',
       );
+      // Clients get a generic detail; the operator running status gets the cause its log holds.
+      const log = path.join(p.dataDir, 'eventdbx.log');
+      const line = (o: object) => JSON.stringify({ time: 1, pid: 1, ...o }) + '\n';
+      await writeFile(
+        log,
+        line({ level: 50, code: 'EDBX_ERR_STORE_IO', msg: 'an older failure' }) +
+          line({ level: 50, code: 'EDBX_ERR_STORE_IO', msg: 'IO error: /srv/d/000004.log: File too large' }) +
+          'not json\n' +
+          line({ level: 40, code: 'EDBX_ERR_STORE_IO', msg: 'a warning, not the failure' }) +
+          line({ level: 30, msg: 'request' }),
+      );
+      const told = await p.cli(['status']);
+      expect(told.stderr).toBe(
+        'error: writes are refused until `eventdbx restart`: no space left on device; its log says: ' +
+          `IO error: /srv/d/000004.log: File too large (${log}) [EDBX_ERR_STORE_IO]\n`,
+      );
     } finally {
       fake.close();
       await p.cleanup();

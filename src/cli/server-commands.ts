@@ -421,7 +421,9 @@ async function status(config: Config, json: boolean): Promise<number> {
     );
   // Running, but refusing writes since one failed (a full disk): exit non-zero with the reason.
   if (health.status === 'failing') {
-    process.stderr.write(`error: ${String(health.detail)} [${String(health.code)}]\n`);
+    const code = String(health.code);
+    const cause = await loggedCause(path.join(config.dataDir, LOG_FILE), code);
+    process.stderr.write(`error: ${String(health.detail)}${cause} [${code}]\n`);
     return 1;
   }
   if (health.status === 'stopping') return reportError(err('EDBX_ERR_SHUTTING_DOWN'));
@@ -429,6 +431,26 @@ async function status(config: Config, json: boolean): Promise<number> {
   return reportError(
     err('EDBX_ERR_SERVER_NOT_ANSWERING', { pid: running.pid, seconds: HEALTH_TIMEOUT_MS / 1000 }),
   );
+}
+
+/**
+ * What a failing server's log says of the failure (`/health` tells clients only a generic detail: the
+ * cause may name the server's files), for the operator who runs `status`: `; its log says: <line>
+ * (<log file>)`, or nothing when the log holds no such line (a foreground server logs to its terminal).
+ */
+async function loggedCause(logFile: string, code: string): Promise<string> {
+  const lines = (await lastBytes(logFile, 256 * 1024)).split('\n').reverse();
+  for (const line of lines) {
+    let entry: { level?: unknown; code?: unknown; msg?: unknown };
+    try {
+      entry = JSON.parse(line) as typeof entry;
+    } catch {
+      continue;
+    }
+    if (entry.code === code && Number(entry.level) >= 50 && typeof entry.msg === 'string')
+      return `; its log says: ${entry.msg} (${logFile})`;
+  }
+  return '';
 }
 
 async function destroy(config: Config, yes: boolean, json: boolean): Promise<number> {

@@ -192,6 +192,10 @@ describe('a storage error over HTTP (qa-ops #6)', () => {
       expect(cli.stderr).toContain(
         'every write is refused until the cause is fixed and the server restarted (`eventdbx restart`)',
       );
+      // `status` as well: the cause from the log, where /health gave the generic detail.
+      const status = await p.cli(['status']);
+      expect(status.code).toBe(1);
+      expect(status.stderr).toMatch(/; its log says: .*File too large.* \[EDBX_ERR_STORE_IO\]\n$/);
       const log = JSON.stringify(await lines(path.join(p.dataDir, 'eventdbx.log')));
       expect(log).toContain(`${p.dataDir}/`);
       expect(log).toContain('File too large');
