@@ -44,6 +44,14 @@ describe('auditEntryVisible', () => {
     expect(seen(ANN, 'token-generated', { token: 'edbx_gone', scopes: 'patient' })).toBe(true);
     expect(seen(ANN, 'token-generated', { token: 'edbx_gone', scopes: 'billing,patient/p-002' })).toBe(false);
     expect(seen(ANN, 'token-generated', { token: 'edbx_gone', scopes: '' })).toBe(true);
+    // Its `scope_list` before them: `billing/x,patient/p-001` is one scope, not one covering p-001.
+    const one = {
+      token: 'edbx_gone',
+      scopes: 'billing/x,patient/p-001',
+      scope_list: '["billing/x,patient/p-001"]',
+    };
+    expect(seen(ANN, 'token-generated', one)).toBe(false);
+    expect(seen(ANN, 'token-generated', { ...one, scope_list: '["billing/x","patient/p-001"]' })).toBe(true);
     // A token with no record and no scopes in its entry is shown: hiding it could hide a revocation.
     expect(seen(ANN, 'token-revoked', { token: 'edbx_gone' })).toBe(true);
   });

@@ -537,8 +537,27 @@ describe('audit verify compares every grant a token-generated entry records', ()
       `token ${t.id}: group admin, the audit log records group nurses`,
       `token ${t.id}: user mallory, the audit log records user joy`,
       `token ${t.id}: read-write, the audit log records read-only`,
-      `token ${t.id}: every aggregate, the audit log records scopes patient`,
+      `token ${t.id}: every aggregate, the audit log records scopes ["patient"]`,
       `token ${t.id}: audit log readable, the audit log records audit log not readable`,
+    ]);
+  });
+
+  it('compares scopes as the list they are: a scope holding a comma is not two scopes', async () => {
+    const t = await createToken(store, { group: 'g', user: 'u4', scopes: ['patient/a,b'] }, jane);
+    const entry = (await store.auditLog()).find((e) => e.payload.token === t.id)!;
+    expect(entry.payload).toMatchObject({ scopes: 'patient/a,b', scope_list: '["patient/a,b"]' });
+    const record = [...store.tokens.values()].find((x) => x.id === t.id)!;
+    await tamper([
+      {
+        type: 'put',
+        space: 'main',
+        key: K.tokenKey(record.hash),
+        value: sealJson(codec, { ...record, scopes: ['patient/a', 'b'] }),
+      },
+    ]);
+    await reopen();
+    expect(await problems()).toEqual([
+      `token ${t.id}: scopes ["patient/a","b"], the audit log records scopes ["patient/a,b"]`,
     ]);
   });
 

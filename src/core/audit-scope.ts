@@ -44,13 +44,25 @@ export function auditEntryVisible(
   }
   if (typeof p.aggregate_type === 'string') return scopesReachType(scopes, p.aggregate_type);
   if (entry.event_type.startsWith('token-')) {
-    // The record first: an id may hold a comma, so the entry's comma-joined `scopes` is the fallback.
+    // The record first, then the entry's `scope_list` (a JSON array); the comma-joined `scopes` of
+    // entries older than it is the last resort, as an id may hold a comma.
     const theirs =
       (typeof p.token === 'string' ? scopesOfToken(p.token) : undefined) ??
-      (entry.event_type === 'token-generated' && typeof p.scopes === 'string'
-        ? p.scopes.split(',').filter(Boolean)
-        : undefined);
+      (entry.event_type === 'token-generated' ? loggedScopes(p) : undefined);
     return theirs === undefined || scopesOverlap(scopes, theirs);
   }
   return true;
+}
+
+/** The scopes a `token-generated` entry records, or undefined when it records none readable. */
+function loggedScopes(p: Readonly<Record<string, unknown>>): string[] | undefined {
+  if (typeof p.scope_list === 'string') {
+    try {
+      const list: unknown = JSON.parse(p.scope_list);
+      if (Array.isArray(list) && list.every((x) => typeof x === 'string')) return list as string[];
+    } catch {
+      // Not a list: fall back to the comma-joined form.
+    }
+  }
+  return typeof p.scopes === 'string' ? p.scopes.split(',').filter(Boolean) : undefined;
 }

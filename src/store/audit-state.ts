@@ -247,7 +247,9 @@ const grantOf = (p: Readonly<Record<string, string>>): Grant => ({
   user: p.user,
   keep_alive: flag(p.keep_alive),
   read_only: flag(p.read_only),
-  scopes: p.scopes,
+  // `scope_list` (a JSON array) where the entry has it: the comma-joined `scopes` cannot tell a scope
+  // `patient/a,b` from the two scopes `patient/a` and `b`.
+  scopes: p.scope_list ?? p.scopes,
   audit: flag(p.audit),
 });
 
@@ -256,7 +258,7 @@ const shownGrant: { [K in keyof Grant]-?: (v: NonNullable<Grant[K]>) => string }
   user: (v) => `user ${v}`,
   keep_alive: (v) => `keep-alive ${v ? 'on' : 'off'}`,
   read_only: (v) => (v ? 'read-only' : 'read-write'),
-  scopes: (v) => (v === '' ? 'every aggregate' : `scopes ${v}`),
+  scopes: (v) => (v === '' || v === '[]' ? 'every aggregate' : `scopes ${v}`),
   audit: (v) => `audit log ${v ? 'readable' : 'not readable'}`,
 };
 
@@ -277,7 +279,8 @@ function verifyTokens(held: Iterable<TokenRecord>, { generated, revoked }: Logge
       user: t.user,
       keep_alive: String(t.keep_alive),
       read_only: String(t.read_only),
-      scopes: t.scopes.join(','),
+      // In the form the entry logged them (a comma-joined list never starts with `[`).
+      scopes: logged.scopes?.startsWith('[') ? JSON.stringify(t.scopes) : t.scopes.join(','),
       audit: String(t.audit ?? false),
     });
     // Entries written before a field was logged are not compared on it.

@@ -131,6 +131,8 @@ export async function createToken(
       limit: String(record.limit ?? ''),
       read_only: String(record.read_only),
       scopes: scopes.join(','),
+      // The same, unambiguous (an id may hold a comma): what `audit verify` compares the record with.
+      scope_list: JSON.stringify(scopes),
       audit: String(record.audit),
     });
   });
