@@ -53,7 +53,7 @@ describe('server lifecycle from the CLI', () => {
     try {
       const busy = await p.cli(['restart', '--port', String(taken)]);
       expect(busy.code).toBe(1);
-      expect(busy.stderr).toMatch(/port \d+ is already in use.*\[EDBX_ERR_PORT_IN_USE\]/);
+      expect(busy.stderr).toMatch(/port \d+ on 127\.0\.0\.1 is already in use.*\[EDBX_ERR_PORT_IN_USE\]/);
     } finally {
       blocker.close();
     }
@@ -100,19 +100,29 @@ describe('server lifecycle from the CLI', () => {
     const { port } = JSON.parse(await readFile(path.join(p.dataDir, 'eventdbx.pid'), 'utf8')) as {
       port: number;
     };
-    // The same port on another address of this machine, held by something else: only the new server,
-    // once the old one let go of the port, can find that out.
+    // The same port held by something else on another address of this machine.
     const blocker = net.createServer();
     await new Promise<void>((resolve) => blocker.listen(port, '127.0.0.2', () => resolve()));
     try {
-      const r = await run(['restart', '--json'], {
+      // Moving to that address: found before the stop (qa-today2 #5), the address named.
+      const moving = await run(['restart', '--json'], {
         cwd: p.dir,
         env: { ...p.env, EVENTDBX_HOST: '127.0.0.2' },
       });
+      expect([moving.code, moving.stdout]).toEqual([1, '']);
+      expect(moving.stderr).toMatch(
+        new RegExp(
+          `^error: port ${port} on 127\\.0\\.0\\.2 is already in use.*\\[EDBX_ERR_PORT_IN_USE\\]\\n$`,
+        ),
+      );
+      expect(running(pid)).toBe(true);
+      // Moving to every interface: the running server's own hold on the port would answer a probe, so
+      // only the new server, once the old one let go, can find it out.
+      const r = await run(['restart', '--json'], { cwd: p.dir, env: { ...p.env, EVENTDBX_HOST: '0.0.0.0' } });
       expect(r.code).toBe(1);
       expect(r.stderr).toMatch(
         new RegExp(
-          `^error: the server \\(pid ${pid}\\) was stopped, but the new one did not start: .*\\[EDBX_ERR_PORT_IN_USE\\]; ` +
+          `^error: the server \\(pid ${pid}\\) was stopped, but the new one did not start: port ${port} on 0\\.0\\.0\\.0 is already in use.*\\[EDBX_ERR_PORT_IN_USE\\]; ` +
             `no server runs for .* now: fix that, then run \`eventdbx start\` \\[EDBX_ERR_RESTART_FAILED\\]\\n$`,
         ),
       );
@@ -131,6 +141,23 @@ describe('server lifecycle from the CLI', () => {
     }
     const started = await p.cli(['start']);
     expect(started.code, started.stderr).toBe(0);
+  });
+
+  it('a restart that moves the server to another address says so, also back to the default (qa-today2 #2)', async () => {
+    const moved = await run(['restart', '--json'], {
+      cwd: p.dir,
+      env: { ...p.env, EVENTDBX_HOST: '127.0.0.2' },
+    });
+    expect(moved.code, moved.stderr).toBe(0);
+    expect(JSON.parse(moved.stdout).changed).toEqual({
+      host: { from: '127.0.0.1', to: '127.0.0.2', source: 'environment EVENTDBX_HOST' },
+    });
+    // From a shell without the variable: back on loopback only, which remote clients would notice.
+    const back = await p.cli(['restart']);
+    expect(back.code, back.stderr).toBe(0);
+    expect(back.stdout).toContain(
+      'host changed: 127.0.0.2 -> 127.0.0.1 (EVENTDBX_HOST is not set: the default)',
+    );
   });
 
   it('stop finishes gracefully even while a client has sent only part of a request', async () => {

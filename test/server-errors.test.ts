@@ -883,7 +883,7 @@ describe('daemon lifecycle', () => {
       for (const args of [['start'], ['start', '--foreground']]) {
         const r = await p.cli([...args, '--port', String(port)]);
         expect(r.code, args.join(' ')).toBe(1);
-        expect(r.stderr).toMatch(/port \d+ is already in use.*\[EDBX_ERR_PORT_IN_USE\]/);
+        expect(r.stderr).toMatch(/port \d+ on 127\.0\.0\.1 is already in use.*\[EDBX_ERR_PORT_IN_USE\]/);
         expect(await pidOf()).toBeUndefined();
       }
       // Nothing holds the data dir: the CLI opens the store directly at once.

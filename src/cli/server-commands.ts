@@ -10,7 +10,15 @@ import { type Config, loadConfig, writeConfigFile } from '../config/config.js';
 import { err, shellWord, toEventDbxError } from '../core/errors.js';
 import { wholeNumber } from '../core/names.js';
 import { RESTRICT_MODES, type RestrictMode } from '../core/schema.js';
-import { DEFAULT_HOST, httpUrl, listenHost, listenProblem, reachableHost } from '../server/listen-address.js';
+import {
+  DEFAULT_HOST,
+  boundAddress,
+  httpUrl,
+  isWildcard,
+  listenHost,
+  listenProblem,
+  reachableHost,
+} from '../server/listen-address.js';
 import { callControl } from '../server/control.js';
 import { processFacts } from '../server/proc.js';
 import {
@@ -495,13 +503,6 @@ async function destroy(config: Config, yes: boolean, json: boolean): Promise<num
 const ENV_OF: Readonly<Record<StartFlag, string>> = { port: 'EVENTDBX_PORT', restrict: 'EVENTDBX_RESTRICT' };
 
 /**
- * `restart`: stop, then start with the options the running server was given on its command line and
- * the configuration as it is now for the rest, an option given to `restart` winning. So `config
- * --port` then `restart` moves the server (as `config` says it will), and a plain `restart` does not
- * undo a `start --port` or `--restrict=strict`. What changed is said. Options are checked before the
- * server is stopped: a failed restart must not leave it down.
- */
-/**
  * The keys the new server would be given must open the store: the running server checks them (as it
  * checks a command's) before it is stopped. A restart without keys, or with a wrong one, used to stop
  * the server and then fail to start (a missing config even became a development config with random
@@ -519,6 +520,13 @@ async function keysOpenStore(config: Config): Promise<void> {
   });
 }
 
+/**
+ * `restart`: stop, then start with the options the running server was given on its command line and
+ * the configuration as it is now for the rest, an option given to `restart` winning. So `config
+ * --port` then `restart` moves the server (as `config` says it will), and a plain `restart` does not
+ * undo a `start --port` or `--restrict=strict`. What changed is said. Options are checked before the
+ * server is stopped: a failed restart must not leave it down.
+ */
 async function restart(
   config: Config,
   opts: Record<string, unknown>,
@@ -544,9 +552,16 @@ async function restart(
   };
   const port = portFlag(next.port, config.port);
   const restrict = restrictFlag(next.restrict) ?? config.restrict;
+  // The address the new server would be bound to, and the running one's (a PID file of an earlier
+  // version records none: that server listened on the default).
+  const bound = await boundAddress(host).catch(() => host);
+  const wasBound = running?.host ?? DEFAULT_HOST;
   // A port other than the one it holds must be free now (it could still be taken by the time the
-  // new server listens, which then says so; this catches the usual mistake before stopping).
-  const portProblem = port === running?.port ? undefined : await listenProblem(port, host);
+  // new server listens, which then says so; this catches the usual mistake before stopping). So must
+  // its own port on another address, unless one of the two is every interface: the running server's
+  // hold on it would then answer for the probe.
+  const ours = port === running?.port && (bound === wasBound || isWildcard(bound) || isWildcard(wasBound));
+  const portProblem = ours ? undefined : await listenProblem(port, host);
   if (portProblem) throw portProblem;
   if (running) await keysOpenStore(config);
   const changed: Record<string, { from: string | number; to: string | number; source: string }> = {};
@@ -562,6 +577,15 @@ async function restart(
     const from =
       opts[k] !== undefined ? source : env ? `from ${env} in the environment` : 'from the configuration';
     notes.push(`${k} changed: ${running[k]} -> ${to} (${from})`);
+  }
+  // The address comes from EVENTDBX_HOST alone: a restart from a shell without it moves the server
+  // back to the default, which must not pass unsaid (remote clients lose it).
+  if (running && bound !== wasBound) {
+    const given = Boolean(process.env.EVENTDBX_HOST);
+    changed.host = { from: wasBound, to: bound, source: given ? 'environment EVENTDBX_HOST' : 'default' };
+    notes.push(
+      `host changed: ${wasBound} -> ${bound} (${given ? 'from EVENTDBX_HOST in the environment' : 'EVENTDBX_HOST is not set: the default'})`,
+    );
   }
   const stopped = await stopServer(config);
   const extra = { restarted: true, stopped_pid: stopped ?? null, changed };

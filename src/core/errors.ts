@@ -174,7 +174,8 @@ export const ERRORS = {
   EDBX_ERR_PORT_IN_USE: {
     status: 409,
     kind: 'user',
-    message: (p) => `port ${p.port} is already in use: stop what listens there or choose another with --port`,
+    message: (p) =>
+      `port ${p.port}${p.host === undefined ? '' : ` on ${p.host}`} is already in use: stop what listens there or choose another with --port`,
     doc: 'The server cannot listen on its port because another process already does.',
   },
   EDBX_ERR_USAGE: {

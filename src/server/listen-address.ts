@@ -3,6 +3,7 @@
  * on it means, whether it can be listened on before a restart stops the running server, and how the
  * CLI on this machine reaches a server listening on it.
  */
+import { lookup } from 'node:dns/promises';
 import net from 'node:net';
 import { type EventDbxError, err, shown, toEventDbxError } from '../core/errors.js';
 
@@ -15,7 +16,7 @@ export const listenHost = (env: NodeJS.ProcessEnv = process.env): string => env.
 /** What `listen` failing on `EVENTDBX_HOST` means, as a coded error naming the variable. */
 export function listenError(e: unknown, port: number, host: string): EventDbxError {
   const code = (e as NodeJS.ErrnoException).code;
-  if (code === 'EADDRINUSE') return err('EDBX_ERR_PORT_IN_USE', { port });
+  if (code === 'EADDRINUSE') return err('EDBX_ERR_PORT_IN_USE', { port, host });
   const why: Record<string, string> = {
     ENOTFOUND: 'no such host name',
     EAI_AGAIN: 'the host name cannot be resolved now',
@@ -61,3 +62,11 @@ export function reachableHost(host: string | undefined): string {
 /** `http://host:port`, an IPv6 address in brackets. */
 export const httpUrl = (host: string, port: number): string =>
   `http://${net.isIPv6(host) ? `[${host}]` : host}:${port}`;
+
+/** Every interface (`0.0.0.0`, `::`): a port held there is held on every address too. */
+export const isWildcard = (host: string): boolean => host === '0.0.0.0' || host === '::' || host === '::0';
+
+/** `host` as the address a server listening on it is bound to (a name resolved as `listen` does). */
+export async function boundAddress(host: string): Promise<string> {
+  return net.isIP(host) ? host : (await lookup(host)).address;
+}
