@@ -64,7 +64,10 @@ describe('a data dir that lost acknowledged events', () => {
     const failing = (await health.json()) as { detail: string };
     expect(failing).toMatchObject({ status: 'failing', code: 'EDBX_ERR_INTEGRITY', events: 3 });
     // What was lost, and who must act; not the server's files (the log and the CLI name them).
-    expect(failing.detail).toMatch(/it holds 3 events but had acknowledged 8 \(events 4-8 are lost\)/);
+    // Its own remedy first: a restart alone does not bring lost events back.
+    expect(failing.detail).toMatch(
+      /^integrity check failed for the store: it holds 3 events but had acknowledged 8 \(events 4-8 are lost\): an operator must restore a backup or accept the loss; /,
+    );
     expect(failing.detail).not.toContain(p.dir);
     // Through the running server, the same: reads answer, writes get the line.
     const list = await p.cli(['aggregate', 'list', '--json']);

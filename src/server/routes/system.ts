@@ -58,7 +58,12 @@ export async function systemRoutes(app: FastifyInstance, ctx: RouteContext): Pro
           ...body,
           code: failure.code,
           // The code and a generic detail (the log has the full message, which may name server files).
-          detail: `${WRITES_REFUSED}: ${publicDetail(failure)}`,
+          // A failed write is cured by a restart; a store that lost acknowledged events is not: its own
+          // remedy (restore a backup, or accept the loss) comes first.
+          detail:
+            failure.code === 'EDBX_ERR_STORE_IO'
+              ? `${WRITES_REFUSED}: ${publicDetail(failure)}`
+              : `${publicDetail(failure)}; ${WRITES_REFUSED}`,
         } satisfies Health);
     },
   );
