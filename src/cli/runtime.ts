@@ -41,6 +41,7 @@ export function requireKeys(config: Config): void {
     throw err('EDBX_ERR_CONFIG_KEYS_NOT_SET', {
       missing: 'master key',
       path: config.path,
+      absent: !config.exists,
       env: 'EVENTDBX_MASTER_KEY',
       flag: '--master-key',
     });
@@ -48,6 +49,7 @@ export function requireKeys(config: Config): void {
     throw err('EDBX_ERR_CONFIG_KEYS_NOT_SET', {
       missing: 'data encryption key',
       path: config.path,
+      absent: !config.exists,
       env: 'EVENTDBX_DEK',
       flag: '--dek',
     });

@@ -589,7 +589,7 @@ export const ERRORS = {
     status: 400,
     kind: 'user',
     message: (p) =>
-      `no ${p.missing} set: ${p.path} does not hold it, so set ${p.env} in the environment (or store it with \`eventdbx config ${p.flag} <secret>\`)`,
+      `no ${p.missing} set: ${p.path} ${p.absent ? 'does not exist' : 'does not hold it'}, so set ${p.env} in the environment (or store it with \`eventdbx config ${p.flag} <secret>\`${p.absent ? ', or name the configuration with --config' : ''})`,
     doc: 'The config file holds no master key or DEK (they are kept in the environment) and the environment does not set them either.',
   },
   EDBX_ERR_CONFIG_INVALID: {
