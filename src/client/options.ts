@@ -151,13 +151,18 @@ export function pinnedKey(raw: string): string {
 
 /**
  * Refuse payload numbers that would not be stored as written: NaN and ±Infinity (JSON has no form for
- * them; they would arrive as null), and integers beyond ±(2^53−1), whose digits JavaScript has already
- * changed (9007199254740993 is 9007199254740992 by the time the SDK sees it). `where` names the
- * payload in the message, e.g. `events[2].payload`.
+ * them; they would arrive as null), integers beyond ±(2^53−1), whose digits JavaScript has already
+ * changed (9007199254740993 is 9007199254740992 by the time the SDK sees it), and BigInts, which JSON
+ * cannot carry at all. `where` names the payload in the message, e.g. `events[2].payload`.
  */
 export function checkPayload(payload: unknown, where: string): void {
   const seen = new Set<object>();
   const walk = (v: unknown, at: string): void => {
+    // Unless the program taught BigInt to become JSON (a BigInt.prototype.toJSON), as JSON.stringify does.
+    if (typeof v === 'bigint' && typeof (Object(v) as { toJSON?: unknown }).toJSON !== 'function')
+      throw new EventDbxConfigError(
+        `${at} is the BigInt ${String(v)}n, which JSON cannot carry: send its exact digits as a string (String(value))`,
+      );
     if (typeof v === 'number') {
       if (!Number.isFinite(v))
         throw new EventDbxConfigError(
