@@ -28,9 +28,10 @@ export interface ClientOptions {
   readonly generateEventIds?: boolean;
   /**
    * Pinned Ed25519 public key (PEM) of the server's checkpoints: `eventdbx checkpoint public-key`.
-   * Newlines may be written as a literal `\n` (as in a .env file). Checked by the constructor: a key
-   * that is not an Ed25519 public key in PEM is an `EventDbxConfigError`; an empty string pins nothing
-   * (as `undefined` does: `audit()` then needs `trustOnFirstUse`).
+   * Newlines may be written as a literal `\n` (as in a .env file), and lines may be indented (as under
+   * a YAML key). Checked by the constructor: a key that is not an Ed25519 public key in PEM is an
+   * `EventDbxConfigError`; an empty string pins nothing (as `undefined` does: `audit()` then needs
+   * `trustOnFirstUse`). `verifyLedgerInclusion` verifies signed checkpoints with it too.
    */
   readonly publicKey?: string;
   /** Where `audit()` keeps the last verified checkpoint: a file path or a store of your own. */
@@ -132,7 +133,14 @@ export function retryOption(
 export function pinnedKey(raw: string): string {
   const what = 'publicKey must be the Ed25519 public key in PEM that `eventdbx checkpoint public-key` prints';
   if (typeof raw !== 'string') throw new EventDbxConfigError(`${what}, got ${typeof raw}`);
-  const pem = raw.replace(/\\r\\n|\\n/g, '\n').trim() + '\n';
+  // Each line trimmed: a PEM indented under a YAML key, or with CRLF line ends, reads as the key.
+  const pem =
+    raw
+      .replace(/\\r\\n|\\n/g, '\n')
+      .split('\n')
+      .map((line) => line.trim())
+      .join('\n')
+      .trim() + '\n';
   if (/PRIVATE KEY/.test(pem))
     throw new EventDbxConfigError(`${what}, not a private key (keep that on the server only)`);
   if (!pem.startsWith('-----BEGIN PUBLIC KEY-----'))
