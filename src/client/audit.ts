@@ -5,8 +5,16 @@
  */
 import type { CheckpointView, ConsistencyProof } from '../protocol/index.js';
 import { EventDbxConfigError, EventDbxVerificationError } from './errors.js';
+import { whole } from './options.js';
 import type { CheckpointStore } from './trust.js';
-import { type TreeHead, type VerifiedCheckpoint, checkAdvance, checkCheckpoint, sameKey } from './verify.js';
+import {
+  type TreeHead,
+  type VerifiedCheckpoint,
+  checkAdvance,
+  checkCheckpoint,
+  checkCheckpointObject,
+  sameKey,
+} from './verify.js';
 
 export interface AuditOptions {
   /**
@@ -84,4 +92,36 @@ export async function runAudit(d: AuditDeps, o: AuditOptions = {}): Promise<Audi
     current: { size: latest.size, root: latest.root, timestamp: latest.timestamp, note: latest.note },
     consistency_path: [...path],
   };
+}
+
+/**
+ * The tree head of a checkpoint given to `verifyLedgerInclusion`. One that carries a signed `note` or a
+ * `signature` is verified with the key `audit()` uses (the pinned `publicKey`, else the one saved with
+ * the trusted checkpoint): with neither, that is an `EventDbxConfigError`, never a silent pass. A bare
+ * `{ size, root }` is taken as given and said to be (`verified: false`).
+ */
+export async function ledgerCheckpoint(
+  checkpoint: unknown,
+  d: { readonly publicKey: string | undefined; readonly store: CheckpointStore | undefined },
+): Promise<{ readonly head: TreeHead; readonly verified: boolean }> {
+  const usage = "audit()'s `current`, or the `.checkpoint` of `eventdbx checkpoint --json`";
+  if (typeof checkpoint !== 'object' || checkpoint === null)
+    throw new EventDbxConfigError(`the checkpoint must be an object such as ${usage}`);
+  const c = checkpoint as Record<string, unknown>;
+  if (c.size === undefined && typeof c.checkpoint === 'object' && c.checkpoint !== null)
+    throw new EventDbxConfigError(
+      'the checkpoint has no size: this looks like the whole `eventdbx checkpoint --json` document; pass its `.checkpoint`',
+    );
+  if (c.note === undefined && c.signature === undefined)
+    return {
+      head: { size: whole(c.size as number, 'the checkpoint size', 0), root: c.root as string },
+      verified: false,
+    };
+  const key = d.publicKey ?? (await d.store?.load())?.public_key;
+  if (key === undefined)
+    throw new EventDbxConfigError(
+      'the checkpoint is signed, but no public key is pinned to verify it: pass `publicKey` (the output of `eventdbx checkpoint public-key`), or pass only its { size, root } to take them as given',
+    );
+  const v = checkCheckpointObject(c, key);
+  return { head: { size: v.size, root: v.root }, verified: true };
 }

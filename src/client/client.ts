@@ -46,7 +46,7 @@ import {
   SHAPES,
   type Shape,
 } from '../protocol/index.js';
-import { type AuditOptions, type AuditResult, runAudit } from './audit.js';
+import { type AuditOptions, type AuditResult, ledgerCheckpoint, runAudit } from './audit.js';
 import { EventDbxConfigError } from './errors.js';
 import { DEFAULT_RETRY, type Query, Transport } from './http.js';
 import {
@@ -67,7 +67,7 @@ import { type CheckpointStore, FileCheckpointStore } from './trust.js';
 import {
   type TreeHead,
   type VerifiedEvent,
-  type VerifiedLedgerEvent,
+  type VerifiedLedgerInclusion,
   checkEventProof,
   checkLedgerInclusion,
 } from './verify.js';
@@ -584,10 +584,14 @@ export class EventDbxClient {
   /**
    * Tie an event to a signed checkpoint: recompute its leaf hash from its content and check, with the
    * ledger proof (`GET /v1/ledger/proof`), that it is leaf `position − 1` of the ledger tree whose size
-   * and root `checkpoint` gives. Pass a checkpoint whose signature was verified with the pinned key
-   * (`audit()`'s `current`): then the event is proven authentic, not merely consistent with what the
-   * server says. An event newer than the checkpoint is an `EDBX_ERR_CLIENT_CONFIG` (audit again); a
-   * proof that does not verify is an `EventDbxVerificationError` (`EDBX_ERR_PROOF_INVALID`).
+   * and root `checkpoint` gives. A checkpoint that carries its signed `note` (`audit()`'s `current`, the
+   * `.checkpoint` of `eventdbx checkpoint --json`) is verified first with the pinned key (else the one
+   * saved with the trusted checkpoint), and its fields must agree with the note: the event is then
+   * proven authentic (`checkpoint_verified: true`). A bare `{ size, root }` is taken as given
+   * (`checkpoint_verified: false`). A bad signature is an `EventDbxVerificationError`
+   * (`EDBX_ERR_CHECKPOINT_SIGNATURE`, or `EDBX_ERR_INVALID_CHECKPOINT` for fields that disagree with the
+   * note); a signed checkpoint with no key to verify it, or an event newer than the checkpoint, is an
+   * `EDBX_ERR_CLIENT_CONFIG`; a proof that does not verify is `EDBX_ERR_PROOF_INVALID`.
    *
    * @example
    * const { current } = await db.audit();
@@ -595,22 +599,25 @@ export class EventDbxClient {
    */
   async verifyLedgerInclusion(
     event: EventRecord,
-    checkpoint: TreeHead,
+    checkpoint: TreeHead & { readonly note?: string; readonly signature?: string },
     o?: CallOptions,
-  ): Promise<VerifiedLedgerEvent> {
+  ): Promise<VerifiedLedgerInclusion> {
     const position = whole(
       (event as Partial<EventRecord> | null)?.position as number,
       'the event position',
       1,
     );
-    const size = whole(checkpoint?.size, 'the checkpoint size', 0);
-    if (position > size)
+    const { head, verified } = await ledgerCheckpoint(checkpoint, {
+      publicKey: this.#publicKey,
+      store: this.#trust,
+    });
+    if (position > head.size)
       throw new EventDbxConfigError(
-        `the event at position ${position} is newer than the checkpoint of ${size} events: audit() again for one that covers it`,
+        `the event at position ${position} is newer than the checkpoint of ${head.size} events: audit() again for one that covers it`,
       );
     // Unchecked here: checkLedgerInclusion checks every field it uses.
-    const proof = await this.#unverified(PATHS.ledgerProof, { position, tree_size: size }, o);
-    return checkLedgerInclusion({ event, proof, checkpoint });
+    const proof = await this.#unverified(PATHS.ledgerProof, { position, tree_size: head.size }, o);
+    return { ...checkLedgerInclusion({ event, proof, checkpoint: head }), checkpoint_verified: verified };
   }
 
   /**

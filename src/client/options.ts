@@ -28,9 +28,10 @@ export interface ClientOptions {
   readonly generateEventIds?: boolean;
   /**
    * Pinned Ed25519 public key (PEM) of the server's checkpoints: `eventdbx checkpoint public-key`.
-   * Newlines may be written as a literal `\n` (as in a .env file). Checked by the constructor: a key
-   * that is not an Ed25519 public key in PEM is an `EventDbxConfigError`; an empty string pins nothing
-   * (as `undefined` does: `audit()` then needs `trustOnFirstUse`).
+   * Newlines may be written as a literal `\n` (as in a .env file), and lines may be indented (as under
+   * a YAML key). Checked by the constructor: a key that is not an Ed25519 public key in PEM is an
+   * `EventDbxConfigError`; an empty string pins nothing (as `undefined` does: `audit()` then needs
+   * `trustOnFirstUse`). `verifyLedgerInclusion` verifies signed checkpoints with it too.
    */
   readonly publicKey?: string;
   /** Where `audit()` keeps the last verified checkpoint: a file path or a store of your own. */
@@ -132,7 +133,14 @@ export function retryOption(
 export function pinnedKey(raw: string): string {
   const what = 'publicKey must be the Ed25519 public key in PEM that `eventdbx checkpoint public-key` prints';
   if (typeof raw !== 'string') throw new EventDbxConfigError(`${what}, got ${typeof raw}`);
-  const pem = raw.replace(/\\r\\n|\\n/g, '\n').trim() + '\n';
+  // Each line trimmed: a PEM indented under a YAML key, or with CRLF line ends, reads as the key.
+  const pem =
+    raw
+      .replace(/\\r\\n|\\n/g, '\n')
+      .split('\n')
+      .map((line) => line.trim())
+      .join('\n')
+      .trim() + '\n';
   if (/PRIVATE KEY/.test(pem))
     throw new EventDbxConfigError(`${what}, not a private key (keep that on the server only)`);
   if (!pem.startsWith('-----BEGIN PUBLIC KEY-----'))
@@ -151,13 +159,18 @@ export function pinnedKey(raw: string): string {
 
 /**
  * Refuse payload numbers that would not be stored as written: NaN and ±Infinity (JSON has no form for
- * them; they would arrive as null), and integers beyond ±(2^53−1), whose digits JavaScript has already
- * changed (9007199254740993 is 9007199254740992 by the time the SDK sees it). `where` names the
- * payload in the message, e.g. `events[2].payload`.
+ * them; they would arrive as null), integers beyond ±(2^53−1), whose digits JavaScript has already
+ * changed (9007199254740993 is 9007199254740992 by the time the SDK sees it), and BigInts, which JSON
+ * cannot carry at all. `where` names the payload in the message, e.g. `events[2].payload`.
  */
 export function checkPayload(payload: unknown, where: string): void {
   const seen = new Set<object>();
   const walk = (v: unknown, at: string): void => {
+    // Unless the program taught BigInt to become JSON (a BigInt.prototype.toJSON), as JSON.stringify does.
+    if (typeof v === 'bigint' && typeof (Object(v) as { toJSON?: unknown }).toJSON !== 'function')
+      throw new EventDbxConfigError(
+        `${at} is the BigInt ${String(v)}n, which JSON cannot carry: send its exact digits as a string (String(value))`,
+      );
     if (typeof v === 'number') {
       if (!Number.isFinite(v))
         throw new EventDbxConfigError(

@@ -134,7 +134,7 @@ function contentLeaf(e: Obj): Buffer {
   return leaf;
 }
 
-/** What `verifyLedgerInclusion` proved. */
+/** What `checkLedgerInclusion` proved. */
 export interface VerifiedLedgerEvent {
   readonly event: EventRecord;
   /** Recomputed from the event. */
@@ -143,6 +143,16 @@ export interface VerifiedLedgerEvent {
   readonly leaf_index: number;
   /** The ledger tree (a checkpoint) the event was proven to be in. */
   readonly checkpoint: TreeHead;
+}
+
+/** What `verifyLedgerInclusion` proved, and whether that includes the checkpoint's signature. */
+export interface VerifiedLedgerInclusion extends VerifiedLedgerEvent {
+  /**
+   * True when this call verified the checkpoint's signed `note` with the pinned key: the event is then
+   * proven authentic. False when the checkpoint was a bare `{ size, root }`, taken as given: the proof
+   * is then only as good as where that size and root came from.
+   */
+  readonly checkpoint_verified: boolean;
 }
 
 /**
@@ -233,6 +243,8 @@ export interface VerifiedCheckpoint {
   readonly root: string;
   readonly timestamp: string;
   readonly key_name: string;
+  /** Base64 of key id ‖ signature, as on the note's signature line. */
+  readonly signature: string;
   readonly note: string;
 }
 
@@ -256,7 +268,8 @@ export function checkCheckpoint(
   view?: unknown,
   origin: string = CHECKPOINT_ORIGIN,
 ): VerifiedCheckpoint {
-  if (typeof note !== 'string') fail('EDBX_ERR_INVALID_CHECKPOINT', 'the checkpoint has no signed note');
+  if (typeof note !== 'string')
+    fail('EDBX_ERR_INVALID_CHECKPOINT', 'the checkpoint has no signed note (its `note`)');
   let c: ReturnType<typeof parseCheckpoint>;
   try {
     c = parseCheckpoint(note);
@@ -283,26 +296,47 @@ export function checkCheckpoint(
     root: c.root,
     timestamp: c.timestamp,
     key_name: c.key_name,
+    signature: c.signature,
     note,
   };
-  if (view !== undefined) {
-    const v = isObj(view) ? view : fail('EDBX_ERR_INVALID_CHECKPOINT', 'the checkpoint is not an object');
-    for (const k of ['origin', 'size', 'root', 'timestamp', 'key_name'] as const) {
-      if (v[k] !== verified[k])
-        fail('EDBX_ERR_INVALID_CHECKPOINT', `the checkpoint's ${k} disagrees with its signed note`);
-    }
-    if (v.signature !== c.signature)
-      fail('EDBX_ERR_INVALID_CHECKPOINT', "the checkpoint's signature disagrees with its signed note");
-    if (
-      v.public_key !== undefined &&
-      (typeof v.public_key !== 'string' || !sameKey(v.public_key, publicKeyPem))
-    )
-      fail(
-        'EDBX_ERR_CHECKPOINT_SIGNATURE',
-        'the server advertises a different public key than the pinned one',
-      );
-  }
+  if (view !== undefined) checkCopies(view, verified, publicKeyPem, false);
   return verified;
+}
+
+/**
+ * Verify a checkpoint as a caller holds it (`audit()`'s `current`, the `.checkpoint` of `eventdbx
+ * checkpoint --json`, `getCheckpoint()`'s answer): its `note` with the pinned key, as `checkCheckpoint`
+ * does, and every copy of the note's fields it carries (`size`, `root`, `signature`, …) must agree with
+ * the note; fields it does not carry are taken from the note.
+ *
+ * @example
+ * const { size, root } = checkCheckpointObject(JSON.parse(saved).checkpoint, pinnedPem);
+ */
+export function checkCheckpointObject(checkpoint: unknown, publicKeyPem: string): VerifiedCheckpoint {
+  const c = isObj(checkpoint)
+    ? checkpoint
+    : fail('EDBX_ERR_INVALID_CHECKPOINT', 'the checkpoint is not an object');
+  const verified = checkCheckpoint(c.note, publicKeyPem);
+  checkCopies(c, verified, publicKeyPem, true);
+  return verified;
+}
+
+/**
+ * The unsigned copies of the note's fields in `view` must agree with the verified note (with
+ * `onlyPresent`, the fields `view` has), and the key it advertises, if any, must be the pinned one.
+ */
+function checkCopies(view: unknown, c: VerifiedCheckpoint, publicKeyPem: string, onlyPresent: boolean): void {
+  const v = isObj(view) ? view : fail('EDBX_ERR_INVALID_CHECKPOINT', 'the checkpoint is not an object');
+  for (const k of ['origin', 'size', 'root', 'timestamp', 'key_name', 'signature'] as const) {
+    if (onlyPresent && v[k] === undefined) continue;
+    if (v[k] !== c[k])
+      fail('EDBX_ERR_INVALID_CHECKPOINT', `the checkpoint's ${k} disagrees with its signed note`);
+  }
+  if (
+    v.public_key !== undefined &&
+    (typeof v.public_key !== 'string' || !sameKey(v.public_key, publicKeyPem))
+  )
+    fail('EDBX_ERR_CHECKPOINT_SIGNATURE', 'the server advertises a different public key than the pinned one');
 }
 
 /**

@@ -3,19 +3,25 @@
  * errors carrying the server's code, paging iterators, proofs that verify with the core verifiers,
  * `verifyEvent`, schemas, checkpoints and `audit()` with a trusted-checkpoint file.
  */
+import { generateKeyPairSync } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import {
+  type CheckpointView,
   EventDbxApiError,
   EventDbxClient,
+  EventDbxClientError,
   EventDbxConfigError,
+  EventDbxVerificationError,
   MemoryCheckpointStore,
   isApiError,
 } from '../../src/client/index.js';
+import { signCheckpoint } from '../../src/core/checkpoint.js';
 import { verifyConsistency, verifyInclusion } from '../../src/core/merkle/index.js';
 import { type Project, type RunningServer, project, startServer } from '../helpers/cli.js';
 import { httpReceiver, waitFor } from '../plugins/fixtures.js';
+import { rejection } from './checks.js';
 
 const hex = (h: string) => Buffer.from(h, 'hex');
 
@@ -347,6 +353,7 @@ describe('EventDbxClient against a real server', () => {
       leaf_hash: e.hash,
       leaf_index: e.position - 1,
       checkpoint: { size: current.size, root: current.root },
+      checkpoint_verified: true,
     });
     const failed = (p: Promise<unknown>) =>
       p.then(
@@ -357,12 +364,13 @@ describe('EventDbxClient against a real server', () => {
     expect(await failed(auditor.verifyLedgerInclusion({ ...e, payload: { n: '2' } }, current))).toBe(
       'EDBX_ERR_PROOF_INVALID',
     );
-    expect(await failed(auditor.verifyLedgerInclusion(e, { ...current, root: e.merkle_root }))).toBe(
+    expect(await failed(auditor.verifyLedgerInclusion(e, { size: current.size, root: e.merkle_root }))).toBe(
       'EDBX_ERR_PROOF_INVALID',
     );
     const forging = new EventDbxClient({
       url: server.url,
       token: server.adminToken,
+      publicKey,
       fetch: async (input, init) => {
         const res = await fetch(input, init);
         if (!String(input).includes('/v1/ledger/proof')) return res;
@@ -374,6 +382,94 @@ describe('EventDbxClient against a real server', () => {
     expect(await failed(forging.verifyLedgerInclusion(e, current))).toBe('EDBX_ERR_PROOF_INVALID');
     const newer = await db.append('ledger-link', 'l-1', { event_type: 'x', payload: { n: '3' } });
     expect(await failed(auditor.verifyLedgerInclusion(newer, current))).toBe('EDBX_ERR_CLIENT_CONFIG');
+  });
+
+  it('verifyLedgerInclusion verifies a signed checkpoint with the pinned key; a bare one is said unverified (qa-today2 #4)', async () => {
+    const pinned = await p.cli(['checkpoint', 'public-key', '--json']);
+    const publicKey = JSON.parse(pinned.stdout).public_key as string;
+    const e = await db.append('ledger-link', 'l-2', { event_type: 'x', payload: { n: '1' } });
+    const shown = await p.cli(['checkpoint', '--json']);
+    expect(shown.code).toBe(0);
+    const doc = JSON.parse(shown.stdout) as { checkpoint: CheckpointView };
+    const cp = doc.checkpoint;
+    const auditor = new EventDbxClient({ url: server.url, token: server.adminToken, publicKey });
+    const refused = async (p: Promise<unknown>) => {
+      const x = await rejection(p);
+      expect(x).toBeInstanceOf(EventDbxClientError);
+      return { code: (x as EventDbxClientError).code, message: (x as Error).message, x };
+    };
+
+    // The `.checkpoint` of `eventdbx checkpoint --json`: its note verified with the pinned key.
+    expect(await auditor.verifyLedgerInclusion(e, cp)).toMatchObject({
+      leaf_index: e.position - 1,
+      checkpoint: { size: cp.size, root: cp.root },
+      checkpoint_verified: true,
+    });
+    // A signature field that is not the note's, a note whose signature was replaced, a checkpoint
+    // signed by another key, and a root that is not the signed one: refused, never resolved.
+    const bogus = await refused(auditor.verifyLedgerInclusion(e, { ...cp, signature: 'AAAA' }));
+    expect(bogus.x).toBeInstanceOf(EventDbxVerificationError);
+    expect(bogus).toMatchObject({
+      code: 'EDBX_ERR_INVALID_CHECKPOINT',
+      message: "the checkpoint's signature disagrees with its signed note",
+    });
+    const zeros = Buffer.alloc(68).toString('base64');
+    const replaced = { ...cp, note: cp.note.replace(cp.signature, zeros), signature: zeros };
+    expect(await refused(auditor.verifyLedgerInclusion(e, replaced))).toMatchObject({
+      code: 'EDBX_ERR_CHECKPOINT_SIGNATURE',
+      message: 'the checkpoint signature does not verify with the pinned key',
+    });
+    const other = generateKeyPairSync('ed25519');
+    const foreign = signCheckpoint(
+      cp,
+      cp.origin,
+      cp.key_name,
+      other.privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(),
+      other.publicKey.export({ type: 'spki', format: 'pem' }).toString(),
+      new Date(),
+    );
+    expect((await refused(auditor.verifyLedgerInclusion(e, foreign))).code).toBe(
+      'EDBX_ERR_CHECKPOINT_SIGNATURE',
+    );
+    expect(await refused(auditor.verifyLedgerInclusion(e, { ...cp, root: e.merkle_root }))).toMatchObject({
+      code: 'EDBX_ERR_INVALID_CHECKPOINT',
+      message: "the checkpoint's root disagrees with its signed note",
+    });
+    expect(
+      (
+        await refused(
+          auditor.verifyLedgerInclusion(e, { size: cp.size, root: cp.root, signature: cp.signature }),
+        )
+      ).code,
+    ).toBe('EDBX_ERR_INVALID_CHECKPOINT');
+
+    // The whole `--json` document: the message names `.checkpoint`.
+    const whole = await refused(auditor.verifyLedgerInclusion(e, doc as never));
+    expect(whole.code).toBe('EDBX_ERR_CLIENT_CONFIG');
+    expect(whole.message).toMatch(/pass its `\.checkpoint`$/);
+
+    // A bare { size, root } is taken as given, and the result says so.
+    expect(await auditor.verifyLedgerInclusion(e, { size: cp.size, root: cp.root })).toMatchObject({
+      checkpoint: { size: cp.size, root: cp.root },
+      checkpoint_verified: false,
+    });
+
+    // No key pinned: a signed checkpoint is refused (not passed unchecked) ...
+    const unpinned = new EventDbxClient({ url: server.url, token: server.adminToken });
+    const nokey = await refused(unpinned.verifyLedgerInclusion(e, cp));
+    expect(nokey.code).toBe('EDBX_ERR_CLIENT_CONFIG');
+    expect(nokey.message).toMatch(/^the checkpoint is signed, but no public key is pinned/);
+    // ... unless the trusted checkpoint saved a key (audit with trustOnFirstUse): that key verifies it.
+    const tofu = new EventDbxClient({
+      url: server.url,
+      token: server.adminToken,
+      trust: new MemoryCheckpointStore(),
+    });
+    await tofu.audit({ trustOnFirstUse: true });
+    expect((await tofu.verifyLedgerInclusion(e, cp)).checkpoint_verified).toBe(true);
+    expect((await refused(tofu.verifyLedgerInclusion(e, foreign))).code).toBe(
+      'EDBX_ERR_CHECKPOINT_SIGNATURE',
+    );
   });
 
   it('plugin administration: list (secrets masked), status, dead letters, retry and replay, admin only', async () => {

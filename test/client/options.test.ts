@@ -121,6 +121,21 @@ describe('the pinned publicKey is checked by the constructor (qa-sdk #3)', () =>
     expect((await db.audit()).current.size).toBe(5);
   });
 
+  it('a PEM indented line by line (under a YAML key) is accepted, and audit() verifies with it (qa-today2 #7)', async () => {
+    for (const indented of [
+      key.publicKeyPem.replace(/^/gm, '    '),
+      key.publicKeyPem.replace(/^/gm, '\t').replace(/\n/g, ' \r\n'),
+    ]) {
+      const db = new EventDbxClient({
+        url: 'http://127.0.0.1:1',
+        publicKey: indented,
+        trust: new MemoryCheckpointStore(),
+        fetch: ledgerServer(leaves, 5, key),
+      });
+      expect((await db.audit()).current.size).toBe(5);
+    }
+  });
+
   it('an empty publicKey (EVENTDBX_PUBLIC_KEY= in a compose file) pins nothing: audit() asks for a key', async () => {
     for (const publicKey of ['', '  \n']) {
       const db = new EventDbxClient({

@@ -11,6 +11,8 @@ import { countingClient, rejection, sent } from './checks.js';
 
 let s: TestServer;
 const client = (o: ClientOptions = {}) => countingClient(s, o);
+/** A payload as plain JavaScript passes it: its types do not allow a BigInt. */
+const js = (payload: object) => payload as Record<string, string>;
 
 beforeAll(async () => {
   s = await testServer();
@@ -52,6 +54,43 @@ describe('payload numbers that would not be stored as written are refused (qa-sd
       });
     }
     expect(sent.count).toBe(0);
+  });
+
+  it("a BigInt is refused naming the field, not with JSON.stringify's message (qa-today2 #7)", async () => {
+    const db = client();
+    sent.count = 0;
+    const e = await rejection(
+      db.append('patient', 'p-bigint', { event_type: 'vitals', payload: js({ mrn: 9007199254740993n }) }),
+    );
+    expect(e).toBeInstanceOf(EventDbxConfigError);
+    expect((e as Error).message).toBe(
+      'payload.mrn is the BigInt 9007199254740993n, which JSON cannot carry: send its exact digits as a string (String(value))',
+    );
+    const tx = await rejection(
+      db.transaction([
+        { aggregate_type: 'patient', aggregate_id: 'p-a', event_type: 'x', payload: { n: 1 } },
+        { aggregate_type: 'patient', aggregate_id: 'p-b', event_type: 'x', payload: js({ ids: ['1', 2n] }) },
+      ]),
+    );
+    expect(tx).toMatchObject({ code: 'EDBX_ERR_CLIENT_CONFIG' });
+    expect((tx as Error).message).toMatch(/^events\[1\]\.payload\.ids\[1\] is the BigInt 2n/);
+    expect(sent.count).toBe(0);
+  });
+
+  it('a BigInt is sent when the program gave BigInt a toJSON, as JSON.stringify does', async () => {
+    const proto = BigInt.prototype as { toJSON?: () => string };
+    proto.toJSON = function (this: bigint) {
+      return this.toString();
+    };
+    try {
+      const e = await client().append('patient', 'p-bigint-json', {
+        event_type: 'vitals',
+        payload: js({ mrn: 9007199254740993n }),
+      });
+      expect(e.payload).toEqual({ mrn: '9007199254740993' });
+    } finally {
+      delete proto.toJSON;
+    }
   });
 
   it('safe integers, decimals (as JavaScript prints them) and exact digits in strings are stored', async () => {
