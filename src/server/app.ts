@@ -18,7 +18,7 @@ import type { EventStore } from '../store/index.js';
 import { authenticate } from '../store/tokens.js';
 import { Metrics } from './metrics.js';
 import { parseJsonBody } from './json-body.js';
-import { errorHandler, headerTokenId, notFoundHandler } from './problem.js';
+import { errorHandler, headerTokenId, notFoundHandler, routeOf } from './problem.js';
 import { type Timeouts, clientErrorHandler, httpTimeouts } from './protocol.js';
 import { trackInFlight } from './in-flight.js';
 import { aggregateRoutes } from './routes/aggregates.js';
@@ -89,8 +89,9 @@ function capConnections(app: FastifyInstance, max: number, metrics: Metrics, lin
 
 /**
  * The access log, at debug level (`EVENTDBX_LOG_LEVEL=debug`): one line per answered request with its
- * method, route (the pattern, not the path: ids stay out), status, duration, client address and the
- * token's id (never the token, never a payload value). Not collapsed: each request is a line.
+ * method, route (the pattern, not the path: ids stay out; `unmatched` for unknown paths), status,
+ * duration, client address and the token's id (never the token, never a payload value). Not
+ * collapsed: each request is a line.
  */
 function accessLog(app: FastifyInstance): void {
   // Decided once (the level is fixed at start): at other levels no request pays for it.
@@ -100,7 +101,7 @@ function accessLog(app: FastifyInstance): void {
     req.log.debug(
       {
         method: req.method,
-        route: req.routeOptions?.url ?? '(no route)',
+        route: routeOf(req),
         status: reply.statusCode,
         duration_ms: Math.round(reply.elapsedTime * 10) / 10,
         ip: req.ip,

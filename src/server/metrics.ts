@@ -9,6 +9,7 @@ import { pluginStatus } from '../plugins/views.js';
 import type { PluginStatus, PluginStatusList } from '../protocol/plugins.js';
 import { type EventStore, STORAGE_LAYOUT } from '../store/index.js';
 import { VERSION } from '../version.js';
+import { UNMATCHED_ROUTE } from './problem.js';
 
 export class Metrics {
   readonly registry = new Registry();
@@ -195,7 +196,7 @@ export class Metrics {
     app.addHook('onResponse', function (req, reply, done) {
       if (!req.is404) return done();
       let h = unmatched.get(req.method);
-      if (h === undefined) unmatched.set(req.method, (h = hook(req.method, 'unmatched')));
+      if (h === undefined) unmatched.set(req.method, (h = hook(req.method, UNMATCHED_ROUTE)));
       h.call(this, req, reply, done);
     });
   }

@@ -246,3 +246,16 @@ describe('/metrics of a delivering plugin', () => {
     }
   });
 });
+
+describe('the access log and /metrics name unknown paths alike (qa-today2 #7)', () => {
+  it('names an unknown path `unmatched` in the access log, as /metrics does', async () => {
+    const s = await testServer({ logs: true });
+    try {
+      expect((await get(s, '/v1/no-such-thing')).status).toBe(404);
+      const line = s.logs.filter((l) => l.msg === 'request' && l.status === 404).at(-1);
+      expect(line).toMatchObject({ method: 'GET', route: 'unmatched' });
+    } finally {
+      await s.close();
+    }
+  });
+});
