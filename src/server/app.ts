@@ -8,6 +8,8 @@ import Router, { type HTTPMethod } from 'find-my-way';
 import Fastify, {
   type FastifyBaseLogger,
   type FastifyInstance,
+  type FastifyReply,
+  type FastifyRequest,
   LogController,
   type onRequestHookHandler,
 } from 'fastify';
@@ -18,7 +20,7 @@ import type { EventStore } from '../store/index.js';
 import { authenticate } from '../store/tokens.js';
 import { Metrics } from './metrics.js';
 import { parseJsonBody } from './json-body.js';
-import { errorHandler, headerTokenId, notFoundHandler } from './problem.js';
+import { errorHandler, headerTokenId, notFoundHandler, routeOf } from './problem.js';
 import { type Timeouts, clientErrorHandler, httpTimeouts } from './protocol.js';
 import { trackInFlight } from './in-flight.js';
 import { aggregateRoutes } from './routes/aggregates.js';
@@ -59,6 +61,13 @@ export interface RouteContext {
   auth(header: string | undefined, access: Access): TokenRecord;
   /** True while the server drains for shutdown: new writes are refused with 503. */
   readonly draining: () => boolean;
+  /**
+   * Take the reply over (`reply.hijack()`: the event stream) and return what to call when it ends,
+   * however it ends: that call (the first; later ones do nothing) writes the request's access log line
+   * (its status, how long it lasted) and counts it in /metrics. fastify's onResponse hooks cannot:
+   * they run when the server ends such a reply, but not when its client goes away.
+   */
+  takeOver(req: FastifyRequest, reply: FastifyReply): () => void;
 }
 
 /**
@@ -87,29 +96,40 @@ function capConnections(app: FastifyInstance, max: number, metrics: Metrics, lin
   });
 }
 
+type AccessLine = (req: FastifyRequest, status: number, ms: number, ip?: string) => void;
+
 /**
  * The access log, at debug level (`EVENTDBX_LOG_LEVEL=debug`): one line per answered request with its
- * method, route (the pattern, not the path: ids stay out), status, duration, client address and the
- * token's id (never the token, never a payload value). Not collapsed: each request is a line.
+ * method, route (the pattern, not the path: ids stay out; `unmatched` for unknown paths), status,
+ * duration, client address and the token's id (never the token, never a payload value). Not
+ * collapsed: each request is a line. Requests whose reply their route took over (`takenOver`) are
+ * left to the route (see RouteContext.takeOver), which gets the line to write: none at other levels.
  */
-function accessLog(app: FastifyInstance): void {
+function accessLog(
+  app: FastifyInstance,
+  takenOver: (req: FastifyRequest) => boolean,
+): AccessLine | undefined {
   // Decided once (the level is fixed at start): at other levels no request pays for it.
-  if (app.log.level !== 'debug' && app.log.level !== 'trace') return;
-  app.addHook('onResponse', (req, reply, done) => {
+  if (app.log.level !== 'debug' && app.log.level !== 'trace') return undefined;
+  const line: AccessLine = (req, status, ms, ip = req.ip) => {
     const tokenId = headerTokenId(req.headers.authorization);
     req.log.debug(
       {
         method: req.method,
-        route: req.routeOptions?.url ?? '(no route)',
-        status: reply.statusCode,
-        duration_ms: Math.round(reply.elapsedTime * 10) / 10,
-        ip: req.ip,
+        route: routeOf(req),
+        status,
+        duration_ms: Math.round(ms * 10) / 10,
+        ip,
         ...(tokenId ? { token_id: tokenId } : {}),
       },
       'request',
     );
+  };
+  app.addHook('onResponse', (req, reply, done) => {
+    if (!takenOver(req)) line(req, reply.statusCode, reply.elapsedTime);
     done();
   });
+  return line;
 }
 
 export async function buildServer(
@@ -159,6 +179,11 @@ export async function buildServer(
     metrics.close();
     done();
   });
+  // Requests whose reply their route took over: logged and counted by the route when they end.
+  const takenOver = new WeakSet<FastifyRequest>();
+  const isTakenOver = (req: FastifyRequest) => takenOver.has(req);
+  metrics.instrument(app, isTakenOver);
+  const accessLine = accessLog(app, isTakenOver);
   const ctx: RouteContext = {
     store: options.store,
     metrics,
@@ -166,6 +191,21 @@ export async function buildServer(
     startedAt: new Date(),
     auth: (header, access) => authenticate(options.store, header, access),
     draining: () => draining,
+    takeOver(req, reply) {
+      reply.hijack();
+      takenOver.add(req);
+      // Read now: once the client has gone, its socket no longer says where it was.
+      const ip = req.ip;
+      let ended = false;
+      return () => {
+        if (ended) return;
+        ended = true;
+        // The status its route wrote (a stream's 200), and how long the reply lasted until now.
+        const status = reply.raw.statusCode;
+        metrics.takenOverEnded(req.method, routeOf(req), status);
+        accessLine?.(req, status, reply.elapsedTime, ip);
+      };
+    },
   };
   // JSON only: without this, fastify would accept text/plain bodies and fail them as 400 later.
   app.removeContentTypeParser('text/plain');
@@ -188,8 +228,6 @@ export async function buildServer(
   });
   const methods = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE'] as const;
   app.setNotFoundHandler(notFoundHandler((path) => methods.filter((m) => known.find(m, path) !== null)));
-  metrics.instrument(app);
-  accessLog(app);
   if (options.maxConnections !== undefined) capConnections(app, options.maxConnections, metrics, lines);
   trackInFlight(app, timeouts.connectionTimeout, options.stopSignal ?? new AbortController().signal);
   // Authenticate before the body is read and validated: an unauthenticated request gets 401, never a

@@ -3,12 +3,13 @@
  * writer), whether the store takes writes, plugin delivery, the build, and Node's standard process
  * metrics under their standard names (`process_*`, `nodejs_*`) so stock dashboards and alerts match.
  */
-import type { FastifyInstance, onResponseHookHandler } from 'fastify';
+import type { FastifyInstance, FastifyRequest, onResponseHookHandler } from 'fastify';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { pluginStatus } from '../plugins/views.js';
 import type { PluginStatus, PluginStatusList } from '../protocol/plugins.js';
 import { type EventStore, STORAGE_LAYOUT } from '../store/index.js';
 import { VERSION } from '../version.js';
+import { UNMATCHED_ROUTE } from './problem.js';
 
 export class Metrics {
   readonly registry = new Registry();
@@ -149,6 +150,14 @@ export class Metrics {
     this.#stopTiming();
   }
 
+  /**
+   * Count a request whose reply its route took over (the event stream), when it ends. Not timed: how
+   * long a stream stayed open is no request latency, and would fill the histogram's last bucket.
+   */
+  takenOverEnded(method: string, route: string, status: number): void {
+    this.#requests.inc({ method, route, status: String(status) });
+  }
+
   /** A connection over the cap was closed at once. */
   connectionDropped(): void {
     this.#dropped.inc();
@@ -157,8 +166,9 @@ export class Metrics {
   /**
    * Count and time every request. Each route gets its own hook with its labels bound when it is added
    * (prom-client would otherwise hash the label set on every request); unmatched paths share one.
+   * Requests whose reply their route took over (`takenOver`) are left to takenOverEnded.
    */
-  instrument(app: FastifyInstance): void {
+  instrument(app: FastifyInstance, takenOver: (req: FastifyRequest) => boolean): void {
     const server = app.server;
     new Gauge({
       name: 'eventdbx_http_connections_open',
@@ -171,7 +181,8 @@ export class Metrics {
     const hook = (method: string, route: string): onResponseHookHandler => {
       const latency = this.#latency.labels({ method, route });
       const counted = new Map<number, Counter.Internal>();
-      return (_req, reply, done) => {
+      return (req, reply, done) => {
+        if (takenOver(req)) return done();
         let requests = counted.get(reply.statusCode);
         if (requests === undefined) {
           requests = this.#requests.labels({ method, route, status: String(reply.statusCode) });
@@ -195,7 +206,7 @@ export class Metrics {
     app.addHook('onResponse', function (req, reply, done) {
       if (!req.is404) return done();
       let h = unmatched.get(req.method);
-      if (h === undefined) unmatched.set(req.method, (h = hook(req.method, 'unmatched')));
+      if (h === undefined) unmatched.set(req.method, (h = hook(req.method, UNMATCHED_ROUTE)));
       h.call(this, req, reply, done);
     });
   }

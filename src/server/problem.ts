@@ -88,6 +88,14 @@ export function wwwAuthenticate(code: string): string {
   return code === 'EDBX_ERR_TOKEN_MISSING' ? realm : `${realm}, error="invalid_token"`;
 }
 
+/** The route of an unknown path, in the log and in /metrics alike. */
+export const UNMATCHED_ROUTE = 'unmatched';
+
+/** A request's route: its pattern (`/v1/aggregates/:aggregate_type`, never the ids sent) or `unmatched`. */
+export function routeOf(req: FastifyRequest): string {
+  return req.routeOptions?.url ?? UNMATCHED_ROUTE;
+}
+
 /** The id (short prefix) of the token an `Authorization` header presents, when it has one: never more. */
 export function headerTokenId(header: string | undefined): string | undefined {
   const m = header === undefined ? null : /^Bearer\s+(\S+)\s*$/i.exec(header);
@@ -109,7 +117,7 @@ function presentedTokenId(e: EventDbxError, header: string | undefined): string 
 function logAnswer(lines: RepeatLog, error: EventDbxError, cause: unknown, req: FastifyRequest): void {
   // A stop refusing requests is expected, and says so itself.
   if (error.code === 'EDBX_ERR_SHUTTING_DOWN') return;
-  const where = { reqId: req.id, method: req.method, route: req.routeOptions?.url ?? '(no route)' };
+  const where = { reqId: req.id, method: req.method, route: routeOf(req) };
   // Not a server error, but work left unfinished: say which request it was.
   if (error.code === 'EDBX_ERR_CANCELLED') {
     req.log.info({ code: error.code, ...where }, 'request stopped: the client went away before the answer');

@@ -2,6 +2,7 @@
  * `_total` metrics are Prometheus counters (QA item 7: appends and fsync batches were gauges), and
  * /metrics has what an operator alerts on (qa-ops #4): whether the store takes writes, how long each
  * durable batch takes, what each plugin delivered and when, the build, and the standard process names.
+ * An event stream is counted, and written to the debug access log, when it ends (qa-today2 #3).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readdir, stat, truncate } from 'node:fs/promises';
@@ -14,11 +15,13 @@ import type { WriteOp, WriteOptions } from '../../src/storage/engine.js';
 import { RocksDbEngine } from '../../src/storage/rocksdb/rocksdb-engine.js';
 import { STORAGE_LAYOUT } from '../../src/store/index.js';
 import { openDataDir } from '../../src/store/secure.js';
-import { createToken } from '../../src/store/tokens.js';
+import { streamFeature } from '../../src/server/routes/stream.js';
+import { createToken, revokeToken } from '../../src/store/tokens.js';
 import { type TestServer, get, post, testServer } from '../helpers/http.js';
 import { caughtUp, jane, startHost, tempDirs } from '../plugins/fixtures.js';
 
 const tempDir = tempDirs('edbx-metrics-');
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const event = { event_type: 'a', payload: {} };
 
 /** The value of one series (exact name and labels) in a scrape, or undefined when it is absent. */
@@ -244,5 +247,98 @@ describe('/metrics of a delivering plugin', () => {
       await host.stop();
       await s.close();
     }
+  });
+});
+
+describe('the access log and /metrics name unknown paths alike (qa-today2 #7)', () => {
+  it('names an unknown path `unmatched` in the access log, as /metrics does', async () => {
+    const s = await testServer({ logs: true });
+    try {
+      expect((await get(s, '/v1/no-such-thing')).status).toBe(404);
+      const line = s.logs.filter((l) => l.msg === 'request' && l.status === 404).at(-1);
+      expect(line).toMatchObject({ method: 'GET', route: 'unmatched' });
+    } finally {
+      await s.close();
+    }
+  });
+});
+
+describe('an event stream in the access log and /metrics (qa-today2 #3)', () => {
+  let s: TestServer;
+  let stopped = false;
+  beforeAll(async () => {
+    s = await testServer({
+      logs: true,
+      extraRoutes: [(app, ctx) => streamFeature.routes!(app, ctx, undefined as never)],
+    });
+  });
+  afterAll(() => (stopped ? undefined : s?.close()));
+
+  const streamed = 'eventdbx_http_requests_total{method="GET",route="/v1/events/stream",status="200"}';
+  const timed = 'eventdbx_http_request_duration_seconds_count{method="GET",route="/v1/events/stream"}';
+  const scrape = async () => {
+    const text = (await get(s, '/metrics')).body as string;
+    return { count: series(text, streamed) ?? 0, timed: series(text, timed) ?? 0 };
+  };
+  /** A stream opened with a token of its own (its id tells its access line apart), first block read. */
+  const open = async () => {
+    const { id, token } = await createToken(s.store, { group: 'app', user: 'projector' }, jane);
+    const ctl = new AbortController();
+    const res = await fetch(`${s.url}/v1/events/stream?from=1`, {
+      headers: { authorization: `Bearer ${token}` },
+      signal: ctl.signal,
+    });
+    expect(res.status).toBe(200);
+    const reader = res.body!.getReader();
+    await reader.read();
+    const rest = (async () => {
+      while (!(await reader.read()).done);
+    })().catch(() => undefined);
+    return { id, ctl, rest };
+  };
+  const accessLines = (id: string) => s.logs.filter((l) => l.msg === 'request' && l.token_id === id);
+  const ended = async (id: string) => {
+    for (const until = Date.now() + 5_000; accessLines(id).length === 0; await sleep(20))
+      if (Date.now() > until) throw new Error(`no access line for the stream of ${id}`);
+    await sleep(50); // time for a second line, if there were one
+    const found = accessLines(id);
+    expect(found).toEqual([
+      expect.objectContaining({
+        level: 20,
+        method: 'GET',
+        route: '/v1/events/stream',
+        status: 200,
+        ip: '127.0.0.1',
+      }),
+    ]);
+    return found[0]!.duration_ms as number;
+  };
+
+  it('logs and counts a stream once, when its client goes, with how long it lasted', async () => {
+    const before = await scrape();
+    const { id, ctl } = await open();
+    await sleep(150);
+    ctl.abort();
+    expect(await ended(id)).toBeGreaterThanOrEqual(140);
+    expect((await scrape()).count - before.count).toBe(1);
+  });
+
+  it('logs and counts a stream once when its token is revoked', async () => {
+    const before = await scrape();
+    const { id, rest } = await open();
+    await revokeToken(s.store, id, jane);
+    await s.store.append({ aggregate_type: 'patient', aggregate_id: 'p-9', ...event }, jane);
+    await rest; // the stream ends (event: error) before the new event is sent
+    await ended(id);
+    // Counted, not timed: how long a stream stays open is no request latency.
+    expect(await scrape()).toEqual({ count: before.count + 1, timed: before.timed });
+  });
+
+  it('logs a stream once when the server stops', async () => {
+    const { id, rest } = await open();
+    stopped = true;
+    await s.close();
+    await rest;
+    await ended(id);
   });
 });

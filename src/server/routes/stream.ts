@@ -381,7 +381,8 @@ async function streamRoutes(app: FastifyInstance, ctx: RouteContext): Promise<vo
         throw err('EDBX_ERR_TOKEN_OUT_OF_SCOPE', { id: token.id, aggregate });
       }
       const from = firstPosition(ctx.store, req.query, req.headers['last-event-id']);
-      reply.hijack();
+      // Logged and counted when it ends (the client goes, the token is revoked, the server stops).
+      const ended = ctx.takeOver(req, reply);
       req.raw.socket.setTimeout(0);
       const conn = new StreamConnection(
         ctx.store,
@@ -390,7 +391,10 @@ async function streamRoutes(app: FastifyInstance, ctx: RouteContext): Promise<vo
         { aggregate },
         from,
         req.log,
-        (c) => hub.connections.delete(c),
+        (c) => {
+          hub.connections.delete(c);
+          ended();
+        },
         () => overflows.inc(),
       );
       hub.connections.add(conn);
