@@ -6,7 +6,7 @@
 import type { CheckpointView, ConsistencyProof } from '../protocol/index.js';
 import { EventDbxConfigError, EventDbxVerificationError } from './errors.js';
 import { whole } from './options.js';
-import type { CheckpointStore } from './trust.js';
+import type { CheckpointStore, TrustedCheckpoint } from './trust.js';
 import {
   type TreeHead,
   type VerifiedCheckpoint,
@@ -45,17 +45,24 @@ export interface AuditDeps {
   readonly now: () => Date;
 }
 
-export async function runAudit(d: AuditDeps, o: AuditOptions = {}): Promise<AuditResult> {
-  const saved = await d.store.load();
-  if (saved && d.publicKey && !sameKey(saved.public_key, d.publicKey)) {
+/**
+ * The key checkpoints are verified with: the pinned `publicKey`, else the one saved with the trusted
+ * checkpoint (undefined when neither is). When both are there they must be the same key.
+ */
+function verifyingKey(pinned: string | undefined, saved: TrustedCheckpoint | undefined): string | undefined {
+  if (saved && pinned && !sameKey(saved.public_key, pinned))
     throw new EventDbxVerificationError(
       'EDBX_ERR_TRUST_STORE',
       'the trusted checkpoint was verified with a different key than the pinned `publicKey`',
     );
-  }
+  return pinned ?? saved?.public_key;
+}
+
+export async function runAudit(d: AuditDeps, o: AuditOptions = {}): Promise<AuditResult> {
+  const saved = await d.store.load();
+  let key = verifyingKey(d.publicKey, saved);
   const answer = await d.checkpoint();
   const view = (typeof answer === 'object' && answer !== null ? answer : {}) as Partial<CheckpointView>;
-  let key = d.publicKey ?? saved?.public_key;
   if (key === undefined) {
     if (!o.trustOnFirstUse || typeof view.public_key !== 'string') {
       throw new EventDbxConfigError(
@@ -117,7 +124,7 @@ export async function ledgerCheckpoint(
       head: { size: whole(c.size as number, 'the checkpoint size', 0), root: c.root as string },
       verified: false,
     };
-  const key = d.publicKey ?? (await d.store?.load())?.public_key;
+  const key = verifyingKey(d.publicKey, await d.store?.load());
   if (key === undefined)
     throw new EventDbxConfigError(
       'the checkpoint is signed, but no public key is pinned to verify it: pass `publicKey` (the output of `eventdbx checkpoint public-key`), or pass only its { size, root } to take them as given',

@@ -460,16 +460,27 @@ describe('EventDbxClient against a real server', () => {
     expect(nokey.code).toBe('EDBX_ERR_CLIENT_CONFIG');
     expect(nokey.message).toMatch(/^the checkpoint is signed, but no public key is pinned/);
     // ... unless the trusted checkpoint saved a key (audit with trustOnFirstUse): that key verifies it.
-    const tofu = new EventDbxClient({
-      url: server.url,
-      token: server.adminToken,
-      trust: new MemoryCheckpointStore(),
-    });
+    const tofuTrust = new MemoryCheckpointStore();
+    const tofu = new EventDbxClient({ url: server.url, token: server.adminToken, trust: tofuTrust });
     await tofu.audit({ trustOnFirstUse: true });
     expect((await tofu.verifyLedgerInclusion(e, cp)).checkpoint_verified).toBe(true);
     expect((await refused(tofu.verifyLedgerInclusion(e, foreign))).code).toBe(
       'EDBX_ERR_CHECKPOINT_SIGNATURE',
     );
+    // A pinned key other than the one the trusted checkpoint was verified with: refused as audit()
+    // refuses it, whichever of the two would verify this checkpoint.
+    const repinned = new EventDbxClient({
+      url: server.url,
+      token: server.adminToken,
+      publicKey: other.publicKey.export({ type: 'spki', format: 'pem' }).toString(),
+      trust: tofuTrust,
+    });
+    for (const checked of [cp, foreign]) {
+      const mismatch = await refused(repinned.verifyLedgerInclusion(e, checked));
+      expect(mismatch.x).toBeInstanceOf(EventDbxVerificationError);
+      expect(mismatch.code).toBe('EDBX_ERR_TRUST_STORE');
+    }
+    expect((await refused(repinned.audit())).code).toBe('EDBX_ERR_TRUST_STORE');
   });
 
   it('plugin administration: list (secrets masked), status, dead letters, retry and replay, admin only', async () => {
