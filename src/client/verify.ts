@@ -96,15 +96,10 @@ export function checkEventProof(i: EventProofInput): VerifiedEvent {
   expect(i.version >= 1 && i.version <= size, `version ${i.version} is not in a tree of ${size} events`);
   const leaf = contentLeaf(e);
   const leafHex = leaf.toString('hex');
-  expect(hex(p.leaf_hash, 'leaf_hash') === leafHex, 'the proof is for a different leaf than this event');
-  expect(count(p.leaf_index, 'leaf_index') === i.version - 1, `leaf_index is not ${i.version - 1}`);
-  expect(count(p.tree_size, 'tree_size') === size, `tree_size is not ${size}`);
-  expect(hex(p.root, 'the proof root') === root, 'the proof is against a different root');
-  const audit = path(p.audit_path, 'audit_path');
-  expect(
-    verifyInclusion(leaf, i.version - 1, size, audit, Buffer.from(root, 'hex')),
-    `the inclusion proof does not lead to the root of ${i.type}/${i.id} at ${size} events`,
-  );
+  checkInclusionAnswer(p, leaf, i.version - 1, size, root, {
+    otherRoot: 'the proof is against a different root',
+    noPath: `the inclusion proof does not lead to the root of ${i.type}/${i.id} at ${size} events`,
+  });
   const eventRoot = hex(e.merkle_root, 'the event merkle_root');
   if (i.version === size) {
     expect(eventRoot === root, 'the event merkle_root is not the root of the tree it ends');
@@ -132,6 +127,32 @@ function contentLeaf(e: Obj): Buffer {
     'the event does not hash to its `hash` (its content was changed)',
   );
   return leaf;
+}
+
+/**
+ * An inclusion proof answer (`leaf_hash`, `leaf_index`, `tree_size`, `root`, `audit_path`) must be
+ * for `leaf` at `index` of the tree of `size` leaves and root `root` the caller trusts, and lead there;
+ * `say` words the two failures that name the tree.
+ */
+function checkInclusionAnswer(
+  p: Obj,
+  leaf: Buffer,
+  index: number,
+  size: number,
+  root: string,
+  say: { readonly otherRoot: string; readonly noPath: string },
+): void {
+  expect(
+    hex(p.leaf_hash, 'leaf_hash') === leaf.toString('hex'),
+    'the proof is for a different leaf than this event',
+  );
+  expect(count(p.leaf_index, 'leaf_index') === index, `leaf_index is not ${index}`);
+  expect(count(p.tree_size, 'tree_size') === size, `tree_size is not ${size}`);
+  expect(hex(p.root, 'the proof root') === root, say.otherRoot);
+  expect(
+    verifyInclusion(leaf, index, size, path(p.audit_path, 'audit_path'), Buffer.from(root, 'hex')),
+    say.noPath,
+  );
 }
 
 /** What `checkLedgerInclusion` proved. */
@@ -177,17 +198,10 @@ export function checkLedgerInclusion(i: {
   const leaf = contentLeaf(e);
   const leafHex = leaf.toString('hex');
   const index = position - 1;
-  expect(hex(p.leaf_hash, 'leaf_hash') === leafHex, 'the proof is for a different leaf than this event');
-  expect(count(p.leaf_index, 'leaf_index') === index, `leaf_index is not ${index}`);
-  expect(count(p.tree_size, 'tree_size') === size, `tree_size is not ${size}`);
-  expect(
-    hex(p.root, 'the proof root') === root,
-    "the proof is against a different root than the checkpoint's",
-  );
-  expect(
-    verifyInclusion(leaf, index, size, path(p.audit_path, 'audit_path'), Buffer.from(root, 'hex')),
-    `the ledger proof does not lead from position ${position} to the checkpoint's root of ${size} events`,
-  );
+  checkInclusionAnswer(p, leaf, index, size, root, {
+    otherRoot: "the proof is against a different root than the checkpoint's",
+    noPath: `the ledger proof does not lead from position ${position} to the checkpoint's root of ${size} events`,
+  });
   return {
     event: e as unknown as EventRecord,
     leaf_hash: leafHex,
