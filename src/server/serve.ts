@@ -25,7 +25,6 @@ import { VERSION } from '../version.js';
 import { type LogFile, logLine } from './log-file.js';
 
 export { PID_FILE } from './control.js';
-export { listenError } from './listen-address.js';
 /** How long a stopping server lets in-flight requests finish before cutting their connections. */
 const SHUTDOWN_GRACE_MS = 5_000;
 export const LOG_FILE = 'eventdbx.log';

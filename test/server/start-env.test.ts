@@ -4,7 +4,8 @@
  * were EDBX_ERR_INTERNAL in the words of pino and getaddrinfo). Runs the built CLI.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { listenError, logLevel } from '../../src/server/serve.js';
+import { listenError } from '../../src/server/listen-address.js';
+import { logLevel } from '../../src/server/serve.js';
 import { type Project, freePort, project, run } from '../helpers/cli.js';
 
 describe('environment overrides checked at start (qa2-ops #8)', () => {
