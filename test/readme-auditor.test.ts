@@ -6,7 +6,6 @@
  * that it passes on an honest store, keeps its trail, and stops (keeping nothing new) at a rollback,
  * a fork, a key it did not pin, and, with `--whole-ledger`, an event hidden from `/events`.
  */
-import { spawn } from 'node:child_process';
 import { cp, mkdir, mkdtemp, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -24,7 +23,15 @@ import {
   verifyConsistency,
   verifyInclusion,
 } from '../src/core/merkle/index.js';
-import { type Project, type RunningServer, api, project, startServer } from './helpers/cli.js';
+import {
+  type CliResult,
+  type Project,
+  type RunningServer,
+  api,
+  project,
+  runNode,
+  startServer,
+} from './helpers/cli.js';
 
 const README = new URL('../README.md', import.meta.url);
 
@@ -74,24 +81,10 @@ async function auditorDir(name: string, publicKeyPem: string): Promise<string> {
 }
 
 /** `EVENTDBX_URL=… EVENTDBX_TOKEN=… node audit.mjs …args`, as the README runs it. */
-function runAudit(
-  dir: string,
-  url: string,
-  token: string,
-  args: readonly string[],
-): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['audit.mjs', ...args], {
-      cwd: dir,
-      env: { ...process.env, EVENTDBX_URL: url, EVENTDBX_TOKEN: token },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
+function runAudit(dir: string, url: string, token: string, args: readonly string[]): Promise<CliResult> {
+  return runNode('audit.mjs', args, {
+    cwd: dir,
+    env: { ...process.env, EVENTDBX_URL: url, EVENTDBX_TOKEN: token },
   });
 }
 

@@ -80,8 +80,17 @@ export function run(
   args: readonly string[],
   o: { cwd: string; env: NodeJS.ProcessEnv; input?: string },
 ): Promise<CliResult> {
+  return runNode(MAIN, args, o);
+}
+
+/** `node <script> …args` in `cwd` with `env`, `input` on its stdin: its exit code and output. */
+export function runNode(
+  script: string,
+  args: readonly string[],
+  o: { cwd: string; env: NodeJS.ProcessEnv; input?: string },
+): Promise<CliResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [MAIN, ...args], {
+    const child = spawn(process.execPath, [script, ...args], {
       cwd: o.cwd,
       env: o.env,
       stdio: ['pipe', 'pipe', 'pipe'],
