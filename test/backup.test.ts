@@ -37,6 +37,18 @@ async function tempRoot(): Promise<string> {
   return root;
 }
 
+/** 1,500 one-event aggregates: enough for a backup to be cancelled, or to fail, part way. */
+const manyPatients = (secure: SecureStore) =>
+  secure.store.appendMany(
+    Array.from({ length: 1500 }, (_, i) => ({
+      aggregate_type: 'patient',
+      aggregate_id: `p-${i}`,
+      event_type: 'patient-added',
+      payload: { n: String(i) },
+    })),
+    ctx,
+  );
+
 const open = (dataDir: string): Promise<SecureStore> =>
   openDataDir({
     dataDir,
@@ -194,15 +206,7 @@ describe('backupStore', () => {
     const root = await tempRoot();
     const secure = await open(path.join(root, 'data'));
     try {
-      await secure.store.appendMany(
-        Array.from({ length: 1500 }, (_, i) => ({
-          aggregate_type: 'patient',
-          aggregate_id: `p-${i}`,
-          event_type: 'patient-added',
-          payload: { n: String(i) },
-        })),
-        ctx,
-      );
+      await manyPatients(secure);
       const stop = new AbortController();
       const target = path.join(root, 'b');
       const chunks: number[] = [];
@@ -274,15 +278,7 @@ describe('backupStore', () => {
     const root = await tempRoot();
     const secure = await open(path.join(root, 'data'));
     try {
-      await secure.store.appendMany(
-        Array.from({ length: 1500 }, (_, i) => ({
-          aggregate_type: 'patient',
-          aggregate_id: `p-${i}`,
-          event_type: 'patient-added',
-          payload: { n: String(i) },
-        })),
-        ctx,
-      );
+      await manyPatients(secure);
       const full = path.join(root, 'full');
       await mkdir(full);
       await writeFile(path.join(full, 'old'), 'x');
