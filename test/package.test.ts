@@ -3,11 +3,12 @@
  * test` builds first) and exports what the README shows; the embedded entry works end to end.
  */
 import { existsSync, readFileSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { describe, expect, it } from 'vitest';
+import { runNode } from './helpers/cli.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const pkg = JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as {
@@ -26,6 +27,29 @@ describe('package entry points', () => {
   it('the bin is built', () => {
     for (const target of Object.values(pkg.bin))
       expect(existsSync(path.join(ROOT, target)), target).toBe(true);
+  });
+
+  it('the lifecycle commands (status, stop, restart, start) do not load the HTTP server: only the server process does', async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'edbx-pkg-'));
+    try {
+      // Printed at exit: every CommonJS package the process loaded (fastify and prom-client are CommonJS).
+      const preload = path.join(dir, 'loaded.cjs');
+      await writeFile(
+        preload,
+        "process.on('exit', () => process.stderr.write('LOADED ' + Object.keys(require.cache).join(' ')));",
+      );
+      const bin = path.join(ROOT, Object.values(pkg.bin)[0]!);
+      const { stderr } = await runNode(bin, ['status'], {
+        cwd: dir,
+        env: { ...process.env, NODE_OPTIONS: `--require ${preload}`, EVENTDBX_DATA_DIR: dir },
+      });
+      const loaded = stderr.slice(stderr.indexOf('LOADED '));
+      expect(loaded).toContain('/commander/');
+      expect(loaded).not.toContain('/fastify/');
+      expect(loaded).not.toContain('/prom-client/');
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 
   it('eventdbx/client exports the client the README shows', async () => {

@@ -8,7 +8,7 @@ import path from 'node:path';
 import { err, isEventDbxError, toEventDbxError } from '../core/errors.js';
 import { wholeNumber } from '../core/names.js';
 import { RESTRICT_MODES, type RestrictMode } from '../core/schema.js';
-import type { PidInfo } from '../server/serve.js';
+import type { PidInfo } from '../server/daemon-files.js';
 import {
   type ConfigFile,
   checkConfigWritable,

@@ -28,7 +28,7 @@ import {
   type StartFlag,
   UNCLEAN_SUFFIX,
   logLevel,
-} from '../server/serve.js';
+} from '../server/daemon-files.js';
 import type { LogFile } from '../server/log-file.js';
 import { keyValues, printJson } from './output.js';
 import { reportError } from './report.js';

@@ -8,7 +8,7 @@ import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import type { FastifyBaseLogger } from 'fastify';
 import type { Config } from '../config/config.js';
-import { WRITES_REFUSED, err, shown, toEventDbxError } from '../core/errors.js';
+import { WRITES_REFUSED, err, toEventDbxError } from '../core/errors.js';
 import { httpUrl, listenError, listenHost, reachableHost } from './listen-address.js';
 import { type RestrictMode, installSchemas } from '../store/schemas.js';
 import { RESTORED_ACTION, recordRestore } from '../store/restored.js';
@@ -24,13 +24,10 @@ import { FEATURES, type Feature } from './features.js';
 import { VERSION } from '../version.js';
 import { type LogFile, logLine } from './log-file.js';
 
-export { PID_FILE } from './control.js';
+import { type PidInfo, type StartFlag, UNCLEAN_SUFFIX, logLevel } from './daemon-files.js';
+
 /** How long a stopping server lets in-flight requests finish before cutting their connections. */
 const SHUTDOWN_GRACE_MS = 5_000;
-export const LOG_FILE = 'eventdbx.log';
-
-/** Beside the PID file: the PID file of a server that ended without a clean stop, found stale. */
-export const UNCLEAN_SUFFIX = '.unclean';
 
 /** Say in the log that the previous server ended without a clean stop (once), from its stale PID file. */
 async function reportUncleanEnd(pidFile: string, log: FastifyBaseLogger): Promise<void> {
@@ -66,34 +63,6 @@ async function reportRestore(
   announce(`\nNote: ${what}\n`);
 }
 
-/** The start options `restart` tells apart by where they came from. */
-export type StartFlag = 'port' | 'restrict';
-
-export interface PidInfo {
-  readonly pid: number;
-  readonly port: number;
-  readonly started_at: string;
-  readonly restrict: string;
-  readonly version: string;
-  readonly data_dir: string;
-  /**
-   * The address the server listens on (`EVENTDBX_HOST` resolved: `127.0.0.1`, `0.0.0.0`, …), where
-   * `status` asks it for /health. Absent from the PID file of a server of an earlier version, which
-   * listened on the default.
-   */
-  readonly host?: string;
-  /**
-   * The start options given on the command line (`port`, `restrict`): `restart` keeps these and
-   * reads the others from the configuration again. Absent from the PID file of a server of an
-   * earlier version: `restart` then keeps both, as it used to.
-   */
-  readonly given?: readonly StartFlag[];
-  /** The server process's start time (`processFacts`), so that a reused PID is not taken for it. */
-  readonly process_start?: string;
-  /** Set when the server began to stop (it finishes what is in flight, then exits). */
-  readonly stopping_since?: string;
-}
-
 export interface ServeOptions {
   readonly config: Config;
   readonly port: number;
@@ -109,20 +78,6 @@ export interface ServeOptions {
   readonly logFile?: LogFile;
   /** The bootstrap admin token itself, for `start --json`. */
   readonly onAdminToken?: (token: { token: string; id: string; expires_at: string | null }) => void;
-}
-
-/** pino's levels, as `EVENTDBX_LOG_LEVEL` takes them. */
-const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
-
-/** `EVENTDBX_LOG_LEVEL` (default `info`), checked before anything starts. */
-export function logLevel(env: NodeJS.ProcessEnv = process.env): string {
-  const raw = env.EVENTDBX_LOG_LEVEL;
-  if (raw === undefined || raw === '') return 'info';
-  if ((LOG_LEVELS as readonly string[]).includes(raw)) return raw;
-  throw err('EDBX_ERR_CONFIG_INVALID', {
-    path: 'environment EVENTDBX_LOG_LEVEL',
-    reason: `${shown(raw)} is not a log level; use one of ${LOG_LEVELS.join(', ')}`,
-  });
 }
 
 /**

@@ -5,7 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { listenError } from '../../src/server/listen-address.js';
-import { logLevel } from '../../src/server/serve.js';
+import { logLevel } from '../../src/server/daemon-files.js';
 import { type Project, freePort, project, run } from '../helpers/cli.js';
 
 describe('environment overrides checked at start (qa2-ops #8)', () => {
