@@ -5,6 +5,7 @@
  * store-wide tree from the ledger entries and matches it against the stored ledger and event counts.
  */
 import { type Frontier, appendLeaf, emptyFrontier, frontierRoot } from '../core/merkle/index.js';
+import type { EventRecord } from '../core/event.js';
 import type { PinnedRead, Space } from '../storage/engine.js';
 import { prefixEnd } from '../storage/engine.js';
 import { err, isEventDbxError, throwIfAborted } from '../core/errors.js';
@@ -218,12 +219,8 @@ export async function verifyLedger(
   const loss = store.acknowledgedLoss;
   if (loss) return fail(size + 1, loss.message);
   if (eventCount !== undefined && eventCount !== size) {
-    const orphan = await firstOrphan(store, size);
-    if (orphan)
-      return fail(
-        orphan.position,
-        `ledger entry ${orphan.position} points at ${orphan.ref.type}/${orphan.ref.id}@${orphan.ref.version}, an aggregate with no meta (removed?)`,
-      );
+    const unmatched = await firstUnmatched(store, size);
+    if (unmatched) return fail(unmatched.position, unmatched.reason);
     return fail(size, `aggregates hold ${eventCount} events but the ledger has ${size}`);
   }
   return { ok: true, size, root };
@@ -242,13 +239,15 @@ const pinLedger = (store: EventStore): LedgerPin => ({
 });
 
 /**
- * The first ledger entry whose aggregate has no meta: what a count mismatch usually means (an
- * aggregate removed, or its meta). Only run when the counts disagree; holds each aggregate seen once.
+ * The first ledger entry that no stored event answers: what a count mismatch means. Its aggregate has no
+ * meta (removed, or its meta), or the event it names is not stored (an aggregate's newest events removed
+ * with an older meta put back) or is another event, at another position (written after such a removal
+ * under the version removed). Only run when the counts disagree; reads each entry's event.
  */
-async function firstOrphan(
+async function firstUnmatched(
   store: EventStore,
   size: number,
-): Promise<{ position: number; ref: K.EventRef } | undefined> {
+): Promise<{ position: number; reason: string } | undefined> {
   /** Aggregate (`aggKey`) → whether it has a meta, for each aggregate met so far. */
   const hasMeta = new Map<string, boolean>();
   let batch: Array<{ position: number; ref: K.EventRef }> = [];
@@ -263,7 +262,25 @@ async function firstOrphan(
       [...unknown.values()].map((r) => K.metaKey(r.type, r.id)),
     );
     [...unknown.keys()].forEach((k, i) => hasMeta.set(k, metas[i] !== undefined));
-    const found = batch.find(({ ref }) => !hasMeta.get(aggKey(ref.type, ref.id)));
+    const found = await firstOf(
+      batch.map(async ({ position, ref }) => {
+        const named = `ledger entry ${position} points at ${ref.type}/${ref.id}@${ref.version}`;
+        if (!hasMeta.get(aggKey(ref.type, ref.id)))
+          return { position, reason: `${named}, an aggregate with no meta (removed?)` };
+        const at = (await storedEvent(store, ref))?.position;
+        if (at === undefined)
+          return {
+            position,
+            reason: `${named}, which the store does not hold (removed, with its aggregate's meta put back?)`,
+          };
+        if (at !== position)
+          return {
+            position,
+            reason: `${named}, but that event is at position ${at}: the event the entry was written for was replaced`,
+          };
+        return undefined;
+      }),
+    );
     batch = [];
     return found;
   };
@@ -275,12 +292,27 @@ async function firstOrphan(
     const position = K.readU64(key, 1);
     const entry = K.decodeLedgerEntry(position, value);
     if (entry) batch.push({ position, ref: entry.ref });
-    if (batch.length >= 1024) {
+    if (batch.length >= 256) {
       const found = await check();
       if (found) return found;
     }
   }
   return batch.length > 0 ? check() : undefined;
+}
+
+/** The event `ref` names, from either keyspace (an archive moves events), if it is stored and opens. */
+async function storedEvent(store: EventStore, ref: K.EventRef): Promise<EventRecord | undefined> {
+  for (const space of ['main', 'archive'] as const) {
+    const range = { fromVersion: ref.version, toVersion: ref.version };
+    const [event] = await store.readEvents(space, ref.type, ref.id, range).catch(() => []);
+    if (event) return event;
+  }
+  return undefined;
+}
+
+/** The first (in order) defined answer of `answers`. */
+async function firstOf<T>(answers: ReadonlyArray<Promise<T | undefined>>): Promise<T | undefined> {
+  return (await Promise.all(answers)).find((a) => a !== undefined);
 }
 
 export interface VerifyAllReport {

@@ -636,6 +636,35 @@ export function storeContract(name: string, factory: EngineFactory): void {
       expect(all.ledger.ok).toBe(false); // p-2's three ledger entries point at events no meta holds
     });
 
+    it('verify of everything names the ledger entry of a newest event removed with its meta put back (pen-test #2)', async () => {
+      await store.setSnapshotThreshold('patient', 50, jane); // an audit-log entry first: the system aggregate holds it
+      await store.append(ev('p-1', 'tick', { n: 1 }), jane);
+      await store.append(ev('p-1', 'tick', { n: 2 }), jane);
+      const metaAtTwo = await stored(K.metaKey('patient', 'p-1'));
+      const third = await store.append(ev('p-1', 'tick', { n: 3 }), jane);
+      await store.append(ev('p-2', 'tick', {}), jane);
+      // Without keys: the newest event's keys removed, the meta of version 2 put back.
+      await del(K.eventKey('patient', 'p-1', 3));
+      await del(K.nodeKey('patient', 'p-1', 3));
+      await del(K.idempotencyKey(third.metadata.event_id));
+      await put(K.metaKey('patient', 'p-1'), metaAtTwo);
+      store.clearCache();
+      expect((await verifyAll(store)).ledger).toMatchObject({
+        ok: false,
+        first_bad_position: third.position,
+        reason: `ledger entry ${third.position} points at patient/p-1@3, which the store does not hold (removed, with its aggregate's meta put back?)`,
+      });
+      // Another event written under the version removed: the entry of the removed one is still named.
+      const replaced = await store.append(ev('p-1', 'tick', { n: 'other' }), jane);
+      expect(replaced.version).toBe(3);
+      store.clearCache();
+      expect((await verifyAll(store)).ledger).toMatchObject({
+        ok: false,
+        first_bad_position: third.position,
+        reason: `ledger entry ${third.position} points at patient/p-1@3, but that event is at position ${replaced.position}: the event the entry was written for was replaced`,
+      });
+    });
+
     it('verify of everything names the aggregate whose meta was removed', async () => {
       await store.append(ev('p-0', 'tick', {}), jane);
       for (let i = 1; i <= 3; i++) await store.append(ev('p-1', 'tick', { n: i }), jane);
