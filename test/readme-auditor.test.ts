@@ -446,12 +446,19 @@ describe("README auditor's procedure, run word for word against a real server (Q
       events: Array<{ version: number }>;
     }
     const at = '/v1/aggregates/patient/p-002';
+    let streamFails = false;
     const proxy = http.createServer(async (req, res) => {
       const up = (url: string) =>
         fetch(server.url + url, { headers: { authorization: req.headers.authorization ?? '' } });
       const upstream = await up(req.url!);
       if (upstream.headers.get('content-type')?.startsWith('text/event-stream')) {
         res.writeHead(upstream.status, { 'content-type': 'text/event-stream' });
+        if (streamFails) {
+          // What a server whose log lost an event sends (pen-test #2): the problem, then the end.
+          const problem = { code: 'EDBX_ERR_INTEGRITY', detail: 'stored data failed its integrity check' };
+          res.end(`event: error\ndata: ${JSON.stringify(problem)}\n\n`);
+          return;
+        }
         Readable.fromWeb(upstream.body as never).pipe(res);
         return;
       }
@@ -482,6 +489,18 @@ describe("README auditor's procedure, run word for word against a real server (Q
       expect(full.code).toBe(1);
       expect(full.stderr).toMatch(
         /Error: patient\/p-002: the signed ledger holds \d+ events, the aggregate shows fewer/,
+      );
+      // A stream that ends with an error is named as such, not taken for a position a scoped token misses.
+      streamFails = true;
+      const broken = await audit(
+        await auditorDir('whole-broken', pem),
+        ['patient/p-002', '--whole-ledger'],
+        whole,
+        lying,
+      );
+      expect(broken.code).toBe(1);
+      expect(broken.stderr).toMatch(
+        /Error: the stream of the ledger failed: stored data failed its integrity check/,
       );
     } finally {
       proxy.closeAllConnections();
