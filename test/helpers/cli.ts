@@ -7,6 +7,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { writeConfigFile } from '../../src/config/config.js';
 import { processFacts } from '../../src/server/proc.js';
 import { fileURLToPath } from 'node:url';
 
@@ -69,10 +70,10 @@ export async function project(options: { configure?: boolean } = {}): Promise<Pr
     cli,
     cleanup: () => rm(dir, { recursive: true, force: true }),
   };
-  if (options.configure !== false) {
-    const r = await cli(['config', '--master-key', 'test-master', '--dek', 'test-dek']);
-    if (r.code !== 0) throw new Error(`config failed: ${r.stderr}`);
-  }
+  // What `eventdbx config --master-key test-master --dek test-dek` writes first (test/cli-config.test.ts
+  // runs that command), written here without a CLI process of its own.
+  if (options.configure !== false)
+    await writeConfigFile(configPath, { master_key: 'test-master', dek: 'test-dek' });
   return p;
 }
 
