@@ -1,13 +1,13 @@
 /**
  * The event store: appends through the group-commit writer, reads from the engine with an LRU of
- * aggregate states. Pure of transports: the CLI and the server both drive this class.
+ * aggregate states. Pure of transports: the CLI and the server both drive this class. Its options
+ * are in options.ts, what it opens on in opening.ts.
  *
  * @example
  * const store = await EventStore.open({ engine: new MemoryEngine() });
  * await store.append({ aggregate_type: 'patient', aggregate_id: 'p-001', event_type: 'patient-added',
  *   payload: { name: 'Jane' } }, { issuedBy: { group: 'admin', user: 'jane' } });
  */
-import { availableParallelism } from 'node:os';
 import { LRUCache } from 'lru-cache';
 import { type EventDbxError, err, isEventDbxError } from '../core/errors.js';
 import { type TokenRecord, afterUse, authorize, issuerOf } from '../core/tokens.js';
@@ -18,7 +18,7 @@ import {
   type Payload,
   foldState,
 } from '../core/event.js';
-import { type Frontier, decodeFrontier, emptyFrontier, frontierRoot } from '../core/merkle/index.js';
+import { decodeFrontier, frontierRoot } from '../core/merkle/index.js';
 import {
   aggregateId,
   aggregateType,
@@ -27,15 +27,23 @@ import {
 } from '../core/names.js';
 import { type Space, type StorageEngine, prefixEnd } from '../storage/engine.js';
 import type { AuditAction } from '../protocol/audit.js';
-import { VERSION } from '../version.js';
-import { type RecordCodec, type SharedCodec, openJson, plainCodec } from './codec.js';
+import { type RecordCodec, type SharedCodec, plainCodec } from './codec.js';
 import { VerifyPool } from './verify-pool.js';
 import { openMetaAt, openSnapshotAt } from './bound.js';
-import { checkedLedgerHead } from './proofs.js';
-import { type LedgerHead, decodeLedgerHead, frontierBytes } from './ledger-head.js';
 import { type AcknowledgedHead, AcknowledgedHeadFile, lossOf, readAcknowledgedHead } from './acknowledged.js';
 import { openEventAt } from './event-format.js';
+import { AUDIT_ID, AUDIT_TYPE } from './audit-log.js';
 import { Moves, movesAggregate } from './moves.js';
+import { STORAGE_LAYOUT, type StoredHead, ledgerHeadProblem, loadTokens, openStoredHead } from './opening.js';
+import {
+  type AcknowledgedHeadOptions,
+  DEFAULT_MEMORY_BYTES,
+  DEFAULT_MEMORY_THRESHOLD,
+  DEFAULT_SEGMENT_EVENTS,
+  type EventStoreOptions,
+  type VerificationOptions,
+  defaultVerifyThreads,
+} from './options.js';
 import type { MoveWatch } from './verify-segment.js';
 import * as K from './keys.js';
 import {
@@ -57,58 +65,21 @@ import type {
 } from './types.js';
 import { type Prefetch, Writer } from './writer.js';
 
-export interface EventStoreOptions {
-  readonly engine: StorageEngine;
-  readonly codec?: RecordCodec;
-  readonly now?: () => Date;
-  readonly maxPayloadBytes?: number;
-  /** Bound on an aggregate's state in bytes, measured as a payload is (default 16 MiB). */
-  readonly maxStateBytes?: number;
-  /** Maximum number of aggregate states kept in memory (LRU). */
-  readonly memoryThreshold?: number;
-  /** Estimated bytes those states may take (stateMemoryBytes); the LRU evicts at whichever is reached. */
-  readonly memoryBytes?: number;
-  readonly validator?: AppendValidator;
-  /** How verification uses worker threads (see verify.ts). */
-  readonly verification?: VerificationOptions;
-  /** The acknowledged-head file kept beside the engine's (acknowledged.ts); none without it. */
-  readonly acknowledgedHead?: AcknowledgedHeadOptions;
-}
+export {
+  type AcknowledgedHeadOptions,
+  DEFAULT_MEMORY_BYTES,
+  DEFAULT_MEMORY_THRESHOLD,
+  type EventStoreOptions,
+  type VerificationOptions,
+  defaultVerifyThreads,
+} from './options.js';
+export { AUDIT_ID, AUDIT_TYPE } from './audit-log.js';
+export { STORAGE_LAYOUT } from './opening.js';
 
-export interface AcknowledgedHeadOptions {
-  readonly file: string;
-  readonly intervalMs?: number;
-  /**
-   * The store is a restored backup (its `backup.json` is there): a file found beside it was left by
-   * the store it replaced, so it is written anew from this one.
-   */
-  readonly restored?: boolean;
-}
+export type CommitListener = (records: readonly EventRecord[]) => void;
 
-export interface VerificationOptions {
-  /**
-   * Worker threads verifying long aggregates. Default: 2, or 1 on a single core; 0 verifies on the
-   * calling thread only. Only an engine that can share its database (RocksDB) and a codec that can
-   * share its keys use them.
-   */
-  readonly threads?: number;
-  /** Aggregates with fewer events are verified on the calling thread; longer ones are cut into
-   * segments of at least this many events, one per thread. Default 10,000. */
-  readonly segmentEvents?: number;
-}
-
-const DEFAULT_SEGMENT_EVENTS = 10_000;
-/** Verification worker threads by default: two, or one on a single core. */
-export const defaultVerifyThreads = (): number => Math.min(2, availableParallelism());
-
-export const DEFAULT_MEMORY_THRESHOLD = 10_000;
-/** 256 MiB: a count alone bounds nothing when a state may be a few bytes or tens of megabytes. */
-export const DEFAULT_MEMORY_BYTES = 256 * 1024 * 1024;
 /** Events decoded per chunk of `scanEvents`: what a streaming reader holds at a time. */
 const EVENT_CHUNK = 512;
-
-export const AUDIT_TYPE = '$audit';
-export const AUDIT_ID = 'log';
 
 /**
  * A range read of one aggregate's events: versions `fromVersion`..`toVersion`, then `skip` and `take`;
@@ -122,8 +93,6 @@ export interface ReadEventsOptions {
   toVersion?: number;
   signal?: AbortSignal | undefined;
 }
-
-export type CommitListener = (records: readonly EventRecord[]) => void;
 
 export class EventStore {
   readonly engine: StorageEngine;
@@ -149,7 +118,7 @@ export class EventStore {
    * Why the audit log cannot be trusted: shorter than the ledger head says (ledger-head.ts). Reads of
    * it and appends to it are refused; other aggregates are not concerned.
    */
-  #auditProblem: EventDbxError | undefined;
+  readonly #auditProblem: EventDbxError | undefined;
   /** Archives and restores: a read that finds data missing tells a move from damage by them. */
   readonly #moves = new Moves();
 
@@ -174,15 +143,11 @@ export class EventStore {
   /** Committed token records by hash (few; kept in memory, persisted under K keys). */
   readonly tokens = new Map<string, TokenRecord>();
 
-  private constructor(
-    options: EventStoreOptions,
-    ledger: Frontier,
-    thresholds: Map<string, number>,
-    auditVersion: number,
-  ) {
+  private constructor(options: EventStoreOptions, stored: StoredHead) {
     this.engine = options.engine;
     this.#validator = options.validator;
-    this.#thresholds = thresholds;
+    this.#thresholds = stored.thresholds;
+    this.#auditProblem = stored.auditProblem;
     this.#verification = {
       threads: options.verification?.threads ?? defaultVerifyThreads(),
       segmentEvents: Math.max(1, options.verification?.segmentEvents ?? DEFAULT_SEGMENT_EVENTS),
@@ -233,52 +198,15 @@ export class EventStore {
           for (const l of this.#written) l(seconds);
         },
       },
-      ledger.size,
-      ledger,
-      auditVersion,
+      stored.ledger.size,
+      stored.ledger,
+      stored.auditVersion,
     );
   }
 
   static async open(options: EventStoreOptions): Promise<EventStore> {
-    await options.engine.open();
-    const raw = await options.engine.get('main', K.globalKey('ledger'));
-    let head: LedgerHead = { ledger: emptyFrontier, audit: undefined };
-    let trailerProblem: EventDbxError | undefined;
-    try {
-      if (raw) head = decodeLedgerHead(options.codec ?? plainCodec, raw);
-    } catch (e) {
-      // An audit trailer that does not open, or belongs to another head: the tree itself still reads.
-      if (!isEventDbxError(e, 'EDBX_ERR_INTEGRITY') || !raw) throw e;
-      head = { ledger: decodeFrontier(raw.subarray(0, frontierBytes(raw))), audit: undefined };
-      trailerProblem = e;
-    }
-    const ledger = head.ledger;
-    await checkLayout(options.engine, ledger.size);
-    const t = await options.engine.get('main', K.globalKey('snapshot-thresholds'));
-    const thresholds = new Map<string, number>(
-      t ? Object.entries(JSON.parse(t.toString('utf8')) as object) : [],
-    );
-    // The audit log's length as the stored meta says it; the head's trailer says what it must be.
-    const auditMeta = await options.engine.get('main', K.metaKey(AUDIT_TYPE, AUDIT_ID));
-    const logged = auditMeta
-      ? openMetaAt(options.codec ?? plainCodec, auditMeta, AUDIT_TYPE, AUDIT_ID).version
-      : 0;
-    const store = new EventStore(options, ledger, thresholds, head.audit ?? logged);
-    store.#auditProblem =
-      trailerProblem ??
-      (head.audit !== undefined && head.audit !== logged
-        ? err('EDBX_ERR_INTEGRITY', {
-            where: 'the audit log',
-            reason: `the ledger head records ${head.audit} audit entries but the log holds ${logged} (entries cut off, or its meta put back?); run \`eventdbx aggregate verify\``,
-          })
-        : undefined);
-    for await (const [, v] of options.engine.range('main', {
-      gte: K.tokenPrefix(),
-      lt: prefixEnd(K.tokenPrefix()),
-    })) {
-      const t = openJson<TokenRecord>(store.env.codec, v, 'token record');
-      store.tokens.set(t.hash, t);
-    }
+    const store = new EventStore(options, await openStoredHead(options));
+    await loadTokens(store);
     // A ledger head its entries do not back (edited, or rolled back) must not be built on: every
     // append would extend a wrong tree. Reads still work; writes are refused, and /health says so.
     const problem = await ledgerHeadProblem(store);
@@ -1147,34 +1075,11 @@ export class EventStore {
   }
 }
 
-/**
- * The key layout version (src/store/keys.ts), stored under `G layout` as its decimal digits. A store
- * without events is stamped with the current one; a store with events but another (or no) stamp was
- * written by another build whose Merkle node and ledger entries this build would misread: refuse it
- * clearly instead. Shown by `status`, `/health` and `backup.json`; README "Upgrading".
- */
-export const STORAGE_LAYOUT = 2;
-
 /** A meta as held in memory: with its Merkle frontier decoded. */
 const liveOf = (meta: AggregateMeta): LiveMeta => ({
   meta,
   frontier: decodeFrontier(Buffer.from(meta.frontier, 'base64')),
 });
-
-async function checkLayout(engine: StorageEngine, events: number): Promise<void> {
-  const stamp = await engine.get('main', K.globalKey('layout'));
-  const text = stamp?.toString('utf8');
-  if (text === String(STORAGE_LAYOUT)) return;
-  if (events === 0 && !stamp) {
-    const value = Buffer.from(String(STORAGE_LAYOUT));
-    await engine.write([{ type: 'put', space: 'main', key: K.globalKey('layout'), value }], { sync: true });
-    return;
-  }
-  await engine.close();
-  // A marker missing or not a number is told apart from another layout: no build reads it as it is.
-  const found = text === undefined ? 'missing' : /^[1-9][0-9]{0,8}$/.test(text) ? Number(text) : 'garbled';
-  throw err('EDBX_ERR_STORE_LAYOUT', { found, expected: STORAGE_LAYOUT, version: VERSION, raw: text });
-}
 
 /** A range of meta keys: `gte` inclusive, `lt` exclusive. */
 interface KeySpan {
@@ -1241,21 +1146,4 @@ function prefetchOf(reqs: readonly AppendRequest[]): Prefetch {
     }
   }
   return { aggregates, eventIds };
-}
-
-/** Why the stored ledger head cannot be appended to, or undefined when its entries back it. */
-async function ledgerHeadProblem(store: EventStore): Promise<EventDbxError | undefined> {
-  try {
-    await checkedLedgerHead(store);
-  } catch (e) {
-    if (isEventDbxError(e, 'EDBX_ERR_INTEGRITY')) return e;
-    throw e;
-  }
-  const size = store.ledgerHead().size;
-  if (await store.engine.get('main', K.positionKey(size + 1)))
-    return err('EDBX_ERR_INTEGRITY', {
-      where: 'the ledger head',
-      reason: `it records ${size} events but entry ${size + 1} is stored (rolled back?); run \`aggregate verify\``,
-    });
-  return undefined;
 }
