@@ -16,6 +16,7 @@ import { type LedgerHead, decodeLedgerHead, frontierBytes } from './ledger-head.
 import type { EventStoreOptions } from './options.js';
 import { checkedLedgerHead } from './proofs.js';
 import type { EventStore } from './store.js';
+import { storedThresholds } from './thresholds.js';
 
 /**
  * The key layout version (src/store/keys.ts), stored under `G layout` as its decimal digits. A store
@@ -51,10 +52,7 @@ export async function openStoredHead(options: EventStoreOptions): Promise<Stored
   }
   const ledger = head.ledger;
   await checkLayout(options.engine, ledger.size);
-  const t = await options.engine.get('main', K.globalKey('snapshot-thresholds'));
-  const thresholds = new Map<string, number>(
-    t ? Object.entries(JSON.parse(t.toString('utf8')) as object) : [],
-  );
+  const thresholds = await storedThresholds(options.engine);
   // The audit log's length as the stored meta says it; the head's trailer says what it must be.
   const auditMeta = await options.engine.get('main', K.metaKey(AUDIT_TYPE, AUDIT_ID));
   const logged = auditMeta

@@ -1,7 +1,8 @@
 /**
  * The event store: appends through the group-commit writer, reads from the engine with an LRU of
- * aggregate states. Pure of transports: the CLI and the server both drive this class. Its options
- * are in options.ts, what it opens on in opening.ts.
+ * aggregate states. Pure of transports: the CLI and the server both drive this class. A facade over
+ * the modules beside it: options.ts and opening.ts (what it opens with and on), appends.ts and
+ * thresholds.ts (writes), listeners.ts (who is told of commits).
  *
  * @example
  * const store = await EventStore.open({ engine: new MemoryEngine() });
@@ -9,8 +10,8 @@
  *   payload: { name: 'Jane' } }, { issuedBy: { group: 'admin', user: 'jane' } });
  */
 import { LRUCache } from 'lru-cache';
-import { type EventDbxError, err, isEventDbxError } from '../core/errors.js';
-import { type TokenRecord, afterUse, authorize, issuerOf } from '../core/tokens.js';
+import { type EventDbxError, err } from '../core/errors.js';
+import type { TokenRecord } from '../core/tokens.js';
 import {
   DEFAULT_MAX_PAYLOAD_BYTES,
   DEFAULT_MAX_STATE_BYTES,
@@ -19,31 +20,21 @@ import {
   foldState,
 } from '../core/event.js';
 import { decodeFrontier, frontierRoot } from '../core/merkle/index.js';
-import {
-  aggregateId,
-  aggregateType,
-  eventId as checkEventId,
-  version as checkVersion,
-} from '../core/names.js';
+import { aggregateId, aggregateType, version as checkVersion } from '../core/names.js';
 import { type Space, type StorageEngine, prefixEnd } from '../storage/engine.js';
 import type { AuditAction } from '../protocol/audit.js';
 import { type RecordCodec, type SharedCodec, plainCodec } from './codec.js';
-import { VerifyPool } from './verify-pool.js';
+import { type VerifyPool, VerifyWorkers } from './verify-pool.js';
 import { openMetaAt, openSnapshotAt } from './bound.js';
-import { type AcknowledgedHead, AcknowledgedHeadFile, lossOf, readAcknowledgedHead } from './acknowledged.js';
+import { type AcknowledgedHeadFile, keepAcknowledgedHead } from './acknowledged.js';
 import { openEventAt } from './event-format.js';
+import { appendIn, prefetchOf } from './appends.js';
 import { AUDIT_ID, AUDIT_TYPE } from './audit-log.js';
+import { type CommitListener, CommitListeners } from './listeners.js';
 import { Moves, movesAggregate } from './moves.js';
 import { STORAGE_LAYOUT, type StoredHead, ledgerHeadProblem, loadTokens, openStoredHead } from './opening.js';
-import {
-  type AcknowledgedHeadOptions,
-  DEFAULT_MEMORY_BYTES,
-  DEFAULT_MEMORY_THRESHOLD,
-  DEFAULT_SEGMENT_EVENTS,
-  type EventStoreOptions,
-  type VerificationOptions,
-  defaultVerifyThreads,
-} from './options.js';
+import { DEFAULT_MEMORY_BYTES, DEFAULT_MEMORY_THRESHOLD, type EventStoreOptions } from './options.js';
+import { SnapshotThresholds } from './thresholds.js';
 import type { MoveWatch } from './verify-segment.js';
 import * as K from './keys.js';
 import {
@@ -53,7 +44,6 @@ import {
   type WriteTx,
   aggKey,
   liveMetaBytes,
-  refuseMixedRetry,
 } from './tx.js';
 import type {
   AggregateMeta,
@@ -74,9 +64,8 @@ export {
   defaultVerifyThreads,
 } from './options.js';
 export { AUDIT_ID, AUDIT_TYPE } from './audit-log.js';
+export type { CommitListener } from './listeners.js';
 export { STORAGE_LAYOUT } from './opening.js';
-
-export type CommitListener = (records: readonly EventRecord[]) => void;
 
 /** Events decoded per chunk of `scanEvents`: what a streaming reader holds at a time. */
 const EVENT_CHUNK = 512;
@@ -101,17 +90,11 @@ export class EventStore {
   /** Metas the events do not contradict: written by the writer, or read and checked (#loadChecked). */
   readonly #checked = new WeakSet<LiveMeta>();
   readonly #writer: Writer;
-  readonly #listeners = new Set<CommitListener>();
-  readonly #written = new Set<(seconds: number) => void>();
-  #listenerError: (e: unknown) => void = (e) =>
-    process.emitWarning(`EventDBX commit listener failed: ${e instanceof Error ? e.message : String(e)}`, {
-      code: 'EDBX_LISTENER_FAILED',
-    });
+  readonly #listeners = new CommitListeners();
   #writeFailure: (e: EventDbxError) => void = () => undefined;
-  #thresholds = new Map<string, number>();
+  readonly #thresholds: SnapshotThresholds;
   #validator: AppendValidator | undefined;
-  readonly #verification: Required<VerificationOptions>;
-  #verifyPool: VerifyPool | undefined;
+  readonly #verifyWorkers: VerifyWorkers;
   /** Bumped on every commit, so a read that raced a commit does not cache what it read. */
   #epoch = 0;
   /**
@@ -146,19 +129,16 @@ export class EventStore {
   private constructor(options: EventStoreOptions, stored: StoredHead) {
     this.engine = options.engine;
     this.#validator = options.validator;
-    this.#thresholds = stored.thresholds;
+    this.#thresholds = new SnapshotThresholds(stored.thresholds);
     this.#auditProblem = stored.auditProblem;
-    this.#verification = {
-      threads: options.verification?.threads ?? defaultVerifyThreads(),
-      segmentEvents: Math.max(1, options.verification?.segmentEvents ?? DEFAULT_SEGMENT_EVENTS),
-    };
+    this.#verifyWorkers = new VerifyWorkers(options.verification);
     this.env = {
       codec: options.codec ?? plainCodec,
       now: options.now ?? (() => new Date()),
       maxPayloadBytes: options.maxPayloadBytes ?? DEFAULT_MAX_PAYLOAD_BYTES,
       maxStateBytes: options.maxStateBytes ?? DEFAULT_MAX_STATE_BYTES,
       validator: (req, current) => this.#validator?.(req, current),
-      snapshotThreshold: (type) => this.#thresholds.get(type) ?? 0,
+      snapshotThreshold: (type) => this.#thresholds.of(type),
     };
     // A state larger than the whole budget is not cached (lru-cache drops the key, so an older copy
     // is never served): its reads go to the engine.
@@ -181,22 +161,10 @@ export class EventStore {
             this.#cache.set(aggKey(m.meta.aggregate_type, m.meta.aggregate_id), m);
             this.#checked.add(m);
           }
-          if (records.length > 0) {
-            for (const l of this.#listeners) {
-              // A failing listener (a subscriber, a plugin queue) must not stop the others or the
-              // writer: what it missed is still in the store.
-              try {
-                l(records);
-              } catch (e) {
-                this.#listenerError(e);
-              }
-            }
-          }
+          this.#listeners.committed(records);
         },
         failed: (e) => this.#writeFailure(e),
-        written: (seconds) => {
-          for (const l of this.#written) l(seconds);
-        },
+        written: (seconds) => this.#listeners.written(seconds),
       },
       stored.ledger.size,
       stored.ledger,
@@ -211,23 +179,12 @@ export class EventStore {
     // append would extend a wrong tree. Reads still work; writes are refused, and /health says so.
     const problem = await ledgerHeadProblem(store);
     if (problem) store.#writer.refuse(problem);
-    if (options.acknowledgedHead) await store.#keepAcknowledged(options.acknowledgedHead);
-    return store;
-  }
-
-  /** Compare the store with its acknowledged-head file, and keep the file from now on if it holds all. */
-  async #keepAcknowledged({ file, intervalMs, restored }: AcknowledgedHeadOptions) {
-    let found: AcknowledgedHead | undefined;
-    try {
-      found = restored ? undefined : await readAcknowledgedHead(file);
-      this.#loss = found && lossOf(file, found, this.ledgerHead());
-    } catch (e) {
-      if (!isEventDbxError(e, 'EDBX_ERR_INTEGRITY')) throw e;
-      this.#loss = e;
+    if (options.acknowledgedHead) {
+      const found = await keepAcknowledgedHead(options.acknowledgedHead, () => store.ledgerHead());
+      if ('loss' in found) store.#writer.refuse((store.#loss = found.loss));
+      else store.#acknowledged = found.kept;
     }
-    // The file stays as it is while it says more than the store holds: it is the evidence.
-    if (this.#loss) return this.#writer.refuse(this.#loss);
-    this.#acknowledged = await AcknowledgedHeadFile.start(file, () => this.ledgerHead(), found, intervalMs);
+    return store;
   }
 
   async close(): Promise<void> {
@@ -243,15 +200,7 @@ export class EventStore {
    * share its keys). Started on first use.
    */
   verifyWorkers(): { pool: VerifyPool; codec: SharedCodec; segmentEvents: number } | undefined {
-    const codec = this.env.codec.share?.();
-    const { threads, segmentEvents } = this.#verification;
-    if (threads < 1 || codec === undefined || this.engine.status !== 'open') return undefined;
-    if (this.#verifyPool === undefined) {
-      const handle = this.engine.shareHandle(() => this.#verifyPool?.close() ?? Promise.resolve());
-      if (handle === undefined) return undefined;
-      this.#verifyPool = new VerifyPool(handle, threads);
-    }
-    return { pool: this.#verifyPool, codec, segmentEvents };
+    return this.#verifyWorkers.of(this.engine, this.env.codec);
   }
 
   /** Replace the append validator (schemas); applies to the next append the writer runs. */
@@ -266,7 +215,7 @@ export class EventStore {
 
   /** Where failures of commit listeners are reported (default: a process warning). */
   onListenerError(report: (e: unknown) => void): void {
-    this.#listenerError = report;
+    this.#listeners.onError(report);
   }
 
   /**
@@ -289,8 +238,7 @@ export class EventStore {
   }
 
   onCommit(listener: CommitListener): () => void {
-    this.#listeners.add(listener);
-    return () => this.#listeners.delete(listener);
+    return this.#listeners.onCommit(listener);
   }
 
   /**
@@ -298,8 +246,7 @@ export class EventStore {
    * seconds the engine took to write it; returns the function that stops telling. For metrics.
    */
   onBatchWritten(listener: (seconds: number) => void): () => void {
-    this.#written.add(listener);
-    return () => this.#written.delete(listener);
+    return this.#listeners.onBatchWritten(listener);
   }
 
   get writerStats(): Readonly<{ batches: number; events: number; jobs: number }> {
@@ -363,35 +310,7 @@ export class EventStore {
     } catch (e) {
       return Promise.reject(e);
     }
-    return this.#writer.submit(prefetch, (tx) => {
-      const token = ctx.tokenHash === undefined ? undefined : tx.token(ctx.tokenHash, this.tokens);
-      if (ctx.tokenHash !== undefined && !token) throw err('EDBX_ERR_TOKEN_UNKNOWN');
-      const now = this.env.now();
-      if (token) {
-        for (const r of reqs) {
-          authorize(token, now, {
-            write: true,
-            aggregate: { type: r.aggregate_type, id: r.aggregate_id },
-            allowanceChecked: 'by-transaction',
-          });
-        }
-      }
-      // The token charged is the one the events record: its person and its id.
-      const by = token ? { ...ctx, issuedBy: issuerOf(token) } : ctx;
-      const results = reqs.map((r) => tx.append(r, by));
-      refuseMixedRetry(results);
-      const wrote = results.filter((r) => !r.duplicate).length;
-      if (token && token.remaining !== null && wrote > token.remaining) {
-        throw err('EDBX_ERR_TOKEN_EXHAUSTED', {
-          id: token.id,
-          limit: token.limit,
-          ...(token.remaining === 0 ? {} : { remaining: token.remaining, needed: wrote }),
-        });
-      }
-      const used = token && afterUse(token, now, wrote);
-      if (used && used !== token) tx.setToken(used);
-      return results;
-    });
+    return this.#writer.submit(prefetch, (tx) => appendIn(this, tx, reqs, ctx));
   }
 
   /** Run an exclusive write job (admin operations): it runs alone and may read while it runs. */
@@ -435,22 +354,7 @@ export class EventStore {
 
   /** Set the automatic snapshot threshold of an aggregate type (0 = off). Schemas drive this. */
   async setSnapshotThreshold(type: string, every: number, ctx: WriteContext): Promise<void> {
-    aggregateType(type);
-    if (!Number.isSafeInteger(every) || every < 0) {
-      throw err('EDBX_ERR_INVALID_ARGUMENT', {
-        name: 'snapshot threshold',
-        value: every,
-        reason: 'use a whole number >= 0',
-      });
-    }
-    await this.exclusive([[AUDIT_TYPE, AUDIT_ID]], async (tx) => {
-      const next = new Map(this.#thresholds);
-      if (every === 0) next.delete(type);
-      else next.set(type, every);
-      tx.put(K.globalKey('snapshot-thresholds'), Buffer.from(JSON.stringify(Object.fromEntries(next))));
-      this.audit(tx, ctx, 'snapshot-threshold-set', { aggregate_type: type, every: String(every) });
-      tx.afterCommit(() => (this.#thresholds = next));
-    });
+    await this.#thresholds.set(this, type, every, ctx);
   }
 
   /**
@@ -458,16 +362,11 @@ export class EventStore {
    * give, whatever the stored copy says (`audit verify` reports the difference).
    */
   useSnapshotThresholds(derived: ReadonlyMap<string, number>): void {
-    const next = new Map(this.#thresholds);
-    for (const [type, every] of derived) {
-      if (every === 0) next.delete(type);
-      else next.set(type, every);
-    }
-    this.#thresholds = next;
+    this.#thresholds.use(derived);
   }
 
   snapshotThreshold(type: string): number {
-    return this.#thresholds.get(type) ?? 0;
+    return this.#thresholds.of(type);
   }
 
   // ---------------------------------------------------------------- reads
@@ -1130,20 +1029,4 @@ function listSpans(opts: { type?: string; includeSystem?: boolean; scopes?: read
     } else merged.push(span);
   }
   return merged;
-}
-
-function prefetchOf(reqs: readonly AppendRequest[]): Prefetch {
-  const aggregates: Array<readonly [string, string]> = [];
-  const eventIds: string[] = [];
-  const seen = new Set<string>();
-  for (const r of reqs) {
-    aggregates.push([aggregateType(r.aggregate_type), aggregateId(r.aggregate_id)]);
-    if (r.event_id !== undefined) {
-      const id = checkEventId(r.event_id);
-      if (seen.has(id)) throw err('EDBX_ERR_DUPLICATE_EVENT_ID', { event_id: id });
-      seen.add(id);
-      eventIds.push(id);
-    }
-  }
-  return { aggregates, eventIds };
 }
