@@ -22,7 +22,8 @@
  */
 import { createHash } from 'node:crypto';
 import { type FileHandle, open } from 'node:fs/promises';
-import { err } from '../core/errors.js';
+import { type EventDbxError, err, isEventDbxError } from '../core/errors.js';
+import type { AcknowledgedHeadOptions } from './options.js';
 
 /** The file's name in the data dir. */
 export const ACKNOWLEDGED_HEAD = 'acknowledged-head';
@@ -211,6 +212,28 @@ export class AcknowledgedHeadFile {
       this.#handle = undefined;
     }
   }
+}
+
+/**
+ * Compare a store (its committed `head`) with its acknowledged-head file: the loss found, or the file
+ * kept from now on when the store holds all it says.
+ */
+export async function keepAcknowledgedHead(
+  { file, intervalMs, restored }: AcknowledgedHeadOptions,
+  head: () => { size: number; root: string },
+): Promise<{ loss: EventDbxError } | { kept: AcknowledgedHeadFile }> {
+  let found: AcknowledgedHead | undefined;
+  let loss: EventDbxError | undefined;
+  try {
+    found = restored ? undefined : await readAcknowledgedHead(file);
+    loss = found && lossOf(file, found, head());
+  } catch (e) {
+    if (!isEventDbxError(e, 'EDBX_ERR_INTEGRITY')) throw e;
+    loss = e;
+  }
+  // The file stays as it is while it says more than the store holds: it is the evidence.
+  if (loss) return { loss };
+  return { kept: await AcknowledgedHeadFile.start(file, head, found, intervalMs) };
 }
 
 async function openForWrite(file: string): Promise<FileHandle> {

@@ -1,10 +1,14 @@
 /**
- * Reading the audit log (`$audit/log`) as `audit list` and GET /v1/audit serve it: oldest first,
- * optionally only the entries written since a date, after a version (a cursor), skipped and taken.
+ * The audit log's name (`$audit/log`), and reading the log as `audit list` and GET /v1/audit serve
+ * it: oldest first, optionally only the entries written since a date, after a version (a cursor),
+ * skipped and taken.
  */
 import { err } from '../core/errors.js';
 import type { EventRecord } from '../core/event.js';
-import { AUDIT_ID, AUDIT_TYPE, type EventStore } from './store.js';
+import type { EventStore } from './store.js';
+
+export const AUDIT_TYPE = '$audit';
+export const AUDIT_ID = 'log';
 
 /** An ISO 8601 date (UTC midnight), or a date and time with `Z` or an offset. */
 const ISO = /^(\d{4})-(\d{2})-(\d{2})(?:T(\d{2}):(\d{2})(?::(\d{2})(?:\.\d{1,9})?)?(?:Z|[+-]\d{2}:\d{2}))?$/;

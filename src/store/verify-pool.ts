@@ -4,12 +4,14 @@
  * aggregates) at a time; idle
  * workers do not keep the process alive. `close()` tells busy workers to stop between chunks, waits for
  * their answers (their scans are closed by then), then terminates every worker: the store closes the
- * database only after that.
+ * database only after that. A store holds its pool in VerifyWorkers, which starts it as its options ask.
  */
 import type { Worker } from 'node:worker_threads';
 import { err, throwIfAborted } from '../core/errors.js';
+import type { StorageEngine } from '../storage/engine.js';
 import { moduleWorker } from '../storage/module-worker.js';
-import type { SharedCodec } from './codec.js';
+import type { RecordCodec, SharedCodec } from './codec.js';
+import { DEFAULT_SEGMENT_EVENTS, type VerificationOptions, defaultVerifyThreads } from './options.js';
 import type { Segment } from './verify-segment.js';
 import type { VerifyReport } from './types.js';
 import {
@@ -202,5 +204,32 @@ export class VerifyPool {
     worker.on('error', (e) => lost(`failed: ${e.message}`));
     worker.on('exit', (code) => lost(`exited (${code})`));
     return worker;
+  }
+}
+
+/** A store's verification workers, as its options ask (options.ts): the pool is started on first use. */
+export class VerifyWorkers {
+  readonly #threads: number;
+  readonly #segmentEvents: number;
+  #pool: VerifyPool | undefined;
+
+  constructor(options: VerificationOptions | undefined) {
+    this.#threads = options?.threads ?? defaultVerifyThreads();
+    this.#segmentEvents = Math.max(1, options?.segmentEvents ?? DEFAULT_SEGMENT_EVENTS);
+  }
+
+  /** EventStore.verifyWorkers, for a store of `engine` whose codec is `codec`. */
+  of(
+    engine: StorageEngine,
+    codec: RecordCodec,
+  ): { pool: VerifyPool; codec: SharedCodec; segmentEvents: number } | undefined {
+    const shared = codec.share?.();
+    if (this.#threads < 1 || shared === undefined || engine.status !== 'open') return undefined;
+    if (this.#pool === undefined) {
+      const handle = engine.shareHandle(() => this.#pool?.close() ?? Promise.resolve());
+      if (handle === undefined) return undefined;
+      this.#pool = new VerifyPool(handle, this.#threads);
+    }
+    return { pool: this.#pool, codec: shared, segmentEvents: this.#segmentEvents };
   }
 }
