@@ -2,7 +2,7 @@
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { closeSync, existsSync, openSync } from 'node:fs';
-import { mkdir, open, readFile, rename, rm } from 'node:fs/promises';
+import { open, readFile, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { createInterface } from 'node:readline/promises';
 import { fileURLToPath } from 'node:url';
@@ -34,6 +34,7 @@ import { keyValues, printJson } from './output.js';
 import { reportError } from './report.js';
 import { localIdentity, proofOfKeys, requireKeys, warnIfDataDirOpen } from './runtime.js';
 import { stderrIsLog, warn } from './stderr.js';
+import { makeDir } from '../fs/make-dir.js';
 
 /** Start options whose value may come from the command line or the configuration. */
 const START_FLAGS: readonly StartFlag[] = ['port', 'restrict'];
@@ -255,7 +256,7 @@ async function daemonize(
   const logPath = path.join(config.dataDir, LOG_FILE);
   let log: number;
   try {
-    await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
+    makeDir(config.dataDir, 0o700);
     log = openSync(logPath, 'a', 0o600);
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code ?? 'error';

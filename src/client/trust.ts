@@ -3,9 +3,10 @@
  * in-memory store, or anything implementing `CheckpointStore` (a database row, a secrets manager…).
  */
 import { randomBytes } from 'node:crypto';
-import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { readFile, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { EventDbxVerificationError } from './errors.js';
+import { makeDir } from '../fs/make-dir.js';
 
 /** The last verified checkpoint: the signed note as served, and the key it was verified with. */
 export interface TrustedCheckpoint {
@@ -85,7 +86,7 @@ export class FileCheckpointStore implements CheckpointStore {
     const value = validate(checkpoint, 'the checkpoint');
     const tmp = `${this.file}.${randomBytes(6).toString('hex')}.tmp`;
     try {
-      await mkdir(path.dirname(this.file), { recursive: true });
+      makeDir(path.dirname(this.file));
       await writeFile(tmp, JSON.stringify(value, null, 2) + '\n', { mode: 0o600, flush: true });
       await rename(tmp, this.file);
     } catch (e) {

@@ -10,6 +10,7 @@ import { err } from '../core/errors.js';
 import { DEFAULT_MAX_PAYLOAD_BYTES, DEFAULT_MAX_STATE_BYTES } from '../core/event.js';
 import { RESTRICT_MODES, type RestrictMode } from '../core/schema.js';
 import { DEFAULT_MEMORY_THRESHOLD, defaultVerifyThreads } from '../store/store.js';
+import { makeDir } from '../fs/make-dir.js';
 
 export const DEFAULT_CONFIG_PATH = '.eventdbx.json';
 export const DEFAULT_DATA_DIR = '.eventdbx';
@@ -175,7 +176,7 @@ const writeFailed = (file: string, e: unknown) =>
 export async function checkConfigWritable(file: string): Promise<void> {
   const tmp = tempFor(file);
   try {
-    await fs.mkdir(path.dirname(file), { recursive: true });
+    makeDir(path.dirname(file));
     await (await fs.open(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC, 0o600)).close();
     await fs.rm(tmp, { force: true });
     // An immutable file cannot be renamed over, and says so to access(); a mode without write
@@ -219,7 +220,7 @@ export async function writeConfigFile(file: string, values: ConfigFile): Promise
   const tmp = tempFor(file);
   let renamed = false;
   try {
-    await fs.mkdir(dir, { recursive: true });
+    makeDir(dir);
     const handle = await fs.open(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC, 0o600);
     try {
       await handle.writeFile(JSON.stringify(parsed, null, 2) + '\n');

@@ -35,6 +35,7 @@ import { writeBackupMarker } from './restored.js';
 import { KEYRING_COPY } from './secure.js';
 import { AUDIT_ID, AUDIT_TYPE, type EventStore } from './store.js';
 import type { WriteContext } from './types.js';
+import { makeDir } from '../fs/make-dir.js';
 
 /** The audit log's entry for a backup written (its payload: BackupTakenPayload in the protocol). */
 export const BACKUP_TAKEN = 'backup-taken';
@@ -103,12 +104,20 @@ export async function backupStore(
   if (refused) throw notRecorded(refused, dest);
   throwIfAborted(signal);
   const parent = path.dirname(dest);
-  await mkdir(parent, { recursive: true, mode: 0o700 });
   const tmp = path.join(
     parent,
     `.${path.basename(dest)}.backup-${process.pid}-${randomBytes(4).toString('hex')}`,
   );
-  await mkdir(tmp, { mode: 0o700 });
+  try {
+    makeDir(parent, 0o700);
+    await mkdir(tmp, { mode: 0o700 });
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code ?? 'error';
+    throw err('EDBX_ERR_BACKUP_TARGET', {
+      path: dest,
+      reason: `cannot create a directory in ${parent} (${code}); name a place this user can write`,
+    });
+  }
   let pins: Map<Space, PinnedRead> | undefined;
   try {
     const engine = store.engine;

@@ -6,7 +6,7 @@
  */
 import { createPublicKey } from 'node:crypto';
 import { existsSync, renameSync, writeFileSync } from 'node:fs';
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { readFile, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import {
   KeyCheck,
@@ -28,6 +28,7 @@ import { ACKNOWLEDGED_HEAD } from './acknowledged.js';
 import { BACKUP_MARKER } from './restored.js';
 import { AUDIT_ID, AUDIT_TYPE, EventStore, type EventStoreOptions } from './store.js';
 import type { WriteContext } from './types.js';
+import { makeDir } from '../fs/make-dir.js';
 
 export interface Keys {
   readonly masterKey: string | undefined;
@@ -238,7 +239,12 @@ export async function openDataDir(c: {
   readonly verifyThreads?: number;
 }): Promise<SecureStore> {
   // Owner-only: the clear parts of keys (aggregate ids, versions) are not for other users.
-  await mkdir(c.dataDir, { recursive: true, mode: 0o700 });
+  try {
+    makeDir(c.dataDir, 0o700);
+  } catch (e) {
+    const reason = (e as NodeJS.ErrnoException).code ?? 'error';
+    throw err('EDBX_ERR_DATA_DIR_NOT_WRITABLE', { path: c.dataDir, reason }, e);
+  }
   return openSecureStore(
     createEngine('rocksdb', c.dataDir),
     { masterKey: c.masterKey, dek: c.dek },

@@ -24,7 +24,7 @@
  * rows already have, which would be skipped as held. `--rebuild` moves the files aside.
  */
 import { createReadStream } from 'node:fs';
-import { type FileHandle, mkdir, open, readdir, rename, rm, stat, truncate } from 'node:fs/promises';
+import { type FileHandle, open, readdir, rename, rm, stat, truncate } from 'node:fs/promises';
 import path from 'node:path';
 import { fieldColumn, issuerText } from '../columns.js';
 import {
@@ -47,6 +47,7 @@ import {
   transientFailure,
 } from '../types.js';
 import { type CsvRecord, formatRecord, padRecords, walkCsv } from './rfc4180.js';
+import { makeDir } from '../../fs/make-dir.js';
 
 /** Columns before the fields. */
 export const CSV_COLUMNS = [
@@ -260,7 +261,7 @@ export class CsvSink implements Sink {
   async deliver(items: readonly DeliveryItem[]): Promise<void> {
     const touched: CsvFile[] = [];
     try {
-      await mkdir(this.settings.output_dir, { recursive: true, mode: PRIVATE_DIR });
+      makeDir(this.settings.output_dir, PRIVATE_DIR);
       const files = new Map<string, CsvFile>();
       const byFile = new Map<CsvFile, Array<Map<string, string>>>();
       for (const { record, row, retry, maybeDelivered } of items) {

@@ -17,7 +17,7 @@
  * Records carry their position and hash: the last one (and the highest position) is what the host
  * compares with the store before it delivers (divergence.ts), and `--rebuild` moves the file aside.
  */
-import { type FileHandle, mkdir, open } from 'node:fs/promises';
+import { type FileHandle, open } from 'node:fs/promises';
 import path from 'node:path';
 import {
   type OpenFile,
@@ -41,6 +41,7 @@ import {
   type Sink,
   transientFailure,
 } from '../types.js';
+import { makeDir } from '../../fs/make-dir.js';
 
 /** A record as the file holds it; anything else (a line someone added by hand) is not one. */
 function parsed(text: string): { position?: unknown; hash?: unknown } | undefined {
@@ -75,7 +76,7 @@ export class JsonSink implements Sink {
     // Deleted (or replaced) while open: appending through the old handle would lose the records.
     if (this.#handle && !(await stillAt(this.#handle, this.settings.path))) await this.close();
     if (!this.#handle) {
-      await mkdir(path.dirname(this.settings.path), { recursive: true, mode: PRIVATE_DIR });
+      makeDir(path.dirname(this.settings.path), PRIVATE_DIR);
       // A pretty document ends with a `}` at the start of a line (nested ones are indented).
       await repairTail(this.settings.path, this.settings.pretty ? '\n}\n' : '\n');
       const fh = await this.openFile(this.settings.path, 'a', PRIVATE_FILE);

@@ -7,7 +7,7 @@
  * ../sql/bookkeeping.ts).
  */
 import BetterSqlite3 from 'better-sqlite3';
-import { type Stats, closeSync, mkdirSync, openSync, statSync } from 'node:fs';
+import { type Stats, closeSync, openSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { ROW_COLUMNS, disambiguate } from '../columns.js';
 import { type SqlValue, sqliteType } from '../sql/datatypes.js';
@@ -23,6 +23,7 @@ import {
 import { type SqlField, type SqlRow, groupRows, quoteIdent, rowParams } from '../sql/rows.js';
 import type { HeldEvent } from '../types.js';
 import { PRIVATE_DIR, PRIVATE_FILE, sameFile } from '../files.js';
+import { makeDir } from '../../fs/make-dir.js';
 
 type Db = BetterSqlite3.Database;
 
@@ -101,7 +102,7 @@ export class SqliteWriter {
     // Closing checkpoints into it and removes its WAL; the database is then created afresh.
     if (this.#db && !sameFile(this.#opened!, statOrNone(this.file))) this.close();
     if (this.#db) return this.#db;
-    mkdirSync(path.dirname(this.file), { recursive: true, mode: PRIVATE_DIR });
+    makeDir(path.dirname(this.file), PRIVATE_DIR);
     // SQLite would create the file 0644; created first, owner-only (its -wal and -shm files follow it).
     closeSync(openSync(this.file, 'a', PRIVATE_FILE));
     // Busy timeout 0: a file locked by another process fails fast and is retried with backoff.
