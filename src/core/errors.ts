@@ -408,7 +408,7 @@ export const ERRORS = {
     status: 400,
     kind: 'user',
     message: (p) => `request body is not valid JSON: ${p.reason}`,
-    doc: 'The request body could not be parsed as JSON.',
+    doc: 'The request body could not be parsed as JSON, repeats a key in an object, or nests arrays and objects more than 64 levels deep.',
   },
   EDBX_ERR_REQUEST_TIMEOUT: {
     status: 408,
