@@ -94,8 +94,8 @@ export const ERRORS = {
     status: 400,
     kind: 'user',
     message: (p) =>
-      `invalid field name ${s(p.value)}: ${p.reason ?? 'use 1-128 printable characters without control characters (not "__proto__")'}`,
-    doc: 'A payload field name is empty, too long, contains control characters, or is "__proto__" (which JavaScript consumers cannot hold as a plain field).',
+      `invalid field name ${s(p.value)}: ${p.reason ?? 'use 1-128 visible characters without control or invisible characters or spaces at either end (not "__proto__")'}`,
+    doc: 'A field name (of a payload, a schema or a plugin column mapping) is empty, longer than 128 characters, contains a control or invisible character (zero-width, bidi control), starts or ends with a space, or is "__proto__" (which JavaScript consumers cannot hold as a plain field). Names already stored stay readable.',
   },
   EDBX_ERR_INVALID_FIELD_VALUE: {
     status: 400,
@@ -408,7 +408,7 @@ export const ERRORS = {
     status: 400,
     kind: 'user',
     message: (p) => `request body is not valid JSON: ${p.reason}`,
-    doc: 'The request body could not be parsed as JSON.',
+    doc: 'The request body could not be parsed as JSON, repeats a key in an object, or nests arrays and objects more than 64 levels deep.',
   },
   EDBX_ERR_REQUEST_TIMEOUT: {
     status: 408,

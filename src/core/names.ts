@@ -1,7 +1,8 @@
 /**
  * Names and branded primitives. Types and event types are lowercase `[a-z0-9_-]{1,64}`; aggregate ids
  * are 1-128 printable characters without control or invisible characters, '/' (the separator of
- * `type/id` keys), or spaces at either end, and not '.' or '..'.
+ * `type/id` keys), or spaces at either end, and not '.' or '..'; field names follow the same rule,
+ * '/', '.' and '..' allowed, and are not `__proto__`.
  */
 import { INVISIBLE, err } from './errors.js';
 
@@ -53,12 +54,43 @@ export function eventType(value: unknown): EventType {
   return value as EventType;
 }
 
-/** Field names: 1-128 printable characters. */
+/**
+ * Field names follow the rule of ids: 1-128 visible characters, without control or invisible characters
+ * (zero-width, bidi controls, fillers) or spaces at either end, so that two names that look the same
+ * are the same name (`ssn\u200b` cannot pass for a locked `ssn`); and not `__proto__`. For new writes:
+ * names already stored are read as they are.
+ *
+ * @example
+ * fieldName('ssn'); // 'ssn'
+ * fieldName('ssn '); // throws EDBX_ERR_INVALID_FIELD_NAME: … starts or ends with a space …
+ */
 export function fieldName(value: string): string {
-  if (value.length === 0 || longerThan(value, 128) || BAD_TEXT_CHAR.test(value) || value === '__proto__') {
-    throw err('EDBX_ERR_INVALID_FIELD_NAME', { value });
-  }
+  const reason = fieldNameFault(value);
+  if (reason !== undefined) throw err('EDBX_ERR_INVALID_FIELD_NAME', { value, reason });
   return value;
+}
+
+/** ASCII names without a space at either end: every usual field name, checked with one test. */
+const PLAIN_FIELD = /^[\x21-\x7e](?:[\x20-\x7e]{0,126}[\x21-\x7e])?$/;
+
+const codePoint = (c: string): string => `U+${c.codePointAt(0)!.toString(16).toUpperCase().padStart(4, '0')}`;
+
+/** What is wrong with a field name, as what to fix; undefined when it is a valid one. */
+function fieldNameFault(value: string): string | undefined {
+  if (PLAIN_FIELD.test(value))
+    return value === '__proto__' ? 'this name is not allowed: rename the field' : undefined;
+  if (value.length === 0) return 'a field name cannot be empty: use 1-128 visible characters';
+  if (longerThan(value, 128)) return 'it is longer than 128 characters: use a shorter name';
+  const bad = BAD_TEXT_CHAR.exec(value)?.[0];
+  if (bad !== undefined)
+    return /[\ud800-\udfff]/.test(bad)
+      ? 'it holds a lone surrogate (not text): send the name as well-formed UTF-8'
+      : `it holds the control character ${codePoint(bad)}: remove it`;
+  const unseen = INVISIBLE.exec(value)?.[0];
+  if (unseen !== undefined)
+    return `it holds the invisible character ${codePoint(unseen)}, which would make it look like another name: remove it`;
+  if (value.trim() !== value) return 'it starts or ends with a space: remove the spaces';
+  return undefined;
 }
 
 /** A comment recorded with an administrative action: up to 1000 characters of well-formed text. */

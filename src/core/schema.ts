@@ -76,10 +76,19 @@ const listText = (xs: readonly string[]): string => (xs.length ? xs.join(', ') :
 const sortedEvents = (events: Iterable<[string, EventSchema]>): Record<string, EventSchema> =>
   Object.fromEntries([...events].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
 
-/** Parse a list of event or field names: `a,b,c` or an array; duplicates are dropped, order kept. */
-export function parseNames(value: unknown, kind: 'event' | 'field'): string[] {
+/**
+ * Parse a list of event or field names: `a,b,c` or an array; duplicates are dropped, order kept.
+ * A field name in `stored` (one the schema already holds, to remove) is taken as it is: a name stored
+ * before the rule of visible characters can still be removed.
+ */
+export function parseNames(
+  value: unknown,
+  kind: 'event' | 'field',
+  stored: ReadonlySet<string> = new Set(),
+): string[] {
   const items = Array.isArray(value) ? value : typeof value === 'string' ? value.split(',') : [value];
-  const check = kind === 'event' ? eventType : (v: unknown) => fieldName(String(v));
+  const check =
+    kind === 'event' ? eventType : (v: unknown) => (stored.has(String(v)) ? String(v) : fieldName(String(v)));
   const names = items.map((v) => check(typeof v === 'string' ? v.trim() : v) as string);
   return [...new Set(names)];
 }
@@ -174,7 +183,7 @@ export function alterSchema(s: SchemaBody, req: AlterRequest): SchemaChange {
     const event = eventType(req.event);
     const decl = requireEvent(s, event);
     const add = given(req.add) ? parseNames(req.add, 'field') : [];
-    const remove = given(req.remove) ? parseNames(req.remove, 'field') : [];
+    const remove = given(req.remove) ? parseNames(req.remove, 'field', new Set(decl.fields)) : [];
     const both = add.find((f) => remove.includes(f));
     if (both !== undefined) throw usage(`field ${JSON.stringify(both)} is both added and removed`);
     const fields = new Set(decl.fields);
@@ -212,8 +221,9 @@ export function alterSchema(s: SchemaBody, req: AlterRequest): SchemaChange {
   if (given(req.lock)) {
     const lock = parseLock(req.lock);
     if (given(req.field)) {
-      const field = fieldName(String(req.field));
       const locked = new Set(body.locked_fields);
+      // A name locked before the rule of visible characters can still be unlocked.
+      const field = lock || !locked.has(String(req.field)) ? fieldName(String(req.field)) : String(req.field);
       if (locked.has(field) !== lock) {
         if (lock) locked.add(field);
         else locked.delete(field);

@@ -6,8 +6,9 @@
  * decrements allowances atomically.
  */
 import { hash, randomBytes } from 'node:crypto';
-import { err } from './errors.js';
+import { err, shown } from './errors.js';
 import type { EventIssuer } from './event.js';
+import { aggregateId, aggregateType } from './names.js';
 
 export const TOKEN_PREFIX = 'edbx_';
 const TOKEN_RE = /^edbx_[A-Za-z0-9_-]{43}$/;
@@ -236,15 +237,36 @@ export function describeToken(t: TokenRecord, now: Date) {
   };
 }
 
-/** Validate a `--aggregate type[/id]` scope. */
+/**
+ * Validate a `--aggregate type[/id]` scope: the type by the rule of aggregate types, the id by the rule
+ * of aggregate ids. A scope no aggregate could ever match (`patient/p-001 `, with a trailing space)
+ * would give a token that silently reaches nothing: it is refused instead.
+ *
+ * @example
+ * parseScope('patient/p-001'); // 'patient/p-001'
+ * parseScope('patient/p-001 '); // throws EDBX_ERR_INVALID_ARGUMENT: … is not an aggregate id …
+ */
 export function parseScope(value: string): string {
-  const m = /^([a-z0-9_-]{1,64})(?:\/([^/\u0000-\u001f\u007f]{1,128}))?$/.exec(value);
-  if (!m) {
-    throw err('EDBX_ERR_INVALID_ARGUMENT', {
-      name: '--aggregate scope',
-      value,
-      reason: 'use <type> or <type>/<id>',
-    });
-  }
+  const slash = value.indexOf('/');
+  const type = slash < 0 ? value : value.slice(0, slash);
+  const refuse = (reason: string) =>
+    err('EDBX_ERR_INVALID_ARGUMENT', { name: 'aggregate scope', value, reason });
+  if (!isValid(aggregateType, type))
+    throw refuse(
+      `use <type> or <type>/<id>; the type ${shown(type)} is not an aggregate type (1-64 characters of a-z, 0-9, '_' or '-')`,
+    );
+  if (slash >= 0 && !isValid(aggregateId, value.slice(slash + 1)))
+    throw refuse(
+      `the id ${shown(value.slice(slash + 1))} is not an aggregate id, so no aggregate could match it: use 1-128 visible characters without control or invisible characters, '/' or spaces at either end (not '.' or '..')`,
+    );
   return value;
 }
+
+const isValid = (check: (v: unknown) => unknown, v: string): boolean => {
+  try {
+    check(v);
+    return true;
+  } catch {
+    return false;
+  }
+};

@@ -26,6 +26,7 @@ import {
   toEventDbxError,
 } from '../core/errors.js';
 import type { KeyProof } from '../core/crypto/key-proof.js';
+import { jsonShape, tooDeep } from '../core/json-nesting.js';
 import { RepeatLog } from '../core/repeat-log.js';
 import { Cancellations } from './cancellations.js';
 import { jsonPieces } from './json-pieces.js';
@@ -185,6 +186,14 @@ export async function serveControl(
         });
       }
       op = typeof req.op === 'string' ? req.op : undefined;
+      // Before an operation walks its arguments (String() of a nested array, a message quoting it):
+      // a few thousand levels would overflow the stack.
+      const deep = tooDeep(
+        jsonShape(line).depth,
+        'the control request',
+        'use the eventdbx CLI of this version',
+      );
+      if (deep !== undefined) throw err('EDBX_ERR_INVALID_JSON', { reason: deep });
       const result = await handler(req, progress, signal);
       if (!(result instanceof StreamedAnswer)) return { ok: true, result };
       let items = 0;

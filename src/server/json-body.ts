@@ -6,15 +6,19 @@
  * the exact digits sent: payload values are stored as strings, and a JavaScript number would round
  * 12345678901234567890.
  *
- * Fast path: native JSON.parse, then one walk (members, `__proto__`, payload numbers) and one lexical
- * count of members in the text. Only bodies with duplicate keys or numbers in a payload are parsed
- * again with lossless-json, which keeps numbers as their source text and names duplicate keys.
+ * A body that nests arrays and objects deeper than MAX_JSON_DEPTH (64) is refused before anything
+ * recursive walks it.
+ *
+ * Fast path: native JSON.parse, then one lexical count of members and depth in the text and one walk
+ * (members, `__proto__`, payload numbers). Only bodies with duplicate keys or numbers in a payload are
+ * parsed again with lossless-json, which keeps numbers as their source text and names duplicate keys.
  */
 import { isUtf8 } from 'node:buffer';
 import { parse as parseContentType } from 'content-type';
 import type { FastifyRequest } from 'fastify';
 import { isLosslessNumber, parse as parseLossless } from 'lossless-json';
 import { err } from '../core/errors.js';
+import { jsonShape, tooDeep } from '../core/json-nesting.js';
 
 export function parseJsonBody(req: FastifyRequest, body: Buffer): unknown {
   const encoding = req.headers['content-encoding']?.trim().toLowerCase();
@@ -46,8 +50,16 @@ export function parseJsonBody(req: FastifyRequest, body: Buffer): unknown {
   } catch (e) {
     throw err('EDBX_ERR_INVALID_JSON', { reason: (e as Error).message });
   }
+  // Before anything recursive walks it (a few thousand levels would overflow the stack).
+  const shape = jsonShape(text);
+  const deep = tooDeep(
+    shape.depth,
+    'it',
+    'send a flatter body (no EventDBX request needs more than 3 levels)',
+  );
+  if (deep !== undefined) throw err('EDBX_ERR_INVALID_JSON', { reason: deep });
   const seen = walk(value, false);
-  if (!seen.payloadNumbers && seen.members === membersInText(text)) return value;
+  if (!seen.payloadNumbers && seen.members === shape.members) return value;
   try {
     return exact(parseLossless(text), false);
   } catch (e) {
@@ -75,7 +87,11 @@ function charsetOf(header: string | undefined): string | undefined {
 const isObject = (v: unknown): v is Record<string, unknown> =>
   typeof v === 'object' && v !== null && !Array.isArray(v);
 
-/** Count object members, refuse `__proto__`, and note numbers inside a `payload` object. */
+/**
+ * Count object members, refuse `__proto__`, and note numbers inside a `payload` object. Recursive:
+ * only for a value whose depth `jsonShape` checked. More members in the text than here means a key
+ * appeared twice in one object (JSON.parse keeps the last).
+ */
 function walk(v: unknown, inPayload: boolean): { members: number; payloadNumbers: boolean } {
   let members = 0;
   let payloadNumbers = false;
@@ -104,25 +120,6 @@ function walk(v: unknown, inPayload: boolean): { members: number; payloadNumbers
     }
   }
   return { members, payloadNumbers };
-}
-
-/**
- * Members written in valid JSON text: every ':' outside a string separates a key from its value. More
- * than JSON.parse kept means a key appeared twice in one object.
- */
-function membersInText(text: string): number {
-  let n = 0;
-  let inString = false;
-  for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i);
-    if (inString) {
-      if (c === 0x5c)
-        i++; // backslash: skip the escaped character
-      else if (c === 0x22) inString = false;
-    } else if (c === 0x22) inString = true;
-    else if (c === 0x3a) n++;
-  }
-  return n;
 }
 
 /** lossless-json's numbers: the digits as sent for a payload value, JavaScript numbers elsewhere. */
