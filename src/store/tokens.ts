@@ -307,6 +307,10 @@ export async function refreshToken(
       token: t.id,
       before: `expires_at=${current.expires_at ?? ''} remaining=${current.remaining ?? ''}`,
       after: `expires_at=${next.expires_at ?? ''} remaining=${next.remaining ?? ''}`,
+      // What `audit verify` compares the record with: `after` does not tell a new limit from the
+      // remaining writes, nor a keep-alive token's span.
+      limit: String(next.limit ?? ''),
+      ttl_seconds: String(next.ttl_seconds ?? ''),
     });
     return describeToken(next, now);
   });
