@@ -39,6 +39,7 @@ import {
   schemaDigest,
   schemaHistory,
 } from '../src/store/schemas.js';
+import { hashToken } from '../src/core/tokens.js';
 import { createToken, refreshToken, revokeToken } from '../src/store/tokens.js';
 import { expectCode } from './helpers/expect.js';
 
@@ -565,5 +566,118 @@ describe('audit verify compares every grant a token-generated entry records', ()
     const t = await createToken(store, { group: 'doctors', user: 'dr-k', expiration: 60, limit: 5 }, jane);
     await refreshToken(store, t.token, { expiration: 3600, limit: 50 }, jane);
     expect(await problems()).toEqual([]);
+  });
+});
+
+describe('pen-test #4: a token record put back from before a refresh is reported', () => {
+  /** The sealed record of a token as stored now (bytes, never decrypted), to put back later. */
+  const storedRecord = async (token: string) => {
+    const hash = [...store.tokens.values()].find((t) => t.id === token.slice(0, 11))!.hash;
+    return { key: K.tokenKey(hash), value: (await store.engine.get('main', K.tokenKey(hash)))! };
+  };
+  const putBack = (r: { key: Buffer; value: Buffer }) =>
+    tamper([{ type: 'put', space: 'main', key: r.key, value: r.value }]);
+
+  it('a shortened expiry and a lowered limit undone by the older record', async () => {
+    const t = await createToken(
+      store,
+      { group: 'doctors', user: 'exp-doc', expiration: 100_000, limit: 1000, scopes: ['patient'] },
+      jane,
+    );
+    const before = await storedRecord(t.token);
+    const cut = await refreshToken(store, t.token, { expiration: 5, limit: 5 }, jane);
+    const refreshed = (await store.auditLog()).find((e) => e.event_type === 'token-refreshed')!;
+    expect(refreshed.payload).toMatchObject({ limit: '5', ttl_seconds: '5' });
+    expect(await problems()).toEqual([]);
+
+    await putBack(before);
+    await reopen();
+    expect(await problems()).toEqual([
+      `token ${t.id}: expiry ${t.expires_at}, the audit log records expiry ${cut.expires_at}`,
+      `token ${t.id}: a limit of 1000 writes, the audit log records a limit of 5 writes`,
+    ]);
+  });
+
+  it('a record from before a refresh that set a first limit or expiry is reported too', async () => {
+    const t = await createToken(store, { group: 'doctors', user: 'open-ended' }, jane);
+    const before = await storedRecord(t.token);
+    const cut = await refreshToken(store, t.token, { expiration: 60, limit: 3 }, jane);
+    await putBack(before);
+    await reopen();
+    expect(await problems()).toEqual([
+      `token ${t.id}: no expiry, the audit log records expiry ${cut.expires_at}`,
+      `token ${t.id}: no write limit, the audit log records a limit of 3 writes`,
+    ]);
+  });
+
+  it('remaining writes may go down with use, never back above what the latest entry left', async () => {
+    const t = await createToken(
+      store,
+      { group: 'doctors', user: 'writer', expiration: 600, keepAlive: true, limit: 3 },
+      jane,
+    );
+    const fresh = await storedRecord(t.token);
+    const writer = { issuedBy: { group: 'doctors', user: 'writer' }, tokenHash: hashToken(t.token) };
+    const write = (id: string) =>
+      store.append(
+        { aggregate_type: 'patient', aggregate_id: id, event_type: 'patient-added', payload: { a: id } },
+        writer,
+      );
+    await write('p-w1');
+    await write('p-w2');
+    // The same span and limit, logged with the one write left.
+    await refreshToken(store, t.token, { expiration: 600 }, jane);
+    await write('p-w3');
+    // Writes lower the count (and slide the expiry) without an entry: that is not tampering.
+    expect(await problems()).toEqual([]);
+
+    await putBack(fresh);
+    await reopen();
+    expect(await problems()).toEqual([
+      `token ${t.id}: 3 writes left, the audit log records 1 (writes only lower it)`,
+    ]);
+  });
+
+  it('a keep-alive token never refreshed is compared with the span its generation entry implies', async () => {
+    const t = await createToken(
+      store,
+      { group: 'doctors', user: 'sliding', expiration: 600, keepAlive: true },
+      jane,
+    );
+    const record = [...store.tokens.values()].find((x) => x.id === t.id)!;
+    await store.append(
+      { aggregate_type: 'patient', aggregate_id: 'p-s', event_type: 'patient-added', payload: { a: '1' } },
+      { issuedBy: { group: 'doctors', user: 'sliding' }, tokenHash: record.hash },
+    );
+    expect(await problems()).toEqual([]);
+    // Rewritten with the keys (a refresh is the only way to a new span): the span is compared.
+    await tamper([
+      {
+        type: 'put',
+        space: 'main',
+        key: K.tokenKey(record.hash),
+        value: sealJson(codec, { ...record, ttl_seconds: 100_000 }),
+      },
+    ]);
+    await reopen();
+    expect(await problems()).toEqual([
+      `token ${t.id}: keep-alive span 100000 seconds, the audit log records keep-alive span 600 seconds`,
+    ]);
+  });
+
+  it('refresh entries written before limit and ttl_seconds were logged: expiry and remaining only', async () => {
+    const t = await createToken(store, { group: 'doctors', user: 'old', expiration: 600, limit: 10 }, jane);
+    const before = await storedRecord(t.token);
+    const cut = await refreshToken(store, t.token, { expiration: 60, limit: 2 }, jane);
+    await putBack(before);
+    await reopen();
+    const log = (await store.auditLog()).map((e) => {
+      const { limit: _l, ttl_seconds: _t, ...payload } = e.payload;
+      return e.event_type === 'token-refreshed' ? { ...e, payload } : e;
+    });
+    expect((await verifyAuditState(store, log)).problems).toEqual([
+      `token ${t.id}: expiry ${t.expires_at}, the audit log records expiry ${cut.expires_at}`,
+      `token ${t.id}: 10 writes left, the audit log records 2 (writes only lower it)`,
+    ]);
   });
 });

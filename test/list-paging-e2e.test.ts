@@ -37,9 +37,14 @@ beforeAll(async () => {
   p = await project();
   server = await startServer(p, ['--restrict=false']);
   admin = new EventDbxClient({ url: server.url, token: server.adminToken });
-  await inBatches(TOKENS, (i) => admin.createToken({ group: 'nurses', user: `n-${i}` }));
+  await inBatches(TOKENS, (i) => admin.createToken({ group: 'nurses', user: `n-${i}`, expiration: 3600 }));
   await inBatches(SCHEMAS, (i) => admin.createSchema({ aggregate: name(i), events: ['added'] }));
-  const issued = await admin.createToken({ group: 'auditors', user: 'carl', read_only: true });
+  const issued = await admin.createToken({
+    group: 'auditors',
+    user: 'carl',
+    read_only: true,
+    expiration: 3600,
+  });
   reader = new EventDbxClient({ url: server.url, token: issued.token });
   ids = [];
   for await (const t of admin.tokens({ pageSize: 1000 })) ids.push(t.id);

@@ -115,7 +115,7 @@ describe('server: Getting Started and the spec cURL examples', () => {
       'EDBX_ERR_TOKEN_ALREADY_REVOKED',
     ]);
     const other = await api(`${server.url}/v1/tokens`, server.adminToken, {
-      body: { group: 'doctors', user: 'dr-wilson', limit: 1 },
+      body: { group: 'doctors', user: 'dr-wilson', limit: 1, expiration: 600 },
     });
     const unknownField = await api(`${server.url}/v1/tokens/${other.body.id}/revoke`, server.adminToken, {
       body: { reason: 'left' },
@@ -143,7 +143,7 @@ describe('server: Getting Started and the spec cURL examples', () => {
 
   it('answers a retried append and transaction of a token whose allowance they used up (qa4-sdk #1)', async () => {
     const issued = await api(`${server.url}/v1/tokens`, server.adminToken, {
-      body: { group: 'doctors', user: 'dr-last', limit: 2 },
+      body: { group: 'doctors', user: 'dr-last', limit: 2, expiration: 600 },
     });
     const token = issued.body.token as string;
     const event = { event_type: 'patient-added', payload: { name: 'Ann' }, event_id: 'last-1' };

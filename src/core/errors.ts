@@ -370,6 +370,13 @@ export const ERRORS = {
         : `token ${p.id} is limited (${p.limits}): managing tokens, schemas or plugins needs an admin token without aggregate scopes or a write limit`,
     doc: 'An admin token with aggregate scopes or a write limit may not administer: it could otherwise issue tokens beyond its own limits. It reads the audit log only if issued with `--audit`.',
   },
+  EDBX_ERR_TOKEN_OUTLIVES_ADMIN: {
+    status: 403,
+    kind: 'user',
+    message: (p) =>
+      `token ${p.id} is an admin token that expires at ${p.at}, and the token it ${p.action} ${p.why}: a token issued or refreshed with it must expire by then, without --keep-alive (an expiration of at most ${p.seconds} seconds); or use an admin token without an expiry, or \`eventdbx token generate\` on the server's host`,
+    doc: 'An admin token with an expiry issued or refreshed a token that would outlive it (no expiry, a later one, or a sliding `--keep-alive` one): a temporary admin could otherwise extend itself or leave a lasting admin token behind. Nothing changed.',
+  },
   EDBX_ERR_TOKEN_NOT_FOUND: {
     status: 404,
     kind: 'user',

@@ -203,6 +203,39 @@ export function authorize(t: TokenRecord, now: Date, access: Access): void {
 }
 
 /**
+ * Refuses a token that `admin` issues or refreshes (`made`, as it would be stored) if it would outlive
+ * `admin`'s own expiry: without an expiry, with a later one, or sliding (`keep_alive` moves its expiry
+ * past any bound with use). A temporary admin could otherwise refresh itself for 100 years or leave a
+ * lasting admin token behind. An admin token without an expiry is not bound.
+ *
+ * @example
+ * refuseOutliving(caller, next, now, 'refreshes'); // throws EDBX_ERR_TOKEN_OUTLIVES_ADMIN
+ */
+export function refuseOutliving(
+  admin: TokenRecord,
+  made: Pick<TokenRecord, 'id' | 'expires_at' | 'keep_alive'>,
+  now: Date,
+  action: 'issues' | 'refreshes',
+): void {
+  if (admin.expires_at === null) return;
+  const until = Date.parse(admin.expires_at);
+  if (made.expires_at !== null && !made.keep_alive && Date.parse(made.expires_at) <= until) return;
+  const which = action === 'issues' || made.id === admin.id ? '' : ` (${made.id})`;
+  const why = made.keep_alive
+    ? 'would slide with use (--keep-alive)'
+    : made.expires_at === null
+      ? 'would never expire'
+      : `would expire at ${made.expires_at}`;
+  throw err('EDBX_ERR_TOKEN_OUTLIVES_ADMIN', {
+    id: admin.id,
+    at: admin.expires_at,
+    action: `${action}${which}`,
+    why,
+    seconds: Math.max(0, Math.floor((until - now.getTime()) / 1000)),
+  });
+}
+
+/**
  * Who writes with a token, as its events record it: the token's person and its id (never the secret or
  * its hash), so each event can be joined to the `token-generated` audit entry that says who issued it.
  */

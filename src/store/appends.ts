@@ -50,7 +50,7 @@ export function appendIn(
   }
   // The token charged is the one the events record: its person and its id.
   const by = token ? { ...ctx, issuedBy: issuerOf(token) } : ctx;
-  const results = reqs.map((r) => tx.append(r, by));
+  const results = reqs.map((r) => tx.append(r, by, { laterIdConflict: true }));
   refuseMixedRetry(results);
   const wrote = results.filter((r) => !r.duplicate).length;
   if (token && token.remaining !== null && wrote > token.remaining) {
@@ -60,6 +60,10 @@ export function appendIn(
       ...(token.remaining === 0 ? {} : { remaining: token.remaining, needed: wrote }),
     });
   }
+  // Only where the events would otherwise be written: the answer then tells no more about other
+  // aggregates than an unused id's would, short of writing (the job's refusal undoes its appends).
+  const elsewhere = results.find((r) => r.usedElsewhere !== undefined);
+  if (elsewhere) throw err('EDBX_ERR_EVENT_ID_CONFLICT', { event_id: elsewhere.usedElsewhere });
   const used = token && afterUse(token, now, wrote);
   if (used && used !== token) tx.setToken(used);
   return results;

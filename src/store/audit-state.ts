@@ -11,13 +11,13 @@
  *
  * Checked: every stored schema record against its key; each schema's current version against the last
  * version the log recorded for it, and each version's content against the digest its log entry
- * carries (entries written before digests existed carry only the version); each token's existence and
- * revocation against its generation and revocation entries, and its keep-alive against its generation
- * entry (entries written before keep-alive was logged do not carry it); each aggregate's archive state against its
- * last archive or restore entry, and every archived aggregate against an archive entry; each stored
- * snapshot threshold against its schema (or, without one, the last threshold entry); plugin
- * configurations and field mappings against their entries (audit-plugins.ts). Not checked: a
- * token's remaining writes and sliding expiry, which change with use and are not logged per use.
+ * carries (entries written before digests existed carry only the version); each token's existence,
+ * revocation, grant, expiry and write allowance against its entries (audit-tokens.ts); each
+ * aggregate's archive state against its last archive or restore entry, and every archived aggregate
+ * against an archive entry; each stored snapshot threshold against its schema (or, without one, the
+ * last threshold entry); plugin configurations and field mappings against their entries
+ * (audit-plugins.ts). Not checked exactly: a token's remaining writes and sliding expiry, which change
+ * with use and are not logged per use (only their bounds are).
  */
 import { isEventDbxError } from '../core/errors.js';
 import type { EventRecord } from '../core/event.js';
@@ -28,6 +28,7 @@ import { prefixEnd } from '../storage/engine.js';
 import { verifyArchiveStates } from './audit-archive.js';
 import { atOnePoint } from './audit-point.js';
 import { verifyPluginState } from './audit-plugins.js';
+import { verifyTokenState } from './audit-tokens.js';
 import * as K from './keys.js';
 import { openSchemaAt, schemaDigest } from './schemas.js';
 import { AUDIT_ID, AUDIT_TYPE, type EventStore } from './store.js';
@@ -106,28 +107,26 @@ async function auditTrace(store: EventStore): Promise<string | undefined> {
   return undefined;
 }
 
-/** What the log says about schemas, tokens and thresholds (archives are read by audit-archive.ts). */
+/**
+ * What the log says about schemas and thresholds (archives, tokens and plugins are read by
+ * audit-archive.ts, audit-tokens.ts and audit-plugins.ts).
+ */
 interface Logged {
   /** Aggregate type → version → digest of the record (undefined in entries older than digests). */
   readonly schemas: Map<string, Map<number, string | undefined>>;
-  /** Token id → the grant its generation entry records (fields absent from older entries are left out). */
-  readonly generated: Map<string, Grant>;
-  readonly revoked: Set<string>;
   /** Aggregate type → the last threshold set. */
   readonly thresholds: Map<string, number>;
 }
 
 function readLog(log: readonly EventRecord[]): Logged {
-  const out: Logged = { schemas: new Map(), generated: new Map(), revoked: new Set(), thresholds: new Map() };
+  const out: Logged = { schemas: new Map(), thresholds: new Map() };
   for (const e of log) {
     const p = e.payload;
     if (e.event_type.startsWith('schema-') && p.aggregate && p.schema_version) {
       const versions = out.schemas.get(p.aggregate) ?? new Map<number, string | undefined>();
       versions.set(Number(p.schema_version), p.schema_digest);
       out.schemas.set(p.aggregate, versions);
-    } else if (e.event_type === 'token-generated' && p.token) out.generated.set(p.token, grantOf(p));
-    else if (e.event_type === 'token-revoked' && p.token) out.revoked.add(p.token);
-    else if (e.event_type === 'snapshot-threshold-set' && p.aggregate_type)
+    } else if (e.event_type === 'snapshot-threshold-set' && p.aggregate_type)
       out.thresholds.set(p.aggregate_type, Number(p.every));
   }
   return out;
@@ -145,8 +144,8 @@ export async function verifyAuditState(
   const logged = readLog(log);
   const problems: string[] = [];
   const current = await verifySchemas(store, logged, problems);
-  verifyTokens(tokens, logged, problems);
   // A loop, not push(...): one argument per problem overflows the stack above ~125k of them.
+  for (const problem of verifyTokenState(tokens, log)) problems.push(problem);
   for (const problem of await verifyArchiveStates(store, log)) problems.push(problem);
   await verifyThresholds(store, logged, current, problems);
   for (const problem of await verifyPluginState(store, log)) problems.push(problem);
@@ -224,77 +223,6 @@ async function verifySchemas(
     if (schema) current.set(aggregate, schema);
   }
   return current;
-}
-
-/**
- * What a token may do, as generation fixed it: nothing changes these afterwards (`token refresh` moves
- * only the expiry and the write allowance), so a stored record that differs was changed behind the log.
- */
-interface Grant {
-  readonly group?: string;
-  readonly user?: string;
-  readonly keep_alive?: boolean;
-  readonly read_only?: boolean;
-  readonly scopes?: string;
-  readonly audit?: boolean;
-}
-
-const flag = (v: string | undefined) => (v === undefined ? undefined : v === 'true');
-
-/** The grant an entry records; each field logged later than the entry was written is undefined. */
-const grantOf = (p: Readonly<Record<string, string>>): Grant => ({
-  group: p.group,
-  user: p.user,
-  keep_alive: flag(p.keep_alive),
-  read_only: flag(p.read_only),
-  // `scope_list` (a JSON array) where the entry has it: the comma-joined `scopes` cannot tell a scope
-  // `patient/a,b` from the two scopes `patient/a` and `b`.
-  scopes: p.scope_list ?? p.scopes,
-  audit: flag(p.audit),
-});
-
-const shownGrant: { [K in keyof Grant]-?: (v: NonNullable<Grant[K]>) => string } = {
-  group: (v) => `group ${v}`,
-  user: (v) => `user ${v}`,
-  keep_alive: (v) => `keep-alive ${v ? 'on' : 'off'}`,
-  read_only: (v) => (v ? 'read-only' : 'read-write'),
-  scopes: (v) => (v === '' || v === '[]' ? 'every aggregate' : `scopes ${v}`),
-  audit: (v) => `audit log ${v ? 'readable' : 'not readable'}`,
-};
-
-function verifyTokens(held: Iterable<TokenRecord>, { generated, revoked }: Logged, problems: string[]): void {
-  const tokens = new Map([...held].map((t) => [t.id, t]));
-  for (const [id, logged] of generated) {
-    const t = tokens.get(id);
-    if (!t) {
-      problems.push(`token ${id}: missing, the audit log records its generation`);
-      continue;
-    }
-    if (revoked.has(id) && t.revoked_at === null)
-      problems.push(`token ${id}: active, the audit log records its revocation`);
-    else if (!revoked.has(id) && t.revoked_at !== null)
-      problems.push(`token ${id}: revoked, the audit log records no revocation`);
-    const stored = grantOf({
-      group: t.group,
-      user: t.user,
-      keep_alive: String(t.keep_alive),
-      read_only: String(t.read_only),
-      // In the form the entry logged them (a comma-joined list never starts with `[`).
-      scopes: logged.scopes?.startsWith('[') ? JSON.stringify(t.scopes) : t.scopes.join(','),
-      audit: String(t.audit ?? false),
-    });
-    // Entries written before a field was logged are not compared on it.
-    for (const key of Object.keys(shownGrant) as Array<keyof Grant>) {
-      const was = logged[key];
-      const is = stored[key]!;
-      if (was === undefined || was === is) continue;
-      const show = shownGrant[key] as (v: unknown) => string;
-      problems.push(`token ${id}: ${show(is)}, the audit log records ${show(was)}`);
-    }
-  }
-  for (const id of tokens.keys())
-    if (!generated.has(id))
-      problems.push(`token ${id}: stored but the audit log never recorded its generation`);
 }
 
 /**

@@ -16,12 +16,14 @@ import {
   generateToken,
   hashToken,
   parseScope,
+  refuseOutliving,
   tokenStatus,
 } from '../core/tokens.js';
 import { prefixEnd } from '../storage/engine.js';
 import { openJson } from './codec.js';
 import * as K from './keys.js';
 import { AUDIT_ID, AUDIT_TYPE, type EventStore } from './store.js';
+import type { WriteTx } from './tx.js';
 import type { WriteContext } from './types.js';
 
 const AUDIT: ReadonlyArray<readonly [string, string]> = [[AUDIT_TYPE, AUDIT_ID]];
@@ -60,6 +62,24 @@ function positive(value: unknown, name: keyof typeof TOKEN_RANGES): number | und
       reason: `use a whole number of ${unit} from 1 to ${max}`,
     });
   return n;
+}
+
+/**
+ * Refuses a token issued or refreshed with an admin token (`ctx.tokenHash`, as over HTTP) that would
+ * outlive that admin token (core/tokens.ts `refuseOutliving`). The admin's record is read in the
+ * transaction, so a concurrent refresh of it is seen. Host actions (CLI, no token) are not bound.
+ */
+function boundByAdmin(
+  store: EventStore,
+  tx: WriteTx,
+  ctx: WriteContext,
+  made: TokenRecord,
+  action: 'issues' | 'refreshes',
+): void {
+  if (ctx.tokenHash === undefined) return;
+  const admin = tx.token(ctx.tokenHash, store.tokens);
+  if (!admin) throw err('EDBX_ERR_TOKEN_UNKNOWN');
+  refuseOutliving(admin, made, store.env.now(), action);
 }
 
 /**
@@ -120,6 +140,7 @@ export async function createToken(
     audit: Boolean(o.audit),
   };
   await store.exclusive(AUDIT, async (tx) => {
+    boundByAdmin(store, tx, ctx, record, 'issues');
     tx.setToken(record);
     store.audit(tx, ctx, 'token-generated', {
       token: record.id,
@@ -280,11 +301,16 @@ export async function refreshToken(
         : { ttl_seconds: ttl, expires_at: new Date(now.getTime() + ttl * 1000).toISOString() }),
       ...(limit === undefined ? {} : { limit, remaining: limit }),
     };
+    boundByAdmin(store, tx, ctx, next, 'refreshes');
     tx.setToken(next);
     store.audit(tx, ctx, 'token-refreshed', {
       token: t.id,
       before: `expires_at=${current.expires_at ?? ''} remaining=${current.remaining ?? ''}`,
       after: `expires_at=${next.expires_at ?? ''} remaining=${next.remaining ?? ''}`,
+      // What `audit verify` compares the record with: `after` does not tell a new limit from the
+      // remaining writes, nor a keep-alive token's span.
+      limit: String(next.limit ?? ''),
+      ttl_seconds: String(next.ttl_seconds ?? ''),
     });
     return describeToken(next, now);
   });

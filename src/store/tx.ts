@@ -199,12 +199,20 @@ export class WriteTx {
   /**
    * Append one event. Validation happens before anything is recorded; throws a coded error to refuse.
    * `system` appends (the audit log) may use reserved aggregate types starting with '$'.
+   *
+   * A client event id already used on another aggregate cannot be a retry of this append (a retry
+   * names the same aggregate), and is refused only after every check an unused id gets (archive,
+   * expected version, schema, size): answered first, it told a token scoped to this aggregate whether
+   * the id exists on aggregates it may not read (pen-test finding 8). With `laterIdConflict` the event
+   * is even recorded as if the id were unused, and the result names the id in `usedElsewhere`: the
+   * caller refuses the job with EDBX_ERR_EVENT_ID_CONFLICT after its own checks (the rest of a
+   * transaction, the token's allowance), and the writer's savepoint undoes what was recorded.
    */
   append(
     req: AppendRequest,
     ctx: WriteContext,
-    opts: { system?: boolean } = {},
-  ): { record: EventRecord; duplicate: boolean } {
+    opts: { system?: boolean; laterIdConflict?: boolean } = {},
+  ): { record: EventRecord; duplicate: boolean; usedElsewhere?: string } {
     const type = opts.system ? req.aggregate_type : aggregateType(req.aggregate_type);
     const id = aggregateId(req.aggregate_id);
     const evType = eventType(req.event_type);
@@ -212,16 +220,16 @@ export class WriteTx {
     const expected = req.expected_version === undefined ? undefined : expectedVersion(req.expected_version);
     const clientId = req.event_id === undefined ? undefined : checkEventId(req.event_id);
 
+    // An event id used on another aggregate is refused last (see above).
+    let usedElsewhere: string | undefined;
     if (clientId !== undefined) {
       const prior = this.idem.get(clientId);
       if (prior === undefined)
         throw err('EDBX_ERR_INTERNAL', { reason: `event id ${clientId} was not prefetched` });
-      if (prior !== null) {
-        const same =
-          prior.aggregate_type === type &&
-          prior.aggregate_id === id &&
-          prior.event_type === evType &&
-          samePayload(prior.payload, payload);
+      if (prior !== null && (prior.aggregate_type !== type || prior.aggregate_id !== id)) {
+        usedElsewhere = clientId;
+      } else if (prior !== null) {
+        const same = prior.event_type === evType && samePayload(prior.payload, payload);
         if (!same) throw err('EDBX_ERR_EVENT_ID_CONFLICT', { event_id: clientId });
         // A retry is the same person's: someone else must not be told their write succeeded.
         const by = prior.metadata.issued_by;
@@ -250,6 +258,8 @@ export class WriteTx {
     const state = opts.system
       ? foldState(current?.state ?? {}, payload)
       : grownState(type, id, current?.state ?? {}, payload, this.env.maxStateBytes);
+    if (usedElsewhere !== undefined && !opts.laterIdConflict)
+      throw err('EDBX_ERR_EVENT_ID_CONFLICT', { event_id: usedElsewhere });
 
     const createdAt = this.env.now().toISOString();
     const position = this.position + 1;
@@ -315,7 +325,9 @@ export class WriteTx {
     this.setLive(type, id, { meta, frontier: grown.frontier });
     this.#set(this.idem, record.metadata.event_id, record);
     this.records.push(record);
-    return { record, duplicate: false };
+    return usedElsewhere === undefined
+      ? { record, duplicate: false }
+      : { record, duplicate: false, usedElsewhere };
   }
 
   putSnapshot(meta: AggregateMeta, by: EventIssuer, comment: string | undefined): SnapshotRecord {

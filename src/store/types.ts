@@ -32,7 +32,8 @@ export interface WriteContext {
   readonly issuedBy: EventIssuer;
   /**
    * The token used, by hash: checked and charged inside the write transaction (exact limits). The
-   * events then record that token's group, user and id, whatever `issuedBy` says.
+   * events then record that token's group, user and id, whatever `issuedBy` says. Token management
+   * reads it to keep an expiring admin token from issuing or refreshing a token that outlives it.
    */
   readonly tokenHash?: string;
 }

@@ -208,7 +208,7 @@ describe('event stream', () => {
     const written = [];
     for (let i = 0; i < 3; i++)
       written.push(await db.append('rebuild', 'b-1', { event_type: 'x', payload: { i: String(i) } }));
-    await db.createToken({ group: 'nurses', user: 'rebuild' }); // an audit log entry: the new head
+    await db.createToken({ group: 'nurses', user: 'rebuild', expiration: 600 }); // an audit log entry: the new head
     const head = (await db.health()).events;
     expect(head).toBeGreaterThan(written[2]!.position);
     const stop = new AbortController();

@@ -22,11 +22,13 @@ describe('client SDK: token management (group admin)', () => {
   });
 
   it('issues a scoped token whose writes are recorded as its person, refreshes and revokes it', async () => {
+    // The one-time admin token expires (24 h): what it issues must expire no later (pen-test #7).
     const issued = await admin.createToken({
       group: 'doctors',
       user: 'dr-grey',
       limit: 1,
       aggregates: ['patient/p-9'],
+      expiration: 3600,
     });
     expect(issued).toMatchObject({
       group: 'doctors',

@@ -51,7 +51,8 @@ export const tokenFeature: Feature = {
   async routes(app: FastifyInstance, ctx) {
     const admin = (header: string | undefined, write: boolean) => {
       const t = ctx.auth(header, { write, admin: true });
-      return { issuedBy: issuerOf(t) };
+      // The hash lets a token it issues or refreshes be bound by its own expiry (refuseOutliving).
+      return { issuedBy: issuerOf(t), tokenHash: t.hash };
     };
     app.get<{ Querystring: Query }>(
       '/v1/tokens',
