@@ -337,6 +337,28 @@ describe('column names', () => {
     expect(fieldColumn('Version', new Set(['version']))).toBe('field_Version');
     expect(fieldColumn('status', new Set(['version']))).toBe('status');
   });
+
+  it('give a field literally named field_id a column of its own, apart from the field id (read-model QA 2)', () => {
+    const reserved = new Set(['id', 'version']);
+    expect(fieldColumn('id', reserved)).toBe('field_id');
+    expect(fieldColumn('field_id', reserved)).toBe('field_field_id');
+    expect(fieldColumn('Field_FIELD_version', reserved)).toBe('field_Field_FIELD_version');
+    // Names that merely start with field_ keep their column.
+    expect(fieldColumn('field_0', reserved)).toBe('field_0');
+    expect(fieldColumn('field_', reserved)).toBe('field_');
+    // No two names share a column: made of the pieces that could meet.
+    const piece = fc.constantFrom('field_', 'Field_', 'FIELD_', 'id', 'ID', 'version', 'x', '_');
+    fc.assert(
+      fc.property(
+        fc.array(piece, { minLength: 1, maxLength: 6 }),
+        fc.array(piece, { minLength: 1, maxLength: 6 }),
+        (a, b) => {
+          const [x, y] = [a.join(''), b.join('')];
+          if (x !== y) expect(fieldColumn(x, reserved)).not.toBe(fieldColumn(y, reserved));
+        },
+      ),
+    );
+  });
 });
 
 describe('plugin settings', () => {

@@ -102,7 +102,8 @@ export function buildRows(
         return { rows: [...latest.values()], failure };
       }
       const column = fieldColumn(field, RESERVED_SQL);
-      // Two fields can only share a column through renaming (`id` → `field_id`): the later one wins.
+      // fieldColumn gives every name its own column; only names made to equal another's shortened
+      // form (`<54 characters>_<hash>`) can meet here, and one statement cannot set a column twice.
       const taken = fields.findIndex((f) => f.column === column);
       if (taken >= 0) fields.splice(taken, 1);
       fields.push({ field, column, type, value: cast.value });
