@@ -22,6 +22,7 @@ import {
 import { DEFAULT_DELIVERY } from '../../src/plugins/types.js';
 import { castValue, parseDataType, postgresType, sqliteType } from '../../src/plugins/sql/datatypes.js';
 import { typeResolver } from '../../src/plugins/sql/rows.js';
+import { tableName } from '../../src/plugins/sql/names.js';
 import type { Mappings } from '../../src/plugins/types.js';
 import type { EventRecord } from '../../src/core/event.js';
 
@@ -358,6 +359,21 @@ describe('column names', () => {
         },
       ),
     );
+  });
+});
+
+describe('table names', () => {
+  it('map aggregate types named like the bookkeeping tables or a name SQLite reserves (read-model QA 1)', () => {
+    expect(tableName('patient', 'postgres')).toBe('patient');
+    expect(tableName('eventdbx_sink_head', 'postgres')).toBe('aggregate$eventdbx_sink_head');
+    expect(tableName('eventdbx_sink_tables', 'sqlite')).toBe('aggregate$eventdbx_sink_tables');
+    expect(tableName('sqlite_sequence', 'sqlite')).toBe('aggregate$sqlite_sequence');
+    // A name SQLite reserves is a table like any other in PostgreSQL (existing tables stay where they are).
+    expect(tableName('sqlite_sequence', 'postgres')).toBe('sqlite_sequence');
+    expect(tableName('pg_class', 'postgres')).toBe('pg_class');
+    const long = `sqlite_${'x'.repeat(57)}`;
+    expect(tableName(long, 'sqlite')).toMatch(/^aggregate\$sqlite_x+_[0-9a-f]{8}$/);
+    expect(Buffer.byteLength(tableName(long, 'sqlite'))).toBeLessThanOrEqual(MAX_IDENT_BYTES);
   });
 });
 

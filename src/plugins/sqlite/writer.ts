@@ -79,9 +79,9 @@ export class SqliteWriter {
       : [];
     const dropped: string[] = [];
     db.transaction(() => {
-      for (const table of [...tablesToDrop(recorded, types), TABLES_TABLE, HEAD_TABLE]) {
+      for (const table of [...tablesToDrop(recorded, types, 'sqlite'), TABLES_TABLE, HEAD_TABLE]) {
         if (!exists(db, table)) continue;
-        db.exec(dropStatement(table));
+        db.exec(dropStatement(quoteIdent(table)));
         dropped.push(`dropped table ${table}`);
       }
     })();
