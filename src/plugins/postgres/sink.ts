@@ -14,6 +14,7 @@ import type { Pool, PoolClient } from 'pg';
 import { ROW_COLUMNS } from '../columns.js';
 import { driverConnectionString } from './connection.js';
 import { type ServerError, classify, connectFailure, isSqlError, serverReason, sqlState } from './errors.js';
+import { NotATable, shapeProblem } from '../sql/shape.js';
 import {
   CREATE_BOOKKEEPING,
   HEAD_TABLE,
@@ -215,11 +216,20 @@ export class PostgresSink implements Sink {
         `CREATE TABLE IF NOT EXISTS ${name} (id TEXT PRIMARY KEY, version BIGINT NOT NULL, ` +
           'created_at TIMESTAMPTZ, created_by TEXT, updated_at TIMESTAMPTZ, updated_by TEXT)',
       );
-      const res = await client.query<{ column_name: string }>(
-        'SELECT column_name FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = $1',
-        [table],
+      // From the catalog, which shows every relation's columns whatever the role may do with them.
+      const res = await client.query<{ kind: string; columns: string[] }>(
+        'SELECT c.relkind AS kind, ARRAY(SELECT attname::text FROM pg_attribute WHERE attrelid = c.oid ' +
+          'AND attnum > 0 AND NOT attisdropped) AS columns FROM pg_class c WHERE c.oid = to_regclass($1)',
+        [name],
       );
-      columns = new Set(res.rows.map((r) => r.column_name));
+      const found = res.rows[0] ?? { kind: 'r', columns: [] };
+      columns = new Set(found.columns);
+      // Another object of that name (an index such as `<type>_pkey`, a view, someone's own table):
+      // IF NOT EXISTS left it in place, and no row of this plugin will ever go into it.
+      const problem = TABLE_KINDS.has(found.kind)
+        ? shapeProblem(columns)
+        : `it is ${RELATION_KINDS[found.kind] ?? 'not a table'}`;
+      if (problem !== undefined) throw new NotATable(table, problem);
       this.#columns.set(table, columns);
       await client.query(TABLE_INSERT(pgParam), [table]);
     }
@@ -241,6 +251,20 @@ export class PostgresSink implements Sink {
 }
 
 const pgParam = (n: number): string => `$${n}`;
+
+/** Ordinary and partitioned tables: what rows can be upserted into. */
+const TABLE_KINDS: ReadonlySet<string> = new Set(['r', 'p']);
+/** The other relations a name can belong to (pg_class.relkind). */
+const RELATION_KINDS: Readonly<Record<string, string>> = {
+  i: 'an index',
+  I: 'an index',
+  S: 'a sequence',
+  v: 'a view',
+  m: 'a materialized view',
+  c: 'a composite type',
+  f: 'a foreign table',
+  t: 'a TOAST table',
+};
 
 const currentSchema = async (client: PoolClient): Promise<string | null> =>
   (await client.query<{ s: string | null }>('SELECT current_schema() AS s')).rows[0]?.s ?? null;
