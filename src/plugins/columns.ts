@@ -24,9 +24,18 @@ export function fitIdent(name: string): string {
   return `${out}_${hash8(name)}`;
 }
 
-/** The column of a field: fields named like a fixed column (any case) are stored as `field_<name>`. */
+/**
+ * The column of a field. A field named like a fixed column (any case) is stored as `field_<name>`
+ * (`id` → `field_id`). So that no other field lands there, a field whose name is such a name behind
+ * one or more `field_` (`field_id`, `Field_field_version`) gets one `field_` more: `field_id` →
+ * `field_field_id`. Every other field is its own column. No two names share a column (but past 63
+ * bytes, see fitIdent), and the column depends on the name alone: the same after a restart, in every
+ * row, in every replay.
+ */
 export function fieldColumn(field: string, reserved: ReadonlySet<string>): string {
-  return fitIdent(reserved.has(field.toLowerCase()) ? `field_${field}` : field);
+  let bare = field.toLowerCase();
+  while (bare.startsWith('field_')) bare = bare.slice('field_'.length);
+  return fitIdent(reserved.has(bare) ? `field_${field}` : field);
 }
 
 /** A column distinct from `taken` when `name` collides with it case-insensitively (SQLite). */

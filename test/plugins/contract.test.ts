@@ -1,6 +1,7 @@
 /** The plugin contract against every sink, each with a real destination (see harnesses.ts). */
 import { afterAll, beforeAll } from 'vitest';
 import { sinkContract } from './contract.js';
+import { namesContract } from './contract-names.js';
 import { harnesses } from './harnesses.js';
 import { type PgServer, startPostgres } from './pg-harness.js';
 
@@ -12,4 +13,7 @@ afterAll(async () => {
   await pg?.destroy();
 });
 
-for (const h of harnesses(() => pg!)) sinkContract(h);
+for (const h of harnesses(() => pg!)) {
+  sinkContract(h);
+  namesContract(h);
+}

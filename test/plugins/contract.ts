@@ -60,7 +60,10 @@ async function append(store: EventStore, reqs: AppendRequest[], concurrent = fal
 }
 
 /** The rows a state sink must hold: every aggregate `delivered` touched, as of the last delivered event. */
-function expectedRows(all: readonly EventRecord[], delivered: readonly EventRecord[]): Map<string, Row> {
+export function expectedRows(
+  all: readonly EventRecord[],
+  delivered: readonly EventRecord[],
+): Map<string, Row> {
   const touched = new Set(delivered.map((e) => `${e.aggregate_type}/${e.aggregate_id}`));
   const upTo = Math.max(0, ...delivered.map((e) => e.position));
   const rows = new Map<string, Row>();

@@ -101,7 +101,8 @@ export function harnesses(pgServer: () => PgServer): SinkHarness[] {
               const rows = new Map<string, Row>();
               for (const { table_name } of tables.rows) {
                 if (BOOKKEEPING.has(table_name)) continue;
-                const res = await c.query(`SELECT * FROM "${table_name}"`);
+                // Qualified: a table named like a catalog (`pg_class`) is found in pg_catalog first.
+                const res = await c.query(`SELECT * FROM public."${table_name}"`);
                 for (const r of res.rows as Array<Record<string, unknown>>)
                   rows.set(`${table_name}/${String(r.id)}`, rowOf(r));
               }

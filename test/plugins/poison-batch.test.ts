@@ -128,6 +128,70 @@ describe('an event over the column limit among healthy ones (QA-scale 1)', () =>
   }
 });
 
+describe('an aggregate type whose table name another object holds, among healthy events (read-model QA 1)', () => {
+  /** Events of a type whose name `prepare` gave to something else: a table of another shape, an index. */
+  const poison = (type: string) =>
+    store.append(
+      { aggregate_type: type, aggregate_id: 'k-1', event_type: 'made', payload: { a: '1' } },
+      jane,
+    );
+  const mirrors = [
+    {
+      kind: 'sqlite',
+      types: { ledger: 'it has no column "id"', ledger_note: 'there is already an index named ledger_note' },
+      async target() {
+        const file = path.join(dir, 'mirror.db');
+        const db = new Database(file);
+        db.exec('CREATE TABLE ledger (note TEXT); CREATE INDEX ledger_note ON ledger (note)');
+        db.close();
+        return {
+          config: { path: file },
+          rows: async () => sqliteRows(file, 'SELECT id, version FROM container ORDER BY id'),
+        };
+      },
+    },
+    {
+      kind: 'postgres',
+      // container_pkey: the index of the primary key of container, made in the same batch.
+      types: { ledger: 'it has no column "id"', container_pkey: 'it is an index' },
+      async target() {
+        const url = await server.createDatabase();
+        await pgQuery(url, 'CREATE TABLE ledger (note TEXT)');
+        return {
+          config: { connection: url },
+          rows: async () =>
+            (await pgQuery(url, 'SELECT id, version FROM container ORDER BY id')).map((r) => ({
+              id: r.id,
+              version: Number(r.version),
+            })),
+        };
+      },
+    },
+  ] as const;
+
+  for (const { kind, types, target } of mirrors) {
+    it(`${kind}: each such event is dead-lettered at once, naming the table; every other event is in the mirror`, async () => {
+      const { config, rows } = await target();
+      const names = Object.keys(types);
+      for (const id of ['c-1', 'c-2', 'c-3']) await container(id);
+      const bad = [];
+      for (const type of names) bad.push(await poison(type));
+      for (const id of ['c-4', 'c-5']) await container(id);
+      host = await startHost(store);
+      await configurePlugin(store, kind, { ...config, ...FAST, max_attempts: 3 }, jane);
+      await caughtUp(store, kind);
+
+      const dl = (await deadLetters(store, kind)).dead_letters;
+      expect(dl.map((d) => [d.position, d.aggregate_type, d.code, d.attempts])).toEqual(
+        bad.map((b) => [b.position, b.aggregate_type, 'EDBX_ERR_PLUGIN_REJECTED', 1]),
+      );
+      for (const [i, why] of Object.values(types).entries()) expect(dl[i]!.reason).toContain(why);
+      expect(await rows()).toEqual(HEALTHY);
+      expect(await statusOf(store, kind)).toMatchObject({ retries: 0, dead_letters: 2, delivered: 5 });
+    });
+  }
+});
+
 describe('a batch that fails for one event with an error that may pass (QA-scale 1)', () => {
   /** A trigger refuses `c-bad` with P0001 (raise exception): a failure the sink retries. */
   async function refusingDatabase(): Promise<string> {

@@ -22,6 +22,7 @@ import {
 import { DEFAULT_DELIVERY } from '../../src/plugins/types.js';
 import { castValue, parseDataType, postgresType, sqliteType } from '../../src/plugins/sql/datatypes.js';
 import { typeResolver } from '../../src/plugins/sql/rows.js';
+import { tableName } from '../../src/plugins/sql/names.js';
 import type { Mappings } from '../../src/plugins/types.js';
 import type { EventRecord } from '../../src/core/event.js';
 
@@ -336,6 +337,43 @@ describe('column names', () => {
     expect(fitIdent('漢'.repeat(30)).length).toBeLessThan(30);
     expect(fieldColumn('Version', new Set(['version']))).toBe('field_Version');
     expect(fieldColumn('status', new Set(['version']))).toBe('status');
+  });
+
+  it('give a field literally named field_id a column of its own, apart from the field id (read-model QA 2)', () => {
+    const reserved = new Set(['id', 'version']);
+    expect(fieldColumn('id', reserved)).toBe('field_id');
+    expect(fieldColumn('field_id', reserved)).toBe('field_field_id');
+    expect(fieldColumn('Field_FIELD_version', reserved)).toBe('field_Field_FIELD_version');
+    // Names that merely start with field_ keep their column.
+    expect(fieldColumn('field_0', reserved)).toBe('field_0');
+    expect(fieldColumn('field_', reserved)).toBe('field_');
+    // No two names share a column: made of the pieces that could meet.
+    const piece = fc.constantFrom('field_', 'Field_', 'FIELD_', 'id', 'ID', 'version', 'x', '_');
+    fc.assert(
+      fc.property(
+        fc.array(piece, { minLength: 1, maxLength: 6 }),
+        fc.array(piece, { minLength: 1, maxLength: 6 }),
+        (a, b) => {
+          const [x, y] = [a.join(''), b.join('')];
+          if (x !== y) expect(fieldColumn(x, reserved)).not.toBe(fieldColumn(y, reserved));
+        },
+      ),
+    );
+  });
+});
+
+describe('table names', () => {
+  it('map aggregate types named like the bookkeeping tables or a name SQLite reserves (read-model QA 1)', () => {
+    expect(tableName('patient', 'postgres')).toBe('patient');
+    expect(tableName('eventdbx_sink_head', 'postgres')).toBe('aggregate$eventdbx_sink_head');
+    expect(tableName('eventdbx_sink_tables', 'sqlite')).toBe('aggregate$eventdbx_sink_tables');
+    expect(tableName('sqlite_sequence', 'sqlite')).toBe('aggregate$sqlite_sequence');
+    // A name SQLite reserves is a table like any other in PostgreSQL (existing tables stay where they are).
+    expect(tableName('sqlite_sequence', 'postgres')).toBe('sqlite_sequence');
+    expect(tableName('pg_class', 'postgres')).toBe('pg_class');
+    const long = `sqlite_${'x'.repeat(57)}`;
+    expect(tableName(long, 'sqlite')).toMatch(/^aggregate\$sqlite_x+_[0-9a-f]{8}$/);
+    expect(Buffer.byteLength(tableName(long, 'sqlite'))).toBeLessThanOrEqual(MAX_IDENT_BYTES);
   });
 });
 

@@ -5,6 +5,7 @@
  * trigger's `RAISE` of a column): those are replaced by the SQLSTATE, its condition and the objects
  * the error names (table, column, constraint, type), never a value. Pure: no I/O.
  */
+import { NotATable } from '../sql/shape.js';
 import {
   type DeliveryItem,
   DeliveryFailure,
@@ -137,11 +138,18 @@ const reasonFor = (e: unknown): string => (sqlState(e) ? serverReason(e as Serve
 export const connectFailure = (e: unknown): DeliveryFailure => unreachableFailure('postgres', reasonFor(e));
 
 /**
- * Data exceptions (22), integrity violations (23) and program limits (54: a table's 1600 columns, a row
- * or index entry too big) are the event's fault: retrying cannot help. In a batch the failing event is
- * unknown, so the host isolates it. A connection that broke, or a server that takes no statements
- * (UNAVAILABLE), makes the destination unreachable: retried without counting attempts. Anything else
- * (permissions, a missing schema, a deadlock) is retried, then dead-lettered.
+ * Errors the same rows meet however often they are sent: data exceptions (22), integrity violations
+ * (23), program limits (54: a table's 1600 columns, a row or index entry too big), and a table's name
+ * taken by something rows cannot go into (sql/shape.ts; 42809 wrong object type, such as an index or a
+ * sequence; 42P10, a table with no unique key on `id` for the upsert's ON CONFLICT).
+ */
+const PERMANENT = /^(22|23|54|42809$|42P10$)/;
+
+/**
+ * Permanent errors (PERMANENT) are the event's fault, or its table's: retrying cannot help. In a
+ * batch the failing event is unknown, so the host isolates it. A connection that broke, or a server
+ * that takes no statements (UNAVAILABLE), makes the destination unreachable: retried without counting
+ * attempts. Anything else (permissions, a missing schema, a deadlock) is retried, then dead-lettered.
  */
 export function classify(e: unknown, items: readonly DeliveryItem[]): DeliveryFailure {
   if (e instanceof DeliveryFailure) return e;
@@ -150,7 +158,7 @@ export function classify(e: unknown, items: readonly DeliveryItem[]): DeliveryFa
   const reason = reasonFor(e);
   if (code ? UNAVAILABLE.test(code) : isNetworkError(e) || DRIVER_CONNECTION.test(reasonOf(e)))
     return unreachableFailure('postgres', reason);
-  if (code && /^(22|23|54)/.test(code)) {
+  if ((code && PERMANENT.test(code)) || e instanceof NotATable) {
     return items.length === 1
       ? rejectedFailure('postgres', items[0]!.record, reason, 0)
       : rejectedFailure('postgres', items[0]!.record, reason, undefined);

@@ -6,11 +6,15 @@
  * transaction records the newest event delivered and the tables created (sql/bookkeeping.ts): the
  * version guard would silently drop the events of a store restored from a backup, so the host
  * compares that record with the store before delivering, and `--rebuild` drops what is recorded.
+ * Tables are named with their schema (the connection's current one): unqualified, a table named like
+ * one of PostgreSQL's catalogs (`pg_class`, an aggregate type anyone may use) would be created in the
+ * schema but read and written in pg_catalog, which is searched first.
  */
 import type { Pool, PoolClient } from 'pg';
 import { ROW_COLUMNS } from '../columns.js';
 import { driverConnectionString } from './connection.js';
 import { type ServerError, classify, connectFailure, isSqlError, serverReason, sqlState } from './errors.js';
+import { NotATable, shapeProblem } from '../sql/shape.js';
 import {
   CREATE_BOOKKEEPING,
   HEAD_TABLE,
@@ -53,6 +57,8 @@ export class PostgresSink implements Sink {
   readonly #columns = new Map<string, Set<string>>();
   /** The bookkeeping tables are known to exist (forgotten with the columns on any failure). */
   #bookkept = false;
+  /** The schema the tables are in, read with the bookkeeping (null: no schema on the search path). */
+  #schema: string | null = null;
 
   constructor(
     private readonly settings: PostgresSettings,
@@ -97,6 +103,7 @@ export class PostgresSink implements Sink {
     await this.#transaction(async (client) => {
       if (!this.#bookkept) {
         for (const sql of CREATE_BOOKKEEPING) await client.query(sql);
+        this.#schema = await currentSchema(client);
         this.#bookkept = true;
       }
       for (const g of groupRows(rows)) {
@@ -106,7 +113,7 @@ export class PostgresSink implements Sink {
         for (let i = 0; i < g.rows.length; i += chunk) {
           const part = g.rows.slice(i, i + chunk);
           await client.query(
-            upsertSql(g.table, g.columns, part.length),
+            upsertSql(qualified(this.#schema, g.table), g.columns, part.length),
             part.flatMap((r) => rowParams(r)),
           );
         }
@@ -152,6 +159,7 @@ export class PostgresSink implements Sink {
     this.#columns.clear();
     this.#bookkept = false;
     return this.#transaction(async (client) => {
+      const schema = await currentSchema(client);
       const exists = await client.query<{ t: string | null }>('SELECT to_regclass($1) AS t', [TABLES_TABLE]);
       const recorded =
         exists.rows[0]?.t == null
@@ -160,12 +168,11 @@ export class PostgresSink implements Sink {
               (r) => r.name,
             );
       const dropped: string[] = [];
-      for (const table of [...tablesToDrop(recorded, types), TABLES_TABLE, HEAD_TABLE]) {
-        const found = await client.query<{ t: string | null }>('SELECT to_regclass($1) AS t', [
-          quoteIdent(table),
-        ]);
+      for (const table of [...tablesToDrop(recorded, types, 'postgres'), TABLES_TABLE, HEAD_TABLE]) {
+        const name = qualified(schema, table);
+        const found = await client.query<{ t: string | null }>('SELECT to_regclass($1) AS t', [name]);
         if (found.rows[0]?.t == null) continue;
-        await client.query(dropStatement(table));
+        await client.query(dropStatement(name));
         dropped.push(`dropped table ${table}`);
       }
       return dropped;
@@ -202,17 +209,27 @@ export class PostgresSink implements Sink {
   }
 
   async #ensureColumns(client: PoolClient, table: string, fields: readonly SqlField[]): Promise<void> {
+    const name = qualified(this.#schema, table);
     let columns = this.#columns.get(table);
     if (!columns) {
       await client.query(
-        `CREATE TABLE IF NOT EXISTS ${quoteIdent(table)} (id TEXT PRIMARY KEY, version BIGINT NOT NULL, ` +
+        `CREATE TABLE IF NOT EXISTS ${name} (id TEXT PRIMARY KEY, version BIGINT NOT NULL, ` +
           'created_at TIMESTAMPTZ, created_by TEXT, updated_at TIMESTAMPTZ, updated_by TEXT)',
       );
-      const res = await client.query<{ column_name: string }>(
-        'SELECT column_name FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = $1',
-        [table],
+      // From the catalog, which shows every relation's columns whatever the role may do with them.
+      const res = await client.query<{ kind: string; columns: string[] }>(
+        'SELECT c.relkind AS kind, ARRAY(SELECT attname::text FROM pg_attribute WHERE attrelid = c.oid ' +
+          'AND attnum > 0 AND NOT attisdropped) AS columns FROM pg_class c WHERE c.oid = to_regclass($1)',
+        [name],
       );
-      columns = new Set(res.rows.map((r) => r.column_name));
+      const found = res.rows[0] ?? { kind: 'r', columns: [] };
+      columns = new Set(found.columns);
+      // Another object of that name (an index such as `<type>_pkey`, a view, someone's own table):
+      // IF NOT EXISTS left it in place, and no row of this plugin will ever go into it.
+      const problem = TABLE_KINDS.has(found.kind)
+        ? shapeProblem(columns)
+        : `it is ${RELATION_KINDS[found.kind] ?? 'not a table'}`;
+      if (problem !== undefined) throw new NotATable(table, problem);
       this.#columns.set(table, columns);
       await client.query(TABLE_INSERT(pgParam), [table]);
     }
@@ -222,7 +239,7 @@ export class PostgresSink implements Sink {
     const adds = [...missing].map(
       ([c, type]) => `ADD COLUMN IF NOT EXISTS ${quoteIdent(c)} ${postgresType(type)}`,
     );
-    await client.query(`ALTER TABLE ${quoteIdent(table)} ${adds.join(', ')}`);
+    await client.query(`ALTER TABLE ${name} ${adds.join(', ')}`);
     for (const c of missing.keys()) columns.add(c);
   }
 
@@ -235,6 +252,28 @@ export class PostgresSink implements Sink {
 
 const pgParam = (n: number): string => `$${n}`;
 
+/** Ordinary and partitioned tables: what rows can be upserted into. */
+const TABLE_KINDS: ReadonlySet<string> = new Set(['r', 'p']);
+/** The other relations a name can belong to (pg_class.relkind). */
+const RELATION_KINDS: Readonly<Record<string, string>> = {
+  i: 'an index',
+  I: 'an index',
+  S: 'a sequence',
+  v: 'a view',
+  m: 'a materialized view',
+  c: 'a composite type',
+  f: 'a foreign table',
+  t: 'a TOAST table',
+};
+
+const currentSchema = async (client: PoolClient): Promise<string | null> =>
+  (await client.query<{ s: string | null }>('SELECT current_schema() AS s')).rows[0]?.s ?? null;
+
+/** A table's name in statements: quoted, and qualified with its schema when there is one. */
+const qualified = (schema: string | null, table: string): string =>
+  schema === null ? quoteIdent(table) : `${quoteIdent(schema)}.${quoteIdent(table)}`;
+
+/** `table`: quoted and qualified. */
 function upsertSql(table: string, columns: readonly string[], rows: number): string {
   const all = [...ROW_COLUMNS, ...columns].map(quoteIdent);
   const values: string[] = [];
@@ -245,7 +284,7 @@ function upsertSql(table: string, columns: readonly string[], rows: number): str
     .map((c) => `${c} = EXCLUDED.${c}`)
     .join(', ');
   return (
-    `INSERT INTO ${quoteIdent(table)} AS cur (${all.join(', ')}) VALUES ${values.join(', ')} ` +
+    `INSERT INTO ${table} AS cur (${all.join(', ')}) VALUES ${values.join(', ')} ` +
     `ON CONFLICT (id) DO UPDATE SET ${set} WHERE EXCLUDED.version >= cur.version`
   );
 }

@@ -6,12 +6,9 @@
  * those of aggregate types the store no longer has included.
  */
 import type { DeliveryItem } from '../types.js';
-import { quoteIdent, tableName } from './rows.js';
+import { HEAD_TABLE, type SqlDialect, TABLES_TABLE, tableName } from './names.js';
 
-/** One row (`id` = 1): the newest event the tables hold. */
-export const HEAD_TABLE = 'eventdbx_sink_head';
-/** The tables the sink created, one row each. */
-export const TABLES_TABLE = 'eventdbx_sink_tables';
+export { HEAD_TABLE, TABLES_TABLE };
 
 /** The bookkeeping tables (PostgreSQL and SQLite share the statements). */
 export const CREATE_BOOKKEEPING = [
@@ -44,8 +41,13 @@ export function newestOf(
 }
 
 /** The tables `--rebuild` drops: those recorded, those of the store's types, and the bookkeeping. */
-export const tablesToDrop = (recorded: readonly string[], types: readonly string[]): string[] => [
-  ...new Set([...recorded, ...types.filter((t) => !t.startsWith('$')).map(tableName)]),
+export const tablesToDrop = (
+  recorded: readonly string[],
+  types: readonly string[],
+  dialect: SqlDialect,
+): string[] => [
+  ...new Set([...recorded, ...types.filter((t) => !t.startsWith('$')).map((t) => tableName(t, dialect))]),
 ];
 
-export const dropStatement = (table: string): string => `DROP TABLE IF EXISTS ${quoteIdent(table)}`;
+/** `table`: the table's name as quoted (and, in PostgreSQL, qualified) by the sink. */
+export const dropStatement = (table: string): string => `DROP TABLE IF EXISTS ${table}`;

@@ -3,9 +3,12 @@
  * its mapped column type. Shared by PostgreSQL and SQLite so both mirror the same column set.
  */
 import { err } from '../../core/errors.js';
-import { RESERVED_SQL, fieldColumn, fitIdent, issuerText } from '../columns.js';
+import { RESERVED_SQL, fieldColumn, issuerText } from '../columns.js';
 import { type DeliveryItem, type Mappings, type TypeMap, DeliveryFailure } from '../types.js';
 import { type DataType, type SqlValue, TEXT, castValue, parseDataType } from './datatypes.js';
+import { type SqlDialect, quoteIdent, tableName } from './names.js';
+
+export { quoteIdent, tableName };
 
 export interface SqlField {
   readonly field: string;
@@ -61,8 +64,6 @@ export function typeResolver(mappings: Mappings, plugin: 'postgres' | 'sqlite'):
   };
 }
 
-export const tableName = (aggregateType: string): string => fitIdent(aggregateType);
-
 /**
  * Rows for a batch, cast and collapsed to the newest version per aggregate (each row is the full
  * state, so the last one wins). A value that cannot be cast stops the batch at the event that set it:
@@ -71,7 +72,7 @@ export const tableName = (aggregateType: string): string => fitIdent(aggregateTy
  * last good value).
  */
 export function buildRows(
-  plugin: string,
+  plugin: SqlDialect,
   items: readonly DeliveryItem[],
   typeOf: TypeOf,
 ): { rows: SqlRow[]; failure?: DeliveryFailure } {
@@ -102,13 +103,14 @@ export function buildRows(
         return { rows: [...latest.values()], failure };
       }
       const column = fieldColumn(field, RESERVED_SQL);
-      // Two fields can only share a column through renaming (`id` → `field_id`): the later one wins.
+      // fieldColumn gives every name its own column; only names made to equal another's shortened
+      // form (`<54 characters>_<hash>`) can meet here, and one statement cannot set a column twice.
       const taken = fields.findIndex((f) => f.column === column);
       if (taken >= 0) fields.splice(taken, 1);
       fields.push({ field, column, type, value: cast.value });
     }
     latest.set(`${record.aggregate_type}\u0000${record.aggregate_id}`, {
-      table: tableName(record.aggregate_type),
+      table: tableName(record.aggregate_type, plugin),
       id: record.aggregate_id,
       version: record.version,
       created_at: row.created_at,
@@ -135,5 +137,3 @@ export function groupRows(
   }
   return [...groups.values()];
 }
-
-export const quoteIdent = (name: string): string => `"${name.replace(/"/g, '""')}"`;

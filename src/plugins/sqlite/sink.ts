@@ -8,6 +8,7 @@ import type { Worker } from 'node:worker_threads';
 import { moduleWorker } from '../../storage/module-worker.js';
 import { newestOf } from '../sql/bookkeeping.js';
 import { type SqlRow, type TypeOf, buildRows } from '../sql/rows.js';
+import { NOT_A_TABLE } from '../sql/shape.js';
 import {
   type DeliveryItem,
   type HeldEvent,
@@ -131,21 +132,25 @@ function sqliteReason(e: unknown): string {
 
 /**
  * SQLite's limits that a row can reach (plain SQLITE_ERROR, told by the message): a table's columns
- * (SQLITE_MAX_COLUMN, 2000 by default), bound values, the statement's length. As SQLITE_TOOBIG (a
- * value over the size limit), the same row fails every time.
+ * (SQLITE_MAX_COLUMN, 2000 by default), bound values, the statement's length; and a table's name that
+ * rows can never go into: one SQLite keeps for itself, one an index has. As SQLITE_TOOBIG (a value
+ * over the size limit), the same row fails every time.
  */
-const LIMIT = /^(too many columns|too many SQL variables|statement too long)\b/;
+const NEVER_TAKEN =
+  /^(too many columns|too many SQL variables|statement too long|object name reserved for internal use|there is already an index named)\b/;
 
 function classify(e: unknown, items: readonly DeliveryItem[]): DeliveryFailure {
   if (e instanceof DeliveryFailure) return e;
   const code = String((e as { code?: unknown }).code ?? '');
   const reason = sqliteReason(e);
-  const limit = code === 'SQLITE_ERROR' && LIMIT.test(reasonOf(e));
+  const never = code === 'SQLITE_ERROR' && NEVER_TAKEN.test(reasonOf(e));
   if (
     code.startsWith('SQLITE_CONSTRAINT') ||
     code === 'SQLITE_MISMATCH' ||
     code === 'SQLITE_TOOBIG' ||
-    limit
+    never ||
+    // The writer's own refusal of a table it cannot write into (../sql/shape.ts).
+    NOT_A_TABLE.test(reasonOf(e))
   ) {
     return rejectedFailure('sqlite', items[0]!.record, reason, items.length === 1 ? 0 : undefined);
   }

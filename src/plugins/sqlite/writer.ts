@@ -21,6 +21,7 @@ import {
   tablesToDrop,
 } from '../sql/bookkeeping.js';
 import { type SqlField, type SqlRow, groupRows, quoteIdent, rowParams } from '../sql/rows.js';
+import { NotATable, shapeProblem } from '../sql/shape.js';
 import type { HeldEvent } from '../types.js';
 import { PRIVATE_DIR, PRIVATE_FILE, sameFile } from '../files.js';
 import { makeDir } from '../../fs/make-dir.js';
@@ -80,9 +81,9 @@ export class SqliteWriter {
       : [];
     const dropped: string[] = [];
     db.transaction(() => {
-      for (const table of [...tablesToDrop(recorded, types), TABLES_TABLE, HEAD_TABLE]) {
+      for (const table of [...tablesToDrop(recorded, types, 'sqlite'), TABLES_TABLE, HEAD_TABLE]) {
         if (!exists(db, table)) continue;
-        db.exec(dropStatement(table));
+        db.exec(dropStatement(quoteIdent(table)));
         dropped.push(`dropped table ${table}`);
       }
     })();
@@ -128,7 +129,11 @@ export class SqliteWriter {
           'created_at TEXT, created_by TEXT, updated_at TEXT, updated_by TEXT)',
       );
       const info = db.prepare(`PRAGMA table_info(${quoteIdent(table)})`).all() as Array<{ name: string }>;
-      existing = new Map(info.map((c) => [c.name.toLowerCase(), c.name]));
+      const found = new Map(info.map((c) => [c.name.toLowerCase(), c.name]));
+      // A view or someone's own table of that name: IF NOT EXISTS left it, and it takes no row of ours.
+      const problem = shapeProblem(new Set(found.keys()));
+      if (problem !== undefined) throw new NotATable(table, problem);
+      existing = found;
       this.#columns.set(table, existing);
       db.prepare(TABLE_INSERT(() => '?')).run(table);
     }
