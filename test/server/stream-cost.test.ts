@@ -5,19 +5,22 @@
  * append take 21 s; a revoked token's streams went on scanning until they had something to send.
  *
  * Now a catch-up reads and decrypts only the events its token's scopes and `aggregate` filter cover
- * (filtered on the ledger entries), serves other requests between pages and checks the token on
- * every page.
+ * (filtered on the ledger entries), serves other requests between pages, checks the token on every
+ * page, and one token has at most `max_streams_per_token` streams open (429).
  */
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { EventDbxApiError, EventDbxClient } from '../../src/client/index.js';
+import { DEFAULT_MAX_STREAMS_PER_TOKEN, loadConfig } from '../../src/config/config.js';
 import type { EventRecord } from '../../src/core/event.js';
 import { SseParser, type SseMessage } from '../../src/protocol/index.js';
 import { streamFeature } from '../../src/server/routes/stream.js';
 import { createToken, revokeToken } from '../../src/store/tokens.js';
 import { CountingCodec } from '../helpers/codec.js';
 import { CountingRocksDbEngine } from '../helpers/engine.js';
+import { expectCode } from '../helpers/expect.js';
 import { GatedEngine } from '../helpers/gated-engine.js';
 import { type TestServer, testServer } from '../helpers/http.js';
 
@@ -256,4 +259,103 @@ describe('a long catch-up shares the server, and ends when its token is revoked 
     expect(last.event).toBe('error');
     expect(JSON.parse(last.data)).toMatchObject({ code: 'EDBX_ERR_TOKEN_REVOKED', status: 401 });
   }, 60_000);
+});
+
+describe('one token has at most max_streams_per_token streams open (pen-test finding 1)', () => {
+  let s: TestServer;
+
+  beforeAll(async () => {
+    s = await testServer({ extraRoutes: streams });
+  });
+  afterAll(async () => {
+    await s?.close();
+  });
+
+  const refused = async () =>
+    Number(
+      /^eventdbx_stream_refused_total (\d+)/m.exec(
+        await (await fetch(`${s.url}/metrics`, { headers: { authorization: `Bearer ${s.token}` } })).text(),
+      )?.[1] ?? NaN,
+    );
+
+  it('refuses one more with 429 EDBX_ERR_TOO_MANY_STREAMS naming the cap; other tokens and freed slots stream', async () => {
+    expect(DEFAULT_MAX_STREAMS_PER_TOKEN).toBe(16);
+    const mon = await tokenFor(s, ['prometheus']);
+    const open: OpenStream[] = [];
+    for (let i = 0; i < DEFAULT_MAX_STREAMS_PER_TOKEN; i++) {
+      const st = await openStream(s, mon, '?from=1');
+      expect(st.status).toBe(200);
+      open.push(st);
+    }
+    const over = await openStream(s, mon, '?from=1');
+    expect(over.status).toBe(429);
+    expect(over.refusal!.code).toBe('EDBX_ERR_TOO_MANY_STREAMS');
+    expect(over.refusal!.detail).toContain('16 event streams open');
+    expect(over.refusal!.detail).toContain('max_streams_per_token 16');
+    expect(await refused()).toBe(1);
+    // The SDK's subscribe() throws it at once rather than reconnecting for ever.
+    const sdk = new EventDbxClient({ url: s.url, token: mon });
+    const e = await sdk
+      .subscribe({ from: 1, minDelayMs: 10_000 })
+      [Symbol.asyncIterator]()
+      .next()
+      .then(
+        () => undefined,
+        (x: unknown) => x,
+      );
+    expect(e).toBeInstanceOf(EventDbxApiError);
+    expect((e as EventDbxApiError).code).toBe('EDBX_ERR_TOO_MANY_STREAMS');
+    expect((e as EventDbxApiError).status).toBe(429);
+    expect(await refused()).toBe(2);
+
+    // Another token is not limited by this one's streams.
+    const other = await openStream(s, s.token, '?from=1');
+    expect(other.status).toBe(200);
+    other.close();
+
+    // A stream that ends frees its slot (the server sees the close a moment later).
+    open.pop()!.close();
+    let again: OpenStream | undefined;
+    for (const deadline = Date.now() + 10_000; Date.now() < deadline;) {
+      again = await openStream(s, mon, '?from=1');
+      if (again.status === 200) break;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    expect(again!.status).toBe(200);
+    for (const st of [...open, again!]) st.close();
+  }, 60_000);
+
+  it('takes its cap from the server options, the config file or EVENTDBX_MAX_STREAMS_PER_TOKEN', async () => {
+    const small = await testServer({ extraRoutes: streams, maxStreamsPerToken: 1 });
+    try {
+      const first = await openStream(small, small.token, '');
+      expect(first.status).toBe(200);
+      const second = await openStream(small, small.token, '');
+      expect(second.status).toBe(429);
+      expect(second.refusal!.detail).toContain('max_streams_per_token 1');
+      first.close();
+    } finally {
+      await small.close();
+    }
+    const none = { EVENTDBX_CONFIG: '/nonexistent/.eventdbx.json' };
+    expect((await loadConfig(undefined, none)).maxStreamsPerToken).toBe(16);
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'edbx-stream-cap-'));
+    try {
+      const file = path.join(dir, '.eventdbx.json');
+      await writeFile(file, JSON.stringify({ max_streams_per_token: 4 }));
+      expect((await loadConfig(file, {})).maxStreamsPerToken).toBe(4);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+    expect(
+      (await loadConfig(undefined, { ...none, EVENTDBX_MAX_STREAMS_PER_TOKEN: '64' })).maxStreamsPerToken,
+    ).toBe(64);
+    for (const bad of ['0', 'lots', '1.5']) {
+      const e = await expectCode(
+        loadConfig(undefined, { ...none, EVENTDBX_MAX_STREAMS_PER_TOKEN: bad }),
+        'EDBX_ERR_CONFIG_INVALID',
+      );
+      expect(e.message).toContain('EVENTDBX_MAX_STREAMS_PER_TOKEN');
+    }
+  });
 });

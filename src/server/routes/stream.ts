@@ -10,7 +10,7 @@
  * A catch-up costs what the stream may send: each page is filtered on its ledger entries (which name
  * the aggregate in clear) by the token's scopes and the `aggregate` filter, and only the events left
  * are read and decrypted. Between pages it lets the event loop serve other requests, and checks the
- * token again.
+ * token again. One token has at most `maxStreamsPerToken` streams open (429 EDBX_ERR_TOO_MANY_STREAMS).
  *
  * Event ids are positions, so `Last-Event-ID` resumes. The token's read scopes apply per event;
  * system aggregates ('$…') are never streamed. The token is re-checked before every write, before
@@ -24,6 +24,7 @@ import type { ServerResponse } from 'node:http';
 import { setImmediate as turn } from 'node:timers/promises';
 import type { FastifyInstance } from 'fastify';
 import { Counter, Gauge } from 'prom-client';
+import { DEFAULT_MAX_STREAMS_PER_TOKEN } from '../../config/config.js';
 import { type EventDbxError, err, toEventDbxError } from '../../core/errors.js';
 import type { EventRecord } from '../../core/event.js';
 import { aggregateType, wholeNumber } from '../../core/names.js';
@@ -286,9 +287,27 @@ class StreamConnection {
   }
 }
 
-/** The open streams of one server. */
+/** The open streams of one server, and how many each token has (by token hash). */
 class StreamHub {
   readonly connections = new Set<StreamConnection>();
+  readonly #perToken = new Map<string, number>();
+
+  openFor(tokenHash: string): number {
+    return this.#perToken.get(tokenHash) ?? 0;
+  }
+
+  add(c: StreamConnection, tokenHash: string): void {
+    this.connections.add(c);
+    this.#perToken.set(tokenHash, this.openFor(tokenHash) + 1);
+  }
+
+  delete(c: StreamConnection, tokenHash: string): void {
+    if (!this.connections.delete(c)) return;
+    const left = this.openFor(tokenHash) - 1;
+    if (left > 0) this.#perToken.set(tokenHash, left);
+    else this.#perToken.delete(tokenHash);
+  }
+
   closeAll(): void {
     for (const c of [...this.connections]) c.close();
   }
@@ -339,6 +358,12 @@ function givenPosition(
 async function streamRoutes(app: FastifyInstance, ctx: RouteContext): Promise<void> {
   const hub = new StreamHub();
   hubs.add(hub);
+  const maxPerToken = ctx.options.maxStreamsPerToken ?? DEFAULT_MAX_STREAMS_PER_TOKEN;
+  const refused = new Counter({
+    name: 'eventdbx_stream_refused_total',
+    help: 'event streams refused because their token had max_streams_per_token open (429)',
+    registers: [ctx.metrics.registry],
+  });
   const overflows = new Counter({
     name: 'eventdbx_stream_overflows_total',
     help: 'live buffers dropped because a subscriber fell behind (it then catches up from the log)',
@@ -399,6 +424,9 @@ async function streamRoutes(app: FastifyInstance, ctx: RouteContext): Promise<vo
           416: problemResponse(
             'EDBX_ERR_POSITION_BEYOND_HEAD: `from` (or `Last-Event-ID` + 1) is past the next position the store will write (a position saved before a restore from a backup)',
           ),
+          429: problemResponse(
+            'EDBX_ERR_TOO_MANY_STREAMS: the token already has max_streams_per_token event streams open (default 16)',
+          ),
         },
       },
     },
@@ -409,6 +437,11 @@ async function streamRoutes(app: FastifyInstance, ctx: RouteContext): Promise<vo
         throw err('EDBX_ERR_TOKEN_OUT_OF_SCOPE', { id: token.id, aggregate });
       }
       const from = firstPosition(ctx.store, req.query, req.headers['last-event-id']);
+      const open = hub.openFor(token.hash);
+      if (open >= maxPerToken) {
+        refused.inc();
+        throw err('EDBX_ERR_TOO_MANY_STREAMS', { id: token.id, open, max: maxPerToken });
+      }
       // Logged and counted when it ends (the client goes, the token is revoked, the server stops).
       const ended = ctx.takeOver(req, reply);
       req.raw.socket.setTimeout(0);
@@ -420,12 +453,12 @@ async function streamRoutes(app: FastifyInstance, ctx: RouteContext): Promise<vo
         from,
         req.log,
         (c) => {
-          hub.connections.delete(c);
+          hub.delete(c, token.hash);
           ended();
         },
         () => overflows.inc(),
       );
-      hub.connections.add(conn);
+      hub.add(conn, token.hash);
       conn.start();
     },
   );
