@@ -22,6 +22,12 @@ export const DEFAULT_PORT = 7070;
  */
 export const DEFAULT_MAX_CONNECTIONS = 1024;
 const maxConnections = z.number().int().min(1).max(1_000_000);
+/**
+ * Event streams one token may have open at once: what a few projections and a dashboard need, and a
+ * bound on what one token (leaked, or scripted in a loop) can make the server scan for it.
+ */
+export const DEFAULT_MAX_STREAMS_PER_TOKEN = 16;
+const maxStreamsPerToken = z.number().int().min(1).max(1_000_000);
 
 const port = z.number().int().min(1).max(65535);
 const MAX_VERIFY_THREADS = 64;
@@ -38,6 +44,7 @@ const FileSchema = z
     max_state_bytes: z.number().int().min(1024).optional(),
     verify_threads: z.number().int().min(0).max(MAX_VERIFY_THREADS).optional(),
     max_connections: maxConnections.optional(),
+    max_streams_per_token: maxStreamsPerToken.optional(),
     restrict: z.enum(RESTRICT_MODES as [RestrictMode, ...RestrictMode[]]).optional(),
   })
   .strict();
@@ -58,6 +65,8 @@ export interface Config {
   readonly verifyThreads: number;
   /** Open HTTP connections at most; one over it is closed at once. */
   readonly maxConnections: number;
+  /** Event streams one token may have open at once; one more is refused (429). */
+  readonly maxStreamsPerToken: number;
   /**
    * Schema enforcement of a `start` given no `--restrict` (and of CLI commands while no server
    * runs), so that `strict` survives a crash or a restore followed by a plain `start`.
@@ -157,6 +166,10 @@ export async function loadConfig(explicit?: string, env: NodeJS.ProcessEnv = pro
       envNumber(env, 'EVENTDBX_MAX_CONNECTIONS', maxConnections) ??
       f.max_connections ??
       DEFAULT_MAX_CONNECTIONS,
+    maxStreamsPerToken:
+      envNumber(env, 'EVENTDBX_MAX_STREAMS_PER_TOKEN', maxStreamsPerToken) ??
+      f.max_streams_per_token ??
+      DEFAULT_MAX_STREAMS_PER_TOKEN,
     restrict: envRestrict(env) ?? f.restrict ?? 'true',
     file: f,
   };
@@ -266,6 +279,7 @@ export function describeConfig(c: Config): Record<string, string | number> {
     max_state_bytes: c.maxStateBytes,
     verify_threads: c.verifyThreads,
     max_connections: c.maxConnections,
+    max_streams_per_token: c.maxStreamsPerToken,
     restrict: c.restrict,
   };
 }

@@ -199,6 +199,13 @@ export const ERRORS = {
       `${p.name} ${p.value} is beyond the end of the log (the store holds ${p.size} positions, so at most ${Number(p.size) + 1}, the next one): if you saved it from this store, the store was restored from a backup since; reread from a position it holds (1 = the first)`,
     doc: "A stream was asked to start (`from`, `Last-Event-ID`) past the next position the store will write: the position was saved from history this store no longer has (it was restored from a backup) or from another store. Answered before the stream starts; the SDK's `subscribe()` throws it instead of reconnecting.",
   },
+  EDBX_ERR_TOO_MANY_STREAMS: {
+    status: 429,
+    kind: 'user',
+    message: (p) =>
+      `token ${p.id} already has ${p.open} event streams open, the most one token may have (max_streams_per_token ${p.max}): end one first, or give each consumer its own token`,
+    doc: "An event stream was asked for with a token that already has `max_streams_per_token` streams open (default 16; the config file's `max_streams_per_token` or `EVENTDBX_MAX_STREAMS_PER_TOKEN`). Nothing was started; counted in `eventdbx_stream_refused_total`. The SDK's `subscribe()` throws it instead of reconnecting.",
+  },
   EDBX_ERR_EVENT_NOT_FOUND: {
     status: 404,
     kind: 'user',

@@ -39,6 +39,8 @@ export interface ServerOptions {
    * a byte is read, and counted and logged. Default: no cap (`start` passes the configured one).
    */
   readonly maxConnections?: number;
+  /** Event streams one token may have open at once (default DEFAULT_MAX_STREAMS_PER_TOKEN). */
+  readonly maxStreamsPerToken?: number;
   /** Request, headers and keep-alive timeouts (tests make them short). */
   readonly timeouts?: Timeouts;
   /**

@@ -131,6 +131,7 @@ export async function serveForeground(o: ServeOptions): Promise<void> {
     logger: { level, redact: ['req.headers.authorization'], ...(o.logFile ? { stream: o.logFile } : {}) },
     bodyLimit: Math.max(1024 * 1024, o.config.maxPayloadBytes * 4),
     maxConnections: o.config.maxConnections,
+    maxStreamsPerToken: o.config.maxStreamsPerToken,
     stopSignal: stopping.signal,
     extraRoutes: FEATURES.filter((f) => f.routes).map((f) => (a, ctx) => f.routes!(a, ctx, secure)),
   });

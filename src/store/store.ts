@@ -26,7 +26,7 @@ import { AUDIT_ID, AUDIT_TYPE, auditEntries } from './audit-log.js';
 import { type ReadEventsOptions, eventIn, eventsByIds, scanEventRange, spaceOf } from './event-reads.js';
 import { type CommitListener, CommitListeners } from './listeners.js';
 import { type ListOptions, countAggregates, listAggregates } from './listing.js';
-import { readLogOnce } from './log.js';
+import { readLogOnce, scanLogOnce } from './log.js';
 import { Metas } from './metas.js';
 import { Moves, movesAggregate } from './moves.js';
 import { STORAGE_LAYOUT, type StoredHead, ledgerHeadProblem, loadTokens, openStoredHead } from './opening.js';
@@ -39,6 +39,7 @@ import type {
   AggregateSummary,
   AggregateView,
   AppendRequest,
+  LogScan,
   SnapshotRecord,
   WriteContext,
 } from './types.js';
@@ -482,6 +483,20 @@ export class EventStore {
   async readLog(from: number, limit: number): Promise<EventRecord[]> {
     // The metas name the keyspace of each event: an archive or restore may move some meanwhile.
     return this.#moves.despite(() => readLogOnce(this, this.#metas, from, limit));
+  }
+
+  /**
+   * The log from `from` through a filter on its ledger entries: up to `limit` positions are examined
+   * by their entry alone (it names `type`, `id` and `version` in clear) and only the events `keep`
+   * accepts are read and opened, so a reader that may see a few aggregates pays for those, not for
+   * the whole log. `next` is the position after the last one examined: where the next scan starts
+   * (`from` itself once the log ends). A position missing from the ledger is EDBX_ERR_INTEGRITY.
+   *
+   * @example
+   * const { records, next } = await store.scanLog(1, 512, (ref) => ref.type === 'patient');
+   */
+  async scanLog(from: number, limit: number, keep: (ref: K.EventRef) => boolean): Promise<LogScan> {
+    return this.#moves.despite(() => scanLogOnce(this, this.#metas, from, limit, keep));
   }
 
   /** The audit log (archive, restore, and later security events), oldest first. */

@@ -69,6 +69,14 @@ export interface SnapshotRecord {
   readonly comment?: string;
 }
 
+/** A page of the log read through a filter (`EventStore.scanLog`). */
+export interface LogScan {
+  /** The events kept, in position order. */
+  readonly records: EventRecord[];
+  /** The position after the last one examined: where the next page starts. */
+  readonly next: number;
+}
+
 export interface LedgerReport {
   readonly ok: boolean;
   readonly size: number;

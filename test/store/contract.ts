@@ -370,6 +370,35 @@ export function storeContract(name: string, factory: EngineFactory): void {
       expect(log.map((e) => e.position)).toEqual(Array.from({ length: 200 }, (_, i) => i + 1));
     });
 
+    it('scanLog opens only the events its filter keeps (archived ones too) and says where to go on', async () => {
+      for (let i = 0; i < 6; i++) await store.append(ev(`p-${i % 3}`, 'tick', { n: String(i) }), jane);
+      await archiveAggregate(store, 'patient', 'p-1', jane); // an audit entry at position 7
+      const all = await store.readLog(1, 100);
+      const seen: string[] = [];
+      const page = await store.scanLog(0, 5, (r) => {
+        seen.push(`${r.type}/${r.id}@${r.version}`);
+        return r.id === 'p-1';
+      });
+      expect(seen).toEqual(all.slice(0, 5).map((e) => `${e.aggregate_type}/${e.aggregate_id}@${e.version}`));
+      expect(page.next).toBe(6);
+      expect(page.records).toEqual(all.filter((e) => e.position <= 5 && e.aggregate_id === 'p-1'));
+      const rest = await store.scanLog(page.next, 100, (r) => r.type === AUDIT_TYPE || r.id === 'p-1');
+      expect(rest.next).toBe(store.size + 1);
+      expect(rest.records).toEqual(all.filter((e) => e.aggregate_type === AUDIT_TYPE));
+      expect(rest.records.map((e) => e.position)).toEqual([7]);
+      // Past the end: nothing examined, the same position to go on from.
+      expect(await store.scanLog(store.size + 1, 10, () => true)).toEqual({
+        records: [],
+        next: store.size + 1,
+      });
+      // A position missing from the ledger is refused, even where the filter would skip it.
+      await del(K.positionKey(3));
+      await expectCode(
+        store.scanLog(1, 10, () => false),
+        'EDBX_ERR_INTEGRITY',
+      );
+    });
+
     it('a failed job in a batch does not disturb the jobs batched with it', async () => {
       const outcomes = await Promise.allSettled([
         store.append(ev('p-1', 'a', {}), jane),

@@ -1,22 +1,30 @@
 /**
  * The event stream: `GET /v1/events/stream?from=<position>[&aggregate=<type>]` as Server-Sent Events.
  *
- * Each connection catches up from the store-wide log (`readLog`, in pages), then follows commits
+ * Each connection catches up from the store-wide log (`scanLog`, in pages), then follows commits
  * (`onCommit`). One cursor, `next` (the next position to examine), decides what is sent: live records
  * are used only when they start exactly at `next`, and anything else is read from the log, so the
  * catch-up/live boundary can neither skip nor repeat a position. The live buffer is bounded; a slow
  * reader loses only the buffer and catches up from the log again.
  *
+ * A catch-up costs what the stream may send: each page is filtered on its ledger entries (which name
+ * the aggregate in clear) by the token's scopes and the `aggregate` filter, and only the events left
+ * are read and decrypted. Between pages it lets the event loop serve other requests, and checks the
+ * token again. One token has at most `maxStreamsPerToken` streams open (429 EDBX_ERR_TOO_MANY_STREAMS).
+ *
  * Event ids are positions, so `Last-Event-ID` resumes. The token's read scopes apply per event;
- * system aggregates ('$…') are never streamed. The token is re-checked before every write and at every
- * heartbeat (a revoked or expired token ends the stream before anything more is sent). Heartbeats are
- * comment lines; they carry the resume point past filtered events. The first time a connection has
- * sent everything up to the store's head, it says so (`event: caught-up`): what a projection rebuild
- * waits for, since the head may be a position it never receives (an audit entry, a filtered one).
+ * system aggregates ('$…') are never streamed. The token is re-checked before every write, before
+ * every page of a catch-up and at every heartbeat (a revoked or expired token ends the stream before
+ * anything more is sent or read). Heartbeats are comment lines; they carry the resume point past
+ * filtered events. The first time a connection has sent everything up to the store's head, it says so
+ * (`event: caught-up`): what a projection rebuild waits for, since the head may be a position it
+ * never receives (an audit entry, a filtered one).
  */
 import type { ServerResponse } from 'node:http';
+import { setImmediate as turn } from 'node:timers/promises';
 import type { FastifyInstance } from 'fastify';
 import { Counter, Gauge } from 'prom-client';
+import { DEFAULT_MAX_STREAMS_PER_TOKEN } from '../../config/config.js';
 import { type EventDbxError, err, toEventDbxError } from '../../core/errors.js';
 import type { EventRecord } from '../../core/event.js';
 import { aggregateType, wholeNumber } from '../../core/names.js';
@@ -36,7 +44,7 @@ import type { Feature, FeatureLogger } from '../features.js';
 import { toProblem } from '../problem.js';
 import { MAX_WHOLE, errors, problemResponse, uint } from '../schemas.js';
 
-/** Log entries read per catch-up step. */
+/** Log positions examined per catch-up step (only those the stream may send are read). */
 const PAGE = 512;
 /** Live records buffered per connection before it falls back to reading the log. */
 const MAX_PENDING = 8192;
@@ -139,12 +147,20 @@ class StreamConnection {
     }
   };
 
-  #visible(r: EventRecord): boolean {
-    if (r.aggregate_type.startsWith('$')) return false;
-    if (this.filter.aggregate !== undefined && r.aggregate_type !== this.filter.aggregate) return false;
+  /** Whether this stream sends the events of an aggregate (by the token's current scopes). */
+  #covers(type: string, id: string): boolean {
+    if (type.startsWith('$')) return false;
+    if (this.filter.aggregate !== undefined && type !== this.filter.aggregate) return false;
     const scopes = this.#token.scopes;
-    return scopes.length === 0 || scopes.some((s) => scopeCovers(s, r.aggregate_type, r.aggregate_id));
+    return scopes.length === 0 || scopes.some((s) => scopeCovers(s, type, id));
   }
+
+  #visible(r: EventRecord): boolean {
+    return this.#covers(r.aggregate_type, r.aggregate_id);
+  }
+
+  /** The catch-up's filter on ledger entries: events it rejects are never read or decrypted. */
+  #keep = (ref: { readonly type: string; readonly id: string }): boolean => this.#covers(ref.type, ref.id);
 
   /** Format the record at `next` (sent only if visible) and advance. */
   #take(r: EventRecord): string {
@@ -166,21 +182,32 @@ class StreamConnection {
     try {
       while (!this.#closed) {
         let out = '';
+        let paged = false;
         const p = this.#pending;
         while (this.#head < p.length && p[this.#head]!.position < this.#next) this.#head++;
         if (this.#head < p.length && p[this.#head]!.position === this.#next) {
           while (this.#head < p.length && p[this.#head]!.position === this.#next)
             out += this.#take(p[this.#head++]!);
         } else if (this.#next <= this.store.size) {
-          const page = await this.store.readLog(this.#next, PAGE);
+          // Checked on every page, whether or not it sends anything: a revoke, an expiry or narrower
+          // scopes end (or narrow) a long catch-up within a page.
+          if (!this.#stillAuthorized()) return;
+          const page = await this.store.scanLog(this.#next, PAGE, this.#keep);
           if (this.#closed) return;
-          if (page.length === 0) {
+          if (page.next <= this.#next) {
             throw err('EDBX_ERR_INTEGRITY', {
               where: 'ledger',
               reason: `position ${this.#next} is missing from the log`,
             });
           }
-          for (const r of page) if (r.position >= this.#next) out += this.#take(r);
+          for (const r of page.records) {
+            // A heartbeat may have re-read the token while the page was read: its scopes now.
+            if (!this.#visible(r)) continue;
+            this.#told = r.position;
+            out += blockOf(r);
+          }
+          this.#next = page.next;
+          paged = true;
         } else if (!this.#caughtUp) {
           // Every position up to the head has been sent or passed: say so once, with the head as
           // the resume point (it also moves the client past filtered positions at the end).
@@ -202,6 +229,8 @@ class StreamConnection {
         // before the next event, not at the next heartbeat.
         if (out && !this.#stillAuthorized()) return;
         if (out && !this.res.write(out)) await this.#drained();
+        // A page at a time, then the event loop: appends and other requests go on during a long catch-up.
+        if (paged) await turn();
       }
     } catch (e) {
       this.#fail(toEventDbxError(e));
@@ -258,9 +287,27 @@ class StreamConnection {
   }
 }
 
-/** The open streams of one server. */
+/** The open streams of one server, and how many each token has (by token hash). */
 class StreamHub {
   readonly connections = new Set<StreamConnection>();
+  readonly #perToken = new Map<string, number>();
+
+  openFor(tokenHash: string): number {
+    return this.#perToken.get(tokenHash) ?? 0;
+  }
+
+  add(c: StreamConnection, tokenHash: string): void {
+    this.connections.add(c);
+    this.#perToken.set(tokenHash, this.openFor(tokenHash) + 1);
+  }
+
+  delete(c: StreamConnection, tokenHash: string): void {
+    if (!this.connections.delete(c)) return;
+    const left = this.openFor(tokenHash) - 1;
+    if (left > 0) this.#perToken.set(tokenHash, left);
+    else this.#perToken.delete(tokenHash);
+  }
+
   closeAll(): void {
     for (const c of [...this.connections]) c.close();
   }
@@ -311,6 +358,12 @@ function givenPosition(
 async function streamRoutes(app: FastifyInstance, ctx: RouteContext): Promise<void> {
   const hub = new StreamHub();
   hubs.add(hub);
+  const maxPerToken = ctx.options.maxStreamsPerToken ?? DEFAULT_MAX_STREAMS_PER_TOKEN;
+  const refused = new Counter({
+    name: 'eventdbx_stream_refused_total',
+    help: 'event streams refused because their token had max_streams_per_token open (429)',
+    registers: [ctx.metrics.registry],
+  });
   const overflows = new Counter({
     name: 'eventdbx_stream_overflows_total',
     help: 'live buffers dropped because a subscriber fell behind (it then catches up from the log)',
@@ -371,6 +424,9 @@ async function streamRoutes(app: FastifyInstance, ctx: RouteContext): Promise<vo
           416: problemResponse(
             'EDBX_ERR_POSITION_BEYOND_HEAD: `from` (or `Last-Event-ID` + 1) is past the next position the store will write (a position saved before a restore from a backup)',
           ),
+          429: problemResponse(
+            'EDBX_ERR_TOO_MANY_STREAMS: the token already has max_streams_per_token event streams open (default 16)',
+          ),
         },
       },
     },
@@ -381,6 +437,11 @@ async function streamRoutes(app: FastifyInstance, ctx: RouteContext): Promise<vo
         throw err('EDBX_ERR_TOKEN_OUT_OF_SCOPE', { id: token.id, aggregate });
       }
       const from = firstPosition(ctx.store, req.query, req.headers['last-event-id']);
+      const open = hub.openFor(token.hash);
+      if (open >= maxPerToken) {
+        refused.inc();
+        throw err('EDBX_ERR_TOO_MANY_STREAMS', { id: token.id, open, max: maxPerToken });
+      }
       // Logged and counted when it ends (the client goes, the token is revoked, the server stops).
       const ended = ctx.takeOver(req, reply);
       req.raw.socket.setTimeout(0);
@@ -392,12 +453,12 @@ async function streamRoutes(app: FastifyInstance, ctx: RouteContext): Promise<vo
         from,
         req.log,
         (c) => {
-          hub.connections.delete(c);
+          hub.delete(c, token.hash);
           ended();
         },
         () => overflows.inc(),
       );
-      hub.connections.add(conn);
+      hub.add(conn, token.hash);
       conn.start();
     },
   );
