@@ -1,6 +1,5 @@
 /** Opening the store for a CLI command, and the local identity of CLI writes made without a token. */
 import { statSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { type KeyProof, proveKeys } from '../core/crypto/key-proof.js';
@@ -9,6 +8,7 @@ import { err, shellWord } from '../core/errors.js';
 import type { IssuedBy } from '../core/event.js';
 import { LOCAL_GROUP } from '../core/tokens.js';
 import { type Config, loadConfig } from '../config/config.js';
+import { readNoFollow } from '../fs/no-follow.js';
 import { installSchemas } from '../store/schemas.js';
 import { KEYRING_COPY, type SecureStore, openDataDir } from '../store/secure.js';
 import { warn } from './stderr.js';
@@ -100,7 +100,7 @@ export async function proofOfKeys(config: Config, withDek = true): Promise<KeyPr
   let salt: Buffer;
   try {
     const record = validateKeyringRecord(
-      JSON.parse(await readFile(path.join(config.dataDir, KEYRING_COPY), 'utf8')),
+      JSON.parse(await readNoFollow(path.join(config.dataDir, KEYRING_COPY))),
     );
     salt = Buffer.from(record.salt, 'base64');
   } catch {

@@ -543,6 +543,15 @@ export const ERRORS = {
       `cannot read the data dir ${p.path} (${p.reason}): run this command as the user that owns it (the server's user), or choose another with --data-dir`,
     doc: 'The CLI cannot read the data dir (its files are owner-only): it cannot tell whether a server runs there, nor open the store.',
   },
+  EDBX_ERR_FILE_REFUSED: {
+    status: 500,
+    kind: 'user',
+    message: (p) =>
+      `refused ${p.path}: it is ${p.what}, where EventDBX keeps a file of its own; it never follows a link, nor writes into anything but a plain file with one name (whoever put it there could make this process write to any file): ${p.what === 'a directory' ? 'move it aside' : `remove it (\`rm ${shellWord(p.path)}\`)`}, find out who put it there, and run the command again`,
+    publicDetail: () =>
+      "a file the server keeps is not a plain file of its own (a link?); the server's log names it",
+    doc: "A file EventDBX keeps by name (in the data dir: `eventdbx.pid`, `eventdbx.log`, `keyring.json`, `acknowledged-head`, `backup.json`, the `.unclean` marker; the config file's temporary file) is a symbolic link, a hard link, a directory, a FIFO or a device: it is never followed or written into, since whoever can write the directory could point it at any file. Remove it (or, a directory, move it aside), find out who put it there, and run the command again.",
+  },
   EDBX_ERR_BACKUP_TARGET: {
     status: 409,
     kind: 'user',
