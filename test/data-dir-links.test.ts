@@ -3,9 +3,24 @@
  * (a service account) pointed `eventdbx.pid` or `eventdbx.log` at any file, and a `start`, a stop or a
  * logrotate SIGHUP run as root truncated, rewrote or appended to it (a dangling link made root create
  * it). The targets here are files in the test's temp dir: following a link needs no root to show.
+ * A data dir owned by another account is refused to root, and warned about to another user.
  */
-import { lstat, mkdir, readFile, readlink, rename, stat, symlink, writeFile } from 'node:fs/promises';
+import { spawnSync } from 'node:child_process';
+import {
+  chmod,
+  chown,
+  lstat,
+  mkdir,
+  readFile,
+  readdir,
+  readlink,
+  rename,
+  stat,
+  symlink,
+  writeFile,
+} from 'node:fs/promises';
 import path from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { type Project, applyArgs, freePort, project, running, serverPid } from './helpers/cli.js';
 
@@ -121,4 +136,62 @@ describe('links in the data dir are never followed (qa-pen #3)', () => {
     expect(r.stderr).toBe(refusal(file));
     expect(await exists(created)).toBe(false);
   }, 60_000);
+});
+
+describe('a data dir owned by another account (qa-pen #3)', () => {
+  const root = process.getuid?.() === 0;
+  // As root (CI): the data dir is given to `nobody`, as a service account's would be.
+  it.skipIf(!root)(
+    'is refused to root before anything in it is read or written',
+    async () => {
+      await setUp();
+      const nobody = 65534;
+      await chown(p.dataDir, nobody, nobody);
+      for (const args of [
+        ['start'],
+        ['status'],
+        ['stop'],
+        applyArgs('patient', 'p-1', 'admitted', ['ward=3']),
+      ]) {
+        const r = await p.cli(args);
+        expect(r.code, args.join(' ')).toBe(1);
+        expect(r.stderr).toMatch(
+          new RegExp(
+            `^error: the data dir ${p.dataDir} belongs to .*uid ${nobody}.*, and root does not use a directory another account can change .*: run the command as .* \\(\`sudo -u .* eventdbx …\`\\), or make root its owner \\(\`chown -R root: ${p.dataDir}\`\\) \\[EDBX_ERR_DATA_DIR_OWNER\\]\\n$`,
+          ),
+        );
+      }
+      expect(await readdir(p.dataDir)).toEqual([]);
+    },
+    60_000,
+  );
+
+  it.skipIf(!root)('is warned about to another user than root; one owned by root is not', async () => {
+    await setUp();
+    const other = 4242; // an account with no name: its uid is shown
+    await chown(p.dataDir, other, other);
+    await chmod(p.dir, 0o755); // so that `nobody` can look at the data dir
+    const module = pathToFileURL(path.resolve('dist/cli/runtime.js')).href;
+    const check = (dir: string) =>
+      // Loaded as root (the checkout may be root's alone), then run as `nobody`.
+      spawnSync(
+        process.execPath,
+        [
+          '--input-type=module',
+          '-e',
+          `const m = await import(${JSON.stringify(module)}); process.setgid(65534); process.setuid(65534);` +
+            `m.checkDataDirOwner(${JSON.stringify(dir)}); m.checkDataDirOwner(${JSON.stringify(dir)});`,
+        ],
+        { encoding: 'utf8' },
+      );
+    const r = check(p.dataDir);
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(
+      new RegExp(
+        `^warning: data dir ${p.dataDir} belongs to uid ${other}, not to this user \\(.*uid 65534\\): that account can plant links and files there that this command acts on with your rights; run it as uid ${other} \\(\`sudo -u '#${other}' eventdbx …\`\\)\\n$`,
+      ),
+    );
+    await chown(p.dataDir, 0, 0);
+    expect(check(p.dataDir).stderr).toBe('');
+  });
 });

@@ -33,7 +33,7 @@ import type { LogFile } from '../server/log-file.js';
 import { openNoFollow, openNoFollowSync, readNoFollow } from '../fs/no-follow.js';
 import { keyValues, printJson } from './output.js';
 import { reportError } from './report.js';
-import { localIdentity, proofOfKeys, requireKeys, warnIfDataDirOpen } from './runtime.js';
+import { checkDataDirOwner, localIdentity, proofOfKeys, requireKeys, warnIfDataDirOpen } from './runtime.js';
 import { stderrIsLog, warn } from './stderr.js';
 import { makeDir } from '../fs/make-dir.js';
 
@@ -173,6 +173,9 @@ async function start(
   const config = await startConfig(opts, configFile, say);
   const restrict = flagged ?? config.restrict;
   const given = START_FLAGS.filter((k) => opts[k] !== undefined);
+  // Before its PID file is read: root refuses another account's data dir (its launcher checked for
+  // the daemon, which would only repeat the warning into its log).
+  if (!daemonChild) checkDataDirOwner(config.dataDir);
   const running = await runningServer(config.dataDir);
   if (running) {
     throw err('EDBX_ERR_ALREADY_RUNNING', { pid: running.pid, port: running.port, data_dir: config.dataDir });
@@ -642,6 +645,8 @@ export async function lifecycle(
       dataDir: opts.dataDir === undefined ? base.dataDir : path.resolve(String(opts.dataDir)),
     };
     const json = Boolean(opts.json);
+    // Before the PID file is read (`stop` signals the process it names): see checkDataDirOwner.
+    checkDataDirOwner(config.dataDir);
     if (name === 'stop') return await stop(config, json);
     if (name === 'status') return await status(config, json);
     if (name === 'destroy') return await destroy(config, Boolean(opts.yes), json);

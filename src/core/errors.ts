@@ -543,6 +543,13 @@ export const ERRORS = {
       `cannot read the data dir ${p.path} (${p.reason}): run this command as the user that owns it (the server's user), or choose another with --data-dir`,
     doc: 'The CLI cannot read the data dir (its files are owner-only): it cannot tell whether a server runs there, nor open the store.',
   },
+  EDBX_ERR_DATA_DIR_OWNER: {
+    status: 500,
+    kind: 'user',
+    message: (p) =>
+      `the data dir ${p.path} belongs to ${p.owner}, and root does not use a directory another account can change (links or a PID file planted there would make root overwrite files or signal processes of that account's choosing): run the command as ${p.user} (\`sudo -u ${shellWord(p.sudo_user)} eventdbx …\`), or make root its owner (\`chown -R root: ${shellWord(p.path)}\`)`,
+    doc: "A command run as root on a data dir owned by another account is refused before it reads or writes anything in it: whoever owns the directory could plant links or a PID file there that make root overwrite files or signal processes of its choosing (RocksDB opens its own files by name). Run it as the owner (the server's user), or make root the owner. Another user than root is only warned.",
+  },
   EDBX_ERR_FILE_REFUSED: {
     status: 500,
     kind: 'user',

@@ -10,8 +10,8 @@
  * file (`O_CREAT|O_EXCL|O_NOFOLLOW`) and renamed over the name, which replaces a link itself, never
  * its target. A refusal is EDBX_ERR_FILE_REFUSED, naming the file: remove it.
  *
- * RocksDB's own files are RocksDB's to open; a data dir another account can write is refused to root
- * (cli/runtime.ts), which covers them.
+ * RocksDB's own files are RocksDB's to open: root refuses a data dir owned by another account
+ * (checkDataDirOwner, cli/runtime.ts), which covers them.
  */
 import {
   type Stats,
