@@ -126,6 +126,19 @@ describe('links in the data dir are never followed (qa-pen #3)', () => {
     expect((await lstat(log)).isSymbolicLink()).toBe(true);
   }, 60_000);
 
+  it('start refuses a link at backup.json before the server listens', async () => {
+    const { victim } = await setUp();
+    const marker = path.join(p.dataDir, 'backup.json');
+    await symlink(victim, marker);
+    const r = await p.cli(['start']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toBe(refusal(marker));
+    // Not a server left running after a start that said it failed.
+    expect((await p.cli(['status'])).code).toBe(1);
+    expect(await serverPid(p.dataDir)).toBeUndefined();
+    expect(await readFile(victim, 'utf8')).toBe(VICTIM);
+  }, 60_000);
+
   it('a command refuses a dangling link at acknowledged-head and does not create its target', async () => {
     await setUp();
     const file = path.join(p.dataDir, 'acknowledged-head');

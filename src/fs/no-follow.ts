@@ -188,6 +188,18 @@ export function replaceFileSync(file: string, data: string, o: { sync?: boolean 
   }
 }
 
+/**
+ * Whether `file` is there, as a plain file (a link is not followed to find out; false when it cannot
+ * be looked at, as `existsSync` says); EDBX_ERR_FILE_REFUSED when something else is in its place. For
+ * a file whose presence alone means something.
+ */
+export function plainFileExists(file: string): boolean {
+  const s = lstatSyncOrNone(file);
+  if (s === undefined) return false;
+  if (!s.isFile()) throw refused(file, kindOf(s));
+  return true;
+}
+
 /** Write a new file (owner-only) where nothing is yet: refused when anything, a link included, is there. */
 export async function writeNewFile(file: string, data: string | Buffer): Promise<void> {
   const handle = await openNoFollow(file, 'create');

@@ -5,7 +5,6 @@
  * re-wraps the keyring without rewriting data.
  */
 import { createPublicKey } from 'node:crypto';
-import { existsSync } from 'node:fs';
 import path from 'node:path';
 import {
   KeyCheck,
@@ -22,7 +21,7 @@ import {
 import { err } from '../core/errors.js';
 import type { StorageEngine } from '../storage/engine.js';
 import { createEngine } from '../storage/index.js';
-import { readNoFollow, replaceFile, replaceFileSync } from '../fs/no-follow.js';
+import { plainFileExists, readNoFollow, replaceFile, replaceFileSync } from '../fs/no-follow.js';
 import { globalKey } from './keys.js';
 import { ACKNOWLEDGED_HEAD } from './acknowledged.js';
 import { BACKUP_MARKER } from './restored.js';
@@ -251,7 +250,8 @@ export async function openDataDir(c: {
       keyringFile: path.join(c.dataDir, KEYRING_COPY),
       acknowledgedHead: {
         file: path.join(c.dataDir, ACKNOWLEDGED_HEAD),
-        restored: existsSync(path.join(c.dataDir, BACKUP_MARKER)),
+        // A link there is refused now, before a server listens, not once it has (recordRestore).
+        restored: plainFileExists(path.join(c.dataDir, BACKUP_MARKER)),
       },
     },
   );
