@@ -21,7 +21,7 @@ import { callControl } from '../server/control.js';
 import { OPS } from './ops.js';
 import { keyValues, printJson } from './output.js';
 import { reportError } from './report.js';
-import { localIdentity, openLocalStore, proofOfKeys, requireKeys } from './runtime.js';
+import { checkDataDirOwner, localIdentity, openLocalStore, proofOfKeys, requireKeys } from './runtime.js';
 import { runningServer } from './server-commands.js';
 
 function numberFlag(
@@ -212,6 +212,7 @@ async function applyToStore(
   const rotated = { masterKey: args.new_master_key !== undefined, dek: args.new_dek !== undefined };
   if (!rotated.masterKey && !rotated.dek && Object.keys(changes).length === 0) return rotated;
   const identity = localIdentity();
+  checkDataDirOwner(current.dataDir);
   const proof = await proofOfKeys(current, false);
   if (await callControl(current.dataDir, { op: 'config.apply', args, identity, proof })) return rotated;
   // Opened with the master key alone (it proves the authority to change keys), so a DEK being given

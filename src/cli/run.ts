@@ -11,7 +11,7 @@ import { ReaderGone, jsonList } from './list-output.js';
 import { LISTINGS, OPS } from './ops.js';
 import { printJson } from './output.js';
 import { reportError } from './report.js';
-import { localIdentity, openLocalStore, proofOfKeys, requireConfig } from './runtime.js';
+import { checkDataDirOwner, localIdentity, openLocalStore, proofOfKeys, requireConfig } from './runtime.js';
 
 /** Operations that show a progress bar on a TTY, and what it counts. */
 const PROGRESS: Readonly<Record<string, string>> = {
@@ -62,7 +62,11 @@ function interruptible(): { signal: AbortSignal; done: () => void } {
 async function commandConfig(opts: Record<string, unknown>, configFile?: string): Promise<Config> {
   const loaded = await requireConfig(configFile);
   // `--data-dir` (the commands that take it) names another data dir than the config's.
-  return opts.dataDir === undefined ? loaded : { ...loaded, dataDir: path.resolve(String(opts.dataDir)) };
+  const config =
+    opts.dataDir === undefined ? loaded : { ...loaded, dataDir: path.resolve(String(opts.dataDir)) };
+  // Before its keyring copy is read or its server asked: root refuses another account's data dir.
+  checkDataDirOwner(config.dataDir);
+  return config;
 }
 
 async function execute(

@@ -1,6 +1,5 @@
 /** Opening the store for a CLI command, and the local identity of CLI writes made without a token. */
-import { statSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { readFileSync, statSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { type KeyProof, proveKeys } from '../core/crypto/key-proof.js';
@@ -9,6 +8,7 @@ import { err, shellWord } from '../core/errors.js';
 import type { IssuedBy } from '../core/event.js';
 import { LOCAL_GROUP } from '../core/tokens.js';
 import { type Config, loadConfig } from '../config/config.js';
+import { readNoFollow } from '../fs/no-follow.js';
 import { installSchemas } from '../store/schemas.js';
 import { KEYRING_COPY, type SecureStore, openDataDir } from '../store/secure.js';
 import { warn } from './stderr.js';
@@ -89,6 +89,58 @@ export function warnIfDataDirOpen(dataDir: string): void {
   warn(`data dir ${dataDir} is open to other users (mode ${octal}): run \`chmod 700 ${dir}\``);
 }
 
+/** The name of the account `uid` (from /etc/passwd), or undefined when it has none there. */
+function accountName(uid: number): string | undefined {
+  try {
+    for (const line of readFileSync('/etc/passwd', 'utf8').split('\n')) {
+      const [name, , id] = line.split(':');
+      if (name && id === String(uid)) return name;
+    }
+  } catch {
+    // no /etc/passwd (accounts from a directory service): the uid alone
+  }
+  return undefined;
+}
+
+/** Data dirs already warned about in this process (restart checks, then its start checks again). */
+const ownerWarned = new Set<string>();
+
+/**
+ * A data dir that belongs to another account than the one running the command (qa-pen #3): that
+ * account can put links and files in it (a PID file naming any process, a link where the log or a
+ * RocksDB file will be written), and this process would act on them with its own rights. EventDBX's
+ * own files are never opened through a link (fs/no-follow.ts), but RocksDB opens its files by
+ * name, and a PID file says which process `stop` signals. So root refuses such a data dir
+ * (EDBX_ERR_DATA_DIR_OWNER: run as its owner), and another user is warned. One owned by root is
+ * trusted: root needs no links to act as root. Checked before anything in it is read or written.
+ */
+export function checkDataDirOwner(dataDir: string): void {
+  const euid = process.geteuid?.();
+  if (euid === undefined) return; // no uids (Windows)
+  let owner: number;
+  try {
+    owner = statSync(dataDir).uid;
+  } catch {
+    return; // not there yet: this user creates it
+  }
+  if (owner === euid || owner === 0) return;
+  const name = accountName(owner);
+  const who = name === undefined ? `uid ${owner}` : `${name} (uid ${owner})`;
+  if (euid === 0)
+    throw err('EDBX_ERR_DATA_DIR_OWNER', {
+      path: dataDir,
+      owner: who,
+      user: name ?? `uid ${owner}`,
+      sudo_user: name ?? `#${owner}`,
+    });
+  if (ownerWarned.has(dataDir)) return;
+  ownerWarned.add(dataDir);
+  const me = accountName(euid);
+  warn(
+    `data dir ${dataDir} belongs to ${who}, not to this user (${me === undefined ? `uid ${euid}` : `${me}, uid ${euid}`}): that account can plant links and files there that this command acts on with your rights; run it as ${name ?? `uid ${owner}`} (\`sudo -u ${shellWord(name ?? `#${owner}`)} eventdbx …\`)`,
+  );
+}
+
 /**
  * Proof of the keys of `config` for a running server to check (see core/crypto/key-proof.ts), made
  * with the install salt from the data dir's keyring copy; undefined when there is no readable copy
@@ -100,7 +152,7 @@ export async function proofOfKeys(config: Config, withDek = true): Promise<KeyPr
   let salt: Buffer;
   try {
     const record = validateKeyringRecord(
-      JSON.parse(await readFile(path.join(config.dataDir, KEYRING_COPY), 'utf8')),
+      JSON.parse(await readNoFollow(path.join(config.dataDir, KEYRING_COPY))),
     );
     salt = Buffer.from(record.salt, 'base64');
   } catch {
@@ -116,9 +168,11 @@ const LOCK_WAIT_MS = 10_000;
  * Open the store in this process (no server runs); schemas apply in the configured mode (`restrict`,
  * default true), the one a plain `start` would run with. Another CLI
  * command holding the data dir is waited for (it is done in a moment), with backoff, up to
- * LOCK_WAIT_MS; then EDBX_ERR_STORE_LOCKED. A data dir others can open is warned about first.
+ * LOCK_WAIT_MS; then EDBX_ERR_STORE_LOCKED. A data dir others can open, or that belongs to another
+ * account, is warned about first (refused to root: checkDataDirOwner).
  */
 export async function openLocalStore(config: Config, waitMs = LOCK_WAIT_MS): Promise<SecureStore> {
+  checkDataDirOwner(config.dataDir);
   warnIfDataDirOpen(config.dataDir);
   const deadline = Date.now() + waitMs;
   for (let delay = 20; ; delay = Math.min(delay * 2, 250)) {

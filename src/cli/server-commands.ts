@@ -1,13 +1,13 @@
 /** `start`, `stop`, `status`, `restart`, `destroy`: the server lifecycle around the PID file. */
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { closeSync, existsSync, openSync } from 'node:fs';
-import { open, readFile, rename, rm } from 'node:fs/promises';
+import { closeSync, existsSync } from 'node:fs';
+import { rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { createInterface } from 'node:readline/promises';
 import { fileURLToPath } from 'node:url';
 import { type Config, loadConfig, writeConfigFile } from '../config/config.js';
-import { err, shellWord, toEventDbxError } from '../core/errors.js';
+import { err, isEventDbxError, shellWord, toEventDbxError } from '../core/errors.js';
 import { wholeNumber } from '../core/names.js';
 import { RESTRICT_MODES, type RestrictMode } from '../core/schema.js';
 import {
@@ -30,9 +30,10 @@ import {
   logLevel,
 } from '../server/daemon-files.js';
 import type { LogFile } from '../server/log-file.js';
+import { openNoFollow, openNoFollowSync, readNoFollow } from '../fs/no-follow.js';
 import { keyValues, printJson } from './output.js';
 import { reportError } from './report.js';
-import { localIdentity, proofOfKeys, requireKeys, warnIfDataDirOpen } from './runtime.js';
+import { checkDataDirOwner, localIdentity, proofOfKeys, requireKeys, warnIfDataDirOpen } from './runtime.js';
 import { stderrIsLog, warn } from './stderr.js';
 import { makeDir } from '../fs/make-dir.js';
 
@@ -80,8 +81,10 @@ export async function runningServer(dataDir: string): Promise<PidInfo | undefine
   const file = path.join(dataDir, PID_FILE);
   let info: PidInfo;
   try {
-    info = JSON.parse(await readFile(file, 'utf8')) as PidInfo;
+    info = JSON.parse(await readNoFollow(file)) as PidInfo;
   } catch (e) {
+    // A link in its place (qa-pen #3): never read through, nor taken for "not running".
+    if (isEventDbxError(e, 'EDBX_ERR_FILE_REFUSED')) throw e;
     // Another user than the data dir's owner cannot tell whether a server runs: never "not running".
     const code = (e as NodeJS.ErrnoException).code;
     if (code === 'EACCES' || code === 'EPERM')
@@ -170,6 +173,9 @@ async function start(
   const config = await startConfig(opts, configFile, say);
   const restrict = flagged ?? config.restrict;
   const given = START_FLAGS.filter((k) => opts[k] !== undefined);
+  // Before its PID file is read: root refuses another account's data dir (its launcher checked for
+  // the daemon, which would only repeat the warning into its log).
+  if (!daemonChild) checkDataDirOwner(config.dataDir);
   const running = await runningServer(config.dataDir);
   if (running) {
     throw err('EDBX_ERR_ALREADY_RUNNING', { pid: running.pid, port: running.port, data_dir: config.dataDir });
@@ -257,8 +263,10 @@ async function daemonize(
   let log: number;
   try {
     makeDir(config.dataDir, 0o700);
-    log = openSync(logPath, 'a', 0o600);
+    // Never through a link put in its place (qa-pen #3): refused, with what to do.
+    log = openNoFollowSync(logPath, 'append');
   } catch (e) {
+    if (isEventDbxError(e)) throw e;
     const code = (e as NodeJS.ErrnoException).code ?? 'error';
     throw err('EDBX_ERR_DATA_DIR_NOT_WRITABLE', { path: config.dataDir, reason: code });
   }
@@ -312,7 +320,7 @@ async function daemonize(
 /** The end of a file (a log that may have grown for a year), '' when it cannot be read. */
 export async function lastBytes(file: string, bytes: number): Promise<string> {
   try {
-    const fh = await open(file, 'r');
+    const fh = await openNoFollow(file, 'read');
     try {
       const { size } = await fh.stat();
       const at = Math.max(0, size - bytes);
@@ -637,6 +645,8 @@ export async function lifecycle(
       dataDir: opts.dataDir === undefined ? base.dataDir : path.resolve(String(opts.dataDir)),
     };
     const json = Boolean(opts.json);
+    // Before the PID file is read (`stop` signals the process it names): see checkDataDirOwner.
+    checkDataDirOwner(config.dataDir);
     if (name === 'stop') return await stop(config, json);
     if (name === 'status') return await status(config, json);
     if (name === 'destroy') return await destroy(config, Boolean(opts.yes), json);

@@ -6,9 +6,10 @@
 import { constants, promises as fs } from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
-import { err } from '../core/errors.js';
+import { err, isEventDbxError } from '../core/errors.js';
 import { DEFAULT_MAX_PAYLOAD_BYTES, DEFAULT_MAX_STATE_BYTES } from '../core/event.js';
 import { RESTRICT_MODES, type RestrictMode } from '../core/schema.js';
+import { openNoFollow } from '../fs/no-follow.js';
 import { DEFAULT_MEMORY_THRESHOLD, defaultVerifyThreads } from '../store/store.js';
 import { makeDir } from '../fs/make-dir.js';
 
@@ -180,7 +181,16 @@ const tempFor = (file: string, pid = process.pid): string =>
   path.join(path.dirname(file), `.${path.basename(file)}.${pid}.tmp`);
 
 const writeFailed = (file: string, e: unknown) =>
-  err('EDBX_ERR_CONFIG_WRITE', { path: file, reason: (e as Error).message }, e);
+  isEventDbxError(e) ? e : err('EDBX_ERR_CONFIG_WRITE', { path: file, reason: (e as Error).message }, e);
+
+/**
+ * A new temporary file (owner-only), one left by a killed process of this PID removed first: created
+ * with O_EXCL and never through a link (qa-pen #3), since it is about to hold keys, and is renamed.
+ */
+async function createTemp(tmp: string) {
+  await fs.rm(tmp, { force: true });
+  return openNoFollow(tmp, 'create');
+}
 
 /**
  * Check that `file` can be written as `writeConfigFile` writes it (a temporary file beside it, renamed
@@ -190,7 +200,7 @@ export async function checkConfigWritable(file: string): Promise<void> {
   const tmp = tempFor(file);
   try {
     makeDir(path.dirname(file));
-    await (await fs.open(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC, 0o600)).close();
+    await (await createTemp(tmp)).close();
     await fs.rm(tmp, { force: true });
     // An immutable file cannot be renamed over, and says so to access(); a mode without write
     // permission does not stop the rename, so EACCES is no reason to refuse.
@@ -234,14 +244,15 @@ export async function writeConfigFile(file: string, values: ConfigFile): Promise
   let renamed = false;
   try {
     makeDir(dir);
-    const handle = await fs.open(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC, 0o600);
+    const handle = await createTemp(tmp);
     try {
       await handle.writeFile(JSON.stringify(parsed, null, 2) + '\n');
+      // By its descriptor: 0600 even under a stricter umask's 0400.
+      await handle.chmod(0o600);
       await handle.sync();
     } finally {
       await handle.close();
     }
-    await fs.chmod(tmp, 0o600);
     await fs.rename(tmp, file);
     renamed = true;
     const d = await fs.open(dir, 'r');

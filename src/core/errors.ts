@@ -550,6 +550,22 @@ export const ERRORS = {
       `cannot read the data dir ${p.path} (${p.reason}): run this command as the user that owns it (the server's user), or choose another with --data-dir`,
     doc: 'The CLI cannot read the data dir (its files are owner-only): it cannot tell whether a server runs there, nor open the store.',
   },
+  EDBX_ERR_DATA_DIR_OWNER: {
+    status: 500,
+    kind: 'user',
+    message: (p) =>
+      `the data dir ${p.path} belongs to ${p.owner}, and root does not use a directory another account can change (links or a PID file planted there would make root overwrite files or signal processes of that account's choosing): run the command as ${p.user} (\`sudo -u ${shellWord(p.sudo_user)} eventdbx …\`), or make root its owner (\`chown -R root: ${shellWord(p.path)}\`)`,
+    doc: "A command run as root on a data dir owned by another account is refused before it reads or writes anything in it: whoever owns the directory could plant links or a PID file there that make root overwrite files or signal processes of its choosing (RocksDB opens its own files by name). Run it as the owner (the server's user), or make root the owner. Another user than root is only warned.",
+  },
+  EDBX_ERR_FILE_REFUSED: {
+    status: 500,
+    kind: 'user',
+    message: (p) =>
+      `refused ${p.path}: it is ${p.what}, where EventDBX keeps a file of its own; it never follows a link, nor writes into anything but a plain file with one name (whoever put it there could make this process write to any file): ${p.what === 'a directory' ? 'move it aside' : `remove it (\`rm ${shellWord(p.path)}\`)`}, find out who put it there, and run the command again`,
+    publicDetail: () =>
+      "a file the server keeps is not a plain file of its own (a link?); the server's log names it",
+    doc: "A file EventDBX keeps by name (in the data dir: `eventdbx.pid`, `eventdbx.log`, `keyring.json`, `acknowledged-head`, `backup.json`, the `.unclean` marker; the config file's temporary file) is a symbolic link, a hard link, a directory, a FIFO or a device: it is never followed or written into, since whoever can write the directory could point it at any file. Remove it (or, a directory, move it aside), find out who put it there, and run the command again.",
+  },
   EDBX_ERR_BACKUP_TARGET: {
     status: 409,
     kind: 'user',

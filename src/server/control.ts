@@ -13,7 +13,7 @@
  * listing is complete (a connection that ends before it is an interrupted command, never a short list).
  */
 import { readFileSync } from 'node:fs';
-import { chmod, rm } from 'node:fs/promises';
+import { chmod, lstat, rm } from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
 import type { Writable } from 'node:stream';
@@ -240,7 +240,15 @@ export async function serveControl(
   } finally {
     process.umask(old);
   }
-  await chmod(file, 0o600);
+  // Made 0600 under that umask (Linux, macOS): then nothing is changed by name, which would follow a
+  // link put in the socket's place meanwhile (qa-pen #3). Only a platform that ignored the umask for
+  // a socket has it changed, and only while a socket is what is there.
+  const made = await lstat(file).catch(() => undefined);
+  if (!made?.isSocket()) {
+    server.close();
+    throw err('EDBX_ERR_FILE_REFUSED', { path: file, what: 'not the socket this server just made' });
+  }
+  if ((made.mode & 0o777) !== 0o600) await chmod(file, 0o600);
   // A stopping server exits before the socket's last connection ends: its stop logs the counts.
   const closeLines = () => lines?.close();
   stop.addEventListener('abort', closeLines, { once: true });

@@ -5,9 +5,10 @@
  * stdout and stderr stay the file the daemon was started with (Node cannot replace them): only what
  * Node itself prints (a crash's stack trace, its warnings) goes there, and a crash is also written here.
  */
-import { closeSync, openSync, writeSync } from 'node:fs';
+import { closeSync, writeSync } from 'node:fs';
 import os from 'node:os';
 import { redactTokens } from '../core/tokens.js';
+import { openNoFollowSync } from '../fs/no-follow.js';
 
 /** pino's numeric levels, as the server's own lines carry them. */
 const LEVELS = { debug: 20, info: 30, warn: 40, error: 50, fatal: 60 } as const;
@@ -22,9 +23,12 @@ export function logLine(level: LineLevel, msg: string, fields: Record<string, un
 export class LogFile {
   #fd: number;
 
-  /** Opens (creates) the file for appending, owner-only; throws when it cannot. */
+  /**
+   * Opens (creates) the file for appending, owner-only; throws when it cannot, and
+   * EDBX_ERR_FILE_REFUSED when a link or anything but a plain file is in its place (never followed).
+   */
   constructor(readonly path: string) {
-    this.#fd = openSync(path, 'a', 0o600);
+    this.#fd = openNoFollowSync(path, 'append');
   }
 
   /**
@@ -48,10 +52,10 @@ export class LogFile {
   /**
    * Open the file by its name again: a new one when it was renamed or removed. Lines written
    * meanwhile went to the old one (whole: every write is synchronous). Throws, keeping the old
-   * descriptor, when the file cannot be opened (data dir not writable).
+   * descriptor, when the file cannot be opened (data dir not writable; a link put in its place).
    */
   reopen(): void {
-    const fd = openSync(this.path, 'a', 0o600);
+    const fd = openNoFollowSync(this.path, 'append');
     const old = this.#fd;
     this.#fd = fd;
     closeSync(old);

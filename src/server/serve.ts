@@ -3,12 +3,12 @@
  * socket, write the PID file, and stop gracefully on SIGTERM/SIGINT (refuse new writes, finish
  * in-flight requests, flush, close the store, remove the PID file and socket).
  */
-import { readFile, rm, writeFile } from 'node:fs/promises';
+import { rm } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import type { FastifyBaseLogger } from 'fastify';
 import type { Config } from '../config/config.js';
-import { WRITES_REFUSED, err, toEventDbxError } from '../core/errors.js';
+import { WRITES_REFUSED, err, isEventDbxError, toEventDbxError } from '../core/errors.js';
 import { httpUrl, listenError, listenHost, reachableHost } from './listen-address.js';
 import { type RestrictMode, installSchemas } from '../store/schemas.js';
 import { RESTORED_ACTION, recordRestore } from '../store/restored.js';
@@ -23,6 +23,7 @@ import { controlHandler } from './control-ops.js';
 import { FEATURES, type Feature } from './features.js';
 import { VERSION } from '../version.js';
 import { type LogFile, logLine } from './log-file.js';
+import { readNoFollow, replaceFile } from '../fs/no-follow.js';
 
 import { type PidInfo, type StartFlag, UNCLEAN_SUFFIX, logLevel } from './daemon-files.js';
 
@@ -34,8 +35,12 @@ async function reportUncleanEnd(pidFile: string, log: FastifyBaseLogger): Promis
   const file = `${pidFile}${UNCLEAN_SUFFIX}`;
   let previous: Partial<PidInfo>;
   try {
-    previous = JSON.parse(await readFile(file, 'utf8')) as Partial<PidInfo>;
-  } catch {
+    previous = JSON.parse(await readNoFollow(file)) as Partial<PidInfo>;
+  } catch (e) {
+    if (!isEventDbxError(e, 'EDBX_ERR_FILE_REFUSED')) return;
+    // A link put there (runningServer renamed a planted PID file): never read through, removed.
+    log.warn({ code: e.code }, e.message);
+    await rm(file, { force: true });
     return;
   }
   await rm(file, { force: true });
@@ -99,7 +104,8 @@ function onHangup(file: LogFile | undefined, log: () => FastifyBaseLogger | unde
     try {
       file.reopen();
     } catch (e) {
-      const reason = (e as NodeJS.ErrnoException).code ?? String(e);
+      // A link put in its place is refused (never followed): the refusal says what to do.
+      const reason = isEventDbxError(e) ? e.message : ((e as NodeJS.ErrnoException).code ?? String(e));
       return say(
         'warn',
         `SIGHUP: cannot reopen the log ${file.path} (${reason}): still writing to the file opened before`,
@@ -174,9 +180,7 @@ export async function serveForeground(o: ServeOptions): Promise<void> {
     control.close();
     // `status` meanwhile says the server is stopping (it no longer listens), not that it hangs.
     const marked = async () =>
-      writeFile(pidFile, JSON.stringify({ ...info, stopping_since: new Date().toISOString() }) + '\n', {
-        mode: 0o600,
-      });
+      replaceFile(pidFile, JSON.stringify({ ...info, stopping_since: new Date().toISOString() }) + '\n');
     await marked().catch(() => undefined); // (a signal before the PID file was written: nothing to mark)
     // A request still unfinished after the grace period (a client that stopped sending mid-body) is cut,
     // so the store still closes cleanly, well before `stop` would have to kill the process.
@@ -213,7 +217,8 @@ export async function serveForeground(o: ServeOptions): Promise<void> {
     host: bound,
     ...(processFacts(process.pid) ? { process_start: processFacts(process.pid)!.start } : {}),
   };
-  await writeFile(pidFile, JSON.stringify(info) + '\n', { mode: 0o600 });
+  // Replaced, never written through: a link planted at its name is replaced, not its target.
+  await replaceFile(pidFile, JSON.stringify(info) + '\n');
   await reportUncleanEnd(pidFile, app.log);
   await reportRestore(store, dataDir, app.log, o.announce);
   // Found on opening the store (events it acknowledged are gone, its ledger head is wrong): it serves

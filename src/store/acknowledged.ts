@@ -21,8 +21,9 @@
  * accepts a loss moves the file aside.
  */
 import { createHash } from 'node:crypto';
-import { type FileHandle, open } from 'node:fs/promises';
+import type { FileHandle } from 'node:fs/promises';
 import { type EventDbxError, err, isEventDbxError } from '../core/errors.js';
+import { openNoFollow } from '../fs/no-follow.js';
 import type { AcknowledgedHeadOptions } from './options.js';
 
 /** The file's name in the data dir. */
@@ -77,9 +78,10 @@ function readSlot(bytes: Buffer): AcknowledgedHead | undefined {
 export async function readAcknowledgedHead(file: string): Promise<AcknowledgedHead | undefined> {
   let handle: FileHandle;
   try {
-    handle = await open(file, 'r');
+    handle = await openNoFollow(file, 'read');
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    if (isEventDbxError(e)) throw e; // a link in its place: refused, never followed
     throw err('EDBX_ERR_STORE_IO', { reason: `${file}: ${(e as Error).message}` });
   }
   try {
@@ -236,11 +238,12 @@ export async function keepAcknowledgedHead(
   return { kept: await AcknowledgedHeadFile.start(file, head, found, intervalMs) };
 }
 
+/** The file, or a new one (owner-only); a link or anything but a plain file in its place is refused. */
 async function openForWrite(file: string): Promise<FileHandle> {
   try {
-    return await open(file, 'r+');
+    return await openNoFollow(file, 'update');
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
-    return open(file, 'w+', 0o600);
+    return openNoFollow(file, 'create');
   }
 }

@@ -22,13 +22,14 @@
  * commit leaves a backup without an entry (the server's log still has `backup started`).
  */
 import { randomBytes } from 'node:crypto';
-import { mkdir, open, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, open, readdir, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { type EventDbxError, err, throwIfAborted, toEventDbxError } from '../core/errors.js';
 import type { EventRecord } from '../core/event.js';
 import { decodeFrontier, emptyFrontier, frontierRoot } from '../core/merkle/index.js';
 import { type PinnedRead, SPACES, type Space, type StorageEngine } from '../storage/engine.js';
 import { createEngine } from '../storage/index.js';
+import { writeNewFile } from '../fs/no-follow.js';
 import { globalKey } from './keys.js';
 import { frontierBytes } from './ledger-head.js';
 import { writeBackupMarker } from './restored.js';
@@ -130,8 +131,7 @@ export async function backupStore(
     pins = pinned.pins;
     const { head } = pinned;
     const copied = await copyInto(tmp, pins, estimate, options);
-    if (copied.keyring !== undefined)
-      await writeFile(path.join(tmp, KEYRING_COPY), copied.keyring, { mode: 0o600 });
+    if (copied.keyring !== undefined) await writeNewFile(path.join(tmp, KEYRING_COPY), copied.keyring);
     throwIfAborted(signal);
     await checkCopy(tmp, copied.entries, head);
     // Names it as a backup: a server started on it after a restore records the restore (restored.ts).

@@ -13,9 +13,10 @@
  * Best effort: the marker is only a file. A plain copy of an old data dir, or a backup whose marker was
  * removed, is not noticed; what proves a rollback is a signed checkpoint kept outside the store.
  */
-import { readFile, rm, writeFile } from 'node:fs/promises';
+import { rm } from 'node:fs/promises';
 import path from 'node:path';
 import type { IssuedBy } from '../core/event.js';
+import { readNoFollow, writeNewFile } from '../fs/no-follow.js';
 import { auditEntries } from './audit-log.js';
 import { AUDIT_ID, AUDIT_TYPE, type EventStore } from './store.js';
 
@@ -39,13 +40,13 @@ export interface BackupMarker {
 
 /** Write the marker into a backup being made (owner-only, like the rest of it). */
 export async function writeBackupMarker(dir: string, marker: BackupMarker): Promise<void> {
-  await writeFile(path.join(dir, BACKUP_MARKER), JSON.stringify(marker) + '\n', { mode: 0o600 });
+  await writeNewFile(path.join(dir, BACKUP_MARKER), JSON.stringify(marker) + '\n');
 }
 
 async function readMarker(dataDir: string): Promise<BackupMarker | undefined> {
   let raw: string;
   try {
-    raw = await readFile(path.join(dataDir, BACKUP_MARKER), 'utf8');
+    raw = await readNoFollow(path.join(dataDir, BACKUP_MARKER));
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw e;

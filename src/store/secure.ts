@@ -5,8 +5,6 @@
  * re-wraps the keyring without rewriting data.
  */
 import { createPublicKey } from 'node:crypto';
-import { existsSync, renameSync, writeFileSync } from 'node:fs';
-import { readFile, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import {
   KeyCheck,
@@ -23,6 +21,7 @@ import {
 import { err } from '../core/errors.js';
 import type { StorageEngine } from '../storage/engine.js';
 import { createEngine } from '../storage/index.js';
+import { plainFileExists, readNoFollow, replaceFile, replaceFileSync } from '../fs/no-follow.js';
 import { globalKey } from './keys.js';
 import { ACKNOWLEDGED_HEAD } from './acknowledged.js';
 import { BACKUP_MARKER } from './restored.js';
@@ -65,23 +64,18 @@ const encode = (r: KeyringRecord) => Buffer.from(JSON.stringify(r), 'utf8');
 
 async function readKeyringFile(file: string): Promise<KeyringRecord | undefined> {
   try {
-    return validateKeyringRecord(JSON.parse(await readFile(file, 'utf8')));
+    return validateKeyringRecord(JSON.parse(await readNoFollow(file)));
   } catch {
-    return undefined; // missing or unreadable: the store's own keyring decides
+    // Missing, unreadable, or a link (never read through; the copy written next replaces it): the
+    // store's own keyring decides.
+    return undefined;
   }
 }
 
-async function writeKeyringFile(file: string, record: KeyringRecord): Promise<void> {
-  const tmp = `${file}.${process.pid}.tmp`;
-  await writeFile(tmp, JSON.stringify(record), { mode: 0o600 });
-  await rename(tmp, file);
-}
-
-function writeKeyringFileSync(file: string, record: KeyringRecord): void {
-  const tmp = `${file}.${process.pid}.tmp`;
-  writeFileSync(tmp, JSON.stringify(record), { mode: 0o600 });
-  renameSync(tmp, file);
-}
+// Through a new temporary file renamed over the copy: a link at either name is never written through.
+const writeKeyringFile = (file: string, record: KeyringRecord) => replaceFile(file, JSON.stringify(record));
+const writeKeyringFileSync = (file: string, record: KeyringRecord) =>
+  replaceFileSync(file, JSON.stringify(record));
 
 /** Open the store at `engine` with its keys (creating the keyring on a new store). */
 export async function openSecureStore(
@@ -256,7 +250,8 @@ export async function openDataDir(c: {
       keyringFile: path.join(c.dataDir, KEYRING_COPY),
       acknowledgedHead: {
         file: path.join(c.dataDir, ACKNOWLEDGED_HEAD),
-        restored: existsSync(path.join(c.dataDir, BACKUP_MARKER)),
+        // A link there is refused now, before a server listens, not once it has (recordRestore).
+        restored: plainFileExists(path.join(c.dataDir, BACKUP_MARKER)),
       },
     },
   );
