@@ -132,7 +132,13 @@ describe('field names and token scopes a reader cannot tell apart (pen #5)', () 
       expect(c.stderr).toContain('EDBX_ERR_INVALID_ARGUMENT');
     }
     const ok = await api(`${server.url}/v1/tokens`, server.adminToken, {
-      body: { group: 'doctors', user: 'dr-x', aggregates: ['patient/p-001', 'patient/Jane Doe'] },
+      // Within the bootstrap admin's own 24 h (pen-test #7: it may not issue a token that outlives it).
+      body: {
+        group: 'doctors',
+        user: 'dr-x',
+        aggregates: ['patient/p-001', 'patient/Jane Doe'],
+        expiration: 3600,
+      },
     });
     expect(ok.status).toBe(201);
     const listed = await p.cli(['token', 'list', '--json']);
