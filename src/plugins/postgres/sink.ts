@@ -9,6 +9,11 @@
  * Tables are named with their schema (the connection's current one): unqualified, a table named like
  * one of PostgreSQL's catalogs (`pg_class`, an aggregate type anyone may use) would be created in the
  * schema but read and written in pg_catalog, which is searched first.
+ *
+ * Every statement has `--timeout`: the server cancels one that runs longer (`SET LOCAL
+ * statement_timeout`, so a statement waiting on a lock does not go on holding the transaction's locks
+ * after the sink gave up on it, and each retry does not leave one more backend waiting), and the
+ * driver gives up on a server that does not answer at all a little later (`query_timeout`).
  */
 import type { Pool, PoolClient } from 'pg';
 import { ROW_COLUMNS } from '../columns.js';
@@ -48,6 +53,11 @@ import {
 
 /** Keep a statement well under PostgreSQL's 65535 bind parameters. */
 const MAX_PARAMS = 30_000;
+/**
+ * How much longer than `--timeout` the driver waits for an answer: the server's own cancellation
+ * (statement_timeout) comes first, and ends the statement where the driver giving up would not.
+ */
+const ANSWER_SLACK_MS = 2_000;
 
 export class PostgresSink implements Sink {
   readonly needsState = true;
@@ -73,7 +83,7 @@ export class PostgresSink implements Sink {
         connectionString: driverConnectionString(this.settings.connection),
         max: 2,
         connectionTimeoutMillis: this.delivery.timeout_ms,
-        query_timeout: this.delivery.timeout_ms,
+        query_timeout: this.delivery.timeout_ms + ANSWER_SLACK_MS,
         idleTimeoutMillis: 30_000,
         application_name: 'eventdbx',
       });
@@ -191,7 +201,8 @@ export class PostgresSink implements Sink {
     client.on('error', ignore);
     let healthy = true;
     try {
-      await client.query('BEGIN');
+      // One round trip; LOCAL: the setting ends with the transaction (a pooler may share the session).
+      await client.query(`BEGIN; SET LOCAL statement_timeout = ${this.delivery.timeout_ms}`);
       const result = await fn(client);
       await client.query('COMMIT');
       return result;
