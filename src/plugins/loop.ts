@@ -7,7 +7,8 @@
  * is not the event's fault, and its dead letters would wait for a manual `plugin retry`). A batch whose
  * failure names no event is first delivered one event at a time, so only the failing one is given up
  * on. Each plugin has its own loop, so a slow or dead sink holds up nothing else, and the loop never
- * runs on the writer's path: appends only wake it.
+ * runs on the writer's path: appends only wake it. A sink without timeouts of its own cannot hang
+ * unseen: each of its calls fails after `timeout_ms` (watchdog.ts).
  */
 import type { EventDbxError } from '../core/errors.js';
 import type { EventRecord } from '../core/event.js';
@@ -23,6 +24,7 @@ import {
   writeDeadLetter,
 } from './repository.js';
 import { StateTracker } from './state.js';
+import { Watchdog } from './watchdog.js';
 import {
   type CursorRecord,
   type DeliveryItem,
@@ -33,6 +35,7 @@ import {
   type Sink,
   type StoredDeadLetter,
   DeliveryFailure,
+  HOST_TIMED_KINDS,
   reasonOf,
   transientFailure,
 } from './types.js';
@@ -43,6 +46,13 @@ const PERSIST_EVERY_MS = 200;
 const IDLE_POLL_MS = 5_000;
 /** Dead letters read at a time by `plugin retry`. */
 export const RETRY_PAGE = 500;
+
+/** The events of a batch, as the log says what was in flight. */
+const span = (items: readonly DeliveryItem[]): string => {
+  const first = items[0]!.record.position;
+  const last = items.at(-1)!.record.position;
+  return first === last ? `delivering position ${first}` : `delivering positions ${first}-${last}`;
+};
 
 interface Sleeper {
   readonly finish: () => void;
@@ -80,6 +90,8 @@ export class DeliveryLoop {
   #diverged: EventDbxError | undefined;
   /** A dead destination fails every event alike: its warnings are logged once a minute, with a count. */
   readonly #failureLog: FailureLog;
+  /** The sink's calls: what is in flight, and the limit on those of a sink without timeouts of its own. */
+  readonly #calls: Watchdog;
   #stats: Omit<LoopStats, 'cursor' | 'attempts'> = {
     state: 'starting',
     delivered: 0,
@@ -100,6 +112,10 @@ export class DeliveryLoop {
     repeatIntervalMs?: number,
   ) {
     this.#failureLog = new FailureLog(config.name, log, repeatIntervalMs);
+    this.#calls = new Watchdog(
+      config.name,
+      HOST_TIMED_KINDS.includes(config.kind) ? config.delivery.timeout_ms : undefined,
+    );
     this.#cursor = Math.max(1, start.position);
     this.#persisted = start;
     this.#retryPending = start.retry_requested === true;
@@ -224,7 +240,7 @@ export class DeliveryLoop {
     this.#set({ state: this.#outage > 0 ? 'unreachable' : blocked ? 'blocked' : 'delivering' });
     try {
       if (!(await this.#matches())) return;
-      await this.sink.deliver(items);
+      await this.#calls.run(span(items), () => this.sink.deliver(items));
     } catch (e) {
       // The sink reopens after a failure: its destination is compared again.
       this.#checked = false;
@@ -241,7 +257,9 @@ export class DeliveryLoop {
    */
   async #matches(): Promise<boolean> {
     if (this.#checked) return true;
-    const diverged = await divergence(this.store, this.config, this.sink);
+    const diverged = await this.#calls.run('reading the destination to compare it with the store', () =>
+      divergence(this.store, this.config, this.sink),
+    );
     this.#checked = true;
     if (!diverged) return true;
     this.#diverged = diverged;
@@ -492,8 +510,10 @@ export class DeliveryLoop {
     if (!maybeDelivered) await updateDeadLetter(this.store, { ...d, outcome_unknown: true });
     try {
       const items = await this.#items([record]);
-      await this.sink.deliver(
-        items.map((item) => ({ ...item, retry: true, ...(maybeDelivered ? { maybeDelivered } : {}) })),
+      await this.#calls.run(`redelivering the dead letter at position ${d.position}`, () =>
+        this.sink.deliver(
+          items.map((item) => ({ ...item, retry: true, ...(maybeDelivered ? { maybeDelivered } : {}) })),
+        ),
       );
       await deleteDeadLetter(this.store, this.name, d.position);
       this.#set({ delivered: this.#stats.delivered + 1, last_delivered_at: new Date().toISOString() });

@@ -1,8 +1,13 @@
 /**
- * A PostgreSQL statement stuck past --timeout (read-model QA finding 3): the server cancels it, so a
- * statement waiting on a lock held elsewhere does not leave a backend waiting per retry. A real
- * PostgreSQL, with a table locked by another connection of the test.
+ * A sink that never answers does not hide (read-model QA finding 3): the plugin showed
+ * `starting`/`delivering` with no error for as long as its destination hung. Real stuck destinations:
+ * a named pipe as the JSON file (opening it for writing blocks in the kernel until a reader comes,
+ * like a call on a hung network mount), and a PostgreSQL table locked by another connection of the
+ * test.
  */
+import { execFileSync } from 'node:child_process';
+import { closeSync, constants, openSync } from 'node:fs';
+import path from 'node:path';
 import pg from 'pg';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { type DeliveryHost, configurePlugin } from '../../src/plugins/index.js';
@@ -15,6 +20,7 @@ import {
   recordingLogger,
   startHost,
   statusOf,
+  tempDirs,
   waitFor,
 } from './fixtures.js';
 import { type PgServer, pgQuery, startPostgres } from './pg-harness.js';
@@ -22,6 +28,7 @@ import { type PgServer, pgQuery, startPostgres } from './pg-harness.js';
 let store: EventStore;
 let host: DeliveryHost | undefined;
 const closing: Array<() => Promise<unknown> | void> = [];
+const tmp = tempDirs('edbx-stuck-');
 
 beforeEach(async () => {
   store = await openStore();
@@ -35,9 +42,47 @@ afterEach(async () => {
 
 const append = (id: string) =>
   store.append(
-    { aggregate_type: 'patient', aggregate_id: id, event_type: 'patient-added', payload: { name: id } },
+    {
+      aggregate_type: 'patient',
+      aggregate_id: id,
+      event_type: 'patient-added',
+      payload: { name: id },
+    },
     jane,
   );
+
+/** A named pipe at `file`: opening it for writing blocks until a reader opens it. */
+function pipeAt(file: string): string {
+  execFileSync('mkfifo', ['-m', '600', file]);
+  // Afterwards, a reader unblocks whatever still waits in open(2), so no thread stays stuck.
+  closing.push(
+    () =>
+      new Promise<void>((resolve) => {
+        const fd = openSync(file, constants.O_RDONLY | constants.O_NONBLOCK);
+        setTimeout(() => {
+          closeSync(fd);
+          resolve();
+        }, 200);
+      }),
+  );
+  return file;
+}
+
+describe('a stuck file target (read-model QA finding 3)', () => {
+  it('shows a JSON plugin whose file never opens unreachable instead of starting for ever', async () => {
+    const dir = await tmp();
+    const stuck = pipeAt(path.join(dir, 'events.jsonl'));
+    host = await startHost(store);
+    await append('p-1');
+    await configurePlugin(store, 'json', { path: stuck, ...FAST, timeout_ms: 500 }, jane);
+    const s = await waitFor('the stuck JSON file to be reported', async () => {
+      const x = await statusOf(store, 'json');
+      return x.state === 'unreachable' && x.retries >= 3 ? x : undefined;
+    });
+    expect(s).toMatchObject({ cursor: 1, dead_letters: 0 });
+    expect(s.last_error?.message).toContain('did not finish within 500 ms');
+  });
+});
 
 describe('a PostgreSQL statement that waits on a lock (read-model QA finding 3)', () => {
   let server: PgServer;
