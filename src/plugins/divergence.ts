@@ -15,7 +15,7 @@ import { readMappings } from './repository.js';
 import { describeTarget } from './settings.js';
 import { createSink } from './sinks.js';
 import { type HeldEvent, type PluginConfig, type Sink, DeliveryFailure, HOST_TIMED_KINDS } from './types.js';
-import { Watchdog } from './watchdog.js';
+import { Watchdog, closeWithin } from './watchdog.js';
 
 /** What the destination holds, as the message names it. */
 const named = (h: HeldEvent): string =>
@@ -74,7 +74,7 @@ export async function divergence(
  * while no loop delivers the plugin, a replay without --rebuild), run while no loop delivers it, so
  * that they say why instead of succeeding while the plugin stays `failed`. A destination that cannot
  * be read now (a database down, a read that does not finish within --timeout) passes: the plugin's
- * loop compares it before it delivers anything.
+ * loop compares it before it delivers anything. The sink is let go of if it does not close in time.
  */
 export async function refuseDiverged(store: EventStore, config: PluginConfig): Promise<void> {
   const sink = createSink(config, {
@@ -91,7 +91,7 @@ export async function refuseDiverged(store: EventStore, config: PluginConfig): P
         throw e;
       });
   } finally {
-    await sink.close().catch(() => undefined);
+    await closeWithin(sink);
   }
   if (diverged) throw diverged;
 }

@@ -7,8 +7,9 @@
  * is not the event's fault, and its dead letters would wait for a manual `plugin retry`). A batch whose
  * failure names no event is first delivered one event at a time, so only the failing one is given up
  * on. Each plugin has its own loop, so a slow or dead sink holds up nothing else, and the loop never
- * runs on the writer's path: appends only wake it. A sink without timeouts of its own cannot hang
- * unseen: each of its calls fails after `timeout_ms` (watchdog.ts).
+ * runs on the writer's path: appends only wake it. A sink that hangs neither hides it nor blocks the
+ * loop's stop (watchdog.ts): a call without a timeout of its own fails after `timeout_ms`, and a
+ * stop lets go of a sink still busy after its grace periods, saying so once at warn.
  */
 import type { EventDbxError } from '../core/errors.js';
 import type { EventRecord } from '../core/event.js';
@@ -24,7 +25,7 @@ import {
   writeDeadLetter,
 } from './repository.js';
 import { StateTracker } from './state.js';
-import { Watchdog } from './watchdog.js';
+import { CLOSE_GRACE_MS, Watchdog, closeWithin, duration, within } from './watchdog.js';
 import {
   type CursorRecord,
   type DeliveryItem,
@@ -46,6 +47,8 @@ const PERSIST_EVERY_MS = 200;
 const IDLE_POLL_MS = 5_000;
 /** Dead letters read at a time by `plugin retry`. */
 export const RETRY_PAGE = 500;
+/** How long stopping a plugin waits for its delivery in flight before giving up on it. */
+export const STOP_GRACE_MS = 5_000;
 
 /** The events of a batch, as the log says what was in flight. */
 const span = (items: readonly DeliveryItem[]): string => {
@@ -148,24 +151,29 @@ export class DeliveryLoop {
     });
   }
 
-  /** Stop after the in-flight delivery (waiting at most `graceMs`); the cursor is written last. */
-  async stop(graceMs = 5_000): Promise<void> {
+  /**
+   * Stop after the in-flight delivery (waiting at most `graceMs`), write the cursor, close the sink
+   * (waiting at most CLOSE_GRACE_MS). Never waits longer: a delivery still in flight is given up on
+   * (the cursor is not written after it: what it carried is delivered again), a sink that does not
+   * close is let go of (`Sink.abandon`), and either is logged once at warn.
+   */
+  async stop(graceMs = STOP_GRACE_MS): Promise<void> {
     this.#stopped = true;
     this.#sleeper?.finish();
-    let timer: NodeJS.Timeout | undefined;
-    const late = await Promise.race([
-      (this.#done ?? Promise.resolve()).then(() => false),
-      new Promise<boolean>((r) => (timer = setTimeout(() => r(true), graceMs))),
-    ]);
-    clearTimeout(timer);
-    if (late) {
-      this.#abandoned = true;
-      this.log.warn(
-        { plugin: this.name },
-        'plugin stopped while a delivery was still in flight; it will be redelivered',
-      );
-      await this.sink.close().catch(() => undefined);
-    }
+    const late = !(await within(this.#done ?? Promise.resolve(), graceMs));
+    // Once given up on, the loop writes no cursor any more (its in-flight batch was not acknowledged).
+    if (late) this.#abandoned = true;
+    const busy = this.#calls.doing;
+    const letGo = await closeWithin(this.sink);
+    if (!late && letGo === undefined) return;
+    const parts = [
+      late
+        ? `plugin stopped while ${busy ?? 'a delivery'} was still in flight after ${duration(graceMs)}`
+        : `plugin stopped${busy ? ` while ${busy} was still in flight` : ''}`,
+      ...(letGo ? [`its destination did not close within ${duration(CLOSE_GRACE_MS)}: ${letGo}`] : []),
+      'what it had not acknowledged will be delivered again',
+    ];
+    this.log.warn({ plugin: this.name, ...(busy ? { doing: busy } : {}) }, parts.join('; '));
   }
 
   #set(patch: Partial<Omit<LoopStats, 'cursor' | 'attempts'>>): void {
@@ -201,7 +209,8 @@ export class DeliveryLoop {
       await this.#persist().catch(() => undefined);
       clearTimeout(this.#persistTimer);
       this.#failureLog.close();
-      await this.sink.close().catch(() => undefined);
+      // stop() closes the sink; a loop it gave up on closes what a late call may have opened since.
+      if (this.#abandoned) await this.sink.close().catch(() => undefined);
       for (const w of this.#retryWaiters.splice(0)) w.resolve({ retried: 0, delivered: 0, failed: 0 });
       this.#set({ state: 'stopped' });
     }
@@ -286,7 +295,12 @@ export class DeliveryLoop {
    * reads it afresh.
    */
   async #holdDiverged(): Promise<void> {
-    await this.sink.close().catch(() => undefined);
+    const letGo = await closeWithin(this.sink);
+    if (letGo)
+      this.log.warn(
+        { plugin: this.name },
+        `plugin destination did not close within ${duration(CLOSE_GRACE_MS)}: ${letGo}`,
+      );
     if (this.#retryWaiters.length === 0 && !this.#stopped) await this.#sleep(undefined, false);
     if (this.#stopped || this.#retryWaiters.length === 0) return;
     // The state stays `failed` while it is compared (#retryDeadLetters answers the callers).
@@ -342,6 +356,8 @@ export class DeliveryLoop {
   }
 
   async #failed(items: readonly DeliveryItem[], e: unknown): Promise<void> {
+    // A call the stop gave up on failed once let go of: no attempt, nothing to report (stop did).
+    if (this.#abandoned) return;
     const f = e instanceof DeliveryFailure ? e : transientFailure(this.name, reasonOf(e), 0);
     const done = Math.min(f.delivered ?? 0, items.length);
     if (done === items.length) return this.#advance(items.at(-1)!.record.position + 1, done);

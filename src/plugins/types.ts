@@ -186,6 +186,15 @@ export interface Sink {
   deliver(items: readonly DeliveryItem[]): Promise<void>;
   close(): Promise<void>;
   /**
+   * Let go of the destination at once, without waiting for anything in flight: called when `close`
+   * did not finish in time (a stuck thread, a query that never returns, a hung file system), so that
+   * stopping a plugin never waits for ever. Stops what can be stopped (the SQLite thread, the
+   * PostgreSQL connections); what cannot (a file system call) is left to end on its own. The sink
+   * opens afresh if used again. Says what it let go of, for the log. Sinks whose `close` cannot hang
+   * leave it out.
+   */
+  abandon?(): string;
+  /**
    * Sinks that keep what they delivered (SQL tables, files): the newest events the destination holds,
    * read when it opens. An event the store does not have means the destination is ahead of the store
    * (restored from a backup) or fed by another store: the host then delivers nothing.

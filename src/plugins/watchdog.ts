@@ -1,14 +1,21 @@
 /**
- * Limits on waiting for a sink, so that a stuck destination (a SQLite thread or a file write on a
- * hung network mount) cannot hold a plugin in `delivering` for ever with no error.
+ * Limits on waiting for a sink, so that a stuck destination (a PostgreSQL query that never returns,
+ * a SQLite thread or a file write on a hung network mount) can neither hold a plugin in `delivering`
+ * for ever with no error nor block the command that stops it (`plugin disable`, a reconfiguration, a
+ * replay, the server's own stop).
  *
- * `Watchdog` gives each call of a sink whose driver has no timeout of its own (HOST_TIMED_KINDS)
- * the plugin's `timeout_ms`. Past it the call fails as EDBX_ERR_PLUGIN_UNREACHABLE (`plugin status`
- * shows it), but it is not cancelled — a file system call cannot be, and starting another write
- * beside it could interleave two batches — so until it ends every further call fails the same way at
- * once, and nothing more is sent to the destination.
+ * - `Watchdog` gives each call of a sink whose driver has no timeout of its own (HOST_TIMED_KINDS)
+ *   the plugin's `timeout_ms`. Past it the call fails as EDBX_ERR_PLUGIN_UNREACHABLE (`plugin status`
+ *   shows it), but it is not cancelled — a file system call cannot be, and starting another write
+ *   beside it could interleave two batches — so until it ends every further call fails the same way
+ *   at once, and nothing more is sent to the destination.
+ * - `closeWithin` closes a sink, waiting at most CLOSE_GRACE_MS; past it the sink is let go of
+ *   (`Sink.abandon`: the SQLite thread terminated, the PostgreSQL connections cut).
  */
-import { unreachableFailure } from './types.js';
+import { type Sink, unreachableFailure } from './types.js';
+
+/** How long stopping a plugin waits for its sink to close before letting go of it. */
+export const CLOSE_GRACE_MS = 3_000;
 
 /** True when `p` settled within `ms`, false when it had not by then (its outcome is not looked at). */
 export async function within(p: Promise<unknown>, ms: number): Promise<boolean> {
@@ -27,6 +34,15 @@ export async function within(p: Promise<unknown>, ms: number): Promise<boolean> 
 
 /** A duration as the log and messages say it: `800 ms`, `3 s`. */
 export const duration = (ms: number): string => (ms < 1000 ? `${ms} ms` : `${Math.round(ms / 1000)} s`);
+
+/**
+ * Close `sink`, waiting at most `ms`. Undefined when it closed in time; otherwise it is let go of,
+ * and the answer says what was let go of (for the log).
+ */
+export async function closeWithin(sink: Sink, ms = CLOSE_GRACE_MS): Promise<string | undefined> {
+  if (await within(sink.close(), ms)) return undefined;
+  return sink.abandon?.() ?? 'stopped waiting for it (what it has open is closed when its last call ends)';
+}
 
 interface Call {
   readonly what: string;

@@ -1,19 +1,23 @@
 /**
- * A sink that never answers does not hide (read-model QA finding 3): the plugin showed
- * `starting`/`delivering` with no error for as long as its destination hung. Real stuck destinations:
- * a named pipe as the JSON file (opening it for writing blocks in the kernel until a reader comes,
- * like a call on a hung network mount), and a PostgreSQL table locked by another connection of the
- * test.
+ * A sink that never answers neither blocks the command that stops its plugin nor hides (read-model QA
+ * finding 3): moving a SQLite plugin off a stuck target waited for ever for the old sink's thread to
+ * close, and the CLI with it (the server kept sending keepalives, so it was never "not answering");
+ * and the plugin showed `starting`/`delivering` with no error for as long as it hung. Real stuck
+ * destinations: a named pipe as the SQLite or JSON file (opening it for writing blocks in the
+ * kernel until a reader comes, like a call on a hung network mount), and a PostgreSQL table locked
+ * by another connection of the test.
  */
 import { execFileSync } from 'node:child_process';
 import { closeSync, constants, openSync } from 'node:fs';
 import path from 'node:path';
+import Database from 'better-sqlite3';
 import pg from 'pg';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { type DeliveryHost, configurePlugin } from '../../src/plugins/index.js';
 import type { EventStore } from '../../src/store/index.js';
 import {
   FAST,
+  type LogLine,
   caughtUp,
   jane,
   openStore,
@@ -24,6 +28,7 @@ import {
   waitFor,
 } from './fixtures.js';
 import { type PgServer, pgQuery, startPostgres } from './pg-harness.js';
+import { applyArgs, project, startServer } from '../helpers/cli.js';
 
 let store: EventStore;
 let host: DeliveryHost | undefined;
@@ -42,14 +47,25 @@ afterEach(async () => {
 
 const append = (id: string) =>
   store.append(
-    {
-      aggregate_type: 'patient',
-      aggregate_id: id,
-      event_type: 'patient-added',
-      payload: { name: id },
-    },
+    { aggregate_type: 'patient', aggregate_id: id, event_type: 'patient-added', payload: { name: id } },
     jane,
   );
+
+/** The stop grace of the tests' host (fixtures.startHost), the close grace, and room for a busy machine. */
+const BOUND_MS = 2_000 + 3_000 + 7_000;
+
+/** `p`, or an error once `ms` have passed: a command that hangs fails the test instead of stalling it. */
+async function returnsWithin<T>(what: string, p: Promise<T>, ms = BOUND_MS): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} did not return within ${ms} ms`)), ms);
+  });
+  try {
+    return await Promise.race([p, late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
 
 /** A named pipe at `file`: opening it for writing blocks until a reader opens it. */
 function pipeAt(file: string): string {
@@ -68,7 +84,75 @@ function pipeAt(file: string): string {
   return file;
 }
 
-describe('a stuck file target (read-model QA finding 3)', () => {
+/** The lines saying a plugin's stop gave up on its sink (its delivery failures are logged too). */
+const stopWarnings = (lines: readonly LogLine[], plugin: string) =>
+  lines.filter(
+    (l) =>
+      l.level === 'warn' &&
+      (l.obj as { plugin?: string }).plugin === plugin &&
+      l.msg.startsWith('plugin stopped'),
+  );
+
+const rowCount = (file: string, table: string): number => {
+  const db = new Database(file, { readonly: true });
+  try {
+    return (db.prepare(`SELECT count(*) AS n FROM ${table}`).get() as { n: number }).n;
+  } finally {
+    db.close();
+  }
+};
+
+describe('a stuck SQLite or file target (read-model QA finding 3)', () => {
+  it('shows the SQLite plugin unreachable, and moving it returns in bounded time and delivers everything', async () => {
+    const dir = await tmp();
+    const stuck = pipeAt(path.join(dir, 'stuck.db'));
+    const log = recordingLogger();
+    host = await startHost(store, log);
+    await append('p-1');
+    await append('p-2');
+    await configurePlugin(store, 'sqlite', { path: stuck, ...FAST, timeout_ms: 500 }, jane);
+
+    const s = await waitFor('the stuck SQLite thread to be reported', async () => {
+      const x = await statusOf(store, 'sqlite');
+      return x.state === 'unreachable' ? x : undefined;
+    });
+    expect(s).toMatchObject({ cursor: 1, attempts: 0, dead_letters: 0 });
+    expect(s.last_error?.code).toBe('EDBX_ERR_PLUGIN_UNREACHABLE');
+    expect(s.last_error?.message).toContain('did not finish within 500 ms (--timeout');
+
+    const good = path.join(dir, 'mirror.db');
+    await returnsWithin('moving the plugin', configurePlugin(store, 'sqlite', { path: good }, jane));
+    await caughtUp(store, 'sqlite');
+    // Nothing was acknowledged by the stuck thread: every event went to the new file.
+    expect(rowCount(good, 'patient')).toBe(2);
+    const warned = stopWarnings(log.lines, 'sqlite');
+    expect(warned).toHaveLength(1);
+    expect(warned[0]!.msg).toMatch(/did not close within 3 s: its SQLite thread was stopped/);
+    expect((warned[0]!.obj as { doing?: string }).doing).toMatch(/^reading the destination/);
+  });
+
+  it('disabling a SQLite plugin whose write is in flight for good returns, with its cursor where it was', async () => {
+    const dir = await tmp();
+    const stuck = pipeAt(path.join(dir, 'stuck.db'));
+    const log = recordingLogger();
+    host = await startHost(store, log);
+    const first = await append('p-1');
+    // A timeout longer than the test: the stop itself has to give up on the call.
+    await configurePlugin(store, 'sqlite', { path: stuck, ...FAST, timeout_ms: 600_000 }, jane);
+    await waitFor(
+      'the delivery to start',
+      async () => (await statusOf(store, 'sqlite')).state === 'delivering',
+    );
+
+    await returnsWithin('plugin disable', configurePlugin(store, 'sqlite', { disable: true }, jane));
+    expect(await statusOf(store, 'sqlite')).toMatchObject({ state: 'disabled', cursor: first.position });
+    const warned = stopWarnings(log.lines, 'sqlite');
+    expect(warned).toHaveLength(1);
+    expect(warned[0]!.msg).toMatch(
+      /^plugin stopped while reading the destination .* was still in flight after 2 s; its destination did not close within 3 s: its SQLite thread was stopped; what it had not acknowledged will be delivered again$/,
+    );
+  });
+
   it('shows a JSON plugin whose file never opens unreachable instead of starting for ever', async () => {
     const dir = await tmp();
     const stuck = pipeAt(path.join(dir, 'events.jsonl'));
@@ -81,6 +165,7 @@ describe('a stuck file target (read-model QA finding 3)', () => {
     });
     expect(s).toMatchObject({ cursor: 1, dead_letters: 0 });
     expect(s.last_error?.message).toContain('did not finish within 500 ms');
+    await returnsWithin('plugin disable', configurePlugin(store, 'json', { disable: true }, jane));
   });
 });
 
@@ -119,6 +204,24 @@ describe('a PostgreSQL statement that waits on a lock (read-model QA finding 3)'
       )[0]!.n,
     );
 
+  it('disabling the plugin returns in bounded time, and the event is delivered once enabled again', async () => {
+    const { url, holder, log, position } = await locked(600_000);
+    await waitFor('the insert to wait on the lock', async () => (await waitingOnLocks(url)) === 1);
+
+    await returnsWithin('plugin disable', configurePlugin(store, 'postgres', { disable: true }, jane));
+    expect(await statusOf(store, 'postgres')).toMatchObject({ state: 'disabled', cursor: position });
+    const warned = stopWarnings(log.lines, 'postgres');
+    expect(warned).toHaveLength(1);
+    expect(warned[0]!.msg).toContain(`plugin stopped while delivering position ${position} (for `);
+    expect(warned[0]!.msg).toContain('was still in flight after 2 s');
+    expect(warned[0]!.msg).toContain('its PostgreSQL connections were cut (1 in use)');
+
+    await holder.query('COMMIT');
+    await configurePlugin(store, 'postgres', {}, jane);
+    await caughtUp(store, 'postgres');
+    expect(await pgQuery(url, 'SELECT id FROM patient ORDER BY id')).toEqual([{ id: 'p-1' }, { id: 'p-2' }]);
+  });
+
   it('a statement past --timeout is cancelled by the server: unreachable, no backend left waiting per retry', async () => {
     const { url, holder, position } = await locked(1_000);
     const s = await waitFor('the timed-out statement to be retried', async () => {
@@ -134,5 +237,44 @@ describe('a PostgreSQL statement that waits on a lock (read-model QA finding 3)'
     await holder.query('COMMIT');
     await caughtUp(store, 'postgres');
     expect(await pgQuery(url, 'SELECT id FROM patient ORDER BY id')).toEqual([{ id: 'p-1' }, { id: 'p-2' }]);
+  });
+});
+
+describe('moving a stuck SQLite plugin with the CLI (read-model QA finding 3, as reported)', () => {
+  it('returns within the stop bounds, and the server logs what it let go of', async () => {
+    const p = await project();
+    const server = await startServer(p, ['--restrict=false']);
+    // Run after the pipe is released (cleanups run last first): the server's stop would wait for the thread.
+    closing.push(async () => {
+      await server.stop();
+      await p.cleanup();
+    });
+    pipeAt(path.join(p.dir, 'stuck.db'));
+    expect((await p.cli(['plugin', 'sqlite', '--path', 'stuck.db', '--timeout', '1000'])).code).toBe(0);
+    expect((await p.cli(applyArgs('patient', 'p-1', 'patient-added', ['name=x']))).code).toBe(0);
+    await waitFor('the plugin to be reported unreachable', async () => {
+      const r = await p.cli(['plugin', 'status', '--json']);
+      const s = (JSON.parse(r.stdout) as { plugins: Array<{ name: string; state: string }> }).plugins;
+      return s.find((x) => x.name === 'sqlite')?.state === 'unreachable';
+    });
+
+    const started = Date.now();
+    const moved = await returnsWithin(
+      'plugin sqlite --path',
+      p.cli(['plugin', 'sqlite', '--path', 'mirror.db']),
+      30_000,
+    );
+    expect(moved).toMatchObject({ code: 0, stderr: '' });
+    // The server's grace for the delivery (5 s) and for the close (3 s), and a CLI process on a busy machine.
+    expect(Date.now() - started).toBeLessThan(25_000);
+    const good = path.join(p.dir, 'mirror.db');
+    await waitFor('the event in the new file', () => {
+      try {
+        return rowCount(good, 'patient') === 1;
+      } catch {
+        return false;
+      }
+    });
+    expect(server.output()).toContain('its SQLite thread was stopped');
   });
 });
