@@ -803,7 +803,7 @@ export const ERRORS = {
     kind: 'user',
     message: (p) =>
       `${p.plugin} cannot reach its destination: ${p.reason}; delivery resumes once it is reachable (check that it runs)`,
-    doc: "The destination could not be reached (connection refused, reset or timed out, a name that does not resolve, a database starting up or shutting down, HTTP 429, 502, 503 or 504). Nothing is wrong with the events: this counts toward no event's --max-attempts, and delivery is retried with backoff (at most --backoff-max apart) until the destination is back; nothing is dead-lettered.",
+    doc: "The destination could not be reached (connection refused, reset or timed out, a name that does not resolve, a database starting up or shutting down, HTTP 429, 502, 503 or 504), or did not answer within --timeout (a PostgreSQL statement cancelled, a SQLite or file write still unfinished: a hung disk or network file system; nothing more is written to it until that write ends). Nothing is wrong with the events: this counts toward no event's --max-attempts, and delivery is retried with backoff (at most --backoff-max apart) until the destination is back; nothing is dead-lettered.",
   },
   EDBX_ERR_PLUGIN_DIVERGED: {
     status: 409,

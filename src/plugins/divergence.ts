@@ -14,7 +14,8 @@ import type { EventStore } from '../store/index.js';
 import { readMappings } from './repository.js';
 import { describeTarget } from './settings.js';
 import { createSink } from './sinks.js';
-import { type HeldEvent, type PluginConfig, type Sink, DeliveryFailure } from './types.js';
+import { type HeldEvent, type PluginConfig, type Sink, DeliveryFailure, HOST_TIMED_KINDS } from './types.js';
+import { Watchdog, closeWithin } from './watchdog.js';
 
 /** What the destination holds, as the message names it. */
 const named = (h: HeldEvent): string =>
@@ -72,7 +73,8 @@ export async function divergence(
  * have, compared now with a sink of its own: for the commands that cannot mend it (`plugin retry`
  * while no loop delivers the plugin, a replay without --rebuild), run while no loop delivers it, so
  * that they say why instead of succeeding while the plugin stays `failed`. A destination that cannot
- * be read now (a database down) passes: the plugin's loop compares it before it delivers anything.
+ * be read now (a database down, a read that does not finish within --timeout) passes: the plugin's
+ * loop compares it before it delivers anything. The sink is let go of if it does not close in time.
  */
 export async function refuseDiverged(store: EventStore, config: PluginConfig): Promise<void> {
   const sink = createSink(config, {
@@ -81,12 +83,15 @@ export async function refuseDiverged(store: EventStore, config: PluginConfig): P
   });
   let diverged: EventDbxError | undefined;
   try {
-    diverged = await divergence(store, config, sink).catch((e: unknown) => {
-      if (e instanceof DeliveryFailure) return undefined;
-      throw e;
-    });
+    const timeout = HOST_TIMED_KINDS.includes(config.kind) ? config.delivery.timeout_ms : undefined;
+    diverged = await new Watchdog(config.name, timeout)
+      .run('reading the destination', () => divergence(store, config, sink))
+      .catch((e: unknown) => {
+        if (e instanceof DeliveryFailure) return undefined;
+        throw e;
+      });
   } finally {
-    await sink.close().catch(() => undefined);
+    await closeWithin(sink);
   }
   if (diverged) throw diverged;
 }

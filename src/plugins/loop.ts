@@ -7,7 +7,9 @@
  * is not the event's fault, and its dead letters would wait for a manual `plugin retry`). A batch whose
  * failure names no event is first delivered one event at a time, so only the failing one is given up
  * on. Each plugin has its own loop, so a slow or dead sink holds up nothing else, and the loop never
- * runs on the writer's path: appends only wake it.
+ * runs on the writer's path: appends only wake it. A sink that hangs neither hides it nor blocks the
+ * loop's stop (watchdog.ts): a call without a timeout of its own fails after `timeout_ms`, and a
+ * stop lets go of a sink still busy after its grace periods, saying so once at warn.
  */
 import type { EventDbxError } from '../core/errors.js';
 import type { EventRecord } from '../core/event.js';
@@ -23,6 +25,7 @@ import {
   writeDeadLetter,
 } from './repository.js';
 import { StateTracker } from './state.js';
+import { CLOSE_GRACE_MS, Watchdog, closeWithin, duration, within } from './watchdog.js';
 import {
   type CursorRecord,
   type DeliveryItem,
@@ -33,6 +36,7 @@ import {
   type Sink,
   type StoredDeadLetter,
   DeliveryFailure,
+  HOST_TIMED_KINDS,
   reasonOf,
   transientFailure,
 } from './types.js';
@@ -43,6 +47,15 @@ const PERSIST_EVERY_MS = 200;
 const IDLE_POLL_MS = 5_000;
 /** Dead letters read at a time by `plugin retry`. */
 export const RETRY_PAGE = 500;
+/** How long stopping a plugin waits for its delivery in flight before giving up on it. */
+export const STOP_GRACE_MS = 5_000;
+
+/** The events of a batch, as the log says what was in flight. */
+const span = (items: readonly DeliveryItem[]): string => {
+  const first = items[0]!.record.position;
+  const last = items.at(-1)!.record.position;
+  return first === last ? `delivering position ${first}` : `delivering positions ${first}-${last}`;
+};
 
 interface Sleeper {
   readonly finish: () => void;
@@ -80,6 +93,8 @@ export class DeliveryLoop {
   #diverged: EventDbxError | undefined;
   /** A dead destination fails every event alike: its warnings are logged once a minute, with a count. */
   readonly #failureLog: FailureLog;
+  /** The sink's calls: what is in flight, and the limit on those of a sink without timeouts of its own. */
+  readonly #calls: Watchdog;
   #stats: Omit<LoopStats, 'cursor' | 'attempts'> = {
     state: 'starting',
     delivered: 0,
@@ -100,6 +115,10 @@ export class DeliveryLoop {
     repeatIntervalMs?: number,
   ) {
     this.#failureLog = new FailureLog(config.name, log, repeatIntervalMs);
+    this.#calls = new Watchdog(
+      config.name,
+      HOST_TIMED_KINDS.includes(config.kind) ? config.delivery.timeout_ms : undefined,
+    );
     this.#cursor = Math.max(1, start.position);
     this.#persisted = start;
     this.#retryPending = start.retry_requested === true;
@@ -132,24 +151,29 @@ export class DeliveryLoop {
     });
   }
 
-  /** Stop after the in-flight delivery (waiting at most `graceMs`); the cursor is written last. */
-  async stop(graceMs = 5_000): Promise<void> {
+  /**
+   * Stop after the in-flight delivery (waiting at most `graceMs`), write the cursor, close the sink
+   * (waiting at most CLOSE_GRACE_MS). Never waits longer: a delivery still in flight is given up on
+   * (the cursor is not written after it: what it carried is delivered again), a sink that does not
+   * close is let go of (`Sink.abandon`), and either is logged once at warn.
+   */
+  async stop(graceMs = STOP_GRACE_MS): Promise<void> {
     this.#stopped = true;
     this.#sleeper?.finish();
-    let timer: NodeJS.Timeout | undefined;
-    const late = await Promise.race([
-      (this.#done ?? Promise.resolve()).then(() => false),
-      new Promise<boolean>((r) => (timer = setTimeout(() => r(true), graceMs))),
-    ]);
-    clearTimeout(timer);
-    if (late) {
-      this.#abandoned = true;
-      this.log.warn(
-        { plugin: this.name },
-        'plugin stopped while a delivery was still in flight; it will be redelivered',
-      );
-      await this.sink.close().catch(() => undefined);
-    }
+    const late = !(await within(this.#done ?? Promise.resolve(), graceMs));
+    // Once given up on, the loop writes no cursor any more (its in-flight batch was not acknowledged).
+    if (late) this.#abandoned = true;
+    const busy = this.#calls.doing;
+    const letGo = await closeWithin(this.sink);
+    if (!late && letGo === undefined) return;
+    const parts = [
+      late
+        ? `plugin stopped while ${busy ?? 'a delivery'} was still in flight after ${duration(graceMs)}`
+        : `plugin stopped${busy ? ` while ${busy} was still in flight` : ''}`,
+      ...(letGo ? [`its destination did not close within ${duration(CLOSE_GRACE_MS)}: ${letGo}`] : []),
+      'what it had not acknowledged will be delivered again',
+    ];
+    this.log.warn({ plugin: this.name, ...(busy ? { doing: busy } : {}) }, parts.join('; '));
   }
 
   #set(patch: Partial<Omit<LoopStats, 'cursor' | 'attempts'>>): void {
@@ -185,7 +209,8 @@ export class DeliveryLoop {
       await this.#persist().catch(() => undefined);
       clearTimeout(this.#persistTimer);
       this.#failureLog.close();
-      await this.sink.close().catch(() => undefined);
+      // stop() closes the sink; a loop it gave up on closes what a late call may have opened since.
+      if (this.#abandoned) await this.sink.close().catch(() => undefined);
       for (const w of this.#retryWaiters.splice(0)) w.resolve({ retried: 0, delivered: 0, failed: 0 });
       this.#set({ state: 'stopped' });
     }
@@ -224,7 +249,7 @@ export class DeliveryLoop {
     this.#set({ state: this.#outage > 0 ? 'unreachable' : blocked ? 'blocked' : 'delivering' });
     try {
       if (!(await this.#matches())) return;
-      await this.sink.deliver(items);
+      await this.#calls.run(span(items), () => this.sink.deliver(items));
     } catch (e) {
       // The sink reopens after a failure: its destination is compared again.
       this.#checked = false;
@@ -241,7 +266,9 @@ export class DeliveryLoop {
    */
   async #matches(): Promise<boolean> {
     if (this.#checked) return true;
-    const diverged = await divergence(this.store, this.config, this.sink);
+    const diverged = await this.#calls.run('reading the destination to compare it with the store', () =>
+      divergence(this.store, this.config, this.sink),
+    );
     this.#checked = true;
     if (!diverged) return true;
     this.#diverged = diverged;
@@ -268,7 +295,12 @@ export class DeliveryLoop {
    * reads it afresh.
    */
   async #holdDiverged(): Promise<void> {
-    await this.sink.close().catch(() => undefined);
+    const letGo = await closeWithin(this.sink);
+    if (letGo)
+      this.log.warn(
+        { plugin: this.name },
+        `plugin destination did not close within ${duration(CLOSE_GRACE_MS)}: ${letGo}`,
+      );
     if (this.#retryWaiters.length === 0 && !this.#stopped) await this.#sleep(undefined, false);
     if (this.#stopped || this.#retryWaiters.length === 0) return;
     // The state stays `failed` while it is compared (#retryDeadLetters answers the callers).
@@ -324,6 +356,8 @@ export class DeliveryLoop {
   }
 
   async #failed(items: readonly DeliveryItem[], e: unknown): Promise<void> {
+    // A call the stop gave up on failed once let go of: no attempt, nothing to report (stop did).
+    if (this.#abandoned) return;
     const f = e instanceof DeliveryFailure ? e : transientFailure(this.name, reasonOf(e), 0);
     const done = Math.min(f.delivered ?? 0, items.length);
     if (done === items.length) return this.#advance(items.at(-1)!.record.position + 1, done);
@@ -492,8 +526,10 @@ export class DeliveryLoop {
     if (!maybeDelivered) await updateDeadLetter(this.store, { ...d, outcome_unknown: true });
     try {
       const items = await this.#items([record]);
-      await this.sink.deliver(
-        items.map((item) => ({ ...item, retry: true, ...(maybeDelivered ? { maybeDelivered } : {}) })),
+      await this.#calls.run(`redelivering the dead letter at position ${d.position}`, () =>
+        this.sink.deliver(
+          items.map((item) => ({ ...item, retry: true, ...(maybeDelivered ? { maybeDelivered } : {}) })),
+        ),
       );
       await deleteDeadLetter(this.store, this.name, d.position);
       this.#set({ delivered: this.#stats.delivered + 1, last_delivered_at: new Date().toISOString() });

@@ -30,8 +30,14 @@ export {
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error'] as const;
 /** What a log plugin's template may hold. */
 export const TEMPLATE_PLACEHOLDERS = ['aggregate', 'id', 'event', 'version', 'position', 'event_id'] as const;
-/** The kinds whose `timeout_ms` means something (network destinations). */
-export const NETWORK_KINDS: readonly PluginKind[] = ['postgres', 'tcp', 'http'];
+/** The kinds whose `timeout_ms` means something (every one but the log plugin, which waits on nothing). */
+export const TIMEOUT_KINDS: readonly PluginKind[] = ['postgres', 'sqlite', 'csv', 'tcp', 'http', 'json'];
+/**
+ * The kinds whose drivers have no timeout of their own: the SQLite thread and file system calls can
+ * hang (a stuck disk, a hung network mount). The host gives each of their calls `timeout_ms` (see
+ * watchdog.ts); the network sinks time out each connection, request or statement themselves.
+ */
+export const HOST_TIMED_KINDS: readonly PluginKind[] = ['sqlite', 'csv', 'json'];
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
 export interface PostgresSettings {
@@ -179,6 +185,15 @@ export interface Sink {
   readonly batchSize: number;
   deliver(items: readonly DeliveryItem[]): Promise<void>;
   close(): Promise<void>;
+  /**
+   * Let go of the destination at once, without waiting for anything in flight: called when `close`
+   * did not finish in time (a stuck thread, a query that never returns, a hung file system), so that
+   * stopping a plugin never waits for ever. Stops what can be stopped (the SQLite thread, the
+   * PostgreSQL connections); what cannot (a file system call) is left to end on its own. The sink
+   * opens afresh if used again. Says what it let go of, for the log. Sinks whose `close` cannot hang
+   * leave it out.
+   */
+  abandon?(): string;
   /**
    * Sinks that keep what they delivered (SQL tables, files): the newest events the destination holds,
    * read when it opens. An event the store does not have means the destination is ahead of the store

@@ -27,7 +27,7 @@ import {
   type DeliveryOptions,
   type LoopStats,
   type PluginConfig,
-  NETWORK_KINDS,
+  TIMEOUT_KINDS,
 } from './types.js';
 
 export type { PluginStatus, PluginView } from '../protocol/plugins.js';
@@ -41,8 +41,8 @@ export const viewOf = (c: PluginConfig): PluginView => ({
   enabled: c.enabled,
   target: describeTarget(c),
   settings: maskedSettings(c),
-  // A timeout only applies to the network destinations: not shown for the file and log plugins.
-  delivery: NETWORK_KINDS.includes(c.kind) ? c.delivery : withoutTimeout(c.delivery),
+  // The log plugin waits on nothing: no timeout is shown for it.
+  delivery: TIMEOUT_KINDS.includes(c.kind) ? c.delivery : withoutTimeout(c.delivery),
   created_at: c.created_at,
   updated_at: c.updated_at,
 });

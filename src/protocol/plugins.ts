@@ -21,7 +21,10 @@ export interface DeliveryOptions {
   readonly backoff_ms: number;
   readonly backoff_max_ms: number;
   readonly on_failure: OnFailure;
-  /** Per request / connection timeout of network sinks. */
+  /**
+   * Per request / connection / statement timeout of the network sinks; for the SQLite and file sinks,
+   * how long one write may take before the plugin reports it stuck (EDBX_ERR_PLUGIN_UNREACHABLE).
+   */
   readonly timeout_ms: number;
 }
 
@@ -65,7 +68,7 @@ export interface PluginView {
   readonly enabled: boolean;
   readonly target: string;
   readonly settings: Record<string, unknown>;
-  /** `timeout_ms` only for the network plugins (postgres, tcp, http). */
+  /** `timeout_ms` for every plugin but `log`, which waits on nothing. */
   readonly delivery: Omit<DeliveryOptions, 'timeout_ms'> & { readonly timeout_ms?: number };
   readonly created_at: string;
   readonly updated_at: string;

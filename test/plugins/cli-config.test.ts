@@ -113,10 +113,13 @@ describe('plugin command checks and output (QA item 8)', () => {
       expect(foo.stderr).toContain('unknown placeholder {foo}: use {aggregate}, {id}, {event}, {version}');
       expect(JSON.parse((await q.cli(['plugin', 'list', '--json'])).stdout).plugins).toEqual([]);
 
-      expect((await q.cli(['plugin', 'json', '--path', 'out.jsonl'])).code).toBe(0);
+      expect((await q.cli(['plugin', 'json', '--path', 'out.jsonl', '--timeout', '30000'])).code).toBe(0);
       expect((await q.cli(['plugin', 'http', '--endpoint', url])).code).toBe(0);
-      expect((await listed('json', q)).delivery).not.toHaveProperty('timeout_ms');
+      expect((await q.cli(['plugin', 'log', '--level', 'info'])).code).toBe(0);
+      // A file write can hang too (a network mount): its limit is shown; the log plugin waits on nothing.
+      expect((await listed('json', q)).delivery).toHaveProperty('timeout_ms', 30_000);
       expect((await listed('http', q)).delivery).toHaveProperty('timeout_ms', 10_000);
+      expect((await listed('log', q)).delivery).not.toHaveProperty('timeout_ms');
     } finally {
       await q.cleanup();
     }

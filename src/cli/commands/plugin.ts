@@ -27,6 +27,10 @@ const DELIVERY: readonly Flag[] = [
   },
 ];
 const TIMEOUT: Flag = { flags: '--timeout <ms>', help: 'connect/request timeout (default 10000)' };
+const WRITE_TIMEOUT: Flag = {
+  flags: '--timeout <ms>',
+  help: 'longest a write may take before the plugin reports it stuck (default 10000)',
+};
 const NAME = [{ name: 'name', required: true }] as const;
 
 const sink = (name: string, help: string, flags: readonly Flag[]): CommandSpec => ({
@@ -61,9 +65,11 @@ export const PLUGIN_COMMANDS: CommandSpec[] = [
   ]),
   sink('sqlite', 'mirror aggregate state into a local SQLite file', [
     { flags: '--path <file>', help: 'SQLite database file (created if missing)', parse: resolvePath },
+    WRITE_TIMEOUT,
   ]),
   sink('csv', 'append state snapshots to <aggregate>.csv files', [
     { flags: '--output-dir <dir>', help: 'directory of the CSV files', parse: resolvePath },
+    WRITE_TIMEOUT,
   ]),
   sink('tcp', 'write one JSON EventRecord line per event to a TCP socket', [
     { flags: '--host <hostname>', help: 'receiver host' },
@@ -88,6 +94,7 @@ export const PLUGIN_COMMANDS: CommandSpec[] = [
     { flags: '--path <file>', help: 'output file', parse: resolvePath },
     { flags: '--pretty', help: 'indented records (read back with `jq -c . <file>`)' },
     { flags: '--no-pretty', help: 'one record per line (JSON Lines, the default)' },
+    WRITE_TIMEOUT,
   ]),
   sink('log', "emit a line per event through the server's log", [
     { flags: '--level <level>', help: 'log level of the lines: trace, debug, info, warn or error' },

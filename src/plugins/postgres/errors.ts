@@ -118,10 +118,12 @@ export function serverReason(e: ServerError): string {
 
 /**
  * SQLSTATEs of a server that takes no statement now, whatever it is: a connection exception (08), a
- * shutdown, a crash, a database starting up or dropped (57P01-57P05; not 57014, a statement cancelled),
- * too many connections (53300).
+ * shutdown, a crash, a database starting up or dropped (57P01-57P05), too many connections (53300);
+ * and of one that did not answer in time: a statement cancelled (57014), by the sink's own
+ * `statement_timeout` (a lock held elsewhere, an overloaded server) or by an administrator. Like the
+ * driver's `Query read timeout`, that says nothing about the event.
  */
-const UNAVAILABLE = /^(08|57P|53300)/;
+const UNAVAILABLE = /^(08|57P|57014|53300)/;
 
 /** The driver's own errors for a connection that broke, timed out or was never made (pg, pg-pool). */
 const DRIVER_CONNECTION =

@@ -9,8 +9,13 @@
  * Tables are named with their schema (the connection's current one): unqualified, a table named like
  * one of PostgreSQL's catalogs (`pg_class`, an aggregate type anyone may use) would be created in the
  * schema but read and written in pg_catalog, which is searched first.
+ *
+ * Every statement has `--timeout`: the server cancels one that runs longer (`SET LOCAL
+ * statement_timeout`, so a statement waiting on a lock does not go on holding the transaction's locks
+ * after the sink gave up on it, and each retry does not leave one more backend waiting), and the
+ * driver gives up on a server that does not answer at all a little later (`query_timeout`).
  */
-import type { Pool, PoolClient } from 'pg';
+import type { Client, Pool, PoolClient } from 'pg';
 import { ROW_COLUMNS } from '../columns.js';
 import { driverConnectionString } from './connection.js';
 import { type ServerError, classify, connectFailure, isSqlError, serverReason, sqlState } from './errors.js';
@@ -48,11 +53,19 @@ import {
 
 /** Keep a statement well under PostgreSQL's 65535 bind parameters. */
 const MAX_PARAMS = 30_000;
+/**
+ * How much longer than `--timeout` the driver waits for an answer: the server's own cancellation
+ * (statement_timeout) comes first, and ends the statement where the driver giving up would not.
+ */
+const ANSWER_SLACK_MS = 2_000;
 
 export class PostgresSink implements Sink {
   readonly needsState = true;
   readonly batchSize = 500;
   #pool: Pool | undefined;
+  /** Pools being ended, and the connections in use: what `abandon` cuts. */
+  readonly #ending = new Set<Pool>();
+  readonly #inUse = new Set<Client | PoolClient>();
   /** Columns known to exist, per table (cleared on any failure: a table may have been dropped). */
   readonly #columns = new Map<string, Set<string>>();
   /** The bookkeeping tables are known to exist (forgotten with the columns on any failure). */
@@ -73,7 +86,7 @@ export class PostgresSink implements Sink {
         connectionString: driverConnectionString(this.settings.connection),
         max: 2,
         connectionTimeoutMillis: this.delivery.timeout_ms,
-        query_timeout: this.delivery.timeout_ms,
+        query_timeout: this.delivery.timeout_ms + ANSWER_SLACK_MS,
         idleTimeoutMillis: 30_000,
         application_name: 'eventdbx',
       });
@@ -136,6 +149,7 @@ export class PostgresSink implements Sink {
       application_name: 'eventdbx',
     });
     client.on('error', () => undefined);
+    this.#inUse.add(client);
     try {
       await client.connect().catch((e: unknown) => {
         throw connectFailure(e);
@@ -150,6 +164,7 @@ export class PostgresSink implements Sink {
       if (e instanceof DeliveryFailure) throw e;
       throw transientFailure('postgres', sqlState(e) ? serverReason(e as ServerError) : reasonOf(e), 0);
     } finally {
+      this.#inUse.delete(client);
       await client.end().catch(() => undefined);
     }
   }
@@ -189,9 +204,11 @@ export class PostgresSink implements Sink {
     // would otherwise be unhandled and end the process; the query in flight fails with it anyway.
     const ignore = (): void => undefined;
     client.on('error', ignore);
+    this.#inUse.add(client);
     let healthy = true;
     try {
-      await client.query('BEGIN');
+      // One round trip; LOCAL: the setting ends with the transaction (a pooler may share the session).
+      await client.query(`BEGIN; SET LOCAL statement_timeout = ${this.delivery.timeout_ms}`);
       const result = await fn(client);
       await client.query('COMMIT');
       return result;
@@ -203,6 +220,7 @@ export class PostgresSink implements Sink {
       throw e;
     } finally {
       // A connection that failed below SQL (network, server shutdown) is discarded, not reused.
+      this.#inUse.delete(client);
       client.off('error', ignore);
       client.release(!healthy);
     }
@@ -246,7 +264,30 @@ export class PostgresSink implements Sink {
   async close(): Promise<void> {
     const pool = this.#pool;
     this.#pool = undefined;
-    await pool?.end().catch(() => undefined);
+    if (!pool) return;
+    // Ending waits for the connections in use to be released.
+    this.#ending.add(pool);
+    try {
+      await pool.end().catch(() => undefined);
+    } finally {
+      this.#ending.delete(pool);
+    }
+  }
+
+  /**
+   * Cut the connections in use (the driver closes the socket of one with a query in flight: the query
+   * fails, its transaction is never committed, the server rolls it back) and end the pools without
+   * waiting.
+   */
+  abandon(): string {
+    const pools = [...this.#ending, ...(this.#pool ? [this.#pool] : [])];
+    this.#pool = undefined;
+    this.#ending.clear();
+    const cut = this.#inUse.size;
+    for (const c of this.#inUse) void c.end().catch(() => undefined);
+    this.#inUse.clear();
+    for (const p of pools) void p.end().catch(() => undefined);
+    return `its PostgreSQL connections were cut (${cut} in use)`;
   }
 }
 

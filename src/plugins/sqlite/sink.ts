@@ -3,6 +3,8 @@
  * transaction (WAL, synchronous=FULL, so an acknowledged batch survives a power cut). The driver is
  * synchronous: the database is written on a thread of the sink's own (thread.ts, writer.ts), so its
  * inserts and commit fsyncs never stall the server. Rows are built here, where the field mappings are.
+ * A thread that never answers (stuck on a hung disk or network mount) is terminated when the plugin
+ * stops (`abandon`); until then the host's watchdog reports it (see ../watchdog.ts).
  */
 import type { Worker } from 'node:worker_threads';
 import { moduleWorker } from '../../storage/module-worker.js';
@@ -22,6 +24,8 @@ import {
 import type { SqliteAnswer, SqliteRequest } from './thread.js';
 
 interface Pending {
+  /** The thread asked: one that exits fails only its own requests. */
+  readonly thread: Worker;
   readonly resolve: (result: SqliteAnswer['result']) => void;
   readonly reject: (e: unknown) => void;
 }
@@ -30,6 +34,8 @@ export class SqliteSink implements Sink {
   readonly needsState = true;
   readonly batchSize = 500;
   #thread: Worker | undefined;
+  /** Threads asked to close that have not yet: `abandon` terminates them too. */
+  readonly #closing = new Set<Worker>();
   readonly #pending = new Map<number, Pending>();
   #next = 0;
 
@@ -76,7 +82,7 @@ export class SqliteSink implements Sink {
   #request(make: (id: number) => SqliteRequest, thread: Worker): Promise<SqliteAnswer['result']> {
     const id = ++this.#next;
     return new Promise<SqliteAnswer['result']>((resolve, reject) => {
-      this.#pending.set(id, { resolve, reject });
+      this.#pending.set(id, { thread, resolve, reject });
       thread.ref();
       thread.postMessage(make(id));
     });
@@ -89,29 +95,63 @@ export class SqliteSink implements Sink {
     thread.on('message', (a: SqliteAnswer) => {
       const p = this.#pending.get(a.id);
       this.#pending.delete(a.id);
-      if (this.#pending.size === 0) thread.unref();
+      if (!this.#asked(thread)) thread.unref();
       if (!p) return;
       if (a.error) p.reject(Object.assign(new Error(a.error.message), { code: a.error.code }));
       else p.resolve(a.result);
     });
     const lost = (reason: string) => {
       if (this.#thread === thread) this.#thread = undefined;
-      const waiting = [...this.#pending.values()];
-      this.#pending.clear();
-      for (const p of waiting) p.reject(new Error(`the SQLite thread ${reason}`));
+      for (const [id, p] of this.#pending) {
+        if (p.thread !== thread) continue;
+        this.#pending.delete(id);
+        p.reject(new Error(`the SQLite thread ${reason}`));
+      }
     };
     thread.on('error', (e) => lost(`failed: ${e.message}`));
     thread.on('exit', (code) => lost(`exited (${code})`));
     return thread;
   }
 
+  /** Whether `thread` has requests not yet answered. */
+  #asked(thread: Worker): boolean {
+    for (const p of this.#pending.values()) if (p.thread === thread) return true;
+    return false;
+  }
+
   async close(): Promise<void> {
     const thread = this.#thread;
     this.#thread = undefined;
     if (!thread) return;
-    // Answered after every batch sent before: then nothing is left to lose.
-    await this.#request((id) => ({ id, close: true }), thread).catch(() => undefined);
-    await thread.terminate();
+    this.#closing.add(thread);
+    try {
+      // Answered after every batch sent before: then nothing is left to lose.
+      await this.#request((id) => ({ id, close: true }), thread).catch(() => undefined);
+      await thread.terminate();
+    } finally {
+      this.#closing.delete(thread);
+    }
+  }
+
+  /**
+   * Terminate the thread without waiting for it: its transaction, if one was open, is never committed
+   * (SQLite rolls it back), and its events are delivered again. A thread stuck in a system call ends
+   * when the call returns; meanwhile it does not keep the process alive.
+   */
+  abandon(): string {
+    const threads = [...this.#closing, ...(this.#thread ? [this.#thread] : [])];
+    this.#thread = undefined;
+    this.#closing.clear();
+    for (const [id, p] of this.#pending) {
+      if (!threads.includes(p.thread)) continue;
+      this.#pending.delete(id);
+      p.reject(new Error('the SQLite thread was stopped: it did not answer'));
+    }
+    for (const t of threads) {
+      t.unref();
+      void t.terminate().catch(() => undefined);
+    }
+    return 'its SQLite thread was stopped';
   }
 }
 
