@@ -100,9 +100,15 @@ describe('protocol', () => {
     }
   });
 
-  it('the SDK loads only the protocol and the pure verifiers: no server, store, storage or CLI code', async () => {
+  it('the SDK loads only the protocol, the pure verifiers and makeDir: no server, store, storage or CLI code', async () => {
     const src = fileURLToPath(new URL('../../src/', import.meta.url));
-    const allowed = ['core/checkpoint.ts', 'core/errors.ts', 'core/merkle/hash.ts', 'core/merkle/verify.ts'];
+    const allowed = [
+      'core/checkpoint.ts',
+      'core/errors.ts',
+      'core/merkle/hash.ts',
+      'core/merkle/verify.ts',
+      'fs/make-dir.ts', // the trust store's directory (node:fs only)
+    ];
     const seen = new Set<string>();
     const visit = async (file: string): Promise<void> => {
       if (seen.has(file)) return;
