@@ -11,7 +11,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { lastBytes } from '../src/cli/server-commands.js';
 import { processFacts } from '../src/server/proc.js';
-import { MAIN, type Project, freePort, project, run, running, serverPid } from './helpers/cli.js';
+import { MAIN, type Project, applyArgs, freePort, project, run, running, serverPid } from './helpers/cli.js';
 
 describe('server lifecycle from the CLI', () => {
   let p: Project;
@@ -417,6 +417,32 @@ describe('a start whose data dir cannot be written', () => {
       expect(r.stderr).toBe(
         `error: cannot write in the data dir ${dataDir} (ENOTDIR): make it writable by this user (and the disk not full), or choose another with --data-dir [EDBX_ERR_DATA_DIR_NOT_WRITABLE]\n`,
       );
+    } finally {
+      await p.cleanup();
+    }
+  });
+});
+
+describe('a start that fails once it listens (a damaged backup.json)', () => {
+  it('says why, exits 1 and leaves no server, PID file or socket behind, daemon or foreground', async () => {
+    const p = await project();
+    try {
+      expect((await p.cli(applyArgs('patient', 'p-1', 'admitted'))).code).toBe(0);
+      const marker = path.join(p.dataDir, 'backup.json');
+      for (const mode of [[], ['--foreground']]) {
+        await writeFile(marker, '{not json');
+        const port = await freePort();
+        const r = await p.cli(['start', '--port', String(port), ...mode]);
+        expect(r.code, mode.join(' ')).toBe(1);
+        expect(r.stderr).toContain(
+          `error: integrity check failed for ${marker}: it is not the JSON a backup writes;`,
+        );
+        expect(r.stderr).toContain('[EDBX_ERR_INTEGRITY]');
+        expect(existsSync(path.join(p.dataDir, 'eventdbx.pid'))).toBe(false);
+        expect(existsSync(path.join(p.dataDir, 'control.sock'))).toBe(false);
+        expect(await serverPid(p.dataDir)).toBeUndefined();
+        await expect(fetch(`http://127.0.0.1:${port}/health`)).rejects.toThrow();
+      }
     } finally {
       await p.cleanup();
     }

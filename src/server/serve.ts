@@ -217,10 +217,30 @@ export async function serveForeground(o: ServeOptions): Promise<void> {
     host: bound,
     ...(processFacts(process.pid) ? { process_start: processFacts(process.pid)!.start } : {}),
   };
-  // Replaced, never written through: a link planted at its name is replaced, not its target.
-  await replaceFile(pidFile, JSON.stringify(info) + '\n');
-  await reportUncleanEnd(pidFile, app.log);
-  await reportRestore(store, dataDir, app.log, o.announce);
+  try {
+    // Replaced, never written through: a link planted at its name is replaced, not its target.
+    await replaceFile(pidFile, JSON.stringify(info) + '\n');
+    await reportUncleanEnd(pidFile, app.log);
+    await reportRestore(store, dataDir, app.log, o.announce);
+    await announceStart(o, store, bound);
+  } catch (e) {
+    // A start that fails once listening leaves nothing running: `start` says it failed, and it did.
+    stopped = true;
+    drain();
+    control.close();
+    await app.close().catch(() => undefined);
+    stopReads();
+    for (const f of [...FEATURES].reverse()) await f.stop?.().catch(() => undefined);
+    await store.close().catch(() => undefined);
+    await rm(pidFile, { force: true });
+    await rm(path.join(dataDir, 'control.sock'), { force: true });
+    throw toEventDbxError(e);
+  }
+}
+
+/** What a started server prints: a write failure found on opening, the bootstrap token, the banner. */
+async function announceStart(o: ServeOptions, store: EventStore, bound: string): Promise<void> {
+  const dataDir = o.config.dataDir;
   // Found on opening the store (events it acknowledged are gone, its ledger head is wrong): it serves
   // reads, refuses writes, and /health answers 503 with the same line (the server logs it).
   const refused = store.writeFailure;

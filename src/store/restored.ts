@@ -15,6 +15,7 @@
  */
 import { rm } from 'node:fs/promises';
 import path from 'node:path';
+import { err } from '../core/errors.js';
 import type { IssuedBy } from '../core/event.js';
 import { readNoFollow, writeNewFile } from '../fs/no-follow.js';
 import { auditEntries } from './audit-log.js';
@@ -51,7 +52,19 @@ async function readMarker(dataDir: string): Promise<BackupMarker | undefined> {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw e;
   }
-  const m = JSON.parse(raw) as Partial<BackupMarker>;
+  let m: Partial<BackupMarker> | undefined;
+  try {
+    const parsed: unknown = JSON.parse(raw);
+    if (typeof parsed === 'object' && parsed !== null) m = parsed as Partial<BackupMarker>;
+  } catch {
+    // refused below
+  }
+  if (!m)
+    throw err('EDBX_ERR_INTEGRITY', {
+      where: path.join(dataDir, BACKUP_MARKER),
+      reason:
+        'it is not the JSON a backup writes; copy it again from the backup this data dir was restored from, or remove it if this data dir is not a restored backup',
+    });
   return {
     taken_at: String(m.taken_at ?? ''),
     events: Number(m.events ?? 0),
