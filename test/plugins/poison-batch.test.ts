@@ -74,6 +74,13 @@ function sqliteRows(file: string, sql: string): Array<Record<string, unknown>> {
 
 const HEALTHY = ['c-1', 'c-2', 'c-3', 'c-4', 'c-5'].map((id) => ({ id, version: 1 }));
 
+/** The rows of a PostgreSQL mirror's `container` table: id and version. */
+const pgContainerRows = async (url: string) =>
+  (await pgQuery(url, 'SELECT id, version FROM container ORDER BY id')).map((r) => ({
+    id: r.id,
+    version: Number(r.version),
+  }));
+
 describe('an event over the column limit among healthy ones (QA-scale 1)', () => {
   const mirrors = [
     {
@@ -94,11 +101,7 @@ describe('an event over the column limit among healthy ones (QA-scale 1)', () =>
         const url = await server.createDatabase();
         return {
           config: { connection: url },
-          rows: async () =>
-            (await pgQuery(url, 'SELECT id, version FROM container ORDER BY id')).map((r) => ({
-              id: r.id,
-              version: Number(r.version),
-            })),
+          rows: () => pgContainerRows(url),
         };
       },
     },
@@ -159,11 +162,7 @@ describe('an aggregate type whose table name another object holds, among healthy
         await pgQuery(url, 'CREATE TABLE ledger (note TEXT)');
         return {
           config: { connection: url },
-          rows: async () =>
-            (await pgQuery(url, 'SELECT id, version FROM container ORDER BY id')).map((r) => ({
-              id: r.id,
-              version: Number(r.version),
-            })),
+          rows: () => pgContainerRows(url),
         };
       },
     },
