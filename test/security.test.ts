@@ -604,6 +604,40 @@ describe('tamper detection', () => {
     expect(again.stderr).toMatch(/rewritten/);
   });
 
+  it('a token record put back from before a refresh is refused by the server until an admin refreshes it (pen-test #4)', async () => {
+    const p = await fresh();
+    const issue = async (user: string, extra: string[] = []) =>
+      (await json(p, ['token', 'generate', '--group', 'doctors', '--user', user, ...extra])).token as {
+        token: string;
+        id: string;
+      };
+    const cut = await issue('exp-doc', ['--expiration', '100000']);
+    const other = await issue('ann');
+    const key = K.tokenKey(createHash('sha256').update(cut.token).digest('hex'));
+    const before = await withEngine(p.dataDir, async (e) => (await e.get('main', key))!);
+    await ok(p, ['token', 'refresh', '--token', cut.token, '--expiration', '3600']);
+    await withEngine(p.dataDir, (e) =>
+      e.write([{ type: 'put', space: 'main', key, value: before }], { sync: true }),
+    );
+
+    const server = await startServer(p, ['--restrict=false']);
+    try {
+      const url = `${server.url}/v1/aggregates`;
+      const refused = await api(url, cut.token);
+      expect([refused.status, refused.body.code]).toEqual([401, 'EDBX_ERR_TOKEN_DISTRUSTED']);
+      expect(refused.body.detail).toMatch(/eventdbx audit verify/);
+      expect(server.output()).toMatch(
+        new RegExp(`token ${cut.id}: expiry \\S+, the audit log records expiry \\S+: refused until an admin`),
+      );
+      expect((await api(url, other.token)).status).toBe(200);
+      // A refresh stores a record the log vouches for: the token works again.
+      await ok(p, ['token', 'refresh', '--token', cut.id, '--expiration', '60']);
+      expect((await api(url, cut.token)).status).toBe(200);
+    } finally {
+      await server.stop();
+    }
+  });
+
   it('refuses a checkpoint that is not signed by this store', async () => {
     const p = await fresh();
     await apply(p, 'p-001', { name: 'Jane' }, 'patient-added');

@@ -310,6 +310,13 @@ export const ERRORS = {
     message: (p) => `token ${p.id} was revoked`,
     doc: 'The token was revoked.',
   },
+  EDBX_ERR_TOKEN_DISTRUSTED: {
+    status: 401,
+    kind: 'user',
+    message: (p) =>
+      `token ${p.id} is refused: its stored record is not what the audit log says (put back from an older copy?); an admin can see why with \`eventdbx audit verify\` and refresh or revoke it`,
+    doc: "The token's stored record differs from what the audit log recorded for it (an expiry, allowance or revocation put back from an older copy of the data dir, or a record the log never generated); the server refuses it from its start until an admin refreshes or revokes it.",
+  },
   EDBX_ERR_TOKEN_EXHAUSTED: {
     status: 403,
     kind: 'user',

@@ -15,7 +15,7 @@ import { RESTORED_ACTION, recordRestore } from '../store/restored.js';
 import { openDataDir } from '../store/secure.js';
 import type { EventStore } from '../store/store.js';
 import { localIdentity } from '../cli/runtime.js';
-import { createToken } from '../store/tokens.js';
+import { createToken, distrustTokens } from '../store/tokens.js';
 import { buildServer } from './app.js';
 import { PID_FILE, serveControl } from './control.js';
 import { processFacts } from './proc.js';
@@ -66,6 +66,18 @@ async function reportRestore(
     `${backup.taken_at}\` lists them). The restore is recorded in the audit log (${RESTORED_ACTION}).`;
   log.warn({ backup_taken_at: backup.taken_at, backup_events: backup.events }, what);
   announce(`\nNote: ${what}\n`);
+}
+
+/** Refuse the token records the audit log does not vouch for, saying which and why in the log. */
+async function refuseUnvouchedTokens(store: EventStore, log: FastifyBaseLogger): Promise<void> {
+  const { refused, unchecked } = await distrustTokens(store);
+  if (unchecked !== undefined)
+    log.warn(`tokens not checked against the audit log, which cannot be read: ${unchecked}`);
+  for (const problem of refused)
+    log.warn(
+      { code: 'EDBX_ERR_TOKEN_DISTRUSTED' },
+      `${problem}: refused until an admin refreshes or revokes it (\`eventdbx audit verify\` lists every difference)`,
+    );
 }
 
 export interface ServeOptions {
@@ -144,6 +156,7 @@ export async function serveForeground(o: ServeOptions): Promise<void> {
   logger = app.log;
   store.onListenerError((e) => app.log.error({ err: e }, 'a commit listener failed'));
   await installSchemas(store, o.restrict as RestrictMode);
+  await refuseUnvouchedTokens(store, app.log);
   // The port first: a start that cannot listen stops before anything (plugins, the control socket)
   // runs that would have to be undone, and the process exits.
   try {

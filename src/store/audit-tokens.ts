@@ -157,26 +157,38 @@ function lifetimeProblems(id: string, t: TokenRecord, keepAlive: boolean, l: Lif
     );
 }
 
-/** One line per token that is not what the audit log says it is. */
-export function verifyTokenState(held: Iterable<TokenRecord>, log: readonly EventRecord[]): string[] {
+/**
+ * What is wrong with each stored token, by token id (lines as `audit verify` shows them); a token the
+ * log generated but the store lacks is keyed by its id too.
+ */
+export function tokenProblemsById(
+  held: Iterable<TokenRecord>,
+  log: readonly EventRecord[],
+): Map<string, string[]> {
   const { generated, revoked, lifetimes } = readTokenLog(log);
-  const problems: string[] = [];
+  const out = new Map<string, string[]>();
   const tokens = new Map([...held].map((t) => [t.id, t]));
   for (const [id, logged] of generated) {
+    const problems: string[] = [];
     const t = tokens.get(id);
-    if (!t) {
-      problems.push(`token ${id}: missing, the audit log records its generation`);
-      continue;
+    if (!t) problems.push(`token ${id}: missing, the audit log records its generation`);
+    else {
+      if (revoked.has(id) && t.revoked_at === null)
+        problems.push(`token ${id}: active, the audit log records its revocation`);
+      else if (!revoked.has(id) && t.revoked_at !== null)
+        problems.push(`token ${id}: revoked, the audit log records no revocation`);
+      grantProblems(id, t, logged, problems);
+      lifetimeProblems(id, t, logged.keep_alive ?? t.keep_alive, lifetimes.get(id)!, problems);
     }
-    if (revoked.has(id) && t.revoked_at === null)
-      problems.push(`token ${id}: active, the audit log records its revocation`);
-    else if (!revoked.has(id) && t.revoked_at !== null)
-      problems.push(`token ${id}: revoked, the audit log records no revocation`);
-    grantProblems(id, t, logged, problems);
-    lifetimeProblems(id, t, logged.keep_alive ?? t.keep_alive, lifetimes.get(id)!, problems);
+    if (problems.length > 0) out.set(id, problems);
   }
   for (const id of tokens.keys())
     if (!generated.has(id))
-      problems.push(`token ${id}: stored but the audit log never recorded its generation`);
-  return problems;
+      out.set(id, [`token ${id}: stored but the audit log never recorded its generation`]);
+  return out;
+}
+
+/** One line per token that is not what the audit log says it is. */
+export function verifyTokenState(held: Iterable<TokenRecord>, log: readonly EventRecord[]): string[] {
+  return [...tokenProblemsById(held, log).values()].flat();
 }

@@ -98,6 +98,12 @@ export class EventStore {
   /** Committed token records by hash (few; kept in memory, persisted under K keys). */
   readonly tokens = new Map<string, TokenRecord>();
 
+  /**
+   * Token records loaded that the audit log does not vouch for (see `distrustTokens`): refused until an
+   * admin refreshes or revokes them, which stores a new record (one the log vouches for).
+   */
+  readonly distrusted = new WeakSet<TokenRecord>();
+
   private constructor(options: EventStoreOptions, stored: StoredHead) {
     this.engine = options.engine;
     this.#validator = options.validator;

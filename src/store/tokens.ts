@@ -3,7 +3,8 @@
  * authentication of a presented token. Writes charge allowances inside the append transaction
  * (EventStore.appendMany), so limits are exact under concurrency and failed writes cost nothing.
  */
-import { err } from '../core/errors.js';
+import { err, isEventDbxError } from '../core/errors.js';
+import type { EventRecord } from '../core/event.js';
 import { wholeNumber } from '../core/names.js';
 import {
   type Access,
@@ -20,6 +21,7 @@ import {
   tokenStatus,
 } from '../core/tokens.js';
 import { prefixEnd } from '../storage/engine.js';
+import { tokenProblemsById } from './audit-tokens.js';
 import { openJson } from './codec.js';
 import * as K from './keys.js';
 import { AUDIT_ID, AUDIT_TYPE, type EventStore } from './store.js';
@@ -257,6 +259,34 @@ export function scopesById(store: EventStore): (id: string) => readonly string[]
   return (id) => byId.get(id);
 }
 
+/**
+ * Check the loaded token records against the audit log (what `audit verify` compares) and refuse each
+ * one it does not vouch for: a record put back from before a refresh that cut its life or allowance
+ * short, or before its revocation, or slipped in (pen-test finding 4). The server runs this once it
+ * opened the store, before it listens: records change afterwards only with their audit entries. Returns
+ * a line per refused token, or why the log could not be read (then nothing is refused: every token
+ * would be, and writes are refused anyway while the log is damaged).
+ */
+export async function distrustTokens(store: EventStore): Promise<{ refused: string[]; unchecked?: string }> {
+  const entries: EventRecord[] = [];
+  try {
+    if (await store.meta(AUDIT_TYPE, AUDIT_ID))
+      for await (const chunk of store.scanEvents('main', AUDIT_TYPE, AUDIT_ID, {}))
+        for (const e of chunk) if (e.event_type.startsWith('token-')) entries.push(e);
+  } catch (e) {
+    return { refused: [], unchecked: isEventDbxError(e) ? e.message : String(e) };
+  }
+  const problems = tokenProblemsById(store.tokens.values(), entries);
+  const refused: string[] = [];
+  for (const t of store.tokens.values()) {
+    const found = problems.get(t.id);
+    if (!found) continue;
+    store.distrusted.add(t);
+    refused.push(...found);
+  }
+  return { refused };
+}
+
 /** Revoke a token; revoking it again is refused (nothing changes, no second audit entry). */
 export async function revokeToken(store: EventStore, value: string, ctx: WriteContext) {
   const t = findToken(store, value);
@@ -342,6 +372,7 @@ function hashOfHeader(header: string | undefined): string {
 export function authenticate(store: EventStore, header: string | undefined, access: Access): TokenRecord {
   const t = store.tokens.get(hashOfHeader(header));
   if (!t) throw err('EDBX_ERR_TOKEN_UNKNOWN');
+  if (store.distrusted.has(t)) throw err('EDBX_ERR_TOKEN_DISTRUSTED', { id: t.id });
   const now = store.env.now();
   authorize(t, now, access);
   if (!access.write && t.keep_alive) {
