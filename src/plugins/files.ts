@@ -136,6 +136,28 @@ export async function syncDir(dir: string): Promise<void> {
 export const sameFile = (a: Pick<Stats, 'dev' | 'ino'>, b: Pick<Stats, 'dev' | 'ino'> | undefined): boolean =>
   b !== undefined && a.dev === b.dev && a.ino === b.ino;
 
+/** What a path that is neither a regular file nor a directory is, to name it (undefined for those). */
+export function specialKind(st: Stats): string | undefined {
+  if (st.isFile() || st.isDirectory()) return undefined;
+  if (st.isFIFO()) return 'a named pipe';
+  if (st.isSocket()) return 'a socket';
+  if (st.isCharacterDevice() || st.isBlockDevice()) return 'a device';
+  return 'not a regular file';
+}
+
+/**
+ * Refuse a file sink's target that exists as a named pipe, a socket or a device: opening or reading
+ * one (a pipe no one writes to) blocks a thread of the pool until the process ends, and nothing in it
+ * can be read back to skip redelivered events. Delivery fails with this reason and is retried, so
+ * removing it (or pointing the plugin elsewhere) is enough.
+ */
+export function refuseSpecialFile(file: string, st: Stats | undefined): void {
+  const kind = st && specialKind(st);
+  if (kind === undefined) return;
+  const what = kind.startsWith('not ') ? kind : `${kind}, not a regular file`;
+  throw new Error(`${file} is ${what}: remove it, or point the plugin at a regular file`);
+}
+
 /** The stats of `file`, or undefined when it does not exist. */
 export async function statOrNone(file: string): Promise<Stats | undefined> {
   try {

@@ -6,7 +6,7 @@
  */
 import path from 'node:path';
 import { err } from '../core/errors.js';
-import { statOrNone } from './files.js';
+import { specialKind, statOrNone } from './files.js';
 import type { PluginKind, SettingsByKind } from './types.js';
 
 const q = (v: string) => JSON.stringify(v);
@@ -28,11 +28,15 @@ async function checkDir(plugin: string, flag: string, given: string, dir: string
 }
 
 async function checkFile(plugin: string, flag: string, file: string, example: string): Promise<void> {
-  if ((await statOrNone(file))?.isDirectory())
+  const st = await statOrNone(file);
+  if (st?.isDirectory())
     throw invalid(
       plugin,
       `${flag} ${q(file)} is a directory: use a file path, e.g. ${q(path.join(file, example))}`,
     );
+  const kind = st && specialKind(st);
+  if (kind !== undefined)
+    throw invalid(plugin, `${flag} ${q(file)} is ${kind}, not a regular file: use a regular file's path`);
   await checkDir(plugin, flag, file, path.dirname(file));
 }
 

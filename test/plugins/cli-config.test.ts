@@ -3,6 +3,7 @@
  * what a re-run keeps, and what is refused at configuration time with which exit code.
  */
 import { writeFile } from 'node:fs/promises';
+import { execFileSync } from 'node:child_process';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Project, applyArgs, project } from '../helpers/cli.js';
@@ -62,12 +63,15 @@ describe('targets that cannot work are refused when configuring (QA item 5)', ()
   it('refuses each with exit 1, one line naming the value and what to use, and records nothing', async () => {
     const q = await project();
     await writeFile(path.join(q.dir, 'afile'), 'x');
+    execFileSync('mkfifo', [path.join(q.dir, 'apipe')]);
     const cases: Array<[string[], string]> = [
       [['postgres', '--connection', 'postgres://u:p@127.0.0.1:54x2/db'], 'port "54x2"'],
       [['json', '--path', 'afile/out.jsonl'], 'is a file, not a directory'],
       [['json', '--path', '.'], 'is a directory'],
       [['json', '--path', ''], '--path "" is empty'],
       [['sqlite', '--path', '.'], 'is a directory'],
+      [['sqlite', '--path', 'apipe'], 'apipe" is a named pipe, not a regular file'],
+      [['json', '--path', 'apipe'], 'is a named pipe, not a regular file'],
       [['csv', '--output-dir', 'afile/csv'], 'is a file, not a directory'],
       [['csv', '--output-dir', 'afile'], 'is a file, not a directory'],
       [['tcp', '--host', 'a b', '--port', '5170'], '--host "a b" is not a host name'],

@@ -4,7 +4,8 @@
  * can read (they were counted as delivered and lost).
  */
 import Database from 'better-sqlite3';
-import { readFile, rm } from 'node:fs/promises';
+import { execFileSync } from 'node:child_process';
+import { mkdir, readFile, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { EventRecord } from '../../src/core/event.js';
@@ -13,7 +14,7 @@ import { CsvSink } from '../../src/plugins/csv/sink.js';
 import { JsonSink } from '../../src/plugins/json/sink.js';
 import { parseDataType } from '../../src/plugins/sql/datatypes.js';
 import { SqliteSink } from '../../src/plugins/sqlite/sink.js';
-import type { Sink } from '../../src/plugins/types.js';
+import { DeliveryFailure, type Sink } from '../../src/plugins/types.js';
 import { deliveryItems, tempDirs } from './fixtures.js';
 
 const tempDir = tempDirs('edbx-deleted-');
@@ -70,6 +71,35 @@ describe('output deleted while the sink has it open (QA item 3)', () => {
       expect(db.prepare('SELECT id, name FROM patient').all()).toEqual([{ id: 'p-2', name: 'patient 2' }]);
     } finally {
       db.close();
+    }
+  });
+});
+
+describe('a target that is a named pipe (a pool thread blocked on it forever)', () => {
+  it('CSV, JSON and SQLite fail the delivery naming it, then deliver once it is gone', async () => {
+    const dir = await tempDir();
+    const cases: Array<[string, Sink]> = [
+      [path.join(dir, 'csv', 'patient.csv'), new CsvSink({ output_dir: path.join(dir, 'csv') })],
+      [path.join(dir, 'events.jsonl'), new JsonSink({ path: path.join(dir, 'events.jsonl'), pretty: false })],
+      [
+        path.join(dir, 'mirror.db'),
+        new SqliteSink({ path: path.join(dir, 'mirror.db') }, () => parseDataType('text')),
+      ],
+    ];
+    for (const [file, sink] of cases) {
+      keep(sink);
+      await mkdir(path.dirname(file), { recursive: true });
+      execFileSync('mkfifo', [file]);
+      const failed = await sink.deliver(deliveryItems(1, 1)).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(failed).toBeInstanceOf(DeliveryFailure);
+      expect((failed as DeliveryFailure).permanent).toBe(false);
+      expect((failed as DeliveryFailure).message).toContain(`${file} is a named pipe, not a regular file`);
+      await rm(file);
+      await sink.deliver(deliveryItems(1, 1));
+      expect((await stat(file)).isFile()).toBe(true);
     }
   });
 });

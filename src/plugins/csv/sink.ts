@@ -34,6 +34,7 @@ import {
   cutBack,
   fileFailureReason,
   moveAside,
+  refuseSpecialFile,
   statOrNone,
   stillAt,
   syncDir,
@@ -117,6 +118,7 @@ class CsvFile {
   /** Open for appends, cutting off a row torn by a crash. */
   static async open(file: string, openFile: OpenFile): Promise<CsvFile> {
     await rm(`${file}.widening`, { force: true });
+    refuseSpecialFile(file, await statOrNone(file));
     const written = new Map<string, number>();
     const {
       header = [],

@@ -29,8 +29,10 @@ import {
   lastRecord,
   maxPosition,
   moveAside,
+  refuseSpecialFile,
   repairTail,
   sameFile,
+  statOrNone,
   stillAt,
   writeAll,
 } from '../files.js';
@@ -77,6 +79,7 @@ export class JsonSink implements Sink {
     if (this.#handle && !(await stillAt(this.#handle, this.settings.path))) await this.close();
     if (!this.#handle) {
       makeDir(path.dirname(this.settings.path), PRIVATE_DIR);
+      refuseSpecialFile(this.settings.path, await statOrNone(this.settings.path));
       // A pretty document ends with a `}` at the start of a line (nested ones are indented).
       await repairTail(this.settings.path, this.settings.pretty ? '\n}\n' : '\n');
       const fh = await this.openFile(this.settings.path, 'a', PRIVATE_FILE);
