@@ -519,6 +519,13 @@ export const ERRORS = {
       `data dir ${p.path} is in use by another process (a server that does not answer, or another eventdbx command still running): wait for it, or stop it`,
     doc: 'RocksDB allows one process per data dir; another process has it open.',
   },
+  EDBX_ERR_STORE_DAMAGED: {
+    status: 500,
+    kind: 'user',
+    message: (p) => `data dir ${p.path} is damaged: ${p.reason}; nothing in it was changed: ${p.fix}`,
+    publicDetail: () => "the server's data dir is damaged; the server's log has the cause",
+    doc: "The database's own files are damaged (its `CURRENT` file missing while its tables and manifests remain, or RocksDB reporting corruption when it opens them). The store is not opened and nothing in the data dir is changed (RocksDB would otherwise start a new, empty database there and delete the old one's files); the message says how to recover: restore a backup, or repair a copy as it says.",
+  },
   EDBX_ERR_STORE_LAYOUT: {
     status: 500,
     kind: 'user',

@@ -17,6 +17,7 @@ import rocks from '@nxtedition/rocksdb';
 import { err, EventDbxError, throwIfAborted } from '../../core/errors.js';
 import { SPACES, StorageEngine } from '../engine.js';
 import type { PinRange, PinnedRead, RangeOptions, Space, WriteOp, WriteOptions } from '../engine.js';
+import { missingCurrent } from './damaged.js';
 import { NativeBatchWriter } from './native-batch.js';
 import { holdPrivateUmask } from './private-umask.js';
 import { WriteThread, packOps } from './write-thread.js';
@@ -158,6 +159,11 @@ export class RocksDbEngine extends StorageEngine {
 
   protected async _open(): Promise<void> {
     const attached = this.#attachedTo;
+    // A database that lost its CURRENT must not be opened: RocksDB would start a new one over it.
+    // Checked before the database object exists: abstract-level opens one left unopened for a tick
+    // on its own, with none of the options below.
+    const damaged = attached === undefined ? await missingCurrent(this.location) : undefined;
+    if (damaged) throw damaged;
     // Default both encodings to 'buffer': abstract-level would otherwise utf8-transcode keys and
     // values (0xff becomes U+FFFD) wherever an encoding is not passed per call. The binding takes a
     // shared handle where it takes a location (its typings know only the location); opening an open

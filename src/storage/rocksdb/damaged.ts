@@ -1,0 +1,50 @@
+/**
+ * Telling a database that lost its `CURRENT` file from a new one, before RocksDB is asked to open it.
+ * RocksDB finds a database through `CURRENT` (the name of its newest manifest). Without it, an open
+ * with `createIfMissing` starts a new, empty database in the same directory, and a later open deletes
+ * the old database's files as obsolete: one lost 16-byte file and two commands (a retry, a restarting
+ * service) lost 13,388 events in the disaster-recovery QA round (finding 1), where writing the
+ * manifest's name back into `CURRENT` would have recovered all of them. So a directory holding
+ * RocksDB's files but no `CURRENT` is refused, and nothing in it is changed.
+ */
+import { readdir } from 'node:fs/promises';
+import { err, type EventDbxError } from '../../core/errors.js';
+
+/** RocksDB's own files: tables, write-ahead logs, blobs, manifests, options, identity. */
+const ROCKSDB_FILE = /^(?:\d+\.(?:sst|log|blob)|MANIFEST-\d+|OPTIONS-\d+|IDENTITY)$/;
+const MANIFEST = /^MANIFEST-(\d+)$/;
+
+/** The database files to name in the message: the first few, sorted. */
+const SHOWN = 4;
+
+/**
+ * Why the database at `location` must not be opened (its `CURRENT` is missing while its other files
+ * are there), or undefined: a directory that does not exist, or holds none of RocksDB's files (a new
+ * store), or holds `CURRENT` (RocksDB's own checks then apply, and a damaged `CURRENT` fails the open
+ * without creating anything).
+ */
+export async function missingCurrent(location: string): Promise<EventDbxError | undefined> {
+  let names: string[];
+  try {
+    names = await readdir(location);
+  } catch {
+    // Not there (a new store), or not readable: the open reports that in its own words.
+    return undefined;
+  }
+  if (names.includes('CURRENT')) return undefined;
+  const found = names.filter((n) => ROCKSDB_FILE.test(n)).sort();
+  if (found.length === 0) return undefined;
+  const newest = found
+    .filter((n) => MANIFEST.test(n))
+    .sort((a, b) => Number(MANIFEST.exec(b)![1]) - Number(MANIFEST.exec(a)![1]))[0];
+  const shown =
+    found.slice(0, SHOWN).join(', ') + (found.length > SHOWN ? ` and ${found.length - SHOWN} more` : '');
+  return err('EDBX_ERR_STORE_DAMAGED', {
+    path: location,
+    reason: `it holds a database's files (${shown}) but not the CURRENT file that names its newest manifest`,
+    fix:
+      newest === undefined
+        ? 'restore a backup'
+        : `restore a backup, or on a copy of the data dir (\`cp -a\`) write the newest manifest's name into CURRENT (\`echo ${newest} > CURRENT\`) and run \`eventdbx aggregate verify\``,
+  });
+}
