@@ -8,7 +8,20 @@ import { readdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig, writeConfigFile } from '../src/config/config.js';
-import { type Project, project } from './helpers/cli.js';
+import { openDataDir } from '../src/store/secure.js';
+import { type Project, project, run } from './helpers/cli.js';
+
+/** A real store (RocksDB files, keyring copy) in `dataDir`, closed again. */
+async function makeStore(dataDir: string): Promise<void> {
+  const secure = await openDataDir({
+    dataDir,
+    masterKey: 'test-master',
+    dek: 'test-dek',
+    memoryThreshold: 10,
+    maxPayloadBytes: 262_144,
+  });
+  await secure.store.close();
+}
 
 let p: Project;
 beforeAll(async () => {
@@ -58,5 +71,28 @@ describe('an empty data dir is refused, never taken for the current directory (q
       ),
     });
     expect(existsSync(file)).toBe(false);
+  });
+});
+
+describe('a named configuration that is missing is refused by status, stop and destroy (qa-spec #2)', () => {
+  it('EDBX_ERR_CONFIG_MISSING, and the data dir beside the typo stays', async () => {
+    await makeStore(p.dataDir); // <dir of the typo>/.eventdbx: what a typo used to stop and destroy
+    const typo = path.join(p.dir, '.eventdbx.jsn');
+    const keys = { EVENTDBX_MASTER_KEY: 'test-master', EVENTDBX_DEK: 'test-dek' };
+    const results = await Promise.all([
+      p.cli(['status', '--config', typo]),
+      p.cli(['stop', '--config', typo]),
+      p.cli(['destroy', '--config', typo, '--yes']),
+      run(['destroy', '--yes'], { cwd: p.dir, env: { ...p.env, EVENTDBX_CONFIG: typo } }),
+      // Keys in the environment do for the commands that need them, not for `destroy`.
+      run(['destroy', '--yes', '--config', typo], { cwd: p.dir, env: { ...p.env, ...keys } }),
+    ]);
+    for (const r of results)
+      expect([r.code, r.stdout, r.stderr]).toEqual([
+        1,
+        '',
+        `error: no configuration at ${typo}: create one with \`eventdbx config --master-key <secret> --dek <secret>\` [EDBX_ERR_CONFIG_MISSING]\n`,
+      ]);
+    expect(existsSync(path.join(p.dataDir, 'keyring.json'))).toBe(true);
   });
 });

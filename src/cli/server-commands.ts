@@ -640,6 +640,14 @@ export async function lifecycle(
   try {
     if (name === 'start') return await start(opts, configFile);
     const base = await loadConfig(configFile);
+    // A config named by --config or EVENTDBX_CONFIG that is not there is a typo, as for every other
+    // command: never a reason to stop, or destroy, the default data dir beside it (qa-spec #2). Keys
+    // in the environment make do without the file, as they do for the others, but not for `destroy`.
+    // (`restart` needs the keys: without them it is refused before it stops anything.)
+    const named = configFile !== undefined || Boolean(process.env.EVENTDBX_CONFIG);
+    const keysInEnv = Boolean(base.masterKey && base.dek) && name !== 'destroy';
+    if (named && !base.exists && !keysInEnv && name !== 'restart')
+      throw err('EDBX_ERR_CONFIG_MISSING', { path: base.path });
     const config = {
       ...base,
       dataDir: opts.dataDir === undefined ? base.dataDir : path.resolve(String(opts.dataDir)),
