@@ -4,9 +4,10 @@
  * named configuration that is missing is refused by `status`, `stop` and `destroy` as by every command.
  */
 import { existsSync } from 'node:fs';
-import { readdir, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, readdir, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { checkDestroyable, readDataDir } from '../src/cli/data-dir.js';
 import { loadConfig, writeConfigFile } from '../src/config/config.js';
 import { openDataDir } from '../src/store/secure.js';
 import { type Project, project, run } from './helpers/cli.js';
@@ -94,5 +95,85 @@ describe('a named configuration that is missing is refused by status, stop and d
         `error: no configuration at ${typo}: create one with \`eventdbx config --master-key <secret> --dek <secret>\` [EDBX_ERR_CONFIG_MISSING]\n`,
       ]);
     expect(existsSync(path.join(p.dataDir, 'keyring.json'))).toBe(true);
+  });
+});
+
+describe('destroy removes an EventDBX data dir and nothing else (qa-spec #1)', () => {
+  const where = 'check --data-dir (or data_dir in the configuration, or EVENTDBX_DATA_DIR)';
+
+  it('refuses, removing nothing, a directory of other files, a store mixed with them, and the current directory', async () => {
+    const victim = path.join(p.dir, 'victim');
+    await mkdir(victim);
+    await writeFile(path.join(victim, 'important.txt'), 'keep\n');
+    const mixed = path.join(p.dir, 'mixed');
+    await makeStore(mixed);
+    await writeFile(path.join(mixed, 'notes.txt'), 'keep\n');
+    await mkdir(path.join(mixed, '.eventdbx'));
+    const store = path.join(p.dir, 'store');
+    await makeStore(store);
+    const destroy = (dir: string, cwd = p.dir) =>
+      run(['destroy', '--data-dir', dir, '--yes'], { cwd, env: p.env });
+    const results = await Promise.all([destroy(victim), destroy(mixed), destroy('.', store)]);
+    expect(results.map((r) => [r.code, r.stdout, r.stderr])).toEqual(
+      [
+        `${victim} is not an EventDBX data dir (no store, log or PID file of EventDBX in it; it holds "important.txt"): destroy removed nothing; ${where} [EDBX_ERR_NOT_A_DATA_DIR]`,
+        `${mixed} holds what is not the store's (".eventdbx/", "notes.txt"): destroy removed nothing; move that out of it and destroy again, or remove the directory yourself [EDBX_ERR_NOT_A_DATA_DIR]`,
+        `refusing to destroy ${store}: it is the current directory; run destroy from outside it (\`cd /\` first) [EDBX_ERR_DESTROY_REFUSED]`,
+      ].map((line) => [1, '', `error: ${line}\n`]),
+    );
+    expect(await readFile(path.join(victim, 'important.txt'), 'utf8')).toBe('keep\n');
+    expect(await readFile(path.join(mixed, 'notes.txt'), 'utf8')).toBe('keep\n');
+    for (const dir of [mixed, store]) expect(existsSync(path.join(dir, 'keyring.json'))).toBe(true);
+  });
+
+  it('never takes the root, the home directory, a parent of the current directory or a file for a data dir', async () => {
+    const store = path.join(p.dir, 'home');
+    await makeStore(store);
+    const refused = (dir: string) => {
+      try {
+        checkDestroyable(dir, readDataDir(dir)!);
+      } catch (e) {
+        return e as Error;
+      }
+      return undefined;
+    };
+    const own = `a data dir is a directory of its own: ${where}`;
+    expect(refused('/')?.message).toBe(`refusing to destroy /: it is the root directory; ${own}`);
+    const parent = path.dirname(process.cwd());
+    expect(refused(parent)?.message).toBe(
+      `refusing to destroy ${parent}: it is a parent of the current directory (${process.cwd()}); run destroy from outside it (\`cd /\` first)`,
+    );
+    vi.stubEnv('HOME', store);
+    try {
+      expect(refused(store)?.message).toBe(`refusing to destroy ${store}: it is your home directory; ${own}`);
+    } finally {
+      vi.unstubAllEnvs();
+    }
+    expect(refused(store)).toBeUndefined(); // the same store, as a data dir of its own
+    const file = path.join(p.dir, 'important.txt');
+    expect(() => readDataDir(file)).toThrow(
+      `${file} is not a directory, so not an EventDBX data dir: nothing was removed; ${where}`,
+    );
+  });
+
+  it("removes the store's own files, its rotated logs and a link among them (not its target), then the directory", async () => {
+    const store = path.join(p.dir, 'rotated');
+    await makeStore(store);
+    await writeFile(path.join(store, 'eventdbx.log.1'), 'an old log\n');
+    await symlink(path.join(p.dir, 'important.txt'), path.join(store, 'eventdbx.log.2.gz'));
+    const empty = path.join(p.dir, 'empty');
+    await mkdir(empty);
+    const [r, e] = await Promise.all([
+      p.cli(['destroy', '--data-dir', store, '--yes', '--json']),
+      p.cli(['destroy', '--data-dir', empty, '--yes']),
+    ]);
+    expect([r.code, r.stderr, JSON.parse(r.stdout)]).toEqual([
+      0,
+      '',
+      { destroyed: true, stopped_pid: null, data_dir: store, config: null },
+    ]);
+    expect([e.code, e.stderr, e.stdout]).toEqual([0, '', `removed ${empty}\n`]);
+    expect([existsSync(store), existsSync(empty)]).toEqual([false, false]);
+    expect(await readFile(path.join(p.dir, 'important.txt'), 'utf8')).toBe('keep\n');
   });
 });

@@ -33,6 +33,7 @@ import type { LogFile } from '../server/log-file.js';
 import { openNoFollow, openNoFollowSync, readNoFollow } from '../fs/no-follow.js';
 import { keyValues, printJson } from './output.js';
 import { reportError } from './report.js';
+import { checkDestroyable, readDataDir, removeDataDir } from './data-dir.js';
 import { checkDataDirOwner, localIdentity, proofOfKeys, requireKeys, warnIfDataDirOpen } from './runtime.js';
 import { stderrIsLog, warn } from './stderr.js';
 import { makeDir } from '../fs/make-dir.js';
@@ -473,7 +474,10 @@ async function loggedCause(logFile: string, code: string): Promise<string> {
 async function destroy(config: Config, yes: boolean, json: boolean): Promise<number> {
   // The config file goes too only when it describes this data dir (`--data-dir` may name another).
   const ownConfig = config.dataDir === (await loadConfig(config.path)).dataDir && existsSync(config.path);
-  if (!existsSync(config.dataDir) && !ownConfig) {
+  // Before anything is asked, stopped or removed (qa-spec #1): only a data dir, and only its own files.
+  const entries = readDataDir(config.dataDir, ownConfig ? config.path : undefined);
+  if (entries) checkDestroyable(config.dataDir, entries);
+  if (!entries && !ownConfig) {
     // Nothing there: say so instead of reporting a removal.
     if (json) printJson({ destroyed: false, data_dir: config.dataDir, config: null });
     else process.stdout.write(`nothing to destroy: ${config.dataDir} does not exist\n`);
@@ -495,7 +499,7 @@ async function destroy(config: Config, yes: boolean, json: boolean): Promise<num
     }
   }
   const pid = await stopServer(config);
-  await rm(config.dataDir, { recursive: true, force: true });
+  if (entries) await removeDataDir(config.dataDir, ownConfig ? config.path : undefined);
   if (ownConfig) await rm(config.path, { force: true });
   if (json)
     printJson({
