@@ -177,3 +177,24 @@ describe('destroy removes an EventDBX data dir and nothing else (qa-spec #1)', (
     expect(await readFile(path.join(p.dir, 'important.txt'), 'utf8')).toBe('keep\n');
   });
 });
+
+describe('a new store is made only in a new or empty directory (qa-spec #1)', () => {
+  it('start, and a command opening the store, refuse a directory of other files and write nothing there', async () => {
+    const proj = path.join(p.dir, 'proj');
+    await mkdir(proj);
+    await writeFile(path.join(proj, 'a.txt'), 'keep\n');
+    const fresh = path.join(p.dir, 'fresh');
+    await mkdir(fresh);
+    const implicit = { ...p.env };
+    delete implicit.EVENTDBX_CONFIG; // a first start writes ./.eventdbx.json: not for this data dir
+    // The data dir is checked first; the bad port keeps a start that would not check it from serving.
+    const results = await Promise.all([
+      p.cli(['start', '--data-dir', proj, '--port', '99999']),
+      run(['aggregate', 'list'], { cwd: p.dir, env: { ...p.env, EVENTDBX_DATA_DIR: proj } }),
+      run(['start', '--data-dir', proj, '--port', '99999'], { cwd: fresh, env: implicit }),
+    ]);
+    const refusal = `error: ${proj} is not empty and holds no EventDBX store (it holds "a.txt"): a new store is made only in a new or empty directory, never among other files; choose another (--data-dir, data_dir in the configuration, or EVENTDBX_DATA_DIR), or empty it [EDBX_ERR_NOT_A_DATA_DIR]\n`;
+    expect(results.map((r) => [r.code, r.stdout, r.stderr])).toEqual(results.map(() => [1, '', refusal]));
+    expect([await readdir(proj), await readdir(fresh)]).toEqual([['a.txt'], []]);
+  });
+});

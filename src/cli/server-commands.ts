@@ -33,7 +33,7 @@ import type { LogFile } from '../server/log-file.js';
 import { openNoFollow, openNoFollowSync, readNoFollow } from '../fs/no-follow.js';
 import { keyValues, printJson } from './output.js';
 import { reportError } from './report.js';
-import { checkDestroyable, readDataDir, removeDataDir } from './data-dir.js';
+import { checkDestroyable, checkNewStoreDir, readDataDir, removeDataDir } from './data-dir.js';
 import { checkDataDirOwner, localIdentity, proofOfKeys, requireKeys, warnIfDataDirOpen } from './runtime.js';
 import { stderrIsLog, warn } from './stderr.js';
 import { makeDir } from '../fs/make-dir.js';
@@ -112,6 +112,9 @@ async function startConfig(
   const named = configFile !== undefined || Boolean(process.env.EVENTDBX_CONFIG);
   if (!config.exists && named && !(config.masterKey && config.dek))
     throw err('EDBX_ERR_CONFIG_MISSING', { path: config.path });
+  const dataDir = opts.dataDir === undefined ? config.dataDir : path.resolve(String(opts.dataDir));
+  // Before a development config names it (qa-spec #1): never a store mixed into a project's files.
+  checkNewStoreDir(dataDir, config.path);
   if (!config.exists && !(config.masterKey && config.dek)) {
     const given = [opts.dataDir === undefined ? '' : 'data dir', opts.port === undefined ? '' : 'port'];
     const recorded = given.some(Boolean) ? ` (and this ${given.filter(Boolean).join(' and ')})` : '';
@@ -132,7 +135,6 @@ async function startConfig(
     config = await loadConfig(configFile);
   }
   requireKeys(config);
-  const dataDir = opts.dataDir === undefined ? config.dataDir : path.resolve(String(opts.dataDir));
   return { ...config, dataDir, port: portFlag(opts.port, config.port) };
 }
 
