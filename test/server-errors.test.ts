@@ -971,7 +971,11 @@ describe('daemon lifecycle', () => {
     expect(running(pid)).toBe(false);
     expect(existsSync(p.dataDir)).toBe(false);
     expect(existsSync(p.configPath)).toBe(false);
+    // The configuration named by EVENTDBX_CONFIG went with it: `status` says so (qa-spec #2).
     const s = await p.cli(['status']);
-    expect(s.stdout).toMatch(/not running/);
+    expect([s.code, s.stderr]).toEqual([
+      1,
+      `error: no configuration at ${p.configPath}: create one with \`eventdbx config --master-key <secret> --dek <secret>\` [EDBX_ERR_CONFIG_MISSING]\n`,
+    ]);
   });
 });

@@ -23,6 +23,7 @@ import { keyValues, printJson } from './output.js';
 import { reportError } from './report.js';
 import { checkDataDirOwner, localIdentity, openLocalStore, proofOfKeys, requireKeys } from './runtime.js';
 import { runningServer } from './server-commands.js';
+import { dataDirPath } from './spec.js';
 
 function numberFlag(
   value: unknown,
@@ -75,7 +76,7 @@ export async function configCommand(opts: Record<string, unknown>, configFile?: 
     const existing = await readConfigFile(current.path);
     const flags = defined({
       port: numberFlag(opts.port, '--port', 1, 65535),
-      data_dir: opts.dataDir as string | undefined,
+      data_dir: opts.dataDir === undefined ? undefined : dataDirPath(String(opts.dataDir)),
       master_key: secretFlag(opts.masterKey, '--master-key'),
       dek: secretFlag(opts.dek, '--dek'),
       memory_threshold: numberFlag(opts.memoryThreshold, '--memory-threshold', 1),

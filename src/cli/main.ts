@@ -11,7 +11,7 @@ import { reportError } from './report.js';
 import { VERSION } from '../version.js';
 import { PLUGIN_COMMANDS } from './commands/plugin.js';
 import { SCHEMA_COMMANDS } from './commands/schema.js';
-import { type CommandSpec, type Flag, WINDOW_FLAGS } from './spec.js';
+import { type CommandSpec, type Flag, WINDOW_FLAGS, dataDirPath } from './spec.js';
 
 const AGG: Flag[] = [
   { flags: '--aggregate <type>', help: 'aggregate type, e.g. patient', required: true },
@@ -191,6 +191,7 @@ function serverCommands(program: Command): void {
   const DATA_DIR: Flag = {
     flags: '--data-dir <path>',
     help: 'data directory of the server (default: config, else ./.eventdbx)',
+    parse: dataDirPath,
   };
   // `restart` keeps the port and restriction the running server's command line gave it.
   const startFlags = (c: Command, kept = '') =>
@@ -314,7 +315,13 @@ function build(): Command {
       .description(
         'copy the whole store, as of one point in time, into a new directory (online: writes go on)',
       ),
-    [{ flags: '--data-dir <path>', help: 'data directory to back up (default: config, else ./.eventdbx)' }],
+    [
+      {
+        flags: '--data-dir <path>',
+        help: 'data directory to back up (default: config, else ./.eventdbx)',
+        parse: dataDirPath,
+      },
+    ],
   ).action(async (dir: string, opts: Record<string, unknown>, cmd: Command) => {
     const { runOp } = await import('./run.js');
     const { resolve } = await import('node:path');
@@ -329,7 +336,7 @@ function build(): Command {
       .command('config')
       .description('persist configuration; the first call must include --master-key and --dek')
       .option('--port <u16>', 'HTTP port (default 7070)')
-      .option('--data-dir <path>', 'data directory (default ./.eventdbx)')
+      .option('--data-dir <path>', 'data directory (default ./.eventdbx)', dataDirPath)
       .option(
         '--master-key <secret>',
         'master key (stored in the 0600 config file; or use EVENTDBX_MASTER_KEY)',

@@ -11,6 +11,7 @@ import { type Config, loadConfig } from '../config/config.js';
 import { readNoFollow } from '../fs/no-follow.js';
 import { installSchemas } from '../store/schemas.js';
 import { KEYRING_COPY, type SecureStore, openDataDir } from '../store/secure.js';
+import { checkNewStoreDir } from './data-dir.js';
 import { warn } from './stderr.js';
 
 /**
@@ -169,10 +170,12 @@ const LOCK_WAIT_MS = 10_000;
  * default true), the one a plain `start` would run with. Another CLI
  * command holding the data dir is waited for (it is done in a moment), with backoff, up to
  * LOCK_WAIT_MS; then EDBX_ERR_STORE_LOCKED. A data dir others can open, or that belongs to another
- * account, is warned about first (refused to root: checkDataDirOwner).
+ * account, is warned about first (refused to root: checkDataDirOwner); a directory of other files
+ * that holds no store is refused (checkNewStoreDir).
  */
 export async function openLocalStore(config: Config, waitMs = LOCK_WAIT_MS): Promise<SecureStore> {
   checkDataDirOwner(config.dataDir);
+  checkNewStoreDir(config.dataDir, config.path);
   warnIfDataDirOpen(config.dataDir);
   const deadline = Date.now() + waitMs;
   for (let delay = 20; ; delay = Math.min(delay * 2, 250)) {

@@ -33,6 +33,7 @@ import type { LogFile } from '../server/log-file.js';
 import { openNoFollow, openNoFollowSync, readNoFollow } from '../fs/no-follow.js';
 import { keyValues, printJson } from './output.js';
 import { reportError } from './report.js';
+import { checkDestroyable, checkNewStoreDir, readDataDir, removeDataDir } from './data-dir.js';
 import { checkDataDirOwner, localIdentity, proofOfKeys, requireKeys, warnIfDataDirOpen } from './runtime.js';
 import { stderrIsLog, warn } from './stderr.js';
 import { makeDir } from '../fs/make-dir.js';
@@ -111,6 +112,9 @@ async function startConfig(
   const named = configFile !== undefined || Boolean(process.env.EVENTDBX_CONFIG);
   if (!config.exists && named && !(config.masterKey && config.dek))
     throw err('EDBX_ERR_CONFIG_MISSING', { path: config.path });
+  const dataDir = opts.dataDir === undefined ? config.dataDir : path.resolve(String(opts.dataDir));
+  // Before a development config names it (qa-spec #1): never a store mixed into a project's files.
+  checkNewStoreDir(dataDir, config.path);
   if (!config.exists && !(config.masterKey && config.dek)) {
     const given = [opts.dataDir === undefined ? '' : 'data dir', opts.port === undefined ? '' : 'port'];
     const recorded = given.some(Boolean) ? ` (and this ${given.filter(Boolean).join(' and ')})` : '';
@@ -131,7 +135,6 @@ async function startConfig(
     config = await loadConfig(configFile);
   }
   requireKeys(config);
-  const dataDir = opts.dataDir === undefined ? config.dataDir : path.resolve(String(opts.dataDir));
   return { ...config, dataDir, port: portFlag(opts.port, config.port) };
 }
 
@@ -473,7 +476,10 @@ async function loggedCause(logFile: string, code: string): Promise<string> {
 async function destroy(config: Config, yes: boolean, json: boolean): Promise<number> {
   // The config file goes too only when it describes this data dir (`--data-dir` may name another).
   const ownConfig = config.dataDir === (await loadConfig(config.path)).dataDir && existsSync(config.path);
-  if (!existsSync(config.dataDir) && !ownConfig) {
+  // Before anything is asked, stopped or removed (qa-spec #1): only a data dir, and only its own files.
+  const entries = readDataDir(config.dataDir, ownConfig ? config.path : undefined);
+  if (entries) checkDestroyable(config.dataDir, entries);
+  if (!entries && !ownConfig) {
     // Nothing there: say so instead of reporting a removal.
     if (json) printJson({ destroyed: false, data_dir: config.dataDir, config: null });
     else process.stdout.write(`nothing to destroy: ${config.dataDir} does not exist\n`);
@@ -495,7 +501,7 @@ async function destroy(config: Config, yes: boolean, json: boolean): Promise<num
     }
   }
   const pid = await stopServer(config);
-  await rm(config.dataDir, { recursive: true, force: true });
+  if (entries) await removeDataDir(config.dataDir, ownConfig ? config.path : undefined);
   if (ownConfig) await rm(config.path, { force: true });
   if (json)
     printJson({
@@ -640,6 +646,14 @@ export async function lifecycle(
   try {
     if (name === 'start') return await start(opts, configFile);
     const base = await loadConfig(configFile);
+    // A config named by --config or EVENTDBX_CONFIG that is not there is a typo, as for every other
+    // command: never a reason to stop, or destroy, the default data dir beside it (qa-spec #2). Keys
+    // in the environment make do without the file, as they do for the others, but not for `destroy`.
+    // (`restart` needs the keys: without them it is refused before it stops anything.)
+    const named = configFile !== undefined || Boolean(process.env.EVENTDBX_CONFIG);
+    const keysInEnv = Boolean(base.masterKey && base.dek) && name !== 'destroy';
+    if (named && !base.exists && !keysInEnv && name !== 'restart')
+      throw err('EDBX_ERR_CONFIG_MISSING', { path: base.path });
     const config = {
       ...base,
       dataDir: opts.dataDir === undefined ? base.dataDir : path.resolve(String(opts.dataDir)),

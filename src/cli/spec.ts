@@ -1,4 +1,6 @@
 /** Declarative command tables: each command is flags (exactly the spec's) and the operation it runs. */
+import { err } from '../core/errors.js';
+
 export interface Flag {
   /** Commander flag syntax, e.g. `--aggregate <type>` or `--stage`. */
   readonly flags: string;
@@ -30,4 +32,15 @@ export interface CommandSpec {
   readonly help: string;
   readonly flags: readonly Flag[];
   readonly args?: readonly PositionalArg[];
+}
+
+/**
+ * The value of `--data-dir`: an empty one (`--data-dir "$DIR"` with DIR unset) would resolve to the
+ * current directory, where `start` would mix a store into whatever is there and `destroy` would
+ * remove it: refused on the command line, before any command runs.
+ */
+export function dataDirPath(value: string): string {
+  if (value === '')
+    throw err('EDBX_ERR_INVALID_ARGUMENT', { name: '--data-dir', value, reason: 'use a non-empty path' });
+  return value;
 }

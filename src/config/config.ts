@@ -139,6 +139,13 @@ export async function loadConfig(explicit?: string, env: NodeJS.ProcessEnv = pro
   const stored = await readConfigFile(file);
   const f = stored ?? {};
   const base = path.dirname(file);
+  // Unlike the other variables, an empty one is not taken for unset: `EVENTDBX_DATA_DIR="$DIR"` with
+  // DIR unset would otherwise point `destroy` (or `start`) at the configured store without a word.
+  if (env.EVENTDBX_DATA_DIR === '')
+    throw err('EDBX_ERR_CONFIG_INVALID', {
+      path: 'environment EVENTDBX_DATA_DIR',
+      reason: 'it is set but empty; give it a path, or unset it to use the configured data dir',
+    });
   const dataDir = env.EVENTDBX_DATA_DIR || f.data_dir || DEFAULT_DATA_DIR;
   return {
     path: file,
@@ -238,7 +245,16 @@ function alive(pid: number): boolean {
  * On failure the temp file (it may hold keys) is removed and the error is EDBX_ERR_CONFIG_WRITE.
  */
 export async function writeConfigFile(file: string, values: ConfigFile): Promise<void> {
-  const parsed = FileSchema.parse(values);
+  // The callers check each value first; should one slip through, it is one coded line, never a dump.
+  const checked = FileSchema.safeParse(values);
+  if (!checked.success) {
+    const issue = checked.error.issues[0]!;
+    throw err('EDBX_ERR_CONFIG_INVALID', {
+      path: file,
+      reason: `not written: ${issue.path.join('.') || 'file'}: ${issue.message}`,
+    });
+  }
+  const parsed = checked.data;
   const dir = path.dirname(file);
   const tmp = tempFor(file);
   let renamed = false;

@@ -62,6 +62,13 @@ export const shellWord = (v: unknown): string => {
   return /^[A-Za-z0-9_./,:@%+=-]+$/.test(t) ? t : `'${t.replace(/'/g, `'\\''`)}'`;
 };
 
+/** Names of directory entries in a message: the first few, quoted, and how many more. */
+const listed = (names: unknown): string => {
+  if (!Array.isArray(names) || names.length === 0) return 'other entries';
+  const more = names.length > 5 ? ` and ${names.length - 5} more` : '';
+  return names.slice(0, 5).map(s).join(', ') + more;
+};
+
 /**
  * Where a delivery failure points for the data it may not quote: the command that shows the aggregate
  * as of the event (its state holds every value the event set).
@@ -570,6 +577,28 @@ export const ERRORS = {
     message: (p) =>
       `the data dir ${p.path} belongs to ${p.owner}, and root does not use a directory another account can change (links or a PID file planted there would make root overwrite files or signal processes of that account's choosing): run the command as ${p.user} (\`sudo -u ${shellWord(p.sudo_user)} eventdbx …\`), or make root its owner (\`chown -R root: ${shellWord(p.path)}\`)`,
     doc: "A command run as root on a data dir owned by another account is refused before it reads or writes anything in it: whoever owns the directory could plant links or a PID file there that make root overwrite files or signal processes of its choosing (RocksDB opens its own files by name). Run it as the owner (the server's user), or make root the owner. Another user than root is only warned.",
+  },
+  EDBX_ERR_NOT_A_DATA_DIR: {
+    status: 409,
+    kind: 'user',
+    message: (p) => {
+      const where = 'check --data-dir (or data_dir in the configuration, or EVENTDBX_DATA_DIR)';
+      if (p.why === 'not-dir')
+        return `${p.path} is not a directory, so not an EventDBX data dir: nothing was removed; ${where}`;
+      if (p.why === 'no-store')
+        return `${p.path} is not an EventDBX data dir (no store, log or PID file of EventDBX in it; it holds ${listed(p.found)}): destroy removed nothing; ${where}`;
+      if (p.why === 'foreign')
+        return `${p.path} holds what is not the store's (${listed(p.found)}): destroy removed nothing; move that out of it and destroy again, or remove the directory yourself`;
+      return `${p.path} is not empty and holds no EventDBX store (it holds ${listed(p.found)}): a new store is made only in a new or empty directory, never among other files; choose another (--data-dir, data_dir in the configuration, or EVENTDBX_DATA_DIR), or empty it`;
+    },
+    doc: "`destroy` removes only an EventDBX data dir's own files (RocksDB's, `keyring.json`, `acknowledged-head`, `backup.json`, `eventdbx.log` and its rotated copies, `eventdbx.pid`, `control.sock`, the config file when it is in there), and the directory once empty: it refuses, removing nothing, a directory that holds no store, log or PID file of EventDBX, one that holds anything else (the message names it), or a file. A new store (`start`, or the first command on a data dir) is made only in a new or empty directory: one that holds other files and no store is refused.",
+  },
+  EDBX_ERR_DESTROY_REFUSED: {
+    status: 409,
+    kind: 'user',
+    message: (p) =>
+      `refusing to destroy ${p.path}: it is ${p.what}; ${p.in_cwd ? 'run destroy from outside it (`cd /` first)' : 'a data dir is a directory of its own: check --data-dir (or data_dir in the configuration, or EVENTDBX_DATA_DIR)'}`,
+    doc: '`destroy` never removes the root directory, the home directory, or the current directory or a parent of it, whatever they hold: nothing was removed. Run it from outside the data dir.',
   },
   EDBX_ERR_FILE_REFUSED: {
     status: 500,
