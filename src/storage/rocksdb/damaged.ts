@@ -9,9 +9,8 @@
  */
 import { readdir } from 'node:fs/promises';
 import { err, type EventDbxError } from '../../core/errors.js';
+import { ROCKSDB_CURRENT, isRocksDbFile } from './files.js';
 
-/** RocksDB's own files: tables, write-ahead logs, blobs, manifests, options, identity. */
-const ROCKSDB_FILE = /^(?:\d+\.(?:sst|log|blob)|MANIFEST-\d+|OPTIONS-\d+|IDENTITY)$/;
 const MANIFEST = /^MANIFEST-(\d+)$/;
 
 /** The database files to name in the message: the first few, sorted. */
@@ -31,8 +30,9 @@ export async function missingCurrent(location: string): Promise<EventDbxError | 
     // Not there (a new store), or not readable: the open reports that in its own words.
     return undefined;
   }
-  if (names.includes('CURRENT')) return undefined;
-  const found = names.filter((n) => ROCKSDB_FILE.test(n)).sort();
+  if (names.includes(ROCKSDB_CURRENT)) return undefined;
+  // LOCK alone is left by an open that failed before anything was written.
+  const found = names.filter((n) => isRocksDbFile(n) && n !== 'LOCK').sort();
   if (found.length === 0) return undefined;
   const newest = found
     .filter((n) => MANIFEST.test(n))
