@@ -1,0 +1,60 @@
+/**
+ * The repro of qa-schema #1 through the real server and CLI: a field name not in NFC no longer passes
+ * a lock, and a new aggregate id not in NFC is refused.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type Project, type RunningServer, api, applyArgs, project, startServer } from './helpers/cli.js';
+
+describe('names and numbers through the server and the CLI (qa-schema #1)', () => {
+  let p: Project;
+  let server: RunningServer;
+  const events = (id: string) => `${server.url}/v1/aggregates/patient/${encodeURIComponent(id)}/events`;
+  beforeAll(async () => {
+    p = await project();
+    server = await startServer(p);
+    for (const args of [
+      ['schema', 'create', '--aggregate', 'patient', '--events', 'patient-added'],
+      ['schema', 'alter', 'patient', '--field', 'diagnóstico', '--lock', 'true'],
+    ]) {
+      const r = await p.cli(args);
+      if (r.code !== 0) throw new Error(r.stderr);
+    }
+  });
+  afterAll(async () => {
+    await server?.stop();
+    await p?.cleanup();
+  });
+
+  it('refuses a locked field sent decomposed (NFD), over HTTP and from the CLI (qa-schema #1)', async () => {
+    const nfc = await api(events('p-3'), server.adminToken, {
+      body: { event_type: 'patient-added', payload: { diagnóstico: 'HIV+' } },
+    });
+    expect([nfc.status, nfc.body.code]).toEqual([403, 'EDBX_ERR_FIELD_LOCKED']);
+    // Sent as JSON escapes, as the QA repro did: the bytes are `o` + U+0301.
+    const nfd = await api(events('p-3'), server.adminToken, {
+      body: '{"event_type":"patient-added","payload":{"diagno\\u0301stico":"HIV+"}}',
+    });
+    expect([nfd.status, nfd.body.code]).toEqual([400, 'EDBX_ERR_INVALID_FIELD_NAME']);
+    expect(nfd.body.detail).toMatch(/it is not in Unicode NFC \(U\+006F U\+0301 is U\+00F3 in NFC\)/);
+    expect(nfd.body.detail).toMatch(/send the name in NFC$/);
+    const cli = await p.cli(applyArgs('patient', 'p-3', 'patient-added', ['diagno\u0301stico=HIV+']));
+    expect(cli.code).toBe(1);
+    expect(cli.stderr).toMatch(/not in Unicode NFC.*\[EDBX_ERR_INVALID_FIELD_NAME\]/);
+    const lock = await p.cli([
+      'schema',
+      'alter',
+      'patient',
+      '--field',
+      'diagno\u0301stico',
+      '--lock',
+      'true',
+    ]);
+    expect(lock.stderr).toContain('EDBX_ERR_INVALID_FIELD_NAME');
+    const none = await api(`${server.url}/v1/aggregates/patient/p-3`, server.adminToken);
+    expect(none.body.code).toBe('EDBX_ERR_AGGREGATE_NOT_FOUND');
+    const id = await api(events('jose\u0301'), server.adminToken, {
+      body: { event_type: 'patient-added', payload: {} },
+    });
+    expect([id.status, id.body.code]).toEqual([400, 'EDBX_ERR_INVALID_AGGREGATE_ID']);
+  });
+});

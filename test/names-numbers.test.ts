@@ -1,0 +1,91 @@
+/**
+ * Names that look alike are one name (qa-schema #1), on a real RocksDB data dir: a field name or a new
+ * aggregate id not in Unicode NFC is refused, never normalised.
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { normalizePayload } from '../src/core/event.js';
+import { fieldName } from '../src/core/names.js';
+import { parseNames } from '../src/core/schema.js';
+import { parseScope } from '../src/core/tokens.js';
+import { RocksDbEngine } from '../src/storage/rocksdb/rocksdb-engine.js';
+import { EventStore } from '../src/store/index.js';
+import { alterSchema, createSchema, installSchemas } from '../src/store/schemas.js';
+import { expectCode } from './helpers/expect.js';
+
+const jane = { issuedBy: { group: 'admin', user: 'jane' } };
+
+/** The same words, precomposed (NFC) and not: decomposed accents, a compatibility sign, Hangul jamo. */
+const SPELLINGS: Array<[nfc: string, other: string, says: string]> = [
+  ['diagnóstico', 'diagno\u0301stico', 'U+006F U+0301 is U+00F3 in NFC'],
+  ['résultat', 're\u0301sultat', 'U+0065 U+0301 is U+00E9 in NFC'],
+  ['\u00c5ngstr\u00f6m', '\u212bngstr\u00f6m', 'U+212B is U+00C5 in NFC'],
+  ['\uac00', '\u1100\u1161', 'U+1100 U+1161 is U+AC00 in NFC'],
+];
+
+describe('names not in Unicode NFC (qa-schema #1)', () => {
+  it('a field name not in NFC is refused naming it and saying to send it in NFC; its NFC spelling is taken', async () => {
+    for (const [nfc, other, says] of SPELLINGS) {
+      expect(fieldName(nfc)).toBe(nfc);
+      const e = await expectCode(() => fieldName(other), 'EDBX_ERR_INVALID_FIELD_NAME');
+      expect(e.message).toBe(
+        `invalid field name ${JSON.stringify(other)}: it is not in Unicode NFC (${says}), so it would be another name that looks the same as its NFC spelling: send the name in NFC`,
+      );
+      // Payload keys, schema fields (declared and locked) follow the one rule.
+      await expectCode(() => normalizePayload({ [other]: 'x' }), 'EDBX_ERR_INVALID_FIELD_NAME');
+      await expectCode(() => parseNames([other], 'field'), 'EDBX_ERR_INVALID_FIELD_NAME');
+    }
+  });
+
+  it('a token scope whose id is not in NFC is refused, saying to send it in NFC', async () => {
+    expect(parseScope('patient/josé')).toBe('patient/josé');
+    const e = await expectCode(() => parseScope('patient/jose\u0301'), 'EDBX_ERR_INVALID_ARGUMENT');
+    expect(e.message).toMatch(/^invalid aggregate scope .*: the id "jose\u0301": it is not in Unicode NFC/);
+    expect(e.message).toMatch(/send the id in NFC$/);
+  });
+});
+
+describe('on a RocksDB store', () => {
+  let dir: string;
+  let store: EventStore;
+  beforeEach(async () => {
+    dir = await mkdtemp(path.join(os.tmpdir(), 'edbx-nfc-'));
+    store = await EventStore.open({ engine: new RocksDbEngine(dir) });
+    await installSchemas(store, 'true');
+  });
+  afterEach(async () => {
+    await store.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('a locked field cannot be written under its decomposed spelling, nor one field stored twice (qa-schema #1)', async () => {
+    await createSchema(store, { aggregate: 'patient', events: 'patient-added' }, jane);
+    await alterSchema(store, 'patient', { field: 'diagnóstico', lock: true }, jane);
+    const add = (payload: Record<string, string>, id = 'p-3') =>
+      store.append(
+        { aggregate_type: 'patient', aggregate_id: id, event_type: 'patient-added', payload },
+        jane,
+      );
+    await expectCode(add({ diagnóstico: 'HIV+' }), 'EDBX_ERR_FIELD_LOCKED');
+    await expectCode(add({ 'diagno\u0301stico': 'HIV+' }), 'EDBX_ERR_INVALID_FIELD_NAME');
+    await expectCode(store.aggregate('patient', 'p-3'), 'EDBX_ERR_AGGREGATE_NOT_FOUND');
+    // Two fields that print the same in one state (`é` both ways) cannot come about.
+    await add({ é: 'precomposed' }, 'l-2');
+    await expectCode(add({ 'e\u0301': 'combining' }, 'l-2'), 'EDBX_ERR_INVALID_FIELD_NAME');
+    expect((await store.aggregate('patient', 'l-2')).state).toEqual({ é: 'precomposed' });
+  });
+
+  it('a new aggregate id not in NFC is refused; its NFC spelling is taken (qa-schema #1)', async () => {
+    const add = (id: string) =>
+      store.append({ aggregate_type: 'lab', aggregate_id: id, event_type: 'added', payload: {} }, jane);
+    const e = await expectCode(add('jose\u0301'), 'EDBX_ERR_INVALID_AGGREGATE_ID');
+    expect(e.message).toMatch(
+      /^invalid aggregate id "jose\u0301": it is not in Unicode NFC \(U\+0065 U\+0301/,
+    );
+    await expectCode(store.aggregate('lab', 'jose\u0301'), 'EDBX_ERR_AGGREGATE_NOT_FOUND');
+    expect((await add('josé')).version).toBe(1);
+    expect((await add('josé')).version).toBe(2);
+  });
+});
