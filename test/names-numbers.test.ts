@@ -1,6 +1,7 @@
 /**
  * Names that look alike are one name (qa-schema #1), on a real RocksDB data dir: a field name or a new
- * aggregate id not in Unicode NFC is refused, never normalised.
+ * aggregate id not in Unicode NFC is refused, never normalised; and the permitted fields a refusal
+ * lists leave out locked ones (qa-schema #4).
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
@@ -87,5 +88,26 @@ describe('on a RocksDB store', () => {
     await expectCode(store.aggregate('lab', 'jose\u0301'), 'EDBX_ERR_AGGREGATE_NOT_FOUND');
     expect((await add('josé')).version).toBe(1);
     expect((await add('josé')).version).toBe(2);
+  });
+
+  it('a refused field lists as permitted only the declared fields that are not locked (qa-schema #4)', async () => {
+    await createSchema(store, { aggregate: 'patient', events: 'patient-added' }, jane);
+    await alterSchema(store, 'patient', { event: 'patient-added', add: 'name,status,dob,ssn,mrn' }, jane);
+    await alterSchema(store, 'patient', { field: 'ssn', lock: true }, jane);
+    const e = await expectCode(
+      store.append(
+        {
+          aggregate_type: 'patient',
+          aggregate_id: 'p-002',
+          event_type: 'patient-added',
+          payload: { name: 'Bob', nickname: 'B' },
+        },
+        jane,
+      ),
+      'EDBX_ERR_FIELD_NOT_PERMITTED',
+    );
+    expect(e.message).toBe(
+      'event "patient-added" of aggregate "patient" may not set field "nickname": permitted fields are dob, mrn, name, status',
+    );
   });
 });

@@ -291,7 +291,8 @@ export function checkAppend(
         aggregate,
         event,
         field,
-        permitted: listText([...permitted].sort()),
+        // A locked field is not permitted, declared or not (writing it is EDBX_ERR_FIELD_LOCKED).
+        permitted: listText([...permitted].filter((f) => !compiled.lockedFields.has(f)).sort()),
       });
     }
   }
