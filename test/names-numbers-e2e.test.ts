@@ -1,13 +1,15 @@
 /**
- * The repro of qa-schema #1 through the real server and CLI: a field name not in NFC no longer passes
- * a lock, and a new aggregate id not in NFC is refused.
+ * The repros of qa-schema #1, #5 and #6 through the real server and CLI: a field name not in NFC no
+ * longer passes a lock, and a new aggregate id not in NFC is refused; JSON lists of names are not
+ * trimmed silently; a declared field with a comma is refused over HTTP as the CLI could never name it.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Project, type RunningServer, api, applyArgs, project, startServer } from './helpers/cli.js';
 
-describe('names and numbers through the server and the CLI (qa-schema #1)', () => {
+describe('names and numbers through the server and the CLI (qa-schema #1, #5, #6)', () => {
   let p: Project;
   let server: RunningServer;
+  const schemas = () => `${server.url}/v1/schemas`;
   const events = (id: string) => `${server.url}/v1/aggregates/patient/${encodeURIComponent(id)}/events`;
   beforeAll(async () => {
     p = await project();
@@ -56,5 +58,50 @@ describe('names and numbers through the server and the CLI (qa-schema #1)', () =
       body: { event_type: 'patient-added', payload: {} },
     });
     expect([id.status, id.body.code]).toEqual([400, 'EDBX_ERR_INVALID_AGGREGATE_ID']);
+  });
+
+  it('refuses names in JSON lists with spaces at either end instead of trimming them (qa-schema #5)', async () => {
+    const add = await api(`${schemas()}/patient`, server.adminToken, {
+      method: 'PATCH',
+      body: { event: 'patient-added', add: ['a b '] },
+    });
+    expect([add.status, add.body.code]).toEqual([400, 'EDBX_ERR_INVALID_FIELD_NAME']);
+    expect(add.body.detail).toMatch(/"a b ": it starts or ends with a space/);
+    const create = await api(schemas(), server.adminToken, {
+      body: { aggregate: 'imaging2', events: [' scan-done '] },
+    });
+    expect([create.status, create.body.code]).toEqual([400, 'EDBX_ERR_INVALID_EVENT_TYPE']);
+    const more = await api(`${schemas()}/patient/events`, server.adminToken, {
+      body: { events: ['patient-updated '] },
+    });
+    expect([more.status, more.body.code]).toEqual([400, 'EDBX_ERR_INVALID_EVENT_TYPE']);
+    // The CLI's comma lists are still split and trimmed.
+    const cli = await p.cli([
+      'schema',
+      'alter',
+      'patient',
+      '--event',
+      'patient-added',
+      '--add',
+      'name, status',
+    ]);
+    expect(cli.code, cli.stderr).toBe(0);
+    const shown = await api(`${schemas()}/patient`, server.adminToken);
+    expect(shown.body.events['patient-added'].fields).toEqual(['name', 'status']);
+    expect((await api(`${schemas()}/imaging2`, server.adminToken)).body.code).toBe(
+      'EDBX_ERR_SCHEMA_NOT_FOUND',
+    );
+  });
+
+  it('refuses a declared field holding a comma over HTTP, as no CLI list could name it (qa-schema #6)', async () => {
+    const r = await api(`${schemas()}/patient`, server.adminToken, {
+      method: 'PATCH',
+      body: { event: 'patient-added', add: ['p,q'] },
+    });
+    expect([r.status, r.body.code]).toEqual([400, 'EDBX_ERR_INVALID_FIELD_NAME']);
+    expect(r.body.detail).toMatch(/^invalid field name "p,q": a field a schema declares cannot hold a comma/);
+    expect(r.body.detail).not.toMatch(/--/); // no CLI flags in HTTP messages
+    const shown = await api(`${schemas()}/patient`, server.adminToken);
+    expect(shown.body.events['patient-added'].fields).toEqual(['name', 'status']);
   });
 });

@@ -1,7 +1,8 @@
 /**
- * Names that look alike are one name (qa-schema #1), on a real RocksDB data dir: a field name or a new
- * aggregate id not in Unicode NFC is refused, never normalised; and the permitted fields a refusal
- * lists leave out locked ones (qa-schema #4).
+ * Names that look alike are one name, and schema refusals that say what to fix (qa-schema #1, #4-#6),
+ * on a real RocksDB data dir: a field name or a new aggregate id not in Unicode NFC is refused, never
+ * normalised; JSON lists of names are taken as sent; a declared field holds no comma; the permitted
+ * fields a refusal lists leave out locked ones.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
@@ -109,5 +110,29 @@ describe('on a RocksDB store', () => {
     expect(e.message).toBe(
       'event "patient-added" of aggregate "patient" may not set field "nickname": permitted fields are dob, mrn, name, status',
     );
+  });
+});
+
+describe('lists of names (qa-schema #5, #6)', () => {
+  it('a JSON list is taken as sent: an item with spaces at either end is refused, not trimmed', async () => {
+    const field = await expectCode(() => parseNames(['a b '], 'field'), 'EDBX_ERR_INVALID_FIELD_NAME');
+    expect(field.message).toMatch(/"a b ": it starts or ends with a space: remove the spaces/);
+    await expectCode(() => parseNames([' scan-done '], 'event'), 'EDBX_ERR_INVALID_EVENT_TYPE');
+    // The CLI's comma-separated lists are split, and their items trimmed: `--add 'name, dob'`.
+    expect(parseNames('name, dob ,x', 'field')).toEqual(['name', 'dob', 'x']);
+    expect(parseNames('patient-added, patient-updated', 'event')).toEqual([
+      'patient-added',
+      'patient-updated',
+    ]);
+  });
+
+  it('a field to declare cannot hold a comma (no CLI list could name it); one the event holds can be removed', async () => {
+    const e = await expectCode(() => parseNames(['p,q'], 'field'), 'EDBX_ERR_INVALID_FIELD_NAME');
+    expect(e.message).toBe(
+      'invalid field name "p,q": a field a schema declares cannot hold a comma: the command line\'s lists of fields are comma-separated, so no command could name it; rename the field',
+    );
+    expect(parseNames(['p,q'], 'field', new Set(['p,q']))).toEqual(['p,q']);
+    // Payload keys may still hold one (`--field 'p,q=1'` splits at '=' only).
+    expect(normalizePayload({ 'p,q': '1' })).toEqual({ 'p,q': '1' });
   });
 });

@@ -95,7 +95,7 @@ export const ERRORS = {
     kind: 'user',
     message: (p) =>
       `invalid field name ${s(p.value)}: ${p.reason ?? 'use 1-128 visible characters without control or invisible characters or spaces at either end (not "__proto__")'}`,
-    doc: 'A field name (of a payload, a schema or a plugin column mapping) is empty, longer than 128 characters, contains a control or invisible character (zero-width, bidi control), starts or ends with a space, is not in Unicode NFC (send it in NFC), or is "__proto__" (which JavaScript consumers cannot hold as a plain field). Names already stored stay readable.',
+    doc: 'A field name (of a payload, a schema or a plugin column mapping) is empty, longer than 128 characters, contains a control or invisible character (zero-width, bidi control), starts or ends with a space, is not in Unicode NFC (send it in NFC), or is "__proto__" (which JavaScript consumers cannot hold as a plain field); a field a schema declares also holds no comma (the CLI\'s lists are comma-separated). Names already stored stay readable.',
   },
   EDBX_ERR_INVALID_FIELD_VALUE: {
     status: 400,
