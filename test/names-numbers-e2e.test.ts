@@ -1,12 +1,12 @@
 /**
- * The repros of qa-schema #1, #5 and #6 through the real server and CLI: a field name not in NFC no
- * longer passes a lock, and a new aggregate id not in NFC is refused; JSON lists of names are not
- * trimmed silently; a declared field with a comma is refused over HTTP as the CLI could never name it.
+ * The repros of qa-schema #1, #5-#7 through the real server and CLI: a field name not in NFC no longer
+ * passes a lock; JSON lists of names are not trimmed silently; a declared field with a comma is refused
+ * over HTTP as the CLI could never name it; threshold 0 is recorded as no automatic snapshots.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Project, type RunningServer, api, applyArgs, project, startServer } from './helpers/cli.js';
 
-describe('names and numbers through the server and the CLI (qa-schema #1, #5, #6)', () => {
+describe('names and numbers through the server and the CLI (qa-schema #1, #5-#7)', () => {
   let p: Project;
   let server: RunningServer;
   const schemas = () => `${server.url}/v1/schemas`;
@@ -103,5 +103,28 @@ describe('names and numbers through the server and the CLI (qa-schema #1, #5, #6
     expect(r.body.detail).not.toMatch(/--/); // no CLI flags in HTTP messages
     const shown = await api(`${schemas()}/patient`, server.adminToken);
     expect(shown.body.events['patient-added'].fields).toEqual(['name', 'status']);
+  });
+
+  it('records threshold 0 as "no automatic snapshots", from the CLI and over HTTP (qa-schema #7)', async () => {
+    const cli = await p.cli([
+      'schema',
+      'create',
+      '--aggregate',
+      'x3',
+      '--events',
+      'a',
+      '--snapshot-threshold',
+      '0',
+      '--json',
+    ]);
+    expect(cli.code, cli.stderr).toBe(0);
+    expect(JSON.parse(cli.stdout).schema.change).toBe('created with events a; no automatic snapshots');
+    const http = await api(schemas(), server.adminToken, {
+      body: { aggregate: 'x4', events: ['a'], snapshot_threshold: 0 },
+    });
+    expect([http.status, http.body.change]).toEqual([201, 'created with events a; no automatic snapshots']);
+    const audit = await p.cli(['audit', 'list']);
+    expect(audit.stdout).toContain('change=created with events a; no automatic snapshots');
+    expect(audit.stdout).not.toContain('every 0 events');
   });
 });

@@ -1,8 +1,8 @@
 /**
- * Names that look alike are one name, and schema refusals that say what to fix (qa-schema #1, #4-#6),
+ * Names that look alike are one name, and schema refusals that say what to fix (qa-schema #1, #4-#7),
  * on a real RocksDB data dir: a field name or a new aggregate id not in Unicode NFC is refused, never
  * normalised; JSON lists of names are taken as sent; a declared field holds no comma; the permitted
- * fields a refusal lists leave out locked ones.
+ * fields a refusal lists leave out locked ones; a threshold of 0 is recorded as no automatic snapshots.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
@@ -110,6 +110,19 @@ describe('on a RocksDB store', () => {
     expect(e.message).toBe(
       'event "patient-added" of aggregate "patient" may not set field "nickname": permitted fields are dob, mrn, name, status',
     );
+  });
+
+  it('a schema created with threshold 0 records "no automatic snapshots", not "every 0 events" (qa-schema #7)', async () => {
+    const { schema } = await createSchema(
+      store,
+      { aggregate: 'x3', events: 'a', snapshotThreshold: 0 },
+      jane,
+    );
+    expect(schema.change).toBe('created with events a; no automatic snapshots');
+    const entry = (await store.auditLog()).find((e) => e.event_type === 'schema-created');
+    expect(entry?.payload.change).toBe('created with events a; no automatic snapshots');
+    const every = await createSchema(store, { aggregate: 'x4', events: 'a', snapshotThreshold: 5 }, jane);
+    expect(every.schema.change).toBe('created with events a; snapshot every 5 events');
   });
 });
 
