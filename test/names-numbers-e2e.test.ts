@@ -1,12 +1,13 @@
 /**
- * The repros of qa-schema #1, #5-#7 through the real server and CLI: a field name not in NFC no longer
+ * The repros of qa-schema #1, #5-#8 through the real server and CLI: a field name not in NFC no longer
  * passes a lock; JSON lists of names are not trimmed silently; a declared field with a comma is refused
- * over HTTP as the CLI could never name it; threshold 0 is recorded as no automatic snapshots.
+ * over HTTP as the CLI could never name it; threshold 0 is recorded as no automatic snapshots; a NUL in
+ * a value is named.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Project, type RunningServer, api, applyArgs, project, startServer } from './helpers/cli.js';
 
-describe('names and numbers through the server and the CLI (qa-schema #1, #5-#7)', () => {
+describe('names and numbers through the server and the CLI (qa-schema #1, #5-#8)', () => {
   let p: Project;
   let server: RunningServer;
   const schemas = () => `${server.url}/v1/schemas`;
@@ -126,5 +127,15 @@ describe('names and numbers through the server and the CLI (qa-schema #1, #5-#7)
     const audit = await p.cli(['audit', 'list']);
     expect(audit.stdout).toContain('change=created with events a; no automatic snapshots');
     expect(audit.stdout).not.toContain('every 0 events');
+  });
+
+  it('says a value holding a NUL must lose it (qa-schema #8)', async () => {
+    const r = await api(events('p-10'), server.adminToken, {
+      body: '{"event_type":"patient-added","payload":{"name":"a\\u0000b"}}',
+    });
+    expect([r.status, r.body.code]).toEqual([400, 'EDBX_ERR_INVALID_FIELD_VALUE']);
+    expect(r.body.detail).toBe(
+      'field "name" holds a NUL character (U+0000): remove it (payload values are text without NUL)',
+    );
   });
 });

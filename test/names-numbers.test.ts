@@ -2,7 +2,8 @@
  * Names that look alike are one name, and schema refusals that say what to fix (qa-schema #1, #4-#7),
  * on a real RocksDB data dir: a field name or a new aggregate id not in Unicode NFC is refused, never
  * normalised; JSON lists of names are taken as sent; a declared field holds no comma; the permitted
- * fields a refusal lists leave out locked ones; a threshold of 0 is recorded as no automatic snapshots.
+ * fields a refusal lists leave out locked ones; a threshold of 0 is recorded as no automatic snapshots;
+ * a NUL in a value is named as such (qa-schema #8).
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
@@ -147,5 +148,22 @@ describe('lists of names (qa-schema #5, #6)', () => {
     expect(parseNames(['p,q'], 'field', new Set(['p,q']))).toEqual(['p,q']);
     // Payload keys may still hold one (`--field 'p,q=1'` splits at '=' only).
     expect(normalizePayload({ 'p,q': '1' })).toEqual({ 'p,q': '1' });
+  });
+});
+
+describe('a value holding a NUL (qa-schema #8)', () => {
+  it('a value holding a NUL says so and to remove it; a lone surrogate says to send well-formed text', async () => {
+    const nul = await expectCode(
+      () => normalizePayload({ note: 'a\u0000b' }),
+      'EDBX_ERR_INVALID_FIELD_VALUE',
+    );
+    expect(nul.message).toBe(
+      'field "note" holds a NUL character (U+0000): remove it (payload values are text without NUL)',
+    );
+    const half = await expectCode(
+      () => normalizePayload({ note: 'a\ud800' }),
+      'EDBX_ERR_INVALID_FIELD_VALUE',
+    );
+    expect(half.message).toMatch(/^field "note" holds a lone surrogate .*: send the value as well-formed/);
   });
 });

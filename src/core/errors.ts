@@ -101,8 +101,10 @@ export const ERRORS = {
     status: 400,
     kind: 'user',
     message: (p) =>
-      `field ${s(p.field)} is ${p.actual}: payload values must be strings (numbers and booleans are stored as strings)`,
-    doc: 'A payload value is an object, array or null; EventDBX stores strings only.',
+      p.reason !== undefined
+        ? `field ${s(p.field)} ${p.reason}`
+        : `field ${s(p.field)} is ${p.actual}: payload values must be strings (numbers and booleans are stored as strings)`,
+    doc: 'A payload value is an object, array or null (EventDBX stores strings only), or a string holding a NUL or a lone surrogate.',
   },
   EDBX_ERR_INVALID_PAYLOAD: {
     status: 400,
