@@ -1,13 +1,15 @@
 /**
- * The repros of qa-schema #1, #5-#8 through the real server and CLI: a field name not in NFC no longer
- * passes a lock; JSON lists of names are not trimmed silently; a declared field with a comma is refused
- * over HTTP as the CLI could never name it; threshold 0 is recorded as no automatic snapshots; a NUL in
- * a value is named.
+ * The repros of qa-schema #1, #5-#8 and qa-spec #4 through the real server and CLI: a field name not in
+ * NFC no longer passes a lock; JSON lists of names are not trimmed silently; a declared field with a
+ * comma is refused over HTTP as the CLI could never name it; threshold 0 is recorded as no automatic
+ * snapshots; numbers beyond 2^53−1 are quoted with the digits sent and the bound; a NUL is named.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Project, type RunningServer, api, applyArgs, project, startServer } from './helpers/cli.js';
 
-describe('names and numbers through the server and the CLI (qa-schema #1, #5-#8)', () => {
+const MAX = '9007199254740991';
+
+describe('names and numbers through the server and the CLI (qa-schema #1, #5-#8, qa-spec #4)', () => {
   let p: Project;
   let server: RunningServer;
   const schemas = () => `${server.url}/v1/schemas`;
@@ -127,6 +129,65 @@ describe('names and numbers through the server and the CLI (qa-schema #1, #5-#8)
     const audit = await p.cli(['audit', 'list']);
     expect(audit.stdout).toContain('change=created with events a; no automatic snapshots');
     expect(audit.stdout).not.toContain('every 0 events');
+  });
+
+  it('quotes a number beyond 2^53−1 as sent and gives the bound (qa-schema #8, qa-spec #4)', async () => {
+    for (const digits of ['9007199254740993', '18446744073709551615']) {
+      const create = await api(schemas(), server.adminToken, {
+        body: `{"aggregate":"zz","events":["a"],"snapshot_threshold":${digits}}`,
+      });
+      expect([create.status, create.body.code]).toEqual([400, 'EDBX_ERR_INVALID_SNAPSHOT_THRESHOLD']);
+      expect(create.body.detail).toBe(
+        `invalid snapshot threshold ${digits}: use a whole number of events from 0 to ${MAX} (0 = no automatic snapshots)`,
+      );
+      const alter = await api(`${schemas()}/patient`, server.adminToken, {
+        method: 'PATCH',
+        body: `{"snapshot_threshold":${digits}}`,
+      });
+      expect(alter.body.detail).toBe(create.body.detail);
+      const expected = await api(events('p-9'), server.adminToken, {
+        body: `{"event_type":"patient-added","payload":{},"expected_version":${digits}}`,
+      });
+      expect([expected.status, expected.body.code]).toEqual([400, 'EDBX_ERR_INVALID_EXPECTED_VERSION']);
+      expect(expected.body.detail).toBe(
+        `invalid expected version ${digits}: use a whole number from 0 to ${MAX} (0 = the aggregate must not exist)`,
+      );
+      const limit = await api(`${server.url}/v1/tokens`, server.adminToken, {
+        body: `{"group":"doctors","user":"dr-x","expiration":3600,"limit":${digits}}`,
+      });
+      expect([limit.status, limit.body.code]).toEqual([400, 'EDBX_ERR_INVALID_ARGUMENT']);
+      expect(limit.body.detail).toBe(`invalid body.limit ${digits}: use a whole number from 1 to ${MAX}`);
+    }
+    expect((await api(`${schemas()}/zz`, server.adminToken)).body.code).toBe('EDBX_ERR_SCHEMA_NOT_FOUND');
+    // A payload keeps its numbers' digits, as before.
+    const kept = await api(events('p-9'), server.adminToken, {
+      body: '{"event_type":"patient-added","payload":{"name":18446744073709551615}}',
+    });
+    expect([kept.status, kept.body.payload]).toEqual([201, { name: '18446744073709551615' }]);
+  });
+
+  it('CLI range messages give the upper bound (qa-spec #4)', async () => {
+    const big = '18446744073709551615';
+    const cases: Array<[string[], string]> = [
+      [
+        ['schema', 'alter', 'patient', '--snapshot-threshold', big],
+        `invalid snapshot threshold "${big}": use a whole number of events from 0 to ${MAX}`,
+      ],
+      [
+        ['aggregate', 'get', '--aggregate', 'patient', '--aggregate-id', 'p-9', '--version', big],
+        `invalid version "${big}": use a whole number from 1 to ${MAX}`,
+      ],
+      [
+        ['aggregate', 'replay', '--aggregate', 'patient', '--aggregate-id', 'p-9', '--skip', big],
+        `invalid --skip "${big}": use a whole number from 0 to ${MAX}`,
+      ],
+      [['aggregate', 'list', '--take', big], `invalid --take "${big}": use a whole number from 0 to ${MAX}`],
+    ];
+    for (const [args, says] of cases) {
+      const r = await p.cli(args);
+      expect(r.code, args.join(' ')).toBe(1);
+      expect(r.stderr).toContain(says);
+    }
   });
 
   it('says a value holding a NUL must lose it (qa-schema #8)', async () => {

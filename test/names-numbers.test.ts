@@ -1,17 +1,17 @@
 /**
- * Names that look alike are one name, and schema refusals that say what to fix (qa-schema #1, #4-#7),
- * on a real RocksDB data dir: a field name or a new aggregate id not in Unicode NFC is refused, never
- * normalised; JSON lists of names are taken as sent; a declared field holds no comma; the permitted
- * fields a refusal lists leave out locked ones; a threshold of 0 is recorded as no automatic snapshots;
- * a NUL in a value is named as such (qa-schema #8).
+ * Names that look alike are one name, and refusals that say what to fix (qa-schema #1, #4-#8,
+ * qa-spec #4), on a real RocksDB data dir: a field name or a new aggregate id not in Unicode NFC is
+ * refused, never normalised; JSON lists of names are taken as sent; a declared field holds no comma;
+ * the permitted fields a refusal lists leave out locked ones; a threshold of 0 is recorded as no
+ * automatic snapshots; range messages give the upper bound, and a NUL in a value is named as such.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { normalizePayload } from '../src/core/event.js';
-import { fieldName } from '../src/core/names.js';
-import { parseNames } from '../src/core/schema.js';
+import { fieldName, version } from '../src/core/names.js';
+import { parseNames, parseThreshold } from '../src/core/schema.js';
 import { parseScope } from '../src/core/tokens.js';
 import { RocksDbEngine } from '../src/storage/rocksdb/rocksdb-engine.js';
 import { EventStore } from '../src/store/index.js';
@@ -19,6 +19,7 @@ import { alterSchema, createSchema, installSchemas } from '../src/store/schemas.
 import { expectCode } from './helpers/expect.js';
 
 const jane = { issuedBy: { group: 'admin', user: 'jane' } };
+const MAX = '9007199254740991';
 
 /** The same words, precomposed (NFC) and not: decomposed accents, a compatibility sign, Hangul jamo. */
 const SPELLINGS: Array<[nfc: string, other: string, says: string]> = [
@@ -151,7 +152,19 @@ describe('lists of names (qa-schema #5, #6)', () => {
   });
 });
 
-describe('a value holding a NUL (qa-schema #8)', () => {
+describe('refusals that say what to fix (qa-schema #8, qa-spec #4)', () => {
+  it('a snapshot threshold or version out of range is refused quoting it and giving the upper bound', async () => {
+    for (const v of ['9007199254740992', '18446744073709551615']) {
+      const t = await expectCode(() => parseThreshold(v), 'EDBX_ERR_INVALID_SNAPSHOT_THRESHOLD');
+      expect(t.message).toBe(
+        `invalid snapshot threshold "${v}": use a whole number of events from 0 to ${MAX} (0 = no automatic snapshots)`,
+      );
+      const n = await expectCode(() => version(v), 'EDBX_ERR_INVALID_VERSION');
+      expect(n.message).toBe(`invalid version "${v}": use a whole number from 1 to ${MAX}`);
+    }
+    expect(parseThreshold(MAX)).toBe(Number.MAX_SAFE_INTEGER);
+  });
+
   it('a value holding a NUL says so and to remove it; a lone surrogate says to send well-formed text', async () => {
     const nul = await expectCode(
       () => normalizePayload({ note: 'a\u0000b' }),

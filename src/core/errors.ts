@@ -41,7 +41,11 @@ const SHOWN = 80;
  */
 export function shown(v: unknown): string {
   if (typeof v !== 'string' && (typeof v !== 'object' || v === null)) return String(v);
-  const raw = typeof v === 'string' ? v : JSON.stringify(v);
+  // A BigInt (a whole number beyond 2^53−1 as sent) has no JSON form: its digits, as text.
+  const raw =
+    typeof v === 'string'
+      ? v
+      : JSON.stringify(v, (_k, x: unknown) => (typeof x === 'bigint' ? String(x) : x));
   const chars = raw.length > SHOWN ? Array.from(raw) : undefined; // code points: never cut one in half
   const long = chars !== undefined && chars.length > SHOWN;
   const text = long ? chars.slice(0, SHOWN - 20).join('') : raw;
@@ -129,15 +133,16 @@ export const ERRORS = {
   EDBX_ERR_INVALID_VERSION: {
     status: 400,
     kind: 'user',
-    message: (p) => `invalid version ${s(p.value)}: ${p.reason ?? 'use a whole number >= 1'}`,
-    doc: 'A version argument is not a positive whole number, or is beyond the aggregate’s current version.',
+    message: (p) =>
+      `invalid version ${s(p.value)}: ${p.reason ?? `use a whole number from 1 to ${Number.MAX_SAFE_INTEGER}`}`,
+    doc: 'A version argument is not a whole number from 1 to 2^53−1, or is beyond the aggregate’s current version.',
   },
   EDBX_ERR_INVALID_EXPECTED_VERSION: {
     status: 400,
     kind: 'user',
     message: (p) =>
-      `invalid expected version ${s(p.value)}: use a whole number >= 0 (0 = the aggregate must not exist)`,
-    doc: 'An expected version is not a whole number >= 0.',
+      `invalid expected version ${s(p.value)}: use a whole number from 0 to ${Number.MAX_SAFE_INTEGER} (0 = the aggregate must not exist)`,
+    doc: 'An expected version is not a whole number from 0 to 2^53−1.',
   },
   EDBX_ERR_INVALID_EVENT_ID: {
     status: 400,
@@ -720,8 +725,8 @@ export const ERRORS = {
     status: 400,
     kind: 'user',
     message: (p) =>
-      `invalid snapshot threshold ${s(p.value)}: use a whole number of events >= 0 (0 = no automatic snapshots)`,
-    doc: 'A snapshot threshold is not a whole number >= 0.',
+      `invalid snapshot threshold ${s(p.value)}: use a whole number of events from 0 to ${Number.MAX_SAFE_INTEGER} (0 = no automatic snapshots)`,
+    doc: 'A snapshot threshold is not a whole number from 0 to 2^53−1.',
   },
   EDBX_ERR_SCHEMA_REQUIRED: {
     status: 422,

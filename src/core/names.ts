@@ -18,6 +18,8 @@ export type Version = Brand<number, 'Version'>;
 export type Position = Brand<number, 'Position'>;
 
 const NAME = /^[a-z0-9_-]{1,64}$/;
+/** The largest whole number a count, version, position or threshold takes: 2^53−1, exact in JavaScript. */
+export const MAX_WHOLE = Number.MAX_SAFE_INTEGER;
 // Control characters (C0, DEL, C1), the key separator, and lone surrogates (not valid UTF-8 / JSON text).
 const BAD_ID_CHAR =
   /[\u0000-\u001f\u007f-\u009f/]|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
@@ -161,7 +163,7 @@ export function eventId(value: unknown): string {
   return value;
 }
 
-/** Parse a version: a whole number >= 1 given as a number or a decimal string. */
+/** Parse a version: a whole number from 1 to MAX_WHOLE given as a number or a decimal string. */
 export function version(value: unknown): Version {
   const n = wholeNumber(value);
   if (n === undefined || n < 1) throw err('EDBX_ERR_INVALID_VERSION', { value });
