@@ -5,7 +5,7 @@
  */
 import path from 'node:path';
 import { err } from '../core/errors.js';
-import { expectedVersion, wholeNumber } from '../core/names.js';
+import { MAX_WHOLE, expectedVersion, wholeNumber } from '../core/names.js';
 import {
   archiveAggregate,
   backupStore,
@@ -35,7 +35,11 @@ const optNumber = (args: OpArgs, name: string, flag: string): number | undefined
   if (v === undefined) return undefined;
   const n = wholeNumber(v);
   if (n === undefined)
-    throw err('EDBX_ERR_INVALID_ARGUMENT', { name: flag, value: v, reason: 'use a whole number >= 0' });
+    throw err('EDBX_ERR_INVALID_ARGUMENT', {
+      name: flag,
+      value: v,
+      reason: `use a whole number from 0 to ${MAX_WHOLE}`,
+    });
   return n;
 };
 

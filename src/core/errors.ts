@@ -41,7 +41,11 @@ const SHOWN = 80;
  */
 export function shown(v: unknown): string {
   if (typeof v !== 'string' && (typeof v !== 'object' || v === null)) return String(v);
-  const raw = typeof v === 'string' ? v : JSON.stringify(v);
+  // A BigInt (a whole number beyond 2^53−1 as sent) has no JSON form: its digits, as text.
+  const raw =
+    typeof v === 'string'
+      ? v
+      : JSON.stringify(v, (_k, x: unknown) => (typeof x === 'bigint' ? String(x) : x));
   const chars = raw.length > SHOWN ? Array.from(raw) : undefined; // code points: never cut one in half
   const long = chars !== undefined && chars.length > SHOWN;
   const text = long ? chars.slice(0, SHOWN - 20).join('') : raw;
@@ -88,8 +92,8 @@ export const ERRORS = {
     status: 400,
     kind: 'user',
     message: (p) =>
-      `invalid aggregate id ${s(p.value)}: use 1-128 visible characters without control characters, '/' or spaces at either end (not '.' or '..')`,
-    doc: 'An aggregate id is empty, longer than 128 characters, contains a control or invisible character (zero-width, bidi control) or "/", starts or ends with a space, or is "." or "..".',
+      `invalid aggregate id ${s(p.value)}: ${p.reason ?? "use 1-128 visible characters without control characters, '/' or spaces at either end (not '.' or '..')"}`,
+    doc: 'An aggregate id is empty, longer than 128 characters, contains a control or invisible character (zero-width, bidi control) or "/", starts or ends with a space, or is "." or ".."; or the id of a new aggregate is not in Unicode NFC (send it in NFC).',
   },
   EDBX_ERR_INVALID_EVENT_TYPE: {
     status: 400,
@@ -102,14 +106,16 @@ export const ERRORS = {
     kind: 'user',
     message: (p) =>
       `invalid field name ${s(p.value)}: ${p.reason ?? 'use 1-128 visible characters without control or invisible characters or spaces at either end (not "__proto__")'}`,
-    doc: 'A field name (of a payload, a schema or a plugin column mapping) is empty, longer than 128 characters, contains a control or invisible character (zero-width, bidi control), starts or ends with a space, or is "__proto__" (which JavaScript consumers cannot hold as a plain field). Names already stored stay readable.',
+    doc: 'A field name (of a payload, a schema or a plugin column mapping) is empty, longer than 128 characters, contains a control or invisible character (zero-width, bidi control), starts or ends with a space, is not in Unicode NFC (send it in NFC), or is "__proto__" (which JavaScript consumers cannot hold as a plain field); a field a schema declares also holds no comma (the CLI\'s lists are comma-separated). Names already stored stay readable.',
   },
   EDBX_ERR_INVALID_FIELD_VALUE: {
     status: 400,
     kind: 'user',
     message: (p) =>
-      `field ${s(p.field)} is ${p.actual}: payload values must be strings (numbers and booleans are stored as strings)`,
-    doc: 'A payload value is an object, array or null; EventDBX stores strings only.',
+      p.reason !== undefined
+        ? `field ${s(p.field)} ${p.reason}`
+        : `field ${s(p.field)} is ${p.actual}: payload values must be strings (numbers and booleans are stored as strings)`,
+    doc: 'A payload value is an object, array or null (EventDBX stores strings only), or a string holding a NUL or a lone surrogate.',
   },
   EDBX_ERR_INVALID_PAYLOAD: {
     status: 400,
@@ -134,15 +140,16 @@ export const ERRORS = {
   EDBX_ERR_INVALID_VERSION: {
     status: 400,
     kind: 'user',
-    message: (p) => `invalid version ${s(p.value)}: ${p.reason ?? 'use a whole number >= 1'}`,
-    doc: 'A version argument is not a positive whole number, or is beyond the aggregate’s current version.',
+    message: (p) =>
+      `invalid version ${s(p.value)}: ${p.reason ?? `use a whole number from 1 to ${Number.MAX_SAFE_INTEGER}`}`,
+    doc: 'A version argument is not a whole number from 1 to 2^53−1, or is beyond the aggregate’s current version.',
   },
   EDBX_ERR_INVALID_EXPECTED_VERSION: {
     status: 400,
     kind: 'user',
     message: (p) =>
-      `invalid expected version ${s(p.value)}: use a whole number >= 0 (0 = the aggregate must not exist)`,
-    doc: 'An expected version is not a whole number >= 0.',
+      `invalid expected version ${s(p.value)}: use a whole number from 0 to ${Number.MAX_SAFE_INTEGER} (0 = the aggregate must not exist)`,
+    doc: 'An expected version is not a whole number from 0 to 2^53−1.',
   },
   EDBX_ERR_INVALID_EVENT_ID: {
     status: 400,
@@ -754,8 +761,8 @@ export const ERRORS = {
     status: 400,
     kind: 'user',
     message: (p) =>
-      `invalid snapshot threshold ${s(p.value)}: use a whole number of events >= 0 (0 = no automatic snapshots)`,
-    doc: 'A snapshot threshold is not a whole number >= 0.',
+      `invalid snapshot threshold ${s(p.value)}: use a whole number of events from 0 to ${Number.MAX_SAFE_INTEGER} (0 = no automatic snapshots)`,
+    doc: 'A snapshot threshold is not a whole number from 0 to 2^53−1.',
   },
   EDBX_ERR_SCHEMA_REQUIRED: {
     status: 422,

@@ -102,7 +102,9 @@ export function normalizePayload(input: unknown, maxBytes = DEFAULT_MAX_PAYLOAD_
     if (!isWellFormedText(text)) {
       throw err('EDBX_ERR_INVALID_FIELD_VALUE', {
         field: key,
-        actual: 'text with a NUL or a lone surrogate',
+        reason: text.includes('\u0000')
+          ? 'holds a NUL character (U+0000): remove it (payload values are text without NUL)'
+          : 'holds a lone surrogate (half of a UTF-16 pair, not text): send the value as well-formed Unicode text',
       });
     }
     out[key] = text;

@@ -2,7 +2,7 @@
  * Names and branded primitives. Types and event types are lowercase `[a-z0-9_-]{1,64}`; aggregate ids
  * are 1-128 printable characters without control or invisible characters, '/' (the separator of
  * `type/id` keys), or spaces at either end, and not '.' or '..'; field names follow the same rule,
- * '/', '.' and '..' allowed, and are not `__proto__`.
+ * '/', '.' and '..' allowed, and are not `__proto__`. New ids and field names are in Unicode NFC.
  */
 import { INVISIBLE, err } from './errors.js';
 
@@ -18,6 +18,8 @@ export type Version = Brand<number, 'Version'>;
 export type Position = Brand<number, 'Position'>;
 
 const NAME = /^[a-z0-9_-]{1,64}$/;
+/** The largest whole number a count, version, position or threshold takes: 2^53−1, exact in JavaScript. */
+export const MAX_WHOLE = Number.MAX_SAFE_INTEGER;
 // Control characters (C0, DEL, C1), the key separator, and lone surrogates (not valid UTF-8 / JSON text).
 const BAD_ID_CHAR =
   /[\u0000-\u001f\u007f-\u009f/]|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
@@ -49,16 +51,32 @@ export function aggregateId(value: unknown): AggregateId {
   return value as AggregateId;
 }
 
+/**
+ * The id of an aggregate being created (by its first event) or named by a new token scope: an aggregate
+ * id, in Unicode NFC (see `notNfc`). Ids stored before the rule are read and appended to as they are.
+ *
+ * @example
+ * newAggregateId('josé'); // 'josé' (é as U+00E9)
+ * newAggregateId('jose\u0301'); // throws EDBX_ERR_INVALID_AGGREGATE_ID: … not in Unicode NFC …
+ */
+export function newAggregateId(value: unknown): AggregateId {
+  const id = aggregateId(value);
+  const reason = notNfc(id, 'id');
+  if (reason !== undefined) throw err('EDBX_ERR_INVALID_AGGREGATE_ID', { value, reason });
+  return id;
+}
+
 export function eventType(value: unknown): EventType {
   if (typeof value !== 'string' || !NAME.test(value)) throw err('EDBX_ERR_INVALID_EVENT_TYPE', { value });
   return value as EventType;
 }
 
 /**
- * Field names follow the rule of ids: 1-128 visible characters, without control or invisible characters
- * (zero-width, bidi controls, fillers) or spaces at either end, so that two names that look the same
- * are the same name (`ssn\u200b` cannot pass for a locked `ssn`); and not `__proto__`. For new writes:
- * names already stored are read as they are.
+ * Field names follow the rule of new ids: 1-128 visible characters, without control or invisible
+ * characters (zero-width, bidi controls, fillers) or spaces at either end, in Unicode NFC, so that two
+ * names that look the same are the same name (`ssn\u200b` cannot pass for a locked `ssn`, nor
+ * `diagno\u0301stico` for a locked `diagnóstico`); and not `__proto__`. For new writes: names already
+ * stored are read as they are.
  *
  * @example
  * fieldName('ssn'); // 'ssn'
@@ -90,7 +108,29 @@ function fieldNameFault(value: string): string | undefined {
   if (unseen !== undefined)
     return `it holds the invisible character ${codePoint(unseen)}, which would make it look like another name: remove it`;
   if (value.trim() !== value) return 'it starts or ends with a space: remove the spaces';
-  return undefined;
+  return notNfc(value, 'name');
+}
+
+const NON_ASCII = /[^\x00-\x7f]/;
+const codePoints = (text: string): string => [...text].map(codePoint).join(' ');
+
+/**
+ * Why a name is not in Unicode NFC, naming its first character written otherwise; undefined when it
+ * is. Canonically equivalent spellings (`ó` as U+00F3, or `o` + U+0301) print alike, so only the NFC
+ * one is taken. The name is refused, never normalised: nothing is coerced silently, and a payload's
+ * keys are part of its event's hash.
+ */
+export function notNfc(value: string, what: 'name' | 'id'): string | undefined {
+  if (!NON_ASCII.test(value) || value.normalize('NFC') === value) return undefined;
+  let example = '';
+  for (const { segment } of new Intl.Segmenter('en', { granularity: 'grapheme' }).segment(value)) {
+    const nfc = segment.normalize('NFC');
+    if (nfc !== segment) {
+      example = ` (${codePoints(segment)} is ${codePoints(nfc)} in NFC)`;
+      break;
+    }
+  }
+  return `it is not in Unicode NFC${example}, so it would be another ${what} that looks the same as its NFC spelling: send the ${what} in NFC`;
 }
 
 /** A comment recorded with an administrative action: up to 1000 characters of well-formed text. */
@@ -123,7 +163,7 @@ export function eventId(value: unknown): string {
   return value;
 }
 
-/** Parse a version: a whole number >= 1 given as a number or a decimal string. */
+/** Parse a version: a whole number from 1 to MAX_WHOLE given as a number or a decimal string. */
 export function version(value: unknown): Version {
   const n = wholeNumber(value);
   if (n === undefined || n < 1) throw err('EDBX_ERR_INVALID_VERSION', { value });

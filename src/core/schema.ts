@@ -77,20 +77,38 @@ const sortedEvents = (events: Iterable<[string, EventSchema]>): Record<string, E
   Object.fromEntries([...events].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
 
 /**
- * Parse a list of event or field names: `a,b,c` or an array; duplicates are dropped, order kept.
+ * Parse a list of event or field names: `a,b,c` (the CLI's lists, whose items are trimmed: `a, b`) or
+ * an array (JSON, taken as sent: nothing is coerced silently); duplicates are dropped, order kept.
  * A field name in `stored` (one the schema already holds, to remove) is taken as it is: a name stored
- * before the rule of visible characters can still be removed.
+ * before the rule of visible characters can still be removed. A new field name holds no comma: the
+ * CLI's `--add`/`--remove` lists could never name it.
  */
 export function parseNames(
   value: unknown,
   kind: 'event' | 'field',
   stored: ReadonlySet<string> = new Set(),
 ): string[] {
-  const items = Array.isArray(value) ? value : typeof value === 'string' ? value.split(',') : [value];
-  const check =
-    kind === 'event' ? eventType : (v: unknown) => (stored.has(String(v)) ? String(v) : fieldName(String(v)));
-  const names = items.map((v) => check(typeof v === 'string' ? v.trim() : v) as string);
+  const items = Array.isArray(value)
+    ? (value as unknown[])
+    : typeof value === 'string'
+      ? value.split(',').map((v) => v.trim())
+      : [value];
+  const check = kind === 'event' ? eventType : (v: unknown) => declaredField(String(v), stored);
+  const names = items.map((v) => check(v) as string);
   return [...new Set(names)];
+}
+
+/** A field name to declare for an event (or one of `stored`, the event's own, to remove). */
+function declaredField(value: string, stored: ReadonlySet<string>): string {
+  if (stored.has(value)) return value;
+  fieldName(value);
+  if (value.includes(','))
+    throw err('EDBX_ERR_INVALID_FIELD_NAME', {
+      value,
+      reason:
+        "a field a schema declares cannot hold a comma: the command line's lists of fields are comma-separated, so no command could name it; rename the field",
+    });
+  return value;
 }
 
 export function parseThreshold(value: unknown): number {
@@ -291,7 +309,8 @@ export function checkAppend(
         aggregate,
         event,
         field,
-        permitted: listText([...permitted].sort()),
+        // A locked field is not permitted, declared or not (writing it is EDBX_ERR_FIELD_LOCKED).
+        permitted: listText([...permitted].filter((f) => !compiled.lockedFields.has(f)).sort()),
       });
     }
   }

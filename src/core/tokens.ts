@@ -8,7 +8,7 @@
 import { hash, randomBytes } from 'node:crypto';
 import { err, shown } from './errors.js';
 import type { EventIssuer } from './event.js';
-import { aggregateId, aggregateType } from './names.js';
+import { aggregateId, aggregateType, notNfc } from './names.js';
 
 export const TOKEN_PREFIX = 'edbx_';
 const TOKEN_RE = /^edbx_[A-Za-z0-9_-]{43}$/;
@@ -288,10 +288,15 @@ export function parseScope(value: string): string {
     throw refuse(
       `use <type> or <type>/<id>; the type ${shown(type)} is not an aggregate type (1-64 characters of a-z, 0-9, '_' or '-')`,
     );
-  if (slash >= 0 && !isValid(aggregateId, value.slice(slash + 1)))
+  if (slash < 0) return value;
+  const id = value.slice(slash + 1);
+  if (!isValid(aggregateId, id))
     throw refuse(
-      `the id ${shown(value.slice(slash + 1))} is not an aggregate id, so no aggregate could match it: use 1-128 visible characters without control or invisible characters, '/' or spaces at either end (not '.' or '..')`,
+      `the id ${shown(id)} is not an aggregate id, so no aggregate could match it: use 1-128 visible characters without control or invisible characters, '/' or spaces at either end (not '.' or '..')`,
     );
+  // The ids of new aggregates are in NFC: a scope spelled otherwise would look like one and match none.
+  const nfc = notNfc(id, 'id');
+  if (nfc !== undefined) throw refuse(`the id ${shown(id)}: ${nfc}`);
   return value;
 }
 

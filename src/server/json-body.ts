@@ -4,14 +4,17 @@
  * (Content-Encoding is refused, never parsed as if it were JSON). Duplicate keys are refused (JSON.parse
  * would keep the last silently), a key named `__proto__` is refused, and numbers inside a payload keep
  * the exact digits sent: payload values are stored as strings, and a JavaScript number would round
- * 12345678901234567890.
+ * 12345678901234567890. Elsewhere a whole number beyond 2^53−1 (a count, a version, a threshold) is a
+ * BigInt of the digits sent: it is no JSON-schema type, so validation refuses it quoting those digits,
+ * where a JavaScript number would have quoted 18446744073709552000 for 18446744073709551615.
  *
  * A body that nests arrays and objects deeper than MAX_JSON_DEPTH (64) is refused before anything
  * recursive walks it.
  *
  * Fast path: native JSON.parse, then one lexical count of members and depth in the text and one walk
- * (members, `__proto__`, payload numbers). Only bodies with duplicate keys or numbers in a payload are
- * parsed again with lossless-json, which keeps numbers as their source text and names duplicate keys.
+ * (members, `__proto__`, payload numbers). Only bodies with duplicate keys, numbers in a payload or
+ * numbers beyond 2^53−1 are parsed again with lossless-json, which keeps numbers as their source text
+ * and names duplicate keys.
  */
 import { isUtf8 } from 'node:buffer';
 import { parse as parseContentType } from 'content-type';
@@ -59,7 +62,7 @@ export function parseJsonBody(req: FastifyRequest, body: Buffer): unknown {
   );
   if (deep !== undefined) throw err('EDBX_ERR_INVALID_JSON', { reason: deep });
   const seen = walk(value, false);
-  if (!seen.payloadNumbers && seen.members === shape.members) return value;
+  if (!seen.exactNumbers && seen.members === shape.members) return value;
   try {
     return exact(parseLossless(text), false);
   } catch (e) {
@@ -88,18 +91,19 @@ const isObject = (v: unknown): v is Record<string, unknown> =>
   typeof v === 'object' && v !== null && !Array.isArray(v);
 
 /**
- * Count object members, refuse `__proto__`, and note numbers inside a `payload` object. Recursive:
- * only for a value whose depth `jsonShape` checked. More members in the text than here means a key
- * appeared twice in one object (JSON.parse keeps the last).
+ * Count object members, refuse `__proto__`, and note numbers whose digits must be kept: inside a
+ * `payload` object, and whole numbers beyond 2^53−1 anywhere. Recursive: only for a value whose depth
+ * `jsonShape` checked. More members in the text than here means a key appeared twice in one object
+ * (JSON.parse keeps the last).
  */
-function walk(v: unknown, inPayload: boolean): { members: number; payloadNumbers: boolean } {
+function walk(v: unknown, inPayload: boolean): { members: number; exactNumbers: boolean } {
   let members = 0;
-  let payloadNumbers = false;
+  let exactNumbers = unsafeWhole(v);
   if (Array.isArray(v)) {
     for (const item of v) {
       const r = walk(item, false);
       members += r.members;
-      payloadNumbers ||= r.payloadNumbers;
+      exactNumbers ||= r.exactNumbers;
     }
   } else if (isObject(v)) {
     for (const key of Object.keys(v)) {
@@ -113,18 +117,29 @@ function walk(v: unknown, inPayload: boolean): { members: number; payloadNumbers
       }
       members++;
       const child = v[key];
-      if (inPayload && typeof child === 'number') payloadNumbers = true;
+      if (inPayload && typeof child === 'number') exactNumbers = true;
       const r = walk(child, key === 'payload' && isObject(child));
       members += r.members;
-      payloadNumbers ||= r.payloadNumbers;
+      exactNumbers ||= r.exactNumbers;
     }
   }
-  return { members, payloadNumbers };
+  return { members, exactNumbers };
 }
 
-/** lossless-json's numbers: the digits as sent for a payload value, JavaScript numbers elsewhere. */
+/** A whole number JavaScript cannot hold exactly (its digits were rounded by JSON.parse). */
+const unsafeWhole = (v: unknown): boolean =>
+  typeof v === 'number' && Number.isInteger(v) && !Number.isSafeInteger(v);
+
+/**
+ * lossless-json's numbers: the digits as sent for a payload value; elsewhere JavaScript numbers, but a
+ * BigInt for a whole number written in digits beyond 2^53−1, so its refusal quotes what was sent.
+ */
 function exact(v: unknown, payloadValue = false): unknown {
-  if (isLosslessNumber(v)) return payloadValue ? v.value : Number(v.value);
+  if (isLosslessNumber(v)) {
+    if (payloadValue) return v.value;
+    const n = Number(v.value);
+    return unsafeWhole(n) && /^-?[0-9]+$/.test(v.value) ? BigInt(v.value) : n;
+  }
   if (Array.isArray(v)) return v.map((item) => exact(item));
   if (!isObject(v)) return v;
   const out: Record<string, unknown> = {};

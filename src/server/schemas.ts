@@ -2,6 +2,7 @@
  * JSON schemas of the REST API: request validation (unknown fields refused) and the OpenAPI document.
  * Query values arrive as strings and are parsed by the handlers, so nothing is coerced silently.
  */
+import { MAX_WHOLE } from '../core/names.js';
 import { MAX_PAGE } from './paging.js';
 
 const str = { type: 'string' } as const;
@@ -9,7 +10,7 @@ const int = { type: 'integer' } as const;
 /** Marks a query or path parameter that is a whole number, with its range (see `uint`). */
 const WHOLE_NUMBER = 'whole number';
 /** The largest whole number a parameter takes anywhere: the handlers refuse unsafe integers. */
-export const MAX_WHOLE = Number.MAX_SAFE_INTEGER;
+export { MAX_WHOLE };
 
 /** The range a handler enforces; no `maximum`: the bound depends on the store (the current size). */
 export interface WholeRange {

@@ -59,5 +59,17 @@ export function fromValidation(v: FastifySchemaValidationError, context: string 
       reason: 'is given more than once: give it once',
     });
   }
+  // A whole number beyond 2^53−1, kept as the digits sent (json-body.ts): "must be integer" would be wrong.
+  const range = (v as { parentSchema?: { type?: unknown; minimum?: unknown; maximum?: unknown } })
+    .parentSchema;
+  if (typeof data === 'bigint' && (range?.type === 'integer' || range?.type === 'number')) {
+    const min = typeof range?.minimum === 'number' ? range.minimum : 0;
+    const max = typeof range?.maximum === 'number' ? range.maximum : Number.MAX_SAFE_INTEGER;
+    return err('EDBX_ERR_INVALID_ARGUMENT', {
+      name,
+      value: data,
+      reason: `use a whole number from ${min} to ${max}`,
+    });
+  }
   return err('EDBX_ERR_INVALID_ARGUMENT', { name, value: data, reason: v.message ?? 'is invalid' });
 }

@@ -241,7 +241,12 @@ export async function createSchema(
   return change(store, aggregate, ctx, 'schema-created', (current) => {
     if (current) throw err('EDBX_ERR_SCHEMA_EXISTS', { aggregate, version: current.version });
     const body = newSchema(aggregate, events, threshold ?? store.snapshotThreshold(aggregate));
-    const extra = threshold === undefined ? '' : `; snapshot every ${threshold} events`;
+    const extra =
+      threshold === undefined
+        ? ''
+        : threshold === 0
+          ? '; no automatic snapshots'
+          : `; snapshot every ${threshold} events`;
     return { body, change: `created with events ${events.join(', ')}${extra}` };
   });
 }

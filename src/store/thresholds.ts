@@ -4,7 +4,7 @@
  * write (`useSnapshotThresholds`).
  */
 import { err } from '../core/errors.js';
-import { aggregateType } from '../core/names.js';
+import { MAX_WHOLE, aggregateType } from '../core/names.js';
 import type { StorageEngine } from '../storage/engine.js';
 import { AUDIT_ID, AUDIT_TYPE } from './audit-log.js';
 import * as K from './keys.js';
@@ -36,7 +36,7 @@ export class SnapshotThresholds {
       throw err('EDBX_ERR_INVALID_ARGUMENT', {
         name: 'snapshot threshold',
         value: every,
-        reason: 'use a whole number >= 0',
+        reason: `use a whole number from 0 to ${MAX_WHOLE}`,
       });
     }
     await store.exclusive([[AUDIT_TYPE, AUDIT_ID]], async (tx) => {

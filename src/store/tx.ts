@@ -23,6 +23,7 @@ import { type Frontier, appendLeaf, emptyFrontier, frontierRoot } from '../core/
 import { StoredEventBuilder } from './event-format.js';
 import {
   aggregateId,
+  newAggregateId,
   aggregateType,
   eventId as checkEventId,
   eventType,
@@ -241,6 +242,8 @@ export class WriteTx {
 
     const live = this.live(type, id);
     const current = live?.meta;
+    // A new aggregate's id is in NFC; one stored before that rule keeps taking events.
+    if (current === undefined) newAggregateId(id);
     if (current?.archived)
       throw err('EDBX_ERR_AGGREGATE_ARCHIVED', { aggregate_type: type, aggregate_id: id });
     const version = (current?.version ?? 0) + 1;

@@ -1,6 +1,6 @@
 /** Plugin operations and their human-readable output. */
 import { err } from '../../core/errors.js';
-import { wholeNumber } from '../../core/names.js';
+import { MAX_WHOLE, wholeNumber } from '../../core/names.js';
 import { configurePlugin, mapField, removePlugin, replayPlugin, retryPlugin } from '../../plugins/admin.js';
 import {
   type PluginStatus,
@@ -43,7 +43,7 @@ function take(a: OpArgs): number | undefined {
     throw err('EDBX_ERR_INVALID_ARGUMENT', {
       name: '--take',
       value: a.take,
-      reason: 'use a whole number >= 1',
+      reason: `use a whole number from 1 to ${MAX_WHOLE}`,
     });
   return n;
 }

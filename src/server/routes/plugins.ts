@@ -78,7 +78,7 @@ async function pluginRoutes(app: FastifyInstance, ctx: RouteContext): Promise<vo
         throw err('EDBX_ERR_INVALID_ARGUMENT', {
           name: 'take',
           value: req.query.take,
-          reason: 'use a whole number >= 1',
+          reason: `use a whole number from 1 to ${MAX_WHOLE}`,
         });
       return deadLetters(store, req.params.name, take);
     },

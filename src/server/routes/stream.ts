@@ -350,7 +350,7 @@ function givenPosition(
     throw err('EDBX_ERR_INVALID_ARGUMENT', {
       name: 'from',
       value: query.from,
-      reason: 'use a position, a whole number >= 0 (1 = from the first event)',
+      reason: `use a position, a whole number from 0 to ${MAX_WHOLE} (1 = from the first event)`,
     });
   return { position: Math.max(1, n), name: 'from', value: n };
 }
