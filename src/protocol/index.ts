@@ -55,6 +55,7 @@ export {
   ERROR_CODES,
   PROBLEM_CONTENT_TYPE,
   type ErrorCode,
+  type EventRef,
   type Problem,
   type ServerErrorCode,
   isProblem,
