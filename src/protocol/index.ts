@@ -33,7 +33,7 @@ export type {
   TransactionBody,
   TransactionEvent,
 } from './requests.js';
-export type { AuditAction, BackupTakenPayload, StoreRestoredPayload } from './audit.js';
+export type { AuditAction, BackupTakenPayload, ServerStartedPayload, StoreRestoredPayload } from './audit.js';
 export type {
   AggregatePage,
   AuditPage,
