@@ -70,6 +70,9 @@ describe('auditEntryVisible', () => {
     // A backup copies every aggregate, the auditor's too.
     const backup = { path: '/backups/b1', taken_at: '2026-11-30T02:00:00Z', events: '12', ledger_root: 'ab' };
     expect(seen(ANN, 'backup-taken', backup)).toBe(true);
+    // Schema enforcement off applies to p-001 too (qa-schema #2).
+    const started = { restrict: 'false', source: '--restrict', configured: 'true' };
+    expect(seen(ANN, 'server-started', started)).toBe(true);
   });
 });
 

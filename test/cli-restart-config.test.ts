@@ -5,6 +5,7 @@
  * makes a mode survive a crash followed by a plain `start`.
  */
 import { readFile } from 'node:fs/promises';
+import { userInfo } from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { type Project, applyArgs, freePort, project, run, running, serverPid } from './helpers/cli.js';
@@ -24,6 +25,23 @@ const ok = async (args: string[], env?: NodeJS.ProcessEnv) => {
 };
 const json = async (args: string[]) => JSON.parse((await ok([...args, '--json'])).stdout);
 const statusOf = () => json(['status']);
+/** The `server-started` entries of the audit log: who started a server in which mode, from where. */
+const serverStarts = async () =>
+  ((await json(['audit', 'list'])).entries as AuditEntry[])
+    .filter((e) => e.event_type === 'server-started')
+    .map((e) => ({ ...e.payload, by: `${e.metadata.issued_by.group}/${e.metadata.issued_by.user}` }));
+interface AuditEntry {
+  event_type: string;
+  payload: Record<string, string>;
+  metadata: { issued_by: { group: string; user: string } };
+}
+/** The start lines of the daemon's log. */
+const startLines = async () =>
+  (await readFile(path.join(p!.dataDir, 'eventdbx.log'), 'utf8'))
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l).msg as string)
+    .filter((m) => m.startsWith('Server listening at'));
 
 describe('restart and the config (qa-dev #3)', () => {
   it('config --port then restart moves a server whose port came from the config, and says so', async () => {
@@ -112,6 +130,19 @@ describe('config --restrict (qa-dev #4)', () => {
       1,
       'error: invalid --restrict "yes": use true, strict or false [EDBX_ERR_INVALID_ARGUMENT]\n',
     ]);
+    // Each start in a mode other than the configured one is in the audit log, with where the mode
+    // came from and who started it, and in the log's start line (qa-schema #2).
+    const by = `local/${userInfo().username}`;
+    expect(await serverStarts()).toEqual([
+      { restrict: 'true', source: '--restrict', configured: 'strict', by },
+      { restrict: 'false', source: 'environment EVENTDBX_RESTRICT', configured: 'strict', by },
+    ]);
+    expect(await startLines()).toEqual([
+      expect.stringMatching(
+        /^Server listening at http:\/\/127\.0\.0\.1:\d+ \(restrict=true, from --restrict\)$/,
+      ),
+      expect.stringMatching(/ \(restrict=false, from environment EVENTDBX_RESTRICT\)$/),
+    ]);
   });
 
   it('restart takes a config --restrict unless the running server was given --restrict', async () => {
@@ -129,5 +160,14 @@ describe('config --restrict (qa-dev #4)', () => {
     // The change is in the audit log, like the other settings'.
     const audit = await ok(['audit', 'list', '--json']);
     expect(audit.stdout).toContain('strict -> true');
+    // So is every server run in another mode than the configured `true`; the first start, in the
+    // configured default, records nothing (qa-schema #2).
+    expect((await serverStarts()).map(({ by: _, ...m }) => m)).toEqual([
+      { restrict: 'strict', source: 'configuration', configured: 'strict' },
+      { restrict: 'false', source: '--restrict', configured: 'strict' },
+      { restrict: 'false', source: '--restrict', configured: 'true' },
+    ]);
+    expect((await startLines())[0]).toMatch(/ \(restrict=true, from configuration\)$/);
+    expect(await json(['audit', 'verify'])).toMatchObject({ ok: true });
   });
 });

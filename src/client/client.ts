@@ -331,7 +331,16 @@ export class EventDbxClient {
 
   /**
    * `POST /v1/transactions`: append to several aggregates atomically (all or none). Retried only
-   * when every event carries an `event_id`.
+   * when every event carries an `event_id`. A refusal about one event names it: the error's
+   * `problem.event` is `{ index, aggregate_type, aggregate_id }` and its message says
+   * `events[1] (patient/p-031): …`.
+   *
+   * @example
+   * try {
+   *   await db.transaction([admitEvent, bedEvent]);
+   * } catch (e) {
+   *   if (isApiError(e) && e.problem.event) console.error(`event ${e.problem.event.index} refused: ${e.problem.detail}`);
+   * }
    */
   async transaction(events: readonly TransactionEvent[], o?: CallOptions): Promise<EventRecord[]> {
     return (await this.transactionOutcome(events, o)).records;

@@ -7,8 +7,10 @@
  * tokens that can never reach its aggregates. Those entries are withheld; what could reach its
  * aggregates stays in view: every token whose scopes overlap its own (unscoped ones included), the
  * schemas of its types, and the store-wide entries (plugins, which are sent every event; key and
- * config changes; backups taken, which copy every aggregate, and restores from one). A withheld entry is still counted by its version and leaf
- * hash, so the log's tree can be recomputed and no entry can be dropped unseen.
+ * config changes; backups taken, which copy every aggregate, and restores from one; servers started
+ * with schema enforcement other than the default, which applies to every aggregate). A withheld
+ * entry is still counted by its version and leaf hash, so the log's tree can be recomputed and no
+ * entry can be dropped unseen.
  */
 import { scopeCovers, scopesOverlap, scopesReachType } from './tokens.js';
 

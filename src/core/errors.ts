@@ -904,19 +904,47 @@ export const ERRORS = {
 
 export type ErrorCode = keyof typeof ERRORS;
 
+/**
+ * The event of a transaction (`POST /v1/transactions`, the SDK's `transaction`) an error is about: its
+ * index in `events`, and its aggregate when both names are valid. The problem carries it as `event`,
+ * and the message starts with it (`events[1] (patient/p-031): …`), so a refused transaction of many
+ * events says which one to fix.
+ */
+export interface EventRef {
+  readonly index: number;
+  readonly aggregate_type?: string;
+  readonly aggregate_id?: string;
+}
+
+const eventPrefix = (at: EventRef | undefined): string =>
+  at === undefined
+    ? ''
+    : `events[${at.index}]${at.aggregate_type === undefined ? '' : ` (${at.aggregate_type}/${at.aggregate_id})`}: `;
+
 /** The one error class. `params` are safe to show to the user: never put secrets in them. */
 export class EventDbxError extends Error {
   readonly code: ErrorCode;
   readonly status: number;
   readonly params: Record<string, unknown>;
+  /** The event of a transaction it is about (see EventRef). */
+  readonly event?: EventRef;
 
-  constructor(code: ErrorCode, params: Record<string, unknown> = {}, options?: { cause?: unknown }) {
+  constructor(
+    code: ErrorCode,
+    params: Record<string, unknown> = {},
+    options?: { cause?: unknown; event?: EventRef },
+  ) {
     const spec: ErrorSpec = ERRORS[code];
-    super(spec.message(params), options);
+    const event = options?.event;
+    super(
+      eventPrefix(event) + spec.message(params),
+      options && 'cause' in options ? { cause: options.cause } : undefined,
+    );
     this.name = 'EventDbxError';
     this.code = code;
     this.status = spec.status;
     this.params = params;
+    if (event) this.event = event;
   }
 
   get kind(): ErrorKind {
@@ -933,7 +961,19 @@ export const err = (code: ErrorCode, params: Record<string, unknown> = {}, cause
  */
 export function publicDetail(e: EventDbxError): string {
   const spec: ErrorSpec = ERRORS[e.code];
-  return spec.publicDetail ? spec.publicDetail(e.params) : e.message;
+  return spec.publicDetail ? eventPrefix(e.event) + spec.publicDetail(e.params) : e.message;
+}
+
+/**
+ * `e` about the event `at` of a transaction: the same code and parameters, its message starting with
+ * the event. A server's failure (5xx: storage, integrity) is not the event's to fix: returned as it is.
+ */
+export function atEvent(e: unknown, at: EventRef): unknown {
+  if (!(e instanceof EventDbxError) || e.status >= 500 || e.event !== undefined) return e;
+  return new EventDbxError(e.code, e.params, {
+    ...(e.cause === undefined ? {} : { cause: e.cause }),
+    event: at,
+  });
 }
 
 export const isEventDbxError = (e: unknown, code?: ErrorCode): e is EventDbxError =>

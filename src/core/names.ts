@@ -4,7 +4,7 @@
  * `type/id` keys), or spaces at either end, and not '.' or '..'; field names follow the same rule,
  * '/', '.' and '..' allowed, and are not `__proto__`. New ids and field names are in Unicode NFC.
  */
-import { INVISIBLE, err } from './errors.js';
+import { type EventRef, INVISIBLE, err } from './errors.js';
 
 declare const brand: unique symbol;
 type Brand<T, B extends string> = T & { readonly [brand]: B };
@@ -64,6 +64,28 @@ export function newAggregateId(value: unknown): AggregateId {
   const reason = notNfc(id, 'id');
   if (reason !== undefined) throw err('EDBX_ERR_INVALID_AGGREGATE_ID', { value, reason });
   return id;
+}
+
+/**
+ * The event `index` of a transaction as an error names it (see EventRef): by its aggregate too when
+ * both names are valid (an invalid one is quoted by the error itself, escaped).
+ *
+ * @example
+ * eventRef(1, { aggregate_type: 'patient', aggregate_id: 'p-031' }); // { index: 1, aggregate_type: 'patient', aggregate_id: 'p-031' }
+ */
+export function eventRef(
+  index: number,
+  event: { readonly aggregate_type?: unknown; readonly aggregate_id?: unknown } | undefined,
+): EventRef {
+  try {
+    return {
+      index,
+      aggregate_type: aggregateType(event?.aggregate_type),
+      aggregate_id: aggregateId(event?.aggregate_id),
+    };
+  } catch {
+    return { index };
+  }
 }
 
 export function eventType(value: unknown): EventType {

@@ -28,7 +28,8 @@ export type AuditAction =
   | 'plugin-retried'
   | 'plugin-removed'
   | 'backup-taken'
-  | 'store-restored';
+  | 'store-restored'
+  | 'server-started';
 
 /**
  * The payload of a `backup-taken` entry: a backup (`eventdbx backup`) was written, complete, at `path`.
@@ -59,4 +60,23 @@ export interface StoreRestoredPayload {
   readonly backup_taken_at: string;
   readonly backup_events: string;
   readonly backup_ledger_root: string;
+}
+
+/**
+ * The payload of a `server-started` entry, written (before it listens) by a server started in a
+ * restriction mode other than `true`, or other than the configured one: a window in which the schemas
+ * applied otherwise (`false`: not at all, locked fields included). Its `issued_by` is the OS user
+ * that started it (`local/<user>`). A start in the configured mode `true` records nothing. Written
+ * before the server listens: a start that then fails to listen (its port taken) leaves one too.
+ *
+ * @example
+ * { restrict: 'false', source: '--restrict', configured: 'true' }
+ */
+export interface ServerStartedPayload {
+  /** The mode the server ran in: `true`, `strict` or `false`. */
+  readonly restrict: string;
+  /** Where that came from: `--restrict`, `environment EVENTDBX_RESTRICT` or `configuration`. */
+  readonly source: string;
+  /** The configuration file's mode (`config --restrict`), `true` when it sets none. */
+  readonly configured: string;
 }

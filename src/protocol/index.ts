@@ -33,7 +33,7 @@ export type {
   TransactionBody,
   TransactionEvent,
 } from './requests.js';
-export type { AuditAction, BackupTakenPayload, StoreRestoredPayload } from './audit.js';
+export type { AuditAction, BackupTakenPayload, ServerStartedPayload, StoreRestoredPayload } from './audit.js';
 export type {
   AggregatePage,
   AuditPage,
@@ -55,6 +55,7 @@ export {
   ERROR_CODES,
   PROBLEM_CONTENT_TYPE,
   type ErrorCode,
+  type EventRef,
   type Problem,
   type ServerErrorCode,
   isProblem,

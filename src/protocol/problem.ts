@@ -1,7 +1,7 @@
 /** Errors on the wire: RFC 9457 `application/problem+json` with the registry's stable `code`. */
-import { ERRORS, type ErrorCode } from '../core/errors.js';
+import { ERRORS, type ErrorCode, type EventRef } from '../core/errors.js';
 
-export type { ErrorCode };
+export type { ErrorCode, EventRef };
 
 export const PROBLEM_CONTENT_TYPE = 'application/problem+json';
 
@@ -18,6 +18,12 @@ export interface Problem {
   readonly code: ServerErrorCode;
   readonly detail: string;
   readonly instance?: string;
+  /**
+   * A refused transaction (`POST /v1/transactions`): the event refused, by its index in `events` and
+   * its aggregate (absent when its names are what is wrong). `detail` starts with the same,
+   * `events[1] (patient/p-031): …`. The one extension member a problem may carry.
+   */
+  readonly event?: EventRef;
 }
 
 /** Whether a parsed body is a problem document with the fields every EventDBX error has. */

@@ -5,6 +5,7 @@
  */
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { type EventDbxError, err, isEventDbxError, publicDetail } from '../core/errors.js';
+import type { Problem } from '../protocol/problem.js';
 import type { RepeatLog } from '../core/repeat-log.js';
 import { isTokenShaped, redactTokens, tokenIdOf } from '../core/tokens.js';
 import { fromValidation } from './validation.js';
@@ -12,14 +13,7 @@ import { fromValidation } from './validation.js';
 /** Seconds a client should wait before retrying a request refused while the server stops. */
 const RETRY_AFTER_S = 2;
 
-export interface Problem {
-  readonly type: string;
-  readonly title: string;
-  readonly status: number;
-  readonly code: string;
-  readonly detail: string;
-  readonly instance?: string;
-}
+export type { Problem };
 
 /**
  * The problem details of an error. `detail` may quote a value sent and `instance` is the URL sent:
@@ -34,6 +28,7 @@ export function toProblem(e: EventDbxError, instance?: string): Problem {
     // Never the server's file paths (a storage error's): the log has the full message.
     detail: redactTokens(publicDetail(e)),
     ...(instance ? { instance: redactTokens(instance) } : {}),
+    ...(e.event ? { event: e.event } : {}),
   };
 }
 

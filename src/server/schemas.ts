@@ -71,13 +71,29 @@ export function documented<T extends object>(schema: T): T {
   return out;
 }
 const hex = { type: 'string', pattern: '^[0-9a-f]{64}$' } as const;
+/** A problem's `event` member (EventRef): the event of a transaction it is about. */
+const problemEvent = {
+  type: 'object',
+  description:
+    'a refused transaction: the event refused, by its index in `events` and its aggregate (absent when its names are what is wrong)',
+  required: ['index'] as string[],
+  properties: { index: int, aggregate_type: str, aggregate_id: str },
+} as const;
 /** RFC 9457 problem details, as every error answer carries them. */
 export const problem = {
   title: 'Problem',
   description: 'application/problem+json with a stable `code` (see docs/errors.md)',
   type: 'object',
   required: ['type', 'title', 'status', 'code', 'detail'],
-  properties: { type: str, title: str, status: int, code: str, detail: str, instance: str },
+  properties: {
+    type: str,
+    title: str,
+    status: int,
+    code: str,
+    detail: str,
+    instance: str,
+    event: problemEvent,
+  },
 } as const;
 export const problemResponse = (description: string) =>
   ({ description, content: { 'application/problem+json': { schema: problem } } }) as const;

@@ -12,6 +12,13 @@ import { WRITES_REFUSED, err, isEventDbxError, toEventDbxError } from '../core/e
 import { httpUrl, listenError, listenHost, reachableHost } from './listen-address.js';
 import { type RestrictMode, installSchemas } from '../store/schemas.js';
 import { RESTORED_ACTION, recordRestore } from '../store/restored.js';
+import {
+  type RestrictSource,
+  SERVER_STARTED,
+  type StartMode,
+  recordServerStart,
+  startRecorded,
+} from '../store/server-started.js';
 import { openDataDir } from '../store/secure.js';
 import type { EventStore } from '../store/store.js';
 import { localIdentity } from '../cli/runtime.js';
@@ -68,6 +75,32 @@ async function reportRestore(
   announce(`\nNote: ${what}\n`);
 }
 
+/**
+ * Record in the audit log, before the server listens, a start whose restriction mode is not the
+ * configured `true` (recordServerStart), and say so in the log. A store that refuses writes admits no
+ * event in any mode, and cannot record it: its log says so.
+ */
+async function recordStartMode(store: EventStore, o: ServeOptions, log: FastifyBaseLogger): Promise<void> {
+  const mode: StartMode = {
+    restrict: o.restrict,
+    source: o.restrictSource,
+    configured: o.config.file.restrict ?? 'true',
+  };
+  const fields = { restrict: mode.restrict, restrict_source: mode.source, configured: mode.configured };
+  if (store.writeFailure) {
+    if (startRecorded(mode))
+      log.warn(fields, `restrict=${o.restrict} not recorded in the audit log: the store refuses writes`);
+    return;
+  }
+  const recorded = await recordServerStart(store, mode, localIdentity());
+  // Schemas off is a warning; another mode than configured is news.
+  if (recorded)
+    log[o.restrict === 'false' ? 'warn' : 'info'](
+      fields,
+      `schema enforcement is restrict=${o.restrict} (from ${mode.source}; configured ${mode.configured}): recorded in the audit log (${SERVER_STARTED})`,
+    );
+}
+
 /** Refuse the token records the audit log does not vouch for, saying which and why in the log. */
 async function refuseUnvouchedTokens(store: EventStore, log: FastifyBaseLogger): Promise<void> {
   const { refused, unchecked } = await distrustTokens(store);
@@ -83,7 +116,9 @@ async function refuseUnvouchedTokens(store: EventStore, log: FastifyBaseLogger):
 export interface ServeOptions {
   readonly config: Config;
   readonly port: number;
-  readonly restrict: string;
+  readonly restrict: RestrictMode;
+  /** Where `restrict` came from (see StartMode). */
+  readonly restrictSource: RestrictSource;
   /** Which of port and restriction the command line gave (the rest came from the configuration). */
   readonly given: readonly StartFlag[];
   /** Print the bootstrap admin token (first start of an empty store) to this stream. */
@@ -155,12 +190,19 @@ export async function serveForeground(o: ServeOptions): Promise<void> {
   });
   logger = app.log;
   store.onListenerError((e) => app.log.error({ err: e }, 'a commit listener failed'));
-  await installSchemas(store, o.restrict as RestrictMode);
+  await installSchemas(store, o.restrict);
   await refuseUnvouchedTokens(store, app.log);
   // The port first: a start that cannot listen stops before anything (plugins, the control socket)
-  // runs that would have to be undone, and the process exits.
+  // runs that would have to be undone, and the process exits. Its mode is in the audit log before
+  // the first request can be admitted in it, and in the log's start line.
   try {
-    await app.listen({ port: o.port, host });
+    await recordStartMode(store, o, app.log); // (its refusal is a registry error, passed on as is)
+    await app.listen({
+      port: o.port,
+      host,
+      listenTextResolver: (address) =>
+        `Server listening at ${address} (restrict=${o.restrict}, from ${o.restrictSource})`,
+    });
   } catch (e) {
     await app.close().catch(() => undefined);
     await store.close();

@@ -21,7 +21,7 @@ import { type RecordCodec, type SharedCodec, plainCodec } from './codec.js';
 import { type VerifyPool, VerifyWorkers } from './verify-pool.js';
 import { type AcknowledgedHeadFile, keepAcknowledgedHead } from './acknowledged.js';
 import { type AggregateOptions, aggregateIn, snapshotsIn } from './aggregate-state.js';
-import { appendIn, prefetchOf } from './appends.js';
+import { appendIn, prefetchOf, refusalOf } from './appends.js';
 import { AUDIT_ID, AUDIT_TYPE, auditEntries } from './audit-log.js';
 import { type ReadEventsOptions, eventIn, eventsByIds, scanEventRange, spaceOf } from './event-reads.js';
 import { type CommitListener, CommitListeners } from './listeners.js';
@@ -266,19 +266,25 @@ export class EventStore {
     return (await this.appendDetailed(reqs, ctx)).map((r) => r.record);
   }
 
-  /** Like appendMany, also telling which records are idempotent replays of earlier appends. */
+  /**
+   * Like appendMany, also telling which records are idempotent replays of earlier appends. With
+   * `nameEvents` (a transaction's events, `POST /v1/transactions`), a refusal about one event names it:
+   * its message starts `events[1] (patient/p-031): ` and the error's `event` says the same.
+   */
   appendDetailed(
     reqs: readonly AppendRequest[],
     ctx: WriteContext,
+    options: { readonly nameEvents?: boolean } = {},
   ): Promise<Array<{ record: EventRecord; duplicate: boolean }>> {
     if (reqs.length === 0) return Promise.reject(err('EDBX_ERR_EMPTY_TRANSACTION'));
+    const refused = refusalOf(reqs, options.nameEvents === true);
     let prefetch: Prefetch;
     try {
-      prefetch = prefetchOf(reqs);
+      prefetch = prefetchOf(reqs, refused);
     } catch (e) {
       return Promise.reject(e);
     }
-    return this.#writer.submit(prefetch, (tx) => appendIn(this, tx, reqs, ctx));
+    return this.#writer.submit(prefetch, (tx) => appendIn(this, tx, reqs, ctx, refused));
   }
 
   /** Run an exclusive write job (admin operations): it runs alone and may read while it runs. */

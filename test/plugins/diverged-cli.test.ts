@@ -54,7 +54,7 @@ const LINE =
 describe('a plugin whose destination diverged', () => {
   it('is refused by retry and plain replay, saying why, locally, through the server and over HTTP', async () => {
     const file = path.join(p.dir, 'out', 'events.jsonl');
-    server = await startServer(p, ['--restrict=false']);
+    server = await startServer(p);
     const token = server.adminToken;
     expect((await p.cli(['plugin', 'json', '--path', 'out/events.jsonl'])).code).toBe(0);
     for (const id of ['p-1', 'p-2', 'p-3']) await post(server, id);
@@ -70,8 +70,9 @@ describe('a plugin whose destination diverged', () => {
     const held = await lines(file);
 
     // The first server on the restored backup records the restore (one more position), and finds
-    // the destination diverged; the store does not change after that.
-    server = await startServer(p, ['--restrict=false']);
+    // the destination diverged; the store does not change after that (its servers start in the
+    // default mode, which records nothing).
+    server = await startServer(p);
     await diverged(server, token);
     await server.stop();
     server = undefined;
@@ -80,7 +81,7 @@ describe('a plugin whose destination diverged', () => {
       replay: await p.cli(['plugin', 'replay', 'json']),
     };
 
-    server = await startServer(p, ['--restrict=false']);
+    server = await startServer(p);
     const s = server;
     const status = await diverged(s, token);
     const remote = {

@@ -74,7 +74,8 @@ describe('validation errors: specific codes and the value sent', () => {
     expect(r.body).toMatchObject({ status: 400, code: 'EDBX_ERR_INVALID_ARGUMENT' });
     expect(r.body.detail).toBe('body.event_type is required: send it');
     const inTx = await post(s, '/v1/transactions', { events: [{ aggregate_type: 'patient', payload: {} }] });
-    expect(inTx.body.detail).toMatch(/^body\.events\.0\.\w+ is required: send it$/);
+    // Named as the event of the transaction it is about, too (qa-schema #3).
+    expect(inTx.body.detail).toMatch(/^events\[0\]: body\.events\.0\.\w+ is required: send it$/);
   });
 
   it('shows the value of a generic argument error, truncated and escaped', async () => {

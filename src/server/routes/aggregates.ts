@@ -1,7 +1,7 @@
 /** Aggregate routes: the spec's endpoints plus pagination, single events, proofs and transactions. */
-import type { FastifyInstance } from 'fastify';
-import { err } from '../../core/errors.js';
-import { version as parseVersion, wholeNumber } from '../../core/names.js';
+import type { FastifyInstance, FastifySchemaValidationError } from 'fastify';
+import { atEvent, err } from '../../core/errors.js';
+import { eventRef, version as parseVersion, wholeNumber } from '../../core/names.js';
 import { type TokenRecord, issuerOf } from '../../core/tokens.js';
 import { aggregateConsistencyProof, eventInclusionProof, verifyNamed } from '../../store/index.js';
 import type { AppendRequest } from '../../store/types.js';
@@ -18,6 +18,7 @@ import {
   num,
 } from '../paging.js';
 import * as S from '../schemas.js';
+import { fromValidation } from '../validation.js';
 
 type Params = { aggregate_type: string; aggregate_id: string };
 
@@ -35,6 +36,20 @@ function expectedFromIfMatch(header: string | string[] | undefined): number | un
   const n = wholeNumber(raw);
   if (n === undefined) throw err('EDBX_ERR_INVALID_EXPECTED_VERSION', { value: raw });
   return n;
+}
+
+/** A validation failure of a transaction's body, naming the event it is about (`/events/1/…`). */
+function transactionValidation(
+  e: { readonly validation: readonly FastifySchemaValidationError[]; readonly validationContext: string },
+  body: unknown,
+): unknown {
+  const v = e.validation[0]!;
+  const refused = fromValidation(v, e.validationContext);
+  const index = /^\/events\/(\d+)(?:\/|$)/.exec(v.instancePath)?.[1];
+  if (index === undefined) return refused;
+  const events = (body as { events?: unknown } | null)?.events;
+  const event = Array.isArray(events) ? (events[Number(index)] as Record<string, unknown>) : undefined;
+  return atEvent(refused, eventRef(Number(index), event));
 }
 
 export async function aggregateRoutes(app: FastifyInstance, ctx: RouteContext): Promise<void> {
@@ -221,11 +236,13 @@ export async function aggregateRoutes(app: FastifyInstance, ctx: RouteContext): 
 
   app.post<{ Body: { events: Array<AppendRequest> } }>(
     '/v1/transactions',
-    { schema: S.transaction },
+    // Its own validation failures too name the event they are about (`events[1] (patient/p-031): …`).
+    { schema: S.transaction, attachValidation: true },
     async (req, reply) => {
+      if (req.validationError) throw transactionValidation(req.validationError, req.body);
       const t = ctx.auth(req.headers.authorization, { write: true, allowanceChecked: 'by-transaction' });
       refuseWhileDraining();
-      const results = await store.appendDetailed(req.body.events, writeCtx(t));
+      const results = await store.appendDetailed(req.body.events, writeCtx(t), { nameEvents: true });
       return reply
         .code(results.every((r) => r.duplicate) ? 200 : 201)
         .send({ events: results.map((r) => r.record) });
