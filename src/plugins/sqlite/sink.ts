@@ -8,6 +8,7 @@
  */
 import type { Worker } from 'node:worker_threads';
 import { moduleWorker } from '../../storage/module-worker.js';
+import { refuseSpecialFile, statOrNone } from '../files.js';
 import { newestOf } from '../sql/bookkeeping.js';
 import { type SqlRow, type TypeOf, buildRows } from '../sql/rows.js';
 import { NOT_A_TABLE } from '../sql/shape.js';
@@ -79,7 +80,9 @@ export class SqliteSink implements Sink {
     return ((r ?? []) as string[]).map((d) => `${d} in ${this.settings.path}`);
   }
 
-  #request(make: (id: number) => SqliteRequest, thread: Worker): Promise<SqliteAnswer['result']> {
+  async #request(make: (id: number) => SqliteRequest, thread: Worker): Promise<SqliteAnswer['result']> {
+    // Before the thread opens the file (again): a named pipe there would block it for good.
+    refuseSpecialFile(this.settings.path, await statOrNone(this.settings.path));
     const id = ++this.#next;
     return new Promise<SqliteAnswer['result']>((resolve, reject) => {
       this.#pending.set(id, { thread, resolve, reject });

@@ -23,7 +23,7 @@ import {
 import { type SqlField, type SqlRow, groupRows, quoteIdent, rowParams } from '../sql/rows.js';
 import { NotATable, shapeProblem } from '../sql/shape.js';
 import type { HeldEvent } from '../types.js';
-import { PRIVATE_DIR, PRIVATE_FILE, refuseSpecialFile, sameFile } from '../files.js';
+import { PRIVATE_DIR, PRIVATE_FILE, sameFile } from '../files.js';
 import { makeDir } from '../../fs/make-dir.js';
 
 type Db = BetterSqlite3.Database;
@@ -104,7 +104,6 @@ export class SqliteWriter {
     if (this.#db && !sameFile(this.#opened!, statOrNone(this.file))) this.close();
     if (this.#db) return this.#db;
     makeDir(path.dirname(this.file), PRIVATE_DIR);
-    refuseSpecialFile(this.file, statOrNone(this.file));
     // SQLite would create the file 0644; created first, owner-only (its -wal and -shm files follow it).
     closeSync(openSync(this.file, 'a', PRIVATE_FILE));
     // Busy timeout 0: a file locked by another process fails fast and is retried with backoff.
