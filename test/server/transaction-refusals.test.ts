@@ -44,7 +44,7 @@ describe('a refused transaction names the event refused (qa-schema #3)', () => {
       event: { index: 1, aggregate_type: 'patient', aggregate_id: 'p-031' },
     });
     expect(r.body.detail).toBe(
-      'events[1] (patient/p-031): event "patient-added" of aggregate "patient" may not set field "dob": permitted fields are mrn, name, ssn, status',
+      'events[1] (patient/p-031): event "patient-added" of aggregate "patient" may not set field "dob": permitted fields are mrn, name, status',
     );
     // Nothing was written.
     expect((await tx([ev('p-030', { name: 'A' }, { expected_version: 0 })])).status).toBe(201);
