@@ -667,6 +667,15 @@ export const ERRORS = {
         : "storage error on the server; the server's log has the cause",
     doc: "The storage engine reported an I/O error on the store itself (disk full, a file over its size limit, a failing disk); damaged files are `EDBX_ERR_STORE_DAMAGED`. After a failed write, every write is refused until the server is restarted (`eventdbx restart`). HTTP clients get this code with a generic detail; the server's log and the CLI show the engine's own message, with the file it names.",
   },
+  EDBX_ERR_ACKNOWLEDGED_HEAD: {
+    status: 500,
+    kind: 'user',
+    message: (p) =>
+      `cannot write ${p.path} (${p.reason}): until it is written again, events acknowledged from now on are not covered by the check that finds a damaged or cut write-ahead log at the next start; writes go on (they are durable in the store): make the file writable by the server's user (and the disk not full), it is tried again every ${p.retry} s`,
+    publicDetail: () =>
+      "the server cannot write its acknowledged-head file: the check for acknowledged events lost from the write-ahead log does not cover new writes until it can; the server's log has the cause",
+    doc: 'The `acknowledged-head` file (README "A write-ahead log damaged or cut short") could not be written: permissions, a full disk, a failing disk. Writes go on, since each acknowledged write is durable in RocksDB already; but until the file is written again, a later loss of the events acknowledged meanwhile (a damaged or cut write-ahead log) would not be noticed at the next start. The server logs it at error level once, answers `/health` with `status: "degraded"` and this code, sets `eventdbx_acknowledged_head_ok` to 0, and tries again every 2 s; once the file is written it logs that and everything is covered again.',
+  },
   EDBX_ERR_CONFIG_MISSING: {
     status: 400,
     kind: 'user',
