@@ -638,6 +638,13 @@ export const ERRORS = {
     message: (p) => `cannot back up into ${p.path}: ${p.reason}`,
     doc: 'A backup is written only into a new directory or an empty one outside the data dir: it never mixes with or replaces files already there.',
   },
+  EDBX_ERR_BACKUP_WRITE: {
+    status: 500,
+    kind: 'user',
+    message: (p) =>
+      `cannot write the backup to ${p.path}: ${p.cause}; ${p.fix}; the store is not affected, and nothing was left at ${p.path}`,
+    doc: "A backup could not be written at its target (no space left on the device, a quota, a read-only or failing disk, permissions). It concerns the target only: the store, its writes and `/health` are not affected (unlike `EDBX_ERR_STORE_IO`, which means the store itself failed), and the backup's temporary directory is removed. Free space there, or name another target, and back up again.",
+  },
   EDBX_ERR_BACKUP_CHECK_FAILED: {
     status: 500,
     kind: 'internal',
@@ -665,7 +672,7 @@ export const ERRORS = {
       p.refused
         ? `storage error: an earlier write failed; ${WRITES_REFUSED}; the server's log has the cause`
         : "storage error on the server; the server's log has the cause",
-    doc: "The storage engine reported an I/O error on the store itself (disk full, a file over its size limit, a failing disk); damaged files are `EDBX_ERR_STORE_DAMAGED`. After a failed write, every write is refused until the server is restarted (`eventdbx restart`). HTTP clients get this code with a generic detail; the server's log and the CLI show the engine's own message, with the file it names.",
+    doc: "The storage engine reported an I/O error on the store itself (disk full, a file over its size limit, a failing disk); damaged files are `EDBX_ERR_STORE_DAMAGED`, and a backup target that cannot be written `EDBX_ERR_BACKUP_WRITE`. After a failed write, every write is refused until the server is restarted (`eventdbx restart`). HTTP clients get this code with a generic detail; the server's log and the CLI show the engine's own message, with the file it names.",
   },
   EDBX_ERR_ACKNOWLEDGED_HEAD: {
     status: 500,
