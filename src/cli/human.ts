@@ -77,6 +77,7 @@ export const HUMAN: Record<string, Renderer> = {
     if (r.report) return verifyLine(r.report as VerifyReport);
     const all = r.all as VerifyAllReport;
     const lines = all.failures.map(verifyLine);
+    for (const range of all.unreadable ?? []) lines.push(`${red('FAIL')} ${range}`);
     lines.push(
       all.ledger.ok
         ? `${green('ok')}   ledger: ${count(all.ledger.size, 'event')}, root ${all.ledger.root}`

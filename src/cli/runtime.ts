@@ -1,5 +1,5 @@
 /** Opening the store for a CLI command, and the local identity of CLI writes made without a token. */
-import { readFileSync, statSync } from 'node:fs';
+import { statSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { type KeyProof, proveKeys } from '../core/crypto/key-proof.js';
@@ -8,6 +8,7 @@ import { err, shellWord } from '../core/errors.js';
 import type { IssuedBy } from '../core/event.js';
 import { LOCAL_GROUP } from '../core/tokens.js';
 import { type Config, loadConfig } from '../config/config.js';
+import { accountName } from '../fs/file-access.js';
 import { readNoFollow } from '../fs/no-follow.js';
 import { installSchemas } from '../store/schemas.js';
 import { KEYRING_COPY, type SecureStore, openDataDir } from '../store/secure.js';
@@ -88,19 +89,6 @@ export function warnIfDataDirOpen(dataDir: string): void {
   const octal = mode.toString(8).padStart(4, '0');
   const dir = shellWord(dataDir);
   warn(`data dir ${dataDir} is open to other users (mode ${octal}): run \`chmod 700 ${dir}\``);
-}
-
-/** The name of the account `uid` (from /etc/passwd), or undefined when it has none there. */
-function accountName(uid: number): string | undefined {
-  try {
-    for (const line of readFileSync('/etc/passwd', 'utf8').split('\n')) {
-      const [name, , id] = line.split(':');
-      if (name && id === String(uid)) return name;
-    }
-  } catch {
-    // no /etc/passwd (accounts from a directory service): the uid alone
-  }
-  return undefined;
 }
 
 /** Data dirs already warned about in this process (restart checks, then its start checks again). */

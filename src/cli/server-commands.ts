@@ -448,8 +448,9 @@ async function status(config: Config, json: boolean): Promise<number> {
     process.stdout.write(
       keyValues({ ...info, events: info.events ?? 'unknown', layout: info.layout ?? 'unknown' }) + '\n',
     );
-  // Running, but refusing writes since one failed (a full disk): exit non-zero with the reason.
-  if (health.status === 'failing') {
+  // Running, but refusing writes since one failed (a full disk), or serving while an operator must act
+  // (damaged files met, the acknowledged-head file not written): exit non-zero with the reason.
+  if (health.status === 'failing' || health.status === 'degraded') {
     const code = String(health.code);
     const cause = await loggedCause(path.join(config.dataDir, LOG_FILE), code);
     process.stderr.write(`error: ${String(health.detail)}${cause} [${code}]\n`);

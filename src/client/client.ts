@@ -149,9 +149,11 @@ export class EventDbxClient {
   // ------------------------------------------------------------------ system
 
   /**
-   * `GET /health` (no token needed): `status: "ok"`, or `"failing"` with the `code` and `detail` of a
-   * failed write (the server refuses writes until it is restarted; its 503 is this answer, not an
-   * error). A stopping server is `EDBX_ERR_SHUTTING_DOWN`, no answer `EDBX_ERR_CONNECTION`.
+   * `GET /health` (no token needed): `status: "ok"`; `"degraded"` with a `code` and `detail` while it
+   * serves but an operator must act (damaged files met, its acknowledged-head file not written); or
+   * `"failing"` with the `code` and `detail` of a failed write (the server refuses writes until it is
+   * restarted; its 503 is this answer, not an error). A stopping server is `EDBX_ERR_SHUTTING_DOWN`,
+   * no answer `EDBX_ERR_CONNECTION`.
    *
    * @example
    * const h = await db.health();

@@ -536,9 +536,14 @@ export const ERRORS = {
   EDBX_ERR_STORE_DAMAGED: {
     status: 500,
     kind: 'user',
-    message: (p) => `data dir ${p.path} is damaged: ${p.reason}; nothing in it was changed: ${p.fix}`,
-    publicDetail: () => "the server's data dir is damaged; the server's log has the cause",
-    doc: "The database's own files are damaged (its `CURRENT` file missing while its tables and manifests remain, or RocksDB reporting corruption when it opens them). The store is not opened and nothing in the data dir is changed (RocksDB would otherwise start a new, empty database there and delete the old one's files); the message says how to recover: restore a backup, or repair a copy as it says.",
+    // `read`: met by a read (or write) of a store that opened (a damaged table), not when opening it.
+    message: (p) =>
+      p.read
+        ? `data dir ${p.path} is damaged: ${p.reason}; ${p.fix}`
+        : `data dir ${p.path} is damaged: ${p.reason}; nothing in it was changed: ${p.fix}`,
+    publicDetail: () =>
+      "the server's data dir is damaged: restore a backup (a restart does not help); the server's log names the damaged file",
+    doc: 'The database\'s own files are damaged: its `CURRENT` file missing while its tables and manifests remain, RocksDB reporting corruption (a checksum mismatch, a table of the wrong size, a damaged manifest or `CURRENT`) or a table or manifest missing, when it opens them or later when a read meets a damaged table. A store that does not open is left as it is (RocksDB would otherwise start a new, empty database there and delete the old one\'s files). A restart does not help: restore a backup (README "Backup and restore"), and look into the damaged data dir, or repair it, only on a copy (`cp -a`). A server that meets it on a read logs it at error level and answers `/health` with `status: "degraded"`; `eventdbx aggregate verify` lists each aggregate it could not read.',
   },
   EDBX_ERR_STORE_LAYOUT: {
     status: 500,
@@ -607,6 +612,17 @@ export const ERRORS = {
       `refusing to destroy ${p.path}: it is ${p.what}; ${p.in_cwd ? 'run destroy from outside it (`cd /` first)' : 'a data dir is a directory of its own: check --data-dir (or data_dir in the configuration, or EVENTDBX_DATA_DIR)'}`,
     doc: '`destroy` never removes the root directory, the home directory, or the current directory or a parent of it, whatever they hold: nothing was removed. Run it from outside the data dir.',
   },
+  EDBX_ERR_DATA_FILE_ACCESS: {
+    status: 500,
+    kind: 'user',
+    message: (p) =>
+      p.own
+        ? `cannot ${p.op} ${p.file} (${p.errno}): it belongs to this user, ${p.user}, but its mode ${p.mode} does not let it ${p.op} the file: give the owner access to every file of the data dir (\`chmod -R u+rwX ${shellWord(p.dir)}\`)`
+        : `cannot ${p.op} ${p.file} (${p.errno}): it belongs to ${p.owner}, not to ${p.user} who runs this command (files copied in as another user, a restore run as root?): give every file of the data dir to the server's user (\`chown -R ${shellWord(p.chown)}: ${shellWord(p.dir)}\`), or run the command as that user`,
+    publicDetail: () =>
+      "the server cannot open a file of its data dir (owner or mode); the server's log names it",
+    doc: "A file in the data dir (a RocksDB table, manifest or `CURRENT`, or one of EventDBX's own such as `acknowledged-head`) cannot be opened by the user running the command, typically because a restore or a copy made as root left it owned by root. The message names the file and its owner, and says how to give the data dir's files back to the server's user (`chown -R <user>: <data dir>`), or, for a file of this user whose mode shuts it out, `chmod -R u+rwX <data dir>`.",
+  },
   EDBX_ERR_FILE_REFUSED: {
     status: 500,
     kind: 'user',
@@ -621,6 +637,13 @@ export const ERRORS = {
     kind: 'user',
     message: (p) => `cannot back up into ${p.path}: ${p.reason}`,
     doc: 'A backup is written only into a new directory or an empty one outside the data dir: it never mixes with or replaces files already there.',
+  },
+  EDBX_ERR_BACKUP_WRITE: {
+    status: 500,
+    kind: 'user',
+    message: (p) =>
+      `cannot write the backup to ${p.path}: ${p.cause}; ${p.fix}; the store is not affected, and nothing was left at ${p.path}`,
+    doc: "A backup could not be written at its target (no space left on the device, a quota, a read-only or failing disk, permissions). It concerns the target only: the store, its writes and `/health` are not affected (unlike `EDBX_ERR_STORE_IO`, which means the store itself failed), and the backup's temporary directory is removed. Free space there, or name another target, and back up again.",
   },
   EDBX_ERR_BACKUP_CHECK_FAILED: {
     status: 500,
@@ -649,7 +672,16 @@ export const ERRORS = {
       p.refused
         ? `storage error: an earlier write failed; ${WRITES_REFUSED}; the server's log has the cause`
         : "storage error on the server; the server's log has the cause",
-    doc: "The storage engine reported an I/O error (disk full, a file over its size limit, a failing disk). After a failed write, every write is refused until the server is restarted (`eventdbx restart`). HTTP clients get this code with a generic detail; the server's log and the CLI show the engine's own message, with the file it names.",
+    doc: "The storage engine reported an I/O error on the store itself (disk full, a file over its size limit, a failing disk); damaged files are `EDBX_ERR_STORE_DAMAGED`, and a backup target that cannot be written `EDBX_ERR_BACKUP_WRITE`. After a failed write, every write is refused until the server is restarted (`eventdbx restart`). HTTP clients get this code with a generic detail; the server's log and the CLI show the engine's own message, with the file it names.",
+  },
+  EDBX_ERR_ACKNOWLEDGED_HEAD: {
+    status: 500,
+    kind: 'user',
+    message: (p) =>
+      `cannot write ${p.path} (${p.reason}): until it is written again, events acknowledged from now on are not covered by the check that finds a damaged or cut write-ahead log at the next start; writes go on (they are durable in the store): make the file writable by the server's user (and the disk not full), it is tried again every ${p.retry} s`,
+    publicDetail: () =>
+      "the server cannot write its acknowledged-head file: the check for acknowledged events lost from the write-ahead log does not cover new writes until it can; the server's log has the cause",
+    doc: 'The `acknowledged-head` file (README "A write-ahead log damaged or cut short") could not be written: permissions, a full disk, a failing disk. Writes go on, since each acknowledged write is durable in RocksDB already; but until the file is written again, a later loss of the events acknowledged meanwhile (a damaged or cut write-ahead log) would not be noticed at the next start. The server logs it at error level once, answers `/health` with `status: "degraded"` and this code, sets `eventdbx_acknowledged_head_ok` to 0, and tries again every 2 s; once the file is written it logs that and everything is covered again.',
   },
   EDBX_ERR_CONFIG_MISSING: {
     status: 400,

@@ -11,6 +11,7 @@ export type {
   EventMetadata,
   EventRecord,
   Health,
+  HealthDegraded,
   HealthFailing,
   HealthOk,
   IssuedBy,

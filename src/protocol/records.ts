@@ -111,11 +111,13 @@ export interface AuditVerification {
 }
 
 /**
- * `GET /health` (no token needed): 200 with `status: "ok"`, or 503 with `status: "failing"` once a write
- * failed (the server then refuses every write until it is restarted). A stopping server answers 503
- * with a problem document (`EDBX_ERR_SHUTTING_DOWN`) instead.
+ * `GET /health` (no token needed): 200 with `status: "ok"`; 200 with `status: "degraded"` while the
+ * server serves, writes included, but an operator must act (a read met damaged files, or its
+ * acknowledged-head file cannot be written); or 503 with `status: "failing"` once a write failed (the
+ * server then refuses every write until it is restarted). A stopping server answers 503 with a problem
+ * document (`EDBX_ERR_SHUTTING_DOWN`) instead.
  */
-export type Health = HealthOk | HealthFailing;
+export type Health = HealthOk | HealthDegraded | HealthFailing;
 
 interface HealthFacts {
   readonly version: string;
@@ -131,6 +133,17 @@ interface HealthFacts {
 /** `GET /health` of a server that writes. */
 export interface HealthOk extends HealthFacts {
   readonly status: 'ok';
+}
+
+/**
+ * `GET /health` (200) of a server that serves, writes included, but needs an operator: the `code` says
+ * what (`EDBX_ERR_STORE_DAMAGED`: restore a backup; `EDBX_ERR_ACKNOWLEDGED_HEAD`: make the file
+ * writable), the `detail` why.
+ */
+export interface HealthDegraded extends HealthFacts {
+  readonly status: 'degraded';
+  readonly code: ServerErrorCode;
+  readonly detail: string;
 }
 
 /** `GET /health` (503) of a server whose writes failed: fix the cause, then `eventdbx restart`. */

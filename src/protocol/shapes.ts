@@ -35,6 +35,7 @@ import type {
   AuditVerification,
   EventRecord,
   Health,
+  HealthDegraded,
   HealthFailing,
   HealthOk,
   IssuedToken,
@@ -180,6 +181,12 @@ const healthFailing = fields<HealthFailing>({
   code: string,
   detail: string,
 });
+const healthDegraded = fields<HealthDegraded>({
+  status: literal('degraded'),
+  ...healthFields,
+  code: string,
+  detail: string,
+});
 const healthOk = fields<HealthOk>({ status: literal('ok'), ...healthFields });
 
 const pluginView = fields<PluginView>({
@@ -226,10 +233,11 @@ const deadLetter = fields<DeadLetter>({
 
 /** The shape of each answer the SDK reads, by answer type. */
 export const SHAPES = {
-  health: shape<Health>('a health answer', (v) =>
-    // A failing answer is checked as one; anything else must be an "ok" answer.
-    (v as { status?: unknown } | null)?.status === 'failing' ? healthFailing : healthOk,
-  ),
+  health: shape<Health>('a health answer', (v) => {
+    // A failing or degraded answer is checked as one; anything else must be an "ok" answer.
+    const status = (v as { status?: unknown } | null)?.status;
+    return status === 'failing' ? healthFailing : status === 'degraded' ? healthDegraded : healthOk;
+  }),
   /** /health's 503 when a write failed: an answer, not an error (a stopping server sends a problem). */
   healthFailing: shape<HealthFailing>('a failing health answer', healthFailing),
   openApi: shape<Record<string, unknown>>(

@@ -175,6 +175,17 @@ export async function buildServer(
     done();
   });
   options.store.onWriteFailure((e) => app.log.error({ code: e.code }, `${WRITES_REFUSED}: ${e.message}`));
+  // What the server serves through but an operator must act on: logged once when it starts (and when
+  // the acknowledged-head file is written again); /health says it meanwhile.
+  options.store.engine.onDamage((e) => app.log.error({ code: e.code }, e.message));
+  options.store.onAcknowledgedHeadChange((failure) => {
+    if (failure) app.log.error({ code: failure.code }, failure.message);
+    else
+      app.log.info(
+        { code: 'EDBX_ERR_ACKNOWLEDGED_HEAD' },
+        'the acknowledged-head file is written again: it covers every acknowledged event once more',
+      );
+  });
   let draining = false;
   const metrics = new Metrics(options.store, options.version);
   app.addHook('onClose', (_app, done) => {

@@ -35,6 +35,22 @@ export class Metrics {
         this.set(store.writeFailure ? 0 : 1);
       },
     });
+    new Gauge({
+      name: 'eventdbx_acknowledged_head_ok',
+      help: '1 while the acknowledged-head file keeps up with the store, 0 while it cannot be written (see /health)',
+      registers: [this.registry],
+      collect() {
+        this.set(store.acknowledgedHeadFailure ? 0 : 1);
+      },
+    });
+    new Gauge({
+      name: 'eventdbx_store_damaged',
+      help: '1 once a read met damaged files in the data dir (restore a backup; see /health), else 0',
+      registers: [this.registry],
+      collect() {
+        this.set(store.engine.damage ? 1 : 0);
+      },
+    });
     // Observed once per durable batch (never per event): a batch's events share its one fsync.
     const fsync = new Histogram({
       name: 'eventdbx_fsync_duration_seconds',

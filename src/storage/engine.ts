@@ -5,7 +5,7 @@
  * Template methods: the public method checks the engine is open and the arguments are well formed,
  * then calls the engine's `_method`. Engines implement the `_` methods only.
  */
-import { err, throwIfAborted } from '../core/errors.js';
+import { type EventDbxError, err, throwIfAborted } from '../core/errors.js';
 
 /** `main` holds live data; `archive` holds archived aggregates (RocksDB: a separate, more compressed column family). */
 export type Space = 'main' | 'archive';
@@ -59,9 +59,38 @@ export type EngineStatus = 'new' | 'opening' | 'open' | 'closing' | 'closed';
 export abstract class StorageEngine {
   abstract readonly kind: string;
   #status: EngineStatus = 'new';
+  #damage: EventDbxError | undefined;
+  readonly #damageListeners = new Set<(e: EventDbxError) => void>();
 
   get status(): EngineStatus {
     return this.#status;
+  }
+
+  /**
+   * The first damage a read of this engine's data met (EDBX_ERR_STORE_DAMAGED: a damaged table), or
+   * undefined. A store whose files are damaged may open and serve most reads: this is how a server
+   * learns that it must say so (/health, its log) instead of answering only the request that met it.
+   */
+  get damage(): EventDbxError | undefined {
+    return this.#damage;
+  }
+
+  /** Told once, of the first damage met (at once when some was met already); returns the unsubscribe. */
+  onDamage(listener: (e: EventDbxError) => void): () => void {
+    if (this.#damage) listener(this.#damage);
+    else this.#damageListeners.add(listener);
+    return () => this.#damageListeners.delete(listener);
+  }
+
+  /**
+   * Record damage met reading this engine's data: by the engine itself, or by a thread attached to its
+   * database (a verification worker), whose error comes back here. Only the first is kept and told.
+   */
+  noteDamage(e: EventDbxError): void {
+    if (this.#damage !== undefined || e.code !== 'EDBX_ERR_STORE_DAMAGED') return;
+    this.#damage = e;
+    for (const listener of this.#damageListeners) listener(e);
+    this.#damageListeners.clear();
   }
 
   async open(): Promise<void> {

@@ -19,10 +19,19 @@
  * can as well remove it, which is what the signed checkpoints an auditor keeps are for.
  * A missing file (a store from before it existed, a restored backup) is written anew; an operator who
  * accepts a loss moves the file aside.
+ *
+ * A file that cannot be written (permissions, a full or failing disk) does not stop writes: each
+ * acknowledged write is durable in RocksDB already, and refusing them would turn a lost safety net
+ * into an outage. But it must not go unseen (DR QA #2: it stopped silently, and a later cut log lost
+ * 590 acknowledged events unnoticed): the failure is told (`onChange`: the server logs it, and /health,
+ * `status` and /metrics show it) and the write is tried again every `retryMs` until it succeeds, which
+ * is told too. Once written, the file covers everything acknowledged meanwhile (it records the head).
  */
 import { createHash } from 'node:crypto';
 import type { FileHandle } from 'node:fs/promises';
+import path from 'node:path';
 import { type EventDbxError, err, isEventDbxError } from '../core/errors.js';
+import { DENIED, fileAccessError } from '../fs/file-access.js';
 import { openNoFollow } from '../fs/no-follow.js';
 import type { AcknowledgedHeadOptions } from './options.js';
 
@@ -80,9 +89,13 @@ export async function readAcknowledgedHead(file: string): Promise<AcknowledgedHe
   try {
     handle = await openNoFollow(file, 'read');
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return undefined;
     if (isEventDbxError(e)) throw e; // a link in its place: refused, never followed
-    throw err('EDBX_ERR_STORE_IO', { reason: `${file}: ${(e as Error).message}` });
+    // Not this user's (a restore copied as root): named, with its owner and the fix.
+    const denied =
+      code && DENIED.has(code) ? fileAccessError(file, path.dirname(file), 'read', code) : undefined;
+    throw denied ?? err('EDBX_ERR_STORE_IO', { reason: `${file}: ${(e as Error).message}` });
   }
   try {
     const bytes = Buffer.alloc(2 * SLOT);
@@ -126,6 +139,15 @@ export function lossOf(
   });
 }
 
+/** How long a file that could not be written waits before it is tried again (default). */
+export const ACKNOWLEDGED_HEAD_RETRY_MS = 2_000;
+
+/** Node's text of a failed file operation without the path it repeats: `EACCES: permission denied, open`. */
+const causeOf = (e: unknown): string =>
+  isEventDbxError(e)
+    ? e.message
+    : String((e as Error | undefined)?.message ?? e).replace(/ '[^']*'(?: -> '[^']*')?$/, '');
+
 /**
  * Keeps the file up with the committed head: `committed()` after each commit; `close()` writes the
  * last head and closes the file.
@@ -137,12 +159,15 @@ export class AcknowledgedHeadFile {
   #written: number;
   #timer: NodeJS.Timeout | undefined;
   #writing: Promise<void> | undefined;
-  #failed: unknown;
+  /** Why the file is behind the store (the last write failed); undefined while it keeps up. */
+  #failure: EventDbxError | undefined;
+  #listener: ((failure: EventDbxError | undefined) => void) | undefined;
 
   private constructor(
     private readonly file: string,
     private readonly head: () => { size: number; root: string },
     private readonly intervalMs: number,
+    private readonly retryMs: number,
     written: number,
   ) {
     this.#written = written;
@@ -150,27 +175,69 @@ export class AcknowledgedHeadFile {
 
   /**
    * Start keeping `file`, which recorded `found` (undefined: none). The current head is written at
-   * once when the file is missing or behind.
+   * once when the file is missing or behind (a failure to is kept, as any later one: see `failure`).
    */
   static async start(
     file: string,
     head: () => { size: number; root: string },
     found: AcknowledgedHead | undefined,
     intervalMs = 50,
+    retryMs = ACKNOWLEDGED_HEAD_RETRY_MS,
   ): Promise<AcknowledgedHeadFile> {
-    const keeper = new AcknowledgedHeadFile(file, head, intervalMs, found ? found.size : -1);
-    if (found === undefined || head().size > found.size) await keeper.#write();
+    const keeper = new AcknowledgedHeadFile(file, head, intervalMs, retryMs, found ? found.size : -1);
+    if (found === undefined || head().size > found.size) await keeper.#attempt();
     return keeper;
   }
 
-  /** A commit landed: the file follows within the interval. */
+  /**
+   * Why the file cannot be written (EDBX_ERR_ACKNOWLEDGED_HEAD, naming it and the cause): writes
+   * acknowledged since are not covered by it. Undefined while it keeps up with the store.
+   */
+  get failure(): EventDbxError | undefined {
+    return this.#failure;
+  }
+
+  /** Told of each change: the file failed (the error), or is written again (undefined). */
+  onChange(listener: (failure: EventDbxError | undefined) => void): void {
+    this.#listener = listener;
+  }
+
+  /** A commit landed: the file follows within the interval (or at the next retry, after a failure). */
   committed(): void {
-    if (this.#timer !== undefined || this.#failed !== undefined) return;
+    if (this.#timer !== undefined) return;
+    this.#schedule(this.intervalMs);
+  }
+
+  #schedule(ms: number): void {
     this.#timer = setTimeout(() => {
       this.#timer = undefined;
-      void this.#write().catch((e: unknown) => (this.#failed = e));
-    }, this.intervalMs);
+      void this.#attempt();
+    }, ms);
     this.#timer.unref();
+  }
+
+  /** Write the head; a failure is kept and told, and tried again after retryMs; a success clears it. */
+  async #attempt(): Promise<void> {
+    try {
+      await this.#write();
+    } catch (e) {
+      // Opened anew next time: the file may be replaced, or its owner or mode corrected, meanwhile.
+      const handle = this.#handle;
+      this.#handle = undefined;
+      await handle?.close().catch(() => undefined);
+      const first = this.#failure === undefined;
+      this.#failure = err(
+        'EDBX_ERR_ACKNOWLEDGED_HEAD',
+        { path: this.file, reason: causeOf(e), retry: this.retryMs / 1000 },
+        e,
+      );
+      if (first) this.#listener?.(this.#failure);
+      if (this.#timer === undefined) this.#schedule(this.retryMs);
+      return;
+    }
+    if (this.#failure === undefined) return;
+    this.#failure = undefined;
+    this.#listener?.(undefined);
   }
 
   async #write(): Promise<void> {
@@ -205,8 +272,9 @@ export class AcknowledgedHeadFile {
   async close(): Promise<void> {
     clearTimeout(this.#timer);
     this.#timer = undefined;
+    this.#listener = undefined;
     try {
-      if (this.#failed === undefined) await this.#write();
+      await this.#write();
     } catch {
       // A file left behind the store (a full disk) is safe: it only ever says too little.
     } finally {
@@ -221,7 +289,7 @@ export class AcknowledgedHeadFile {
  * kept from now on when the store holds all it says.
  */
 export async function keepAcknowledgedHead(
-  { file, intervalMs, restored }: AcknowledgedHeadOptions,
+  { file, intervalMs, retryMs, restored }: AcknowledgedHeadOptions,
   head: () => { size: number; root: string },
 ): Promise<{ loss: EventDbxError } | { kept: AcknowledgedHeadFile }> {
   let found: AcknowledgedHead | undefined;
@@ -235,7 +303,7 @@ export async function keepAcknowledgedHead(
   }
   // The file stays as it is while it says more than the store holds: it is the evidence.
   if (loss) return { loss };
-  return { kept: await AcknowledgedHeadFile.start(file, head, found, intervalMs) };
+  return { kept: await AcknowledgedHeadFile.start(file, head, found, intervalMs, retryMs) };
 }
 
 /** The file, or a new one (owner-only); a link or anything but a plain file in its place is refused. */

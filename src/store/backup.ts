@@ -24,7 +24,7 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, open, readdir, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { type EventDbxError, err, throwIfAborted, toEventDbxError } from '../core/errors.js';
+import { type EventDbxError, err, isEventDbxError, throwIfAborted, toEventDbxError } from '../core/errors.js';
 import type { EventRecord } from '../core/event.js';
 import { decodeFrontier, emptyFrontier, frontierRoot } from '../core/merkle/index.js';
 import { type PinnedRead, SPACES, type Space, type StorageEngine } from '../storage/engine.js';
@@ -130,18 +130,22 @@ export async function backupStore(
     }));
     pins = pinned.pins;
     const { head } = pinned;
-    const copied = await copyInto(tmp, pins, estimate, options);
-    if (copied.keyring !== undefined) await writeNewFile(path.join(tmp, KEYRING_COPY), copied.keyring);
+    const copied = await copyInto(tmp, dest, pins, estimate, options);
+    const keyring = copied.keyring;
+    if (keyring !== undefined)
+      await atTarget(dest, () => writeNewFile(path.join(tmp, KEYRING_COPY), keyring));
     throwIfAborted(signal);
-    await checkCopy(tmp, copied.entries, head);
+    await atTarget(dest, () => checkCopy(tmp, copied.entries, head));
     // Names it as a backup: a server started on it after a restore records the restore (restored.ts).
-    await writeBackupMarker(tmp, {
-      taken_at: pinned.at,
-      events: head.size,
-      ledger_root: head.root,
-      layout: store.layout,
-    });
-    const bytes = await syncTree(tmp);
+    await atTarget(dest, () =>
+      writeBackupMarker(tmp, {
+        taken_at: pinned.at,
+        events: head.size,
+        ledger_root: head.root,
+        layout: store.layout,
+      }),
+    );
+    const bytes = await atTarget(dest, () => syncTree(tmp));
     // The last moment a cancellation is heard: after the rename the backup is complete.
     throwIfAborted(signal);
     try {
@@ -248,36 +252,107 @@ function estimatedEntries(engine: StorageEngine): number {
   return n('main.keys_estimate') + n('keys.main') + n('keys.archive');
 }
 
-/** Streams the pinned reads into a new RocksDB database at `dir`, a chunk per batch. */
+/**
+ * Streams the pinned reads into a new RocksDB database at `dir`, a chunk per batch. A failure to write
+ * the copy is the target's (EDBX_ERR_BACKUP_WRITE, see atTarget); a failure to read the pins is the
+ * store's, and stays as it is. The first failure is the one reported: once a write failed, RocksDB
+ * answers the close with `IO error: Seen error. Skip writing buffer.`, which says nothing (DR QA #4).
+ */
 async function copyInto(
   dir: string,
+  dest: string,
   pins: ReadonlyMap<Space, PinnedRead>,
   estimate: number,
   { signal, progress }: BackupOptions,
 ): Promise<{ entries: Record<Space, number>; keyring: Buffer | undefined }> {
   const copy = createEngine('rocksdb', dir);
-  await copy.open();
+  await atTarget(dest, () => copy.open());
   const entries: Record<Space, number> = { main: 0, archive: 0 };
   let keyring: Buffer | undefined;
+  let failed = false;
   try {
     for (const [space, pin] of pins) {
       for await (const chunk of pin.chunks(signal)) {
         if (space === 'main' && keyring === undefined)
           keyring = chunk.find(([key]) => key.equals(KEYRING))?.[1];
         // Unsynced: the whole copy is fsync'd once it is complete (syncTree), before the rename.
-        await copy.write(
-          chunk.map(([key, value]) => ({ type: 'put', space, key, value })),
-          { sync: false },
+        await atTarget(dest, () =>
+          copy.write(
+            chunk.map(([key, value]) => ({ type: 'put', space, key, value })),
+            { sync: false },
+          ),
         );
         entries[space] += chunk.length;
         const done = entries.main + entries.archive;
         progress?.(done, Math.max(done, estimate));
       }
     }
+  } catch (e) {
+    failed = true;
+    throw e;
   } finally {
-    await copy.close();
+    // The close releases the copy's files even when it reports an error.
+    const closing = atTarget(dest, () => copy.close());
+    await (failed ? closing.catch(() => undefined) : closing);
   }
   return { entries, keyring };
+}
+
+/** The errno texts RocksDB and Node give, with what the message says of each and what to do. */
+const TARGET_CAUSES: ReadonlyArray<readonly [RegExp, string, string, string]> = [
+  [
+    /\bENOSPC\b|No space left on device/i,
+    'ENOSPC',
+    'no space left on device',
+    'free space there or choose another target',
+  ],
+  [
+    /\bEDQUOT\b|Disk quota exceeded/i,
+    'EDQUOT',
+    'disk quota exceeded',
+    'free space there or choose another target',
+  ],
+  [/\bEROFS\b|Read-only file system/i, 'EROFS', 'a read-only file system', 'choose a writable target'],
+  [
+    /\bEACCES\b|\bEPERM\b|Permission denied|Operation not permitted/i,
+    'EACCES',
+    'permission denied',
+    'choose a target this user can write',
+  ],
+  [
+    /\bEFBIG\b|File too large/i,
+    'EFBIG',
+    'a file over its size limit',
+    'raise the limit or choose another target',
+  ],
+  [
+    /\bEIO\b|Input\/output error/i,
+    'EIO',
+    'an I/O error (a failing disk?)',
+    'check that disk or choose another target',
+  ],
+];
+
+/**
+ * Run a step that writes (or reads back) the copy at the target `dest`: an I/O failure of it is
+ * EDBX_ERR_BACKUP_WRITE, naming the target, the cause and what to do; the store is not concerned.
+ * Coded errors other than the engine's I/O errors (a cancellation, a failed check) pass as they are.
+ */
+async function atTarget<T>(dest: string, step: () => Promise<T>): Promise<T> {
+  try {
+    return await step();
+  } catch (e) {
+    const io = ['EDBX_ERR_STORE_IO', 'EDBX_ERR_DATA_DIR_NOT_WRITABLE', 'EDBX_ERR_DATA_FILE_ACCESS'];
+    if (isEventDbxError(e) && !io.includes(e.code)) throw e;
+    const texts: string[] = [];
+    for (let c: unknown = e; c instanceof Error && texts.length < 8; c = c.cause)
+      texts.push(`${(c as NodeJS.ErrnoException).code ?? ''} ${c.message}`);
+    const text = texts.join('\n');
+    const known = TARGET_CAUSES.find(([pattern]) => pattern.test(text));
+    const cause = known ? `${known[2]} (${known[1]})` : (texts.at(-1)?.trim().split('\n')[0] ?? String(e));
+    const fix = known?.[3] ?? 'choose another target';
+    throw err('EDBX_ERR_BACKUP_WRITE', { path: dest, cause, fix }, e);
+  }
 }
 
 /** Reopens the copy: its entries per keyspace and its ledger must be the pinned point's. */

@@ -28,6 +28,8 @@ export interface EventStoreOptions {
 export interface AcknowledgedHeadOptions {
   readonly file: string;
   readonly intervalMs?: number;
+  /** How long a file that could not be written waits before it is tried again (default 2 s). */
+  readonly retryMs?: number;
   /**
    * The store is a restored backup (its `backup.json` is there): a file found beside it was left by
    * the store it replaced, so it is written anew from this one.

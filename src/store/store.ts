@@ -95,6 +95,30 @@ export class EventStore {
     return this.#loss;
   }
 
+  /**
+   * Why the store serves, writes included, but not as it should, so an operator must act: a read met
+   * damaged files (the engine's `damage`), or the acknowledged-head file cannot be written (writes
+   * acknowledged since are not covered by its check). Undefined while neither holds.
+   */
+  get degradation(): EventDbxError | undefined {
+    return this.engine.damage ?? this.acknowledgedHeadFailure;
+  }
+
+  /** Why the acknowledged-head file cannot be written (EDBX_ERR_ACKNOWLEDGED_HEAD), or undefined. */
+  get acknowledgedHeadFailure(): EventDbxError | undefined {
+    return this.#acknowledged?.failure;
+  }
+
+  /**
+   * Told of each change of the acknowledged-head file: it cannot be written (the error), or is written
+   * again (undefined); at once when it already cannot be.
+   */
+  onAcknowledgedHeadChange(listener: (failure: EventDbxError | undefined) => void): void {
+    this.#acknowledged?.onChange(listener);
+    const failure = this.#acknowledged?.failure;
+    if (failure) listener(failure);
+  }
+
   /** Committed token records by hash (few; kept in memory, persisted under K keys). */
   readonly tokens = new Map<string, TokenRecord>();
 

@@ -8,7 +8,7 @@ import { type Frontier, appendLeaf, emptyFrontier, frontierRoot } from '../core/
 import type { EventRecord } from '../core/event.js';
 import type { PinnedRead, Space } from '../storage/engine.js';
 import { prefixEnd } from '../storage/engine.js';
-import { err, isEventDbxError, throwIfAborted } from '../core/errors.js';
+import { type EventDbxError, err, isEventDbxError, throwIfAborted } from '../core/errors.js';
 import { aggregateId, aggregateType } from '../core/names.js';
 import { openMetaAt } from './bound.js';
 import * as K from './keys.js';
@@ -183,6 +183,7 @@ export async function verifyLedger(
   const { head, entries } = at ?? (await store.atRest(() => pinLedger(store)));
   let frontier: Frontier = emptyFrontier;
   let expected = 1;
+  let unread: EventDbxError | undefined;
   const fail = (position: number, reason: string): LedgerReport => ({
     ok: false,
     size: head.size,
@@ -191,7 +192,7 @@ export async function verifyLedger(
     reason,
   });
   try {
-    for await (const chunk of entries.chunks(signal)) {
+    for await (const chunk of readable(entries.chunks(signal), (e) => (unread = e))) {
       for (const [key, value] of chunk) {
         const position = K.readU64(key, 1);
         if (position !== expected) return fail(expected, `ledger entry ${expected} is missing`);
@@ -206,7 +207,16 @@ export async function verifyLedger(
       }
     }
   } finally {
-    await entries.close();
+    await entries.close().catch((e: unknown) => {
+      if (!unreadable(e)) throw e;
+    });
+  }
+  if (unread) {
+    store.engine.noteDamage(unread);
+    return fail(
+      expected,
+      `the ledger entries from position ${expected} on could not be read: ${unread.message}`,
+    );
   }
   const size = expected - 1;
   const root = frontierRoot(frontier).toString('hex');
@@ -219,7 +229,11 @@ export async function verifyLedger(
   const loss = store.acknowledgedLoss;
   if (loss) return fail(size + 1, loss.message);
   if (eventCount !== undefined && eventCount !== size) {
-    const unmatched = await firstUnmatched(store, size);
+    const unmatched = await firstUnmatched(store, size).catch((e: unknown) => {
+      if (!unreadable(e)) throw e;
+      store.engine.noteDamage(e);
+      return undefined;
+    });
     if (unmatched) return fail(unmatched.position, unmatched.reason);
     return fail(size, `aggregates hold ${eventCount} events but the ledger has ${size}`);
   }
@@ -324,6 +338,11 @@ export interface VerifyAllReport {
   readonly events: number;
   readonly failures: VerifyReport[];
   readonly ledger: LedgerReport;
+  /**
+   * What could not even be listed (damaged files: RocksDB reports corruption), each a line naming the
+   * key range and the error: the aggregates in it were not verified. Absent when everything was read.
+   */
+  readonly unreadable?: string[];
 }
 
 /**
@@ -356,8 +375,12 @@ async function verifyPinned(
   onProgress?: (done: number, total: number) => void,
   signal?: AbortSignal,
 ): Promise<VerifyAllReport> {
-  const total = await store.countAggregates({ includeSystem: true, signal });
+  // For the progress bar only: a count that cannot be read (damaged files) is found out below.
+  const total = await store
+    .countAggregates({ includeSystem: true, signal })
+    .catch((e: unknown) => (unreadable(e) ? 0 : Promise.reject(e)));
   const failures: VerifyReport[] = [];
+  const unlisted: string[] = [];
   let done = 0;
   let aggregates = 0;
   let system = 0;
@@ -385,6 +408,14 @@ async function verifyPinned(
         codec,
         signal,
       )
+      // One aggregate of the group that cannot be read fails the group: each is verified here then,
+      // so the report names the unreadable ones and the others are verified all the same.
+      .catch(async (e: unknown) => {
+        if (!unreadable(e)) throw e;
+        return Promise.all(
+          metas.map((a) => checked(store, a.type, a.id, verifyAggregate(store, a.type, a.id, signal))),
+        );
+      })
       .then(async (found) => {
         if (!moves.raced()) return finished(found);
         await moves.settled();
@@ -402,9 +433,14 @@ async function verifyPinned(
   };
   // Every meta key, whatever its value: one that does not open, or names another aggregate, is a
   // failure of the aggregate its key names. The pinned read holds no more than a chunk at a time.
-  for await (const chunk of pinned.metas.chunks(signal)) {
+  // Metas that cannot be read (a damaged table) end the listing: the range is reported, and what was
+  // listed is verified all the same.
+  let last: { type: string; id: string } | undefined;
+  let unlistedError: EventDbxError | undefined;
+  for await (const chunk of readable(pinned.metas.chunks(signal), (e) => (unlistedError = e))) {
     for (const [k, v] of chunk) {
       const { type, id } = K.decodeMetaKey(k);
+      last = { type, id };
       aggregates++;
       if (type.startsWith('$')) system++;
       let meta;
@@ -416,7 +452,7 @@ async function verifyPinned(
       }
       events += meta.version;
       if (!workers || meta.version >= workers.segmentEvents) {
-        finished([await verifyMeta(store, meta, signal)]);
+        finished([await checked(store, type, id, verifyMeta(store, meta, signal))]);
         continue;
       }
       group.push({ type, id });
@@ -426,9 +462,60 @@ async function verifyPinned(
   }
   if (workers && group.length > 0) await dispatch(workers);
   await Promise.all(inflight);
+  if (unlistedError) {
+    store.engine.noteDamage(unlistedError);
+    const which = last ? `after ${last.type}/${last.id} (in key order)` : 'from the first on';
+    unlisted.push(
+      `the aggregates ${which} could not be listed, so were not verified: ${unlistedError.message}`,
+    );
+  }
   // Groups finish out of order: list failures in aggregate (key) order.
   const key = (r: VerifyReport) => K.metaKey(r.aggregate_type, r.aggregate_id);
   failures.sort((x, y) => Buffer.compare(key(x), key(y)));
-  const ledger = await verifyLedger(store, events, signal, pinned.ledger);
-  return { ok: failures.length === 0 && ledger.ok, aggregates, system, events, failures, ledger };
+  // Events of aggregates not listed are not counted: the count is not compared then.
+  const ledger = await verifyLedger(store, unlistedError ? undefined : events, signal, pinned.ledger);
+  return {
+    ok: failures.length === 0 && ledger.ok && unlisted.length === 0,
+    aggregates,
+    system,
+    events,
+    failures,
+    ledger,
+    ...(unlisted.length > 0 ? { unreadable: unlisted } : {}),
+  };
+}
+
+/**
+ * A read that failed on the store's files (damaged: EDBX_ERR_STORE_DAMAGED; or an I/O error): what it
+ * concerned is reported as not verified, and verification goes on with the rest.
+ */
+const unreadable = (e: unknown): e is EventDbxError =>
+  isEventDbxError(e, 'EDBX_ERR_STORE_DAMAGED') || isEventDbxError(e, 'EDBX_ERR_STORE_IO');
+
+/** The report of one aggregate's verification, or, when its data cannot be read, a failure saying so. */
+async function checked(
+  store: EventStore,
+  type: string,
+  id: string,
+  verifying: Promise<VerifyReport>,
+): Promise<VerifyReport> {
+  try {
+    return await verifying;
+  } catch (e) {
+    if (!unreadable(e)) throw e;
+    // A worker thread's read comes back here: the server learns of the damage all the same.
+    store.engine.noteDamage(e);
+    const reason = `could not be read: ${e.message}`;
+    return { aggregate_type: type, aggregate_id: id, ok: false, version: 0, merkle_root: '', reason };
+  }
+}
+
+/** The chunks of a scan until one cannot be read (told to `failed`); other errors are thrown. */
+async function* readable<T>(chunks: AsyncIterable<T>, failed: (e: EventDbxError) => void): AsyncGenerator<T> {
+  try {
+    for await (const chunk of chunks) yield chunk;
+  } catch (e) {
+    if (!unreadable(e)) throw e;
+    failed(e);
+  }
 }

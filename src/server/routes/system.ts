@@ -20,11 +20,17 @@ export async function systemRoutes(app: FastifyInstance, ctx: RouteContext): Pro
       schema: {
         summary: 'Liveness probe (no token needed)',
         description:
-          '200 with `status: "ok"`; 503 with `status: "failing"` when the server cannot write (a write ' +
-          'failed: it refuses every write until it is restarted), with the `code` and `detail` of the failure.',
+          '200 with `status: "ok"`; 200 with `status: "degraded"` while the server serves, writes included, ' +
+          'but an operator must act (a read met damaged files: `EDBX_ERR_STORE_DAMAGED`; the acknowledged-head ' +
+          'file cannot be written: `EDBX_ERR_ACKNOWLEDGED_HEAD`), with the `code` and `detail`; 503 with ' +
+          '`status: "failing"` when the server cannot write (a write failed: it refuses every write until it ' +
+          'is restarted), with the `code` and `detail` of the failure.',
         security: [],
         response: {
-          200: { type: 'object', properties: health },
+          200: {
+            type: 'object',
+            properties: { ...health, code: { type: 'string' }, detail: { type: 'string' } },
+          },
           503: {
             description: 'The server refuses writes until it is restarted (or is shutting down)',
             content: {
@@ -48,6 +54,15 @@ export async function systemRoutes(app: FastifyInstance, ctx: RouteContext): Pro
         layout: ctx.store.layout,
       };
       const failure = ctx.store.writeFailure;
+      const degraded = failure ? undefined : ctx.store.degradation;
+      // Serving, writes included, so still 200 (a load balancer keeps it); people and monitors see why.
+      if (degraded)
+        return {
+          status: 'degraded',
+          ...body,
+          code: degraded.code,
+          detail: publicDetail(degraded),
+        } satisfies Health;
       if (!failure) return { status: 'ok', ...body } satisfies Health;
       // Load balancers and monitors see a non-2xx answer; people see why and what to do.
       return reply

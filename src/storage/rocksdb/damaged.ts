@@ -48,3 +48,43 @@ export async function missingCurrent(location: string): Promise<EventDbxError | 
         : `restore a backup, or on a copy of the data dir (\`cp -a\`) write the newest manifest's name into CURRENT (\`echo ${newest} > CURRENT\`) and run \`eventdbx aggregate verify\``,
   });
 }
+
+/** What to do about damage RocksDB reports: a restart does not help. */
+const DAMAGE_FIX =
+  'restore a backup (README "Backup and restore"); keep this data dir as it is, and look into it or try a repair only on a copy (`cp -a`)';
+
+/** RocksDB's texts for a file of the database that is gone (a table, a manifest). */
+const MISSING_FILE =
+  /IO error: No such file or directory: While open(?:ing)? a file for [a-z ]+: (.*\/)?((?:\d+\.sst|MANIFEST-\d+))(?:: No such file or directory)?/;
+
+/** One line of the engine's text: RocksDB adds a second (`The file … may be corrupted.`). */
+const oneLine = (text: string): string =>
+  text
+    .replace(/\s*\n\s*/g, '; ')
+    .replace(/\s+/g, ' ')
+    .trim();
+
+/**
+ * EDBX_ERR_STORE_DAMAGED for an error of RocksDB that says its files are damaged (status Corruption,
+ * the binding's LEVEL_CORRUPTION; or a table or manifest it needs gone), undefined for any other.
+ * `read`: met by a read of an open store, not by the open. `location` names the data dir.
+ *
+ * @example
+ * damageOf({ code: 'LEVEL_CORRUPTION', message: 'Corruption: block checksum mismatch … in /d/000008.sst' }, '/d', true);
+ * // data dir /d is damaged: a read failed: Corruption: block checksum mismatch …; restore a backup …
+ */
+export function damageOf(
+  chain: ReadonlyArray<{ readonly code?: unknown; readonly message?: unknown }>,
+  location: string,
+  read: boolean,
+): EventDbxError | undefined {
+  const inner = chain.at(-1);
+  const text = typeof inner?.message === 'string' ? inner.message : '';
+  const corrupt = chain.some((c) => c.code === 'LEVEL_CORRUPTION') || /^Corruption: /.test(text.trimStart());
+  const missing = MISSING_FILE.exec(text);
+  if (!corrupt && !(missing && !read)) return undefined;
+  const reason = corrupt
+    ? `RocksDB reports ${oneLine(text)}`
+    : `the database's file ${missing![2]} is missing (${oneLine(text)})`;
+  return err('EDBX_ERR_STORE_DAMAGED', { path: location, reason, fix: DAMAGE_FIX, read });
+}

@@ -17,7 +17,8 @@ import rocks from '@nxtedition/rocksdb';
 import { err, EventDbxError, throwIfAborted } from '../../core/errors.js';
 import { SPACES, StorageEngine } from '../engine.js';
 import type { PinRange, PinnedRead, RangeOptions, Space, WriteOp, WriteOptions } from '../engine.js';
-import { missingCurrent } from './damaged.js';
+import { fileAccessError } from '../../fs/file-access.js';
+import { damageOf, missingCurrent } from './damaged.js';
 import { NativeBatchWriter } from './native-batch.js';
 import { holdPrivateUmask } from './private-umask.js';
 import { WriteThread, packOps } from './write-thread.js';
@@ -32,6 +33,8 @@ export interface RocksDbEngineOptions {
 }
 
 const DEFAULT_CACHE_SIZE = 64 * 1024 * 1024;
+/** The location of an engine attached to another thread's database (see `attach`). */
+const ATTACHED = '(attached)';
 /** Archived aggregates are read rarely: a small cache is enough. */
 const ARCHIVE_CACHE_SIZE = 8 * 1024 * 1024;
 /** Entries fetched per native call while iterating. */
@@ -43,6 +46,8 @@ const NEXTV_SIZE = 1000;
  * spent more time waiting for its prefetch than for its fsync). Larger reads go to the pool.
  */
 const SYNC_READ_KEYS = 16;
+/** Keys per synchronous read of a larger `getMany`, between which the event loop gets a turn. */
+const SYNC_SLICE_KEYS = 256;
 const MAX_UINT32 = 2 ** 32 - 1;
 const MAX_INT32 = 2 ** 31 - 1;
 
@@ -99,6 +104,12 @@ export class RocksDbEngine extends StorageEngine {
   #attachedTo: bigint | undefined;
   /** Ends this engine's hold on the owner-only umask its database's files are created under. */
   #releaseUmask: (() => void) | undefined;
+  /** A failed read or write as a coded error; damage found is noted (see StorageEngine.damage). */
+  readonly #fail = (e: unknown): EventDbxError => {
+    const coded = ioError(e, this.location);
+    this.noteDamage(coded);
+    return coded;
+  };
 
   constructor(location: string, options: RocksDbEngineOptions = {}) {
     super();
@@ -130,7 +141,7 @@ export class RocksDbEngine extends StorageEngine {
    * time on them).
    */
   static attach(handle: bigint): RocksDbEngine {
-    const engine = new RocksDbEngine('(attached)');
+    const engine = new RocksDbEngine(ATTACHED);
     engine.#attachedTo = handle;
     return engine;
   }
@@ -178,7 +189,7 @@ export class RocksDbEngine extends StorageEngine {
       await db.open(attached === undefined ? openOptions(this.#cacheSize) : { createIfMissing: false });
     } catch (e) {
       release?.();
-      throw attached === undefined ? openError(e, this.location) : ioError(e);
+      throw attached === undefined ? openError(e, this.location) : this.#fail(e);
     }
     const { default: main, archive } = db.columns;
     if (main === undefined || archive === undefined) {
@@ -217,7 +228,7 @@ export class RocksDbEngine extends StorageEngine {
       await thread?.close();
       await db?.close();
     } catch (e) {
-      throw ioError(e);
+      throw this.#fail(e);
     } finally {
       this.#releaseUmask?.();
       this.#releaseUmask = undefined;
@@ -229,15 +240,22 @@ export class RocksDbEngine extends StorageEngine {
     return value;
   }
 
+  /**
+   * Never through the binding's asynchronous MultiGet: when a key's read fails (a damaged table), its
+   * completion throws the error out of the native callback instead of passing it on, so the promise
+   * never settles and the process gets an uncaught exception (found with a corrupt SST, DR QA #3). Its
+   * synchronous MultiGet (the same read options) throws as it should: larger reads are made with it
+   * a slice at a time, the event loop getting a turn between slices.
+   */
   protected async _getMany(space: Space, keys: readonly Buffer[]): Promise<(Buffer | undefined)[]> {
     if (this.#attachedTo !== undefined || keys.length <= SYNC_READ_KEYS)
       return this._getManySync(space, keys);
-    const { db, column } = this.#handles(space);
-    try {
-      return checkValues(await db.getMany(keys, bufferOptions(column)));
-    } catch (e) {
-      throw ioError(e);
+    const values: (Buffer | undefined)[] = [];
+    for (let at = 0; at < keys.length; at += SYNC_SLICE_KEYS) {
+      if (at > 0) await new Promise((resolve) => setImmediate(resolve));
+      values.push(...this._getManySync(space, keys.slice(at, at + SYNC_SLICE_KEYS)));
     }
+    return values;
   }
 
   protected override _getManySync(space: Space, keys: readonly Buffer[]): (Buffer | undefined)[] {
@@ -247,7 +265,7 @@ export class RocksDbEngine extends StorageEngine {
     try {
       return checkValues(db._getManySync(keys, bufferOptions(column)));
     } catch (e) {
-      throw ioError(e);
+      throw this.#fail(e);
     }
   }
 
@@ -263,27 +281,34 @@ export class RocksDbEngine extends StorageEngine {
       try {
         this.#inline.write(ops, columns, options.sync);
       } catch (e) {
-        throw ioError(e);
+        throw this.#fail(e);
       }
       return;
     }
-    this.#thread ??= new WriteThread(db.handle);
+    this.#thread ??= new WriteThread(db.handle, (reason) => this.#fail(new Error(reason)));
     await this.#thread.write(packOps(ops), options.sync);
   }
 
   protected _range(space: Space, options: RangeOptions): AsyncIterable<[Buffer, Buffer]> {
     const { db, column } = this.#handles(space);
-    return iterate(db, column, normalizeRange(options), 'entries', this.#attachedTo !== undefined);
+    return iterate(
+      db,
+      column,
+      normalizeRange(options),
+      'entries',
+      this.#attachedTo !== undefined,
+      this.#fail,
+    );
   }
 
   protected override _valueChunks(space: Space, options: RangeOptions): AsyncIterable<Buffer[]> {
     const { db, column } = this.#handles(space);
-    return iterate(db, column, normalizeRange(options), 'values', this.#attachedTo !== undefined);
+    return iterate(db, column, normalizeRange(options), 'values', this.#attachedTo !== undefined, this.#fail);
   }
 
   protected override _keyChunks(space: Space, options: RangeOptions): AsyncIterable<Buffer[]> {
     const { db, column } = this.#handles(space);
-    return iterate(db, column, normalizeRange(options), 'keys', this.#attachedTo !== undefined);
+    return iterate(db, column, normalizeRange(options), 'keys', this.#attachedTo !== undefined, this.#fail);
   }
 
   /**
@@ -295,15 +320,15 @@ export class RocksDbEngine extends StorageEngine {
       throw err('EDBX_ERR_NOT_SUPPORTED', { feature: 'pinned reads (backup)', engine: 'attached rocksdb' });
     }
     const { db, column } = this.#handles(space);
+    const fail = this.#fail;
     let it: rocks.Iterator;
     try {
       it = db.iterator({ ...bufferOptions(column), ...range });
     } catch (e) {
-      throw ioError(e);
+      throw fail(e);
     }
     let closed: Promise<void> | undefined;
-    const close = (): Promise<void> =>
-      (closed ??= it.close().catch((e: unknown) => Promise.reject(ioError(e))));
+    const close = (): Promise<void> => (closed ??= it.close().catch((e: unknown) => Promise.reject(fail(e))));
     let read = false;
     return {
       async *chunks(signal?: AbortSignal): AsyncGenerator<Array<[Buffer, Buffer]>> {
@@ -317,7 +342,7 @@ export class RocksDbEngine extends StorageEngine {
             try {
               entries = await it.nextv(NEXTV_SIZE);
             } catch (e) {
-              throw ioError(e);
+              throw fail(e);
             }
             if (entries.length === 0) return;
             yield entries;
@@ -396,6 +421,7 @@ function iterate(
   range: NativeRange,
   mode: 'entries',
   sync: boolean,
+  fail: (e: unknown) => EventDbxError,
 ): AsyncGenerator<[Buffer, Buffer]>;
 function iterate(
   db: Db,
@@ -403,6 +429,7 @@ function iterate(
   range: NativeRange,
   mode: 'values' | 'keys',
   sync: boolean,
+  fail: (e: unknown) => EventDbxError,
 ): AsyncGenerator<Buffer[]>;
 async function* iterate(
   db: Db,
@@ -410,6 +437,7 @@ async function* iterate(
   range: NativeRange,
   mode: IterateMode,
   sync: boolean,
+  fail: (e: unknown) => EventDbxError,
 ): AsyncGenerator<[Buffer, Buffer] | Buffer[]> {
   if (range.empty) return;
   let it: rocks.Iterator;
@@ -424,9 +452,9 @@ async function* iterate(
       limit: range.limit,
     });
   } catch (e) {
-    throw ioError(e);
+    throw fail(e);
   }
-  if (sync) return yield* readSync(it as unknown as SyncIterator, mode, range.signal);
+  if (sync) return yield* readSync(it as unknown as SyncIterator, mode, range.signal, fail);
   // Once a caller comes back for a second chunk it is scanning: from then on the next chunk is read
   // (on the thread pool) while the caller works through the current one.
   let next: Promise<[Buffer, Buffer][]> | undefined = it.nextv(NEXTV_SIZE);
@@ -436,7 +464,7 @@ async function* iterate(
       try {
         entries = await next;
       } catch (e) {
-        throw ioError(e);
+        throw fail(e);
       } finally {
         next = undefined;
       }
@@ -464,6 +492,7 @@ async function* readSync(
   it: SyncIterator,
   mode: IterateMode,
   signal: AbortSignal | undefined,
+  fail: (e: unknown) => EventDbxError,
 ): AsyncGenerator<[Buffer, Buffer] | Buffer[]> {
   try {
     for (;;) {
@@ -472,7 +501,7 @@ async function* readSync(
       try {
         read = it._nextvSync(NEXTV_SIZE, {});
       } catch (e) {
-        throw ioError(e);
+        throw fail(e);
       }
       const { rows } = read;
       if (mode === 'entries') {
@@ -537,10 +566,13 @@ const NOT_WRITABLE: ReadonlyArray<readonly [RegExp, string]> = [
   [/IO error: .*: Read-only file system$/, 'EROFS'],
   [/IO error: .*: Permission denied$/, 'EACCES'],
 ];
+/** The file a permission error names (`While open a file for random read: /d/000008.sst: Permission denied`). */
+const DENIED_FILE = /IO error: [^:]*: (.+): Permission denied$/;
 
 /**
- * The coded error for a failed open of the database at `path`: another process holds it, the data dir
- * is not writable (a read-only mount, permissions), or a plain I/O error.
+ * The coded error for a failed open of the database at `path`: another process holds it, its files are
+ * damaged (EDBX_ERR_STORE_DAMAGED), one of them is not this user's to open (EDBX_ERR_DATA_FILE_ACCESS),
+ * the data dir is not writable (a read-only mount, permissions), or a plain I/O error.
  *
  * @example
  * openError(new Error('IO error: while open a file for lock: /d/LOCK: Read-only file system'), '/d');
@@ -553,17 +585,30 @@ export function openError(e: unknown, path: string): EventDbxError {
     (c) => c.code === 'LEVEL_LOCKED' || (typeof c.message === 'string' && LOCK_MESSAGE.test(c.message)),
   );
   if (locked) return err('EDBX_ERR_STORE_LOCKED', { path }, e);
+  const damaged = damageOf(chain, path, false);
+  if (damaged) return damaged;
   const text = reasonOf(e);
   const denied = NOT_WRITABLE.find(([pattern]) => pattern.test(text));
+  // A file in the data dir this user may not open (a restore copied as root), named with its owner.
+  const file = denied?.[1] === 'EACCES' ? DENIED_FILE.exec(text)?.[1] : undefined;
+  const access = file !== undefined ? fileAccessError(file, path, 'open', 'EACCES') : undefined;
+  if (access && !file!.endsWith('/LOCK')) return access;
   if (denied) return err('EDBX_ERR_DATA_DIR_NOT_WRITABLE', { path, reason: denied[1] }, e);
   return err('EDBX_ERR_STORE_IO', { reason: `cannot open ${path}: ${text}` }, e);
 }
 
-function ioError(e: unknown): EventDbxError {
+/** The data dir a RocksDB text's file is in (an attached engine knows no location of its own). */
+const DIR_IN_TEXT = /(\/[^\s:]*)\/[^\s/:]+\.(?:sst|log|blob)\b/;
+
+/** A failed read or write of the open database at `location` as a coded error. */
+function ioError(e: unknown, location: string): EventDbxError {
   if (e instanceof EventDbxError) return e;
-  const outer = causes(e)[0];
+  const chain = causes(e);
+  const outer = chain[0];
   if (outer?.code === 'LEVEL_DATABASE_NOT_OPEN' || outer?.code === 'LEVEL_ITERATOR_NOT_OPEN') {
     return err('EDBX_ERR_STORE_NOT_OPEN', {}, e);
   }
-  return err('EDBX_ERR_STORE_IO', { reason: reasonOf(e) }, e);
+  const text = typeof chain.at(-1)?.message === 'string' ? String(chain.at(-1)!.message) : '';
+  const where = location === ATTACHED ? (DIR_IN_TEXT.exec(text)?.[1] ?? 'of this store') : location;
+  return damageOf(chain, where, true) ?? err('EDBX_ERR_STORE_IO', { reason: reasonOf(e) }, e);
 }

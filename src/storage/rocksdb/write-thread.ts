@@ -10,7 +10,7 @@
  * `kind u8 | space u8 | keyLength u32 | valueLength u32 | key | value`, repeated.
  */
 import type { Worker } from 'node:worker_threads';
-import { err } from '../../core/errors.js';
+import { type EventDbxError, err } from '../../core/errors.js';
 import type { Space, WriteOp } from '../engine.js';
 import { moduleWorker } from '../module-worker.js';
 
@@ -81,7 +81,15 @@ export class WriteThread {
   #next = 0;
   #failure: Error | undefined;
 
-  constructor(handle: bigint) {
+  /**
+   * `coded` turns the engine's text of a failed write into a coded error (default EDBX_ERR_STORE_IO;
+   * the engine tells damage from other failures).
+   */
+  constructor(
+    handle: bigint,
+    private readonly coded: (reason: string) => EventDbxError = (reason) =>
+      err('EDBX_ERR_STORE_IO', { reason: reason.split('\n')[0]!.trim() }),
+  ) {
     this.#worker = moduleWorker(import.meta.url, 'write-worker', { workerData: { handle } });
     // Only writes in flight keep the process alive.
     this.#worker.unref();
@@ -99,7 +107,7 @@ export class WriteThread {
       if (!p) return;
       this.#settled(m.id);
       if (m.error === undefined) p.resolve();
-      else p.reject(err('EDBX_ERR_STORE_IO', { reason: m.error.split('\n')[0]!.trim() }));
+      else p.reject(this.coded(m.error));
     });
     this.#worker.on('error', (e) => this.#fail(`the write thread failed: ${e.message}`));
     this.#worker.on('exit', (code) => this.#fail(`the write thread exited (code ${code})`));
