@@ -279,9 +279,13 @@ export const ERRORS = {
   EDBX_ERR_WRONG_MASTER_KEY: {
     status: 401,
     kind: 'user',
-    message: () =>
-      'the master key does not match this data dir: check --master-key / EVENTDBX_MASTER_KEY (or the config file)',
-    doc: 'The master key does not unlock the keyring of the data dir. The key itself is never shown.',
+    message: (p) => {
+      const b = p.backup as Record<string, unknown> | undefined;
+      if (b === undefined)
+        return 'the master key does not match this data dir: check --master-key / EVENTDBX_MASTER_KEY (or the config file)';
+      return `this data dir is a backup taken at ${b.taken_at} under the master key with fingerprint ${b.backup_key}, and the master key given has fingerprint ${b.given}: a backup opens only with the master key in force when it was taken, also after a rotation; give that key (EVENTDBX_MASTER_KEY, or \`eventdbx config --master-key <that key>\`)`;
+    },
+    doc: 'The master key does not unlock the keyring of the data dir. The key itself is never shown. On a restored backup the message names the fingerprint of the master key the backup was taken under (its `backup.json`) and that of the key given: a backup needs the keys in force when it was taken.',
   },
 
   // --- authentication (401) and authorisation (403) ---
@@ -378,9 +382,13 @@ export const ERRORS = {
   EDBX_ERR_DEK_MISMATCH: {
     status: 403,
     kind: 'user',
-    message: (p) =>
-      `the data encryption key given (config file or EVENTDBX_DEK) ${p.what}: give the active key; to rotate to a new one, run \`eventdbx config --dek <new>\``,
-    doc: "The DEK configured does not match the store's active key. Opening never rotates keys (that is `config --dek`, which is audited); nothing was changed.",
+    message: (p) => {
+      const b = p.backup as Record<string, unknown> | undefined;
+      if (b === undefined)
+        return `the data encryption key given (config file or EVENTDBX_DEK) ${p.what}: give the active key; to rotate to a new one, run \`eventdbx config --dek <new>\``;
+      return `this data dir is a backup taken at ${b.taken_at} with the DEK of fingerprint ${b.backup_key} active (key id ${b.key_id}), and the DEK given has fingerprint ${b.given} (it ${p.what}): a backup opens only with the DEK active when it was taken, also after a rotation; give that DEK (EVENTDBX_DEK, or \`eventdbx config --dek <that DEK>\`)`;
+    },
+    doc: "The DEK configured does not match the store's active key. Opening never rotates keys (that is `config --dek`, which is audited); nothing was changed. On a restored backup the message names the fingerprint of the DEK that was active when the backup was taken (its `backup.json`) and that of the DEK given.",
   },
   EDBX_ERR_ADMIN_TOKEN_RESTRICTED: {
     status: 403,
@@ -531,7 +539,7 @@ export const ERRORS = {
     kind: 'user',
     message: (p) => `data dir ${p.path} is damaged: ${p.reason}; nothing in it was changed: ${p.fix}`,
     publicDetail: () => "the server's data dir is damaged; the server's log has the cause",
-    doc: "The database's own files are damaged (its `CURRENT` file missing while its tables and manifests remain, or RocksDB reporting corruption when it opens them). The store is not opened and nothing in the data dir is changed (RocksDB would otherwise start a new, empty database there and delete the old one's files); the message says how to recover: restore a backup, or repair a copy as it says.",
+    doc: "The database's own files are damaged (its `CURRENT` file missing while its tables and manifests remain, a restored backup whose database files are not those its `backup.json` lists (a backup copied over another store's files, an incomplete copy), or RocksDB reporting corruption when it opens them). The store is not opened and nothing in the data dir is changed (RocksDB would otherwise start a new, empty database there and delete the old one's files); the message says how to recover: restore a backup, or repair a copy as it says.",
   },
   EDBX_ERR_STORE_LAYOUT: {
     status: 500,
@@ -614,6 +622,13 @@ export const ERRORS = {
     kind: 'user',
     message: (p) => `cannot back up into ${p.path}: ${p.reason}`,
     doc: 'A backup is written only into a new directory or an empty one outside the data dir: it never mixes with or replaces files already there.',
+  },
+  EDBX_ERR_BACKUP_IN_PLACE: {
+    status: 409,
+    kind: 'user',
+    message: (p) =>
+      `${p.path} is the backup taken at ${p.taken_at} itself, not a copy of it: a server started on it makes it the live store, and the backup is gone; copy it to the data dir (\`cp -a ${shellWord(p.path)} <data dir>\`) and start on the copy, or start with --consume-backup to use this directory as the store`,
+    doc: "`start` was pointed at a backup's own directory (the path its `backup.json` records): the server would turn the backup into the live store. Copy the backup (`cp -a`) to the data dir and start there, or pass `--consume-backup` to use the backup directory itself. Nothing was changed.",
   },
   EDBX_ERR_BACKUP_CHECK_FAILED: {
     status: 500,

@@ -8,9 +8,10 @@
  * temporary sibling of the target, reopened and checked against the pinned point (entries per
  * keyspace, ledger size and root), fsync'd, and only then renamed into place: a crash, a failure or a
  * cancellation never leaves at the target something that looks like a complete backup, and a failed
- * or cancelled backup removes its temporary directory. `backup.json` in it says when it was taken and
- * what it held: a server started on it after a restore records the restore (restored.ts). Never copied: the config file, the keys, the
- * PID file, the control socket, the log (they are not in the store).
+ * or cancelled backup removes its temporary directory. `backup.json` in it says when it was taken,
+ * what it held, where it was written, the fingerprints of the keys it needs and its database files: a
+ * server started on it after a restore records the restore (restored.ts). Never copied: the config
+ * file, the keys, the PID file, the control socket, the log (they are not in the store).
  *
  * A backup is a read of everything, so each one is recorded in the audit log (`backup-taken`: who,
  * where, and the pinned point's time, events and ledger root), in its own commit once the backup is
@@ -32,8 +33,9 @@ import { createEngine } from '../storage/index.js';
 import { writeNewFile } from '../fs/no-follow.js';
 import { globalKey } from './keys.js';
 import { frontierBytes } from './ledger-head.js';
-import { writeBackupMarker } from './restored.js';
-import { KEYRING_COPY } from './secure.js';
+import { KEYRING_COPY } from './keyring-copy.js';
+import { databaseFiles } from './restore-files.js';
+import { type BackupKeys, writeBackupMarker } from './restored.js';
 import { AUDIT_ID, AUDIT_TYPE, type EventStore } from './store.js';
 import type { WriteContext } from './types.js';
 import { makeDir } from '../fs/make-dir.js';
@@ -48,6 +50,8 @@ export interface BackupOptions {
   readonly progress?: ((done: number, total: number) => void) | undefined;
   /** The data dir: a target inside it is refused (it would be copied into the next backup, and `destroy` removes it). */
   readonly dataDir?: string | undefined;
+  /** The fingerprints of the keys in force (SecureStore.keyFingerprints), for `backup.json`. */
+  readonly keys?: BackupKeys | undefined;
 }
 
 /** What a backup wrote, as of its pinned point. */
@@ -65,6 +69,8 @@ export interface BackupReport {
   readonly seconds: number;
   /** The version of its `backup-taken` entry in the audit log. */
   readonly audit_entry: number;
+  /** The fingerprints of the keys a restore of it needs (as in `backup.json`), when known. */
+  readonly keys?: BackupKeys;
 }
 
 const KEYRING = globalKey('keyring');
@@ -140,6 +146,9 @@ export async function backupStore(
       events: head.size,
       ledger_root: head.root,
       layout: store.layout,
+      path: dest,
+      ...(options.keys ? { keys: options.keys } : {}),
+      files: await databaseFiles(tmp),
     });
     const bytes = await syncTree(tmp);
     // The last moment a cancellation is heard: after the rename the backup is complete.
@@ -166,6 +175,7 @@ export async function backupStore(
       bytes,
       seconds: Math.round(performance.now() - started) / 1000,
       audit_entry: entry.version,
+      ...(options.keys ? { keys: options.keys } : {}),
     };
   } catch (e) {
     await Promise.all([...(pins?.values() ?? [])].map((p) => p.close().catch(() => undefined)));
