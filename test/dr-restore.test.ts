@@ -1,12 +1,13 @@
 /**
- * Restores that cannot be misread (QA disaster-recovery findings 5, 6, 8 and 10), on real RocksDB
+ * Restores that cannot be misread (QA disaster-recovery findings 5, 6, 7, 8 and 10), on real RocksDB
  * data dirs, without a server: a backup names the keys it needs by fingerprint and a restore refused
- * for its keys says which; a backup's own directory is told from a copy; a backup copied over another
- * store's files is refused before anything in it changes; `backup.json` is recorded only when the
- * store bears it out.
+ * for its keys says which; a backup's own directory is told from a copy; the temporary directory a
+ * crashed backup left is removed by the next one; a backup copied over another store's files is
+ * refused before anything in it changes; `backup.json` is recorded only when the store bears it out.
  */
+import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { cp, mkdtemp, readFile, readdir, rm, symlink, writeFile } from 'node:fs/promises';
+import { cp, mkdir, mkdtemp, readFile, readdir, rm, symlink, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -214,5 +215,40 @@ describe("a backup's own directory (QA dr #6)", () => {
     const link = path.join(root, 'link');
     await symlink(target, link);
     await expectCode(refuseBackupInPlace(link, false), 'EDBX_ERR_BACKUP_IN_PLACE');
+  });
+});
+
+describe('the temporary directory of a backup a crash ended (QA dr #7)', () => {
+  it('is removed by the next backup into the same directory, and nothing else is', async () => {
+    const root = await tempRoot();
+    const bk = path.join(root, 'bk');
+    await mkdir(bk);
+    const host = os.hostname().replace(/[^A-Za-z0-9.-]/g, '_') || 'host';
+    // A process that has ended: its PID is gone.
+    const dead = spawnSync(process.execPath, [
+      '-e',
+      'process.stdout.write(String(process.pid))',
+    ]).stdout.toString();
+    const leftovers = {
+      crashed: `.b0.backup-${host}-${dead}-1aae573e`,
+      earlier: `.b0.backup-${dead}-28a132e0`, // named as versions before the host was in it
+      running: `.b0.backup-${host}-${process.pid}-0badf00d`,
+      otherHost: `.b0.backup-elsewhere.example-${dead}-0c0ffee0`,
+      notOurs: `.b0.backup-${host}-${dead}-feedf00d`,
+    };
+    for (const name of Object.values(leftovers)) {
+      await mkdir(path.join(bk, name));
+      await writeFile(path.join(bk, name, '000008.sst'), 'sealed copy');
+      await writeFile(path.join(bk, name, 'keyring.json'), '{}');
+    }
+    await writeFile(path.join(bk, leftovers.notOurs, 'notes.txt'), 'not a backup file');
+    const { secure, report } = await storeWithBackup(root, 3);
+    await secure.store.close();
+    expect([...report.removed_temp_dirs].sort()).toEqual(
+      [path.join(bk, leftovers.crashed), path.join(bk, leftovers.earlier)].sort(),
+    );
+    expect((await readdir(bk)).sort()).toEqual(
+      ['b1', leftovers.notOurs, leftovers.otherHost, leftovers.running].sort(),
+    );
   });
 });

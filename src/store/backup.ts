@@ -8,10 +8,11 @@
  * temporary sibling of the target, reopened and checked against the pinned point (entries per
  * keyspace, ledger size and root), fsync'd, and only then renamed into place: a crash, a failure or a
  * cancellation never leaves at the target something that looks like a complete backup, and a failed
- * or cancelled backup removes its temporary directory. `backup.json` in it says when it was taken,
- * what it held, where it was written, the fingerprints of the keys it needs and its database files: a
- * server started on it after a restore records the restore (restored.ts). Never copied: the config
- * file, the keys, the PID file, the control socket, the log (they are not in the store).
+ * or cancelled backup removes its temporary directory (one a crash left is removed by the next backup
+ * into the same directory: backup-temp.ts). `backup.json` in it says when it was taken, what it held,
+ * where it was written, the fingerprints of the keys it needs and its database files: a server
+ * started on it after a restore records the restore (restored.ts). Never copied: the config file, the
+ * keys, the PID file, the control socket, the log (they are not in the store).
  *
  * A backup is a read of everything, so each one is recorded in the audit log (`backup-taken`: who,
  * where, and the pinned point's time, events and ledger root), in its own commit once the backup is
@@ -22,7 +23,6 @@
  * removes the backup again (EDBX_ERR_BACKUP_NOT_RECORDED). Only a crash between the rename and that
  * commit leaves a backup without an entry (the server's log still has `backup started`).
  */
-import { randomBytes } from 'node:crypto';
 import { mkdir, open, readdir, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { type EventDbxError, err, throwIfAborted, toEventDbxError } from '../core/errors.js';
@@ -33,6 +33,7 @@ import { createEngine } from '../storage/index.js';
 import { writeNewFile } from '../fs/no-follow.js';
 import { globalKey } from './keys.js';
 import { frontierBytes } from './ledger-head.js';
+import { removeStaleTemps, tempDirFor } from './backup-temp.js';
 import { KEYRING_COPY } from './keyring-copy.js';
 import { databaseFiles } from './restore-files.js';
 import { type BackupKeys, writeBackupMarker } from './restored.js';
@@ -71,6 +72,8 @@ export interface BackupReport {
   readonly audit_entry: number;
   /** The fingerprints of the keys a restore of it needs (as in `backup.json`), when known. */
   readonly keys?: BackupKeys;
+  /** Temporary directories of earlier backups, ended by a crash, that this one removed. */
+  readonly removed_temp_dirs: readonly string[];
 }
 
 const KEYRING = globalKey('keyring');
@@ -111,10 +114,8 @@ export async function backupStore(
   if (refused) throw notRecorded(refused, dest);
   throwIfAborted(signal);
   const parent = path.dirname(dest);
-  const tmp = path.join(
-    parent,
-    `.${path.basename(dest)}.backup-${process.pid}-${randomBytes(4).toString('hex')}`,
-  );
+  const removedTemps = await removeStaleTemps(parent);
+  const tmp = tempDirFor(dest);
   try {
     makeDir(parent, 0o700);
     await mkdir(tmp, { mode: 0o700 });
@@ -176,6 +177,7 @@ export async function backupStore(
       seconds: Math.round(performance.now() - started) / 1000,
       audit_entry: entry.version,
       ...(options.keys ? { keys: options.keys } : {}),
+      removed_temp_dirs: removedTemps,
     };
   } catch (e) {
     await Promise.all([...(pins?.values() ?? [])].map((p) => p.close().catch(() => undefined)));
