@@ -281,11 +281,13 @@ export const ERRORS = {
     kind: 'user',
     message: (p) => {
       const b = p.backup as Record<string, unknown> | undefined;
+      if (p.unsaved !== undefined)
+        return `the master key given does not open the store already in ${p.unsaved}: give its master key (--master-key or EVENTDBX_MASTER_KEY); nothing was saved`;
       if (b === undefined)
         return 'the master key does not match this data dir: check --master-key / EVENTDBX_MASTER_KEY (or the config file)';
       return `this data dir is a backup taken at ${b.taken_at} under the master key with fingerprint ${b.backup_key}, and the master key given has fingerprint ${b.given}: a backup opens only with the master key in force when it was taken, also after a rotation; give that key (EVENTDBX_MASTER_KEY, or \`eventdbx config --master-key <that key>\`)`;
     },
-    doc: 'The master key does not unlock the keyring of the data dir. The key itself is never shown. On a restored backup the message names the fingerprint of the master key the backup was taken under (its `backup.json`) and that of the key given: a backup needs the keys in force when it was taken.',
+    doc: 'The master key does not unlock the keyring of the data dir. The key itself is never shown. A new configuration (or one moved to another data dir) naming a data dir that already holds a store is refused, unsaved, when its master key does not open it. On a restored backup the message names the fingerprint of the master key the backup was taken under (its `backup.json`) and that of the key given: a backup needs the keys in force when it was taken.',
   },
 
   // --- authentication (401) and authorisation (403) ---
@@ -384,11 +386,13 @@ export const ERRORS = {
     kind: 'user',
     message: (p) => {
       const b = p.backup as Record<string, unknown> | undefined;
+      if (p.unsaved !== undefined)
+        return `the data encryption key given ${p.what} (the store already in ${p.unsaved}): give its active key (--dek or EVENTDBX_DEK); nothing was saved`;
       if (b === undefined)
         return `the data encryption key given (config file or EVENTDBX_DEK) ${p.what}: give the active key; to rotate to a new one, run \`eventdbx config --dek <new>\``;
       return `this data dir is a backup taken at ${b.taken_at} with the DEK of fingerprint ${b.backup_key} active (key id ${b.key_id}), and the DEK given has fingerprint ${b.given} (it ${p.what}): a backup opens only with the DEK active when it was taken, also after a rotation; give that DEK (EVENTDBX_DEK, or \`eventdbx config --dek <that DEK>\`)`;
     },
-    doc: "The DEK configured does not match the store's active key. Opening never rotates keys (that is `config --dek`, which is audited); nothing was changed. On a restored backup the message names the fingerprint of the DEK that was active when the backup was taken (its `backup.json`) and that of the DEK given.",
+    doc: "The DEK configured does not match the store's active key. Opening never rotates keys (that is `config --dek`, which is audited); nothing was changed. A new configuration naming a data dir that already holds a store is refused, unsaved, when its DEK is not the store's active one. On a restored backup the message names the fingerprint of the DEK that was active when the backup was taken (its `backup.json`) and that of the DEK given.",
   },
   EDBX_ERR_ADMIN_TOKEN_RESTRICTED: {
     status: 403,

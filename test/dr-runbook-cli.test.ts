@@ -1,0 +1,90 @@
+/**
+ * The backup and restore runbook with the built CLI (QA disaster-recovery finding 5): a config
+ * re-created with a wrong key is refused, and a wrong key in a config file is corrected by `config`.
+ */
+import { existsSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { writeConfigFile } from '../src/config/config.js';
+import { type Project, applyArgs, project, run } from './helpers/cli.js';
+
+describe('the runbook on a store, no server running', () => {
+  let p: Project;
+  beforeAll(async () => {
+    p = await project();
+    for (let i = 1; i <= 3; i++)
+      expect((await p.cli(applyArgs('acct', 'a-1', 'posted', [`n=${i}`]))).code).toBe(0);
+    const note = await p.cli(['checkpoint', '--json']);
+    await writeFile(path.join(p.dir, 'saved.checkpoint'), JSON.parse(note.stdout).checkpoint.note as string);
+    const b = await p.cli(['backup', 'backups/b1']);
+    expect(b.code, b.stderr).toBe(0);
+    // What a restore needs, said when the backup is taken (QA dr #5).
+    expect(b.stdout).toMatch(
+      /keys master key [0-9a-f]{16}, DEK [0-9a-f]{16} \(key id 1\): a restore needs these keys/,
+    );
+  });
+  afterAll(() => p.cleanup());
+
+  it('refuses a new config whose keys do not open the data dir it names, saving nothing (QA dr #5)', async () => {
+    const env = { ...p.env, EVENTDBX_CONFIG: path.join(p.dir, 'new-host.json') };
+    const cli = (args: string[]) => run(args, { cwd: p.dir, env });
+    const wrong = await cli([
+      'config',
+      '--master-key',
+      'other-mk',
+      '--dek',
+      'test-dek',
+      '--data-dir',
+      p.dataDir,
+    ]);
+    expect(wrong.code).toBe(1);
+    expect(wrong.stderr).toContain(`the master key given does not open the store already in ${p.dataDir}`);
+    expect(wrong.stderr).toMatch(/nothing was saved \[EDBX_ERR_WRONG_MASTER_KEY\]/);
+    const dek = await cli([
+      'config',
+      '--master-key',
+      'test-master',
+      '--dek',
+      'other-dek',
+      '--data-dir',
+      p.dataDir,
+    ]);
+    expect(dek.stderr).toMatch(
+      /is not a key of this store \(the store already in .*nothing was saved \[EDBX_ERR_DEK_MISMATCH\]/,
+    );
+    expect(existsSync(path.join(p.dir, 'new-host.json'))).toBe(false);
+    const right = await cli([
+      'config',
+      '--master-key',
+      'test-master',
+      '--dek',
+      'test-dek',
+      '--data-dir',
+      p.dataDir,
+    ]);
+    expect(right.code, right.stderr).toBe(0);
+  });
+
+  it('takes a master key that opens the store as the correction of a wrong one in the file (QA dr #5)', async () => {
+    const file = path.join(p.dir, 'typo.json');
+    await writeConfigFile(file, { master_key: 'typo-mk', dek: 'test-dek', data_dir: p.dataDir });
+    const env = { ...p.env, EVENTDBX_CONFIG: file };
+    const cli = (args: string[]) => run(args, { cwd: p.dir, env });
+    expect((await cli(['aggregate', 'list'])).stderr).toContain('[EDBX_ERR_WRONG_MASTER_KEY]');
+    // Neither a rotation from the wrong key (refused) nor a rotation at all: the file is put right.
+    const fixed = await cli(['config', '--master-key', 'test-master', '--json']);
+    expect(fixed.code, fixed.stderr).toBe(0);
+    expect(JSON.parse(fixed.stdout)).toMatchObject({ saved: true, corrected: ['master_key'] });
+    expect((await cli(['aggregate', 'list'])).code).toBe(0);
+    const audit = JSON.parse((await cli(['audit', 'list', '--json'])).stdout).entries as Array<{
+      event_type: string;
+    }>;
+    expect(audit.map((e) => e.event_type)).not.toContain('config-changed');
+    // A key that opens nothing is no correction.
+    await writeConfigFile(file, { master_key: 'typo-mk', dek: 'test-dek', data_dir: p.dataDir });
+    expect((await cli(['config', '--master-key', 'another-typo'])).stderr).toContain(
+      '[EDBX_ERR_WRONG_MASTER_KEY]',
+    );
+  });
+});
