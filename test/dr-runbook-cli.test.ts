@@ -1,16 +1,31 @@
 /**
- * The backup and restore runbook with the built CLI (QA disaster-recovery finding 5): a config
- * re-created with a wrong key is refused, and a wrong key in a config file is corrected by `config`.
+ * The backup and restore runbook with the built CLI (QA disaster-recovery findings 5 and 6): a
+ * config re-created with a wrong key is refused, and a wrong key in a config file is corrected by
+ * `config`; the checking commands take `--data-dir` and say which store they checked; `start` never
+ * runs on a backup's own directory.
  */
+import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { writeFile } from 'node:fs/promises';
+import { readFile, readdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { writeConfigFile } from '../src/config/config.js';
-import { type Project, applyArgs, project, run } from './helpers/cli.js';
+import { type Project, applyArgs, freePort, project, run } from './helpers/cli.js';
+
+/** Every file of a directory with its SHA-256. */
+async function snapshot(dir: string): Promise<Record<string, string>> {
+  const out: Record<string, string> = {};
+  for (const name of (await readdir(dir)).sort())
+    out[name] = createHash('sha256')
+      .update(await readFile(path.join(dir, name)))
+      .digest('hex');
+  return out;
+}
 
 describe('the runbook on a store, no server running', () => {
   let p: Project;
+  let backup: string;
   beforeAll(async () => {
     p = await project();
     for (let i = 1; i <= 3; i++)
@@ -23,6 +38,7 @@ describe('the runbook on a store, no server running', () => {
     expect(b.stdout).toMatch(
       /keys master key [0-9a-f]{16}, DEK [0-9a-f]{16} \(key id 1\): a restore needs these keys/,
     );
+    backup = path.join(p.dir, 'backups', 'b1');
   });
   afterAll(() => p.cleanup());
 
@@ -86,5 +102,41 @@ describe('the runbook on a store, no server running', () => {
     expect((await cli(['config', '--master-key', 'another-typo'])).stderr).toContain(
       '[EDBX_ERR_WRONG_MASTER_KEY]',
     );
+  });
+
+  it('checks another data dir with --data-dir, and says which it checked (QA dr #6)', async () => {
+    const copy = path.join(p.dir, 'restored');
+    expect(spawnSync('cp', ['-a', backup, copy]).status).toBe(0); // the runbook's copy
+    const verify = await p.cli(['aggregate', 'verify', '--data-dir', copy]);
+    expect(verify.code, verify.stderr).toBe(0);
+    expect(verify.stdout.trimEnd().split('\n').at(-1)).toBe(
+      `data dir ${copy} (opened by this command: no server runs for it)`,
+    );
+    const json = JSON.parse((await p.cli(['aggregate', 'verify', '--data-dir', copy, '--json'])).stdout);
+    expect(json).toMatchObject({ all: { ok: true }, data_dir: copy, checked_by_server: false });
+    const own = await p.cli(['audit', 'verify']);
+    expect(own.stdout).toContain(`data dir ${p.dataDir} (opened by this command`);
+    const checkpoint = await p.cli([
+      'checkpoint',
+      'verify',
+      '--from',
+      'saved.checkpoint',
+      '--data-dir',
+      copy,
+    ]);
+    expect(checkpoint.code, checkpoint.stderr).toBe(0);
+    expect(checkpoint.stdout).toContain(`data dir ${copy} (`);
+    const listed = await p.cli(['audit', 'list', '--data-dir', copy, '--json']);
+    expect(listed.code, listed.stderr).toBe(0);
+  });
+
+  it("refuses to start on a backup's own directory, leaving it as it was (QA dr #6)", async () => {
+    const before = await snapshot(backup);
+    const port = String(await freePort());
+    const r = await p.cli(['start', '--foreground', '--data-dir', backup, '--port', port]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain(`${backup} is the backup taken at`);
+    expect(r.stderr).toContain('[EDBX_ERR_BACKUP_IN_PLACE]');
+    expect(await snapshot(backup)).toEqual(before);
   });
 });

@@ -37,6 +37,7 @@ import { checkDestroyable, checkNewStoreDir, readDataDir, removeDataDir } from '
 import { checkDataDirOwner, localIdentity, proofOfKeys, requireKeys, warnIfDataDirOpen } from './runtime.js';
 import { stderrIsLog, warn } from './stderr.js';
 import { makeDir } from '../fs/make-dir.js';
+import { refuseBackupInPlace } from '../store/restored.js';
 
 /** Start options whose value may come from the command line or the configuration. */
 const START_FLAGS: readonly StartFlag[] = ['port', 'restrict'];
@@ -183,6 +184,8 @@ async function start(
   if (running) {
     throw err('EDBX_ERR_ALREADY_RUNNING', { pid: running.pid, port: running.port, data_dir: config.dataDir });
   }
+  // Before anything (the daemon's log) is written in it: a backup's own directory is not a data dir.
+  await refuseBackupInPlace(config.dataDir, Boolean(opts.consumeBackup));
   // The daemon's stderr is its (JSON lines) log: the `start` that spawned it has said so already.
   if (!daemonChild) warnIfDataDirOpen(config.dataDir);
   const started = (pid: number, port: number, log: string | null): Started => ({
@@ -234,7 +237,11 @@ async function start(
   }
   return daemonize(
     config,
-    { port: given.includes('port') ? config.port : undefined, restrict: flagged },
+    {
+      port: given.includes('port') ? config.port : undefined,
+      restrict: flagged,
+      consumeBackup: Boolean(opts.consumeBackup),
+    },
     configFile,
     (pid, port, log) => {
       if (json) printJson(started(pid, port, log));
@@ -257,7 +264,11 @@ async function start(
  */
 async function daemonize(
   config: Config,
-  flags: { readonly port: number | undefined; readonly restrict: RestrictMode | undefined },
+  flags: {
+    readonly port: number | undefined;
+    readonly restrict: RestrictMode | undefined;
+    readonly consumeBackup: boolean;
+  },
   configFile: string | undefined,
   ready: (pid: number, port: number, log: string) => void,
   on: { announce: (line: string) => void; adminToken: (t: NonNullable<Started['admin_token']>) => void },
@@ -282,6 +293,7 @@ async function daemonize(
     config.dataDir,
     ...(flags.port === undefined ? [] : ['--port', String(flags.port)]),
     ...(flags.restrict === undefined ? [] : [`--restrict=${flags.restrict}`]),
+    ...(flags.consumeBackup ? ['--consume-backup'] : []),
   ];
   const child = spawn(process.execPath, [...args, ...(configFile ? ['--config', configFile] : [])], {
     detached: true,
