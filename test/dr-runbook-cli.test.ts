@@ -1,17 +1,18 @@
 /**
- * The backup and restore runbook with the built CLI (QA disaster-recovery findings 5 and 6): a
+ * The backup and restore runbook with the built CLI (QA disaster-recovery findings 5, 6 and 9): a
  * config re-created with a wrong key is refused, and a wrong key in a config file is corrected by
  * `config`; the checking commands take `--data-dir` and say which store they checked; `start` never
- * runs on a backup's own directory.
+ * runs on a backup's own directory; and a server whose data dir was moved from under it is found by
+ * `status`, `stop` and `start` instead of "not running" (the one test that runs a server).
  */
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { readFile, readdir, writeFile } from 'node:fs/promises';
+import { readFile, readdir, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { writeConfigFile } from '../src/config/config.js';
-import { type Project, applyArgs, freePort, project, run } from './helpers/cli.js';
+import { type Project, applyArgs, freePort, project, run, running, startServer } from './helpers/cli.js';
 
 /** Every file of a directory with its SHA-256. */
 async function snapshot(dir: string): Promise<Record<string, string>> {
@@ -138,5 +139,47 @@ describe('the runbook on a store, no server running', () => {
     expect(r.stderr).toContain(`${backup} is the backup taken at`);
     expect(r.stderr).toContain('[EDBX_ERR_BACKUP_IN_PLACE]');
     expect(await snapshot(backup)).toEqual(before);
+  });
+});
+
+describe('a server whose data dir was moved from under it (QA dr #9)', () => {
+  let p: Project;
+  let pid: number | undefined;
+  beforeAll(async () => {
+    p = await project();
+  });
+  afterAll(async () => {
+    if (pid !== undefined && running(pid)) process.kill(pid, 'SIGKILL');
+    await p.cleanup();
+  });
+
+  it('is found by status, start and stop, which say where its files are now', async () => {
+    const server = await startServer(p);
+    pid = server.process.pid!;
+    const moved = path.join(p.dir, '.eventdbx.broken');
+    await rename(p.dataDir, moved); // the runbook's `mv`, its `stop` skipped
+    const status = await p.cli(['status']);
+    expect(status.code).toBe(1);
+    expect(status.stdout).not.toContain('not running');
+    expect(status.stderr).toContain(`the server started on it (pid ${pid}, port ${server.port}) still runs`);
+    expect(status.stderr).toContain(`now at ${moved} (the data dir was moved)`);
+    expect(status.stderr).toContain(`\`eventdbx stop --data-dir ${moved}\``);
+    expect(status.stderr).toContain('[EDBX_ERR_DATA_DIR_MOVED]');
+    const json = JSON.parse((await p.cli(['status', '--json'])).stdout);
+    expect(json).toEqual({
+      running: false,
+      data_dir: p.dataDir,
+      moved_server: { pid, data_dir: moved, port: server.port },
+    });
+    const start = await p.cli(['start', '--port', String(await freePort())]);
+    expect(start.code).toBe(1);
+    expect(start.stderr).toContain('[EDBX_ERR_DATA_DIR_MOVED]');
+    expect((await p.cli(['stop'])).stderr).toContain('[EDBX_ERR_DATA_DIR_MOVED]');
+    expect(running(pid)).toBe(true);
+    const stopped = await p.cli(['stop', '--data-dir', moved]);
+    expect(stopped.stdout).toBe(`stopped server ${pid}\n`);
+    const after = await p.cli(['status']);
+    expect(after.stdout).toContain('not running');
+    expect(after.stderr).toBe('');
   });
 });

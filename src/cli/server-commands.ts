@@ -38,6 +38,7 @@ import { checkDataDirOwner, localIdentity, proofOfKeys, requireKeys, warnIfDataD
 import { stderrIsLog, warn } from './stderr.js';
 import { makeDir } from '../fs/make-dir.js';
 import { refuseBackupInPlace } from '../store/restored.js';
+import { type MovedServer, serverOnMovedDataDir } from './moved-server.js';
 
 /** Start options whose value may come from the command line or the configuration. */
 const START_FLAGS: readonly StartFlag[] = ['port', 'restrict'];
@@ -100,6 +101,18 @@ export async function runningServer(dataDir: string): Promise<PidInfo | undefine
   await rm(path.join(dataDir, 'control.sock'), { force: true });
   return undefined;
 }
+
+/**
+ * No server runs at `dataDir`'s path: refuse when the server started on it still runs on its files
+ * moved elsewhere or removed (moved-server.ts), rather than say nothing runs.
+ */
+async function refuseMoved(dataDir: string): Promise<void> {
+  const moved = await serverOnMovedDataDir(dataDir);
+  if (moved) throw movedError(dataDir, moved);
+}
+
+const movedError = (dataDir: string, moved: MovedServer) =>
+  err('EDBX_ERR_DATA_DIR_MOVED', { data_dir: dataDir, pid: moved.pid, now: moved.now, port: moved.port });
 
 /** Config for starting: flags override; a missing config becomes a development config with random keys. */
 async function startConfig(
@@ -184,6 +197,7 @@ async function start(
   if (running) {
     throw err('EDBX_ERR_ALREADY_RUNNING', { pid: running.pid, port: running.port, data_dir: config.dataDir });
   }
+  await refuseMoved(config.dataDir);
   // Before anything (the daemon's log) is written in it: a backup's own directory is not a data dir.
   await refuseBackupInPlace(config.dataDir, Boolean(opts.consumeBackup));
   // The daemon's stderr is its (JSON lines) log: the `start` that spawned it has said so already.
@@ -405,6 +419,7 @@ async function stopServer(config: Config): Promise<number | undefined> {
 
 async function stop(config: Config, json: boolean): Promise<number> {
   const pid = await stopServer(config);
+  if (pid === undefined) await refuseMoved(config.dataDir);
   if (json) printJson({ stopped: pid !== undefined, pid: pid ?? null, data_dir: config.dataDir });
   else if (pid === undefined) process.stdout.write(`no server is running for ${config.dataDir}\n`);
   else process.stdout.write(`stopped server ${pid}\n`);
@@ -414,8 +429,18 @@ async function stop(config: Config, json: boolean): Promise<number> {
 async function status(config: Config, json: boolean): Promise<number> {
   const running = await runningServer(config.dataDir);
   if (!running) {
-    if (json) printJson({ running: false, data_dir: config.dataDir });
-    else process.stdout.write(`not running (no server for ${config.dataDir})\n`);
+    // Not "not running" while the server started on it runs on its files elsewhere (moved-server.ts).
+    const moved = await serverOnMovedDataDir(config.dataDir);
+    if (json)
+      printJson({
+        running: false,
+        data_dir: config.dataDir,
+        ...(moved
+          ? { moved_server: { pid: moved.pid, data_dir: moved.now ?? null, port: moved.port ?? null } }
+          : {}),
+      });
+    else if (!moved) process.stdout.write(`not running (no server for ${config.dataDir})\n`);
+    if (moved) return reportError(movedError(config.dataDir, moved));
     return 1;
   }
   let health: Record<string, unknown> = {};
