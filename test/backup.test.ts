@@ -107,6 +107,8 @@ describe('backupStore', () => {
         events: report.events,
         ledger_root: report.ledger_root,
         layout: 2,
+        path: target,
+        files: expect.objectContaining({ CURRENT: expect.any(Number) }),
       });
 
       const copy = await open(target);

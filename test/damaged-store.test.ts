@@ -115,7 +115,7 @@ describe('a store with a damaged table (DR #3)', () => {
     expect(lines.filter((l) => l.startsWith('FAIL'))).toHaveLength(broken.length);
     for (const b of broken)
       expect(r.stdout).toContain(`FAIL ${b}: could not be read: data dir ${p.dataDir} is damaged`);
-    expect(lines.at(-1)).toBe(
+    expect(lines).toContain(
       `verification failed: ${ids.length} aggregates, ${ids.length * 100} events, ${broken.length} failed`,
     );
   }, 60_000);

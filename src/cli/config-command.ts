@@ -10,7 +10,9 @@ import { wholeNumber } from '../core/names.js';
 import { RESTRICT_MODES, type RestrictMode } from '../core/schema.js';
 import type { PidInfo } from '../server/daemon-files.js';
 import {
+  type Config,
   type ConfigFile,
+  DEFAULT_DATA_DIR,
   checkConfigWritable,
   describeConfig,
   loadConfig,
@@ -18,6 +20,7 @@ import {
   writeConfigFile,
 } from '../config/config.js';
 import { callControl } from '../server/control.js';
+import { checkKeysOpen, masterKeyOpens } from '../store/keyring-copy.js';
 import { OPS } from './ops.js';
 import { keyValues, printJson } from './output.js';
 import { reportError } from './report.js';
@@ -88,6 +91,10 @@ export async function configCommand(opts: Record<string, unknown>, configFile?: 
     if (!existing && !((update.master_key ?? current.masterKey) && (update.dek ?? current.dek)))
       throw err('EDBX_ERR_CONFIG_KEYS_REQUIRED');
     const changed = Object.keys(flags).length > 0 || !existing;
+    // A new config for a data dir that holds a store (a config re-created on a new host), or a config
+    // moved to another one: its keys must open that store, or nothing is saved.
+    if (!existing || (flags.data_dir !== undefined && !flags.master_key && !flags.dek))
+      await checkKeysFor(current, update);
     // A file that cannot be written is found before the store takes a new key, so nothing changes.
     if (changed) await checkConfigWritable(current.path);
     const rotated = changed && existing ? await applyToStore(current, flags) : NOTHING_ROTATED;
@@ -116,11 +123,16 @@ export async function configCommand(opts: Record<string, unknown>, configFile?: 
     if (opts.json)
       printJson({
         saved: changed,
+        ...(rotated.corrected ? { corrected: ['master_key'] } : {}),
         config: shown,
         restart_needed: restart !== undefined,
         ...(restart ? { restart_command: restart.command } : {}),
       });
     else {
+      if (rotated.corrected)
+        process.stdout.write(
+          `the master key in ${current.path} did not open the store in ${current.dataDir}; the one given does: saved as a correction (the store's keys are unchanged)\n`,
+        );
       process.stdout.write(`${changed ? `saved ${current.path}\n` : ''}${keyValues(shown)}\n`);
       if (restart) process.stdout.write(`the server running for ${current.dataDir} ${restart.says}\n`);
     }
@@ -157,12 +169,42 @@ function howToApply(
   return { command, says: `${who} uses the new settings after \`${command}\`${because}` };
 }
 
-/** Which keys the store took (new master key, new DEK). */
+/**
+ * Which keys the store took (new master key, new DEK); `corrected`: the master key given was not a
+ * new one but the store's own, replacing one in the file that does not open the store.
+ */
 interface Rotated {
   readonly masterKey: boolean;
   readonly dek: boolean;
+  readonly corrected?: boolean;
 }
 const NOTHING_ROTATED: Rotated = { masterKey: false, dek: false };
+
+/** The keys `update` leaves in force must open the store of the data dir it names, if it has one. */
+async function checkKeysFor(loaded: Config, update: ConfigFile): Promise<void> {
+  const env = process.env.EVENTDBX_DATA_DIR;
+  const dataDir = env
+    ? loaded.dataDir
+    : path.resolve(path.dirname(loaded.path), update.data_dir ?? DEFAULT_DATA_DIR);
+  const masterKey = process.env.EVENTDBX_MASTER_KEY || update.master_key;
+  const dek = process.env.EVENTDBX_DEK || update.dek;
+  if (masterKey && dek) await checkKeysOpen(dataDir, { masterKey, dek });
+}
+
+/**
+ * Whether `--master-key` corrects the file's master key rather than rotating it: the file's key does
+ * not open the store (a typo when the config was written), and the key given does. Only a key that
+ * opens the store is ever taken, and the store is not changed. A key from the environment is the
+ * environment's to correct.
+ */
+async function isCorrection(loaded: Config, given: string | undefined): Promise<boolean> {
+  if (given === undefined || !loaded.masterKey || given === loaded.masterKey) return false;
+  if (loaded.file.master_key !== loaded.masterKey) return false;
+  return (
+    (await masterKeyOpens(loaded.dataDir, loaded.masterKey)) === false &&
+    (await masterKeyOpens(loaded.dataDir, given)) === true
+  );
+}
 
 /**
  * The config file could not be written after the store took a new key: the store and the file now
@@ -190,10 +232,11 @@ async function applyToStore(
   flags: Partial<ConfigFile>,
 ): Promise<Rotated> {
   if (!existsSync(path.join(loaded.dataDir, 'CURRENT'))) return NOTHING_ROTATED;
+  const corrected = await isCorrection(loaded, flags.master_key);
   // Keys kept only in the environment until now: a key given here is the current one, being stored.
   const current = {
     ...loaded,
-    masterKey: loaded.masterKey ?? flags.master_key,
+    masterKey: corrected ? flags.master_key : (loaded.masterKey ?? flags.master_key),
     dek: loaded.dek ?? flags.dek,
   };
   requireKeys(current);
@@ -210,7 +253,11 @@ async function applyToStore(
     ...(flags.dek !== undefined && flags.dek !== current.dek ? { new_dek: flags.dek } : {}),
     changes,
   };
-  const rotated = { masterKey: args.new_master_key !== undefined, dek: args.new_dek !== undefined };
+  const rotated = {
+    masterKey: args.new_master_key !== undefined,
+    dek: args.new_dek !== undefined,
+    corrected,
+  };
   if (!rotated.masterKey && !rotated.dek && Object.keys(changes).length === 0) return rotated;
   const identity = localIdentity();
   checkDataDirOwner(current.dataDir);

@@ -170,7 +170,15 @@ export const HUMAN: Record<string, Renderer> = {
     const audited =
       b.audit_entry === undefined ? '' : `\nrecorded in the audit log (audit #${b.audit_entry})`;
     const layout = b.layout === undefined ? '' : `\nlayout ${b.layout}`;
-    return `${green('ok')} backed up ${count(b.events, 'event')} (${entries} ${entries === 1 ? 'entry' : 'entries'}, ${b.bytes} bytes) to ${printable(b.path)} in ${b.seconds} s\nledger_root ${b.ledger_root}${layout}${audited}`;
+    // What a restore of it will need: the keys in force now, also after they are rotated.
+    const keys =
+      b.keys === undefined
+        ? ''
+        : `\nkeys master key ${b.keys.master_key}, DEK ${b.keys.dek} (key id ${b.keys.dek_id}): a restore needs these keys (fingerprints); keep them as long as this backup`;
+    const removed = (b.removed_temp_dirs ?? [])
+      .map((d) => `\nremoved ${printable(d)}, left by an earlier backup that did not finish`)
+      .join('');
+    return `${green('ok')} backed up ${count(b.events, 'event')} (${entries} ${entries === 1 ? 'entry' : 'entries'}, ${b.bytes} bytes) to ${printable(b.path)} in ${b.seconds} s\nledger_root ${b.ledger_root}${layout}${keys}${audited}${removed}`;
   },
   ...SCHEMA_HUMAN,
   ...PLUGIN_HUMAN,

@@ -11,7 +11,7 @@ import { reportError } from './report.js';
 import { VERSION } from '../version.js';
 import { PLUGIN_COMMANDS } from './commands/plugin.js';
 import { SCHEMA_COMMANDS } from './commands/schema.js';
-import { type CommandSpec, type Flag, WINDOW_FLAGS, dataDirPath } from './spec.js';
+import { CHECKED_DATA_DIR, type CommandSpec, type Flag, WINDOW_FLAGS, dataDirPath } from './spec.js';
 
 const AGG: Flag[] = [
   { flags: '--aggregate <type>', help: 'aggregate type, e.g. patient', required: true },
@@ -66,6 +66,7 @@ const AGGREGATE_COMMANDS: CommandSpec[] = [
     flags: [
       { flags: '--aggregate <type>', help: 'aggregate type' },
       { flags: '--aggregate-id <id>', help: 'aggregate id' },
+      CHECKED_DATA_DIR,
     ],
   },
   {
@@ -150,9 +151,14 @@ const AUDIT_COMMANDS: CommandSpec[] = [
     name: 'list',
     op: 'audit.list',
     help: 'list administrative actions (tokens, schemas, config, plugins, archive)',
-    flags: [{ flags: '--since <date>', help: 'only entries at or after this ISO date' }],
+    flags: [{ flags: '--since <date>', help: 'only entries at or after this ISO date' }, CHECKED_DATA_DIR],
   },
-  { name: 'verify', op: 'audit.verify', help: 'recompute the audit log Merkle tree', flags: [] },
+  {
+    name: 'verify',
+    op: 'audit.verify',
+    help: 'recompute the audit log Merkle tree',
+    flags: [CHECKED_DATA_DIR],
+  },
 ];
 
 const collect = (value: string, previous: string[] = []): string[] => [...previous, value];
@@ -202,6 +208,10 @@ function serverCommands(program: Command): void {
       {
         flags: '--restrict [mode]',
         help: `schema enforcement: true, strict, or false (default: ${kept}config, else true)`,
+      },
+      {
+        flags: '--consume-backup',
+        help: 'start on a backup directory itself (it becomes the live store and is no longer a backup)',
       },
     ]);
   const lifecycle = async (name: string, opts: Record<string, unknown>, cmd: Command) => {
@@ -286,6 +296,7 @@ function build(): Command {
       flags: '--public-key <file>',
       help: 'check the signature with this key (PEM saved from `checkpoint public-key`), not the store key',
     },
+    CHECKED_DATA_DIR,
   ]).action(async (opts, cmd: Command) => {
     const { runOp } = await import('./run.js');
     const { readNote, readPublicKey } = await import('./notes.js');

@@ -206,7 +206,8 @@ export const OPS: Record<string, Op> = {
     if (!path.isAbsolute(dir))
       throw err('EDBX_ERR_USAGE', { reason: 'the backup directory must be an absolute path' });
     const dataDir = secure.keyringFile === undefined ? undefined : path.dirname(secure.keyringFile);
-    return { backup: await backupStore(secure.store, dir, ctx, { signal, progress, dataDir }) };
+    const keys = secure.keyFingerprints();
+    return { backup: await backupStore(secure.store, dir, ctx, { signal, progress, dataDir, keys }) };
   },
   'config.apply': async (secure, a, ctx) => ({
     keys: await changeKeys(

@@ -20,6 +20,13 @@ const PROGRESS: Readonly<Record<string, string>> = {
 };
 
 /**
+ * Operations that check a store: their output says which data dir they checked, and whether its
+ * running server did (QA disaster-recovery finding 6: a verify that passes must not be taken for one
+ * of another store, such as a restore started with `start --data-dir`).
+ */
+const CHECKS = new Set(['aggregate.verify', 'audit.verify', 'checkpoint.verify']);
+
+/**
  * Operations that Ctrl-C stops cleanly when the CLI runs them itself (a backup removes what it wrote).
  * Through a server, Ctrl-C ends the CLI and the server stops the command when its connection closes.
  */
@@ -69,11 +76,14 @@ async function commandConfig(opts: Record<string, unknown>, configFile?: string)
   return config;
 }
 
-async function execute(
-  op: string,
-  opts: Record<string, unknown>,
-  configFile?: string,
-): Promise<Record<string, unknown>> {
+/** What a command ran on: the data dir, and whether through its running server. */
+interface Ran {
+  readonly result: Record<string, unknown>;
+  readonly dataDir: string;
+  readonly server: boolean;
+}
+
+async function execute(op: string, opts: Record<string, unknown>, configFile?: string): Promise<Ran> {
   const config = await commandConfig(opts, configFile);
   const identity = localIdentity();
   const format = PROGRESS[op];
@@ -85,17 +95,17 @@ async function execute(
       { op, args: wireArgs(opts), identity, proof },
       bar?.update,
     );
-    if (remote) return remote.result as Record<string, unknown>;
+    const ran = (result: unknown, server: boolean): Ran => ({
+      result: result as Record<string, unknown>,
+      dataDir: config.dataDir,
+      server,
+    });
+    if (remote) return ran(remote.result, true);
     const secure = await openLocalStore(config);
     const interrupt = CANCELLABLE.has(op) ? interruptible() : undefined;
     try {
-      return (await OPS[op]!(
-        secure,
-        wireArgs(opts),
-        { issuedBy: identity },
-        bar?.update,
-        interrupt?.signal,
-      )) as Record<string, unknown>;
+      const args = wireArgs(opts);
+      return ran(await OPS[op]!(secure, args, { issuedBy: identity }, bar?.update, interrupt?.signal), false);
     } finally {
       interrupt?.done();
       await secure.store.close();
@@ -141,9 +151,13 @@ async function runListing(op: string, opts: Record<string, unknown>, configFile?
 export async function runOp(op: string, opts: Record<string, unknown>, configFile?: string): Promise<number> {
   if (op in LISTINGS) return runListing(op, opts, configFile);
   try {
-    const result = await execute(op, opts, configFile);
-    if (opts.json) printJson(result);
-    else process.stdout.write(HUMAN[op]!(result) + '\n');
+    const { result, dataDir, server } = await execute(op, opts, configFile);
+    const checked = CHECKS.has(op);
+    if (opts.json) printJson(checked ? { ...result, data_dir: dataDir, checked_by_server: server } : result);
+    else {
+      const by = server ? 'checked by its running server' : 'opened by this command: no server runs for it';
+      process.stdout.write(HUMAN[op]!(result) + (checked ? `\ndata dir ${dataDir} (${by})` : '') + '\n');
+    }
     return resultFailed(op, result) ? 1 : 0;
   } catch (e) {
     return reportError(toEventDbxError(e));

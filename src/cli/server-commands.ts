@@ -38,6 +38,8 @@ import { checkDestroyable, checkNewStoreDir, readDataDir, removeDataDir } from '
 import { checkDataDirOwner, localIdentity, proofOfKeys, requireKeys, warnIfDataDirOpen } from './runtime.js';
 import { stderrIsLog, warn } from './stderr.js';
 import { makeDir } from '../fs/make-dir.js';
+import { refuseBackupInPlace } from '../store/restored.js';
+import { type MovedServer, serverOnMovedDataDir } from './moved-server.js';
 
 /** Start options whose value may come from the command line or the configuration. */
 const START_FLAGS: readonly StartFlag[] = ['port', 'restrict'];
@@ -100,6 +102,18 @@ export async function runningServer(dataDir: string): Promise<PidInfo | undefine
   await rm(path.join(dataDir, 'control.sock'), { force: true });
   return undefined;
 }
+
+/**
+ * No server runs at `dataDir`'s path: refuse when the server started on it still runs on its files
+ * moved elsewhere or removed (moved-server.ts), rather than say nothing runs.
+ */
+async function refuseMoved(dataDir: string): Promise<void> {
+  const moved = await serverOnMovedDataDir(dataDir);
+  if (moved) throw movedError(dataDir, moved);
+}
+
+const movedError = (dataDir: string, moved: MovedServer) =>
+  err('EDBX_ERR_DATA_DIR_MOVED', { data_dir: dataDir, pid: moved.pid, now: moved.now, port: moved.port });
 
 /** Config for starting: flags override; a missing config becomes a development config with random keys. */
 async function startConfig(
@@ -191,6 +205,9 @@ async function start(
   if (running) {
     throw err('EDBX_ERR_ALREADY_RUNNING', { pid: running.pid, port: running.port, data_dir: config.dataDir });
   }
+  await refuseMoved(config.dataDir);
+  // Before anything (the daemon's log) is written in it: a backup's own directory is not a data dir.
+  await refuseBackupInPlace(config.dataDir, Boolean(opts.consumeBackup));
   // The daemon's stderr is its (JSON lines) log: the `start` that spawned it has said so already.
   if (!daemonChild) warnIfDataDirOpen(config.dataDir);
   const started = (pid: number, port: number, log: string | null): Started => ({
@@ -243,7 +260,11 @@ async function start(
   }
   return daemonize(
     config,
-    { port: given.includes('port') ? config.port : undefined, restrict: flagged },
+    {
+      port: given.includes('port') ? config.port : undefined,
+      restrict: flagged,
+      consumeBackup: Boolean(opts.consumeBackup),
+    },
     configFile,
     (pid, port, log) => {
       if (json) printJson(started(pid, port, log));
@@ -266,7 +287,11 @@ async function start(
  */
 async function daemonize(
   config: Config,
-  flags: { readonly port: number | undefined; readonly restrict: RestrictMode | undefined },
+  flags: {
+    readonly port: number | undefined;
+    readonly restrict: RestrictMode | undefined;
+    readonly consumeBackup: boolean;
+  },
   configFile: string | undefined,
   ready: (pid: number, port: number, log: string) => void,
   on: { announce: (line: string) => void; adminToken: (t: NonNullable<Started['admin_token']>) => void },
@@ -291,6 +316,7 @@ async function daemonize(
     config.dataDir,
     ...(flags.port === undefined ? [] : ['--port', String(flags.port)]),
     ...(flags.restrict === undefined ? [] : [`--restrict=${flags.restrict}`]),
+    ...(flags.consumeBackup ? ['--consume-backup'] : []),
   ];
   const child = spawn(process.execPath, [...args, ...(configFile ? ['--config', configFile] : [])], {
     detached: true,
@@ -402,6 +428,7 @@ async function stopServer(config: Config): Promise<number | undefined> {
 
 async function stop(config: Config, json: boolean): Promise<number> {
   const pid = await stopServer(config);
+  if (pid === undefined) await refuseMoved(config.dataDir);
   if (json) printJson({ stopped: pid !== undefined, pid: pid ?? null, data_dir: config.dataDir });
   else if (pid === undefined) process.stdout.write(`no server is running for ${config.dataDir}\n`);
   else process.stdout.write(`stopped server ${pid}\n`);
@@ -411,8 +438,18 @@ async function stop(config: Config, json: boolean): Promise<number> {
 async function status(config: Config, json: boolean): Promise<number> {
   const running = await runningServer(config.dataDir);
   if (!running) {
-    if (json) printJson({ running: false, data_dir: config.dataDir });
-    else process.stdout.write(`not running (no server for ${config.dataDir})\n`);
+    // Not "not running" while the server started on it runs on its files elsewhere (moved-server.ts).
+    const moved = await serverOnMovedDataDir(config.dataDir);
+    if (json)
+      printJson({
+        running: false,
+        data_dir: config.dataDir,
+        ...(moved
+          ? { moved_server: { pid: moved.pid, data_dir: moved.now ?? null, port: moved.port ?? null } }
+          : {}),
+      });
+    else if (!moved) process.stdout.write(`not running (no server for ${config.dataDir})\n`);
+    if (moved) return reportError(movedError(config.dataDir, moved));
     return 1;
   }
   let health: Record<string, unknown> = {};

@@ -44,3 +44,14 @@ export function dataDirPath(value: string): string {
     throw err('EDBX_ERR_INVALID_ARGUMENT', { name: '--data-dir', value, reason: 'use a non-empty path' });
   return value;
 }
+
+/**
+ * `--data-dir` of the commands that check a store (`aggregate verify`, `audit verify`, `checkpoint
+ * verify`, and `audit list` to read an old data dir's log): the store of another data dir than the
+ * configured one, as `backup --data-dir` (QA disaster-recovery finding 6). They say which they checked.
+ */
+export const CHECKED_DATA_DIR: Flag = {
+  flags: '--data-dir <path>',
+  help: 'data directory of the store (default: config, else ./.eventdbx)',
+  parse: dataDirPath,
+};

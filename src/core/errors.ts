@@ -286,9 +286,15 @@ export const ERRORS = {
   EDBX_ERR_WRONG_MASTER_KEY: {
     status: 401,
     kind: 'user',
-    message: () =>
-      'the master key does not match this data dir: check --master-key / EVENTDBX_MASTER_KEY (or the config file)',
-    doc: 'The master key does not unlock the keyring of the data dir. The key itself is never shown.',
+    message: (p) => {
+      const b = p.backup as Record<string, unknown> | undefined;
+      if (p.unsaved !== undefined)
+        return `the master key given does not open the store already in ${p.unsaved}: give its master key (--master-key or EVENTDBX_MASTER_KEY); nothing was saved`;
+      if (b === undefined)
+        return 'the master key does not match this data dir: check --master-key / EVENTDBX_MASTER_KEY (or the config file)';
+      return `this data dir is a backup taken at ${b.taken_at} under the master key with fingerprint ${b.backup_key}, and the master key given has fingerprint ${b.given}: a backup opens only with the master key in force when it was taken, also after a rotation; give that key (EVENTDBX_MASTER_KEY, or \`eventdbx config --master-key <that key>\`)`;
+    },
+    doc: 'The master key does not unlock the keyring of the data dir. The key itself is never shown. A new configuration (or one moved to another data dir) naming a data dir that already holds a store is refused, unsaved, when its master key does not open it. On a restored backup the message names the fingerprint of the master key the backup was taken under (its `backup.json`) and that of the key given: a backup needs the keys in force when it was taken.',
   },
 
   // --- authentication (401) and authorisation (403) ---
@@ -385,9 +391,15 @@ export const ERRORS = {
   EDBX_ERR_DEK_MISMATCH: {
     status: 403,
     kind: 'user',
-    message: (p) =>
-      `the data encryption key given (config file or EVENTDBX_DEK) ${p.what}: give the active key; to rotate to a new one, run \`eventdbx config --dek <new>\``,
-    doc: "The DEK configured does not match the store's active key. Opening never rotates keys (that is `config --dek`, which is audited); nothing was changed.",
+    message: (p) => {
+      const b = p.backup as Record<string, unknown> | undefined;
+      if (p.unsaved !== undefined)
+        return `the data encryption key given ${p.what} (the store already in ${p.unsaved}): give its active key (--dek or EVENTDBX_DEK); nothing was saved`;
+      if (b === undefined)
+        return `the data encryption key given (config file or EVENTDBX_DEK) ${p.what}: give the active key; to rotate to a new one, run \`eventdbx config --dek <new>\``;
+      return `this data dir is a backup taken at ${b.taken_at} with the DEK of fingerprint ${b.backup_key} active (key id ${b.key_id}), and the DEK given has fingerprint ${b.given} (it ${p.what}): a backup opens only with the DEK active when it was taken, also after a rotation; give that DEK (EVENTDBX_DEK, or \`eventdbx config --dek <that DEK>\`)`;
+    },
+    doc: "The DEK configured does not match the store's active key. Opening never rotates keys (that is `config --dek`, which is audited); nothing was changed. A new configuration naming a data dir that already holds a store is refused, unsaved, when its DEK is not the store's active one. On a restored backup the message names the fingerprint of the DEK that was active when the backup was taken (its `backup.json`) and that of the DEK given.",
   },
   EDBX_ERR_ADMIN_TOKEN_RESTRICTED: {
     status: 403,
@@ -498,6 +510,21 @@ export const ERRORS = {
       `a server is already running for ${p.data_dir} (pid ${p.pid}, port ${p.port}): use \`eventdbx stop\` or \`eventdbx restart\``,
     doc: 'start was asked for a data dir that already has a running server.',
   },
+  EDBX_ERR_DATA_DIR_MOVED: {
+    status: 409,
+    kind: 'user',
+    message: (p) => {
+      const server = `the server started on it (pid ${p.pid}${p.port === undefined ? '' : `, port ${p.port}`})`;
+      // It creates the database's new files by the old path, into whatever is there now, and more so
+      // as it stops (a restored backup put there loses its files).
+      const aside = `it also writes new database files under ${p.data_dir}, its old path, above all as it stops: move anything you put there aside, stop it with`;
+      const back = 'and put that back once it has stopped';
+      return p.now === undefined
+        ? `no server runs on ${p.data_dir}, but ${server} still runs on its files, which were removed: it goes on acknowledging writes that are kept nowhere; ${aside} \`kill ${p.pid}\`, ${back}`
+        : `no server runs on ${p.data_dir}, but ${server} still runs on its files, now at ${p.now} (the data dir was moved): it goes on acknowledging writes there; ${aside} \`eventdbx stop --data-dir ${shellWord(p.now)}\`, ${back}`;
+    },
+    doc: "`status`, `stop` or `start` found no server at the data dir's path, but the server started on it still runs on its files, moved elsewhere (its PID file moved with them) or removed: it still answers on its port and acknowledges writes, which a restore in its place will not have, and it creates the database's new files under its old path, into whatever is there now (a backup restored there loses its files when that server stops). Move what was put at the path aside, stop that server (the message says how), then put it back. Found on Linux, through /proc.",
+  },
   EDBX_ERR_RESTART_FAILED: {
     status: 503,
     kind: 'user',
@@ -543,7 +570,7 @@ export const ERRORS = {
         : `data dir ${p.path} is damaged: ${p.reason}; nothing in it was changed: ${p.fix}`,
     publicDetail: () =>
       "the server's data dir is damaged: restore a backup (a restart does not help); the server's log names the damaged file",
-    doc: 'The database\'s own files are damaged: its `CURRENT` file missing while its tables and manifests remain, RocksDB reporting corruption (a checksum mismatch, a table of the wrong size, a damaged manifest or `CURRENT`) or a table or manifest missing, when it opens them or later when a read meets a damaged table. A store that does not open is left as it is (RocksDB would otherwise start a new, empty database there and delete the old one\'s files). A restart does not help: restore a backup (README "Backup and restore"), and look into the damaged data dir, or repair it, only on a copy (`cp -a`). A server that meets it on a read logs it at error level and answers `/health` with `status: "degraded"`; `eventdbx aggregate verify` lists each aggregate it could not read.',
+    doc: 'The database\'s own files are damaged: its `CURRENT` file missing while its tables and manifests remain, RocksDB reporting corruption (a checksum mismatch, a table of the wrong size, a damaged manifest or `CURRENT`) or a table or manifest missing, a restored backup whose database files are not those its `backup.json` lists (a backup copied over another store\'s files, an incomplete copy), when it opens them or later when a read meets a damaged table. A store that does not open is left as it is (RocksDB would otherwise start a new, empty database there and delete the old one\'s files). A restart does not help: restore a backup (README "Backup and restore"), and look into the damaged data dir, or repair it, only on a copy (`cp -a`). A server that meets it on a read logs it at error level and answers `/health` with `status: "degraded"`; `eventdbx aggregate verify` lists each aggregate it could not read.',
   },
   EDBX_ERR_STORE_LAYOUT: {
     status: 500,
@@ -644,6 +671,13 @@ export const ERRORS = {
     message: (p) =>
       `cannot write the backup to ${p.path}: ${p.cause}; ${p.fix}; the store is not affected, and nothing was left at ${p.path}`,
     doc: "A backup could not be written at its target (no space left on the device, a quota, a read-only or failing disk, permissions). It concerns the target only: the store, its writes and `/health` are not affected (unlike `EDBX_ERR_STORE_IO`, which means the store itself failed), and the backup's temporary directory is removed. Free space there, or name another target, and back up again.",
+  },
+  EDBX_ERR_BACKUP_IN_PLACE: {
+    status: 409,
+    kind: 'user',
+    message: (p) =>
+      `${p.path} is the backup taken at ${p.taken_at} itself, not a copy of it: a server started on it makes it the live store, and the backup is gone; copy it to the data dir (\`cp -a ${shellWord(p.path)} <data dir>\`) and start on the copy, or start with --consume-backup to use this directory as the store`,
+    doc: "`start` was pointed at a backup's own directory (the path its `backup.json` records): the server would turn the backup into the live store. Copy the backup (`cp -a`) to the data dir and start there, or pass `--consume-backup` to use the backup directory itself. Nothing was changed.",
   },
   EDBX_ERR_BACKUP_CHECK_FAILED: {
     status: 500,

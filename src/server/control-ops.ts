@@ -46,8 +46,10 @@ export function controlHandler(secure: SecureStore, log?: ControlLog): ControlHa
       log?.info({ ...who, code: toEventDbxError(e).code }, 'backup not written');
       throw e;
     }
-    const { events, entries, bytes, seconds, audit_entry } = result.backup;
+    const { events, entries, bytes, seconds, audit_entry, removed_temp_dirs } = result.backup;
     log?.info({ ...who, events, entries, bytes, seconds, audit_entry }, 'backup written');
+    for (const dir of removed_temp_dirs)
+      log?.info({ ...who, removed: dir }, 'removed the temporary directory of a backup that did not finish');
     return result;
   };
 }

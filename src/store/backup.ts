@@ -8,9 +8,11 @@
  * temporary sibling of the target, reopened and checked against the pinned point (entries per
  * keyspace, ledger size and root), fsync'd, and only then renamed into place: a crash, a failure or a
  * cancellation never leaves at the target something that looks like a complete backup, and a failed
- * or cancelled backup removes its temporary directory. `backup.json` in it says when it was taken and
- * what it held: a server started on it after a restore records the restore (restored.ts). Never copied: the config file, the keys, the
- * PID file, the control socket, the log (they are not in the store).
+ * or cancelled backup removes its temporary directory (one a crash left is removed by the next backup
+ * into the same directory: backup-temp.ts). `backup.json` in it says when it was taken, what it held,
+ * where it was written, the fingerprints of the keys it needs and its database files: a server
+ * started on it after a restore records the restore (restored.ts). Never copied: the config file, the
+ * keys, the PID file, the control socket, the log (they are not in the store).
  *
  * A backup is a read of everything, so each one is recorded in the audit log (`backup-taken`: who,
  * where, and the pinned point's time, events and ledger root), in its own commit once the backup is
@@ -21,7 +23,6 @@
  * removes the backup again (EDBX_ERR_BACKUP_NOT_RECORDED). Only a crash between the rename and that
  * commit leaves a backup without an entry (the server's log still has `backup started`).
  */
-import { randomBytes } from 'node:crypto';
 import { mkdir, open, readdir, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { type EventDbxError, err, isEventDbxError, throwIfAborted, toEventDbxError } from '../core/errors.js';
@@ -32,8 +33,10 @@ import { createEngine } from '../storage/index.js';
 import { writeNewFile } from '../fs/no-follow.js';
 import { globalKey } from './keys.js';
 import { frontierBytes } from './ledger-head.js';
-import { writeBackupMarker } from './restored.js';
-import { KEYRING_COPY } from './secure.js';
+import { removeStaleTemps, tempDirFor } from './backup-temp.js';
+import { KEYRING_COPY } from './keyring-copy.js';
+import { databaseFiles } from './restore-files.js';
+import { type BackupKeys, writeBackupMarker } from './restored.js';
 import { AUDIT_ID, AUDIT_TYPE, type EventStore } from './store.js';
 import type { WriteContext } from './types.js';
 import { makeDir } from '../fs/make-dir.js';
@@ -48,6 +51,8 @@ export interface BackupOptions {
   readonly progress?: ((done: number, total: number) => void) | undefined;
   /** The data dir: a target inside it is refused (it would be copied into the next backup, and `destroy` removes it). */
   readonly dataDir?: string | undefined;
+  /** The fingerprints of the keys in force (SecureStore.keyFingerprints), for `backup.json`. */
+  readonly keys?: BackupKeys | undefined;
 }
 
 /** What a backup wrote, as of its pinned point. */
@@ -65,6 +70,10 @@ export interface BackupReport {
   readonly seconds: number;
   /** The version of its `backup-taken` entry in the audit log. */
   readonly audit_entry: number;
+  /** The fingerprints of the keys a restore of it needs (as in `backup.json`), when known. */
+  readonly keys?: BackupKeys;
+  /** Temporary directories of earlier backups, ended by a crash, that this one removed. */
+  readonly removed_temp_dirs: readonly string[];
 }
 
 const KEYRING = globalKey('keyring');
@@ -105,10 +114,8 @@ export async function backupStore(
   if (refused) throw notRecorded(refused, dest);
   throwIfAborted(signal);
   const parent = path.dirname(dest);
-  const tmp = path.join(
-    parent,
-    `.${path.basename(dest)}.backup-${process.pid}-${randomBytes(4).toString('hex')}`,
-  );
+  const removedTemps = await removeStaleTemps(parent);
+  const tmp = tempDirFor(dest);
   try {
     makeDir(parent, 0o700);
     await mkdir(tmp, { mode: 0o700 });
@@ -137,12 +144,16 @@ export async function backupStore(
     throwIfAborted(signal);
     await atTarget(dest, () => checkCopy(tmp, copied.entries, head));
     // Names it as a backup: a server started on it after a restore records the restore (restored.ts).
+    const files = await atTarget(dest, () => databaseFiles(tmp));
     await atTarget(dest, () =>
       writeBackupMarker(tmp, {
         taken_at: pinned.at,
         events: head.size,
         ledger_root: head.root,
         layout: store.layout,
+        path: dest,
+        ...(options.keys ? { keys: options.keys } : {}),
+        files,
       }),
     );
     const bytes = await atTarget(dest, () => syncTree(tmp));
@@ -170,6 +181,8 @@ export async function backupStore(
       bytes,
       seconds: Math.round(performance.now() - started) / 1000,
       audit_entry: entry.version,
+      ...(options.keys ? { keys: options.keys } : {}),
+      removed_temp_dirs: removedTemps,
     };
   } catch (e) {
     await Promise.all([...(pins?.values() ?? [])].map((p) => p.close().catch(() => undefined)));

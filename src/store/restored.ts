@@ -11,14 +11,19 @@
  * data dir without a server leave the file alone: a backup opened to be inspected stays a backup.
  *
  * Best effort: the marker is only a file. A plain copy of an old data dir, or a backup whose marker was
- * removed, is not noticed; what proves a rollback is a signed checkpoint kept outside the store.
+ * removed, is not noticed; what proves a rollback is a signed checkpoint kept outside the store. What
+ * it says is checked before it is recorded (QA disaster-recovery finding 10): its events and ledger
+ * root must be the store's, at that size, or the start is refused and nothing recorded.
  */
+import { realpathSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import path from 'node:path';
 import { err } from '../core/errors.js';
 import type { IssuedBy } from '../core/event.js';
+import { emptyFrontier, frontierRoot } from '../core/merkle/index.js';
 import { readNoFollow, writeNewFile } from '../fs/no-follow.js';
 import { auditEntries } from './audit-log.js';
+import { ledgerConsistencyProof } from './proofs.js';
 import { AUDIT_ID, AUDIT_TYPE, type EventStore } from './store.js';
 
 export const BACKUP_MARKER = 'backup.json';
@@ -37,14 +42,57 @@ export interface BackupMarker {
    * Absent from backups taken before it was recorded (they hold layout 2).
    */
   readonly layout?: number;
+  /**
+   * Where the backup was written (the target, resolved): a server started on that very directory
+   * would turn the backup itself into a live store (`start` refuses it without --consume-backup).
+   * Absent from backups taken before it was recorded.
+   */
+  readonly path?: string;
+  /** The keys it opens with, by their fingerprints (never the keys). Absent from older backups. */
+  readonly keys?: BackupKeys;
+  /**
+   * The database's files and their sizes, as the backup wrote them: a restored copy holding others
+   * mixes two stores (restore-files.ts). Absent from older backups.
+   */
+  readonly files?: Readonly<Record<string, number>>;
 }
+
+/**
+ * The keys a backup opens with: those in force when it was taken (core/crypto/fingerprint.ts). A
+ * backup taken before a key rotation needs the keys from before it.
+ */
+export interface BackupKeys {
+  /** The master key its keyring is wrapped under. */
+  readonly master_key: string;
+  /** The DEK that was active (its data key seals what the backup holds last), and its key id. */
+  readonly dek: string;
+  readonly dek_id: number;
+}
+
+const isBackupKeys = (v: unknown): v is BackupKeys => {
+  const k = v as Partial<BackupKeys> | null;
+  return (
+    typeof k === 'object' &&
+    k !== null &&
+    typeof k.master_key === 'string' &&
+    typeof k.dek === 'string' &&
+    Number.isSafeInteger(k.dek_id)
+  );
+};
+
+const isFileSizes = (v: unknown): v is Record<string, number> =>
+  typeof v === 'object' &&
+  v !== null &&
+  !Array.isArray(v) &&
+  Object.values(v).every((n) => Number.isSafeInteger(n) && (n as number) >= 0);
 
 /** Write the marker into a backup being made (owner-only, like the rest of it). */
 export async function writeBackupMarker(dir: string, marker: BackupMarker): Promise<void> {
   await writeNewFile(path.join(dir, BACKUP_MARKER), JSON.stringify(marker) + '\n');
 }
 
-async function readMarker(dataDir: string): Promise<BackupMarker | undefined> {
+/** What `backup.json` in `dataDir` says; undefined when there is none, EDBX_ERR_INTEGRITY when garbled. */
+export async function readMarker(dataDir: string): Promise<BackupMarker | undefined> {
   let raw: string;
   try {
     raw = await readNoFollow(path.join(dataDir, BACKUP_MARKER));
@@ -70,7 +118,59 @@ async function readMarker(dataDir: string): Promise<BackupMarker | undefined> {
     events: Number(m.events ?? 0),
     ledger_root: String(m.ledger_root ?? ''),
     ...(typeof m.layout === 'number' ? { layout: m.layout } : {}),
+    ...(typeof m.path === 'string' ? { path: m.path } : {}),
+    ...(isBackupKeys(m.keys) ? { keys: m.keys } : {}),
+    ...(isFileSizes(m.files) ? { files: m.files } : {}),
   };
+}
+
+/**
+ * Why what `marker` says is not what the store holds, or undefined when it is: the ledger at the
+ * backup's size must have the backup's root (the store may have grown since, by commands run on the
+ * restored data dir before its first server).
+ */
+async function markerProblem(store: EventStore, marker: BackupMarker): Promise<string | undefined> {
+  const { events } = marker;
+  const head = store.ledgerHead();
+  if (!Number.isSafeInteger(events) || events < 0)
+    return `its events (${String(events)}) is not a count of events`;
+  if (events > head.size)
+    return `it says the backup holds ${events} events, but this store holds ${head.size}`;
+  const root =
+    events === head.size
+      ? head.root
+      : events === 0
+        ? frontierRoot(emptyFrontier).toString('hex')
+        : (await ledgerConsistencyProof(store, events, head.size)).first_root;
+  if (root !== marker.ledger_root)
+    return `it says the backup's ledger root at ${events} events is ${marker.ledger_root}, but this store's is ${root}`;
+  return undefined;
+}
+
+/**
+ * Refuse to start a server on a backup's own directory (QA disaster-recovery finding 6): the server
+ * would make it a live store, and the backup would be gone. A copy (`cp -a`) of it elsewhere is a
+ * restore. Told by the path `backup.json` records (backups of earlier versions record none: not told).
+ * Throws EDBX_ERR_BACKUP_IN_PLACE unless `consume` (`start --consume-backup`).
+ */
+export async function refuseBackupInPlace(dataDir: string, consume: boolean): Promise<void> {
+  if (consume) return;
+  let marker: BackupMarker | undefined;
+  try {
+    marker = await readMarker(dataDir);
+  } catch {
+    return; // a garbled marker: the start names it
+  }
+  if (marker?.path === undefined) return;
+  const real = (p: string) => {
+    try {
+      return realpathSync(p);
+    } catch {
+      return path.resolve(p);
+    }
+  };
+  if (path.resolve(marker.path) !== path.resolve(dataDir) && real(marker.path) !== real(dataDir)) return;
+  throw err('EDBX_ERR_BACKUP_IN_PLACE', { path: dataDir, taken_at: marker.taken_at });
 }
 
 /**
@@ -84,6 +184,14 @@ export async function recordRestore(
 ): Promise<BackupMarker | undefined> {
   const marker = await readMarker(dataDir);
   if (!marker) return undefined;
+  // Never recorded as a fact unless the store bears it out: an edited file, one copied from another
+  // backup, or a data dir that mixes two stores.
+  const problem = await markerProblem(store, marker);
+  if (problem !== undefined)
+    throw err('EDBX_ERR_INTEGRITY', {
+      where: path.join(dataDir, BACKUP_MARKER),
+      reason: `${problem}: it is not the backup.json of this copy (edited, or copied from another backup), or the data dir mixes two stores; nothing was recorded: copy the backup again into an empty directory, or, if this data dir is not a restored backup, remove backup.json (the restore is then not recorded)`,
+    });
   const details = {
     backup_taken_at: marker.taken_at,
     backup_events: String(marker.events),

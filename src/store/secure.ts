@@ -7,6 +7,7 @@
 import { createPublicKey } from 'node:crypto';
 import path from 'node:path';
 import {
+  type AesGcmCodec,
   KeyCheck,
   type KeyringRecord,
   createKeyring,
@@ -21,10 +22,12 @@ import {
 import { err } from '../core/errors.js';
 import type { StorageEngine } from '../storage/engine.js';
 import { createEngine } from '../storage/index.js';
-import { plainFileExists, readNoFollow, replaceFile, replaceFileSync } from '../fs/no-follow.js';
+import { plainFileExists, replaceFile, replaceFileSync } from '../fs/no-follow.js';
 import { globalKey } from './keys.js';
 import { ACKNOWLEDGED_HEAD } from './acknowledged.js';
-import { BACKUP_MARKER } from './restored.js';
+import { KEYRING_COPY, keyRefusal, readKeyringFile } from './keyring-copy.js';
+import { mixedRestore } from './restore-files.js';
+import { BACKUP_MARKER, type BackupKeys } from './restored.js';
 import { AUDIT_ID, AUDIT_TYPE, EventStore, type EventStoreOptions } from './store.js';
 import type { WriteContext } from './types.js';
 import { makeDir } from '../fs/make-dir.js';
@@ -45,6 +48,11 @@ export interface SecureStore {
   readonly dek: 'created' | 'active' | 'reactivated' | 'added' | 'not-given';
   /** Checks the keys a CLI command proves over the control socket (follows `changeKeys`). */
   readonly keyCheck: KeyCheck;
+  /**
+   * The fingerprints of the keys in force (a backup records them): the master key's is worked out
+   * the first time it is asked for (one scrypt), the DEK's from the codec in use.
+   */
+  keyFingerprints(): BackupKeys;
 }
 
 const KEYRING = globalKey('keyring');
@@ -61,16 +69,6 @@ async function readKeyring(engine: StorageEngine): Promise<KeyringRecord | undef
 }
 
 const encode = (r: KeyringRecord) => Buffer.from(JSON.stringify(r), 'utf8');
-
-async function readKeyringFile(file: string): Promise<KeyringRecord | undefined> {
-  try {
-    return validateKeyringRecord(JSON.parse(await readNoFollow(file)));
-  } catch {
-    // Missing, unreadable, or a link (never read through; the copy written next replaces it): the
-    // store's own keyring decides.
-    return undefined;
-  }
-}
 
 // Through a new temporary file renamed over the copy: a link at either name is never written through.
 const writeKeyringFile = (file: string, record: KeyringRecord) => replaceFile(file, JSON.stringify(record));
@@ -145,12 +143,21 @@ export async function openSecureStore(
     const signingKeyPem = signing.toString('utf8');
     const publicKeyPem = createPublicKey(signingKeyPem).export({ type: 'spki', format: 'pem' }).toString();
     const keyCheck = new KeyCheck(keys.masterKey, Buffer.from(record.salt, 'base64'));
+    const { scrypt } = record;
     return {
       store,
       signingKeyPem,
       publicKeyPem,
       dek: status,
       keyCheck,
+      keyFingerprints() {
+        const codec = store.env.codec as Partial<AesGcmCodec>;
+        return {
+          master_key: keyCheck.masterKeyFingerprint(scrypt),
+          dek: codec.fingerprint?.() ?? 'none',
+          dek_id: codec.activeKeyId ?? 0,
+        };
+      },
       ...(keyringFile ? { keyringFile } : {}),
     };
   } catch (e) {
@@ -219,8 +226,7 @@ export async function changeKeys(
   });
 }
 
-/** The keyring copy beside RocksDB's files in a data dir (see openSecureStore). */
-export const KEYRING_COPY = 'keyring.json';
+export { KEYRING_COPY } from './keyring-copy.js';
 
 /** Open the RocksDB store of a data dir (created owner-only) with its keys. */
 export async function openDataDir(c: {
@@ -239,10 +245,13 @@ export async function openDataDir(c: {
     const reason = (e as NodeJS.ErrnoException).code ?? 'error';
     throw err('EDBX_ERR_DATA_DIR_NOT_WRITABLE', { path: c.dataDir, reason }, e);
   }
-  return openSecureStore(
-    createEngine('rocksdb', c.dataDir),
-    { masterKey: c.masterKey, dek: c.dek },
-    {
+  const restored = plainFileExists(path.join(c.dataDir, BACKUP_MARKER));
+  // A backup copied over another store's files: refused before RocksDB replays the other's log onto it.
+  const mixed = restored ? await mixedRestore(c.dataDir) : undefined;
+  if (mixed) throw mixed;
+  try {
+    const keys = { masterKey: c.masterKey, dek: c.dek };
+    return await openSecureStore(createEngine('rocksdb', c.dataDir), keys, {
       memoryThreshold: c.memoryThreshold,
       maxPayloadBytes: c.maxPayloadBytes,
       ...(c.maxStateBytes === undefined ? {} : { maxStateBytes: c.maxStateBytes }),
@@ -251,8 +260,11 @@ export async function openDataDir(c: {
       acknowledgedHead: {
         file: path.join(c.dataDir, ACKNOWLEDGED_HEAD),
         // A link there is refused now, before a server listens, not once it has (recordRestore).
-        restored: plainFileExists(path.join(c.dataDir, BACKUP_MARKER)),
+        restored,
       },
-    },
-  );
+    });
+  } catch (e) {
+    // A restored backup refused for its keys: which keys it needs, by their fingerprints.
+    throw restored ? await keyRefusal(e, c.dataDir, c) : e;
+  }
 }

@@ -8,6 +8,7 @@ import { timingSafeEqual } from 'node:crypto';
 import { err } from '../errors.js';
 import { isKeyId, openWith, sealWith } from './aead.js';
 import { KEY_BYTES } from './kdf.js';
+import { dataKeyFingerprint } from './fingerprint.js';
 import { dekTag } from './key-proof.js';
 
 export interface AesGcmCodecOptions {
@@ -72,6 +73,12 @@ export class AesGcmCodec implements RecordCodec {
       if (mine.length === tag.length && timingSafeEqual(mine, tag)) found = id;
     }
     return found;
+  }
+
+  /** The fingerprint (fingerprint.ts) of the data key `id`, by default the active one. */
+  fingerprint(id: number = this.#activeId): string | undefined {
+    const key = this.#keys.get(id);
+    return key === undefined ? undefined : dataKeyFingerprint(key);
   }
 
   seal(plain: Buffer): Buffer {

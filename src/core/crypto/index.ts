@@ -16,5 +16,6 @@ export {
   unlockKeyring,
   validateKeyringRecord,
 } from './keyring.js';
+export { dataKeyFingerprint, dekFingerprint, masterKeyFingerprint } from './fingerprint.js';
 export { KeyCheck, type KeyProof, type ProvableKeys, proveKeys } from './key-proof.js';
 export { type SigningKeyPair, generateSigningKey, sign, verifySignature } from './signing.js';

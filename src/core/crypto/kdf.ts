@@ -39,6 +39,7 @@ export const SCRYPT_LIMITS = Object.freeze({
 export const KEY_BYTES = 32;
 
 const DEK_INFO = Buffer.from('eventdbx/dek/v1', 'utf8');
+const MASTER_INFO = Buffer.from('eventdbx/control/v1/master-key', 'utf8');
 
 /** Why `params` are unusable, or undefined when they are fine. */
 export function scryptParamsProblem(params: ScryptParams): string | undefined {
@@ -110,4 +111,16 @@ export function deriveDataKey(dek: string, salt: Buffer): Buffer {
   requireSecret('DEK', dek);
   requireSalt(salt);
   return Buffer.from(hkdfSync('sha256', Buffer.from(dek, 'utf8'), salt, DEK_INFO, KEY_BYTES));
+}
+
+/**
+ * A verifier of the master key: HKDF-SHA256(ikm = master key, salt = install salt, info =
+ * 'eventdbx/control/v1/master-key'). What a server keeps instead of the key, to check the proofs CLI
+ * commands send (key-proof.ts) and to name the key's fingerprint (fingerprint.ts). Never log it.
+ *
+ * @example
+ * const verifier = masterVerifier('dev-master', installSalt); // 32 bytes
+ */
+export function masterVerifier(masterKey: string, salt: Buffer): Buffer {
+  return Buffer.from(hkdfSync('sha256', Buffer.from(masterKey, 'utf8'), salt, MASTER_INFO, KEY_BYTES));
 }

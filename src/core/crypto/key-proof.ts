@@ -7,9 +7,10 @@
  * holds no secret), so the server compares with what it already holds: a verifier of the master key it
  * runs with, and the data keys of its codec (which also tells an earlier DEK from an unknown one).
  */
-import { createHmac, hkdfSync, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { err } from '../errors.js';
-import { KEY_BYTES, deriveDataKey } from './kdf.js';
+import { verifierFingerprint } from './fingerprint.js';
+import { type ScryptParams, deriveDataKey, masterVerifier } from './kdf.js';
 
 /** What a CLI command sends with its request (base64 strings; `dek` left out by `config`). */
 export interface KeyProof {
@@ -18,12 +19,7 @@ export interface KeyProof {
   readonly dek?: string;
 }
 
-const MASTER_INFO = Buffer.from('eventdbx/control/v1/master-key', 'utf8');
 const NONCE_BYTES = 16;
-
-function masterVerifier(masterKey: string, salt: Buffer): Buffer {
-  return Buffer.from(hkdfSync('sha256', Buffer.from(masterKey, 'utf8'), salt, MASTER_INFO, KEY_BYTES));
-}
 
 const tag = (key: Buffer, what: 'master-key' | 'dek', nonce: string): Buffer =>
   createHmac('sha256', key).update(`eventdbx/control/v1/proof/${what}/${nonce}`, 'utf8').digest();
@@ -68,6 +64,7 @@ function decoded(value: unknown): Buffer | undefined {
 export class KeyCheck {
   readonly #salt: Buffer;
   #verifier: Buffer;
+  #fingerprint: string | undefined;
 
   constructor(masterKey: string, salt: Buffer) {
     this.#salt = Buffer.from(salt);
@@ -78,6 +75,15 @@ export class KeyCheck {
   setMasterKey(masterKey: string): void {
     this.#verifier.fill(0);
     this.#verifier = masterVerifier(masterKey, this.#salt);
+    this.#fingerprint = undefined;
+  }
+
+  /**
+   * The fingerprint of the master key (fingerprint.ts), from the verifier: worked out the first time
+   * it is asked for (one scrypt with the keyring's `params`), not on every open.
+   */
+  masterKeyFingerprint(params: ScryptParams): string {
+    return (this.#fingerprint ??= verifierFingerprint(this.#verifier, this.#salt, params));
   }
 
   /**
