@@ -6,7 +6,6 @@
  * refused before anything in it changes; `backup.json` is recorded only when the store bears it out.
  */
 import { spawnSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import { cp, mkdir, mkdtemp, readFile, readdir, rm, symlink, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -15,6 +14,7 @@ import { backupStore } from '../src/store/index.js';
 import { auditEntries } from '../src/store/audit-log.js';
 import { recordRestore, refuseBackupInPlace } from '../src/store/restored.js';
 import { type SecureStore, changeKeys, openDataDir } from '../src/store/secure.js';
+import { snapshot } from './helpers/snapshot.js';
 import { expectCode } from './helpers/expect.js';
 
 const ctx = { issuedBy: { group: 'local', user: 'ops' } };
@@ -53,16 +53,6 @@ async function storeWithBackup(root: string, events = 5, name = 'b1') {
   const target = path.join(root, 'bk', name);
   const report = await backupStore(secure.store, target, ctx, { keys: secure.keyFingerprints() });
   return { secure, dataDir, target, report };
-}
-
-/** Every file of a directory with its SHA-256: what "nothing in it was changed" compares. */
-async function snapshot(dir: string): Promise<Record<string, string>> {
-  const out: Record<string, string> = {};
-  for (const name of (await readdir(dir)).sort())
-    out[name] = createHash('sha256')
-      .update(await readFile(path.join(dir, name)))
-      .digest('hex');
-  return out;
 }
 
 describe('a backup names the keys it needs (QA dr #5)', () => {

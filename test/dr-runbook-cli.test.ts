@@ -6,23 +6,13 @@
  * `status`, `stop` and `start` instead of "not running" (the one test that runs a server).
  */
 import { spawnSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { readFile, readdir, rename, writeFile } from 'node:fs/promises';
+import { rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { writeConfigFile } from '../src/config/config.js';
+import { snapshot } from './helpers/snapshot.js';
 import { type Project, applyArgs, freePort, project, run, running, startServer } from './helpers/cli.js';
-
-/** Every file of a directory with its SHA-256. */
-async function snapshot(dir: string): Promise<Record<string, string>> {
-  const out: Record<string, string> = {};
-  for (const name of (await readdir(dir)).sort())
-    out[name] = createHash('sha256')
-      .update(await readFile(path.join(dir, name)))
-      .digest('hex');
-  return out;
-}
 
 describe('the runbook on a store, no server running', () => {
   let p: Project;

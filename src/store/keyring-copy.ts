@@ -7,6 +7,7 @@
  */
 import path from 'node:path';
 import {
+  type DekStatus,
   type KeyringRecord,
   dekFingerprint,
   masterKeyFingerprint,
@@ -17,6 +18,20 @@ import {
 import { type EventDbxError, err, isEventDbxError } from '../core/errors.js';
 import { readNoFollow } from '../fs/no-follow.js';
 import { readMarker } from './restored.js';
+
+/**
+ * Opening never changes keys: a DEK other than the active one (a typo, a stale environment) is refused
+ * before anything is written. Rotation is `config --dek`, audited.
+ */
+export function refuseOtherDek(status: DekStatus): void {
+  if (status === 'added' || status === 'reactivated')
+    throw err('EDBX_ERR_DEK_MISMATCH', {
+      what:
+        status === 'added'
+          ? 'is not a key of this store'
+          : 'is an earlier key of this store, not its active one',
+    });
+}
 
 /** The keyring copy's name in a data dir. */
 export const KEYRING_COPY = 'keyring.json';
@@ -59,13 +74,7 @@ export async function checkKeysOpen(
   try {
     const unlocked = unlockKeyring(copy, keys.masterKey);
     const status = openKeyring(copy, keys.masterKey, keys.dek, new Date(), unlocked).dekStatus;
-    if (status === 'added' || status === 'reactivated')
-      throw err('EDBX_ERR_DEK_MISMATCH', {
-        what:
-          status === 'added'
-            ? 'is not a key of this store'
-            : 'is an earlier key of this store, not its active one',
-      });
+    refuseOtherDek(status);
   } catch (e) {
     const refusal = await keyRefusal(e, dataDir, keys, copy);
     // Not a backup's keys: said as what it is, keys for a config that would not open its store.

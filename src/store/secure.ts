@@ -25,7 +25,7 @@ import { createEngine } from '../storage/index.js';
 import { plainFileExists, replaceFile, replaceFileSync } from '../fs/no-follow.js';
 import { globalKey } from './keys.js';
 import { ACKNOWLEDGED_HEAD } from './acknowledged.js';
-import { KEYRING_COPY, keyRefusal, readKeyringFile } from './keyring-copy.js';
+import { KEYRING_COPY, keyRefusal, readKeyringFile, refuseOtherDek } from './keyring-copy.js';
 import { mixedRestore } from './restore-files.js';
 import { BACKUP_MARKER, type BackupKeys } from './restored.js';
 import { AUDIT_ID, AUDIT_TYPE, EventStore, type EventStoreOptions } from './store.js';
@@ -118,15 +118,7 @@ export async function openSecureStore(
       opened = openKeyring(existing, keys.masterKey, keys.dek, new Date(), sameKek ? unlocked : undefined);
       record = opened.record;
       status = opened.dekStatus;
-      // Opening never changes keys: a DEK other than the active one is a mistake (a typo, a stale
-      // environment), refused before anything is written. Rotation is `config --dek`, audited.
-      if (status === 'added' || status === 'reactivated')
-        throw err('EDBX_ERR_DEK_MISMATCH', {
-          what:
-            status === 'added'
-              ? 'is not a key of this store'
-              : 'is an earlier key of this store, not its active one',
-        });
+      refuseOtherDek(status);
     }
     let signing = getKeyringSecret(record, opened.kek, SIGNING);
     if (!signing) {
