@@ -7,12 +7,12 @@
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { rename, writeFile } from 'node:fs/promises';
+import { mkdir, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { writeConfigFile } from '../src/config/config.js';
 import { snapshot } from './helpers/snapshot.js';
-import { type Project, applyArgs, freePort, project, run, running, startServer } from './helpers/cli.js';
+import { type Project, api, applyArgs, freePort, project, run, running, startServer } from './helpers/cli.js';
 
 describe('the runbook on a store, no server running', () => {
   let p: Project;
@@ -144,6 +144,8 @@ describe('a server whose data dir was moved from under it (QA dr #9)', () => {
   });
 
   it('is found by status, start and stop, which say where its files are now', async () => {
+    // It stops by itself once it notices (below): here it checks too rarely to within this test.
+    p.env.EVENTDBX_DATA_DIR_CHECK_MS = '60000';
     const server = await startServer(p);
     pid = server.process.pid!;
     const moved = path.join(p.dir, '.eventdbx.broken');
@@ -171,5 +173,74 @@ describe('a server whose data dir was moved from under it (QA dr #9)', () => {
     const after = await p.cli(['status']);
     expect(after.stdout).toContain('not running');
     expect(after.stderr).toBe('');
+  });
+});
+
+describe('a server notices its data dir was moved and stops without writing by its old path', () => {
+  const projects: Project[] = [];
+  afterAll(async () => {
+    for (const p of projects) await p.cleanup();
+  });
+
+  /** A server with 3 acknowledged events whose data dir is then moved, a stand-in put in its place. */
+  async function movedUnder(checkMs: string) {
+    const p = await project();
+    projects.push(p);
+    p.env.EVENTDBX_DATA_DIR_CHECK_MS = checkMs;
+    const server = await startServer(p);
+    for (let i = 1; i <= 3; i++) {
+      const r = await api(`${server.url}/v1/aggregates/acct/a-1/events`, server.adminToken, {
+        body: { event_type: 'posted', payload: { n: String(i) } },
+      });
+      expect(r.status, JSON.stringify(r.body)).toBe(201);
+    }
+    const moved = path.join(p.dir, '.eventdbx.broken');
+    await rename(p.dataDir, moved);
+    // What a restore puts there (its files only need to be left alone).
+    await mkdir(p.dataDir, { mode: 0o700 });
+    await writeFile(path.join(p.dataDir, 'CURRENT'), 'MANIFEST-000009\n');
+    await writeFile(path.join(p.dataDir, 'MANIFEST-000009'), 'restored');
+    await writeFile(path.join(p.dataDir, '000008.sst'), 'restored');
+    const placed = await snapshot(p.dataDir);
+    const exited = new Promise<number | null>((r) => server.process.on('exit', (code) => r(code)));
+    return { p, server, moved, placed, exited };
+  }
+
+  /** The moved files hold every acknowledged event and verify. */
+  async function intact(p: Project, moved: string) {
+    const there = (args: string[]) => run(args, { cwd: p.dir, env: { ...p.env, EVENTDBX_DATA_DIR: moved } });
+    const verify = await there(['aggregate', 'verify', '--json']);
+    expect(verify.code, verify.stderr).toBe(0);
+    const events = await there([
+      'aggregate',
+      'replay',
+      '--aggregate',
+      'acct',
+      '--aggregate-id',
+      'a-1',
+      '--json',
+    ]);
+    expect(events.code, events.stderr).toBe(0);
+    expect(JSON.parse(events.stdout).events.map((e: { version: number }) => e.version)).toEqual([1, 2, 3]);
+  }
+
+  it('within a second or so of the move, on its own', async () => {
+    const { p, server, moved, placed, exited } = await movedUnder('200');
+    expect(await exited).toBe(1);
+    expect(server.output()).toContain(
+      `the data dir ${p.dataDir} is no longer the directory this server opened: its files were moved to ${moved}, and another directory is at its path now: stopping at once, writing nothing there`,
+    );
+    expect(server.output()).toContain('EDBX_ERR_DATA_DIR_MOVED');
+    expect(await snapshot(p.dataDir)).toEqual(placed);
+    await intact(p, moved);
+  });
+
+  it('when asked to stop before it noticed (a graceful stop would close the store by that path)', async () => {
+    const { p, server, moved, placed, exited } = await movedUnder('60000');
+    server.process.kill('SIGTERM');
+    expect(await exited).toBe(1);
+    expect(server.output()).toContain(`its files were moved to ${moved}`);
+    expect(await snapshot(p.dataDir)).toEqual(placed);
+    await intact(p, moved);
   });
 });

@@ -515,15 +515,13 @@ export const ERRORS = {
     kind: 'user',
     message: (p) => {
       const server = `the server started on it (pid ${p.pid}${p.port === undefined ? '' : `, port ${p.port}`})`;
-      // It creates the database's new files by the old path, into whatever is there now, and more so
-      // as it stops (a restored backup put there loses its files).
-      const aside = `it also writes new database files under ${p.data_dir}, its old path, above all as it stops: move anything you put there aside, stop it with`;
-      const back = 'and put that back once it has stopped';
+      // It notices within EVENTDBX_DATA_DIR_CHECK_MS and ends without writing by its old path.
+      const notices = `it stops by itself once it notices (it checks every second), writing nothing under ${p.data_dir}: wait for that, or`;
       return p.now === undefined
-        ? `no server runs on ${p.data_dir}, but ${server} still runs on its files, which were removed: it goes on acknowledging writes that are kept nowhere; ${aside} \`kill ${p.pid}\`, ${back}`
-        : `no server runs on ${p.data_dir}, but ${server} still runs on its files, now at ${p.now} (the data dir was moved): it goes on acknowledging writes there; ${aside} \`eventdbx stop --data-dir ${shellWord(p.now)}\`, ${back}`;
+        ? `no server runs on ${p.data_dir}, but ${server} still runs on its files, which were removed; ${notices} \`kill ${p.pid}\``
+        : `no server runs on ${p.data_dir}, but ${server} still runs on its files, now at ${p.now} (the data dir was moved); ${notices} \`eventdbx stop --data-dir ${shellWord(p.now)}\``;
     },
-    doc: "`status`, `stop` or `start` found no server at the data dir's path, but the server started on it still runs on its files, moved elsewhere (its PID file moved with them) or removed: it still answers on its port and acknowledges writes, which a restore in its place will not have, and it creates the database's new files under its old path, into whatever is there now (a backup restored there loses its files when that server stops). Move what was put at the path aside, stop that server (the message says how), then put it back. Found on Linux, through /proc.",
+    doc: "`status`, `stop` or `start` found no server at the data dir's path, but the server started on it still runs on its files, moved elsewhere (its PID file moved with them) or removed. A server checks every second (`EVENTDBX_DATA_DIR_CHECK_MS`) that its data dir is still the directory at its path and, once it is not, ends at once without writing anything under that path (also when asked to stop): the writes it acknowledged are in the moved files. Wait for it, or stop it as the message says. The server's own log line carries the same code. Found on Linux, through /proc.",
   },
   EDBX_ERR_RESTART_FAILED: {
     status: 503,

@@ -30,6 +30,7 @@ import { controlHandler } from './control-ops.js';
 import { FEATURES, type Feature } from './features.js';
 import { VERSION } from '../version.js';
 import { type LogFile, logLine } from './log-file.js';
+import { DataDirWatch } from './data-dir-watch.js';
 import { readNoFollow, replaceFile } from '../fs/no-follow.js';
 
 import { type PidInfo, type StartFlag, UNCLEAN_SUFFIX, logLevel } from './daemon-files.js';
@@ -174,6 +175,7 @@ export async function serveForeground(o: ServeOptions): Promise<void> {
   const host = listenHost();
   const secure = await openDataDir(o.config);
   const { store } = secure;
+  const place = await DataDirWatch.of(dataDir);
   // Aborted when the stop stops waiting: long reads still running end with the stop's 503.
   const stopping = new AbortController();
   const stopReads = () => stopping.abort(err('EDBX_ERR_SHUTTING_DOWN'));
@@ -227,9 +229,25 @@ export async function serveForeground(o: ServeOptions): Promise<void> {
   const pidFile = path.join(dataDir, PID_FILE);
   let stopped = false;
 
+  /**
+   * The data dir is no longer at its path (DataDirWatch): end now, as `kill -9` would, touching
+   * nothing by that path — not the store (closing it writes new files there and deletes old ones), not
+   * the PID file, not the socket. Every acknowledged write is in the moved files' write-ahead log.
+   */
+  const abandon = (why: string): never => {
+    app.log.fatal(
+      { code: 'EDBX_ERR_DATA_DIR_MOVED' },
+      `${why}: stopping at once, writing nothing there (every write acknowledged is in the files where they are now; start a server on them to go on with them)`,
+    );
+    process.exit(1);
+  };
+
   const shutdown = async (signal: string) => {
     if (stopped) return;
     stopped = true;
+    place.stop();
+    const moved = await place.check();
+    if (moved !== undefined) abandon(moved);
     app.log.info({ signal }, 'stopping: refusing new writes, finishing in-flight requests');
     drain();
     control.close();
@@ -250,6 +268,8 @@ export async function serveForeground(o: ServeOptions): Promise<void> {
       // Commands of the control socket are not waited for: their long reads stop before the store closes.
       stopReads();
       for (const f of [...FEATURES].reverse()) await f.stop?.();
+      const late = await place.check(); // moved during the grace period
+      if (late !== undefined) abandon(late);
       await store.close();
     } finally {
       await rm(pidFile, { force: true });
@@ -278,6 +298,9 @@ export async function serveForeground(o: ServeOptions): Promise<void> {
     await reportUncleanEnd(pidFile, app.log);
     await reportRestore(store, dataDir, app.log, o.announce);
     await announceStart(o, store, bound);
+    place.watch((why) => {
+      if (!stopped) abandon(why);
+    });
   } catch (e) {
     // A start that fails once listening leaves nothing running: `start` says it failed, and it did.
     stopped = true;
