@@ -171,3 +171,30 @@ describe('config --restrict (qa-dev #4)', () => {
     expect(await json(['audit', 'verify'])).toMatchObject({ ok: true });
   });
 });
+
+describe('CLI commands that write events with no server running', () => {
+  it('record a mode other than the configured `true` in the audit log first, as a start does', async () => {
+    p = await project();
+    await ok(['schema', 'create', '--aggregate', 'patient', '--events', 'patient-added']);
+    await ok(['schema', 'alter', 'patient', '--field', 'ssn', '--lock', 'true']);
+    const off = { ...p.env, EVENTDBX_RESTRICT: 'false' };
+    // The lock does not apply: schemas are off for this command, and the audit log says so.
+    await ok(applyArgs('patient', 'p-1', 'patient-added', ['ssn=123']), off);
+    await ok([...applyArgs('patient', 'p-2', 'other'), '--stage'], off);
+    await ok(['aggregate', 'commit'], off);
+    // Reads, and writes in the configured mode, record nothing.
+    await ok(['aggregate', 'list'], off);
+    await ok(applyArgs('patient', 'p-1', 'patient-added', ['name=ann']));
+    const entries = ((await json(['audit', 'list'])).entries as AuditEntry[]).filter(
+      (e) => e.event_type === 'command-run',
+    );
+    const by = { group: 'local', user: userInfo().username };
+    const mode = { restrict: 'false', source: 'environment EVENTDBX_RESTRICT', configured: 'true' };
+    expect(entries.map((e) => [e.payload, e.metadata.issued_by])).toEqual([
+      [{ command: 'aggregate apply', ...mode }, by],
+      [{ command: 'aggregate apply', ...mode }, by],
+      [{ command: 'aggregate commit', ...mode }, by],
+    ]);
+    expect(await json(['audit', 'verify'])).toMatchObject({ ok: true });
+  });
+});

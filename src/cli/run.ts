@@ -6,6 +6,8 @@ import path from 'node:path';
 import { toEventDbxError } from '../core/errors.js';
 import { callControl } from '../server/control.js';
 import type { Config } from '../config/config.js';
+import type { SecureStore } from '../store/secure.js';
+import { type StartMode, recordCommandMode } from '../store/server-started.js';
 import { HUMAN, HUMAN_LISTS, resultFailed } from './human.js';
 import { ReaderGone, jsonList } from './list-output.js';
 import { LISTINGS, OPS } from './ops.js';
@@ -83,6 +85,31 @@ interface Ran {
   readonly server: boolean;
 }
 
+/** The commands that write events, whose restriction mode is recorded as a server's start is. */
+const WRITES_EVENTS = new Set(['aggregate.apply', 'aggregate.commit']);
+
+/**
+ * A command writing events on a store opened here in a mode other than the configured `true`
+ * (`EVENTDBX_RESTRICT=false`) is recorded in the audit log first (`command-run`), as `start` is.
+ */
+async function recordMode(secure: SecureStore, config: Config, op: string): Promise<void> {
+  const mode: StartMode = {
+    restrict: config.restrict,
+    source: process.env.EVENTDBX_RESTRICT ? 'environment EVENTDBX_RESTRICT' : 'configuration',
+    configured: config.file.restrict ?? 'true',
+  };
+  if (secure.store.writeFailure) return; // refused as the write itself will be
+  await recordCommandMode(secure.store, mode, op.replace('.', ' '), localIdentity());
+}
+
+/** Close the store, then throw `e` on. */
+const closing =
+  (secure: SecureStore) =>
+  async (e: unknown): Promise<never> => {
+    await secure.store.close();
+    throw e;
+  };
+
 async function execute(op: string, opts: Record<string, unknown>, configFile?: string): Promise<Ran> {
   const config = await commandConfig(opts, configFile);
   const identity = localIdentity();
@@ -102,6 +129,7 @@ async function execute(op: string, opts: Record<string, unknown>, configFile?: s
     });
     if (remote) return ran(remote.result, true);
     const secure = await openLocalStore(config);
+    if (WRITES_EVENTS.has(op) && !opts.discard) await recordMode(secure, config, op).catch(closing(secure));
     const interrupt = CANCELLABLE.has(op) ? interruptible() : undefined;
     try {
       const args = wireArgs(opts);

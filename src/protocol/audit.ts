@@ -29,7 +29,8 @@ export type AuditAction =
   | 'plugin-removed'
   | 'backup-taken'
   | 'store-restored'
-  | 'server-started';
+  | 'server-started'
+  | 'command-run';
 
 /**
  * The payload of a `backup-taken` entry: a backup (`eventdbx backup`) was written, complete, at `path`.
@@ -79,4 +80,18 @@ export interface ServerStartedPayload {
   readonly source: string;
   /** The configuration file's mode (`config --restrict`), `true` when it sets none. */
   readonly configured: string;
+}
+
+/**
+ * The payload of a `command-run` entry: a CLI command that writes events (`aggregate apply`,
+ * `aggregate commit`) opened the store itself (no server ran) in a restriction mode other than `true`,
+ * or other than the configured one, as a server's start records a `server-started` entry. Its
+ * `issued_by` is the OS user who ran it (`local/<user>`); written before the command writes.
+ *
+ * @example
+ * { command: 'aggregate apply', restrict: 'false', source: 'environment EVENTDBX_RESTRICT', configured: 'true' }
+ */
+export interface CommandRunPayload extends ServerStartedPayload {
+  /** The command: `aggregate apply` or `aggregate commit`. */
+  readonly command: string;
 }

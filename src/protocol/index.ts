@@ -34,7 +34,13 @@ export type {
   TransactionBody,
   TransactionEvent,
 } from './requests.js';
-export type { AuditAction, BackupTakenPayload, ServerStartedPayload, StoreRestoredPayload } from './audit.js';
+export type {
+  AuditAction,
+  BackupTakenPayload,
+  CommandRunPayload,
+  ServerStartedPayload,
+  StoreRestoredPayload,
+} from './audit.js';
 export type {
   AggregatePage,
   AuditPage,

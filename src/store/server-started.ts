@@ -12,10 +12,11 @@
  */
 import type { IssuedBy } from '../core/event.js';
 import type { RestrictMode } from '../core/schema.js';
-import type { ServerStartedPayload } from '../protocol/audit.js';
+import type { AuditAction, CommandRunPayload, ServerStartedPayload } from '../protocol/audit.js';
 import { AUDIT_ID, AUDIT_TYPE, type EventStore } from './store.js';
 
-export const SERVER_STARTED = 'server-started';
+export const SERVER_STARTED: AuditAction = 'server-started';
+export const COMMAND_RUN: AuditAction = 'command-run';
 
 /** Where a server's restriction mode came from, as `restart` says it too. */
 export type RestrictSource = '--restrict' | 'environment EVENTDBX_RESTRICT' | 'configuration';
@@ -48,13 +49,35 @@ export async function recordServerStart(
   by: IssuedBy,
 ): Promise<ServerStartedPayload | undefined> {
   if (!startRecorded(mode)) return undefined;
-  const details: ServerStartedPayload = {
-    restrict: mode.restrict,
-    source: mode.source,
-    configured: mode.configured,
-  };
-  await store.exclusive([[AUDIT_TYPE, AUDIT_ID]], async (tx) => {
-    store.audit(tx, { issuedBy: by }, SERVER_STARTED, { ...details });
-  });
+  const details = payloadOf(mode);
+  await recordAlone(store, by, SERVER_STARTED, { ...details });
   return details;
 }
+
+/**
+ * The same for a CLI command that writes events on a store it opened itself (no server runs): a
+ * `command-run` entry naming the command, in a commit of its own before the command writes.
+ */
+export async function recordCommandMode(
+  store: EventStore,
+  mode: StartMode,
+  command: string,
+  by: IssuedBy,
+): Promise<CommandRunPayload | undefined> {
+  if (!startRecorded(mode)) return undefined;
+  const details: CommandRunPayload = { command, ...payloadOf(mode) };
+  await recordAlone(store, by, COMMAND_RUN, { ...details });
+  return details;
+}
+
+const payloadOf = (mode: StartMode): ServerStartedPayload => ({
+  restrict: mode.restrict,
+  source: mode.source,
+  configured: mode.configured,
+});
+
+/** One audit entry in a commit of its own. */
+const recordAlone = (store: EventStore, by: IssuedBy, action: AuditAction, details: Record<string, string>) =>
+  store.exclusive([[AUDIT_TYPE, AUDIT_ID]], async (tx) => {
+    store.audit(tx, { issuedBy: by }, action, details);
+  });
