@@ -232,7 +232,13 @@ describe('server lifecycle from the CLI', () => {
     expect(JSON.parse(plain.stdout)).toMatchObject({ port: strict.port, restrict: 'strict' });
     const status = JSON.parse((await p.cli(['status', '--json'])).stdout);
     // With the store's storage layout, from /health (qa-ops #5: the format version was invisible).
-    expect(status).toMatchObject({ running: true, port: strict.port, restrict: 'strict', layout: 2 });
+    expect(status).toMatchObject({
+      running: true,
+      port: strict.port,
+      restrict: 'strict',
+      layout: 2,
+      problem: null,
+    });
     expect((await p.cli(['status'])).stdout).toMatch(/^layout\s+2$/m);
     // An option given still wins; `--restrict` alone means true.
     const loose = JSON.parse((await p.cli(['restart', '--restrict', '--json'])).stdout);

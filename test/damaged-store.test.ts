@@ -162,6 +162,19 @@ describe('a store with a damaged table (DR #3)', () => {
         `^error: the server's data dir is damaged: restore a backup.*; its log says: data dir ${p.dataDir} is damaged: RocksDB reports Corruption: .*\\[EDBX_ERR_STORE_DAMAGED\\]\\n$`,
       ),
     );
+    // The same for scripts: the problem in `--json`, beside the health (exit 1 too).
+    const statusJson = await p.cli(['status', '--json']);
+    expect(statusJson.code).toBe(1);
+    expect(JSON.parse(statusJson.stdout)).toMatchObject({
+      health: 'degraded',
+      problem: {
+        code: 'EDBX_ERR_STORE_DAMAGED',
+        detail: expect.stringMatching(/^the server's data dir is damaged: restore a backup/),
+        logged: expect.stringMatching(
+          new RegExp(`^data dir ${p.dataDir} is damaged: RocksDB reports Corruption: `),
+        ),
+      },
+    });
     const told = (await readFile(path.join(p.dataDir, 'eventdbx.log'), 'utf8'))
       .split('\n')
       .filter(

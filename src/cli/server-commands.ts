@@ -480,17 +480,24 @@ async function status(config: Config, json: boolean): Promise<number> {
     health: health.status ?? 'unknown',
     data_dir: running.data_dir,
   };
-  if (json) printJson(info);
+  // Running, but refusing writes since one failed (a full disk), or serving while an operator must act
+  // (damaged files met, the acknowledged-head file not written): exit non-zero with the reason, also
+  // in `--json` for monitoring scripts (`problem`, null while healthy).
+  const troubled = health.status === 'failing' || health.status === 'degraded';
+  const code = String(health.code);
+  const cause = troubled ? await loggedCause(path.join(config.dataDir, LOG_FILE), code) : undefined;
+  if (json)
+    printJson({
+      ...info,
+      problem: troubled ? { code, detail: String(health.detail), logged: cause?.line ?? null } : null,
+    });
   else
     process.stdout.write(
       keyValues({ ...info, events: info.events ?? 'unknown', layout: info.layout ?? 'unknown' }) + '\n',
     );
-  // Running, but refusing writes since one failed (a full disk), or serving while an operator must act
-  // (damaged files met, the acknowledged-head file not written): exit non-zero with the reason.
-  if (health.status === 'failing' || health.status === 'degraded') {
-    const code = String(health.code);
-    const cause = await loggedCause(path.join(config.dataDir, LOG_FILE), code);
-    process.stderr.write(`error: ${String(health.detail)}${cause} [${code}]\n`);
+  if (troubled) {
+    const logged = cause ? `; its log says: ${cause.line} (${cause.file})` : '';
+    process.stderr.write(`error: ${String(health.detail)}${logged} [${code}]\n`);
     return 1;
   }
   if (health.status === 'stopping') return reportError(err('EDBX_ERR_SHUTTING_DOWN'));
@@ -502,10 +509,13 @@ async function status(config: Config, json: boolean): Promise<number> {
 
 /**
  * What a failing server's log says of the failure (`/health` tells clients only a generic detail: the
- * cause may name the server's files), for the operator who runs `status`: `; its log says: <line>
- * (<log file>)`, or nothing when the log holds no such line (a foreground server logs to its terminal).
+ * cause may name the server's files), for the operator who runs `status`: the line and the log file,
+ * or undefined when the log holds no such line (a foreground server logs to its terminal).
  */
-async function loggedCause(logFile: string, code: string): Promise<string> {
+async function loggedCause(
+  logFile: string,
+  code: string,
+): Promise<{ line: string; file: string } | undefined> {
   const lines = (await lastBytes(logFile, 256 * 1024)).split('\n').reverse();
   for (const line of lines) {
     let entry: { level?: unknown; code?: unknown; msg?: unknown };
@@ -515,9 +525,9 @@ async function loggedCause(logFile: string, code: string): Promise<string> {
       continue;
     }
     if (entry.code === code && Number(entry.level) >= 50 && typeof entry.msg === 'string')
-      return `; its log says: ${entry.msg} (${logFile})`;
+      return { line: entry.msg, file: logFile };
   }
-  return '';
+  return undefined;
 }
 
 async function destroy(config: Config, yes: boolean, json: boolean): Promise<number> {
