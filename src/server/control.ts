@@ -82,6 +82,42 @@ const IDLE_MS = 15_000;
 export interface ControlLog {
   info(fields: object, message: string): void;
   error(fields: object, message: string): void;
+  /** The access log's lines (`EVENTDBX_LOG_LEVEL=debug`): one per command answered. */
+  debug?(fields: object, message: string): void;
+  readonly level?: string;
+}
+
+/**
+ * The control socket's lines of the access log (debug level, as the HTTP side's): one per command
+ * answered, with the operation, who ran it (the CLI's OS user), its outcome's code, how long it took
+ * and the items a listing sent — never its arguments (payload values, keys). Undefined at other levels.
+ */
+function accessLog(
+  log: ControlLog | undefined,
+): ((line: string, res: ControlResponse, ms: number) => void) | undefined {
+  if (!log?.debug || (log.level !== 'debug' && log.level !== 'trace')) return undefined;
+  return (line, res, ms) => {
+    let req: Partial<ControlRequest> = {};
+    try {
+      req = JSON.parse(line) as Partial<ControlRequest>;
+    } catch {
+      // answered as invalid: logged without an op
+    }
+    const by = req.identity;
+    log.debug!(
+      {
+        channel: 'control',
+        ...(typeof req.op === 'string' ? { op: req.op.slice(0, 64) } : {}),
+        ...(by && typeof by.group === 'string' && typeof by.user === 'string'
+          ? { issued_by: { group: by.group.slice(0, 64), user: by.user.slice(0, 64) } }
+          : {}),
+        ...(res.ok ? {} : { code: res.code }),
+        ...(res.ok && res.items !== undefined ? { items: res.items } : {}),
+        duration_ms: Math.round(ms * 10) / 10,
+      },
+      'command',
+    );
+  };
 }
 
 /**
@@ -103,6 +139,7 @@ export async function serveControl(
   await rm(file, { force: true });
   const commands = new Cancellations(stop);
   const lines = log && new RepeatLog<'error'>(log, repeatIntervalMs);
+  const accessLine = accessLog(log);
   const server = net.createServer((socket) => {
     let buf = '';
     socket.setEncoding('utf8');
@@ -160,8 +197,10 @@ export async function serveControl(
       if (socket.destroyed && !socket.closed) await new Promise((r) => socket.once('close', r));
       throwIfAborted(command.signal);
     };
+    const began = performance.now();
     void respond(line, progress, command.signal, sendItems).then(async (res) => {
       answered = true;
+      accessLine?.(line, res, performance.now() - began);
       command.end();
       clearInterval(keepalive);
       await writeAnswer(socket, res);

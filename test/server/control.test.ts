@@ -162,6 +162,46 @@ describe('the server log of control commands', () => {
     await expectCode(callControl(dir, request), 'EDBX_ERR_AGGREGATE_NOT_FOUND');
     expect(logged).toEqual([]);
   });
+  it('at debug level, writes an access line per command: op, who, outcome, time — never its arguments', async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'edbx-ctl-'));
+    dirs.push(dir);
+    const log = collectingLog('debug');
+    let answer: () => Promise<unknown> = async () => ({ done: true });
+    servers.push(await serveControl(dir, () => answer(), undefined, log));
+    const secret = { ...request, args: { field: ['ssn=123-45-6789'] } };
+    await callControl(dir, secret);
+    answer = async () => {
+      throw err('EDBX_ERR_AGGREGATE_NOT_FOUND', { type: 'patient', id: 'p-1' });
+    };
+    await expectCode(callControl(dir, secret), 'EDBX_ERR_AGGREGATE_NOT_FOUND');
+    answer = async () =>
+      new StreamedAnswer(
+        (async function* () {
+          yield [1, 2];
+          yield [3];
+        })(),
+      );
+    await callControl(dir, { ...secret, stream: true }, undefined, {}, async () => undefined);
+    const access = log.logged.filter((l) => l.message === 'command');
+    const who = { channel: 'control', op: 'aggregate.restore', issued_by: { group: 'local', user: 'ana' } };
+    expect(access).toEqual([
+      { level: 'debug', message: 'command', fields: { ...who, duration_ms: expect.any(Number) } },
+      {
+        level: 'debug',
+        message: 'command',
+        fields: { ...who, code: 'EDBX_ERR_AGGREGATE_NOT_FOUND', duration_ms: expect.any(Number) },
+      },
+      { level: 'debug', message: 'command', fields: { ...who, items: 3, duration_ms: expect.any(Number) } },
+    ]);
+    expect(JSON.stringify(log.logged)).not.toContain('123-45-6789');
+    // At info level (the default), none.
+    const quiet = collectingLog('info');
+    const other = await mkdtemp(path.join(os.tmpdir(), 'edbx-ctl-'));
+    dirs.push(other);
+    servers.push(await serveControl(other, async () => 'ran', undefined, quiet));
+    await callControl(other, request);
+    expect(quiet.logged).toEqual([]);
+  });
 });
 
 describe('repeated server errors of control commands', () => {
