@@ -38,13 +38,44 @@ export class EventDbxClientError extends Error {
   readonly code: ServerErrorCode | ClientErrorCode;
   /** HTTP status for API errors. */
   readonly status: number | undefined;
+  /**
+   * Attempts of this write that were sent and got no answer (the connection dropped, `timeoutMs`
+   * passed, or a gateway answered 502 or 504): each may have been applied. Attempts that provably
+   * never reached the server (a refused connection, a name that does not resolve) are not counted;
+   * it is 0 for reads, for errors raised before anything was sent, and for a refusal that answers
+   * for the earlier attempts too (a 4xx other than 401, 403 and 429). With an `event_id`, send the
+   * write again to learn the outcome: if it was applied, the server answers 200 with the original
+   * record (`duplicate: true`).
+   *
+   * @example
+   * catch (e) {
+   *   if (e instanceof EventDbxClientError && e.unanswered > 0) await reconcileLater(paymentId);
+   * }
+   */
+  readonly unanswered: number;
 
-  constructor(code: ServerErrorCode | ClientErrorCode, message: string, status?: number, cause?: unknown) {
+  constructor(
+    code: ServerErrorCode | ClientErrorCode,
+    message: string,
+    status?: number,
+    cause?: unknown,
+    unanswered = 0,
+  ) {
     super(message, cause === undefined ? undefined : { cause });
     this.name = 'EventDbxClientError';
     this.code = code;
     this.status = status;
+    this.unanswered = unanswered;
   }
+}
+
+/**
+ * What an error of a write adds when attempts of it got no answer: how many, and (after `note`, which
+ * the SDK fills in) how to learn whether it was applied.
+ */
+export interface Unanswered {
+  readonly unanswered: number;
+  readonly note: string;
 }
 
 /** The server answered with a problem document. */
@@ -53,8 +84,14 @@ export class EventDbxApiError extends EventDbxClientError {
   override readonly status: number;
   readonly problem: Problem;
 
-  constructor(problem: Problem) {
-    super(problem.code, `${problem.code}: ${problem.detail}`, problem.status);
+  constructor(problem: Problem, after?: Unanswered) {
+    super(
+      problem.code,
+      `${problem.code}: ${problem.detail}${after?.note ?? ''}`,
+      problem.status,
+      undefined,
+      after?.unanswered,
+    );
     this.name = 'EventDbxApiError';
     this.code = problem.code;
     this.status = problem.status;
@@ -65,12 +102,13 @@ export class EventDbxApiError extends EventDbxClientError {
 /**
  * The server could not be reached (after the retries allowed), the request timed out, or something in
  * front of it answered 502, 503 or 504 without a problem document (`status` says which; /health's
- * `failing` 503 is an answer, which `health()` returns).
+ * `failing` 503 is an answer, which `health()` returns). When attempts of a write got no answer,
+ * `unanswered` counts them and the message says the write may have been applied.
  */
 export class EventDbxConnectionError extends EventDbxClientError {
   override readonly code: 'EDBX_ERR_CONNECTION' = 'EDBX_ERR_CONNECTION';
-  constructor(message: string, cause?: unknown, status?: number) {
-    super('EDBX_ERR_CONNECTION', message, status, cause);
+  constructor(message: string, cause?: unknown, status?: number, unanswered?: number) {
+    super('EDBX_ERR_CONNECTION', message, status, cause, unanswered);
     this.name = 'EventDbxConnectionError';
   }
 }
@@ -81,8 +119,8 @@ export class EventDbxConnectionError extends EventDbxClientError {
  */
 export class EventDbxResponseError extends EventDbxClientError {
   override readonly code: 'EDBX_ERR_UNEXPECTED_RESPONSE' = 'EDBX_ERR_UNEXPECTED_RESPONSE';
-  constructor(message: string, status?: number, cause?: unknown) {
-    super('EDBX_ERR_UNEXPECTED_RESPONSE', message, status, cause);
+  constructor(message: string, status?: number, cause?: unknown, unanswered?: number) {
+    super('EDBX_ERR_UNEXPECTED_RESPONSE', message, status, cause, unanswered);
     this.name = 'EventDbxResponseError';
   }
 }
@@ -102,13 +140,20 @@ export class EventDbxConfigError extends EventDbxClientError {
 /**
  * The call's `signal` was aborted (by you, or by an `AbortSignal.timeout()`), before or while it ran,
  * retries and their waits included; `cause` is the signal's reason. A write aborted after it was sent
- * may still have been applied. (`subscribe()` is different: aborting it ends the iteration.)
+ * may still have been applied: `unanswered` counts its attempts sent without an answer, the aborted
+ * one included. (`subscribe()` is different: aborting it ends the iteration.)
  */
 export class EventDbxCancelledError extends EventDbxClientError {
   override readonly code: 'EDBX_ERR_CANCELLED' = 'EDBX_ERR_CANCELLED';
-  constructor(reason: unknown) {
+  constructor(reason: unknown, after?: Unanswered) {
     const why = reason instanceof Error ? `${reason.name}: ${reason.message}` : String(reason);
-    super('EDBX_ERR_CANCELLED', `the call was aborted by its signal (${why})`, undefined, reason);
+    super(
+      'EDBX_ERR_CANCELLED',
+      `the call was aborted by its signal (${why})${after?.note ?? ''}`,
+      undefined,
+      reason,
+      after?.unanswered,
+    );
     this.name = 'EventDbxCancelledError';
   }
 }

@@ -5,7 +5,8 @@
  * connection errors and 502, 503 and 504 (the statuses of a proxy or gateway whose upstream is away,
  * as `subscribe()` treats them too); an append without an id is never re-sent, because its first
  * attempt may have been applied. A 2xx body is returned only once it has the shape of its type
- * (src/protocol/shapes.ts).
+ * (src/protocol/shapes.ts). An error of a write whose attempts got no answer counts them
+ * (`unanswered`) and, for an idempotent one, says how to learn whether it was applied.
  */
 import { type Shape, isProblem } from '../protocol/index.js';
 import {
@@ -14,6 +15,7 @@ import {
   EventDbxConfigError,
   EventDbxConnectionError,
   EventDbxResponseError,
+  type Unanswered,
 } from './errors.js';
 import { urlSafe } from './options.js';
 
@@ -69,7 +71,7 @@ export interface HttpResponse<T> {
   readonly headers: Headers;
   /**
    * Earlier attempts that got no answer (a dropped connection, a timeout, a gateway's 502 or 504):
-   * they may have been applied.
+   * they may have been applied. A refused connection is not one: nothing was sent.
    */
   readonly unanswered: number;
 }
@@ -88,6 +90,37 @@ function unknownOutcome(method: string, path: string, idempotent: boolean): stri
       : '; check before retrying'
   }`;
 }
+
+/**
+ * What the error of an idempotent write (every event has an `event_id`) adds once attempts of it got
+ * no answer: any of them may have been applied, and sending it again with the same ids tells, since
+ * the server answers an already appended event with 200 and the original record.
+ */
+function mayHaveApplied(path: string, unanswered: number): string {
+  if (unanswered === 0) return '';
+  const [ids, records] = /\/v1\/transactions$/.test(path) ? ['event_ids', 'records'] : ['event_id', 'record'];
+  return `; ${unanswered} attempt${unanswered === 1 ? '' : 's'} got no answer, so it may have been applied: send it again with the same ${ids} to learn the outcome (if it was applied, the answer is HTTP 200 with the original ${records}, duplicate: true)`;
+}
+
+/**
+ * Failures of an attempt that never reached the server: no connection was made (refused, a name
+ * that does not resolve, the connect timeout), so nothing was sent and nothing can have been applied.
+ * Any other failure may have come after the request was sent.
+ */
+const NOT_SENT = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'UND_ERR_CONNECT_TIMEOUT']);
+function neverSent(e: unknown): boolean {
+  const code = (e as { cause?: { code?: unknown } } | undefined)?.cause?.code;
+  return typeof code === 'string' && NOT_SENT.has(code);
+}
+
+/**
+ * A refusal that answers for the earlier attempts too: they sent the same request, and the server
+ * answers a write it already holds with 200 before it checks versions, archives or schemas, so a 4xx
+ * about the request says that none of them was applied. 401, 403 and 429 (a token revoked or spent,
+ * a rate limit) are about the caller at that moment, and say nothing about the earlier attempts.
+ */
+const settles = (status: number): boolean =>
+  status >= 400 && status < 500 && status !== 401 && status !== 403 && status !== 429;
 
 /**
  * Delays of 125–250, 250–500, 500–1000, 1000–2000, then twice 1500–3000 ms (capped): 4.9–9.75 s in
@@ -171,22 +204,38 @@ export class Transport {
     }
     const retries = o.idempotent ? this.#o.retry.retries : 0;
     const init: RequestInit = { method, headers, body };
+    // Attempts sent that got no answer: each may have been applied (`resent`, the error's `unanswered`).
     let unanswered = 0;
+    const after = (): Unanswered =>
+      method === 'GET'
+        ? { unanswered: 0, note: '' }
+        : { unanswered, note: o.idempotent ? mayHaveApplied(path, unanswered) : '' };
+    const pause = async (ms: number): Promise<void> => {
+      try {
+        await sleep(ms, o.signal);
+      } catch {
+        throw new EventDbxCancelledError(o.signal?.reason, after());
+      }
+    };
     for (let attempt = 0; ; attempt++) {
+      if (o.signal?.aborted) throw new EventDbxCancelledError(o.signal.reason, after());
       let res: Response;
       let text: string;
       try {
         ({ res, text } = await this.#attempt(url, init, o.signal));
       } catch (e) {
-        if (o.signal?.aborted) throw new EventDbxCancelledError(o.signal.reason);
+        if (!neverSent(e)) unanswered++;
+        if (o.signal?.aborted) throw new EventDbxCancelledError(o.signal.reason, after());
         if (attempt < retries) {
-          unanswered++;
-          await sleep(backoff(attempt, this.#o.retry), o.signal);
+          await pause(backoff(attempt, this.#o.retry));
           continue;
         }
+        const { note, unanswered: n } = after();
         throw new EventDbxConnectionError(
-          `${method} ${path} failed: ${describe(e)}${unknownOutcome(method, path, o.idempotent)}`,
+          `${method} ${path} failed: ${describe(e)}${unknownOutcome(method, path, o.idempotent)}${note}`,
           e,
+          undefined,
+          n,
         );
       }
       if (res.status === o.answer?.status) {
@@ -194,22 +243,27 @@ export class Transport {
         if (o.answer.shape.check(body) === undefined)
           return { status: res.status, body: body as T, headers: res.headers, unanswered };
       }
+      // A gateway's 502/504 may come after the server applied the request (it timed out, or the
+      // connection dropped before the answer): like an attempt that got no answer.
+      if (res.status === 502 || res.status === 504) unanswered++;
       if (TRANSIENT.has(res.status) && attempt < retries) {
-        // A gateway's 502/504 may come after the server applied the request (it timed out, or the
-        // connection dropped before the answer): like an attempt that got no answer.
-        if (res.status !== 503) unanswered++;
         const wait = retryAfterMs(res) ?? backoff(attempt, this.#o.retry);
-        await sleep(Math.min(this.#o.retry.maxDelayMs, wait), o.signal);
+        await pause(Math.min(this.#o.retry.maxDelayMs, wait));
         continue;
       }
       if ((res.status === 502 || res.status === 504) && !isProblem(jsonOrUndefined(text))) {
+        const { note, unanswered: n } = after();
         throw new EventDbxConnectionError(
-          `${method} ${path} failed: ${gateway(res.status, text)}${unknownOutcome(method, path, o.idempotent)}`,
+          `${method} ${path} failed: ${gateway(res.status, text)}${unknownOutcome(method, path, o.idempotent)}${note}`,
           undefined,
           res.status,
+          n,
         );
       }
-      return { ...parse<T>(res, text, o.as ?? 'json', o.shape, `${method} ${path}`), unanswered };
+      return {
+        ...parse<T>(res, text, o.as ?? 'json', o.shape, `${method} ${path}`, after()),
+        unanswered,
+      };
     }
   }
 
@@ -281,8 +335,9 @@ function parse<T>(
   as: 'json' | 'text',
   shape: Shape<unknown> | undefined,
   what: string,
+  after: Unanswered,
 ): Omit<HttpResponse<T>, 'unanswered'> {
-  if (!res.ok) return failure(res, text);
+  if (!res.ok) return failure(res, text, after);
   if (as === 'text') return { status: res.status, body: text as T, headers: res.headers };
   let body: unknown;
   try {
@@ -311,23 +366,35 @@ function jsonOrUndefined(text: string): unknown {
 const gateway = (status: number, text: string): string =>
   `a gateway in front of the server answered HTTP ${status}: ${text.slice(0, 200) || '(empty body)'}`;
 
-/** A non-2xx answer as a typed error: the problem document's code, or an unexpected-response error. */
-function failure(res: Response, text: string): never {
+/**
+ * A non-2xx answer as a typed error: the problem document's code, or an unexpected-response error;
+ * `after` (of a write whose earlier attempts got no answer) adds their count and what to do.
+ */
+function failure(res: Response, text: string, after: Unanswered = { unanswered: 0, note: '' }): never {
   const parsed = jsonOrUndefined(text);
-  if (isProblem(parsed)) throw new EventDbxApiError(parsed);
+  if (isProblem(parsed))
+    throw new EventDbxApiError(parsed, settles(parsed.status) ? { unanswered: 0, note: '' } : after);
   // A 502/503/504 without a problem document (a proxy, a server still starting or stopping) means
   // unavailable, like a refused connection: retried the same way, then reported as a connection error.
   if (res.status === 502 || res.status === 504)
-    throw new EventDbxConnectionError(gateway(res.status, text), undefined, res.status);
+    throw new EventDbxConnectionError(
+      gateway(res.status, text) + after.note,
+      undefined,
+      res.status,
+      after.unanswered,
+    );
   if (res.status === 503) {
     throw new EventDbxConnectionError(
-      `the server is unavailable (HTTP 503): ${text.slice(0, 200) || '(empty body)'}`,
+      `the server is unavailable (HTTP 503): ${text.slice(0, 200) || '(empty body)'}${after.note}`,
       undefined,
       503,
+      after.unanswered,
     );
   }
   throw new EventDbxResponseError(
-    `HTTP ${res.status} without a problem document: ${text.slice(0, 200) || '(empty body)'}`,
+    `HTTP ${res.status} without a problem document: ${text.slice(0, 200) || '(empty body)'}${after.note}`,
     res.status,
+    undefined,
+    after.unanswered,
   );
 }

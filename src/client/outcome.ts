@@ -15,8 +15,9 @@ interface Outcome {
   readonly duplicate: boolean;
   /**
    * The request was sent again after an attempt that got no answer (a dropped connection, a
-   * timeout, a gateway's 502 or 504). That attempt may have written the events, so `duplicate` may then be this call's own
-   * write: a side effect keyed by the `event_id` (a message id, a unique row) stays safe either way.
+   * timeout, a gateway's 502 or 504; not a refused connection, which sent nothing). That attempt may
+   * have written the events, so `duplicate` may then be this call's own write: a side effect keyed by
+   * the `event_id` (a message id, a unique row) stays safe either way.
    */
   readonly resent: boolean;
 }

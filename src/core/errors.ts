@@ -932,7 +932,7 @@ export const ERRORS = {
     status: 503,
     kind: 'user',
     message: (p) => `cannot reach the server: ${p.reason}`,
-    doc: 'SDK: the server could not be reached, timed out, or it (or a proxy in front of it) answered 502, 503 or 504 without a problem document (idempotent requests were retried first).',
+    doc: "SDK: the server could not be reached, timed out, or it (or a proxy in front of it) answered 502, 503 or 504 without a problem document (idempotent requests were retried first). When attempts of a write were sent and got no answer (a dropped connection, a timeout, a 502 or 504), the error's `unanswered` counts them and the message says the write may have been applied: with `event_id`s, send it again to learn the outcome (HTTP 200, `duplicate: true`, if it was). A connection that was refused on every attempt sent nothing: `unanswered` is 0.",
   },
   EDBX_ERR_UNEXPECTED_RESPONSE: {
     status: 502,
