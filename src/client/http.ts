@@ -231,8 +231,11 @@ export class Transport {
           continue;
         }
         const { note, unanswered: n } = after();
+        // No attempt reached the server (its connection refused): nothing was applied, and it says so.
+        const outcome =
+          n === 0 && method !== 'GET' ? '; it never reached the server: nothing was applied' : '';
         throw new EventDbxConnectionError(
-          `${method} ${path} failed: ${describe(e)}${unknownOutcome(method, path, o.idempotent)}${note}`,
+          `${method} ${path} failed: ${describe(e)}${outcome || unknownOutcome(method, path, o.idempotent)}${note}`,
           e,
           undefined,
           n,

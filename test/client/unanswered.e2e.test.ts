@@ -184,14 +184,25 @@ describe('an idempotent write whose attempts got no answer (qa-retry #1)', () =>
     }
   });
 
-  it('a write refused on every attempt never reached the server: the plain message, unanswered 0', async () => {
+  it('a write refused on every attempt never reached the server, and says so: unanswered 0', async () => {
     const port = await freePort();
-    const e = await rejection(client(`http://127.0.0.1:${port}`).append('account', 'u3', credit('u3')));
+    const refused = client(`http://127.0.0.1:${port}`);
+    const never = '; it never reached the server: nothing was applied';
+    const e = await rejection(refused.append('account', 'u3', credit('u3')));
     expect(e).toBeInstanceOf(EventDbxConnectionError);
     expect(e).toMatchObject({
       unanswered: 0,
-      message: 'POST /v1/aggregates/account/u3/events failed: fetch failed (ECONNREFUSED)',
+      message: `POST /v1/aggregates/account/u3/events failed: fetch failed (ECONNREFUSED)${never}`,
     });
+    // Without an event_id too: not "the outcome is unknown", which it is not.
+    const plain = await rejection(refused.append('account', 'u3', { event_type: 'credited', payload: {} }));
+    expect(plain).toMatchObject({
+      unanswered: 0,
+      message: `POST /v1/aggregates/account/u3/events failed: fetch failed (ECONNREFUSED)${never}`,
+    });
+    // A read says nothing of applying.
+    const read = await rejection(refused.getAggregate('account', 'u3'));
+    expect(read.message).toBe('GET /v1/aggregates/account/u3 failed: fetch failed (ECONNREFUSED)');
   });
 
   it('an attempt applied, then refused connections: still said to be maybe applied (1 attempt)', async () => {
