@@ -16,14 +16,8 @@ import type { Space } from '../src/storage/engine.js';
 import { prefixEnd } from '../src/storage/engine.js';
 import { MemoryEngine } from '../src/storage/memory/memory-engine.js';
 import { RocksDbEngine } from '../src/storage/rocksdb/rocksdb-engine.js';
-import {
-  archiveAggregate,
-  restoreAggregate,
-  stageEvent,
-  commitStaged,
-  discardStaged,
-  listStaged,
-} from '../src/store/admin.js';
+import { archiveAggregate, restoreAggregate } from '../src/store/admin.js';
+import { stageEvent, commitStaged, discardStaged, listStaged } from '../src/store/stage.js';
 import { verifyAuditLog, verifyAuditState } from '../src/store/audit-state.js';
 import { sealJson } from '../src/store/codec.js';
 import { AUDIT_ID, AUDIT_TYPE, EventStore, verifyAll } from '../src/store/index.js';

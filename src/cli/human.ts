@@ -53,11 +53,15 @@ export const HUMAN: Record<string, Renderer> = {
   'aggregate.apply': (r) => {
     if (r.staged) {
       const s = r.staged as StagedEvent;
-      return `staged #${s.seq} ${s.request.event_type} on ${s.request.aggregate_type}/${s.request.aggregate_id} (run \`eventdbx aggregate commit\` to append)`;
+      const what = `${s.request.event_type} on ${s.request.aggregate_type}/${s.request.aggregate_id}`;
+      if (r.duplicate)
+        return `already staged: event id ${printable(s.request.event_id)} is staged #${s.seq} ${what}; nothing staged again (run \`eventdbx aggregate commit\` to append)`;
+      return `staged #${s.seq} ${what} (run \`eventdbx aggregate commit\` to append)`;
     }
     const e = r.event as EventRecord;
+    // `--stage` of an event already appended: `staged` is null, nothing was staged.
     if (r.duplicate)
-      return `already appended: event id ${printable(e.metadata.event_id)} is ${e.event_type} on ${e.aggregate_type}/${e.aggregate_id} at version ${e.version} (position ${e.position}); nothing written\nmerkle_root ${e.merkle_root}`;
+      return `already appended: event id ${printable(e.metadata.event_id)} is ${e.event_type} on ${e.aggregate_type}/${e.aggregate_id} at version ${e.version} (position ${e.position}); nothing ${r.staged === null ? 'staged' : 'written'}\nmerkle_root ${e.merkle_root}`;
     return `appended ${e.event_type} to ${e.aggregate_type}/${e.aggregate_id} at version ${e.version} (position ${e.position})\nmerkle_root ${e.merkle_root}`;
   },
   'aggregate.get': (r) => {

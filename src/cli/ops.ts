@@ -135,7 +135,8 @@ export const OPS: Record<string, Op> = {
       expected_version: a.expectedVersion === undefined ? undefined : expectedVersion(a.expectedVersion),
       event_id: a.eventId === undefined ? undefined : str(a, 'eventId'),
     };
-    if (a.stage) return { staged: await stageEvent(store, req, ctx) };
+    // Staging again an event already staged or appended (same --event-id) stages nothing: say so.
+    if (a.stage) return { ...(await stageEvent(store, req, ctx)) };
     // A retry of the same --event-id returns the original record; say so (the HTTP API answers 200).
     const [r] = await store.appendDetailed([req], ctx);
     return { event: r!.record, duplicate: r!.duplicate };

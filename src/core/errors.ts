@@ -240,14 +240,17 @@ export const ERRORS = {
     status: 409,
     kind: 'user',
     message: (p) =>
-      `event id ${s(p.event_id)} was already used ${p.reason ?? 'for a different event'}; use a new event id`,
-    doc: 'An event id was reused with a different aggregate, event type, payload or author, or a transaction mixes events already appended with new ones (a retried transaction repeats all of its events).',
+      `event id ${s(p.event_id)} was already used ${p.reason ?? 'for a different event'}; ${p.advice ?? 'use a new event id'}`,
+    doc: 'An event id was reused with a different aggregate, event type, payload or author, or a transaction mixes events already appended with new ones (a retried transaction repeats all of its events). Staged (`aggregate apply --stage`), the message names the event appended under the id and what differs; the same event staged again is no error (`already appended`, nothing staged).',
   },
   EDBX_ERR_DUPLICATE_EVENT_ID: {
     status: 400,
     kind: 'user',
-    message: (p) => `event id ${s(p.event_id)} appears more than once in the same transaction`,
-    doc: 'A transaction carries the same client event id twice.',
+    message: (p) =>
+      p.staged === undefined
+        ? `event id ${s(p.event_id)} appears more than once in the same transaction`
+        : `event id ${s(p.event_id)} is already staged (${p.staged}), which differs from this event in ${p.differs}; nothing was staged: to replace it, drop the stage with \`eventdbx aggregate commit --discard\` (every staged event) and stage again; if it is another event, give it a new event id`,
+    doc: 'A transaction carries the same client event id twice, or an event is staged (`aggregate apply --stage`) under the event id of a different staged event: the message names the staged event and what differs. The same event staged again is no error (`already staged`).',
   },
 
   // --- refused (403) ---

@@ -8,15 +8,8 @@ export {
   AUDIT_ID,
   STORAGE_LAYOUT,
 } from './store.js';
-export {
-  takeSnapshot,
-  archiveAggregate,
-  restoreAggregate,
-  stageEvent,
-  listStaged,
-  commitStaged,
-  discardStaged,
-} from './admin.js';
+export { takeSnapshot, archiveAggregate, restoreAggregate } from './admin.js';
+export { stageEvent, listStaged, commitStaged, discardStaged } from './stage.js';
 export { backupStore, type BackupOptions, type BackupReport } from './backup.js';
 export { verifyAggregate, verifyLedger, verifyAll, verifyNamed, type VerifyAllReport } from './verify.js';
 export {

@@ -974,19 +974,95 @@ export function storeContract(name: string, factory: EngineFactory): void {
       expect(await listStaged(store)).toEqual([]);
       expect((await store.aggregate('patient', 'p-9')).version).toBe(1);
 
-      // Event ids: an event already appended has nothing to stage; a stage mixing an event appended
-      // since with new ones is refused whole, like such a transaction.
-      await store.append(ev('p-30', 'added', { a: '1' }, { event_id: 'ev-30' }), jane);
-      await expectCode(
-        stageEvent(store, ev('p-30', 'added', { a: '1' }, { event_id: 'ev-30' }), jane),
-        'EDBX_ERR_EVENT_ID_CONFLICT',
-      );
+      // Event ids: an event already appended has nothing to stage (its retry is answered, see the
+      // qa-retry tests below); a stage mixing an event appended since with new ones is refused whole,
+      // like such a transaction.
       await stageEvent(store, ev('p-31', 'added', { a: '1' }, { event_id: 'ev-31' }), jane);
       await stageEvent(store, ev('p-32', 'added', {}), jane);
       await store.append(ev('p-31', 'added', { a: '1' }, { event_id: 'ev-31' }), jane);
       const mixed = await expectCode(commitStaged(store), 'EDBX_ERR_STAGED_EVENT_REFUSED');
       expect(mixed.params).toMatchObject({ cause: 'EDBX_ERR_EVENT_ID_CONFLICT' });
       await expectCode(store.aggregate('patient', 'p-32'), 'EDBX_ERR_AGGREGATE_NOT_FOUND');
+    });
+
+    it('staging an event already appended answers the original record and stages nothing; a different one is refused saying what differs (qa-retry #3)', async () => {
+      const first = await store.append(ev('p-30', 'added', { a: '1' }, { event_id: 'ev-30' }), jane);
+      // Before: EDBX_ERR_EVENT_ID_CONFLICT "…there is nothing to stage; use a new event id".
+      expect(await stageEvent(store, ev('p-30', 'added', { a: '1' }, { event_id: 'ev-30' }), jane)).toEqual({
+        event: first,
+        duplicate: true,
+        staged: null,
+      });
+      expect(await listStaged(store)).toEqual([]);
+      // A stale expected version does not make a retry another event (as for an append).
+      const stale = ev('p-30', 'added', { a: '1' }, { event_id: 'ev-30', expected_version: 0 });
+      expect(await stageEvent(store, stale, jane)).toMatchObject({ duplicate: true, staged: null });
+      const differs: Array<[ReturnType<typeof ev>, typeof jane, RegExp]> = [
+        [ev('p-30', 'added', { a: '2' }, { event_id: 'ev-30' }), jane, /in payload field "a";/],
+        [
+          ev('p-30', 'removed', { a: '1', b: '' }, { event_id: 'ev-30' }),
+          jane,
+          /event type \(this one: removed\), payload field "b";/,
+        ],
+        [
+          ev('p-31', 'added', { a: '1' }, { event_id: 'ev-30' }),
+          jane,
+          /aggregate \(this one: patient\/p-31\);/,
+        ],
+        [
+          ev('p-30', 'added', { a: '1' }, { event_id: 'ev-30' }),
+          { issuedBy: { group: 'admin', user: 'joe' } },
+          /author \(admin\/jane; this one: admin\/joe\);/,
+        ],
+      ];
+      for (const [req, ctx, what] of differs) {
+        const e = await expectCode(stageEvent(store, req, ctx), 'EDBX_ERR_EVENT_ID_CONFLICT');
+        expect(e.message).toMatch(
+          /^event id "ev-30" was already used by added on patient\/p-30, appended at version 1 \(position \d+\), which differs from this event in /,
+        );
+        expect(e.message).toMatch(what);
+        // Following the advice must never post a retried payment twice.
+        expect(e.message).toMatch(
+          /nothing was staged: if this event retries that one, it is already appended; if it is another event, give it a new event id$/,
+        );
+      }
+      expect(await listStaged(store)).toEqual([]);
+      expect((await store.aggregate('patient', 'p-30')).version).toBe(1);
+    });
+
+    it('staging an event id already staged answers the staged entry when it is the same event, else EDBX_ERR_DUPLICATE_EVENT_ID naming it (qa-retry #5)', async () => {
+      const staged = await stageEvent(store, ev('p-40', 'added', { a: '1' }, { event_id: 'ev-40' }), jane);
+      expect(staged).toMatchObject({ staged: { seq: 1 }, duplicate: false });
+      const other = await stageEvent(store, ev('p-41', 'added', {}), jane);
+      expect(await stageEvent(store, ev('p-40', 'added', { a: '1' }, { event_id: 'ev-40' }), jane)).toEqual({
+        staged: staged.staged,
+        duplicate: true,
+      });
+      // Before: EDBX_ERR_EVENT_ID_CONFLICT "…by an event already appended", nothing being appended.
+      const refusals: Array<[ReturnType<typeof ev>, RegExp]> = [
+        [
+          ev('p-40', 'added', { a: '2' }, { event_id: 'ev-40' }),
+          /differs from this event in payload field "a";/,
+        ],
+        [
+          ev('p-40', 'added', { a: '1' }, { event_id: 'ev-40', expected_version: 0 }),
+          /in expected version \(none; this one: 0\);/,
+        ],
+      ];
+      for (const [req, what] of refusals) {
+        const e = await expectCode(stageEvent(store, req, jane), 'EDBX_ERR_DUPLICATE_EVENT_ID');
+        expect(e.message).toMatch(/^event id "ev-40" is already staged \(#1, added on patient\/p-40\), /);
+        expect(e.message).toMatch(what);
+      }
+      expect((await listStaged(store)).map((s) => s.seq)).toEqual([1, other.staged!.seq]);
+      const committed = await commitStaged(store);
+      expect(committed.map((e) => e.aggregate_id)).toEqual(['p-40', 'p-41']);
+      // Committed, the same event is a retry of an appended one.
+      expect(await stageEvent(store, ev('p-40', 'added', { a: '1' }, { event_id: 'ev-40' }), jane)).toEqual({
+        event: committed[0],
+        duplicate: true,
+        staged: null,
+      });
     });
 
     it('lists aggregates with skip/take and an exclusive cursor, hiding system aggregates', async () => {
