@@ -128,5 +128,35 @@ for (const mode of ['no server', 'a running server'] as const) {
       expect((await events('src-tr2')).map((e) => e.metadata.event_id)).toEqual(['tr2-d']);
       expect((await events('dst-tr2')).map((e) => e.metadata.event_id)).toEqual(['tr2-c']);
     });
+
+    it('a stage whose events were all appended meanwhile (same ids) commits nothing, and says so', async () => {
+      for (const r of [await stage('tr3', 'd'), await stage('tr3', 'c')]) expect(r.code).toBe(0);
+      // The same events appended another way (an `apply` of the same ids, a transaction over HTTP).
+      for (const [id, event, eid] of [
+        ['src-tr3', 'debited', 'tr3-d'],
+        ['dst-tr3', 'credited', 'tr3-c'],
+      ] as const) {
+        const r = await p.cli([
+          ...['aggregate', 'apply', '--aggregate', 'account', '--aggregate-id', id, '--event', event],
+          ...['--field', 'amount=25', '--field', 'ref=tr3', '--event-id', eid],
+        ]);
+        expect(r.code, r.stderr).toBe(0);
+      }
+      const commit = await p.cli(['aggregate', 'commit', '--json']);
+      expect(commit.code, commit.stderr).toBe(0);
+      // Before: "committed 2 event(s) atomically", though it wrote nothing.
+      expect(JSON.parse(commit.stdout)).toMatchObject({
+        duplicate: true,
+        committed: [{ version: 1 }, { version: 1 }],
+      });
+      expect((await events('src-tr3')).length).toBe(1);
+      expect((await p.cli(['aggregate', 'commit'])).stdout).toBe('nothing staged: nothing to commit\n');
+    });
+
+    it('a commit says it appended, not found, what it appended', async () => {
+      expect((await stage('tr4', 'd')).code).toBe(0);
+      const commit = await p.cli(['aggregate', 'commit']);
+      expect(commit.stdout).toMatch(/^committed 1 event\(s\) atomically:\n  account\/src-tr4 v1 debited\n$/);
+    });
   });
 }

@@ -117,7 +117,9 @@ export const HUMAN: Record<string, Renderer> = {
     const c = r.committed as EventRecord[];
     if (c.length === 0) return 'nothing staged: nothing to commit';
     return [
-      `committed ${c.length} event(s) atomically:`,
+      r.duplicate
+        ? `already appended: the ${c.length} staged event(s) were appended before (same event ids); nothing written, the stage is cleared:`
+        : `committed ${c.length} event(s) atomically:`,
       ...c.map((e) => `  ${e.aggregate_type}/${e.aggregate_id} v${e.version} ${e.event_type}`),
     ].join('\n');
   },

@@ -9,7 +9,7 @@ import { MAX_WHOLE, expectedVersion, wholeNumber } from '../core/names.js';
 import {
   archiveAggregate,
   backupStore,
-  commitStaged,
+  commitStagedDetailed,
   discardStaged,
   restoreAggregate,
   stageEvent,
@@ -28,6 +28,7 @@ import { SCHEMA_OPS } from './ops/schema.js';
 import type { Listing, Op, OpArgs } from './ops/types.js';
 import type { EventStore } from '../store/store.js';
 import type { WriteContext } from '../store/types.js';
+import type { EventRecord } from '../core/event.js';
 
 const str = (args: OpArgs, name: string): string => String(args[name]);
 const optNumber = (args: OpArgs, name: string, flag: string): number | undefined => {
@@ -124,6 +125,12 @@ const whole =
     return { [key]: items };
   };
 
+/** `aggregate commit`'s answer: what it appended, or (`duplicate`) found appended before. */
+const committedOf = ({ records, duplicate }: { records: EventRecord[]; duplicate: boolean }) => ({
+  committed: records,
+  duplicate,
+});
+
 export const OPS: Record<string, Op> = {
   'aggregate.apply': async ({ store }, a, ctx) => {
     const req = {
@@ -164,7 +171,7 @@ export const OPS: Record<string, Op> = {
   'aggregate.archive': commented('audit', archiveAggregate),
   'aggregate.restore': commented('audit', restoreAggregate),
   'aggregate.commit': async ({ store }, a) =>
-    a.discard ? { discarded: await discardStaged(store) } : { committed: await commitStaged(store) },
+    a.discard ? { discarded: await discardStaged(store) } : committedOf(await commitStagedDetailed(store)),
 
   'token.generate': async ({ store }, a, ctx) => ({
     token: await createToken(

@@ -9,7 +9,7 @@ export {
   STORAGE_LAYOUT,
 } from './store.js';
 export { takeSnapshot, archiveAggregate, restoreAggregate } from './admin.js';
-export { stageEvent, listStaged, commitStaged, discardStaged } from './stage.js';
+export { stageEvent, listStaged, commitStaged, commitStagedDetailed, discardStaged } from './stage.js';
 export { backupStore, type BackupOptions, type BackupReport } from './backup.js';
 export { verifyAggregate, verifyLedger, verifyAll, verifyNamed, type VerifyAllReport } from './verify.js';
 export {

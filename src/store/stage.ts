@@ -178,7 +178,11 @@ const fetchFor = (tx: WriteTx, events: readonly StagedEvent[]): Promise<void> =>
  * Append staged events (and `extra`, whose refusal is reported as is) to a transaction whose data
  * `fetchFor` loaded. A staged event that is refused is named, with how to get past it.
  */
-function rehearse(tx: WriteTx, stage: readonly StagedEvent[], extra?: StagedEvent): EventRecord[] {
+function rehearse(
+  tx: WriteTx,
+  stage: readonly StagedEvent[],
+  extra?: StagedEvent,
+): Array<{ record: EventRecord; duplicate: boolean }> {
   const all = extra ? [...stage, extra] : stage;
   const refused = (s: StagedEvent, e: unknown) => {
     const cause = toEventDbxError(e);
@@ -204,7 +208,7 @@ function rehearse(tx: WriteTx, stage: readonly StagedEvent[], extra?: StagedEven
   } catch (e) {
     throw refused(all[results.findIndex((r) => r.duplicate)]!, e);
   }
-  return results.map((r) => r.record);
+  return results;
 }
 
 const STAGED_KEY_BYTES = K.stagedKey(0).length;
@@ -238,15 +242,27 @@ export async function listStaged(store: EventStore): Promise<StagedEvent[]> {
  * Append every staged event — across aggregates — atomically, in staging order, then clear the stage.
  * If any staged event is refused, nothing is committed and the stage is kept (`discardStaged` drops it).
  */
-export function commitStaged(store: EventStore): Promise<EventRecord[]> {
+export async function commitStaged(store: EventStore): Promise<EventRecord[]> {
+  return (await commitStagedDetailed(store)).records;
+}
+
+/**
+ * commitStaged, saying whether the stage was a retry: every staged event was appended before (same
+ * event ids, by a commit whose answer was lost, `apply` or HTTP), so nothing new is written, the
+ * stage is cleared and `records` are the originals.
+ */
+export function commitStagedDetailed(
+  store: EventStore,
+): Promise<{ records: EventRecord[]; duplicate: boolean }> {
   return store.exclusive([], async (tx) => {
     const staged = await listStaged(store);
     // Nothing staged commits nothing, successfully: the spec's `commit` is a no-op that scripts call.
-    if (staged.length === 0) return [];
+    if (staged.length === 0) return { records: [], duplicate: false };
     await fetchFor(tx, staged);
-    const records = rehearse(tx, staged);
+    const results = rehearse(tx, staged);
     for (const s of staged) tx.del(K.stagedKey(s.seq));
-    return records;
+    // (refuseMixedRetry: all of them or none are duplicates)
+    return { records: results.map((r) => r.record), duplicate: results[0]!.duplicate };
   });
 }
 
