@@ -93,6 +93,14 @@ export const problem = {
     detail: str,
     instance: str,
     event: problemEvent,
+    current_version: {
+      ...int,
+      description: 'EDBX_ERR_VERSION_CONFLICT: the stored version of the aggregate (0: it does not exist)',
+    },
+    expected_version: {
+      ...int,
+      description: 'EDBX_ERR_VERSION_CONFLICT: the version the refused event expected',
+    },
   },
 } as const;
 export const problemResponse = (description: string) =>
@@ -104,7 +112,9 @@ export const errors = {
   401: problemResponse('Missing, unknown, expired or revoked token'),
   403: problemResponse('The token may not do this (read-only, scope, group, archived or locked)'),
   404: problemResponse('No such aggregate, event, schema, token or plugin'),
-  409: problemResponse('Conflict: expected version, event id, or state'),
+  409: problemResponse(
+    'Conflict: expected version (with `current_version` and `expected_version`), event id, or state',
+  ),
   413: problemResponse('Body, payload or aggregate state over the limit (the code says which)'),
   415: problemResponse('Body is not UTF-8 JSON, or is compressed'),
   422: problemResponse('Refused by the schema of the aggregate type'),
@@ -406,6 +416,7 @@ export const appendEvent = {
 };
 export const transaction = {
   summary: 'Append events to several aggregates atomically (all or none)',
+  description: 'An event’s expected_version counts the events before it in the transaction.',
   body: {
     type: 'object',
     required: ['events'],

@@ -17,7 +17,7 @@ import { openJson, sealJson } from './codec.js';
 import { openMetaAt } from './bound.js';
 import * as K from './keys.js';
 import { AUDIT_ID, AUDIT_TYPE, type EventStore } from './store.js';
-import { type WriteTx, refuseMixedRetry } from './tx.js';
+import { type AppendResult, type WriteTx, conflictWithin, refuseMixedRetry } from './tx.js';
 import { verifyAggregate } from './verify.js';
 import type { AppendRequest, SnapshotRecord, StagedEvent, WriteContext } from './types.js';
 
@@ -207,13 +207,17 @@ async function rehearse(
       cause: cause.code,
     });
   };
-  const results = all.map((s) => {
+  const results: AppendResult[] = [];
+  for (const s of all) {
     try {
-      return tx.append(s.request, { issuedBy: s.issued_by });
+      results.push(tx.append(s.request, { issuedBy: s.issued_by }));
     } catch (e) {
-      throw refused(s, e);
+      throw refused(
+        s,
+        conflictWithin(e, results, 'stage', (j) => all[j]!.seq),
+      );
     }
-  });
+  }
   // An event already appended has nothing to stage; a stage is committed whole, so one that mixes an
   // event appended since (same event id) with new ones is refused like such a transaction.
   const last = results.at(-1);

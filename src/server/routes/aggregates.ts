@@ -1,6 +1,6 @@
 /** Aggregate routes: the spec's endpoints plus pagination, single events, proofs and transactions. */
 import type { FastifyInstance, FastifySchemaValidationError } from 'fastify';
-import { atEvent, err } from '../../core/errors.js';
+import { atEvent, err, isEventDbxError } from '../../core/errors.js';
 import { eventRef, version as parseVersion, wholeNumber } from '../../core/names.js';
 import { type TokenRecord, issuerOf } from '../../core/tokens.js';
 import { aggregateConsistencyProof, eventInclusionProof, verifyNamed } from '../../store/index.js';
@@ -227,11 +227,18 @@ export async function aggregateRoutes(app: FastifyInstance, ctx: RouteContext): 
       expected_version: body.expected_version ?? fromHeader,
       event_id: body.event_id,
     };
-    const [r] = await store.appendDetailed([appendReq], writeCtx(t));
-    return reply
-      .code(r!.duplicate ? 200 : 201)
-      .header('ETag', `"${r!.record.version}"`)
-      .send(r!.record);
+    try {
+      const [r] = await store.appendDetailed([appendReq], writeCtx(t));
+      return reply
+        .code(r!.duplicate ? 200 : 201)
+        .header('ETag', `"${r!.record.version}"`)
+        .send(r!.record);
+    } catch (e) {
+      // The stored version, as GET serves it: what the next If-Match takes once the client has rebased.
+      if (isEventDbxError(e, 'EDBX_ERR_VERSION_CONFLICT'))
+        void reply.header('ETag', `"${String(e.params.current)}"`);
+      throw e;
+    }
   });
 
   app.post<{ Body: { events: Array<AppendRequest> } }>(
