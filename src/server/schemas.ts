@@ -409,14 +409,26 @@ export const appendEvent = {
   params,
   headers: {
     type: 'object',
-    properties: { 'if-match': { ...str, description: 'expected version, e.g. "3"' } },
+    properties: {
+      'if-match': {
+        ...str,
+        description:
+          'expected version, as the ETag of GET …/{aggregate_id} serves it, e.g. "3" (a weak tag is refused with 400; must agree with expected_version)',
+      },
+      'if-none-match': {
+        ...str,
+        description:
+          '`*` only: append only if the aggregate does not exist yet (expected_version 0); any other value is refused with 400',
+      },
+    },
   },
   body: appendBody,
   response: { 200: eventRecord, 201: eventRecord, ...errors },
 };
 export const transaction = {
   summary: 'Append events to several aggregates atomically (all or none)',
-  description: 'An event’s expected_version counts the events before it in the transaction.',
+  description:
+    'If-Match and If-None-Match are refused with 400 EDBX_ERR_INVALID_ARGUMENT (a transaction has no version to match): put expected_version on each event. An event’s expected_version counts the events before it in the transaction.',
   body: {
     type: 'object',
     required: ['events'],
