@@ -16,6 +16,11 @@ interface ErrorSpec {
    * and the CLI (whose user is the operator), the full message.
    */
   readonly publicDetail?: (p: Record<string, unknown>) => string;
+  /**
+   * Extension members of the problem document (RFC 9457 §3.2), from the parameters: what a client
+   * acts on (a version to rebase on) without reading it out of the message.
+   */
+  readonly members?: (p: Record<string, unknown>) => Record<string, unknown>;
   readonly doc: string;
 }
 
@@ -232,9 +237,20 @@ export const ERRORS = {
   EDBX_ERR_VERSION_CONFLICT: {
     status: 409,
     kind: 'user',
-    message: (p) =>
-      `version conflict on ${p.aggregate_type}/${p.aggregate_id}: expected version ${p.expected}, current version is ${p.actual}; reload and retry`,
-    doc: 'Optimistic concurrency: the expected version did not match; nothing was written.',
+    // `actual`: the version the event would follow; `current`: the stored one. They differ when an
+    // earlier event of the same transaction (`within`, `by` its index) or stage (`by` its number)
+    // moved the aggregate: reloading would not help, the request itself is wrong.
+    message: (p) => {
+      const on = `version conflict on ${p.aggregate_type}/${p.aggregate_id}: expected version ${p.expected}`;
+      if (p.within === undefined) return `${on}, current version is ${p.actual}; reload and retry`;
+      const [by, field, before] =
+        p.within === 'stage'
+          ? [`staged event #${p.by}`, '--expected-version', 'staged before it']
+          : [`events[${p.by}] of this transaction`, 'expected_version', 'before it'];
+      return `${on}, but ${by} makes it ${p.actual}: an event's ${field} counts the events ${before} (the stored version is ${p.current}; expect ${p.actual}, or give ${field} on the first event only)`;
+    },
+    members: (p) => ({ current_version: p.current ?? p.actual, expected_version: p.expected }),
+    doc: 'Optimistic concurrency: the expected version did not match; nothing was written. The problem carries `current_version` (the stored version) and `expected_version` (numbers). When an earlier event of the same transaction or stage moved the aggregate past the version expected, the message says which (an event’s expected version counts the events before it) and does not say to reload.',
   },
   EDBX_ERR_EVENT_ID_CONFLICT: {
     status: 409,
@@ -1029,6 +1045,12 @@ export const err = (code: ErrorCode, params: Record<string, unknown> = {}, cause
 export function publicDetail(e: EventDbxError): string {
   const spec: ErrorSpec = ERRORS[e.code];
   return spec.publicDetail ? eventPrefix(e.event) + spec.publicDetail(e.params) : e.message;
+}
+
+/** The extension members of the problem document of `e` (ErrorSpec.members), if its code has any. */
+export function problemMembers(e: EventDbxError): Record<string, unknown> {
+  const spec: ErrorSpec = ERRORS[e.code];
+  return spec.members ? spec.members(e.params) : {};
 }
 
 /**

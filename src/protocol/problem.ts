@@ -21,9 +21,16 @@ export interface Problem {
   /**
    * A refused transaction (`POST /v1/transactions`): the event refused, by its index in `events` and
    * its aggregate (absent when its names are what is wrong). `detail` starts with the same,
-   * `events[1] (patient/p-031): …`. The one extension member a problem may carry.
+   * `events[1] (patient/p-031): …`.
    */
   readonly event?: EventRef;
+  /**
+   * `EDBX_ERR_VERSION_CONFLICT`: the aggregate's stored version (what to rebase on; 0 when it does not
+   * exist), and the version the refused event expected. When an earlier event of the same transaction
+   * moved the aggregate, `current_version` is still the stored one and `detail` names that event.
+   */
+  readonly current_version?: number;
+  readonly expected_version?: number;
 }
 
 /** Whether a parsed body is a problem document with the fields every EventDBX error has. */

@@ -20,6 +20,7 @@ import type { EventStore } from '../store/index.js';
 import { authenticate } from '../store/tokens.js';
 import { Metrics } from './metrics.js';
 import { parseJsonBody } from './json-body.js';
+import { preconditionRefusal } from './preconditions.js';
 import { errorHandler, headerTokenId, notFoundHandler, routeOf } from './problem.js';
 import { type Timeouts, clientErrorHandler, httpTimeouts } from './protocol.js';
 import { trackInFlight } from './in-flight.js';
@@ -260,6 +261,11 @@ export async function buildServer(
     const security = (route.schema as { security?: unknown[] } | undefined)?.security;
     if (Array.isArray(security) && security.length === 0) return;
     route.onRequest = [authenticateFirst, ...[route.onRequest ?? []].flat()];
+  });
+  // After the token: a write sent with a precondition it does not take is refused, never done unguarded.
+  app.addHook('onRoute', (route) => {
+    const refusal = preconditionRefusal(route);
+    if (refusal) route.onRequest = [...[route.onRequest ?? []].flat(), refusal];
   });
   // What every route can answer by its method (408, 431, 503; 413 and 415 with a body): declared once.
   app.addHook('onRoute', (route) => {

@@ -4,7 +4,7 @@
  * Server errors and refused authentications are logged (see logAnswer).
  */
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
-import { type EventDbxError, err, isEventDbxError, publicDetail } from '../core/errors.js';
+import { type EventDbxError, err, isEventDbxError, problemMembers, publicDetail } from '../core/errors.js';
 import type { Problem } from '../protocol/problem.js';
 import type { RepeatLog } from '../core/repeat-log.js';
 import { isTokenShaped, redactTokens, tokenIdOf } from '../core/tokens.js';
@@ -29,6 +29,7 @@ export function toProblem(e: EventDbxError, instance?: string): Problem {
     detail: redactTokens(publicDetail(e)),
     ...(instance ? { instance: redactTokens(instance) } : {}),
     ...(e.event ? { event: e.event } : {}),
+    ...problemMembers(e),
   };
 }
 

@@ -93,6 +93,14 @@ export const problem = {
     detail: str,
     instance: str,
     event: problemEvent,
+    current_version: {
+      ...int,
+      description: 'EDBX_ERR_VERSION_CONFLICT: the stored version of the aggregate (0: it does not exist)',
+    },
+    expected_version: {
+      ...int,
+      description: 'EDBX_ERR_VERSION_CONFLICT: the version the refused event expected',
+    },
   },
 } as const;
 export const problemResponse = (description: string) =>
@@ -104,7 +112,9 @@ export const errors = {
   401: problemResponse('Missing, unknown, expired or revoked token'),
   403: problemResponse('The token may not do this (read-only, scope, group, archived or locked)'),
   404: problemResponse('No such aggregate, event, schema, token or plugin'),
-  409: problemResponse('Conflict: expected version, event id, or state'),
+  409: problemResponse(
+    'Conflict: expected version (with `current_version` and `expected_version`), event id, or state',
+  ),
   413: problemResponse('Body, payload or aggregate state over the limit (the code says which)'),
   415: problemResponse('Body is not UTF-8 JSON, or is compressed'),
   422: problemResponse('Refused by the schema of the aggregate type'),
@@ -399,13 +409,26 @@ export const appendEvent = {
   params,
   headers: {
     type: 'object',
-    properties: { 'if-match': { ...str, description: 'expected version, e.g. "3"' } },
+    properties: {
+      'if-match': {
+        ...str,
+        description:
+          'expected version, as the ETag of GET …/{aggregate_id} serves it, e.g. "3" (a weak tag is refused with 400; must agree with expected_version)',
+      },
+      'if-none-match': {
+        ...str,
+        description:
+          '`*` only: append only if the aggregate does not exist yet (expected_version 0); any other value is refused with 400',
+      },
+    },
   },
   body: appendBody,
   response: { 200: eventRecord, 201: eventRecord, ...errors },
 };
 export const transaction = {
   summary: 'Append events to several aggregates atomically (all or none)',
+  description:
+    'If-Match and If-None-Match are refused with 400 EDBX_ERR_INVALID_ARGUMENT (a transaction has no version to match): put expected_version on each event. An event’s expected_version counts the events before it in the transaction.',
   body: {
     type: 'object',
     required: ['events'],

@@ -8,7 +8,7 @@ import type { EventRecord } from '../core/event.js';
 import { aggregateId, aggregateType, eventId as checkEventId, eventRef } from '../core/names.js';
 import { afterUse, authorize, issuerOf } from '../core/tokens.js';
 import type { EventStore } from './store.js';
-import { type WriteTx, refuseMixedRetry } from './tx.js';
+import { type AppendResult, type WriteTx, conflictWithin, refuseMixedRetry } from './tx.js';
 import type { AppendRequest, WriteContext } from './types.js';
 import type { Prefetch } from './writer.js';
 
@@ -77,7 +77,18 @@ export function appendIn(
   }
   // The token charged is the one the events record: its person and its id.
   const by = token ? { ...ctx, issuedBy: issuerOf(token) } : ctx;
-  const results = reqs.map((r, i) => forEvent(refused, i, () => tx.append(r, by, { laterIdConflict: true })));
+  const results: AppendResult[] = [];
+  reqs.forEach((r, i) =>
+    results.push(
+      forEvent(refused, i, () => {
+        try {
+          return tx.append(r, by, { laterIdConflict: true });
+        } catch (e) {
+          throw conflictWithin(e, results, 'transaction', (j) => j);
+        }
+      }),
+    ),
+  );
   // A retry of an earlier transaction mixed with new events: named by its first replayed event.
   const replayed = results.findIndex((r) => r.duplicate);
   if (replayed >= 0) forEvent(refused, replayed, () => refuseMixedRetry(results));

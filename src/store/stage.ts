@@ -17,7 +17,7 @@ import { prefixEnd } from '../storage/engine.js';
 import { openJson, sealJson } from './codec.js';
 import * as K from './keys.js';
 import type { EventStore } from './store.js';
-import { type WriteTx, refuseMixedRetry } from './tx.js';
+import { type AppendResult, type WriteTx, conflictWithin, refuseMixedRetry } from './tx.js';
 import type { AppendRequest, StagedEvent, WriteContext } from './types.js';
 
 /**
@@ -178,11 +178,7 @@ const fetchFor = (tx: WriteTx, events: readonly StagedEvent[]): Promise<void> =>
  * Append staged events (and `extra`, whose refusal is reported as is) to a transaction whose data
  * `fetchFor` loaded. A staged event that is refused is named, with how to get past it.
  */
-function rehearse(
-  tx: WriteTx,
-  stage: readonly StagedEvent[],
-  extra?: StagedEvent,
-): Array<{ record: EventRecord; duplicate: boolean }> {
+function rehearse(tx: WriteTx, stage: readonly StagedEvent[], extra?: StagedEvent): AppendResult[] {
   const all = extra ? [...stage, extra] : stage;
   const refused = (s: StagedEvent, e: unknown) => {
     const cause = toEventDbxError(e);
@@ -194,13 +190,18 @@ function rehearse(
       cause: cause.code,
     });
   };
-  const results = all.map((s) => {
+  const results: AppendResult[] = [];
+  for (const s of all) {
     try {
-      return tx.append(s.request, { issuedBy: s.issued_by });
+      results.push(tx.append(s.request, { issuedBy: s.issued_by }));
     } catch (e) {
-      throw refused(s, e);
+      // A conflict an earlier staged event caused names it (qa-retry #4).
+      throw refused(
+        s,
+        conflictWithin(e, results, 'stage', (j) => all[j]!.seq),
+      );
     }
-  });
+  }
   // A stage is committed whole, so one that mixes an event appended since (same event id) with new
   // ones is refused like such a transaction. (`extra` is new here: `alreadyThere` answered a retry.)
   try {

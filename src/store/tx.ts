@@ -4,7 +4,7 @@
  * disturbing the others batched with it.
  */
 import { randomUUID } from 'node:crypto';
-import { err } from '../core/errors.js';
+import { err, isEventDbxError } from '../core/errors.js';
 import {
   type EventIssuer,
   type EventRecord,
@@ -97,6 +97,36 @@ export function refuseMixedRetry(results: ReadonlyArray<{ record: EventRecord; d
       reason: 'in an earlier transaction, with events this one adds',
     });
   }
+}
+
+/** What `WriteTx.append` answers for one event. */
+export type AppendResult = { record: EventRecord; duplicate: boolean; usedElsewhere?: string };
+
+/**
+ * `e`, a refusal of the next event of a request whose `earlier` events were appended, said right when
+ * one of them moved the aggregate the event expects a version of (qa-retry #4): the conflict then comes
+ * from the request itself, not another writer, so it names that event (`by(j)`: its index in a
+ * transaction, its number in a stage) and the stored version (`current`), never "reload and retry".
+ */
+export function conflictWithin(
+  e: unknown,
+  earlier: readonly AppendResult[],
+  within: 'transaction' | 'stage',
+  by: (j: number) => number,
+): unknown {
+  if (!isEventDbxError(e, 'EDBX_ERR_VERSION_CONFLICT') || e.params.within !== undefined) return e;
+  const { aggregate_type: type, aggregate_id: id, actual } = e.params;
+  // Replays of earlier appends (duplicates) moved nothing.
+  const moved = earlier.flatMap((r, j) =>
+    !r.duplicate && r.record.aggregate_type === type && r.record.aggregate_id === id ? [j] : [],
+  );
+  if (moved.length === 0) return e;
+  return err('EDBX_ERR_VERSION_CONFLICT', {
+    ...e.params,
+    current: (actual as number) - moved.length,
+    within,
+    by: by(moved.at(-1)!),
+  });
 }
 
 export class WriteTx {
@@ -213,7 +243,7 @@ export class WriteTx {
     req: AppendRequest,
     ctx: WriteContext,
     opts: { system?: boolean; laterIdConflict?: boolean } = {},
-  ): { record: EventRecord; duplicate: boolean; usedElsewhere?: string } {
+  ): AppendResult {
     const type = opts.system ? req.aggregate_type : aggregateType(req.aggregate_type);
     const id = aggregateId(req.aggregate_id);
     const evType = eventType(req.event_type);
@@ -253,6 +283,7 @@ export class WriteTx {
         aggregate_id: id,
         expected,
         actual: version - 1,
+        current: version - 1,
       });
     }
     this.env.validator?.({ aggregate_type: type, aggregate_id: id, event_type: evType, payload }, current);

@@ -1,12 +1,13 @@
 /** Aggregate routes: the spec's endpoints plus pagination, single events, proofs and transactions. */
 import type { FastifyInstance, FastifySchemaValidationError } from 'fastify';
-import { atEvent, err } from '../../core/errors.js';
-import { eventRef, version as parseVersion, wholeNumber } from '../../core/names.js';
+import { atEvent, err, isEventDbxError } from '../../core/errors.js';
+import { eventRef, version as parseVersion } from '../../core/names.js';
 import { type TokenRecord, issuerOf } from '../../core/tokens.js';
 import { aggregateConsistencyProof, eventInclusionProof, verifyNamed } from '../../store/index.js';
 import type { AppendRequest } from '../../store/types.js';
 import type { RouteContext } from '../app.js';
 import { signalOf } from '../in-flight.js';
+import { expectedVersionOf } from '../preconditions.js';
 import {
   DEFAULT_PAGE,
   MAX_PAGE,
@@ -21,22 +22,6 @@ import * as S from '../schemas.js';
 import { fromValidation } from '../validation.js';
 
 type Params = { aggregate_type: string; aggregate_id: string };
-
-function expectedFromIfMatch(header: string | string[] | undefined): number | undefined {
-  if (header === undefined) return undefined;
-  const tag = (Array.isArray(header) ? header[0]! : header).trim();
-  // RFC 9110 §13.1.1: If-Match compares strong tags, so a weak one can never match.
-  if (tag.startsWith('W/'))
-    throw err('EDBX_ERR_INVALID_ARGUMENT', {
-      name: 'If-Match',
-      value: tag,
-      reason: 'is a weak tag, which If-Match never matches: send the ETag as served, e.g. "3"',
-    });
-  const raw = tag.replace(/^"(.*)"$/, '$1');
-  const n = wholeNumber(raw);
-  if (n === undefined) throw err('EDBX_ERR_INVALID_EXPECTED_VERSION', { value: raw });
-  return n;
-}
 
 /** A validation failure of a transaction's body, naming the event it is about (`/events/1/…`). */
 function transactionValidation(
@@ -206,38 +191,37 @@ export async function aggregateRoutes(app: FastifyInstance, ctx: RouteContext): 
       allowanceChecked: 'by-transaction',
     });
     refuseWhileDraining();
-    const fromHeader = expectedFromIfMatch(req.headers['if-match']);
     const body = req.body;
-    if (
-      fromHeader !== undefined &&
-      body.expected_version !== undefined &&
-      fromHeader !== body.expected_version
-    ) {
-      throw err('EDBX_ERR_INVALID_ARGUMENT', {
-        name: 'If-Match',
-        value: fromHeader,
-        reason: 'disagrees with expected_version in the body',
-      });
-    }
     const appendReq: AppendRequest = {
       aggregate_type: req.params.aggregate_type,
       aggregate_id: req.params.aggregate_id,
       event_type: body.event_type,
       payload: body.payload,
-      expected_version: body.expected_version ?? fromHeader,
+      expected_version: expectedVersionOf(req.headers, body.expected_version),
       event_id: body.event_id,
     };
-    const [r] = await store.appendDetailed([appendReq], writeCtx(t));
-    return reply
-      .code(r!.duplicate ? 200 : 201)
-      .header('ETag', `"${r!.record.version}"`)
-      .send(r!.record);
+    try {
+      const [r] = await store.appendDetailed([appendReq], writeCtx(t));
+      return reply
+        .code(r!.duplicate ? 200 : 201)
+        .header('ETag', `"${r!.record.version}"`)
+        .send(r!.record);
+    } catch (e) {
+      // The stored version, as GET serves it: what the next If-Match takes once the client has rebased.
+      if (isEventDbxError(e, 'EDBX_ERR_VERSION_CONFLICT'))
+        void reply.header('ETag', `"${String(e.params.current)}"`);
+      throw e;
+    }
   });
 
   app.post<{ Body: { events: Array<AppendRequest> } }>(
     '/v1/transactions',
     // Its own validation failures too name the event they are about (`events[1] (patient/p-031): …`).
-    { schema: S.transaction, attachValidation: true },
+    {
+      schema: S.transaction,
+      attachValidation: true,
+      config: { withoutPreconditions: 'put expected_version on each event instead' },
+    },
     async (req, reply) => {
       if (req.validationError) throw transactionValidation(req.validationError, req.body);
       const t = ctx.auth(req.headers.authorization, { write: true, allowanceChecked: 'by-transaction' });
