@@ -98,6 +98,9 @@ export async function openSecureStore(
     let record: KeyringRecord;
     let status: SecureStore['dek'];
     let opened;
+    // Written back only when it changed: a new store, a DEK added or made active again, a signing key
+    // added. (Every open used to write it, synced: an fsync and a write thread for each CLI command.)
+    let changed: boolean;
     if (!existing) {
       // A new keyring here would be written over the copy: the keys of every record still stored,
       // lost for good. The store lost its keyring (a write-ahead log cut short, files removed).
@@ -110,6 +113,7 @@ export async function openSecureStore(
       opened = createKeyring(keys.masterKey, keys.dek);
       record = opened.record;
       status = 'created';
+      changed = true;
     } else {
       const sameKek =
         copy &&
@@ -119,13 +123,15 @@ export async function openSecureStore(
       record = opened.record;
       status = opened.dekStatus;
       refuseOtherDek(status);
+      changed = opened.rotated;
     }
     let signing = getKeyringSecret(record, opened.kek, SIGNING);
     if (!signing) {
       signing = Buffer.from(generateSigningKey().privateKeyPem, 'utf8');
       record = putKeyringSecret(record, opened.kek, SIGNING, signing);
+      changed = true;
     }
-    if (record !== existing)
+    if (changed)
       await engine.write([{ type: 'put', space: 'main', key: KEYRING, value: encode(record) }], {
         sync: true,
       });

@@ -1,0 +1,36 @@
+/**
+ * Opening a store with its keys writes nothing unless the keyring changed: every open used to write
+ * the keyring back (a synced write: an fsync, and the start of the write thread, for each CLI command,
+ * even `aggregate list`).
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { RocksDbEngine } from '../../src/storage/rocksdb/rocksdb-engine.js';
+import { openSecureStore } from '../../src/store/secure.js';
+
+let dir: string;
+beforeEach(async () => {
+  dir = await mkdtemp(path.join(os.tmpdir(), 'edbx-open-'));
+});
+afterEach(() => rm(dir, { recursive: true, force: true }));
+
+/** Open the store at `dir` with `dek`, close it, and answer how many writes the open made. */
+async function writesOfOpen(dek: string | undefined): Promise<number> {
+  const engine = new RocksDbEngine(dir);
+  const write = vi.spyOn(engine, 'write');
+  const secure = await openSecureStore(engine, { masterKey: 'mk', dek });
+  const writes = write.mock.calls.length;
+  await secure.store.close();
+  return writes;
+}
+
+describe('opening a store', () => {
+  it('writes the keyring when the store is new, and nothing when it opens it again', async () => {
+    expect(await writesOfOpen('dek-1')).toBeGreaterThan(0); // a new store
+    expect(await writesOfOpen('dek-1')).toBe(0);
+    expect(await writesOfOpen(undefined)).toBe(0); // the master key alone (`config`)
+    expect(await writesOfOpen('dek-1')).toBe(0);
+  });
+});
