@@ -12,13 +12,17 @@ import { HUMAN, HUMAN_LISTS, resultFailed } from './human.js';
 import { ReaderGone, jsonList } from './list-output.js';
 import { LISTINGS, OPS } from './ops.js';
 import { printJson } from './output.js';
+import { type ProgressWords, progress } from './progress.js';
 import { reportError } from './report.js';
 import { checkDataDirOwner, localIdentity, openLocalStore, proofOfKeys, requireConfig } from './runtime.js';
 
-/** Operations that show a progress bar on a TTY, and what it counts. */
-const PROGRESS: Readonly<Record<string, string>> = {
-  'aggregate.verify': 'verifying [{bar}] {value}/{total} aggregates',
-  backup: 'backing up [{bar}] {value}/{total} entries',
+/**
+ * Operations that report their progress on stderr (a bar on a terminal, else a line now and then:
+ * progress.ts), and what they count.
+ */
+const PROGRESS: Readonly<Record<string, ProgressWords>> = {
+  'aggregate.verify': { doing: 'verifying', done: 'verified', unit: 'aggregates' },
+  backup: { doing: 'backing up', done: 'backed up', unit: 'entries' },
 };
 
 /**
@@ -33,26 +37,6 @@ const CHECKS = new Set(['aggregate.verify', 'audit.verify', 'checkpoint.verify']
  * Through a server, Ctrl-C ends the CLI and the server stops the command when its connection closes.
  */
 const CANCELLABLE = new Set(['backup']);
-
-async function progressBar(
-  format: string,
-): Promise<{ update: (done: number, total: number) => void; stop: () => void } | undefined> {
-  if (!process.stderr.isTTY) return undefined;
-  const { SingleBar, Presets } = await import('cli-progress');
-  const bar = new SingleBar(
-    { stream: process.stderr, format, clearOnComplete: true },
-    Presets.shades_classic,
-  );
-  let started = false;
-  return {
-    update(done, total) {
-      if (!started) bar.start(total, 0);
-      started = true;
-      bar.update(done);
-    },
-    stop: () => started && bar.stop(),
-  };
-}
 
 /** Arguments as sent over the wire: commander's option object minus output and location flags. */
 function wireArgs(opts: Record<string, unknown>): Record<string, unknown> {
@@ -113,8 +97,9 @@ const closing =
 async function execute(op: string, opts: Record<string, unknown>, configFile?: string): Promise<Ran> {
   const config = await commandConfig(opts, configFile);
   const identity = localIdentity();
-  const format = PROGRESS[op];
-  const bar = format !== undefined && !opts.json ? await progressBar(format) : undefined;
+  const words = PROGRESS[op];
+  // `--json` is for scripts, which may read stderr with stdout: no progress there.
+  const bar = words !== undefined && !opts.json ? await progress(words) : undefined;
   try {
     const proof = await proofOfKeys(config);
     const remote = await callControl(

@@ -483,11 +483,22 @@ export const ERRORS = {
       `the request did not arrive within ${p.ms === undefined ? 'the server timeout' : `${p.ms} ms`}: send the headers and body without pausing`,
     doc: 'The request headers or body did not arrive within the server timeout.',
   },
+  EDBX_ERR_URI_TOO_LONG: {
+    status: 414,
+    kind: 'user',
+    message: (p) =>
+      `the URL${p.bytes === undefined ? '' : ` of ${p.bytes} bytes`} is over the limit of ${p.limit} bytes for a request's URL and headers: send a shorter URL (an aggregate id has at most 128 characters, a type 64)`,
+    doc: "The URL alone is over the server's limit for the request line and headers (16 KiB): an id or a query far longer than any the API takes.",
+  },
   EDBX_ERR_HEADERS_TOO_LARGE: {
     status: 431,
     kind: 'user',
-    message: (p) => `the request headers are over ${p.limit} bytes: send fewer or shorter headers`,
-    doc: 'The request line and headers exceed the server limit (16 KiB).',
+    // `url`: a long URL's size, read with the headers; `unknown`: which of the two crossed the limit.
+    message: (p) =>
+      p.unknown
+        ? `the request's URL and headers are over ${p.limit} bytes together: send fewer or shorter headers, or a shorter URL`
+        : `the request headers are over ${p.limit} bytes${p.url === undefined ? '' : ` (counting its URL of ${p.url} bytes)`}: send fewer or shorter headers`,
+    doc: 'The request headers, with the URL, exceed the server limit (16 KiB); a URL over it alone is 414 `EDBX_ERR_URI_TOO_LONG`.',
   },
   EDBX_ERR_MALFORMED_REQUEST: {
     status: 400,

@@ -267,7 +267,7 @@ export async function buildServer(
     const refusal = preconditionRefusal(route);
     if (refusal) route.onRequest = [...[route.onRequest ?? []].flat(), refusal];
   });
-  // What every route can answer by its method (408, 431, 503; 413 and 415 with a body): declared once.
+  // What every route can answer by its method (408, 414, 431, 503; 413 and 415 with a body): declared once.
   app.addHook('onRoute', (route) => {
     const schema = route.schema as { response?: Record<string, unknown> } | undefined;
     if (schema) schema.response = declaredResponses(route.method, schema.response);

@@ -6,7 +6,7 @@
 import { STATUS_CODES, maxHeaderSize } from 'node:http';
 import type { Socket } from 'node:net';
 import type { FastifyBaseLogger } from 'fastify';
-import { err } from '../core/errors.js';
+import { type EventDbxError, err } from '../core/errors.js';
 import { isClientGone, toProblem } from './problem.js';
 
 export interface Timeouts {
@@ -54,6 +54,57 @@ export function httpTimeouts(t: Timeouts = {}): HttpTimeouts {
  */
 const logged = (e: NodeJS.ErrnoException) => ({ code: e.code, reason: e.message });
 
+/** What Node's parser adds to its errors: the bytes of the read it stopped in, and where it stopped. */
+interface ParseError {
+  readonly rawPacket?: unknown;
+  readonly bytesParsed?: unknown;
+}
+
+/** A request line's start: a method, then the URL (no header name is followed by a space). */
+const REQUEST_LINE = /^[A-Z]+ /;
+
+/**
+ * What put a request over the header limit, which Node reports only as "Header overflow" (QA scale
+ * finding 2: a long id in the URL was answered "send fewer or shorter headers"). Node counts the URL
+ * and the header lines together, and stops at the end of the part that crossed the limit, `bytesParsed`
+ * into `rawPacket` (the last read, not the whole request). That part is the URL when the line it
+ * stopped in starts with a method, or when the request line's ` HTTP/1.1` follows it (a header name
+ * ends at its ':', a value at the line's end). When the last read holds neither, which part it was is
+ * unknown and the answer names both.
+ */
+export function headerOverflow(e: ParseError, limit: number): EventDbxError {
+  const raw = Buffer.isBuffer(e.rawPacket) ? e.rawPacket : undefined;
+  const at = typeof e.bytesParsed === 'number' ? e.bytesParsed : -1;
+  const unknown = err('EDBX_ERR_HEADERS_TOO_LARGE', { limit, unknown: true });
+  if (!raw || at < 0 || at > raw.length) return unknown;
+  const read = raw.subarray(0, at).toString('latin1');
+  const lineStart = read.lastIndexOf('\n') + 1;
+  const method = REQUEST_LINE.exec(read.slice(lineStart))?.[0];
+  const ended = raw[at] === 0x20; // the URL's whole, not a part of it cut off by the end of the read
+  if (method !== undefined) {
+    const bytes = at - lineStart - method.length;
+    return err('EDBX_ERR_URI_TOO_LONG', ended ? { limit, bytes } : { limit });
+  }
+  if (lineStart === 0) {
+    const follows = raw.subarray(at, at + 7).toString('latin1');
+    if (/^ HTTP\/\d/.test(follows) && raw[at - 1] !== 0x3a) return err('EDBX_ERR_URI_TOO_LONG', { limit });
+    // A header name's end, or a value's: else the read ended inside the part, which may be either.
+    return raw[at - 1] === 0x3a || raw[at] === 0x0d || raw[at] === 0x0a
+      ? err('EDBX_ERR_HEADERS_TOO_LARGE', { limit })
+      : unknown;
+  }
+  // A header line. The request's own line is the last one before it that looks like one, if read: a
+  // URL long enough to matter is named.
+  const url = read
+    .slice(0, lineStart)
+    .split('\n')
+    .reverse()
+    .map((line) => /^[A-Z]+ (\S*) HTTP\/\d\.\d\r?$/.exec(line)?.[1])
+    .find((u) => u !== undefined);
+  const long = url !== undefined && url.length * 4 >= limit;
+  return err('EDBX_ERR_HEADERS_TOO_LARGE', long ? { limit, url: url.length } : { limit });
+}
+
 export function clientErrorHandler(timeouts: HttpTimeouts, log: () => FastifyBaseLogger) {
   return (e: NodeJS.ErrnoException, socket: Socket): void => {
     if (isClientGone(e) || socket.destroyed) {
@@ -68,7 +119,7 @@ export function clientErrorHandler(timeouts: HttpTimeouts, log: () => FastifyBas
       const ms = started ? timeouts.http.requestTimeout : timeouts.http.headersTimeout;
       error = err('EDBX_ERR_REQUEST_TIMEOUT', { ms });
     } else if (e.code === 'HPE_HEADER_OVERFLOW') {
-      error = err('EDBX_ERR_HEADERS_TOO_LARGE', { limit: maxHeaderSize });
+      error = headerOverflow(e as ParseError, maxHeaderSize);
     } else {
       error = err('EDBX_ERR_MALFORMED_REQUEST', { reason: e.code ?? e.message });
     }

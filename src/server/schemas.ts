@@ -128,10 +128,11 @@ export const integrityError = {
 /** What a read can answer (no body: no 409, 413, 415 or 422). */
 export const readErrors = { 400: errors[400], 401: errors[401], 403: errors[403], 404: errors[404] } as const;
 
-/** Answers any route can give, added to every route: timeouts, oversized headers, shutting down. */
+/** Answers any route can give, added to every route: timeouts, oversized URL or headers, shutting down. */
 export const protocolErrors = {
   408: problemResponse('The request did not arrive within the server timeout'),
-  431: problemResponse('Request headers too large'),
+  414: problemResponse('URL too long: over the limit for the URL and headers (16 KiB)'),
+  431: problemResponse('Request headers too large (with the URL, over 16 KiB)'),
   503: problemResponse('The server is shutting down: retry after Retry-After seconds'),
 } as const;
 
@@ -140,7 +141,7 @@ const WRITE_ONLY = ['409', '413', '415', '422'];
 
 /**
  * The answers a route declares in /openapi.json: those it lists, plus what its method makes possible
- * on every route. Any route answers 408, 431 and 503; any route of a method with a body answers 413 and
+ * on every route. Any route answers 408, 414, 431 and 503; any route of a method with a body answers 413 and
  * 415 (a body is read and refused when too large or not JSON, whether or not the route takes one); a
  * GET or HEAD never answers 409, 413, 415 or 422 (nothing is written, no body is read).
  */

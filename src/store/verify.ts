@@ -379,6 +379,8 @@ async function verifyPinned(
   const total = await store
     .countAggregates({ includeSystem: true, signal })
     .catch((e: unknown) => (unreadable(e) ? 0 : Promise.reject(e)));
+  // Said at once: the first group of aggregates may take a while on a large store.
+  if (total > 0) onProgress?.(0, total);
   const failures: VerifyReport[] = [];
   const unlisted: string[] = [];
   let done = 0;

@@ -24,11 +24,13 @@ describe('OpenAPI error responses', () => {
   });
   afterAll(() => s?.close());
 
-  it('declares every error status as application/problem+json with the Problem schema, and 408/431/503 everywhere', () => {
+  it('declares every error status as application/problem+json with the Problem schema, and 408/414/431/503 everywhere', () => {
     for (const [path, ops] of Object.entries(paths)) {
       for (const [method, op] of Object.entries(ops)) {
         const where = `${method.toUpperCase()} ${path}`;
-        expect(Object.keys(op.responses), where).toEqual(expect.arrayContaining(['408', '431', '503']));
+        expect(Object.keys(op.responses), where).toEqual(
+          expect.arrayContaining(['408', '414', '431', '503']),
+        );
         for (const [status, res] of Object.entries(op.responses)) {
           if (Number(status) < 400) continue;
           // /health's 503 is also its own health answer (`status: "failing"`, qa2-ops #2): monitors read it.

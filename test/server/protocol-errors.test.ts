@@ -75,6 +75,37 @@ describe('protocol errors and timeouts', () => {
       ),
     );
     problem(r, 431, 'EDBX_ERR_HEADERS_TOO_LARGE');
+    expect(r!.body.detail).toContain('send fewer or shorter headers');
+  });
+
+  // Regression, QA scale finding 2: a URL over the limit was answered 431 "send fewer or shorter headers".
+  it('answers 414 problem+json to a URL over the limit, naming its size and the limit of ids', async () => {
+    const url = `/v1/aggregates/shipment/${'a'.repeat(17_000)}`;
+    const head = `GET ${url} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${s.token}\r\n\r\n`;
+    const r = await before(raw(s.port, (sock) => void sock.write(head)));
+    problem(r, 414, 'EDBX_ERR_URI_TOO_LONG');
+    expect(r!.body.detail).toContain(`URL of ${url.length} bytes is over the limit of 16384 bytes`);
+    expect(r!.body.detail).toContain('an aggregate id has at most 128 characters');
+  });
+
+  it('answers 414 to a URL over the limit that arrives in pieces', async () => {
+    const id = 'b'.repeat(17_000);
+    const r = await before(
+      raw(s.port, async (sock) => {
+        sock.write(`GET /v1/aggregates/shipment/${id.slice(0, 9_000)}`);
+        await new Promise((resolve) => setTimeout(resolve, 100));
+        if (sock.writable) sock.write(`${id.slice(9_000)} HTTP/1.1\r\nHost: x\r\n\r\n`);
+      }),
+    );
+    problem(r, 414, 'EDBX_ERR_URI_TOO_LONG');
+  });
+
+  it('keeps 431 when headers bring a request with a long URL over the limit, naming the URL size', async () => {
+    const url = `/v1/aggregates/shipment/${'c'.repeat(10_000)}`;
+    const head = `GET ${url} HTTP/1.1\r\nHost: x\r\nX-Big: ${'d'.repeat(10_000)}\r\n\r\n`;
+    const r = await before(raw(s.port, (sock) => void sock.write(head)));
+    problem(r, 431, 'EDBX_ERR_HEADERS_TOO_LARGE');
+    expect(r!.body.detail).toContain(`counting its URL of ${url.length} bytes`);
   });
 
   it('answers 400 problem+json to a request that is not HTTP', async () => {
