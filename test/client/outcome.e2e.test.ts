@@ -4,35 +4,25 @@
  * `transaction` return (nothing added to them, so they still verify), and a retry after a lost answer
  * is marked `resent`.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { EventDbxClient } from '../../src/client/index.js';
-import { type Project, type RunningServer, project, startServer } from '../helpers/cli.js';
+import { servedClient } from './served.js';
 
 describe('append and transaction outcomes (qa-dev #7)', () => {
-  let p: Project;
-  let server: RunningServer;
-  let db: EventDbxClient;
-
-  beforeAll(async () => {
-    p = await project();
-    server = await startServer(p, ['--restrict=false']);
-    db = new EventDbxClient({ url: server.url, token: server.adminToken });
-  });
-  afterAll(async () => {
-    await server?.stop();
-    await p?.cleanup();
-  });
+  const served = servedClient();
 
   it('appendOutcome says whether the event is new or was already appended', async () => {
     const body = { event_type: 'filled', payload: { units: '30' }, expected_version: 0, event_id: 'fill-1' };
-    const first = await db.appendOutcome('rx', 'r1', body);
+    const first = await served.db.appendOutcome('rx', 'r1', body);
     expect(first).toMatchObject({ duplicate: false, resent: false, record: { version: 1 } });
-    const again = await db.appendOutcome('rx', 'r1', body);
+    const again = await served.db.appendOutcome('rx', 'r1', body);
     expect(again).toEqual({ record: first.record, duplicate: true, resent: false });
     // The record is the one append returns, field for field, and verifies as it is.
-    expect(await db.append('rx', 'r1', body)).toEqual(first.record);
-    expect(Object.keys(first.record).sort()).toEqual(Object.keys(await db.getEvent('rx', 'r1', 1)).sort());
-    await db.verifyEvent('rx', 'r1', 1);
+    expect(await served.db.append('rx', 'r1', body)).toEqual(first.record);
+    expect(Object.keys(first.record).sort()).toEqual(
+      Object.keys(await served.db.getEvent('rx', 'r1', 1)).sort(),
+    );
+    await served.db.verifyEvent('rx', 'r1', 1);
   });
 
   it('transactionOutcome says whether the transaction is new or was already appended', async () => {
@@ -40,11 +30,11 @@ describe('append and transaction outcomes (qa-dev #7)', () => {
       { aggregate_type: 'rx', aggregate_id: 'r2', event_type: 'filled', payload: {}, event_id: 'tx-1a' },
       { aggregate_type: 'stock', aggregate_id: 's1', event_type: 'taken', payload: {}, event_id: 'tx-1b' },
     ];
-    const first = await db.transactionOutcome(events);
+    const first = await served.db.transactionOutcome(events);
     expect([first.duplicate, first.resent, first.records.length]).toEqual([false, false, 2]);
-    const again = await db.transactionOutcome(events);
+    const again = await served.db.transactionOutcome(events);
     expect(again).toEqual({ records: first.records, duplicate: true, resent: false });
-    expect(await db.transaction(events)).toEqual(first.records);
+    expect(await served.db.transaction(events)).toEqual(first.records);
   });
 
   it('a retry after a lost answer is marked resent: the duplicate may be its own first attempt', async () => {
@@ -59,14 +49,14 @@ describe('append and transaction outcomes (qa-dev #7)', () => {
       return res;
     };
     const client = new EventDbxClient({
-      url: server.url,
-      token: server.adminToken,
+      url: served.server.url,
+      token: served.server.adminToken,
       fetch: lossy,
       retry: { minDelayMs: 1, maxDelayMs: 5 },
     });
     const body = { event_type: 'filled', payload: {}, event_id: 'fill-lost' };
     const out = await client.appendOutcome('rx', 'r3', body);
     expect(out).toMatchObject({ duplicate: true, resent: true, record: { version: 1 } });
-    expect((await db.getAggregate('rx', 'r3')).version).toBe(1);
+    expect((await served.db.getAggregate('rx', 'r3')).version).toBe(1);
   });
 });

@@ -6,6 +6,7 @@
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { answerShuttingDown } from './served.js';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import {
   EventDbxApiError,
@@ -43,16 +44,7 @@ beforeAll(async () => {
           res.end(text);
           return;
         }
-        res.writeHead(503, { 'content-type': 'application/problem+json', 'retry-after': '0' });
-        res.end(
-          JSON.stringify({
-            type: 'https://eventdbx.dev/errors/EDBX_ERR_SHUTTING_DOWN',
-            title: 'EDBX_ERR_SHUTTING_DOWN',
-            status: 503,
-            code: 'EDBX_ERR_SHUTTING_DOWN',
-            detail: 'the server is shutting down',
-          }),
-        );
+        answerShuttingDown(res);
         return;
       }
       res.writeHead(req.method === 'POST' ? 201 : 200, { 'content-type': 'application/json' });

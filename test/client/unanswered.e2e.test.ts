@@ -8,7 +8,7 @@
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
   EventDbxApiError,
   EventDbxCancelledError,
@@ -17,7 +17,8 @@ import {
   EventDbxConnectionError,
   type ClientOptions,
 } from '../../src/client/index.js';
-import { type Project, type RunningServer, freePort, project, startServer } from '../helpers/cli.js';
+import { freePort } from '../helpers/cli.js';
+import { answerShuttingDown, servedClient } from './served.js';
 
 /**
  * What the proxy does with one request: `pass` forwards it and relays the answer; `apply-…` forwards
@@ -33,24 +34,18 @@ interface Proxy {
   close(): Promise<void>;
 }
 
-let p: Project;
-let server: RunningServer;
-let db: EventDbxClient;
-
-beforeAll(async () => {
-  p = await project();
-  server = await startServer(p, ['--restrict=false']);
-  db = new EventDbxClient({ url: server.url, token: server.adminToken });
-});
-afterAll(async () => {
-  await server?.stop();
-  await p?.cleanup();
-});
+const served = servedClient();
 
 function forward(req: http.IncomingMessage, body: Buffer): Promise<{ status: number; body: Buffer }> {
   return new Promise((resolve, reject) => {
     const up = http.request(
-      { host: '127.0.0.1', port: server.port, path: req.url, method: req.method, headers: req.headers },
+      {
+        host: '127.0.0.1',
+        port: served.server.port,
+        path: req.url,
+        method: req.method,
+        headers: req.headers,
+      },
       (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
@@ -82,16 +77,7 @@ async function proxy(actions: readonly Action[], port = 0): Promise<Proxy> {
         res.end('<html><body><h1>504 Gateway Time-out</h1></body></html>');
       } else if (action === 'stopping') {
         // What a server that is shutting down answers.
-        res.writeHead(503, { 'content-type': 'application/problem+json', 'retry-after': '0' });
-        res.end(
-          JSON.stringify({
-            type: 'https://eventdbx.dev/errors/EDBX_ERR_SHUTTING_DOWN',
-            title: 'EDBX_ERR_SHUTTING_DOWN',
-            status: 503,
-            code: 'EDBX_ERR_SHUTTING_DOWN',
-            detail: 'the server is shutting down',
-          }),
-        );
+        answerShuttingDown(res);
       } else {
         res.writeHead(answer!.status, { 'content-type': 'application/json' });
         res.end(answer!.body);
@@ -113,7 +99,7 @@ async function proxy(actions: readonly Action[], port = 0): Promise<Proxy> {
 const client = (url: string, o: Partial<ClientOptions> = {}) =>
   new EventDbxClient({
     url,
-    token: server.adminToken,
+    token: served.server.adminToken,
     retry: { retries: 2, minDelayMs: 1, maxDelayMs: 5 },
     ...o,
   });
@@ -146,9 +132,9 @@ describe('an idempotent write whose attempts got no answer (qa-retry #1)', () =>
       expect(e.message.endsWith(note(3))).toBe(true);
       expect(px.hits()).toBe(3);
       // Following the advice: the same event_id again answers 200 with the original record.
-      const again = await db.appendOutcome('account', 'u1', credit('u1'));
+      const again = await served.db.appendOutcome('account', 'u1', credit('u1'));
       expect(again).toMatchObject({ duplicate: true, record: { version: 1, payload: { amount: '100' } } });
-      expect((await db.getAggregate('account', 'u1')).version).toBe(1);
+      expect((await served.db.getAggregate('account', 'u1')).version).toBe(1);
     } finally {
       await px.close();
     }
@@ -177,7 +163,7 @@ describe('an idempotent write whose attempts got no answer (qa-retry #1)', () =>
       expect(e).toMatchObject({ code: 'EDBX_ERR_CONNECTION', unanswered: 3 });
       expect(e.message).toMatch(/^POST \/v1\/transactions failed: /);
       expect(e.message.endsWith(note(3, 'event_ids', 'records'))).toBe(true);
-      const again = await db.transactionOutcome(events);
+      const again = await served.db.transactionOutcome(events);
       expect([again.duplicate, again.records.map((r) => r.version)]).toEqual([false, [1, 1]]);
     } finally {
       await px.close();
@@ -217,7 +203,7 @@ describe('an idempotent write whose attempts got no answer (qa-retry #1)', () =>
     expect(e.message).toBe(
       `POST /v1/aggregates/account/u4/events failed: fetch failed (ECONNREFUSED)${note(1)}`,
     );
-    expect((await db.appendOutcome('account', 'u4', credit('u4'))).duplicate).toBe(true);
+    expect((await served.db.appendOutcome('account', 'u4', credit('u4'))).duplicate).toBe(true);
   });
 
   it('timeouts after sending count as unanswered', async () => {
@@ -229,7 +215,7 @@ describe('an idempotent write whose attempts got no answer (qa-retry #1)', () =>
       expect(e.message).toBe(
         `POST /v1/aggregates/account/u5/events failed: no answer within 300 ms (timeoutMs)${note(2)}`,
       );
-      expect((await db.appendOutcome('account', 'u5', credit('u5'))).duplicate).toBe(true);
+      expect((await served.db.appendOutcome('account', 'u5', credit('u5'))).duplicate).toBe(true);
     } finally {
       await px.close();
     }
