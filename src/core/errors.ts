@@ -517,7 +517,7 @@ export const ERRORS = {
     status: 499,
     kind: 'user',
     message: () => 'the client went away before the answer: the operation was stopped',
-    doc: "A long read (listing, events, state at a version, verification, audit log) was stopped because its client closed the connection (or the CLI command was interrupted); nothing was changed. SDK: a call whose `signal` was aborted (`EventDbxCancelledError`, its `cause` the signal's reason); a write aborted after it was sent may still have been applied.",
+    doc: "A long read (listing, events, state at a version, verification, audit log) was stopped, or not started, because its client closed the connection (or the CLI command was interrupted); nothing was changed. SDK: a call whose `signal` was aborted (`EventDbxCancelledError`, its `cause` the signal's reason); a write aborted after it was sent may still have been applied.",
   },
 
   EDBX_ERR_INVALID_CHECKPOINT: {

@@ -8,6 +8,7 @@ import type { EventRecord } from '../core/event.js';
 import type { Space } from '../storage/engine.js';
 import { openEventAt } from './event-format.js';
 import * as K from './keys.js';
+import { Pace } from './pace.js';
 import type { EventStore } from './store.js';
 import type { LiveMeta } from './tx.js';
 
@@ -16,7 +17,8 @@ const EVENT_CHUNK = 512;
 
 /**
  * A range read of one aggregate's events: versions `fromVersion`..`toVersion`, then `skip` and `take`;
- * `signal` stops it between chunks (a client that went away).
+ * `signal` stops it within PACE_RECORDS events (a client that went away): a read given one lets the
+ * event loop run that often, so that the close is seen and other requests are served meanwhile.
  */
 export interface ReadEventsOptions {
   skip?: number;
@@ -107,6 +109,7 @@ export async function* scanEventRange(
   if (to < from) return;
   const skip = seek ? 0 : (opts.skip ?? 0);
   const take = opts.take;
+  const pace = opts.signal ? new Pace(opts.signal) : undefined;
   let chunk: EventRecord[] = [];
   let served = 0;
   let seen = 0;
@@ -129,6 +132,7 @@ export async function* scanEventRange(
     next = reverse ? version - 1 : version + 1;
     if (seen++ < skip) continue;
     chunk.push(openEventAt(store.env.codec, v, type, id, version));
+    if (pace?.due()) await pace.turn();
     if (chunk.length >= EVENT_CHUNK) {
       served += chunk.length;
       yield chunk;

@@ -8,6 +8,7 @@ import { aggregateType } from '../core/names.js';
 import { prefixEnd } from '../storage/engine.js';
 import { openMetaAt } from './bound.js';
 import * as K from './keys.js';
+import { PACE_RECORDS, Pace } from './pace.js';
 import type { EventStore } from './store.js';
 import type { AggregateSummary } from './types.js';
 
@@ -63,13 +64,9 @@ export async function listAggregates(
   if (take <= 0) return out; // like events(): take 0 is an empty page, not one aggregate
   // A cursor before a span (taken from another listing) must not widen it.
   const from = (span: KeySpan) => (gt && Buffer.compare(gt, span.gte) >= 0 ? { gt } : { gte: span.gte });
-  // A long listing lets timers and other requests run (the scan's chunks resolve as microtasks).
-  let scanned = 0;
-  const breathe = async (n: number) => {
-    const before = scanned;
-    scanned += n;
-    if (Math.floor(scanned / 1024) > Math.floor(before / 1024)) await new Promise((r) => setImmediate(r));
-  };
+  // A long listing lets timers and other requests run (the scan's chunks resolve as microtasks); one
+  // whose client may go away (a signal) does so more often, and stops there once it has gone.
+  const pace = new Pace(opts.signal, opts.signal ? PACE_RECORDS : 1024);
   let skip = opts.skip ?? 0;
   // Skipped aggregates are counted by key: their metas are neither read out nor opened.
   for (const span of spans) {
@@ -81,7 +78,7 @@ export async function listAggregates(
       limit: skip,
       signal: opts.signal,
     })) {
-      await breathe(keys.length);
+      if (pace.due(keys.length)) await pace.turn();
       skip -= keys.length;
       gt = keys.at(-1);
     }
@@ -96,7 +93,7 @@ export async function listAggregates(
       limit,
       signal: opts.signal,
     })) {
-      await breathe(1);
+      if (pace.due()) await pace.turn();
       const { type, id } = K.decodeMetaKey(k);
       const m = openMetaAt(store.env.codec, v, type, id);
       out.push({

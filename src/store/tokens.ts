@@ -24,6 +24,7 @@ import { prefixEnd } from '../storage/engine.js';
 import { tokenProblemsById } from './audit-tokens.js';
 import { openJson } from './codec.js';
 import * as K from './keys.js';
+import { Pace } from './pace.js';
 import { AUDIT_ID, AUDIT_TYPE, type EventStore } from './store.js';
 import type { WriteTx } from './tx.js';
 import type { WriteContext } from './types.js';
@@ -217,11 +218,13 @@ export async function tokenRecords(store: EventStore, o: TokenListOptions = {}):
     }
     if (skip > 0) return out;
   }
+  const pace = o.signal ? new Pace(o.signal) : undefined;
   for await (const [k, v] of store.engine.range('main', { ...from, lt, limit: take, signal: o.signal })) {
     out.push(
       store.tokens.get(k.subarray(1).toString('utf8')) ??
         openJson<TokenRecord>(store.env.codec, v, 'token record'),
     );
+    if (pace?.due()) await pace.turn();
   }
   return out;
 }

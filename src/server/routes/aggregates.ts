@@ -6,7 +6,7 @@ import { type TokenRecord, issuerOf } from '../../core/tokens.js';
 import { aggregateConsistencyProof, eventInclusionProof, verifyNamed } from '../../store/index.js';
 import type { AppendRequest } from '../../store/types.js';
 import type { RouteContext } from '../app.js';
-import { signalOf } from '../in-flight.js';
+import { longRead } from '../in-flight.js';
 import { expectedVersionOf } from '../preconditions.js';
 import {
   DEFAULT_PAGE,
@@ -52,16 +52,18 @@ export async function aggregateRoutes(app: FastifyInstance, ctx: RouteContext): 
   app.get<{ Querystring: Query }>('/v1/aggregates', { schema: S.listAggregates }, async (req, reply) => {
     const t = read(req);
     const take = num(req.query, 'take', DEFAULT_PAGE, 1, MAX_PAGE);
+    const skip = num(req.query, 'skip', 0);
     const after = decodeCursor(req.query.cursor, isKeyCursor)?.k;
+    const signal = await longRead(reply);
     // Scoped tokens see only the aggregates they may read (their `skip` counts those only); the
     // store reads only what the scopes cover.
     const items = await store.list({
-      skip: num(req.query, 'skip', 0),
+      skip,
       take: take + 1,
       ...(after ? { after } : {}),
       ...(req.query.type ? { type: req.query.type } : {}),
       ...(t.scopes.length > 0 ? { scopes: t.scopes } : {}),
-      signal: signalOf(reply),
+      signal,
     });
     const { shown, next_cursor } = pageOf(items, take, (a) => ({
       k: `${a.aggregate_type}/${a.aggregate_id}`,
@@ -79,7 +81,7 @@ export async function aggregateRoutes(app: FastifyInstance, ctx: RouteContext): 
       const view = await store.aggregate(
         req.params.aggregate_type,
         req.params.aggregate_id,
-        version === undefined ? {} : { version, signal: signalOf(reply) },
+        version === undefined ? {} : { version, signal: await longRead(reply) },
       );
       // The version, as POST …/events answers it: what `If-Match` takes for the next append.
       if (version === undefined) reply.header('etag', `"${view.version}"`);
@@ -95,11 +97,12 @@ export async function aggregateRoutes(app: FastifyInstance, ctx: RouteContext): 
       const take = num(req.query, 'take', DEFAULT_PAGE, 1, MAX_PAGE);
       const skip = num(req.query, 'skip', 0);
       const after = decodeCursor(req.query.cursor, isVersionCursor)?.v ?? 0;
+      const signal = await longRead(reply);
       const events = await store.events(req.params.aggregate_type, req.params.aggregate_id, {
         fromVersion: after + 1,
         skip,
         take: take + 1,
-        signal: signalOf(reply),
+        signal,
       });
       const { shown, next_cursor } = pageOf(events, take, (e) => ({ v: e.version }));
       return { events: shown, next_cursor };
@@ -109,13 +112,15 @@ export async function aggregateRoutes(app: FastifyInstance, ctx: RouteContext): 
   app.get<{ Params: Params; Querystring: Query }>(
     '/v1/aggregates/:aggregate_type/:aggregate_id/events/recent',
     { schema: S.recentEvents },
-    async (req) => {
+    async (req, reply) => {
       read(req, req.params);
       const take = num(req.query, 'take', 10, 1, MAX_PAGE);
+      const signal = await longRead(reply);
       return {
         events: await store.events(req.params.aggregate_type, req.params.aggregate_id, {
           reverse: true,
           take,
+          signal,
         }),
       };
     },
@@ -172,7 +177,8 @@ export async function aggregateRoutes(app: FastifyInstance, ctx: RouteContext): 
     { schema: S.verify },
     async (req, reply) => {
       read(req, req.params);
-      return verifyNamed(store, req.params.aggregate_type, req.params.aggregate_id, signalOf(reply));
+      const signal = await longRead(reply);
+      return verifyNamed(store, req.params.aggregate_type, req.params.aggregate_id, signal);
     },
   );
 

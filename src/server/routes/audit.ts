@@ -12,7 +12,7 @@ import { auditEntries, auditSince } from '../../store/audit-log.js';
 import { verifyAuditLog } from '../../store/audit-state.js';
 import { scopesById } from '../../store/tokens.js';
 import type { Feature } from '../features.js';
-import { signalOf } from '../in-flight.js';
+import { longRead } from '../in-flight.js';
 import { DEFAULT_PAGE, MAX_PAGE, type Query, decodeCursor, pageOf, isVersionCursor, num } from '../paging.js';
 import { errors, eventRecord, integrityError, nextCursor, page, verifyReport } from '../schemas.js';
 
@@ -89,12 +89,15 @@ export const auditFeature: Feature = {
       async (req, reply) => {
         const t = reader(req.headers.authorization);
         const take = num(req.query, 'take', DEFAULT_PAGE, 1, MAX_PAGE);
+        const since = auditSince(req.query.since, 'since');
+        const after = decodeCursor(req.query.cursor, isVersionCursor)?.v;
+        const skip = num(req.query, 'skip', 0);
         const entries = await auditEntries(ctx.store, {
-          since: auditSince(req.query.since, 'since'),
-          after: decodeCursor(req.query.cursor, isVersionCursor)?.v,
-          skip: num(req.query, 'skip', 0),
+          since,
+          after,
+          skip,
           take: take + 1,
-          signal: signalOf(reply),
+          signal: await longRead(reply),
         });
         const { shown, next_cursor } = pageOf(entries, take, (e) => ({ v: e.version }));
         return { ...visibleTo(t.scopes, shown, () => scopesById(ctx.store)), next_cursor };
@@ -129,7 +132,7 @@ export const auditFeature: Feature = {
       },
       async (req, reply) => {
         reader(req.headers.authorization);
-        return verifyAuditLog(ctx.store, signalOf(reply));
+        return verifyAuditLog(ctx.store, await longRead(reply));
       },
     );
   },

@@ -19,7 +19,7 @@ import {
 } from '../../store/schemas.js';
 import type { RouteContext } from '../app.js';
 import type { Feature } from '../features.js';
-import { signalOf } from '../in-flight.js';
+import { longRead } from '../in-flight.js';
 import { DEFAULT_PAGE, MAX_PAGE, type Query, decodeCursor, isKeyCursor, num, pageOf } from '../paging.js';
 import { errors as allErrors, nextCursor, page } from '../schemas.js';
 
@@ -105,12 +105,14 @@ async function schemaRoutes(app: FastifyInstance, ctx: RouteContext): Promise<vo
     async (req, reply) => {
       const t = read(req);
       const take = num(req.query, 'take', DEFAULT_PAGE, 1, MAX_PAGE);
+      const after = decodeCursor(req.query.cursor, isKeyCursor)?.k;
+      const skip = num(req.query, 'skip', 0);
       const schemas = await listSchemas(store, {
         ...(t.scopes.length > 0 ? { types: t.scopes.map((s) => s.split('/')[0]!) } : {}),
-        after: decodeCursor(req.query.cursor, isKeyCursor)?.k,
-        skip: num(req.query, 'skip', 0),
+        after,
+        skip,
         take: take + 1,
-        signal: signalOf(reply),
+        signal: await longRead(reply),
       });
       const { shown, next_cursor } = pageOf(schemas, take, (s) => ({ k: s.aggregate }));
       return { schemas: shown, next_cursor };

@@ -11,7 +11,7 @@ import {
   tokenRecords,
 } from '../../store/tokens.js';
 import type { Feature } from '../features.js';
-import { signalOf } from '../in-flight.js';
+import { longRead } from '../in-flight.js';
 import { DEFAULT_PAGE, MAX_PAGE, type Query, decodeCursor, isKeyCursor, num, pageOf } from '../paging.js';
 import { errors, nextCursor, page } from '../schemas.js';
 
@@ -74,11 +74,13 @@ export const tokenFeature: Feature = {
       async (req, reply) => {
         admin(req.headers.authorization, false);
         const take = num(req.query, 'take', DEFAULT_PAGE, 1, MAX_PAGE);
+        const after = decodeCursor(req.query.cursor, isKeyCursor)?.k;
+        const skip = num(req.query, 'skip', 0);
         const records = await tokenRecords(ctx.store, {
-          after: decodeCursor(req.query.cursor, isKeyCursor)?.k,
-          skip: num(req.query, 'skip', 0),
+          after,
+          skip,
           take: take + 1,
-          signal: signalOf(reply),
+          signal: await longRead(reply),
         });
         const { shown, next_cursor } = pageOf(records, take, (t) => ({ k: tokenPosition(ctx.store, t) }));
         const now = ctx.store.env.now();
