@@ -162,7 +162,7 @@ function queryString(q: Query | undefined): string {
 }
 
 const describe = (e: unknown): string => {
-  const cause = (e as { cause?: { code?: string; message?: string } }).cause;
+  const cause = (e as { cause?: { code?: string; message?: string } } | null | undefined)?.cause;
   const base = e instanceof Error ? e.message : String(e);
   return cause?.code ? `${base} (${cause.code})` : cause?.message ? `${base} (${cause.message})` : base;
 };

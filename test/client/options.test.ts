@@ -70,6 +70,18 @@ describe('timeouts and retry values are checked by the constructor and subscribe
     }
   });
 
+  it('a custom fetch that rejects with no error at all is a connection error, not a TypeError', async () => {
+    for (const thrown of [undefined, null, 'down']) {
+      const e = await client({ fetch: () => Promise.reject(thrown), retry: { retries: 0 } })
+        .health()
+        .catch((x: unknown) => x);
+      expect(e).toMatchObject({
+        code: 'EDBX_ERR_CONNECTION',
+        message: `GET /health failed: ${String(thrown)}`,
+      });
+    }
+  });
+
   it('subscribe() refuses a bad idleTimeoutMs or delay from its first next(); Infinity waits for ever', async () => {
     const db = client();
     for (const [o, option] of [
