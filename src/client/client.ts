@@ -510,9 +510,16 @@ export class EventDbxClient {
     return this.#get(SHAPES.pluginStatus, PATHS.pluginStatus, undefined, o);
   }
 
-  /** `GET /v1/plugins/{name}/dead-letters`: the events a plugin gave up on, oldest first. */
-  async pluginDeadLetters(name: string, q: { take?: number } & CallOptions = {}): Promise<DeadLetterPage> {
-    return this.#get(SHAPES.deadLetters, PATHS.pluginDeadLetters(name), { take: q.take }, q);
+  /**
+   * `GET /v1/plugins/{name}/dead-letters`: the events a plugin gave up on, oldest first, a page of at
+   * most `take` (default and most 1000) from position `from` on; pass the page's `next_from` as `from`
+   * for the next one (null after the last).
+   */
+  async pluginDeadLetters(
+    name: string,
+    q: { take?: number; from?: number } & CallOptions = {},
+  ): Promise<DeadLetterPage> {
+    return this.#get(SHAPES.deadLetters, PATHS.pluginDeadLetters(name), { take: q.take, from: q.from }, q);
   }
 
   /**

@@ -107,16 +107,24 @@ export async function pluginStatus(store: EventStore): Promise<PluginStatusList>
   return { plugins: out, running: host !== undefined };
 }
 
+/**
+ * A plugin's dead letters, oldest first: at most `take` (all without it) from position `from` on, and
+ * `next_from`, the `from` of the next page (null after the last).
+ */
 export async function deadLetters(
   store: EventStore,
   nameArg: unknown,
   take?: number,
+  from?: number,
 ): Promise<DeadLetterPage> {
   const name = pluginKind(nameArg);
   await requireConfig(store, name);
+  const rows = await listDeadLetters(store, name, take === undefined ? undefined : take + 1, from);
+  const next = take !== undefined && rows.length > take ? rows[take]! : undefined;
   return {
     plugin: name,
     total: await countDeadLetters(store, name),
-    dead_letters: (await listDeadLetters(store, name, take)).map(shownDeadLetter),
+    dead_letters: (next ? rows.slice(0, take) : rows).map(shownDeadLetter),
+    next_from: next ? next.position : null,
   };
 }

@@ -126,6 +126,8 @@ export interface DeadLetterPage {
   readonly plugin: string;
   readonly total: number;
   readonly dead_letters: DeadLetter[];
+  /** The `from` of the next page, null after the last (absent from a server before 1.1 paged them). */
+  readonly next_from?: number | null;
 }
 
 /** `POST /v1/plugins/{name}/replay`. */

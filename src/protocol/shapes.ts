@@ -343,7 +343,12 @@ export const SHAPES = {
   ),
   deadLetters: shape<DeadLetterPage>(
     'a page of dead letters',
-    fields<DeadLetterPage>({ plugin: string, total: number, dead_letters: list(deadLetter) }),
+    fields<DeadLetterPage>({
+      plugin: string,
+      total: number,
+      dead_letters: list(deadLetter),
+      next_from: optional(nullable(number)),
+    }),
   ),
   replayResult: shape<ReplayResult>(
     'a replay result',

@@ -129,7 +129,8 @@ describe('OpenAPI of every feature: statuses by method (qa2-spec #3), query para
       ['/v1/aggregates/{aggregate_type}/{aggregate_id}/consistency', 'from', upToCurrent],
       ['/v1/ledger/proof', 'position', upToCurrent],
       ['/v1/ledger/consistency', 'to', upToCurrent],
-      ['/v1/plugins/{name}/dead-letters', 'take', { ...whole, minimum: 1 }],
+      ['/v1/plugins/{name}/dead-letters', 'take', page],
+      ['/v1/plugins/{name}/dead-letters', 'from', { ...whole, minimum: 1 }],
       ['/v1/events/stream', 'from', whole],
     ] as const) {
       expect(query(path, name), `${path} ${name}`).toEqual(expect.objectContaining(range));
@@ -248,8 +249,8 @@ describe('OpenAPI whole-number ranges are the ones the server enforces', () => {
         checked.push(`${p.in} ${template} ${p.name}`);
       }
     }
-    // Every whole-number parameter of the API: 21 in queries and the two {version}s in paths.
-    expect(checked.filter((c) => c.startsWith('query'))).toHaveLength(21);
+    // Every whole-number parameter of the API: 22 in queries and the two {version}s in paths.
+    expect(checked.filter((c) => c.startsWith('query'))).toHaveLength(22);
     expect(checked.filter((c) => c.startsWith('path'))).toHaveLength(2);
   });
 });

@@ -14,6 +14,7 @@ import type { WriteContext } from '../../store/types.js';
 import type { RouteContext } from '../app.js';
 import type { Feature } from '../features.js';
 import { MAX_WHOLE, errors, readErrors, uint } from '../schemas.js';
+import { MAX_PAGE } from '../paging.js';
 
 const str = { type: 'string' } as const;
 const nameParams = { type: 'object', properties: { name: str }, required: ['name'] } as const;
@@ -57,15 +58,25 @@ async function pluginRoutes(app: FastifyInstance, ctx: RouteContext): Promise<vo
     },
   );
 
-  app.get<{ Params: { name: string }; Querystring: { take?: string } }>(
+  app.get<{ Params: { name: string }; Querystring: { take?: string; from?: string } }>(
     '/v1/plugins/:name/dead-letters',
     {
       schema: {
-        summary: 'Events a plugin gave up on, with the reason (admin)',
+        summary: 'Events a plugin gave up on, with the reason (admin), a page at a time',
+        description: `Oldest first, at most \`take\` (default and most ${MAX_PAGE}) from position \`from\` on; \`next_from\` is the \`from\` of the next page, null after the last.`,
         params: nameParams,
         querystring: {
           type: 'object',
-          properties: { take: uint('at most this many dead letters', { minimum: 1, maximum: MAX_WHOLE }) },
+          properties: {
+            take: uint(`at most this many dead letters (default ${MAX_PAGE})`, {
+              minimum: 1,
+              maximum: MAX_PAGE,
+            }),
+            from: uint('the dead letters of this position and later (next_from of the page before)', {
+              minimum: 1,
+              maximum: MAX_WHOLE,
+            }),
+          },
           additionalProperties: false,
         },
         response: { 200: { description: 'OK' }, ...readErrors },
@@ -73,14 +84,20 @@ async function pluginRoutes(app: FastifyInstance, ctx: RouteContext): Promise<vo
     },
     async (req) => {
       read(req);
-      const take = req.query.take === undefined ? undefined : wholeNumber(req.query.take);
-      if (take === 0 || (req.query.take !== undefined && take === undefined))
-        throw err('EDBX_ERR_INVALID_ARGUMENT', {
-          name: 'take',
-          value: req.query.take,
-          reason: `use a whole number from 1 to ${MAX_WHOLE}`,
-        });
-      return deadLetters(store, req.params.name, take);
+      const whole = (name: 'take' | 'from', max: number): number | undefined => {
+        const raw = req.query[name];
+        if (raw === undefined) return undefined;
+        const n = wholeNumber(raw);
+        if (n === undefined || n < 1 || n > max)
+          throw err('EDBX_ERR_INVALID_ARGUMENT', {
+            name,
+            value: raw,
+            reason: `use a whole number from 1 to ${max}`,
+          });
+        return n;
+      };
+      const take = whole('take', MAX_PAGE) ?? MAX_PAGE;
+      return deadLetters(store, req.params.name, take, whole('from', MAX_WHOLE));
     },
   );
 
