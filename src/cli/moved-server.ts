@@ -10,9 +10,10 @@
  * file names that process and records `dataDir` as the data dir it was started on, is that server; so
  * is one whose `LOCK` was `dataDir/LOCK` and is deleted (the data dir removed under it).
  */
-import { readFileSync, readdirSync, readlinkSync, realpathSync } from 'node:fs';
+import { readFileSync, readdirSync, realpathSync } from 'node:fs';
 import path from 'node:path';
 import { PID_FILE, type PidInfo } from '../server/daemon-files.js';
+import { DELETED, lockFiles } from '../server/proc.js';
 import { readNoFollow } from '../fs/no-follow.js';
 
 /** A server started on a data dir whose files are now elsewhere (`now`), or deleted (`now` undefined). */
@@ -22,8 +23,6 @@ export interface MovedServer {
   readonly port: number | undefined;
 }
 
-const DELETED = ' (deleted)';
-
 /** The command line of `pid` as its arguments; undefined when it cannot be read. */
 function argv(pid: number): string[] | undefined {
   try {
@@ -31,27 +30,6 @@ function argv(pid: number): string[] | undefined {
   } catch {
     return undefined;
   }
-}
-
-/** Where the files `pid` holds open are named `LOCK` (its databases' lock files); [] when unreadable. */
-function lockFiles(pid: number): string[] {
-  const found: string[] = [];
-  let fds: string[];
-  try {
-    fds = readdirSync(`/proc/${pid}/fd`);
-  } catch {
-    return found; // another user's process, or gone
-  }
-  for (const fd of fds) {
-    try {
-      const target = readlinkSync(`/proc/${pid}/fd/${fd}`);
-      const name = target.endsWith(DELETED) ? target.slice(0, -DELETED.length) : target;
-      if (path.basename(name) === 'LOCK') found.push(target);
-    } catch {
-      // closed meanwhile
-    }
-  }
-  return found;
 }
 
 const canonical = (p: string): string => {

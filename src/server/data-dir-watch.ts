@@ -12,7 +12,7 @@
  * moved files' write-ahead log, as after `kill -9`.
  */
 import { realpath, stat } from 'node:fs/promises';
-import { readdirSync, readlinkSync } from 'node:fs';
+import { DELETED, lockFiles } from './proc.js';
 import path from 'node:path';
 
 /** How often the server checks (`EVENTDBX_DATA_DIR_CHECK_MS`, 100–60000; default 1000). */
@@ -26,29 +26,14 @@ interface Identity {
   readonly ino: number;
 }
 
-const DELETED = ' (deleted)';
-
 /**
  * Where this process's open `LOCK` file (RocksDB's, the only one it holds) is now: its directory,
  * `deleted`, or undefined where /proc cannot tell (another OS).
  */
 function lockNow(): string | undefined {
-  try {
-    for (const fd of readdirSync('/proc/self/fd')) {
-      let target: string;
-      try {
-        target = readlinkSync(`/proc/self/fd/${fd}`);
-      } catch {
-        continue; // closed meanwhile
-      }
-      if (target.endsWith(DELETED)) {
-        if (path.basename(target.slice(0, -DELETED.length)) === 'LOCK') return 'deleted';
-      } else if (path.basename(target) === 'LOCK') return path.dirname(target);
-    }
-  } catch {
-    // no /proc
-  }
-  return undefined;
+  const [lock] = lockFiles('self');
+  if (lock === undefined) return undefined;
+  return lock.endsWith(DELETED) ? 'deleted' : path.dirname(lock);
 }
 
 export class DataDirWatch {
