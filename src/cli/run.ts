@@ -7,7 +7,7 @@ import { toEventDbxError } from '../core/errors.js';
 import { callControl } from '../server/control.js';
 import type { Config } from '../config/config.js';
 import type { SecureStore } from '../store/secure.js';
-import { type StartMode, recordCommandMode } from '../store/server-started.js';
+import { type StartMode, recordCommandMode, unflaggedSource } from '../store/server-started.js';
 import { HUMAN, HUMAN_LISTS, resultFailed } from './human.js';
 import { ReaderGone, jsonList } from './list-output.js';
 import { LISTINGS, OPS } from './ops.js';
@@ -79,7 +79,7 @@ const WRITES_EVENTS = new Set(['aggregate.apply', 'aggregate.commit']);
 async function recordMode(secure: SecureStore, config: Config, op: string): Promise<void> {
   const mode: StartMode = {
     restrict: config.restrict,
-    source: process.env.EVENTDBX_RESTRICT ? 'environment EVENTDBX_RESTRICT' : 'configuration',
+    source: unflaggedSource(),
     configured: config.file.restrict ?? 'true',
   };
   if (secure.store.writeFailure) return; // refused as the write itself will be

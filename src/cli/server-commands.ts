@@ -30,7 +30,7 @@ import {
   logLevel,
 } from '../server/daemon-files.js';
 import type { LogFile } from '../server/log-file.js';
-import type { RestrictSource } from '../store/server-started.js';
+import { type RestrictSource, unflaggedSource } from '../store/server-started.js';
 import { openNoFollow, openNoFollowSync, readNoFollow } from '../fs/no-follow.js';
 import { keyValues, printJson } from './output.js';
 import { reportError } from './report.js';
@@ -191,12 +191,7 @@ async function start(
   const config = await startConfig(opts, configFile, say);
   const restrict = flagged ?? config.restrict;
   // Said in the server's log and, for a mode other than the configured `true`, its audit log.
-  const restrictSource: RestrictSource =
-    flagged !== undefined
-      ? '--restrict'
-      : process.env.EVENTDBX_RESTRICT
-        ? 'environment EVENTDBX_RESTRICT'
-        : 'configuration';
+  const restrictSource: RestrictSource = flagged !== undefined ? '--restrict' : unflaggedSource();
   const given = START_FLAGS.filter((k) => opts[k] !== undefined);
   // Before its PID file is read: root refuses another account's data dir (its launcher checked for
   // the daemon, which would only repeat the warning into its log).

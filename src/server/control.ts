@@ -94,15 +94,11 @@ export interface ControlLog {
  */
 function accessLog(
   log: ControlLog | undefined,
-): ((line: string, res: ControlResponse, ms: number) => void) | undefined {
+): ((req: Partial<ControlRequest> | undefined, res: ControlResponse, ms: number) => void) | undefined {
   if (!log?.debug || (log.level !== 'debug' && log.level !== 'trace')) return undefined;
-  return (line, res, ms) => {
-    let req: Partial<ControlRequest> = {};
-    try {
-      req = JSON.parse(line) as Partial<ControlRequest>;
-    } catch {
-      // answered as invalid: logged without an op
-    }
+  // (A request that is not a JSON object, answered as invalid, is logged without an op.)
+  return (sent, res, ms) => {
+    const req: Partial<ControlRequest> = typeof sent === 'object' && sent !== null ? sent : {};
     const by = req.identity;
     log.debug!(
       {
@@ -198,32 +194,36 @@ export async function serveControl(
       throwIfAborted(command.signal);
     };
     const began = performance.now();
-    void respond(line, progress, command.signal, sendItems).then(async (res) => {
+    let req: ControlRequest | undefined;
+    try {
+      req = JSON.parse(line) as ControlRequest;
+    } catch {
+      // refused by respond
+    }
+    void respond(line, req, progress, command.signal, sendItems).then(async (res) => {
       answered = true;
-      accessLine?.(line, res, performance.now() - began);
+      accessLine?.(req, res, performance.now() - began);
       command.end();
       clearInterval(keepalive);
       await writeAnswer(socket, res);
     });
   }
+  /** Answer `line`, parsed as `req` (undefined: it is not JSON). */
   async function respond(
     line: string,
+    req: ControlRequest | undefined,
     progress: (done: number, total: number) => void,
     signal: AbortSignal,
     sendItems: (items: readonly unknown[]) => Promise<void>,
   ): Promise<ControlResponse> {
     let op: string | undefined;
     try {
-      let req: ControlRequest;
-      try {
-        req = JSON.parse(line) as ControlRequest;
-      } catch {
-        // Not JSON's own message: it quotes the line (a payload value, say), and would be logged as a
-        // server error.
+      // Not JSON's own message: it quotes the line (a payload value, say), and would be logged as a
+      // server error.
+      if (req === undefined)
         throw err('EDBX_ERR_INVALID_JSON', {
           reason: 'the control request is not one JSON line: use the eventdbx CLI of this version',
         });
-      }
       op = typeof req.op === 'string' ? req.op : undefined;
       // Before an operation walks its arguments (String() of a nested array, a message quoting it):
       // a few thousand levels would overflow the stack.

@@ -21,6 +21,10 @@ export const COMMAND_RUN: AuditAction = 'command-run';
 /** Where a server's restriction mode came from, as `restart` says it too. */
 export type RestrictSource = '--restrict' | 'environment EVENTDBX_RESTRICT' | 'configuration';
 
+/** Where a mode no `--restrict` gave came from: `EVENTDBX_RESTRICT` when set, else the configuration. */
+export const unflaggedSource = (env: NodeJS.ProcessEnv = process.env): RestrictSource =>
+  env.EVENTDBX_RESTRICT ? 'environment EVENTDBX_RESTRICT' : 'configuration';
+
 /** The restriction mode a server starts with. */
 export interface StartMode {
   readonly restrict: RestrictMode;
