@@ -15,7 +15,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openDataDir } from '../src/store/secure.js';
-import { type CliResult, MAIN, type Project, project } from './helpers/cli.js';
+import { type CliResult, MAIN, type Project, outcomeOf, project } from './helpers/cli.js';
 
 let p: Project;
 
@@ -53,15 +53,7 @@ afterAll(async () => {
 /** `sh -c` with `setup` before the CLI (SIGXFSZ ignored: a write past `ulimit -f` fails with EFBIG). */
 function shCli(setup: string, args: readonly string[]): Promise<CliResult> {
   const quoted = [process.execPath, MAIN, ...args].map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(' ');
-  return new Promise((resolve, reject) => {
-    const child = spawn('sh', ['-c', `${setup}; trap '' XFSZ; exec ${quoted}`], { cwd: p.dir, env: p.env });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
-  });
+  return outcomeOf(spawn('sh', ['-c', `${setup}; trap '' XFSZ; exec ${quoted}`], { cwd: p.dir, env: p.env }));
 }
 
 const refusal = (target: string, cause: string, fix: string) =>

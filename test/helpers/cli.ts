@@ -2,7 +2,7 @@
  * Test helpers that use the real, built CLI (`dist/cli/main.js`, built by `npm test` / `npm ci`):
  * a temporary project dir with its own config, `cli(...)` to run commands, and a real server.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
@@ -90,19 +90,24 @@ export function runNode(
   args: readonly string[],
   o: { cwd: string; env: NodeJS.ProcessEnv; input?: string },
 ): Promise<CliResult> {
+  const child = spawn(process.execPath, [script, ...args], {
+    cwd: o.cwd,
+    env: o.env,
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
+  child.stdin.end(o.input ?? '');
+  return outcomeOf(child);
+}
+
+/** A child process's exit code and output, once it has closed. */
+export function outcomeOf(child: ChildProcessWithoutNullStreams): Promise<CliResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [script, ...args], {
-      cwd: o.cwd,
-      env: o.env,
-      stdio: ['pipe', 'pipe', 'pipe'],
-    });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d) => (stdout += d));
     child.stderr.on('data', (d) => (stderr += d));
     child.on('error', reject);
     child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
-    child.stdin.end(o.input ?? '');
   });
 }
 
