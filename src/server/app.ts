@@ -102,6 +102,12 @@ function capConnections(app: FastifyInstance, max: number, metrics: Metrics, lin
 type AccessLine = (req: FastifyRequest, status: number, ms: number, ip?: string) => void;
 
 /**
+ * The status logged and counted for a request whose client closed its connection before the answer
+ * (nginx's "client closed request"): never sent, since no one is there to read it.
+ */
+const CLIENT_GONE = 499;
+
+/**
  * The access log, at debug level (`EVENTDBX_LOG_LEVEL=debug`): one line per answered request with its
  * method, route (the pattern, not the path: ids stay out; `unmatched` for unknown paths), status,
  * duration, client address and the token's id (never the token, never a payload value). Not
@@ -216,7 +222,7 @@ export async function buildServer(
         ended = true;
         // The status its route wrote (a stream's 200), and how long the reply lasted until now.
         const status = reply.raw.statusCode;
-        metrics.takenOverEnded(req.method, routeOf(req), status);
+        metrics.countUntimed(req.method, routeOf(req), status);
         accessLine?.(req, status, reply.elapsedTime, ip);
       };
     },
@@ -250,7 +256,16 @@ export async function buildServer(
   app.addHook('preClose', async () => {
     closing = draining = true;
   });
-  app.addHook('onRequest', (_req, _reply, done) => done(closing ? err('EDBX_ERR_SHUTTING_DOWN') : undefined));
+  app.addHook('onRequest', (req, reply, done) => {
+    // A client that goes away before its answer (a timeout, a reset) gets no 'finish', so no
+    // onResponse hook runs for it: counted and logged here, as 499, when its connection closes.
+    reply.raw.once('close', () => {
+      if (reply.raw.writableFinished || isTakenOver(req)) return;
+      metrics.countUntimed(req.method, routeOf(req), CLIENT_GONE);
+      accessLine?.(req, CLIENT_GONE, reply.elapsedTime);
+    });
+    done(closing ? err('EDBX_ERR_SHUTTING_DOWN') : undefined);
+  });
   // Decided per route when it is added (a route whose schema says `security: []` is public; unmatched
   // paths get 404 without a token), so no request pays for looking its route's options up.
   const authenticateFirst: onRequestHookHandler = (req, _reply, done) => {

@@ -167,10 +167,11 @@ export class Metrics {
   }
 
   /**
-   * Count a request whose reply its route took over (the event stream), when it ends. Not timed: how
-   * long a stream stayed open is no request latency, and would fill the histogram's last bucket.
+   * Count a request without timing it: one whose reply its route took over (the event stream), when it
+   * ends (how long a stream stayed open is no request latency, and would fill the histogram's last
+   * bucket), or one whose client went away before the answer (499: no answer, no latency).
    */
-  takenOverEnded(method: string, route: string, status: number): void {
+  countUntimed(method: string, route: string, status: number): void {
     this.#requests.inc({ method, route, status: String(status) });
   }
 
@@ -182,7 +183,7 @@ export class Metrics {
   /**
    * Count and time every request. Each route gets its own hook with its labels bound when it is added
    * (prom-client would otherwise hash the label set on every request); unmatched paths share one.
-   * Requests whose reply their route took over (`takenOver`) are left to takenOverEnded.
+   * Requests whose reply their route took over (`takenOver`) are left to countUntimed.
    */
   instrument(app: FastifyInstance, takenOver: (req: FastifyRequest) => boolean): void {
     const server = app.server;

@@ -2,10 +2,12 @@
  * `_total` metrics are Prometheus counters (QA item 7: appends and fsync batches were gauges), and
  * /metrics has what an operator alerts on (qa-ops #4): whether the store takes writes, how long each
  * durable batch takes, what each plugin delivered and when, the build, and the standard process names.
- * An event stream is counted, and written to the debug access log, when it ends (qa-today2 #3).
+ * An event stream is counted, and written to the debug access log, when it ends (qa-today2 #3); a
+ * request whose client went away before its answer, as 499.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readdir, stat, truncate } from 'node:fs/promises';
+import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { err } from '../../src/core/errors.js';
@@ -340,5 +342,44 @@ describe('an event stream in the access log and /metrics (qa-today2 #3)', () => 
     await s.close();
     await rest;
     await ended(id);
+  });
+});
+
+describe('a request whose client goes away before its answer (status 499)', () => {
+  it('is logged and counted as 499, not timed, and a write it made stays made', async () => {
+    const engine = new Disk(path.join(await tempDir(), 'data'));
+    const s = await testServer({ engine, logs: true });
+    try {
+      const route = '/v1/aggregates/:aggregate_type/:aggregate_id/events';
+      const gone = `eventdbx_http_requests_total{method="POST",route="${route}",status="499"}`;
+      const timed = `eventdbx_http_request_duration_seconds_count{method="POST",route="${route}"}`;
+      expect((await post(s, '/v1/aggregates/patient/p-1/events', event)).status).toBe(201);
+      const before = (await get(s, '/metrics')).body as string;
+      engine.delayMs = 300;
+      const req = http.request(`${s.url}/v1/aggregates/patient/p-1/events`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${s.token}`, 'content-type': 'application/json' },
+      });
+      req.on('error', () => undefined);
+      req.end(JSON.stringify(event));
+      await sleep(100);
+      req.destroy();
+      const lines = () => s.logs.filter((l) => l.msg === 'request' && l.status === 499);
+      for (const until = Date.now() + 5_000; lines().length === 0; await sleep(20))
+        if (Date.now() > until) throw new Error('no access line for the request whose client went away');
+      expect(lines()).toEqual([expect.objectContaining({ level: 20, method: 'POST', route, status: 499 })]);
+      expect(lines()[0]!.duration_ms).toBeGreaterThanOrEqual(90);
+      // The write went on: the client cannot know, a retry with its event_id can.
+      for (const until = Date.now() + 5_000; s.store.size < 2; await sleep(20))
+        if (Date.now() > until) throw new Error('the write did not complete');
+      engine.delayMs = 0;
+      const after = (await get(s, '/metrics')).body as string;
+      expect((series(after, gone) ?? 0) - (series(before, gone) ?? 0)).toBe(1);
+      expect(series(after, timed)).toBe(series(before, timed));
+      await sleep(50);
+      expect(lines()).toHaveLength(1);
+    } finally {
+      await s.close();
+    }
   });
 });
