@@ -323,6 +323,7 @@ describe('PostgreSQL and SQLite with mapped types', () => {
         ['age', 'integer'],
         ['active', 'boolean'],
         ['born', 'date'],
+        ['founded', 'date'],
         ['seen', 'timestamp'],
         ['score', 'numeric(5,2)'],
         ['big', 'bigint'],
@@ -340,7 +341,8 @@ describe('PostgreSQL and SQLite with mapped types', () => {
           age: '42',
           active: 'yes',
           born: '1990-02-28',
-          seen: '2024-12-01T17:22:43.512Z',
+          founded: '0099-12-31',
+          seen: '2024-12-01T18:22:43.512345+01:00',
           score: '12.50',
           big: '9007199254740993',
           meta: '{"a":[1,2]}',
@@ -366,8 +368,14 @@ describe('PostgreSQL and SQLite with mapped types', () => {
         ref: '45c3013e-9b95-4ed0-9af9-1a465f81d3cf',
         name: 'Jane Doe',
       });
-      expect((row!.seen as Date).toISOString()).toBe('2024-12-01T17:22:43.512Z');
       expect((row!.born as Date).getFullYear()).toBe(1990);
+      // Microseconds kept, years before 100 taken as written (qa-time #7).
+      const [exact] = await pgQuery(
+        url,
+        `SELECT to_char(seen AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US') AS seen, founded::text AS founded
+         FROM patient WHERE id = 'p-1'`,
+      );
+      expect(exact).toEqual({ seen: '2024-12-01T17:22:43.512345', founded: '0099-12-31' });
       const [p2] = await pgQuery(url, "SELECT age, name FROM patient WHERE id = 'p-2'");
       expect(p2).toEqual({ age: null, name: 'Empty age' });
 
@@ -393,6 +401,8 @@ describe('PostgreSQL and SQLite with mapped types', () => {
           score: 12.5,
           name: 'Jane Doe',
           ref: '45C3013E-9B95-4ED0-9AF9-1A465F81D3CF',
+          seen: '2024-12-01T17:22:43.512345Z',
+          founded: '0099-12-31',
         });
         const types = db.prepare('PRAGMA table_info(patient)').all() as Array<{ name: string; type: string }>;
         expect(Object.fromEntries(types.map((t) => [t.name, t.type]))).toMatchObject({

@@ -125,7 +125,7 @@ const TRUE = new Set(['true', 't', 'yes', 'y', 'on', '1']);
 const FALSE = new Set(['false', 'f', 'no', 'n', 'off', '0']);
 const DATE = /^(\d{4})-(\d{2})-(\d{2})$/;
 const TIMESTAMP =
-  /^(\d{4}-\d{2}-\d{2})(?:[T ](\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?)(Z|[+-]\d{2}(?::?\d{2})?)?)?$/i;
+  /^(\d{4}-\d{2}-\d{2})(?:[T ](\d{2}:\d{2}(?::\d{2})?)(?:\.(\d{1,9}))?(Z|[+-]\d{2}(?::?\d{2})?)?)?$/i;
 const TIME = /^([01]\d|2[0-3]):[0-5]\d(:[0-5]\d(\.\d{1,6})?)?$/;
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
@@ -147,9 +147,11 @@ function intIn(raw: string, bits: 16 | 32 | 64): CastResult {
   return ok(bits === 64 ? n.toString() : Number(n));
 }
 
+/** A calendar date from year 1 (SQL has no year 0; Date.UTC would read years 0–99 as 1900–1999). */
 function validDate(y: number, m: number, d: number): boolean {
-  const t = new Date(Date.UTC(y, m - 1, d));
-  return t.getUTCFullYear() === y && t.getUTCMonth() === m - 1 && t.getUTCDate() === d;
+  const t = new Date(0);
+  t.setUTCFullYear(y, m - 1, d);
+  return y >= 1 && t.getUTCFullYear() === y && t.getUTCMonth() === m - 1 && t.getUTCDate() === d;
 }
 
 /**
@@ -194,10 +196,13 @@ export function castValue(t: DataType, raw: string): CastResult {
       if (!m) return no;
       const [y, mo, d] = m[1]!.split('-').map(Number) as [number, number, number];
       if (!validDate(y, mo, d)) return no;
-      // No offset means UTC (never the server's local time zone).
-      const iso = `${m[1]}T${m[2] ?? '00:00'}${offset(m[3])}`;
-      const ms = Date.parse(iso);
-      return Number.isNaN(ms) ? no : ok(new Date(ms).toISOString());
+      // Fractional seconds only after seconds (`17:22.5` is not a time).
+      if (m[3] !== undefined && m[2]!.length !== 8) return no;
+      // No offset means UTC (never the server's local time zone). Whole seconds through Date, the
+      // fraction kept as sent (an offset moves whole minutes): PostgreSQL keeps microseconds.
+      const ms = Date.parse(`${m[1]}T${m[2] ?? '00:00'}${offset(m[4])}`);
+      if (Number.isNaN(ms)) return no;
+      return ok(new Date(ms).toISOString().replace(/\.000Z$/, `.${(m[3] ?? '').padEnd(3, '0')}Z`));
     }
     case 'time':
       return TIME.test(v) ? ok(v) : no;
