@@ -5,7 +5,7 @@
  * stdout and stderr stay the file the daemon was started with (Node cannot replace them): only what
  * Node itself prints (a crash's stack trace, its warnings) goes there, and a crash is also written here.
  */
-import { closeSync, writeSync } from 'node:fs';
+import { closeSync, fstatSync, ftruncateSync, writeSync } from 'node:fs';
 import os from 'node:os';
 import { redactTokens } from '../core/tokens.js';
 import { openNoFollowSync } from '../fs/no-follow.js';
@@ -33,20 +33,53 @@ export class LogFile {
 
   /**
    * Append one line (a stream for pino: it calls `write`). Synchronous, so a line written just
-   * before a crash is on disk. A line the disk refuses (full, over `ulimit -f`) is dropped: logging
-   * never stops the server.
+   * before a crash is on disk. A line the disk refuses (full, over `ulimit -f`) is dropped, never left
+   * half-written (the next line would be glued onto it): logging never stops the server, and once a
+   * line goes through again the log says how many were dropped.
    */
   write(line: string): void {
-    const bytes = Buffer.from(line);
+    if (this.#dropped > 0) {
+      const dropped = logLine(
+        'warn',
+        `log lines dropped: ${this.#dropped} (the disk refused them: full, or over the file size limit)`,
+        { dropped_lines: this.#dropped },
+      );
+      if (this.#append(dropped)) this.#dropped = 0;
+    }
+    if (!this.#append(line)) this.#dropped++;
+  }
+
+  /** Number of lines dropped since the last one written. */
+  #dropped = 0;
+  /** A part of a line is left at the end of the file (it could not be cut off): start a new line. */
+  #torn = false;
+
+  /** Write `line` whole, or cut off what was written of it; false when it was not written. */
+  #append(line: string): boolean {
+    const bytes = Buffer.from(this.#torn ? `\n${line}` : line);
+    let at = 0;
     try {
-      for (let at = 0; at < bytes.length;) {
+      while (at < bytes.length) {
         const n = writeSync(this.#fd, bytes, at);
-        if (n <= 0) return;
+        if (n <= 0) break;
         at += n;
       }
     } catch {
-      // Nowhere to say so: stderr is the same disk, or the file renamed away.
+      // Nowhere to say so now: stderr is the same disk, or the file renamed away.
     }
+    if (at === bytes.length) {
+      this.#torn = false;
+      return true;
+    }
+    if (at > 0) {
+      // Only this process appends to the file: its last `at` bytes are this line's.
+      try {
+        ftruncateSync(this.#fd, fstatSync(this.#fd).size - at);
+      } catch {
+        this.#torn = true;
+      }
+    }
+    return false;
   }
 
   /**
