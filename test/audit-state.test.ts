@@ -5,9 +5,6 @@
  * only moved, copied or deleted), and each edit detected.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { AesGcmCodec } from '../src/core/crypto/codec.js';
 import type { EventRecord } from '../src/core/event.js';
@@ -36,6 +33,7 @@ import {
 import { hashToken } from '../src/core/tokens.js';
 import { createToken, refreshToken, revokeToken } from '../src/store/tokens.js';
 import { expectCode } from './helpers/expect.js';
+import { tempDirs } from './helpers/temp.js';
 
 const jane = { issuedBy: { group: 'admin', user: 'jane' } };
 type Op = Parameters<RocksDbEngine['write']>[0][number];
@@ -81,14 +79,14 @@ async function problems(): Promise<readonly string[]> {
   return state!.problems;
 }
 
+const tempDir = tempDirs('edbx-audit-state-');
 beforeEach(async () => {
-  dir = await mkdtemp(path.join(os.tmpdir(), 'edbx-audit-state-'));
+  dir = await tempDir();
   store = await EventStore.open({ engine: new RocksDbEngine(dir), codec });
   await installSchemas(store, 'true');
 });
 afterEach(async () => {
   await store.close();
-  await rm(dir, { recursive: true, force: true });
 });
 
 describe('finding 5: archive states against the audit log', () => {

@@ -6,10 +6,9 @@
  * after it is in place, so the copy does not hold it; one that fails, is cancelled or cannot be
  * recorded leaves neither a backup nor an entry.
  */
-import { mkdir, mkdtemp, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
-import os from 'node:os';
+import { mkdir, readFile, readdir, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { archiveAggregate, backupStore, verifyAll } from '../src/store/index.js';
 import { auditEntries } from '../src/store/audit-log.js';
 import { verifyAuditLog } from '../src/store/audit-state.js';
@@ -22,20 +21,12 @@ import { MemoryEngine, RocksDbEngine } from '../src/storage/index.js';
 import type { EventRecord } from '../src/core/event.js';
 import type { AuditAction, BackupTakenPayload } from '../src/client/index.js';
 import { expectCode } from './helpers/expect.js';
+import { tempDirs } from './helpers/temp.js';
 
 const ctx = { issuedBy: { group: 'admin', user: 'jane' } };
 /** An acknowledged event as the ledger holds it. */
 const ref = (e: EventRecord): string => `${e.aggregate_id}/${e.version}@${e.position}`;
-const dirs: string[] = [];
-afterEach(async () => {
-  await Promise.all(dirs.splice(0).map((d) => rm(d, { recursive: true, force: true })));
-});
-
-async function tempRoot(): Promise<string> {
-  const root = await mkdtemp(path.join(os.tmpdir(), 'edbx-backup-'));
-  dirs.push(root);
-  return root;
-}
+const tempRoot = tempDirs('edbx-backup-');
 
 /** 1,500 one-event aggregates: enough for a backup to be cancelled, or to fail, part way. */
 const manyPatients = (secure: SecureStore) =>

@@ -7,12 +7,12 @@
  */
 import { execFileSync } from 'node:child_process';
 import { constants } from 'node:fs';
-import { access, chmod, mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
-import os from 'node:os';
+import { access, chmod, mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { err, isEventDbxError } from '../src/core/errors.js';
 import { applyArgs, project, run, type Project } from './helpers/cli.js';
+import { tempDirs } from './helpers/temp.js';
 
 const fail = vi.hoisted(() => ({ write: false }));
 vi.mock('../src/config/config.js', async (importOriginal) => {
@@ -31,15 +31,7 @@ const { writeConfigFile } =
   await vi.importActual<typeof import('../src/config/config.js')>('../src/config/config.js');
 const { configCommand } = await import('../src/cli/config-command.js');
 
-const dirs: string[] = [];
-afterEach(async () => {
-  await Promise.all(dirs.splice(0).map((d) => rm(d, { recursive: true, force: true })));
-});
-async function tempDir(): Promise<string> {
-  const d = await mkdtemp(path.join(os.tmpdir(), 'edbx-cfgw-'));
-  dirs.push(d);
-  return d;
-}
+const tempDir = tempDirs('edbx-cfgw-');
 const temps = async (dir: string) => (await readdir(dir)).filter((n) => n.endsWith('.tmp'));
 
 describe('writeConfigFile (qa2-ops #5)', () => {

@@ -1,11 +1,9 @@
 import { spawn } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { RocksDbEngine } from '../src/storage/rocksdb/rocksdb-engine.js';
 import { EventStore, verifyAll } from '../src/store/index.js';
+import { tempDirs } from './helpers/temp.js';
 
 const fixture = fileURLToPath(new URL('./fixtures/crash-writer.mjs', import.meta.url));
 
@@ -32,14 +30,10 @@ function runAndKill(dir: string, minAcks: number): Promise<string[]> {
 }
 
 describe('crash safety (kill -9)', () => {
-  const dirs: string[] = [];
-  afterAll(async () => {
-    for (const d of dirs) await rm(d, { recursive: true, force: true });
-  });
+  const tempDir = tempDirs('edbx-crash-');
 
   it('every acknowledged append survives SIGKILL and every aggregate verifies, over several cycles', async () => {
-    const dir = await mkdtemp(path.join(os.tmpdir(), 'edbx-crash-'));
-    dirs.push(dir);
+    const dir = await tempDir();
     const acked = new Map<string, string>();
     for (let cycle = 0; cycle < 4; cycle++) {
       const acks = await runAndKill(dir, 300 + cycle * 200);

@@ -5,14 +5,14 @@
  * could copy the store; `start` said nothing. Real RocksDB files, and the real CLI and daemon.
  */
 import { spawnSync } from 'node:child_process';
-import { chmod, mkdir, mkdtemp, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
-import os from 'node:os';
+import { chmod, mkdir, readFile, readdir, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { RocksDbEngine } from '../src/storage/index.js';
 import type { WriteOp } from '../src/storage/engine.js';
 import { type Project, applyArgs, freePort, project } from './helpers/cli.js';
+import { tempDirs } from './helpers/temp.js';
 
 const mode = async (p: string) => (await stat(p)).mode & 0o777;
 /** The process umask (read by setting it, then putting it back). */
@@ -37,13 +37,9 @@ const puts = (from: number, n: number): WriteOp[] =>
     value: Buffer.alloc(512, i),
   }));
 
-const dirs: string[] = [];
-afterEach(async () => {
-  await Promise.all(dirs.splice(0).map((d) => rm(d, { recursive: true, force: true })));
-});
+const tempRoot = tempDirs('edbx-modes-');
 async function looseDir(): Promise<string> {
-  const root = await mkdtemp(path.join(os.tmpdir(), 'edbx-modes-'));
-  dirs.push(root);
+  const root = await tempRoot();
   const dir = path.join(root, 'data');
   await mkdir(dir);
   await chmod(dir, 0o755); // made by hand, as a user would
@@ -181,8 +177,7 @@ describe('a data dir other users can open (qa-aud #5)', () => {
 describe('a user other than the data dir owner (qa-aud #5)', () => {
   const root = process.getuid?.() === 0;
   it.skipIf(!root)('is told it cannot read the data dir, never that no server runs', async () => {
-    const dir = await mkdtemp(path.join(os.tmpdir(), 'edbx-owner-'));
-    dirs.push(dir);
+    const dir = await tempRoot();
     const dataDir = path.join(dir, 'data');
     await mkdir(dataDir, { mode: 0o700 });
     await writeFile(path.join(dataDir, 'eventdbx.pid'), JSON.stringify({ pid: process.pid }), {

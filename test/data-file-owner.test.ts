@@ -6,12 +6,12 @@
  * `chown -R <user>: <data dir>`, or, for a file of this user whose mode shuts it out, `chmod -R u+rwX`.
  */
 import { spawnSync } from 'node:child_process';
-import { chmod, chown, cp, mkdtemp, readdir, rm } from 'node:fs/promises';
-import os from 'node:os';
+import { chmod, chown, cp, readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { openDataDir } from '../src/store/secure.js';
+import { tempDirs } from './helpers/temp.js';
 
 const root = process.getuid?.() === 0;
 /** What `openShutOut` answers when `nobody` cannot read this checkout. */
@@ -29,8 +29,9 @@ const config = (dataDir: string) => ({
   verifyThreads: 0,
 });
 
+const tempDir = tempDirs('edbx-owner-', { until: 'all' });
 beforeAll(async () => {
-  dir = await mkdtemp(path.join(os.tmpdir(), 'edbx-owner-'));
+  dir = await tempDir();
   await chmod(dir, 0o755); // so that `nobody` can reach the data dirs in it
   seed = path.join(dir, 'seed');
   const secure = await openDataDir(config(seed));
@@ -41,10 +42,6 @@ beforeAll(async () => {
   await secure.store.close();
   // Opened again: the write-ahead log is in a table now.
   await (await openDataDir(config(seed))).store.close();
-});
-
-afterAll(async () => {
-  await rm(dir, { recursive: true, force: true });
 });
 
 /**

@@ -6,28 +6,20 @@
  * refused before anything in it changes; `backup.json` is recorded only when the store bears it out.
  */
 import { spawnSync } from 'node:child_process';
-import { cp, mkdir, mkdtemp, readFile, readdir, rm, symlink, writeFile } from 'node:fs/promises';
+import { cp, mkdir, readFile, readdir, rm, symlink, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { backupStore } from '../src/store/index.js';
 import { auditEntries } from '../src/store/audit-log.js';
 import { recordRestore, refuseBackupInPlace } from '../src/store/restored.js';
 import { type SecureStore, changeKeys, openDataDir } from '../src/store/secure.js';
 import { snapshot } from './helpers/snapshot.js';
 import { expectCode } from './helpers/expect.js';
+import { tempDirs } from './helpers/temp.js';
 
 const ctx = { issuedBy: { group: 'local', user: 'ops' } };
-const dirs: string[] = [];
-afterEach(async () => {
-  await Promise.all(dirs.splice(0).map((d) => rm(d, { recursive: true, force: true })));
-});
-
-async function tempRoot(): Promise<string> {
-  const root = await mkdtemp(path.join(os.tmpdir(), 'edbx-dr-'));
-  dirs.push(root);
-  return root;
-}
+const tempRoot = tempDirs('edbx-dr-');
 
 const open = (dataDir: string, masterKey = 'mk-one', dek = 'dek-one'): Promise<SecureStore> =>
   openDataDir({

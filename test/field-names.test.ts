@@ -3,9 +3,6 @@
  * (a schema's declared and locked fields, a token's scopes, on a real RocksDB data dir) stay readable,
  * and a schema can still drop or unlock them; only new writes follow the rule.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { type EventDbxError, isEventDbxError } from '../src/core/errors.js';
 import { fieldName } from '../src/core/names.js';
@@ -17,6 +14,7 @@ import { EventStore } from '../src/store/index.js';
 import * as K from '../src/store/keys.js';
 import { alterSchema, createSchema, getSchema } from '../src/store/schemas.js';
 import { authenticate, createToken, listTokens } from '../src/store/tokens.js';
+import { tempDirs } from './helpers/temp.js';
 
 const jane = { issuedBy: { group: 'admin', user: 'jane' } };
 
@@ -103,13 +101,13 @@ describe('names stored before the rule (pen #5)', () => {
     await store.close();
     store = await EventStore.open({ engine: new RocksDbEngine(dir) });
   };
+  const tempDir = tempDirs('edbx-legacy-names-');
   beforeEach(async () => {
-    dir = await mkdtemp(path.join(os.tmpdir(), 'edbx-legacy-names-'));
+    dir = await tempDir();
     store = await EventStore.open({ engine: new RocksDbEngine(dir) });
   });
   afterEach(async () => {
     await store.close();
-    await rm(dir, { recursive: true, force: true });
   });
 
   it('a schema holding them stays readable, and can drop and unlock them, but not add them again', async () => {

@@ -5,9 +5,6 @@
  * the permitted fields a refusal lists leave out locked ones; a threshold of 0 is recorded as no
  * automatic snapshots; range messages give the upper bound, and a NUL in a value is named as such.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { normalizePayload } from '../src/core/event.js';
 import { fieldName, version } from '../src/core/names.js';
@@ -17,6 +14,7 @@ import { RocksDbEngine } from '../src/storage/rocksdb/rocksdb-engine.js';
 import { EventStore } from '../src/store/index.js';
 import { alterSchema, createSchema, installSchemas } from '../src/store/schemas.js';
 import { expectCode } from './helpers/expect.js';
+import { tempDirs } from './helpers/temp.js';
 
 const jane = { issuedBy: { group: 'admin', user: 'jane' } };
 const MAX = '9007199254740991';
@@ -54,14 +52,14 @@ describe('names not in Unicode NFC (qa-schema #1)', () => {
 describe('on a RocksDB store', () => {
   let dir: string;
   let store: EventStore;
+  const tempDir = tempDirs('edbx-nfc-');
   beforeEach(async () => {
-    dir = await mkdtemp(path.join(os.tmpdir(), 'edbx-nfc-'));
+    dir = await tempDir();
     store = await EventStore.open({ engine: new RocksDbEngine(dir) });
     await installSchemas(store, 'true');
   });
   afterEach(async () => {
     await store.close();
-    await rm(dir, { recursive: true, force: true });
   });
 
   it('a locked field cannot be written under its decomposed spelling, nor one field stored twice (qa-schema #1)', async () => {

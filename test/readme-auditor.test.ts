@@ -6,10 +6,9 @@
  * that it passes on an honest store, keeps its trail, and stops (keeping nothing new) at a rollback,
  * a fork, a key it did not pin, and, with `--whole-ledger`, an event hidden from `/events`.
  */
-import { cp, mkdir, mkdtemp, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
+import { cp, mkdir, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import os from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import canonicalize from 'canonicalize';
@@ -32,6 +31,7 @@ import {
   runNode,
   startServer,
 } from './helpers/cli.js';
+import { tempDirs } from './helpers/temp.js';
 
 const README = new URL('../README.md', import.meta.url);
 
@@ -63,12 +63,10 @@ interface Vectors {
 let work: string;
 let blocks: string[];
 
+const tempDir = tempDirs('edbx-readme-auditor-', { until: 'all' });
 beforeAll(async () => {
-  work = await mkdtemp(path.join(os.tmpdir(), 'edbx-readme-auditor-'));
+  work = await tempDir();
   blocks = await procedureBlocks();
-});
-afterAll(async () => {
-  await rm(work, { recursive: true, force: true });
 });
 
 /** An auditor's directory: the README's script as audit.mjs and the pinned key as eventdbx.pub. */

@@ -3,9 +3,6 @@
  * each validation rule, the three restrict modes, versioning, the audit log, snapshot thresholds, and
  * that a schema change acknowledged while a client appends lets nothing it forbids through afterwards.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
 import fc from 'fast-check';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { EventDbxError } from '../src/core/errors.js';
@@ -28,6 +25,7 @@ import { verifyAuditState } from '../src/store/audit-state.js';
 import * as K from '../src/store/keys.js';
 import { createToken, revokeToken } from '../src/store/tokens.js';
 import { expectCode } from './helpers/expect.js';
+import { tempDirs } from './helpers/temp.js';
 
 const jane = { issuedBy: { group: 'admin', user: 'jane' } };
 
@@ -37,6 +35,8 @@ const ev = (event_type: string, payload: Record<string, string>, id = 'p-001', t
   event_type,
   payload,
 });
+
+const tempDir = tempDirs('edbx-schemas-');
 
 describe('schemas on the store', () => {
   let store: EventStore;
@@ -260,29 +260,25 @@ describe('schemas on the store', () => {
     });
 
     it('schemas live in the store: after close and reopen (RocksDB) they are still enforced', async () => {
-      const dir = await mkdtemp(path.join(os.tmpdir(), 'edbx-schemas-'));
+      const dir = await tempDir();
+      const first = await EventStore.open({ engine: new RocksDbEngine(dir) });
+      await installSchemas(first, 'true');
+      await createSchema(
+        first,
+        { aggregate: 'patient', events: 'patient-added', snapshotThreshold: 3 },
+        jane,
+      );
+      await alterSchema(first, 'patient', { lock: true }, jane);
+      await first.close();
+      const again = await EventStore.open({ engine: new RocksDbEngine(dir) });
       try {
-        const first = await EventStore.open({ engine: new RocksDbEngine(dir) });
-        await installSchemas(first, 'true');
-        await createSchema(
-          first,
-          { aggregate: 'patient', events: 'patient-added', snapshotThreshold: 3 },
-          jane,
-        );
-        await alterSchema(first, 'patient', { lock: true }, jane);
-        await first.close();
-        const again = await EventStore.open({ engine: new RocksDbEngine(dir) });
-        try {
-          await installSchemas(again, 'true');
-          expect((await getSchema(again, 'patient')).version).toBe(2);
-          expect((await schemaHistory(again, 'patient')).map((h) => h.locked)).toEqual([false, true]);
-          expect(again.snapshotThreshold('patient')).toBe(3);
-          await expectCode(again.append(ev('patient-added', {}), jane), 'EDBX_ERR_AGGREGATE_LOCKED');
-        } finally {
-          await again.close();
-        }
+        await installSchemas(again, 'true');
+        expect((await getSchema(again, 'patient')).version).toBe(2);
+        expect((await schemaHistory(again, 'patient')).map((h) => h.locked)).toEqual([false, true]);
+        expect(again.snapshotThreshold('patient')).toBe(3);
+        await expectCode(again.append(ev('patient-added', {}), jane), 'EDBX_ERR_AGGREGATE_LOCKED');
       } finally {
-        await rm(dir, { recursive: true, force: true });
+        await again.close();
       }
     });
 
@@ -494,39 +490,35 @@ describe('checkAppend (pure)', () => {
 
 describe('schemas and tokens against the audit log', () => {
   it('audit state verification finds a schema rolled back, a revocation undone and records slipped in', async () => {
-    const dir = await mkdtemp(path.join(os.tmpdir(), 'edbx-audit-state-'));
-    try {
-      let store = await EventStore.open({ engine: new RocksDbEngine(dir) });
-      await installSchemas(store, 'true');
-      await createSchema(store, { aggregate: 'patient', events: 'patient-added' }, jane);
-      await alterSchema(store, 'patient', { lock: true }, jane);
-      const { token } = await createToken(store, { group: 'doctors', user: 'ann' }, jane);
-      const t = [...store.tokens.values()][0]!;
-      const beforeRevoke = await store.engine.get('main', K.tokenKey(t.hash));
-      await revokeToken(store, token, jane);
-      expect(await verifyAuditState(store, await store.auditLog())).toEqual({ ok: true, problems: [] });
+    const dir = await tempDir();
+    let store = await EventStore.open({ engine: new RocksDbEngine(dir) });
+    await installSchemas(store, 'true');
+    await createSchema(store, { aggregate: 'patient', events: 'patient-added' }, jane);
+    await alterSchema(store, 'patient', { lock: true }, jane);
+    const { token } = await createToken(store, { group: 'doctors', user: 'ann' }, jane);
+    const t = [...store.tokens.values()][0]!;
+    const beforeRevoke = await store.engine.get('main', K.tokenKey(t.hash));
+    await revokeToken(store, token, jane);
+    expect(await verifyAuditState(store, await store.auditLog())).toEqual({ ok: true, problems: [] });
 
-      // With write access to the data dir but not the keys: drop the newest schema version, and put
-      // back the token record from before its revocation. Events, ledger and audit log all verify.
-      await store.engine.write(
-        [
-          { type: 'del', space: 'main', key: K.schemaKey('patient', 2) },
-          { type: 'put', space: 'main', key: K.tokenKey(t.hash), value: beforeRevoke! },
-        ],
-        { sync: true },
-      );
-      await store.close();
-      store = await EventStore.open({ engine: new RocksDbEngine(dir) });
-      await installSchemas(store, 'true');
-      const report = await verifyAuditState(store, await store.auditLog());
-      expect(report.ok).toBe(false);
-      expect(report.problems).toEqual([
-        'schema patient: stored version 1, the audit log records version 2',
-        `token ${t.id}: active, the audit log records its revocation`,
-      ]);
-      await store.close();
-    } finally {
-      await rm(dir, { recursive: true, force: true });
-    }
+    // With write access to the data dir but not the keys: drop the newest schema version, and put
+    // back the token record from before its revocation. Events, ledger and audit log all verify.
+    await store.engine.write(
+      [
+        { type: 'del', space: 'main', key: K.schemaKey('patient', 2) },
+        { type: 'put', space: 'main', key: K.tokenKey(t.hash), value: beforeRevoke! },
+      ],
+      { sync: true },
+    );
+    await store.close();
+    store = await EventStore.open({ engine: new RocksDbEngine(dir) });
+    await installSchemas(store, 'true');
+    const report = await verifyAuditState(store, await store.auditLog());
+    expect(report.ok).toBe(false);
+    expect(report.problems).toEqual([
+      'schema patient: stored version 1, the audit log records version 2',
+      `token ${t.id}: active, the audit log records its revocation`,
+    ]);
+    await store.close();
   });
 });

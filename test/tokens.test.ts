@@ -4,9 +4,6 @@
  * revoke, read-only, scopes, the admin group, one distinct coded error per rejection, and secrets
  * that are never stored or listed.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { type ErrorCode, isEventDbxError } from '../src/core/errors.js';
 import { type Access, type TokenRecord, hashToken } from '../src/core/tokens.js';
@@ -24,6 +21,7 @@ import {
   type GenerateOptions,
 } from '../src/store/tokens.js';
 import type { AppendRequest } from '../src/store/types.js';
+import { tempDirs } from './helpers/temp.js';
 
 const ADMIN_CTX = { issuedBy: { group: 'local', user: 'tester' } };
 const T0 = Date.parse('2026-01-01T00:00:00.000Z');
@@ -34,6 +32,8 @@ let store: EventStore;
 
 const advance = (seconds: number) => (clock = new Date(clock.getTime() + seconds * 1000));
 const bearer = (token: string) => `Bearer ${token}`;
+
+const tempDir = tempDirs('edbx-tokens-');
 
 beforeEach(async () => {
   clock = new Date(T0);
@@ -462,27 +462,23 @@ describe('tokens: read-only, scopes and groups', () => {
   });
 
   it('a local token stored before the reservation keeps working (QA-comp #6)', async () => {
-    const dir = await mkdtemp(path.join(os.tmpdir(), 'edbx-local-token-'));
+    const dir = await tempDir();
+    let disk = await EventStore.open({ engine: new RocksDbEngine(dir) });
+    const { token } = await createToken(disk, { group: 'doctors', user: 'root' }, ADMIN_CTX);
+    const old: TokenRecord = { ...disk.tokens.get(hashToken(token))!, group: 'local' };
+    await disk.engine.write(
+      [{ type: 'put', space: 'main', key: K.tokenKey(old.hash), value: sealJson(plainCodec, old) }],
+      { sync: true },
+    );
+    await disk.close();
+    disk = await EventStore.open({ engine: new RocksDbEngine(dir) });
     try {
-      let disk = await EventStore.open({ engine: new RocksDbEngine(dir) });
-      const { token } = await createToken(disk, { group: 'doctors', user: 'root' }, ADMIN_CTX);
-      const old: TokenRecord = { ...disk.tokens.get(hashToken(token))!, group: 'local' };
-      await disk.engine.write(
-        [{ type: 'put', space: 'main', key: K.tokenKey(old.hash), value: sealJson(plainCodec, old) }],
-        { sync: true },
-      );
-      await disk.close();
-      disk = await EventStore.open({ engine: new RocksDbEngine(dir) });
-      try {
-        const t = authenticate(disk, bearer(token), { write: true, allowanceChecked: 'by-transaction' });
-        const e = await disk.append(req(), { issuedBy: { group: t.group, user: t.user }, tokenHash: t.hash });
-        // Its token id tells its writes from those made on the host, which carry none (QA audit #2).
-        expect(e.metadata.issued_by).toEqual({ group: 'local', user: 'root', token: t.id });
-      } finally {
-        await disk.close();
-      }
+      const t = authenticate(disk, bearer(token), { write: true, allowanceChecked: 'by-transaction' });
+      const e = await disk.append(req(), { issuedBy: { group: t.group, user: t.user }, tokenHash: t.hash });
+      // Its token id tells its writes from those made on the host, which carry none (QA audit #2).
+      expect(e.metadata.issued_by).toEqual({ group: 'local', user: 'root', token: t.id });
     } finally {
-      await rm(dir, { recursive: true, force: true });
+      await disk.close();
     }
   });
 

@@ -4,10 +4,7 @@
  * report must be exactly the one verifying on the calling thread gives.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { AesGcmCodec } from '../src/core/crypto/codec.js';
 import { RocksDbEngine } from '../src/storage/rocksdb/rocksdb-engine.js';
 import { type RecordCodec, plainCodec } from '../src/store/codec.js';
@@ -22,20 +19,16 @@ import {
 import * as K from '../src/store/keys.js';
 import { editEngine } from './helpers/engine.js';
 import { expectCode } from './helpers/expect.js';
+import { tempDirs } from './helpers/temp.js';
 
 const who = { issuedBy: { group: 'audit', user: 'ana' } };
 const EVENTS = 230;
 /** Two threads and segments of at least 50 events: 230 events are cut at version 115. */
 const CUT = 115;
-const dirs: string[] = [];
-
-afterEach(async () => {
-  await Promise.all(dirs.splice(0).map((d) => rm(d, { recursive: true, force: true })));
-});
+const tempDir = tempDirs('edbx-vt-');
 
 async function seeded(codec?: RecordCodec): Promise<string> {
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'edbx-vt-'));
-  dirs.push(dir);
+  const dir = await tempDir();
   const store = await EventStore.open({ engine: new RocksDbEngine(dir), ...(codec ? { codec } : {}) });
   for (let v = 1; v <= EVENTS; v += 40) {
     const reqs = [];
@@ -180,8 +173,7 @@ describe('verification on worker threads', () => {
 
   it('checks a snapshot in the second segment against the state the first segment ends with', async () => {
     // A field set only by the first event: the second segment cannot check it alone.
-    const dir = await mkdtemp(path.join(os.tmpdir(), 'edbx-vt-'));
-    dirs.push(dir);
+    const dir = await tempDir();
     const store = await open(dir, 0);
     const ev = (n: number) => ({
       aggregate_type: 'patient',
@@ -260,8 +252,7 @@ describe('verification on worker threads', () => {
   });
 
   it('verifies many short aggregates in groups on the workers, failures in aggregate order', async () => {
-    const dir = await mkdtemp(path.join(os.tmpdir(), 'edbx-vt-'));
-    dirs.push(dir);
+    const dir = await tempDir();
     const seed = await open(dir, 0);
     const ids = Array.from({ length: 120 }, (_, i) => `a-${String(i).padStart(3, '0')}`);
     for (let v = 1; v <= 3; v++) {
@@ -300,8 +291,7 @@ describe('verification on worker threads', () => {
   });
 
   it('verifies a store page by page: every aggregate once, failures in order, progress to the total', async () => {
-    const dir = await mkdtemp(path.join(os.tmpdir(), 'edbx-vt-'));
-    dirs.push(dir);
+    const dir = await tempDir();
     const seed = await open(dir, 0);
     const ids = Array.from({ length: 2100 }, (_, i) => `c-${String(i).padStart(4, '0')}`);
     await seed.appendMany(
@@ -351,8 +341,7 @@ describe('verification on worker threads', () => {
     ['the store', (s: EventStore) => s.close()],
     ['its engine alone', (s: EventStore) => s.engine.close()],
   ])('stops verifying when %s closes, and the database closes cleanly', async (_, close) => {
-    const dir = await mkdtemp(path.join(os.tmpdir(), 'edbx-vt-'));
-    dirs.push(dir);
+    const dir = await tempDir();
     const seed = await open(dir, 0);
     const req = { aggregate_type: 'patient', aggregate_id: 'big', event_type: 'noted', payload: { n: '1' } };
     for (let i = 0; i < 20; i++)

@@ -3,20 +3,13 @@
  * path under /proc: the system answers ENOENT under a parent that exists) — read-model QA #3.
  */
 import { existsSync, statSync, writeFileSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
-import os from 'node:os';
 import path from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { makeDir } from '../../src/fs/make-dir.js';
 import { project, run } from '../helpers/cli.js';
+import { tempDirs } from '../helpers/temp.js';
 
-const dirs: string[] = [];
-afterAll(() => Promise.all(dirs.map((d) => rm(d, { recursive: true, force: true }))));
-const temp = async () => {
-  const d = await mkdtemp(path.join(os.tmpdir(), 'edbx-mkdir-'));
-  dirs.push(d);
-  return d;
-};
+const temp = tempDirs('edbx-mkdir-');
 
 describe('makeDir', () => {
   it('makes each missing parent with the mode given, and leaves a directory that exists be', async () => {

@@ -28,7 +28,8 @@ import { PluginTrail } from '../../src/store/audit-plugins.js';
 import { verifyAuditLog } from '../../src/store/audit-state.js';
 import { AUDIT_ID, AUDIT_TYPE, EventStore } from '../../src/store/index.js';
 import * as K from '../../src/store/keys.js';
-import { type LogLine, caughtUp, jane, recordingLogger, startHost, statusOf, tempDirs } from './fixtures.js';
+import { tempDirs } from '../helpers/temp.js';
+import { type LogLine, caughtUp, jane, recordingLogger, startHost, statusOf } from './fixtures.js';
 
 const tempDir = tempDirs('edbx-plugin-audit-');
 const codec = new AesGcmCodec({ activeKeyId: 1, keys: new Map([[1, randomBytes(32)]]) });

@@ -5,8 +5,7 @@
  * plain `plugin replay` is refused before anything changes; `plugin list` shows why. With a real JSON
  * Lines file made to hold an event the store does not have (as a destination another store writes to).
  */
-import { appendFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import os from 'node:os';
+import { appendFile, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import {
@@ -19,6 +18,7 @@ import {
 import { JsonSink } from '../../src/plugins/json/sink.js';
 import { readCursor } from '../../src/plugins/repository.js';
 import type { EventStore } from '../../src/store/index.js';
+import { tempDirs } from '../helpers/temp.js';
 import {
   FAST,
   caughtUp,
@@ -35,8 +35,9 @@ let dir: string;
 let file: string;
 let store: EventStore;
 let host: DeliveryHost | undefined;
+const tempDir = tempDirs('edbx-diverged-');
 beforeEach(async () => {
-  dir = await mkdtemp(path.join(os.tmpdir(), 'edbx-diverged-'));
+  dir = await tempDir();
   file = path.join(dir, 'events.jsonl');
   store = await openStore();
 });
@@ -45,7 +46,6 @@ afterEach(async () => {
   await host?.stop();
   host = undefined;
   await store.close();
-  await rm(dir, { recursive: true, force: true });
 });
 
 const append = (n: number) =>

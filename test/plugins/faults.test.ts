@@ -4,10 +4,9 @@
  * cast, and a stuck destination that must not hold up appends or other plugins.
  */
 import Database from 'better-sqlite3';
-import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
-import os from 'node:os';
+import { mkdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, onTestFinished } from 'vitest';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import {
   type DeliveryHost,
   configurePlugin,
@@ -32,6 +31,7 @@ import {
   waitFor,
 } from './fixtures.js';
 import { freePort } from '../helpers/cli.js';
+import { tempDirs } from '../helpers/temp.js';
 import { type PgServer, pgQuery, startPostgres } from './pg-harness.js';
 
 const ev = (id: string, payload: Record<string, string>, type = 'patient') => ({
@@ -45,6 +45,7 @@ let store: EventStore;
 let host: DeliveryHost | undefined;
 let rx: HttpReceiver;
 
+const tempDir = tempDirs('edbx-faults-');
 beforeEach(async () => {
   store = await openStore();
   rx = await httpReceiver();
@@ -199,7 +200,7 @@ describe('a stuck destination', () => {
       await gate;
       return 200;
     };
-    const dir = await mkdtemp(path.join(os.tmpdir(), 'edbx-stuck-'));
+    const dir = await tempDir();
     try {
       host = await startHost(store);
       await configurePlugin(store, 'http', { endpoint: rx.url, ...FAST, timeout_ms: 60_000 }, jane);
@@ -216,7 +217,6 @@ describe('a stuck destination', () => {
       expect(rx.accepted).toHaveLength(25);
     } finally {
       release();
-      await rm(dir, { recursive: true, force: true });
     }
   });
 });
@@ -312,110 +312,106 @@ describe('PostgreSQL and SQLite with mapped types', () => {
 
   it('casts values to the mapped column types and dead-letters a value that cannot be cast, naming its field', async () => {
     const url = await server.createDatabase();
-    const dir = await mkdtemp(path.join(os.tmpdir(), 'edbx-sqlite-'));
+    const dir = await tempDir();
     const file = path.join(dir, 'mirror.db');
-    try {
-      // Mapped while the plugins run: the change reaches them without a restart.
-      host = await startHost(store);
-      await configurePlugin(store, 'postgres', { connection: url, ...FAST }, jane);
-      await configurePlugin(store, 'sqlite', { path: file, ...FAST }, jane);
-      for (const [field, datatype] of [
-        ['age', 'integer'],
-        ['active', 'boolean'],
-        ['born', 'date'],
-        ['founded', 'date'],
-        ['seen', 'timestamp'],
-        ['score', 'numeric(5,2)'],
-        ['big', 'bigint'],
-        ['meta', 'jsonb'],
-      ])
-        await mapField(store, { aggregate: 'patient', field: field!, datatype: datatype! }, jane);
-      const m = await mapField(
-        store,
-        { aggregate: 'patient', field: 'ref', datatype: 'uuid', plugin: 'postgres' },
-        jane,
-      );
-      expect(m).toMatchObject({ running: true, mapping: { plugin: 'postgres', datatype: 'uuid' } });
-      await store.append(
-        ev('p-1', {
-          age: '42',
-          active: 'yes',
-          born: '1990-02-28',
-          founded: '0099-12-31',
-          seen: '2024-12-01T18:22:43.512345+01:00',
-          score: '12.50',
-          big: '9007199254740993',
-          meta: '{"a":[1,2]}',
-          ref: '45C3013E-9B95-4ED0-9AF9-1A465F81D3CF',
-          name: 'Jane',
-        }),
-        jane,
-      );
-      const bad = await store.append(ev('p-1', { age: 'forty-two' }), jane);
-      await store.append(ev('p-1', { name: 'Jane Doe' }), jane);
-      await store.append(ev('p-2', { age: '', name: 'Empty age' }), jane);
-      await caughtUp(store, 'postgres');
-      await caughtUp(store, 'sqlite');
-
-      const [row] = await pgQuery(url, "SELECT * FROM patient WHERE id = 'p-1'");
-      expect(row).toMatchObject({
-        version: '3',
-        age: 42,
-        active: true,
+    // Mapped while the plugins run: the change reaches them without a restart.
+    host = await startHost(store);
+    await configurePlugin(store, 'postgres', { connection: url, ...FAST }, jane);
+    await configurePlugin(store, 'sqlite', { path: file, ...FAST }, jane);
+    for (const [field, datatype] of [
+      ['age', 'integer'],
+      ['active', 'boolean'],
+      ['born', 'date'],
+      ['founded', 'date'],
+      ['seen', 'timestamp'],
+      ['score', 'numeric(5,2)'],
+      ['big', 'bigint'],
+      ['meta', 'jsonb'],
+    ])
+      await mapField(store, { aggregate: 'patient', field: field!, datatype: datatype! }, jane);
+    const m = await mapField(
+      store,
+      { aggregate: 'patient', field: 'ref', datatype: 'uuid', plugin: 'postgres' },
+      jane,
+    );
+    expect(m).toMatchObject({ running: true, mapping: { plugin: 'postgres', datatype: 'uuid' } });
+    await store.append(
+      ev('p-1', {
+        age: '42',
+        active: 'yes',
+        born: '1990-02-28',
+        founded: '0099-12-31',
+        seen: '2024-12-01T18:22:43.512345+01:00',
         score: '12.50',
         big: '9007199254740993',
-        meta: { a: [1, 2] },
-        ref: '45c3013e-9b95-4ed0-9af9-1a465f81d3cf',
-        name: 'Jane Doe',
+        meta: '{"a":[1,2]}',
+        ref: '45C3013E-9B95-4ED0-9AF9-1A465F81D3CF',
+        name: 'Jane',
+      }),
+      jane,
+    );
+    const bad = await store.append(ev('p-1', { age: 'forty-two' }), jane);
+    await store.append(ev('p-1', { name: 'Jane Doe' }), jane);
+    await store.append(ev('p-2', { age: '', name: 'Empty age' }), jane);
+    await caughtUp(store, 'postgres');
+    await caughtUp(store, 'sqlite');
+
+    const [row] = await pgQuery(url, "SELECT * FROM patient WHERE id = 'p-1'");
+    expect(row).toMatchObject({
+      version: '3',
+      age: 42,
+      active: true,
+      score: '12.50',
+      big: '9007199254740993',
+      meta: { a: [1, 2] },
+      ref: '45c3013e-9b95-4ed0-9af9-1a465f81d3cf',
+      name: 'Jane Doe',
+    });
+    expect((row!.born as Date).getFullYear()).toBe(1990);
+    // Microseconds kept, years before 100 taken as written (qa-time #7).
+    const [exact] = await pgQuery(
+      url,
+      `SELECT to_char(seen AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US') AS seen, founded::text AS founded
+       FROM patient WHERE id = 'p-1'`,
+    );
+    expect(exact).toEqual({ seen: '2024-12-01T17:22:43.512345', founded: '0099-12-31' });
+    const [p2] = await pgQuery(url, "SELECT age, name FROM patient WHERE id = 'p-2'");
+    expect(p2).toEqual({ age: null, name: 'Empty age' });
+
+    for (const plugin of ['postgres', 'sqlite']) {
+      const dl = await deadLetters(store, plugin);
+      expect(dl.dead_letters).toHaveLength(1);
+      expect(dl.dead_letters[0]).toMatchObject({
+        position: bad.position,
+        code: 'EDBX_ERR_PLUGIN_CAST',
+        attempts: 1,
       });
-      expect((row!.born as Date).getFullYear()).toBe(1990);
-      // Microseconds kept, years before 100 taken as written (qa-time #7).
-      const [exact] = await pgQuery(
-        url,
-        `SELECT to_char(seen AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US') AS seen, founded::text AS founded
-         FROM patient WHERE id = 'p-1'`,
-      );
-      expect(exact).toEqual({ seen: '2024-12-01T17:22:43.512345', founded: '0099-12-31' });
-      const [p2] = await pgQuery(url, "SELECT age, name FROM patient WHERE id = 'p-2'");
-      expect(p2).toEqual({ age: null, name: 'Empty age' });
+      expect(dl.dead_letters[0]!.reason).toContain('field "age" of patient/p-1 v2 is not a valid integer');
+      expect(dl.dead_letters[0]!.reason).not.toContain('forty-two');
+    }
 
-      for (const plugin of ['postgres', 'sqlite']) {
-        const dl = await deadLetters(store, plugin);
-        expect(dl.dead_letters).toHaveLength(1);
-        expect(dl.dead_letters[0]).toMatchObject({
-          position: bad.position,
-          code: 'EDBX_ERR_PLUGIN_CAST',
-          attempts: 1,
-        });
-        expect(dl.dead_letters[0]!.reason).toContain('field "age" of patient/p-1 v2 is not a valid integer');
-        expect(dl.dead_letters[0]!.reason).not.toContain('forty-two');
-      }
-
-      const db = new Database(file, { readonly: true });
-      try {
-        const r = db.prepare("SELECT * FROM patient WHERE id = 'p-1'").get() as Record<string, unknown>;
-        expect(r).toMatchObject({
-          version: 3,
-          age: 42,
-          active: 1,
-          score: 12.5,
-          name: 'Jane Doe',
-          ref: '45C3013E-9B95-4ED0-9AF9-1A465F81D3CF',
-          seen: '2024-12-01T17:22:43.512345Z',
-          founded: '0099-12-31',
-        });
-        const types = db.prepare('PRAGMA table_info(patient)').all() as Array<{ name: string; type: string }>;
-        expect(Object.fromEntries(types.map((t) => [t.name, t.type]))).toMatchObject({
-          age: 'INTEGER',
-          active: 'INTEGER',
-          score: 'NUMERIC',
-          name: 'TEXT',
-        });
-      } finally {
-        db.close();
-      }
+    const db = new Database(file, { readonly: true });
+    try {
+      const r = db.prepare("SELECT * FROM patient WHERE id = 'p-1'").get() as Record<string, unknown>;
+      expect(r).toMatchObject({
+        version: 3,
+        age: 42,
+        active: 1,
+        score: 12.5,
+        name: 'Jane Doe',
+        ref: '45C3013E-9B95-4ED0-9AF9-1A465F81D3CF',
+        seen: '2024-12-01T17:22:43.512345Z',
+        founded: '0099-12-31',
+      });
+      const types = db.prepare('PRAGMA table_info(patient)').all() as Array<{ name: string; type: string }>;
+      expect(Object.fromEntries(types.map((t) => [t.name, t.type]))).toMatchObject({
+        age: 'INTEGER',
+        active: 'INTEGER',
+        score: 'NUMERIC',
+        name: 'TEXT',
+      });
     } finally {
-      await rm(dir, { recursive: true, force: true });
+      db.close();
     }
   });
 });
@@ -491,8 +487,7 @@ describe('TCP destination that goes away', () => {
 describe('delivery error reasons (QA item 7)', () => {
   it('label only PostgreSQL errors as SQLSTATE, and mention retries only when there were some', async () => {
     const port = await freePort(); // nothing listens: connection refused
-    const dir = await mkdtemp(path.join(os.tmpdir(), 'edbx-reasons-'));
-    onTestFinished(() => rm(dir, { recursive: true, force: true }));
+    const dir = await tempDir();
     await configurePlugin(
       store,
       'postgres',

@@ -12,7 +12,8 @@ import { parseDataType } from '../../src/plugins/sql/datatypes.js';
 import { SqliteSink } from '../../src/plugins/sqlite/sink.js';
 import { holdPrivateUmask } from '../../src/storage/rocksdb/private-umask.js';
 import type { DeliveryItem, Sink } from '../../src/plugins/types.js';
-import { deliveryItems, tempDirs } from './fixtures.js';
+import { tempDirs } from '../helpers/temp.js';
+import { deliveryItems } from './fixtures.js';
 
 const tempDir = tempDirs('edbx-modes-');
 const sinks: Sink[] = [];

@@ -15,7 +15,8 @@ import { JsonSink } from '../../src/plugins/json/sink.js';
 import { parseDataType } from '../../src/plugins/sql/datatypes.js';
 import { SqliteSink } from '../../src/plugins/sqlite/sink.js';
 import { DeliveryFailure, type Sink } from '../../src/plugins/types.js';
-import { deliveryItems, tempDirs } from './fixtures.js';
+import { tempDirs } from '../helpers/temp.js';
+import { deliveryItems } from './fixtures.js';
 
 const tempDir = tempDirs('edbx-deleted-');
 const sinks: Sink[] = [];

@@ -26,7 +26,8 @@ import { DeliveryLoop } from '../../src/plugins/loop.js';
 import { listDeadLetters, readConfig, readCursor } from '../../src/plugins/repository.js';
 import { DeliveryFailure, type DeliveryItem, type Sink } from '../../src/plugins/types.js';
 import type { EventStore } from '../../src/store/index.js';
-import { FAST, deliveryItems, jane, openStore, recordingLogger, tempDirs, waitFor } from './fixtures.js';
+import { tempDirs } from '../helpers/temp.js';
+import { FAST, deliveryItems, jane, openStore, recordingLogger, waitFor } from './fixtures.js';
 
 const tempDir = tempDirs('edbx-full-');
 const closing: Array<{ close(): Promise<void> }> = [];

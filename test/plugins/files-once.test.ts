@@ -26,6 +26,7 @@ import {
 import { deadLetters } from '../../src/plugins/views.js';
 import { type DeliveryItem, type Sink, transientFailure } from '../../src/plugins/types.js';
 import type { EventStore } from '../../src/store/index.js';
+import { tempDirs } from '../helpers/temp.js';
 import {
   FAST,
   caughtUp,
@@ -34,7 +35,6 @@ import {
   openStore,
   recordingLogger,
   startHost,
-  tempDirs,
   userEvents,
   waitFor,
 } from './fixtures.js';

@@ -3,12 +3,8 @@
  * to catch up, and the receivers the network sinks deliver to (an HTTP server and a TCP listener on
  * 127.0.0.1), plus a logger that records lines.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
 import http from 'node:http';
 import net from 'node:net';
-import os from 'node:os';
-import path from 'node:path';
-import { afterEach } from 'vitest';
 import type { EventRecord } from '../../src/core/event.js';
 import { DeliveryHost, pluginStatus } from '../../src/plugins/index.js';
 import type { PluginInput, PluginLogger, PluginStatus } from '../../src/plugins/index.js';
@@ -197,22 +193,5 @@ export async function tcpReceiver(port = 0): Promise<TcpReceiver> {
         sockets.forEach((s) => s.destroy());
         server.close(() => resolve());
       }),
-  };
-}
-
-/**
- * A maker of temporary directories for one test file, each removed after its test. Call it before
- * the file's own `afterEach`: after-hooks run last-registered first, so what the file closes there
- * (sinks, stores) is closed before its directory goes.
- */
-export function tempDirs(prefix: string): () => Promise<string> {
-  const dirs: string[] = [];
-  afterEach(async () => {
-    await Promise.all(dirs.splice(0).map((d) => rm(d, { recursive: true, force: true })));
-  });
-  return async () => {
-    const dir = await mkdtemp(path.join(os.tmpdir(), prefix));
-    dirs.push(dir);
-    return dir;
   };
 }

@@ -13,6 +13,7 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from
 import { type DeliveryHost, configurePlugin, deadLetters, mapField } from '../../src/plugins/index.js';
 import type { DeadLetter } from '../../src/plugins/types.js';
 import type { EventStore } from '../../src/store/index.js';
+import { tempDirs } from '../helpers/temp.js';
 import {
   FAST,
   type LogLine,
@@ -21,7 +22,6 @@ import {
   recordingLogger,
   startHost,
   statusOf,
-  tempDirs,
   waitFor,
 } from './fixtures.js';
 import { type PgServer, pgQuery, startPostgres } from './pg-harness.js';

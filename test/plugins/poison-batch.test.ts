@@ -5,13 +5,12 @@
  * Real destinations: a SQLite file and the throwaway PostgreSQL of pg-harness.ts.
  */
 import Database from 'better-sqlite3';
-import { mkdtemp, rm } from 'node:fs/promises';
-import os from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { EventRecord } from '../../src/core/event.js';
 import { type DeliveryHost, configurePlugin, deadLetters } from '../../src/plugins/index.js';
 import type { EventStore } from '../../src/store/index.js';
+import { tempDirs } from '../helpers/temp.js';
 import { FAST, caughtUp, jane, openStore, startHost, statusOf, waitFor } from './fixtures.js';
 import { type PgServer, pgQuery, startPostgres } from './pg-harness.js';
 
@@ -26,15 +25,15 @@ beforeAll(async () => {
 afterAll(async () => {
   await server?.destroy();
 });
+const tempDir = tempDirs('edbx-poison-');
 beforeEach(async () => {
   store = await openStore();
-  dir = await mkdtemp(path.join(os.tmpdir(), 'edbx-poison-'));
+  dir = await tempDir();
 });
 afterEach(async () => {
   await host?.stop();
   host = undefined;
   await store.close();
-  await rm(dir, { recursive: true, force: true });
 });
 
 const container = (id: string) =>

@@ -9,14 +9,14 @@
  * `plugin retry` and a plain `plugin replay` are refused with it, with or without a server; then
  * `plugin replay --rebuild` makes the destination equal to the store.
  */
-import { mkdtemp, readdir, rm } from 'node:fs/promises';
-import os from 'node:os';
+import { readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { EventRecord } from '../../src/core/event.js';
 import { type DeliveryHost, configurePlugin, replayPlugin, retryPlugin } from '../../src/plugins/index.js';
 import { backupStore } from '../../src/store/index.js';
 import { type SecureStore, openDataDir } from '../../src/store/secure.js';
+import { tempDirs } from '../helpers/temp.js';
 import { sampleEvents } from './contract.js';
 import {
   FAST,
@@ -31,6 +31,7 @@ import {
 import { type Fixture, type Observed, type SinkHarness, harnesses } from './harnesses.js';
 import { type PgServer, startPostgres } from './pg-harness.js';
 
+const tempDir = tempDirs('edbx-restore-');
 let pg: PgServer | undefined;
 beforeAll(async () => {
   pg = await startPostgres();
@@ -77,7 +78,7 @@ describe.each(harnesses(() => pg!).filter((h) => SINKS.has(h.label)))(
   (h: SinkHarness) => {
     for (const when of ['before', 'after'] as const) {
       it(`refuses to deliver (written to ${when} the server starts), then --rebuild repairs it`, async () => {
-        const root = await mkdtemp(path.join(os.tmpdir(), 'edbx-restore-'));
+        const root = await tempDir();
         const fx: Fixture = await h.setup();
         let host: DeliveryHost | undefined;
         let b: SecureStore | undefined;
@@ -154,7 +155,6 @@ describe.each(harnesses(() => pg!).filter((h) => SINKS.has(h.label)))(
           await host?.stop();
           await b?.store.close();
           await fx.teardown();
-          await rm(root, { recursive: true, force: true });
         }
       }, 60_000);
     }

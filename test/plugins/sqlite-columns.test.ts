@@ -9,7 +9,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { parseDataType } from '../../src/plugins/sql/datatypes.js';
 import type { SqlRow } from '../../src/plugins/sql/rows.js';
 import { SqliteWriter } from '../../src/plugins/sqlite/writer.js';
-import { tempDirs } from './fixtures.js';
+import { tempDirs } from '../helpers/temp.js';
 
 const tempDir = tempDirs('edbx-sqlite-cols-');
 const writers: SqliteWriter[] = [];

@@ -3,24 +3,19 @@
  * upserts plus the commit's fsync would otherwise stall the server's event loop for milliseconds.
  */
 import Database from 'better-sqlite3';
-import { mkdtemp, rm } from 'node:fs/promises';
-import os from 'node:os';
 import path from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { parseDataType } from '../../src/plugins/sql/datatypes.js';
 import { SqliteSink } from '../../src/plugins/sqlite/sink.js';
+import { tempDirs } from '../helpers/temp.js';
 import { deliveryItems } from './fixtures.js';
 
-const dirs: string[] = [];
-afterEach(async () => {
-  await Promise.all(dirs.splice(0).map((d) => rm(d, { recursive: true, force: true })));
-});
+const tempDir = tempDirs('edbx-sqlite-thread-');
 
 const items = deliveryItems;
 
 async function sinkIn(): Promise<{ sink: SqliteSink; file: string }> {
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'edbx-sqlite-thread-'));
-  dirs.push(dir);
+  const dir = await tempDir();
   const file = path.join(dir, 'mirror.db');
   return { sink: new SqliteSink({ path: file }, () => parseDataType('text')), file };
 }

@@ -16,6 +16,7 @@ import pg from 'pg';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { type DeliveryHost, configurePlugin } from '../../src/plugins/index.js';
 import type { EventStore } from '../../src/store/index.js';
+import { tempDirs } from '../helpers/temp.js';
 import {
   FAST,
   type LogLine,
@@ -25,7 +26,6 @@ import {
   recordingLogger,
   startHost,
   statusOf,
-  tempDirs,
   waitFor,
 } from './fixtures.js';
 import { type PgServer, pgQuery, startPostgres } from './pg-harness.js';

@@ -1,8 +1,7 @@
 /** The pure parts of the plugins: datatypes and casts, CSV, masking, backoff, names, settings, file repair. */
 import fc from 'fast-check';
 import { createReadStream } from 'node:fs';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import os from 'node:os';
+import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { isEventDbxError } from '../../src/core/errors.js';
@@ -25,6 +24,7 @@ import { typeResolver } from '../../src/plugins/sql/rows.js';
 import { tableName } from '../../src/plugins/sql/names.js';
 import type { Mappings } from '../../src/plugins/types.js';
 import type { EventRecord } from '../../src/core/event.js';
+import { tempDirs } from '../helpers/temp.js';
 
 function code(fn: () => unknown): string {
   try {
@@ -52,6 +52,8 @@ const record = (over: Partial<EventRecord> = {}): EventRecord => ({
   merkle_root: 'beef',
   ...over,
 });
+
+const tempDir = tempDirs('edbx-units-');
 
 describe('plugin map datatypes', () => {
   it('accepts the documented types and common aliases, case-insensitively', () => {
@@ -196,41 +198,37 @@ describe('RFC 4180 CSV', () => {
   });
 
   it('walks a file in chunks as it reads it whole, torn last record included (property)', async () => {
-    const dir = await mkdtemp(path.join(os.tmpdir(), 'edbx-csv-'));
+    const dir = await tempDir();
     const file = path.join(dir, 'x.csv');
     const field = fc.string({ unit: fc.constantFrom('a', 'é', '漢', ',', '"', '\r', '\n', ' ') });
-    try {
-      await fc.assert(
-        fc.asyncProperty(
-          fc.array(fc.array(field, { minLength: 1, maxLength: 4 }), { maxLength: 6 }),
-          fc.constantFrom('', 'torn,"half', '1,2\r'),
-          fc.integer({ min: 1, max: 16 }),
-          fc.integer({ min: 0, max: 3 }),
-          async (records, tail, chunkBytes, lead) => {
-            const text = records.map(formatRecord).join('') + tail;
-            await writeFile(file, text);
-            const all: string[][] = [];
-            const leading: Array<Array<string | undefined>> = [];
-            let end = 0;
-            const chunks = createReadStream(file, { highWaterMark: chunkBytes }) as AsyncIterable<Buffer>;
-            for await (const chunk of walkCsv(chunks, lead)) {
-              for (const r of chunk.records) {
-                all.push(r.all());
-                leading.push(Array.from({ length: lead }, (_, k) => r.field(k)));
-              }
-              end = chunk.end;
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(fc.array(field, { minLength: 1, maxLength: 4 }), { maxLength: 6 }),
+        fc.constantFrom('', 'torn,"half', '1,2\r'),
+        fc.integer({ min: 1, max: 16 }),
+        fc.integer({ min: 0, max: 3 }),
+        async (records, tail, chunkBytes, lead) => {
+          const text = records.map(formatRecord).join('') + tail;
+          await writeFile(file, text);
+          const all: string[][] = [];
+          const leading: Array<Array<string | undefined>> = [];
+          let end = 0;
+          const chunks = createReadStream(file, { highWaterMark: chunkBytes }) as AsyncIterable<Buffer>;
+          for await (const chunk of walkCsv(chunks, lead)) {
+            for (const r of chunk.records) {
+              all.push(r.all());
+              leading.push(Array.from({ length: lead }, (_, k) => r.field(k)));
             }
-            const whole = parseCsv(text);
-            expect(all).toEqual(whole.records);
-            expect(leading).toEqual(whole.records.map((r) => Array.from({ length: lead }, (_, k) => r[k])));
-            expect(end).toBe(Buffer.byteLength(text.slice(0, whole.end)));
-          },
-        ),
-        { numRuns: 200 },
-      );
-    } finally {
-      await rm(dir, { recursive: true, force: true });
-    }
+            end = chunk.end;
+          }
+          const whole = parseCsv(text);
+          expect(all).toEqual(whole.records);
+          expect(leading).toEqual(whole.records.map((r) => Array.from({ length: lead }, (_, k) => r[k])));
+          expect(end).toBe(Buffer.byteLength(text.slice(0, whole.end)));
+        },
+      ),
+      { numRuns: 200 },
+    );
   });
 
   it('pads every record below the header to a width, copying its bytes, in any chunking (property)', async () => {
@@ -424,70 +422,62 @@ describe('plugin settings', () => {
 
 describe('file repair after a crash mid-write', () => {
   it('cuts a torn JSON Lines or pretty record back to the last complete one', async () => {
-    const dir = await mkdtemp(path.join(os.tmpdir(), 'edbx-repair-'));
-    try {
-      const lines = path.join(dir, 'a.jsonl');
-      await writeFile(lines, '{"a":1}\n{"a":2}\n{"a":');
-      await repairTail(lines, '\n');
-      expect(await readFile(lines, 'utf8')).toBe('{"a":1}\n{"a":2}\n');
-      const pretty = path.join(dir, 'b.json');
-      const doc = JSON.stringify({ a: { b: 1 } }, null, 2) + '\n';
-      await writeFile(pretty, doc + doc.slice(0, 12));
-      await repairTail(pretty, '\n}\n');
-      expect(await readFile(pretty, 'utf8')).toBe(doc);
-      await writeFile(lines, 'no newline at all');
-      await repairTail(lines, '\n');
-      expect(await readFile(lines, 'utf8')).toBe('');
-    } finally {
-      await rm(dir, { recursive: true, force: true });
-    }
+    const dir = await tempDir();
+    const lines = path.join(dir, 'a.jsonl');
+    await writeFile(lines, '{"a":1}\n{"a":2}\n{"a":');
+    await repairTail(lines, '\n');
+    expect(await readFile(lines, 'utf8')).toBe('{"a":1}\n{"a":2}\n');
+    const pretty = path.join(dir, 'b.json');
+    const doc = JSON.stringify({ a: { b: 1 } }, null, 2) + '\n';
+    await writeFile(pretty, doc + doc.slice(0, 12));
+    await repairTail(pretty, '\n}\n');
+    expect(await readFile(pretty, 'utf8')).toBe(doc);
+    await writeFile(lines, 'no newline at all');
+    await repairTail(lines, '\n');
+    expect(await readFile(lines, 'utf8')).toBe('');
   });
 
   it('CSV: drops a torn row, then appends after a complete one, widening the header for a new field', async () => {
-    const dir = await mkdtemp(path.join(os.tmpdir(), 'edbx-csv-'));
-    try {
-      const file = path.join(dir, 'patient.csv');
-      const header = [
-        'id',
-        'version',
-        'event',
-        'event_id',
-        'created_at',
-        'created_by',
-        'updated_at',
-        'updated_by',
-        'status',
-      ];
-      const good = ['p-1', '1', 'patient-added', 'e-0', 't0', 'admin/jane', 't0', 'admin/jane', 'active'];
-      await writeFile(file, formatRecord(header) + formatRecord(good) + 'p-1,2,"patient-upd');
-      const sink = new CsvSink({ output_dir: dir });
-      const row = {
-        state: { status: 'inactive', comment: 'a, "b"' },
-        created_at: 't0',
-        created_by: { group: 'admin', user: 'jane' },
-      };
-      await sink.deliver([{ record: record({ aggregate_id: 'p-1', version: 2 }), row }]);
-      await sink.close();
-      const { records, end } = parseCsv(await readFile(file, 'utf8'));
-      expect(end).toBe((await readFile(file, 'utf8')).length);
-      expect(records).toEqual([
-        [...header, 'comment'],
-        [...good, ''],
-        [
-          'p-1',
-          '2',
-          'patient-updated',
-          'e-1',
-          't0',
-          'admin/jane',
-          '2024-12-01T17:22:43.512Z',
-          'admin/jane',
-          'inactive',
-          'a, "b"',
-        ],
-      ]);
-    } finally {
-      await rm(dir, { recursive: true, force: true });
-    }
+    const dir = await tempDir();
+    const file = path.join(dir, 'patient.csv');
+    const header = [
+      'id',
+      'version',
+      'event',
+      'event_id',
+      'created_at',
+      'created_by',
+      'updated_at',
+      'updated_by',
+      'status',
+    ];
+    const good = ['p-1', '1', 'patient-added', 'e-0', 't0', 'admin/jane', 't0', 'admin/jane', 'active'];
+    await writeFile(file, formatRecord(header) + formatRecord(good) + 'p-1,2,"patient-upd');
+    const sink = new CsvSink({ output_dir: dir });
+    const row = {
+      state: { status: 'inactive', comment: 'a, "b"' },
+      created_at: 't0',
+      created_by: { group: 'admin', user: 'jane' },
+    };
+    await sink.deliver([{ record: record({ aggregate_id: 'p-1', version: 2 }), row }]);
+    await sink.close();
+    const { records, end } = parseCsv(await readFile(file, 'utf8'));
+    expect(end).toBe((await readFile(file, 'utf8')).length);
+    expect(records).toEqual([
+      [...header, 'comment'],
+      [...good, ''],
+      [
+        'p-1',
+        '2',
+        'patient-updated',
+        'e-1',
+        't0',
+        'admin/jane',
+        '2024-12-01T17:22:43.512Z',
+        'admin/jane',
+        'inactive',
+        'a, "b"',
+      ],
+    ]);
   });
 });

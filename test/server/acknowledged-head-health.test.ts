@@ -6,10 +6,8 @@
  * `degraded` with EDBX_ERR_ACKNOWLEDGED_HEAD, /metrics has `eventdbx_acknowledged_head_ok 0`, and the
  * file is tried again until it is written, which is logged too and clears all of it.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
-import os from 'node:os';
 import path from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
   ACKNOWLEDGED_HEAD,
   AcknowledgedHeadFile,
@@ -17,11 +15,9 @@ import {
 } from '../../src/store/acknowledged.js';
 import { post, testServer } from '../helpers/http.js';
 import { makeUnwritable } from '../helpers/unwritable.js';
+import { tempDirs } from '../helpers/temp.js';
 
-const dirs: string[] = [];
-afterEach(async () => {
-  for (const d of dirs.splice(0)) await rm(d, { recursive: true, force: true });
-});
+const tempDir = tempDirs('edbx-ackhead-');
 
 const event = { event_type: 'admitted', payload: { ward: '3' } };
 
@@ -35,8 +31,7 @@ async function until(check: () => boolean | Promise<boolean>, ms = 5_000): Promi
 
 describe('an acknowledged-head file that cannot be written (DR #2)', () => {
   it('is logged once, shown by /health and /metrics while writes go on, and cleared once written again', async (ctx) => {
-    const dir = await mkdtemp(path.join(os.tmpdir(), 'edbx-ackhead-'));
-    dirs.push(dir);
+    const dir = await tempDir();
     const file = path.join(dir, ACKNOWLEDGED_HEAD);
     // The file as a store left it (an empty store), then shut: the server finds it up to date.
     const empty = { size: 0, root: 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855' };

@@ -4,14 +4,12 @@
  * expiring admin issues or refreshes must expire no later than that admin, and not slide
  * (`keep_alive`); an admin token without an expiry, and the CLI on the host, are not bound.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { tokenFeature } from '../../src/server/routes/tokens.js';
 import { RocksDbEngine } from '../../src/storage/rocksdb/rocksdb-engine.js';
 import { createToken } from '../../src/store/tokens.js';
 import { type TestServer, testServer } from '../helpers/http.js';
+import { tempDirs } from '../helpers/temp.js';
 
 const HOST = { issuedBy: { group: 'local', user: 'test' } };
 const T0 = Date.parse('2026-03-01T10:00:00.000Z');
@@ -22,8 +20,9 @@ let dir: string;
 let s: TestServer;
 let clock: Date;
 
+const tempDir = tempDirs('edbx-admin-expiry-');
 beforeEach(async () => {
-  dir = await mkdtemp(path.join(os.tmpdir(), 'edbx-admin-expiry-'));
+  dir = await tempDir();
   clock = new Date(T0);
   s = await testServer({
     engine: new RocksDbEngine(dir),
@@ -34,7 +33,6 @@ beforeEach(async () => {
 });
 afterEach(async () => {
   await s?.close();
-  await rm(dir, { recursive: true, force: true });
 });
 
 async function call(token: string, url: string, body: unknown) {

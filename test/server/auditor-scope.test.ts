@@ -6,10 +6,7 @@
  * token lists only its types' schemas. Through real HTTP on 127.0.0.1, on RocksDB in a temp dir;
  * proofs and the log's tree are checked independently of the server's code.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
 import type net from 'node:net';
-import os from 'node:os';
-import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EventDbxApiError, EventDbxClient } from '../../src/client/index.js';
@@ -21,6 +18,7 @@ import { archiveAggregate, takeSnapshot } from '../../src/store/index.js';
 import { type SecureStore, openSecureStore } from '../../src/store/secure.js';
 import { createToken } from '../../src/store/tokens.js';
 import { checkNote as checkedNote, leafOf, mth, walk } from '../helpers/independent.js';
+import { tempDirs } from '../helpers/temp.js';
 
 const hex = (h: string) => Buffer.from(h, 'hex');
 
@@ -55,8 +53,9 @@ async function call(method: string, p: string, token: string | null, body?: unkn
 }
 const get = (p: string, token: string | null) => call('GET', p, token);
 
+const tempDir = tempDirs('edbx-auditor-', { until: 'all' });
 beforeAll(async () => {
-  dir = await mkdtemp(path.join(os.tmpdir(), 'edbx-auditor-'));
+  dir = await tempDir();
   secure = await openSecureStore(new RocksDbEngine(dir), { masterKey: 'mk', dek: 'dek' });
   ({ app } = await buildServer({
     store: secure.store,
@@ -112,7 +111,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await app?.close();
   await secure?.store.close();
-  if (dir) await rm(dir, { recursive: true, force: true });
 });
 
 /** Every page of GET /v1/audit for a token, following next_cursor. */

@@ -3,10 +3,7 @@
  * connection, a CLI command abandoned on the control socket, a server that stops. And a handler that
  * takes longer than the socket's inactivity timeout is still answered.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
 import net from 'node:net';
-import os from 'node:os';
-import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { OPS } from '../../src/cli/ops.js';
 import { err, isEventDbxError } from '../../src/core/errors.js';
@@ -17,6 +14,7 @@ import { expectCode } from '../helpers/expect.js';
 import { collectingLog } from '../helpers/log.js';
 import { GatedEngine } from '../helpers/gated-engine.js';
 import { type TestServer, raw, testServer } from '../helpers/http.js';
+import { tempDirs } from '../helpers/temp.js';
 
 const AGGREGATES = 5000;
 const ctx = { issuedBy: { group: 'local', user: 'test' } };
@@ -47,12 +45,11 @@ const connections = (server: net.Server) =>
 const get = (path: string, token: string) =>
   `GET ${path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${token}\r\nConnection: close\r\n\r\n`;
 
+const tempDir = tempDirs('edbx-cancel-');
 let server: TestServer | undefined;
-const dirs: string[] = [];
 afterEach(async () => {
   await server?.close().catch(() => undefined);
   server = undefined;
-  await Promise.all(dirs.splice(0).map((d) => rm(d, { recursive: true, force: true })));
 });
 
 async function gatedServer(o: Parameters<typeof testServer>[0] = {}) {
@@ -90,8 +87,7 @@ describe('a long read whose client went away (QA4 #5)', () => {
     const engine = new GatedEngine();
     const store = await EventStore.open({ engine });
     await seed(store);
-    const dir = await mkdtemp(path.join(os.tmpdir(), 'edbx-cancel-'));
-    dirs.push(dir);
+    const dir = await tempDir();
     let outcome: unknown = 'running';
     const log = collectingLog();
     const { logged } = log;

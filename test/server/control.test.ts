@@ -4,9 +4,8 @@
  * still arriving count as the server answering; a listing comes a page at a time, and only its last
  * line says it is complete.
  */
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import net from 'node:net';
-import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { err } from '../../src/core/errors.js';
@@ -19,18 +18,17 @@ import { createToken, listTokens } from '../../src/store/tokens.js';
 import { expectCode } from '../helpers/expect.js';
 import { GatedEngine } from '../helpers/gated-engine.js';
 import { type Logged, collectingLog } from '../helpers/log.js';
+import { tempDirs } from '../helpers/temp.js';
 
-const dirs: string[] = [];
+const tempDir = tempDirs('edbx-ctl-');
 const servers: net.Server[] = [];
-afterEach(async () => {
+afterEach(() => {
   for (const s of servers.splice(0)) s.close();
-  await Promise.all(dirs.splice(0).map((d) => rm(d, { recursive: true, force: true })));
 });
 
 /** A control socket that acknowledges a command, then hands the connection to `end`. */
 async function dyingServer(end: (socket: net.Socket) => void): Promise<string> {
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'edbx-ctl-'));
-  dirs.push(dir);
+  const dir = await tempDir();
   await writeFile(path.join(dir, 'eventdbx.pid'), JSON.stringify({ pid: 4242 }));
   const server = net.createServer((socket) => {
     socket.once('data', () => {
@@ -58,8 +56,7 @@ describe('a command the server did not finish', () => {
 
 describe('a long answer (QA4 #1)', () => {
   it('arrives intact through a real control socket when it is tens of MB', async () => {
-    const dir = await mkdtemp(path.join(os.tmpdir(), 'edbx-ctl-'));
-    dirs.push(dir);
+    const dir = await tempDir();
     const rows = Array.from({ length: 200_000 }, (_, i) => ({
       id: `c-${String(i).padStart(7, '0')}`,
       pad: 'x'.repeat(150),
@@ -99,8 +96,7 @@ describe('a long answer (QA4 #1)', () => {
 
 describe('a command cut off by the server stopping (QA4 #9)', () => {
   it('is reported as interrupted, not as a store that is not open', async () => {
-    const dir = await mkdtemp(path.join(os.tmpdir(), 'edbx-ctl-'));
-    dirs.push(dir);
+    const dir = await tempDir();
     const store = await EventStore.open({ engine: new MemoryEngine() });
     let started!: () => void;
     const running = new Promise<void>((r) => (started = r));
@@ -124,8 +120,7 @@ describe('a command cut off by the server stopping (QA4 #9)', () => {
   });
 
   it('is still answered with its own error while the server runs', async () => {
-    const dir = await mkdtemp(path.join(os.tmpdir(), 'edbx-ctl-'));
-    dirs.push(dir);
+    const dir = await tempDir();
     const store = await EventStore.open({ engine: new MemoryEngine() });
     await store.close();
     servers.push(await serveControl(dir, async () => store.list({ take: 1 })));
@@ -135,8 +130,7 @@ describe('a command cut off by the server stopping (QA4 #9)', () => {
 
 describe('the server log of control commands', () => {
   it('logs a server error at error level (an internal one with its stack), and a user error not at all', async () => {
-    const dir = await mkdtemp(path.join(os.tmpdir(), 'edbx-ctl-'));
-    dirs.push(dir);
+    const dir = await tempDir();
     const log = collectingLog();
     const { logged } = log;
     let failure: unknown = new TypeError('boom');
@@ -163,8 +157,7 @@ describe('the server log of control commands', () => {
     expect(logged).toEqual([]);
   });
   it('at debug level, writes an access line per command: op, who, outcome, time — never its arguments', async () => {
-    const dir = await mkdtemp(path.join(os.tmpdir(), 'edbx-ctl-'));
-    dirs.push(dir);
+    const dir = await tempDir();
     const log = collectingLog('debug');
     let answer: () => Promise<unknown> = async () => ({ done: true });
     servers.push(await serveControl(dir, () => answer(), undefined, log));
@@ -196,8 +189,7 @@ describe('the server log of control commands', () => {
     expect(JSON.stringify(log.logged)).not.toContain('123-45-6789');
     // At info level (the default), none.
     const quiet = collectingLog('info');
-    const other = await mkdtemp(path.join(os.tmpdir(), 'edbx-ctl-'));
-    dirs.push(other);
+    const other = await tempDir();
     servers.push(await serveControl(other, async () => 'ran', undefined, quiet));
     await callControl(other, request);
     expect(quiet.logged).toEqual([]);
@@ -222,8 +214,7 @@ describe('repeated server errors of control commands', () => {
     logged.reduce((n, l) => n + 1 + ((l.fields.repeated as number | undefined) ?? 0), 0);
 
   it('are collapsed like those of HTTP requests, and the count left out is logged once the interval passed', async () => {
-    const dir = await mkdtemp(path.join(os.tmpdir(), 'edbx-ctl-'));
-    dirs.push(dir);
+    const dir = await tempDir();
     const log = collectingLog();
     await failing(dir, log);
     for (let i = 0; i < 5; i++) await expectCode(callControl(dir, request), 'EDBX_ERR_STORE_IO');
@@ -249,8 +240,7 @@ describe('repeated server errors of control commands', () => {
   });
 
   it('a stopping server logs the count left out at once', async () => {
-    const dir = await mkdtemp(path.join(os.tmpdir(), 'edbx-ctl-'));
-    dirs.push(dir);
+    const dir = await tempDir();
     const log = collectingLog();
     const stop = new AbortController();
     await failing(dir, log, stop.signal);
@@ -265,8 +255,7 @@ describe('repeated server errors of control commands', () => {
 
 describe('a command sent to a server that does not acknowledge it in time (chaos QA #3)', () => {
   it('never runs, even when the server resumes and reads it, and the CLI is told so', async () => {
-    const dir = await mkdtemp(path.join(os.tmpdir(), 'edbx-ctl-'));
-    dirs.push(dir);
+    const dir = await tempDir();
     let ran = 0;
     let resume!: () => void;
     const resumed = new Promise<void>((r) => (resume = r));
@@ -298,8 +287,7 @@ describe('a command sent to a server that does not acknowledge it in time (chaos
   });
 
   it('is reported with an unknown outcome when the server goes silent after confirming', async () => {
-    const dir = await mkdtemp(path.join(os.tmpdir(), 'edbx-ctl-'));
-    dirs.push(dir);
+    const dir = await tempDir();
     // A server that acknowledges, is confirmed, then says nothing more.
     const server = net.createServer((socket) => {
       socket.once('data', () => socket.write('{"ack":true}\n'));
@@ -318,8 +306,7 @@ describe('a command sent to a server that does not acknowledge it in time (chaos
 
 describe('a control request that is not JSON (qa-aud #3)', () => {
   it('is refused as such, and neither the log nor the answer quotes it', async () => {
-    const dir = await mkdtemp(path.join(os.tmpdir(), 'edbx-ctl-'));
-    dirs.push(dir);
+    const dir = await tempDir();
     const logged: unknown[] = [];
     const log = { info: (...a: unknown[]) => logged.push(a), error: (...a: unknown[]) => logged.push(a) };
     servers.push(await serveControl(dir, async () => 'ran', undefined, log));
@@ -348,8 +335,7 @@ describe('a listing sent a page at a time (scale test: 1M aggregates took ~1 GB 
     pages: () => AsyncIterable<readonly unknown[]>,
     log?: ReturnType<typeof collectingLog>,
   ) {
-    const dir = await mkdtemp(path.join(os.tmpdir(), 'edbx-ctl-'));
-    dirs.push(dir);
+    const dir = await tempDir();
     await writeFile(path.join(dir, 'eventdbx.pid'), JSON.stringify({ pid: 4242 }));
     servers.push(await serveControl(dir, async () => new StreamedAnswer(pages()), undefined, log));
     return dir;

@@ -2,17 +2,17 @@
  * DataDirWatch: whether the directory at a server's data-dir path is still the one it opened. (A
  * running server's reaction, ending without writing by that path, is in test/dr-runbook-cli.test.ts.)
  */
-import { mkdir, mkdtemp, rename, rm, symlink, unlink } from 'node:fs/promises';
-import os from 'node:os';
+import { mkdir, rename, rm, symlink, unlink } from 'node:fs/promises';
 import path from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import { DataDirWatch, dataDirCheckMs } from '../../src/server/data-dir-watch.js';
+import { tempDirs } from '../helpers/temp.js';
 
+const tempDir = tempDirs('edbx-watch-');
 let root: string;
 beforeEach(async () => {
-  root = await mkdtemp(path.join(os.tmpdir(), 'edbx-watch-'));
+  root = await tempDir();
 });
-afterEach(() => rm(root, { recursive: true, force: true }));
 
 describe('DataDirWatch', () => {
   it('says nothing while the directory stays, and names the change once it is moved, for good', async () => {

@@ -6,13 +6,11 @@
  * that writes nothing is the one an unused id gets; idempotent retries of the caller's own events work
  * as before. Over HTTP, on a real data dir.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RocksDbEngine } from '../../src/storage/rocksdb/rocksdb-engine.js';
 import { createToken } from '../../src/store/tokens.js';
 import { type TestServer, get, post, testServer } from '../helpers/http.js';
+import { tempDirs } from '../helpers/temp.js';
 
 const HOST = { issuedBy: { group: 'local', user: 'test' } };
 const USED = 'eid-p2-xyz';
@@ -22,8 +20,9 @@ let dir: string;
 let s: TestServer;
 let doc: string;
 
+const tempDir = tempDirs('edbx-event-id-scope-', { until: 'all' });
 beforeAll(async () => {
-  dir = await mkdtemp(path.join(os.tmpdir(), 'edbx-event-id-scope-'));
+  dir = await tempDir();
   s = await testServer({ engine: new RocksDbEngine(dir) });
   doc = (await createToken(s.store, { group: 'doctors', user: 'house', scopes: ['patient/p-001'] }, HOST))
     .token;
@@ -42,7 +41,6 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   await s?.close();
-  await rm(dir, { recursive: true, force: true });
 });
 
 const as = (token: string) => ({ authorization: `Bearer ${token}` });

@@ -5,9 +5,7 @@
  * event to the `token-generated` audit entry that names the admin who issued its token. On a real
  * RocksDB store, over a real socket, with every feature's routes as `eventdbx start` registers them.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
-import os from 'node:os';
 import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -20,6 +18,7 @@ import { RocksDbEngine } from '../../src/storage/rocksdb/rocksdb-engine.js';
 import { type SecureStore, openSecureStore } from '../../src/store/secure.js';
 import { createToken } from '../../src/store/tokens.js';
 import { verifyAll } from '../../src/store/verify.js';
+import { tempDirs } from '../helpers/temp.js';
 
 const HOST = { issuedBy: { group: 'local', user: 'ops' } };
 
@@ -43,8 +42,9 @@ async function call(token: string, method: string, route: string, body?: unknown
 const idOf = (token: string) => token.slice(0, 11);
 const leafOf = (e: EventRecord) => leafHash(leafBytes(e)).toString('hex');
 
+const tempDir = tempDirs('edbx-token-id-', { until: 'all' });
 beforeAll(async () => {
-  dir = await mkdtemp(path.join(os.tmpdir(), 'edbx-token-id-'));
+  dir = await tempDir();
   secure = await openSecureStore(new RocksDbEngine(path.join(dir, 'store')), { masterKey: 'mk', dek: 'dek' });
   ({ app } = await buildServer({
     store: secure.store,
@@ -59,7 +59,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await app?.close();
   await secure?.store.close();
-  await rm(dir, { recursive: true, force: true });
 });
 
 describe('every event records the token that wrote it (QA audit #2)', () => {

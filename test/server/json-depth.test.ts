@@ -3,16 +3,14 @@
  * recursive walk overflow the stack, answered 500 EDBX_ERR_INTERNAL with a RangeError in the server's
  * log. Over MAX_JSON_DEPTH (64) levels it is a coded 400 before anything walks it, on every entry.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
 import net from 'node:net';
-import os from 'node:os';
-import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { err } from '../../src/core/errors.js';
 import { MAX_JSON_DEPTH, jsonShape } from '../../src/core/json-nesting.js';
 import { serveControl, socketPath } from '../../src/server/control.js';
 import { type TestServer, post, testServer } from '../helpers/http.js';
 import { collectingLog } from '../helpers/log.js';
+import { tempDirs } from '../helpers/temp.js';
 
 /** `depth` arrays, one inside the other. */
 const nested = (depth: number) => '['.repeat(depth) + ']'.repeat(depth);
@@ -67,8 +65,9 @@ describe('a deeply nested control request (pen #6)', () => {
   let server: net.Server;
   let ran = 0;
   const log = collectingLog();
+  const tempDir = tempDirs('edbx-ctl-depth-', { until: 'all' });
   beforeAll(async () => {
-    dir = await mkdtemp(path.join(os.tmpdir(), 'edbx-ctl-depth-'));
+    dir = await tempDir();
     // As an operation does with a bad argument (`--skip`): a message that quotes the value.
     server = await serveControl(
       dir,
@@ -84,9 +83,8 @@ describe('a deeply nested control request (pen #6)', () => {
       log,
     );
   });
-  afterAll(async () => {
+  afterAll(() => {
     server?.close();
-    await rm(dir, { recursive: true, force: true });
   });
 
   /** Send one request line as the CLI does (line, acknowledgement, confirmation) and read the answer. */

@@ -3,8 +3,6 @@
  * hospital group: one huge answer, held whole on both sides). They page like the other listings:
  * bounded pages, opaque cursors, the same coded 400s, and only the page is read from the store.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
-import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { FastifyInstance } from 'fastify';
@@ -15,6 +13,7 @@ import { addSchemaEvents, createSchema } from '../../src/store/schemas.js';
 import { type SecureStore, openSecureStore } from '../../src/store/secure.js';
 import { createToken } from '../../src/store/tokens.js';
 import { CountingRocksDbEngine } from '../helpers/engine.js';
+import { tempDirs } from '../helpers/temp.js';
 
 const TOKENS = 250;
 const SCHEMAS = 12;
@@ -50,8 +49,9 @@ async function allPages(url: string, key: string, token = admin) {
   return { pages, cursors, items: pages.flat() };
 }
 
+const tempDir = tempDirs('edbx-list-paging-', { until: 'all' });
 beforeAll(async () => {
-  dir = await mkdtemp(path.join(os.tmpdir(), 'edbx-list-paging-'));
+  dir = await tempDir();
   engine = new CountingRocksDbEngine(path.join(dir, 'data'));
   // Encrypted, with every feature's routes, as `eventdbx start` opens it: a token's cursor is sealed.
   secure = await openSecureStore(engine, { masterKey: 'mk', dek: 'dek' });
@@ -84,7 +84,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await app?.close();
   await secure?.store.close();
-  await rm(dir, { recursive: true, force: true });
 });
 
 describe('GET /v1/tokens pages', () => {

@@ -9,7 +9,7 @@ import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { tempDirs } from '../plugins/fixtures.js';
+import { tempDirs } from '../helpers/temp.js';
 
 const LOG_FILE = fileURLToPath(new URL('../../dist/server/log-file.js', import.meta.url));
 const tempDir = tempDirs('edbx-log-full-');

@@ -20,7 +20,8 @@ import { openDataDir } from '../../src/store/secure.js';
 import { streamFeature } from '../../src/server/routes/stream.js';
 import { createToken, revokeToken } from '../../src/store/tokens.js';
 import { type TestServer, get, post, testServer } from '../helpers/http.js';
-import { caughtUp, jane, startHost, tempDirs } from '../plugins/fixtures.js';
+import { tempDirs } from '../helpers/temp.js';
+import { caughtUp, jane, startHost } from '../plugins/fixtures.js';
 
 const tempDir = tempDirs('edbx-metrics-');
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

@@ -5,21 +5,20 @@
  * other value), and every other write refuses both headers with a 400 saying what to do instead,
  * writing nothing. Over HTTP, on a real data dir.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { pluginFeature } from '../../src/server/routes/plugins.js';
 import { schemaFeature } from '../../src/server/routes/schemas.js';
 import { tokenFeature } from '../../src/server/routes/tokens.js';
 import { RocksDbEngine } from '../../src/storage/rocksdb/rocksdb-engine.js';
 import { type TestServer, get, post, testServer } from '../helpers/http.js';
+import { tempDirs } from '../helpers/temp.js';
 
 let dir: string;
 let s: TestServer;
 
+const tempDir = tempDirs('edbx-preconditions-', { until: 'all' });
 beforeAll(async () => {
-  dir = await mkdtemp(path.join(os.tmpdir(), 'edbx-preconditions-'));
+  dir = await tempDir();
   s = await testServer({
     engine: new RocksDbEngine(dir),
     // These features' routes need no keys (they ignore the secure store they are given).
@@ -33,7 +32,6 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   await s?.close();
-  await rm(dir, { recursive: true, force: true });
 });
 
 const credit = (id: string) => ({

@@ -3,13 +3,12 @@
  * every page (with take=1, one request kept the server busy for minutes). A scoped listing must list
  * exactly what the scopes cover, page like the unscoped one, and read only the covered key ranges.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
-import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createToken } from '../../src/store/tokens.js';
 import { CountingRocksDbEngine } from '../helpers/engine.js';
 import { type TestServer, testServer } from '../helpers/http.js';
+import { tempDirs } from '../helpers/temp.js';
 
 const PER_TYPE = 1500;
 const pad = (i: number) => String(i).padStart(4, '0');
@@ -48,8 +47,9 @@ async function allPages(query: string, token: string) {
   return { seen, metasRead: engine.entries.get('M') ?? 0, metaKeysRead: engine.keys.get('M') ?? 0 };
 }
 
+const tempDir = tempDirs('edbx-scoped-list-', { until: 'all' });
 beforeAll(async () => {
-  dir = await mkdtemp(path.join(os.tmpdir(), 'edbx-scoped-list-'));
+  dir = await tempDir();
   engine = new CountingRocksDbEngine(path.join(dir, 'data'));
   server = await testServer({ engine });
   const jane = { issuedBy: { group: 'admin', user: 'jane' } };
@@ -75,7 +75,6 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await server.close();
-  await rm(dir, { recursive: true, force: true });
 });
 
 describe('GET /v1/aggregates with a scoped token (qa4 #2)', () => {

@@ -4,8 +4,7 @@
  * a 413 problem that writes nothing and costs nothing from the token, and `max_state_bytes` /
  * `EVENTDBX_MAX_STATE_BYTES` reach the store a server opens.
  */
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import os from 'node:os';
+import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/config.js';
@@ -13,6 +12,7 @@ import { openDataDir } from '../../src/store/secure.js';
 import { createToken } from '../../src/store/tokens.js';
 import { expectCode } from '../helpers/expect.js';
 import { type TestServer, get, post, testServer } from '../helpers/http.js';
+import { tempDirs } from '../helpers/temp.js';
 
 const ctx = { issuedBy: { group: 'local', user: 'test' } };
 
@@ -90,11 +90,11 @@ describe('state limit over HTTP', () => {
 });
 
 describe('state limit configuration', () => {
+  const tempDir = tempDirs('edbx-state-limit-', { until: 'all' });
   let dir: string;
   beforeAll(async () => {
-    dir = await mkdtemp(path.join(os.tmpdir(), 'edbx-state-limit-'));
+    dir = await tempDir();
   });
-  afterAll(() => rm(dir, { recursive: true, force: true }));
 
   const keys = { EVENTDBX_MASTER_KEY: 'state-master', EVENTDBX_DEK: 'state-dek' };
   const append = (payload: Record<string, string>) => ({

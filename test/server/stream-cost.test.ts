@@ -8,8 +8,7 @@
  * (filtered on the ledger entries), serves other requests between pages, checks the token on every
  * page, and one token has at most `max_streams_per_token` streams open (429).
  */
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import os from 'node:os';
+import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EventDbxApiError, EventDbxClient } from '../../src/client/index.js';
@@ -23,6 +22,7 @@ import { CountingRocksDbEngine } from '../helpers/engine.js';
 import { expectCode } from '../helpers/expect.js';
 import { GatedEngine } from '../helpers/gated-engine.js';
 import { type TestServer, testServer } from '../helpers/http.js';
+import { tempDirs } from '../helpers/temp.js';
 
 /** Positions a catch-up examines per page (stream.ts PAGE). */
 const PAGE = 512;
@@ -110,6 +110,8 @@ async function catchUp(s: TestServer, token: string, query: string) {
   return { events: eventsOf(st.messages), caughtUp: st.messages.find(caughtUp)!, first: st.messages[0]! };
 }
 
+const tempDir = tempDirs('edbx-stream-cost-', { until: 'all' });
+
 describe('a catch-up reads and decrypts only what the stream may send (pen-test finding 1)', () => {
   let dir: string;
   let engine: CountingRocksDbEngine;
@@ -118,7 +120,7 @@ describe('a catch-up reads and decrypts only what the stream may send (pen-test 
   const patients: EventRecord[] = [];
 
   beforeAll(async () => {
-    dir = await mkdtemp(path.join(os.tmpdir(), 'edbx-stream-cost-'));
+    dir = await tempDir();
     engine = new CountingRocksDbEngine(path.join(dir, 'data'));
     s = await testServer({ engine, storeOptions: { codec }, extraRoutes: streams });
     // Three patient events before, between and after each thousand of others.
@@ -141,7 +143,6 @@ describe('a catch-up reads and decrypts only what the stream may send (pen-test 
 
   afterAll(async () => {
     await s?.close();
-    await rm(dir, { recursive: true, force: true });
   });
 
   it('a token scoped to one type decrypts its events only, and gets them in order with their ids', async () => {
@@ -339,14 +340,10 @@ describe('one token has at most max_streams_per_token streams open (pen-test fin
     }
     const none = { EVENTDBX_CONFIG: '/nonexistent/.eventdbx.json' };
     expect((await loadConfig(undefined, none)).maxStreamsPerToken).toBe(16);
-    const dir = await mkdtemp(path.join(os.tmpdir(), 'edbx-stream-cap-'));
-    try {
-      const file = path.join(dir, '.eventdbx.json');
-      await writeFile(file, JSON.stringify({ max_streams_per_token: 4 }));
-      expect((await loadConfig(file, {})).maxStreamsPerToken).toBe(4);
-    } finally {
-      await rm(dir, { recursive: true, force: true });
-    }
+    const dir = await tempDir();
+    const file = path.join(dir, '.eventdbx.json');
+    await writeFile(file, JSON.stringify({ max_streams_per_token: 4 }));
+    expect((await loadConfig(file, {})).maxStreamsPerToken).toBe(4);
     expect(
       (await loadConfig(undefined, { ...none, EVENTDBX_MAX_STREAMS_PER_TOKEN: '64' })).maxStreamsPerToken,
     ).toBe(64);

@@ -7,26 +7,24 @@
  * `ETag` of the stored version on a single append's 409, so a client rebases without parsing English.
  * Over HTTP, through the SDK and the built CLI, on real data dirs.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EventDbxClient, isApiError } from '../../src/client/index.js';
 import type { Problem } from '../../src/protocol/index.js';
 import { RocksDbEngine } from '../../src/storage/rocksdb/rocksdb-engine.js';
 import { type Project, applyArgs, project } from '../helpers/cli.js';
 import { type TestServer, get, post, testServer } from '../helpers/http.js';
+import { tempDirs } from '../helpers/temp.js';
 
 let dir: string;
 let s: TestServer;
 
+const tempDir = tempDirs('edbx-conflict-detail-', { until: 'all' });
 beforeAll(async () => {
-  dir = await mkdtemp(path.join(os.tmpdir(), 'edbx-conflict-detail-'));
+  dir = await tempDir();
   s = await testServer({ engine: new RocksDbEngine(dir) });
 });
 afterAll(async () => {
   await s?.close();
-  await rm(dir, { recursive: true, force: true });
 });
 
 const ev = (id: string, event_type: string, more: Record<string, unknown> = {}) => ({

@@ -9,23 +9,18 @@
  * kept and told (a server shows it in /health). A real SST with bytes overwritten, as in the QA report.
  */
 import { open as openFile, readdir, rm, stat, truncate, writeFile } from 'node:fs/promises';
-import { mkdtemp } from 'node:fs/promises';
-import os from 'node:os';
 import path from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { RocksDbEngine } from '../../src/storage/rocksdb/rocksdb-engine.js';
 import { expectCode } from '../helpers/expect.js';
+import { tempDirs } from '../helpers/temp.js';
 
-const dirs: string[] = [];
-afterEach(async () => {
-  for (const d of dirs.splice(0)) await rm(d, { recursive: true, force: true });
-});
+const tempDir = tempDirs('edbx-damaged-');
 
 const key = (i: number) => Buffer.from(`k${String(i).padStart(5, '0')}`);
 
 async function storeWithTables(n = 100): Promise<string> {
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'edbx-damaged-'));
-  dirs.push(dir);
+  const dir = await tempDir();
   const engine = new RocksDbEngine(dir);
   await engine.open();
   for (let i = 0; i < n; i += 50)
@@ -97,8 +92,7 @@ describe('a database without its CURRENT file (DR finding 1)', () => {
   });
 
   it('a new or empty directory still becomes a new database', async () => {
-    const dir = await mkdtemp(path.join(os.tmpdir(), 'edbx-damaged-'));
-    dirs.push(dir);
+    const dir = await tempDir();
     for (const where of [dir, path.join(dir, 'not-yet')]) {
       const engine = new RocksDbEngine(where);
       await engine.open();

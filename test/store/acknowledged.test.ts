@@ -5,10 +5,9 @@
  * how many events were acknowledged: a store holding fewer refuses writes and fails verify, naming
  * what is lost and what to do; moving the file aside accepts the loss.
  */
-import { cp, mkdtemp, readFile, readdir, rename, rm, stat, truncate, writeFile } from 'node:fs/promises';
-import os from 'node:os';
+import { cp, readFile, readdir, rename, rm, stat, truncate, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { isEventDbxError } from '../../src/core/errors.js';
 import {
   ACKNOWLEDGED_HEAD,
@@ -20,17 +19,9 @@ import { globalKey } from '../../src/store/keys.js';
 import { backupStore } from '../../src/store/backup.js';
 import { KEYRING_COPY, type SecureStore, openDataDir } from '../../src/store/secure.js';
 import { verifyAll } from '../../src/store/verify.js';
+import { tempDirs } from '../helpers/temp.js';
 
-const dirs: string[] = [];
-afterEach(async () => {
-  await Promise.all(dirs.splice(0).map((d) => rm(d, { recursive: true, force: true })));
-});
-
-async function tempDir(): Promise<string> {
-  const d = await mkdtemp(path.join(os.tmpdir(), 'edbx-ack-'));
-  dirs.push(d);
-  return d;
-}
+const tempDir = tempDirs('edbx-ack-');
 
 const ctx = { issuedBy: { group: 'doctors', user: 'ana' } };
 

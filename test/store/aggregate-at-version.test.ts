@@ -3,8 +3,6 @@
  * since the nearest snapshot into an array, then folding it: 8 concurrent reads took a server to
  * 1.8 GB. The fold now consumes the events as the scan hands them over, with the same checks.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
-import os from 'node:os';
 import path from 'node:path';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
@@ -14,6 +12,7 @@ import { MemoryEngine } from '../../src/storage/memory/memory-engine.js';
 import { EventStore } from '../../src/store/index.js';
 import { CountingRocksDbEngine } from '../helpers/engine.js';
 import { expectCode } from '../helpers/expect.js';
+import { tempDirs } from '../helpers/temp.js';
 
 const EVENTS = 12_000;
 /** Each event carries a distinct string of this many characters: held events show in the heap. */
@@ -27,8 +26,9 @@ let dir: string;
 let engine: CountingRocksDbEngine;
 let store: EventStore;
 
+const tempDir = tempDirs('edbx-fold-', { until: 'all' });
 beforeAll(async () => {
-  dir = await mkdtemp(path.join(os.tmpdir(), 'edbx-fold-'));
+  dir = await tempDir();
   engine = new CountingRocksDbEngine(path.join(dir, 'data'));
   store = await EventStore.open({ engine });
   for (let from = 1; from <= EVENTS; from += 1000) {
@@ -44,7 +44,6 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await store.close();
-  await rm(dir, { recursive: true, force: true });
 });
 
 describe('state of an aggregate at a past version (qa4 #4)', () => {
@@ -99,7 +98,7 @@ describe('state of an aggregate at a past version (qa4 #4)', () => {
   });
 
   it('still refuses a history with a gap, wherever it is', async () => {
-    const dir2 = await mkdtemp(path.join(os.tmpdir(), 'edbx-fold-gap-'));
+    const dir2 = await tempDir();
     const gapped = await EventStore.open({ engine: new CountingRocksDbEngine(dir2) });
     try {
       for (const from of [1, 401, 801]) {
@@ -126,7 +125,6 @@ describe('state of an aggregate at a past version (qa4 #4)', () => {
       await expectCode(gapped.aggregate('ledger', 'g', { version: 1199 }), 'EDBX_ERR_INTEGRITY');
     } finally {
       await gapped.close();
-      await rm(dir2, { recursive: true, force: true });
     }
   });
 });

@@ -6,9 +6,6 @@
  * N, the audit log records version M").
  */
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { AesGcmCodec } from '../../src/core/crypto/codec.js';
 import { configurePlugin } from '../../src/plugins/index.js';
@@ -18,6 +15,7 @@ import { type AuditVerification, verifyAuditLog } from '../../src/store/audit-st
 import { EventStore } from '../../src/store/index.js';
 import { alterSchema, createSchema, installSchemas } from '../../src/store/schemas.js';
 import { createToken, revokeToken } from '../../src/store/tokens.js';
+import { tempDirs } from '../helpers/temp.js';
 
 const jane = { issuedBy: { group: 'admin', user: 'jane' } };
 const codec = new AesGcmCodec({ activeKeyId: 1, keys: new Map([[1, randomBytes(32)]]) });
@@ -25,14 +23,14 @@ const codec = new AesGcmCodec({ activeKeyId: 1, keys: new Map([[1, randomBytes(3
 let dir: string;
 let store: EventStore;
 
+const tempDir = tempDirs('edbx-audit-concurrent-');
 beforeEach(async () => {
-  dir = await mkdtemp(path.join(os.tmpdir(), 'edbx-audit-concurrent-'));
+  dir = await tempDir();
   store = await EventStore.open({ engine: new RocksDbEngine(dir), codec });
   await installSchemas(store, 'true');
 });
 afterEach(async () => {
   await store.close();
-  await rm(dir, { recursive: true, force: true });
 });
 
 /** What a verdict says, in one line: `ok`, or the log's reason, or the state's problems. */

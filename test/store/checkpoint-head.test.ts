@@ -5,9 +5,6 @@
  * with the store closed, as an attacker without the keys would.
  */
 import { generateKeyPairSync } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { rootOfLeafHashes } from '../../src/core/merkle/index.js';
 import { RocksDbEngine } from '../../src/storage/rocksdb/rocksdb-engine.js';
@@ -16,6 +13,7 @@ import { EventStore } from '../../src/store/index.js';
 import * as K from '../../src/store/keys.js';
 import { editEngine } from '../helpers/engine.js';
 import { expectCode } from '../helpers/expect.js';
+import { tempDirs } from '../helpers/temp.js';
 
 const jane = { issuedBy: { group: 'admin', user: 'jane' } };
 const keys = generateKeyPairSync('ed25519', {
@@ -50,8 +48,9 @@ async function flip(e: RocksDbEngine, key: Buffer, offset: number, mask = 0x01):
   await e.write([{ type: 'put', space: 'main', key, value }], { sync: true });
 }
 
+const tempDir = tempDirs('edbx-head-');
 beforeEach(async () => {
-  dir = await mkdtemp(path.join(os.tmpdir(), 'edbx-head-'));
+  dir = await tempDir();
   const s = await open();
   for (let i = 0; i < 6; i++) {
     await s.append(
@@ -62,7 +61,6 @@ beforeEach(async () => {
 });
 afterEach(async () => {
   await store?.close();
-  await rm(dir, { recursive: true, force: true });
 });
 
 describe('checkpoints sign only a ledger head the ledger entries back (finding 8)', () => {

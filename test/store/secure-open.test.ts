@@ -3,18 +3,16 @@
  * the keyring back (a synced write: an fsync, and the start of the write thread, for each CLI command,
  * even `aggregate list`).
  */
-import { mkdtemp, rm } from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
-import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { beforeEach, describe, expect, it, vi } from 'vitest';
 import { RocksDbEngine } from '../../src/storage/rocksdb/rocksdb-engine.js';
 import { openSecureStore } from '../../src/store/secure.js';
+import { tempDirs } from '../helpers/temp.js';
 
+const tempDir = tempDirs('edbx-open-');
 let dir: string;
 beforeEach(async () => {
-  dir = await mkdtemp(path.join(os.tmpdir(), 'edbx-open-'));
+  dir = await tempDir();
 });
-afterEach(() => rm(dir, { recursive: true, force: true }));
 
 /** Open the store at `dir` with `dek`, close it, and answer how many writes the open made. */
 async function writesOfOpen(dek: string | undefined): Promise<number> {
