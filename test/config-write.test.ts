@@ -1,17 +1,17 @@
 /**
  * A config file that cannot be written (QA qa2-ops item 5): `config --master-key` re-wrapped the store,
  * then failed to write the file with EDBX_ERR_INTERNAL, leaving the new keys in plaintext in a temp
- * file beside it. Now the file is checked before the store changes, a failed write removes its temp
- * file and is EDBX_ERR_CONFIG_WRITE, and a write failing after the store took a new key says how to
+ * file beside it. Now the file is written whole before the store changes (on a full disk too: qa-full
+ * #2), a failed write removes its temp file and is EDBX_ERR_CONFIG_WRITE, and a write failing after the store took a new key says how to
  * go on (without quoting the key).
  */
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { constants } from 'node:fs';
 import { access, chmod, mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { err, isEventDbxError } from '../src/core/errors.js';
-import { applyArgs, project, run, type Project } from './helpers/cli.js';
+import { MAIN, applyArgs, outcomeOf, project, run, startServer, type Project } from './helpers/cli.js';
 import { tempDirs } from './helpers/temp.js';
 
 const fail = vi.hoisted(() => ({ write: false }));
@@ -19,12 +19,18 @@ vi.mock('../src/config/config.js', async (importOriginal) => {
   const real = await importOriginal<typeof import('../src/config/config.js')>();
   return {
     ...real,
-    writeConfigFile: (file: string, values: Parameters<typeof real.writeConfigFile>[1]) =>
-      fail.write
-        ? Promise.reject(
-            err('EDBX_ERR_CONFIG_WRITE', { path: file, reason: 'EPERM: operation not permitted' }),
-          )
-        : real.writeConfigFile(file, values),
+    // The file's rename fails (after the store took the change).
+    prepareConfigFile: async (file: string, values: Parameters<typeof real.prepareConfigFile>[1]) => {
+      const prepared = await real.prepareConfigFile(file, values);
+      if (!fail.write) return prepared;
+      return {
+        ...prepared,
+        async commit() {
+          await prepared.discard();
+          throw err('EDBX_ERR_CONFIG_WRITE', { path: file, reason: 'EPERM: operation not permitted' });
+        },
+      };
+    },
   };
 });
 const { writeConfigFile } =
@@ -175,4 +181,42 @@ describe('config --master-key with a config file that cannot be written (qa2-ops
     const healed = await list();
     expect(healed.code, healed.stderr).toBe(0);
   });
+});
+
+describe('config with a config file on a full disk (qa-full #2)', () => {
+  it('changes nothing and records nothing: the file is written whole before the server takes the change', async () => {
+    const p = await project();
+    const server = await startServer(p);
+    try {
+      const before = await readFile(p.configPath, 'utf8');
+      // A file size limit on the CLI alone (its config file cannot grow), as a full disk would; the
+      // server, which applies and audits the change, has none.
+      for (const args of [
+        ['config', '--restrict', 'strict'],
+        ['config', '--dek', 'new-dek'],
+      ]) {
+        const child = spawn('prlimit', ['--fsize=16:unlimited', process.execPath, MAIN, ...args], {
+          cwd: p.dir,
+          env: p.env,
+          stdio: ['pipe', 'pipe', 'pipe'],
+        });
+        child.stdin.end();
+        const r = await outcomeOf(child);
+        expect(r.code, r.stderr).toBe(1);
+        expect(r.stderr).toMatch(/^error: cannot write the configuration .*\[EDBX_ERR_CONFIG_WRITE\]\n$/);
+        expect(r.stderr).not.toContain('already uses');
+      }
+      expect(await readFile(p.configPath, 'utf8')).toBe(before);
+      expect(await temps(path.dirname(p.configPath))).toEqual([]);
+      const audit = await p.cli(['audit', 'list', '--json']);
+      expect(audit.code, audit.stderr).toBe(0);
+      expect(audit.stdout).not.toContain('config-changed');
+      // The store kept its DEK: the file's still opens it.
+      const a = await p.cli(applyArgs('patient', 'p-1', 'admitted', ['ward=3']));
+      expect(a.code, a.stderr).toBe(0);
+    } finally {
+      await server.stop();
+      await p.cleanup();
+    }
+  }, 60_000);
 });

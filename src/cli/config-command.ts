@@ -13,11 +13,10 @@ import {
   type Config,
   type ConfigFile,
   DEFAULT_DATA_DIR,
-  checkConfigWritable,
   describeConfig,
   loadConfig,
   readConfigFile,
-  writeConfigFile,
+  prepareConfigFile,
 } from '../config/config.js';
 import { callControl } from '../server/control.js';
 import { checkKeysOpen, masterKeyOpens } from '../store/keyring-copy.js';
@@ -95,15 +94,20 @@ export async function configCommand(opts: Record<string, unknown>, configFile?: 
     // moved to another one: its keys must open that store, or nothing is saved.
     if (!existing || (flags.data_dir !== undefined && !flags.master_key && !flags.dek))
       await checkKeysFor(current, update);
-    // A file that cannot be written is found before the store takes a new key, so nothing changes.
-    if (changed) await checkConfigWritable(current.path);
-    const rotated = changed && existing ? await applyToStore(current, flags) : NOTHING_ROTATED;
-    if (changed) {
-      try {
-        await writeConfigFile(current.path, update);
-      } catch (e) {
-        throw unrecorded(e, rotated);
-      }
+    // The new file is written whole before the store takes a new key or records the change: one that
+    // cannot be written (a full disk included) changes nothing. Only its rename is left for after.
+    const prepared = changed ? await prepareConfigFile(current.path, update) : undefined;
+    let rotated = NOTHING_ROTATED;
+    try {
+      if (changed && existing) rotated = await applyToStore(current, flags);
+    } catch (e) {
+      await prepared?.discard();
+      throw e;
+    }
+    try {
+      await prepared?.commit();
+    } catch (e) {
+      throw unrecorded(e, rotated);
     }
     const shown = describeConfig(await loadConfig(configFile));
     const running = changed ? await runningServer(current.dataDir) : undefined;

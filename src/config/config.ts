@@ -199,27 +199,6 @@ async function createTemp(tmp: string) {
   return openNoFollow(tmp, 'create');
 }
 
-/**
- * Check that `file` can be written as `writeConfigFile` writes it (a temporary file beside it, renamed
- * over it), before a key change touches the store: a file that cannot be written then changes nothing.
- */
-export async function checkConfigWritable(file: string): Promise<void> {
-  const tmp = tempFor(file);
-  try {
-    makeDir(path.dirname(file));
-    await (await createTemp(tmp)).close();
-    await fs.rm(tmp, { force: true });
-    // An immutable file cannot be renamed over, and says so to access(); a mode without write
-    // permission does not stop the rename, so EACCES is no reason to refuse.
-    await fs.access(file, constants.W_OK).catch((e: NodeJS.ErrnoException) => {
-      if (e.code !== 'ENOENT' && e.code !== 'EACCES') throw e;
-    });
-  } catch (e) {
-    await fs.rm(tmp, { force: true }).catch(() => undefined);
-    throw writeFailed(file, e);
-  }
-}
-
 /** Remove temporary files of `file` left by `config` processes that were killed mid-write (they hold keys). */
 async function removeStaleTemps(file: string): Promise<void> {
   const prefix = `.${path.basename(file)}.`;
@@ -240,11 +219,21 @@ function alive(pid: number): boolean {
   }
 }
 
+/** A config file written beside its place, not yet in it (`prepareConfigFile`). */
+export interface PreparedConfig {
+  /** Put it in place (rename, then sync the directory): needs no space on the disk. */
+  commit(): Promise<void>;
+  /** Remove it (it may hold keys): nothing changes. */
+  discard(): Promise<void>;
+}
+
 /**
- * Atomically write the config file with mode 0600 (temp file, fsync, rename, fsync the directory).
- * On failure the temp file (it may hold keys) is removed and the error is EDBX_ERR_CONFIG_WRITE.
+ * Write the new content of the config file `file` whole to a temporary file beside it (mode 0600,
+ * synced), to be renamed over it by `commit`. Done before a change touches the store, so that a file
+ * that cannot be written (no permission, an immutable file, a full disk) changes nothing: only the
+ * rename is left, which needs no space. Throws EDBX_ERR_CONFIG_WRITE, leaving no temporary file.
  */
-export async function writeConfigFile(file: string, values: ConfigFile): Promise<void> {
+export async function prepareConfigFile(file: string, values: ConfigFile): Promise<PreparedConfig> {
   // The callers check each value first; should one slip through, it is one coded line, never a dump.
   const checked = FileSchema.safeParse(values);
   if (!checked.success) {
@@ -254,41 +243,64 @@ export async function writeConfigFile(file: string, values: ConfigFile): Promise
       reason: `not written: ${issue.path.join('.') || 'file'}: ${issue.message}`,
     });
   }
-  const parsed = checked.data;
   const dir = path.dirname(file);
   const tmp = tempFor(file);
-  let renamed = false;
+  const discard = () => fs.rm(tmp, { force: true }).catch(() => undefined);
   try {
     makeDir(dir);
     const handle = await createTemp(tmp);
     try {
-      await handle.writeFile(JSON.stringify(parsed, null, 2) + '\n');
+      await handle.writeFile(JSON.stringify(checked.data, null, 2) + '\n');
       // By its descriptor: 0600 even under a stricter umask's 0400.
       await handle.chmod(0o600);
       await handle.sync();
     } finally {
       await handle.close();
     }
-    await fs.rename(tmp, file);
-    renamed = true;
-    const d = await fs.open(dir, 'r');
-    try {
-      await d.sync();
-    } finally {
-      await d.close();
-    }
+    // An immutable file cannot be renamed over, and says so to access(); a mode without write
+    // permission does not stop the rename, so EACCES is no reason to refuse.
+    await fs.access(file, constants.W_OK).catch((e: NodeJS.ErrnoException) => {
+      if (e.code !== 'ENOENT' && e.code !== 'EACCES') throw e;
+    });
   } catch (e) {
-    if (!renamed) await fs.rm(tmp, { force: true }).catch(() => undefined);
-    // Renamed: the file holds the new values, but the rename may not survive a power loss.
-    throw renamed
-      ? err(
+    await discard();
+    throw writeFailed(file, e);
+  }
+  return {
+    discard,
+    async commit() {
+      try {
+        await fs.rename(tmp, file);
+      } catch (e) {
+        await discard();
+        throw writeFailed(file, e);
+      }
+      try {
+        const d = await fs.open(dir, 'r');
+        try {
+          await d.sync();
+        } finally {
+          await d.close();
+        }
+      } catch (e) {
+        // Renamed: the file holds the new values, but the rename may not survive a power loss.
+        throw err(
           'EDBX_ERR_CONFIG_WRITE',
           { path: file, reason: `written, not synced: ${(e as Error).message}`, written: true },
           e,
-        )
-      : writeFailed(file, e);
-  }
-  await removeStaleTemps(file);
+        );
+      }
+      await removeStaleTemps(file);
+    },
+  };
+}
+
+/**
+ * Atomically write the config file with mode 0600 (temp file, fsync, rename, fsync the directory).
+ * On failure the temp file (it may hold keys) is removed and the error is EDBX_ERR_CONFIG_WRITE.
+ */
+export async function writeConfigFile(file: string, values: ConfigFile): Promise<void> {
+  await (await prepareConfigFile(file, values)).commit();
 }
 
 /** Mask a secret for display: never more than a hint of its length. */

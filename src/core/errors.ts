@@ -779,7 +779,7 @@ export const ERRORS = {
       p.applied === undefined
         ? `cannot write the configuration ${p.path} (${p.reason}): make the file and its directory writable (and the disk not full), then run the command again`
         : `cannot write the configuration ${p.path} (${p.reason}), but the store already uses the new ${p.applied} and the file still holds the old one: start with ${p.env} set to the new ${p.applied}, or once the file is writable run \`${p.rerun}\` to record it`,
-    doc: '`config` could not write the configuration file (nothing is left behind: its temporary file is removed). Checked before a key change touches the store; if the write still fails after the store took a new key, the message says how to go on (the new key in the environment, then `config` again).',
+    doc: '`config` could not write the configuration file (nothing is left behind: its temporary file is removed). The new file is written whole before a change touches the store or the audit log (a full disk changes nothing); if its rename still fails after the store took a new key, the message says how to go on (the new key in the environment, then `config` again).',
   },
   EDBX_ERR_NOT_SUPPORTED: {
     status: 501,
