@@ -2,8 +2,8 @@
  * A config file that cannot be written (QA qa2-ops item 5): `config --master-key` re-wrapped the store,
  * then failed to write the file with EDBX_ERR_INTERNAL, leaving the new keys in plaintext in a temp
  * file beside it. Now the file is written whole before the store changes (on a full disk too: qa-full
- * #2), a failed write removes its temp file and is EDBX_ERR_CONFIG_WRITE, and a write failing after the store took a new key says how to
- * go on (without quoting the key).
+ * #2), a failed write removes its temp file and is EDBX_ERR_CONFIG_WRITE, and a write failing after
+ * the store took a new key says how to go on (without quoting the key).
  */
 import { execFileSync, spawn } from 'node:child_process';
 import { constants } from 'node:fs';
