@@ -213,15 +213,49 @@ describe('server lifecycle from the CLI', () => {
             `^error: the server at PID ${pid} does not answer.*\\[EDBX_ERR_SERVER_NOT_ANSWERING\\]\n$`,
           ),
         );
-        // The count is null when unknown, never a string in a number's place (qa-ops #9a).
+        // The count is null when unknown, never a string in a number's place (qa-ops #9a); so is the
+        // uptime, which only the server can tell (QA time #3): the PID file's start time is shown instead.
         if (args[0] === 'status')
-          expect(JSON.parse(r.stdout)).toMatchObject({ pid, events: null, health: 'not answering' });
+          expect(JSON.parse(r.stdout)).toMatchObject({
+            pid,
+            events: null,
+            uptime_seconds: null,
+            started_at: JSON.parse(await readFile(path.join(p.dataDir, 'eventdbx.pid'), 'utf8')).started_at,
+            health: 'not answering',
+          });
       }
+      const human = await p.cli(['status']);
+      expect(human.stdout).toMatch(/^uptime_seconds\s+unknown \(the server did not say; see started_at\)$/m);
+      expect(human.stdout).toMatch(/^started_at\s+\d{4}-\d\d-\d\dT[\d:.]+Z$/m);
     } finally {
       process.kill(pid, 'SIGCONT');
     }
     expect((await p.cli(['aggregate', 'list'])).code).toBe(0);
   }, 40_000);
+
+  it('status shows the uptime the server says, not one from its PID file and this clock (QA time #3)', async () => {
+    const pidFile = path.join(p.dataDir, 'eventdbx.pid');
+    const saved = await readFile(pidFile, 'utf8');
+    const info = JSON.parse(saved) as { port: number; started_at: string };
+    // A CLI whose clock is a day behind the server's (or a server whose clock stepped after it started):
+    // the start time it recorded is a day ahead. Before, status said uptime_seconds -86400.
+    const ahead = new Date(Date.now() + 86_400_000).toISOString();
+    await writeFile(pidFile, JSON.stringify({ ...info, started_at: ahead }) + '\n');
+    try {
+      const health = (await (await fetch(`http://127.0.0.1:${info.port}/health`)).json()) as {
+        uptime_seconds: number;
+      };
+      const r = await p.cli(['status', '--json']);
+      expect(r.code, r.stderr).toBe(0);
+      const shown = JSON.parse(r.stdout) as { uptime_seconds: number; started_at: string };
+      expect(shown.started_at).toBe(ahead);
+      expect(shown.uptime_seconds).toBeGreaterThanOrEqual(health.uptime_seconds);
+      expect(shown.uptime_seconds - health.uptime_seconds).toBeLessThanOrEqual(5);
+      expect((await p.cli(['status'])).stdout).toMatch(/^uptime_seconds\s+\d+$/m);
+    } finally {
+      await writeFile(pidFile, saved);
+    }
+  });
 
   it('a restart without options keeps the running port and restriction (qa2-spec #2)', async () => {
     const strict = JSON.parse((await p.cli(['restart', '--restrict=strict', '--json'])).stdout);

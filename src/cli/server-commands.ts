@@ -430,6 +430,13 @@ async function stop(config: Config, json: boolean): Promise<number> {
   return 0;
 }
 
+/**
+ * The uptime the server answered, or null where it did not say (or said a negative one: a server of an
+ * earlier version counted it by the wall clock).
+ */
+const uptimeOrNull = (v: unknown): number | null =>
+  Number.isSafeInteger(v) && (v as number) >= 0 ? (v as number) : null;
+
 async function status(config: Config, json: boolean): Promise<number> {
   const running = await runningServer(config.dataDir);
   if (!running) {
@@ -465,7 +472,11 @@ async function status(config: Config, json: boolean): Promise<number> {
     pid: running.pid,
     port: running.port,
     host,
-    uptime_seconds: Math.round((Date.now() - Date.parse(running.started_at)) / 1000),
+    // The wall-clock time the server recorded in its PID file as it started.
+    started_at: running.started_at,
+    // The server's own, by its monotonic clock (not this CLI's clock against `started_at`, which a step
+    // of either clock makes wrong, even negative: QA time finding 3); null when it did not say.
+    uptime_seconds: uptimeOrNull(health.uptime_seconds),
     restrict: running.restrict,
     version: running.version,
     // A number, or null when the server did not say (`health` says why): never a string in its place.
@@ -488,7 +499,12 @@ async function status(config: Config, json: boolean): Promise<number> {
     });
   else
     process.stdout.write(
-      keyValues({ ...info, events: info.events ?? 'unknown', layout: info.layout ?? 'unknown' }) + '\n',
+      keyValues({
+        ...info,
+        uptime_seconds: info.uptime_seconds ?? 'unknown (the server did not say; see started_at)',
+        events: info.events ?? 'unknown',
+        layout: info.layout ?? 'unknown',
+      }) + '\n',
     );
   if (troubled) {
     const logged = cause ? `; its log says: ${cause.line} (${cause.file})` : '';

@@ -59,7 +59,6 @@ export interface RouteContext {
   readonly store: EventStore;
   readonly metrics: Metrics;
   readonly options: ServerOptions;
-  readonly startedAt: Date;
   /** Authenticate the request's bearer token for an access; throws a coded 401/403 error. */
   auth(header: string | undefined, access: Access): TokenRecord;
   /** True while the server drains for shutdown: new writes are refused with 503. */
@@ -208,7 +207,6 @@ export async function buildServer(
     store: options.store,
     metrics,
     options,
-    startedAt: new Date(),
     auth: (header, access) => authenticate(options.store, header, access),
     draining: () => draining,
     takeOver(req, reply) {

@@ -3,7 +3,7 @@
  * refuses every write until it is reopened, so /health answers 503 `status: "failing"` with its code
  * (load balancers and monitors notice), and the failure is logged once, at error level, with its cause.
  */
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { err } from '../../src/core/errors.js';
 import { MemoryEngine } from '../../src/storage/memory/memory-engine.js';
 import { post, testServer } from '../helpers/http.js';
@@ -71,6 +71,29 @@ describe('/health of a server whose writes failed (qa2-ops #2)', () => {
       expect(Object.keys(content).sort()).toEqual(['application/json', 'application/problem+json']);
       expect(content['application/json'].schema.properties.detail).toEqual({ type: 'string' });
     } finally {
+      await s.close();
+    }
+  });
+});
+
+describe('/health uptime (QA time #3)', () => {
+  afterEach(() => void vi.useRealTimers());
+
+  it('is how long the process has run, by the monotonic clock: a wall-clock step back leaves it as it was', async () => {
+    const s = await testServer();
+    try {
+      const uptime = async () =>
+        ((await (await fetch(`${s.url}/health`)).json()) as { uptime_seconds: number }).uptime_seconds;
+      const before = await uptime();
+      // The wall clock steps back 3 hours (an NTP step, a VM resumed); the monotonic clock does not.
+      vi.useFakeTimers({ toFake: ['Date'] });
+      vi.setSystemTime(Date.now() - 3 * 3600_000);
+      const after = await uptime();
+      // Before: Date.now() - started = -10800 s.
+      expect(after).toBeGreaterThanOrEqual(before);
+      expect(Math.abs(after - process.uptime())).toBeLessThanOrEqual(1);
+    } finally {
+      vi.useRealTimers();
       await s.close();
     }
   });
