@@ -165,14 +165,15 @@ export async function openLocalStore(config: Config, waitMs = LOCK_WAIT_MS): Pro
   checkDataDirOwner(config.dataDir);
   checkNewStoreDir(config.dataDir, config.path);
   warnIfDataDirOpen(config.dataDir);
-  const deadline = Date.now() + waitMs;
+  const deadline = performance.now() + waitMs; // monotonic: a wall-clock step does not end the wait
   for (let delay = 20; ; delay = Math.min(delay * 2, 250)) {
     try {
       const secure = await openDataDir(config);
       await installSchemas(secure.store, config.restrict);
       return secure;
     } catch (e) {
-      if ((e as { code?: string }).code !== 'EDBX_ERR_STORE_LOCKED' || Date.now() + delay > deadline) throw e;
+      if ((e as { code?: string }).code !== 'EDBX_ERR_STORE_LOCKED' || performance.now() + delay > deadline)
+        throw e;
       await new Promise((r) => setTimeout(r, delay));
     }
   }

@@ -405,9 +405,11 @@ async function stopServer(config: Config): Promise<number | undefined> {
   const running = await runningServer(config.dataDir);
   if (!running) return undefined;
   const { pid, process_start: start } = running;
+  // By the monotonic clock: a wall-clock step forward during the wait must not cut the graceful stop
+  // short with a SIGKILL (QA time finding 4).
   const waitUntil = async (ms: number) => {
-    const deadline = Date.now() + ms;
-    while (alive(pid, start) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    const deadline = performance.now() + ms;
+    while (alive(pid, start) && performance.now() < deadline) await new Promise((r) => setTimeout(r, 50));
     return !alive(pid, start);
   };
   process.kill(pid, 'SIGTERM');

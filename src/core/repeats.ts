@@ -33,7 +33,8 @@ export class RepeatFilter<T = undefined> {
 
   constructor(
     private readonly intervalMs = 60_000,
-    private readonly now: () => number = Date.now,
+    // Monotonic by default: a wall-clock step back must not keep a kind collapsed for hours.
+    private readonly now: () => number = () => performance.now(),
     /** Kinds remembered at most (the oldest is forgotten first). */
     private readonly max = 256,
   ) {}

@@ -65,7 +65,8 @@ interface Sleeper {
 export class DeliveryLoop {
   #cursor: number;
   #persisted: CursorRecord;
-  #lastPersist = 0;
+  /** When the cursor was last written, by the monotonic clock (never yet: the first is written at once). */
+  #lastPersist = -Infinity;
   #persistTimer: NodeJS.Timeout | undefined;
   #persisting: Promise<void> = Promise.resolve();
   #attempts = 0;
@@ -325,7 +326,7 @@ export class DeliveryLoop {
         delivered: this.#stats.delivered + delivered,
         last_delivered_at: new Date().toISOString(),
       });
-    const wait = PERSIST_EVERY_MS - (Date.now() - this.#lastPersist);
+    const wait = PERSIST_EVERY_MS - (performance.now() - this.#lastPersist);
     if (wait <= 0) await this.#persist();
     // Also while the next delivery is in flight: the durable cursor trails delivery by at most that long.
     else this.#persistTimer ??= setTimeout(() => void this.#persist().catch(() => undefined), wait);
@@ -347,7 +348,7 @@ export class DeliveryLoop {
     const run = this.#persisting.then(async () => {
       if (this.#abandoned) return;
       const rec = this.#record();
-      this.#lastPersist = Date.now();
+      this.#lastPersist = performance.now();
       await writeCursor(this.store, this.name, rec);
       this.#persisted = rec;
     });
@@ -459,7 +460,7 @@ export class DeliveryLoop {
     );
     this.#cursor = rec.position;
     this.#persisted = rec;
-    this.#lastPersist = Date.now();
+    this.#lastPersist = performance.now();
     this.#set({ dead_lettered: this.#stats.dead_lettered + 1 });
     this.#failureLog.warn(
       `dead-letter:${f.error.code}:${f.error.message}:${attempts}`,

@@ -46,6 +46,7 @@ export async function closeWithin(sink: Sink, ms = CLOSE_GRACE_MS): Promise<stri
 
 interface Call {
   readonly what: string;
+  /** `performance.now()` when it began: monotonic, so a wall-clock step does not change its duration. */
   readonly since: number;
 }
 
@@ -71,12 +72,12 @@ export class Watchdog {
   /** What the sink is busy with, and since how long: a call in flight, or one that outlived its limit. */
   get doing(): string | undefined {
     const c = this.#current ?? this.#stuck;
-    return c && `${c.what} (for ${duration(Date.now() - c.since)})`;
+    return c && `${c.what} (for ${duration(Math.round(performance.now() - c.since))})`;
   }
 
   async run<T>(what: string, call: () => Promise<T>): Promise<T> {
     if (this.#stuck) throw this.#late(this.#stuck);
-    const entry: Call = { what, since: Date.now() };
+    const entry: Call = { what, since: performance.now() };
     this.#current = entry;
     const p = call();
     try {
