@@ -6,7 +6,7 @@
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { loadConfig } from '../src/config/config.js';
-import { progressIntervalMs, progressLines } from '../src/cli/progress.js';
+import { progressLines } from '../src/cli/progress.js';
 import { openDataDir } from '../src/store/secure.js';
 import { type Project, type RunningServer, project, run, startServer } from './helpers/cli.js';
 
@@ -56,14 +56,6 @@ describe('progress lines', () => {
     vi.advanceTimersByTime(5_000);
     p.stop();
     expect(lines).toEqual([]);
-  });
-
-  it('takes the interval from EVENTDBX_PROGRESS_INTERVAL_MS, 10 s when unset or not a whole number of ms', () => {
-    expect(progressIntervalMs({})).toBe(10_000);
-    expect(progressIntervalMs({ EVENTDBX_PROGRESS_INTERVAL_MS: '60000' })).toBe(60_000);
-    expect(progressIntervalMs({ EVENTDBX_PROGRESS_INTERVAL_MS: '0' })).toBe(0);
-    for (const bad of ['', ' ', '-1', '1.5', 'soon', '3600001'])
-      expect(progressIntervalMs({ EVENTDBX_PROGRESS_INTERVAL_MS: bad }), bad).toBe(10_000);
   });
 });
 

@@ -20,19 +20,6 @@ export interface Progress {
   stop(): void;
 }
 
-export const DEFAULT_PROGRESS_INTERVAL_MS = 10_000;
-
-/**
- * How often a line is printed when stderr is not a terminal: `EVENTDBX_PROGRESS_INTERVAL_MS`, a whole
- * number of milliseconds up to an hour (default 10 s); 0 prints a line at every update the command
- * makes (many: for tests and for following a run closely). Any other value is the default.
- */
-export function progressIntervalMs(env: NodeJS.ProcessEnv = process.env): number {
-  const raw = env.EVENTDBX_PROGRESS_INTERVAL_MS?.trim();
-  const v = raw ? Number(raw) : NaN;
-  return Number.isSafeInteger(v) && v >= 0 && v <= 3_600_000 ? v : DEFAULT_PROGRESS_INTERVAL_MS;
-}
-
 /** `verified 50000/203573 aggregates (24%)`: the percentage rounded down, 100% only once all are done. */
 export function progressLine(words: ProgressWords, done: number, total: number): string {
   const percent = total > 0 ? Math.floor((100 * done) / total) : 0;
@@ -83,10 +70,11 @@ async function progressBar(words: ProgressWords): Promise<Progress> {
   };
 }
 
-/** The progress of a command on stderr: a bar on a terminal, else a line every interval. */
-export function progress(words: ProgressWords): Promise<Progress> {
+/**
+ * The progress of a command on stderr: a bar on a terminal, else a line every `intervalMs` (the
+ * configuration's `EVENTDBX_PROGRESS_INTERVAL_MS`, checked with the others as the command starts).
+ */
+export function progress(words: ProgressWords, intervalMs: number): Promise<Progress> {
   if (process.stderr.isTTY) return progressBar(words);
-  return Promise.resolve(
-    progressLines(words, (line) => void process.stderr.write(line), progressIntervalMs()),
-  );
+  return Promise.resolve(progressLines(words, (line) => void process.stderr.write(line), intervalMs));
 }

@@ -99,7 +99,8 @@ async function execute(op: string, opts: Record<string, unknown>, configFile?: s
   const identity = localIdentity();
   const words = PROGRESS[op];
   // `--json` is for scripts, which may read stderr with stdout: no progress there.
-  const bar = words !== undefined && !opts.json ? await progress(words) : undefined;
+  const bar =
+    words !== undefined && !opts.json ? await progress(words, config.progressIntervalMs) : undefined;
   try {
     const proof = await proofOfKeys(config);
     const remote = await callControl(

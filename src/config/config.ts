@@ -29,6 +29,22 @@ const maxConnections = z.number().int().min(1).max(1_000_000);
  */
 export const DEFAULT_MAX_STREAMS_PER_TOKEN = 16;
 const maxStreamsPerToken = z.number().int().min(1).max(1_000_000);
+/**
+ * Comment heartbeats on an open event stream (`EVENTDBX_STREAM_HEARTBEAT_MS`), so that proxies do not
+ * take a quiet stream for a dead one. At most an hour: `setInterval` takes a delay over 2^31−1 ms for
+ * 1 ms, a heartbeat flood on every stream (QA time finding 5).
+ */
+export const DEFAULT_STREAM_HEARTBEAT_MS = 15_000;
+const streamHeartbeatMs = z.number().int().min(100).max(3_600_000);
+/** How often a server checks that its data dir is still at its path (`EVENTDBX_DATA_DIR_CHECK_MS`). */
+export const DEFAULT_DATA_DIR_CHECK_MS = 1_000;
+const dataDirCheckMs = z.number().int().min(100).max(60_000);
+/**
+ * How often a long CLI command prints a progress line when stderr is not a terminal
+ * (`EVENTDBX_PROGRESS_INTERVAL_MS`): up to an hour; 0 prints one at every update.
+ */
+export const DEFAULT_PROGRESS_INTERVAL_MS = 10_000;
+const progressIntervalMs = z.number().int().min(0).max(3_600_000);
 
 const port = z.number().int().min(1).max(65535);
 const MAX_VERIFY_THREADS = 64;
@@ -68,6 +84,12 @@ export interface Config {
   readonly maxConnections: number;
   /** Event streams one token may have open at once; one more is refused (429). */
   readonly maxStreamsPerToken: number;
+  /** Heartbeats on an event stream, in ms (environment only). */
+  readonly streamHeartbeatMs: number;
+  /** How often a server checks its data dir is still at its path, in ms (environment only). */
+  readonly dataDirCheckMs: number;
+  /** Progress lines of a long CLI command off a terminal, in ms; 0: every update (environment only). */
+  readonly progressIntervalMs: number;
   /**
    * Schema enforcement of a `start` given no `--restrict` (and of CLI commands while no server
    * runs), so that `strict` survives a crash or a restore followed by a plain `start`.
@@ -106,7 +128,17 @@ export async function readConfigFile(file: string): Promise<ConfigFile | undefin
   return parsed.data;
 }
 
-function envNumber(env: NodeJS.ProcessEnv, name: string, schema: z.ZodNumber): number | undefined {
+/**
+ * A numeric `EVENTDBX_*` variable, or undefined when unset (or empty). Anything but a whole number in
+ * the schema's range (`10s`, `1e3`, `-5`, `1.5`, a number too large) is refused with
+ * EDBX_ERR_CONFIG_INVALID naming the variable, the range and its unit, never taken for the default.
+ */
+function envNumber(
+  env: NodeJS.ProcessEnv,
+  name: string,
+  schema: z.ZodNumber,
+  unit?: string,
+): number | undefined {
   const raw = env[name];
   if (raw === undefined || raw === '') return undefined;
   const n = Number(raw);
@@ -114,7 +146,8 @@ function envNumber(env: NodeJS.ProcessEnv, name: string, schema: z.ZodNumber): n
   if (!whole || !schema.safeParse(n).success) {
     const min = schema.minValue ?? 0;
     const max = schema.maxValue ?? Number.MAX_SAFE_INTEGER;
-    const range = max >= Number.MAX_SAFE_INTEGER ? `a whole number of at least ${min}` : `${min} to ${max}`;
+    const bounds = max >= Number.MAX_SAFE_INTEGER ? `a whole number of at least ${min}` : `${min} to ${max}`;
+    const range = unit === undefined ? bounds : `${bounds} (${unit})`;
     throw err('EDBX_ERR_CONFIG_INVALID', {
       path: `environment ${name}`,
       reason: `${JSON.stringify(raw)} is ${whole ? 'out of range' : 'not a whole number'}; use ${range}`,
@@ -178,6 +211,15 @@ export async function loadConfig(explicit?: string, env: NodeJS.ProcessEnv = pro
       envNumber(env, 'EVENTDBX_MAX_STREAMS_PER_TOKEN', maxStreamsPerToken) ??
       f.max_streams_per_token ??
       DEFAULT_MAX_STREAMS_PER_TOKEN,
+    streamHeartbeatMs:
+      envNumber(env, 'EVENTDBX_STREAM_HEARTBEAT_MS', streamHeartbeatMs, 'milliseconds') ??
+      DEFAULT_STREAM_HEARTBEAT_MS,
+    dataDirCheckMs:
+      envNumber(env, 'EVENTDBX_DATA_DIR_CHECK_MS', dataDirCheckMs, 'milliseconds') ??
+      DEFAULT_DATA_DIR_CHECK_MS,
+    progressIntervalMs:
+      envNumber(env, 'EVENTDBX_PROGRESS_INTERVAL_MS', progressIntervalMs, 'milliseconds') ??
+      DEFAULT_PROGRESS_INTERVAL_MS,
     restrict: envRestrict(env) ?? f.restrict ?? 'true',
     file: f,
   };

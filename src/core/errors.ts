@@ -770,7 +770,7 @@ export const ERRORS = {
     status: 400,
     kind: 'user',
     message: (p) => `configuration ${p.path} is invalid: ${p.reason}`,
-    doc: 'The configuration file is not valid JSON or has a bad value.',
+    doc: 'The configuration file is not valid JSON or has a bad value, or an `EVENTDBX_*` environment variable has one (a number that is not a whole number in its range, such as `30s` for a number of milliseconds); the message names the variable and what it takes.',
   },
   EDBX_ERR_CONFIG_WRITE: {
     status: 500,

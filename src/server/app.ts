@@ -42,6 +42,8 @@ export interface ServerOptions {
   readonly maxConnections?: number;
   /** Event streams one token may have open at once (default DEFAULT_MAX_STREAMS_PER_TOKEN). */
   readonly maxStreamsPerToken?: number;
+  /** Comment heartbeats on an event stream, in ms (default DEFAULT_STREAM_HEARTBEAT_MS). */
+  readonly streamHeartbeatMs?: number;
   /** Request, headers and keep-alive timeouts (tests make them short). */
   readonly timeouts?: Timeouts;
   /**

@@ -15,12 +15,6 @@ import { realpath, stat } from 'node:fs/promises';
 import { DELETED, lockFiles } from './proc.js';
 import path from 'node:path';
 
-/** How often the server checks (`EVENTDBX_DATA_DIR_CHECK_MS`, 100–60000; default 1000). */
-export function dataDirCheckMs(): number {
-  const v = Number(process.env.EVENTDBX_DATA_DIR_CHECK_MS);
-  return Number.isSafeInteger(v) && v >= 100 && v <= 60_000 ? v : 1_000;
-}
-
 interface Identity {
   readonly dev: number;
   readonly ino: number;
@@ -80,8 +74,11 @@ export class DataDirWatch {
     return this.#moved;
   }
 
-  /** Check every `ms` (unref'd): `onMoved` is called once, with check()'s line. */
-  watch(onMoved: (why: string) => void, ms = dataDirCheckMs()): void {
+  /**
+   * Check every `ms` (unref'd; the server passes `EVENTDBX_DATA_DIR_CHECK_MS`, default
+   * DEFAULT_DATA_DIR_CHECK_MS): `onMoved` is called once, with check()'s line.
+   */
+  watch(onMoved: (why: string) => void, ms: number): void {
     const tick = async () => {
       const why = await this.check();
       if (why !== undefined) return onMoved(why);

@@ -187,6 +187,7 @@ export async function serveForeground(o: ServeOptions): Promise<void> {
     bodyLimit: Math.max(1024 * 1024, o.config.maxPayloadBytes * 4),
     maxConnections: o.config.maxConnections,
     maxStreamsPerToken: o.config.maxStreamsPerToken,
+    streamHeartbeatMs: o.config.streamHeartbeatMs,
     stopSignal: stopping.signal,
     extraRoutes: FEATURES.filter((f) => f.routes).map((f) => (a, ctx) => f.routes!(a, ctx, secure)),
   });
@@ -300,7 +301,7 @@ export async function serveForeground(o: ServeOptions): Promise<void> {
     await announceStart(o, store, bound);
     place.watch((why) => {
       if (!stopped) abandon(why);
-    });
+    }, o.config.dataDirCheckMs);
   } catch (e) {
     // A start that fails once listening leaves nothing running: `start` says it failed, and it did.
     stopped = true;

@@ -1,11 +1,12 @@
 /**
  * DataDirWatch: whether the directory at a server's data-dir path is still the one it opened. (A
- * running server's reaction, ending without writing by that path, is in test/dr-runbook-cli.test.ts.)
+ * running server's reaction, ending without writing by that path, is in test/dr-runbook-cli.test.ts;
+ * how often it checks, `EVENTDBX_DATA_DIR_CHECK_MS`, in test/interval-env.test.ts.)
  */
 import { mkdir, rename, rm, symlink, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { beforeEach, describe, expect, it } from 'vitest';
-import { DataDirWatch, dataDirCheckMs } from '../../src/server/data-dir-watch.js';
+import { DataDirWatch } from '../../src/server/data-dir-watch.js';
 import { tempDirs } from '../helpers/temp.js';
 
 const tempDir = tempDirs('edbx-watch-');
@@ -70,25 +71,5 @@ describe('DataDirWatch', () => {
     await new Promise((r) => setTimeout(r, 300));
     await rename(`${root}-x`, root);
     expect(none).toEqual([]);
-  });
-
-  it('checks every second unless EVENTDBX_DATA_DIR_CHECK_MS says otherwise (100-60000)', () => {
-    const saved = process.env.EVENTDBX_DATA_DIR_CHECK_MS;
-    try {
-      delete process.env.EVENTDBX_DATA_DIR_CHECK_MS;
-      expect(dataDirCheckMs()).toBe(1_000);
-      for (const [v, want] of [
-        ['250', 250],
-        ['50', 1_000],
-        ['600000', 1_000],
-        ['x', 1_000],
-      ] as const) {
-        process.env.EVENTDBX_DATA_DIR_CHECK_MS = v;
-        expect(dataDirCheckMs()).toBe(want);
-      }
-    } finally {
-      if (saved === undefined) delete process.env.EVENTDBX_DATA_DIR_CHECK_MS;
-      else process.env.EVENTDBX_DATA_DIR_CHECK_MS = saved;
-    }
   });
 });

@@ -24,7 +24,7 @@ import type { ServerResponse } from 'node:http';
 import { setImmediate as turn } from 'node:timers/promises';
 import type { FastifyInstance } from 'fastify';
 import { Counter, Gauge } from 'prom-client';
-import { DEFAULT_MAX_STREAMS_PER_TOKEN } from '../../config/config.js';
+import { DEFAULT_MAX_STREAMS_PER_TOKEN, DEFAULT_STREAM_HEARTBEAT_MS } from '../../config/config.js';
 import { type EventDbxError, err, toEventDbxError } from '../../core/errors.js';
 import type { EventRecord } from '../../core/event.js';
 import { aggregateType, wholeNumber } from '../../core/names.js';
@@ -62,11 +62,6 @@ const blockOf = (r: EventRecord): string => {
   return b;
 };
 
-const heartbeatMs = (): number => {
-  const v = Number(process.env.EVENTDBX_STREAM_HEARTBEAT_MS);
-  return Number.isSafeInteger(v) && v > 0 ? v : 15_000;
-};
-
 interface Filter {
   readonly aggregate: string | undefined;
 }
@@ -100,7 +95,8 @@ class StreamConnection {
     this.#told = from - 1;
   }
 
-  start(): void {
+  /** Start sending, with a comment heartbeat every `heartbeatMs`. */
+  start(heartbeatMs: number): void {
     // Listening first, in the same tick as `from` was computed: no commit can fall in between.
     this.#unsubscribe = this.store.onCommit(this.#onCommit);
     this.res.on('close', () => this.close());
@@ -111,7 +107,7 @@ class StreamConnection {
       'x-accel-buffering': 'no',
     });
     this.res.write(formatSse({ retry: RETRY_MS, id: this.#told }));
-    this.#timer = setInterval(() => this.#beat(), heartbeatMs());
+    this.#timer = setInterval(() => this.#beat(), heartbeatMs);
     this.#timer.unref();
     void this.#pump();
   }
@@ -359,6 +355,7 @@ async function streamRoutes(app: FastifyInstance, ctx: RouteContext): Promise<vo
   const hub = new StreamHub();
   hubs.add(hub);
   const maxPerToken = ctx.options.maxStreamsPerToken ?? DEFAULT_MAX_STREAMS_PER_TOKEN;
+  const heartbeatMs = ctx.options.streamHeartbeatMs ?? DEFAULT_STREAM_HEARTBEAT_MS;
   const refused = new Counter({
     name: 'eventdbx_stream_refused_total',
     help: 'event streams refused because their token had max_streams_per_token open (429)',
@@ -459,7 +456,7 @@ async function streamRoutes(app: FastifyInstance, ctx: RouteContext): Promise<vo
         () => overflows.inc(),
       );
       hub.add(conn, token.hash);
-      conn.start();
+      conn.start(heartbeatMs);
     },
   );
 }
