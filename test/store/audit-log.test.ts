@@ -61,12 +61,13 @@ describe('auditEntries', () => {
           }
   });
 
-  it('compares every entry with `since`: an entry whose clock went back is left out, later ones kept', async () => {
+  it('lists with `since` an entry written while the clock was behind: its time is held, never earlier (qa-time #2)', async () => {
     await audited(3, 10);
     await audited(1, 2); // the writer's clock went back
     await audited(2, 20);
     const got = await auditEntries(store, { since: START + 5 * DAY });
-    expect(got.map((e) => e.payload.n)).toEqual(['10', '11', '12', '20', '21']);
+    expect(got.map((e) => e.payload.n)).toEqual(['10', '11', '12', '2', '20', '21']);
+    expect(got[3]!.metadata.created_at).toBe(got[2]!.metadata.created_at);
   });
 });
 
