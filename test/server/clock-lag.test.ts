@@ -4,33 +4,27 @@
  * logs when the clock has caught up, and shows the lag in /metrics (`eventdbx_clock_behind_seconds`).
  * Over HTTP on RocksDB, with the store's injectable clock standing in for the system clock.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { RocksDbEngine } from '../../src/storage/rocksdb/rocksdb-engine.js';
 import { type TestServer, get, post, testServer } from '../helpers/http.js';
+import { tempDirs } from '../helpers/temp.js';
 
 const T0 = Date.parse('2026-11-28T02:26:33.234Z');
 const HOUR = 3_600_000;
 
-let dir: string;
+const tempDir = tempDirs('edbx-clock-lag-');
 let wall: number;
 let s: TestServer;
 
 beforeEach(async () => {
-  dir = await mkdtemp(path.join(os.tmpdir(), 'edbx-clock-lag-'));
   wall = T0;
   s = await testServer({
-    engine: new RocksDbEngine(dir),
+    engine: new RocksDbEngine(await tempDir()),
     logs: true,
     storeOptions: { now: () => new Date(wall) },
   });
 });
-afterEach(async () => {
-  await s?.close();
-  await rm(dir, { recursive: true, force: true });
-});
+afterEach(() => s?.close());
 
 const deposit = async (amt: string) => {
   const r = await post(s, '/v1/aggregates/acct/a1/events', { event_type: 'deposit', payload: { amt } });

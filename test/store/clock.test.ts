@@ -6,8 +6,7 @@
  * says so once per episode. On RocksDB, with the store's injectable clock (`now`).
  */
 import { generateKeyPairSync } from 'node:crypto';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import os from 'node:os';
+import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { RocksDbEngine } from '../../src/storage/rocksdb/rocksdb-engine.js';
@@ -23,6 +22,7 @@ import {
   verifyAll,
 } from '../../src/store/index.js';
 import { createToken, revokeToken } from '../../src/store/tokens.js';
+import { tempDirs } from '../helpers/temp.js';
 
 const jane = { issuedBy: { group: 'admin', user: 'jane' } };
 const T0 = Date.parse('2026-11-28T02:26:33.234Z');
@@ -114,6 +114,7 @@ describe('HighWaterClock', () => {
 });
 
 describe('the store records times that never go backwards (qa-time #2)', () => {
+  const tempDir = tempDirs('edbx-clock-');
   let dir: string;
   let wall: number;
   let store: EventStore;
@@ -126,14 +127,11 @@ describe('the store records times that never go backwards (qa-time #2)', () => {
   });
 
   beforeEach(async () => {
-    dir = await mkdtemp(path.join(os.tmpdir(), 'edbx-clock-'));
+    dir = await tempDir();
     wall = T0;
     store = await open();
   });
-  afterEach(async () => {
-    await store.close();
-    await rm(dir, { recursive: true, force: true });
-  });
+  afterEach(() => store.close());
 
   it('events, aggregates, audit entries, revocations, snapshots, checkpoints and backups, across a reopen', async () => {
     const lags: Array<ClockLag | undefined> = [];
@@ -157,10 +155,9 @@ describe('the store records times that never go backwards (qa-time #2)', () => {
     expect(snap.created_at >= before).toBe(true);
     const later = await currentCheckpoint(signer);
     expect(later.timestamp >= saved.timestamp).toBe(true);
-    const backup = await backupStore(store, path.join(dir, '..', `${path.basename(dir)}-bk`), jane);
+    const backup = await backupStore(store, path.join(await tempDir(), 'bk'), jane);
     const marker = JSON.parse(await readFile(path.join(backup.path, 'backup.json'), 'utf8'));
     expect(marker.taken_at >= before).toBe(true);
-    await rm(backup.path, { recursive: true, force: true });
     // Told once, with by how much and the time held at.
     expect(lags).toEqual([{ behind_ms: 3 * HOUR, held_at: before }]);
 
