@@ -16,6 +16,7 @@ import { type Project, applyArgs, freePort, project, run, running, serverPid } f
 interface AuditEntry {
   readonly event_type: string;
   readonly version: number;
+  readonly position: number;
   readonly payload: Record<string, string>;
   readonly metadata: {
     readonly created_at: string;
@@ -190,17 +191,36 @@ describe('eventdbx backup through a running daemon', () => {
       backup_ledger_root: report.ledger_root,
     });
     expect(await readdir(p.dataDir)).not.toContain('backup.json');
-    // What the restore undid, as the README says to list it: the old data dir's audit log since then.
-    const since = restored!.payload.backup_taken_at!;
-    const undone = await run(['audit', 'list', '--since', since, '--json'], {
-      cwd: p.dir,
-      env: { ...p.env, EVENTDBX_DATA_DIR: path.join(p.dir, 'old-data') },
-    });
-    expect(undone.code, undone.stderr).toBe(0);
-    const revoked = (JSON.parse(undone.stdout).entries as AuditEntry[]).filter(
-      (e) => e.event_type === 'token-revoked',
+    // What the restore undid, listed by the command the notice gives (and the README): the old data
+    // dir's audit log from the position after the backup's last event, by commit order (qa-time #1).
+    const advised = /`eventdbx audit list --data-dir <old data dir> --from-position (\d+)` lists them/.exec(
+      started.stdout,
     );
-    expect(revoked.map((e) => e.payload.token)).toEqual([leaverToken.id]);
+    expect(advised?.[1]).toBe(String(report.events + 1));
+    const oldData = path.join(p.dir, 'old-data');
+    const undone = await run(
+      ['audit', 'list', '--data-dir', oldData, '--from-position', advised![1]!, '--json'],
+      {
+        cwd: p.dir,
+        env: p.env,
+      },
+    );
+    expect(undone.code, undone.stderr).toBe(0);
+    const listed = JSON.parse(undone.stdout).entries as AuditEntry[];
+    expect(listed.map((e) => e.event_type)).toEqual(['backup-taken', 'token-revoked']);
+    expect(listed.find((e) => e.event_type === 'token-revoked')!.payload.token).toBe(leaverToken.id);
+    // Exactly the entries the backup does not hold, whatever their times.
+    const whole = await run(['audit', 'list', '--data-dir', oldData, '--json'], { cwd: p.dir, env: p.env });
+    const after = (JSON.parse(whole.stdout).entries as AuditEntry[]).filter(
+      (e) => e.position > report.events,
+    );
+    expect(listed).toEqual(after);
+    const bad = await run(['audit', 'list', '--data-dir', oldData, '--from-position', '0'], {
+      cwd: p.dir,
+      env: p.env,
+    });
+    expect(bad.code).not.toBe(0);
+    expect(bad.stderr).toMatch(/--from-position.*whole number from 1.*\[EDBX_ERR_INVALID_ARGUMENT\]/);
     expect((await p.cli(['restart'])).stdout).not.toContain('restored');
     expect(await audit()).toHaveLength(1);
     const verified = await p.cli(['aggregate', 'verify', '--json']);

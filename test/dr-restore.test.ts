@@ -9,7 +9,7 @@ import { spawnSync } from 'node:child_process';
 import { cp, mkdir, readFile, readdir, rm, symlink, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { backupStore } from '../src/store/index.js';
 import { auditEntries } from '../src/store/audit-log.js';
 import { recordRestore, refuseBackupInPlace } from '../src/store/restored.js';
@@ -175,6 +175,46 @@ describe('backup.json is checked against the store before the restore is recorde
       expect(marker?.events).toBe(report.events);
       const entries = (await auditEntries(copy.store, {})).filter((x) => x.event_type === 'store-restored');
       expect(entries.map((x) => x.payload.backup_events)).toEqual([String(report.events)]);
+    } finally {
+      await copy.store.close();
+    }
+  });
+});
+
+describe('a restore on a host whose clock is behind the backup (qa-time #1, #2)', () => {
+  it('is recorded after the backup, and once: a crash before backup.json is removed records no second', async () => {
+    const root = await tempRoot();
+    // The backup was taken where the clock was a day ahead, a minute after the last event.
+    vi.useFakeTimers({ toFake: ['Date'] });
+    let target: string;
+    let report: Awaited<ReturnType<typeof backupStore>>;
+    try {
+      const ahead = Date.now() + 86_400_000;
+      vi.setSystemTime(ahead);
+      const secure = await open(path.join(root, 'data'));
+      for (let i = 0; i < 5; i++) await append(secure, `a-${i % 2}`, i);
+      vi.setSystemTime(ahead + 60_000);
+      target = path.join(root, 'bk', 'b1');
+      report = await backupStore(secure.store, target, ctx, { keys: secure.keyFingerprints() });
+      await secure.store.close();
+    } finally {
+      vi.useRealTimers();
+    }
+    const restored = path.join(root, 'restored');
+    await cp(target, restored, { recursive: true });
+    const markerText = await readFile(path.join(restored, 'backup.json'), 'utf8');
+    const copy = await open(restored);
+    try {
+      const marker = await recordRestore(copy.store, restored, ctx.issuedBy);
+      const restores = async () =>
+        (await auditEntries(copy.store, {})).filter((x) => x.event_type === 'store-restored');
+      const [entry] = await restores();
+      expect(entry!.metadata.created_at >= marker!.taken_at).toBe(true);
+      expect(entry!.position).toBe(report.events + 1);
+      // A crash between the record and the marker's removal: the next start finds the marker again.
+      await writeFile(path.join(restored, 'backup.json'), markerText);
+      await recordRestore(copy.store, restored, ctx.issuedBy);
+      expect(await restores()).toHaveLength(1);
     } finally {
       await copy.store.close();
     }

@@ -151,7 +151,14 @@ const AUDIT_COMMANDS: CommandSpec[] = [
     name: 'list',
     op: 'audit.list',
     help: 'list administrative actions (tokens, schemas, config, plugins, archive)',
-    flags: [{ flags: '--since <date>', help: 'only entries at or after this ISO date' }, CHECKED_DATA_DIR],
+    flags: [
+      { flags: '--since <date>', help: 'only entries at or after this ISO date' },
+      {
+        flags: '--from-position <n>',
+        help: 'only entries at or after this ledger position (after a backup: its events + 1)',
+      },
+      CHECKED_DATA_DIR,
+    ],
   },
   {
     name: 'verify',

@@ -17,7 +17,7 @@ import {
   verifyNamed,
   verifyAll,
 } from '../store/index.js';
-import { auditEntries, auditSince } from '../store/audit-log.js';
+import { auditEntries, auditFromPosition, auditSince } from '../store/audit-log.js';
 import { verifyAuditLog } from '../store/audit-state.js';
 import { currentCheckpoint, verifyFromCheckpoint } from '../store/checkpoints.js';
 import { aggregatePages, eventPages, schemaPages, tokenPages } from '../store/pages.js';
@@ -195,7 +195,11 @@ export const OPS: Record<string, Op> = {
   }),
 
   'audit.list': async ({ store }, a, _ctx, _progress, signal) => ({
-    entries: await auditEntries(store, { since: auditSince(a.since, '--since'), signal }),
+    entries: await auditEntries(store, {
+      since: auditSince(a.since, '--since'),
+      fromPosition: auditFromPosition(a.fromPosition, '--from-position'),
+      signal,
+    }),
   }),
   'audit.verify': ({ store }, _a, _ctx, _progress, signal) => verifyAuditLog(store, signal),
 

@@ -10,7 +10,9 @@ import { LOCAL_GROUP } from '../core/tokens.js';
 import { type Config, loadConfig } from '../config/config.js';
 import { accountName } from '../fs/file-access.js';
 import { readNoFollow } from '../fs/no-follow.js';
+import { clockLagMessage } from '../store/clock.js';
 import { installSchemas } from '../store/schemas.js';
+import type { EventStore } from '../store/store.js';
 import { KEYRING_COPY, type SecureStore, openDataDir } from '../store/secure.js';
 import { checkNewStoreDir } from './data-dir.js';
 import { warn } from './stderr.js';
@@ -150,6 +152,17 @@ export async function proofOfKeys(config: Config, withDek = true): Promise<KeyPr
   return proveKeys({ masterKey: config.masterKey, ...(withDek ? { dek: config.dek } : {}) }, salt);
 }
 
+/**
+ * A clock behind the newest time the store recorded (this host's clock went back, or the store was
+ * written on another host): said on stderr once, as the server logs it; the times this command
+ * records are held at that time (store/clock.ts).
+ */
+function warnOfClockLag(store: EventStore): void {
+  store.clock.onLag((lag) => {
+    if (lag) warn(clockLagMessage(lag), { clock_behind_ms: lag.behind_ms, held_at: lag.held_at });
+  });
+}
+
 /** How long a CLI command waits for another command that holds the data dir (RocksDB: one process). */
 const LOCK_WAIT_MS = 10_000;
 
@@ -170,6 +183,7 @@ export async function openLocalStore(config: Config, waitMs = LOCK_WAIT_MS): Pro
     try {
       const secure = await openDataDir(config);
       await installSchemas(secure.store, config.restrict);
+      warnOfClockLag(secure.store);
       return secure;
     } catch (e) {
       if ((e as { code?: string }).code !== 'EDBX_ERR_STORE_LOCKED' || performance.now() + delay > deadline)

@@ -472,7 +472,8 @@ export class EventDbxClient {
 
   /**
    * One page of `GET /v1/audit`: the audit log's entries (token, schema, archive, snapshot, config and
-   * plugin changes), oldest first, as full `EventRecord`s. Give the same `since` with each `cursor`.
+   * plugin changes), oldest first, as full `EventRecord`s. Give the same `since` and `from_position`
+   * with each `cursor`; `from_position` (a ledger position) selects by commit order, `since` by time.
    * Not to be confused with `audit()`, which verifies the signed checkpoint. Needs a token issued with
    * `audit: true` (`--audit`) or an unrestricted admin token; a token with aggregate scopes gets the
    * entries about them, and the others as `withheld` (version, position and leaf hash only).
@@ -485,7 +486,7 @@ export class EventDbxClient {
     return this.#get(
       SHAPES.auditPage,
       PATHS.audit,
-      { since: q.since, take: q.take, skip: q.skip, cursor: q.cursor },
+      { since: q.since, from_position: q.from_position, take: q.take, skip: q.skip, cursor: q.cursor },
       o,
     );
   }

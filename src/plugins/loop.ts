@@ -127,6 +127,11 @@ export class DeliveryLoop {
     if (start.last_error) this.#stats = { ...this.#stats, last_error: start.last_error };
   }
 
+  /** The time to record (the store's clock: it never goes back, see store/clock.ts). */
+  #now(): Date {
+    return this.store.env.now();
+  }
+
   get name(): string {
     return this.config.name;
   }
@@ -275,7 +280,7 @@ export class DeliveryLoop {
     this.#diverged = diverged;
     this.#set({
       state: 'failed',
-      last_error: { code: diverged.code, message: diverged.message, at: new Date().toISOString() },
+      last_error: { code: diverged.code, message: diverged.message, at: this.#now().toISOString() },
     });
     this.#failureLog.error(
       `diverged:${diverged.message}`,
@@ -324,7 +329,7 @@ export class DeliveryLoop {
     if (delivered > 0)
       this.#set({
         delivered: this.#stats.delivered + delivered,
-        last_delivered_at: new Date().toISOString(),
+        last_delivered_at: this.#now().toISOString(),
       });
     const wait = PERSIST_EVERY_MS - (performance.now() - this.#lastPersist);
     if (wait <= 0) await this.#persist();
@@ -379,7 +384,7 @@ export class DeliveryLoop {
       this.#outage = 0;
       this.#attempts++;
     }
-    const at = new Date().toISOString();
+    const at = this.#now().toISOString();
     this.#set({ last_error: { code: f.error.code, message: f.error.message, at } });
     this.#failureLog.failed(
       `attempt:${f.error.code}:${f.error.message}`,
@@ -400,7 +405,7 @@ export class DeliveryLoop {
       // Blocked: keep retrying at the longest delay until it succeeds or someone intervenes.
       this.#set({
         state: 'blocked',
-        next_retry_at: new Date(Date.now() + delivery.backoff_max_ms).toISOString(),
+        next_retry_at: new Date(this.#now().getTime() + delivery.backoff_max_ms).toISOString(),
       });
       await this.#persist();
       await this.#sleep(delivery.backoff_max_ms, false);
@@ -410,7 +415,7 @@ export class DeliveryLoop {
     const delay = backoffDelay(this.#attempts + this.#outage, delivery);
     this.#set({
       state: f.unreachable ? 'unreachable' : 'retrying',
-      next_retry_at: new Date(Date.now() + delay).toISOString(),
+      next_retry_at: new Date(this.#now().getTime() + delay).toISOString(),
     });
     await this.#persist();
     await this.#sleep(delay, false);
@@ -452,7 +457,7 @@ export class DeliveryLoop {
         reason:
           attempts > 1 ? `${f.error.message} (${attempts} attempts, retried with backoff)` : f.error.message,
         attempts,
-        dead_lettered_at: new Date().toISOString(),
+        dead_lettered_at: this.#now().toISOString(),
         // An attempt's bytes may be in the destination (a file): `plugin retry` checks before writing.
         ...(maybeWritten ? { outcome_unknown: true as const } : {}),
       },
@@ -533,7 +538,7 @@ export class DeliveryLoop {
         ),
       );
       await deleteDeadLetter(this.store, this.name, d.position);
-      this.#set({ delivered: this.#stats.delivered + 1, last_delivered_at: new Date().toISOString() });
+      this.#set({ delivered: this.#stats.delivered + 1, last_delivered_at: this.#now().toISOString() });
       return 'delivered';
     } catch (e) {
       const f = e instanceof DeliveryFailure ? e : transientFailure(this.name, reasonOf(e), 0);
@@ -543,7 +548,7 @@ export class DeliveryLoop {
         reason: f.error.message,
         // Not reaching the destination was no attempt at the event.
         attempts: d.attempts + (f.unreachable ? 0 : 1),
-        dead_lettered_at: new Date().toISOString(),
+        dead_lettered_at: this.#now().toISOString(),
         // Whatever the sink says it delivered, its bytes may have reached the file (a failed fsync).
         outcome_unknown: true,
       });

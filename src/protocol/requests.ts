@@ -40,6 +40,11 @@ export interface ListAggregatesQuery extends PageQuery {
 export interface AuditQuery extends PageQuery {
   /** Only entries written at or after this date (ISO 8601, e.g. `2026-11-01` or `2026-11-01T10:00:00Z`). */
   readonly since?: string;
+  /**
+   * Only entries at or after this ledger position, by commit order (after a backup: its `events` + 1,
+   * what it does not hold, whatever the clock said).
+   */
+  readonly from_position?: number;
 }
 
 /** `GET /v1/events/stream`. */

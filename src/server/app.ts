@@ -16,7 +16,7 @@ import Fastify, {
 import { WRITES_REFUSED, err } from '../core/errors.js';
 import { RepeatLog } from '../core/repeat-log.js';
 import { type Access, type TokenRecord, redactTokens } from '../core/tokens.js';
-import type { EventStore } from '../store/index.js';
+import { type EventStore, clockLagMessage } from '../store/index.js';
 import { authenticate } from '../store/tokens.js';
 import { Metrics } from './metrics.js';
 import { parseJsonBody } from './json-body.js';
@@ -183,6 +183,15 @@ export async function buildServer(
     done();
   });
   options.store.onWriteFailure((e) => app.log.error({ code: e.code }, `${WRITES_REFUSED}: ${e.message}`));
+  // A wall clock behind the newest recorded time: times are held (store/clock.ts); said once an episode.
+  const stopClockLog = options.store.clock.onLag((lag) => {
+    if (lag) app.log.warn({ clock_behind_ms: lag.behind_ms, held_at: lag.held_at }, clockLagMessage(lag));
+    else app.log.info(clockLagMessage(undefined));
+  });
+  app.addHook('onClose', (_app, done) => {
+    stopClockLog();
+    done();
+  });
   // What the server serves through but an operator must act on: logged once when it starts (and when
   // the acknowledged-head file is written again); /health says it meanwhile.
   options.store.engine.onDamage((e) => app.log.error({ code: e.code }, e.message));

@@ -51,6 +51,14 @@ export class Metrics {
         this.set(store.engine.damage ? 1 : 0);
       },
     });
+    new Gauge({
+      name: 'eventdbx_clock_behind_seconds',
+      help: 'how far the system clock is behind the newest time the store recorded (0 when it is not); while it is, recorded times are held at that time',
+      registers: [this.registry],
+      collect() {
+        this.set(store.clock.behindMs() / 1000);
+      },
+    });
     // Observed once per durable batch (never per event): a batch's events share its one fsync.
     const fsync = new Histogram({
       name: 'eventdbx_fsync_duration_seconds',

@@ -70,8 +70,9 @@ async function reportRestore(
   const what =
     `this data dir is a backup taken at ${backup.taken_at} (${backup.events} events), restored: ` +
     'everything done after it is undone, token revocations included (those tokens work again: ' +
-    `revoke them again; \`eventdbx audit list --data-dir <old data dir> --since ` +
-    `${backup.taken_at}\` lists them). The restore is recorded in the audit log (${RESTORED_ACTION}).`;
+    `revoke them again; \`eventdbx audit list --data-dir <old data dir> --from-position ` +
+    `${backup.events + 1}\` lists them, everything committed after the backup). The restore is ` +
+    `recorded in the audit log (${RESTORED_ACTION}).`;
   log.warn({ backup_taken_at: backup.taken_at, backup_events: backup.events }, what);
   announce(`\nNote: ${what}\n`);
 }

@@ -133,7 +133,7 @@ export async function backupStore(
     const pinned = await store.atRest(() => ({
       pins: pinAll(engine),
       head: store.ledgerHead(),
-      at: new Date().toISOString(),
+      at: store.env.now().toISOString(),
     }));
     pins = pinned.pins;
     const { head } = pinned;

@@ -20,5 +20,12 @@ export {
   ledgerEventRef,
 } from './proofs.js';
 export { type RecordCodec, plainCodec } from './codec.js';
+export {
+  CLOCK_TOLERANCE_MS,
+  type ClockLag,
+  type ClockLagListener,
+  HighWaterClock,
+  clockLagMessage,
+} from './clock.js';
 export type { AppendValidator } from './tx.js';
 export type * from './types.js';

@@ -69,6 +69,21 @@ export async function openStoredHead(options: EventStoreOptions): Promise<Stored
   return { ledger, thresholds, auditVersion: head.audit ?? logged, auditProblem };
 }
 
+/**
+ * The time of the newest event in the ledger (ms since the epoch), where the store's clock starts
+ * (clock.ts); undefined for an empty store, or one whose newest event cannot be read (the reads and
+ * checks that meet it say why).
+ */
+export async function newestRecordedTime(store: EventStore): Promise<number | undefined> {
+  try {
+    const [last] = await store.readLog(store.size, 1);
+    return last === undefined ? undefined : Date.parse(last.metadata.created_at);
+  } catch (e) {
+    if (isEventDbxError(e)) return undefined;
+    throw e;
+  }
+}
+
 /** Load the committed token records into `store.tokens`. */
 export async function loadTokens(store: EventStore): Promise<void> {
   for await (const [, v] of store.engine.range('main', {

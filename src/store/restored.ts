@@ -197,14 +197,16 @@ export async function recordRestore(
     backup_events: String(marker.events),
     backup_ledger_root: marker.ledger_root,
   };
-  const since = Date.parse(marker.taken_at);
-  const recorded = (await auditEntries(store, Number.isNaN(since) ? {} : { since })).some(
+  // Looked for by commit order: what the backup holds ends at its `events` (checked above).
+  const recorded = (await auditEntries(store, { fromPosition: marker.events + 1 })).some(
     (e) =>
       e.event_type === RESTORED_ACTION &&
       e.payload.backup_taken_at === details.backup_taken_at &&
       e.payload.backup_ledger_root === details.backup_ledger_root,
   );
   if (!recorded) {
+    // The restore comes after the backup, whatever the clock of this host says (store/clock.ts).
+    store.clock.advance(marker.taken_at);
     await store.exclusive([[AUDIT_TYPE, AUDIT_ID]], async (tx) => {
       store.audit(tx, { issuedBy: by }, RESTORED_ACTION, details);
     });

@@ -21,6 +21,7 @@ import { type RecordCodec, type SharedCodec, plainCodec } from './codec.js';
 import { type VerifyPool, VerifyWorkers } from './verify-pool.js';
 import { type AcknowledgedHeadFile, keepAcknowledgedHead } from './acknowledged.js';
 import { type AggregateOptions, aggregateIn, snapshotsIn } from './aggregate-state.js';
+import { HighWaterClock } from './clock.js';
 import { appendIn, prefetchOf, refusalOf } from './appends.js';
 import { AUDIT_ID, AUDIT_TYPE, auditEntries } from './audit-log.js';
 import { type ReadEventsOptions, eventIn, eventsByIds, scanEventRange, spaceOf } from './event-reads.js';
@@ -29,7 +30,14 @@ import { type ListOptions, countAggregates, listAggregates } from './listing.js'
 import { readLogOnce, scanLogOnce } from './log.js';
 import { Metas } from './metas.js';
 import { Moves, movesAggregate } from './moves.js';
-import { STORAGE_LAYOUT, type StoredHead, ledgerHeadProblem, loadTokens, openStoredHead } from './opening.js';
+import {
+  STORAGE_LAYOUT,
+  type StoredHead,
+  ledgerHeadProblem,
+  loadTokens,
+  newestRecordedTime,
+  openStoredHead,
+} from './opening.js';
 import type { EventStoreOptions } from './options.js';
 import { SnapshotThresholds } from './thresholds.js';
 import type { MoveWatch } from './verify-segment.js';
@@ -61,6 +69,11 @@ export { STORAGE_LAYOUT } from './opening.js';
 export class EventStore {
   readonly engine: StorageEngine;
   readonly env: TxEnv;
+  /**
+   * The clock every recorded time comes from (`env.now`): the wall clock (`options.now`), held at the
+   * newest time recorded while the wall clock is behind it (clock.ts). `clock.onLag` tells of that.
+   */
+  readonly clock: HighWaterClock;
   /** The metas served: cached, and checked against the events (metas.ts). */
   readonly #metas: Metas;
   readonly #writer: Writer;
@@ -134,9 +147,10 @@ export class EventStore {
     this.#thresholds = new SnapshotThresholds(stored.thresholds);
     this.#auditProblem = stored.auditProblem;
     this.#verifyWorkers = new VerifyWorkers(options.verification);
+    const clock = (this.clock = new HighWaterClock(options.now ?? (() => new Date())));
     this.env = {
       codec: options.codec ?? plainCodec,
-      now: options.now ?? (() => new Date()),
+      now: () => clock.now(),
       maxPayloadBytes: options.maxPayloadBytes ?? DEFAULT_MAX_PAYLOAD_BYTES,
       maxStateBytes: options.maxStateBytes ?? DEFAULT_MAX_STATE_BYTES,
       validator: (req, current) => this.#validator?.(req, current),
@@ -152,6 +166,9 @@ export class EventStore {
         committed: (metas, records, tokens) => {
           this.#metas.committed(metas);
           this.#acknowledged?.committed();
+          // Stamped by the clock already; said again so that no commit can leave a time behind it.
+          const last = records.at(-1);
+          if (last) clock.advance(last.metadata.created_at);
           for (const t of tokens.values()) this.tokens.set(t.hash, t);
           this.#listeners.committed(records);
         },
@@ -166,6 +183,11 @@ export class EventStore {
 
   static async open(options: EventStoreOptions): Promise<EventStore> {
     const store = new EventStore(options, await openStoredHead(options));
+    // Times recorded from now on are never earlier than the newest one stored (a restart, or a CLI
+    // opening the store, with a clock behind the times it holds).
+    store.clock.advance((await newestRecordedTime(store)) ?? Number.NEGATIVE_INFINITY);
+    // Read now: a clock already behind is reported to whoever listens (clock.onLag) from the start.
+    store.clock.behindMs();
     await loadTokens(store);
     // A ledger head its entries do not back (edited, or rolled back) must not be built on: every
     // append would extend a wrong tree. Reads still work; writes are refused, and /health says so.

@@ -155,7 +155,7 @@ describe('GET /v1/audit (finding 11)', () => {
     }
   });
 
-  it('pages with take and cursor, skips, and filters by since (the cursor keeps the filter)', async () => {
+  it('pages with take and cursor, skips, and filters by since and from_position (the cursor keeps them)', async () => {
     const all = (await get('/v1/audit')).body.entries as EventRecord[];
     const versions = (es: readonly EventRecord[]) => es.map((e) => e.version);
     const first = await get('/v1/audit?take=4');
@@ -187,6 +187,15 @@ describe('GET /v1/audit (finding 11)', () => {
       withheld: [],
       next_cursor: null,
     });
+
+    // By ledger position (what was committed after a backup of that many events), kept by the cursor.
+    const from = all[7]!.position;
+    expect(versions(await walk(`/v1/audit?from_position=${from}&take=2`))).toEqual([8, 9, 10, 11]);
+    expect(versions(await walk(`/v1/audit?from_position=${from + 1}&take=2`))).toEqual([9, 10, 11]);
+    expect(
+      versions((await get(`/v1/audit?from_position=${from}&since=${since}&skip=1`)).body.entries),
+    ).toEqual([9, 10, 11]);
+    expect((await get(`/v1/audit?from_position=${all.at(-1)!.position + 1}`)).body.entries).toEqual([]);
   });
 
   it('needs an admin token (or one issued with --audit): 401 without one, 403 for another group or a restricted admin', async () => {
@@ -218,6 +227,12 @@ describe('GET /v1/audit (finding 11)', () => {
       ['cursor=not-a-cursor', 'cursor'],
       [`cursor=${Buffer.from(JSON.stringify({ k: 'patient/p-1' })).toString('base64url')}`, 'cursor'],
       ['since=2024-03-01&since=2024-03-02', 'since'],
+      ['from_position=0', 'from_position'],
+      ['from_position=-1', 'from_position'],
+      ['from_position=1.5', 'from_position'],
+      ['from_position=x', 'from_position'],
+      ['from_position=', 'from_position'],
+      ['from_position=99999999999999999', 'from_position'],
       ['type=patient', 'type'],
     ];
     for (const [query, name] of cases) {
@@ -296,6 +311,7 @@ describe('OpenAPI', () => {
     const list = doc.paths['/v1/audit'].get;
     expect(list.parameters.map((p: { name: string; in: string }) => `${p.in}:${p.name}`).sort()).toEqual([
       'query:cursor',
+      'query:from_position',
       'query:since',
       'query:skip',
       'query:take',
@@ -320,7 +336,7 @@ describe('OpenAPI', () => {
 });
 
 describe('the SDK: auditLog() and verifyAuditLog()', () => {
-  it('pages the audit log with since, take and cursor, and verifies it', async () => {
+  it('pages the audit log with since, from_position, take and cursor, and verifies it', async () => {
     const url = await s.app.listen({ port: 0, host: '127.0.0.1' });
     const db = new EventDbxClient({ url, token: readOnlyAdmin });
     const all = (await db.auditLog()).entries;
@@ -336,6 +352,10 @@ describe('the SDK: auditLog() and verifyAuditLog()', () => {
     expect(seen).toEqual(all.filter((e) => e.metadata.created_at >= since));
     expect(seen).toHaveLength(5);
     expect((await db.auditLog({ skip: 10 })).entries.map((e) => e.version)).toEqual([11]);
+    const after = await db.auditLog({ from_position: all[8]!.position, take: 1 });
+    expect(after.entries.map((e) => e.version)).toEqual([9]);
+    const rest = await db.auditLog({ from_position: all[8]!.position, cursor: after.next_cursor! });
+    expect(rest.entries.map((e) => e.version)).toEqual([10, 11]);
 
     const v = await db.verifyAuditLog();
     expect(v).toMatchObject({ ok: true, report: { ok: true, version: 11 }, state: { ok: true } });

@@ -6,7 +6,7 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { EventRecord } from '../../src/core/event.js';
 import { MemoryEngine } from '../../src/storage/memory/memory-engine.js';
-import { auditEntries, auditSince } from '../../src/store/audit-log.js';
+import { auditEntries, auditFromPosition, auditSince } from '../../src/store/audit-log.js';
 import { AUDIT_ID, AUDIT_TYPE, EventStore } from '../../src/store/index.js';
 import { expectCode } from '../helpers/expect.js';
 
@@ -61,12 +61,46 @@ describe('auditEntries', () => {
           }
   });
 
-  it('compares every entry with `since`: an entry whose clock went back is left out, later ones kept', async () => {
+  it('lists with `since` an entry written while the clock was behind: its time is held, never earlier (qa-time #2)', async () => {
     await audited(3, 10);
     await audited(1, 2); // the writer's clock went back
     await audited(2, 20);
     const got = await auditEntries(store, { since: START + 5 * DAY });
-    expect(got.map((e) => e.payload.n)).toEqual(['10', '11', '12', '20', '21']);
+    expect(got.map((e) => e.payload.n)).toEqual(['10', '11', '12', '2', '20', '21']);
+    expect(got[3]!.metadata.created_at).toBe(got[2]!.metadata.created_at);
+  });
+
+  it('lists the entries from a ledger position, by commit order whatever their times (qa-time #1)', async () => {
+    await audited(4, 0);
+    await store.append(
+      { aggregate_type: 'patient', aggregate_id: 'p-1', event_type: 'added', payload: {} },
+      jane,
+    );
+    await audited(3, 4);
+    const all = await store.auditLog();
+    const from = all[4]!.position;
+    expect(from).toBe(all[3]!.position + 2); // the patient's event in between
+    expect(versions(await auditEntries(store, { fromPosition: from }))).toEqual([5, 6, 7]);
+    expect(versions(await auditEntries(store, { fromPosition: from - 1 }))).toEqual([5, 6, 7]);
+    expect(versions(await auditEntries(store, { fromPosition: from, skip: 1, take: 1 }))).toEqual([6]);
+    expect(versions(await auditEntries(store, { fromPosition: from, after: 6 }))).toEqual([7]);
+    expect(versions(await auditEntries(store, { fromPosition: 1, since: START + 5 * DAY }))).toEqual([6, 7]);
+    expect(await auditEntries(store, { fromPosition: store.size + 1 })).toEqual([]);
+  });
+});
+
+describe('auditFromPosition', () => {
+  it('reads a ledger position, and refuses anything else naming the parameter', async () => {
+    expect(auditFromPosition(undefined, 'from_position')).toBeUndefined();
+    expect(auditFromPosition('45', 'from_position')).toBe(45);
+    expect(auditFromPosition(45, '--from-position')).toBe(45);
+    for (const bad of ['0', '-1', '1.5', '1e3', 'x', '', ' 4', '99999999999999999', 0]) {
+      const e = await expectCode(
+        () => auditFromPosition(bad, '--from-position'),
+        'EDBX_ERR_INVALID_ARGUMENT',
+      );
+      expect(e.message).toContain('--from-position');
+    }
   });
 });
 

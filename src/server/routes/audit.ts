@@ -8,13 +8,14 @@
 import type { FastifyInstance } from 'fastify';
 import { auditEntryVisible } from '../../core/audit-scope.js';
 import type { EventRecord } from '../../core/event.js';
-import { auditEntries, auditSince } from '../../store/audit-log.js';
+import { MAX_WHOLE } from '../../core/names.js';
+import { auditEntries, auditFromPosition, auditSince } from '../../store/audit-log.js';
 import { verifyAuditLog } from '../../store/audit-state.js';
 import { scopesById } from '../../store/tokens.js';
 import type { Feature } from '../features.js';
 import { longRead } from '../in-flight.js';
 import { DEFAULT_PAGE, MAX_PAGE, type Query, decodeCursor, pageOf, isVersionCursor, num } from '../paging.js';
-import { errors, eventRecord, integrityError, nextCursor, page, verifyReport } from '../schemas.js';
+import { errors, eventRecord, integrityError, nextCursor, page, uint, verifyReport } from '../schemas.js';
 
 const str = { type: 'string' } as const;
 /** What an admin read can answer: no 404 (the log is empty before the first action, never missing). */
@@ -58,7 +59,8 @@ export const auditFeature: Feature = {
           summary: 'Audit log entries, oldest first (--audit or admin), like `eventdbx audit list`',
           description:
             'Full EventRecords of `$audit/log`: recompute a leaf from an entry and prove it against a signed ' +
-            'checkpoint with GET /v1/ledger/proof?position=. Give the same `since` with each `cursor`. ' +
+            'checkpoint with GET /v1/ledger/proof?position=. Give the same `since` and `from_position` with ' +
+            'each `cursor`. ' +
             'A token issued with --audit and --aggregate scopes sees the entries about its aggregates, the ' +
             'tokens that can reach them and the store as a whole; each other entry is in `withheld` (version, ' +
             'position and leaf hash only), and `skip` and `take` count both.',
@@ -70,6 +72,11 @@ export const auditFeature: Feature = {
                 ...str,
                 description: 'only entries written at or after this ISO date, e.g. 2026-11-01',
               },
+              from_position: uint(
+                'only entries at or after this ledger position, by commit order: after a backup, its ' +
+                  '`events` + 1 lists what the backup does not hold',
+                { minimum: 1, maximum: MAX_WHOLE },
+              ),
             },
           },
           response: {
@@ -90,10 +97,12 @@ export const auditFeature: Feature = {
         const t = reader(req.headers.authorization);
         const take = num(req.query, 'take', DEFAULT_PAGE, 1, MAX_PAGE);
         const since = auditSince(req.query.since, 'since');
+        const fromPosition = auditFromPosition(req.query.from_position, 'from_position');
         const after = decodeCursor(req.query.cursor, isVersionCursor)?.v;
         const skip = num(req.query, 'skip', 0);
         const entries = await auditEntries(ctx.store, {
           since,
+          fromPosition,
           after,
           skip,
           take: take + 1,
