@@ -457,6 +457,8 @@ export function callControl(
     socket.on('error', (e: NodeJS.ErrnoException) =>
       settle(() => {
         if (!connected && (e.code === 'ENOENT' || e.code === 'ECONNREFUSED')) resolve(undefined);
+        // This process out of descriptors (EMFILE): its own limit to raise, not the server's doing.
+        else if (!connected && (e.code === 'EMFILE' || e.code === 'ENFILE')) reject(toEventDbxError(e));
         else if (!connected) reject(err('EDBX_ERR_STORE_IO', { reason: `control socket: ${e.message}` }));
         else reject(interrupted(e.code ?? e.message));
       }),
