@@ -96,10 +96,12 @@ const raiseOpenFiles = (n: unknown): string =>
   `\`ulimit -n ${n}\` in the shell that starts eventdbx, or \`LimitNOFILE=${n}\` in its systemd unit`;
 
 /**
- * EDBX_ERR_TOO_MANY_OPEN_FILES: the system's open-file table full (ENFILE), or this process's limit
- * used up (EMFILE).
+ * EDBX_ERR_TOO_MANY_OPEN_FILES: a server refused at start (`start`: its limit leaves too few
+ * connections), the system's open-file table full (ENFILE), or this process's limit used up (EMFILE).
  */
 function tooManyOpenFiles(p: Record<string, unknown>): string {
+  if (p.start)
+    return `the open-files limit (\`ulimit -n\`) is ${p.limit}: the server keeps ${p.reserved} descriptors for its store (${p.tables}), its plugins (${p.plugins}) and CLI commands, which leaves ${p.left} for connections, fewer than ${p.floor}; raise it to at least ${p.needed} (${p.wanted} for all ${p.configured} max_connections): ${raiseOpenFiles(p.wanted)}`;
   if (p.errno === 'ENFILE')
     return `too many files open on this system (${p.reason}): its table of open files is full; close files other processes hold, or raise \`fs.file-max\` (sysctl), then run the command again`;
   const limit = typeof p.limit === 'number' ? p.limit : undefined;
@@ -818,7 +820,7 @@ export const ERRORS = {
       p.errno === 'ENFILE'
         ? "the server's system has too many files open; the server's log has the cause"
         : "the server has used up its open-files limit; the server's log has the cause",
-    doc: "A process ran out of file descriptors: its open-files limit (`ulimit -n`; `LimitNOFILE=` in a systemd unit) is too low for what it has open (EMFILE), or, with ENFILE, the whole system's table of open files is full (`fs.file-max`). The message gives the limit and what to raise it to. Raise the limit and run the command again.",
+    doc: 'A process ran out of file descriptors: its open-files limit (`ulimit -n`; `LimitNOFILE=` in a systemd unit) is too low for what it has open (EMFILE), or, with ENFILE, the whole system\'s table of open files is full (`fs.file-max`). The message gives the limit and what to raise it to. A server also refuses to start with this code when its limit leaves fewer than 16 connections once its store, plugins and commands have their descriptors (README "Configuration", `max_connections`). Raise the limit and run the command again.',
   },
   EDBX_ERR_INTERNAL: {
     status: 500,
