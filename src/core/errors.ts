@@ -589,11 +589,15 @@ export const ERRORS = {
   EDBX_ERR_COMMAND_INTERRUPTED: {
     status: 503,
     kind: 'user',
+    // `taken: false`: the connection ended before the CLI confirmed the command, which the server runs
+    // only once confirmed (control.ts): certainly not run.
     message: (p) =>
-      p.applied === false
-        ? `the server (PID ${p.pid}) stopped before the command finished (${p.reason}): nothing was changed; run it again once a server is running`
-        : `the server (PID ${p.pid}) went away before the command finished (${p.reason}): whether it took effect is unknown; check with \`eventdbx status\` and a read before retrying`,
-    doc: 'The connection to the running server ended before it answered a command (the server stopped or was killed); the command may or may not have been applied.',
+      p.taken === false
+        ? `the server (PID ${p.pid}) closed the connection before it took the command (${p.reason}): the command was not run; run it again (a server that has used up its open-files limit closes new connections at once: see README "Troubleshooting")`
+        : p.applied === false
+          ? `the server (PID ${p.pid}) stopped before the command finished (${p.reason}): nothing was changed; run it again once a server is running`
+          : `the server (PID ${p.pid}) went away before the command finished (${p.reason}): whether it took effect is unknown; check with \`eventdbx status\` and a read before retrying`,
+    doc: 'The connection to the running server ended before it answered a command (the server stopped or was killed); the command may or may not have been applied, and the message says which: one whose connection ended before the server took it (a server out of file descriptors closes new connections at once) was not run.',
   },
   EDBX_ERR_SERVER_NOT_ANSWERING: {
     status: 503,

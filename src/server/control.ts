@@ -472,8 +472,14 @@ export function callControl(
       }),
     );
     socket.on('close', () => settle(() => reject(interrupted('connection closed without an answer'))));
+    // Before the confirmation the server cannot have run the command (it runs only confirmed ones): a
+    // server out of descriptors accepts a connection and closes it at once, before reading a byte.
     const interrupted = (reason: string) =>
-      err('EDBX_ERR_COMMAND_INTERRUPTED', { pid: serverPid(dataDir), reason });
+      err('EDBX_ERR_COMMAND_INTERRUPTED', {
+        pid: serverPid(dataDir),
+        reason,
+        ...(confirmed ? {} : { applied: false, taken: false }),
+      });
   });
 }
 
