@@ -85,6 +85,31 @@ const listed = (names: unknown): string => {
 const seeEvent = (p: Record<string, unknown>): string =>
   `\`eventdbx aggregate get --aggregate ${p.aggregate_type} --aggregate-id ${shellWord(p.aggregate_id)} --version ${p.version}\``;
 
+/**
+ * The open-files limit a process out of descriptors is told to raise to at least: what any command
+ * needs to load and open a store (about 130 measured), or twice a limit that was already above that.
+ */
+export const SUGGESTED_OPEN_FILES = 256;
+
+/** How to raise the open-files limit to `n`: the shell's and systemd's ways. */
+const raiseOpenFiles = (n: unknown): string =>
+  `\`ulimit -n ${n}\` in the shell that starts eventdbx, or \`LimitNOFILE=${n}\` in its systemd unit`;
+
+/**
+ * EDBX_ERR_TOO_MANY_OPEN_FILES: a server refused at start (`start`: its limit leaves too few
+ * connections), the system's open-file table full (ENFILE), or this process's limit used up (EMFILE).
+ */
+function tooManyOpenFiles(p: Record<string, unknown>): string {
+  if (p.start)
+    return `the open-files limit (\`ulimit -n\`) is ${p.limit}: the server keeps ${p.reserved} descriptors for its store (${p.tables}), its plugins (${p.plugins}) and CLI commands, which leaves ${p.left} for connections, fewer than ${p.floor}; raise it to at least ${p.needed} (${p.wanted} for all ${p.configured} max_connections): ${raiseOpenFiles(p.wanted)}`;
+  if (p.errno === 'ENFILE')
+    return `too many files open on this system (${p.reason}): its table of open files is full; close files other processes hold, or raise \`fs.file-max\` (sysctl), then run the command again`;
+  const limit = typeof p.limit === 'number' ? p.limit : undefined;
+  const needed = Math.max(SUGGESTED_OPEN_FILES, 2 * (limit ?? 0));
+  const has = limit === undefined ? '' : `: this process may have ${limit} files open (its open-files limit)`;
+  return `too many open files (${p.reason})${has}; raise the limit to at least ${needed}: ${raiseOpenFiles(needed)}, then run the command again`;
+}
+
 export const ERRORS = {
   // --- input validation (400) ---
   EDBX_ERR_INVALID_AGGREGATE_TYPE: {
@@ -564,11 +589,15 @@ export const ERRORS = {
   EDBX_ERR_COMMAND_INTERRUPTED: {
     status: 503,
     kind: 'user',
+    // `taken: false`: the connection ended before the CLI confirmed the command, which the server runs
+    // only once confirmed (control.ts): certainly not run.
     message: (p) =>
-      p.applied === false
-        ? `the server (PID ${p.pid}) stopped before the command finished (${p.reason}): nothing was changed; run it again once a server is running`
-        : `the server (PID ${p.pid}) went away before the command finished (${p.reason}): whether it took effect is unknown; check with \`eventdbx status\` and a read before retrying`,
-    doc: 'The connection to the running server ended before it answered a command (the server stopped or was killed); the command may or may not have been applied.',
+      p.taken === false
+        ? `the server (PID ${p.pid}) closed the connection before it took the command (${p.reason}): the command was not run; run it again (a server that has used up its open-files limit closes new connections at once: see README "Troubleshooting")`
+        : p.applied === false
+          ? `the server (PID ${p.pid}) stopped before the command finished (${p.reason}): nothing was changed; run it again once a server is running`
+          : `the server (PID ${p.pid}) went away before the command finished (${p.reason}): whether it took effect is unknown; check with \`eventdbx status\` and a read before retrying`,
+    doc: 'The connection to the running server ended before it answered a command (the server stopped or was killed); the command may or may not have been applied, and the message says which: one whose connection ended before the server took it (a server out of file descriptors closes new connections at once) was not run.',
   },
   EDBX_ERR_SERVER_NOT_ANSWERING: {
     status: 503,
@@ -786,6 +815,16 @@ export const ERRORS = {
     kind: 'user',
     message: (p) => `${p.feature} is not supported by the ${p.engine} engine`,
     doc: 'The storage engine lacks a feature.',
+  },
+  EDBX_ERR_TOO_MANY_OPEN_FILES: {
+    status: 503,
+    kind: 'user',
+    message: tooManyOpenFiles,
+    publicDetail: (p) =>
+      p.errno === 'ENFILE'
+        ? "the server's system has too many files open; the server's log has the cause"
+        : "the server has used up its open-files limit; the server's log has the cause",
+    doc: 'A process ran out of file descriptors: its open-files limit (`ulimit -n`; `LimitNOFILE=` in a systemd unit) is too low for what it has open (EMFILE), or, with ENFILE, the whole system\'s table of open files is full (`fs.file-max`). The message gives the limit and what to raise it to. A server also refuses to start with this code when its limit leaves fewer than 16 connections once its store, plugins and commands have their descriptors (README "Configuration", `max_connections`). Raise the limit and run the command again.',
   },
   EDBX_ERR_INTERNAL: {
     status: 500,
@@ -1079,10 +1118,41 @@ export function atEvent(e: unknown, at: EventRef): unknown {
 export const isEventDbxError = (e: unknown, code?: ErrorCode): e is EventDbxError =>
   e instanceof EventDbxError && (code === undefined || e.code === code);
 
-/** Wrap anything thrown into a registry error (unknown errors become EDBX_ERR_INTERNAL). */
+/**
+ * This process's open-files limit (the soft RLIMIT_NOFILE), once the edge that read it said
+ * (fs/open-files-limit.ts): an error for descriptors run out quotes it. Read at start, while a
+ * descriptor is still free to read it with.
+ */
+let openFilesLimit: number | undefined;
+
+/** Tell the registry this process's open-files limit (undefined: unknown or unlimited). */
+export function noteOpenFilesLimit(limit: number | undefined): void {
+  openFilesLimit = limit;
+}
+
+/** This process's open-files limit as noted (noteOpenFilesLimit); undefined when unknown. */
+export const notedOpenFilesLimit = (): number | undefined => openFilesLimit;
+
+/**
+ * EDBX_ERR_TOO_MANY_OPEN_FILES for a process out of descriptors, with its limit: `errno` EMFILE (its
+ * own limit) or ENFILE (the system's table is full).
+ */
+export const outOfDescriptors = (
+  errno: 'EMFILE' | 'ENFILE',
+  reason: string,
+  cause?: unknown,
+): EventDbxError => err('EDBX_ERR_TOO_MANY_OPEN_FILES', { errno, reason, limit: openFilesLimit }, cause);
+
+/**
+ * Wrap anything thrown into a registry error: a process out of file descriptors (EMFILE, ENFILE:
+ * from any file or socket it opens, a module it loads included) is EDBX_ERR_TOO_MANY_OPEN_FILES,
+ * anything else unknown EDBX_ERR_INTERNAL.
+ */
 export function toEventDbxError(e: unknown): EventDbxError {
   if (e instanceof EventDbxError) return e;
   const reason = e instanceof Error ? e.message : String(e);
+  const errno = (e as { code?: unknown } | null)?.code;
+  if (errno === 'EMFILE' || errno === 'ENFILE') return outOfDescriptors(errno, reason, e);
   return err('EDBX_ERR_INTERNAL', { reason }, e);
 }
 

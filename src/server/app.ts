@@ -24,6 +24,7 @@ import { preconditionRefusal } from './preconditions.js';
 import { errorHandler, headerTokenId, notFoundHandler, routeOf } from './problem.js';
 import { type Timeouts, clientErrorHandler, httpTimeouts } from './protocol.js';
 import { trackInFlight } from './in-flight.js';
+import { logAcceptErrors } from './accept-errors.js';
 import { aggregateRoutes } from './routes/aggregates.js';
 import { declaredResponses, documented, problem } from './schemas.js';
 import { systemRoutes } from './routes/system.js';
@@ -86,7 +87,8 @@ function redactingLogger(logger: boolean | Record<string, unknown>): boolean | R
 
 /**
  * Node closes a connection over the cap as soon as it is accepted (its 'drop' event); each is counted,
- * and logged at warn level (collapsed: a flood is a line a minute with the number left out).
+ * and logged at warn level (collapsed: a flood is a line a minute with the number left out). The cap
+ * is `server.maxConnections`, which a server short of descriptors lowers while it runs (descriptors.ts).
  */
 function capConnections(app: FastifyInstance, max: number, metrics: Metrics, lines: RepeatLog): void {
   app.server.maxConnections = max;
@@ -94,7 +96,10 @@ function capConnections(app: FastifyInstance, max: number, metrics: Metrics, lin
     metrics.connectionDropped();
     lines.note('max-connections', {
       level: 'warn',
-      fields: { max_connections: max, ...(peer?.remoteAddress ? { ip: peer.remoteAddress } : {}) },
+      fields: {
+        max_connections: app.server.maxConnections,
+        ...(peer?.remoteAddress ? { ip: peer.remoteAddress } : {}),
+      },
       msg: 'connection closed at once: the server has max_connections open (EVENTDBX_MAX_CONNECTIONS)',
     });
   });
@@ -258,6 +263,8 @@ export async function buildServer(
   const methods = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE'] as const;
   app.setNotFoundHandler(notFoundHandler((path) => methods.filter((m) => known.find(m, path) !== null)));
   if (options.maxConnections !== undefined) capConnections(app, options.maxConnections, metrics, lines);
+  // Once listening (an error while it starts to listen is listen's own to report).
+  app.server.once('listening', () => logAcceptErrors(app.server, lines, 'http'));
   trackInFlight(app, timeouts.connectionTimeout, options.stopSignal ?? new AbortController().signal);
   // Authenticate before the body is read and validated: an unauthenticated request gets 401, never a
   // 400 that reveals the API's shape. Routes check their precise access (write, scope, admin) again.

@@ -28,6 +28,7 @@ import {
 import type { KeyProof } from '../core/crypto/key-proof.js';
 import { jsonShape, tooDeep } from '../core/json-nesting.js';
 import { RepeatLog } from '../core/repeat-log.js';
+import { logAcceptErrors } from './accept-errors.js';
 import { Cancellations } from './cancellations.js';
 import { jsonPieces } from './json-pieces.js';
 import type { IssuedBy } from '../core/event.js';
@@ -81,6 +82,8 @@ const IDLE_MS = 15_000;
 /** Where the control socket says what went wrong on the server's side (the server's log). */
 export interface ControlLog {
   info(fields: object, message: string): void;
+  /** Connections the socket cannot accept (accept-errors.ts); without it they are not logged. */
+  warn?(fields: object, message: string): void;
   error(fields: object, message: string): void;
   /** The access log's lines (`EVENTDBX_LOG_LEVEL=debug`): one per command answered. */
   debug?(fields: object, message: string): void;
@@ -135,6 +138,7 @@ export async function serveControl(
   await rm(file, { force: true });
   const commands = new Cancellations(stop);
   const lines = log && new RepeatLog<'error'>(log, repeatIntervalMs);
+  const warnings = log?.warn && new RepeatLog<'warn'>({ warn: log.warn.bind(log) }, repeatIntervalMs);
   const accessLine = accessLog(log);
   const server = net.createServer((socket) => {
     let buf = '';
@@ -288,8 +292,12 @@ export async function serveControl(
     throw err('EDBX_ERR_FILE_REFUSED', { path: file, what: 'not the socket this server just made' });
   }
   if ((made.mode & 0o777) !== 0o600) await chmod(file, 0o600);
+  if (warnings) logAcceptErrors(server, warnings, 'control');
   // A stopping server exits before the socket's last connection ends: its stop logs the counts.
-  const closeLines = () => lines?.close();
+  const closeLines = () => {
+    lines?.close();
+    warnings?.close();
+  };
   stop.addEventListener('abort', closeLines, { once: true });
   server.once('close', () => {
     stop.removeEventListener('abort', closeLines);
@@ -457,13 +465,21 @@ export function callControl(
     socket.on('error', (e: NodeJS.ErrnoException) =>
       settle(() => {
         if (!connected && (e.code === 'ENOENT' || e.code === 'ECONNREFUSED')) resolve(undefined);
+        // This process out of descriptors (EMFILE): its own limit to raise, not the server's doing.
+        else if (!connected && (e.code === 'EMFILE' || e.code === 'ENFILE')) reject(toEventDbxError(e));
         else if (!connected) reject(err('EDBX_ERR_STORE_IO', { reason: `control socket: ${e.message}` }));
         else reject(interrupted(e.code ?? e.message));
       }),
     );
     socket.on('close', () => settle(() => reject(interrupted('connection closed without an answer'))));
+    // Before the confirmation the server cannot have run the command (it runs only confirmed ones): a
+    // server out of descriptors accepts a connection and closes it at once, before reading a byte.
     const interrupted = (reason: string) =>
-      err('EDBX_ERR_COMMAND_INTERRUPTED', { pid: serverPid(dataDir), reason });
+      err('EDBX_ERR_COMMAND_INTERRUPTED', {
+        pid: serverPid(dataDir),
+        reason,
+        ...(confirmed ? {} : { applied: false, taken: false }),
+      });
   });
 }
 

@@ -203,6 +203,16 @@ export class Metrics {
         this.set(await new Promise<number>((r) => server.getConnections((e, n) => r(e ? 0 : n))));
       },
     });
+    new Gauge({
+      name: 'eventdbx_http_connections_max',
+      help: 'HTTP connections kept open at most: max_connections, or fewer when the open-files limit leaves fewer (the log says why)',
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        const max = server.maxConnections;
+        if (Number.isFinite(max) && max > 0) this.set(max);
+      },
+    });
     const hook = (method: string, route: string): onResponseHookHandler => {
       const latency = this.#latency.labels({ method, route });
       const counted = new Map<number, Counter.Internal>();

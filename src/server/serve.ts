@@ -8,7 +8,8 @@ import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import type { FastifyBaseLogger } from 'fastify';
 import type { Config } from '../config/config.js';
-import { WRITES_REFUSED, err, isEventDbxError, toEventDbxError } from '../core/errors.js';
+import { WRITES_REFUSED, err, isEventDbxError, noteOpenFilesLimit, toEventDbxError } from '../core/errors.js';
+import { readOpenFilesLimit } from '../fs/open-files-limit.js';
 import { httpUrl, listenError, listenHost, reachableHost } from './listen-address.js';
 import { type RestrictMode, installSchemas } from '../store/schemas.js';
 import { RESTORED_ACTION, recordRestore } from '../store/restored.js';
@@ -31,6 +32,14 @@ import { FEATURES, type Feature } from './features.js';
 import { VERSION } from '../version.js';
 import { type LogFile, logLine } from './log-file.js';
 import { DataDirWatch } from './data-dir-watch.js';
+import {
+  type ConnectionBudget,
+  connectionBudget,
+  descriptorUse,
+  loweredLine,
+  tooFewDescriptors,
+  watchDescriptors,
+} from './descriptors.js';
 import { readNoFollow, replaceFile } from '../fs/no-follow.js';
 
 import { type PidInfo, type StartFlag, UNCLEAN_SUFFIX, logLevel } from './daemon-files.js';
@@ -115,6 +124,30 @@ async function refuseUnvouchedTokens(store: EventStore, log: FastifyBaseLogger):
     );
 }
 
+/**
+ * The cap on connections this process's open-files limit leaves once the store, its plugins and
+ * commands have their descriptors (descriptors.ts); a limit that leaves too few refuses the start,
+ * with the store closed again.
+ */
+async function descriptorBudget(
+  configured: number,
+  store: EventStore,
+  dataDir: string,
+): Promise<ConnectionBudget> {
+  // Read again (the CLI read it as it started): what this server runs with, for its errors too.
+  const limit = readOpenFilesLimit();
+  noteOpenFilesLimit(limit);
+  try {
+    const budget = connectionBudget(configured, limit, await descriptorUse(store, dataDir));
+    const refused = tooFewDescriptors(budget);
+    if (refused) throw refused;
+    return budget;
+  } catch (e) {
+    await store.close().catch(() => undefined);
+    throw toEventDbxError(e);
+  }
+}
+
 export interface ServeOptions {
   readonly config: Config;
   readonly port: number;
@@ -176,6 +209,7 @@ export async function serveForeground(o: ServeOptions): Promise<void> {
   const host = listenHost();
   const secure = await openDataDir(o.config);
   const { store } = secure;
+  const budget = await descriptorBudget(o.config.maxConnections, store, dataDir);
   const place = await DataDirWatch.of(dataDir);
   // Aborted when the stop stops waiting: long reads still running end with the stop's 503.
   const stopping = new AbortController();
@@ -186,13 +220,15 @@ export async function serveForeground(o: ServeOptions): Promise<void> {
     restrict: o.restrict,
     logger: { level, redact: ['req.headers.authorization'], ...(o.logFile ? { stream: o.logFile } : {}) },
     bodyLimit: Math.max(1024 * 1024, o.config.maxPayloadBytes * 4),
-    maxConnections: o.config.maxConnections,
+    maxConnections: budget.effective,
     maxStreamsPerToken: o.config.maxStreamsPerToken,
     streamHeartbeatMs: o.config.streamHeartbeatMs,
     stopSignal: stopping.signal,
     extraRoutes: FEATURES.filter((f) => f.routes).map((f) => (a, ctx) => f.routes!(a, ctx, secure)),
   });
   logger = app.log;
+  const lowered = loweredLine(budget);
+  if (lowered) app.log.warn(lowered.fields, lowered.msg);
   store.onListenerError((e) => app.log.error({ err: e }, 'a commit listener failed'));
   await installSchemas(store, o.restrict);
   await refuseUnvouchedTokens(store, app.log);
@@ -230,6 +266,16 @@ export async function serveForeground(o: ServeOptions): Promise<void> {
   }
   const pidFile = path.join(dataDir, PID_FILE);
   let stopped = false;
+  // The store grows, plugins come and go: the cap follows what they need (no limit known: no cap moves).
+  const unwatch =
+    budget.limit === undefined
+      ? () => undefined
+      : watchDescriptors({
+          server: app.server,
+          log: app.log,
+          budget,
+          use: () => descriptorUse(store, dataDir),
+        });
 
   /**
    * The data dir is no longer at its path (DataDirWatch): end now, as `kill -9` would, touching
@@ -248,6 +294,7 @@ export async function serveForeground(o: ServeOptions): Promise<void> {
     if (stopped) return;
     stopped = true;
     place.stop();
+    unwatch();
     const moved = await place.check();
     if (moved !== undefined) abandon(moved);
     app.log.info({ signal }, 'stopping: refusing new writes, finishing in-flight requests');
@@ -299,13 +346,14 @@ export async function serveForeground(o: ServeOptions): Promise<void> {
     await replaceFile(pidFile, JSON.stringify(info) + '\n');
     await reportUncleanEnd(pidFile, app.log);
     await reportRestore(store, dataDir, app.log, o.announce);
-    await announceStart(o, store, bound);
+    await announceStart(o, store, bound, lowered?.msg);
     place.watch((why) => {
       if (!stopped) abandon(why);
     }, o.config.dataDirCheckMs);
   } catch (e) {
     // A start that fails once listening leaves nothing running: `start` says it failed, and it did.
     stopped = true;
+    unwatch();
     drain();
     control.close();
     await app.close().catch(() => undefined);
@@ -318,9 +366,18 @@ export async function serveForeground(o: ServeOptions): Promise<void> {
   }
 }
 
-/** What a started server prints: a write failure found on opening, the bootstrap token, the banner. */
-async function announceStart(o: ServeOptions, store: EventStore, bound: string): Promise<void> {
+/**
+ * What a started server prints: a cap on connections its open-files limit lowered (`lowered`), a
+ * write failure found on opening, the bootstrap token, the banner.
+ */
+async function announceStart(
+  o: ServeOptions,
+  store: EventStore,
+  bound: string,
+  lowered: string | undefined,
+): Promise<void> {
   const dataDir = o.config.dataDir;
+  if (lowered) o.announce(`\nWarning: ${lowered}\n`);
   // Found on opening the store (events it acknowledged are gone, its ledger head is wrong): it serves
   // reads, refuses writes, and /health answers 503 with the same line (the server logs it).
   const refused = store.writeFailure;

@@ -123,18 +123,34 @@ export interface RunningServer {
   kill(): Promise<void>;
 }
 
-/** Start `eventdbx start --foreground` for a project and wait until /health answers. */
-export async function startServer(p: Project, extraArgs: readonly string[] = []): Promise<RunningServer> {
+/**
+ * `node …args` as a command: run under an open-files limit of `openFiles` (`ulimit -n`, soft and hard,
+ * set by `sh` before it becomes node) when one is given.
+ */
+export function nodeCommand(args: readonly string[], openFiles?: number): [string, string[]] {
+  if (openFiles === undefined) return [process.execPath, [...args]];
+  return ['sh', ['-c', `ulimit -n ${openFiles} && exec "$0" "$@"`, process.execPath, ...args]];
+}
+
+/**
+ * Start `eventdbx start --foreground` for a project and wait until /health answers; `openFiles` runs
+ * it under that open-files limit.
+ */
+export async function startServer(
+  p: Project,
+  extraArgs: readonly string[] = [],
+  o: { openFiles?: number } = {},
+): Promise<RunningServer> {
   const port = await freePort();
-  const child = spawn(
-    process.execPath,
+  const [command, args] = nodeCommand(
     [MAIN, 'start', '--foreground', '--port', String(port), ...extraArgs],
-    {
-      cwd: p.dir,
-      env: { ...p.env, EVENTDBX_LOG_LEVEL: 'warn' },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    },
+    o.openFiles,
   );
+  const child = spawn(command, args, {
+    cwd: p.dir,
+    env: { ...p.env, EVENTDBX_LOG_LEVEL: 'warn' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let out = '';
   child.stdout!.on('data', (d) => (out += d));
   child.stderr!.on('data', (d) => (out += d));

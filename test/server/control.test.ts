@@ -54,6 +54,27 @@ describe('a command the server did not finish', () => {
   });
 });
 
+describe('a command the server never took (qa-full #1)', () => {
+  it.each([
+    ['closes the connection before reading a byte', (s: net.Socket) => s.destroy()],
+    [
+      'closes the connection once the request came, before acknowledging it',
+      (s: net.Socket) => s.once('data', () => s.end()),
+    ],
+  ])('is reported as not run when the server %s (a server out of descriptors does)', async (_, end) => {
+    const dir = await tempDir();
+    await writeFile(path.join(dir, 'eventdbx.pid'), JSON.stringify({ pid: 4242 }));
+    const server = net.createServer(end);
+    servers.push(server);
+    await new Promise<void>((r) => server.listen(socketPath(dir), r));
+    const e = await expectCode(callControl(dir, request), 'EDBX_ERR_COMMAND_INTERRUPTED');
+    expect(e.params).toMatchObject({ applied: false, taken: false });
+    expect(e.message).toMatch(
+      /^the server \(PID 4242\) closed the connection before it took the command \(.+\): the command was not run; run it again/,
+    );
+  });
+});
+
 describe('a long answer (QA4 #1)', () => {
   it('arrives intact through a real control socket when it is tens of MB', async () => {
     const dir = await tempDir();

@@ -14,7 +14,13 @@
  * too (SYNC_READ_KEYS); larger ones go to libuv's thread pool.
  */
 import rocks from '@nxtedition/rocksdb';
-import { err, EventDbxError, throwIfAborted } from '../../core/errors.js';
+import {
+  err,
+  EventDbxError,
+  notedOpenFilesLimit,
+  outOfDescriptors,
+  throwIfAborted,
+} from '../../core/errors.js';
 import { SPACES, StorageEngine } from '../engine.js';
 import type { PinRange, PinnedRead, RangeOptions, Space, WriteOp, WriteOptions } from '../engine.js';
 import { fileAccessError } from '../../fs/file-access.js';
@@ -594,14 +600,37 @@ export function openError(e: unknown, path: string): EventDbxError {
   const access = file !== undefined ? fileAccessError(file, path, 'open', 'EACCES') : undefined;
   if (access && !file!.endsWith('/LOCK')) return access;
   if (denied) return err('EDBX_ERR_DATA_DIR_NOT_WRITABLE', { path, reason: denied[1] }, e);
+  const out = OUT_OF_DESCRIPTORS.exec(text);
+  if (out) return outOfDescriptors(out[1] ? 'ENFILE' : 'EMFILE', `cannot open ${path}: ${text}`, e);
   return err('EDBX_ERR_STORE_IO', { reason: `cannot open ${path}: ${text}` }, e);
+}
+
+/** RocksDB's texts for EMFILE and ENFILE (strerror's): `…/000012.sst: Too many open files`. */
+const OUT_OF_DESCRIPTORS = /: Too many open files( in system)?$/;
+
+/**
+ * What a write or read that ran out of descriptors adds to the engine's text: the store refuses writes
+ * from then on (a write's outcome is unknown), and what to raise before the restart.
+ */
+function descriptorsAdvice(text: string): string {
+  if (!OUT_OF_DESCRIPTORS.test(text)) return '';
+  const limit = notedOpenFilesLimit();
+  return ` (the process used up its open-files limit${limit === undefined ? '' : `, ${limit}`}: raise it, see README "Troubleshooting")`;
 }
 
 /** The data dir a RocksDB text's file is in (an attached engine knows no location of its own). */
 const DIR_IN_TEXT = /(\/[^\s:]*)\/[^\s/:]+\.(?:sst|log|blob)\b/;
 
-/** A failed read or write of the open database at `location` as a coded error. */
-function ioError(e: unknown, location: string): EventDbxError {
+/**
+ * A failed read or write of the open database at `location` as a coded error: damaged files are
+ * EDBX_ERR_STORE_DAMAGED, anything else EDBX_ERR_STORE_IO with the engine's text (and, for a process
+ * out of descriptors, what to raise).
+ *
+ * @example
+ * ioError(new Error('IO error: While open a file for appending: /d/000018.log: Too many open files'), '/d');
+ * // EDBX_ERR_STORE_IO: storage error: IO error: … Too many open files (the process used up its open-files limit: …)
+ */
+export function ioError(e: unknown, location: string): EventDbxError {
   if (e instanceof EventDbxError) return e;
   const chain = causes(e);
   const outer = chain[0];
@@ -610,5 +639,9 @@ function ioError(e: unknown, location: string): EventDbxError {
   }
   const text = typeof chain.at(-1)?.message === 'string' ? String(chain.at(-1)!.message) : '';
   const where = location === ATTACHED ? (DIR_IN_TEXT.exec(text)?.[1] ?? 'of this store') : location;
-  return damageOf(chain, where, true) ?? err('EDBX_ERR_STORE_IO', { reason: reasonOf(e) }, e);
+  const reason = reasonOf(e);
+  return (
+    damageOf(chain, where, true) ??
+    err('EDBX_ERR_STORE_IO', { reason: reason + descriptorsAdvice(reason) }, e)
+  );
 }
