@@ -9,6 +9,7 @@
  * (`unanswered`) and, for an idempotent one, says how to learn whether it was applied.
  */
 import { type Shape, isProblem } from '../protocol/index.js';
+import { onAbort } from './abort.js';
 import {
   EventDbxApiError,
   EventDbxCancelledError,
@@ -138,16 +139,16 @@ export function backoff(attempt: number, r: Required<RetryOptions>): number {
 export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve, reject) => {
     if (signal?.aborted) return reject(new EventDbxCancelledError(signal.reason));
-    const done = () => {
-      signal?.removeEventListener('abort', abort);
+    const timer = setTimeout(() => {
+      unwatch();
       resolve();
-    };
-    const timer = setTimeout(done, ms);
-    const abort = () => {
-      clearTimeout(timer);
-      reject(new EventDbxCancelledError(signal!.reason));
-    };
-    signal?.addEventListener('abort', abort, { once: true });
+    }, ms);
+    const unwatch = signal
+      ? onAbort(signal, () => {
+          clearTimeout(timer);
+          reject(new EventDbxCancelledError(signal.reason));
+        })
+      : () => {};
   });
 }
 
@@ -293,15 +294,14 @@ export class Transport {
             ms,
           )
         : undefined;
-    const onAbort = () => ctl.abort(user!.reason);
-    if (user?.aborted) onAbort();
-    else user?.addEventListener('abort', onAbort, { once: true });
+    // One listener on the caller's signal however many calls share it (see abort.ts).
+    const unwatch = user ? onAbort(user, () => ctl.abort(user.reason)) : () => {};
     try {
       const res = await this.#o.fetch(url, { ...init, signal: ctl.signal });
       return { res, text: await res.text() };
     } finally {
       clearTimeout(timer);
-      user?.removeEventListener('abort', onAbort);
+      unwatch();
     }
   }
 

@@ -23,6 +23,7 @@ import {
   EventDbxConnectionError,
   EventDbxResponseError,
 } from './errors.js';
+import { onAbort } from './abort.js';
 import { type Transport, backoff, sleep } from './http.js';
 import { delayOption, timeoutOption, whole } from './options.js';
 
@@ -101,8 +102,9 @@ export async function* subscribe(
   let failures = 0;
   while (!o.signal?.aborted) {
     const ctl = new AbortController();
-    const onAbort = () => ctl.abort(o.signal!.reason);
-    o.signal?.addEventListener('abort', onAbort, { once: true });
+    const signal = o.signal;
+    // One listener on the caller's signal however many calls and subscriptions share it (abort.ts).
+    const unwatch = signal ? onAbort(signal, () => ctl.abort(signal.reason)) : () => {};
     let idle: NodeJS.Timeout | undefined;
     const alive = (): void => {
       clearTimeout(idle);
@@ -188,7 +190,7 @@ export async function* subscribe(
       else error = e;
     } finally {
       clearTimeout(idle);
-      o.signal?.removeEventListener('abort', onAbort);
+      unwatch();
       ctl.abort();
     }
     failures++;
