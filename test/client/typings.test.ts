@@ -1,9 +1,10 @@
 /**
- * The SDK's typings as a user's strict TypeScript project sees them (QA qa-sdk2 #3): the README's
+ * The SDK's typings as a user's strict TypeScript project sees them (QA qa-sdk2 #1, #3): the README's
  * client examples, and a program that gives every optional option and request field a value that may
- * be undefined, compile with `strict`, and with `exactOptionalPropertyTypes` on top. Each check
- * runs the TypeScript compiler on files written to a temp dir, with `eventdbx/client` mapped to the
- * SDK's sources (the declarations a user gets are built from them).
+ * be undefined, compile with `strict`, and with `exactOptionalPropertyTypes` on top; after
+ * `isApiError(e, 'EDBX_ERR_VERSION_CONFLICT')` the members the server always sends with that code are
+ * numbers. Each check runs the TypeScript compiler on files written to a temp dir, with
+ * `eventdbx/client` mapped to the SDK's sources (the declarations a user gets are built from them).
  */
 import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -170,8 +171,43 @@ export async function everyMethod(): Promise<void> {
 }
 `;
 
+/** What `isApiError` narrows to, per code (a \`@ts-expect-error\` that is not needed is an error too). */
+const NARROWING = `
+import { type ErrorCode, isApiError } from 'eventdbx/client';
+
+export function rebaseOn(e: unknown): number | undefined {
+  if (isApiError(e, 'EDBX_ERR_VERSION_CONFLICT')) {
+    const code: 'EDBX_ERR_VERSION_CONFLICT' = e.code;
+    const expected: number = e.problem.expected_version;
+    const current: number = e.problem.current_version;
+    return code === e.code && expected >= 0 ? current : undefined;
+  }
+  if (isApiError(e, 'EDBX_ERR_AGGREGATE_NOT_FOUND')) {
+    // @ts-expect-error a code that does not carry them leaves them number | undefined
+    const current: number = e.problem.current_version;
+    return current;
+  }
+  return undefined;
+}
+
+export function anyOf(e: unknown, codes: readonly ErrorCode[]): number | undefined {
+  for (const code of codes) {
+    // A union of codes narrows by e.code, as a switch does.
+    if (isApiError(e, code) && e.code === 'EDBX_ERR_VERSION_CONFLICT') return e.problem.current_version;
+  }
+  // Without a code, or with an undefined one: any API error, its code any string a server may send.
+  if (isApiError(e) || isApiError(e, undefined)) {
+    const code: string = e.code;
+    // @ts-expect-error not narrowed to a registry code: a newer server may send another
+    const known: ErrorCode = e.code;
+    return code.length + known.length;
+  }
+  return undefined;
+}
+`;
+
 let dir: string;
-let files: { readme: string[]; maybe: string[] };
+let files: { readme: string[]; maybe: string[]; narrowing: string[] };
 const tempDir = tempDirs('edbx-typings-', { until: 'all' });
 
 /** `sources` written to the temp dir; their paths. */
@@ -190,7 +226,7 @@ const compiled = new Map<ts.CompilerOptions, string[]>();
 function errorsIn(only: readonly string[], options: ts.CompilerOptions): string[] {
   let all = compiled.get(options);
   if (!all) {
-    all = typeErrors([...files.readme, ...files.maybe], options);
+    all = typeErrors([...files.readme, ...files.maybe, ...files.narrowing], options);
     compiled.set(options, all);
   }
   const names = new Set(only.map((f) => path.basename(f)));
@@ -204,10 +240,11 @@ beforeAll(async () => {
   files = {
     readme: await written(readme),
     maybe: await written([{ name: 'maybe.mts', source: MAYBE }]),
+    narrowing: await written([{ name: 'narrowing.mts', source: NARROWING }]),
   };
 });
 
-describe('the SDK typings under a strict project (qa-sdk2 #3)', () => {
+describe('the SDK typings under a strict project (qa-sdk2 #1, #3)', () => {
   it('the README client examples compile with strict, and with exactOptionalPropertyTypes', () => {
     expect(errorsIn(files.readme, STRICT)).toEqual([]);
     expect(errorsIn(files.readme, STRICTEST)).toEqual([]);
@@ -215,5 +252,10 @@ describe('the SDK typings under a strict project (qa-sdk2 #3)', () => {
 
   it('every optional option and request field takes a value that may be undefined (exactOptionalPropertyTypes)', () => {
     expect(errorsIn(files.maybe, STRICTEST)).toEqual([]);
+  });
+
+  it("isApiError(e, 'EDBX_ERR_VERSION_CONFLICT') makes current_version and expected_version numbers", () => {
+    expect(errorsIn(files.narrowing, STRICT)).toEqual([]);
+    expect(errorsIn(files.narrowing, STRICTEST)).toEqual([]);
   });
 });
