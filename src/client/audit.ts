@@ -22,8 +22,8 @@ export interface AuditOptions {
    * trust the key the server advertises on this first audit and pin it. Off by default: pin the
    * output of `eventdbx checkpoint public-key` instead.
    */
-  readonly trustOnFirstUse?: boolean;
-  readonly signal?: AbortSignal;
+  readonly trustOnFirstUse?: boolean | undefined;
+  readonly signal?: AbortSignal | undefined;
 }
 
 export interface AuditResult {

@@ -200,7 +200,7 @@ export class EventDbxClient {
    * for await (const a of db.aggregates({ type: 'patient' })) console.log(a.aggregate_id, a.version);
    */
   async *aggregates(
-    q: { type?: string; pageSize?: number } & CallOptions = {},
+    q: { readonly type?: string | undefined; readonly pageSize?: number | undefined } & CallOptions = {},
   ): AsyncGenerator<AggregateSummary> {
     yield* pages(
       (cursor) => this.listAggregates({ type: q.type, take: q.pageSize, cursor }, q),
@@ -215,7 +215,7 @@ export class EventDbxClient {
   async getAggregate(
     type: string,
     id: string,
-    q: { version?: number } & CallOptions = {},
+    q: { readonly version?: number | undefined } & CallOptions = {},
   ): Promise<AggregateView> {
     const version = q.version === undefined ? undefined : whole(q.version, 'version', 1);
     return this.#get(SHAPES.aggregateView, PATHS.aggregate(type, id), { version }, q);
@@ -240,7 +240,10 @@ export class EventDbxClient {
   async *events(
     type: string,
     id: string,
-    q: { fromVersion?: number; pageSize?: number } & CallOptions = {},
+    q: {
+      readonly fromVersion?: number | undefined;
+      readonly pageSize?: number | undefined;
+    } & CallOptions = {},
   ): AsyncGenerator<EventRecord> {
     const skip = q.fromVersion === undefined ? undefined : whole(q.fromVersion, 'fromVersion', 1) - 1;
     let page = await this.listEvents(type, id, { take: q.pageSize, skip }, q);
@@ -266,7 +269,7 @@ export class EventDbxClient {
     type: string,
     id: string,
     version: number,
-    q: { treeSize?: number } & CallOptions = {},
+    q: { readonly treeSize?: number | undefined } & CallOptions = {},
   ): Promise<InclusionProof> {
     return this.#get(
       SHAPES.inclusionProof,
@@ -389,7 +392,9 @@ export class EventDbxClient {
    * @example
    * for await (const s of db.schemas()) console.log(s.aggregate, s.version);
    */
-  async *schemas(q: { pageSize?: number } & CallOptions = {}): AsyncGenerator<SchemaDefinition> {
+  async *schemas(
+    q: { readonly pageSize?: number | undefined } & CallOptions = {},
+  ): AsyncGenerator<SchemaDefinition> {
     yield* pages((cursor) => this.listSchemas({ take: q.pageSize, cursor }, q), 'schemas');
   }
 
@@ -445,7 +450,7 @@ export class EventDbxClient {
    * @example
    * for await (const t of admin.tokens()) if (t.status === 'expired') await admin.revokeToken(t.id);
    */
-  async *tokens(q: { pageSize?: number } & CallOptions = {}): AsyncGenerator<TokenView> {
+  async *tokens(q: { readonly pageSize?: number | undefined } & CallOptions = {}): AsyncGenerator<TokenView> {
     yield* pages((cursor) => this.listTokens({ take: q.pageSize, cursor }, q), 'tokens');
   }
 
@@ -462,7 +467,7 @@ export class EventDbxClient {
   /** `POST /v1/tokens/{id}/refresh`: new lifetime (seconds from now) and/or write allowance. Not retried. */
   async refreshToken(
     id: string,
-    body: { expiration?: number; limit?: number },
+    body: { readonly expiration?: number | undefined; readonly limit?: number | undefined },
     o?: CallOptions,
   ): Promise<TokenView> {
     return this.#send(SHAPES.token, 'POST', PATHS.tokenAction(id, 'refresh'), body, o);
@@ -518,7 +523,7 @@ export class EventDbxClient {
    */
   async pluginDeadLetters(
     name: string,
-    q: { take?: number; from?: number } & CallOptions = {},
+    q: { readonly take?: number | undefined; readonly from?: number | undefined } & CallOptions = {},
   ): Promise<DeadLetterPage> {
     return this.#get(SHAPES.deadLetters, PATHS.pluginDeadLetters(name), { take: q.take, from: q.from }, q);
   }
@@ -535,7 +540,7 @@ export class EventDbxClient {
   async replayPlugin(
     name: string,
     from?: number,
-    o?: CallOptions & { readonly rebuild?: boolean },
+    o?: CallOptions & { readonly rebuild?: boolean | undefined },
   ): Promise<ReplayResult> {
     const { rebuild, ...call } = o ?? {};
     return this.#send(
@@ -590,7 +595,7 @@ export class EventDbxClient {
    */
   async getLedgerProof(
     position: number,
-    q: { treeSize?: number } & CallOptions = {},
+    q: { readonly treeSize?: number | undefined } & CallOptions = {},
   ): Promise<InclusionProof> {
     return this.#get(
       SHAPES.inclusionProof,
@@ -618,7 +623,7 @@ export class EventDbxClient {
    */
   async verifyLedgerInclusion(
     event: EventRecord,
-    checkpoint: TreeHead & { readonly note?: string; readonly signature?: string },
+    checkpoint: TreeHead & { readonly note?: string | undefined; readonly signature?: string | undefined },
     o?: CallOptions,
   ): Promise<VerifiedLedgerInclusion> {
     const position = whole(
@@ -655,7 +660,7 @@ export class EventDbxClient {
     type: string,
     id: string,
     version: number,
-    q: { tree?: TreeHead } & CallOptions = {},
+    q: { readonly tree?: TreeHead | undefined } & CallOptions = {},
   ): Promise<VerifiedEvent> {
     whole(version, 'version', 1);
     // The answers go to checkEventProof as they came: it checks every field it uses, so that any

@@ -9,7 +9,13 @@
  *   if (isApiError(e, 'EDBX_ERR_VERSION_CONFLICT')) { … reload and retry … }
  * }
  */
-import { ERROR_CODES, type ErrorCode, type Problem, type ServerErrorCode } from '../protocol/index.js';
+import {
+  ERROR_CODES,
+  type ErrorCode,
+  type Problem,
+  type ProblemOf,
+  type ServerErrorCode,
+} from '../protocol/index.js';
 
 /**
  * Every code of this version's registry, for `isApiError(e, code)` and `switch (e.code)`; `ERROR_CODES`
@@ -169,17 +175,32 @@ export class EventDbxVerificationError extends EventDbxClientError {
 }
 
 /**
- * Narrow to an API error, optionally with a given code (one of `ErrorCode`, so a misspelt code does
- * not compile; for a code newer than this SDK, compare `e.code` yourself).
+ * An API error of code `C`: `problem` has the members the server always sends with that code
+ * (`ProblemOf<C>`), e.g. `current_version` and `expected_version` of `EDBX_ERR_VERSION_CONFLICT`. For a
+ * union of codes, a union of errors that `switch (e.code)` narrows.
  */
-export function isApiError(e: unknown, code?: ErrorCode): e is EventDbxApiError {
+export type ApiErrorOf<C extends ErrorCode> = C extends unknown
+  ? EventDbxApiError & { readonly code: C; readonly problem: ProblemOf<C> }
+  : never;
+
+/**
+ * Narrow to an API error, optionally with a given code (one of `ErrorCode`, so a misspelt code does
+ * not compile; for a code newer than this SDK, compare `e.code` yourself). With a code, `e.code` is
+ * that code and `e.problem` carries what the server always sends with it (`ApiErrorOf`).
+ *
+ * @example
+ * if (isApiError(e, 'EDBX_ERR_VERSION_CONFLICT')) rebaseOn(e.problem.current_version); // a number
+ */
+export function isApiError<C extends ErrorCode>(e: unknown, code: C): e is ApiErrorOf<C>;
+export function isApiError(e: unknown, code?: ErrorCode | undefined): e is EventDbxApiError;
+export function isApiError(e: unknown, code?: ErrorCode | undefined): e is EventDbxApiError {
   return e instanceof EventDbxApiError && (code === undefined || e.code === code);
 }
 
 /** Narrow to a verification failure, optionally with a given code. */
 export function isVerificationError(
   e: unknown,
-  code?: VerificationErrorCode,
+  code?: VerificationErrorCode | undefined,
 ): e is EventDbxVerificationError {
   return e instanceof EventDbxVerificationError && (code === undefined || e.code === code);
 }

@@ -9,6 +9,7 @@
  * (`unanswered`) and, for an idempotent one, says how to learn whether it was applied.
  */
 import { type Shape, isProblem } from '../protocol/index.js';
+import { onAbort } from './abort.js';
 import {
   EventDbxApiError,
   EventDbxCancelledError,
@@ -24,21 +25,24 @@ export interface RetryOptions {
    * Retries after the first attempt (default 6; 0 = never retry). With the default delays they wait
    * 4.9–9.75 s in all, enough to ride out an `eventdbx restart` (1–3 s of refused connections).
    */
-  readonly retries?: number;
+  readonly retries?: number | undefined;
   /** First backoff delay in ms (default 250); doubles each retry, with jitter. */
-  readonly minDelayMs?: number;
+  readonly minDelayMs?: number | undefined;
   /**
    * Cap of one backoff delay in ms (default 3000). A Retry-After (of a 502, 503 or 504) is honoured
    * up to this cap.
    */
-  readonly maxDelayMs?: number;
+  readonly maxDelayMs?: number | undefined;
 }
+
+/** The retry options in force: every one set. */
+export type RetryPolicy = { readonly [K in keyof RetryOptions]-?: Exclude<RetryOptions[K], undefined> };
 
 export interface TransportOptions {
   readonly url: string;
   readonly token: string | undefined;
   readonly fetch: typeof fetch;
-  readonly retry: Required<RetryOptions>;
+  readonly retry: RetryPolicy;
   /** Per-attempt timeout in ms; 0 = none. */
   readonly timeoutMs: number;
   readonly headers: Readonly<Record<string, string>>;
@@ -47,22 +51,22 @@ export interface TransportOptions {
 export type Query = Readonly<Record<string, string | number | undefined>>;
 
 export interface RequestOptions {
-  readonly method?: 'GET' | 'POST' | 'PATCH' | 'DELETE';
-  readonly query?: Query;
-  readonly body?: unknown;
+  readonly method?: 'GET' | 'POST' | 'PATCH' | 'DELETE' | undefined;
+  readonly query?: Query | undefined;
+  readonly body?: unknown | undefined;
   /** Safe to send twice: retried on connection errors and 502, 503, 504. */
   readonly idempotent: boolean;
   readonly signal?: AbortSignal | undefined;
-  readonly headers?: Readonly<Record<string, string>>;
+  readonly headers?: Readonly<Record<string, string>> | undefined;
   /** Parse the body as JSON (default) or return it as text. */
-  readonly as?: 'json' | 'text';
+  readonly as?: 'json' | 'text' | undefined;
   /** What a 2xx JSON body must look like; another body is `EDBX_ERR_UNEXPECTED_RESPONSE`. */
-  readonly shape?: Shape<unknown>;
+  readonly shape?: Shape<unknown> | undefined;
   /**
    * A non-2xx status whose body, when it has this shape, is an answer rather than an error, and is
    * returned at once, never retried: /health's 503 `failing`.
    */
-  readonly answer?: { readonly status: number; readonly shape: Shape<unknown> };
+  readonly answer?: { readonly status: number; readonly shape: Shape<unknown> } | undefined;
 }
 
 export interface HttpResponse<T> {
@@ -126,10 +130,10 @@ const settles = (status: number): boolean =>
  * Delays of 125–250, 250–500, 500–1000, 1000–2000, then twice 1500–3000 ms (capped): 4.9–9.75 s in
  * all, so an idempotent request outlasts a server restart rather than failing in the middle of it.
  */
-export const DEFAULT_RETRY: Required<RetryOptions> = { retries: 6, minDelayMs: 250, maxDelayMs: 3000 };
+export const DEFAULT_RETRY: RetryPolicy = { retries: 6, minDelayMs: 250, maxDelayMs: 3000 };
 
 /** Backoff before retry `attempt` (0-based): half fixed, half random ("equal jitter"). */
-export function backoff(attempt: number, r: Required<RetryOptions>): number {
+export function backoff(attempt: number, r: RetryPolicy): number {
   const ceiling = Math.min(r.maxDelayMs, r.minDelayMs * 2 ** attempt);
   return ceiling / 2 + Math.random() * (ceiling / 2);
 }
@@ -138,16 +142,16 @@ export function backoff(attempt: number, r: Required<RetryOptions>): number {
 export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve, reject) => {
     if (signal?.aborted) return reject(new EventDbxCancelledError(signal.reason));
-    const done = () => {
-      signal?.removeEventListener('abort', abort);
+    const timer = setTimeout(() => {
+      unwatch();
       resolve();
-    };
-    const timer = setTimeout(done, ms);
-    const abort = () => {
-      clearTimeout(timer);
-      reject(new EventDbxCancelledError(signal!.reason));
-    };
-    signal?.addEventListener('abort', abort, { once: true });
+    }, ms);
+    const unwatch = signal
+      ? onAbort(signal, () => {
+          clearTimeout(timer);
+          reject(new EventDbxCancelledError(signal.reason));
+        })
+      : () => {};
   });
 }
 
@@ -293,15 +297,14 @@ export class Transport {
             ms,
           )
         : undefined;
-    const onAbort = () => ctl.abort(user!.reason);
-    if (user?.aborted) onAbort();
-    else user?.addEventListener('abort', onAbort, { once: true });
+    // One listener on the caller's signal however many calls share it (see abort.ts).
+    const unwatch = user ? onAbort(user, () => ctl.abort(user.reason)) : () => {};
     try {
       const res = await this.#o.fetch(url, { ...init, signal: ctl.signal });
       return { res, text: await res.text() };
     } finally {
       clearTimeout(timer);
-      user?.removeEventListener('abort', onAbort);
+      unwatch();
     }
   }
 

@@ -27,6 +27,7 @@ export {
   checkLedgerInclusion,
 } from './verify.js';
 export {
+  type ApiErrorOf,
   type ClientErrorCode,
   type ErrorCode,
   type VerificationErrorCode,

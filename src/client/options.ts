@@ -1,18 +1,18 @@
 /** Client configuration: options, environment defaults, and argument checks. */
 import { createPublicKey } from 'node:crypto';
 import { EventDbxConfigError } from './errors.js';
-import type { RetryOptions } from './http.js';
+import type { RetryOptions, RetryPolicy } from './http.js';
 import type { CheckpointStore } from './trust.js';
 
 export const DEFAULT_URL = 'http://localhost:7070';
 
 export interface ClientOptions {
   /** Server URL (default: `EVENTDBX_URL`, else http://localhost:7070). */
-  readonly url?: string;
+  readonly url?: string | undefined;
   /** Bearer token (default: `EVENTDBX_TOKEN`). */
-  readonly token?: string;
+  readonly token?: string | undefined;
   /** Retries of idempotent requests; `false` = never retry. */
-  readonly retry?: RetryOptions | false;
+  readonly retry?: RetryOptions | false | undefined;
   /**
    * Per-attempt timeout in ms: a whole number from 1 to 2^31−1 (about 24.8 days), or 0 or `Infinity`
    * for none (the default: none beyond fetch's own 300 s header and body timeouts). Anything else is
@@ -20,12 +20,12 @@ export interface ClientOptions {
    * expensive (about 50 µs of CPU, some 10% of a small request), hence off by default. Streams have
    * `idleTimeoutMs` instead.
    */
-  readonly timeoutMs?: number;
+  readonly timeoutMs?: number | undefined;
   /**
    * Give appends without an `event_id` a random one, so that they too are safe to retry (the event's
    * `metadata.event_id` is then the client's). Default false: such appends are never retried.
    */
-  readonly generateEventIds?: boolean;
+  readonly generateEventIds?: boolean | undefined;
   /**
    * Pinned Ed25519 public key (PEM) of the server's checkpoints: `eventdbx checkpoint public-key`.
    * Newlines may be written as a literal `\n` (as in a .env file), and lines may be indented (as under
@@ -33,19 +33,19 @@ export interface ClientOptions {
    * `EventDbxConfigError`; an empty string pins nothing (as `undefined` does: `audit()` then needs
    * `trustOnFirstUse`). `verifyLedgerInclusion` verifies signed checkpoints with it too.
    */
-  readonly publicKey?: string;
+  readonly publicKey?: string | undefined;
   /** Where `audit()` keeps the last verified checkpoint: a file path or a store of your own. */
-  readonly trust?: string | CheckpointStore;
+  readonly trust?: string | CheckpointStore | undefined;
   /** Extra headers on every request. */
-  readonly headers?: Readonly<Record<string, string>>;
+  readonly headers?: Readonly<Record<string, string>> | undefined;
   /** A fetch implementation (default: the global one). */
-  readonly fetch?: typeof fetch;
+  readonly fetch?: typeof fetch | undefined;
 }
 
 /** Per-call options. */
 export interface CallOptions {
   /** Abort the call: it rejects with `EventDbxCancelledError` (`EDBX_ERR_CANCELLED`, `cause` = the reason). */
-  readonly signal?: AbortSignal;
+  readonly signal?: AbortSignal | undefined;
 }
 
 /** The server URL without a trailing slash; refuses anything but http(s) URLs. */
@@ -107,15 +107,17 @@ export function delayOption(v: number, name: string): number {
   return v;
 }
 
-/** The `retry` option merged with the defaults, each value checked; `false` = no retries. */
-export function retryOption(
-  r: RetryOptions | false | undefined,
-  defaults: Required<RetryOptions>,
-): Required<RetryOptions> {
+/**
+ * The `retry` option merged with the defaults (a field that is absent or undefined takes the default),
+ * each value checked; `false` = no retries.
+ */
+export function retryOption(r: RetryOptions | false | undefined, defaults: RetryPolicy): RetryPolicy {
   if (r === false) return { ...defaults, retries: 0 };
   if (r !== undefined && (typeof r !== 'object' || r === null))
     throw new EventDbxConfigError('retry must be an object ({ retries, minDelayMs, maxDelayMs }) or false');
-  const merged = { ...defaults, ...r };
+  // A field given as undefined is absent, as with every option (a spread would copy the undefined).
+  const given = Object.fromEntries(Object.entries(r ?? {}).filter(([, v]) => v !== undefined));
+  const merged = { ...defaults, ...given } as RetryPolicy;
   if (typeof merged.retries !== 'number' || !Number.isSafeInteger(merged.retries) || merged.retries < 0)
     throw new EventDbxConfigError(
       `retry.retries must be a whole number >= 0 (0 = never retry), got ${String(merged.retries)}`,

@@ -23,6 +23,7 @@ import {
   EventDbxConnectionError,
   EventDbxResponseError,
 } from './errors.js';
+import { onAbort } from './abort.js';
 import { type Transport, backoff, sleep } from './http.js';
 import { delayOption, timeoutOption, whole } from './options.js';
 
@@ -31,22 +32,22 @@ export interface SubscribeOptions {
    * First position to deliver (inclusive); absent = events committed after the stream opens. A bad
    * one is an `EDBX_ERR_CLIENT_CONFIG` from the first `next()`.
    */
-  readonly from?: number;
+  readonly from?: number | undefined;
   /** Only events of this aggregate type. */
-  readonly aggregate?: string;
+  readonly aggregate?: string | undefined;
   /** Abort to end the iteration (it then finishes without an error). */
-  readonly signal?: AbortSignal;
+  readonly signal?: AbortSignal | undefined;
   /**
    * Reconnect when nothing arrived for this long (default 45 s; the server beats every 15 s): a whole
    * number of ms up to 2^31−1, or 0 or `Infinity` to wait for ever (a silently dead connection is then
    * never noticed). Anything else is an `EDBX_ERR_CLIENT_CONFIG` from the first `next()`.
    */
-  readonly idleTimeoutMs?: number;
+  readonly idleTimeoutMs?: number | undefined;
   /** First reconnect delay (default 100 ms), doubling with jitter up to `maxDelayMs` (default 5 s). */
-  readonly minDelayMs?: number;
-  readonly maxDelayMs?: number;
+  readonly minDelayMs?: number | undefined;
+  readonly maxDelayMs?: number | undefined;
   /** Give up after this many failed connection attempts in a row (default: never). */
-  readonly maxAttempts?: number;
+  readonly maxAttempts?: number | undefined;
   /**
    * Called when the stream has caught up: every event up to `position`, the store's last position
    * when the call is made, has been yielded (and the loop body has run for it), or is not for this
@@ -57,7 +58,7 @@ export interface SubscribeOptions {
    * (with `signal: stop.signal`), and `from: position + 1` follows on later. An error it throws
    * ends the iteration with that error.
    */
-  readonly onCaughtUp?: (position: number) => void | Promise<void>;
+  readonly onCaughtUp?: ((position: number) => void | Promise<void>) | undefined;
 }
 
 class IdleTimeout extends EventDbxConnectionError {}
@@ -101,8 +102,9 @@ export async function* subscribe(
   let failures = 0;
   while (!o.signal?.aborted) {
     const ctl = new AbortController();
-    const onAbort = () => ctl.abort(o.signal!.reason);
-    o.signal?.addEventListener('abort', onAbort, { once: true });
+    const signal = o.signal;
+    // One listener on the caller's signal however many calls and subscriptions share it (abort.ts).
+    const unwatch = signal ? onAbort(signal, () => ctl.abort(signal.reason)) : () => {};
     let idle: NodeJS.Timeout | undefined;
     const alive = (): void => {
       clearTimeout(idle);
@@ -188,7 +190,7 @@ export async function* subscribe(
       else error = e;
     } finally {
       clearTimeout(idle);
-      o.signal?.removeEventListener('abort', onAbort);
+      unwatch();
       ctl.abort();
     }
     failures++;

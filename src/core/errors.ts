@@ -274,7 +274,19 @@ export const ERRORS = {
           : [`events[${p.by}] of this transaction`, 'expected_version', 'before it'];
       return `${on}, but ${by} makes it ${p.actual}: an event's ${field} counts the events ${before} (the stored version is ${p.current}; expect ${p.actual}, or give ${field} on the first event only)`;
     },
-    members: (p) => ({ current_version: p.current ?? p.actual, expected_version: p.expected }),
+    // Both are always numbers (src/store/tx.ts); typed here, the SDK's `ProblemOf<C>` reads them from this.
+    members: (
+      p,
+    ): {
+      /**
+       * The aggregate's stored version (what to rebase on; 0 when it does not exist). When an earlier
+       * event of the same transaction moved the aggregate, it is still the stored one and `detail` names
+       * that event.
+       */
+      current_version: number;
+      /** The version the refused event expected. */
+      expected_version: number;
+    } => ({ current_version: (p.current ?? p.actual) as number, expected_version: p.expected as number }),
     doc: 'Optimistic concurrency: the expected version did not match; nothing was written. The problem carries `current_version` (the stored version) and `expected_version` (numbers). When an earlier event of the same transaction or stage moved the aggregate past the version expected, the message says which (an event’s expected version counts the events before it) and does not say to reload.',
   },
   EDBX_ERR_EVENT_ID_CONFLICT: {
@@ -1036,6 +1048,17 @@ export const ERRORS = {
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorCode = keyof typeof ERRORS;
+
+/**
+ * Per code, the extension members its problem document always carries (what its `members` returns),
+ * for the codes that have any: the one list the wire type `Problem` and the SDK's `isApiError`
+ * narrowing (`ProblemOf<C>`) are derived from.
+ */
+export type ProblemMembersByCode = {
+  readonly [C in ErrorCode as (typeof ERRORS)[C] extends { readonly members: unknown } ? C : never]: Readonly<
+    ReturnType<Extract<(typeof ERRORS)[C], { readonly members: unknown }>['members']>
+  >;
+};
 
 /**
  * The event of a transaction (`POST /v1/transactions`, the SDK's `transaction`) an error is about: its

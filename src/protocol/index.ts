@@ -64,6 +64,8 @@ export {
   type ErrorCode,
   type EventRef,
   type Problem,
+  type ProblemMembersByCode,
+  type ProblemOf,
   type ServerErrorCode,
   isProblem,
 } from './problem.js';

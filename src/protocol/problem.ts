@@ -1,7 +1,7 @@
 /** Errors on the wire: RFC 9457 `application/problem+json` with the registry's stable `code`. */
-import { ERRORS, type ErrorCode, type EventRef } from '../core/errors.js';
+import { ERRORS, type ErrorCode, type EventRef, type ProblemMembersByCode } from '../core/errors.js';
 
-export type { ErrorCode, EventRef };
+export type { ErrorCode, EventRef, ProblemMembersByCode };
 
 export const PROBLEM_CONTENT_TYPE = 'application/problem+json';
 
@@ -11,7 +11,16 @@ export const ERROR_CODES: readonly ErrorCode[] = Object.freeze(Object.keys(ERROR
 /** A registry code, or one a newer server may add. */
 export type ServerErrorCode = ErrorCode | (string & {});
 
-export interface Problem {
+/** The intersection of the members of a union (`A | B` → `A & B`). */
+type Every<U> = (U extends unknown ? (u: U) => void : never) extends (i: infer I) => void ? I : never;
+
+/**
+ * Every extension member of the registry's codes (ProblemMembersByCode), each optional: a problem of
+ * any code may carry it. `ProblemOf<C>` says which a code always carries.
+ */
+type AnyMembers = Partial<Every<ProblemMembersByCode[keyof ProblemMembersByCode]>>;
+
+export interface Problem extends AnyMembers {
   readonly type: string;
   readonly title: string;
   readonly status: number;
@@ -24,14 +33,16 @@ export interface Problem {
    * `events[1] (patient/p-031): …`.
    */
   readonly event?: EventRef;
-  /**
-   * `EDBX_ERR_VERSION_CONFLICT`: the aggregate's stored version (what to rebase on; 0 when it does not
-   * exist), and the version the refused event expected. When an earlier event of the same transaction
-   * moved the aggregate, `current_version` is still the stored one and `detail` names that event.
-   */
-  readonly current_version?: number;
-  readonly expected_version?: number;
 }
+
+/**
+ * The problem document of code `C`, with the extension members the server always sends for it
+ * required (ProblemMembersByCode): `isApiError(e, 'EDBX_ERR_VERSION_CONFLICT')` narrows
+ * `e.problem` to one whose `current_version` and `expected_version` are numbers.
+ */
+export type ProblemOf<C extends ServerErrorCode> = C extends keyof ProblemMembersByCode
+  ? Problem & ProblemMembersByCode[C]
+  : Problem;
 
 /** Whether a parsed body is a problem document with the fields every EventDBX error has. */
 export function isProblem(v: unknown): v is Problem {

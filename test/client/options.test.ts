@@ -14,6 +14,7 @@ import {
 } from '../../src/client/index.js';
 import { leafHash } from '../../src/core/merkle/hash.js';
 import { streamFeature } from '../../src/server/routes/stream.js';
+import { freePort } from '../helpers/cli.js';
 import { type TestServer, testServer } from '../helpers/http.js';
 import { ledgerServer, signer } from './fake.js';
 import { countingClient, rejection, sent } from './checks.js';
@@ -191,5 +192,59 @@ describe('a version below 1 is a client error wherever it is given (qa-sdk #7)',
     expect(sent.count).toBe(0);
     await db.append('patient', 'p-ok', { event_type: 'x', payload: { n: 1 } });
     expect((await db.getAggregate('patient', 'p-ok', { version: 1 })).version).toBe(1);
+  });
+});
+
+describe('an option or field given as undefined is as if absent (qa-sdk2 #3)', () => {
+  it('retry fields left undefined take their defaults; every other option and field undefined works', async () => {
+    let attempts = 0;
+    const down = new EventDbxClient({
+      url: `http://127.0.0.1:${await freePort()}`,
+      retry: { retries: undefined, minDelayMs: 1, maxDelayMs: 1 },
+      fetch: (input, init) => (attempts++, fetch(input, init)),
+    });
+    expect(await rejection(down.health())).toMatchObject({ code: 'EDBX_ERR_CONNECTION' });
+    expect(attempts).toBe(1 + 6); // the default 6 retries
+
+    const db = new EventDbxClient({
+      url: s.url,
+      token: s.token,
+      retry: undefined,
+      timeoutMs: undefined,
+      generateEventIds: undefined,
+      publicKey: undefined,
+      trust: undefined,
+      headers: undefined,
+      fetch: undefined,
+    });
+    const signal = undefined;
+    const e = await db.append(
+      'patient',
+      'p-undefined',
+      { event_type: 'x', payload: { n: 1 }, expected_version: undefined, event_id: undefined },
+      { signal },
+    );
+    expect(e.version).toBe(1);
+    const view = await db.getAggregate('patient', 'p-undefined', { version: undefined, signal });
+    expect(view.version).toBe(1);
+    const events = [];
+    for await (const ev of db.events('patient', 'p-undefined', {
+      fromVersion: undefined,
+      pageSize: undefined,
+    }))
+      events.push(ev.version);
+    expect(events).toEqual([1]);
+    for await (const ev of db.subscribe({
+      from: 1,
+      aggregate: 'patient',
+      signal,
+      idleTimeoutMs: undefined,
+      minDelayMs: undefined,
+      maxDelayMs: undefined,
+      maxAttempts: undefined,
+      onCaughtUp: undefined,
+    })) {
+      if (ev.aggregate_id === 'p-undefined') break;
+    }
   });
 });
