@@ -18,6 +18,8 @@ import { RepeatLog } from '../core/repeat-log.js';
 import { type Access, type TokenRecord, redactTokens } from '../core/tokens.js';
 import { type EventStore, clockLagMessage } from '../store/index.js';
 import { authenticate } from '../store/tokens.js';
+import { DEFAULT_MAX_BUFFERED_BODY_BYTES } from '../config/config.js';
+import { BodyBudget } from './body-budget.js';
 import { Metrics } from './metrics.js';
 import { parseJsonBody } from './json-body.js';
 import { preconditionRefusal } from './preconditions.js';
@@ -35,6 +37,11 @@ export interface ServerOptions {
   /** pino logger options, or false to disable logging. */
   readonly logger?: boolean | Record<string, unknown>;
   readonly bodyLimit?: number;
+  /**
+   * Bytes of request bodies held at once, all connections together (body-budget.ts); a body that would
+   * pass it is refused with 503. Default: 64 MiB, or the body limit when that is more.
+   */
+  readonly maxBufferedBodyBytes?: number;
   /**
    * Open connections at most (Node's `server.maxConnections`): one over it is closed at once, before
    * a byte is read, and counted and logged. Default: no cap (`start` passes the configured one).
@@ -332,6 +339,16 @@ export async function buildServer(
       throw new Error(`${String(route.method)} ${route.url} takes a body but declares no config.access`);
     const first = access === undefined ? authenticateFirst : authenticateFor(access);
     route.onRequest = [first, ...[route.onRequest ?? []].flat()];
+  });
+  // After the token: the bodies of the requests it lets through are counted before they are buffered
+  // (never below the body limit, or a body the server takes would be refused whenever it came).
+  const budget = new BodyBudget(
+    Math.max(options.maxBufferedBodyBytes ?? DEFAULT_MAX_BUFFERED_BODY_BYTES, bodyLimit),
+  );
+  metrics.bodiesHeld(() => budget.held);
+  app.addHook('onRoute', (route) => {
+    const hook = budget.hookFor(route, bodyLimit);
+    if (hook) route.preParsing = [hook, ...[route.preParsing ?? []].flat()];
   });
   // After the token: a write sent with a precondition it does not take is refused, never done unguarded.
   app.addHook('onRoute', (route) => {
