@@ -45,6 +45,23 @@ const dataDirCheckMs = z.number().int().min(100).max(60_000);
  */
 export const DEFAULT_PROGRESS_INTERVAL_MS = 10_000;
 const progressIntervalMs = z.number().int().min(0).max(3_600_000);
+/**
+ * Bytes of request bodies the server holds at once, all connections together (server/body-budget.ts):
+ * 64 bodies of the default body limit. Without a bound, each open connection could hold a body of up
+ * to the body limit while its client withholds the last byte.
+ */
+export const DEFAULT_MAX_BUFFERED_BODY_BYTES = 64 * 1024 * 1024;
+const maxBufferedBodyBytes = z
+  .number()
+  .int()
+  .min(1024 * 1024)
+  .max(Number.MAX_SAFE_INTEGER);
+
+/**
+ * The largest request body the server takes (413 over it): room for a transaction of events of
+ * `max_payload_bytes`, and never below 1 MiB.
+ */
+export const bodyLimitFor = (maxPayloadBytes: number): number => Math.max(1024 * 1024, maxPayloadBytes * 4);
 
 const port = z.number().int().min(1).max(65535);
 const MAX_VERIFY_THREADS = 64;
@@ -62,6 +79,7 @@ const FileSchema = z
     verify_threads: z.number().int().min(0).max(MAX_VERIFY_THREADS).optional(),
     max_connections: maxConnections.optional(),
     max_streams_per_token: maxStreamsPerToken.optional(),
+    max_buffered_body_bytes: maxBufferedBodyBytes.optional(),
     restrict: z.enum(RESTRICT_MODES as [RestrictMode, ...RestrictMode[]]).optional(),
   })
   .strict();
@@ -90,6 +108,11 @@ export interface Config {
   readonly dataDirCheckMs: number;
   /** Progress lines of a long CLI command off a terminal, in ms; 0: every update (environment only). */
   readonly progressIntervalMs: number;
+  /**
+   * Bytes of request bodies held at once, all connections together; a body that would pass it is
+   * refused (503). At least the body limit (`bodyLimitFor(maxPayloadBytes)`).
+   */
+  readonly maxBufferedBodyBytes: number;
   /**
    * Schema enforcement of a `start` given no `--restrict` (and of CLI commands while no server
    * runs), so that `strict` survives a crash or a restore followed by a plain `start`.
@@ -166,6 +189,29 @@ function envRestrict(env: NodeJS.ProcessEnv): RestrictMode | undefined {
   });
 }
 
+/**
+ * `max_buffered_body_bytes` (environment, file, or the default): never below the body limit, or a body
+ * the server takes would be refused whenever it came (503 "retry", for ever). A default below a raised
+ * body limit is raised to it; a value given below it is refused.
+ */
+function bufferedBodyBytes(
+  env: NodeJS.ProcessEnv,
+  f: ConfigFile,
+  file: string,
+  maxPayloadBytes: number,
+): number {
+  const bodyLimit = bodyLimitFor(maxPayloadBytes);
+  const fromEnv = envNumber(env, 'EVENTDBX_MAX_BUFFERED_BODY_BYTES', maxBufferedBodyBytes);
+  const given = fromEnv ?? f.max_buffered_body_bytes;
+  if (given === undefined) return Math.max(DEFAULT_MAX_BUFFERED_BODY_BYTES, bodyLimit);
+  if (given < bodyLimit)
+    throw err('EDBX_ERR_CONFIG_INVALID', {
+      path: fromEnv === undefined ? file : 'environment EVENTDBX_MAX_BUFFERED_BODY_BYTES',
+      reason: `max_buffered_body_bytes ${given} is below the largest request body taken (${bodyLimit} bytes: 4 × max_payload_bytes, at least 1 MiB); use at least ${bodyLimit}`,
+    });
+  return given;
+}
+
 /** Load the effective configuration: file values overridden by environment variables. */
 export async function loadConfig(explicit?: string, env: NodeJS.ProcessEnv = process.env): Promise<Config> {
   const file = configPath(explicit, env);
@@ -180,6 +226,10 @@ export async function loadConfig(explicit?: string, env: NodeJS.ProcessEnv = pro
       reason: 'it is set but empty; give it a path, or unset it to use the configured data dir',
     });
   const dataDir = env.EVENTDBX_DATA_DIR || f.data_dir || DEFAULT_DATA_DIR;
+  const maxPayloadBytes =
+    envNumber(env, 'EVENTDBX_MAX_PAYLOAD_BYTES', z.number().int().min(1024)) ??
+    f.max_payload_bytes ??
+    DEFAULT_MAX_PAYLOAD_BYTES;
   return {
     path: file,
     exists: stored !== undefined,
@@ -191,10 +241,7 @@ export async function loadConfig(explicit?: string, env: NodeJS.ProcessEnv = pro
       envNumber(env, 'EVENTDBX_MEMORY_THRESHOLD', z.number().int().min(1)) ??
       f.memory_threshold ??
       DEFAULT_MEMORY_THRESHOLD,
-    maxPayloadBytes:
-      envNumber(env, 'EVENTDBX_MAX_PAYLOAD_BYTES', z.number().int().min(1024)) ??
-      f.max_payload_bytes ??
-      DEFAULT_MAX_PAYLOAD_BYTES,
+    maxPayloadBytes,
     maxStateBytes:
       envNumber(env, 'EVENTDBX_MAX_STATE_BYTES', z.number().int().min(1024)) ??
       f.max_state_bytes ??
@@ -220,6 +267,7 @@ export async function loadConfig(explicit?: string, env: NodeJS.ProcessEnv = pro
     progressIntervalMs:
       envNumber(env, 'EVENTDBX_PROGRESS_INTERVAL_MS', progressIntervalMs, 'milliseconds') ??
       DEFAULT_PROGRESS_INTERVAL_MS,
+    maxBufferedBodyBytes: bufferedBodyBytes(env, f, file, maxPayloadBytes),
     restrict: envRestrict(env) ?? f.restrict ?? 'true',
     file: f,
   };
@@ -361,6 +409,7 @@ export function describeConfig(c: Config): Record<string, string | number> {
     verify_threads: c.verifyThreads,
     max_connections: c.maxConnections,
     max_streams_per_token: c.maxStreamsPerToken,
+    max_buffered_body_bytes: c.maxBufferedBodyBytes,
     restrict: c.restrict,
   };
 }

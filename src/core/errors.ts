@@ -501,6 +501,13 @@ export const ERRORS = {
       `request body is over ${p.limit === undefined ? 'the server limit' : `the limit of ${p.limit} bytes`}: send a smaller body (split a large transaction)`,
     doc: 'The request body exceeds the server body limit.',
   },
+  EDBX_ERR_BODY_BUFFER_FULL: {
+    status: 503,
+    kind: 'user',
+    message: (p) =>
+      `the server holds as many bytes of request bodies as it takes at once (max_buffered_body_bytes ${p.max}): nothing was done with this request; retry after Retry-After seconds`,
+    doc: "The server was already receiving as many bytes of request bodies as it holds at once, all connections together (`max_buffered_body_bytes`, default 64 MiB; the config file's `max_buffered_body_bytes` or `EVENTDBX_MAX_BUFFERED_BODY_BYTES`): the request was refused before anything was done with it (with `Retry-After: 1`), safe to send again. Counted by its Content-Length as it arrives, a chunked body as its chunks arrive; `eventdbx_http_request_body_bytes` shows the bytes held.",
+  },
   EDBX_ERR_UNSUPPORTED_MEDIA_TYPE: {
     status: 415,
     kind: 'user',

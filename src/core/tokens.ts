@@ -130,6 +130,9 @@ export interface Access {
   readonly allowanceChecked?: 'by-transaction';
 }
 
+/** What a change of tokens, schemas or plugins needs: an admin token that may write. */
+export const ADMIN_WRITE: Access = { write: true, admin: true };
+
 /** Whether a scope pattern (`type` or `type/id`) covers an aggregate. */
 export function scopeCovers(scope: string, type: string, id: string): boolean {
   const slash = scope.indexOf('/');

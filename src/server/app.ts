@@ -18,11 +18,13 @@ import { RepeatLog } from '../core/repeat-log.js';
 import { type Access, type TokenRecord, redactTokens } from '../core/tokens.js';
 import { type EventStore, clockLagMessage } from '../store/index.js';
 import { authenticate } from '../store/tokens.js';
+import { DEFAULT_MAX_BUFFERED_BODY_BYTES } from '../config/config.js';
+import { BodyBudget } from './body-budget.js';
 import { Metrics } from './metrics.js';
 import { parseJsonBody } from './json-body.js';
 import { preconditionRefusal } from './preconditions.js';
 import { errorHandler, headerTokenId, notFoundHandler, routeOf } from './problem.js';
-import { type Timeouts, clientErrorHandler, httpTimeouts } from './protocol.js';
+import { type Timeouts, clientErrorHandler, httpTimeouts, isBodyMethod } from './protocol.js';
 import { trackInFlight } from './in-flight.js';
 import { logAcceptErrors } from './accept-errors.js';
 import { aggregateRoutes } from './routes/aggregates.js';
@@ -36,6 +38,11 @@ export interface ServerOptions {
   /** pino logger options, or false to disable logging. */
   readonly logger?: boolean | Record<string, unknown>;
   readonly bodyLimit?: number;
+  /**
+   * Bytes of request bodies held at once, all connections together (body-budget.ts); a body that would
+   * pass it is refused with 503. Default: 64 MiB, or the body limit when that is more.
+   */
+  readonly maxBufferedBodyBytes?: number;
   /**
    * Open connections at most (Node's `server.maxConnections`): one over it is closed at once, before
    * a byte is read, and counted and logged. Default: no cap (`start` passes the configured one).
@@ -58,12 +65,35 @@ export interface ServerOptions {
   readonly extraRoutes?: ReadonlyArray<(app: FastifyInstance, ctx: RouteContext) => Promise<void> | void>;
 }
 
+/**
+ * The access a route's requests need, from what arrives before the body (the path's parameters): a
+ * value, or what the parameters make it.
+ */
+export type RouteAccess = Access | ((params: never) => Access);
+
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /**
+     * What a route with a body (POST, PUT, PATCH, DELETE) needs of its token. Checked before the body
+     * is read, so a token that cannot make the write (read-only, out of scope, not an admin) is refused
+     * without the server receiving its body, and by the route again (`ctx.authorized`) once it has it:
+     * the token may have been revoked meanwhile. Every such route but a public one declares it.
+     */
+    readonly access?: RouteAccess;
+  }
+}
+
+const accessOf = (access: RouteAccess, params: unknown): Access =>
+  typeof access === 'function' ? (access as (p: unknown) => Access)(params) : access;
+
 export interface RouteContext {
   readonly store: EventStore;
   readonly metrics: Metrics;
   readonly options: ServerOptions;
   /** Authenticate the request's bearer token for an access; throws a coded 401/403 error. */
   auth(header: string | undefined, access: Access): TokenRecord;
+  /** The token of a request, authenticated for the access its route declares (`config.access`). */
+  authorized(req: FastifyRequest): TokenRecord;
   /** True while the server drains for shutdown: new writes are refused with 503. */
   readonly draining: () => boolean;
   /**
@@ -151,11 +181,12 @@ export async function buildServer(
   options: ServerOptions,
 ): Promise<{ app: FastifyInstance; ctx: RouteContext; drain: () => void }> {
   const timeouts = httpTimeouts(options.timeouts);
+  const bodyLimit = options.bodyLimit ?? 1024 * 1024;
   let closing = false;
   let log: FastifyBaseLogger | undefined;
   const app = Fastify({
     logger: redactingLogger(options.logger ?? false),
-    bodyLimit: options.bodyLimit ?? 1024 * 1024,
+    bodyLimit,
     ...timeouts,
     // Timed-out, oversized and malformed requests that never reach a route get problem+json too.
     clientErrorHandler: clientErrorHandler(timeouts, () => log!),
@@ -224,6 +255,12 @@ export async function buildServer(
     metrics,
     options,
     auth: (header, access) => authenticate(options.store, header, access),
+    authorized(req) {
+      const access = req.routeOptions.config.access;
+      if (access === undefined)
+        throw err('EDBX_ERR_INTERNAL', { reason: `route ${routeOf(req)} declares no access` });
+      return authenticate(options.store, req.headers.authorization, accessOf(access, req.params));
+    },
     draining: () => draining,
     takeOver(req, reply) {
       reply.hijack();
@@ -261,7 +298,8 @@ export async function buildServer(
     }
   });
   const methods = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE'] as const;
-  app.setNotFoundHandler(notFoundHandler((path) => methods.filter((m) => known.find(m, path) !== null)));
+  const notFound = notFoundHandler((path) => methods.filter((m) => known.find(m, path) !== null));
+  app.setNotFoundHandler(notFound);
   if (options.maxConnections !== undefined) capConnections(app, options.maxConnections, metrics, lines);
   // Once listening (an error while it starts to listen is listen's own to report).
   app.server.once('listening', () => logAcceptErrors(app.server, lines, 'http'));
@@ -280,18 +318,44 @@ export async function buildServer(
       metrics.countUntimed(req.method, routeOf(req), CLIENT_GONE);
       accessLine?.(req, CLIENT_GONE, reply.elapsedTime);
     });
-    done(closing ? err('EDBX_ERR_SHUTTING_DOWN') : undefined);
+    if (closing) return done(err('EDBX_ERR_SHUTTING_DOWN'));
+    // An unknown path is answered before its body is read (fastify would read it for the 404 handler),
+    // so no client, with or without a token, makes the server hold a body that no route takes.
+    if (req.is404) return notFound(req, reply);
+    done();
   });
   // Decided per route when it is added (a route whose schema says `security: []` is public; unmatched
-  // paths get 404 without a token), so no request pays for looking its route's options up.
+  // paths get 404 without a token), so no request pays for looking its route's options up. A route
+  // with a body is checked for the access it declares (`config.access`: write, scope, admin), so a
+  // token that cannot make the write is refused before the body is read, as one that is not valid is.
   const authenticateFirst: onRequestHookHandler = (req, _reply, done) => {
     ctx.auth(req.headers.authorization, { write: false });
     done();
   };
+  const authenticateFor =
+    (access: RouteAccess): onRequestHookHandler =>
+    (req, _reply, done) => {
+      ctx.auth(req.headers.authorization, accessOf(access, req.params));
+      done();
+    };
   app.addHook('onRoute', (route) => {
     const security = (route.schema as { security?: unknown[] } | undefined)?.security;
     if (Array.isArray(security) && security.length === 0) return;
-    route.onRequest = [authenticateFirst, ...[route.onRequest ?? []].flat()];
+    const access = route.config?.access;
+    if (access === undefined && [route.method].flat().some(isBodyMethod))
+      throw new Error(`${String(route.method)} ${route.url} takes a body but declares no config.access`);
+    const first = access === undefined ? authenticateFirst : authenticateFor(access);
+    route.onRequest = [first, ...[route.onRequest ?? []].flat()];
+  });
+  // After the token: the bodies of the requests it lets through are counted before they are buffered
+  // (never below the body limit, or a body the server takes would be refused whenever it came).
+  const budget = new BodyBudget(
+    Math.max(options.maxBufferedBodyBytes ?? DEFAULT_MAX_BUFFERED_BODY_BYTES, bodyLimit),
+  );
+  metrics.bodiesHeld(() => budget.held);
+  app.addHook('onRoute', (route) => {
+    const hook = budget.hookFor(route, bodyLimit);
+    if (hook) route.preParsing = [hook, ...[route.preParsing ?? []].flat()];
   });
   // After the token: a write sent with a precondition it does not take is refused, never done unguarded.
   app.addHook('onRoute', (route) => {

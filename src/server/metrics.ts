@@ -183,6 +183,21 @@ export class Metrics {
     this.#requests.inc({ method, route, status: String(status) });
   }
 
+  /**
+   * Bytes of request bodies the server holds now (`read`), against `max_buffered_body_bytes`
+   * (body-budget.ts): 0 when no body is on its way.
+   */
+  bodiesHeld(read: () => number): void {
+    new Gauge({
+      name: 'eventdbx_http_request_body_bytes',
+      help: 'bytes of request bodies held now, being received or answered (max_buffered_body_bytes caps them)',
+      registers: [this.registry],
+      collect() {
+        this.set(read());
+      },
+    });
+  }
+
   /** A connection over the cap was closed at once. */
   connectionDropped(): void {
     this.#dropped.inc();

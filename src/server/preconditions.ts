@@ -7,6 +7,7 @@ import type { IncomingHttpHeaders } from 'node:http';
 import type { RouteOptions, onRequestHookHandler } from 'fastify';
 import { err } from '../core/errors.js';
 import { wholeNumber } from '../core/names.js';
+import { isBodyMethod } from './protocol.js';
 
 declare module 'fastify' {
   interface FastifyContextConfig {
@@ -83,14 +84,12 @@ export function expectedVersionOf(
   return other ?? ifNoneMatch;
 }
 
-const WRITES = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
-
 /**
  * The hook refusing `If-Match` and `If-None-Match` on a write route that does not take them (its
  * schema declares no such header), or undefined for a route that takes them or reads.
  */
 export function preconditionRefusal(route: RouteOptions): onRequestHookHandler | undefined {
-  if (![route.method].flat().some((m) => WRITES.has(m))) return undefined;
+  if (![route.method].flat().some(isBodyMethod)) return undefined;
   const declared = (route.schema as { headers?: { properties?: object } } | undefined)?.headers?.properties;
   const refused = PRECONDITIONS.filter(([header]) => !(declared && header in declared));
   if (refused.length === 0) return undefined;

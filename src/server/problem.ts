@@ -10,8 +10,14 @@ import type { RepeatLog } from '../core/repeat-log.js';
 import { isTokenShaped, redactTokens, tokenIdOf } from '../core/tokens.js';
 import { fromValidation } from './validation.js';
 
-/** Seconds a client should wait before retrying a request refused while the server stops. */
-const RETRY_AFTER_S = 2;
+/**
+ * Seconds a client should wait before retrying a request refused for a while: while the server stops,
+ * or while it holds as many request bodies as it buffers at once (body-budget.ts).
+ */
+const RETRY_AFTER_S: Readonly<Record<string, number>> = {
+  EDBX_ERR_SHUTTING_DOWN: 2,
+  EDBX_ERR_BODY_BUFFER_FULL: 1,
+};
 
 export type { Problem };
 
@@ -157,9 +163,11 @@ export function errorHandler(
     } else error = fromFastify(e as FastifyError, bodyLimit);
     logAnswer(lines, error, e, req);
     if (error.status === 401) void reply.header('WWW-Authenticate', wwwAuthenticate(error.code));
-    // The server is stopping: the client should try again shortly (the restarted server, another node).
-    if (error.code === 'EDBX_ERR_SHUTTING_DOWN')
-      void reply.header('Retry-After', String(RETRY_AFTER_S)).header('Connection', 'close');
+    // Refused for a while: the client should try again shortly. A stopping server also closes the
+    // connection (the restarted server, another node, is on a new one).
+    const retryAfter = RETRY_AFTER_S[error.code];
+    if (retryAfter !== undefined) void reply.header('Retry-After', String(retryAfter));
+    if (error.code === 'EDBX_ERR_SHUTTING_DOWN') void reply.header('Connection', 'close');
     void reply.code(error.status).type('application/problem+json').send(toProblem(error, req.url));
   };
 }

@@ -9,6 +9,11 @@ import type { FastifyBaseLogger } from 'fastify';
 import { type EventDbxError, err } from '../core/errors.js';
 import { isClientGone, toProblem } from './problem.js';
 
+/** Methods whose requests carry a body the server reads (fastify parses the bodies of these only). */
+const WITH_BODY = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
+
+export const isBodyMethod = (method: string): boolean => WITH_BODY.has(method);
+
 export interface Timeouts {
   /** The whole request (headers and body) must arrive within this (default 30 s). */
   readonly requestMs?: number;

@@ -133,7 +133,9 @@ export const protocolErrors = {
   408: problemResponse('The request did not arrive within the server timeout'),
   414: problemResponse('URL too long: over the limit for the URL and headers (16 KiB)'),
   431: problemResponse('Request headers too large (with the URL, over 16 KiB)'),
-  503: problemResponse('The server is shutting down: retry after Retry-After seconds'),
+  503: problemResponse(
+    'The server is shutting down, or holds as many request bodies as it takes at once: retry after Retry-After seconds',
+  ),
 } as const;
 
 /** Answers only a request whose body the server reads can get (refused by a schema, too large, not JSON). */

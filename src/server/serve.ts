@@ -7,7 +7,7 @@ import { rm } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import type { FastifyBaseLogger } from 'fastify';
-import type { Config } from '../config/config.js';
+import { type Config, bodyLimitFor } from '../config/config.js';
 import { WRITES_REFUSED, err, isEventDbxError, noteOpenFilesLimit, toEventDbxError } from '../core/errors.js';
 import { readOpenFilesLimit } from '../fs/open-files-limit.js';
 import { httpUrl, listenError, listenHost, reachableHost } from './listen-address.js';
@@ -219,7 +219,8 @@ export async function serveForeground(o: ServeOptions): Promise<void> {
     version: VERSION,
     restrict: o.restrict,
     logger: { level, redact: ['req.headers.authorization'], ...(o.logFile ? { stream: o.logFile } : {}) },
-    bodyLimit: Math.max(1024 * 1024, o.config.maxPayloadBytes * 4),
+    bodyLimit: bodyLimitFor(o.config.maxPayloadBytes),
+    maxBufferedBodyBytes: o.config.maxBufferedBodyBytes,
     maxConnections: budget.effective,
     maxStreamsPerToken: o.config.maxStreamsPerToken,
     streamHeartbeatMs: o.config.streamHeartbeatMs,

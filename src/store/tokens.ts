@@ -378,9 +378,11 @@ export function authenticate(store: EventStore, header: string | undefined, acce
   if (store.distrusted.has(t)) throw err('EDBX_ERR_TOKEN_DISTRUSTED', { id: t.id });
   const now = store.env.now();
   authorize(t, now, access);
-  if (!access.write && t.keep_alive) {
-    // Sliding expiry on reads is kept in memory; it becomes durable with the token's next write or
-    // token change (a crash only shortens the lifetime back to its last durable value).
+  if (t.keep_alive) {
+    // Each use slides the expiry, kept in memory; it becomes durable with the token's next append or
+    // token change (a crash only shortens the lifetime back to its last durable value). A write is
+    // authenticated before its body is read: what it then does (an admin's change of tokens, bound
+    // by its expiry) sees the slide of this use.
     store.tokens.set(t.hash, afterUse(t, now, 0));
   }
   return t;

@@ -117,6 +117,50 @@ export function raw(
   });
 }
 
+/** A request whose connection stays open (`openRequest`). */
+export interface OpenRequest {
+  readonly socket: net.Socket;
+  /** Its answer as soon as it is whole, or undefined if none came within `ms`. */
+  answer(ms?: number): Promise<RawResponse | undefined>;
+}
+
+/**
+ * Send `head` (the request line and headers, without the blank line that ends them) and keep the
+ * connection open: the test sends the body, or part of it, or none, and reads the answer as soon as it
+ * is whole, while the connection stays open.
+ */
+export function openRequest(port: number, head: string): OpenRequest {
+  const socket = net.connect(port, '127.0.0.1');
+  socket.on('error', () => undefined);
+  let data = '';
+  let whole: RawResponse | undefined;
+  const waiting = new Set<() => void>();
+  socket.setEncoding('latin1');
+  socket.on('data', (d: string) => {
+    data += d;
+    const r = parseResponse(data);
+    if (r && r.text.length >= Number(r.headers['content-length'] ?? 0)) {
+      whole = r;
+      for (const w of waiting) w();
+    }
+  });
+  socket.write(`${head}\r\n\r\n`);
+  return {
+    socket,
+    answer: (ms = 3_000) =>
+      new Promise((resolve) => {
+        if (whole) return resolve(whole);
+        const done = () => {
+          clearTimeout(timer);
+          waiting.delete(done);
+          resolve(whole);
+        };
+        const timer = setTimeout(done, ms);
+        waiting.add(done);
+      }),
+  };
+}
+
 /** Send `head` + `body` bytes at once and read the answer (the request asks to close the connection). */
 export function rawRequest(port: number, head: string, body: Buffer | string = ''): Promise<RawResponse> {
   const bytes = typeof body === 'string' ? Buffer.from(body) : body;

@@ -2,7 +2,7 @@
 import type { FastifyInstance, FastifySchemaValidationError } from 'fastify';
 import { atEvent, err, isEventDbxError } from '../../core/errors.js';
 import { eventRef, version as parseVersion } from '../../core/names.js';
-import { type TokenRecord, issuerOf } from '../../core/tokens.js';
+import { type Access, type TokenRecord, issuerOf } from '../../core/tokens.js';
 import { aggregateConsistencyProof, eventInclusionProof, verifyNamed } from '../../store/index.js';
 import type { AppendRequest } from '../../store/types.js';
 import type { RouteContext } from '../app.js';
@@ -22,6 +22,16 @@ import * as S from '../schemas.js';
 import { fromValidation } from '../validation.js';
 
 type Params = { aggregate_type: string; aggregate_id: string };
+
+/**
+ * What an append needs of its token, from its path alone: checked before its body is read. The write
+ * allowance is the transaction's to check (an idempotent retry writes nothing and costs nothing).
+ */
+const append = (p: Params): Access => ({
+  write: true,
+  aggregate: { type: p.aggregate_type, id: p.aggregate_id },
+  allowanceChecked: 'by-transaction',
+});
 
 /** A validation failure of a transaction's body, naming the event it is about (`/events/1/…`). */
 function transactionValidation(
@@ -190,35 +200,35 @@ export async function aggregateRoutes(app: FastifyInstance, ctx: RouteContext): 
       expected_version?: number;
       event_id?: string;
     };
-  }>('/v1/aggregates/:aggregate_type/:aggregate_id/events', { schema: S.appendEvent }, async (req, reply) => {
-    const t = ctx.auth(req.headers.authorization, {
-      write: true,
-      aggregate: { type: req.params.aggregate_type, id: req.params.aggregate_id },
-      allowanceChecked: 'by-transaction',
-    });
-    refuseWhileDraining();
-    const body = req.body;
-    const appendReq: AppendRequest = {
-      aggregate_type: req.params.aggregate_type,
-      aggregate_id: req.params.aggregate_id,
-      event_type: body.event_type,
-      payload: body.payload,
-      expected_version: expectedVersionOf(req.headers, body.expected_version),
-      event_id: body.event_id,
-    };
-    try {
-      const [r] = await store.appendDetailed([appendReq], writeCtx(t));
-      return reply
-        .code(r!.duplicate ? 200 : 201)
-        .header('ETag', `"${r!.record.version}"`)
-        .send(r!.record);
-    } catch (e) {
-      // The stored version, as GET serves it: what the next If-Match takes once the client has rebased.
-      if (isEventDbxError(e, 'EDBX_ERR_VERSION_CONFLICT'))
-        void reply.header('ETag', `"${String(e.params.current)}"`);
-      throw e;
-    }
-  });
+  }>(
+    '/v1/aggregates/:aggregate_type/:aggregate_id/events',
+    { schema: S.appendEvent, config: { access: append } },
+    async (req, reply) => {
+      const t = ctx.authorized(req);
+      refuseWhileDraining();
+      const body = req.body;
+      const appendReq: AppendRequest = {
+        aggregate_type: req.params.aggregate_type,
+        aggregate_id: req.params.aggregate_id,
+        event_type: body.event_type,
+        payload: body.payload,
+        expected_version: expectedVersionOf(req.headers, body.expected_version),
+        event_id: body.event_id,
+      };
+      try {
+        const [r] = await store.appendDetailed([appendReq], writeCtx(t));
+        return reply
+          .code(r!.duplicate ? 200 : 201)
+          .header('ETag', `"${r!.record.version}"`)
+          .send(r!.record);
+      } catch (e) {
+        // The stored version, as GET serves it: what the next If-Match takes once the client has rebased.
+        if (isEventDbxError(e, 'EDBX_ERR_VERSION_CONFLICT'))
+          void reply.header('ETag', `"${String(e.params.current)}"`);
+        throw e;
+      }
+    },
+  );
 
   app.post<{ Body: { events: Array<AppendRequest> } }>(
     '/v1/transactions',
@@ -226,11 +236,15 @@ export async function aggregateRoutes(app: FastifyInstance, ctx: RouteContext): 
     {
       schema: S.transaction,
       attachValidation: true,
-      config: { withoutPreconditions: 'put expected_version on each event instead' },
+      config: {
+        withoutPreconditions: 'put expected_version on each event instead',
+        // Each event's aggregate is checked against the token's scopes by the transaction.
+        access: { write: true, allowanceChecked: 'by-transaction' },
+      },
     },
     async (req, reply) => {
       if (req.validationError) throw transactionValidation(req.validationError, req.body);
-      const t = ctx.auth(req.headers.authorization, { write: true, allowanceChecked: 'by-transaction' });
+      const t = ctx.authorized(req);
       refuseWhileDraining();
       const results = await store.appendDetailed(req.body.events, writeCtx(t), { nameEvents: true });
       return reply

@@ -3,13 +3,13 @@
  * changes made through the CLI's control socket take effect at once), and admin-only endpoints for
  * tooling: list (secrets masked), status, dead letters, replay and retry.
  */
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { err } from '../../core/errors.js';
 import { replayPlugin, retryPlugin } from '../../plugins/admin.js';
 import { deadLetters, listPlugins, pluginStatus } from '../../plugins/views.js';
 import type { DeliveryHost } from '../../plugins/host.js';
 import { wholeNumber } from '../../core/names.js';
-import { issuerOf } from '../../core/tokens.js';
+import { ADMIN_WRITE, issuerOf } from '../../core/tokens.js';
 import type { WriteContext } from '../../store/types.js';
 import type { RouteContext } from '../app.js';
 import type { Feature } from '../features.js';
@@ -24,8 +24,9 @@ type Auth = { headers: { authorization?: string } };
 async function pluginRoutes(app: FastifyInstance, ctx: RouteContext): Promise<void> {
   const { store } = ctx;
   const read = (req: Auth) => ctx.auth(req.headers.authorization, { write: false, admin: true });
-  const change = (req: Auth): WriteContext => {
-    const t = ctx.auth(req.headers.authorization, { write: true, admin: true });
+  const config = { access: ADMIN_WRITE };
+  const change = (req: FastifyRequest): WriteContext => {
+    const t = ctx.authorized(req);
     if (ctx.draining()) throw err('EDBX_ERR_SHUTTING_DOWN');
     return { issuedBy: issuerOf(t) };
   };
@@ -122,6 +123,7 @@ async function pluginRoutes(app: FastifyInstance, ctx: RouteContext): Promise<vo
         },
         response: { 200: { description: 'OK' }, ...errors },
       },
+      config,
     },
     async (req) =>
       replayPlugin(store, req.params.name, req.body?.from, change(req), 'body.from', req.body?.rebuild),
@@ -135,6 +137,7 @@ async function pluginRoutes(app: FastifyInstance, ctx: RouteContext): Promise<vo
         params: nameParams,
         response: { 200: { description: 'OK' }, ...errors },
       },
+      config,
     },
     async (req) => retryPlugin(store, req.params.name, change(req)),
   );

@@ -3,10 +3,10 @@
  * token; one limited to some aggregates reads only their types' schemas), the history of a schema, and admin-only equivalents of the `schema` commands for tooling.
  * Changes apply to the very next append (see src/store/schemas.ts).
  */
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { err } from '../../core/errors.js';
 import { aggregateType } from '../../core/names.js';
-import { issuerOf } from '../../core/tokens.js';
+import { ADMIN_WRITE, issuerOf } from '../../core/tokens.js';
 import type { WriteContext } from '../../store/types.js';
 import {
   addSchemaEvents,
@@ -79,8 +79,9 @@ async function schemaRoutes(app: FastifyInstance, ctx: RouteContext): Promise<vo
     ctx.auth(req.headers.authorization, { write: false, schemaOf: type });
     return type;
   };
-  const admin = (req: { headers: { authorization?: string } }): WriteContext => {
-    const t = ctx.auth(req.headers.authorization, { write: true, admin: true });
+  const config = { access: ADMIN_WRITE };
+  const admin = (req: FastifyRequest): WriteContext => {
+    const t = ctx.authorized(req);
     if (ctx.draining()) throw err('EDBX_ERR_SHUTTING_DOWN');
     return { issuedBy: issuerOf(t) };
   };
@@ -165,6 +166,7 @@ async function schemaRoutes(app: FastifyInstance, ctx: RouteContext): Promise<vo
         },
         response: { 201: schema, ...errors },
       },
+      config,
     },
     async (req, reply) => {
       const by = admin(req);
@@ -195,6 +197,7 @@ async function schemaRoutes(app: FastifyInstance, ctx: RouteContext): Promise<vo
         },
         response: { 200: schema, ...errors },
       },
+      config,
     },
     async (req) => {
       const by = admin(req);
@@ -233,6 +236,7 @@ async function schemaRoutes(app: FastifyInstance, ctx: RouteContext): Promise<vo
         },
         response: { 200: schema, ...errors },
       },
+      config,
     },
     async (req) => {
       const by = admin(req);
@@ -266,6 +270,7 @@ async function schemaRoutes(app: FastifyInstance, ctx: RouteContext): Promise<vo
         },
         response: { 200: schema, ...errors },
       },
+      config,
     },
     async (req) => {
       const by = admin(req);

@@ -1,7 +1,7 @@
 /** Token management over HTTP for group `admin` (the same operations as `eventdbx token …`). */
 import type { FastifyInstance } from 'fastify';
 import { err } from '../../core/errors.js';
-import { describeToken, issuerOf } from '../../core/tokens.js';
+import { ADMIN_WRITE, type TokenRecord, describeToken, issuerOf } from '../../core/tokens.js';
 import {
   TOKEN_RANGES,
   createToken,
@@ -49,11 +49,9 @@ const idParams = {
 export const tokenFeature: Feature = {
   name: 'tokens',
   async routes(app: FastifyInstance, ctx) {
-    const admin = (header: string | undefined, write: boolean) => {
-      const t = ctx.auth(header, { write, admin: true });
-      // The hash lets a token it issues or refreshes be bound by its own expiry (refuseOutliving).
-      return { issuedBy: issuerOf(t), tokenHash: t.hash };
-    };
+    // The hash lets a token it issues or refreshes be bound by its own expiry (refuseOutliving).
+    const issuer = (t: TokenRecord) => ({ issuedBy: issuerOf(t), tokenHash: t.hash });
+    const config = { access: ADMIN_WRITE };
     app.get<{ Querystring: Query }>(
       '/v1/tokens',
       {
@@ -72,7 +70,7 @@ export const tokenFeature: Feature = {
         },
       },
       async (req, reply) => {
-        admin(req.headers.authorization, false);
+        ctx.auth(req.headers.authorization, { write: false, admin: true });
         const take = num(req.query, 'take', DEFAULT_PAGE, 1, MAX_PAGE);
         const after = decodeCursor(req.query.cursor, isKeyCursor)?.k;
         const skip = num(req.query, 'skip', 0);
@@ -125,9 +123,10 @@ export const tokenFeature: Feature = {
           },
           response: { 201: tokenView, ...errors },
         },
+        config,
       },
       async (req, reply) => {
-        const wctx = admin(req.headers.authorization, true);
+        const wctx = issuer(ctx.authorized(req));
         const b = req.body;
         const t = await createToken(
           ctx.store,
@@ -154,6 +153,7 @@ export const tokenFeature: Feature = {
           params: idParams,
           response: { 200: tokenView, ...errors },
         },
+        config,
       },
       async (req) => {
         // No body is needed; like every route, refuse fields it does not define (a body schema would
@@ -165,7 +165,7 @@ export const tokenFeature: Feature = {
             value: '',
             reason: `must NOT have additional properties (unknown field ${JSON.stringify(extra)})`,
           });
-        return revokeToken(ctx.store, req.params.id, admin(req.headers.authorization, true));
+        return revokeToken(ctx.store, req.params.id, issuer(ctx.authorized(req)));
       },
     );
     app.post<{ Params: { id: string }; Body: { expiration?: number; limit?: number } }>(
@@ -181,13 +181,14 @@ export const tokenFeature: Feature = {
           },
           response: { 200: tokenView, ...errors },
         },
+        config,
       },
       async (req) =>
         refreshToken(
           ctx.store,
           req.params.id,
           { expiration: req.body?.expiration, limit: req.body?.limit },
-          admin(req.headers.authorization, true),
+          issuer(ctx.authorized(req)),
         ),
     );
   },
