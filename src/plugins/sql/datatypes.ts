@@ -198,11 +198,17 @@ export function castValue(t: DataType, raw: string): CastResult {
       if (!validDate(y, mo, d)) return no;
       // Fractional seconds only after seconds (`17:22.5` is not a time).
       if (m[3] !== undefined && m[2]!.length !== 8) return no;
-      // No offset means UTC (never the server's local time zone). Whole seconds through Date, the
-      // fraction kept as sent (an offset moves whole minutes): PostgreSQL keeps microseconds.
-      const ms = Date.parse(`${m[1]}T${m[2] ?? '00:00'}${offset(m[4])}`);
-      if (Number.isNaN(ms)) return no;
-      return ok(new Date(ms).toISOString().replace(/\.000Z$/, `.${(m[3] ?? '').padEnd(3, '0')}Z`));
+      // No offset means UTC (never the server's local time zone). Whole seconds through Date (an
+      // offset moves whole minutes), then the fraction to the microsecond, as PostgreSQL keeps it
+      // (finer digits rounded, as it rounds them); always six digits, so text order is time order.
+      const whole = Date.parse(`${m[1]}T${m[2] ?? '00:00'}${offset(m[4])}`);
+      if (Number.isNaN(whole)) return no;
+      const digits = (m[3] ?? '').padEnd(7, '0');
+      const micros = Number(digits.slice(0, 6)) + (digits[6]! >= '5' ? 1 : 0);
+      const iso = new Date(whole + Math.floor(micros / 1000)).toISOString();
+      // Rounding or an offset may leave the years SQL takes (0001–9999).
+      if (!/^\d{4}-/.test(iso) || iso.startsWith('0000')) return no;
+      return ok(`${iso.slice(0, -1)}${String(micros % 1000).padStart(3, '0')}Z`);
     }
     case 'time':
       return TIME.test(v) ? ok(v) : no;
