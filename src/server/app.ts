@@ -224,7 +224,11 @@ export async function buildServer(
     if (lag) app.log.warn({ clock_behind_ms: lag.behind_ms, held_at: lag.held_at }, clockLagMessage(lag));
     else app.log.info(clockLagMessage(undefined));
   });
+  // The clock is read every second: a step back is said at once, not at the next write, and times
+  // and token expiry are held at the newest time this server has seen, not only the newest recorded.
+  const clockTick = setInterval(() => options.store.clock.now(), 1000).unref();
   app.addHook('onClose', (_app, done) => {
+    clearInterval(clockTick);
     stopClockLog();
     done();
   });

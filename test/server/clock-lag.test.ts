@@ -8,6 +8,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { RocksDbEngine } from '../../src/storage/rocksdb/rocksdb-engine.js';
 import { type TestServer, get, post, testServer } from '../helpers/http.js';
 import { tempDirs } from '../helpers/temp.js';
+import { createToken } from '../../src/store/tokens.js';
 
 const T0 = Date.parse('2026-11-28T02:26:33.234Z');
 const HOUR = 3_600_000;
@@ -71,5 +72,28 @@ describe('a server whose clock steps back (qa-time #2)', () => {
     expect(await deposit('3')).toBe(v5);
     expect(clockLines().filter((l) => l.level === 40)).toHaveLength(2);
     expect(clockLines().at(-1)).toMatchObject({ clock_behind_ms: 10 * 60_000 });
+  });
+});
+
+describe('a running server reads its clock every second (qa-retest NEW-3)', () => {
+  it('warns of a step back with no write, and a token that expired meanwhile stays expired', async () => {
+    const { token } = await createToken(
+      s.store,
+      { group: 'app', user: 'brief', expiration: 2 },
+      { issuedBy: { group: 'local', user: 'test' } },
+    );
+    const asBrief = () =>
+      fetch(`${s.url}/v1/aggregates`, { headers: { authorization: `Bearer ${token}` } }).then(async (r) => ({
+        status: r.status,
+        body: (await r.json()) as Record<string, unknown>,
+      }));
+    expect((await asBrief()).status).toBe(200);
+    // The token expires while nothing is asked of the server; then the clock steps back an hour.
+    wall = T0 + 5_000;
+    await new Promise((r) => setTimeout(r, 1_300));
+    wall = T0 - HOUR;
+    await new Promise((r) => setTimeout(r, 1_300));
+    expect(clockLines()).toEqual([expect.objectContaining({ level: 40, clock_behind_ms: HOUR + 5_000 })]);
+    expect(await asBrief()).toMatchObject({ status: 401, body: { code: 'EDBX_ERR_TOKEN_EXPIRED' } });
   });
 });
