@@ -460,15 +460,23 @@ async function status(config: Config, json: boolean): Promise<number> {
   // Where the server listens (a server of an earlier version records no host: the default).
   const host = running.host ?? DEFAULT_HOST;
   if (running.stopping_since !== undefined) health = { status: 'stopping' };
-  else
+  else {
+    // A timer that keeps the process alive (AbortSignal.timeout's does not): a connection the server
+    // never takes (at its max_connections) would otherwise leave nothing to wait for, and Node would
+    // end the command mid-await with exit code 13 and no word.
+    const ctl = new AbortController();
+    const timer = setTimeout(() => ctl.abort(), HEALTH_TIMEOUT_MS);
     try {
       const res = await fetch(`${httpUrl(reachableHost(host), running.port)}/health`, {
-        signal: AbortSignal.timeout(HEALTH_TIMEOUT_MS),
+        signal: ctl.signal,
       });
       health = (await res.json()) as Record<string, unknown>;
     } catch {
       health = { status: 'not answering' };
+    } finally {
+      clearTimeout(timer);
     }
+  }
   const info = {
     running: true,
     pid: running.pid,
@@ -516,7 +524,11 @@ async function status(config: Config, json: boolean): Promise<number> {
   if (health.status === 'stopping') return reportError(err('EDBX_ERR_SHUTTING_DOWN'));
   if (health.status !== 'not answering') return 0;
   return reportError(
-    err('EDBX_ERR_SERVER_NOT_ANSWERING', { pid: running.pid, seconds: HEALTH_TIMEOUT_MS / 1000 }),
+    err('EDBX_ERR_SERVER_NOT_ANSWERING', {
+      pid: running.pid,
+      seconds: HEALTH_TIMEOUT_MS / 1000,
+      command: 'health',
+    }),
   );
 }
 

@@ -624,7 +624,9 @@ export const ERRORS = {
     message: (p) =>
       p.command === 'running'
         ? `the server at PID ${p.pid} stopped answering (nothing for ${p.seconds} s) while it ran the command: whether it took effect is unknown; check that process (stopped or hung?), and a read, before retrying`
-        : `the server at PID ${p.pid} does not answer (nothing within ${p.seconds} s)${p.command === 'not-run' ? ': the command was not run' : ''}; check that process (stopped or hung?), or end it with \`eventdbx stop\``,
+        : p.command === 'health'
+          ? `the server at PID ${p.pid} does not answer GET /health (nothing within ${p.seconds} s): it may have max_connections open (eventdbx_http_connections_open, a flood of clients), or be stopped or hung; check that process before ending it with \`eventdbx stop\``
+          : `the server at PID ${p.pid} does not answer (nothing within ${p.seconds} s)${p.command === 'not-run' ? ': the command was not run' : ''}; check that process (stopped or hung?), or end it with \`eventdbx stop\``,
     doc: 'The CLI reached the running server but it did not answer in time (the process is stopped, hung or overloaded). A command it had not acknowledged was not run, and never will be; one it was running may or may not have taken effect (the message says which).',
   },
 
