@@ -84,6 +84,17 @@ export interface HttpResponse<T> {
 const TRANSIENT = new Set([502, 503, 504]);
 
 /**
+ * The server's 503s that come before it does anything with a request (a stopping server; a body over
+ * its budget of request bodies held): safe to send again, with event ids or without.
+ */
+const REFUSED_UNDONE = new Set<string>(['EDBX_ERR_SHUTTING_DOWN', 'EDBX_ERR_BODY_BUFFER_FULL']);
+const refusedUndone = (status: number, text: string): boolean => {
+  if (status !== 503) return false;
+  const body = jsonOrUndefined(text);
+  return isProblem(body) && REFUSED_UNDONE.has(body.code);
+};
+
+/**
  * What a failed request that is not safe to retry adds to its error: the server may have applied it.
  */
 function unknownOutcome(method: string, path: string, idempotent: boolean): string {
@@ -253,7 +264,8 @@ export class Transport {
       // A gateway's 502/504 may come after the server applied the request (it timed out, or the
       // connection dropped before the answer): like an attempt that got no answer.
       if (res.status === 502 || res.status === 504) unanswered++;
-      if (TRANSIENT.has(res.status) && attempt < retries) {
+      const allowed = retries > 0 || !refusedUndone(res.status, text) ? retries : this.#o.retry.retries;
+      if (TRANSIENT.has(res.status) && attempt < allowed) {
         const wait = retryAfterMs(res) ?? backoff(attempt, this.#o.retry);
         await pause(Math.min(this.#o.retry.maxDelayMs, wait));
         continue;
