@@ -110,7 +110,8 @@ function presentedTokenId(e: EventDbxError, header: string | undefined): string 
 }
 
 /**
- * What the log says of an answer: every server error (5xx) at error level, every refused
+ * What the log says of an answer: every server error (5xx) at error level (a body over the budget
+ * of request bodies, turned away by design, at warn), every refused
  * authentication (401) at warn level with the token's id, never a token, key or payload. Repeats of
  * one failure (a full disk refusing every write, a client retrying a revoked token) are collapsed by
  * `lines`: the first is logged, then one a minute with the number left out (`repeated`); what is left
@@ -128,7 +129,8 @@ function logAnswer(lines: RepeatLog, error: EventDbxError, cause: unknown, req: 
   if (error.status >= 500) {
     const internal = error.code === 'EDBX_ERR_INTERNAL' ? { err: cause } : {};
     lines.note(`${error.code}:${error.message}`, {
-      level: 'error',
+      // A load the server turns away by design (bodies over its budget) is no server failure.
+      level: error.code === 'EDBX_ERR_BODY_BUFFER_FULL' ? 'warn' : 'error',
       fields: { code: error.code, status: error.status, ...where, ...internal },
       msg: error.message,
     });

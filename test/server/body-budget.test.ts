@@ -54,7 +54,7 @@ afterEach(() => {
 describe('the bytes of request bodies held at once are bounded (qa-full #3)', () => {
   let s: TestServer;
   beforeAll(async () => {
-    s = await testServer({ bodyLimit: 10_000, maxBufferedBodyBytes: 25_000 });
+    s = await testServer({ bodyLimit: 10_000, maxBufferedBodyBytes: 25_000, logs: true });
   });
   afterAll(() => s?.close());
 
@@ -72,6 +72,8 @@ describe('the bytes of request bodies held at once are bounded (qa-full #3)', ()
     expect(r?.body.detail).toContain('max_buffered_body_bytes 25000');
     expect(r?.headers['retry-after']).toBe('1');
     expect(r?.headers['content-type']).toMatch(/^application\/problem\+json/);
+    // Turned away by design: a warning, not a server error.
+    expect(s.logs.filter((l) => l.code === 'EDBX_ERR_BODY_BUFFER_FULL').map((l) => l.level)).toEqual([40]);
 
     // One that fits beside them is taken.
     const small = await post(s, '/v1/aggregates/patient/d/events', JSON.parse(body(500)));
