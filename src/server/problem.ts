@@ -111,8 +111,8 @@ function presentedTokenId(e: EventDbxError, header: string | undefined): string 
 
 /**
  * What the log says of an answer: every server error (5xx) at error level (a body over the budget
- * of request bodies, turned away by design, at warn), every refused
- * authentication (401) at warn level with the token's id, never a token, key or payload. Repeats of
+ * of request bodies, turned away by design, at warn), every refused authentication (401) at warn
+ * level with the token's id, never a token, key or payload. Repeats of
  * one failure (a full disk refusing every write, a client retrying a revoked token) are collapsed by
  * `lines`: the first is logged, then one a minute with the number left out (`repeated`); what is left
  * out is logged once its minute has passed or when the server stops, never lost.
