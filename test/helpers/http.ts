@@ -4,6 +4,7 @@
  * (fetch would fix up what these tests need to get wrong on purpose).
  */
 import net from 'node:net';
+import { afterEach } from 'vitest';
 import type { FastifyInstance } from 'fastify';
 import { type ServerOptions, buildServer } from '../../src/server/app.js';
 import type { StorageEngine } from '../../src/storage/engine.js';
@@ -160,6 +161,29 @@ export function openRequest(port: number, head: string): OpenRequest {
       }),
   };
 }
+
+/**
+ * `openRequest` whose connections are closed after each test (call at the top of a test file).
+ *
+ * @example
+ * const open = openRequests();
+ * const a = open(s.port, head); // closed after the test, however it ends
+ */
+export function openRequests(): (port: number, head: string) => OpenRequest {
+  const opened: OpenRequest[] = [];
+  afterEach(() => {
+    for (const o of opened.splice(0)) o.socket.destroy();
+  });
+  return (port, head) => {
+    const o = openRequest(port, head);
+    opened.push(o);
+    return o;
+  };
+}
+
+/** The JSON of an append of about `bytes` bytes (one event, its payload a note). */
+export const appendBodyOf = (bytes: number): string =>
+  JSON.stringify({ event_type: 'noted', payload: { note: 'x'.repeat(Math.max(0, bytes - 50)) } });
 
 /** Send `head` + `body` bytes at once and read the answer (the request asks to close the connection). */
 export function rawRequest(port: number, head: string, body: Buffer | string = ''): Promise<RawResponse> {

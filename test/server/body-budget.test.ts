@@ -9,22 +9,20 @@
 import { writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_MAX_BUFFERED_BODY_BYTES, loadConfig } from '../../src/config/config.js';
 import { createToken } from '../../src/store/tokens.js';
 import { expectCode } from '../helpers/expect.js';
 import { GatedEngine } from '../helpers/gated-engine.js';
 import { tempDirs } from '../helpers/temp.js';
-import { type OpenRequest, type TestServer, openRequest, post, testServer } from '../helpers/http.js';
+import { type TestServer, appendBodyOf, openRequests, post, testServer } from '../helpers/http.js';
 
 const appendHead = (token: string, length: number | 'chunked', where = 'patient/p-1') =>
   `POST /v1/aggregates/${where}/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${token}\r\n` +
   'Content-Type: application/json\r\n' +
   (length === 'chunked' ? 'Transfer-Encoding: chunked' : `Content-Length: ${length}`);
 
-/** An append body of about `bytes` bytes. */
-const body = (bytes: number) =>
-  JSON.stringify({ event_type: 'noted', payload: { note: 'x'.repeat(Math.max(0, bytes - 50)) } });
+const body = appendBodyOf;
 
 const chunk = (data: string) => `${data.length.toString(16)}\r\n${data}\r\n`;
 
@@ -45,11 +43,7 @@ async function until(what: () => Promise<boolean>, ms = 5_000): Promise<void> {
   }
 }
 
-const opened: OpenRequest[] = [];
-const track = (o: OpenRequest) => (opened.push(o), o);
-afterEach(() => {
-  for (const o of opened.splice(0)) o.socket.destroy();
-});
+const open = openRequests();
 
 describe('the bytes of request bodies held at once are bounded (qa-full #3)', () => {
   let s: TestServer;
@@ -60,12 +54,12 @@ describe('the bytes of request bodies held at once are bounded (qa-full #3)', ()
 
   it('refuses a body over the bound with 503 and Retry-After at once; one under it is taken', async () => {
     // Two clients announce 10,000 bytes each and stop partway: 20,000 bytes counted.
-    const a = track(openRequest(s.port, appendHead(s.token, 10_000, 'patient/a')));
+    const a = open(s.port, appendHead(s.token, 10_000, 'patient/a'));
     a.socket.write('{"event_type":"noted","payload":{"note":"' + 'x'.repeat(9_000));
-    const b = track(openRequest(s.port, appendHead(s.token, 10_000, 'patient/b')));
+    const b = open(s.port, appendHead(s.token, 10_000, 'patient/b'));
     await until(async () => (await heldBytes(s)) === 20_000);
 
-    const over = track(openRequest(s.port, appendHead(s.token, 9_000, 'patient/c')));
+    const over = open(s.port, appendHead(s.token, 9_000, 'patient/c'));
     const r = await over.answer();
     expect(r?.status).toBe(503);
     expect(r?.body.code).toBe('EDBX_ERR_BODY_BUFFER_FULL');
@@ -92,7 +86,7 @@ describe('the bytes of request bodies held at once are bounded (qa-full #3)', ()
   it('counts nothing for a request refused before its body', async () => {
     const by = { issuedBy: { group: 'local', user: 'test' } };
     const ro = (await createToken(s.store, { group: 'monitor', user: 'scraper', readOnly: true }, by)).token;
-    const r = await track(openRequest(s.port, appendHead(ro, 10_000))).answer();
+    const r = await open(s.port, appendHead(ro, 10_000)).answer();
     expect(r?.body.code).toBe('EDBX_ERR_TOKEN_READ_ONLY');
     expect(await heldBytes(s)).toBe(0);
   });
@@ -106,7 +100,7 @@ describe('the bytes of request bodies held at once are bounded (qa-full #3)', ()
         expect((await post(g, '/v1/aggregates/patient/k/events', JSON.parse(body(100)))).status).toBe(201);
       const held = engine.holdAfter(1);
       const read = `GET /v1/aggregates/patient/k/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${g.token}\r\n\r\n`;
-      const c = track(openRequest(g.port, `${read}${appendHead(g.token, 10_000, 'patient/l')}`));
+      const c = open(g.port, `${read}${appendHead(g.token, 10_000, 'patient/l')}`);
       c.socket.write('{"event_type":"noted"');
       await held;
       await until(async () => (await heldBytes(g)) === 10_000);
@@ -121,11 +115,11 @@ describe('the bytes of request bodies held at once are bounded (qa-full #3)', ()
   });
 
   it('counts a chunked body as its chunks arrive, refuses it once it passes the bound, and gives it back', async () => {
-    const held = track(openRequest(s.port, appendHead(s.token, 10_000, 'patient/e')));
-    const streaming = track(openRequest(s.port, appendHead(s.token, 'chunked', 'patient/f')));
+    const held = open(s.port, appendHead(s.token, 10_000, 'patient/e'));
+    const streaming = open(s.port, appendHead(s.token, 'chunked', 'patient/f'));
     streaming.socket.write(chunk('{"event_type":"noted","payload":{"note":"' + 'x'.repeat(7_000)));
     await until(async () => (await heldBytes(s)) === 17_041);
-    const chunked = track(openRequest(s.port, appendHead(s.token, 'chunked', 'patient/g')));
+    const chunked = open(s.port, appendHead(s.token, 'chunked', 'patient/g'));
     chunked.socket.write(chunk('{"event_type":"noted","payload":{"note":"' + 'x'.repeat(5_000)));
     await until(async () => (await heldBytes(s)) === 22_082);
     expect(await chunked.answer(200)).toBeUndefined();
@@ -142,7 +136,7 @@ describe('the bytes of request bodies held at once are bounded (qa-full #3)', ()
     await until(async () => (await heldBytes(s)) === 0);
 
     // A whole chunked body under the bound is taken.
-    const whole = track(openRequest(s.port, appendHead(s.token, 'chunked', 'patient/h')));
+    const whole = open(s.port, appendHead(s.token, 'chunked', 'patient/h'));
     whole.socket.write(chunk(body(3_000)) + '0\r\n\r\n');
     expect((await whole.answer())?.status).toBe(201);
     await until(async () => (await heldBytes(s)) === 0);

@@ -5,24 +5,18 @@
  * admin) is now refused before the body is read, as a missing token is, and so is a path no route
  * serves; a token revoked while its body arrives is still refused once the body is in.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tokenFeature } from '../../src/server/routes/tokens.js';
 import { createToken } from '../../src/store/tokens.js';
-import { type OpenRequest, type TestServer, openRequest, post, testServer } from '../helpers/http.js';
+import { type TestServer, appendBodyOf, openRequests, post, testServer } from '../helpers/http.js';
 
 const appendHead = (token: string, length: number, where: string) =>
   `POST /v1/aggregates/${where}/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${token}\r\n` +
   `Content-Type: application/json\r\nContent-Length: ${length}`;
 
-/** An append body of about `bytes` bytes. */
-const body = (bytes: number) =>
-  JSON.stringify({ event_type: 'noted', payload: { note: 'x'.repeat(Math.max(0, bytes - 50)) } });
+const body = appendBodyOf;
 
-const opened: OpenRequest[] = [];
-const track = (o: OpenRequest) => (opened.push(o), o);
-afterEach(() => {
-  for (const o of opened.splice(0)) o.socket.destroy();
-});
+const open = openRequests();
 
 describe('a token that cannot make a write is refused before its body is read (qa-full #3)', () => {
   let s: TestServer;
@@ -57,7 +51,7 @@ describe('a token that cannot make a write is refused before its body is read (q
   ])('%s: answered at once, with nothing of the body sent', async (_name, who, target, status, code) => {
     const auth = who === 'none' ? '' : `Authorization: Bearer ${tokens[who]!}\r\n`;
     const head = `POST ${target} HTTP/1.1\r\nHost: x\r\n${auth}Content-Type: application/json\r\nContent-Length: 900000`;
-    const r = await track(openRequest(s.port, head)).answer();
+    const r = await open(s.port, head).answer();
     expect(r?.status).toBe(status);
     expect(r?.body.code).toBe(code);
   });
@@ -82,7 +76,7 @@ describe('a token that cannot make a write is refused before its body is read (q
       )
     ).token;
     const payload = body(2_000);
-    const req = track(openRequest(s.port, appendHead(t, payload.length, 'patient/p-3')));
+    const req = open(s.port, appendHead(t, payload.length, 'patient/p-3'));
     req.socket.write(payload.slice(0, 1_000));
     expect(await req.answer(300)).toBeUndefined();
     const revoked = await fetch(`${s.url}/v1/tokens/${t.slice(0, 11)}/revoke`, {
