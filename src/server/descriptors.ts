@@ -109,9 +109,9 @@ export function tooFewDescriptors(b: ConnectionBudget): EventDbxError | undefine
 export function loweredLine(b: ConnectionBudget, was?: number): { fields: object; msg: string } | undefined {
   if (b.limit === undefined || b.effective >= b.configured) return undefined;
   const wanted = limitFor(b, b.configured);
-  const from =
+  const change =
     was === undefined
-      ? `lowered from ${b.configured}`
+      ? `lowered from ${b.configured} to ${b.effective}`
       : `now ${b.effective} (was ${was}; configured ${b.configured})`;
   return {
     fields: {
@@ -124,7 +124,7 @@ export function loweredLine(b: ConnectionBudget, was?: number): { fields: object
       plugins: b.use.plugins,
     },
     msg:
-      `${was === undefined ? `max_connections ${from} to ${b.effective}` : `max_connections ${from}`}: ` +
+      `max_connections ${change}: ` +
       `the open-files limit (\`ulimit -n\`) is ${b.limit}, and the server keeps ${b.reserved} descriptors for ` +
       `its store (${tableFiles(b.use.tables)}), its plugins (${b.use.plugins}) and CLI commands; to allow all ` +
       `${b.configured}, raise the limit to at least ${wanted} (\`ulimit -n ${wanted}\` in the shell that ` +
